@@ -1,0 +1,274 @@
+import { lazy, Suspense, useCallback, useEffect, useState, type FormEvent, type ReactElement } from 'react';
+import { api, ApiError, errorMessage, onUnauthorized, setCsrfToken, type User } from './api';
+import { Link, navigate, useLocation } from './router';
+import { SessionContext, useSession, type Session } from './session';
+import { Notices } from './components/ui';
+import { timeZone, usd } from './format';
+import { KeysPage } from './pages/Keys';
+import { KeyDetailPage } from './pages/KeyDetail';
+import { LogsPage } from './pages/Logs';
+
+// Pages that pull in the chart library (or are admin-only) load on demand.
+const UsagePage = lazy(() => import('./pages/Usage'));
+const UsersPage = lazy(() => import('./pages/Users'));
+const ChannelsPage = lazy(() => import('./pages/Channels'));
+const PricingPage = lazy(() => import('./pages/Pricing'));
+
+interface SessionBody {
+  user: User;
+  csrf_token: string;
+}
+
+type Boot = { state: 'loading' } | { state: 'error'; message: string } | { state: 'signed-out'; notice?: string } | { state: 'signed-in'; user: User };
+
+export function App() {
+  const [boot, setBoot] = useState<Boot>({ state: 'loading' });
+
+  const loadSession = useCallback(async () => {
+    try {
+      const s = await api.get<SessionBody>('/api/auth/session');
+      setCsrfToken(s.csrf_token);
+      setBoot({ state: 'signed-in', user: s.user });
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+        setCsrfToken(null);
+        setBoot({ state: 'signed-out' });
+      } else {
+        setBoot({ state: 'error', message: errorMessage(err) });
+      }
+    }
+  }, []);
+
+  useEffect(() => {
+    void loadSession();
+  }, [loadSession]);
+
+  useEffect(
+    () =>
+      onUnauthorized(() => {
+        setCsrfToken(null);
+        setBoot((b) => (b.state === 'signed-in' ? { state: 'signed-out', notice: 'Your session has ended. Please sign in again.' } : b));
+      }),
+    [],
+  );
+
+  if (boot.state === 'loading') {
+    return (
+      <main className="center-page">
+        <p role="status">Loading the console…</p>
+      </main>
+    );
+  }
+  if (boot.state === 'error') {
+    return (
+      <main className="center-page">
+        <div className="notice error" role="alert">
+          <p>The console could not reach the gateway: {boot.message}</p>
+          <button type="button" onClick={() => void loadSession()}>
+            Try again
+          </button>
+        </div>
+      </main>
+    );
+  }
+  if (boot.state === 'signed-out') {
+    return (
+      <SignIn
+        notice={boot.notice}
+        onSignedIn={(user) => {
+          setBoot({ state: 'signed-in', user });
+        }}
+      />
+    );
+  }
+
+  const session: Session = {
+    user: boot.user,
+    signOut: async () => {
+      try {
+        await api.post('/api/auth/logout');
+      } catch {
+        /* the session is gone either way */
+      }
+      setCsrfToken(null);
+      setBoot({ state: 'signed-out', notice: 'You are signed out.' });
+    },
+    refresh: loadSession,
+  };
+
+  return (
+    <SessionContext.Provider value={session}>
+      <Shell />
+    </SessionContext.Provider>
+  );
+}
+
+function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (u: User) => void }) {
+  const [username, setUsername] = useState('');
+  const [password, setPassword] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    document.title = 'Sign in · MoleAPI';
+  }, []);
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const s = await api.post<SessionBody>('/api/auth/login', { username, password });
+      setCsrfToken(s.csrf_token);
+      onSignedIn(s.user);
+    } catch (err) {
+      setError(
+        err instanceof ApiError && err.status === 401 ? 'Wrong username or password.' : errorMessage(err),
+      );
+      setBusy(false);
+    }
+  };
+
+  return (
+    <main className="center-page">
+      <form className="card signin" onSubmit={submit} aria-labelledby="signin-title">
+        <div className="brand big" aria-hidden="true">
+          <span className="logo" /> MoleAPI
+        </div>
+        <h1 id="signin-title">Sign in to the console</h1>
+        {notice ? <p className="notice">{notice}</p> : null}
+        <label>
+          Username
+          <input
+            name="username"
+            autoComplete="username"
+            required
+            value={username}
+            onChange={(e) => setUsername(e.target.value)}
+            autoFocus
+          />
+        </label>
+        <label>
+          Password
+          <input
+            name="password"
+            type="password"
+            autoComplete="current-password"
+            required
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+          />
+        </label>
+        {error ? (
+          <p className="notice error" role="alert">
+            {error}
+          </p>
+        ) : null}
+        <button type="submit" className="primary" disabled={busy}>
+          {busy ? 'Signing in…' : 'Sign in'}
+        </button>
+      </form>
+    </main>
+  );
+}
+
+const NAV: { href: string; label: string; admin?: boolean }[] = [
+  { href: '/keys', label: 'Keys' },
+  { href: '/logs', label: 'Logs' },
+  { href: '/usage', label: 'Usage' },
+  { href: '/users', label: 'Users', admin: true },
+  { href: '/channels', label: 'Channels', admin: true },
+  { href: '/pricing', label: 'Pricing', admin: true },
+];
+
+function Shell() {
+  const { path } = useLocation();
+  const session = useSession();
+  const isAdmin = session.user.role === 'admin';
+
+  useEffect(() => {
+    if (path === '/' || path === '/login' || path === '/index.html') navigate('/keys', { replace: true });
+  }, [path]);
+
+  const section = '/' + (path.split('/')[1] ?? '');
+  const current = NAV.find((n) => n.href === section);
+  useEffect(() => {
+    document.title = `${current?.label ?? 'Console'} · MoleAPI`;
+  }, [current]);
+
+  return (
+    <div className="shell">
+      <a className="skip" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <div className="brand">
+          <span className="logo" aria-hidden="true" /> MoleAPI
+        </div>
+        <nav aria-label="Main" className="mainnav">
+          <ul>
+            {NAV.filter((n) => !n.admin || isAdmin).map((n) => (
+              <li key={n.href}>
+                <Link href={n.href} aria-current={section === n.href ? 'page' : undefined}>
+                  {n.label}
+                </Link>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <div className="who">
+          <span className="who-name">
+            {session.user.username} <span className="badge">{session.user.role}</span>
+          </span>
+          <span className="muted who-balance" title="Account balance">
+            Balance {usd(session.user.balance)}
+          </span>
+          <button type="button" onClick={() => void session.signOut()}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      <main id="main" tabIndex={-1}>
+        <Suspense fallback={<p role="status">Loading page…</p>}>
+          <Route path={path} isAdmin={isAdmin} />
+        </Suspense>
+      </main>
+      <footer className="foot muted">Times are shown in your time zone ({timeZone}). Amounts are in US dollars.</footer>
+      <Notices />
+    </div>
+  );
+}
+
+function Route({ path, isAdmin }: { path: string; isAdmin: boolean }) {
+  const parts = path.split('/').filter(Boolean);
+  const [head, id] = parts;
+  if (!head || head === 'keys') {
+    if (id) return <KeyDetailPage id={decodeURIComponent(id)} />;
+    return <KeysPage />;
+  }
+  if (head === 'logs') return <LogsPage />;
+  if (head === 'usage') return <UsagePage />;
+  const adminPages: Record<string, ReactElement> = {
+    users: <UsersPage />,
+    channels: <ChannelsPage />,
+    pricing: <PricingPage />,
+  };
+  if (head in adminPages) {
+    if (!isAdmin) {
+      return (
+        <div className="notice error" role="alert">
+          This page is for administrators.
+        </div>
+      );
+    }
+    return adminPages[head] ?? null;
+  }
+  return (
+    <div className="empty">
+      <h1>Page not found</h1>
+      <p>
+        There is nothing at <code>{path}</code>. <Link href="/keys">Go to your keys</Link>.
+      </p>
+    </div>
+  );
+}

@@ -1,0 +1,391 @@
+// Shared building blocks: dialogs, async state, pagination, meters, notices.
+import {
+  useCallback,
+  useEffect,
+  useId,
+  useRef,
+  useState,
+  useSyncExternalStore,
+  type DependencyList,
+  type FormEvent,
+  type ReactNode,
+} from 'react';
+import { createPortal } from 'react-dom';
+import { errorMessage } from '../api';
+import { usd } from '../format';
+
+// ---------------------------------------------------------------------------
+// Async data
+
+export interface AsyncState<T> {
+  data: T | undefined;
+  error: unknown;
+  loading: boolean;
+  reload: () => void;
+}
+
+export function useAsync<T>(fn: (signal: AbortSignal) => Promise<T>, deps: DependencyList): AsyncState<T> {
+  const [state, setState] = useState<{ data: T | undefined; error: unknown; loading: boolean }>({
+    data: undefined,
+    error: undefined,
+    loading: true,
+  });
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    const ctl = new AbortController();
+    setState((s) => ({ ...s, loading: true, error: undefined }));
+    fn(ctl.signal).then(
+      (data) => {
+        if (!ctl.signal.aborted) setState({ data, error: undefined, loading: false });
+      },
+      (error: unknown) => {
+        if (!ctl.signal.aborted) setState((s) => ({ data: s.data, error, loading: false }));
+      },
+    );
+    return () => ctl.abort();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  return { ...state, reload };
+}
+
+/** Loading / error / empty wrapper, always in words. */
+export function AsyncView<T>({
+  state,
+  what,
+  isEmpty,
+  empty,
+  children,
+}: {
+  state: AsyncState<T>;
+  what: string;
+  isEmpty?: (data: T) => boolean;
+  empty?: ReactNode;
+  children: (data: T) => ReactNode;
+}) {
+  if (state.error && state.data === undefined) {
+    return (
+      <div className="notice error" role="alert">
+        <p>
+          Could not load {what}: {errorMessage(state.error)}
+        </p>
+        <button type="button" onClick={state.reload}>
+          Try again
+        </button>
+      </div>
+    );
+  }
+  if (state.data === undefined) {
+    return (
+      <p className="muted loading" role="status">
+        Loading {what}…
+      </p>
+    );
+  }
+  return (
+    <>
+      {state.error ? (
+        <div className="notice error" role="alert">
+          Could not refresh {what}: {errorMessage(state.error)}
+        </div>
+      ) : null}
+      {isEmpty?.(state.data) ? (
+        <div className="empty">{empty ?? <p>No {what} yet.</p>}</div>
+      ) : (
+        <div className={state.loading ? 'refreshing' : undefined} aria-busy={state.loading}>
+          {children(state.data)}
+        </div>
+      )}
+    </>
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Cursor pagination: the server hands out opaque cursors; we keep a stack to go back.
+
+export function useCursorPager(resetKey: string) {
+  const [stack, setStack] = useState<(string | null)[]>([null]);
+  const [lastReset, setLastReset] = useState(resetKey);
+  if (lastReset !== resetKey) {
+    setLastReset(resetKey);
+    setStack([null]);
+  }
+  const cursor = stack[stack.length - 1] ?? null;
+  return {
+    cursor,
+    page: stack.length,
+    next: (c: string) => setStack((s) => [...s, c]),
+    prev: () => setStack((s) => (s.length > 1 ? s.slice(0, -1) : s)),
+    first: () => setStack([null]),
+  };
+}
+
+export function Pager({
+  page,
+  nextCursor,
+  onPrev,
+  onNext,
+  label,
+}: {
+  page: number;
+  nextCursor: string | null | undefined;
+  onPrev: () => void;
+  onNext: (c: string) => void;
+  label: string;
+}) {
+  return (
+    <nav className="pager" aria-label={`${label} pages`}>
+      <button type="button" onClick={onPrev} disabled={page <= 1}>
+        Previous page
+      </button>
+      <span aria-live="polite">Page {page}</span>
+      <button type="button" onClick={() => nextCursor && onNext(nextCursor)} disabled={!nextCursor}>
+        Next page
+      </button>
+    </nav>
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Dialogs: native <dialog> (focus trap, Escape), rendered outside #root; while open the
+// page behind is hidden from assistive technology.
+
+let openDialogs = 0;
+function setBackgroundHidden(hidden: boolean) {
+  const root = document.getElementById('root');
+  if (!root) return;
+  if (hidden) {
+    root.setAttribute('aria-hidden', 'true');
+  } else {
+    root.removeAttribute('aria-hidden');
+  }
+}
+
+export function Modal({
+  title,
+  onClose,
+  children,
+  variant = 'center',
+  className,
+  role,
+}: {
+  title: ReactNode;
+  onClose: () => void;
+  children: ReactNode;
+  variant?: 'center' | 'drawer';
+  className?: string;
+  role?: 'dialog' | 'alertdialog';
+}) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const titleId = useId();
+  const closeRef = useRef(onClose);
+  closeRef.current = onClose;
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    const previouslyFocused = document.activeElement as HTMLElement | null;
+    if (!d.open) d.showModal();
+    openDialogs += 1;
+    setBackgroundHidden(true);
+    return () => {
+      openDialogs -= 1;
+      if (openDialogs <= 0) {
+        openDialogs = 0;
+        setBackgroundHidden(false);
+      }
+      if (d.open) d.close();
+      if (previouslyFocused && document.contains(previouslyFocused)) previouslyFocused.focus();
+    };
+  }, []);
+  return createPortal(
+    <dialog
+      ref={ref}
+      role={role}
+      aria-labelledby={titleId}
+      className={`modal ${variant} ${className ?? ''}`}
+      onCancel={(e) => {
+        e.preventDefault();
+        closeRef.current();
+      }}
+      onMouseDown={(e) => {
+        // click on the backdrop (the dialog element itself, outside its box) closes
+        if (e.target === ref.current) {
+          const r = ref.current.getBoundingClientRect();
+          const inside = e.clientX >= r.left && e.clientX <= r.right && e.clientY >= r.top && e.clientY <= r.bottom;
+          if (!inside) closeRef.current();
+        }
+      }}
+    >
+      <div className="modal-head">
+        <h2 id={titleId}>{title}</h2>
+        <button type="button" className="icon" aria-label="Close" onClick={() => closeRef.current()}>
+          ×
+        </button>
+      </div>
+      <div className="modal-body">{children}</div>
+    </dialog>,
+    document.body,
+  );
+}
+
+export function ConfirmDialog({
+  title,
+  children,
+  confirmLabel,
+  danger,
+  onConfirm,
+  onClose,
+}: {
+  title: string;
+  children: ReactNode;
+  confirmLabel: string;
+  danger?: boolean;
+  onConfirm: () => Promise<void>;
+  onClose: () => void;
+}) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await onConfirm();
+    } catch (err) {
+      setError(errorMessage(err));
+      setBusy(false);
+    }
+  };
+  return (
+    <Modal title={title} onClose={onClose}>
+      <form onSubmit={submit}>
+        {children}
+        {error ? (
+          <p className="notice error" role="alert">
+            {error}
+          </p>
+        ) : null}
+        <div className="actions">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className={danger ? 'danger' : 'primary'} disabled={busy}>
+            {busy ? 'Working…' : confirmLabel}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Small pieces
+
+export function QuotaMeter({ used, quota }: { used: number; quota: number | null }) {
+  if (quota === null || quota === undefined) {
+    return (
+      <span className="quota">
+        <span>{usd(used)}</span> <span className="muted">/ unlimited</span>
+      </span>
+    );
+  }
+  const ratio = quota > 0 ? Math.min(used / quota, 1) : 1;
+  const level = ratio >= 0.9 ? 'high' : ratio >= 0.7 ? 'mid' : 'low';
+  return (
+    <span className="quota">
+      <span>
+        {usd(used)} <span className="muted">/ {usd(quota)}</span>
+      </span>
+      <span
+        className={`meter ${level}`}
+        role="meter"
+        aria-label="Quota used"
+        aria-valuemin={0}
+        aria-valuemax={100}
+        aria-valuenow={Math.round(ratio * 100)}
+        aria-valuetext={`${Math.round(ratio * 100)}% of quota used`}
+      >
+        <span style={{ width: `${ratio * 100}%` }} />
+      </span>
+    </span>
+  );
+}
+
+export function StatusBadge({ status }: { status: string }) {
+  return <span className={`badge status-${status}`}>{status}</span>;
+}
+
+export function HttpStatus({ status, code }: { status: number; code?: string | null }) {
+  const kind = status < 300 ? 'ok' : status < 500 ? 'warn' : 'bad';
+  return (
+    <span className={`badge http-${kind}`} title={code ?? undefined}>
+      {status}
+      {code ? ` ${code}` : ''}
+    </span>
+  );
+}
+
+export function FieldError({ id, message }: { id: string; message: string | null | undefined }) {
+  if (!message) return null;
+  return (
+    <p id={id} className="field-error" role="alert">
+      {message}
+    </p>
+  );
+}
+
+// Toast-like notices in one polite live region.
+type Notice = { id: number; text: string; kind: 'ok' | 'error' };
+let notices: Notice[] = [];
+let noticeSeq = 0;
+const noticeListeners = new Set<() => void>();
+function emitNotices() {
+  noticeListeners.forEach((fn) => fn());
+}
+export function notify(text: string, kind: 'ok' | 'error' = 'ok'): void {
+  const id = ++noticeSeq;
+  notices = [...notices, { id, text, kind }].slice(-3);
+  emitNotices();
+  setTimeout(() => {
+    notices = notices.filter((n) => n.id !== id);
+    emitNotices();
+  }, 5000);
+}
+export function Notices() {
+  const list = useSyncExternalStore(
+    (fn) => {
+      noticeListeners.add(fn);
+      return () => noticeListeners.delete(fn);
+    },
+    () => notices,
+  );
+  return (
+    <div className="toasts" role="status" aria-live="polite">
+      {list.map((n) => (
+        <p key={n.id} className={`toast ${n.kind}`}>
+          {n.text}
+        </p>
+      ))}
+    </div>
+  );
+}
+
+export function Section({ title, actions, children }: { title: ReactNode; actions?: ReactNode; children: ReactNode }) {
+  return (
+    <section className="card">
+      <div className="card-head">
+        <h2>{title}</h2>
+        {actions ? <div className="card-actions">{actions}</div> : null}
+      </div>
+      {children}
+    </section>
+  );
+}
+
+export function CodeBlock({ children, label }: { children: string; label: string }) {
+  return (
+    <pre className="code" aria-label={label} tabIndex={0}>
+      {children}
+    </pre>
+  );
+}

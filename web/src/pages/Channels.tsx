@@ -1,0 +1,329 @@
+import { useId, useState, type FormEvent } from 'react';
+import { api, errorMessage, type Channel, type Page } from '../api';
+import { dateTime, ms } from '../format';
+import { AsyncView, ConfirmDialog, Modal, StatusBadge, notify, useAsync } from '../components/ui';
+import { parseList } from '../validate';
+
+const TYPES: { value: string; label: string; needsUrl: boolean }[] = [
+  { value: 'openai', label: 'OpenAI-compatible', needsUrl: true },
+  { value: 'mock', label: 'Mock (built-in offline provider)', needsUrl: false },
+];
+
+type Dialog = null | { kind: 'create' } | { kind: 'edit' | 'delete'; channel: Channel };
+type TestResult = { ok: boolean; latency_ms?: number; error?: string } | 'running';
+
+export default function ChannelsPage() {
+  const channels = useAsync((signal) => api.get<Page<Channel> | { data: Channel[] }>('/api/channels', undefined, signal), []);
+  const [dialog, setDialog] = useState<Dialog>(null);
+  const [tests, setTests] = useState<Record<string, TestResult>>({});
+  const close = () => setDialog(null);
+
+  const runTest = async (c: Channel) => {
+    setTests((t) => ({ ...t, [c.id]: 'running' }));
+    try {
+      const r = await api.post<{ ok: boolean; latency_ms: number; error?: string }>(`/api/channels/${encodeURIComponent(c.id)}/test`);
+      setTests((t) => ({ ...t, [c.id]: r }));
+    } catch (err) {
+      setTests((t) => ({ ...t, [c.id]: { ok: false, error: errorMessage(err) } }));
+    }
+  };
+  const toggle = async (c: Channel) => {
+    try {
+      await api.patch(`/api/channels/${encodeURIComponent(c.id)}`, { status: c.status === 'active' ? 'disabled' : 'active' });
+      channels.reload();
+    } catch (err) {
+      notify(`Could not change ${c.name}: ${errorMessage(err)}`, 'error');
+    }
+  };
+
+  return (
+    <div className="page">
+      <div className="page-head">
+        <div>
+          <h1>Channels</h1>
+          <p className="muted lead">
+            Upstream providers. Higher priority is tried first; within one priority, traffic is shared by weight.
+          </p>
+        </div>
+        <button type="button" className="primary" onClick={() => setDialog({ kind: 'create' })}>
+          Add channel
+        </button>
+      </div>
+      <AsyncView
+        state={channels}
+        what="channels"
+        isEmpty={(d) => d.data.length === 0}
+        empty={<p>No channels yet. Add one so keys have models to call — the Mock type works offline.</p>}
+      >
+        {(d) => (
+          <div className="table-wrap">
+            <table className="data">
+              <caption className="sr-only">Channels</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Type</th>
+                  <th scope="col">Models</th>
+                  <th scope="col" className="num">
+                    Priority
+                  </th>
+                  <th scope="col" className="num">
+                    Weight
+                  </th>
+                  <th scope="col">Groups</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Connection test</th>
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {[...d.data]
+                  .sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name))
+                  .map((c) => {
+                    const t = tests[c.id];
+                    return (
+                      <tr key={c.id}>
+                        <th scope="row">
+                          {c.name}
+                          {c.base_url ? <div className="muted small">{c.base_url}</div> : null}
+                        </th>
+                        <td>{c.type}</td>
+                        <td className="models-cell">
+                          {c.models.join(', ')}
+                          {c.model_map && Object.keys(c.model_map).length ? (
+                            <div className="muted small">
+                              {Object.entries(c.model_map)
+                                .map(([a, b]) => `${a} → ${b}`)
+                                .join(', ')}
+                            </div>
+                          ) : null}
+                        </td>
+                        <td className="num">{c.priority}</td>
+                        <td className="num">{c.weight}</td>
+                        <td>{c.groups?.length ? c.groups.join(', ') : <span className="muted">all</span>}</td>
+                        <td>
+                          <StatusBadge status={c.status} />
+                          {c.disabled_reason ? <div className="muted small">{c.disabled_reason}</div> : null}
+                        </td>
+                        <td aria-live="polite">
+                          {t === 'running' ? (
+                            'Testing…'
+                          ) : t ? (
+                            t.ok ? (
+                              <span className="ok-text">OK in {ms(t.latency_ms)}</span>
+                            ) : (
+                              <span className="error-text">Failed: {t.error ?? 'no answer'}</span>
+                            )
+                          ) : (
+                            <span className="muted">not tested</span>
+                          )}
+                        </td>
+                        <td>
+                          <div className="row-actions">
+                            <button type="button" onClick={() => void runTest(c)} disabled={t === 'running'}>
+                              Test
+                            </button>
+                            <button type="button" onClick={() => setDialog({ kind: 'edit', channel: c })}>
+                              Edit
+                            </button>
+                            <button type="button" onClick={() => void toggle(c)}>
+                              {c.status === 'active' ? 'Disable' : 'Enable'}
+                            </button>
+                            <button type="button" className="danger-text" onClick={() => setDialog({ kind: 'delete', channel: c })}>
+                              Delete
+                            </button>
+                          </div>
+                        </td>
+                      </tr>
+                    );
+                  })}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </AsyncView>
+
+      {dialog?.kind === 'create' || dialog?.kind === 'edit' ? (
+        <ChannelForm
+          existing={dialog.kind === 'edit' ? dialog.channel : undefined}
+          onClose={close}
+          onSaved={(c) => {
+            close();
+            notify(`Saved channel ${c.name}.`);
+            channels.reload();
+          }}
+        />
+      ) : null}
+      {dialog?.kind === 'delete' ? (
+        <ConfirmDialog
+          title={`Delete channel ${dialog.channel.name}?`}
+          confirmLabel="Delete"
+          danger
+          onClose={close}
+          onConfirm={async () => {
+            await api.del(`/api/channels/${encodeURIComponent(dialog.channel.id)}`);
+            close();
+            notify(`Deleted channel ${dialog.channel.name}.`);
+            channels.reload();
+          }}
+        >
+          <p>Requests for its models move to the remaining channels, if any serve them.</p>
+        </ConfirmDialog>
+      ) : null}
+    </div>
+  );
+}
+
+function mapToText(m: Record<string, string> | null | undefined): string {
+  return m ? Object.entries(m).map(([a, b]) => `${a}=${b}`).join('\n') : '';
+}
+
+function ChannelForm({ existing, onClose, onSaved }: { existing?: Channel; onClose: () => void; onSaved: (c: Channel) => void }) {
+  const id = useId();
+  const [name, setName] = useState(existing?.name ?? '');
+  const [type, setType] = useState(existing?.type ?? 'openai');
+  const [baseUrl, setBaseUrl] = useState(existing?.base_url ?? '');
+  const [apiKey, setApiKey] = useState('');
+  const [models, setModels] = useState((existing?.models ?? []).join(', '));
+  const [modelMap, setModelMap] = useState(mapToText(existing?.model_map));
+  const [priority, setPriority] = useState(String(existing?.priority ?? 0));
+  const [weight, setWeight] = useState(String(existing?.weight ?? 1));
+  const [groups, setGroups] = useState((existing?.groups ?? []).join(', '));
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const typeInfo = TYPES.find((t) => t.value === type);
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    const map: Record<string, string> = {};
+    for (const line of modelMap.split('\n').map((l) => l.trim()).filter(Boolean)) {
+      const m = /^([^=\s]+)\s*(?:=|->|→)\s*(\S+)$/.exec(line);
+      if (!m) return setError(`Model map line “${line}” should look like alias=upstream-model.`);
+      map[m[1] as string] = m[2] as string;
+    }
+    const modelList = parseList(models);
+    if (!modelList.length) return setError('List at least one model this channel serves.');
+    const p = Number(priority);
+    const w = Number(weight);
+    if (!Number.isInteger(p)) return setError('Priority must be a whole number.');
+    if (!(w > 0)) return setError('Weight must be a positive number.');
+    if (typeInfo?.needsUrl && !/^https?:\/\//.test(baseUrl.trim())) return setError('Base URL must start with http:// or https://.');
+    const body: Record<string, unknown> = {
+      name: name.trim(),
+      type,
+      base_url: baseUrl.trim() || null,
+      models: modelList,
+      model_map: Object.keys(map).length ? map : null,
+      priority: p,
+      weight: w,
+      groups: parseList(groups).length ? parseList(groups) : null,
+    };
+    if (apiKey) body.api_key = apiKey;
+    if (!existing) for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
+    setBusy(true);
+    try {
+      onSaved(
+        existing
+          ? await api.patch<Channel>(`/api/channels/${encodeURIComponent(existing.id)}`, body)
+          : await api.post<Channel>('/api/channels', body),
+      );
+    } catch (err) {
+      setError(errorMessage(err));
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Modal title={existing ? `Edit channel ${existing.name}` : 'Add channel'} onClose={onClose} className="form-dialog">
+      <form onSubmit={submit} className="form-grid">
+        <label>
+          Name
+          <input value={name} onChange={(e) => setName(e.target.value)} required autoFocus />
+        </label>
+        <label>
+          Type
+          <select value={type} onChange={(e) => setType(e.target.value)}>
+            {TYPES.map((t) => (
+              <option key={t.value} value={t.value}>
+                {t.label}
+              </option>
+            ))}
+            {TYPES.some((t) => t.value === type) ? null : <option value={type}>{type}</option>}
+          </select>
+        </label>
+        <label className="span2">
+          Base URL
+          <input
+            type="url"
+            value={baseUrl}
+            onChange={(e) => setBaseUrl(e.target.value)}
+            placeholder={typeInfo?.needsUrl ? 'https://api.openai.com/v1' : 'not needed for this type'}
+            required={typeInfo?.needsUrl}
+          />
+        </label>
+        <label className="span2">
+          Upstream API key
+          <input
+            type="password"
+            value={apiKey}
+            onChange={(e) => setApiKey(e.target.value)}
+            autoComplete="off"
+            aria-describedby={`${id}-key`}
+          />
+          <span id={`${id}-key`} className="hint">
+            {existing
+              ? 'Stored encrypted and never shown again. Leave empty to keep the current one.'
+              : 'Stored encrypted and never shown again.'}
+          </span>
+        </label>
+        <label className="span2">
+          Models
+          <textarea value={models} onChange={(e) => setModels(e.target.value)} rows={2} placeholder="gpt-4o-mini, gpt-4o" required />
+          <span className="hint">Comma- or line-separated model names clients may request.</span>
+        </label>
+        <label className="span2">
+          Model map
+          <textarea
+            value={modelMap}
+            onChange={(e) => setModelMap(e.target.value)}
+            rows={2}
+            placeholder="gpt-4o-mini=gpt-4o-mini-2024-07-18"
+            aria-describedby={`${id}-map`}
+          />
+          <span id={`${id}-map`} className="hint">
+            Optional, one per line: requested-name=upstream-name.
+          </span>
+        </label>
+        <label>
+          Priority
+          <input type="number" step={1} value={priority} onChange={(e) => setPriority(e.target.value)} />
+        </label>
+        <label>
+          Weight
+          <input type="number" min={1} step={1} value={weight} onChange={(e) => setWeight(e.target.value)} />
+        </label>
+        <label className="span2">
+          Groups
+          <input value={groups} onChange={(e) => setGroups(e.target.value)} placeholder="default, vip — empty for all groups" />
+        </label>
+        {existing ? <p className="muted span2 small">Last changed {dateTime(existing.updated_at)}.</p> : null}
+        {error ? (
+          <p className="notice error span2" role="alert">
+            {error}
+          </p>
+        ) : null}
+        <div className="actions span2">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy}>
+            {busy ? 'Saving…' : existing ? 'Save' : 'Add channel'}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}

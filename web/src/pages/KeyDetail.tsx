@@ -1,0 +1,182 @@
+import { lazy, Suspense, useState } from 'react';
+import { api, ApiError, type ApiKey, type AuditEntry, type LogEntry, type Page, type UsageRow } from '../api';
+import { dateTime, relative } from '../format';
+import { Link, navigate } from '../router';
+import { AsyncView, QuotaMeter, Section, StatusBadge, useAsync } from '../components/ui';
+import { toDaySeries } from '../components/chartData';
+import { LogsTable } from './Logs';
+import { KeyActions } from './keyDialogs';
+
+const UsageChart = lazy(() => import('../components/UsageChart'));
+
+export function KeyDetailPage({ id }: { id: string }) {
+  const [version, setVersion] = useState(0);
+  const key = useAsync((signal) => api.get<ApiKey>(`/api/keys/${encodeURIComponent(id)}`, undefined, signal), [id, version]);
+  const [since] = useState(() => new Date(Date.now() - 30 * 86400_000).toISOString());
+
+  if (key.error instanceof ApiError && key.error.status === 404) {
+    return (
+      <div className="page">
+        <p>
+          <Link href="/keys">← All keys</Link>
+        </p>
+        <div className="empty">
+          <h1>Key not found</h1>
+          <p>It may have been deleted, or it belongs to someone else.</p>
+        </div>
+      </div>
+    );
+  }
+
+  return (
+    <div className="page">
+      <p className="crumbs">
+        <Link href="/keys">← All keys</Link>
+      </p>
+      <AsyncView state={key} what="the key">
+        {(k) => (
+          <>
+            <div className="page-head">
+              <div>
+                <h1 className="key-title">{k.name}</h1>
+                <p className="muted">
+                  <code className="masked">{k.display}</code> <StatusBadge status={k.status} />
+                </p>
+              </div>
+              <KeyActions
+                apiKey={k}
+                onChanged={() => setVersion((v) => v + 1)}
+                onDeleted={() => navigate('/keys')}
+              />
+            </div>
+            <dl className="facts">
+              <div>
+                <dt>Used / quota</dt>
+                <dd>
+                  <QuotaMeter used={k.used} quota={k.quota} />
+                </dd>
+              </div>
+              <div>
+                <dt>Models</dt>
+                <dd>{k.models?.length ? k.models.join(', ') : 'every model its group offers'}</dd>
+              </div>
+              <div>
+                <dt>Allowed IPs</dt>
+                <dd>{k.allowed_ips?.length ? k.allowed_ips.join(', ') : 'any IP'}</dd>
+              </div>
+              <div>
+                <dt>Group</dt>
+                <dd>{k.group ?? 'the owner’s group'}</dd>
+              </div>
+              <div>
+                <dt>Rate limit</dt>
+                <dd>{k.rpm ? `${k.rpm} requests per minute` : 'none'}</dd>
+              </div>
+              <div>
+                <dt>Expires</dt>
+                <dd>{k.expires_at ? dateTime(k.expires_at) : 'never'}</dd>
+              </div>
+              <div>
+                <dt>Created</dt>
+                <dd>{dateTime(k.created_at)}</dd>
+              </div>
+              <div>
+                <dt>Last used</dt>
+                <dd>
+                  {k.last_used_at ? `${relative(k.last_used_at)} (${dateTime(k.last_used_at)})` : 'never'}
+                  {k.last_used_ip ? ` from ${k.last_used_ip}` : ''}
+                </dd>
+              </div>
+            </dl>
+            <KeyUsage keyId={k.id} since={since} />
+            <KeyLogs keyId={k.id} />
+            <KeyAudit keyId={k.id} version={version} />
+          </>
+        )}
+      </AsyncView>
+    </div>
+  );
+}
+
+function KeyUsage({ keyId, since }: { keyId: string; since: string }) {
+  const usage = useAsync(
+    (signal) =>
+      api.get<{ data: UsageRow[] }>('/api/usage', { group_by: 'day', key_id: keyId, from: since }, signal).then((r) => r.data),
+    [keyId, since],
+  );
+  return (
+    <Section title="Usage, last 30 days" actions={<Link href={`/usage?key_id=${encodeURIComponent(keyId)}`}>Open in Usage</Link>}>
+      <AsyncView state={usage} what="usage" isEmpty={(d) => d.length === 0} empty={<p>No calls with this key in the last 30 days.</p>}>
+        {(d) => (
+          <Suspense fallback={<p role="status">Loading the chart…</p>}>
+            <UsageChart points={toDaySeries(d, since, new Date().toISOString())} height={220} />
+          </Suspense>
+        )}
+      </AsyncView>
+    </Section>
+  );
+}
+
+function KeyLogs({ keyId }: { keyId: string }) {
+  const logs = useAsync(
+    (signal) => api.get<Page<LogEntry>>('/api/logs', { key_id: keyId, limit: 20 }, signal),
+    [keyId],
+  );
+  return (
+    <Section
+      title="Recent calls"
+      actions={
+        <>
+          <button type="button" onClick={logs.reload}>
+            Refresh
+          </button>
+          <Link href={`/logs?key_id=${encodeURIComponent(keyId)}&range=all`}>All calls</Link>
+        </>
+      }
+    >
+      <AsyncView state={logs} what="calls" isEmpty={(d) => d.data.length === 0} empty={<p>This key has not been used yet.</p>}>
+        {(d) => <LogsTable rows={d.data} compact />}
+      </AsyncView>
+    </Section>
+  );
+}
+
+function describeChanges(changes: unknown): string {
+  if (changes === null || changes === undefined) return '';
+  if (typeof changes !== 'object') return String(changes);
+  return Object.entries(changes as Record<string, unknown>)
+    .map(([k, v]) => {
+      if (v && typeof v === 'object' && 'from' in v && 'to' in v) {
+        const c = v as { from: unknown; to: unknown };
+        return `${k}: ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`;
+      }
+      return `${k}: ${JSON.stringify(v)}`;
+    })
+    .join('; ');
+}
+
+function KeyAudit({ keyId, version }: { keyId: string; version: number }) {
+  const audit = useAsync(
+    (signal) => api.get<Page<AuditEntry>>('/api/audit', { key_id: keyId, limit: 50 }, signal),
+    [keyId, version],
+  );
+  return (
+    <Section title="Audit trail">
+      <AsyncView state={audit} what="the audit trail" isEmpty={(d) => d.data.length === 0} empty={<p>No recorded changes.</p>}>
+        {(d) => (
+          <ol className="audit">
+            {d.data.map((a) => (
+              <li key={a.id}>
+                <time dateTime={a.created_at}>{dateTime(a.created_at)}</time>{' '}
+                <strong>{a.action}</strong> by {a.actor ?? 'unknown'}
+                {a.ip ? <span className="muted"> from {a.ip}</span> : null}
+                {a.changes && describeChanges(a.changes) ? <div className="muted small">{describeChanges(a.changes)}</div> : null}
+              </li>
+            ))}
+          </ol>
+        )}
+      </AsyncView>
+    </Section>
+  );
+}
+

@@ -1,0 +1,249 @@
+import { useState, type ReactNode } from 'react';
+import { api, downloadCsv, errorMessage, type LogEntry, type LogTotals, type Page } from '../api';
+import { dateTime, int, ms, usd } from '../format';
+import { Link, setQuery, useLocation } from '../router';
+import { AsyncView, HttpStatus, Modal, Pager, notify, useAsync, useCursorPager } from '../components/ui';
+import { apiParams, FilterBar, useFilterValues } from './filters';
+
+export function LogsPage() {
+  const values = useFilterValues('24h');
+  const { query } = useLocation();
+  const limit = Number(query.get('limit')) || 50;
+  const [now, setNow] = useState(() => Date.now());
+  const params = apiParams(values, now, { status: true });
+  const filterKey = JSON.stringify([params, limit]);
+  const pager = useCursorPager(filterKey);
+  const logs = useAsync(
+    (signal) =>
+      api.get<Page<LogEntry> & { totals?: LogTotals }>(
+        '/api/logs',
+        { ...params, limit, cursor: pager.cursor ?? undefined, totals: pager.page === 1 ? 1 : undefined },
+        signal,
+      ),
+    [filterKey, pager.cursor],
+  );
+  // totals come with the first page; keep them while paging
+  const [totals, setTotals] = useState<LogTotals | null>(null);
+  const [seen, setSeen] = useState<unknown>(null);
+  if (logs.data && logs.data !== seen) {
+    setSeen(logs.data);
+    if (logs.data.totals) setTotals(logs.data.totals);
+    else if (pager.page === 1) setTotals(null);
+  }
+  const [exporting, setExporting] = useState(false);
+
+  const exportCsv = async () => {
+    setExporting(true);
+    try {
+      await downloadCsv('/api/logs', params, `moleapi-logs-${new Date().toISOString().slice(0, 10)}.csv`);
+    } catch (err) {
+      notify(`Export failed: ${errorMessage(err)}`, 'error');
+    } finally {
+      setExporting(false);
+    }
+  };
+
+  return (
+    <div className="page">
+      <div className="page-head">
+        <div>
+          <h1>Call logs</h1>
+          <p className="muted lead">Every relay request that presented a valid key, refused ones included.</p>
+        </div>
+        <button type="button" onClick={exportCsv} disabled={exporting}>
+          {exporting ? 'Exporting…' : 'Export CSV'}
+        </button>
+      </div>
+      <FilterBar
+        values={values}
+        withStatus
+        label="Filter logs"
+        onRefresh={() => {
+          setNow(Date.now());
+          pager.first();
+          logs.reload();
+        }}
+      />
+      {totals ? <TotalsBar totals={totals} /> : null}
+      <AsyncView
+        state={logs}
+        what="logs"
+        isEmpty={(d) => d.data.length === 0 && pager.page === 1}
+        empty={<p>No calls match these filters. Calls made with your keys show up here within a second.</p>}
+      >
+        {(page) => (
+          <>
+            <LogsTable rows={page.data} />
+            <div className="table-foot">
+              <Pager label="Logs" page={pager.page} nextCursor={page.next_cursor} onPrev={pager.prev} onNext={pager.next} />
+              <label className="inline">
+                Rows per page
+                <select value={limit} onChange={(e) => setQuery({ limit: e.target.value === '50' ? null : e.target.value })}>
+                  {[25, 50, 100, 200].map((n) => (
+                    <option key={n} value={n}>
+                      {n}
+                    </option>
+                  ))}
+                </select>
+              </label>
+            </div>
+          </>
+        )}
+      </AsyncView>
+    </div>
+  );
+}
+
+function TotalsBar({ totals }: { totals: LogTotals }) {
+  return (
+    <dl className="totals" aria-label="Totals for these filters">
+      <div>
+        <dt>Requests</dt>
+        <dd>{int(totals.requests)}</dd>
+      </div>
+      <div>
+        <dt>Prompt tokens</dt>
+        <dd>{int(totals.prompt_tokens)}</dd>
+      </div>
+      <div>
+        <dt>Cached tokens</dt>
+        <dd>{int(totals.cached_tokens)}</dd>
+      </div>
+      <div>
+        <dt>Completion tokens</dt>
+        <dd>{int(totals.completion_tokens)}</dd>
+      </div>
+      <div>
+        <dt>Cost</dt>
+        <dd>{usd(totals.cost)}</dd>
+      </div>
+    </dl>
+  );
+}
+
+export function LogsTable({ rows, compact }: { rows: LogEntry[]; compact?: boolean }) {
+  const [open, setOpen] = useState<LogEntry | null>(null);
+  return (
+    <>
+      <div className="table-wrap">
+        <table className="data logs-table">
+          <caption className="sr-only">Call logs, newest first</caption>
+          <thead>
+            <tr>
+              <th scope="col">Time</th>
+              {compact ? null : <th scope="col">Key</th>}
+              <th scope="col">Model</th>
+              <th scope="col" className="num">
+                Tokens in
+              </th>
+              <th scope="col" className="num">
+                Cached
+              </th>
+              <th scope="col" className="num">
+                Tokens out
+              </th>
+              <th scope="col" className="num">
+                Cost
+              </th>
+              <th scope="col" className="num">
+                Latency
+              </th>
+              <th scope="col" className="num">
+                First token
+              </th>
+              <th scope="col">Status</th>
+              <th scope="col">IP</th>
+              <th scope="col">
+                <span className="sr-only">Details</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {rows.length === 0 ? (
+              <tr>
+                <td colSpan={compact ? 11 : 12} className="muted">
+                  No more calls.
+                </td>
+              </tr>
+            ) : null}
+            {rows.map((l) => (
+              <tr key={l.id}>
+                <td className="nowrap">
+                  <time dateTime={l.created_at}>{dateTime(l.created_at)}</time>
+                </td>
+                {compact ? null : (
+                  <td>
+                    <Link href={`/keys/${encodeURIComponent(l.key_id)}`}>{l.key_name ?? l.key_id}</Link>
+                  </td>
+                )}
+                <td>
+                  {l.model ?? <span className="muted">—</span>}
+                  {l.stream ? <span className="tag">stream</span> : null}
+                </td>
+                <td className="num">{int(l.prompt_tokens)}</td>
+                <td className="num">{int(l.cached_tokens)}</td>
+                <td className="num">
+                  {int(l.completion_tokens)}
+                  {l.estimated ? (
+                    <abbr className="tag" title="Counted locally: the upstream did not report usage">
+                      est.
+                    </abbr>
+                  ) : null}
+                </td>
+                <td className="num">{usd(l.cost)}</td>
+                <td className="num">{ms(l.latency_ms)}</td>
+                <td className="num">{l.stream || l.ttft_ms != null ? ms(l.ttft_ms) : '—'}</td>
+                <td>
+                  <HttpStatus status={l.status} code={l.error_code} />
+                </td>
+                <td className="nowrap">{l.ip ?? '—'}</td>
+                <td>
+                  <button type="button" className="link" onClick={() => setOpen(l)}>
+                    Details
+                  </button>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
+      {open ? <LogDrawer log={open} onClose={() => setOpen(null)} /> : null}
+    </>
+  );
+}
+
+function LogDrawer({ log, onClose }: { log: LogEntry; onClose: () => void }) {
+  const rows: [string, ReactNode][] = [
+    ['Time', dateTime(log.created_at)],
+    ['Request ID', <code key="r">{log.request_id}</code>],
+    ['Key', log.key_name ? `${log.key_name} (${log.key_id})` : log.key_id],
+    ['Endpoint', log.endpoint ?? '—'],
+    ['Model', log.model ?? '—'],
+    ['Upstream model', log.upstream_model ?? '—'],
+    ['Channel', log.channel_id ?? '—'],
+    ['Streamed', log.stream ? 'yes' : 'no'],
+    ['HTTP status', String(log.status)],
+    ['Error code', log.error_code ?? '—'],
+    ['Prompt tokens', int(log.prompt_tokens)],
+    ['Cached prompt tokens', int(log.cached_tokens)],
+    ['Completion tokens', int(log.completion_tokens)],
+    ['Usage source', log.estimated ? 'estimated locally' : 'reported by the upstream'],
+    ['Cost', usd(log.cost)],
+    ['Latency', ms(log.latency_ms)],
+    ['Time to first token', ms(log.ttft_ms)],
+    ['Client IP', log.ip ?? '—'],
+    ['User ID', log.user_id],
+  ];
+  return (
+    <Modal title="Call details" onClose={onClose} variant="drawer">
+      <dl className="details">
+        {rows.map(([k, v]) => (
+          <div key={k}>
+            <dt>{k}</dt>
+            <dd>{v}</dd>
+          </div>
+        ))}
+      </dl>
+    </Modal>
+  );
+}

@@ -1,0 +1,311 @@
+import { useState, type FormEvent } from 'react';
+import { api, errorMessage, type Group, type Price } from '../api';
+import { usd } from '../format';
+import { AsyncView, ConfirmDialog, Modal, Section, notify, useAsync } from '../components/ui';
+import { parseUsd } from '../validate';
+
+export default function PricingPage() {
+  const prices = useAsync((signal) => api.get<{ data: Price[] }>('/api/prices', undefined, signal).then((r) => r.data), []);
+  const groups = useAsync((signal) => api.get<{ data: Group[] }>('/api/groups', undefined, signal).then((r) => r.data), []);
+  const offered = useAsync(
+    (signal) =>
+      api.get<{ data: { id: string; priced: boolean }[] }>('/api/models', undefined, signal).then(
+        (r) => r.data,
+        () => [],
+      ),
+    [prices.data],
+  );
+  const [editing, setEditing] = useState<Price | 'new' | null>(null);
+  const [deleting, setDeleting] = useState<Price | null>(null);
+  const [editingGroup, setEditingGroup] = useState<Group | 'new' | null>(null);
+  const unpriced = (offered.data ?? []).filter((m) => !m.priced);
+
+  return (
+    <div className="page">
+      <div className="page-head">
+        <div>
+          <h1>Pricing</h1>
+          <p className="muted lead">
+            Prices are US dollars per 1 million tokens. A call costs its tokens at these prices times the key’s group
+            multiplier.
+          </p>
+        </div>
+      </div>
+
+      <Section
+        title="Model prices"
+        actions={
+          <button type="button" className="primary" onClick={() => setEditing('new')}>
+            Add price
+          </button>
+        }
+      >
+        {unpriced.length ? (
+          <p className="notice warn">
+            Served but not priced yet: {unpriced.map((m) => m.id).join(', ')}. Calls to unpriced models are refused.
+          </p>
+        ) : null}
+        <AsyncView state={prices} what="prices" isEmpty={(d) => d.length === 0} empty={<p>No prices yet.</p>}>
+          {(d) => (
+            <div className="table-wrap">
+              <table className="data">
+                <caption className="sr-only">Model prices, USD per 1M tokens</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Model</th>
+                    <th scope="col" className="num">
+                      Input / 1M
+                    </th>
+                    <th scope="col" className="num">
+                      Cached input / 1M
+                    </th>
+                    <th scope="col" className="num">
+                      Output / 1M
+                    </th>
+                    <th scope="col">
+                      <span className="sr-only">Actions</span>
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {[...d]
+                    .sort((a, b) => a.model.localeCompare(b.model))
+                    .map((p) => (
+                      <tr key={p.model}>
+                        <th scope="row">{p.model}</th>
+                        <td className="num">{usd(p.input)}</td>
+                        <td className="num">{p.cached_input == null ? <span className="muted">same as input</span> : usd(p.cached_input)}</td>
+                        <td className="num">{usd(p.output)}</td>
+                        <td>
+                          <div className="row-actions">
+                            <button type="button" onClick={() => setEditing(p)}>
+                              Edit
+                            </button>
+                            <button type="button" className="danger-text" onClick={() => setDeleting(p)}>
+                              Delete
+                            </button>
+                          </div>
+                        </td>
+                      </tr>
+                    ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </AsyncView>
+      </Section>
+
+      <Section
+        title="Group multipliers"
+        actions={
+          <button type="button" onClick={() => setEditingGroup('new')}>
+            Add group
+          </button>
+        }
+      >
+        <AsyncView state={groups} what="groups" isEmpty={(d) => d.length === 0}>
+          {(d) => (
+            <div className="table-wrap">
+              <table className="data">
+                <caption className="sr-only">Groups and their price multipliers</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Group</th>
+                    <th scope="col" className="num">
+                      Multiplier
+                    </th>
+                    <th scope="col">
+                      <span className="sr-only">Actions</span>
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {d.map((g) => (
+                    <tr key={g.name}>
+                      <th scope="row">{g.name}</th>
+                      <td className="num">×{g.multiplier}</td>
+                      <td>
+                        <button type="button" onClick={() => setEditingGroup(g)}>
+                          Edit
+                        </button>
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </AsyncView>
+      </Section>
+
+      {editing ? (
+        <PriceForm
+          existing={editing === 'new' ? undefined : editing}
+          suggestions={unpriced.map((m) => m.id)}
+          onClose={() => setEditing(null)}
+          onSaved={(p) => {
+            setEditing(null);
+            notify(`Saved the price of ${p.model}.`);
+            prices.reload();
+          }}
+        />
+      ) : null}
+      {deleting ? (
+        <ConfirmDialog
+          title={`Delete the price of ${deleting.model}?`}
+          confirmLabel="Delete"
+          danger
+          onClose={() => setDeleting(null)}
+          onConfirm={async () => {
+            await api.del(`/api/prices/${encodeURIComponent(deleting.model)}`);
+            setDeleting(null);
+            prices.reload();
+          }}
+        >
+          <p>Calls to {deleting.model} are refused until it has a price again.</p>
+        </ConfirmDialog>
+      ) : null}
+      {editingGroup ? (
+        <GroupForm
+          existing={editingGroup === 'new' ? undefined : editingGroup}
+          onClose={() => setEditingGroup(null)}
+          onSaved={() => {
+            setEditingGroup(null);
+            groups.reload();
+          }}
+        />
+      ) : null}
+    </div>
+  );
+}
+
+function PriceForm({
+  existing,
+  suggestions,
+  onClose,
+  onSaved,
+}: {
+  existing?: Price;
+  suggestions: string[];
+  onClose: () => void;
+  onSaved: (p: Price) => void;
+}) {
+  const [model, setModel] = useState(existing?.model ?? suggestions[0] ?? '');
+  const [input, setInput] = useState(existing ? String(existing.input) : '');
+  const [output, setOutput] = useState(existing ? String(existing.output) : '');
+  const [cached, setCached] = useState(existing?.cached_input != null ? String(existing.cached_input) : '');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    const i = parseUsd(input);
+    const o = parseUsd(output);
+    const c = parseUsd(cached);
+    if (!model.trim()) return setError('Enter the model name.');
+    if (i.error || i.value === null) return setError('Input price: enter US dollars per 1M tokens, e.g. 0.15.');
+    if (o.error || o.value === null) return setError('Output price: enter US dollars per 1M tokens, e.g. 0.60.');
+    if (c.error) return setError('Cached input price: ' + c.error);
+    setBusy(true);
+    try {
+      const body: Record<string, number> = { input: i.value, output: o.value };
+      if (c.value !== null) body.cached_input = c.value;
+      onSaved(await api.put<Price>(`/api/prices/${encodeURIComponent(model.trim())}`, body));
+    } catch (err) {
+      setError(errorMessage(err));
+      setBusy(false);
+    }
+  };
+  return (
+    <Modal title={existing ? `Price of ${existing.model}` : 'Add price'} onClose={onClose}>
+      <form onSubmit={submit} className="form-grid">
+        <label className="span2">
+          Model
+          <input
+            value={model}
+            onChange={(e) => setModel(e.target.value)}
+            readOnly={Boolean(existing)}
+            list="unpriced-models"
+            required
+            autoFocus={!existing}
+          />
+          <datalist id="unpriced-models">
+            {suggestions.map((s) => (
+              <option key={s} value={s} />
+            ))}
+          </datalist>
+        </label>
+        <label>
+          Input (USD per 1M tokens)
+          <input inputMode="decimal" value={input} onChange={(e) => setInput(e.target.value)} required autoFocus={Boolean(existing)} />
+        </label>
+        <label>
+          Output (USD per 1M tokens)
+          <input inputMode="decimal" value={output} onChange={(e) => setOutput(e.target.value)} required />
+        </label>
+        <label>
+          Cached input (USD per 1M tokens)
+          <input inputMode="decimal" value={cached} onChange={(e) => setCached(e.target.value)} placeholder="same as input" />
+        </label>
+        {error ? (
+          <p className="notice error span2" role="alert">
+            {error}
+          </p>
+        ) : null}
+        <div className="actions span2">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy}>
+            {busy ? 'Saving…' : 'Save price'}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
+function GroupForm({ existing, onClose, onSaved }: { existing?: Group; onClose: () => void; onSaved: () => void }) {
+  const [name, setName] = useState(existing?.name ?? '');
+  const [multiplier, setMultiplier] = useState(existing ? String(existing.multiplier) : '1');
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const m = Number(multiplier);
+    if (!name.trim()) return setError('Enter a group name.');
+    if (!(m >= 0) || !Number.isFinite(m)) return setError('The multiplier is a number such as 1, 0.8 or 1.5.');
+    try {
+      await api.put(`/api/groups/${encodeURIComponent(name.trim())}`, { multiplier: m });
+      onSaved();
+    } catch (err) {
+      setError(errorMessage(err));
+    }
+  };
+  return (
+    <Modal title={existing ? `Group ${existing.name}` : 'Add group'} onClose={onClose}>
+      <form onSubmit={submit} className="form-grid">
+        <label>
+          Group name
+          <input value={name} onChange={(e) => setName(e.target.value)} readOnly={Boolean(existing)} required autoFocus={!existing} />
+        </label>
+        <label>
+          Multiplier
+          <input inputMode="decimal" value={multiplier} onChange={(e) => setMultiplier(e.target.value)} required autoFocus={Boolean(existing)} />
+        </label>
+        {error ? (
+          <p className="notice error span2" role="alert">
+            {error}
+          </p>
+        ) : null}
+        <div className="actions span2">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary">
+            Save group
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}

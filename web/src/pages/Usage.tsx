@@ -1,0 +1,192 @@
+import { lazy, Suspense, useState } from 'react';
+import { api, downloadCsv, errorMessage, type UsageRow } from '../api';
+import { dateOnly, int, usd } from '../format';
+import { Link, setQuery, useLocation } from '../router';
+import { AsyncView, notify, useAsync } from '../components/ui';
+import { toDaySeries } from '../components/chartData';
+import { apiParams, FilterBar, useFilterValues } from './filters';
+
+const UsageChart = lazy(() => import('../components/UsageChart'));
+
+type Breakdown = 'key' | 'model' | 'day';
+const BREAKDOWNS: { value: Breakdown; label: string }[] = [
+  { value: 'key', label: 'By key' },
+  { value: 'model', label: 'By model' },
+  { value: 'day', label: 'By day' },
+];
+
+export default function UsagePage() {
+  const values = useFilterValues('30d');
+  const { query } = useLocation();
+  const breakdown = (BREAKDOWNS.find((b) => b.value === query.get('by'))?.value ?? 'key') as Breakdown;
+  const [now, setNow] = useState(() => Date.now());
+  const params = apiParams(values, now);
+  const paramKey = JSON.stringify(params);
+
+  const daily = useAsync(
+    (signal) => api.get<{ data: UsageRow[] }>('/api/usage', { ...params, group_by: 'day' }, signal).then((r) => r.data),
+    [paramKey],
+  );
+  const table = useAsync(
+    (signal) =>
+      breakdown === 'day'
+        ? Promise.resolve(null)
+        : api.get<{ data: UsageRow[] }>('/api/usage', { ...params, group_by: breakdown }, signal).then((r) => r.data),
+    [paramKey, breakdown],
+  );
+  const [exporting, setExporting] = useState(false);
+
+  const exportCsv = async () => {
+    setExporting(true);
+    try {
+      await downloadCsv(
+        '/api/usage',
+        { ...params, group_by: breakdown },
+        `moleapi-usage-by-${breakdown}-${new Date().toISOString().slice(0, 10)}.csv`,
+      );
+    } catch (err) {
+      notify(`Export failed: ${errorMessage(err)}`, 'error');
+    } finally {
+      setExporting(false);
+    }
+  };
+
+  const totals = (daily.data ?? []).reduce(
+    (t, r) => ({
+      requests: t.requests + r.requests,
+      prompt: t.prompt + r.prompt_tokens,
+      completion: t.completion + r.completion_tokens,
+      cost: t.cost + r.cost,
+    }),
+    { requests: 0, prompt: 0, completion: 0, cost: 0 },
+  );
+
+  const rows = breakdown === 'day' ? [...(daily.data ?? [])].sort((a, b) => (b.day ?? '').localeCompare(a.day ?? '')) : (table.data ?? []);
+  const tableState = breakdown === 'day' ? daily : table;
+  const maxCost = Math.max(0, ...rows.map((r) => r.cost));
+
+  return (
+    <div className="page">
+      <div className="page-head">
+        <div>
+          <h1>Usage</h1>
+          <p className="muted lead">What your keys spent, and on which models.</p>
+        </div>
+        <button type="button" onClick={exportCsv} disabled={exporting}>
+          {exporting ? 'Exporting…' : 'Export CSV'}
+        </button>
+      </div>
+      <FilterBar
+        values={values}
+        label="Filter usage"
+        onRefresh={() => {
+          setNow(Date.now());
+        }}
+      />
+
+      <section className="card" aria-labelledby="usage-chart-title">
+        <div className="card-head">
+          <h2 id="usage-chart-title">Spend and requests over time</h2>
+        </div>
+        {daily.data ? (
+          <dl className="totals" aria-label="Totals for these filters">
+            <div>
+              <dt>Spend</dt>
+              <dd>{usd(totals.cost)}</dd>
+            </div>
+            <div>
+              <dt>Requests</dt>
+              <dd>{int(totals.requests)}</dd>
+            </div>
+            <div>
+              <dt>Prompt tokens</dt>
+              <dd>{int(totals.prompt)}</dd>
+            </div>
+            <div>
+              <dt>Completion tokens</dt>
+              <dd>{int(totals.completion)}</dd>
+            </div>
+          </dl>
+        ) : null}
+        <AsyncView state={daily} what="usage" isEmpty={(d) => d.length === 0} empty={<p>No usage in this period yet.</p>}>
+          {(d) => (
+            <Suspense fallback={<p role="status">Loading the chart…</p>}>
+              <UsageChart points={toDaySeries(d, params.from, params.to ?? (params.from ? new Date(now).toISOString() : undefined))} />
+            </Suspense>
+          )}
+        </AsyncView>
+      </section>
+
+      <section className="card" aria-labelledby="usage-table-title">
+        <div className="card-head">
+          <h2 id="usage-table-title">Breakdown</h2>
+          <div className="segmented" role="group" aria-label="Group the table">
+            {BREAKDOWNS.map((b) => (
+              <button
+                key={b.value}
+                type="button"
+                aria-pressed={breakdown === b.value}
+                onClick={() => setQuery({ by: b.value === 'key' ? null : b.value })}
+              >
+                {b.label}
+              </button>
+            ))}
+          </div>
+        </div>
+        <AsyncView state={tableState} what="usage" isEmpty={() => rows.length === 0} empty={<p>No usage in this period yet.</p>}>
+          {() => (
+            <div className="table-wrap">
+              <table className="data">
+                <caption className="sr-only">Usage {BREAKDOWNS.find((b) => b.value === breakdown)?.label.toLowerCase()}</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">{breakdown === 'key' ? 'Key' : breakdown === 'model' ? 'Model' : 'Day'}</th>
+                    <th scope="col" className="num">
+                      Requests
+                    </th>
+                    <th scope="col" className="num">
+                      Prompt tokens
+                    </th>
+                    <th scope="col" className="num">
+                      Completion tokens
+                    </th>
+                    <th scope="col" className="num">
+                      Spend
+                    </th>
+                    <th scope="col">
+                      <span className="sr-only">Share of spend</span>
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {rows.map((r) => (
+                    <tr key={r.key_id ?? r.model ?? r.day}>
+                      <th scope="row">
+                        {breakdown === 'key' ? (
+                          <Link href={`/keys/${encodeURIComponent(r.key_id ?? '')}`}>{r.key_name ?? r.key_id}</Link>
+                        ) : breakdown === 'model' ? (
+                          r.model
+                        ) : (
+                          dateOnly(r.day)
+                        )}
+                      </th>
+                      <td className="num">{int(r.requests)}</td>
+                      <td className="num">{int(r.prompt_tokens)}</td>
+                      <td className="num">{int(r.completion_tokens)}</td>
+                      <td className="num">{usd(r.cost)}</td>
+                      <td className="share-cell">
+                        <span className="share" aria-hidden="true">
+                          <span style={{ width: `${maxCost > 0 ? (r.cost / maxCost) * 100 : 0}%` }} />
+                        </span>
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </AsyncView>
+      </section>
+    </div>
+  );
+}

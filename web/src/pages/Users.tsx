@@ -1,0 +1,300 @@
+import { useId, useState, type FormEvent } from 'react';
+import { api, errorMessage, type Page, type User } from '../api';
+import { dateOnly, usd } from '../format';
+import { Link } from '../router';
+import { AsyncView, ConfirmDialog, Modal, Pager, StatusBadge, notify, useAsync, useCursorPager } from '../components/ui';
+import { useSession } from '../session';
+import { parseUsd } from '../validate';
+import { useGroups } from './keyDialogs';
+
+type Dialog = null | { kind: 'create' } | { kind: 'edit' | 'topup' | 'delete'; user: User };
+
+export default function UsersPage() {
+  const session = useSession();
+  const pager = useCursorPager('users');
+  const users = useAsync(
+    (signal) => api.get<Page<User>>('/api/users', { limit: 50, cursor: pager.cursor ?? undefined }, signal),
+    [pager.cursor],
+  );
+  const [dialog, setDialog] = useState<Dialog>(null);
+  const close = () => setDialog(null);
+  const changed = (msg: string) => {
+    setDialog(null);
+    notify(msg);
+    users.reload();
+    void session.refresh();
+  };
+
+  const toggle = async (u: User) => {
+    try {
+      await api.patch(`/api/users/${encodeURIComponent(u.id)}`, { status: u.status === 'disabled' ? 'active' : 'disabled' });
+      users.reload();
+    } catch (err) {
+      notify(`Could not change ${u.username}: ${errorMessage(err)}`, 'error');
+    }
+  };
+
+  return (
+    <div className="page">
+      <div className="page-head">
+        <div>
+          <h1>Users</h1>
+          <p className="muted lead">Accounts that can sign in here and own keys. Balances are in US dollars.</p>
+        </div>
+        <button type="button" className="primary" onClick={() => setDialog({ kind: 'create' })}>
+          Create user
+        </button>
+      </div>
+      <AsyncView state={users} what="users" isEmpty={(d) => d.data.length === 0 && pager.page === 1}>
+        {(page) => (
+          <>
+            <div className="table-wrap">
+              <table className="data">
+                <caption className="sr-only">Users</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Username</th>
+                    <th scope="col">Role</th>
+                    <th scope="col">Group</th>
+                    <th scope="col" className="num">
+                      Balance
+                    </th>
+                    <th scope="col">Status</th>
+                    <th scope="col">Created</th>
+                    <th scope="col">
+                      <span className="sr-only">Actions</span>
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {page.data.map((u) => (
+                    <tr key={u.id}>
+                      <th scope="row">
+                        {u.username}
+                        {u.id === session.user.id ? <span className="muted"> (you)</span> : null}
+                      </th>
+                      <td>{u.role}</td>
+                      <td>{u.group}</td>
+                      <td className="num">{usd(u.balance)}</td>
+                      <td>
+                        <StatusBadge status={u.status} />
+                      </td>
+                      <td>{dateOnly(u.created_at)}</td>
+                      <td>
+                        <div className="row-actions">
+                          <Link href={`/keys?user_id=${encodeURIComponent(u.id)}`}>Keys</Link>
+                          <button type="button" onClick={() => setDialog({ kind: 'edit', user: u })}>
+                            Edit
+                          </button>
+                          <button type="button" onClick={() => setDialog({ kind: 'topup', user: u })}>
+                            Top up
+                          </button>
+                          {u.id !== session.user.id ? (
+                            <>
+                              <button type="button" onClick={() => void toggle(u)}>
+                                {u.status === 'disabled' ? 'Enable' : 'Disable'}
+                              </button>
+                              <button type="button" className="danger-text" onClick={() => setDialog({ kind: 'delete', user: u })}>
+                                Delete
+                              </button>
+                            </>
+                          ) : null}
+                        </div>
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+            <Pager label="Users" page={pager.page} nextCursor={page.next_cursor} onPrev={pager.prev} onNext={pager.next} />
+          </>
+        )}
+      </AsyncView>
+
+      {dialog?.kind === 'create' ? <UserForm onClose={close} onSaved={(u) => changed(`Created user ${u.username}.`)} /> : null}
+      {dialog?.kind === 'edit' ? (
+        <UserForm existing={dialog.user} onClose={close} onSaved={(u) => changed(`Saved ${u.username}.`)} />
+      ) : null}
+      {dialog?.kind === 'topup' ? (
+        <TopUp user={dialog.user} onClose={close} onDone={(u) => changed(`${u.username} now has ${usd(u.balance)}.`)} />
+      ) : null}
+      {dialog?.kind === 'delete' ? (
+        <ConfirmDialog
+          title={`Delete user ${dialog.user.username}?`}
+          confirmLabel="Delete"
+          danger
+          onClose={close}
+          onConfirm={async () => {
+            await api.del(`/api/users/${encodeURIComponent(dialog.user.id)}`);
+            changed(`Deleted ${dialog.user.username}.`);
+          }}
+        >
+          <p>Their keys stop working at once. Logs and usage history are kept.</p>
+        </ConfirmDialog>
+      ) : null}
+    </div>
+  );
+}
+
+function UserForm({ existing, onClose, onSaved }: { existing?: User; onClose: () => void; onSaved: (u: User) => void }) {
+  const groups = useGroups();
+  const id = useId();
+  const [username, setUsername] = useState(existing?.username ?? '');
+  const [password, setPassword] = useState('');
+  const [role, setRole] = useState<User['role']>(existing?.role ?? 'user');
+  const [group, setGroup] = useState(existing?.group ?? 'default');
+  const [status, setStatus] = useState<User['status']>(existing?.status ?? 'active');
+  const [balance, setBalance] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    if (!existing && password.length < 8) return setError('Passwords need at least 8 characters.');
+    if (existing && password && password.length < 8) return setError('Passwords need at least 8 characters.');
+    const b = parseUsd(balance);
+    if (b.error) return setError(b.error);
+    setBusy(true);
+    try {
+      const u = existing
+        ? await api.patch<User>(`/api/users/${encodeURIComponent(existing.id)}`, {
+            role,
+            group,
+            status,
+            ...(password ? { password } : {}),
+          })
+        : await api.post<User>('/api/users', {
+            username: username.trim(),
+            password,
+            role,
+            group,
+            ...(b.value !== null ? { balance: b.value } : {}),
+          });
+      onSaved(u);
+    } catch (err) {
+      setError(errorMessage(err));
+      setBusy(false);
+    }
+  };
+
+  const groupNames = [...new Set([...(groups.data ?? []).map((g) => g.name), group, 'default'])];
+  return (
+    <Modal title={existing ? `Edit ${existing.username}` : 'Create user'} onClose={onClose}>
+      <form onSubmit={submit} className="form-grid">
+        {existing ? null : (
+          <label className="span2">
+            Username
+            <input value={username} onChange={(e) => setUsername(e.target.value)} required autoComplete="off" autoFocus />
+          </label>
+        )}
+        <label className="span2">
+          {existing ? 'New password' : 'Password'}
+          <input
+            type="password"
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+            required={!existing}
+            minLength={8}
+            autoComplete="new-password"
+            aria-describedby={`${id}-pw`}
+          />
+          <span id={`${id}-pw`} className="hint">
+            {existing ? 'Leave empty to keep the current password.' : 'At least 8 characters.'}
+          </span>
+        </label>
+        <label>
+          Role
+          <select value={role} onChange={(e) => setRole(e.target.value as User['role'])}>
+            <option value="user">User</option>
+            <option value="admin">Admin</option>
+          </select>
+        </label>
+        <label>
+          Group
+          <select value={group} onChange={(e) => setGroup(e.target.value)}>
+            {groupNames.map((g) => (
+              <option key={g} value={g}>
+                {g}
+              </option>
+            ))}
+          </select>
+        </label>
+        {existing ? (
+          <label>
+            Account status
+            <select value={status} onChange={(e) => setStatus(e.target.value as User['status'])}>
+              <option value="active">Active</option>
+              <option value="disabled">Disabled</option>
+            </select>
+          </label>
+        ) : (
+          <label>
+            Starting balance (USD)
+            <input inputMode="decimal" value={balance} onChange={(e) => setBalance(e.target.value)} placeholder="0.00" />
+          </label>
+        )}
+        {error ? (
+          <p className="notice error span2" role="alert">
+            {error}
+          </p>
+        ) : null}
+        <div className="actions span2">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy}>
+            {busy ? 'Saving…' : existing ? 'Save' : 'Create'}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
+function TopUp({ user, onClose, onDone }: { user: User; onClose: () => void; onDone: (u: User) => void }) {
+  const [amount, setAmount] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const t = amount.trim();
+    const negative = t.startsWith('-');
+    const parsed = parseUsd(negative ? t.slice(1) : t);
+    if (parsed.error || parsed.value === null || parsed.value === 0) {
+      return setError('Enter an amount in US dollars, e.g. 20 (or -5 to deduct).');
+    }
+    setBusy(true);
+    setError(null);
+    try {
+      onDone(await api.post<User>(`/api/users/${encodeURIComponent(user.id)}/topup`, { amount: negative ? -parsed.value : parsed.value }));
+    } catch (err) {
+      setError(errorMessage(err));
+      setBusy(false);
+    }
+  };
+  return (
+    <Modal title={`Top up ${user.username}`} onClose={onClose}>
+      <form onSubmit={submit}>
+        <p>Current balance: {usd(user.balance)}</p>
+        <label>
+          Amount (USD)
+          <input inputMode="decimal" value={amount} onChange={(e) => setAmount(e.target.value)} required autoFocus />
+        </label>
+        {error ? (
+          <p className="notice error" role="alert">
+            {error}
+          </p>
+        ) : null}
+        <div className="actions">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy}>
+            {busy ? 'Working…' : 'Top up'}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}

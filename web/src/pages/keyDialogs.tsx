@@ -1,0 +1,585 @@
+// Key dialogs shared by the keys list and the per-key page: create/edit form, show-once
+// secret, rotate, delete, and the row of action buttons.
+import { useEffect, useId, useMemo, useRef, useState, type FormEvent } from 'react';
+import { api, ApiError, errorMessage, type ApiKey, type Group, type User } from '../api';
+import { toDateInput } from '../format';
+import { ConfirmDialog, FieldError, Modal, notify, useAsync } from '../components/ui';
+import { useSession } from '../session';
+import { parseIpRules, parseList, parseUsd } from '../validate';
+
+interface ModelOption {
+  id: string;
+  priced: boolean;
+}
+
+/** Groups are listed for admins; for users the call may be refused, then the field is hidden. */
+export function useGroups() {
+  return useAsync(
+    async (signal) => {
+      try {
+        return (await api.get<{ data: Group[] }>('/api/groups', undefined, signal)).data;
+      } catch (err) {
+        if (err instanceof ApiError && (err.status === 403 || err.status === 404)) return null;
+        throw err;
+      }
+    },
+    [],
+  );
+}
+
+export function useUsers(enabled: boolean) {
+  return useAsync(
+    async (signal) => {
+      if (!enabled) return [] as User[];
+      return (await api.get<{ data: User[] }>('/api/users', { limit: 200 }, signal)).data;
+    },
+    [enabled],
+  );
+}
+
+const EXPIRY_PRESETS: { label: string; days: number | null }[] = [
+  { label: 'Never', days: null },
+  { label: '7 days', days: 7 },
+  { label: '30 days', days: 30 },
+  { label: '90 days', days: 90 },
+  { label: '1 year', days: 365 },
+];
+
+/** The end of the chosen local day, as ISO 8601. */
+function dateToIso(date: string): string {
+  const [y, m, d] = date.split('-').map(Number);
+  return new Date(y ?? 1970, (m ?? 1) - 1, d ?? 1, 23, 59, 59, 0).toISOString();
+}
+
+type FieldErrors = Partial<Record<'name' | 'ips' | 'quota' | 'expires' | 'rpm' | 'models', string>>;
+
+export function KeyFormDialog({
+  existing,
+  onClose,
+  onSaved,
+}: {
+  existing?: ApiKey;
+  onClose: () => void;
+  onSaved: (key: ApiKey) => void;
+}) {
+  const { user } = useSession();
+  const isAdmin = user.role === 'admin';
+  const groups = useGroups();
+  const users = useUsers(isAdmin && !existing);
+  const id = useId();
+
+  const [name, setName] = useState(existing?.name ?? '');
+  const [owner, setOwner] = useState(existing?.user_id ?? user.id);
+  const [group, setGroup] = useState(existing?.group ?? '');
+  const [models, setModels] = useState<string[]>(existing?.models?.filter((m) => !m.endsWith('*')) ?? []);
+  const [patterns, setPatterns] = useState((existing?.models ?? []).filter((m) => m.endsWith('*')).join(', '));
+  const [ips, setIps] = useState((existing?.allowed_ips ?? []).join('\n'));
+  const [quota, setQuota] = useState(existing?.quota != null ? String(existing.quota) : '');
+  const [expires, setExpires] = useState(existing?.expires_at ? toDateInput(new Date(existing.expires_at)) : '');
+  const [rpm, setRpm] = useState(existing?.rpm != null ? String(existing.rpm) : '');
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [formError, setFormError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const ownerUser = isAdmin ? users.data?.find((u) => u.id === owner) : user;
+  const modelGroup = group || ownerUser?.group || (owner === user.id ? user.group : '');
+  const available = useAsync(
+    (signal) =>
+      api.get<{ data: ModelOption[] }>('/api/models', { group: modelGroup || undefined }, signal).then((r) => r.data),
+    [modelGroup],
+  );
+  const modelOptions = useMemo(() => {
+    const list = [...(available.data ?? [])];
+    for (const m of models) if (!list.some((o) => o.id === m)) list.push({ id: m, priced: true });
+    return list;
+  }, [available.data, models]);
+
+  const validate = (): { body: Record<string, unknown> } | null => {
+    const errs: FieldErrors = {};
+    const trimmed = name.trim();
+    if (!trimmed) errs.name = 'Give the key a name, e.g. “web-prod” or “dev-local”.';
+    else if (trimmed.length > 128) errs.name = 'Names are at most 128 characters.';
+    const ip = parseIpRules(ips);
+    if (ip.error) errs.ips = ip.error;
+    const q = parseUsd(quota);
+    if (q.error) errs.quota = q.error;
+    let expiresAt: string | null = null;
+    if (expires) {
+      expiresAt = dateToIso(expires);
+      if (new Date(expiresAt).getTime() <= Date.now()) errs.expires = 'Pick a date in the future.';
+    }
+    let rpmValue: number | null = null;
+    if (rpm.trim()) {
+      const n = Number(rpm);
+      if (!Number.isInteger(n) || n < 1) errs.rpm = 'Enter a whole number of requests per minute (1 or more), or leave it empty.';
+      else rpmValue = n;
+    }
+    const pats = parseList(patterns);
+    const badPat = pats.find((p) => !/^[^\s*]+\*?$/.test(p) && p !== '*');
+    if (badPat) errs.models = `“${badPat}”: a pattern is a model name, optionally ending in *.`;
+    setErrors(errs);
+    if (Object.keys(errs).length) return null;
+    const allModels = [...models, ...pats];
+    const body: Record<string, unknown> = {
+      name: trimmed,
+      models: allModels.length ? allModels : null,
+      allowed_ips: ip.rules.length ? ip.rules : null,
+      quota: q.value,
+      expires_at: expiresAt,
+      group: group || null,
+      rpm: rpmValue,
+    };
+    if (!existing) {
+      // on create, leave unset fields out entirely: the server applies its defaults
+      for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
+      if (isAdmin && owner !== user.id) body.user_id = owner;
+    }
+    return { body };
+  };
+
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setFormError(null);
+    const v = validate();
+    if (!v) return;
+    setBusy(true);
+    try {
+      const saved = existing
+        ? await api.patch<ApiKey>(`/api/keys/${encodeURIComponent(existing.id)}`, v.body)
+        : await api.post<ApiKey>('/api/keys', v.body);
+      onSaved(saved);
+    } catch (err) {
+      if (err instanceof ApiError && err.param) {
+        const map: Record<string, keyof FieldErrors> = {
+          name: 'name',
+          allowed_ips: 'ips',
+          quota: 'quota',
+          expires_at: 'expires',
+          rpm: 'rpm',
+          models: 'models',
+        };
+        const field = map[err.param.replace(/\[.*$/, '').replace(/^body\./, '')];
+        if (field) setErrors((x) => ({ ...x, [field]: err.message }));
+      }
+      setFormError(errorMessage(err));
+      setBusy(false);
+    }
+  };
+
+  const describedBy = (field: keyof FieldErrors, hint?: string) =>
+    [hint, errors[field] ? `${id}-${field}-err` : null].filter(Boolean).join(' ') || undefined;
+
+  return (
+    <Modal title={existing ? `Edit key “${existing.name}”` : 'Create key'} onClose={onClose} className="form-dialog">
+      <form onSubmit={submit} noValidate className="form-grid">
+        <label className="span2">
+          Name
+          <input
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            maxLength={128}
+            required
+            autoFocus
+            aria-invalid={errors.name ? true : undefined}
+            aria-describedby={describedBy('name')}
+          />
+        </label>
+        <FieldError id={`${id}-name-err`} message={errors.name} />
+
+        {isAdmin && !existing ? (
+          <label>
+            Owner
+            <select value={owner} onChange={(e) => setOwner(e.target.value)}>
+              <option value={user.id}>{user.username} (you)</option>
+              {(users.data ?? [])
+                .filter((u) => u.id !== user.id)
+                .map((u) => (
+                  <option key={u.id} value={u.id}>
+                    {u.username} ({u.group})
+                  </option>
+                ))}
+            </select>
+          </label>
+        ) : null}
+
+        {groups.data ? (
+          <label>
+            Group
+            <select value={group} onChange={(e) => setGroup(e.target.value)} aria-describedby={`${id}-group-hint`}>
+              <option value="">Owner’s group{ownerUser?.group ? ` (${ownerUser.group})` : ''}</option>
+              {groups.data.map((g) => (
+                <option key={g.name} value={g.name}>
+                  {g.name} (×{g.multiplier})
+                </option>
+              ))}
+            </select>
+            <span id={`${id}-group-hint`} className="hint">
+              Decides which models and prices apply.
+            </span>
+          </label>
+        ) : null}
+
+        <label className="span2">
+          Models
+          <select
+            multiple
+            value={models}
+            size={Math.min(Math.max(modelOptions.length, 3), 7)}
+            onChange={(e) => setModels(Array.from(e.target.selectedOptions, (o) => o.value))}
+            aria-describedby={`${id}-models-hint`}
+          >
+            {modelOptions.map((m) => (
+              <option key={m.id} value={m.id}>
+                {m.id}
+                {m.priced ? '' : ' (no price yet)'}
+              </option>
+            ))}
+          </select>
+          <span id={`${id}-models-hint`} className="hint">
+            {available.loading && !available.data
+              ? 'Loading the models this group offers… '
+              : available.error
+                ? `Could not load the model list: ${errorMessage(available.error)}. `
+                : modelOptions.length === 0
+                  ? 'This group offers no models yet. '
+                  : ''}
+            Select none to allow every model the group offers. Ctrl/⌘-click selects several.
+          </span>
+        </label>
+        <label className="span2">
+          Extra model patterns
+          <input
+            value={patterns}
+            onChange={(e) => setPatterns(e.target.value)}
+            placeholder="e.g. gpt-4o*, claude-3-5*"
+            aria-invalid={errors.models ? true : undefined}
+            aria-describedby={describedBy('models', `${id}-pat-hint`)}
+          />
+          <span id={`${id}-pat-hint`} className="hint">
+            Optional, comma-separated; a trailing * matches any model with that prefix.
+          </span>
+        </label>
+        <FieldError id={`${id}-models-err`} message={errors.models} />
+
+        <label className="span2">
+          Allowed IPs
+          <textarea
+            value={ips}
+            onChange={(e) => setIps(e.target.value)}
+            rows={3}
+            placeholder={'203.0.113.7\n10.0.0.0/8\n2001:db8::/32'}
+            spellCheck={false}
+            aria-invalid={errors.ips ? true : undefined}
+            aria-describedby={describedBy('ips', `${id}-ips-hint`)}
+          />
+          <span id={`${id}-ips-hint`} className="hint">
+            One IPv4/IPv6 address or CIDR block per line. Empty: any IP.
+          </span>
+        </label>
+        <FieldError id={`${id}-ips-err`} message={errors.ips} />
+
+        <label>
+          Quota (USD)
+          <input
+            type="text"
+            inputMode="decimal"
+            value={quota}
+            onChange={(e) => setQuota(e.target.value)}
+            placeholder="Unlimited"
+            aria-invalid={errors.quota ? true : undefined}
+            aria-describedby={describedBy('quota', `${id}-quota-hint`)}
+          />
+          <span id={`${id}-quota-hint`} className="hint">
+            Spending cap for this key. Empty: no cap (the account balance still applies).
+          </span>
+        </label>
+        <FieldError id={`${id}-quota-err`} message={errors.quota} />
+
+        <label>
+          Requests per minute
+          <input
+            type="number"
+            min={1}
+            step={1}
+            value={rpm}
+            onChange={(e) => setRpm(e.target.value)}
+            placeholder="No limit"
+            aria-invalid={errors.rpm ? true : undefined}
+            aria-describedby={describedBy('rpm')}
+          />
+        </label>
+        <FieldError id={`${id}-rpm-err`} message={errors.rpm} />
+
+        <div className="span2 expires">
+          <label>
+            Expires
+            <input
+              type="date"
+              value={expires}
+              min={toDateInput(new Date())}
+              onChange={(e) => setExpires(e.target.value)}
+              aria-invalid={errors.expires ? true : undefined}
+              aria-describedby={describedBy('expires', `${id}-exp-hint`)}
+            />
+          </label>
+          <div className="presets" role="group" aria-label="Expiry presets">
+            {EXPIRY_PRESETS.map((p) => (
+              <button
+                key={p.label}
+                type="button"
+                className="chip"
+                onClick={() => setExpires(p.days === null ? '' : toDateInput(new Date(Date.now() + p.days * 86400_000)))}
+              >
+                {p.label}
+              </button>
+            ))}
+          </div>
+          <span id={`${id}-exp-hint`} className="hint">
+            {expires ? 'The key stops working at the end of that day, your time.' : 'Never expires.'}
+          </span>
+        </div>
+        <FieldError id={`${id}-expires-err`} message={errors.expires} />
+
+        {formError ? (
+          <p className="notice error span2" role="alert">
+            {formError}
+          </p>
+        ) : null}
+        <div className="actions span2">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className="primary" disabled={busy}>
+            {busy ? 'Saving…' : existing ? 'Save' : 'Create'}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
+async function copyText(text: string, fallbackEl: HTMLElement | null): Promise<boolean> {
+  try {
+    if (navigator.clipboard && window.isSecureContext) {
+      await navigator.clipboard.writeText(text);
+      return true;
+    }
+  } catch {
+    /* fall through */
+  }
+  if (fallbackEl) {
+    const range = document.createRange();
+    range.selectNodeContents(fallbackEl);
+    const sel = window.getSelection();
+    sel?.removeAllRanges();
+    sel?.addRange(range);
+    try {
+      return document.execCommand('copy');
+    } catch {
+      return false;
+    }
+  }
+  return false;
+}
+
+/** Shows a freshly created or rotated secret, exactly once. */
+export function SecretDialog({ apiKey, rotated, onClose }: { apiKey: ApiKey; rotated?: boolean; onClose: () => void }) {
+  const secret = apiKey.key ?? '';
+  const secretRef = useRef<HTMLElement>(null);
+  const [copied, setCopied] = useState<null | boolean>(null);
+  const origin = window.location.origin;
+  const model = apiKey.models?.find((m) => !m.endsWith('*')) ?? 'gpt-4o-mini';
+  const shell = `export OPENAI_API_KEY=${secret}\nexport OPENAI_BASE_URL=${origin}/v1`;
+  const curl =
+    `curl "$OPENAI_BASE_URL/chat/completions" \\\n` +
+    `  -H "Authorization: Bearer $OPENAI_API_KEY" \\\n` +
+    `  -H "Content-Type: application/json" \\\n` +
+    `  -d '{"model": "${model}", "messages": [{"role": "user", "content": "Hello!"}]}'\n\n` +
+    `# this key's own limits and spend:\ncurl "$OPENAI_BASE_URL/key" -H "Authorization: Bearer $OPENAI_API_KEY"`;
+
+  useEffect(() => {
+    // select the secret so keyboard users can copy it right away
+    const el = secretRef.current;
+    if (el) el.focus();
+  }, []);
+
+  return (
+    <Modal title={rotated ? `New secret for “${apiKey.name}”` : `Key “${apiKey.name}” created`} onClose={onClose} className="secret-dialog">
+      <p className="notice warn" role="note">
+        <strong>Copy this key now. It will not be shown again.</strong> MoleAPI stores only a hash of it; if you lose it,
+        rotate the key to get a new one. Keep it out of front-end code, Git and screenshots.
+      </p>
+      {rotated ? (
+        <p className="muted">The previous secret stops working at the end of the grace period you chose.</p>
+      ) : null}
+      <div className="secret-row">
+        <code className="secret" ref={secretRef} tabIndex={0} aria-label="Secret key">
+          {secret}
+        </code>
+        <button
+          type="button"
+          className="primary"
+          onClick={async () => setCopied(await copyText(secret, secretRef.current))}
+        >
+          Copy
+        </button>
+      </div>
+      <p className="muted copy-state" aria-live="polite">
+        {copied === true ? 'Copied to the clipboard.' : copied === false ? 'Select the key above and copy it by hand.' : ''}
+      </p>
+      <h3>Use it</h3>
+      <p className="muted">Any OpenAI SDK picks these up unchanged:</p>
+      <pre className="code" tabIndex={0} aria-label="Shell environment">
+        {shell}
+      </pre>
+      <pre className="code" tabIndex={0} aria-label="curl example">
+        {curl}
+      </pre>
+      <div className="actions">
+        <button type="button" onClick={onClose}>
+          Done
+        </button>
+      </div>
+    </Modal>
+  );
+}
+
+const GRACE_CHOICES: { label: string; seconds: number }[] = [
+  { label: 'Stop it immediately', seconds: 0 },
+  { label: '5 minutes', seconds: 300 },
+  { label: '1 hour', seconds: 3600 },
+  { label: '24 hours', seconds: 86400 },
+];
+
+export function RotateDialog({ apiKey, onClose, onRotated }: { apiKey: ApiKey; onClose: () => void; onRotated: (k: ApiKey) => void }) {
+  const [grace, setGrace] = useState(0);
+  const name = useId();
+  return (
+    <ConfirmDialog
+      title={`Rotate key “${apiKey.name}”`}
+      confirmLabel="Rotate"
+      onClose={onClose}
+      onConfirm={async () => {
+        const k = await api.post<ApiKey>(`/api/keys/${encodeURIComponent(apiKey.id)}/rotate`, { grace_seconds: grace });
+        onRotated(k);
+      }}
+    >
+      <p>
+        Rotating issues a new secret for this key. Its name, limits, usage and logs stay the same. Choose how long the
+        current secret keeps working so you can update your apps:
+      </p>
+      <fieldset className="radios">
+        <legend>Old secret keeps working for</legend>
+        {GRACE_CHOICES.map((g) => (
+          <label key={g.seconds} className="radio">
+            <input type="radio" name={name} value={g.seconds} checked={grace === g.seconds} onChange={() => setGrace(g.seconds)} />
+            {g.label}
+          </label>
+        ))}
+      </fieldset>
+    </ConfirmDialog>
+  );
+}
+
+type Dialog = null | 'edit' | 'rotate' | 'delete' | { secret: ApiKey; rotated: boolean };
+
+/** Edit / Disable-Enable / Rotate / Delete buttons for one key, plus their dialogs. */
+export function KeyActions({
+  apiKey,
+  onChanged,
+  onDeleted,
+  showEdit = true,
+}: {
+  apiKey: ApiKey;
+  onChanged: (k: ApiKey) => void;
+  onDeleted: () => void;
+  showEdit?: boolean;
+}) {
+  const [dialog, setDialog] = useState<Dialog>(null);
+  const [busy, setBusy] = useState(false);
+  const disabled = apiKey.status === 'disabled';
+
+  const toggle = async () => {
+    setBusy(true);
+    try {
+      const k = await api.patch<ApiKey>(`/api/keys/${encodeURIComponent(apiKey.id)}`, {
+        status: disabled ? 'active' : 'disabled',
+      });
+      onChanged(k);
+    } catch (err) {
+      notify(`Could not change “${apiKey.name}”: ${errorMessage(err)}`, 'error');
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <div className="row-actions">
+      {showEdit ? (
+        <button type="button" onClick={() => setDialog('edit')}>
+          Edit
+        </button>
+      ) : null}
+      <button type="button" onClick={toggle} disabled={busy}>
+        {disabled ? 'Enable' : 'Disable'}
+      </button>
+      <button type="button" onClick={() => setDialog('rotate')}>
+        Rotate
+      </button>
+      <button type="button" className="danger-text" onClick={() => setDialog('delete')}>
+        Delete
+      </button>
+
+      {dialog === 'edit' ? (
+        <KeyFormDialog
+          existing={apiKey}
+          onClose={() => setDialog(null)}
+          onSaved={(k) => {
+            setDialog(null);
+            onChanged(k);
+            notify(`Saved “${k.name}”.`);
+          }}
+        />
+      ) : null}
+      {dialog === 'rotate' ? (
+        <RotateDialog
+          apiKey={apiKey}
+          onClose={() => setDialog(null)}
+          onRotated={(k) => {
+            setDialog({ secret: k, rotated: true });
+          }}
+        />
+      ) : null}
+      {dialog === 'delete' ? (
+        <ConfirmDialog
+          title={`Delete key “${apiKey.name}”?`}
+          confirmLabel="Delete"
+          danger
+          onClose={() => setDialog(null)}
+          onConfirm={async () => {
+            await api.del(`/api/keys/${encodeURIComponent(apiKey.id)}`);
+            setDialog(null);
+            notify(`Deleted “${apiKey.name}”.`);
+            onDeleted();
+          }}
+        >
+          <p>
+            Apps using <strong>{apiKey.display}</strong> are refused at once with <code>invalid_api_key</code>. This
+            cannot be undone. Its logs and usage history are kept.
+          </p>
+        </ConfirmDialog>
+      ) : null}
+      {dialog && typeof dialog === 'object' ? (
+        <SecretDialog
+          apiKey={dialog.secret}
+          rotated={dialog.rotated}
+          onClose={() => {
+            const { key: _secret, ...rest } = dialog.secret;
+            setDialog(null);
+            onChanged(rest as ApiKey);
+          }}
+        />
+      ) : null}
+    </div>
+  );
+}

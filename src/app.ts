@@ -1,0 +1,87 @@
+// Builds the Fastify app: shared HTTP behaviour (request ids, errors, client IP, cookies,
+// OpenAPI) and each domain's routes. No domain logic lives here.
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import cookie from '@fastify/cookie';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import type { Services } from './services.js';
+import { installErrorHandling } from './http/errors-hook.js';
+import { installManagementAuth } from './http/auth-hook.js';
+import { makeClientIpResolver } from './http/client-ip.js';
+import { registerAccountRoutes } from './accounts/routes.js';
+import { registerKeyRoutes } from './keys/routes.js';
+import { registerAuditRoutes } from './audit/routes.js';
+import { registerBillingRoutes } from './billing/routes.js';
+import { registerChannelRoutes } from './channels/routes.js';
+import { registerUsageRoutes } from './usage/routes.js';
+import { registerRelay } from './relay/routes.js';
+import { registerConsole } from './console/index.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    clientIp: string;
+  }
+}
+
+const newRequestId = () => 'req_' + randomBytes(12).toString('hex');
+
+export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
+  const { config } = services;
+  const app: FastifyInstance = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    // No per-request access lines: the call-log table is the access log for the relay.
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId: newRequestId,
+    bodyLimit: 1024 * 1024,
+    trustProxy: false,
+    // Let in-flight streams finish on close; idle keep-alive sockets are closed.
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+  });
+  // zod validates inside each route (http/route.ts); the JSON schemas are for the docs only.
+  app.setValidatorCompiler(() => (data) => ({ value: data }));
+
+  const clientIp = makeClientIpResolver(config.trustedProxies);
+  app.decorateRequest('clientIp', '');
+  app.addHook('onRequest', async (req, reply) => {
+    req.clientIp = clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for']);
+    reply.header('x-request-id', req.id);
+  });
+  installErrorHandling(app);
+
+  await app.register(cookie);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'MoleAPI management API', version: '0.1.0', description: 'Keys, users, channels, prices, logs, usage and audit. See README for the relay API (/v1).' },
+      components: {
+        securitySchemes: {
+          masterKey: { type: 'http', scheme: 'bearer', description: 'MOLE_MASTER_KEY' },
+          session: { type: 'apiKey', in: 'cookie', name: 'mole_session', description: 'console session; writes also need x-csrf-token' },
+        },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/api/docs' });
+
+  await app.register(async (api) => {
+    installManagementAuth(api, services);
+    api.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+    registerAccountRoutes(api, { ...services, sessionTtlSeconds: config.sessionTtlSeconds });
+    registerKeyRoutes(api, services);
+    registerAuditRoutes(api, services);
+    registerBillingRoutes(api, services);
+    registerChannelRoutes(api, services);
+    registerUsageRoutes(api, services);
+  });
+
+  await app.register(async (relay) => registerRelay(relay, services), { prefix: '/v1' });
+
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  await registerConsole(app, { webDir: path.resolve(here, '..', 'dist', 'web') });
+  return app;
+}

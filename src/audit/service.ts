@@ -1,0 +1,67 @@
+// Audit trail: who did what to which key or user, when, from where. Changes hold field
+// names and non-secret values only; callers never pass a secret (see keys/service.ts).
+import type { Db } from '../db/index.js';
+import type { AuditRow } from '../db/schema.js';
+
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  keyId?: number | null;
+  userId?: number | null;
+  ip?: string | null;
+  changes?: Record<string, unknown>;
+}
+
+const SECRET_FIELDS = /^(key|secret|password|password_hash|key_hash|api_key|api_key_enc|token)$/i;
+
+function scrub(changes: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(changes)) out[k] = SECRET_FIELDS.test(k) ? '[redacted]' : v;
+  return out;
+}
+
+export function createAuditService(db: Db) {
+  return {
+    async record(e: AuditEntry): Promise<void> {
+      await db
+        .insertInto('audit_log')
+        .values({
+          created_at: Date.now(),
+          actor: e.actor,
+          action: e.action,
+          key_id: e.keyId ?? null,
+          user_id: e.userId ?? null,
+          ip: e.ip ?? null,
+          changes: JSON.stringify(scrub(e.changes ?? {})),
+        })
+        .execute();
+    },
+
+    /** Newest first; `userId` scopes to one owner (users only see their own trail). */
+    async list(q: { keyId?: number; userId?: number; limit: number; cursor?: number }) {
+      let query = db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(q.limit + 1);
+      if (q.keyId !== undefined) query = query.where('key_id', '=', q.keyId);
+      if (q.userId !== undefined) query = query.where('user_id', '=', q.userId);
+      if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
+      const rows = await query.execute();
+      const more = rows.length > q.limit;
+      const page = rows.slice(0, q.limit);
+      return { data: page.map(toAuditJson), next_cursor: more ? String(page[page.length - 1]!.id) : null };
+    },
+  };
+}
+
+export type AuditService = ReturnType<typeof createAuditService>;
+
+export function toAuditJson(r: AuditRow) {
+  return {
+    id: Number(r.id),
+    created_at: new Date(Number(r.created_at)).toISOString(),
+    actor: r.actor,
+    action: r.action,
+    key_id: r.key_id === null ? null : Number(r.key_id),
+    user_id: r.user_id === null ? null : Number(r.user_id),
+    ip: r.ip,
+    changes: JSON.parse(r.changes) as Record<string, unknown>,
+  };
+}

@@ -1,0 +1,189 @@
+// The money ledger on the hot path. Before forwarding, a request reserves its worst-case
+// cost against both its key's quota and its account's balance; afterwards it settles the
+// real cost (releasing the rest) or is refunded in full. All of that is in memory and
+// synchronous once an account is loaded, so concurrent requests can never together spend
+// past a quota or balance. Spend reaches the database in batches (usage/writer.ts), in the
+// same transaction as the log rows that explain it.
+//
+// A crash loses at most the spend settled since the last flush (MOLE_FLUSH_INTERVAL_MS),
+// together with its log rows, so the database stays self-consistent.
+import type { Logger } from 'pino';
+import type { Redis } from 'ioredis';
+import type { Db } from '../db/index.js';
+import type { InvalidationBus } from '../shared/bus.js';
+import type { KeysService } from '../keys/service.js';
+import type { AccountsService } from '../accounts/service.js';
+
+interface Counter {
+  /** Value as last read from / written to the database. */
+  base: number;
+  /** Settled here, not yet written. */
+  pending: number;
+  /** Held by requests in flight. */
+  reserved: number;
+  lastUsed: number;
+}
+
+export interface Reservation {
+  keyId: number;
+  userId: number;
+  amount: number;
+  done: boolean;
+}
+
+export type ReserveResult = { ok: true; reservation: Reservation } | { ok: false; reason: 'key_quota' | 'balance' };
+
+export interface LedgerDeps {
+  db: Db;
+  bus: InvalidationBus;
+  keys: KeysService;
+  accounts: AccountsService;
+  logger: Logger;
+  redis: Redis | null;
+  redisPrefix: string;
+}
+
+export function createLedger(deps: LedgerDeps) {
+  const keyUsed = new Map<number, Counter>();
+  const userBalance = new Map<number, Counter>();
+  const loading = new Map<string, Promise<void>>();
+  /** Serialises database reads of base values with flushes, so nothing is counted twice. */
+  let lock: Promise<void> = Promise.resolve();
+  function acquire(): Promise<() => void> {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const prev = lock;
+    lock = prev.then(() => held);
+    return prev.then(() => release);
+  }
+  async function withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const release = await acquire();
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  const newCounter = (base: number): Counter => ({ base, pending: 0, reserved: 0, lastUsed: Date.now() });
+
+  function ensureLoaded(kind: 'k' | 'u', id: number): Promise<void> | null {
+    const map = kind === 'k' ? keyUsed : userBalance;
+    if (map.has(id)) return null;
+    const tag = kind + id;
+    let p = loading.get(tag);
+    if (!p) {
+      p = withLock(async () => {
+        const base = kind === 'k' ? await deps.keys.usedNano(id) : await deps.accounts.balanceNano(id);
+        if (!map.has(id)) map.set(id, newCounter(base));
+      }).finally(() => loading.delete(tag));
+      loading.set(tag, p);
+    }
+    return p;
+  }
+
+  // A top-up or admin change to a balance: re-read the base (pending spend is not in the DB yet).
+  deps.bus.on((msg) => {
+    if (msg.kind !== 'user') return;
+    const c = userBalance.get(msg.userId);
+    if (!c) return;
+    void withLock(async () => {
+      c.base = await deps.accounts.balanceNano(msg.userId);
+    }).catch((err) => deps.logger.error({ err: String(err) }, 'ledger: balance reload failed'));
+  });
+
+  const available = {
+    key: (c: Counter, quota: number) => quota - (c.base + c.pending + c.reserved),
+    user: (c: Counter) => c.base - c.pending - c.reserved,
+  };
+
+  /** Charges the real cost and releases the rest of the hold. */
+  function settle(r: Reservation, cost: number): void {
+    if (r.done) return;
+    r.done = true;
+    const k = keyUsed.get(r.keyId)!;
+    const u = userBalance.get(r.userId)!;
+    k.reserved -= r.amount;
+    u.reserved -= r.amount;
+    k.pending += cost;
+    u.pending += cost;
+  }
+
+  return {
+    /** Holds `amount` nano-USD against the key quota (null = unlimited) and the account balance. */
+    async reserve(keyId: number, userId: number, quotaNano: number | null, amount: number): Promise<ReserveResult> {
+      const a = ensureLoaded('k', keyId);
+      const b = ensureLoaded('u', userId);
+      if (a) await a;
+      if (b) await b;
+      // From here to the increments there is no await: the check and the hold are atomic.
+      const k = keyUsed.get(keyId)!;
+      const u = userBalance.get(userId)!;
+      if (quotaNano !== null && available.key(k, quotaNano) < amount) return { ok: false, reason: 'key_quota' };
+      if (available.user(u) < amount) return { ok: false, reason: 'balance' };
+      k.reserved += amount;
+      u.reserved += amount;
+      k.lastUsed = u.lastUsed = Date.now();
+      return { ok: true, reservation: { keyId, userId, amount, done: false } };
+    },
+
+    settle,
+    release: (r: Reservation) => settle(r, 0),
+
+
+    /** Spend as the API shows it: database value plus what is not written yet. */
+    usedNano(keyId: number, dbValue: number): number {
+      const k = keyUsed.get(keyId);
+      return k ? k.base + k.pending : dbValue;
+    },
+
+    /**
+     * Contributor to the usage writer's transaction: writes pending spend, and once the
+     * transaction commits moves it into the base values.
+     */
+    async flushInto(trx: Db): Promise<{ committed(): void; aborted(): void }> {
+      // Held from collection until commit or abort, so no base is re-read mid-flush.
+      const release = await acquire();
+      const keyDeltas = new Map<number, number>();
+      const userDeltas = new Map<number, number>();
+      for (const [id, c] of keyUsed) if (c.pending) keyDeltas.set(id, c.pending);
+      for (const [id, c] of userBalance) if (c.pending) userDeltas.set(id, c.pending);
+      try {
+        await deps.keys.addUsed(trx, keyDeltas);
+        await deps.accounts.subtractSpend(trx, userDeltas);
+      } catch (err) {
+        release();
+        throw err;
+      }
+      return {
+        committed() {
+          for (const [id, d] of keyDeltas) {
+            const c = keyUsed.get(id)!;
+            c.pending -= d;
+            c.base += d;
+          }
+          for (const [id, d] of userDeltas) {
+            const c = userBalance.get(id)!;
+            c.pending -= d;
+            c.base -= d;
+          }
+          // Forget idle accounts so memory tracks the active set, not every key ever seen.
+          const idleBefore = Date.now() - 10 * 60_000;
+          for (const m of [keyUsed, userBalance]) for (const [id, c] of m) if (!c.pending && !c.reserved && c.lastUsed < idleBefore) m.delete(id);
+          release();
+        },
+        aborted: release,
+      };
+    },
+
+    /** Balance as the API shows it: database value minus what is not written yet. */
+    balanceNano(userId: number, dbValue: number): number {
+      const u = userBalance.get(userId);
+      return u ? u.base - u.pending : dbValue;
+    },
+
+    stats: () => ({ keys: keyUsed.size, users: userBalance.size }),
+  };
+}
+
+export type Ledger = ReturnType<typeof createLedger>;

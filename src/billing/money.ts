@@ -1,0 +1,58 @@
+// Money is an integer count of nano-USD (1 USD = 1e9). Prices are integer nano-USD per
+// 1M tokens, multipliers integer parts-per-million. A request's cost is computed in BigInt
+// from those integers and rounded up once, to the nano-USD, so the ledger never sees a float.
+export const NANO_PER_USD = 1_000_000_000;
+/** Largest amount the ledger holds: ~9.0M USD keeps every sum a safe JS integer. */
+export const MAX_NANO = Number.MAX_SAFE_INTEGER;
+export const MAX_USD = Math.floor(MAX_NANO / NANO_PER_USD);
+
+/**
+ * Exact decimal → integer scaling: uses the number's shortest round-trip decimal form, so
+ * 0.1 USD is exactly 100_000_000 nano-USD. Returns null when the value has more decimal
+ * places than the scale can hold or does not fit.
+ */
+export function scaleDecimal(value: number, decimals: number): number | null {
+  if (!Number.isFinite(value) || value < 0) return null;
+  let s = String(value);
+  if (/e/i.test(s)) s = value.toFixed(20).replace(/0+$/, '');
+  const [intPart, fracPart = ''] = s.split('.');
+  const frac = fracPart.replace(/0+$/, '');
+  if (frac.length > decimals) return null;
+  const big = BigInt(intPart!) * 10n ** BigInt(decimals) + BigInt((frac || '0').padEnd(decimals, '0'));
+  if (big > BigInt(MAX_NANO)) return null;
+  return Number(big);
+}
+
+export const usdToNano = (usd: number) => scaleDecimal(usd, 9);
+/** For display and JSON only; never fed back into arithmetic. */
+export const nanoToUsd = (nano: number) => nano / NANO_PER_USD;
+
+export const PPM = 1_000_000;
+export const multiplierToPpm = (m: number) => scaleDecimal(m, 6);
+
+export interface Price {
+  inputNanoPerM: number;
+  outputNanoPerM: number;
+  /** null = cached input billed at the input price. */
+  cachedInputNanoPerM: number | null;
+}
+
+export interface TokenUsage {
+  promptTokens: number;
+  /** Part of promptTokens served from the provider's cache. */
+  cachedTokens: number;
+  completionTokens: number;
+}
+
+/** cost = ceil((uncached·in + cached·cachedIn + completion·out) · multiplier / 1e6 / 1e6), nano-USD. */
+export function costNano(usage: TokenUsage, price: Price, multiplierPpm: number): number {
+  const cached = BigInt(Math.min(usage.cachedTokens, usage.promptTokens));
+  const uncached = BigInt(usage.promptTokens) - cached;
+  const cachedPrice = BigInt(price.cachedInputNanoPerM ?? price.inputNanoPerM);
+  const numerator =
+    (uncached * BigInt(price.inputNanoPerM) + cached * cachedPrice + BigInt(usage.completionTokens) * BigInt(price.outputNanoPerM)) *
+    BigInt(multiplierPpm);
+  const denominator = 1_000_000n * BigInt(PPM);
+  const result = (numerator + denominator - 1n) / denominator;
+  return result > BigInt(MAX_NANO) ? MAX_NANO : Number(result);
+}

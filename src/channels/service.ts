@@ -1,0 +1,232 @@
+// Upstream providers. All live channels are held in memory with their decrypted credential
+// (never logged, never returned), so choosing one costs no database round trip. Selection:
+// highest priority tier first; inside a tier, weighted random order. Health: repeated
+// failures put a channel in cool-down; an upstream 401/403 disables it. Both are audited.
+import type { Logger } from 'pino';
+import type { Db } from '../db/index.js';
+import type { ChannelRow } from '../db/schema.js';
+import type { AuditService } from '../audit/service.js';
+import type { InvalidationBus } from '../shared/bus.js';
+import { notFound } from '../http/errors.js';
+import { compileModelList, type ModelMatcher } from '../keys/models.js';
+import type { SecretBox } from './secretbox.js';
+
+export const CHANNEL_TYPES = ['openai', 'mock'] as const;
+export type ChannelType = (typeof CHANNEL_TYPES)[number];
+
+export interface Channel {
+  id: number;
+  name: string;
+  type: ChannelType;
+  baseUrl: string;
+  apiKey: string;
+  models: string[];
+  serves: ModelMatcher;
+  modelMap: Record<string, string>;
+  priority: number;
+  weight: number;
+  /** null = every group. */
+  groups: Set<string> | null;
+  status: 'active' | 'disabled';
+}
+
+export interface ChannelInput {
+  name: string;
+  type: ChannelType;
+  baseUrl: string;
+  apiKey?: string;
+  models: string[];
+  modelMap: Record<string, string> | null;
+  priority: number;
+  weight: number;
+  groups: string[] | null;
+  status?: 'active' | 'disabled';
+}
+
+const FAILURES_BEFORE_COOLDOWN = 3;
+const COOLDOWN_MS = 30_000;
+
+export function toChannelJson(r: ChannelRow, health?: { cooldownUntil: number; failures: number }) {
+  return {
+    id: Number(r.id),
+    name: r.name,
+    type: r.type,
+    base_url: r.base_url,
+    models: JSON.parse(r.models) as string[],
+    model_map: r.model_map === null ? null : (JSON.parse(r.model_map) as Record<string, string>),
+    priority: Number(r.priority),
+    weight: Number(r.weight),
+    groups: r.groups === null ? null : (JSON.parse(r.groups) as string[]),
+    status: r.status,
+    disabled_reason: r.disabled_reason,
+    cooling_down_until: health && health.cooldownUntil > Date.now() ? new Date(health.cooldownUntil).toISOString() : null,
+    created_at: new Date(Number(r.created_at)).toISOString(),
+    updated_at: new Date(Number(r.updated_at)).toISOString(),
+  };
+}
+
+export async function createChannelsService(db: Db, bus: InvalidationBus, box: SecretBox, audit: AuditService, logger: Logger) {
+  let live: Channel[] = [];
+  const health = new Map<number, { failures: number; cooldownUntil: number }>();
+
+  function fromRow(r: ChannelRow): Channel | null {
+    try {
+      const models = JSON.parse(r.models) as string[];
+      return {
+        id: Number(r.id), name: r.name, type: r.type as ChannelType, baseUrl: r.base_url.replace(/\/+$/, ''),
+        apiKey: box.open(r.api_key_enc), models, serves: compileModelList(models)!,
+        modelMap: r.model_map === null ? {} : (JSON.parse(r.model_map) as Record<string, string>),
+        priority: Number(r.priority), weight: Number(r.weight),
+        groups: r.groups === null ? null : new Set(JSON.parse(r.groups) as string[]), status: r.status,
+      };
+    } catch (err) {
+      logger.error({ channel: Number(r.id), err: err instanceof Error ? err.message : String(err) }, 'channel unreadable (was MOLE_SECRET changed?); skipped');
+      return null;
+    }
+  }
+
+  async function reload() {
+    const rows = await db.selectFrom('channels').selectAll().where('deleted_at', 'is', null).execute();
+    live = rows.map(fromRow).filter((c): c is Channel => c !== null);
+  }
+  await reload();
+  let reloading: Promise<void> | null = null;
+  bus.on((m) => {
+    if (m.kind === 'channels') reloading = reload().finally(() => (reloading = null));
+  });
+  const changed = async () => {
+    bus.publish({ kind: 'channels' });
+    await reloading;
+  };
+
+  const inGroup = (c: Channel, group: string) => c.groups === null || c.groups.has(group);
+
+  async function requireRow(id: number): Promise<ChannelRow> {
+    const r = await db.selectFrom('channels').selectAll().where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
+    if (!r) throw notFound('channel');
+    return r;
+  }
+
+  function columns(i: Partial<ChannelInput>) {
+    const set: Partial<ChannelRow> = {};
+    if (i.name !== undefined) set.name = i.name;
+    if (i.type !== undefined) set.type = i.type;
+    if (i.baseUrl !== undefined) set.base_url = i.baseUrl;
+    if (i.apiKey !== undefined) set.api_key_enc = box.seal(i.apiKey);
+    if (i.models !== undefined) set.models = JSON.stringify(i.models);
+    if (i.modelMap !== undefined) set.model_map = i.modelMap === null ? null : JSON.stringify(i.modelMap);
+    if (i.priority !== undefined) set.priority = i.priority;
+    if (i.weight !== undefined) set.weight = i.weight;
+    if (i.groups !== undefined) set.groups = i.groups === null ? null : JSON.stringify(i.groups);
+    if (i.status !== undefined) {
+      set.status = i.status;
+      if (i.status === 'active') set.disabled_reason = null;
+    }
+    return set;
+  }
+
+  return {
+    /** Is the model served to this group by any enabled channel? */
+    serves(group: string, model: string): boolean {
+      return live.some((c) => c.status === 'active' && inGroup(c, group) && c.serves.allows(model));
+    },
+
+    /** Exact model names offered to a group (wildcard entries cannot be listed). */
+    modelsFor(group: string): string[] {
+      const out = new Set<string>();
+      for (const c of live) if (c.status === 'active' && inGroup(c, group)) for (const m of c.models) if (!m.endsWith('*')) out.add(m);
+      return [...out].sort();
+    },
+
+    /** Channels to try, in order: priority tiers high→low, weighted random within a tier, healthy first. */
+    candidates(group: string, model: string, now = Date.now()): Channel[] {
+      const eligible = live.filter((c) => c.status === 'active' && inGroup(c, group) && c.serves.allows(model));
+      const healthy = eligible.filter((c) => (health.get(c.id)?.cooldownUntil ?? 0) <= now);
+      const cooling = eligible.filter((c) => (health.get(c.id)?.cooldownUntil ?? 0) > now);
+      return [...order(healthy), ...order(cooling)];
+    },
+
+    upstreamModel(c: Channel, model: string): string {
+      return c.modelMap[model] ?? model;
+    },
+
+    reportSuccess(c: Channel): void {
+      const h = health.get(c.id);
+      if (h) h.failures = 0;
+    },
+
+    /** `fatal` (upstream 401/403): the credential is bad, so the channel is switched off. */
+    reportFailure(c: Channel, reason: string, fatal: boolean): void {
+      if (fatal) {
+        void db.updateTable('channels').set({ status: 'disabled', disabled_reason: reason, updated_at: Date.now() }).where('id', '=', c.id).execute()
+          .then(() => audit.record({ actor: 'system', action: 'channel.disable', changes: { channel_id: c.id, name: c.name, reason } }))
+          .then(changed)
+          .catch((err) => logger.error({ err: String(err) }, 'could not disable channel'));
+        c.status = 'disabled';
+        return;
+      }
+      const h = health.get(c.id) ?? { failures: 0, cooldownUntil: 0 };
+      h.failures++;
+      health.set(c.id, h);
+      if (h.failures >= FAILURES_BEFORE_COOLDOWN && h.cooldownUntil <= Date.now()) {
+        h.cooldownUntil = Date.now() + COOLDOWN_MS;
+        h.failures = 0;
+        void audit.record({ actor: 'system', action: 'channel.cooldown', changes: { channel_id: c.id, name: c.name, reason, seconds: COOLDOWN_MS / 1000 } })
+          .catch((err) => logger.error({ err: String(err) }, 'audit failed'));
+      }
+    },
+
+    get: (id: number) => live.find((c) => c.id === id),
+    async list() {
+      const rows = await db.selectFrom('channels').selectAll().where('deleted_at', 'is', null).orderBy('priority', 'desc').orderBy('id').execute();
+      return rows.map((r) => toChannelJson(r, health.get(Number(r.id))));
+    },
+    async getJson(id: number) {
+      const r = await requireRow(id);
+      return toChannelJson(r, health.get(id));
+    },
+    async create(i: ChannelInput) {
+      const now = Date.now();
+      const row = await db.insertInto('channels').values({
+        name: i.name, type: i.type, base_url: i.baseUrl, api_key_enc: box.seal(i.apiKey ?? ''), models: JSON.stringify(i.models),
+        model_map: i.modelMap === null ? null : JSON.stringify(i.modelMap), priority: i.priority, weight: i.weight,
+        groups: i.groups === null ? null : JSON.stringify(i.groups), status: i.status ?? 'active', disabled_reason: null, created_at: now, updated_at: now, deleted_at: null,
+      }).returningAll().executeTakeFirstOrThrow();
+      await changed();
+      return toChannelJson(row);
+    },
+    async update(id: number, i: Partial<ChannelInput>) {
+      await requireRow(id);
+      const row = await db.updateTable('channels').set({ ...columns(i), updated_at: Date.now() }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+      if (i.status === 'active') health.delete(id);
+      await changed();
+      return toChannelJson(row, health.get(id));
+    },
+    async remove(id: number) {
+      const r = await requireRow(id);
+      await db.updateTable('channels').set({ deleted_at: Date.now(), status: 'disabled' }).where('id', '=', id).execute();
+      await changed();
+      return toChannelJson(r);
+    },
+    async close() {},
+  };
+}
+
+/** Priority tiers high→low; inside a tier a weighted random permutation (Efraimidis–Spirakis). */
+function order(cs: Channel[]): Channel[] {
+  const tiers = new Map<number, Channel[]>();
+  for (const c of cs) {
+    const t = tiers.get(c.priority);
+    if (t) t.push(c);
+    else tiers.set(c.priority, [c]);
+  }
+  const out: Channel[] = [];
+  for (const p of [...tiers.keys()].sort((a, b) => b - a)) {
+    const tier = tiers.get(p)!;
+    if (tier.length === 1) out.push(tier[0]!);
+    else out.push(...tier.map((c) => ({ c, k: Math.pow(Math.random(), 1 / Math.max(c.weight, 1e-9)) })).sort((a, b) => b.k - a.k).map((x) => x.c));
+  }
+  return out;
+}
+
+export type ChannelsService = Awaited<ReturnType<typeof createChannelsService>>;

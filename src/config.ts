@@ -1,0 +1,125 @@
+// Environment → one typed, validated configuration object. Nothing else reads process.env.
+import { z } from 'zod';
+import path from 'node:path';
+
+const intFromEnv = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return def;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `must be an integer between ${min} and ${max}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const listFromEnv = z
+  .string()
+  .optional()
+  .transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+
+const EnvSchema = z.object({
+  PORT: intFromEnv(3000, 0, 65535),
+  HOST: z.string().optional().transform((v) => v || '0.0.0.0'),
+  MOLE_DATA_DIR: z.string().optional().transform((v) => path.resolve(v || './data')),
+  DATABASE_URL: z
+    .string()
+    .optional()
+    .transform((v) => (v ? v : undefined))
+    .refine((v) => v === undefined || /^postgres(ql)?:\/\//.test(v), 'must start with postgres://'),
+  REDIS_URL: z
+    .string()
+    .optional()
+    .transform((v) => (v ? v : undefined))
+    .refine((v) => v === undefined || /^rediss?:\/\//.test(v), 'must start with redis://'),
+  MOLE_MASTER_KEY: z.string().optional().transform((v) => (v ? v : undefined)),
+  MOLE_SECRET: z.string().optional().transform((v) => (v ? v : undefined)),
+  MOLE_TRUSTED_PROXIES: listFromEnv,
+  MOLE_LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .optional()
+    .transform((v) => v ?? 'info'),
+  /** Most keys one user may hold (deleted keys do not count). */
+  MOLE_MAX_KEYS_PER_USER: intFromEnv(200, 1, 1_000_000),
+  /** Output-token cap assumed for admission when a request sets no max_tokens. */
+  MOLE_DEFAULT_MAX_OUTPUT_TOKENS: intFromEnv(4096, 1, 10_000_000),
+  /** Largest accepted relay request body, bytes. */
+  MOLE_MAX_BODY_BYTES: intFromEnv(8 * 1024 * 1024, 1024, 512 * 1024 * 1024),
+  /** How often batched usage, logs and last-used times are written, ms. */
+  MOLE_FLUSH_INTERVAL_MS: intFromEnv(200, 10, 60_000),
+  /** Upstream timeouts, ms. */
+  MOLE_UPSTREAM_CONNECT_TIMEOUT_MS: intFromEnv(10_000, 1, 600_000),
+  MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: intFromEnv(60_000, 1, 3_600_000),
+  MOLE_UPSTREAM_IDLE_TIMEOUT_MS: intFromEnv(120_000, 1, 3_600_000),
+  /** Channels tried per request before giving up. */
+  MOLE_MAX_UPSTREAM_ATTEMPTS: intFromEnv(3, 1, 20),
+  /** Key-cache capacity (entries). */
+  MOLE_KEY_CACHE_SIZE: intFromEnv(100_000, 100, 50_000_000),
+  /** Session lifetime, seconds. */
+  MOLE_SESSION_TTL_SECONDS: intFromEnv(7 * 24 * 3600, 60, 365 * 24 * 3600),
+  /** Failed logins per username+IP within 15 minutes before login is refused. */
+  MOLE_LOGIN_MAX_FAILURES: intFromEnv(5, 1, 1000),
+  /** Seconds to wait for in-flight requests on SIGTERM. */
+  MOLE_SHUTDOWN_GRACE_SECONDS: intFromEnv(30, 0, 3600),
+});
+
+export type Config = {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  masterKey: string | undefined;
+  secret: string | undefined;
+  trustedProxies: string[];
+  logLevel: string;
+  maxKeysPerUser: number;
+  defaultMaxOutputTokens: number;
+  maxBodyBytes: number;
+  flushIntervalMs: number;
+  upstreamConnectTimeoutMs: number;
+  upstreamFirstByteTimeoutMs: number;
+  upstreamIdleTimeoutMs: number;
+  maxUpstreamAttempts: number;
+  keyCacheSize: number;
+  sessionTtlSeconds: number;
+  loginMaxFailures: number;
+  shutdownGraceSeconds: number;
+};
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: e.MOLE_DATA_DIR,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    masterKey: e.MOLE_MASTER_KEY,
+    secret: e.MOLE_SECRET,
+    trustedProxies: e.MOLE_TRUSTED_PROXIES,
+    logLevel: e.MOLE_LOG_LEVEL,
+    maxKeysPerUser: e.MOLE_MAX_KEYS_PER_USER,
+    defaultMaxOutputTokens: e.MOLE_DEFAULT_MAX_OUTPUT_TOKENS,
+    maxBodyBytes: e.MOLE_MAX_BODY_BYTES,
+    flushIntervalMs: e.MOLE_FLUSH_INTERVAL_MS,
+    upstreamConnectTimeoutMs: e.MOLE_UPSTREAM_CONNECT_TIMEOUT_MS,
+    upstreamFirstByteTimeoutMs: e.MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
+    upstreamIdleTimeoutMs: e.MOLE_UPSTREAM_IDLE_TIMEOUT_MS,
+    maxUpstreamAttempts: e.MOLE_MAX_UPSTREAM_ATTEMPTS,
+    keyCacheSize: e.MOLE_KEY_CACHE_SIZE,
+    sessionTtlSeconds: e.MOLE_SESSION_TTL_SECONDS,
+    loginMaxFailures: e.MOLE_LOGIN_MAX_FAILURES,
+    shutdownGraceSeconds: e.MOLE_SHUTDOWN_GRACE_SECONDS,
+  };
+}

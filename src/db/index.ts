@@ -1,0 +1,69 @@
+// Opens the database named by the config: embedded SQLite (WAL) by default, PostgreSQL when
+// DATABASE_URL is set. Both speak the one schema in schema.ts and run the same migrations.
+import fs from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import type { Database } from './schema.js';
+import { migrateToLatest } from './migrations.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+export type Db = Kysely<Database>;
+
+export interface Storage {
+  db: Db;
+  dialect: Dialect;
+  close(): Promise<void>;
+}
+
+// int8 and numeric arrive from pg as strings; the schema keeps every such value within
+// Number.MAX_SAFE_INTEGER (money is bounded in billing/money.ts), so numbers are exact.
+function toSafeNumber(v: string): number {
+  const n = Number(v);
+  if (Number.isInteger(n) && !Number.isSafeInteger(n)) throw new Error('integer out of safe range');
+  return n;
+}
+pg.types.setTypeParser(20, toSafeNumber);
+pg.types.setTypeParser(1700, toSafeNumber);
+
+export interface OpenOptions {
+  databaseUrl?: string | undefined;
+  dataDir: string;
+  /** PostgreSQL schema to use (tests isolate themselves in one each). */
+  pgSchema?: string;
+}
+
+export async function openStorage(opts: OpenOptions): Promise<Storage> {
+  let storage: Storage;
+  if (opts.databaseUrl) {
+    const schema = opts.pgSchema;
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 10 });
+    if (schema) {
+      if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('invalid schema name');
+      const c = await pool.connect();
+      try {
+        await c.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
+      } finally {
+        c.release();
+      }
+      pool.on('connect', (client) => {
+        client.query(`SET search_path TO "${schema}"`).catch(() => {});
+      });
+    }
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    storage = { db, dialect: 'postgres', close: () => db.destroy() };
+  } else {
+    fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    const file = path.join(opts.dataDir, 'mole.sqlite');
+    const sqlite = new SQLite(file);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = NORMAL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    storage = { db, dialect: 'sqlite', close: () => db.destroy() };
+  }
+  await migrateToLatest(storage.db, storage.dialect);
+  return storage;
+}

@@ -1,0 +1,169 @@
+// Versioned migrations, written once for both dialects. Applied at start, in order, and
+// recorded by Kysely's migrator in kysely_migration.
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { Dialect } from './index.js';
+
+function migrations(dialect: Dialect): Record<string, Migration> {
+  // The only difference between the dialects: how an auto-increment key is spelt.
+  const idType = dialect === 'postgres' ? 'bigserial' : 'integer';
+  const id = (c: any) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
+  const big = 'bigint';
+
+  return {
+    '0001_initial': {
+      async up(db: Kysely<any>) {
+        await db.schema.createTable('meta').addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull()).execute();
+
+        await db.schema.createTable('users')
+          .addColumn('id', idType, id)
+          .addColumn('username', 'text', (c) => c.notNull())
+          .addColumn('password_hash', 'text', (c) => c.notNull())
+          .addColumn('role', 'text', (c) => c.notNull())
+          .addColumn('group_name', 'text', (c) => c.notNull())
+          .addColumn('balance_nano', big, (c) => c.notNull().defaultTo(0))
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('created_at', big, (c) => c.notNull())
+          .addColumn('updated_at', big, (c) => c.notNull())
+          .addColumn('deleted_at', big)
+          .execute();
+        await db.schema.createIndex('users_username').on('users').column('username').unique().execute();
+
+        await db.schema.createTable('sessions')
+          .addColumn('token_hash', 'text', (c) => c.primaryKey())
+          .addColumn('user_id', big, (c) => c.notNull())
+          .addColumn('csrf_token', 'text', (c) => c.notNull())
+          .addColumn('created_at', big, (c) => c.notNull())
+          .addColumn('expires_at', big, (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
+
+        await db.schema.createTable('api_keys')
+          .addColumn('id', idType, id)
+          .addColumn('user_id', big, (c) => c.notNull())
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('key_hash', 'text', (c) => c.notNull())
+          .addColumn('display', 'text', (c) => c.notNull())
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('models', 'text')
+          .addColumn('allowed_ips', 'text')
+          .addColumn('quota_nano', big)
+          .addColumn('used_nano', big, (c) => c.notNull().defaultTo(0))
+          .addColumn('group_name', 'text')
+          .addColumn('rpm_limit', 'integer')
+          .addColumn('expires_at', big)
+          .addColumn('prev_key_hash', 'text')
+          .addColumn('prev_key_expires_at', big)
+          .addColumn('created_at', big, (c) => c.notNull())
+          .addColumn('updated_at', big, (c) => c.notNull())
+          .addColumn('last_used_at', big)
+          .addColumn('last_used_ip', 'text')
+          .addColumn('deleted_at', big)
+          .execute();
+        await db.schema.createIndex('api_keys_hash').on('api_keys').column('key_hash').unique().execute();
+        await db.schema.createIndex('api_keys_prev_hash').on('api_keys').column('prev_key_hash').execute();
+        await db.schema.createIndex('api_keys_user').on('api_keys').columns(['user_id', 'id']).execute();
+
+        await db.schema.createTable('audit_log')
+          .addColumn('id', idType, id)
+          .addColumn('created_at', big, (c) => c.notNull())
+          .addColumn('actor', 'text', (c) => c.notNull())
+          .addColumn('action', 'text', (c) => c.notNull())
+          .addColumn('key_id', big)
+          .addColumn('user_id', big)
+          .addColumn('ip', 'text')
+          .addColumn('changes', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('audit_key').on('audit_log').columns(['key_id', 'id']).execute();
+        await db.schema.createIndex('audit_user').on('audit_log').columns(['user_id', 'id']).execute();
+
+        await db.schema.createTable('groups')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('multiplier_ppm', big, (c) => c.notNull())
+          .addColumn('updated_at', big, (c) => c.notNull())
+          .execute();
+
+        await db.schema.createTable('prices')
+          .addColumn('model', 'text', (c) => c.primaryKey())
+          .addColumn('input_nano_per_m', big, (c) => c.notNull())
+          .addColumn('output_nano_per_m', big, (c) => c.notNull())
+          .addColumn('cached_input_nano_per_m', big)
+          .addColumn('updated_at', big, (c) => c.notNull())
+          .execute();
+
+        await db.schema.createTable('channels')
+          .addColumn('id', idType, id)
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('base_url', 'text', (c) => c.notNull())
+          .addColumn('api_key_enc', 'text', (c) => c.notNull())
+          .addColumn('models', 'text', (c) => c.notNull())
+          .addColumn('model_map', 'text')
+          .addColumn('priority', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('weight', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('groups', 'text')
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('disabled_reason', 'text')
+          .addColumn('created_at', big, (c) => c.notNull())
+          .addColumn('updated_at', big, (c) => c.notNull())
+          .addColumn('deleted_at', big)
+          .execute();
+
+        await db.schema.createTable('logs')
+          .addColumn('id', idType, id)
+          .addColumn('request_id', 'text', (c) => c.notNull())
+          .addColumn('created_at', big, (c) => c.notNull())
+          .addColumn('user_id', big, (c) => c.notNull())
+          .addColumn('key_id', big, (c) => c.notNull())
+          .addColumn('key_name', 'text', (c) => c.notNull())
+          .addColumn('model', 'text')
+          .addColumn('upstream_model', 'text')
+          .addColumn('channel_id', big)
+          .addColumn('endpoint', 'text', (c) => c.notNull())
+          .addColumn('stream', 'integer', (c) => c.notNull())
+          .addColumn('status', 'integer', (c) => c.notNull())
+          .addColumn('error_code', 'text')
+          .addColumn('prompt_tokens', big, (c) => c.notNull())
+          .addColumn('cached_tokens', big, (c) => c.notNull())
+          .addColumn('completion_tokens', big, (c) => c.notNull())
+          .addColumn('cost_nano', big, (c) => c.notNull())
+          .addColumn('latency_ms', big, (c) => c.notNull())
+          .addColumn('ttft_ms', big)
+          .addColumn('ip', 'text')
+          .addColumn('estimated', 'integer', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('logs_key').on('logs').columns(['key_id', 'id']).execute();
+        await db.schema.createIndex('logs_user').on('logs').columns(['user_id', 'id']).execute();
+        await db.schema.createIndex('logs_time').on('logs').columns(['created_at', 'id']).execute();
+        await db.schema.createIndex('logs_model').on('logs').columns(['model', 'id']).execute();
+
+        await db.schema.createTable('usage_daily')
+          .addColumn('day', 'text', (c) => c.notNull())
+          .addColumn('user_id', big, (c) => c.notNull())
+          .addColumn('key_id', big, (c) => c.notNull())
+          .addColumn('model', 'text', (c) => c.notNull())
+          .addColumn('requests', big, (c) => c.notNull())
+          .addColumn('prompt_tokens', big, (c) => c.notNull())
+          .addColumn('cached_tokens', big, (c) => c.notNull())
+          .addColumn('completion_tokens', big, (c) => c.notNull())
+          .addColumn('cost_nano', big, (c) => c.notNull())
+          .addPrimaryKeyConstraint('usage_daily_pk', ['day', 'user_id', 'key_id', 'model'])
+          .execute();
+        await db.schema.createIndex('usage_daily_user').on('usage_daily').columns(['user_id', 'day']).execute();
+        await db.schema.createIndex('usage_daily_key').on('usage_daily').columns(['key_id', 'day']).execute();
+        void sql;
+      },
+    },
+  };
+}
+
+export async function migrateToLatest(db: Kysely<any>, dialect: Dialect): Promise<void> {
+  const all = migrations(dialect);
+  const provider: MigrationProvider = { getMigrations: async () => all };
+  const migrator = new Migrator({ db, provider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error');
+    throw new Error(`database migration failed${failed ? ` at ${failed.migrationName}` : ''}: ${String((error as Error).message ?? error)}`);
+  }
+}

@@ -1,0 +1,162 @@
+// Table types shared by both dialects. Conventions that keep SQLite and PostgreSQL identical:
+// times are integer epoch milliseconds, booleans are 0/1 integers, lists are JSON text,
+// money is an integer count of nano-USD (1e-9 USD; see billing/money.ts).
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+export interface MetaTable {
+  name: string;
+  value: string;
+}
+
+export interface UsersTable {
+  id: Generated<number>;
+  username: string;
+  password_hash: string;
+  role: 'admin' | 'user';
+  group_name: string;
+  balance_nano: number;
+  status: 'active' | 'disabled';
+  created_at: number;
+  updated_at: number;
+  deleted_at: number | null;
+}
+
+export interface SessionsTable {
+  token_hash: string;
+  user_id: number;
+  csrf_token: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface ApiKeysTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  key_hash: string;
+  display: string;
+  /** Stored status: 'expired'/'exhausted' are derived at read time. 'deleted' rows keep attribution. */
+  status: 'active' | 'disabled' | 'deleted';
+  models: string | null;
+  allowed_ips: string | null;
+  quota_nano: number | null;
+  used_nano: number;
+  group_name: string | null;
+  /** Requests per minute, null = unlimited. */
+  rpm_limit: number | null;
+  expires_at: number | null;
+  /** Previous secret's hash during a rotation grace period. */
+  prev_key_hash: string | null;
+  prev_key_expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+  last_used_at: number | null;
+  last_used_ip: string | null;
+  deleted_at: number | null;
+}
+
+export interface AuditTable {
+  id: Generated<number>;
+  created_at: number;
+  actor: string;
+  action: string;
+  key_id: number | null;
+  user_id: number | null;
+  ip: string | null;
+  changes: string;
+}
+
+export interface GroupsTable {
+  name: string;
+  /** Price multiplier in parts per million (1_000_000 = 1×). */
+  multiplier_ppm: number;
+  updated_at: number;
+}
+
+export interface PricesTable {
+  model: string;
+  /** nano-USD per 1M tokens. */
+  input_nano_per_m: number;
+  output_nano_per_m: number;
+  cached_input_nano_per_m: number | null;
+  updated_at: number;
+}
+
+export interface ChannelsTable {
+  id: Generated<number>;
+  name: string;
+  type: string;
+  base_url: string;
+  /** AES-256-GCM ciphertext (see channels/secretbox.ts); never the plaintext. */
+  api_key_enc: string;
+  models: string;
+  model_map: string | null;
+  priority: number;
+  weight: number;
+  groups: string | null;
+  status: 'active' | 'disabled';
+  /** Set when the gateway switched the channel off (e.g. upstream 401). */
+  disabled_reason: string | null;
+  created_at: number;
+  updated_at: number;
+  deleted_at: number | null;
+}
+
+export interface LogsTable {
+  id: Generated<number>;
+  request_id: string;
+  created_at: number;
+  user_id: number;
+  key_id: number;
+  key_name: string;
+  model: string | null;
+  upstream_model: string | null;
+  channel_id: number | null;
+  endpoint: string;
+  stream: number;
+  status: number;
+  error_code: string | null;
+  prompt_tokens: number;
+  cached_tokens: number;
+  completion_tokens: number;
+  cost_nano: number;
+  latency_ms: number;
+  ttft_ms: number | null;
+  ip: string | null;
+  estimated: number;
+}
+
+/** Per-day rollup maintained in the same transaction as the log rows it summarises. */
+export interface UsageDailyTable {
+  day: string;
+  user_id: number;
+  key_id: number;
+  model: string;
+  requests: number;
+  prompt_tokens: number;
+  cached_tokens: number;
+  completion_tokens: number;
+  cost_nano: number;
+}
+
+export interface Database {
+  meta: MetaTable;
+  users: UsersTable;
+  sessions: SessionsTable;
+  api_keys: ApiKeysTable;
+  audit_log: AuditTable;
+  groups: GroupsTable;
+  prices: PricesTable;
+  channels: ChannelsTable;
+  logs: LogsTable;
+  usage_daily: UsageDailyTable;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+export type NewApiKey = Insertable<ApiKeysTable>;
+export type ApiKeyUpdate = Updateable<ApiKeysTable>;
+export type ChannelRow = Selectable<ChannelsTable>;
+export type LogRow = Selectable<LogsTable>;
+export type NewLog = Insertable<LogsTable>;
+export type AuditRow = Selectable<AuditTable>;

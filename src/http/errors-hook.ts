@@ -1,0 +1,38 @@
+// Maps every thrown error to the catalogue's status and shape. Client mistakes never become
+// 500s; unexpected errors are logged (without request bodies) and answered generically.
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { AppError, errorBody, type ErrorCode } from './errors.js';
+
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
+    if (err instanceof AppError) {
+      reply.headers(err.headers);
+      return reply.code(err.status).send(errorBody(err.code, err.message, err.param));
+    }
+    const status = (err as FastifyError).statusCode ?? 500;
+    let code: ErrorCode;
+    let message: string;
+    if (status === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      code = 'request_too_large';
+      message = 'request body is too large';
+    } else if (status === 415 || err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      code = 'unsupported_media_type';
+      message = 'send the body as application/json';
+    } else if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+      code = 'invalid_request';
+      message = 'request body is not valid JSON';
+    } else if (status >= 400 && status < 500) {
+      code = status === 404 ? 'not_found' : status === 405 ? 'method_not_allowed' : 'invalid_request';
+      message = status === 404 ? 'not found' : 'invalid request';
+    } else {
+      req.log.error({ err: { message: err.message, code: err.code, stack: err.stack } }, 'unhandled error');
+      code = 'internal_error';
+      message = 'internal error';
+    }
+    return reply.code(code === 'internal_error' ? 500 : status >= 400 && status < 500 ? status : 400).send(errorBody(code, message));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(errorBody('not_found', `no route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`));
+  });
+}

@@ -1,0 +1,70 @@
+// One way to declare a management route: auth level, zod schemas (validated here, also
+// published in /api/openapi.json), and a handler that only calls into its domain.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { AppError } from './errors.js';
+import { isAdmin, type Principal } from './principal.js';
+import { parseInput } from './validate.js';
+
+export type Auth = 'none' | 'any' | 'admin';
+
+export interface RouteCtx<B, Q, P> {
+  body: B;
+  query: Q;
+  params: P;
+  principal: Principal;
+  req: FastifyRequest;
+  reply: FastifyReply;
+  ip: string;
+}
+
+const Empty = z.object({}).strict();
+
+export function route<B extends z.ZodType = typeof Empty, Q extends z.ZodType = typeof Empty, P extends z.ZodType = typeof Empty>(
+  app: FastifyInstance,
+  def: {
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+    url: string;
+    summary: string;
+    tags: string[];
+    auth: Auth;
+    body?: B;
+    query?: Q;
+    params?: P;
+    status?: number;
+    handler: (ctx: RouteCtx<z.infer<B>, z.infer<Q>, z.infer<P>>) => Promise<unknown>;
+  },
+): void {
+  const schema: Record<string, unknown> = { summary: def.summary, tags: def.tags };
+  const jsonSchema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
+  if (def.body) schema.body = jsonSchema(def.body);
+  if (def.query) schema.querystring = jsonSchema(def.query);
+  if (def.params) schema.params = jsonSchema(def.params);
+  if (def.auth !== 'none') schema.security = [{ masterKey: [] }, { session: [] }];
+
+  app.route({
+    method: def.method,
+    url: def.url,
+    schema,
+    handler: async (req, reply) => {
+      const principal = req.principal;
+      if (def.auth !== 'none') {
+        if (!principal) throw new AppError('unauthorized', 'sign in, or send the master key as "Authorization: Bearer <key>"');
+        if (def.auth === 'admin' && !isAdmin(principal)) throw new AppError('forbidden', 'this needs an admin');
+      }
+      const ctx = {
+        body: parseInput(def.body ?? Empty, req.body, 'body'),
+        query: parseInput(def.query ?? Empty, req.query, 'query'),
+        params: parseInput(def.params ?? Empty, req.params, 'params'),
+        principal: principal!,
+        req,
+        reply,
+        ip: req.clientIp,
+      };
+      const result = await def.handler(ctx as RouteCtx<z.infer<B>, z.infer<Q>, z.infer<P>>);
+      if (reply.sent) return reply;
+      reply.code(def.status ?? 200);
+      return result;
+    },
+  });
+}

@@ -1,0 +1,53 @@
+// The API key format (contract §2): "sk-" + 42 CSPRNG base62 characters + a 6-character
+// base62 CRC32 checksum of "sk-" + those 42 characters. The checksum lets us (and secret
+// scanners) reject a mistyped or made-up key before any storage lookup.
+import { createHash, randomInt } from 'node:crypto';
+import { crc32 } from 'node:zlib';
+
+export const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+export const KEY_PREFIX = 'sk-';
+const RANDOM_LEN = 42;
+const CHECKSUM_LEN = 6;
+export const KEY_REGEX = /^sk-[0-9A-Za-z]{48}$/;
+
+export function toBase62(n: number, width: number): string {
+  let out = '';
+  let v = n;
+  do {
+    out = BASE62[v % 62] + out;
+    v = Math.floor(v / 62);
+  } while (v > 0);
+  return out.padStart(width, '0');
+}
+
+export function keyChecksum(body: string): string {
+  return toBase62(crc32(KEY_PREFIX + body), CHECKSUM_LEN);
+}
+
+function randomBase62(len: number): string {
+  let s = '';
+  // randomInt draws uniformly (rejection sampling inside), so no modulo bias.
+  for (let i = 0; i < len; i++) s += BASE62[randomInt(62)];
+  return s;
+}
+
+export function generateKey(): string {
+  const body = randomBase62(RANDOM_LEN);
+  return KEY_PREFIX + body + keyChecksum(body);
+}
+
+/** True when the string has the key shape and its checksum holds. No I/O. */
+export function isWellFormedKey(key: string): boolean {
+  if (key.length !== KEY_PREFIX.length + RANDOM_LEN + CHECKSUM_LEN || !KEY_REGEX.test(key)) return false;
+  const body = key.slice(KEY_PREFIX.length, KEY_PREFIX.length + RANDOM_LEN);
+  return key.slice(-CHECKSUM_LEN) === keyChecksum(body);
+}
+
+export function hashKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex');
+}
+
+/** Masked form shown in lists: "sk-abcd…wxyz". */
+export function displayKey(key: string): string {
+  return `${key.slice(0, 7)}…${key.slice(-4)}`;
+}

@@ -1,0 +1,247 @@
+// The key lifecycle: create (secret shown once), list, update, enable/disable, rotate with a
+// grace period, delete (row kept so logs keep their attribution). Owns the api_keys table.
+import type { Db } from '../db/index.js';
+import type { ApiKeyRow, ApiKeyUpdate } from '../db/schema.js';
+import { AppError, notFound } from '../http/errors.js';
+import { nanoToUsd } from '../billing/money.js';
+import type { InvalidationBus } from '../shared/bus.js';
+import { displayKey, generateKey, hashKey } from './format.js';
+
+export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
+
+export function derivedStatus(row: Pick<ApiKeyRow, 'status' | 'expires_at' | 'quota_nano' | 'used_nano'>, now = Date.now()): KeyStatus {
+  if (row.status !== 'active') return 'disabled';
+  if (row.expires_at !== null && Number(row.expires_at) <= now) return 'expired';
+  if (row.quota_nano !== null && Number(row.used_nano) >= Number(row.quota_nano)) return 'exhausted';
+  return 'active';
+}
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
+
+export function toKeyJson(row: ApiKeyRow, now = Date.now()) {
+  const quota = row.quota_nano === null ? null : Number(row.quota_nano);
+  const used = Number(row.used_nano);
+  return {
+    id: Number(row.id),
+    name: row.name,
+    user_id: Number(row.user_id),
+    status: derivedStatus(row, now),
+    display: row.display,
+    models: row.models === null ? null : (JSON.parse(row.models) as string[]),
+    allowed_ips: row.allowed_ips === null ? null : (JSON.parse(row.allowed_ips) as string[]),
+    quota: quota === null ? null : nanoToUsd(quota),
+    used: nanoToUsd(used),
+    remaining: quota === null ? null : nanoToUsd(Math.max(0, quota - used)),
+    group: row.group_name,
+    rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),
+    expires_at: iso(row.expires_at),
+    created_at: iso(row.created_at)!,
+    updated_at: iso(row.updated_at)!,
+    last_used_at: iso(row.last_used_at),
+    last_used_ip: row.last_used_ip,
+  };
+}
+export type KeyJson = ReturnType<typeof toKeyJson>;
+
+export interface KeyFields {
+  name?: string;
+  models?: string[] | null;
+  allowedIps?: string[] | null;
+  quotaNano?: number | null;
+  expiresAt?: number | null;
+  group?: string | null;
+  rpm?: number | null;
+}
+
+function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
+  const set: ApiKeyUpdate = {};
+  if (f.name !== undefined) set.name = f.name;
+  if (f.models !== undefined) set.models = f.models === null ? null : JSON.stringify(f.models);
+  if (f.allowedIps !== undefined) set.allowed_ips = f.allowedIps === null ? null : JSON.stringify(f.allowedIps);
+  if (f.quotaNano !== undefined) set.quota_nano = f.quotaNano;
+  if (f.expiresAt !== undefined) set.expires_at = f.expiresAt;
+  if (f.group !== undefined) set.group_name = f.group;
+  if (f.rpm !== undefined) set.rpm_limit = f.rpm;
+  return set;
+}
+
+/** Field-level diff for the audit trail, in API terms (never the hash or secret). */
+export function keyChanges(before: ApiKeyRow, after: ApiKeyRow): Record<string, { from: unknown; to: unknown }> {
+  const a = toKeyJson(before);
+  const b = toKeyJson(after);
+  const out: Record<string, { from: unknown; to: unknown }> = {};
+  for (const f of ['name', 'models', 'allowed_ips', 'quota', 'group', 'rpm', 'expires_at'] as const) {
+    if (JSON.stringify(a[f]) !== JSON.stringify(b[f])) out[f] = { from: a[f], to: b[f] };
+  }
+  if (before.status !== after.status) out.status = { from: before.status, to: after.status };
+  return out;
+}
+
+export interface KeyListQuery {
+  userId?: number;
+  status?: KeyStatus;
+  q?: string;
+  group?: string;
+  limit: number;
+  cursor?: number;
+}
+
+export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysPerUser: number }) {
+  const announce = (row: ApiKeyRow, extraHashes: string[] = []) =>
+    bus.publish({ kind: 'key', keyId: Number(row.id), hashes: [row.key_hash, ...(row.prev_key_hash ? [row.prev_key_hash] : []), ...extraHashes] });
+
+  /** A live (not deleted) key, optionally scoped to one owner: another owner's key is "not found". */
+  async function requireKey(id: number, ownerId?: number | null): Promise<ApiKeyRow> {
+    let q = db.selectFrom('api_keys').selectAll().where('id', '=', id).where('status', '!=', 'deleted');
+    if (ownerId != null) q = q.where('user_id', '=', ownerId);
+    const row = await q.executeTakeFirst();
+    if (!row) throw notFound('key');
+    return row;
+  }
+
+  return {
+    requireKey,
+
+    async create(userId: number, fields: KeyFields & { name: string }): Promise<{ row: ApiKeyRow; secret: string }> {
+      const count = await db.selectFrom('api_keys').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', userId).where('status', '!=', 'deleted').executeTakeFirstOrThrow();
+      if (Number(count.n) >= opts.maxKeysPerUser) throw new AppError('key_limit_reached', `this account already holds ${opts.maxKeysPerUser} keys, the most allowed`);
+      const secret = generateKey();
+      const now = Date.now();
+      const row = await db
+        .insertInto('api_keys')
+        .values({
+          user_id: userId,
+          key_hash: hashKey(secret),
+          display: displayKey(secret),
+          status: 'active',
+          used_nano: 0,
+          models: null,
+          allowed_ips: null,
+          quota_nano: null,
+          group_name: null,
+          rpm_limit: null,
+          expires_at: null,
+          prev_key_hash: null,
+          prev_key_expires_at: null,
+          created_at: now,
+          updated_at: now,
+          last_used_at: null,
+          last_used_ip: null,
+          deleted_at: null,
+          ...fieldsToColumns(fields),
+          name: fields.name,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      announce(row);
+      return { row, secret };
+    },
+
+    async list(q: KeyListQuery, now = Date.now()) {
+      let query = db.selectFrom('api_keys').selectAll().where('status', '!=', 'deleted').orderBy('id', 'desc').limit(q.limit + 1);
+      if (q.userId !== undefined) query = query.where('user_id', '=', q.userId);
+      if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
+      if (q.group !== undefined) query = query.where('group_name', '=', q.group);
+      if (q.q) {
+        const like = `%${q.q.replace(/[%_\\]/g, (c) => '\\' + c)}%`;
+        query = query.where((eb) => eb.or([eb('name', 'like', like), eb('display', 'like', like)]));
+      }
+      switch (q.status) {
+        case 'disabled':
+          query = query.where('status', '=', 'disabled');
+          break;
+        case 'expired':
+          query = query.where('status', '=', 'active').where('expires_at', '<=', now);
+          break;
+        case 'exhausted':
+          query = query
+            .where('status', '=', 'active')
+            .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+            .where('quota_nano', 'is not', null)
+            .whereRef('used_nano', '>=', 'quota_nano');
+          break;
+        case 'active':
+          query = query
+            .where('status', '=', 'active')
+            .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+            .where((eb) => eb.or([eb('quota_nano', 'is', null), eb('used_nano', '<', eb.ref('quota_nano'))]));
+          break;
+      }
+      const rows = await query.execute();
+      const more = rows.length > q.limit;
+      const page = rows.slice(0, q.limit);
+      return { data: page.map((r) => toKeyJson(r, now)), next_cursor: more ? String(page[page.length - 1]!.id) : null };
+    },
+
+    async update(id: number, ownerId: number | null, fields: KeyFields & { status?: 'active' | 'disabled' }): Promise<{ before: ApiKeyRow; after: ApiKeyRow }> {
+      const before = await requireKey(id, ownerId);
+      const set = { ...fieldsToColumns(fields), updated_at: Date.now() } as ApiKeyUpdate;
+      if (fields.status !== undefined) set.status = fields.status;
+      const after = await db.updateTable('api_keys').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+      announce(after);
+      return { before, after };
+    },
+
+    /** New secret now; the old one keeps working for graceSeconds (0 = stops at once). */
+    async rotate(id: number, ownerId: number | null, graceSeconds: number): Promise<{ before: ApiKeyRow; row: ApiKeyRow; secret: string }> {
+      const before = await requireKey(id, ownerId);
+      const secret = generateKey();
+      const now = Date.now();
+      const row = await db
+        .updateTable('api_keys')
+        .set({
+          key_hash: hashKey(secret),
+          display: displayKey(secret),
+          prev_key_hash: graceSeconds > 0 ? before.key_hash : null,
+          prev_key_expires_at: graceSeconds > 0 ? now + graceSeconds * 1000 : null,
+          updated_at: now,
+        })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      // Drop every cached form of this key, including a still-older secret from a previous rotation.
+      announce(row, [before.key_hash, ...(before.prev_key_hash ? [before.prev_key_hash] : [])]);
+      return { before, row, secret };
+    },
+
+    async remove(id: number, ownerId: number | null): Promise<ApiKeyRow> {
+      const before = await requireKey(id, ownerId);
+      const now = Date.now();
+      const row = await db.updateTable('api_keys').set({ status: 'deleted', deleted_at: now, updated_at: now, prev_key_hash: null, prev_key_expires_at: null }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+      announce(row, before.prev_key_hash ? [before.prev_key_hash] : []);
+      return before;
+    },
+
+    /** For the verifier: the key row holding this hash as its current or grace-period secret, with its owner. */
+    async findByHash(hash: string) {
+      return db
+        .selectFrom('api_keys')
+        .innerJoin('users', 'users.id', 'api_keys.user_id')
+        .selectAll('api_keys')
+        .select(['users.status as user_status', 'users.group_name as user_group', 'users.deleted_at as user_deleted_at'])
+        .where((eb) => eb.or([eb('api_keys.key_hash', '=', hash), eb('api_keys.prev_key_hash', '=', hash)]))
+        .executeTakeFirst();
+    },
+
+    /** Batched by the usage writer: last use per key, newest wins. */
+    async recordLastUse(trx: Db, uses: Map<number, { at: number; ip: string }>): Promise<void> {
+      for (const [keyId, u] of uses) {
+        await trx.updateTable('api_keys').set({ last_used_at: u.at, last_used_ip: u.ip }).where('id', '=', keyId).execute();
+      }
+    },
+
+    /** Batched by the ledger: spend per key as relative updates. */
+    async addUsed(trx: Db, deltas: Map<number, number>): Promise<void> {
+      for (const [keyId, delta] of deltas) {
+        if (delta !== 0) await trx.updateTable('api_keys').set((eb) => ({ used_nano: eb('used_nano', '+', delta) })).where('id', '=', keyId).execute();
+      }
+    },
+
+    async usedNano(keyId: number): Promise<number> {
+      const r = await db.selectFrom('api_keys').select('used_nano').where('id', '=', keyId).executeTakeFirst();
+      return r ? Number(r.used_nano) : 0;
+    },
+  };
+}
+
+export type KeysService = ReturnType<typeof createKeysService>;

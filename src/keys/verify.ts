@@ -1,0 +1,149 @@
+// The permission switch. Turns a presented credential into a verified key or a typed denial,
+// in the contract's order: present → well-formed (checksum, no I/O) → known → enabled →
+// not expired → owner active → client IP allowed. Known keys live in a bounded in-memory
+// cache, so a hit costs no database round trip; every change to a key or its owner is
+// announced on the invalidation bus and drops the cached entry.
+import { LRUCache } from 'lru-cache';
+import type { InvalidationBus } from '../shared/bus.js';
+import { CidrSet } from './cidr.js';
+import { hashKey, isWellFormedKey } from './format.js';
+import { compileModelList, type ModelMatcher } from './models.js';
+import type { KeysService } from './service.js';
+
+export interface VerifiedKey {
+  id: number;
+  userId: number;
+  name: string;
+  /** The group whose policy and prices apply: the key's own, else its owner's. */
+  group: string;
+  models: ModelMatcher | null;
+  quotaNano: number | null;
+  rpm: number | null;
+  expiresAt: number | null;
+}
+
+interface CachedKey extends VerifiedKey {
+  status: 'active' | 'disabled' | 'deleted';
+  ownerActive: boolean;
+  allowedIps: CidrSet | null;
+  /** Set when this hash is the previous secret of a rotated key: valid until then. */
+  graceUntil: number | null;
+}
+
+export type KeyDenialCode = 'missing_api_key' | 'invalid_api_key' | 'key_disabled' | 'key_expired' | 'account_disabled' | 'ip_not_allowed';
+
+export type Verification =
+  | { ok: true; key: VerifiedKey }
+  | { ok: false; code: KeyDenialCode; message: string; key?: VerifiedKey };
+
+const DENY_ALL = (CidrSet.parse([]) as { ok: true; value: CidrSet }).value;
+
+const deny = (code: KeyDenialCode, message: string, key?: VerifiedKey): Verification => ({ ok: false, code, message, ...(key ? { key } : {}) });
+
+export interface KeyVerifierStats {
+  hits: number;
+  misses: number;
+  dbLookups: number;
+}
+
+export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts: { cacheSize: number }) {
+  const cache = new LRUCache<string, CachedKey>({ max: opts.cacheSize });
+  /** Well-formed but unknown hashes, briefly, so a flood of made-up keys cannot hammer the DB. */
+  const unknown = new LRUCache<string, true>({ max: 10_000, ttl: 30_000 });
+  const inflight = new Map<string, Promise<CachedKey | null>>();
+  const stats: KeyVerifierStats = { hits: 0, misses: 0, dbLookups: 0 };
+  const lastUse = new Map<number, { at: number; ip: string }>();
+  let generation = 0;
+
+  bus.on((msg) => {
+    if (msg.kind === 'key') {
+      generation++;
+      for (const h of msg.hashes) {
+        cache.delete(h);
+        unknown.delete(h);
+      }
+      for (const [h, v] of cache.entries()) if (v.id === msg.keyId) cache.delete(h);
+    } else if (msg.kind === 'user') {
+      generation++;
+      for (const [h, v] of cache.entries()) if (v.userId === msg.userId) cache.delete(h);
+    }
+  });
+
+  async function load(hash: string): Promise<CachedKey | null> {
+    stats.dbLookups++;
+    const startGen = generation;
+    const row = await keys.findByHash(hash);
+    if (!row || row.status === 'deleted' || row.user_deleted_at !== null) {
+      if (startGen === generation) unknown.set(hash, true);
+      return null;
+    }
+    const isPrev = row.key_hash !== hash;
+    const ips = row.allowed_ips === null ? null : CidrSet.parse(JSON.parse(row.allowed_ips) as string[]);
+    const entry: CachedKey = {
+      id: Number(row.id),
+      userId: Number(row.user_id),
+      name: row.name,
+      group: row.group_name ?? row.user_group,
+      models: compileModelList(row.models === null ? null : (JSON.parse(row.models) as string[])),
+      quotaNano: row.quota_nano === null ? null : Number(row.quota_nano),
+      rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),
+      expiresAt: row.expires_at === null ? null : Number(row.expires_at),
+      status: row.status,
+      ownerActive: row.user_status === 'active',
+      // A stored rule that no longer parses denies everyone rather than allowing everyone.
+      allowedIps: ips === null ? null : ips.ok ? ips.value : DENY_ALL,
+      graceUntil: isPrev ? Number(row.prev_key_expires_at ?? 0) : null,
+    };
+    // A change announced while we were reading may have been missed by this row: don't cache it.
+    if (startGen === generation) cache.set(hash, entry);
+    return entry;
+  }
+
+  async function lookup(hash: string): Promise<CachedKey | null> {
+    const hit = cache.get(hash);
+    if (hit) {
+      stats.hits++;
+      return hit;
+    }
+    stats.misses++;
+    if (unknown.has(hash)) return null;
+    let p = inflight.get(hash);
+    if (!p) {
+      p = load(hash).finally(() => inflight.delete(hash));
+      inflight.set(hash, p);
+    }
+    return p;
+  }
+
+  return {
+    stats,
+
+    async verify(presented: string | undefined, clientIp: string, now = Date.now()): Promise<Verification> {
+      if (!presented) return deny('missing_api_key', 'No API key provided. Send it as "Authorization: Bearer sk-...".');
+      if (!isWellFormedKey(presented)) return deny('invalid_api_key', 'Invalid API key.');
+      const k = await lookup(hashKey(presented));
+      if (!k || (k.graceUntil !== null && k.graceUntil <= now)) return deny('invalid_api_key', 'Invalid API key.');
+      const key: VerifiedKey = k;
+      if (k.status !== 'active') return deny('key_disabled', 'This API key is disabled.', key);
+      if (k.expiresAt !== null && k.expiresAt <= now) return deny('key_expired', 'This API key has expired.', key);
+      if (!k.ownerActive) return deny('account_disabled', 'The account that owns this API key is disabled.', key);
+      if (k.allowedIps !== null && !k.allowedIps.contains(clientIp)) return deny('ip_not_allowed', `Requests from ${clientIp} are not allowed for this API key.`, key);
+      return { ok: true, key };
+    },
+
+    /** Recorded in memory; the usage writer persists it in its next batch. */
+    touch(keyId: number, ip: string, at = Date.now()): void {
+      lastUse.set(keyId, { at, ip });
+    },
+
+    drainLastUse(): Map<number, { at: number; ip: string }> {
+      const out = new Map(lastUse);
+      lastUse.clear();
+      return out;
+    },
+
+    cacheSize: () => cache.size,
+  };
+}
+
+export type KeyVerifier = ReturnType<typeof createKeyVerifier>;

@@ -1,0 +1,57 @@
+// config → storage → services → app → listen. On SIGTERM/SIGINT: stop accepting, let
+// in-flight requests (streams included) finish, flush pending usage and logs, exit.
+import pino from 'pino';
+import { loadConfig, ConfigError } from './config.js';
+import { createServices } from './services.js';
+import { buildApp } from './app.js';
+import { redactingSerializers } from './http/redact.js';
+
+async function main() {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`moleapi: ${e.message}\n`);
+      process.exit(2);
+    }
+    throw e;
+  }
+  const logger = pino({ level: config.logLevel, serializers: redactingSerializers, base: { service: 'moleapi' } });
+  const services = await createServices(config, logger, {
+    // The one time a generated master key is shown: straight to the terminal, never to the log.
+    announceMasterKey: (key) => process.stdout.write(`\nGenerated master key (shown once; store it now, only its hash is kept):\n  ${key}\n\n`),
+  });
+  const app = await buildApp(services, logger);
+  await app.listen({ port: config.port, host: config.host });
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  process.stdout.write(`MoleAPI listening on http://${shownHost}:${port} (storage: ${services.storage.dialect}${config.redisUrl ? ' + redis' : ''})\n`);
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'draining');
+    const timer = setTimeout(() => {
+      logger.warn('grace period over; closing remaining connections');
+      app.server.closeAllConnections?.();
+    }, config.shutdownGraceSeconds * 1000);
+    timer.unref();
+    try {
+      await app.close();
+    } finally {
+      await services.close();
+    }
+    logger.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((err) => {
+  process.stderr.write(`moleapi: failed to start: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

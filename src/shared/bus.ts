@@ -1,0 +1,50 @@
+// Cache invalidation messages. Every change to a key, user, group, channel or price is
+// announced here; caches subscribe. In-process by default; with REDIS_URL the same messages
+// travel over Redis pub/sub so every instance drops the same entries.
+import { randomUUID } from 'node:crypto';
+import type { Redis } from 'ioredis';
+
+export type Invalidation =
+  | { kind: 'key'; keyId: number; hashes: string[] }
+  | { kind: 'user'; userId: number }
+  | { kind: 'group'; name: string }
+  | { kind: 'channels' }
+  | { kind: 'prices' };
+
+type Handler = (msg: Invalidation) => void;
+const CHANNEL = 'mole:invalidate';
+
+export class InvalidationBus {
+  private readonly handlers: Handler[] = [];
+  private readonly origin = randomUUID();
+  private pub: Redis | null = null;
+  private sub: Redis | null = null;
+
+  on(handler: Handler): void {
+    this.handlers.push(handler);
+  }
+
+  publish(msg: Invalidation): void {
+    this.deliver(msg);
+    this.pub?.publish(CHANNEL, JSON.stringify({ origin: this.origin, msg })).catch(() => {});
+  }
+
+  private deliver(msg: Invalidation): void {
+    for (const h of this.handlers) h(msg);
+  }
+
+  /** Joins the shared channel: `pub` publishes, `sub` (a dedicated connection) listens. */
+  async connectRedis(pub: Redis, sub: Redis): Promise<void> {
+    this.pub = pub;
+    this.sub = sub;
+    sub.on('message', (_channel: string, raw: string) => {
+      try {
+        const { origin, msg } = JSON.parse(raw) as { origin: string; msg: Invalidation };
+        if (origin !== this.origin) this.deliver(msg);
+      } catch {
+        /* ignore foreign messages */
+      }
+    });
+    await sub.subscribe(CHANNEL);
+  }
+}

@@ -1,0 +1,171 @@
+// Reading call logs and usage: filtered, cursor-paginated lists; totals; day/key/model
+// aggregates (from the daily rollup when the range is whole days, else from the logs).
+import { sql, type SelectQueryBuilder } from 'kysely';
+import type { Db, Dialect } from '../db/index.js';
+import type { Database, LogRow } from '../db/schema.js';
+import { nanoToUsd } from '../billing/money.js';
+
+export interface LogFilter {
+  keyId?: number;
+  userId?: number;
+  model?: string;
+  status?: number | 'ok' | 'error';
+  from?: number;
+  to?: number;
+}
+
+export function toLogJson(r: LogRow) {
+  return {
+    id: Number(r.id),
+    request_id: r.request_id,
+    created_at: new Date(Number(r.created_at)).toISOString(),
+    user_id: Number(r.user_id),
+    key_id: Number(r.key_id),
+    key_name: r.key_name,
+    model: r.model,
+    upstream_model: r.upstream_model,
+    channel_id: r.channel_id === null ? null : Number(r.channel_id),
+    endpoint: r.endpoint,
+    stream: Number(r.stream) === 1,
+    status: Number(r.status),
+    error_code: r.error_code,
+    prompt_tokens: Number(r.prompt_tokens),
+    cached_tokens: Number(r.cached_tokens),
+    completion_tokens: Number(r.completion_tokens),
+    cost: nanoToUsd(Number(r.cost_nano)),
+    latency_ms: Number(r.latency_ms),
+    ttft_ms: r.ttft_ms === null ? null : Number(r.ttft_ms),
+    ip: r.ip,
+    estimated: Number(r.estimated) === 1,
+  };
+}
+export type LogJson = ReturnType<typeof toLogJson>;
+
+function applyFilter<O>(q: SelectQueryBuilder<Database, 'logs', O>, f: LogFilter): SelectQueryBuilder<Database, 'logs', O> {
+  if (f.keyId !== undefined) q = q.where('key_id', '=', f.keyId);
+  if (f.userId !== undefined) q = q.where('user_id', '=', f.userId);
+  if (f.model !== undefined) q = q.where('model', '=', f.model);
+  if (f.status === 'ok') q = q.where('status', '<', 400);
+  else if (f.status === 'error') q = q.where('status', '>=', 400);
+  else if (f.status !== undefined) q = q.where('status', '=', f.status);
+  if (f.from !== undefined) q = q.where('created_at', '>=', f.from);
+  if (f.to !== undefined) q = q.where('created_at', '<', f.to);
+  return q;
+}
+
+const DAY_MS = 86_400_000;
+const isWholeDay = (ms: number | undefined) => ms === undefined || ms % DAY_MS === 0;
+const dayString = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+export type UsageGroup = 'day' | 'key' | 'model';
+
+export function createUsageQueries(db: Db, dialect: Dialect) {
+  return {
+    async listLogs(f: LogFilter, page: { limit: number; cursor?: number }) {
+      let q = applyFilter(db.selectFrom('logs').selectAll(), f).orderBy('id', 'desc').limit(page.limit + 1);
+      if (page.cursor !== undefined) q = q.where('id', '<', page.cursor);
+      const rows = await q.execute();
+      const more = rows.length > page.limit;
+      const data = rows.slice(0, page.limit);
+      return { data: data.map(toLogJson), next_cursor: more ? String(data[data.length - 1]!.id) : null };
+    },
+
+    async totals(f: LogFilter) {
+      const r = await applyFilter(db.selectFrom('logs'), f)
+        .select((eb) => [
+          eb.fn.countAll<number>().as('requests'),
+          eb.fn.coalesce(eb.fn.sum<number>('prompt_tokens'), sql<number>`0`).as('prompt_tokens'),
+          eb.fn.coalesce(eb.fn.sum<number>('cached_tokens'), sql<number>`0`).as('cached_tokens'),
+          eb.fn.coalesce(eb.fn.sum<number>('completion_tokens'), sql<number>`0`).as('completion_tokens'),
+          eb.fn.coalesce(eb.fn.sum<number>('cost_nano'), sql<number>`0`).as('cost_nano'),
+        ])
+        .executeTakeFirstOrThrow();
+      return { requests: Number(r.requests), prompt_tokens: Number(r.prompt_tokens), cached_tokens: Number(r.cached_tokens), completion_tokens: Number(r.completion_tokens), cost: nanoToUsd(Number(r.cost_nano)) };
+    },
+
+    /** Every matching row, newest first, in pages (for CSV export). */
+    async *allLogs(f: LogFilter, max: number) {
+      let cursor: number | undefined;
+      let sent = 0;
+      while (sent < max) {
+        const page = await this.listLogs(f, { limit: Math.min(1000, max - sent), ...(cursor ? { cursor } : {}) });
+        for (const row of page.data) yield row;
+        sent += page.data.length;
+        if (!page.next_cursor) return;
+        cursor = Number(page.next_cursor);
+      }
+    },
+
+    async usage(groupBy: UsageGroup, f: Omit<LogFilter, 'status'>) {
+      const col = groupBy === 'day' ? 'day' : groupBy === 'key' ? 'key_id' : 'model';
+      type Agg = { group: string | number | null; key_name?: string | null; requests: number; prompt_tokens: number; cached_tokens: number; completion_tokens: number; cost_nano: number };
+      let rows: Agg[];
+      if (isWholeDay(f.from) && isWholeDay(f.to)) {
+        let q = db.selectFrom('usage_daily');
+        if (f.keyId !== undefined) q = q.where('key_id', '=', f.keyId);
+        if (f.userId !== undefined) q = q.where('user_id', '=', f.userId);
+        if (f.model !== undefined) q = q.where('model', '=', f.model);
+        if (f.from !== undefined) q = q.where('day', '>=', dayString(f.from));
+        if (f.to !== undefined) q = q.where('day', '<', dayString(f.to));
+        rows = (await q
+          .select((eb) => [
+            eb.ref(col).as('group'),
+            eb.fn.sum<number>('requests').as('requests'),
+            eb.fn.sum<number>('prompt_tokens').as('prompt_tokens'),
+            eb.fn.sum<number>('cached_tokens').as('cached_tokens'),
+            eb.fn.sum<number>('completion_tokens').as('completion_tokens'),
+            eb.fn.sum<number>('cost_nano').as('cost_nano'),
+          ])
+          .groupBy(col)
+          .execute()) as Agg[];
+      } else {
+        const dayExpr = dialect === 'postgres'
+          ? sql<string>`to_char(to_timestamp(created_at / 1000.0) at time zone 'UTC', 'YYYY-MM-DD')`
+          : sql<string>`strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')`;
+        const groupExpr = groupBy === 'day' ? dayExpr : groupBy === 'key' ? sql<string>`cast(key_id as text)` : sql<string>`coalesce(model, '')`;
+        rows = (await applyFilter(db.selectFrom('logs'), f)
+          .select((eb) => [
+            groupExpr.as('group'),
+            eb.fn.countAll<number>().as('requests'),
+            eb.fn.sum<number>('prompt_tokens').as('prompt_tokens'),
+            eb.fn.sum<number>('cached_tokens').as('cached_tokens'),
+            eb.fn.sum<number>('completion_tokens').as('completion_tokens'),
+            eb.fn.sum<number>('cost_nano').as('cost_nano'),
+          ])
+          .groupBy(groupExpr)
+          .execute()) as Agg[];
+      }
+      let names = new Map<number, string>();
+      if (groupBy === 'key' && rows.length > 0) {
+        const ids = rows.map((r) => Number(r.group));
+        const keys = await db.selectFrom('api_keys').select(['id', 'name']).where('id', 'in', ids).execute();
+        names = new Map(keys.map((k) => [Number(k.id), k.name]));
+      }
+      const data = rows.map((r) => ({
+        ...(groupBy === 'day' ? { day: String(r.group) } : groupBy === 'key' ? { key_id: Number(r.group), key_name: names.get(Number(r.group)) ?? null } : { model: r.group === '' ? null : String(r.group) }),
+        requests: Number(r.requests),
+        prompt_tokens: Number(r.prompt_tokens),
+        cached_tokens: Number(r.cached_tokens),
+        completion_tokens: Number(r.completion_tokens),
+        cost: nanoToUsd(Number(r.cost_nano)),
+      }));
+      if (groupBy === 'day') data.sort((a, b) => String((a as { day: string }).day).localeCompare(String((b as { day: string }).day)));
+      else data.sort((a, b) => b.cost - a.cost || b.requests - a.requests);
+      return { data };
+    },
+  };
+}
+
+export type UsageQueries = ReturnType<typeof createUsageQueries>;
+
+/** RFC 4180 CSV; cells that a spreadsheet would run as a formula are prefixed with '. */
+export function toCsv(header: string[], rows: Iterable<unknown[]>): string {
+  const cell = (v: unknown) => {
+    let s = v === null || v === undefined ? '' : String(v);
+    if (/^[=+\-@\t\r]/.test(s) && typeof v === 'string') s = "'" + s;
+    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  let out = header.map(cell).join(',') + '\r\n';
+  for (const r of rows) out += r.map(cell).join(',') + '\r\n';
+  return out;
+}

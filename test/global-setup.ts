@@ -1,0 +1,18 @@
+// Finds PostgreSQL for the storage suites: TEST_DATABASE_URL, or the machine's default
+// server. When none answers, the PostgreSQL suites are skipped with a visible message.
+import pg from 'pg';
+
+export default async function setup() {
+  const candidate = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
+  const c = new pg.Client({ connectionString: candidate, connectionTimeoutMillis: 1500 });
+  try {
+    await c.connect();
+    await c.query('select 1');
+    process.env.MOLE_TEST_PG_URL = candidate;
+    console.log(`[moleapi tests] PostgreSQL suites run against ${candidate.replace(/:[^:@/]*@/, ':***@')}`);
+  } catch (err) {
+    console.warn(`[moleapi tests] SKIPPING PostgreSQL suites: no server at ${candidate.replace(/:[^:@/]*@/, ':***@')} (${(err as Error).message})`);
+  } finally {
+    await c.end().catch(() => {});
+  }
+}

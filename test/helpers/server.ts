@@ -1,0 +1,117 @@
+// Starts the real gateway in-process on a random loopback port, against a fresh SQLite data
+// dir or a fresh PostgreSQL schema, and captures its log output so tests can search it.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import pg from 'pg';
+import type { FastifyInstance } from 'fastify';
+import { loadConfig } from '../../src/config.js';
+import { createServices, type Services } from '../../src/services.js';
+import { buildApp } from '../../src/app.js';
+import { redactingSerializers } from '../../src/http/redact.js';
+
+export type Backend = 'sqlite' | 'postgres';
+
+/** PostgreSQL for tests: MOLE_TEST_PG_URL (set by test/global-setup.ts when a server answers). */
+export const pgUrl = (): string | undefined => process.env.MOLE_TEST_PG_URL || undefined;
+export const backends = (): Backend[] => (pgUrl() ? ['sqlite', 'postgres'] : ['sqlite']);
+
+export interface TestServer {
+  url: string;
+  masterKey: string;
+  backend: Backend;
+  services: Services;
+  app: FastifyInstance;
+  dataDir: string;
+  pgSchema: string | null;
+  /** Everything the server logged so far. */
+  logs(): string;
+  /** Management API call with the master key (or another bearer / cookie). */
+  api(method: string, p: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(opts: { backend?: Backend; env?: Record<string, string> } = {}): Promise<TestServer> {
+  const backend = opts.backend ?? 'sqlite';
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-test-'));
+  const masterKey = 'mk-test-' + randomBytes(16).toString('hex');
+  const pgSchema = backend === 'postgres' ? 't_' + randomBytes(6).toString('hex') : null;
+  if (backend === 'postgres' && !pgUrl()) throw new Error('no PostgreSQL configured (MOLE_TEST_PG_URL)');
+  const config = loadConfig({
+    PORT: '0',
+    HOST: '127.0.0.1',
+    MOLE_DATA_DIR: dataDir,
+    MOLE_MASTER_KEY: masterKey,
+    MOLE_FLUSH_INTERVAL_MS: '50',
+    MOLE_LOG_LEVEL: 'debug',
+    ...(backend === 'postgres' ? { DATABASE_URL: pgUrl()!, MOLE_SECRET: 'test-secret-' + randomBytes(8).toString('hex') } : {}),
+    ...opts.env,
+  });
+  let captured = '';
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      captured += chunk.toString();
+      cb();
+    },
+  });
+  const logger = pino({ level: config.logLevel, serializers: redactingSerializers }, sink);
+  const services = await createServices(config, logger, { announceMasterKey: () => {}, ...(pgSchema ? { pgSchema } : {}) });
+  const app = await buildApp(services, logger);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const addr = app.server.address();
+  const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+
+  const api: TestServer['api'] = async (method, p, body, headers = {}) => {
+    const res = await fetch(url + p, {
+      method,
+      headers: { ...(headers.cookie || headers.authorization ? {} : { authorization: `Bearer ${masterKey}` }), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* CSV or empty */
+    }
+    return { status: res.status, body: parsed, headers: res.headers };
+  };
+
+  return {
+    url, masterKey, backend, services, app, dataDir, pgSchema, api,
+    logs: () => captured,
+    async close() {
+      await app.close();
+      await services.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (pgSchema) {
+        const c = new pg.Client({ connectionString: pgUrl() });
+        await c.connect();
+        await c.query(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`);
+        await c.end();
+      }
+    },
+  };
+}
+
+/** Creates a user (with balance) and a key for it through the API; returns both. */
+export async function userWithKey(s: TestServer, opts: { username?: string; balance?: number; group?: string; key?: Record<string, unknown> } = {}) {
+  const username = opts.username ?? 'u' + randomBytes(4).toString('hex');
+  const u = await s.api('POST', '/api/users', { username, password: 'password-123', balance: opts.balance ?? 100, ...(opts.group ? { group: opts.group } : {}) });
+  if (u.status !== 201) throw new Error(`user create failed: ${JSON.stringify(u.body)}`);
+  const k = await s.api('POST', '/api/keys', { name: 'test-key', user_id: u.body.id, ...opts.key });
+  if (k.status !== 201) throw new Error(`key create failed: ${JSON.stringify(k.body)}`);
+  return { user: u.body, key: k.body, secret: k.body.key as string, username, password: 'password-123' };
+}
+
+/** Signs in through the API; returns a cookie header and the CSRF token. */
+export async function login(s: TestServer, username: string, password: string) {
+  const res = await fetch(s.url + '/api/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
+  const body = (await res.json()) as { csrf_token: string; user: { id: number } };
+  const setCookie = res.headers.get('set-cookie') ?? '';
+  const cookie = setCookie.split(';')[0]!;
+  return { status: res.status, cookie, csrf: body.csrf_token, user: body.user, setCookie };
+}

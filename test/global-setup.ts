@@ -1,6 +1,7 @@
 // Finds PostgreSQL for the storage suites: TEST_DATABASE_URL, or the machine's default
 // server. When none answers, the PostgreSQL suites are skipped with a visible message.
 import pg from 'pg';
+import { Redis } from 'ioredis';
 
 export default async function setup() {
   const candidate = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
@@ -14,5 +15,17 @@ export default async function setup() {
     console.warn(`[moleapi tests] SKIPPING PostgreSQL suites: no server at ${candidate.replace(/:[^:@/]*@/, ':***@')} (${(err as Error).message})`);
   } finally {
     await c.end().catch(() => {});
+  }
+  const redisCandidate = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
+  const r = new Redis(redisCandidate, { lazyConnect: true, connectTimeout: 1500, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  try {
+    await r.connect();
+    await r.ping();
+    process.env.MOLE_TEST_REDIS_URL = redisCandidate;
+    console.log(`[moleapi tests] Redis suites run against ${redisCandidate}`);
+  } catch (err) {
+    console.warn(`[moleapi tests] SKIPPING Redis suites: no server at ${redisCandidate} (${(err as Error).message})`);
+  } finally {
+    r.disconnect();
   }
 }

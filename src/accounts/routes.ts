@@ -20,7 +20,7 @@ function usd(amount: number, param: string): number {
   return nano;
 }
 
-export function registerAccountRoutes(app: FastifyInstance, deps: { accounts: AccountsService; audit: AuditService; sessionTtlSeconds: number }) {
+export function registerAccountRoutes(app: FastifyInstance, deps: { accounts: AccountsService; audit: AuditService; sessionTtlSeconds: number; ledger: { credit(userId: number, amountNano: number): Promise<void> } }) {
   const { accounts, audit } = deps;
 
   route(app, {
@@ -117,6 +117,7 @@ export function registerAccountRoutes(app: FastifyInstance, deps: { accounts: Ac
     handler: async ({ params, body, principal, ip }) => {
       const nano = usd(Math.abs(body.amount), 'amount') * Math.sign(body.amount);
       const after = await accounts.topup(params.id, nano);
+      await deps.ledger.credit(params.id, nano);
       await audit.record({ actor: actorOf(principal), action: 'user.topup', userId: params.id, ip, changes: { amount: body.amount, balance: toUserJson(after).balance } });
       return toUserJson(after);
     },

@@ -7,6 +7,12 @@
 //
 // A crash loses at most the spend settled since the last flush (MOLE_FLUSH_INTERVAL_MS),
 // together with its log rows, so the database stays self-consistent.
+//
+// With REDIS_URL, admission is shared between instances: the live totals (spend, balance,
+// holds) live in Redis and reserve/settle are single Lua scripts, so two gateways on one
+// database still never spend past a quota together. Each instance keeps batching its own
+// settled spend to the database as above. A crashed instance's holds stay in Redis until
+// the counters go idle for REDIS_COUNTER_TTL_S and are re-read from the database.
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/index.js';
@@ -43,7 +49,38 @@ export interface LedgerDeps {
   redisPrefix: string;
 }
 
+const REDIS_COUNTER_TTL_S = 3600;
+
+// KEYS: key counter, user counter. ARGV: quota (-1 = none), amount, ttl, key used in DB, user balance in DB
+// (the last two only when the caller has read them: -1 = "not read"; answer 3 asks for them).
+const RESERVE_LUA = `
+local kx = redis.call('EXISTS', KEYS[1]); local ux = redis.call('EXISTS', KEYS[2])
+if kx == 0 or ux == 0 then
+  if tonumber(ARGV[4]) < 0 then return 3 end
+  if kx == 0 then redis.call('HSET', KEYS[1], 'used', ARGV[4], 'held', 0) end
+  if ux == 0 then redis.call('HSET', KEYS[2], 'bal', ARGV[5], 'held', 0) end
+end
+local quota = tonumber(ARGV[1]); local amount = tonumber(ARGV[2])
+local used = tonumber(redis.call('HGET', KEYS[1], 'used')); local kheld = tonumber(redis.call('HGET', KEYS[1], 'held'))
+local bal = tonumber(redis.call('HGET', KEYS[2], 'bal')); local uheld = tonumber(redis.call('HGET', KEYS[2], 'held'))
+if quota >= 0 and quota - used - kheld < amount then return 1 end
+if bal - uheld < amount then return 2 end
+redis.call('HINCRBY', KEYS[1], 'held', amount); redis.call('HINCRBY', KEYS[2], 'held', amount)
+redis.call('EXPIRE', KEYS[1], ARGV[3]); redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 0`;
+// KEYS: key counter, user counter. ARGV: held amount, cost.
+const SETTLE_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HINCRBY', KEYS[1], 'held', -tonumber(ARGV[1])); redis.call('HINCRBY', KEYS[1], 'used', ARGV[2]) end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HINCRBY', KEYS[2], 'held', -tonumber(ARGV[1])); redis.call('HINCRBY', KEYS[2], 'bal', -tonumber(ARGV[2])) end
+return 0`;
+const CREDIT_LUA = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'bal', ARGV[1]) end return 0`;
+
 export function createLedger(deps: LedgerDeps) {
+  const redis = deps.redis;
+  const rk = (keyId: number) => `${deps.redisPrefix}:ledger:k:${keyId}`;
+  const ru = (userId: number) => `${deps.redisPrefix}:ledger:u:${userId}`;
   const keyUsed = new Map<number, Counter>();
   const userBalance = new Map<number, Counter>();
   const loading = new Map<string, Promise<void>>();
@@ -97,16 +134,35 @@ export function createLedger(deps: LedgerDeps) {
     user: (c: Counter) => c.base - c.pending - c.reserved,
   };
 
+  async function reserveShared(keyId: number, userId: number, quotaNano: number | null, amount: number): Promise<ReserveResult> {
+    const run = (kDb: number, uDb: number) =>
+      redis!.eval(RESERVE_LUA, 2, rk(keyId), ru(userId), quotaNano ?? -1, amount, REDIS_COUNTER_TTL_S, kDb, uDb) as Promise<number>;
+    let answer = await run(-1, -1);
+    if (answer === 3) {
+      // First use anywhere (or after idling out): seed from the database plus our unwritten spend.
+      const [kDb, uDb] = await withLock(async () => [await deps.keys.usedNano(keyId), await deps.accounts.balanceNano(userId)]);
+      answer = await run(kDb! + (keyUsed.get(keyId)?.pending ?? 0), uDb! - (userBalance.get(userId)?.pending ?? 0));
+    }
+    if (answer === 1) return { ok: false, reason: 'key_quota' };
+    if (answer === 2) return { ok: false, reason: 'balance' };
+    keyUsed.get(keyId)!.lastUsed = userBalance.get(userId)!.lastUsed = Date.now();
+    return { ok: true, reservation: { keyId, userId, amount, done: false } };
+  }
+
   /** Charges the real cost and releases the rest of the hold. */
   function settle(r: Reservation, cost: number): void {
     if (r.done) return;
     r.done = true;
     const k = keyUsed.get(r.keyId)!;
     const u = userBalance.get(r.userId)!;
-    k.reserved -= r.amount;
-    u.reserved -= r.amount;
     k.pending += cost;
     u.pending += cost;
+    if (redis) {
+      redis.eval(SETTLE_LUA, 2, rk(r.keyId), ru(r.userId), r.amount, cost).catch((err: unknown) => deps.logger.error({ err: String(err) }, 'ledger: shared settle failed'));
+      return;
+    }
+    k.reserved -= r.amount;
+    u.reserved -= r.amount;
   }
 
   return {
@@ -116,6 +172,7 @@ export function createLedger(deps: LedgerDeps) {
       const b = ensureLoaded('u', userId);
       if (a) await a;
       if (b) await b;
+      if (redis) return reserveShared(keyId, userId, quotaNano, amount);
       // From here to the increments there is no await: the check and the hold are atomic.
       const k = keyUsed.get(keyId)!;
       const u = userBalance.get(userId)!;
@@ -174,6 +231,11 @@ export function createLedger(deps: LedgerDeps) {
         },
         aborted: release,
       };
+    },
+
+    /** A top-up or debit by an admin: the shared counter moves with it (in-process counters re-read it). */
+    async credit(userId: number, amountNano: number): Promise<void> {
+      if (redis) await redis.eval(CREDIT_LUA, 1, ru(userId), amountNano);
     },
 
     /** Balance as the API shows it: database value minus what is not written yet. */

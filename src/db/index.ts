@@ -38,19 +38,18 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
   let storage: Storage;
   if (opts.databaseUrl) {
     const schema = opts.pgSchema;
-    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 10 });
+    if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('invalid schema name');
     if (schema) {
-      if (!/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('invalid schema name');
-      const c = await pool.connect();
+      const c = new pg.Client({ connectionString: opts.databaseUrl });
+      await c.connect();
       try {
         await c.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
       } finally {
-        c.release();
+        await c.end();
       }
-      pool.on('connect', (client) => {
-        client.query(`SET search_path TO "${schema}"`).catch(() => {});
-      });
     }
+    // The schema is part of every connection's startup options, so no query can run before it applies.
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 10, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     storage = { db, dialect: 'postgres', close: () => db.destroy() };
   } else {
@@ -64,6 +63,6 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
     storage = { db, dialect: 'sqlite', close: () => db.destroy() };
   }
-  await migrateToLatest(storage.db, storage.dialect);
+  await migrateToLatest(storage.db, storage.dialect, opts.databaseUrl ? opts.pgSchema : undefined);
   return storage;
 }

@@ -22,6 +22,8 @@ export const backends = (): Backend[] => (pgUrl() ? ['sqlite', 'postgres'] : ['s
 export interface TestServer {
   url: string;
   masterKey: string;
+  /** MOLE_SECRET in use (PostgreSQL mode). */
+  secret: string | undefined;
   backend: Backend;
   services: Services;
   app: FastifyInstance;
@@ -34,11 +36,24 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(opts: { backend?: Backend; env?: Record<string, string> } = {}): Promise<TestServer> {
-  const backend = opts.backend ?? 'sqlite';
+export interface StartOptions {
+  backend?: Backend;
+  env?: Record<string, string>;
+  /** Join an existing instance's PostgreSQL schema (a second gateway on the same database). */
+  shareWith?: TestServer;
+  /** Use Redis (MOLE_TEST_REDIS_URL) for shared caches, limits and quota counters. */
+  redis?: boolean;
+}
+
+export const redisUrl = (): string | undefined => process.env.MOLE_TEST_REDIS_URL || undefined;
+
+export async function startTestServer(opts: StartOptions = {}): Promise<TestServer> {
+  const backend = opts.shareWith?.backend ?? opts.backend ?? 'sqlite';
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-test-'));
-  const masterKey = 'mk-test-' + randomBytes(16).toString('hex');
-  const pgSchema = backend === 'postgres' ? 't_' + randomBytes(6).toString('hex') : null;
+  const masterKey = opts.shareWith?.masterKey ?? 'mk-test-' + randomBytes(16).toString('hex');
+  const pgSchema = opts.shareWith?.pgSchema ?? (backend === 'postgres' ? 't_' + randomBytes(6).toString('hex') : null);
+  const ownsSchema = !opts.shareWith;
+  if (opts.redis && !redisUrl()) throw new Error('no Redis configured (MOLE_TEST_REDIS_URL)');
   if (backend === 'postgres' && !pgUrl()) throw new Error('no PostgreSQL configured (MOLE_TEST_PG_URL)');
   const config = loadConfig({
     PORT: '0',
@@ -47,7 +62,8 @@ export async function startTestServer(opts: { backend?: Backend; env?: Record<st
     MOLE_MASTER_KEY: masterKey,
     MOLE_FLUSH_INTERVAL_MS: '50',
     MOLE_LOG_LEVEL: 'debug',
-    ...(backend === 'postgres' ? { DATABASE_URL: pgUrl()!, MOLE_SECRET: 'test-secret-' + randomBytes(8).toString('hex') } : {}),
+    ...(backend === 'postgres' ? { DATABASE_URL: pgUrl()!, MOLE_SECRET: opts.shareWith?.secret ?? 'test-secret-' + randomBytes(8).toString('hex') } : {}),
+    ...(opts.redis ? { REDIS_URL: redisUrl()! } : {}),
     ...opts.env,
   });
   let captured = '';
@@ -81,13 +97,13 @@ export async function startTestServer(opts: { backend?: Backend; env?: Record<st
   };
 
   return {
-    url, masterKey, backend, services, app, dataDir, pgSchema, api,
+    url, masterKey, backend, services, app, dataDir, pgSchema, api, secret: config.secret,
     logs: () => captured,
     async close() {
       await app.close();
       await services.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
-      if (pgSchema) {
+      if (pgSchema && ownsSchema) {
         const c = new pg.Client({ connectionString: pgUrl() });
         await c.connect();
         await c.query(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`);

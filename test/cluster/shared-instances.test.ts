@@ -1,0 +1,98 @@
+// Two gateways on one PostgreSQL database and one Redis: caches, rate limits and quota
+// counters are shared, so limits hold across instances.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countChatPrompt } from '../../src/relay/tokens.js';
+import { costNano } from '../../src/billing/money.js';
+import { pgUrl, redisUrl, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+
+const enabled = !!pgUrl() && !!redisUrl();
+if (!enabled) console.warn('[moleapi tests] SKIPPING shared-instance suite: needs PostgreSQL and Redis');
+
+const messages = [{ role: 'user', content: 'dig a tunnel' }];
+const MAX_TOKENS = 12; // the built-in mock answers 12 tokens, so actual cost = worst case
+const PRICE = { inputNanoPerM: 150_000_000, outputNanoPerM: 600_000_000, cachedInputNanoPerM: null };
+const worst = costNano({ promptTokens: countChatPrompt(messages), cachedTokens: 0, completionTokens: MAX_TOKENS }, PRICE, 1_000_000);
+
+const chat = (s: TestServer, secret: string) =>
+  fetch(s.url + '/v1/chat/completions', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'mole-mini', messages, max_tokens: MAX_TOKENS }),
+  });
+
+describe.skipIf(!enabled)('two instances sharing PostgreSQL + Redis', () => {
+  let a: TestServer;
+  let b: TestServer;
+  beforeAll(async () => {
+    a = await startTestServer({ backend: 'postgres', redis: true });
+    b = await startTestServer({ shareWith: a, redis: true });
+    expect((await a.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: ['mole-mini'] })).status).toBe(201);
+    expect((await a.api('PUT', '/api/prices/mole-mini', { input: 0.15, output: 0.6 })).status).toBe(200);
+    // b learns about the channel and price through the shared invalidation channel.
+    for (let i = 0; i < 50 && !b.services.channels.serves('default', 'mole-mini'); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 50 && !b.services.catalog.price('mole-mini'); i++) await new Promise((r) => setTimeout(r, 20));
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+  });
+
+  it('a key quota that covers 3 requests admits at most 3 of 30 spread over both instances', async () => {
+    const { key, secret } = await userWithKey(a, { balance: 100, key: { quota: (3 * worst + Math.floor(worst / 2)) / 1e9 } });
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => chat(i % 2 ? a : b, secret)));
+    const codes = await Promise.all(answers.map(async (r) => (r.status === 200 ? 'ok' : ((await r.json()) as { error: { code: string } }).error.code)));
+    expect(codes.filter((c) => c === 'ok').length).toBe(3);
+    expect(codes.filter((c) => c === 'insufficient_quota').length).toBe(27);
+    await a.services.flush();
+    await b.services.flush();
+    const k = await a.api('GET', `/api/keys/${key.id}`);
+    expect(Math.round(k.body.used * 1e9)).toBe(3 * worst);
+    expect(k.body.used).toBeLessThanOrEqual(k.body.quota);
+  });
+
+  it('an account balance that covers 3 requests admits at most 3, across keys and instances', async () => {
+    const { user, secret } = await userWithKey(a, { balance: (3 * worst + 1) / 1e9 });
+    const second = await a.api('POST', '/api/keys', { name: 'second', user_id: user.id });
+    const secrets = [secret, second.body.key as string];
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => chat(i % 2 ? a : b, secrets[i % 2]!)));
+    expect(answers.filter((r) => r.status === 200).length).toBe(3);
+    await a.services.flush();
+    await b.services.flush();
+    const u = await a.api('GET', `/api/users/${user.id}`);
+    expect(Math.round(u.body.balance * 1e9)).toBe(1);
+  });
+
+  it('disabling a key on one instance refuses it on the other at once', async () => {
+    const { key, secret } = await userWithKey(a);
+    expect((await chat(b, secret)).status).toBe(200); // b has it cached now
+    expect((await a.api('PATCH', `/api/keys/${key.id}`, { status: 'disabled' })).status).toBe(200);
+    let code = '';
+    for (let i = 0; i < 50; i++) {
+      const r = await chat(b, secret);
+      code = r.status === 200 ? 'ok' : ((await r.json()) as { error: { code: string } }).error.code;
+      if (code === 'key_disabled') break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(code).toBe('key_disabled');
+  });
+
+  it('a requests-per-minute limit is counted across instances', async () => {
+    const { secret } = await userWithKey(a, { key: { rpm: 4 } });
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await chat(i % 2 ? a : b, secret)).status);
+    expect(statuses.filter((s) => s === 200).length).toBe(4);
+    const limited = await chat(a, secret);
+    expect(limited.status).toBe(429);
+    expect(limited.headers.get('retry-after')).toMatch(/^\d+$/);
+    expect(((await limited.json()) as { error: { code: string } }).error.code).toBe('rate_limit_exceeded');
+  });
+
+  it('a top-up on one instance is spendable on the other', async () => {
+    const { user, secret } = await userWithKey(a, { balance: 0 });
+    const refused = await chat(b, secret);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('x-should-retry')).toBe('false');
+    expect((await a.api('POST', `/api/users/${user.id}/topup`, { amount: 1 })).status).toBe(200);
+    expect((await chat(b, secret)).status).toBe(200);
+  });
+});

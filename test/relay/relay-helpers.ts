@@ -1,0 +1,199 @@
+// Shared helpers for the relay suites (test/relay/*.test.ts). Money is compared exactly:
+// every USD amount the API returns is turned back into integer nano-USD (BigInt), and
+// expected costs are computed here independently of src/billing/money.ts.
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import OpenAI from 'openai';
+import { expect } from 'vitest';
+import type { TestServer } from '../helpers/server.js';
+
+export const NANO = 1_000_000_000n;
+
+/** USD as the API shows it (nano / 1e9) → exact integer nano-USD. */
+export function nanoOf(usd: number): bigint {
+  const n = Math.round(usd * 1e9);
+  if (!Number.isSafeInteger(n)) throw new Error(`not a safe nano amount: ${usd}`);
+  return BigInt(n);
+}
+
+/** A decimal written with at most `decimals` places → exact integer scaled by 10^decimals (via its string form). */
+function scaled(v: number, decimals: number): bigint {
+  const [i, f = ''] = String(v).split('.');
+  if (f.length > decimals) throw new Error(`${v} has more than ${decimals} decimals`);
+  return BigInt(i!) * 10n ** BigInt(decimals) + BigInt((f || '0').padEnd(decimals, '0'));
+}
+
+export interface PriceUsd {
+  input: number;
+  output: number;
+  cached_input?: number | null;
+}
+
+export interface UsageCount {
+  prompt: number;
+  cached?: number;
+  completion: number;
+}
+
+/**
+ * Expected cost in nano-USD: ceil((uncached·in + cached·cachedIn + completion·out) · multiplier / 1e6)
+ * where prices are nano-USD per 1M tokens.
+ */
+export function expectedCostNano(u: UsageCount, price: PriceUsd, multiplier = 1): bigint {
+  const inN = scaled(price.input, 9);
+  const outN = scaled(price.output, 9);
+  const cachedN = price.cached_input == null ? inN : scaled(price.cached_input, 9);
+  const cached = BigInt(Math.min(u.cached ?? 0, u.prompt));
+  const uncached = BigInt(u.prompt) - cached;
+  const ppm = scaled(multiplier, 6);
+  const num = (uncached * inN + cached * cachedN + BigInt(u.completion) * outN) * ppm;
+  const den = 1_000_000n * 1_000_000n;
+  return (num + den - 1n) / den;
+}
+
+export const uniq = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
+
+export function client(s: TestServer, apiKey: string, extra: Partial<ConstructorParameters<typeof OpenAI>[0]> = {}): OpenAI {
+  return new OpenAI({ baseURL: s.url + '/v1', apiKey, maxRetries: 0, timeout: 20_000, ...extra });
+}
+
+/** A loopback port that nothing listens on (connection refused). */
+export async function closedPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+export async function addChannel(s: TestServer, body: Record<string, unknown>): Promise<{ id: number; [k: string]: unknown }> {
+  const r = await s.api('POST', '/api/channels', { name: uniq('ch'), ...body });
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body;
+}
+
+export async function setPrice(s: TestServer, model: string, p: PriceUsd): Promise<void> {
+  const r = await s.api('PUT', `/api/prices/${model}`, p);
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+}
+
+export async function setGroup(s: TestServer, name: string, multiplier: number): Promise<void> {
+  const r = await s.api('PUT', `/api/groups/${name}`, { multiplier });
+  expect(r.status, JSON.stringify(r.body)).toBe(200);
+}
+
+export interface LogRow {
+  id: number;
+  request_id: string;
+  key_id: number;
+  user_id: number;
+  key_name: string;
+  model: string | null;
+  upstream_model: string | null;
+  channel_id: number | null;
+  endpoint: string;
+  stream: boolean;
+  status: number;
+  error_code: string | null;
+  prompt_tokens: number;
+  cached_tokens: number;
+  completion_tokens: number;
+  cost: number;
+  latency_ms: number;
+  ttft_ms: number | null;
+  ip: string;
+  estimated: boolean;
+  created_at: string;
+}
+
+/** Every log row matching the query (follows the cursor), newest first. */
+export async function allLogs(s: TestServer, query: Record<string, string | number> = {}): Promise<LogRow[]> {
+  const out: LogRow[] = [];
+  let cursor: string | null = null;
+  for (;;) {
+    const q = new URLSearchParams(Object.entries({ limit: 500, ...query, ...(cursor ? { cursor } : {}) }).map(([k, v]) => [k, String(v)]));
+    const r = await s.api('GET', `/api/logs?${q}`);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    out.push(...r.body.data);
+    cursor = r.body.next_cursor;
+    if (!cursor) return out;
+  }
+}
+
+export async function logByRequestId(s: TestServer, keyId: number, requestId: string): Promise<LogRow> {
+  const rows = await allLogs(s, { key_id: keyId });
+  const row = rows.find((r) => r.request_id === requestId);
+  expect(row, `log row for ${requestId}`).toBeTruthy();
+  return row!;
+}
+
+/** Polls until `fn` returns a truthy value (or throws after timeoutMs). */
+export async function waitFor<T>(fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Catches an SDK error (or fails the test if the call succeeded). */
+export async function sdkError(p: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof OpenAI.APIError) return err;
+    throw err;
+  }
+  throw new Error('expected the call to fail');
+}
+
+/** Raw relay call (for what the SDK cannot send: malformed bodies, odd headers). */
+export async function rawRelay(s: TestServer, path: string, opts: { key?: string; body?: string | Buffer; method?: string; headers?: Record<string, string> } = {}) {
+  const res = await fetch(s.url + '/v1' + path, {
+    method: opts.method ?? 'POST',
+    headers: { 'content-type': 'application/json', ...(opts.key ? { authorization: `Bearer ${opts.key}` } : {}), ...opts.headers },
+    ...(opts.body !== undefined ? { body: opts.body } : {}),
+  });
+  const text = await res.text();
+  let json: any = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, headers: res.headers, text, json };
+}
+
+/** The OpenAI error shape, with the given code. */
+export function expectOpenAIError(body: any, code: string): void {
+  expect(body, 'error body').toBeTruthy();
+  expect(body.error).toBeTruthy();
+  expect(body.error.code).toBe(code);
+  expect(typeof body.error.message).toBe('string');
+  expect(body.error.message.length).toBeGreaterThan(0);
+  expect(typeof body.error.type).toBe('string');
+  expect('param' in body.error).toBe(true);
+}
+
+export async function keyJson(s: TestServer, keyId: number) {
+  const r = await s.api('GET', `/api/keys/${keyId}`);
+  expect(r.status).toBe(200);
+  return r.body as { used: number; quota: number | null; status: string };
+}
+
+/** Balance after a flush (GET /api/logs flushes pending spend first). */
+export async function balanceNano(s: TestServer, userId: number): Promise<bigint> {
+  await s.api('GET', '/api/logs?limit=1');
+  const r = await s.api('GET', `/api/users/${userId}`);
+  expect(r.status).toBe(200);
+  return nanoOf(r.body.balance);
+}
+
+export const sumCost = (rows: LogRow[]) => rows.reduce((a, r) => a + nanoOf(r.cost), 0n);

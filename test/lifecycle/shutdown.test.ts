@@ -1,0 +1,99 @@
+// SIGTERM on the real process: in-flight streams finish, pending logs and spend are flushed.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+async function waitFor(fn: () => Promise<boolean>, ms = 20_000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await fn().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('timed out waiting');
+}
+
+describe('graceful shutdown', () => {
+  let child: ChildProcess | null = null;
+  let mock: MockProvider | null = null;
+  let dir = '';
+  afterEach(async () => {
+    child?.kill('SIGKILL');
+    await mock?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lets an in-flight stream finish and flushes its log row and spend before exiting', async () => {
+    mock = await startMockProvider({ apiKey: 'up-secret' });
+    mock.setScenario('slow-model', { chunkDelayMs: 150, completionTokens: 10 });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-shutdown-'));
+    const port = await freePort();
+    const master = 'mk-shutdown-test-master-key-0123456789';
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: ROOT,
+      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', MOLE_DATA_DIR: dir, MOLE_MASTER_KEY: master, MOLE_LOG_LEVEL: 'warn', MOLE_FLUSH_INTERVAL_MS: '60000' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const base = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(base + '/api/openapi.json')).ok);
+    expect(out).toMatch(new RegExp(`listening on http://127\\.0\\.0\\.1:${port}`));
+
+    const api = (method: string, p: string, body: unknown) =>
+      fetch(base + p, { method, headers: { authorization: `Bearer ${master}`, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
+    await api('POST', '/api/channels', { name: 'slow', type: 'openai', base_url: mock.url, api_key: 'up-secret', models: ['slow-model'] });
+    await api('PUT', '/api/prices/slow-model', { input: 1, output: 2 });
+    const user = await api('POST', '/api/users', { username: 'drain', password: 'password-123', balance: 5 });
+    const key = await api('POST', '/api/keys', { name: 'drain-key', user_id: user.id });
+
+    const res = await fetch(base + '/v1/chat/completions', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'slow-model', messages: [{ role: 'user', content: 'take your time' }], stream: true }),
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const first = await reader.read(); // the stream has begun
+    expect(first.done).toBe(false);
+
+    const exited = new Promise<number | null>((r) => child!.on('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    // New connections are refused while draining, but the stream in flight runs to [DONE].
+    let body = new TextDecoder().decode(first.value);
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      body += new TextDecoder().decode(value);
+    }
+    expect(body).toContain('data: [DONE]');
+    expect(body).not.toContain('"error"');
+    expect(await exited).toBe(0);
+
+    // The flush interval was a minute: only the shutdown flush can have written these.
+    const db = new Database(path.join(dir, 'mole.sqlite'), { readonly: true });
+    const log = db.prepare('select status, completion_tokens, cost_nano, estimated from logs where key_id = ?').get(key.id) as any;
+    const k = db.prepare('select used_nano from api_keys where id = ?').get(key.id) as any;
+    const u = db.prepare('select balance_nano from users where id = ?').get(user.id) as any;
+    db.close();
+    expect(log).toMatchObject({ status: 200, completion_tokens: 10, estimated: 0 });
+    expect(log.cost_nano).toBeGreaterThan(0);
+    expect(k.used_nano).toBe(log.cost_nano);
+    expect(u.balance_nano).toBe(5_000_000_000 - log.cost_nano);
+  });
+});

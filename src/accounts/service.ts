@@ -1,6 +1,8 @@
 // Users, passwords, console sessions and balances. Owns the users and sessions tables.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { sql, type SqlBool } from 'kysely';
 import type { Db } from '../db/index.js';
+import { containsPattern } from '../keys/service.js';
 import type { UserRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { MAX_NANO, nanoToUsd } from '../billing/money.js';
@@ -81,7 +83,7 @@ export function createAccountsService(db: Db, bus: InvalidationBus, opts: { sess
       let query = db.selectFrom('users').selectAll().where('deleted_at', 'is', null).orderBy('id', 'desc').limit(q.limit + 1);
       if (q.onlyId !== undefined) query = query.where('id', '=', q.onlyId);
       if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
-      if (q.q) query = query.where('username', 'like', `%${q.q.replace(/[%_\\]/g, (c) => '\\' + c)}%`);
+      if (q.q) query = query.where(sql<SqlBool>`lower(username) like ${containsPattern(q.q)} escape '\\'`);
       const rows = await query.execute();
       const more = rows.length > q.limit;
       const page = rows.slice(0, q.limit);

@@ -1,5 +1,6 @@
 // The key lifecycle: create (secret shown once), list, update, enable/disable, rotate with a
 // grace period, delete (row kept so logs keep their attribution). Owns the api_keys table.
+import { sql, type SqlBool } from 'kysely';
 import type { Db } from '../db/index.js';
 import type { ApiKeyRow, ApiKeyUpdate } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
@@ -77,6 +78,13 @@ export function keyChanges(before: ApiKeyRow, after: ApiKeyRow): Record<string, 
   return out;
 }
 
+/**
+ * A case-insensitive LIKE pattern matching `text` anywhere, with %, _ and \ taken literally.
+ * Use with lower(column) and an explicit ESCAPE '\': SQLite has no default escape character
+ * and PostgreSQL's LIKE is case-sensitive, so both are spelt out to behave the same.
+ */
+export const containsPattern = (text: string) => `%${text.toLowerCase().replace(/[%_\\]/g, (c) => '\\' + c)}%`;
+
 export interface KeyListQuery {
   userId?: number;
   status?: KeyStatus;
@@ -143,8 +151,8 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
       if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
       if (q.group !== undefined) query = query.where('group_name', '=', q.group);
       if (q.q) {
-        const like = `%${q.q.replace(/[%_\\]/g, (c) => '\\' + c)}%`;
-        query = query.where((eb) => eb.or([eb('name', 'like', like), eb('display', 'like', like)]));
+        const like = containsPattern(q.q);
+        query = query.where((eb) => eb.or([sql<SqlBool>`lower(${eb.ref('name')}) like ${like} escape '\\'`, sql<SqlBool>`lower(${eb.ref('display')}) like ${like} escape '\\'`]));
       }
       switch (q.status) {
         case 'disabled':

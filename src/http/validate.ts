@@ -23,3 +23,5 @@ export const zIsoTime = z.string().max(64).refine((s) => !Number.isNaN(Date.pars
 export const zName = z.string().trim().min(1).max(128);
 export const zGroupName = z.string().trim().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only');
 export const zModelName = z.string().min(1).max(128).regex(/^[^\s*]+\*?$/, 'a model name, optionally ending in "*"');
+/** A key's model allowlist entry: a model name, a prefix ending in "*", or "*" alone (every model). */
+export const zModelPattern = z.string().min(1).max(128).regex(/^(?:[^\s*]+\*?|\*)$/, 'a model name, optionally ending in "*", or "*"');

@@ -6,7 +6,7 @@ import type { AccountsService } from '../accounts/service.js';
 import { AppError } from '../http/errors.js';
 import { actorOf, isAdmin, selfId, type Principal } from '../http/principal.js';
 import { route } from '../http/route.js';
-import { zCursor, zGroupName, zId, zIsoTime, zLimit, zModelName, zName, zUsd } from '../http/validate.js';
+import { zCursor, zGroupName, zId, zIsoTime, zLimit, zModelPattern, zName, zUsd } from '../http/validate.js';
 import { usdToNano } from '../billing/money.js';
 import { parseRule } from './cidr.js';
 import { keyChanges, toKeyJson, type KeyFields, type KeysService } from './service.js';
@@ -17,7 +17,7 @@ const zIpRule = z.string().max(64).superRefine((s, ctx) => {
 });
 
 const writable = {
-  models: z.array(zModelName).max(500).nullable().optional(),
+  models: z.array(zModelPattern).max(500).nullable().optional(),
   allowed_ips: z.array(zIpRule).max(200).nullable().optional(),
   quota: zUsd.nullable().optional(),
   expires_at: zIsoTime.nullable().optional(),

@@ -3,7 +3,7 @@
 export type Role = 'admin' | 'user';
 
 export interface User {
-  id: string;
+  id: number;
   username: string;
   role: Role;
   group: string;
@@ -16,15 +16,16 @@ export interface User {
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
 
 export interface ApiKey {
-  id: string;
+  id: number;
   name: string;
-  user_id: string;
+  user_id: number;
   status: KeyStatus;
   display: string;
   models: string[] | null;
   allowed_ips: string[] | null;
   quota: number | null;
   used: number;
+  remaining?: number | null;
   group: string | null;
   rpm?: number | null;
   expires_at: string | null;
@@ -36,15 +37,15 @@ export interface ApiKey {
 }
 
 export interface LogEntry {
-  id: string;
+  id: number | string;
   request_id: string;
   created_at: string;
-  user_id: string;
-  key_id: string;
+  user_id: number;
+  key_id: number;
   key_name: string | null;
   model: string | null;
   upstream_model: string | null;
-  channel_id: string | null;
+  channel_id: number | null;
   endpoint: string | null;
   stream: boolean;
   status: number;
@@ -69,28 +70,29 @@ export interface LogTotals {
 
 export interface UsageRow {
   day?: string;
-  key_id?: string;
+  key_id?: number;
   key_name?: string | null;
   model?: string;
   requests: number;
   prompt_tokens: number;
+  cached_tokens?: number;
   completion_tokens: number;
   cost: number;
 }
 
 export interface AuditEntry {
-  id: string;
+  id: number | string;
   created_at: string;
   actor: string | null;
   action: string;
-  key_id: string | null;
-  user_id: string | null;
+  key_id: number | null;
+  user_id: number | null;
   ip: string | null;
   changes: unknown;
 }
 
 export interface Channel {
-  id: string;
+  id: number;
   name: string;
   type: string;
   base_url: string | null;
@@ -119,7 +121,7 @@ export interface Group {
 
 export interface Page<T> {
   data: T[];
-  next_cursor: string | null;
+  next_cursor: string | number | null;
 }
 
 export class ApiError extends Error {

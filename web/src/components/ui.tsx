@@ -1,5 +1,6 @@
 // Shared building blocks: dialogs, async state, pagination, meters, notices.
 import {
+  cloneElement,
   useCallback,
   useEffect,
   useId,
@@ -8,6 +9,7 @@ import {
   useSyncExternalStore,
   type DependencyList,
   type FormEvent,
+  type ReactElement,
   type ReactNode,
 } from 'react';
 import { createPortal } from 'react-dom';
@@ -128,7 +130,7 @@ export function Pager({
   label,
 }: {
   page: number;
-  nextCursor: string | null | undefined;
+  nextCursor: string | number | null | undefined;
   onPrev: () => void;
   onNext: (c: string) => void;
   label: string;
@@ -139,7 +141,7 @@ export function Pager({
         Previous page
       </button>
       <span aria-live="polite">Page {page}</span>
-      <button type="button" onClick={() => nextCursor && onNext(nextCursor)} disabled={!nextCursor}>
+      <button type="button" onClick={() => nextCursor != null && onNext(String(nextCursor))} disabled={nextCursor == null}>
         Next page
       </button>
     </nav>
@@ -322,6 +324,50 @@ export function HttpStatus({ status, code }: { status: number; code?: string | n
       {status}
       {code ? ` ${code}` : ''}
     </span>
+  );
+}
+
+/**
+ * A labelled form control. Hints and errors sit outside the <label> and are linked with
+ * aria-describedby, so the control's accessible name is exactly `label`.
+ */
+export function Field({
+  label,
+  hint,
+  error,
+  className,
+  children,
+}: {
+  label: string;
+  hint?: ReactNode;
+  error?: string | null;
+  className?: string;
+  children: ReactElement<Record<string, unknown>>;
+}) {
+  const id = useId();
+  const hintId = hint ? `${id}-hint` : undefined;
+  const errId = error ? `${id}-err` : undefined;
+  const describedBy = [hintId, errId].filter(Boolean).join(' ') || undefined;
+  const control = cloneElement(children, {
+    id,
+    'aria-describedby': describedBy,
+    'aria-invalid': error ? true : undefined,
+  });
+  return (
+    <div className={`field${className ? ` ${className}` : ''}`}>
+      <label htmlFor={id}>{label}</label>
+      {control}
+      {hint ? (
+        <span id={hintId} className="hint">
+          {hint}
+        </span>
+      ) : null}
+      {error ? (
+        <p id={errId} className="field-error" role="alert">
+          {error}
+        </p>
+      ) : null}
+    </div>
   );
 }
 

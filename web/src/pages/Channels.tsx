@@ -1,7 +1,7 @@
-import { useId, useState, type FormEvent } from 'react';
+import { useState, type FormEvent } from 'react';
 import { api, errorMessage, type Channel, type Page } from '../api';
 import { dateTime, ms } from '../format';
-import { AsyncView, ConfirmDialog, Modal, StatusBadge, notify, useAsync } from '../components/ui';
+import { AsyncView, ConfirmDialog, Field, Modal, StatusBadge, notify, useAsync } from '../components/ui';
 import { parseList } from '../validate';
 
 const TYPES: { value: string; label: string; needsUrl: boolean }[] = [
@@ -181,7 +181,6 @@ function mapToText(m: Record<string, string> | null | undefined): string {
 }
 
 function ChannelForm({ existing, onClose, onSaved }: { existing?: Channel; onClose: () => void; onSaved: (c: Channel) => void }) {
-  const id = useId();
   const [name, setName] = useState(existing?.name ?? '');
   const [type, setType] = useState(existing?.type ?? 'openai');
   const [baseUrl, setBaseUrl] = useState(existing?.base_url ?? '');
@@ -209,19 +208,20 @@ function ChannelForm({ existing, onClose, onSaved }: { existing?: Channel; onClo
     const p = Number(priority);
     const w = Number(weight);
     if (!Number.isInteger(p)) return setError('Priority must be a whole number.');
-    if (!(w > 0)) return setError('Weight must be a positive number.');
+    if (!Number.isInteger(w) || w < 0) return setError('Weight must be a whole number, 0 or more.');
     if (typeInfo?.needsUrl && !/^https?:\/\//.test(baseUrl.trim())) return setError('Base URL must start with http:// or https://.');
     const body: Record<string, unknown> = {
       name: name.trim(),
       type,
-      base_url: baseUrl.trim() || null,
       models: modelList,
       model_map: Object.keys(map).length ? map : null,
       priority: p,
       weight: w,
       groups: parseList(groups).length ? parseList(groups) : null,
     };
+    if (baseUrl.trim()) body.base_url = baseUrl.trim();
     if (apiKey) body.api_key = apiKey;
+    else if (!existing && typeInfo?.needsUrl) body.api_key = ''; // some local servers need none
     if (!existing) for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
     setBusy(true);
     try {
@@ -264,46 +264,35 @@ function ChannelForm({ existing, onClose, onSaved }: { existing?: Channel; onClo
             required={typeInfo?.needsUrl}
           />
         </label>
-        <label className="span2">
-          Upstream API key
-          <input
-            type="password"
-            value={apiKey}
-            onChange={(e) => setApiKey(e.target.value)}
-            autoComplete="off"
-            aria-describedby={`${id}-key`}
-          />
-          <span id={`${id}-key`} className="hint">
-            {existing
+        <Field
+          label="Upstream API key"
+          hint={
+            existing
               ? 'Stored encrypted and never shown again. Leave empty to keep the current one.'
-              : 'Stored encrypted and never shown again.'}
-          </span>
-        </label>
-        <label className="span2">
-          Models
+              : 'Stored encrypted and never shown again.'
+          }
+          className="span2"
+        >
+          <input type="password" value={apiKey} onChange={(e) => setApiKey(e.target.value)} autoComplete="off" />
+        </Field>
+        <Field label="Models" hint="Comma- or line-separated model names clients may request." className="span2">
           <textarea value={models} onChange={(e) => setModels(e.target.value)} rows={2} placeholder="gpt-4o-mini, gpt-4o" required />
-          <span className="hint">Comma- or line-separated model names clients may request.</span>
-        </label>
-        <label className="span2">
-          Model map
+        </Field>
+        <Field label="Model map" hint="Optional, one per line: requested-name=upstream-name." className="span2">
           <textarea
             value={modelMap}
             onChange={(e) => setModelMap(e.target.value)}
             rows={2}
             placeholder="gpt-4o-mini=gpt-4o-mini-2024-07-18"
-            aria-describedby={`${id}-map`}
           />
-          <span id={`${id}-map`} className="hint">
-            Optional, one per line: requested-name=upstream-name.
-          </span>
-        </label>
+        </Field>
         <label>
           Priority
           <input type="number" step={1} value={priority} onChange={(e) => setPriority(e.target.value)} />
         </label>
         <label>
           Weight
-          <input type="number" min={1} step={1} value={weight} onChange={(e) => setWeight(e.target.value)} />
+          <input type="number" min={0} step={1} value={weight} onChange={(e) => setWeight(e.target.value)} />
         </label>
         <label className="span2">
           Groups

@@ -6,6 +6,7 @@ import { AsyncView, QuotaMeter, Section, StatusBadge, useAsync } from '../compon
 import { toDaySeries } from '../components/chartData';
 import { LogsTable } from './Logs';
 import { KeyActions } from './keyDialogs';
+import { useSession } from '../session';
 
 const UsageChart = lazy(() => import('../components/UsageChart'));
 
@@ -88,9 +89,9 @@ export function KeyDetailPage({ id }: { id: string }) {
                 </dd>
               </div>
             </dl>
-            <KeyUsage keyId={k.id} since={since} />
-            <KeyLogs keyId={k.id} />
-            <KeyAudit keyId={k.id} version={version} />
+            <KeyUsage keyId={String(k.id)} since={since} />
+            <KeyLogs keyId={String(k.id)} />
+            <KeyAudit keyId={String(k.id)} version={version} />
           </>
         )}
       </AsyncView>
@@ -155,7 +156,16 @@ function describeChanges(changes: unknown): string {
     .join('; ');
 }
 
+function describeActor(actor: string | null, selfId: number): string {
+  if (!actor) return 'unknown';
+  if (actor === 'master') return 'the master key';
+  const m = /^(admin|user):(\d+)$/.exec(actor);
+  if (m && Number(m[2]) === selfId) return 'you';
+  return m ? `${m[1]} #${m[2]}` : actor;
+}
+
 function KeyAudit({ keyId, version }: { keyId: string; version: number }) {
+  const { user } = useSession();
   const audit = useAsync(
     (signal) => api.get<Page<AuditEntry>>('/api/audit', { key_id: keyId, limit: 50 }, signal),
     [keyId, version],
@@ -168,7 +178,7 @@ function KeyAudit({ keyId, version }: { keyId: string; version: number }) {
             {d.data.map((a) => (
               <li key={a.id}>
                 <time dateTime={a.created_at}>{dateTime(a.created_at)}</time>{' '}
-                <strong>{a.action}</strong> by {a.actor ?? 'unknown'}
+                <strong>{a.action}</strong> by {describeActor(a.actor, user.id)}
                 {a.ip ? <span className="muted"> from {a.ip}</span> : null}
                 {a.changes && describeChanges(a.changes) ? <div className="muted small">{describeChanges(a.changes)}</div> : null}
               </li>

@@ -75,7 +75,7 @@ export function KeysPage() {
             <option value="exhausted">Exhausted</option>
           </select>
         </label>
-        {groups.data ? (
+        {groups.data && isAdmin ? (
           <label>
             Group
             <select value={group} onChange={(e) => setQuery({ group: e.target.value || null })}>

@@ -4,6 +4,9 @@ import { usd } from '../format';
 import { AsyncView, ConfirmDialog, Modal, Section, notify, useAsync } from '../components/ui';
 import { parseUsd } from '../validate';
 
+/** Model names may hold "/" (org/model): the server takes the rest of the path as the name. */
+const modelPath = (m: string) => m.split('/').map(encodeURIComponent).join('/');
+
 export default function PricingPage() {
   const prices = useAsync((signal) => api.get<{ data: Price[] }>('/api/prices', undefined, signal).then((r) => r.data), []);
   const groups = useAsync((signal) => api.get<{ data: Group[] }>('/api/groups', undefined, signal).then((r) => r.data), []);
@@ -157,7 +160,7 @@ export default function PricingPage() {
           danger
           onClose={() => setDeleting(null)}
           onConfirm={async () => {
-            await api.del(`/api/prices/${encodeURIComponent(deleting.model)}`);
+            await api.del(`/api/prices/${modelPath(deleting.model)}`);
             setDeleting(null);
             prices.reload();
           }}
@@ -210,7 +213,7 @@ function PriceForm({
     try {
       const body: Record<string, number> = { input: i.value, output: o.value };
       if (c.value !== null) body.cached_input = c.value;
-      onSaved(await api.put<Price>(`/api/prices/${encodeURIComponent(model.trim())}`, body));
+      onSaved(await api.put<Price>(`/api/prices/${modelPath(model.trim())}`, body));
     } catch (err) {
       setError(errorMessage(err));
       setBusy(false);

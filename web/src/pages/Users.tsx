@@ -1,8 +1,8 @@
-import { useId, useState, type FormEvent } from 'react';
+import { useState, type FormEvent } from 'react';
 import { api, errorMessage, type Page, type User } from '../api';
 import { dateOnly, usd } from '../format';
 import { Link } from '../router';
-import { AsyncView, ConfirmDialog, Modal, Pager, StatusBadge, notify, useAsync, useCursorPager } from '../components/ui';
+import { AsyncView, ConfirmDialog, Field, Modal, Pager, StatusBadge, notify, useAsync, useCursorPager } from '../components/ui';
 import { useSession } from '../session';
 import { parseUsd } from '../validate';
 import { useGroups } from './keyDialogs';
@@ -138,7 +138,6 @@ export default function UsersPage() {
 
 function UserForm({ existing, onClose, onSaved }: { existing?: User; onClose: () => void; onSaved: (u: User) => void }) {
   const groups = useGroups();
-  const id = useId();
   const [username, setUsername] = useState(existing?.username ?? '');
   const [password, setPassword] = useState('');
   const [role, setRole] = useState<User['role']>(existing?.role ?? 'user');
@@ -188,8 +187,11 @@ function UserForm({ existing, onClose, onSaved }: { existing?: User; onClose: ()
             <input value={username} onChange={(e) => setUsername(e.target.value)} required autoComplete="off" autoFocus />
           </label>
         )}
-        <label className="span2">
-          {existing ? 'New password' : 'Password'}
+        <Field
+          label={existing ? 'New password' : 'Password'}
+          hint={existing ? 'Leave empty to keep the current password.' : 'At least 8 characters.'}
+          className="span2"
+        >
           <input
             type="password"
             value={password}
@@ -197,12 +199,8 @@ function UserForm({ existing, onClose, onSaved }: { existing?: User; onClose: ()
             required={!existing}
             minLength={8}
             autoComplete="new-password"
-            aria-describedby={`${id}-pw`}
           />
-          <span id={`${id}-pw`} className="hint">
-            {existing ? 'Leave empty to keep the current password.' : 'At least 8 characters.'}
-          </span>
-        </label>
+        </Field>
         <label>
           Role
           <select value={role} onChange={(e) => setRole(e.target.value as User['role'])}>

@@ -21,7 +21,7 @@ export const RANGES: { value: string; label: string; seconds: number | null }[] 
 
 export const STATUSES: { value: string; label: string }[] = [
   { value: '', label: 'Any status' },
-  { value: 'success', label: 'Succeeded (2xx)' },
+  { value: 'ok', label: 'Succeeded (2xx)' },
   { value: 'error', label: 'Failed (4xx and 5xx)' },
   { value: '400', label: '400 Bad request' },
   { value: '401', label: '401 Unauthorized' },
@@ -99,7 +99,7 @@ export function FilterBar({
   // the selected key may be beyond the first page of the list (deep link from a key page)
   const selectedKey = useAsync(
     async (signal) => {
-      if (!values.key_id || keys.data?.some((k) => k.id === values.key_id) !== false) return null;
+      if (!values.key_id || keys.data?.some((k) => String(k.id) === values.key_id) !== false) return null;
       try {
         return await api.get<ApiKey>(`/api/keys/${encodeURIComponent(values.key_id)}`, undefined, signal);
       } catch {
@@ -113,7 +113,7 @@ export function FilterBar({
     if (selectedKey.data && !list.some((k) => k.id === selectedKey.data?.id)) list.unshift(selectedKey.data);
     const counts = new Map<string, number>();
     for (const k of list) counts.set(k.name, (counts.get(k.name) ?? 0) + 1);
-    return list.map((k) => ({ id: k.id, label: (counts.get(k.name) ?? 0) > 1 ? `${k.name} (${k.display})` : k.name }));
+    return list.map((k) => ({ id: String(k.id), label: (counts.get(k.name) ?? 0) > 1 ? `${k.name} (${k.display})` : k.name }));
   }, [keys.data, selectedKey.data]);
 
   const models = useAsync(async (signal) => {

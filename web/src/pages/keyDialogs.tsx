@@ -3,7 +3,7 @@
 import { useEffect, useId, useMemo, useRef, useState, type FormEvent } from 'react';
 import { api, ApiError, errorMessage, type ApiKey, type Group, type User } from '../api';
 import { toDateInput } from '../format';
-import { ConfirmDialog, FieldError, Modal, notify, useAsync } from '../components/ui';
+import { ConfirmDialog, Field, Modal, notify, useAsync } from '../components/ui';
 import { useSession } from '../session';
 import { parseIpRules, parseList, parseUsd } from '../validate';
 
@@ -66,10 +66,9 @@ export function KeyFormDialog({
   const isAdmin = user.role === 'admin';
   const groups = useGroups();
   const users = useUsers(isAdmin && !existing);
-  const id = useId();
 
   const [name, setName] = useState(existing?.name ?? '');
-  const [owner, setOwner] = useState(existing?.user_id ?? user.id);
+  const [owner, setOwner] = useState(String(existing?.user_id ?? user.id));
   const [group, setGroup] = useState(existing?.group ?? '');
   const [models, setModels] = useState<string[]>(existing?.models?.filter((m) => !m.endsWith('*')) ?? []);
   const [patterns, setPatterns] = useState((existing?.models ?? []).filter((m) => m.endsWith('*')).join(', '));
@@ -81,8 +80,8 @@ export function KeyFormDialog({
   const [formError, setFormError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  const ownerUser = isAdmin ? users.data?.find((u) => u.id === owner) : user;
-  const modelGroup = group || ownerUser?.group || (owner === user.id ? user.group : '');
+  const ownerUser = owner === String(user.id) ? user : users.data?.find((u) => String(u.id) === owner);
+  const modelGroup = group || ownerUser?.group || '';
   const available = useAsync(
     (signal) =>
       api.get<{ data: ModelOption[] }>('/api/models', { group: modelGroup || undefined }, signal).then((r) => r.data),
@@ -132,7 +131,7 @@ export function KeyFormDialog({
     if (!existing) {
       // on create, leave unset fields out entirely: the server applies its defaults
       for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
-      if (isAdmin && owner !== user.id) body.user_id = owner;
+      if (isAdmin && owner !== String(user.id)) body.user_id = Number(owner);
     }
     return { body };
   };
@@ -158,7 +157,7 @@ export function KeyFormDialog({
           rpm: 'rpm',
           models: 'models',
         };
-        const field = map[err.param.replace(/\[.*$/, '').replace(/^body\./, '')];
+        const field = map[err.param.split(/[.[]/)[0] ?? ''];
         if (field) setErrors((x) => ({ ...x, [field]: err.message }));
       }
       setFormError(errorMessage(err));
@@ -166,46 +165,41 @@ export function KeyFormDialog({
     }
   };
 
-  const describedBy = (field: keyof FieldErrors, hint?: string) =>
-    [hint, errors[field] ? `${id}-${field}-err` : null].filter(Boolean).join(' ') || undefined;
+  const modelsHint = `${
+    available.loading && !available.data
+      ? 'Loading the models this group offers… '
+      : available.error
+        ? `Could not load the model list: ${errorMessage(available.error)}. `
+        : modelOptions.length === 0
+          ? 'This group offers no models yet. '
+          : ''
+  }Select none to allow every model the group offers. Ctrl/⌘-click selects several.`;
 
   return (
     <Modal title={existing ? `Edit key “${existing.name}”` : 'Create key'} onClose={onClose} className="form-dialog">
       <form onSubmit={submit} noValidate className="form-grid">
-        <label className="span2">
-          Name
-          <input
-            value={name}
-            onChange={(e) => setName(e.target.value)}
-            maxLength={128}
-            required
-            autoFocus
-            aria-invalid={errors.name ? true : undefined}
-            aria-describedby={describedBy('name')}
-          />
-        </label>
-        <FieldError id={`${id}-name-err`} message={errors.name} />
+        <Field label="Name" error={errors.name} className="span2">
+          <input value={name} onChange={(e) => setName(e.target.value)} maxLength={128} required autoFocus />
+        </Field>
 
         {isAdmin && !existing ? (
-          <label>
-            Owner
+          <Field label="Owner">
             <select value={owner} onChange={(e) => setOwner(e.target.value)}>
-              <option value={user.id}>{user.username} (you)</option>
+              <option value={String(user.id)}>{user.username} (you)</option>
               {(users.data ?? [])
                 .filter((u) => u.id !== user.id)
                 .map((u) => (
-                  <option key={u.id} value={u.id}>
+                  <option key={u.id} value={String(u.id)}>
                     {u.username} ({u.group})
                   </option>
                 ))}
             </select>
-          </label>
+          </Field>
         ) : null}
 
-        {groups.data ? (
-          <label>
-            Group
-            <select value={group} onChange={(e) => setGroup(e.target.value)} aria-describedby={`${id}-group-hint`}>
+        {groups.data && isAdmin ? (
+          <Field label="Group" hint="Decides which models and prices apply.">
+            <select value={group} onChange={(e) => setGroup(e.target.value)}>
               <option value="">Owner’s group{ownerUser?.group ? ` (${ownerUser.group})` : ''}</option>
               {groups.data.map((g) => (
                 <option key={g.name} value={g.name}>
@@ -213,20 +207,15 @@ export function KeyFormDialog({
                 </option>
               ))}
             </select>
-            <span id={`${id}-group-hint`} className="hint">
-              Decides which models and prices apply.
-            </span>
-          </label>
+          </Field>
         ) : null}
 
-        <label className="span2">
-          Models
+        <Field label="Models" hint={modelsHint} className="span2">
           <select
             multiple
             value={models}
             size={Math.min(Math.max(modelOptions.length, 3), 7)}
             onChange={(e) => setModels(Array.from(e.target.selectedOptions, (o) => o.value))}
-            aria-describedby={`${id}-models-hint`}
           >
             {modelOptions.map((m) => (
               <option key={m.id} value={m.id}>
@@ -235,93 +224,42 @@ export function KeyFormDialog({
               </option>
             ))}
           </select>
-          <span id={`${id}-models-hint`} className="hint">
-            {available.loading && !available.data
-              ? 'Loading the models this group offers… '
-              : available.error
-                ? `Could not load the model list: ${errorMessage(available.error)}. `
-                : modelOptions.length === 0
-                  ? 'This group offers no models yet. '
-                  : ''}
-            Select none to allow every model the group offers. Ctrl/⌘-click selects several.
-          </span>
-        </label>
-        <label className="span2">
-          Extra model patterns
-          <input
-            value={patterns}
-            onChange={(e) => setPatterns(e.target.value)}
-            placeholder="e.g. gpt-4o*, claude-3-5*"
-            aria-invalid={errors.models ? true : undefined}
-            aria-describedby={describedBy('models', `${id}-pat-hint`)}
-          />
-          <span id={`${id}-pat-hint`} className="hint">
-            Optional, comma-separated; a trailing * matches any model with that prefix.
-          </span>
-        </label>
-        <FieldError id={`${id}-models-err`} message={errors.models} />
+        </Field>
+        <Field
+          label="Extra model patterns"
+          hint="Optional, comma-separated; a trailing * matches any model with that prefix."
+          error={errors.models}
+          className="span2"
+        >
+          <input value={patterns} onChange={(e) => setPatterns(e.target.value)} placeholder="e.g. gpt-4o*, claude-3-5*" />
+        </Field>
 
-        <label className="span2">
-          Allowed IPs
+        <Field label="Allowed IPs" hint="One IPv4/IPv6 address or CIDR block per line. Empty: any IP." error={errors.ips} className="span2">
           <textarea
             value={ips}
             onChange={(e) => setIps(e.target.value)}
             rows={3}
             placeholder={'203.0.113.7\n10.0.0.0/8\n2001:db8::/32'}
             spellCheck={false}
-            aria-invalid={errors.ips ? true : undefined}
-            aria-describedby={describedBy('ips', `${id}-ips-hint`)}
           />
-          <span id={`${id}-ips-hint`} className="hint">
-            One IPv4/IPv6 address or CIDR block per line. Empty: any IP.
-          </span>
-        </label>
-        <FieldError id={`${id}-ips-err`} message={errors.ips} />
+        </Field>
 
-        <label>
-          Quota (USD)
-          <input
-            type="text"
-            inputMode="decimal"
-            value={quota}
-            onChange={(e) => setQuota(e.target.value)}
-            placeholder="Unlimited"
-            aria-invalid={errors.quota ? true : undefined}
-            aria-describedby={describedBy('quota', `${id}-quota-hint`)}
-          />
-          <span id={`${id}-quota-hint`} className="hint">
-            Spending cap for this key. Empty: no cap (the account balance still applies).
-          </span>
-        </label>
-        <FieldError id={`${id}-quota-err`} message={errors.quota} />
+        <Field label="Quota (USD)" hint="Spending cap for this key. Empty: no cap (the account balance still applies)." error={errors.quota}>
+          <input type="text" inputMode="decimal" value={quota} onChange={(e) => setQuota(e.target.value)} placeholder="Unlimited" />
+        </Field>
 
-        <label>
-          Requests per minute
-          <input
-            type="number"
-            min={1}
-            step={1}
-            value={rpm}
-            onChange={(e) => setRpm(e.target.value)}
-            placeholder="No limit"
-            aria-invalid={errors.rpm ? true : undefined}
-            aria-describedby={describedBy('rpm')}
-          />
-        </label>
-        <FieldError id={`${id}-rpm-err`} message={errors.rpm} />
+        <Field label="Requests per minute" hint="Empty: no per-key rate limit." error={errors.rpm}>
+          <input type="number" min={1} step={1} value={rpm} onChange={(e) => setRpm(e.target.value)} placeholder="No limit" />
+        </Field>
 
         <div className="span2 expires">
-          <label>
-            Expires
-            <input
-              type="date"
-              value={expires}
-              min={toDateInput(new Date())}
-              onChange={(e) => setExpires(e.target.value)}
-              aria-invalid={errors.expires ? true : undefined}
-              aria-describedby={describedBy('expires', `${id}-exp-hint`)}
-            />
-          </label>
+          <Field
+            label="Expires"
+            hint={expires ? 'The key stops working at the end of that day, your time.' : 'Never expires.'}
+            error={errors.expires}
+          >
+            <input type="date" value={expires} min={toDateInput(new Date())} onChange={(e) => setExpires(e.target.value)} />
+          </Field>
           <div className="presets" role="group" aria-label="Expiry presets">
             {EXPIRY_PRESETS.map((p) => (
               <button
@@ -334,11 +272,7 @@ export function KeyFormDialog({
               </button>
             ))}
           </div>
-          <span id={`${id}-exp-hint`} className="hint">
-            {expires ? 'The key stops working at the end of that day, your time.' : 'Never expires.'}
-          </span>
         </div>
-        <FieldError id={`${id}-expires-err`} message={errors.expires} />
 
         {formError ? (
           <p className="notice error span2" role="alert">

@@ -103,7 +103,7 @@ describe.each(backends())('exact billing (%s)', (backend) => {
     mock.clearScenarios();
 
     // The key's own view (a logged relay request too, at cost 0).
-    const kv = await (await fetch(s.url + '/v1/key', { headers: { authorization: `Bearer ${secret}` } })).json();
+    const kv = (await (await fetch(s.url + '/v1/key', { headers: { authorization: `Bearer ${secret}` } })).json()) as { used: number; remaining: number };
 
     const rows = await allLogs(s, { key_id: key.id });
     expect(rows).toHaveLength(expected.size + 3);

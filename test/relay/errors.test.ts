@@ -183,7 +183,7 @@ describe.each(backends())('relay errors (%s)', (backend) => {
       expect(row.model).toBe('fail-500');
       const serr = await sdkError(
         (async () => {
-          for await (const _ of await client(s, secret).chat.completions.create(chat('fail-500', { stream: true }))) {
+          for await (const _ of await client(s, secret).chat.completions.create({ ...chat('fail-500'), stream: true })) {
             /* never */
           }
         })(),
@@ -194,7 +194,7 @@ describe.each(backends())('relay errors (%s)', (backend) => {
     }
     expect((await keyJson(s, key.id)).used).toBe(0);
     expect(await balanceNano(s, user.id)).toBe(3n * 1_000_000_000n);
-    const k = await (await fetch(s.url + '/v1/key', { headers: { authorization: `Bearer ${secret}` } })).json();
+    const k = (await (await fetch(s.url + '/v1/key', { headers: { authorization: `Bearer ${secret}` } })).json()) as { remaining: number };
     expect(nanoOf(k.remaining)).toBe(1_000_000_000n);
   });
 

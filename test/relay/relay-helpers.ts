@@ -111,7 +111,7 @@ export async function allLogs(s: TestServer, query: Record<string, string | numb
   const out: LogRow[] = [];
   let cursor: string | null = null;
   for (;;) {
-    const q = new URLSearchParams(Object.entries({ limit: 500, ...query, ...(cursor ? { cursor } : {}) }).map(([k, v]) => [k, String(v)]));
+    const q = new URLSearchParams(Object.entries({ limit: 500, ...query, ...(cursor ? { cursor } : {}) }).map(([k, v]): [string, string] => [k, String(v)]));
     const r = await s.api('GET', `/api/logs?${q}`);
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     out.push(...r.body.data);

@@ -19,7 +19,7 @@ function usdFormat(maxDigits: number): Intl.NumberFormat {
 export function usd(amount: number | null | undefined): string {
   if (amount === null || amount === undefined || Number.isNaN(amount)) return '—';
   const abs = Math.abs(amount);
-  const digits = abs === 0 || abs >= 1 ? 2 : abs >= 0.01 ? 4 : 6;
+  const digits = abs === 0 || abs >= 1 ? 2 : abs >= 0.01 ? 4 : abs >= 0.0001 ? 6 : 9;
   return usdFormat(digits).format(amount);
 }
 

@@ -37,7 +37,7 @@ export default function UsageChart({ points, height = 280 }: { points: DayPoint[
               name="Spend (USD)"
               stroke="#7a3e1d"
               strokeWidth={2}
-              dot={points.length < 40}
+              dot={points.length <= 14}
               isAnimationActive={false}
             />
           </ComposedChart>

@@ -40,7 +40,8 @@ export function KeysPage() {
   );
   const groups = useGroups();
   const users = useUsers(isAdmin);
-  const usernames = useMemo(() => new Map((users.data ?? []).map((u) => [u.id, u.username])), [users.data]);
+  const owners = useMemo(() => new Map((users.data ?? []).map((u) => [u.id, u])), [users.data]);
+  const ownerGroup = (userId: number) => (isAdmin ? owners.get(userId)?.group : user.group);
 
   const [creating, setCreating] = useState(false);
   const [created, setCreated] = useState<ApiKey | null>(null);
@@ -136,54 +137,65 @@ export function KeysPage() {
         {(page) => (
           <>
             <div className="table-wrap">
-              <table className="data keys-table">
+              {/* explicit roles keep table semantics when the phone layout restyles rows as cards */}
+              <table className="data keys-table" role="table">
                 <caption className="sr-only">API keys{filtered ? ' matching the filters' : ''}</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Name</th>
-                    {isAdmin ? <th scope="col">Owner</th> : null}
-                    <th scope="col">Status</th>
-                    <th scope="col">Group</th>
-                    <th scope="col">Models</th>
-                    <th scope="col">IP rules</th>
-                    <th scope="col">Used / quota</th>
-                    <th scope="col">Expires</th>
-                    <th scope="col">Last used</th>
-                    <th scope="col">
+                <thead role="rowgroup">
+                  <tr role="row">
+                    <th scope="col" role="columnheader">Name</th>
+                    {isAdmin ? <th scope="col" role="columnheader">Owner</th> : null}
+                    <th scope="col" role="columnheader">Status</th>
+                    <th scope="col" role="columnheader">Group</th>
+                    <th scope="col" role="columnheader">Models</th>
+                    <th scope="col" role="columnheader">IP rules</th>
+                    <th scope="col" role="columnheader">Used / quota</th>
+                    <th scope="col" role="columnheader">Expires</th>
+                    <th scope="col" role="columnheader">Last used</th>
+                    <th scope="col" role="columnheader">
                       <span className="sr-only">Actions</span>
                     </th>
                   </tr>
                 </thead>
-                <tbody>
+                <tbody role="rowgroup">
                   {page.data.length === 0 ? (
-                    <tr>
-                      <td colSpan={isAdmin ? 10 : 9} className="muted">
+                    <tr role="row">
+                      <td role="cell" colSpan={isAdmin ? 10 : 9} className="muted">
                         No more keys.
                       </td>
                     </tr>
                   ) : null}
                   {page.data.map((k) => (
-                    <tr key={k.id}>
-                      <td>
+                    <tr key={k.id} role="row">
+                      <td role="cell" className="name-cell">
                         <Link href={`/keys/${encodeURIComponent(k.id)}`} className="key-name">
                           {k.name}
                         </Link>
                         <code className="masked">{k.display}</code>
                       </td>
-                      {isAdmin ? <td>{usernames.get(k.user_id) ?? <code className="muted">{k.user_id}</code>}</td> : null}
-                      <td>
+                      {isAdmin ? (
+                        <td role="cell" data-label="Owner">
+                          {owners.get(k.user_id)?.username ?? <code className="muted">#{k.user_id}</code>}
+                        </td>
+                      ) : null}
+                      <td role="cell" data-label="Status">
                         <StatusBadge status={k.status} />
                       </td>
-                      <td>{k.group ?? <span className="muted">owner’s</span>}</td>
-                      <td className="models-cell">{k.models?.length ? k.models.join(', ') : <span className="muted">all in group</span>}</td>
-                      <td className="ips-cell">
+                      <td role="cell" data-label="Group">
+                        {k.group ?? (
+                          <span className="muted" title="The owner’s group">
+                            {ownerGroup(k.user_id) ?? 'owner’s'}
+                          </span>
+                        )}
+                      </td>
+                      <td role="cell" data-label="Models" className="models-cell">{k.models?.length ? k.models.join(', ') : <span className="muted">all in group</span>}</td>
+                      <td role="cell" data-label="IP rules" className="ips-cell">
                         {k.allowed_ips?.length ? k.allowed_ips.join(', ') : <span className="muted">any IP</span>}
                       </td>
-                      <td>
+                      <td role="cell" data-label="Used / quota">
                         <QuotaMeter used={k.used} quota={k.quota} />
                       </td>
-                      <td>{k.expires_at ? <time dateTime={k.expires_at} title={dateTime(k.expires_at)}>{dateOnly(k.expires_at)}</time> : <span className="muted">never</span>}</td>
-                      <td>
+                      <td role="cell" data-label="Expires" className="nowrap">{k.expires_at ? <time dateTime={k.expires_at} title={dateTime(k.expires_at)}>{dateOnly(k.expires_at)}</time> : <span className="muted">never</span>}</td>
+                      <td role="cell" data-label="Last used" className="nowrap">
                         {k.last_used_at ? (
                           <time dateTime={k.last_used_at} title={dateTime(k.last_used_at)}>
                             {relative(k.last_used_at)}
@@ -193,7 +205,7 @@ export function KeysPage() {
                         )}
                         {k.last_used_ip ? <div className="muted small">{k.last_used_ip}</div> : null}
                       </td>
-                      <td>
+                      <td role="cell" className="actions-cell">
                         <KeyActions apiKey={k} onChanged={keys.reload} onDeleted={keys.reload} />
                       </td>
                     </tr>

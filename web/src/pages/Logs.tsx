@@ -172,11 +172,11 @@ export function LogsTable({ rows, compact }: { rows: LogEntry[]; compact?: boole
                   <time dateTime={l.created_at}>{dateTime(l.created_at)}</time>
                 </td>
                 {compact ? null : (
-                  <td>
-                    <Link href={`/keys/${encodeURIComponent(l.key_id)}`}>{l.key_name ?? l.key_id}</Link>
+                  <td className="nowrap">
+                    <Link href={`/keys/${encodeURIComponent(l.key_id)}`}>{l.key_name ?? `#${l.key_id}`}</Link>
                   </td>
                 )}
-                <td>
+                <td className="nowrap">
                   {l.model ?? <span className="muted">—</span>}
                   {l.stream ? <span className="tag">stream</span> : null}
                 </td>

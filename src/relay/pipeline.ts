@@ -4,7 +4,7 @@
 // Every step is one call into the module that owns it. On the hot path nothing waits on
 // the database: keys, prices, channels and the ledger are in memory; the log row, the
 // spend and the key's last use are written later, in one batch.
-import { once } from 'node:events';
+import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -242,7 +242,7 @@ export function createRelay(s: Services) {
         reply.hijack();
         out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': req.id });
       }
-      if (!out.write(text)) await Promise.race([once(out, 'drain'), once(out, 'close')]);
+      if (!out.write(text)) await drainedOrClosed(out);
     };
 
     try {
@@ -266,9 +266,10 @@ export function createRelay(s: Services) {
             // The usage-only chunk reaches the client only if it asked for it.
             if (Array.isArray(obj.choices) && obj.choices.length === 0 && !r.clientWantsUsage) continue;
           }
-        } else {
-          produced.push(payload);
         }
+        // Every relayed event counts towards a local estimate, including content chunks that
+        // also carry a running `usage` (or whose text happens to contain "error").
+        produced.push(payload);
         await write(`data: ${payload}\n\n`);
         if (out.destroyed) throw new StreamBroken('client went away');
       }
@@ -309,6 +310,24 @@ export function createRelay(s: Services) {
 }
 
 export type Relay = ReturnType<typeof createRelay>;
+
+/**
+ * Waits until `out` can take more data or has closed. Listeners are removed either way (a
+ * long stream waits many times), and a response that is already closed never emits 'close'
+ * again, so it is not waited on at all.
+ */
+function drainedOrClosed(out: ServerResponse): Promise<void> {
+  if (out.destroyed || out.writableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      out.off('drain', done);
+      out.off('close', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('close', done);
+  });
+}
 
 function countProduced(payloads: string[]): number {
   let text = '';

@@ -6,10 +6,33 @@ import { countTokens } from 'gpt-tokenizer';
 const PER_MESSAGE = 4;
 const REPLY_PRIMING = 3;
 
+/** Name tokens carry one token of overhead on top of the name itself. */
+const PER_NAME = 1;
+/**
+ * An image part, for admission only: OpenAI bills a low-detail image 85 tokens and a
+ * high-detail one 85 + 170 per 512 px tile, at most 8 tiles (1445) for the gpt-4o family.
+ * Counting images as nothing let a request with images reserve far less than it then cost.
+ */
+const IMAGE_LOW_DETAIL = 85;
+const IMAGE_MAX = 85 + 170 * 8;
+
 function textOf(content: unknown): string {
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) return content.map((p) => (p && typeof p === 'object' && typeof (p as { text?: unknown }).text === 'string' ? (p as { text: string }).text : '')).join('\n');
   return '';
+}
+
+function imageTokens(content: unknown): number {
+  if (!Array.isArray(content)) return 0;
+  let n = 0;
+  for (const p of content) {
+    if (!p || typeof p !== 'object') continue;
+    const part = p as { type?: unknown; image_url?: { detail?: unknown } | string; detail?: unknown };
+    if (part.type !== 'image_url' && part.type !== 'input_image') continue;
+    const detail = typeof part.image_url === 'object' && part.image_url ? part.image_url.detail : part.detail;
+    n += detail === 'low' ? IMAGE_LOW_DETAIL : IMAGE_MAX;
+  }
+  return n;
 }
 
 export const countText = (s: string) => (s ? countTokens(s) : 0);
@@ -20,8 +43,8 @@ export function countChatPrompt(messages: unknown[], extra?: unknown): number {
     n += PER_MESSAGE;
     if (m && typeof m === 'object') {
       const msg = m as Record<string, unknown>;
-      n += countText(textOf(msg.content));
-      if (typeof msg.name === 'string') n += countText(msg.name);
+      n += countText(textOf(msg.content)) + imageTokens(msg.content);
+      if (typeof msg.name === 'string') n += PER_NAME + countText(msg.name);
       if (msg.tool_calls !== undefined) n += countText(JSON.stringify(msg.tool_calls));
     }
   }

@@ -1,0 +1,167 @@
+// Streaming edge cases, on SQLite and PostgreSQL: long streams under backpressure, client
+// disconnects while the upstream is fast, upstreams that put a running `usage` in every chunk,
+// and admission for prompts the tokenizer alone would under-count (images, names).
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import OpenAI from 'openai';
+import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { countChatPromptTokens, countTextTokens, startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { addChannel, allLogs, client, expectedCostNano, keyJson, nanoOf, sdkError, setPrice, sumCost, uniq, waitFor } from './relay-helpers.js';
+
+const PRICE = { input: 1, output: 4 };
+
+/**
+ * An upstream like vLLM with continuous usage stats: every content chunk carries the running
+ * `usage`. It sends `chunks` one-token words and then drops the connection.
+ */
+async function startRunningUsageUpstream(chunks: number) {
+  const words = Array.from({ length: chunks }, (_, i) => [' mole', ' dig', ' soil', ' dark'][i % 4]!);
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const head = (choices: unknown[], completion: number) => `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', choices, usage: { prompt_tokens: 11, completion_tokens: completion, total_tokens: 11 + completion } })}\n\n`;
+      let out = head([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }], 0);
+      words.forEach((w, i) => (out += head([{ index: 0, delta: { content: w } }], i + 1)));
+      res.write(out, () => setTimeout(() => res.socket?.destroy(), 20));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+    text: words.join(''),
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
+
+describe.each(backends())('streaming edge cases (%s)', (backend) => {
+  let s: TestServer;
+  let mock: MockProvider;
+
+  beforeAll(async () => {
+    s = await startTestServer({ backend });
+    mock = await startMockProvider();
+  });
+  afterAll(async () => {
+    await s?.close();
+    await mock?.close();
+  });
+
+  async function model() {
+    const m = uniq('st');
+    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: [m] });
+    await setPrice(s, m, PRICE);
+    return m;
+  }
+
+  it('a long stream to a slow reader: every token arrives, billed exactly, and the relay does not pile up listeners', async () => {
+    const m = await model();
+    const TOKENS = 30_000;
+    mock.setScenario(m, { completionTokens: TOKENS });
+    const { key, secret } = await userWithKey(s, { balance: 100 });
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
+    try {
+      const messages = [{ role: 'user' as const, content: 'a very long answer please' }];
+      const { data, response } = await client(s, secret).chat.completions.create({ model: m, messages, stream: true, max_tokens: TOKENS }).withResponse();
+      let n = 0;
+      for await (const ch of data) {
+        if (ch.choices[0]?.delta?.content) n++;
+        // read slowly now and then, so the gateway's writes meet backpressure
+        if (n % 1500 === 0) await new Promise((r) => setTimeout(r, 15));
+      }
+      expect(n).toBe(TOKENS);
+      const [log] = await allLogs(s, { key_id: key.id });
+      expect(log).toMatchObject({ request_id: response.headers.get('x-request-id'), completion_tokens: TOKENS, estimated: false, status: 200 });
+      expect(nanoOf(log!.cost)).toBe(expectedCostNano({ prompt: countChatPromptTokens(messages), completion: TOKENS }, PRICE));
+      await new Promise((r) => setTimeout(r, 50));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings.filter((w) => w.includes('MaxListenersExceeded'))).toEqual([]);
+  });
+
+  it('client disconnects while a fast upstream streams: each request is logged, billed for what was relayed, and its hold released', async () => {
+    const m = await model();
+    mock.setScenario(m, { completionTokens: 20_000 });
+    const { key, secret } = await userWithKey(s, { balance: 100, key: { quota: 5 } });
+    for (let i = 0; i < 4; i++) {
+      const ac = new AbortController();
+      const stream = await client(s, secret).chat.completions.create({ model: m, messages: [{ role: 'user', content: `hang up ${i}` }], stream: true, max_tokens: 20_000 }, { signal: ac.signal });
+      let n = 0;
+      try {
+        for await (const ch of stream) if (ch.choices[0]?.delta?.content && ++n === 3 + i) ac.abort();
+      } catch (err) {
+        expect(err).toBeInstanceOf(OpenAI.APIUserAbortError);
+      }
+      await waitFor(async () => (await allLogs(s, { key_id: key.id })).length === i + 1, 10_000, `log row ${i}`);
+    }
+    const rows = await allLogs(s, { key_id: key.id });
+    for (const r of rows) {
+      expect(r).toMatchObject({ status: 499, error_code: 'client_closed', estimated: true });
+      expect(r.completion_tokens).toBeGreaterThanOrEqual(3);
+      expect(nanoOf(r.cost)).toBe(expectedCostNano({ prompt: r.prompt_tokens, completion: r.completion_tokens }, PRICE));
+    }
+    expect(nanoOf((await keyJson(s, key.id)).used)).toBe(sumCost(rows));
+    // Nothing is still held: the rest of the quota admits a request whose worst case needs nearly all of it.
+    mock.clearScenarios();
+    const left = 5_000_000_000n - sumCost(rows);
+    const maxTokens = Number((left * 1_000_000n) / 4_000_000_000n) - 200; // output at 4 USD / 1M
+    const ok = await client(s, secret).chat.completions.create({ model: m, messages: [{ role: 'user', content: 'after' }], max_tokens: maxTokens });
+    expect(ok.choices[0]!.message.content).toBeTruthy();
+  });
+
+  it('an upstream that puts a running usage in every chunk and then drops: billed for the tokens relayed, estimated', async () => {
+    const up = await startRunningUsageUpstream(7);
+    try {
+      const m = uniq('run');
+      await addChannel(s, { type: 'openai', base_url: up.url, api_key: 'x', models: [m] });
+      await setPrice(s, m, PRICE);
+      const { key, secret } = await userWithKey(s, { balance: 10 });
+      const { data, response } = await client(s, secret).chat.completions.create({ model: m, messages: [{ role: 'user', content: 'go' }], stream: true }).withResponse();
+      let text = '';
+      let error: unknown = null;
+      try {
+        for await (const ch of data) text += ch.choices[0]?.delta?.content ?? '';
+      } catch (err) {
+        error = err;
+      }
+      expect(text).toBe(up.text);
+      expect(error).toBeInstanceOf(OpenAI.APIError);
+      const [log] = await allLogs(s, { key_id: key.id });
+      expect(log!.request_id).toBe(response.headers.get('x-request-id'));
+      const completion = countTextTokens(up.text);
+      expect(completion).toBe(7);
+      expect(log).toMatchObject({ estimated: true, prompt_tokens: 11, completion_tokens: completion, error_code: 'upstream_error' });
+      expect(nanoOf(log!.cost)).toBe(expectedCostNano({ prompt: 11, completion }, PRICE));
+    } finally {
+      await up.close();
+    }
+  });
+
+  it('images and names count towards the worst case: a quota one nano-USD short of the real cost refuses the request', async () => {
+    const m = await model();
+    const messages = [
+      { role: 'user' as const, name: 'alice', content: [{ type: 'text' as const, text: 'what is in these pictures?' }, { type: 'image_url' as const, image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }, { type: 'image_url' as const, image_url: { url: 'data:image/png;base64,iVBORw0KGgo=', detail: 'low' as const } }] },
+    ];
+    // What the upstream bills (the mock: 85 tokens per image part, 1 + name tokens for a name).
+    const real = expectedCostNano({ prompt: countChatPromptTokens(messages), completion: 5 }, PRICE);
+    mock.setScenario(m, { completionTokens: 5 });
+    const tight = await userWithKey(s, { balance: 100, key: { quota: Number(real - 1n) / 1e9 } });
+    const err = await sdkError(client(s, tight.secret).chat.completions.create({ model: m, messages, max_tokens: 5 }));
+    expect([err.status, err.code]).toEqual([429, 'insufficient_quota']);
+    expect(nanoOf((await keyJson(s, tight.key.id)).used)).toBe(0n);
+    // With room, it is served and billed exactly on the upstream's count.
+    const roomy = await userWithKey(s, { balance: 100, key: { quota: 1 } });
+    const ok = await client(s, roomy.secret).chat.completions.create({ model: m, messages, max_tokens: 5 });
+    expect(ok.usage!.prompt_tokens).toBe(countChatPromptTokens(messages));
+    const [log] = await allLogs(s, { key_id: roomy.key.id });
+    expect(nanoOf(log!.cost)).toBe(real);
+    expect(nanoOf((await keyJson(s, roomy.key.id)).used)).toBe(real);
+  });
+});

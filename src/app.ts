@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Services } from './services.js';
-import { installErrorHandling } from './http/errors-hook.js';
+import { frameworkErrors, installErrorHandling } from './http/errors-hook.js';
 import { installManagementAuth } from './http/auth-hook.js';
 import { makeClientIpResolver } from './http/client-ip.js';
 import { registerAccountRoutes } from './accounts/routes.js';
@@ -41,6 +41,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     // Let in-flight streams finish on close; idle keep-alive sockets are closed.
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
+    frameworkErrors,
   });
   // zod validates inside each route (http/route.ts); the JSON schemas are for the docs only.
   app.setValidatorCompiler(() => (data) => ({ value: data }));

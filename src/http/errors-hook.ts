@@ -1,6 +1,6 @@
 // Maps every thrown error to the catalogue's status and shape. Client mistakes never become
 // 500s; unexpected errors are logged (without request bodies) and answered generically.
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, errorBody, type ErrorCode } from './errors.js';
 
 export function installErrorHandling(app: FastifyInstance): void {
@@ -35,4 +35,14 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).send(errorBody('not_found', `no route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`));
   });
+}
+
+/**
+ * For Fastify's `frameworkErrors` option: a URL the router cannot take (bad percent-encoding,
+ * a path segment over maxParamLength) is answered before any hook or error handler runs, in
+ * Fastify's own shape and without x-request-id. Answer it in the catalogue's shape instead.
+ */
+export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is too long' : err.code === 'FST_ERR_BAD_URL' ? 'the URL is not valid' : 'invalid request';
+  void reply.code(400).header('x-request-id', req.id).send(errorBody('invalid_request', message));
 }

@@ -2,8 +2,25 @@
 import { z } from 'zod';
 import { AppError } from './errors.js';
 
+/** Path to the first string (value or object key) holding a NUL character, or null. */
+function findNul(v: unknown, path: string[], depth = 0): string[] | null {
+  if (typeof v === 'string') return v.includes('\u0000') ? path : null;
+  if (depth > 32 || v === null || typeof v !== 'object') return null;
+  for (const [k, child] of Object.entries(v)) {
+    const p = [...path, k.replace(/\u0000/g, '\\0').slice(0, 64)];
+    if (k.includes('\u0000')) return p;
+    const found = findNul(child, p, depth + 1);
+    if (found) return found;
+  }
+  return null;
+}
+
 export function parseInput<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'query' | 'params'): z.infer<T> {
   if (where === 'body' && (value === undefined || value === null)) value = {};
+  // PostgreSQL text cannot hold NUL ("invalid byte sequence"), so such input would fail in the
+  // database as a 500 there while SQLite stored it. Refuse it up front, the same on both.
+  const nul = findNul(value, []);
+  if (nul) throw new AppError('validation_error', `invalid ${where}: ${nul.length ? nul.join('.') + ': ' : ''}must not contain NUL characters`, { param: nul.join('.') || null });
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;

@@ -26,7 +26,13 @@ export function App() {
 
   const loadSession = useCallback(async () => {
     try {
-      const s = await api.get<SessionBody>('/api/auth/session');
+      const s = await api.get<SessionBody>('/api/auth/session', undefined);
+      if (!s?.user) {
+        // e.g. a master-key bearer; the console itself needs a user session
+        setCsrfToken(null);
+        setBoot({ state: 'signed-out' });
+        return;
+      }
       setCsrfToken(s.csrf_token);
       setBoot({ state: 'signed-in', user: s.user });
     } catch (err) {
@@ -167,6 +173,19 @@ function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (u: User)
         <button type="submit" className="primary" disabled={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>
+        <details className="first-run">
+          <summary>First time here?</summary>
+          <p>
+            Create the first administrator with the master key that the gateway printed on its first start (or your{' '}
+            <code>MOLE_MASTER_KEY</code>), then sign in with it:
+          </p>
+          <pre className="code" tabIndex={0}>
+            {`curl -X POST ${window.location.origin}/api/users \
+  -H "Authorization: Bearer $MOLE_MASTER_KEY" \
+  -H "Content-Type: application/json" \
+  -d '{"username":"admin","password":"choose-a-long-one","role":"admin"}'`}
+          </pre>
+        </details>
       </form>
     </main>
   );

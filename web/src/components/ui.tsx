@@ -170,6 +170,7 @@ export function Modal({
   variant = 'center',
   className,
   role,
+  closeOnBackdrop = variant === 'drawer',
 }: {
   title: ReactNode;
   onClose: () => void;
@@ -177,6 +178,8 @@ export function Modal({
   variant?: 'center' | 'drawer';
   className?: string;
   role?: 'dialog' | 'alertdialog';
+  /** Forms and secrets stay open on a stray click outside; Escape or the buttons close them. */
+  closeOnBackdrop?: boolean;
 }) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
@@ -211,7 +214,7 @@ export function Modal({
       }}
       onMouseDown={(e) => {
         // click on the backdrop (the dialog element itself, outside its box) closes
-        if (e.target === ref.current) {
+        if (closeOnBackdrop && e.target === ref.current) {
           const r = ref.current.getBoundingClientRect();
           const inside = e.clientX >= r.left && e.clientX <= r.right && e.clientY >= r.top && e.clientY <= r.bottom;
           if (!inside) closeRef.current();
@@ -259,7 +262,7 @@ export function ConfirmDialog({
     }
   };
   return (
-    <Modal title={title} onClose={onClose}>
+    <Modal title={title} onClose={onClose} closeOnBackdrop>
       <form onSubmit={submit}>
         {children}
         {error ? (

@@ -1,0 +1,98 @@
+// One autocannon measurement against one target, with the server's (and the upstream's) CPU
+// time read from /proc around it.
+import autocannon from 'autocannon';
+import { cpuMicros, memory } from './proc.js';
+import { MODEL, type Target } from './targets.js';
+
+export interface Scenario {
+  id: string;
+  stream: boolean;
+  connections: number;
+}
+
+export const SCENARIOS: Scenario[] = [
+  { id: 'plain-c1', stream: false, connections: 1 },
+  { id: 'plain-c50', stream: false, connections: 50 },
+  { id: 'stream-c1', stream: true, connections: 1 },
+  { id: 'stream-c50', stream: true, connections: 50 },
+];
+
+export const requestBody = (stream: boolean) =>
+  JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Hello, mole! Say something short.' }], max_tokens: 16, ...(stream ? { stream: true } : {}) });
+
+/** A complete answer: a chat completion object, or an SSE stream that ends with [DONE]. */
+export function verifier(stream: boolean): (body: string) => boolean {
+  return stream
+    ? (b) => b.endsWith('data: [DONE]\n\n') && b.includes('"chat.completion.chunk"')
+    : (b) => b.includes('"chat.completion"') && b.includes('"usage"');
+}
+
+export interface Measurement {
+  target: string;
+  scenario: string;
+  round: number;
+  seconds: number;
+  completed: number;
+  ok2xx: number;
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  meanms: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  mismatches: number;
+  bytesPerResponse: number;
+  serverCpuUsPerReq: number;
+  /** Share of one core the server used during the run. */
+  serverCores: number;
+  upstreamCpuUsPerReq: number;
+  serverRssBytes: number;
+}
+
+export async function measure(t: Target, s: Scenario, round: number, seconds: number, upstreamPid: number): Promise<Measurement> {
+  const pid = t.server.pid;
+  const c0 = cpuMicros(pid);
+  const u0 = cpuMicros(upstreamPid);
+  const w0 = performance.now();
+  const r = await autocannon({
+    url: t.url + '/v1/chat/completions',
+    method: 'POST',
+    headers: t.headers,
+    body: requestBody(s.stream),
+    connections: s.connections,
+    duration: seconds,
+    timeout: 10,
+    verifyBody: verifier(s.stream),
+  });
+  const wall = (performance.now() - w0) / 1000;
+  const c1 = cpuMicros(pid);
+  const u1 = cpuMicros(upstreamPid);
+  const completed = r.latency.totalCount;
+  return {
+    target: t.name,
+    scenario: s.id,
+    round,
+    seconds: r.duration,
+    completed,
+    ok2xx: r['2xx'],
+    rps: r['2xx'] / r.duration,
+    p50ms: r.latency.p50,
+    p99ms: r.latency.p99,
+    meanms: r.latency.average,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    non2xx: r.non2xx,
+    mismatches: r.mismatches,
+    bytesPerResponse: completed ? r.throughput.total / completed : 0,
+    serverCpuUsPerReq: completed ? (c1 - c0) / completed : NaN,
+    serverCores: (c1 - c0) / 1e6 / wall,
+    upstreamCpuUsPerReq: completed ? (u1 - u0) / completed : NaN,
+    serverRssBytes: memory(pid).rss,
+  };
+}
+
+/** A short unmeasured run so every server is JIT-warm and has its pools open. */
+export async function warm(t: Target, s: Scenario, seconds: number): Promise<void> {
+  await autocannon({ url: t.url + '/v1/chat/completions', method: 'POST', headers: t.headers, body: requestBody(s.stream), connections: s.connections, duration: seconds, timeout: 10 });
+}

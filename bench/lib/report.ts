@@ -1,0 +1,167 @@
+// Turns a run's raw measurements into the summary (medians over rounds, per-round ratios to
+// the bare proxy) and the Markdown report.
+import type { Measurement } from './load.js';
+import { SCENARIOS } from './load.js';
+import type { SlowStreamResult } from './slow-streams.js';
+import { fmt, max, median, mib, min } from './stats.js';
+
+export interface Summary {
+  target: string;
+  scenario: string;
+  rounds: number;
+  rps: number;
+  rpsMin: number;
+  rpsMax: number;
+  /** Median over rounds of (this target's req/s ÷ the bare proxy's req/s in the same round). */
+  ratioToBare: number;
+  ratioToBareMin: number;
+  ratioToBareMax: number;
+  /** Same, against Portkey (when it ran). */
+  ratioToPortkey: number;
+  p50ms: number;
+  p99ms: number;
+  serverCpuUsPerReq: number;
+  cpuRatioToBare: number;
+  serverCores: number;
+  upstreamCpuUsPerReq: number;
+  bytesPerResponse: number;
+  errors: number;
+  non2xx: number;
+  mismatches: number;
+}
+
+export interface RunResult {
+  startedAt: string;
+  finishedAt: string;
+  command: string;
+  machine: { cpus: number; cpuModel: string; memGiB: number; node: string; loadavgStart: number[]; loadavgEnd: number[] };
+  commit: string;
+  options: Record<string, unknown>;
+  targets: string[];
+  measurements: Measurement[];
+  summary: Summary[];
+  peakRss: Record<string, number>;
+  moleCheck: { measured2xx: number; loggedRequests: number; billedUsd: number } | null;
+  slowStreams: SlowStreamResult[];
+  scale: any;
+  notes: string[];
+}
+
+export function summarize(ms: Measurement[], targets: string[]): Summary[] {
+  const out: Summary[] = [];
+  for (const s of SCENARIOS) {
+    const rounds = [...new Set(ms.filter((m) => m.scenario === s.id).map((m) => m.round))];
+    const at = (target: string, round: number) => ms.find((m) => m.target === target && m.scenario === s.id && m.round === round);
+    for (const t of targets) {
+      const mine = ms.filter((m) => m.target === t && m.scenario === s.id);
+      if (mine.length === 0) continue;
+      const ratio = (other: string) => rounds.map((r) => (at(t, r)?.rps ?? NaN) / (at(other, r)?.rps ?? NaN));
+      const cpuRatio = rounds.map((r) => (at(t, r)?.serverCpuUsPerReq ?? NaN) / (at('bare', r)?.serverCpuUsPerReq ?? NaN));
+      const rb = ratio('bare');
+      out.push({
+        target: t,
+        scenario: s.id,
+        rounds: mine.length,
+        rps: median(mine.map((m) => m.rps)),
+        rpsMin: min(mine.map((m) => m.rps)),
+        rpsMax: max(mine.map((m) => m.rps)),
+        ratioToBare: median(rb),
+        ratioToBareMin: min(rb),
+        ratioToBareMax: max(rb),
+        ratioToPortkey: targets.includes('portkey') ? median(ratio('portkey')) : NaN,
+        p50ms: median(mine.map((m) => m.p50ms)),
+        p99ms: median(mine.map((m) => m.p99ms)),
+        serverCpuUsPerReq: median(mine.map((m) => m.serverCpuUsPerReq)),
+        cpuRatioToBare: median(cpuRatio),
+        serverCores: median(mine.map((m) => m.serverCores)),
+        upstreamCpuUsPerReq: median(mine.map((m) => m.upstreamCpuUsPerReq)),
+        bytesPerResponse: median(mine.map((m) => m.bytesPerResponse)),
+        errors: mine.reduce((a, m) => a + m.errors + m.timeouts, 0),
+        non2xx: mine.reduce((a, m) => a + m.non2xx, 0),
+        mismatches: mine.reduce((a, m) => a + m.mismatches, 0),
+      });
+    }
+  }
+  return out;
+}
+
+const x = (r: number) => (Number.isFinite(r) ? `${r.toFixed(2)}×` : '–');
+const ms1 = (v: number) => (Number.isFinite(v) ? (v < 10 ? v.toFixed(1) : v.toFixed(0)) : '–');
+
+/** The headline table: req/s and ratio to bare, per target, plain and streaming, 1 and 50 connections. */
+export function headlineTable(r: RunResult): string {
+  const get = (t: string, s: string) => r.summary.find((x) => x.target === t && x.scenario === s);
+  const cols = ['plain-c1', 'plain-c50', 'stream-c1', 'stream-c50'];
+  let md = '| target | ' + cols.map((c) => `${c} req/s | × bare`).join(' | ') + ' |\n';
+  md += '| --- | ' + cols.map(() => '---: | ---:').join(' | ') + ' |\n';
+  for (const t of r.targets) {
+    md += `| ${t} | ` + cols.map((c) => {
+      const s = get(t, c);
+      return s ? `${fmt(s.rps)} | ${t === 'bare' ? '1.00×' : `**${x(s.ratioToBare)}**`}` : '– | –';
+    }).join(' | ') + ' |\n';
+  }
+  if (r.targets.includes('portkey')) {
+    for (const t of r.targets.filter((t) => t.startsWith('mole'))) {
+      md += `| ${t} ÷ portkey | ` + cols.map((c) => {
+        const s = get(t, c);
+        return s ? `${x(s.ratioToPortkey)} | ` : '– | ';
+      }).join(' | ') + ' |\n';
+    }
+  }
+  return md;
+}
+
+export function renderMarkdown(r: RunResult): string {
+  let md = `# MoleAPI benchmark — ${r.startedAt.slice(0, 19).replace('T', ' ')} UTC\n\n`;
+  md += `- command: \`${r.command}\`\n`;
+  md += `- commit: ${r.commit}\n`;
+  md += `- machine: ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.memGiB} GiB, Node ${r.machine.node}; load average ${r.machine.loadavgStart.map((v) => v.toFixed(2)).join(' ')} at start, ${r.machine.loadavgEnd.map((v) => v.toFixed(2)).join(' ')} at end\n`;
+  md += `- load: autocannon, \`POST /v1/chat/completions\` (gpt-4o-mini, 1 short user message, max_tokens 16; streams get 16 one-token events + finish + [DONE]), ${r.options.rounds} interleaved rounds × ${r.options.duration} s per target and scenario; medians over rounds, ratios computed per round then the median (min–max in the full table)\n`;
+  md += `- every server runs in its own process on 127.0.0.1; CPU is utime+stime from /proc/<pid>/stat; the upstream is test/mock-provider\n\n`;
+
+  md += `## Headline\n\n${headlineTable(r)}\n`;
+
+  md += `## All load measurements\n\n`;
+  md += '| scenario | target | req/s (median, min–max) | × bare (median, min–max) | p50 ms | p99 ms | server CPU µs/req | CPU × bare | server cores used | upstream CPU µs/req | bytes/resp | errors / non-2xx / bad body |\n';
+  md += '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
+  for (const s of r.summary) {
+    md += `| ${s.scenario} | ${s.target} | ${fmt(s.rps)} (${fmt(s.rpsMin)}–${fmt(s.rpsMax)}) | ${s.target === 'bare' ? '1.00×' : `${x(s.ratioToBare)} (${x(s.ratioToBareMin)}–${x(s.ratioToBareMax)})`} | ${ms1(s.p50ms)} | ${ms1(s.p99ms)} | ${fmt(s.serverCpuUsPerReq)} | ${s.target === 'bare' ? '1.00×' : x(s.cpuRatioToBare)} | ${s.serverCores.toFixed(2)} | ${fmt(s.upstreamCpuUsPerReq)} | ${fmt(s.bytesPerResponse)} | ${s.errors} / ${s.non2xx} / ${s.mismatches} |\n`;
+  }
+  md += `\nPeak RSS over the whole load phase (VmHWM): ${Object.entries(r.peakRss).map(([k, v]) => `${k} ${mib(v)}`).join(', ')}.\n\n`;
+  if (r.moleCheck) {
+    md += `MoleAPI accounting check: the measured runs completed ${fmt(r.moleCheck.measured2xx)} requests with 2xx; \`GET /api/usage\` reports ${fmt(r.moleCheck.loggedRequests)} logged requests for the bench key (including warm-up and sanity requests, and requests still in flight when a run stopped) and ${r.moleCheck.billedUsd.toFixed(4)} USD billed.\n\n`;
+  }
+
+  if (r.slowStreams.length) {
+    const s0 = r.slowStreams[0]!;
+    md += `## ${fmt(s0.streams)} concurrent slow streams\n\n`;
+    md += `Upstream sends one SSE event every ${s0.chunkDelayMs} ms (~${((18 * s0.chunkDelayMs) / 1000).toFixed(0)} s per stream); all clients start at once from a separate process (one connection each); cut off after ${fmt(Number(r.options.streamLimitMs) / 1000)} s.\n\n`;
+    md += '| target | completed | unfinished at cut-off | failed | most streaming at once | server RSS before → peak | RSS per concurrent stream | peak fds | first byte p50 / p99 s |\n';
+    md += '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
+    for (const s of r.slowStreams) {
+      md += `| ${s.target} | ${fmt(s.client.completed)} | ${fmt(s.client.unfinished)} | ${fmt(s.client.failed)} | ${fmt(s.client.maxConcurrentStreaming)} | ${mib(s.rssBeforeBytes)} → ${mib(s.rssPeakBytes)} | ${fmt(s.bytesPerStream / 1024)} KiB | ${fmt(s.fdPeak)} | ${(s.client.ttfbMs.p50 / 1000).toFixed(1)} / ${(s.client.ttfbMs.p99 / 1000).toFixed(1)} |\n`;
+    }
+    md += '\n';
+  }
+
+  if (r.scale) {
+    const sc = r.scale;
+    md += `## Micro and scale (SQLite, in-process; bench/scale.ts)\n\n`;
+    md += '| measurement | result |\n| --- | ---: |\n';
+    md += `| key verification, cache hit | ${fmt(sc.verify.hitPerSec)} /s (${sc.verify.hitUs.toFixed(2)} µs; of which checksum ${sc.verify.checksumOnlyUs.toFixed(2)} µs, SHA-256 ${sc.verify.sha256OnlyUs.toFixed(2)} µs) |\n`;
+    md += `| key verification, cache miss (DB lookup) | ${fmt(sc.verify.missPerSec)} /s sequential (${fmt(sc.verify.missUs)} µs); ${fmt(sc.verify.missConcurrent64PerSec)} /s with 64 in flight |\n`;
+    md += `| unknown well-formed key (negative cache) / malformed key | ${fmt(sc.verify.unknownCachedPerSec)} /s / ${fmt(sc.verify.malformedPerSec)} /s |\n`;
+    md += `| insert ${fmt(sc.keyInsert.rows)} key rows (generate + SHA-256 + SQLite insert) | ${sc.keyInsert.seconds.toFixed(1)} s (${fmt(sc.keyInsert.rowsPerSec)} rows/s), DB ${mib(sc.keyInsert.dbBytes)} |\n`;
+    md += `| hold ${fmt(sc.keyCache.cachedEntries)} keys in the verifier cache | +${mib(sc.keyCache.heapBytesAdded)} heap (${fmt(sc.keyCache.bytesPerEntry)} B/key); services at start with the LRU sized for them: ${mib(sc.keyCache.servicesHeapAtStart)}; total ${mib(sc.keyCache.heapTotalWithAllKeys)} |\n`;
+    md += `| warm that cache (verify each key once, DB rows from one bulk read) | ${sc.keyCache.warmSeconds.toFixed(1)} s (${fmt(sc.keyCache.warmPerSec)} /s); cold via per-key DB lookups it would take ≈ ${fmt(sc.keyCache.cachedEntries / sc.verify.missPerSec)} s at the miss rate above |\n`;
+    md += `| cache hits spread over all ${fmt(sc.keyCache.cachedEntries)} keys | ${fmt(sc.keyCache.randomHitPerSec)} /s |\n`;
+    md += `| log ingestion (usageWriter.enqueue + flush, ${fmt(sc.logIngest.batchRows)}-row batches) | ${fmt(sc.logIngest.rowsPerSec)} rows/s; enqueue alone ${sc.logIngest.enqueueUs.toFixed(2)} µs/row |\n`;
+    md += `| bulk insert ${fmt(sc.logBulkInsert.rows)} log rows + rollups (direct SQL) | ${sc.logBulkInsert.seconds.toFixed(1)} s (${fmt(sc.logBulkInsert.rowsPerSec)} rows/s); logs table ${fmt(sc.logBulkInsert.totalRows)} rows, DB ${mib(sc.logBulkInsert.dbBytes)} |\n`;
+    md += `\nManagement reads over ${fmt(sc.logBulkInsert.totalRows)} log rows (real HTTP against the real app, master key, sequential):\n\n`;
+    md += '| query | p50 ms | p99 ms | max ms | rows returned |\n| --- | ---: | ---: | ---: | ---: |\n';
+    for (const q of sc.reads) md += `| ${q.name} — \`${q.path.replace(/key_id=\d+/, 'key_id=…').replace(/from=[^&]+/, 'from=…').replace(/to=[^&]+/, 'to=…').replace(/cursor=\d+/, 'cursor=…')}\` | ${ms1(q.p50ms)} | ${ms1(q.p99ms)} | ${ms1(q.maxms)} | ${q.rows} |\n`;
+    md += '\n';
+  }
+  if (r.notes.length) md += `## Notes\n\n${r.notes.map((n) => `- ${n}`).join('\n')}\n`;
+  return md;
+}

@@ -1,0 +1,152 @@
+// The servers a benchmark run starts, each in its own process on 127.0.0.1:
+//   mock upstream  → test/mock-provider (via bench/mock-server.ts)
+//   bare proxy     → bench/bare-proxy.ts (the floor)
+//   MoleAPI        → the compiled gateway (node <build>/main.js), provisioned over its API
+//   Portkey        → node_modules/@portkey-ai/gateway/build/start-server.js
+import { mkdtempSync, existsSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, runToEnd, startServer, type Server } from './proc.js';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BENCH_DIR = path.join(REPO, 'bench');
+const TSX = ['--import', 'tsx'];
+
+export const MODEL = 'gpt-4o-mini';
+export const UPSTREAM_KEY = 'sk-upstream-bench';
+
+export interface Target {
+  name: string;
+  server: Server;
+  /** Base URL; the relay path is `${url}/v1/chat/completions`. */
+  url: string;
+  headers: Record<string, string>;
+}
+
+export function tmpDir(prefix: string): string {
+  const base = path.join(os.tmpdir(), 'moleapi-bench');
+  return mkdtempSync(path.join(base + '-' + prefix + '-'));
+}
+
+export async function startMock(opts: { scenario?: object; name?: string } = {}): Promise<Server & { url: string }> {
+  const args = [...TSX, path.join(BENCH_DIR, 'mock-server.ts')];
+  if (opts.scenario) args.push('--scenario', JSON.stringify(opts.scenario));
+  const s = await startServer({ name: opts.name ?? 'mock', cmd: process.execPath, args, cwd: REPO, readyRegex: /mock provider listening on (http:\/\/\S+)/ });
+  return Object.assign(s, { url: s.ready });
+}
+
+export async function startBare(mockUrl: string): Promise<Target> {
+  const origin = new URL(mockUrl).origin;
+  const server = await startServer({
+    name: 'bare',
+    cmd: process.execPath,
+    args: [...TSX, path.join(BENCH_DIR, 'bare-proxy.ts'), '--upstream', origin, '--port', '0', '--host', '127.0.0.1'],
+    cwd: REPO,
+    readyRegex: /bare proxy listening on (http:\/\/\S+)/,
+  });
+  return { name: 'bare', server, url: server.ready, headers: { 'content-type': 'application/json' } };
+}
+
+/**
+ * Compiles src/ into bench/.build/server (a private copy: the shared dist/ may be in use).
+ * tsc emits even when someone's in-progress edit has a type error; we only need the JS.
+ */
+export async function buildMole(log: (s: string) => void = () => {}): Promise<string> {
+  if (process.env.BENCH_MOLE_MAIN) return path.resolve(process.env.BENCH_MOLE_MAIN);
+  const out = path.join(BENCH_DIR, '.build', 'server');
+  rmSync(out, { recursive: true, force: true });
+  const tsc = path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
+  try {
+    await runToEnd(process.execPath, [tsc, '-p', path.join(REPO, 'tsconfig.build.json'), '--outDir', out], { cwd: REPO });
+  } catch (e) {
+    log(`warning: tsc reported errors while compiling src/ (using the emitted JS anyway):\n${String(e).slice(0, 1500)}`);
+  }
+  const main = path.join(out, 'main.js');
+  if (!existsSync(main)) throw new Error(`build produced no ${main}`);
+  return main;
+}
+
+export interface MoleOptions {
+  main: string;
+  mockUrl: string;
+  name?: string;
+  dataDir?: string;
+  env?: Record<string, string | undefined>;
+  nodeArgs?: string[];
+  /** USD balance of the benchmark user (max 9,000,000). */
+  balance?: number;
+}
+
+export const MASTER_KEY = 'mole-bench-master-key-0123456789abcdef';
+
+async function api(base: string, method: string, p: string, body?: unknown): Promise<any> {
+  const res = await fetch(base + p, {
+    method,
+    headers: { authorization: `Bearer ${MASTER_KEY}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${method} ${p} → ${res.status}: ${text.slice(0, 500)}`);
+  return text ? JSON.parse(text) : null;
+}
+
+export async function startMole(o: MoleOptions): Promise<Target & { dataDir: string; keyId: number; userId: number }> {
+  const dataDir = o.dataDir ?? tmpDir('mole');
+  const port = await freePort();
+  const server = await startServer({
+    name: o.name ?? 'mole',
+    cmd: process.execPath,
+    args: [...(o.nodeArgs ?? []), o.main],
+    cwd: REPO,
+    env: { PORT: String(port), HOST: '127.0.0.1', MOLE_DATA_DIR: dataDir, MOLE_MASTER_KEY: MASTER_KEY, MOLE_LOG_LEVEL: 'warn', ...o.env },
+    readyRegex: /MoleAPI listening on (http:\/\/\S+)/,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  // Full path on every request: a real user with a balance, a priced model, a channel, a key.
+  const user = await api(url, 'POST', '/api/users', { username: `bench${Date.now()}`, password: 'bench-password-123', balance: o.balance ?? 1_000_000 });
+  await api(url, 'POST', '/api/channels', { name: 'bench-mock', type: 'openai', base_url: o.mockUrl, api_key: UPSTREAM_KEY, models: [MODEL] });
+  await api(url, 'PUT', `/api/prices/${MODEL}`, { input: 0.15, output: 0.6 });
+  const key = await api(url, 'POST', '/api/keys', { name: 'bench', user_id: user.id });
+  return {
+    name: o.name ?? 'mole',
+    server,
+    url,
+    dataDir,
+    keyId: key.id,
+    userId: user.id,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${key.key}` },
+  };
+}
+
+/** Reads back what MoleAPI recorded (to check that every request was logged and billed). */
+export async function moleUsage(url: string, keyId: number): Promise<{ requests: number; cost: number }> {
+  const r = await api(url, 'GET', `/api/usage?group_by=key&key_id=${keyId}`);
+  const row = (r.data as Array<{ requests: number; cost: number }>)[0];
+  return { requests: row?.requests ?? 0, cost: row?.cost ?? 0 };
+}
+
+export async function startPortkey(mockUrl: string): Promise<Target> {
+  const entry = path.join(REPO, 'node_modules', '@portkey-ai', 'gateway', 'build', 'start-server.js');
+  const port = await freePort();
+  // Portkey binds every interface on --port; we only ever send it loopback traffic.
+  const server = await startServer({
+    name: 'portkey',
+    cmd: process.execPath,
+    args: [entry, `--port=${port}`, '--headless'],
+    cwd: REPO,
+    readyRegex: /(Ready for connections)/,
+    timeoutMs: 60_000,
+  });
+  return {
+    name: 'portkey',
+    server,
+    url: `http://127.0.0.1:${port}`,
+    headers: {
+      'content-type': 'application/json',
+      authorization: `Bearer ${UPSTREAM_KEY}`,
+      'x-portkey-provider': 'openai',
+      'x-portkey-custom-host': mockUrl,
+    },
+  };
+}

@@ -1,0 +1,227 @@
+/**
+ * `npm run bench` — MoleAPI against the floor (a bare pass-through proxy) and a peer
+ * (Portkey's open-source gateway), in one interleaved run, plus micro and scale numbers.
+ * See bench/README.md for what every number means.
+ *
+ *   npm run bench                      full run (~8–10 min on 2 cores)
+ *   npm run bench -- --quick           smoke run: 2 s × 2 rounds, small scale numbers
+ *   npm run bench -- --duration 5 --rounds 3 --skip-scale --skip-streams --skip-portkey
+ *   BENCH_DATABASE_URL=postgres://… BENCH_REDIS_URL=redis://… npm run bench   adds "mole-pg"
+ *
+ * Everything listens on and talks to 127.0.0.1 only (Portkey binds every interface on its
+ * port; it only ever receives loopback traffic from us).
+ */
+import { writeFileSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import pg from 'pg';
+import { BENCH_DIR, REPO, buildMole, moleUsage, startBare, startMock, startMole, startPortkey, type Target } from './lib/targets.js';
+import { memory, runToEnd, type Server } from './lib/proc.js';
+import { SCENARIOS, measure, requestBody, verifier, warm, type Measurement } from './lib/load.js';
+import { slowStreams, type SlowStreamResult } from './lib/slow-streams.js';
+import { renderMarkdown, summarize, type RunResult } from './lib/report.js';
+
+// ── options ──────────────────────────────────────────────────────────────────────────────
+const argv = process.argv.slice(2);
+const flag = (f: string) => argv.includes(f);
+const num = (f: string, def: number) => {
+  const i = argv.indexOf(f);
+  return i >= 0 ? Number(argv[i + 1]) : def;
+};
+const quick = flag('--quick');
+const opts = {
+  duration: num('--duration', quick ? 2 : 5),
+  rounds: num('--rounds', quick ? 2 : 3),
+  warmup: num('--warmup', quick ? 1 : 2),
+  portkey: !flag('--skip-portkey'),
+  streams: !flag('--skip-streams'),
+  scale: !flag('--skip-scale'),
+  streamClients: num('--stream-clients', quick ? 500 : 5000),
+  streamChunkDelayMs: num('--stream-chunk-delay', 500),
+  streamLimitMs: num('--stream-limit-ms', quick ? 10_000 : 30_000),
+  scaleKeys: num('--keys', quick ? 20_000 : 1_000_000),
+  scaleLogs: num('--logs', quick ? 50_000 : 1_000_000),
+};
+if (opts.rounds < 1 || opts.duration < 1) throw new Error('--rounds and --duration must be ≥ 1');
+
+const started = new Date();
+const stamp = started.toISOString().replace(/[:.]/g, '-').replace(/-\d+Z$/, 'Z');
+const say = (s: string) => process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0).padStart(4)}s] ${s}\n`);
+
+const servers: Server[] = [];
+let pgCleanup: (() => Promise<void>) | null = null;
+async function stopAll() {
+  for (const s of servers.splice(0).reverse()) await s.stop().catch(() => {});
+  if (pgCleanup) await pgCleanup().catch(() => {});
+  pgCleanup = null;
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    say(`${sig}: stopping servers`);
+    void stopAll().then(() => process.exit(130));
+  });
+}
+
+function gitCommit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO }).toString().trim() + (execFileSync('git', ['status', '--porcelain', 'src'], { cwd: REPO }).toString().trim() ? ' (src has uncommitted changes)' : '');
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Fresh PostgreSQL schema for the mole-pg target (dropped at the end). */
+async function pgSchemaUrl(base: string): Promise<string> {
+  const schema = `bench_${Date.now().toString(36)}`;
+  const client = new pg.Client({ connectionString: base });
+  await client.connect();
+  await client.query(`CREATE SCHEMA "${schema}"`);
+  await client.end();
+  pgCleanup = async () => {
+    const c = new pg.Client({ connectionString: base });
+    await c.connect();
+    await c.query(`DROP SCHEMA "${schema}" CASCADE`);
+    await c.end();
+  };
+  const u = new URL(base);
+  u.searchParams.set('options', `-c search_path=${schema}`);
+  return u.toString();
+}
+
+async function main() {
+  const result: RunResult = {
+    startedAt: started.toISOString(),
+    finishedAt: '',
+    command: `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`,
+    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '?', memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadavgStart: os.loadavg(), loadavgEnd: [] },
+    commit: gitCommit(),
+    options: opts,
+    targets: [],
+    measurements: [],
+    summary: [],
+    peakRss: {},
+    moleCheck: null,
+    slowStreams: [],
+    scale: null,
+    notes: [],
+  };
+
+  say('compiling src/ → bench/.build/server');
+  const moleMain = await buildMole((s) => {
+    say(s);
+    result.notes.push('tsc reported type errors in src/ at build time (someone was mid-edit); the emitted JS was used.');
+  });
+
+  // ── servers ──────────────────────────────────────────────────────────────────────────
+  say('starting mock upstream, bare proxy, MoleAPI' + (opts.portkey ? ', Portkey' : ''));
+  const mock = await startMock();
+  servers.push(mock);
+  const targets: Target[] = [];
+  const bare = await startBare(mock.url);
+  servers.push(bare.server);
+  targets.push(bare);
+  const mole = await startMole({ main: moleMain, mockUrl: mock.url });
+  servers.push(mole.server);
+  targets.push(mole);
+  let molePg: (Target & { keyId: number }) | null = null;
+  if (process.env.BENCH_DATABASE_URL) {
+    const dbUrl = await pgSchemaUrl(process.env.BENCH_DATABASE_URL);
+    molePg = await startMole({
+      main: moleMain, mockUrl: mock.url, name: process.env.BENCH_REDIS_URL ? 'mole-pg-redis' : 'mole-pg',
+      env: { DATABASE_URL: dbUrl, MOLE_SECRET: 'bench-secret-0123456789abcdef0123456789', REDIS_URL: process.env.BENCH_REDIS_URL || undefined },
+    });
+    servers.push(molePg.server);
+    targets.push(molePg);
+  }
+  if (opts.portkey) {
+    const pk = await startPortkey(mock.url);
+    servers.push(pk.server);
+    targets.push(pk);
+  }
+  result.targets = targets.map((t) => t.name);
+
+  // Sanity: every target answers both shapes correctly before we time anything.
+  for (const t of targets) {
+    for (const stream of [false, true]) {
+      const res = await fetch(t.url + '/v1/chat/completions', { method: 'POST', headers: t.headers, body: requestBody(stream) });
+      const text = await res.text();
+      const ok = res.status === 200 && verifier(stream)(text);
+      if (!ok) throw new Error(`${t.name} answered a ${stream ? 'stream' : 'plain'} request wrongly: ${res.status} ${text.slice(0, 300)}`);
+    }
+  }
+
+  // ── interleaved load rounds ──────────────────────────────────────────────────────────
+  say(`warm-up (${opts.warmup} s per target and scenario)`);
+  for (const s of SCENARIOS) for (const t of targets) await warm(t, s, opts.warmup);
+
+  const total = opts.rounds * SCENARIOS.length * targets.length;
+  let n = 0;
+  for (let round = 1; round <= opts.rounds; round++) {
+    for (const s of SCENARIOS) {
+      for (const t of targets) {
+        n++;
+        const m = await measure(t, s, round, opts.duration, mock.pid);
+        result.measurements.push(m);
+        say(`${String(n).padStart(3)}/${total} r${round} ${s.id.padEnd(10)} ${t.name.padEnd(14)} ${m.rps.toFixed(0).padStart(6)} req/s  p50 ${m.p50ms} ms  p99 ${m.p99ms} ms  cpu ${m.serverCpuUsPerReq.toFixed(0)} µs/req${m.errors + m.non2xx + m.mismatches + m.timeouts ? `  ERR ${m.errors}/${m.non2xx}/${m.mismatches}/${m.timeouts}` : ''}`);
+      }
+    }
+  }
+  for (const t of targets) result.peakRss[t.name] = memory(t.server.pid).hwm;
+  result.peakRss.mock = memory(mock.pid).hwm;
+
+  // Did MoleAPI really log and bill every request? (usage rows written by the batch writer)
+  {
+    const completedOk = result.measurements.filter((m) => m.target === 'mole').reduce((a, m) => a + m.ok2xx, 0);
+    await new Promise((r) => setTimeout(r, 500));
+    const u = await moleUsage(mole.url, mole.keyId);
+    result.moleCheck = { measured2xx: completedOk, loggedRequests: u.requests, billedUsd: u.cost };
+    say(`MoleAPI logged ${u.requests} requests (measured runs alone completed ${completedOk} with 2xx; warm-up and sanity requests are logged too), billed ${u.cost.toFixed(4)} USD`);
+  }
+  await stopAll();
+
+  // ── N slow concurrent streams ──────────────────────────────────────────────────────────
+  if (opts.streams) {
+    const kinds: Array<'bare' | 'mole' | 'portkey'> = ['bare', 'mole', ...(opts.portkey ? (['portkey'] as const) : [])];
+    for (const kind of kinds) {
+      say(`${opts.streamClients} concurrent slow streams (one event per ${opts.streamChunkDelayMs} ms) through ${kind}`);
+      const r: SlowStreamResult = await slowStreams(kind, { n: opts.streamClients, chunkDelayMs: opts.streamChunkDelayMs, limitMs: opts.streamLimitMs, moleMain });
+      result.slowStreams.push(r);
+      say(`  completed ${r.client.completed}, unfinished ${r.client.unfinished}, failed ${r.client.failed}; at most ${r.client.maxConcurrentStreaming} streaming at once; RSS ${(r.rssBeforeBytes / 1048576).toFixed(0)} → ${(r.rssPeakBytes / 1048576).toFixed(0)} MiB`);
+    }
+  }
+
+  // ── micro / scale (separate process, with --expose-gc) ─────────────────────────────────
+  if (opts.scale) {
+    say(`scale: ${opts.scaleKeys} keys, ${opts.scaleLogs} log rows (bench/scale.ts)`);
+    const out = path.join(BENCH_DIR, '.tmp', `scale-${stamp}.json`);
+    mkdirSync(path.dirname(out), { recursive: true });
+    await runToEnd(process.execPath, ['--expose-gc', '--max-old-space-size=6144', '--import', 'tsx', path.join(BENCH_DIR, 'scale.ts'), '--keys', String(opts.scaleKeys), '--logs', String(opts.scaleLogs), '--json', out], { cwd: REPO, echo: true, timeoutMs: 15 * 60_000 });
+    result.scale = JSON.parse(readFileSync(out, 'utf8'));
+    rmSync(out, { force: true });
+  }
+
+  // ── report ─────────────────────────────────────────────────────────────────────────────
+  result.finishedAt = new Date().toISOString();
+  result.machine.loadavgEnd = os.loadavg();
+  result.summary = summarize(result.measurements, result.targets);
+  const md = renderMarkdown(result);
+  const dir = path.join(BENCH_DIR, 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, `${stamp}.json`), JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(path.join(dir, `${stamp}.md`), md);
+  writeFileSync(path.join(dir, 'latest.md'), md);
+  process.stdout.write('\n' + md + '\n');
+  say(`wrote bench/results/${stamp}.md, .json and latest.md`);
+}
+
+main()
+  .catch(async (err) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    await stopAll();
+  });
+
+export type { Measurement };

@@ -1,0 +1,85 @@
+/**
+ * N concurrent streaming clients, in their own process (so the gateway's memory and CPU are
+ * not mixed with the load generator's). Opens every stream as fast as it can (one
+ * connection each), reads them to the end, and reports timings as one JSON line.
+ *
+ *   tsx bench/stream-clients.ts --url http://127.0.0.1:PORT --n 5000 --limit-ms 40000 --headers '{"authorization":"Bearer …"}'
+ *
+ * Output: {started, completed, failed, unfinished, maxConcurrentStreaming, ttfbMs:{p50,p99,max}, durationMs:{p50,p99,max}, wallMs}
+ * "maxConcurrentStreaming" = most streams that had received their first byte and not yet
+ * ended at any instant: how many slow streams the server really held at once.
+ */
+import { Agent, request } from 'undici';
+import { percentile } from './lib/stats.js';
+
+const arg = (name: string) => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+const url = arg('--url')!;
+const N = Number(arg('--n') ?? 5000);
+const LIMIT = Number(arg('--limit-ms') ?? 40_000);
+const headers = JSON.parse(arg('--headers') ?? '{}') as Record<string, string>;
+const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello, slow mole!' }], max_tokens: 16, stream: true });
+
+const agent = new Agent({ connections: N, pipelining: 1, keepAliveTimeout: 5_000, headersTimeout: LIMIT + 5_000, bodyTimeout: LIMIT + 5_000, connect: { timeout: 30_000 } });
+const stop = new AbortController();
+const t0 = performance.now();
+
+interface One { ttfb: number; end: number; ok: boolean; bytes: number; error?: string }
+
+async function one(): Promise<One> {
+  const r: One = { ttfb: NaN, end: NaN, ok: false, bytes: 0 };
+  try {
+    const res = await request(url + '/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, dispatcher: agent, signal: stop.signal });
+    let tail = '';
+    for await (const chunk of res.body) {
+      if (Number.isNaN(r.ttfb)) r.ttfb = performance.now() - t0;
+      r.bytes += (chunk as Buffer).length;
+      tail = (tail + (chunk as Buffer).toString('utf8')).slice(-32);
+    }
+    r.end = performance.now() - t0;
+    r.ok = res.statusCode === 200 && tail.endsWith('data: [DONE]\n\n');
+    if (!r.ok) r.error = `status ${res.statusCode}`;
+  } catch (e) {
+    r.error = (e as Error).name === 'AbortError' ? 'unfinished' : String((e as Error).message ?? e).slice(0, 80);
+  }
+  return r;
+}
+
+const timer = setTimeout(() => stop.abort(), LIMIT);
+const all = await Promise.all(Array.from({ length: N }, one));
+clearTimeout(timer);
+const wallMs = performance.now() - t0;
+
+// Sweep: +1 at first byte, -1 at end (or at the cut-off for unfinished streams).
+const events: Array<[number, number]> = [];
+for (const r of all) {
+  if (Number.isNaN(r.ttfb)) continue;
+  events.push([r.ttfb, 1], [Number.isNaN(r.end) ? wallMs : r.end, -1]);
+}
+events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+let cur = 0;
+let maxConc = 0;
+for (const [, d] of events) maxConc = Math.max(maxConc, (cur += d));
+
+const ok = all.filter((r) => r.ok);
+const ttfb = all.map((r) => r.ttfb).filter(Number.isFinite).sort((a, b) => a - b);
+const dur = ok.map((r) => r.end).sort((a, b) => a - b);
+const errors: Record<string, number> = {};
+for (const r of all) if (!r.ok) errors[r.error ?? 'bad body'] = (errors[r.error ?? 'bad body'] ?? 0) + 1;
+
+process.stdout.write(JSON.stringify({
+  started: N,
+  completed: ok.length,
+  failed: all.filter((r) => !r.ok && r.error !== 'unfinished').length,
+  unfinished: all.filter((r) => r.error === 'unfinished').length,
+  errors,
+  maxConcurrentStreaming: maxConc,
+  bytesPerStream: ok.length ? ok.reduce((a, r) => a + r.bytes, 0) / ok.length : 0,
+  ttfbMs: { p50: percentile(ttfb, 50), p99: percentile(ttfb, 99), max: ttfb[ttfb.length - 1] ?? NaN },
+  endMs: { p50: percentile(dur, 50), p99: percentile(dur, 99), max: dur[dur.length - 1] ?? NaN },
+  wallMs,
+}) + '\n');
+await agent.destroy();
+process.exit(0);

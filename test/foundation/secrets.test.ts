@@ -1,0 +1,129 @@
+// No plaintext secret at rest or in the logs (contract §2): after creating and rotating keys,
+// signing in and adding channels, the SQLite files (main + WAL) or a pg_dump of the schema hold
+// no key secret, master key, password, session token or channel api_key; neither do the
+// server's log output, the answers, or the audit trail.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKey } from '../../src/keys/format.js';
+import { backends, pgUrl, startTestServer, type TestServer } from '../helpers/server.js';
+import { createUser, relay, session } from './util.js';
+
+/** Everything the database holds, as bytes: the SQLite files, or a pg_dump of the test schema. */
+async function storedBytes(s: TestServer): Promise<Buffer> {
+  await s.services.flush();
+  if (s.backend === 'sqlite') {
+    const files = fs.readdirSync(s.dataDir).filter((f) => f.startsWith('mole.sqlite'));
+    expect(files).toContain('mole.sqlite');
+    expect(files).toContain('mole.sqlite-wal');
+    return Buffer.concat(files.map((f) => fs.readFileSync(path.join(s.dataDir, f))));
+  }
+  return execFileSync('pg_dump', ['--dbname', pgUrl()!, '--schema', s.pgSchema!, '--no-owner', '--no-privileges'], { maxBuffer: 256 * 1024 * 1024 });
+}
+
+/** The fragments of a secret that must not appear: the whole, and its random middle. */
+const fragments = (secret: string) => [secret, secret.length > 20 ? secret.slice(8, -8) : secret];
+
+describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
+  let s: TestServer;
+  const keySecrets: string[] = [];
+  const otherSecrets: string[] = [];
+  const visible: string[] = [];
+  const answers: string[] = [];
+
+  beforeAll(async () => {
+    s = await startTestServer({ backend, env: { MOLE_LOG_LEVEL: 'trace' } });
+    const record = (r: { body: unknown }) => answers.push(typeof r.body === 'string' ? r.body : JSON.stringify(r.body));
+    otherSecrets.push(s.masterKey);
+
+    const { user, username, password } = await createUser(s, { balance: 3 });
+    otherSecrets.push(password);
+    visible.push(username);
+    const u = await session(s, username, password);
+    otherSecrets.push(decodeURIComponent(u.cookie.split('=')[1]!));
+
+    // Keys: created by the master key and by the user, rotated with and without grace, deleted.
+    for (let i = 0; i < 3; i++) {
+      const name = `scan-key-${i}-${randomBytes(3).toString('hex')}`;
+      const r = await s.api('POST', '/api/keys', { name, user_id: user.id, allowed_ips: i === 2 ? ['10.9.9.9'] : null });
+      record(r);
+      keySecrets.push(r.body.key);
+      visible.push(name, r.body.display);
+      const rot = await s.api('POST', `/api/keys/${r.body.id}/rotate`, { grace_seconds: i === 0 ? 0 : 600 });
+      record(rot);
+      keySecrets.push(rot.body.key);
+      visible.push(rot.body.display);
+    }
+    const own = await u.call('POST', '/api/keys', { name: 'user-made' });
+    record(own);
+    keySecrets.push(own.body.key);
+    const doomed = await s.api('POST', '/api/keys', { name: 'deleted-one', user_id: user.id });
+    keySecrets.push(doomed.body.key);
+    await s.api('DELETE', `/api/keys/${doomed.body.id}`);
+    const disabled = await s.api('POST', '/api/keys', { name: 'disabled-one', user_id: user.id });
+    keySecrets.push(disabled.body.key);
+    await s.api('PATCH', `/api/keys/${disabled.body.id}`, { status: 'disabled' });
+
+    // Channels: the upstream credential on create and on change; one points nowhere, so relay fails.
+    const upstream1 = 'upstream-secret-' + randomBytes(16).toString('hex');
+    const upstream2 = 'upstream-secret-' + randomBytes(16).toString('hex');
+    otherSecrets.push(upstream1, upstream2);
+    const ch = await s.api('POST', '/api/channels', { name: 'dead-upstream', type: 'openai', base_url: 'http://127.0.0.1:9/v1', api_key: upstream1, models: ['gpt-scan'] });
+    expect(ch.status).toBe(201);
+    record(ch);
+    record(await s.api('PATCH', `/api/channels/${ch.body.id}`, { api_key: upstream2 }));
+    record(await s.api('GET', '/api/channels'));
+    record(await s.api('GET', `/api/channels/${ch.body.id}`));
+    await s.api('PUT', '/api/prices/gpt-scan', { input: 1, output: 1 });
+
+    // Use every key, in ways that succeed and fail, with keys in headers and query strings.
+    const unknown = generateKey();
+    keySecrets.push(unknown);
+    for (const secret of [...keySecrets]) {
+      for (const how of ['bearer', 'x-api-key', 'api-key', 'x-goog-api-key'] as const) record(await relay(s, secret, { how }));
+      record(await relay(s, secret, { path: `/v1/key?key=${secret}` }));
+      record(await relay(s, undefined, { path: `/v1beta/models/gpt-scan:generateContent?key=${secret}`, method: 'POST', body: {} }));
+      record(await relay(s, secret, { path: '/v1/chat/completions', method: 'POST', body: { model: 'gpt-scan', messages: [{ role: 'user', content: `my key is ${secret.slice(0, 3)}` }], max_tokens: 1 } }));
+      record(await relay(s, secret, { path: '/v1/chat/completions', method: 'POST', body: { model: 'gpt-scan', messages: 'not-an-array' } }));
+      record(await relay(s, secret + 'x'));
+      record(await relay(s, `${secret} ${secret}`));
+    }
+    // Management calls that carry secrets in odd places.
+    record(await s.api('GET', `/api/keys?q=${encodeURIComponent(keySecrets[0]!)}`));
+    record(await s.api('POST', '/api/keys', { name: 'x', user_id: user.id, key: keySecrets[0] }));
+    record(await s.api('POST', '/api/auth/login', { username, password: 'wrong-' + password }));
+    record(await s.api('GET', '/api/users', undefined, { authorization: `Bearer ${s.masterKey}x` }));
+    record(await s.api('GET', '/api/audit?limit=500'));
+    record(await s.api('GET', '/api/logs?limit=500'));
+    record(await s.api('GET', '/api/keys?limit=500'));
+    await s.services.flush();
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('the database holds no plaintext secret (and the scan does find plain values)', async () => {
+    const bytes = await storedBytes(s);
+    const text = { includes: (v: string) => bytes.includes(Buffer.from(v, 'utf8')) };
+    // The scan sees stored values: names and masked forms are there in the clear.
+    for (const v of visible) expect(text.includes(v), `expected to find ${v}`).toBe(true);
+    for (const secret of keySecrets) for (const f of fragments(secret)) expect(text.includes(f), `key secret ${secret.slice(0, 8)}… found in storage`).toBe(false);
+    for (const secret of otherSecrets) for (const f of fragments(secret)) expect(text.includes(f), `secret ${secret.slice(0, 10)}… found in storage`).toBe(false);
+  });
+
+  it('the server log never contains a key, the master key or another secret', async () => {
+    const logs = s.logs();
+    expect(logs.length).toBeGreaterThan(0);
+    expect(logs).toMatch(/listening/i);
+    for (const secret of [...keySecrets, ...otherSecrets]) for (const f of fragments(secret)) expect(logs.includes(f), `secret ${secret.slice(0, 10)}… found in the log`).toBe(false);
+  });
+
+  it('no answer echoes a key secret other than its one-time creation, nor any other secret', async () => {
+    // The creation/rotation answers carry their own secret once; drop exactly those occurrences.
+    let text = answers.join('\n');
+    for (const secret of keySecrets) text = text.replace(`"key":"${secret}"`, '"key":"<shown once>"');
+    for (const secret of [...keySecrets, ...otherSecrets]) for (const f of fragments(secret)) expect(text.includes(f), `secret ${secret.slice(0, 10)}… echoed in an answer`).toBe(false);
+  });
+});

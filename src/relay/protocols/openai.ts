@@ -53,8 +53,10 @@ function positiveInt(body: Record<string, unknown>, name: string): number | unde
 
 export function toRelayRequest(endpoint: Endpoint, body: Record<string, unknown>, defaultMaxOutput: number): RelayRequest {
   const model = relayModel(body);
-  const stream = body.stream === true;
   if (body.stream !== undefined && typeof body.stream !== 'boolean' && body.stream !== null) throw bad('"stream" must be a boolean', 'stream');
+  // Embeddings never stream: a stray `stream: true` must not make the relay expect SSE from an
+  // upstream that answers JSON (that would count as a channel failure and cool channels down).
+  const stream = endpoint !== 'embeddings' && body.stream === true;
   const so = body.stream_options;
   const clientWantsUsage = stream && !!so && typeof so === 'object' && (so as { include_usage?: unknown }).include_usage === true;
   let promptTokens: number;

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
 import { AppError, errorBody } from '../http/errors.js';
 import { toKeyJson } from '../keys/service.js';
+import type { VerifiedKey } from '../keys/verify.js';
 import { nanoToUsd } from '../billing/money.js';
 import { createRelay } from './pipeline.js';
 import type { Endpoint } from './protocols/openai.js';
@@ -48,15 +49,30 @@ export async function registerRelay(app: FastifyInstance, s: Services): Promise<
   post('/completions', 'completions');
   post('/embeddings', 'embeddings');
 
+  // Models this key can actually call: in its list, served to its group, and priced (an
+  // unpriced model is refused, so it is not offered).
+  const usableModels = (key: VerifiedKey) =>
+    s.channels.modelsFor(key.group).filter((m) => (!key.models || key.models.allows(m)) && s.catalog.price(m) !== null);
+  const modelJson = (id: string, created: number) => ({ id, object: 'model', created, owned_by: 'moleapi' });
+
   app.get('/models', async (req) => {
     const key = req.relay!.key!;
     const created = Math.floor(Date.now() / 1000);
-    const data = s.channels
-      .modelsFor(key.group)
-      .filter((m) => !key.models || key.models.allows(m))
-      .map((id) => ({ id, object: 'model', created, owned_by: 'moleapi' }));
+    const data = usableModels(key).map((id) => modelJson(id, created));
     relay.log(req, { status: 200, errorCode: null, usage: { promptTokens: 0, cachedTokens: 0, completionTokens: 0 }, cost: 0, estimated: false, channel: null, upstreamModel: null, ttftMs: null });
     return { object: 'list', data };
+  });
+
+  // GET /v1/models/{model} (the SDK's models.retrieve); model names may contain "/".
+  app.get('/models/*', async (req, reply) => {
+    const key = req.relay!.key!;
+    const id = decodeURIComponent((req.params as { '*': string })['*']);
+    req.relay!.model = id.slice(0, 256);
+    if (!usableModels(key).includes(id)) {
+      return relay.refuse(req, reply, new AppError('model_not_found', `The model "${id.slice(0, 256)}" does not exist or is not available to this key.`, { param: 'model' }));
+    }
+    relay.log(req, { status: 200, errorCode: null, usage: { promptTokens: 0, cachedTokens: 0, completionTokens: 0 }, cost: 0, estimated: false, channel: null, upstreamModel: null, ttftMs: null });
+    return modelJson(id, Math.floor(Date.now() / 1000));
   });
 
   // The presenting key's own object: status, models, limits, spend. Never the secret.

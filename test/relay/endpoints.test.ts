@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
 import { countChatPromptTokens, countTextTokens, expectedChatCompletion, expectedTextCompletion, startMockProvider, type MockProvider } from '../mock-provider/server.js';
-import { addChannel, allLogs, client, expectedCostNano, logByRequestId, nanoOf, setGroup, setPrice, uniq } from './relay-helpers.js';
+import { addChannel, allLogs, client, expectedCostNano, logByRequestId, nanoOf, rawRelay, sdkError, setGroup, setPrice, uniq } from './relay-helpers.js';
 
 const UPSTREAM_KEY = 'upstream-cred-' + 'e'.repeat(24);
 const CHAT_PRICE = { input: 0.15, output: 0.6 };
@@ -206,6 +206,38 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     expect((await client(s, vipKey.secret).models.list()).data.map((m) => m.id)).toEqual(['vip-only']);
     const r = await client(s, vipKey.secret).chat.completions.create({ model: 'vip-only', messages: [{ role: 'user', content: 'hi' }] });
     expect(r.choices[0]!.message.content).toBeTruthy();
+  });
+
+  it('/v1/models leaves out models that are served but not priced (they would be refused); models.retrieve answers for usable models only', async () => {
+    const unpriced = uniq('unpriced');
+    await addChannel(s, { type: 'mock', models: [unpriced] });
+    const { key, secret } = await userWithKey(s);
+    const c = client(s, secret);
+    expect((await c.models.list()).data.map((m) => m.id)).not.toContain(unpriced);
+    await setPrice(s, unpriced, { input: 0, output: 0 });
+    expect((await c.models.list()).data.map((m) => m.id)).toContain(unpriced);
+
+    const got = await c.models.retrieve('chat-a');
+    expect(got).toMatchObject({ id: 'chat-a', object: 'model' });
+    const missing = await sdkError(c.models.retrieve('no-such-model'));
+    expect([missing.status, missing.code]).toEqual([404, 'model_not_found']);
+    const limited = await userWithKey(s, { key: { models: ['chat-a'] } });
+    const hidden = await sdkError(client(s, limited.secret).models.retrieve('chat-b'));
+    expect([hidden.status, hidden.code]).toEqual([404, 'model_not_found']);
+    const rows = await allLogs(s, { key_id: key.id });
+    expect(rows.find((r) => r.error_code === 'model_not_found')).toMatchObject({ model: 'no-such-model', cost: 0, status: 404 });
+  });
+
+  it('embeddings with a stray stream: true are answered as JSON and do not count against the channel', async () => {
+    const { key, secret } = await userWithKey(s, { balance: 10 });
+    for (let i = 0; i < 4; i++) {
+      const r = await rawRelay(s, '/embeddings', { key: secret, body: JSON.stringify({ model: 'emb-a', input: `stray ${i}`, stream: true }) });
+      expect(r.status, r.text).toBe(200);
+      expect(r.json.data[0].embedding).toHaveLength(1536);
+    }
+    expect((await s.api('GET', `/api/channels/${channelId}`)).body.cooling_down_until).toBeNull();
+    const rows = await allLogs(s, { key_id: key.id });
+    expect(rows.map((r) => [r.status, r.stream])).toEqual(Array(4).fill([200, false]));
   });
 
   it('the built-in mock channel type serves chat, streams, completions and embeddings offline, billed exactly from its usage', async () => {

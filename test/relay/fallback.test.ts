@@ -300,6 +300,27 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     expect(nanoOf((await keyJson(s, key.id)).used)).toBe(nanoOf(log.cost));
   });
 
+  it('the client gives up before the first byte: logged 499 at cost 0, nothing held, no fallback, the channel not blamed', async () => {
+    const { model, chA } = await pair();
+    a.setScenario(model, { firstByteDelayMs: FIRST_BYTE_MS / 2 + 200, times: 3 });
+    const { key, user, secret } = await userWithKey(s, { balance: 1, key: { quota: 0.5 } });
+    // Three times: three channel failures would put A in cool-down.
+    for (let i = 0; i < 3; i++) {
+      const err = await sdkError(client(s, secret, { timeout: 150 }).chat.completions.create({ model, messages: msgs(`too slow for me ${i}`), max_tokens: 10 }));
+      expect(err).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
+    }
+    const rows = await waitFor(async () => {
+      const r = await allLogs(s, { key_id: key.id });
+      return r.length === 3 ? r : null;
+    }, 10_000, 'the 499 rows');
+    for (const log of rows) expect(log).toMatchObject({ status: 499, error_code: 'client_closed', cost: 0 });
+    await new Promise((r) => setTimeout(r, FIRST_BYTE_MS));
+    expect(hits(b, model), 'no other channel is tried for a client that left').toBe(0);
+    expect((await s.api('GET', `/api/channels/${chA.id}`)).body.cooling_down_until).toBeNull();
+    expect((await keyJson(s, key.id)).used).toBe(0);
+    expect(await balanceNano(s, user.id)).toBe(NANO);
+  });
+
   it('within one priority tier, traffic follows the weights (1:3 over 80 requests); a higher tier always wins when healthy', async () => {
     const model = uniq('w');
     const light = await addChannel(s, { type: 'openai', base_url: a.url, api_key: CRED_A, models: [model], model_map: { [model]: `${model}-light` }, weight: 1, priority: 5 });

@@ -176,6 +176,9 @@ describe.skipIf(!hasChromium)('web console in Chromium', () => {
     expect(text).toContain('200');
     expect(text).toContain('403');
     await expect(page.getByLabel('Totals for these filters').textContent()).resolves.toMatch(/Requests\s*\d+/);
+    for (const h of ['Time', 'Key', 'Model', 'Tokens', 'Cost', 'Latency', 'First token', 'Status', 'IP']) {
+      expect(await table.getByRole('columnheader', { name: h, exact: true }).count(), h).toBe(1);
+    }
 
     // filter by model: only gpt-4o rows remain
     await page.getByLabel('Model').selectOption('gpt-4o');
@@ -314,6 +317,33 @@ describe.skipIf(!hasChromium)('web console in Chromium', () => {
     expect(await page.locator('img[src="x"]').count()).toBe(0);
     expect(problems.dialogs).toEqual([]);
     expect(problems.pageErrors).toEqual([]);
+  });
+
+  it('navigation and contract names are unambiguous on every page', async () => {
+    const keys = await s.api('GET', '/api/keys');
+    const pages = ['/keys', `/keys/${keys.body.data[0].id}`, '/logs', '/usage', '/users', '/channels', '/pricing'];
+    for (const p of pages) {
+      await page.goto(s.url + p);
+      await page.getByRole('heading', { level: 1 }).waitFor();
+      for (const name of ['Keys', 'Logs', 'Usage', 'Users', 'Channels', 'Pricing']) {
+        // the default (substring, case-insensitive) match a test would use must find one link
+        expect(await page.getByRole('link', { name }).count(), `${name} on ${p}`).toBe(1);
+      }
+      expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(1);
+    }
+    await page.goto(s.url + '/usage');
+    await page.getByRole('heading', { name: 'Breakdown' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Export CSV' }).count()).toBe(1);
+    await page.goto(s.url + '/logs');
+    await page.getByRole('heading', { name: 'Call logs' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Export CSV' }).count()).toBe(1);
+    for (const label of ['Key', 'Model', 'Status', 'Time range']) expect(await page.getByLabel(label).count(), label).toBe(1);
+    await page.goto(s.url + '/keys');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    for (const label of ['Name', 'Models', 'Allowed IPs', 'Quota (USD)', 'Expires']) expect(await page.getByLabel(label).count(), label).toBe(1);
+    expect(await page.getByRole('button', { name: 'Create' }).count()).toBe(1);
+    await page.keyboard.press('Escape');
+    await page.getByRole('dialog').waitFor({ state: 'detached' });
   });
 
   it('never showed a script error or console error', () => {

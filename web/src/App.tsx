@@ -286,7 +286,7 @@ function Route({ path, isAdmin }: { path: string; isAdmin: boolean }) {
     <div className="empty">
       <h1>Page not found</h1>
       <p>
-        There is nothing at <code>{path}</code>. <Link href="/keys">Go to your keys</Link>.
+        There is nothing at <code>{path}</code>. <Link href="/keys">Back to the key list</Link>.
       </p>
     </div>
   );

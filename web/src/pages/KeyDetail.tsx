@@ -19,7 +19,7 @@ export function KeyDetailPage({ id }: { id: string }) {
     return (
       <div className="page">
         <p>
-          <Link href="/keys">← All keys</Link>
+          <Link href="/keys">← Back to the key list</Link>
         </p>
         <div className="empty">
           <h1>Key not found</h1>
@@ -32,7 +32,7 @@ export function KeyDetailPage({ id }: { id: string }) {
   return (
     <div className="page">
       <p className="crumbs">
-        <Link href="/keys">← All keys</Link>
+        <Link href="/keys">← Back to the key list</Link>
       </p>
       <AsyncView state={key} what="the key">
         {(k) => (
@@ -106,7 +106,7 @@ function KeyUsage({ keyId, since }: { keyId: string; since: string }) {
     [keyId, since],
   );
   return (
-    <Section title="Usage, last 30 days" actions={<Link href={`/usage?key_id=${encodeURIComponent(keyId)}`}>Open in Usage</Link>}>
+    <Section title="Usage, last 30 days" actions={<Link href={`/usage?key_id=${encodeURIComponent(keyId)}`}>Full breakdown</Link>}>
       <AsyncView state={usage} what="usage" isEmpty={(d) => d.length === 0} empty={<p>No calls with this key in the last 30 days.</p>}>
         {(d) => (
           <Suspense fallback={<p role="status">Loading the chart…</p>}>
@@ -131,7 +131,7 @@ function KeyLogs({ keyId }: { keyId: string }) {
           <button type="button" onClick={logs.reload}>
             Refresh
           </button>
-          <Link href={`/logs?key_id=${encodeURIComponent(keyId)}&range=all`}>All calls</Link>
+          <Link href={`/logs?key_id=${encodeURIComponent(keyId)}&range=all`}>Every call with this key</Link>
         </>
       }
     >

@@ -130,31 +130,48 @@ export function LogsTable({ rows, compact }: { rows: LogEntry[]; compact?: boole
           <caption className="sr-only">Call logs, newest first</caption>
           <thead>
             <tr>
-              <th scope="col">Time</th>
-              {compact ? null : <th scope="col">Key</th>}
-              <th scope="col">Model</th>
-              <th scope="col" className="num">
-                Tokens in
+              <th scope="col" rowSpan={2}>
+                Time
               </th>
-              <th scope="col" className="num">
-                Cached
+              {compact ? null : (
+                <th scope="col" rowSpan={2}>
+                  Key
+                </th>
+              )}
+              <th scope="col" rowSpan={2}>
+                Model
               </th>
-              <th scope="col" className="num">
-                Tokens out
+              <th scope="colgroup" colSpan={3} className="group-head">
+                Tokens
               </th>
-              <th scope="col" className="num">
+              <th scope="col" rowSpan={2} className="num">
                 Cost
               </th>
-              <th scope="col" className="num">
+              <th scope="col" rowSpan={2} className="num">
                 Latency
               </th>
-              <th scope="col" className="num">
+              <th scope="col" rowSpan={2} className="num">
                 First token
               </th>
-              <th scope="col">Status</th>
-              <th scope="col">IP</th>
-              <th scope="col">
+              <th scope="col" rowSpan={2}>
+                Status
+              </th>
+              <th scope="col" rowSpan={2}>
+                IP
+              </th>
+              <th scope="col" rowSpan={2}>
                 <span className="sr-only">Details</span>
+              </th>
+            </tr>
+            <tr>
+              <th scope="col" className="num sub-head">
+                In
+              </th>
+              <th scope="col" className="num sub-head">
+                Cached
+              </th>
+              <th scope="col" className="num sub-head">
+                Out
               </th>
             </tr>
           </thead>

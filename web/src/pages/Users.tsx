@@ -82,7 +82,7 @@ export default function UsersPage() {
                       <td>{dateOnly(u.created_at)}</td>
                       <td>
                         <div className="row-actions">
-                          <Link href={`/keys?user_id=${encodeURIComponent(u.id)}`}>Keys</Link>
+                          <Link href={`/keys?user_id=${encodeURIComponent(u.id)}`}>Key list</Link>
                           <button type="button" onClick={() => setDialog({ kind: 'edit', user: u })}>
                             Edit
                           </button>

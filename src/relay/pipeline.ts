@@ -165,7 +165,7 @@ export function createRelay(s: Services) {
         // ── 6. forward / convert ──────────────────────────────────────────────────────
         const res = await adapters[channel.type].send({ channel, endpoint, body: upstreamBody(r, upstreamModel), stream: r.stream, signal: attempt.signal, headers });
         if (res.status >= 400) {
-          const text = await readAll(res.body, 1024 * 1024).catch(() => Buffer.alloc(0));
+          const text = scrubCredential(await readAll(res.body, 1024 * 1024).catch(() => Buffer.alloc(0)), channel.apiKey);
           if (RETRYABLE(res.status)) {
             s.channels.reportFailure(channel, `upstream answered HTTP ${res.status}`, res.status === 401 || res.status === 403);
             lastFailure = { status: res.status, timeout: false, message: `upstream answered HTTP ${res.status}` };
@@ -339,6 +339,12 @@ function countProduced(payloads: string[]): number {
     }
   }
   return countText(text);
+}
+
+/** An upstream error we pass on may quote the credential we sent it; never let that through. */
+function scrubCredential(body: Buffer, credential: string): Buffer {
+  if (credential.length < 8 || body.indexOf(credential) < 0) return body;
+  return Buffer.from(body.toString('utf8').split(credential).join('[redacted]'));
 }
 
 function upstreamErrorCode(body: Buffer): string {

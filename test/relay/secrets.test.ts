@@ -75,6 +75,19 @@ describe.each(backends())('secrets stay secret (%s)', (backend) => {
       await sdkError(client(s, u.secret + 'x').chat.completions.create({ model: 's-chat', messages: [{ role: 'user', content: 'x' }] })),
     ];
     expect(errs.map((e) => e.status)).toEqual([404, 502, 403, 429, 401, 401, 401, 401]);
+    // The master key is not a relay key, and is not echoed either.
+    const mk = await sdkError(client(s, s.masterKey).chat.completions.create({ model: 's-chat', messages: [{ role: 'user', content: 'x' }] }));
+    expect([mk.status, mk.code]).toEqual([401, 'invalid_api_key']);
+    errs.push(mk);
+    // An upstream that echoes its credential in an error the relay passes on (400): scrubbed.
+    mock.setScenario('s-chat', { status: 400, errorMessage: `Bad request for key ${upstreamCred}`, times: 2 });
+    const echoed = await sdkError(c.chat.completions.create({ model: 's-chat', messages: [{ role: 'user', content: 'x' }] }));
+    expect(echoed.status).toBe(400);
+    expect(echoed.message).toContain('Bad request for key');
+    errs.push(echoed);
+    const echoedRaw = await rawRelay(s, '/chat/completions', { key: u.secret, body: JSON.stringify({ model: 's-chat', messages: [{ role: 'user', content: 'x' }] }) });
+    expect(echoedRaw.status).toBe(400);
+    answers.push(echoedRaw.text);
     for (const e of errs) answers.push(e.message, JSON.stringify(e.error ?? null));
     for (const headers of [{ 'x-api-key': u.secret + 'x' }, { 'api-key': u.secret.slice(0, -2) }, { authorization: `Basic ${u.secret}` }] as Array<Record<string, string>>) {
       const r = await rawRelay(s, '/chat/completions', { headers, body: '{not json' });

@@ -1,0 +1,164 @@
+// The real process (contract §1): on an empty data dir with no MOLE_MASTER_KEY it prints the
+// startup line and a generated master key once, keeps only its hash, and the key keeps working
+// after a restart (which does not print it again). SIGTERM exits 0 promptly.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as net.AddressInfo).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+interface Running {
+  child: ChildProcess;
+  port: number;
+  base: string;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const children: ChildProcess[] = [];
+
+async function start(dataDir: string): Promise<Running> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), HOST: '127.0.0.1', MOLE_DATA_DIR: dataDir, MOLE_LOG_LEVEL: 'info' };
+  for (const v of ['DATABASE_URL', 'REDIS_URL', 'MOLE_MASTER_KEY', 'MOLE_SECRET', 'MOLE_TRUSTED_PROXIES']) delete env[v];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const until = Date.now() + 45_000;
+  while (!/MoleAPI listening on /.test(out)) {
+    if (child.exitCode !== null) throw new Error(`exited early (${child.exitCode}): ${out}\n${err}`);
+    if (Date.now() > until) throw new Error(`no startup line within 45 s: ${out}\n${err}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { child, port, base: `http://127.0.0.1:${port}`, stdout: () => out, stderr: () => err, exited };
+}
+
+async function stop(p: Running): Promise<{ code: number | null; ms: number }> {
+  const t0 = Date.now();
+  p.child.kill('SIGTERM');
+  const timeout = new Promise<never>((_, rej) => setTimeout(() => rej(new Error('did not exit within 10 s of SIGTERM')), 10_000));
+  const { code } = await Promise.race([p.exited, timeout]);
+  return { code, ms: Date.now() - t0 };
+}
+
+const sha256hex = (s: string) => createHash('sha256').update(s).digest('hex');
+
+describe('the real process', () => {
+  let dir = '';
+  afterEach(() => {
+    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('first start generates and prints a master key once; only its hash is stored; restart keeps it; SIGTERM exits 0', async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-process-'));
+    const dataDir = path.join(dir, 'data'); // does not exist yet
+
+    // ── first start ──
+    const first = await start(dataDir);
+    const out1 = first.stdout();
+    const startup = out1.split('\n').filter((l) => l.startsWith('MoleAPI listening on '));
+    expect(startup).toEqual([`MoleAPI listening on http://127.0.0.1:${first.port} (storage: sqlite)`]);
+    const m = /Generated master key[^\n]*\n\s*(mk-[0-9A-Za-z]{48})\s*\n/.exec(out1);
+    expect(m, out1).not.toBeNull();
+    const masterKey = m![1]!;
+    // Printed exactly once, and never through the logger (stderr or the JSON log lines).
+    expect(out1.split(masterKey).length - 1).toBe(1);
+    expect(first.stderr()).not.toContain(masterKey);
+    for (const line of out1.split('\n').filter((l) => l.startsWith('{'))) expect(line).not.toContain(masterKey);
+
+    const api = (base: string, key: string, method = 'GET', p = '/api/users', body?: unknown) =>
+      fetch(base + p, { method, headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    expect((await api(first.base, masterKey)).status).toBe(200);
+    expect((await api(first.base, masterKey.slice(0, -1) + (masterKey.endsWith('a') ? 'b' : 'a'))).status).toBe(401);
+    // It serves the whole walk-through: a user, a key, GET /v1/key.
+    const user = (await (await api(first.base, masterKey, 'POST', '/api/users', { username: 'proc-user', password: 'password-123' })).json()) as { id: number };
+    const keyRes = await api(first.base, masterKey, 'POST', '/api/keys', { name: 'proc-key', user_id: user.id });
+    expect(keyRes.status).toBe(201);
+    const secret = ((await keyRes.json()) as { key: string }).key;
+    const self = await fetch(first.base + '/v1/key', { headers: { authorization: `Bearer ${secret}` } });
+    expect(self.status).toBe(200);
+    expect(((await self.json()) as { name: string }).name).toBe('proc-key');
+
+    const stopped1 = await stop(first);
+    expect(stopped1.code).toBe(0);
+    expect(stopped1.ms).toBeLessThan(10_000);
+
+    // ── what is on disk ──
+    const files = fs.readdirSync(dataDir);
+    expect(files).toContain('mole.sqlite');
+    expect(files).toContain('secret');
+    expect(fs.statSync(path.join(dataDir, 'secret')).mode & 0o077).toBe(0);
+    for (const f of files) {
+      const bytes = fs.readFileSync(path.join(dataDir, f));
+      expect(bytes.includes(Buffer.from(masterKey)), `${f} holds the master key`).toBe(false);
+      expect(bytes.includes(Buffer.from(secret)), `${f} holds a key secret`).toBe(false);
+    }
+    const db = new Database(path.join(dataDir, 'mole.sqlite'), { readonly: true });
+    try {
+      const row = db.prepare("select value from meta where name = 'master_key_sha256'").get() as { value: string } | undefined;
+      expect(row?.value).toBe(sha256hex(masterKey));
+      const metaText = JSON.stringify(db.prepare('select * from meta').all());
+      expect(metaText).not.toContain(masterKey);
+    } finally {
+      db.close();
+    }
+
+    // ── second start on the same dir ──
+    const second = await start(dataDir);
+    const out2 = second.stdout();
+    expect(out2).not.toMatch(/Generated master key/);
+    expect(out2).not.toMatch(/mk-[0-9A-Za-z]{48}/);
+    expect(out2.split('\n').filter((l) => l.startsWith('MoleAPI listening on '))).toEqual([`MoleAPI listening on http://127.0.0.1:${second.port} (storage: sqlite)`]);
+    expect((await api(second.base, masterKey)).status).toBe(200);
+    expect((await fetch(second.base + '/v1/key', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
+    const stopped2 = await stop(second);
+    expect(stopped2.code).toBe(0);
+  }, 120_000);
+
+  it('with MOLE_MASTER_KEY set nothing is generated, printed or stored', async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-process-'));
+    const port = await freePort();
+    const master = 'mk-from-env-' + 'x'.repeat(30);
+    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), HOST: '127.0.0.1', MOLE_DATA_DIR: dir, MOLE_MASTER_KEY: master };
+    for (const v of ['DATABASE_URL', 'REDIS_URL', 'MOLE_SECRET']) delete env[v];
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    child.stdout!.on('data', (d) => (out += d));
+    child.stderr!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    const until = Date.now() + 45_000;
+    while (!/MoleAPI listening on /.test(out) && Date.now() < until && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+    expect(out).toMatch(/MoleAPI listening on /);
+    expect(out).not.toMatch(/Generated master key/);
+    expect(out).not.toContain(master);
+    expect((await fetch(`http://127.0.0.1:${port}/api/users`, { headers: { authorization: `Bearer ${master}` } })).status).toBe(200);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    const db = new Database(path.join(dir, 'mole.sqlite'), { readonly: true });
+    try {
+      expect(db.prepare("select count(*) as n from meta where name = 'master_key_sha256'").get()).toEqual({ n: 0 });
+    } finally {
+      db.close();
+    }
+  }, 60_000);
+});

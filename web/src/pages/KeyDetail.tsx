@@ -1,5 +1,5 @@
 import { lazy, Suspense, useState } from 'react';
-import { api, ApiError, type ApiKey, type AuditEntry, type LogEntry, type Page, type UsageRow } from '../api';
+import { api, ApiError, type ApiKey, type AuditEntry, type LogEntry, type Page, type UsageRow, type User } from '../api';
 import { dateTime, relative } from '../format';
 import { Link, navigate } from '../router';
 import { AsyncView, QuotaMeter, Section, StatusBadge, useAsync } from '../components/ui';
@@ -67,7 +67,7 @@ export function KeyDetailPage({ id }: { id: string }) {
               </div>
               <div>
                 <dt>Group</dt>
-                <dd>{k.group ?? 'the owner’s group'}</dd>
+                <dd>{k.group ?? <OwnerGroup userId={k.user_id} />}</dd>
               </div>
               <div>
                 <dt>Rate limit</dt>
@@ -97,6 +97,16 @@ export function KeyDetailPage({ id }: { id: string }) {
       </AsyncView>
     </div>
   );
+}
+
+/** A key without its own group uses its owner's. */
+function OwnerGroup({ userId }: { userId: number }) {
+  const { user } = useSession();
+  const owner = useAsync(
+    (signal) => (userId === user.id ? Promise.resolve(user) : api.get<User>(`/api/users/${userId}`, undefined, signal)),
+    [userId],
+  );
+  return <>{owner.data ? `${owner.data.group} (the owner’s)` : 'the owner’s group'}</>;
 }
 
 function KeyUsage({ keyId, since }: { keyId: string; since: string }) {

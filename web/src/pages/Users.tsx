@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from 'react';
+import { useEffect, useState, type FormEvent } from 'react';
 import { api, errorMessage, type Page, type User } from '../api';
 import { dateOnly, usd } from '../format';
 import { Link } from '../router';
@@ -11,10 +11,16 @@ type Dialog = null | { kind: 'create' } | { kind: 'edit' | 'topup' | 'delete'; u
 
 export default function UsersPage() {
   const session = useSession();
-  const pager = useCursorPager('users');
+  const [search, setSearch] = useState('');
+  const [q, setQ] = useState('');
+  useEffect(() => {
+    const t = setTimeout(() => setQ(search.trim()), 300);
+    return () => clearTimeout(t);
+  }, [search]);
+  const pager = useCursorPager(q);
   const users = useAsync(
-    (signal) => api.get<Page<User>>('/api/users', { limit: 50, cursor: pager.cursor ?? undefined }, signal),
-    [pager.cursor],
+    (signal) => api.get<Page<User>>('/api/users', { limit: 50, q, cursor: pager.cursor ?? undefined }, signal),
+    [q, pager.cursor],
   );
   const [dialog, setDialog] = useState<Dialog>(null);
   const close = () => setDialog(null);
@@ -45,7 +51,18 @@ export default function UsersPage() {
           Create user
         </button>
       </div>
-      <AsyncView state={users} what="users" isEmpty={(d) => d.data.length === 0 && pager.page === 1}>
+      <form className="filters" role="search" aria-label="Find users" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Search
+          <input type="search" value={search} onChange={(e) => setSearch(e.target.value)} placeholder="Username" />
+        </label>
+      </form>
+      <AsyncView
+        state={users}
+        what="users"
+        isEmpty={(d) => d.data.length === 0 && pager.page === 1}
+        empty={<p>{q ? 'No users match.' : 'No users yet.'}</p>}
+      >
         {(page) => (
           <>
             <div className="table-wrap">

@@ -267,3 +267,45 @@ describe.each(burstCases)('burst admission (%s, %s ledger)', (backend, ledger) =
     expect(balance - after).toBe(spent);
   });
 });
+
+// ── the worst case when the client sets no max_tokens ───────────────────────────────────────
+describe.each(backends())('admission without max_tokens (%s)', (backend) => {
+  let s: TestServer;
+  let mock: MockProvider;
+  const PRICE = { input: 1, output: 10 };
+  const DEFAULT_CAP = 50;
+  const messages = [{ role: 'user' as const, content: 'no max_tokens here' }];
+
+  beforeAll(async () => {
+    s = await startTestServer({ backend, env: { MOLE_DEFAULT_MAX_OUTPUT_TOKENS: String(DEFAULT_CAP) } });
+    mock = await startMockProvider();
+    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: ['nocap'] });
+    await setPrice(s, 'nocap', PRICE);
+  });
+  afterAll(async () => {
+    await s?.close();
+    await mock?.close();
+  });
+
+  it('the configured default output cap is the worst case: a quota below it refuses the request', async () => {
+    const worst = expectedCostNano({ prompt: countChatPrompt(messages), completion: DEFAULT_CAP }, PRICE);
+    const { key, secret } = await userWithKey(s, { key: { quota: Number(worst - 1n) / 1e9 } });
+    const err = await sdkError(client(s, secret).chat.completions.create({ model: 'nocap', messages }));
+    expect(err.code).toBe('insufficient_quota');
+    expect((await keyJson(s, key.id)).used).toBe(0);
+  });
+
+  // KNOWN BUG (src/billing/ledger.ts, reported to its owner): settle() charges the real cost even
+  // when it exceeds the hold, without checking what the quota/balance still has. An answer longer
+  // than the default cap (the client set no max_tokens, and nothing enforces the cap upstream)
+  // therefore spends past the key quota. `it.fails` keeps the suite green while documenting it;
+  // when the ledger caps settlement this test starts failing - then drop `.fails`.
+  it.fails('spend never passes the key quota, even when the answer is longer than the default cap', async () => {
+    mock.setScenario('nocap', { completionTokens: DEFAULT_CAP * 4 });
+    const worst = expectedCostNano({ prompt: countChatPrompt(messages), completion: DEFAULT_CAP }, PRICE);
+    const { key, secret } = await userWithKey(s, { key: { quota: Number(worst) / 1e9 } });
+    const r = await client(s, secret).chat.completions.create({ model: 'nocap', messages });
+    expect(r.usage!.completion_tokens).toBe(DEFAULT_CAP * 4);
+    expect(nanoOf((await keyJson(s, key.id)).used)).toBeLessThanOrEqual(worst);
+  });
+});

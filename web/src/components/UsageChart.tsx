@@ -8,7 +8,7 @@ export default function UsageChart({ points, height = 280 }: { points: DayPoint[
   const totalCost = points.reduce((s, p) => s + p.cost, 0);
   const totalReq = points.reduce((s, p) => s + p.requests, 0);
   const summary = points.length
-    ? `Spend and requests per day from ${dateOnly(points[0]?.day)} to ${dateOnly(points[points.length - 1]?.day)}: ${usd(totalCost)} over ${int(totalReq)} requests.`
+    ? `Spend and requests per day (UTC days) from ${dateOnly(points[0]?.day)} to ${dateOnly(points[points.length - 1]?.day)}: ${usd(totalCost)} over ${int(totalReq)} requests.`
     : 'No usage in this period.';
   return (
     <figure className="chart" aria-label={summary}>

@@ -238,6 +238,8 @@ describe.each(backends())('relay authentication [%s]', (backend) => {
   it('model allowlist: exact names and "*" prefixes', async () => {
     const ch = await s.api('POST', '/api/channels', { name: 'mock', type: 'mock', models: ['gpt-4o', 'gpt-4o-mini', 'gpt-3.5-turbo', 'text-embedding-3-small'] });
     expect(ch.status).toBe(201);
+    // /v1/models lists only priced models.
+    for (const m of ['gpt-4o', 'gpt-4o-mini', 'gpt-3.5-turbo', 'text-embedding-3-small']) expect((await s.api('PUT', `/api/prices/${m}`, { input: 1, output: 1 })).status).toBe(200);
     const chat = (secret: string, model: string) => relay(s, secret, { path: '/v1/chat/completions', method: 'POST', body: { model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 } });
     const listed = async (secret: string) => ((await relay(s, secret, { path: '/v1/models' })).body.data as Array<{ id: string }>).map((m) => m.id).sort();
 

@@ -33,6 +33,8 @@ interface Counter {
 export interface Reservation {
   keyId: number;
   userId: number;
+  /** The key's quota when admitted (null = unlimited). */
+  quotaNano: number | null;
   amount: number;
   done: boolean;
 }
@@ -68,13 +70,23 @@ if bal - uheld < amount then return 2 end
 redis.call('HINCRBY', KEYS[1], 'held', amount); redis.call('HINCRBY', KEYS[2], 'held', amount)
 redis.call('EXPIRE', KEYS[1], ARGV[3]); redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 0`;
-// KEYS: key counter, user counter. ARGV: held amount, cost.
+// KEYS: key counter, user counter. ARGV: held amount, cost, quota (-1 = none). Releases the
+// hold and charges the cost, but never past what the quota and balance still cover; answers
+// the amount charged.
 const SETTLE_LUA = `
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HINCRBY', KEYS[1], 'held', -tonumber(ARGV[1])); redis.call('HINCRBY', KEYS[1], 'used', ARGV[2]) end
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('HINCRBY', KEYS[2], 'held', -tonumber(ARGV[1])); redis.call('HINCRBY', KEYS[2], 'bal', -tonumber(ARGV[2])) end
-return 0`;
+local hold = tonumber(ARGV[1]); local cost = tonumber(ARGV[2]); local quota = tonumber(ARGV[3])
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then return cost end
+redis.call('HINCRBY', KEYS[1], 'held', -hold); redis.call('HINCRBY', KEYS[2], 'held', -hold)
+local charge = cost
+if cost > hold then
+  local room = tonumber(redis.call('HGET', KEYS[2], 'bal')) - tonumber(redis.call('HGET', KEYS[2], 'held'))
+  if quota >= 0 then
+    room = math.min(room, quota - tonumber(redis.call('HGET', KEYS[1], 'used')) - tonumber(redis.call('HGET', KEYS[1], 'held')))
+  end
+  charge = math.max(0, math.min(cost, room))
+end
+redis.call('HINCRBY', KEYS[1], 'used', charge); redis.call('HINCRBY', KEYS[2], 'bal', -charge)
+return charge`;
 const CREDIT_LUA = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'bal', ARGV[1]) end return 0`;
 
 export function createLedger(deps: LedgerDeps) {
@@ -146,23 +158,35 @@ export function createLedger(deps: LedgerDeps) {
     if (answer === 1) return { ok: false, reason: 'key_quota' };
     if (answer === 2) return { ok: false, reason: 'balance' };
     keyUsed.get(keyId)!.lastUsed = userBalance.get(userId)!.lastUsed = Date.now();
-    return { ok: true, reservation: { keyId, userId, amount, done: false } };
+    return { ok: true, reservation: { keyId, userId, quotaNano, amount, done: false } };
   }
 
-  /** Charges the real cost and releases the rest of the hold. */
-  function settle(r: Reservation, cost: number): void {
-    if (r.done) return;
+  /**
+   * Releases the hold and charges the real cost; answers what was charged. The cost is the
+   * whole charge whenever it fits the hold — always, when the upstream keeps to the admitted
+   * output cap. Should an upstream overrun it, the charge stops at what the key quota and the
+   * account balance still cover, so spend never passes either.
+   */
+  async function settle(r: Reservation, cost: number): Promise<number> {
+    if (r.done) return 0;
     r.done = true;
     const k = keyUsed.get(r.keyId)!;
     const u = userBalance.get(r.userId)!;
-    k.pending += cost;
-    u.pending += cost;
+    let charge = cost;
     if (redis) {
-      redis.eval(SETTLE_LUA, 2, rk(r.keyId), ru(r.userId), r.amount, cost).catch((err: unknown) => deps.logger.error({ err: String(err) }, 'ledger: shared settle failed'));
-      return;
+      charge = Number(await redis.eval(SETTLE_LUA, 2, rk(r.keyId), ru(r.userId), r.amount, cost, r.quotaNano ?? -1));
+    } else {
+      k.reserved -= r.amount;
+      u.reserved -= r.amount;
+      if (cost > r.amount) {
+        const userRoom = u.base - u.pending - u.reserved;
+        const keyRoom = r.quotaNano === null ? Infinity : r.quotaNano - (k.base + k.pending + k.reserved);
+        charge = Math.max(0, Math.min(cost, userRoom, keyRoom));
+      }
     }
-    k.reserved -= r.amount;
-    u.reserved -= r.amount;
+    k.pending += charge;
+    u.pending += charge;
+    return charge;
   }
 
   return {
@@ -181,11 +205,11 @@ export function createLedger(deps: LedgerDeps) {
       k.reserved += amount;
       u.reserved += amount;
       k.lastUsed = u.lastUsed = Date.now();
-      return { ok: true, reservation: { keyId, userId, amount, done: false } };
+      return { ok: true, reservation: { keyId, userId, quotaNano, amount, done: false } };
     },
 
     settle,
-    release: (r: Reservation) => settle(r, 0),
+    release: (r: Reservation): void => void settle(r, 0).catch((err: unknown) => deps.logger.error({ err: String(err) }, 'ledger: release failed')),
 
 
     /** Spend as the API shows it: database value plus what is not written yet. */

@@ -218,8 +218,7 @@ export function createRelay(s: Services) {
     let usage = readUsage(json);
     const estimated = usage === null;
     if (!usage) usage = { promptTokens: r.promptTokens, cachedTokens: 0, completionTokens: r.endpoint === 'embeddings' ? 0 : countText(generatedText(json)) };
-    const cost = bill(usage);
-    s.ledger.settle(reservation, cost);
+    const cost = await s.ledger.settle(reservation, bill(usage));
     log(req, { status: 200, errorCode: null, usage, cost, estimated, channel, upstreamModel, ttftMs: null });
     void reply.code(200).header('content-type', 'application/json').send(buf);
     return true;
@@ -286,8 +285,7 @@ export function createRelay(s: Services) {
       failure === null && usage !== null
         ? usage
         : { promptTokens: usage?.promptTokens ?? r.promptTokens, cachedTokens: usage?.cachedTokens ?? 0, completionTokens: countProduced(produced) };
-    const cost = bill(finalUsage);
-    s.ledger.settle(reservation, cost);
+    const cost = await s.ledger.settle(reservation, bill(finalUsage));
     const clientLeft = out.destroyed && failure !== null;
     log(req, { status: clientLeft ? 499 : 200, errorCode: failure === null ? null : clientLeft ? 'client_closed' : 'upstream_error', usage: finalUsage, cost, estimated, channel, upstreamModel, ttftMs });
     if (!out.destroyed) {

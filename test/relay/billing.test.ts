@@ -295,17 +295,17 @@ describe.each(backends())('admission without max_tokens (%s)', (backend) => {
     expect((await keyJson(s, key.id)).used).toBe(0);
   });
 
-  // KNOWN BUG (src/billing/ledger.ts, reported to its owner): settle() charges the real cost even
-  // when it exceeds the hold, without checking what the quota/balance still has. An answer longer
-  // than the default cap (the client set no max_tokens, and nothing enforces the cap upstream)
-  // therefore spends past the key quota. `it.fails` keeps the suite green while documenting it;
-  // when the ledger caps settlement this test starts failing - then drop `.fails`.
-  it.fails('spend never passes the key quota, even when the answer is longer than the default cap', async () => {
+  // With no max_tokens, admission assumes the default output cap; the relay sends that cap
+  // upstream, so a long answer stops there and spend stays within the hold (and the quota).
+  // (An upstream that ignores the cap is covered in src/billing/ledger.test.ts: the charge
+  // then stops at what the quota and balance still cover.)
+  it('spend never passes the key quota, even when the answer would be longer than the default cap', async () => {
     mock.setScenario('nocap', { completionTokens: DEFAULT_CAP * 4 });
     const worst = expectedCostNano({ prompt: countChatPrompt(messages), completion: DEFAULT_CAP }, PRICE);
     const { key, secret } = await userWithKey(s, { key: { quota: Number(worst) / 1e9 } });
     const r = await client(s, secret).chat.completions.create({ model: 'nocap', messages });
-    expect(r.usage!.completion_tokens).toBe(DEFAULT_CAP * 4);
+    expect(mock.requests.at(-1)!.body.max_completion_tokens).toBe(DEFAULT_CAP);
+    expect(r.usage!.completion_tokens).toBe(DEFAULT_CAP);
     expect(nanoOf((await keyJson(s, key.id)).used)).toBeLessThanOrEqual(worst);
   });
 });

@@ -14,6 +14,8 @@ export interface RelayRequest {
   clientWantsUsage: boolean;
   /** Output cap used for admission: the request's own, else the configured default. */
   maxOutputTokens: number;
+  /** Set when the client gave no output cap: the default we admitted with, sent upstream too. */
+  impliedOutputCap: number | null;
   promptTokens: number;
   body: Record<string, unknown>;
 }
@@ -61,10 +63,13 @@ export function toRelayRequest(endpoint: Endpoint, body: Record<string, unknown>
   const clientWantsUsage = stream && !!so && typeof so === 'object' && (so as { include_usage?: unknown }).include_usage === true;
   let promptTokens: number;
   let maxOutputTokens = 0;
+  let impliedOutputCap: number | null = null;
   if (endpoint === 'chat') {
     if (!Array.isArray(body.messages) || body.messages.length === 0) throw bad('"messages" must be a non-empty array', 'messages');
     promptTokens = countChatPrompt(body.messages, body.tools ?? body.functions);
-    maxOutputTokens = positiveInt(body, 'max_completion_tokens') ?? positiveInt(body, 'max_tokens') ?? defaultMaxOutput;
+    const own = positiveInt(body, 'max_completion_tokens') ?? positiveInt(body, 'max_tokens');
+    if (own === undefined) impliedOutputCap = defaultMaxOutput;
+    maxOutputTokens = own ?? defaultMaxOutput;
   } else if (endpoint === 'completions') {
     const p = body.prompt;
     if (typeof p !== 'string' && !Array.isArray(p)) throw bad('"prompt" must be a string or an array', 'prompt');
@@ -78,13 +83,15 @@ export function toRelayRequest(endpoint: Endpoint, body: Record<string, unknown>
     promptTokens = countInputs(input);
   }
   if (endpoint === 'chat') maxOutputTokens *= positiveInt(body, 'n') ?? 1;
-  return { endpoint, model, stream, clientWantsUsage, maxOutputTokens, promptTokens, body };
+  return { endpoint, model, stream, clientWantsUsage, maxOutputTokens, impliedOutputCap, promptTokens, body };
 }
 
 /** The body sent upstream: the provider's model name, and usage always requested on streams. */
 export function upstreamBody(r: RelayRequest, upstreamModel: string): Record<string, unknown> {
   const body: Record<string, unknown> = { ...r.body, model: upstreamModel };
   if (r.stream) body.stream_options = { ...((r.body.stream_options as object | undefined) ?? {}), include_usage: true };
+  // Admission assumed this cap; the upstream must keep to it, or the answer could cost more than was held.
+  if (r.impliedOutputCap !== null) body.max_completion_tokens = r.impliedOutputCap;
   return body;
 }
 

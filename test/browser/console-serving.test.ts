@@ -14,7 +14,7 @@ describe('console serving', () => {
   beforeAll(async () => {
     await ensureWebBuilt();
     s = await startTestServer();
-  });
+  }, 180_000);
   afterAll(async () => {
     await s?.close();
   });

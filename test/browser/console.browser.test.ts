@@ -21,7 +21,11 @@ warnIfNoChromium('web console');
 
 const SECRET_RE = /^sk-[0-9A-Za-z]{48}$/;
 
-describe.skipIf(!hasChromium)('web console in Chromium', () => {
+// Generous budgets: these run beside every other suite on a small CI machine.
+const SUITE = { timeout: 90_000 };
+const SETUP_TIMEOUT = 180_000;
+
+describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
   let s: TestServer;
   let browser: Browser;
   let ctx: BrowserContext;
@@ -41,7 +45,7 @@ describe.skipIf(!hasChromium)('web console in Chromium', () => {
     await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: s.url });
     page = await ctx.newPage();
     problems = watchPage(page);
-  });
+  }, SETUP_TIMEOUT);
 
   afterAll(async () => {
     await browser?.close();
@@ -92,7 +96,7 @@ describe.skipIf(!hasChromium)('web console in Chromium', () => {
     await expect(secretDialog.textContent()).resolves.toContain(`export OPENAI_BASE_URL=${s.url}/v1`);
     await expect(secretDialog.textContent()).resolves.toContain('curl');
     await secretDialog.getByRole('button', { name: 'Copy', exact: true }).click();
-    await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(secret);
+    await expect.poll(() => page.evaluate('navigator.clipboard.readText()')).toBe(secret);
     await secretDialog.getByRole('button', { name: 'Done' }).click();
     await secretDialog.waitFor({ state: 'detached' });
 
@@ -360,7 +364,7 @@ describe.skipIf(!hasChromium)('web console in Chromium', () => {
   });
 });
 
-describe.skipIf(!hasChromium)('web console: users are isolated', () => {
+describe.skipIf(!hasChromium)('web console: users are isolated', SUITE, () => {
   let s: TestServer;
   let browser: Browser;
 
@@ -369,7 +373,7 @@ describe.skipIf(!hasChromium)('web console: users are isolated', () => {
     s = await startTestServer();
     await seedGateway(s);
     browser = await launchBrowser();
-  });
+  }, SETUP_TIMEOUT);
   afterAll(async () => {
     await browser?.close();
     await s?.close();
@@ -432,7 +436,7 @@ describe.skipIf(!hasChromium)('web console: users are isolated', () => {
     for (const path of ['/keys', '/logs', '/usage']) {
       await page.goto(s.url + path);
       await page.getByRole('heading', { level: 1 }).waitFor();
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      const overflow = Number(await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'));
       expect(overflow, `horizontal overflow on ${path}`).toBeLessThanOrEqual(0);
     }
     await page.goto(s.url + '/keys');

@@ -156,8 +156,8 @@ export function watchPage(page: Page) {
 
 export async function newContext(browser: Browser, viewport = { width: 1366, height: 768 }): Promise<BrowserContext> {
   const ctx = await browser.newContext({ viewport, locale: 'en-US', timezoneId: 'Europe/Berlin', acceptDownloads: true });
-  // fail well inside vitest's 30 s test timeout, with Playwright's own (useful) message
-  ctx.setDefaultTimeout(8000);
+  // fail inside the suites' test timeout, with Playwright's own (useful) message
+  ctx.setDefaultTimeout(15_000);
   return ctx;
 }
 

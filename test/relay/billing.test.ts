@@ -304,7 +304,7 @@ describe.each(backends())('admission without max_tokens (%s)', (backend) => {
     const worst = expectedCostNano({ prompt: countChatPrompt(messages), completion: DEFAULT_CAP }, PRICE);
     const { key, secret } = await userWithKey(s, { key: { quota: Number(worst) / 1e9 } });
     const r = await client(s, secret).chat.completions.create({ model: 'nocap', messages });
-    expect(mock.requests.at(-1)!.body.max_completion_tokens).toBe(DEFAULT_CAP);
+    expect((mock.requests.at(-1)!.body as { max_completion_tokens?: number }).max_completion_tokens).toBe(DEFAULT_CAP);
     expect(r.usage!.completion_tokens).toBe(DEFAULT_CAP);
     expect(nanoOf((await keyJson(s, key.id)).used)).toBeLessThanOrEqual(worst);
   });

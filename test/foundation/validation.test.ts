@@ -8,9 +8,8 @@ import { createKey, createUser, raw, relay, type Res } from './util.js';
 const HUGE = 'x'.repeat(100_000);
 /** Values every field is tried with (most are wrong for any field; the rest must still not break anything). */
 const VALUES: unknown[] = [
-  null, true, false, 0, -1, 1.5, 1e308, -1e308, 9_007_199_254_740_993, '', ' ', 'str', HUGE, '\u0000', 'a\u0000b', '\ud800', '%',
-  "'; drop table users; --", '../../etc/passwd', [], [1], ['x'], [null], [HUGE], ['10.0.0.0/33'], ['a\u0000'], {}, { a: 1 }, '1e400', '9'.repeat(30),
-  '2024-02-30T25:61:00Z', '+275760-09-13T00:00:00.001Z',
+  null, true, -1, 1.5, 1e308, 9_007_199_254_740_993, '', 'str', HUGE, '\u0000', '\ud800',
+  "'; drop table users; --", [], ['x'], [HUGE], ['10.0.0.0/33'], {}, { a: 1 }, '9'.repeat(30), '+275760-09-13T00:00:00.001Z',
 ];
 
 interface Ids { userId: number; keyId: number; channelId: number }
@@ -152,7 +151,7 @@ describe.each(backends())('input validation [%s]', (backend) => {
       '/api/usage': ['key_id', 'user_id', 'model', 'from', 'to', 'group_by', 'format'],
       '/api/models': ['group'],
     };
-    const values = ['', 'abc', '-1', '0', '1.5', '1e400', '1e300', '99999999999999999999', '%00', 'a%00b', encodeURIComponent(HUGE.slice(0, 5000)), '%25', '%5F', '%5C', "'", '2024-13-45', 'null', '[]', '%E2%80%AE', '%F0%9F%92%A9', '%FF'];
+    const values = ['', 'abc', '-1', '1.5', '1e400', '1e300', '99999999999999999999', 'a%00b', encodeURIComponent(HUGE.slice(0, 5000)), '%25%5F%5C', "'", '2024-13-45', '%F0%9F%92%A9', '%FF'];
     for (const [p, params] of Object.entries(routes)) {
       for (const param of params) {
         for (const v of values) expectClientError(await send('GET', `${p}?${param}=${v}`), `GET ${p}?${param}=${v.slice(0, 20)}`);

@@ -11,7 +11,7 @@ export default function UsageChart({ points, height = 280 }: { points: DayPoint[
     ? `Spend and requests per day (UTC days) from ${dateOnly(points[0]?.day)} to ${dateOnly(points[points.length - 1]?.day)}: ${usd(totalCost)} over ${int(totalReq)} requests.`
     : 'No usage in this period.';
   return (
-    <figure className="chart" aria-label={summary}>
+    <figure className="chart">
       <div style={{ width: '100%', height }} aria-hidden="true">
         <ResponsiveContainer width="100%" height="100%">
           <ComposedChart data={points} margin={{ top: 8, right: 8, bottom: 0, left: 0 }}>

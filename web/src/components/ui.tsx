@@ -430,11 +430,3 @@ export function Section({ title, actions, children }: { title: ReactNode; action
     </section>
   );
 }
-
-export function CodeBlock({ children, label }: { children: string; label: string }) {
-  return (
-    <pre className="code" aria-label={label} tabIndex={0}>
-      {children}
-    </pre>
-  );
-}

@@ -347,7 +347,7 @@ export function SecretDialog({ apiKey, rotated, onClose }: { apiKey: ApiKey; rot
         <p className="muted">The previous secret stops working at the end of the grace period you chose.</p>
       ) : null}
       <div className="secret-row">
-        <code className="secret" ref={secretRef} tabIndex={0} aria-label="Secret key">
+        <code className="secret" ref={secretRef} tabIndex={0}>
           {secret}
         </code>
         <button
@@ -362,11 +362,12 @@ export function SecretDialog({ apiKey, rotated, onClose }: { apiKey: ApiKey; rot
         {copied === true ? 'Copied to the clipboard.' : copied === false ? 'Select the key above and copy it by hand.' : ''}
       </p>
       <h3>Use it</h3>
-      <p className="muted">Any OpenAI SDK picks these up unchanged:</p>
-      <pre className="code" tabIndex={0} aria-label="Shell environment">
+      <p className="muted">In a shell: any OpenAI SDK picks these two variables up unchanged.</p>
+      <pre className="code" tabIndex={0}>
         {shell}
       </pre>
-      <pre className="code" tabIndex={0} aria-label="curl example">
+      <p className="muted">Then try it with curl:</p>
+      <pre className="code" tabIndex={0}>
         {curl}
       </pre>
       <div className="actions">

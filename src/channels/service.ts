@@ -158,11 +158,13 @@ export async function createChannelsService(db: Db, bus: InvalidationBus, box: S
     /** `fatal` (upstream 401/403): the credential is bad, so the channel is switched off. */
     reportFailure(c: Channel, reason: string, fatal: boolean): void {
       if (fatal) {
+        // Requests already in flight on this channel meet the same 401/403: switch it off once.
+        if (c.status === 'disabled') return;
+        c.status = 'disabled';
         void db.updateTable('channels').set({ status: 'disabled', disabled_reason: reason, updated_at: Date.now() }).where('id', '=', c.id).execute()
           .then(() => audit.record({ actor: 'system', action: 'channel.disable', changes: { channel_id: c.id, name: c.name, reason } }))
           .then(changed)
           .catch((err) => logger.error({ err: String(err) }, 'could not disable channel'));
-        c.status = 'disabled';
         return;
       }
       const h = health.get(c.id) ?? { failures: 0, cooldownUntil: 0 };

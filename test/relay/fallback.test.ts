@@ -131,6 +131,19 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     expect(hits(a, model), 'a disabled channel gets no traffic').toBe(before);
   });
 
+  it('many requests in flight when the upstream starts answering 401: the channel is disabled once, with one audit row', async () => {
+    const { model, chA } = await pair({ aKey: 'revoked-credential-for-a' });
+    a.setScenario(model, { firstByteDelayMs: 500 });
+    const { secret } = await userWithKey(s, { balance: 5 });
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => client(s, secret).chat.completions.create({ model, messages: msgs(`burst ${i}`), max_tokens: 2 })));
+    expect(results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => String(r.reason)), 'all served by B').toEqual([]);
+    expect(hits(a, model), 'several requests met the 401').toBeGreaterThanOrEqual(2);
+    await waitFor(async () => (await s.api('GET', `/api/channels/${chA.id}`)).body.status === 'disabled', 10_000, 'channel disabled');
+    await new Promise((r) => setTimeout(r, 300));
+    const rows = ((await s.api('GET', '/api/audit?limit=500')).body.data as Array<{ action: string; changes: any }>).filter((x) => x.action === 'channel.disable' && x.changes?.channel_id === chA.id);
+    expect(rows).toHaveLength(1);
+  });
+
   it('repeated failures put a channel in cool-down (audited); healthy channels are tried first meanwhile', async () => {
     const { model, chA, chB } = await pair();
     a.setScenario(model, { status: 500, times: 3 });

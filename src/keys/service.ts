@@ -111,36 +111,41 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
     requireKey,
 
     async create(userId: number, fields: KeyFields & { name: string }): Promise<{ row: ApiKeyRow; secret: string }> {
-      const count = await db.selectFrom('api_keys').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', userId).where('status', '!=', 'deleted').executeTakeFirstOrThrow();
-      if (Number(count.n) >= opts.maxKeysPerUser) throw new AppError('key_limit_reached', `this account already holds ${opts.maxKeysPerUser} keys, the most allowed`);
       const secret = generateKey();
       const now = Date.now();
-      const row = await db
-        .insertInto('api_keys')
-        .values({
-          user_id: userId,
-          key_hash: hashKey(secret),
-          display: displayKey(secret),
-          status: 'active',
-          used_nano: 0,
-          models: null,
-          allowed_ips: null,
-          quota_nano: null,
-          group_name: null,
-          rpm_limit: null,
-          expires_at: null,
-          prev_key_hash: null,
-          prev_key_expires_at: null,
-          created_at: now,
-          updated_at: now,
-          last_used_at: null,
-          last_used_ip: null,
-          deleted_at: null,
-          ...fieldsToColumns(fields),
-          name: fields.name,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      const row = await db.transaction().execute(async (trx) => {
+        // Serialise creations per owner so the cap check and the insert cannot interleave: the
+        // no-op update takes the owner's row lock (PostgreSQL) / the write lock (SQLite) until commit.
+        await trx.updateTable('users').set((eb) => ({ updated_at: eb.ref('updated_at') })).where('id', '=', userId).execute();
+        const count = await trx.selectFrom('api_keys').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', userId).where('status', '!=', 'deleted').executeTakeFirstOrThrow();
+        if (Number(count.n) >= opts.maxKeysPerUser) throw new AppError('key_limit_reached', `this account already holds ${opts.maxKeysPerUser} keys, the most allowed`);
+        return trx
+          .insertInto('api_keys')
+          .values({
+            user_id: userId,
+            key_hash: hashKey(secret),
+            display: displayKey(secret),
+            status: 'active',
+            used_nano: 0,
+            models: null,
+            allowed_ips: null,
+            quota_nano: null,
+            group_name: null,
+            rpm_limit: null,
+            expires_at: null,
+            prev_key_hash: null,
+            prev_key_expires_at: null,
+            created_at: now,
+            updated_at: now,
+            last_used_at: null,
+            last_used_ip: null,
+            deleted_at: null,
+            ...fieldsToColumns(fields),
+            name: fields.name,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+      });
       announce(row);
       return { row, secret };
     },

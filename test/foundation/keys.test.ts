@@ -389,4 +389,13 @@ describe.each(backends())('per-user key cap [%s]', (backend) => {
     expect((await s.api('POST', '/api/keys', { name: 'fourth', user_id: a.id })).status).toBe(201);
     expectApiError(await s.api('POST', '/api/keys', { name: 'fifth', user_id: a.id }), 409, 'key_limit_reached');
   });
+
+  it('holds under concurrent creation', async () => {
+    const c = (await createUser(s)).user;
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => s.api('POST', '/api/keys', { name: `race-${i}`, user_id: c.id })));
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses.filter((st) => st === 201).length).toBe(3);
+    expect(statuses.filter((st) => st === 409).length).toBe(37);
+    expect((await s.api('GET', `/api/keys?user_id=${c.id}`)).body.data.length).toBe(3);
+  });
 });

@@ -97,6 +97,14 @@ describe.each(backends())('users [%s]', (backend) => {
     expect((await login(s, username, password)).status).toBe(401);
     expect((await login(s, username, 'another-password')).status).toBe(200);
     expectApiError(await s.api('PATCH', '/api/users/999999999', { role: 'user' }), 404, 'not_found');
+    const audit = await s.api('GET', `/api/audit?user_id=${user.id}`);
+    const updates = audit.body.data.filter((a: { action: string }) => a.action === 'user.update').reverse();
+    expect(updates.map((a: { actor: string; ip: string; changes: unknown }) => [a.actor, a.ip, a.changes])).toEqual([
+      ['master', '127.0.0.1', { role: { from: 'user', to: 'admin' }, group: { from: 'default', to: 'team-a' } }],
+      ['master', '127.0.0.1', { password: expect.stringMatching(/^(changed|\[redacted\])$/) }],
+    ]);
+    expect(JSON.stringify(audit.body)).not.toContain('another-password');
+    expect(JSON.stringify(audit.body)).not.toContain(password);
   });
 
   it('a disabled user cannot sign in and their keys answer account_disabled until re-enabled', async () => {

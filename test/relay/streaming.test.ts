@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
 import { countChatPromptTokens, countTextTokens, startMockProvider, type MockProvider } from '../mock-provider/server.js';
-import { addChannel, allLogs, client, expectedCostNano, keyJson, nanoOf, sdkError, setPrice, sumCost, uniq, waitFor } from './relay-helpers.js';
+import { addChannel, allLogs, balanceNano, client, expectedCostNano, keyJson, nanoOf, sdkError, setPrice, sumCost, uniq, waitFor } from './relay-helpers.js';
 
 const PRICE = { input: 1, output: 4 };
 
@@ -31,6 +31,25 @@ async function startRunningUsageUpstream(chunks: number) {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
     text: words.join(''),
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
+
+/** An upstream that reports far more usage than any admission bound (plain JSON answers). */
+async function startOverrunUpstream(promptTokens: number) {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ id: 'x', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: promptTokens, completion_tokens: 1, total_tokens: promptTokens + 1 } }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
     close: () => new Promise<void>((r) => {
       server.closeAllConnections();
       server.close(() => r());
@@ -88,9 +107,11 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
 
   it('client disconnects while a fast upstream streams: each request is logged, billed for what was relayed, and its hold released', async () => {
     const m = await model();
-    mock.setScenario(m, { completionTokens: 5_000 });
     const { key, secret } = await userWithKey(s, { balance: 100, key: { quota: 5 } });
     for (let i = 0; i < 4; i++) {
+      // Back to back (the whole answer may fit in socket buffers before the gateway notices),
+      // then paced by 2 ms per chunk (the gateway is mid-stream when the client leaves).
+      mock.setScenario(m, { completionTokens: 5_000, ...(i >= 2 ? { chunkDelayMs: 2 } : {}) });
       const ac = new AbortController();
       const stream = await client(s, secret).chat.completions.create({ model: m, messages: [{ role: 'user', content: `hang up ${i}` }], stream: true, max_tokens: 5_000 }, { signal: ac.signal });
       let n = 0;
@@ -101,9 +122,10 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
       }
       await waitFor(async () => (await allLogs(s, { key_id: key.id })).length === i + 1, 10_000, `log row ${i}`);
     }
-    const rows = await allLogs(s, { key_id: key.id });
-    for (const r of rows) {
-      expect(r).toMatchObject({ status: 499, error_code: 'client_closed', estimated: true });
+    const rows = (await allLogs(s, { key_id: key.id })).reverse();
+    for (const [i, r] of rows.entries()) {
+      if (i >= 2 || r.status !== 200) expect(r).toMatchObject({ status: 499, error_code: 'client_closed', estimated: true });
+      else expect(r).toMatchObject({ completion_tokens: 5_000, estimated: false, error_code: null });
       expect(r.completion_tokens).toBeGreaterThanOrEqual(3);
       expect(nanoOf(r.cost)).toBe(expectedCostNano({ prompt: r.prompt_tokens, completion: r.completion_tokens }, PRICE));
     }
@@ -139,6 +161,34 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
       expect(completion).toBe(7);
       expect(log).toMatchObject({ estimated: true, prompt_tokens: 11, completion_tokens: completion, error_code: 'upstream_error' });
       expect(nanoOf(log!.cost)).toBe(expectedCostNano({ prompt: 11, completion }, PRICE));
+    } finally {
+      await up.close();
+    }
+  });
+
+  it('an upstream reporting more usage than was held cannot push spend past the key quota or the balance; used = sum of logs', async () => {
+    const up = await startOverrunUpstream(1_000_000);
+    try {
+      const m = uniq('over');
+      await addChannel(s, { type: 'openai', base_url: up.url, api_key: 'x', models: [m] });
+      await setPrice(s, m, PRICE); // 1M prompt tokens = 1 USD
+      const quotaCapped = await userWithKey(s, { balance: 10, key: { quota: 0.25 } });
+      const balanceCapped = await userWithKey(s, { balance: 0.4 });
+      for (const u of [quotaCapped, balanceCapped]) {
+        for (let i = 0; i < 3; i++) {
+          await client(s, u.secret).chat.completions.create({ model: m, messages: [{ role: 'user', content: 'small prompt' }], max_tokens: 1 }).catch((err) => {
+            expect(err.code).toBe('insufficient_quota');
+          });
+        }
+      }
+      const q = await allLogs(s, { key_id: quotaCapped.key.id });
+      const used = nanoOf((await keyJson(s, quotaCapped.key.id)).used);
+      expect(used).toBeLessThanOrEqual(250_000_000n);
+      expect(used).toBe(sumCost(q));
+      const b = await allLogs(s, { key_id: balanceCapped.key.id });
+      const left = await balanceNano(s, balanceCapped.user.id);
+      expect(left).toBeGreaterThanOrEqual(0n);
+      expect(400_000_000n - left).toBe(sumCost(b));
     } finally {
       await up.close();
     }

@@ -150,12 +150,14 @@ export function createAccountsService(db: Db, bus: InvalidationBus, opts: { sess
         const retry = Math.ceil((recent[0]! + FAILURE_WINDOW_MS - now) / 1000);
         throw new AppError('login_throttled', 'too many failed sign-in attempts; try again later', { headers: { 'retry-after': String(retry) } });
       }
+      // Count the attempt as a failure before checking it, so concurrent guesses (each awaiting
+      // the password hash) all see each other and cannot slip past the limit together.
+      recent.push(now);
+      failures.set(throttleKey, recent);
+      if (failures.size > 100_000) failures.delete(failures.keys().next().value!);
       const user = await db.selectFrom('users').selectAll().where('username', '=', username).where('deleted_at', 'is', null).executeTakeFirst();
       const ok = await verifyPassword(password, user?.password_hash ?? DUMMY_HASH);
       if (!user || !ok || user.status !== 'active') {
-        recent.push(now);
-        failures.set(throttleKey, recent);
-        if (failures.size > 100_000) failures.delete(failures.keys().next().value!);
         throw new AppError('login_failed', 'wrong username or password, or the account is disabled');
       }
       failures.delete(throttleKey);

@@ -129,6 +129,15 @@ describe.each(backends())('login throttling [%s]', (backend) => {
     expect((await postJson(s, '/api/auth/login', { username: other.username, password: other.password })).status).toBe(200);
   });
 
+  it('concurrent guesses cannot slip past the limit', async () => {
+    const { username, password } = await createUser(s);
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => postJson(s, '/api/auth/login', { username, password: `parallel-guess-${i}` })));
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((st) => st === 401).length).toBeLessThanOrEqual(3);
+    expect(statuses.filter((st) => st === 429).length).toBeGreaterThanOrEqual(17);
+    expectApiError(await postJson(s, '/api/auth/login', { username, password }), 429, 'login_throttled');
+  });
+
   it('a success before the limit clears the count', async () => {
     const { username, password } = await createUser(s);
     for (let i = 0; i < 2; i++) await postJson(s, '/api/auth/login', { username, password: 'wrong-password' });

@@ -91,6 +91,43 @@ describe.each(backends())('sessions [%s]', (backend) => {
     expect((await s.api('PATCH', `/api/keys/${id}`, { name: 'by-master' })).status).toBe(200);
   });
 
+  it('a session ends when it expires, when the user is disabled or deleted', async () => {
+    const a = await createUser(s);
+    const expiring = await session(s, a.username, a.password);
+    const other = await session(s, a.username, a.password);
+    expect((await expiring.call('GET', '/api/keys')).status).toBe(200);
+    // Age one session past its expiry in storage; the other stays valid.
+    const token = decodeURIComponent(expiring.cookie.split('=')[1]!);
+    const { createHash } = await import('node:crypto');
+    const hash = createHash('sha256').update(token).digest('hex');
+    const upd = await s.services.storage.db.updateTable('sessions').set({ expires_at: Date.now() - 1000 }).where('token_hash', '=', hash).executeTakeFirst();
+    expect(Number(upd.numUpdatedRows)).toBe(1);
+    expectApiError(await expiring.call('GET', '/api/keys'), 401, 'unauthorized');
+    expect((await other.call('GET', '/api/keys')).status).toBe(200);
+    // Disabling the user ends their sessions (re-enabling does not revive them).
+    await s.api('PATCH', `/api/users/${a.user.id}`, { status: 'disabled' });
+    expectApiError(await other.call('GET', '/api/keys'), 401, 'unauthorized');
+    await s.api('PATCH', `/api/users/${a.user.id}`, { status: 'active' });
+    expectApiError(await other.call('GET', '/api/keys'), 401, 'unauthorized');
+    const fresh = await session(s, a.username, a.password);
+    await s.api('DELETE', `/api/users/${a.user.id}`);
+    expectApiError(await fresh.call('GET', '/api/keys'), 401, 'unauthorized');
+  });
+
+  it('an admin session creates keys for itself by default and for others by user_id', async () => {
+    const admin = await createUser(s, { role: 'admin' });
+    const other = await createUser(s);
+    const a = await session(s, admin.username, admin.password);
+    const own = await a.call('POST', '/api/keys', { name: 'admin-own' });
+    expect(own.status).toBe(201);
+    expect(own.body.user_id).toBe(admin.user.id);
+    const theirs = await a.call('POST', '/api/keys', { name: 'for-other', user_id: other.user.id, group: 'any-group' });
+    expect(theirs.status).toBe(201);
+    expect(theirs.body).toMatchObject({ user_id: other.user.id, group: 'any-group' });
+    const audit = await s.api('GET', `/api/audit?key_id=${theirs.body.id}`);
+    expect(audit.body.data[0]).toMatchObject({ action: 'key.create', actor: `admin:${admin.user.id}`, user_id: other.user.id });
+  });
+
   it('a user session acts as that user in the audit trail', async () => {
     const { user, username, password } = await createUser(s);
     const u = await session(s, username, password);

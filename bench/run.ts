@@ -20,7 +20,7 @@ import { BENCH_DIR, REPO, buildMole, moleUsage, startBare, startMock, startMole,
 import { memory, runToEnd, type Server } from './lib/proc.js';
 import { SCENARIOS, measure, requestBody, verifier, warm, type Measurement } from './lib/load.js';
 import { slowStreams, type SlowStreamResult } from './lib/slow-streams.js';
-import { renderMarkdown, summarize, type RunResult } from './lib/report.js';
+import { headlineTable, renderMarkdown, summarize, type RunResult } from './lib/report.js';
 
 // ── options ──────────────────────────────────────────────────────────────────────────────
 const argv = process.argv.slice(2);
@@ -31,15 +31,16 @@ const num = (f: string, def: number) => {
 };
 const quick = flag('--quick');
 const opts = {
-  duration: num('--duration', quick ? 2 : 5),
-  rounds: num('--rounds', quick ? 2 : 3),
+  duration: num('--duration', quick ? 2 : 4),
+  rounds: num('--rounds', quick ? 2 : 5),
   warmup: num('--warmup', quick ? 1 : 2),
   portkey: !flag('--skip-portkey'),
   streams: !flag('--skip-streams'),
   scale: !flag('--skip-scale'),
   streamClients: num('--stream-clients', quick ? 500 : 5000),
-  streamChunkDelayMs: num('--stream-chunk-delay', 500),
-  streamLimitMs: num('--stream-limit-ms', quick ? 10_000 : 30_000),
+  streamChunkDelayMs: num('--stream-chunk-delay', quick ? 200 : 1000),
+  streamRampPerSec: num('--stream-ramp', 400),
+  streamLimitMs: num('--stream-limit-ms', quick ? 10_000 : 40_000),
   scaleKeys: num('--keys', quick ? 20_000 : 1_000_000),
   scaleLogs: num('--logs', quick ? 50_000 : 1_000_000),
 };
@@ -87,6 +88,24 @@ async function pgSchemaUrl(base: string): Promise<string> {
   const u = new URL(base);
   u.searchParams.set('options', `-c search_path=${schema}`);
   return u.toString();
+}
+
+/** Replaces the "latest results" block of bench/README.md (between its markers) with this run's headline. */
+function updateReadme(r: RunResult, file: string) {
+  const readme = path.join(BENCH_DIR, 'README.md');
+  let text: string;
+  try {
+    text = readFileSync(readme, 'utf8');
+  } catch {
+    return;
+  }
+  const start = '<!-- latest-results:start -->';
+  const end = '<!-- latest-results:end -->';
+  const a = text.indexOf(start);
+  const b = text.indexOf(end);
+  if (a < 0 || b < a) return;
+  const block = `${start}\n_${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, \`${r.command}\`, commit ${r.commit}, load average ${r.machine.loadavgStart.map((v) => v.toFixed(1)).join(' ')}. Full report: [results/${file}](results/${file})._\n\n${headlineTable(r)}\n`;
+  writeFileSync(readme, text.slice(0, a) + block + text.slice(b));
 }
 
 async function main() {
@@ -159,7 +178,10 @@ async function main() {
   let n = 0;
   for (let round = 1; round <= opts.rounds; round++) {
     for (const s of SCENARIOS) {
-      for (const t of targets) {
+      // A B C, then B C A, …: every target takes every position, so none always runs right
+      // after a scenario change or always follows the same neighbour.
+      const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);
+      for (const t of order) {
         n++;
         const m = await measure(t, s, round, opts.duration, mock.pid);
         result.measurements.push(m);
@@ -185,7 +207,7 @@ async function main() {
     const kinds: Array<'bare' | 'mole' | 'portkey'> = ['bare', 'mole', ...(opts.portkey ? (['portkey'] as const) : [])];
     for (const kind of kinds) {
       say(`${opts.streamClients} concurrent slow streams (one event per ${opts.streamChunkDelayMs} ms) through ${kind}`);
-      const r: SlowStreamResult = await slowStreams(kind, { n: opts.streamClients, chunkDelayMs: opts.streamChunkDelayMs, limitMs: opts.streamLimitMs, moleMain });
+      const r: SlowStreamResult = await slowStreams(kind, { n: opts.streamClients, chunkDelayMs: opts.streamChunkDelayMs, limitMs: opts.streamLimitMs, rampPerSec: opts.streamRampPerSec, moleMain });
       result.slowStreams.push(r);
       say(`  completed ${r.client.completed}, unfinished ${r.client.unfinished}, failed ${r.client.failed}; at most ${r.client.maxConcurrentStreaming} streaming at once; RSS ${(r.rssBeforeBytes / 1048576).toFixed(0)} → ${(r.rssPeakBytes / 1048576).toFixed(0)} MiB`);
     }
@@ -211,6 +233,7 @@ async function main() {
   writeFileSync(path.join(dir, `${stamp}.json`), JSON.stringify(result, null, 2) + '\n');
   writeFileSync(path.join(dir, `${stamp}.md`), md);
   writeFileSync(path.join(dir, 'latest.md'), md);
+  if (!quick && !flag('--no-readme')) updateReadme(result, `${stamp}.md`);
   process.stdout.write('\n' + md + '\n');
   say(`wrote bench/results/${stamp}.md, .json and latest.md`);
 }

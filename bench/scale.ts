@@ -21,6 +21,7 @@ import { createServices } from '../src/services.js';
 import { buildApp } from '../src/app.js';
 import { BASE62, KEY_PREFIX, keyChecksum, hashKey, isWellFormedKey, displayKey } from '../src/keys/format.js';
 import type { NewLog } from '../src/db/schema.js';
+import { parseRelayBody, toRelayRequest } from '../src/relay/protocols/openai.js';
 import { tmpDir, MASTER_KEY } from './lib/targets.js';
 import { percentile } from './lib/stats.js';
 
@@ -57,10 +58,15 @@ async function rate(fn: (i: number) => unknown, ms: number, minOps = 1000): Prom
 }
 
 /** A well-formed key from fast random bytes (format and checksum exactly as the contract says). */
+let pool = Buffer.alloc(0);
+let poolAt = 0;
 function fastKey(): string {
-  const bytes = randomBytes(42);
+  if (poolAt + 42 > pool.length) {
+    pool = randomBytes(42 * 4096);
+    poolAt = 0;
+  }
   let body = '';
-  for (let i = 0; i < 42; i++) body += BASE62[bytes[i]! % 62];
+  for (let i = 0; i < 42; i++) body += BASE62[pool[poolAt++]! % 62];
   return KEY_PREFIX + body + keyChecksum(body);
 }
 
@@ -105,6 +111,16 @@ try {
     checksumOnlyUs: wellFormed.usPerOp, sha256OnlyUs: sha.usPerOp,
     malformedPerSec: malformed.opsPerSec, unknownCachedPerSec: unknown.opsPerSec,
   };
+  // What the relay spends turning a request body into an admission estimate (JSON parse +
+  // local token count), for the benchmark's tiny prompt and for a ~4k-token one.
+  const smallBody = Buffer.from(JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello, mole! Say something short.' }], max_tokens: 16 }));
+  const bigText = Array.from({ length: 400 }, (_, i) => `Paragraph ${i}: the mole digs a quiet tunnel under the warm garden soil.`).join(' ');
+  const bigBody = Buffer.from(JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: bigText }], max_tokens: 16 }));
+  const bigTokens = toRelayRequest('chat', parseRelayBody(bigBody), 4096).promptTokens;
+  const admitSmall = await rate(() => toRelayRequest('chat', parseRelayBody(smallBody), 4096), 500, 5_000);
+  const admitBig = await rate(() => toRelayRequest('chat', parseRelayBody(bigBody), 4096), 1000, 200);
+  result.admission = { smallUs: admitSmall.usPerOp, bigUs: admitBig.usPerOp, bigPromptTokens: bigTokens, bigBodyBytes: bigBody.length };
+  say(`  admission estimate: ${admitSmall.usPerOp.toFixed(1)} µs tiny prompt, ${admitBig.usPerOp.toFixed(0)} µs for ${bigTokens} prompt tokens`);
   say(`  hit ${hit.opsPerSec.toFixed(0)}/s (${hit.usPerOp.toFixed(2)} µs; checksum ${wellFormed.usPerOp.toFixed(2)} µs, sha256 ${sha.usPerOp.toFixed(2)} µs)`);
 
   // ── 2. insert N keys straight into the table (the product's own insert path costs an audit row and a round trip each) ──

@@ -19,6 +19,8 @@ const arg = (name: string) => {
 const url = arg('--url')!;
 const N = Number(arg('--n') ?? 5000);
 const LIMIT = Number(arg('--limit-ms') ?? 40_000);
+/** New streams opened per second (a connection storm measures the accept queue, not holding streams). */
+const RAMP = Number(arg('--ramp-per-sec') ?? 1000);
 const headers = JSON.parse(arg('--headers') ?? '{}') as Record<string, string>;
 const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello, slow mole!' }], max_tokens: 16, stream: true });
 
@@ -26,15 +28,19 @@ const agent = new Agent({ connections: N, pipelining: 1, keepAliveTimeout: 5_000
 const stop = new AbortController();
 const t0 = performance.now();
 
-interface One { ttfb: number; end: number; ok: boolean; bytes: number; error?: string }
+/** Times are ms since the client process started (absolute), except ttfb (since this request was sent). */
+interface One { start: number; first: number; ttfb: number; end: number; ok: boolean; bytes: number; error?: string }
 
 async function one(): Promise<One> {
-  const r: One = { ttfb: NaN, end: NaN, ok: false, bytes: 0 };
+  const r: One = { start: performance.now() - t0, first: NaN, ttfb: NaN, end: NaN, ok: false, bytes: 0 };
   try {
     const res = await request(url + '/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, dispatcher: agent, signal: stop.signal });
     let tail = '';
     for await (const chunk of res.body) {
-      if (Number.isNaN(r.ttfb)) r.ttfb = performance.now() - t0;
+      if (Number.isNaN(r.first)) {
+        r.first = performance.now() - t0;
+        r.ttfb = r.first - r.start;
+      }
       r.bytes += (chunk as Buffer).length;
       tail = (tail + (chunk as Buffer).toString('utf8')).slice(-32);
     }
@@ -48,15 +54,22 @@ async function one(): Promise<One> {
 }
 
 const timer = setTimeout(() => stop.abort(), LIMIT);
-const all = await Promise.all(Array.from({ length: N }, one));
+const pending: Array<Promise<One>> = [];
+const TICK_MS = 50;
+for (let i = 0; i < N; ) {
+  const burst = Math.max(1, Math.round((RAMP * TICK_MS) / 1000));
+  for (let j = 0; j < burst && i < N; j++, i++) pending.push(one());
+  if (i < N) await new Promise((r) => setTimeout(r, TICK_MS));
+}
+const all = await Promise.all(pending);
 clearTimeout(timer);
 const wallMs = performance.now() - t0;
 
 // Sweep: +1 at first byte, -1 at end (or at the cut-off for unfinished streams).
 const events: Array<[number, number]> = [];
 for (const r of all) {
-  if (Number.isNaN(r.ttfb)) continue;
-  events.push([r.ttfb, 1], [Number.isNaN(r.end) ? wallMs : r.end, -1]);
+  if (Number.isNaN(r.first)) continue;
+  events.push([r.first, 1], [Number.isNaN(r.end) ? wallMs : r.end, -1]);
 }
 events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
 let cur = 0;
@@ -65,7 +78,7 @@ for (const [, d] of events) maxConc = Math.max(maxConc, (cur += d));
 
 const ok = all.filter((r) => r.ok);
 const ttfb = all.map((r) => r.ttfb).filter(Number.isFinite).sort((a, b) => a - b);
-const dur = ok.map((r) => r.end).sort((a, b) => a - b);
+const dur = ok.map((r) => r.end - r.start).sort((a, b) => a - b);
 const errors: Record<string, number> = {};
 for (const r of all) if (!r.ok) errors[r.error ?? 'bad body'] = (errors[r.error ?? 'bad body'] ?? 0) + 1;
 
@@ -78,7 +91,8 @@ process.stdout.write(JSON.stringify({
   maxConcurrentStreaming: maxConc,
   bytesPerStream: ok.length ? ok.reduce((a, r) => a + r.bytes, 0) / ok.length : 0,
   ttfbMs: { p50: percentile(ttfb, 50), p99: percentile(ttfb, 99), max: ttfb[ttfb.length - 1] ?? NaN },
-  endMs: { p50: percentile(dur, 50), p99: percentile(dur, 99), max: dur[dur.length - 1] ?? NaN },
+  /** Whole-stream duration of the completed ones. */
+  durationMs: { p50: percentile(dur, 50), p99: percentile(dur, 99), max: dur[dur.length - 1] ?? NaN },
   wallMs,
 }) + '\n');
 await agent.destroy();

@@ -20,6 +20,7 @@ export interface Summary {
   ratioToPortkey: number;
   p50ms: number;
   p99ms: number;
+  meanms: number;
   serverCpuUsPerReq: number;
   cpuRatioToBare: number;
   serverCores: number;
@@ -71,6 +72,7 @@ export function summarize(ms: Measurement[], targets: string[]): Summary[] {
         ratioToPortkey: targets.includes('portkey') ? median(ratio('portkey')) : NaN,
         p50ms: median(mine.map((m) => m.p50ms)),
         p99ms: median(mine.map((m) => m.p99ms)),
+        meanms: median(mine.map((m) => m.meanms)),
         serverCpuUsPerReq: median(mine.map((m) => m.serverCpuUsPerReq)),
         cpuRatioToBare: median(cpuRatio),
         serverCores: median(mine.map((m) => m.serverCores)),
@@ -116,16 +118,16 @@ export function renderMarkdown(r: RunResult): string {
   md += `- command: \`${r.command}\`\n`;
   md += `- commit: ${r.commit}\n`;
   md += `- machine: ${r.machine.cpus} × ${r.machine.cpuModel}, ${r.machine.memGiB} GiB, Node ${r.machine.node}; load average ${r.machine.loadavgStart.map((v) => v.toFixed(2)).join(' ')} at start, ${r.machine.loadavgEnd.map((v) => v.toFixed(2)).join(' ')} at end\n`;
-  md += `- load: autocannon, \`POST /v1/chat/completions\` (gpt-4o-mini, 1 short user message, max_tokens 16; streams get 16 one-token events + finish + [DONE]), ${r.options.rounds} interleaved rounds × ${r.options.duration} s per target and scenario; medians over rounds, ratios computed per round then the median (min–max in the full table)\n`;
-  md += `- every server runs in its own process on 127.0.0.1; CPU is utime+stime from /proc/<pid>/stat; the upstream is test/mock-provider\n\n`;
+  md += `- load: autocannon, \`POST /v1/chat/completions\` (gpt-4o-mini, 1 short user message, max_tokens 16; streams get 16 one-token events + finish + [DONE]), ${r.options.rounds} interleaved rounds (target order rotated each round) × ${r.options.duration} s per target and scenario; medians over rounds, ratios computed per round then the median (min–max in the full table)\n`;
+  md += `- latency: mean = connections ÷ req/s (exact); p50/p99 come from autocannon's histogram, which has 1 ms resolution\n- every server runs in its own process on 127.0.0.1; CPU is utime+stime from /proc/<pid>/stat; the upstream is test/mock-provider\n\n`;
 
   md += `## Headline\n\n${headlineTable(r)}\n`;
 
   md += `## All load measurements\n\n`;
-  md += '| scenario | target | req/s (median, min–max) | × bare (median, min–max) | p50 ms | p99 ms | server CPU µs/req | CPU × bare | server cores used | upstream CPU µs/req | bytes/resp | errors / non-2xx / bad body |\n';
-  md += '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
+  md += '| scenario | target | req/s (median, min–max) | × bare (median, min–max) | mean ms | p50 ms | p99 ms | server CPU µs/req | CPU × bare | server cores used | upstream CPU µs/req | bytes/resp | errors / non-2xx / bad body |\n';
+  md += '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
   for (const s of r.summary) {
-    md += `| ${s.scenario} | ${s.target} | ${fmt(s.rps)} (${fmt(s.rpsMin)}–${fmt(s.rpsMax)}) | ${s.target === 'bare' ? '1.00×' : `${x(s.ratioToBare)} (${x(s.ratioToBareMin)}–${x(s.ratioToBareMax)})`} | ${ms1(s.p50ms)} | ${ms1(s.p99ms)} | ${fmt(s.serverCpuUsPerReq)} | ${s.target === 'bare' ? '1.00×' : x(s.cpuRatioToBare)} | ${s.serverCores.toFixed(2)} | ${fmt(s.upstreamCpuUsPerReq)} | ${fmt(s.bytesPerResponse)} | ${s.errors} / ${s.non2xx} / ${s.mismatches} |\n`;
+    md += `| ${s.scenario} | ${s.target} | ${fmt(s.rps)} (${fmt(s.rpsMin)}–${fmt(s.rpsMax)}) | ${s.target === 'bare' ? '1.00×' : `${x(s.ratioToBare)} (${x(s.ratioToBareMin)}–${x(s.ratioToBareMax)})`} | ${s.meanms.toFixed(2)} | ${ms1(s.p50ms)} | ${ms1(s.p99ms)} | ${fmt(s.serverCpuUsPerReq)} | ${s.target === 'bare' ? '1.00×' : x(s.cpuRatioToBare)} | ${s.serverCores.toFixed(2)} | ${fmt(s.upstreamCpuUsPerReq)} | ${fmt(s.bytesPerResponse)} | ${s.errors} / ${s.non2xx} / ${s.mismatches} |\n`;
   }
   md += `\nPeak RSS over the whole load phase (VmHWM): ${Object.entries(r.peakRss).map(([k, v]) => `${k} ${mib(v)}`).join(', ')}.\n\n`;
   if (r.moleCheck) {
@@ -135,11 +137,12 @@ export function renderMarkdown(r: RunResult): string {
   if (r.slowStreams.length) {
     const s0 = r.slowStreams[0]!;
     md += `## ${fmt(s0.streams)} concurrent slow streams\n\n`;
-    md += `Upstream sends one SSE event every ${s0.chunkDelayMs} ms (~${((18 * s0.chunkDelayMs) / 1000).toFixed(0)} s per stream); all clients start at once from a separate process (one connection each); cut off after ${fmt(Number(r.options.streamLimitMs) / 1000)} s.\n\n`;
-    md += '| target | completed | unfinished at cut-off | failed | most streaming at once | server RSS before → peak | RSS per concurrent stream | peak fds | first byte p50 / p99 s |\n';
-    md += '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
+    md += `Upstream sends one SSE event every ${s0.chunkDelayMs} ms (~${((18 * s0.chunkDelayMs) / 1000).toFixed(0)} s per stream); the clients (a separate process, one connection each) open ${fmt(s0.rampPerSec)} streams per second until all ${fmt(s0.streams)} are open, so all of them overlap; cut off after ${fmt(Number(r.options.streamLimitMs) / 1000)} s. "Most streaming at once" counts streams that had their first byte and had not ended; "RSS per open request" is (peak − before) ÷ requests not refused.\n\n`;
+    md += '| target | completed | unfinished at cut-off | failed | most streaming at once | server RSS before → peak | RSS per open request | peak fds | first byte p50 / p99 s | duration of completed p50 s |\n';
+    md += '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
     for (const s of r.slowStreams) {
-      md += `| ${s.target} | ${fmt(s.client.completed)} | ${fmt(s.client.unfinished)} | ${fmt(s.client.failed)} | ${fmt(s.client.maxConcurrentStreaming)} | ${mib(s.rssBeforeBytes)} → ${mib(s.rssPeakBytes)} | ${fmt(s.bytesPerStream / 1024)} KiB | ${fmt(s.fdPeak)} | ${(s.client.ttfbMs.p50 / 1000).toFixed(1)} / ${(s.client.ttfbMs.p99 / 1000).toFixed(1)} |\n`;
+      const errs = Object.entries(s.client.errors).filter(([k]) => k !== 'unfinished').map(([k, v]) => `${v}× ${k.slice(0, 40)}`).join('; ');
+      md += `| ${s.target} | ${fmt(s.client.completed)} | ${fmt(s.client.unfinished)} | ${fmt(s.client.failed)}${errs ? ` (${errs})` : ''} | ${fmt(s.client.maxConcurrentStreaming)} | ${mib(s.rssBeforeBytes)} → ${mib(s.rssPeakBytes)} | ${fmt(s.bytesPerStream / 1024)} KiB | ${fmt(s.fdPeak)} | ${(s.client.ttfbMs.p50 / 1000).toFixed(1)} / ${(s.client.ttfbMs.p99 / 1000).toFixed(1)} | ${(s.client.durationMs.p50 / 1000).toFixed(1)} |\n`;
     }
     md += '\n';
   }
@@ -150,6 +153,7 @@ export function renderMarkdown(r: RunResult): string {
     md += '| measurement | result |\n| --- | ---: |\n';
     md += `| key verification, cache hit | ${fmt(sc.verify.hitPerSec)} /s (${sc.verify.hitUs.toFixed(2)} µs; of which checksum ${sc.verify.checksumOnlyUs.toFixed(2)} µs, SHA-256 ${sc.verify.sha256OnlyUs.toFixed(2)} µs) |\n`;
     md += `| key verification, cache miss (DB lookup) | ${fmt(sc.verify.missPerSec)} /s sequential (${fmt(sc.verify.missUs)} µs); ${fmt(sc.verify.missConcurrent64PerSec)} /s with 64 in flight |\n`;
+    if (sc.admission) md += `| request admission estimate (parse body + count prompt tokens locally) | ${sc.admission.smallUs.toFixed(1)} µs for the benchmark's tiny prompt; ${fmt(sc.admission.bigUs)} µs for a ${fmt(sc.admission.bigPromptTokens)}-token prompt (${fmt(sc.admission.bigBodyBytes / 1024)} KiB body) |\n`;
     md += `| unknown well-formed key (negative cache) / malformed key | ${fmt(sc.verify.unknownCachedPerSec)} /s / ${fmt(sc.verify.malformedPerSec)} /s |\n`;
     md += `| insert ${fmt(sc.keyInsert.rows)} key rows (generate + SHA-256 + SQLite insert) | ${sc.keyInsert.seconds.toFixed(1)} s (${fmt(sc.keyInsert.rowsPerSec)} rows/s), DB ${mib(sc.keyInsert.dbBytes)} |\n`;
     md += `| hold ${fmt(sc.keyCache.cachedEntries)} keys in the verifier cache | +${mib(sc.keyCache.heapBytesAdded)} heap (${fmt(sc.keyCache.bytesPerEntry)} B/key); services at start with the LRU sized for them: ${mib(sc.keyCache.servicesHeapAtStart)}; total ${mib(sc.keyCache.heapTotalWithAllKeys)} |\n`;

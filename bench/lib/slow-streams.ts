@@ -9,6 +9,7 @@ export interface SlowStreamResult {
   target: string;
   streams: number;
   chunkDelayMs: number;
+  rampPerSec: number;
   rssBeforeBytes: number;
   rssPeakBytes: number;
   hwmBytes: number;
@@ -21,12 +22,12 @@ export interface SlowStreamResult {
     errors: Record<string, number>;
     maxConcurrentStreaming: number;
     ttfbMs: { p50: number; p99: number; max: number };
-    endMs: { p50: number; p99: number; max: number };
+    durationMs: { p50: number; p99: number; max: number };
     wallMs: number;
   };
 }
 
-export async function slowStreams(kind: 'bare' | 'mole' | 'portkey', o: { n: number; chunkDelayMs: number; limitMs: number; moleMain: string }): Promise<SlowStreamResult> {
+export async function slowStreams(kind: 'bare' | 'mole' | 'portkey', o: { n: number; chunkDelayMs: number; limitMs: number; rampPerSec: number; moleMain: string }): Promise<SlowStreamResult> {
   const mock = await startMock({ scenario: { chunkDelayMs: o.chunkDelayMs }, name: 'slow-mock' });
   let t: Target | null = null;
   try {
@@ -50,7 +51,7 @@ export async function slowStreams(kind: 'bare' | 'mole' | 'portkey', o: { n: num
         await new Promise((r) => setTimeout(r, 250));
       }
     })();
-    const out = await runToEnd(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'stream-clients.ts'), '--url', t.url, '--n', String(o.n), '--limit-ms', String(o.limitMs), '--headers', JSON.stringify(t.headers)], { cwd: REPO, timeoutMs: o.limitMs + 60_000 });
+    const out = await runToEnd(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'stream-clients.ts'), '--url', t.url, '--n', String(o.n), '--limit-ms', String(o.limitMs), '--ramp-per-sec', String(o.rampPerSec), '--headers', JSON.stringify(t.headers)], { cwd: REPO, timeoutMs: o.limitMs + 60_000 });
     sampling = false;
     await sampler;
     const client = JSON.parse(out.trim().split('\n').pop()!) as SlowStreamResult['client'];
@@ -59,10 +60,13 @@ export async function slowStreams(kind: 'bare' | 'mole' | 'portkey', o: { n: num
       target: kind,
       streams: o.n,
       chunkDelayMs: o.chunkDelayMs,
+      rampPerSec: o.rampPerSec,
       rssBeforeBytes: before,
       rssPeakBytes: peak,
       hwmBytes: hwm,
-      bytesPerStream: client.maxConcurrentStreaming > 0 ? (peak - before) / client.maxConcurrentStreaming : NaN,
+      // Every request is held by the server from the moment it is accepted (streaming, or
+      // queued for an upstream connection) until it ends, so growth ÷ requests open at once.
+      bytesPerStream: (peak - before) / Math.max(1, o.n - client.failed),
       fdPeak,
       client,
     };

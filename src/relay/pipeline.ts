@@ -96,6 +96,19 @@ export function createRelay(s: Services) {
     return res.reservation;
   }
 
+  // ── 8. settle: charge the real cost, release the rest of the hold ─────────────────────
+  // The upstream has answered by now: a ledger failure (the shared Redis ledger unreachable)
+  // must not be mistaken for a channel failure, which would retry the request on another
+  // channel (a second upstream call) or write a second answer on a stream already sent.
+  async function settle(req: FastifyRequest, reservation: Reservation, cost: number): Promise<number> {
+    try {
+      return await s.ledger.settle(reservation, cost);
+    } catch (err) {
+      req.log.error({ err: err instanceof Error ? err.message : String(err), cost }, 'relay: settling failed; the answer is not billed');
+      return 0;
+    }
+  }
+
   // ── 9. log: one row per request that presented a known key ───────────────────────────
   function log(req: FastifyRequest, o: Outcome): void {
     const st = req.relay;
@@ -189,6 +202,13 @@ export function createRelay(s: Services) {
         lastFailure = { status: 502, timeout: false, message: 'upstream sent a broken answer' };
       } catch (err) {
         if (clientGone.signal.aborted) break;
+        if (reply.raw.headersSent) {
+          // The answer had begun: no other channel can take over. Close it rather than write twice.
+          req.log.error({ err: err instanceof Error ? err.message : String(err) }, 'relay: failed after the answer began');
+          s.ledger.release(reservation);
+          reply.raw.destroy();
+          return;
+        }
         const f = err instanceof UpstreamFailure ? err : new UpstreamFailure(err instanceof Error ? err.message : 'upstream failed', false);
         s.channels.reportFailure(channel, f.message, false);
         lastFailure = { status: f.timeout ? 504 : 502, timeout: f.timeout, message: f.message };
@@ -218,7 +238,7 @@ export function createRelay(s: Services) {
     let usage = readUsage(json);
     const estimated = usage === null;
     if (!usage) usage = { promptTokens: r.promptTokens, cachedTokens: 0, completionTokens: r.endpoint === 'embeddings' ? 0 : countText(generatedText(json)) };
-    const cost = await s.ledger.settle(reservation, bill(usage));
+    const cost = await settle(req, reservation, bill(usage));
     log(req, { status: 200, errorCode: null, usage, cost, estimated, channel, upstreamModel, ttftMs: null });
     void reply.code(200).header('content-type', 'application/json').send(buf);
     return true;
@@ -285,7 +305,7 @@ export function createRelay(s: Services) {
       failure === null && usage !== null
         ? usage
         : { promptTokens: usage?.promptTokens ?? r.promptTokens, cachedTokens: usage?.cachedTokens ?? 0, completionTokens: countProduced(produced) };
-    const cost = await s.ledger.settle(reservation, bill(finalUsage));
+    const cost = await settle(req, reservation, bill(finalUsage));
     const clientLeft = out.destroyed && failure !== null;
     log(req, { status: clientLeft ? 499 : 200, errorCode: failure === null ? null : clientLeft ? 'client_closed' : 'upstream_error', usage: finalUsage, cost, estimated, channel, upstreamModel, ttftMs });
     if (!out.destroyed) {

@@ -194,6 +194,45 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
     }
   });
 
+  it('a ledger failure while settling (shared ledger unreachable) neither retries on another channel nor breaks the answer', async () => {
+    const m = uniq('settle');
+    const b = await startMockProvider();
+    try {
+      const chA = await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: [m], priority: 2 });
+      await addChannel(s, { type: 'openai', base_url: b.url, api_key: 'x', models: [m], priority: 1 });
+      await setPrice(s, m, PRICE);
+      const { key, secret } = await userWithKey(s, { balance: 10 });
+      const ledger = s.services.ledger as { settle: (...a: unknown[]) => Promise<number> };
+      const original = ledger.settle;
+      ledger.settle = async () => {
+        throw new Error('shared ledger unreachable');
+      };
+      const before = mock.requests.length;
+      try {
+        for (let i = 0; i < 2; i++) {
+          const plain = await client(s, secret).chat.completions.create({ model: m, messages: [{ role: 'user', content: `plain ${i}` }], max_tokens: 4 });
+          expect(plain.choices[0]!.message.content).toBeTruthy();
+          let pieces = 0;
+          for await (const ch of await client(s, secret).chat.completions.create({ model: m, messages: [{ role: 'user', content: `stream ${i}` }], stream: true, max_tokens: 4 })) {
+            if (ch.choices[0]?.delta?.content) pieces++;
+          }
+          expect(pieces).toBe(4);
+        }
+      } finally {
+        ledger.settle = original;
+      }
+      expect(mock.requests.length - before, 'one upstream call per request').toBe(4);
+      expect(b.requests, 'never retried elsewhere').toHaveLength(0);
+      expect((await s.api('GET', `/api/channels/${chA.id}`)).body.cooling_down_until).toBeNull();
+      const rows = await allLogs(s, { key_id: key.id });
+      expect(rows.map((r) => [r.status, r.channel_id])).toEqual(Array(4).fill([200, chA.id]));
+      expect(nanoOf((await keyJson(s, key.id)).used)).toBe(sumCost(rows));
+      expect(s.logs()).toContain('settling failed');
+    } finally {
+      await b.close();
+    }
+  });
+
   it('images and names count towards the worst case: a quota one nano-USD short of the real cost refuses the request', async () => {
     const m = await model();
     const messages = [

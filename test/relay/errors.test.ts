@@ -30,10 +30,11 @@ describe.each(backends())('relay errors (%s)', (backend) => {
     await mock?.close();
   });
 
-  /** Refused: the single log row of this key carries the code, the HTTP status and cost 0. */
-  async function expectRefusalLogged(keyId: number, code: string, status: number, requestId?: string | null) {
+  /** Refused: the answer carried x-request-id, and this key's log row with that id carries the code, status and cost 0. */
+  async function expectRefusalLogged(keyId: number, code: string, status: number, requestId: string | null | undefined) {
+    expect(requestId, 'x-request-id on the error answer').toMatch(/\S/);
     const rows = await allLogs(s, { key_id: keyId });
-    const row = requestId ? rows.find((r) => r.request_id === requestId) : rows[0];
+    const row = rows.find((r) => r.request_id === requestId);
     expect(row, `log row for key ${keyId}`).toBeTruthy();
     expect(row).toMatchObject({ error_code: code, status, cost: 0, completion_tokens: 0 });
     return row!;

@@ -1,8 +1,8 @@
-import { lazy, Suspense, useCallback, useEffect, useState, type FormEvent, type ReactElement } from 'react';
+import { lazy, Suspense, useCallback, useEffect, useState, type ReactElement } from 'react';
 import { api, ApiError, errorMessage, onUnauthorized, setCsrfToken, type User } from './api';
 import { Link, navigate, useLocation } from './router';
 import { SessionContext, useSession, type Session } from './session';
-import { Notices } from './components/ui';
+import { FormError, Notices, useFormSubmit } from './components/ui';
 import { timeZone, usd } from './format';
 import { KeysPage } from './pages/Keys';
 import { KeyDetailPage } from './pages/KeyDetail';
@@ -112,28 +112,19 @@ export function App() {
 function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (u: User) => void }) {
   const [username, setUsername] = useState('');
   const [password, setPassword] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
     document.title = 'Sign in · MoleAPI';
   }, []);
 
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      const s = await api.post<SessionBody>('/api/auth/login', { username, password });
-      setCsrfToken(s.csrf_token);
-      onSignedIn(s.user);
-    } catch (err) {
-      setError(
-        err instanceof ApiError && err.status === 401 ? 'Wrong username or password.' : errorMessage(err),
-      );
-      setBusy(false);
-    }
-  };
+  const { busy, error, submit } = useFormSubmit(
+    () =>
+      api.post<SessionBody>('/api/auth/login', { username, password }).then((s) => {
+        setCsrfToken(s.csrf_token);
+        onSignedIn(s.user);
+      }),
+    (err) => (err instanceof ApiError && err.status === 401 ? 'Wrong username or password.' : errorMessage(err)),
+  );
 
   return (
     <main className="center-page">
@@ -165,11 +156,7 @@ function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (u: User)
             onChange={(e) => setPassword(e.target.value)}
           />
         </label>
-        {error ? (
-          <p className="notice error" role="alert">
-            {error}
-          </p>
-        ) : null}
+        <FormError message={error} />
         <button type="submit" className="primary" disabled={busy}>
           {busy ? 'Signing in…' : 'Sign in'}
         </button>

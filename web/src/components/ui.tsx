@@ -233,6 +233,100 @@ export function Modal({
   );
 }
 
+/** A form's error in words, announced when it appears. */
+export function FormError({ message, className }: { message: string | null | undefined; className?: string }) {
+  if (!message) return null;
+  return (
+    <p className={`notice error${className ? ` ${className}` : ''}`} role="alert">
+      {message}
+    </p>
+  );
+}
+
+/**
+ * What a form's submit does: a promise (the save; `busy` while it runs, a rejection becomes
+ * `error` in words and the form can be sent again), a string (a validation message: shown,
+ * nothing sent) or null (nothing sent; the fields show their own errors).
+ */
+export type SubmitAction = () => Promise<unknown> | string | null;
+
+/**
+ * Busy and error state for one form. On success `busy` stays set: the caller moves on
+ * (closes the dialog, leaves the page).
+ */
+export function useFormSubmit(action: SubmitAction, describe: (err: unknown) => string = errorMessage) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    const result = action();
+    if (result === null) return;
+    if (typeof result === 'string') {
+      setError(result);
+      return;
+    }
+    setBusy(true);
+    try {
+      await result;
+    } catch (err) {
+      setError(describe(err));
+      setBusy(false);
+    }
+  };
+  return { busy, error, submit };
+}
+
+/**
+ * A dialog holding one form: its fields, the error from the last attempt, Cancel and a
+ * submit button that is locked (showing `busyLabel`) while the submission runs.
+ */
+export function FormDialog({
+  title,
+  onClose,
+  onSubmit,
+  submitLabel,
+  busyLabel = 'Saving…',
+  danger,
+  grid,
+  noValidate,
+  className,
+  closeOnBackdrop,
+  children,
+}: {
+  title: ReactNode;
+  onClose: () => void;
+  onSubmit: SubmitAction;
+  submitLabel: string;
+  busyLabel?: string;
+  danger?: boolean;
+  /** Two-column layout (`form-grid`); the error and the buttons span both columns. */
+  grid?: boolean;
+  noValidate?: boolean;
+  className?: string;
+  closeOnBackdrop?: boolean;
+  children: ReactNode;
+}) {
+  const { busy, error, submit } = useFormSubmit(onSubmit);
+  const span = grid ? 'span2' : undefined;
+  return (
+    <Modal title={title} onClose={onClose} className={className} closeOnBackdrop={closeOnBackdrop}>
+      <form onSubmit={submit} noValidate={noValidate} className={grid ? 'form-grid' : undefined}>
+        {children}
+        <FormError message={error} className={span} />
+        <div className={span ? `actions ${span}` : 'actions'}>
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" className={danger ? 'danger' : 'primary'} disabled={busy}>
+            {busy ? busyLabel : submitLabel}
+          </button>
+        </div>
+      </form>
+    </Modal>
+  );
+}
+
 export function ConfirmDialog({
   title,
   children,
@@ -248,38 +342,18 @@ export function ConfirmDialog({
   onConfirm: () => Promise<void>;
   onClose: () => void;
 }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<string | null>(null);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await onConfirm();
-    } catch (err) {
-      setError(errorMessage(err));
-      setBusy(false);
-    }
-  };
   return (
-    <Modal title={title} onClose={onClose} closeOnBackdrop>
-      <form onSubmit={submit}>
-        {children}
-        {error ? (
-          <p className="notice error" role="alert">
-            {error}
-          </p>
-        ) : null}
-        <div className="actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className={danger ? 'danger' : 'primary'} disabled={busy}>
-            {busy ? 'Working…' : confirmLabel}
-          </button>
-        </div>
-      </form>
-    </Modal>
+    <FormDialog
+      title={title}
+      onClose={onClose}
+      onSubmit={onConfirm}
+      submitLabel={confirmLabel}
+      busyLabel="Working…"
+      danger={danger}
+      closeOnBackdrop
+    >
+      {children}
+    </FormDialog>
   );
 }
 

@@ -1,7 +1,7 @@
-import { useState, type FormEvent } from 'react';
+import { useState } from 'react';
 import { api, errorMessage, type Channel, type Page } from '../api';
 import { dateTime, ms } from '../format';
-import { AsyncView, ConfirmDialog, Field, Modal, StatusBadge, notify, useAsync } from '../components/ui';
+import { AsyncView, ConfirmDialog, Field, FormDialog, StatusBadge, notify, useAsync } from '../components/ui';
 import { parseList } from '../validate';
 
 const TYPES: { value: string; label: string; needsUrl: boolean }[] = [
@@ -190,26 +190,22 @@ function ChannelForm({ existing, onClose, onSaved }: { existing?: Channel; onClo
   const [priority, setPriority] = useState(String(existing?.priority ?? 0));
   const [weight, setWeight] = useState(String(existing?.weight ?? 1));
   const [groups, setGroups] = useState((existing?.groups ?? []).join(', '));
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
   const typeInfo = TYPES.find((t) => t.value === type);
 
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setError(null);
+  const submit = () => {
     const map: Record<string, string> = {};
     for (const line of modelMap.split('\n').map((l) => l.trim()).filter(Boolean)) {
       const m = /^([^=\s]+)\s*(?:=|->|→)\s*(\S+)$/.exec(line);
-      if (!m) return setError(`Model map line “${line}” should look like alias=upstream-model.`);
+      if (!m) return `Model map line “${line}” should look like alias=upstream-model.`;
       map[m[1] as string] = m[2] as string;
     }
     const modelList = parseList(models);
-    if (!modelList.length) return setError('List at least one model this channel serves.');
+    if (!modelList.length) return 'List at least one model this channel serves.';
     const p = Number(priority);
     const w = Number(weight);
-    if (!Number.isInteger(p)) return setError('Priority must be a whole number.');
-    if (!Number.isInteger(w) || w < 0) return setError('Weight must be a whole number, 0 or more.');
-    if (typeInfo?.needsUrl && !/^https?:\/\//.test(baseUrl.trim())) return setError('Base URL must start with http:// or https://.');
+    if (!Number.isInteger(p)) return 'Priority must be a whole number.';
+    if (!Number.isInteger(w) || w < 0) return 'Weight must be a whole number, 0 or more.';
+    if (typeInfo?.needsUrl && !/^https?:\/\//.test(baseUrl.trim())) return 'Base URL must start with http:// or https://.';
     const body: Record<string, unknown> = {
       name: name.trim(),
       type,
@@ -223,96 +219,82 @@ function ChannelForm({ existing, onClose, onSaved }: { existing?: Channel; onClo
     if (apiKey) body.api_key = apiKey;
     else if (!existing && typeInfo?.needsUrl) body.api_key = ''; // some local servers need none
     if (!existing) for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
-    setBusy(true);
-    try {
-      onSaved(
-        existing
-          ? await api.patch<Channel>(`/api/channels/${encodeURIComponent(existing.id)}`, body)
-          : await api.post<Channel>('/api/channels', body),
-      );
-    } catch (err) {
-      setError(errorMessage(err));
-      setBusy(false);
-    }
+    return (
+      existing
+        ? api.patch<Channel>(`/api/channels/${encodeURIComponent(existing.id)}`, body)
+        : api.post<Channel>('/api/channels', body)
+    ).then(onSaved);
   };
 
   return (
-    <Modal title={existing ? `Edit channel ${existing.name}` : 'Add channel'} onClose={onClose} className="form-dialog">
-      <form onSubmit={submit} className="form-grid">
-        <label>
-          Name
-          <input value={name} onChange={(e) => setName(e.target.value)} required autoFocus />
-        </label>
-        <label>
-          Type
-          <select value={type} onChange={(e) => setType(e.target.value)}>
-            {TYPES.map((t) => (
-              <option key={t.value} value={t.value}>
-                {t.label}
-              </option>
-            ))}
-            {TYPES.some((t) => t.value === type) ? null : <option value={type}>{type}</option>}
-          </select>
-        </label>
-        <label className="span2">
-          Base URL
-          <input
-            type="url"
-            value={baseUrl}
-            onChange={(e) => setBaseUrl(e.target.value)}
-            placeholder={typeInfo?.needsUrl ? 'https://api.openai.com/v1' : 'not needed for this type'}
-            required={typeInfo?.needsUrl}
-          />
-        </label>
-        <Field
-          label="Upstream API key"
-          hint={
-            existing
-              ? 'Stored encrypted and never shown again. Leave empty to keep the current one.'
-              : 'Stored encrypted and never shown again.'
-          }
-          className="span2"
-        >
-          <input type="password" value={apiKey} onChange={(e) => setApiKey(e.target.value)} autoComplete="off" />
-        </Field>
-        <Field label="Models" hint="Comma- or line-separated model names clients may request." className="span2">
-          <textarea value={models} onChange={(e) => setModels(e.target.value)} rows={2} placeholder="gpt-4o-mini, gpt-4o" required />
-        </Field>
-        <Field label="Model map" hint="Optional, one per line: requested-name=upstream-name." className="span2">
-          <textarea
-            value={modelMap}
-            onChange={(e) => setModelMap(e.target.value)}
-            rows={2}
-            placeholder="gpt-4o-mini=gpt-4o-mini-2024-07-18"
-          />
-        </Field>
-        <label>
-          Priority
-          <input type="number" step={1} value={priority} onChange={(e) => setPriority(e.target.value)} />
-        </label>
-        <label>
-          Weight
-          <input type="number" min={0} step={1} value={weight} onChange={(e) => setWeight(e.target.value)} />
-        </label>
-        <label className="span2">
-          Groups
-          <input value={groups} onChange={(e) => setGroups(e.target.value)} placeholder="default, vip — empty for all groups" />
-        </label>
-        {existing ? <p className="muted span2 small">Last changed {dateTime(existing.updated_at)}.</p> : null}
-        {error ? (
-          <p className="notice error span2" role="alert">
-            {error}
-          </p>
-        ) : null}
-        <div className="actions span2">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            {busy ? 'Saving…' : existing ? 'Save' : 'Add channel'}
-          </button>
-        </div>
-      </form>
-    </Modal>
+    <FormDialog
+      title={existing ? `Edit channel ${existing.name}` : 'Add channel'}
+      onClose={onClose}
+      onSubmit={submit}
+      submitLabel={existing ? 'Save' : 'Add channel'}
+      grid
+      className="form-dialog"
+    >
+      <label>
+        Name
+        <input value={name} onChange={(e) => setName(e.target.value)} required autoFocus />
+      </label>
+      <label>
+        Type
+        <select value={type} onChange={(e) => setType(e.target.value)}>
+          {TYPES.map((t) => (
+            <option key={t.value} value={t.value}>
+              {t.label}
+            </option>
+          ))}
+          {TYPES.some((t) => t.value === type) ? null : <option value={type}>{type}</option>}
+        </select>
+      </label>
+      <label className="span2">
+        Base URL
+        <input
+          type="url"
+          value={baseUrl}
+          onChange={(e) => setBaseUrl(e.target.value)}
+          placeholder={typeInfo?.needsUrl ? 'https://api.openai.com/v1' : 'not needed for this type'}
+          required={typeInfo?.needsUrl}
+        />
+      </label>
+      <Field
+        label="Upstream API key"
+        hint={
+          existing
+            ? 'Stored encrypted and never shown again. Leave empty to keep the current one.'
+            : 'Stored encrypted and never shown again.'
+        }
+        className="span2"
+      >
+        <input type="password" value={apiKey} onChange={(e) => setApiKey(e.target.value)} autoComplete="off" />
+      </Field>
+      <Field label="Models" hint="Comma- or line-separated model names clients may request." className="span2">
+        <textarea value={models} onChange={(e) => setModels(e.target.value)} rows={2} placeholder="gpt-4o-mini, gpt-4o" required />
+      </Field>
+      <Field label="Model map" hint="Optional, one per line: requested-name=upstream-name." className="span2">
+        <textarea
+          value={modelMap}
+          onChange={(e) => setModelMap(e.target.value)}
+          rows={2}
+          placeholder="gpt-4o-mini=gpt-4o-mini-2024-07-18"
+        />
+      </Field>
+      <label>
+        Priority
+        <input type="number" step={1} value={priority} onChange={(e) => setPriority(e.target.value)} />
+      </label>
+      <label>
+        Weight
+        <input type="number" min={0} step={1} value={weight} onChange={(e) => setWeight(e.target.value)} />
+      </label>
+      <label className="span2">
+        Groups
+        <input value={groups} onChange={(e) => setGroups(e.target.value)} placeholder="default, vip — empty for all groups" />
+      </label>
+      {existing ? <p className="muted span2 small">Last changed {dateTime(existing.updated_at)}.</p> : null}
+    </FormDialog>
   );
 }

@@ -1,7 +1,7 @@
-import { useState, type FormEvent } from 'react';
-import { api, errorMessage, type Group, type Price } from '../api';
+import { useState } from 'react';
+import { api, type Group, type Price } from '../api';
 import { usd } from '../format';
-import { AsyncView, ConfirmDialog, Modal, Section, notify, useAsync } from '../components/ui';
+import { AsyncView, ConfirmDialog, FormDialog, Section, notify, useAsync } from '../components/ui';
 import { parseUsd } from '../validate';
 
 /** Model names may hold "/" (org/model): the server takes the rest of the path as the name. */
@@ -197,118 +197,77 @@ function PriceForm({
   const [input, setInput] = useState(existing ? String(existing.input) : '');
   const [output, setOutput] = useState(existing ? String(existing.output) : '');
   const [cached, setCached] = useState(existing?.cached_input != null ? String(existing.cached_input) : '');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setError(null);
+  const submit = () => {
     const i = parseUsd(input);
     const o = parseUsd(output);
     const c = parseUsd(cached);
-    if (!model.trim()) return setError('Enter the model name.');
-    if (i.error || i.value === null) return setError('Input price: enter US dollars per 1M tokens, e.g. 0.15.');
-    if (o.error || o.value === null) return setError('Output price: enter US dollars per 1M tokens, e.g. 0.60.');
-    if (c.error) return setError('Cached input price: ' + c.error);
-    setBusy(true);
-    try {
-      const body: Record<string, number> = { input: i.value, output: o.value };
-      if (c.value !== null) body.cached_input = c.value;
-      onSaved(await api.put<Price>(`/api/prices/${modelPath(model.trim())}`, body));
-    } catch (err) {
-      setError(errorMessage(err));
-      setBusy(false);
-    }
+    if (!model.trim()) return 'Enter the model name.';
+    if (i.error || i.value === null) return 'Input price: enter US dollars per 1M tokens, e.g. 0.15.';
+    if (o.error || o.value === null) return 'Output price: enter US dollars per 1M tokens, e.g. 0.60.';
+    if (c.error) return 'Cached input price: ' + c.error;
+    const body: Record<string, number> = { input: i.value, output: o.value };
+    if (c.value !== null) body.cached_input = c.value;
+    return api.put<Price>(`/api/prices/${modelPath(model.trim())}`, body).then(onSaved);
   };
   return (
-    <Modal title={existing ? `Price of ${existing.model}` : 'Add price'} onClose={onClose}>
-      <form onSubmit={submit} className="form-grid">
-        <label className="span2">
-          Model
-          <input
-            value={model}
-            onChange={(e) => setModel(e.target.value)}
-            readOnly={Boolean(existing)}
-            list="unpriced-models"
-            required
-            autoFocus={!existing}
-          />
-          <datalist id="unpriced-models">
-            {suggestions.map((s) => (
-              <option key={s} value={s} />
-            ))}
-          </datalist>
-        </label>
-        <label>
-          Input (USD per 1M tokens)
-          <input inputMode="decimal" value={input} onChange={(e) => setInput(e.target.value)} required autoFocus={Boolean(existing)} />
-        </label>
-        <label>
-          Output (USD per 1M tokens)
-          <input inputMode="decimal" value={output} onChange={(e) => setOutput(e.target.value)} required />
-        </label>
-        <label>
-          Cached input (USD per 1M tokens)
-          <input inputMode="decimal" value={cached} onChange={(e) => setCached(e.target.value)} placeholder="same as input" />
-        </label>
-        {error ? (
-          <p className="notice error span2" role="alert">
-            {error}
-          </p>
-        ) : null}
-        <div className="actions span2">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            {busy ? 'Saving…' : 'Save price'}
-          </button>
-        </div>
-      </form>
-    </Modal>
+    <FormDialog
+      title={existing ? `Price of ${existing.model}` : 'Add price'}
+      onClose={onClose}
+      onSubmit={submit}
+      submitLabel="Save price"
+      grid
+    >
+      <label className="span2">
+        Model
+        <input
+          value={model}
+          onChange={(e) => setModel(e.target.value)}
+          readOnly={Boolean(existing)}
+          list="unpriced-models"
+          required
+          autoFocus={!existing}
+        />
+        <datalist id="unpriced-models">
+          {suggestions.map((s) => (
+            <option key={s} value={s} />
+          ))}
+        </datalist>
+      </label>
+      <label>
+        Input (USD per 1M tokens)
+        <input inputMode="decimal" value={input} onChange={(e) => setInput(e.target.value)} required autoFocus={Boolean(existing)} />
+      </label>
+      <label>
+        Output (USD per 1M tokens)
+        <input inputMode="decimal" value={output} onChange={(e) => setOutput(e.target.value)} required />
+      </label>
+      <label>
+        Cached input (USD per 1M tokens)
+        <input inputMode="decimal" value={cached} onChange={(e) => setCached(e.target.value)} placeholder="same as input" />
+      </label>
+    </FormDialog>
   );
 }
 
 function GroupForm({ existing, onClose, onSaved }: { existing?: Group; onClose: () => void; onSaved: () => void }) {
   const [name, setName] = useState(existing?.name ?? '');
   const [multiplier, setMultiplier] = useState(existing ? String(existing.multiplier) : '1');
-  const [error, setError] = useState<string | null>(null);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
+  const submit = () => {
     const m = Number(multiplier);
-    if (!name.trim()) return setError('Enter a group name.');
-    if (!(m >= 0) || !Number.isFinite(m)) return setError('The multiplier is a number such as 1, 0.8 or 1.5.');
-    try {
-      await api.put(`/api/groups/${encodeURIComponent(name.trim())}`, { multiplier: m });
-      onSaved();
-    } catch (err) {
-      setError(errorMessage(err));
-    }
+    if (!name.trim()) return 'Enter a group name.';
+    if (!(m >= 0) || !Number.isFinite(m)) return 'The multiplier is a number such as 1, 0.8 or 1.5.';
+    return api.put(`/api/groups/${encodeURIComponent(name.trim())}`, { multiplier: m }).then(onSaved);
   };
   return (
-    <Modal title={existing ? `Group ${existing.name}` : 'Add group'} onClose={onClose}>
-      <form onSubmit={submit} className="form-grid">
-        <label>
-          Group name
-          <input value={name} onChange={(e) => setName(e.target.value)} readOnly={Boolean(existing)} required autoFocus={!existing} />
-        </label>
-        <label>
-          Multiplier
-          <input inputMode="decimal" value={multiplier} onChange={(e) => setMultiplier(e.target.value)} required autoFocus={Boolean(existing)} />
-        </label>
-        {error ? (
-          <p className="notice error span2" role="alert">
-            {error}
-          </p>
-        ) : null}
-        <div className="actions span2">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary">
-            Save group
-          </button>
-        </div>
-      </form>
-    </Modal>
+    <FormDialog title={existing ? `Group ${existing.name}` : 'Add group'} onClose={onClose} onSubmit={submit} submitLabel="Save group" grid>
+      <label>
+        Group name
+        <input value={name} onChange={(e) => setName(e.target.value)} readOnly={Boolean(existing)} required autoFocus={!existing} />
+      </label>
+      <label>
+        Multiplier
+        <input inputMode="decimal" value={multiplier} onChange={(e) => setMultiplier(e.target.value)} required autoFocus={Boolean(existing)} />
+      </label>
+    </FormDialog>
   );
 }

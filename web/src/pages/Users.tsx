@@ -1,8 +1,8 @@
-import { useEffect, useState, type FormEvent } from 'react';
+import { useEffect, useState } from 'react';
 import { api, errorMessage, type Page, type User } from '../api';
 import { dateOnly, usd } from '../format';
 import { Link } from '../router';
-import { AsyncView, ConfirmDialog, Field, Modal, Pager, StatusBadge, notify, useAsync, useCursorPager } from '../components/ui';
+import { AsyncView, ConfirmDialog, Field, FormDialog, Pager, StatusBadge, notify, useAsync, useCursorPager } from '../components/ui';
 import { useSession } from '../session';
 import { parseUsd } from '../validate';
 import { useGroups } from './keyDialogs';
@@ -161,155 +161,114 @@ function UserForm({ existing, onClose, onSaved }: { existing?: User; onClose: ()
   const [group, setGroup] = useState(existing?.group ?? 'default');
   const [status, setStatus] = useState<User['status']>(existing?.status ?? 'active');
   const [balance, setBalance] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
 
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setError(null);
-    if (!existing && password.length < 8) return setError('Passwords need at least 8 characters.');
-    if (existing && password && password.length < 8) return setError('Passwords need at least 8 characters.');
+  const submit = () => {
+    if (!existing && password.length < 8) return 'Passwords need at least 8 characters.';
+    if (existing && password && password.length < 8) return 'Passwords need at least 8 characters.';
     const b = parseUsd(balance);
-    if (b.error) return setError(b.error);
-    setBusy(true);
-    try {
-      const u = existing
-        ? await api.patch<User>(`/api/users/${encodeURIComponent(existing.id)}`, {
+    if (b.error) return b.error;
+    return (
+      existing
+        ? api.patch<User>(`/api/users/${encodeURIComponent(existing.id)}`, {
             role,
             group,
             status,
             ...(password ? { password } : {}),
           })
-        : await api.post<User>('/api/users', {
+        : api.post<User>('/api/users', {
             username: username.trim(),
             password,
             role,
             group,
             ...(b.value !== null ? { balance: b.value } : {}),
-          });
-      onSaved(u);
-    } catch (err) {
-      setError(errorMessage(err));
-      setBusy(false);
-    }
+          })
+    ).then(onSaved);
   };
 
   const groupNames = [...new Set([...(groups.data ?? []).map((g) => g.name), group, 'default'])];
   return (
-    <Modal title={existing ? `Edit ${existing.username}` : 'Create user'} onClose={onClose}>
-      <form onSubmit={submit} className="form-grid">
-        {existing ? null : (
-          <label className="span2">
-            Username
-            <input value={username} onChange={(e) => setUsername(e.target.value)} required autoComplete="off" autoFocus />
-          </label>
-        )}
-        <Field
-          label={existing ? 'New password' : 'Password'}
-          hint={existing ? 'Leave empty to keep the current password.' : 'At least 8 characters.'}
-          className="span2"
-        >
-          <input
-            type="password"
-            value={password}
-            onChange={(e) => setPassword(e.target.value)}
-            required={!existing}
-            minLength={8}
-            autoComplete="new-password"
-          />
-        </Field>
+    <FormDialog
+      title={existing ? `Edit ${existing.username}` : 'Create user'}
+      onClose={onClose}
+      onSubmit={submit}
+      submitLabel={existing ? 'Save' : 'Create'}
+      grid
+    >
+      {existing ? null : (
+        <label className="span2">
+          Username
+          <input value={username} onChange={(e) => setUsername(e.target.value)} required autoComplete="off" autoFocus />
+        </label>
+      )}
+      <Field
+        label={existing ? 'New password' : 'Password'}
+        hint={existing ? 'Leave empty to keep the current password.' : 'At least 8 characters.'}
+        className="span2"
+      >
+        <input
+          type="password"
+          value={password}
+          onChange={(e) => setPassword(e.target.value)}
+          required={!existing}
+          minLength={8}
+          autoComplete="new-password"
+        />
+      </Field>
+      <label>
+        Role
+        <select value={role} onChange={(e) => setRole(e.target.value as User['role'])}>
+          <option value="user">User</option>
+          <option value="admin">Admin</option>
+        </select>
+      </label>
+      <label>
+        Group
+        <select value={group} onChange={(e) => setGroup(e.target.value)}>
+          {groupNames.map((g) => (
+            <option key={g} value={g}>
+              {g}
+            </option>
+          ))}
+        </select>
+      </label>
+      {existing ? (
         <label>
-          Role
-          <select value={role} onChange={(e) => setRole(e.target.value as User['role'])}>
-            <option value="user">User</option>
-            <option value="admin">Admin</option>
+          Account status
+          <select value={status} onChange={(e) => setStatus(e.target.value as User['status'])}>
+            <option value="active">Active</option>
+            <option value="disabled">Disabled</option>
           </select>
         </label>
+      ) : (
         <label>
-          Group
-          <select value={group} onChange={(e) => setGroup(e.target.value)}>
-            {groupNames.map((g) => (
-              <option key={g} value={g}>
-                {g}
-              </option>
-            ))}
-          </select>
+          Starting balance (USD)
+          <input inputMode="decimal" value={balance} onChange={(e) => setBalance(e.target.value)} placeholder="0.00" />
         </label>
-        {existing ? (
-          <label>
-            Account status
-            <select value={status} onChange={(e) => setStatus(e.target.value as User['status'])}>
-              <option value="active">Active</option>
-              <option value="disabled">Disabled</option>
-            </select>
-          </label>
-        ) : (
-          <label>
-            Starting balance (USD)
-            <input inputMode="decimal" value={balance} onChange={(e) => setBalance(e.target.value)} placeholder="0.00" />
-          </label>
-        )}
-        {error ? (
-          <p className="notice error span2" role="alert">
-            {error}
-          </p>
-        ) : null}
-        <div className="actions span2">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            {busy ? 'Saving…' : existing ? 'Save' : 'Create'}
-          </button>
-        </div>
-      </form>
-    </Modal>
+      )}
+    </FormDialog>
   );
 }
 
 function TopUp({ user, onClose, onDone }: { user: User; onClose: () => void; onDone: (u: User) => void }) {
   const [amount, setAmount] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
+  const submit = () => {
     const t = amount.trim();
     const negative = t.startsWith('-');
     const parsed = parseUsd(negative ? t.slice(1) : t);
     if (parsed.error || parsed.value === null || parsed.value === 0) {
-      return setError('Enter an amount in US dollars, e.g. 20 (or -5 to deduct).');
+      return 'Enter an amount in US dollars, e.g. 20 (or -5 to deduct).';
     }
-    setBusy(true);
-    setError(null);
-    try {
-      onDone(await api.post<User>(`/api/users/${encodeURIComponent(user.id)}/topup`, { amount: negative ? -parsed.value : parsed.value }));
-    } catch (err) {
-      setError(errorMessage(err));
-      setBusy(false);
-    }
+    return api
+      .post<User>(`/api/users/${encodeURIComponent(user.id)}/topup`, { amount: negative ? -parsed.value : parsed.value })
+      .then(onDone);
   };
   return (
-    <Modal title={`Top up ${user.username}`} onClose={onClose}>
-      <form onSubmit={submit}>
-        <p>Current balance: {usd(user.balance)}</p>
-        <label>
-          Amount (USD)
-          <input inputMode="decimal" value={amount} onChange={(e) => setAmount(e.target.value)} required autoFocus />
-        </label>
-        {error ? (
-          <p className="notice error" role="alert">
-            {error}
-          </p>
-        ) : null}
-        <div className="actions">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            {busy ? 'Working…' : 'Top up'}
-          </button>
-        </div>
-      </form>
-    </Modal>
+    <FormDialog title={`Top up ${user.username}`} onClose={onClose} onSubmit={submit} submitLabel="Top up" busyLabel="Working…">
+      <p>Current balance: {usd(user.balance)}</p>
+      <label>
+        Amount (USD)
+        <input inputMode="decimal" value={amount} onChange={(e) => setAmount(e.target.value)} required autoFocus />
+      </label>
+    </FormDialog>
   );
 }

@@ -1,9 +1,9 @@
 // Key dialogs shared by the keys list and the per-key page: create/edit form, show-once
 // secret, rotate, delete, and the row of action buttons.
-import { useEffect, useId, useMemo, useRef, useState, type FormEvent } from 'react';
+import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import { api, ApiError, errorMessage, type ApiKey, type Group, type User } from '../api';
 import { toDateInput } from '../format';
-import { ConfirmDialog, Field, Modal, notify, useAsync } from '../components/ui';
+import { ConfirmDialog, Field, FormDialog, Modal, notify, useAsync } from '../components/ui';
 import { useSession } from '../session';
 import { parseIpRules, parseList, parseUsd } from '../validate';
 
@@ -77,8 +77,6 @@ export function KeyFormDialog({
   const [expires, setExpires] = useState(existing?.expires_at ? toDateInput(new Date(existing.expires_at)) : '');
   const [rpm, setRpm] = useState(existing?.rpm != null ? String(existing.rpm) : '');
   const [errors, setErrors] = useState<FieldErrors>({});
-  const [formError, setFormError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
 
   const ownerUser = owner === String(user.id) ? user : users.data?.find((u) => String(u.id) === owner);
   const modelGroup = group || ownerUser?.group || '';
@@ -136,18 +134,14 @@ export function KeyFormDialog({
     return { body };
   };
 
-  const submit = async (e: FormEvent) => {
-    e.preventDefault();
-    setFormError(null);
+  const submit = () => {
     const v = validate();
-    if (!v) return;
-    setBusy(true);
-    try {
-      const saved = existing
-        ? await api.patch<ApiKey>(`/api/keys/${encodeURIComponent(existing.id)}`, v.body)
-        : await api.post<ApiKey>('/api/keys', v.body);
-      onSaved(saved);
-    } catch (err) {
+    if (!v) return null;
+    const save = existing
+      ? api.patch<ApiKey>(`/api/keys/${encodeURIComponent(existing.id)}`, v.body)
+      : api.post<ApiKey>('/api/keys', v.body);
+    return save.then(onSaved, (err: unknown) => {
+      // the server names the offending field: show its message there too
       if (err instanceof ApiError && err.param) {
         const map: Record<string, keyof FieldErrors> = {
           name: 'name',
@@ -160,9 +154,8 @@ export function KeyFormDialog({
         const field = map[err.param.split(/[.[]/)[0] ?? ''];
         if (field) setErrors((x) => ({ ...x, [field]: err.message }));
       }
-      setFormError(errorMessage(err));
-      setBusy(false);
-    }
+      throw err;
+    });
   };
 
   const modelsHint = `${
@@ -176,119 +169,111 @@ export function KeyFormDialog({
   }Select none to allow every model the group offers. Ctrl/⌘-click selects several.`;
 
   return (
-    <Modal title={existing ? `Edit key “${existing.name}”` : 'Create key'} onClose={onClose} className="form-dialog">
-      <form onSubmit={submit} noValidate className="form-grid">
-        <Field label="Name" error={errors.name} className="span2">
-          <input value={name} onChange={(e) => setName(e.target.value)} maxLength={128} required autoFocus />
-        </Field>
+    <FormDialog
+      title={existing ? `Edit key “${existing.name}”` : 'Create key'}
+      onClose={onClose}
+      onSubmit={submit}
+      submitLabel={existing ? 'Save' : 'Create'}
+      grid
+      noValidate
+      className="form-dialog"
+    >
+      <Field label="Name" error={errors.name} className="span2">
+        <input value={name} onChange={(e) => setName(e.target.value)} maxLength={128} required autoFocus />
+      </Field>
 
-        {isAdmin && !existing ? (
-          <Field label="Owner">
-            <select value={owner} onChange={(e) => setOwner(e.target.value)}>
-              <option value={String(user.id)}>{user.username} (you)</option>
-              {(users.data ?? [])
-                .filter((u) => u.id !== user.id)
-                .map((u) => (
-                  <option key={u.id} value={String(u.id)}>
-                    {u.username} ({u.group})
-                  </option>
-                ))}
-            </select>
-          </Field>
-        ) : null}
-
-        {groups.data && isAdmin ? (
-          <Field label="Group" hint="Decides which models and prices apply.">
-            <select value={group} onChange={(e) => setGroup(e.target.value)}>
-              <option value="">Owner’s group{ownerUser?.group ? ` (${ownerUser.group})` : ''}</option>
-              {groups.data.map((g) => (
-                <option key={g.name} value={g.name}>
-                  {g.name} (×{g.multiplier})
+      {isAdmin && !existing ? (
+        <Field label="Owner">
+          <select value={owner} onChange={(e) => setOwner(e.target.value)}>
+            <option value={String(user.id)}>{user.username} (you)</option>
+            {(users.data ?? [])
+              .filter((u) => u.id !== user.id)
+              .map((u) => (
+                <option key={u.id} value={String(u.id)}>
+                  {u.username} ({u.group})
                 </option>
               ))}
-            </select>
-          </Field>
-        ) : null}
+          </select>
+        </Field>
+      ) : null}
 
-        <Field label="Models" hint={modelsHint} className="span2">
-          <select
-            multiple
-            value={models}
-            size={Math.min(Math.max(modelOptions.length, 3), 7)}
-            onChange={(e) => setModels(Array.from(e.target.selectedOptions, (o) => o.value))}
-          >
-            {modelOptions.map((m) => (
-              <option key={m.id} value={m.id}>
-                {m.id}
-                {m.priced ? '' : ' (no price yet)'}
+      {groups.data && isAdmin ? (
+        <Field label="Group" hint="Decides which models and prices apply.">
+          <select value={group} onChange={(e) => setGroup(e.target.value)}>
+            <option value="">Owner’s group{ownerUser?.group ? ` (${ownerUser.group})` : ''}</option>
+            {groups.data.map((g) => (
+              <option key={g.name} value={g.name}>
+                {g.name} (×{g.multiplier})
               </option>
             ))}
           </select>
         </Field>
-        <Field
-          label="Extra model patterns"
-          hint="Optional, comma-separated; a trailing * matches any model with that prefix."
-          error={errors.models}
-          className="span2"
+      ) : null}
+
+      <Field label="Models" hint={modelsHint} className="span2">
+        <select
+          multiple
+          value={models}
+          size={Math.min(Math.max(modelOptions.length, 3), 7)}
+          onChange={(e) => setModels(Array.from(e.target.selectedOptions, (o) => o.value))}
         >
-          <input value={patterns} onChange={(e) => setPatterns(e.target.value)} placeholder="e.g. gpt-4o*, claude-3-5*" />
-        </Field>
+          {modelOptions.map((m) => (
+            <option key={m.id} value={m.id}>
+              {m.id}
+              {m.priced ? '' : ' (no price yet)'}
+            </option>
+          ))}
+        </select>
+      </Field>
+      <Field
+        label="Extra model patterns"
+        hint="Optional, comma-separated; a trailing * matches any model with that prefix."
+        error={errors.models}
+        className="span2"
+      >
+        <input value={patterns} onChange={(e) => setPatterns(e.target.value)} placeholder="e.g. gpt-4o*, claude-3-5*" />
+      </Field>
 
-        <Field label="Allowed IPs" hint="One IPv4/IPv6 address or CIDR block per line. Empty: any IP." error={errors.ips} className="span2">
-          <textarea
-            value={ips}
-            onChange={(e) => setIps(e.target.value)}
-            rows={3}
-            placeholder={'203.0.113.7\n10.0.0.0/8\n2001:db8::/32'}
-            spellCheck={false}
-          />
-        </Field>
+      <Field label="Allowed IPs" hint="One IPv4/IPv6 address or CIDR block per line. Empty: any IP." error={errors.ips} className="span2">
+        <textarea
+          value={ips}
+          onChange={(e) => setIps(e.target.value)}
+          rows={3}
+          placeholder={'203.0.113.7\n10.0.0.0/8\n2001:db8::/32'}
+          spellCheck={false}
+        />
+      </Field>
 
-        <Field label="Quota (USD)" hint="Spending cap for this key. Empty: no cap (the account balance still applies)." error={errors.quota}>
-          <input type="text" inputMode="decimal" value={quota} onChange={(e) => setQuota(e.target.value)} placeholder="Unlimited" />
-        </Field>
+      <Field label="Quota (USD)" hint="Spending cap for this key. Empty: no cap (the account balance still applies)." error={errors.quota}>
+        <input type="text" inputMode="decimal" value={quota} onChange={(e) => setQuota(e.target.value)} placeholder="Unlimited" />
+      </Field>
 
-        <Field label="Requests per minute" hint="Empty: no per-key rate limit." error={errors.rpm}>
-          <input type="number" min={1} step={1} value={rpm} onChange={(e) => setRpm(e.target.value)} placeholder="No limit" />
-        </Field>
+      <Field label="Requests per minute" hint="Empty: no per-key rate limit." error={errors.rpm}>
+        <input type="number" min={1} step={1} value={rpm} onChange={(e) => setRpm(e.target.value)} placeholder="No limit" />
+      </Field>
 
-        <div className="span2 expires">
-          <Field
-            label="Expires"
-            hint={expires ? 'The key stops working at the end of that day, your time.' : 'Never expires.'}
-            error={errors.expires}
-          >
-            <input type="date" value={expires} min={toDateInput(new Date())} onChange={(e) => setExpires(e.target.value)} />
-          </Field>
-          <div className="presets" role="group" aria-label="Expiry presets">
-            {EXPIRY_PRESETS.map((p) => (
-              <button
-                key={p.label}
-                type="button"
-                className="chip"
-                onClick={() => setExpires(p.days === null ? '' : toDateInput(new Date(Date.now() + p.days * 86400_000)))}
-              >
-                {p.label}
-              </button>
-            ))}
-          </div>
+      <div className="span2 expires">
+        <Field
+          label="Expires"
+          hint={expires ? 'The key stops working at the end of that day, your time.' : 'Never expires.'}
+          error={errors.expires}
+        >
+          <input type="date" value={expires} min={toDateInput(new Date())} onChange={(e) => setExpires(e.target.value)} />
+        </Field>
+        <div className="presets" role="group" aria-label="Expiry presets">
+          {EXPIRY_PRESETS.map((p) => (
+            <button
+              key={p.label}
+              type="button"
+              className="chip"
+              onClick={() => setExpires(p.days === null ? '' : toDateInput(new Date(Date.now() + p.days * 86400_000)))}
+            >
+              {p.label}
+            </button>
+          ))}
         </div>
-
-        {formError ? (
-          <p className="notice error span2" role="alert">
-            {formError}
-          </p>
-        ) : null}
-        <div className="actions span2">
-          <button type="button" onClick={onClose}>
-            Cancel
-          </button>
-          <button type="submit" className="primary" disabled={busy}>
-            {busy ? 'Saving…' : existing ? 'Save' : 'Create'}
-          </button>
-        </div>
-      </form>
-    </Modal>
+      </div>
+    </FormDialog>
   );
 }
 

@@ -154,6 +154,12 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         void sql;
       },
     },
+    '0002_admin_lock': {
+      // A key an admin switched off stays off until an admin switches it on again.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('api_keys').addColumn('admin_locked', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      },
+    },
   };
 }
 

@@ -44,6 +44,8 @@ export interface ApiKeysTable {
   group_name: string | null;
   /** Requests per minute, null = unlimited. */
   rpm_limit: number | null;
+  /** 1 when an admin disabled the key: only an admin may enable it again. */
+  admin_locked: Generated<number>;
   expires_at: number | null;
   /** Previous secret's hash during a rotation grace period. */
   prev_key_hash: string | null;

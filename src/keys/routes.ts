@@ -112,7 +112,9 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keys: KeysServic
     method: 'PATCH', url: '/api/keys/:id', summary: 'Change any writable field; status active/disabled', tags: ['keys'], auth: 'any', params: IdParams, body: PatchBody,
     handler: async ({ params, body, principal, ip }) => {
       checkGroupAllowed(principal, body.group);
-      const { before, after } = await keys.update(params.id, ownerScope(principal), { ...toFields(body), ...(body.status ? { status: body.status } : {}) });
+      // An admin acting on a key of their own is its owner here: no lock.
+      const byAdmin = isAdmin(principal) && !(principal.kind === 'session' && Number((await keys.requireKey(params.id)).user_id) === Number(principal.user.id));
+      const { before, after } = await keys.update(params.id, ownerScope(principal), { ...toFields(body), ...(body.status ? { status: body.status } : {}) }, byAdmin);
       const changes = keyChanges(before, after);
       const statusChange = changes.status;
       const { status: _s, ...fieldChanges } = changes;

@@ -35,6 +35,8 @@ export function toKeyJson(row: ApiKeyRow, now = Date.now()) {
     remaining: quota === null ? null : nanoToUsd(Math.max(0, quota - used)),
     group: row.group_name,
     rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),
+    /** Disabled by an admin: only an admin can enable it. */
+    locked: Number(row.admin_locked) === 1,
     expires_at: iso(row.expires_at),
     created_at: iso(row.created_at)!,
     updated_at: iso(row.updated_at)!,
@@ -186,10 +188,20 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
       return { data: page.map((r) => toKeyJson(r, now)), next_cursor: more ? String(page[page.length - 1]!.id) : null };
     },
 
-    async update(id: number, ownerId: number | null, fields: KeyFields & { status?: 'active' | 'disabled' }): Promise<{ before: ApiKeyRow; after: ApiKeyRow }> {
+    /**
+     * `byAdmin`: an admin acting on someone else's key. Their disable locks the key (a leaked
+     * key stays off even if its owner tries to switch it back on); only an admin unlocks it.
+     */
+    async update(id: number, ownerId: number | null, fields: KeyFields & { status?: 'active' | 'disabled' }, byAdmin = ownerId === null): Promise<{ before: ApiKeyRow; after: ApiKeyRow }> {
       const before = await requireKey(id, ownerId);
       const set = { ...fieldsToColumns(fields), updated_at: Date.now() } as ApiKeyUpdate;
-      if (fields.status !== undefined) set.status = fields.status;
+      if (fields.status !== undefined) {
+        if (fields.status === 'active' && Number(before.admin_locked) === 1 && !byAdmin) {
+          throw new AppError('forbidden', 'an admin disabled this key; only an admin can enable it again', { param: 'status' });
+        }
+        set.status = fields.status;
+        if (byAdmin) set.admin_locked = fields.status === 'disabled' ? 1 : 0;
+      }
       const after = await db.updateTable('api_keys').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
       announce(after);
       return { before, after };

@@ -11,6 +11,24 @@ export type Contributor = (trx: Db) => Promise<{ committed(): void; aborted(): v
 const MAX_QUEUE = 50_000;
 const ROWS_PER_INSERT = 500;
 
+/**
+ * A row every database accepts: text without NUL (PostgreSQL refuses it) and within sane
+ * lengths. One unstorable row would otherwise fail its whole batch on every retry.
+ */
+function storable(row: NewLog): NewLog {
+  const clean = (v: string | null | undefined, max: number) => (v == null ? (v ?? null) : v.replace(/\u0000/g, '').slice(0, max));
+  return {
+    ...row,
+    request_id: clean(row.request_id, 64)!,
+    key_name: clean(row.key_name, 256)!,
+    model: clean(row.model, 256),
+    upstream_model: clean(row.upstream_model, 256),
+    endpoint: clean(row.endpoint, 256)!,
+    error_code: clean(row.error_code, 64),
+    ip: clean(row.ip, 64),
+  };
+}
+
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export function createUsageWriter(deps: { db: Db; logger: Logger; intervalMs: number; contributors: Contributor[] }) {
@@ -120,7 +138,7 @@ export function createUsageWriter(deps: { db: Db; logger: Logger; intervalMs: nu
   return {
     flush,
     async enqueue(row: NewLog): Promise<void> {
-      queue.push(row);
+      queue.push(storable(row));
       if (queue.length >= MAX_QUEUE && !closed) {
         await new Promise<void>((r) => waiters.push(r));
       }

@@ -37,7 +37,7 @@ describe('graceful shutdown', () => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('lets an in-flight stream finish and flushes its log row and spend before exiting', async () => {
+  it('lets an in-flight stream finish and flushes its log row and spend before exiting', { timeout: 180_000 }, async () => {
     mock = await startMockProvider({ apiKey: 'up-secret' });
     mock.setScenario('slow-model', { chunkDelayMs: 150, completionTokens: 10 });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-shutdown-'));
@@ -52,7 +52,7 @@ describe('graceful shutdown', () => {
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (out += d));
     const base = `http://127.0.0.1:${port}`;
-    await waitFor(async () => (await fetch(base + '/api/openapi.json')).ok);
+    await waitFor(async () => (await fetch(base + "/api/openapi.json")).ok, 90_000);
     expect(out).toMatch(new RegExp(`listening on http://127\\.0\\.0\\.1:${port}`));
 
     const api = (method: string, p: string, body: unknown) =>

@@ -43,6 +43,8 @@ export function parseRelayBody(raw: Buffer | undefined): Record<string, unknown>
 export function relayModel(body: Record<string, unknown>): string {
   const m = body.model;
   if (typeof m !== 'string' || m.length === 0 || m.length > 256) throw bad('"model" is required and must be a string', 'model');
+  // No model name has control characters; refusing them keeps them out of logs and SQL text.
+  if (/[\u0000-\u001f\u007f]/.test(m)) throw bad('"model" must not contain control characters', 'model');
   return m;
 }
 

@@ -37,6 +37,12 @@ function resolveSecret(config: Config): string {
   return fs.readFileSync(file, 'utf8').trim();
 }
 
+/** A random id stored once per database: the same for every instance sharing it. */
+async function databaseId(db: Storage['db']): Promise<string> {
+  await db.insertInto('meta').values({ name: 'database_id', value: randomBytes(8).toString('hex') }).onConflict((oc) => oc.column('name').doNothing()).execute();
+  return (await db.selectFrom('meta').select('value').where('name', '=', 'database_id').executeTakeFirstOrThrow()).value;
+}
+
 export async function createServices(config: Config, logger: Logger, opts: ServiceOptions) {
   const secretBox = new SecretBox(resolveSecret(config));
   const storage: Storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}) });
@@ -54,13 +60,16 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   }
 
   const masterKey: MasterKey = await loadMasterKey(db, config.masterKey, opts.announceMasterKey);
+  // Shared Redis counters are namespaced by database, so gateways on different databases
+  // (ids restart at 1 in each) never share a key's or user's counters.
+  const redisPrefix = `mole:${await databaseId(db)}`;
   const accounts = createAccountsService(db, bus, config);
   const audit = createAuditService(db);
   const keys = createKeysService(db, bus, config);
   const verifier = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });
   const catalog = await createPriceCatalog(db, bus);
   const channels = await createChannelsService(db, bus, secretBox, audit, logger);
-  const ledger = createLedger({ db, bus, keys, accounts, logger, redis, redisPrefix: opts.pgSchema ?? 'mole' });
+  const ledger = createLedger({ db, bus, keys, accounts, logger, redis, redisPrefix });
   const usageWriter = createUsageWriter({
     db, logger, intervalMs: config.flushIntervalMs,
     // Spend, log rows and last-use times land in one transaction, so key `used` and the
@@ -68,7 +77,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     contributors: [ledger.flushInto, async (trx) => keys.recordLastUse(trx, verifier.drainLastUse())],
   });
   const usage = createUsageQueries(db, storage.dialect);
-  const rateLimiter = createRateLimiter(redis, opts.pgSchema ?? 'mole');
+  const rateLimiter = createRateLimiter(redis, redisPrefix);
 
   return {
     config, logger, storage, bus, masterKey, accounts, audit, keys, verifier, catalog, channels, ledger, usageWriter, usage, rateLimiter, secretBox,

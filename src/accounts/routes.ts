@@ -20,7 +20,7 @@ function usd(amount: number, param: string): number {
   return nano;
 }
 
-export function registerAccountRoutes(app: FastifyInstance, deps: { accounts: AccountsService; audit: AuditService; sessionTtlSeconds: number; ledger: { credit(userId: number, amountNano: number): Promise<void> } }) {
+export function registerAccountRoutes(app: FastifyInstance, deps: { accounts: AccountsService; audit: AuditService; sessionTtlSeconds: number; ledger: { credit(userId: number, amountNano: number): Promise<void> }; flush: () => Promise<void> }) {
   const { accounts, audit } = deps;
 
   route(app, {
@@ -39,6 +39,7 @@ export function registerAccountRoutes(app: FastifyInstance, deps: { accounts: Ac
     method: 'GET', url: '/api/auth/session', summary: 'The signed-in user and CSRF token', tags: ['auth'], auth: 'any',
     handler: async ({ principal }) => {
       if (principal.kind !== 'session') return { user: null, csrf_token: null, master: true };
+      await deps.flush();
       return { user: toUserJson(principal.user), csrf_token: principal.csrfToken };
     },
   });
@@ -70,14 +71,17 @@ export function registerAccountRoutes(app: FastifyInstance, deps: { accounts: Ac
   route(app, {
     method: 'GET', url: '/api/users', summary: 'List users (a user sees only themself)', tags: ['users'], auth: 'any',
     query: z.object({ limit: zLimit, cursor: zCursor, q: z.string().max(128).optional() }).strict(),
-    handler: async ({ query, principal }) =>
-      accounts.listUsers({ limit: query.limit, ...(query.cursor ? { cursor: query.cursor } : {}), ...(query.q ? { q: query.q } : {}), ...(isAdmin(principal) ? {} : { onlyId: selfId(principal)! }) }),
+    handler: async ({ query, principal }) => {
+      await deps.flush();
+      return accounts.listUsers({ limit: query.limit, ...(query.cursor ? { cursor: query.cursor } : {}), ...(query.q ? { q: query.q } : {}), ...(isAdmin(principal) ? {} : { onlyId: selfId(principal)! }) });
+    },
   });
 
   route(app, {
     method: 'GET', url: '/api/users/:id', summary: 'One user', tags: ['users'], auth: 'any', params: IdParams,
     handler: async ({ params, principal }) => {
       if (!isAdmin(principal) && params.id !== selfId(principal)) throw notFound('user');
+      await deps.flush();
       return toUserJson(await accounts.requireUser(params.id));
     },
   });

@@ -110,10 +110,11 @@ export function createRelay(s: Services) {
   }
 
   // ── 9. log: one row per request that presented a known key ───────────────────────────
-  function log(req: FastifyRequest, o: Outcome): void {
+  /** Waits only when the bounded log queue is full (the database is behind): backpressure, not loss. */
+  function log(req: FastifyRequest, o: Outcome): Promise<void> {
     const st = req.relay;
-    if (!st?.key) return;
-    void s.usageWriter.enqueue({
+    if (!st?.key) return Promise.resolve();
+    return s.usageWriter.enqueue({
       request_id: req.id,
       created_at: Date.now(),
       user_id: st.key.userId,
@@ -138,11 +139,14 @@ export function createRelay(s: Services) {
   }
 
   /** Answers a refusal or failure in OpenAI's error shape, and logs it (cost 0). */
-  function refuse(req: FastifyRequest, reply: FastifyReply, err: AppError, statusOverride?: number): void {
+  async function refuse(req: FastifyRequest, reply: FastifyReply, err: AppError, statusOverride?: number): Promise<void> {
     const status = statusOverride ?? err.status;
-    log(req, { status, errorCode: err.code, usage: ZERO, cost: 0, estimated: false, channel: null, upstreamModel: null, ttftMs: null });
+    await log(req, { status, errorCode: err.code, usage: ZERO, cost: 0, estimated: false, channel: null, upstreamModel: null, ttftMs: null });
     void reply.code(status).headers(err.headers).send(errorBody(err.code, err.message, err.param));
   }
+
+  /** A relay answer that costs nothing (models list, key info): logged like any other. */
+  const logFree = (req: FastifyRequest) => log(req, { status: 200, errorCode: null, usage: ZERO, cost: 0, estimated: false, channel: null, upstreamModel: null, ttftMs: null });
 
   // ── the whole journey ─────────────────────────────────────────────────────────────────
   async function handle(req: FastifyRequest, reply: FastifyReply, endpoint: Endpoint): Promise<void> {
@@ -187,7 +191,7 @@ export function createRelay(s: Services) {
           // The upstream judged the request itself bad (400, 404, 422…): pass its answer on.
           s.channels.reportSuccess(channel);
           s.ledger.release(reservation);
-          log(req, { status: res.status, errorCode: upstreamErrorCode(text), usage: ZERO, cost: 0, estimated: false, channel, upstreamModel, ttftMs: null });
+          await log(req, { status: res.status, errorCode: upstreamErrorCode(text), usage: ZERO, cost: 0, estimated: false, channel, upstreamModel, ttftMs: null });
           void reply.code(res.status).header('content-type', 'application/json').send(text);
           return;
         }
@@ -220,10 +224,10 @@ export function createRelay(s: Services) {
     // ── every eligible upstream failed (or the client left first): refund in full ──────
     s.ledger.release(reservation);
     if (clientGone.signal.aborted) {
-      log(req, { status: 499, errorCode: 'client_closed', usage: ZERO, cost: 0, estimated: false, channel: null, upstreamModel: null, ttftMs: null });
+      await log(req, { status: 499, errorCode: 'client_closed', usage: ZERO, cost: 0, estimated: false, channel: null, upstreamModel: null, ttftMs: null });
       return;
     }
-    refuse(req, reply, new AppError('upstream_error', `Every upstream for "${r.model}" failed: ${lastFailure.message}.`), lastFailure.timeout ? 504 : 502);
+    await refuse(req, reply, new AppError('upstream_error', `Every upstream for "${r.model}" failed: ${lastFailure.message}.`), lastFailure.timeout ? 504 : 502);
   }
 
   // ── 7/8. count usage and settle: a plain (non-stream) answer ──────────────────────────
@@ -239,7 +243,7 @@ export function createRelay(s: Services) {
     const estimated = usage === null;
     if (!usage) usage = { promptTokens: r.promptTokens, cachedTokens: 0, completionTokens: r.endpoint === 'embeddings' ? 0 : countText(generatedText(json)) };
     const cost = await settle(req, reservation, bill(usage));
-    log(req, { status: 200, errorCode: null, usage, cost, estimated, channel, upstreamModel, ttftMs: null });
+    await log(req, { status: 200, errorCode: null, usage, cost, estimated, channel, upstreamModel, ttftMs: null });
     void reply.code(200).header('content-type', 'application/json').send(buf);
     return true;
   }
@@ -307,7 +311,7 @@ export function createRelay(s: Services) {
         : { promptTokens: usage?.promptTokens ?? r.promptTokens, cachedTokens: usage?.cachedTokens ?? 0, completionTokens: countProduced(produced) };
     const cost = await settle(req, reservation, bill(finalUsage));
     const clientLeft = out.destroyed && failure !== null;
-    log(req, { status: clientLeft ? 499 : 200, errorCode: failure === null ? null : clientLeft ? 'client_closed' : 'upstream_error', usage: finalUsage, cost, estimated, channel, upstreamModel, ttftMs });
+    await log(req, { status: clientLeft ? 499 : 200, errorCode: failure === null ? null : clientLeft ? 'client_closed' : 'upstream_error', usage: finalUsage, cost, estimated, channel, upstreamModel, ttftMs });
     if (!out.destroyed) {
       if (failure !== null) await write(`data: ${JSON.stringify(errorBody('upstream_error', `The upstream stream failed: ${failure}.`))}\n\n`);
       else await write('data: [DONE]\n\n');
@@ -320,7 +324,7 @@ export function createRelay(s: Services) {
     authenticate,
     handle,
     refuse,
-    log,
+    logFree,
     async close() {
       await openai.close();
     },

@@ -40,7 +40,7 @@ export async function registerRelay(app: FastifyInstance, s: Services): Promise<
       reply.raw.end();
       return;
     }
-    relay.refuse(req, reply, e);
+    return relay.refuse(req, reply, e);
   });
 
   const post = (url: string, endpoint: Endpoint) =>
@@ -59,7 +59,7 @@ export async function registerRelay(app: FastifyInstance, s: Services): Promise<
     const key = req.relay!.key!;
     const created = Math.floor(Date.now() / 1000);
     const data = usableModels(key).map((id) => modelJson(id, created));
-    relay.log(req, { status: 200, errorCode: null, usage: { promptTokens: 0, cachedTokens: 0, completionTokens: 0 }, cost: 0, estimated: false, channel: null, upstreamModel: null, ttftMs: null });
+    await relay.logFree(req);
     return { object: 'list', data };
   });
 
@@ -71,14 +71,14 @@ export async function registerRelay(app: FastifyInstance, s: Services): Promise<
     if (!usableModels(key).includes(id)) {
       return relay.refuse(req, reply, new AppError('model_not_found', `The model "${id.slice(0, 256)}" does not exist or is not available to this key.`, { param: 'model' }));
     }
-    relay.log(req, { status: 200, errorCode: null, usage: { promptTokens: 0, cachedTokens: 0, completionTokens: 0 }, cost: 0, estimated: false, channel: null, upstreamModel: null, ttftMs: null });
+    await relay.logFree(req);
     return modelJson(id, Math.floor(Date.now() / 1000));
   });
 
   // The presenting key's own object: status, models, limits, spend. Never the secret.
   app.get('/key', async (req) => {
     const key = req.relay!.key!;
-    relay.log(req, { status: 200, errorCode: null, usage: { promptTokens: 0, cachedTokens: 0, completionTokens: 0 }, cost: 0, estimated: false, channel: null, upstreamModel: null, ttftMs: null });
+    await relay.logFree(req);
     const row = await s.keys.requireKey(key.id);
     const json = toKeyJson({ ...row, used_nano: s.ledger.usedNano(key.id, Number(row.used_nano)) });
     const balance = s.ledger.balanceNano(key.userId, await s.accounts.balanceNano(key.userId));

@@ -96,3 +96,25 @@ describe.skipIf(!enabled)('two instances sharing PostgreSQL + Redis', () => {
     expect((await chat(b, secret)).status).toBe(200);
   });
 });
+
+describe.skipIf(!redisUrl())('separate databases sharing one Redis', () => {
+  it('keep separate counters, though their key and user ids coincide', async () => {
+    const one = await startTestServer({ backend: 'sqlite', redis: true });
+    const two = await startTestServer({ backend: 'sqlite', redis: true });
+    try {
+      for (const s of [one, two]) {
+        await s.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: ['mole-mini'] });
+        await s.api('PUT', '/api/prices/mole-mini', { input: 0.15, output: 0.6 });
+      }
+      const a = await userWithKey(one, { key: { quota: worst / 1e9 } });
+      const b = await userWithKey(two, { key: { quota: worst / 1e9 } });
+      expect(a.key.id).toBe(b.key.id); // both databases start their ids at 1
+      expect((await chat(one, a.secret)).status).toBe(200);
+      expect((await chat(two, b.secret)).status).toBe(200);
+      expect((await chat(one, a.secret)).status).toBe(429);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+});

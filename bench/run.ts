@@ -8,6 +8,8 @@
  *   npm run bench -- --duration 5 --rounds 3 --skip-scale --skip-streams --skip-portkey
  *   BENCH_DATABASE_URL=postgres://… BENCH_REDIS_URL=redis://… npm run bench   adds "mole-pg"
  *
+ *   npm run bench -- --streams-portkey also runs the slow-streams test through Portkey
+ *
  * Everything listens on and talks to 127.0.0.1 only (Portkey binds every interface on its
  * port; it only ever receives loopback traffic from us).
  */
@@ -38,9 +40,11 @@ const opts = {
   streams: !flag('--skip-streams'),
   scale: !flag('--skip-scale'),
   streamClients: num('--stream-clients', quick ? 500 : 5000),
-  streamChunkDelayMs: num('--stream-chunk-delay', quick ? 200 : 1000),
-  streamRampPerSec: num('--stream-ramp', 400),
-  streamLimitMs: num('--stream-limit-ms', quick ? 10_000 : 40_000),
+  streamChunkDelayMs: num('--stream-chunk-delay', quick ? 1000 : 4000),
+  streamTokens: num('--stream-tokens', 4),
+  streamRampPerSec: num('--stream-ramp', 500),
+  streamsPortkey: flag('--streams-portkey'),
+  streamLimitMs: num('--stream-limit-ms', quick ? 15_000 : 50_000),
   scaleKeys: num('--keys', quick ? 20_000 : 1_000_000),
   scaleLogs: num('--logs', quick ? 50_000 : 1_000_000),
 };
@@ -204,10 +208,10 @@ async function main() {
 
   // ── N slow concurrent streams ──────────────────────────────────────────────────────────
   if (opts.streams) {
-    const kinds: Array<'bare' | 'mole' | 'portkey'> = ['bare', 'mole', ...(opts.portkey ? (['portkey'] as const) : [])];
+    const kinds: Array<'bare' | 'mole' | 'portkey'> = ['bare', 'mole', ...(opts.portkey && opts.streamsPortkey ? (['portkey'] as const) : [])];
     for (const kind of kinds) {
       say(`${opts.streamClients} concurrent slow streams (one event per ${opts.streamChunkDelayMs} ms) through ${kind}`);
-      const r: SlowStreamResult = await slowStreams(kind, { n: opts.streamClients, chunkDelayMs: opts.streamChunkDelayMs, limitMs: opts.streamLimitMs, rampPerSec: opts.streamRampPerSec, moleMain });
+      const r: SlowStreamResult = await slowStreams(kind, { n: opts.streamClients, chunkDelayMs: opts.streamChunkDelayMs, tokens: opts.streamTokens, limitMs: opts.streamLimitMs, rampPerSec: opts.streamRampPerSec, moleMain });
       result.slowStreams.push(r);
       say(`  completed ${r.client.completed}, unfinished ${r.client.unfinished}, failed ${r.client.failed}; at most ${r.client.maxConcurrentStreaming} streaming at once; RSS ${(r.rssBeforeBytes / 1048576).toFixed(0)} → ${(r.rssPeakBytes / 1048576).toFixed(0)} MiB`);
     }

@@ -137,7 +137,7 @@ export function renderMarkdown(r: RunResult): string {
   if (r.slowStreams.length) {
     const s0 = r.slowStreams[0]!;
     md += `## ${fmt(s0.streams)} concurrent slow streams\n\n`;
-    md += `Upstream sends one SSE event every ${s0.chunkDelayMs} ms (~${((18 * s0.chunkDelayMs) / 1000).toFixed(0)} s per stream); the clients (a separate process, one connection each) open ${fmt(s0.rampPerSec)} streams per second until all ${fmt(s0.streams)} are open, so all of them overlap; cut off after ${fmt(Number(r.options.streamLimitMs) / 1000)} s. "Most streaming at once" counts streams that had their first byte and had not ended; "RSS per open request" is (peak − before) ÷ requests not refused.\n\n`;
+    md += `Upstream streams ${s0.tokens} tokens with ${s0.chunkDelayMs / 1000} s between events (~${(((s0.tokens + 3) * s0.chunkDelayMs) / 1000).toFixed(0)} s per stream, like a slow model holding the connection); the clients (a separate process, one connection each) open ${fmt(s0.rampPerSec)} streams per second until all ${fmt(s0.streams)} are open, so all of them overlap; cut off after ${fmt(Number(r.options.streamLimitMs) / 1000)} s. "Most streaming at once" counts streams that had their first byte and had not ended; "RSS per open request" is (peak − before) ÷ requests not refused.\n\n`;
     md += '| target | completed | unfinished at cut-off | failed | most streaming at once | server RSS before → peak | RSS per open request | peak fds | first byte p50 / p99 s | duration of completed p50 s |\n';
     md += '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
     for (const s of r.slowStreams) {

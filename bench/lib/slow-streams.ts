@@ -9,6 +9,8 @@ export interface SlowStreamResult {
   target: string;
   streams: number;
   chunkDelayMs: number;
+  /** Completion tokens (= content events) per stream. */
+  tokens: number;
   rampPerSec: number;
   rssBeforeBytes: number;
   rssPeakBytes: number;
@@ -27,8 +29,8 @@ export interface SlowStreamResult {
   };
 }
 
-export async function slowStreams(kind: 'bare' | 'mole' | 'portkey', o: { n: number; chunkDelayMs: number; limitMs: number; rampPerSec: number; moleMain: string }): Promise<SlowStreamResult> {
-  const mock = await startMock({ scenario: { chunkDelayMs: o.chunkDelayMs }, name: 'slow-mock' });
+export async function slowStreams(kind: 'bare' | 'mole' | 'portkey', o: { n: number; chunkDelayMs: number; tokens: number; limitMs: number; rampPerSec: number; moleMain: string }): Promise<SlowStreamResult> {
+  const mock = await startMock({ scenario: { chunkDelayMs: o.chunkDelayMs, completionTokens: o.tokens }, name: 'slow-mock' });
   let t: Target | null = null;
   try {
     t = kind === 'bare' ? await startBare(mock.url) : kind === 'mole' ? await startMole({ main: o.moleMain, mockUrl: mock.url, name: 'mole-slow' }) : await startPortkey(mock.url);
@@ -60,6 +62,7 @@ export async function slowStreams(kind: 'bare' | 'mole' | 'portkey', o: { n: num
       target: kind,
       streams: o.n,
       chunkDelayMs: o.chunkDelayMs,
+      tokens: o.tokens,
       rampPerSec: o.rampPerSec,
       rssBeforeBytes: before,
       rssPeakBytes: peak,

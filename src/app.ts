@@ -27,7 +27,10 @@ declare module 'fastify' {
   }
 }
 
-const newRequestId = () => 'req_' + randomBytes(12).toString('hex');
+// Unique per process start (random prefix) and cheap per request (a counter).
+const REQUEST_ID_PREFIX = 'req_' + randomBytes(6).toString('hex');
+let requestCounter = 0;
+const newRequestId = () => REQUEST_ID_PREFIX + (++requestCounter).toString(36).padStart(6, '0');
 
 export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
   const { config } = services;

@@ -6,7 +6,6 @@
 // spend and the key's last use are written later, in one batch.
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
 import type { Channel, ChannelType } from '../channels/service.js';
@@ -20,6 +19,7 @@ import { createOpenAIAdapter } from './providers/openai.js';
 import { mockAdapter } from './providers/mock.js';
 import { UpstreamFailure, type ProviderAdapter, type UpstreamResponse } from './providers/types.js';
 import { countText } from './tokens.js';
+import { SseParser } from './sse.js';
 
 /** What the relay knows about a request once its key is verified (for the log row). */
 export interface RelayState {
@@ -159,9 +159,13 @@ export function createRelay(s: Services) {
     const reservation = await reserve(key, r, price, multiplierPpm);
     const bill = (u: Usage) => costNano(u, price, multiplierPpm);
 
-    const clientGone = new AbortController();
+    // The client may leave at any point: abort whichever upstream attempt is running.
+    let clientGone = false;
+    let attempt: AbortController | null = null;
     reply.raw.on('close', () => {
-      if (!reply.raw.writableFinished) clientGone.abort();
+      if (reply.raw.writableFinished) return;
+      clientGone = true;
+      attempt?.abort();
     });
 
     let lastFailure: { status: number; timeout: boolean; message: string } = { status: 502, timeout: false, message: 'no channel could serve the request' };
@@ -173,11 +177,9 @@ export function createRelay(s: Services) {
 
     // ── 5. choose channel (in order, bounded attempts) ──────────────────────────────────
     for (const channel of s.channels.candidates(key.group, r.model).slice(0, s.config.maxUpstreamAttempts)) {
-      if (clientGone.signal.aborted) break;
+      if (clientGone) break;
       const upstreamModel = s.channels.upstreamModel(channel, r.model);
-      const attempt = new AbortController();
-      const onGone = () => attempt.abort();
-      clientGone.signal.addEventListener('abort', onGone, { once: true });
+      attempt = new AbortController();
       try {
         // ── 6. forward / convert ──────────────────────────────────────────────────────
         const res = await adapters[channel.type].send({ channel, endpoint, body: upstreamBody(r, upstreamModel), stream: r.stream, signal: attempt.signal, headers });
@@ -205,7 +207,7 @@ export function createRelay(s: Services) {
         s.channels.reportFailure(channel, 'upstream sent a broken answer', false);
         lastFailure = { status: 502, timeout: false, message: 'upstream sent a broken answer' };
       } catch (err) {
-        if (clientGone.signal.aborted) break;
+        if (clientGone) break;
         if (reply.raw.headersSent) {
           // The answer had begun: no other channel can take over. Close it rather than write twice.
           req.log.error({ err: err instanceof Error ? err.message : String(err) }, 'relay: failed after the answer began');
@@ -216,14 +218,12 @@ export function createRelay(s: Services) {
         const f = err instanceof UpstreamFailure ? err : new UpstreamFailure(err instanceof Error ? err.message : 'upstream failed', false);
         s.channels.reportFailure(channel, f.message, false);
         lastFailure = { status: f.timeout ? 504 : 502, timeout: f.timeout, message: f.message };
-      } finally {
-        clientGone.signal.removeEventListener('abort', onGone);
       }
     }
 
     // ── every eligible upstream failed (or the client left first): refund in full ──────
     s.ledger.release(reservation);
-    if (clientGone.signal.aborted) {
+    if (clientGone) {
       await log(req, { status: 499, errorCode: 'client_closed', usage: ZERO, cost: 0, estimated: false, channel: null, upstreamModel: null, ttftMs: null });
       return;
     }
@@ -252,8 +252,8 @@ export function createRelay(s: Services) {
   async function relayStream(req: FastifyRequest, reply: FastifyReply, res: UpstreamResponse, r: RelayRequest, channel: Channel, upstreamModel: string, reservation: Reservation, bill: (u: Usage) => number): Promise<boolean> {
     const out = reply.raw;
     const produced: string[] = [];
-    let usage: Usage | null = null;
-    let sawDone = false;
+    let usage = null as Usage | null; // set inside take(); the cast stops TS narrowing it to null
+    let sawDone = false as boolean;
     let started = false;
     let ttftMs: number | null = null;
     let failure: string | null = null;
@@ -268,35 +268,56 @@ export function createRelay(s: Services) {
       if (!out.write(text)) await drainedOrClosed(out);
     };
 
-    try {
-      for await (const payload of sseData(res.body)) {
-        if (payload === '[DONE]') {
-          sawDone = true;
-          continue;
-        }
-        if (payload.charCodeAt(0) !== 123 /* { */ || payload.charCodeAt(payload.length - 1) !== 125 /* } */) throw new StreamBroken('upstream sent an unreadable stream event');
-        if (payload.includes('"usage":{') || payload.includes('"error"')) {
-          let obj: { choices?: unknown[]; error?: unknown };
-          try {
-            obj = JSON.parse(payload);
-          } catch {
-            throw new StreamBroken('upstream sent an unreadable stream event');
-          }
-          if (obj.error) throw new StreamBroken('upstream reported an error mid-stream');
-          const u = readUsage(obj);
-          if (u) {
-            usage = u;
-            // The usage-only chunk reaches the client only if it asked for it.
-            if (Array.isArray(obj.choices) && obj.choices.length === 0 && !r.clientWantsUsage) continue;
-          }
-        }
-        // Every relayed event counts towards a local estimate, including content chunks that
-        // also carry a running `usage` (or whose text happens to contain "error").
-        produced.push(payload);
-        await write(`data: ${payload}\n\n`);
-        if (out.destroyed) throw new StreamBroken('client went away');
+    /** Checks one event and adds what the client should see to `batch`; throws on a broken stream. */
+    let batch = '';
+    const take = (payload: string) => {
+      if (payload === '[DONE]') {
+        sawDone = true;
+        return;
       }
-      if (!sawDone) throw new StreamBroken('upstream stream ended early');
+      if (payload.charCodeAt(0) !== 123 /* { */ || payload.charCodeAt(payload.length - 1) !== 125 /* } */) throw new StreamBroken('upstream sent an unreadable stream event');
+      if (payload.includes('"usage":{') || payload.includes('"error"')) {
+        let obj: { choices?: unknown[]; error?: unknown };
+        try {
+          obj = JSON.parse(payload);
+        } catch {
+          throw new StreamBroken('upstream sent an unreadable stream event');
+        }
+        if (obj.error) throw new StreamBroken('upstream reported an error mid-stream');
+        const u = readUsage(obj);
+        if (u) {
+          usage = u;
+          // The usage-only chunk reaches the client only if it asked for it.
+          if (Array.isArray(obj.choices) && obj.choices.length === 0 && !r.clientWantsUsage) return;
+        }
+      }
+      // Every relayed event counts towards a local estimate, including content chunks that
+      // also carry a running `usage` (or whose text happens to contain "error").
+      produced.push(payload);
+      batch += `data: ${payload}\n\n`;
+    };
+
+    // Events are checked one by one but written one upstream chunk at a time: as many writes
+    // (and syscalls) as a plain pass-through proxy makes.
+    const sse = new SseParser();
+    try {
+      try {
+        for await (const chunk of res.body) {
+          for (const payload of sse.feed(chunk as Buffer)) take(payload);
+          if (batch) {
+            const text = batch;
+            batch = '';
+            await write(text);
+            if (out.destroyed) throw new StreamBroken('client went away');
+          }
+        }
+        for (const payload of sse.end()) take(payload);
+        if (!sawDone) throw new StreamBroken('upstream stream ended early');
+      } finally {
+        // What was checked before a failure still reaches a client that is already reading.
+        if (batch && started && !out.destroyed) out.write(batch);
+        batch = '';
+      }
     } catch (err) {
       failure = err instanceof StreamBroken ? err.message : err instanceof UpstreamFailure ? err.message : 'upstream stream failed';
       res.body.destroy();
@@ -390,42 +411,4 @@ async function readAll(body: Readable, max: number): Promise<Buffer> {
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
-}
-
-/** The data payloads of an SSE stream, one per event. */
-async function* sseData(body: Readable): AsyncGenerator<string> {
-  const decoder = new StringDecoder('utf8');
-  let buf = '';
-  for await (const chunk of body) {
-    buf += decoder.write(chunk as Buffer);
-    let idx: number;
-    while ((idx = eventEnd(buf)) >= 0) {
-      const block = buf.slice(0, idx);
-      buf = buf.slice(idx).replace(/^(\r?\n){2}/, '');
-      const data = dataOf(block);
-      if (data !== null) yield data;
-    }
-  }
-  buf += decoder.end();
-  const tail = dataOf(buf);
-  if (tail !== null && tail.trim()) yield tail;
-}
-
-function eventEnd(buf: string): number {
-  const a = buf.indexOf('\n\n');
-  const b = buf.indexOf('\r\n\r\n');
-  if (a < 0) return b;
-  if (b < 0) return a;
-  return Math.min(a, b);
-}
-
-function dataOf(block: string): string | null {
-  let data: string | null = null;
-  for (const line of block.split(/\r?\n/)) {
-    if (line.startsWith('data:')) {
-      const v = line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
-      data = data === null ? v : data + '\n' + v;
-    }
-  }
-  return data;
 }

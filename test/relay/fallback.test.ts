@@ -231,7 +231,9 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
 
   it('garbage in the SSE stream after 3 chunks ends the stream with an error event, billed for 3 tokens', async () => {
     const { model } = await pair();
-    a.setScenario(model, { garbageAfterChunks: 3 });
+    // Spaced chunks, so the stream has begun when the garbage arrives. (Garbage in the very
+    // first network chunk is caught before any byte reaches the client: that falls back.)
+    a.setScenario(model, { garbageAfterChunks: 3, chunkDelayMs: 30 });
     const { key, secret } = await userWithKey(s, { balance: 5 });
     const messages = msgs('garbage ahead');
     const { data, response } = await client(s, secret).chat.completions.create({ model, messages, stream: true }).withResponse();

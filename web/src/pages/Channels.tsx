@@ -2,11 +2,24 @@ import { useState } from 'react';
 import { api, errorMessage, type Channel, type Page } from '../api';
 import { dateTime, ms } from '../format';
 import { AsyncView, ConfirmDialog, Field, FormDialog, StatusBadge, notify, useAsync } from '../components/ui';
+import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { parseList } from '../validate';
 
 const TYPES: { value: string; label: string; needsUrl: boolean }[] = [
   { value: 'openai', label: 'OpenAI-compatible', needsUrl: true },
   { value: 'mock', label: 'Mock (built-in offline provider)', needsUrl: false },
+];
+
+const COLUMNS: Column[] = [
+  'Name',
+  'Type',
+  'Models',
+  { label: 'Priority', num: true },
+  { label: 'Weight', num: true },
+  'Groups',
+  'Status',
+  'Connection test',
+  ACTIONS,
 ];
 
 type Dialog = null | { kind: 'create' } | { kind: 'edit' | 'delete'; channel: Channel };
@@ -38,17 +51,14 @@ export default function ChannelsPage() {
 
   return (
     <div className="page">
-      <div className="page-head">
-        <div>
-          <h1>Channels</h1>
-          <p className="muted lead">
-            Upstream providers. Higher priority is tried first; within one priority, traffic is shared by weight.
-          </p>
-        </div>
+      <PageHead
+        title="Channels"
+        lead="Upstream providers. Higher priority is tried first; within one priority, traffic is shared by weight."
+      >
         <button type="button" className="primary" onClick={() => setDialog({ kind: 'create' })}>
           Add channel
         </button>
-      </div>
+      </PageHead>
       <AsyncView
         state={channels}
         what="channels"
@@ -56,92 +66,68 @@ export default function ChannelsPage() {
         empty={<p>No channels yet. Add one so keys have models to call — the Mock type works offline.</p>}
       >
         {(d) => (
-          <div className="table-wrap">
-            <table className="data">
-              <caption className="sr-only">Channels</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Type</th>
-                  <th scope="col">Models</th>
-                  <th scope="col" className="num">
-                    Priority
-                  </th>
-                  <th scope="col" className="num">
-                    Weight
-                  </th>
-                  <th scope="col">Groups</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Connection test</th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {[...d.data]
-                  .sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name))
-                  .map((c) => {
-                    const t = tests[c.id];
-                    return (
-                      <tr key={c.id}>
-                        <th scope="row">
-                          {c.name}
-                          {c.base_url ? <div className="muted small">{c.base_url}</div> : null}
-                        </th>
-                        <td>{c.type}</td>
-                        <td className="models-cell">
-                          {c.models.join(', ')}
-                          {c.model_map && Object.keys(c.model_map).length ? (
-                            <div className="muted small">
-                              {Object.entries(c.model_map)
-                                .map(([a, b]) => `${a} → ${b}`)
-                                .join(', ')}
-                            </div>
-                          ) : null}
-                        </td>
-                        <td className="num">{c.priority}</td>
-                        <td className="num">{c.weight}</td>
-                        <td>{c.groups?.length ? c.groups.join(', ') : <span className="muted">all</span>}</td>
-                        <td>
-                          <StatusBadge status={c.status} />
-                          {c.disabled_reason ? <div className="muted small">{c.disabled_reason}</div> : null}
-                        </td>
-                        <td aria-live="polite">
-                          {t === 'running' ? (
-                            'Testing…'
-                          ) : t ? (
-                            t.ok ? (
-                              <span className="ok-text">OK in {ms(t.latency_ms)}</span>
-                            ) : (
-                              <span className="error-text">Failed: {t.error ?? 'no answer'}</span>
-                            )
-                          ) : (
-                            <span className="muted">not tested</span>
-                          )}
-                        </td>
-                        <td>
-                          <div className="row-actions">
-                            <button type="button" onClick={() => void runTest(c)} disabled={t === 'running'}>
-                              Test
-                            </button>
-                            <button type="button" onClick={() => setDialog({ kind: 'edit', channel: c })}>
-                              Edit
-                            </button>
-                            <button type="button" onClick={() => void toggle(c)}>
-                              {c.status === 'active' ? 'Disable' : 'Enable'}
-                            </button>
-                            <button type="button" className="danger-text" onClick={() => setDialog({ kind: 'delete', channel: c })}>
-                              Delete
-                            </button>
-                          </div>
-                        </td>
-                      </tr>
-                    );
-                  })}
-              </tbody>
-            </table>
-          </div>
+          <DataTable caption="Channels" columns={COLUMNS}>
+            {[...d.data]
+              .sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name))
+              .map((c) => {
+                const t = tests[c.id];
+                return (
+                  <tr key={c.id}>
+                    <th scope="row">
+                      {c.name}
+                      {c.base_url ? <div className="muted small">{c.base_url}</div> : null}
+                    </th>
+                    <td>{c.type}</td>
+                    <td className="models-cell">
+                      {c.models.join(', ')}
+                      {c.model_map && Object.keys(c.model_map).length ? (
+                        <div className="muted small">
+                          {Object.entries(c.model_map)
+                            .map(([a, b]) => `${a} → ${b}`)
+                            .join(', ')}
+                        </div>
+                      ) : null}
+                    </td>
+                    <td className="num">{c.priority}</td>
+                    <td className="num">{c.weight}</td>
+                    <td>{c.groups?.length ? c.groups.join(', ') : <span className="muted">all</span>}</td>
+                    <td>
+                      <StatusBadge status={c.status} />
+                      {c.disabled_reason ? <div className="muted small">{c.disabled_reason}</div> : null}
+                    </td>
+                    <td aria-live="polite">
+                      {t === 'running' ? (
+                        'Testing…'
+                      ) : t ? (
+                        t.ok ? (
+                          <span className="ok-text">OK in {ms(t.latency_ms)}</span>
+                        ) : (
+                          <span className="error-text">Failed: {t.error ?? 'no answer'}</span>
+                        )
+                      ) : (
+                        <span className="muted">not tested</span>
+                      )}
+                    </td>
+                    <td>
+                      <div className="row-actions">
+                        <button type="button" onClick={() => void runTest(c)} disabled={t === 'running'}>
+                          Test
+                        </button>
+                        <button type="button" onClick={() => setDialog({ kind: 'edit', channel: c })}>
+                          Edit
+                        </button>
+                        <button type="button" onClick={() => void toggle(c)}>
+                          {c.status === 'active' ? 'Disable' : 'Enable'}
+                        </button>
+                        <button type="button" className="danger-text" onClick={() => setDialog({ kind: 'delete', channel: c })}>
+                          Delete
+                        </button>
+                      </div>
+                    </td>
+                  </tr>
+                );
+              })}
+          </DataTable>
         )}
       </AsyncView>
 

@@ -4,6 +4,7 @@ import { dateTime, relative } from '../format';
 import { Link, navigate } from '../router';
 import { AsyncView, QuotaMeter, Section, StatusBadge, useAsync } from '../components/ui';
 import { toDaySeries } from '../components/chartData';
+import { TermList } from '../components/layout';
 import { LogsTable } from './Logs';
 import { KeyActions } from './keyDialogs';
 import { useSession } from '../session';
@@ -50,45 +51,25 @@ export function KeyDetailPage({ id }: { id: string }) {
                 onDeleted={() => navigate('/keys')}
               />
             </div>
-            <dl className="facts">
-              <div>
-                <dt>Used / quota</dt>
-                <dd>
-                  <QuotaMeter used={k.used} quota={k.quota} />
-                </dd>
-              </div>
-              <div>
-                <dt>Models</dt>
-                <dd>{k.models?.length ? k.models.join(', ') : 'every model its group offers'}</dd>
-              </div>
-              <div>
-                <dt>Allowed IPs</dt>
-                <dd>{k.allowed_ips?.length ? k.allowed_ips.join(', ') : 'any IP'}</dd>
-              </div>
-              <div>
-                <dt>Group</dt>
-                <dd>{k.group ?? <OwnerGroup userId={k.user_id} />}</dd>
-              </div>
-              <div>
-                <dt>Rate limit</dt>
-                <dd>{k.rpm ? `${k.rpm} requests per minute` : 'none'}</dd>
-              </div>
-              <div>
-                <dt>Expires</dt>
-                <dd>{k.expires_at ? dateTime(k.expires_at) : 'never'}</dd>
-              </div>
-              <div>
-                <dt>Created</dt>
-                <dd>{dateTime(k.created_at)}</dd>
-              </div>
-              <div>
-                <dt>Last used</dt>
-                <dd>
-                  {k.last_used_at ? `${relative(k.last_used_at)} (${dateTime(k.last_used_at)})` : 'never'}
-                  {k.last_used_ip ? ` from ${k.last_used_ip}` : ''}
-                </dd>
-              </div>
-            </dl>
+            <TermList
+              className="facts"
+              items={[
+                ['Used / quota', <QuotaMeter used={k.used} quota={k.quota} />],
+                ['Models', k.models?.length ? k.models.join(', ') : 'every model its group offers'],
+                ['Allowed IPs', k.allowed_ips?.length ? k.allowed_ips.join(', ') : 'any IP'],
+                ['Group', k.group ?? <OwnerGroup userId={k.user_id} />],
+                ['Rate limit', k.rpm ? `${k.rpm} requests per minute` : 'none'],
+                ['Expires', k.expires_at ? dateTime(k.expires_at) : 'never'],
+                ['Created', dateTime(k.created_at)],
+                [
+                  'Last used',
+                  <>
+                    {k.last_used_at ? `${relative(k.last_used_at)} (${dateTime(k.last_used_at)})` : 'never'}
+                    {k.last_used_ip ? ` from ${k.last_used_ip}` : ''}
+                  </>,
+                ],
+              ]}
+            />
             <KeyUsage keyId={String(k.id)} since={since} />
             <KeyLogs keyId={String(k.id)} />
             <KeyAudit keyId={String(k.id)} version={version} />

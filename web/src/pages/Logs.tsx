@@ -1,16 +1,15 @@
 import { useState, type ReactNode } from 'react';
-import { api, downloadCsv, errorMessage, type LogEntry, type LogTotals, type Page } from '../api';
+import { api, type LogEntry, type LogTotals, type Page } from '../api';
 import { dateTime, int, ms, usd } from '../format';
-import { Link, setQuery, useLocation } from '../router';
-import { AsyncView, HttpStatus, Modal, Pager, notify, useAsync, useCursorPager } from '../components/ui';
-import { apiParams, FilterBar, useFilterValues } from './filters';
+import { Link } from '../router';
+import { AsyncView, HttpStatus, Modal, Pager, useAsync, useCursorPager } from '../components/ui';
+import { ExportCsvButton, PageSizeSelect, usePageSize } from '../components/controls';
+import { PageHead, TermList } from '../components/layout';
+import { FilterBar, useFilters } from './filters';
 
 export function LogsPage() {
-  const values = useFilterValues('24h');
-  const { query } = useLocation();
-  const limit = Number(query.get('limit')) || 50;
-  const [now, setNow] = useState(() => Date.now());
-  const params = apiParams(values, now, { status: true });
+  const { values, params, refresh } = useFilters('24h', { status: true });
+  const limit = usePageSize(50);
   const filterKey = JSON.stringify([params, limit]);
   const pager = useCursorPager(filterKey);
   const logs = useAsync(
@@ -30,36 +29,18 @@ export function LogsPage() {
     if (logs.data.totals) setTotals(logs.data.totals);
     else if (pager.page === 1) setTotals(null);
   }
-  const [exporting, setExporting] = useState(false);
-
-  const exportCsv = async () => {
-    setExporting(true);
-    try {
-      await downloadCsv('/api/logs', params, `moleapi-logs-${new Date().toISOString().slice(0, 10)}.csv`);
-    } catch (err) {
-      notify(`Export failed: ${errorMessage(err)}`, 'error');
-    } finally {
-      setExporting(false);
-    }
-  };
 
   return (
     <div className="page">
-      <div className="page-head">
-        <div>
-          <h1>Call logs</h1>
-          <p className="muted lead">Every relay request that presented a valid key, refused ones included.</p>
-        </div>
-        <button type="button" onClick={exportCsv} disabled={exporting}>
-          {exporting ? 'Exporting…' : 'Export CSV'}
-        </button>
-      </div>
+      <PageHead title="Call logs" lead="Every relay request that presented a valid key, refused ones included.">
+        <ExportCsvButton path="/api/logs" query={params} name="logs" />
+      </PageHead>
       <FilterBar
         values={values}
         withStatus
         label="Filter logs"
         onRefresh={() => {
-          setNow(Date.now());
+          refresh();
           pager.first();
           logs.reload();
         }}
@@ -76,16 +57,7 @@ export function LogsPage() {
             <LogsTable rows={page.data} />
             <div className="table-foot">
               <Pager label="Logs" page={pager.page} nextCursor={page.next_cursor} onPrev={pager.prev} onNext={pager.next} />
-              <label className="inline">
-                Rows per page
-                <select value={limit} onChange={(e) => setQuery({ limit: e.target.value === '50' ? null : e.target.value })}>
-                  {[25, 50, 100, 200].map((n) => (
-                    <option key={n} value={n}>
-                      {n}
-                    </option>
-                  ))}
-                </select>
-              </label>
+              <PageSizeSelect value={limit} sizes={[25, 50, 100, 200]} defaultSize={50} className="inline" />
             </div>
           </>
         )}
@@ -96,28 +68,17 @@ export function LogsPage() {
 
 function TotalsBar({ totals }: { totals: LogTotals }) {
   return (
-    <dl className="totals" aria-label="Totals for these filters">
-      <div>
-        <dt>Requests</dt>
-        <dd>{int(totals.requests)}</dd>
-      </div>
-      <div>
-        <dt>Prompt tokens</dt>
-        <dd>{int(totals.prompt_tokens)}</dd>
-      </div>
-      <div>
-        <dt>Cached tokens</dt>
-        <dd>{int(totals.cached_tokens)}</dd>
-      </div>
-      <div>
-        <dt>Completion tokens</dt>
-        <dd>{int(totals.completion_tokens)}</dd>
-      </div>
-      <div>
-        <dt>Cost</dt>
-        <dd>{usd(totals.cost)}</dd>
-      </div>
-    </dl>
+    <TermList
+      className="totals"
+      label="Totals for these filters"
+      items={[
+        ['Requests', int(totals.requests)],
+        ['Prompt tokens', int(totals.prompt_tokens)],
+        ['Cached tokens', int(totals.cached_tokens)],
+        ['Completion tokens', int(totals.completion_tokens)],
+        ['Cost', usd(totals.cost)],
+      ]}
+    />
   );
 }
 
@@ -253,14 +214,7 @@ function LogDrawer({ log, onClose }: { log: LogEntry; onClose: () => void }) {
   ];
   return (
     <Modal title="Call details" onClose={onClose} variant="drawer">
-      <dl className="details">
-        {rows.map(([k, v]) => (
-          <div key={k}>
-            <dt>{k}</dt>
-            <dd>{v}</dd>
-          </div>
-        ))}
-      </dl>
+      <TermList className="details" items={rows} />
     </Modal>
   );
 }

@@ -2,10 +2,20 @@ import { useState } from 'react';
 import { api, type Group, type Price } from '../api';
 import { usd } from '../format';
 import { AsyncView, ConfirmDialog, FormDialog, Section, notify, useAsync } from '../components/ui';
+import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { parseUsd } from '../validate';
 
 /** Model names may hold "/" (org/model): the server takes the rest of the path as the name. */
 const modelPath = (m: string) => m.split('/').map(encodeURIComponent).join('/');
+
+const PRICE_COLUMNS: Column[] = [
+  'Model',
+  { label: 'Input / 1M', num: true },
+  { label: 'Cached input / 1M', num: true },
+  { label: 'Output / 1M', num: true },
+  ACTIONS,
+];
+const GROUP_COLUMNS: Column[] = ['Group', { label: 'Multiplier', num: true }, ACTIONS];
 
 export default function PricingPage() {
   const prices = useAsync((signal) => api.get<{ data: Price[] }>('/api/prices', undefined, signal).then((r) => r.data), []);
@@ -25,15 +35,10 @@ export default function PricingPage() {
 
   return (
     <div className="page">
-      <div className="page-head">
-        <div>
-          <h1>Pricing</h1>
-          <p className="muted lead">
-            Prices are US dollars per 1 million tokens. A call costs its tokens at these prices times the key’s group
-            multiplier.
-          </p>
-        </div>
-      </div>
+      <PageHead
+        title="Pricing"
+        lead="Prices are US dollars per 1 million tokens. A call costs its tokens at these prices times the key’s group multiplier."
+      />
 
       <Section
         title="Model prices"
@@ -50,50 +55,28 @@ export default function PricingPage() {
         ) : null}
         <AsyncView state={prices} what="prices" isEmpty={(d) => d.length === 0} empty={<p>No prices yet.</p>}>
           {(d) => (
-            <div className="table-wrap">
-              <table className="data">
-                <caption className="sr-only">Model prices, USD per 1M tokens</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Model</th>
-                    <th scope="col" className="num">
-                      Input / 1M
-                    </th>
-                    <th scope="col" className="num">
-                      Cached input / 1M
-                    </th>
-                    <th scope="col" className="num">
-                      Output / 1M
-                    </th>
-                    <th scope="col">
-                      <span className="sr-only">Actions</span>
-                    </th>
+            <DataTable caption="Model prices, USD per 1M tokens" columns={PRICE_COLUMNS}>
+              {[...d]
+                .sort((a, b) => a.model.localeCompare(b.model))
+                .map((p) => (
+                  <tr key={p.model}>
+                    <th scope="row">{p.model}</th>
+                    <td className="num">{usd(p.input)}</td>
+                    <td className="num">{p.cached_input == null ? <span className="muted">same as input</span> : usd(p.cached_input)}</td>
+                    <td className="num">{usd(p.output)}</td>
+                    <td>
+                      <div className="row-actions">
+                        <button type="button" onClick={() => setEditing(p)}>
+                          Edit
+                        </button>
+                        <button type="button" className="danger-text" onClick={() => setDeleting(p)}>
+                          Delete
+                        </button>
+                      </div>
+                    </td>
                   </tr>
-                </thead>
-                <tbody>
-                  {[...d]
-                    .sort((a, b) => a.model.localeCompare(b.model))
-                    .map((p) => (
-                      <tr key={p.model}>
-                        <th scope="row">{p.model}</th>
-                        <td className="num">{usd(p.input)}</td>
-                        <td className="num">{p.cached_input == null ? <span className="muted">same as input</span> : usd(p.cached_input)}</td>
-                        <td className="num">{usd(p.output)}</td>
-                        <td>
-                          <div className="row-actions">
-                            <button type="button" onClick={() => setEditing(p)}>
-                              Edit
-                            </button>
-                            <button type="button" className="danger-text" onClick={() => setDeleting(p)}>
-                              Delete
-                            </button>
-                          </div>
-                        </td>
-                      </tr>
-                    ))}
-                </tbody>
-              </table>
-            </div>
+                ))}
+            </DataTable>
           )}
         </AsyncView>
       </Section>
@@ -108,35 +91,19 @@ export default function PricingPage() {
       >
         <AsyncView state={groups} what="groups" isEmpty={(d) => d.length === 0}>
           {(d) => (
-            <div className="table-wrap">
-              <table className="data">
-                <caption className="sr-only">Groups and their price multipliers</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Group</th>
-                    <th scope="col" className="num">
-                      Multiplier
-                    </th>
-                    <th scope="col">
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {d.map((g) => (
-                    <tr key={g.name}>
-                      <th scope="row">{g.name}</th>
-                      <td className="num">×{g.multiplier}</td>
-                      <td>
-                        <button type="button" onClick={() => setEditingGroup(g)}>
-                          Edit
-                        </button>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable caption="Groups and their price multipliers" columns={GROUP_COLUMNS}>
+              {d.map((g) => (
+                <tr key={g.name}>
+                  <th scope="row">{g.name}</th>
+                  <td className="num">×{g.multiplier}</td>
+                  <td>
+                    <button type="button" onClick={() => setEditingGroup(g)}>
+                      Edit
+                    </button>
+                  </td>
+                </tr>
+              ))}
+            </DataTable>
           )}
         </AsyncView>
       </Section>

@@ -1,10 +1,12 @@
-import { lazy, Suspense, useState } from 'react';
-import { api, downloadCsv, errorMessage, type UsageRow } from '../api';
+import { lazy, Suspense } from 'react';
+import { api, type UsageRow } from '../api';
 import { dateOnly, int, usd } from '../format';
 import { Link, setQuery, useLocation } from '../router';
-import { AsyncView, notify, useAsync } from '../components/ui';
+import { AsyncView, useAsync } from '../components/ui';
+import { ExportCsvButton } from '../components/controls';
 import { toDaySeries } from '../components/chartData';
-import { apiParams, FilterBar, useFilterValues } from './filters';
+import { DataTable, PageHead, TermList } from '../components/layout';
+import { FilterBar, useFilters } from './filters';
 
 const UsageChart = lazy(() => import('../components/UsageChart'));
 
@@ -16,11 +18,9 @@ const BREAKDOWNS: { value: Breakdown; label: string }[] = [
 ];
 
 export default function UsagePage() {
-  const values = useFilterValues('30d');
+  const { values, now, params, refresh } = useFilters('30d');
   const { query } = useLocation();
   const breakdown = (BREAKDOWNS.find((b) => b.value === query.get('by'))?.value ?? 'key') as Breakdown;
-  const [now, setNow] = useState(() => Date.now());
-  const params = apiParams(values, now);
   const paramKey = JSON.stringify(params);
 
   const daily = useAsync(
@@ -34,23 +34,6 @@ export default function UsagePage() {
         : api.get<{ data: UsageRow[] }>('/api/usage', { ...params, group_by: breakdown }, signal).then((r) => r.data),
     [paramKey, breakdown],
   );
-  const [exporting, setExporting] = useState(false);
-
-  const exportCsv = async () => {
-    setExporting(true);
-    try {
-      await downloadCsv(
-        '/api/usage',
-        { ...params, group_by: breakdown },
-        `moleapi-usage-by-${breakdown}-${new Date().toISOString().slice(0, 10)}.csv`,
-      );
-    } catch (err) {
-      notify(`Export failed: ${errorMessage(err)}`, 'error');
-    } finally {
-      setExporting(false);
-    }
-  };
-
   const totals = (daily.data ?? []).reduce(
     (t, r) => ({
       requests: t.requests + r.requests,
@@ -67,46 +50,26 @@ export default function UsagePage() {
 
   return (
     <div className="page">
-      <div className="page-head">
-        <div>
-          <h1>Usage</h1>
-          <p className="muted lead">What your keys spent, and on which models.</p>
-        </div>
-        <button type="button" onClick={exportCsv} disabled={exporting}>
-          {exporting ? 'Exporting…' : 'Export CSV'}
-        </button>
-      </div>
-      <FilterBar
-        values={values}
-        label="Filter usage"
-        onRefresh={() => {
-          setNow(Date.now());
-        }}
-      />
+      <PageHead title="Usage" lead="What your keys spent, and on which models.">
+        <ExportCsvButton path="/api/usage" query={{ ...params, group_by: breakdown }} name={`usage-by-${breakdown}`} />
+      </PageHead>
+      <FilterBar values={values} label="Filter usage" onRefresh={refresh} />
 
       <section className="card" aria-labelledby="usage-chart-title">
         <div className="card-head">
           <h2 id="usage-chart-title">Spend and requests over time</h2>
         </div>
         {daily.data ? (
-          <dl className="totals" aria-label="Totals for these filters">
-            <div>
-              <dt>Spend</dt>
-              <dd>{usd(totals.cost)}</dd>
-            </div>
-            <div>
-              <dt>Requests</dt>
-              <dd>{int(totals.requests)}</dd>
-            </div>
-            <div>
-              <dt>Prompt tokens</dt>
-              <dd>{int(totals.prompt)}</dd>
-            </div>
-            <div>
-              <dt>Completion tokens</dt>
-              <dd>{int(totals.completion)}</dd>
-            </div>
-          </dl>
+          <TermList
+            className="totals"
+            label="Totals for these filters"
+            items={[
+              ['Spend', usd(totals.cost)],
+              ['Requests', int(totals.requests)],
+              ['Prompt tokens', int(totals.prompt)],
+              ['Completion tokens', int(totals.completion)],
+            ]}
+          />
         ) : null}
         <AsyncView state={daily} what="usage" isEmpty={(d) => d.length === 0} empty={<p>No usage in this period yet.</p>}>
           {(d) => (
@@ -135,55 +98,40 @@ export default function UsagePage() {
         </div>
         <AsyncView state={tableState} what="usage" isEmpty={() => rows.length === 0} empty={<p>No usage in this period yet.</p>}>
           {() => (
-            <div className="table-wrap">
-              <table className="data">
-                <caption className="sr-only">Usage {BREAKDOWNS.find((b) => b.value === breakdown)?.label.toLowerCase()}</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">{breakdown === 'key' ? 'Key' : breakdown === 'model' ? 'Model' : 'Day'}</th>
-                    <th scope="col" className="num">
-                      Requests
-                    </th>
-                    <th scope="col" className="num">
-                      Prompt tokens
-                    </th>
-                    <th scope="col" className="num">
-                      Completion tokens
-                    </th>
-                    <th scope="col" className="num">
-                      Spend
-                    </th>
-                    <th scope="col">
-                      <span className="sr-only">Share of spend</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {rows.map((r) => (
-                    <tr key={r.key_id ?? r.model ?? r.day}>
-                      <th scope="row">
-                        {breakdown === 'key' ? (
-                          <Link href={`/keys/${encodeURIComponent(r.key_id ?? '')}`}>{r.key_name ?? r.key_id}</Link>
-                        ) : breakdown === 'model' ? (
-                          r.model
-                        ) : (
-                          dateOnly(r.day)
-                        )}
-                      </th>
-                      <td className="num">{int(r.requests)}</td>
-                      <td className="num">{int(r.prompt_tokens)}</td>
-                      <td className="num">{int(r.completion_tokens)}</td>
-                      <td className="num">{usd(r.cost)}</td>
-                      <td className="share-cell">
-                        <span className="share" aria-hidden="true">
-                          <span style={{ width: `${maxCost > 0 ? (r.cost / maxCost) * 100 : 0}%` }} />
-                        </span>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable
+              caption={<>Usage {BREAKDOWNS.find((b) => b.value === breakdown)?.label.toLowerCase()}</>}
+              columns={[
+                breakdown === 'key' ? 'Key' : breakdown === 'model' ? 'Model' : 'Day',
+                { label: 'Requests', num: true },
+                { label: 'Prompt tokens', num: true },
+                { label: 'Completion tokens', num: true },
+                { label: 'Spend', num: true },
+                { label: 'Share of spend', hidden: true },
+              ]}
+            >
+              {rows.map((r) => (
+                <tr key={r.key_id ?? r.model ?? r.day}>
+                  <th scope="row">
+                    {breakdown === 'key' ? (
+                      <Link href={`/keys/${encodeURIComponent(r.key_id ?? '')}`}>{r.key_name ?? r.key_id}</Link>
+                    ) : breakdown === 'model' ? (
+                      r.model
+                    ) : (
+                      dateOnly(r.day)
+                    )}
+                  </th>
+                  <td className="num">{int(r.requests)}</td>
+                  <td className="num">{int(r.prompt_tokens)}</td>
+                  <td className="num">{int(r.completion_tokens)}</td>
+                  <td className="num">{usd(r.cost)}</td>
+                  <td className="share-cell">
+                    <span className="share" aria-hidden="true">
+                      <span style={{ width: `${maxCost > 0 ? (r.cost / maxCost) * 100 : 0}%` }} />
+                    </span>
+                  </td>
+                </tr>
+              ))}
+            </DataTable>
           )}
         </AsyncView>
       </section>

@@ -3,9 +3,13 @@ import { api, errorMessage, type Page, type User } from '../api';
 import { dateOnly, usd } from '../format';
 import { Link } from '../router';
 import { AsyncView, ConfirmDialog, Field, FormDialog, Pager, StatusBadge, notify, useAsync, useCursorPager } from '../components/ui';
+import { FilterForm } from '../components/controls';
+import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { useSession } from '../session';
 import { parseUsd } from '../validate';
 import { useGroups } from './keyDialogs';
+
+const COLUMNS: Column[] = ['Username', 'Role', 'Group', { label: 'Balance', num: true }, 'Status', 'Created', ACTIONS];
 
 type Dialog = null | { kind: 'create' } | { kind: 'edit' | 'topup' | 'delete'; user: User };
 
@@ -42,21 +46,17 @@ export default function UsersPage() {
 
   return (
     <div className="page">
-      <div className="page-head">
-        <div>
-          <h1>Users</h1>
-          <p className="muted lead">Accounts that can sign in here and own keys. Balances are in US dollars.</p>
-        </div>
+      <PageHead title="Users" lead="Accounts that can sign in here and own keys. Balances are in US dollars.">
         <button type="button" className="primary" onClick={() => setDialog({ kind: 'create' })}>
           Create user
         </button>
-      </div>
-      <form className="filters" role="search" aria-label="Find users" onSubmit={(e) => e.preventDefault()}>
+      </PageHead>
+      <FilterForm label="Find users">
         <label>
           Search
           <input type="search" value={search} onChange={(e) => setSearch(e.target.value)} placeholder="Username" />
         </label>
-      </form>
+      </FilterForm>
       <AsyncView
         state={users}
         what="users"
@@ -65,64 +65,44 @@ export default function UsersPage() {
       >
         {(page) => (
           <>
-            <div className="table-wrap">
-              <table className="data">
-                <caption className="sr-only">Users</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Username</th>
-                    <th scope="col">Role</th>
-                    <th scope="col">Group</th>
-                    <th scope="col" className="num">
-                      Balance
-                    </th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Created</th>
-                    <th scope="col">
-                      <span className="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {page.data.map((u) => (
-                    <tr key={u.id}>
-                      <th scope="row">
-                        {u.username}
-                        {u.id === session.user.id ? <span className="muted"> (you)</span> : null}
-                      </th>
-                      <td>{u.role}</td>
-                      <td>{u.group}</td>
-                      <td className="num">{usd(u.balance)}</td>
-                      <td>
-                        <StatusBadge status={u.status} />
-                      </td>
-                      <td>{dateOnly(u.created_at)}</td>
-                      <td>
-                        <div className="row-actions">
-                          <Link href={`/keys?user_id=${encodeURIComponent(u.id)}`}>Key list</Link>
-                          <button type="button" onClick={() => setDialog({ kind: 'edit', user: u })}>
-                            Edit
+            <DataTable caption="Users" columns={COLUMNS}>
+              {page.data.map((u) => (
+                <tr key={u.id}>
+                  <th scope="row">
+                    {u.username}
+                    {u.id === session.user.id ? <span className="muted"> (you)</span> : null}
+                  </th>
+                  <td>{u.role}</td>
+                  <td>{u.group}</td>
+                  <td className="num">{usd(u.balance)}</td>
+                  <td>
+                    <StatusBadge status={u.status} />
+                  </td>
+                  <td>{dateOnly(u.created_at)}</td>
+                  <td>
+                    <div className="row-actions">
+                      <Link href={`/keys?user_id=${encodeURIComponent(u.id)}`}>Key list</Link>
+                      <button type="button" onClick={() => setDialog({ kind: 'edit', user: u })}>
+                        Edit
+                      </button>
+                      <button type="button" onClick={() => setDialog({ kind: 'topup', user: u })}>
+                        Top up
+                      </button>
+                      {u.id !== session.user.id ? (
+                        <>
+                          <button type="button" onClick={() => void toggle(u)}>
+                            {u.status === 'disabled' ? 'Enable' : 'Disable'}
                           </button>
-                          <button type="button" onClick={() => setDialog({ kind: 'topup', user: u })}>
-                            Top up
+                          <button type="button" className="danger-text" onClick={() => setDialog({ kind: 'delete', user: u })}>
+                            Delete
                           </button>
-                          {u.id !== session.user.id ? (
-                            <>
-                              <button type="button" onClick={() => void toggle(u)}>
-                                {u.status === 'disabled' ? 'Enable' : 'Disable'}
-                              </button>
-                              <button type="button" className="danger-text" onClick={() => setDialog({ kind: 'delete', user: u })}>
-                                Delete
-                              </button>
-                            </>
-                          ) : null}
-                        </div>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+                        </>
+                      ) : null}
+                    </div>
+                  </td>
+                </tr>
+              ))}
+            </DataTable>
             <Pager label="Users" page={pager.page} nextCursor={page.next_cursor} onPrev={pager.prev} onNext={pager.next} />
           </>
         )}

@@ -1,10 +1,11 @@
 // The filter bar shared by Logs and Usage: time range (presets or custom), key, model,
 // status (logs only) and user (admins). Filters live in the URL so views can be linked.
-import { useMemo } from 'react';
+import { useMemo, useState } from 'react';
 import { api, type ApiKey, type Page, type UsageRow } from '../api';
 import { toLocalInput } from '../format';
 import { setQuery, useLocation } from '../router';
 import { useAsync } from '../components/ui';
+import { FilterForm, SelectField, userOptions } from '../components/controls';
 import { useSession } from '../session';
 import { useUsers } from './keyDialogs';
 
@@ -43,7 +44,7 @@ export interface FilterValues {
   user_id: string;
 }
 
-export function useFilterValues(defaultRange: string): FilterValues {
+function useFilterValues(defaultRange: string): FilterValues {
   const { query } = useLocation();
   return {
     range: query.get('range') ?? defaultRange,
@@ -75,6 +76,17 @@ export function apiParams(f: FilterValues, now: number, opts: { status?: boolean
     if (r?.seconds) p.from = new Date(now - r.seconds * 1000).toISOString();
   }
   return p;
+}
+
+/**
+ * The filters in the URL and the API query for them. Relative ranges ("last 24 hours") are
+ * computed once; `refresh` recomputes them from the current time.
+ */
+export function useFilters(defaultRange: string, opts: { status?: boolean } = {}) {
+  const values = useFilterValues(defaultRange);
+  const [now, setNow] = useState(() => Date.now());
+  const params = apiParams(values, now, opts);
+  return { values, now, params, refresh: () => setNow(Date.now()) };
 }
 
 export function FilterBar({
@@ -132,30 +144,22 @@ export function FilterBar({
   }, [models.data, values.model]);
 
   return (
-    <form className="filters" role="search" aria-label={label} onSubmit={(e) => e.preventDefault()}>
-      <label>
-        Time range
-        <select
-          value={values.range}
-          onChange={(e) => {
-            const range = e.target.value;
-            if (range === 'custom') {
-              const now = new Date();
-              setQuery({
-                range,
-                from: values.from || toLocalInput(new Date(now.getTime() - 86400_000)),
-                to: values.to || toLocalInput(now),
-              });
-            } else setQuery({ range, from: null, to: null });
-          }}
-        >
-          {RANGES.map((r) => (
-            <option key={r.value} value={r.value}>
-              {r.label}
-            </option>
-          ))}
-        </select>
-      </label>
+    <FilterForm label={label}>
+      <SelectField
+        label="Time range"
+        value={values.range}
+        options={RANGES}
+        onChange={(range) => {
+          if (range === 'custom') {
+            const now = new Date();
+            setQuery({
+              range,
+              from: values.from || toLocalInput(new Date(now.getTime() - 86400_000)),
+              to: values.to || toLocalInput(now),
+            });
+          } else setQuery({ range, from: null, to: null });
+        }}
+      />
       {values.range === 'custom' ? (
         <>
           <label>
@@ -169,57 +173,33 @@ export function FilterBar({
         </>
       ) : null}
       {isAdmin ? (
-        <label>
-          User
-          <select value={values.user_id} onChange={(e) => setQuery({ user_id: e.target.value || null, key_id: null })}>
-            <option value="">Everyone</option>
-            {(users.data ?? []).map((u) => (
-              <option key={u.id} value={u.id}>
-                {u.username}
-              </option>
-            ))}
-          </select>
-        </label>
+        <SelectField
+          label="User"
+          value={values.user_id}
+          options={userOptions(users.data, 'Everyone')}
+          onChange={(v) => setQuery({ user_id: v || null, key_id: null })}
+        />
       ) : null}
-      <label>
-        Key
-        <select value={values.key_id} onChange={(e) => setQuery({ key_id: e.target.value || null })}>
-          <option value="">All keys</option>
-          {keyOptions.map((k) => (
-            <option key={k.id} value={k.id}>
-              {k.label}
-            </option>
-          ))}
-        </select>
-      </label>
-      <label>
-        Model
-        <select value={values.model} onChange={(e) => setQuery({ model: e.target.value || null })}>
-          <option value="">All models</option>
-          {modelOptions.map((m) => (
-            <option key={m} value={m}>
-              {m}
-            </option>
-          ))}
-        </select>
-      </label>
+      <SelectField
+        label="Key"
+        value={values.key_id}
+        options={[{ value: '', label: 'All keys' }, ...keyOptions.map((k) => ({ value: k.id, label: k.label }))]}
+        onChange={(v) => setQuery({ key_id: v || null })}
+      />
+      <SelectField
+        label="Model"
+        value={values.model}
+        options={[{ value: '', label: 'All models' }, ...modelOptions.map((m) => ({ value: m, label: m }))]}
+        onChange={(v) => setQuery({ model: v || null })}
+      />
       {withStatus ? (
-        <label>
-          Status
-          <select value={values.status} onChange={(e) => setQuery({ status: e.target.value || null })}>
-            {STATUSES.map((s) => (
-              <option key={s.value} value={s.value}>
-                {s.label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <SelectField label="Status" value={values.status} options={STATUSES} onChange={(v) => setQuery({ status: v || null })} />
       ) : null}
       <div className="filter-buttons">
         <button type="button" onClick={onRefresh}>
           Refresh
         </button>
       </div>
-    </form>
+    </FilterForm>
   );
 }

@@ -1,0 +1,100 @@
+// Controls shared by the list pages: the filter form, labelled selects, rows per page and
+// CSV export. Filters that live in the URL are set with `setQuery`.
+import { useState, type ReactNode } from 'react';
+import { downloadCsv, errorMessage, type Query } from '../api';
+import { setQuery, useLocation } from '../router';
+import { notify } from './ui';
+
+/** The filter bar of a list: a search landmark named `label`; Enter never submits it. */
+export function FilterForm({ label, children }: { label: string; children: ReactNode }) {
+  return (
+    <form className="filters" role="search" aria-label={label} onSubmit={(e) => e.preventDefault()}>
+      {children}
+    </form>
+  );
+}
+
+export interface Option {
+  value: string | number;
+  label: ReactNode;
+}
+
+/** A select inside its label, so the label text is the select's accessible name. */
+export function SelectField({
+  label,
+  value,
+  options,
+  onChange,
+  className,
+}: {
+  label: string;
+  value: string | number;
+  options: Option[];
+  onChange: (value: string) => void;
+  className?: string;
+}) {
+  return (
+    <label className={className}>
+      {label}
+      <select value={value} onChange={(e) => onChange(e.target.value)}>
+        {options.map((o) => (
+          <option key={o.value} value={o.value}>
+            {o.label}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+/** Options for picking a user by name, after a first "any user" option labelled `anyLabel`. */
+export function userOptions(users: { id: number; username: string }[] | undefined, anyLabel: string): Option[] {
+  return [{ value: '', label: anyLabel }, ...(users ?? []).map((u) => ({ value: u.id, label: u.username }))];
+}
+
+/** Rows per page, kept in the URL as `limit` (left out when it is the default). */
+export function usePageSize(defaultSize: number): number {
+  return Number(useLocation().query.get('limit')) || defaultSize;
+}
+
+export function PageSizeSelect({
+  value,
+  sizes,
+  defaultSize,
+  className,
+}: {
+  value: number;
+  sizes: number[];
+  defaultSize: number;
+  className?: string;
+}) {
+  return (
+    <SelectField
+      label="Rows per page"
+      className={className}
+      value={value}
+      options={sizes.map((n) => ({ value: n, label: n }))}
+      onChange={(v) => setQuery({ limit: v === String(defaultSize) ? null : v })}
+    />
+  );
+}
+
+/** Downloads `path` as CSV with `query`, saved as moleapi-<name>-<today>.csv. */
+export function ExportCsvButton({ path, query, name }: { path: string; query: Query; name: string }) {
+  const [exporting, setExporting] = useState(false);
+  const exportCsv = async () => {
+    setExporting(true);
+    try {
+      await downloadCsv(path, query, `moleapi-${name}-${new Date().toISOString().slice(0, 10)}.csv`);
+    } catch (err) {
+      notify(`Export failed: ${errorMessage(err)}`, 'error');
+    } finally {
+      setExporting(false);
+    }
+  };
+  return (
+    <button type="button" onClick={exportCsv} disabled={exporting}>
+      {exporting ? 'Exporting…' : 'Export CSV'}
+    </button>
+  );
+}

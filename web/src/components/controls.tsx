@@ -1,5 +1,5 @@
-// Controls shared by the list pages: the filter form, labelled selects, rows per page and
-// CSV export. Filters that live in the URL are set with `setQuery`.
+// Controls shared by the pages: the filter form, labelled selects, rows per page and CSV
+// export. Filters that live in the URL are set with `setQuery`.
 import { useState, type ReactNode } from 'react';
 import { downloadCsv, errorMessage, type Query } from '../api';
 import { setQuery, useLocation } from '../router';

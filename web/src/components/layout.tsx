@@ -65,6 +65,11 @@ export function DataTable({
   );
 }
 
+/** The totals over everything the filters match (not just the page shown). */
+export function FilterTotals({ items }: { items: [string, ReactNode][] }) {
+  return <TermList className="totals" label="Totals for these filters" items={items} />;
+}
+
 /** Terms and their values (`<dl>` of `<div><dt/><dd/></div>`), e.g. totals or a record's details. */
 export function TermList({ items, className, label }: { items: [string, ReactNode][]; className: string; label?: string }) {
   return (

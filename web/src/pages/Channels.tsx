@@ -1,7 +1,9 @@
 import { useState } from 'react';
 import { api, errorMessage, type Channel, type Page } from '../api';
 import { dateTime, ms } from '../format';
-import { AsyncView, ConfirmDialog, Field, FormDialog, StatusBadge, notify, useAsync } from '../components/ui';
+import { AsyncView, Field, FormDialog, StatusBadge, notify, useAsync } from '../components/ui';
+import { changeStatus, DeleteDialog } from '../components/records';
+import { SelectField } from '../components/controls';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { parseList } from '../validate';
 
@@ -40,14 +42,8 @@ export default function ChannelsPage() {
       setTests((t) => ({ ...t, [c.id]: { ok: false, error: errorMessage(err) } }));
     }
   };
-  const toggle = async (c: Channel) => {
-    try {
-      await api.patch(`/api/channels/${encodeURIComponent(c.id)}`, { status: c.status === 'active' ? 'disabled' : 'active' });
-      channels.reload();
-    } catch (err) {
-      notify(`Could not change ${c.name}: ${errorMessage(err)}`, 'error');
-    }
-  };
+  const toggle = (c: Channel) =>
+    changeStatus(`/api/channels/${encodeURIComponent(c.id)}`, c.status === 'active' ? 'disabled' : 'active', c.name, channels.reload);
 
   return (
     <div className="page">
@@ -143,20 +139,18 @@ export default function ChannelsPage() {
         />
       ) : null}
       {dialog?.kind === 'delete' ? (
-        <ConfirmDialog
+        <DeleteDialog
           title={`Delete channel ${dialog.channel.name}?`}
-          confirmLabel="Delete"
-          danger
+          path={`/api/channels/${encodeURIComponent(dialog.channel.id)}`}
           onClose={close}
-          onConfirm={async () => {
-            await api.del(`/api/channels/${encodeURIComponent(dialog.channel.id)}`);
+          onDeleted={() => {
             close();
             notify(`Deleted channel ${dialog.channel.name}.`);
             channels.reload();
           }}
         >
           <p>Requests for its models move to the remaining channels, if any serve them.</p>
-        </ConfirmDialog>
+        </DeleteDialog>
       ) : null}
     </div>
   );
@@ -225,17 +219,12 @@ function ChannelForm({ existing, onClose, onSaved }: { existing?: Channel; onClo
         Name
         <input value={name} onChange={(e) => setName(e.target.value)} required autoFocus />
       </label>
-      <label>
-        Type
-        <select value={type} onChange={(e) => setType(e.target.value)}>
-          {TYPES.map((t) => (
-            <option key={t.value} value={t.value}>
-              {t.label}
-            </option>
-          ))}
-          {TYPES.some((t) => t.value === type) ? null : <option value={type}>{type}</option>}
-        </select>
-      </label>
+      <SelectField
+        label="Type"
+        value={type}
+        options={TYPES.some((t) => t.value === type) ? TYPES : [...TYPES, { value: type, label: type }]}
+        onChange={setType}
+      />
       <label className="span2">
         Base URL
         <input

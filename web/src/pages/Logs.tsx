@@ -4,7 +4,7 @@ import { dateTime, int, ms, usd } from '../format';
 import { Link } from '../router';
 import { AsyncView, HttpStatus, Modal, Pager, useAsync, useCursorPager } from '../components/ui';
 import { ExportCsvButton, PageSizeSelect, usePageSize } from '../components/controls';
-import { PageHead, TermList } from '../components/layout';
+import { FilterTotals, PageHead, TermList } from '../components/layout';
 import { FilterBar, useFilters } from './filters';
 
 export function LogsPage() {
@@ -68,9 +68,7 @@ export function LogsPage() {
 
 function TotalsBar({ totals }: { totals: LogTotals }) {
   return (
-    <TermList
-      className="totals"
-      label="Totals for these filters"
+    <FilterTotals
       items={[
         ['Requests', int(totals.requests)],
         ['Prompt tokens', int(totals.prompt_tokens)],
@@ -79,6 +77,17 @@ function TotalsBar({ totals }: { totals: LogTotals }) {
         ['Cost', usd(totals.cost)],
       ]}
     />
+  );
+}
+
+/** Header cells that span both header rows (all but the token columns). */
+function headCells(labels: (string | null)[], className?: string) {
+  return labels.map((label) =>
+    label ? (
+      <th key={label} scope="col" rowSpan={2} className={className}>
+        {label}
+      </th>
+    ) : null,
   );
 }
 
@@ -91,49 +100,22 @@ export function LogsTable({ rows, compact }: { rows: LogEntry[]; compact?: boole
           <caption className="sr-only">Call logs, newest first</caption>
           <thead>
             <tr>
-              <th scope="col" rowSpan={2}>
-                Time
-              </th>
-              {compact ? null : (
-                <th scope="col" rowSpan={2}>
-                  Key
-                </th>
-              )}
-              <th scope="col" rowSpan={2}>
-                Model
-              </th>
+              {headCells(['Time', compact ? null : 'Key', 'Model'])}
               <th scope="colgroup" colSpan={3} className="group-head">
                 Tokens
               </th>
-              <th scope="col" rowSpan={2} className="num">
-                Cost
-              </th>
-              <th scope="col" rowSpan={2} className="num">
-                Latency
-              </th>
-              <th scope="col" rowSpan={2} className="num">
-                First token
-              </th>
-              <th scope="col" rowSpan={2}>
-                Status
-              </th>
-              <th scope="col" rowSpan={2}>
-                IP
-              </th>
+              {headCells(['Cost', 'Latency', 'First token'], 'num')}
+              {headCells(['Status', 'IP'])}
               <th scope="col" rowSpan={2}>
                 <span className="sr-only">Details</span>
               </th>
             </tr>
             <tr>
-              <th scope="col" className="num sub-head">
-                In
-              </th>
-              <th scope="col" className="num sub-head">
-                Cached
-              </th>
-              <th scope="col" className="num sub-head">
-                Out
-              </th>
+              {['In', 'Cached', 'Out'].map((label) => (
+                <th key={label} scope="col" className="num sub-head">
+                  {label}
+                </th>
+              ))}
             </tr>
           </thead>
           <tbody>

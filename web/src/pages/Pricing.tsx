@@ -1,7 +1,8 @@
 import { useState } from 'react';
 import { api, type Group, type Price } from '../api';
 import { usd } from '../format';
-import { AsyncView, ConfirmDialog, FormDialog, Section, notify, useAsync } from '../components/ui';
+import { AsyncView, FormDialog, Section, notify, useAsync } from '../components/ui';
+import { DeleteDialog } from '../components/records';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { parseUsd } from '../validate';
 
@@ -121,19 +122,17 @@ export default function PricingPage() {
         />
       ) : null}
       {deleting ? (
-        <ConfirmDialog
+        <DeleteDialog
           title={`Delete the price of ${deleting.model}?`}
-          confirmLabel="Delete"
-          danger
+          path={`/api/prices/${modelPath(deleting.model)}`}
           onClose={() => setDeleting(null)}
-          onConfirm={async () => {
-            await api.del(`/api/prices/${modelPath(deleting.model)}`);
+          onDeleted={() => {
             setDeleting(null);
             prices.reload();
           }}
         >
           <p>Calls to {deleting.model} are refused until it has a price again.</p>
-        </ConfirmDialog>
+        </DeleteDialog>
       ) : null}
       {editingGroup ? (
         <GroupForm

@@ -5,7 +5,7 @@ import { Link, setQuery, useLocation } from '../router';
 import { AsyncView, useAsync } from '../components/ui';
 import { ExportCsvButton } from '../components/controls';
 import { toDaySeries } from '../components/chartData';
-import { DataTable, PageHead, TermList } from '../components/layout';
+import { DataTable, FilterTotals, PageHead } from '../components/layout';
 import { FilterBar, useFilters } from './filters';
 
 const UsageChart = lazy(() => import('../components/UsageChart'));
@@ -60,9 +60,7 @@ export default function UsagePage() {
           <h2 id="usage-chart-title">Spend and requests over time</h2>
         </div>
         {daily.data ? (
-          <TermList
-            className="totals"
-            label="Totals for these filters"
+          <FilterTotals
             items={[
               ['Spend', usd(totals.cost)],
               ['Requests', int(totals.requests)],

@@ -1,15 +1,25 @@
 import { useEffect, useState } from 'react';
-import { api, errorMessage, type Page, type User } from '../api';
+import { api, type Page, type User } from '../api';
 import { dateOnly, usd } from '../format';
 import { Link } from '../router';
-import { AsyncView, ConfirmDialog, Field, FormDialog, Pager, StatusBadge, notify, useAsync, useCursorPager } from '../components/ui';
-import { FilterForm } from '../components/controls';
+import { AsyncView, Field, FormDialog, Pager, StatusBadge, notify, useAsync, useCursorPager } from '../components/ui';
+import { FilterForm, SelectField, type Option } from '../components/controls';
+import { changeStatus, DeleteDialog } from '../components/records';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { useSession } from '../session';
 import { parseUsd } from '../validate';
 import { useGroups } from './keyDialogs';
 
 const COLUMNS: Column[] = ['Username', 'Role', 'Group', { label: 'Balance', num: true }, 'Status', 'Created', ACTIONS];
+
+const ROLES: Option[] = [
+  { value: 'user', label: 'User' },
+  { value: 'admin', label: 'Admin' },
+];
+const STATUSES: Option[] = [
+  { value: 'active', label: 'Active' },
+  { value: 'disabled', label: 'Disabled' },
+];
 
 type Dialog = null | { kind: 'create' } | { kind: 'edit' | 'topup' | 'delete'; user: User };
 
@@ -35,14 +45,8 @@ export default function UsersPage() {
     void session.refresh();
   };
 
-  const toggle = async (u: User) => {
-    try {
-      await api.patch(`/api/users/${encodeURIComponent(u.id)}`, { status: u.status === 'disabled' ? 'active' : 'disabled' });
-      users.reload();
-    } catch (err) {
-      notify(`Could not change ${u.username}: ${errorMessage(err)}`, 'error');
-    }
-  };
+  const toggle = (u: User) =>
+    changeStatus(`/api/users/${encodeURIComponent(u.id)}`, u.status === 'disabled' ? 'active' : 'disabled', u.username, users.reload);
 
   return (
     <div className="page">
@@ -116,18 +120,14 @@ export default function UsersPage() {
         <TopUp user={dialog.user} onClose={close} onDone={(u) => changed(`${u.username} now has ${usd(u.balance)}.`)} />
       ) : null}
       {dialog?.kind === 'delete' ? (
-        <ConfirmDialog
+        <DeleteDialog
           title={`Delete user ${dialog.user.username}?`}
-          confirmLabel="Delete"
-          danger
+          path={`/api/users/${encodeURIComponent(dialog.user.id)}`}
           onClose={close}
-          onConfirm={async () => {
-            await api.del(`/api/users/${encodeURIComponent(dialog.user.id)}`);
-            changed(`Deleted ${dialog.user.username}.`);
-          }}
+          onDeleted={() => changed(`Deleted ${dialog.user.username}.`)}
         >
           <p>Their keys stop working at once. Logs and usage history are kept.</p>
-        </ConfirmDialog>
+        </DeleteDialog>
       ) : null}
     </div>
   );
@@ -194,31 +194,10 @@ function UserForm({ existing, onClose, onSaved }: { existing?: User; onClose: ()
           autoComplete="new-password"
         />
       </Field>
-      <label>
-        Role
-        <select value={role} onChange={(e) => setRole(e.target.value as User['role'])}>
-          <option value="user">User</option>
-          <option value="admin">Admin</option>
-        </select>
-      </label>
-      <label>
-        Group
-        <select value={group} onChange={(e) => setGroup(e.target.value)}>
-          {groupNames.map((g) => (
-            <option key={g} value={g}>
-              {g}
-            </option>
-          ))}
-        </select>
-      </label>
+      <SelectField label="Role" value={role} options={ROLES} onChange={(v) => setRole(v as User['role'])} />
+      <SelectField label="Group" value={group} options={groupNames.map((g) => ({ value: g, label: g }))} onChange={setGroup} />
       {existing ? (
-        <label>
-          Account status
-          <select value={status} onChange={(e) => setStatus(e.target.value as User['status'])}>
-            <option value="active">Active</option>
-            <option value="disabled">Disabled</option>
-          </select>
-        </label>
+        <SelectField label="Account status" value={status} options={STATUSES} onChange={(v) => setStatus(v as User['status'])} />
       ) : (
         <label>
           Starting balance (USD)

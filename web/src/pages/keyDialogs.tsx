@@ -4,6 +4,7 @@ import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import { api, ApiError, errorMessage, type ApiKey, type Group, type User } from '../api';
 import { toDateInput } from '../format';
 import { ConfirmDialog, Field, FormDialog, Modal, notify, useAsync } from '../components/ui';
+import { changeStatus, DeleteDialog } from '../components/records';
 import { useSession } from '../session';
 import { parseIpRules, parseList, parseUsd } from '../validate';
 
@@ -421,16 +422,8 @@ export function KeyActions({
 
   const toggle = async () => {
     setBusy(true);
-    try {
-      const k = await api.patch<ApiKey>(`/api/keys/${encodeURIComponent(apiKey.id)}`, {
-        status: disabled ? 'active' : 'disabled',
-      });
-      onChanged(k);
-    } catch (err) {
-      notify(`Could not change “${apiKey.name}”: ${errorMessage(err)}`, 'error');
-    } finally {
-      setBusy(false);
-    }
+    await changeStatus(`/api/keys/${encodeURIComponent(apiKey.id)}`, disabled ? 'active' : 'disabled', `“${apiKey.name}”`, onChanged);
+    setBusy(false);
   };
 
   return (
@@ -471,13 +464,11 @@ export function KeyActions({
         />
       ) : null}
       {dialog === 'delete' ? (
-        <ConfirmDialog
+        <DeleteDialog
           title={`Delete key “${apiKey.name}”?`}
-          confirmLabel="Delete"
-          danger
+          path={`/api/keys/${encodeURIComponent(apiKey.id)}`}
           onClose={() => setDialog(null)}
-          onConfirm={async () => {
-            await api.del(`/api/keys/${encodeURIComponent(apiKey.id)}`);
+          onDeleted={() => {
             setDialog(null);
             notify(`Deleted “${apiKey.name}”.`);
             onDeleted();
@@ -487,7 +478,7 @@ export function KeyActions({
             Apps using <strong>{apiKey.display}</strong> are refused at once with <code>invalid_api_key</code>. This
             cannot be undone. Its logs and usage history are kept.
           </p>
-        </ConfirmDialog>
+        </DeleteDialog>
       ) : null}
       {dialog && typeof dialog === 'object' ? (
         <SecretDialog

@@ -1,0 +1,47 @@
+// Actions on one record of a list (a key, user, channel, price): delete after confirmation,
+// enable/disable.
+import type { ReactNode } from 'react';
+import { api, errorMessage } from '../api';
+import { ConfirmDialog, notify } from './ui';
+
+/** Asks before deleting; on confirmation DELETEs `path`, then calls `onDeleted` (which closes it). */
+export function DeleteDialog({
+  title,
+  path,
+  onClose,
+  onDeleted,
+  children,
+}: {
+  title: string;
+  path: string;
+  onClose: () => void;
+  onDeleted: () => void;
+  children: ReactNode;
+}) {
+  return (
+    <ConfirmDialog
+      title={title}
+      confirmLabel="Delete"
+      danger
+      onClose={onClose}
+      onConfirm={async () => {
+        await api.del(path);
+        onDeleted();
+      }}
+    >
+      {children}
+    </ConfirmDialog>
+  );
+}
+
+/**
+ * PATCHes a record's status and hands the updated record to `onChanged`; a refusal becomes
+ * an error notice naming `name`. Never throws.
+ */
+export async function changeStatus<T>(path: string, status: string, name: string, onChanged: (updated: T) => void): Promise<void> {
+  try {
+    onChanged(await api.patch<T>(path, { status }));
+  } catch (err) {
+    notify(`Could not change ${name}: ${errorMessage(err)}`, 'error');
+  }
+}

@@ -59,6 +59,21 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
 
   await app.register(cookie);
   await app.register(swagger, {
+    // Model names may contain "/", so the price routes take the rest of the path ("*"):
+    // document that as the {model} parameter it is.
+    transform: ({ schema, url }) => {
+      // The console's static files are not part of the API.
+      if (!url.startsWith('/api/') && !url.startsWith('/v1/')) return { schema: { ...schema, hide: true }, url };
+      if (!url.endsWith('/*')) return { schema, url };
+      if (!schema) return { schema, url: url.replace(/\/\*$/, '/:model') };
+      const params = (schema as { params?: { properties?: Record<string, unknown>; required?: string[] } }).params;
+      const properties = { ...(params?.properties ?? {}) };
+      if ('*' in properties) {
+        properties.model = properties['*'];
+        delete properties['*'];
+      }
+      return { schema: { ...schema, params: { ...params, properties, required: ['model'] } } as typeof schema, url: url.replace(/\/\*$/, '/:model') };
+    },
     openapi: {
       openapi: '3.0.3',
       info: { title: 'MoleAPI management API', version: '0.1.0', description: 'Keys, users, channels, prices, logs, usage and audit. See README for the relay API (/v1).' },

@@ -4,6 +4,24 @@ import type { ReactNode } from 'react';
 import { api, errorMessage } from '../api';
 import { ConfirmDialog, notify } from './ui';
 
+/** A table cell holding a row's buttons. */
+export function ActionsCell({ children }: { children: ReactNode }) {
+  return (
+    <td>
+      <div className="row-actions">{children}</div>
+    </td>
+  );
+}
+
+/** A row's "Delete" button; it only opens the confirmation. */
+export function DeleteButton({ onClick }: { onClick: () => void }) {
+  return (
+    <button type="button" className="danger-text" onClick={onClick}>
+      Delete
+    </button>
+  );
+}
+
 /** Asks before deleting; on confirmation DELETEs `path`, then calls `onDeleted` (which closes it). */
 export function DeleteDialog({
   title,

@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { api, errorMessage, type Channel, type Page } from '../api';
 import { dateTime, ms } from '../format';
 import { AsyncView, Field, FormDialog, StatusBadge, notify, useAsync } from '../components/ui';
-import { changeStatus, DeleteDialog } from '../components/records';
+import { ActionsCell, changeStatus, DeleteButton, DeleteDialog } from '../components/records';
 import { SelectField } from '../components/controls';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { parseList } from '../validate';
@@ -104,22 +104,18 @@ export default function ChannelsPage() {
                         <span className="muted">not tested</span>
                       )}
                     </td>
-                    <td>
-                      <div className="row-actions">
-                        <button type="button" onClick={() => void runTest(c)} disabled={t === 'running'}>
-                          Test
-                        </button>
-                        <button type="button" onClick={() => setDialog({ kind: 'edit', channel: c })}>
-                          Edit
-                        </button>
-                        <button type="button" onClick={() => void toggle(c)}>
-                          {c.status === 'active' ? 'Disable' : 'Enable'}
-                        </button>
-                        <button type="button" className="danger-text" onClick={() => setDialog({ kind: 'delete', channel: c })}>
-                          Delete
-                        </button>
-                      </div>
-                    </td>
+                    <ActionsCell>
+                      <button type="button" onClick={() => void runTest(c)} disabled={t === 'running'}>
+                        Test
+                      </button>
+                      <button type="button" onClick={() => setDialog({ kind: 'edit', channel: c })}>
+                        Edit
+                      </button>
+                      <button type="button" onClick={() => void toggle(c)}>
+                        {c.status === 'active' ? 'Disable' : 'Enable'}
+                      </button>
+                      <DeleteButton onClick={() => setDialog({ kind: 'delete', channel: c })} />
+                    </ActionsCell>
                   </tr>
                 );
               })}

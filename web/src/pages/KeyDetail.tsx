@@ -1,15 +1,14 @@
-import { lazy, Suspense, useState } from 'react';
+import { useState } from 'react';
 import { api, ApiError, type ApiKey, type AuditEntry, type LogEntry, type Page, type UsageRow, type User } from '../api';
 import { dateTime, relative } from '../format';
 import { Link, navigate } from '../router';
 import { AsyncView, QuotaMeter, Section, StatusBadge, useAsync } from '../components/ui';
 import { toDaySeries } from '../components/chartData';
+import { LazyUsageChart } from '../components/LazyUsageChart';
 import { TermList } from '../components/layout';
 import { LogsTable } from './Logs';
 import { KeyActions } from './keyDialogs';
 import { useSession } from '../session';
-
-const UsageChart = lazy(() => import('../components/UsageChart'));
 
 export function KeyDetailPage({ id }: { id: string }) {
   const [version, setVersion] = useState(0);
@@ -100,9 +99,7 @@ function KeyUsage({ keyId, since }: { keyId: string; since: string }) {
     <Section title="Usage, last 30 days" actions={<Link href={`/usage?key_id=${encodeURIComponent(keyId)}`}>Full breakdown</Link>}>
       <AsyncView state={usage} what="usage" isEmpty={(d) => d.length === 0} empty={<p>No calls with this key in the last 30 days.</p>}>
         {(d) => (
-          <Suspense fallback={<p role="status">Loading the chart…</p>}>
-            <UsageChart points={toDaySeries(d, since, new Date().toISOString())} height={220} />
-          </Suspense>
+          <LazyUsageChart points={toDaySeries(d, since, new Date().toISOString())} height={220} />
         )}
       </AsyncView>
     </Section>

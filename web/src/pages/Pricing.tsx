@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { api, type Group, type Price } from '../api';
 import { usd } from '../format';
 import { AsyncView, FormDialog, Section, notify, useAsync } from '../components/ui';
-import { DeleteDialog } from '../components/records';
+import { ActionsCell, DeleteButton, DeleteDialog } from '../components/records';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { parseUsd } from '../validate';
 
@@ -65,16 +65,12 @@ export default function PricingPage() {
                     <td className="num">{usd(p.input)}</td>
                     <td className="num">{p.cached_input == null ? <span className="muted">same as input</span> : usd(p.cached_input)}</td>
                     <td className="num">{usd(p.output)}</td>
-                    <td>
-                      <div className="row-actions">
-                        <button type="button" onClick={() => setEditing(p)}>
-                          Edit
-                        </button>
-                        <button type="button" className="danger-text" onClick={() => setDeleting(p)}>
-                          Delete
-                        </button>
-                      </div>
-                    </td>
+                    <ActionsCell>
+                      <button type="button" onClick={() => setEditing(p)}>
+                        Edit
+                      </button>
+                      <DeleteButton onClick={() => setDeleting(p)} />
+                    </ActionsCell>
                   </tr>
                 ))}
             </DataTable>

@@ -1,14 +1,12 @@
-import { lazy, Suspense } from 'react';
 import { api, type UsageRow } from '../api';
 import { dateOnly, int, usd } from '../format';
 import { Link, setQuery, useLocation } from '../router';
 import { AsyncView, useAsync } from '../components/ui';
 import { ExportCsvButton } from '../components/controls';
 import { toDaySeries } from '../components/chartData';
+import { LazyUsageChart } from '../components/LazyUsageChart';
 import { DataTable, FilterTotals, PageHead } from '../components/layout';
 import { FilterBar, useFilters } from './filters';
-
-const UsageChart = lazy(() => import('../components/UsageChart'));
 
 type Breakdown = 'key' | 'model' | 'day';
 const BREAKDOWNS: { value: Breakdown; label: string }[] = [
@@ -71,9 +69,7 @@ export default function UsagePage() {
         ) : null}
         <AsyncView state={daily} what="usage" isEmpty={(d) => d.length === 0} empty={<p>No usage in this period yet.</p>}>
           {(d) => (
-            <Suspense fallback={<p role="status">Loading the chart…</p>}>
-              <UsageChart points={toDaySeries(d, params.from, params.to ?? (params.from ? new Date(now).toISOString() : undefined))} />
-            </Suspense>
+            <LazyUsageChart points={toDaySeries(d, params.from, params.to ?? (params.from ? new Date(now).toISOString() : undefined))} />
           )}
         </AsyncView>
       </section>

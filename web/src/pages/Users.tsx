@@ -4,7 +4,7 @@ import { dateOnly, usd } from '../format';
 import { Link } from '../router';
 import { AsyncView, Field, FormDialog, Pager, StatusBadge, notify, useAsync, useCursorPager } from '../components/ui';
 import { FilterForm, SelectField, type Option } from '../components/controls';
-import { changeStatus, DeleteDialog } from '../components/records';
+import { ActionsCell, changeStatus, DeleteButton, DeleteDialog } from '../components/records';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { useSession } from '../session';
 import { parseUsd } from '../validate';
@@ -83,27 +83,23 @@ export default function UsersPage() {
                     <StatusBadge status={u.status} />
                   </td>
                   <td>{dateOnly(u.created_at)}</td>
-                  <td>
-                    <div className="row-actions">
-                      <Link href={`/keys?user_id=${encodeURIComponent(u.id)}`}>Key list</Link>
-                      <button type="button" onClick={() => setDialog({ kind: 'edit', user: u })}>
-                        Edit
-                      </button>
-                      <button type="button" onClick={() => setDialog({ kind: 'topup', user: u })}>
-                        Top up
-                      </button>
-                      {u.id !== session.user.id ? (
-                        <>
-                          <button type="button" onClick={() => void toggle(u)}>
-                            {u.status === 'disabled' ? 'Enable' : 'Disable'}
-                          </button>
-                          <button type="button" className="danger-text" onClick={() => setDialog({ kind: 'delete', user: u })}>
-                            Delete
-                          </button>
-                        </>
-                      ) : null}
-                    </div>
-                  </td>
+                  <ActionsCell>
+                    <Link href={`/keys?user_id=${encodeURIComponent(u.id)}`}>Key list</Link>
+                    <button type="button" onClick={() => setDialog({ kind: 'edit', user: u })}>
+                      Edit
+                    </button>
+                    <button type="button" onClick={() => setDialog({ kind: 'topup', user: u })}>
+                      Top up
+                    </button>
+                    {u.id !== session.user.id ? (
+                      <>
+                        <button type="button" onClick={() => void toggle(u)}>
+                          {u.status === 'disabled' ? 'Enable' : 'Disable'}
+                        </button>
+                        <DeleteButton onClick={() => setDialog({ kind: 'delete', user: u })} />
+                      </>
+                    ) : null}
+                  </ActionsCell>
                 </tr>
               ))}
             </DataTable>

@@ -4,7 +4,7 @@ import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import { api, ApiError, errorMessage, type ApiKey, type Group, type User } from '../api';
 import { toDateInput } from '../format';
 import { ConfirmDialog, Field, FormDialog, Modal, notify, useAsync } from '../components/ui';
-import { changeStatus, DeleteDialog } from '../components/records';
+import { changeStatus, DeleteButton, DeleteDialog } from '../components/records';
 import { useSession } from '../session';
 import { parseIpRules, parseList, parseUsd } from '../validate';
 
@@ -439,9 +439,7 @@ export function KeyActions({
       <button type="button" onClick={() => setDialog('rotate')}>
         Rotate
       </button>
-      <button type="button" className="danger-text" onClick={() => setDialog('delete')}>
-        Delete
-      </button>
+      <DeleteButton onClick={() => setDialog('delete')} />
 
       {dialog === 'edit' ? (
         <KeyFormDialog

@@ -32,6 +32,11 @@ export default function ChannelsPage() {
   const [dialog, setDialog] = useState<Dialog>(null);
   const [tests, setTests] = useState<Record<string, TestResult>>({});
   const close = () => setDialog(null);
+  const changed = (msg: string) => {
+    close();
+    notify(msg);
+    channels.reload();
+  };
 
   const runTest = async (c: Channel) => {
     setTests((t) => ({ ...t, [c.id]: 'running' }));
@@ -127,11 +132,7 @@ export default function ChannelsPage() {
         <ChannelForm
           existing={dialog.kind === 'edit' ? dialog.channel : undefined}
           onClose={close}
-          onSaved={(c) => {
-            close();
-            notify(`Saved channel ${c.name}.`);
-            channels.reload();
-          }}
+          onSaved={(c) => changed(`Saved channel ${c.name}.`)}
         />
       ) : null}
       {dialog?.kind === 'delete' ? (
@@ -139,11 +140,7 @@ export default function ChannelsPage() {
           title={`Delete channel ${dialog.channel.name}?`}
           path={`/api/channels/${encodeURIComponent(dialog.channel.id)}`}
           onClose={close}
-          onDeleted={() => {
-            close();
-            notify(`Deleted channel ${dialog.channel.name}.`);
-            channels.reload();
-          }}
+          onDeleted={() => changed(`Deleted channel ${dialog.channel.name}.`)}
         >
           <p>Requests for its models move to the remaining channels, if any serve them.</p>
         </DeleteDialog>

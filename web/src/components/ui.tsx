@@ -439,11 +439,7 @@ export function Field({
           {hint}
         </span>
       ) : null}
-      {error ? (
-        <p id={errId} className="field-error" role="alert">
-          {error}
-        </p>
-      ) : null}
+      <FieldError id={`${id}-err`} message={error} />
     </div>
   );
 }

@@ -248,6 +248,22 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     expect(k.body.quota).toBe(7.5);
   });
 
+  it('an empty IP allowlist reads as blocked, and editing such a key keeps it blocked', async () => {
+    const created = await s.api('POST', '/api/keys', { name: 'blocked-key', user_id: admin.id, allowed_ips: [] });
+    expect(created.status).toBe(201);
+    await page.goto(`${s.url}/keys`);
+    const row = page.getByRole('row').filter({ hasText: 'blocked-key' });
+    await row.getByText('no IP (blocked)').waitFor();
+    await row.getByRole('button', { name: 'Edit' }).click();
+    const dialog = page.getByRole('dialog', { name: /Edit key/ });
+    await page.getByLabel('Name').fill('blocked-key-renamed');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    const k = await s.api('GET', `/api/keys/${created.body.id}`);
+    expect(k.body).toMatchObject({ name: 'blocked-key-renamed', allowed_ips: [] });
+    await s.api('DELETE', `/api/keys/${created.body.id}`);
+  });
+
   it('deletes a key after confirmation; the relay then refuses it', async () => {
     await page.getByRole('link', { name: 'Keys', exact: true }).click();
     const row = page.getByRole('row', { name: /web-prod/ });

@@ -55,7 +55,7 @@ export function KeyDetailPage({ id }: { id: string }) {
               items={[
                 ['Used / quota', <QuotaMeter used={k.used} quota={k.quota} />],
                 ['Models', k.models?.length ? k.models.join(', ') : 'every model its group offers'],
-                ['Allowed IPs', k.allowed_ips?.length ? k.allowed_ips.join(', ') : 'any IP'],
+                ['Allowed IPs', k.allowed_ips === null ? 'any IP' : k.allowed_ips.length ? k.allowed_ips.join(', ') : 'no IP (blocked)'],
                 ['Group', k.group ?? <OwnerGroup userId={k.user_id} />],
                 ['Rate limit', k.rpm ? `${k.rpm} requests per minute` : 'none'],
                 ['Expires', k.expires_at ? dateTime(k.expires_at) : 'never'],

@@ -150,7 +150,7 @@ export function KeysPage() {
                   </td>
                   <td role="cell" data-label="Models" className="models-cell">{k.models?.length ? k.models.join(', ') : <span className="muted">all in group</span>}</td>
                   <td role="cell" data-label="IP rules" className="ips-cell">
-                    {k.allowed_ips?.length ? k.allowed_ips.join(', ') : <span className="muted">any IP</span>}
+                    {k.allowed_ips === null ? <span className="muted">any IP</span> : k.allowed_ips.length ? k.allowed_ips.join(', ') : <strong>no IP (blocked)</strong>}
                   </td>
                   <td role="cell" data-label="Used / quota">
                     <QuotaMeter used={k.used} quota={k.quota} />

@@ -120,8 +120,10 @@ export function KeyFormDialog({
     const allModels = [...models, ...pats];
     const body: Record<string, unknown> = {
       name: trimmed,
-      models: allModels.length ? allModels : null,
-      allowed_ips: ip.rules.length ? ip.rules : null,
+      // Empty fields mean "no restriction" — except on a key that already allows nothing
+      // (an empty list from the API): editing its name must not quietly open it up.
+      models: allModels.length ? allModels : existing?.models?.length === 0 ? [] : null,
+      allowed_ips: ip.rules.length ? ip.rules : existing?.allowed_ips?.length === 0 ? [] : null,
       quota: q.value,
       expires_at: expiresAt,
       group: group || null,

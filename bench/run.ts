@@ -9,11 +9,12 @@
  *   BENCH_DATABASE_URL=postgres://… BENCH_REDIS_URL=redis://… npm run bench   adds "mole-pg"
  *
  *   npm run bench -- --streams-portkey also runs the slow-streams test through Portkey
+ *   npm run bench -- --render bench/results/<time>.json   re-render a run's report (no measuring)
  *
  * Everything listens on and talks to 127.0.0.1 only (Portkey binds every interface on its
  * port; it only ever receives loopback traffic from us).
  */
-import { writeFileSync, readFileSync, mkdirSync, rmSync } from 'node:fs';
+import { writeFileSync, readFileSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -112,7 +113,24 @@ function updateReadme(r: RunResult, file: string) {
   writeFileSync(readme, text.slice(0, a) + block + text.slice(b));
 }
 
+/** `--render results/<time>.json`: rebuild that run's Markdown (and latest.md / README if it is the newest) without measuring. */
+function renderOnly(file: string) {
+  const r = JSON.parse(readFileSync(path.resolve(file), 'utf8')) as RunResult;
+  r.summary = summarize(r.measurements, r.targets);
+  const base = path.basename(file).replace(/\.json$/, '');
+  const md = renderMarkdown(r);
+  writeFileSync(path.join(BENCH_DIR, 'results', `${base}.md`), md);
+  const newest = readdirSync(path.join(BENCH_DIR, 'results')).filter((f) => /^\d{4}-.*\.json$/.test(f)).sort().pop();
+  if (newest === `${base}.json`) {
+    writeFileSync(path.join(BENCH_DIR, 'results', 'latest.md'), md);
+    updateReadme(r, `${base}.md`);
+  }
+  process.stdout.write(md);
+}
+
 async function main() {
+  const renderIdx = argv.indexOf('--render');
+  if (renderIdx >= 0) return renderOnly(argv[renderIdx + 1]!);
   const result: RunResult = {
     startedAt: started.toISOString(),
     finishedAt: '',

@@ -110,6 +110,15 @@ export function headlineTable(r: RunResult): string {
       }).join(' | ') + ' |\n';
     }
   }
+  md += '\nServer CPU per request (µs, median over rounds) and its ratio to the bare proxy\'s (per round, median) — steadier than req/s on a shared machine:\n\n';
+  md += '| target | ' + cols.map((c) => `${c} µs/req | × bare`).join(' | ') + ' |\n';
+  md += '| --- | ' + cols.map(() => '---: | ---:').join(' | ') + ' |\n';
+  for (const t of r.targets) {
+    md += `| ${t} | ` + cols.map((c) => {
+      const s = get(t, c);
+      return s ? `${fmt(s.serverCpuUsPerReq)} | ${t === 'bare' ? '1.00×' : x(s.cpuRatioToBare)}` : '– | –';
+    }).join(' | ') + ' |\n';
+  }
   return md;
 }
 
@@ -129,6 +138,7 @@ export function renderMarkdown(r: RunResult): string {
   for (const s of r.summary) {
     md += `| ${s.scenario} | ${s.target} | ${fmt(s.rps)} (${fmt(s.rpsMin)}–${fmt(s.rpsMax)}) | ${s.target === 'bare' ? '1.00×' : `${x(s.ratioToBare)} (${x(s.ratioToBareMin)}–${x(s.ratioToBareMax)})`} | ${s.meanms.toFixed(2)} | ${ms1(s.p50ms)} | ${ms1(s.p99ms)} | ${fmt(s.serverCpuUsPerReq)} | ${s.target === 'bare' ? '1.00×' : x(s.cpuRatioToBare)} | ${s.serverCores.toFixed(2)} | ${fmt(s.upstreamCpuUsPerReq)} | ${fmt(s.bytesPerResponse)} | ${s.errors} / ${s.non2xx} / ${s.mismatches} |\n`;
   }
+  if (r.targets.some((t) => t.includes('-pg'))) md += `\nFor mole-pg-redis, "server CPU" is the gateway process only; PostgreSQL's and Redis's own processes are not counted.\n`;
   md += `\nPeak RSS over the whole load phase (VmHWM): ${Object.entries(r.peakRss).map(([k, v]) => `${k} ${mib(v)}`).join(', ')}.\n\n`;
   if (r.moleCheck) {
     md += `MoleAPI accounting check: the measured runs completed ${fmt(r.moleCheck.measured2xx)} requests with 2xx; \`GET /api/usage\` reports ${fmt(r.moleCheck.loggedRequests)} logged requests for the bench key (including warm-up and sanity requests, and requests still in flight when a run stopped) and ${r.moleCheck.billedUsd.toFixed(4)} USD billed.\n\n`;
@@ -137,12 +147,14 @@ export function renderMarkdown(r: RunResult): string {
   if (r.slowStreams.length) {
     const s0 = r.slowStreams[0]!;
     md += `## ${fmt(s0.streams)} concurrent slow streams\n\n`;
-    md += `Upstream streams ${s0.tokens} tokens with ${s0.chunkDelayMs / 1000} s between events (~${(((s0.tokens + 3) * s0.chunkDelayMs) / 1000).toFixed(0)} s per stream, like a slow model holding the connection); the clients (a separate process, one connection each) open ${fmt(s0.rampPerSec)} streams per second until all ${fmt(s0.streams)} are open, so all of them overlap; cut off after ${fmt(Number(r.options.streamLimitMs) / 1000)} s. "Most streaming at once" counts streams that had their first byte and had not ended; "RSS per open request" is (peak − before) ÷ requests not refused.\n\n`;
+    md += s0.tokens
+      ? `Upstream streams ${s0.tokens} tokens with ${s0.chunkDelayMs / 1000} s between events (~${(((s0.tokens + 3) * s0.chunkDelayMs) / 1000).toFixed(0)} s per stream, like a slow model holding the connection); the clients (a separate process, one connection each) open ${fmt(s0.rampPerSec)} streams per second until all ${fmt(s0.streams)} are open, so all of them overlap; cut off after ${fmt(Number(r.options.streamLimitMs) / 1000)} s. "Most streaming at once" counts streams that had their first byte and had not ended; "RSS per open request" is (peak − before) ÷ requests not refused.\n\n`
+      : `(Older run: 16 tokens, ${s0.chunkDelayMs} ms between events, every client started at once — a connection storm; first-byte times are from the start of the client process, and the per-stream figure is RSS growth ÷ most streaming at once.)\n\n`;
     md += '| target | completed | unfinished at cut-off | failed | most streaming at once | server RSS before → peak | RSS per open request | peak fds | first byte p50 / p99 s | duration of completed p50 s |\n';
     md += '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
     for (const s of r.slowStreams) {
       const errs = Object.entries(s.client.errors).filter(([k]) => k !== 'unfinished').map(([k, v]) => `${v}× ${k.slice(0, 40)}`).join('; ');
-      md += `| ${s.target} | ${fmt(s.client.completed)} | ${fmt(s.client.unfinished)} | ${fmt(s.client.failed)}${errs ? ` (${errs})` : ''} | ${fmt(s.client.maxConcurrentStreaming)} | ${mib(s.rssBeforeBytes)} → ${mib(s.rssPeakBytes)} | ${fmt(s.bytesPerStream / 1024)} KiB | ${fmt(s.fdPeak)} | ${(s.client.ttfbMs.p50 / 1000).toFixed(1)} / ${(s.client.ttfbMs.p99 / 1000).toFixed(1)} | ${(s.client.durationMs.p50 / 1000).toFixed(1)} |\n`;
+      md += `| ${s.target} | ${fmt(s.client.completed)} | ${fmt(s.client.unfinished)} | ${fmt(s.client.failed)}${errs ? ` (${errs})` : ''} | ${fmt(s.client.maxConcurrentStreaming)} | ${mib(s.rssBeforeBytes)} → ${mib(s.rssPeakBytes)} | ${fmt(s.bytesPerStream / 1024)} KiB | ${fmt(s.fdPeak)} | ${(s.client.ttfbMs.p50 / 1000).toFixed(1)} / ${(s.client.ttfbMs.p99 / 1000).toFixed(1)} | ${s.client.durationMs ? (s.client.durationMs.p50 / 1000).toFixed(1) : '–'} |\n`;
     }
     md += '\n';
   }

@@ -51,7 +51,7 @@ export function expectRelayError(res: Res, status: number, code: string): void {
   expect(e.message.length).toBeGreaterThan(0);
   expect(typeof e.type).toBe('string');
   expect(e.param === null || typeof e.param === 'string').toBe(true);
-  expect(res.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{24}$/);
+  expect(res.headers.get('x-request-id')).toMatch(/^req_[0-9a-z]{12,}$/);
 }
 
 /** Management API error {"error":{"code","message"}} with the given status. */

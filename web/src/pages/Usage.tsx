@@ -104,12 +104,12 @@ export default function UsagePage() {
               ]}
             >
               {rows.map((r) => (
-                <tr key={r.key_id ?? r.model ?? r.day}>
+                <tr key={`${breakdown}:${r.key_id ?? r.model ?? r.day ?? ''}`}>
                   <th scope="row">
                     {breakdown === 'key' ? (
                       <Link href={`/keys/${encodeURIComponent(r.key_id ?? '')}`}>{r.key_name ?? r.key_id}</Link>
                     ) : breakdown === 'model' ? (
-                      r.model
+                      (r.model ?? <span className="muted">no model (key and model lists)</span>)
                     ) : (
                       dateOnly(r.day)
                     )}

@@ -40,6 +40,7 @@ const opts = {
   portkey: !flag('--skip-portkey'),
   streams: !flag('--skip-streams'),
   scale: !flag('--skip-scale'),
+  longStreams: !flag('--skip-long-streams'),
   streamClients: num('--stream-clients', quick ? 500 : 5000),
   streamChunkDelayMs: num('--stream-chunk-delay', quick ? 1000 : 4000),
   streamTokens: num('--stream-tokens', 4),
@@ -144,6 +145,7 @@ async function main() {
     peakRss: {},
     moleCheck: null,
     slowStreams: [],
+    longStreams: [],
     scale: null,
     notes: [],
   };
@@ -232,6 +234,16 @@ async function main() {
       const r: SlowStreamResult = await slowStreams(kind, { n: opts.streamClients, chunkDelayMs: opts.streamChunkDelayMs, tokens: opts.streamTokens, limitMs: opts.streamLimitMs, rampPerSec: opts.streamRampPerSec, moleMain });
       result.slowStreams.push(r);
       say(`  completed ${r.client.completed}, unfinished ${r.client.unfinished}, failed ${r.client.failed}; at most ${r.client.maxConcurrentStreaming} streaming at once; RSS ${(r.rssBeforeBytes / 1048576).toFixed(0)} → ${(r.rssPeakBytes / 1048576).toFixed(0)} MiB`);
+    }
+  }
+
+  // ── long streams: memory that grows with the length of a stream ───────────────────────
+  if (opts.longStreams) {
+    for (const kind of ['bare', 'mole'] as const) {
+      say(`100 concurrent long streams (1,000 tokens, 10 ms apart) through ${kind}`);
+      const r = await slowStreams(kind, { n: 100, chunkDelayMs: 10, tokens: 1000, limitMs: 40_000, rampPerSec: 200, moleMain });
+      (result.longStreams ??= []).push(r);
+      say(`  completed ${r.client.completed}; at most ${r.client.maxConcurrentStreaming} at once; RSS ${(r.rssBeforeBytes / 1048576).toFixed(0)} → ${(r.rssPeakBytes / 1048576).toFixed(0)} MiB`);
     }
   }
 

@@ -22,7 +22,8 @@ const LIMIT = Number(arg('--limit-ms') ?? 40_000);
 /** New streams opened per second (a connection storm measures the accept queue, not holding streams). */
 const RAMP = Number(arg('--ramp-per-sec') ?? 1000);
 const headers = JSON.parse(arg('--headers') ?? '{}') as Record<string, string>;
-const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello, slow mole!' }], max_tokens: 16, stream: true });
+const MAX_TOKENS = Number(arg('--max-tokens') ?? 16);
+const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello, slow mole!' }], max_tokens: MAX_TOKENS, stream: true });
 
 const agent = new Agent({ connections: N, pipelining: 1, keepAliveTimeout: 5_000, headersTimeout: LIMIT + 5_000, bodyTimeout: LIMIT + 5_000, connect: { timeout: 30_000 } });
 const stop = new AbortController();

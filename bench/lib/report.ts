@@ -44,6 +44,7 @@ export interface RunResult {
   peakRss: Record<string, number>;
   moleCheck: { measured2xx: number; loggedRequests: number; billedUsd: number } | null;
   slowStreams: SlowStreamResult[];
+  longStreams?: SlowStreamResult[];
   scale: any;
   notes: string[];
 }
@@ -156,6 +157,13 @@ export function renderMarkdown(r: RunResult): string {
       const errs = Object.entries(s.client.errors).filter(([k]) => k !== 'unfinished').map(([k, v]) => `${v}× ${k.slice(0, 40)}`).join('; ');
       md += `| ${s.target} | ${fmt(s.client.completed)} | ${fmt(s.client.unfinished)} | ${fmt(s.client.failed)}${errs ? ` (${errs})` : ''} | ${fmt(s.client.maxConcurrentStreaming)} | ${mib(s.rssBeforeBytes)} → ${mib(s.rssPeakBytes)} | ${fmt(s.bytesPerStream / 1024)} KiB | ${fmt(s.fdPeak)} | ${(s.client.ttfbMs.p50 / 1000).toFixed(1)} / ${(s.client.ttfbMs.p99 / 1000).toFixed(1)} | ${s.client.durationMs ? (s.client.durationMs.p50 / 1000).toFixed(1) : '–'} |\n`;
     }
+    md += '\n';
+  }
+
+  if (r.longStreams?.length) {
+    md += `## Long streams\n\n100 concurrent streams of 1,000 tokens (one event every 10 ms, ~10 s each), opened at 200 per second: the memory a proxy holds that grows with the length of a stream.\n\n`;
+    md += '| target | completed | most streaming at once | bytes per stream received | server RSS before → peak | RSS growth per stream |\n| --- | ---: | ---: | ---: | ---: | ---: |\n';
+    for (const s of r.longStreams) md += `| ${s.target} | ${fmt(s.client.completed)} | ${fmt(s.client.maxConcurrentStreaming)} | ${fmt(s.client.bytesPerStream ?? NaN)} | ${mib(s.rssBeforeBytes)} → ${mib(s.rssPeakBytes)} | ${fmt(s.bytesPerStream / 1024)} KiB |\n`;
     md += '\n';
   }
 

@@ -23,6 +23,7 @@ export interface SlowStreamResult {
     unfinished: number;
     errors: Record<string, number>;
     maxConcurrentStreaming: number;
+    bytesPerStream: number;
     ttfbMs: { p50: number; p99: number; max: number };
     durationMs: { p50: number; p99: number; max: number };
     wallMs: number;
@@ -53,7 +54,7 @@ export async function slowStreams(kind: 'bare' | 'mole' | 'portkey', o: { n: num
         await new Promise((r) => setTimeout(r, 250));
       }
     })();
-    const out = await runToEnd(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'stream-clients.ts'), '--url', t.url, '--n', String(o.n), '--limit-ms', String(o.limitMs), '--ramp-per-sec', String(o.rampPerSec), '--headers', JSON.stringify(t.headers)], { cwd: REPO, timeoutMs: o.limitMs + 60_000 });
+    const out = await runToEnd(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'stream-clients.ts'), '--url', t.url, '--n', String(o.n), '--limit-ms', String(o.limitMs), '--ramp-per-sec', String(o.rampPerSec), '--max-tokens', String(Math.max(16, o.tokens)), '--headers', JSON.stringify(t.headers)], { cwd: REPO, timeoutMs: o.limitMs + 60_000 });
     sampling = false;
     await sampler;
     const client = JSON.parse(out.trim().split('\n').pop()!) as SlowStreamResult['client'];

@@ -53,6 +53,14 @@ function applyFilter<O>(q: SelectQueryBuilder<Database, 'logs', O>, f: LogFilter
   return q;
 }
 
+/** The same columns in logs and usage_daily, summed the same way in both. */
+const TOKEN_AND_COST_SUMS = [
+  sql<number>`sum(prompt_tokens)`.as('prompt_tokens'),
+  sql<number>`sum(cached_tokens)`.as('cached_tokens'),
+  sql<number>`sum(completion_tokens)`.as('completion_tokens'),
+  sql<number>`sum(cost_nano)`.as('cost_nano'),
+] as const;
+
 const DAY_MS = 86_400_000;
 const isWholeDay = (ms: number | undefined) => ms === undefined || ms % DAY_MS === 0;
 const dayString = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -108,14 +116,7 @@ export function createUsageQueries(db: Db, dialect: Dialect) {
         if (f.from !== undefined) q = q.where('day', '>=', dayString(f.from));
         if (f.to !== undefined) q = q.where('day', '<', dayString(f.to));
         rows = (await q
-          .select((eb) => [
-            eb.ref(col).as('group'),
-            eb.fn.sum<number>('requests').as('requests'),
-            eb.fn.sum<number>('prompt_tokens').as('prompt_tokens'),
-            eb.fn.sum<number>('cached_tokens').as('cached_tokens'),
-            eb.fn.sum<number>('completion_tokens').as('completion_tokens'),
-            eb.fn.sum<number>('cost_nano').as('cost_nano'),
-          ])
+          .select((eb) => [eb.ref(col).as('group'), sql<number>`sum(requests)`.as('requests'), ...TOKEN_AND_COST_SUMS])
           .groupBy(col)
           .execute()) as Agg[];
       } else {
@@ -124,14 +125,7 @@ export function createUsageQueries(db: Db, dialect: Dialect) {
           : sql<string>`strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')`;
         const groupExpr = groupBy === 'day' ? dayExpr : groupBy === 'key' ? sql<string>`cast(key_id as text)` : sql<string>`coalesce(model, '')`;
         rows = (await applyFilter(db.selectFrom('logs'), f)
-          .select((eb) => [
-            groupExpr.as('group'),
-            eb.fn.countAll<number>().as('requests'),
-            eb.fn.sum<number>('prompt_tokens').as('prompt_tokens'),
-            eb.fn.sum<number>('cached_tokens').as('cached_tokens'),
-            eb.fn.sum<number>('completion_tokens').as('completion_tokens'),
-            eb.fn.sum<number>('cost_nano').as('cost_nano'),
-          ])
+          .select((eb) => [groupExpr.as('group'), eb.fn.countAll<number>().as('requests'), ...TOKEN_AND_COST_SUMS])
           .groupBy(groupExpr)
           .execute()) as Agg[];
       }

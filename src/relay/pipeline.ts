@@ -251,7 +251,7 @@ export function createRelay(s: Services) {
   // ── 7/8. count usage and settle: a stream, passed through event by event ──────────────
   async function relayStream(req: FastifyRequest, reply: FastifyReply, res: UpstreamResponse, r: RelayRequest, channel: Channel, upstreamModel: string, reservation: Reservation, bill: (u: Usage) => number): Promise<boolean> {
     const out = reply.raw;
-    const produced: string[] = [];
+    const produced = new ProducedText();
     let usage = null as Usage | null; // set inside take(); the cast stops TS narrowing it to null
     let sawDone = false as boolean;
     let started = false;
@@ -293,7 +293,7 @@ export function createRelay(s: Services) {
       }
       // Every relayed event counts towards a local estimate, including content chunks that
       // also carry a running `usage` (or whose text happens to contain "error").
-      produced.push(payload);
+      produced.add(payload);
       batch += `data: ${payload}\n\n`;
     };
 
@@ -329,7 +329,7 @@ export function createRelay(s: Services) {
     const finalUsage: Usage =
       failure === null && usage !== null
         ? usage
-        : { promptTokens: usage?.promptTokens ?? r.promptTokens, cachedTokens: usage?.cachedTokens ?? 0, completionTokens: countProduced(produced) };
+        : { promptTokens: usage?.promptTokens ?? r.promptTokens, cachedTokens: usage?.cachedTokens ?? 0, completionTokens: countText(produced.text()) };
     const cost = await settle(req, reservation, bill(finalUsage));
     const clientLeft = out.destroyed && failure !== null;
     await log(req, { status: clientLeft ? 499 : 200, errorCode: failure === null ? null : clientLeft ? 'client_closed' : 'upstream_error', usage: finalUsage, cost, estimated, channel, upstreamModel, ttftMs });
@@ -372,16 +372,35 @@ function drainedOrClosed(out: ServerResponse): Promise<void> {
   });
 }
 
-function countProduced(payloads: string[]): number {
-  let text = '';
-  for (const p of payloads) {
-    try {
-      text += generatedText(JSON.parse(p));
-    } catch {
-      /* a broken event produced nothing countable */
-    }
+/**
+ * What a stream generated, kept for a local count should the upstream's usage never come.
+ * Raw events are cheap to keep but ~40× larger than their text, so every 256 of them are
+ * reduced to text: memory per stream stays small however long the answer runs.
+ */
+class ProducedText {
+  private events: string[] = [];
+  private done = '';
+
+  add(payload: string): void {
+    this.events.push(payload);
+    if (this.events.length >= 256) this.compact();
   }
-  return countText(text);
+
+  text(): string {
+    this.compact();
+    return this.done;
+  }
+
+  private compact(): void {
+    for (const p of this.events) {
+      try {
+        this.done += generatedText(JSON.parse(p));
+      } catch {
+        /* a broken event produced nothing countable */
+      }
+    }
+    this.events = [];
+  }
 }
 
 /** An upstream error we pass on may quote the credential we sent it; never let that through. */

@@ -121,7 +121,7 @@ function renderOnly(file: string) {
   const base = path.basename(file).replace(/\.json$/, '');
   const md = renderMarkdown(r);
   writeFileSync(path.join(BENCH_DIR, 'results', `${base}.md`), md);
-  const newest = readdirSync(path.join(BENCH_DIR, 'results')).filter((f) => /^\d{4}-.*\.json$/.test(f)).sort().pop();
+  const newest = readdirSync(path.join(BENCH_DIR, 'results')).filter((f) => /^\d{4}-[^q]*Z\.json$/.test(f)).sort().pop();
   if (newest === `${base}.json`) {
     writeFileSync(path.join(BENCH_DIR, 'results', 'latest.md'), md);
     updateReadme(r, `${base}.md`);
@@ -264,12 +264,14 @@ async function main() {
   const md = renderMarkdown(result);
   const dir = path.join(BENCH_DIR, 'results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, `${stamp}.json`), JSON.stringify(result, null, 2) + '\n');
-  writeFileSync(path.join(dir, `${stamp}.md`), md);
-  writeFileSync(path.join(dir, 'latest.md'), md);
+  // Smoke runs (--quick) are kept apart (and git-ignored) so they never replace a real result.
+  const name = quick ? `${stamp}-quick` : stamp;
+  writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(path.join(dir, `${name}.md`), md);
+  if (!quick) writeFileSync(path.join(dir, 'latest.md'), md);
   if (!quick && !flag('--no-readme')) updateReadme(result, `${stamp}.md`);
   process.stdout.write('\n' + md + '\n');
-  say(`wrote bench/results/${stamp}.md, .json and latest.md`);
+  say(`wrote bench/results/${name}.md and .json${quick ? '' : ' (and latest.md)'}`);
 }
 
 main()

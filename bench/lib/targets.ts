@@ -102,6 +102,15 @@ export async function startMole(o: MoleOptions): Promise<Target & { dataDir: str
     env: { PORT: String(port), HOST: '127.0.0.1', MOLE_DATA_DIR: dataDir, MOLE_MASTER_KEY: MASTER_KEY, MOLE_LOG_LEVEL: 'warn', ...o.env },
     readyRegex: /MoleAPI listening on (http:\/\/\S+)/,
   });
+  if (!o.dataDir) {
+    // A data dir we made is ours to remove once the server has stopped.
+    const stop = server.stop.bind(server);
+    server.stop = async (...args) => {
+      const code = await stop(...args);
+      rmSync(dataDir, { recursive: true, force: true });
+      return code;
+    };
+  }
   const url = `http://127.0.0.1:${port}`;
   // Full path on every request: a real user with a balance, a priced model, a channel, a key.
   const user = await api(url, 'POST', '/api/users', { username: `bench${Date.now()}`, password: 'bench-password-123', balance: o.balance ?? 1_000_000 });

@@ -54,6 +54,8 @@ const EnvSchema = z.object({
   MOLE_UPSTREAM_CONNECT_TIMEOUT_MS: intFromEnv(10_000, 1, 600_000),
   MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: intFromEnv(60_000, 1, 3_600_000),
   MOLE_UPSTREAM_IDLE_TIMEOUT_MS: intFromEnv(120_000, 1, 3_600_000),
+  /** Connections per upstream origin (0 = no limit: every in-flight stream holds one). */
+  MOLE_UPSTREAM_MAX_CONNECTIONS: intFromEnv(0, 0, 1_000_000),
   /** Channels tried per request before giving up. */
   MOLE_MAX_UPSTREAM_ATTEMPTS: intFromEnv(3, 1, 20),
   /** Key-cache capacity (entries). */
@@ -84,6 +86,7 @@ export type Config = {
   upstreamFirstByteTimeoutMs: number;
   upstreamIdleTimeoutMs: number;
   maxUpstreamAttempts: number;
+  upstreamMaxConnections: number;
   keyCacheSize: number;
   sessionTtlSeconds: number;
   loginMaxFailures: number;
@@ -117,6 +120,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     upstreamFirstByteTimeoutMs: e.MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
     upstreamIdleTimeoutMs: e.MOLE_UPSTREAM_IDLE_TIMEOUT_MS,
     maxUpstreamAttempts: e.MOLE_MAX_UPSTREAM_ATTEMPTS,
+    upstreamMaxConnections: e.MOLE_UPSTREAM_MAX_CONNECTIONS,
     keyCacheSize: e.MOLE_KEY_CACHE_SIZE,
     sessionTtlSeconds: e.MOLE_SESSION_TTL_SECONDS,
     loginMaxFailures: e.MOLE_LOGIN_MAX_FAILURES,

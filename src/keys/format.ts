@@ -1,7 +1,7 @@
 // The API key format (contract §2): "sk-" + 42 CSPRNG base62 characters + a 6-character
 // base62 CRC32 checksum of "sk-" + those 42 characters. The checksum lets us (and secret
 // scanners) reject a mistyped or made-up key before any storage lookup.
-import { createHash, randomInt } from 'node:crypto';
+import { hash, randomInt } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 export const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
@@ -44,7 +44,8 @@ export function isWellFormedKey(key: string): boolean {
 }
 
 export function hashKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex');
+  // One-shot hash: a fifth of the cost of a Hash object on the hot path.
+  return hash('sha256', key, 'hex');
 }
 
 /** Masked form shown in lists: "sk-abcd…wxyz". */

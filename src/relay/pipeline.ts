@@ -56,7 +56,7 @@ const RETRYABLE = (status: number) => status === 401 || status === 403 || status
 class StreamBroken extends Error {}
 
 export function createRelay(s: Services) {
-  const openai = createOpenAIAdapter({ connectMs: s.config.upstreamConnectTimeoutMs, firstByteMs: s.config.upstreamFirstByteTimeoutMs, idleMs: s.config.upstreamIdleTimeoutMs });
+  const openai = createOpenAIAdapter({ connectMs: s.config.upstreamConnectTimeoutMs, firstByteMs: s.config.upstreamFirstByteTimeoutMs, idleMs: s.config.upstreamIdleTimeoutMs, maxConnections: s.config.upstreamMaxConnections });
   const adapters: Record<ChannelType, ProviderAdapter> = { openai, mock: mockAdapter };
 
   // ── 1. authenticate the key (runs before the body is read) ────────────────────────────
@@ -258,15 +258,19 @@ export function createRelay(s: Services) {
     let ttftMs: number | null = null;
     let failure: string | null = null;
 
+    const begin = () => {
+      if (started) return;
+      started = true;
+      ttftMs = Math.round(performance.now() - req.relay!.startedAt);
+      reply.hijack();
+      out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': req.id });
+    };
     const write = async (text: string) => {
-      if (!started) {
-        started = true;
-        ttftMs = Math.round(performance.now() - req.relay!.startedAt);
-        reply.hijack();
-        out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': req.id });
-      }
+      begin();
       if (!out.write(text)) await drainedOrClosed(out);
     };
+    // Set once the client has its [DONE]: sent with the last events, in the same write.
+    let finished = false;
 
     /** Checks one event and adds what the client should see to `batch`; throws on a broken stream. */
     let batch = '';
@@ -303,7 +307,15 @@ export function createRelay(s: Services) {
     try {
       try {
         for await (const chunk of res.body) {
+          if (finished) continue; // nothing follows [DONE]; drain so the connection is reused
           for (const payload of sse.feed(chunk as Buffer)) take(payload);
+          if (sawDone) {
+            begin();
+            out.end(batch + 'data: [DONE]\n\n');
+            batch = '';
+            finished = true;
+            continue;
+          }
           if (batch) {
             const text = batch;
             batch = '';
@@ -311,7 +323,7 @@ export function createRelay(s: Services) {
             if (out.destroyed) throw new StreamBroken('client went away');
           }
         }
-        for (const payload of sse.end()) take(payload);
+        if (!finished) for (const payload of sse.end()) take(payload);
         if (!sawDone) throw new StreamBroken('upstream stream ended early');
       } finally {
         // What was checked before a failure still reaches a client that is already reading.
@@ -319,8 +331,9 @@ export function createRelay(s: Services) {
         batch = '';
       }
     } catch (err) {
-      failure = err instanceof StreamBroken ? err.message : err instanceof UpstreamFailure ? err.message : 'upstream stream failed';
       res.body.destroy();
+      // The client already has the whole answer: what the upstream does after [DONE] is no failure.
+      if (!finished) failure = err instanceof StreamBroken ? err.message : err instanceof UpstreamFailure ? err.message : 'upstream stream failed';
       // Nothing reached the client yet: the caller may try the next channel.
       if (!started && !out.destroyed) return false;
     }
@@ -333,7 +346,7 @@ export function createRelay(s: Services) {
     const cost = await settle(req, reservation, bill(finalUsage));
     const clientLeft = out.destroyed && failure !== null;
     await log(req, { status: clientLeft ? 499 : 200, errorCode: failure === null ? null : clientLeft ? 'client_closed' : 'upstream_error', usage: finalUsage, cost, estimated, channel, upstreamModel, ttftMs });
-    if (!out.destroyed) {
+    if (!out.destroyed && !finished) {
       if (failure !== null) await write(`data: ${JSON.stringify(errorBody('upstream_error', `The upstream stream failed: ${failure}.`))}\n\n`);
       else await write('data: [DONE]\n\n');
       out.end();

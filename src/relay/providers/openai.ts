@@ -7,6 +7,8 @@ export interface UpstreamTimeouts {
   connectMs: number;
   firstByteMs: number;
   idleMs: number;
+  /** Connections per upstream origin; 0 = no limit. */
+  maxConnections: number;
 }
 
 export function createOpenAIAdapter(t: UpstreamTimeouts): ProviderAdapter & { close(): Promise<void> } {
@@ -15,7 +17,9 @@ export function createOpenAIAdapter(t: UpstreamTimeouts): ProviderAdapter & { cl
     headersTimeout: t.firstByteMs,
     bodyTimeout: t.idleMs,
     keepAliveTimeout: 30_000,
-    connections: 256,
+    // Each stream holds its upstream connection for its whole length: a cap here would queue
+    // every request past it (5,000 slow streams ran 256 at a time under a cap of 256).
+    ...(t.maxConnections > 0 ? { connections: t.maxConnections } : {}),
     pipelining: 1,
   });
   return {

@@ -1,5 +1,5 @@
 // The servers a benchmark run starts, each in its own process on 127.0.0.1:
-//   mock upstream  → test/mock-provider (via bench/mock-server.ts)
+//   mock upstream  → test/mock-provider/cli.ts in its own process
 //   bare proxy     → bench/bare-proxy.ts (the floor)
 //   MoleAPI        → the compiled gateway (node <build>/main.js), provisioned over its API
 //   Portkey        → node_modules/@portkey-ai/gateway/build/start-server.js
@@ -30,7 +30,7 @@ export function tmpDir(prefix: string): string {
 }
 
 export async function startMock(opts: { scenario?: object; name?: string } = {}): Promise<Server & { url: string }> {
-  const args = [...TSX, path.join(BENCH_DIR, 'mock-server.ts')];
+  const args = [...TSX, path.join(BENCH_DIR, '..', 'test', 'mock-provider', 'cli.ts')];
   if (opts.scenario) args.push('--scenario', JSON.stringify(opts.scenario));
   const s = await startServer({ name: opts.name ?? 'mock', cmd: process.execPath, args, cwd: REPO, readyRegex: /mock provider listening on (http:\/\/\S+)/ });
   return Object.assign(s, { url: s.ready });

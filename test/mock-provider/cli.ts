@@ -1,13 +1,14 @@
 /**
  * Standalone mock provider:
  *   tsx test/mock-provider/cli.ts [--port 0] [--host 127.0.0.1] [--api-key KEY] [--no-record]
+ *                                 [--scenario '{"chunkDelayMs":200}']   (a default scenario for every model)
  * Prints exactly one line: `mock provider listening on http://HOST:PORT/v1`.
  * SIGTERM / SIGINT close the server (and its sockets) and exit 0.
  */
-import { startMockProvider, type MockProviderOptions } from './server.js';
+import { startMockProvider, type MockProviderOptions, type Scenario } from './server.js';
 
-function parseArgs(argv: string[]): MockProviderOptions {
-  const opts: MockProviderOptions = { recordRequests: false };
+function parseArgs(argv: string[]): MockProviderOptions & { scenario?: Scenario } {
+  const opts: MockProviderOptions & { scenario?: Scenario } = { recordRequests: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const eq = arg.indexOf('=');
@@ -26,6 +27,9 @@ function parseArgs(argv: string[]): MockProviderOptions {
       case '--api-key':
         opts.apiKey = value();
         break;
+      case '--scenario':
+        opts.scenario = JSON.parse(value() ?? '{}') as Scenario;
+        break;
       case '--record':
         opts.recordRequests = true;
         break;
@@ -34,7 +38,7 @@ function parseArgs(argv: string[]): MockProviderOptions {
         break;
       case '--help':
       case '-h':
-        process.stdout.write('usage: tsx test/mock-provider/cli.ts [--port N] [--host H] [--api-key KEY] [--record]\n');
+        process.stdout.write('usage: tsx test/mock-provider/cli.ts [--port N] [--host H] [--api-key KEY] [--record] [--scenario JSON]\n');
         process.exit(0);
         break;
       default:
@@ -44,7 +48,9 @@ function parseArgs(argv: string[]): MockProviderOptions {
   return opts;
 }
 
-const mock = await startMockProvider(parseArgs(process.argv.slice(2)));
+const { scenario, ...options } = parseArgs(process.argv.slice(2));
+const mock = await startMockProvider(options);
+if (scenario) mock.setScenario('*', scenario);
 process.stdout.write(`mock provider listening on ${mock.url}\n`);
 
 let stopping = false;

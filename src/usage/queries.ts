@@ -68,6 +68,17 @@ const dayString = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 export type UsageGroup = 'day' | 'key' | 'model';
 
 export function createUsageQueries(db: Db, dialect: Dialect) {
+  /** The daily rollup rows a filter covers (its range must be whole UTC days). */
+  function rollupFor(f: Omit<LogFilter, 'status'>) {
+    let q = db.selectFrom('usage_daily');
+    if (f.keyId !== undefined) q = q.where('key_id', '=', f.keyId);
+    if (f.userId !== undefined) q = q.where('user_id', '=', f.userId);
+    if (f.model !== undefined) q = q.where('model', '=', f.model);
+    if (f.from !== undefined) q = q.where('day', '>=', dayString(f.from));
+    if (f.to !== undefined) q = q.where('day', '<', dayString(f.to));
+    return q;
+  }
+
   return {
     async listLogs(f: LogFilter, page: { limit: number; cursor?: number }) {
       let q = applyFilter(db.selectFrom('logs').selectAll(), f).orderBy('id', 'desc').limit(page.limit + 1);
@@ -78,16 +89,13 @@ export function createUsageQueries(db: Db, dialect: Dialect) {
       return { data: data.map(toLogJson), next_cursor: more ? String(data[data.length - 1]!.id) : null };
     },
 
+    /** Sums over everything the filter matches: from the daily rollup when it can answer exactly. */
     async totals(f: LogFilter) {
-      const r = await applyFilter(db.selectFrom('logs'), f)
-        .select((eb) => [
-          eb.fn.countAll<number>().as('requests'),
-          eb.fn.coalesce(eb.fn.sum<number>('prompt_tokens'), sql<number>`0`).as('prompt_tokens'),
-          eb.fn.coalesce(eb.fn.sum<number>('cached_tokens'), sql<number>`0`).as('cached_tokens'),
-          eb.fn.coalesce(eb.fn.sum<number>('completion_tokens'), sql<number>`0`).as('completion_tokens'),
-          eb.fn.coalesce(eb.fn.sum<number>('cost_nano'), sql<number>`0`).as('cost_nano'),
-        ])
-        .executeTakeFirstOrThrow();
+      const fromRollup = f.status === undefined && isWholeDay(f.from) && isWholeDay(f.to);
+      const r = fromRollup
+        ? await rollupFor(f).select([sql<number>`sum(requests)`.as('requests'), ...TOKEN_AND_COST_SUMS]).executeTakeFirstOrThrow()
+        : await applyFilter(db.selectFrom('logs'), f).select((eb) => [eb.fn.countAll<number>().as('requests'), ...TOKEN_AND_COST_SUMS]).executeTakeFirstOrThrow();
+      // Sums over no rows are NULL: Number(null) is 0.
       return { requests: Number(r.requests), prompt_tokens: Number(r.prompt_tokens), cached_tokens: Number(r.cached_tokens), completion_tokens: Number(r.completion_tokens), cost: nanoToUsd(Number(r.cost_nano)) };
     },
 
@@ -109,13 +117,7 @@ export function createUsageQueries(db: Db, dialect: Dialect) {
       type Agg = { group: string | number | null; key_name?: string | null; requests: number; prompt_tokens: number; cached_tokens: number; completion_tokens: number; cost_nano: number };
       let rows: Agg[];
       if (isWholeDay(f.from) && isWholeDay(f.to)) {
-        let q = db.selectFrom('usage_daily');
-        if (f.keyId !== undefined) q = q.where('key_id', '=', f.keyId);
-        if (f.userId !== undefined) q = q.where('user_id', '=', f.userId);
-        if (f.model !== undefined) q = q.where('model', '=', f.model);
-        if (f.from !== undefined) q = q.where('day', '>=', dayString(f.from));
-        if (f.to !== undefined) q = q.where('day', '<', dayString(f.to));
-        rows = (await q
+        rows = (await rollupFor(f)
           .select((eb) => [eb.ref(col).as('group'), sql<number>`sum(requests)`.as('requests'), ...TOKEN_AND_COST_SUMS])
           .groupBy(col)
           .execute()) as Agg[];

@@ -143,7 +143,12 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
   });
 
   it('totals=1 sums the filtered rows exactly', async () => {
-    for (const q of ['', `key_id=${u1.key.id}`, 'model=lg-b', `user_id=${u1.user.id}&status=ok`]) {
+    // Whole-day ranges (or none) and no status are answered from the daily rollup; the others
+    // scan the logs. Both must agree with the rows themselves.
+    const day = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
+    const wholeDays = `from=${new Date(day).toISOString()}&to=${new Date(day + 86_400_000).toISOString()}`;
+    const partialDay = `from=${new Date(day - 1000).toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`;
+    for (const q of ['', `key_id=${u1.key.id}`, 'model=lg-b', `user_id=${u1.user.id}&status=ok`, wholeDays, partialDay, `key_id=${u1.key.id}&${wholeDays}`]) {
       const r = await s.api('GET', `/api/logs?totals=1&limit=1&${q}`);
       expect(r.status).toBe(200);
       const qs = Object.fromEntries(new URLSearchParams(q));

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import type { Database } from './schema.js';
 import { migrateToLatest } from './migrations.js';
 
@@ -39,18 +39,10 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
   if (opts.databaseUrl) {
     const schema = opts.pgSchema;
     if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('invalid schema name');
-    if (schema) {
-      const c = new pg.Client({ connectionString: opts.databaseUrl });
-      await c.connect();
-      try {
-        await c.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`);
-      } finally {
-        await c.end();
-      }
-    }
     // The schema is part of every connection's startup options, so no query can run before it applies.
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 10, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
     storage = { db, dialect: 'postgres', close: () => db.destroy() };
   } else {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
@@ -63,6 +55,16 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
     storage = { db, dialect: 'sqlite', close: () => db.destroy() };
   }
-  await migrateToLatest(storage.db, storage.dialect, opts.databaseUrl ? opts.pgSchema : undefined);
+  const migrationSchema = opts.databaseUrl ? opts.pgSchema : undefined;
+  try {
+    await migrateToLatest(storage.db, storage.dialect, migrationSchema);
+  } catch (err) {
+    // Seen only with per-test schemas under heavy parallel load: the migrator's first look
+    // missed a schema created a moment before. Migrations are idempotent: look once more.
+    if (!migrationSchema || !/schema .* does not exist/.test(String((err as Error).message))) throw err;
+    await new Promise((r) => setTimeout(r, 200));
+    await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(migrationSchema)}`.execute(storage.db);
+    await migrateToLatest(storage.db, storage.dialect, migrationSchema);
+  }
   return storage;
 }

@@ -44,8 +44,11 @@ describe('console serving', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/javascript/);
     expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    expect((await res.arrayBuffer()).byteLength).toBeGreaterThan(0); // read it: an unread body holds the connection
     const css = /href="(\/assets\/[^"]+\.css)"/.exec(html)?.[1];
-    expect((await fetch(s.url + css)).headers.get('content-type')).toMatch(/text\/css/);
+    const cssRes = await fetch(s.url + css);
+    expect(cssRes.headers.get('content-type')).toMatch(/text\/css/);
+    await cssRes.arrayBuffer();
     const missing = await fetch(s.url + '/assets/nope-123.js');
     expect(missing.status).toBe(404);
     expect(missing.headers.get('content-type')).toMatch(/json/);

@@ -100,7 +100,11 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     url, masterKey, backend, services, app, dataDir, pgSchema, api, secret: config.secret,
     logs: () => captured,
     async close() {
+      // A client that never read a large body keeps its connection busy, and close() would wait
+      // for it forever; the real process bounds this with MOLE_SHUTDOWN_GRACE_SECONDS.
+      const force = setTimeout(() => app.server.closeAllConnections(), 2_000);
       await app.close();
+      clearTimeout(force);
       await services.close();
       fs.rmSync(dataDir, { recursive: true, force: true });
       if (pgSchema && ownsSchema) {

@@ -167,6 +167,8 @@ export function createRelay(s: Services) {
       clientGone = true;
       attempt?.abort();
     });
+    // It may have left while the key was checked and the cost reserved, before we listened.
+    if (reply.raw.destroyed || req.raw.socket?.destroyed) clientGone = true;
 
     let lastFailure: { status: number; timeout: boolean; message: string } = { status: 502, timeout: false, message: 'no channel could serve the request' };
     const headers: Record<string, string> = {};

@@ -1,6 +1,6 @@
 // Versioned migrations, written once for both dialects. Applied at start, in order, and
 // recorded by Kysely's migrator in kysely_migration.
-import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import type { Dialect } from './index.js';
 
 function migrations(dialect: Dialect): Record<string, Migration> {
@@ -151,7 +151,6 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
         await db.schema.createIndex('usage_daily_user').on('usage_daily').columns(['user_id', 'day']).execute();
         await db.schema.createIndex('usage_daily_key').on('usage_daily').columns(['key_id', 'day']).execute();
-        void sql;
       },
     },
     '0002_admin_lock': {

@@ -13,32 +13,49 @@ import { pipeline } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'host',
+]);
 
 export interface BareProxy {
   url: string;
   close(): Promise<void>;
 }
 
-export async function startBareProxy(opts: { upstream: string; port?: number; host?: string }): Promise<BareProxy> {
+export async function startBareProxy(opts: {
+  upstream: string;
+  port?: number;
+  host?: string;
+}): Promise<BareProxy> {
   const upstream = new URL(opts.upstream);
   // Unlimited connections (undici's default), keep-alive, no pipelining: what a proxy would use.
   const pool = new Pool(upstream.origin, { keepAliveTimeout: 30_000, pipelining: 1 });
 
   const server = http.createServer((req, res) => {
     const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
+    for (const [k, v] of Object.entries(req.headers))
+      if (v !== undefined && !HOP_BY_HOP.has(k)) headers[k] = v;
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
     pool.request({ method: req.method as 'POST', path: req.url!, headers, body: hasBody ? req : null }).then(
       (up) => {
         const out: Record<string, string | string[]> = {};
-        for (const [k, v] of Object.entries(up.headers)) if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
+        for (const [k, v] of Object.entries(up.headers))
+          if (v !== undefined && !HOP_BY_HOP.has(k)) out[k] = v;
         res.writeHead(up.statusCode, out);
         pipeline(up.body, res, () => {});
       },
       () => {
         if (!res.headersSent) res.writeHead(502, { 'content-type': 'application/json' });
-        res.end('{"error":{"message":"upstream failed","type":"proxy_error","param":null,"code":"upstream_error"}}');
+        res.end(
+          '{"error":{"message":"upstream failed","type":"proxy_error","param":null,"code":"upstream_error"}}',
+        );
       },
     );
   });
@@ -64,10 +81,16 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
   };
   const upstreamArg = arg('--upstream');
   if (!upstreamArg) {
-    process.stderr.write('usage: tsx bench/bare-proxy.ts --upstream http://127.0.0.1:PORT [--port 0] [--host 127.0.0.1]\n');
+    process.stderr.write(
+      'usage: tsx bench/bare-proxy.ts --upstream http://127.0.0.1:PORT [--port 0] [--host 127.0.0.1]\n',
+    );
     process.exit(2);
   }
-  const proxy = await startBareProxy({ upstream: upstreamArg, port: Number(arg('--port') ?? 0), host: arg('--host') ?? '127.0.0.1' });
+  const proxy = await startBareProxy({
+    upstream: upstreamArg,
+    port: Number(arg('--port') ?? 0),
+    host: arg('--host') ?? '127.0.0.1',
+  });
   process.stdout.write(`bare proxy listening on ${proxy.url}\n`);
   const stop = () => void proxy.close().then(() => process.exit(0));
   process.on('SIGTERM', stop);

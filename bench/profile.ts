@@ -22,7 +22,10 @@ const num = (f: string, def: number) => {
 };
 const SECONDS = num('--seconds', 15);
 const CONNECTIONS = num('--connections', 50);
-const stamp = new Date().toISOString().replace(/[:.]/g, '-').replace(/-\d+Z$/, 'Z');
+const stamp = new Date()
+  .toISOString()
+  .replace(/[:.]/g, '-')
+  .replace(/-\d+Z$/, 'Z');
 
 interface Node {
   id: number;
@@ -46,7 +49,8 @@ function where(url: string): string {
     const rest = u.slice(nm + 13).split('/');
     return rest[0]!.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]!;
   }
-  if (u.includes('/bench/.build/server/')) return 'src/' + u.split('/bench/.build/server/')[1]!.replace(/\.js$/, '.ts');
+  if (u.includes('/bench/.build/server/'))
+    return 'src/' + u.split('/bench/.build/server/')[1]!.replace(/\.js$/, '.ts');
   if (u.startsWith('node:')) return u;
   return path.relative(REPO, u) || u;
 }
@@ -68,13 +72,18 @@ function summarise(p: Profile, title: string, totalReqs: number, window: [number
   }
   if (inWindow === 0) throw new Error('no profile samples fall inside the measured window (clock mismatch?)');
   const totalUs = [...selfUs.values()].reduce((a, b) => a + b, 0);
-  const idle = p.nodes.filter((n) => n.callFrame.functionName === '(idle)').reduce((a, n) => a + (selfUs.get(n.id) ?? 0), 0);
+  const idle = p.nodes
+    .filter((n) => n.callFrame.functionName === '(idle)')
+    .reduce((a, n) => a + (selfUs.get(n.id) ?? 0), 0);
   const busy = totalUs - idle;
-  const key = (n: Node) => `${n.callFrame.functionName || '(anonymous)'} ${where(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
+  const key = (n: Node) =>
+    `${n.callFrame.functionName || '(anonymous)'} ${where(n.callFrame.url)}:${n.callFrame.lineNumber + 1}`;
 
   // Self time per function.
   const self = new Map<string, number>();
-  for (const n of p.nodes) if (n.callFrame.functionName !== '(idle)') self.set(key(n), (self.get(key(n)) ?? 0) + (selfUs.get(n.id) ?? 0));
+  for (const n of p.nodes)
+    if (n.callFrame.functionName !== '(idle)')
+      self.set(key(n), (self.get(key(n)) ?? 0) + (selfUs.get(n.id) ?? 0));
   // Inclusive time per function (each function counted once per stack, so recursion is not double-counted).
   const incl = new Map<string, number>();
   const parent = new Map<number, number>();
@@ -102,12 +111,20 @@ function summarise(p: Profile, title: string, totalReqs: number, window: [number
   const pct = (us: number) => `${((us / busy) * 100).toFixed(1)}%`;
   const perReq = (us: number) => (us / totalReqs).toFixed(1);
   let md = `## ${title}\n\n${totalReqs.toLocaleString('en-US')} requests in the measured window (${inWindow.toLocaleString('en-US')} of ${p.samples.length.toLocaleString('en-US')} samples; start-up, warm-up and shutdown excluded); busy (non-idle) CPU ${(busy / 1e6).toFixed(1)} s = ${(busy / totalReqs).toFixed(0)} µs per request (profiler overhead included).\n\n`;
-  md += '### Top 30 functions by self time\n\n| self | µs/req | function (file:line) |\n| ---: | ---: | --- |\n';
-  for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30)) md += `| ${pct(us)} | ${perReq(us)} | \`${k}\` |\n`;
-  md += '\n### Our code (src/) by inclusive time\n\n| inclusive | µs/req | function (file:line) |\n| ---: | ---: | --- |\n';
-  for (const [k, us] of [...incl].filter(([k]) => k.includes(' src/')).sort((a, b) => b[1] - a[1]).slice(0, 30)) md += `| ${pct(us)} | ${perReq(us)} | \`${k}\` |\n`;
+  md +=
+    '### Top 30 functions by self time\n\n| self | µs/req | function (file:line) |\n| ---: | ---: | --- |\n';
+  for (const [k, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 30))
+    md += `| ${pct(us)} | ${perReq(us)} | \`${k}\` |\n`;
+  md +=
+    '\n### Our code (src/) by inclusive time\n\n| inclusive | µs/req | function (file:line) |\n| ---: | ---: | --- |\n';
+  for (const [k, us] of [...incl]
+    .filter(([k]) => k.includes(' src/'))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 30))
+    md += `| ${pct(us)} | ${perReq(us)} | \`${k}\` |\n`;
   md += '\n### Self time by package / file\n\n| self | µs/req | where |\n| ---: | ---: | --- |\n';
-  for (const [k, us] of [...pkg].sort((a, b) => b[1] - a[1]).slice(0, 25)) md += `| ${pct(us)} | ${perReq(us)} | ${k} |\n`;
+  for (const [k, us] of [...pkg].sort((a, b) => b[1] - a[1]).slice(0, 25))
+    md += `| ${pct(us)} | ${perReq(us)} | ${k} |\n`;
   return md + '\n';
 }
 
@@ -121,19 +138,37 @@ for (const stream of [false, true]) {
   const mock = await startMock();
   const dir = path.join(profDir, stream ? 'stream' : 'plain');
   mkdirSync(dir, { recursive: true });
-  const mole = await startMole({ main, mockUrl: mock.url, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+  const mole = await startMole({
+    main,
+    mockUrl: mock.url,
+    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+  });
   try {
-    const opts = { url: mole.url + '/v1/chat/completions', method: 'POST', headers: mole.headers, body: requestBody(stream), connections: CONNECTIONS, timeout: 10 };
+    const opts = {
+      url: mole.url + '/v1/chat/completions',
+      method: 'POST',
+      headers: mole.headers,
+      body: requestBody(stream),
+      connections: CONNECTIONS,
+      timeout: 10,
+    };
     await autocannon({ ...opts, duration: 3 }); // warm-up (outside the analysed window)
     const w0 = monoUs();
     const r = await autocannon({ ...opts, duration: SECONDS, verifyBody: verifier(stream) });
     const w1 = monoUs();
-    process.stderr.write(`${stream ? 'stream' : 'plain'}: ${(r['2xx'] / r.duration).toFixed(0)} req/s, errors ${r.errors}, non2xx ${r.non2xx}, mismatches ${r.mismatches}\n`);
+    process.stderr.write(
+      `${stream ? 'stream' : 'plain'}: ${(r['2xx'] / r.duration).toFixed(0)} req/s, errors ${r.errors}, non2xx ${r.non2xx}, mismatches ${r.mismatches}\n`,
+    );
     await mole.server.stop('SIGTERM', 30_000);
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error(`no profile written in ${dir}`);
     const prof = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Profile;
-    report += summarise(prof, stream ? `Streaming (stream: true), ${CONNECTIONS} connections` : `Plain, ${CONNECTIONS} connections`, r.latency.totalCount, [w0, w1]);
+    report += summarise(
+      prof,
+      stream ? `Streaming (stream: true), ${CONNECTIONS} connections` : `Plain, ${CONNECTIONS} connections`,
+      r.latency.totalCount,
+      [w0, w1],
+    );
   } finally {
     await mole.server.stop();
     await mock.stop();

@@ -19,7 +19,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import pg from 'pg';
-import { BENCH_DIR, REPO, buildMole, moleUsage, startBare, startMock, startMole, startPortkey, type Target } from './lib/targets.js';
+import {
+  BENCH_DIR,
+  REPO,
+  buildMole,
+  moleUsage,
+  startBare,
+  startMock,
+  startMole,
+  startPortkey,
+  type Target,
+} from './lib/targets.js';
 import { memory, runToEnd, type Server } from './lib/proc.js';
 import { SCENARIOS, measure, requestBody, verifier, warm, type Measurement } from './lib/load.js';
 import { slowStreams, type SlowStreamResult } from './lib/slow-streams.js';
@@ -53,8 +63,12 @@ const opts = {
 if (opts.rounds < 1 || opts.duration < 1) throw new Error('--rounds and --duration must be ≥ 1');
 
 const started = new Date();
-const stamp = started.toISOString().replace(/[:.]/g, '-').replace(/-\d+Z$/, 'Z');
-const say = (s: string) => process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0).padStart(4)}s] ${s}\n`);
+const stamp = started
+  .toISOString()
+  .replace(/[:.]/g, '-')
+  .replace(/-\d+Z$/, 'Z');
+const say = (s: string) =>
+  process.stderr.write(`[bench ${((Date.now() - started.getTime()) / 1000).toFixed(0).padStart(4)}s] ${s}\n`);
 
 const servers: Server[] = [];
 let pgCleanup: (() => Promise<void>) | null = null;
@@ -72,7 +86,12 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 
 function gitCommit(): string {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO }).toString().trim() + (execFileSync('git', ['status', '--porcelain', 'src'], { cwd: REPO }).toString().trim() ? ' (src has uncommitted changes)' : '');
+    return (
+      execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO }).toString().trim() +
+      (execFileSync('git', ['status', '--porcelain', 'src'], { cwd: REPO }).toString().trim()
+        ? ' (src has uncommitted changes)'
+        : '')
+    );
   } catch {
     return 'unknown';
   }
@@ -121,7 +140,10 @@ function renderOnly(file: string) {
   const base = path.basename(file).replace(/\.json$/, '');
   const md = renderMarkdown(r);
   writeFileSync(path.join(BENCH_DIR, 'results', `${base}.md`), md);
-  const newest = readdirSync(path.join(BENCH_DIR, 'results')).filter((f) => /^\d{4}-[^q]*Z\.json$/.test(f)).sort().pop();
+  const newest = readdirSync(path.join(BENCH_DIR, 'results'))
+    .filter((f) => /^\d{4}-[^q]*Z\.json$/.test(f))
+    .sort()
+    .pop();
   if (newest === `${base}.json`) {
     writeFileSync(path.join(BENCH_DIR, 'results', 'latest.md'), md);
     updateReadme(r, `${base}.md`);
@@ -136,7 +158,14 @@ async function main() {
     startedAt: started.toISOString(),
     finishedAt: '',
     command: `npm run bench${argv.length ? ' -- ' + argv.join(' ') : ''}`,
-    machine: { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model ?? '?', memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, loadavgStart: os.loadavg(), loadavgEnd: [] },
+    machine: {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? '?',
+      memGiB: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      loadavgStart: os.loadavg(),
+      loadavgEnd: [],
+    },
     commit: gitCommit(),
     options: opts,
     targets: [],
@@ -153,7 +182,9 @@ async function main() {
   say('compiling src/ → bench/.build/server');
   const moleMain = await buildMole((s) => {
     say(s);
-    result.notes.push('tsc reported type errors in src/ at build time (someone was mid-edit); the emitted JS was used.');
+    result.notes.push(
+      'tsc reported type errors in src/ at build time (someone was mid-edit); the emitted JS was used.',
+    );
   });
 
   // ── servers ──────────────────────────────────────────────────────────────────────────
@@ -171,8 +202,14 @@ async function main() {
   if (process.env.BENCH_DATABASE_URL) {
     const dbUrl = await pgSchemaUrl(process.env.BENCH_DATABASE_URL);
     molePg = await startMole({
-      main: moleMain, mockUrl: mock.url, name: process.env.BENCH_REDIS_URL ? 'mole-pg-redis' : 'mole-pg',
-      env: { DATABASE_URL: dbUrl, MOLE_SECRET: 'bench-secret-0123456789abcdef0123456789', REDIS_URL: process.env.BENCH_REDIS_URL || undefined },
+      main: moleMain,
+      mockUrl: mock.url,
+      name: process.env.BENCH_REDIS_URL ? 'mole-pg-redis' : 'mole-pg',
+      env: {
+        DATABASE_URL: dbUrl,
+        MOLE_SECRET: 'bench-secret-0123456789abcdef0123456789',
+        REDIS_URL: process.env.BENCH_REDIS_URL || undefined,
+      },
     });
     servers.push(molePg.server);
     targets.push(molePg);
@@ -187,10 +224,17 @@ async function main() {
   // Sanity: every target answers both shapes correctly before we time anything.
   for (const t of targets) {
     for (const stream of [false, true]) {
-      const res = await fetch(t.url + '/v1/chat/completions', { method: 'POST', headers: t.headers, body: requestBody(stream) });
+      const res = await fetch(t.url + '/v1/chat/completions', {
+        method: 'POST',
+        headers: t.headers,
+        body: requestBody(stream),
+      });
       const text = await res.text();
       const ok = res.status === 200 && verifier(stream)(text);
-      if (!ok) throw new Error(`${t.name} answered a ${stream ? 'stream' : 'plain'} request wrongly: ${res.status} ${text.slice(0, 300)}`);
+      if (!ok)
+        throw new Error(
+          `${t.name} answered a ${stream ? 'stream' : 'plain'} request wrongly: ${res.status} ${text.slice(0, 300)}`,
+        );
     }
   }
 
@@ -209,7 +253,9 @@ async function main() {
         n++;
         const m = await measure(t, s, round, opts.duration, mock.pid);
         result.measurements.push(m);
-        say(`${String(n).padStart(3)}/${total} r${round} ${s.id.padEnd(10)} ${t.name.padEnd(14)} ${m.rps.toFixed(0).padStart(6)} req/s  p50 ${m.p50ms} ms  p99 ${m.p99ms} ms  cpu ${m.serverCpuUsPerReq.toFixed(0)} µs/req${m.errors + m.non2xx + m.mismatches + m.timeouts ? `  ERR ${m.errors}/${m.non2xx}/${m.mismatches}/${m.timeouts}` : ''}`);
+        say(
+          `${String(n).padStart(3)}/${total} r${round} ${s.id.padEnd(10)} ${t.name.padEnd(14)} ${m.rps.toFixed(0).padStart(6)} req/s  p50 ${m.p50ms} ms  p99 ${m.p99ms} ms  cpu ${m.serverCpuUsPerReq.toFixed(0)} µs/req${m.errors + m.non2xx + m.mismatches + m.timeouts ? `  ERR ${m.errors}/${m.non2xx}/${m.mismatches}/${m.timeouts}` : ''}`,
+        );
       }
     }
   }
@@ -218,22 +264,41 @@ async function main() {
 
   // Did MoleAPI really log and bill every request? (usage rows written by the batch writer)
   {
-    const completedOk = result.measurements.filter((m) => m.target === 'mole').reduce((a, m) => a + m.ok2xx, 0);
+    const completedOk = result.measurements
+      .filter((m) => m.target === 'mole')
+      .reduce((a, m) => a + m.ok2xx, 0);
     await new Promise((r) => setTimeout(r, 500));
     const u = await moleUsage(mole.url, mole.keyId);
     result.moleCheck = { measured2xx: completedOk, loggedRequests: u.requests, billedUsd: u.cost };
-    say(`MoleAPI logged ${u.requests} requests (measured runs alone completed ${completedOk} with 2xx; warm-up and sanity requests are logged too), billed ${u.cost.toFixed(4)} USD`);
+    say(
+      `MoleAPI logged ${u.requests} requests (measured runs alone completed ${completedOk} with 2xx; warm-up and sanity requests are logged too), billed ${u.cost.toFixed(4)} USD`,
+    );
   }
   await stopAll();
 
   // ── N slow concurrent streams ──────────────────────────────────────────────────────────
   if (opts.streams) {
-    const kinds: Array<'bare' | 'mole' | 'portkey'> = ['bare', 'mole', ...(opts.portkey && opts.streamsPortkey ? (['portkey'] as const) : [])];
+    const kinds: Array<'bare' | 'mole' | 'portkey'> = [
+      'bare',
+      'mole',
+      ...(opts.portkey && opts.streamsPortkey ? (['portkey'] as const) : []),
+    ];
     for (const kind of kinds) {
-      say(`${opts.streamClients} concurrent slow streams (one event per ${opts.streamChunkDelayMs} ms) through ${kind}`);
-      const r: SlowStreamResult = await slowStreams(kind, { n: opts.streamClients, chunkDelayMs: opts.streamChunkDelayMs, tokens: opts.streamTokens, limitMs: opts.streamLimitMs, rampPerSec: opts.streamRampPerSec, moleMain });
+      say(
+        `${opts.streamClients} concurrent slow streams (one event per ${opts.streamChunkDelayMs} ms) through ${kind}`,
+      );
+      const r: SlowStreamResult = await slowStreams(kind, {
+        n: opts.streamClients,
+        chunkDelayMs: opts.streamChunkDelayMs,
+        tokens: opts.streamTokens,
+        limitMs: opts.streamLimitMs,
+        rampPerSec: opts.streamRampPerSec,
+        moleMain,
+      });
       result.slowStreams.push(r);
-      say(`  completed ${r.client.completed}, unfinished ${r.client.unfinished}, failed ${r.client.failed}; at most ${r.client.maxConcurrentStreaming} streaming at once; RSS ${(r.rssBeforeBytes / 1048576).toFixed(0)} → ${(r.rssPeakBytes / 1048576).toFixed(0)} MiB`);
+      say(
+        `  completed ${r.client.completed}, unfinished ${r.client.unfinished}, failed ${r.client.failed}; at most ${r.client.maxConcurrentStreaming} streaming at once; RSS ${(r.rssBeforeBytes / 1048576).toFixed(0)} → ${(r.rssPeakBytes / 1048576).toFixed(0)} MiB`,
+      );
     }
   }
 
@@ -241,9 +306,18 @@ async function main() {
   if (opts.longStreams) {
     for (const kind of ['bare', 'mole'] as const) {
       say(`100 concurrent long streams (1,000 tokens, 10 ms apart) through ${kind}`);
-      const r = await slowStreams(kind, { n: 100, chunkDelayMs: 10, tokens: 1000, limitMs: 40_000, rampPerSec: 200, moleMain });
+      const r = await slowStreams(kind, {
+        n: 100,
+        chunkDelayMs: 10,
+        tokens: 1000,
+        limitMs: 40_000,
+        rampPerSec: 200,
+        moleMain,
+      });
       (result.longStreams ??= []).push(r);
-      say(`  completed ${r.client.completed}; at most ${r.client.maxConcurrentStreaming} at once; RSS ${(r.rssBeforeBytes / 1048576).toFixed(0)} → ${(r.rssPeakBytes / 1048576).toFixed(0)} MiB`);
+      say(
+        `  completed ${r.client.completed}; at most ${r.client.maxConcurrentStreaming} at once; RSS ${(r.rssBeforeBytes / 1048576).toFixed(0)} → ${(r.rssPeakBytes / 1048576).toFixed(0)} MiB`,
+      );
     }
   }
 
@@ -252,7 +326,23 @@ async function main() {
     say(`scale: ${opts.scaleKeys} keys, ${opts.scaleLogs} log rows (bench/scale.ts)`);
     const out = path.join(BENCH_DIR, '.tmp', `scale-${stamp}.json`);
     mkdirSync(path.dirname(out), { recursive: true });
-    await runToEnd(process.execPath, ['--expose-gc', '--max-old-space-size=6144', '--import', 'tsx', path.join(BENCH_DIR, 'scale.ts'), '--keys', String(opts.scaleKeys), '--logs', String(opts.scaleLogs), '--json', out], { cwd: REPO, echo: true, timeoutMs: 15 * 60_000 });
+    await runToEnd(
+      process.execPath,
+      [
+        '--expose-gc',
+        '--max-old-space-size=6144',
+        '--import',
+        'tsx',
+        path.join(BENCH_DIR, 'scale.ts'),
+        '--keys',
+        String(opts.scaleKeys),
+        '--logs',
+        String(opts.scaleLogs),
+        '--json',
+        out,
+      ],
+      { cwd: REPO, echo: true, timeoutMs: 15 * 60_000 },
+    );
     result.scale = JSON.parse(readFileSync(out, 'utf8'));
     rmSync(out, { force: true });
   }

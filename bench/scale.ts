@@ -45,7 +45,11 @@ const gc = () => {
 const now = () => performance.now();
 
 /** Runs fn repeatedly (awaiting each) for about `ms`, returns ops/s and µs/op. */
-async function rate(fn: (i: number) => unknown, ms: number, minOps = 1000): Promise<{ ops: number; opsPerSec: number; usPerOp: number }> {
+async function rate(
+  fn: (i: number) => unknown,
+  ms: number,
+  minOps = 1000,
+): Promise<{ ops: number; opsPerSec: number; usPerOp: number }> {
   let ops = 0;
   const t0 = now();
   let t = t0;
@@ -91,7 +95,13 @@ sqlite.pragma('journal_mode = WAL');
 sqlite.pragma('synchronous = NORMAL');
 
 try {
-  const user = await services.accounts.createUser({ username: 'scale', password: 'scale-password-123', role: 'user', group: 'default', balanceNano: 1e15 });
+  const user = await services.accounts.createUser({
+    username: 'scale',
+    password: 'scale-password-123',
+    role: 'user',
+    group: 'default',
+    balanceNano: 1e15,
+  });
   const userId = Number(user.id);
   const { row: keyRow, secret } = await services.keys.create(userId, { name: 'hot' });
   const ip = '127.0.0.1';
@@ -107,21 +117,51 @@ try {
   await services.verifier.verify(unknownKey, ip); // one DB miss, then the negative cache answers
   const unknown = await rate(() => services.verifier.verify(unknownKey, ip), 500, 20_000);
   result.verify = {
-    hitPerSec: hit.opsPerSec, hitUs: hit.usPerOp,
-    checksumOnlyUs: wellFormed.usPerOp, sha256OnlyUs: sha.usPerOp,
-    malformedPerSec: malformed.opsPerSec, unknownCachedPerSec: unknown.opsPerSec,
+    hitPerSec: hit.opsPerSec,
+    hitUs: hit.usPerOp,
+    checksumOnlyUs: wellFormed.usPerOp,
+    sha256OnlyUs: sha.usPerOp,
+    malformedPerSec: malformed.opsPerSec,
+    unknownCachedPerSec: unknown.opsPerSec,
   };
   // What the relay spends turning a request body into an admission estimate (JSON parse +
   // local token count), for the benchmark's tiny prompt and for a ~4k-token one.
-  const smallBody = Buffer.from(JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello, mole! Say something short.' }], max_tokens: 16 }));
-  const bigText = Array.from({ length: 400 }, (_, i) => `Paragraph ${i}: the mole digs a quiet tunnel under the warm garden soil.`).join(' ');
-  const bigBody = Buffer.from(JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'system', content: 'You are terse.' }, { role: 'user', content: bigText }], max_tokens: 16 }));
+  const smallBody = Buffer.from(
+    JSON.stringify({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Hello, mole! Say something short.' }],
+      max_tokens: 16,
+    }),
+  );
+  const bigText = Array.from(
+    { length: 400 },
+    (_, i) => `Paragraph ${i}: the mole digs a quiet tunnel under the warm garden soil.`,
+  ).join(' ');
+  const bigBody = Buffer.from(
+    JSON.stringify({
+      model: 'gpt-4o-mini',
+      messages: [
+        { role: 'system', content: 'You are terse.' },
+        { role: 'user', content: bigText },
+      ],
+      max_tokens: 16,
+    }),
+  );
   const bigTokens = toRelayRequest('chat', parseRelayBody(bigBody), 4096).promptTokens;
   const admitSmall = await rate(() => toRelayRequest('chat', parseRelayBody(smallBody), 4096), 500, 5_000);
   const admitBig = await rate(() => toRelayRequest('chat', parseRelayBody(bigBody), 4096), 1000, 200);
-  result.admission = { smallUs: admitSmall.usPerOp, bigUs: admitBig.usPerOp, bigPromptTokens: bigTokens, bigBodyBytes: bigBody.length };
-  say(`  admission estimate: ${admitSmall.usPerOp.toFixed(1)} µs tiny prompt, ${admitBig.usPerOp.toFixed(0)} µs for ${bigTokens} prompt tokens`);
-  say(`  hit ${hit.opsPerSec.toFixed(0)}/s (${hit.usPerOp.toFixed(2)} µs; checksum ${wellFormed.usPerOp.toFixed(2)} µs, sha256 ${sha.usPerOp.toFixed(2)} µs)`);
+  result.admission = {
+    smallUs: admitSmall.usPerOp,
+    bigUs: admitBig.usPerOp,
+    bigPromptTokens: bigTokens,
+    bigBodyBytes: bigBody.length,
+  };
+  say(
+    `  admission estimate: ${admitSmall.usPerOp.toFixed(1)} µs tiny prompt, ${admitBig.usPerOp.toFixed(0)} µs for ${bigTokens} prompt tokens`,
+  );
+  say(
+    `  hit ${hit.opsPerSec.toFixed(0)}/s (${hit.usPerOp.toFixed(2)} µs; checksum ${wellFormed.usPerOp.toFixed(2)} µs, sha256 ${sha.usPerOp.toFixed(2)} µs)`,
+  );
 
   // ── 2. insert N keys straight into the table (the product's own insert path costs an audit row and a round trip each) ──
   const MISSES = Math.min(20_000, N_KEYS);
@@ -129,7 +169,9 @@ try {
   say(`inserting ${TOTAL_KEYS} keys`);
   const secrets: string[] = new Array(TOTAL_KEYS);
   const t0 = now();
-  const insert = sqlite.prepare(`INSERT INTO api_keys (user_id, name, key_hash, display, status, used_nano, created_at, updated_at) VALUES (?, ?, ?, ?, 'active', 0, ?, ?)`);
+  const insert = sqlite.prepare(
+    `INSERT INTO api_keys (user_id, name, key_hash, display, status, used_nano, created_at, updated_at) VALUES (?, ?, ?, ?, 'active', 0, ?, ?)`,
+  );
   const BATCH = 50_000;
   const insertMany = sqlite.transaction((from: number, to: number, ts: number) => {
     for (let i = from; i < to; i++) {
@@ -140,8 +182,15 @@ try {
   });
   for (let i = 0; i < TOTAL_KEYS; i += BATCH) insertMany(i, Math.min(TOTAL_KEYS, i + BATCH), Date.now());
   const insertSecs = (now() - t0) / 1000;
-  result.keyInsert = { rows: TOTAL_KEYS, seconds: insertSecs, rowsPerSec: TOTAL_KEYS / insertSecs, dbBytes: statSync(path.join(dataDir, 'mole.sqlite')).size + walSize(dataDir) };
-  say(`  ${insertSecs.toFixed(1)} s (${(TOTAL_KEYS / insertSecs).toFixed(0)} rows/s, includes key generation + SHA-256)`);
+  result.keyInsert = {
+    rows: TOTAL_KEYS,
+    seconds: insertSecs,
+    rowsPerSec: TOTAL_KEYS / insertSecs,
+    dbBytes: statSync(path.join(dataDir, 'mole.sqlite')).size + walSize(dataDir),
+  };
+  say(
+    `  ${insertSecs.toFixed(1)} s (${(TOTAL_KEYS / insertSecs).toFixed(0)} rows/s, includes key generation + SHA-256)`,
+  );
   const CONC = 64;
   let t = now();
 
@@ -155,18 +204,24 @@ try {
   const cached0 = services.verifier.cacheSize();
   t = now();
   let rowsByHash: Map<string, unknown> | null = new Map();
-  for (const r of sqlite.prepare(`SELECT api_keys.*, users.status AS user_status, users.group_name AS user_group, users.deleted_at AS user_deleted_at
-      FROM api_keys JOIN users ON users.id = api_keys.user_id WHERE api_keys.id <= ?`).iterate(N_KEYS + 1) as Iterable<{ key_hash: string }>) rowsByHash.set(r.key_hash, r);
+  for (const r of sqlite
+    .prepare(`SELECT api_keys.*, users.status AS user_status, users.group_name AS user_group, users.deleted_at AS user_deleted_at
+      FROM api_keys JOIN users ON users.id = api_keys.user_id WHERE api_keys.id <= ?`)
+    .iterate(N_KEYS + 1) as Iterable<{ key_hash: string }>)
+    rowsByHash.set(r.key_hash, r);
   const bulkReadSecs = (now() - t) / 1000;
   const realFind = services.keys.findByHash;
-  (services.keys as { findByHash: (h: string) => Promise<unknown> }).findByHash = async (h: string) => rowsByHash!.get(h);
+  (services.keys as { findByHash: (h: string) => Promise<unknown> }).findByHash = async (h: string) =>
+    rowsByHash!.get(h);
   t = now();
   for (let i = 0; i < N_KEYS; i += CONC * 64) {
     const stop = Math.min(N_KEYS, i + CONC * 64);
     let j = i;
-    await Promise.all(Array.from({ length: CONC }, async () => {
-      while (j < stop) await services.verifier.verify(secrets[j++]!, ip);
-    }));
+    await Promise.all(
+      Array.from({ length: CONC }, async () => {
+        while (j < stop) await services.verifier.verify(secrets[j++]!, ip);
+      }),
+    );
     if ((i / (CONC * 64)) % 50 === 0) say(`  … ${stop}`);
   }
   const warmSecs = (now() - t) / 1000;
@@ -178,7 +233,11 @@ try {
   const cached1 = services.verifier.cacheSize();
   const added = cached1 - cached0;
   // Random hits across the whole million (no locality: the worst case for CPU caches).
-  const hitRandom = await rate((i) => services.verifier.verify(secrets[(i * 7919) % N_KEYS]!, ip), 1500, 50_000);
+  const hitRandom = await rate(
+    (i) => services.verifier.verify(secrets[(i * 7919) % N_KEYS]!, ip),
+    1500,
+    50_000,
+  );
   result.keyCache = {
     cachedEntries: cached1,
     bulkReadSeconds: bulkReadSecs,
@@ -194,7 +253,9 @@ try {
     heapTotalWithAllKeys: heap1.heapUsed - heapBeforeServices,
     randomHitPerSec: hitRandom.opsPerSec,
   };
-  say(`  ${cached1} cached in ${warmSecs.toFixed(1)} s; +${((heap1.heapUsed - heap0.heapUsed) / 1048576).toFixed(0)} MiB heap (${((heap1.heapUsed - heap0.heapUsed) / Math.max(1, added)).toFixed(0)} B/entry); random hits ${hitRandom.opsPerSec.toFixed(0)}/s`);
+  say(
+    `  ${cached1} cached in ${warmSecs.toFixed(1)} s; +${((heap1.heapUsed - heap0.heapUsed) / 1048576).toFixed(0)} MiB heap (${((heap1.heapUsed - heap0.heapUsed) / Math.max(1, added)).toFixed(0)} B/entry); random hits ${hitRandom.opsPerSec.toFixed(0)}/s`,
+  );
 
   // ── 4. misses: each a DB lookup (then cached) ──────────────────────────────────────────
   say(`verification: ${MISSES} cold misses (cache full, so each also evicts)`);
@@ -208,14 +269,18 @@ try {
   t = now();
   let next = N_KEYS + MISSES;
   const end = N_KEYS + 2 * MISSES;
-  await Promise.all(Array.from({ length: CONC }, async () => {
-    while (next < end) await services.verifier.verify(secrets[next++]!, ip);
-  }));
+  await Promise.all(
+    Array.from({ length: CONC }, async () => {
+      while (next < end) await services.verifier.verify(secrets[next++]!, ip);
+    }),
+  );
   const missConcSecs = (now() - t) / 1000;
   (result.verify as Record<string, number>).missPerSec = MISSES / missSecs;
   (result.verify as Record<string, number>).missUs = (missSecs * 1e6) / MISSES;
   (result.verify as Record<string, number>).missConcurrent64PerSec = (end - N_KEYS - MISSES) / missConcSecs;
-  say(`  miss ${(MISSES / missSecs).toFixed(0)}/s sequential, ${((end - N_KEYS - MISSES) / missConcSecs).toFixed(0)}/s with ${CONC} in flight`);
+  say(
+    `  miss ${(MISSES / missSecs).toFixed(0)}/s sequential, ${((end - N_KEYS - MISSES) / missConcSecs).toFixed(0)}/s with ${CONC} in flight`,
+  );
 
   secrets.length = 0;
 
@@ -261,8 +326,16 @@ try {
   }
   await services.usageWriter.flush();
   const writerSecs = (now() - t) / 1000;
-  result.logIngest = { rows: N_WRITER, batchRows: FLUSH_EVERY, seconds: writerSecs, rowsPerSec: N_WRITER / writerSecs, enqueueUs };
-  say(`  ${(N_WRITER / writerSecs).toFixed(0)} rows/s (batches of ${FLUSH_EVERY}); enqueue ${enqueueUs.toFixed(2)} µs/row`);
+  result.logIngest = {
+    rows: N_WRITER,
+    batchRows: FLUSH_EVERY,
+    seconds: writerSecs,
+    rowsPerSec: N_WRITER / writerSecs,
+    enqueueUs,
+  };
+  say(
+    `  ${(N_WRITER / writerSecs).toFixed(0)} rows/s (batches of ${FLUSH_EVERY}); enqueue ${enqueueUs.toFixed(2)} µs/row`,
+  );
 
   // ── 6. 1M+ log rows, then the management read endpoints ────────────────────────────────
   say(`bulk-inserting ${N_LOGS} log rows (30 days, 100 keys, 3 models) + their daily rollups`);
@@ -270,9 +343,13 @@ try {
   const DAY = 86_400_000;
   const start = Math.floor(Date.now() / DAY) * DAY - 29 * DAY;
   const span = 30 * DAY;
-  const insLog = sqlite.prepare(`INSERT INTO logs (request_id, created_at, user_id, key_id, key_name, model, upstream_model, channel_id, endpoint, stream, status, error_code, prompt_tokens, cached_tokens, completion_tokens, cost_nano, latency_ms, ttft_ms, ip, estimated)
+  const insLog =
+    sqlite.prepare(`INSERT INTO logs (request_id, created_at, user_id, key_id, key_name, model, upstream_model, channel_id, endpoint, stream, status, error_code, prompt_tokens, cached_tokens, completion_tokens, cost_nano, latency_ms, ttft_ms, ip, estimated)
     VALUES (?, ?, ?, ?, ?, ?, ?, 1, '/v1/chat/completions', ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, 0)`);
-  const rollup = new Map<string, { day: string; key: number; model: string; n: number; p: number; c: number; cost: number }>();
+  const rollup = new Map<
+    string,
+    { day: string; key: number; model: string; n: number; p: number; c: number; cost: number }
+  >();
   const insertLogs = sqlite.transaction((from: number, to: number) => {
     for (let i = from; i < to; i++) {
       const created = start + Math.floor((i / N_LOGS) * span);
@@ -282,7 +359,24 @@ try {
       const p = 10 + (i % 40);
       const c = status === 200 ? 16 + (i % 200) : 0;
       const cost = status === 200 ? p * 150 + c * 600 : 0;
-      insLog.run('req_' + i.toString(16).padStart(24, '0'), created, userId, key, 'k' + key, model, model, i & 1, status, status === 200 ? null : 'rate_limit_exceeded', p, c, cost, 3 + (i % 100), i & 1 ? 2 : null, ip);
+      insLog.run(
+        'req_' + i.toString(16).padStart(24, '0'),
+        created,
+        userId,
+        key,
+        'k' + key,
+        model,
+        model,
+        i & 1,
+        status,
+        status === 200 ? null : 'rate_limit_exceeded',
+        p,
+        c,
+        cost,
+        3 + (i % 100),
+        i & 1 ? 2 : null,
+        ip,
+      );
       const day = new Date(created).toISOString().slice(0, 10);
       const id = `${day}|${key}|${model}`;
       let a = rollup.get(id);
@@ -294,14 +388,21 @@ try {
     }
   });
   for (let i = 0; i < N_LOGS; i += BATCH) insertLogs(i, Math.min(N_LOGS, i + BATCH));
-  const upsert = sqlite.prepare(`INSERT INTO usage_daily (day, user_id, key_id, model, requests, prompt_tokens, cached_tokens, completion_tokens, cost_nano) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
+  const upsert =
+    sqlite.prepare(`INSERT INTO usage_daily (day, user_id, key_id, model, requests, prompt_tokens, cached_tokens, completion_tokens, cost_nano) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
     ON CONFLICT (day, user_id, key_id, model) DO UPDATE SET requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, cost_nano = cost_nano + excluded.cost_nano`);
   sqlite.transaction(() => {
     for (const a of rollup.values()) upsert.run(a.day, userId, a.key, a.model, a.n, a.p, a.c, a.cost);
   })();
   const logInsSecs = (now() - t) / 1000;
   const totalLogs = (sqlite.prepare('SELECT count(*) AS n FROM logs').get() as { n: number }).n;
-  result.logBulkInsert = { rows: N_LOGS, seconds: logInsSecs, rowsPerSec: N_LOGS / logInsSecs, totalRows: totalLogs, dbBytes: statSync(path.join(dataDir, 'mole.sqlite')).size + walSize(dataDir) };
+  result.logBulkInsert = {
+    rows: N_LOGS,
+    seconds: logInsSecs,
+    rowsPerSec: N_LOGS / logInsSecs,
+    totalRows: totalLogs,
+    dbBytes: statSync(path.join(dataDir, 'mole.sqlite')).size + walSize(dataDir),
+  };
   say(`  ${logInsSecs.toFixed(1)} s; logs table now ${totalLogs} rows`);
 
   say('management reads over HTTP');
@@ -317,17 +418,39 @@ try {
     { name: 'logs, one key, 50', path: `/api/logs?key_id=${someKey}&limit=50`, reps: 50 },
     { name: 'logs, one model, 50', path: '/api/logs?model=gpt-4o&limit=50', reps: 50 },
     { name: 'logs, errors only, 50', path: '/api/logs?status=error&limit=50', reps: 20 },
-    { name: 'logs, one key + 7-day window', path: `/api/logs?key_id=${someKey}&from=${encodeURIComponent(midDay)}&to=${encodeURIComponent(midDayPlus)}&limit=50`, reps: 20 },
+    {
+      name: 'logs, one key + 7-day window',
+      path: `/api/logs?key_id=${someKey}&from=${encodeURIComponent(midDay)}&to=${encodeURIComponent(midDayPlus)}&limit=50`,
+      reps: 20,
+    },
     { name: 'logs + totals (sums over all rows)', path: '/api/logs?limit=50&totals=1', reps: 5 },
     { name: 'usage by day (rollup)', path: '/api/usage?group_by=day', reps: 20 },
     { name: 'usage by key (rollup)', path: '/api/usage?group_by=key', reps: 20 },
-    { name: 'usage by model, one key (rollup)', path: `/api/usage?group_by=model&key_id=${someKey}`, reps: 20 },
-    { name: 'usage by model, non-day range (scans logs)', path: `/api/usage?group_by=model&from=${encodeURIComponent(midDay)}&to=${encodeURIComponent(midDayPlus)}`, reps: 5 },
+    {
+      name: 'usage by model, one key (rollup)',
+      path: `/api/usage?group_by=model&key_id=${someKey}`,
+      reps: 20,
+    },
+    {
+      name: 'usage by model, non-day range (scans logs)',
+      path: `/api/usage?group_by=model&from=${encodeURIComponent(midDay)}&to=${encodeURIComponent(midDayPlus)}`,
+      reps: 5,
+    },
   ];
   // A deep cursor: the id of the 5000th newest row.
-  const deepCursor = (sqlite.prepare('SELECT id FROM logs ORDER BY id DESC LIMIT 1 OFFSET 5000').get() as { id: number }).id;
+  const deepCursor = (
+    sqlite.prepare('SELECT id FROM logs ORDER BY id DESC LIMIT 1 OFFSET 5000').get() as { id: number }
+  ).id;
   queries[1]!.path = `/api/logs?limit=50&cursor=${deepCursor}`;
-  const reads: Array<{ name: string; path: string; reps: number; p50ms: number; p99ms: number; maxms: number; rows: number }> = [];
+  const reads: Array<{
+    name: string;
+    path: string;
+    reps: number;
+    p50ms: number;
+    p99ms: number;
+    maxms: number;
+    rows: number;
+  }> = [];
   for (const q of queries) {
     const times: number[] = [];
     let rows = 0;
@@ -336,13 +459,24 @@ try {
       const res = await fetch(base + q.path, { headers: { authorization: `Bearer ${MASTER_KEY}` } });
       const body = (await res.json()) as { data?: unknown[] };
       const dt = now() - t1;
-      if (res.status !== 200) throw new Error(`${q.path} → ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
+      if (res.status !== 200)
+        throw new Error(`${q.path} → ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
       rows = body.data?.length ?? 0;
       if (i > 0) times.push(dt); // first call warms caches/JIT
     }
     times.sort((a, b) => a - b);
-    reads.push({ name: q.name, path: q.path, reps: q.reps, p50ms: percentile(times, 50), p99ms: percentile(times, 99), maxms: times[times.length - 1]!, rows });
-    say(`  ${q.name}: p50 ${percentile(times, 50).toFixed(1)} ms, max ${times[times.length - 1]!.toFixed(1)} ms (${rows} rows)`);
+    reads.push({
+      name: q.name,
+      path: q.path,
+      reps: q.reps,
+      p50ms: percentile(times, 50),
+      p99ms: percentile(times, 99),
+      maxms: times[times.length - 1]!,
+      rows,
+    });
+    say(
+      `  ${q.name}: p50 ${percentile(times, 50).toFixed(1)} ms, max ${times[times.length - 1]!.toFixed(1)} ms (${rows} rows)`,
+    );
   }
   result.reads = reads;
   await app.close();

@@ -23,19 +23,45 @@ const LIMIT = Number(arg('--limit-ms') ?? 40_000);
 const RAMP = Number(arg('--ramp-per-sec') ?? 1000);
 const headers = JSON.parse(arg('--headers') ?? '{}') as Record<string, string>;
 const MAX_TOKENS = Number(arg('--max-tokens') ?? 16);
-const body = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello, slow mole!' }], max_tokens: MAX_TOKENS, stream: true });
+const body = JSON.stringify({
+  model: 'gpt-4o-mini',
+  messages: [{ role: 'user', content: 'Hello, slow mole!' }],
+  max_tokens: MAX_TOKENS,
+  stream: true,
+});
 
-const agent = new Agent({ connections: N, pipelining: 1, keepAliveTimeout: 5_000, headersTimeout: LIMIT + 5_000, bodyTimeout: LIMIT + 5_000, connect: { timeout: 30_000 } });
+const agent = new Agent({
+  connections: N,
+  pipelining: 1,
+  keepAliveTimeout: 5_000,
+  headersTimeout: LIMIT + 5_000,
+  bodyTimeout: LIMIT + 5_000,
+  connect: { timeout: 30_000 },
+});
 const stop = new AbortController();
 const t0 = performance.now();
 
 /** Times are ms since the client process started (absolute), except ttfb (since this request was sent). */
-interface One { start: number; first: number; ttfb: number; end: number; ok: boolean; bytes: number; error?: string }
+interface One {
+  start: number;
+  first: number;
+  ttfb: number;
+  end: number;
+  ok: boolean;
+  bytes: number;
+  error?: string;
+}
 
 async function one(): Promise<One> {
   const r: One = { start: performance.now() - t0, first: NaN, ttfb: NaN, end: NaN, ok: false, bytes: 0 };
   try {
-    const res = await request(url + '/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, dispatcher: agent, signal: stop.signal });
+    const res = await request(url + '/v1/chat/completions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body,
+      dispatcher: agent,
+      signal: stop.signal,
+    });
     let tail = '';
     for await (const chunk of res.body) {
       if (Number.isNaN(r.first)) {
@@ -49,7 +75,8 @@ async function one(): Promise<One> {
     r.ok = res.statusCode === 200 && tail.endsWith('data: [DONE]\n\n');
     if (!r.ok) r.error = `status ${res.statusCode}`;
   } catch (e) {
-    r.error = (e as Error).name === 'AbortError' ? 'unfinished' : String((e as Error).message ?? e).slice(0, 80);
+    r.error =
+      (e as Error).name === 'AbortError' ? 'unfinished' : String((e as Error).message ?? e).slice(0, 80);
   }
   return r;
 }
@@ -78,23 +105,28 @@ let maxConc = 0;
 for (const [, d] of events) maxConc = Math.max(maxConc, (cur += d));
 
 const ok = all.filter((r) => r.ok);
-const ttfb = all.map((r) => r.ttfb).filter(Number.isFinite).sort((a, b) => a - b);
+const ttfb = all
+  .map((r) => r.ttfb)
+  .filter(Number.isFinite)
+  .sort((a, b) => a - b);
 const dur = ok.map((r) => r.end - r.start).sort((a, b) => a - b);
 const errors: Record<string, number> = {};
 for (const r of all) if (!r.ok) errors[r.error ?? 'bad body'] = (errors[r.error ?? 'bad body'] ?? 0) + 1;
 
-process.stdout.write(JSON.stringify({
-  started: N,
-  completed: ok.length,
-  failed: all.filter((r) => !r.ok && r.error !== 'unfinished').length,
-  unfinished: all.filter((r) => r.error === 'unfinished').length,
-  errors,
-  maxConcurrentStreaming: maxConc,
-  bytesPerStream: ok.length ? ok.reduce((a, r) => a + r.bytes, 0) / ok.length : 0,
-  ttfbMs: { p50: percentile(ttfb, 50), p99: percentile(ttfb, 99), max: ttfb[ttfb.length - 1] ?? NaN },
-  /** Whole-stream duration of the completed ones. */
-  durationMs: { p50: percentile(dur, 50), p99: percentile(dur, 99), max: dur[dur.length - 1] ?? NaN },
-  wallMs,
-}) + '\n');
+process.stdout.write(
+  JSON.stringify({
+    started: N,
+    completed: ok.length,
+    failed: all.filter((r) => !r.ok && r.error !== 'unfinished').length,
+    unfinished: all.filter((r) => r.error === 'unfinished').length,
+    errors,
+    maxConcurrentStreaming: maxConc,
+    bytesPerStream: ok.length ? ok.reduce((a, r) => a + r.bytes, 0) / ok.length : 0,
+    ttfbMs: { p50: percentile(ttfb, 50), p99: percentile(ttfb, 99), max: ttfb[ttfb.length - 1] ?? NaN },
+    /** Whole-stream duration of the completed ones. */
+    durationMs: { p50: percentile(dur, 50), p99: percentile(dur, 99), max: dur[dur.length - 1] ?? NaN },
+    wallMs,
+  }) + '\n',
+);
 await agent.destroy();
 process.exit(0);

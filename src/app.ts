@@ -63,24 +63,39 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     // document that as the {model} parameter it is.
     transform: ({ schema, url }) => {
       // The console's static files are not part of the API.
-      if (!url.startsWith('/api/') && !url.startsWith('/v1/')) return { schema: { ...schema, hide: true }, url };
+      if (!url.startsWith('/api/') && !url.startsWith('/v1/'))
+        return { schema: { ...schema, hide: true }, url };
       if (!url.endsWith('/*')) return { schema, url };
       if (!schema) return { schema, url: url.replace(/\/\*$/, '/:model') };
-      const params = (schema as { params?: { properties?: Record<string, unknown>; required?: string[] } }).params;
+      const params = (schema as { params?: { properties?: Record<string, unknown>; required?: string[] } })
+        .params;
       const properties = { ...(params?.properties ?? {}) };
       if ('*' in properties) {
         properties.model = properties['*'];
         delete properties['*'];
       }
-      return { schema: { ...schema, params: { ...params, properties, required: ['model'] } } as typeof schema, url: url.replace(/\/\*$/, '/:model') };
+      return {
+        schema: { ...schema, params: { ...params, properties, required: ['model'] } } as typeof schema,
+        url: url.replace(/\/\*$/, '/:model'),
+      };
     },
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'MoleAPI management API', version: '0.1.0', description: 'Keys, users, channels, prices, logs, usage and audit. See README for the relay API (/v1).' },
+      info: {
+        title: 'MoleAPI management API',
+        version: '0.1.0',
+        description:
+          'Keys, users, channels, prices, logs, usage and audit. See README for the relay API (/v1).',
+      },
       components: {
         securitySchemes: {
           masterKey: { type: 'http', scheme: 'bearer', description: 'MOLE_MASTER_KEY' },
-          session: { type: 'apiKey', in: 'cookie', name: 'mole_session', description: 'console session; writes also need x-csrf-token' },
+          session: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: 'mole_session',
+            description: 'console session; writes also need x-csrf-token',
+          },
         },
       },
     },

@@ -19,12 +19,23 @@ const intFromEnv = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
 const listFromEnv = z
   .string()
   .optional()
-  .transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+  .transform((v) =>
+    (v ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 
 const EnvSchema = z.object({
   PORT: intFromEnv(3000, 0, 65535),
-  HOST: z.string().optional().transform((v) => v || '0.0.0.0'),
-  MOLE_DATA_DIR: z.string().optional().transform((v) => path.resolve(v || './data')),
+  HOST: z
+    .string()
+    .optional()
+    .transform((v) => v || '0.0.0.0'),
+  MOLE_DATA_DIR: z
+    .string()
+    .optional()
+    .transform((v) => path.resolve(v || './data')),
   DATABASE_URL: z
     .string()
     .optional()
@@ -35,8 +46,14 @@ const EnvSchema = z.object({
     .optional()
     .transform((v) => (v ? v : undefined))
     .refine((v) => v === undefined || /^rediss?:\/\//.test(v), 'must start with redis://'),
-  MOLE_MASTER_KEY: z.string().optional().transform((v) => (v ? v : undefined)),
-  MOLE_SECRET: z.string().optional().transform((v) => (v ? v : undefined)),
+  MOLE_MASTER_KEY: z
+    .string()
+    .optional()
+    .transform((v) => (v ? v : undefined)),
+  MOLE_SECRET: z
+    .string()
+    .optional()
+    .transform((v) => (v ? v : undefined)),
   MOLE_TRUSTED_PROXIES: listFromEnv,
   MOLE_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])

@@ -17,17 +17,26 @@ async function main() {
     }
     throw e;
   }
-  const logger = pino({ level: config.logLevel, serializers: redactingSerializers, base: { service: 'moleapi' } });
+  const logger = pino({
+    level: config.logLevel,
+    serializers: redactingSerializers,
+    base: { service: 'moleapi' },
+  });
   const services = await createServices(config, logger, {
     // The one time a generated master key is shown: straight to the terminal, never to the log.
-    announceMasterKey: (key) => process.stdout.write(`\nGenerated master key (shown once; store it now, only its hash is kept):\n  ${key}\n\n`),
+    announceMasterKey: (key) =>
+      process.stdout.write(
+        `\nGenerated master key (shown once; store it now, only its hash is kept):\n  ${key}\n\n`,
+      ),
   });
   const app = await buildApp(services, logger);
   await app.listen({ port: config.port, host: config.host });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
-  process.stdout.write(`MoleAPI listening on http://${shownHost}:${port} (storage: ${services.storage.dialect}${config.redisUrl ? ' + redis' : ''})\n`);
+  process.stdout.write(
+    `MoleAPI listening on http://${shownHost}:${port} (storage: ${services.storage.dialect}${config.redisUrl ? ' + redis' : ''})\n`,
+  );
 
   let stopping = false;
   const stop = async (signal: string) => {

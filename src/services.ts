@@ -30,22 +30,34 @@ export interface ServiceOptions {
 /** MOLE_SECRET, or in SQLite mode a secret generated once into the data dir. */
 function resolveSecret(config: Config): string {
   if (config.secret) return config.secret;
-  if (config.databaseUrl) throw new Error('MOLE_SECRET is required with DATABASE_URL (it encrypts upstream credentials)');
+  if (config.databaseUrl)
+    throw new Error('MOLE_SECRET is required with DATABASE_URL (it encrypts upstream credentials)');
   const file = path.join(config.dataDir, 'secret');
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  if (!fs.existsSync(file)) fs.writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
+  if (!fs.existsSync(file))
+    fs.writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
   return fs.readFileSync(file, 'utf8').trim();
 }
 
 /** A random id stored once per database: the same for every instance sharing it. */
 async function databaseId(db: Storage['db']): Promise<string> {
-  await db.insertInto('meta').values({ name: 'database_id', value: randomBytes(8).toString('hex') }).onConflict((oc) => oc.column('name').doNothing()).execute();
-  return (await db.selectFrom('meta').select('value').where('name', '=', 'database_id').executeTakeFirstOrThrow()).value;
+  await db
+    .insertInto('meta')
+    .values({ name: 'database_id', value: randomBytes(8).toString('hex') })
+    .onConflict((oc) => oc.column('name').doNothing())
+    .execute();
+  return (
+    await db.selectFrom('meta').select('value').where('name', '=', 'database_id').executeTakeFirstOrThrow()
+  ).value;
 }
 
 export async function createServices(config: Config, logger: Logger, opts: ServiceOptions) {
   const secretBox = new SecretBox(resolveSecret(config));
-  const storage: Storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}) });
+  const storage: Storage = await openStorage({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}),
+  });
   const { db } = storage;
   const bus = new InvalidationBus();
 
@@ -71,7 +83,9 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const channels = await createChannelsService(db, bus, secretBox, audit, logger);
   const ledger = createLedger({ db, bus, keys, accounts, logger, redis, redisPrefix });
   const usageWriter = createUsageWriter({
-    db, logger, intervalMs: config.flushIntervalMs,
+    db,
+    logger,
+    intervalMs: config.flushIntervalMs,
     // Spend, log rows and last-use times land in one transaction, so key `used` and the
     // account balance always equal the sum of logged costs.
     contributors: [ledger.flushInto, async (trx) => keys.recordLastUse(trx, verifier.drainLastUse())],
@@ -80,7 +94,22 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const rateLimiter = createRateLimiter(redis, redisPrefix);
 
   return {
-    config, logger, storage, bus, masterKey, accounts, audit, keys, verifier, catalog, channels, ledger, usageWriter, usage, rateLimiter, secretBox,
+    config,
+    logger,
+    storage,
+    bus,
+    masterKey,
+    accounts,
+    audit,
+    keys,
+    verifier,
+    catalog,
+    channels,
+    ledger,
+    usageWriter,
+    usage,
+    rateLimiter,
+    secretBox,
     /** Read-your-writes for management reads: persist everything the hot path holds. */
     flush: () => usageWriter.flush(),
     async close() {

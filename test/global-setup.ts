@@ -12,19 +12,28 @@ export default async function setup() {
     process.env.MOLE_TEST_PG_URL = candidate;
     console.log(`[moleapi tests] PostgreSQL suites run against ${candidate.replace(/:[^:@/]*@/, ':***@')}`);
   } catch (err) {
-    console.warn(`[moleapi tests] SKIPPING PostgreSQL suites: no server at ${candidate.replace(/:[^:@/]*@/, ':***@')} (${(err as Error).message})`);
+    console.warn(
+      `[moleapi tests] SKIPPING PostgreSQL suites: no server at ${candidate.replace(/:[^:@/]*@/, ':***@')} (${(err as Error).message})`,
+    );
   } finally {
     await c.end().catch(() => {});
   }
   const redisCandidate = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
-  const r = new Redis(redisCandidate, { lazyConnect: true, connectTimeout: 1500, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const r = new Redis(redisCandidate, {
+    lazyConnect: true,
+    connectTimeout: 1500,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   try {
     await r.connect();
     await r.ping();
     process.env.MOLE_TEST_REDIS_URL = redisCandidate;
     console.log(`[moleapi tests] Redis suites run against ${redisCandidate}`);
   } catch (err) {
-    console.warn(`[moleapi tests] SKIPPING Redis suites: no server at ${redisCandidate} (${(err as Error).message})`);
+    console.warn(
+      `[moleapi tests] SKIPPING Redis suites: no server at ${redisCandidate} (${(err as Error).message})`,
+    );
   } finally {
     r.disconnect();
   }

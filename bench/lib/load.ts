@@ -18,7 +18,12 @@ export const SCENARIOS: Scenario[] = [
 ];
 
 export const requestBody = (stream: boolean) =>
-  JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'Hello, mole! Say something short.' }], max_tokens: 16, ...(stream ? { stream: true } : {}) });
+  JSON.stringify({
+    model: MODEL,
+    messages: [{ role: 'user', content: 'Hello, mole! Say something short.' }],
+    max_tokens: 16,
+    ...(stream ? { stream: true } : {}),
+  });
 
 /** A complete answer: a chat completion object, or an SSE stream that ends with [DONE]. */
 export function verifier(stream: boolean): (body: string) => boolean {
@@ -51,7 +56,13 @@ export interface Measurement {
   serverRssBytes: number;
 }
 
-export async function measure(t: Target, s: Scenario, round: number, seconds: number, upstreamPid: number): Promise<Measurement> {
+export async function measure(
+  t: Target,
+  s: Scenario,
+  round: number,
+  seconds: number,
+  upstreamPid: number,
+): Promise<Measurement> {
   const pid = t.server.pid;
   const c0 = cpuMicros(pid);
   const u0 = cpuMicros(upstreamPid);
@@ -95,5 +106,13 @@ export async function measure(t: Target, s: Scenario, round: number, seconds: nu
 
 /** A short unmeasured run so every server is JIT-warm and has its pools open. */
 export async function warm(t: Target, s: Scenario, seconds: number): Promise<void> {
-  await autocannon({ url: t.url + '/v1/chat/completions', method: 'POST', headers: t.headers, body: requestBody(s.stream), connections: s.connections, duration: seconds, timeout: 10 });
+  await autocannon({
+    url: t.url + '/v1/chat/completions',
+    method: 'POST',
+    headers: t.headers,
+    body: requestBody(s.stream),
+    connections: s.connections,
+    duration: seconds,
+    timeout: 10,
+  });
 }

@@ -46,7 +46,10 @@ export function memory(pid: number): { rss: number; hwm: number } {
 /** Open file descriptors of a process (sockets included). */
 export function fdCount(pid: number): number {
   try {
-    return execFileSync('ls', [`/proc/${pid}/fd`]).toString().split('\n').filter(Boolean).length;
+    return execFileSync('ls', [`/proc/${pid}/fd`])
+      .toString()
+      .split('\n')
+      .filter(Boolean).length;
   } catch {
     return -1;
   }
@@ -90,7 +93,9 @@ export async function startServer(o: StartOptions): Promise<Server> {
   };
   proc.stdout!.on('data', append);
   proc.stderr!.on('data', append);
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code, sig) => resolve(code ?? (sig ? 128 : null))));
+  const exited = new Promise<number | null>((resolve) =>
+    proc.once('exit', (code, sig) => resolve(code ?? (sig ? 128 : null))),
+  );
 
   const ready = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -139,9 +144,17 @@ export async function startServer(o: StartOptions): Promise<Server> {
 }
 
 /** Runs a process to completion; resolves with its stdout (throws with stderr on failure). */
-export function runToEnd(cmd: string, args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string; echo?: boolean; timeoutMs?: number } = {}): Promise<string> {
+export function runToEnd(
+  cmd: string,
+  args: string[],
+  opts: { env?: Record<string, string | undefined>; cwd?: string; echo?: boolean; timeoutMs?: number } = {},
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(cmd, args, {
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     proc.stdout.on('data', (b: Buffer) => {
@@ -155,7 +168,12 @@ export function runToEnd(cmd: string, args: string[], opts: { env?: Record<strin
     proc.on('exit', (code, sig) => {
       if (timer) clearTimeout(timer);
       if (code === 0) resolve(out);
-      else reject(new Error(`${cmd} ${args.join(' ')} exited ${code ?? sig}:\n${err.slice(-4000)}\n${out.slice(-2000)}`));
+      else
+        reject(
+          new Error(
+            `${cmd} ${args.join(' ')} exited ${code ?? sig}:\n${err.slice(-4000)}\n${out.slice(-2000)}`,
+          ),
+        );
     });
   });
 }

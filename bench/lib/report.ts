@@ -35,7 +35,14 @@ export interface RunResult {
   startedAt: string;
   finishedAt: string;
   command: string;
-  machine: { cpus: number; cpuModel: string; memGiB: number; node: string; loadavgStart: number[]; loadavgEnd: number[] };
+  machine: {
+    cpus: number;
+    cpuModel: string;
+    memGiB: number;
+    node: string;
+    loadavgStart: number[];
+    loadavgEnd: number[];
+  };
   commit: string;
   options: Record<string, unknown>;
   targets: string[];
@@ -53,12 +60,15 @@ export function summarize(ms: Measurement[], targets: string[]): Summary[] {
   const out: Summary[] = [];
   for (const s of SCENARIOS) {
     const rounds = [...new Set(ms.filter((m) => m.scenario === s.id).map((m) => m.round))];
-    const at = (target: string, round: number) => ms.find((m) => m.target === target && m.scenario === s.id && m.round === round);
+    const at = (target: string, round: number) =>
+      ms.find((m) => m.target === target && m.scenario === s.id && m.round === round);
     for (const t of targets) {
       const mine = ms.filter((m) => m.target === t && m.scenario === s.id);
       if (mine.length === 0) continue;
       const ratio = (other: string) => rounds.map((r) => (at(t, r)?.rps ?? NaN) / (at(other, r)?.rps ?? NaN));
-      const cpuRatio = rounds.map((r) => (at(t, r)?.serverCpuUsPerReq ?? NaN) / (at('bare', r)?.serverCpuUsPerReq ?? NaN));
+      const cpuRatio = rounds.map(
+        (r) => (at(t, r)?.serverCpuUsPerReq ?? NaN) / (at('bare', r)?.serverCpuUsPerReq ?? NaN),
+      );
       const rb = ratio('bare');
       out.push({
         target: t,
@@ -98,27 +108,45 @@ export function headlineTable(r: RunResult): string {
   let md = '| target | ' + cols.map((c) => `${c} req/s | × bare`).join(' | ') + ' |\n';
   md += '| --- | ' + cols.map(() => '---: | ---:').join(' | ') + ' |\n';
   for (const t of r.targets) {
-    md += `| ${t} | ` + cols.map((c) => {
-      const s = get(t, c);
-      return s ? `${fmt(s.rps)} | ${t === 'bare' ? '1.00×' : `**${x(s.ratioToBare)}**`}` : '– | –';
-    }).join(' | ') + ' |\n';
+    md +=
+      `| ${t} | ` +
+      cols
+        .map((c) => {
+          const s = get(t, c);
+          return s ? `${fmt(s.rps)} | ${t === 'bare' ? '1.00×' : `**${x(s.ratioToBare)}**`}` : '– | –';
+        })
+        .join(' | ') +
+      ' |\n';
   }
   if (r.targets.includes('portkey')) {
     for (const t of r.targets.filter((t) => t.startsWith('mole'))) {
-      md += `| ${t} ÷ portkey | ` + cols.map((c) => {
-        const s = get(t, c);
-        return s ? `${x(s.ratioToPortkey)} | ` : '– | ';
-      }).join(' | ') + ' |\n';
+      md +=
+        `| ${t} ÷ portkey | ` +
+        cols
+          .map((c) => {
+            const s = get(t, c);
+            return s ? `${x(s.ratioToPortkey)} | ` : '– | ';
+          })
+          .join(' | ') +
+        ' |\n';
     }
   }
-  md += '\nServer CPU per request (µs, median over rounds) and its ratio to the bare proxy\'s (per round, median) — steadier than req/s on a shared machine:\n\n';
+  md +=
+    "\nServer CPU per request (µs, median over rounds) and its ratio to the bare proxy's (per round, median) — steadier than req/s on a shared machine:\n\n";
   md += '| target | ' + cols.map((c) => `${c} µs/req | × bare`).join(' | ') + ' |\n';
   md += '| --- | ' + cols.map(() => '---: | ---:').join(' | ') + ' |\n';
   for (const t of r.targets) {
-    md += `| ${t} | ` + cols.map((c) => {
-      const s = get(t, c);
-      return s ? `${fmt(s.serverCpuUsPerReq)} | ${t === 'bare' ? '1.00×' : x(s.cpuRatioToBare)}` : '– | –';
-    }).join(' | ') + ' |\n';
+    md +=
+      `| ${t} | ` +
+      cols
+        .map((c) => {
+          const s = get(t, c);
+          return s
+            ? `${fmt(s.serverCpuUsPerReq)} | ${t === 'bare' ? '1.00×' : x(s.cpuRatioToBare)}`
+            : '– | –';
+        })
+        .join(' | ') +
+      ' |\n';
   }
   return md;
 }
@@ -134,13 +162,17 @@ export function renderMarkdown(r: RunResult): string {
   md += `## Headline\n\n${headlineTable(r)}\n`;
 
   md += `## All load measurements\n\n`;
-  md += '| scenario | target | req/s (median, min–max) | × bare (median, min–max) | mean ms | p50 ms | p99 ms | server CPU µs/req | CPU × bare | server cores used | upstream CPU µs/req | bytes/resp | errors / non-2xx / bad body |\n';
+  md +=
+    '| scenario | target | req/s (median, min–max) | × bare (median, min–max) | mean ms | p50 ms | p99 ms | server CPU µs/req | CPU × bare | server cores used | upstream CPU µs/req | bytes/resp | errors / non-2xx / bad body |\n';
   md += '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
   for (const s of r.summary) {
     md += `| ${s.scenario} | ${s.target} | ${fmt(s.rps)} (${fmt(s.rpsMin)}–${fmt(s.rpsMax)}) | ${s.target === 'bare' ? '1.00×' : `${x(s.ratioToBare)} (${x(s.ratioToBareMin)}–${x(s.ratioToBareMax)})`} | ${s.meanms.toFixed(2)} | ${ms1(s.p50ms)} | ${ms1(s.p99ms)} | ${fmt(s.serverCpuUsPerReq)} | ${s.target === 'bare' ? '1.00×' : x(s.cpuRatioToBare)} | ${s.serverCores.toFixed(2)} | ${fmt(s.upstreamCpuUsPerReq)} | ${fmt(s.bytesPerResponse)} | ${s.errors} / ${s.non2xx} / ${s.mismatches} |\n`;
   }
-  if (r.targets.some((t) => t.includes('-pg'))) md += `\nFor mole-pg-redis, "server CPU" is the gateway process only; PostgreSQL's and Redis's own processes are not counted.\n`;
-  md += `\nPeak RSS over the whole load phase (VmHWM): ${Object.entries(r.peakRss).map(([k, v]) => `${k} ${mib(v)}`).join(', ')}.\n\n`;
+  if (r.targets.some((t) => t.includes('-pg')))
+    md += `\nFor mole-pg-redis, "server CPU" is the gateway process only; PostgreSQL's and Redis's own processes are not counted.\n`;
+  md += `\nPeak RSS over the whole load phase (VmHWM): ${Object.entries(r.peakRss)
+    .map(([k, v]) => `${k} ${mib(v)}`)
+    .join(', ')}.\n\n`;
   if (r.moleCheck) {
     md += `MoleAPI accounting check: the measured runs completed ${fmt(r.moleCheck.measured2xx)} requests with 2xx; \`GET /api/usage\` reports ${fmt(r.moleCheck.loggedRequests)} logged requests for the bench key (including warm-up and sanity requests, and requests still in flight when a run stopped) and ${r.moleCheck.billedUsd.toFixed(4)} USD billed.\n\n`;
   }
@@ -151,10 +183,14 @@ export function renderMarkdown(r: RunResult): string {
     md += s0.tokens
       ? `Upstream streams ${s0.tokens} tokens with ${s0.chunkDelayMs / 1000} s between events (~${(((s0.tokens + 3) * s0.chunkDelayMs) / 1000).toFixed(0)} s per stream, like a slow model holding the connection); the clients (a separate process, one connection each) open ${fmt(s0.rampPerSec)} streams per second until all ${fmt(s0.streams)} are open, so all of them overlap; cut off after ${fmt(Number(r.options.streamLimitMs) / 1000)} s. "Most streaming at once" counts streams that had their first byte and had not ended; "RSS per open request" is (peak − before) ÷ requests not refused.\n\n`
       : `(Older run: 16 tokens, ${s0.chunkDelayMs} ms between events, every client started at once — a connection storm; first-byte times are from the start of the client process, and the per-stream figure is RSS growth ÷ most streaming at once.)\n\n`;
-    md += '| target | completed | unfinished at cut-off | failed | most streaming at once | server RSS before → peak | RSS per open request | peak fds | first byte p50 / p99 s | duration of completed p50 s |\n';
+    md +=
+      '| target | completed | unfinished at cut-off | failed | most streaming at once | server RSS before → peak | RSS per open request | peak fds | first byte p50 / p99 s | duration of completed p50 s |\n';
     md += '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
     for (const s of r.slowStreams) {
-      const errs = Object.entries(s.client.errors).filter(([k]) => k !== 'unfinished').map(([k, v]) => `${v}× ${k.slice(0, 40)}`).join('; ');
+      const errs = Object.entries(s.client.errors)
+        .filter(([k]) => k !== 'unfinished')
+        .map(([k, v]) => `${v}× ${k.slice(0, 40)}`)
+        .join('; ');
       md += `| ${s.target} | ${fmt(s.client.completed)} | ${fmt(s.client.unfinished)} | ${fmt(s.client.failed)}${errs ? ` (${errs})` : ''} | ${fmt(s.client.maxConcurrentStreaming)} | ${mib(s.rssBeforeBytes)} → ${mib(s.rssPeakBytes)} | ${fmt(s.bytesPerStream / 1024)} KiB | ${fmt(s.fdPeak)} | ${(s.client.ttfbMs.p50 / 1000).toFixed(1)} / ${(s.client.ttfbMs.p99 / 1000).toFixed(1)} | ${s.client.durationMs ? (s.client.durationMs.p50 / 1000).toFixed(1) : '–'} |\n`;
     }
     md += '\n';
@@ -162,8 +198,10 @@ export function renderMarkdown(r: RunResult): string {
 
   if (r.longStreams?.length) {
     md += `## Long streams\n\n100 concurrent streams of 1,000 tokens (one event every 10 ms, ~10 s each), opened at 200 per second: the memory a proxy holds that grows with the length of a stream.\n\n`;
-    md += '| target | completed | most streaming at once | bytes per stream received | server RSS before → peak | RSS growth per stream |\n| --- | ---: | ---: | ---: | ---: | ---: |\n';
-    for (const s of r.longStreams) md += `| ${s.target} | ${fmt(s.client.completed)} | ${fmt(s.client.maxConcurrentStreaming)} | ${fmt(s.client.bytesPerStream ?? NaN)} | ${mib(s.rssBeforeBytes)} → ${mib(s.rssPeakBytes)} | ${fmt(s.bytesPerStream / 1024)} KiB |\n`;
+    md +=
+      '| target | completed | most streaming at once | bytes per stream received | server RSS before → peak | RSS growth per stream |\n| --- | ---: | ---: | ---: | ---: | ---: |\n';
+    for (const s of r.longStreams)
+      md += `| ${s.target} | ${fmt(s.client.completed)} | ${fmt(s.client.maxConcurrentStreaming)} | ${fmt(s.client.bytesPerStream ?? NaN)} | ${mib(s.rssBeforeBytes)} → ${mib(s.rssPeakBytes)} | ${fmt(s.bytesPerStream / 1024)} KiB |\n`;
     md += '\n';
   }
 
@@ -173,7 +211,8 @@ export function renderMarkdown(r: RunResult): string {
     md += '| measurement | result |\n| --- | ---: |\n';
     md += `| key verification, cache hit | ${fmt(sc.verify.hitPerSec)} /s (${sc.verify.hitUs.toFixed(2)} µs; of which checksum ${sc.verify.checksumOnlyUs.toFixed(2)} µs, SHA-256 ${sc.verify.sha256OnlyUs.toFixed(2)} µs) |\n`;
     md += `| key verification, cache miss (DB lookup) | ${fmt(sc.verify.missPerSec)} /s sequential (${fmt(sc.verify.missUs)} µs); ${fmt(sc.verify.missConcurrent64PerSec)} /s with 64 in flight |\n`;
-    if (sc.admission) md += `| request admission estimate (parse body + count prompt tokens locally) | ${sc.admission.smallUs.toFixed(1)} µs for the benchmark's tiny prompt; ${fmt(sc.admission.bigUs)} µs for a ${fmt(sc.admission.bigPromptTokens)}-token prompt (${fmt(sc.admission.bigBodyBytes / 1024)} KiB body) |\n`;
+    if (sc.admission)
+      md += `| request admission estimate (parse body + count prompt tokens locally) | ${sc.admission.smallUs.toFixed(1)} µs for the benchmark's tiny prompt; ${fmt(sc.admission.bigUs)} µs for a ${fmt(sc.admission.bigPromptTokens)}-token prompt (${fmt(sc.admission.bigBodyBytes / 1024)} KiB body) |\n`;
     md += `| unknown well-formed key (negative cache) / malformed key | ${fmt(sc.verify.unknownCachedPerSec)} /s / ${fmt(sc.verify.malformedPerSec)} /s |\n`;
     md += `| insert ${fmt(sc.keyInsert.rows)} key rows (generate + SHA-256 + SQLite insert) | ${sc.keyInsert.seconds.toFixed(1)} s (${fmt(sc.keyInsert.rowsPerSec)} rows/s), DB ${mib(sc.keyInsert.dbBytes)} |\n`;
     md += `| hold ${fmt(sc.keyCache.cachedEntries)} keys in the verifier cache | +${mib(sc.keyCache.heapBytesAdded)} heap (${fmt(sc.keyCache.bytesPerEntry)} B/key); services at start with the LRU sized for them: ${mib(sc.keyCache.servicesHeapAtStart)}; total ${mib(sc.keyCache.heapTotalWithAllKeys)} |\n`;
@@ -183,7 +222,15 @@ export function renderMarkdown(r: RunResult): string {
     md += `| bulk insert ${fmt(sc.logBulkInsert.rows)} log rows + rollups (direct SQL) | ${sc.logBulkInsert.seconds.toFixed(1)} s (${fmt(sc.logBulkInsert.rowsPerSec)} rows/s); logs table ${fmt(sc.logBulkInsert.totalRows)} rows, DB ${mib(sc.logBulkInsert.dbBytes)} |\n`;
     md += `\nManagement reads over ${fmt(sc.logBulkInsert.totalRows)} log rows (real HTTP against the real app, master key, sequential):\n\n`;
     md += '| query | p50 ms | p99 ms | max ms | rows returned |\n| --- | ---: | ---: | ---: | ---: |\n';
-    for (const q of sc.reads) md += `| ${q.name} — \`${q.path.replace(/key_id=\d+/, 'key_id=…').replace(/from=[^&]+/, 'from=…').replace(/to=[^&]+/, 'to=…').replace(/cursor=\d+/, 'cursor=…')}\` | ${ms1(q.p50ms)} | ${ms1(q.p99ms)} | ${ms1(q.maxms)} | ${q.rows} |\n`;
+    for (const q of sc.reads)
+      md += `| ${q.name} — \`${q.path
+        .replace(/key_id=\d+/, 'key_id=…')
+        .replace(/from=[^&]+/, 'from=…')
+        .replace(/to=[^&]+/, 'to=…')
+        .replace(
+          /cursor=\d+/,
+          'cursor=…',
+        )}\` | ${ms1(q.p50ms)} | ${ms1(q.p99ms)} | ${ms1(q.maxms)} | ${q.rows} |\n`;
     md += '\n';
   }
   if (r.notes.length) md += `## Notes\n\n${r.notes.map((n) => `- ${n}`).join('\n')}\n`;

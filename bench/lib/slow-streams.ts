@@ -30,13 +30,40 @@ export interface SlowStreamResult {
   };
 }
 
-export async function slowStreams(kind: 'bare' | 'mole' | 'portkey', o: { n: number; chunkDelayMs: number; tokens: number; limitMs: number; rampPerSec: number; moleMain: string }): Promise<SlowStreamResult> {
-  const mock = await startMock({ scenario: { chunkDelayMs: o.chunkDelayMs, completionTokens: o.tokens }, name: 'slow-mock' });
+export async function slowStreams(
+  kind: 'bare' | 'mole' | 'portkey',
+  o: {
+    n: number;
+    chunkDelayMs: number;
+    tokens: number;
+    limitMs: number;
+    rampPerSec: number;
+    moleMain: string;
+  },
+): Promise<SlowStreamResult> {
+  const mock = await startMock({
+    scenario: { chunkDelayMs: o.chunkDelayMs, completionTokens: o.tokens },
+    name: 'slow-mock',
+  });
   let t: Target | null = null;
   try {
-    t = kind === 'bare' ? await startBare(mock.url) : kind === 'mole' ? await startMole({ main: o.moleMain, mockUrl: mock.url, name: 'mole-slow' }) : await startPortkey(mock.url);
+    t =
+      kind === 'bare'
+        ? await startBare(mock.url)
+        : kind === 'mole'
+          ? await startMole({ main: o.moleMain, mockUrl: mock.url, name: 'mole-slow' })
+          : await startPortkey(mock.url);
     // Settle, then take the baseline.
-    await fetch(t.url + '/v1/chat/completions', { method: 'POST', headers: t.headers, body: JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'warm' }], max_tokens: 2, stream: true }) }).then((r) => r.text());
+    await fetch(t.url + '/v1/chat/completions', {
+      method: 'POST',
+      headers: t.headers,
+      body: JSON.stringify({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'warm' }],
+        max_tokens: 2,
+        stream: true,
+      }),
+    }).then((r) => r.text());
     await new Promise((r) => setTimeout(r, 500));
     const pid = t.server.pid;
     const before = memory(pid).rss;
@@ -54,7 +81,27 @@ export async function slowStreams(kind: 'bare' | 'mole' | 'portkey', o: { n: num
         await new Promise((r) => setTimeout(r, 250));
       }
     })();
-    const out = await runToEnd(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, 'stream-clients.ts'), '--url', t.url, '--n', String(o.n), '--limit-ms', String(o.limitMs), '--ramp-per-sec', String(o.rampPerSec), '--max-tokens', String(Math.max(16, o.tokens)), '--headers', JSON.stringify(t.headers)], { cwd: REPO, timeoutMs: o.limitMs + 60_000 });
+    const out = await runToEnd(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(BENCH_DIR, 'stream-clients.ts'),
+        '--url',
+        t.url,
+        '--n',
+        String(o.n),
+        '--limit-ms',
+        String(o.limitMs),
+        '--ramp-per-sec',
+        String(o.rampPerSec),
+        '--max-tokens',
+        String(Math.max(16, o.tokens)),
+        '--headers',
+        JSON.stringify(t.headers),
+      ],
+      { cwd: REPO, timeoutMs: o.limitMs + 60_000 },
+    );
     sampling = false;
     await sampler;
     const client = JSON.parse(out.trim().split('\n').pop()!) as SlowStreamResult['client'];

@@ -17,5 +17,8 @@ export function median(xs: number[]): number {
 export const min = (xs: number[]) => Math.min(...xs.filter(Number.isFinite));
 export const max = (xs: number[]) => Math.max(...xs.filter(Number.isFinite));
 
-export const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '–');
+export const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n)
+    ? n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+    : '–';
 export const mib = (bytes: number) => (Number.isFinite(bytes) ? `${(bytes / 1048576).toFixed(0)} MiB` : '–');

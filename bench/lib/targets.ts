@@ -29,10 +29,18 @@ export function tmpDir(prefix: string): string {
   return mkdtempSync(path.join(base + '-' + prefix + '-'));
 }
 
-export async function startMock(opts: { scenario?: object; name?: string } = {}): Promise<Server & { url: string }> {
+export async function startMock(
+  opts: { scenario?: object; name?: string } = {},
+): Promise<Server & { url: string }> {
   const args = [...TSX, path.join(BENCH_DIR, '..', 'test', 'mock-provider', 'cli.ts')];
   if (opts.scenario) args.push('--scenario', JSON.stringify(opts.scenario));
-  const s = await startServer({ name: opts.name ?? 'mock', cmd: process.execPath, args, cwd: REPO, readyRegex: /mock provider listening on (http:\/\/\S+)/ });
+  const s = await startServer({
+    name: opts.name ?? 'mock',
+    cmd: process.execPath,
+    args,
+    cwd: REPO,
+    readyRegex: /mock provider listening on (http:\/\/\S+)/,
+  });
   return Object.assign(s, { url: s.ready });
 }
 
@@ -41,7 +49,16 @@ export async function startBare(mockUrl: string): Promise<Target> {
   const server = await startServer({
     name: 'bare',
     cmd: process.execPath,
-    args: [...TSX, path.join(BENCH_DIR, 'bare-proxy.ts'), '--upstream', origin, '--port', '0', '--host', '127.0.0.1'],
+    args: [
+      ...TSX,
+      path.join(BENCH_DIR, 'bare-proxy.ts'),
+      '--upstream',
+      origin,
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+    ],
     cwd: REPO,
     readyRegex: /bare proxy listening on (http:\/\/\S+)/,
   });
@@ -58,9 +75,13 @@ export async function buildMole(log: (s: string) => void = () => {}): Promise<st
   rmSync(out, { recursive: true, force: true });
   const tsc = path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
   try {
-    await runToEnd(process.execPath, [tsc, '-p', path.join(REPO, 'tsconfig.build.json'), '--outDir', out], { cwd: REPO });
+    await runToEnd(process.execPath, [tsc, '-p', path.join(REPO, 'tsconfig.build.json'), '--outDir', out], {
+      cwd: REPO,
+    });
   } catch (e) {
-    log(`warning: tsc reported errors while compiling src/ (using the emitted JS anyway):\n${String(e).slice(0, 1500)}`);
+    log(
+      `warning: tsc reported errors while compiling src/ (using the emitted JS anyway):\n${String(e).slice(0, 1500)}`,
+    );
   }
   const main = path.join(out, 'main.js');
   if (!existsSync(main)) throw new Error(`build produced no ${main}`);
@@ -83,7 +104,10 @@ export const MASTER_KEY = 'mole-bench-master-key-0123456789abcdef';
 async function api(base: string, method: string, p: string, body?: unknown): Promise<any> {
   const res = await fetch(base + p, {
     method,
-    headers: { authorization: `Bearer ${MASTER_KEY}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      authorization: `Bearer ${MASTER_KEY}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();
@@ -91,7 +115,9 @@ async function api(base: string, method: string, p: string, body?: unknown): Pro
   return text ? JSON.parse(text) : null;
 }
 
-export async function startMole(o: MoleOptions): Promise<Target & { dataDir: string; keyId: number; userId: number }> {
+export async function startMole(
+  o: MoleOptions,
+): Promise<Target & { dataDir: string; keyId: number; userId: number }> {
   const dataDir = o.dataDir ?? tmpDir('mole');
   const port = await freePort();
   const server = await startServer({
@@ -99,7 +125,14 @@ export async function startMole(o: MoleOptions): Promise<Target & { dataDir: str
     cmd: process.execPath,
     args: [...(o.nodeArgs ?? []), o.main],
     cwd: REPO,
-    env: { PORT: String(port), HOST: '127.0.0.1', MOLE_DATA_DIR: dataDir, MOLE_MASTER_KEY: MASTER_KEY, MOLE_LOG_LEVEL: 'warn', ...o.env },
+    env: {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      MOLE_DATA_DIR: dataDir,
+      MOLE_MASTER_KEY: MASTER_KEY,
+      MOLE_LOG_LEVEL: 'warn',
+      ...o.env,
+    },
     readyRegex: /MoleAPI listening on (http:\/\/\S+)/,
   });
   if (!o.dataDir) {
@@ -113,8 +146,18 @@ export async function startMole(o: MoleOptions): Promise<Target & { dataDir: str
   }
   const url = `http://127.0.0.1:${port}`;
   // Full path on every request: a real user with a balance, a priced model, a channel, a key.
-  const user = await api(url, 'POST', '/api/users', { username: `bench${Date.now()}`, password: 'bench-password-123', balance: o.balance ?? 1_000_000 });
-  await api(url, 'POST', '/api/channels', { name: 'bench-mock', type: 'openai', base_url: o.mockUrl, api_key: UPSTREAM_KEY, models: [MODEL] });
+  const user = await api(url, 'POST', '/api/users', {
+    username: `bench${Date.now()}`,
+    password: 'bench-password-123',
+    balance: o.balance ?? 1_000_000,
+  });
+  await api(url, 'POST', '/api/channels', {
+    name: 'bench-mock',
+    type: 'openai',
+    base_url: o.mockUrl,
+    api_key: UPSTREAM_KEY,
+    models: [MODEL],
+  });
   await api(url, 'PUT', `/api/prices/${MODEL}`, { input: 0.15, output: 0.6 });
   const key = await api(url, 'POST', '/api/keys', { name: 'bench', user_id: user.id });
   return {

@@ -11,19 +11,30 @@ export interface MasterKey {
   matches(candidate: string): boolean;
 }
 
-export async function loadMasterKey(db: Db, fromEnv: string | undefined, announce: (key: string) => void): Promise<MasterKey> {
+export async function loadMasterKey(
+  db: Db,
+  fromEnv: string | undefined,
+  announce: (key: string) => void,
+): Promise<MasterKey> {
   let hash: Buffer;
   if (fromEnv) {
     hash = sha256(fromEnv);
   } else {
-    const row = await db.selectFrom('meta').select('value').where('name', '=', 'master_key_sha256').executeTakeFirst();
+    const row = await db
+      .selectFrom('meta')
+      .select('value')
+      .where('name', '=', 'master_key_sha256')
+      .executeTakeFirst();
     if (row) {
       hash = Buffer.from(row.value, 'hex');
     } else {
       let key = 'mk-';
       for (let i = 0; i < 48; i++) key += BASE62[randomInt(62)];
       hash = sha256(key);
-      await db.insertInto('meta').values({ name: 'master_key_sha256', value: hash.toString('hex') }).execute();
+      await db
+        .insertInto('meta')
+        .values({ name: 'master_key_sha256', value: hash.toString('hex') })
+        .execute();
       announce(key);
     }
   }

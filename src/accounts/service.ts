@@ -33,13 +33,22 @@ export interface UserPatch {
   password?: string;
 }
 
-export function createAccountsService(db: Db, bus: InvalidationBus, opts: { sessionTtlSeconds: number; loginMaxFailures: number }) {
+export function createAccountsService(
+  db: Db,
+  bus: InvalidationBus,
+  opts: { sessionTtlSeconds: number; loginMaxFailures: number },
+) {
   /** username|ip → failure timestamps in the last window. */
   const failures = new Map<string, number[]>();
   const FAILURE_WINDOW_MS = 15 * 60 * 1000;
 
   async function getUser(id: number): Promise<UserRow | undefined> {
-    return db.selectFrom('users').selectAll().where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
+    return db
+      .selectFrom('users')
+      .selectAll()
+      .where('id', '=', id)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
   }
 
   async function requireUser(id: number): Promise<UserRow> {
@@ -52,8 +61,18 @@ export function createAccountsService(db: Db, bus: InvalidationBus, opts: { sess
     getUser,
     requireUser,
 
-    async createUser(input: { username: string; password: string; role: 'admin' | 'user'; group: string; balanceNano: number }): Promise<UserRow> {
-      const exists = await db.selectFrom('users').select('id').where('username', '=', input.username).executeTakeFirst();
+    async createUser(input: {
+      username: string;
+      password: string;
+      role: 'admin' | 'user';
+      group: string;
+      balanceNano: number;
+    }): Promise<UserRow> {
+      const exists = await db
+        .selectFrom('users')
+        .select('id')
+        .where('username', '=', input.username)
+        .executeTakeFirst();
       if (exists) throw new AppError('conflict', 'username already taken', { param: 'username' });
       const now = Date.now();
       const row = await db
@@ -73,14 +92,20 @@ export function createAccountsService(db: Db, bus: InvalidationBus, opts: { sess
         .executeTakeFirstOrThrow()
         .catch((e: unknown) => {
           // Two concurrent creations of one name: the unique index decides.
-          if (/unique|duplicate/i.test(String((e as Error).message))) throw new AppError('conflict', 'username already taken', { param: 'username' });
+          if (/unique|duplicate/i.test(String((e as Error).message)))
+            throw new AppError('conflict', 'username already taken', { param: 'username' });
           throw e;
         });
       return row;
     },
 
     async listUsers(q: { limit: number; cursor?: number; q?: string; onlyId?: number }) {
-      let query = db.selectFrom('users').selectAll().where('deleted_at', 'is', null).orderBy('id', 'desc').limit(q.limit + 1);
+      let query = db
+        .selectFrom('users')
+        .selectAll()
+        .where('deleted_at', 'is', null)
+        .orderBy('id', 'desc')
+        .limit(q.limit + 1);
       if (q.onlyId !== undefined) query = query.where('id', '=', q.onlyId);
       if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
       if (q.q) query = query.where(sql<SqlBool>`lower(username) like ${containsPattern(q.q)} escape '\\'`);
@@ -98,7 +123,12 @@ export function createAccountsService(db: Db, bus: InvalidationBus, opts: { sess
       if (patch.group !== undefined) set.group_name = patch.group;
       if (patch.status !== undefined) set.status = patch.status;
       if (patch.password !== undefined) set.password_hash = await hashPassword(patch.password);
-      const after = await db.updateTable('users').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+      const after = await db
+        .updateTable('users')
+        .set(set)
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
       if (patch.status === 'disabled' || patch.password !== undefined) {
         await db.deleteFrom('sessions').where('user_id', '=', id).execute();
       }
@@ -111,8 +141,22 @@ export function createAccountsService(db: Db, bus: InvalidationBus, opts: { sess
       const before = await requireUser(id);
       const now = Date.now();
       await db.transaction().execute(async (trx) => {
-        await trx.updateTable('users').set({ deleted_at: now, updated_at: now, status: 'disabled', username: `${before.username}#deleted#${id}` }).where('id', '=', id).execute();
-        await trx.updateTable('api_keys').set({ status: 'deleted', deleted_at: now, updated_at: now, prev_key_hash: null }).where('user_id', '=', id).where('status', '!=', 'deleted').execute();
+        await trx
+          .updateTable('users')
+          .set({
+            deleted_at: now,
+            updated_at: now,
+            status: 'disabled',
+            username: `${before.username}#deleted#${id}`,
+          })
+          .where('id', '=', id)
+          .execute();
+        await trx
+          .updateTable('api_keys')
+          .set({ status: 'deleted', deleted_at: now, updated_at: now, prev_key_hash: null })
+          .where('user_id', '=', id)
+          .where('status', '!=', 'deleted')
+          .execute();
         await trx.deleteFrom('sessions').where('user_id', '=', id).execute();
       });
       bus.publish({ kind: 'user', userId: id });
@@ -123,8 +167,15 @@ export function createAccountsService(db: Db, bus: InvalidationBus, opts: { sess
     async topup(id: number, amountNano: number): Promise<UserRow> {
       const user = await requireUser(id);
       const next = Number(user.balance_nano) + amountNano;
-      if (next > MAX_NANO) throw new AppError('validation_error', 'balance would exceed the largest amount the ledger holds', { param: 'amount' });
-      await db.updateTable('users').set((eb) => ({ balance_nano: eb('balance_nano', '+', amountNano), updated_at: Date.now() })).where('id', '=', id).execute();
+      if (next > MAX_NANO)
+        throw new AppError('validation_error', 'balance would exceed the largest amount the ledger holds', {
+          param: 'amount',
+        });
+      await db
+        .updateTable('users')
+        .set((eb) => ({ balance_nano: eb('balance_nano', '+', amountNano), updated_at: Date.now() }))
+        .where('id', '=', id)
+        .execute();
       bus.publish({ kind: 'user', userId: id });
       return requireUser(id);
     },
@@ -137,25 +188,41 @@ export function createAccountsService(db: Db, bus: InvalidationBus, opts: { sess
     /** Batched by the ledger: spend per user as relative updates, inside its transaction. */
     async subtractSpend(trx: Db, spend: Map<number, number>): Promise<void> {
       for (const [userId, amount] of spend) {
-        if (amount !== 0) await trx.updateTable('users').set((eb) => ({ balance_nano: eb('balance_nano', '-', amount) })).where('id', '=', userId).execute();
+        if (amount !== 0)
+          await trx
+            .updateTable('users')
+            .set((eb) => ({ balance_nano: eb('balance_nano', '-', amount) }))
+            .where('id', '=', userId)
+            .execute();
       }
     },
 
     /** Checks a password with throttling per username+IP. Returns the user or throws. */
-    async login(username: string, password: string, ip: string): Promise<{ user: UserRow; token: string; csrfToken: string }> {
+    async login(
+      username: string,
+      password: string,
+      ip: string,
+    ): Promise<{ user: UserRow; token: string; csrfToken: string }> {
       const throttleKey = `${username.toLowerCase()}|${ip}`;
       const now = Date.now();
       const recent = (failures.get(throttleKey) ?? []).filter((t) => now - t < FAILURE_WINDOW_MS);
       if (recent.length >= opts.loginMaxFailures) {
         const retry = Math.ceil((recent[0]! + FAILURE_WINDOW_MS - now) / 1000);
-        throw new AppError('login_throttled', 'too many failed sign-in attempts; try again later', { headers: { 'retry-after': String(retry) } });
+        throw new AppError('login_throttled', 'too many failed sign-in attempts; try again later', {
+          headers: { 'retry-after': String(retry) },
+        });
       }
       // Count the attempt as a failure before checking it, so concurrent guesses (each awaiting
       // the password hash) all see each other and cannot slip past the limit together.
       recent.push(now);
       failures.set(throttleKey, recent);
       if (failures.size > 100_000) failures.delete(failures.keys().next().value!);
-      const user = await db.selectFrom('users').selectAll().where('username', '=', username).where('deleted_at', 'is', null).executeTakeFirst();
+      const user = await db
+        .selectFrom('users')
+        .selectAll()
+        .where('username', '=', username)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
       const ok = await verifyPassword(password, user?.password_hash ?? DUMMY_HASH);
       if (!user || !ok || user.status !== 'active') {
         throw new AppError('login_failed', 'wrong username or password, or the account is disabled');
@@ -163,7 +230,16 @@ export function createAccountsService(db: Db, bus: InvalidationBus, opts: { sess
       failures.delete(throttleKey);
       const token = randomBytes(32).toString('base64url');
       const csrfToken = randomBytes(24).toString('base64url');
-      await db.insertInto('sessions').values({ token_hash: sha256(token), user_id: Number(user.id), csrf_token: csrfToken, created_at: now, expires_at: now + opts.sessionTtlSeconds * 1000 }).execute();
+      await db
+        .insertInto('sessions')
+        .values({
+          token_hash: sha256(token),
+          user_id: Number(user.id),
+          csrf_token: csrfToken,
+          created_at: now,
+          expires_at: now + opts.sessionTtlSeconds * 1000,
+        })
+        .execute();
       await db.deleteFrom('sessions').where('expires_at', '<', now).execute();
       return { user, token, csrfToken };
     },
@@ -171,7 +247,11 @@ export function createAccountsService(db: Db, bus: InvalidationBus, opts: { sess
     async session(token: string): Promise<{ user: UserRow; csrfToken: string; tokenHash: string } | null> {
       if (!token || token.length > 200) return null;
       const tokenHash = sha256(token);
-      const s = await db.selectFrom('sessions').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+      const s = await db
+        .selectFrom('sessions')
+        .selectAll()
+        .where('token_hash', '=', tokenHash)
+        .executeTakeFirst();
       if (!s || Number(s.expires_at) < Date.now()) return null;
       const user = await getUser(Number(s.user_id));
       if (!user || user.status !== 'active') return null;

@@ -8,8 +8,14 @@ import type { AuditService } from './service.js';
 
 export function registerAuditRoutes(app: FastifyInstance, deps: { audit: AuditService; keys: KeysService }) {
   route(app, {
-    method: 'GET', url: '/api/audit', summary: 'Who did what to which key or user (a user sees their own trail)', tags: ['audit'], auth: 'any',
-    query: z.object({ key_id: zId.optional(), user_id: zId.optional(), limit: zLimit, cursor: zCursor }).strict(),
+    method: 'GET',
+    url: '/api/audit',
+    summary: 'Who did what to which key or user (a user sees their own trail)',
+    tags: ['audit'],
+    auth: 'any',
+    query: z
+      .object({ key_id: zId.optional(), user_id: zId.optional(), limit: zLimit, cursor: zCursor })
+      .strict(),
     handler: async ({ query, principal }) => {
       const admin = isAdmin(principal);
       const userId = admin ? query.user_id : selfId(principal)!;

@@ -39,7 +39,11 @@ export function createAuditService(db: Db) {
 
     /** Newest first; `userId` scopes to one owner (users only see their own trail). */
     async list(q: { keyId?: number; userId?: number; limit: number; cursor?: number }) {
-      let query = db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(q.limit + 1);
+      let query = db
+        .selectFrom('audit_log')
+        .selectAll()
+        .orderBy('id', 'desc')
+        .limit(q.limit + 1);
       if (q.keyId !== undefined) query = query.where('key_id', '=', q.keyId);
       if (q.userId !== undefined) query = query.where('user_id', '=', q.userId);
       if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);

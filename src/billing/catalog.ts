@@ -4,7 +4,13 @@ import type { Db } from '../db/index.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { nanoToUsd, PPM, type Price } from './money.js';
 
-export interface PriceJson { model: string; input: number; output: number; cached_input: number | null; updated_at: string }
+export interface PriceJson {
+  model: string;
+  input: number;
+  output: number;
+  cached_input: number | null;
+  updated_at: string;
+}
 
 const perM = (nano: number) => nanoToUsd(nano);
 
@@ -13,9 +19,24 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
   let groups = new Map<string, { ppm: number; updatedAt: number }>();
 
   async function reload() {
-    const [p, g] = await Promise.all([db.selectFrom('prices').selectAll().execute(), db.selectFrom('groups').selectAll().execute()]);
-    prices = new Map(p.map((r) => [r.model, { inputNanoPerM: Number(r.input_nano_per_m), outputNanoPerM: Number(r.output_nano_per_m), cachedInputNanoPerM: r.cached_input_nano_per_m === null ? null : Number(r.cached_input_nano_per_m), updatedAt: Number(r.updated_at) }]));
-    groups = new Map(g.map((r) => [r.name, { ppm: Number(r.multiplier_ppm), updatedAt: Number(r.updated_at) }]));
+    const [p, g] = await Promise.all([
+      db.selectFrom('prices').selectAll().execute(),
+      db.selectFrom('groups').selectAll().execute(),
+    ]);
+    prices = new Map(
+      p.map((r) => [
+        r.model,
+        {
+          inputNanoPerM: Number(r.input_nano_per_m),
+          outputNanoPerM: Number(r.output_nano_per_m),
+          cachedInputNanoPerM: r.cached_input_nano_per_m === null ? null : Number(r.cached_input_nano_per_m),
+          updatedAt: Number(r.updated_at),
+        },
+      ]),
+    );
+    groups = new Map(
+      g.map((r) => [r.name, { ppm: Number(r.multiplier_ppm), updatedAt: Number(r.updated_at) }]),
+    );
   }
   await reload();
   let pending: Promise<void> | null = null;
@@ -24,7 +45,11 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
   });
 
   const priceJson = (model: string, p: Price & { updatedAt: number }): PriceJson => ({
-    model, input: perM(p.inputNanoPerM), output: perM(p.outputNanoPerM), cached_input: p.cachedInputNanoPerM === null ? null : perM(p.cachedInputNanoPerM), updated_at: new Date(p.updatedAt).toISOString(),
+    model,
+    input: perM(p.inputNanoPerM),
+    output: perM(p.outputNanoPerM),
+    cached_input: p.cachedInputNanoPerM === null ? null : perM(p.cachedInputNanoPerM),
+    updated_at: new Date(p.updatedAt).toISOString(),
   });
 
   return {
@@ -36,13 +61,40 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
     multiplierPpm(group: string): number {
       return groups.get(group)?.ppm ?? PPM;
     },
-    listPrices: () => [...prices.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([m, p]) => priceJson(m, p)),
-    listGroups: () => [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([name, g]) => ({ name, multiplier: g.ppm / PPM, updated_at: new Date(g.updatedAt).toISOString() })),
+    listPrices: () =>
+      [...prices.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([m, p]) => priceJson(m, p)),
+    listGroups: () =>
+      [...groups.entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([name, g]) => ({
+          name,
+          multiplier: g.ppm / PPM,
+          updated_at: new Date(g.updatedAt).toISOString(),
+        })),
 
     async setPrice(model: string, p: Price): Promise<PriceJson> {
       const now = Date.now();
-      const row = { model, input_nano_per_m: p.inputNanoPerM, output_nano_per_m: p.outputNanoPerM, cached_input_nano_per_m: p.cachedInputNanoPerM, updated_at: now };
-      await db.insertInto('prices').values(row).onConflict((oc) => oc.column('model').doUpdateSet({ input_nano_per_m: row.input_nano_per_m, output_nano_per_m: row.output_nano_per_m, cached_input_nano_per_m: row.cached_input_nano_per_m, updated_at: now })).execute();
+      const row = {
+        model,
+        input_nano_per_m: p.inputNanoPerM,
+        output_nano_per_m: p.outputNanoPerM,
+        cached_input_nano_per_m: p.cachedInputNanoPerM,
+        updated_at: now,
+      };
+      await db
+        .insertInto('prices')
+        .values(row)
+        .onConflict((oc) =>
+          oc
+            .column('model')
+            .doUpdateSet({
+              input_nano_per_m: row.input_nano_per_m,
+              output_nano_per_m: row.output_nano_per_m,
+              cached_input_nano_per_m: row.cached_input_nano_per_m,
+              updated_at: now,
+            }),
+        )
+        .execute();
       bus.publish({ kind: 'prices' });
       await pending;
       return priceJson(model, { ...p, updatedAt: now });
@@ -55,7 +107,11 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
     },
     async setGroup(name: string, ppm: number) {
       const now = Date.now();
-      await db.insertInto('groups').values({ name, multiplier_ppm: ppm, updated_at: now }).onConflict((oc) => oc.column('name').doUpdateSet({ multiplier_ppm: ppm, updated_at: now })).execute();
+      await db
+        .insertInto('groups')
+        .values({ name, multiplier_ppm: ppm, updated_at: now })
+        .onConflict((oc) => oc.column('name').doUpdateSet({ multiplier_ppm: ppm, updated_at: now }))
+        .execute();
       bus.publish({ kind: 'group', name });
       await pending;
       return { name, multiplier: ppm / PPM, updated_at: new Date(now).toISOString() };

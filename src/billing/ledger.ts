@@ -39,7 +39,9 @@ export interface Reservation {
   done: boolean;
 }
 
-export type ReserveResult = { ok: true; reservation: Reservation } | { ok: false; reason: 'key_quota' | 'balance' };
+export type ReserveResult =
+  | { ok: true; reservation: Reservation }
+  | { ok: false; reason: 'key_quota' | 'balance' };
 
 export interface LedgerDeps {
   db: Db;
@@ -146,14 +148,35 @@ export function createLedger(deps: LedgerDeps) {
     user: (c: Counter) => c.base - c.pending - c.reserved,
   };
 
-  async function reserveShared(keyId: number, userId: number, quotaNano: number | null, amount: number): Promise<ReserveResult> {
+  async function reserveShared(
+    keyId: number,
+    userId: number,
+    quotaNano: number | null,
+    amount: number,
+  ): Promise<ReserveResult> {
     const run = (kDb: number, uDb: number) =>
-      redis!.eval(RESERVE_LUA, 2, rk(keyId), ru(userId), quotaNano ?? -1, amount, REDIS_COUNTER_TTL_S, kDb, uDb) as Promise<number>;
+      redis!.eval(
+        RESERVE_LUA,
+        2,
+        rk(keyId),
+        ru(userId),
+        quotaNano ?? -1,
+        amount,
+        REDIS_COUNTER_TTL_S,
+        kDb,
+        uDb,
+      ) as Promise<number>;
     let answer = await run(-1, -1);
     if (answer === 3) {
       // First use anywhere (or after idling out): seed from the database plus our unwritten spend.
-      const [kDb, uDb] = await withLock(async () => [await deps.keys.usedNano(keyId), await deps.accounts.balanceNano(userId)]);
-      answer = await run(kDb! + (keyUsed.get(keyId)?.pending ?? 0), uDb! - (userBalance.get(userId)?.pending ?? 0));
+      const [kDb, uDb] = await withLock(async () => [
+        await deps.keys.usedNano(keyId),
+        await deps.accounts.balanceNano(userId),
+      ]);
+      answer = await run(
+        kDb! + (keyUsed.get(keyId)?.pending ?? 0),
+        uDb! - (userBalance.get(userId)?.pending ?? 0),
+      );
     }
     if (answer === 1) return { ok: false, reason: 'key_quota' };
     if (answer === 2) return { ok: false, reason: 'balance' };
@@ -174,7 +197,9 @@ export function createLedger(deps: LedgerDeps) {
     const u = userBalance.get(r.userId)!;
     let charge = cost;
     if (redis) {
-      charge = Number(await redis.eval(SETTLE_LUA, 2, rk(r.keyId), ru(r.userId), r.amount, cost, r.quotaNano ?? -1));
+      charge = Number(
+        await redis.eval(SETTLE_LUA, 2, rk(r.keyId), ru(r.userId), r.amount, cost, r.quotaNano ?? -1),
+      );
     } else {
       k.reserved -= r.amount;
       u.reserved -= r.amount;
@@ -191,7 +216,12 @@ export function createLedger(deps: LedgerDeps) {
 
   return {
     /** Holds `amount` nano-USD against the key quota (null = unlimited) and the account balance. */
-    async reserve(keyId: number, userId: number, quotaNano: number | null, amount: number): Promise<ReserveResult> {
+    async reserve(
+      keyId: number,
+      userId: number,
+      quotaNano: number | null,
+      amount: number,
+    ): Promise<ReserveResult> {
       const a = ensureLoaded('k', keyId);
       const b = ensureLoaded('u', userId);
       if (a) await a;
@@ -200,7 +230,8 @@ export function createLedger(deps: LedgerDeps) {
       // From here to the increments there is no await: the check and the hold are atomic.
       const k = keyUsed.get(keyId)!;
       const u = userBalance.get(userId)!;
-      if (quotaNano !== null && available.key(k, quotaNano) < amount) return { ok: false, reason: 'key_quota' };
+      if (quotaNano !== null && available.key(k, quotaNano) < amount)
+        return { ok: false, reason: 'key_quota' };
       if (available.user(u) < amount) return { ok: false, reason: 'balance' };
       k.reserved += amount;
       u.reserved += amount;
@@ -209,8 +240,10 @@ export function createLedger(deps: LedgerDeps) {
     },
 
     settle,
-    release: (r: Reservation): void => void settle(r, 0).catch((err: unknown) => deps.logger.error({ err: String(err) }, 'ledger: release failed')),
-
+    release: (r: Reservation): void =>
+      void settle(r, 0).catch((err: unknown) =>
+        deps.logger.error({ err: String(err) }, 'ledger: release failed'),
+      ),
 
     /** Spend as the API shows it: database value plus what is not written yet. */
     usedNano(keyId: number, dbValue: number): number {
@@ -250,7 +283,8 @@ export function createLedger(deps: LedgerDeps) {
           }
           // Forget idle accounts so memory tracks the active set, not every key ever seen.
           const idleBefore = Date.now() - 10 * 60_000;
-          for (const m of [keyUsed, userBalance]) for (const [id, c] of m) if (!c.pending && !c.reserved && c.lastUsed < idleBefore) m.delete(id);
+          for (const m of [keyUsed, userBalance])
+            for (const [id, c] of m) if (!c.pending && !c.reserved && c.lastUsed < idleBefore) m.delete(id);
           release();
         },
         aborted: release,

@@ -50,7 +50,9 @@ export function costNano(usage: TokenUsage, price: Price, multiplierPpm: number)
   const uncached = BigInt(usage.promptTokens) - cached;
   const cachedPrice = BigInt(price.cachedInputNanoPerM ?? price.inputNanoPerM);
   const numerator =
-    (uncached * BigInt(price.inputNanoPerM) + cached * cachedPrice + BigInt(usage.completionTokens) * BigInt(price.outputNanoPerM)) *
+    (uncached * BigInt(price.inputNanoPerM) +
+      cached * cachedPrice +
+      BigInt(usage.completionTokens) * BigInt(price.outputNanoPerM)) *
     BigInt(multiplierPpm);
   const denominator = 1_000_000n * BigInt(PPM);
   const result = (numerator + denominator - 1n) / denominator;

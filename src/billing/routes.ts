@@ -18,51 +18,95 @@ function nano(v: number, param: string): number {
   return n;
 }
 
-export function registerBillingRoutes(app: FastifyInstance, deps: { catalog: PriceCatalog; audit: AuditService }) {
+export function registerBillingRoutes(
+  app: FastifyInstance,
+  deps: { catalog: PriceCatalog; audit: AuditService },
+) {
   const { catalog, audit } = deps;
 
   route(app, {
-    method: 'GET', url: '/api/prices', summary: 'Prices, USD per 1M tokens', tags: ['pricing'], auth: 'any',
+    method: 'GET',
+    url: '/api/prices',
+    summary: 'Prices, USD per 1M tokens',
+    tags: ['pricing'],
+    auth: 'any',
     handler: async () => ({ data: catalog.listPrices() }),
   });
 
   route(app, {
-    method: 'PUT', url: '/api/prices/*', summary: 'Set a model price (USD per 1M input / output / cached-input tokens)', tags: ['pricing'], auth: 'admin', params: ModelParams,
+    method: 'PUT',
+    url: '/api/prices/*',
+    summary: 'Set a model price (USD per 1M input / output / cached-input tokens)',
+    tags: ['pricing'],
+    auth: 'admin',
+    params: ModelParams,
     body: z.object({ input: zPerM, output: zPerM, cached_input: zPerM.nullable().optional() }).strict(),
     handler: async ({ params, body, principal, ip }) => {
       const model = params['*'];
       const price = await catalog.setPrice(model, {
-        inputNanoPerM: nano(body.input, 'input'), outputNanoPerM: nano(body.output, 'output'),
+        inputNanoPerM: nano(body.input, 'input'),
+        outputNanoPerM: nano(body.output, 'output'),
         cachedInputNanoPerM: body.cached_input == null ? null : nano(body.cached_input, 'cached_input'),
       });
-      await audit.record({ actor: actorOf(principal), action: 'price.set', ip, changes: { model, input: body.input, output: body.output, cached_input: body.cached_input ?? null } });
+      await audit.record({
+        actor: actorOf(principal),
+        action: 'price.set',
+        ip,
+        changes: { model, input: body.input, output: body.output, cached_input: body.cached_input ?? null },
+      });
       return price;
     },
   });
 
   route(app, {
-    method: 'DELETE', url: '/api/prices/*', summary: 'Remove a price (the model is refused until priced again)', tags: ['pricing'], auth: 'admin', params: ModelParams,
+    method: 'DELETE',
+    url: '/api/prices/*',
+    summary: 'Remove a price (the model is refused until priced again)',
+    tags: ['pricing'],
+    auth: 'admin',
+    params: ModelParams,
     handler: async ({ params, principal, ip }) => {
       if (!(await catalog.deletePrice(params['*']))) throw notFound('price');
-      await audit.record({ actor: actorOf(principal), action: 'price.delete', ip, changes: { model: params['*'] } });
+      await audit.record({
+        actor: actorOf(principal),
+        action: 'price.delete',
+        ip,
+        changes: { model: params['*'] },
+      });
       return { model: params['*'], deleted: true };
     },
   });
 
   route(app, {
-    method: 'GET', url: '/api/groups', summary: 'Groups and their price multipliers', tags: ['pricing'], auth: 'any',
+    method: 'GET',
+    url: '/api/groups',
+    summary: 'Groups and their price multipliers',
+    tags: ['pricing'],
+    auth: 'any',
     handler: async () => ({ data: catalog.listGroups() }),
   });
 
   route(app, {
-    method: 'PUT', url: '/api/groups/:name', summary: 'Set a group multiplier', tags: ['pricing'], auth: 'admin',
+    method: 'PUT',
+    url: '/api/groups/:name',
+    summary: 'Set a group multiplier',
+    tags: ['pricing'],
+    auth: 'admin',
     params: z.object({ name: zGroupName }).strict(),
     body: z.object({ multiplier: z.number().finite().min(0).max(1000) }).strict(),
     handler: async ({ params, body, principal, ip }) => {
       const ppm = multiplierToPpm(body.multiplier);
-      if (ppm === null) throw new AppError('validation_error', 'multiplier: at most 6 decimal places', { param: 'multiplier' });
+      if (ppm === null)
+        throw new AppError('validation_error', 'multiplier: at most 6 decimal places', {
+          param: 'multiplier',
+        });
       const g = await catalog.setGroup(params.name, ppm);
-      await audit.record({ actor: actorOf(principal), action: 'group.set', ip, changes: { group: params.name, multiplier: body.multiplier } });
+      await audit.record({
+        actor: actorOf(principal),
+        action: 'group.set',
+        ip,
+        changes: { group: params.name, multiplier: body.multiplier },
+      });
       return g;
     },
   });

@@ -6,7 +6,9 @@ export class SecretBox {
   private readonly key: Buffer;
   constructor(secret: string) {
     if (secret.length < 16) throw new Error('MOLE_SECRET must be at least 16 characters');
-    this.key = createHash('sha256').update('moleapi:channel-credentials:v1\0' + secret).digest();
+    this.key = createHash('sha256')
+      .update('moleapi:channel-credentials:v1\0' + secret)
+      .digest();
   }
   seal(plain: string): string {
     const iv = randomBytes(12);

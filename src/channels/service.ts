@@ -59,13 +59,20 @@ export function toChannelJson(r: ChannelRow, health?: { cooldownUntil: number; f
     groups: r.groups === null ? null : (JSON.parse(r.groups) as string[]),
     status: r.status,
     disabled_reason: r.disabled_reason,
-    cooling_down_until: health && health.cooldownUntil > Date.now() ? new Date(health.cooldownUntil).toISOString() : null,
+    cooling_down_until:
+      health && health.cooldownUntil > Date.now() ? new Date(health.cooldownUntil).toISOString() : null,
     created_at: new Date(Number(r.created_at)).toISOString(),
     updated_at: new Date(Number(r.updated_at)).toISOString(),
   };
 }
 
-export async function createChannelsService(db: Db, bus: InvalidationBus, box: SecretBox, audit: AuditService, logger: Logger) {
+export async function createChannelsService(
+  db: Db,
+  bus: InvalidationBus,
+  box: SecretBox,
+  audit: AuditService,
+  logger: Logger,
+) {
   let live: Channel[] = [];
   const health = new Map<number, { failures: number; cooldownUntil: number }>();
 
@@ -73,14 +80,24 @@ export async function createChannelsService(db: Db, bus: InvalidationBus, box: S
     try {
       const models = JSON.parse(r.models) as string[];
       return {
-        id: Number(r.id), name: r.name, type: r.type as ChannelType, baseUrl: r.base_url.replace(/\/+$/, ''),
-        apiKey: box.open(r.api_key_enc), models, serves: compileModelList(models)!,
+        id: Number(r.id),
+        name: r.name,
+        type: r.type as ChannelType,
+        baseUrl: r.base_url.replace(/\/+$/, ''),
+        apiKey: box.open(r.api_key_enc),
+        models,
+        serves: compileModelList(models)!,
         modelMap: r.model_map === null ? {} : (JSON.parse(r.model_map) as Record<string, string>),
-        priority: Number(r.priority), weight: Number(r.weight),
-        groups: r.groups === null ? null : new Set(JSON.parse(r.groups) as string[]), status: r.status,
+        priority: Number(r.priority),
+        weight: Number(r.weight),
+        groups: r.groups === null ? null : new Set(JSON.parse(r.groups) as string[]),
+        status: r.status,
       };
     } catch (err) {
-      logger.error({ channel: Number(r.id), err: err instanceof Error ? err.message : String(err) }, 'channel unreadable (was MOLE_SECRET changed?); skipped');
+      logger.error(
+        { channel: Number(r.id), err: err instanceof Error ? err.message : String(err) },
+        'channel unreadable (was MOLE_SECRET changed?); skipped',
+      );
       return null;
     }
   }
@@ -102,7 +119,12 @@ export async function createChannelsService(db: Db, bus: InvalidationBus, box: S
   const inGroup = (c: Channel, group: string) => c.groups === null || c.groups.has(group);
 
   async function requireRow(id: number): Promise<ChannelRow> {
-    const r = await db.selectFrom('channels').selectAll().where('id', '=', id).where('deleted_at', 'is', null).executeTakeFirst();
+    const r = await db
+      .selectFrom('channels')
+      .selectAll()
+      .where('id', '=', id)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
     if (!r) throw notFound('channel');
     return r;
   }
@@ -134,13 +156,17 @@ export async function createChannelsService(db: Db, bus: InvalidationBus, box: S
     /** Exact model names offered to a group (wildcard entries cannot be listed). */
     modelsFor(group: string): string[] {
       const out = new Set<string>();
-      for (const c of live) if (c.status === 'active' && inGroup(c, group)) for (const m of c.models) if (!m.endsWith('*')) out.add(m);
+      for (const c of live)
+        if (c.status === 'active' && inGroup(c, group))
+          for (const m of c.models) if (!m.endsWith('*')) out.add(m);
       return [...out].sort();
     },
 
     /** Channels to try, in order: priority tiers high→low, weighted random within a tier, healthy first. */
     candidates(group: string, model: string, now = Date.now()): Channel[] {
-      const eligible = live.filter((c) => c.status === 'active' && inGroup(c, group) && c.serves.allows(model));
+      const eligible = live.filter(
+        (c) => c.status === 'active' && inGroup(c, group) && c.serves.allows(model),
+      );
       const healthy = eligible.filter((c) => (health.get(c.id)?.cooldownUntil ?? 0) <= now);
       const cooling = eligible.filter((c) => (health.get(c.id)?.cooldownUntil ?? 0) > now);
       return [...order(healthy), ...order(cooling)];
@@ -161,8 +187,18 @@ export async function createChannelsService(db: Db, bus: InvalidationBus, box: S
         // Requests already in flight on this channel meet the same 401/403: switch it off once.
         if (c.status === 'disabled') return;
         c.status = 'disabled';
-        void db.updateTable('channels').set({ status: 'disabled', disabled_reason: reason, updated_at: Date.now() }).where('id', '=', c.id).execute()
-          .then(() => audit.record({ actor: 'system', action: 'channel.disable', changes: { channel_id: c.id, name: c.name, reason } }))
+        void db
+          .updateTable('channels')
+          .set({ status: 'disabled', disabled_reason: reason, updated_at: Date.now() })
+          .where('id', '=', c.id)
+          .execute()
+          .then(() =>
+            audit.record({
+              actor: 'system',
+              action: 'channel.disable',
+              changes: { channel_id: c.id, name: c.name, reason },
+            }),
+          )
           .then(changed)
           .catch((err) => logger.error({ err: String(err) }, 'could not disable channel'));
         return;
@@ -173,14 +209,25 @@ export async function createChannelsService(db: Db, bus: InvalidationBus, box: S
       if (h.failures >= FAILURES_BEFORE_COOLDOWN && h.cooldownUntil <= Date.now()) {
         h.cooldownUntil = Date.now() + COOLDOWN_MS;
         h.failures = 0;
-        void audit.record({ actor: 'system', action: 'channel.cooldown', changes: { channel_id: c.id, name: c.name, reason, seconds: COOLDOWN_MS / 1000 } })
+        void audit
+          .record({
+            actor: 'system',
+            action: 'channel.cooldown',
+            changes: { channel_id: c.id, name: c.name, reason, seconds: COOLDOWN_MS / 1000 },
+          })
           .catch((err) => logger.error({ err: String(err) }, 'audit failed'));
       }
     },
 
     get: (id: number) => live.find((c) => c.id === id),
     async list() {
-      const rows = await db.selectFrom('channels').selectAll().where('deleted_at', 'is', null).orderBy('priority', 'desc').orderBy('id').execute();
+      const rows = await db
+        .selectFrom('channels')
+        .selectAll()
+        .where('deleted_at', 'is', null)
+        .orderBy('priority', 'desc')
+        .orderBy('id')
+        .execute();
       return rows.map((r) => toChannelJson(r, health.get(Number(r.id))));
     },
     async getJson(id: number) {
@@ -189,24 +236,48 @@ export async function createChannelsService(db: Db, bus: InvalidationBus, box: S
     },
     async create(i: ChannelInput) {
       const now = Date.now();
-      const row = await db.insertInto('channels').values({
-        name: i.name, type: i.type, base_url: i.baseUrl, api_key_enc: box.seal(i.apiKey ?? ''), models: JSON.stringify(i.models),
-        model_map: i.modelMap === null ? null : JSON.stringify(i.modelMap), priority: i.priority, weight: i.weight,
-        groups: i.groups === null ? null : JSON.stringify(i.groups), status: i.status ?? 'active', disabled_reason: null, created_at: now, updated_at: now, deleted_at: null,
-      }).returningAll().executeTakeFirstOrThrow();
+      const row = await db
+        .insertInto('channels')
+        .values({
+          name: i.name,
+          type: i.type,
+          base_url: i.baseUrl,
+          api_key_enc: box.seal(i.apiKey ?? ''),
+          models: JSON.stringify(i.models),
+          model_map: i.modelMap === null ? null : JSON.stringify(i.modelMap),
+          priority: i.priority,
+          weight: i.weight,
+          groups: i.groups === null ? null : JSON.stringify(i.groups),
+          status: i.status ?? 'active',
+          disabled_reason: null,
+          created_at: now,
+          updated_at: now,
+          deleted_at: null,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
       await changed();
       return toChannelJson(row);
     },
     async update(id: number, i: Partial<ChannelInput>) {
       await requireRow(id);
-      const row = await db.updateTable('channels').set({ ...columns(i), updated_at: Date.now() }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+      const row = await db
+        .updateTable('channels')
+        .set({ ...columns(i), updated_at: Date.now() })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
       if (i.status === 'active') health.delete(id);
       await changed();
       return toChannelJson(row, health.get(id));
     },
     async remove(id: number) {
       const r = await requireRow(id);
-      await db.updateTable('channels').set({ deleted_at: Date.now(), status: 'disabled' }).where('id', '=', id).execute();
+      await db
+        .updateTable('channels')
+        .set({ deleted_at: Date.now(), status: 'disabled' })
+        .where('id', '=', id)
+        .execute();
       await changed();
       return toChannelJson(r);
     },
@@ -226,7 +297,13 @@ function order(cs: Channel[]): Channel[] {
   for (const p of [...tiers.keys()].sort((a, b) => b - a)) {
     const tier = tiers.get(p)!;
     if (tier.length === 1) out.push(tier[0]!);
-    else out.push(...tier.map((c) => ({ c, k: Math.pow(Math.random(), 1 / Math.max(c.weight, 1e-9)) })).sort((a, b) => b.k - a.k).map((x) => x.c));
+    else
+      out.push(
+        ...tier
+          .map((c) => ({ c, k: Math.random() ** (1 / Math.max(c.weight, 1e-9)) }))
+          .sort((a, b) => b.k - a.k)
+          .map((x) => x.c),
+      );
   }
   return out;
 }

@@ -88,7 +88,12 @@ export async function registerConsole(app: FastifyInstance, opts: { webDir?: str
       const st = await fs.stat(indexPath);
       if (cached && cached.mtimeMs === st.mtimeMs && cached.size === st.size) return cached;
       const body = await fs.readFile(indexPath);
-      cached = { mtimeMs: st.mtimeMs, size: st.size, body, etag: `W/"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"` };
+      cached = {
+        mtimeMs: st.mtimeMs,
+        size: st.size,
+        body,
+        etag: `W/"${st.size.toString(16)}-${Math.floor(st.mtimeMs).toString(16)}"`,
+      };
       return cached;
     } catch {
       cached = null;
@@ -114,7 +119,8 @@ export async function registerConsole(app: FastifyInstance, opts: { webDir?: str
   /** A top-level file from web/public (favicon.svg …); null when there is none. */
   async function publicFile(urlPath: string): Promise<{ body: Buffer; type: string } | null> {
     const name = urlPath.slice(1);
-    if (!name || name.includes('/') || name.includes('\\') || name.startsWith('.') || name === 'index.html') return null;
+    if (!name || name.includes('/') || name.includes('\\') || name.startsWith('.') || name === 'index.html')
+      return null;
     const type = PUBLIC_TYPES[path.extname(name).toLowerCase()];
     if (!type) return null;
     try {
@@ -144,7 +150,8 @@ export async function registerConsole(app: FastifyInstance, opts: { webDir?: str
     // a missing file (has an extension) asked for by a non-browser: plain 404
     const last = urlPath.slice(urlPath.lastIndexOf('/') + 1);
     const explicitHtml = /text\/html/i.test(req.headers.accept ?? '');
-    if (!acceptsHtml(req) || (last.includes('.') && !explicitHtml && last !== 'index.html')) return reply.callNotFound();
+    if (!acceptsHtml(req) || (last.includes('.') && !explicitHtml && last !== 'index.html'))
+      return reply.callNotFound();
     return sendIndex(req, reply);
   });
 }

@@ -40,7 +40,11 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
     const schema = opts.pgSchema;
     if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('invalid schema name');
     // The schema is part of every connection's startup options, so no query can run before it applies.
-    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 10, ...(schema ? { options: `-c search_path=${schema}` } : {}) });
+    const pool = new pg.Pool({
+      connectionString: opts.databaseUrl,
+      max: 10,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
     storage = { db, dialect: 'postgres', close: () => db.destroy() };

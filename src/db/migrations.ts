@@ -12,10 +12,14 @@ function migrations(dialect: Dialect): Record<string, Migration> {
   return {
     '0001_initial': {
       async up(db: Kysely<any>) {
-        await db.schema.createTable('meta').addColumn('name', 'text', (c) => c.primaryKey())
-          .addColumn('value', 'text', (c) => c.notNull()).execute();
+        await db.schema
+          .createTable('meta')
+          .addColumn('name', 'text', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .execute();
 
-        await db.schema.createTable('users')
+        await db.schema
+          .createTable('users')
           .addColumn('id', idType, id)
           .addColumn('username', 'text', (c) => c.notNull())
           .addColumn('password_hash', 'text', (c) => c.notNull())
@@ -29,7 +33,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
         await db.schema.createIndex('users_username').on('users').column('username').unique().execute();
 
-        await db.schema.createTable('sessions')
+        await db.schema
+          .createTable('sessions')
           .addColumn('token_hash', 'text', (c) => c.primaryKey())
           .addColumn('user_id', big, (c) => c.notNull())
           .addColumn('csrf_token', 'text', (c) => c.notNull())
@@ -38,7 +43,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
         await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
 
-        await db.schema.createTable('api_keys')
+        await db.schema
+          .createTable('api_keys')
           .addColumn('id', idType, id)
           .addColumn('user_id', big, (c) => c.notNull())
           .addColumn('name', 'text', (c) => c.notNull())
@@ -64,7 +70,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('api_keys_prev_hash').on('api_keys').column('prev_key_hash').execute();
         await db.schema.createIndex('api_keys_user').on('api_keys').columns(['user_id', 'id']).execute();
 
-        await db.schema.createTable('audit_log')
+        await db.schema
+          .createTable('audit_log')
           .addColumn('id', idType, id)
           .addColumn('created_at', big, (c) => c.notNull())
           .addColumn('actor', 'text', (c) => c.notNull())
@@ -77,13 +84,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('audit_key').on('audit_log').columns(['key_id', 'id']).execute();
         await db.schema.createIndex('audit_user').on('audit_log').columns(['user_id', 'id']).execute();
 
-        await db.schema.createTable('groups')
+        await db.schema
+          .createTable('groups')
           .addColumn('name', 'text', (c) => c.primaryKey())
           .addColumn('multiplier_ppm', big, (c) => c.notNull())
           .addColumn('updated_at', big, (c) => c.notNull())
           .execute();
 
-        await db.schema.createTable('prices')
+        await db.schema
+          .createTable('prices')
           .addColumn('model', 'text', (c) => c.primaryKey())
           .addColumn('input_nano_per_m', big, (c) => c.notNull())
           .addColumn('output_nano_per_m', big, (c) => c.notNull())
@@ -91,7 +100,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('updated_at', big, (c) => c.notNull())
           .execute();
 
-        await db.schema.createTable('channels')
+        await db.schema
+          .createTable('channels')
           .addColumn('id', idType, id)
           .addColumn('name', 'text', (c) => c.notNull())
           .addColumn('type', 'text', (c) => c.notNull())
@@ -109,7 +119,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('deleted_at', big)
           .execute();
 
-        await db.schema.createTable('logs')
+        await db.schema
+          .createTable('logs')
           .addColumn('id', idType, id)
           .addColumn('request_id', 'text', (c) => c.notNull())
           .addColumn('created_at', big, (c) => c.notNull())
@@ -137,7 +148,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('logs_time').on('logs').columns(['created_at', 'id']).execute();
         await db.schema.createIndex('logs_model').on('logs').columns(['model', 'id']).execute();
 
-        await db.schema.createTable('usage_daily')
+        await db.schema
+          .createTable('usage_daily')
           .addColumn('day', 'text', (c) => c.notNull())
           .addColumn('user_id', big, (c) => c.notNull())
           .addColumn('key_id', big, (c) => c.notNull())
@@ -149,14 +161,21 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .addColumn('cost_nano', big, (c) => c.notNull())
           .addPrimaryKeyConstraint('usage_daily_pk', ['day', 'user_id', 'key_id', 'model'])
           .execute();
-        await db.schema.createIndex('usage_daily_user').on('usage_daily').columns(['user_id', 'day']).execute();
+        await db.schema
+          .createIndex('usage_daily_user')
+          .on('usage_daily')
+          .columns(['user_id', 'day'])
+          .execute();
         await db.schema.createIndex('usage_daily_key').on('usage_daily').columns(['key_id', 'day']).execute();
       },
     },
     '0002_admin_lock': {
       // A key an admin switched off stays off until an admin switches it on again.
       async up(db: Kysely<any>) {
-        await db.schema.alterTable('api_keys').addColumn('admin_locked', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+        await db.schema
+          .alterTable('api_keys')
+          .addColumn('admin_locked', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
       },
     },
   };
@@ -169,6 +188,8 @@ export async function migrateToLatest(db: Kysely<any>, dialect: Dialect, pgSchem
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error');
-    throw new Error(`database migration failed${failed ? ` at ${failed.migrationName}` : ''}: ${String((error as Error).message ?? error)}`);
+    throw new Error(
+      `database migration failed${failed ? ` at ${failed.migrationName}` : ''}: ${String((error as Error).message ?? error)}`,
+    );
   }
 }

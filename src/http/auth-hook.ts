@@ -16,7 +16,10 @@ declare module 'fastify' {
   }
 }
 
-export function installManagementAuth(app: FastifyInstance, deps: { masterKey: MasterKey; accounts: AccountsService }): void {
+export function installManagementAuth(
+  app: FastifyInstance,
+  deps: { masterKey: MasterKey; accounts: AccountsService },
+): void {
   app.decorateRequest('principal', null);
   app.addHook('preHandler', async (req) => {
     // Signing in needs no credentials (and a stale cookie must not block it).
@@ -24,7 +27,8 @@ export function installManagementAuth(app: FastifyInstance, deps: { masterKey: M
     const auth = req.headers.authorization;
     if (auth) {
       const m = /^Bearer\s+(.+)$/i.exec(auth.trim());
-      if (!m || !deps.masterKey.matches(m[1]!.trim())) throw new AppError('unauthorized', 'invalid credentials');
+      if (!m || !deps.masterKey.matches(m[1]!.trim()))
+        throw new AppError('unauthorized', 'invalid credentials');
       req.principal = { kind: 'master' };
       return;
     }
@@ -34,7 +38,8 @@ export function installManagementAuth(app: FastifyInstance, deps: { masterKey: M
     if (!s) return;
     if (!SAFE_METHODS.has(req.method)) {
       const sent = req.headers['x-csrf-token'];
-      if (typeof sent !== 'string' || !safeEqual(sent, s.csrfToken)) throw new AppError('csrf_failed', 'missing or wrong x-csrf-token header');
+      if (typeof sent !== 'string' || !safeEqual(sent, s.csrfToken))
+        throw new AppError('csrf_failed', 'missing or wrong x-csrf-token header');
     }
     req.principal = { kind: 'session', user: s.user, csrfToken: s.csrfToken, tokenHash: s.tokenHash };
   });

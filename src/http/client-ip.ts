@@ -10,7 +10,10 @@ export function makeClientIpResolver(trustedProxies: string[]) {
   return function clientIp(socketIp: string | undefined, xff: string | string[] | undefined): string {
     const peer = normalizeIp(socketIp ?? '');
     if (set.isEmpty() || !xff || !set.contains(peer)) return peer;
-    const hops = (Array.isArray(xff) ? xff.join(',') : xff).split(',').map((s) => normalizeIp(s.trim())).filter(Boolean);
+    const hops = (Array.isArray(xff) ? xff.join(',') : xff)
+      .split(',')
+      .map((s) => normalizeIp(s.trim()))
+      .filter(Boolean);
     for (let i = hops.length - 1; i >= 0; i--) {
       const hop = hops[i]!;
       if (!set.contains(hop)) return hop;

@@ -18,7 +18,11 @@ export function installErrorHandling(app: FastifyInstance): void {
     } else if (status === 415 || err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       code = 'unsupported_media_type';
       message = 'send the body as application/json';
-    } else if (err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    } else if (
+      err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
+      err instanceof SyntaxError ||
+      err.code === 'FST_ERR_CTP_INVALID_JSON_BODY'
+    ) {
       code = 'invalid_request';
       message = 'request body is not valid JSON';
     } else if (status >= 400 && status < 500) {
@@ -29,11 +33,15 @@ export function installErrorHandling(app: FastifyInstance): void {
       code = 'internal_error';
       message = 'internal error';
     }
-    return reply.code(code === 'internal_error' ? 500 : status >= 400 && status < 500 ? status : 400).send(errorBody(code, message));
+    return reply
+      .code(code === 'internal_error' ? 500 : status >= 400 && status < 500 ? status : 400)
+      .send(errorBody(code, message));
   });
 
   app.setNotFoundHandler((req, reply) => {
-    reply.code(404).send(errorBody('not_found', `no route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`));
+    reply
+      .code(404)
+      .send(errorBody('not_found', `no route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`));
   });
 }
 
@@ -43,6 +51,11 @@ export function installErrorHandling(app: FastifyInstance): void {
  * Fastify's own shape and without x-request-id. Answer it in the catalogue's shape instead.
  */
 export function frameworkErrors(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
-  const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path segment is too long' : err.code === 'FST_ERR_BAD_URL' ? 'the URL is not valid' : 'invalid request';
+  const message =
+    err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? 'a path segment is too long'
+      : err.code === 'FST_ERR_BAD_URL'
+        ? 'the URL is not valid'
+        : 'invalid request';
   void reply.code(400).header('x-request-id', req.id).send(errorBody('invalid_request', message));
 }

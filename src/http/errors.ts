@@ -42,7 +42,11 @@ export class AppError extends Error {
   readonly param: string | null;
   /** Extra response headers (retry-after, x-should-retry). */
   readonly headers: Record<string, string>;
-  constructor(code: ErrorCode, message: string, opts: { param?: string | null; headers?: Record<string, string> } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { param?: string | null; headers?: Record<string, string> } = {},
+  ) {
     super(message);
     this.code = code;
     this.param = opts.param ?? null;

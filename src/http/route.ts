@@ -20,7 +20,11 @@ export interface RouteCtx<B, Q, P> {
 
 const Empty = z.object({}).strict();
 
-export function route<B extends z.ZodType = typeof Empty, Q extends z.ZodType = typeof Empty, P extends z.ZodType = typeof Empty>(
+export function route<
+  B extends z.ZodType = typeof Empty,
+  Q extends z.ZodType = typeof Empty,
+  P extends z.ZodType = typeof Empty,
+>(
   app: FastifyInstance,
   def: {
     method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
@@ -49,8 +53,13 @@ export function route<B extends z.ZodType = typeof Empty, Q extends z.ZodType = 
     handler: async (req, reply) => {
       const principal = req.principal;
       if (def.auth !== 'none') {
-        if (!principal) throw new AppError('unauthorized', 'sign in, or send the master key as "Authorization: Bearer <key>"');
-        if (def.auth === 'admin' && !isAdmin(principal)) throw new AppError('forbidden', 'this needs an admin');
+        if (!principal)
+          throw new AppError(
+            'unauthorized',
+            'sign in, or send the master key as "Authorization: Bearer <key>"',
+          );
+        if (def.auth === 'admin' && !isAdmin(principal))
+          throw new AppError('forbidden', 'this needs an admin');
       }
       const ctx = {
         body: parseInput(def.body ?? Empty, req.body, 'body'),

@@ -15,19 +15,29 @@ function findNul(v: unknown, path: string[], depth = 0): string[] | null {
   return null;
 }
 
-export function parseInput<T extends z.ZodType>(schema: T, value: unknown, where: 'body' | 'query' | 'params'): z.infer<T> {
+export function parseInput<T extends z.ZodType>(
+  schema: T,
+  value: unknown,
+  where: 'body' | 'query' | 'params',
+): z.infer<T> {
   if (where === 'body' && (value === undefined || value === null)) value = {};
   // PostgreSQL text cannot hold NUL ("invalid byte sequence"), so such input would fail in the
   // database as a 500 there while SQLite stored it. Refuse it up front, the same on both.
   const nul = findNul(value, []);
-  if (nul) throw new AppError('validation_error', `invalid ${where}: ${nul.length ? nul.join('.') + ': ' : ''}must not contain NUL characters`, { param: nul.join('.') || null });
+  if (nul)
+    throw new AppError(
+      'validation_error',
+      `invalid ${where}: ${nul.length ? nul.join('.') + ': ' : ''}must not contain NUL characters`,
+      { param: nul.join('.') || null },
+    );
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
   const path = issue.path.join('.');
-  const message = issue.code === 'unrecognized_keys'
-    ? `unknown field${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map((k) => k.slice(0, 64)).join(', ')}`
-    : `${path ? path + ': ' : ''}${issue.message}`;
+  const message =
+    issue.code === 'unrecognized_keys'
+      ? `unknown field${issue.keys.length > 1 ? 's' : ''}: ${issue.keys.map((k) => k.slice(0, 64)).join(', ')}`
+      : `${path ? path + ': ' : ''}${issue.message}`;
   throw new AppError('validation_error', `invalid ${where}: ${message}`, { param: path || null });
 }
 
@@ -36,9 +46,25 @@ export const zId = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGE
 export const zLimit = z.coerce.number().int().min(1).max(500).default(50);
 export const zCursor = z.coerce.number().int().positive().optional();
 export const zUsd = z.number().finite().min(0).max(9_000_000);
-export const zIsoTime = z.string().max(64).refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 time');
+export const zIsoTime = z
+  .string()
+  .max(64)
+  .refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 time');
 export const zName = z.string().trim().min(1).max(128);
-export const zGroupName = z.string().trim().min(1).max(64).regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only');
-export const zModelName = z.string().min(1).max(128).regex(/^[^\s*]+\*?$/, 'a model name, optionally ending in "*"');
+export const zGroupName = z
+  .string()
+  .trim()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only');
+export const zModelName = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[^\s*]+\*?$/, 'a model name, optionally ending in "*"');
 /** A key's model allowlist entry: a model name, a prefix ending in "*", or "*" alone (every model). */
-export const zModelPattern = z.string().min(1).max(128).regex(/^(?:[^\s*]+\*?|\*)$/, 'a model name, optionally ending in "*", or "*"');
+export const zModelPattern = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^(?:[^\s*]+\*?|\*)$/, 'a model name, optionally ending in "*", or "*"');

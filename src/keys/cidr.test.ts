@@ -65,7 +65,8 @@ describe('IP allowlists', () => {
     expect(set([]).isEmpty()).toBe(true);
     expect(set([]).contains('127.0.0.1')).toBe(false);
     const any = set(['0.0.0.0/0', '::/0']);
-    for (const ip of ['', 'localhost', 'abc', '1.2.3', '1.2.3.4.5', '::g']) expect(any.contains(ip)).toBe(false);
+    for (const ip of ['', 'localhost', 'abc', '1.2.3', '1.2.3.4.5', '::g'])
+      expect(any.contains(ip)).toBe(false);
   });
 
   it('surrounding blanks are tolerated in rules', () => {
@@ -73,12 +74,35 @@ describe('IP allowlists', () => {
   });
 
   it.each([
-    '', ' ', 'abc', 'localhost', '10.0.0.0/33', '10.0.0.0/-1', '10.0.0.0/', '/8', '10.0.0.0/8/8', '10.0.0.0/x',
-    '300.1.1.1', '1.2.3.4.5', '1.2.3', '::1/129', '2001:db8::/200', ':::1', '2001:db8::g', '1.2.3.4/ 8',
+    '',
+    ' ',
+    'abc',
+    'localhost',
+    '10.0.0.0/33',
+    '10.0.0.0/-1',
+    '10.0.0.0/',
+    '/8',
+    '10.0.0.0/8/8',
+    '10.0.0.0/x',
+    '300.1.1.1',
+    '1.2.3.4.5',
+    '1.2.3',
+    '::1/129',
+    '2001:db8::/200',
+    ':::1',
+    '2001:db8::g',
+    '1.2.3.4/ 8',
     // Non-standard IPv4 spellings: a rule must mean what it plainly says, so these are refused
     // rather than read as octal/hex/short forms (010.0.0.1 would otherwise mean 8.0.0.1).
-    '010.0.0.1', '0x7f.0.0.1', '127.1', '10', '2130706433', '10/8', '010.0.0.0/8',
-    'x'.repeat(100), '1.2.3.4'.padEnd(70, '0'),
+    '010.0.0.1',
+    '0x7f.0.0.1',
+    '127.1',
+    '10',
+    '2130706433',
+    '10/8',
+    '010.0.0.0/8',
+    'x'.repeat(100),
+    '1.2.3.4'.padEnd(70, '0'),
   ])('rejects the bad rule %j', (rule) => {
     const r = parseRule(rule);
     expect(r.ok).toBe(false);

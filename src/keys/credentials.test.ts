@@ -28,6 +28,8 @@ describe('presentedKey', () => {
     expect(presentedKey({}, `/v1/models/gemini-pro:streamGenerateContent?alt=sse&key=${K}`)).toBe(K);
     expect(presentedKey({}, `/v1/chat/completions?key=${K}`)).toBeUndefined();
     expect(presentedKey({}, `/v1/key?key=${K}`)).toBeUndefined();
-    expect(presentedKey({ 'x-goog-api-key': 'header' }, `/v1beta/models/x:generateContent?key=${K}`)).toBe('header');
+    expect(presentedKey({ 'x-goog-api-key': 'header' }, `/v1beta/models/x:generateContent?key=${K}`)).toBe(
+      'header',
+    );
   });
 });

@@ -12,7 +12,11 @@ export function presentedKey(headers: IncomingHttpHeaders, url: string): string 
     if (typeof v === 'string' && v) return v.trim();
   }
   // Gemini-style paths carry the key as ?key=
-  if (url.startsWith('/v1beta/') || url.includes(':generateContent') || url.includes(':streamGenerateContent')) {
+  if (
+    url.startsWith('/v1beta/') ||
+    url.includes(':generateContent') ||
+    url.includes(':streamGenerateContent')
+  ) {
     const q = url.indexOf('?');
     if (q >= 0) {
       const key = new URLSearchParams(url.slice(q + 1)).get('key');

@@ -2,7 +2,16 @@
 // The checksum is recomputed here with an independent CRC32 and base62 encoder, so a bug
 // shared by generateKey and isWellFormedKey cannot hide behind a round trip.
 import { describe, expect, it } from 'vitest';
-import { BASE62, KEY_REGEX, displayKey, generateKey, hashKey, isWellFormedKey, keyChecksum, toBase62 } from './format.js';
+import {
+  BASE62,
+  KEY_REGEX,
+  displayKey,
+  generateKey,
+  hashKey,
+  isWellFormedKey,
+  keyChecksum,
+  toBase62,
+} from './format.js';
 
 const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const CONTRACT_REGEX = /^sk-[0-9A-Za-z]{48}$/;
@@ -81,7 +90,8 @@ describe('key format', () => {
         if (c === key[pos]) continue;
         const bad = key.slice(0, pos) + c + key.slice(pos + 1);
         tried++;
-        if (isWellFormedKey(bad)) throw new Error(`corruption at ${pos} (${key[pos]} → ${c}) was accepted: ${bad}`);
+        if (isWellFormedKey(bad))
+          throw new Error(`corruption at ${pos} (${key[pos]} → ${c}) was accepted: ${bad}`);
       }
     }
     expect(tried).toBe(51 * 63);

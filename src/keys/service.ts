@@ -10,7 +10,10 @@ import { displayKey, generateKey, hashKey } from './format.js';
 
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
 
-export function derivedStatus(row: Pick<ApiKeyRow, 'status' | 'expires_at' | 'quota_nano' | 'used_nano'>, now = Date.now()): KeyStatus {
+export function derivedStatus(
+  row: Pick<ApiKeyRow, 'status' | 'expires_at' | 'quota_nano' | 'used_nano'>,
+  now = Date.now(),
+): KeyStatus {
   if (row.status !== 'active') return 'disabled';
   if (row.expires_at !== null && Number(row.expires_at) <= now) return 'expired';
   if (row.quota_nano !== null && Number(row.used_nano) >= Number(row.quota_nano)) return 'exhausted';
@@ -60,7 +63,8 @@ function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
   const set: ApiKeyUpdate = {};
   if (f.name !== undefined) set.name = f.name;
   if (f.models !== undefined) set.models = f.models === null ? null : JSON.stringify(f.models);
-  if (f.allowedIps !== undefined) set.allowed_ips = f.allowedIps === null ? null : JSON.stringify(f.allowedIps);
+  if (f.allowedIps !== undefined)
+    set.allowed_ips = f.allowedIps === null ? null : JSON.stringify(f.allowedIps);
   if (f.quotaNano !== undefined) set.quota_nano = f.quotaNano;
   if (f.expiresAt !== undefined) set.expires_at = f.expiresAt;
   if (f.group !== undefined) set.group_name = f.group;
@@ -69,7 +73,10 @@ function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
 }
 
 /** Field-level diff for the audit trail, in API terms (never the hash or secret). */
-export function keyChanges(before: ApiKeyRow, after: ApiKeyRow): Record<string, { from: unknown; to: unknown }> {
+export function keyChanges(
+  before: ApiKeyRow,
+  after: ApiKeyRow,
+): Record<string, { from: unknown; to: unknown }> {
   const a = toKeyJson(before);
   const b = toKeyJson(after);
   const out: Record<string, { from: unknown; to: unknown }> = {};
@@ -85,7 +92,8 @@ export function keyChanges(before: ApiKeyRow, after: ApiKeyRow): Record<string, 
  * Use with lower(column) and an explicit ESCAPE '\': SQLite has no default escape character
  * and PostgreSQL's LIKE is case-sensitive, so both are spelt out to behave the same.
  */
-export const containsPattern = (text: string) => `%${text.toLowerCase().replace(/[%_\\]/g, (c) => '\\' + c)}%`;
+export const containsPattern = (text: string) =>
+  `%${text.toLowerCase().replace(/[%_\\]/g, (c) => '\\' + c)}%`;
 
 export interface KeyListQuery {
   userId?: number;
@@ -98,7 +106,11 @@ export interface KeyListQuery {
 
 export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysPerUser: number }) {
   const announce = (row: ApiKeyRow, extraHashes: string[] = []) =>
-    bus.publish({ kind: 'key', keyId: Number(row.id), hashes: [row.key_hash, ...(row.prev_key_hash ? [row.prev_key_hash] : []), ...extraHashes] });
+    bus.publish({
+      kind: 'key',
+      keyId: Number(row.id),
+      hashes: [row.key_hash, ...(row.prev_key_hash ? [row.prev_key_hash] : []), ...extraHashes],
+    });
 
   /** A live (not deleted) key, optionally scoped to one owner: another owner's key is "not found". */
   async function requireKey(id: number, ownerId?: number | null): Promise<ApiKeyRow> {
@@ -112,15 +124,31 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
   return {
     requireKey,
 
-    async create(userId: number, fields: KeyFields & { name: string }): Promise<{ row: ApiKeyRow; secret: string }> {
+    async create(
+      userId: number,
+      fields: KeyFields & { name: string },
+    ): Promise<{ row: ApiKeyRow; secret: string }> {
       const secret = generateKey();
       const now = Date.now();
       const row = await db.transaction().execute(async (trx) => {
         // Serialise creations per owner so the cap check and the insert cannot interleave: the
         // no-op update takes the owner's row lock (PostgreSQL) / the write lock (SQLite) until commit.
-        await trx.updateTable('users').set((eb) => ({ updated_at: eb.ref('updated_at') })).where('id', '=', userId).execute();
-        const count = await trx.selectFrom('api_keys').select((eb) => eb.fn.countAll<number>().as('n')).where('user_id', '=', userId).where('status', '!=', 'deleted').executeTakeFirstOrThrow();
-        if (Number(count.n) >= opts.maxKeysPerUser) throw new AppError('key_limit_reached', `this account already holds ${opts.maxKeysPerUser} keys, the most allowed`);
+        await trx
+          .updateTable('users')
+          .set((eb) => ({ updated_at: eb.ref('updated_at') }))
+          .where('id', '=', userId)
+          .execute();
+        const count = await trx
+          .selectFrom('api_keys')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('user_id', '=', userId)
+          .where('status', '!=', 'deleted')
+          .executeTakeFirstOrThrow();
+        if (Number(count.n) >= opts.maxKeysPerUser)
+          throw new AppError(
+            'key_limit_reached',
+            `this account already holds ${opts.maxKeysPerUser} keys, the most allowed`,
+          );
         return trx
           .insertInto('api_keys')
           .values({
@@ -153,13 +181,23 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
     },
 
     async list(q: KeyListQuery, now = Date.now()) {
-      let query = db.selectFrom('api_keys').selectAll().where('status', '!=', 'deleted').orderBy('id', 'desc').limit(q.limit + 1);
+      let query = db
+        .selectFrom('api_keys')
+        .selectAll()
+        .where('status', '!=', 'deleted')
+        .orderBy('id', 'desc')
+        .limit(q.limit + 1);
       if (q.userId !== undefined) query = query.where('user_id', '=', q.userId);
       if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
       if (q.group !== undefined) query = query.where('group_name', '=', q.group);
       if (q.q) {
         const like = containsPattern(q.q);
-        query = query.where((eb) => eb.or([sql<SqlBool>`lower(${eb.ref('name')}) like ${like} escape '\\'`, sql<SqlBool>`lower(${eb.ref('display')}) like ${like} escape '\\'`]));
+        query = query.where((eb) =>
+          eb.or([
+            sql<SqlBool>`lower(${eb.ref('name')}) like ${like} escape '\\'`,
+            sql<SqlBool>`lower(${eb.ref('display')}) like ${like} escape '\\'`,
+          ]),
+        );
       }
       switch (q.status) {
         case 'disabled':
@@ -185,30 +223,49 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
       const rows = await query.execute();
       const more = rows.length > q.limit;
       const page = rows.slice(0, q.limit);
-      return { data: page.map((r) => toKeyJson(r, now)), next_cursor: more ? String(page[page.length - 1]!.id) : null };
+      return {
+        data: page.map((r) => toKeyJson(r, now)),
+        next_cursor: more ? String(page[page.length - 1]!.id) : null,
+      };
     },
 
     /**
      * `byAdmin`: an admin acting on someone else's key. Their disable locks the key (a leaked
      * key stays off even if its owner tries to switch it back on); only an admin unlocks it.
      */
-    async update(id: number, ownerId: number | null, fields: KeyFields & { status?: 'active' | 'disabled' }, byAdmin = ownerId === null): Promise<{ before: ApiKeyRow; after: ApiKeyRow }> {
+    async update(
+      id: number,
+      ownerId: number | null,
+      fields: KeyFields & { status?: 'active' | 'disabled' },
+      byAdmin = ownerId === null,
+    ): Promise<{ before: ApiKeyRow; after: ApiKeyRow }> {
       const before = await requireKey(id, ownerId);
       const set = { ...fieldsToColumns(fields), updated_at: Date.now() } as ApiKeyUpdate;
       if (fields.status !== undefined) {
         if (fields.status === 'active' && Number(before.admin_locked) === 1 && !byAdmin) {
-          throw new AppError('forbidden', 'an admin disabled this key; only an admin can enable it again', { param: 'status' });
+          throw new AppError('forbidden', 'an admin disabled this key; only an admin can enable it again', {
+            param: 'status',
+          });
         }
         set.status = fields.status;
         if (byAdmin) set.admin_locked = fields.status === 'disabled' ? 1 : 0;
       }
-      const after = await db.updateTable('api_keys').set(set).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+      const after = await db
+        .updateTable('api_keys')
+        .set(set)
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
       announce(after);
       return { before, after };
     },
 
     /** New secret now; the old one keeps working for graceSeconds (0 = stops at once). */
-    async rotate(id: number, ownerId: number | null, graceSeconds: number): Promise<{ before: ApiKeyRow; row: ApiKeyRow; secret: string }> {
+    async rotate(
+      id: number,
+      ownerId: number | null,
+      graceSeconds: number,
+    ): Promise<{ before: ApiKeyRow; row: ApiKeyRow; secret: string }> {
       const before = await requireKey(id, ownerId);
       const secret = generateKey();
       const now = Date.now();
@@ -232,7 +289,18 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
     async remove(id: number, ownerId: number | null): Promise<ApiKeyRow> {
       const before = await requireKey(id, ownerId);
       const now = Date.now();
-      const row = await db.updateTable('api_keys').set({ status: 'deleted', deleted_at: now, updated_at: now, prev_key_hash: null, prev_key_expires_at: null }).where('id', '=', id).returningAll().executeTakeFirstOrThrow();
+      const row = await db
+        .updateTable('api_keys')
+        .set({
+          status: 'deleted',
+          deleted_at: now,
+          updated_at: now,
+          prev_key_hash: null,
+          prev_key_expires_at: null,
+        })
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
       announce(row, before.prev_key_hash ? [before.prev_key_hash] : []);
       return before;
     },
@@ -243,7 +311,11 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
         .selectFrom('api_keys')
         .innerJoin('users', 'users.id', 'api_keys.user_id')
         .selectAll('api_keys')
-        .select(['users.status as user_status', 'users.group_name as user_group', 'users.deleted_at as user_deleted_at'])
+        .select([
+          'users.status as user_status',
+          'users.group_name as user_group',
+          'users.deleted_at as user_deleted_at',
+        ])
         .where((eb) => eb.or([eb('api_keys.key_hash', '=', hash), eb('api_keys.prev_key_hash', '=', hash)]))
         .executeTakeFirst();
     },
@@ -251,19 +323,32 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
     /** Batched by the usage writer: last use per key, newest wins. */
     async recordLastUse(trx: Db, uses: Map<number, { at: number; ip: string }>): Promise<void> {
       for (const [keyId, u] of uses) {
-        await trx.updateTable('api_keys').set({ last_used_at: u.at, last_used_ip: u.ip }).where('id', '=', keyId).execute();
+        await trx
+          .updateTable('api_keys')
+          .set({ last_used_at: u.at, last_used_ip: u.ip })
+          .where('id', '=', keyId)
+          .execute();
       }
     },
 
     /** Batched by the ledger: spend per key as relative updates. */
     async addUsed(trx: Db, deltas: Map<number, number>): Promise<void> {
       for (const [keyId, delta] of deltas) {
-        if (delta !== 0) await trx.updateTable('api_keys').set((eb) => ({ used_nano: eb('used_nano', '+', delta) })).where('id', '=', keyId).execute();
+        if (delta !== 0)
+          await trx
+            .updateTable('api_keys')
+            .set((eb) => ({ used_nano: eb('used_nano', '+', delta) }))
+            .where('id', '=', keyId)
+            .execute();
       }
     },
 
     async usedNano(keyId: number): Promise<number> {
-      const r = await db.selectFrom('api_keys').select('used_nano').where('id', '=', keyId).executeTakeFirst();
+      const r = await db
+        .selectFrom('api_keys')
+        .select('used_nano')
+        .where('id', '=', keyId)
+        .executeTakeFirst();
       return r ? Number(r.used_nano) : 0;
     },
   };

@@ -30,7 +30,13 @@ interface CachedKey extends VerifiedKey {
   graceUntil: number | null;
 }
 
-export type KeyDenialCode = 'missing_api_key' | 'invalid_api_key' | 'key_disabled' | 'key_expired' | 'account_disabled' | 'ip_not_allowed';
+export type KeyDenialCode =
+  | 'missing_api_key'
+  | 'invalid_api_key'
+  | 'key_disabled'
+  | 'key_expired'
+  | 'account_disabled'
+  | 'ip_not_allowed';
 
 export type Verification =
   | { ok: true; key: VerifiedKey }
@@ -38,7 +44,12 @@ export type Verification =
 
 const DENY_ALL = (CidrSet.parse([]) as { ok: true; value: CidrSet }).value;
 
-const deny = (code: KeyDenialCode, message: string, key?: VerifiedKey): Verification => ({ ok: false, code, message, ...(key ? { key } : {}) });
+const deny = (code: KeyDenialCode, message: string, key?: VerifiedKey): Verification => ({
+  ok: false,
+  code,
+  message,
+  ...(key ? { key } : {}),
+});
 
 export interface KeyVerifierStats {
   hits: number;
@@ -119,15 +130,20 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
     stats,
 
     async verify(presented: string | undefined, clientIp: string, now = Date.now()): Promise<Verification> {
-      if (!presented) return deny('missing_api_key', 'No API key provided. Send it as "Authorization: Bearer sk-...".');
+      if (!presented)
+        return deny('missing_api_key', 'No API key provided. Send it as "Authorization: Bearer sk-...".');
       if (!isWellFormedKey(presented)) return deny('invalid_api_key', 'Invalid API key.');
       const k = await lookup(hashKey(presented));
-      if (!k || (k.graceUntil !== null && k.graceUntil <= now)) return deny('invalid_api_key', 'Invalid API key.');
+      if (!k || (k.graceUntil !== null && k.graceUntil <= now))
+        return deny('invalid_api_key', 'Invalid API key.');
       const key: VerifiedKey = k;
       if (k.status !== 'active') return deny('key_disabled', 'This API key is disabled.', key);
-      if (k.expiresAt !== null && k.expiresAt <= now) return deny('key_expired', 'This API key has expired.', key);
-      if (!k.ownerActive) return deny('account_disabled', 'The account that owns this API key is disabled.', key);
-      if (k.allowedIps !== null && !k.allowedIps.contains(clientIp)) return deny('ip_not_allowed', `Requests from ${clientIp} are not allowed for this API key.`, key);
+      if (k.expiresAt !== null && k.expiresAt <= now)
+        return deny('key_expired', 'This API key has expired.', key);
+      if (!k.ownerActive)
+        return deny('account_disabled', 'The account that owns this API key is disabled.', key);
+      if (k.allowedIps !== null && !k.allowedIps.contains(clientIp))
+        return deny('ip_not_allowed', `Requests from ${clientIp} are not allowed for this API key.`, key);
       return { ok: true, key };
     },
 

@@ -14,7 +14,16 @@ import { presentedKey } from '../keys/credentials.js';
 import { AppError, errorBody, type ErrorCode } from '../http/errors.js';
 import { costNano, type Price } from '../billing/money.js';
 import type { Reservation } from '../billing/ledger.js';
-import { generatedText, parseRelayBody, readUsage, toRelayRequest, upstreamBody, type Endpoint, type RelayRequest, type Usage } from './protocols/openai.js';
+import {
+  generatedText,
+  parseRelayBody,
+  readUsage,
+  toRelayRequest,
+  upstreamBody,
+  type Endpoint,
+  type RelayRequest,
+  type Usage,
+} from './protocols/openai.js';
 import { createOpenAIAdapter } from './providers/openai.js';
 import { mockAdapter } from './providers/mock.js';
 import { UpstreamFailure, type ProviderAdapter, type UpstreamResponse } from './providers/types.js';
@@ -51,17 +60,29 @@ const ZERO: Usage = { promptTokens: 0, cachedTokens: 0, completionTokens: 0 };
 const MAX_UPSTREAM_BODY = 64 * 1024 * 1024;
 /** Client headers that may reach the provider; everything else (auth, cookies, hop-by-hop) stays here. */
 const FORWARDED_HEADERS = ['openai-beta'];
-const RETRYABLE = (status: number) => status === 401 || status === 403 || status === 408 || status === 409 || status === 429 || status >= 500;
+const RETRYABLE = (status: number) =>
+  status === 401 || status === 403 || status === 408 || status === 409 || status === 429 || status >= 500;
 
 class StreamBroken extends Error {}
 
 export function createRelay(s: Services) {
-  const openai = createOpenAIAdapter({ connectMs: s.config.upstreamConnectTimeoutMs, firstByteMs: s.config.upstreamFirstByteTimeoutMs, idleMs: s.config.upstreamIdleTimeoutMs, maxConnections: s.config.upstreamMaxConnections });
+  const openai = createOpenAIAdapter({
+    connectMs: s.config.upstreamConnectTimeoutMs,
+    firstByteMs: s.config.upstreamFirstByteTimeoutMs,
+    idleMs: s.config.upstreamIdleTimeoutMs,
+    maxConnections: s.config.upstreamMaxConnections,
+  });
   const adapters: Record<ChannelType, ProviderAdapter> = { openai, mock: mockAdapter };
 
   // ── 1. authenticate the key (runs before the body is read) ────────────────────────────
   async function authenticate(req: FastifyRequest): Promise<VerifiedKey> {
-    const state: RelayState = { key: null, startedAt: performance.now(), endpoint: req.url.split('?')[0]!, model: null, stream: false };
+    const state: RelayState = {
+      key: null,
+      startedAt: performance.now(),
+      endpoint: req.url.split('?')[0]!,
+      model: null,
+      stream: false,
+    };
     req.relay = state;
     const v = await s.verifier.verify(presentedKey(req.headers, req.url), req.clientIp);
     if (v.key) state.key = v.key;
@@ -72,26 +93,52 @@ export function createRelay(s: Services) {
 
   // ── 2. check policy: the key's model list, then the group's models and prices ─────────
   function checkPolicy(key: VerifiedKey, model: string): { price: Price; multiplierPpm: number } {
-    if (key.models && !key.models.allows(model)) throw new AppError('model_not_allowed', `This API key may not use the model "${model}".`, { param: 'model' });
-    if (!s.channels.serves(key.group, model)) throw new AppError('model_not_found', `The model "${model}" does not exist or is not offered to this key's group.`, { param: 'model' });
+    if (key.models && !key.models.allows(model))
+      throw new AppError('model_not_allowed', `This API key may not use the model "${model}".`, {
+        param: 'model',
+      });
+    if (!s.channels.serves(key.group, model))
+      throw new AppError(
+        'model_not_found',
+        `The model "${model}" does not exist or is not offered to this key's group.`,
+        { param: 'model' },
+      );
     const price = s.catalog.price(model);
-    if (!price) throw new AppError('model_not_priced', `The model "${model}" has no price set yet; ask an admin to price it.`, { param: 'model' });
+    if (!price)
+      throw new AppError(
+        'model_not_priced',
+        `The model "${model}" has no price set yet; ask an admin to price it.`,
+        { param: 'model' },
+      );
     return { price, multiplierPpm: s.catalog.multiplierPpm(key.group) };
   }
 
   // ── 3. limits ──────────────────────────────────────────────────────────────────────────
   async function applyLimits(key: VerifiedKey): Promise<void> {
     const d = await s.rateLimiter.check(key.id, key.rpm);
-    if (!d.ok) throw new AppError('rate_limit_exceeded', `Rate limit of ${key.rpm} requests per minute reached for this API key.`, { headers: { 'retry-after': String(d.retryAfterSeconds) } });
+    if (!d.ok)
+      throw new AppError(
+        'rate_limit_exceeded',
+        `Rate limit of ${key.rpm} requests per minute reached for this API key.`,
+        { headers: { 'retry-after': String(d.retryAfterSeconds) } },
+      );
   }
 
   // ── 4. reserve the worst-case cost against key quota and account balance ─────────────
   async function reserve(key: VerifiedKey, r: RelayRequest, price: Price, ppm: number): Promise<Reservation> {
-    const worst = costNano({ promptTokens: r.promptTokens, cachedTokens: 0, completionTokens: r.maxOutputTokens }, price, ppm);
+    const worst = costNano(
+      { promptTokens: r.promptTokens, cachedTokens: 0, completionTokens: r.maxOutputTokens },
+      price,
+      ppm,
+    );
     const res = await s.ledger.reserve(key.id, key.userId, key.quotaNano, worst);
     if (!res.ok) {
       const what = res.reason === 'key_quota' ? "this API key's quota" : 'the account balance';
-      throw new AppError('insufficient_quota', `The request could cost up to ${worst / 1e9} USD, more than ${what} has left.`, { headers: { 'x-should-retry': 'false' } });
+      throw new AppError(
+        'insufficient_quota',
+        `The request could cost up to ${worst / 1e9} USD, more than ${what} has left.`,
+        { headers: { 'x-should-retry': 'false' } },
+      );
     }
     return res.reservation;
   }
@@ -104,7 +151,10 @@ export function createRelay(s: Services) {
     try {
       return await s.ledger.settle(reservation, cost);
     } catch (err) {
-      req.log.error({ err: err instanceof Error ? err.message : String(err), cost }, 'relay: settling failed; the answer is not billed');
+      req.log.error(
+        { err: err instanceof Error ? err.message : String(err), cost },
+        'relay: settling failed; the answer is not billed',
+      );
       return 0;
     }
   }
@@ -139,19 +189,50 @@ export function createRelay(s: Services) {
   }
 
   /** Answers a refusal or failure in OpenAI's error shape, and logs it (cost 0). */
-  async function refuse(req: FastifyRequest, reply: FastifyReply, err: AppError, statusOverride?: number): Promise<void> {
+  async function refuse(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    err: AppError,
+    statusOverride?: number,
+  ): Promise<void> {
     const status = statusOverride ?? err.status;
-    await log(req, { status, errorCode: err.code, usage: ZERO, cost: 0, estimated: false, channel: null, upstreamModel: null, ttftMs: null });
-    void reply.code(status).headers(err.headers).send(errorBody(err.code, err.message, err.param));
+    await log(req, {
+      status,
+      errorCode: err.code,
+      usage: ZERO,
+      cost: 0,
+      estimated: false,
+      channel: null,
+      upstreamModel: null,
+      ttftMs: null,
+    });
+    void reply
+      .code(status)
+      .headers(err.headers)
+      .send(errorBody(err.code, err.message, err.param));
   }
 
   /** A relay answer that costs nothing (models list, key info): logged like any other. */
-  const logFree = (req: FastifyRequest) => log(req, { status: 200, errorCode: null, usage: ZERO, cost: 0, estimated: false, channel: null, upstreamModel: null, ttftMs: null });
+  const logFree = (req: FastifyRequest) =>
+    log(req, {
+      status: 200,
+      errorCode: null,
+      usage: ZERO,
+      cost: 0,
+      estimated: false,
+      channel: null,
+      upstreamModel: null,
+      ttftMs: null,
+    });
 
   // ── the whole journey ─────────────────────────────────────────────────────────────────
   async function handle(req: FastifyRequest, reply: FastifyReply, endpoint: Endpoint): Promise<void> {
     const key = req.relay!.key!;
-    const r = toRelayRequest(endpoint, parseRelayBody(req.body as Buffer | undefined), s.config.defaultMaxOutputTokens);
+    const r = toRelayRequest(
+      endpoint,
+      parseRelayBody(req.body as Buffer | undefined),
+      s.config.defaultMaxOutputTokens,
+    );
     req.relay!.model = r.model;
     req.relay!.stream = r.stream;
     const { price, multiplierPpm } = checkPolicy(key, r.model);
@@ -170,7 +251,11 @@ export function createRelay(s: Services) {
     // It may have left while the key was checked and the cost reserved, before we listened.
     if (reply.raw.destroyed || req.raw.socket?.destroyed) clientGone = true;
 
-    let lastFailure: { status: number; timeout: boolean; message: string } = { status: 502, timeout: false, message: 'no channel could serve the request' };
+    let lastFailure: { status: number; timeout: boolean; message: string } = {
+      status: 502,
+      timeout: false,
+      message: 'no channel could serve the request',
+    };
     const headers: Record<string, string> = {};
     for (const h of FORWARDED_HEADERS) {
       const v = req.headers[h];
@@ -184,18 +269,45 @@ export function createRelay(s: Services) {
       attempt = new AbortController();
       try {
         // ── 6. forward / convert ──────────────────────────────────────────────────────
-        const res = await adapters[channel.type].send({ channel, endpoint, body: upstreamBody(r, upstreamModel), stream: r.stream, signal: attempt.signal, headers });
+        const res = await adapters[channel.type].send({
+          channel,
+          endpoint,
+          body: upstreamBody(r, upstreamModel),
+          stream: r.stream,
+          signal: attempt.signal,
+          headers,
+        });
         if (res.status >= 400) {
-          const text = scrubCredential(await readAll(res.body, 1024 * 1024).catch(() => Buffer.alloc(0)), channel.apiKey);
+          const text = scrubCredential(
+            await readAll(res.body, 1024 * 1024).catch(() => Buffer.alloc(0)),
+            channel.apiKey,
+          );
           if (RETRYABLE(res.status)) {
-            s.channels.reportFailure(channel, `upstream answered HTTP ${res.status}`, res.status === 401 || res.status === 403);
-            lastFailure = { status: res.status, timeout: false, message: `upstream answered HTTP ${res.status}` };
+            s.channels.reportFailure(
+              channel,
+              `upstream answered HTTP ${res.status}`,
+              res.status === 401 || res.status === 403,
+            );
+            lastFailure = {
+              status: res.status,
+              timeout: false,
+              message: `upstream answered HTTP ${res.status}`,
+            };
             continue;
           }
           // The upstream judged the request itself bad (400, 404, 422…): pass its answer on.
           s.channels.reportSuccess(channel);
           s.ledger.release(reservation);
-          await log(req, { status: res.status, errorCode: upstreamErrorCode(text), usage: ZERO, cost: 0, estimated: false, channel, upstreamModel, ttftMs: null });
+          await log(req, {
+            status: res.status,
+            errorCode: upstreamErrorCode(text),
+            usage: ZERO,
+            cost: 0,
+            estimated: false,
+            channel,
+            upstreamModel,
+            ttftMs: null,
+          });
           void reply.code(res.status).header('content-type', 'application/json').send(text);
           return;
         }
@@ -212,12 +324,18 @@ export function createRelay(s: Services) {
         if (clientGone) break;
         if (reply.raw.headersSent) {
           // The answer had begun: no other channel can take over. Close it rather than write twice.
-          req.log.error({ err: err instanceof Error ? err.message : String(err) }, 'relay: failed after the answer began');
+          req.log.error(
+            { err: err instanceof Error ? err.message : String(err) },
+            'relay: failed after the answer began',
+          );
           s.ledger.release(reservation);
           reply.raw.destroy();
           return;
         }
-        const f = err instanceof UpstreamFailure ? err : new UpstreamFailure(err instanceof Error ? err.message : 'upstream failed', false);
+        const f =
+          err instanceof UpstreamFailure
+            ? err
+            : new UpstreamFailure(err instanceof Error ? err.message : 'upstream failed', false);
         s.channels.reportFailure(channel, f.message, false);
         lastFailure = { status: f.timeout ? 504 : 502, timeout: f.timeout, message: f.message };
       }
@@ -226,14 +344,37 @@ export function createRelay(s: Services) {
     // ── every eligible upstream failed (or the client left first): refund in full ──────
     s.ledger.release(reservation);
     if (clientGone) {
-      await log(req, { status: 499, errorCode: 'client_closed', usage: ZERO, cost: 0, estimated: false, channel: null, upstreamModel: null, ttftMs: null });
+      await log(req, {
+        status: 499,
+        errorCode: 'client_closed',
+        usage: ZERO,
+        cost: 0,
+        estimated: false,
+        channel: null,
+        upstreamModel: null,
+        ttftMs: null,
+      });
       return;
     }
-    await refuse(req, reply, new AppError('upstream_error', `Every upstream for "${r.model}" failed: ${lastFailure.message}.`), lastFailure.timeout ? 504 : 502);
+    await refuse(
+      req,
+      reply,
+      new AppError('upstream_error', `Every upstream for "${r.model}" failed: ${lastFailure.message}.`),
+      lastFailure.timeout ? 504 : 502,
+    );
   }
 
   // ── 7/8. count usage and settle: a plain (non-stream) answer ──────────────────────────
-  async function relayPlain(req: FastifyRequest, reply: FastifyReply, res: UpstreamResponse, r: RelayRequest, channel: Channel, upstreamModel: string, reservation: Reservation, bill: (u: Usage) => number): Promise<boolean> {
+  async function relayPlain(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    res: UpstreamResponse,
+    r: RelayRequest,
+    channel: Channel,
+    upstreamModel: string,
+    reservation: Reservation,
+    bill: (u: Usage) => number,
+  ): Promise<boolean> {
     const buf = await readAll(res.body, MAX_UPSTREAM_BODY);
     let json: unknown;
     try {
@@ -243,15 +384,38 @@ export function createRelay(s: Services) {
     }
     let usage = readUsage(json);
     const estimated = usage === null;
-    if (!usage) usage = { promptTokens: r.promptTokens, cachedTokens: 0, completionTokens: r.endpoint === 'embeddings' ? 0 : countText(generatedText(json)) };
+    if (!usage)
+      usage = {
+        promptTokens: r.promptTokens,
+        cachedTokens: 0,
+        completionTokens: r.endpoint === 'embeddings' ? 0 : countText(generatedText(json)),
+      };
     const cost = await settle(req, reservation, bill(usage));
-    await log(req, { status: 200, errorCode: null, usage, cost, estimated, channel, upstreamModel, ttftMs: null });
+    await log(req, {
+      status: 200,
+      errorCode: null,
+      usage,
+      cost,
+      estimated,
+      channel,
+      upstreamModel,
+      ttftMs: null,
+    });
     void reply.code(200).header('content-type', 'application/json').send(buf);
     return true;
   }
 
   // ── 7/8. count usage and settle: a stream, passed through event by event ──────────────
-  async function relayStream(req: FastifyRequest, reply: FastifyReply, res: UpstreamResponse, r: RelayRequest, channel: Channel, upstreamModel: string, reservation: Reservation, bill: (u: Usage) => number): Promise<boolean> {
+  async function relayStream(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    res: UpstreamResponse,
+    r: RelayRequest,
+    channel: Channel,
+    upstreamModel: string,
+    reservation: Reservation,
+    bill: (u: Usage) => number,
+  ): Promise<boolean> {
     const out = reply.raw;
     const produced = new ProducedText();
     let usage = null as Usage | null; // set inside take(); the cast stops TS narrowing it to null
@@ -265,7 +429,12 @@ export function createRelay(s: Services) {
       started = true;
       ttftMs = Math.round(performance.now() - req.relay!.startedAt);
       reply.hijack();
-      out.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-request-id': req.id });
+      out.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-request-id': req.id,
+      });
     };
     const write = async (text: string) => {
       begin();
@@ -281,7 +450,8 @@ export function createRelay(s: Services) {
         sawDone = true;
         return;
       }
-      if (payload.charCodeAt(0) !== 123 /* { */ || payload.charCodeAt(payload.length - 1) !== 125 /* } */) throw new StreamBroken('upstream sent an unreadable stream event');
+      if (payload.charCodeAt(0) !== 123 /* { */ || payload.charCodeAt(payload.length - 1) !== 125 /* } */)
+        throw new StreamBroken('upstream sent an unreadable stream event');
       if (payload.includes('"usage":{') || payload.includes('"error"')) {
         let obj: { choices?: unknown[]; error?: unknown };
         try {
@@ -335,7 +505,13 @@ export function createRelay(s: Services) {
     } catch (err) {
       res.body.destroy();
       // The client already has the whole answer: what the upstream does after [DONE] is no failure.
-      if (!finished) failure = err instanceof StreamBroken ? err.message : err instanceof UpstreamFailure ? err.message : 'upstream stream failed';
+      if (!finished)
+        failure =
+          err instanceof StreamBroken
+            ? err.message
+            : err instanceof UpstreamFailure
+              ? err.message
+              : 'upstream stream failed';
       // Nothing reached the client yet: the caller may try the next channel.
       if (!started && !out.destroyed) return false;
     }
@@ -344,12 +520,28 @@ export function createRelay(s: Services) {
     const finalUsage: Usage =
       failure === null && usage !== null
         ? usage
-        : { promptTokens: usage?.promptTokens ?? r.promptTokens, cachedTokens: usage?.cachedTokens ?? 0, completionTokens: countText(produced.text()) };
+        : {
+            promptTokens: usage?.promptTokens ?? r.promptTokens,
+            cachedTokens: usage?.cachedTokens ?? 0,
+            completionTokens: countText(produced.text()),
+          };
     const cost = await settle(req, reservation, bill(finalUsage));
     const clientLeft = out.destroyed && failure !== null;
-    await log(req, { status: clientLeft ? 499 : 200, errorCode: failure === null ? null : clientLeft ? 'client_closed' : 'upstream_error', usage: finalUsage, cost, estimated, channel, upstreamModel, ttftMs });
+    await log(req, {
+      status: clientLeft ? 499 : 200,
+      errorCode: failure === null ? null : clientLeft ? 'client_closed' : 'upstream_error',
+      usage: finalUsage,
+      cost,
+      estimated,
+      channel,
+      upstreamModel,
+      ttftMs,
+    });
     if (!out.destroyed && !finished) {
-      if (failure !== null) await write(`data: ${JSON.stringify(errorBody('upstream_error', `The upstream stream failed: ${failure}.`))}\n\n`);
+      if (failure !== null)
+        await write(
+          `data: ${JSON.stringify(errorBody('upstream_error', `The upstream stream failed: ${failure}.`))}\n\n`,
+        );
       else await write('data: [DONE]\n\n');
       out.end();
     }

@@ -13,14 +13,18 @@ export function createRateLimiter(redis: Redis | null, prefix: string) {
       const retryAfterSeconds = Math.max(1, Math.ceil(((window + 1) * 60_000 - now) / 1000));
       if (redis) {
         const k = `${prefix}:rl:${keyId}:${window}`;
-        const [[, count]] = (await redis.multi().incr(k).expire(k, 61).exec()) as [[null, number], [null, number]];
+        const [[, count]] = (await redis.multi().incr(k).expire(k, 61).exec()) as [
+          [null, number],
+          [null, number],
+        ];
         return count <= rpm ? { ok: true } : { ok: false, retryAfterSeconds };
       }
       let w = windows.get(keyId);
       if (!w || w.window !== window) {
         w = { window, count: 0 };
         windows.set(keyId, w);
-        if (windows.size > 100_000) for (const [id, v] of windows) if (v.window !== window) windows.delete(id);
+        if (windows.size > 100_000)
+          for (const [id, v] of windows) if (v.window !== window) windows.delete(id);
       }
       if (w.count >= rpm) return { ok: false, retryAfterSeconds };
       w.count++;

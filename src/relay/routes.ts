@@ -16,7 +16,9 @@ export async function registerRelay(app: FastifyInstance, s: Services): Promise<
 
   // Bodies arrive as raw bytes; the pipeline parses them after the key checks.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: s.config.maxBodyBytes }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: s.config.maxBodyBytes }, (_req, body, done) =>
+    done(null, body),
+  );
 
   app.addHook('onRequest', async (req, reply) => {
     try {
@@ -30,7 +32,8 @@ export async function registerRelay(app: FastifyInstance, s: Services): Promise<
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     let e: AppError;
     if (err instanceof AppError) e = err;
-    else if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = new AppError('request_too_large', `request body is larger than ${s.config.maxBodyBytes} bytes`);
+    else if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+      e = new AppError('request_too_large', `request body is larger than ${s.config.maxBodyBytes} bytes`);
     else if (err.statusCode && err.statusCode < 500) e = new AppError('invalid_request', 'invalid request');
     else {
       req.log.error({ err: { message: err.message, stack: err.stack } }, 'relay error');
@@ -44,7 +47,9 @@ export async function registerRelay(app: FastifyInstance, s: Services): Promise<
   });
 
   const post = (url: string, endpoint: Endpoint) =>
-    app.post(url, { bodyLimit: s.config.maxBodyBytes }, (req: FastifyRequest, reply: FastifyReply) => relay.handle(req, reply, endpoint));
+    app.post(url, { bodyLimit: s.config.maxBodyBytes }, (req: FastifyRequest, reply: FastifyReply) =>
+      relay.handle(req, reply, endpoint),
+    );
   post('/chat/completions', 'chat');
   post('/completions', 'completions');
   post('/embeddings', 'embeddings');
@@ -52,7 +57,9 @@ export async function registerRelay(app: FastifyInstance, s: Services): Promise<
   // Models this key can actually call: in its list, served to its group, and priced (an
   // unpriced model is refused, so it is not offered).
   const usableModels = (key: VerifiedKey) =>
-    s.channels.modelsFor(key.group).filter((m) => (!key.models || key.models.allows(m)) && s.catalog.price(m) !== null);
+    s.channels
+      .modelsFor(key.group)
+      .filter((m) => (!key.models || key.models.allows(m)) && s.catalog.price(m) !== null);
   const modelJson = (id: string, created: number) => ({ id, object: 'model', created, owned_by: 'moleapi' });
 
   app.get('/models', async (req) => {
@@ -69,7 +76,15 @@ export async function registerRelay(app: FastifyInstance, s: Services): Promise<
     const id = decodeURIComponent((req.params as { '*': string })['*']);
     req.relay!.model = id.slice(0, 256);
     if (!usableModels(key).includes(id)) {
-      return relay.refuse(req, reply, new AppError('model_not_found', `The model "${id.slice(0, 256)}" does not exist or is not available to this key.`, { param: 'model' }));
+      return relay.refuse(
+        req,
+        reply,
+        new AppError(
+          'model_not_found',
+          `The model "${id.slice(0, 256)}" does not exist or is not available to this key.`,
+          { param: 'model' },
+        ),
+      );
     }
     await relay.logFree(req);
     return modelJson(id, Math.floor(Date.now() / 1000));
@@ -86,6 +101,8 @@ export async function registerRelay(app: FastifyInstance, s: Services): Promise<
   });
 
   app.setNotFoundHandler((req, reply) => {
-    void reply.code(404).send(errorBody('not_found', `no route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`));
+    void reply
+      .code(404)
+      .send(errorBody('not_found', `no route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`));
   });
 }

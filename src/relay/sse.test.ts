@@ -14,7 +14,8 @@ describe('SseParser', () => {
     const text = 'data: {"a":1}\n\ndata: {"b":2}\n\ndata: [DONE]\n\n';
     const whole = feedAll([text]);
     expect(whole).toEqual(['{"a":1}', '{"b":2}', '[DONE]']);
-    for (let cut = 1; cut < text.length; cut++) expect(feedAll([text.slice(0, cut), text.slice(cut)])).toEqual(whole);
+    for (let cut = 1; cut < text.length; cut++)
+      expect(feedAll([text.slice(0, cut), text.slice(cut)])).toEqual(whole);
     expect(feedAll([...text])).toEqual(whole);
   });
 

@@ -41,7 +41,10 @@ export function toLogJson(r: LogRow) {
 }
 export type LogJson = ReturnType<typeof toLogJson>;
 
-function applyFilter<O>(q: SelectQueryBuilder<Database, 'logs', O>, f: LogFilter): SelectQueryBuilder<Database, 'logs', O> {
+function applyFilter<O>(
+  q: SelectQueryBuilder<Database, 'logs', O>,
+  f: LogFilter,
+): SelectQueryBuilder<Database, 'logs', O> {
   if (f.keyId !== undefined) q = q.where('key_id', '=', f.keyId);
   if (f.userId !== undefined) q = q.where('user_id', '=', f.userId);
   if (f.model !== undefined) q = q.where('model', '=', f.model);
@@ -81,7 +84,9 @@ export function createUsageQueries(db: Db, dialect: Dialect) {
 
   return {
     async listLogs(f: LogFilter, page: { limit: number; cursor?: number }) {
-      let q = applyFilter(db.selectFrom('logs').selectAll(), f).orderBy('id', 'desc').limit(page.limit + 1);
+      let q = applyFilter(db.selectFrom('logs').selectAll(), f)
+        .orderBy('id', 'desc')
+        .limit(page.limit + 1);
       if (page.cursor !== undefined) q = q.where('id', '<', page.cursor);
       const rows = await q.execute();
       const more = rows.length > page.limit;
@@ -93,10 +98,20 @@ export function createUsageQueries(db: Db, dialect: Dialect) {
     async totals(f: LogFilter) {
       const fromRollup = f.status === undefined && isWholeDay(f.from) && isWholeDay(f.to);
       const r = fromRollup
-        ? await rollupFor(f).select([sql<number>`sum(requests)`.as('requests'), ...TOKEN_AND_COST_SUMS]).executeTakeFirstOrThrow()
-        : await applyFilter(db.selectFrom('logs'), f).select((eb) => [eb.fn.countAll<number>().as('requests'), ...TOKEN_AND_COST_SUMS]).executeTakeFirstOrThrow();
+        ? await rollupFor(f)
+            .select([sql<number>`sum(requests)`.as('requests'), ...TOKEN_AND_COST_SUMS])
+            .executeTakeFirstOrThrow()
+        : await applyFilter(db.selectFrom('logs'), f)
+            .select((eb) => [eb.fn.countAll<number>().as('requests'), ...TOKEN_AND_COST_SUMS])
+            .executeTakeFirstOrThrow();
       // Sums over no rows are NULL: Number(null) is 0.
-      return { requests: Number(r.requests), prompt_tokens: Number(r.prompt_tokens), cached_tokens: Number(r.cached_tokens), completion_tokens: Number(r.completion_tokens), cost: nanoToUsd(Number(r.cost_nano)) };
+      return {
+        requests: Number(r.requests),
+        prompt_tokens: Number(r.prompt_tokens),
+        cached_tokens: Number(r.cached_tokens),
+        completion_tokens: Number(r.completion_tokens),
+        cost: nanoToUsd(Number(r.cost_nano)),
+      };
     },
 
     /** Every matching row, newest first, in pages (for CSV export). */
@@ -104,7 +119,10 @@ export function createUsageQueries(db: Db, dialect: Dialect) {
       let cursor: number | undefined;
       let sent = 0;
       while (sent < max) {
-        const page = await this.listLogs(f, { limit: Math.min(1000, max - sent), ...(cursor ? { cursor } : {}) });
+        const page = await this.listLogs(f, {
+          limit: Math.min(1000, max - sent),
+          ...(cursor ? { cursor } : {}),
+        });
         for (const row of page.data) yield row;
         sent += page.data.length;
         if (!page.next_cursor) return;
@@ -114,20 +132,42 @@ export function createUsageQueries(db: Db, dialect: Dialect) {
 
     async usage(groupBy: UsageGroup, f: Omit<LogFilter, 'status'>) {
       const col = groupBy === 'day' ? 'day' : groupBy === 'key' ? 'key_id' : 'model';
-      type Agg = { group: string | number | null; key_name?: string | null; requests: number; prompt_tokens: number; cached_tokens: number; completion_tokens: number; cost_nano: number };
+      type Agg = {
+        group: string | number | null;
+        key_name?: string | null;
+        requests: number;
+        prompt_tokens: number;
+        cached_tokens: number;
+        completion_tokens: number;
+        cost_nano: number;
+      };
       let rows: Agg[];
       if (isWholeDay(f.from) && isWholeDay(f.to)) {
         rows = (await rollupFor(f)
-          .select((eb) => [eb.ref(col).as('group'), sql<number>`sum(requests)`.as('requests'), ...TOKEN_AND_COST_SUMS])
+          .select((eb) => [
+            eb.ref(col).as('group'),
+            sql<number>`sum(requests)`.as('requests'),
+            ...TOKEN_AND_COST_SUMS,
+          ])
           .groupBy(col)
           .execute()) as Agg[];
       } else {
-        const dayExpr = dialect === 'postgres'
-          ? sql<string>`to_char(to_timestamp(created_at / 1000.0) at time zone 'UTC', 'YYYY-MM-DD')`
-          : sql<string>`strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')`;
-        const groupExpr = groupBy === 'day' ? dayExpr : groupBy === 'key' ? sql<string>`cast(key_id as text)` : sql<string>`coalesce(model, '')`;
+        const dayExpr =
+          dialect === 'postgres'
+            ? sql<string>`to_char(to_timestamp(created_at / 1000.0) at time zone 'UTC', 'YYYY-MM-DD')`
+            : sql<string>`strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')`;
+        const groupExpr =
+          groupBy === 'day'
+            ? dayExpr
+            : groupBy === 'key'
+              ? sql<string>`cast(key_id as text)`
+              : sql<string>`coalesce(model, '')`;
         rows = (await applyFilter(db.selectFrom('logs'), f)
-          .select((eb) => [groupExpr.as('group'), eb.fn.countAll<number>().as('requests'), ...TOKEN_AND_COST_SUMS])
+          .select((eb) => [
+            groupExpr.as('group'),
+            eb.fn.countAll<number>().as('requests'),
+            ...TOKEN_AND_COST_SUMS,
+          ])
           .groupBy(groupExpr)
           .execute()) as Agg[];
       }
@@ -138,14 +178,21 @@ export function createUsageQueries(db: Db, dialect: Dialect) {
         names = new Map(keys.map((k) => [Number(k.id), k.name]));
       }
       const data = rows.map((r) => ({
-        ...(groupBy === 'day' ? { day: String(r.group) } : groupBy === 'key' ? { key_id: Number(r.group), key_name: names.get(Number(r.group)) ?? null } : { model: r.group === '' ? null : String(r.group) }),
+        ...(groupBy === 'day'
+          ? { day: String(r.group) }
+          : groupBy === 'key'
+            ? { key_id: Number(r.group), key_name: names.get(Number(r.group)) ?? null }
+            : { model: r.group === '' ? null : String(r.group) }),
         requests: Number(r.requests),
         prompt_tokens: Number(r.prompt_tokens),
         cached_tokens: Number(r.cached_tokens),
         completion_tokens: Number(r.completion_tokens),
         cost: nanoToUsd(Number(r.cost_nano)),
       }));
-      if (groupBy === 'day') data.sort((a, b) => String((a as { day: string }).day).localeCompare(String((b as { day: string }).day)));
+      if (groupBy === 'day')
+        data.sort((a, b) =>
+          String((a as { day: string }).day).localeCompare(String((b as { day: string }).day)),
+        );
       else data.sort((a, b) => b.cost - a.cost || b.requests - a.requests);
       return { data };
     },

@@ -17,7 +17,16 @@ const filterFields = {
 
 const CSV_MAX_ROWS = 200_000;
 
-function toFilter(q: { key_id?: number | undefined; user_id?: number | undefined; model?: string | undefined; from?: string | undefined; to?: string | undefined }, principal: Principal): LogFilter {
+function toFilter(
+  q: {
+    key_id?: number | undefined;
+    user_id?: number | undefined;
+    model?: string | undefined;
+    from?: string | undefined;
+    to?: string | undefined;
+  },
+  principal: Principal,
+): LogFilter {
   const f: LogFilter = {};
   if (q.key_id !== undefined) f.keyId = q.key_id;
   const userId = isAdmin(principal) ? q.user_id : selfId(principal)!;
@@ -28,33 +37,76 @@ function toFilter(q: { key_id?: number | undefined; user_id?: number | undefined
   return f;
 }
 
-export function registerUsageRoutes(app: FastifyInstance, deps: { usage: UsageQueries; flush: () => Promise<void> }) {
+export function registerUsageRoutes(
+  app: FastifyInstance,
+  deps: { usage: UsageQueries; flush: () => Promise<void> },
+) {
   route(app, {
-    method: 'GET', url: '/api/logs', summary: 'Call logs, newest first (totals=1 adds sums for the filter; format=csv exports)', tags: ['usage'], auth: 'any',
-    query: z.object({
-      ...filterFields,
-      status: z.union([z.coerce.number().int().min(100).max(599), z.enum(['ok', 'error'])]).optional(),
-      limit: zLimit, cursor: zCursor, totals: z.enum(['0', '1', 'true', 'false']).optional(),
-    }).strict(),
+    method: 'GET',
+    url: '/api/logs',
+    summary: 'Call logs, newest first (totals=1 adds sums for the filter; format=csv exports)',
+    tags: ['usage'],
+    auth: 'any',
+    query: z
+      .object({
+        ...filterFields,
+        status: z.union([z.coerce.number().int().min(100).max(599), z.enum(['ok', 'error'])]).optional(),
+        limit: zLimit,
+        cursor: zCursor,
+        totals: z.enum(['0', '1', 'true', 'false']).optional(),
+      })
+      .strict(),
     handler: async ({ query, principal, reply }) => {
       await deps.flush();
       const f = toFilter(query, principal);
       if (query.status !== undefined) f.status = query.status;
       if (query.format === 'csv') {
-        const cols = ['id', 'request_id', 'created_at', 'user_id', 'key_id', 'key_name', 'model', 'upstream_model', 'channel_id', 'endpoint', 'stream', 'status', 'error_code', 'prompt_tokens', 'cached_tokens', 'completion_tokens', 'cost', 'latency_ms', 'ttft_ms', 'ip', 'estimated'] as const;
+        const cols = [
+          'id',
+          'request_id',
+          'created_at',
+          'user_id',
+          'key_id',
+          'key_name',
+          'model',
+          'upstream_model',
+          'channel_id',
+          'endpoint',
+          'stream',
+          'status',
+          'error_code',
+          'prompt_tokens',
+          'cached_tokens',
+          'completion_tokens',
+          'cost',
+          'latency_ms',
+          'ttft_ms',
+          'ip',
+          'estimated',
+        ] as const;
         const rows: unknown[][] = [];
         for await (const r of deps.usage.allLogs(f, CSV_MAX_ROWS)) rows.push(cols.map((c) => r[c]));
-        reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="moleapi-logs.csv"');
+        reply
+          .header('content-type', 'text/csv; charset=utf-8')
+          .header('content-disposition', 'attachment; filename="moleapi-logs.csv"');
         return toCsv([...cols], rows);
       }
-      const page = await deps.usage.listLogs(f, { limit: query.limit, ...(query.cursor ? { cursor: query.cursor } : {}) });
-      if (query.totals === '1' || query.totals === 'true') return { ...page, totals: await deps.usage.totals(f) };
+      const page = await deps.usage.listLogs(f, {
+        limit: query.limit,
+        ...(query.cursor ? { cursor: query.cursor } : {}),
+      });
+      if (query.totals === '1' || query.totals === 'true')
+        return { ...page, totals: await deps.usage.totals(f) };
       return page;
     },
   });
 
   route(app, {
-    method: 'GET', url: '/api/usage', summary: 'Requests, tokens and cost grouped by day (UTC), key or model', tags: ['usage'], auth: 'any',
+    method: 'GET',
+    url: '/api/usage',
+    summary: 'Requests, tokens and cost grouped by day (UTC), key or model',
+    tags: ['usage'],
+    auth: 'any',
     query: z.object({ ...filterFields, group_by: z.enum(['day', 'key', 'model']).default('day') }).strict(),
     handler: async ({ query, principal, reply }) => {
       await deps.flush();
@@ -62,8 +114,13 @@ export function registerUsageRoutes(app: FastifyInstance, deps: { usage: UsageQu
       if (query.format === 'csv') {
         const first = query.group_by === 'key' ? ['key_id', 'key_name'] : [query.group_by];
         const cols = [...first, 'requests', 'prompt_tokens', 'cached_tokens', 'completion_tokens', 'cost'];
-        reply.header('content-type', 'text/csv; charset=utf-8').header('content-disposition', `attachment; filename="moleapi-usage-by-${query.group_by}.csv"`);
-        return toCsv(cols, result.data.map((r) => cols.map((c) => (r as Record<string, unknown>)[c])));
+        reply
+          .header('content-type', 'text/csv; charset=utf-8')
+          .header('content-disposition', `attachment; filename="moleapi-usage-by-${query.group_by}.csv"`);
+        return toCsv(
+          cols,
+          result.data.map((r) => cols.map((c) => (r as Record<string, unknown>)[c])),
+        );
       }
       return result;
     },

@@ -21,11 +21,15 @@ describe('console serving', () => {
 
   it('serves index.html at / and at client routes, uncached, with security headers', async () => {
     for (const p of ['/', '/keys', '/keys/123?x=1', '/logs', '/usage', '/users']) {
-      const res = await fetch(s.url + p, { headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
+      const res = await fetch(s.url + p, {
+        headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' },
+      });
       expect(res.status, p).toBe(200);
       expect(res.headers.get('content-type')).toMatch(/^text\/html/);
       expect(res.headers.get('cache-control')).toBe('no-cache');
-      expect(res.headers.get('content-security-policy')).toBe("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'");
+      expect(res.headers.get('content-security-policy')).toBe(
+        "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'",
+      );
       expect(res.headers.get('x-content-type-options')).toBe('nosniff');
       expect(res.headers.get('referrer-policy')).toBe('no-referrer');
       expect(res.headers.get('x-frame-options')).toBe('DENY');

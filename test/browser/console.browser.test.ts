@@ -123,11 +123,21 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     const info = await relay(s.url, secret, '/key');
     expect(info.status).toBe(200);
     expect(info.body.name).toBe('web-prod');
-    const chat = await relay(s.url, secret, '/chat/completions', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'Hello from the console test' }] });
+    const chat = await relay(s.url, secret, '/chat/completions', {
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'Hello from the console test' }],
+    });
     expect(chat.status).toBe(200);
-    const chat2 = await relay(s.url, secret, '/chat/completions', { model: 'gpt-4o', messages: [{ role: 'user', content: 'Again' }], stream: false });
+    const chat2 = await relay(s.url, secret, '/chat/completions', {
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'Again' }],
+      stream: false,
+    });
     expect(chat2.status).toBe(200);
-    const refused = await relay(s.url, secret, '/chat/completions', { model: 'text-embedding-3-small', messages: [{ role: 'user', content: 'x' }] });
+    const refused = await relay(s.url, secret, '/chat/completions', {
+      model: 'text-embedding-3-small',
+      messages: [{ role: 'user', content: 'x' }],
+    });
     expect(refused.status).toBe(403);
   });
 
@@ -165,7 +175,10 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     expect(old.body.error.code).toBe('invalid_api_key');
     expect((await relay(s.url, fresh, '/key')).status).toBe(200);
     secret = fresh;
-    const chat = await relay(s.url, secret, '/chat/completions', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'after rotation' }] });
+    const chat = await relay(s.url, secret, '/chat/completions', {
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'after rotation' }],
+    });
     expect(chat.status).toBe(200);
   });
 
@@ -179,14 +192,22 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     expect(text).toContain('gpt-4o');
     expect(text).toContain('200');
     expect(text).toContain('403');
-    await expect(page.getByLabel('Totals for these filters').textContent()).resolves.toMatch(/Requests\s*\d+/);
+    await expect(page.getByLabel('Totals for these filters').textContent()).resolves.toMatch(
+      /Requests\s*\d+/,
+    );
     for (const h of ['Time', 'Key', 'Model', 'Tokens', 'Cost', 'Latency', 'First token', 'Status', 'IP']) {
       expect(await table.getByRole('columnheader', { name: h, exact: true }).count(), h).toBe(1);
     }
 
     // filter by model: only gpt-4o rows remain
     await page.getByLabel('Model').selectOption('gpt-4o');
-    await expect.poll(async () => (await table.locator('tbody tr').allTextContents()).every((t) => t.includes('gpt-4o') && !t.includes('gpt-4o-mini'))).toBe(true);
+    await expect
+      .poll(async () =>
+        (await table.locator('tbody tr').allTextContents()).every(
+          (t) => t.includes('gpt-4o') && !t.includes('gpt-4o-mini'),
+        ),
+      )
+      .toBe(true);
     await page.getByLabel('Model').selectOption('');
     // filter by key and status
     await page.getByLabel('Key').selectOption({ label: 'web-prod' });
@@ -203,7 +224,10 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     await drawer.getByRole('button', { name: 'Close' }).click();
     await drawer.waitFor({ state: 'detached' });
 
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export CSV' }).click(),
+    ]);
     const file = await download.path();
     const csv = (await import('node:fs')).readFileSync(file, 'utf8');
     expect(csv.split('\n')[0]).toContain('request_id');
@@ -218,7 +242,10 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     await table.getByRole('link', { name: 'web-prod' }).waitFor();
     await page.getByRole('button', { name: 'By model' }).click();
     await table.getByText('gpt-4o-mini').waitFor();
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export CSV' }).click()]);
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('button', { name: 'Export CSV' }).click(),
+    ]);
     const csv = (await import('node:fs')).readFileSync(await download.path(), 'utf8');
     expect(csv.split('\n')[0]).toContain('model');
     expect(csv).toContain('gpt-4o-mini');
@@ -233,7 +260,8 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     const audit = page.locator('ol.audit');
     await audit.getByText('key.rotate').waitFor();
     const trail = (await audit.textContent()) ?? '';
-    for (const action of ['key.create', 'key.disable', 'key.enable', 'key.rotate']) expect(trail).toContain(action);
+    for (const action of ['key.create', 'key.disable', 'key.enable', 'key.rotate'])
+      expect(trail).toContain(action);
     expect(trail).not.toContain(secret);
   });
 
@@ -249,7 +277,11 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
   });
 
   it('an empty IP allowlist reads as blocked, and editing such a key keeps it blocked', async () => {
-    const created = await s.api('POST', '/api/keys', { name: 'blocked-key', user_id: admin.id, allowed_ips: [] });
+    const created = await s.api('POST', '/api/keys', {
+      name: 'blocked-key',
+      user_id: admin.id,
+      allowed_ips: [],
+    });
     expect(created.status).toBe(201);
     await page.goto(`${s.url}/keys`);
     const row = page.getByRole('row').filter({ hasText: 'blocked-key' });
@@ -276,7 +308,10 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     expect((await relay(s.url, secret, '/key')).status).toBe(200);
 
     await row.getByRole('button', { name: 'Delete' }).click();
-    await page.getByRole('dialog', { name: /Delete key/ }).getByRole('button', { name: 'Delete' }).click();
+    await page
+      .getByRole('dialog', { name: /Delete key/ })
+      .getByRole('button', { name: 'Delete' })
+      .click();
     await row.waitFor({ state: 'detached' });
     const gone = await relay(s.url, secret, '/key');
     expect(gone.status).toBe(401);
@@ -297,7 +332,10 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     expect(await graceRow.textContent()).toContain('$12.50');
     await graceRow.getByRole('button', { name: 'Top up' }).click();
     await page.getByLabel('Amount (USD)').fill('7.5');
-    await page.getByRole('dialog', { name: /Top up/ }).getByRole('button', { name: 'Top up' }).click();
+    await page
+      .getByRole('dialog', { name: /Top up/ })
+      .getByRole('button', { name: 'Top up' })
+      .click();
     await expect.poll(() => graceRow.textContent()).toContain('$20.00');
 
     await page.getByRole('link', { name: 'Channels', exact: true }).click();
@@ -341,7 +379,15 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
 
   it('navigation and contract names are unambiguous on every page', async () => {
     const keys = await s.api('GET', '/api/keys');
-    const pages = ['/keys', `/keys/${keys.body.data[0].id}`, '/logs', '/usage', '/users', '/channels', '/pricing'];
+    const pages = [
+      '/keys',
+      `/keys/${keys.body.data[0].id}`,
+      '/logs',
+      '/usage',
+      '/users',
+      '/channels',
+      '/pricing',
+    ];
     for (const p of pages) {
       await page.goto(s.url + p);
       await page.getByRole('heading', { level: 1 }).waitFor();
@@ -357,10 +403,12 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     await page.goto(s.url + '/logs');
     await page.getByRole('heading', { name: 'Call logs' }).waitFor();
     expect(await page.getByRole('button', { name: 'Export CSV' }).count()).toBe(1);
-    for (const label of ['Key', 'Model', 'Status', 'Time range']) expect(await page.getByLabel(label).count(), label).toBe(1);
+    for (const label of ['Key', 'Model', 'Status', 'Time range'])
+      expect(await page.getByLabel(label).count(), label).toBe(1);
     await page.goto(s.url + '/keys');
     await page.getByRole('button', { name: 'Create key' }).click();
-    for (const label of ['Name', 'Models', 'Allowed IPs', 'Quota (USD)', 'Expires']) expect(await page.getByLabel(label).count(), label).toBe(1);
+    for (const label of ['Name', 'Models', 'Allowed IPs', 'Quota (USD)', 'Expires'])
+      expect(await page.getByLabel(label).count(), label).toBe(1);
     expect(await page.getByRole('button', { name: 'Create' }).count()).toBe(1);
     await page.keyboard.press('Escape');
     await page.getByRole('dialog').waitFor({ state: 'detached' });
@@ -403,7 +451,14 @@ describe.skipIf(!hasChromium)('web console: users are isolated', SUITE, () => {
     expect(a.status).toBe(201);
     expect(b.status).toBe(201);
     // a call with Bob's key, so there is a log and usage that Alice must not see
-    expect((await relay(s.url, b.body.key, '/chat/completions', { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] })).status).toBe(200);
+    expect(
+      (
+        await relay(s.url, b.body.key, '/chat/completions', {
+          model: 'gpt-4o-mini',
+          messages: [{ role: 'user', content: 'hi' }],
+        })
+      ).status,
+    ).toBe(200);
 
     const ctx = await newContext(browser);
     const page = await ctx.newPage();
@@ -420,10 +475,16 @@ describe.skipIf(!hasChromium)('web console: users are isolated', SUITE, () => {
     expect(await page.getByLabel('Owner').count()).toBe(0);
     await page.getByLabel('Name').fill('alice-phone');
     await page.getByRole('button', { name: 'Create', exact: true }).click();
-    await page.getByRole('dialog', { name: /created/ }).getByRole('button', { name: 'Done' }).click();
+    await page
+      .getByRole('dialog', { name: /created/ })
+      .getByRole('button', { name: 'Done' })
+      .click();
     await page.getByRole('link', { name: 'alice-phone' }).waitFor();
     const hers = await s.api('GET', `/api/keys?user_id=${alice.id}`);
-    expect(hers.body.data.map((k: { name: string }) => k.name).sort()).toEqual(['alice-laptop', 'alice-phone']);
+    expect(hers.body.data.map((k: { name: string }) => k.name).sort()).toEqual([
+      'alice-laptop',
+      'alice-phone',
+    ]);
 
     await page.goto(`${s.url}/keys/${b.body.id}`);
     await page.getByRole('heading', { name: 'Key not found' }).waitFor();
@@ -444,7 +505,11 @@ describe.skipIf(!hasChromium)('web console: users are isolated', SUITE, () => {
 
   it('works at phone width (390px) without the page scrolling sideways', async () => {
     const carol = await createUser(s, { username: 'carol' });
-    await s.api('POST', '/api/keys', { name: 'carol-key-with-a-rather-long-name', user_id: carol.id, quota: 3 });
+    await s.api('POST', '/api/keys', {
+      name: 'carol-key-with-a-rather-long-name',
+      user_id: carol.id,
+      quota: 3,
+    });
     const ctx = await newContext(browser, { width: 390, height: 844 });
     const page = await ctx.newPage();
     await signIn(page, s.url, carol.username, carol.password);
@@ -452,7 +517,9 @@ describe.skipIf(!hasChromium)('web console: users are isolated', SUITE, () => {
     for (const path of ['/keys', '/logs', '/usage']) {
       await page.goto(s.url + path);
       await page.getByRole('heading', { level: 1 }).waitFor();
-      const overflow = Number(await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'));
+      const overflow = Number(
+        await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'),
+      );
       expect(overflow, `horizontal overflow on ${path}`).toBeLessThanOrEqual(0);
     }
     await page.goto(s.url + '/keys');

@@ -62,7 +62,10 @@ function webIsFresh(): boolean {
  */
 export async function ensureWebBuilt(): Promise<void> {
   if (webIsFresh()) return;
-  const lock = path.join(os.tmpdir(), `moleapi-web-build-${Buffer.from(REPO_ROOT).toString('base64url').slice(-24)}.lock`);
+  const lock = path.join(
+    os.tmpdir(),
+    `moleapi-web-build-${Buffer.from(REPO_ROOT).toString('base64url').slice(-24)}.lock`,
+  );
   const deadline = Date.now() + 120_000;
   for (;;) {
     try {
@@ -71,7 +74,8 @@ export async function ensureWebBuilt(): Promise<void> {
     } catch {
       // someone else is building; a lock older than 2 minutes is stale
       try {
-        if (Date.now() - fs.statSync(lock).mtimeMs > 120_000) fs.rmSync(lock, { recursive: true, force: true });
+        if (Date.now() - fs.statSync(lock).mtimeMs > 120_000)
+          fs.rmSync(lock, { recursive: true, force: true });
       } catch {
         /* gone already */
       }
@@ -82,10 +86,21 @@ export async function ensureWebBuilt(): Promise<void> {
   try {
     if (!webIsFresh()) {
       console.log('[moleapi tests] building the web console (npm run build:web)…');
-      execFileSync(process.execPath, [path.join(REPO_ROOT, 'node_modules', 'vite', 'bin', 'vite.js'), 'build', '--config', 'web/vite.config.ts', '--logLevel', 'warn'], {
-        cwd: REPO_ROOT,
-        stdio: ['ignore', 'inherit', 'inherit'],
-      });
+      execFileSync(
+        process.execPath,
+        [
+          path.join(REPO_ROOT, 'node_modules', 'vite', 'bin', 'vite.js'),
+          'build',
+          '--config',
+          'web/vite.config.ts',
+          '--logLevel',
+          'warn',
+        ],
+        {
+          cwd: REPO_ROOT,
+          stdio: ['ignore', 'inherit', 'inherit'],
+        },
+      );
     }
   } finally {
     fs.rmSync(lock, { recursive: true, force: true });
@@ -95,14 +110,23 @@ export async function ensureWebBuilt(): Promise<void> {
 /** The bits of the test server the browser suites use (test/helpers/server.ts). */
 export interface Gateway {
   url: string;
-  api(method: string, p: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
+  api(
+    method: string,
+    p: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: any; headers: Headers }>;
 }
 
 export const MOCK_MODELS = ['gpt-4o-mini', 'gpt-4o', 'text-embedding-3-small'];
 
 /** A built-in mock channel and prices, so keys have models to call without any network. */
 export async function seedGateway(s: Gateway): Promise<void> {
-  const ch = await s.api('POST', '/api/channels', { name: 'offline mock', type: 'mock', models: MOCK_MODELS });
+  const ch = await s.api('POST', '/api/channels', {
+    name: 'offline mock',
+    type: 'mock',
+    models: MOCK_MODELS,
+  });
   if (ch.status !== 201) throw new Error(`channel create failed: ${ch.status} ${JSON.stringify(ch.body)}`);
   for (const [model, input, output] of [
     ['gpt-4o-mini', 0.15, 0.6],
@@ -149,23 +173,40 @@ export function watchPage(page: Page) {
   });
   page.on('console', (msg) => {
     // the browser logs every non-2xx fetch ("Failed to load resource"): expected for 401/404 probes
-    if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) problems.consoleErrors.push(msg.text());
+    if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource'))
+      problems.consoleErrors.push(msg.text());
   });
   return problems;
 }
 
-export async function newContext(browser: Browser, viewport = { width: 1366, height: 768 }): Promise<BrowserContext> {
-  const ctx = await browser.newContext({ viewport, locale: 'en-US', timezoneId: 'Europe/Berlin', acceptDownloads: true });
+export async function newContext(
+  browser: Browser,
+  viewport = { width: 1366, height: 768 },
+): Promise<BrowserContext> {
+  const ctx = await browser.newContext({
+    viewport,
+    locale: 'en-US',
+    timezoneId: 'Europe/Berlin',
+    acceptDownloads: true,
+  });
   // fail inside the suites' test timeout, with Playwright's own (useful) message
   ctx.setDefaultTimeout(15_000);
   return ctx;
 }
 
 /** Calls the relay with a secret; returns status and parsed body. */
-export async function relay(url: string, secret: string, p: string, body?: unknown): Promise<{ status: number; body: any }> {
+export async function relay(
+  url: string,
+  secret: string,
+  p: string,
+  body?: unknown,
+): Promise<{ status: number; body: any }> {
   const res = await fetch(url + '/v1' + p, {
     method: body === undefined ? 'GET' : 'POST',
-    headers: { authorization: `Bearer ${secret}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      authorization: `Bearer ${secret}`,
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();

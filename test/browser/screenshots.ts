@@ -5,7 +5,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { startTestServer } from '../helpers/server.js';
-import { createUser, ensureWebBuilt, hasChromium, launchBrowser, newContext, relay, REPO_ROOT, seedGateway, signIn, CHROMIUM_PATH } from './helpers.js';
+import {
+  createUser,
+  ensureWebBuilt,
+  hasChromium,
+  launchBrowser,
+  newContext,
+  relay,
+  REPO_ROOT,
+  seedGateway,
+  signIn,
+  CHROMIUM_PATH,
+} from './helpers.js';
 
 const OUT = path.join(REPO_ROOT, 'docs', 'screenshots');
 
@@ -41,18 +52,32 @@ async function main() {
     const devLocal = await mk({ name: 'dev-local' });
     const chatbox = await mk({ name: 'chatbox-test', models: ['gpt-4o-mini'], quota: 5, rpm: 60 });
     const ops = await mk({ name: 'ops-batch', models: ['text-embedding-3-small'], quota: 20 });
-    const graceKey = await s.api('POST', '/api/keys', { user_id: grace.id, name: 'grace-notebook', quota: 10 });
+    const graceKey = await s.api('POST', '/api/keys', {
+      user_id: grace.id,
+      name: 'grace-notebook',
+      quota: 10,
+    });
 
     const chat = (secret: string, model: string, content: string, extra: Record<string, unknown> = {}) =>
       relay(s.url, secret, '/chat/completions', { model, messages: [{ role: 'user', content }], ...extra });
     for (let i = 0; i < 6; i++) {
-      await chat(webProd.key, 'gpt-4o-mini', `Summarise order #${1000 + i} for the customer.`, { max_tokens: 120 });
+      await chat(webProd.key, 'gpt-4o-mini', `Summarise order #${1000 + i} for the customer.`, {
+        max_tokens: 120,
+      });
       await chat(webProd.key, 'gpt-4o', `Draft a reply to ticket ${i}.`, { max_tokens: 200 });
     }
-    for (let i = 0; i < 4; i++) await chat(devLocal.key, 'gpt-4o-mini', 'hello from my laptop', { stream: true, stream_options: { include_usage: true } });
+    for (let i = 0; i < 4; i++)
+      await chat(devLocal.key, 'gpt-4o-mini', 'hello from my laptop', {
+        stream: true,
+        stream_options: { include_usage: true },
+      });
     await chat(chatbox.key, 'gpt-4o-mini', 'What is an API key?');
     await chat(chatbox.key, 'gpt-4o', 'not allowed for this key');
-    for (let i = 0; i < 3; i++) await relay(s.url, ops.key, '/embeddings', { model: 'text-embedding-3-small', input: [`document ${i}`, `chunk ${i}`] });
+    for (let i = 0; i < 3; i++)
+      await relay(s.url, ops.key, '/embeddings', {
+        model: 'text-embedding-3-small',
+        input: [`document ${i}`, `chunk ${i}`],
+      });
     await chat(graceKey.body.key, 'gpt-4o', 'Plan my week.');
     await relay(s.url, webProd.key, '/key');
     await s.api('PATCH', `/api/keys/${ops.id}`, { status: 'disabled' });

@@ -15,7 +15,8 @@ describe('typecheck', () => {
     it(`tsc -p ${project}`, { timeout: 300_000 }, async () => {
       const r = await run(process.execPath, [tsc, '-p', project, '--noEmit'], { cwd: REPO_ROOT }).then(
         () => '',
-        (err: { stdout?: string; stderr?: string }) => `${err.stdout ?? ''}${err.stderr ?? ''}` || 'tsc failed',
+        (err: { stdout?: string; stderr?: string }) =>
+          `${err.stdout ?? ''}${err.stderr ?? ''}` || 'tsc failed',
       );
       expect(r).toBe('');
     });

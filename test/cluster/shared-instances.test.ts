@@ -11,7 +11,11 @@ if (!enabled) console.warn('[moleapi tests] SKIPPING shared-instance suite: need
 const messages = [{ role: 'user', content: 'dig a tunnel' }];
 const MAX_TOKENS = 12; // the built-in mock answers 12 tokens, so actual cost = worst case
 const PRICE = { inputNanoPerM: 150_000_000, outputNanoPerM: 600_000_000, cachedInputNanoPerM: null };
-const worst = costNano({ promptTokens: countChatPrompt(messages), cachedTokens: 0, completionTokens: MAX_TOKENS }, PRICE, 1_000_000);
+const worst = costNano(
+  { promptTokens: countChatPrompt(messages), cachedTokens: 0, completionTokens: MAX_TOKENS },
+  PRICE,
+  1_000_000,
+);
 
 const chat = (s: TestServer, secret: string) =>
   fetch(s.url + '/v1/chat/completions', {
@@ -26,11 +30,15 @@ describe.skipIf(!enabled)('two instances sharing PostgreSQL + Redis', () => {
   beforeAll(async () => {
     a = await startTestServer({ backend: 'postgres', redis: true });
     b = await startTestServer({ shareWith: a, redis: true });
-    expect((await a.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: ['mole-mini'] })).status).toBe(201);
+    expect(
+      (await a.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: ['mole-mini'] })).status,
+    ).toBe(201);
     expect((await a.api('PUT', '/api/prices/mole-mini', { input: 0.15, output: 0.6 })).status).toBe(200);
     // b learns about the channel and price through the shared invalidation channel.
-    for (let i = 0; i < 50 && !b.services.channels.serves('default', 'mole-mini'); i++) await new Promise((r) => setTimeout(r, 20));
-    for (let i = 0; i < 50 && !b.services.catalog.price('mole-mini'); i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 50 && !b.services.channels.serves('default', 'mole-mini'); i++)
+      await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 50 && !b.services.catalog.price('mole-mini'); i++)
+      await new Promise((r) => setTimeout(r, 20));
   });
   afterAll(async () => {
     await b?.close();
@@ -38,9 +46,16 @@ describe.skipIf(!enabled)('two instances sharing PostgreSQL + Redis', () => {
   });
 
   it('a key quota that covers 3 requests admits at most 3 of 30 spread over both instances', async () => {
-    const { key, secret } = await userWithKey(a, { balance: 100, key: { quota: (3 * worst + Math.floor(worst / 2)) / 1e9 } });
+    const { key, secret } = await userWithKey(a, {
+      balance: 100,
+      key: { quota: (3 * worst + Math.floor(worst / 2)) / 1e9 },
+    });
     const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => chat(i % 2 ? a : b, secret)));
-    const codes = await Promise.all(answers.map(async (r) => (r.status === 200 ? 'ok' : ((await r.json()) as { error: { code: string } }).error.code)));
+    const codes = await Promise.all(
+      answers.map(async (r) =>
+        r.status === 200 ? 'ok' : ((await r.json()) as { error: { code: string } }).error.code,
+      ),
+    );
     expect(codes.filter((c) => c === 'ok').length).toBe(3);
     expect(codes.filter((c) => c === 'insufficient_quota').length).toBe(27);
     await a.services.flush();
@@ -54,7 +69,9 @@ describe.skipIf(!enabled)('two instances sharing PostgreSQL + Redis', () => {
     const { user, secret } = await userWithKey(a, { balance: (3 * worst + 1) / 1e9 });
     const second = await a.api('POST', '/api/keys', { name: 'second', user_id: user.id });
     const secrets = [secret, second.body.key as string];
-    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => chat(i % 2 ? a : b, secrets[i % 2]!)));
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => chat(i % 2 ? a : b, secrets[i % 2]!)),
+    );
     expect(answers.filter((r) => r.status === 200).length).toBe(3);
     await a.services.flush();
     await b.services.flush();

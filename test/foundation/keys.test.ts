@@ -26,8 +26,18 @@ describe.each(backends())('keys [%s]', (backend) => {
     expect(isWellFormedKey(secret)).toBe(true);
     for (const f of KEY_FIELDS) expect(r.body, f).toHaveProperty(f);
     expect(r.body).toMatchObject({
-      name: 'first', user_id: owner.id, status: 'active', models: null, allowed_ips: null, quota: null, used: 0, group: null, expires_at: null,
-      last_used_at: null, last_used_ip: null, display: `${secret.slice(0, 7)}…${secret.slice(-4)}`,
+      name: 'first',
+      user_id: owner.id,
+      status: 'active',
+      models: null,
+      allowed_ips: null,
+      quota: null,
+      used: 0,
+      group: null,
+      expires_at: null,
+      last_used_at: null,
+      last_used_ip: null,
+      display: `${secret.slice(0, 7)}…${secret.slice(-4)}`,
     });
     expect(Date.parse(r.body.created_at)).not.toBeNaN();
     // Never again: not in get, list, or anywhere in their text.
@@ -54,16 +64,36 @@ describe.each(backends())('keys [%s]', (backend) => {
   it('creates with every writable field', async () => {
     const expires = new Date(Date.now() + 86_400_000).toISOString();
     const r = await s.api('POST', '/api/keys', {
-      name: 'full', user_id: owner.id, models: ['gpt-4o*', 'text-embedding-3-small'], allowed_ips: ['127.0.0.1', '10.0.0.0/8', '2001:db8::/32'],
-      quota: 1.5, expires_at: expires, group: 'vip', rpm: 60,
+      name: 'full',
+      user_id: owner.id,
+      models: ['gpt-4o*', 'text-embedding-3-small'],
+      allowed_ips: ['127.0.0.1', '10.0.0.0/8', '2001:db8::/32'],
+      quota: 1.5,
+      expires_at: expires,
+      group: 'vip',
+      rpm: 60,
     });
     expect(r.status).toBe(201);
     expect(r.body).toMatchObject({
-      models: ['gpt-4o*', 'text-embedding-3-small'], allowed_ips: ['127.0.0.1', '10.0.0.0/8', '2001:db8::/32'], quota: 1.5, used: 0, group: 'vip', expires_at: expires, status: 'active',
+      models: ['gpt-4o*', 'text-embedding-3-small'],
+      allowed_ips: ['127.0.0.1', '10.0.0.0/8', '2001:db8::/32'],
+      quota: 1.5,
+      used: 0,
+      group: 'vip',
+      expires_at: expires,
+      status: 'active',
     });
     const k = await relay(s, r.body.key);
     expect(k.status).toBe(200);
-    expect(k.body).toMatchObject({ id: r.body.id, quota: 1.5, used: 0, remaining: 1.5, expires_at: expires, models: ['gpt-4o*', 'text-embedding-3-small'], status: 'active' });
+    expect(k.body).toMatchObject({
+      id: r.body.id,
+      quota: 1.5,
+      used: 0,
+      remaining: 1.5,
+      expires_at: expires,
+      models: ['gpt-4o*', 'text-embedding-3-small'],
+      status: 'active',
+    });
     expect(JSON.stringify(k.body)).not.toContain(r.body.key);
   });
 
@@ -100,9 +130,18 @@ describe.each(backends())('keys [%s]', (backend) => {
       ids.active = (await createKey(s, u.id, { name: 'alpha_one' })).id;
       ids.disabled = (await createKey(s, u.id, { name: 'Beta%two' })).id;
       await s.api('PATCH', `/api/keys/${ids.disabled}`, { status: 'disabled' });
-      ids.expired = (await createKey(s, u.id, { name: 'gamma', expires_at: new Date(Date.now() - 60_000).toISOString() })).id;
+      ids.expired = (
+        await createKey(s, u.id, { name: 'gamma', expires_at: new Date(Date.now() - 60_000).toISOString() })
+      ).id;
       ids.exhausted = (await createKey(s, u.id, { name: 'delta', quota: 0 })).id;
-      ids.future = (await createKey(s, u.id, { name: 'epsilon', quota: 5, expires_at: new Date(Date.now() + 3_600_000).toISOString(), group: 'g2' })).id;
+      ids.future = (
+        await createKey(s, u.id, {
+          name: 'epsilon',
+          quota: 5,
+          expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+          group: 'g2',
+        })
+      ).id;
       ids.deleted = (await createKey(s, u.id, { name: 'zeta' })).id;
       await s.api('DELETE', `/api/keys/${ids.deleted}`);
     });
@@ -111,32 +150,51 @@ describe.each(backends())('keys [%s]', (backend) => {
     it('by user_id, newest first, without deleted keys', async () => {
       const r = await s.api('GET', `/api/keys?user_id=${u.id}`);
       expect(r.status).toBe(200);
-      expect(r.body.data.map((k: { id: number }) => k.id)).toEqual([ids.future, ids.exhausted, ids.expired, ids.disabled, ids.active]);
+      expect(r.body.data.map((k: { id: number }) => k.id)).toEqual([
+        ids.future,
+        ids.exhausted,
+        ids.expired,
+        ids.disabled,
+        ids.active,
+      ]);
       expect(r.body.next_cursor).toBeNull();
       expect(r.body.data.every((k: { user_id: number }) => k.user_id === u.id)).toBe(true);
     });
 
     it('by status, including the derived expired and exhausted', async () => {
-      const byStatus = async (st: string) => names(await s.api('GET', `/api/keys?user_id=${u.id}&status=${st}`));
+      const byStatus = async (st: string) =>
+        names(await s.api('GET', `/api/keys?user_id=${u.id}&status=${st}`));
       expect(await byStatus('active')).toEqual(['alpha_one', 'epsilon']);
       expect(await byStatus('disabled')).toEqual(['Beta%two']);
       expect(await byStatus('expired')).toEqual(['gamma']);
       expect(await byStatus('exhausted')).toEqual(['delta']);
       const all = await s.api('GET', `/api/keys?user_id=${u.id}`);
-      const st = Object.fromEntries(all.body.data.map((k: { name: string; status: string }) => [k.name, k.status]));
-      expect(st).toEqual({ alpha_one: 'active', 'Beta%two': 'disabled', gamma: 'expired', delta: 'exhausted', epsilon: 'active' });
+      const st = Object.fromEntries(
+        all.body.data.map((k: { name: string; status: string }) => [k.name, k.status]),
+      );
+      expect(st).toEqual({
+        alpha_one: 'active',
+        'Beta%two': 'disabled',
+        gamma: 'expired',
+        delta: 'exhausted',
+        epsilon: 'active',
+      });
       expectApiError(await s.api('GET', `/api/keys?status=deleted`), 422, 'validation_error');
     });
 
     it('by q over name and masked form, treating % and _ literally', async () => {
       expect(names(await s.api('GET', `/api/keys?user_id=${u.id}&q=alpha`))).toEqual(['alpha_one']);
       expect(names(await s.api('GET', `/api/keys?user_id=${u.id}&q=a_o`))).toEqual(['alpha_one']);
-      expect(names(await s.api('GET', `/api/keys?user_id=${u.id}&q=${encodeURIComponent('%')}`))).toEqual(['Beta%two']);
+      expect(names(await s.api('GET', `/api/keys?user_id=${u.id}&q=${encodeURIComponent('%')}`))).toEqual([
+        'Beta%two',
+      ]);
       expect(names(await s.api('GET', `/api/keys?user_id=${u.id}&q=_`))).toEqual(['alpha_one']);
       expect(names(await s.api('GET', `/api/keys?user_id=${u.id}&q=nothing-like-this`))).toEqual([]);
       const one = (await s.api('GET', `/api/keys/${ids.active}`)).body;
       const tail = one.display.slice(-4);
-      expect(names(await s.api('GET', `/api/keys?user_id=${u.id}&q=${encodeURIComponent(tail)}`))).toContain('alpha_one');
+      expect(names(await s.api('GET', `/api/keys?user_id=${u.id}&q=${encodeURIComponent(tail)}`))).toContain(
+        'alpha_one',
+      );
     });
 
     it('q is case-insensitive on every backend', async () => {
@@ -149,7 +207,9 @@ describe.each(backends())('keys [%s]', (backend) => {
     });
 
     it('pages with limit and cursor, without gaps or repeats', async () => {
-      const all = (await s.api('GET', `/api/keys?user_id=${u.id}`)).body.data.map((k: { id: number }) => k.id);
+      const all = (await s.api('GET', `/api/keys?user_id=${u.id}`)).body.data.map(
+        (k: { id: number }) => k.id,
+      );
       const seen: number[] = [];
       let cursor: string | null = null;
       let pages = 0;
@@ -178,16 +238,44 @@ describe.each(backends())('keys [%s]', (backend) => {
   it('PATCH changes every writable field, and null clears', async () => {
     const { id, secret } = await createKey(s, owner.id);
     const expires = new Date(Date.now() + 7 * 86_400_000).toISOString();
-    const patch = { name: 'renamed', models: ['gpt-4o-mini', 'claude-*'], allowed_ips: ['127.0.0.0/8', '::1'], quota: 2.5, expires_at: expires, group: 'vip', rpm: 10 };
+    const patch = {
+      name: 'renamed',
+      models: ['gpt-4o-mini', 'claude-*'],
+      allowed_ips: ['127.0.0.0/8', '::1'],
+      quota: 2.5,
+      expires_at: expires,
+      group: 'vip',
+      rpm: 10,
+    };
     const r = await s.api('PATCH', `/api/keys/${id}`, patch);
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ ...patch, rpm: 10, status: 'active' });
     expect((await s.api('GET', `/api/keys/${id}`)).body).toMatchObject({ ...patch });
-    expect((await relay(s, secret)).body).toMatchObject({ name: 'renamed', quota: 2.5, models: ['gpt-4o-mini', 'claude-*'], allowed_ips: ['127.0.0.0/8', '::1'], group: 'vip' });
+    expect((await relay(s, secret)).body).toMatchObject({
+      name: 'renamed',
+      quota: 2.5,
+      models: ['gpt-4o-mini', 'claude-*'],
+      allowed_ips: ['127.0.0.0/8', '::1'],
+      group: 'vip',
+    });
 
-    const cleared = await s.api('PATCH', `/api/keys/${id}`, { models: null, allowed_ips: null, quota: null, expires_at: null, group: null, rpm: null });
+    const cleared = await s.api('PATCH', `/api/keys/${id}`, {
+      models: null,
+      allowed_ips: null,
+      quota: null,
+      expires_at: null,
+      group: null,
+      rpm: null,
+    });
     expect(cleared.status).toBe(200);
-    expect(cleared.body).toMatchObject({ name: 'renamed', models: null, allowed_ips: null, quota: null, expires_at: null, group: null });
+    expect(cleared.body).toMatchObject({
+      name: 'renamed',
+      models: null,
+      allowed_ips: null,
+      quota: null,
+      expires_at: null,
+      group: null,
+    });
     expect((await relay(s, secret)).body).toMatchObject({ models: null, quota: null, remaining: null });
 
     expectApiError(await s.api('PATCH', `/api/keys/${id}`, { status: 'expired' }), 422, 'validation_error');
@@ -217,7 +305,12 @@ describe.each(backends())('keys [%s]', (backend) => {
     expect(fresh).toMatch(KEY_RE);
     expect(isWellFormedKey(fresh)).toBe(true);
     expect(fresh).not.toBe(old);
-    expect(r.body).toMatchObject({ id, name: 'rot0', quota: 3, display: `${fresh.slice(0, 7)}…${fresh.slice(-4)}` });
+    expect(r.body).toMatchObject({
+      id,
+      name: 'rot0',
+      quota: 3,
+      display: `${fresh.slice(0, 7)}…${fresh.slice(-4)}`,
+    });
     expect(r.body.display).not.toBe(key.display);
     expectRelayError(await relay(s, old), 401, 'invalid_api_key');
     expect((await relay(s, fresh)).body.id).toBe(id);
@@ -244,14 +337,16 @@ describe.each(backends())('keys [%s]', (backend) => {
 
   it('a second rotation ends the first grace period early when asked (never later than asked)', async () => {
     const { id, secret: first } = await createKey(s, owner.id);
-    const second = (await s.api('POST', `/api/keys/${id}/rotate`, { grace_seconds: 3600 })).body.key as string;
+    const second = (await s.api('POST', `/api/keys/${id}/rotate`, { grace_seconds: 3600 })).body
+      .key as string;
     expect((await relay(s, first)).status).toBe(200);
     const third = (await s.api('POST', `/api/keys/${id}/rotate`, { grace_seconds: 0 })).body.key as string;
     expectRelayError(await relay(s, first), 401, 'invalid_api_key');
     expectRelayError(await relay(s, second), 401, 'invalid_api_key');
     expect((await relay(s, third)).status).toBe(200);
     // Rotating with grace again keeps only the immediately previous secret.
-    const fourth = (await s.api('POST', `/api/keys/${id}/rotate`, { grace_seconds: 3600 })).body.key as string;
+    const fourth = (await s.api('POST', `/api/keys/${id}/rotate`, { grace_seconds: 3600 })).body
+      .key as string;
     expect((await relay(s, third)).status).toBe(200);
     const fifth = (await s.api('POST', `/api/keys/${id}/rotate`, { grace_seconds: 3600 })).body.key as string;
     expectRelayError(await relay(s, third), 401, 'invalid_api_key');
@@ -269,7 +364,13 @@ describe.each(backends())('keys [%s]', (backend) => {
 
   it('rotate validates grace_seconds and answers 404 for unknown keys', async () => {
     const { id } = await createKey(s, owner.id);
-    for (const body of [{ grace_seconds: -1 }, { grace_seconds: 1.5 }, { grace_seconds: '10' }, { grace_seconds: 31 * 24 * 3600 }, { other: 1 }]) {
+    for (const body of [
+      { grace_seconds: -1 },
+      { grace_seconds: 1.5 },
+      { grace_seconds: '10' },
+      { grace_seconds: 31 * 24 * 3600 },
+      { other: 1 },
+    ]) {
       expectApiError(await s.api('POST', `/api/keys/${id}/rotate`, body), 422, 'validation_error');
     }
     expectApiError(await s.api('POST', '/api/keys/999999999/rotate', {}), 404, 'not_found');
@@ -292,7 +393,13 @@ describe.each(backends())('keys [%s]', (backend) => {
     const logs = await s.api('GET', `/api/logs?key_id=${id}`);
     expect(logs.status).toBe(200);
     expect(logs.body.data.length).toBe(1);
-    expect(logs.body.data[0]).toMatchObject({ key_id: id, key_name: 'doomed', user_id: owner.id, request_id: requestId, status: 200 });
+    expect(logs.body.data[0]).toMatchObject({
+      key_id: id,
+      key_name: 'doomed',
+      user_id: owner.id,
+      request_id: requestId,
+      status: 200,
+    });
   });
 
   it('last_used_at and last_used_ip are recorded', async () => {
@@ -307,7 +414,12 @@ describe.each(backends())('keys [%s]', (backend) => {
   describe('audit trail', () => {
     it('records key.create/update/enable/disable/rotate/delete and user.create with actor, ip, changes and no secret', async () => {
       const { user } = await createUser(s);
-      const c = await s.api('POST', '/api/keys', { name: 'audited', user_id: user.id, models: ['gpt-4o'], quota: 1 });
+      const c = await s.api('POST', '/api/keys', {
+        name: 'audited',
+        user_id: user.id,
+        models: ['gpt-4o'],
+        quota: 1,
+      });
       const id = c.body.id as number;
       const secrets = [c.body.key as string];
       await s.api('PATCH', `/api/keys/${id}`, { name: 'audited-2', quota: 2 });
@@ -319,14 +431,34 @@ describe.each(backends())('keys [%s]', (backend) => {
       const byKey = await s.api('GET', `/api/audit?key_id=${id}`);
       expect(byKey.status).toBe(200);
       const rows = [...byKey.body.data].reverse();
-      expect(rows.map((r: { action: string }) => r.action)).toEqual(['key.create', 'key.update', 'key.disable', 'key.enable', 'key.update', 'key.rotate', 'key.delete']);
+      expect(rows.map((r: { action: string }) => r.action)).toEqual([
+        'key.create',
+        'key.update',
+        'key.disable',
+        'key.enable',
+        'key.update',
+        'key.rotate',
+        'key.delete',
+      ]);
       for (const r of rows) {
-        expect(Object.keys(r).sort()).toEqual(['action', 'actor', 'changes', 'created_at', 'id', 'ip', 'key_id', 'user_id']);
+        expect(Object.keys(r).sort()).toEqual([
+          'action',
+          'actor',
+          'changes',
+          'created_at',
+          'id',
+          'ip',
+          'key_id',
+          'user_id',
+        ]);
         expect(r).toMatchObject({ actor: 'master', ip: '127.0.0.1', key_id: id, user_id: user.id });
         expect(Date.parse(r.created_at)).not.toBeNaN();
       }
       expect(rows[0].changes).toMatchObject({ name: 'audited', models: ['gpt-4o'], quota: 1 });
-      expect(rows[1].changes).toEqual({ name: { from: 'audited', to: 'audited-2' }, quota: { from: 1, to: 2 } });
+      expect(rows[1].changes).toEqual({
+        name: { from: 'audited', to: 'audited-2' },
+        quota: { from: 1, to: 2 },
+      });
       expect(rows[2].changes).toEqual({ status: { from: 'active', to: 'disabled' } });
       expect(rows[3].changes).toEqual({ status: { from: 'disabled', to: 'active' } });
       expect(rows[4].changes).toEqual({ allowed_ips: { from: null, to: ['10.0.0.0/8'] } });
@@ -382,17 +514,27 @@ describe.each(backends())('per-user key cap [%s]', (backend) => {
     const b = (await createUser(s)).user;
     const ids: number[] = [];
     for (let i = 0; i < 3; i++) ids.push((await createKey(s, a.id)).id);
-    expectApiError(await s.api('POST', '/api/keys', { name: 'fourth', user_id: a.id }), 409, 'key_limit_reached');
+    expectApiError(
+      await s.api('POST', '/api/keys', { name: 'fourth', user_id: a.id }),
+      409,
+      'key_limit_reached',
+    );
     // Another user has their own allowance.
     expect((await s.api('POST', '/api/keys', { name: 'b1', user_id: b.id })).status).toBe(201);
     await s.api('DELETE', `/api/keys/${ids[0]}`);
     expect((await s.api('POST', '/api/keys', { name: 'fourth', user_id: a.id })).status).toBe(201);
-    expectApiError(await s.api('POST', '/api/keys', { name: 'fifth', user_id: a.id }), 409, 'key_limit_reached');
+    expectApiError(
+      await s.api('POST', '/api/keys', { name: 'fifth', user_id: a.id }),
+      409,
+      'key_limit_reached',
+    );
   });
 
   it('holds under concurrent creation', async () => {
     const c = (await createUser(s)).user;
-    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => s.api('POST', '/api/keys', { name: `race-${i}`, user_id: c.id })));
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => s.api('POST', '/api/keys', { name: `race-${i}`, user_id: c.id })),
+    );
     const statuses = results.map((r) => r.status).sort();
     expect(statuses.filter((st) => st === 201).length).toBe(3);
     expect(statuses.filter((st) => st === 409).length).toBe(37);

@@ -10,7 +10,6 @@ import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, REPO_ROOT as ROOT } from '../helpers/process.js';
 
-
 interface Running {
   child: ChildProcess;
   port: number;
@@ -24,15 +23,28 @@ const children: ChildProcess[] = [];
 
 async function start(dataDir: string): Promise<Running> {
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), HOST: '127.0.0.1', MOLE_DATA_DIR: dataDir, MOLE_LOG_LEVEL: 'info' };
-  for (const v of ['DATABASE_URL', 'REDIS_URL', 'MOLE_MASTER_KEY', 'MOLE_SECRET', 'MOLE_TRUSTED_PROXIES']) delete env[v];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    MOLE_DATA_DIR: dataDir,
+    MOLE_LOG_LEVEL: 'info',
+  };
+  for (const v of ['DATABASE_URL', 'REDIS_URL', 'MOLE_MASTER_KEY', 'MOLE_SECRET', 'MOLE_TRUSTED_PROXIES'])
+    delete env[v];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   children.push(child);
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (err += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    child.once('exit', (code, signal) => r({ code, signal })),
+  );
   const until = Date.now() + 45_000;
   while (!/MoleAPI listening on /.test(out)) {
     if (child.exitCode !== null) throw new Error(`exited early (${child.exitCode}): ${out}\n${err}`);
@@ -45,7 +57,9 @@ async function start(dataDir: string): Promise<Running> {
 async function stop(p: Running): Promise<{ code: number | null; ms: number }> {
   const t0 = Date.now();
   p.child.kill('SIGTERM');
-  const timeout = new Promise<never>((_, rej) => setTimeout(() => rej(new Error('did not exit within 10 s of SIGTERM')), 10_000));
+  const timeout = new Promise<never>((_, rej) =>
+    setTimeout(() => rej(new Error('did not exit within 10 s of SIGTERM')), 10_000),
+  );
   const { code } = await Promise.race([p.exited, timeout]);
   return { code, ms: Date.now() - t0 };
 }
@@ -74,15 +88,30 @@ describe('the real process', () => {
     // Printed exactly once, and never through the logger (stderr or the JSON log lines).
     expect(out1.split(masterKey).length - 1).toBe(1);
     expect(first.stderr()).not.toContain(masterKey);
-    for (const line of out1.split('\n').filter((l) => l.startsWith('{'))) expect(line).not.toContain(masterKey);
+    for (const line of out1.split('\n').filter((l) => l.startsWith('{')))
+      expect(line).not.toContain(masterKey);
 
     const api = (base: string, key: string, method = 'GET', p = '/api/users', body?: unknown) =>
-      fetch(base + p, { method, headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      fetch(base + p, {
+        method,
+        headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
     expect((await api(first.base, masterKey)).status).toBe(200);
-    expect((await api(first.base, masterKey.slice(0, -1) + (masterKey.endsWith('a') ? 'b' : 'a'))).status).toBe(401);
+    expect(
+      (await api(first.base, masterKey.slice(0, -1) + (masterKey.endsWith('a') ? 'b' : 'a'))).status,
+    ).toBe(401);
     // It serves the whole walk-through: a user, a key, GET /v1/key.
-    const user = (await (await api(first.base, masterKey, 'POST', '/api/users', { username: 'proc-user', password: 'password-123' })).json()) as { id: number };
-    const keyRes = await api(first.base, masterKey, 'POST', '/api/keys', { name: 'proc-key', user_id: user.id });
+    const user = (await (
+      await api(first.base, masterKey, 'POST', '/api/users', {
+        username: 'proc-user',
+        password: 'password-123',
+      })
+    ).json()) as { id: number };
+    const keyRes = await api(first.base, masterKey, 'POST', '/api/keys', {
+      name: 'proc-key',
+      user_id: user.id,
+    });
     expect(keyRes.status).toBe(201);
     const secret = ((await keyRes.json()) as { key: string }).key;
     const self = await fetch(first.base + '/v1/key', { headers: { authorization: `Bearer ${secret}` } });
@@ -105,7 +134,9 @@ describe('the real process', () => {
     }
     const db = new Database(path.join(dataDir, 'mole.sqlite'), { readonly: true });
     try {
-      const row = db.prepare("select value from meta where name = 'master_key_sha256'").get() as { value: string } | undefined;
+      const row = db.prepare("select value from meta where name = 'master_key_sha256'").get() as
+        | { value: string }
+        | undefined;
       expect(row?.value).toBe(sha256hex(masterKey));
       const metaText = JSON.stringify(db.prepare('select * from meta').all());
       expect(metaText).not.toContain(masterKey);
@@ -118,9 +149,13 @@ describe('the real process', () => {
     const out2 = second.stdout();
     expect(out2).not.toMatch(/Generated master key/);
     expect(out2).not.toMatch(/mk-[0-9A-Za-z]{48}/);
-    expect(out2.split('\n').filter((l) => l.startsWith('MoleAPI listening on '))).toEqual([`MoleAPI listening on http://127.0.0.1:${second.port} (storage: sqlite)`]);
+    expect(out2.split('\n').filter((l) => l.startsWith('MoleAPI listening on '))).toEqual([
+      `MoleAPI listening on http://127.0.0.1:${second.port} (storage: sqlite)`,
+    ]);
     expect((await api(second.base, masterKey)).status).toBe(200);
-    expect((await fetch(second.base + '/v1/key', { headers: { authorization: `Bearer ${secret}` } })).status).toBe(200);
+    expect(
+      (await fetch(second.base + '/v1/key', { headers: { authorization: `Bearer ${secret}` } })).status,
+    ).toBe(200);
     const stopped2 = await stop(second);
     expect(stopped2.code).toBe(0);
   }, 120_000);
@@ -129,25 +164,41 @@ describe('the real process', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-process-'));
     const port = await freePort();
     const master = 'mk-from-env-' + 'x'.repeat(30);
-    const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), HOST: '127.0.0.1', MOLE_DATA_DIR: dir, MOLE_MASTER_KEY: master };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      MOLE_DATA_DIR: dir,
+      MOLE_MASTER_KEY: master,
+    };
     for (const v of ['DATABASE_URL', 'REDIS_URL', 'MOLE_SECRET']) delete env[v];
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(child);
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     const until = Date.now() + 45_000;
-    while (!/MoleAPI listening on /.test(out) && Date.now() < until && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
+    while (!/MoleAPI listening on /.test(out) && Date.now() < until && child.exitCode === null)
+      await new Promise((r) => setTimeout(r, 50));
     expect(out).toMatch(/MoleAPI listening on /);
     expect(out).not.toMatch(/Generated master key/);
     expect(out).not.toContain(master);
-    expect((await fetch(`http://127.0.0.1:${port}/api/users`, { headers: { authorization: `Bearer ${master}` } })).status).toBe(200);
+    expect(
+      (await fetch(`http://127.0.0.1:${port}/api/users`, { headers: { authorization: `Bearer ${master}` } }))
+        .status,
+    ).toBe(200);
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     const db = new Database(path.join(dir, 'mole.sqlite'), { readonly: true });
     try {
-      expect(db.prepare("select count(*) as n from meta where name = 'master_key_sha256'").get()).toEqual({ n: 0 });
+      expect(db.prepare("select count(*) as n from meta where name = 'master_key_sha256'").get()).toEqual({
+        n: 0,
+      });
     } finally {
       db.close();
     }

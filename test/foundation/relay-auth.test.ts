@@ -22,16 +22,27 @@ async function listenOnV6Loopback(s: TestServer): Promise<{ url: string; close()
   const port = (srv.address() as AddressInfo).port;
   return {
     url: `http://[::1]:${port}`,
-    close: () => new Promise<void>((r) => {
-      srv.closeAllConnections();
-      srv.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        srv.closeAllConnections();
+        srv.close(() => r());
+      }),
   };
 }
 
 /** GET /v1/key through Fastify's injector with a chosen socket address (e.g. an IPv4-mapped one). */
-async function injectFrom(s: TestServer, remoteAddress: string, secret: string, headers: Record<string, string> = {}): Promise<Res> {
-  const r = await s.app.inject({ method: 'GET', url: '/v1/key', remoteAddress, headers: { authorization: `Bearer ${secret}`, ...headers } });
+async function injectFrom(
+  s: TestServer,
+  remoteAddress: string,
+  secret: string,
+  headers: Record<string, string> = {},
+): Promise<Res> {
+  const r = await s.app.inject({
+    method: 'GET',
+    url: '/v1/key',
+    remoteAddress,
+    headers: { authorization: `Bearer ${secret}`, ...headers },
+  });
   return { status: r.statusCode, body: r.json(), headers: new Headers(r.headers as Record<string, string>) };
 }
 
@@ -51,7 +62,17 @@ describe.each(backends())('relay authentication [%s]', (backend) => {
     const r = await relay(s, secret);
     expect(r.status).toBe(200);
     expect(r.headers.get('x-request-id')).toMatch(/^req_[0-9a-z]{12,}$/);
-    expect(r.body).toMatchObject({ id, name: 'mine', user_id: user.id, status: 'active', quota: 2, used: 0, remaining: 2, expires_at: null, models: null });
+    expect(r.body).toMatchObject({
+      id,
+      name: 'mine',
+      user_id: user.id,
+      status: 'active',
+      quota: 2,
+      used: 0,
+      remaining: 2,
+      expires_at: null,
+      models: null,
+    });
     expect(JSON.stringify(r.body)).not.toContain(secret);
     expect(JSON.stringify(r.body)).not.toContain(secret.slice(7, -4));
   });
@@ -64,7 +85,9 @@ describe.each(backends())('relay authentication [%s]', (backend) => {
       expect(r.body.id).toBe(id);
     }
     expect((await relay(s, undefined, { headers: { authorization: `bearer ${secret}` } })).body.id).toBe(id);
-    expect((await relay(s, undefined, { headers: { authorization: `Bearer   ${secret}  ` } })).body.id).toBe(id);
+    expect((await relay(s, undefined, { headers: { authorization: `Bearer   ${secret}  ` } })).body.id).toBe(
+      id,
+    );
   });
 
   it('missing_api_key: no key at all, on every relay route', async () => {
@@ -72,7 +95,15 @@ describe.each(backends())('relay authentication [%s]', (backend) => {
     expectRelayError(await relay(s, '', { how: 'x-api-key' }), 401, 'missing_api_key');
     expectRelayError(await relay(s, undefined, { path: '/v1/models' }), 401, 'missing_api_key');
     for (const path of ['/v1/chat/completions', '/v1/completions', '/v1/embeddings']) {
-      expectRelayError(await relay(s, undefined, { path, method: 'POST', body: { model: 'gpt-4o-mini', messages: [], input: 'x', prompt: 'x' } }), 401, 'missing_api_key');
+      expectRelayError(
+        await relay(s, undefined, {
+          path,
+          method: 'POST',
+          body: { model: 'gpt-4o-mini', messages: [], input: 'x', prompt: 'x' },
+        }),
+        401,
+        'missing_api_key',
+      );
     }
   });
 
@@ -80,7 +111,17 @@ describe.each(backends())('relay authentication [%s]', (backend) => {
     const { secret, id } = await createKey(s, user.id);
     const flipped = secret.slice(0, -1) + (secret.endsWith('A') ? 'B' : 'A');
     const unknown = generateKey();
-    for (const bad of ['sk-123', 'not-a-key', secret + 'x', secret.slice(0, -1), flipped, secret.toUpperCase(), 'Bearer', unknown, s.masterKey]) {
+    for (const bad of [
+      'sk-123',
+      'not-a-key',
+      secret + 'x',
+      secret.slice(0, -1),
+      flipped,
+      secret.toUpperCase(),
+      'Bearer',
+      unknown,
+      s.masterKey,
+    ]) {
       expectRelayError(await relay(s, bad), 401, 'invalid_api_key');
     }
     expect((await relay(s, secret)).status).toBe(200);
@@ -112,17 +153,31 @@ describe.each(backends())('relay authentication [%s]', (backend) => {
 
   it('checks run in the contract order', async () => {
     // disabled beats expired beats IP
-    const k = await createKey(s, user.id, { expires_at: new Date(Date.now() - 1000).toISOString(), allowed_ips: ['10.0.0.1'] });
+    const k = await createKey(s, user.id, {
+      expires_at: new Date(Date.now() - 1000).toISOString(),
+      allowed_ips: ['10.0.0.1'],
+    });
     expectRelayError(await relay(s, k.secret), 401, 'key_expired');
     await s.api('PATCH', `/api/keys/${k.id}`, { status: 'disabled' });
     expectRelayError(await relay(s, k.secret), 401, 'key_disabled');
     // the key is checked before the body is read, and before the model
     const fenced = await createKey(s, user.id, { allowed_ips: ['10.0.0.1'], models: ['only-this'] });
     const post = (secret: string | undefined, body: string) =>
-      fetch(s.url + '/v1/chat/completions', { method: 'POST', headers: { 'content-type': 'application/json', ...(secret ? { authorization: `Bearer ${secret}` } : {}) }, body }).then(async (res) => ({ status: res.status, body: await res.json(), headers: res.headers }));
+      fetch(s.url + '/v1/chat/completions', {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(secret ? { authorization: `Bearer ${secret}` } : {}),
+        },
+        body,
+      }).then(async (res) => ({ status: res.status, body: await res.json(), headers: res.headers }));
     expectRelayError(await post(undefined, '{not json'), 401, 'missing_api_key');
     expectRelayError(await post(generateKey(), '{not json'), 401, 'invalid_api_key');
-    expectRelayError(await post(fenced.secret, JSON.stringify({ model: 'other', messages: [] })), 403, 'ip_not_allowed');
+    expectRelayError(
+      await post(fenced.secret, JSON.stringify({ model: 'other', messages: [] })),
+      403,
+      'ip_not_allowed',
+    );
   });
 
   it('refusals of a known key are logged with their error code and request id; unknown keys are not', async () => {
@@ -133,7 +188,14 @@ describe.each(backends())('relay authentication [%s]', (backend) => {
     await relay(s, generateKey());
     const logs = await s.api('GET', `/api/logs?key_id=${k.id}`);
     expect(logs.body.data.length).toBe(1);
-    expect(logs.body.data[0]).toMatchObject({ request_id: r.headers.get('x-request-id'), status: 401, error_code: 'key_disabled', cost: 0, key_id: k.id, user_id: user.id });
+    expect(logs.body.data[0]).toMatchObject({
+      request_id: r.headers.get('x-request-id'),
+      status: 401,
+      error_code: 'key_disabled',
+      cost: 0,
+      key_id: k.id,
+      user_id: user.id,
+    });
   });
 
   it('expiry: a key works until expires_at, then answers key_expired', async () => {
@@ -222,26 +284,51 @@ describe.each(backends())('relay authentication [%s]', (backend) => {
 
   it('a spoofed X-Forwarded-For is ignored when no proxy is trusted', async () => {
     const outside = await createKey(s, user.id, { allowed_ips: ['203.0.113.0/24'] });
-    const spoofs: Array<Record<string, string>> = [{ 'x-forwarded-for': '203.0.113.7' }, { 'x-forwarded-for': '203.0.113.7, 127.0.0.1' }, { 'x-real-ip': '203.0.113.7' }, { forwarded: 'for=203.0.113.7' }];
+    const spoofs: Array<Record<string, string>> = [
+      { 'x-forwarded-for': '203.0.113.7' },
+      { 'x-forwarded-for': '203.0.113.7, 127.0.0.1' },
+      { 'x-real-ip': '203.0.113.7' },
+      { forwarded: 'for=203.0.113.7' },
+    ];
     for (const headers of spoofs) {
       expectRelayError(await relay(s, outside.secret, { headers }), 403, 'ip_not_allowed');
     }
     const local = await createKey(s, user.id, { allowed_ips: ['127.0.0.1'] });
-    expect((await relay(s, local.secret, { headers: { 'x-forwarded-for': '198.51.100.1' } })).status).toBe(200);
+    expect((await relay(s, local.secret, { headers: { 'x-forwarded-for': '198.51.100.1' } })).status).toBe(
+      200,
+    );
     expect((await s.api('GET', `/api/keys/${local.id}`)).body.last_used_ip).toBe('127.0.0.1');
     // The management API's audit trail uses the same client address.
-    await s.api('PATCH', `/api/keys/${local.id}`, { name: 'spoofed' }, { authorization: `Bearer ${s.masterKey}`, 'x-forwarded-for': '198.51.100.1' });
+    await s.api(
+      'PATCH',
+      `/api/keys/${local.id}`,
+      { name: 'spoofed' },
+      { authorization: `Bearer ${s.masterKey}`, 'x-forwarded-for': '198.51.100.1' },
+    );
     const audit = await s.api('GET', `/api/audit?key_id=${local.id}&limit=1`);
     expect(audit.body.data[0]).toMatchObject({ action: 'key.update', ip: '127.0.0.1' });
   });
 
   it('model allowlist: exact names and "*" prefixes', async () => {
-    const ch = await s.api('POST', '/api/channels', { name: 'mock', type: 'mock', models: ['gpt-4o', 'gpt-4o-mini', 'gpt-3.5-turbo', 'text-embedding-3-small'] });
+    const ch = await s.api('POST', '/api/channels', {
+      name: 'mock',
+      type: 'mock',
+      models: ['gpt-4o', 'gpt-4o-mini', 'gpt-3.5-turbo', 'text-embedding-3-small'],
+    });
     expect(ch.status).toBe(201);
     // /v1/models lists only priced models.
-    for (const m of ['gpt-4o', 'gpt-4o-mini', 'gpt-3.5-turbo', 'text-embedding-3-small']) expect((await s.api('PUT', `/api/prices/${m}`, { input: 1, output: 1 })).status).toBe(200);
-    const chat = (secret: string, model: string) => relay(s, secret, { path: '/v1/chat/completions', method: 'POST', body: { model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 } });
-    const listed = async (secret: string) => ((await relay(s, secret, { path: '/v1/models' })).body.data as Array<{ id: string }>).map((m) => m.id).sort();
+    for (const m of ['gpt-4o', 'gpt-4o-mini', 'gpt-3.5-turbo', 'text-embedding-3-small'])
+      expect((await s.api('PUT', `/api/prices/${m}`, { input: 1, output: 1 })).status).toBe(200);
+    const chat = (secret: string, model: string) =>
+      relay(s, secret, {
+        path: '/v1/chat/completions',
+        method: 'POST',
+        body: { model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 5 },
+      });
+    const listed = async (secret: string) =>
+      ((await relay(s, secret, { path: '/v1/models' })).body.data as Array<{ id: string }>)
+        .map((m) => m.id)
+        .sort();
 
     const prefix = await createKey(s, user.id, { models: ['gpt-4o*'] });
     expectRelayError(await chat(prefix.secret, 'gpt-3.5-turbo'), 403, 'model_not_allowed');
@@ -259,9 +346,19 @@ describe.each(backends())('relay authentication [%s]', (backend) => {
     expect(await listed(exact.secret)).toEqual(['gpt-4o']);
 
     const star = await createKey(s, user.id, { models: ['*'] });
-    expect(await listed(star.secret)).toEqual(['gpt-3.5-turbo', 'gpt-4o', 'gpt-4o-mini', 'text-embedding-3-small']);
+    expect(await listed(star.secret)).toEqual([
+      'gpt-3.5-turbo',
+      'gpt-4o',
+      'gpt-4o-mini',
+      'text-embedding-3-small',
+    ]);
     const all = await createKey(s, user.id);
-    expect(await listed(all.secret)).toEqual(['gpt-3.5-turbo', 'gpt-4o', 'gpt-4o-mini', 'text-embedding-3-small']);
+    expect(await listed(all.secret)).toEqual([
+      'gpt-3.5-turbo',
+      'gpt-4o',
+      'gpt-4o-mini',
+      'text-embedding-3-small',
+    ]);
     expectRelayError(await chat(all.secret, 'no-such-model'), 404, 'model_not_found');
 
     // Changing the list applies at once.
@@ -288,22 +385,43 @@ describe.each(backends())('trusted proxies [%s]', (backend) => {
     expect((await relay(s, k.secret, { headers: { 'x-forwarded-for': '203.0.113.7' } })).status).toBe(200);
     expect((await s.api('GET', `/api/keys/${k.id}`)).body.last_used_ip).toBe('203.0.113.7');
     // Trusted hops on the right are skipped; the client's own (spoofable) left entries are not believed.
-    expect((await relay(s, k.secret, { headers: { 'x-forwarded-for': '203.0.113.8, 10.1.1.1' } })).status).toBe(200);
-    expectRelayError(await relay(s, k.secret, { headers: { 'x-forwarded-for': '203.0.113.9, 198.51.100.4' } }), 403, 'ip_not_allowed');
-    expectRelayError(await relay(s, k.secret, { headers: { 'x-forwarded-for': '198.51.100.4' } }), 403, 'ip_not_allowed');
-    expect((await relay(s, k.secret, { headers: { 'x-forwarded-for': '::ffff:203.0.113.10' } })).status).toBe(200);
+    expect(
+      (await relay(s, k.secret, { headers: { 'x-forwarded-for': '203.0.113.8, 10.1.1.1' } })).status,
+    ).toBe(200);
+    expectRelayError(
+      await relay(s, k.secret, { headers: { 'x-forwarded-for': '203.0.113.9, 198.51.100.4' } }),
+      403,
+      'ip_not_allowed',
+    );
+    expectRelayError(
+      await relay(s, k.secret, { headers: { 'x-forwarded-for': '198.51.100.4' } }),
+      403,
+      'ip_not_allowed',
+    );
+    expect((await relay(s, k.secret, { headers: { 'x-forwarded-for': '::ffff:203.0.113.10' } })).status).toBe(
+      200,
+    );
     expect((await s.api('GET', `/api/keys/${k.id}`)).body.last_used_ip).toBe('203.0.113.10');
   });
 
   it('an IPv6 client behind the proxy matches v6 rules', async () => {
     const k = await createKey(s, user.id, { allowed_ips: ['2001:db8::/32'] });
     expect((await relay(s, k.secret, { headers: { 'x-forwarded-for': '2001:db8::42' } })).status).toBe(200);
-    expectRelayError(await relay(s, k.secret, { headers: { 'x-forwarded-for': '2001:db9::42' } }), 403, 'ip_not_allowed');
+    expectRelayError(
+      await relay(s, k.secret, { headers: { 'x-forwarded-for': '2001:db9::42' } }),
+      403,
+      'ip_not_allowed',
+    );
   });
 
   it('the audit trail records the forwarded client address', async () => {
     const k = await createKey(s, user.id);
-    await s.api('PATCH', `/api/keys/${k.id}`, { name: 'via-proxy' }, { authorization: `Bearer ${s.masterKey}`, 'x-forwarded-for': '198.51.100.23' });
+    await s.api(
+      'PATCH',
+      `/api/keys/${k.id}`,
+      { name: 'via-proxy' },
+      { authorization: `Bearer ${s.masterKey}`, 'x-forwarded-for': '198.51.100.23' },
+    );
     const audit = await s.api('GET', `/api/audit?key_id=${k.id}&limit=1`);
     expect(audit.body.data[0]).toMatchObject({ action: 'key.update', ip: '198.51.100.23' });
   });
@@ -321,8 +439,14 @@ describe('trusted proxies that do not include the peer', () => {
   it('X-Forwarded-For from an untrusted peer is ignored', async () => {
     const { user } = await createUser(s);
     const k = await createKey(s, user.id, { allowed_ips: ['203.0.113.0/24'] });
-    expectRelayError(await relay(s, k.secret, { headers: { 'x-forwarded-for': '203.0.113.7' } }), 403, 'ip_not_allowed');
+    expectRelayError(
+      await relay(s, k.secret, { headers: { 'x-forwarded-for': '203.0.113.7' } }),
+      403,
+      'ip_not_allowed',
+    );
     const local = await createKey(s, user.id, { allowed_ips: ['127.0.0.1'] });
-    expect((await relay(s, local.secret, { headers: { 'x-forwarded-for': '203.0.113.7' } })).status).toBe(200);
+    expect((await relay(s, local.secret, { headers: { 'x-forwarded-for': '203.0.113.7' } })).status).toBe(
+      200,
+    );
   });
 });

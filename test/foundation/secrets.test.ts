@@ -20,7 +20,11 @@ async function storedBytes(s: TestServer): Promise<Buffer> {
     expect(files).toContain('mole.sqlite-wal');
     return Buffer.concat(files.map((f) => fs.readFileSync(path.join(s.dataDir, f))));
   }
-  return execFileSync('pg_dump', ['--dbname', pgUrl()!, '--schema', s.pgSchema!, '--no-owner', '--no-privileges'], { maxBuffer: 256 * 1024 * 1024 });
+  return execFileSync(
+    'pg_dump',
+    ['--dbname', pgUrl()!, '--schema', s.pgSchema!, '--no-owner', '--no-privileges'],
+    { maxBuffer: 256 * 1024 * 1024 },
+  );
 }
 
 /** The fragments of a secret that must not appear: the whole, and its random middle. */
@@ -35,7 +39,8 @@ describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
 
   beforeAll(async () => {
     s = await startTestServer({ backend, env: { MOLE_LOG_LEVEL: 'trace' } });
-    const record = (r: { body: unknown }) => answers.push(typeof r.body === 'string' ? r.body : JSON.stringify(r.body));
+    const record = (r: { body: unknown }) =>
+      answers.push(typeof r.body === 'string' ? r.body : JSON.stringify(r.body));
     otherSecrets.push(s.masterKey);
 
     const { user, username, password } = await createUser(s, { balance: 3 });
@@ -47,7 +52,11 @@ describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
     // Keys: created by the master key and by the user, rotated with and without grace, deleted.
     for (let i = 0; i < 3; i++) {
       const name = `scan-key-${i}-${randomBytes(3).toString('hex')}`;
-      const r = await s.api('POST', '/api/keys', { name, user_id: user.id, allowed_ips: i === 2 ? ['10.9.9.9'] : null });
+      const r = await s.api('POST', '/api/keys', {
+        name,
+        user_id: user.id,
+        allowed_ips: i === 2 ? ['10.9.9.9'] : null,
+      });
       record(r);
       keySecrets.push(r.body.key);
       visible.push(name, r.body.display);
@@ -70,7 +79,13 @@ describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
     const upstream1 = 'upstream-secret-' + randomBytes(16).toString('hex');
     const upstream2 = 'upstream-secret-' + randomBytes(16).toString('hex');
     otherSecrets.push(upstream1, upstream2);
-    const ch = await s.api('POST', '/api/channels', { name: 'dead-upstream', type: 'openai', base_url: 'http://127.0.0.1:9/v1', api_key: upstream1, models: ['gpt-scan'] });
+    const ch = await s.api('POST', '/api/channels', {
+      name: 'dead-upstream',
+      type: 'openai',
+      base_url: 'http://127.0.0.1:9/v1',
+      api_key: upstream1,
+      models: ['gpt-scan'],
+    });
     expect(ch.status).toBe(201);
     record(ch);
     record(await s.api('PATCH', `/api/channels/${ch.body.id}`, { api_key: upstream2 }));
@@ -82,11 +97,34 @@ describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
     const unknown = generateKey();
     keySecrets.push(unknown);
     for (const secret of [...keySecrets]) {
-      for (const how of ['bearer', 'x-api-key', 'api-key', 'x-goog-api-key'] as const) record(await relay(s, secret, { how }));
+      for (const how of ['bearer', 'x-api-key', 'api-key', 'x-goog-api-key'] as const)
+        record(await relay(s, secret, { how }));
       record(await relay(s, secret, { path: `/v1/key?key=${secret}` }));
-      record(await relay(s, undefined, { path: `/v1beta/models/gpt-scan:generateContent?key=${secret}`, method: 'POST', body: {} }));
-      record(await relay(s, secret, { path: '/v1/chat/completions', method: 'POST', body: { model: 'gpt-scan', messages: [{ role: 'user', content: `my key is ${secret.slice(0, 3)}` }], max_tokens: 1 } }));
-      record(await relay(s, secret, { path: '/v1/chat/completions', method: 'POST', body: { model: 'gpt-scan', messages: 'not-an-array' } }));
+      record(
+        await relay(s, undefined, {
+          path: `/v1beta/models/gpt-scan:generateContent?key=${secret}`,
+          method: 'POST',
+          body: {},
+        }),
+      );
+      record(
+        await relay(s, secret, {
+          path: '/v1/chat/completions',
+          method: 'POST',
+          body: {
+            model: 'gpt-scan',
+            messages: [{ role: 'user', content: `my key is ${secret.slice(0, 3)}` }],
+            max_tokens: 1,
+          },
+        }),
+      );
+      record(
+        await relay(s, secret, {
+          path: '/v1/chat/completions',
+          method: 'POST',
+          body: { model: 'gpt-scan', messages: 'not-an-array' },
+        }),
+      );
       record(await relay(s, secret + 'x'));
       record(await relay(s, `${secret} ${secret}`));
     }
@@ -109,21 +147,29 @@ describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
     const text = { includes: (v: string) => bytes.includes(Buffer.from(v, 'utf8')) };
     // The scan sees stored values: names and masked forms are there in the clear.
     for (const v of visible) expect(text.includes(v), `expected to find ${v}`).toBe(true);
-    for (const secret of keySecrets) for (const f of fragments(secret)) expect(text.includes(f), `key secret ${secret.slice(0, 8)}… found in storage`).toBe(false);
-    for (const secret of otherSecrets) for (const f of fragments(secret)) expect(text.includes(f), `secret ${secret.slice(0, 10)}… found in storage`).toBe(false);
+    for (const secret of keySecrets)
+      for (const f of fragments(secret))
+        expect(text.includes(f), `key secret ${secret.slice(0, 8)}… found in storage`).toBe(false);
+    for (const secret of otherSecrets)
+      for (const f of fragments(secret))
+        expect(text.includes(f), `secret ${secret.slice(0, 10)}… found in storage`).toBe(false);
   });
 
   it('the server log never contains a key, the master key or another secret', async () => {
     const logs = s.logs();
     expect(logs.length).toBeGreaterThan(0);
     expect(logs).toMatch(/listening/i);
-    for (const secret of [...keySecrets, ...otherSecrets]) for (const f of fragments(secret)) expect(logs.includes(f), `secret ${secret.slice(0, 10)}… found in the log`).toBe(false);
+    for (const secret of [...keySecrets, ...otherSecrets])
+      for (const f of fragments(secret))
+        expect(logs.includes(f), `secret ${secret.slice(0, 10)}… found in the log`).toBe(false);
   });
 
   it('no answer echoes a key secret other than its one-time creation, nor any other secret', async () => {
     // The creation/rotation answers carry their own secret once; drop exactly those occurrences.
     let text = answers.join('\n');
     for (const secret of keySecrets) text = text.replace(`"key":"${secret}"`, '"key":"<shown once>"');
-    for (const secret of [...keySecrets, ...otherSecrets]) for (const f of fragments(secret)) expect(text.includes(f), `secret ${secret.slice(0, 10)}… echoed in an answer`).toBe(false);
+    for (const secret of [...keySecrets, ...otherSecrets])
+      for (const f of fragments(secret))
+        expect(text.includes(f), `secret ${secret.slice(0, 10)}… echoed in an answer`).toBe(false);
   });
 });

@@ -5,7 +5,10 @@ import { backends, login, startTestServer, type TestServer } from '../helpers/se
 import { createKey, createUser, expectApiError, raw, relay, session } from './util.js';
 
 const postJson = (s: TestServer, p: string, body: unknown, headers: Record<string, string> = {}) =>
-  raw(s, 'POST', p, { headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+  raw(s, 'POST', p, {
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+  });
 
 describe.each(backends())('sessions [%s]', (backend) => {
   let s: TestServer;
@@ -38,24 +41,37 @@ describe.each(backends())('sessions [%s]', (backend) => {
   it('wrong password and unknown user answer the same 401 login_failed', async () => {
     const { username } = await createUser(s);
     const a = await postJson(s, '/api/auth/login', { username, password: 'wrong-password' });
-    const b = await postJson(s, '/api/auth/login', { username: 'nobody-by-this-name', password: 'wrong-password' });
+    const b = await postJson(s, '/api/auth/login', {
+      username: 'nobody-by-this-name',
+      password: 'wrong-password',
+    });
     expectApiError(a, 401, 'login_failed');
     expectApiError(b, 401, 'login_failed');
     expect(a.body.error.message).toBe(b.body.error.message);
     expect(a.headers.get('set-cookie')).toBeNull();
     expectApiError(await postJson(s, '/api/auth/login', { username }), 422, 'validation_error');
-    expectApiError(await postJson(s, '/api/auth/login', { username: 1, password: 2 }), 422, 'validation_error');
+    expectApiError(
+      await postJson(s, '/api/auth/login', { username: 1, password: 2 }),
+      422,
+      'validation_error',
+    );
   });
 
   it('logout ends the session (and needs the CSRF token)', async () => {
     const { username, password } = await createUser(s);
     const u = await session(s, username, password);
     expect((await u.call('GET', '/api/keys')).status).toBe(200);
-    expectApiError(await s.api('POST', '/api/auth/logout', undefined, { cookie: u.cookie }), 403, 'csrf_failed');
+    expectApiError(
+      await s.api('POST', '/api/auth/logout', undefined, { cookie: u.cookie }),
+      403,
+      'csrf_failed',
+    );
     expect((await u.call('GET', '/api/keys')).status).toBe(200);
     const out = await u.call('POST', '/api/auth/logout');
     expect(out.status).toBe(200);
-    expect(out.headers.get('set-cookie') ?? '').toMatch(/mole_session=;.*(Max-Age=0|Expires=Thu, 01 Jan 1970)/i);
+    expect(out.headers.get('set-cookie') ?? '').toMatch(
+      /mole_session=;.*(Max-Age=0|Expires=Thu, 01 Jan 1970)/i,
+    );
     expectApiError(await u.call('GET', '/api/keys'), 401, 'unauthorized');
     expectApiError(await u.call('POST', '/api/keys', { name: 'after-logout' }), 401, 'unauthorized');
   });
@@ -75,12 +91,17 @@ describe.each(backends())('sessions [%s]', (backend) => {
     ];
     for (const [method, p, body] of writes) {
       for (const token of [undefined, '', 'wrong-token', u.csrf + 'x', other.csrf]) {
-        const headers: Record<string, string> = { cookie: u.cookie, ...(token !== undefined ? { 'x-csrf-token': token } : {}) };
+        const headers: Record<string, string> = {
+          cookie: u.cookie,
+          ...(token !== undefined ? { 'x-csrf-token': token } : {}),
+        };
         expectApiError(await s.api(method, p, body, headers), 403, 'csrf_failed');
       }
     }
     const keys = await u.call('GET', '/api/keys');
-    expect(keys.body.data.map((k: { name: string; status: string }) => [k.name, k.status])).toEqual([['keep-me', 'active']]);
+    expect(keys.body.data.map((k: { name: string; status: string }) => [k.name, k.status])).toEqual([
+      ['keep-me', 'active'],
+    ]);
     expect((await login(s, username, password)).status).toBe(200);
     // With the right token the same writes go through.
     const made = await u.call('POST', '/api/keys', { name: 'csrf-ok' });
@@ -100,7 +121,11 @@ describe.each(backends())('sessions [%s]', (backend) => {
     const token = decodeURIComponent(expiring.cookie.split('=')[1]!);
     const { createHash } = await import('node:crypto');
     const hash = createHash('sha256').update(token).digest('hex');
-    const upd = await s.services.storage.db.updateTable('sessions').set({ expires_at: Date.now() - 1000 }).where('token_hash', '=', hash).executeTakeFirst();
+    const upd = await s.services.storage.db
+      .updateTable('sessions')
+      .set({ expires_at: Date.now() - 1000 })
+      .where('token_hash', '=', hash)
+      .executeTakeFirst();
     expect(Number(upd.numUpdatedRows)).toBe(1);
     expectApiError(await expiring.call('GET', '/api/keys'), 401, 'unauthorized');
     expect((await other.call('GET', '/api/keys')).status).toBe(200);
@@ -121,11 +146,19 @@ describe.each(backends())('sessions [%s]', (backend) => {
     const own = await a.call('POST', '/api/keys', { name: 'admin-own' });
     expect(own.status).toBe(201);
     expect(own.body.user_id).toBe(admin.user.id);
-    const theirs = await a.call('POST', '/api/keys', { name: 'for-other', user_id: other.user.id, group: 'any-group' });
+    const theirs = await a.call('POST', '/api/keys', {
+      name: 'for-other',
+      user_id: other.user.id,
+      group: 'any-group',
+    });
     expect(theirs.status).toBe(201);
     expect(theirs.body).toMatchObject({ user_id: other.user.id, group: 'any-group' });
     const audit = await s.api('GET', `/api/audit?key_id=${theirs.body.id}`);
-    expect(audit.body.data[0]).toMatchObject({ action: 'key.create', actor: `admin:${admin.user.id}`, user_id: other.user.id });
+    expect(audit.body.data[0]).toMatchObject({
+      action: 'key.create',
+      actor: `admin:${admin.user.id}`,
+      user_id: other.user.id,
+    });
   });
 
   it('a user session acts as that user in the audit trail', async () => {
@@ -135,7 +168,9 @@ describe.each(backends())('sessions [%s]', (backend) => {
     expect(k.status).toBe(201);
     await u.call('PATCH', `/api/keys/${k.body.id}`, { status: 'disabled' });
     const audit = await u.call('GET', `/api/audit?key_id=${k.body.id}`);
-    expect(audit.body.data.map((a: { action: string; actor: string; ip: string }) => [a.action, a.actor, a.ip])).toEqual([
+    expect(
+      audit.body.data.map((a: { action: string; actor: string; ip: string }) => [a.action, a.actor, a.ip]),
+    ).toEqual([
       ['key.disable', `user:${user.id}`, '127.0.0.1'],
       ['key.create', `user:${user.id}`, '127.0.0.1'],
     ]);
@@ -155,7 +190,12 @@ describe.each(backends())('login throttling [%s]', (backend) => {
   it('answers 429 after MOLE_LOGIN_MAX_FAILURES failures, even to the right password', async () => {
     const { username, password } = await createUser(s);
     const other = await createUser(s);
-    for (let i = 0; i < 3; i++) expectApiError(await postJson(s, '/api/auth/login', { username, password: `wrong-${i}-password` }), 401, 'login_failed');
+    for (let i = 0; i < 3; i++)
+      expectApiError(
+        await postJson(s, '/api/auth/login', { username, password: `wrong-${i}-password` }),
+        401,
+        'login_failed',
+      );
     const t = await postJson(s, '/api/auth/login', { username, password: 'wrong-again-password' });
     expectApiError(t, 429, 'login_throttled');
     expect(Number(t.headers.get('retry-after'))).toBeGreaterThan(0);
@@ -163,12 +203,18 @@ describe.each(backends())('login throttling [%s]', (backend) => {
     expectApiError(right, 429, 'login_throttled');
     expect(right.headers.get('set-cookie')).toBeNull();
     // Another account from the same address is not locked out by it.
-    expect((await postJson(s, '/api/auth/login', { username: other.username, password: other.password })).status).toBe(200);
+    expect(
+      (await postJson(s, '/api/auth/login', { username: other.username, password: other.password })).status,
+    ).toBe(200);
   });
 
   it('concurrent guesses cannot slip past the limit', async () => {
     const { username, password } = await createUser(s);
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => postJson(s, '/api/auth/login', { username, password: `parallel-guess-${i}` })));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        postJson(s, '/api/auth/login', { username, password: `parallel-guess-${i}` }),
+      ),
+    );
     const statuses = results.map((r) => r.status);
     expect(statuses.filter((st) => st === 401).length).toBeLessThanOrEqual(3);
     expect(statuses.filter((st) => st === 429).length).toBeGreaterThanOrEqual(17);
@@ -177,9 +223,15 @@ describe.each(backends())('login throttling [%s]', (backend) => {
 
   it('a success before the limit clears the count', async () => {
     const { username, password } = await createUser(s);
-    for (let i = 0; i < 2; i++) await postJson(s, '/api/auth/login', { username, password: 'wrong-password' });
+    for (let i = 0; i < 2; i++)
+      await postJson(s, '/api/auth/login', { username, password: 'wrong-password' });
     expect((await postJson(s, '/api/auth/login', { username, password })).status).toBe(200);
-    for (let i = 0; i < 2; i++) expectApiError(await postJson(s, '/api/auth/login', { username, password: 'wrong-password' }), 401, 'login_failed');
+    for (let i = 0; i < 2; i++)
+      expectApiError(
+        await postJson(s, '/api/auth/login', { username, password: 'wrong-password' }),
+        401,
+        'login_failed',
+      );
     expect((await postJson(s, '/api/auth/login', { username, password })).status).toBe(200);
   });
 });
@@ -214,7 +266,11 @@ describe.each(backends())('tenancy [%s]', (backend) => {
     expectApiError(await B.call('PATCH', `/api/keys/${aKey.id}`, { name: 'pwned' }), 404, 'not_found');
     expectApiError(await B.call('PATCH', `/api/keys/${aKey.id}`, { status: 'disabled' }), 404, 'not_found');
     expectApiError(await B.call('PATCH', `/api/keys/${aKey.id}`, { quota: 1000 }), 404, 'not_found');
-    expectApiError(await B.call('POST', `/api/keys/${aKey.id}/rotate`, { grace_seconds: 0 }), 404, 'not_found');
+    expectApiError(
+      await B.call('POST', `/api/keys/${aKey.id}/rotate`, { grace_seconds: 0 }),
+      404,
+      'not_found',
+    );
     expectApiError(await B.call('DELETE', `/api/keys/${aKey.id}`), 404, 'not_found');
     // Same answer as a key that does not exist: nothing is revealed.
     const missing = await B.call('GET', '/api/keys/999999999');
@@ -229,10 +285,15 @@ describe.each(backends())('tenancy [%s]', (backend) => {
     for (const q of ['', `?user_id=${A.id}`, '?q=a-secret', '?status=active', '?limit=500']) {
       const r = await B.call('GET', `/api/keys${q}`);
       expect(r.status).toBe(200);
-      expect(r.body.data.every((k: { user_id: number }) => k.user_id === B.id), q).toBe(true);
+      expect(
+        r.body.data.every((k: { user_id: number }) => k.user_id === B.id),
+        q,
+      ).toBe(true);
       expect(JSON.stringify(r.body)).not.toContain('a-secret-project');
     }
-    expect((await A.call('GET', '/api/keys')).body.data.map((k: { name: string }) => k.name)).toEqual(['a-secret-project']);
+    expect((await A.call('GET', '/api/keys')).body.data.map((k: { name: string }) => k.name)).toEqual([
+      'a-secret-project',
+    ]);
     // The admin sees both.
     const all = await s.api('GET', '/api/keys?limit=500');
     expect(new Set(all.body.data.map((k: { user_id: number }) => k.user_id))).toEqual(new Set([A.id, B.id]));
@@ -255,19 +316,34 @@ describe.each(backends())('tenancy [%s]', (backend) => {
     for (const q of ['', `?key_id=${aKey.id}`, `?user_id=${A.id}`, '?limit=500']) {
       const logs = await B.call('GET', `/api/logs${q}`);
       expect(logs.status).toBe(200);
-      expect(logs.body.data.every((l: { user_id: number }) => l.user_id === B.id), q).toBe(true);
+      expect(
+        logs.body.data.every((l: { user_id: number }) => l.user_id === B.id),
+        q,
+      ).toBe(true);
       expect(logs.body.data.some((l: { key_id: number }) => l.key_id === aKey.id)).toBe(false);
       const audit = await B.call('GET', `/api/audit${q}`);
       expect(audit.status).toBe(200);
-      expect(audit.body.data.every((a: { user_id: number }) => a.user_id === B.id), q).toBe(true);
+      expect(
+        audit.body.data.every((a: { user_id: number }) => a.user_id === B.id),
+        q,
+      ).toBe(true);
     }
     expect((await B.call('GET', `/api/logs?key_id=${aKey.id}`)).body.data).toEqual([]);
     expect((await A.call('GET', `/api/logs?key_id=${aKey.id}`)).body.data.length).toBeGreaterThan(0);
-    for (const q of ['?group_by=key', `?group_by=key&key_id=${aKey.id}`, `?group_by=day&user_id=${A.id}`, '?group_by=model']) {
+    for (const q of [
+      '?group_by=key',
+      `?group_by=key&key_id=${aKey.id}`,
+      `?group_by=day&user_id=${A.id}`,
+      '?group_by=model',
+    ]) {
       const usage = await B.call('GET', `/api/usage${q}`);
       expect(usage.status).toBe(200);
       expect(JSON.stringify(usage.body)).not.toContain('a-secret-project');
-      if (q.includes('group_by=key')) expect(usage.body.data.every((r: { key_id: number }) => r.key_id !== aKey.id), q).toBe(true);
+      if (q.includes('group_by=key'))
+        expect(
+          usage.body.data.every((r: { key_id: number }) => r.key_id !== aKey.id),
+          q,
+        ).toBe(true);
     }
     const aUsage = await A.call('GET', '/api/usage?group_by=key');
     expect(aUsage.body.data.map((r: { key_id: number }) => r.key_id)).toEqual([aKey.id]);
@@ -275,7 +351,9 @@ describe.each(backends())('tenancy [%s]', (backend) => {
     const aDay = await A.call('GET', '/api/usage?group_by=day');
     // B's totals are B's alone: one request each so far from the setup.
     expect(bDay.body.data.reduce((n: number, r: { requests: number }) => n + r.requests, 0)).toBe(1);
-    expect(aDay.body.data.reduce((n: number, r: { requests: number }) => n + r.requests, 0)).toBeGreaterThanOrEqual(1);
+    expect(
+      aDay.body.data.reduce((n: number, r: { requests: number }) => n + r.requests, 0),
+    ).toBeGreaterThanOrEqual(1);
   });
 
   it('users see only themselves among users and cannot change role, group or status', async () => {
@@ -283,12 +361,20 @@ describe.each(backends())('tenancy [%s]', (backend) => {
     expect(list.body.data.map((u: { id: number }) => u.id)).toEqual([B.id]);
     expect(JSON.stringify(list.body)).not.toContain(aUsername);
     expectApiError(await B.call('GET', `/api/users/${A.id}`), 404, 'not_found');
-    expectApiError(await B.call('PATCH', `/api/users/${A.id}`, { password: 'new-password-x' }), 404, 'not_found');
+    expectApiError(
+      await B.call('PATCH', `/api/users/${A.id}`, { password: 'new-password-x' }),
+      404,
+      'not_found',
+    );
     expect((await B.call('GET', `/api/users/${B.id}`)).body.id).toBe(B.id);
     expectApiError(await B.call('PATCH', `/api/users/${B.id}`, { role: 'admin' }), 403, 'forbidden');
     expectApiError(await B.call('PATCH', `/api/users/${B.id}`, { group: 'team-a' }), 403, 'forbidden');
     expectApiError(await B.call('PATCH', `/api/users/${B.id}`, { status: 'disabled' }), 403, 'forbidden');
-    expect((await s.api('GET', `/api/users/${B.id}`)).body).toMatchObject({ role: 'user', group: 'default', status: 'active' });
+    expect((await s.api('GET', `/api/users/${B.id}`)).body).toMatchObject({
+      role: 'user',
+      group: 'default',
+      status: 'active',
+    });
   });
 
   it('a non-admin gets 403 on admin routes', async () => {

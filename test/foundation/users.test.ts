@@ -1,7 +1,16 @@
 // Users (contract §3): create, list, get, patch, delete, topup; management authentication.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, login, startTestServer, type TestServer } from '../helpers/server.js';
-import { createKey, createUser, expectApiError, expectRelayError, raw, relay, session, uname } from './util.js';
+import {
+  createKey,
+  createUser,
+  expectApiError,
+  expectRelayError,
+  raw,
+  relay,
+  session,
+  uname,
+} from './util.js';
 
 describe.each(backends())('users [%s]', (backend) => {
   let s: TestServer;
@@ -16,19 +25,35 @@ describe.each(backends())('users [%s]', (backend) => {
     const name = uname();
     const r = await s.api('POST', '/api/users', { username: name, password: 'password-123' });
     expect(r.status).toBe(201);
-    expect(r.body).toMatchObject({ username: name, role: 'user', group: 'default', balance: 0, status: 'active' });
+    expect(r.body).toMatchObject({
+      username: name,
+      role: 'user',
+      group: 'default',
+      balance: 0,
+      status: 'active',
+    });
     expect(Number.isInteger(r.body.id)).toBe(true);
     expect(Date.parse(r.body.created_at)).not.toBeNaN();
     expect(JSON.stringify(r.body)).not.toMatch(/password/);
 
-    const full = await s.api('POST', '/api/users', { username: uname('adm'), password: 'password-123', role: 'admin', group: 'vip', balance: 12.5 });
+    const full = await s.api('POST', '/api/users', {
+      username: uname('adm'),
+      password: 'password-123',
+      role: 'admin',
+      group: 'vip',
+      balance: 12.5,
+    });
     expect(full.status).toBe(201);
     expect(full.body).toMatchObject({ role: 'admin', group: 'vip', balance: 12.5 });
   });
 
   it('a taken username answers 409 conflict', async () => {
     const { username } = await createUser(s);
-    expectApiError(await s.api('POST', '/api/users', { username, password: 'password-456' }), 409, 'conflict');
+    expectApiError(
+      await s.api('POST', '/api/users', { username, password: 'password-456' }),
+      409,
+      'conflict',
+    );
   });
 
   it('rejects bad user input with 422', async () => {
@@ -68,10 +93,14 @@ describe.each(backends())('users [%s]', (backend) => {
     // q is case-insensitive and takes _ and % literally, on both backends.
     const upper = await s.api('GET', `/api/users?q=${encodeURIComponent(tag.toUpperCase() + '_')}`);
     expect(upper.body.data.length).toBe(5);
-    expect((await s.api('GET', `/api/users?q=${encodeURIComponent(tag.slice(0, 3) + '%')}`)).body.data).toEqual([]);
+    expect(
+      (await s.api('GET', `/api/users?q=${encodeURIComponent(tag.slice(0, 3) + '%')}`)).body.data,
+    ).toEqual([]);
     const all = await s.api('GET', '/api/users?limit=500');
     expect(all.body.data.length).toBeGreaterThanOrEqual(5);
-    expect(all.body.data.every((u: Record<string, unknown>) => !('password_hash' in u) && !('password' in u))).toBe(true);
+    expect(
+      all.body.data.every((u: Record<string, unknown>) => !('password_hash' in u) && !('password' in u)),
+    ).toBe(true);
   });
 
   it('GET /api/users/:id answers the user, or 404', async () => {
@@ -87,20 +116,31 @@ describe.each(backends())('users [%s]', (backend) => {
     const r = await s.api('PATCH', `/api/users/${user.id}`, { role: 'admin', group: 'team-a' });
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ role: 'admin', group: 'team-a', status: 'active' });
-    expect((await s.api('GET', `/api/users/${user.id}`)).body).toMatchObject({ role: 'admin', group: 'team-a' });
+    expect((await s.api('GET', `/api/users/${user.id}`)).body).toMatchObject({
+      role: 'admin',
+      group: 'team-a',
+    });
 
     // A new password ends existing sessions and replaces the old one.
     const before = await session(s, username, password);
     expect((await before.call('GET', '/api/keys')).status).toBe(200);
-    expect((await s.api('PATCH', `/api/users/${user.id}`, { password: 'another-password' })).status).toBe(200);
+    expect((await s.api('PATCH', `/api/users/${user.id}`, { password: 'another-password' })).status).toBe(
+      200,
+    );
     expectApiError(await before.call('GET', '/api/keys'), 401, 'unauthorized');
     expect((await login(s, username, password)).status).toBe(401);
     expect((await login(s, username, 'another-password')).status).toBe(200);
     expectApiError(await s.api('PATCH', '/api/users/999999999', { role: 'user' }), 404, 'not_found');
     const audit = await s.api('GET', `/api/audit?user_id=${user.id}`);
     const updates = audit.body.data.filter((a: { action: string }) => a.action === 'user.update').reverse();
-    expect(updates.map((a: { actor: string; ip: string; changes: unknown }) => [a.actor, a.ip, a.changes])).toEqual([
-      ['master', '127.0.0.1', { role: { from: 'user', to: 'admin' }, group: { from: 'default', to: 'team-a' } }],
+    expect(
+      updates.map((a: { actor: string; ip: string; changes: unknown }) => [a.actor, a.ip, a.changes]),
+    ).toEqual([
+      [
+        'master',
+        '127.0.0.1',
+        { role: { from: 'user', to: 'admin' }, group: { from: 'default', to: 'team-a' } },
+      ],
       ['master', '127.0.0.1', { password: expect.stringMatching(/^(changed|\[redacted\])$/) }],
     ]);
     expect(JSON.stringify(audit.body)).not.toContain('another-password');
@@ -111,8 +151,17 @@ describe.each(backends())('users [%s]', (backend) => {
     const { user, username, password } = await createUser(s);
     const { secret } = await createKey(s, user.id);
     expect((await relay(s, secret)).status).toBe(200);
-    expect((await s.api('PATCH', `/api/users/${user.id}`, { status: 'disabled' })).body.status).toBe('disabled');
-    expectApiError(await raw(s, 'POST', '/api/auth/login', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) }), 401, 'login_failed');
+    expect((await s.api('PATCH', `/api/users/${user.id}`, { status: 'disabled' })).body.status).toBe(
+      'disabled',
+    );
+    expectApiError(
+      await raw(s, 'POST', '/api/auth/login', {
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username, password }),
+      }),
+      401,
+      'login_failed',
+    );
     expectRelayError(await relay(s, secret), 401, 'account_disabled');
     await s.api('PATCH', `/api/users/${user.id}`, { status: 'active' });
     expect((await relay(s, secret)).status).toBe(200);
@@ -128,9 +177,17 @@ describe.each(backends())('users [%s]', (backend) => {
     await s.api('POST', `/api/users/${user.id}/topup`, { amount: 0.1 });
     expect((await s.api('POST', `/api/users/${user.id}/topup`, { amount: 0.2 })).body.balance).toBe(3.3);
     expect((await s.api('GET', `/api/users/${user.id}`)).body.balance).toBe(3.3);
-    expectApiError(await s.api('POST', `/api/users/${user.id}/topup`, { amount: 0 }), 422, 'validation_error');
+    expectApiError(
+      await s.api('POST', `/api/users/${user.id}/topup`, { amount: 0 }),
+      422,
+      'validation_error',
+    );
     expectApiError(await s.api('POST', `/api/users/${user.id}/topup`, {}), 422, 'validation_error');
-    expectApiError(await s.api('POST', `/api/users/${user.id}/topup`, { amount: '5' }), 422, 'validation_error');
+    expectApiError(
+      await s.api('POST', `/api/users/${user.id}/topup`, { amount: '5' }),
+      422,
+      'validation_error',
+    );
     expectApiError(await s.api('POST', '/api/users/999999999/topup', { amount: 1 }), 404, 'not_found');
     const audit = await s.api('GET', `/api/audit?user_id=${user.id}`);
     expect(audit.body.data.filter((a: { action: string }) => a.action === 'user.topup').length).toBe(4);
@@ -156,12 +213,32 @@ describe.each(backends())('users [%s]', (backend) => {
   it('the management API needs the master key or a session', async () => {
     expectApiError(await raw(s, 'GET', '/api/users'), 401, 'unauthorized');
     expectApiError(await raw(s, 'GET', '/api/keys'), 401, 'unauthorized');
-    expectApiError(await raw(s, 'GET', '/api/users', { headers: { authorization: 'Bearer mk-wrong' } }), 401, 'unauthorized');
-    expectApiError(await raw(s, 'GET', '/api/users', { headers: { authorization: s.masterKey } }), 401, 'unauthorized');
-    expectApiError(await raw(s, 'GET', '/api/users', { headers: { authorization: `Basic ${s.masterKey}` } }), 401, 'unauthorized');
-    expectApiError(await raw(s, 'GET', '/api/users', { headers: { cookie: 'mole_session=forged' } }), 401, 'unauthorized');
-    expect((await raw(s, 'GET', '/api/users', { headers: { authorization: `Bearer ${s.masterKey}` } })).status).toBe(200);
-    expect((await raw(s, 'GET', '/api/users', { headers: { authorization: `bearer ${s.masterKey}` } })).status).toBe(200);
+    expectApiError(
+      await raw(s, 'GET', '/api/users', { headers: { authorization: 'Bearer mk-wrong' } }),
+      401,
+      'unauthorized',
+    );
+    expectApiError(
+      await raw(s, 'GET', '/api/users', { headers: { authorization: s.masterKey } }),
+      401,
+      'unauthorized',
+    );
+    expectApiError(
+      await raw(s, 'GET', '/api/users', { headers: { authorization: `Basic ${s.masterKey}` } }),
+      401,
+      'unauthorized',
+    );
+    expectApiError(
+      await raw(s, 'GET', '/api/users', { headers: { cookie: 'mole_session=forged' } }),
+      401,
+      'unauthorized',
+    );
+    expect(
+      (await raw(s, 'GET', '/api/users', { headers: { authorization: `Bearer ${s.masterKey}` } })).status,
+    ).toBe(200);
+    expect(
+      (await raw(s, 'GET', '/api/users', { headers: { authorization: `bearer ${s.masterKey}` } })).status,
+    ).toBe(200);
   });
 
   it('an admin session may administer users; it cannot delete itself', async () => {

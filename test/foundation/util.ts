@@ -22,15 +22,32 @@ async function toRes(r: Response): Promise<Res> {
 }
 
 /** Raw HTTP call with exactly the given headers (no master key added). */
-export async function raw(s: TestServer, method: string, p: string, opts: { headers?: Record<string, string>; body?: string } = {}): Promise<Res> {
-  return toRes(await fetch(s.url + p, { method, headers: opts.headers ?? {}, ...(opts.body !== undefined ? { body: opts.body } : {}) }));
+export async function raw(
+  s: TestServer,
+  method: string,
+  p: string,
+  opts: { headers?: Record<string, string>; body?: string } = {},
+): Promise<Res> {
+  return toRes(
+    await fetch(s.url + p, {
+      method,
+      headers: opts.headers ?? {},
+      ...(opts.body !== undefined ? { body: opts.body } : {}),
+    }),
+  );
 }
 
 /** GET /v1/key (or another relay path) presenting `secret` the given way. */
 export async function relay(
   s: TestServer,
   secret: string | undefined,
-  opts: { how?: 'bearer' | 'x-api-key' | 'api-key' | 'x-goog-api-key'; path?: string; headers?: Record<string, string>; method?: string; body?: unknown } = {},
+  opts: {
+    how?: 'bearer' | 'x-api-key' | 'api-key' | 'x-goog-api-key';
+    path?: string;
+    headers?: Record<string, string>;
+    method?: string;
+    body?: unknown;
+  } = {},
 ): Promise<Res> {
   const headers: Record<string, string> = { ...opts.headers };
   if (secret !== undefined) {
@@ -39,12 +56,21 @@ export async function relay(
     else headers[how] = secret;
   }
   if (opts.body !== undefined) headers['content-type'] = 'application/json';
-  return toRes(await fetch(s.url + (opts.path ?? '/v1/key'), { method: opts.method ?? 'GET', headers, ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}) }));
+  return toRes(
+    await fetch(s.url + (opts.path ?? '/v1/key'), {
+      method: opts.method ?? 'GET',
+      headers,
+      ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+    }),
+  );
 }
 
 /** OpenAI error shape {"error":{"message","type","param","code"}} plus x-request-id. */
 export function expectRelayError(res: Res, status: number, code: string): void {
-  expect({ status: res.status, code: res.body?.error?.code }, JSON.stringify(res.body)).toEqual({ status, code });
+  expect({ status: res.status, code: res.body?.error?.code }, JSON.stringify(res.body)).toEqual({
+    status,
+    code,
+  });
   const e = res.body.error;
   expect(Object.keys(e).sort()).toEqual(['code', 'message', 'param', 'type']);
   expect(typeof e.message).toBe('string');
@@ -67,7 +93,11 @@ export async function session(s: TestServer, username: string, password: string)
   const l = await login(s, username, password);
   if (l.status !== 200) throw new Error(`login failed: ${l.status}`);
   const call = (method: string, p: string, body?: unknown, extra: Record<string, string> = {}) =>
-    s.api(method, p, body, { cookie: l.cookie, ...(method === 'GET' ? {} : { 'x-csrf-token': l.csrf }), ...extra });
+    s.api(method, p, body, {
+      cookie: l.cookie,
+      ...(method === 'GET' ? {} : { 'x-csrf-token': l.csrf }),
+      ...extra,
+    });
   return { ...l, call };
 }
 
@@ -76,12 +106,19 @@ let seq = 0;
 export const uname = (prefix = 'u') => `${prefix}${process.pid}x${Date.now().toString(36)}x${seq++}`;
 
 /** Creates a user with the master key; returns its JSON and password. */
-export async function createUser(s: TestServer, opts: { role?: 'user' | 'admin'; group?: string; balance?: number; username?: string } = {}) {
+export async function createUser(
+  s: TestServer,
+  opts: { role?: 'user' | 'admin'; group?: string; balance?: number; username?: string } = {},
+) {
   const username = opts.username ?? uname();
   const password = 'password-' + username;
   const r = await s.api('POST', '/api/users', { ...opts, username, password });
   if (r.status !== 201) throw new Error(`user create failed: ${JSON.stringify(r.body)}`);
-  return { user: r.body as { id: number; username: string; role: string; group: string; balance: number }, username, password };
+  return {
+    user: r.body as { id: number; username: string; role: string; group: string; balance: number },
+    username,
+    password,
+  };
 }
 
 /** Creates a key with the master key. */
@@ -92,5 +129,18 @@ export async function createKey(s: TestServer, userId: number, fields: Record<st
 }
 
 export const KEY_FIELDS = [
-  'id', 'name', 'user_id', 'status', 'display', 'models', 'allowed_ips', 'quota', 'used', 'group', 'expires_at', 'created_at', 'last_used_at', 'last_used_ip',
+  'id',
+  'name',
+  'user_id',
+  'status',
+  'display',
+  'models',
+  'allowed_ips',
+  'quota',
+  'used',
+  'group',
+  'expires_at',
+  'created_at',
+  'last_used_at',
+  'last_used_ip',
 ];

@@ -8,23 +8,126 @@ import { createKey, createUser, raw, relay, type Res } from './util.js';
 const HUGE = 'x'.repeat(100_000);
 /** Values every field is tried with (most are wrong for any field; the rest must still not break anything). */
 const VALUES: unknown[] = [
-  null, true, -1, 1.5, 1e308, 9_007_199_254_740_993, '', 'str', HUGE, '\u0000', '\ud800',
-  "'; drop table users; --", [], ['x'], [HUGE], ['10.0.0.0/33'], {}, { a: 1 }, '9'.repeat(30), '+275760-09-13T00:00:00.001Z',
+  null,
+  true,
+  -1,
+  1.5,
+  1e308,
+  9_007_199_254_740_993,
+  '',
+  'str',
+  HUGE,
+  '\u0000',
+  '\ud800',
+  "'; drop table users; --",
+  [],
+  ['x'],
+  [HUGE],
+  ['10.0.0.0/33'],
+  {},
+  { a: 1 },
+  '9'.repeat(30),
+  '+275760-09-13T00:00:00.001Z',
 ];
 
-interface Ids { userId: number; keyId: number; channelId: number }
+interface Ids {
+  userId: number;
+  keyId: number;
+  channelId: number;
+}
 /** Every write route with a valid body; the fuzz varies one field at a time. */
-const BODY_ROUTES: Record<string, (i: Ids) => { method: string; path: string; base: Record<string, unknown> }> = {
-  'POST /api/auth/login': () => ({ method: 'POST', path: '/api/auth/login', base: { username: 'nobody', password: 'password-123' } }),
-  'POST /api/users': () => ({ method: 'POST', path: '/api/users', base: { username: 'fuzzed', password: 'password-123', role: 'user', group: 'default', balance: 1 } }),
-  'PATCH /api/users/:id': (i) => ({ method: 'PATCH', path: `/api/users/${i.userId}`, base: { role: 'user', group: 'default', status: 'active', password: 'password-123' } }),
-  'POST /api/users/:id/topup': (i) => ({ method: 'POST', path: `/api/users/${i.userId}/topup`, base: { amount: 1 } }),
-  'POST /api/keys': (i) => ({ method: 'POST', path: '/api/keys', base: { name: 'n', user_id: i.userId, models: ['m1'], allowed_ips: ['127.0.0.1'], quota: 1, expires_at: '2999-01-01T00:00:00Z', group: 'default', rpm: 10 } }),
-  'PATCH /api/keys/:id': (i) => ({ method: 'PATCH', path: `/api/keys/${i.keyId}`, base: { name: 'n', status: 'active', models: ['m1'], allowed_ips: ['127.0.0.1'], quota: 1, expires_at: '2999-01-01T00:00:00Z', group: 'default', rpm: 10 } }),
-  'POST /api/keys/:id/rotate': (i) => ({ method: 'POST', path: `/api/keys/${i.keyId}/rotate`, base: { grace_seconds: 0 } }),
-  'POST /api/channels': () => ({ method: 'POST', path: '/api/channels', base: { name: 'c', type: 'openai', base_url: 'http://127.0.0.1:9', api_key: 'k', models: ['m1'], model_map: { m1: 'm2' }, priority: 0, weight: 1, groups: ['default'], status: 'disabled' } }),
-  'PATCH /api/channels/:id': (i) => ({ method: 'PATCH', path: `/api/channels/${i.channelId}`, base: { name: 'c', type: 'mock', models: ['m1'], model_map: null, priority: 0, weight: 1, groups: null, status: 'active' } }),
-  'PUT /api/prices/:model': () => ({ method: 'PUT', path: '/api/prices/m1', base: { input: 1, output: 2, cached_input: 0.5 } }),
+const BODY_ROUTES: Record<
+  string,
+  (i: Ids) => { method: string; path: string; base: Record<string, unknown> }
+> = {
+  'POST /api/auth/login': () => ({
+    method: 'POST',
+    path: '/api/auth/login',
+    base: { username: 'nobody', password: 'password-123' },
+  }),
+  'POST /api/users': () => ({
+    method: 'POST',
+    path: '/api/users',
+    base: { username: 'fuzzed', password: 'password-123', role: 'user', group: 'default', balance: 1 },
+  }),
+  'PATCH /api/users/:id': (i) => ({
+    method: 'PATCH',
+    path: `/api/users/${i.userId}`,
+    base: { role: 'user', group: 'default', status: 'active', password: 'password-123' },
+  }),
+  'POST /api/users/:id/topup': (i) => ({
+    method: 'POST',
+    path: `/api/users/${i.userId}/topup`,
+    base: { amount: 1 },
+  }),
+  'POST /api/keys': (i) => ({
+    method: 'POST',
+    path: '/api/keys',
+    base: {
+      name: 'n',
+      user_id: i.userId,
+      models: ['m1'],
+      allowed_ips: ['127.0.0.1'],
+      quota: 1,
+      expires_at: '2999-01-01T00:00:00Z',
+      group: 'default',
+      rpm: 10,
+    },
+  }),
+  'PATCH /api/keys/:id': (i) => ({
+    method: 'PATCH',
+    path: `/api/keys/${i.keyId}`,
+    base: {
+      name: 'n',
+      status: 'active',
+      models: ['m1'],
+      allowed_ips: ['127.0.0.1'],
+      quota: 1,
+      expires_at: '2999-01-01T00:00:00Z',
+      group: 'default',
+      rpm: 10,
+    },
+  }),
+  'POST /api/keys/:id/rotate': (i) => ({
+    method: 'POST',
+    path: `/api/keys/${i.keyId}/rotate`,
+    base: { grace_seconds: 0 },
+  }),
+  'POST /api/channels': () => ({
+    method: 'POST',
+    path: '/api/channels',
+    base: {
+      name: 'c',
+      type: 'openai',
+      base_url: 'http://127.0.0.1:9',
+      api_key: 'k',
+      models: ['m1'],
+      model_map: { m1: 'm2' },
+      priority: 0,
+      weight: 1,
+      groups: ['default'],
+      status: 'disabled',
+    },
+  }),
+  'PATCH /api/channels/:id': (i) => ({
+    method: 'PATCH',
+    path: `/api/channels/${i.channelId}`,
+    base: {
+      name: 'c',
+      type: 'mock',
+      models: ['m1'],
+      model_map: null,
+      priority: 0,
+      weight: 1,
+      groups: null,
+      status: 'active',
+    },
+  }),
+  'PUT /api/prices/:model': () => ({
+    method: 'PUT',
+    path: '/api/prices/m1',
+    base: { input: 1, output: 2, cached_input: 0.5 },
+  }),
   'PUT /api/groups/:name': () => ({ method: 'PUT', path: '/api/groups/default', base: { multiplier: 1 } }),
 };
 
@@ -44,7 +147,13 @@ describe.each(backends())('input validation [%s]', (backend) => {
   let ids: Ids;
   const bodyRoutes = () => Object.values(BODY_ROUTES).map((f) => f(ids));
   const send = (method: string, p: string, body?: string, contentType = 'application/json') =>
-    raw(s, method, p, { headers: { authorization: `Bearer ${s.masterKey}`, ...(body !== undefined ? { 'content-type': contentType } : {}) }, ...(body !== undefined ? { body } : {}) });
+    raw(s, method, p, {
+      headers: {
+        authorization: `Bearer ${s.masterKey}`,
+        ...(body !== undefined ? { 'content-type': contentType } : {}),
+      },
+      ...(body !== undefined ? { body } : {}),
+    });
 
   beforeAll(async () => {
     s = await startTestServer({ backend });
@@ -59,20 +168,26 @@ describe.each(backends())('input validation [%s]', (backend) => {
     await s?.close();
   });
 
-  it.each(Object.keys(BODY_ROUTES))('%s: every body field, every wrong value → 4xx with a code, never 5xx', async (name) => {
-    const r = BODY_ROUTES[name]!(ids);
-    let n = 0;
-    for (const field of Object.keys(r.base)) {
-      for (const v of VALUES) {
-        const res = await send(r.method, r.path, JSON.stringify({ ...r.base, [field]: v }));
-        expectClientError(res, `${r.method} ${r.path} ${field}=${JSON.stringify(v)?.slice(0, 40)}`);
-        n++;
+  it.each(Object.keys(BODY_ROUTES))(
+    '%s: every body field, every wrong value → 4xx with a code, never 5xx',
+    async (name) => {
+      const r = BODY_ROUTES[name]!(ids);
+      let n = 0;
+      for (const field of Object.keys(r.base)) {
+        for (const v of VALUES) {
+          const res = await send(r.method, r.path, JSON.stringify({ ...r.base, [field]: v }));
+          expectClientError(res, `${r.method} ${r.path} ${field}=${JSON.stringify(v)?.slice(0, 40)}`);
+          n++;
+        }
+        // the field alone, without the others
+        expectClientError(
+          await send(r.method, r.path, JSON.stringify({ [field]: r.base[field] })),
+          `${r.method} ${r.path} only ${field}`,
+        );
       }
-      // the field alone, without the others
-      expectClientError(await send(r.method, r.path, JSON.stringify({ [field]: r.base[field] })), `${r.method} ${r.path} only ${field}`);
-    }
-    expect(n).toBe(Object.keys(r.base).length * VALUES.length);
-  });
+      expect(n).toBe(Object.keys(r.base).length * VALUES.length);
+    },
+  );
 
   it('unknown fields are refused with 422 on every write route', async () => {
     for (const r of bodyRoutes()) {
@@ -108,7 +223,10 @@ describe.each(backends())('input validation [%s]', (backend) => {
       for (const [body, type, allowed] of shapes) {
         const res = await send(r.method, r.path, body, type);
         expectClientError(res, `${r.method} ${r.path} ${type} ${String(body).slice(0, 20)}`);
-        expect(allowed, `${r.method} ${r.path} ${type} ${String(body).slice(0, 20)} → ${res.status}`).toContain(res.status);
+        expect(
+          allowed,
+          `${r.method} ${r.path} ${type} ${String(body).slice(0, 20)} → ${res.status}`,
+        ).toContain(res.status);
       }
     }
     const bad = await send('POST', '/api/keys', '{not json');
@@ -118,21 +236,58 @@ describe.each(backends())('input validation [%s]', (backend) => {
   });
 
   it('bad ids in paths: 4xx with a code, never 5xx', async () => {
-    const ids = ['%E0%A4%A', '%FF', '%', 'abc', '-1', '0', '1.5', '1e400', '99999999999999999999', '9007199254740993', '%00', '%20', '1%3Bdrop', '0x10', 'Infinity', 'NaN', '1'.repeat(300), "1'"];
+    const ids = [
+      '%E0%A4%A',
+      '%FF',
+      '%',
+      'abc',
+      '-1',
+      '0',
+      '1.5',
+      '1e400',
+      '99999999999999999999',
+      '9007199254740993',
+      '%00',
+      '%20',
+      '1%3Bdrop',
+      '0x10',
+      'Infinity',
+      'NaN',
+      '1'.repeat(300),
+      "1'",
+    ];
     const templates: Array<[string, string, unknown]> = [
-      ['GET', '/api/users/:id', undefined], ['PATCH', '/api/users/:id', { role: 'user' }], ['DELETE', '/api/users/:id', undefined], ['POST', '/api/users/:id/topup', { amount: 1 }],
-      ['GET', '/api/keys/:id', undefined], ['PATCH', '/api/keys/:id', { name: 'x' }], ['DELETE', '/api/keys/:id', undefined], ['POST', '/api/keys/:id/rotate', {}],
-      ['GET', '/api/channels/:id', undefined], ['PATCH', '/api/channels/:id', { name: 'x' }], ['DELETE', '/api/channels/:id', undefined],
-      ['PUT', '/api/prices/:id', { input: 1, output: 1 }], ['DELETE', '/api/prices/:id', undefined], ['PUT', '/api/groups/:id', { multiplier: 1 }],
+      ['GET', '/api/users/:id', undefined],
+      ['PATCH', '/api/users/:id', { role: 'user' }],
+      ['DELETE', '/api/users/:id', undefined],
+      ['POST', '/api/users/:id/topup', { amount: 1 }],
+      ['GET', '/api/keys/:id', undefined],
+      ['PATCH', '/api/keys/:id', { name: 'x' }],
+      ['DELETE', '/api/keys/:id', undefined],
+      ['POST', '/api/keys/:id/rotate', {}],
+      ['GET', '/api/channels/:id', undefined],
+      ['PATCH', '/api/channels/:id', { name: 'x' }],
+      ['DELETE', '/api/channels/:id', undefined],
+      ['PUT', '/api/prices/:id', { input: 1, output: 1 }],
+      ['DELETE', '/api/prices/:id', undefined],
+      ['PUT', '/api/groups/:id', { multiplier: 1 }],
     ];
     for (const [method, t, body] of templates) {
       for (const id of ids) {
-        const res = await send(method, t.replace(':id', id), body === undefined ? undefined : JSON.stringify(body));
+        const res = await send(
+          method,
+          t.replace(':id', id),
+          body === undefined ? undefined : JSON.stringify(body),
+        );
         expectClientError(res, `${method} ${t} id=${id.slice(0, 20)}`);
       }
       // a well-formed id that does not exist
       if (!t.startsWith('/api/prices') && !t.startsWith('/api/groups')) {
-        const res = await send(method, t.replace(':id', '987654321'), body === undefined ? undefined : JSON.stringify(body));
+        const res = await send(
+          method,
+          t.replace(':id', '987654321'),
+          body === undefined ? undefined : JSON.stringify(body),
+        );
         expect(res.status, `${method} ${t}`).toBe(404);
         expect(res.body.error.code).toBe('not_found');
       }
@@ -147,14 +302,41 @@ describe.each(backends())('input validation [%s]', (backend) => {
       '/api/users': ['limit', 'cursor', 'q'],
       '/api/keys': ['user_id', 'status', 'q', 'group', 'limit', 'cursor'],
       '/api/audit': ['key_id', 'user_id', 'limit', 'cursor'],
-      '/api/logs': ['key_id', 'user_id', 'model', 'from', 'to', 'status', 'limit', 'cursor', 'format', 'totals'],
+      '/api/logs': [
+        'key_id',
+        'user_id',
+        'model',
+        'from',
+        'to',
+        'status',
+        'limit',
+        'cursor',
+        'format',
+        'totals',
+      ],
       '/api/usage': ['key_id', 'user_id', 'model', 'from', 'to', 'group_by', 'format'],
       '/api/models': ['group'],
     };
-    const values = ['', 'abc', '-1', '1.5', '1e400', '1e300', '99999999999999999999', 'a%00b', encodeURIComponent(HUGE.slice(0, 5000)), '%25%5F%5C', "'", '2024-13-45', '%F0%9F%92%A9', '%FF'];
+    const values = [
+      '',
+      'abc',
+      '-1',
+      '1.5',
+      '1e400',
+      '1e300',
+      '99999999999999999999',
+      'a%00b',
+      encodeURIComponent(HUGE.slice(0, 5000)),
+      '%25%5F%5C',
+      "'",
+      '2024-13-45',
+      '%F0%9F%92%A9',
+      '%FF',
+    ];
     for (const [p, params] of Object.entries(routes)) {
       for (const param of params) {
-        for (const v of values) expectClientError(await send('GET', `${p}?${param}=${v}`), `GET ${p}?${param}=${v.slice(0, 20)}`);
+        for (const v of values)
+          expectClientError(await send('GET', `${p}?${param}=${v}`), `GET ${p}?${param}=${v.slice(0, 20)}`);
         expectClientError(await send('GET', `${p}?${param}=1&${param}=2`), `GET ${p} repeated ${param}`);
         expectClientError(await send('GET', `${p}?${param}[a]=1`), `GET ${p} ${param}[a]`);
       }
@@ -181,8 +363,18 @@ describe.each(backends())('input validation [%s]', (backend) => {
       expect(res.body.error.code).toBe('validation_error');
       expect(res.body.error.message).toMatch(/NUL/);
     }
-    for (const p of ['/api/users?q=%00', '/api/keys?q=a%00', '/api/logs?model=%00', '/api/prices/m%00', '/api/usage?model=%00']) {
-      const res = await send(p.startsWith('/api/prices') ? 'PUT' : 'GET', p, p.startsWith('/api/prices') ? '{"input":1,"output":1}' : undefined);
+    for (const p of [
+      '/api/users?q=%00',
+      '/api/keys?q=a%00',
+      '/api/logs?model=%00',
+      '/api/prices/m%00',
+      '/api/usage?model=%00',
+    ]) {
+      const res = await send(
+        p.startsWith('/api/prices') ? 'PUT' : 'GET',
+        p,
+        p.startsWith('/api/prices') ? '{"input":1,"output":1}' : undefined,
+      );
       expect(res.status, p).toBe(422);
     }
     expect((await s.api('GET', `/api/keys/${keyId}`)).body.name).not.toContain('\u0000');
@@ -199,9 +391,27 @@ describe.each(backends())('input validation [%s]', (backend) => {
   });
 
   it('allowed_ips: bad CIDRs are refused with 422 naming the rule', async () => {
-    for (const rule of ['10.0.0.0/33', '::1/129', '300.0.0.1', 'abc', '10.0.0.0/', '', '010.0.0.1', '1.2.3', '10.0.0.0/8/8', 'x'.repeat(65)]) {
-      for (const [method, p] of [['POST', '/api/keys'], ['PATCH', `/api/keys/${keyId}`]] as const) {
-        const res = await s.api(method, p, { name: 'cidr', user_id: method === 'POST' ? userId : undefined, allowed_ips: ['127.0.0.1', rule] });
+    for (const rule of [
+      '10.0.0.0/33',
+      '::1/129',
+      '300.0.0.1',
+      'abc',
+      '10.0.0.0/',
+      '',
+      '010.0.0.1',
+      '1.2.3',
+      '10.0.0.0/8/8',
+      'x'.repeat(65),
+    ]) {
+      for (const [method, p] of [
+        ['POST', '/api/keys'],
+        ['PATCH', `/api/keys/${keyId}`],
+      ] as const) {
+        const res = await s.api(method, p, {
+          name: 'cidr',
+          user_id: method === 'POST' ? userId : undefined,
+          allowed_ips: ['127.0.0.1', rule],
+        });
         expect(res.status, `${method} ${rule}`).toBe(422);
         expect(res.body.error.code).toBe('validation_error');
         expect(res.body.error.param).toBe('allowed_ips.1');
@@ -212,10 +422,23 @@ describe.each(backends())('input validation [%s]', (backend) => {
 
   it('relay routes with a valid key refuse malformed bodies with 4xx, never 5xx', async () => {
     const { secret } = await createKey(s, userId);
-    const bodies = ['{not json', '[]', '"x"', '{}', '{"model":123}', '{"model":"m1","messages":"x","prompt":1,"input":1}', '\u0000', ''];
+    const bodies = [
+      '{not json',
+      '[]',
+      '"x"',
+      '{}',
+      '{"model":123}',
+      '{"model":"m1","messages":"x","prompt":1,"input":1}',
+      '\u0000',
+      '',
+    ];
     for (const path of ['/v1/chat/completions', '/v1/completions', '/v1/embeddings']) {
       for (const body of bodies) {
-        const res = await fetch(s.url + path, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body });
+        const res = await fetch(s.url + path, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+          body,
+        });
         const json = await res.json().catch(() => null);
         expect(res.status, `${path} ${body} → ${JSON.stringify(json)}`).toBeLessThan(500);
         expect(res.status).toBeGreaterThanOrEqual(400);
@@ -240,15 +463,29 @@ describe('API documentation', () => {
     const res = await fetch(s.url + '/api/openapi.json');
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/application\/json/);
-    const doc = (await res.json()) as { openapi: string; info: { title: string }; paths: Record<string, Record<string, { responses?: unknown; summary?: string }>> };
+    const doc = (await res.json()) as {
+      openapi: string;
+      info: { title: string };
+      paths: Record<string, Record<string, { responses?: unknown; summary?: string }>>;
+    };
     expect(doc.openapi).toMatch(/^3\./);
     expect(doc.info.title).toBeTruthy();
     const expected: Record<string, string[]> = {
-      '/api/auth/login': ['post'], '/api/auth/logout': ['post'],
-      '/api/users': ['get', 'post'], '/api/users/{id}': ['delete', 'get', 'patch'], '/api/users/{id}/topup': ['post'],
-      '/api/keys': ['get', 'post'], '/api/keys/{id}': ['delete', 'get', 'patch'], '/api/keys/{id}/rotate': ['post'],
-      '/api/channels': ['get', 'post'], '/api/channels/{id}': ['delete', 'get', 'patch'],
-      '/api/prices': ['get'], '/api/groups/{name}': ['put'], '/api/logs': ['get'], '/api/usage': ['get'], '/api/audit': ['get'],
+      '/api/auth/login': ['post'],
+      '/api/auth/logout': ['post'],
+      '/api/users': ['get', 'post'],
+      '/api/users/{id}': ['delete', 'get', 'patch'],
+      '/api/users/{id}/topup': ['post'],
+      '/api/keys': ['get', 'post'],
+      '/api/keys/{id}': ['delete', 'get', 'patch'],
+      '/api/keys/{id}/rotate': ['post'],
+      '/api/channels': ['get', 'post'],
+      '/api/channels/{id}': ['delete', 'get', 'patch'],
+      '/api/prices': ['get'],
+      '/api/groups/{name}': ['put'],
+      '/api/logs': ['get'],
+      '/api/usage': ['get'],
+      '/api/audit': ['get'],
     };
     for (const [p, methods] of Object.entries(expected)) {
       expect(doc.paths[p], p).toBeDefined();
@@ -259,10 +496,15 @@ describe('API documentation', () => {
     expect(Object.keys(doc.paths).filter((p) => p.includes('*'))).toEqual([]);
     expect(Object.keys(doc.paths).filter((p) => !p.startsWith('/api/') && !p.startsWith('/v1/'))).toEqual([]);
     // Request bodies are described (generated from the same zod schemas that validate).
-    const createKey = doc.paths['/api/keys']!.post as unknown as { requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown> } }> } };
+    const createKey = doc.paths['/api/keys']!.post as unknown as {
+      requestBody?: { content: Record<string, { schema: { properties: Record<string, unknown> } }> };
+    };
     const props = Object.keys(createKey.requestBody!.content['application/json']!.schema.properties);
-    expect(props).toEqual(expect.arrayContaining(['name', 'user_id', 'models', 'allowed_ips', 'quota', 'expires_at', 'group']));
-    for (const [p, ops] of Object.entries(doc.paths)) for (const [m, op] of Object.entries(ops)) expect(op.responses, `${m} ${p}`).toBeDefined();
+    expect(props).toEqual(
+      expect.arrayContaining(['name', 'user_id', 'models', 'allowed_ips', 'quota', 'expires_at', 'group']),
+    );
+    for (const [p, ops] of Object.entries(doc.paths))
+      for (const [m, op] of Object.entries(ops)) expect(op.responses, `${m} ${p}`).toBeDefined();
   });
 
   it('/api/docs serves the Swagger UI', async () => {

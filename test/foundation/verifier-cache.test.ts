@@ -9,7 +9,9 @@ import { createKey, createUser, expectRelayError, relay } from './util.js';
 
 /** Counts queries run through the app's Kysely instance (outside transactions). */
 function countQueries(s: TestServer) {
-  const executor = s.services.storage.db.getExecutor() as { executeQuery: (...a: unknown[]) => Promise<unknown> };
+  const executor = s.services.storage.db.getExecutor() as {
+    executeQuery: (...a: unknown[]) => Promise<unknown>;
+  };
   const original = executor.executeQuery;
   const seen: string[] = [];
   executor.executeQuery = function (this: unknown, ...args: unknown[]) {
@@ -83,7 +85,8 @@ describe.each(backends())('key verification cache [%s]', (backend) => {
     const { secret } = await createKey(s, userId);
     expect((await relay(s, secret)).status).toBe(200);
     const lookups = s.services.verifier.stats.dbLookups;
-    for (let i = 0; i < 100; i++) expect((await relay(s, secret, { how: i % 2 ? 'x-api-key' : 'bearer' })).status).toBe(200);
+    for (let i = 0; i < 100; i++)
+      expect((await relay(s, secret, { how: i % 2 ? 'x-api-key' : 'bearer' })).status).toBe(200);
     expect(s.services.verifier.stats.dbLookups).toBe(lookups);
   });
 
@@ -96,7 +99,10 @@ describe.each(backends())('key verification cache [%s]', (backend) => {
       [() => s.api('PATCH', `/api/keys/${id}`, { status: 'active' }), null],
       [() => s.api('PATCH', `/api/keys/${id}`, { allowed_ips: ['10.0.0.1'] }), 'ip_not_allowed'],
       [() => s.api('PATCH', `/api/keys/${id}`, { allowed_ips: null }), null],
-      [() => s.api('PATCH', `/api/keys/${id}`, { expires_at: new Date(Date.now() - 1000).toISOString() }), 'key_expired'],
+      [
+        () => s.api('PATCH', `/api/keys/${id}`, { expires_at: new Date(Date.now() - 1000).toISOString() }),
+        'key_expired',
+      ],
       [() => s.api('PATCH', `/api/keys/${id}`, { expires_at: null }), null],
       [() => s.api('PATCH', `/api/users/${userId}`, { status: 'disabled' }), 'account_disabled'],
       [() => s.api('PATCH', `/api/users/${userId}`, { status: 'active' }), null],

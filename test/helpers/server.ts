@@ -32,7 +32,12 @@ export interface TestServer {
   /** Everything the server logged so far. */
   logs(): string;
   /** Management API call with the master key (or another bearer / cookie). */
-  api(method: string, p: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
+  api(
+    method: string,
+    p: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: any; headers: Headers }>;
   close(): Promise<void>;
 }
 
@@ -51,7 +56,8 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
   const backend = opts.shareWith?.backend ?? opts.backend ?? 'sqlite';
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-test-'));
   const masterKey = opts.shareWith?.masterKey ?? 'mk-test-' + randomBytes(16).toString('hex');
-  const pgSchema = opts.shareWith?.pgSchema ?? (backend === 'postgres' ? 't_' + randomBytes(6).toString('hex') : null);
+  const pgSchema =
+    opts.shareWith?.pgSchema ?? (backend === 'postgres' ? 't_' + randomBytes(6).toString('hex') : null);
   const ownsSchema = !opts.shareWith;
   if (opts.redis && !redisUrl()) throw new Error('no Redis configured (MOLE_TEST_REDIS_URL)');
   if (backend === 'postgres' && !pgUrl()) throw new Error('no PostgreSQL configured (MOLE_TEST_PG_URL)');
@@ -62,7 +68,12 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     MOLE_MASTER_KEY: masterKey,
     MOLE_FLUSH_INTERVAL_MS: '50',
     MOLE_LOG_LEVEL: 'debug',
-    ...(backend === 'postgres' ? { DATABASE_URL: pgUrl()!, MOLE_SECRET: opts.shareWith?.secret ?? 'test-secret-' + randomBytes(8).toString('hex') } : {}),
+    ...(backend === 'postgres'
+      ? {
+          DATABASE_URL: pgUrl()!,
+          MOLE_SECRET: opts.shareWith?.secret ?? 'test-secret-' + randomBytes(8).toString('hex'),
+        }
+      : {}),
     ...(opts.redis ? { REDIS_URL: redisUrl()! } : {}),
     ...opts.env,
   });
@@ -74,7 +85,10 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     },
   });
   const logger = pino({ level: config.logLevel, serializers: redactingSerializers }, sink);
-  const services = await createServices(config, logger, { announceMasterKey: () => {}, ...(pgSchema ? { pgSchema } : {}) });
+  const services = await createServices(config, logger, {
+    announceMasterKey: () => {},
+    ...(pgSchema ? { pgSchema } : {}),
+  });
   const app = await buildApp(services, logger);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const addr = app.server.address();
@@ -83,7 +97,11 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
   const api: TestServer['api'] = async (method, p, body, headers = {}) => {
     const res = await fetch(url + p, {
       method,
-      headers: { ...(headers.cookie || headers.authorization ? {} : { authorization: `Bearer ${masterKey}` }), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      headers: {
+        ...(headers.cookie || headers.authorization ? {} : { authorization: `Bearer ${masterKey}` }),
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers,
+      },
       ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
     });
     const text = await res.text();
@@ -97,7 +115,15 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
   };
 
   return {
-    url, masterKey, backend, services, app, dataDir, pgSchema, api, secret: config.secret,
+    url,
+    masterKey,
+    backend,
+    services,
+    app,
+    dataDir,
+    pgSchema,
+    api,
+    secret: config.secret,
     logs: () => captured,
     async close() {
       // A client that never read a large body keeps its connection busy, and close() would wait
@@ -118,9 +144,17 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
 }
 
 /** Creates a user (with balance) and a key for it through the API; returns both. */
-export async function userWithKey(s: TestServer, opts: { username?: string; balance?: number; group?: string; key?: Record<string, unknown> } = {}) {
+export async function userWithKey(
+  s: TestServer,
+  opts: { username?: string; balance?: number; group?: string; key?: Record<string, unknown> } = {},
+) {
   const username = opts.username ?? 'u' + randomBytes(4).toString('hex');
-  const u = await s.api('POST', '/api/users', { username, password: 'password-123', balance: opts.balance ?? 100, ...(opts.group ? { group: opts.group } : {}) });
+  const u = await s.api('POST', '/api/users', {
+    username,
+    password: 'password-123',
+    balance: opts.balance ?? 100,
+    ...(opts.group ? { group: opts.group } : {}),
+  });
   if (u.status !== 201) throw new Error(`user create failed: ${JSON.stringify(u.body)}`);
   const k = await s.api('POST', '/api/keys', { name: 'test-key', user_id: u.body.id, ...opts.key });
   if (k.status !== 201) throw new Error(`key create failed: ${JSON.stringify(k.body)}`);
@@ -129,7 +163,11 @@ export async function userWithKey(s: TestServer, opts: { username?: string; bala
 
 /** Signs in through the API; returns a cookie header and the CSRF token. */
 export async function login(s: TestServer, username: string, password: string) {
-  const res = await fetch(s.url + '/api/auth/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) });
+  const res = await fetch(s.url + '/api/auth/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  });
   const body = (await res.json()) as { csrf_token: string; user: { id: number } };
   const setCookie = res.headers.get('set-cookie') ?? '';
   const cookie = setCookie.split(';')[0]!;

@@ -8,7 +8,6 @@ import Database from 'better-sqlite3';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
 import { freePort, REPO_ROOT as ROOT, waitFor } from '../helpers/process.js';
 
-
 describe('graceful shutdown', () => {
   let child: ChildProcess | null = null;
   let mock: MockProvider | null = null;
@@ -19,7 +18,9 @@ describe('graceful shutdown', () => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('lets an in-flight stream finish and flushes its log row and spend before exiting', { timeout: 180_000 }, async () => {
+  it('lets an in-flight stream finish and flushes its log row and spend before exiting', {
+    timeout: 180_000,
+  }, async () => {
     mock = await startMockProvider({ apiKey: 'up-secret' });
     mock.setScenario('slow-model', { chunkDelayMs: 150, completionTokens: 10 });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-shutdown-'));
@@ -27,19 +28,37 @@ describe('graceful shutdown', () => {
     const master = 'mk-shutdown-test-master-key-0123456789';
     child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
       cwd: ROOT,
-      env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', MOLE_DATA_DIR: dir, MOLE_MASTER_KEY: master, MOLE_LOG_LEVEL: 'warn', MOLE_FLUSH_INTERVAL_MS: '60000' },
+      env: {
+        ...process.env,
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        MOLE_DATA_DIR: dir,
+        MOLE_MASTER_KEY: master,
+        MOLE_LOG_LEVEL: 'warn',
+        MOLE_FLUSH_INTERVAL_MS: '60000',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
     child.stdout!.on('data', (d) => (out += d));
     child.stderr!.on('data', (d) => (out += d));
     const base = `http://127.0.0.1:${port}`;
-    await waitFor(async () => (await fetch(base + "/api/openapi.json")).ok, 90_000);
+    await waitFor(async () => (await fetch(base + '/api/openapi.json')).ok, 90_000);
     expect(out).toMatch(new RegExp(`listening on http://127\\.0\\.0\\.1:${port}`));
 
     const api = (method: string, p: string, body: unknown) =>
-      fetch(base + p, { method, headers: { authorization: `Bearer ${master}`, 'content-type': 'application/json' }, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
-    await api('POST', '/api/channels', { name: 'slow', type: 'openai', base_url: mock.url, api_key: 'up-secret', models: ['slow-model'] });
+      fetch(base + p, {
+        method,
+        headers: { authorization: `Bearer ${master}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      }).then((r) => r.json() as Promise<any>);
+    await api('POST', '/api/channels', {
+      name: 'slow',
+      type: 'openai',
+      base_url: mock.url,
+      api_key: 'up-secret',
+      models: ['slow-model'],
+    });
     await api('PUT', '/api/prices/slow-model', { input: 1, output: 2 });
     const user = await api('POST', '/api/users', { username: 'drain', password: 'password-123', balance: 5 });
     const key = await api('POST', '/api/keys', { name: 'drain-key', user_id: user.id });
@@ -47,7 +66,11 @@ describe('graceful shutdown', () => {
     const res = await fetch(base + '/v1/chat/completions', {
       method: 'POST',
       headers: { authorization: `Bearer ${key.key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'slow-model', messages: [{ role: 'user', content: 'take your time' }], stream: true }),
+      body: JSON.stringify({
+        model: 'slow-model',
+        messages: [{ role: 'user', content: 'take your time' }],
+        stream: true,
+      }),
     });
     expect(res.status).toBe(200);
     const reader = res.body!.getReader();
@@ -69,7 +92,9 @@ describe('graceful shutdown', () => {
 
     // The flush interval was a minute: only the shutdown flush can have written these.
     const db = new Database(path.join(dir, 'mole.sqlite'), { readonly: true });
-    const log = db.prepare('select status, completion_tokens, cost_nano, estimated from logs where key_id = ?').get(key.id) as any;
+    const log = db
+      .prepare('select status, completion_tokens, cost_nano, estimated from logs where key_id = ?')
+      .get(key.id) as any;
     const k = db.prepare('select used_nano from api_keys where id = ?').get(key.id) as any;
     const u = db.prepare('select balance_nano from users where id = ?').get(user.id) as any;
     db.close();

@@ -38,7 +38,9 @@ function parseArgs(argv: string[]): MockProviderOptions & { scenario?: Scenario 
         break;
       case '--help':
       case '-h':
-        process.stdout.write('usage: tsx test/mock-provider/cli.ts [--port N] [--host H] [--api-key KEY] [--record] [--scenario JSON]\n');
+        process.stdout.write(
+          'usage: tsx test/mock-provider/cli.ts [--port N] [--host H] [--api-key KEY] [--record] [--scenario JSON]\n',
+        );
         process.exit(0);
         break;
       default:

@@ -40,7 +40,8 @@ async function collect(stream: AsyncIterable<ChatChunk>, into: ChatChunk[] = [])
 }
 
 const contentOf = (chunks: ChatChunk[]) => chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
-const contentChunks = (chunks: ChatChunk[]) => chunks.filter((c) => (c.choices[0]?.delta.content ?? '') !== '');
+const contentChunks = (chunks: ChatChunk[]) =>
+  chunks.filter((c) => (c.choices[0]?.delta.content ?? '') !== '');
 
 describe('chat completions', () => {
   it('answers a plain request with deterministic text and exact usage', async () => {
@@ -75,9 +76,21 @@ describe('chat completions', () => {
 
   it('computes prompt_tokens with the documented rule', () => {
     const tok = (s: string) => countTokens(s);
-    const expected = 3 + (3 + tok('system') + tok('You are a helpful mole.')) + (3 + tok('user') + tok('Tell me about tunnels.'));
+    const expected =
+      3 +
+      (3 + tok('system') + tok('You are a helpful mole.')) +
+      (3 + tok('user') + tok('Tell me about tunnels.'));
     expect(countChatPromptTokens(messages)).toBe(expected);
-    const withName = [{ role: 'user', name: 'digger', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] }];
+    const withName = [
+      {
+        role: 'user',
+        name: 'digger',
+        content: [
+          { type: 'text', text: 'a' },
+          { type: 'text', text: 'b' },
+        ],
+      },
+    ];
     expect(countChatPromptTokens(withName)).toBe(3 + 3 + tok('user') + tok('ab') + 1 + tok('digger'));
   });
 
@@ -98,7 +111,12 @@ describe('chat completions', () => {
     expect(a.usage!.completion_tokens).toBe(5);
     expect(countTokens(a.choices[0]!.message.content!)).toBe(5);
     expect(a.choices[0]!.finish_reason).toBe('length');
-    const b = await client.chat.completions.create({ model: 'gpt-4o', messages, max_completion_tokens: 3, max_tokens: 7 });
+    const b = await client.chat.completions.create({
+      model: 'gpt-4o',
+      messages,
+      max_completion_tokens: 3,
+      max_tokens: 7,
+    });
     expect(b.usage!.completion_tokens).toBe(3);
     expect(b.choices[0]!.message.content).toBe(expectedChatCompletion(messages, 3));
     const c = await client.chat.completions.create({ model: 'gpt-4o', messages, max_tokens: 1000 });
@@ -175,12 +193,25 @@ describe('chat completions', () => {
 
 describe('legacy completions', () => {
   it('answers non-stream and stream (usage only with include_usage)', async () => {
-    const r = await client.completions.create({ model: 'gpt-3.5-turbo-instruct', prompt: 'Once upon a time', max_tokens: 7 });
+    const r = await client.completions.create({
+      model: 'gpt-3.5-turbo-instruct',
+      prompt: 'Once upon a time',
+      max_tokens: 7,
+    });
     expect(r.object).toBe('text_completion');
     expect(r.choices[0]!.text).toBe(expectedTextCompletion('Once upon a time', 7));
-    expect(r.usage).toMatchObject({ prompt_tokens: countTokens('Once upon a time'), completion_tokens: 7, total_tokens: countTokens('Once upon a time') + 7 });
+    expect(r.usage).toMatchObject({
+      prompt_tokens: countTokens('Once upon a time'),
+      completion_tokens: 7,
+      total_tokens: countTokens('Once upon a time') + 7,
+    });
 
-    const plain = await client.completions.create({ model: 'gpt-3.5-turbo-instruct', prompt: 'Once upon a time', max_tokens: 7, stream: true });
+    const plain = await client.completions.create({
+      model: 'gpt-3.5-turbo-instruct',
+      prompt: 'Once upon a time',
+      max_tokens: 7,
+      stream: true,
+    });
     const plainChunks: OpenAI.Completions.Completion[] = [];
     for await (const c of plain) plainChunks.push(c);
     expect(plainChunks.some((c) => c.usage)).toBe(false);
@@ -208,29 +239,47 @@ describe('legacy completions', () => {
     expect(r.choices).toHaveLength(2);
     expect(r.usage!.completion_tokens).toBe(32);
     expect(r.usage!.prompt_tokens).toBe(countTokens('a b') + countTokens('c'));
-    const t = await client.completions.create({ model: 'gpt-3.5-turbo-instruct', prompt: [1, 2, 3, 4], max_tokens: 2 });
+    const t = await client.completions.create({
+      model: 'gpt-3.5-turbo-instruct',
+      prompt: [1, 2, 3, 4],
+      max_tokens: 2,
+    });
     expect(t.usage!.prompt_tokens).toBe(4);
   });
 });
 
 describe('embeddings', () => {
   it('returns floats and base64 (SDK default) that decode to the same float32 vector', async () => {
-    const asFloat = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'moles dig', encoding_format: 'float' });
+    const asFloat = await client.embeddings.create({
+      model: 'text-embedding-3-small',
+      input: 'moles dig',
+      encoding_format: 'float',
+    });
     expect(asFloat.object).toBe('list');
     const vec = asFloat.data[0]!.embedding;
     expect(Array.isArray(vec)).toBe(true);
     expect(vec).toHaveLength(1536);
     const norm = Math.sqrt(vec.reduce((a, v) => a + v * v, 0));
     expect(norm).toBeCloseTo(1, 4);
-    expect(asFloat.usage).toEqual({ prompt_tokens: countTokens('moles dig'), total_tokens: countTokens('moles dig') });
+    expect(asFloat.usage).toEqual({
+      prompt_tokens: countTokens('moles dig'),
+      total_tokens: countTokens('moles dig'),
+    });
 
-    const viaSdkDefault = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'moles dig' });
+    const viaSdkDefault = await client.embeddings.create({
+      model: 'text-embedding-3-small',
+      input: 'moles dig',
+    });
     expect(mock.requests[1]!.body).toMatchObject({ encoding_format: 'base64' });
     const decoded = Array.from(viaSdkDefault.data[0]!.embedding);
     expect(decoded).toEqual(vec);
 
     // Raw base64 is little-endian float32.
-    const raw = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'moles dig', encoding_format: 'base64' });
+    const raw = await client.embeddings.create({
+      model: 'text-embedding-3-small',
+      input: 'moles dig',
+      encoding_format: 'base64',
+    });
     const b64 = raw.data[0]!.embedding as unknown as string;
     expect(typeof b64).toBe('string');
     const buf = Buffer.from(b64, 'base64');
@@ -239,16 +288,29 @@ describe('embeddings', () => {
   });
 
   it('handles batches, token arrays and dimensions', async () => {
-    const r = await client.embeddings.create({ model: 'text-embedding-3-large', input: ['a', 'b', 'a'], encoding_format: 'float' });
+    const r = await client.embeddings.create({
+      model: 'text-embedding-3-large',
+      input: ['a', 'b', 'a'],
+      encoding_format: 'float',
+    });
     expect(r.data.map((d) => d.index)).toEqual([0, 1, 2]);
     expect(r.data[0]!.embedding).toHaveLength(3072);
     expect(r.data[0]!.embedding).toEqual(r.data[2]!.embedding);
     expect(r.data[0]!.embedding).not.toEqual(r.data[1]!.embedding);
-    const t = await client.embeddings.create({ model: 'text-embedding-3-small', input: [[1, 2, 3], [4, 5]], dimensions: 8 });
+    const t = await client.embeddings.create({
+      model: 'text-embedding-3-small',
+      input: [
+        [1, 2, 3],
+        [4, 5],
+      ],
+      dimensions: 8,
+    });
     expect(t.data).toHaveLength(2);
     expect(t.data[1]!.embedding).toHaveLength(8);
     expect(t.usage.prompt_tokens).toBe(5);
-    await expect(client.embeddings.create({ model: 'text-embedding-3-small', input: '' })).rejects.toBeInstanceOf(OpenAI.BadRequestError);
+    await expect(
+      client.embeddings.create({ model: 'text-embedding-3-small', input: '' }),
+    ).rejects.toBeInstanceOf(OpenAI.BadRequestError);
   });
 });
 
@@ -278,31 +340,53 @@ describe('validation', () => {
 
     const noModel = await post('/chat/completions', JSON.stringify({ messages }));
     expect(noModel.status).toBe(400);
-    expect(((await noModel.json()) as { error: { message: string } }).error.message).toBe('you must provide a model parameter');
+    expect(((await noModel.json()) as { error: { message: string } }).error.message).toBe(
+      'you must provide a model parameter',
+    );
 
     const noMessages = await post('/chat/completions', JSON.stringify({ model: 'gpt-4o' }));
     expect(noMessages.status).toBe(400);
     expect(await noMessages.json()).toEqual({
-      error: { message: "Missing required parameter: 'messages'.", type: 'invalid_request_error', param: 'messages', code: 'missing_required_parameter' },
+      error: {
+        message: "Missing required parameter: 'messages'.",
+        type: 'invalid_request_error',
+        param: 'messages',
+        code: 'missing_required_parameter',
+      },
     });
 
-    const err = await client.chat.completions.create({ model: 'gpt-4o', messages: [] }).catch((e: unknown) => e);
+    const err = await client.chat.completions
+      .create({ model: 'gpt-4o', messages: [] })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as InstanceType<typeof OpenAI.BadRequestError>).param).toBe('messages');
 
-    const badRole = await post('/chat/completions', JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'wizard', content: 'x' }] }));
+    const badRole = await post(
+      '/chat/completions',
+      JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'wizard', content: 'x' }] }),
+    );
     expect(badRole.status).toBe(400);
 
-    const soWithoutStream = await post('/chat/completions', JSON.stringify({ model: 'gpt-4o', messages, stream_options: { include_usage: true } }));
+    const soWithoutStream = await post(
+      '/chat/completions',
+      JSON.stringify({ model: 'gpt-4o', messages, stream_options: { include_usage: true } }),
+    );
     expect(soWithoutStream.status).toBe(400);
 
-    const zeroMax = await post('/chat/completions', JSON.stringify({ model: 'gpt-4o', messages, max_tokens: 0 }));
+    const zeroMax = await post(
+      '/chat/completions',
+      JSON.stringify({ model: 'gpt-4o', messages, max_tokens: 0 }),
+    );
     expect(zeroMax.status).toBe(400);
-    expect(((await zeroMax.json()) as { error: { code: string } }).error.code).toBe('integer_below_min_value');
+    expect(((await zeroMax.json()) as { error: { code: string } }).error.code).toBe(
+      'integer_below_min_value',
+    );
 
     const unknown = await post('/nope', '{}');
     expect(unknown.status).toBe(404);
-    expect(((await unknown.json()) as { error: { message: string } }).error.message).toBe('Invalid URL (POST /v1/nope)');
+    expect(((await unknown.json()) as { error: { message: string } }).error.message).toBe(
+      'Invalid URL (POST /v1/nope)',
+    );
 
     // Invalid requests are recorded too.
     expect(mock.requests.length).toBeGreaterThanOrEqual(8);
@@ -355,11 +439,22 @@ describe('scenarios', () => {
 
   it('500, 401 and error overrides', async () => {
     mock.setScenario('*', { status: 500, times: 1 });
-    await expect(client.chat.completions.create({ model: 'gpt-4o', messages })).rejects.toBeInstanceOf(OpenAI.InternalServerError);
+    await expect(client.chat.completions.create({ model: 'gpt-4o', messages })).rejects.toBeInstanceOf(
+      OpenAI.InternalServerError,
+    );
     mock.setScenario('*', { status: 401, times: 1 });
-    await expect(client.embeddings.create({ model: 'text-embedding-3-small', input: 'x' })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
-    mock.setScenario('*', { status: 400, times: 1, errorMessage: 'context_length_exceeded!', errorCode: 'context_length_exceeded' });
-    const err = await client.completions.create({ model: 'gpt-3.5-turbo-instruct', prompt: 'x' }).catch((e: unknown) => e);
+    await expect(
+      client.embeddings.create({ model: 'text-embedding-3-small', input: 'x' }),
+    ).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+    mock.setScenario('*', {
+      status: 400,
+      times: 1,
+      errorMessage: 'context_length_exceeded!',
+      errorCode: 'context_length_exceeded',
+    });
+    const err = await client.completions
+      .create({ model: 'gpt-3.5-turbo-instruct', prompt: 'x' })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OpenAI.BadRequestError);
     expect((err as InstanceType<typeof OpenAI.BadRequestError>).code).toBe('context_length_exceeded');
     expect((err as Error).message).toContain('context_length_exceeded!');
@@ -379,7 +474,12 @@ describe('scenarios', () => {
 
   it('cutAfterChunks destroys the socket mid-stream: the SDK errors after N content chunks', async () => {
     mock.setScenario('*', { cutAfterChunks: 4 });
-    const stream = await client.chat.completions.create({ model: 'gpt-4o', messages, stream: true, stream_options: { include_usage: true } });
+    const stream = await client.chat.completions.create({
+      model: 'gpt-4o',
+      messages,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     const got: ChatChunk[] = [];
     await expect(collect(stream, got)).rejects.toThrow();
     expect(contentChunks(got)).toHaveLength(4);
@@ -423,7 +523,9 @@ describe('scenarios', () => {
   it('firstByteDelayMs trips a client timeout, and succeeds with a longer one', async () => {
     mock.setScenario('*', { firstByteDelayMs: 400 });
     const impatient = new OpenAI({ baseURL: mock.url, apiKey: 'x', maxRetries: 0, timeout: 100 });
-    await expect(impatient.chat.completions.create({ model: 'gpt-4o', messages })).rejects.toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
+    await expect(impatient.chat.completions.create({ model: 'gpt-4o', messages })).rejects.toBeInstanceOf(
+      OpenAI.APIConnectionTimeoutError,
+    );
     const t0 = Date.now();
     const r = await client.chat.completions.create({ model: 'gpt-4o', messages });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
@@ -441,7 +543,12 @@ describe('scenarios', () => {
     const r = await client.chat.completions.create({ model: 'gpt-4o', messages });
     expect(r.usage!.completion_tokens).toBe(9);
     expect(r.usage!.prompt_tokens_details!.cached_tokens).toBe(4);
-    const s = await client.chat.completions.create({ model: 'gpt-4o', messages, stream: true, stream_options: { include_usage: true } });
+    const s = await client.chat.completions.create({
+      model: 'gpt-4o',
+      messages,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     const chunks = await collect(s);
     expect(chunks[chunks.length - 1]!.usage!.prompt_tokens_details!.cached_tokens).toBe(4);
 
@@ -449,7 +556,12 @@ describe('scenarios', () => {
     const noUsage = await client.chat.completions.create({ model: 'gpt-4o', messages });
     expect(noUsage.usage).toBeUndefined();
     expect(countTokens(noUsage.choices[0]!.message.content!)).toBe(DEFAULT_COMPLETION_TOKENS);
-    const noUsageStream = await client.chat.completions.create({ model: 'gpt-4o', messages, stream: true, stream_options: { include_usage: true } });
+    const noUsageStream = await client.chat.completions.create({
+      model: 'gpt-4o',
+      messages,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     const c2 = await collect(noUsageStream);
     expect(c2.some((c) => c.usage)).toBe(false);
     expect(contentChunks(c2)).toHaveLength(DEFAULT_COMPLETION_TOKENS);
@@ -472,7 +584,9 @@ describe('lifecycle', () => {
 
   it('cli.ts prints its URL and exits cleanly on SIGTERM', async () => {
     const cli = fileURLToPath(new URL('./cli.ts', import.meta.url));
-    const child = spawn(process.execPath, ['--import', 'tsx', cli, '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, '--port', '0'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     try {
       const line = await new Promise<string>((resolve, reject) => {
         const rl = createInterface({ input: child.stdout! });

@@ -251,12 +251,20 @@ export function chatSeedText(messages: readonly unknown[]): string {
  * The exact completion text the mock produces for a chat request with these
  * messages (choice `index`, `tokens` tokens). Useful for assertions.
  */
-export function expectedChatCompletion(messages: readonly unknown[], tokens = DEFAULT_COMPLETION_TOKENS, index = 0): string {
+export function expectedChatCompletion(
+  messages: readonly unknown[],
+  tokens = DEFAULT_COMPLETION_TOKENS,
+  index = 0,
+): string {
   return generatePieces(hashText(chatSeedText(messages)) + index, tokens).join('');
 }
 
 /** Same for the legacy /completions endpoint with a single string prompt. */
-export function expectedTextCompletion(prompt: string, tokens = DEFAULT_COMPLETION_TOKENS, index = 0): string {
+export function expectedTextCompletion(
+  prompt: string,
+  tokens = DEFAULT_COMPLETION_TOKENS,
+  index = 0,
+): string {
   return generatePieces(hashText(prompt) + index, tokens).join('');
 }
 
@@ -331,16 +339,27 @@ const invalid = (message: string, param: string | null = null, code: string | nu
 function defaultErrorFor(status: number, model: string): ErrorSpec {
   switch (status) {
     case 400:
-      return { message: 'Invalid request (mock scenario).', type: 'invalid_request_error', param: null, code: null };
+      return {
+        message: 'Invalid request (mock scenario).',
+        type: 'invalid_request_error',
+        param: null,
+        code: null,
+      };
     case 401:
       return {
-        message: 'Incorrect API key provided: sk-mock***. You can find your API key at https://platform.openai.com/account/api-keys.',
+        message:
+          'Incorrect API key provided: sk-mock***. You can find your API key at https://platform.openai.com/account/api-keys.',
         type: 'invalid_request_error',
         param: null,
         code: 'invalid_api_key',
       };
     case 403:
-      return { message: `Project does not have access to model ${model}.`, type: 'invalid_request_error', param: null, code: 'model_not_found' };
+      return {
+        message: `Project does not have access to model ${model}.`,
+        type: 'invalid_request_error',
+        param: null,
+        code: 'model_not_found',
+      };
     case 404:
       return {
         message: `The model \`${model}\` does not exist or you do not have access to it.`,
@@ -356,7 +375,12 @@ function defaultErrorFor(status: number, model: string): ErrorSpec {
         code: 'rate_limit_exceeded',
       };
     case 503:
-      return { message: 'The engine is currently overloaded, please try again later.', type: 'server_error', param: null, code: null };
+      return {
+        message: 'The engine is currently overloaded, please try again later.',
+        type: 'server_error',
+        param: null,
+        code: null,
+      };
     default:
       if (status >= 500) {
         return {
@@ -382,34 +406,73 @@ type Json = Record<string, unknown>;
 
 const CHAT_ROLES = new Set(['system', 'developer', 'user', 'assistant', 'tool', 'function']);
 
-function optPositiveInt(body: Json, key: string, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+function optPositiveInt(
+  body: Json,
+  key: string,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number | undefined {
   const v = body[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isInteger(v)) {
-    throw invalid(`Invalid type for '${key}': expected an integer, but got ${typeof v === 'number' ? 'a decimal' : typeof v} instead.`, key, 'invalid_type');
+    throw invalid(
+      `Invalid type for '${key}': expected an integer, but got ${typeof v === 'number' ? 'a decimal' : typeof v} instead.`,
+      key,
+      'invalid_type',
+    );
   }
-  if (v < min) throw invalid(`Invalid '${key}': integer below minimum value. Expected a value >= ${min}, but got ${v} instead.`, key, 'integer_below_min_value');
-  if (v > max) throw invalid(`Invalid '${key}': integer above maximum value. Expected a value <= ${max}, but got ${v} instead.`, key, 'integer_above_max_value');
+  if (v < min)
+    throw invalid(
+      `Invalid '${key}': integer below minimum value. Expected a value >= ${min}, but got ${v} instead.`,
+      key,
+      'integer_below_min_value',
+    );
+  if (v > max)
+    throw invalid(
+      `Invalid '${key}': integer above maximum value. Expected a value <= ${max}, but got ${v} instead.`,
+      key,
+      'integer_above_max_value',
+    );
   return v;
 }
 
 function requireModel(body: Json): string {
   const model = body.model;
-  if (model === undefined || model === null || model === '') throw invalid('you must provide a model parameter');
-  if (typeof model !== 'string') throw invalid(`Invalid type for 'model': expected a string, but got ${typeof model} instead.`, 'model', 'invalid_type');
+  if (model === undefined || model === null || model === '')
+    throw invalid('you must provide a model parameter');
+  if (typeof model !== 'string')
+    throw invalid(
+      `Invalid type for 'model': expected a string, but got ${typeof model} instead.`,
+      'model',
+      'invalid_type',
+    );
   return model;
 }
 
 function streamFlags(body: Json): { stream: boolean; includeUsage: boolean } {
   const s = body.stream;
   if (s !== undefined && s !== null && typeof s !== 'boolean') {
-    throw invalid(`Invalid type for 'stream': expected a boolean, but got ${typeof s} instead.`, 'stream', 'invalid_type');
+    throw invalid(
+      `Invalid type for 'stream': expected a boolean, but got ${typeof s} instead.`,
+      'stream',
+      'invalid_type',
+    );
   }
   const stream = s === true;
   const so = body.stream_options;
   if (so !== undefined && so !== null) {
-    if (!stream) throw invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.", 'stream_options', null);
-    if (typeof so !== 'object') throw invalid("Invalid type for 'stream_options': expected an object.", 'stream_options', 'invalid_type');
+    if (!stream)
+      throw invalid(
+        "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+        'stream_options',
+        null,
+      );
+    if (typeof so !== 'object')
+      throw invalid(
+        "Invalid type for 'stream_options': expected an object.",
+        'stream_options',
+        'invalid_type',
+      );
   }
   const includeUsage = stream && !!so && typeof so === 'object' && (so as Json).include_usage === true;
   return { stream, includeUsage };
@@ -499,12 +562,21 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
   }
 
   function baseHeaders(reqId: string, s: Scenario, contentType: string): http.OutgoingHttpHeaders {
-    const h: http.OutgoingHttpHeaders = { 'content-type': contentType, 'x-request-id': 'req_' + reqId, 'openai-processing-ms': '1' };
+    const h: http.OutgoingHttpHeaders = {
+      'content-type': contentType,
+      'x-request-id': 'req_' + reqId,
+      'openai-processing-ms': '1',
+    };
     if (s.headers) Object.assign(h, s.headers);
     return h;
   }
 
-  function sendJson(res: ServerResponse, status: number, body: string, headers: http.OutgoingHttpHeaders): void {
+  function sendJson(
+    res: ServerResponse,
+    status: number,
+    body: string,
+    headers: http.OutgoingHttpHeaders,
+  ): void {
     headers['content-length'] = Buffer.byteLength(body);
     res.writeHead(status, headers);
     res.end(body);
@@ -536,7 +608,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     };
     const headers = baseHeaders(nextId(), s, JSON_CT);
     const retryAfter = s.retryAfterSeconds ?? (status === 429 ? 1 : undefined);
-    if (retryAfter !== undefined && headers['retry-after'] === undefined) headers['retry-after'] = String(retryAfter);
+    if (retryAfter !== undefined && headers['retry-after'] === undefined)
+      headers['retry-after'] = String(retryAfter);
     if (status === 429) {
       headers['x-ratelimit-limit-requests'] ??= '3';
       headers['x-ratelimit-remaining-requests'] ??= '0';
@@ -612,17 +685,38 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
   function handleChat(res: ServerResponse, body: Json): void {
     const model = requireModel(body);
     const messages = body.messages;
-    if (messages === undefined || messages === null) throw invalid("Missing required parameter: 'messages'.", 'messages', 'missing_required_parameter');
-    if (!Array.isArray(messages)) throw invalid("Invalid type for 'messages': expected an array of objects, but got a " + typeof messages + ' instead.', 'messages', 'invalid_type');
+    if (messages === undefined || messages === null)
+      throw invalid("Missing required parameter: 'messages'.", 'messages', 'missing_required_parameter');
+    if (!Array.isArray(messages))
+      throw invalid(
+        "Invalid type for 'messages': expected an array of objects, but got a " +
+          typeof messages +
+          ' instead.',
+        'messages',
+        'invalid_type',
+      );
     if (messages.length === 0) {
-      throw invalid("Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.", 'messages', 'empty_array');
+      throw invalid(
+        "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+        'messages',
+        'empty_array',
+      );
     }
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i] as ChatMessageLike | null;
       if (!m || typeof m !== 'object' || Array.isArray(m)) {
-        throw invalid(`Invalid type for 'messages[${i}]': expected an object, but got ${m === null ? 'null' : typeof m} instead.`, `messages[${i}]`, 'invalid_type');
+        throw invalid(
+          `Invalid type for 'messages[${i}]': expected an object, but got ${m === null ? 'null' : typeof m} instead.`,
+          `messages[${i}]`,
+          'invalid_type',
+        );
       }
-      if (m.role === undefined) throw invalid(`Missing required parameter: 'messages[${i}].role'.`, `messages[${i}].role`, 'missing_required_parameter');
+      if (m.role === undefined)
+        throw invalid(
+          `Missing required parameter: 'messages[${i}].role'.`,
+          `messages[${i}].role`,
+          'missing_required_parameter',
+        );
       if (typeof m.role !== 'string' || !CHAT_ROLES.has(m.role)) {
         throw invalid(
           `Invalid value: '${String(m.role)}'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'.`,
@@ -632,10 +726,18 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       }
       const c = m.content;
       if (m.role !== 'assistant' && (c === undefined || c === null)) {
-        throw invalid(`Missing required parameter: 'messages[${i}].content'.`, `messages[${i}].content`, 'missing_required_parameter');
+        throw invalid(
+          `Missing required parameter: 'messages[${i}].content'.`,
+          `messages[${i}].content`,
+          'missing_required_parameter',
+        );
       }
       if (c !== undefined && c !== null && typeof c !== 'string' && !Array.isArray(c)) {
-        throw invalid(`Invalid type for 'messages[${i}].content': expected one of a string or array of objects, but got ${typeof c} instead.`, `messages[${i}].content`, 'invalid_type');
+        throw invalid(
+          `Invalid type for 'messages[${i}].content': expected one of a string or array of objects, but got ${typeof c} instead.`,
+          `messages[${i}].content`,
+          'invalid_type',
+        );
       }
     }
     const { stream, includeUsage } = streamFlags(body);
@@ -659,7 +761,12 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         for (let c = 0; c < n; c++) {
           choices[c] = {
             index: c,
-            message: { role: 'assistant', content: generatePieces(seed + c, count).join(''), refusal: null, annotations: [] },
+            message: {
+              role: 'assistant',
+              content: generatePieces(seed + c, count).join(''),
+              refusal: null,
+              annotations: [],
+            },
             logprobs: null,
             finish_reason: finishReason,
           };
@@ -699,7 +806,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
           kind: 'tail',
         });
       }
-      if (includeUsage && usage) frames.push({ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' });
+      if (includeUsage && usage)
+        frames.push({ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' });
       sendStream(res, s, reqId, frames);
     });
   }
@@ -707,18 +815,27 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
   function handleCompletions(res: ServerResponse, body: Json): void {
     const model = requireModel(body);
     const prompt = body.prompt;
-    if (prompt === undefined || prompt === null) throw invalid("Missing required parameter: 'prompt'.", 'prompt', 'missing_required_parameter');
+    if (prompt === undefined || prompt === null)
+      throw invalid("Missing required parameter: 'prompt'.", 'prompt', 'missing_required_parameter');
     // prompt: string | string[] | number[] | number[][]
     let prompts: Array<string | number[]>;
     if (typeof prompt === 'string') prompts = [prompt];
-    else if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'number')) prompts = [prompt as number[]];
+    else if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'number'))
+      prompts = [prompt as number[]];
     else if (
       Array.isArray(prompt) &&
       prompt.length > 0 &&
-      prompt.every((p) => typeof p === 'string' || (Array.isArray(p) && p.every((x) => typeof x === 'number')))
+      prompt.every(
+        (p) => typeof p === 'string' || (Array.isArray(p) && p.every((x) => typeof x === 'number')),
+      )
     ) {
       prompts = prompt as Array<string | number[]>;
-    } else throw invalid("Invalid type for 'prompt': expected a string, an array of strings, or an array of token arrays.", 'prompt', 'invalid_type');
+    } else
+      throw invalid(
+        "Invalid type for 'prompt': expected a string, an array of strings, or an array of token arrays.",
+        'prompt',
+        'invalid_type',
+      );
     const { stream, includeUsage } = streamFlags(body);
     // Legacy completions default max_tokens is 16.
     const capRaw = maxTokensCap(body);
@@ -742,7 +859,9 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         }
       }
       const nChoices = prompts.length * n;
-      const usage = s.omitUsage ? undefined : makeUsage(promptTokens, count * nChoices, s.cachedTokens, false);
+      const usage = s.omitUsage
+        ? undefined
+        : makeUsage(promptTokens, count * nChoices, s.cachedTokens, false);
       const reqId = nextId();
       const id = 'cmpl-' + reqId;
       const created = Math.floor(Date.now() / 1000);
@@ -775,9 +894,13 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         }
       }
       for (let c = 0; c < nChoices; c++) {
-        frames.push({ data: `data: ${head}[{"text":"","index":${c},"logprobs":null,"finish_reason":"${finishReason}"}]${tail}\n\n`, kind: 'tail' });
+        frames.push({
+          data: `data: ${head}[{"text":"","index":${c},"logprobs":null,"finish_reason":"${finishReason}"}]${tail}\n\n`,
+          kind: 'tail',
+        });
       }
-      if (includeUsage && usage) frames.push({ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' });
+      if (includeUsage && usage)
+        frames.push({ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' });
       sendStream(res, s, reqId, frames);
     });
   }
@@ -785,23 +908,43 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
   function handleEmbeddings(res: ServerResponse, body: Json): void {
     const model = requireModel(body);
     const input = body.input;
-    if (input === undefined || input === null) throw invalid("Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
-    const badInput = () => invalid("'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.", null, null);
+    if (input === undefined || input === null)
+      throw invalid("Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
+    const badInput = () =>
+      invalid(
+        "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
+        null,
+        null,
+      );
     // input: string | string[] | number[] | number[][]
     let inputs: Array<string | number[]>;
     if (typeof input === 'string') inputs = [input];
-    else if (Array.isArray(input) && input.length > 0 && input.every((x) => typeof x === 'number' && Number.isInteger(x))) inputs = [input as number[]];
+    else if (
+      Array.isArray(input) &&
+      input.length > 0 &&
+      input.every((x) => typeof x === 'number' && Number.isInteger(x))
+    )
+      inputs = [input as number[]];
     else if (Array.isArray(input) && input.length > 0) inputs = input as Array<string | number[]>;
     else throw badInput();
     if (inputs.length > 2048) throw badInput();
     for (const x of inputs) {
       if (typeof x === 'string') {
         if (x.length === 0) throw badInput();
-      } else if (!Array.isArray(x) || x.length === 0 || !x.every((t) => typeof t === 'number' && Number.isInteger(t))) throw badInput();
+      } else if (
+        !Array.isArray(x) ||
+        x.length === 0 ||
+        !x.every((t) => typeof t === 'number' && Number.isInteger(t))
+      )
+        throw badInput();
     }
     const fmt = body.encoding_format ?? 'float';
     if (fmt !== 'float' && fmt !== 'base64') {
-      throw invalid(`Invalid value: '${String(fmt)}'. Supported values are: 'float' and 'base64'.`, 'encoding_format', 'invalid_value');
+      throw invalid(
+        `Invalid value: '${String(fmt)}'. Supported values are: 'float' and 'base64'.`,
+        'encoding_format',
+        'invalid_value',
+      );
     }
     const dims = optPositiveInt(body, 'dimensions', 1, 3072) ?? (model.includes('large') ? 3072 : 1536);
 
@@ -838,7 +981,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         parseFailed = true;
       }
     }
-    if (record) requests.push({ method, path, headers: req.headers, body, rawBody: raw, receivedAt: Date.now() });
+    if (record)
+      requests.push({ method, path, headers: req.headers, body, rawBody: raw, receivedAt: Date.now() });
 
     const q = path.indexOf('?');
     const route = q === -1 ? path : path.slice(0, q);
@@ -857,7 +1001,10 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         }
         if (auth !== 'Bearer ' + apiKey) {
           const given = auth.startsWith('Bearer ') ? auth.slice(7) : auth;
-          const masked = given.length > 8 ? given.slice(0, 3) + '*'.repeat(Math.min(given.length - 7, 20)) + given.slice(-4) : '*'.repeat(given.length);
+          const masked =
+            given.length > 8
+              ? given.slice(0, 3) + '*'.repeat(Math.min(given.length - 7, 20)) + given.slice(-4)
+              : '*'.repeat(given.length);
           throw new RequestError(
             401,
             `Incorrect API key provided: ${masked}. You can find your API key at https://platform.openai.com/account/api-keys.`,
@@ -876,15 +1023,29 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         if (route.startsWith('/v1/models/')) {
           const id = decodeURIComponent(route.slice('/v1/models/'.length));
           if (!modelSet.has(id)) {
-            throw new RequestError(404, `The model '${id}' does not exist`, 'invalid_request_error', 'model', 'model_not_found');
+            throw new RequestError(
+              404,
+              `The model '${id}' does not exist`,
+              'invalid_request_error',
+              'model',
+              'model_not_found',
+            );
           }
-          sendJson(res, 200, JSON.stringify({ id, object: 'model', created: 1_700_000_000, owned_by: 'moleapi-mock' }), {
-            'content-type': JSON_CT,
-            'x-request-id': 'req_' + nextId(),
-          });
+          sendJson(
+            res,
+            200,
+            JSON.stringify({ id, object: 'model', created: 1_700_000_000, owned_by: 'moleapi-mock' }),
+            {
+              'content-type': JSON_CT,
+              'x-request-id': 'req_' + nextId(),
+            },
+          );
           return;
         }
-      } else if (method === 'POST' && (route === '/v1/chat/completions' || route === '/v1/completions' || route === '/v1/embeddings')) {
+      } else if (
+        method === 'POST' &&
+        (route === '/v1/chat/completions' || route === '/v1/completions' || route === '/v1/embeddings')
+      ) {
         if (parseFailed) {
           throw invalid(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. If you have trouble figuring out how to fix this, please contact us through our help center at help.openai.com.)",
@@ -892,7 +1053,9 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         }
         if (body === undefined) throw invalid('you must provide a model parameter');
         if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-          throw invalid(`Invalid type for body: expected an object, but got ${Array.isArray(body) ? 'an array' : typeof body} instead.`);
+          throw invalid(
+            `Invalid type for body: expected an object, but got ${Array.isArray(body) ? 'an array' : typeof body} instead.`,
+          );
         }
         if (route === '/v1/chat/completions') handleChat(res, body as Json);
         else if (route === '/v1/completions') handleCompletions(res, body as Json);
@@ -903,48 +1066,72 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     } catch (e) {
       if (e instanceof RequestError) sendRequestError(res, e);
       else {
-        sendJson(res, 500, errorBody({ message: `mock provider bug: ${String(e)}`, type: 'server_error', param: null, code: null }), {
-          'content-type': JSON_CT,
-        });
+        sendJson(
+          res,
+          500,
+          errorBody({
+            message: `mock provider bug: ${String(e)}`,
+            type: 'server_error',
+            param: null,
+            code: null,
+          }),
+          {
+            'content-type': JSON_CT,
+          },
+        );
       }
     }
   }
 
-  const server = http.createServer({ keepAlive: true, noDelay: true, keepAliveTimeout: 65_000 }, (req, res) => {
-    const path = req.url ?? '/';
-    if (req.method === 'GET' || req.method === 'HEAD') {
-      // No body expected; don't wait for 'end' beyond what Node already has.
-      req.resume();
-      handleRequest(req, res, path, '');
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let tooBig = false;
-    req.on('data', (c: Buffer) => {
-      if (tooBig) return;
-      size += c.length;
-      if (size > MAX_BODY) {
-        tooBig = true;
-        chunks.length = 0;
+  const server = http.createServer(
+    { keepAlive: true, noDelay: true, keepAliveTimeout: 65_000 },
+    (req, res) => {
+      const path = req.url ?? '/';
+      if (req.method === 'GET' || req.method === 'HEAD') {
+        // No body expected; don't wait for 'end' beyond what Node already has.
+        req.resume();
+        handleRequest(req, res, path, '');
         return;
       }
-      chunks.push(c);
-    });
-    req.on('end', () => {
-      if (tooBig) {
-        sendJson(res, 413, errorBody({ message: 'Request body too large.', type: 'invalid_request_error', param: null, code: null }), {
-          'content-type': JSON_CT,
-        });
-        return;
-      }
-      const raw = chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
-      handleRequest(req, res, path, raw);
-    });
-    req.on('error', () => {
-      /* client went away mid-upload */
-    });
-  });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let tooBig = false;
+      req.on('data', (c: Buffer) => {
+        if (tooBig) return;
+        size += c.length;
+        if (size > MAX_BODY) {
+          tooBig = true;
+          chunks.length = 0;
+          return;
+        }
+        chunks.push(c);
+      });
+      req.on('end', () => {
+        if (tooBig) {
+          sendJson(
+            res,
+            413,
+            errorBody({
+              message: 'Request body too large.',
+              type: 'invalid_request_error',
+              param: null,
+              code: null,
+            }),
+            {
+              'content-type': JSON_CT,
+            },
+          );
+          return;
+        }
+        const raw =
+          chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8');
+        handleRequest(req, res, path, raw);
+      });
+      req.on('error', () => {
+        /* client went away mid-upload */
+      });
+    },
+  );
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 0;
@@ -979,7 +1166,10 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     requests,
     setScenario(model: string, scenario: Scenario) {
       const times = scenario.times;
-      scenarios.set(model, { s: { ...scenario }, remaining: times === undefined ? Infinity : Math.max(0, times) });
+      scenarios.set(model, {
+        s: { ...scenario },
+        remaining: times === undefined ? Infinity : Math.max(0, times),
+      });
       if (times !== undefined && times <= 0) scenarios.delete(model);
     },
     clearScenarios() {
@@ -1010,8 +1200,16 @@ function makeUsage(prompt: number, completion: number, cached: number | undefine
     prompt_tokens: prompt,
     completion_tokens: completion,
     total_tokens: prompt + completion,
-    prompt_tokens_details: chat ? { cached_tokens: cachedTokens, audio_tokens: 0 } : { cached_tokens: cachedTokens },
+    prompt_tokens_details: chat
+      ? { cached_tokens: cachedTokens, audio_tokens: 0 }
+      : { cached_tokens: cachedTokens },
   };
-  if (chat) u.completion_tokens_details = { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 };
+  if (chat)
+    u.completion_tokens_details = {
+      reasoning_tokens: 0,
+      audio_tokens: 0,
+      accepted_prediction_tokens: 0,
+      rejected_prediction_tokens: 0,
+    };
   return u;
 }

@@ -7,9 +7,30 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { backends, redisUrl, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { countChatPromptTokens, countTextTokens, startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import {
+  countChatPromptTokens,
+  countTextTokens,
+  startMockProvider,
+  type MockProvider,
+} from '../mock-provider/server.js';
 import { countChatPrompt } from '../../src/relay/tokens.js';
-import { addChannel, allLogs, balanceNano, client, expectedCostNano, keyJson, NANO, nanoOf, sdkError, setGroup, setPrice, sumCost, type LogRow, type PriceUsd, type UsageCount } from './relay-helpers.js';
+import {
+  addChannel,
+  allLogs,
+  balanceNano,
+  client,
+  expectedCostNano,
+  keyJson,
+  NANO,
+  nanoOf,
+  sdkError,
+  setGroup,
+  setPrice,
+  sumCost,
+  type LogRow,
+  type PriceUsd,
+  type UsageCount,
+} from './relay-helpers.js';
 
 const MULT = 1.5;
 const PRICES: Record<string, PriceUsd> = {
@@ -27,7 +48,12 @@ describe.each(backends())('exact billing (%s)', (backend) => {
   beforeAll(async () => {
     s = await startTestServer({ backend });
     mock = await startMockProvider({ apiKey: 'billing-upstream' });
-    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'billing-upstream', models: Object.keys(PRICES) });
+    await addChannel(s, {
+      type: 'openai',
+      base_url: mock.url,
+      api_key: 'billing-upstream',
+      models: Object.keys(PRICES),
+    });
     for (const [m, p] of Object.entries(PRICES)) await setPrice(s, m, p);
     await setGroup(s, 'gold', MULT);
   });
@@ -39,7 +65,11 @@ describe.each(backends())('exact billing (%s)', (backend) => {
   it('a mixed run: each logged cost = usage × price × 1.5 to the nano-USD; key used and balance moved by the sum of logs; usage totals agree', async () => {
     const BALANCE = 50;
     const QUOTA = 20;
-    const { key, user, secret } = await userWithKey(s, { balance: BALANCE, group: 'gold', key: { quota: QUOTA } });
+    const { key, user, secret } = await userWithKey(s, {
+      balance: BALANCE,
+      group: 'gold',
+      key: { quota: QUOTA },
+    });
     const c = client(s, secret);
     mock.setScenario('mx-chat', { cachedTokens: 6 });
     mock.setScenario('mx-cmp', { cachedTokens: 2 });
@@ -48,82 +78,136 @@ describe.each(backends())('exact billing (%s)', (backend) => {
 
     // chat, plain, several sizes
     for (const [i, maxTokens] of [3, 9, 16, 40].entries()) {
-      const messages = [{ role: 'system' as const, content: 'Be brief.' }, { role: 'user' as const, content: `question number ${i}: ${'why '.repeat(i * 7)}` }];
-      const { data, response } = await c.chat.completions.create({ model: 'mx-chat', messages, max_tokens: maxTokens }).withResponse();
+      const messages = [
+        { role: 'system' as const, content: 'Be brief.' },
+        { role: 'user' as const, content: `question number ${i}: ${'why '.repeat(i * 7)}` },
+      ];
+      const { data, response } = await c.chat.completions
+        .create({ model: 'mx-chat', messages, max_tokens: maxTokens })
+        .withResponse();
       const prompt = countChatPromptTokens(messages);
       const usage = { prompt, cached: Math.min(6, prompt), completion: Math.min(16, maxTokens) };
-      expect(data.usage).toMatchObject({ prompt_tokens: usage.prompt, completion_tokens: usage.completion, prompt_tokens_details: { cached_tokens: usage.cached } });
+      expect(data.usage).toMatchObject({
+        prompt_tokens: usage.prompt,
+        completion_tokens: usage.completion,
+        prompt_tokens_details: { cached_tokens: usage.cached },
+      });
       expected.set(response.headers.get('x-request-id')!, { model: 'mx-chat', usage });
     }
     // chat, streams with and without include_usage
     for (const includeUsage of [false, true]) {
       const messages = [{ role: 'user' as const, content: `stream, include_usage=${includeUsage}` }];
       const { data: stream, response } = await c.chat.completions
-        .create({ model: 'mx-chat', messages, stream: true, max_completion_tokens: 11, ...(includeUsage ? { stream_options: { include_usage: true } } : {}) })
+        .create({
+          model: 'mx-chat',
+          messages,
+          stream: true,
+          max_completion_tokens: 11,
+          ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
+        })
         .withResponse();
       let contentChunks = 0;
       for await (const ch of stream) if (ch.choices[0]?.delta?.content) contentChunks++;
       expect(contentChunks).toBe(11);
       const prompt = countChatPromptTokens(messages);
-      expected.set(response.headers.get('x-request-id')!, { model: 'mx-chat', usage: { prompt, cached: Math.min(6, prompt), completion: 11 } });
+      expected.set(response.headers.get('x-request-id')!, {
+        model: 'mx-chat',
+        usage: { prompt, cached: Math.min(6, prompt), completion: 11 },
+      });
     }
     // completions, plain and stream; cached tokens bill at the input price here
     for (const stream of [false, true]) {
       const prompt = `complete this ${stream ? 'streamed' : 'plain'} sentence about burrows`;
       const p = countTextTokens(prompt);
       if (stream) {
-        const { data, response } = await c.completions.create({ model: 'mx-cmp', prompt, max_tokens: 12, stream: true }).withResponse();
+        const { data, response } = await c.completions
+          .create({ model: 'mx-cmp', prompt, max_tokens: 12, stream: true })
+          .withResponse();
         for await (const _ of data) {
           /* drain */
         }
-        expected.set(response.headers.get('x-request-id')!, { model: 'mx-cmp', usage: { prompt: p, cached: Math.min(2, p), completion: 12 } });
+        expected.set(response.headers.get('x-request-id')!, {
+          model: 'mx-cmp',
+          usage: { prompt: p, cached: Math.min(2, p), completion: 12 },
+        });
       } else {
-        const { response } = await c.completions.create({ model: 'mx-cmp', prompt, max_tokens: 12 }).withResponse();
-        expected.set(response.headers.get('x-request-id')!, { model: 'mx-cmp', usage: { prompt: p, cached: Math.min(2, p), completion: 12 } });
+        const { response } = await c.completions
+          .create({ model: 'mx-cmp', prompt, max_tokens: 12 })
+          .withResponse();
+        expected.set(response.headers.get('x-request-id')!, {
+          model: 'mx-cmp',
+          usage: { prompt: p, cached: Math.min(2, p), completion: 12 },
+        });
       }
     }
     // embeddings (SDK default base64)
     {
       const input = ['one vector', 'two vectors please', 'three'];
       const { response } = await c.embeddings.create({ model: 'mx-emb', input }).withResponse();
-      expected.set(response.headers.get('x-request-id')!, { model: 'mx-emb', usage: { prompt: input.reduce((a, x) => a + countTextTokens(x), 0), completion: 0 } });
+      expected.set(response.headers.get('x-request-id')!, {
+        model: 'mx-emb',
+        usage: { prompt: input.reduce((a, x) => a + countTextTokens(x), 0), completion: 0 },
+      });
     }
     // tiny prices: each request costs a fraction of a nano-USD per token, rounded up once
     {
       const messages = [{ role: 'user' as const, content: 'tiny' }];
-      const { response } = await c.chat.completions.create({ model: 'mx-odd', messages, max_tokens: 5 }).withResponse();
-      expected.set(response.headers.get('x-request-id')!, { model: 'mx-odd', usage: { prompt: countChatPromptTokens(messages), completion: 5 } });
+      const { response } = await c.chat.completions
+        .create({ model: 'mx-odd', messages, max_tokens: 5 })
+        .withResponse();
+      expected.set(response.headers.get('x-request-id')!, {
+        model: 'mx-odd',
+        usage: { prompt: countChatPromptTokens(messages), completion: 5 },
+      });
     }
     // failures and refusals cost nothing
     mock.setScenario('mx-fail', { status: 503 });
-    const failed = await sdkError(c.chat.completions.create({ model: 'mx-fail', messages: [{ role: 'user', content: 'x' }] }));
+    const failed = await sdkError(
+      c.chat.completions.create({ model: 'mx-fail', messages: [{ role: 'user', content: 'x' }] }),
+    );
     expect(failed.status).toBe(502);
-    const refused = await sdkError(c.chat.completions.create({ model: 'not-served', messages: [{ role: 'user', content: 'x' }] }));
+    const refused = await sdkError(
+      c.chat.completions.create({ model: 'not-served', messages: [{ role: 'user', content: 'x' }] }),
+    );
     expect(refused.status).toBe(404);
     mock.clearScenarios();
 
     // The key's own view (a logged relay request too, at cost 0).
-    const kv = (await (await fetch(s.url + '/v1/key', { headers: { authorization: `Bearer ${secret}` } })).json()) as { used: number; remaining: number };
+    const kv = (await (
+      await fetch(s.url + '/v1/key', { headers: { authorization: `Bearer ${secret}` } })
+    ).json()) as { used: number; remaining: number };
 
     const rows = await allLogs(s, { key_id: key.id });
     expect(rows).toHaveLength(expected.size + 3);
     for (const row of rows) {
       const e = expected.get(row.request_id);
       if (!e) {
-        expect(row.status === 200 ? row.endpoint : row.error_code).toMatch(row.status === 200 ? /^\/v1\/key$/ : /^(upstream_error|model_not_found)$/);
+        expect(row.status === 200 ? row.endpoint : row.error_code).toMatch(
+          row.status === 200 ? /^\/v1\/key$/ : /^(upstream_error|model_not_found)$/,
+        );
         expect(row.cost).toBe(0);
         continue;
       }
       expect(row.model).toBe(e.model);
       expect(row.estimated, row.request_id).toBe(false);
-      expect({ prompt: row.prompt_tokens, cached: row.cached_tokens, completion: row.completion_tokens }).toEqual({ prompt: e.usage.prompt, cached: e.usage.cached ?? 0, completion: e.usage.completion });
+      expect({
+        prompt: row.prompt_tokens,
+        cached: row.cached_tokens,
+        completion: row.completion_tokens,
+      }).toEqual({ prompt: e.usage.prompt, cached: e.usage.cached ?? 0, completion: e.usage.completion });
       const want = expectedCostNano(e.usage, PRICES[e.model]!, MULT);
       expect(nanoOf(row.cost), `${row.model} ${row.request_id}`).toBe(want);
       expect(want).toBeGreaterThan(0n);
     }
     // Cached pricing really applied: the same usage at the plain input price would cost more.
     const cachedRow = rows.find((r) => r.model === 'mx-chat' && r.cached_tokens > 0)!;
-    expect(nanoOf(cachedRow.cost)).toBeLessThan(expectedCostNano({ prompt: cachedRow.prompt_tokens, completion: cachedRow.completion_tokens }, PRICES['mx-chat']!, MULT));
+    expect(nanoOf(cachedRow.cost)).toBeLessThan(
+      expectedCostNano(
+        { prompt: cachedRow.prompt_tokens, completion: cachedRow.completion_tokens },
+        PRICES['mx-chat']!,
+        MULT,
+      ),
+    );
 
     const total = sumCost(rows);
     expect(total).toBeGreaterThan(0n);
@@ -135,16 +219,28 @@ describe.each(backends())('exact billing (%s)', (backend) => {
     // /api/usage agrees with the logs, grouped by key, by model and by day.
     const byKey = (await s.api('GET', `/api/usage?group_by=key&key_id=${key.id}`)).body.data;
     expect(byKey).toHaveLength(1);
-    expect(byKey[0]).toMatchObject({ key_id: key.id, requests: rows.length, prompt_tokens: rows.reduce((a, r) => a + r.prompt_tokens, 0), completion_tokens: rows.reduce((a, r) => a + r.completion_tokens, 0) });
+    expect(byKey[0]).toMatchObject({
+      key_id: key.id,
+      requests: rows.length,
+      prompt_tokens: rows.reduce((a, r) => a + r.prompt_tokens, 0),
+      completion_tokens: rows.reduce((a, r) => a + r.completion_tokens, 0),
+    });
     expect(nanoOf(byKey[0].cost)).toBe(total);
-    const byModel = (await s.api('GET', `/api/usage?group_by=model&key_id=${key.id}`)).body.data as Array<{ model: string; cost: number; requests: number }>;
+    const byModel = (await s.api('GET', `/api/usage?group_by=model&key_id=${key.id}`)).body.data as Array<{
+      model: string;
+      cost: number;
+      requests: number;
+    }>;
     for (const m of byModel) {
       const mine = rows.filter((r) => r.model === m.model);
       expect(m.requests, m.model).toBe(mine.length);
       expect(nanoOf(m.cost), m.model).toBe(sumCost(mine));
     }
     expect(byModel.reduce((a, m) => a + nanoOf(m.cost), 0n)).toBe(total);
-    const byDay = (await s.api('GET', `/api/usage?group_by=day&key_id=${key.id}`)).body.data as Array<{ cost: number; requests: number }>;
+    const byDay = (await s.api('GET', `/api/usage?group_by=day&key_id=${key.id}`)).body.data as Array<{
+      cost: number;
+      requests: number;
+    }>;
     expect(byDay.reduce((a, d) => a + nanoOf(d.cost), 0n)).toBe(total);
     expect(byDay.reduce((a, d) => a + d.requests, 0)).toBe(rows.length);
     const totals = (await s.api('GET', `/api/logs?key_id=${key.id}&totals=1&limit=1`)).body.totals;
@@ -157,14 +253,30 @@ describe.each(backends())('exact billing (%s)', (backend) => {
     const k2 = await s.api('POST', '/api/keys', { name: 'second', user_id: user.id });
     const secrets = [secret, k2.body.key as string];
     for (let i = 0; i < 6; i++) {
-      await client(s, secrets[i % 2]!).chat.completions.create({ model: 'mx-chat', messages: [{ role: 'user', content: `round ${i}` }], max_tokens: 4 + i });
+      await client(s, secrets[i % 2]!).chat.completions.create({
+        model: 'mx-chat',
+        messages: [{ role: 'user', content: `round ${i}` }],
+        max_tokens: 4 + i,
+      });
     }
     const rows = await allLogs(s, { user_id: user.id });
     expect(rows).toHaveLength(6);
     const total = sumCost(rows);
-    for (const r of rows) expect(nanoOf(r.cost)).toBe(expectedCostNano({ prompt: r.prompt_tokens, cached: r.cached_tokens, completion: r.completion_tokens }, PRICES['mx-chat']!, 1));
+    for (const r of rows)
+      expect(nanoOf(r.cost)).toBe(
+        expectedCostNano(
+          { prompt: r.prompt_tokens, cached: r.cached_tokens, completion: r.completion_tokens },
+          PRICES['mx-chat']!,
+          1,
+        ),
+      );
     expect(7n * NANO - (await balanceNano(s, user.id))).toBe(total);
-    const perKey = await Promise.all(rows.map((r) => r.key_id).filter((v, i, a) => a.indexOf(v) === i).map(async (id) => nanoOf((await keyJson(s, id)).used)));
+    const perKey = await Promise.all(
+      rows
+        .map((r) => r.key_id)
+        .filter((v, i, a) => a.indexOf(v) === i)
+        .map(async (id) => nanoOf((await keyJson(s, id)).used)),
+    );
     expect(perKey.reduce((a, b) => a + b, 0n)).toBe(total);
   });
 });
@@ -172,7 +284,15 @@ describe.each(backends())('exact billing (%s)', (backend) => {
 // ── bursts: concurrency can never spend past a key quota or an account balance ─────────────
 // The shared (Redis) ledger is for several instances on one PostgreSQL database; its Redis
 // names are scoped by the PostgreSQL schema, so it is exercised on PostgreSQL only.
-const burstCases = backends().flatMap((b) => (b === 'postgres' && redisUrl() ? [[b, 'memory'], [b, 'redis']] : [[b, 'memory']]) as Array<[typeof b, 'memory' | 'redis']>);
+const burstCases = backends().flatMap(
+  (b) =>
+    (b === 'postgres' && redisUrl()
+      ? [
+          [b, 'memory'],
+          [b, 'redis'],
+        ]
+      : [[b, 'memory']]) as Array<[typeof b, 'memory' | 'redis']>,
+);
 
 describe.each(burstCases)('burst admission (%s, %s ledger)', (backend, ledger) => {
   let s: TestServer;
@@ -197,23 +317,32 @@ describe.each(burstCases)('burst admission (%s, %s ledger)', (backend, ledger) =
   });
 
   /** The reservation the gateway takes: local prompt count + max_tokens, priced, multiplied, rounded up. */
-  const worstCase = (mult: number) => expectedCostNano({ prompt: countChatPrompt(messages), completion: MAX_TOKENS }, PRICE, mult);
+  const worstCase = (mult: number) =>
+    expectedCostNano({ prompt: countChatPrompt(messages), completion: MAX_TOKENS }, PRICE, mult);
   const usd = (nano: bigint) => Number(nano) / 1e9;
 
   async function fire(secrets: string[], n: number) {
     const results = await Promise.allSettled(
       Array.from({ length: n }, (_, i) => {
         const c = client(s, secrets[i % secrets.length]!);
-        if (i % 2 === 0) return c.chat.completions.create({ model: 'burst', messages, max_tokens: MAX_TOKENS });
+        if (i % 2 === 0)
+          return c.chat.completions.create({ model: 'burst', messages, max_tokens: MAX_TOKENS });
         return (async () => {
-          for await (const _ of await c.chat.completions.create({ model: 'burst', messages, max_tokens: MAX_TOKENS, stream: true })) {
+          for await (const _ of await c.chat.completions.create({
+            model: 'burst',
+            messages,
+            max_tokens: MAX_TOKENS,
+            stream: true,
+          })) {
             /* drain */
           }
         })();
       }),
     );
     const ok = results.filter((r) => r.status === 'fulfilled').length;
-    const errors = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => r.reason);
+    const errors = results
+      .filter((r): r is PromiseRejectedResult => r.status === 'rejected')
+      .map((r) => r.reason);
     for (const e of errors) {
       expect(e).toBeInstanceOf(OpenAI.RateLimitError);
       expect((e as InstanceType<typeof OpenAI.APIError>).code).toBe('insufficient_quota');
@@ -244,7 +373,9 @@ describe.each(burstCases)('burst admission (%s, %s ledger)', (backend, ledger) =
     expect(used).toBe(3n * worst);
     expect((await keyJson(s, key.id)).status).toBe('exhausted');
     // Nothing more gets through.
-    const again = await sdkError(client(s, secret).chat.completions.create({ model: 'burst', messages, max_tokens: 1 }));
+    const again = await sdkError(
+      client(s, secret).chat.completions.create({ model: 'burst', messages, max_tokens: 1 }),
+    );
     expect(again.code).toBe('insufficient_quota');
   });
 
@@ -304,7 +435,9 @@ describe.each(backends())('admission without max_tokens (%s)', (backend) => {
     const worst = expectedCostNano({ prompt: countChatPrompt(messages), completion: DEFAULT_CAP }, PRICE);
     const { key, secret } = await userWithKey(s, { key: { quota: Number(worst) / 1e9 } });
     const r = await client(s, secret).chat.completions.create({ model: 'nocap', messages });
-    expect((mock.requests.at(-1)!.body as { max_completion_tokens?: number }).max_completion_tokens).toBe(DEFAULT_CAP);
+    expect((mock.requests.at(-1)!.body as { max_completion_tokens?: number }).max_completion_tokens).toBe(
+      DEFAULT_CAP,
+    );
     expect(r.usage!.completion_tokens).toBe(DEFAULT_CAP);
     expect(nanoOf((await keyJson(s, key.id)).used)).toBeLessThanOrEqual(worst);
   });

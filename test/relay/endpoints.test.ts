@@ -4,8 +4,27 @@
 // model_map, the built-in offline `mock` channel type, and /v1/key.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { countChatPromptTokens, countTextTokens, expectedChatCompletion, expectedTextCompletion, startMockProvider, type MockProvider } from '../mock-provider/server.js';
-import { addChannel, allLogs, client, expectedCostNano, logByRequestId, nanoOf, rawRelay, sdkError, setGroup, setPrice, uniq } from './relay-helpers.js';
+import {
+  countChatPromptTokens,
+  countTextTokens,
+  expectedChatCompletion,
+  expectedTextCompletion,
+  startMockProvider,
+  type MockProvider,
+} from '../mock-provider/server.js';
+import {
+  addChannel,
+  allLogs,
+  client,
+  expectedCostNano,
+  logByRequestId,
+  nanoOf,
+  rawRelay,
+  sdkError,
+  setGroup,
+  setPrice,
+  uniq,
+} from './relay-helpers.js';
 
 const UPSTREAM_KEY = 'upstream-cred-' + 'e'.repeat(24);
 const CHAT_PRICE = { input: 0.15, output: 0.6 };
@@ -21,8 +40,11 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     s = await startTestServer({ backend });
     mock = await startMockProvider({ apiKey: UPSTREAM_KEY });
     const ch = await addChannel(s, {
-      type: 'openai', base_url: mock.url, api_key: UPSTREAM_KEY,
-      models: ['chat-a', 'chat-b', 'cmp-a', 'emb-a', 'mapped-a'], model_map: { 'mapped-a': 'gpt-4o-upstream-name' },
+      type: 'openai',
+      base_url: mock.url,
+      api_key: UPSTREAM_KEY,
+      models: ['chat-a', 'chat-b', 'cmp-a', 'emb-a', 'mapped-a'],
+      model_map: { 'mapped-a': 'gpt-4o-upstream-name' },
     });
     channelId = ch.id;
     await setPrice(s, 'chat-a', CHAT_PRICE);
@@ -40,8 +62,13 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
 
   it('chat, plain: answer, usage and exact billing; request id matches the log; client credentials never reach the upstream', async () => {
     const { key, secret } = await userWithKey(s, { balance: 10 });
-    const messages = [{ role: 'system' as const, content: 'You are terse.' }, { role: 'user' as const, content: 'Say something about moles.' }];
-    const { data, response } = await client(s, secret, { defaultHeaders: { cookie: 'session=abc', 'x-custom': 'private' } })
+    const messages = [
+      { role: 'system' as const, content: 'You are terse.' },
+      { role: 'user' as const, content: 'Say something about moles.' },
+    ];
+    const { data, response } = await client(s, secret, {
+      defaultHeaders: { cookie: 'session=abc', 'x-custom': 'private' },
+    })
       .chat.completions.create({ model: 'chat-a', messages, max_tokens: 10 })
       .withResponse();
     expect(data.choices[0]!.message.content).toBe(expectedChatCompletion(messages, 10));
@@ -58,8 +85,19 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     expect(requestId).toBeTruthy();
     const log = await logByRequestId(s, key.id, requestId!);
     expect(log).toMatchObject({
-      model: 'chat-a', upstream_model: 'chat-a', channel_id: channelId, endpoint: '/v1/chat/completions', stream: false, status: 200, error_code: null,
-      prompt_tokens: promptTokens, cached_tokens: 0, completion_tokens: 10, estimated: false, key_id: key.id, key_name: key.name,
+      model: 'chat-a',
+      upstream_model: 'chat-a',
+      channel_id: channelId,
+      endpoint: '/v1/chat/completions',
+      stream: false,
+      status: 200,
+      error_code: null,
+      prompt_tokens: promptTokens,
+      cached_tokens: 0,
+      completion_tokens: 10,
+      estimated: false,
+      key_id: key.id,
+      key_name: key.name,
     });
     expect(nanoOf(log.cost)).toBe(expectedCostNano({ prompt: promptTokens, completion: 10 }, CHAT_PRICE));
     expect(log.ip).toBe('127.0.0.1');
@@ -68,7 +106,9 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
   it('chat, stream without include_usage: no usage reaches the client, yet billing is exact from the injected usage chunk', async () => {
     const { key, secret } = await userWithKey(s, { balance: 10 });
     const messages = [{ role: 'user' as const, content: 'stream me a short line' }];
-    const { data: stream, response } = await client(s, secret).chat.completions.create({ model: 'chat-a', messages, stream: true, max_tokens: 7 }).withResponse();
+    const { data: stream, response } = await client(s, secret)
+      .chat.completions.create({ model: 'chat-a', messages, stream: true, max_tokens: 7 })
+      .withResponse();
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
     let text = '';
     let chunks = 0;
@@ -87,7 +127,14 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
 
     const log = await logByRequestId(s, key.id, response.headers.get('x-request-id')!);
     const promptTokens = countChatPromptTokens(messages);
-    expect(log).toMatchObject({ stream: true, status: 200, error_code: null, prompt_tokens: promptTokens, completion_tokens: 7, estimated: false });
+    expect(log).toMatchObject({
+      stream: true,
+      status: 200,
+      error_code: null,
+      prompt_tokens: promptTokens,
+      completion_tokens: 7,
+      estimated: false,
+    });
     expect(log.ttft_ms).not.toBeNull();
     expect(nanoOf(log.cost)).toBe(expectedCostNano({ prompt: promptTokens, completion: 7 }, CHAT_PRICE));
   });
@@ -96,7 +143,12 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     const { key, secret } = await userWithKey(s, { balance: 10 });
     const messages = [{ role: 'user' as const, content: 'stream with usage please' }];
     const { data: stream, response } = await client(s, secret)
-      .chat.completions.create({ model: 'chat-b', messages, stream: true, stream_options: { include_usage: true } })
+      .chat.completions.create({
+        model: 'chat-b',
+        messages,
+        stream: true,
+        stream_options: { include_usage: true },
+      })
       .withResponse();
     let text = '';
     const usages: Array<{ prompt_tokens: number; completion_tokens: number }> = [];
@@ -111,10 +163,18 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     const promptTokens = countChatPromptTokens(messages);
     expect(usages).toHaveLength(1);
     expect(usages[0]).toMatchObject({ prompt_tokens: promptTokens, completion_tokens: 16 });
-    expect((lastUpstream('/v1/chat/completions').body as any).stream_options).toEqual({ include_usage: true });
+    expect((lastUpstream('/v1/chat/completions').body as any).stream_options).toEqual({
+      include_usage: true,
+    });
 
     const log = await logByRequestId(s, key.id, response.headers.get('x-request-id')!);
-    expect(log).toMatchObject({ model: 'chat-b', stream: true, prompt_tokens: promptTokens, completion_tokens: 16, estimated: false });
+    expect(log).toMatchObject({
+      model: 'chat-b',
+      stream: true,
+      prompt_tokens: promptTokens,
+      completion_tokens: 16,
+      estimated: false,
+    });
     expect(nanoOf(log.cost)).toBe(expectedCostNano({ prompt: promptTokens, completion: 16 }, CHAT_PRICE));
   });
 
@@ -122,15 +182,25 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     const { key, secret } = await userWithKey(s, { balance: 10 });
     const c = client(s, secret);
     const prompt = 'Once upon a time a mole';
-    const { data, response } = await c.completions.create({ model: 'cmp-a', prompt, max_tokens: 5 }).withResponse();
+    const { data, response } = await c.completions
+      .create({ model: 'cmp-a', prompt, max_tokens: 5 })
+      .withResponse();
     expect(data.choices[0]!.text).toBe(expectedTextCompletion(prompt, 5));
     const p = countTextTokens(prompt);
     expect(data.usage).toMatchObject({ prompt_tokens: p, completion_tokens: 5 });
     const log1 = await logByRequestId(s, key.id, response.headers.get('x-request-id')!);
-    expect(log1).toMatchObject({ endpoint: '/v1/completions', stream: false, prompt_tokens: p, completion_tokens: 5, estimated: false });
+    expect(log1).toMatchObject({
+      endpoint: '/v1/completions',
+      stream: false,
+      prompt_tokens: p,
+      completion_tokens: 5,
+      estimated: false,
+    });
     expect(nanoOf(log1.cost)).toBe(expectedCostNano({ prompt: p, completion: 5 }, CMP_PRICE));
 
-    const { data: stream, response: r2 } = await c.completions.create({ model: 'cmp-a', prompt, stream: true }).withResponse();
+    const { data: stream, response: r2 } = await c.completions
+      .create({ model: 'cmp-a', prompt, stream: true })
+      .withResponse();
     let text = '';
     for await (const chunk of stream) {
       text += chunk.choices[0]?.text ?? '';
@@ -148,7 +218,9 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     const c = client(s, secret);
     const input = ['the mole digs', 'a tunnel under the garden'];
 
-    const { data: asFloat, response: r1 } = await c.embeddings.create({ model: 'emb-a', input, encoding_format: 'float' }).withResponse();
+    const { data: asFloat, response: r1 } = await c.embeddings
+      .create({ model: 'emb-a', input, encoding_format: 'float' })
+      .withResponse();
     expect((lastUpstream('/v1/embeddings').body as any).encoding_format).toBe('float');
     expect(asFloat.data).toHaveLength(2);
     expect(asFloat.data[0]!.embedding).toHaveLength(1536);
@@ -168,19 +240,31 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     const p = countTextTokens(input[0]!) + countTextTokens(input[1]!);
     expect(asFloat.usage.prompt_tokens).toBe(p);
     const log = await logByRequestId(s, key.id, r1.headers.get('x-request-id')!);
-    expect(log).toMatchObject({ endpoint: '/v1/embeddings', prompt_tokens: p, completion_tokens: 0, estimated: false });
+    expect(log).toMatchObject({
+      endpoint: '/v1/embeddings',
+      prompt_tokens: p,
+      completion_tokens: 0,
+      estimated: false,
+    });
     expect(nanoOf(log.cost)).toBe(expectedCostNano({ prompt: p, completion: 0 }, EMB_PRICE));
     const rows = await allLogs(s, { key_id: key.id });
     expect(rows).toHaveLength(3);
-    for (const r of rows) expect(nanoOf(r.cost)).toBe(expectedCostNano({ prompt: p, completion: 0 }, EMB_PRICE));
+    for (const r of rows)
+      expect(nanoOf(r.cost)).toBe(expectedCostNano({ prompt: p, completion: 0 }, EMB_PRICE));
   });
 
   it('model_map: the upstream receives the mapped name; the log keeps both', async () => {
     const { key, secret } = await userWithKey(s, { balance: 10 });
-    const { response } = await client(s, secret).chat.completions.create({ model: 'mapped-a', messages: [{ role: 'user', content: 'map me' }] }).withResponse();
+    const { response } = await client(s, secret)
+      .chat.completions.create({ model: 'mapped-a', messages: [{ role: 'user', content: 'map me' }] })
+      .withResponse();
     expect((lastUpstream('/v1/chat/completions').body as any).model).toBe('gpt-4o-upstream-name');
     const log = await logByRequestId(s, key.id, response.headers.get('x-request-id')!);
-    expect(log).toMatchObject({ model: 'mapped-a', upstream_model: 'gpt-4o-upstream-name', channel_id: channelId });
+    expect(log).toMatchObject({
+      model: 'mapped-a',
+      upstream_model: 'gpt-4o-upstream-name',
+      channel_id: channelId,
+    });
   });
 
   it('/v1/models lists only what the key may use: its allowlist (with wildcards) and its group', async () => {
@@ -204,7 +288,10 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     // A key may name a group of its own, overriding its owner's.
     const vipKey = await userWithKey(s, { key: { group: vip, models: ['vip-*'] } });
     expect((await client(s, vipKey.secret).models.list()).data.map((m) => m.id)).toEqual(['vip-only']);
-    const r = await client(s, vipKey.secret).chat.completions.create({ model: 'vip-only', messages: [{ role: 'user', content: 'hi' }] });
+    const r = await client(s, vipKey.secret).chat.completions.create({
+      model: 'vip-only',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
     expect(r.choices[0]!.message.content).toBeTruthy();
   });
 
@@ -225,13 +312,20 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     const hidden = await sdkError(client(s, limited.secret).models.retrieve('chat-b'));
     expect([hidden.status, hidden.code]).toEqual([404, 'model_not_found']);
     const rows = await allLogs(s, { key_id: key.id });
-    expect(rows.find((r) => r.error_code === 'model_not_found')).toMatchObject({ model: 'no-such-model', cost: 0, status: 404 });
+    expect(rows.find((r) => r.error_code === 'model_not_found')).toMatchObject({
+      model: 'no-such-model',
+      cost: 0,
+      status: 404,
+    });
   });
 
   it('embeddings with a stray stream: true are answered as JSON and do not count against the channel', async () => {
     const { key, secret } = await userWithKey(s, { balance: 10 });
     for (let i = 0; i < 4; i++) {
-      const r = await rawRelay(s, '/embeddings', { key: secret, body: JSON.stringify({ model: 'emb-a', input: `stray ${i}`, stream: true }) });
+      const r = await rawRelay(s, '/embeddings', {
+        key: secret,
+        body: JSON.stringify({ model: 'emb-a', input: `stray ${i}`, stream: true }),
+      });
       expect(r.status, r.text).toBe(200);
       expect(r.json.data[0].embedding).toHaveLength(1536);
     }
@@ -252,12 +346,21 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     const c = client(s, secret);
     const before = mock.requests.length;
 
-    const chat = await c.chat.completions.create({ model, messages: [{ role: 'user', content: 'offline hello' }], max_tokens: 5 });
+    const chat = await c.chat.completions.create({
+      model,
+      messages: [{ role: 'user', content: 'offline hello' }],
+      max_tokens: 5,
+    });
     expect(chat.choices[0]!.message.content!.length).toBeGreaterThan(0);
     expect(chat.usage!.completion_tokens).toBe(5);
     let streamed = '';
     let usage: any = null;
-    for await (const x of await c.chat.completions.create({ model, messages: [{ role: 'user', content: 'offline stream' }], stream: true, stream_options: { include_usage: true } })) {
+    for await (const x of await c.chat.completions.create({
+      model,
+      messages: [{ role: 'user', content: 'offline stream' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    })) {
       streamed += x.choices[0]?.delta?.content ?? '';
       if (x.usage) usage = x.usage;
     }
@@ -273,7 +376,13 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     expect(rows).toHaveLength(4);
     for (const r of rows) {
       expect(r).toMatchObject({ status: 200, channel_id: ch.id, estimated: false, error_code: null });
-      expect(nanoOf(r.cost)).toBe(expectedCostNano({ prompt: r.prompt_tokens, cached: r.cached_tokens, completion: r.completion_tokens }, price, 2));
+      expect(nanoOf(r.cost)).toBe(
+        expectedCostNano(
+          { prompt: r.prompt_tokens, cached: r.cached_tokens, completion: r.completion_tokens },
+          price,
+          2,
+        ),
+      );
       expect(r.prompt_tokens).toBeGreaterThan(0);
     }
     const chatLog = rows.find((r) => r.endpoint === '/v1/chat/completions' && !r.stream)!;
@@ -283,7 +392,10 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
 
   it('/v1/key shows the presenting key, its limits and spend, never the secret', async () => {
     const { key, secret } = await userWithKey(s, { balance: 10, key: { quota: 2, models: ['chat-a'] } });
-    await client(s, secret).chat.completions.create({ model: 'chat-a', messages: [{ role: 'user', content: 'spend a little' }] });
+    await client(s, secret).chat.completions.create({
+      model: 'chat-a',
+      messages: [{ role: 'user', content: 'spend a little' }],
+    });
     const res = await fetch(s.url + '/v1/key', { headers: { authorization: `Bearer ${secret}` } });
     expect(res.status).toBe(200);
     const text = await res.text();

@@ -7,21 +7,47 @@ import OpenAI from 'openai';
 import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
 import { generateKey } from '../../src/keys/format.js';
-import { addChannel, allLogs, balanceNano, client, expectOpenAIError, keyJson, nanoOf, rawRelay, sdkError, setPrice } from './relay-helpers.js';
+import {
+  addChannel,
+  allLogs,
+  balanceNano,
+  client,
+  expectOpenAIError,
+  keyJson,
+  nanoOf,
+  rawRelay,
+  sdkError,
+  setPrice,
+} from './relay-helpers.js';
 
 const MAX_BODY = 4096;
 const FIRST_BYTE_MS = 1500; // generous: a normal answer must never hit it on a loaded machine
 const PRICE = { input: 1, output: 2 };
-const chat = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user' as const, content: 'hello there' }], ...extra });
+const chat = (model: string, extra: Record<string, unknown> = {}) => ({
+  model,
+  messages: [{ role: 'user' as const, content: 'hello there' }],
+  ...extra,
+});
 
 describe.each(backends())('relay errors (%s)', (backend) => {
   let s: TestServer;
   let mock: MockProvider;
 
   beforeAll(async () => {
-    s = await startTestServer({ backend, env: { MOLE_MAX_BODY_BYTES: String(MAX_BODY), MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: String(FIRST_BYTE_MS) } });
+    s = await startTestServer({
+      backend,
+      env: {
+        MOLE_MAX_BODY_BYTES: String(MAX_BODY),
+        MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: String(FIRST_BYTE_MS),
+      },
+    });
     mock = await startMockProvider({ apiKey: 'upstream-errors-cred' });
-    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'upstream-errors-cred', models: ['chat-a', 'chat-b', 'fail-500', 'slow-model', 'free-model', 'unpriced-model'] });
+    await addChannel(s, {
+      type: 'openai',
+      base_url: mock.url,
+      api_key: 'upstream-errors-cred',
+      models: ['chat-a', 'chat-b', 'fail-500', 'slow-model', 'free-model', 'unpriced-model'],
+    });
     for (const m of ['chat-a', 'chat-b', 'fail-500', 'slow-model']) await setPrice(s, m, PRICE);
     await setPrice(s, 'free-model', { input: 0, output: 0 });
   });
@@ -31,7 +57,12 @@ describe.each(backends())('relay errors (%s)', (backend) => {
   });
 
   /** Refused: the answer carried x-request-id, and this key's log row with that id carries the code, status and cost 0. */
-  async function expectRefusalLogged(keyId: number, code: string, status: number, requestId: string | null | undefined) {
+  async function expectRefusalLogged(
+    keyId: number,
+    code: string,
+    status: number,
+    requestId: string | null | undefined,
+  ) {
     expect(requestId, 'x-request-id on the error answer').toMatch(/\S/);
     const rows = await allLogs(s, { key_id: keyId });
     const row = rows.find((r) => r.request_id === requestId);
@@ -68,7 +99,10 @@ describe.each(backends())('relay errors (%s)', (backend) => {
     const err = await sdkError(client(s, secret).chat.completions.create(chat('chat-a')));
     expect([err.status, err.code]).toEqual([401, 'invalid_api_key']);
     // Other presentation headers are checked the same way.
-    const viaHeader = await rawRelay(s, '/chat/completions', { headers: { 'x-api-key': wellFormedUnknown }, body: JSON.stringify(chat('chat-a')) });
+    const viaHeader = await rawRelay(s, '/chat/completions', {
+      headers: { 'x-api-key': wellFormedUnknown },
+      body: JSON.stringify(chat('chat-a')),
+    });
     expect(viaHeader.status).toBe(401);
     expectOpenAIError(viaHeader.json, 'invalid_api_key');
     expect((await allLogs(s)).length, 'unknown keys leave no log rows').toBe(before);
@@ -112,7 +146,9 @@ describe.each(backends())('relay errors (%s)', (backend) => {
     expect([e3.status, e3.code]).toEqual([404, 'model_not_found']);
     const row = await expectRefusalLogged(open.key.id, 'model_not_found', 404, e3.requestID);
     expect(row.model).toBe('no-such-model');
-    const e4 = await sdkError(client(s, open.secret).embeddings.create({ model: 'no-such-embedder', input: 'x' }));
+    const e4 = await sdkError(
+      client(s, open.secret).embeddings.create({ model: 'no-such-embedder', input: 'x' }),
+    );
     expect([e4.status, e4.code]).toEqual([404, 'model_not_found']);
   });
 
@@ -136,7 +172,9 @@ describe.each(backends())('relay errors (%s)', (backend) => {
   it('key quota or account balance that cannot cover the worst case → 429 insufficient_quota + x-should-retry: false, nothing forwarded', async () => {
     const q = await userWithKey(s, { balance: 100, key: { quota: 0.000001 } });
     const upstreamBefore = mock.requests.length;
-    const e1 = await sdkError(client(s, q.secret).chat.completions.create(chat('chat-a', { max_tokens: 1000 })));
+    const e1 = await sdkError(
+      client(s, q.secret).chat.completions.create(chat('chat-a', { max_tokens: 1000 })),
+    );
     expect(e1).toBeInstanceOf(OpenAI.RateLimitError);
     expect([e1.status, e1.code, e1.type]).toEqual([429, 'insufficient_quota', 'insufficient_quota']);
     expect(e1.headers?.get('x-should-retry')).toBe('false');
@@ -177,14 +215,19 @@ describe.each(backends())('relay errors (%s)', (backend) => {
     const { key, user, secret } = await userWithKey(s, { balance: 3, key: { quota: 1 } });
     mock.setScenario('fail-500', { status: 500 });
     try {
-      const err = await sdkError(client(s, secret).chat.completions.create(chat('fail-500', { max_tokens: 100 })));
+      const err = await sdkError(
+        client(s, secret).chat.completions.create(chat('fail-500', { max_tokens: 100 })),
+      );
       expect(err).toBeInstanceOf(OpenAI.InternalServerError);
       expect([err.status, err.code]).toEqual([502, 'upstream_error']);
       const row = await expectRefusalLogged(key.id, 'upstream_error', 502, err.requestID);
       expect(row.model).toBe('fail-500');
       const serr = await sdkError(
         (async () => {
-          for await (const _ of await client(s, secret).chat.completions.create({ ...chat('fail-500'), stream: true })) {
+          for await (const _ of await client(s, secret).chat.completions.create({
+            ...chat('fail-500'),
+            stream: true,
+          })) {
             /* never */
           }
         })(),
@@ -195,7 +238,9 @@ describe.each(backends())('relay errors (%s)', (backend) => {
     }
     expect((await keyJson(s, key.id)).used).toBe(0);
     expect(await balanceNano(s, user.id)).toBe(3n * 1_000_000_000n);
-    const k = (await (await fetch(s.url + '/v1/key', { headers: { authorization: `Bearer ${secret}` } })).json()) as { remaining: number };
+    const k = (await (
+      await fetch(s.url + '/v1/key', { headers: { authorization: `Bearer ${secret}` } })
+    ).json()) as { remaining: number };
     expect(nanoOf(k.remaining)).toBe(1_000_000_000n);
   });
 
@@ -219,15 +264,28 @@ describe.each(backends())('relay errors (%s)', (backend) => {
       expect(r.status, body).toBe(400);
       expectOpenAIError(r.json, 'invalid_request');
     }
-    const big = JSON.stringify(chat('chat-a', { messages: [{ role: 'user', content: 'x'.repeat(MAX_BODY * 2) }] }));
+    const big = JSON.stringify(
+      chat('chat-a', { messages: [{ role: 'user', content: 'x'.repeat(MAX_BODY * 2) }] }),
+    );
     const r = await rawRelay(s, '/chat/completions', { key: secret, body: big });
     expect(r.status).toBe(413);
     expectOpenAIError(r.json, 'request_too_large');
     // Through the SDK as well.
-    const e = await sdkError(client(s, secret).chat.completions.create(chat('chat-a', { messages: [{ role: 'user', content: 'y'.repeat(MAX_BODY * 2) }] })));
+    const e = await sdkError(
+      client(s, secret).chat.completions.create(
+        chat('chat-a', { messages: [{ role: 'user', content: 'y'.repeat(MAX_BODY * 2) }] }),
+      ),
+    );
     expect([e.status, e.code]).toEqual([413, 'request_too_large']);
     const rows = await allLogs(s, { key_id: key.id });
-    expect(rows.map((x) => x.error_code).sort()).toEqual(['invalid_request', 'invalid_request', 'invalid_request', 'invalid_request', 'request_too_large', 'request_too_large']);
+    expect(rows.map((x) => x.error_code).sort()).toEqual([
+      'invalid_request',
+      'invalid_request',
+      'invalid_request',
+      'invalid_request',
+      'request_too_large',
+      'request_too_large',
+    ]);
     for (const x of rows) expect(x.cost).toBe(0);
   });
 

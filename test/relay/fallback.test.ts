@@ -6,8 +6,30 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { countChatPromptTokens, countTextTokens, expectedChatCompletion, startMockProvider, type MockProvider } from '../mock-provider/server.js';
-import { addChannel, allLogs, balanceNano, client, closedPort, expectedCostNano, keyJson, logByRequestId, NANO, nanoOf, sdkError, setPrice, uniq, waitFor, type LogRow } from './relay-helpers.js';
+import {
+  countChatPromptTokens,
+  countTextTokens,
+  expectedChatCompletion,
+  startMockProvider,
+  type MockProvider,
+} from '../mock-provider/server.js';
+import {
+  addChannel,
+  allLogs,
+  balanceNano,
+  client,
+  closedPort,
+  expectedCostNano,
+  keyJson,
+  logByRequestId,
+  NANO,
+  nanoOf,
+  sdkError,
+  setPrice,
+  uniq,
+  waitFor,
+  type LogRow,
+} from './relay-helpers.js';
 
 const CRED_A = 'cred-a-' + 'a'.repeat(20);
 const CRED_B = 'cred-b-' + 'b'.repeat(20);
@@ -20,7 +42,10 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
   let b: MockProvider;
 
   beforeAll(async () => {
-    s = await startTestServer({ backend, env: { MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: String(FIRST_BYTE_MS) } });
+    s = await startTestServer({
+      backend,
+      env: { MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: String(FIRST_BYTE_MS) },
+    });
     a = await startMockProvider({ apiKey: CRED_A });
     b = await startMockProvider({ apiKey: CRED_B });
   });
@@ -33,12 +58,27 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
   /** A fresh model served by channel A (priority 10) and channel B (priority 0), priced. */
   async function pair(opts: { aBase?: string; aKey?: string; onlyA?: boolean } = {}) {
     const model = uniq('fb');
-    const chA = await addChannel(s, { type: 'openai', base_url: opts.aBase ?? a.url, api_key: opts.aKey ?? CRED_A, models: [model], priority: 10 });
-    const chB = opts.onlyA ? null : await addChannel(s, { type: 'openai', base_url: b.url, api_key: CRED_B, models: [model], priority: 0 });
+    const chA = await addChannel(s, {
+      type: 'openai',
+      base_url: opts.aBase ?? a.url,
+      api_key: opts.aKey ?? CRED_A,
+      models: [model],
+      priority: 10,
+    });
+    const chB = opts.onlyA
+      ? null
+      : await addChannel(s, {
+          type: 'openai',
+          base_url: b.url,
+          api_key: CRED_B,
+          models: [model],
+          priority: 0,
+        });
     await setPrice(s, model, PRICE);
     return { model, chA, chB };
   }
-  const hits = (m: MockProvider, model: string) => m.requests.filter((r) => (r.body as { model?: string } | undefined)?.model === model).length;
+  const hits = (m: MockProvider, model: string) =>
+    m.requests.filter((r) => (r.body as { model?: string } | undefined)?.model === model).length;
   const msgs = (text: string) => [{ role: 'user' as const, content: text }];
 
   for (const [label, scenario] of [
@@ -54,23 +94,43 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
       const { key, secret } = await userWithKey(s, { balance: 5 });
       const c = client(s, secret);
       const messages = msgs('fallback please');
-      const { data, response } = await c.chat.completions.create({ model, messages, max_tokens: 6 }).withResponse();
+      const { data, response } = await c.chat.completions
+        .create({ model, messages, max_tokens: 6 })
+        .withResponse();
       expect(data.choices[0]!.message.content).toBe(expectedChatCompletion(messages, 6));
       let text = '';
-      for await (const ch of await c.chat.completions.create({ model, messages, max_tokens: 6, stream: true })) text += ch.choices[0]?.delta?.content ?? '';
+      for await (const ch of await c.chat.completions.create({
+        model,
+        messages,
+        max_tokens: 6,
+        stream: true,
+      }))
+        text += ch.choices[0]?.delta?.content ?? '';
       expect(text).toBe(expectedChatCompletion(messages, 6));
       expect(hits(a, model)).toBe(2);
       expect(hits(b, model)).toBe(2);
       const log = await logByRequestId(s, key.id, response.headers.get('x-request-id')!);
-      expect(log).toMatchObject({ status: 200, channel_id: chB!.id, error_code: null, estimated: false, completion_tokens: 6 });
-      expect(nanoOf(log.cost)).toBe(expectedCostNano({ prompt: countChatPromptTokens(messages), completion: 6 }, PRICE));
+      expect(log).toMatchObject({
+        status: 200,
+        channel_id: chB!.id,
+        error_code: null,
+        estimated: false,
+        completion_tokens: 6,
+      });
+      expect(nanoOf(log.cost)).toBe(
+        expectedCostNano({ prompt: countChatPromptTokens(messages), completion: 6 }, PRICE),
+      );
     });
   }
 
   it('channel A refuses connections (closed port) → channel B serves', async () => {
     const { model, chB } = await pair({ aBase: `http://127.0.0.1:${await closedPort()}/v1` });
     const { key, secret } = await userWithKey(s, { balance: 5 });
-    const r = await client(s, secret).chat.completions.create({ model, messages: msgs('refused'), max_tokens: 3 });
+    const r = await client(s, secret).chat.completions.create({
+      model,
+      messages: msgs('refused'),
+      max_tokens: 3,
+    });
     expect(r.choices[0]!.message.content).toBeTruthy();
     const [log] = await allLogs(s, { key_id: key.id });
     expect(log).toMatchObject({ status: 200, channel_id: chB!.id });
@@ -81,12 +141,18 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     a.setScenario(model, { status: 500 });
     b.setScenario(model, { status: 503 });
     const { key, user, secret } = await userWithKey(s, { balance: 2, key: { quota: 1 } });
-    const err = await sdkError(client(s, secret).chat.completions.create({ model, messages: msgs('doomed'), max_tokens: 1000 }));
+    const err = await sdkError(
+      client(s, secret).chat.completions.create({ model, messages: msgs('doomed'), max_tokens: 1000 }),
+    );
     expect([err.status, err.code]).toEqual([502, 'upstream_error']);
     expect(err.message).not.toContain(CRED_A);
     const serr = await sdkError(
       (async () => {
-        for await (const _ of await client(s, secret).chat.completions.create({ model, messages: msgs('doomed'), stream: true })) {
+        for await (const _ of await client(s, secret).chat.completions.create({
+          model,
+          messages: msgs('doomed'),
+          stream: true,
+        })) {
           /* never */
         }
       })(),
@@ -95,39 +161,69 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     expect([hits(a, model), hits(b, model)]).toEqual([2, 2]);
     const rows = await allLogs(s, { key_id: key.id });
     expect(rows).toHaveLength(2);
-    for (const r of rows) expect(r).toMatchObject({ status: 502, error_code: 'upstream_error', cost: 0, prompt_tokens: 0, completion_tokens: 0 });
+    for (const r of rows)
+      expect(r).toMatchObject({
+        status: 502,
+        error_code: 'upstream_error',
+        cost: 0,
+        prompt_tokens: 0,
+        completion_tokens: 0,
+      });
     expect((await keyJson(s, key.id)).used).toBe(0);
     expect(await balanceNano(s, user.id)).toBe(2n * NANO);
     // The full quota is admissible again: a request whose worst case needs all of it goes through.
     a.clearScenarios();
     b.clearScenarios();
-    const ok = await client(s, secret).chat.completions.create({ model: model, messages: msgs('now it works'), max_tokens: 5 });
+    const ok = await client(s, secret).chat.completions.create({
+      model: model,
+      messages: msgs('now it works'),
+      max_tokens: 5,
+    });
     expect(ok.choices[0]!.message.content).toBeTruthy();
   });
 
   it('upstream 401 disables the channel (status, reason, audit channel.disable); traffic moves to B', async () => {
     const { model, chA, chB } = await pair({ aKey: 'wrong-credential-for-a' });
     const { key, secret } = await userWithKey(s, { balance: 5 });
-    const r = await client(s, secret).chat.completions.create({ model, messages: msgs('auth fails upstream'), max_tokens: 3 });
+    const r = await client(s, secret).chat.completions.create({
+      model,
+      messages: msgs('auth fails upstream'),
+      max_tokens: 3,
+    });
     expect(r.choices[0]!.message.content).toBeTruthy();
     const [log] = await allLogs(s, { key_id: key.id });
     expect(log!.channel_id).toBe(chB!.id);
-    const ch = await waitFor(async () => {
-      const g = await s.api('GET', `/api/channels/${chA.id}`);
-      return g.body.status === 'disabled' ? g.body : null;
-    }, 10_000, 'channel A disabled');
+    const ch = await waitFor(
+      async () => {
+        const g = await s.api('GET', `/api/channels/${chA.id}`);
+        return g.body.status === 'disabled' ? g.body : null;
+      },
+      10_000,
+      'channel A disabled',
+    );
     expect(ch.disabled_reason).toMatch(/401/);
     expect(JSON.stringify(ch)).not.toContain('wrong-credential-for-a');
-    const listed = (await s.api('GET', '/api/channels')).body.data.find((c: { id: number }) => c.id === chA.id);
+    const listed = (await s.api('GET', '/api/channels')).body.data.find(
+      (c: { id: number }) => c.id === chA.id,
+    );
     expect(listed.status).toBe('disabled');
-    const audit = await waitFor(async () => {
-      const rows = (await s.api('GET', '/api/audit?limit=500')).body.data as Array<{ action: string; actor: string; changes: any }>;
-      return rows.find((x) => x.action === 'channel.disable' && x.changes?.channel_id === chA.id);
-    }, 10_000, 'channel.disable audit row');
+    const audit = await waitFor(
+      async () => {
+        const rows = (await s.api('GET', '/api/audit?limit=500')).body.data as Array<{
+          action: string;
+          actor: string;
+          changes: any;
+        }>;
+        return rows.find((x) => x.action === 'channel.disable' && x.changes?.channel_id === chA.id);
+      },
+      10_000,
+      'channel.disable audit row',
+    );
     expect(audit.actor).toBe('system');
     expect(JSON.stringify(audit)).not.toContain('wrong-credential-for-a');
     const before = hits(a, model);
-    for (let i = 0; i < 3; i++) await client(s, secret).chat.completions.create({ model, messages: msgs(`after ${i}`), max_tokens: 2 });
+    for (let i = 0; i < 3; i++)
+      await client(s, secret).chat.completions.create({ model, messages: msgs(`after ${i}`), max_tokens: 2 });
     expect(hits(a, model), 'a disabled channel gets no traffic').toBe(before);
   });
 
@@ -135,12 +231,25 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     const { model, chA } = await pair({ aKey: 'revoked-credential-for-a' });
     a.setScenario(model, { firstByteDelayMs: 500 });
     const { secret } = await userWithKey(s, { balance: 5 });
-    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => client(s, secret).chat.completions.create({ model, messages: msgs(`burst ${i}`), max_tokens: 2 })));
-    expect(results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => String(r.reason)), 'all served by B').toEqual([]);
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) =>
+        client(s, secret).chat.completions.create({ model, messages: msgs(`burst ${i}`), max_tokens: 2 }),
+      ),
+    );
+    expect(
+      results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => String(r.reason)),
+      'all served by B',
+    ).toEqual([]);
     expect(hits(a, model), 'several requests met the 401').toBeGreaterThanOrEqual(2);
-    await waitFor(async () => (await s.api('GET', `/api/channels/${chA.id}`)).body.status === 'disabled', 10_000, 'channel disabled');
+    await waitFor(
+      async () => (await s.api('GET', `/api/channels/${chA.id}`)).body.status === 'disabled',
+      10_000,
+      'channel disabled',
+    );
     await new Promise((r) => setTimeout(r, 300));
-    const rows = ((await s.api('GET', '/api/audit?limit=500')).body.data as Array<{ action: string; changes: any }>).filter((x) => x.action === 'channel.disable' && x.changes?.channel_id === chA.id);
+    const rows = (
+      (await s.api('GET', '/api/audit?limit=500')).body.data as Array<{ action: string; changes: any }>
+    ).filter((x) => x.action === 'channel.disable' && x.changes?.channel_id === chA.id);
     expect(rows).toHaveLength(1);
   });
 
@@ -149,25 +258,37 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     a.setScenario(model, { status: 500, times: 3 });
     const { key, secret } = await userWithKey(s, { balance: 5 });
     const c = client(s, secret);
-    for (let i = 0; i < 3; i++) await c.chat.completions.create({ model, messages: msgs(`cool ${i}`), max_tokens: 2 });
+    for (let i = 0; i < 3; i++)
+      await c.chat.completions.create({ model, messages: msgs(`cool ${i}`), max_tokens: 2 });
     expect(hits(a, model)).toBe(3);
     const ch = (await s.api('GET', `/api/channels/${chA.id}`)).body;
     expect(ch.status).toBe('active');
     expect(ch.cooling_down_until).not.toBeNull();
     // A would answer now, but it is cooling down: B (lower priority) is tried first.
-    for (let i = 0; i < 3; i++) await c.chat.completions.create({ model, messages: msgs(`during ${i}`), max_tokens: 2 });
+    for (let i = 0; i < 3; i++)
+      await c.chat.completions.create({ model, messages: msgs(`during ${i}`), max_tokens: 2 });
     expect(hits(a, model)).toBe(3);
     const rows = await allLogs(s, { key_id: key.id });
     expect(rows.every((r) => r.channel_id === chB!.id)).toBe(true);
-    const audit = await waitFor(async () => ((await s.api('GET', '/api/audit?limit=500')).body.data as any[]).find((x) => x.action === 'channel.cooldown' && x.changes?.channel_id === chA.id));
+    const audit = await waitFor(async () =>
+      ((await s.api('GET', '/api/audit?limit=500')).body.data as any[]).find(
+        (x) => x.action === 'channel.cooldown' && x.changes?.channel_id === chA.id,
+      ),
+    );
     expect(audit).toBeTruthy();
   });
 
   it('an upstream 400 (the request itself is bad) is passed on, not retried elsewhere, and costs nothing', async () => {
     const { model } = await pair();
-    a.setScenario(model, { status: 400, errorMessage: 'Invalid value for temperature.', errorCode: 'invalid_value' });
+    a.setScenario(model, {
+      status: 400,
+      errorMessage: 'Invalid value for temperature.',
+      errorCode: 'invalid_value',
+    });
     const { key, secret } = await userWithKey(s, { balance: 5 });
-    const err = await sdkError(client(s, secret).chat.completions.create({ model, messages: msgs('bad'), temperature: 1 }));
+    const err = await sdkError(
+      client(s, secret).chat.completions.create({ model, messages: msgs('bad'), temperature: 1 }),
+    );
     expect(err.status).toBe(400);
     expect(err.message).toContain('Invalid value for temperature.');
     expect(hits(b, model)).toBe(0);
@@ -191,10 +312,24 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     return { pieces, error };
   }
 
-  async function expectPartialBill(keyId: number, requestId: string, messages: Array<{ role: 'user'; content: string }>, completion: number, extra: Partial<LogRow> = {}) {
+  async function expectPartialBill(
+    keyId: number,
+    requestId: string,
+    messages: Array<{ role: 'user'; content: string }>,
+    completion: number,
+    extra: Partial<LogRow> = {},
+  ) {
     const log = await logByRequestId(s, keyId, requestId);
-    expect(log).toMatchObject({ stream: true, estimated: true, completion_tokens: completion, prompt_tokens: countChatPromptTokens(messages), ...extra });
-    expect(nanoOf(log.cost)).toBe(expectedCostNano({ prompt: countChatPromptTokens(messages), completion }, PRICE));
+    expect(log).toMatchObject({
+      stream: true,
+      estimated: true,
+      completion_tokens: completion,
+      prompt_tokens: countChatPromptTokens(messages),
+      ...extra,
+    });
+    expect(nanoOf(log.cost)).toBe(
+      expectedCostNano({ prompt: countChatPromptTokens(messages), completion }, PRICE),
+    );
     expect(nanoOf((await keyJson(s, keyId)).used)).toBe(nanoOf(log.cost));
     return log;
   }
@@ -206,14 +341,21 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
       const { key, secret } = await userWithKey(s, { balance: 5 });
       const messages = msgs('cut me off');
       const { data, response } = await client(s, secret)
-        .chat.completions.create({ model, messages, stream: true, ...(includeUsage ? { stream_options: { include_usage: true } } : {}) })
+        .chat.completions.create({
+          model,
+          messages,
+          stream: true,
+          ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
+        })
         .withResponse();
       const { pieces, error } = await readUntilError(data);
       expect(pieces.join('')).toBe(expectedChatCompletion(messages, 5));
       expect(error).toBeInstanceOf(OpenAI.APIError);
       expect((error as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({ code: 'upstream_error' });
       expect(hits(b, model), 'no second channel once bytes reached the client').toBe(0);
-      await expectPartialBill(key.id, response.headers.get('x-request-id')!, messages, 5, { error_code: 'upstream_error' });
+      await expectPartialBill(key.id, response.headers.get('x-request-id')!, messages, 5, {
+        error_code: 'upstream_error',
+      });
     });
   }
 
@@ -222,7 +364,9 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     a.setScenario(model, { cutAfterChunks: 4, hangMs: 200 });
     const { key, secret } = await userWithKey(s, { balance: 5 });
     const messages = msgs('stall then drop');
-    const { data, response } = await client(s, secret).chat.completions.create({ model, messages, stream: true }).withResponse();
+    const { data, response } = await client(s, secret)
+      .chat.completions.create({ model, messages, stream: true })
+      .withResponse();
     const { pieces, error } = await readUntilError(data);
     expect(pieces).toHaveLength(4);
     expect(error).toBeTruthy();
@@ -236,11 +380,15 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     a.setScenario(model, { garbageAfterChunks: 3, chunkDelayMs: 30 });
     const { key, secret } = await userWithKey(s, { balance: 5 });
     const messages = msgs('garbage ahead');
-    const { data, response } = await client(s, secret).chat.completions.create({ model, messages, stream: true }).withResponse();
+    const { data, response } = await client(s, secret)
+      .chat.completions.create({ model, messages, stream: true })
+      .withResponse();
     const { pieces, error } = await readUntilError(data);
     expect(pieces.join('')).toBe(expectedChatCompletion(messages, 3));
     expect(error).toBeInstanceOf(OpenAI.APIError);
-    await expectPartialBill(key.id, response.headers.get('x-request-id')!, messages, 3, { error_code: 'upstream_error' });
+    await expectPartialBill(key.id, response.headers.get('x-request-id')!, messages, 3, {
+      error_code: 'upstream_error',
+    });
   });
 
   it('garbage before any content reached the client → falls back to channel B, served in full and billed exactly', async () => {
@@ -248,13 +396,17 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     a.setScenario(model, { garbageAfterChunks: 0 });
     const { key, secret } = await userWithKey(s, { balance: 5 });
     const messages = msgs('garbage first');
-    const { data, response } = await client(s, secret).chat.completions.create({ model, messages, stream: true, max_tokens: 8 }).withResponse();
+    const { data, response } = await client(s, secret)
+      .chat.completions.create({ model, messages, stream: true, max_tokens: 8 })
+      .withResponse();
     const { pieces, error } = await readUntilError(data);
     expect(error).toBeNull();
     expect(pieces.join('')).toBe(expectedChatCompletion(messages, 8));
     const log = await logByRequestId(s, key.id, response.headers.get('x-request-id')!);
     expect(log).toMatchObject({ channel_id: chB!.id, estimated: false, completion_tokens: 8 });
-    expect(nanoOf(log.cost)).toBe(expectedCostNano({ prompt: countChatPromptTokens(messages), completion: 8 }, PRICE));
+    expect(nanoOf(log.cost)).toBe(
+      expectedCostNano({ prompt: countChatPromptTokens(messages), completion: 8 }, PRICE),
+    );
   });
 
   it('an upstream that reports no usage: counted locally and flagged estimated (stream and plain)', async () => {
@@ -263,18 +415,32 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     const { key, secret } = await userWithKey(s, { balance: 5 });
     const c = client(s, secret);
     const messages = msgs('no usage from upstream');
-    const { data, response } = await c.chat.completions.create({ model, messages, stream: true, stream_options: { include_usage: true } }).withResponse();
+    const { data, response } = await c.chat.completions
+      .create({ model, messages, stream: true, stream_options: { include_usage: true } })
+      .withResponse();
     const { pieces, error } = await readUntilError(data);
     expect(error).toBeNull();
     expect(pieces).toHaveLength(9);
     const log = await logByRequestId(s, key.id, response.headers.get('x-request-id')!);
-    expect(log).toMatchObject({ estimated: true, status: 200, error_code: null, completion_tokens: 9, prompt_tokens: countChatPromptTokens(messages) });
-    expect(nanoOf(log.cost)).toBe(expectedCostNano({ prompt: countChatPromptTokens(messages), completion: 9 }, PRICE));
+    expect(log).toMatchObject({
+      estimated: true,
+      status: 200,
+      error_code: null,
+      completion_tokens: 9,
+      prompt_tokens: countChatPromptTokens(messages),
+    });
+    expect(nanoOf(log.cost)).toBe(
+      expectedCostNano({ prompt: countChatPromptTokens(messages), completion: 9 }, PRICE),
+    );
 
     const { data: plain, response: r2 } = await c.chat.completions.create({ model, messages }).withResponse();
     expect(plain.usage).toBeUndefined();
     const log2 = await logByRequestId(s, key.id, r2.headers.get('x-request-id')!);
-    expect(log2).toMatchObject({ estimated: true, status: 200, completion_tokens: countTextTokens(plain.choices[0]!.message.content!) });
+    expect(log2).toMatchObject({
+      estimated: true,
+      status: 200,
+      completion_tokens: countTextTokens(plain.choices[0]!.message.content!),
+    });
     expect(log2.completion_tokens).toBe(9);
     expect(nanoOf(log2.cost)).toBe(expectedCostNano({ prompt: log2.prompt_tokens, completion: 9 }, PRICE));
     const rows = await allLogs(s, { key_id: key.id });
@@ -289,7 +455,10 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     const messages = msgs('I will hang up on you');
     const ac = new AbortController();
     const started = Date.now();
-    const stream = await client(s, secret).chat.completions.create({ model, messages, stream: true }, { signal: ac.signal });
+    const stream = await client(s, secret).chat.completions.create(
+      { model, messages, stream: true },
+      { signal: ac.signal },
+    );
     let seen = 0;
     const err = await (async () => {
       try {
@@ -306,12 +475,18 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     expect(ac.signal.aborted).toBe(true);
     // The log row is written when the gateway stops relaying, which it does only by aborting
     // the upstream: well before the 20 s the full answer would take.
-    const log = await waitFor(async () => (await allLogs(s, { key_id: key.id }))[0], 10_000, 'the partial log row');
+    const log = await waitFor(
+      async () => (await allLogs(s, { key_id: key.id }))[0],
+      10_000,
+      'the partial log row',
+    );
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(log).toMatchObject({ stream: true, estimated: true, status: 499, error_code: 'client_closed' });
     expect(log.completion_tokens).toBeGreaterThanOrEqual(3);
     expect(log.completion_tokens).toBeLessThan(200);
-    expect(nanoOf(log.cost)).toBe(expectedCostNano({ prompt: countChatPromptTokens(messages), completion: log.completion_tokens }, PRICE));
+    expect(nanoOf(log.cost)).toBe(
+      expectedCostNano({ prompt: countChatPromptTokens(messages), completion: log.completion_tokens }, PRICE),
+    );
     expect(nanoOf((await keyJson(s, key.id)).used)).toBe(nanoOf(log.cost));
   });
 
@@ -321,13 +496,23 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     const { key, user, secret } = await userWithKey(s, { balance: 1, key: { quota: 0.5 } });
     // Three times: three channel failures would put A in cool-down.
     for (let i = 0; i < 3; i++) {
-      const err = await sdkError(client(s, secret, { timeout: 150 }).chat.completions.create({ model, messages: msgs(`too slow for me ${i}`), max_tokens: 10 }));
+      const err = await sdkError(
+        client(s, secret, { timeout: 150 }).chat.completions.create({
+          model,
+          messages: msgs(`too slow for me ${i}`),
+          max_tokens: 10,
+        }),
+      );
       expect(err).toBeInstanceOf(OpenAI.APIConnectionTimeoutError);
     }
-    const rows = await waitFor(async () => {
-      const r = await allLogs(s, { key_id: key.id });
-      return r.length === 3 ? r : null;
-    }, 10_000, 'the 499 rows');
+    const rows = await waitFor(
+      async () => {
+        const r = await allLogs(s, { key_id: key.id });
+        return r.length === 3 ? r : null;
+      },
+      10_000,
+      'the 499 rows',
+    );
     for (const log of rows) expect(log).toMatchObject({ status: 499, error_code: 'client_closed', cost: 0 });
     await new Promise((r) => setTimeout(r, FIRST_BYTE_MS));
     expect(hits(b, model), 'no other channel is tried for a client that left').toBe(0);
@@ -338,15 +523,42 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
 
   it('within one priority tier, traffic follows the weights (1:3 over 80 requests); a higher tier always wins when healthy', async () => {
     const model = uniq('w');
-    const light = await addChannel(s, { type: 'openai', base_url: a.url, api_key: CRED_A, models: [model], model_map: { [model]: `${model}-light` }, weight: 1, priority: 5 });
-    const heavy = await addChannel(s, { type: 'openai', base_url: a.url, api_key: CRED_A, models: [model], model_map: { [model]: `${model}-heavy` }, weight: 3, priority: 5 });
-    const low = await addChannel(s, { type: 'openai', base_url: b.url, api_key: CRED_B, models: [model], priority: 1, weight: 1000 });
+    const light = await addChannel(s, {
+      type: 'openai',
+      base_url: a.url,
+      api_key: CRED_A,
+      models: [model],
+      model_map: { [model]: `${model}-light` },
+      weight: 1,
+      priority: 5,
+    });
+    const heavy = await addChannel(s, {
+      type: 'openai',
+      base_url: a.url,
+      api_key: CRED_A,
+      models: [model],
+      model_map: { [model]: `${model}-heavy` },
+      weight: 3,
+      priority: 5,
+    });
+    const low = await addChannel(s, {
+      type: 'openai',
+      base_url: b.url,
+      api_key: CRED_B,
+      models: [model],
+      priority: 1,
+      weight: 1000,
+    });
     await setPrice(s, model, PRICE);
     const { key, secret } = await userWithKey(s, { balance: 50 });
     const c = client(s, secret);
     const N = 80;
     for (let i = 0; i < N; i += 8) {
-      await Promise.all(Array.from({ length: 8 }, (_, j) => c.chat.completions.create({ model, messages: msgs(`w ${i + j}`), max_tokens: 1 })));
+      await Promise.all(
+        Array.from({ length: 8 }, (_, j) =>
+          c.chat.completions.create({ model, messages: msgs(`w ${i + j}`), max_tokens: 1 }),
+        ),
+      );
     }
     const rows = await allLogs(s, { key_id: key.id });
     expect(rows).toHaveLength(N);
@@ -359,7 +571,8 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     expect(nHeavy).toBeGreaterThanOrEqual(45);
     expect(nHeavy).toBeLessThanOrEqual(75);
     // The log names the upstream model each channel was sent.
-    for (const r of rows) expect(r.upstream_model).toBe(r.channel_id === heavy.id ? `${model}-heavy` : `${model}-light`);
+    for (const r of rows)
+      expect(r.upstream_model).toBe(r.channel_id === heavy.id ? `${model}-heavy` : `${model}-light`);
     expect(a.requests.filter((r) => (r.body as any)?.model === `${model}-heavy`)).toHaveLength(nHeavy);
   });
 });

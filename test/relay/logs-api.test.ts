@@ -5,9 +5,40 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, login, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
-import { addChannel, allLogs, client, nanoOf, sdkError, setPrice, sumCost, type LogRow } from './relay-helpers.js';
+import {
+  addChannel,
+  allLogs,
+  client,
+  nanoOf,
+  sdkError,
+  setPrice,
+  sumCost,
+  type LogRow,
+} from './relay-helpers.js';
 
-const LOG_FIELDS = ['id', 'request_id', 'created_at', 'user_id', 'key_id', 'key_name', 'model', 'upstream_model', 'channel_id', 'endpoint', 'stream', 'status', 'error_code', 'prompt_tokens', 'cached_tokens', 'completion_tokens', 'cost', 'latency_ms', 'ttft_ms', 'ip', 'estimated'];
+const LOG_FIELDS = [
+  'id',
+  'request_id',
+  'created_at',
+  'user_id',
+  'key_id',
+  'key_name',
+  'model',
+  'upstream_model',
+  'channel_id',
+  'endpoint',
+  'stream',
+  'status',
+  'error_code',
+  'prompt_tokens',
+  'cached_tokens',
+  'completion_tokens',
+  'cost',
+  'latency_ms',
+  'ttft_ms',
+  'ip',
+  'estimated',
+];
 
 /** Minimal RFC 4180 parser (quoted cells, doubled quotes, CRLF). */
 function parseCsv(text: string): string[][] {
@@ -61,11 +92,20 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
     const ask = (secret: string, model: string, i: number, stream = false) =>
       stream
         ? (async () => {
-            for await (const _ of await client(s, secret).chat.completions.create({ model, messages: [{ role: 'user', content: `q${i}` }], max_tokens: 2 + i, stream: true })) {
+            for await (const _ of await client(s, secret).chat.completions.create({
+              model,
+              messages: [{ role: 'user', content: `q${i}` }],
+              max_tokens: 2 + i,
+              stream: true,
+            })) {
               /* drain */
             }
           })()
-        : client(s, secret).chat.completions.create({ model, messages: [{ role: 'user', content: `q${i}` }], max_tokens: 2 + i });
+        : client(s, secret).chat.completions.create({
+            model,
+            messages: [{ role: 'user', content: `q${i}` }],
+            max_tokens: 2 + i,
+          });
     // first batch
     for (let i = 0; i < 5; i++) await ask(u1.secret, 'lg-a', i, i % 2 === 1);
     for (let i = 0; i < 2; i++) await ask(u1.secret, 'lg-b', i);
@@ -74,7 +114,12 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
     await new Promise((r) => setTimeout(r, 20));
     // second batch
     for (let i = 0; i < 3; i++) await ask(u1b.secret, 'lg-a', i);
-    await sdkError(client(s, u1b.secret).chat.completions.create({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }));
+    await sdkError(
+      client(s, u1b.secret).chat.completions.create({
+        model: 'nope',
+        messages: [{ role: 'user', content: 'x' }],
+      }),
+    );
     for (let i = 0; i < 4; i++) await ask(u2.secret, 'lg-b', i, true);
     all = await allLogs(s);
     expect(all).toHaveLength(15);
@@ -107,7 +152,12 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
     expect(await allLogs(s, { status: 'ok' })).toHaveLength(14);
     const errors = await allLogs(s, { status: 'error' });
     expect(errors).toHaveLength(1);
-    expect(errors[0]).toMatchObject({ status: 404, error_code: 'model_not_found', model: 'nope', key_id: u1b.id });
+    expect(errors[0]).toMatchObject({
+      status: 404,
+      error_code: 'model_not_found',
+      model: 'nope',
+      key_id: u1b.id,
+    });
     expect(await allLogs(s, { status: 404 })).toHaveLength(1);
     const after = await allLogs(s, { from: boundary });
     expect(after).toHaveLength(8);
@@ -125,7 +175,10 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const r: { status: number; body: any } = await s.api('GET', `/api/logs?limit=4${cursor ? `&cursor=${cursor}` : ''}`);
+      const r: { status: number; body: any } = await s.api(
+        'GET',
+        `/api/logs?limit=4${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       expect(r.status).toBe(200);
       expect(r.body.data.length).toBeLessThanOrEqual(4);
       seen.push(...r.body.data);
@@ -137,9 +190,14 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
     expect(new Set(seen.map((r) => r.id)).size).toBe(15);
     // with a filter too
     const first = await s.api('GET', `/api/logs?key_id=${u1.key.id}&limit=5`);
-    const second = await s.api('GET', `/api/logs?key_id=${u1.key.id}&limit=5&cursor=${first.body.next_cursor}`);
+    const second = await s.api(
+      'GET',
+      `/api/logs?key_id=${u1.key.id}&limit=5&cursor=${first.body.next_cursor}`,
+    );
     expect(second.body.next_cursor).toBeNull();
-    expect([...first.body.data, ...second.body.data].map((r: LogRow) => r.id)).toEqual((await allLogs(s, { key_id: u1.key.id })).map((r) => r.id));
+    expect([...first.body.data, ...second.body.data].map((r: LogRow) => r.id)).toEqual(
+      (await allLogs(s, { key_id: u1.key.id })).map((r) => r.id),
+    );
   });
 
   it('totals=1 sums the filtered rows exactly', async () => {
@@ -148,7 +206,15 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
     const day = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
     const wholeDays = `from=${new Date(day).toISOString()}&to=${new Date(day + 86_400_000).toISOString()}`;
     const partialDay = `from=${new Date(day - 1000).toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`;
-    for (const q of ['', `key_id=${u1.key.id}`, 'model=lg-b', `user_id=${u1.user.id}&status=ok`, wholeDays, partialDay, `key_id=${u1.key.id}&${wholeDays}`]) {
+    for (const q of [
+      '',
+      `key_id=${u1.key.id}`,
+      'model=lg-b',
+      `user_id=${u1.user.id}&status=ok`,
+      wholeDays,
+      partialDay,
+      `key_id=${u1.key.id}&${wholeDays}`,
+    ]) {
       const r = await s.api('GET', `/api/logs?totals=1&limit=1&${q}`);
       expect(r.status).toBe(200);
       const qs = Object.fromEntries(new URLSearchParams(q));
@@ -196,18 +262,27 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
     expect(day.body.data.map((d: { day: string }) => d.day)).toEqual(days);
     for (const d of day.body.data) {
       const mine = all.filter((r) => r.created_at.startsWith(d.day));
-      expect(d).toMatchObject({ requests: mine.length, prompt_tokens: mine.reduce((a, r) => a + r.prompt_tokens, 0), completion_tokens: mine.reduce((a, r) => a + r.completion_tokens, 0) });
+      expect(d).toMatchObject({
+        requests: mine.length,
+        prompt_tokens: mine.reduce((a, r) => a + r.prompt_tokens, 0),
+        completion_tokens: mine.reduce((a, r) => a + r.completion_tokens, 0),
+      });
       expect(nanoOf(d.cost)).toBe(sumCost(mine));
     }
 
-    const byKey = (await s.api('GET', '/api/usage?group_by=key')).body.data as Array<{ key_id: number; requests: number; cost: number }>;
+    const byKey = (await s.api('GET', '/api/usage?group_by=key')).body.data as Array<{
+      key_id: number;
+      requests: number;
+      cost: number;
+    }>;
     expect(byKey.map((k) => k.key_id).sort()).toEqual([u1.key.id, u1b.id, u2.key.id].sort());
     for (const k of byKey) {
       const mine = all.filter((r) => r.key_id === k.key_id);
       expect(k.requests).toBe(mine.length);
       expect(nanoOf(k.cost)).toBe(sumCost(mine));
     }
-    const byModel = (await s.api('GET', `/api/usage?group_by=model&user_id=${u1.user.id}`)).body.data as Array<{ model: string; requests: number; cost: number }>;
+    const byModel = (await s.api('GET', `/api/usage?group_by=model&user_id=${u1.user.id}`)).body
+      .data as Array<{ model: string; requests: number; cost: number }>;
     expect(byModel.map((m) => m.model).sort()).toEqual(['lg-a', 'lg-b', 'nope']);
     for (const m of byModel) {
       const mine = all.filter((r) => r.model === m.model && r.user_id === u1.user.id);
@@ -217,13 +292,26 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
 
     const start = Date.parse(days[0] + 'T00:00:00.000Z');
     const end = Date.parse(days[days.length - 1] + 'T00:00:00.000Z') + 86_400_000;
-    const whole = (await s.api('GET', `/api/usage?group_by=key&from=${new Date(start).toISOString()}&to=${new Date(end).toISOString()}`)).body.data;
-    const partial = (await s.api('GET', `/api/usage?group_by=key&from=${new Date(start + 1).toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`)).body.data;
+    const whole = (
+      await s.api(
+        'GET',
+        `/api/usage?group_by=key&from=${new Date(start).toISOString()}&to=${new Date(end).toISOString()}`,
+      )
+    ).body.data;
+    const partial = (
+      await s.api(
+        'GET',
+        `/api/usage?group_by=key&from=${new Date(start + 1).toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`,
+      )
+    ).body.data;
     const norm = (d: Array<{ key_id: number }>) => [...d].sort((a, b) => a.key_id - b.key_id);
     expect(norm(partial)).toEqual(norm(whole));
     expect(norm(whole)).toEqual(norm(byKey));
     // partial range after the boundary: only the second batch
-    const late = (await s.api('GET', `/api/usage?group_by=model&from=${boundary}`)).body.data as Array<{ model: string; requests: number }>;
+    const late = (await s.api('GET', `/api/usage?group_by=model&from=${boundary}`)).body.data as Array<{
+      model: string;
+      requests: number;
+    }>;
     expect(late.reduce((a, m) => a + m.requests, 0)).toBe(8);
   });
 
@@ -232,7 +320,15 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toMatch(/^text\/csv/);
     const [header, ...lines] = parseCsv(r.body as string);
-    expect(header).toEqual(['key_id', 'key_name', 'requests', 'prompt_tokens', 'cached_tokens', 'completion_tokens', 'cost']);
+    expect(header).toEqual([
+      'key_id',
+      'key_name',
+      'requests',
+      'prompt_tokens',
+      'cached_tokens',
+      'completion_tokens',
+      'cost',
+    ]);
     expect(lines).toHaveLength(3);
     const total = lines.reduce((a, l) => a + nanoOf(Number(l[6])), 0n);
     expect(total).toBe(sumCost(all));

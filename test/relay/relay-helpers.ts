@@ -53,7 +53,11 @@ export function expectedCostNano(u: UsageCount, price: PriceUsd, multiplier = 1)
 
 export const uniq = (prefix: string) => `${prefix}-${randomBytes(4).toString('hex')}`;
 
-export function client(s: TestServer, apiKey: string, extra: Partial<ConstructorParameters<typeof OpenAI>[0]> = {}): OpenAI {
+export function client(
+  s: TestServer,
+  apiKey: string,
+  extra: Partial<ConstructorParameters<typeof OpenAI>[0]> = {},
+): OpenAI {
   return new OpenAI({ baseURL: s.url + '/v1', apiKey, maxRetries: 0, timeout: 20_000, ...extra });
 }
 
@@ -66,7 +70,10 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
-export async function addChannel(s: TestServer, body: Record<string, unknown>): Promise<{ id: number; [k: string]: unknown }> {
+export async function addChannel(
+  s: TestServer,
+  body: Record<string, unknown>,
+): Promise<{ id: number; [k: string]: unknown }> {
   const r = await s.api('POST', '/api/channels', { name: uniq('ch'), ...body });
   expect(r.status, JSON.stringify(r.body)).toBe(201);
   return r.body;
@@ -111,7 +118,11 @@ export async function allLogs(s: TestServer, query: Record<string, string | numb
   const out: LogRow[] = [];
   let cursor: string | null = null;
   for (;;) {
-    const q = new URLSearchParams(Object.entries({ limit: 500, ...query, ...(cursor ? { cursor } : {}) }).map(([k, v]): [string, string] => [k, String(v)]));
+    const q = new URLSearchParams(
+      Object.entries({ limit: 500, ...query, ...(cursor ? { cursor } : {}) }).map(
+        ([k, v]): [string, string] => [k, String(v)],
+      ),
+    );
     const r = await s.api('GET', `/api/logs?${q}`);
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     out.push(...r.body.data);
@@ -128,7 +139,11 @@ export async function logByRequestId(s: TestServer, keyId: number, requestId: st
 }
 
 /** Polls until `fn` returns a truthy value (or throws after timeoutMs). */
-export async function waitFor<T>(fn: () => Promise<T | null | undefined | false>, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+export async function waitFor<T>(
+  fn: () => Promise<T | null | undefined | false>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -138,7 +153,8 @@ export async function waitFor<T>(fn: () => Promise<T | null | undefined | false>
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -155,10 +171,18 @@ export async function sdkError(p: Promise<unknown>): Promise<InstanceType<typeof
 }
 
 /** Raw relay call (for what the SDK cannot send: malformed bodies, odd headers). */
-export async function rawRelay(s: TestServer, path: string, opts: { key?: string; body?: string | Buffer; method?: string; headers?: Record<string, string> } = {}) {
+export async function rawRelay(
+  s: TestServer,
+  path: string,
+  opts: { key?: string; body?: string | Buffer; method?: string; headers?: Record<string, string> } = {},
+) {
   const res = await fetch(s.url + '/v1' + path, {
     method: opts.method ?? 'POST',
-    headers: { 'content-type': 'application/json', ...(opts.key ? { authorization: `Bearer ${opts.key}` } : {}), ...opts.headers },
+    headers: {
+      'content-type': 'application/json',
+      ...(opts.key ? { authorization: `Bearer ${opts.key}` } : {}),
+      ...opts.headers,
+    },
     ...(opts.body !== undefined ? { body: opts.body } : {}),
   });
   const text = await res.text();

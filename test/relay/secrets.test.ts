@@ -32,10 +32,27 @@ describe.each(backends())('secrets stay secret (%s)', (backend) => {
   });
 
   it('a run through success, failure and refusal paths leaves no secret in the database, logs, errors or API answers', async () => {
-    const good = await addChannel(s, { type: 'openai', base_url: mock.url, api_key: upstreamCred, models: ['s-chat', 's-emb'], priority: 1 });
+    const good = await addChannel(s, {
+      type: 'openai',
+      base_url: mock.url,
+      api_key: upstreamCred,
+      models: ['s-chat', 's-emb'],
+      priority: 1,
+    });
     answers.push(JSON.stringify(good));
-    const bad = await addChannel(s, { type: 'openai', base_url: mock.url, api_key: wrongCred, models: ['s-chat', 's-bad'], priority: 5 });
-    const dead = await addChannel(s, { type: 'openai', base_url: `http://127.0.0.1:${await closedPort()}/v1`, api_key: unreachableCred, models: ['s-dead'] });
+    const bad = await addChannel(s, {
+      type: 'openai',
+      base_url: mock.url,
+      api_key: wrongCred,
+      models: ['s-chat', 's-bad'],
+      priority: 5,
+    });
+    const dead = await addChannel(s, {
+      type: 'openai',
+      base_url: `http://127.0.0.1:${await closedPort()}/v1`,
+      api_key: unreachableCred,
+      models: ['s-dead'],
+    });
     await setPrice(s, 's-chat', { input: 1, output: 2 });
     await setPrice(s, 's-emb', { input: 1, output: 0 });
     await setPrice(s, 's-bad', { input: 1, output: 1 });
@@ -52,50 +69,110 @@ describe.each(backends())('secrets stay secret (%s)', (backend) => {
 
     const c = client(s, u.secret);
     // the wrong-credential channel (the only one for s-bad) answers 401: 502 for the client, channel disabled
-    const first = await sdkError(c.chat.completions.create({ model: 's-bad', messages: [{ role: 'user', content: 'x' }] }));
+    const first = await sdkError(
+      c.chat.completions.create({ model: 's-bad', messages: [{ role: 'user', content: 'x' }] }),
+    );
     expect(first.status).toBe(502);
     answers.push(first.message, JSON.stringify(first.error ?? null));
     // success: plain, stream, embeddings
     await c.chat.completions.create({ model: 's-chat', messages: [{ role: 'user', content: 'hello' }] });
-    for await (const _ of await c.chat.completions.create({ model: 's-chat', messages: [{ role: 'user', content: 'hello' }], stream: true })) {
+    for await (const _ of await c.chat.completions.create({
+      model: 's-chat',
+      messages: [{ role: 'user', content: 'hello' }],
+      stream: true,
+    })) {
       /* drain */
     }
     await c.embeddings.create({ model: 's-emb', input: 'hello' });
-    expect(mock.requests.some((r) => r.headers.authorization === `Bearer ${upstreamCred}`), 'the credential is really used upstream').toBe(true);
+    expect(
+      mock.requests.some((r) => r.headers.authorization === `Bearer ${upstreamCred}`),
+      'the credential is really used upstream',
+    ).toBe(true);
     expect(mock.requests.some((r) => r.headers.authorization === `Bearer ${wrongCred}`)).toBe(true);
     // failures and refusals
     const errs = [
-      await sdkError(c.chat.completions.create({ model: 's-bad', messages: [{ role: 'user', content: 'x' }] })),
-      await sdkError(c.chat.completions.create({ model: 's-dead', messages: [{ role: 'user', content: 'x' }] })),
-      await sdkError(c.chat.completions.create({ model: 'other', messages: [{ role: 'user', content: 'x' }] })),
-      await sdkError(client(s, poor.secret).chat.completions.create({ model: 's-chat', messages: [{ role: 'user', content: 'x' }] })),
-      await sdkError(client(s, disabled.secret).chat.completions.create({ model: 's-chat', messages: [{ role: 'user', content: 'x' }] })),
-      await sdkError(client(s, rotated.secret).chat.completions.create({ model: 's-chat', messages: [{ role: 'user', content: 'x' }] })),
-      await sdkError(client(s, generateKey()).chat.completions.create({ model: 's-chat', messages: [{ role: 'user', content: 'x' }] })),
-      await sdkError(client(s, u.secret + 'x').chat.completions.create({ model: 's-chat', messages: [{ role: 'user', content: 'x' }] })),
+      await sdkError(
+        c.chat.completions.create({ model: 's-bad', messages: [{ role: 'user', content: 'x' }] }),
+      ),
+      await sdkError(
+        c.chat.completions.create({ model: 's-dead', messages: [{ role: 'user', content: 'x' }] }),
+      ),
+      await sdkError(
+        c.chat.completions.create({ model: 'other', messages: [{ role: 'user', content: 'x' }] }),
+      ),
+      await sdkError(
+        client(s, poor.secret).chat.completions.create({
+          model: 's-chat',
+          messages: [{ role: 'user', content: 'x' }],
+        }),
+      ),
+      await sdkError(
+        client(s, disabled.secret).chat.completions.create({
+          model: 's-chat',
+          messages: [{ role: 'user', content: 'x' }],
+        }),
+      ),
+      await sdkError(
+        client(s, rotated.secret).chat.completions.create({
+          model: 's-chat',
+          messages: [{ role: 'user', content: 'x' }],
+        }),
+      ),
+      await sdkError(
+        client(s, generateKey()).chat.completions.create({
+          model: 's-chat',
+          messages: [{ role: 'user', content: 'x' }],
+        }),
+      ),
+      await sdkError(
+        client(s, u.secret + 'x').chat.completions.create({
+          model: 's-chat',
+          messages: [{ role: 'user', content: 'x' }],
+        }),
+      ),
     ];
     expect(errs.map((e) => e.status)).toEqual([404, 502, 403, 429, 401, 401, 401, 401]);
     // The master key is not a relay key, and is not echoed either.
-    const mk = await sdkError(client(s, s.masterKey).chat.completions.create({ model: 's-chat', messages: [{ role: 'user', content: 'x' }] }));
+    const mk = await sdkError(
+      client(s, s.masterKey).chat.completions.create({
+        model: 's-chat',
+        messages: [{ role: 'user', content: 'x' }],
+      }),
+    );
     expect([mk.status, mk.code]).toEqual([401, 'invalid_api_key']);
     errs.push(mk);
     // An upstream that echoes its credential in an error the relay passes on (400): scrubbed.
-    mock.setScenario('s-chat', { status: 400, errorMessage: `Bad request for key ${upstreamCred}`, times: 2 });
-    const echoed = await sdkError(c.chat.completions.create({ model: 's-chat', messages: [{ role: 'user', content: 'x' }] }));
+    mock.setScenario('s-chat', {
+      status: 400,
+      errorMessage: `Bad request for key ${upstreamCred}`,
+      times: 2,
+    });
+    const echoed = await sdkError(
+      c.chat.completions.create({ model: 's-chat', messages: [{ role: 'user', content: 'x' }] }),
+    );
     expect(echoed.status).toBe(400);
     expect(echoed.message).toContain('Bad request for key');
     errs.push(echoed);
-    const echoedRaw = await rawRelay(s, '/chat/completions', { key: u.secret, body: JSON.stringify({ model: 's-chat', messages: [{ role: 'user', content: 'x' }] }) });
+    const echoedRaw = await rawRelay(s, '/chat/completions', {
+      key: u.secret,
+      body: JSON.stringify({ model: 's-chat', messages: [{ role: 'user', content: 'x' }] }),
+    });
     expect(echoedRaw.status).toBe(400);
     answers.push(echoedRaw.text);
     for (const e of errs) answers.push(e.message, JSON.stringify(e.error ?? null));
-    for (const headers of [{ 'x-api-key': u.secret + 'x' }, { 'api-key': u.secret.slice(0, -2) }, { authorization: `Basic ${u.secret}` }] as Array<Record<string, string>>) {
+    for (const headers of [
+      { 'x-api-key': u.secret + 'x' },
+      { 'api-key': u.secret.slice(0, -2) },
+      { authorization: `Basic ${u.secret}` },
+    ] as Array<Record<string, string>>) {
       const r = await rawRelay(s, '/chat/completions', { headers, body: '{not json' });
       expect(r.status).toBe(401);
       answers.push(r.text);
     }
     answers.push((await rawRelay(s, '/chat/completions', { key: u.secret, body: '{not json' })).text);
-    answers.push(await (await fetch(s.url + '/v1/key', { headers: { authorization: `Bearer ${u.secret}` } })).text());
+    answers.push(
+      await (await fetch(s.url + '/v1/key', { headers: { authorization: `Bearer ${u.secret}` } })).text(),
+    );
     // channel admin: credential changes and an upstream test that cannot connect
     const patched = await s.api('PATCH', `/api/channels/${good.id}`, { api_key: rotatedCred });
     expect(patched.status).toBe(200);
@@ -103,7 +180,16 @@ describe.each(backends())('secrets stay secret (%s)', (backend) => {
     await s.api('PATCH', `/api/channels/${good.id}`, { api_key: upstreamCred });
     const probe = await s.api('POST', `/api/channels/${dead.id}/test`);
     answers.push(JSON.stringify(probe.body));
-    for (const p of ['/api/channels', `/api/channels/${bad.id}`, '/api/audit?limit=500', '/api/logs?limit=500', '/api/logs?format=csv', '/api/usage?group_by=key', '/api/keys?limit=500', '/api/prices']) {
+    for (const p of [
+      '/api/channels',
+      `/api/channels/${bad.id}`,
+      '/api/audit?limit=500',
+      '/api/logs?limit=500',
+      '/api/logs?format=csv',
+      '/api/usage?group_by=key',
+      '/api/keys?limit=500',
+      '/api/prices',
+    ]) {
       const r = await s.api('GET', p);
       expect(r.status, p).toBe(200);
       answers.push(typeof r.body === 'string' ? r.body : JSON.stringify(r.body));
@@ -112,12 +198,20 @@ describe.each(backends())('secrets stay secret (%s)', (backend) => {
     const rows = await allLogs(s);
     expect(rows.length).toBeGreaterThanOrEqual(10);
 
-    const secrets: Record<string, string> = { master: s.masterKey, upstreamCred, rotatedCred, wrongCred, unreachableCred };
+    const secrets: Record<string, string> = {
+      master: s.masterKey,
+      upstreamCred,
+      rotatedCred,
+      wrongCred,
+      unreachableCred,
+    };
     clientSecrets.forEach((k, i) => (secrets[`client${i}`] = k));
     const leaks = (where: string, text: string) => {
-      for (const [name, v] of Object.entries(secrets)) expect(text.includes(v), `${name} found in ${where}`).toBe(false);
+      for (const [name, v] of Object.entries(secrets))
+        expect(text.includes(v), `${name} found in ${where}`).toBe(false);
       // Also no 20-character window of a client key (e.g. a lightly masked form).
-      for (const k of clientSecrets) expect(text.includes(k.slice(10, 30)), `a client key fragment found in ${where}`).toBe(false);
+      for (const k of clientSecrets)
+        expect(text.includes(k.slice(10, 30)), `a client key fragment found in ${where}`).toBe(false);
     };
 
     for (const [i, a] of answers.entries()) leaks(`answer #${i}`, a);
@@ -131,11 +225,20 @@ describe.each(backends())('secrets stay secret (%s)', (backend) => {
       expect(files).toContain('mole.sqlite');
       let all = '';
       for (const f of files) all += fs.readFileSync(path.join(s.dataDir, f)).toString('latin1');
-      expect(all.includes(u.username) && all.includes(u.key.display.slice(0, 7)), 'sanity: the files hold this run').toBe(true);
+      expect(
+        all.includes(u.username) && all.includes(u.key.display.slice(0, 7)),
+        'sanity: the files hold this run',
+      ).toBe(true);
       leaks('SQLite files', all);
     } else {
-      const dump = execFileSync('pg_dump', ['--data-only', '--schema', s.pgSchema!, pgUrl()!], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
-      expect(dump.includes(u.username) && dump.includes(u.key.display), 'sanity: the dump holds this run').toBe(true);
+      const dump = execFileSync('pg_dump', ['--data-only', '--schema', s.pgSchema!, pgUrl()!], {
+        encoding: 'utf8',
+        maxBuffer: 256 * 1024 * 1024,
+      });
+      expect(
+        dump.includes(u.username) && dump.includes(u.key.display),
+        'sanity: the dump holds this run',
+      ).toBe(true);
       leaks('pg_dump', dump);
     }
   });

@@ -9,10 +9,18 @@ describe('relay smoke', () => {
   beforeAll(async () => {
     s = await startTestServer();
     mock = await startMockProvider({ apiKey: 'upstream-secret' });
-    const ch = await s.api('POST', '/api/channels', { name: 'm', type: 'openai', base_url: mock.url, api_key: 'upstream-secret', models: ['gpt-4o-mini', 'text-embedding-3-small'] });
+    const ch = await s.api('POST', '/api/channels', {
+      name: 'm',
+      type: 'openai',
+      base_url: mock.url,
+      api_key: 'upstream-secret',
+      models: ['gpt-4o-mini', 'text-embedding-3-small'],
+    });
     expect(ch.status).toBe(201);
     expect((await s.api('PUT', '/api/prices/gpt-4o-mini', { input: 0.15, output: 0.6 })).status).toBe(200);
-    expect((await s.api('PUT', '/api/prices/text-embedding-3-small', { input: 0.02, output: 0 })).status).toBe(200);
+    expect(
+      (await s.api('PUT', '/api/prices/text-embedding-3-small', { input: 0.02, output: 0 })).status,
+    ).toBe(200);
   });
   afterAll(async () => {
     await s?.close();
@@ -22,9 +30,17 @@ describe('relay smoke', () => {
   it('chat plain, stream, embeddings', async () => {
     const { secret } = await userWithKey(s);
     const client = new OpenAI({ baseURL: s.url + '/v1', apiKey: secret });
-    const r = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }] });
+    const r = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'hello' }],
+    });
     expect(r.choices[0]!.message.content).toBeTruthy();
-    const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello' }], stream: true, stream_options: { include_usage: true } });
+    const stream = await client.chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: [{ role: 'user', content: 'hello' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let text = '';
     let usage: unknown = null;
     for await (const c of stream) {

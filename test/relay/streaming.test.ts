@@ -6,8 +6,26 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { countChatPromptTokens, countTextTokens, startMockProvider, type MockProvider } from '../mock-provider/server.js';
-import { addChannel, allLogs, balanceNano, client, expectedCostNano, keyJson, nanoOf, sdkError, setPrice, sumCost, uniq, waitFor } from './relay-helpers.js';
+import {
+  countChatPromptTokens,
+  countTextTokens,
+  startMockProvider,
+  type MockProvider,
+} from '../mock-provider/server.js';
+import {
+  addChannel,
+  allLogs,
+  balanceNano,
+  client,
+  expectedCostNano,
+  keyJson,
+  nanoOf,
+  sdkError,
+  setPrice,
+  sumCost,
+  uniq,
+  waitFor,
+} from './relay-helpers.js';
 
 const PRICE = { input: 1, output: 4 };
 
@@ -21,7 +39,8 @@ async function startRunningUsageUpstream(chunks: number) {
     req.resume();
     req.on('end', () => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
-      const head = (choices: unknown[], completion: number) => `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', choices, usage: { prompt_tokens: 11, completion_tokens: completion, total_tokens: 11 + completion } })}\n\n`;
+      const head = (choices: unknown[], completion: number) =>
+        `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', choices, usage: { prompt_tokens: 11, completion_tokens: completion, total_tokens: 11 + completion } })}\n\n`;
       let out = head([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }], 0);
       words.forEach((w, i) => (out += head([{ index: 0, delta: { content: w } }], i + 1)));
       res.write(out, () => setTimeout(() => res.socket?.destroy(), 20));
@@ -31,10 +50,11 @@ async function startRunningUsageUpstream(chunks: number) {
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
     text: words.join(''),
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -44,16 +64,26 @@ async function startOverrunUpstream(promptTokens: number) {
     req.resume();
     req.on('end', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ id: 'x', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: promptTokens, completion_tokens: 1, total_tokens: promptTokens + 1 } }));
+      res.end(
+        JSON.stringify({
+          id: 'x',
+          object: 'chat.completion',
+          created: 1,
+          model: 'm',
+          choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+          usage: { prompt_tokens: promptTokens, completion_tokens: 1, total_tokens: promptTokens + 1 },
+        }),
+      );
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -87,7 +117,9 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
     process.on('warning', onWarning);
     try {
       const messages = [{ role: 'user' as const, content: 'a very long answer please' }];
-      const { data, response } = await client(s, secret).chat.completions.create({ model: m, messages, stream: true, max_tokens: TOKENS }).withResponse();
+      const { data, response } = await client(s, secret)
+        .chat.completions.create({ model: m, messages, stream: true, max_tokens: TOKENS })
+        .withResponse();
       let n = 0;
       for await (const ch of data) {
         if (ch.choices[0]?.delta?.content) n++;
@@ -96,8 +128,15 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
       }
       expect(n).toBe(TOKENS);
       const [log] = await allLogs(s, { key_id: key.id });
-      expect(log).toMatchObject({ request_id: response.headers.get('x-request-id'), completion_tokens: TOKENS, estimated: false, status: 200 });
-      expect(nanoOf(log!.cost)).toBe(expectedCostNano({ prompt: countChatPromptTokens(messages), completion: TOKENS }, PRICE));
+      expect(log).toMatchObject({
+        request_id: response.headers.get('x-request-id'),
+        completion_tokens: TOKENS,
+        estimated: false,
+        status: 200,
+      });
+      expect(nanoOf(log!.cost)).toBe(
+        expectedCostNano({ prompt: countChatPromptTokens(messages), completion: TOKENS }, PRICE),
+      );
       await new Promise((r) => setTimeout(r, 50));
     } finally {
       process.off('warning', onWarning);
@@ -113,28 +152,42 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
       // then paced by 2 ms per chunk (the gateway is mid-stream when the client leaves).
       mock.setScenario(m, { completionTokens: 5_000, ...(i >= 2 ? { chunkDelayMs: 2 } : {}) });
       const ac = new AbortController();
-      const stream = await client(s, secret).chat.completions.create({ model: m, messages: [{ role: 'user', content: `hang up ${i}` }], stream: true, max_tokens: 5_000 }, { signal: ac.signal });
+      const stream = await client(s, secret).chat.completions.create(
+        { model: m, messages: [{ role: 'user', content: `hang up ${i}` }], stream: true, max_tokens: 5_000 },
+        { signal: ac.signal },
+      );
       let n = 0;
       try {
         for await (const ch of stream) if (ch.choices[0]?.delta?.content && ++n === 3 + i) ac.abort();
       } catch (err) {
         expect(err).toBeInstanceOf(OpenAI.APIUserAbortError);
       }
-      await waitFor(async () => (await allLogs(s, { key_id: key.id })).length === i + 1, 10_000, `log row ${i}`);
+      await waitFor(
+        async () => (await allLogs(s, { key_id: key.id })).length === i + 1,
+        10_000,
+        `log row ${i}`,
+      );
     }
     const rows = (await allLogs(s, { key_id: key.id })).reverse();
     for (const [i, r] of rows.entries()) {
-      if (i >= 2 || r.status !== 200) expect(r).toMatchObject({ status: 499, error_code: 'client_closed', estimated: true });
+      if (i >= 2 || r.status !== 200)
+        expect(r).toMatchObject({ status: 499, error_code: 'client_closed', estimated: true });
       else expect(r).toMatchObject({ completion_tokens: 5_000, estimated: false, error_code: null });
       expect(r.completion_tokens).toBeGreaterThanOrEqual(3);
-      expect(nanoOf(r.cost)).toBe(expectedCostNano({ prompt: r.prompt_tokens, completion: r.completion_tokens }, PRICE));
+      expect(nanoOf(r.cost)).toBe(
+        expectedCostNano({ prompt: r.prompt_tokens, completion: r.completion_tokens }, PRICE),
+      );
     }
     expect(nanoOf((await keyJson(s, key.id)).used)).toBe(sumCost(rows));
     // Nothing is still held: the rest of the quota admits a request whose worst case needs nearly all of it.
     mock.clearScenarios();
     const left = 5_000_000_000n - sumCost(rows);
     const maxTokens = Number((left * 1_000_000n) / 4_000_000_000n) - 200; // output at 4 USD / 1M
-    const ok = await client(s, secret).chat.completions.create({ model: m, messages: [{ role: 'user', content: 'after' }], max_tokens: maxTokens });
+    const ok = await client(s, secret).chat.completions.create({
+      model: m,
+      messages: [{ role: 'user', content: 'after' }],
+      max_tokens: maxTokens,
+    });
     expect(ok.choices[0]!.message.content).toBeTruthy();
   });
 
@@ -145,7 +198,9 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
       await addChannel(s, { type: 'openai', base_url: up.url, api_key: 'x', models: [m] });
       await setPrice(s, m, PRICE);
       const { key, secret } = await userWithKey(s, { balance: 10 });
-      const { data, response } = await client(s, secret).chat.completions.create({ model: m, messages: [{ role: 'user', content: 'go' }], stream: true }).withResponse();
+      const { data, response } = await client(s, secret)
+        .chat.completions.create({ model: m, messages: [{ role: 'user', content: 'go' }], stream: true })
+        .withResponse();
       let text = '';
       let error: unknown = null;
       try {
@@ -159,7 +214,12 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
       expect(log!.request_id).toBe(response.headers.get('x-request-id'));
       const completion = countTextTokens(up.text);
       expect(completion).toBe(7);
-      expect(log).toMatchObject({ estimated: true, prompt_tokens: 11, completion_tokens: completion, error_code: 'upstream_error' });
+      expect(log).toMatchObject({
+        estimated: true,
+        prompt_tokens: 11,
+        completion_tokens: completion,
+        error_code: 'upstream_error',
+      });
       expect(nanoOf(log!.cost)).toBe(expectedCostNano({ prompt: 11, completion }, PRICE));
     } finally {
       await up.close();
@@ -176,9 +236,15 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
       const balanceCapped = await userWithKey(s, { balance: 0.4 });
       for (const u of [quotaCapped, balanceCapped]) {
         for (let i = 0; i < 3; i++) {
-          await client(s, u.secret).chat.completions.create({ model: m, messages: [{ role: 'user', content: 'small prompt' }], max_tokens: 1 }).catch((err) => {
-            expect(err.code).toBe('insufficient_quota');
-          });
+          await client(s, u.secret)
+            .chat.completions.create({
+              model: m,
+              messages: [{ role: 'user', content: 'small prompt' }],
+              max_tokens: 1,
+            })
+            .catch((err) => {
+              expect(err.code).toBe('insufficient_quota');
+            });
         }
       }
       const q = await allLogs(s, { key_id: quotaCapped.key.id });
@@ -198,7 +264,13 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
     const m = uniq('settle');
     const b = await startMockProvider();
     try {
-      const chA = await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: [m], priority: 2 });
+      const chA = await addChannel(s, {
+        type: 'openai',
+        base_url: mock.url,
+        api_key: 'x',
+        models: [m],
+        priority: 2,
+      });
       await addChannel(s, { type: 'openai', base_url: b.url, api_key: 'x', models: [m], priority: 1 });
       await setPrice(s, m, PRICE);
       const { key, secret } = await userWithKey(s, { balance: 10 });
@@ -210,10 +282,19 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
       const before = mock.requests.length;
       try {
         for (let i = 0; i < 2; i++) {
-          const plain = await client(s, secret).chat.completions.create({ model: m, messages: [{ role: 'user', content: `plain ${i}` }], max_tokens: 4 });
+          const plain = await client(s, secret).chat.completions.create({
+            model: m,
+            messages: [{ role: 'user', content: `plain ${i}` }],
+            max_tokens: 4,
+          });
           expect(plain.choices[0]!.message.content).toBeTruthy();
           let pieces = 0;
-          for await (const ch of await client(s, secret).chat.completions.create({ model: m, messages: [{ role: 'user', content: `stream ${i}` }], stream: true, max_tokens: 4 })) {
+          for await (const ch of await client(s, secret).chat.completions.create({
+            model: m,
+            messages: [{ role: 'user', content: `stream ${i}` }],
+            stream: true,
+            max_tokens: 4,
+          })) {
             if (ch.choices[0]?.delta?.content) pieces++;
           }
           expect(pieces).toBe(4);
@@ -236,13 +317,26 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
   it('images and names count towards the worst case: a quota one nano-USD short of the real cost refuses the request', async () => {
     const m = await model();
     const messages = [
-      { role: 'user' as const, name: 'alice', content: [{ type: 'text' as const, text: 'what is in these pictures?' }, { type: 'image_url' as const, image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }, { type: 'image_url' as const, image_url: { url: 'data:image/png;base64,iVBORw0KGgo=', detail: 'low' as const } }] },
+      {
+        role: 'user' as const,
+        name: 'alice',
+        content: [
+          { type: 'text' as const, text: 'what is in these pictures?' },
+          { type: 'image_url' as const, image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+          {
+            type: 'image_url' as const,
+            image_url: { url: 'data:image/png;base64,iVBORw0KGgo=', detail: 'low' as const },
+          },
+        ],
+      },
     ];
     // What the upstream bills (the mock: 85 tokens per image part, 1 + name tokens for a name).
     const real = expectedCostNano({ prompt: countChatPromptTokens(messages), completion: 5 }, PRICE);
     mock.setScenario(m, { completionTokens: 5 });
     const tight = await userWithKey(s, { balance: 100, key: { quota: Number(real - 1n) / 1e9 } });
-    const err = await sdkError(client(s, tight.secret).chat.completions.create({ model: m, messages, max_tokens: 5 }));
+    const err = await sdkError(
+      client(s, tight.secret).chat.completions.create({ model: m, messages, max_tokens: 5 }),
+    );
     expect([err.status, err.code]).toEqual([429, 'insufficient_quota']);
     expect(nanoOf((await keyJson(s, tight.key.id)).used)).toBe(0n);
     // With room, it is served and billed exactly on the upstream's count.

@@ -33,9 +33,26 @@ describe.each(backends())('unstorable text in relay requests (%s)', (backend) =>
   it('the writer stores a row whose text holds NUL (stripped) instead of failing the batch forever', async () => {
     const { key, user } = await userWithKey(s);
     await s.services.usageWriter.enqueue({
-      request_id: 'req_nul', created_at: Date.now(), user_id: user.id, key_id: key.id, key_name: 'bad\u0000name', model: 'm\u0000', upstream_model: null,
-      channel_id: null, endpoint: '/v1/chat/completions', stream: 0, status: 400, error_code: 'invalid_request', prompt_tokens: 0, cached_tokens: 0,
-      completion_tokens: 0, cost_nano: 0, latency_ms: 1, ttft_ms: null, ip: '127.0.0.1', estimated: 0,
+      request_id: 'req_nul',
+      created_at: Date.now(),
+      user_id: user.id,
+      key_id: key.id,
+      key_name: 'bad\u0000name',
+      model: 'm\u0000',
+      upstream_model: null,
+      channel_id: null,
+      endpoint: '/v1/chat/completions',
+      stream: 0,
+      status: 400,
+      error_code: 'invalid_request',
+      prompt_tokens: 0,
+      cached_tokens: 0,
+      completion_tokens: 0,
+      cost_nano: 0,
+      latency_ms: 1,
+      ttft_ms: null,
+      ip: '127.0.0.1',
+      estimated: 0,
     });
     await s.services.flush();
     const logs = await s.api('GET', `/api/logs?key_id=${key.id}`);

@@ -19,7 +19,11 @@ interface SessionBody {
   csrf_token: string;
 }
 
-type Boot = { state: 'loading' } | { state: 'error'; message: string } | { state: 'signed-out'; notice?: string } | { state: 'signed-in'; user: User };
+type Boot =
+  | { state: 'loading' }
+  | { state: 'error'; message: string }
+  | { state: 'signed-out'; notice?: string }
+  | { state: 'signed-in'; user: User };
 
 export function App() {
   const [boot, setBoot] = useState<Boot>({ state: 'loading' });
@@ -53,7 +57,11 @@ export function App() {
     () =>
       onUnauthorized(() => {
         setCsrfToken(null);
-        setBoot((b) => (b.state === 'signed-in' ? { state: 'signed-out', notice: 'Your session has ended. Please sign in again.' } : b));
+        setBoot((b) =>
+          b.state === 'signed-in'
+            ? { state: 'signed-out', notice: 'Your session has ended. Please sign in again.' }
+            : b,
+        );
       }),
     [],
   );
@@ -123,7 +131,8 @@ function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (u: User)
         setCsrfToken(s.csrf_token);
         onSignedIn(s.user);
       }),
-    (err) => (err instanceof ApiError && err.status === 401 ? 'Wrong username or password.' : errorMessage(err)),
+    (err) =>
+      err instanceof ApiError && err.status === 401 ? 'Wrong username or password.' : errorMessage(err),
   );
 
   return (
@@ -163,8 +172,8 @@ function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (u: User)
         <details className="first-run">
           <summary>First time here?</summary>
           <p>
-            Create the first administrator with the master key that the gateway printed on its first start (or your{' '}
-            <code>MOLE_MASTER_KEY</code>), then sign in with it:
+            Create the first administrator with the master key that the gateway printed on its first start (or
+            your <code>MOLE_MASTER_KEY</code>), then sign in with it:
           </p>
           <pre className="code" tabIndex={0}>
             {`curl -X POST ${window.location.origin}/api/users \
@@ -239,7 +248,9 @@ function Shell() {
           <Route path={path} isAdmin={isAdmin} />
         </Suspense>
       </main>
-      <footer className="foot muted">Times are shown in your time zone ({timeZone}). Amounts are in US dollars.</footer>
+      <footer className="foot muted">
+        Times are shown in your time zone ({timeZone}). Amounts are in US dollars.
+      </footer>
       <Notices />
     </div>
   );

@@ -198,7 +198,11 @@ export async function request<T>(
     });
   } catch (err) {
     if ((err as Error).name === 'AbortError') throw err;
-    throw new ApiError(0, 'network_error', 'Could not reach the gateway. Check that it is running and try again.');
+    throw new ApiError(
+      0,
+      'network_error',
+      'Could not reach the gateway. Check that it is running and try again.',
+    );
   }
   if (!res.ok) {
     const err = await errorFrom(res);

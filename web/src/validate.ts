@@ -64,7 +64,8 @@ export function parseIpRules(text: string): { rules: string[]; error: string | n
 export function parseUsd(text: string): { value: number | null; error: string | null } {
   const t = text.trim().replace(/^\$/, '');
   if (!t) return { value: null, error: null };
-  if (!/^\d+(\.\d{1,6})?$/.test(t)) return { value: null, error: 'Enter an amount in US dollars, e.g. 25 or 12.50.' };
+  if (!/^\d+(\.\d{1,6})?$/.test(t))
+    return { value: null, error: 'Enter an amount in US dollars, e.g. 25 or 12.50.' };
   return { value: Number(t), error: null };
 }
 

@@ -39,7 +39,11 @@ export function createOpenAIAdapter(t: UpstreamTimeouts): ProviderAdapter & { cl
           body: JSON.stringify(call.body),
         });
         const ra = res.headers['retry-after'];
-        return { status: res.statusCode, body: res.body, retryAfter: typeof ra === 'string' ? ra : undefined };
+        return {
+          status: res.statusCode,
+          body: res.body,
+          retryAfter: typeof ra === 'string' ? ra : undefined,
+        };
       } catch (err) {
         throw asFailure(err);
       }
@@ -49,7 +53,13 @@ export function createOpenAIAdapter(t: UpstreamTimeouts): ProviderAdapter & { cl
 }
 
 export function asFailure(err: unknown): UpstreamFailure {
-  const timeout = err instanceof errors.HeadersTimeoutError || err instanceof errors.BodyTimeoutError || err instanceof errors.ConnectTimeoutError;
+  const timeout =
+    err instanceof errors.HeadersTimeoutError ||
+    err instanceof errors.BodyTimeoutError ||
+    err instanceof errors.ConnectTimeoutError;
   const code = (err as { code?: string }).code;
-  return new UpstreamFailure(timeout ? 'upstream timed out' : `upstream connection failed${code ? ` (${code})` : ''}`, timeout);
+  return new UpstreamFailure(
+    timeout ? 'upstream timed out' : `upstream connection failed${code ? ` (${code})` : ''}`,
+    timeout,
+  );
 }

@@ -24,7 +24,10 @@ export interface UpstreamResponse {
 
 /** Thrown for failures that never produced an HTTP answer. */
 export class UpstreamFailure extends Error {
-  constructor(message: string, readonly timeout: boolean) {
+  constructor(
+    message: string,
+    readonly timeout: boolean,
+  ) {
     super(message);
   }
 }

@@ -1,6 +1,16 @@
 // Spend (line, USD) and requests (bars) per day. Loaded on demand: Recharts is the
 // largest dependency of the console.
-import { Bar, CartesianGrid, ComposedChart, Legend, Line, ResponsiveContainer, Tooltip, XAxis, YAxis } from 'recharts';
+import {
+  Bar,
+  CartesianGrid,
+  ComposedChart,
+  Legend,
+  Line,
+  ResponsiveContainer,
+  Tooltip,
+  XAxis,
+  YAxis,
+} from 'recharts';
 import { dateOnly, int, usd } from '../format';
 import type { DayPoint } from './chartData';
 
@@ -16,7 +26,12 @@ export default function UsageChart({ points, height = 280 }: { points: DayPoint[
         <ResponsiveContainer width="100%" height="100%">
           <ComposedChart data={points} margin={{ top: 8, right: 8, bottom: 0, left: 0 }}>
             <CartesianGrid strokeDasharray="3 3" stroke="#e4dfda" vertical={false} />
-            <XAxis dataKey="day" tickFormatter={(d: string) => dateOnly(d)} tick={{ fontSize: 12 }} minTickGap={24} />
+            <XAxis
+              dataKey="day"
+              tickFormatter={(d: string) => dateOnly(d)}
+              tick={{ fontSize: 12 }}
+              minTickGap={24}
+            />
             <YAxis
               yAxisId="cost"
               tickFormatter={(v: number) => usd(v)}
@@ -24,13 +39,26 @@ export default function UsageChart({ points, height = 280 }: { points: DayPoint[
               width={72}
               allowDecimals
             />
-            <YAxis yAxisId="req" orientation="right" tick={{ fontSize: 12 }} width={48} allowDecimals={false} />
+            <YAxis
+              yAxisId="req"
+              orientation="right"
+              tick={{ fontSize: 12 }}
+              width={48}
+              allowDecimals={false}
+            />
             <Tooltip
               labelFormatter={(d) => dateOnly(String(d))}
               formatter={(value, name) => (name === 'Spend (USD)' ? usd(Number(value)) : int(Number(value)))}
             />
             <Legend />
-            <Bar yAxisId="req" dataKey="requests" name="Requests" fill="#c9b8aa" radius={[3, 3, 0, 0]} isAnimationActive={false} />
+            <Bar
+              yAxisId="req"
+              dataKey="requests"
+              name="Requests"
+              fill="#c9b8aa"
+              radius={[3, 3, 0, 0]}
+              isAnimationActive={false}
+            />
             <Line
               yAxisId="cost"
               dataKey="cost"

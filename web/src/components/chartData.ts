@@ -24,11 +24,17 @@ export function toDaySeries(rows: UsageRow[], from?: string, to?: string): DayPo
   }
   const days = [...byDay.keys()].sort();
   const start = from ? dayKey(new Date(from)) : days[0];
-  const end = to ? dayKey(new Date(to)) : days.length ? (days[days.length - 1] as string) : dayKey(new Date());
+  const end = to
+    ? dayKey(new Date(to))
+    : days.length
+      ? (days[days.length - 1] as string)
+      : dayKey(new Date());
   if (!start) return [];
   const out: DayPoint[] = [];
   const cur = new Date(`${start}T12:00:00`);
-  const last = new Date(`${end > (days[days.length - 1] ?? '') ? end : (days[days.length - 1] as string)}T12:00:00`);
+  const last = new Date(
+    `${end > (days[days.length - 1] ?? '') ? end : (days[days.length - 1] as string)}T12:00:00`,
+  );
   let guard = 0;
   while (cur <= last && guard++ < 800) {
     const k = dayKey(cur);
@@ -39,4 +45,3 @@ export function toDaySeries(rows: UsageRow[], from?: string, to?: string): DayPo
   for (const d of days) if (!out.some((p) => p.day === d)) out.push(byDay.get(d) as DayPoint);
   return out.sort((a, b) => a.day.localeCompare(b.day));
 }
-

@@ -48,7 +48,10 @@ export function SelectField({
 }
 
 /** Options for picking a user by name, after a first "any user" option labelled `anyLabel`. */
-export function userOptions(users: { id: number; username: string }[] | undefined, anyLabel: string): Option[] {
+export function userOptions(
+  users: { id: number; username: string }[] | undefined,
+  anyLabel: string,
+): Option[] {
   return [{ value: '', label: anyLabel }, ...(users ?? []).map((u) => ({ value: u.id, label: u.username }))];
 }
 

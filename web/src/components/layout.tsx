@@ -2,7 +2,15 @@
 import type { ReactNode } from 'react';
 
 /** The page title with its lead text, and the page's main action (if any) beside it. */
-export function PageHead({ title, lead, children }: { title: ReactNode; lead: ReactNode; children?: ReactNode }) {
+export function PageHead({
+  title,
+  lead,
+  children,
+}: {
+  title: ReactNode;
+  lead: ReactNode;
+  children?: ReactNode;
+}) {
   return (
     <div className="page-head">
       <div>
@@ -52,7 +60,12 @@ export function DataTable({
               if (!c) return null;
               const col = typeof c === 'string' ? { label: c } : c;
               return (
-                <th key={col.label} scope="col" role={role('columnheader')} className={col.num ? 'num' : undefined}>
+                <th
+                  key={col.label}
+                  scope="col"
+                  role={role('columnheader')}
+                  className={col.num ? 'num' : undefined}
+                >
                   {col.hidden ? <span className="sr-only">{col.label}</span> : col.label}
                 </th>
               );
@@ -71,7 +84,15 @@ export function FilterTotals({ items }: { items: [string, ReactNode][] }) {
 }
 
 /** Terms and their values (`<dl>` of `<div><dt/><dd/></div>`), e.g. totals or a record's details. */
-export function TermList({ items, className, label }: { items: [string, ReactNode][]; className: string; label?: string }) {
+export function TermList({
+  items,
+  className,
+  label,
+}: {
+  items: [string, ReactNode][];
+  className: string;
+  label?: string;
+}) {
   return (
     <dl className={className} aria-label={label}>
       {items.map(([term, value]) => (

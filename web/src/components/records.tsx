@@ -56,7 +56,12 @@ export function DeleteDialog({
  * PATCHes a record's status and hands the updated record to `onChanged`; a refusal becomes
  * an error notice naming `name`. Never throws.
  */
-export async function changeStatus<T>(path: string, status: string, name: string, onChanged: (updated: T) => void): Promise<void> {
+export async function changeStatus<T>(
+  path: string,
+  status: string,
+  name: string,
+  onChanged: (updated: T) => void,
+): Promise<void> {
   try {
     onChanged(await api.patch<T>(path, { status }));
   } catch (err) {

@@ -141,7 +141,11 @@ export function Pager({
         Previous page
       </button>
       <span aria-live="polite">Page {page}</span>
-      <button type="button" onClick={() => nextCursor != null && onNext(String(nextCursor))} disabled={nextCursor == null}>
+      <button
+        type="button"
+        onClick={() => nextCursor != null && onNext(String(nextCursor))}
+        disabled={nextCursor == null}
+      >
         Next page
       </button>
     </nav>
@@ -216,7 +220,8 @@ export function Modal({
         // click on the backdrop (the dialog element itself, outside its box) closes
         if (closeOnBackdrop && e.target === ref.current) {
           const r = ref.current.getBoundingClientRect();
-          const inside = e.clientX >= r.left && e.clientX <= r.right && e.clientY >= r.top && e.clientY <= r.bottom;
+          const inside =
+            e.clientX >= r.left && e.clientX <= r.right && e.clientY >= r.top && e.clientY <= r.bottom;
           if (!inside) closeRef.current();
         }
       }}
@@ -234,7 +239,13 @@ export function Modal({
 }
 
 /** A form's error in words, announced when it appears. */
-export function FormError({ message, className }: { message: string | null | undefined; className?: string }) {
+export function FormError({
+  message,
+  className,
+}: {
+  message: string | null | undefined;
+  className?: string;
+}) {
   if (!message) return null;
   return (
     <p className={`notice error${className ? ` ${className}` : ''}`} role="alert">
@@ -489,7 +500,15 @@ export function Notices() {
   );
 }
 
-export function Section({ title, actions, children }: { title: ReactNode; actions?: ReactNode; children: ReactNode }) {
+export function Section({
+  title,
+  actions,
+  children,
+}: {
+  title: ReactNode;
+  actions?: ReactNode;
+  children: ReactNode;
+}) {
   return (
     <section className="card">
       <div className="card-head">

@@ -28,7 +28,10 @@ type Dialog = null | { kind: 'create' } | { kind: 'edit' | 'delete'; channel: Ch
 type TestResult = { ok: boolean; latency_ms?: number; error?: string } | 'running';
 
 export default function ChannelsPage() {
-  const channels = useAsync((signal) => api.get<Page<Channel> | { data: Channel[] }>('/api/channels', undefined, signal), []);
+  const channels = useAsync(
+    (signal) => api.get<Page<Channel> | { data: Channel[] }>('/api/channels', undefined, signal),
+    [],
+  );
   const [dialog, setDialog] = useState<Dialog>(null);
   const [tests, setTests] = useState<Record<string, TestResult>>({});
   const close = () => setDialog(null);
@@ -41,14 +44,21 @@ export default function ChannelsPage() {
   const runTest = async (c: Channel) => {
     setTests((t) => ({ ...t, [c.id]: 'running' }));
     try {
-      const r = await api.post<{ ok: boolean; latency_ms: number; error?: string }>(`/api/channels/${encodeURIComponent(c.id)}/test`);
+      const r = await api.post<{ ok: boolean; latency_ms: number; error?: string }>(
+        `/api/channels/${encodeURIComponent(c.id)}/test`,
+      );
       setTests((t) => ({ ...t, [c.id]: r }));
     } catch (err) {
       setTests((t) => ({ ...t, [c.id]: { ok: false, error: errorMessage(err) } }));
     }
   };
   const toggle = (c: Channel) =>
-    changeStatus(`/api/channels/${encodeURIComponent(c.id)}`, c.status === 'active' ? 'disabled' : 'active', c.name, channels.reload);
+    changeStatus(
+      `/api/channels/${encodeURIComponent(c.id)}`,
+      c.status === 'active' ? 'disabled' : 'active',
+      c.name,
+      channels.reload,
+    );
 
   return (
     <div className="page">
@@ -150,10 +160,22 @@ export default function ChannelsPage() {
 }
 
 function mapToText(m: Record<string, string> | null | undefined): string {
-  return m ? Object.entries(m).map(([a, b]) => `${a}=${b}`).join('\n') : '';
+  return m
+    ? Object.entries(m)
+        .map(([a, b]) => `${a}=${b}`)
+        .join('\n')
+    : '';
 }
 
-function ChannelForm({ existing, onClose, onSaved }: { existing?: Channel; onClose: () => void; onSaved: (c: Channel) => void }) {
+function ChannelForm({
+  existing,
+  onClose,
+  onSaved,
+}: {
+  existing?: Channel;
+  onClose: () => void;
+  onSaved: (c: Channel) => void;
+}) {
   const [name, setName] = useState(existing?.name ?? '');
   const [type, setType] = useState(existing?.type ?? 'openai');
   const [baseUrl, setBaseUrl] = useState(existing?.base_url ?? '');
@@ -167,7 +189,10 @@ function ChannelForm({ existing, onClose, onSaved }: { existing?: Channel; onClo
 
   const submit = () => {
     const map: Record<string, string> = {};
-    for (const line of modelMap.split('\n').map((l) => l.trim()).filter(Boolean)) {
+    for (const line of modelMap
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)) {
       const m = /^([^=\s]+)\s*(?:=|->|→)\s*(\S+)$/.exec(line);
       if (!m) return `Model map line “${line}” should look like alias=upstream-model.`;
       map[m[1] as string] = m[2] as string;
@@ -178,7 +203,8 @@ function ChannelForm({ existing, onClose, onSaved }: { existing?: Channel; onClo
     const w = Number(weight);
     if (!Number.isInteger(p)) return 'Priority must be a whole number.';
     if (!Number.isInteger(w) || w < 0) return 'Weight must be a whole number, 0 or more.';
-    if (typeInfo?.needsUrl && !/^https?:\/\//.test(baseUrl.trim())) return 'Base URL must start with http:// or https://.';
+    if (typeInfo?.needsUrl && !/^https?:\/\//.test(baseUrl.trim()))
+      return 'Base URL must start with http:// or https://.';
     const body: Record<string, unknown> = {
       name: name.trim(),
       type,
@@ -237,10 +263,25 @@ function ChannelForm({ existing, onClose, onSaved }: { existing?: Channel; onClo
         }
         className="span2"
       >
-        <input type="password" value={apiKey} onChange={(e) => setApiKey(e.target.value)} autoComplete="off" />
+        <input
+          type="password"
+          value={apiKey}
+          onChange={(e) => setApiKey(e.target.value)}
+          autoComplete="off"
+        />
       </Field>
-      <Field label="Models" hint="Comma- or line-separated model names clients may request." className="span2">
-        <textarea value={models} onChange={(e) => setModels(e.target.value)} rows={2} placeholder="gpt-4o-mini, gpt-4o" required />
+      <Field
+        label="Models"
+        hint="Comma- or line-separated model names clients may request."
+        className="span2"
+      >
+        <textarea
+          value={models}
+          onChange={(e) => setModels(e.target.value)}
+          rows={2}
+          placeholder="gpt-4o-mini, gpt-4o"
+          required
+        />
       </Field>
       <Field label="Model map" hint="Optional, one per line: requested-name=upstream-name." className="span2">
         <textarea
@@ -260,7 +301,11 @@ function ChannelForm({ existing, onClose, onSaved }: { existing?: Channel; onClo
       </label>
       <label className="span2">
         Groups
-        <input value={groups} onChange={(e) => setGroups(e.target.value)} placeholder="default, vip — empty for all groups" />
+        <input
+          value={groups}
+          onChange={(e) => setGroups(e.target.value)}
+          placeholder="default, vip — empty for all groups"
+        />
       </label>
       {existing ? <p className="muted span2 small">Last changed {dateTime(existing.updated_at)}.</p> : null}
     </FormDialog>

@@ -1,5 +1,14 @@
 import { useState } from 'react';
-import { api, ApiError, type ApiKey, type AuditEntry, type LogEntry, type Page, type UsageRow, type User } from '../api';
+import {
+  api,
+  ApiError,
+  type ApiKey,
+  type AuditEntry,
+  type LogEntry,
+  type Page,
+  type UsageRow,
+  type User,
+} from '../api';
 import { dateTime, relative } from '../format';
 import { Link, navigate } from '../router';
 import { AsyncView, QuotaMeter, Section, StatusBadge, useAsync } from '../components/ui';
@@ -12,7 +21,10 @@ import { useSession } from '../session';
 
 export function KeyDetailPage({ id }: { id: string }) {
   const [version, setVersion] = useState(0);
-  const key = useAsync((signal) => api.get<ApiKey>(`/api/keys/${encodeURIComponent(id)}`, undefined, signal), [id, version]);
+  const key = useAsync(
+    (signal) => api.get<ApiKey>(`/api/keys/${encodeURIComponent(id)}`, undefined, signal),
+    [id, version],
+  );
   const [since] = useState(() => new Date(Date.now() - 30 * 86400_000).toISOString());
 
   if (key.error instanceof ApiError && key.error.status === 404) {
@@ -55,7 +67,14 @@ export function KeyDetailPage({ id }: { id: string }) {
               items={[
                 ['Used / quota', <QuotaMeter used={k.used} quota={k.quota} />],
                 ['Models', k.models?.length ? k.models.join(', ') : 'every model its group offers'],
-                ['Allowed IPs', k.allowed_ips === null ? 'any IP' : k.allowed_ips.length ? k.allowed_ips.join(', ') : 'no IP (blocked)'],
+                [
+                  'Allowed IPs',
+                  k.allowed_ips === null
+                    ? 'any IP'
+                    : k.allowed_ips.length
+                      ? k.allowed_ips.join(', ')
+                      : 'no IP (blocked)',
+                ],
                 ['Group', k.group ?? <OwnerGroup userId={k.user_id} />],
                 ['Rate limit', k.rpm ? `${k.rpm} requests per minute` : 'none'],
                 ['Expires', k.expires_at ? dateTime(k.expires_at) : 'never'],
@@ -83,7 +102,8 @@ export function KeyDetailPage({ id }: { id: string }) {
 function OwnerGroup({ userId }: { userId: number }) {
   const { user } = useSession();
   const owner = useAsync(
-    (signal) => (userId === user.id ? Promise.resolve(user) : api.get<User>(`/api/users/${userId}`, undefined, signal)),
+    (signal) =>
+      userId === user.id ? Promise.resolve(user) : api.get<User>(`/api/users/${userId}`, undefined, signal),
     [userId],
   );
   return <>{owner.data ? `${owner.data.group} (the owner’s)` : 'the owner’s group'}</>;
@@ -92,15 +112,23 @@ function OwnerGroup({ userId }: { userId: number }) {
 function KeyUsage({ keyId, since }: { keyId: string; since: string }) {
   const usage = useAsync(
     (signal) =>
-      api.get<{ data: UsageRow[] }>('/api/usage', { group_by: 'day', key_id: keyId, from: since }, signal).then((r) => r.data),
+      api
+        .get<{ data: UsageRow[] }>('/api/usage', { group_by: 'day', key_id: keyId, from: since }, signal)
+        .then((r) => r.data),
     [keyId, since],
   );
   return (
-    <Section title="Usage, last 30 days" actions={<Link href={`/usage?key_id=${encodeURIComponent(keyId)}`}>Full breakdown</Link>}>
-      <AsyncView state={usage} what="usage" isEmpty={(d) => d.length === 0} empty={<p>No calls with this key in the last 30 days.</p>}>
-        {(d) => (
-          <LazyUsageChart points={toDaySeries(d, since, new Date().toISOString())} height={220} />
-        )}
+    <Section
+      title="Usage, last 30 days"
+      actions={<Link href={`/usage?key_id=${encodeURIComponent(keyId)}`}>Full breakdown</Link>}
+    >
+      <AsyncView
+        state={usage}
+        what="usage"
+        isEmpty={(d) => d.length === 0}
+        empty={<p>No calls with this key in the last 30 days.</p>}
+      >
+        {(d) => <LazyUsageChart points={toDaySeries(d, since, new Date().toISOString())} height={220} />}
       </AsyncView>
     </Section>
   );
@@ -123,7 +151,12 @@ function KeyLogs({ keyId }: { keyId: string }) {
         </>
       }
     >
-      <AsyncView state={logs} what="calls" isEmpty={(d) => d.data.length === 0} empty={<p>This key has not been used yet.</p>}>
+      <AsyncView
+        state={logs}
+        what="calls"
+        isEmpty={(d) => d.data.length === 0}
+        empty={<p>This key has not been used yet.</p>}
+      >
         {(d) => <LogsTable rows={d.data} compact />}
       </AsyncView>
     </Section>
@@ -160,15 +193,22 @@ function KeyAudit({ keyId, version }: { keyId: string; version: number }) {
   );
   return (
     <Section title="Audit trail">
-      <AsyncView state={audit} what="the audit trail" isEmpty={(d) => d.data.length === 0} empty={<p>No recorded changes.</p>}>
+      <AsyncView
+        state={audit}
+        what="the audit trail"
+        isEmpty={(d) => d.data.length === 0}
+        empty={<p>No recorded changes.</p>}
+      >
         {(d) => (
           <ol className="audit">
             {d.data.map((a) => (
               <li key={a.id}>
-                <time dateTime={a.created_at}>{dateTime(a.created_at)}</time>{' '}
-                <strong>{a.action}</strong> by {describeActor(a.actor, user.id)}
+                <time dateTime={a.created_at}>{dateTime(a.created_at)}</time> <strong>{a.action}</strong> by{' '}
+                {describeActor(a.actor, user.id)}
                 {a.ip ? <span className="muted"> from {a.ip}</span> : null}
-                {a.changes && describeChanges(a.changes) ? <div className="muted small">{describeChanges(a.changes)}</div> : null}
+                {a.changes && describeChanges(a.changes) ? (
+                  <div className="muted small">{describeChanges(a.changes)}</div>
+                ) : null}
               </li>
             ))}
           </ol>
@@ -177,4 +217,3 @@ function KeyAudit({ keyId, version }: { keyId: string; version: number }) {
     </Section>
   );
 }
-

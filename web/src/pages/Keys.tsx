@@ -3,7 +3,14 @@ import { api, type ApiKey, type Page } from '../api';
 import { dateOnly, relative, dateTime } from '../format';
 import { Link, setQuery, useLocation } from '../router';
 import { AsyncView, Pager, QuotaMeter, StatusBadge, useAsync, useCursorPager } from '../components/ui';
-import { FilterForm, PageSizeSelect, SelectField, userOptions, usePageSize, type Option } from '../components/controls';
+import {
+  FilterForm,
+  PageSizeSelect,
+  SelectField,
+  userOptions,
+  usePageSize,
+  type Option,
+} from '../components/controls';
 import { ACTIONS, DataTable, PageHead } from '../components/layout';
 import { useSession } from '../session';
 import { KeyActions, KeyFormDialog, SecretDialog, useGroups, useUsers } from './keyDialogs';
@@ -58,7 +65,10 @@ export function KeysPage() {
 
   return (
     <div className="page">
-      <PageHead title="API keys" lead="One key per app or environment: each is a credential, a billing label and a permission switch.">
+      <PageHead
+        title="API keys"
+        lead="One key per app or environment: each is a credential, a billing label and a permission switch."
+      >
         <button type="button" className="primary" onClick={() => setCreating(true)}>
           Create key
         </button>
@@ -67,14 +77,27 @@ export function KeysPage() {
       <FilterForm label="Filter keys">
         <label>
           Search
-          <input type="search" value={search} placeholder="Name or key ending" onChange={(e) => setSearch(e.target.value)} />
+          <input
+            type="search"
+            value={search}
+            placeholder="Name or key ending"
+            onChange={(e) => setSearch(e.target.value)}
+          />
         </label>
-        <SelectField label="Status" value={status} options={STATUSES} onChange={(v) => setQuery({ status: v || null })} />
+        <SelectField
+          label="Status"
+          value={status}
+          options={STATUSES}
+          onChange={(v) => setQuery({ status: v || null })}
+        />
         {groups.data && isAdmin ? (
           <SelectField
             label="Group"
             value={group}
-            options={[{ value: '', label: 'All groups' }, ...groups.data.map((g) => ({ value: g.name, label: g.name }))]}
+            options={[
+              { value: '', label: 'All groups' },
+              ...groups.data.map((g) => ({ value: g.name, label: g.name })),
+            ]}
             onChange={(v) => setQuery({ group: v || null })}
           />
         ) : null}
@@ -99,8 +122,8 @@ export function KeysPage() {
           ) : (
             <>
               <p>
-                <strong>No keys yet.</strong> Create one for each app or environment, e.g. <code>dev-local</code> or{' '}
-                <code>web-prod</code>.
+                <strong>No keys yet.</strong> Create one for each app or environment, e.g.{' '}
+                <code>dev-local</code> or <code>web-prod</code>.
               </p>
               <button type="button" className="primary" onClick={() => setCreating(true)}>
                 Create your first key
@@ -114,7 +137,18 @@ export function KeysPage() {
             {/* explicit roles keep table semantics when the phone layout restyles rows as cards */}
             <DataTable
               caption={<>API keys{filtered ? ' matching the filters' : ''}</>}
-              columns={['Name', isAdmin && 'Owner', 'Status', 'Group', 'Models', 'IP rules', 'Used / quota', 'Expires', 'Last used', ACTIONS]}
+              columns={[
+                'Name',
+                isAdmin && 'Owner',
+                'Status',
+                'Group',
+                'Models',
+                'IP rules',
+                'Used / quota',
+                'Expires',
+                'Last used',
+                ACTIONS,
+              ]}
               className="keys-table"
               explicitRoles
             >
@@ -148,14 +182,30 @@ export function KeysPage() {
                       </span>
                     )}
                   </td>
-                  <td role="cell" data-label="Models" className="models-cell">{k.models?.length ? k.models.join(', ') : <span className="muted">all in group</span>}</td>
+                  <td role="cell" data-label="Models" className="models-cell">
+                    {k.models?.length ? k.models.join(', ') : <span className="muted">all in group</span>}
+                  </td>
                   <td role="cell" data-label="IP rules" className="ips-cell">
-                    {k.allowed_ips === null ? <span className="muted">any IP</span> : k.allowed_ips.length ? k.allowed_ips.join(', ') : <strong>no IP (blocked)</strong>}
+                    {k.allowed_ips === null ? (
+                      <span className="muted">any IP</span>
+                    ) : k.allowed_ips.length ? (
+                      k.allowed_ips.join(', ')
+                    ) : (
+                      <strong>no IP (blocked)</strong>
+                    )}
                   </td>
                   <td role="cell" data-label="Used / quota">
                     <QuotaMeter used={k.used} quota={k.quota} />
                   </td>
-                  <td role="cell" data-label="Expires" className="nowrap">{k.expires_at ? <time dateTime={k.expires_at} title={dateTime(k.expires_at)}>{dateOnly(k.expires_at)}</time> : <span className="muted">never</span>}</td>
+                  <td role="cell" data-label="Expires" className="nowrap">
+                    {k.expires_at ? (
+                      <time dateTime={k.expires_at} title={dateTime(k.expires_at)}>
+                        {dateOnly(k.expires_at)}
+                      </time>
+                    ) : (
+                      <span className="muted">never</span>
+                    )}
+                  </td>
                   <td role="cell" data-label="Last used" className="nowrap">
                     {k.last_used_at ? (
                       <time dateTime={k.last_used_at} title={dateTime(k.last_used_at)}>
@@ -172,7 +222,13 @@ export function KeysPage() {
                 </tr>
               ))}
             </DataTable>
-            <Pager label="Keys" page={pager.page} nextCursor={page.next_cursor} onPrev={pager.prev} onNext={pager.next} />
+            <Pager
+              label="Keys"
+              page={pager.page}
+              nextCursor={page.next_cursor}
+              onPrev={pager.prev}
+              onNext={pager.next}
+            />
           </>
         )}
       </AsyncView>

@@ -32,7 +32,10 @@ export function LogsPage() {
 
   return (
     <div className="page">
-      <PageHead title="Call logs" lead="Every relay request that presented a valid key, refused ones included.">
+      <PageHead
+        title="Call logs"
+        lead="Every relay request that presented a valid key, refused ones included."
+      >
         <ExportCsvButton path="/api/logs" query={params} name="logs" />
       </PageHead>
       <FilterBar
@@ -56,7 +59,13 @@ export function LogsPage() {
           <>
             <LogsTable rows={page.data} />
             <div className="table-foot">
-              <Pager label="Logs" page={pager.page} nextCursor={page.next_cursor} onPrev={pager.prev} onNext={pager.next} />
+              <Pager
+                label="Logs"
+                page={pager.page}
+                nextCursor={page.next_cursor}
+                onPrev={pager.prev}
+                onNext={pager.next}
+              />
               <PageSizeSelect value={limit} sizes={[25, 50, 100, 200]} defaultSize={50} className="inline" />
             </div>
           </>

@@ -19,8 +19,14 @@ const PRICE_COLUMNS: Column[] = [
 const GROUP_COLUMNS: Column[] = ['Group', { label: 'Multiplier', num: true }, ACTIONS];
 
 export default function PricingPage() {
-  const prices = useAsync((signal) => api.get<{ data: Price[] }>('/api/prices', undefined, signal).then((r) => r.data), []);
-  const groups = useAsync((signal) => api.get<{ data: Group[] }>('/api/groups', undefined, signal).then((r) => r.data), []);
+  const prices = useAsync(
+    (signal) => api.get<{ data: Price[] }>('/api/prices', undefined, signal).then((r) => r.data),
+    [],
+  );
+  const groups = useAsync(
+    (signal) => api.get<{ data: Group[] }>('/api/groups', undefined, signal).then((r) => r.data),
+    [],
+  );
   const offered = useAsync(
     (signal) =>
       api.get<{ data: { id: string; priced: boolean }[] }>('/api/models', undefined, signal).then(
@@ -51,7 +57,8 @@ export default function PricingPage() {
       >
         {unpriced.length ? (
           <p className="notice warn">
-            Served but not priced yet: {unpriced.map((m) => m.id).join(', ')}. Calls to unpriced models are refused.
+            Served but not priced yet: {unpriced.map((m) => m.id).join(', ')}. Calls to unpriced models are
+            refused.
           </p>
         ) : null}
         <AsyncView state={prices} what="prices" isEmpty={(d) => d.length === 0} empty={<p>No prices yet.</p>}>
@@ -63,7 +70,13 @@ export default function PricingPage() {
                   <tr key={p.model}>
                     <th scope="row">{p.model}</th>
                     <td className="num">{usd(p.input)}</td>
-                    <td className="num">{p.cached_input == null ? <span className="muted">same as input</span> : usd(p.cached_input)}</td>
+                    <td className="num">
+                      {p.cached_input == null ? (
+                        <span className="muted">same as input</span>
+                      ) : (
+                        usd(p.cached_input)
+                      )}
+                    </td>
                     <td className="num">{usd(p.output)}</td>
                     <ActionsCell>
                       <button type="button" onClick={() => setEditing(p)}>
@@ -197,7 +210,13 @@ function PriceForm({
       </label>
       <label>
         Input (USD per 1M tokens)
-        <input inputMode="decimal" value={input} onChange={(e) => setInput(e.target.value)} required autoFocus={Boolean(existing)} />
+        <input
+          inputMode="decimal"
+          value={input}
+          onChange={(e) => setInput(e.target.value)}
+          required
+          autoFocus={Boolean(existing)}
+        />
       </label>
       <label>
         Output (USD per 1M tokens)
@@ -205,13 +224,26 @@ function PriceForm({
       </label>
       <label>
         Cached input (USD per 1M tokens)
-        <input inputMode="decimal" value={cached} onChange={(e) => setCached(e.target.value)} placeholder="same as input" />
+        <input
+          inputMode="decimal"
+          value={cached}
+          onChange={(e) => setCached(e.target.value)}
+          placeholder="same as input"
+        />
       </label>
     </FormDialog>
   );
 }
 
-function GroupForm({ existing, onClose, onSaved }: { existing?: Group; onClose: () => void; onSaved: () => void }) {
+function GroupForm({
+  existing,
+  onClose,
+  onSaved,
+}: {
+  existing?: Group;
+  onClose: () => void;
+  onSaved: () => void;
+}) {
   const [name, setName] = useState(existing?.name ?? '');
   const [multiplier, setMultiplier] = useState(existing ? String(existing.multiplier) : '1');
   const submit = () => {
@@ -221,14 +253,32 @@ function GroupForm({ existing, onClose, onSaved }: { existing?: Group; onClose: 
     return api.put(`/api/groups/${encodeURIComponent(name.trim())}`, { multiplier: m }).then(onSaved);
   };
   return (
-    <FormDialog title={existing ? `Group ${existing.name}` : 'Add group'} onClose={onClose} onSubmit={submit} submitLabel="Save group" grid>
+    <FormDialog
+      title={existing ? `Group ${existing.name}` : 'Add group'}
+      onClose={onClose}
+      onSubmit={submit}
+      submitLabel="Save group"
+      grid
+    >
       <label>
         Group name
-        <input value={name} onChange={(e) => setName(e.target.value)} readOnly={Boolean(existing)} required autoFocus={!existing} />
+        <input
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+          readOnly={Boolean(existing)}
+          required
+          autoFocus={!existing}
+        />
       </label>
       <label>
         Multiplier
-        <input inputMode="decimal" value={multiplier} onChange={(e) => setMultiplier(e.target.value)} required autoFocus={Boolean(existing)} />
+        <input
+          inputMode="decimal"
+          value={multiplier}
+          onChange={(e) => setMultiplier(e.target.value)}
+          required
+          autoFocus={Boolean(existing)}
+        />
       </label>
     </FormDialog>
   );

@@ -22,14 +22,17 @@ export default function UsagePage() {
   const paramKey = JSON.stringify(params);
 
   const daily = useAsync(
-    (signal) => api.get<{ data: UsageRow[] }>('/api/usage', { ...params, group_by: 'day' }, signal).then((r) => r.data),
+    (signal) =>
+      api.get<{ data: UsageRow[] }>('/api/usage', { ...params, group_by: 'day' }, signal).then((r) => r.data),
     [paramKey],
   );
   const table = useAsync(
     (signal) =>
       breakdown === 'day'
         ? Promise.resolve(null)
-        : api.get<{ data: UsageRow[] }>('/api/usage', { ...params, group_by: breakdown }, signal).then((r) => r.data),
+        : api
+            .get<{ data: UsageRow[] }>('/api/usage', { ...params, group_by: breakdown }, signal)
+            .then((r) => r.data),
     [paramKey, breakdown],
   );
   const totals = (daily.data ?? []).reduce(
@@ -42,14 +45,21 @@ export default function UsagePage() {
     { requests: 0, prompt: 0, completion: 0, cost: 0 },
   );
 
-  const rows = breakdown === 'day' ? [...(daily.data ?? [])].sort((a, b) => (b.day ?? '').localeCompare(a.day ?? '')) : (table.data ?? []);
+  const rows =
+    breakdown === 'day'
+      ? [...(daily.data ?? [])].sort((a, b) => (b.day ?? '').localeCompare(a.day ?? ''))
+      : (table.data ?? []);
   const tableState = breakdown === 'day' ? daily : table;
   const maxCost = Math.max(0, ...rows.map((r) => r.cost));
 
   return (
     <div className="page">
       <PageHead title="Usage" lead="What your keys spent, and on which models.">
-        <ExportCsvButton path="/api/usage" query={{ ...params, group_by: breakdown }} name={`usage-by-${breakdown}`} />
+        <ExportCsvButton
+          path="/api/usage"
+          query={{ ...params, group_by: breakdown }}
+          name={`usage-by-${breakdown}`}
+        />
       </PageHead>
       <FilterBar values={values} label="Filter usage" onRefresh={refresh} />
 
@@ -67,9 +77,20 @@ export default function UsagePage() {
             ]}
           />
         ) : null}
-        <AsyncView state={daily} what="usage" isEmpty={(d) => d.length === 0} empty={<p>No usage in this period yet.</p>}>
+        <AsyncView
+          state={daily}
+          what="usage"
+          isEmpty={(d) => d.length === 0}
+          empty={<p>No usage in this period yet.</p>}
+        >
           {(d) => (
-            <LazyUsageChart points={toDaySeries(d, params.from, params.to ?? (params.from ? new Date(now).toISOString() : undefined))} />
+            <LazyUsageChart
+              points={toDaySeries(
+                d,
+                params.from,
+                params.to ?? (params.from ? new Date(now).toISOString() : undefined),
+              )}
+            />
           )}
         </AsyncView>
       </section>
@@ -90,7 +111,12 @@ export default function UsagePage() {
             ))}
           </div>
         </div>
-        <AsyncView state={tableState} what="usage" isEmpty={() => rows.length === 0} empty={<p>No usage in this period yet.</p>}>
+        <AsyncView
+          state={tableState}
+          what="usage"
+          isEmpty={() => rows.length === 0}
+          empty={<p>No usage in this period yet.</p>}
+        >
           {() => (
             <DataTable
               caption={<>Usage {BREAKDOWNS.find((b) => b.value === breakdown)?.label.toLowerCase()}</>}
@@ -107,7 +133,9 @@ export default function UsagePage() {
                 <tr key={`${breakdown}:${r.key_id ?? r.model ?? r.day ?? ''}`}>
                   <th scope="row">
                     {breakdown === 'key' ? (
-                      <Link href={`/keys/${encodeURIComponent(r.key_id ?? '')}`}>{r.key_name ?? r.key_id}</Link>
+                      <Link href={`/keys/${encodeURIComponent(r.key_id ?? '')}`}>
+                        {r.key_name ?? r.key_id}
+                      </Link>
                     ) : breakdown === 'model' ? (
                       (r.model ?? <span className="muted">no model (key and model lists)</span>)
                     ) : (

@@ -2,7 +2,16 @@ import { useEffect, useState } from 'react';
 import { api, type Page, type User } from '../api';
 import { dateOnly, usd } from '../format';
 import { Link } from '../router';
-import { AsyncView, Field, FormDialog, Pager, StatusBadge, notify, useAsync, useCursorPager } from '../components/ui';
+import {
+  AsyncView,
+  Field,
+  FormDialog,
+  Pager,
+  StatusBadge,
+  notify,
+  useAsync,
+  useCursorPager,
+} from '../components/ui';
 import { FilterForm, SelectField, type Option } from '../components/controls';
 import { ActionsCell, changeStatus, DeleteButton, DeleteDialog } from '../components/records';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
@@ -10,7 +19,15 @@ import { useSession } from '../session';
 import { parseUsd } from '../validate';
 import { useGroups } from './keyDialogs';
 
-const COLUMNS: Column[] = ['Username', 'Role', 'Group', { label: 'Balance', num: true }, 'Status', 'Created', ACTIONS];
+const COLUMNS: Column[] = [
+  'Username',
+  'Role',
+  'Group',
+  { label: 'Balance', num: true },
+  'Status',
+  'Created',
+  ACTIONS,
+];
 
 const ROLES: Option[] = [
   { value: 'user', label: 'User' },
@@ -33,7 +50,8 @@ export default function UsersPage() {
   }, [search]);
   const pager = useCursorPager(q);
   const users = useAsync(
-    (signal) => api.get<Page<User>>('/api/users', { limit: 50, q, cursor: pager.cursor ?? undefined }, signal),
+    (signal) =>
+      api.get<Page<User>>('/api/users', { limit: 50, q, cursor: pager.cursor ?? undefined }, signal),
     [q, pager.cursor],
   );
   const [dialog, setDialog] = useState<Dialog>(null);
@@ -46,7 +64,12 @@ export default function UsersPage() {
   };
 
   const toggle = (u: User) =>
-    changeStatus(`/api/users/${encodeURIComponent(u.id)}`, u.status === 'disabled' ? 'active' : 'disabled', u.username, users.reload);
+    changeStatus(
+      `/api/users/${encodeURIComponent(u.id)}`,
+      u.status === 'disabled' ? 'active' : 'disabled',
+      u.username,
+      users.reload,
+    );
 
   return (
     <div className="page">
@@ -58,7 +81,12 @@ export default function UsersPage() {
       <FilterForm label="Find users">
         <label>
           Search
-          <input type="search" value={search} onChange={(e) => setSearch(e.target.value)} placeholder="Username" />
+          <input
+            type="search"
+            value={search}
+            onChange={(e) => setSearch(e.target.value)}
+            placeholder="Username"
+          />
         </label>
       </FilterForm>
       <AsyncView
@@ -103,17 +131,29 @@ export default function UsersPage() {
                 </tr>
               ))}
             </DataTable>
-            <Pager label="Users" page={pager.page} nextCursor={page.next_cursor} onPrev={pager.prev} onNext={pager.next} />
+            <Pager
+              label="Users"
+              page={pager.page}
+              nextCursor={page.next_cursor}
+              onPrev={pager.prev}
+              onNext={pager.next}
+            />
           </>
         )}
       </AsyncView>
 
-      {dialog?.kind === 'create' ? <UserForm onClose={close} onSaved={(u) => changed(`Created user ${u.username}.`)} /> : null}
+      {dialog?.kind === 'create' ? (
+        <UserForm onClose={close} onSaved={(u) => changed(`Created user ${u.username}.`)} />
+      ) : null}
       {dialog?.kind === 'edit' ? (
         <UserForm existing={dialog.user} onClose={close} onSaved={(u) => changed(`Saved ${u.username}.`)} />
       ) : null}
       {dialog?.kind === 'topup' ? (
-        <TopUp user={dialog.user} onClose={close} onDone={(u) => changed(`${u.username} now has ${usd(u.balance)}.`)} />
+        <TopUp
+          user={dialog.user}
+          onClose={close}
+          onDone={(u) => changed(`${u.username} now has ${usd(u.balance)}.`)}
+        />
       ) : null}
       {dialog?.kind === 'delete' ? (
         <DeleteDialog
@@ -129,7 +169,15 @@ export default function UsersPage() {
   );
 }
 
-function UserForm({ existing, onClose, onSaved }: { existing?: User; onClose: () => void; onSaved: (u: User) => void }) {
+function UserForm({
+  existing,
+  onClose,
+  onSaved,
+}: {
+  existing?: User;
+  onClose: () => void;
+  onSaved: (u: User) => void;
+}) {
   const groups = useGroups();
   const [username, setUsername] = useState(existing?.username ?? '');
   const [password, setPassword] = useState('');
@@ -173,7 +221,13 @@ function UserForm({ existing, onClose, onSaved }: { existing?: User; onClose: ()
       {existing ? null : (
         <label className="span2">
           Username
-          <input value={username} onChange={(e) => setUsername(e.target.value)} required autoComplete="off" autoFocus />
+          <input
+            value={username}
+            onChange={(e) => setUsername(e.target.value)}
+            required
+            autoComplete="off"
+            autoFocus
+          />
         </label>
       )}
       <Field
@@ -191,13 +245,28 @@ function UserForm({ existing, onClose, onSaved }: { existing?: User; onClose: ()
         />
       </Field>
       <SelectField label="Role" value={role} options={ROLES} onChange={(v) => setRole(v as User['role'])} />
-      <SelectField label="Group" value={group} options={groupNames.map((g) => ({ value: g, label: g }))} onChange={setGroup} />
+      <SelectField
+        label="Group"
+        value={group}
+        options={groupNames.map((g) => ({ value: g, label: g }))}
+        onChange={setGroup}
+      />
       {existing ? (
-        <SelectField label="Account status" value={status} options={STATUSES} onChange={(v) => setStatus(v as User['status'])} />
+        <SelectField
+          label="Account status"
+          value={status}
+          options={STATUSES}
+          onChange={(v) => setStatus(v as User['status'])}
+        />
       ) : (
         <label>
           Starting balance (USD)
-          <input inputMode="decimal" value={balance} onChange={(e) => setBalance(e.target.value)} placeholder="0.00" />
+          <input
+            inputMode="decimal"
+            value={balance}
+            onChange={(e) => setBalance(e.target.value)}
+            placeholder="0.00"
+          />
         </label>
       )}
     </FormDialog>
@@ -214,15 +283,29 @@ function TopUp({ user, onClose, onDone }: { user: User; onClose: () => void; onD
       return 'Enter an amount in US dollars, e.g. 20 (or -5 to deduct).';
     }
     return api
-      .post<User>(`/api/users/${encodeURIComponent(user.id)}/topup`, { amount: negative ? -parsed.value : parsed.value })
+      .post<User>(`/api/users/${encodeURIComponent(user.id)}/topup`, {
+        amount: negative ? -parsed.value : parsed.value,
+      })
       .then(onDone);
   };
   return (
-    <FormDialog title={`Top up ${user.username}`} onClose={onClose} onSubmit={submit} submitLabel="Top up" busyLabel="Working…">
+    <FormDialog
+      title={`Top up ${user.username}`}
+      onClose={onClose}
+      onSubmit={submit}
+      submitLabel="Top up"
+      busyLabel="Working…"
+    >
       <p>Current balance: {usd(user.balance)}</p>
       <label>
         Amount (USD)
-        <input inputMode="decimal" value={amount} onChange={(e) => setAmount(e.target.value)} required autoFocus />
+        <input
+          inputMode="decimal"
+          value={amount}
+          onChange={(e) => setAmount(e.target.value)}
+          required
+          autoFocus
+        />
       </label>
     </FormDialog>
   );

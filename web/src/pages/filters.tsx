@@ -105,7 +105,10 @@ export function FilterBar({
   const users = useUsers(isAdmin);
 
   const keys = useAsync(
-    (signal) => api.get<Page<ApiKey>>('/api/keys', { limit: 100, user_id: values.user_id || undefined }, signal).then((r) => r.data),
+    (signal) =>
+      api
+        .get<Page<ApiKey>>('/api/keys', { limit: 100, user_id: values.user_id || undefined }, signal)
+        .then((r) => r.data),
     [values.user_id],
   );
   // the selected key may be beyond the first page of the list (deep link from a key page)
@@ -125,12 +128,18 @@ export function FilterBar({
     if (selectedKey.data && !list.some((k) => k.id === selectedKey.data?.id)) list.unshift(selectedKey.data);
     const counts = new Map<string, number>();
     for (const k of list) counts.set(k.name, (counts.get(k.name) ?? 0) + 1);
-    return list.map((k) => ({ id: String(k.id), label: (counts.get(k.name) ?? 0) > 1 ? `${k.name} (${k.display})` : k.name }));
+    return list.map((k) => ({
+      id: String(k.id),
+      label: (counts.get(k.name) ?? 0) > 1 ? `${k.name} (${k.display})` : k.name,
+    }));
   }, [keys.data, selectedKey.data]);
 
   const models = useAsync(async (signal) => {
     const [offered, used] = await Promise.all([
-      api.get<{ data: { id: string }[] }>('/api/models', undefined, signal).then((r) => r.data.map((m) => m.id), () => [] as string[]),
+      api.get<{ data: { id: string }[] }>('/api/models', undefined, signal).then(
+        (r) => r.data.map((m) => m.id),
+        () => [] as string[],
+      ),
       api.get<{ data: UsageRow[] }>('/api/usage', { group_by: 'model' }, signal).then(
         (r) => r.data.map((m) => m.model ?? '').filter(Boolean),
         () => [] as string[],
@@ -164,11 +173,19 @@ export function FilterBar({
         <>
           <label>
             From
-            <input type="datetime-local" value={values.from} onChange={(e) => setQuery({ from: e.target.value || null })} />
+            <input
+              type="datetime-local"
+              value={values.from}
+              onChange={(e) => setQuery({ from: e.target.value || null })}
+            />
           </label>
           <label>
             To
-            <input type="datetime-local" value={values.to} onChange={(e) => setQuery({ to: e.target.value || null })} />
+            <input
+              type="datetime-local"
+              value={values.to}
+              onChange={(e) => setQuery({ to: e.target.value || null })}
+            />
           </label>
         </>
       ) : null}
@@ -183,7 +200,10 @@ export function FilterBar({
       <SelectField
         label="Key"
         value={values.key_id}
-        options={[{ value: '', label: 'All keys' }, ...keyOptions.map((k) => ({ value: k.id, label: k.label }))]}
+        options={[
+          { value: '', label: 'All keys' },
+          ...keyOptions.map((k) => ({ value: k.id, label: k.label })),
+        ]}
         onChange={(v) => setQuery({ key_id: v || null })}
       />
       <SelectField
@@ -193,7 +213,12 @@ export function FilterBar({
         onChange={(v) => setQuery({ model: v || null })}
       />
       {withStatus ? (
-        <SelectField label="Status" value={values.status} options={STATUSES} onChange={(v) => setQuery({ status: v || null })} />
+        <SelectField
+          label="Status"
+          value={values.status}
+          options={STATUSES}
+          onChange={(v) => setQuery({ status: v || null })}
+        />
       ) : null}
       <div className="filter-buttons">
         <button type="button" onClick={onRefresh}>

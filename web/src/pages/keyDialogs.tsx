@@ -15,17 +15,14 @@ interface ModelOption {
 
 /** Groups are listed for admins; for users the call may be refused, then the field is hidden. */
 export function useGroups() {
-  return useAsync(
-    async (signal) => {
-      try {
-        return (await api.get<{ data: Group[] }>('/api/groups', undefined, signal)).data;
-      } catch (err) {
-        if (err instanceof ApiError && (err.status === 403 || err.status === 404)) return null;
-        throw err;
-      }
-    },
-    [],
-  );
+  return useAsync(async (signal) => {
+    try {
+      return (await api.get<{ data: Group[] }>('/api/groups', undefined, signal)).data;
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 403 || err.status === 404)) return null;
+      throw err;
+    }
+  }, []);
 }
 
 export function useUsers(enabled: boolean) {
@@ -72,10 +69,14 @@ export function KeyFormDialog({
   const [owner, setOwner] = useState(String(existing?.user_id ?? user.id));
   const [group, setGroup] = useState(existing?.group ?? '');
   const [models, setModels] = useState<string[]>(existing?.models?.filter((m) => !m.endsWith('*')) ?? []);
-  const [patterns, setPatterns] = useState((existing?.models ?? []).filter((m) => m.endsWith('*')).join(', '));
+  const [patterns, setPatterns] = useState(
+    (existing?.models ?? []).filter((m) => m.endsWith('*')).join(', '),
+  );
   const [ips, setIps] = useState((existing?.allowed_ips ?? []).join('\n'));
   const [quota, setQuota] = useState(existing?.quota != null ? String(existing.quota) : '');
-  const [expires, setExpires] = useState(existing?.expires_at ? toDateInput(new Date(existing.expires_at)) : '');
+  const [expires, setExpires] = useState(
+    existing?.expires_at ? toDateInput(new Date(existing.expires_at)) : '',
+  );
   const [rpm, setRpm] = useState(existing?.rpm != null ? String(existing.rpm) : '');
   const [errors, setErrors] = useState<FieldErrors>({});
 
@@ -83,7 +84,9 @@ export function KeyFormDialog({
   const modelGroup = group || ownerUser?.group || '';
   const available = useAsync(
     (signal) =>
-      api.get<{ data: ModelOption[] }>('/api/models', { group: modelGroup || undefined }, signal).then((r) => r.data),
+      api
+        .get<{ data: ModelOption[] }>('/api/models', { group: modelGroup || undefined }, signal)
+        .then((r) => r.data),
     [modelGroup],
   );
   const modelOptions = useMemo(() => {
@@ -109,7 +112,8 @@ export function KeyFormDialog({
     let rpmValue: number | null = null;
     if (rpm.trim()) {
       const n = Number(rpm);
-      if (!Number.isInteger(n) || n < 1) errs.rpm = 'Enter a whole number of requests per minute (1 or more), or leave it empty.';
+      if (!Number.isInteger(n) || n < 1)
+        errs.rpm = 'Enter a whole number of requests per minute (1 or more), or leave it empty.';
       else rpmValue = n;
     }
     const pats = parseList(patterns);
@@ -234,10 +238,19 @@ export function KeyFormDialog({
         error={errors.models}
         className="span2"
       >
-        <input value={patterns} onChange={(e) => setPatterns(e.target.value)} placeholder="e.g. gpt-4o*, claude-3-5*" />
+        <input
+          value={patterns}
+          onChange={(e) => setPatterns(e.target.value)}
+          placeholder="e.g. gpt-4o*, claude-3-5*"
+        />
       </Field>
 
-      <Field label="Allowed IPs" hint="One IPv4/IPv6 address or CIDR block per line. Empty: any IP." error={errors.ips} className="span2">
+      <Field
+        label="Allowed IPs"
+        hint="One IPv4/IPv6 address or CIDR block per line. Empty: any IP."
+        error={errors.ips}
+        className="span2"
+      >
         <textarea
           value={ips}
           onChange={(e) => setIps(e.target.value)}
@@ -247,12 +260,29 @@ export function KeyFormDialog({
         />
       </Field>
 
-      <Field label="Quota (USD)" hint="Spending cap for this key. Empty: no cap (the account balance still applies)." error={errors.quota}>
-        <input type="text" inputMode="decimal" value={quota} onChange={(e) => setQuota(e.target.value)} placeholder="Unlimited" />
+      <Field
+        label="Quota (USD)"
+        hint="Spending cap for this key. Empty: no cap (the account balance still applies)."
+        error={errors.quota}
+      >
+        <input
+          type="text"
+          inputMode="decimal"
+          value={quota}
+          onChange={(e) => setQuota(e.target.value)}
+          placeholder="Unlimited"
+        />
       </Field>
 
       <Field label="Requests per minute" hint="Empty: no per-key rate limit." error={errors.rpm}>
-        <input type="number" min={1} step={1} value={rpm} onChange={(e) => setRpm(e.target.value)} placeholder="No limit" />
+        <input
+          type="number"
+          min={1}
+          step={1}
+          value={rpm}
+          onChange={(e) => setRpm(e.target.value)}
+          placeholder="No limit"
+        />
       </Field>
 
       <div className="span2 expires">
@@ -261,7 +291,12 @@ export function KeyFormDialog({
           hint={expires ? 'The key stops working at the end of that day, your time.' : 'Never expires.'}
           error={errors.expires}
         >
-          <input type="date" value={expires} min={toDateInput(new Date())} onChange={(e) => setExpires(e.target.value)} />
+          <input
+            type="date"
+            value={expires}
+            min={toDateInput(new Date())}
+            onChange={(e) => setExpires(e.target.value)}
+          />
         </Field>
         <div className="presets" role="group" aria-label="Expiry presets">
           {EXPIRY_PRESETS.map((p) => (
@@ -269,7 +304,9 @@ export function KeyFormDialog({
               key={p.label}
               type="button"
               className="chip"
-              onClick={() => setExpires(p.days === null ? '' : toDateInput(new Date(Date.now() + p.days * 86400_000)))}
+              onClick={() =>
+                setExpires(p.days === null ? '' : toDateInput(new Date(Date.now() + p.days * 86400_000)))
+              }
             >
               {p.label}
             </button>
@@ -305,7 +342,15 @@ async function copyText(text: string, fallbackEl: HTMLElement | null): Promise<b
 }
 
 /** Shows a freshly created or rotated secret, exactly once. */
-export function SecretDialog({ apiKey, rotated, onClose }: { apiKey: ApiKey; rotated?: boolean; onClose: () => void }) {
+export function SecretDialog({
+  apiKey,
+  rotated,
+  onClose,
+}: {
+  apiKey: ApiKey;
+  rotated?: boolean;
+  onClose: () => void;
+}) {
   const secret = apiKey.key ?? '';
   const secretRef = useRef<HTMLElement>(null);
   const [copied, setCopied] = useState<null | boolean>(null);
@@ -326,10 +371,14 @@ export function SecretDialog({ apiKey, rotated, onClose }: { apiKey: ApiKey; rot
   }, []);
 
   return (
-    <Modal title={rotated ? `New secret for “${apiKey.name}”` : `Key “${apiKey.name}” created`} onClose={onClose} className="secret-dialog">
+    <Modal
+      title={rotated ? `New secret for “${apiKey.name}”` : `Key “${apiKey.name}” created`}
+      onClose={onClose}
+      className="secret-dialog"
+    >
       <p className="notice warn" role="note">
-        <strong>Copy this key now. It will not be shown again.</strong> MoleAPI stores only a hash of it; if you lose it,
-        rotate the key to get a new one. Keep it out of front-end code, Git and screenshots.
+        <strong>Copy this key now. It will not be shown again.</strong> MoleAPI stores only a hash of it; if
+        you lose it, rotate the key to get a new one. Keep it out of front-end code, Git and screenshots.
       </p>
       {rotated ? (
         <p className="muted">The previous secret stops working at the end of the grace period you chose.</p>
@@ -347,7 +396,11 @@ export function SecretDialog({ apiKey, rotated, onClose }: { apiKey: ApiKey; rot
         </button>
       </div>
       <p className="muted copy-state" aria-live="polite">
-        {copied === true ? 'Copied to the clipboard.' : copied === false ? 'Select the key above and copy it by hand.' : ''}
+        {copied === true
+          ? 'Copied to the clipboard.'
+          : copied === false
+            ? 'Select the key above and copy it by hand.'
+            : ''}
       </p>
       <h3>Use it</h3>
       <p className="muted">In a shell: any OpenAI SDK picks these two variables up unchanged.</p>
@@ -374,7 +427,15 @@ const GRACE_CHOICES: { label: string; seconds: number }[] = [
   { label: '24 hours', seconds: 86400 },
 ];
 
-export function RotateDialog({ apiKey, onClose, onRotated }: { apiKey: ApiKey; onClose: () => void; onRotated: (k: ApiKey) => void }) {
+export function RotateDialog({
+  apiKey,
+  onClose,
+  onRotated,
+}: {
+  apiKey: ApiKey;
+  onClose: () => void;
+  onRotated: (k: ApiKey) => void;
+}) {
   const [grace, setGrace] = useState(0);
   const name = useId();
   return (
@@ -383,19 +444,27 @@ export function RotateDialog({ apiKey, onClose, onRotated }: { apiKey: ApiKey; o
       confirmLabel="Rotate"
       onClose={onClose}
       onConfirm={async () => {
-        const k = await api.post<ApiKey>(`/api/keys/${encodeURIComponent(apiKey.id)}/rotate`, { grace_seconds: grace });
+        const k = await api.post<ApiKey>(`/api/keys/${encodeURIComponent(apiKey.id)}/rotate`, {
+          grace_seconds: grace,
+        });
         onRotated(k);
       }}
     >
       <p>
-        Rotating issues a new secret for this key. Its name, limits, usage and logs stay the same. Choose how long the
-        current secret keeps working so you can update your apps:
+        Rotating issues a new secret for this key. Its name, limits, usage and logs stay the same. Choose how
+        long the current secret keeps working so you can update your apps:
       </p>
       <fieldset className="radios">
         <legend>Old secret keeps working for</legend>
         {GRACE_CHOICES.map((g) => (
           <label key={g.seconds} className="radio">
-            <input type="radio" name={name} value={g.seconds} checked={grace === g.seconds} onChange={() => setGrace(g.seconds)} />
+            <input
+              type="radio"
+              name={name}
+              value={g.seconds}
+              checked={grace === g.seconds}
+              onChange={() => setGrace(g.seconds)}
+            />
             {g.label}
           </label>
         ))}
@@ -424,7 +493,12 @@ export function KeyActions({
 
   const toggle = async () => {
     setBusy(true);
-    await changeStatus(`/api/keys/${encodeURIComponent(apiKey.id)}`, disabled ? 'active' : 'disabled', `“${apiKey.name}”`, onChanged);
+    await changeStatus(
+      `/api/keys/${encodeURIComponent(apiKey.id)}`,
+      disabled ? 'active' : 'disabled',
+      `“${apiKey.name}”`,
+      onChanged,
+    );
     setBusy(false);
   };
 
@@ -475,8 +549,8 @@ export function KeyActions({
           }}
         >
           <p>
-            Apps using <strong>{apiKey.display}</strong> are refused at once with <code>invalid_api_key</code>. This
-            cannot be undone. Its logs and usage history are kept.
+            Apps using <strong>{apiKey.display}</strong> are refused at once with <code>invalid_api_key</code>
+            . This cannot be undone. Its logs and usage history are kept.
           </p>
         </DeleteDialog>
       ) : null}

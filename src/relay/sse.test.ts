@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SseParser } from './sse.js';
+import { SseFrameParser, SseParser } from './sse.js';
 
 const feedAll = (parts: (string | Buffer)[]) => {
   const p = new SseParser();
@@ -35,5 +35,12 @@ describe('SseParser', () => {
   it('returns a final event that lacks its blank line at the end', () => {
     expect(feedAll(['data: {"a":1}\n\ndata: {"tail":true}'])).toEqual(['{"a":1}', '{"tail":true}']);
     expect(feedAll(['data: {"a":1}\n\n\n'])).toEqual(['{"a":1}']);
+  });
+  it('keeps the event name and the raw frame for pass-through', () => {
+    const p = new SseFrameParser();
+    const text = 'event: message_start\ndata: {"type":"message_start"}\n\ndata: {"x":1}\n\n';
+    const frames = p.feed(Buffer.from(text));
+    expect(frames.map((f) => f.event)).toEqual(['message_start', null]);
+    expect(frames.map((f) => f.raw).join('')).toBe(text);
   });
 });

@@ -18,6 +18,10 @@ import http from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { countTokens } from 'gpt-tokenizer';
+import type { MockKit } from './kit.js';
+import { anthropicRoutes } from './anthropic.js';
+import { geminiRoutes } from './gemini.js';
+import { responsesRoutes } from './responses.js';
 
 // ---------------------------------------------------------------------------
 // Public types
@@ -970,6 +974,9 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     });
   }
 
+  const kit: MockKit = { apiKey, nextId, pickScenario, later, destroySocket, sendJson };
+  const protocolRoutes = [anthropicRoutes, responsesRoutes, geminiRoutes];
+
   function handleRequest(req: IncomingMessage, res: ServerResponse, path: string, raw: string): void {
     const method = req.method ?? 'GET';
     let body: unknown;
@@ -986,6 +993,26 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
 
     const q = path.indexOf('?');
     const route = q === -1 ? path : path.slice(0, q);
+
+    // Other protocols first: each checks its own credential header.
+    const mreq = {
+      req,
+      res,
+      method,
+      route,
+      query: new URLSearchParams(q === -1 ? '' : path.slice(q + 1)),
+      raw,
+      body,
+      parseFailed,
+    };
+    try {
+      if (protocolRoutes.some((handle) => handle(kit, mreq))) return;
+    } catch (e) {
+      sendJson(res, 500, JSON.stringify({ error: { message: `mock provider bug: ${String(e)}` } }), {
+        'content-type': JSON_CT,
+      });
+      return;
+    }
 
     try {
       if (apiKey !== undefined) {

@@ -1,0 +1,142 @@
+// The relay's own model of a conversation, an answer and a stream, shared by every wire
+// protocol. Each protocol codec (protocols/*.ts) maps its wire format to and from these
+// types, so N protocols need N codecs rather than N×N converters. Pass-through (client and
+// upstream speak the same protocol) skips the canonical form: bytes go through as sent and
+// the codec only reads usage and checks events on the way.
+
+/** The wire protocols MoleAPI speaks, in and out. */
+export type Protocol = 'openai' | 'responses' | 'anthropic' | 'gemini';
+
+/**
+ * What a request asks for. Only `chat`-like generation translates between protocols;
+ * `completions` and `embeddings` exist only in OpenAI's protocol.
+ */
+export type Operation = 'generate' | 'completions' | 'embeddings';
+
+// ── request ────────────────────────────────────────────────────────────────────────────────
+
+export type Part =
+  | { type: 'text'; text: string }
+  /** `url` is an http(s) URL or a `data:<media type>;base64,<data>` URL. */
+  | { type: 'image'; url: string; detail?: 'low' | 'high' | 'auto' };
+
+export interface ToolCall {
+  id: string;
+  name: string;
+  /** JSON text of the arguments, as the model wrote it. */
+  arguments: string;
+}
+
+export type Message =
+  | { role: 'user'; content: Part[] }
+  | { role: 'assistant'; content: Part[]; toolCalls: ToolCall[] }
+  /** A tool's result, answering the assistant's call `toolCallId`. */
+  | { role: 'tool'; toolCallId: string; name?: string; content: Part[]; isError?: boolean };
+
+export interface Tool {
+  name: string;
+  description?: string;
+  /** JSON Schema of the arguments (an object schema). */
+  parameters: Record<string, unknown>;
+}
+
+export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
+
+export interface CanonicalRequest {
+  /** System prompt / instructions, in order (text only). */
+  system: string[];
+  messages: Message[];
+  tools: Tool[];
+  toolChoice: ToolChoice | null;
+  /** Output cap the client asked for (null = none given; the relay may still impose one). */
+  maxOutputTokens: number | null;
+  temperature: number | null;
+  topP: number | null;
+  stop: string[];
+  stream: boolean;
+}
+
+// ── answer ─────────────────────────────────────────────────────────────────────────────────
+
+/** Why generation stopped, in OpenAI's terms (each codec maps its own names). */
+export type StopReason = 'stop' | 'length' | 'tool_calls' | 'content_filter';
+
+/**
+ * Tokens of one answer, reduced to four kinds (reasoning is part of `output`):
+ * `input` excludes cache reads and writes, unlike OpenAI's `prompt_tokens`.
+ */
+export interface CanonicalUsage {
+  input: number;
+  cacheRead: number;
+  cacheWrite: number;
+  output: number;
+  /** Part of `output` spent on reasoning / thinking. */
+  reasoning: number;
+}
+
+export const ZERO_USAGE: CanonicalUsage = { input: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 };
+
+export interface CanonicalAnswer {
+  id: string;
+  model: string;
+  text: string;
+  /** Reasoning / thinking text the upstream exposed, if any (not re-encoded by every protocol). */
+  reasoning: string;
+  toolCalls: ToolCall[];
+  stopReason: StopReason;
+  /** `stop` because a stop sequence matched: which one (Anthropic reports it). */
+  stopSequence?: string | null;
+  usage: CanonicalUsage | null;
+}
+
+// ── stream ─────────────────────────────────────────────────────────────────────────────────
+
+/**
+ * One step of a streamed answer. Decoders emit them in this order: `start`, then any mix of
+ * `text` / `reasoning` / `tool_call` + `tool_args`, then `stop`; `usage` may come anywhere
+ * (a later one replaces an earlier one: decoders emit cumulative usage).
+ */
+export type StreamEvent =
+  | { type: 'start'; id: string; model: string }
+  | { type: 'text'; text: string }
+  | { type: 'reasoning'; text: string }
+  /** A tool call begins; `index` numbers the answer's tool calls from 0. */
+  | { type: 'tool_call'; index: number; id: string; name: string }
+  | { type: 'tool_args'; index: number; delta: string }
+  | { type: 'stop'; reason: StopReason; stopSequence?: string | null }
+  | { type: 'usage'; usage: CanonicalUsage };
+
+/** One server-sent event as it arrived: its `event:` name (if any), its data, its raw text. */
+export interface SseFrame {
+  event: string | null;
+  data: string;
+  /** The frame's bytes as received, including the blank line that ended it. */
+  raw: string;
+}
+
+/** Reads an upstream stream in one protocol into canonical events. */
+export interface StreamDecoder {
+  /**
+   * Checks one frame. Throws `StreamBroken` when the frame is unreadable or reports an
+   * error. `hide` asks pass-through to drop the frame (OpenAI's usage-only chunk when the
+   * client did not ask for usage).
+   */
+  feed(frame: SseFrame): { events: StreamEvent[]; hide?: boolean };
+  /** True once the protocol's last frame arrived ([DONE], message_stop, response.completed, …). */
+  readonly done: boolean;
+  /** Cumulative usage reported so far (null: none yet). */
+  readonly usage: CanonicalUsage | null;
+}
+
+/** Writes canonical events as one protocol's stream (translation only). */
+export interface StreamEncoder {
+  /** Wire text for one event ('' when it only updates state). */
+  event(e: StreamEvent): string;
+  /** The closing frames, carrying the final usage (e.g. `message_delta` + `message_stop`, `[DONE]`). */
+  finish(usage: CanonicalUsage): string;
+  /** A failure after the stream began, in the protocol's own shape (then the stream closes). */
+  error(code: string, message: string): string;
+}
+
+/** A stream that cannot be relayed further: unreadable, cut, or an error event. */
+export class StreamBroken extends Error {}

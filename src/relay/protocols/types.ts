@@ -1,0 +1,74 @@
+// A protocol codec: everything the relay knows about one wire protocol, both as the client's
+// protocol (ingress: parse the request, encode answers, streams and errors back) and as the
+// upstream's (egress: build its request, decode its answers and streams). One file per
+// protocol implements it; the pipeline never branches on a protocol name.
+import type { IncomingHttpHeaders } from 'node:http';
+import type {
+  CanonicalAnswer,
+  CanonicalRequest,
+  Operation,
+  Protocol,
+  StreamDecoder,
+  StreamEncoder,
+} from '../canonical.js';
+
+/** How a request arrived: which protocol's route, and what the path itself says. */
+export interface RouteInfo {
+  protocol: Protocol;
+  operation: Operation;
+  /** Gemini names the model in the path (`/v1beta/models/{model}:generateContent`). */
+  pathModel?: string;
+  /** Gemini streams by path (`:streamGenerateContent`). */
+  pathStream?: boolean;
+}
+
+/** A client request, validated and counted, before any channel is chosen. */
+export interface IngressRequest {
+  protocol: Protocol;
+  operation: Operation;
+  model: string;
+  stream: boolean;
+  /** Prompt tokens counted locally: admission's upper bound, and the estimate's input. */
+  promptTokens: number;
+  /** Output cap for admission: the request's own, else the configured default. */
+  maxOutputTokens: number;
+  /** Set when the client gave no output cap: the default we admitted with, sent upstream too. */
+  impliedOutputCap: number | null;
+  /** OpenAI streams: the client asked for the usage chunk (`stream_options.include_usage`). */
+  clientWantsUsage: boolean;
+  /** The client's parsed JSON body, untouched. */
+  body: Record<string, unknown>;
+}
+
+export interface ProtocolCodec {
+  readonly protocol: Protocol;
+
+  // ── ingress: the client speaks this protocol ──────────────────────────────────────────────
+  /** Validates and counts the body; throws AppError('invalid_request') for client mistakes. */
+  parseRequest(body: Record<string, unknown>, route: RouteInfo, defaultMaxOutput: number): IngressRequest;
+  /** The request in canonical form (translation only; generate operations only). */
+  toCanonical(r: IngressRequest): CanonicalRequest;
+  /** A canonical answer as this protocol's JSON response body. */
+  encodeAnswer(a: CanonicalAnswer, r: IngressRequest): unknown;
+  /** Writes canonical stream events as this protocol's SSE frames. */
+  streamEncoder(r: IngressRequest, requestId: string): StreamEncoder;
+  /** The protocol's own error body for a refusal or failure (`code` is the contract's §4 code). */
+  errorBody(status: number, code: string, message: string, requestId: string, param?: string | null): unknown;
+  /** Client headers that go upstream verbatim on pass-through (e.g. `anthropic-*`). */
+  forwardedHeaders(headers: IncomingHttpHeaders): Record<string, string>;
+
+  // ── egress: the upstream speaks this protocol ─────────────────────────────────────────────
+  /**
+   * Pass-through: the client's own body with only the model mapped (plus usage reporting
+   * switched on where the protocol needs it, and `impliedOutputCap` where set).
+   */
+  passThroughBody(r: IngressRequest, upstreamModel: string): unknown;
+  /** Translation: a canonical request as this protocol's body; `outputCap` is always sent. */
+  fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: number): unknown;
+  /** A 2xx body that is really an error (`{"error":…}`, `{"type":"error"}`): its message, else null. */
+  answerError(json: unknown): string | null;
+  /** Reads an answer (any operation of this protocol); usage null when the upstream gave none. */
+  decodeAnswer(json: unknown): CanonicalAnswer;
+  /** Reads this protocol's stream; `r` is the request as sent (for what the client asked). */
+  streamDecoder(r: IngressRequest): StreamDecoder;
+}

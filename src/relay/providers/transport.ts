@@ -1,0 +1,47 @@
+// Channel transports (replacing types.ts' ProviderAdapter as the relay moves to codecs): how to reach one type of upstream (URL, credential headers, pooling).
+// A transport speaks one or more wire protocols natively; the pipeline sends it a body
+// already in one of them (pass-through or translated by a codec) and reads the answer back
+// with that protocol's codec.
+import type { Readable } from 'node:stream';
+import type { Channel } from '../../channels/service.js';
+import type { Operation, Protocol } from '../canonical.js';
+
+export interface UpstreamCall {
+  channel: Channel;
+  /** The wire protocol `body` is in (one of `protocols()`). */
+  protocol: Protocol;
+  operation: Operation;
+  /** The upstream's model name (Gemini puts it in the URL). */
+  model: string;
+  body: unknown;
+  stream: boolean;
+  signal: AbortSignal;
+  /** Client headers allowed through (pass-through only). */
+  headers: Record<string, string>;
+}
+
+export interface UpstreamResponse {
+  status: number;
+  /** The upstream's bytes in `call.protocol`: JSON for plain answers, SSE for streams. */
+  body: Readable;
+}
+
+/** Thrown for failures that never produced an HTTP answer. */
+export class UpstreamFailure extends Error {
+  constructor(
+    message: string,
+    readonly timeout: boolean,
+  ) {
+    super(message);
+  }
+}
+
+export interface ChannelTransport {
+  /**
+   * The protocols this channel serves `operation` in, preferred first; empty when it cannot
+   * serve it at all (e.g. embeddings on an Anthropic channel).
+   */
+  protocols(channel: Channel, operation: Operation): readonly Protocol[];
+  send(call: UpstreamCall): Promise<UpstreamResponse>;
+  close?(): Promise<void>;
+}

@@ -443,7 +443,7 @@ function encodeAnswer(a: CanonicalAnswer, r: IngressRequest): unknown {
       role: 'assistant',
       content: [textPart(a.text)],
     });
-  a.toolCalls.forEach((t, i) =>
+  for (const [i, t] of a.toolCalls.entries())
     output.push({
       id: `fc_${base}_${i}`,
       type: 'function_call',
@@ -451,8 +451,7 @@ function encodeAnswer(a: CanonicalAnswer, r: IngressRequest): unknown {
       arguments: t.arguments,
       call_id: t.id,
       name: t.name,
-    }),
-  );
+    });
   const incomplete = incompleteOf(a.stopReason);
   const now = Math.floor(Date.now() / 1000);
   return responseObject(r, id, a.model || r.model, now, incomplete ? 'incomplete' : 'completed', output, {

@@ -43,6 +43,7 @@ const CODEX_BODY = {
       ],
     },
     { type: 'reasoning', id: 'rs_1', summary: [], encrypted_content: 'gAAAAAB...' },
+    { type: 'item_reference', id: 'rs_0' },
     {
       type: 'message',
       role: 'assistant',

@@ -8,7 +8,8 @@
 //   OpenAI: they are dropped when translating (Codex declares some by default; refusing them
 //   would make Codex unusable on any other model). A `tool_choice` that forces one is refused.
 // - `previous_response_id`, `conversation`, `prompt` templates and `item_reference` items need
-//   OpenAI's stored state: refused when translating (send the full history with `store: false`).
+//   OpenAI's stored state: refused when translating (send the full history with `store: false`);
+//   references to reasoning items (`rs_…`) are left out like reasoning items themselves.
 // - `input_file` parts and `input_image` by `file_id` cannot be carried: refused when translating.
 // - Reasoning items in the input and `text.format` / `reasoning` settings have no canonical form:
 //   dropped when translating. Pass-through sends everything verbatim.
@@ -240,7 +241,9 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
         messages.push(
           name ? { role: 'tool', toolCallId: id, name, content } : { role: 'tool', toolCallId: id, content },
         );
-      } else if (type === 'item_reference') {
+      } else if (type === 'item_reference' && !String(raw.id).startsWith('rs_')) {
+        // A reference to a reasoning item (the AI SDK sends them when `store` is on) is left
+        // out like reasoning itself; one to a message or call would lose part of the dialogue.
         throw bad(
           `"${at}": item_reference points at an item stored by OpenAI and cannot be resolved on this model's channel; send the item itself (with "store": false)`,
           at,

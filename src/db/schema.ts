@@ -42,6 +42,8 @@ export interface ApiKeysTable {
   quota_nano: number | null;
   used_nano: number;
   group_name: string | null;
+  /** 1 when an admin set group_name: it applies whatever the owner's group; else the owner's group applies. */
+  group_by_admin: Generated<number>;
   /** Requests per minute, null = unlimited. */
   rpm_limit: number | null;
   /** 1 when an admin disabled the key: only an admin may enable it again. */

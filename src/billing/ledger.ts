@@ -5,8 +5,9 @@
 // past a quota or balance. Spend reaches the database in batches (usage/writer.ts), in the
 // same transaction as the log rows that explain it.
 //
-// A crash loses at most the spend settled since the last flush (MOLE_FLUSH_INTERVAL_MS),
-// together with its log rows, so the database stays self-consistent.
+// Spend reaches the database with the log rows that explain it (each row carries the cost
+// settled for it), so the database stays self-consistent whenever a crash strikes; the usage
+// writer's journal keeps what was not written yet (usage/writer.ts).
 //
 // With REDIS_URL, admission is shared between instances: the live totals (spend, balance,
 // holds) live in Redis and reserve/settle are single Lua scripts, so two gateways on one
@@ -16,6 +17,7 @@
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/index.js';
+import type { NewLog } from '../db/schema.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import type { KeysService } from '../keys/service.js';
 import type { AccountsService } from '../accounts/service.js';
@@ -275,16 +277,22 @@ export function createLedger(deps: LedgerDeps) {
     },
 
     /**
-     * Contributor to the usage writer's transaction: writes pending spend, and once the
-     * transaction commits moves it into the base values.
+     * Contributor to the usage writer's transaction: writes the spend of the log rows in the
+     * batch (each row's cost is what settle charged for it), and once the transaction commits
+     * moves it from pending into the base values. Spend settled while the batch is written
+     * waits for its own rows, so the database never holds spend its logs do not explain.
      */
-    async flushInto(trx: Db): Promise<{ committed(): void; aborted(): void }> {
-      // Held from collection until commit or abort, so no base is re-read mid-flush.
+    async flushInto(trx: Db, rows: readonly NewLog[]): Promise<{ committed(): void; aborted(): void }> {
+      // Held from here until commit or abort, so no base is re-read mid-flush.
       const release = await acquire();
       const keyDeltas = new Map<number, number>();
       const userDeltas = new Map<number, number>();
-      for (const [id, c] of keyUsed) if (c.pending) keyDeltas.set(id, c.pending);
-      for (const [id, c] of userBalance) if (c.pending) userDeltas.set(id, c.pending);
+      for (const r of rows) {
+        const cost = Number(r.cost_nano);
+        if (!cost) continue;
+        keyDeltas.set(r.key_id, (keyDeltas.get(r.key_id) ?? 0) + cost);
+        userDeltas.set(r.user_id, (userDeltas.get(r.user_id) ?? 0) + cost);
+      }
       try {
         await deps.keys.addUsed(trx, keyDeltas);
         await deps.accounts.subtractSpend(trx, userDeltas);
@@ -294,13 +302,17 @@ export function createLedger(deps: LedgerDeps) {
       }
       return {
         committed() {
+          // Counters exist for rows settled by this process; replayed rows have none (their
+          // spend is in the database now, where a counter loaded later reads it).
           for (const [id, d] of keyDeltas) {
-            const c = keyUsed.get(id)!;
+            const c = keyUsed.get(id);
+            if (!c) continue;
             c.pending -= d;
             c.base += d;
           }
           for (const [id, d] of userDeltas) {
-            const c = userBalance.get(id)!;
+            const c = userBalance.get(id);
+            if (!c) continue;
             c.pending -= d;
             c.base -= d;
           }

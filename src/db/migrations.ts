@@ -192,6 +192,26 @@ function migrations(dialect: Dialect): Record<string, Migration> {
             AND (users.role = 'admin' OR users.group_name <> api_keys.group_name))`.execute(db);
       },
     },
+    '0004_logs_attempts_cache_write': {
+      // Multi-protocol relaying: every upstream try on the log row, the ingress protocol,
+      // prompt-cache writes and reasoning tokens; a price for prompt-cache writes.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('logs').addColumn('attempts', 'text').execute();
+        await db.schema
+          .alterTable('logs')
+          .addColumn('protocol', 'text', (c) => c.notNull().defaultTo('openai'))
+          .execute();
+        await db.schema
+          .alterTable('logs')
+          .addColumn('cache_write_tokens', big, (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema
+          .alterTable('logs')
+          .addColumn('reasoning_tokens', big, (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema.alterTable('prices').addColumn('cache_write_nano_per_m', big).execute();
+      },
+    },
   };
 }
 

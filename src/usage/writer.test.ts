@@ -58,6 +58,10 @@ async function world() {
     ttft_ms: null,
     ip: '127.0.0.1',
     estimated: 0,
+    protocol: 'openai',
+    cache_write_tokens: 0,
+    reasoning_tokens: 0,
+    attempts: null,
   });
   /** Reserve and settle `cost` as the relay does (the log row follows later). */
   const charge = async (cost: number) => {

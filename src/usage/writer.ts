@@ -34,6 +34,11 @@ function storable(row: NewLog): NewLog {
     endpoint: clean(row.endpoint, 256)!,
     error_code: clean(row.error_code, 64),
     ip: clean(row.ip, 64),
+    // Rows journaled by an older version lack the newer columns: their defaults apply.
+    attempts: clean(row.attempts, 64 * 1024),
+    protocol: clean(row.protocol ?? 'openai', 32)!,
+    cache_write_tokens: row.cache_write_tokens ?? 0,
+    reasoning_tokens: row.reasoning_tokens ?? 0,
   };
 }
 

@@ -309,6 +309,10 @@ try {
     ttft_ms: i & 1 ? 2 : null,
     ip,
     estimated: 0,
+    protocol: 'openai',
+    cache_write_tokens: 0,
+    reasoning_tokens: 0,
+    attempts: null,
   });
   // Enqueue cost alone (what a request pays).
   const probe = mkRow(0, Date.now());

@@ -185,6 +185,10 @@ export function createRelay(s: Services) {
       ttft_ms: o.ttftMs,
       ip: req.clientIp,
       estimated: o.estimated ? 1 : 0,
+      protocol: 'openai',
+      cache_write_tokens: 0,
+      reasoning_tokens: 0,
+      attempts: null,
     });
   }
 

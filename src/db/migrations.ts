@@ -212,6 +212,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('prices').addColumn('cache_write_nano_per_m', big).execute();
       },
     },
+    '0005_channel_responses': {
+      // An OpenAI-compatible channel may lack the Responses API: then Responses requests are translated.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .alterTable('channels')
+          .addColumn('responses', 'integer', (c) => c.notNull().defaultTo(1))
+          .execute();
+      },
+    },
   };
 }
 

@@ -103,6 +103,8 @@ export interface ChannelsTable {
   status: 'active' | 'disabled';
   /** Set when the gateway switched the channel off (e.g. upstream 401). */
   disabled_reason: string | null;
+  /** 1 = an `openai` channel serves the Responses API too (0: Responses requests are translated). */
+  responses: number;
   created_at: number;
   updated_at: number;
   deleted_at: number | null;

@@ -2,10 +2,12 @@
 // one line here (plus its routes); the pipeline does not change.
 import type { Protocol } from '../canonical.js';
 import { openaiCodec } from './openai.js';
+import { responsesCodec } from './responses.js';
 import type { ProtocolCodec } from './types.js';
 
 const CODECS: Partial<Record<Protocol, ProtocolCodec>> = {
   openai: openaiCodec,
+  responses: responsesCodec,
 };
 
 export const codecFor = (p: Protocol): ProtocolCodec | undefined => CODECS[p];

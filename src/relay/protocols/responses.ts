@@ -903,10 +903,11 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
       });
       return s + emit(incomplete ? 'response.incomplete' : 'response.completed', { response: resp });
     },
+    // Never opens a response: on pass-through the upstream's own response.created went out
+    // already, and this (fresh) encoder only closes the stream.
     error(code, message) {
-      const s = start();
       const resp = snapshot('failed', { error: { code: failedCode(code), message } });
-      return s + emit('response.failed', { response: resp });
+      return emit('response.failed', { response: resp });
     },
   };
 }

@@ -87,7 +87,9 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
         api_key: UPSTREAM_KEY,
         models: ['claude-mole'],
       });
-    for (const m of ['gpt-pass', 'gpt-alias', 'gpt-chat', 'claude-mole', 'gpt-other'])
+    // The built-in offline channel answers Responses too (the README walk-through).
+    await addChannel(s, { type: 'mock', models: ['mock-mole'] });
+    for (const m of ['gpt-pass', 'gpt-alias', 'gpt-chat', 'claude-mole', 'gpt-other', 'mock-mole'])
       await setPrice(s, m, PRICE);
     const u = await userWithKey(s, { balance: 100 });
     keyId = u.key.id;
@@ -507,9 +509,29 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
     });
   });
 
+  it('the offline mock channel answers Responses: plain, stream helper, tool call', async () => {
+    const plain = await client.responses.create({ model: 'mock-mole', input: 'hello' });
+    expect(plain.status).toBe('completed');
+    expect(plain.output_text.length).toBeGreaterThan(0);
+    expect(plain.usage?.output_tokens).toBeGreaterThan(0);
+    const final = await client.responses.stream({ model: 'mock-mole', input: 'hello' }).finalResponse();
+    expect(final.output_text).toBe(plain.output_text);
+    expect(final.usage).toEqual(plain.usage);
+    const tool = await client.responses
+      .stream({ model: 'mock-mole', input: 'weather?', tools: [weather] })
+      .finalResponse();
+    expect(tool.output[0]).toMatchObject({ type: 'function_call', name: 'get_weather' });
+    expect(JSON.parse((tool.output[0] as OpenAI.Responses.ResponseFunctionToolCall).arguments)).toEqual({
+      city: 'mole',
+      days: 1,
+    });
+    const row = await latestLog();
+    expect(row).toMatchObject({ protocol: 'responses', stream: true, model: 'mock-mole' });
+  });
+
   describe('key rules, in order, in OpenAI shape', () => {
     const expectRefusal = (
-      res: { status: number; json: any },
+      res: { status: number; json: { error: Record<string, unknown> } },
       status: number,
       code: string,
       type: string,

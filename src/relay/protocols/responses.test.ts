@@ -286,6 +286,30 @@ describe('toCanonical', () => {
     ]);
   });
 
+  it('text.format json_schema / json_object becomes a system instruction', () => {
+    const schema = { type: 'object', properties: { a: { type: 'string' } }, required: ['a'] };
+    const c = codec.toCanonical(
+      parse({
+        model: 'm',
+        input: 'x',
+        instructions: 'Hi.',
+        text: { format: { type: 'json_schema', name: 'thing', schema, strict: true } },
+      }),
+    );
+    expect(c.system).toEqual([
+      'Hi.',
+      `Answer with one JSON value named "thing" and nothing else (no prose, no code fences), valid against this JSON Schema: ${JSON.stringify(schema)}`,
+    ]);
+    expect(
+      codec.toCanonical(parse({ model: 'm', input: 'x', text: { format: { type: 'json_object' } } })).system,
+    ).toEqual(['Answer with one JSON object and nothing else.']);
+    expect(
+      codec.toCanonical(
+        parse({ model: 'm', input: 'x', text: { format: { type: 'text' }, verbosity: 'low' } }),
+      ).system,
+    ).toEqual([]);
+  });
+
   it('refuses what only OpenAI can honour, with the param', () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ model: 'm', input: 'x', previous_response_id: 'resp_1' }, 'previous_response_id'],

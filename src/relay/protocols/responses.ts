@@ -11,8 +11,10 @@
 //   OpenAI's stored state: refused when translating (send the full history with `store: false`);
 //   references to reasoning items (`rs_…`) are left out like reasoning items themselves.
 // - `input_file` parts and `input_image` by `file_id` cannot be carried: refused when translating.
-// - Reasoning items in the input and `text.format` / `reasoning` settings have no canonical form:
-//   dropped when translating. Pass-through sends everything verbatim.
+// - Reasoning items in the input and `reasoning` settings have no canonical form: dropped when
+//   translating. A `text.format` of `json_schema` / `json_object` becomes a system instruction
+//   (the schema in words), so structured output still works on models without that switch.
+//   Pass-through sends everything verbatim.
 import type { IncomingHttpHeaders } from 'node:http';
 import { AppError, ERROR_CATALOGUE, type ErrorCode } from '../../http/errors.js';
 import {
@@ -191,6 +193,15 @@ function toolChoiceOf(tc: unknown, hasTools: boolean, declaredHosted: boolean): 
   throw bad('"tool_choice" must be "auto", "none", "required" or an object', 'tool_choice');
 }
 
+/** `text.format` asking for JSON, as an instruction a model without structured output follows. */
+function formatInstruction(text: unknown): string | null {
+  const f = isObj(text) && isObj(text.format) ? text.format : null;
+  if (f?.type === 'json_object') return 'Answer with one JSON object and nothing else.';
+  if (f?.type !== 'json_schema' || !isObj(f.schema)) return null;
+  const name = typeof f.name === 'string' ? ` named "${f.name}"` : '';
+  return `Answer with one JSON value${name} and nothing else (no prose, no code fences), valid against this JSON Schema: ${JSON.stringify(f.schema)}`;
+}
+
 function toCanonical(r: IngressRequest): CanonicalRequest {
   const b = r.body;
   for (const k of ['previous_response_id', 'conversation', 'prompt'] as const)
@@ -252,6 +263,8 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
       // reasoning, hosted tool calls and unknown item types: no canonical form, left out.
     });
   }
+  const format = formatInstruction(b.text);
+  if (format) system.push(format);
   const tools: Tool[] = [];
   let declaredHosted = false;
   if (Array.isArray(b.tools))

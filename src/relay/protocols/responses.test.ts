@@ -1046,3 +1046,124 @@ describe('forwardedHeaders', () => {
     ).toEqual({ 'openai-beta': 'responses=v1', originator: 'codex_cli_rs', session_id: 's1' });
   });
 });
+
+describe('never crashes on wrong types', () => {
+  it('parseRequest / toCanonical either work or refuse with AppError, for any shapes', () => {
+    let seed = 42;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed % n;
+    };
+    const atoms: unknown[] = [null, 0, -1, 1.5, '', 'x', true, [], {}, [null], { type: 7 }];
+    const value = (depth: number): unknown => {
+      const k = rnd(depth > 2 ? 3 : 6);
+      if (k < 3) return atoms[rnd(atoms.length)];
+      if (k === 3) return Array.from({ length: rnd(3) }, () => value(depth + 1));
+      const keys = [
+        'type',
+        'role',
+        'content',
+        'text',
+        'call_id',
+        'name',
+        'arguments',
+        'output',
+        'image_url',
+        'id',
+      ];
+      return Object.fromEntries(
+        Array.from({ length: rnd(4) }, () => [keys[rnd(keys.length)]!, value(depth + 1)]),
+      );
+    };
+    const items = (): unknown => {
+      const kinds = [
+        'message',
+        'function_call',
+        'function_call_output',
+        'reasoning',
+        'item_reference',
+        undefined,
+      ];
+      return Array.from({ length: rnd(4) }, () => ({
+        type: kinds[rnd(kinds.length)],
+        role: ['user', 'assistant', 'system', 'developer'][rnd(4)],
+        content: rnd(2)
+          ? value(1)
+          : [
+              {
+                type: ['input_text', 'input_image', 'output_text', 'refusal', 'x'][rnd(5)],
+                text: 'a',
+                image_url: value(2),
+              },
+            ],
+        call_id: rnd(2) ? 'c' : value(2),
+        name: 'f',
+        arguments: rnd(2) ? '{}' : value(2),
+        output: value(1),
+      }));
+    };
+    for (let i = 0; i < 3000; i++) {
+      const body: Record<string, unknown> = { model: 'm', input: rnd(3) ? items() : value(0) };
+      for (const k of [
+        'instructions',
+        'tools',
+        'tool_choice',
+        'max_output_tokens',
+        'temperature',
+        'top_p',
+        'stream',
+        'text',
+      ])
+        if (rnd(3) === 0)
+          body[k] =
+            k === 'tools' && rnd(2)
+              ? [{ type: 'function', name: 'f', parameters: value(1) }, value(1)]
+              : value(0);
+      try {
+        const r = parse(body);
+        codec.toCanonical(r);
+        codec.passThroughBody(r, 'u');
+      } catch (e) {
+        if (!(e instanceof AppError)) throw new Error(`crash on ${JSON.stringify(body)}: ${String(e)}`);
+      }
+    }
+  });
+
+  it('the stream decoder and answer decoder take any JSON without crashing', () => {
+    const types = [
+      'response.created',
+      'response.output_item.added',
+      'response.output_item.done',
+      'response.output_text.delta',
+      'response.function_call_arguments.delta',
+      'response.function_call_arguments.done',
+      'response.reasoning_text.delta',
+      'response.completed',
+      'response.incomplete',
+    ];
+    const junk: unknown[] = [
+      null,
+      1,
+      'x',
+      [],
+      {},
+      { type: 'function_call' },
+      { type: 'message', content: 5 },
+    ];
+    for (const t of types)
+      for (const a of junk)
+        for (const b of junk) {
+          const d = codec.streamDecoder(parse({ model: 'm', input: 'x' }));
+          const data = JSON.stringify({
+            type: t,
+            output_index: a,
+            item: b,
+            delta: a,
+            arguments: b,
+            response: b,
+          });
+          d.feed({ event: t, data, raw: `data: ${data}\n\n` });
+          codec.decodeAnswer({ output: [b, a], usage: a, status: b });
+        }
+  });
+});

@@ -405,6 +405,76 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect(res.output_text).toBe(expectedChatCompletion(chat.messages));
     });
 
+    it('a Codex turn (stream, store: false, reasoning and hosted tools in it) as Codex parses it', async () => {
+      const body = {
+        model: 'gpt-chat',
+        instructions: 'You are Codex.',
+        input: [
+          { type: 'message', role: 'developer', content: [{ type: 'input_text', text: '<permissions/>' }] },
+          { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'List the files.' }] },
+          { type: 'reasoning', id: 'rs_1', summary: [], content: null, encrypted_content: 'gAAAA' },
+          { type: 'function_call', name: 'shell', arguments: '{"command":["ls"]}', call_id: 'call_1' },
+          { type: 'function_call_output', call_id: 'call_1', output: 'README.md' },
+        ],
+        tools: [
+          {
+            type: 'function',
+            name: 'shell',
+            description: 'Runs a command',
+            strict: false,
+            parameters: { type: 'object', properties: { command: { type: 'array' } }, required: ['command'] },
+          },
+          { type: 'web_search', external_web_access: false },
+        ],
+        tool_choice: 'auto',
+        parallel_tool_calls: false,
+        reasoning: { effort: 'medium', summary: 'auto' },
+        store: false,
+        stream: true,
+        include: ['reasoning.encrypted_content'],
+        prompt_cache_key: 'thread-1',
+        text: { verbosity: 'medium' },
+      };
+      const res = await rawRelay(s, '/responses', {
+        key: secret,
+        body: JSON.stringify(body),
+        headers: { accept: 'text/event-stream', originator: 'codex_cli_rs', session_id: 's-1' },
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      const frames = res.text
+        .split('\n\n')
+        .filter(Boolean)
+        .map((f) => {
+          const [ev, data] = f.split('\n');
+          return { event: ev!.replace(/^event: /, ''), json: JSON.parse(data!.replace(/^data: /, '')) };
+        });
+      frames.forEach((f, i) => {
+        expect(f.json.type).toBe(f.event);
+        expect(f.json.sequence_number).toBe(i);
+      });
+      // What Codex reads: the done items, and response.completed with its id and usage.
+      const done = frames.filter((f) => f.event === 'response.output_item.done').map((f) => f.json.item);
+      expect(done).toEqual([expect.objectContaining({ type: 'message', role: 'assistant' })]);
+      expect(done[0].content[0].type).toBe('output_text');
+      const last = frames.at(-1)!;
+      expect(last.event).toBe('response.completed');
+      const u = last.json.response.usage;
+      expect(typeof last.json.response.id).toBe('string');
+      for (const n of [
+        u.input_tokens,
+        u.input_tokens_details.cached_tokens,
+        u.output_tokens,
+        u.output_tokens_details.reasoning_tokens,
+        u.total_tokens,
+      ])
+        expect(Number.isInteger(n)).toBe(true);
+      expect(u.total_tokens).toBe(u.input_tokens + u.output_tokens);
+      const chat = lastUpstream().body as { messages: { role: string }[]; tools: unknown[] };
+      expect(chat.messages.map((m) => m.role)).toEqual(['system', 'user', 'assistant', 'tool']);
+      expect(chat.tools).toHaveLength(1);
+    });
+
     it('what only OpenAI can honour is refused in OpenAI shape, nothing forwarded, nothing billed', async () => {
       const r1 = await rawRelay(s, '/responses', {
         key: secret,

@@ -5,6 +5,8 @@
 // - translation to an OpenAI-chat channel (`responses: false`) and to an Anthropic channel;
 // - the key rules in the contract's check order, in OpenAI's error shape;
 // - the exact cost of every log row.
+import { createOpenAI } from '@ai-sdk/openai';
+import { generateText, jsonSchema, stepCountIs, streamText, tool } from 'ai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { codecFor } from '../../src/relay/protocols/index.js';
@@ -597,6 +599,88 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
     });
     const row = await latestLog();
     expect(row).toMatchObject({ protocol: 'responses', stream: true, model: 'mock-mole' });
+  });
+
+  describe('the Vercel AI SDK (its default openai(model) speaks Responses)', () => {
+    const provider = () => createOpenAI({ baseURL: `${s.url}/v1`, apiKey: secret });
+    const weatherTool = () =>
+      tool({
+        description: 'Weather for a city',
+        inputSchema: jsonSchema<{ city: string; days: number }>(weather.parameters as never),
+        execute: async () => ({ sky: 'clear' }),
+      });
+
+    it('generateText on a Responses channel, streamText translated to chat', async () => {
+      const moleapi = provider();
+      const plain = await generateText({
+        model: moleapi('gpt-pass'),
+        system: 'Be brief.',
+        prompt: 'Hi there.',
+        maxRetries: 0,
+      });
+      const sent = lastUpstream();
+      expect(sent.path).toBe('/v1/responses');
+      expect(plain.text).toBe(expectedResponsesText(sent.body as Record<string, unknown>));
+      expect(plain.finishReason).toBe('stop');
+      expect(plain.usage.inputTokens).toBe(countResponsesPromptTokens(sent.body as Record<string, unknown>));
+      expect(plain.usage.outputTokens).toBe(16);
+
+      const streamed = streamText({ model: moleapi('gpt-chat'), prompt: 'Stream, please.', maxRetries: 0 });
+      let text = '';
+      for await (const t of streamed.textStream) text += t;
+      const chat = lastUpstream().body as { messages: unknown[] };
+      expect(lastUpstream().path).toBe('/v1/chat/completions');
+      expect(text).toBe(expectedChatCompletion(chat.messages));
+      expect(await streamed.finishReason).toBe('stop');
+      expect((await streamed.usage).outputTokens).toBe(16);
+    });
+
+    it('a tool loop (call, execute, answer) with the SDK tools', async () => {
+      const moleapi = provider();
+      const r = await generateText({
+        model: moleapi('gpt-pass'),
+        prompt: 'Weather in Paris?',
+        tools: { get_weather: weatherTool() },
+        stopWhen: stepCountIs(3),
+        maxRetries: 0,
+      });
+      expect(r.steps).toHaveLength(2);
+      expect(r.steps[0]!.toolCalls).toEqual([
+        expect.objectContaining({ toolName: 'get_weather', input: { city: 'mole', days: 1 } }),
+      ]);
+      const second = lastUpstream().body as { input: { type?: string }[] };
+      expect(second.input.map((i) => i.type ?? 'message')).toEqual([
+        'message',
+        'function_call',
+        'function_call_output',
+      ]);
+      expect(r.text).toBe(expectedResponsesText(second as Record<string, unknown>));
+    });
+
+    it('multi-turn on a translated channel needs store: false (else a clear 400)', async () => {
+      const moleapi = provider();
+      const first = await generateText({ model: moleapi('gpt-chat'), prompt: 'Hello.', maxRetries: 0 });
+      const messages = [
+        { role: 'user' as const, content: 'Hello.' },
+        ...first.response.messages,
+        { role: 'user' as const, content: 'And then?' },
+      ];
+      // The SDK refers to the stored answer by id (item_reference): nothing is stored here.
+      const err = await generateText({ model: moleapi('gpt-chat'), messages, maxRetries: 0 }).catch(
+        (e: unknown) => e,
+      );
+      expect(String((err as Error).message)).toMatch(/store/);
+      const ok = await generateText({
+        model: moleapi('gpt-chat'),
+        messages,
+        providerOptions: { openai: { store: false } },
+        maxRetries: 0,
+      });
+      const chat = lastUpstream().body as { messages: { role: string; content: unknown }[] };
+      expect(chat.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'user']);
+      expect(chat.messages[1]!.content).toBe(first.text);
+      expect(ok.text).toBe(expectedChatCompletion(chat.messages));
+    });
   });
 
   describe('key rules, in order, in OpenAI shape', () => {

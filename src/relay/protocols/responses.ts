@@ -256,7 +256,7 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
         // A reference to a reasoning item (the AI SDK sends them when `store` is on) is left
         // out like reasoning itself; one to a message or call would lose part of the dialogue.
         throw bad(
-          `"${at}": item_reference points at an item stored by OpenAI and cannot be resolved on this model's channel; send the item itself (with "store": false)`,
+          `"${at}": item_reference points at an item stored by OpenAI and cannot be resolved on this model's channel; send the item itself (set "store": false; with the Vercel AI SDK: providerOptions.openai.store = false)`,
           at,
         );
       }

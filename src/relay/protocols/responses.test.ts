@@ -155,6 +155,7 @@ describe('parseRequest', () => {
       [{ model: 'm', input: 'x', max_output_tokens: 1.5 }, 'max_output_tokens'],
       [{ model: 'm', input: 'x', temperature: 'hot' }, 'temperature'],
       [{ model: 'm', input: 'x', top_p: {} }, 'top_p'],
+      [{ model: 'm', input: 'x', background: true }, 'background'],
     ];
     for (const [body, param] of cases)
       expect(refusal(() => parse(body)).param, JSON.stringify(body)).toBe(param);

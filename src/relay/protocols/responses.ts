@@ -995,6 +995,13 @@ function parseRequest(body: Json, _route: RouteInfo, defaultMaxOutput: number): 
   const tc = body.tool_choice;
   if (tc !== undefined && tc !== null && typeof tc !== 'string' && !isObj(tc))
     throw bad('"tool_choice" must be a string or an object', 'tool_choice');
+  // A background response is fetched later at GET /v1/responses/{id}, which no relay route
+  // serves (and a translated answer is never stored): refused rather than lost.
+  if (body.background === true)
+    throw bad(
+      '"background": true is not supported through this gateway (its answer could not be retrieved); send the request without it, streaming if it is long',
+      'background',
+    );
   optNumber(body, 'temperature');
   optNumber(body, 'top_p');
   const own = positiveInt(body, 'max_output_tokens');

@@ -635,6 +635,28 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect((await streamed.usage).outputTokens).toBe(16);
     });
 
+    it('configured by environment alone (OPENAI_BASE_URL, OPENAI_API_KEY), as the default provider is', async () => {
+      const saved = { base: process.env.OPENAI_BASE_URL, key: process.env.OPENAI_API_KEY };
+      process.env.OPENAI_BASE_URL = `${s.url}/v1`;
+      process.env.OPENAI_API_KEY = secret;
+      try {
+        const openai = createOpenAI();
+        const r = await generateText({
+          model: openai('gpt-pass'),
+          prompt: 'From the environment.',
+          maxRetries: 0,
+        });
+        expect(r.text).toBe(expectedResponsesText(lastUpstream().body as Record<string, unknown>));
+      } finally {
+        for (const [k, v] of [
+          ['OPENAI_BASE_URL', saved.base],
+          ['OPENAI_API_KEY', saved.key],
+        ] as const)
+          if (v === undefined) delete process.env[k];
+          else process.env[k] = v;
+      }
+    });
+
     it('a tool loop (call, execute, answer) with the SDK tools', async () => {
       const moleapi = provider();
       const r = await generateText({

@@ -1,5 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createOpenAI } from '@ai-sdk/openai';
+import { generateText, jsonSchema, streamText } from 'ai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../http/errors.js';
@@ -1030,6 +1032,52 @@ describe('streamEncoder, read by the openai SDK', () => {
       ...rest(TOOL_EVENTS.slice(1)),
     ]);
     for (const i of [0, 1]) expect(args(back.events, i)).toBe(args(TOOL_EVENTS, i));
+  });
+});
+
+describe('encoders, read by the Vercel AI SDK (openai(model) = Responses)', () => {
+  const model = () => createOpenAI({ baseURL: client.baseURL, apiKey: 'sk-test' })('claude-sonnet');
+  const tools = {
+    get_weather: { inputSchema: jsonSchema({ type: 'object', properties: { city: { type: 'string' } } }) },
+    get_time: { inputSchema: jsonSchema({ type: 'object', properties: {} }) },
+  };
+
+  it('a translated stream: reasoning, text, finish reason, usage', async () => {
+    serveSse(encodeStream(ingress({ stream: true }), TEXT_EVENTS));
+    const r = streamText({ model: model(), prompt: 'Where do moles live?', maxRetries: 0 });
+    let text = '';
+    for await (const t of r.textStream) text += t;
+    expect(text).toBe('Moles live underground.');
+    expect(await r.finishReason).toBe('stop');
+    const u = await r.usage;
+    expect([u.inputTokens, u.outputTokens]).toEqual([105, 40]);
+  });
+
+  it('tool calls streamed and plain', async () => {
+    serveSse(encodeStream(ingress({ stream: true }), TOOL_EVENTS));
+    const r = streamText({ model: model(), prompt: 'Weather?', tools, maxRetries: 0 });
+    const calls = await r.toolCalls;
+    expect(calls.map((c) => [c.toolCallId, c.toolName, c.input])).toEqual([
+      ['toolu_1', 'get_weather', { city: 'Paris' }],
+      ['toolu_2', 'get_time', {}],
+    ]);
+    expect(await r.finishReason).toBe('tool-calls');
+
+    const a: CanonicalAnswer = {
+      id: 'msg_1',
+      model: 'claude',
+      text: 'Checking.',
+      reasoning: 'Think.',
+      toolCalls: [{ id: 'toolu_9', name: 'get_time', arguments: '{}' }],
+      stopReason: 'tool_calls',
+      usage: USAGE,
+    };
+    serveJson(codec.encodeAnswer(a, ingress()));
+    const g = await generateText({ model: model(), prompt: 'Time?', tools, maxRetries: 0 });
+    expect(g.text).toBe('Checking.');
+    expect(g.toolCalls.map((c) => [c.toolCallId, c.toolName])).toEqual([['toolu_9', 'get_time']]);
+    expect(g.finishReason).toBe('tool-calls');
+    expect(g.usage.inputTokens).toBe(105);
   });
 });
 

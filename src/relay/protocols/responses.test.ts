@@ -122,6 +122,25 @@ describe('parseRequest', () => {
     ).toBeGreaterThan(parse({ model: 'm', input: 'hi' }).promptTokens);
   });
 
+  it('counts files and other parts by their JSON text (an upper bound)', () => {
+    const file = {
+      type: 'input_file',
+      filename: 'a.pdf',
+      file_data: `data:application/pdf;base64,${'QUJD'.repeat(500)}`,
+    };
+    const plain = parse({
+      model: 'm',
+      input: [{ role: 'user', content: [{ type: 'input_text', text: 'read' }] }],
+    });
+    const withFile = parse({
+      model: 'm',
+      input: [{ role: 'user', content: [{ type: 'input_text', text: 'read' }, file] }],
+    });
+    expect(withFile.promptTokens - plain.promptTokens).toBeGreaterThanOrEqual(
+      countText(JSON.stringify(file)),
+    );
+  });
+
   it('refuses client mistakes with invalid_request and the param', () => {
     const cases: [Record<string, unknown>, string][] = [
       [{ input: 'x' }, 'model'],

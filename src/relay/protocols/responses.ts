@@ -104,6 +104,16 @@ function optNumber(body: Json, name: string): number | null {
   return v;
 }
 
+/** Content as the chat counter reads it: parts other than text and images (files, audio) by their JSON text. */
+function countable(content: unknown): unknown {
+  if (!Array.isArray(content)) return content;
+  return content.map((p) =>
+    isObj(p) && typeof p.text !== 'string' && p.type !== 'input_image'
+      ? { type: 'input_text', text: JSON.stringify(p) }
+      : p,
+  );
+}
+
 /** Upper bound of the prompt: instructions, every input item, tool definitions. */
 function countPrompt(body: Json): number {
   const msgs: unknown[] = [];
@@ -114,10 +124,10 @@ function countPrompt(body: Json): number {
     for (const item of input) {
       if (!isObj(item)) continue;
       const type = item.type ?? 'message';
-      if (type === 'message') msgs.push({ content: item.content });
+      if (type === 'message') msgs.push({ content: countable(item.content) });
       else if (type === 'function_call')
         msgs.push({ content: '', tool_calls: { name: item.name, arguments: item.arguments } });
-      else if (type === 'function_call_output') msgs.push({ content: item.output });
+      else if (type === 'function_call_output') msgs.push({ content: countable(item.output) });
       // Reasoning (encrypted or not), hosted tool calls…: their JSON text bounds them from above.
       else msgs.push({ content: JSON.stringify(item) });
     }

@@ -264,6 +264,31 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
     });
   });
 
+  it('pass-through: an upstream error event mid-stream ends the stream with response.failed', async () => {
+    mock.setScenario('gpt-pass', {
+      midStreamError: 2,
+      chunkDelayMs: 5,
+      errorMessage: 'overheated mole',
+      times: 1,
+    } as Extra);
+    const stream = await client.responses.create({ model: 'gpt-pass', input: 'err', stream: true });
+    const types: string[] = [];
+    let failed: OpenAI.Responses.Response | undefined;
+    for await (const e of stream) {
+      types.push(e.type);
+      if (e.type === 'response.failed') failed = e.response;
+    }
+    expect(types.filter((t) => t === 'response.output_text.delta')).toHaveLength(2);
+    expect(types).not.toContain('error');
+    expect(types.at(-1)).toBe('response.failed');
+    expect(failed?.error).toMatchObject({
+      code: 'server_error',
+      message: expect.stringContaining('overheated mole'),
+    });
+    const row = await latestLog();
+    expect(row).toMatchObject({ error_code: 'upstream_error', estimated: true, completion_tokens: 2 });
+  });
+
   describe('translation to an OpenAI-chat channel (responses: false)', () => {
     it('plain: instructions, input and tools become chat; the chat answer becomes a Response', async () => {
       mock.setScenario('gpt-chat', { cachedTokens: 5 });

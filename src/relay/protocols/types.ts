@@ -56,6 +56,10 @@ export interface ProtocolCodec {
   errorBody(status: number, code: string, message: string, requestId: string, param?: string | null): unknown;
   /** Client headers that go upstream verbatim on pass-through (e.g. `anthropic-*`). */
   forwardedHeaders(headers: IncomingHttpHeaders): Record<string, string>;
+  /** Token counting answered locally (Anthropic's count_tokens, Gemini's countTokens): the answer body. */
+  countTokens?(body: Record<string, unknown>): unknown;
+  /** The protocol's own model-list body for these model ids (Gemini's GET /v1beta/models). */
+  modelList?(ids: string[]): unknown;
 
   // ── egress: the upstream speaks this protocol ─────────────────────────────────────────────
   /**

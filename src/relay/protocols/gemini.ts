@@ -864,6 +864,8 @@ export const geminiCodec: ProtocolCodec = {
   streamEncoder,
   errorBody: geminiErrorBody,
   forwardedHeaders: () => ({}),
+  countTokens: (body) => ({ totalTokens: countGeminiTokens(body) }),
+  modelList: geminiModelList,
   passThroughBody,
   fromCanonical,
   answerError,

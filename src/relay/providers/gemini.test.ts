@@ -3,7 +3,7 @@ import { startMockProvider, type MockProvider } from '../../../test/mock-provide
 import type { Channel } from '../../channels/service.js';
 import { SseFrameParser } from '../sse.js';
 import { createGeminiTransport, geminiOrigin, geminiUrl } from './gemini.js';
-import { UpstreamFailure } from './types.js';
+import { UpstreamFailure } from './transport.js';
 
 const KEY = 'AIzaTransportKey';
 let mock: MockProvider;
@@ -28,6 +28,7 @@ const channel = (baseUrl: string, apiKey = KEY): Channel => ({
   weight: 1,
   groups: null,
   status: 'active',
+  responses: false,
 });
 
 const call = (baseUrl: string, stream: boolean, model = 'gemini-2.5-flash', apiKey = KEY) =>

@@ -2,10 +2,9 @@
 // keep-alive pools. `base_url` is the bare origin (e.g. https://generativelanguage.googleapis.com);
 // a trailing `/`, `/v1beta` or `/v1` is tolerated. The model goes in the path, the key in
 // `x-goog-api-key`.
-import { Agent, request } from 'undici';
 import type { Channel } from '../../channels/service.js';
 import type { Operation, Protocol } from '../canonical.js';
-import { asFailure, type UpstreamTimeouts } from './openai.js';
+import { postJson, type UpstreamTimeouts, upstreamAgent } from './openai.js';
 import type { ChannelTransport, UpstreamCall, UpstreamResponse } from './transport.js';
 
 const GENERATE: readonly Protocol[] = ['gemini'];
@@ -23,36 +22,15 @@ export function geminiUrl(baseUrl: string, model: string, stream: boolean): stri
 }
 
 export function createGeminiTransport(t: UpstreamTimeouts): ChannelTransport & { close(): Promise<void> } {
-  const agent = new Agent({
-    connect: { timeout: t.connectMs },
-    headersTimeout: t.firstByteMs,
-    bodyTimeout: t.idleMs,
-    keepAliveTimeout: 30_000,
-    ...(t.maxConnections > 0 ? { connections: t.maxConnections } : {}),
-    pipelining: 1,
-  });
+  const agent = upstreamAgent(t);
   return {
     protocols(_channel: Channel, operation: Operation) {
       return operation === 'generate' ? GENERATE : NONE;
     },
-    async send(call: UpstreamCall): Promise<UpstreamResponse> {
-      try {
-        const res = await request(geminiUrl(call.channel.baseUrl, call.model, call.stream), {
-          method: 'POST',
-          dispatcher: agent,
-          signal: call.signal,
-          headers: {
-            ...call.headers,
-            'content-type': 'application/json',
-            accept: call.stream ? 'text/event-stream' : 'application/json',
-            'x-goog-api-key': call.channel.apiKey,
-          },
-          body: JSON.stringify(call.body),
-        });
-        return { status: res.statusCode, body: res.body };
-      } catch (err) {
-        throw asFailure(err);
-      }
+    send(call: UpstreamCall): Promise<UpstreamResponse> {
+      return postJson(agent, geminiUrl(call.channel.baseUrl, call.model, call.stream), call, {
+        'x-goog-api-key': call.channel.apiKey,
+      });
     },
     close: () => agent.close(),
   };

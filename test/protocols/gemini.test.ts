@@ -470,6 +470,26 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       expect(r.text).toBe(expectedChatCompletion(body.messages));
     });
 
+    it('inline images become image_url parts', async () => {
+      const { ai } = await fresh();
+      await ai.models.generateContent({
+        model: 'gm-oai',
+        contents: [
+          {
+            role: 'user',
+            parts: [
+              { text: 'What is this?' },
+              { inlineData: { mimeType: 'image/png', data: 'iVBORw0KGgo=' } },
+            ],
+          },
+        ],
+      });
+      expect((upstream().body as Json).messages[0].content).toEqual([
+        { type: 'text', text: 'What is this?' },
+        { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+      ]);
+    });
+
     it('an upstream refusal comes back in Google shape', async () => {
       const { ai } = await fresh();
       mock.setScenario('gpt-4o', { status: 400, errorMessage: 'bad things in the burrow', times: 1 });
@@ -480,6 +500,55 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
         status: 'INVALID_ARGUMENT',
         message: 'bad things in the burrow',
       });
+    });
+  });
+
+  describe('client setup (README)', () => {
+    it('@google/genai / Gemini CLI from the environment: GEMINI_API_KEY + GOOGLE_GEMINI_BASE_URL', async () => {
+      const { secret } = await fresh();
+      const saved = { ...process.env };
+      try {
+        delete process.env.GOOGLE_API_KEY;
+        process.env.GEMINI_API_KEY = secret;
+        process.env.GOOGLE_GEMINI_BASE_URL = s.url;
+        process.env.GOOGLE_GENAI_USE_VERTEXAI = 'false';
+        const ai = new GoogleGenAI({});
+        const r = await ai.models.generateContent({ model: 'gm-pass', contents: 'configured by env' });
+        expect(r.text).toBe(expectedGeminiText(upstream().body as Json));
+      } finally {
+        for (const k of [
+          'GEMINI_API_KEY',
+          'GOOGLE_GEMINI_BASE_URL',
+          'GOOGLE_GENAI_USE_VERTEXAI',
+          'GOOGLE_API_KEY',
+        ])
+          if (saved[k] === undefined) delete process.env[k];
+          else process.env[k] = saved[k];
+      }
+    });
+
+    it('the key as ?key= on every Gemini route, v1beta and v1; it never goes upstream', async () => {
+      const { secret } = await fresh();
+      const body = JSON.stringify({ contents: [{ parts: [{ text: 'hi' }] }] });
+      for (const path of [
+        '/v1beta/models/gm-pass:generateContent',
+        '/v1/models/gm-pass:generateContent',
+        '/v1beta/models/gm-pass:countTokens',
+        '/v1/models/gm-pass:countTokens',
+      ]) {
+        const r = await fetch(`${s.url}${path}?key=${secret}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
+        expect(r.status, path).toBe(200);
+      }
+      expect(mock.requests.map((r) => r.path)).toEqual([
+        '/v1beta/models/gemini-2.5-flash:generateContent',
+        '/v1beta/models/gemini-2.5-flash:generateContent',
+      ]);
+      const list = await fetch(`${s.url}/v1beta/models?key=${secret}`);
+      expect(list.status).toBe(200);
     });
   });
 

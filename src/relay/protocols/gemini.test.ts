@@ -579,6 +579,45 @@ describe('gemini codec: decodeAnswer and answerError', () => {
     ).toEqual({ input: 15, cacheRead: 0, cacheWrite: 0, output: 1, reasoning: 0 });
   });
 
+  it("channelFault: a bad channel key or region is the channel's fault, a bad request is not", () => {
+    const apiKeyInvalid = {
+      error: {
+        code: 400,
+        message: 'API key not valid. Please pass a valid API key.',
+        status: 'INVALID_ARGUMENT',
+        details: [
+          {
+            '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+            reason: 'API_KEY_INVALID',
+            domain: 'googleapis.com',
+            metadata: { service: 'generativelanguage.googleapis.com' },
+          },
+        ],
+      },
+    };
+    const fault = geminiCodec.channelFault!;
+    expect(fault(400, apiKeyInvalid)).toBe(true);
+    expect(
+      fault(400, {
+        error: {
+          code: 400,
+          message: 'User location is not supported for the API use.',
+          status: 'FAILED_PRECONDITION',
+        },
+      }),
+    ).toBe(true);
+    expect(
+      fault(400, {
+        error: { code: 400, message: '* contents is not specified', status: 'INVALID_ARGUMENT' },
+      }),
+    ).toBe(false);
+    expect(fault(404, { error: { code: 404, message: 'models/x is not found', status: 'NOT_FOUND' } })).toBe(
+      false,
+    );
+    expect(fault(400, 'nonsense')).toBe(false);
+    expect(fault(200, apiKeyInvalid)).toBe(false);
+  });
+
   it('answerError finds the error inside a 2xx body', () => {
     expect(geminiCodec.answerError(ANSWER)).toBeNull();
     expect(

@@ -783,6 +783,30 @@ function readCandidate(json: Json): CandidateRead {
   return out;
 }
 
+/** Google's refusals that are about the channel (its key, its project, its region), not the request. */
+const CHANNEL_REASONS = new Set([
+  'API_KEY_INVALID',
+  'API_KEY_EXPIRED',
+  'API_KEY_SERVICE_BLOCKED',
+  'SERVICE_DISABLED',
+  'CONSUMER_SUSPENDED',
+  'BILLING_DISABLED',
+]);
+
+export function geminiChannelFault(status: number, json: unknown): boolean {
+  if (status < 400 || status >= 500) return false;
+  const e = isObj(json) ? json.error : undefined;
+  if (!isObj(e)) return false;
+  if (
+    e.status === 'FAILED_PRECONDITION' ||
+    e.status === 'UNAUTHENTICATED' ||
+    e.status === 'PERMISSION_DENIED'
+  )
+    return true;
+  const details = Array.isArray(e.details) ? e.details : [];
+  return details.some((d) => isObj(d) && typeof d.reason === 'string' && CHANNEL_REASONS.has(d.reason));
+}
+
 let answerSeq = 0;
 
 function decodeAnswer(json: unknown): CanonicalAnswer {
@@ -869,6 +893,7 @@ export const geminiCodec: ProtocolCodec = {
   passThroughBody,
   fromCanonical,
   answerError,
+  channelFault: geminiChannelFault,
   decodeAnswer,
   streamDecoder,
 };

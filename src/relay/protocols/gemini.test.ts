@@ -80,6 +80,17 @@ describe('gemini codec: parseRequest', () => {
     expect(r.impliedOutputCap).toBe(4096);
     const n = parse({ contents: [{ parts: [{ text: 'hi' }] }], generationConfig: { candidateCount: 2 } });
     expect(n.maxOutputTokens).toBe(8192);
+    // A thinking budget (Gemini CLI grants 8192) comes on top of the implied cap.
+    const t = parse({
+      contents: [{ parts: [{ text: 'hi' }] }],
+      generationConfig: { thinkingConfig: { includeThoughts: true, thinkingBudget: 8192 } },
+    });
+    expect([t.maxOutputTokens, t.impliedOutputCap]).toEqual([4096 + 8192, 4096 + 8192]);
+    const dyn = parse({
+      contents: [{ parts: [{ text: 'hi' }] }],
+      generationConfig: { maxOutputTokens: 100, thinkingConfig: { thinkingBudget: -1 } },
+    });
+    expect([dyn.maxOutputTokens, dyn.impliedOutputCap]).toEqual([100, null]);
   });
 
   it('accepts the proto snake_case names Google documents', () => {
@@ -154,6 +165,14 @@ describe('gemini codec: parseRequest', () => {
       [
         { contents: [{ parts: [] }], generationConfig: { stopSequences: [1] } },
         'generationConfig.stopSequences',
+      ],
+      [
+        { contents: [{ parts: [] }], generationConfig: { thinkingConfig: 1 } },
+        'generationConfig.thinkingConfig',
+      ],
+      [
+        { contents: [{ parts: [] }], generationConfig: { thinkingConfig: { thinkingBudget: 'lots' } } },
+        'generationConfig.thinkingConfig.thinkingBudget',
       ],
     ];
     for (const [body, param] of cases) {

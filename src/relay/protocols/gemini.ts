@@ -238,6 +238,8 @@ function functionCallingConfig(body: Json): Json | null {
 
 interface GenConfig {
   maxOutputTokens?: number;
+  /** `thinkingConfig.thinkingBudget` when positive (-1 = dynamic, 0 = off). */
+  thinkingBudget: number;
   temperature?: number;
   topP?: number;
   stop: string[];
@@ -246,7 +248,7 @@ interface GenConfig {
 
 function generationConfig(body: Json): GenConfig {
   const gc = field(body, 'generationConfig');
-  if (gc === undefined || gc === null) return { stop: [], candidateCount: 1 };
+  if (gc === undefined || gc === null) return { stop: [], candidateCount: 1, thinkingBudget: 0 };
   if (!isObj(gc)) throw bad('"generationConfig" must be an object', 'generationConfig');
   const stop = field(gc, 'stopSequences');
   if (
@@ -258,7 +260,14 @@ function generationConfig(body: Json): GenConfig {
       '"generationConfig.stopSequences" must be an array of strings',
       'generationConfig.stopSequences',
     );
+  const tc = field(gc, 'thinkingConfig');
+  if (tc !== undefined && tc !== null && !isObj(tc))
+    throw bad('"generationConfig.thinkingConfig" must be an object', 'generationConfig.thinkingConfig');
+  const budget = isObj(tc)
+    ? optInt(tc, 'thinkingBudget', 'generationConfig.thinkingConfig.thinkingBudget', -1)
+    : 0;
   return {
+    thinkingBudget: budget !== undefined && budget > 0 ? budget : 0,
     maxOutputTokens: optInt(gc, 'maxOutputTokens', 'generationConfig.maxOutputTokens', 1),
     temperature: optNumber(gc, 'temperature', 'generationConfig.temperature'),
     topP: optNumber(gc, 'topP', 'generationConfig.topP'),
@@ -330,14 +339,18 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
   functionCallingConfig(body);
   const gen = generationConfig(body);
   const own = gen.maxOutputTokens;
+  // Gemini's thinking counts against maxOutputTokens: without a cap of its own, a request
+  // that grants a thinking budget (Gemini CLI asks for 8192) gets it on top of the default,
+  // or the implied cap would cut the answer before it began.
+  const implied = defaultMaxOutput + gen.thinkingBudget;
   return {
     protocol: 'gemini',
     operation: 'generate',
     model,
     stream: route.pathStream === true,
     promptTokens: countPrompt(contents, system, decls),
-    maxOutputTokens: (own ?? defaultMaxOutput) * gen.candidateCount,
-    impliedOutputCap: own === undefined ? defaultMaxOutput : null,
+    maxOutputTokens: (own ?? implied) * gen.candidateCount,
+    impliedOutputCap: own === undefined ? implied : null,
     clientWantsUsage: true,
     body,
   };

@@ -235,6 +235,55 @@ describe('gemini mock: streamGenerateContent', () => {
   });
 });
 
+describe('gemini mock: timing scenarios', () => {
+  const post = (stream: boolean, signal?: AbortSignal) =>
+    fetch(
+      `${origin}/v1beta/models/gemini-2.5-flash:${stream ? 'streamGenerateContent?alt=sse' : 'generateContent'}`,
+      {
+        method: 'POST',
+        headers: { 'x-goog-api-key': KEY },
+        body: JSON.stringify({
+          contents: [{ parts: [{ text: 'hi' }] }],
+          generationConfig: { maxOutputTokens: 3 },
+        }),
+        signal,
+      },
+    );
+
+  it('firstByteDelayMs delays the answer; chunkDelayMs spaces the frames', async () => {
+    mock.setScenario('*', { firstByteDelayMs: 150, times: 1 });
+    let t = Date.now();
+    expect((await post(false)).status).toBe(200);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(140);
+    mock.setScenario('*', { chunkDelayMs: 60, times: 1 });
+    t = Date.now();
+    const text = await (await post(true)).text();
+    expect(text.split('\r\n\r\n')).toHaveLength(5);
+    expect(Date.now() - t).toBeGreaterThanOrEqual(3 * 55);
+  });
+
+  it('hangMs sends nothing, then drops the connection; with a cut, after the chunks', async () => {
+    mock.setScenario('*', { hangMs: 100, times: 1 });
+    await expect(post(false)).rejects.toThrow();
+    mock.setScenario('*', { cutAfterChunks: 2, hangMs: 100, times: 1 });
+    const res = await post(true);
+    const reader = res.body!.getReader();
+    let got = '';
+    const t = Date.now();
+    await expect(
+      (async () => {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          got += Buffer.from(value).toString();
+        }
+      })(),
+    ).rejects.toThrow();
+    expect(Date.now() - t).toBeGreaterThanOrEqual(90);
+    expect(got.split('\r\n\r\n').filter(Boolean)).toHaveLength(2);
+  });
+});
+
 describe('gemini mock: tool use', () => {
   it('calls the first function with its required arguments, finishReason STOP', async () => {
     const config = { tools: [{ functionDeclarations: [WEATHER, { name: 'get_time' }] }] };

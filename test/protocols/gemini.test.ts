@@ -579,6 +579,50 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
     });
   });
 
+  describe('offline mock channel', () => {
+    it('answers @google/genai in Gemini: plain, stream, a function call', async () => {
+      await addChannel(s, { type: 'mock', models: ['gm-offline'] });
+      await setPrice(s, 'gm-offline', { input: 1, output: 2 });
+      const { ai, key } = await fresh();
+      const r = await ai.models.generateContent({ model: 'gm-offline', contents: 'hi' });
+      expect(r.text).toMatch(/^ mole tunnel/);
+      expect(r.usageMetadata?.candidatesTokenCount).toBeGreaterThan(0);
+      const chunks = await collect(
+        await ai.models.generateContentStream({ model: 'gm-offline', contents: 'hi' }),
+      );
+      expect(chunks.map((c) => c.text ?? '').join('')).toBe(r.text);
+      expect(chunks.at(-1)!.candidates?.[0]?.finishReason).toBe('STOP');
+      const t = await ai.models.generateContent({
+        model: 'gm-offline',
+        contents: 'Weather?',
+        config: {
+          tools: [
+            {
+              functionDeclarations: [
+                {
+                  name: 'get_weather',
+                  parametersJsonSchema: {
+                    type: 'object',
+                    properties: { city: { type: 'string' } },
+                    required: ['city'],
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      });
+      expect(t.functionCalls).toEqual([{ name: 'get_weather', args: { city: 'mole' } }]);
+      expect(mock.requests).toHaveLength(0);
+      const rows = await allLogs(s, { key_id: key.id });
+      expect(rows.map((x) => [x.status, (x as LogRowPlus).protocol])).toEqual([
+        [200, 'gemini'],
+        [200, 'gemini'],
+        [200, 'gemini'],
+      ]);
+    });
+  });
+
   // ── translation: OpenAI chat in → Gemini channel ─────────────────────────────────────────
 
   describe('OpenAI chat in → Gemini channel', () => {

@@ -282,17 +282,28 @@ export function createLedger(deps: LedgerDeps) {
      * moves it from pending into the base values. Spend settled while the batch is written
      * waits for its own rows, so the database never holds spend its logs do not explain.
      */
-    async flushInto(trx: Db, rows: readonly NewLog[]): Promise<{ committed(): void; aborted(): void }> {
+    async flushInto(
+      trx: Db,
+      rows: readonly NewLog[],
+      written: readonly NewLog[] = rows,
+    ): Promise<{ committed(): void; aborted(): void }> {
       // Held from here until commit or abort, so no base is re-read mid-flush.
       const release = await acquire();
-      const keyDeltas = new Map<number, number>();
-      const userDeltas = new Map<number, number>();
-      for (const r of rows) {
-        const cost = Number(r.cost_nano);
-        if (!cost) continue;
-        keyDeltas.set(r.key_id, (keyDeltas.get(r.key_id) ?? 0) + cost);
-        userDeltas.set(r.user_id, (userDeltas.get(r.user_id) ?? 0) + cost);
-      }
+      const sum = (list: readonly NewLog[]) => {
+        const keys = new Map<number, number>();
+        const users = new Map<number, number>();
+        for (const r of list) {
+          const cost = Number(r.cost_nano);
+          if (!cost) continue;
+          keys.set(r.key_id, (keys.get(r.key_id) ?? 0) + cost);
+          users.set(r.user_id, (users.get(r.user_id) ?? 0) + cost);
+        }
+        return { keys, users };
+      };
+      // Written: the spend the database gains. Taken: the spend no longer pending here (a row
+      // the database already held, from a replay or a repeat, charges nothing twice).
+      const { keys: keyDeltas, users: userDeltas } = sum(written);
+      const taken = written === rows ? { keys: keyDeltas, users: userDeltas } : sum(rows);
       try {
         await deps.keys.addUsed(trx, keyDeltas);
         await deps.accounts.subtractSpend(trx, userDeltas);
@@ -304,17 +315,17 @@ export function createLedger(deps: LedgerDeps) {
         committed() {
           // Counters exist for rows settled by this process; replayed rows have none (their
           // spend is in the database now, where a counter loaded later reads it).
-          for (const [id, d] of keyDeltas) {
+          for (const [id, d] of taken.keys) {
             const c = keyUsed.get(id);
             if (!c) continue;
             c.pending -= d;
-            c.base += d;
+            c.base += keyDeltas.get(id) ?? 0;
           }
-          for (const [id, d] of userDeltas) {
+          for (const [id, d] of taken.users) {
             const c = userBalance.get(id);
             if (!c) continue;
             c.pending -= d;
-            c.base -= d;
+            c.base -= userDeltas.get(id) ?? 0;
           }
           // Forget idle accounts so memory tracks the active set, not every key ever seen.
           const idleBefore = Date.now() - 10 * 60_000;

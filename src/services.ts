@@ -82,7 +82,16 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const verifier = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });
   const catalog = await createPriceCatalog(db, bus);
   const channels = await createChannelsService(db, bus, secretBox, audit, logger);
-  const ledger = createLedger({ db, bus, keys, accounts, logger, redis, redisPrefix });
+  const ledger = createLedger({
+    db,
+    bus,
+    keys,
+    accounts,
+    logger,
+    redis,
+    redisPrefix,
+    holdLeaseMs: config.holdLeaseMs,
+  });
   const usageWriter = createUsageWriter({
     db,
     logger,
@@ -119,6 +128,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     flush: () => usageWriter.flush(),
     async close() {
       await usageWriter.close();
+      await ledger.close();
       await channels.close();
       await storage.close();
       redis?.disconnect();

@@ -212,7 +212,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('prices').addColumn('cache_write_nano_per_m', big).execute();
       },
     },
-    '0005_logs_request_id_unique': {
+    '0006_logs_request_id_unique': {
       // One row per request: replaying the usage journal after a crash skips rows already
       // written. Should two rows ever share an id, later ones get theirs suffixed first.
       async up(db: Kysely<any>) {

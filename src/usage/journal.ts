@@ -121,6 +121,8 @@ export function openJournal(opts: JournalOptions) {
   let seq = 0;
   let current: Segment | null = null;
   let sealed: Segment[] = [];
+  /** Deletions under way (close waits for them). */
+  const removing = new Set<Promise<void>>();
 
   // Whose segments are orphans: decided before our own owner file exists.
   const orphanOwners = new Set<string>();
@@ -172,7 +174,15 @@ export function openJournal(opts: JournalOptions) {
     async discard(segs: Segment[]): Promise<void> {
       const gone = new Set(segs);
       sealed = sealed.filter((s) => !gone.has(s));
-      for (const s of segs) await s.remove();
+      const p = (async () => {
+        for (const s of segs) await s.remove();
+      })();
+      removing.add(p);
+      try {
+        await p;
+      } finally {
+        removing.delete(p);
+      }
     },
 
     /** Records left by processes that are gone, oldest first, and a function deleting them. */
@@ -208,6 +218,7 @@ export function openJournal(opts: JournalOptions) {
 
     /** After a clean shutdown with nothing left to write: no files remain. */
     async close(clean: boolean): Promise<void> {
+      await Promise.allSettled([...removing]);
       const all = [...sealed, ...(current ? [current] : [])];
       if (!clean) {
         // Rows are left for the next start to replay; only finish what is being written.

@@ -58,6 +58,20 @@ export interface LogEntry {
   ttft_ms: number | null;
   ip: string | null;
   estimated: boolean;
+  /** Ingress protocol the client spoke (older servers omit it). */
+  protocol?: string;
+  cache_write_tokens?: number;
+  reasoning_tokens?: number;
+  /** Every upstream try in order. */
+  attempts?: LogAttempt[];
+}
+
+export interface LogAttempt {
+  channel_id: number | null;
+  channel_name: string | null;
+  status: number | null;
+  error: string | null;
+  latency_ms: number;
 }
 
 export interface LogTotals {
@@ -112,6 +126,8 @@ export interface Price {
   input: number;
   output: number;
   cached_input: number | null;
+  /** Prompt-cache writes; null = the input price. */
+  cache_write?: number | null;
 }
 
 export interface Group {

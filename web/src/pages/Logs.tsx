@@ -210,6 +210,7 @@ function LogDrawer({ log, onClose }: { log: LogEntry; onClose: () => void }) {
       log.attempts?.length ? (
         <ol key="a" className="attempts">
           {log.attempts.map((a, i) => (
+            // biome-ignore lint/suspicious/noArrayIndexKey: a fixed list, in the order tried
             <li key={i}>
               {a.channel_name ?? `#${a.channel_id ?? '?'}`}:{' '}
               {a.status != null ? `HTTP ${a.status}` : (a.error ?? 'failed')}, {ms(a.latency_ms)}

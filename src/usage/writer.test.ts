@@ -172,7 +172,8 @@ describe('usage writer', () => {
 
     // The same journal found again (a crash after the batch committed, before its segment was
     // deleted): nothing is charged twice.
-    fs.writeFileSync(path.join(w.journalDir, 'abcdef.1.jsonl'), copy);
+    // A damaged record next to it is skipped, not fatal to the start.
+    fs.writeFileSync(path.join(w.journalDir, 'abcdef.1.jsonl'), copy + '{"request_id":"half"}\n{"torn');
     expect(await w.writer().recover()).toEqual({ rows: 1, written: 0 });
     expect(await w.totals()).toEqual({ used: 100, spent: 100, logged: 100, rows: 1 });
   });

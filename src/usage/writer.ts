@@ -51,6 +51,21 @@ function storable(row: NewLog): NewLog {
   };
 }
 
+/** A journal record that can be written: anything else (a damaged line) is skipped. */
+function isLogRecord(x: unknown): x is NewLog {
+  if (typeof x !== 'object' || x === null) return false;
+  const r = x as Record<string, unknown>;
+  const int = (k: string) => Number.isSafeInteger(r[k]);
+  const str = (k: string) => typeof r[k] === 'string';
+  return (
+    str('request_id') &&
+    str('key_name') &&
+    str('endpoint') &&
+    ['created_at', 'user_id', 'key_id', 'stream', 'status', 'prompt_tokens', 'cached_tokens'].every(int) &&
+    ['completion_tokens', 'cost_nano', 'latency_ms', 'estimated'].every(int)
+  );
+}
+
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export function createUsageWriter(deps: {
@@ -262,7 +277,12 @@ export function createUsageWriter(deps: {
       if (!journal) return { rows: 0, written: 0 };
       const left = await journal.orphans();
       let written = 0;
-      const rows = left.records.map((r) => storable(r as NewLog));
+      const rows = left.records.filter(isLogRecord).map(storable);
+      if (rows.length < left.records.length)
+        deps.logger.error(
+          { skipped: left.records.length - rows.length },
+          'usage journal: skipped damaged records',
+        );
       for (let i = 0; i < rows.length; i += 5_000) written += await writeBatch(rows.slice(i, i + 5_000));
       await left.remove();
       if (rows.length > 0)

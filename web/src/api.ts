@@ -117,6 +117,11 @@ export interface Channel {
   groups: string[] | null;
   status: string;
   disabled_reason: string | null;
+  /** Health as the answering instance saw it. */
+  cooling_down_until?: string | null;
+  consecutive_failures?: number;
+  last_error?: string | null;
+  last_error_at?: string | null;
   created_at: string;
   updated_at: string;
 }

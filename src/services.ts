@@ -18,6 +18,7 @@ import { createLedger } from './billing/ledger.js';
 import { createChannelsService } from './channels/service.js';
 import { SecretBox } from './channels/secretbox.js';
 import { createUsageWriter } from './usage/writer.js';
+import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
 import { createRateLimiter } from './relay/rate-limit.js';
 
@@ -81,7 +82,16 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const verifier = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });
   const catalog = await createPriceCatalog(db, bus);
   const channels = await createChannelsService(db, bus, secretBox, audit, logger);
-  const ledger = createLedger({ db, bus, keys, accounts, logger, redis, redisPrefix });
+  const ledger = createLedger({
+    db,
+    bus,
+    keys,
+    accounts,
+    logger,
+    redis,
+    redisPrefix,
+    holdLeaseMs: config.holdLeaseMs,
+  });
   const usageWriter = createUsageWriter({
     db,
     logger,
@@ -89,7 +99,11 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     // Spend, log rows and last-use times land in one transaction, so key `used` and the
     // account balance always equal the sum of logged costs.
     contributors: [ledger.flushInto, async (trx) => keys.recordLastUse(trx, verifier.drainLastUse())],
+    // Every row is durable here before its answer is released (usage/journal.ts).
+    journal: openJournal({ dir: path.join(config.dataDir, 'journal'), fsync: config.journalFsync }),
   });
+  // What a crashed process billed but had not written yet, before serving anything.
+  await usageWriter.recover();
   const usage = createUsageQueries(db, storage.dialect);
   const rateLimiter = createRateLimiter(redis, redisPrefix);
 
@@ -114,6 +128,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     flush: () => usageWriter.flush(),
     async close() {
       await usageWriter.close();
+      await ledger.close();
       await channels.close();
       await storage.close();
       redis?.disconnect();

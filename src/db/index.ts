@@ -53,7 +53,10 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
     const file = path.join(opts.dataDir, 'mole.sqlite');
     const sqlite = new SQLite(file);
     sqlite.pragma('journal_mode = WAL');
-    sqlite.pragma('synchronous = NORMAL');
+    // FULL: a commit is on disk before it returns. The usage writer deletes a batch's journal
+    // segment once the batch commits, so the commit must survive a power cut too. The writer
+    // commits a few times a second, so the extra fsync is cheap.
+    sqlite.pragma('synchronous = FULL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });

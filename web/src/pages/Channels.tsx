@@ -105,6 +105,19 @@ export default function ChannelsPage() {
                     <td>
                       <StatusBadge status={c.status} />
                       {c.disabled_reason ? <div className="muted small">{c.disabled_reason}</div> : null}
+                      {c.cooling_down_until ? (
+                        <div className="error-text small">
+                          cooling down until{' '}
+                          <time dateTime={c.cooling_down_until}>{dateTime(c.cooling_down_until)}</time>
+                        </div>
+                      ) : null}
+                      {c.last_error && c.last_error_at ? (
+                        <div className="muted small" title={c.last_error}>
+                          {c.consecutive_failures ? `${c.consecutive_failures} failing in a row; ` : ''}
+                          last error <time dateTime={c.last_error_at}>{dateTime(c.last_error_at)}</time>:{' '}
+                          {c.last_error}
+                        </div>
+                      ) : null}
                     </td>
                     <td aria-live="polite">
                       {t === 'running' ? (

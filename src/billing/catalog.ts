@@ -85,14 +85,12 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
         .insertInto('prices')
         .values(row)
         .onConflict((oc) =>
-          oc
-            .column('model')
-            .doUpdateSet({
-              input_nano_per_m: row.input_nano_per_m,
-              output_nano_per_m: row.output_nano_per_m,
-              cached_input_nano_per_m: row.cached_input_nano_per_m,
-              updated_at: now,
-            }),
+          oc.column('model').doUpdateSet({
+            input_nano_per_m: row.input_nano_per_m,
+            output_nano_per_m: row.output_nano_per_m,
+            cached_input_nano_per_m: row.cached_input_nano_per_m,
+            updated_at: now,
+          }),
         )
         .execute();
       bus.publish({ kind: 'prices' });

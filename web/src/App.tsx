@@ -2,7 +2,8 @@ import { lazy, Suspense, useCallback, useEffect, useState, type ReactElement } f
 import { api, ApiError, errorMessage, onUnauthorized, setCsrfToken, type User } from './api';
 import { Link, navigate, useLocation } from './router';
 import { SessionContext, useSession, type Session } from './session';
-import { FormError, Notices, useFormSubmit } from './components/ui';
+import { FormError, useFormSubmit } from './components/forms';
+import { Notices } from './components/notices';
 import { timeZone, usd } from './format';
 import { KeysPage } from './pages/Keys';
 import { KeyDetailPage } from './pages/KeyDetail';

@@ -104,3 +104,24 @@ export function TermList({
     </dl>
   );
 }
+
+/** A card: a titled section of a page, with its actions (if any) in the head. */
+export function Section({
+  title,
+  actions,
+  children,
+}: {
+  title: ReactNode;
+  actions?: ReactNode;
+  children: ReactNode;
+}) {
+  return (
+    <section className="card">
+      <div className="card-head">
+        <h2>{title}</h2>
+        {actions ? <div className="card-actions">{actions}</div> : null}
+      </div>
+      {children}
+    </section>
+  );
+}

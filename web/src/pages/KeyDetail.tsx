@@ -11,10 +11,11 @@ import {
 } from '../api';
 import { dateTime, relative } from '../format';
 import { Link, navigate } from '../router';
-import { AsyncView, QuotaMeter, Section, StatusBadge, useAsync } from '../components/ui';
+import { AsyncView, useAsync } from '../components/async';
+import { QuotaMeter, StatusBadge } from '../components/badges';
 import { toDaySeries } from '../components/chartData';
 import { LazyUsageChart } from '../components/LazyUsageChart';
-import { TermList } from '../components/layout';
+import { Section, TermList } from '../components/layout';
 import { LogsTable } from './Logs';
 import { KeyActions } from './keyDialogs';
 import { useSession } from '../session';

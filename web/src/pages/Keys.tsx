@@ -2,7 +2,9 @@ import { useEffect, useMemo, useState } from 'react';
 import { api, type ApiKey, type Page } from '../api';
 import { dateOnly, relative, dateTime } from '../format';
 import { Link, setQuery, useLocation } from '../router';
-import { AsyncView, Pager, QuotaMeter, StatusBadge, useAsync, useCursorPager } from '../components/ui';
+import { AsyncView, useAsync } from '../components/async';
+import { QuotaMeter, StatusBadge } from '../components/badges';
+import { Pager, useCursorPager } from '../components/pager';
 import {
   FilterForm,
   PageSizeSelect,

@@ -1,9 +1,11 @@
 import { useState } from 'react';
 import { api, type Group, type Price } from '../api';
 import { usd } from '../format';
-import { AsyncView, FormDialog, Section, notify, useAsync } from '../components/ui';
+import { AsyncView, useAsync } from '../components/async';
+import { FormDialog } from '../components/dialogs';
+import { notify } from '../components/notices';
 import { ActionsCell, DeleteButton, DeleteDialog } from '../components/records';
-import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
+import { ACTIONS, type Column, DataTable, PageHead, Section } from '../components/layout';
 import { parseUsd } from '../validate';
 
 /** Model names may hold "/" (org/model): the server takes the rest of the path as the name. */

@@ -1,7 +1,7 @@
 import { api, type UsageRow } from '../api';
 import { dateOnly, int, usd } from '../format';
 import { Link, setQuery, useLocation } from '../router';
-import { AsyncView, useAsync } from '../components/ui';
+import { AsyncView, useAsync } from '../components/async';
 import { ExportCsvButton } from '../components/controls';
 import { toDaySeries } from '../components/chartData';
 import { LazyUsageChart } from '../components/LazyUsageChart';

@@ -3,7 +3,10 @@
 import { useEffect, useId, useMemo, useRef, useState } from 'react';
 import { api, ApiError, errorMessage, type ApiKey, type Group, type User } from '../api';
 import { toDateInput } from '../format';
-import { ConfirmDialog, Field, FormDialog, Modal, notify, useAsync } from '../components/ui';
+import { useAsync } from '../components/async';
+import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
+import { Field } from '../components/forms';
+import { notify } from '../components/notices';
 import { changeStatus, DeleteButton, DeleteDialog } from '../components/records';
 import { useSession } from '../session';
 import { parseIpRules, parseList, parseUsd } from '../validate';

@@ -380,7 +380,10 @@ try {
       const day = new Date(created).toISOString().slice(0, 10);
       const id = `${day}|${key}|${model}`;
       let a = rollup.get(id);
-      if (!a) rollup.set(id, (a = { day, key, model, n: 0, p: 0, c: 0, cost: 0 }));
+      if (!a) {
+        a = { day, key, model, n: 0, p: 0, c: 0, cost: 0 };
+        rollup.set(id, a);
+      }
       a.n++;
       a.p += p;
       a.c += c;

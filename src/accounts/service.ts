@@ -254,7 +254,7 @@ export function createAccountsService(
         .executeTakeFirst();
       if (!s || Number(s.expires_at) < Date.now()) return null;
       const user = await getUser(Number(s.user_id));
-      if (!user || user.status !== 'active') return null;
+      if (user?.status !== 'active') return null;
       return { user, csrfToken: s.csrf_token, tokenHash };
     },
 

@@ -66,7 +66,7 @@ export function KeyDetailPage({ id }: { id: string }) {
             <TermList
               className="facts"
               items={[
-                ['Used / quota', <QuotaMeter used={k.used} quota={k.quota} />],
+                ['Used / quota', <QuotaMeter key="quota" used={k.used} quota={k.quota} />],
                 ['Models', k.models?.length ? k.models.join(', ') : 'every model its group offers'],
                 [
                   'Allowed IPs',

@@ -152,7 +152,6 @@ function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (u: User)
             required
             value={username}
             onChange={(e) => setUsername(e.target.value)}
-            autoFocus
           />
         </label>
         <label>
@@ -176,7 +175,7 @@ function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (u: User)
             Create the first administrator with the master key that the gateway printed on its first start (or
             your <code>MOLE_MASTER_KEY</code>), then sign in with it:
           </p>
-          <pre className="code" tabIndex={0}>
+          <pre className="code">
             {`curl -X POST ${window.location.origin}/api/users \
   -H "Authorization: Bearer $MOLE_MASTER_KEY" \
   -H "Content-Type: application/json" \

@@ -8,9 +8,11 @@ import { notify } from './notices';
 /** The filter bar of a list: a search landmark named `label`; Enter never submits it. */
 export function FilterForm({ label, children }: { label: string; children: ReactNode }) {
   return (
-    <form className="filters" role="search" aria-label={label} onSubmit={(e) => e.preventDefault()}>
-      {children}
-    </form>
+    <search aria-label={label}>
+      <form className="filters" onSubmit={(e) => e.preventDefault()}>
+        {children}
+      </form>
+    </search>
   );
 }
 

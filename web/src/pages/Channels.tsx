@@ -240,7 +240,7 @@ function ChannelForm({
     >
       <label>
         Name
-        <input value={name} onChange={(e) => setName(e.target.value)} required autoFocus />
+        <input value={name} onChange={(e) => setName(e.target.value)} required data-autofocus />
       </label>
       <SelectField
         label="Type"

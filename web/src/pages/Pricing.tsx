@@ -202,7 +202,7 @@ function PriceForm({
           readOnly={Boolean(existing)}
           list="unpriced-models"
           required
-          autoFocus={!existing}
+          data-autofocus={!existing || undefined}
         />
         <datalist id="unpriced-models">
           {suggestions.map((s) => (
@@ -217,7 +217,7 @@ function PriceForm({
           value={input}
           onChange={(e) => setInput(e.target.value)}
           required
-          autoFocus={Boolean(existing)}
+          data-autofocus={existing ? true : undefined}
         />
       </label>
       <label>
@@ -269,7 +269,7 @@ function GroupForm({
           onChange={(e) => setName(e.target.value)}
           readOnly={Boolean(existing)}
           required
-          autoFocus={!existing}
+          data-autofocus={!existing || undefined}
         />
       </label>
       <label>
@@ -279,7 +279,7 @@ function GroupForm({
           value={multiplier}
           onChange={(e) => setMultiplier(e.target.value)}
           required
-          autoFocus={Boolean(existing)}
+          data-autofocus={existing ? true : undefined}
         />
       </label>
     </FormDialog>

@@ -98,7 +98,7 @@ export default function UsagePage() {
       <section className="card" aria-labelledby="usage-table-title">
         <div className="card-head">
           <h2 id="usage-table-title">Breakdown</h2>
-          <div className="segmented" role="group" aria-label="Group the table">
+          <fieldset className="segmented" aria-label="Group the table">
             {BREAKDOWNS.map((b) => (
               <button
                 key={b.value}
@@ -109,7 +109,7 @@ export default function UsagePage() {
                 {b.label}
               </button>
             ))}
-          </div>
+          </fieldset>
         </div>
         <AsyncView
           state={tableState}

@@ -222,7 +222,7 @@ function UserForm({
             onChange={(e) => setUsername(e.target.value)}
             required
             autoComplete="off"
-            autoFocus
+            data-autofocus
           />
         </label>
       )}
@@ -300,7 +300,7 @@ function TopUp({ user, onClose, onDone }: { user: User; onClose: () => void; onD
           value={amount}
           onChange={(e) => setAmount(e.target.value)}
           required
-          autoFocus
+          data-autofocus
         />
       </label>
     </FormDialog>

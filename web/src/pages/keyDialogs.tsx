@@ -189,7 +189,13 @@ export function KeyFormDialog({
       className="form-dialog"
     >
       <Field label="Name" error={errors.name} className="span2">
-        <input value={name} onChange={(e) => setName(e.target.value)} maxLength={128} required autoFocus />
+        <input
+          value={name}
+          onChange={(e) => setName(e.target.value)}
+          maxLength={128}
+          required
+          data-autofocus
+        />
       </Field>
 
       {isAdmin && !existing ? (
@@ -301,7 +307,7 @@ export function KeyFormDialog({
             onChange={(e) => setExpires(e.target.value)}
           />
         </Field>
-        <div className="presets" role="group" aria-label="Expiry presets">
+        <fieldset className="presets" aria-label="Expiry presets">
           {EXPIRY_PRESETS.map((p) => (
             <button
               key={p.label}
@@ -314,7 +320,7 @@ export function KeyFormDialog({
               {p.label}
             </button>
           ))}
-        </div>
+        </fieldset>
       </div>
     </FormDialog>
   );
@@ -387,7 +393,7 @@ export function SecretDialog({
         <p className="muted">The previous secret stops working at the end of the grace period you chose.</p>
       ) : null}
       <div className="secret-row">
-        <code className="secret" ref={secretRef} tabIndex={0}>
+        <code className="secret" ref={secretRef}>
           {secret}
         </code>
         <button
@@ -407,13 +413,9 @@ export function SecretDialog({
       </p>
       <h3>Use it</h3>
       <p className="muted">In a shell: any OpenAI SDK picks these two variables up unchanged.</p>
-      <pre className="code" tabIndex={0}>
-        {shell}
-      </pre>
+      <pre className="code">{shell}</pre>
       <p className="muted">Then try it with curl:</p>
-      <pre className="code" tabIndex={0}>
-        {curl}
-      </pre>
+      <pre className="code">{curl}</pre>
       <div className="actions">
         <button type="button" onClick={onClose}>
           Done

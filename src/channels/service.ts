@@ -8,7 +8,7 @@ import type { ChannelRow } from '../db/schema.js';
 import type { AuditService } from '../audit/service.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { notFound } from '../http/errors.js';
-import { compileModelList, type ModelMatcher } from '../keys/models.js';
+import { compileModelList, type ModelMatcher } from '../shared/models.js';
 import type { SecretBox } from './secretbox.js';
 
 export const CHANNEL_TYPES = ['openai', 'mock'] as const;

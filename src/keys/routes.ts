@@ -8,7 +8,7 @@ import { actorOf, isAdmin, selfId, type Principal } from '../http/principal.js';
 import { route } from '../http/route.js';
 import { zCursor, zGroupName, zId, zIsoTime, zLimit, zModelPattern, zName, zUsd } from '../http/validate.js';
 import { usdToNano } from '../billing/money.js';
-import { parseRule } from './cidr.js';
+import { parseRule } from '../shared/cidr.js';
 import { keyChanges, toKeyJson, type KeyFields, type KeysService } from './service.js';
 
 const zIpRule = z

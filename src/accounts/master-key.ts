@@ -2,8 +2,7 @@
 // generated on first start, printed once, and only its hash kept in the meta table.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../db/index.js';
-import { BASE62 } from '../keys/format.js';
-import { randomInt } from 'node:crypto';
+import { randomBase62 } from '../shared/base62.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
@@ -28,8 +27,7 @@ export async function loadMasterKey(
     if (row) {
       hash = Buffer.from(row.value, 'hex');
     } else {
-      let key = 'mk-';
-      for (let i = 0; i < 48; i++) key += BASE62[randomInt(62)];
+      const key = `mk-${randomBase62(48)}`;
       hash = sha256(key);
       await db
         .insertInto('meta')

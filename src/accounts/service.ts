@@ -1,8 +1,8 @@
 // Users, passwords, console sessions and balances. Owns the users and sessions tables.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { sql, type SqlBool } from 'kysely';
 import type { Db } from '../db/index.js';
-import { containsPattern } from '../keys/service.js';
+import { containsPattern } from '../shared/like.js';
 import type { UserRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { MAX_NANO, nanoToUsd } from '../billing/money.js';
@@ -265,9 +265,3 @@ export function createAccountsService(
 }
 
 export type AccountsService = ReturnType<typeof createAccountsService>;
-
-export function safeEqual(a: string, b: string): boolean {
-  const ab = Buffer.from(a);
-  const bb = Buffer.from(b);
-  return ab.length === bb.length && timingSafeEqual(ab, bb);
-}

@@ -2,7 +2,7 @@
 // Cookie-authenticated writes must echo the session's CSRF token in x-csrf-token.
 import type { FastifyInstance } from 'fastify';
 import type { AccountsService } from '../accounts/service.js';
-import { safeEqual } from '../accounts/service.js';
+import { safeEqual } from '../shared/safe-equal.js';
 import type { MasterKey } from '../accounts/master-key.js';
 import { AppError } from './errors.js';
 import type { Principal } from './principal.js';

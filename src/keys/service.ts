@@ -7,6 +7,7 @@ import { AppError, notFound } from '../http/errors.js';
 import { nanoToUsd } from '../billing/money.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { displayKey, generateKey, hashKey } from './format.js';
+import { containsPattern } from '../shared/like.js';
 
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
 
@@ -86,14 +87,6 @@ export function keyChanges(
   if (before.status !== after.status) out.status = { from: before.status, to: after.status };
   return out;
 }
-
-/**
- * A case-insensitive LIKE pattern matching `text` anywhere, with %, _ and \ taken literally.
- * Use with lower(column) and an explicit ESCAPE '\': SQLite has no default escape character
- * and PostgreSQL's LIKE is case-sensitive, so both are spelt out to behave the same.
- */
-export const containsPattern = (text: string) =>
-  `%${text.toLowerCase().replace(/[%_\\]/g, (c) => '\\' + c)}%`;
 
 export interface KeyListQuery {
   userId?: number;

@@ -10,7 +10,7 @@ import type { Storage } from './db/index.js';
 import { openStorage } from './db/open.js';
 import { InvalidationBus } from './shared/bus.js';
 import { createAccountsService } from './accounts/service.js';
-import { loadMasterKey, type MasterKey } from './accounts/master-key.js';
+import { databaseId, loadMasterKey, type MasterKey } from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
 import { createKeysService } from './keys/service.js';
 import { createKeyVerifier } from './keys/verify.js';
@@ -40,18 +40,6 @@ function resolveSecret(config: Config): string {
   return fs.readFileSync(file, 'utf8').trim();
 }
 
-/** A random id stored once per database: the same for every instance sharing it. */
-async function databaseId(db: Storage['db']): Promise<string> {
-  await db
-    .insertInto('meta')
-    .values({ name: 'database_id', value: randomBytes(8).toString('hex') })
-    .onConflict((oc) => oc.column('name').doNothing())
-    .execute();
-  return (
-    await db.selectFrom('meta').select('value').where('name', '=', 'database_id').executeTakeFirstOrThrow()
-  ).value;
-}
-
 export async function createServices(config: Config, logger: Logger, opts: ServiceOptions) {
   const secretBox = new SecretBox(resolveSecret(config));
   const storage: Storage = await openStorage({
@@ -76,9 +64,11 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   // Shared Redis counters are namespaced by database, so gateways on different databases
   // (ids restart at 1 in each) never share a key's or user's counters.
   const redisPrefix = `mole:${await databaseId(db)}`;
-  const accounts = createAccountsService(db, bus, config);
+  const accounts = createAccountsService(db, bus, config, {
+    onUserDeleted: (trx, userId, now) => keys.deleteAllFor(trx, userId, now),
+  });
   const audit = createAuditService(db);
-  const keys = createKeysService(db, bus, config);
+  const keys = createKeysService(db, bus, config, accounts);
   const verifier = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });
   const catalog = await createPriceCatalog(db, bus);
   const channels = await createChannelsService(db, bus, secretBox, audit, logger);
@@ -91,7 +81,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     // account balance always equal the sum of logged costs.
     contributors: [ledger.flushInto, async (trx) => keys.recordLastUse(trx, verifier.drainLastUse())],
   });
-  const usage = createUsageQueries(db, storage.dialect);
+  const usage = createUsageQueries(db, storage.dialect, keys);
   const rateLimiter = createRateLimiter(redis, redisPrefix);
 
   return {

@@ -33,10 +33,17 @@ export interface UserPatch {
   password?: string;
 }
 
+/** What other domains do inside an account change's transaction (wired in services.ts). */
+export interface AccountHooks {
+  /** The user is being deleted: their keys go with them, in the same transaction. */
+  onUserDeleted(trx: Db, userId: number, now: number): Promise<void>;
+}
+
 export function createAccountsService(
   db: Db,
   bus: InvalidationBus,
   opts: { sessionTtlSeconds: number; loginMaxFailures: number },
+  hooks: AccountHooks,
 ) {
   /** username|ip → failure timestamps in the last window. */
   const failures = new Map<string, number[]>();
@@ -136,6 +143,18 @@ export function createAccountsService(
       return { before, after };
     },
 
+    /**
+     * Holds the user's row lock until `trx` ends (PostgreSQL; SQLite takes its write lock):
+     * serialises work per owner, such as checking a cap and then inserting under it.
+     */
+    async lock(trx: Db, id: number): Promise<void> {
+      await trx
+        .updateTable('users')
+        .set((eb) => ({ updated_at: eb.ref('updated_at') }))
+        .where('id', '=', id)
+        .execute();
+    },
+
     /** Soft delete: logs keep their attribution; the name becomes free again. */
     async deleteUser(id: number): Promise<UserRow> {
       const before = await requireUser(id);
@@ -151,12 +170,7 @@ export function createAccountsService(
           })
           .where('id', '=', id)
           .execute();
-        await trx
-          .updateTable('api_keys')
-          .set({ status: 'deleted', deleted_at: now, updated_at: now, prev_key_hash: null })
-          .where('user_id', '=', id)
-          .where('status', '!=', 'deleted')
-          .execute();
+        await hooks.onUserDeleted(trx, id, now);
         await trx.deleteFrom('sessions').where('user_id', '=', id).execute();
       });
       bus.publish({ kind: 'user', userId: id });

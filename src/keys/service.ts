@@ -1,6 +1,7 @@
 // The key lifecycle: create (secret shown once), list, update, enable/disable, rotate with a
 // grace period, delete (row kept so logs keep their attribution). Owns the api_keys table.
 import { sql, type SqlBool } from 'kysely';
+import type { AccountsService } from '../accounts/service.js';
 import type { Db } from '../db/index.js';
 import type { ApiKeyRow, ApiKeyUpdate } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
@@ -97,7 +98,12 @@ export interface KeyListQuery {
   cursor?: number;
 }
 
-export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysPerUser: number }) {
+export function createKeysService(
+  db: Db,
+  bus: InvalidationBus,
+  opts: { maxKeysPerUser: number },
+  owners: Pick<AccountsService, 'lock'>,
+) {
   const announce = (row: ApiKeyRow, extraHashes: string[] = []) =>
     bus.publish({
       kind: 'key',
@@ -124,13 +130,8 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
       const secret = generateKey();
       const now = Date.now();
       const row = await db.transaction().execute(async (trx) => {
-        // Serialise creations per owner so the cap check and the insert cannot interleave: the
-        // no-op update takes the owner's row lock (PostgreSQL) / the write lock (SQLite) until commit.
-        await trx
-          .updateTable('users')
-          .set((eb) => ({ updated_at: eb.ref('updated_at') }))
-          .where('id', '=', userId)
-          .execute();
+        // Serialise creations per owner so the cap check and the insert cannot interleave.
+        await owners.lock(trx, userId);
         const count = await trx
           .selectFrom('api_keys')
           .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -277,6 +278,26 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
       // Drop every cached form of this key, including a still-older secret from a previous rotation.
       announce(row, [before.key_hash, ...(before.prev_key_hash ? [before.prev_key_hash] : [])]);
       return { before, row, secret };
+    },
+
+    /**
+     * Deletes every key of `userId` inside the caller's transaction (the owner is being
+     * deleted; the owner's invalidation drops them from the verifier's cache).
+     */
+    async deleteAllFor(trx: Db, userId: number, now: number): Promise<void> {
+      await trx
+        .updateTable('api_keys')
+        .set({ status: 'deleted', deleted_at: now, updated_at: now, prev_key_hash: null })
+        .where('user_id', '=', userId)
+        .where('status', '!=', 'deleted')
+        .execute();
+    },
+
+    /** Names of the keys with these ids (deleted ones included), for reports. */
+    async namesOf(ids: number[]): Promise<Map<number, string>> {
+      if (ids.length === 0) return new Map();
+      const rows = await db.selectFrom('api_keys').select(['id', 'name']).where('id', 'in', ids).execute();
+      return new Map(rows.map((k) => [Number(k.id), k.name]));
     },
 
     async remove(id: number, ownerId: number | null): Promise<ApiKeyRow> {

@@ -13,7 +13,8 @@ import { createAccountsService } from './accounts/service.js';
 import { databaseId, loadMasterKey, type MasterKey } from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
 import { createKeysService } from './keys/service.js';
-import { createKeyVerifier } from './keys/verify.js';
+import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
+import type { Clock } from './shared/clock.js';
 import { createPriceCatalog } from './billing/catalog.js';
 import { createLedger } from './billing/ledger.js';
 import { createChannelsService } from './channels/service.js';
@@ -26,6 +27,17 @@ export interface ServiceOptions {
   announceMasterKey: (key: string) => void;
   /** PostgreSQL schema to isolate in (tests). */
   pgSchema?: string;
+  /** The clock keys are created, rotated, expired and verified by (tests move it forward). */
+  now?: Clock;
+}
+
+/** The verifier, reading `now` whenever its caller passes no time. */
+function verifierOn(v: KeyVerifier, now: Clock): KeyVerifier {
+  return {
+    ...v,
+    verify: (presented, clientIp, at = now()) => v.verify(presented, clientIp, at),
+    touch: (keyId, ip, at = now()) => v.touch(keyId, ip, at),
+  };
 }
 
 /** MOLE_SECRET, or in SQLite mode a secret generated once into the data dir. */
@@ -68,8 +80,14 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     onUserDeleted: (trx, userId, now) => keys.deleteAllFor(trx, userId, now),
   });
   const audit = createAuditService(db);
-  const keys = createKeysService(db, bus, config, accounts);
-  const verifier = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });
+  const keys = createKeysService(
+    db,
+    bus,
+    { maxKeysPerUser: config.maxKeysPerUser, ...(opts.now ? { now: opts.now } : {}) },
+    accounts,
+  );
+  const verifier0 = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });
+  const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
   const catalog = await createPriceCatalog(db, bus);
   const channels = await createChannelsService(db, bus, secretBox, audit, logger);
   const ledger = createLedger({ db, bus, keys, accounts, logger, redis, redisPrefix });

@@ -92,7 +92,7 @@ export function registerKeyRoutes(
       }
       checkGroupAllowed(principal, body.group);
       const { row, secret } = await keys.create(userId, { ...toFields(body), name: body.name });
-      const json = toKeyJson(row);
+      const json = toKeyJson(row, keys.now());
       await audit.record({
         actor: actorOf(principal),
         action: 'key.create',
@@ -157,7 +157,7 @@ export function registerKeyRoutes(
     params: IdParams,
     handler: async ({ params, principal }) => {
       await deps.flush();
-      return toKeyJson(await keys.requireKey(params.id, ownerScope(principal)));
+      return toKeyJson(await keys.requireKey(params.id, ownerScope(principal)), keys.now());
     },
   });
 
@@ -208,7 +208,7 @@ export function registerKeyRoutes(
         });
       }
       await deps.flush();
-      return toKeyJson(await keys.requireKey(params.id));
+      return toKeyJson(await keys.requireKey(params.id), keys.now());
     },
   });
 
@@ -240,7 +240,7 @@ export function registerKeyRoutes(
         changes: { display: { from: before.display, to: row.display }, grace_seconds: body.grace_seconds },
       });
       await deps.flush();
-      return { ...toKeyJson(await keys.requireKey(params.id)), key: secret };
+      return { ...toKeyJson(await keys.requireKey(params.id), keys.now()), key: secret };
     },
   });
 
@@ -262,7 +262,7 @@ export function registerKeyRoutes(
         ip,
         changes: { name: before.name, display: before.display },
       });
-      return { ...toKeyJson(before), deleted: true };
+      return { ...toKeyJson(before, keys.now()), deleted: true };
     },
   });
 }

@@ -8,6 +8,7 @@ import { AppError, notFound } from '../http/errors.js';
 import { nanoToUsd } from '../billing/money.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { displayKey, generateKey, hashKey } from './format.js';
+import { type Clock, systemClock } from '../shared/clock.js';
 import { containsPattern } from '../shared/like.js';
 
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
@@ -101,9 +102,10 @@ export interface KeyListQuery {
 export function createKeysService(
   db: Db,
   bus: InvalidationBus,
-  opts: { maxKeysPerUser: number },
+  opts: { maxKeysPerUser: number; now?: Clock },
   owners: Pick<AccountsService, 'lock'>,
 ) {
+  const clock = opts.now ?? systemClock;
   const announce = (row: ApiKeyRow, extraHashes: string[] = []) =>
     bus.publish({
       kind: 'key',
@@ -121,6 +123,9 @@ export function createKeysService(
   }
 
   return {
+    /** The service's clock (the system's, or a test's). */
+    now: clock,
+
     requireKey,
 
     async create(
@@ -128,7 +133,7 @@ export function createKeysService(
       fields: KeyFields & { name: string },
     ): Promise<{ row: ApiKeyRow; secret: string }> {
       const secret = generateKey();
-      const now = Date.now();
+      const now = clock();
       const row = await db.transaction().execute(async (trx) => {
         // Serialise creations per owner so the cap check and the insert cannot interleave.
         await owners.lock(trx, userId);
@@ -174,7 +179,7 @@ export function createKeysService(
       return { row, secret };
     },
 
-    async list(q: KeyListQuery, now = Date.now()) {
+    async list(q: KeyListQuery, now = clock()) {
       let query = db
         .selectFrom('api_keys')
         .selectAll()
@@ -234,7 +239,7 @@ export function createKeysService(
       byAdmin = ownerId === null,
     ): Promise<{ before: ApiKeyRow; after: ApiKeyRow }> {
       const before = await requireKey(id, ownerId);
-      const set = { ...fieldsToColumns(fields), updated_at: Date.now() } as ApiKeyUpdate;
+      const set = { ...fieldsToColumns(fields), updated_at: clock() } as ApiKeyUpdate;
       if (fields.status !== undefined) {
         if (fields.status === 'active' && Number(before.admin_locked) === 1 && !byAdmin) {
           throw new AppError('forbidden', 'an admin disabled this key; only an admin can enable it again', {
@@ -262,7 +267,7 @@ export function createKeysService(
     ): Promise<{ before: ApiKeyRow; row: ApiKeyRow; secret: string }> {
       const before = await requireKey(id, ownerId);
       const secret = generateKey();
-      const now = Date.now();
+      const now = clock();
       const row = await db
         .updateTable('api_keys')
         .set({
@@ -302,7 +307,7 @@ export function createKeysService(
 
     async remove(id: number, ownerId: number | null): Promise<ApiKeyRow> {
       const before = await requireKey(id, ownerId);
-      const now = Date.now();
+      const now = clock();
       const row = await db
         .updateTable('api_keys')
         .set({

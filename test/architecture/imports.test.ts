@@ -75,7 +75,7 @@ const IMPORT_RE =
   /(?:^|[\s;])(?:import|export)\s+(?:type\s+)?(?:[\w*{}\s,$]*?\s+from\s+)?['"](\.{1,2}\/[^'"]+)['"]/g;
 const DYNAMIC_IMPORT_RE = /\bimport\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g;
 
-export function relativeImports(text: string): string[] {
+function relativeImports(text: string): string[] {
   const code = withoutComments(text);
   return [...code.matchAll(IMPORT_RE), ...code.matchAll(DYNAMIC_IMPORT_RE)].map((m) => m[1]!);
 }
@@ -92,7 +92,7 @@ function readSources(): SourceFile[] {
 }
 
 /** The domain of a file: its folder under src/, or the top-level file's name (app, services, …). */
-export function domainOf(rel: string): string {
+function domainOf(rel: string): string {
   const parts = rel.split('/');
   return parts.length > 1 ? parts[0]! : parts[0]!.replace(/\.ts$/, '');
 }
@@ -102,7 +102,7 @@ const TABLE_CALL_RE =
 const RAW_SQL_RE = /\b(?:from|join|update|into|table)\s+["`]?(\w+)/gi;
 
 /** Tables a file names in Kysely calls, or after FROM / JOIN / UPDATE / INTO in raw SQL. */
-export function tablesUsed(text: string): string[] {
+function tablesUsed(text: string): string[] {
   const code = withoutComments(text);
   const found = new Set<string>();
   for (const m of code.matchAll(TABLE_CALL_RE)) found.add(m[1]!);
@@ -113,7 +113,7 @@ export function tablesUsed(text: string): string[] {
 }
 
 /** Strongly connected components with more than one member (or a self-loop): the cycles. */
-export function cycles(graph: Map<string, Set<string>>): string[][] {
+function cycles(graph: Map<string, Set<string>>): string[][] {
   let next = 0;
   const index = new Map<string, number>();
   const low = new Map<string, number>();

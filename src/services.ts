@@ -123,7 +123,6 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     flush: () => usageWriter.flush(),
     async close() {
       await usageWriter.close();
-      await channels.close();
       await storage.close();
       redis?.disconnect();
       redisSub?.disconnect();

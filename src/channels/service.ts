@@ -281,7 +281,6 @@ export async function createChannelsService(
       await changed();
       return toChannelJson(r);
     },
-    async close() {},
   };
 }
 

@@ -99,6 +99,13 @@ export interface KeyListQuery {
   cursor?: number;
 }
 
+/**
+ * Work done inside a change's transaction, after the change and before the commit (the
+ * audit row): if it fails, the change is rolled back. Caches hear of the change only after
+ * the commit.
+ */
+export type Within<T> = (trx: Db, result: T) => Promise<void>;
+
 export function createKeysService(
   db: Db,
   bus: InvalidationBus,
@@ -114,8 +121,8 @@ export function createKeysService(
     });
 
   /** A live (not deleted) key, optionally scoped to one owner: another owner's key is "not found". */
-  async function requireKey(id: number, ownerId?: number | null): Promise<ApiKeyRow> {
-    let q = db.selectFrom('api_keys').selectAll().where('id', '=', id).where('status', '!=', 'deleted');
+  async function requireKey(id: number, ownerId?: number | null, exec: Db = db): Promise<ApiKeyRow> {
+    let q = exec.selectFrom('api_keys').selectAll().where('id', '=', id).where('status', '!=', 'deleted');
     if (ownerId != null) q = q.where('user_id', '=', ownerId);
     const row = await q.executeTakeFirst();
     if (!row) throw notFound('key');
@@ -131,6 +138,7 @@ export function createKeysService(
     async create(
       userId: number,
       fields: KeyFields & { name: string },
+      within?: Within<ApiKeyRow>,
     ): Promise<{ row: ApiKeyRow; secret: string }> {
       const secret = generateKey();
       const now = clock();
@@ -148,7 +156,7 @@ export function createKeysService(
             'key_limit_reached',
             `this account already holds ${opts.maxKeysPerUser} keys, the most allowed`,
           );
-        return trx
+        const inserted = await trx
           .insertInto('api_keys')
           .values({
             user_id: userId,
@@ -174,6 +182,8 @@ export function createKeysService(
           })
           .returningAll()
           .executeTakeFirstOrThrow();
+        await within?.(trx, inserted);
+        return inserted;
       });
       announce(row);
       return { row, secret };
@@ -237,26 +247,31 @@ export function createKeysService(
       ownerId: number | null,
       fields: KeyFields & { status?: 'active' | 'disabled' },
       byAdmin = ownerId === null,
+      within?: Within<{ before: ApiKeyRow; after: ApiKeyRow }>,
     ): Promise<{ before: ApiKeyRow; after: ApiKeyRow }> {
-      const before = await requireKey(id, ownerId);
-      const set = { ...fieldsToColumns(fields), updated_at: clock() } as ApiKeyUpdate;
-      if (fields.status !== undefined) {
-        if (fields.status === 'active' && Number(before.admin_locked) === 1 && !byAdmin) {
-          throw new AppError('forbidden', 'an admin disabled this key; only an admin can enable it again', {
-            param: 'status',
-          });
+      const result = await db.transaction().execute(async (trx) => {
+        const before = await requireKey(id, ownerId, trx);
+        const set = { ...fieldsToColumns(fields), updated_at: clock() } as ApiKeyUpdate;
+        if (fields.status !== undefined) {
+          if (fields.status === 'active' && Number(before.admin_locked) === 1 && !byAdmin) {
+            throw new AppError('forbidden', 'an admin disabled this key; only an admin can enable it again', {
+              param: 'status',
+            });
+          }
+          set.status = fields.status;
+          if (byAdmin) set.admin_locked = fields.status === 'disabled' ? 1 : 0;
         }
-        set.status = fields.status;
-        if (byAdmin) set.admin_locked = fields.status === 'disabled' ? 1 : 0;
-      }
-      const after = await db
-        .updateTable('api_keys')
-        .set(set)
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      announce(after);
-      return { before, after };
+        const after = await trx
+          .updateTable('api_keys')
+          .set(set)
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await within?.(trx, { before, after });
+        return { before, after };
+      });
+      announce(result.after);
+      return result;
     },
 
     /** New secret now; the old one keeps working for graceSeconds (0 = stops at once). */
@@ -264,22 +279,27 @@ export function createKeysService(
       id: number,
       ownerId: number | null,
       graceSeconds: number,
+      within?: Within<{ before: ApiKeyRow; row: ApiKeyRow }>,
     ): Promise<{ before: ApiKeyRow; row: ApiKeyRow; secret: string }> {
-      const before = await requireKey(id, ownerId);
       const secret = generateKey();
-      const now = clock();
-      const row = await db
-        .updateTable('api_keys')
-        .set({
-          key_hash: hashKey(secret),
-          display: displayKey(secret),
-          prev_key_hash: graceSeconds > 0 ? before.key_hash : null,
-          prev_key_expires_at: graceSeconds > 0 ? now + graceSeconds * 1000 : null,
-          updated_at: now,
-        })
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      const { before, row } = await db.transaction().execute(async (trx) => {
+        const before = await requireKey(id, ownerId, trx);
+        const now = clock();
+        const row = await trx
+          .updateTable('api_keys')
+          .set({
+            key_hash: hashKey(secret),
+            display: displayKey(secret),
+            prev_key_hash: graceSeconds > 0 ? before.key_hash : null,
+            prev_key_expires_at: graceSeconds > 0 ? now + graceSeconds * 1000 : null,
+            updated_at: now,
+          })
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await within?.(trx, { before, row });
+        return { before, row };
+      });
       // Drop every cached form of this key, including a still-older secret from a previous rotation.
       announce(row, [before.key_hash, ...(before.prev_key_hash ? [before.prev_key_hash] : [])]);
       return { before, row, secret };
@@ -305,21 +325,25 @@ export function createKeysService(
       return new Map(rows.map((k) => [Number(k.id), k.name]));
     },
 
-    async remove(id: number, ownerId: number | null): Promise<ApiKeyRow> {
-      const before = await requireKey(id, ownerId);
-      const now = clock();
-      const row = await db
-        .updateTable('api_keys')
-        .set({
-          status: 'deleted',
-          deleted_at: now,
-          updated_at: now,
-          prev_key_hash: null,
-          prev_key_expires_at: null,
-        })
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
+    async remove(id: number, ownerId: number | null, within?: Within<ApiKeyRow>): Promise<ApiKeyRow> {
+      const { before, row } = await db.transaction().execute(async (trx) => {
+        const before = await requireKey(id, ownerId, trx);
+        const now = clock();
+        const row = await trx
+          .updateTable('api_keys')
+          .set({
+            status: 'deleted',
+            deleted_at: now,
+            updated_at: now,
+            prev_key_hash: null,
+            prev_key_expires_at: null,
+          })
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await within?.(trx, before);
+        return { before, row };
+      });
       announce(row, before.prev_key_hash ? [before.prev_key_hash] : []);
       return before;
     },

@@ -13,6 +13,7 @@ import { createAccountsService } from './accounts/service.js';
 import { databaseId, loadMasterKey, type MasterKey } from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
 import { createKeysService } from './keys/service.js';
+import { createKeyActions } from './keys/actions.js';
 import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
 import type { Clock } from './shared/clock.js';
 import { createPriceCatalog } from './billing/catalog.js';
@@ -100,6 +101,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     contributors: [ledger.flushInto, async (trx) => keys.recordLastUse(trx, verifier.drainLastUse())],
   });
   const usage = createUsageQueries(db, storage.dialect, keys);
+  const keyActions = createKeyActions({ keys, accounts, audit, flush: () => usageWriter.flush() });
   const rateLimiter = createRateLimiter(redis, redisPrefix);
 
   return {
@@ -111,6 +113,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     accounts,
     audit,
     keys,
+    keyActions,
     verifier,
     catalog,
     channels,

@@ -126,7 +126,7 @@ export function createKeyActions(deps: {
         id,
         ownerScope(principal),
         graceSeconds,
-        async (trx, { before, row }) => {
+        async (trx, { before, after: row }) => {
           await audit.record(
             {
               actor: actorOf(principal),
@@ -146,7 +146,7 @@ export function createKeyActions(deps: {
 
     async remove({ principal, ip }: Caller, id: number) {
       await deps.flush();
-      const before = await keys.remove(id, ownerScope(principal), async (trx, removed) => {
+      const before = await keys.remove(id, ownerScope(principal), async (trx, { before: removed }) => {
         await audit.record(
           {
             actor: actorOf(principal),

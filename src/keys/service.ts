@@ -106,6 +106,12 @@ export interface KeyListQuery {
  */
 export type Within<T> = (trx: Db, result: T) => Promise<void>;
 
+/** A key before and after one change. */
+export interface KeyChange {
+  before: ApiKeyRow;
+  after: ApiKeyRow;
+}
+
 export function createKeysService(
   db: Db,
   bus: InvalidationBus,
@@ -127,6 +133,30 @@ export function createKeysService(
     const row = await q.executeTakeFirst();
     if (!row) throw notFound('key');
     return row;
+  }
+
+  /**
+   * One change to a live key (scoped to `ownerId` like requireKey) in a transaction: read
+   * it, write what `set` returns, run `within` before the commit. Announcing is the
+   * caller's, after the commit.
+   */
+  async function changeKey(
+    id: number,
+    ownerId: number | null,
+    set: (before: ApiKeyRow, now: number) => ApiKeyUpdate,
+    within: Within<KeyChange> | undefined,
+  ): Promise<KeyChange> {
+    return db.transaction().execute(async (trx) => {
+      const before = await requireKey(id, ownerId, trx);
+      const after = await trx
+        .updateTable('api_keys')
+        .set(set(before, clock()))
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await within?.(trx, { before, after });
+      return { before, after };
+    });
   }
 
   return {
@@ -247,31 +277,32 @@ export function createKeysService(
       ownerId: number | null,
       fields: KeyFields & { status?: 'active' | 'disabled' },
       byAdmin = ownerId === null,
-      within?: Within<{ before: ApiKeyRow; after: ApiKeyRow }>,
-    ): Promise<{ before: ApiKeyRow; after: ApiKeyRow }> {
-      const result = await db.transaction().execute(async (trx) => {
-        const before = await requireKey(id, ownerId, trx);
-        const set = { ...fieldsToColumns(fields), updated_at: clock() } as ApiKeyUpdate;
-        if (fields.status !== undefined) {
-          if (fields.status === 'active' && Number(before.admin_locked) === 1 && !byAdmin) {
-            throw new AppError('forbidden', 'an admin disabled this key; only an admin can enable it again', {
-              param: 'status',
-            });
+      within?: Within<KeyChange>,
+    ): Promise<KeyChange> {
+      const change = await changeKey(
+        id,
+        ownerId,
+        (before, now) => {
+          const set = { ...fieldsToColumns(fields), updated_at: now } as ApiKeyUpdate;
+          if (fields.status !== undefined) {
+            if (fields.status === 'active' && Number(before.admin_locked) === 1 && !byAdmin) {
+              throw new AppError(
+                'forbidden',
+                'an admin disabled this key; only an admin can enable it again',
+                {
+                  param: 'status',
+                },
+              );
+            }
+            set.status = fields.status;
+            if (byAdmin) set.admin_locked = fields.status === 'disabled' ? 1 : 0;
           }
-          set.status = fields.status;
-          if (byAdmin) set.admin_locked = fields.status === 'disabled' ? 1 : 0;
-        }
-        const after = await trx
-          .updateTable('api_keys')
-          .set(set)
-          .where('id', '=', id)
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        await within?.(trx, { before, after });
-        return { before, after };
-      });
-      announce(result.after);
-      return result;
+          return set;
+        },
+        within,
+      );
+      announce(change.after);
+      return change;
     },
 
     /** New secret now; the old one keeps working for graceSeconds (0 = stops at once). */
@@ -279,30 +310,25 @@ export function createKeysService(
       id: number,
       ownerId: number | null,
       graceSeconds: number,
-      within?: Within<{ before: ApiKeyRow; row: ApiKeyRow }>,
-    ): Promise<{ before: ApiKeyRow; row: ApiKeyRow; secret: string }> {
+      within?: Within<KeyChange>,
+    ): Promise<KeyChange & { secret: string }> {
       const secret = generateKey();
-      const { before, row } = await db.transaction().execute(async (trx) => {
-        const before = await requireKey(id, ownerId, trx);
-        const now = clock();
-        const row = await trx
-          .updateTable('api_keys')
-          .set({
-            key_hash: hashKey(secret),
-            display: displayKey(secret),
-            prev_key_hash: graceSeconds > 0 ? before.key_hash : null,
-            prev_key_expires_at: graceSeconds > 0 ? now + graceSeconds * 1000 : null,
-            updated_at: now,
-          })
-          .where('id', '=', id)
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        await within?.(trx, { before, row });
-        return { before, row };
-      });
+      const change = await changeKey(
+        id,
+        ownerId,
+        (before, now) => ({
+          key_hash: hashKey(secret),
+          display: displayKey(secret),
+          prev_key_hash: graceSeconds > 0 ? before.key_hash : null,
+          prev_key_expires_at: graceSeconds > 0 ? now + graceSeconds * 1000 : null,
+          updated_at: now,
+        }),
+        within,
+      );
       // Drop every cached form of this key, including a still-older secret from a previous rotation.
-      announce(row, [before.key_hash, ...(before.prev_key_hash ? [before.prev_key_hash] : [])]);
-      return { before, row, secret };
+      const { before, after } = change;
+      announce(after, [before.key_hash, ...(before.prev_key_hash ? [before.prev_key_hash] : [])]);
+      return { ...change, secret };
     },
 
     /**
@@ -325,26 +351,20 @@ export function createKeysService(
       return new Map(rows.map((k) => [Number(k.id), k.name]));
     },
 
-    async remove(id: number, ownerId: number | null, within?: Within<ApiKeyRow>): Promise<ApiKeyRow> {
-      const { before, row } = await db.transaction().execute(async (trx) => {
-        const before = await requireKey(id, ownerId, trx);
-        const now = clock();
-        const row = await trx
-          .updateTable('api_keys')
-          .set({
-            status: 'deleted',
-            deleted_at: now,
-            updated_at: now,
-            prev_key_hash: null,
-            prev_key_expires_at: null,
-          })
-          .where('id', '=', id)
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        await within?.(trx, before);
-        return { before, row };
-      });
-      announce(row, before.prev_key_hash ? [before.prev_key_hash] : []);
+    async remove(id: number, ownerId: number | null, within?: Within<KeyChange>): Promise<ApiKeyRow> {
+      const { before, after } = await changeKey(
+        id,
+        ownerId,
+        (_before, now) => ({
+          status: 'deleted',
+          deleted_at: now,
+          updated_at: now,
+          prev_key_hash: null,
+          prev_key_expires_at: null,
+        }),
+        within,
+      );
+      announce(after, before.prev_key_hash ? [before.prev_key_hash] : []);
       return before;
     },
 

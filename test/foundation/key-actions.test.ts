@@ -25,9 +25,7 @@ describe.each(backends())('key actions and their audit rows [%s]', (backend) => 
     s = await startTestServer({ backend });
     ownerId = (await createUser(s)).user.id;
   });
-  afterAll(async () => {
-    await s?.close();
-  });
+  afterAll(() => s?.close());
 
   it('a create whose audit row fails leaves no key', async () => {
     const before = (await s.api('GET', `/api/keys?user_id=${ownerId}`)).body.data.length;

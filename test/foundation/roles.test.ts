@@ -20,22 +20,30 @@ interface Fixture {
 interface Row {
   /** Method and OpenAPI path. */
   route: string;
-  what: string;
-  /** The concrete path; may create a fresh target first (for routes that use it up). */
-  path: (f: Fixture) => string | Promise<string>;
-  body?: () => unknown;
   /** Expected status for admin, owner, other user, master key, no credentials. */
   expect: [admin: number, owner: number, other: number, master: number, none: number];
+  /** The concrete path; may create a fresh target first (for routes that use it up). */
+  path: (f: Fixture) => string | Promise<string>;
+  body?: (() => unknown) | undefined;
 }
+
+const row = (
+  route: string,
+  expect: Row['expect'],
+  path: Row['path'] | string,
+  body?: () => unknown,
+): Row => ({
+  route,
+  expect,
+  path: typeof path === 'string' ? () => path : path,
+  body,
+});
 
 const freshKey = async (f: Fixture) => `/api/keys/${(await createKey(f.s, f.ownerId)).id}`;
 const freshUser = async (f: Fixture) => `/api/users/${(await createUser(f.s)).user.id}`;
+const newChannel = () => ({ name: uname('ch'), type: 'mock', models: ['mole-mini'] });
 const freshChannel = async (f: Fixture) => {
-  const r = await f.s.api('POST', '/api/channels', {
-    name: uname('ch'),
-    type: 'mock',
-    models: ['mole-mini'],
-  });
+  const r = await f.s.api('POST', '/api/channels', newChannel());
   return `/api/channels/${r.body.id}`;
 };
 const freshPrice = async (f: Fixture) => {
@@ -48,113 +56,68 @@ const ADMIN_ONLY: Row['expect'] = [200, 403, 403, 200, 401];
 const OWNERS: Row['expect'] = [200, 200, 404, 200, 401];
 const ANYONE: Row['expect'] = [200, 200, 200, 200, 401];
 
+const CREATED: Row['expect'] = [201, 403, 403, 201, 401];
+
 const ROWS: Row[] = [
   // keys: a user's own; admins and the master key reach everyone's
-  { route: 'GET /api/keys', what: 'list keys', path: () => '/api/keys', expect: ANYONE },
-  {
-    route: 'POST /api/keys',
-    what: 'create a key for the owner',
-    path: () => '/api/keys',
-    body: () => ({ name: uname('k'), user_id: fixture.ownerId }),
-    expect: [201, 201, 404, 201, 401],
-  },
-  { route: 'GET /api/keys/{id}', what: 'read a key', path: (f) => `/api/keys/${f.keyId}`, expect: OWNERS },
-  {
-    route: 'PATCH /api/keys/{id}',
-    what: 'rename a key',
-    path: (f) => `/api/keys/${f.keyId}`,
-    body: () => ({ name: uname('k') }),
-    expect: OWNERS,
-  },
-  {
-    route: 'POST /api/keys/{id}/rotate',
-    what: 'rotate a key',
-    path: (f) => `/api/keys/${f.keyId}/rotate`,
-    body: () => ({ grace_seconds: 0 }),
-    expect: OWNERS,
-  },
-  { route: 'DELETE /api/keys/{id}', what: 'delete a key', path: freshKey, expect: OWNERS },
+  row('GET /api/keys', ANYONE, '/api/keys'),
+  row('POST /api/keys', [201, 201, 404, 201, 401], '/api/keys', () => ({
+    name: uname('k'),
+    user_id: fixture.ownerId,
+  })),
+  row('GET /api/keys/{id}', OWNERS, (f) => `/api/keys/${f.keyId}`),
+  row(
+    'PATCH /api/keys/{id}',
+    OWNERS,
+    (f) => `/api/keys/${f.keyId}`,
+    () => ({ name: uname('k') }),
+  ),
+  row(
+    'POST /api/keys/{id}/rotate',
+    OWNERS,
+    (f) => `/api/keys/${f.keyId}/rotate`,
+    () => ({ grace_seconds: 0 }),
+  ),
+  row('DELETE /api/keys/{id}', OWNERS, freshKey),
 
   // users: a user sees only themself and changes only their own password
-  { route: 'GET /api/users', what: 'list users', path: () => '/api/users', expect: ANYONE },
-  {
-    route: 'POST /api/users',
-    what: 'create a user',
-    path: () => '/api/users',
-    body: () => ({ username: uname(), password: 'password-123456' }),
-    expect: [201, 403, 403, 201, 401],
-  },
-  {
-    route: 'GET /api/users/{id}',
-    what: 'read a user',
-    path: (f) => `/api/users/${f.ownerId}`,
-    expect: OWNERS,
-  },
-  {
-    route: 'PATCH /api/users/{id}',
-    what: "change a user's group",
-    path: (f) => `/api/users/${f.ownerId}`,
-    body: () => ({ group: 'default' }),
-    expect: [200, 403, 404, 200, 401],
-  },
-  { route: 'DELETE /api/users/{id}', what: 'delete a user', path: freshUser, expect: ADMIN_ONLY },
-  {
-    route: 'POST /api/users/{id}/topup',
-    what: 'top up a balance',
-    path: (f) => `/api/users/${f.ownerId}/topup`,
-    body: () => ({ amount: 1 }),
-    expect: ADMIN_ONLY,
-  },
+  row('GET /api/users', ANYONE, '/api/users'),
+  row('POST /api/users', CREATED, '/api/users', () => ({ username: uname(), password: 'password-123456' })),
+  row('GET /api/users/{id}', OWNERS, (f) => `/api/users/${f.ownerId}`),
+  row(
+    'PATCH /api/users/{id}',
+    [200, 403, 404, 200, 401],
+    (f) => `/api/users/${f.ownerId}`,
+    () => ({ group: 'default' }),
+  ),
+  row('DELETE /api/users/{id}', ADMIN_ONLY, freshUser),
+  row(
+    'POST /api/users/{id}/topup',
+    ADMIN_ONLY,
+    (f) => `/api/users/${f.ownerId}/topup`,
+    () => ({ amount: 1 }),
+  ),
 
   // channels: admins only
-  { route: 'GET /api/channels', what: 'list channels', path: () => '/api/channels', expect: ADMIN_ONLY },
-  {
-    route: 'POST /api/channels',
-    what: 'create a channel',
-    path: () => '/api/channels',
-    body: () => ({ name: uname('ch'), type: 'mock', models: ['mole-mini'] }),
-    expect: [201, 403, 403, 201, 401],
-  },
-  { route: 'GET /api/channels/{id}', what: 'read a channel', path: freshChannel, expect: ADMIN_ONLY },
-  {
-    route: 'PATCH /api/channels/{id}',
-    what: 'rename a channel',
-    path: freshChannel,
-    body: () => ({ name: uname('ch') }),
-    expect: ADMIN_ONLY,
-  },
-  { route: 'DELETE /api/channels/{id}', what: 'delete a channel', path: freshChannel, expect: ADMIN_ONLY },
-  {
-    route: 'POST /api/channels/{id}/test',
-    what: 'test a channel',
-    path: async (f) => `${await freshChannel(f)}/test`,
-    expect: ADMIN_ONLY,
-  },
+  row('GET /api/channels', ADMIN_ONLY, '/api/channels'),
+  row('POST /api/channels', CREATED, '/api/channels', newChannel),
+  row('GET /api/channels/{id}', ADMIN_ONLY, freshChannel),
+  row('PATCH /api/channels/{id}', ADMIN_ONLY, freshChannel, () => ({ name: uname('ch') })),
+  row('DELETE /api/channels/{id}', ADMIN_ONLY, freshChannel),
+  row('POST /api/channels/{id}/test', ADMIN_ONLY, async (f) => `${await freshChannel(f)}/test`),
 
   // the offer: everyone signed in reads it; admins change it
-  { route: 'GET /api/models', what: 'list models', path: () => '/api/models', expect: ANYONE },
-  { route: 'GET /api/prices', what: 'list prices', path: () => '/api/prices', expect: ANYONE },
-  {
-    route: 'PUT /api/prices/{model}',
-    what: 'set a price',
-    path: () => '/api/prices/mole-mini',
-    body: () => ({ input: 0.15, output: 0.6 }),
-    expect: ADMIN_ONLY,
-  },
-  { route: 'DELETE /api/prices/{model}', what: 'delete a price', path: freshPrice, expect: ADMIN_ONLY },
-  { route: 'GET /api/groups', what: 'list groups', path: () => '/api/groups', expect: ANYONE },
-  {
-    route: 'PUT /api/groups/{name}',
-    what: 'set a group multiplier',
-    path: () => '/api/groups/vip',
-    body: () => ({ multiplier: 1.5 }),
-    expect: ADMIN_ONLY,
-  },
+  row('GET /api/models', ANYONE, '/api/models'),
+  row('GET /api/prices', ANYONE, '/api/prices'),
+  row('PUT /api/prices/{model}', ADMIN_ONLY, '/api/prices/mole-mini', () => ({ input: 0.15, output: 0.6 })),
+  row('DELETE /api/prices/{model}', ADMIN_ONLY, freshPrice),
+  row('GET /api/groups', ANYONE, '/api/groups'),
+  row('PUT /api/groups/{name}', ADMIN_ONLY, '/api/groups/vip', () => ({ multiplier: 1.5 })),
 
   // records: everyone reads their own
-  { route: 'GET /api/logs', what: 'read logs', path: () => '/api/logs', expect: ANYONE },
-  { route: 'GET /api/usage', what: 'read usage', path: () => '/api/usage', expect: ANYONE },
-  { route: 'GET /api/audit', what: 'read the audit trail', path: () => '/api/audit', expect: ANYONE },
+  row('GET /api/logs', ANYONE, '/api/logs'),
+  row('GET /api/usage', ANYONE, '/api/usage'),
+  row('GET /api/audit', ANYONE, '/api/audit'),
 ];
 
 let fixture: Fixture;
@@ -185,7 +148,7 @@ describe('management routes by caller', () => {
     await fixture?.s.close();
   });
 
-  describe.each(ROWS)('$route ($what)', (row) => {
+  describe.each(ROWS)('$route', (row) => {
     it.each(CALLERS.map((caller, i) => [caller, row.expect[i]!] as const))(
       '%s → %i',
       async (caller, status) => {

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { openStorage } from '../src/db/index.js';
+import { openStorage } from '../src/db/open.js';
 import type { NewLog } from '../src/db/schema.js';
 import { createUsageWriter } from '../src/usage/writer.js';
 import { openJournal } from '../src/usage/journal.js';

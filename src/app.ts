@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Services } from './services.js';
 import { clientErrorHandler, frameworkErrors, installErrorHandling } from './http/errors-hook.js';
-import { installManagementAuth } from './http/auth-hook.js';
+import { installManagementAuth } from './accounts/auth-hook.js';
 import { makeClientIpResolver } from './http/client-ip.js';
 import { registerAccountRoutes } from './accounts/routes.js';
 import { registerKeyRoutes } from './keys/routes.js';

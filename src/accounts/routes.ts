@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { AuditService } from '../audit/service.js';
-import { SESSION_COOKIE } from '../http/auth-hook.js';
+import { SESSION_COOKIE } from './auth-hook.js';
 import { AppError, notFound } from '../http/errors.js';
 import { actorOf, isAdmin, selfId } from '../http/principal.js';
 import { route } from '../http/route.js';

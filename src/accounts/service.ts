@@ -1,8 +1,8 @@
 // Users, passwords, console sessions and balances. Owns the users and sessions tables.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { sql, type SqlBool } from 'kysely';
 import type { Db } from '../db/index.js';
-import { containsPattern } from '../keys/service.js';
+import { containsPattern } from '../shared/like.js';
 import type { UserRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { MAX_NANO, nanoToUsd } from '../billing/money.js';
@@ -33,10 +33,17 @@ export interface UserPatch {
   password?: string;
 }
 
+/** What other domains do inside an account change's transaction (wired in services.ts). */
+export interface AccountHooks {
+  /** The user is being deleted: their keys go with them, in the same transaction. */
+  onUserDeleted(trx: Db, userId: number, now: number): Promise<void>;
+}
+
 export function createAccountsService(
   db: Db,
   bus: InvalidationBus,
   opts: { sessionTtlSeconds: number; loginMaxFailures: number; loginTableSize?: number },
+  hooks: AccountHooks,
 ) {
   /** username|ip → failure timestamps in the last window. */
   const failures = new Map<string, number[]>();
@@ -189,6 +196,18 @@ export function createAccountsService(
       return { before, after };
     },
 
+    /**
+     * Holds the user's row lock until `trx` ends (PostgreSQL; SQLite takes its write lock):
+     * serialises work per owner, such as checking a cap and then inserting under it.
+     */
+    async lock(trx: Db, id: number): Promise<void> {
+      await trx
+        .updateTable('users')
+        .set((eb) => ({ updated_at: eb.ref('updated_at') }))
+        .where('id', '=', id)
+        .execute();
+    },
+
     /** Soft delete: logs keep their attribution; the name becomes free again. */
     async deleteUser(id: number): Promise<UserRow> {
       const before = await requireUser(id);
@@ -204,12 +223,7 @@ export function createAccountsService(
           })
           .where('id', '=', id)
           .execute();
-        await trx
-          .updateTable('api_keys')
-          .set({ status: 'deleted', deleted_at: now, updated_at: now, prev_key_hash: null })
-          .where('user_id', '=', id)
-          .where('status', '!=', 'deleted')
-          .execute();
+        await hooks.onUserDeleted(trx, id, now);
         await trx.deleteFrom('sessions').where('user_id', '=', id).execute();
       });
       bus.publish({ kind: 'user', userId: id });
@@ -314,7 +328,7 @@ export function createAccountsService(
         .executeTakeFirst();
       if (!s || Number(s.expires_at) < Date.now()) return null;
       const user = await getUser(Number(s.user_id));
-      if (!user || user.status !== 'active') return null;
+      if (user?.status !== 'active') return null;
       return { user, csrfToken: s.csrf_token, tokenHash };
     },
 
@@ -325,9 +339,3 @@ export function createAccountsService(
 }
 
 export type AccountsService = ReturnType<typeof createAccountsService>;
-
-export function safeEqual(a: string, b: string): boolean {
-  const ab = Buffer.from(a);
-  const bb = Buffer.from(b);
-  return ab.length === bb.length && timingSafeEqual(ab, bb);
-}

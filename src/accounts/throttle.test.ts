@@ -4,9 +4,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStorage, type Storage } from '../db/index.js';
+import type { Storage } from '../db/index.js';
+import { openStorage } from '../db/open.js';
 import { InvalidationBus } from '../shared/bus.js';
 import { createAccountsService } from './service.js';
+
+/** No keys domain in these tests: deleting a user has nothing else to remove. */
+const NO_HOOKS = { onUserDeleted: async () => {} };
 
 describe('login throttle', () => {
   let dir: string;
@@ -27,11 +31,16 @@ describe('login throttle', () => {
     );
 
   it('keeps a throttled pair throttled while a spray of other usernames overflows the table', async () => {
-    const accounts = createAccountsService(storage.db, new InvalidationBus(), {
-      sessionTtlSeconds: 60,
-      loginMaxFailures: 2,
-      loginTableSize: 20,
-    });
+    const accounts = createAccountsService(
+      storage.db,
+      new InvalidationBus(),
+      {
+        sessionTtlSeconds: 60,
+        loginMaxFailures: 2,
+        loginTableSize: 20,
+      },
+      NO_HOOKS,
+    );
     await accounts.createUser({
       username: 'victim',
       password: 'right-password',
@@ -53,10 +62,12 @@ describe('login throttle', () => {
   });
 
   it('throttles one address spraying many usernames', async () => {
-    const accounts = createAccountsService(storage.db, new InvalidationBus(), {
-      sessionTtlSeconds: 60,
-      loginMaxFailures: 5,
-    });
+    const accounts = createAccountsService(
+      storage.db,
+      new InvalidationBus(),
+      { sessionTtlSeconds: 60, loginMaxFailures: 5 },
+      NO_HOOKS,
+    );
     const ip = '203.0.113.99';
     const results: unknown[] = [];
     for (let i = 0; i < 101; i++) results.push(await code(accounts.login(`nobody${i}`, 'x', ip)));

@@ -8,7 +8,7 @@ import type { ChannelRow } from '../db/schema.js';
 import type { AuditService } from '../audit/service.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { notFound } from '../http/errors.js';
-import { compileModelList, type ModelMatcher } from '../keys/models.js';
+import { compileModelList, type ModelMatcher } from '../shared/models.js';
 import type { SecretBox } from './secretbox.js';
 
 export const CHANNEL_TYPES = ['openai', 'anthropic', 'gemini', 'mock'] as const;
@@ -310,7 +310,6 @@ export async function createChannelsService(
       await changed();
       return toChannelJson(r);
     },
-    async close() {},
   };
 }
 

@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openStorage, type Storage } from '../db/index.js';
+import type { Storage } from '../db/index.js';
+import { openStorage } from '../db/open.js';
 import type { NewLog } from '../db/schema.js';
 import { InvalidationBus } from '../shared/bus.js';
 import { createAccountsService } from '../accounts/service.js';
@@ -26,8 +27,13 @@ async function world() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-writer-'));
   const storage: Storage = await openStorage({ dataDir: dir });
   const bus = new InvalidationBus();
-  const accounts = createAccountsService(storage.db, bus, { sessionTtlSeconds: 60, loginMaxFailures: 5 });
-  const keys = createKeysService(storage.db, bus, { maxKeysPerUser: 10 });
+  const accounts = createAccountsService(
+    storage.db,
+    bus,
+    { sessionTtlSeconds: 60, loginMaxFailures: 5 },
+    { onUserDeleted: (trx, userId, now) => keys.deleteAllFor(trx, userId, now) },
+  );
+  const keys = createKeysService(storage.db, bus, { maxKeysPerUser: 10 }, accounts);
   const ledger = createLedger({ db: storage.db, bus, keys, accounts, logger, redis: null, redisPrefix: 'x' });
   const user = await accounts.createUser({
     username: 'u' + seq++,

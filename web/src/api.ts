@@ -227,7 +227,7 @@ export async function request<T>(
   }
   if (!res.ok) {
     const err = await errorFrom(res);
-    if (res.status === 401 && !opts.quiet401) unauthorizedListeners.forEach((fn) => fn());
+    if (res.status === 401 && !opts.quiet401) for (const fn of unauthorizedListeners) fn();
     throw err;
   }
   if (res.status === 204) return undefined as T;

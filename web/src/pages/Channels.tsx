@@ -1,7 +1,11 @@
 import { useState } from 'react';
 import { api, errorMessage, type Channel, type Page } from '../api';
 import { dateTime, ms } from '../format';
-import { AsyncView, Field, FormDialog, StatusBadge, notify, useAsync } from '../components/ui';
+import { AsyncView, useAsync } from '../components/async';
+import { StatusBadge } from '../components/badges';
+import { FormDialog } from '../components/dialogs';
+import { Field } from '../components/forms';
+import { notify } from '../components/notices';
 import { ActionsCell, changeStatus, DeleteButton, DeleteDialog } from '../components/records';
 import { SelectField } from '../components/controls';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
@@ -249,7 +253,7 @@ function ChannelForm({
     >
       <label>
         Name
-        <input value={name} onChange={(e) => setName(e.target.value)} required autoFocus />
+        <input value={name} onChange={(e) => setName(e.target.value)} required data-autofocus />
       </label>
       <SelectField
         label="Type"

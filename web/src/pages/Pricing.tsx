@@ -1,9 +1,11 @@
 import { useState } from 'react';
 import { api, type Group, type Price } from '../api';
 import { usd } from '../format';
-import { AsyncView, FormDialog, Section, notify, useAsync } from '../components/ui';
+import { AsyncView, useAsync } from '../components/async';
+import { FormDialog } from '../components/dialogs';
+import { notify } from '../components/notices';
 import { ActionsCell, DeleteButton, DeleteDialog } from '../components/records';
-import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
+import { ACTIONS, type Column, DataTable, PageHead, Section } from '../components/layout';
 import { parseUsd } from '../validate';
 
 /** Model names may hold "/" (org/model): the server takes the rest of the path as the name. */
@@ -214,7 +216,7 @@ function PriceForm({
           readOnly={Boolean(existing)}
           list="unpriced-models"
           required
-          autoFocus={!existing}
+          data-autofocus={!existing || undefined}
         />
         <datalist id="unpriced-models">
           {suggestions.map((s) => (
@@ -229,7 +231,7 @@ function PriceForm({
           value={input}
           onChange={(e) => setInput(e.target.value)}
           required
-          autoFocus={Boolean(existing)}
+          data-autofocus={existing ? true : undefined}
         />
       </label>
       <label>
@@ -290,7 +292,7 @@ function GroupForm({
           onChange={(e) => setName(e.target.value)}
           readOnly={Boolean(existing)}
           required
-          autoFocus={!existing}
+          data-autofocus={!existing || undefined}
         />
       </label>
       <label>
@@ -300,7 +302,7 @@ function GroupForm({
           value={multiplier}
           onChange={(e) => setMultiplier(e.target.value)}
           required
-          autoFocus={Boolean(existing)}
+          data-autofocus={existing ? true : undefined}
         />
       </label>
     </FormDialog>

@@ -128,21 +128,20 @@ export function createUsageWriter(deps: {
           const model = r.model ?? '';
           const id = `${day}|${r.key_id}|${model}`;
           let agg = rollup.get(id);
-          if (!agg)
-            rollup.set(
-              id,
-              (agg = {
-                day,
-                user_id: r.user_id,
-                key_id: r.key_id,
-                model,
-                requests: 0,
-                prompt_tokens: 0,
-                cached_tokens: 0,
-                completion_tokens: 0,
-                cost_nano: 0,
-              }),
-            );
+          if (!agg) {
+            agg = {
+              day,
+              user_id: r.user_id,
+              key_id: r.key_id,
+              model,
+              requests: 0,
+              prompt_tokens: 0,
+              cached_tokens: 0,
+              completion_tokens: 0,
+              cost_nano: 0,
+            };
+            rollup.set(id, agg);
+          }
           agg.requests++;
           agg.prompt_tokens += r.prompt_tokens;
           agg.cached_tokens += r.cached_tokens;
@@ -183,10 +182,10 @@ export function createUsageWriter(deps: {
       .then(
         // Kysely has committed (or rolled back) by the time the transaction promise settles.
         () => {
-          hooks.forEach((h) => h.committed());
+          for (const h of hooks) h.committed();
         },
         (err) => {
-          hooks.forEach((h) => h.aborted());
+          for (const h of hooks) h.aborted();
           hooks = [];
           throw err;
         },

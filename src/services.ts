@@ -52,18 +52,6 @@ async function databaseId(db: Storage['db']): Promise<string> {
   ).value;
 }
 
-/** The usage journal in the data dir; a data dir it cannot write to stops the start, loudly. */
-function openUsageJournal(config: Config) {
-  const dir = path.join(config.dataDir, 'journal');
-  try {
-    return openJournal({ dir, fsync: config.journalFsync });
-  } catch (err) {
-    throw new Error(
-      `the usage journal needs a writable MOLE_DATA_DIR (${dir}): ${err instanceof Error ? err.message : String(err)}`,
-    );
-  }
-}
-
 export async function createServices(config: Config, logger: Logger, opts: ServiceOptions) {
   const secretBox = new SecretBox(resolveSecret(config));
   const storage: Storage = await openStorage({
@@ -150,3 +138,15 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
 }
 
 export type Services = Awaited<ReturnType<typeof createServices>>;
+
+/** The usage journal in the data dir; a data dir it cannot write to stops the start, loudly. */
+function openUsageJournal(config: Config) {
+  const dir = path.join(config.dataDir, 'journal');
+  try {
+    return openJournal({ dir, fsync: config.journalFsync });
+  } catch (err) {
+    throw new Error(
+      `the usage journal needs a writable MOLE_DATA_DIR (${dir}): ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+}

@@ -65,10 +65,14 @@ describe('login throttle', () => {
   }, 60_000);
 
   it('does not count successful sign-ins against the address', async () => {
-    const accounts = createAccountsService(storage.db, new InvalidationBus(), {
-      sessionTtlSeconds: 60,
-      loginMaxFailures: 5,
-    });
+    // Also passes the hooks argument the service takes on main (no other domain here), so
+    // this compiles on either side of the merge.
+    const accounts = (createAccountsService as (...a: unknown[]) => ReturnType<typeof createAccountsService>)(
+      storage.db,
+      new InvalidationBus(),
+      { sessionTtlSeconds: 60, loginMaxFailures: 5 },
+      { onUserDeleted: async () => {} },
+    );
     await accounts.createUser({
       username: 'office',
       password: 'right-password',

@@ -36,9 +36,23 @@ interface Attempt {
   error?: unknown;
 }
 
+/**
+ * Process metrics are per process, not per gateway instance: collected once, into their own
+ * registry (collecting them per instance would add a GC observer and an event-loop monitor
+ * each time, e.g. for every test server).
+ */
+let processRegistry: Registry | null = null;
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
 export function createMetrics(src: MetricsSources = {}) {
   const registry = new Registry();
-  if (src.processMetrics !== false) collectDefaultMetrics({ register: registry });
+  const proc = src.processMetrics === false ? null : processMetrics();
 
   const requests = new Counter({
     name: 'mole_requests_total',
@@ -195,7 +209,10 @@ export function createMetrics(src: MetricsSources = {}) {
     },
 
     /** The Prometheus text exposition. */
-    text: () => registry.metrics(),
+    async text(): Promise<string> {
+      const own = await registry.metrics();
+      return proc ? `${await proc.metrics()}\n${own}` : own;
+    },
   };
 }
 

@@ -55,8 +55,9 @@ export function usd(v: number | null | undefined): string {
   return `${v < 0 ? '-' : ''}$${i}.${f.padEnd(2, '0')}`;
 }
 
-/** ISO time as "YYYY-MM-DD HH:MM" UTC (a table cell). */
-export const when = (iso: string | null | undefined) => (iso ? iso.slice(0, 16).replace('T', ' ') : null);
+/** ISO time as "YYYY-MM-DD HH:MMZ" (UTC, a table cell). */
+export const when = (iso: string | null | undefined) =>
+  iso ? `${new Date(iso).toISOString().slice(0, 16).replace('T', ' ')}Z` : null;
 
 // Argument parsers: a bad value is a usage error (exit 2), reported by commander.
 export function parseId(v: string): number {

@@ -61,12 +61,12 @@ export function registerUsers(program: Command, ctx: CliContext): void {
     .option('--password <password>', 'the password (visible to other local users in the process list)')
     .option('--password-stdin', 'read the password from stdin')
     .addOption(new Option('--role <role>', 'user or admin').choices(['user', 'admin']).default('user'))
-    .option('--group <name>', 'group (prices, models)', 'default')
-    .option('--balance <usd>', 'starting balance, USD', parseUsd, 0)
+    .option('--group <name>', 'group (prices, models); default: the default group')
+    .option('--balance <usd>', 'starting balance, USD (default 0)', parseUsd)
     .action(
       async (
         username: string,
-        o: { password?: string; passwordStdin?: boolean; role: string; group: string; balance: number },
+        o: { password?: string; passwordStdin?: boolean; role: string; group?: string; balance?: number },
         cmd,
       ) => {
         if (o.password !== undefined && o.passwordStdin)
@@ -76,7 +76,13 @@ export function registerUsers(program: Command, ctx: CliContext): void {
         const generated = password === undefined;
         if (generated) password = randomBytes(15).toString('base64url');
         const u = await ctx.api().request<User>('POST', '/api/users', {
-          body: { username, password, role: o.role, group: o.group, balance: o.balance },
+          body: {
+            username,
+            password,
+            role: o.role,
+            ...(o.group !== undefined ? { group: o.group } : {}),
+            ...(o.balance !== undefined ? { balance: o.balance } : {}),
+          },
         });
         const out = generated ? { ...u, password } : u;
         ctx.out(cmd).result(out, () => {

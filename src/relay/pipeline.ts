@@ -19,6 +19,7 @@ import type { CanonicalUsage, Protocol } from './canonical.js';
 import { codec, codecFor } from './protocols/index.js';
 import { parseRelayBody } from './protocols/openai.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './protocols/types.js';
+import { createGeminiTransport } from './providers/gemini.js';
 import { createOpenAITransport } from './providers/openai.js';
 import { mockTransport } from './providers/mock.js';
 import { type ChannelTransport, UpstreamFailure } from './providers/transport.js';
@@ -105,13 +106,14 @@ const REFUSAL_CODE = (status: number): ErrorCode =>
   status === 413 ? 'request_too_large' : status === 404 ? 'model_not_found' : 'invalid_request';
 
 export function createRelay(s: Services) {
-  const openai = createOpenAITransport({
+  const timeouts = {
     connectMs: s.config.upstreamConnectTimeoutMs,
     firstByteMs: s.config.upstreamFirstByteTimeoutMs,
     idleMs: s.config.upstreamIdleTimeoutMs,
     maxConnections: s.config.upstreamMaxConnections,
-  });
-  const transports: Partial<Record<ChannelType, ChannelTransport>> = { openai, mock: mockTransport };
+  };
+  const pools = { openai: createOpenAITransport(timeouts), gemini: createGeminiTransport(timeouts) };
+  const transports: Partial<Record<ChannelType, ChannelTransport>> = { ...pools, mock: mockTransport };
   /** The protocols a channel serves an operation in, preferred first (only those with a codec). */
   const protocolsOf = (c: Channel, r: IngressRequest): Protocol[] =>
     (transports[c.type]?.protocols(c, r.operation) ?? []).filter((p) => codecFor(p));
@@ -464,7 +466,9 @@ export function createRelay(s: Services) {
           await readAll(res.body, 1024 * 1024).catch(() => Buffer.alloc(0)),
           channel.apiKey,
         );
-        if (RETRYABLE(res.status))
+        const json = parseJson(text);
+        // The channel's fault (overloaded, rate-limited, bad credential…): the next channel tries.
+        if (RETRYABLE(res.status) || egress.channelFault?.(res.status, json))
           return {
             answered: false,
             status: res.status,
@@ -482,12 +486,9 @@ export function createRelay(s: Services) {
         );
         if (pass) void reply.code(res.status).header('content-type', 'application/json').send(text);
         else {
-          let message = `upstream refused the request (HTTP ${res.status})`;
-          try {
-            message = egress.answerError(JSON.parse(text.toString('utf8'))) ?? message;
-          } catch {
-            /* not JSON: keep the generic message */
-          }
+          const message =
+            (json === undefined ? null : egress.answerError(json)) ??
+            `upstream refused the request (HTTP ${res.status})`;
           void reply
             .code(res.status)
             .send(ingress.errorBody(res.status, REFUSAL_CODE(res.status), message, req.id, null));
@@ -523,7 +524,7 @@ export function createRelay(s: Services) {
     logFree,
     checkPolicy,
     async close() {
-      await openai.close();
+      await Promise.all(Object.values(pools).map((p) => p.close()));
     },
   };
 }
@@ -541,4 +542,13 @@ export interface Attempt {
   pass: boolean;
   /** Notes this attempt's HTTP status on the log row. */
   record(status: number): void;
+}
+
+/** An upstream error body as JSON, or undefined when it is not JSON. */
+function parseJson(body: Buffer): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
 }

@@ -59,6 +59,12 @@ export interface Scenario {
   cachedTokens?: number;
   /** Omit `usage` from non-stream responses, and the usage chunk from streams. */
   omitUsage?: boolean;
+  /** Gemini: report this many `thoughtsTokenCount` (output the visible text leaves out). */
+  reasoningTokens?: number;
+  /** Gemini: answer HTTP 200 whose body (or whose only stream frame) is the protocol's error. */
+  errorInBody?: boolean;
+  /** Gemini: after N content chunks send the protocol's error frame, then end the stream. */
+  midStreamError?: number;
 }
 
 export interface RecordedRequest {

@@ -80,10 +80,10 @@ describe.each(backends())('upstream accounting defects (%s)', (backend) => {
     const [log] = await allLogs(s, { key_id: key.id });
     expect(log!.status).toBe(200);
     expect(log!.estimated).toBe(false);
-    expect(log!.attempts.map((a: { status: number | null }) => a.status)).toEqual([200, 200]);
+    expect(log!.attempts.map((a) => a.status)).toEqual([200, 200]);
     expect(log!.attempts[0]).toMatchObject({ channel_name: 'err200' });
-    expect(log!.attempts[0].error).toMatch(/quota exceeded upstream/);
-    expect(log!.attempts[1].error).toBeNull();
+    expect(log!.attempts[0]!.error).toMatch(/quota exceeded upstream/);
+    expect(log!.attempts[1]!.error).toBeNull();
     expect(nanoOf(log!.cost)).toBe(
       expectedCostNano({ prompt: out.usage!.prompt_tokens, completion: out.usage!.completion_tokens }, PRICE),
     );

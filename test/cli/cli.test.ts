@@ -34,6 +34,14 @@ function mole(args: string[], opts: { env?: Record<string, string | undefined>; 
   });
 }
 
+/** Runs independent invocations a few at a time (each is a process of its own). */
+async function inBatches<T>(items: T[], run: (item: T) => Promise<Result>, size = 4): Promise<Result[]> {
+  const out: Result[] = [];
+  for (let i = 0; i < items.length; i += size)
+    out.push(...(await Promise.all(items.slice(i, i + size).map(run))));
+  return out;
+}
+
 /** A failure: the exit code, and exactly one line on stderr. */
 function expectFailure(r: Result, code: 1 | 2, reason: RegExp) {
   expect(r.code, r.stderr + r.stdout).toBe(code);
@@ -41,7 +49,8 @@ function expectFailure(r: Result, code: 1 | 2, reason: RegExp) {
   expect(r.stderr).toMatch(reason);
 }
 
-describe('mole CLI', () => {
+// Each command is its own process (node + tsx, about a second on a busy machine): allow for it.
+describe('mole CLI', { timeout: 180_000 }, () => {
   let s: TestServer;
   let env: Record<string, string>;
   const ok = async (args: string[], input?: string) => {
@@ -86,8 +95,9 @@ describe('mole CLI', () => {
       ['users', 'topup'],
       ['usage'],
     ];
-    for (const c of commands) {
-      const r = await mole([...c, '--help'], { env });
+    const results = await inBatches(commands, (c) => mole([...c, '--help'], { env }));
+    for (const [i, c] of commands.entries()) {
+      const r = results[i]!;
       expect(r.code, c.join(' ')).toBe(0);
       expect(r.stdout).toContain(`Usage: mole${c.length ? ' ' + c.join(' ') : ''} `);
       expect(r.stdout).toContain('--json');
@@ -271,19 +281,23 @@ describe('mole CLI', () => {
   });
 
   it('bad usage: exit 2, one line', async () => {
-    expectFailure(await mole(['keys', 'list'], { env: { MOLE_URL: s.url } }), 2, /set MOLE_TOKEN/);
-    expectFailure(await mole([], { env }), 2, /missing command for 'mole'/);
-    expectFailure(await mole(['keys'], { env }), 2, /missing command for 'mole keys'/);
-    expectFailure(await mole(['frob'], { env }), 2, /unknown command 'frob'/);
-    expectFailure(await mole(['keys', 'frob'], { env }), 2, /unknown command 'frob' for 'mole keys'/);
-    expectFailure(await mole(['keys', 'list', '--bogus'], { env }), 2, /unknown option '--bogus'/);
-    expectFailure(await mole(['keys', 'disable'], { env }), 2, /missing required argument 'id'/);
-    expectFailure(await mole(['keys', 'disable', 'abc'], { env }), 2, /not an id/);
-    expectFailure(await mole(['keys', 'create', 'k', '--quota', 'lots'], { env }), 2, /not an amount/);
-    expectFailure(await mole(['users', 'topup', '1', 'ten'], { env }), 2, /not an amount/);
-    expectFailure(await mole(['users', 'create', 'y', '--role', 'root'], { env }), 2, /--role/);
-    expectFailure(await mole(['usage', '--by', 'week'], { env }), 2, /--by/);
-    expectFailure(await mole(['usage', '--from', 'yesterday-ish'], { env }), 2, /not a time/);
-    expectFailure(await mole(['keys', 'list'], { env: { ...env, MOLE_URL: 'ftp://x' } }), 2, /MOLE_URL/);
+    const cases: Array<[string[], RegExp, Record<string, string>?]> = [
+      [['keys', 'list'], /set MOLE_TOKEN/, { MOLE_URL: s.url }],
+      [[], /missing command for 'mole'/],
+      [['keys'], /missing command for 'mole keys'/],
+      [['frob'], /unknown command 'frob'/],
+      [['keys', 'frob'], /unknown command 'frob' for 'mole keys'/],
+      [['keys', 'list', '--bogus'], /unknown option '--bogus'/],
+      [['keys', 'disable'], /missing required argument 'id'/],
+      [['keys', 'disable', 'abc'], /not an id/],
+      [['keys', 'create', 'k', '--quota', 'lots'], /not an amount/],
+      [['users', 'topup', '1', 'ten'], /not an amount/],
+      [['users', 'create', 'y', '--role', 'root'], /--role/],
+      [['usage', '--by', 'week'], /--by/],
+      [['usage', '--from', 'yesterday-ish'], /not a time/],
+      [['keys', 'list'], /MOLE_URL/, { ...env, MOLE_URL: 'ftp://x' }],
+    ];
+    const results = await inBatches(cases, ([args, , e]) => mole(args, { env: e ?? env }));
+    cases.forEach(([, reason], i) => expectFailure(results[i]!, 2, reason));
   });
 });

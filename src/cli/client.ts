@@ -7,6 +7,8 @@ export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode: 1 | 2 = 1,
+    /** The API's `error.param`: the request field at fault, when it named one. */
+    readonly param: string | null = null,
   ) {
     super(message);
   }
@@ -74,9 +76,14 @@ export function clientFromEnv(env: NodeJS.ProcessEnv = process.env): ApiClient {
         );
       }
       if (!res.ok) {
-        const e = (body as { error?: { code?: string; message?: string } } | null)?.error;
+        const e = (body as { error?: { code?: string; message?: string; param?: string | null } } | null)
+          ?.error;
         const message = (e?.message ?? `HTTP ${res.status}`).replace(/\s+/g, ' ');
-        throw new CliError(`${message} (HTTP ${res.status}${e?.code ? ` ${e.code}` : ''})`);
+        throw new CliError(
+          `${message} (HTTP ${res.status}${e?.code ? ` ${e.code}` : ''})`,
+          1,
+          e?.param ?? null,
+        );
       }
       return body as T;
     },

@@ -118,18 +118,20 @@ export function registerKeys(program: Command, ctx: CliContext): void {
         },
         cmd,
       ) => {
-        const k = await ctx.api().request<Key>('POST', '/api/keys', {
-          body: {
-            name,
-            ...(o.user !== undefined ? { user_id: o.user } : {}),
-            ...(o.models ? { models: o.models } : {}),
-            ...(o.ips ? { allowed_ips: o.ips } : {}),
-            ...(o.quota !== undefined ? { quota: o.quota } : {}),
-            ...(o.expires ? { expires_at: o.expires } : {}),
-            ...(o.group ? { group: o.group } : {}),
-            ...(o.rpm !== undefined ? { rpm: o.rpm } : {}),
-          },
-        });
+        const k = await withOptionHint(
+          ctx.api().request<Key>('POST', '/api/keys', {
+            body: {
+              name,
+              ...(o.user !== undefined ? { user_id: o.user } : {}),
+              ...(o.models ? { models: o.models } : {}),
+              ...(o.ips ? { allowed_ips: o.ips } : {}),
+              ...(o.quota !== undefined ? { quota: o.quota } : {}),
+              ...(o.expires ? { expires_at: o.expires } : {}),
+              ...(o.group ? { group: o.group } : {}),
+              ...(o.rpm !== undefined ? { rpm: o.rpm } : {}),
+            },
+          }),
+        );
         ctx.out(cmd).result(k, () => withSecret(`Created key ${k.id} "${k.name}".`, k));
       },
     );
@@ -184,4 +186,26 @@ function futureTime(v: string): string {
   if (!rel) return parseTime(v);
   const unit = { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'm' | 'h' | 'd'];
   return new Date(Date.now() + Number(rel[1]) * unit).toISOString();
+}
+
+/** The create options by the API field they set, to point at the option when a field is refused. */
+const OPTION_OF: Record<string, string> = {
+  user_id: '--user',
+  models: '--models',
+  allowed_ips: '--ips',
+  quota: '--quota',
+  expires_at: '--expires',
+  group: '--group',
+  rpm: '--rpm',
+};
+
+async function withOptionHint<T>(p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    const field = err instanceof CliError ? err.param?.split('.')[0] : undefined;
+    const option = field ? OPTION_OF[field] : undefined;
+    if (err instanceof CliError && option) throw new CliError(`${err.message}; see ${option}`, 1, err.param);
+    throw err;
+  }
 }

@@ -275,6 +275,12 @@ describe('mole CLI', { timeout: 180_000 }, () => {
       1,
       /invalid body: password/,
     );
+    // a refused field points at the option that sets it
+    expectFailure(
+      await mole(['keys', 'create', 'ownerless'], { env }),
+      1,
+      /^mole: user_id: required with the master key \(HTTP 422 validation_error\); see --user$/m,
+    );
     // the management API never echoes a secret in an error, nor does the CLI
     const wrong = await mole(['keys', 'list'], { env: { ...env, MOLE_TOKEN: 'mk-wrong-secret-value' } });
     expect(wrong.stderr + wrong.stdout).not.toContain('mk-wrong-secret-value');

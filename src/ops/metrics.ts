@@ -25,8 +25,12 @@ export interface MetricsSources {
 /** Seconds: from a fast refusal to a long stream. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 const TTFT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 60];
-/** Upstream answers that count as the channel failing (as the relay retries them). */
-const FAILED_STATUS = (s: number) => s === 401 || s === 403 || s === 408 || s === 429 || s >= 500;
+/**
+ * A try failed when the relay recorded an error for it (it then moved on), or got no HTTP
+ * answer, or an answer the relay retries (401/403/408/409/429/5xx).
+ */
+const FAILED_STATUS = (s: number) =>
+  s === 401 || s === 403 || s === 408 || s === 409 || s === 429 || s >= 500;
 /** A hard cap on distinct label values per label, whatever the sources say. */
 const MAX_VALUES = 2000;
 
@@ -76,7 +80,7 @@ export function createMetrics(src: MetricsSources = {}) {
   });
   const upstreamFailures = new Counter({
     name: 'mole_upstream_failures_total',
-    help: 'Upstream tries that failed (no answer, timeout, 401/403/408/429 or 5xx), by channel name',
+    help: 'Upstream tries that failed (no answer, timeout, refused or unusable answer), by channel name',
     labelNames: ['channel'] as const,
     registers: [registry],
   });

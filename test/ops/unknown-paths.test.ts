@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerConsole } from '../../src/console/index.js';
+import { CONSOLE_SECTIONS, registerConsole } from '../../src/console/index.js';
+import { REPO_ROOT } from '../helpers/process.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const UNKNOWN = [
@@ -60,6 +61,22 @@ describe('unknown paths on the real server', () => {
       expect(res.status, p).toBe(200);
       expect(res.headers.get('content-type'), p).not.toMatch(/text\/html/);
     }
+  });
+});
+
+describe('console sections', () => {
+  it('cover every page the console links to (web/src), so none of them answers 404', () => {
+    const files = fs
+      .readdirSync(path.join(REPO_ROOT, 'web', 'src'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.tsx') || f.endsWith('.ts'));
+    const linked = new Set<string>();
+    for (const f of files) {
+      const text = fs.readFileSync(path.join(REPO_ROOT, 'web', 'src', f), 'utf8');
+      for (const m of text.matchAll(/(?:href\s*[:=]\s*\{?|navigate\()\s*['"`]\/([a-z0-9-]*)/gi))
+        linked.add(m[1]!);
+    }
+    expect(linked.size).toBeGreaterThan(3);
+    for (const section of linked) expect(CONSOLE_SECTIONS.has(section), `/${section}`).toBe(true);
   });
 });
 

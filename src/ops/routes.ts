@@ -7,7 +7,7 @@
 //                 relayed by an untrusted proxy on the same host does not count as loopback).
 //                 With it: `Authorization: Bearer <token>` from anywhere, nothing else.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { safeEqual } from '../accounts/service.js';
+import { safeEqual } from '../shared/safe-equal.js';
 import { AppError } from '../http/errors.js';
 import { normalizeIp } from '../http/client-ip.js';
 import { CidrSet } from '../keys/cidr.js';

@@ -304,6 +304,6 @@ describe('mole CLI', { timeout: 180_000 }, () => {
       [['keys', 'list'], /MOLE_URL/, { ...env, MOLE_URL: 'ftp://x' }],
     ];
     const results = await inBatches(cases, ([args, , e]) => mole(args, { env: e ?? env }));
-    cases.forEach(([, reason], i) => expectFailure(results[i]!, 2, reason));
+    for (const [i, [, reason]] of cases.entries()) expectFailure(results[i]!, 2, reason);
   });
 });

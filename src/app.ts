@@ -20,6 +20,7 @@ import { registerChannelRoutes } from './channels/routes.js';
 import { registerUsageRoutes } from './usage/routes.js';
 import { registerRelay } from './relay/routes.js';
 import { registerConsole } from './console/index.js';
+import { registerOps } from './ops/routes.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -131,6 +132,14 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   });
 
   await app.register(async (relay) => registerRelay(relay, services));
+
+  // Probes and metrics: before the console, so these paths never reach it.
+  registerOps(app, {
+    readiness: services.readiness,
+    metrics: services.metrics,
+    metricsToken: config.metricsToken,
+    trustedProxies: config.trustedProxies,
+  });
 
   const here = path.dirname(fileURLToPath(import.meta.url));
   await registerConsole(app, { webDir: path.resolve(here, '..', 'dist', 'web') });

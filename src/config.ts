@@ -55,6 +55,12 @@ const EnvSchema = z.object({
     .optional()
     .transform((v) => (v ? v : undefined)),
   MOLE_TRUSTED_PROXIES: listFromEnv,
+  /** Bearer token for GET /metrics from anywhere; unset: loopback clients only. */
+  MOLE_METRICS_TOKEN: z
+    .string()
+    .optional()
+    .transform((v) => (v ? v : undefined))
+    .refine((v) => v === undefined || v.length >= 16, 'must be at least 16 characters'),
   MOLE_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .optional()
@@ -101,6 +107,7 @@ export type Config = {
   masterKey: string | undefined;
   secret: string | undefined;
   trustedProxies: string[];
+  metricsToken: string | undefined;
   logLevel: string;
   maxKeysPerUser: number;
   defaultMaxOutputTokens: number;
@@ -137,6 +144,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     masterKey: e.MOLE_MASTER_KEY,
     secret: e.MOLE_SECRET,
     trustedProxies: e.MOLE_TRUSTED_PROXIES,
+    metricsToken: e.MOLE_METRICS_TOKEN,
     logLevel: e.MOLE_LOG_LEVEL,
     maxKeysPerUser: e.MOLE_MAX_KEYS_PER_USER,
     defaultMaxOutputTokens: e.MOLE_DEFAULT_MAX_OUTPUT_TOKENS,

@@ -24,6 +24,11 @@ import { createUsageWriter } from './usage/writer.js';
 import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
 import { createRateLimiter } from './relay/rate-limit.js';
+import { createMetrics } from './ops/metrics.js';
+import { createReadiness, databaseCheck, redisCheck } from './ops/health.js';
+
+/** How long a readiness check may take before it counts as failed. */
+const READY_TIMEOUT_MS = 2000;
 
 export interface ServiceOptions {
   announceMasterKey: (key: string) => void;
@@ -117,6 +122,17 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const usage = createUsageQueries(db, storage.dialect, keys);
   const keyActions = createKeyActions({ keys, accounts, audit, flush: () => usageWriter.flush() });
   const rateLimiter = createRateLimiter(redis, redisPrefix);
+  const metrics = createMetrics({
+    keyCache: () => verifier.stats,
+    keyCacheSize: () => verifier.cacheSize(),
+    logQueueDepth: () => usageWriter.pending(),
+    logWriteFailures: () => usageWriter.stats().failures,
+    knownModel: (m) => catalog.price(m) !== null,
+  });
+  const readiness = createReadiness([databaseCheck(db), ...(redis ? [redisCheck([redis, redisSub])] : [])], {
+    timeoutMs: READY_TIMEOUT_MS,
+    logger,
+  });
 
   return {
     config,
@@ -136,6 +152,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     usage,
     rateLimiter,
     secretBox,
+    metrics,
+    readiness,
     /** Read-your-writes for management reads: persist everything the hot path holds. */
     flush: () => usageWriter.flush(),
     async close() {

@@ -1,8 +1,13 @@
 // Serves the built web console (web/ → dist/web) from the gateway's own port:
 //   /assets/*   content-hashed files, cached for a year (immutable)
 //   /<file>     the few unhashed files Vite copies from web/public (favicon …), cached briefly
-//   anything else a browser navigates to (not /api, /v1, /assets) → index.html, never cached,
-//               with a strict Content-Security-Policy, so client-side routes survive a reload.
+//   a console route (/, /keys/…, /logs, … CONSOLE_SECTIONS) a browser navigates to → index.html,
+//               never cached, with a strict Content-Security-Policy, so client-side routes
+//               survive a reload.
+//   anything else → 404: JSON for API clients, probes and scrapers (/healthzz, /api/nope, /v2/x,
+//               /metrics.txt), and for a browser's page navigation (Accept: text/html) the
+//               console's page with status 404, so the app can say "Page not found".
+//   A new console page needs its first path segment added to CONSOLE_SECTIONS.
 // When the console has not been built, a small page says how to build it.
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -23,7 +28,21 @@ export const HTML_SECURITY_HEADERS: Readonly<Record<string, string>> = {
 };
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
-const RESERVED = /^\/(api|v1|assets)(\/|$)/;
+/** Never the console: the APIs, probes and hashed assets (a missing asset is a 404). */
+const RESERVED = /^\/(api|v\d+[a-z0-9]*|assets|healthz|readyz|metrics)(\/|$)/i;
+
+/** First path segments of the console's client-side routes (web/src/App.tsx). */
+export const CONSOLE_SECTIONS: ReadonlySet<string> = new Set([
+  '',
+  'index.html',
+  'login',
+  'keys',
+  'logs',
+  'usage',
+  'users',
+  'channels',
+  'pricing',
+]);
 
 const PUBLIC_TYPES: Record<string, string> = {
   '.svg': 'image/svg+xml',
@@ -101,9 +120,10 @@ export async function registerConsole(app: FastifyInstance, opts: { webDir?: str
     }
   }
 
-  async function sendIndex(req: FastifyRequest, reply: FastifyReply) {
+  async function sendIndex(req: FastifyRequest, reply: FastifyReply, status = 200) {
     reply.headers(HTML_SECURITY_HEADERS);
     const index = await loadIndex();
+    if (!index && status !== 200) return reply.callNotFound();
     if (!index) {
       return reply
         .code(503)
@@ -111,6 +131,12 @@ export async function registerConsole(app: FastifyInstance, opts: { webDir?: str
         .type('text/html; charset=utf-8')
         .send(NOT_BUILT_PAGE);
     }
+    if (status !== 200)
+      return reply
+        .code(status)
+        .header('cache-control', 'no-store')
+        .type('text/html; charset=utf-8')
+        .send(index.body);
     reply.header('cache-control', 'no-cache').header('etag', index.etag).type('text/html; charset=utf-8');
     if (req.headers['if-none-match'] === index.etag) return reply.code(304).send();
     return reply.send(index.body);
@@ -147,11 +173,18 @@ export async function registerConsole(app: FastifyInstance, opts: { webDir?: str
         .type(file.type)
         .send(file.body);
     }
-    // a missing file (has an extension) asked for by a non-browser: plain 404
+    const section = urlPath.split('/')[1] ?? '';
     const last = urlPath.slice(urlPath.lastIndexOf('/') + 1);
     const explicitHtml = /text\/html/i.test(req.headers.accept ?? '');
-    if (!acceptsHtml(req) || (last.includes('.') && !explicitHtml && last !== 'index.html'))
-      return reply.callNotFound();
-    return sendIndex(req, reply);
+    if (CONSOLE_SECTIONS.has(section)) {
+      // a missing file (has an extension) asked for by a non-browser: plain 404
+      if (!acceptsHtml(req) || (last.includes('.') && !explicitHtml && last !== 'index.html'))
+        return reply.callNotFound();
+      return sendIndex(req, reply);
+    }
+    // Not a console route: never a 200. A browser navigating there gets the app's own
+    // "Page not found" (status 404); everyone else the JSON 404.
+    if (!explicitHtml || last.includes('.')) return reply.callNotFound();
+    return sendIndex(req, reply, 404);
   });
 }

@@ -241,7 +241,7 @@ export function createRelay(s: Services) {
     const st = req.relay;
     if (!st?.key) return Promise.resolve();
     const u = o.usage;
-    return s.usageWriter.enqueue({
+    const row = {
       request_id: req.id,
       created_at: Date.now(),
       user_id: st.key.userId,
@@ -266,7 +266,9 @@ export function createRelay(s: Services) {
       ip: req.clientIp,
       estimated: o.estimated ? 1 : 0,
       attempts: attempts.length ? JSON.stringify(attempts) : null,
-    });
+    };
+    s.metrics.observe(row, st.key.group);
+    return s.usageWriter.enqueue(row);
   }
 
   /** An answer that cost nothing: a refusal, the models list, a token count. */

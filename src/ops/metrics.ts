@@ -1,0 +1,223 @@
+// Prometheus metrics (contract §9), fed from ONE observation point: every relay log row passes
+// through observe() just before it is queued, so the counters agree with the call log.
+// Other figures (key cache, log queue) are read from their owners when scraped.
+// Labels never carry a key, a secret or a key name: only protocol, model, status, channel
+// name, group and token direction. Values a client chooses (the model) are bounded: a model
+// that is not priced is counted as "other", so made-up names cannot grow the series count.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { NewLog } from '../db/schema.js';
+
+export interface MetricsSources {
+  /** The key verifier's running counters. */
+  keyCache?: () => { hits: number; misses: number };
+  /** Entries held in the key cache. */
+  keyCacheSize?: () => number;
+  /** Log rows queued in memory, not yet written. */
+  logQueueDepth?: () => number;
+  /** Failed log-writer batches so far (they are retried). */
+  logWriteFailures?: () => number;
+  /** Whether a model name may be a label value (a priced model); others count as "other". */
+  knownModel?: (model: string) => boolean;
+  /** Node.js process metrics (CPU, memory, event loop, GC). Default true. */
+  processMetrics?: boolean;
+}
+
+/** Seconds: from a fast refusal to a long stream. */
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+const TTFT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 60];
+/**
+ * A try failed when the relay recorded an error for it (it then moved on), or got no HTTP
+ * answer, or an answer the relay retries (401/403/408/409/429/5xx).
+ */
+const FAILED_STATUS = (s: number) =>
+  s === 401 || s === 403 || s === 408 || s === 409 || s === 429 || s >= 500;
+/** A hard cap on distinct label values per label, whatever the sources say. */
+const MAX_VALUES = 2000;
+
+interface Attempt {
+  channel_name?: unknown;
+  status?: unknown;
+  error?: unknown;
+}
+
+/**
+ * Process metrics are per process, not per gateway instance: collected once, into their own
+ * registry (collecting them per instance would add a GC observer and an event-loop monitor
+ * each time, e.g. for every test server).
+ */
+let processRegistry: Registry | null = null;
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+export function createMetrics(src: MetricsSources = {}) {
+  const registry = new Registry();
+  const proc = src.processMetrics === false ? null : processMetrics();
+
+  const requests = new Counter({
+    name: 'mole_requests_total',
+    help: 'Relay requests that presented a valid key, by ingress protocol, model and HTTP status',
+    labelNames: ['protocol', 'model', 'status'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'mole_request_duration_seconds',
+    help: 'Relay request duration until the answer ended (streams included), seconds',
+    labelNames: ['protocol'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const ttft = new Histogram({
+    name: 'mole_ttft_seconds',
+    help: 'Time to the first answer byte from the upstream, seconds',
+    labelNames: ['protocol'] as const,
+    buckets: TTFT_BUCKETS,
+    registers: [registry],
+  });
+  const upstreamFailures = new Counter({
+    name: 'mole_upstream_failures_total',
+    help: 'Upstream tries that failed (no answer, timeout, refused or unusable answer), by channel name',
+    labelNames: ['channel'] as const,
+    registers: [registry],
+  });
+  const spend = new Counter({
+    name: 'mole_spend_usd_total',
+    help: 'Money charged, USD, by the key group whose prices applied',
+    labelNames: ['group'] as const,
+    registers: [registry],
+  });
+  const tokens = new Counter({
+    name: 'mole_tokens_total',
+    help: 'Billed tokens: input (uncached), cached (cache reads), cache_write, output (reasoning included)',
+    labelNames: ['direction'] as const,
+    registers: [registry],
+  });
+  for (const d of ['input', 'cached', 'cache_write', 'output']) tokens.inc({ direction: d }, 0);
+
+  new Counter({
+    name: 'mole_key_cache_hits_total',
+    help: 'Key verifications answered from the in-memory key cache',
+    registers: [registry],
+    collect() {
+      if (!src.keyCache) return;
+      this.reset();
+      this.inc(src.keyCache().hits);
+    },
+  });
+  new Counter({
+    name: 'mole_key_cache_misses_total',
+    help: 'Key verifications that missed the key cache (looked up in the database or the unknown list)',
+    registers: [registry],
+    collect() {
+      if (!src.keyCache) return;
+      this.reset();
+      this.inc(src.keyCache().misses);
+    },
+  });
+  new Gauge({
+    name: 'mole_key_cache_entries',
+    help: 'Verified keys held in memory',
+    registers: [registry],
+    collect() {
+      if (src.keyCacheSize) this.set(src.keyCacheSize());
+    },
+  });
+  new Gauge({
+    name: 'mole_log_queue_depth',
+    help: 'Call-log rows queued in memory, not yet written to the database',
+    registers: [registry],
+    collect() {
+      if (src.logQueueDepth) this.set(src.logQueueDepth());
+    },
+  });
+  new Counter({
+    name: 'mole_log_write_failures_total',
+    help: 'Call-log batches that failed to write (they are kept and retried)',
+    registers: [registry],
+    collect() {
+      if (!src.logWriteFailures) return;
+      this.reset();
+      this.inc(src.logWriteFailures());
+    },
+  });
+
+  /** Bounded label values: past MAX_VALUES distinct ones, the rest share "other". */
+  const seen = new Map<string, Set<string>>();
+  function bounded(label: string, value: string): string {
+    let set = seen.get(label);
+    if (!set) {
+      set = new Set();
+      seen.set(label, set);
+    }
+    if (set.has(value)) return value;
+    if (set.size >= MAX_VALUES) return 'other';
+    set.add(value);
+    return value;
+  }
+
+  function modelLabel(model: string | null | undefined): string {
+    if (!model) return 'none';
+    if (src.knownModel && !src.knownModel(model)) return 'other';
+    return bounded('model', model);
+  }
+
+  function failedChannels(attempts: string | null | undefined): string[] {
+    if (!attempts) return [];
+    let list: unknown;
+    try {
+      list = JSON.parse(attempts);
+    } catch {
+      return [];
+    }
+    if (!Array.isArray(list)) return [];
+    const out: string[] = [];
+    for (const a of list as Attempt[]) {
+      const failed = a.error != null || typeof a.status !== 'number' || FAILED_STATUS(a.status);
+      if (failed) out.push(typeof a.channel_name === 'string' ? a.channel_name : 'unknown');
+    }
+    return out;
+  }
+
+  return {
+    registry,
+    contentType: registry.contentType,
+
+    /**
+     * One relay request, from its log row (called right before the row is queued). `group` is
+     * the verified key's group. Never throws: metrics must not break a request.
+     */
+    observe(row: NewLog, group?: string | null): void {
+      try {
+        const protocol = bounded('protocol', row.protocol ?? 'openai');
+        requests.inc({ protocol, model: modelLabel(row.model), status: String(row.status) });
+        duration.observe({ protocol }, row.latency_ms / 1000);
+        if (row.ttft_ms != null) ttft.observe({ protocol }, row.ttft_ms / 1000);
+        for (const ch of failedChannels(row.attempts))
+          upstreamFailures.inc({ channel: bounded('channel', ch) });
+        if (row.cost_nano > 0)
+          spend.inc({ group: bounded('group', group || 'default') }, row.cost_nano / 1e9);
+        const cached = row.cached_tokens;
+        const cacheWrite = row.cache_write_tokens ?? 0;
+        const input = Math.max(0, row.prompt_tokens - cached - cacheWrite);
+        if (input > 0) tokens.inc({ direction: 'input' }, input);
+        if (cached > 0) tokens.inc({ direction: 'cached' }, cached);
+        if (cacheWrite > 0) tokens.inc({ direction: 'cache_write' }, cacheWrite);
+        if (row.completion_tokens > 0) tokens.inc({ direction: 'output' }, row.completion_tokens);
+      } catch {
+        /* a metric is never worth a failed request */
+      }
+    },
+
+    /** The Prometheus text exposition. */
+    async text(): Promise<string> {
+      const own = await registry.metrics();
+      return proc ? `${await proc.metrics()}\n${own}` : own;
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

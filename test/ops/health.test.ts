@@ -1,0 +1,153 @@
+// Liveness and readiness (contract §9) against the real server: /healthz answers while the
+// process serves; /readyz answers 200 only while the database (and Redis, when configured)
+// answer, and 503 naming what failed when one stops: a closed SQLite handle, a dropped or
+// locked PostgreSQL schema, a Redis that went away.
+import net from 'node:net';
+import pg from 'pg';
+import { afterEach, describe, expect, it } from 'vitest';
+import { backends, pgUrl, redisUrl, startTestServer, type TestServer } from '../helpers/server.js';
+import { waitFor } from '../helpers/process.js';
+
+const get = async (s: TestServer, p: string, headers: Record<string, string> = {}) => {
+  const res = await fetch(s.url + p, { headers });
+  const text = await res.text();
+  let body: any = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, body, type: res.headers.get('content-type') ?? '', headers: res.headers };
+};
+
+describe.each(backends())('health and readiness (%s)', (backend) => {
+  let s: TestServer | undefined;
+  afterEach(async () => {
+    await s?.close();
+    s = undefined;
+  });
+
+  it('answers /healthz and /readyz with 200 and JSON while serving', async () => {
+    s = await startTestServer({ backend });
+    const h = await get(s, '/healthz');
+    expect(h.status).toBe(200);
+    expect(h.type).toMatch(/application\/json/);
+    expect(h.body).toEqual({ status: 'ok' });
+    expect(h.headers.get('cache-control')).toBe('no-store');
+    expect((await fetch(s.url + '/healthz', { method: 'HEAD' })).status).toBe(200);
+
+    const r = await get(s, '/readyz');
+    expect(r.status).toBe(200);
+    expect(r.body.status).toBe('ok');
+    expect(r.body.failed).toEqual([]);
+    expect(r.body.checks.database.ok).toBe(true);
+    expect(r.body.checks.redis).toBeUndefined(); // not configured
+  });
+
+  it('answers /readyz 503 naming the database when it stops answering; /healthz stays 200', async () => {
+    s = await startTestServer({ backend });
+    if (backend === 'sqlite') {
+      await s.services.storage.close(); // the handle is gone: every query fails
+    } else {
+      const c = new pg.Client({ connectionString: pgUrl() });
+      await c.connect();
+      await c.query(`DROP SCHEMA "${s.pgSchema}" CASCADE`);
+      await c.end();
+    }
+    const r = await get(s, '/readyz');
+    expect(r.status).toBe(503);
+    expect(r.body.status).toBe('unavailable');
+    expect(r.body.failed).toEqual(['database']);
+    expect(r.body.checks.database).toMatchObject({ ok: false, error: 'error' });
+    expect(JSON.stringify(r.body)).not.toMatch(/postgres:\/\/|password/i);
+    expect((await get(s, '/healthz')).status).toBe(200);
+    expect(s.logs()).toContain('readiness: check fails');
+  });
+
+  it.runIf(backend === 'postgres')('answers /readyz 503 "timeout" when the database hangs', async () => {
+    s = await startTestServer({ backend });
+    const c = new pg.Client({ connectionString: pgUrl(), options: `-c search_path=${s.pgSchema}` });
+    await c.connect();
+    await c.query('BEGIN');
+    await c.query('LOCK TABLE meta IN ACCESS EXCLUSIVE MODE'); // every read of meta now waits
+    try {
+      const started = Date.now();
+      const r = await get(s, '/readyz');
+      expect(r.status).toBe(503);
+      expect(r.body.checks.database).toMatchObject({ ok: false, error: 'timeout' });
+      expect(Date.now() - started).toBeLessThan(10_000);
+    } finally {
+      await c.query('ROLLBACK');
+      await c.end();
+    }
+    await waitFor(async () => (await get(s!, '/readyz')).status === 200, 10_000, 'ready again');
+  });
+});
+
+/** A TCP relay in front of Redis that can be switched off (every connection cut) and on again. */
+async function redisProxy(target: URL) {
+  const sockets = new Set<net.Socket>();
+  let server: net.Server | null = null;
+  let port = 0;
+  const start = async () => {
+    server = net.createServer((client) => {
+      const up = net.connect(Number(target.port || 6379), target.hostname);
+      for (const sock of [client, up]) {
+        sockets.add(sock);
+        sock.on('close', () => sockets.delete(sock));
+        sock.on('error', () => {});
+      }
+      client.pipe(up).pipe(client);
+    });
+    await new Promise<void>((r) => server!.listen(port, '127.0.0.1', () => r()));
+    port = (server!.address() as net.AddressInfo).port;
+  };
+  const stop = async () => {
+    for (const sock of sockets) sock.destroy();
+    const srv = server;
+    server = null;
+    if (srv) await new Promise((r) => srv.close(r));
+  };
+  await start();
+  return { url: () => `redis://127.0.0.1:${port}`, start, stop };
+}
+
+describe.skipIf(!redisUrl())('readiness with Redis', () => {
+  it('checks Redis: 200 while it answers, 503 naming redis when it goes away, 200 once back', async () => {
+    const proxy = await redisProxy(new URL(redisUrl()!));
+    const s = await startTestServer({ env: { REDIS_URL: proxy.url() } });
+    try {
+      const ok = await get(s, '/readyz');
+      expect(ok.status).toBe(200);
+      expect(ok.body.checks.redis.ok).toBe(true);
+
+      await proxy.stop();
+      const down = await get(s, '/readyz');
+      expect(down.status).toBe(503);
+      expect(down.body.failed).toEqual(['redis']);
+      expect(down.body.checks.redis.ok).toBe(false);
+      expect(down.body.checks.database.ok).toBe(true);
+      expect((await get(s, '/healthz')).status).toBe(200);
+
+      await proxy.start();
+      await waitFor(async () => (await get(s, '/readyz')).status === 200, 15_000, 'redis back');
+    } finally {
+      await s.close();
+      await proxy.stop();
+    }
+  });
+});
+
+describe('readiness while shutting down', () => {
+  it('answers 503 "shutdown" once closing has begun', async () => {
+    const s = await startTestServer();
+    try {
+      s.services.readiness.drain();
+      const r = await get(s, '/readyz');
+      expect(r.status).toBe(503);
+      expect(r.body.failed).toEqual(['shutdown']);
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -59,6 +59,16 @@ export interface Scenario {
   cachedTokens?: number;
   /** Omit `usage` from non-stream responses, and the usage chunk from streams. */
   omitUsage?: boolean;
+  /** Anthropic: report this many cache-write input tokens (`cache_creation_input_tokens`). */
+  cacheWriteTokens?: number;
+  /** Anthropic: think this many tokens first (a thinking block; counted in output_tokens). */
+  reasoningTokens?: number;
+  /** Anthropic: answer HTTP 200 whose body is the protocol's error (plain requests). */
+  errorInBody?: boolean;
+  /** Anthropic streams: an `event: error` frame after N content chunks, then the stream ends. */
+  midStreamError?: number;
+  /** Anthropic: write JSON with a space after ':' and ',' (like Python's json.dumps). */
+  spacedJson?: boolean;
 }
 
 export interface RecordedRequest {

@@ -745,3 +745,15 @@ describe('anthropic codec: encoders, read by @anthropic-ai/sdk', () => {
     expect(err.error.error.code).toBe('model_not_allowed');
   });
 });
+
+describe('anthropic codec: count_tokens', () => {
+  it('answers {"input_tokens": N} with the same count as admission', () => {
+    const body = {
+      model: 'claude-x',
+      max_tokens: 10,
+      tools: [weather],
+      messages: [{ role: 'user', content: 'Hello' }],
+    };
+    expect(codec.countTokens?.(body)).toEqual({ input_tokens: parse(body).promptTokens });
+  });
+});

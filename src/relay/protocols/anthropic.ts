@@ -818,8 +818,9 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
   };
 }
 
-export const anthropicCodec: ProtocolCodec = {
+export const anthropicCodec: ProtocolCodec & { countTokens(body: Record<string, unknown>): unknown } = {
   protocol: 'anthropic',
+  countTokens: (body) => ({ input_tokens: countMessagesTokens(body) }),
   parseRequest,
   toCanonical,
   encodeAnswer,

@@ -2,6 +2,9 @@ import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type MockProvider, startMockProvider } from '../../../test/mock-provider/server.js';
 import type { Channel } from '../../channels/service.js';
+import { type StreamEvent, StreamBroken } from '../canonical.js';
+import { anthropicCodec } from '../protocols/anthropic.js';
+import { SseFrameParser } from '../sse.js';
 import { createAnthropicTransport, messagesUrl } from './anthropic.js';
 import type { UpstreamCall } from './transport.js';
 
@@ -144,5 +147,100 @@ describe('anthropic transport', () => {
     const t = await slow.send(call()).catch((e) => e);
     expect(t.timeout).toBe(true);
     await slow.close();
+  });
+});
+
+describe('anthropic codec against the mock, through the transport', () => {
+  const req = anthropicCodec.parseRequest(
+    { model: 'claude-x', max_tokens: 50, stream: true, messages: [{ role: 'user', content: 'hi' }] },
+    { protocol: 'anthropic', operation: 'generate' },
+    4096,
+  );
+
+  async function decode(over: Partial<UpstreamCall>) {
+    const r = await transport.send(
+      call({ stream: true, body: { ...body, max_tokens: 50, stream: true }, ...over }),
+    );
+    const parser = new SseFrameParser();
+    const dec = anthropicCodec.streamDecoder(req);
+    const events: StreamEvent[] = [];
+    let broken: unknown = null;
+    try {
+      for await (const chunk of r.body)
+        for (const f of parser.feed(chunk as Buffer)) events.push(...dec.feed(f).events);
+    } catch (e) {
+      broken = e;
+    }
+    return { dec, events, broken };
+  }
+
+  it('reads its streams: usage with cache fields, done at message_stop, spaced JSON alike', async () => {
+    for (const spacedJson of [false, true]) {
+      mock.setScenario('claude-x', { cachedTokens: 2, cacheWriteTokens: 1, spacedJson, times: 1 });
+      const { dec, events, broken } = await decode({});
+      expect(broken).toBeNull();
+      expect(dec.done).toBe(true);
+      const text = events.flatMap((e) => (e.type === 'text' ? [e.text] : [])).join('');
+      expect(text.split(' ').length).toBe(16);
+      expect(dec.usage).toMatchObject({ cacheRead: 2, cacheWrite: 1, output: 16 });
+      expect(events).toContainEqual({ type: 'stop', reason: 'stop', stopSequence: null });
+    }
+  });
+
+  it('garbage and error events break the stream; a cut stream is not done', async () => {
+    mock.setScenario('claude-x', { garbageAfterChunks: 2, times: 1 });
+    expect((await decode({})).broken).toBeInstanceOf(StreamBroken);
+    mock.setScenario('claude-x', { midStreamError: 2, times: 1 });
+    const mid = await decode({});
+    expect(mid.broken).toBeInstanceOf(StreamBroken);
+    expect((mid.broken as Error).message).toBe('Overloaded');
+    mock.setScenario('claude-x', { cutAfterChunks: 3, times: 1 });
+    const cut = await decode({});
+    expect(cut.dec.done).toBe(false);
+  });
+
+  it('a translated body (fromCanonical) is one the mock accepts; decodeAnswer reads its tool call', async () => {
+    const c = {
+      system: ['Be brief.'],
+      messages: [
+        { role: 'user' as const, content: [{ type: 'text' as const, text: 'Weather?' }] },
+        {
+          role: 'assistant' as const,
+          content: [],
+          toolCalls: [{ id: 'call_1', name: 'get_weather', arguments: '{"city":"Oslo"}' }],
+        },
+        { role: 'tool' as const, toolCallId: 'call_1', content: [{ type: 'text' as const, text: 'cold' }] },
+        { role: 'user' as const, content: [{ type: 'text' as const, text: 'And Paris?' }] },
+      ],
+      tools: [
+        {
+          name: 'get_weather',
+          parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+        },
+      ],
+      toolChoice: 'auto' as const,
+      maxOutputTokens: null,
+      temperature: 0.2,
+      topP: null,
+      stop: [],
+      stream: false,
+    };
+    const r = await transport.send(call({ body: anthropicCodec.fromCanonical(c, 'claude-x', 64) }));
+    expect(r.status).toBe(200);
+    // The last turn carries a tool result: the mock answers text.
+    const after = anthropicCodec.decodeAnswer(JSON.parse(await text(r.body)));
+    expect(after.stopReason).toBe('stop');
+    expect(after.text.length).toBeGreaterThan(0);
+    const r2 = await transport.send(
+      call({
+        body: anthropicCodec.fromCanonical({ ...c, messages: c.messages.slice(0, 1) }, 'claude-x', 64),
+      }),
+    );
+    const a = anthropicCodec.decodeAnswer(JSON.parse(await text(r2.body)));
+    expect(a.stopReason).toBe('tool_calls');
+    expect(a.toolCalls).toEqual([
+      { id: expect.stringMatching(/^toolu_/), name: 'get_weather', arguments: '{"city":"mole"}' },
+    ]);
+    expect(a.usage?.output).toBeGreaterThan(0);
   });
 });

@@ -290,6 +290,13 @@ describe('anthropic messages (mock provider, official SDK)', () => {
         error: { type: 'invalid_request_error', message },
       });
     }
+    // A system message mid-conversation: only from API version 2026-10-21 (the SDK's).
+    const sys = await post(
+      '/v1/messages',
+      { model: 'claude-x', max_tokens: 5, messages: [...messages, { role: 'system', content: 'Be brief.' }] },
+      { 'x-api-key': KEY, 'anthropic-version': '2026-10-21' },
+    );
+    expect(sys.status).toBe(200);
     // Two user turns in a row are fine (Anthropic merges consecutive turns).
     const ok = await post('/v1/messages', {
       model: 'claude-x',

@@ -191,7 +191,9 @@ function validate(body: unknown, headers: Record<string, unknown>, needMaxTokens
   if (msgs.length === 0) throw invalid('messages: at least one message is required');
   msgs.forEach((m, i) => {
     if (!isObject(m)) throw invalid(`messages.${i}: Input should be a valid dictionary`);
-    if (m.role !== 'user' && m.role !== 'assistant')
+    // API version 2026-10-21 added mid-conversation system messages.
+    const systemOk = String(headers['anthropic-version'] ?? '') >= '2026-10-21';
+    if (m.role !== 'user' && m.role !== 'assistant' && !(systemOk && m.role === 'system'))
       throw invalid(`messages.${i}.role: Input should be 'user' or 'assistant'`);
     const c = m.content;
     if (typeof c !== 'string' && !Array.isArray(c))

@@ -21,7 +21,7 @@ import { createServices } from '../src/services.js';
 import { buildApp } from '../src/app.js';
 import { BASE62, KEY_PREFIX, keyChecksum, hashKey, isWellFormedKey, displayKey } from '../src/keys/format.js';
 import type { NewLog } from '../src/db/schema.js';
-import { parseRelayBody, toRelayRequest } from '../src/relay/protocols/openai.js';
+import { openaiCodec, parseRelayBody } from '../src/relay/protocols/openai.js';
 import { tmpDir, MASTER_KEY } from './lib/targets.js';
 import { percentile } from './lib/stats.js';
 
@@ -147,9 +147,27 @@ try {
       max_tokens: 16,
     }),
   );
-  const bigTokens = toRelayRequest('chat', parseRelayBody(bigBody), 4096).promptTokens;
-  const admitSmall = await rate(() => toRelayRequest('chat', parseRelayBody(smallBody), 4096), 500, 5_000);
-  const admitBig = await rate(() => toRelayRequest('chat', parseRelayBody(bigBody), 4096), 1000, 200);
+  const bigTokens = openaiCodec.parseRequest(
+    parseRelayBody(bigBody),
+    { protocol: 'openai', operation: 'generate' },
+    4096,
+  ).promptTokens;
+  const admitSmall = await rate(
+    () =>
+      openaiCodec.parseRequest(
+        parseRelayBody(smallBody),
+        { protocol: 'openai', operation: 'generate' },
+        4096,
+      ),
+    500,
+    5_000,
+  );
+  const admitBig = await rate(
+    () =>
+      openaiCodec.parseRequest(parseRelayBody(bigBody), { protocol: 'openai', operation: 'generate' }, 4096),
+    1000,
+    200,
+  );
   result.admission = {
     smallUs: admitSmall.usPerOp,
     bigUs: admitBig.usPerOp,
@@ -309,6 +327,10 @@ try {
     ttft_ms: i & 1 ? 2 : null,
     ip,
     estimated: 0,
+    protocol: 'openai',
+    cache_write_tokens: 0,
+    reasoning_tokens: 0,
+    attempts: null,
   });
   // Enqueue cost alone (what a request pays).
   const probe = mkRow(0, Date.now());

@@ -113,7 +113,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     registerUsageRoutes(api, services);
   });
 
-  await app.register(async (relay) => registerRelay(relay, services), { prefix: '/v1' });
+  await app.register(async (relay) => registerRelay(relay, services));
 
   const here = path.dirname(fileURLToPath(import.meta.url));
   await registerConsole(app, { webDir: path.resolve(here, '..', 'dist', 'web') });

@@ -33,6 +33,8 @@ export function registerAccountRoutes(
     audit: AuditService;
     sessionTtlSeconds: number;
     ledger: { credit(userId: number, amountNano: number): Promise<void> };
+    /** Keys whose group the owner pinned follow the owner to a new group. */
+    keys: { releaseOwnerPins(userId: number): Promise<void> };
     flush: () => Promise<void>;
   },
 ) {
@@ -175,8 +177,10 @@ export function registerAccountRoutes(
       const { before, after } = await accounts.updateUser(params.id, body);
       const changes: Record<string, unknown> = {};
       if (before.role !== after.role) changes.role = { from: before.role, to: after.role };
-      if (before.group_name !== after.group_name)
+      if (before.group_name !== after.group_name) {
         changes.group = { from: before.group_name, to: after.group_name };
+        await deps.keys.releaseOwnerPins(params.id);
+      }
       if (before.status !== after.status) changes.status = { from: before.status, to: after.status };
       if (body.password !== undefined) changes.password = 'changed';
       await audit.record({

@@ -9,6 +9,8 @@ export interface PriceJson {
   input: number;
   output: number;
   cached_input: number | null;
+  /** USD per 1M prompt-cache-write tokens; null = the input price. */
+  cache_write: number | null;
   updated_at: string;
 }
 
@@ -30,6 +32,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
           inputNanoPerM: Number(r.input_nano_per_m),
           outputNanoPerM: Number(r.output_nano_per_m),
           cachedInputNanoPerM: r.cached_input_nano_per_m === null ? null : Number(r.cached_input_nano_per_m),
+          cacheWriteNanoPerM: r.cache_write_nano_per_m === null ? null : Number(r.cache_write_nano_per_m),
           updatedAt: Number(r.updated_at),
         },
       ]),
@@ -49,6 +52,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
     input: perM(p.inputNanoPerM),
     output: perM(p.outputNanoPerM),
     cached_input: p.cachedInputNanoPerM === null ? null : perM(p.cachedInputNanoPerM),
+    cache_write: p.cacheWriteNanoPerM === null ? null : perM(p.cacheWriteNanoPerM),
     updated_at: new Date(p.updatedAt).toISOString(),
   });
 
@@ -79,20 +83,20 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
         input_nano_per_m: p.inputNanoPerM,
         output_nano_per_m: p.outputNanoPerM,
         cached_input_nano_per_m: p.cachedInputNanoPerM,
+        cache_write_nano_per_m: p.cacheWriteNanoPerM,
         updated_at: now,
       };
       await db
         .insertInto('prices')
         .values(row)
         .onConflict((oc) =>
-          oc
-            .column('model')
-            .doUpdateSet({
-              input_nano_per_m: row.input_nano_per_m,
-              output_nano_per_m: row.output_nano_per_m,
-              cached_input_nano_per_m: row.cached_input_nano_per_m,
-              updated_at: now,
-            }),
+          oc.column('model').doUpdateSet({
+            input_nano_per_m: row.input_nano_per_m,
+            output_nano_per_m: row.output_nano_per_m,
+            cached_input_nano_per_m: row.cached_input_nano_per_m,
+            cache_write_nano_per_m: row.cache_write_nano_per_m,
+            updated_at: now,
+          }),
         )
         .execute();
       bus.publish({ kind: 'prices' });

@@ -66,3 +66,63 @@ describe('ledger', () => {
     expect(l.balanceNano(1, 0)).toBe(950);
   });
 });
+
+// The shared (Redis) ledger: the same arithmetic in Lua. Skipped without a Redis server.
+const REDIS_URL = process.env.MOLE_TEST_REDIS_URL;
+describe.skipIf(!REDIS_URL)('ledger on Redis', () => {
+  async function sharedLedger(db: { used: number; balance: number }) {
+    const { Redis } = await import('ioredis');
+    const redis = new Redis(REDIS_URL!);
+    const prefix = `test:${process.pid}:${Math.random().toString(36).slice(2)}`;
+    const ledger = createLedger({
+      db: null as never,
+      bus: new InvalidationBus(),
+      keys: { usedNano: async () => db.used, addUsed: async () => {} } as never,
+      accounts: { balanceNano: async () => db.balance, subtractSpend: async () => {} } as never,
+      logger: pino({ level: 'silent' }),
+      redis,
+      redisPrefix: prefix,
+    });
+    return { ledger, redis, prefix };
+  }
+
+  it('bills an answer whose hold was 0 (an empty embedding input, a free model)', async () => {
+    const { ledger, redis } = await sharedLedger({ used: 0, balance: 1_000_000 });
+    try {
+      const r = await ledger.reserve(1, 1, null, 0);
+      if (!r.ok) throw new Error('not admitted');
+      // 200 tokens at 10 USD per 1M = 2_000_000 nano; the hold was 0.
+      expect(await ledger.settle(r.reservation, 2_000)).toBe(2_000);
+      expect(ledger.usedNano(1, 0)).toBe(2_000);
+      // A free request settles to 0 without an error.
+      const z = await ledger.reserve(1, 1, null, 0);
+      if (!z.ok) throw new Error('not admitted');
+      expect(await ledger.settle(z.reservation, 0)).toBe(0);
+      expect(ledger.balanceNano(1, 0)).toBe(1_000_000 - 2_000);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('holds and charges amounts past 2^31 and near 1e15 nano-USD exactly', async () => {
+    const big = 2 ** 31 + 7;
+    const huge = 1_234_567_890_123_457;
+    const { ledger, redis } = await sharedLedger({ used: 0, balance: 4_000_000_000_000_001 });
+    try {
+      const a = await ledger.reserve(1, 1, null, big);
+      if (!a.ok) throw new Error('not admitted');
+      expect(await ledger.settle(a.reservation, big - 1)).toBe(big - 1);
+      const b = await ledger.reserve(1, 1, 3_000_000_000_000_000, huge);
+      if (!b.ok) throw new Error('not admitted');
+      expect(await ledger.settle(b.reservation, huge + 3)).toBe(huge + 3);
+      expect(ledger.usedNano(1, 0)).toBe(big - 1 + huge + 3);
+      // The shared counters hold the same exact integers, and no hold is left behind.
+      const c = await ledger.reserve(1, 1, null, 0);
+      if (!c.ok) throw new Error('not admitted');
+      expect(await ledger.settle(c.reservation, 0)).toBe(0);
+      expect(ledger.balanceNano(1, 0)).toBe(4_000_000_000_000_001 - (big - 1 + huge + 3));
+    } finally {
+      redis.disconnect();
+    }
+  });
+});

@@ -5,8 +5,9 @@
 // past a quota or balance. Spend reaches the database in batches (usage/writer.ts), in the
 // same transaction as the log rows that explain it.
 //
-// A crash loses at most the spend settled since the last flush (MOLE_FLUSH_INTERVAL_MS),
-// together with its log rows, so the database stays self-consistent.
+// Spend reaches the database with the log rows that explain it (each row carries the cost
+// settled for it), so the database stays self-consistent whenever a crash strikes; the usage
+// writer's journal keeps what was not written yet (usage/writer.ts).
 //
 // With REDIS_URL, admission is shared between instances: the live totals (spend, balance,
 // holds) live in Redis and reserve/settle are single Lua scripts, so two gateways on one
@@ -16,6 +17,7 @@
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/index.js';
+import type { NewLog } from '../db/schema.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import type { KeysService } from '../keys/service.js';
 import type { AccountsService } from '../accounts/service.js';
@@ -55,30 +57,36 @@ export interface LedgerDeps {
 
 const REDIS_COUNTER_TTL_S = 3600;
 
+// Numbers in these scripts: Redis's Lua (5.1) holds every number as a double, and a
+// number handed to redis.call is formatted with %.17g: 0 negated becomes "-0", which
+// HINCRBY refuses (the answer would go unbilled), and large values may take an exponent.
+// So JS passes every amount as a decimal integer string, and the scripts hand HINCRBY
+// either such an ARGV string or INT(n) (string.format %d: exact below 2^53, never "-0").
+const LUA_INT = `local function INT(n) return string.format('%d', n) end\n`;
 // KEYS: key counter, user counter. ARGV: quota (-1 = none), amount, ttl, key used in DB, user balance in DB
 // (the last two only when the caller has read them: -1 = "not read"; answer 3 asks for them).
-const RESERVE_LUA = `
+const RESERVE_LUA = `${LUA_INT}
 local kx = redis.call('EXISTS', KEYS[1]); local ux = redis.call('EXISTS', KEYS[2])
 if kx == 0 or ux == 0 then
   if tonumber(ARGV[4]) < 0 then return 3 end
-  if kx == 0 then redis.call('HSET', KEYS[1], 'used', ARGV[4], 'held', 0) end
-  if ux == 0 then redis.call('HSET', KEYS[2], 'bal', ARGV[5], 'held', 0) end
+  if kx == 0 then redis.call('HSET', KEYS[1], 'used', ARGV[4], 'held', '0') end
+  if ux == 0 then redis.call('HSET', KEYS[2], 'bal', ARGV[5], 'held', '0') end
 end
 local quota = tonumber(ARGV[1]); local amount = tonumber(ARGV[2])
 local used = tonumber(redis.call('HGET', KEYS[1], 'used')); local kheld = tonumber(redis.call('HGET', KEYS[1], 'held'))
 local bal = tonumber(redis.call('HGET', KEYS[2], 'bal')); local uheld = tonumber(redis.call('HGET', KEYS[2], 'held'))
 if quota >= 0 and quota - used - kheld < amount then return 1 end
 if bal - uheld < amount then return 2 end
-redis.call('HINCRBY', KEYS[1], 'held', amount); redis.call('HINCRBY', KEYS[2], 'held', amount)
+redis.call('HINCRBY', KEYS[1], 'held', ARGV[2]); redis.call('HINCRBY', KEYS[2], 'held', ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3]); redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 0`;
-// KEYS: key counter, user counter. ARGV: held amount, cost, quota (-1 = none). Releases the
-// hold and charges the cost, but never past what the quota and balance still cover; answers
-// the amount charged.
-const SETTLE_LUA = `
+// KEYS: key counter, user counter. ARGV: held amount, cost, quota (-1 = none), -held amount.
+// Releases the hold and charges the cost, but never past what the quota and balance still
+// cover; answers the amount charged, as a decimal string.
+const SETTLE_LUA = `${LUA_INT}
 local hold = tonumber(ARGV[1]); local cost = tonumber(ARGV[2]); local quota = tonumber(ARGV[3])
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then return cost end
-redis.call('HINCRBY', KEYS[1], 'held', -hold); redis.call('HINCRBY', KEYS[2], 'held', -hold)
+if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then return ARGV[2] end
+redis.call('HINCRBY', KEYS[1], 'held', ARGV[4]); redis.call('HINCRBY', KEYS[2], 'held', ARGV[4])
 local charge = cost
 if cost > hold then
   local room = tonumber(redis.call('HGET', KEYS[2], 'bal')) - tonumber(redis.call('HGET', KEYS[2], 'held'))
@@ -87,9 +95,17 @@ if cost > hold then
   end
   charge = math.max(0, math.min(cost, room))
 end
-redis.call('HINCRBY', KEYS[1], 'used', charge); redis.call('HINCRBY', KEYS[2], 'bal', -charge)
-return charge`;
+if charge > 0 then
+  redis.call('HINCRBY', KEYS[1], 'used', INT(charge)); redis.call('HINCRBY', KEYS[2], 'bal', INT(-charge))
+end
+return INT(charge)`;
 const CREDIT_LUA = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'bal', ARGV[1]) end return 0`;
+
+/** An integer amount as Redis reads it: decimal digits, never an exponent or "-0". */
+const int = (n: number): string => {
+  if (!Number.isSafeInteger(n)) throw new Error(`ledger: amount ${n} is not a safe integer`);
+  return n === 0 ? '0' : String(n);
+};
 
 export function createLedger(deps: LedgerDeps) {
   const redis = deps.redis;
@@ -160,11 +176,11 @@ export function createLedger(deps: LedgerDeps) {
         2,
         rk(keyId),
         ru(userId),
-        quotaNano ?? -1,
-        amount,
+        int(quotaNano ?? -1),
+        int(amount),
         REDIS_COUNTER_TTL_S,
-        kDb,
-        uDb,
+        int(kDb),
+        int(uDb),
       ) as Promise<number>;
     let answer = await run(-1, -1);
     if (answer === 3) {
@@ -198,7 +214,16 @@ export function createLedger(deps: LedgerDeps) {
     let charge = cost;
     if (redis) {
       charge = Number(
-        await redis.eval(SETTLE_LUA, 2, rk(r.keyId), ru(r.userId), r.amount, cost, r.quotaNano ?? -1),
+        await redis.eval(
+          SETTLE_LUA,
+          2,
+          rk(r.keyId),
+          ru(r.userId),
+          int(r.amount),
+          int(cost),
+          int(r.quotaNano ?? -1),
+          int(-r.amount),
+        ),
       );
     } else {
       k.reserved -= r.amount;
@@ -252,16 +277,22 @@ export function createLedger(deps: LedgerDeps) {
     },
 
     /**
-     * Contributor to the usage writer's transaction: writes pending spend, and once the
-     * transaction commits moves it into the base values.
+     * Contributor to the usage writer's transaction: writes the spend of the log rows in the
+     * batch (each row's cost is what settle charged for it), and once the transaction commits
+     * moves it from pending into the base values. Spend settled while the batch is written
+     * waits for its own rows, so the database never holds spend its logs do not explain.
      */
-    async flushInto(trx: Db): Promise<{ committed(): void; aborted(): void }> {
-      // Held from collection until commit or abort, so no base is re-read mid-flush.
+    async flushInto(trx: Db, rows: readonly NewLog[]): Promise<{ committed(): void; aborted(): void }> {
+      // Held from here until commit or abort, so no base is re-read mid-flush.
       const release = await acquire();
       const keyDeltas = new Map<number, number>();
       const userDeltas = new Map<number, number>();
-      for (const [id, c] of keyUsed) if (c.pending) keyDeltas.set(id, c.pending);
-      for (const [id, c] of userBalance) if (c.pending) userDeltas.set(id, c.pending);
+      for (const r of rows) {
+        const cost = Number(r.cost_nano);
+        if (!cost) continue;
+        keyDeltas.set(r.key_id, (keyDeltas.get(r.key_id) ?? 0) + cost);
+        userDeltas.set(r.user_id, (userDeltas.get(r.user_id) ?? 0) + cost);
+      }
       try {
         await deps.keys.addUsed(trx, keyDeltas);
         await deps.accounts.subtractSpend(trx, userDeltas);
@@ -271,13 +302,17 @@ export function createLedger(deps: LedgerDeps) {
       }
       return {
         committed() {
+          // Counters exist for rows settled by this process; replayed rows have none (their
+          // spend is in the database now, where a counter loaded later reads it).
           for (const [id, d] of keyDeltas) {
-            const c = keyUsed.get(id)!;
+            const c = keyUsed.get(id);
+            if (!c) continue;
             c.pending -= d;
             c.base += d;
           }
           for (const [id, d] of userDeltas) {
-            const c = userBalance.get(id)!;
+            const c = userBalance.get(id);
+            if (!c) continue;
             c.pending -= d;
             c.base -= d;
           }
@@ -293,7 +328,7 @@ export function createLedger(deps: LedgerDeps) {
 
     /** A top-up or debit by an admin: the shared counter moves with it (in-process counters re-read it). */
     async credit(userId: number, amountNano: number): Promise<void> {
-      if (redis) await redis.eval(CREDIT_LUA, 1, ru(userId), amountNano);
+      if (redis) await redis.eval(CREDIT_LUA, 1, ru(userId), int(amountNano));
     },
 
     /** Balance as the API shows it: database value minus what is not written yet. */

@@ -33,25 +33,43 @@ export const multiplierToPpm = (m: number) => scaleDecimal(m, 6);
 export interface Price {
   inputNanoPerM: number;
   outputNanoPerM: number;
-  /** null = cached input billed at the input price. */
+  /** null = cached input (cache reads) billed at the input price. */
   cachedInputNanoPerM: number | null;
+  /** null = prompt-cache writes billed at the input price. */
+  cacheWriteNanoPerM: number | null;
 }
 
 export interface TokenUsage {
+  /** Every input token: uncached + read from the provider's cache + written to it. */
   promptTokens: number;
-  /** Part of promptTokens served from the provider's cache. */
+  /** Part of promptTokens read from the provider's cache. */
   cachedTokens: number;
+  /** Part of promptTokens written to the provider's cache. */
+  cacheWriteTokens: number;
   completionTokens: number;
 }
 
-/** cost = ceil((uncached·in + cached·cachedIn + completion·out) · multiplier / 1e6 / 1e6), nano-USD. */
-export function costNano(usage: TokenUsage, price: Price, multiplierPpm: number): number {
-  const cached = BigInt(Math.min(usage.cachedTokens, usage.promptTokens));
-  const uncached = BigInt(usage.promptTokens) - cached;
-  const cachedPrice = BigInt(price.cachedInputNanoPerM ?? price.inputNanoPerM);
+/**
+ * cost = ceil((uncached·in + cacheRead·cachedIn + cacheWrite·cacheWriteIn + completion·out)
+ *        · multiplier / 1e6 / 1e6), nano-USD, in BigInt. Cache reads and writes are counted
+ * within promptTokens (reads first), so together they never bill more input than was sent.
+ * A usage without `cacheWriteTokens` counts none.
+ */
+export function costNano(
+  usage: Omit<TokenUsage, 'cacheWriteTokens'> & { cacheWriteTokens?: number },
+  price: Price,
+  multiplierPpm: number,
+): number {
+  const prompt = Math.max(0, usage.promptTokens);
+  const read = Math.max(0, Math.min(usage.cachedTokens, prompt));
+  const written = Math.max(0, Math.min(usage.cacheWriteTokens ?? 0, prompt - read));
+  const uncached = BigInt(prompt - read - written);
+  const readPrice = BigInt(price.cachedInputNanoPerM ?? price.inputNanoPerM);
+  const writePrice = BigInt(price.cacheWriteNanoPerM ?? price.inputNanoPerM);
   const numerator =
     (uncached * BigInt(price.inputNanoPerM) +
-      cached * cachedPrice +
+      BigInt(read) * readPrice +
+      BigInt(written) * writePrice +
       BigInt(usage.completionTokens) * BigInt(price.outputNanoPerM)) *
     BigInt(multiplierPpm);
   const denominator = 1_000_000n * BigInt(PPM);

@@ -40,19 +40,33 @@ export function registerBillingRoutes(
     tags: ['pricing'],
     auth: 'admin',
     params: ModelParams,
-    body: z.object({ input: zPerM, output: zPerM, cached_input: zPerM.nullable().optional() }).strict(),
+    body: z
+      .object({
+        input: zPerM,
+        output: zPerM,
+        cached_input: zPerM.nullable().optional(),
+        cache_write: zPerM.nullable().optional(),
+      })
+      .strict(),
     handler: async ({ params, body, principal, ip }) => {
       const model = params['*'];
       const price = await catalog.setPrice(model, {
         inputNanoPerM: nano(body.input, 'input'),
         outputNanoPerM: nano(body.output, 'output'),
         cachedInputNanoPerM: body.cached_input == null ? null : nano(body.cached_input, 'cached_input'),
+        cacheWriteNanoPerM: body.cache_write == null ? null : nano(body.cache_write, 'cache_write'),
       });
       await audit.record({
         actor: actorOf(principal),
         action: 'price.set',
         ip,
-        changes: { model, input: body.input, output: body.output, cached_input: body.cached_input ?? null },
+        changes: {
+          model,
+          input: body.input,
+          output: body.output,
+          cached_input: body.cached_input ?? null,
+          cache_write: body.cache_write ?? null,
+        },
       });
       return price;
     },

@@ -32,6 +32,8 @@ const fields = {
   weight: z.number().int().min(0).max(1_000_000),
   groups: z.array(zGroupName).max(200).nullable(),
   status: z.enum(['active', 'disabled']),
+  /** `openai` channels: whether the upstream also serves the Responses API (default true). */
+  responses: z.boolean(),
 };
 
 const CreateBody = z
@@ -44,6 +46,7 @@ const CreateBody = z
     weight: fields.weight.default(1),
     groups: fields.groups.optional(),
     status: fields.status.optional(),
+    responses: fields.responses.optional(),
   })
   .strict()
   .refine((b) => b.type === 'mock' || (b.base_url && b.api_key !== undefined), {
@@ -70,6 +73,7 @@ export function registerChannelRoutes(
     if (b.weight !== undefined) i.weight = b.weight;
     if (b.groups !== undefined) i.groups = b.groups;
     if (b.status !== undefined) i.status = b.status;
+    if (b.responses !== undefined) i.responses = b.responses;
     return i;
   };
   // What the audit trail may hold: everything but the credential.

@@ -11,7 +11,7 @@ import { notFound } from '../http/errors.js';
 import { compileModelList, type ModelMatcher } from '../keys/models.js';
 import type { SecretBox } from './secretbox.js';
 
-export const CHANNEL_TYPES = ['openai', 'mock'] as const;
+export const CHANNEL_TYPES = ['openai', 'anthropic', 'gemini', 'mock'] as const;
 export type ChannelType = (typeof CHANNEL_TYPES)[number];
 
 export interface Channel {
@@ -28,6 +28,8 @@ export interface Channel {
   /** null = every group. */
   groups: Set<string> | null;
   status: 'active' | 'disabled';
+  /** An `openai` channel that also serves the Responses API. */
+  responses: boolean;
 }
 
 export interface ChannelInput {
@@ -41,6 +43,7 @@ export interface ChannelInput {
   weight: number;
   groups: string[] | null;
   status?: 'active' | 'disabled';
+  responses?: boolean;
 }
 
 const FAILURES_BEFORE_COOLDOWN = 3;
@@ -58,6 +61,7 @@ export function toChannelJson(r: ChannelRow, health?: { cooldownUntil: number; f
     weight: Number(r.weight),
     groups: r.groups === null ? null : (JSON.parse(r.groups) as string[]),
     status: r.status,
+    responses: Number(r.responses) !== 0,
     disabled_reason: r.disabled_reason,
     cooling_down_until:
       health && health.cooldownUntil > Date.now() ? new Date(health.cooldownUntil).toISOString() : null,
@@ -92,6 +96,7 @@ export async function createChannelsService(
         weight: Number(r.weight),
         groups: r.groups === null ? null : new Set(JSON.parse(r.groups) as string[]),
         status: r.status,
+        responses: Number(r.responses) !== 0,
       };
     } catch (err) {
       logger.error(
@@ -140,6 +145,7 @@ export async function createChannelsService(
     if (i.priority !== undefined) set.priority = i.priority;
     if (i.weight !== undefined) set.weight = i.weight;
     if (i.groups !== undefined) set.groups = i.groups === null ? null : JSON.stringify(i.groups);
+    if (i.responses !== undefined) set.responses = i.responses ? 1 : 0;
     if (i.status !== undefined) {
       set.status = i.status;
       if (i.status === 'active') set.disabled_reason = null;
@@ -249,6 +255,7 @@ export async function createChannelsService(
           weight: i.weight,
           groups: i.groups === null ? null : JSON.stringify(i.groups),
           status: i.status ?? 'active',
+          responses: i.responses === false ? 0 : 1,
           disabled_reason: null,
           created_at: now,
           updated_at: now,

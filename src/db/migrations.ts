@@ -1,6 +1,6 @@
 // Versioned migrations, written once for both dialects. Applied at start, in order, and
 // recorded by Kysely's migrator in kysely_migration.
-import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import type { Dialect } from './index.js';
 
 function migrations(dialect: Dialect): Record<string, Migration> {
@@ -175,6 +175,49 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema
           .alterTable('api_keys')
           .addColumn('admin_locked', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+      },
+    },
+    '0003_key_group_by_admin': {
+      // A key's own group counts only when an admin granted it; one its owner pinned follows
+      // the owner. Existing pins that differ from their owner's group (only an admin could set
+      // those, or the owner was moved since) and pins on admins' keys are kept as grants.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .alterTable('api_keys')
+          .addColumn('group_by_admin', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await sql`UPDATE api_keys SET group_by_admin = 1 WHERE group_name IS NOT NULL AND EXISTS (
+          SELECT 1 FROM users WHERE users.id = api_keys.user_id
+            AND (users.role = 'admin' OR users.group_name <> api_keys.group_name))`.execute(db);
+      },
+    },
+    '0004_logs_attempts_cache_write': {
+      // Multi-protocol relaying: every upstream try on the log row, the ingress protocol,
+      // prompt-cache writes and reasoning tokens; a price for prompt-cache writes.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('logs').addColumn('attempts', 'text').execute();
+        await db.schema
+          .alterTable('logs')
+          .addColumn('protocol', 'text', (c) => c.notNull().defaultTo('openai'))
+          .execute();
+        await db.schema
+          .alterTable('logs')
+          .addColumn('cache_write_tokens', big, (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema
+          .alterTable('logs')
+          .addColumn('reasoning_tokens', big, (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema.alterTable('prices').addColumn('cache_write_nano_per_m', big).execute();
+      },
+    },
+    '0005_channel_responses': {
+      // An OpenAI-compatible channel may lack the Responses API: then Responses requests are translated.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .alterTable('channels')
+          .addColumn('responses', 'integer', (c) => c.notNull().defaultTo(1))
           .execute();
       },
     },

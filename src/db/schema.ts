@@ -42,6 +42,8 @@ export interface ApiKeysTable {
   quota_nano: number | null;
   used_nano: number;
   group_name: string | null;
+  /** 1 when an admin set group_name: it applies whatever the owner's group; else the owner's group applies. */
+  group_by_admin: Generated<number>;
   /** Requests per minute, null = unlimited. */
   rpm_limit: number | null;
   /** 1 when an admin disabled the key: only an admin may enable it again. */
@@ -81,6 +83,8 @@ export interface PricesTable {
   input_nano_per_m: number;
   output_nano_per_m: number;
   cached_input_nano_per_m: number | null;
+  /** Prompt-cache writes; null = billed at the input price. */
+  cache_write_nano_per_m: number | null;
   updated_at: number;
 }
 
@@ -99,6 +103,8 @@ export interface ChannelsTable {
   status: 'active' | 'disabled';
   /** Set when the gateway switched the channel off (e.g. upstream 401). */
   disabled_reason: string | null;
+  /** 1 = an `openai` channel serves the Responses API too (0: Responses requests are translated). */
+  responses: number;
   created_at: number;
   updated_at: number;
   deleted_at: number | null;
@@ -126,6 +132,17 @@ export interface LogsTable {
   ttft_ms: number | null;
   ip: string | null;
   estimated: number;
+  /**
+   * Each upstream try in order, JSON text of
+   * [{channel_id, channel_name, status: number|null, error: string|null, latency_ms}]; null = none recorded.
+   */
+  attempts: string | null;
+  /** Ingress protocol the client spoke: 'openai', 'anthropic', 'gemini', … */
+  protocol: string;
+  /** Part of prompt_tokens written to the provider's prompt cache (prompt_tokens counts every input token). */
+  cache_write_tokens: number;
+  /** Part of completion_tokens spent on reasoning, as the upstream reported it. */
+  reasoning_tokens: number;
 }
 
 /** Per-day rollup maintained in the same transaction as the log rows it summarises. */

@@ -26,6 +26,10 @@ describe('presentedKey', () => {
   it('takes ?key= on Gemini-style paths only', () => {
     expect(presentedKey({}, `/v1beta/models/gemini-pro:generateContent?key=${K}`)).toBe(K);
     expect(presentedKey({}, `/v1/models/gemini-pro:streamGenerateContent?alt=sse&key=${K}`)).toBe(K);
+    expect(presentedKey({}, `/v1/models/gemini-pro:countTokens?key=${K}`)).toBe(K);
+    expect(presentedKey({}, `/v1beta/models?key=${K}`)).toBe(K);
+    expect(presentedKey({}, `/v1/models?key=${K}`)).toBeUndefined();
+    expect(presentedKey({}, `/v1/models/gpt-4o?key=${K}`)).toBeUndefined();
     expect(presentedKey({}, `/v1/chat/completions?key=${K}`)).toBeUndefined();
     expect(presentedKey({}, `/v1/key?key=${K}`)).toBeUndefined();
     expect(presentedKey({ 'x-goog-api-key': 'header' }, `/v1beta/models/x:generateContent?key=${K}`)).toBe(

@@ -91,7 +91,11 @@ export function registerKeyRoutes(
         userId = selfId(principal)!;
       }
       checkGroupAllowed(principal, body.group);
-      const { row, secret } = await keys.create(userId, { ...toFields(body), name: body.name });
+      const { row, secret } = await keys.create(userId, {
+        ...toFields(body),
+        groupByAdmin: isAdmin(principal),
+        name: body.name,
+      });
       const json = toKeyJson(row);
       await audit.record({
         actor: actorOf(principal),
@@ -171,6 +175,15 @@ export function registerKeyRoutes(
     body: PatchBody,
     handler: async ({ params, body, principal, ip }) => {
       checkGroupAllowed(principal, body.group);
+      // A group an admin granted is the admin's to change: its owner can neither swap nor clear it.
+      if (
+        body.group !== undefined &&
+        !isAdmin(principal) &&
+        Number((await keys.requireKey(params.id, ownerScope(principal))).group_by_admin) === 1
+      )
+        throw new AppError('forbidden', 'only an admin can change a group an admin gave this key', {
+          param: 'group',
+        });
       // An admin acting on a key of their own is its owner here: no lock.
       const byAdmin =
         isAdmin(principal) &&
@@ -181,7 +194,11 @@ export function registerKeyRoutes(
       const { before, after } = await keys.update(
         params.id,
         ownerScope(principal),
-        { ...toFields(body), ...(body.status ? { status: body.status } : {}) },
+        {
+          ...toFields(body),
+          groupByAdmin: isAdmin(principal),
+          ...(body.status ? { status: body.status } : {}),
+        },
         byAdmin,
       );
       const changes = keyChanges(before, after);

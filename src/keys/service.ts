@@ -56,6 +56,8 @@ export interface KeyFields {
   quotaNano?: number | null;
   expiresAt?: number | null;
   group?: string | null;
+  /** Who sets `group`: an admin's group is a grant; an owner's can only be their own group and follows them. */
+  groupByAdmin?: boolean;
   rpm?: number | null;
 }
 
@@ -67,7 +69,10 @@ function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
     set.allowed_ips = f.allowedIps === null ? null : JSON.stringify(f.allowedIps);
   if (f.quotaNano !== undefined) set.quota_nano = f.quotaNano;
   if (f.expiresAt !== undefined) set.expires_at = f.expiresAt;
-  if (f.group !== undefined) set.group_name = f.group;
+  if (f.group !== undefined) {
+    set.group_name = f.group;
+    set.group_by_admin = f.group !== null && f.groupByAdmin ? 1 : 0;
+  }
   if (f.rpm !== undefined) set.rpm_limit = f.rpm;
   return set;
 }
@@ -318,6 +323,23 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
         ])
         .where((eb) => eb.or([eb('api_keys.key_hash', '=', hash), eb('api_keys.prev_key_hash', '=', hash)]))
         .executeTakeFirst();
+    },
+
+    /**
+     * The owner moved to another group: keys whose group the owner pinned (necessarily their
+     * old group) follow them; groups an admin granted stay.
+     */
+    async releaseOwnerPins(userId: number): Promise<void> {
+      const rows = await db
+        .updateTable('api_keys')
+        .set({ group_name: null, updated_at: Date.now() })
+        .where('user_id', '=', userId)
+        .where('group_by_admin', '=', 0)
+        .where('group_name', 'is not', null)
+        .where('status', '!=', 'deleted')
+        .returningAll()
+        .execute();
+      for (const row of rows) announce(row);
     },
 
     /** Batched by the usage writer: last use per key, newest wins. */

@@ -14,7 +14,7 @@ export interface VerifiedKey {
   id: number;
   userId: number;
   name: string;
-  /** The group whose policy and prices apply: the key's own, else its owner's. */
+  /** The group whose policy and prices apply: one an admin granted the key, else its owner's current one. */
   group: string;
   models: ModelMatcher | null;
   quotaNano: number | null;
@@ -94,7 +94,8 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
       id: Number(row.id),
       userId: Number(row.user_id),
       name: row.name,
-      group: row.group_name ?? row.user_group,
+      // A group the owner pinned was their own group then: it follows them, never outlives a move.
+      group: row.group_name !== null && Number(row.group_by_admin) === 1 ? row.group_name : row.user_group,
       models: compileModelList(row.models === null ? null : (JSON.parse(row.models) as string[])),
       quotaNano: row.quota_nano === null ? null : Number(row.quota_nano),
       rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),

@@ -1,40 +1,39 @@
-// A relay request's whole journey, top to bottom:
+// A relay request's whole journey, top to bottom, the same for every protocol:
 //   authenticate key → check policy → limits → reserve cost → choose channel →
 //   forward / convert → count usage → settle → log.
-// Every step is one call into the module that owns it. On the hot path nothing waits on
-// the database: keys, prices, channels and the ledger are in memory; the log row, the
-// spend and the key's last use are written later, in one batch.
-import type { ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+// Every step is one call into the module that owns it. What differs between protocols
+// lives in their codecs (protocols/*.ts) and channel transports (providers/*.ts): when
+// the client and the channel speak the same protocol the answer's bytes pass through as
+// sent; otherwise the codecs translate through the canonical form (canonical.ts).
+// On the hot path nothing waits on the database: keys, prices, channels and the ledger are
+// in memory; the log row, the spend and the key's last use are written later, in one batch.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
 import type { Channel, ChannelType } from '../channels/service.js';
 import type { VerifiedKey } from '../keys/verify.js';
 import { presentedKey } from '../keys/credentials.js';
-import { AppError, errorBody, type ErrorCode } from '../http/errors.js';
+import { AppError, type ErrorCode } from '../http/errors.js';
 import { costNano, type Price } from '../billing/money.js';
 import type { Reservation } from '../billing/ledger.js';
-import {
-  generatedText,
-  parseRelayBody,
-  readUsage,
-  toRelayRequest,
-  upstreamBody,
-  type Endpoint,
-  type RelayRequest,
-  type Usage,
-} from './protocols/openai.js';
-import { createOpenAIAdapter } from './providers/openai.js';
-import { mockAdapter } from './providers/mock.js';
-import { UpstreamFailure, type ProviderAdapter, type UpstreamResponse } from './providers/types.js';
+import type { CanonicalUsage, Protocol } from './canonical.js';
+import { codec, codecFor } from './protocols/index.js';
+import { parseRelayBody } from './protocols/openai.js';
+import type { IngressRequest, ProtocolCodec, RouteInfo } from './protocols/types.js';
+import { createGeminiTransport } from './providers/gemini.js';
+import { createOpenAITransport } from './providers/openai.js';
+import { mockTransport } from './providers/mock.js';
+import { type ChannelTransport, UpstreamFailure } from './providers/transport.js';
+import { readAll, scrubCredential, upstreamErrorCode } from './upstream-body.js';
+import { relayPlain } from './answer.js';
+import { relayStream } from './stream.js';
 import { countText } from './tokens.js';
-import { SseParser } from './sse.js';
 
 /** What the relay knows about a request once its key is verified (for the log row). */
 export interface RelayState {
   key: VerifiedKey | null;
   startedAt: number;
   endpoint: string;
+  protocol: Protocol;
   model: string | null;
   stream: boolean;
 }
@@ -45,10 +44,20 @@ declare module 'fastify' {
   }
 }
 
-interface Outcome {
+/** One upstream try, as the log row shows it. */
+export interface AttemptRecord {
+  channel_id: number;
+  channel_name: string;
+  status: number | null;
+  error: string | null;
+  latency_ms: number;
+}
+
+/** How a request ended, for its log row. */
+export interface Outcome {
   status: number;
   errorCode: string | null;
-  usage: Usage;
+  usage: CanonicalUsage;
   cost: number;
   estimated: boolean;
   channel: Channel | null;
@@ -56,31 +65,67 @@ interface Outcome {
   ttftMs: number | null;
 }
 
-const ZERO: Usage = { promptTokens: 0, cachedTokens: 0, completionTokens: 0 };
-const MAX_UPSTREAM_BODY = 64 * 1024 * 1024;
-/** Client headers that may reach the provider; everything else (auth, cookies, hop-by-hop) stays here. */
-const FORWARDED_HEADERS = ['openai-beta'];
+/** One relay request on its way through its attempts: what every step needs. */
+export interface RelayCall {
+  req: FastifyRequest;
+  reply: FastifyReply;
+  r: IngressRequest;
+  ingress: ProtocolCodec;
+  reservation: Reservation;
+  attempts: AttemptRecord[];
+  /** The client left: stop trying, log 499. */
+  clientGone: boolean;
+  /**
+   * Counts the usage (reported, capped; or estimated from `produced`), settles it and logs the
+   * row; an answer's last bytes go out only after this. Returns the usage billed.
+   */
+  finish(o: {
+    channel: Channel;
+    upstreamModel: string;
+    usage: CanonicalUsage | null;
+    produced: string;
+    /** The stream was cut: `usage` (if any) is only what was reported before it. */
+    partial?: boolean;
+    status?: number;
+    errorCode?: string | null;
+    ttftMs?: number | null;
+  }): Promise<CanonicalUsage>;
+}
+
+/** The result of one attempt: the client was answered, or the next channel may try. */
+export type AttemptResult =
+  | { answered: true }
+  | { answered: false; status: number; timeout: boolean; message: string };
+
+const ZERO: CanonicalUsage = { input: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 };
 const RETRYABLE = (status: number) =>
   status === 401 || status === 403 || status === 408 || status === 409 || status === 429 || status >= 500;
 
-class StreamBroken extends Error {}
+/** The error code a translated upstream refusal carries, by status. */
+const REFUSAL_CODE = (status: number): ErrorCode =>
+  status === 413 ? 'request_too_large' : status === 404 ? 'model_not_found' : 'invalid_request';
 
 export function createRelay(s: Services) {
-  const openai = createOpenAIAdapter({
+  const timeouts = {
     connectMs: s.config.upstreamConnectTimeoutMs,
     firstByteMs: s.config.upstreamFirstByteTimeoutMs,
     idleMs: s.config.upstreamIdleTimeoutMs,
     maxConnections: s.config.upstreamMaxConnections,
-  });
-  const adapters: Record<ChannelType, ProviderAdapter> = { openai, mock: mockAdapter };
+  };
+  const pools = { openai: createOpenAITransport(timeouts), gemini: createGeminiTransport(timeouts) };
+  const transports: Partial<Record<ChannelType, ChannelTransport>> = { ...pools, mock: mockTransport };
+  /** The protocols a channel serves an operation in, preferred first (only those with a codec). */
+  const protocolsOf = (c: Channel, r: IngressRequest): Protocol[] =>
+    (transports[c.type]?.protocols(c, r.operation) ?? []).filter((p) => codecFor(p));
 
   // ── 1. authenticate the key (runs before the body is read) ────────────────────────────
-  async function authenticate(req: FastifyRequest): Promise<VerifiedKey> {
+  async function authenticate(req: FastifyRequest, route: RouteInfo): Promise<VerifiedKey> {
     const state: RelayState = {
       key: null,
       startedAt: performance.now(),
       endpoint: req.url.split('?')[0]!,
-      model: null,
+      protocol: route.protocol,
+      model: route.pathModel ?? null,
       stream: false,
     };
     req.relay = state;
@@ -108,7 +153,9 @@ export function createRelay(s: Services) {
       throw new AppError(
         'model_not_priced',
         `The model "${model}" has no price set yet; ask an admin to price it.`,
-        { param: 'model' },
+        {
+          param: 'model',
+        },
       );
     return { price, multiplierPpm: s.catalog.multiplierPpm(key.group) };
   }
@@ -120,17 +167,21 @@ export function createRelay(s: Services) {
       throw new AppError(
         'rate_limit_exceeded',
         `Rate limit of ${key.rpm} requests per minute reached for this API key.`,
-        { headers: { 'retry-after': String(d.retryAfterSeconds) } },
+        {
+          headers: { 'retry-after': String(d.retryAfterSeconds) },
+        },
       );
   }
 
   // ── 4. reserve the worst-case cost against key quota and account balance ─────────────
-  async function reserve(key: VerifiedKey, r: RelayRequest, price: Price, ppm: number): Promise<Reservation> {
-    const worst = costNano(
-      { promptTokens: r.promptTokens, cachedTokens: 0, completionTokens: r.maxOutputTokens },
-      price,
-      ppm,
-    );
+  async function reserve(key: VerifiedKey, r: IngressRequest, bill: (u: CanonicalUsage) => number) {
+    const worst = bill({
+      input: r.promptTokens,
+      cacheRead: 0,
+      cacheWrite: 0,
+      output: r.maxOutputTokens,
+      reasoning: 0,
+    });
     const res = await s.ledger.reserve(key.id, key.userId, key.quotaNano, worst);
     if (!res.ok) {
       const what = res.reason === 'key_quota' ? "this API key's quota" : 'the account balance';
@@ -141,6 +192,31 @@ export function createRelay(s: Services) {
       );
     }
     return res.reservation;
+  }
+
+  // ── 7. count usage: the upstream's report, else a local count; never past the admitted cap
+  // A cut stream (`partial`) keeps the input its usage reported so far and counts its output here.
+  function countUsage(r: IngressRequest, reported: CanonicalUsage | null, produced: string, partial = false) {
+    // Completion tokens are billed at most at the output cap that was admitted and sent upstream.
+    const cap = (output: number) => Math.min(output, r.maxOutputTokens);
+    if (reported && !partial) {
+      const output = cap(reported.output);
+      return {
+        usage: { ...reported, output, reasoning: Math.min(reported.reasoning, output) },
+        estimated: false,
+      };
+    }
+    const input = reported ?? { input: r.promptTokens, cacheRead: 0, cacheWrite: 0 };
+    return {
+      usage: {
+        input: input.input,
+        cacheRead: input.cacheRead,
+        cacheWrite: input.cacheWrite,
+        output: cap(countText(produced)),
+        reasoning: 0,
+      },
+      estimated: true,
+    };
   }
 
   // ── 8. settle: charge the real cost, release the rest of the hold ─────────────────────
@@ -160,10 +236,11 @@ export function createRelay(s: Services) {
   }
 
   // ── 9. log: one row per request that presented a known key ───────────────────────────
-  /** Waits only when the bounded log queue is full (the database is behind): backpressure, not loss. */
-  function log(req: FastifyRequest, o: Outcome): Promise<void> {
+  /** Resolves once the row is queued (durably, where the writer journals); waits when the queue is full. */
+  function log(req: FastifyRequest, o: Outcome, attempts: AttemptRecord[] = []): Promise<void> {
     const st = req.relay;
     if (!st?.key) return Promise.resolve();
+    const u = o.usage;
     return s.usageWriter.enqueue({
       request_id: req.id,
       created_at: Date.now(),
@@ -174,378 +251,268 @@ export function createRelay(s: Services) {
       upstream_model: o.upstreamModel,
       channel_id: o.channel?.id ?? null,
       endpoint: st.endpoint,
+      protocol: st.protocol,
       stream: st.stream ? 1 : 0,
       status: o.status,
       error_code: o.errorCode,
-      prompt_tokens: o.usage.promptTokens,
-      cached_tokens: o.usage.cachedTokens,
-      completion_tokens: o.usage.completionTokens,
+      prompt_tokens: u.input + u.cacheRead + u.cacheWrite,
+      cached_tokens: u.cacheRead,
+      cache_write_tokens: u.cacheWrite,
+      completion_tokens: u.output,
+      reasoning_tokens: u.reasoning,
       cost_nano: o.cost,
       latency_ms: Math.round(performance.now() - st.startedAt),
       ttft_ms: o.ttftMs,
       ip: req.clientIp,
       estimated: o.estimated ? 1 : 0,
+      attempts: attempts.length ? JSON.stringify(attempts) : null,
     });
   }
 
-  /** Answers a refusal or failure in OpenAI's error shape, and logs it (cost 0). */
+  /** An answer that cost nothing: a refusal, the models list, a token count. */
+  const free = (status: number, errorCode: string | null): Outcome => ({
+    status,
+    errorCode,
+    usage: ZERO,
+    cost: 0,
+    estimated: false,
+    channel: null,
+    upstreamModel: null,
+    ttftMs: null,
+  });
+
+  /** Answers a refusal or failure in the client protocol's error shape, and logs it (cost 0). */
   async function refuse(
     req: FastifyRequest,
     reply: FastifyReply,
     err: AppError,
     statusOverride?: number,
+    attempts: AttemptRecord[] = [],
   ): Promise<void> {
     const status = statusOverride ?? err.status;
-    await log(req, {
-      status,
-      errorCode: err.code,
-      usage: ZERO,
-      cost: 0,
-      estimated: false,
-      channel: null,
-      upstreamModel: null,
-      ttftMs: null,
-    });
+    await log(req, free(status, err.code), attempts);
+    const protocol = req.relay?.protocol ?? 'openai';
     void reply
       .code(status)
       .headers(err.headers)
-      .send(errorBody(err.code, err.message, err.param));
+      .send(codec(protocol).errorBody(status, err.code, err.message, req.id, err.param));
   }
 
-  /** A relay answer that costs nothing (models list, key info): logged like any other. */
-  const logFree = (req: FastifyRequest) =>
-    log(req, {
-      status: 200,
-      errorCode: null,
-      usage: ZERO,
-      cost: 0,
-      estimated: false,
-      channel: null,
-      upstreamModel: null,
-      ttftMs: null,
-    });
+  /** A relay answer that costs nothing (models list, key info, token counts): logged like any other. */
+  const logFree = (req: FastifyRequest) => log(req, free(200, null));
 
   // ── the whole journey ─────────────────────────────────────────────────────────────────
-  async function handle(req: FastifyRequest, reply: FastifyReply, endpoint: Endpoint): Promise<void> {
+  async function handle(req: FastifyRequest, reply: FastifyReply, route: RouteInfo): Promise<void> {
     const key = req.relay!.key!;
-    const r = toRelayRequest(
-      endpoint,
+    const ingress = codec(route.protocol);
+    const r = ingress.parseRequest(
       parseRelayBody(req.body as Buffer | undefined),
+      route,
       s.config.defaultMaxOutputTokens,
     );
     req.relay!.model = r.model;
     req.relay!.stream = r.stream;
     const { price, multiplierPpm } = checkPolicy(key, r.model);
     await applyLimits(key);
-    const reservation = await reserve(key, r, price, multiplierPpm);
-    const bill = (u: Usage) => costNano(u, price, multiplierPpm);
+    const bill = (u: CanonicalUsage) =>
+      costNano(
+        {
+          promptTokens: u.input + u.cacheRead + u.cacheWrite,
+          cachedTokens: u.cacheRead,
+          cacheWriteTokens: u.cacheWrite,
+          completionTokens: u.output,
+        },
+        price,
+        multiplierPpm,
+      );
+    const reservation = await reserve(key, r, bill);
+
+    const call: RelayCall = {
+      req,
+      reply,
+      r,
+      ingress,
+      reservation,
+      attempts: [],
+      clientGone: false,
+      async finish(o) {
+        const { usage, estimated } = countUsage(r, o.usage, o.produced, o.partial);
+        const cost = await settle(req, reservation, bill(usage));
+        await log(
+          req,
+          {
+            status: o.status ?? 200,
+            errorCode: o.errorCode ?? null,
+            usage,
+            cost,
+            estimated,
+            channel: o.channel,
+            upstreamModel: o.upstreamModel,
+            ttftMs: o.ttftMs ?? null,
+          },
+          call.attempts,
+        );
+        return usage;
+      },
+    };
 
     // The client may leave at any point: abort whichever upstream attempt is running.
-    let clientGone = false;
     let attempt: AbortController | null = null;
     reply.raw.on('close', () => {
       if (reply.raw.writableFinished) return;
-      clientGone = true;
+      call.clientGone = true;
       attempt?.abort();
     });
     // It may have left while the key was checked and the cost reserved, before we listened.
-    if (reply.raw.destroyed || req.raw.socket?.destroyed) clientGone = true;
+    if (reply.raw.destroyed || req.raw.socket?.destroyed) call.clientGone = true;
 
-    let lastFailure: { status: number; timeout: boolean; message: string } = {
+    let last: { status: number; timeout: boolean; message: string } = {
       status: 502,
       timeout: false,
       message: 'no channel could serve the request',
     };
-    const headers: Record<string, string> = {};
-    for (const h of FORWARDED_HEADERS) {
-      const v = req.headers[h];
-      if (typeof v === 'string') headers[h] = v;
-    }
-
-    // ── 5. choose channel (in order, bounded attempts) ──────────────────────────────────
-    for (const channel of s.channels.candidates(key.group, r.model).slice(0, s.config.maxUpstreamAttempts)) {
-      if (clientGone) break;
-      const upstreamModel = s.channels.upstreamModel(channel, r.model);
-      attempt = new AbortController();
-      try {
-        // ── 6. forward / convert ──────────────────────────────────────────────────────
-        const res = await adapters[channel.type].send({
-          channel,
-          endpoint,
-          body: upstreamBody(r, upstreamModel),
-          stream: r.stream,
-          signal: attempt.signal,
-          headers,
+    try {
+      // ── 5. choose channel (in order, bounded attempts) ────────────────────────────────
+      const candidates = s.channels
+        .candidates(key.group, r.model)
+        .filter((c) => protocolsOf(c, r).length > 0);
+      for (const channel of candidates.slice(0, s.config.maxUpstreamAttempts)) {
+        if (call.clientGone) break;
+        attempt = new AbortController();
+        const startedAt = performance.now();
+        const result = await tryChannel(call, channel, attempt.signal);
+        if (result.answered) {
+          s.channels.reportSuccess(channel);
+          return;
+        }
+        if (call.clientGone) break;
+        call.attempts.push({
+          channel_id: channel.id,
+          channel_name: channel.name,
+          status: result.status === 0 ? null : result.status,
+          error: result.message,
+          latency_ms: Math.round(performance.now() - startedAt),
         });
-        if (res.status >= 400) {
-          const text = scrubCredential(
-            await readAll(res.body, 1024 * 1024).catch(() => Buffer.alloc(0)),
-            channel.apiKey,
-          );
-          if (RETRYABLE(res.status)) {
-            s.channels.reportFailure(
-              channel,
-              `upstream answered HTTP ${res.status}`,
-              res.status === 401 || res.status === 403,
-            );
-            lastFailure = {
-              status: res.status,
-              timeout: false,
-              message: `upstream answered HTTP ${res.status}`,
-            };
-            continue;
-          }
-          // The upstream judged the request itself bad (400, 404, 422…): pass its answer on.
-          s.channels.reportSuccess(channel);
-          s.ledger.release(reservation);
-          await log(req, {
-            status: res.status,
-            errorCode: upstreamErrorCode(text),
-            usage: ZERO,
-            cost: 0,
-            estimated: false,
-            channel,
-            upstreamModel,
-            ttftMs: null,
-          });
-          void reply.code(res.status).header('content-type', 'application/json').send(text);
-          return;
-        }
-        const done = r.stream
-          ? await relayStream(req, reply, res, r, channel, upstreamModel, reservation, bill)
-          : await relayPlain(req, reply, res, r, channel, upstreamModel, reservation, bill);
-        if (done) {
-          s.channels.reportSuccess(channel);
-          return;
-        }
-        s.channels.reportFailure(channel, 'upstream sent a broken answer', false);
-        lastFailure = { status: 502, timeout: false, message: 'upstream sent a broken answer' };
-      } catch (err) {
-        if (clientGone) break;
-        if (reply.raw.headersSent) {
-          // The answer had begun: no other channel can take over. Close it rather than write twice.
-          req.log.error(
-            { err: err instanceof Error ? err.message : String(err) },
-            'relay: failed after the answer began',
-          );
-          s.ledger.release(reservation);
-          reply.raw.destroy();
-          return;
-        }
-        const f =
-          err instanceof UpstreamFailure
-            ? err
-            : new UpstreamFailure(err instanceof Error ? err.message : 'upstream failed', false);
-        s.channels.reportFailure(channel, f.message, false);
-        lastFailure = { status: f.timeout ? 504 : 502, timeout: f.timeout, message: f.message };
+        req.log.warn(
+          {
+            channel_id: channel.id,
+            channel_name: channel.name,
+            status: result.status || null,
+            error: result.message,
+          },
+          'relay: upstream attempt failed',
+        );
+        s.channels.reportFailure(channel, result.message, result.status === 401 || result.status === 403);
+        last = result;
       }
+    } catch (err) {
+      // A client mistake found late (e.g. a part that cannot be translated): refuse, refund.
+      s.ledger.release(reservation);
+      if (err instanceof AppError && !reply.raw.headersSent)
+        return refuse(req, reply, err, undefined, call.attempts);
+      throw err;
     }
 
     // ── every eligible upstream failed (or the client left first): refund in full ──────
     s.ledger.release(reservation);
-    if (clientGone) {
-      await log(req, {
-        status: 499,
-        errorCode: 'client_closed',
-        usage: ZERO,
-        cost: 0,
-        estimated: false,
-        channel: null,
-        upstreamModel: null,
-        ttftMs: null,
-      });
+    if (call.clientGone) {
+      await log(req, free(499, 'client_closed'), call.attempts);
       return;
     }
     await refuse(
       req,
       reply,
-      new AppError('upstream_error', `Every upstream for "${r.model}" failed: ${lastFailure.message}.`),
-      lastFailure.timeout ? 504 : 502,
+      new AppError('upstream_error', `Every upstream for "${r.model}" failed: ${last.message}.`),
+      last.timeout ? 504 : 502,
+      call.attempts,
     );
   }
 
-  // ── 7/8. count usage and settle: a plain (non-stream) answer ──────────────────────────
-  async function relayPlain(
-    req: FastifyRequest,
-    reply: FastifyReply,
-    res: UpstreamResponse,
-    r: RelayRequest,
-    channel: Channel,
-    upstreamModel: string,
-    reservation: Reservation,
-    bill: (u: Usage) => number,
-  ): Promise<boolean> {
-    const buf = await readAll(res.body, MAX_UPSTREAM_BODY);
-    let json: unknown;
-    try {
-      json = JSON.parse(buf.toString('utf8'));
-    } catch {
-      return false;
-    }
-    let usage = readUsage(json);
-    const estimated = usage === null;
-    if (!usage)
-      usage = {
-        promptTokens: r.promptTokens,
-        cachedTokens: 0,
-        completionTokens: r.endpoint === 'embeddings' ? 0 : countText(generatedText(json)),
-      };
-    const cost = await settle(req, reservation, bill(usage));
-    await log(req, {
-      status: 200,
-      errorCode: null,
-      usage,
-      cost,
-      estimated,
-      channel,
-      upstreamModel,
-      ttftMs: null,
-    });
-    void reply.code(200).header('content-type', 'application/json').send(buf);
-    return true;
-  }
-
-  // ── 7/8. count usage and settle: a stream, passed through event by event ──────────────
-  async function relayStream(
-    req: FastifyRequest,
-    reply: FastifyReply,
-    res: UpstreamResponse,
-    r: RelayRequest,
-    channel: Channel,
-    upstreamModel: string,
-    reservation: Reservation,
-    bill: (u: Usage) => number,
-  ): Promise<boolean> {
-    const out = reply.raw;
-    const produced = new ProducedText();
-    let usage = null as Usage | null; // set inside take(); the cast stops TS narrowing it to null
-    let sawDone = false as boolean;
-    let started = false;
-    let ttftMs: number | null = null;
-    let failure: string | null = null;
-
-    const begin = () => {
-      if (started) return;
-      started = true;
-      ttftMs = Math.round(performance.now() - req.relay!.startedAt);
-      reply.hijack();
-      out.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache',
-        connection: 'keep-alive',
-        'x-request-id': req.id,
+  // ── 6. forward / convert: one attempt on one channel ─────────────────────────────────────
+  async function tryChannel(call: RelayCall, channel: Channel, signal: AbortSignal): Promise<AttemptResult> {
+    const { req, reply, r, ingress } = call;
+    const protocols = protocolsOf(channel, r);
+    // Same protocol in and out: the client's body goes as sent. Otherwise: translate.
+    const pass = protocols.includes(r.protocol);
+    const egress = pass ? ingress : codec(protocols[0]!);
+    const upstreamModel = s.channels.upstreamModel(channel, r.model);
+    const body = pass
+      ? ingress.passThroughBody(r, upstreamModel)
+      : egress.fromCanonical(ingress.toCanonical(r), upstreamModel, r.maxOutputTokens);
+    const startedAt = performance.now();
+    const record = (status: number) =>
+      call.attempts.push({
+        channel_id: channel.id,
+        channel_name: channel.name,
+        status,
+        error: null,
+        latency_ms: Math.round(performance.now() - startedAt),
       });
-    };
-    const write = async (text: string) => {
-      begin();
-      if (!out.write(text)) await drainedOrClosed(out);
-    };
-    // Set once the client has its [DONE]: sent with the last events, in the same write.
-    let finished = false;
-
-    /** Checks one event and adds what the client should see to `batch`; throws on a broken stream. */
-    let batch = '';
-    const take = (payload: string) => {
-      if (payload === '[DONE]') {
-        sawDone = true;
-        return;
-      }
-      if (payload.charCodeAt(0) !== 123 /* { */ || payload.charCodeAt(payload.length - 1) !== 125 /* } */)
-        throw new StreamBroken('upstream sent an unreadable stream event');
-      if (payload.includes('"usage":{') || payload.includes('"error"')) {
-        let obj: { choices?: unknown[]; error?: unknown };
-        try {
-          obj = JSON.parse(payload);
-        } catch {
-          throw new StreamBroken('upstream sent an unreadable stream event');
-        }
-        if (obj.error) throw new StreamBroken('upstream reported an error mid-stream');
-        const u = readUsage(obj);
-        if (u) {
-          usage = u;
-          // The usage-only chunk reaches the client only if it asked for it.
-          if (Array.isArray(obj.choices) && obj.choices.length === 0 && !r.clientWantsUsage) return;
-        }
-      }
-      // Every relayed event counts towards a local estimate, including content chunks that
-      // also carry a running `usage` (or whose text happens to contain "error").
-      produced.add(payload);
-      batch += `data: ${payload}\n\n`;
-    };
-
-    // Events are checked one by one but written one upstream chunk at a time: as many writes
-    // (and syscalls) as a plain pass-through proxy makes.
-    const sse = new SseParser();
     try {
-      try {
-        for await (const chunk of res.body) {
-          if (finished) continue; // nothing follows [DONE]; drain so the connection is reused
-          for (const payload of sse.feed(chunk as Buffer)) take(payload);
-          if (sawDone) {
-            begin();
-            out.end(batch + 'data: [DONE]\n\n');
-            batch = '';
-            finished = true;
-            continue;
-          }
-          if (batch) {
-            const text = batch;
-            batch = '';
-            await write(text);
-            if (out.destroyed) throw new StreamBroken('client went away');
-          }
-        }
-        if (!finished) for (const payload of sse.end()) take(payload);
-        if (!sawDone) throw new StreamBroken('upstream stream ended early');
-      } finally {
-        // What was checked before a failure still reaches a client that is already reading.
-        if (batch && started && !out.destroyed) out.write(batch);
-        batch = '';
-      }
-    } catch (err) {
-      res.body.destroy();
-      // The client already has the whole answer: what the upstream does after [DONE] is no failure.
-      if (!finished)
-        failure =
-          err instanceof StreamBroken
-            ? err.message
-            : err instanceof UpstreamFailure
-              ? err.message
-              : 'upstream stream failed';
-      // Nothing reached the client yet: the caller may try the next channel.
-      if (!started && !out.destroyed) return false;
-    }
-
-    const estimated = usage === null || failure !== null;
-    const finalUsage: Usage =
-      failure === null && usage !== null
-        ? usage
-        : {
-            promptTokens: usage?.promptTokens ?? r.promptTokens,
-            cachedTokens: usage?.cachedTokens ?? 0,
-            completionTokens: countText(produced.text()),
-          };
-    const cost = await settle(req, reservation, bill(finalUsage));
-    const clientLeft = out.destroyed && failure !== null;
-    await log(req, {
-      status: clientLeft ? 499 : 200,
-      errorCode: failure === null ? null : clientLeft ? 'client_closed' : 'upstream_error',
-      usage: finalUsage,
-      cost,
-      estimated,
-      channel,
-      upstreamModel,
-      ttftMs,
-    });
-    if (!out.destroyed && !finished) {
-      if (failure !== null)
-        await write(
-          `data: ${JSON.stringify(errorBody('upstream_error', `The upstream stream failed: ${failure}.`))}\n\n`,
+      const res = await transports[channel.type]!.send({
+        channel,
+        protocol: egress.protocol,
+        operation: r.operation,
+        model: upstreamModel,
+        body,
+        stream: r.stream,
+        signal,
+        headers: pass ? ingress.forwardedHeaders(req.headers) : {},
+      });
+      if (res.status >= 400) {
+        const text = scrubCredential(
+          await readAll(res.body, 1024 * 1024).catch(() => Buffer.alloc(0)),
+          channel.apiKey,
         );
-      else await write('data: [DONE]\n\n');
-      out.end();
+        const json = parseJson(text);
+        // The channel's fault (overloaded, rate-limited, bad credential…): the next channel tries.
+        if (RETRYABLE(res.status) || egress.channelFault?.(res.status, json))
+          return {
+            answered: false,
+            status: res.status,
+            timeout: false,
+            message: `upstream answered HTTP ${res.status}`,
+          };
+        // The upstream judged the request itself bad (400, 404, 422…): pass its answer on, as
+        // sent when the protocols match (clients such as Claude Code read its wording).
+        s.ledger.release(call.reservation);
+        record(res.status);
+        await log(
+          req,
+          { ...free(res.status, upstreamErrorCode(text)), channel, upstreamModel },
+          call.attempts,
+        );
+        if (pass) void reply.code(res.status).header('content-type', 'application/json').send(text);
+        else {
+          const message =
+            (json === undefined ? null : egress.answerError(json)) ??
+            `upstream refused the request (HTTP ${res.status})`;
+          void reply
+            .code(res.status)
+            .send(ingress.errorBody(res.status, REFUSAL_CODE(res.status), message, req.id, null));
+        }
+        return { answered: true };
+      }
+      const attempt = { call, channel, upstreamModel, egress, pass, record };
+      return r.stream ? await relayStream(attempt, res) : await relayPlain(attempt, res);
+    } catch (err) {
+      if (err instanceof AppError) throw err;
+      if (reply.raw.headersSent) {
+        // The answer had begun: no other channel can take over. Close it rather than write twice.
+        req.log.error(
+          { err: err instanceof Error ? err.message : String(err) },
+          'relay: failed after the answer began',
+        );
+        s.ledger.release(call.reservation);
+        reply.raw.destroy();
+        return { answered: true };
+      }
+      const f =
+        err instanceof UpstreamFailure
+          ? err
+          : new UpstreamFailure(err instanceof Error ? err.message : 'upstream failed', false);
+      return { answered: false, status: 0, timeout: f.timeout, message: f.message };
     }
-    return true;
   }
 
   return {
@@ -553,88 +520,33 @@ export function createRelay(s: Services) {
     handle,
     refuse,
     logFree,
+    checkPolicy,
     async close() {
-      await openai.close();
+      await Promise.all(Object.values(pools).map((p) => p.close()));
     },
   };
 }
 
 export type Relay = ReturnType<typeof createRelay>;
 
-/**
- * Waits until `out` can take more data or has closed. Listeners are removed either way (a
- * long stream waits many times), and a response that is already closed never emits 'close'
- * again, so it is not waited on at all.
- */
-function drainedOrClosed(out: ServerResponse): Promise<void> {
-  if (out.destroyed || out.writableEnded) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      out.off('drain', done);
-      out.off('close', done);
-      resolve();
-    };
-    out.on('drain', done);
-    out.on('close', done);
-  });
+/** One attempt's context for the answer writers (answer.ts, stream.ts). */
+export interface Attempt {
+  call: RelayCall;
+  channel: Channel;
+  upstreamModel: string;
+  /** The codec of the protocol the upstream answers in. */
+  egress: ProtocolCodec;
+  /** Client and upstream speak the same protocol: bytes go through as sent. */
+  pass: boolean;
+  /** Notes this attempt's HTTP status on the log row. */
+  record(status: number): void;
 }
 
-/**
- * What a stream generated, kept for a local count should the upstream's usage never come.
- * Raw events are cheap to keep but ~40× larger than their text, so every 256 of them are
- * reduced to text: memory per stream stays small however long the answer runs.
- */
-class ProducedText {
-  private events: string[] = [];
-  private done = '';
-
-  add(payload: string): void {
-    this.events.push(payload);
-    if (this.events.length >= 256) this.compact();
-  }
-
-  text(): string {
-    this.compact();
-    return this.done;
-  }
-
-  private compact(): void {
-    for (const p of this.events) {
-      try {
-        this.done += generatedText(JSON.parse(p));
-      } catch {
-        /* a broken event produced nothing countable */
-      }
-    }
-    this.events = [];
-  }
-}
-
-/** An upstream error we pass on may quote the credential we sent it; never let that through. */
-function scrubCredential(body: Buffer, credential: string): Buffer {
-  if (credential.length < 8 || body.indexOf(credential) < 0) return body;
-  return Buffer.from(body.toString('utf8').split(credential).join('[redacted]'));
-}
-
-function upstreamErrorCode(body: Buffer): string {
+/** An upstream error body as JSON, or undefined when it is not JSON. */
+function parseJson(body: Buffer): unknown {
   try {
-    const code = (JSON.parse(body.toString('utf8')) as { error?: { code?: unknown } }).error?.code;
-    return typeof code === 'string' && code.length < 64 ? code : 'upstream_error';
+    return JSON.parse(body.toString('utf8'));
   } catch {
-    return 'upstream_error';
+    return undefined;
   }
-}
-
-async function readAll(body: Readable, max: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of body) {
-    size += (c as Buffer).length;
-    if (size > max) {
-      body.destroy();
-      throw new UpstreamFailure('upstream answer too large', false);
-    }
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
 }

@@ -1,19 +1,76 @@
-// The relay API (contract §4), under /v1. The key is verified in onRequest, before the body
-// is read, so the contract's check order holds even for oversized or malformed bodies.
+// The relay API (contract §4, §6): OpenAI's routes and Responses under /v1, Anthropic's
+// Messages under /v1/messages, Gemini's under /v1beta/models (and /v1/models/…:method).
+// The key is verified in onRequest, before the body is read, so the contract's check order
+// holds even for oversized or malformed bodies; every refusal speaks the route's protocol.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Services } from '../services.js';
-import { AppError, errorBody } from '../http/errors.js';
+import { AppError } from '../http/errors.js';
 import { toKeyJson } from '../keys/service.js';
 import type { VerifiedKey } from '../keys/verify.js';
 import { nanoToUsd } from '../billing/money.js';
-import { createRelay } from './pipeline.js';
-import type { Endpoint } from './protocols/openai.js';
+import type { Operation, Protocol } from './canonical.js';
+import { createRelay, type Relay } from './pipeline.js';
+import { codec } from './protocols/index.js';
+import { checkModelName, parseRelayBody } from './protocols/openai.js';
+import type { RouteInfo } from './protocols/types.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The relay route's protocol and operation (Gemini's model and method come from the path). */
+    relay?: { protocol: Protocol; operation: Operation | 'count_tokens' };
+  }
+}
+
+/** Gemini's `{model}:{method}` path segment. */
+function geminiTarget(req: FastifyRequest): { model: string; method: string } {
+  const target = decodeURIComponent((req.params as { '*'?: string })['*'] ?? '');
+  const at = target.lastIndexOf(':');
+  const model = (at < 0 ? target : target.slice(0, at)).replace(/^models\//, '');
+  return { model, method: at < 0 ? '' : target.slice(at + 1) };
+}
+
+const GEMINI_METHODS: Record<string, { stream: boolean; count?: boolean }> = {
+  generateContent: { stream: false },
+  streamGenerateContent: { stream: true },
+  countTokens: { stream: false, count: true },
+};
+
+/** What a request's route says about it: protocol, operation, and Gemini's path model. */
+function routeOf(req: FastifyRequest): RouteInfo & { count?: boolean } {
+  const cfg = req.routeOptions.config.relay;
+  if (!cfg) {
+    const path = req.url.split('?')[0]!;
+    const protocol: Protocol = path.startsWith('/v1beta/')
+      ? 'gemini'
+      : path.startsWith('/v1/messages')
+        ? 'anthropic'
+        : 'openai';
+    return { protocol, operation: 'generate' };
+  }
+  if (cfg.protocol === 'gemini') {
+    const { model, method } = geminiTarget(req);
+    const m = GEMINI_METHODS[method];
+    return {
+      protocol: 'gemini',
+      operation: 'generate',
+      pathModel: model,
+      pathStream: m?.stream ?? false,
+      count: m?.count,
+    };
+  }
+  if (cfg.operation === 'count_tokens') return { protocol: cfg.protocol, operation: 'generate', count: true };
+  return { protocol: cfg.protocol, operation: cfg.operation };
+}
 
 export async function registerRelay(app: FastifyInstance, s: Services): Promise<void> {
   const relay = createRelay(s);
   app.addHook('onClose', async () => relay.close());
   app.decorateRequest('relay', null);
+  await app.register(async (v1) => relayRoutes(v1, s, relay, 'v1'), { prefix: '/v1' });
+  await app.register(async (v1beta) => relayRoutes(v1beta, s, relay, 'v1beta'), { prefix: '/v1beta' });
+}
 
+function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: 'v1' | 'v1beta'): void {
   // Bodies arrive as raw bytes; the pipeline parses them after the key checks.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: s.config.maxBodyBytes }, (_req, body, done) =>
@@ -22,7 +79,7 @@ export async function registerRelay(app: FastifyInstance, s: Services): Promise<
 
   app.addHook('onRequest', async (req, reply) => {
     try {
-      await relay.authenticate(req);
+      await relay.authenticate(req, routeOf(req));
     } catch (err) {
       if (err instanceof AppError) return relay.refuse(req, reply, err);
       throw err;
@@ -46,13 +103,12 @@ export async function registerRelay(app: FastifyInstance, s: Services): Promise<
     return relay.refuse(req, reply, e);
   });
 
-  const post = (url: string, endpoint: Endpoint) =>
-    app.post(url, { bodyLimit: s.config.maxBodyBytes }, (req: FastifyRequest, reply: FastifyReply) =>
-      relay.handle(req, reply, endpoint),
+  const post = (url: string, protocol: Protocol, operation: Operation) =>
+    app.post(
+      url,
+      { bodyLimit: s.config.maxBodyBytes, config: { relay: { protocol, operation } } },
+      (req: FastifyRequest, reply: FastifyReply) => relay.handle(req, reply, routeOf(req)),
     );
-  post('/chat/completions', 'chat');
-  post('/completions', 'completions');
-  post('/embeddings', 'embeddings');
 
   // Models this key can actually call: in its list, served to its group, and priced (an
   // unpriced model is refused, so it is not offered).
@@ -60,49 +116,136 @@ export async function registerRelay(app: FastifyInstance, s: Services): Promise<
     s.channels
       .modelsFor(key.group)
       .filter((m) => (!key.models || key.models.allows(m)) && s.catalog.price(m) !== null);
-  const modelJson = (id: string, created: number) => ({ id, object: 'model', created, owned_by: 'moleapi' });
 
-  app.get('/models', async (req) => {
-    const key = req.relay!.key!;
-    const created = Math.floor(Date.now() / 1000);
-    const data = usableModels(key).map((id) => modelJson(id, created));
+  /** Token counting answered locally: the key's model rules apply, nothing is billed. */
+  const countTokens = async (req: FastifyRequest, reply: FastifyReply, route: RouteInfo) => {
+    const body = parseRelayBody(req.body as Buffer | undefined);
+    const model = checkModelName(route.pathModel ?? body.model);
+    req.relay!.model = model;
+    relay.checkPolicy(req.relay!.key!, model);
+    const answer = codec(route.protocol).countTokens?.(body);
+    if (!answer) throw new AppError('not_found', 'token counting is not offered for this protocol');
     await relay.logFree(req);
-    return { object: 'list', data };
-  });
+    return reply.send(answer);
+  };
 
-  // GET /v1/models/{model} (the SDK's models.retrieve); model names may contain "/".
-  app.get('/models/*', async (req, reply) => {
-    const key = req.relay!.key!;
-    const id = decodeURIComponent((req.params as { '*': string })['*']);
-    req.relay!.model = id.slice(0, 256);
-    if (!usableModels(key).includes(id)) {
-      return relay.refuse(
-        req,
-        reply,
-        new AppError(
-          'model_not_found',
-          `The model "${id.slice(0, 256)}" does not exist or is not available to this key.`,
-          { param: 'model' },
-        ),
-      );
-    }
-    await relay.logFree(req);
-    return modelJson(id, Math.floor(Date.now() / 1000));
-  });
+  if (version === 'v1') {
+    post('/chat/completions', 'openai', 'generate');
+    post('/completions', 'openai', 'completions');
+    post('/embeddings', 'openai', 'embeddings');
+    post('/responses', 'responses', 'generate');
+    post('/messages', 'anthropic', 'generate');
+    app.post(
+      '/messages/count_tokens',
+      {
+        bodyLimit: s.config.maxBodyBytes,
+        config: { relay: { protocol: 'anthropic', operation: 'count_tokens' } },
+      },
+      (req, reply) => countTokens(req, reply, routeOf(req)),
+    );
 
-  // The presenting key's own object: status, models, limits, spend. Never the secret.
-  app.get('/key', async (req) => {
-    const key = req.relay!.key!;
-    await relay.logFree(req);
-    const row = await s.keys.requireKey(key.id);
-    const json = toKeyJson({ ...row, used_nano: s.ledger.usedNano(key.id, Number(row.used_nano)) });
-    const balance = s.ledger.balanceNano(key.userId, await s.accounts.balanceNano(key.userId));
-    return { object: 'api_key', ...json, account_balance: nanoToUsd(balance) };
-  });
+    const modelJson = (id: string, created: number) => ({
+      id,
+      object: 'model',
+      created,
+      owned_by: 'moleapi',
+    });
+    app.get('/models', async (req) => {
+      const key = req.relay!.key!;
+      const created = Math.floor(Date.now() / 1000);
+      const data = usableModels(key).map((id) => modelJson(id, created));
+      await relay.logFree(req);
+      return { object: 'list', data };
+    });
+
+    // GET /v1/models/{model} (the SDK's models.retrieve); model names may contain "/".
+    app.get('/models/*', async (req, reply) => {
+      const key = req.relay!.key!;
+      const id = decodeURIComponent((req.params as { '*': string })['*']);
+      req.relay!.model = id.slice(0, 256);
+      if (!usableModels(key).includes(id)) {
+        return relay.refuse(
+          req,
+          reply,
+          new AppError(
+            'model_not_found',
+            `The model "${id.slice(0, 256)}" does not exist or is not available to this key.`,
+            {
+              param: 'model',
+            },
+          ),
+        );
+      }
+      await relay.logFree(req);
+      return modelJson(id, Math.floor(Date.now() / 1000));
+    });
+
+    // The presenting key's own object: status, models, limits, spend. Never the secret.
+    app.get('/key', async (req) => {
+      const key = req.relay!.key!;
+      await relay.logFree(req);
+      const row = await s.keys.requireKey(key.id);
+      const json = toKeyJson({ ...row, used_nano: s.ledger.usedNano(key.id, Number(row.used_nano)) });
+      const balance = s.ledger.balanceNano(key.userId, await s.accounts.balanceNano(key.userId));
+      return { object: 'api_key', ...json, account_balance: nanoToUsd(balance) };
+    });
+  } else {
+    // Gemini's model list and model lookup (v1beta; under v1 those paths are OpenAI's).
+    app.get('/models', { config: { relay: { protocol: 'gemini', operation: 'generate' } } }, async (req) => {
+      await relay.logFree(req);
+      return codec('gemini').modelList?.(usableModels(req.relay!.key!)) ?? { models: [] };
+    });
+    app.get(
+      '/models/*',
+      { config: { relay: { protocol: 'gemini', operation: 'generate' } } },
+      async (req, reply) => {
+        const { model } = geminiTarget(req);
+        req.relay!.model = model.slice(0, 256);
+        const list = codec('gemini').modelList?.([model]) as { models?: unknown[] } | undefined;
+        if (!usableModels(req.relay!.key!).includes(model) || !list?.models?.[0])
+          return relay.refuse(
+            req,
+            reply,
+            new AppError(
+              'model_not_found',
+              `The model "${model.slice(0, 256)}" does not exist or is not available to this key.`,
+            ),
+          );
+        await relay.logFree(req);
+        return list.models[0];
+      },
+    );
+  }
+
+  // Gemini's `models/{model}:{method}` (under v1beta, and under v1 as @google/genai sends it).
+  app.post(
+    '/models/*',
+    { bodyLimit: s.config.maxBodyBytes, config: { relay: { protocol: 'gemini', operation: 'generate' } } },
+    async (req, reply) => {
+      const route = routeOf(req);
+      const { method } = geminiTarget(req);
+      if (!GEMINI_METHODS[method])
+        return relay.refuse(
+          req,
+          reply,
+          new AppError('not_found', `The method "${method.slice(0, 64)}" is not served here.`),
+        );
+      if (route.count) return countTokens(req, reply, route);
+      return relay.handle(req, reply, route);
+    },
+  );
 
   app.setNotFoundHandler((req, reply) => {
+    const route = routeOf(req);
     void reply
       .code(404)
-      .send(errorBody('not_found', `no route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`));
+      .send(
+        codec(route.protocol).errorBody(
+          404,
+          'not_found',
+          `no route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`,
+          req.id,
+        ),
+      );
   });
 }

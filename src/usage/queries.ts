@@ -37,7 +37,37 @@ export function toLogJson(r: LogRow) {
     ttft_ms: r.ttft_ms === null ? null : Number(r.ttft_ms),
     ip: r.ip,
     estimated: Number(r.estimated) === 1,
+    protocol: r.protocol,
+    cache_write_tokens: Number(r.cache_write_tokens),
+    reasoning_tokens: Number(r.reasoning_tokens),
+    attempts: parseAttempts(r.attempts),
   };
+}
+
+export interface AttemptJson {
+  channel_id: number | null;
+  channel_name: string | null;
+  status: number | null;
+  error: string | null;
+  latency_ms: number;
+}
+
+/** The stored JSON text as the API shows it: always an array ([] when none were recorded). */
+export function parseAttempts(text: string | null): AttemptJson[] {
+  if (!text) return [];
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (!Array.isArray(v)) return [];
+    return v.map((a: Record<string, unknown>) => ({
+      channel_id: typeof a.channel_id === 'number' ? a.channel_id : null,
+      channel_name: typeof a.channel_name === 'string' ? a.channel_name : null,
+      status: typeof a.status === 'number' ? a.status : null,
+      error: typeof a.error === 'string' ? a.error : null,
+      latency_ms: typeof a.latency_ms === 'number' ? a.latency_ms : 0,
+    }));
+  } catch {
+    return [];
+  }
 }
 export type LogJson = ReturnType<typeof toLogJson>;
 

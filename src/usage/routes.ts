@@ -83,6 +83,9 @@ export function registerUsageRoutes(
           'ttft_ms',
           'ip',
           'estimated',
+          'protocol',
+          'cache_write_tokens',
+          'reasoning_tokens',
         ] as const;
         const rows: unknown[][] = [];
         for await (const r of deps.usage.allLogs(f, CSV_MAX_ROWS)) rows.push(cols.map((c) => r[c]));

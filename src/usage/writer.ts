@@ -6,7 +6,14 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
 
-export type Contributor = (trx: Db) => Promise<{ committed(): void; aborted(): void } | void>;
+/**
+ * Joins a batch's transaction. `rows` are the log rows the batch writes: whatever a
+ * contributor derives from them (spend) commits with exactly those rows, never ahead of them.
+ */
+export type Contributor = (
+  trx: Db,
+  rows: readonly NewLog[],
+) => Promise<{ committed(): void; aborted(): void } | void>;
 
 const MAX_QUEUE = 50_000;
 const ROWS_PER_INSERT = 500;
@@ -27,6 +34,11 @@ function storable(row: NewLog): NewLog {
     endpoint: clean(row.endpoint, 256)!,
     error_code: clean(row.error_code, 64),
     ip: clean(row.ip, 64),
+    // Rows journaled by an older version lack the newer columns: their defaults apply.
+    attempts: clean(row.attempts, 64 * 1024),
+    protocol: clean(row.protocol ?? 'openai', 32)!,
+    cache_write_tokens: row.cache_write_tokens ?? 0,
+    reasoning_tokens: row.reasoning_tokens ?? 0,
   };
 }
 
@@ -121,7 +133,7 @@ export function createUsageWriter(deps: {
         }
         try {
           for (const c of deps.contributors) {
-            const h = await c(trx);
+            const h = await c(trx, rows);
             if (h) hooks.push(h);
           }
         } catch (err) {

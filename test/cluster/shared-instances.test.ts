@@ -10,7 +10,12 @@ if (!enabled) console.warn('[moleapi tests] SKIPPING shared-instance suite: need
 
 const messages = [{ role: 'user', content: 'dig a tunnel' }];
 const MAX_TOKENS = 12; // the built-in mock answers 12 tokens, so actual cost = worst case
-const PRICE = { inputNanoPerM: 150_000_000, outputNanoPerM: 600_000_000, cachedInputNanoPerM: null };
+const PRICE = {
+  inputNanoPerM: 150_000_000,
+  outputNanoPerM: 600_000_000,
+  cachedInputNanoPerM: null,
+  cacheWriteNanoPerM: null,
+};
 const worst = costNano(
   { promptTokens: countChatPrompt(messages), cachedTokens: 0, completionTokens: MAX_TOKENS },
   PRICE,

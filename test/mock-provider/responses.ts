@@ -1,4 +1,642 @@
-// OpenAI Responses: POST /v1/responses.
-import type { ProtocolRoutes } from './kit.js';
+// OpenAI Responses: POST /v1/responses (plain and `stream: true`).
+//
+// An independent implementation of OpenAI's Responses wire protocol (it imports nothing from
+// src/relay): Response objects and the named `response.*` SSE events exactly as the `openai`
+// SDK (`responses.create`, `responses.stream(...).finalResponse()`) and Codex parse them,
+// OpenAI's error bodies ({"error":{message,type,param,code}}), Bearer credentials, and the same
+// scenarios and deterministic text as the chat handlers (see README.md, "OpenAI Responses").
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { MockKit, MockRequest, ProtocolRoutes } from './kit.js';
+import {
+  chatSeedText,
+  countChatPromptTokens,
+  countTextTokens,
+  DEFAULT_COMPLETION_TOKENS,
+  generatePieces,
+  hashText,
+  type Scenario,
+} from './server.js';
 
-export const responsesRoutes: ProtocolRoutes = () => false;
+type Json = Record<string, unknown>;
+
+/** Scenario fields beyond the chat handlers' (optional everywhere; see README). */
+type RScenario = Scenario & {
+  /** `input_tokens_details.cache_write_tokens` (clamped to what is left after cache reads). */
+  cacheWriteTokens?: number;
+  /** Reason this many tokens first: a reasoning item, counted in output_tokens. */
+  reasoningTokens?: number;
+  /** HTTP 200 whose body is a `failed` Response (plain requests). */
+  errorInBody?: boolean;
+  /** Streams: an `error` event after N content chunks, then the stream ends. */
+  midStreamError?: number;
+  /** JSON with a space after ':' and ',' (like Python's json.dumps). */
+  spacedJson?: boolean;
+};
+
+const JSON_CT = 'application/json';
+const SSE_CT = 'text/event-stream; charset=utf-8';
+/** max_output_tokens has a floor of 16 at OpenAI. */
+const MIN_OUTPUT = 16;
+
+class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly type: string,
+    readonly param: string | null,
+    readonly code: string | null,
+  ) {
+    super(message);
+  }
+}
+
+const invalid = (message: string, param: string | null = null, code: string | null = null) =>
+  new ApiError(400, message, 'invalid_request_error', param, code);
+
+const isObj = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
+
+function spaced(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(spaced).join(', ')}]`;
+  return `{${Object.entries(v as Json)
+    .filter(([, x]) => x !== undefined)
+    .map(([k, x]) => `${JSON.stringify(k)}: ${spaced(x)}`)
+    .join(', ')}}`;
+}
+const writer = (s: RScenario) => (v: unknown) => (s.spacedJson ? spaced(v) : JSON.stringify(v));
+
+const errorJson = (e: { message: string; type: string; param: string | null; code: string | null }) =>
+  JSON.stringify({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
+
+/** OpenAI's error for a scenario status (the chat handlers' wording). */
+function scenarioError(
+  status: number,
+  model: string,
+): { message: string; type: string; code: string | null } {
+  switch (status) {
+    case 400:
+      return { message: 'Invalid request (mock scenario).', type: 'invalid_request_error', code: null };
+    case 401:
+      return {
+        message:
+          'Incorrect API key provided: sk-mock***. You can find your API key at https://platform.openai.com/account/api-keys.',
+        type: 'invalid_request_error',
+        code: 'invalid_api_key',
+      };
+    case 403:
+      return {
+        message: `Project does not have access to model ${model}.`,
+        type: 'invalid_request_error',
+        code: 'model_not_found',
+      };
+    case 404:
+      return {
+        message: `The model \`${model}\` does not exist or you do not have access to it.`,
+        type: 'invalid_request_error',
+        code: 'model_not_found',
+      };
+    case 429:
+      return {
+        message: `Rate limit reached for ${model} in organization org-mock on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 1s.`,
+        type: 'requests',
+        code: 'rate_limit_exceeded',
+      };
+    case 503:
+      return {
+        message: 'The engine is currently overloaded, please try again later.',
+        type: 'server_error',
+        code: null,
+      };
+    default:
+      return status >= 500
+        ? {
+            message: 'The server had an error while processing your request. Sorry about that!',
+            type: 'server_error',
+            code: null,
+          }
+        : { message: `Mock error ${status}.`, type: 'invalid_request_error', code: null };
+  }
+}
+
+// ── prompt counting and seed text (see README) ─────────────────────────────────────────────
+
+/**
+ * The request as chat messages, for counting and seeding: `instructions` → a system message;
+ * message items as they are; a function_call → an assistant message with that tool call;
+ * a function_call_output → a tool message with the output; other items are left out.
+ */
+export function responsesChatMessages(body: Json): Json[] {
+  const out: Json[] = [];
+  if (typeof body.instructions === 'string') out.push({ role: 'system', content: body.instructions });
+  const input = body.input;
+  if (typeof input === 'string') out.push({ role: 'user', content: input });
+  else if (Array.isArray(input))
+    for (const item of input) {
+      if (!isObj(item)) continue;
+      const type = item.type ?? 'message';
+      if (type === 'message') out.push({ role: item.role, content: item.content });
+      else if (type === 'function_call')
+        out.push({
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ type: 'function', function: { name: item.name, arguments: item.arguments } }],
+        });
+      else if (type === 'function_call_output') out.push({ role: 'tool', content: item.output });
+    }
+  return out;
+}
+
+/** input_tokens of a Responses request: the chat rule over `responsesChatMessages`, plus tools. */
+export function countResponsesPromptTokens(body: Json): number {
+  const tools = Array.isArray(body.tools) && body.tools.length > 0 ? body.tools : undefined;
+  return countChatPromptTokens(responsesChatMessages(body), tools);
+}
+
+/** The exact text the mock answers to this request (`tokens` tokens). */
+export function expectedResponsesText(body: Json, tokens = DEFAULT_COMPLETION_TOKENS): string {
+  return generatePieces(hashText(chatSeedText(responsesChatMessages(body))), tokens).join('');
+}
+
+// ── validation (OpenAI's wording) ──────────────────────────────────────────────────────────
+
+const ROLES = ['assistant', 'system', 'developer', 'user'];
+
+function validate(body: unknown): Json {
+  if (!isObj(body))
+    throw invalid(
+      `Invalid type for body: expected an object, but got ${Array.isArray(body) ? 'an array' : typeof body} instead.`,
+    );
+  const model = body.model;
+  if (model === undefined || model === null || model === '')
+    throw invalid("Missing required parameter: 'model'.", 'model', 'missing_required_parameter');
+  if (typeof model !== 'string')
+    throw invalid(
+      `Invalid type for 'model': expected a string, but got ${typeof model} instead.`,
+      'model',
+      'invalid_type',
+    );
+  // Nothing is stored here, so no previous response can be found.
+  if (body.previous_response_id !== undefined && body.previous_response_id !== null)
+    throw invalid(
+      `Previous response with id '${String(body.previous_response_id)}' not found.`,
+      'previous_response_id',
+      'previous_response_not_found',
+    );
+  const input = body.input;
+  if (input === undefined || input === null)
+    throw invalid("Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
+  if (typeof input !== 'string' && !Array.isArray(input))
+    throw invalid(
+      `Invalid type for 'input': expected one of a string or an array of input items, but got ${typeof input} instead.`,
+      'input',
+      'invalid_type',
+    );
+  const calls = new Set<string>();
+  if (Array.isArray(input))
+    input.forEach((item, i) => {
+      if (!isObj(item))
+        throw invalid(
+          `Invalid type for 'input[${i}]': expected an object, but got ${item === null ? 'null' : typeof item} instead.`,
+          `input[${i}]`,
+          'invalid_type',
+        );
+      const type = item.type ?? 'message';
+      if (type === 'message') {
+        if (typeof item.role !== 'string' || !ROLES.includes(item.role))
+          throw invalid(
+            `Invalid value: '${String(item.role)}'. Supported values are: 'assistant', 'system', 'developer', and 'user'.`,
+            `input[${i}].role`,
+            'invalid_value',
+          );
+        if (typeof item.content !== 'string' && !Array.isArray(item.content))
+          throw invalid(
+            `Invalid type for 'input[${i}].content': expected one of a string or an array of input content, but got ${typeof item.content} instead.`,
+            `input[${i}].content`,
+            'invalid_type',
+          );
+      } else if (type === 'function_call') {
+        for (const k of ['call_id', 'name', 'arguments'])
+          if (typeof item[k] !== 'string')
+            throw invalid(
+              `Missing required parameter: 'input[${i}].${k}'.`,
+              `input[${i}].${k}`,
+              'missing_required_parameter',
+            );
+        calls.add(item.call_id as string);
+      } else if (type === 'function_call_output') {
+        if (!calls.has(String(item.call_id)))
+          throw invalid(
+            `No tool call found for function call output with call_id ${String(item.call_id)}.`,
+            'input',
+          );
+      }
+    });
+  if (body.tools !== undefined && body.tools !== null) {
+    if (!Array.isArray(body.tools))
+      throw invalid("Invalid type for 'tools': expected an array, but got an object instead.", 'tools');
+    body.tools.forEach((t, i) => {
+      if (!isObj(t) || typeof t.type !== 'string')
+        throw invalid(`Missing required parameter: 'tools[${i}].type'.`, `tools[${i}].type`);
+      if (t.type === 'function' && typeof t.name !== 'string')
+        throw invalid(
+          `Missing required parameter: 'tools[${i}].name'.`,
+          `tools[${i}].name`,
+          'missing_required_parameter',
+        );
+    });
+  }
+  const s = body.stream;
+  if (s !== undefined && s !== null && typeof s !== 'boolean')
+    throw invalid(
+      `Invalid type for 'stream': expected a boolean, but got ${typeof s} instead.`,
+      'stream',
+      'invalid_type',
+    );
+  const cap = body.max_output_tokens;
+  if (cap !== undefined && cap !== null) {
+    if (typeof cap !== 'number' || !Number.isInteger(cap))
+      throw invalid(
+        `Invalid type for 'max_output_tokens': expected an integer, but got ${typeof cap === 'number' ? 'a decimal' : typeof cap} instead.`,
+        'max_output_tokens',
+        'invalid_type',
+      );
+    if (cap < MIN_OUTPUT)
+      throw invalid(
+        `Invalid 'max_output_tokens': integer below minimum value. Expected a value >= ${MIN_OUTPUT}, but got ${cap} instead.`,
+        'max_output_tokens',
+        'integer_below_min_value',
+      );
+  }
+  return body;
+}
+
+// ── tool use (same deterministic rule as every mock protocol) ──────────────────────────────
+
+function argsFor(schema: unknown): Json {
+  const out: Json = {};
+  if (!isObj(schema)) return out;
+  const props = isObj(schema.properties) ? schema.properties : {};
+  const required = Array.isArray(schema.required) ? schema.required : [];
+  for (const name of required) {
+    if (typeof name !== 'string') continue;
+    const p = props[name];
+    const t = isObj(p) ? p.type : undefined;
+    out[name] = t === 'string' ? 'mole' : t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : {};
+  }
+  return out;
+}
+
+/** The function tool the mock calls, or null when it answers text. */
+function toolToCall(body: Json): Json | null {
+  const tools = Array.isArray(body.tools)
+    ? (body.tools as unknown[]).filter((t): t is Json => isObj(t) && t.type === 'function')
+    : [];
+  if (tools.length === 0 || body.tool_choice === 'none') return null;
+  const input = body.input;
+  if (Array.isArray(input)) {
+    const last = input[input.length - 1];
+    if (!isObj(last) || (last.type ?? 'message') !== 'message' || last.role !== 'user') return null;
+  }
+  const tc = body.tool_choice;
+  if (isObj(tc) && tc.type === 'function') return tools.find((t) => t.name === tc.name) ?? tools[0]!;
+  return tools[0]!;
+}
+
+// ── answering ───────────────────────────────────────────────────────────────────────────────
+
+function headersFor(kit: MockKit, s: Scenario, contentType: string): OutgoingHttpHeaders {
+  const h: OutgoingHttpHeaders = {
+    'content-type': contentType,
+    'x-request-id': `req_${kit.nextId()}`,
+    'openai-processing-ms': '1',
+  };
+  if (s.headers) Object.assign(h, s.headers);
+  return h;
+}
+
+function sendApiError(kit: MockKit, res: ServerResponse, e: ApiError, extra: OutgoingHttpHeaders = {}): void {
+  kit.sendJson(res, e.status, errorJson(e), {
+    'content-type': JSON_CT,
+    'x-request-id': `req_${kit.nextId()}`,
+    ...extra,
+  });
+}
+
+/** Applies the scenario's hang, delay and status, then answers with `go`. */
+function run(
+  kit: MockKit,
+  res: ServerResponse,
+  s: RScenario,
+  model: string,
+  stream: boolean,
+  go: () => void,
+) {
+  if (s.hangMs !== undefined && !(stream && s.cutAfterChunks !== undefined)) {
+    kit.later(res, s.hangMs, () => kit.destroySocket(res));
+    return;
+  }
+  const fail = () => {
+    const status = s.status!;
+    const d = scenarioError(status, model);
+    const headers = headersFor(kit, s, JSON_CT);
+    const retryAfter = s.retryAfterSeconds ?? (status === 429 ? 1 : undefined);
+    if (retryAfter !== undefined) headers['retry-after'] ??= String(retryAfter);
+    if (status === 429) {
+      headers['x-ratelimit-limit-requests'] ??= '3';
+      headers['x-ratelimit-remaining-requests'] ??= '0';
+      headers['x-ratelimit-reset-requests'] ??= `${retryAfter ?? 1}s`;
+    }
+    const e = {
+      message: s.errorMessage ?? d.message,
+      type: s.errorType ?? d.type,
+      param: null,
+      code: s.errorCode !== undefined ? s.errorCode : d.code,
+    };
+    kit.sendJson(res, status, errorJson(e), headers);
+  };
+  const next = s.status !== undefined && s.status >= 300 ? fail : go;
+  if (s.firstByteDelayMs && s.firstByteDelayMs > 0) kit.later(res, s.firstByteDelayMs, next);
+  else next();
+}
+
+interface Frame {
+  text: string;
+  kind: 'head' | 'content' | 'tail';
+}
+
+function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): void {
+  const model = body.model as string;
+  const cap = typeof body.max_output_tokens === 'number' ? body.max_output_tokens : Infinity;
+  const prompt = countResponsesPromptTokens(body);
+  const cacheRead = Math.max(0, Math.min(s.cachedTokens ?? 0, prompt));
+  const cacheWrite = Math.max(0, Math.min(s.cacheWriteTokens ?? 0, prompt - cacheRead));
+  const base = kit.nextId();
+  const id = `resp_${base}`;
+  const j = writer(s);
+  const createdAt = Math.floor(Date.now() / 1000);
+
+  // What the model "says": reasoning tokens, then a tool call or text pieces (one token each).
+  const tool = toolToCall(body);
+  const reasoning = Math.min(s.reasoningTokens ?? 0, cap);
+  const want = s.completionTokens ?? DEFAULT_COMPLETION_TOKENS;
+  const room = cap - reasoning;
+  const seed = hashText(chatSeedText(responsesChatMessages(body)));
+  const pieces = tool ? [] : generatePieces(seed, Math.max(0, Math.min(want, room)));
+  const incomplete = !tool && want > room;
+  const args = tool ? JSON.stringify(argsFor(tool.parameters)) : '';
+  const toolTokens = tool ? countTextTokens(String(tool.name)) + countTextTokens(args) : 0;
+  const output = reasoning + pieces.length + toolTokens;
+  const usage = s.omitUsage
+    ? null
+    : {
+        input_tokens: prompt,
+        input_tokens_details: { cached_tokens: cacheRead, cache_write_tokens: cacheWrite },
+        output_tokens: output,
+        output_tokens_details: { reasoning_tokens: reasoning },
+        total_tokens: prompt + output,
+      };
+
+  const rsItem = { id: `rs_${base}`, type: 'reasoning', summary: [] };
+  const msgId = `msg_${base}`;
+  const text = pieces.join('');
+  const textPart = (t: string) => ({ type: 'output_text', annotations: [], logprobs: [], text: t });
+  const msgItem = (status: string, t: string) => ({
+    id: msgId,
+    type: 'message',
+    status,
+    content: status === 'in_progress' ? [] : [textPart(t)],
+    role: 'assistant',
+  });
+  const fcItem = (status: string, a: string) => ({
+    id: `fc_${base}`,
+    type: 'function_call',
+    status,
+    arguments: a,
+    call_id: `call_${base}`,
+    name: tool?.name,
+  });
+  const finalOutput: Json[] = [];
+  if (reasoning > 0) finalOutput.push(rsItem);
+  finalOutput.push(tool ? fcItem('completed', args) : msgItem(incomplete ? 'incomplete' : 'completed', text));
+
+  const responseJson = (status: string, out: Json[], extra: Json = {}): Json => ({
+    id,
+    object: 'response',
+    created_at: createdAt,
+    status,
+    background: false,
+    billing: { payer: 'developer' },
+    error: null,
+    incomplete_details: null,
+    instructions: body.instructions ?? null,
+    max_output_tokens: body.max_output_tokens ?? null,
+    max_tool_calls: null,
+    model,
+    output: out,
+    parallel_tool_calls: body.parallel_tool_calls ?? true,
+    previous_response_id: null,
+    prompt_cache_key: body.prompt_cache_key ?? null,
+    reasoning: { effort: isObj(body.reasoning) ? (body.reasoning.effort ?? null) : null, summary: null },
+    safety_identifier: null,
+    service_tier: 'default',
+    store: body.store ?? true,
+    temperature: body.temperature ?? 1,
+    text: body.text ?? { format: { type: 'text' }, verbosity: 'medium' },
+    tool_choice: body.tool_choice ?? 'auto',
+    tools: body.tools ?? [],
+    top_logprobs: 0,
+    top_p: body.top_p ?? 1,
+    truncation: 'disabled',
+    usage: null,
+    user: null,
+    metadata: body.metadata ?? {},
+    ...extra,
+  });
+  const finished = (): Json =>
+    responseJson(incomplete ? 'incomplete' : 'completed', finalOutput, {
+      incomplete_details: incomplete ? { reason: 'max_output_tokens' } : null,
+      usage,
+    });
+
+  if (s.errorInBody) {
+    const failed = responseJson('failed', [], {
+      error: {
+        code: 'server_error',
+        message: s.errorMessage ?? 'The server had an error while processing your request. Sorry about that!',
+      },
+    });
+    kit.sendJson(res, 200, j(failed), headersFor(kit, s, JSON_CT));
+    return;
+  }
+  if (body.stream !== true) {
+    kit.sendJson(res, 200, j(finished()), headersFor(kit, s, JSON_CT));
+    return;
+  }
+
+  let seq = 0;
+  const ev = (type: string, payload: Json) =>
+    `event: ${type}\ndata: ${j({ type, sequence_number: seq++, ...payload })}\n\n`;
+  const frames: Frame[] = [];
+  const head = (type: string, payload: Json) => frames.push({ kind: 'head', text: ev(type, payload) });
+  const inProgress = responseJson('in_progress', []);
+  head('response.created', { response: inProgress });
+  head('response.in_progress', { response: inProgress });
+  let index = 0;
+  if (reasoning > 0) {
+    head('response.output_item.added', { output_index: index, item: rsItem });
+    head('response.output_item.done', { output_index: index, item: rsItem });
+    index++;
+  }
+  if (tool) {
+    const ref = { item_id: `fc_${base}`, output_index: index };
+    head('response.output_item.added', { output_index: index, item: fcItem('in_progress', '') });
+    const half = Math.ceil(args.length / 2);
+    for (const part of [args.slice(0, half), args.slice(half)])
+      frames.push({
+        kind: 'content',
+        text: ev('response.function_call_arguments.delta', { ...ref, delta: part, obfuscation: 'mole' }),
+      });
+    frames.push({
+      kind: 'tail',
+      text: ev('response.function_call_arguments.done', { ...ref, arguments: args }),
+    });
+    frames.push({
+      kind: 'tail',
+      text: ev('response.output_item.done', { output_index: index, item: fcItem('completed', args) }),
+    });
+  } else {
+    const ref = { item_id: msgId, output_index: index, content_index: 0 };
+    head('response.output_item.added', { output_index: index, item: msgItem('in_progress', '') });
+    head('response.content_part.added', { ...ref, part: textPart('') });
+    for (const p of pieces)
+      frames.push({
+        kind: 'content',
+        text: ev('response.output_text.delta', { ...ref, delta: p, logprobs: [], obfuscation: 'mole' }),
+      });
+    const tail = (type: string, payload: Json) => frames.push({ kind: 'tail', text: ev(type, payload) });
+    tail('response.output_text.done', { ...ref, text, logprobs: [] });
+    tail('response.content_part.done', { ...ref, part: textPart(text) });
+    tail('response.output_item.done', {
+      output_index: index,
+      item: msgItem(incomplete ? 'incomplete' : 'completed', text),
+    });
+  }
+  frames.push({
+    kind: 'tail',
+    text: ev(incomplete ? 'response.incomplete' : 'response.completed', { response: finished() }),
+  });
+  sendStream(kit, res, s, frames, () =>
+    ev('error', {
+      code: 'server_error',
+      message: s.errorMessage ?? 'The server had an error while processing your request. Sorry about that!',
+      param: null,
+    }),
+  );
+}
+
+/** Writes frames honouring chunkDelayMs, garbageAfterChunks, midStreamError, cutAfterChunks, hangMs. */
+function sendStream(
+  kit: MockKit,
+  res: ServerResponse,
+  s: RScenario,
+  frames: Frame[],
+  errorFrame: () => string,
+) {
+  const out: string[] = [];
+  let seen = 0;
+  let cut = false;
+  const garbage = 'event: response.output_text.delta\ndata: {broken\n\n';
+  if (s.garbageAfterChunks === 0) out.push(garbage);
+  for (const f of frames) {
+    if (
+      s.cutAfterChunks !== undefined &&
+      (f.kind === 'tail' || (f.kind === 'content' && seen >= s.cutAfterChunks))
+    ) {
+      cut = true;
+      break;
+    }
+    if (f.kind === 'content' && s.midStreamError !== undefined && seen >= s.midStreamError) {
+      out.push(errorFrame());
+      break;
+    }
+    out.push(f.text);
+    if (f.kind === 'content' && ++seen === s.garbageAfterChunks) out.push(garbage);
+  }
+  res.writeHead(200, { ...headersFor(kit, s, SSE_CT), 'cache-control': 'no-cache' });
+  res.flushHeaders();
+  const kill = () => {
+    if (s.hangMs !== undefined && s.hangMs > 0) kit.later(res, s.hangMs, () => kit.destroySocket(res));
+    else setImmediate(() => kit.destroySocket(res));
+  };
+  const delay = s.chunkDelayMs ?? 0;
+  if (out.length === 0) {
+    if (cut) kill();
+    else res.end();
+    return;
+  }
+  if (delay <= 0) {
+    if (cut) res.write(out.join(''), kill);
+    else res.end(out.join(''));
+    return;
+  }
+  let i = 0;
+  const step = () => {
+    const data = out[i++]!;
+    if (i < out.length) {
+      res.write(data);
+      kit.later(res, delay, step);
+    } else if (cut) res.write(data, kill);
+    else res.end(data);
+  };
+  step();
+}
+
+// ── route ───────────────────────────────────────────────────────────────────────────────────
+
+function checkAuth(kit: MockKit, r: MockRequest): ApiError | null {
+  if (kit.apiKey === undefined) return null;
+  const auth = r.req.headers.authorization;
+  if (!auth)
+    return new ApiError(
+      401,
+      "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.",
+      'invalid_request_error',
+      null,
+      null,
+    );
+  if (auth === `Bearer ${kit.apiKey}`) return null;
+  const given = auth.startsWith('Bearer ') ? auth.slice(7) : auth;
+  const masked =
+    given.length > 8
+      ? given.slice(0, 3) + '*'.repeat(Math.min(given.length - 7, 20)) + given.slice(-4)
+      : '*'.repeat(given.length);
+  return new ApiError(
+    401,
+    `Incorrect API key provided: ${masked}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+    'invalid_request_error',
+    null,
+    'invalid_api_key',
+  );
+}
+
+export const responsesRoutes: ProtocolRoutes = (kit, r) => {
+  if (r.route !== '/v1/responses') return false;
+  const { res } = r;
+  try {
+    const authError = checkAuth(kit, r);
+    if (authError) throw authError;
+    if (r.method !== 'POST')
+      throw new ApiError(404, `Invalid URL (${r.method} ${r.route})`, 'invalid_request_error', null, null);
+    if (r.parseFailed)
+      throw invalid(
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. If you have trouble figuring out how to fix this, please contact us through our help center at help.openai.com.)",
+      );
+    const body = validate(r.body);
+    const s = kit.pickScenario(body.model as string) as RScenario;
+    run(kit, res, s, body.model as string, body.stream === true, () => answer(kit, res, s, body));
+  } catch (e) {
+    if (e instanceof ApiError) sendApiError(kit, res, e);
+    else throw e;
+  }
+  return true;
+};

@@ -61,11 +61,17 @@ export interface Scenario {
   omitUsage?: boolean;
   /** Anthropic: report this many cache-write input tokens (`cache_creation_input_tokens`). */
   cacheWriteTokens?: number;
-  /** Anthropic: think this many tokens first (a thinking block; counted in output_tokens). */
+  /**
+   * Gemini: report this many `thoughtsTokenCount` (output the visible text leaves out).
+   * Anthropic: think this many tokens first (a thinking block; counted in output_tokens).
+   */
   reasoningTokens?: number;
-  /** Anthropic: answer HTTP 200 whose body is the protocol's error (plain requests). */
+  /**
+   * Answer HTTP 200 whose body is the protocol's error (Gemini: or whose only stream frame
+   * is; Anthropic: plain requests).
+   */
   errorInBody?: boolean;
-  /** Anthropic streams: an `event: error` frame after N content chunks, then the stream ends. */
+  /** Streams: after N content chunks send the protocol's error frame (Anthropic: `event: error`), then end. */
   midStreamError?: number;
   /** Anthropic: write JSON with a space after ':' and ',' (like Python's json.dumps). */
   spacedJson?: boolean;

@@ -111,6 +111,16 @@ export interface LogRow {
   ip: string;
   estimated: boolean;
   created_at: string;
+  protocol: 'openai' | 'responses' | 'anthropic' | 'gemini';
+  cache_write_tokens: number;
+  reasoning_tokens: number;
+  attempts: {
+    channel_id: number;
+    channel_name: string;
+    status: number | null;
+    error: string | null;
+    latency_ms: number;
+  }[];
 }
 
 /** Every log row matching the query (follows the cursor), newest first. */

@@ -53,6 +53,10 @@ describe.each(backends())('unstorable text in relay requests (%s)', (backend) =>
       ttft_ms: null,
       ip: '127.0.0.1',
       estimated: 0,
+      protocol: 'openai',
+      cache_write_tokens: 0,
+      reasoning_tokens: 0,
+      attempts: null,
     });
     await s.services.flush();
     const logs = await s.api('GET', `/api/logs?key_id=${key.id}`);

@@ -1,39 +1,37 @@
-// Ingress protocol: OpenAI's /v1 request bodies → the relay's canonical request, and the
-// usage the OpenAI wire format reports back. Providers speak this canonical form.
-import { AppError } from '../../http/errors.js';
+// OpenAI's chat completions, legacy completions and embeddings (contract §4): the relay's
+// first protocol. As ingress it validates and counts the client's body; as egress it reads
+// an OpenAI-compatible upstream's answers and streams, and builds chat requests from the
+// canonical form when another protocol's client reaches an OpenAI channel.
+import type { IncomingHttpHeaders } from 'node:http';
+import { AppError, ERROR_CATALOGUE, type ErrorCode } from '../../http/errors.js';
+import {
+  type CanonicalAnswer,
+  type CanonicalRequest,
+  type CanonicalUsage,
+  type Message,
+  type Part,
+  type StopReason,
+  type StreamDecoder,
+  type StreamEncoder,
+  type StreamEvent,
+  StreamBroken,
+  type Tool,
+  type ToolCall,
+  type ToolChoice,
+} from '../canonical.js';
+import { sseFrame } from '../sse.js';
 import { countChatPrompt, countInputs } from '../tokens.js';
+import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 
-export type Endpoint = 'chat' | 'completions' | 'embeddings';
-export const ENDPOINT_PATHS: Record<Endpoint, string> = {
-  chat: '/chat/completions',
-  completions: '/completions',
-  embeddings: '/embeddings',
-};
-
-export interface RelayRequest {
-  endpoint: Endpoint;
-  model: string;
-  stream: boolean;
-  /** The client asked for the usage chunk in its stream. */
-  clientWantsUsage: boolean;
-  /** Output cap used for admission: the request's own, else the configured default. */
-  maxOutputTokens: number;
-  /** Set when the client gave no output cap: the default we admitted with, sent upstream too. */
-  impliedOutputCap: number | null;
-  promptTokens: number;
-  body: Record<string, unknown>;
-}
-
-export interface Usage {
-  promptTokens: number;
-  cachedTokens: number;
-  completionTokens: number;
-}
+type Json = Record<string, unknown>;
 
 const bad = (message: string, param: string | null = null) =>
   new AppError('invalid_request', message, { param });
 
-export function parseRelayBody(raw: Buffer | undefined): Record<string, unknown> {
+const isObject = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** Parses a relay request body: a JSON object, or a clear 400. */
+export function parseRelayBody(raw: Buffer | undefined): Json {
   if (!raw || raw.length === 0) throw bad('request body is empty; send a JSON object');
   let parsed: unknown;
   try {
@@ -41,21 +39,21 @@ export function parseRelayBody(raw: Buffer | undefined): Record<string, unknown>
   } catch {
     throw bad('request body is not valid JSON');
   }
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
-    throw bad('request body must be a JSON object');
-  return parsed as Record<string, unknown>;
+  if (!isObject(parsed)) throw bad('request body must be a JSON object');
+  return parsed;
 }
 
-export function relayModel(body: Record<string, unknown>): string {
-  const m = body.model;
+/** A model name as clients send it: a non-empty string without control characters. */
+export function checkModelName(m: unknown, param = 'model'): string {
   if (typeof m !== 'string' || m.length === 0 || m.length > 256)
-    throw bad('"model" is required and must be a string', 'model');
+    throw bad(`"${param}" is required and must be a string`, param);
   // No model name has control characters; refusing them keeps them out of logs and SQL text.
-  if (/[\u0000-\u001f\u007f]/.test(m)) throw bad('"model" must not contain control characters', 'model');
+  if (/[\u0000-\u001f\u007f]/.test(m)) throw bad(`"${param}" must not contain control characters`, param);
   return m;
 }
 
-function positiveInt(body: Record<string, unknown>, name: string): number | undefined {
+/** An optional positive integer field (output caps, `n`). */
+export function positiveInt(body: Json, name: string): number | undefined {
   const v = body[name];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 10_000_000)
@@ -63,88 +61,544 @@ function positiveInt(body: Record<string, unknown>, name: string): number | unde
   return v;
 }
 
-export function toRelayRequest(
-  endpoint: Endpoint,
-  body: Record<string, unknown>,
-  defaultMaxOutput: number,
-): RelayRequest {
-  const model = relayModel(body);
+/** An optional finite number field (temperature, top_p). */
+export function optionalNumber(body: Json, name: string): number | null {
+  const v = body[name];
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(`"${name}" must be a number`, name);
+  return v;
+}
+
+function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): IngressRequest {
+  const operation = route.operation;
+  const model = checkModelName(body.model);
   if (body.stream !== undefined && typeof body.stream !== 'boolean' && body.stream !== null)
     throw bad('"stream" must be a boolean', 'stream');
   // Embeddings never stream: a stray `stream: true` must not make the relay expect SSE from an
   // upstream that answers JSON (that would count as a channel failure and cool channels down).
-  const stream = endpoint !== 'embeddings' && body.stream === true;
+  const stream = operation !== 'embeddings' && body.stream === true;
   const so = body.stream_options;
-  const clientWantsUsage =
-    stream && !!so && typeof so === 'object' && (so as { include_usage?: unknown }).include_usage === true;
+  const clientWantsUsage = stream && isObject(so) && so.include_usage === true;
   let promptTokens: number;
   let maxOutputTokens = 0;
   let impliedOutputCap: number | null = null;
-  if (endpoint === 'chat') {
+  if (operation === 'generate') {
     if (!Array.isArray(body.messages) || body.messages.length === 0)
       throw bad('"messages" must be a non-empty array', 'messages');
     promptTokens = countChatPrompt(body.messages, body.tools ?? body.functions);
     const own = positiveInt(body, 'max_completion_tokens') ?? positiveInt(body, 'max_tokens');
     if (own === undefined) impliedOutputCap = defaultMaxOutput;
-    maxOutputTokens = own ?? defaultMaxOutput;
-  } else if (endpoint === 'completions') {
+    maxOutputTokens = (own ?? defaultMaxOutput) * (positiveInt(body, 'n') ?? 1);
+  } else if (operation === 'completions') {
     const p = body.prompt;
     if (typeof p !== 'string' && !Array.isArray(p))
       throw bad('"prompt" must be a string or an array', 'prompt');
     promptTokens = countInputs(p);
-    maxOutputTokens = positiveInt(body, 'max_tokens') ?? 16; // OpenAI's documented default for completions
-    const n = positiveInt(body, 'n') ?? 1;
-    maxOutputTokens *= n;
+    // OpenAI's documented default for completions is 16.
+    maxOutputTokens = (positiveInt(body, 'max_tokens') ?? 16) * (positiveInt(body, 'n') ?? 1);
   } else {
     const input = body.input;
     if (typeof input !== 'string' && !Array.isArray(input))
       throw bad('"input" must be a string or an array', 'input');
     promptTokens = countInputs(input);
   }
-  if (endpoint === 'chat') maxOutputTokens *= positiveInt(body, 'n') ?? 1;
-  return { endpoint, model, stream, clientWantsUsage, maxOutputTokens, impliedOutputCap, promptTokens, body };
+  return {
+    protocol: 'openai',
+    operation,
+    model,
+    stream,
+    clientWantsUsage,
+    maxOutputTokens,
+    impliedOutputCap,
+    promptTokens,
+    body,
+  };
+}
+
+// ── chat messages ⇄ canonical ──────────────────────────────────────────────────────────────
+
+function partsOf(content: unknown, param: string): Part[] {
+  if (content === undefined || content === null) return [];
+  if (typeof content === 'string') return content ? [{ type: 'text', text: content }] : [];
+  if (!Array.isArray(content)) throw bad(`"${param}" must be a string or an array of parts`, param);
+  const parts: Part[] = [];
+  for (const p of content) {
+    if (!isObject(p)) throw bad(`"${param}" parts must be objects`, param);
+    if ((p.type === 'text' || p.type === 'input_text' || p.type === 'refusal') && typeof p.text === 'string')
+      parts.push({ type: 'text', text: p.text });
+    else if (p.type === 'refusal' && typeof p.refusal === 'string')
+      parts.push({ type: 'text', text: p.refusal });
+    else if (p.type === 'image_url') {
+      const iu = p.image_url;
+      const url = typeof iu === 'string' ? iu : isObject(iu) && typeof iu.url === 'string' ? iu.url : null;
+      if (!url) throw bad(`"${param}" image_url parts need a url`, param);
+      const detail = isObject(iu) ? iu.detail : undefined;
+      parts.push({
+        type: 'image',
+        url,
+        ...(detail === 'low' || detail === 'high' || detail === 'auto' ? { detail } : {}),
+      });
+    } else throw bad(`"${param}" has a part of type "${String(p.type)}" that cannot be translated`, param);
+  }
+  return parts;
+}
+
+const textOnly = (parts: Part[]) =>
+  parts.map((p) => (p.type === 'text' ? p.text : '')).join(parts.length > 1 ? '\n' : '');
+
+function toolCallsOf(m: Json, param: string): ToolCall[] {
+  const out: ToolCall[] = [];
+  if (Array.isArray(m.tool_calls)) {
+    for (const tc of m.tool_calls) {
+      const fn = isObject(tc) ? tc.function : null;
+      if (!isObject(tc) || !isObject(fn) || typeof fn.name !== 'string')
+        throw bad(`"${param}.tool_calls" entries need a function name`, param);
+      out.push({
+        id: typeof tc.id === 'string' ? tc.id : `call_${out.length}`,
+        name: fn.name,
+        arguments: typeof fn.arguments === 'string' ? fn.arguments : JSON.stringify(fn.arguments ?? {}),
+      });
+    }
+  } else if (isObject(m.function_call) && typeof m.function_call.name === 'string') {
+    const fc = m.function_call;
+    out.push({
+      id: `call_${fc.name}`,
+      name: fc.name as string,
+      arguments: typeof fc.arguments === 'string' ? fc.arguments : '{}',
+    });
+  }
+  return out;
+}
+
+function toCanonical(r: IngressRequest): CanonicalRequest {
+  const b = r.body;
+  if (r.operation !== 'generate')
+    throw bad(`${r.operation} requests can only be served by an OpenAI-compatible channel`);
+  const system: string[] = [];
+  const messages: Message[] = [];
+  (b.messages as unknown[]).forEach((raw, i) => {
+    const param = `messages[${i}]`;
+    if (!isObject(raw)) throw bad(`"${param}" must be an object`, param);
+    const content = partsOf(raw.content, `${param}.content`);
+    switch (raw.role) {
+      case 'system':
+      case 'developer':
+        system.push(textOnly(content));
+        break;
+      case 'user':
+        messages.push({ role: 'user', content });
+        break;
+      case 'assistant':
+        messages.push({ role: 'assistant', content, toolCalls: toolCallsOf(raw, param) });
+        break;
+      case 'tool':
+        if (typeof raw.tool_call_id !== 'string') throw bad(`"${param}.tool_call_id" is required`, param);
+        messages.push({ role: 'tool', toolCallId: raw.tool_call_id, content });
+        break;
+      case 'function':
+        messages.push({
+          role: 'tool',
+          toolCallId: `call_${String(raw.name)}`,
+          name: String(raw.name),
+          content,
+        });
+        break;
+      default:
+        throw bad(`"${param}.role" must be system, developer, user, assistant or tool`, param);
+    }
+  });
+  const tools: Tool[] = [];
+  const rawTools = Array.isArray(b.tools) ? b.tools : Array.isArray(b.functions) ? b.functions : [];
+  rawTools.forEach((t, i) => {
+    const fn = isObject(t) && isObject(t.function) ? t.function : t;
+    if (!isObject(fn) || typeof fn.name !== 'string')
+      throw bad(`"tools[${i}]" needs a function name`, 'tools');
+    tools.push({
+      name: fn.name,
+      ...(typeof fn.description === 'string' ? { description: fn.description } : {}),
+      parameters: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} },
+    });
+  });
+  let toolChoice: ToolChoice | null = null;
+  const tc = b.tool_choice ?? b.function_call;
+  if (tc === 'auto' || tc === 'none' || tc === 'required') toolChoice = tc;
+  else if (isObject(tc)) {
+    const name = isObject(tc.function) ? tc.function.name : tc.name;
+    if (typeof name === 'string') toolChoice = { name };
+  }
+  const stop = typeof b.stop === 'string' ? [b.stop] : Array.isArray(b.stop) ? b.stop.map(String) : [];
+  return {
+    system,
+    messages,
+    tools,
+    toolChoice,
+    maxOutputTokens: positiveInt(b, 'max_completion_tokens') ?? positiveInt(b, 'max_tokens') ?? null,
+    temperature: optionalNumber(b, 'temperature'),
+    topP: optionalNumber(b, 'top_p'),
+    stop,
+    stream: r.stream,
+  };
+}
+
+function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: number): Json {
+  const messages: Json[] = [];
+  if (c.system.length) messages.push({ role: 'system', content: c.system.join('\n\n') });
+  const content = (parts: Part[]) =>
+    parts.every((p) => p.type === 'text')
+      ? textOnly(parts)
+      : parts.map((p) =>
+          p.type === 'text'
+            ? { type: 'text', text: p.text }
+            : { type: 'image_url', image_url: { url: p.url, ...(p.detail ? { detail: p.detail } : {}) } },
+        );
+  for (const m of c.messages) {
+    if (m.role === 'user') messages.push({ role: 'user', content: content(m.content) });
+    else if (m.role === 'assistant') {
+      const text = textOnly(m.content);
+      messages.push({
+        role: 'assistant',
+        content: text || (m.toolCalls.length ? null : ''),
+        ...(m.toolCalls.length
+          ? {
+              tool_calls: m.toolCalls.map((t) => ({
+                id: t.id,
+                type: 'function',
+                function: { name: t.name, arguments: t.arguments },
+              })),
+            }
+          : {}),
+      });
+    } else messages.push({ role: 'tool', tool_call_id: m.toolCallId, content: textOnly(m.content) });
+  }
+  const body: Json = { model: upstreamModel, messages, max_completion_tokens: outputCap };
+  if (c.tools.length)
+    body.tools = c.tools.map((t) => ({
+      type: 'function',
+      function: {
+        name: t.name,
+        ...(t.description !== undefined ? { description: t.description } : {}),
+        parameters: t.parameters,
+      },
+    }));
+  if (c.toolChoice)
+    body.tool_choice =
+      typeof c.toolChoice === 'string'
+        ? c.toolChoice
+        : { type: 'function', function: { name: c.toolChoice.name } };
+  if (c.temperature !== null) body.temperature = c.temperature;
+  if (c.topP !== null) body.top_p = c.topP;
+  if (c.stop.length) body.stop = c.stop;
+  if (c.stream) {
+    body.stream = true;
+    body.stream_options = { include_usage: true };
+  }
+  return body;
 }
 
 /** The body sent upstream: the provider's model name, and usage always requested on streams. */
-export function upstreamBody(r: RelayRequest, upstreamModel: string): Record<string, unknown> {
-  const body: Record<string, unknown> = { ...r.body, model: upstreamModel };
+function passThroughBody(r: IngressRequest, upstreamModel: string): Json {
+  const body: Json = { ...r.body, model: upstreamModel };
   if (r.stream)
-    body.stream_options = { ...((r.body.stream_options as object | undefined) ?? {}), include_usage: true };
+    body.stream_options = {
+      ...(isObject(r.body.stream_options) ? r.body.stream_options : {}),
+      include_usage: true,
+    };
   // Admission assumed this cap; the upstream must keep to it, or the answer could cost more than was held.
   if (r.impliedOutputCap !== null) body.max_completion_tokens = r.impliedOutputCap;
   return body;
 }
 
-/** Usage from an OpenAI-format response or usage chunk; null when absent. */
-export function readUsage(json: unknown): Usage | null {
-  if (!json || typeof json !== 'object') return null;
-  const u = (json as { usage?: unknown }).usage;
-  if (!u || typeof u !== 'object') return null;
-  const usage = u as {
-    prompt_tokens?: unknown;
-    completion_tokens?: unknown;
-    prompt_tokens_details?: { cached_tokens?: unknown } | null;
-  };
-  const int = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : 0);
+// ── answers ⇄ canonical ────────────────────────────────────────────────────────────────────
+
+const count = (v: unknown): number | null =>
+  typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= Number.MAX_SAFE_INTEGER
+    ? Math.floor(v)
+    : null;
+
+/**
+ * Usage from an OpenAI-format answer or chunk; null when absent or unreadable (the relay then
+ * counts locally rather than bill a garbled number as zero).
+ */
+export function readUsage(json: unknown): CanonicalUsage | null {
+  if (!isObject(json) || !isObject(json.usage)) return null;
+  const u = json.usage;
+  const prompt = count(u.prompt_tokens);
+  const completion = u.completion_tokens === undefined ? 0 : count(u.completion_tokens);
+  if (prompt === null || completion === null) return null;
+  const details = isObject(u.prompt_tokens_details) ? u.prompt_tokens_details : {};
+  const outDetails = isObject(u.completion_tokens_details) ? u.completion_tokens_details : {};
+  const cached = Math.min(count(details.cached_tokens) ?? 0, prompt);
   return {
-    promptTokens: int(usage.prompt_tokens),
-    completionTokens: int(usage.completion_tokens),
-    cachedTokens: int(usage.prompt_tokens_details?.cached_tokens),
+    input: prompt - cached,
+    cacheRead: cached,
+    cacheWrite: 0,
+    output: completion,
+    reasoning: Math.min(count(outDetails.reasoning_tokens) ?? 0, completion),
   };
 }
 
-/** Generated text in a response or stream chunk (for local estimation). */
-export function generatedText(json: unknown): string {
-  if (!json || typeof json !== 'object') return '';
-  const choices = (json as { choices?: unknown }).choices;
-  if (!Array.isArray(choices)) return '';
-  let out = '';
-  for (const c of choices) {
-    if (!c || typeof c !== 'object') continue;
-    const ch = c as { text?: unknown; delta?: { content?: unknown }; message?: { content?: unknown } };
-    if (typeof ch.text === 'string') out += ch.text;
-    if (typeof ch.delta?.content === 'string') out += ch.delta.content;
-    if (typeof ch.message?.content === 'string') out += ch.message.content;
-  }
-  return out;
+const STOP_REASONS: Record<string, StopReason> = {
+  stop: 'stop',
+  length: 'length',
+  tool_calls: 'tool_calls',
+  function_call: 'tool_calls',
+  content_filter: 'content_filter',
+};
+const stopOf = (v: unknown): StopReason => (typeof v === 'string' && STOP_REASONS[v]) || 'stop';
+
+function messageText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content))
+    return content.map((p) => (isObject(p) && typeof p.text === 'string' ? p.text : '')).join('');
+  return '';
 }
+
+function answerError(json: unknown): string | null {
+  if (!isObject(json) || json.error === undefined || json.error === null) return null;
+  // A real answer may carry an empty error field next to its choices or data.
+  if (Array.isArray(json.choices) || Array.isArray(json.data)) return null;
+  const e = json.error;
+  if (typeof e === 'string') return e.slice(0, 500);
+  if (isObject(e) && typeof e.message === 'string') return e.message.slice(0, 500);
+  return 'upstream answered with an error';
+}
+
+function decodeAnswer(json: unknown): CanonicalAnswer {
+  if (!isObject(json)) throw new StreamBroken('upstream answer is not a JSON object');
+  const choices = Array.isArray(json.choices) ? json.choices.filter(isObject) : [];
+  let text = '';
+  let reasoning = '';
+  const toolCalls: ToolCall[] = [];
+  for (const c of choices) {
+    if (typeof c.text === 'string') text += c.text;
+    const m = isObject(c.message) ? c.message : null;
+    if (m) {
+      text += messageText(m.content);
+      if (typeof m.reasoning_content === 'string') reasoning += m.reasoning_content;
+      if (c === choices[0]) toolCalls.push(...toolCallsOf(m, 'choices[0].message'));
+    }
+  }
+  return {
+    id: typeof json.id === 'string' ? json.id : '',
+    model: typeof json.model === 'string' ? json.model : '',
+    text,
+    reasoning,
+    toolCalls,
+    stopReason: stopOf(choices[0]?.finish_reason),
+    usage: readUsage(json),
+  };
+}
+
+/** OpenAI `usage`: prompt_tokens is all input, cached_tokens inside it. */
+export function usageJson(u: CanonicalUsage): Json {
+  const prompt = u.input + u.cacheRead + u.cacheWrite;
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: u.output,
+    total_tokens: prompt + u.output,
+    prompt_tokens_details: { cached_tokens: u.cacheRead },
+    completion_tokens_details: { reasoning_tokens: u.reasoning },
+  };
+}
+
+const FINISH: Record<StopReason, string> = {
+  stop: 'stop',
+  length: 'length',
+  tool_calls: 'tool_calls',
+  content_filter: 'content_filter',
+};
+
+const chatId = (id: string) =>
+  id.startsWith('chatcmpl-') ? id : `chatcmpl-${id || Date.now().toString(36)}`;
+
+function encodeAnswer(a: CanonicalAnswer, r: IngressRequest): Json {
+  const message: Json = {
+    role: 'assistant',
+    content: a.text || (a.toolCalls.length ? null : ''),
+    refusal: null,
+  };
+  if (a.toolCalls.length)
+    message.tool_calls = a.toolCalls.map((t) => ({
+      id: t.id,
+      type: 'function',
+      function: { name: t.name, arguments: t.arguments },
+    }));
+  return {
+    id: chatId(a.id),
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model: a.model || r.model,
+    choices: [{ index: 0, message, logprobs: null, finish_reason: FINISH[a.stopReason] }],
+    ...(a.usage ? { usage: usageJson(a.usage) } : {}),
+  };
+}
+
+function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
+  let id = chatId(requestId);
+  let model = r.model;
+  const created = Math.floor(Date.now() / 1000);
+  let started = false;
+  const chunk = (choices: unknown[], extra: Json = {}) =>
+    sseFrame(JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices, ...extra }));
+  const delta = (d: Json, finish: string | null = null) =>
+    chunk([{ index: 0, delta: d, logprobs: null, finish_reason: finish }]);
+  const start = () => {
+    if (started) return '';
+    started = true;
+    return delta({ role: 'assistant', content: '' });
+  };
+  return {
+    event(e: StreamEvent): string {
+      switch (e.type) {
+        case 'start':
+          if (!started) {
+            id = chatId(e.id || requestId);
+            model = e.model || model;
+          }
+          return start();
+        case 'text':
+          return e.text ? start() + delta({ content: e.text }) : '';
+        case 'reasoning':
+          return '';
+        case 'tool_call':
+          return (
+            start() +
+            delta({
+              tool_calls: [
+                { index: e.index, id: e.id, type: 'function', function: { name: e.name, arguments: '' } },
+              ],
+            })
+          );
+        case 'tool_args':
+          return start() + delta({ tool_calls: [{ index: e.index, function: { arguments: e.delta } }] });
+        case 'stop':
+          return start() + delta({}, FINISH[e.reason]);
+        case 'usage':
+          return '';
+      }
+    },
+    finish(usage: CanonicalUsage): string {
+      return (
+        start() + (r.clientWantsUsage ? chunk([], { usage: usageJson(usage) }) : '') + 'data: [DONE]\n\n'
+      );
+    },
+    error(code: string, message: string): string {
+      return sseFrame(JSON.stringify(errorJson(502, code, message)));
+    },
+  };
+}
+
+function streamDecoder(r: IngressRequest): StreamDecoder {
+  let done = false;
+  let usage: CanonicalUsage | null = null;
+  let started = false;
+  const seenTools = new Set<number>();
+  return {
+    get done() {
+      return done;
+    },
+    get usage() {
+      return usage;
+    },
+    feed(frame) {
+      const data = frame.data.trim();
+      if (data === '[DONE]') {
+        done = true;
+        return { events: [] };
+      }
+      let obj: unknown;
+      try {
+        obj = JSON.parse(data);
+      } catch {
+        throw new StreamBroken('upstream sent an unreadable stream event');
+      }
+      if (!isObject(obj)) throw new StreamBroken('upstream sent an unreadable stream event');
+      if (obj.error !== undefined && obj.error !== null)
+        throw new StreamBroken('upstream reported an error mid-stream');
+      const events: StreamEvent[] = [];
+      if (!started) {
+        started = true;
+        events.push({
+          type: 'start',
+          id: typeof obj.id === 'string' ? obj.id : '',
+          model: typeof obj.model === 'string' ? obj.model : '',
+        });
+      }
+      const u = readUsage(obj);
+      if (u) {
+        usage = u;
+        events.push({ type: 'usage', usage: u });
+      }
+      const choices = Array.isArray(obj.choices) ? obj.choices : [];
+      for (const c of choices) {
+        if (!isObject(c)) continue;
+        if (typeof c.text === 'string' && c.text) events.push({ type: 'text', text: c.text });
+        const d = isObject(c.delta) ? c.delta : null;
+        if (d) {
+          const reasoning = d.reasoning_content ?? d.reasoning;
+          if (typeof reasoning === 'string' && reasoning) events.push({ type: 'reasoning', text: reasoning });
+          if (typeof d.content === 'string' && d.content) events.push({ type: 'text', text: d.content });
+          if (Array.isArray(d.tool_calls) && (c.index ?? 0) === 0) {
+            for (const tc of d.tool_calls) {
+              if (!isObject(tc)) continue;
+              const index = typeof tc.index === 'number' ? tc.index : 0;
+              const fn = isObject(tc.function) ? tc.function : {};
+              if (!seenTools.has(index)) {
+                seenTools.add(index);
+                events.push({
+                  type: 'tool_call',
+                  index,
+                  id: typeof tc.id === 'string' ? tc.id : `call_${index}`,
+                  name: typeof fn.name === 'string' ? fn.name : '',
+                });
+              }
+              if (typeof fn.arguments === 'string' && fn.arguments)
+                events.push({ type: 'tool_args', index, delta: fn.arguments });
+            }
+          }
+        }
+        if (typeof c.finish_reason === 'string' && (c.index ?? 0) === 0)
+          events.push({ type: 'stop', reason: stopOf(c.finish_reason) });
+      }
+      // The usage-only chunk reaches the client only if it asked for it.
+      const hide = u !== null && choices.length === 0 && !r.clientWantsUsage;
+      return { events, hide };
+    },
+  };
+}
+
+// ── errors ─────────────────────────────────────────────────────────────────────────────────
+
+const TYPE_FOR_STATUS: Record<number, string> = {
+  400: 'invalid_request_error',
+  401: 'authentication_error',
+  403: 'permission_error',
+  404: 'invalid_request_error',
+  413: 'invalid_request_error',
+  429: 'rate_limit_error',
+};
+
+function errorJson(status: number, code: string, message: string, param: string | null = null) {
+  const known = (ERROR_CATALOGUE as Record<string, { type: string } | undefined>)[code as ErrorCode];
+  const type =
+    known?.type ?? TYPE_FOR_STATUS[status] ?? (status >= 500 ? 'upstream_error' : 'invalid_request_error');
+  return { error: { message, type, param, code } };
+}
+
+export const openaiCodec: ProtocolCodec = {
+  protocol: 'openai',
+  parseRequest,
+  toCanonical,
+  encodeAnswer,
+  streamEncoder,
+  errorBody: (status, code, message, _requestId, param) => errorJson(status, code, message, param ?? null),
+  forwardedHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+    const v = headers['openai-beta'];
+    return typeof v === 'string' ? { 'openai-beta': v } : {};
+  },
+  passThroughBody,
+  fromCanonical,
+  answerError,
+  decodeAnswer,
+  streamDecoder,
+};

@@ -56,6 +56,10 @@ export interface ProtocolCodec {
   errorBody(status: number, code: string, message: string, requestId: string, param?: string | null): unknown;
   /** Client headers that go upstream verbatim on pass-through (e.g. `anthropic-*`). */
   forwardedHeaders(headers: IncomingHttpHeaders): Record<string, string>;
+  /** Token counting answered locally (Anthropic's count_tokens, Gemini's countTokens): the answer body. */
+  countTokens?(body: Record<string, unknown>): unknown;
+  /** The protocol's own model-list body for these model ids (Gemini's GET /v1beta/models). */
+  modelList?(ids: string[]): unknown;
 
   // ── egress: the upstream speaks this protocol ─────────────────────────────────────────────
   /**
@@ -67,6 +71,12 @@ export interface ProtocolCodec {
   fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: number): unknown;
   /** A 2xx body that is really an error (`{"error":…}`, `{"type":"error"}`): its message, else null. */
   answerError(json: unknown): string | null;
+  /**
+   * An upstream 4xx that is the channel's fault rather than the request's (Google answers a
+   * bad API key with 400 INVALID_ARGUMENT / API_KEY_INVALID, an unsupported region with 400
+   * FAILED_PRECONDITION): the next channel should try, as for 401/403.
+   */
+  channelFault?(status: number, json: unknown): boolean;
   /** Reads an answer (any operation of this protocol); usage null when the upstream gave none. */
   decodeAnswer(json: unknown): CanonicalAnswer;
   /** Reads this protocol's stream; `r` is the request as sent (for what the client asked). */

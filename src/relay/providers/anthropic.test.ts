@@ -32,6 +32,7 @@ function channel(baseUrl: string, apiKey = KEY): Channel {
     weight: 1,
     groups: null,
     status: 'active',
+    responses: false,
   };
 }
 

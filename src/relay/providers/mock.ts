@@ -1,17 +1,17 @@
 // The built-in `mock` channel type: answers deterministically in-process, with no network,
-// so a new install can try keys, billing and logs offline. Replies "mole" words, one token
-// each, and reports usage like OpenAI (the usage chunk only when a stream asks for it).
+// in every protocol the relay speaks, so a new install can try keys, billing, logs and each
+// client SDK offline. Replies "mole" words, one token each, and reports usage. When the
+// request declares tools and the last turn is the user's, it calls the first tool once.
 import { Readable } from 'node:stream';
-import { countChatPrompt, countInputs } from '../tokens.js';
-import type { ProviderAdapter, UpstreamCall, UpstreamResponse } from './types.js';
+import type { CanonicalAnswer, CanonicalUsage, Protocol, StreamEvent } from '../canonical.js';
+import { codecFor } from '../protocols/index.js';
+import { countInputs } from '../tokens.js';
+import type { ChannelTransport, UpstreamCall, UpstreamResponse } from './transport.js';
 
 const WORDS = [' mole', ' tunnel', ' soil', ' burrow', ' dig', ' dark', ' earth', ' worm'];
 const DEFAULT_TOKENS = 12;
 const EMBEDDING_DIMS = 8;
-
-function reply(n: number): string[] {
-  return Array.from({ length: n }, (_, i) => WORDS[i % WORDS.length]!);
-}
+const ALL: readonly Protocol[] = ['openai', 'responses', 'anthropic', 'gemini'];
 
 function embedding(text: string): number[] {
   let h = 2166136261;
@@ -19,84 +19,120 @@ function embedding(text: string): number[] {
   return Array.from({ length: EMBEDDING_DIMS }, (_, i) => (((h >>> i) & 0xff) / 255) * 2 - 1);
 }
 
-export const mockAdapter: ProviderAdapter = {
+const json = (status: number, obj: unknown): UpstreamResponse => ({
+  status,
+  body: Readable.from([Buffer.from(JSON.stringify(obj))]),
+});
+const sse = (text: string): UpstreamResponse => ({ status: 200, body: Readable.from([Buffer.from(text)]) });
+
+/** Arguments that satisfy a tool's schema well enough for a demo: each required property filled. */
+function demoArguments(schema: Record<string, unknown>): string {
+  const props = (schema.properties ?? {}) as Record<string, { type?: unknown }>;
+  const required = Array.isArray(schema.required) ? (schema.required as string[]) : [];
+  const args: Record<string, unknown> = {};
+  for (const name of required) {
+    const t = props[name]?.type;
+    args[name] =
+      t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : t === 'string' ? 'mole' : {};
+  }
+  return JSON.stringify(args);
+}
+
+export const mockTransport: ChannelTransport = {
+  protocols(_channel, operation) {
+    return operation === 'generate' ? ALL.filter((p) => codecFor(p)) : ['openai'];
+  },
   async send(call: UpstreamCall): Promise<UpstreamResponse> {
-    const b = call.body;
-    const model = String(b.model);
+    const b = call.body as Record<string, unknown>;
     const created = Math.floor(Date.now() / 1000);
     const id = `mock-${created}-${Math.floor(Math.random() * 1e9)}`;
-    const json = (status: number, obj: unknown): UpstreamResponse => ({
-      status,
-      body: Readable.from([Buffer.from(JSON.stringify(obj))]),
-      retryAfter: undefined,
-    });
 
-    if (call.endpoint === 'embeddings') {
+    if (call.operation === 'embeddings') {
       const inputs = typeof b.input === 'string' ? [b.input] : (b.input as unknown[]);
       const data = inputs.map((inp, index) => {
         const vec = embedding(JSON.stringify(inp));
-        const embedding64 =
+        const value =
           b.encoding_format === 'base64' ? Buffer.from(new Float32Array(vec).buffer).toString('base64') : vec;
-        return { object: 'embedding', index, embedding: embedding64 };
+        return { object: 'embedding', index, embedding: value };
       });
       const prompt = countInputs(b.input);
       return json(200, {
         object: 'list',
         data,
-        model,
+        model: call.model,
         usage: { prompt_tokens: prompt, total_tokens: prompt },
       });
     }
 
-    const isChat = call.endpoint === 'chat';
-    const prompt = isChat ? countChatPrompt(b.messages as unknown[]) : countInputs(b.prompt);
-    const cap = (b.max_completion_tokens ?? b.max_tokens) as number | undefined;
-    const words = reply(Math.min(DEFAULT_TOKENS, cap ?? DEFAULT_TOKENS));
-    const usage = {
-      prompt_tokens: prompt,
-      completion_tokens: words.length,
-      total_tokens: prompt + words.length,
-      prompt_tokens_details: { cached_tokens: 0 },
-    };
-
-    if (!call.stream) {
-      const text = words.join('');
-      const choice = isChat
-        ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }
-        : { index: 0, text, finish_reason: 'stop' };
-      return json(200, {
-        id,
-        object: isChat ? 'chat.completion' : 'text_completion',
-        created,
-        model,
-        choices: [choice],
-        usage,
-      });
-    }
-    const object = isChat ? 'chat.completion.chunk' : 'text_completion';
-    const wantsUsage = (b.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
-    const events: string[] = [];
-    const chunk = (choices: unknown[], extra: object = {}) =>
-      `data: ${JSON.stringify({ id, object, created, model, choices, ...extra })}\n\n`;
-    if (isChat)
-      events.push(chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]));
-    for (const w of words)
-      events.push(
-        chunk([
-          isChat
-            ? { index: 0, delta: { content: w }, finish_reason: null }
-            : { index: 0, text: w, finish_reason: null },
-        ]),
-      );
-    events.push(
-      chunk([
-        isChat
-          ? { index: 0, delta: {}, finish_reason: 'stop' }
-          : { index: 0, text: '', finish_reason: 'stop' },
-      ]),
+    const codec = codecFor(call.protocol)!;
+    const r = codec.parseRequest(
+      b,
+      { protocol: call.protocol, operation: call.operation, pathModel: call.model, pathStream: call.stream },
+      DEFAULT_TOKENS,
     );
-    if (wantsUsage) events.push(chunk([], { usage }));
-    events.push('data: [DONE]\n\n');
-    return { status: 200, body: Readable.from(events.map((e) => Buffer.from(e))), retryAfter: undefined };
+    const words = Array.from(
+      { length: Math.min(DEFAULT_TOKENS, r.maxOutputTokens || DEFAULT_TOKENS) },
+      (_, i) => WORDS[i % WORDS.length]!,
+    );
+
+    if (call.operation === 'completions') {
+      const text = words.join('');
+      const usage = {
+        prompt_tokens: r.promptTokens,
+        completion_tokens: words.length,
+        total_tokens: r.promptTokens + words.length,
+      };
+      if (!call.stream)
+        return json(200, {
+          id,
+          object: 'text_completion',
+          created,
+          model: call.model,
+          choices: [{ index: 0, text, finish_reason: 'stop' }],
+          usage,
+        });
+      const chunk = (extra: object) =>
+        `data: ${JSON.stringify({ id, object: 'text_completion', created, model: call.model, ...extra })}\n\n`;
+      return sse(
+        words.map((w) => chunk({ choices: [{ index: 0, text: w, finish_reason: null }] })).join('') +
+          chunk({ choices: [{ index: 0, text: '', finish_reason: 'stop' }] }) +
+          (r.clientWantsUsage ? chunk({ choices: [], usage }) : '') +
+          'data: [DONE]\n\n',
+      );
+    }
+
+    // Generation in the caller's protocol, through its own codec.
+    const c = codec.toCanonical(r);
+    const last = c.messages[c.messages.length - 1];
+    const tool = c.tools.length && c.toolChoice !== 'none' && last?.role === 'user' ? c.tools[0]! : null;
+    const usage: CanonicalUsage = {
+      input: r.promptTokens,
+      cacheRead: 0,
+      cacheWrite: 0,
+      output: tool ? 8 : words.length,
+      reasoning: 0,
+    };
+    const toolCall = tool
+      ? { id: `call_${id}`, name: tool.name, arguments: demoArguments(tool.parameters) }
+      : null;
+    const answer: CanonicalAnswer = {
+      id,
+      model: call.model,
+      text: tool ? '' : words.join(''),
+      reasoning: '',
+      toolCalls: toolCall ? [toolCall] : [],
+      stopReason: tool ? 'tool_calls' : 'stop',
+      usage,
+    };
+    if (!call.stream) return json(200, codec.encodeAnswer(answer, r));
+    const events: StreamEvent[] = [{ type: 'start', id, model: call.model }];
+    if (toolCall) {
+      events.push({ type: 'tool_call', index: 0, id: toolCall.id, name: toolCall.name });
+      events.push({ type: 'tool_args', index: 0, delta: toolCall.arguments });
+    } else for (const w of words) events.push({ type: 'text', text: w });
+    events.push({ type: 'stop', reason: answer.stopReason });
+    events.push({ type: 'usage', usage });
+    const enc = codec.streamEncoder(r, id);
+    return sse(events.map((e) => enc.event(e)).join('') + enc.finish(usage));
   },
 };

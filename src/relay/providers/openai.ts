@@ -1,7 +1,14 @@
-// Any OpenAI-compatible upstream, over undici with keep-alive pools.
+// Any OpenAI-compatible upstream, over undici with keep-alive pools. It speaks chat
+// completions, legacy completions and embeddings, and — unless the channel says
+// `responses: false` — the Responses API too.
 import { Agent, errors, request } from 'undici';
-import { ENDPOINT_PATHS } from '../protocols/openai.js';
-import { UpstreamFailure, type ProviderAdapter, type UpstreamCall, type UpstreamResponse } from './types.js';
+import type { Operation, Protocol } from '../canonical.js';
+import {
+  type ChannelTransport,
+  UpstreamFailure,
+  type UpstreamCall,
+  type UpstreamResponse,
+} from './transport.js';
 
 export interface UpstreamTimeouts {
   connectMs: number;
@@ -11,8 +18,9 @@ export interface UpstreamTimeouts {
   maxConnections: number;
 }
 
-export function createOpenAIAdapter(t: UpstreamTimeouts): ProviderAdapter & { close(): Promise<void> } {
-  const agent = new Agent({
+/** One keep-alive pool for a transport, with the relay's timeouts. */
+export function upstreamAgent(t: UpstreamTimeouts): Agent {
+  return new Agent({
     connect: { timeout: t.connectMs },
     headersTimeout: t.firstByteMs,
     bodyTimeout: t.idleMs,
@@ -22,37 +30,62 @@ export function createOpenAIAdapter(t: UpstreamTimeouts): ProviderAdapter & { cl
     ...(t.maxConnections > 0 ? { connections: t.maxConnections } : {}),
     pipelining: 1,
   });
+}
+
+/** POSTs a JSON body with undici; network failures become UpstreamFailure. */
+export async function postJson(
+  agent: Agent,
+  url: string,
+  call: UpstreamCall,
+  headers: Record<string, string>,
+): Promise<UpstreamResponse> {
+  try {
+    const res = await request(url, {
+      method: 'POST',
+      dispatcher: agent,
+      signal: call.signal,
+      headers: {
+        ...call.headers,
+        ...headers,
+        'content-type': 'application/json',
+        accept: call.stream ? 'text/event-stream' : 'application/json',
+      },
+      body: JSON.stringify(call.body),
+    });
+    return { status: res.statusCode, body: res.body };
+  } catch (err) {
+    throw asFailure(err);
+  }
+}
+
+const PATHS: Record<string, string> = {
+  'openai:generate': '/chat/completions',
+  'openai:completions': '/completions',
+  'openai:embeddings': '/embeddings',
+  'responses:generate': '/responses',
+};
+
+export function createOpenAITransport(t: UpstreamTimeouts): ChannelTransport & { close(): Promise<void> } {
+  const agent = upstreamAgent(t);
   return {
-    async send(call: UpstreamCall): Promise<UpstreamResponse> {
-      const { channel } = call;
-      try {
-        const res = await request(channel.baseUrl + ENDPOINT_PATHS[call.endpoint], {
-          method: 'POST',
-          dispatcher: agent,
-          signal: call.signal,
-          headers: {
-            ...call.headers,
-            'content-type': 'application/json',
-            accept: call.stream ? 'text/event-stream' : 'application/json',
-            authorization: `Bearer ${channel.apiKey}`,
-          },
-          body: JSON.stringify(call.body),
-        });
-        const ra = res.headers['retry-after'];
-        return {
-          status: res.statusCode,
-          body: res.body,
-          retryAfter: typeof ra === 'string' ? ra : undefined,
-        };
-      } catch (err) {
-        throw asFailure(err);
-      }
+    protocols(channel, operation: Operation): readonly Protocol[] {
+      if (operation !== 'generate') return ['openai'];
+      return channel.responses ? ['openai', 'responses'] : ['openai'];
+    },
+    send(call: UpstreamCall): Promise<UpstreamResponse> {
+      const path = PATHS[`${call.protocol}:${call.operation}`];
+      if (!path)
+        throw new UpstreamFailure(`an OpenAI channel cannot serve ${call.protocol} ${call.operation}`, false);
+      return postJson(agent, call.channel.baseUrl + path, call, {
+        authorization: `Bearer ${call.channel.apiKey}`,
+      });
     },
     close: () => agent.close(),
   };
 }
 
 export function asFailure(err: unknown): UpstreamFailure {
+  if (err instanceof UpstreamFailure) return err;
   const timeout =
     err instanceof errors.HeadersTimeoutError ||
     err instanceof errors.BodyTimeoutError ||

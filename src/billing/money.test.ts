@@ -1,0 +1,63 @@
+// Cost arithmetic: integer nano-USD in BigInt, rounded up once; cache reads and writes are
+// parts of the prompt, each at its own price (the input price when unset).
+import { describe, expect, it } from 'vitest';
+import { costNano, MAX_NANO, type Price } from './money.js';
+
+const price = (p: Partial<Price> = {}): Price => ({
+  inputNanoPerM: 3_000_000_000, // 3 USD / 1M
+  outputNanoPerM: 15_000_000_000,
+  cachedInputNanoPerM: 300_000_000,
+  cacheWriteNanoPerM: 3_750_000_000,
+  ...p,
+});
+const usage = (
+  promptTokens: number,
+  cachedTokens: number,
+  cacheWriteTokens: number,
+  completionTokens: number,
+) => ({
+  promptTokens,
+  cachedTokens,
+  cacheWriteTokens,
+  completionTokens,
+});
+
+describe('costNano', () => {
+  it('bills uncached input, cache reads, cache writes and output each at its price', () => {
+    // 1000 prompt = 200 uncached + 500 read + 300 written; 100 out.
+    const expected = 200 * 3_000 + 500 * 300 + 300 * 3_750 + 100 * 15_000;
+    expect(costNano(usage(1000, 500, 300, 100), price(), 1_000_000)).toBe(expected);
+  });
+
+  it('bills cache writes at the input price when no cache-write price is set', () => {
+    expect(costNano(usage(1000, 0, 400, 0), price({ cacheWriteNanoPerM: null }), 1_000_000)).toBe(
+      1000 * 3_000,
+    );
+    expect(costNano(usage(1000, 0, 400, 0), price(), 1_000_000)).toBe(600 * 3_000 + 400 * 3_750);
+  });
+
+  it('never counts more cached tokens than were sent (reads first, then writes)', () => {
+    // Reads 800 + writes 800 of a 1000-token prompt: 800 read, 200 written, 0 uncached.
+    expect(costNano(usage(1000, 800, 800, 0), price(), 1_000_000)).toBe(800 * 300 + 200 * 3_750);
+    expect(costNano(usage(100, 500, 0, 0), price(), 1_000_000)).toBe(100 * 300);
+  });
+
+  it('rounds up once, after the multiplier, and treats a usage without cache writes as none', () => {
+    const p = price({
+      inputNanoPerM: 1,
+      outputNanoPerM: 1,
+      cachedInputNanoPerM: null,
+      cacheWriteNanoPerM: 7,
+    });
+    // (3·1 + 2·7) · 1.5 / 1e6 → a fraction of a nano: one nano.
+    expect(costNano(usage(5, 0, 2, 0), p, 1_500_000)).toBe(1);
+    expect(costNano({ promptTokens: 5, cachedTokens: 0, completionTokens: 0 }, p, 1_000_000)).toBe(1);
+    expect(costNano(usage(0, 0, 0, 0), p, 1_000_000)).toBe(0);
+    // Exact to the nano for large integers: 10M written tokens at 3.75 USD/1M × 2.5.
+    expect(costNano(usage(10_000_000, 0, 10_000_000, 0), price(), 2_500_000)).toBe(93_750_000_000);
+  });
+
+  it('caps at the largest amount the ledger holds', () => {
+    expect(costNano(usage(1e9, 0, 1e9, 1e9), price({ outputNanoPerM: MAX_NANO }), 1_000_000)).toBe(MAX_NANO);
+  });
+});

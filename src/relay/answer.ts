@@ -1,0 +1,47 @@
+// Step 7/8 for a plain (non-stream) answer: read it whole, check it, count its usage, settle,
+// log, and only then send it — as received on pass-through, re-encoded when translating.
+import type { Attempt, AttemptResult } from './pipeline.js';
+import type { UpstreamResponse } from './providers/transport.js';
+import { readAll } from './upstream-body.js';
+
+const MAX_UPSTREAM_BODY = 64 * 1024 * 1024;
+
+export async function relayPlain(a: Attempt, res: UpstreamResponse): Promise<AttemptResult> {
+  const { call, egress } = a;
+  const failed = (message: string): AttemptResult => ({
+    answered: false,
+    status: res.status,
+    timeout: false,
+    message,
+  });
+  const buf = await readAll(res.body, MAX_UPSTREAM_BODY);
+  let json: unknown;
+  try {
+    json = JSON.parse(buf.toString('utf8'));
+  } catch {
+    return failed('upstream sent an unreadable answer');
+  }
+  // An HTTP 200 whose body is an error is a failed attempt, not an answer to bill.
+  const error = egress.answerError(json);
+  if (error !== null)
+    return failed(`upstream answered HTTP ${res.status} with an error: ${error.slice(0, 200)}`);
+  let answer: ReturnType<typeof egress.decodeAnswer>;
+  try {
+    answer = egress.decodeAnswer(json);
+  } catch {
+    return failed('upstream sent an answer that could not be read');
+  }
+  a.record(res.status);
+  const produced =
+    answer.text + answer.reasoning + answer.toolCalls.map((t) => t.name + t.arguments).join('');
+  const usage = await call.finish({
+    channel: a.channel,
+    upstreamModel: a.upstreamModel,
+    usage: answer.usage,
+    produced,
+  });
+  const reply = call.reply.code(200).header('content-type', 'application/json');
+  // Translated answers report the usage that was billed, in the client protocol's terms.
+  void reply.send(a.pass ? buf : JSON.stringify(call.ingress.encodeAnswer({ ...answer, usage }, call.r)));
+  return { answered: true };
+}

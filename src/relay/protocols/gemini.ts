@@ -1,0 +1,912 @@
+// Gemini (generativelanguage API, as @google/genai and Gemini CLI speak it), both ways:
+// ingress `/v1beta/models/{model}:generateContent` / `:streamGenerateContent?alt=sse` bodies,
+// answers, `data:` stream frames and Google's error shape; egress to a Gemini upstream.
+//
+// Wire facts the code relies on:
+// - the model and streaming come from the path, not the body;
+// - Google's JSON parser accepts each field in lowerCamelCase and in the proto's snake_case
+//   (`system_instruction`, `inline_data`, `mime_type` in Google's own curl examples);
+// - function calls carry no ids: we number them `call_<n>` when decoding and match a
+//   `functionResponse` to its call by id when the client echoed one, else by name;
+// - `promptTokenCount` includes `cachedContentTokenCount`; `thoughtsTokenCount` is output
+//   that `candidatesTokenCount` leaves out; `toolUsePromptTokenCount` is input on top;
+// - a function call ends with finishReason STOP (there is no tool-use reason);
+// - the stream is `data: <GenerateContentResponse>` frames with no event names and no
+//   terminator; the frame with a finishReason is the last content frame.
+import { AppError, ERROR_CATALOGUE } from '../../http/errors.js';
+import {
+  type CanonicalAnswer,
+  type CanonicalRequest,
+  type CanonicalUsage,
+  type Message,
+  type Part,
+  type SseFrame,
+  type StopReason,
+  type StreamDecoder,
+  type StreamEncoder,
+  type StreamEvent,
+  StreamBroken,
+  type Tool,
+  type ToolCall,
+  type ToolChoice,
+} from '../canonical.js';
+import { sseFrame } from '../sse.js';
+import { countChatPrompt } from '../tokens.js';
+import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
+
+type Json = Record<string, unknown>;
+
+const bad = (message: string, param: string | null = null) =>
+  new AppError('invalid_request', message, { param });
+
+const isObj = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** A field by its lowerCamelCase name, or its proto snake_case name (Google accepts both). */
+function field(o: Json, camel: string): unknown {
+  const v = o[camel];
+  if (v !== undefined) return v;
+  const snake = camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  return snake === camel ? undefined : o[snake];
+}
+
+/** The model named in a Gemini path, without the `models/` prefix clients may add. */
+export function geminiModelName(pathModel: string): string {
+  return pathModel.startsWith('models/') ? pathModel.slice('models/'.length) : pathModel;
+}
+
+// ── Google status names ─────────────────────────────────────────────────────────────────────
+
+/** Google's canonical status name for an HTTP status. */
+export function googleStatus(http: number): string {
+  switch (http) {
+    case 400:
+    case 413:
+    case 422:
+      return 'INVALID_ARGUMENT';
+    case 401:
+      return 'UNAUTHENTICATED';
+    case 403:
+      return 'PERMISSION_DENIED';
+    case 404:
+      return 'NOT_FOUND';
+    case 409:
+      return 'ABORTED';
+    case 429:
+      return 'RESOURCE_EXHAUSTED';
+    case 499:
+      return 'CANCELLED';
+    case 501:
+      return 'UNIMPLEMENTED';
+    case 502:
+    case 503:
+    case 529:
+      return 'UNAVAILABLE';
+    case 504:
+      return 'DEADLINE_EXCEEDED';
+    default:
+      return http >= 500 ? 'INTERNAL' : 'INVALID_ARGUMENT';
+  }
+}
+
+function geminiErrorBody(
+  status: number,
+  code: string,
+  message: string,
+  requestId: string,
+  param?: string | null,
+) {
+  const metadata: Record<string, string> = { request_id: requestId };
+  if (param) metadata.param = param;
+  return {
+    error: {
+      code: status,
+      message,
+      status: googleStatus(status),
+      details: [
+        { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: code, domain: 'moleapi', metadata },
+      ],
+    },
+  };
+}
+
+// ── request validation and counting ─────────────────────────────────────────────────────────
+
+const ROLES = new Set(['user', 'model', 'function']);
+const MODES = new Set(['AUTO', 'ANY', 'NONE', 'VALIDATED', 'MODE_UNSPECIFIED']);
+
+function optInt(o: Json, name: string, path: string, min: number): number | undefined {
+  const v = field(o, name);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 10_000_000)
+    throw bad(`"${path}" must be an integer of at least ${min}`, path);
+  return v;
+}
+
+function optNumber(o: Json, name: string, path: string): number | undefined {
+  const v = field(o, name);
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(`"${path}" must be a number`, path);
+  return v;
+}
+
+function checkParts(parts: unknown, path: string): Json[] {
+  if (!Array.isArray(parts)) throw bad(`"${path}" must be an array of parts`, path);
+  parts.forEach((p, j) => {
+    const pp = `${path}[${j}]`;
+    if (!isObj(p)) throw bad(`"${pp}" must be an object`, pp);
+    const text = p.text;
+    if (text !== undefined && typeof text !== 'string')
+      throw bad(`"${pp}.text" must be a string`, `${pp}.text`);
+    const inline = field(p, 'inlineData');
+    if (inline !== undefined) {
+      if (
+        !isObj(inline) ||
+        typeof field(inline, 'data') !== 'string' ||
+        typeof field(inline, 'mimeType') !== 'string'
+      )
+        throw bad(`"${pp}.inlineData" must have string "mimeType" and "data"`, `${pp}.inlineData`);
+    }
+    const file = field(p, 'fileData');
+    if (file !== undefined) {
+      if (!isObj(file) || typeof field(file, 'fileUri') !== 'string')
+        throw bad(`"${pp}.fileData" must have a string "fileUri"`, `${pp}.fileData`);
+    }
+    const call = field(p, 'functionCall');
+    if (call !== undefined) {
+      if (!isObj(call) || typeof call.name !== 'string')
+        throw bad(`"${pp}.functionCall" must have a string "name"`, `${pp}.functionCall`);
+      if (call.args !== undefined && call.args !== null && !isObj(call.args))
+        throw bad(`"${pp}.functionCall.args" must be an object`, `${pp}.functionCall.args`);
+    }
+    const resp = field(p, 'functionResponse');
+    if (resp !== undefined) {
+      if (!isObj(resp) || typeof resp.name !== 'string')
+        throw bad(`"${pp}.functionResponse" must have a string "name"`, `${pp}.functionResponse`);
+      if (resp.response !== undefined && resp.response !== null && !isObj(resp.response))
+        throw bad(`"${pp}.functionResponse.response" must be an object`, `${pp}.functionResponse.response`);
+    }
+  });
+  return parts as Json[];
+}
+
+function checkContents(body: Json): Json[] {
+  const contents = body.contents;
+  if (contents === undefined || contents === null) throw bad('"contents" is required', 'contents');
+  if (!Array.isArray(contents) || contents.length === 0)
+    throw bad('"contents" must be a non-empty array', 'contents');
+  contents.forEach((c, i) => {
+    if (!isObj(c)) throw bad(`"contents[${i}]" must be an object`, `contents[${i}]`);
+    if (c.role !== undefined && c.role !== null && (typeof c.role !== 'string' || !ROLES.has(c.role)))
+      throw bad(`"contents[${i}].role" must be "user" or "model"`, `contents[${i}].role`);
+    checkParts(c.parts ?? [], `contents[${i}].parts`);
+  });
+  return contents as Json[];
+}
+
+/** The system instruction's parts (a Content, or a plain string as some clients send). */
+function systemParts(body: Json): Json[] {
+  const si = field(body, 'systemInstruction');
+  if (si === undefined || si === null) return [];
+  if (typeof si === 'string') return [{ text: si }];
+  if (!isObj(si)) throw bad('"systemInstruction" must be a Content object', 'systemInstruction');
+  return checkParts(si.parts ?? [], 'systemInstruction.parts');
+}
+
+function functionDeclarations(body: Json): Json[] {
+  const tools = body.tools;
+  if (tools === undefined || tools === null) return [];
+  if (!Array.isArray(tools)) throw bad('"tools" must be an array', 'tools');
+  const out: Json[] = [];
+  tools.forEach((t, i) => {
+    if (!isObj(t)) throw bad(`"tools[${i}]" must be an object`, `tools[${i}]`);
+    const decls = field(t, 'functionDeclarations');
+    if (decls === undefined || decls === null) return;
+    if (!Array.isArray(decls))
+      throw bad(`"tools[${i}].functionDeclarations" must be an array`, `tools[${i}].functionDeclarations`);
+    decls.forEach((d, j) => {
+      const p = `tools[${i}].functionDeclarations[${j}]`;
+      if (!isObj(d) || typeof d.name !== 'string' || d.name === '')
+        throw bad(`"${p}" must have a string "name"`, `${p}.name`);
+      out.push(d);
+    });
+  });
+  return out;
+}
+
+function functionCallingConfig(body: Json): Json | null {
+  const tc = field(body, 'toolConfig');
+  if (tc === undefined || tc === null) return null;
+  if (!isObj(tc)) throw bad('"toolConfig" must be an object', 'toolConfig');
+  const fc = field(tc, 'functionCallingConfig');
+  if (fc === undefined || fc === null) return null;
+  if (!isObj(fc))
+    throw bad('"toolConfig.functionCallingConfig" must be an object', 'toolConfig.functionCallingConfig');
+  const mode = fc.mode;
+  if (mode !== undefined && (typeof mode !== 'string' || !MODES.has(mode)))
+    throw bad(
+      '"toolConfig.functionCallingConfig.mode" must be one of AUTO, ANY, NONE, VALIDATED',
+      'toolConfig.functionCallingConfig.mode',
+    );
+  const names = field(fc, 'allowedFunctionNames');
+  if (names !== undefined && (!Array.isArray(names) || names.some((n) => typeof n !== 'string')))
+    throw bad(
+      '"toolConfig.functionCallingConfig.allowedFunctionNames" must be an array of strings',
+      'toolConfig.functionCallingConfig.allowedFunctionNames',
+    );
+  return fc;
+}
+
+interface GenConfig {
+  maxOutputTokens?: number;
+  /** `thinkingConfig.thinkingBudget` when positive (-1 = dynamic, 0 = off). */
+  thinkingBudget: number;
+  temperature?: number;
+  topP?: number;
+  stop: string[];
+  candidateCount: number;
+}
+
+function generationConfig(body: Json): GenConfig {
+  const gc = field(body, 'generationConfig');
+  if (gc === undefined || gc === null) return { stop: [], candidateCount: 1, thinkingBudget: 0 };
+  if (!isObj(gc)) throw bad('"generationConfig" must be an object', 'generationConfig');
+  const stop = field(gc, 'stopSequences');
+  if (
+    stop !== undefined &&
+    stop !== null &&
+    (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string'))
+  )
+    throw bad(
+      '"generationConfig.stopSequences" must be an array of strings',
+      'generationConfig.stopSequences',
+    );
+  const tc = field(gc, 'thinkingConfig');
+  if (tc !== undefined && tc !== null && !isObj(tc))
+    throw bad('"generationConfig.thinkingConfig" must be an object', 'generationConfig.thinkingConfig');
+  const budget = isObj(tc)
+    ? optInt(tc, 'thinkingBudget', 'generationConfig.thinkingConfig.thinkingBudget', -1)
+    : 0;
+  return {
+    thinkingBudget: budget !== undefined && budget > 0 ? budget : 0,
+    maxOutputTokens: optInt(gc, 'maxOutputTokens', 'generationConfig.maxOutputTokens', 1),
+    temperature: optNumber(gc, 'temperature', 'generationConfig.temperature'),
+    topP: optNumber(gc, 'topP', 'generationConfig.topP'),
+    stop: (stop as string[] | undefined | null) ?? [],
+    candidateCount: optInt(gc, 'candidateCount', 'generationConfig.candidateCount', 1) ?? 1,
+  };
+}
+
+/**
+ * Prompt tokens of a Gemini request, counted like OpenAI's chat format (the relay's upper
+ * bound): system instruction, every content's text, media parts as images, function calls
+ * and responses as their JSON, and the tool declarations.
+ */
+function countPrompt(contents: Json[], system: Json[], decls: Json[]): number {
+  const asMessage = (role: string, parts: Json[]) => {
+    const content: Json[] = [];
+    const calls: unknown[] = [];
+    for (const p of parts) {
+      if (typeof p.text === 'string') content.push({ type: 'text', text: p.text });
+      if (field(p, 'inlineData') !== undefined || field(p, 'fileData') !== undefined)
+        content.push({ type: 'image_url' });
+      const call = field(p, 'functionCall');
+      if (call !== undefined) calls.push(call);
+      const resp = field(p, 'functionResponse');
+      if (resp !== undefined) content.push({ type: 'text', text: JSON.stringify(resp) });
+    }
+    return calls.length > 0 ? { role, content, tool_calls: calls } : { role, content };
+  };
+  const messages = contents.map((c) =>
+    asMessage(c.role === 'model' ? 'assistant' : 'user', (c.parts ?? []) as Json[]),
+  );
+  if (system.length > 0) messages.unshift(asMessage('system', system));
+  return countChatPrompt(messages, decls.length > 0 ? decls : undefined);
+}
+
+/** Token count for `:countTokens` (a plain request, or one wrapped in `generateContentRequest`). */
+export function countGeminiTokens(body: Record<string, unknown>): number {
+  const wrapped = field(body, 'generateContentRequest');
+  const req = isObj(wrapped) ? wrapped : body;
+  const contents = req.contents === undefined ? [] : checkContents(req);
+  return countPrompt(contents, systemParts(req), functionDeclarations(req));
+}
+
+/** The `GET /v1beta/models` body for these model ids. */
+export function geminiModelList(ids: readonly string[]) {
+  return {
+    models: ids.map((id) => ({
+      name: `models/${id}`,
+      version: '001',
+      displayName: id,
+      description: `${id} through MoleAPI`,
+      inputTokenLimit: 1_048_576,
+      outputTokenLimit: 65_536,
+      supportedGenerationMethods: ['generateContent', 'streamGenerateContent', 'countTokens'],
+    })),
+  };
+}
+
+function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): IngressRequest {
+  const pathModel = route.pathModel ?? '';
+  const model = geminiModelName(pathModel);
+  if (!model)
+    throw bad('the model is missing from the path (/v1beta/models/{model}:generateContent)', 'model');
+  if (model.length > 256 || /[\u0000-\u001f\u007f]/.test(model))
+    throw bad('the model name is invalid', 'model');
+  const contents = checkContents(body);
+  const system = systemParts(body);
+  const decls = functionDeclarations(body);
+  functionCallingConfig(body);
+  const gen = generationConfig(body);
+  const own = gen.maxOutputTokens;
+  // Gemini's thinking counts against maxOutputTokens: without a cap of its own, a request
+  // that grants a thinking budget (Gemini CLI asks for 8192) gets it on top of the default,
+  // or the implied cap would cut the answer before it began.
+  const implied = defaultMaxOutput + gen.thinkingBudget;
+  return {
+    protocol: 'gemini',
+    operation: 'generate',
+    model,
+    stream: route.pathStream === true,
+    promptTokens: countPrompt(contents, system, decls),
+    maxOutputTokens: (own ?? implied) * gen.candidateCount,
+    impliedOutputCap: own === undefined ? implied : null,
+    clientWantsUsage: true,
+    body,
+  };
+}
+
+// ── Gemini → canonical ──────────────────────────────────────────────────────────────────────
+
+/** Gemini's OpenAPI-style Schema (`type: "OBJECT"`, `nullable`) as JSON Schema. */
+function toJsonSchema(s: unknown): unknown {
+  if (Array.isArray(s)) return s.map(toJsonSchema);
+  if (!isObj(s)) return s;
+  const out: Json = {};
+  for (const [k, v] of Object.entries(s)) {
+    if (k === 'nullable' || k === 'propertyOrdering') continue;
+    if (k === 'type' && typeof v === 'string') out.type = v.toLowerCase();
+    else if (k === 'properties' && isObj(v))
+      out.properties = Object.fromEntries(Object.entries(v).map(([n, p]) => [n, toJsonSchema(p)]));
+    else if (k === 'items' || k === 'anyOf') out[k] = toJsonSchema(v);
+    else out[k] = v;
+  }
+  if (s.nullable === true && typeof out.type === 'string') out.type = [out.type, 'null'];
+  return out;
+}
+
+function toolOf(d: Json): Tool {
+  const jsonSchema = field(d, 'parametersJsonSchema');
+  const params = isObj(jsonSchema)
+    ? jsonSchema
+    : isObj(d.parameters)
+      ? (toJsonSchema(d.parameters) as Json)
+      : null;
+  const tool: Tool = { name: d.name as string, parameters: params ?? { type: 'object', properties: {} } };
+  if (typeof d.description === 'string') tool.description = d.description;
+  return tool;
+}
+
+function toolChoiceOf(fc: Json | null): ToolChoice | null {
+  if (!fc) return null;
+  const names = field(fc, 'allowedFunctionNames') as string[] | undefined;
+  switch (fc.mode) {
+    case 'NONE':
+      return 'none';
+    case 'ANY':
+      return names && names.length === 1 ? { name: names[0]! } : 'required';
+    case 'AUTO':
+    case 'VALIDATED':
+      return 'auto';
+    default:
+      return null;
+  }
+}
+
+function mediaPart(p: Json): Part | null {
+  const inline = field(p, 'inlineData');
+  if (isObj(inline)) {
+    const mime = String(field(inline, 'mimeType'));
+    if (!mime.startsWith('image/'))
+      throw bad(`inline data of type ${mime} cannot be translated for this model's channel`, 'contents');
+    return { type: 'image', url: `data:${mime};base64,${String(field(inline, 'data'))}` };
+  }
+  const file = field(p, 'fileData');
+  if (isObj(file)) return { type: 'image', url: String(field(file, 'fileUri')) };
+  return null;
+}
+
+/** A function's response object as the text of a tool result (`output`/`error` unwrapped). */
+function responseText(resp: Json): { text: string; isError: boolean } {
+  const r = resp.response;
+  if (!isObj(r)) return { text: '', isError: false };
+  const keys = Object.keys(r);
+  if (keys.length === 1 && (keys[0] === 'output' || keys[0] === 'result') && typeof r[keys[0]!] === 'string')
+    return { text: r[keys[0]!] as string, isError: false };
+  if (keys.length === 1 && keys[0] === 'error')
+    return { text: typeof r.error === 'string' ? r.error : JSON.stringify(r.error), isError: true };
+  return { text: JSON.stringify(r), isError: false };
+}
+
+function toCanonical(r: IngressRequest): CanonicalRequest {
+  const body = r.body;
+  const gen = generationConfig(body);
+  const system = systemParts(body)
+    .map((p) => (typeof p.text === 'string' ? p.text : ''))
+    .filter((t) => t !== '');
+  const messages: Message[] = [];
+  // Calls not answered yet, oldest first: a functionResponse answers the call with its id
+  // (when the client echoed one), else the oldest with its name.
+  const pending: ToolCall[] = [];
+  let seq = 0;
+  for (const c of body.contents as Json[]) {
+    const parts = (c.parts ?? []) as Json[];
+    if (c.role === 'model') {
+      const content: Part[] = [];
+      const toolCalls: ToolCall[] = [];
+      for (const p of parts) {
+        if (p.thought === true) continue;
+        if (typeof p.text === 'string' && p.text !== '') content.push({ type: 'text', text: p.text });
+        const media = mediaPart(p);
+        if (media) content.push(media);
+        const call = field(p, 'functionCall');
+        if (isObj(call)) {
+          const tc = {
+            id: typeof call.id === 'string' && call.id ? call.id : `call_${seq++}`,
+            name: call.name as string,
+            arguments: JSON.stringify(call.args ?? {}),
+          };
+          toolCalls.push(tc);
+          pending.push(tc);
+        }
+      }
+      if (content.length > 0 || toolCalls.length > 0)
+        messages.push({ role: 'assistant', content, toolCalls });
+      continue;
+    }
+    const content: Part[] = [];
+    for (const p of parts) {
+      const resp = field(p, 'functionResponse');
+      if (isObj(resp)) {
+        let at = typeof resp.id === 'string' ? pending.findIndex((t) => t.id === resp.id) : -1;
+        if (at < 0) at = pending.findIndex((t) => t.name === resp.name);
+        const call = at >= 0 ? pending.splice(at, 1)[0]! : null;
+        const { text, isError } = responseText(resp);
+        messages.push({
+          role: 'tool',
+          toolCallId: call?.id ?? `call_${seq++}`,
+          name: resp.name as string,
+          content: [{ type: 'text', text }],
+          ...(isError ? { isError } : {}),
+        });
+        continue;
+      }
+      if (typeof p.text === 'string' && p.text !== '') content.push({ type: 'text', text: p.text });
+      const media = mediaPart(p);
+      if (media) content.push(media);
+    }
+    if (content.length > 0) messages.push({ role: 'user', content });
+  }
+  return {
+    system,
+    messages,
+    tools: functionDeclarations(body).map(toolOf),
+    toolChoice: toolChoiceOf(functionCallingConfig(body)),
+    maxOutputTokens: gen.maxOutputTokens ?? null,
+    temperature: gen.temperature ?? null,
+    topP: gen.topP ?? null,
+    stop: gen.stop,
+    stream: r.stream,
+  };
+}
+
+// ── canonical → Gemini ──────────────────────────────────────────────────────────────────────
+
+const FINISH: Record<StopReason, string> = {
+  stop: 'STOP',
+  length: 'MAX_TOKENS',
+  // Gemini ends a function call with STOP: there is no tool-use reason.
+  tool_calls: 'STOP',
+  content_filter: 'SAFETY',
+};
+
+function usageMetadata(u: CanonicalUsage): Json {
+  const prompt = u.input + u.cacheRead + u.cacheWrite;
+  const out: Json = {
+    promptTokenCount: prompt,
+    candidatesTokenCount: Math.max(0, u.output - u.reasoning),
+    totalTokenCount: prompt + u.output,
+  };
+  if (u.cacheRead > 0) out.cachedContentTokenCount = u.cacheRead;
+  if (u.reasoning > 0) out.thoughtsTokenCount = u.reasoning;
+  return out;
+}
+
+function argsObject(args: string): Json {
+  try {
+    const v = JSON.parse(args || '{}');
+    return isObj(v) ? v : { value: v };
+  } catch {
+    return {};
+  }
+}
+
+function wantsThoughts(r: IngressRequest): boolean {
+  const gc = field(r.body, 'generationConfig');
+  const tc = isObj(gc) ? field(gc, 'thinkingConfig') : undefined;
+  return isObj(tc) && field(tc, 'includeThoughts') === true;
+}
+
+function encodeAnswer(a: CanonicalAnswer, r: IngressRequest): unknown {
+  const parts: Json[] = [];
+  if (a.reasoning && wantsThoughts(r)) parts.push({ text: a.reasoning, thought: true });
+  if (a.text) parts.push({ text: a.text });
+  for (const tc of a.toolCalls)
+    parts.push({ functionCall: { name: tc.name, args: argsObject(tc.arguments) } });
+  const out: Json = {
+    candidates: [{ content: { parts, role: 'model' }, finishReason: FINISH[a.stopReason], index: 0 }],
+  };
+  if (a.usage) out.usageMetadata = usageMetadata(a.usage);
+  out.modelVersion = r.model;
+  out.responseId = a.id;
+  return out;
+}
+
+function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
+  let id = requestId;
+  const thoughts = wantsThoughts(r);
+  const calls: { name: string; args: string }[] = [];
+  let reason: StopReason = 'stop';
+  const frame = (parts: Json[], extra?: Json) =>
+    sseFrame(
+      JSON.stringify({
+        candidates: [{ content: { parts, role: 'model' }, ...(extra?.finishReason ? extra : {}), index: 0 }],
+        ...(extra?.usageMetadata ? { usageMetadata: extra.usageMetadata } : {}),
+        modelVersion: r.model,
+        responseId: id,
+      }),
+    );
+  return {
+    event(e: StreamEvent): string {
+      switch (e.type) {
+        case 'start':
+          if (e.id) id = e.id;
+          return '';
+        case 'text':
+          return e.text ? frame([{ text: e.text }]) : '';
+        case 'reasoning':
+          return thoughts && e.text ? frame([{ text: e.text, thought: true }]) : '';
+        case 'tool_call':
+          calls[e.index] = { name: e.name, args: '' };
+          return '';
+        case 'tool_args': {
+          const c = calls[e.index];
+          if (c) c.args += e.delta;
+          return '';
+        }
+        case 'stop':
+          reason = e.reason;
+          return '';
+        default:
+          return '';
+      }
+    },
+    finish(usage: CanonicalUsage): string {
+      // Gemini sends a function call whole, in one part; the last frame carries the reason
+      // and the usage (and a part: the SDK's chat history drops a chunk without parts).
+      const parts: Json[] = calls
+        .filter((c) => c !== undefined)
+        .map((c) => ({ functionCall: { name: c.name, args: argsObject(c.args) } }));
+      if (parts.length === 0) parts.push({ text: '' });
+      return frame(parts, { finishReason: FINISH[reason], usageMetadata: usageMetadata(usage) });
+    },
+    error(code: string, message: string): string {
+      const status = (ERROR_CATALOGUE as Record<string, { status: number }>)[code]?.status ?? 500;
+      return sseFrame(JSON.stringify(geminiErrorBody(status, code, message, id)));
+    },
+  };
+}
+
+function mimeOfUrl(url: string): string {
+  const ext = /\.([a-z0-9]+)(?:[?#]|$)/i.exec(url)?.[1]?.toLowerCase();
+  switch (ext) {
+    case 'png':
+      return 'image/png';
+    case 'gif':
+      return 'image/gif';
+    case 'webp':
+      return 'image/webp';
+    case 'heic':
+      return 'image/heic';
+    default:
+      return 'image/jpeg';
+  }
+}
+
+function partsOf(content: Part[]): Json[] {
+  return content.map((p) => {
+    if (p.type === 'text') return { text: p.text };
+    const m = /^data:([^;,]+);base64,(.*)$/s.exec(p.url);
+    if (m) return { inlineData: { mimeType: m[1], data: m[2] } };
+    return { fileData: { mimeType: mimeOfUrl(p.url), fileUri: p.url } };
+  });
+}
+
+function responseObject(text: string, isError: boolean | undefined): Json {
+  if (isError) return { error: text };
+  try {
+    const v = JSON.parse(text);
+    if (isObj(v)) return v;
+  } catch {
+    /* plain text */
+  }
+  return { output: text };
+}
+
+function fromCanonical(c: CanonicalRequest, _upstreamModel: string, outputCap: number): unknown {
+  const contents: Json[] = [];
+  const names = new Map<string, string>();
+  for (const m of c.messages) {
+    if (m.role === 'user') contents.push({ role: 'user', parts: partsOf(m.content) });
+    else if (m.role === 'assistant') {
+      const parts = partsOf(m.content).filter((p) => p.text !== '');
+      for (const tc of m.toolCalls) {
+        names.set(tc.id, tc.name);
+        parts.push({ functionCall: { name: tc.name, args: argsObject(tc.arguments) } });
+      }
+      if (parts.length > 0) contents.push({ role: 'model', parts });
+    } else {
+      const text = m.content.map((p) => (p.type === 'text' ? p.text : '')).join('');
+      const part = {
+        functionResponse: {
+          name: m.name ?? names.get(m.toolCallId) ?? 'function',
+          response: responseObject(text, m.isError),
+        },
+      };
+      // All of a turn's function responses go in one user content, right after the calls.
+      const last = contents[contents.length - 1];
+      const lastParts = last?.parts as Json[] | undefined;
+      if (last && last.role === 'user' && lastParts?.every((p) => p.functionResponse !== undefined))
+        lastParts.push(part);
+      else contents.push({ role: 'user', parts: [part] });
+    }
+  }
+  const out: Json = { contents };
+  if (c.system.length > 0) out.systemInstruction = { parts: [{ text: c.system.join('\n\n') }] };
+  if (c.tools.length > 0)
+    out.tools = [
+      {
+        functionDeclarations: c.tools.map((t) => ({
+          name: t.name,
+          ...(t.description !== undefined ? { description: t.description } : {}),
+          parametersJsonSchema: t.parameters,
+        })),
+      },
+    ];
+  const tc = c.toolChoice;
+  if (tc !== null && c.tools.length > 0) {
+    const fc: Json =
+      tc === 'none'
+        ? { mode: 'NONE' }
+        : tc === 'required'
+          ? { mode: 'ANY' }
+          : tc === 'auto'
+            ? { mode: 'AUTO' }
+            : { mode: 'ANY', allowedFunctionNames: [tc.name] };
+    out.toolConfig = { functionCallingConfig: fc };
+  }
+  const gen: Json = { maxOutputTokens: outputCap };
+  if (c.temperature !== null) gen.temperature = c.temperature;
+  if (c.topP !== null) gen.topP = c.topP;
+  if (c.stop.length > 0) gen.stopSequences = c.stop;
+  out.generationConfig = gen;
+  return out;
+}
+
+function passThroughBody(r: IngressRequest, _upstreamModel: string): unknown {
+  // The model is in the URL; the body goes as the client wrote it.
+  if (r.impliedOutputCap === null) return r.body;
+  const key =
+    r.body.generationConfig === undefined && r.body.generation_config !== undefined
+      ? 'generation_config'
+      : 'generationConfig';
+  const gc = isObj(r.body[key]) ? (r.body[key] as Json) : {};
+  return { ...r.body, [key]: { ...gc, maxOutputTokens: r.impliedOutputCap } };
+}
+
+// ── Gemini answers → canonical ──────────────────────────────────────────────────────────────
+
+function answerError(json: unknown): string | null {
+  const e = isObj(json) ? json.error : undefined;
+  if (e === undefined || e === null) return null;
+  if (isObj(e) && typeof e.message === 'string') return e.message;
+  return typeof e === 'string' ? e : JSON.stringify(e);
+}
+
+const int = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : 0);
+
+/** usageMetadata in canonical terms; null when absent. */
+export function geminiUsage(json: unknown): CanonicalUsage | null {
+  const u = isObj(json) ? json.usageMetadata : undefined;
+  if (!isObj(u)) return null;
+  const prompt = int(u.promptTokenCount) + int(u.toolUsePromptTokenCount);
+  const cached = Math.min(int(u.cachedContentTokenCount), prompt);
+  const thoughts = int(u.thoughtsTokenCount);
+  return {
+    input: prompt - cached,
+    cacheRead: cached,
+    cacheWrite: 0,
+    output: int(u.candidatesTokenCount) + thoughts,
+    reasoning: thoughts,
+  };
+}
+
+function stopOf(finish: unknown, hasCalls: boolean): StopReason {
+  if (hasCalls) return 'tool_calls';
+  switch (finish) {
+    case undefined:
+    case null:
+    case 'STOP':
+    case 'FINISH_REASON_UNSPECIFIED':
+    case 'MALFORMED_FUNCTION_CALL':
+    case 'UNEXPECTED_TOOL_CALL':
+      return 'stop';
+    case 'MAX_TOKENS':
+      return 'length';
+    default:
+      // SAFETY, RECITATION, BLOCKLIST, PROHIBITED_CONTENT, SPII, IMAGE_SAFETY, LANGUAGE, OTHER …
+      return 'content_filter';
+  }
+}
+
+interface CandidateRead {
+  text: string;
+  reasoning: string;
+  calls: { name: string; args: string; id?: string }[];
+  finish: unknown;
+  blocked: boolean;
+}
+
+function readCandidate(json: Json): CandidateRead {
+  const out: CandidateRead = { text: '', reasoning: '', calls: [], finish: undefined, blocked: false };
+  const cands = json.candidates;
+  const cand = Array.isArray(cands) && isObj(cands[0]) ? cands[0] : null;
+  if (!cand) {
+    const fb = json.promptFeedback;
+    out.blocked = isObj(fb) && fb.blockReason !== undefined && fb.blockReason !== null;
+    return out;
+  }
+  out.finish = cand.finishReason;
+  const content = cand.content;
+  const parts = isObj(content) && Array.isArray(content.parts) ? content.parts : [];
+  for (const p of parts) {
+    if (!isObj(p)) continue;
+    if (typeof p.text === 'string') {
+      if (p.thought === true) out.reasoning += p.text;
+      else out.text += p.text;
+    }
+    const call = field(p, 'functionCall');
+    if (isObj(call) && typeof call.name === 'string')
+      out.calls.push({
+        name: call.name,
+        args: JSON.stringify(call.args ?? {}),
+        ...(typeof call.id === 'string' && call.id ? { id: call.id } : {}),
+      });
+  }
+  return out;
+}
+
+/** Google's refusals that are about the channel (its key, its project, its region), not the request. */
+const CHANNEL_REASONS = new Set([
+  'API_KEY_INVALID',
+  'API_KEY_EXPIRED',
+  'API_KEY_SERVICE_BLOCKED',
+  'SERVICE_DISABLED',
+  'CONSUMER_SUSPENDED',
+  'BILLING_DISABLED',
+]);
+
+export function geminiChannelFault(status: number, json: unknown): boolean {
+  if (status < 400 || status >= 500) return false;
+  const e = isObj(json) ? json.error : undefined;
+  if (!isObj(e)) return false;
+  if (
+    e.status === 'FAILED_PRECONDITION' ||
+    e.status === 'UNAUTHENTICATED' ||
+    e.status === 'PERMISSION_DENIED'
+  )
+    return true;
+  const details = Array.isArray(e.details) ? e.details : [];
+  return details.some((d) => isObj(d) && typeof d.reason === 'string' && CHANNEL_REASONS.has(d.reason));
+}
+
+let answerSeq = 0;
+
+function decodeAnswer(json: unknown): CanonicalAnswer {
+  const j = isObj(json) ? json : {};
+  const c = readCandidate(j);
+  return {
+    id: typeof j.responseId === 'string' ? j.responseId : `gemini-${Date.now().toString(36)}-${++answerSeq}`,
+    model: typeof j.modelVersion === 'string' ? j.modelVersion : '',
+    text: c.text,
+    reasoning: c.reasoning,
+    toolCalls: c.calls.map((t, i) => ({ id: t.id ?? `call_${i}`, name: t.name, arguments: t.args })),
+    stopReason: c.blocked ? 'content_filter' : stopOf(c.finish, c.calls.length > 0),
+    usage: geminiUsage(j),
+  };
+}
+
+function streamDecoder(_r: IngressRequest): StreamDecoder {
+  let done = false;
+  let usage: CanonicalUsage | null = null;
+  let started = false;
+  let calls = 0;
+  return {
+    get done() {
+      return done;
+    },
+    get usage() {
+      return usage;
+    },
+    feed(frame: SseFrame) {
+      const data = frame.data.trim();
+      if (data === '' || data === '[DONE]') return { events: [] };
+      let json: unknown;
+      try {
+        json = JSON.parse(data);
+      } catch {
+        throw new StreamBroken('upstream sent an unreadable stream frame');
+      }
+      if (!isObj(json)) throw new StreamBroken('upstream sent an unreadable stream frame');
+      const err = answerError(json);
+      if (err !== null) throw new StreamBroken(`upstream stream failed: ${err}`);
+      const events: StreamEvent[] = [];
+      if (!started) {
+        started = true;
+        events.push({
+          type: 'start',
+          id: typeof json.responseId === 'string' ? json.responseId : `gemini-${Date.now().toString(36)}`,
+          model: typeof json.modelVersion === 'string' ? json.modelVersion : '',
+        });
+      }
+      const c = readCandidate(json);
+      if (!done) {
+        if (c.reasoning) events.push({ type: 'reasoning', text: c.reasoning });
+        if (c.text) events.push({ type: 'text', text: c.text });
+        for (const t of c.calls) {
+          const index = calls++;
+          events.push({ type: 'tool_call', index, id: t.id ?? `call_${index}`, name: t.name });
+          events.push({ type: 'tool_args', index, delta: t.args });
+        }
+        if (c.blocked || (c.finish !== undefined && c.finish !== null)) {
+          done = true;
+          events.push({ type: 'stop', reason: c.blocked ? 'content_filter' : stopOf(c.finish, calls > 0) });
+        }
+      }
+      const u = geminiUsage(json);
+      if (u) {
+        usage = u;
+        events.push({ type: 'usage', usage: u });
+      }
+      return { events };
+    },
+  };
+}
+
+export const geminiCodec: ProtocolCodec = {
+  protocol: 'gemini',
+  parseRequest,
+  toCanonical,
+  encodeAnswer,
+  streamEncoder,
+  errorBody: geminiErrorBody,
+  forwardedHeaders: () => ({}),
+  countTokens: (body) => ({ totalTokens: countGeminiTokens(body) }),
+  modelList: geminiModelList,
+  passThroughBody,
+  fromCanonical,
+  answerError,
+  channelFault: geminiChannelFault,
+  decodeAnswer,
+  streamDecoder,
+};

@@ -1,0 +1,118 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startMockProvider, type MockProvider } from '../../../test/mock-provider/server.js';
+import type { Channel } from '../../channels/service.js';
+import { SseFrameParser } from '../sse.js';
+import { createGeminiTransport, geminiOrigin, geminiUrl } from './gemini.js';
+import { UpstreamFailure } from './transport.js';
+
+const KEY = 'AIzaTransportKey';
+let mock: MockProvider;
+let origin: string;
+const transport = createGeminiTransport({
+  connectMs: 2000,
+  firstByteMs: 2000,
+  idleMs: 2000,
+  maxConnections: 0,
+});
+
+const channel = (baseUrl: string, apiKey = KEY): Channel => ({
+  id: 1,
+  name: 'g',
+  type: 'gemini' as Channel['type'],
+  baseUrl,
+  apiKey,
+  models: ['gemini-2.5-flash'],
+  serves: (() => true) as unknown as Channel['serves'],
+  modelMap: {},
+  priority: 0,
+  weight: 1,
+  groups: null,
+  status: 'active',
+  responses: false,
+});
+
+const call = (baseUrl: string, stream: boolean, model = 'gemini-2.5-flash', apiKey = KEY) =>
+  transport.send({
+    channel: channel(baseUrl, apiKey),
+    protocol: 'gemini',
+    operation: 'generate',
+    model,
+    body: { contents: [{ role: 'user', parts: [{ text: 'hi' }] }], generationConfig: { maxOutputTokens: 3 } },
+    stream,
+    signal: AbortSignal.timeout(5000),
+    headers: {},
+  });
+
+beforeAll(async () => {
+  mock = await startMockProvider({ apiKey: KEY });
+  origin = mock.url.replace(/\/v1$/, '');
+});
+afterAll(async () => {
+  await transport.close();
+  await mock.close();
+});
+beforeEach(() => mock.reset());
+
+describe('gemini transport', () => {
+  it('speaks gemini for generate only', () => {
+    expect(transport.protocols(channel(origin), 'generate')).toEqual(['gemini']);
+    expect(transport.protocols(channel(origin), 'embeddings')).toEqual([]);
+    expect(transport.protocols(channel(origin), 'completions')).toEqual([]);
+  });
+
+  it('builds the URL from a bare origin, tolerating a trailing / or /v1beta and a models/ prefix', () => {
+    for (const base of [
+      'https://g.example',
+      'https://g.example/',
+      'https://g.example/v1beta',
+      'https://g.example/v1beta/',
+    ])
+      expect(geminiOrigin(base)).toBe('https://g.example');
+    expect(geminiUrl('https://g.example', 'models/gemini-2.5-flash', false)).toBe(
+      'https://g.example/v1beta/models/gemini-2.5-flash:generateContent',
+    );
+    expect(geminiUrl('https://g.example/v1beta', 'tuned/x y', true)).toBe(
+      'https://g.example/v1beta/models/tuned%2Fx%20y:streamGenerateContent?alt=sse',
+    );
+  });
+
+  it('posts a plain generate call with x-goog-api-key and reads the answer', async () => {
+    const res = await call(`${origin}/`, false);
+    expect(res.status).toBe(200);
+    const json = JSON.parse(
+      await res.body
+        .setEncoding('utf8')
+        .toArray()
+        .then((a) => a.join('')),
+    );
+    expect(json.candidates[0].finishReason).toBe('MAX_TOKENS');
+    const rec = mock.requests[0]!;
+    expect(rec.path).toBe('/v1beta/models/gemini-2.5-flash:generateContent');
+    expect(rec.headers['x-goog-api-key']).toBe(KEY);
+    expect(rec.headers.authorization).toBeUndefined();
+    expect(rec.body).toEqual({
+      contents: [{ role: 'user', parts: [{ text: 'hi' }] }],
+      generationConfig: { maxOutputTokens: 3 },
+    });
+  });
+
+  it('streams SSE frames', async () => {
+    const res = await call(`${origin}/v1beta`, true, 'models/gemini-2.5-flash');
+    expect(res.status).toBe(200);
+    const parser = new SseFrameParser();
+    const frames = [];
+    for await (const chunk of res.body) frames.push(...parser.feed(chunk as Buffer));
+    frames.push(...parser.end());
+    expect(frames).toHaveLength(4);
+    expect(JSON.parse(frames[3]!.data).candidates[0].finishReason).toBe('MAX_TOKENS');
+    expect(mock.requests[0]!.path).toBe('/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse');
+  });
+
+  it('passes upstream errors through as status and body; a dead upstream is an UpstreamFailure', async () => {
+    const res = await call(origin, false, 'gemini-2.5-flash', 'AIzaWrong');
+    expect(res.status).toBe(400);
+    const body = await res.body.setEncoding('utf8').toArray();
+    expect(JSON.parse(body.join('')).error.status).toBe('INVALID_ARGUMENT');
+    await expect(call('http://127.0.0.1:1', false)).rejects.toBeInstanceOf(UpstreamFailure);
+  });
+});

@@ -1,0 +1,222 @@
+// Step 7/8 for a stream: frames are checked one by one (StreamCheck: decode, count, and
+// either keep the raw frame or re-encode it in the client's protocol) and written one upstream
+// chunk at a time (ClientStream: headers on first write, backpressure). The protocol's last
+// frames are held until the answer is settled and logged, so an answer the client received
+// in full is always on the books.
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { type StreamDecoder, type StreamEncoder, StreamBroken, type SseFrame } from './canonical.js';
+import type { Attempt, AttemptResult } from './pipeline.js';
+import { type UpstreamResponse, UpstreamFailure } from './providers/transport.js';
+import { SseFrameParser } from './sse.js';
+
+/** Checks an upstream stream frame by frame and prepares what the client should see. */
+export class StreamCheck {
+  private readonly sse = new SseFrameParser();
+  private ready = '';
+  private tail = '';
+  /** Generated text so far, for a local count should the upstream's usage never come. */
+  produced = '';
+
+  constructor(
+    private readonly decoder: StreamDecoder,
+    /** Null on pass-through: frames go out as received. */
+    private readonly encoder: StreamEncoder | null,
+  ) {}
+
+  get done(): boolean {
+    return this.decoder.done;
+  }
+
+  get usage() {
+    return this.decoder.usage;
+  }
+
+  /** Checks the frames completed by one chunk; throws StreamBroken on a bad or error frame. */
+  feed(chunk: Buffer): void {
+    for (const frame of this.sse.feed(chunk)) this.take(frame);
+  }
+
+  /** The upstream ended: checks a last frame that lacked its blank line. */
+  end(): void {
+    for (const frame of this.sse.end()) this.take(frame);
+  }
+
+  /** Client text checked so far that may go out now. */
+  takeReady(): string {
+    const t = this.ready;
+    this.ready = '';
+    return t;
+  }
+
+  /** The protocol's last frames (from the one that ended the answer on): held until settled. */
+  takeTail(): string {
+    const t = this.tail;
+    this.tail = '';
+    return t;
+  }
+
+  private take(frame: SseFrame): void {
+    const afterDone = this.decoder.done;
+    const { events, hide } = this.decoder.feed(frame);
+    let text = '';
+    for (const e of events) {
+      if (e.type === 'text' || e.type === 'reasoning') this.produced += e.text;
+      else if (e.type === 'tool_args') this.produced += e.delta;
+      else if (e.type === 'tool_call') this.produced += e.name;
+      if (this.encoder) text += this.encoder.event(e);
+    }
+    if (!this.encoder && !hide) text = frame.raw;
+    if (afterDone || this.decoder.done) this.tail += text;
+    else this.ready += text;
+  }
+}
+
+/** The client's side of a stream: SSE headers on the first write, writes with backpressure. */
+export class ClientStream {
+  started = false;
+  ttftMs: number | null = null;
+  private readonly out: ServerResponse;
+
+  constructor(
+    private readonly req: FastifyRequest,
+    private readonly reply: FastifyReply,
+  ) {
+    this.out = reply.raw;
+  }
+
+  get gone(): boolean {
+    return this.out.destroyed;
+  }
+
+  private begin(): void {
+    if (this.started) return;
+    this.started = true;
+    this.ttftMs = Math.round(performance.now() - this.req.relay!.startedAt);
+    const headers = this.reply.getHeaders() as OutgoingHttpHeaders;
+    this.reply.hijack();
+    this.out.writeHead(200, {
+      ...headers,
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-request-id': this.req.id,
+    });
+  }
+
+  async write(text: string): Promise<void> {
+    this.begin();
+    if (!this.out.write(text)) await drainedOrClosed(this.out);
+  }
+
+  end(text: string): void {
+    this.begin();
+    if (!this.out.destroyed) this.out.end(text);
+  }
+}
+
+export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<AttemptResult> {
+  const { call, egress, pass } = a;
+  const { req, reply, r, ingress } = call;
+  const encoder = pass ? null : ingress.streamEncoder(r, req.id);
+  const check = new StreamCheck(egress.streamDecoder(r), encoder);
+  const out = new ClientStream(req, reply);
+  let finished = false;
+
+  // The answer is complete: settle and log it, then send its last frames.
+  const complete = async (text: string) => {
+    finished = true;
+    a.record(res.status);
+    const usage = await call.finish({
+      channel: a.channel,
+      upstreamModel: a.upstreamModel,
+      usage: check.usage,
+      produced: check.produced,
+      ttftMs: out.ttftMs ?? Math.round(performance.now() - req.relay!.startedAt),
+    });
+    out.end(text + (encoder ? encoder.finish(usage) : ''));
+  };
+
+  let failure: string | null = null;
+  let timeout = false;
+  try {
+    try {
+      for await (const chunk of res.body) {
+        if (finished) continue; // nothing follows the last frame; drain so the connection is reused
+        check.feed(chunk as Buffer);
+        const ready = check.takeReady();
+        if (check.done) {
+          await complete(ready + check.takeTail());
+          continue;
+        }
+        if (ready) {
+          await out.write(ready);
+          if (out.gone) throw new StreamBroken('client went away');
+        }
+      }
+      if (!finished) {
+        check.end();
+        if (!check.done) throw new StreamBroken('upstream stream ended early');
+        await complete(check.takeReady() + check.takeTail());
+      }
+    } finally {
+      // What was checked before a failure still reaches a client that is already reading.
+      const rest = check.takeReady();
+      if (!finished && rest && out.started && !out.gone) await out.write(rest);
+    }
+  } catch (err) {
+    res.body.destroy();
+    // The client already has the whole answer: what the upstream does after it is no failure.
+    if (finished) return { answered: true };
+    failure =
+      err instanceof StreamBroken || err instanceof UpstreamFailure
+        ? err.message
+        : err instanceof Error && /timeout/i.test(err.name + err.message)
+          ? 'upstream timed out'
+          : 'upstream stream failed';
+    timeout = failure === 'upstream timed out' || (err instanceof UpstreamFailure && err.timeout);
+    // Nothing reached the client yet: the caller may try the next channel.
+    if (!out.started && !out.gone) return { answered: false, status: res.status, timeout, message: failure };
+  }
+  if (finished) return { answered: true };
+
+  // Cut after the answer began: bill what was generated, estimated, and close with an error.
+  const clientLeft = out.gone;
+  a.record(res.status);
+  await call.finish({
+    channel: a.channel,
+    upstreamModel: a.upstreamModel,
+    usage: check.usage,
+    partial: true,
+    produced: check.produced,
+    status: clientLeft ? 499 : 200,
+    errorCode: clientLeft ? 'client_closed' : 'upstream_error',
+    ttftMs: out.ttftMs,
+  });
+  if (!out.gone)
+    out.end(
+      (encoder ?? ingress.streamEncoder(r, req.id)).error(
+        'upstream_error',
+        `The upstream stream failed: ${failure}.`,
+      ),
+    );
+  return { answered: true };
+}
+
+/**
+ * Waits until `out` can take more data or has closed. Listeners are removed either way (a
+ * long stream waits many times), and a response that is already closed never emits 'close'
+ * again, so it is not waited on at all.
+ */
+function drainedOrClosed(out: ServerResponse): Promise<void> {
+  if (out.destroyed || out.writableEnded) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      out.off('drain', done);
+      out.off('close', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('close', done);
+  });
+}

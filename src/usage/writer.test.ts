@@ -1,0 +1,138 @@
+// The usage writer with the real ledger, keys and accounts on a real (SQLite) database: the
+// spend a batch commits is exactly the spend its log rows explain, whatever happens while the
+// batch is being written (issue 11, defect 8).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openStorage, type Storage } from '../db/index.js';
+import type { NewLog } from '../db/schema.js';
+import { InvalidationBus } from '../shared/bus.js';
+import { createAccountsService } from '../accounts/service.js';
+import { createKeysService } from '../keys/service.js';
+import { createLedger } from '../billing/ledger.js';
+import { createUsageWriter, type Contributor } from './writer.js';
+
+const logger = pino({ level: 'silent' });
+const cleanup: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanup.splice(0)) await c();
+});
+
+let seq = 0;
+async function world() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-writer-'));
+  const storage: Storage = await openStorage({ dataDir: dir });
+  const bus = new InvalidationBus();
+  const accounts = createAccountsService(storage.db, bus, { sessionTtlSeconds: 60, loginMaxFailures: 5 });
+  const keys = createKeysService(storage.db, bus, { maxKeysPerUser: 10 });
+  const ledger = createLedger({ db: storage.db, bus, keys, accounts, logger, redis: null, redisPrefix: 'x' });
+  const user = await accounts.createUser({
+    username: 'u' + seq++,
+    password: 'password-123',
+    role: 'user',
+    group: 'default',
+    balanceNano: 1_000_000,
+  });
+  const { row: key } = await keys.create(Number(user.id), { name: 'k' });
+  const ids = { keyId: Number(key.id), userId: Number(user.id) };
+  const row = (cost: number): NewLog => ({
+    request_id: `req_${seq++}`,
+    created_at: Date.now(),
+    user_id: ids.userId,
+    key_id: ids.keyId,
+    key_name: 'k',
+    model: 'm',
+    upstream_model: 'm',
+    channel_id: 1,
+    endpoint: '/v1/chat/completions',
+    stream: 0,
+    status: 200,
+    error_code: null,
+    prompt_tokens: 1,
+    cached_tokens: 0,
+    completion_tokens: 1,
+    cost_nano: cost,
+    latency_ms: 1,
+    ttft_ms: null,
+    ip: '127.0.0.1',
+    estimated: 0,
+    protocol: 'openai',
+    cache_write_tokens: 0,
+    reasoning_tokens: 0,
+    attempts: null,
+  });
+  /** Reserve and settle `cost` as the relay does (the log row follows later). */
+  const charge = async (cost: number) => {
+    const r = await ledger.reserve(ids.keyId, ids.userId, null, cost);
+    if (!r.ok) throw new Error('not admitted');
+    expect(await ledger.settle(r.reservation, cost)).toBe(cost);
+  };
+  const totals = async () => {
+    const k = await storage.db
+      .selectFrom('api_keys')
+      .select('used_nano')
+      .where('id', '=', ids.keyId)
+      .executeTakeFirstOrThrow();
+    const u = await storage.db
+      .selectFrom('users')
+      .select('balance_nano')
+      .where('id', '=', ids.userId)
+      .executeTakeFirstOrThrow();
+    const logs = await storage.db.selectFrom('logs').select('cost_nano').execute();
+    return {
+      used: Number(k.used_nano),
+      spent: 1_000_000 - Number(u.balance_nano),
+      logged: logs.reduce((a, r) => a + Number(r.cost_nano), 0),
+      rows: logs.length,
+    };
+  };
+  cleanup.push(async () => {
+    await storage.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return { storage, ledger, keys, row, charge, totals, ids };
+}
+
+describe('usage writer', () => {
+  it('commits the spend of the rows it writes, not spend settled while it was writing', async () => {
+    const w = await world();
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    let first = true;
+    // Stands for a slow database: the batch's transaction is still open while requests settle.
+    const slow: Contributor = async () => {
+      if (!first) return;
+      first = false;
+      entered();
+      await gate;
+    };
+    const writer = createUsageWriter({
+      db: w.storage.db,
+      logger,
+      intervalMs: 60_000,
+      contributors: [slow, w.ledger.flushInto],
+    });
+    cleanup.unshift(() => writer.close());
+
+    await w.charge(100);
+    await writer.enqueue(w.row(100));
+    const flushing = writer.flush();
+    await inside;
+    // Settled during the write; its log row is enqueued only afterwards.
+    await w.charge(50);
+    open();
+    await flushing;
+    // A crash here (kill -9) keeps only what is committed: it must explain itself.
+    const t = await w.totals();
+    expect(t).toEqual({ used: 100, spent: 100, logged: 100, rows: 1 });
+
+    await writer.enqueue(w.row(50));
+    await writer.flush();
+    expect(await w.totals()).toEqual({ used: 150, spent: 150, logged: 150, rows: 2 });
+    expect(w.ledger.usedNano(w.ids.keyId, -1)).toBe(150);
+  });
+});

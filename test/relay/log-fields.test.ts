@@ -1,0 +1,104 @@
+// The log and price fields multi-protocol relaying fills in, on SQLite and PostgreSQL: each
+// log row's upstream attempts (an array, [] when none were recorded), its ingress protocol,
+// prompt-cache writes and reasoning tokens; a price for prompt-cache writes.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import type { NewLog } from '../../src/db/schema.js';
+
+describe.each(backends())('log attempts, protocol, cache writes; cache-write prices (%s)', (backend) => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ backend });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  const row = (u: { user: { id: number }; key: { id: number } }, extra: Partial<NewLog>): NewLog => ({
+    request_id: 'req_' + Math.random().toString(36).slice(2),
+    created_at: Date.now(),
+    user_id: u.user.id,
+    key_id: u.key.id,
+    key_name: 'k',
+    model: 'm',
+    upstream_model: 'm',
+    channel_id: 2,
+    endpoint: '/v1/messages',
+    stream: 0,
+    status: 200,
+    error_code: null,
+    prompt_tokens: 1000,
+    cached_tokens: 500,
+    completion_tokens: 20,
+    cost_nano: 0,
+    latency_ms: 30,
+    ttft_ms: null,
+    ip: '127.0.0.1',
+    estimated: 0,
+    protocol: 'openai',
+    cache_write_tokens: 0,
+    reasoning_tokens: 0,
+    attempts: null,
+    ...extra,
+  });
+
+  it('GET /api/logs returns attempts, protocol, cache_write_tokens and reasoning_tokens', async () => {
+    const u = await userWithKey(s);
+    const attempts = [
+      { channel_id: 1, channel_name: 'first', status: 500, error: null, latency_ms: 12 },
+      { channel_id: 1, channel_name: 'first', status: null, error: 'connection reset', latency_ms: 3 },
+      { channel_id: 2, channel_name: 'second', status: 200, error: null, latency_ms: 30 },
+    ];
+    const first = row(u, {
+      protocol: 'anthropic',
+      cache_write_tokens: 300,
+      reasoning_tokens: 7,
+      attempts: JSON.stringify(attempts),
+    });
+    const second = row(u, {});
+    await s.services.usageWriter.enqueue(first);
+    await s.services.usageWriter.enqueue(second);
+    const r = await s.api('GET', `/api/logs?key_id=${u.key.id}`);
+    expect(r.status).toBe(200);
+    const byId = (id: string) => r.body.data.find((l: { request_id: string }) => l.request_id === id);
+    const newest = byId(first.request_id);
+    const older = byId(second.request_id);
+    expect(newest).toMatchObject({
+      protocol: 'anthropic',
+      cache_write_tokens: 300,
+      reasoning_tokens: 7,
+      cached_tokens: 500,
+      prompt_tokens: 1000,
+      attempts,
+    });
+    expect(older).toMatchObject({
+      protocol: 'openai',
+      cache_write_tokens: 0,
+      reasoning_tokens: 0,
+      attempts: [],
+    });
+
+    const csv = await s.api('GET', `/api/logs?format=csv&key_id=${u.key.id}`);
+    expect(String(csv.body).split('\n')[0]).toContain('protocol,cache_write_tokens,reasoning_tokens');
+  });
+
+  it('PUT/GET /api/prices accept and return cache_write (null = the input price)', async () => {
+    const set = await s.api('PUT', '/api/prices/cw-model', {
+      input: 3,
+      output: 15,
+      cached_input: 0.3,
+      cache_write: 3.75,
+    });
+    expect(set.status, JSON.stringify(set.body)).toBe(200);
+    expect(set.body).toMatchObject({ input: 3, output: 15, cached_input: 0.3, cache_write: 3.75 });
+    const plain = await s.api('PUT', '/api/prices/cw-plain', { input: 1, output: 2 });
+    expect(plain.body).toMatchObject({ cached_input: null, cache_write: null });
+    const list = await s.api('GET', '/api/prices');
+    const byModel = Object.fromEntries(list.body.data.map((p: { model: string }) => [p.model, p]));
+    expect(byModel['cw-model']).toMatchObject({ cache_write: 3.75 });
+    expect(byModel['cw-plain']).toMatchObject({ cache_write: null });
+    expect(s.services.catalog.price('cw-model')).toMatchObject({ cacheWriteNanoPerM: 3_750_000_000 });
+    const bad = await s.api('PUT', '/api/prices/cw-bad', { input: 1, output: 1, cache_write: -1 });
+    expect(bad.status).toBe(422);
+  });
+});

@@ -1,0 +1,178 @@
+// Accounting defects found by adversarial testing (issue 11, items 3–5), each against a small
+// scripted upstream, on SQLite and PostgreSQL: a 200 whose body is an error, a stream usage
+// chunk written with whitespace, and an upstream reporting absurd usage.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { countChatPromptTokens, startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { addChannel, allLogs, client, expectedCostNano, nanoOf, setPrice, uniq } from './relay-helpers.js';
+
+const PRICE = { input: 1, output: 4 };
+
+/** An upstream that answers every request with `answer(body)`: [status, content-type, text]. */
+async function startScriptedUpstream(answer: (body: Record<string, unknown>) => [number, string, string]) {
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const [status, type, text] = answer(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      res.writeHead(status, { 'content-type': type });
+      res.end(text);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** JSON as Python's json.dumps writes it: a space after every ':' and ','. */
+const spaced = (v: unknown) => JSON.stringify(v).replace(/":/g, '": ').replace(/,"/g, ', "');
+
+describe.each(backends())('upstream accounting defects (%s)', (backend) => {
+  let s: TestServer;
+  let mock: MockProvider;
+  const upstreams: { close(): Promise<void> }[] = [];
+
+  beforeAll(async () => {
+    s = await startTestServer({ backend });
+    mock = await startMockProvider();
+  });
+  afterAll(async () => {
+    await s?.close();
+    await mock?.close();
+    await Promise.all(upstreams.map((u) => u.close()));
+  });
+
+  async function scripted(answer: Parameters<typeof startScriptedUpstream>[0]) {
+    const u = await startScriptedUpstream(answer);
+    upstreams.push(u);
+    return u;
+  }
+
+  it('an HTTP 200 whose body is {"error": …} is a failed attempt: the next channel answers and bills', async () => {
+    const m = uniq('err200');
+    const bad = await scripted(() => [
+      200,
+      'application/json',
+      JSON.stringify({ error: { message: 'quota exceeded upstream', type: 'insufficient_quota' } }),
+    ]);
+    await addChannel(s, {
+      type: 'openai',
+      base_url: bad.url,
+      api_key: 'x',
+      models: [m],
+      priority: 10,
+      name: 'err200',
+    });
+    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: [m], priority: 0 });
+    await setPrice(s, m, PRICE);
+    const { key, secret } = await userWithKey(s, { balance: 10 });
+    const messages = [{ role: 'user' as const, content: 'hello' }];
+    const out = await client(s, secret).chat.completions.create({ model: m, messages, max_tokens: 5 });
+    expect(out.choices[0]!.message.content).toBeTruthy();
+    const [log] = await allLogs(s, { key_id: key.id });
+    expect(log!.status).toBe(200);
+    expect(log!.estimated).toBe(false);
+    expect(log!.attempts.map((a) => a.status)).toEqual([200, 200]);
+    expect(log!.attempts[0]).toMatchObject({ channel_name: 'err200' });
+    expect(log!.attempts[0]!.error).toMatch(/quota exceeded upstream/);
+    expect(log!.attempts[1]!.error).toBeNull();
+    expect(nanoOf(log!.cost)).toBe(
+      expectedCostNano({ prompt: out.usage!.prompt_tokens, completion: out.usage!.completion_tokens }, PRICE),
+    );
+  });
+
+  it('a stream usage chunk written with spaces is read (not estimated) and hidden from a client that did not ask', async () => {
+    const m = uniq('spaced');
+    const up = await scripted(() => {
+      const chunk = (choices: unknown[], extra = {}) =>
+        `data: ${spaced({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: m, choices, ...extra })}\n\n`;
+      return [
+        200,
+        'text/event-stream',
+        chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]) +
+          chunk([{ index: 0, delta: { content: 'hi there' }, finish_reason: null }]) +
+          chunk([{ index: 0, delta: {}, finish_reason: 'stop' }]) +
+          chunk([], { usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 } }) +
+          'data: [DONE]\n\n',
+      ];
+    });
+    await addChannel(s, { type: 'openai', base_url: up.url, api_key: 'x', models: [m] });
+    await setPrice(s, m, PRICE);
+    const { key, secret } = await userWithKey(s, { balance: 10 });
+    const stream = await client(s, secret).chat.completions.create({
+      model: m,
+      messages: [{ role: 'user', content: 'hello' }],
+      stream: true,
+      max_tokens: 10,
+    });
+    const chunks = [];
+    for await (const c of stream) chunks.push(c);
+    expect(chunks.some((c) => c.usage)).toBe(false);
+    expect(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('')).toBe('hi there');
+    const [log] = await allLogs(s, { key_id: key.id });
+    expect(log).toMatchObject({ estimated: false, prompt_tokens: 9, completion_tokens: 3, status: 200 });
+    expect(nanoOf(log!.cost)).toBe(expectedCostNano({ prompt: 9, completion: 3 }, PRICE));
+  });
+
+  it('absurd reported usage is billed at most at the admitted output cap', async () => {
+    const m = uniq('absurd');
+    const up = await scripted(() => [
+      200,
+      'application/json',
+      JSON.stringify({
+        id: 'x',
+        object: 'chat.completion',
+        created: 1,
+        model: m,
+        choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 7, completion_tokens: 5_000_000, total_tokens: 5_000_007 },
+      }),
+    ]);
+    await addChannel(s, { type: 'openai', base_url: up.url, api_key: 'x', models: [m] });
+    await setPrice(s, m, PRICE);
+    const { key, secret } = await userWithKey(s, { balance: 100 });
+    await client(s, secret).chat.completions.create({
+      model: m,
+      messages: [{ role: 'user', content: 'hello' }],
+      max_tokens: 20,
+    });
+    const [log] = await allLogs(s, { key_id: key.id });
+    expect(log).toMatchObject({ prompt_tokens: 7, completion_tokens: 20, estimated: false });
+    expect(nanoOf(log!.cost)).toBe(expectedCostNano({ prompt: 7, completion: 20 }, PRICE));
+  });
+
+  it('unreadable usage (a string) is estimated, not billed as zero', async () => {
+    const m = uniq('garbage');
+    const messages = [{ role: 'user' as const, content: 'hello there' }];
+    const up = await scripted(() => [
+      200,
+      'application/json',
+      JSON.stringify({
+        id: 'x',
+        object: 'chat.completion',
+        created: 1,
+        model: m,
+        choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 'lots', completion_tokens: 'many' },
+      }),
+    ]);
+    await addChannel(s, { type: 'openai', base_url: up.url, api_key: 'x', models: [m] });
+    await setPrice(s, m, PRICE);
+    const { key, secret } = await userWithKey(s, { balance: 10 });
+    await client(s, secret).chat.completions.create({ model: m, messages, max_tokens: 20 });
+    const [log] = await allLogs(s, { key_id: key.id });
+    expect(log).toMatchObject({
+      estimated: true,
+      prompt_tokens: countChatPromptTokens(messages),
+      completion_tokens: 1,
+    });
+  });
+});

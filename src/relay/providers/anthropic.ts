@@ -1,58 +1,35 @@
 // Anthropic upstreams (api.anthropic.com or anything speaking its Messages API): POST
-// `${base_url}/v1/messages` with `x-api-key`, over undici with keep-alive pools. They serve
-// generation only, in the Anthropic protocol.
-import { Agent, request } from 'undici';
+// `${base_url}/v1/messages` with `x-api-key`, over undici with keep-alive pools. `base_url`
+// is the bare origin (a trailing `/` or `/v1` is tolerated). They serve generation only, in
+// the Anthropic protocol.
 import type { Channel } from '../../channels/service.js';
 import type { Operation, Protocol } from '../canonical.js';
-import { asFailure, type UpstreamTimeouts } from './openai.js';
+import { postJson, type UpstreamTimeouts, upstreamAgent } from './openai.js';
 import type { ChannelTransport, UpstreamCall, UpstreamResponse } from './transport.js';
 
+/** Sent when the client did not name one (translated requests; clients that omit it). */
 export const ANTHROPIC_VERSION = '2023-06-01';
 
-/** The Messages URL for a channel whose base_url is the bare origin (a trailing `/` or `/v1` is tolerated). */
+/** The Messages URL for a channel's base_url. */
 export function messagesUrl(baseUrl: string): string {
-  const base = baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '');
-  return `${base}/v1/messages`;
+  return `${baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '')}/v1/messages`;
 }
 
 const GENERATE: readonly Protocol[] = ['anthropic'];
 const NONE: readonly Protocol[] = [];
 
 export function createAnthropicTransport(t: UpstreamTimeouts): ChannelTransport & { close(): Promise<void> } {
-  const agent = new Agent({
-    connect: { timeout: t.connectMs },
-    headersTimeout: t.firstByteMs,
-    bodyTimeout: t.idleMs,
-    keepAliveTimeout: 30_000,
-    ...(t.maxConnections > 0 ? { connections: t.maxConnections } : {}),
-    pipelining: 1,
-  });
+  const agent = upstreamAgent(t);
   return {
     protocols(_channel: Channel, operation: Operation) {
       return operation === 'generate' ? GENERATE : NONE;
     },
-    async send(call: UpstreamCall): Promise<UpstreamResponse> {
-      const { channel } = call;
-      const headers: Record<string, string> = {
-        // The client's own anthropic-version wins (pass-through forwards it), else the stable one.
-        'anthropic-version': ANTHROPIC_VERSION,
-        ...call.headers,
-        'content-type': 'application/json',
-        accept: call.stream ? 'text/event-stream' : 'application/json',
-        'x-api-key': channel.apiKey,
-      };
-      try {
-        const res = await request(messagesUrl(channel.baseUrl), {
-          method: 'POST',
-          dispatcher: agent,
-          signal: call.signal,
-          headers,
-          body: JSON.stringify(call.body),
-        });
-        return { status: res.statusCode, body: res.body };
-      } catch (err) {
-        throw asFailure(err);
-      }
+    send(call: UpstreamCall): Promise<UpstreamResponse> {
+      return postJson(agent, messagesUrl(call.channel.baseUrl), call, {
+        // The client's own anthropic-version wins (pass-through forwards it verbatim).
+        'anthropic-version': call.headers['anthropic-version'] ?? ANTHROPIC_VERSION,
+        'x-api-key': call.channel.apiKey,
+      });
     },
     close: () => agent.close(),
   };

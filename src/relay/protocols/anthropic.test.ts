@@ -757,3 +757,29 @@ describe('anthropic codec: count_tokens', () => {
     expect(codec.countTokens?.(body)).toEqual({ input_tokens: parse(body).promptTokens });
   });
 });
+
+describe('anthropic codec: channel faults', () => {
+  it('an account out of credit or over its spend limit is the channel, not the request', () => {
+    const body = (type: string, message: string) => ({ type: 'error', error: { type, message } });
+    expect(
+      codec.channelFault?.(
+        400,
+        body(
+          'invalid_request_error',
+          'Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits.',
+        ),
+      ),
+    ).toBe(true);
+    expect(
+      codec.channelFault?.(
+        400,
+        body('invalid_request_error', 'You have reached your specified workspace API usage limits.'),
+      ),
+    ).toBe(true);
+    expect(codec.channelFault?.(402, body('billing_error', 'Billing issue'))).toBe(true);
+    expect(codec.channelFault?.(400, body('invalid_request_error', 'max_tokens: Field required'))).toBe(
+      false,
+    );
+    expect(codec.channelFault?.(400, 'garbage')).toBe(false);
+  });
+});

@@ -663,6 +663,20 @@ function answerError(json: unknown): string | null {
   return msg || 'upstream answered an error';
 }
 
+/**
+ * A 4xx that is the channel's fault, not the request's: Anthropic answers an account out of
+ * credit with 400 ("Your credit balance is too low…") or 402 `billing_error`, and a reached
+ * org/workspace spend limit with 400. Another channel may well serve the same request.
+ */
+function channelFault(status: number, json: unknown): boolean {
+  if (status === 402) return true;
+  if (status !== 400 || !isObject(json) || !isObject(json.error)) return false;
+  const e = json.error;
+  if (e.type === 'billing_error') return true;
+  const msg = typeof e.message === 'string' ? e.message : '';
+  return /credit balance is too low|spend limit|usage limits/i.test(msg);
+}
+
 const STOP_FROM_ANTHROPIC: Record<string, StopReason> = {
   end_turn: 'stop',
   stop_sequence: 'stop',
@@ -830,6 +844,7 @@ export const anthropicCodec: ProtocolCodec & { countTokens(body: Record<string, 
   passThroughBody,
   fromCanonical,
   answerError,
+  channelFault,
   decodeAnswer,
   streamDecoder,
 };

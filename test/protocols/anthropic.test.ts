@@ -661,6 +661,43 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     });
   });
 
+  // ── the offline mock channel ─────────────────────────────────────────────────────────────
+
+  describe('the offline mock channel', () => {
+    it('answers the Anthropic SDK: plain, stream helper, tool call', async () => {
+      await addChannel(s, { type: 'mock', models: ['claude-offline'] });
+      await setPrice(s, 'claude-offline', { input: 1, output: 2 });
+      const { secret, key } = await userWithKey(s);
+      const c = sdk(secret);
+      const before = mock.requests.length;
+      const m = await c.messages.create({ model: 'claude-offline', max_tokens: 50, messages: [user('Hi')] });
+      expect(m.type).toBe('message');
+      expect((m.content[0] as Anthropic.TextBlock).text).toMatch(/mole/);
+      expect(m.stop_reason).toBe('end_turn');
+      expect(m.usage.output_tokens).toBeGreaterThan(0);
+      const stream = c.messages.stream({ model: 'claude-offline', max_tokens: 50, messages: [user('Hi')] });
+      const texts: string[] = [];
+      stream.on('text', (t) => texts.push(t));
+      const fm = await stream.finalMessage();
+      expect(texts.join('')).toBe((fm.content[0] as Anthropic.TextBlock).text);
+      const t = await c.messages.create({
+        model: 'claude-offline',
+        max_tokens: 50,
+        tools: [weather],
+        messages: [user('Weather?')],
+      });
+      expect(t.stop_reason).toBe('tool_use');
+      expect(t.content[0]).toMatchObject({
+        type: 'tool_use',
+        name: 'get_weather',
+        input: { city: 'mole', days: 1 },
+      });
+      expect(mock.requests.length).toBe(before); // nothing left the process
+      const row = await newestLog(s, key.id, 3);
+      expect(row).toMatchObject({ protocol: 'anthropic', status: 200 });
+    });
+  });
+
   // ── key rules in Anthropic's error shape, in the contract's order ─────────────────────────
 
   describe("key rules, in Anthropic's error shape", () => {

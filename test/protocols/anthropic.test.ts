@@ -661,6 +661,82 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     });
   });
 
+  // ── failures and fallback across protocols ───────────────────────────────────────────────
+
+  describe('failures and fallback', () => {
+    it('an overloaded Anthropic channel (529) falls back to an OpenAI channel: the answer is translated', async () => {
+      await addChannel(s, {
+        type: 'anthropic',
+        base_url: `${origin}/`,
+        api_key: UP_KEY,
+        models: ['claude-fb'],
+        model_map: { 'claude-fb': 'claude-fb-up' },
+        priority: 10,
+      });
+      await addChannel(s, { type: 'openai', base_url: mock.url, api_key: UP_KEY, models: ['claude-fb'] });
+      await setPrice(s, 'claude-fb', { input: 1, output: 2 });
+      const { secret, key } = await userWithKey(s);
+      mock.setScenario('claude-fb-up', { status: 529, times: 1 });
+      const m = await sdk(secret).messages.create({
+        model: 'claude-fb',
+        max_tokens: 40,
+        messages: [user('Hi')],
+      });
+      const up = lastUpstream();
+      expect(up.path).toBe('/v1/chat/completions');
+      expect(mock.requests.at(-2)!.path).toBe('/v1/messages');
+      expect((m.content[0] as Anthropic.TextBlock).text).toBe(
+        expectedChatCompletion((up.body as { messages: unknown[] }).messages),
+      );
+      const row = (await newestLog(s, key.id)) as LogRow & { attempts: { status: number | null }[] };
+      expect(row.attempts.map((a) => a.status)).toEqual([529, 200]);
+      expect(row).toMatchObject({ protocol: 'anthropic', status: 200 });
+    });
+
+    it("a channel's bad key is never the client's answer: 502 in Anthropic shape, the upstream body not leaked", async () => {
+      await addChannel(s, {
+        type: 'anthropic',
+        base_url: origin,
+        api_key: 'sk-ant-wrong-key-xyz',
+        models: ['claude-badkey'],
+      });
+      await setPrice(s, 'claude-badkey', { input: 1, output: 2 });
+      const { secret } = await userWithKey(s);
+      const r = await raw(
+        '/v1/messages',
+        { model: 'claude-badkey', max_tokens: 8, messages: [user('Hi')] },
+        { 'x-api-key': secret },
+      );
+      expect(r.status).toBe(502);
+      expect(r.json).toMatchObject({
+        type: 'error',
+        error: { type: 'overloaded_error', code: 'upstream_error' },
+      });
+      expect(r.text).not.toContain('invalid x-api-key');
+      expect(r.text).not.toContain('sk-ant-wrong-key-xyz');
+    });
+
+    it('a pass-through stream cut mid-way ends with event: error and bills an estimate', async () => {
+      const { secret, key } = await userWithKey(s);
+      mock.setScenario('claude-upstream-1', { cutAfterChunks: 4, chunkDelayMs: 20, times: 1 });
+      const stream = sdk(secret).messages.stream({
+        model: 'claude-pass',
+        max_tokens: 50,
+        messages: [user('Cut')],
+      });
+      const texts: string[] = [];
+      stream.on('text', (t) => texts.push(t));
+      const err = await stream.finalMessage().catch((e) => e);
+      expect(err).toBeInstanceOf(Anthropic.APIError);
+      expect(err.error).toMatchObject({ error: { code: 'upstream_error' } });
+      expect(texts).toHaveLength(4);
+      const row = await newestLog(s, key.id);
+      expect(row).toMatchObject({ stream: true, error_code: 'upstream_error' });
+      expect(row.completion_tokens).toBeGreaterThanOrEqual(4);
+      expect(row.cost).toBeGreaterThan(0);
+    });
+  });
+
   // ── the offline mock channel ─────────────────────────────────────────────────────────────
 
   describe('the offline mock channel', () => {

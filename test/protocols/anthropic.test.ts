@@ -329,6 +329,23 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect(r.input_tokens).toBe(countMessagesTokens(body));
       const rows = await allLogs(s, { key_id: key.id });
       for (const row of rows) expect(row.cost).toBe(0);
+      // Its refusals speak Anthropic too: a bad body, a model the key may not use.
+      const bad = await raw(
+        '/v1/messages/count_tokens',
+        { model: 'claude-pass', messages: [] },
+        { 'x-api-key': secret },
+      );
+      expect(bad.status).toBe(400);
+      expect(bad.json).toMatchObject({
+        type: 'error',
+        error: { type: 'invalid_request_error', code: 'invalid_request' },
+      });
+      const { secret: narrow } = await userWithKey(s, { key: { models: ['gpt-trans'] } });
+      const denied = await sdk(narrow)
+        .messages.countTokens(body)
+        .catch((e) => e);
+      expect(denied).toBeInstanceOf(Anthropic.PermissionDeniedError);
+      expect(denied.error.error.code).toBe('model_not_allowed');
     });
   });
 

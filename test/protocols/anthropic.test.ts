@@ -20,7 +20,6 @@ import {
 import { addChannel, allLogs, type LogRow, nanoOf, setPrice } from '../relay/relay-helpers.js';
 
 const UP_KEY = 'sk-ant-upstream-secret-0001';
-const OAI_KEY = 'sk-oai-upstream-secret-0002';
 
 interface Price {
   input: number;

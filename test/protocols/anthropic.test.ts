@@ -599,6 +599,30 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       );
     });
 
+    it('thinking on the Anthropic side is output: reasoning tokens inside completion_tokens, on the log row too', async () => {
+      const { secret, key } = await userWithKey(s);
+      mock.setScenario('claude-trans', { reasoningTokens: 5, times: 2 });
+      const r = await openai(secret).chat.completions.create({
+        model: 'claude-trans',
+        messages: [{ role: 'user', content: 'Think first.' }],
+      });
+      expect(r.usage).toMatchObject({
+        completion_tokens: DEFAULT_COMPLETION_TOKENS + 5,
+        completion_tokens_details: { reasoning_tokens: 5 },
+      });
+      const row = (await newestLog(s, key.id)) as LogRow & { reasoning_tokens: number };
+      expect(row).toMatchObject({ completion_tokens: DEFAULT_COMPLETION_TOKENS + 5, reasoning_tokens: 5 });
+      // Pass-through keeps Anthropic's own numbers, and the log reads thinking_tokens.
+      const m = await sdk(secret).messages.create({
+        model: 'claude-trans',
+        max_tokens: 100,
+        messages: [user('Think first.')],
+      });
+      expect(m.content.map((b) => b.type)).toEqual(['thinking', 'text']);
+      const prow = (await newestLog(s, key.id, 2)) as LogRow & { reasoning_tokens: number };
+      expect(prow).toMatchObject({ completion_tokens: DEFAULT_COMPLETION_TOKENS + 5, reasoning_tokens: 5 });
+    });
+
     it('stream: the openai stream helper and its final completion (usage chunk on request)', async () => {
       const { secret } = await userWithKey(s);
       const stream = openai(secret).chat.completions.stream({

@@ -397,6 +397,49 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       );
     });
 
+    it('images cross both ways: base64 and URL sources ⇄ image_url parts', async () => {
+      const { secret } = await userWithKey(s);
+      const png =
+        'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
+      await sdk(secret).messages.create({
+        model: 'gpt-trans',
+        max_tokens: 10,
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'What is this?' },
+              { type: 'image', source: { type: 'base64', media_type: 'image/png', data: png } },
+              { type: 'image', source: { type: 'url', url: 'https://example.com/mole.jpg' } },
+            ],
+          },
+        ],
+      });
+      const parts = JSON.stringify((lastUpstream().body as { messages: unknown[] }).messages);
+      expect(parts).toContain(`data:image/png;base64,${png}`);
+      expect(parts).toContain('https://example.com/mole.jpg');
+
+      await openai(secret).chat.completions.create({
+        model: 'claude-trans',
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'And this?' },
+              { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } },
+              { type: 'image_url', image_url: { url: 'https://example.com/mole.jpg' } },
+            ],
+          },
+        ],
+      });
+      const sent = lastUpstream().body as { messages: { content: unknown[] }[] };
+      expect(sent.messages[0]!.content).toEqual([
+        { type: 'text', text: 'And this?' },
+        { type: 'image', source: { type: 'base64', media_type: 'image/png', data: png } },
+        { type: 'image', source: { type: 'url', url: 'https://example.com/mole.jpg' } },
+      ]);
+    });
+
     it('max_tokens reached → stop_reason max_tokens', async () => {
       const { secret } = await userWithKey(s);
       const m = await sdk(secret).messages.create({

@@ -314,7 +314,8 @@ async function main() {
         rampPerSec: 200,
         moleMain,
       });
-      (result.longStreams ??= []).push(r);
+      result.longStreams ??= [];
+      result.longStreams.push(r);
       say(
         `  completed ${r.client.completed}; at most ${r.client.maxConcurrentStreaming} at once; RSS ${(r.rssBeforeBytes / 1048576).toFixed(0)} → ${(r.rssPeakBytes / 1048576).toFixed(0)} MiB`,
       );

@@ -19,7 +19,8 @@ import SQLite from 'better-sqlite3';
 import { loadConfig } from '../src/config.js';
 import { createServices } from '../src/services.js';
 import { buildApp } from '../src/app.js';
-import { BASE62, KEY_PREFIX, keyChecksum, hashKey, isWellFormedKey, displayKey } from '../src/keys/format.js';
+import { BASE62 } from '../src/shared/base62.js';
+import { KEY_PREFIX, keyChecksum, hashKey, isWellFormedKey, displayKey } from '../src/keys/format.js';
 import type { NewLog } from '../src/db/schema.js';
 import { openaiCodec, parseRelayBody } from '../src/relay/protocols/openai.js';
 import { tmpDir, MASTER_KEY } from './lib/targets.js';
@@ -402,7 +403,10 @@ try {
       const day = new Date(created).toISOString().slice(0, 10);
       const id = `${day}|${key}|${model}`;
       let a = rollup.get(id);
-      if (!a) rollup.set(id, (a = { day, key, model, n: 0, p: 0, c: 0, cost: 0 }));
+      if (!a) {
+        a = { day, key, model, n: 0, p: 0, c: 0, cost: 0 };
+        rollup.set(id, a);
+      }
       a.n++;
       a.p += p;
       a.c += c;

@@ -102,7 +102,10 @@ for (const r of all) {
 events.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
 let cur = 0;
 let maxConc = 0;
-for (const [, d] of events) maxConc = Math.max(maxConc, (cur += d));
+for (const [, d] of events) {
+  cur += d;
+  maxConc = Math.max(maxConc, cur);
+}
 
 const ok = all.filter((r) => r.ok);
 const ttfb = all

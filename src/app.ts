@@ -9,8 +9,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Services } from './services.js';
-import { frameworkErrors, installErrorHandling } from './http/errors-hook.js';
-import { installManagementAuth } from './http/auth-hook.js';
+import { clientErrorHandler, frameworkErrors, installErrorHandling } from './http/errors-hook.js';
+import { installManagementAuth } from './accounts/auth-hook.js';
 import { makeClientIpResolver } from './http/client-ip.js';
 import { registerAccountRoutes } from './accounts/routes.js';
 import { registerKeyRoutes } from './keys/routes.js';
@@ -45,6 +45,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
     frameworkErrors,
+    clientErrorHandler: clientErrorHandler(newRequestId),
   });
   // zod validates inside each route (http/route.ts); the JSON schemas are for the docs only.
   app.setValidatorCompiler(() => (data) => ({ value: data }));
@@ -100,7 +101,23 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       },
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/api/docs' });
+  await app.register(swaggerUi, {
+    routePrefix: '/api/docs',
+    // No badge from validator.swagger.io: the page loads nothing from elsewhere.
+    uiConfig: { validatorUrl: null },
+    // The docs page runs only its own scripts (plus the inline ones swagger-ui ships, by hash),
+    // talks only to this origin and cannot be framed. No upgrade-insecure-requests: a gateway
+    // served over plain HTTP on a LAN must still load its own assets.
+    staticCSP: true,
+    transformStaticCSP: (header: string) =>
+      header
+        .replace(/\s*upgrade-insecure-requests;?/, '')
+        .replace("frame-ancestors 'self'", "frame-ancestors 'none'")
+        .replace(/ https:/g, '')
+        .replace(' validator.swagger.io', '')
+        .trim()
+        .replace(/;?$/, "; connect-src 'self'; form-action 'self'"),
+  });
 
   await app.register(async (api) => {
     installManagementAuth(api, services);

@@ -67,6 +67,13 @@ const EnvSchema = z.object({
   MOLE_MAX_BODY_BYTES: intFromEnv(8 * 1024 * 1024, 1024, 512 * 1024 * 1024),
   /** How often batched usage, logs and last-used times are written, ms. */
   MOLE_FLUSH_INTERVAL_MS: intFromEnv(200, 10, 60_000),
+  /**
+   * Usage journal: 1 = fdatasync every group commit (a row survives a power cut), 0 = write only
+   * (survives kill -9 of the process, not of the machine).
+   */
+  MOLE_JOURNAL_FSYNC: intFromEnv(1, 0, 1),
+  /** With REDIS_URL: how long a silent instance's admission holds stay counted, ms. */
+  MOLE_HOLD_LEASE_MS: intFromEnv(30_000, 1_000, 600_000),
   /** Upstream timeouts, ms. */
   MOLE_UPSTREAM_CONNECT_TIMEOUT_MS: intFromEnv(10_000, 1, 600_000),
   MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: intFromEnv(60_000, 1, 3_600_000),
@@ -99,6 +106,8 @@ export type Config = {
   defaultMaxOutputTokens: number;
   maxBodyBytes: number;
   flushIntervalMs: number;
+  journalFsync: boolean;
+  holdLeaseMs: number;
   upstreamConnectTimeoutMs: number;
   upstreamFirstByteTimeoutMs: number;
   upstreamIdleTimeoutMs: number;
@@ -133,6 +142,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     defaultMaxOutputTokens: e.MOLE_DEFAULT_MAX_OUTPUT_TOKENS,
     maxBodyBytes: e.MOLE_MAX_BODY_BYTES,
     flushIntervalMs: e.MOLE_FLUSH_INTERVAL_MS,
+    journalFsync: e.MOLE_JOURNAL_FSYNC === 1,
+    holdLeaseMs: e.MOLE_HOLD_LEASE_MS,
     upstreamConnectTimeoutMs: e.MOLE_UPSTREAM_CONNECT_TIMEOUT_MS,
     upstreamFirstByteTimeoutMs: e.MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
     upstreamIdleTimeoutMs: e.MOLE_UPSTREAM_IDLE_TIMEOUT_MS,

@@ -1,13 +1,13 @@
 // config → storage → services → app → listen. On SIGTERM/SIGINT: stop accepting, let
 // in-flight requests (streams included) finish, flush pending usage and logs, exit.
 import pino from 'pino';
-import { loadConfig, ConfigError } from './config.js';
+import { type Config, ConfigError, loadConfig } from './config.js';
 import { createServices } from './services.js';
 import { buildApp } from './app.js';
 import { redactingSerializers } from './http/redact.js';
 
 async function main() {
-  let config;
+  let config: Config;
   try {
     config = loadConfig();
   } catch (e) {

@@ -6,18 +6,22 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Redis } from 'ioredis';
 import type { Config } from './config.js';
-import { openStorage, type Storage } from './db/index.js';
+import type { Storage } from './db/index.js';
+import { openStorage } from './db/open.js';
 import { InvalidationBus } from './shared/bus.js';
 import { createAccountsService } from './accounts/service.js';
-import { loadMasterKey, type MasterKey } from './accounts/master-key.js';
+import { databaseId, loadMasterKey, type MasterKey } from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
 import { createKeysService } from './keys/service.js';
-import { createKeyVerifier } from './keys/verify.js';
+import { createKeyActions } from './keys/actions.js';
+import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
+import type { Clock } from './shared/clock.js';
 import { createPriceCatalog } from './billing/catalog.js';
 import { createLedger } from './billing/ledger.js';
 import { createChannelsService } from './channels/service.js';
 import { SecretBox } from './channels/secretbox.js';
 import { createUsageWriter } from './usage/writer.js';
+import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
 import { createRateLimiter } from './relay/rate-limit.js';
 
@@ -25,6 +29,17 @@ export interface ServiceOptions {
   announceMasterKey: (key: string) => void;
   /** PostgreSQL schema to isolate in (tests). */
   pgSchema?: string;
+  /** The clock keys are created, rotated, expired and verified by (tests move it forward). */
+  now?: Clock;
+}
+
+/** The verifier, reading `now` whenever its caller passes no time. */
+function verifierOn(v: KeyVerifier, now: Clock): KeyVerifier {
+  return {
+    ...v,
+    verify: (presented, clientIp, at = now()) => v.verify(presented, clientIp, at),
+    touch: (keyId, ip, at = now()) => v.touch(keyId, ip, at),
+  };
 }
 
 /** MOLE_SECRET, or in SQLite mode a secret generated once into the data dir. */
@@ -37,18 +52,6 @@ function resolveSecret(config: Config): string {
   if (!fs.existsSync(file))
     fs.writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
   return fs.readFileSync(file, 'utf8').trim();
-}
-
-/** A random id stored once per database: the same for every instance sharing it. */
-async function databaseId(db: Storage['db']): Promise<string> {
-  await db
-    .insertInto('meta')
-    .values({ name: 'database_id', value: randomBytes(8).toString('hex') })
-    .onConflict((oc) => oc.column('name').doNothing())
-    .execute();
-  return (
-    await db.selectFrom('meta').select('value').where('name', '=', 'database_id').executeTakeFirstOrThrow()
-  ).value;
 }
 
 export async function createServices(config: Config, logger: Logger, opts: ServiceOptions) {
@@ -75,13 +78,30 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   // Shared Redis counters are namespaced by database, so gateways on different databases
   // (ids restart at 1 in each) never share a key's or user's counters.
   const redisPrefix = `mole:${await databaseId(db)}`;
-  const accounts = createAccountsService(db, bus, config);
+  const accounts = createAccountsService(db, bus, config, {
+    onUserDeleted: (trx, userId, now) => keys.deleteAllFor(trx, userId, now),
+  });
   const audit = createAuditService(db);
-  const keys = createKeysService(db, bus, config);
-  const verifier = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });
+  const keys = createKeysService(
+    db,
+    bus,
+    { maxKeysPerUser: config.maxKeysPerUser, ...(opts.now ? { now: opts.now } : {}) },
+    accounts,
+  );
+  const verifier0 = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });
+  const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
   const catalog = await createPriceCatalog(db, bus);
   const channels = await createChannelsService(db, bus, secretBox, audit, logger);
-  const ledger = createLedger({ db, bus, keys, accounts, logger, redis, redisPrefix });
+  const ledger = createLedger({
+    db,
+    bus,
+    keys,
+    accounts,
+    logger,
+    redis,
+    redisPrefix,
+    holdLeaseMs: config.holdLeaseMs,
+  });
   const usageWriter = createUsageWriter({
     db,
     logger,
@@ -89,8 +109,13 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     // Spend, log rows and last-use times land in one transaction, so key `used` and the
     // account balance always equal the sum of logged costs.
     contributors: [ledger.flushInto, async (trx) => keys.recordLastUse(trx, verifier.drainLastUse())],
+    // Every row is durable here before its answer is released (usage/journal.ts).
+    journal: openJournal({ dir: path.join(config.dataDir, 'journal'), fsync: config.journalFsync }),
   });
-  const usage = createUsageQueries(db, storage.dialect);
+  // What a crashed process billed but had not written yet, before serving anything.
+  await usageWriter.recover();
+  const usage = createUsageQueries(db, storage.dialect, keys);
+  const keyActions = createKeyActions({ keys, accounts, audit, flush: () => usageWriter.flush() });
   const rateLimiter = createRateLimiter(redis, redisPrefix);
 
   return {
@@ -102,6 +127,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     accounts,
     audit,
     keys,
+    keyActions,
     verifier,
     catalog,
     channels,
@@ -114,7 +140,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     flush: () => usageWriter.flush(),
     async close() {
       await usageWriter.close();
-      await channels.close();
+      await ledger.close();
       await storage.close();
       redis?.disconnect();
       redisSub?.disconnect();

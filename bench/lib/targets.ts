@@ -2,7 +2,7 @@
 //   mock upstream  → test/mock-provider/cli.ts in its own process
 //   bare proxy     → bench/bare-proxy.ts (the floor)
 //   MoleAPI        → the compiled gateway (node <build>/main.js), provisioned over its API
-//   Portkey        → node_modules/@portkey-ai/gateway/build/start-server.js
+//   Portkey        → bench/node_modules/@portkey-ai/gateway/build/start-server.js
 import { mkdtempSync, existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -179,7 +179,7 @@ export async function moleUsage(url: string, keyId: number): Promise<{ requests:
 }
 
 export async function startPortkey(mockUrl: string): Promise<Target> {
-  const entry = path.join(REPO, 'node_modules', '@portkey-ai', 'gateway', 'build', 'start-server.js');
+  const entry = path.join(BENCH_DIR, 'node_modules', '@portkey-ai', 'gateway', 'build', 'start-server.js');
   const port = await freePort();
   // Portkey binds every interface on --port; we only ever send it loopback traffic.
   const server = await startServer({

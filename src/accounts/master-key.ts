@@ -1,9 +1,9 @@
 // The admin credential for the management API. From MOLE_MASTER_KEY when set; otherwise
-// generated on first start, printed once, and only its hash kept in the meta table.
-import { createHash, timingSafeEqual } from 'node:crypto';
+// generated on first start, printed once, and only its hash kept in the meta table. The
+// meta table also holds the database's id.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../db/index.js';
-import { BASE62 } from '../keys/format.js';
-import { randomInt } from 'node:crypto';
+import { randomBase62 } from '../shared/base62.js';
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
@@ -28,8 +28,7 @@ export async function loadMasterKey(
     if (row) {
       hash = Buffer.from(row.value, 'hex');
     } else {
-      let key = 'mk-';
-      for (let i = 0; i < 48; i++) key += BASE62[randomInt(62)];
+      const key = `mk-${randomBase62(48)}`;
       hash = sha256(key);
       await db
         .insertInto('meta')
@@ -43,4 +42,16 @@ export async function loadMasterKey(
       return timingSafeEqual(sha256(candidate), hash);
     },
   };
+}
+
+/** A random id stored once per database: the same for every instance sharing it. */
+export async function databaseId(db: Db): Promise<string> {
+  await db
+    .insertInto('meta')
+    .values({ name: 'database_id', value: randomBytes(8).toString('hex') })
+    .onConflict((oc) => oc.column('name').doNothing())
+    .execute();
+  return (
+    await db.selectFrom('meta').select('value').where('name', '=', 'database_id').executeTakeFirstOrThrow()
+  ).value;
 }

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { AuditService } from '../audit/service.js';
-import { SESSION_COOKIE } from '../http/auth-hook.js';
+import { SESSION_COOKIE } from './auth-hook.js';
 import { AppError, notFound } from '../http/errors.js';
 import { actorOf, isAdmin, selfId } from '../http/principal.js';
 import { route } from '../http/route.js';
@@ -166,15 +166,26 @@ export function registerAccountRoutes(
         group: zGroupName.optional(),
         status: z.enum(['active', 'disabled']).optional(),
         password: zPassword.optional(),
+        /** Required to change one's own password (signed in): a borrowed session cannot. */
+        current_password: z.string().max(1024).optional(),
       })
       .strict(),
     handler: async ({ params, body, principal, ip }) => {
+      if (body.password !== undefined && principal.kind === 'session' && params.id === selfId(principal)) {
+        if (body.current_password === undefined)
+          throw new AppError('validation_error', 'current_password: required to change your own password', {
+            param: 'current_password',
+          });
+        if (!(await accounts.checkPassword(params.id, body.current_password, ip)))
+          throw new AppError('forbidden', 'the current password is wrong', { param: 'current_password' });
+      }
       if (!isAdmin(principal)) {
         if (params.id !== selfId(principal)) throw notFound('user');
         if (body.role !== undefined || body.group !== undefined || body.status !== undefined)
           throw new AppError('forbidden', 'only an admin can change role, group or status');
       }
-      const { before, after } = await accounts.updateUser(params.id, body);
+      const { current_password: _current, ...patch } = body;
+      const { before, after } = await accounts.updateUser(params.id, patch);
       const changes: Record<string, unknown> = {};
       if (before.role !== after.role) changes.role = { from: before.role, to: after.role };
       if (before.group_name !== after.group_name) {

@@ -1,8 +1,8 @@
 // Users, passwords, console sessions and balances. Owns the users and sessions tables.
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { sql, type SqlBool } from 'kysely';
 import type { Db } from '../db/index.js';
-import { containsPattern } from '../keys/service.js';
+import { containsPattern } from '../shared/like.js';
 import type { UserRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { MAX_NANO, nanoToUsd } from '../billing/money.js';
@@ -33,14 +33,74 @@ export interface UserPatch {
   password?: string;
 }
 
+/** What other domains do inside an account change's transaction (wired in services.ts). */
+export interface AccountHooks {
+  /** The user is being deleted: their keys go with them, in the same transaction. */
+  onUserDeleted(trx: Db, userId: number, now: number): Promise<void>;
+}
+
 export function createAccountsService(
   db: Db,
   bus: InvalidationBus,
-  opts: { sessionTtlSeconds: number; loginMaxFailures: number },
+  opts: { sessionTtlSeconds: number; loginMaxFailures: number; loginTableSize?: number },
+  hooks: AccountHooks,
 ) {
   /** username|ip → failure timestamps in the last window. */
   const failures = new Map<string, number[]>();
+  /** ip → failure timestamps in the last window, whatever the username (spraying). */
+  const ipFailures = new Map<string, number[]>();
   const FAILURE_WINDOW_MS = 15 * 60 * 1000;
+  const TABLE_SIZE = opts.loginTableSize ?? 100_000;
+  const IP_MAX_FAILURES = Math.max(100, opts.loginMaxFailures * 20);
+
+  const live = (ts: number[] | undefined, now: number) =>
+    (ts ?? []).filter((t) => now - t < FAILURE_WINDOW_MS);
+
+  /** Refuses while the username+IP pair, or the IP across usernames, has failed too often. */
+  function checkThrottle(key: string, ip: string, now: number): void {
+    const pair = live(failures.get(key), now);
+    const byIp = live(ipFailures.get(ip), now);
+    const blocked =
+      pair.length >= opts.loginMaxFailures ? pair : byIp.length >= IP_MAX_FAILURES ? byIp : null;
+    if (blocked) {
+      const retry = Math.ceil(
+        (blocked[blocked.length - (pair === blocked ? opts.loginMaxFailures : IP_MAX_FAILURES)]! +
+          FAILURE_WINDOW_MS -
+          now) /
+          1000,
+      );
+      throw new AppError('login_throttled', 'too many failed sign-in attempts; try again later', {
+        headers: { 'retry-after': String(Math.max(1, retry)) },
+      });
+    }
+  }
+
+  /**
+   * Counts a failure. The tables are bounded, but filling them with new names cannot flush a
+   * throttled entry out: expired entries go first, then the oldest ones still under their limit;
+   * an entry at its limit stays until its window passes.
+   */
+  function noteFailure(key: string, ip: string, now: number): void {
+    for (const [map, k, limit] of [
+      [failures, key, opts.loginMaxFailures],
+      [ipFailures, ip, IP_MAX_FAILURES],
+    ] as const) {
+      const ts = live(map.get(k), now);
+      ts.push(now);
+      map.delete(k);
+      map.set(k, ts);
+      if (map.size <= TABLE_SIZE) continue;
+      const target = Math.floor(TABLE_SIZE * 0.9);
+      for (const [mk, mts] of map) {
+        if (map.size <= target) break;
+        if (live(mts, now).length === 0) map.delete(mk);
+      }
+      for (const [mk, mts] of map) {
+        if (map.size <= target) break;
+        if (mk !== k && live(mts, now).length < limit) map.delete(mk);
+      }
+    }
+  }
 
   async function getUser(id: number): Promise<UserRow | undefined> {
     return db
@@ -136,6 +196,18 @@ export function createAccountsService(
       return { before, after };
     },
 
+    /**
+     * Holds the user's row lock until `trx` ends (PostgreSQL; SQLite takes its write lock):
+     * serialises work per owner, such as checking a cap and then inserting under it.
+     */
+    async lock(trx: Db, id: number): Promise<void> {
+      await trx
+        .updateTable('users')
+        .set((eb) => ({ updated_at: eb.ref('updated_at') }))
+        .where('id', '=', id)
+        .execute();
+    },
+
     /** Soft delete: logs keep their attribution; the name becomes free again. */
     async deleteUser(id: number): Promise<UserRow> {
       const before = await requireUser(id);
@@ -151,12 +223,7 @@ export function createAccountsService(
           })
           .where('id', '=', id)
           .execute();
-        await trx
-          .updateTable('api_keys')
-          .set({ status: 'deleted', deleted_at: now, updated_at: now, prev_key_hash: null })
-          .where('user_id', '=', id)
-          .where('status', '!=', 'deleted')
-          .execute();
+        await hooks.onUserDeleted(trx, id, now);
         await trx.deleteFrom('sessions').where('user_id', '=', id).execute();
       });
       bus.publish({ kind: 'user', userId: id });
@@ -205,18 +272,10 @@ export function createAccountsService(
     ): Promise<{ user: UserRow; token: string; csrfToken: string }> {
       const throttleKey = `${username.toLowerCase()}|${ip}`;
       const now = Date.now();
-      const recent = (failures.get(throttleKey) ?? []).filter((t) => now - t < FAILURE_WINDOW_MS);
-      if (recent.length >= opts.loginMaxFailures) {
-        const retry = Math.ceil((recent[0]! + FAILURE_WINDOW_MS - now) / 1000);
-        throw new AppError('login_throttled', 'too many failed sign-in attempts; try again later', {
-          headers: { 'retry-after': String(retry) },
-        });
-      }
+      checkThrottle(throttleKey, ip, now);
       // Count the attempt as a failure before checking it, so concurrent guesses (each awaiting
       // the password hash) all see each other and cannot slip past the limit together.
-      recent.push(now);
-      failures.set(throttleKey, recent);
-      if (failures.size > 100_000) failures.delete(failures.keys().next().value!);
+      noteFailure(throttleKey, ip, now);
       const user = await db
         .selectFrom('users')
         .selectAll()
@@ -244,6 +303,21 @@ export function createAccountsService(
       return { user, token, csrfToken };
     },
 
+    /**
+     * The user's current password, checked with the same throttle as sign-in (a stolen
+     * session cannot guess it faster than a login could).
+     */
+    async checkPassword(userId: number, password: string, ip: string): Promise<boolean> {
+      const user = await requireUser(userId);
+      const throttleKey = `${user.username.toLowerCase()}|${ip}`;
+      const now = Date.now();
+      checkThrottle(throttleKey, ip, now);
+      noteFailure(throttleKey, ip, now);
+      if (!(await verifyPassword(password, user.password_hash))) return false;
+      failures.delete(throttleKey);
+      return true;
+    },
+
     async session(token: string): Promise<{ user: UserRow; csrfToken: string; tokenHash: string } | null> {
       if (!token || token.length > 200) return null;
       const tokenHash = sha256(token);
@@ -254,7 +328,7 @@ export function createAccountsService(
         .executeTakeFirst();
       if (!s || Number(s.expires_at) < Date.now()) return null;
       const user = await getUser(Number(s.user_id));
-      if (!user || user.status !== 'active') return null;
+      if (user?.status !== 'active') return null;
       return { user, csrfToken: s.csrf_token, tokenHash };
     },
 
@@ -265,9 +339,3 @@ export function createAccountsService(
 }
 
 export type AccountsService = ReturnType<typeof createAccountsService>;
-
-export function safeEqual(a: string, b: string): boolean {
-  const ab = Buffer.from(a);
-  const bb = Buffer.from(b);
-  return ab.length === bb.length && timingSafeEqual(ab, bb);
-}

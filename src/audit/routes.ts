@@ -1,12 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { KeysService } from '../keys/service.js';
 import { isAdmin, selfId } from '../http/principal.js';
 import { route } from '../http/route.js';
 import { zCursor, zId, zLimit } from '../http/validate.js';
 import type { AuditService } from './service.js';
 
-export function registerAuditRoutes(app: FastifyInstance, deps: { audit: AuditService; keys: KeysService }) {
+export function registerAuditRoutes(app: FastifyInstance, deps: { audit: AuditService }) {
   route(app, {
     method: 'GET',
     url: '/api/audit',

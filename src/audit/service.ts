@@ -22,8 +22,9 @@ function scrub(changes: Record<string, unknown>): Record<string, unknown> {
 
 export function createAuditService(db: Db) {
   return {
-    async record(e: AuditEntry): Promise<void> {
-      await db
+    /** Writes one row; pass the transaction of the change it records, so both commit together. */
+    async record(e: AuditEntry, exec: Db = db): Promise<void> {
+      await exec
         .insertInto('audit_log')
         .values({
           created_at: Date.now(),

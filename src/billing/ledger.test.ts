@@ -70,11 +70,15 @@ describe('ledger', () => {
 // The shared (Redis) ledger: the same arithmetic in Lua. Skipped without a Redis server.
 const REDIS_URL = process.env.MOLE_TEST_REDIS_URL;
 describe.skipIf(!REDIS_URL)('ledger on Redis', () => {
-  async function sharedLedger(db: { used: number; balance: number }) {
+  async function sharedLedger(
+    db: { used: number; balance: number },
+    opts: { prefix?: string; leaseMs?: number } = {},
+  ) {
     const { Redis } = await import('ioredis');
     const redis = new Redis(REDIS_URL!);
-    const prefix = `test:${process.pid}:${Math.random().toString(36).slice(2)}`;
+    const prefix = opts.prefix ?? `test:${process.pid}:${Math.random().toString(36).slice(2)}`;
     const ledger = createLedger({
+      holdLeaseMs: opts.leaseMs ?? 30_000,
       db: null as never,
       bus: new InvalidationBus(),
       keys: { usedNano: async () => db.used, addUsed: async () => {} } as never,
@@ -123,6 +127,36 @@ describe.skipIf(!REDIS_URL)('ledger on Redis', () => {
       expect(ledger.balanceNano(1, 0)).toBe(4_000_000_000_000_001 - (big - 1 + huge + 3));
     } finally {
       redis.disconnect();
+    }
+  });
+
+  it("releases a crashed instance's holds once its lease runs out; a live instance's stay", async () => {
+    const prefix = `test:${process.pid}:${Math.random().toString(36).slice(2)}`;
+    const db = { used: 0, balance: 1_000 };
+    const a = await sharedLedger(db, { prefix, leaseMs: 1_000 });
+    const b = await sharedLedger(db, { prefix, leaseMs: 1_000 });
+    try {
+      const held = await a.ledger.reserve(1, 1, null, 900);
+      expect(held.ok).toBe(true);
+      expect(await b.ledger.reserve(1, 1, null, 200)).toEqual({ ok: false, reason: 'balance' });
+      // A live instance keeps its hold past the lease (its heartbeat renews it).
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(await b.ledger.reserve(1, 1, null, 200)).toEqual({ ok: false, reason: 'balance' });
+      // "kill -9": A stops renewing without giving anything back.
+      a.redis.disconnect();
+      await new Promise((r) => setTimeout(r, 1_300));
+      const after = await b.ledger.reserve(1, 1, null, 200);
+      expect(after.ok).toBe(true);
+      if (after.ok) expect(await b.ledger.settle(after.reservation, 150)).toBe(150);
+      expect(await b.ledger.reserve(1, 1, null, 851)).toEqual({ ok: false, reason: 'balance' });
+      expect((await b.ledger.reserve(1, 1, null, 850)).ok).toBe(true);
+      // The dead instance's hold field is gone from the shared counter.
+      const fields = await b.redis.hkeys(`${prefix}:ledger:u:1`);
+      expect(fields.filter((f) => f.startsWith('h:'))).toHaveLength(1);
+    } finally {
+      await a.ledger.close();
+      await b.ledger.close();
+      b.redis.disconnect();
     }
   });
 });

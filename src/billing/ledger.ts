@@ -12,8 +12,9 @@
 // With REDIS_URL, admission is shared between instances: the live totals (spend, balance,
 // holds) live in Redis and reserve/settle are single Lua scripts, so two gateways on one
 // database still never spend past a quota together. Each instance keeps batching its own
-// settled spend to the database as above. A crashed instance's holds stay in Redis until
-// the counters go idle for REDIS_COUNTER_TTL_S and are re-read from the database.
+// settled spend to the database as above. Holds are leases: a crashed instance's holds stop
+// counting within MOLE_HOLD_LEASE_MS (30 s by default) of its last heartbeat.
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Redis } from 'ioredis';
 import type { Db } from '../db/index.js';
@@ -53,6 +54,8 @@ export interface LedgerDeps {
   logger: Logger;
   redis: Redis | null;
   redisPrefix: string;
+  /** With Redis: how long this instance's holds outlive its last heartbeat (default 30 s). */
+  holdLeaseMs?: number;
 }
 
 const REDIS_COUNTER_TTL_S = 3600;
@@ -63,35 +66,57 @@ const REDIS_COUNTER_TTL_S = 3600;
 // So JS passes every amount as a decimal integer string, and the scripts hand HINCRBY
 // either such an ARGV string or INT(n) (string.format %d: exact below 2^53, never "-0").
 const LUA_INT = `local function INT(n) return string.format('%d', n) end\n`;
-// KEYS: key counter, user counter. ARGV: quota (-1 = none), amount, ttl, key used in DB, user balance in DB
-// (the last two only when the caller has read them: -1 = "not read"; answer 3 asks for them).
-const RESERVE_LUA = `${LUA_INT}
+// Holds are leases: each instance keeps its holds in its own field of a counter ("h:<id>"),
+// and they count only while the instance's liveness key (refreshed every lease/3, expiring
+// after MOLE_HOLD_LEASE_MS) exists. A crashed instance's holds stop counting when its lease
+// runs out, and the next script to look at the counter deletes them.
+const LUA_HELD = `local function HELD(k, livep)
+  local t = redis.call('HGETALL', k); local sum = 0
+  for i = 1, #t, 2 do
+    local f = t[i]
+    if string.sub(f, 1, 2) == 'h:' then
+      if redis.call('EXISTS', livep .. string.sub(f, 3)) == 1 then sum = sum + tonumber(t[i + 1])
+      else redis.call('HDEL', k, f) end
+    end
+  end
+  return sum
+end
+`;
+// KEYS: key counter, user counter, this instance's liveness key. ARGV: quota (-1 = none), amount,
+// ttl, key used in DB, user balance in DB (these two only when the caller has read them: -1 =
+// "not read"; answer 3 asks for them), this instance's hold field, liveness key prefix, lease ms.
+const RESERVE_LUA = `${LUA_INT}${LUA_HELD}
 local kx = redis.call('EXISTS', KEYS[1]); local ux = redis.call('EXISTS', KEYS[2])
 if kx == 0 or ux == 0 then
   if tonumber(ARGV[4]) < 0 then return 3 end
-  if kx == 0 then redis.call('HSET', KEYS[1], 'used', ARGV[4], 'held', '0') end
-  if ux == 0 then redis.call('HSET', KEYS[2], 'bal', ARGV[5], 'held', '0') end
+  if kx == 0 then redis.call('HSET', KEYS[1], 'used', ARGV[4]) end
+  if ux == 0 then redis.call('HSET', KEYS[2], 'bal', ARGV[5]) end
 end
+redis.call('SET', KEYS[3], '1', 'PX', ARGV[8])
 local quota = tonumber(ARGV[1]); local amount = tonumber(ARGV[2])
-local used = tonumber(redis.call('HGET', KEYS[1], 'used')); local kheld = tonumber(redis.call('HGET', KEYS[1], 'held'))
-local bal = tonumber(redis.call('HGET', KEYS[2], 'bal')); local uheld = tonumber(redis.call('HGET', KEYS[2], 'held'))
+local used = tonumber(redis.call('HGET', KEYS[1], 'used')); local kheld = HELD(KEYS[1], ARGV[7])
+local bal = tonumber(redis.call('HGET', KEYS[2], 'bal')); local uheld = HELD(KEYS[2], ARGV[7])
 if quota >= 0 and quota - used - kheld < amount then return 1 end
 if bal - uheld < amount then return 2 end
-redis.call('HINCRBY', KEYS[1], 'held', ARGV[2]); redis.call('HINCRBY', KEYS[2], 'held', ARGV[2])
+redis.call('HINCRBY', KEYS[1], ARGV[6], ARGV[2]); redis.call('HINCRBY', KEYS[2], ARGV[6], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3]); redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 0`;
-// KEYS: key counter, user counter. ARGV: held amount, cost, quota (-1 = none), -held amount.
-// Releases the hold and charges the cost, but never past what the quota and balance still
-// cover; answers the amount charged, as a decimal string.
-const SETTLE_LUA = `${LUA_INT}
+// KEYS: key counter, user counter. ARGV: held amount, cost, quota (-1 = none), this instance's
+// hold field, liveness key prefix. Releases the hold and charges the cost, but never past what
+// the quota and balance still cover; answers the amount charged, as a decimal string.
+const SETTLE_LUA = `${LUA_INT}${LUA_HELD}
 local hold = tonumber(ARGV[1]); local cost = tonumber(ARGV[2]); local quota = tonumber(ARGV[3])
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then return ARGV[2] end
-redis.call('HINCRBY', KEYS[1], 'held', ARGV[4]); redis.call('HINCRBY', KEYS[2], 'held', ARGV[4])
+local function DROP(k)
+  local v = redis.call('HGET', k, ARGV[4]); local h = v and tonumber(v) or 0
+  if h > hold then redis.call('HSET', k, ARGV[4], INT(h - hold)) else redis.call('HDEL', k, ARGV[4]) end
+end
+DROP(KEYS[1]); DROP(KEYS[2])
 local charge = cost
 if cost > hold then
-  local room = tonumber(redis.call('HGET', KEYS[2], 'bal')) - tonumber(redis.call('HGET', KEYS[2], 'held'))
+  local room = tonumber(redis.call('HGET', KEYS[2], 'bal')) - HELD(KEYS[2], ARGV[5])
   if quota >= 0 then
-    room = math.min(room, quota - tonumber(redis.call('HGET', KEYS[1], 'used')) - tonumber(redis.call('HGET', KEYS[1], 'held')))
+    room = math.min(room, quota - tonumber(redis.call('HGET', KEYS[1], 'used')) - HELD(KEYS[1], ARGV[5]))
   end
   charge = math.max(0, math.min(cost, room))
 end
@@ -111,6 +136,22 @@ export function createLedger(deps: LedgerDeps) {
   const redis = deps.redis;
   const rk = (keyId: number) => `${deps.redisPrefix}:ledger:k:${keyId}`;
   const ru = (userId: number) => `${deps.redisPrefix}:ledger:u:${userId}`;
+  const leaseMs = deps.holdLeaseMs ?? 30_000;
+  const instance = randomBytes(8).toString('hex');
+  const livePrefix = `${deps.redisPrefix}:ledger:live:`;
+  const liveKey = livePrefix + instance;
+  const holdField = `h:${instance}`;
+  // Keeps this instance's holds alive while it runs (a long stream outlives many leases).
+  const heartbeat = redis
+    ? setInterval(
+        () =>
+          void redis
+            .set(liveKey, '1', 'PX', leaseMs)
+            .catch((err) => deps.logger.warn({ err: String(err) }, 'ledger: hold lease renewal failed')),
+        Math.max(250, Math.floor(leaseMs / 3)),
+      )
+    : null;
+  heartbeat?.unref();
   const keyUsed = new Map<number, Counter>();
   const userBalance = new Map<number, Counter>();
   const loading = new Map<string, Promise<void>>();
@@ -173,14 +214,18 @@ export function createLedger(deps: LedgerDeps) {
     const run = (kDb: number, uDb: number) =>
       redis!.eval(
         RESERVE_LUA,
-        2,
+        3,
         rk(keyId),
         ru(userId),
+        liveKey,
         int(quotaNano ?? -1),
         int(amount),
         REDIS_COUNTER_TTL_S,
         int(kDb),
         int(uDb),
+        holdField,
+        livePrefix,
+        leaseMs,
       ) as Promise<number>;
     let answer = await run(-1, -1);
     if (answer === 3) {
@@ -222,7 +267,8 @@ export function createLedger(deps: LedgerDeps) {
           int(r.amount),
           int(cost),
           int(r.quotaNano ?? -1),
-          int(-r.amount),
+          holdField,
+          livePrefix,
         ),
       );
     } else {
@@ -282,17 +328,28 @@ export function createLedger(deps: LedgerDeps) {
      * moves it from pending into the base values. Spend settled while the batch is written
      * waits for its own rows, so the database never holds spend its logs do not explain.
      */
-    async flushInto(trx: Db, rows: readonly NewLog[]): Promise<{ committed(): void; aborted(): void }> {
+    async flushInto(
+      trx: Db,
+      rows: readonly NewLog[],
+      written: readonly NewLog[] = rows,
+    ): Promise<{ committed(): void; aborted(): void }> {
       // Held from here until commit or abort, so no base is re-read mid-flush.
       const release = await acquire();
-      const keyDeltas = new Map<number, number>();
-      const userDeltas = new Map<number, number>();
-      for (const r of rows) {
-        const cost = Number(r.cost_nano);
-        if (!cost) continue;
-        keyDeltas.set(r.key_id, (keyDeltas.get(r.key_id) ?? 0) + cost);
-        userDeltas.set(r.user_id, (userDeltas.get(r.user_id) ?? 0) + cost);
-      }
+      const sum = (list: readonly NewLog[]) => {
+        const keys = new Map<number, number>();
+        const users = new Map<number, number>();
+        for (const r of list) {
+          const cost = Number(r.cost_nano);
+          if (!cost) continue;
+          keys.set(r.key_id, (keys.get(r.key_id) ?? 0) + cost);
+          users.set(r.user_id, (users.get(r.user_id) ?? 0) + cost);
+        }
+        return { keys, users };
+      };
+      // Written: the spend the database gains. Taken: the spend no longer pending here (a row
+      // the database already held, from a replay or a repeat, charges nothing twice).
+      const { keys: keyDeltas, users: userDeltas } = sum(written);
+      const taken = written === rows ? { keys: keyDeltas, users: userDeltas } : sum(rows);
       try {
         await deps.keys.addUsed(trx, keyDeltas);
         await deps.accounts.subtractSpend(trx, userDeltas);
@@ -304,17 +361,17 @@ export function createLedger(deps: LedgerDeps) {
         committed() {
           // Counters exist for rows settled by this process; replayed rows have none (their
           // spend is in the database now, where a counter loaded later reads it).
-          for (const [id, d] of keyDeltas) {
+          for (const [id, d] of taken.keys) {
             const c = keyUsed.get(id);
             if (!c) continue;
             c.pending -= d;
-            c.base += d;
+            c.base += keyDeltas.get(id) ?? 0;
           }
-          for (const [id, d] of userDeltas) {
+          for (const [id, d] of taken.users) {
             const c = userBalance.get(id);
             if (!c) continue;
             c.pending -= d;
-            c.base -= d;
+            c.base -= userDeltas.get(id) ?? 0;
           }
           // Forget idle accounts so memory tracks the active set, not every key ever seen.
           const idleBefore = Date.now() - 10 * 60_000;
@@ -338,6 +395,12 @@ export function createLedger(deps: LedgerDeps) {
     },
 
     stats: () => ({ keys: keyUsed.size, users: userBalance.size }),
+
+    /** Stops renewing this instance's hold lease and gives up its holds (after the drain). */
+    async close(): Promise<void> {
+      if (heartbeat) clearInterval(heartbeat);
+      await redis?.del(liveKey).catch(() => {});
+    },
   };
 }
 

@@ -210,9 +210,18 @@ export function registerChannelRoutes(
         return {
           ok: false,
           latency_ms: Date.now() - started,
-          error: `could not reach upstream: ${(err as Error).message.replace(ch.apiKey || '\0', '[redacted]')}`,
+          error: `could not reach upstream: ${redact((err as Error).message, ch.apiKey)}`,
         };
       }
     },
   });
+}
+
+/** Every occurrence of the credential (and of its URL-encoded form) in a text shown to admins. */
+function redact(text: string, credential: string): string {
+  if (!credential) return text;
+  let out = text.split(credential).join('[redacted]');
+  const encoded = encodeURIComponent(credential);
+  if (encoded !== credential) out = out.split(encoded).join('[redacted]');
+  return out;
 }

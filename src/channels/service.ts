@@ -8,7 +8,7 @@ import type { ChannelRow } from '../db/schema.js';
 import type { AuditService } from '../audit/service.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { notFound } from '../http/errors.js';
-import { compileModelList, type ModelMatcher } from '../keys/models.js';
+import { compileModelList, type ModelMatcher } from '../shared/models.js';
 import type { SecretBox } from './secretbox.js';
 
 export const CHANNEL_TYPES = ['openai', 'anthropic', 'gemini', 'mock'] as const;
@@ -49,7 +49,15 @@ export interface ChannelInput {
 const FAILURES_BEFORE_COOLDOWN = 3;
 const COOLDOWN_MS = 30_000;
 
-export function toChannelJson(r: ChannelRow, health?: { cooldownUntil: number; failures: number }) {
+/** What this instance saw of a channel lately (in memory, per instance). */
+interface Health {
+  failures: number;
+  cooldownUntil: number;
+  lastError: string | null;
+  lastErrorAt: number | null;
+}
+
+export function toChannelJson(r: ChannelRow, health?: Health) {
   return {
     id: Number(r.id),
     name: r.name,
@@ -65,6 +73,11 @@ export function toChannelJson(r: ChannelRow, health?: { cooldownUntil: number; f
     disabled_reason: r.disabled_reason,
     cooling_down_until:
       health && health.cooldownUntil > Date.now() ? new Date(health.cooldownUntil).toISOString() : null,
+    /** Failed upstream attempts since the last success or cool-down (this instance). */
+    consecutive_failures: health?.failures ?? 0,
+    /** The latest failed attempt's reason (never the credential), and when. */
+    last_error: health?.lastError ?? null,
+    last_error_at: health?.lastErrorAt ? new Date(health.lastErrorAt).toISOString() : null,
     created_at: new Date(Number(r.created_at)).toISOString(),
     updated_at: new Date(Number(r.updated_at)).toISOString(),
   };
@@ -78,7 +91,14 @@ export async function createChannelsService(
   logger: Logger,
 ) {
   let live: Channel[] = [];
-  const health = new Map<number, { failures: number; cooldownUntil: number }>();
+  const health = new Map<number, Health>();
+  const healthOf = (id: number): Health => {
+    const known = health.get(id);
+    if (known) return known;
+    const h: Health = { failures: 0, cooldownUntil: 0, lastError: null, lastErrorAt: null };
+    health.set(id, h);
+    return h;
+  };
 
   function fromRow(r: ChannelRow): Channel | null {
     try {
@@ -189,6 +209,9 @@ export async function createChannelsService(
 
     /** `fatal` (upstream 401/403): the credential is bad, so the channel is switched off. */
     reportFailure(c: Channel, reason: string, fatal: boolean): void {
+      const seen = healthOf(c.id);
+      seen.lastError = (c.apiKey ? reason.split(c.apiKey).join('[redacted]') : reason).slice(0, 500);
+      seen.lastErrorAt = Date.now();
       if (fatal) {
         // Requests already in flight on this channel meet the same 401/403: switch it off once.
         if (c.status === 'disabled') return;
@@ -209,9 +232,8 @@ export async function createChannelsService(
           .catch((err) => logger.error({ err: String(err) }, 'could not disable channel'));
         return;
       }
-      const h = health.get(c.id) ?? { failures: 0, cooldownUntil: 0 };
+      const h = seen;
       h.failures++;
-      health.set(c.id, h);
       if (h.failures >= FAILURES_BEFORE_COOLDOWN && h.cooldownUntil <= Date.now()) {
         h.cooldownUntil = Date.now() + COOLDOWN_MS;
         h.failures = 0;
@@ -288,7 +310,6 @@ export async function createChannelsService(
       await changed();
       return toChannelJson(r);
     },
-    async close() {},
   };
 }
 

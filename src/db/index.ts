@@ -1,12 +1,7 @@
-// Opens the database named by the config: embedded SQLite (WAL) by default, PostgreSQL when
-// DATABASE_URL is set. Both speak the one schema in schema.ts and run the same migrations.
-import fs from 'node:fs';
-import path from 'node:path';
-import SQLite from 'better-sqlite3';
-import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+// The database as every domain sees it: one Kysely over the schema in schema.ts, on SQLite
+// or PostgreSQL. Opening it (and migrating) is open.ts, so this file imports no code.
+import type { Kysely } from 'kysely';
 import type { Database } from './schema.js';
-import { migrateToLatest } from './migrations.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 export type Db = Kysely<Database>;
@@ -15,60 +10,4 @@ export interface Storage {
   db: Db;
   dialect: Dialect;
   close(): Promise<void>;
-}
-
-// int8 and numeric arrive from pg as strings; the schema keeps every such value within
-// Number.MAX_SAFE_INTEGER (money is bounded in billing/money.ts), so numbers are exact.
-function toSafeNumber(v: string): number {
-  const n = Number(v);
-  if (Number.isInteger(n) && !Number.isSafeInteger(n)) throw new Error('integer out of safe range');
-  return n;
-}
-pg.types.setTypeParser(20, toSafeNumber);
-pg.types.setTypeParser(1700, toSafeNumber);
-
-export interface OpenOptions {
-  databaseUrl?: string | undefined;
-  dataDir: string;
-  /** PostgreSQL schema to use (tests isolate themselves in one each). */
-  pgSchema?: string;
-}
-
-export async function openStorage(opts: OpenOptions): Promise<Storage> {
-  let storage: Storage;
-  if (opts.databaseUrl) {
-    const schema = opts.pgSchema;
-    if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('invalid schema name');
-    // The schema is part of every connection's startup options, so no query can run before it applies.
-    const pool = new pg.Pool({
-      connectionString: opts.databaseUrl,
-      max: 10,
-      ...(schema ? { options: `-c search_path=${schema}` } : {}),
-    });
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
-    storage = { db, dialect: 'postgres', close: () => db.destroy() };
-  } else {
-    fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-    const file = path.join(opts.dataDir, 'mole.sqlite');
-    const sqlite = new SQLite(file);
-    sqlite.pragma('journal_mode = WAL');
-    sqlite.pragma('synchronous = NORMAL');
-    sqlite.pragma('foreign_keys = ON');
-    sqlite.pragma('busy_timeout = 5000');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
-    storage = { db, dialect: 'sqlite', close: () => db.destroy() };
-  }
-  const migrationSchema = opts.databaseUrl ? opts.pgSchema : undefined;
-  try {
-    await migrateToLatest(storage.db, storage.dialect, migrationSchema);
-  } catch (err) {
-    // Seen only with per-test schemas under heavy parallel load: the migrator's first look
-    // missed a schema created a moment before. Migrations are idempotent: look once more.
-    if (!migrationSchema || !/schema .* does not exist/.test(String((err as Error).message))) throw err;
-    await new Promise((r) => setTimeout(r, 200));
-    await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(migrationSchema)}`.execute(storage.db);
-    await migrateToLatest(storage.db, storage.dialect, migrationSchema);
-  }
-  return storage;
 }

@@ -221,6 +221,15 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0006_logs_request_id_unique': {
+      // One row per request: replaying the usage journal after a crash skips rows already
+      // written. Should two rows ever share an id, later ones get theirs suffixed first.
+      async up(db: Kysely<any>) {
+        await sql`UPDATE logs SET request_id = request_id || '#' || CAST(id AS TEXT)
+          WHERE id NOT IN (SELECT MIN(id) FROM logs GROUP BY request_id)`.execute(db);
+        await db.schema.createIndex('logs_request_id').on('logs').column('request_id').unique().execute();
+      },
+    },
   };
 }
 

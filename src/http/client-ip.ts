@@ -1,7 +1,7 @@
 // The client's address: the socket peer, unless that peer is a trusted proxy, in which case
 // X-Forwarded-For is walked from the right, skipping trusted hops. A spoofed header from an
 // untrusted peer is ignored.
-import { CidrSet } from '../keys/cidr.js';
+import { CidrSet } from '../shared/cidr.js';
 
 export function makeClientIpResolver(trustedProxies: string[]) {
   const trusted = CidrSet.parse(trustedProxies);

@@ -1,7 +1,9 @@
 // Maps every thrown error to the catalogue's status and shape. Client mistakes never become
 // 500s; unexpected errors are logged (without request bodies) and answered generically.
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, errorBody, type ErrorCode } from './errors.js';
+import { AppError, ERROR_CATALOGUE, errorBody, type ErrorCode } from './errors.js';
 
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
@@ -43,6 +45,36 @@ export function installErrorHandling(app: FastifyInstance): void {
       .code(404)
       .send(errorBody('not_found', `no route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`));
   });
+}
+
+/**
+ * For Fastify's `clientErrorHandler` option: a request Node's HTTP parser rejects before
+ * Fastify sees it (headers over the size limit → 431, a request that never finished arriving
+ * → 408, malformed HTTP → 400) is answered in the catalogue's shape with an x-request-id,
+ * not Node's or Fastify's own bodies.
+ */
+export function clientErrorHandler(newRequestId: () => string) {
+  return (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    // A reset connection has nobody left to answer.
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const [code, message]: [ErrorCode, string] =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? ['headers_too_large', 'the request headers are too large']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? ['request_timeout', 'the request took too long to arrive']
+          : ['invalid_request', 'the request is not valid HTTP'];
+    const status = ERROR_CATALOGUE[code].status;
+    const body = JSON.stringify(errorBody(code, message));
+    if (socket.writable)
+      socket.end(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n` +
+          `content-type: application/json; charset=utf-8\r\n` +
+          `content-length: ${Buffer.byteLength(body)}\r\n` +
+          `x-request-id: ${newRequestId()}\r\n` +
+          `connection: close\r\n\r\n${body}`,
+      );
+    else socket.destroy();
+  };
 }
 
 /**

@@ -1,34 +1,17 @@
 // The API key format (contract §2): "sk-" + 42 CSPRNG base62 characters + a 6-character
 // base62 CRC32 checksum of "sk-" + those 42 characters. The checksum lets us (and secret
 // scanners) reject a mistyped or made-up key before any storage lookup.
-import { hash, randomInt } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
+import { randomBase62, toBase62 } from '../shared/base62.js';
 
-export const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 export const KEY_PREFIX = 'sk-';
 const RANDOM_LEN = 42;
 const CHECKSUM_LEN = 6;
 export const KEY_REGEX = /^sk-[0-9A-Za-z]{48}$/;
 
-export function toBase62(n: number, width: number): string {
-  let out = '';
-  let v = n;
-  do {
-    out = BASE62[v % 62] + out;
-    v = Math.floor(v / 62);
-  } while (v > 0);
-  return out.padStart(width, '0');
-}
-
 export function keyChecksum(body: string): string {
   return toBase62(crc32(KEY_PREFIX + body), CHECKSUM_LEN);
-}
-
-function randomBase62(len: number): string {
-  let s = '';
-  // randomInt draws uniformly (rejection sampling inside), so no modulo bias.
-  for (let i = 0; i < len; i++) s += BASE62[randomInt(62)];
-  return s;
 }
 
 export function generateKey(): string {

@@ -1,15 +1,14 @@
-// Key management (contract §3). Users act on their own keys only; another user's key is 404.
+// Key management (contract §3): validate the input, call keys/actions.ts (which knows who
+// may do what, and writes the audit trail), answer.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { AuditService } from '../audit/service.js';
-import type { AccountsService } from '../accounts/service.js';
 import { AppError } from '../http/errors.js';
-import { actorOf, isAdmin, selfId, type Principal } from '../http/principal.js';
 import { route } from '../http/route.js';
 import { zCursor, zGroupName, zId, zIsoTime, zLimit, zModelPattern, zName, zUsd } from '../http/validate.js';
 import { usdToNano } from '../billing/money.js';
-import { parseRule } from './cidr.js';
-import { keyChanges, toKeyJson, type KeyFields, type KeysService } from './service.js';
+import { parseRule } from '../shared/cidr.js';
+import type { KeyActions } from './actions.js';
+import type { KeyFields } from './service.js';
 
 const zIpRule = z
   .string()
@@ -52,20 +51,8 @@ function toFields(b: z.infer<typeof PatchBody>): KeyFields {
   return f;
 }
 
-/** A user may not move a key into another group (that would change its prices and models). */
-function checkGroupAllowed(principal: Principal, group: string | null | undefined) {
-  if (group == null || isAdmin(principal)) return;
-  if (principal.kind === 'session' && group !== principal.user.group_name)
-    throw new AppError('forbidden', 'only an admin can put a key in another group', { param: 'group' });
-}
-
-const ownerScope = (p: Principal) => (isAdmin(p) ? null : selfId(p));
-
-export function registerKeyRoutes(
-  app: FastifyInstance,
-  deps: { keys: KeysService; accounts: AccountsService; audit: AuditService; flush: () => Promise<void> },
-) {
-  const { keys, audit } = deps;
+export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyActions }) {
+  const actions = deps.keyActions;
 
   route(app, {
     method: 'POST',
@@ -75,47 +62,14 @@ export function registerKeyRoutes(
     auth: 'any',
     status: 201,
     body: CreateBody,
-    handler: async ({ body, principal, ip }) => {
-      let userId: number;
-      if (isAdmin(principal)) {
-        if (body.user_id === undefined) {
-          if (principal.kind === 'master')
-            throw new AppError('validation_error', 'user_id: required with the master key', {
-              param: 'user_id',
-            });
-          userId = principal.user.id;
-        } else userId = Number((await deps.accounts.requireUser(body.user_id)).id);
-      } else {
-        if (body.user_id !== undefined && body.user_id !== selfId(principal))
-          throw new AppError('not_found', 'user not found', { param: 'user_id' });
-        userId = selfId(principal)!;
-      }
-      checkGroupAllowed(principal, body.group);
-      const { row, secret } = await keys.create(userId, {
-        ...toFields(body),
-        groupByAdmin: isAdmin(principal),
-        name: body.name,
-      });
-      const json = toKeyJson(row);
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'key.create',
-        keyId: json.id,
-        userId,
-        ip,
-        changes: {
-          name: json.name,
-          display: json.display,
-          models: json.models,
-          allowed_ips: json.allowed_ips,
-          quota: json.quota,
-          group: json.group,
-          rpm: json.rpm,
-          expires_at: json.expires_at,
+    handler: ({ body, principal, ip }) =>
+      actions.create(
+        { principal, ip },
+        {
+          ...(body.user_id !== undefined ? { userId: body.user_id } : {}),
+          fields: { ...toFields(body), name: body.name },
         },
-      });
-      return { ...json, key: secret };
-    },
+      ),
   });
 
   route(app, {
@@ -134,22 +88,15 @@ export function registerKeyRoutes(
         cursor: zCursor,
       })
       .strict(),
-    handler: async ({ query, principal }) => {
-      await deps.flush();
-      const scope = ownerScope(principal);
-      return keys.list({
+    handler: ({ query, principal }) =>
+      actions.list(principal, {
         limit: query.limit,
-        ...(scope !== null
-          ? { userId: scope }
-          : query.user_id !== undefined
-            ? { userId: query.user_id }
-            : {}),
+        ...(query.user_id !== undefined ? { userId: query.user_id } : {}),
         ...(query.status ? { status: query.status } : {}),
         ...(query.q ? { q: query.q } : {}),
         ...(query.group ? { group: query.group } : {}),
         ...(query.cursor ? { cursor: query.cursor } : {}),
-      });
-    },
+      }),
   });
 
   route(app, {
@@ -159,10 +106,7 @@ export function registerKeyRoutes(
     tags: ['keys'],
     auth: 'any',
     params: IdParams,
-    handler: async ({ params, principal }) => {
-      await deps.flush();
-      return toKeyJson(await keys.requireKey(params.id, ownerScope(principal)));
-    },
+    handler: ({ params, principal }) => actions.get(principal, params.id),
   });
 
   route(app, {
@@ -173,60 +117,11 @@ export function registerKeyRoutes(
     auth: 'any',
     params: IdParams,
     body: PatchBody,
-    handler: async ({ params, body, principal, ip }) => {
-      checkGroupAllowed(principal, body.group);
-      // A group an admin granted is the admin's to change: its owner can neither swap nor clear it.
-      if (
-        body.group !== undefined &&
-        !isAdmin(principal) &&
-        Number((await keys.requireKey(params.id, ownerScope(principal))).group_by_admin) === 1
-      )
-        throw new AppError('forbidden', 'only an admin can change a group an admin gave this key', {
-          param: 'group',
-        });
-      // An admin acting on a key of their own is its owner here: no lock.
-      const byAdmin =
-        isAdmin(principal) &&
-        !(
-          principal.kind === 'session' &&
-          Number((await keys.requireKey(params.id)).user_id) === Number(principal.user.id)
-        );
-      const { before, after } = await keys.update(
-        params.id,
-        ownerScope(principal),
-        {
-          ...toFields(body),
-          groupByAdmin: isAdmin(principal),
-          ...(body.status ? { status: body.status } : {}),
-        },
-        byAdmin,
-      );
-      const changes = keyChanges(before, after);
-      const statusChange = changes.status;
-      const { status: _s, ...fieldChanges } = changes;
-      if (statusChange) {
-        await audit.record({
-          actor: actorOf(principal),
-          action: after.status === 'active' ? 'key.enable' : 'key.disable',
-          keyId: params.id,
-          userId: Number(after.user_id),
-          ip,
-          changes: { status: statusChange },
-        });
-      }
-      if (Object.keys(fieldChanges).length > 0 || !statusChange) {
-        await audit.record({
-          actor: actorOf(principal),
-          action: 'key.update',
-          keyId: params.id,
-          userId: Number(after.user_id),
-          ip,
-          changes: fieldChanges,
-        });
-      }
-      await deps.flush();
-      return toKeyJson(await keys.requireKey(params.id));
-    },
+    handler: ({ params, body, principal, ip }) =>
+      actions.update({ principal, ip }, params.id, {
+        ...toFields(body),
+        ...(body.status ? { status: body.status } : {}),
+      }),
   });
 
   route(app, {
@@ -246,19 +141,8 @@ export function registerKeyRoutes(
           .default(0),
       })
       .strict(),
-    handler: async ({ params, body, principal, ip }) => {
-      const { before, row, secret } = await keys.rotate(params.id, ownerScope(principal), body.grace_seconds);
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'key.rotate',
-        keyId: params.id,
-        userId: Number(row.user_id),
-        ip,
-        changes: { display: { from: before.display, to: row.display }, grace_seconds: body.grace_seconds },
-      });
-      await deps.flush();
-      return { ...toKeyJson(await keys.requireKey(params.id)), key: secret };
-    },
+    handler: ({ params, body, principal, ip }) =>
+      actions.rotate({ principal, ip }, params.id, body.grace_seconds),
   });
 
   route(app, {
@@ -268,18 +152,6 @@ export function registerKeyRoutes(
     tags: ['keys'],
     auth: 'any',
     params: IdParams,
-    handler: async ({ params, principal, ip }) => {
-      await deps.flush();
-      const before = await keys.remove(params.id, ownerScope(principal));
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'key.delete',
-        keyId: params.id,
-        userId: Number(before.user_id),
-        ip,
-        changes: { name: before.name, display: before.display },
-      });
-      return { ...toKeyJson(before), deleted: true };
-    },
+    handler: ({ params, principal, ip }) => actions.remove({ principal, ip }, params.id),
   });
 }

@@ -1,12 +1,15 @@
 // The key lifecycle: create (secret shown once), list, update, enable/disable, rotate with a
 // grace period, delete (row kept so logs keep their attribution). Owns the api_keys table.
 import { sql, type SqlBool } from 'kysely';
+import type { AccountsService } from '../accounts/service.js';
 import type { Db } from '../db/index.js';
 import type { ApiKeyRow, ApiKeyUpdate } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { nanoToUsd } from '../billing/money.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { displayKey, generateKey, hashKey } from './format.js';
+import { type Clock, systemClock } from '../shared/clock.js';
+import { containsPattern } from '../shared/like.js';
 
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
 
@@ -92,14 +95,6 @@ export function keyChanges(
   return out;
 }
 
-/**
- * A case-insensitive LIKE pattern matching `text` anywhere, with %, _ and \ taken literally.
- * Use with lower(column) and an explicit ESCAPE '\': SQLite has no default escape character
- * and PostgreSQL's LIKE is case-sensitive, so both are spelt out to behave the same.
- */
-export const containsPattern = (text: string) =>
-  `%${text.toLowerCase().replace(/[%_\\]/g, (c) => '\\' + c)}%`;
-
 export interface KeyListQuery {
   userId?: number;
   status?: KeyStatus;
@@ -109,7 +104,26 @@ export interface KeyListQuery {
   cursor?: number;
 }
 
-export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysPerUser: number }) {
+/**
+ * Work done inside a change's transaction, after the change and before the commit (the
+ * audit row): if it fails, the change is rolled back. Caches hear of the change only after
+ * the commit.
+ */
+export type Within<T> = (trx: Db, result: T) => Promise<void>;
+
+/** A key before and after one change. */
+export interface KeyChange {
+  before: ApiKeyRow;
+  after: ApiKeyRow;
+}
+
+export function createKeysService(
+  db: Db,
+  bus: InvalidationBus,
+  opts: { maxKeysPerUser: number; now?: Clock },
+  owners: Pick<AccountsService, 'lock'>,
+) {
+  const clock = opts.now ?? systemClock;
   const announce = (row: ApiKeyRow, extraHashes: string[] = []) =>
     bus.publish({
       kind: 'key',
@@ -118,31 +132,54 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
     });
 
   /** A live (not deleted) key, optionally scoped to one owner: another owner's key is "not found". */
-  async function requireKey(id: number, ownerId?: number | null): Promise<ApiKeyRow> {
-    let q = db.selectFrom('api_keys').selectAll().where('id', '=', id).where('status', '!=', 'deleted');
+  async function requireKey(id: number, ownerId?: number | null, exec: Db = db): Promise<ApiKeyRow> {
+    let q = exec.selectFrom('api_keys').selectAll().where('id', '=', id).where('status', '!=', 'deleted');
     if (ownerId != null) q = q.where('user_id', '=', ownerId);
     const row = await q.executeTakeFirst();
     if (!row) throw notFound('key');
     return row;
   }
 
+  /**
+   * One change to a live key (scoped to `ownerId` like requireKey) in a transaction: read
+   * it, write what `set` returns, run `within` before the commit. Announcing is the
+   * caller's, after the commit.
+   */
+  async function changeKey(
+    id: number,
+    ownerId: number | null,
+    set: (before: ApiKeyRow, now: number) => ApiKeyUpdate,
+    within: Within<KeyChange> | undefined,
+  ): Promise<KeyChange> {
+    return db.transaction().execute(async (trx) => {
+      const before = await requireKey(id, ownerId, trx);
+      const after = await trx
+        .updateTable('api_keys')
+        .set(set(before, clock()))
+        .where('id', '=', id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      await within?.(trx, { before, after });
+      return { before, after };
+    });
+  }
+
   return {
+    /** The service's clock (the system's, or a test's). */
+    now: clock,
+
     requireKey,
 
     async create(
       userId: number,
       fields: KeyFields & { name: string },
+      within?: Within<ApiKeyRow>,
     ): Promise<{ row: ApiKeyRow; secret: string }> {
       const secret = generateKey();
-      const now = Date.now();
+      const now = clock();
       const row = await db.transaction().execute(async (trx) => {
-        // Serialise creations per owner so the cap check and the insert cannot interleave: the
-        // no-op update takes the owner's row lock (PostgreSQL) / the write lock (SQLite) until commit.
-        await trx
-          .updateTable('users')
-          .set((eb) => ({ updated_at: eb.ref('updated_at') }))
-          .where('id', '=', userId)
-          .execute();
+        // Serialise creations per owner so the cap check and the insert cannot interleave.
+        await owners.lock(trx, userId);
         const count = await trx
           .selectFrom('api_keys')
           .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -154,7 +191,7 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
             'key_limit_reached',
             `this account already holds ${opts.maxKeysPerUser} keys, the most allowed`,
           );
-        return trx
+        const inserted = await trx
           .insertInto('api_keys')
           .values({
             user_id: userId,
@@ -180,12 +217,14 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
           })
           .returningAll()
           .executeTakeFirstOrThrow();
+        await within?.(trx, inserted);
+        return inserted;
       });
       announce(row);
       return { row, secret };
     },
 
-    async list(q: KeyListQuery, now = Date.now()) {
+    async list(q: KeyListQuery, now = clock()) {
       let query = db
         .selectFrom('api_keys')
         .selectAll()
@@ -243,26 +282,32 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
       ownerId: number | null,
       fields: KeyFields & { status?: 'active' | 'disabled' },
       byAdmin = ownerId === null,
-    ): Promise<{ before: ApiKeyRow; after: ApiKeyRow }> {
-      const before = await requireKey(id, ownerId);
-      const set = { ...fieldsToColumns(fields), updated_at: Date.now() } as ApiKeyUpdate;
-      if (fields.status !== undefined) {
-        if (fields.status === 'active' && Number(before.admin_locked) === 1 && !byAdmin) {
-          throw new AppError('forbidden', 'an admin disabled this key; only an admin can enable it again', {
-            param: 'status',
-          });
-        }
-        set.status = fields.status;
-        if (byAdmin) set.admin_locked = fields.status === 'disabled' ? 1 : 0;
-      }
-      const after = await db
-        .updateTable('api_keys')
-        .set(set)
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      announce(after);
-      return { before, after };
+      within?: Within<KeyChange>,
+    ): Promise<KeyChange> {
+      const change = await changeKey(
+        id,
+        ownerId,
+        (before, now) => {
+          const set = { ...fieldsToColumns(fields), updated_at: now } as ApiKeyUpdate;
+          if (fields.status !== undefined) {
+            if (fields.status === 'active' && Number(before.admin_locked) === 1 && !byAdmin) {
+              throw new AppError(
+                'forbidden',
+                'an admin disabled this key; only an admin can enable it again',
+                {
+                  param: 'status',
+                },
+              );
+            }
+            set.status = fields.status;
+            if (byAdmin) set.admin_locked = fields.status === 'disabled' ? 1 : 0;
+          }
+          return set;
+        },
+        within,
+      );
+      announce(change.after);
+      return change;
     },
 
     /** New secret now; the old one keeps working for graceSeconds (0 = stops at once). */
@@ -270,43 +315,61 @@ export function createKeysService(db: Db, bus: InvalidationBus, opts: { maxKeysP
       id: number,
       ownerId: number | null,
       graceSeconds: number,
-    ): Promise<{ before: ApiKeyRow; row: ApiKeyRow; secret: string }> {
-      const before = await requireKey(id, ownerId);
+      within?: Within<KeyChange>,
+    ): Promise<KeyChange & { secret: string }> {
       const secret = generateKey();
-      const now = Date.now();
-      const row = await db
-        .updateTable('api_keys')
-        .set({
+      const change = await changeKey(
+        id,
+        ownerId,
+        (before, now) => ({
           key_hash: hashKey(secret),
           display: displayKey(secret),
           prev_key_hash: graceSeconds > 0 ? before.key_hash : null,
           prev_key_expires_at: graceSeconds > 0 ? now + graceSeconds * 1000 : null,
           updated_at: now,
-        })
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
+        }),
+        within,
+      );
       // Drop every cached form of this key, including a still-older secret from a previous rotation.
-      announce(row, [before.key_hash, ...(before.prev_key_hash ? [before.prev_key_hash] : [])]);
-      return { before, row, secret };
+      const { before, after } = change;
+      announce(after, [before.key_hash, ...(before.prev_key_hash ? [before.prev_key_hash] : [])]);
+      return { ...change, secret };
     },
 
-    async remove(id: number, ownerId: number | null): Promise<ApiKeyRow> {
-      const before = await requireKey(id, ownerId);
-      const now = Date.now();
-      const row = await db
+    /**
+     * Deletes every key of `userId` inside the caller's transaction (the owner is being
+     * deleted; the owner's invalidation drops them from the verifier's cache).
+     */
+    async deleteAllFor(trx: Db, userId: number, now: number): Promise<void> {
+      await trx
         .updateTable('api_keys')
-        .set({
+        .set({ status: 'deleted', deleted_at: now, updated_at: now, prev_key_hash: null })
+        .where('user_id', '=', userId)
+        .where('status', '!=', 'deleted')
+        .execute();
+    },
+
+    /** Names of the keys with these ids (deleted ones included), for reports. */
+    async namesOf(ids: number[]): Promise<Map<number, string>> {
+      if (ids.length === 0) return new Map();
+      const rows = await db.selectFrom('api_keys').select(['id', 'name']).where('id', 'in', ids).execute();
+      return new Map(rows.map((k) => [Number(k.id), k.name]));
+    },
+
+    async remove(id: number, ownerId: number | null, within?: Within<KeyChange>): Promise<ApiKeyRow> {
+      const { before, after } = await changeKey(
+        id,
+        ownerId,
+        (_before, now) => ({
           status: 'deleted',
           deleted_at: now,
           updated_at: now,
           prev_key_hash: null,
           prev_key_expires_at: null,
-        })
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      announce(row, before.prev_key_hash ? [before.prev_key_hash] : []);
+        }),
+        within,
+      );
+      announce(after, before.prev_key_hash ? [before.prev_key_hash] : []);
       return before;
     },
 

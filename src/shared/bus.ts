@@ -18,7 +18,6 @@ export class InvalidationBus {
   private readonly handlers: Handler[] = [];
   private readonly origin = randomUUID();
   private pub: Redis | null = null;
-  private sub: Redis | null = null;
 
   on(handler: Handler): void {
     this.handlers.push(handler);
@@ -36,7 +35,6 @@ export class InvalidationBus {
   /** Joins the shared channel: `pub` publishes, `sub` (a dedicated connection) listens. */
   async connectRedis(pub: Redis, sub: Redis): Promise<void> {
     this.pub = pub;
-    this.sub = sub;
     sub.on('message', (_channel: string, raw: string) => {
       try {
         const { origin, msg } = JSON.parse(raw) as { origin: string; msg: Invalidation };

@@ -100,7 +100,11 @@ const dayString = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export type UsageGroup = 'day' | 'key' | 'model';
 
-export function createUsageQueries(db: Db, dialect: Dialect) {
+export function createUsageQueries(
+  db: Db,
+  dialect: Dialect,
+  keys: { namesOf(ids: number[]): Promise<Map<number, string>> },
+) {
   /** The daily rollup rows a filter covers (its range must be whole UTC days). */
   function rollupFor(f: Omit<LogFilter, 'status'>) {
     let q = db.selectFrom('usage_daily');
@@ -201,12 +205,8 @@ export function createUsageQueries(db: Db, dialect: Dialect) {
           .groupBy(groupExpr)
           .execute()) as Agg[];
       }
-      let names = new Map<number, string>();
-      if (groupBy === 'key' && rows.length > 0) {
-        const ids = rows.map((r) => Number(r.group));
-        const keys = await db.selectFrom('api_keys').select(['id', 'name']).where('id', 'in', ids).execute();
-        names = new Map(keys.map((k) => [Number(k.id), k.name]));
-      }
+      const names =
+        groupBy === 'key' ? await keys.namesOf(rows.map((r) => Number(r.group))) : new Map<number, string>();
       const data = rows.map((r) => ({
         ...(groupBy === 'day'
           ? { day: String(r.group) }

@@ -1,18 +1,27 @@
-// The call-log writer. Relay requests enqueue one row each (memory only); a timer writes
-// them in batches, together with the per-day rollups and whatever the contributors hold
-// (the ledger's pending spend, keys' last-use times), in one transaction. The queue is
+// The call-log writer. Relay requests enqueue one row each: it joins the in-memory queue and
+// the durable journal (usage/journal.ts), and enqueue resolves once the journal holds it, so
+// the relay can release an answer knowing its row (and the spend it carries) survives a crash.
+// A timer writes the queue in batches, together with the per-day rollups and whatever the
+// contributors derive (the spend of the rows, keys' last-use times), in one transaction; a
+// committed batch's journal segments are deleted. At start, journal rows a crashed process
+// left are replayed through the same path; rows are keyed by request_id (a unique index), so
+// a row already in the database is skipped and its spend is never charged twice. The queue is
 // bounded: when it is full, enqueue waits for the next flush instead of dropping rows.
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
+import type { Journal } from './journal.js';
 
 /**
- * Joins a batch's transaction. `rows` are the log rows the batch writes: whatever a
- * contributor derives from them (spend) commits with exactly those rows, never ahead of them.
+ * Joins a batch's transaction. `rows` are the log rows the batch took from the queue;
+ * `written` those of them the database did not hold yet (a replayed or repeated request_id
+ * is skipped). Whatever a contributor derives from them (spend) commits with exactly those
+ * rows, never ahead of them.
  */
 export type Contributor = (
   trx: Db,
   rows: readonly NewLog[],
+  written: readonly NewLog[],
 ) => Promise<{ committed(): void; aborted(): void } | void>;
 
 const MAX_QUEUE = 50_000;
@@ -42,6 +51,21 @@ function storable(row: NewLog): NewLog {
   };
 }
 
+/** A journal record that can be written: anything else (a damaged line) is skipped. */
+function isLogRecord(x: unknown): x is NewLog {
+  if (typeof x !== 'object' || x === null) return false;
+  const r = x as Record<string, unknown>;
+  const int = (k: string) => Number.isSafeInteger(r[k]);
+  const str = (k: string) => typeof r[k] === 'string';
+  return (
+    str('request_id') &&
+    str('key_name') &&
+    str('endpoint') &&
+    ['created_at', 'user_id', 'key_id', 'stream', 'status', 'prompt_tokens', 'cached_tokens'].every(int) &&
+    ['completion_tokens', 'cost_nano', 'latency_ms', 'estimated'].every(int)
+  );
+}
+
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export function createUsageWriter(deps: {
@@ -49,7 +73,11 @@ export function createUsageWriter(deps: {
   logger: Logger;
   intervalMs: number;
   contributors: Contributor[];
+  /** Durable journal; null = memory only (a crash loses the rows not yet written). */
+  journal?: Journal | null;
 }) {
+  const journal = deps.journal ?? null;
+  let journalFailedAt = 0;
   let queue: NewLog[] = [];
   let flushing: Promise<void> | null = null;
   let again = false;
@@ -60,17 +88,27 @@ export function createUsageWriter(deps: {
   const timer = setInterval(() => void flush().catch(() => {}), deps.intervalMs);
   timer.unref();
 
-  async function writeBatch(rows: NewLog[]): Promise<void> {
+  /** Writes `rows`; answers how many were new to the database. */
+  async function writeBatch(rows: NewLog[]): Promise<number> {
     let hooks: Array<{ committed(): void; aborted(): void }> = [];
+    let count = 0;
     await deps.db
       .transaction()
       .execute(async (trx) => {
-        for (let i = 0; i < rows.length; i += ROWS_PER_INSERT) {
-          await trx
+        const seen = new Set<string>();
+        const unique = rows.filter((r) => !seen.has(r.request_id) && !!seen.add(r.request_id));
+        const inserted = new Set<string>();
+        for (let i = 0; i < unique.length; i += ROWS_PER_INSERT) {
+          const got = await trx
             .insertInto('logs')
-            .values(rows.slice(i, i + ROWS_PER_INSERT))
+            .values(unique.slice(i, i + ROWS_PER_INSERT))
+            .onConflict((oc) => oc.column('request_id').doNothing())
+            .returning('request_id')
             .execute();
+          for (const g of got) inserted.add(g.request_id);
         }
+        const written = unique.filter((r) => inserted.has(r.request_id));
+        count = written.length;
         const rollup = new Map<
           string,
           {
@@ -85,26 +123,25 @@ export function createUsageWriter(deps: {
             cost_nano: number;
           }
         >();
-        for (const r of rows) {
+        for (const r of written) {
           const day = dayOf(r.created_at);
           const model = r.model ?? '';
           const id = `${day}|${r.key_id}|${model}`;
           let agg = rollup.get(id);
-          if (!agg)
-            rollup.set(
-              id,
-              (agg = {
-                day,
-                user_id: r.user_id,
-                key_id: r.key_id,
-                model,
-                requests: 0,
-                prompt_tokens: 0,
-                cached_tokens: 0,
-                completion_tokens: 0,
-                cost_nano: 0,
-              }),
-            );
+          if (!agg) {
+            agg = {
+              day,
+              user_id: r.user_id,
+              key_id: r.key_id,
+              model,
+              requests: 0,
+              prompt_tokens: 0,
+              cached_tokens: 0,
+              completion_tokens: 0,
+              cost_nano: 0,
+            };
+            rollup.set(id, agg);
+          }
           agg.requests++;
           agg.prompt_tokens += r.prompt_tokens;
           agg.cached_tokens += r.cached_tokens;
@@ -133,7 +170,7 @@ export function createUsageWriter(deps: {
         }
         try {
           for (const c of deps.contributors) {
-            const h = await c(trx, rows);
+            const h = await c(trx, rows, written);
             if (h) hooks.push(h);
           }
         } catch (err) {
@@ -144,26 +181,37 @@ export function createUsageWriter(deps: {
       })
       .then(
         // Kysely has committed (or rolled back) by the time the transaction promise settles.
-        () => hooks.forEach((h) => h.committed()),
+        () => {
+          for (const h of hooks) h.committed();
+        },
         (err) => {
-          hooks.forEach((h) => h.aborted());
+          for (const h of hooks) h.aborted();
           hooks = [];
           throw err;
         },
       );
+    return count;
   }
 
   async function flushOnce(): Promise<void> {
     // Spend and last-use times only ever change together with a queued row.
     if (queue.length === 0) return;
+    // The rows and the journal segments holding them are taken at the same instant.
     const rows = queue;
     queue = [];
+    const segments = journal?.seal() ?? [];
     const release = waiters;
     waiters = [];
     try {
       await writeBatch(rows);
       stats.rows += rows.length;
       stats.batches++;
+      if (journal)
+        void journal
+          .discard(segments)
+          .catch((err) =>
+            deps.logger.warn({ err: String(err) }, 'usage journal: could not delete a written segment'),
+          );
     } catch (err) {
       stats.failures++;
       // Keep the rows (in order) for the next attempt; nothing is dropped.
@@ -199,25 +247,64 @@ export function createUsageWriter(deps: {
 
   return {
     flush,
+    /**
+     * Queues one row; resolves once it is durable in the journal (group commit: one write and
+     * fdatasync for every row that arrived meanwhile), or later when the queue is full.
+     */
     async enqueue(row: NewLog): Promise<void> {
-      queue.push(storable(row));
+      const r = storable(row);
+      queue.push(r);
+      if (journal) {
+        try {
+          await journal.append(r);
+        } catch (err) {
+          // The row is still queued: it reaches the database unless the process dies first.
+          if (Date.now() - journalFailedAt > 10_000)
+            deps.logger.error({ err: String(err) }, 'usage journal: append failed; rows are in memory only');
+          journalFailedAt = Date.now();
+        }
+      }
       if (queue.length >= MAX_QUEUE && !closed) {
         await new Promise<void>((r) => waiters.push(r));
       }
     },
+    /**
+     * Replays what a crashed process left in the journal (call before serving). Rows already
+     * in the database are skipped by request_id; the rest are written with their spend.
+     */
+    async recover(): Promise<{ rows: number; written: number }> {
+      if (!journal) return { rows: 0, written: 0 };
+      const left = await journal.orphans();
+      let written = 0;
+      const rows = left.records.filter(isLogRecord).map(storable);
+      if (rows.length < left.records.length)
+        deps.logger.error(
+          { skipped: left.records.length - rows.length },
+          'usage journal: skipped damaged records',
+        );
+      for (let i = 0; i < rows.length; i += 5_000) written += await writeBatch(rows.slice(i, i + 5_000));
+      await left.remove();
+      if (rows.length > 0)
+        deps.logger.warn(
+          { rows: rows.length, written, files: left.files },
+          'usage journal: replayed rows a previous process left',
+        );
+      return { rows: rows.length, written };
+    },
     pending: () => queue.length,
-    stats: () => ({ ...stats, queued: queue.length }),
+    stats: () => ({ ...stats, queued: queue.length, journal: journal?.stats() ?? null }),
     async close(): Promise<void> {
       closed = true;
       clearInterval(timer);
       for (let attempt = 0; attempt < 5; attempt++) {
         try {
           await flush();
-          if (queue.length === 0) return;
+          if (queue.length === 0) break;
         } catch {
           await new Promise((r) => setTimeout(r, 200));
         }
       }
+      await journal?.close(queue.length === 0);
     },
   };
 }

@@ -2,8 +2,6 @@
 import { expect } from 'vitest';
 import { login, type TestServer } from '../helpers/server.js';
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 export interface Res {
   status: number;
   body: any;

@@ -13,7 +13,7 @@ const VALUES: unknown[] = [
   -1,
   1.5,
   1e308,
-  9_007_199_254_740_993,
+  2 ** 53 + 2, // above Number.MAX_SAFE_INTEGER
   '',
   'str',
   HUGE,

@@ -18,7 +18,12 @@ function countQueries(s: TestServer) {
     seen.push(String((args[0] as { sql?: string })?.sql ?? ''));
     return original.apply(this, args);
   };
-  return { seen, restore: () => void (executor.executeQuery = original) };
+  return {
+    seen,
+    restore: () => {
+      executor.executeQuery = original;
+    },
+  };
 }
 
 describe.each(backends())('key verification cache [%s]', (backend) => {

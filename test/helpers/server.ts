@@ -29,6 +29,9 @@ export interface TestServer {
   app: FastifyInstance;
   dataDir: string;
   pgSchema: string | null;
+  /** The server's clock for keys (creation, rotation, expiry, verification): real time
+   * plus however far a test moved it forward, so tests never sleep to let time pass. */
+  clock: TestClock;
   /** Everything the server logged so far. */
   logs(): string;
   /** Management API call with the master key (or another bearer / cookie). */
@@ -39,6 +42,22 @@ export interface TestServer {
     headers?: Record<string, string>,
   ): Promise<{ status: number; body: any; headers: Headers }>;
   close(): Promise<void>;
+}
+
+export interface TestClock {
+  now(): number;
+  /** Moves the clock forward by `ms`. */
+  advance(ms: number): void;
+}
+
+function testClock(): TestClock {
+  let offset = 0;
+  return {
+    now: () => Date.now() + offset,
+    advance(ms) {
+      offset += ms;
+    },
+  };
 }
 
 export interface StartOptions {
@@ -85,8 +104,10 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     },
   });
   const logger = pino({ level: config.logLevel, serializers: redactingSerializers }, sink);
+  const clock = testClock();
   const services = await createServices(config, logger, {
     announceMasterKey: () => {},
+    now: clock.now,
     ...(pgSchema ? { pgSchema } : {}),
   });
   const app = await buildApp(services, logger);
@@ -124,6 +145,7 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     pgSchema,
     api,
     secret: config.secret,
+    clock,
     logs: () => captured,
     async close() {
       // A client that never read a large body keeps its connection busy, and close() would wait

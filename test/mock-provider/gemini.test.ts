@@ -266,10 +266,10 @@ describe('gemini mock: timing scenarios', () => {
     mock.setScenario('*', { hangMs: 100, times: 1 });
     await expect(post(false)).rejects.toThrow();
     mock.setScenario('*', { cutAfterChunks: 2, hangMs: 100, times: 1 });
+    const t = Date.now();
     const res = await post(true);
     const reader = res.body!.getReader();
     let got = '';
-    const t = Date.now();
     await expect(
       (async () => {
         for (;;) {

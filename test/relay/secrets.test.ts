@@ -205,7 +205,7 @@ describe.each(backends())('secrets stay secret (%s)', (backend) => {
       wrongCred,
       unreachableCred,
     };
-    clientSecrets.forEach((k, i) => (secrets[`client${i}`] = k));
+    for (const [i, k] of clientSecrets.entries()) secrets[`client${i}`] = k;
     const leaks = (where: string, text: string) => {
       for (const [name, v] of Object.entries(secrets))
         expect(text.includes(v), `${name} found in ${where}`).toBe(false);

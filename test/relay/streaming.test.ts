@@ -42,7 +42,7 @@ async function startRunningUsageUpstream(chunks: number) {
       const head = (choices: unknown[], completion: number) =>
         `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', choices, usage: { prompt_tokens: 11, completion_tokens: completion, total_tokens: 11 + completion } })}\n\n`;
       let out = head([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }], 0);
-      words.forEach((w, i) => (out += head([{ index: 0, delta: { content: w } }], i + 1)));
+      for (const [i, w] of words.entries()) out += head([{ index: 0, delta: { content: w } }], i + 1);
       res.write(out, () => setTimeout(() => res.socket?.destroy(), 20));
     });
   });

@@ -2,7 +2,8 @@ import { lazy, Suspense, useCallback, useEffect, useState, type ReactElement } f
 import { api, ApiError, errorMessage, onUnauthorized, setCsrfToken, type User } from './api';
 import { Link, navigate, useLocation } from './router';
 import { SessionContext, useSession, type Session } from './session';
-import { FormError, Notices, useFormSubmit } from './components/ui';
+import { FormError, useFormSubmit } from './components/forms';
+import { Notices } from './components/notices';
 import { timeZone, usd } from './format';
 import { KeysPage } from './pages/Keys';
 import { KeyDetailPage } from './pages/KeyDetail';
@@ -151,7 +152,6 @@ function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (u: User)
             required
             value={username}
             onChange={(e) => setUsername(e.target.value)}
-            autoFocus
           />
         </label>
         <label>
@@ -175,7 +175,7 @@ function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (u: User)
             Create the first administrator with the master key that the gateway printed on its first start (or
             your <code>MOLE_MASTER_KEY</code>), then sign in with it:
           </p>
-          <pre className="code" tabIndex={0}>
+          <pre className="code">
             {`curl -X POST ${window.location.origin}/api/users \
   -H "Authorization: Bearer $MOLE_MASTER_KEY" \
   -H "Content-Type: application/json" \

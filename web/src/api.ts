@@ -58,6 +58,20 @@ export interface LogEntry {
   ttft_ms: number | null;
   ip: string | null;
   estimated: boolean;
+  /** Ingress protocol the client spoke (older servers omit it). */
+  protocol?: string;
+  cache_write_tokens?: number;
+  reasoning_tokens?: number;
+  /** Every upstream try in order. */
+  attempts?: LogAttempt[];
+}
+
+export interface LogAttempt {
+  channel_id: number | null;
+  channel_name: string | null;
+  status: number | null;
+  error: string | null;
+  latency_ms: number;
 }
 
 export interface LogTotals {
@@ -103,6 +117,11 @@ export interface Channel {
   groups: string[] | null;
   status: string;
   disabled_reason: string | null;
+  /** Health as the answering instance saw it. */
+  cooling_down_until?: string | null;
+  consecutive_failures?: number;
+  last_error?: string | null;
+  last_error_at?: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -112,6 +131,8 @@ export interface Price {
   input: number;
   output: number;
   cached_input: number | null;
+  /** Prompt-cache writes; null = the input price. */
+  cache_write?: number | null;
 }
 
 export interface Group {
@@ -206,7 +227,7 @@ export async function request<T>(
   }
   if (!res.ok) {
     const err = await errorFrom(res);
-    if (res.status === 401 && !opts.quiet401) unauthorizedListeners.forEach((fn) => fn());
+    if (res.status === 401 && !opts.quiet401) for (const fn of unauthorizedListeners) fn();
     throw err;
   }
   if (res.status === 204) return undefined as T;

@@ -16,7 +16,7 @@ export function navigate(to: string, opts: { replace?: boolean } = {}): void {
   if (to === snapshot()) return;
   if (opts.replace) window.history.replaceState(null, '', to);
   else window.history.pushState(null, '', to);
-  listeners.forEach((fn) => fn());
+  for (const fn of listeners) fn();
   if (!opts.replace) window.scrollTo(0, 0);
 }
 

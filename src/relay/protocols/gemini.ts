@@ -88,6 +88,13 @@ export function googleStatus(http: number): string {
   }
 }
 
+/**
+ * 429 refusals that waiting will not cure (contract §7's `x-should-retry: false` ones). Gemini
+ * CLI retries every 429 with backoff unless its message reads like an exhausted Google quota
+ * (`limit: 0`), so those say so: the CLI then stops at once and shows the message.
+ */
+const FINAL_429 = new Set(['insufficient_quota', 'budget_exceeded']);
+
 function geminiErrorBody(
   status: number,
   code: string,
@@ -100,7 +107,8 @@ function geminiErrorBody(
   return {
     error: {
       code: status,
-      message,
+      message:
+        status === 429 && FINAL_429.has(code) ? `${message} Retrying will not help (limit: 0).` : message,
       status: googleStatus(status),
       details: [
         { '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: code, domain: 'moleapi', metadata },

@@ -3,14 +3,16 @@
 import { useState, type ReactNode } from 'react';
 import { downloadCsv, errorMessage, type Query } from '../api';
 import { setQuery, useLocation } from '../router';
-import { notify } from './ui';
+import { notify } from './notices';
 
 /** The filter bar of a list: a search landmark named `label`; Enter never submits it. */
 export function FilterForm({ label, children }: { label: string; children: ReactNode }) {
   return (
-    <form className="filters" role="search" aria-label={label} onSubmit={(e) => e.preventDefault()}>
-      {children}
-    </form>
+    <search aria-label={label}>
+      <form className="filters" onSubmit={(e) => e.preventDefault()}>
+        {children}
+      </form>
+    </search>
   );
 }
 

@@ -1,5 +1,5 @@
 // Page scaffolding shared by the pages: the page head, data tables and term/value lists.
-import type { ReactNode } from 'react';
+import { createContext, type ReactNode, useContext } from 'react';
 
 /** The page title with its lead text, and the page's main action (if any) beside it. */
 export function PageHead({
@@ -31,10 +31,14 @@ export type Column = string | { label: string; num?: boolean; hidden?: boolean }
 /** The last column: each row's buttons. */
 export const ACTIONS: Column = { label: 'Actions', hidden: true };
 
+/** Whether the rows of the table being rendered spell out their ARIA roles. */
+const ExplicitRoles = createContext(false);
+
 /**
  * A `table.data` with its (visually hidden) caption and one header row; `children` are the
  * body rows. `explicitRoles` spells out the ARIA table roles, which keep the table semantics
- * where CSS restyles rows (the phone layout shows the keys table as cards).
+ * where CSS restyles rows (the phone layout shows the keys table as cards); its body rows
+ * are then `TableRow`s of `TableCell`s, which carry the roles too.
  */
 export function DataTable({
   caption,
@@ -72,9 +76,37 @@ export function DataTable({
             })}
           </tr>
         </thead>
-        <tbody role={role('rowgroup')}>{children}</tbody>
+        <tbody role={role('rowgroup')}>
+          <ExplicitRoles.Provider value={Boolean(explicitRoles)}>{children}</ExplicitRoles.Provider>
+        </tbody>
       </table>
     </div>
+  );
+}
+
+/** A body row of a `DataTable` (with `role="row"` where the table spells roles out). */
+export function TableRow({ children }: { children: ReactNode }) {
+  const explicit = useContext(ExplicitRoles);
+  return <tr role={explicit ? 'row' : undefined}>{children}</tr>;
+}
+
+/** A body cell of a `DataTable`; `label` names its column where rows are shown as cards. */
+export function TableCell({
+  label,
+  className,
+  colSpan,
+  children,
+}: {
+  label?: string;
+  className?: string;
+  colSpan?: number;
+  children: ReactNode;
+}) {
+  const explicit = useContext(ExplicitRoles);
+  return (
+    <td role={explicit ? 'cell' : undefined} data-label={label} className={className} colSpan={colSpan}>
+      {children}
+    </td>
   );
 }
 
@@ -102,5 +134,26 @@ export function TermList({
         </div>
       ))}
     </dl>
+  );
+}
+
+/** A card: a titled section of a page, with its actions (if any) in the head. */
+export function Section({
+  title,
+  actions,
+  children,
+}: {
+  title: ReactNode;
+  actions?: ReactNode;
+  children: ReactNode;
+}) {
+  return (
+    <section className="card">
+      <div className="card-head">
+        <h2>{title}</h2>
+        {actions ? <div className="card-actions">{actions}</div> : null}
+      </div>
+      {children}
+    </section>
   );
 }

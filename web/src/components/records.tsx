@@ -2,7 +2,8 @@
 // enable/disable.
 import type { ReactNode } from 'react';
 import { api, errorMessage } from '../api';
-import { ConfirmDialog, notify } from './ui';
+import { ConfirmDialog } from './dialogs';
+import { notify } from './notices';
 
 /** A table cell holding a row's buttons. */
 export function ActionsCell({ children }: { children: ReactNode }) {

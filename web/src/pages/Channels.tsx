@@ -1,7 +1,11 @@
 import { useState } from 'react';
 import { api, errorMessage, type Channel, type Page } from '../api';
 import { dateTime, ms } from '../format';
-import { AsyncView, Field, FormDialog, StatusBadge, notify, useAsync } from '../components/ui';
+import { AsyncView, useAsync } from '../components/async';
+import { StatusBadge } from '../components/badges';
+import { FormDialog } from '../components/dialogs';
+import { Field } from '../components/forms';
+import { notify } from '../components/notices';
 import { ActionsCell, changeStatus, DeleteButton, DeleteDialog } from '../components/records';
 import { SelectField } from '../components/controls';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
@@ -105,6 +109,19 @@ export default function ChannelsPage() {
                     <td>
                       <StatusBadge status={c.status} />
                       {c.disabled_reason ? <div className="muted small">{c.disabled_reason}</div> : null}
+                      {c.cooling_down_until ? (
+                        <div className="error-text small">
+                          cooling down until{' '}
+                          <time dateTime={c.cooling_down_until}>{dateTime(c.cooling_down_until)}</time>
+                        </div>
+                      ) : null}
+                      {c.last_error && c.last_error_at ? (
+                        <div className="muted small" title={c.last_error}>
+                          {c.consecutive_failures ? `${c.consecutive_failures} failing in a row; ` : ''}
+                          last error <time dateTime={c.last_error_at}>{dateTime(c.last_error_at)}</time>:{' '}
+                          {c.last_error}
+                        </div>
+                      ) : null}
                     </td>
                     <td aria-live="polite">
                       {t === 'running' ? (
@@ -236,7 +253,7 @@ function ChannelForm({
     >
       <label>
         Name
-        <input value={name} onChange={(e) => setName(e.target.value)} required autoFocus />
+        <input value={name} onChange={(e) => setName(e.target.value)} required data-autofocus />
       </label>
       <SelectField
         label="Type"

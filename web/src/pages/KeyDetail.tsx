@@ -11,10 +11,11 @@ import {
 } from '../api';
 import { dateTime, relative } from '../format';
 import { Link, navigate } from '../router';
-import { AsyncView, QuotaMeter, Section, StatusBadge, useAsync } from '../components/ui';
+import { AsyncView, useAsync } from '../components/async';
+import { QuotaMeter, StatusBadge } from '../components/badges';
 import { toDaySeries } from '../components/chartData';
 import { LazyUsageChart } from '../components/LazyUsageChart';
-import { TermList } from '../components/layout';
+import { Section, TermList } from '../components/layout';
 import { LogsTable } from './Logs';
 import { KeyActions } from './keyDialogs';
 import { useSession } from '../session';
@@ -65,7 +66,7 @@ export function KeyDetailPage({ id }: { id: string }) {
             <TermList
               className="facts"
               items={[
-                ['Used / quota', <QuotaMeter used={k.used} quota={k.quota} />],
+                ['Used / quota', <QuotaMeter key="quota" used={k.used} quota={k.quota} />],
                 ['Models', k.models?.length ? k.models.join(', ') : 'every model its group offers'],
                 [
                   'Allowed IPs',

@@ -2,7 +2,9 @@ import { useEffect, useMemo, useState } from 'react';
 import { api, type ApiKey, type Page } from '../api';
 import { dateOnly, relative, dateTime } from '../format';
 import { Link, setQuery, useLocation } from '../router';
-import { AsyncView, Pager, QuotaMeter, StatusBadge, useAsync, useCursorPager } from '../components/ui';
+import { AsyncView, useAsync } from '../components/async';
+import { QuotaMeter, StatusBadge } from '../components/badges';
+import { Pager, useCursorPager } from '../components/pager';
 import {
   FilterForm,
   PageSizeSelect,
@@ -11,7 +13,7 @@ import {
   usePageSize,
   type Option,
 } from '../components/controls';
-import { ACTIONS, DataTable, PageHead } from '../components/layout';
+import { ACTIONS, DataTable, PageHead, TableCell, TableRow } from '../components/layout';
 import { useSession } from '../session';
 import { KeyActions, KeyFormDialog, SecretDialog, useGroups, useUsers } from './keyDialogs';
 
@@ -153,39 +155,39 @@ export function KeysPage() {
               explicitRoles
             >
               {page.data.length === 0 ? (
-                <tr role="row">
-                  <td role="cell" colSpan={isAdmin ? 10 : 9} className="muted">
+                <TableRow>
+                  <TableCell colSpan={isAdmin ? 10 : 9} className="muted">
                     No more keys.
-                  </td>
-                </tr>
+                  </TableCell>
+                </TableRow>
               ) : null}
               {page.data.map((k) => (
-                <tr key={k.id} role="row">
-                  <td role="cell" className="name-cell">
+                <TableRow key={k.id}>
+                  <TableCell className="name-cell">
                     <Link href={`/keys/${encodeURIComponent(k.id)}`} className="key-name">
                       {k.name}
                     </Link>
                     <code className="masked">{k.display}</code>
-                  </td>
+                  </TableCell>
                   {isAdmin ? (
-                    <td role="cell" data-label="Owner">
+                    <TableCell label="Owner">
                       {owners.get(k.user_id)?.username ?? <code className="muted">#{k.user_id}</code>}
-                    </td>
+                    </TableCell>
                   ) : null}
-                  <td role="cell" data-label="Status">
+                  <TableCell label="Status">
                     <StatusBadge status={k.status} />
-                  </td>
-                  <td role="cell" data-label="Group">
+                  </TableCell>
+                  <TableCell label="Group">
                     {k.group ?? (
                       <span className="muted" title="The owner’s group">
                         {ownerGroup(k.user_id) ?? 'owner’s'}
                       </span>
                     )}
-                  </td>
-                  <td role="cell" data-label="Models" className="models-cell">
+                  </TableCell>
+                  <TableCell label="Models" className="models-cell">
                     {k.models?.length ? k.models.join(', ') : <span className="muted">all in group</span>}
-                  </td>
-                  <td role="cell" data-label="IP rules" className="ips-cell">
+                  </TableCell>
+                  <TableCell label="IP rules" className="ips-cell">
                     {k.allowed_ips === null ? (
                       <span className="muted">any IP</span>
                     ) : k.allowed_ips.length ? (
@@ -193,11 +195,11 @@ export function KeysPage() {
                     ) : (
                       <strong>no IP (blocked)</strong>
                     )}
-                  </td>
-                  <td role="cell" data-label="Used / quota">
+                  </TableCell>
+                  <TableCell label="Used / quota">
                     <QuotaMeter used={k.used} quota={k.quota} />
-                  </td>
-                  <td role="cell" data-label="Expires" className="nowrap">
+                  </TableCell>
+                  <TableCell label="Expires" className="nowrap">
                     {k.expires_at ? (
                       <time dateTime={k.expires_at} title={dateTime(k.expires_at)}>
                         {dateOnly(k.expires_at)}
@@ -205,8 +207,8 @@ export function KeysPage() {
                     ) : (
                       <span className="muted">never</span>
                     )}
-                  </td>
-                  <td role="cell" data-label="Last used" className="nowrap">
+                  </TableCell>
+                  <TableCell label="Last used" className="nowrap">
                     {k.last_used_at ? (
                       <time dateTime={k.last_used_at} title={dateTime(k.last_used_at)}>
                         {relative(k.last_used_at)}
@@ -215,11 +217,11 @@ export function KeysPage() {
                       <span className="muted">never</span>
                     )}
                     {k.last_used_ip ? <div className="muted small">{k.last_used_ip}</div> : null}
-                  </td>
-                  <td role="cell" className="actions-cell">
+                  </TableCell>
+                  <TableCell className="actions-cell">
                     <KeyActions apiKey={k} onChanged={keys.reload} onDeleted={keys.reload} />
-                  </td>
-                </tr>
+                  </TableCell>
+                </TableRow>
               ))}
             </DataTable>
             <Pager

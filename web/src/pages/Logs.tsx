@@ -2,7 +2,10 @@ import { useState, type ReactNode } from 'react';
 import { api, type LogEntry, type LogTotals, type Page } from '../api';
 import { dateTime, int, ms, usd } from '../format';
 import { Link } from '../router';
-import { AsyncView, HttpStatus, Modal, Pager, useAsync, useCursorPager } from '../components/ui';
+import { AsyncView, useAsync } from '../components/async';
+import { HttpStatus } from '../components/badges';
+import { Modal } from '../components/dialogs';
+import { Pager, useCursorPager } from '../components/pager';
 import { ExportCsvButton, PageSizeSelect, usePageSize } from '../components/controls';
 import { FilterTotals, PageHead, TermList } from '../components/layout';
 import { FilterBar, useFilters } from './filters';
@@ -194,14 +197,33 @@ function LogDrawer({ log, onClose }: { log: LogEntry; onClose: () => void }) {
     ['HTTP status', String(log.status)],
     ['Error code', log.error_code ?? '—'],
     ['Prompt tokens', int(log.prompt_tokens)],
+    ['Protocol', log.protocol ?? 'openai'],
     ['Cached prompt tokens', int(log.cached_tokens)],
+    ['Cache-write prompt tokens', int(log.cache_write_tokens ?? 0)],
     ['Completion tokens', int(log.completion_tokens)],
+    ['Reasoning tokens', int(log.reasoning_tokens ?? 0)],
     ['Usage source', log.estimated ? 'estimated locally' : 'reported by the upstream'],
     ['Cost', usd(log.cost)],
     ['Latency', ms(log.latency_ms)],
     ['Time to first token', ms(log.ttft_ms)],
     ['Client IP', log.ip ?? '—'],
     ['User ID', log.user_id],
+    [
+      'Upstream attempts',
+      log.attempts?.length ? (
+        <ol key="a" className="attempts">
+          {log.attempts.map((a, i) => (
+            // biome-ignore lint/suspicious/noArrayIndexKey: a fixed list, in the order tried
+            <li key={i}>
+              {a.channel_name ?? `#${a.channel_id ?? '?'}`}:{' '}
+              {a.status != null ? `HTTP ${a.status}` : (a.error ?? 'failed')}, {ms(a.latency_ms)}
+            </li>
+          ))}
+        </ol>
+      ) : (
+        '—'
+      ),
+    ],
   ];
   return (
     <Modal title="Call details" onClose={onClose} variant="drawer">

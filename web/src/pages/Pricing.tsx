@@ -1,9 +1,11 @@
 import { useState } from 'react';
 import { api, type Group, type Price } from '../api';
 import { usd } from '../format';
-import { AsyncView, FormDialog, Section, notify, useAsync } from '../components/ui';
+import { AsyncView, useAsync } from '../components/async';
+import { FormDialog } from '../components/dialogs';
+import { notify } from '../components/notices';
 import { ActionsCell, DeleteButton, DeleteDialog } from '../components/records';
-import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
+import { ACTIONS, type Column, DataTable, PageHead, Section } from '../components/layout';
 import { parseUsd } from '../validate';
 
 /** Model names may hold "/" (org/model): the server takes the rest of the path as the name. */
@@ -13,6 +15,7 @@ const PRICE_COLUMNS: Column[] = [
   'Model',
   { label: 'Input / 1M', num: true },
   { label: 'Cached input / 1M', num: true },
+  { label: 'Cache write / 1M', num: true },
   { label: 'Output / 1M', num: true },
   ACTIONS,
 ];
@@ -75,6 +78,13 @@ export default function PricingPage() {
                         <span className="muted">same as input</span>
                       ) : (
                         usd(p.cached_input)
+                      )}
+                    </td>
+                    <td className="num">
+                      {p.cache_write == null ? (
+                        <span className="muted">same as input</span>
+                      ) : (
+                        usd(p.cache_write)
                       )}
                     </td>
                     <td className="num">{usd(p.output)}</td>
@@ -172,16 +182,22 @@ function PriceForm({
   const [input, setInput] = useState(existing ? String(existing.input) : '');
   const [output, setOutput] = useState(existing ? String(existing.output) : '');
   const [cached, setCached] = useState(existing?.cached_input != null ? String(existing.cached_input) : '');
+  const [cacheWrite, setCacheWrite] = useState(
+    existing?.cache_write != null ? String(existing.cache_write) : '',
+  );
   const submit = () => {
     const i = parseUsd(input);
     const o = parseUsd(output);
     const c = parseUsd(cached);
+    const w = parseUsd(cacheWrite);
     if (!model.trim()) return 'Enter the model name.';
     if (i.error || i.value === null) return 'Input price: enter US dollars per 1M tokens, e.g. 0.15.';
     if (o.error || o.value === null) return 'Output price: enter US dollars per 1M tokens, e.g. 0.60.';
     if (c.error) return 'Cached input price: ' + c.error;
+    if (w.error) return 'Cache write price: ' + w.error;
     const body: Record<string, number> = { input: i.value, output: o.value };
     if (c.value !== null) body.cached_input = c.value;
+    if (w.value !== null) body.cache_write = w.value;
     return api.put<Price>(`/api/prices/${modelPath(model.trim())}`, body).then(onSaved);
   };
   return (
@@ -200,7 +216,7 @@ function PriceForm({
           readOnly={Boolean(existing)}
           list="unpriced-models"
           required
-          autoFocus={!existing}
+          data-autofocus={!existing || undefined}
         />
         <datalist id="unpriced-models">
           {suggestions.map((s) => (
@@ -215,7 +231,7 @@ function PriceForm({
           value={input}
           onChange={(e) => setInput(e.target.value)}
           required
-          autoFocus={Boolean(existing)}
+          data-autofocus={existing ? true : undefined}
         />
       </label>
       <label>
@@ -228,6 +244,15 @@ function PriceForm({
           inputMode="decimal"
           value={cached}
           onChange={(e) => setCached(e.target.value)}
+          placeholder="same as input"
+        />
+      </label>
+      <label>
+        Cache write (USD per 1M tokens)
+        <input
+          inputMode="decimal"
+          value={cacheWrite}
+          onChange={(e) => setCacheWrite(e.target.value)}
           placeholder="same as input"
         />
       </label>
@@ -267,7 +292,7 @@ function GroupForm({
           onChange={(e) => setName(e.target.value)}
           readOnly={Boolean(existing)}
           required
-          autoFocus={!existing}
+          data-autofocus={!existing || undefined}
         />
       </label>
       <label>
@@ -277,7 +302,7 @@ function GroupForm({
           value={multiplier}
           onChange={(e) => setMultiplier(e.target.value)}
           required
-          autoFocus={Boolean(existing)}
+          data-autofocus={existing ? true : undefined}
         />
       </label>
     </FormDialog>

@@ -1,7 +1,7 @@
 import { api, type UsageRow } from '../api';
 import { dateOnly, int, usd } from '../format';
 import { Link, setQuery, useLocation } from '../router';
-import { AsyncView, useAsync } from '../components/ui';
+import { AsyncView, useAsync } from '../components/async';
 import { ExportCsvButton } from '../components/controls';
 import { toDaySeries } from '../components/chartData';
 import { LazyUsageChart } from '../components/LazyUsageChart';
@@ -98,7 +98,7 @@ export default function UsagePage() {
       <section className="card" aria-labelledby="usage-table-title">
         <div className="card-head">
           <h2 id="usage-table-title">Breakdown</h2>
-          <div className="segmented" role="group" aria-label="Group the table">
+          <fieldset className="segmented" aria-label="Group the table">
             {BREAKDOWNS.map((b) => (
               <button
                 key={b.value}
@@ -109,7 +109,7 @@ export default function UsagePage() {
                 {b.label}
               </button>
             ))}
-          </div>
+          </fieldset>
         </div>
         <AsyncView
           state={tableState}

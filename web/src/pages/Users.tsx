@@ -2,16 +2,12 @@ import { useEffect, useState } from 'react';
 import { api, type Page, type User } from '../api';
 import { dateOnly, usd } from '../format';
 import { Link } from '../router';
-import {
-  AsyncView,
-  Field,
-  FormDialog,
-  Pager,
-  StatusBadge,
-  notify,
-  useAsync,
-  useCursorPager,
-} from '../components/ui';
+import { AsyncView, useAsync } from '../components/async';
+import { StatusBadge } from '../components/badges';
+import { FormDialog } from '../components/dialogs';
+import { Field } from '../components/forms';
+import { notify } from '../components/notices';
+import { Pager, useCursorPager } from '../components/pager';
 import { FilterForm, SelectField, type Option } from '../components/controls';
 import { ActionsCell, changeStatus, DeleteButton, DeleteDialog } from '../components/records';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
@@ -226,7 +222,7 @@ function UserForm({
             onChange={(e) => setUsername(e.target.value)}
             required
             autoComplete="off"
-            autoFocus
+            data-autofocus
           />
         </label>
       )}
@@ -304,7 +300,7 @@ function TopUp({ user, onClose, onDone }: { user: User; onClose: () => void; onD
           value={amount}
           onChange={(e) => setAmount(e.target.value)}
           required
-          autoFocus
+          data-autofocus
         />
       </label>
     </FormDialog>

@@ -4,7 +4,7 @@ import { useMemo, useState } from 'react';
 import { api, type ApiKey, type Page, type UsageRow } from '../api';
 import { toLocalInput } from '../format';
 import { setQuery, useLocation } from '../router';
-import { useAsync } from '../components/ui';
+import { useAsync } from '../components/async';
 import { FilterForm, SelectField, userOptions } from '../components/controls';
 import { useSession } from '../session';
 import { useUsers } from './keyDialogs';

@@ -1,12 +1,15 @@
 // Key dialogs shared by the keys list and the per-key page: create/edit form, show-once
 // secret, rotate, delete, and the row of action buttons.
-import { useEffect, useId, useMemo, useRef, useState } from 'react';
+import { useEffect, useId, useMemo, useReducer, useRef, useState } from 'react';
 import { api, ApiError, errorMessage, type ApiKey, type Group, type User } from '../api';
 import { toDateInput } from '../format';
-import { ConfirmDialog, Field, FormDialog, Modal, notify, useAsync } from '../components/ui';
+import { useAsync } from '../components/async';
+import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
+import { Field } from '../components/forms';
+import { notify } from '../components/notices';
 import { changeStatus, DeleteButton, DeleteDialog } from '../components/records';
 import { useSession } from '../session';
-import { parseIpRules, parseList, parseUsd } from '../validate';
+import { fieldOfParam, initialKeyForm, keyFormReducer, type TextField, validateKeyForm } from './keyForm';
 
 interface ModelOption {
   id: string;
@@ -43,14 +46,6 @@ const EXPIRY_PRESETS: { label: string; days: number | null }[] = [
   { label: '1 year', days: 365 },
 ];
 
-/** The end of the chosen local day, as ISO 8601. */
-function dateToIso(date: string): string {
-  const [y, m, d] = date.split('-').map(Number);
-  return new Date(y ?? 1970, (m ?? 1) - 1, d ?? 1, 23, 59, 59, 0).toISOString();
-}
-
-type FieldErrors = Partial<Record<'name' | 'ips' | 'quota' | 'expires' | 'rpm' | 'models', string>>;
-
 export function KeyFormDialog({
   existing,
   onClose,
@@ -65,20 +60,9 @@ export function KeyFormDialog({
   const groups = useGroups();
   const users = useUsers(isAdmin && !existing);
 
-  const [name, setName] = useState(existing?.name ?? '');
-  const [owner, setOwner] = useState(String(existing?.user_id ?? user.id));
-  const [group, setGroup] = useState(existing?.group ?? '');
-  const [models, setModels] = useState<string[]>(existing?.models?.filter((m) => !m.endsWith('*')) ?? []);
-  const [patterns, setPatterns] = useState(
-    (existing?.models ?? []).filter((m) => m.endsWith('*')).join(', '),
-  );
-  const [ips, setIps] = useState((existing?.allowed_ips ?? []).join('\n'));
-  const [quota, setQuota] = useState(existing?.quota != null ? String(existing.quota) : '');
-  const [expires, setExpires] = useState(
-    existing?.expires_at ? toDateInput(new Date(existing.expires_at)) : '',
-  );
-  const [rpm, setRpm] = useState(existing?.rpm != null ? String(existing.rpm) : '');
-  const [errors, setErrors] = useState<FieldErrors>({});
+  const [form, dispatch] = useReducer(keyFormReducer, undefined, () => initialKeyForm(existing, user.id));
+  const { name, owner, group, models, patterns, ips, quota, expires, rpm, errors } = form;
+  const set = (field: TextField) => (value: string) => dispatch({ type: 'set', field, value });
 
   const ownerUser = owner === String(user.id) ? user : users.data?.find((u) => String(u.id) === owner);
   const modelGroup = group || ownerUser?.group || '';
@@ -95,72 +79,17 @@ export function KeyFormDialog({
     return list;
   }, [available.data, models]);
 
-  const validate = (): { body: Record<string, unknown> } | null => {
-    const errs: FieldErrors = {};
-    const trimmed = name.trim();
-    if (!trimmed) errs.name = 'Give the key a name, e.g. “web-prod” or “dev-local”.';
-    else if (trimmed.length > 128) errs.name = 'Names are at most 128 characters.';
-    const ip = parseIpRules(ips);
-    if (ip.error) errs.ips = ip.error;
-    const q = parseUsd(quota);
-    if (q.error) errs.quota = q.error;
-    let expiresAt: string | null = null;
-    if (expires) {
-      expiresAt = dateToIso(expires);
-      if (new Date(expiresAt).getTime() <= Date.now()) errs.expires = 'Pick a date in the future.';
-    }
-    let rpmValue: number | null = null;
-    if (rpm.trim()) {
-      const n = Number(rpm);
-      if (!Number.isInteger(n) || n < 1)
-        errs.rpm = 'Enter a whole number of requests per minute (1 or more), or leave it empty.';
-      else rpmValue = n;
-    }
-    const pats = parseList(patterns);
-    const badPat = pats.find((p) => !/^[^\s*]+\*?$/.test(p) && p !== '*');
-    if (badPat) errs.models = `“${badPat}”: a pattern is a model name, optionally ending in *.`;
-    setErrors(errs);
-    if (Object.keys(errs).length) return null;
-    const allModels = [...models, ...pats];
-    const body: Record<string, unknown> = {
-      name: trimmed,
-      // Empty fields mean "no restriction" — except on a key that already allows nothing
-      // (an empty list from the API): editing its name must not quietly open it up.
-      models: allModels.length ? allModels : existing?.models?.length === 0 ? [] : null,
-      allowed_ips: ip.rules.length ? ip.rules : existing?.allowed_ips?.length === 0 ? [] : null,
-      quota: q.value,
-      expires_at: expiresAt,
-      group: group || null,
-      rpm: rpmValue,
-    };
-    if (!existing) {
-      // on create, leave unset fields out entirely: the server applies its defaults
-      for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
-      if (isAdmin && owner !== String(user.id)) body.user_id = Number(owner);
-    }
-    return { body };
-  };
-
   const submit = () => {
-    const v = validate();
-    if (!v) return null;
+    const v = validateKeyForm(form, { existing, isAdmin, selfId: user.id, now: Date.now() });
+    dispatch({ type: 'errors', errors: v.errors });
+    if (!v.body) return null;
     const save = existing
       ? api.patch<ApiKey>(`/api/keys/${encodeURIComponent(existing.id)}`, v.body)
       : api.post<ApiKey>('/api/keys', v.body);
     return save.then(onSaved, (err: unknown) => {
       // the server names the offending field: show its message there too
-      if (err instanceof ApiError && err.param) {
-        const map: Record<string, keyof FieldErrors> = {
-          name: 'name',
-          allowed_ips: 'ips',
-          quota: 'quota',
-          expires_at: 'expires',
-          rpm: 'rpm',
-          models: 'models',
-        };
-        const field = map[err.param.split(/[.[]/)[0] ?? ''];
-        if (field) setErrors((x) => ({ ...x, [field]: err.message }));
-      }
+      const field = err instanceof ApiError && err.param ? fieldOfParam(err.param) : undefined;
+      if (field) dispatch({ type: 'fieldError', field, message: (err as ApiError).message });
       throw err;
     });
   };
@@ -186,12 +115,18 @@ export function KeyFormDialog({
       className="form-dialog"
     >
       <Field label="Name" error={errors.name} className="span2">
-        <input value={name} onChange={(e) => setName(e.target.value)} maxLength={128} required autoFocus />
+        <input
+          value={name}
+          onChange={(e) => set('name')(e.target.value)}
+          maxLength={128}
+          required
+          data-autofocus
+        />
       </Field>
 
       {isAdmin && !existing ? (
         <Field label="Owner">
-          <select value={owner} onChange={(e) => setOwner(e.target.value)}>
+          <select value={owner} onChange={(e) => set('owner')(e.target.value)}>
             <option value={String(user.id)}>{user.username} (you)</option>
             {(users.data ?? [])
               .filter((u) => u.id !== user.id)
@@ -206,7 +141,7 @@ export function KeyFormDialog({
 
       {groups.data && isAdmin ? (
         <Field label="Group" hint="Decides which models and prices apply.">
-          <select value={group} onChange={(e) => setGroup(e.target.value)}>
+          <select value={group} onChange={(e) => set('group')(e.target.value)}>
             <option value="">Owner’s group{ownerUser?.group ? ` (${ownerUser.group})` : ''}</option>
             {groups.data.map((g) => (
               <option key={g.name} value={g.name}>
@@ -222,7 +157,9 @@ export function KeyFormDialog({
           multiple
           value={models}
           size={Math.min(Math.max(modelOptions.length, 3), 7)}
-          onChange={(e) => setModels(Array.from(e.target.selectedOptions, (o) => o.value))}
+          onChange={(e) =>
+            dispatch({ type: 'models', models: Array.from(e.target.selectedOptions, (o) => o.value) })
+          }
         >
           {modelOptions.map((m) => (
             <option key={m.id} value={m.id}>
@@ -240,7 +177,7 @@ export function KeyFormDialog({
       >
         <input
           value={patterns}
-          onChange={(e) => setPatterns(e.target.value)}
+          onChange={(e) => set('patterns')(e.target.value)}
           placeholder="e.g. gpt-4o*, claude-3-5*"
         />
       </Field>
@@ -253,7 +190,7 @@ export function KeyFormDialog({
       >
         <textarea
           value={ips}
-          onChange={(e) => setIps(e.target.value)}
+          onChange={(e) => set('ips')(e.target.value)}
           rows={3}
           placeholder={'203.0.113.7\n10.0.0.0/8\n2001:db8::/32'}
           spellCheck={false}
@@ -269,7 +206,7 @@ export function KeyFormDialog({
           type="text"
           inputMode="decimal"
           value={quota}
-          onChange={(e) => setQuota(e.target.value)}
+          onChange={(e) => set('quota')(e.target.value)}
           placeholder="Unlimited"
         />
       </Field>
@@ -280,7 +217,7 @@ export function KeyFormDialog({
           min={1}
           step={1}
           value={rpm}
-          onChange={(e) => setRpm(e.target.value)}
+          onChange={(e) => set('rpm')(e.target.value)}
           placeholder="No limit"
         />
       </Field>
@@ -295,23 +232,23 @@ export function KeyFormDialog({
             type="date"
             value={expires}
             min={toDateInput(new Date())}
-            onChange={(e) => setExpires(e.target.value)}
+            onChange={(e) => set('expires')(e.target.value)}
           />
         </Field>
-        <div className="presets" role="group" aria-label="Expiry presets">
+        <fieldset className="presets" aria-label="Expiry presets">
           {EXPIRY_PRESETS.map((p) => (
             <button
               key={p.label}
               type="button"
               className="chip"
               onClick={() =>
-                setExpires(p.days === null ? '' : toDateInput(new Date(Date.now() + p.days * 86400_000)))
+                set('expires')(p.days === null ? '' : toDateInput(new Date(Date.now() + p.days * 86400_000)))
               }
             >
               {p.label}
             </button>
           ))}
-        </div>
+        </fieldset>
       </div>
     </FormDialog>
   );
@@ -384,7 +321,7 @@ export function SecretDialog({
         <p className="muted">The previous secret stops working at the end of the grace period you chose.</p>
       ) : null}
       <div className="secret-row">
-        <code className="secret" ref={secretRef} tabIndex={0}>
+        <code className="secret" ref={secretRef}>
           {secret}
         </code>
         <button
@@ -404,13 +341,9 @@ export function SecretDialog({
       </p>
       <h3>Use it</h3>
       <p className="muted">In a shell: any OpenAI SDK picks these two variables up unchanged.</p>
-      <pre className="code" tabIndex={0}>
-        {shell}
-      </pre>
+      <pre className="code">{shell}</pre>
       <p className="muted">Then try it with curl:</p>
-      <pre className="code" tabIndex={0}>
-        {curl}
-      </pre>
+      <pre className="code">{curl}</pre>
       <div className="actions">
         <button type="button" onClick={onClose}>
           Done

@@ -1,11 +1,11 @@
 // Management API authentication: the master key as a Bearer token, or a session cookie.
 // Cookie-authenticated writes must echo the session's CSRF token in x-csrf-token.
 import type { FastifyInstance } from 'fastify';
-import type { AccountsService } from '../accounts/service.js';
-import { safeEqual } from '../accounts/service.js';
-import type { MasterKey } from '../accounts/master-key.js';
-import { AppError } from './errors.js';
-import type { Principal } from './principal.js';
+import { AppError } from '../http/errors.js';
+import type { Principal } from '../http/principal.js';
+import { safeEqual } from '../shared/safe-equal.js';
+import type { MasterKey } from './master-key.js';
+import type { AccountsService } from './service.js';
 
 export const SESSION_COOKIE = 'mole_session';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);

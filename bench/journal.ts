@@ -1,0 +1,93 @@
+// The usage journal's cost on the hot path: how long `usageWriter.enqueue` takes to resolve
+// (the row durable, so the relay may release the answer) at a given number of requests in
+// flight, with fdatasync group commit (MOLE_JOURNAL_FSYNC=1, the default), write only (=0),
+// and without a journal (the old, memory-only behaviour). Real writer, real SQLite, temp dir.
+//
+//   npx tsx bench/journal.ts [--rows 20000]
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { openStorage } from '../src/db/open.js';
+import type { NewLog } from '../src/db/schema.js';
+import { createUsageWriter } from '../src/usage/writer.js';
+import { openJournal } from '../src/usage/journal.js';
+
+const ROWS = Number(process.argv[process.argv.indexOf('--rows') + 1]) || 20_000;
+const logger = pino({ level: 'silent' });
+
+const row = (i: number): NewLog => ({
+  request_id: `req_bench_${i}_${Math.random().toString(36).slice(2)}`,
+  created_at: Date.now(),
+  user_id: 1,
+  key_id: 1,
+  key_name: 'k',
+  model: 'gpt-4o-mini',
+  upstream_model: 'gpt-4o-mini',
+  channel_id: 1,
+  endpoint: '/v1/chat/completions',
+  stream: i & 1,
+  status: 200,
+  error_code: null,
+  prompt_tokens: 12,
+  cached_tokens: 0,
+  completion_tokens: 16,
+  cost_nano: 11_400,
+  latency_ms: 3,
+  ttft_ms: null,
+  ip: '127.0.0.1',
+  estimated: 0,
+  protocol: 'openai',
+  cache_write_tokens: 0,
+  reasoning_tokens: 0,
+  attempts: null,
+});
+
+const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
+
+async function run(mode: 'fsync' | 'write' | 'none', inFlight: number) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-bench-journal-'));
+  const storage = await openStorage({ dataDir: dir });
+  const writer = createUsageWriter({
+    db: storage.db,
+    logger,
+    intervalMs: 200,
+    contributors: [],
+    journal:
+      mode === 'none' ? null : openJournal({ dir: path.join(dir, 'journal'), fsync: mode === 'fsync' }),
+  });
+  const lat: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < ROWS) {
+        const i = next++;
+        const t = performance.now();
+        await writer.enqueue(row(i));
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  const syncs = writer.stats().journal?.syncs ?? 0;
+  await writer.close();
+  await storage.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+  lat.sort((a, b) => a - b);
+  return { mode, inFlight, rowsPerSec: Math.round(ROWS / secs), p50: pct(lat, 50), p99: pct(lat, 99), syncs };
+}
+
+const out: string[] = [
+  '| journal | in flight | rows/s | enqueue p50 ms | p99 ms | group commits |',
+  '| --- | --- | --- | --- | --- | --- |',
+];
+for (const inFlight of [1, 64, 512])
+  for (const mode of ['none', 'write', 'fsync'] as const) {
+    const r = await run(mode, inFlight);
+    out.push(
+      `| ${r.mode} | ${r.inFlight} | ${r.rowsPerSec} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.syncs} |`,
+    );
+    console.error(out[out.length - 1]);
+  }
+console.log(out.join('\n'));

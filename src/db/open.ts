@@ -1,0 +1,69 @@
+// Opens the database named by the config: embedded SQLite (WAL) by default, PostgreSQL when
+// DATABASE_URL is set. Both speak the one schema in schema.ts and run the same migrations.
+import fs from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import type { Database } from './schema.js';
+import type { Storage } from './index.js';
+import { migrateToLatest } from './migrations.js';
+
+// int8 and numeric arrive from pg as strings; the schema keeps every such value within
+// Number.MAX_SAFE_INTEGER (money is bounded in billing/money.ts), so numbers are exact.
+function toSafeNumber(v: string): number {
+  const n = Number(v);
+  if (Number.isInteger(n) && !Number.isSafeInteger(n)) throw new Error('integer out of safe range');
+  return n;
+}
+pg.types.setTypeParser(20, toSafeNumber);
+pg.types.setTypeParser(1700, toSafeNumber);
+
+export interface OpenOptions {
+  databaseUrl?: string | undefined;
+  dataDir: string;
+  /** PostgreSQL schema to use (tests isolate themselves in one each). */
+  pgSchema?: string;
+}
+
+export async function openStorage(opts: OpenOptions): Promise<Storage> {
+  let storage: Storage;
+  if (opts.databaseUrl) {
+    const schema = opts.pgSchema;
+    if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('invalid schema name');
+    // The schema is part of every connection's startup options, so no query can run before it applies.
+    const pool = new pg.Pool({
+      connectionString: opts.databaseUrl,
+      max: 10,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
+    storage = { db, dialect: 'postgres', close: () => db.destroy() };
+  } else {
+    fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+    const file = path.join(opts.dataDir, 'mole.sqlite');
+    const sqlite = new SQLite(file);
+    sqlite.pragma('journal_mode = WAL');
+    // FULL: a commit is on disk before it returns. The usage writer deletes a batch's journal
+    // segment once the batch commits, so the commit must survive a power cut too. The writer
+    // commits a few times a second, so the extra fsync is cheap.
+    sqlite.pragma('synchronous = FULL');
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    storage = { db, dialect: 'sqlite', close: () => db.destroy() };
+  }
+  const migrationSchema = opts.databaseUrl ? opts.pgSchema : undefined;
+  try {
+    await migrateToLatest(storage.db, storage.dialect, migrationSchema);
+  } catch (err) {
+    // Seen only with per-test schemas under heavy parallel load: the migrator's first look
+    // missed a schema created a moment before. Migrations are idempotent: look once more.
+    if (!migrationSchema || !/schema .* does not exist/.test(String((err as Error).message))) throw err;
+    await new Promise((r) => setTimeout(r, 200));
+    await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(migrationSchema)}`.execute(storage.db);
+    await migrateToLatest(storage.db, storage.dialect, migrationSchema);
+  }
+  return storage;
+}

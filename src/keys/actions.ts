@@ -1,0 +1,178 @@
+// What a caller of the management API may do with keys (contract §3), as plain functions of
+// a Principal: owner resolution (users act on their own keys only; another user's key is
+// "not found"), the group rule, the admin lock, and the audit row, written in the same
+// transaction as the change. The routes only validate input and call these.
+import type { AccountsService } from '../accounts/service.js';
+import type { AuditService } from '../audit/service.js';
+import { AppError } from '../http/errors.js';
+import { actorOf, isAdmin, type Principal, selfId } from '../http/principal.js';
+import { type KeyFields, type KeyListQuery, type KeysService, keyChanges, toKeyJson } from './service.js';
+
+/** Where the request came from, for the audit trail. */
+export interface Caller {
+  principal: Principal;
+  ip: string;
+}
+
+export type KeyPatch = KeyFields & { status?: 'active' | 'disabled' };
+
+/** A user may not move a key into another group (that would change its prices and models). */
+function checkGroupAllowed(principal: Principal, group: string | null | undefined) {
+  if (group == null || isAdmin(principal)) return;
+  if (principal.kind === 'session' && group !== principal.user.group_name)
+    throw new AppError('forbidden', 'only an admin can put a key in another group', { param: 'group' });
+}
+
+/** The owner a principal is limited to: null for admins and the master key (every key). */
+const ownerScope = (p: Principal) => (isAdmin(p) ? null : selfId(p));
+
+export function createKeyActions(deps: {
+  keys: KeysService;
+  accounts: Pick<AccountsService, 'requireUser'>;
+  audit: Pick<AuditService, 'record'>;
+  /** Persists pending usage, so reads show the latest spend and last use. */
+  flush: () => Promise<void>;
+}) {
+  const { keys, audit } = deps;
+
+  /** Whose key a new one is: the caller's, or (admins only) the one named. */
+  async function ownerForNewKey(principal: Principal, userId: number | undefined): Promise<number> {
+    if (isAdmin(principal)) {
+      if (userId !== undefined) return Number((await deps.accounts.requireUser(userId)).id);
+      if (principal.kind === 'master')
+        throw new AppError('validation_error', 'user_id: required with the master key', { param: 'user_id' });
+      return principal.user.id;
+    }
+    if (userId !== undefined && userId !== selfId(principal))
+      throw new AppError('not_found', 'user not found', { param: 'user_id' });
+    return selfId(principal)!;
+  }
+
+  /**
+   * Whether a change is an admin's on someone else's key: their disable locks the key, and
+   * only an admin unlocks it. An admin acting on a key of their own is its owner here.
+   */
+  async function actsAsAdmin(principal: Principal, id: number): Promise<boolean> {
+    if (!isAdmin(principal)) return false;
+    if (principal.kind !== 'session') return true;
+    return Number((await keys.requireKey(id)).user_id) !== Number(principal.user.id);
+  }
+
+  return {
+    async create(
+      { principal, ip }: Caller,
+      input: { userId?: number; fields: KeyFields & { name: string } },
+    ) {
+      const userId = await ownerForNewKey(principal, input.userId);
+      checkGroupAllowed(principal, input.fields.group);
+      const fields = { ...input.fields, groupByAdmin: isAdmin(principal) };
+      const { row, secret } = await keys.create(userId, fields, async (trx, created) => {
+        const json = toKeyJson(created, keys.now());
+        await audit.record(
+          {
+            actor: actorOf(principal),
+            action: 'key.create',
+            keyId: json.id,
+            userId,
+            ip,
+            changes: {
+              name: json.name,
+              display: json.display,
+              models: json.models,
+              allowed_ips: json.allowed_ips,
+              quota: json.quota,
+              group: json.group,
+              rpm: json.rpm,
+              expires_at: json.expires_at,
+            },
+          },
+          trx,
+        );
+      });
+      return { ...toKeyJson(row, keys.now()), key: secret };
+    },
+
+    async list(principal: Principal, query: Omit<KeyListQuery, 'userId'> & { userId?: number | undefined }) {
+      await deps.flush();
+      const scope = ownerScope(principal);
+      const { userId, ...rest } = query;
+      const owner = scope ?? userId;
+      return keys.list({ ...rest, ...(owner !== undefined ? { userId: owner } : {}) });
+    },
+
+    async get(principal: Principal, id: number) {
+      await deps.flush();
+      return toKeyJson(await keys.requireKey(id, ownerScope(principal)), keys.now());
+    },
+
+    async update({ principal, ip }: Caller, id: number, patch: KeyPatch) {
+      checkGroupAllowed(principal, patch.group);
+      // A group an admin granted is the admin's to change: its owner can neither swap nor clear it.
+      if (
+        patch.group !== undefined &&
+        !isAdmin(principal) &&
+        Number((await keys.requireKey(id, ownerScope(principal))).group_by_admin) === 1
+      )
+        throw new AppError('forbidden', 'only an admin can change a group an admin gave this key', {
+          param: 'group',
+        });
+      const byAdmin = await actsAsAdmin(principal, id);
+      const fields = { ...patch, groupByAdmin: isAdmin(principal) };
+      await keys.update(id, ownerScope(principal), fields, byAdmin, async (trx, { before, after }) => {
+        const { status, ...fieldChanges } = keyChanges(before, after);
+        const entry = { actor: actorOf(principal), keyId: id, userId: Number(after.user_id), ip };
+        if (status) {
+          const action = after.status === 'active' ? 'key.enable' : 'key.disable';
+          await audit.record({ ...entry, action, changes: { status } }, trx);
+        }
+        if (Object.keys(fieldChanges).length > 0 || !status)
+          await audit.record({ ...entry, action: 'key.update', changes: fieldChanges }, trx);
+      });
+      await deps.flush();
+      return toKeyJson(await keys.requireKey(id), keys.now());
+    },
+
+    async rotate({ principal, ip }: Caller, id: number, graceSeconds: number) {
+      const { secret } = await keys.rotate(
+        id,
+        ownerScope(principal),
+        graceSeconds,
+        async (trx, { before, after: row }) => {
+          await audit.record(
+            {
+              actor: actorOf(principal),
+              action: 'key.rotate',
+              keyId: id,
+              userId: Number(row.user_id),
+              ip,
+              changes: { display: { from: before.display, to: row.display }, grace_seconds: graceSeconds },
+            },
+            trx,
+          );
+        },
+      );
+      await deps.flush();
+      return { ...toKeyJson(await keys.requireKey(id), keys.now()), key: secret };
+    },
+
+    async remove({ principal, ip }: Caller, id: number) {
+      await deps.flush();
+      const before = await keys.remove(id, ownerScope(principal), async (trx, { before: removed }) => {
+        await audit.record(
+          {
+            actor: actorOf(principal),
+            action: 'key.delete',
+            keyId: id,
+            userId: Number(removed.user_id),
+            ip,
+            changes: { name: removed.name, display: removed.display },
+          },
+          trx,
+        );
+      });
+      return { ...toKeyJson(before, keys.now()), deleted: true };
+    },
+  };
+}
+
+export type KeyActions = ReturnType<typeof createKeyActions>;

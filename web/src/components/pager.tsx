@@ -1,0 +1,49 @@
+// Cursor pagination: the server hands out opaque cursors; we keep a stack to go back.
+import { useState } from 'react';
+
+export function useCursorPager(resetKey: string) {
+  const [stack, setStack] = useState<(string | null)[]>([null]);
+  const [lastReset, setLastReset] = useState(resetKey);
+  if (lastReset !== resetKey) {
+    setLastReset(resetKey);
+    setStack([null]);
+  }
+  const cursor = stack[stack.length - 1] ?? null;
+  return {
+    cursor,
+    page: stack.length,
+    next: (c: string) => setStack((s) => [...s, c]),
+    prev: () => setStack((s) => (s.length > 1 ? s.slice(0, -1) : s)),
+    first: () => setStack([null]),
+  };
+}
+
+export function Pager({
+  page,
+  nextCursor,
+  onPrev,
+  onNext,
+  label,
+}: {
+  page: number;
+  nextCursor: string | number | null | undefined;
+  onPrev: () => void;
+  onNext: (c: string) => void;
+  label: string;
+}) {
+  return (
+    <nav className="pager" aria-label={`${label} pages`}>
+      <button type="button" onClick={onPrev} disabled={page <= 1}>
+        Previous page
+      </button>
+      <span aria-live="polite">Page {page}</span>
+      <button
+        type="button"
+        onClick={() => nextCursor != null && onNext(String(nextCursor))}
+        disabled={nextCursor == null}
+      >
+        Next page
+      </button>
+    </nav>
+  );
+}

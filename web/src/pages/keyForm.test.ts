@@ -1,0 +1,203 @@
+// The key form's rules without a browser: initial state, edits, validation and the body
+// sent on create and on edit.
+import { describe, expect, it } from 'vitest';
+import type { ApiKey } from '../api';
+import { toDateInput } from '../format';
+import {
+  dateToIso,
+  fieldOfParam,
+  initialKeyForm,
+  type KeyFormAction,
+  type KeyFormState,
+  keyFormReducer,
+  validateKeyForm,
+} from './keyForm';
+
+const SELF = 7;
+const NOW = Date.parse('2030-06-15T12:00:00Z');
+const DAY = 86_400_000;
+const create = { isAdmin: false, selfId: SELF, now: NOW };
+
+const existingKey = (over: Partial<ApiKey> = {}): ApiKey => ({
+  id: 3,
+  name: 'web-prod',
+  user_id: 9,
+  status: 'active',
+  display: 'sk-abc…wxyz',
+  models: ['gpt-4o', 'claude-*'],
+  allowed_ips: ['10.0.0.0/8', '203.0.113.7'],
+  quota: 12.5,
+  used: 1,
+  group: 'vip',
+  rpm: 60,
+  expires_at: '2030-07-01T21:59:59.000Z',
+  created_at: '2030-01-01T00:00:00.000Z',
+  last_used_at: null,
+  last_used_ip: null,
+  ...over,
+});
+
+const form = (...actions: KeyFormAction[]): KeyFormState =>
+  actions.reduce(keyFormReducer, initialKeyForm(undefined, SELF));
+const set = (field: Extract<KeyFormAction, { type: 'set' }>['field'], value: string): KeyFormAction => ({
+  type: 'set',
+  field,
+  value,
+});
+
+describe('initialKeyForm', () => {
+  it('starts empty, owned by the signed-in user', () => {
+    expect(initialKeyForm(undefined, SELF)).toEqual({
+      name: '',
+      owner: '7',
+      group: '',
+      models: [],
+      patterns: '',
+      ips: '',
+      quota: '',
+      expires: '',
+      rpm: '',
+      errors: {},
+    });
+  });
+
+  it('splits an existing key into picked models and patterns, one IP per line', () => {
+    const s = initialKeyForm(existingKey(), SELF);
+    expect(s).toMatchObject({
+      name: 'web-prod',
+      owner: '9',
+      group: 'vip',
+      models: ['gpt-4o'],
+      patterns: 'claude-*',
+      ips: '10.0.0.0/8\n203.0.113.7',
+      quota: '12.5',
+      rpm: '60',
+    });
+    expect(s.expires).toBe(toDateInput(new Date('2030-07-01T21:59:59.000Z')));
+  });
+});
+
+describe('keyFormReducer', () => {
+  it('sets fields and models without touching the rest', () => {
+    const s = form(set('name', 'a'), set('quota', '5'), { type: 'models', models: ['m1', 'm2'] });
+    expect(s).toMatchObject({ name: 'a', quota: '5', models: ['m1', 'm2'], ips: '' });
+  });
+
+  it('a validation replaces all errors; a server error adds one', () => {
+    const s = form(
+      { type: 'errors', errors: { name: 'x', ips: 'y' } },
+      { type: 'errors', errors: { quota: 'z' } },
+      { type: 'fieldError', field: 'rpm', message: 'too high' },
+    );
+    expect(s.errors).toEqual({ quota: 'z', rpm: 'too high' });
+  });
+});
+
+describe('validateKeyForm', () => {
+  it('needs a name of at most 128 characters', () => {
+    expect(validateKeyForm(form(set('name', '   ')), create).errors.name).toMatch(/Give the key a name/);
+    expect(validateKeyForm(form(set('name', 'x'.repeat(129))), create).errors.name).toMatch(/at most 128/);
+    expect(validateKeyForm(form(set('name', 'x'.repeat(128))), create).errors).toEqual({});
+  });
+
+  it.each([
+    ['ips', '10.0.0.0/33', /prefix length/],
+    ['ips', 'not-an-ip', /not an IP address/],
+    ['quota', '12.3456789', /US dollars/],
+    ['quota', '-1', /US dollars/],
+    ['rpm', '0', /whole number/],
+    ['rpm', '1.5', /whole number/],
+    ['patterns', 'gpt 4o*', /a pattern is a model name/],
+    ['patterns', 'gpt*4o', /a pattern is a model name/],
+  ] as const)('%s “%s” is refused', (field, value, message) => {
+    const r = validateKeyForm(form(set('name', 'k'), set(field, value)), create);
+    expect(r.body).toBeNull();
+    expect(Object.values(r.errors)).toEqual([expect.stringMatching(message)]);
+  });
+
+  it('expiry must be a day after today (the key ends at the end of that local day)', () => {
+    const today = toDateInput(new Date(NOW));
+    const yesterday = toDateInput(new Date(NOW - DAY));
+    expect(validateKeyForm(form(set('name', 'k'), set('expires', yesterday)), create).errors.expires).toBe(
+      'Pick a date in the future.',
+    );
+    const ok = validateKeyForm(form(set('name', 'k'), set('expires', today)), create);
+    expect(ok.errors).toEqual({});
+    expect(ok.body?.expires_at).toBe(dateToIso(today));
+  });
+
+  it('on create, leaves unset fields out and trims the name', () => {
+    expect(validateKeyForm(form(set('name', '  web-prod ')), create)).toEqual({
+      errors: {},
+      body: { name: 'web-prod' },
+    });
+  });
+
+  it('on create, sends everything that was filled in', () => {
+    const s = form(
+      set('name', 'k'),
+      { type: 'models', models: ['gpt-4o'] },
+      set('patterns', 'claude-*, o1*'),
+      set('ips', '203.0.113.7\n10.0.0.0/8, ::1'),
+      set('quota', '$12.50'),
+      set('rpm', '60'),
+      set('group', 'vip'),
+    );
+    expect(validateKeyForm(s, create).body).toEqual({
+      name: 'k',
+      models: ['gpt-4o', 'claude-*', 'o1*'],
+      allowed_ips: ['203.0.113.7', '10.0.0.0/8', '::1'],
+      quota: 12.5,
+      rpm: 60,
+      group: 'vip',
+    });
+  });
+
+  it('an admin creating for someone else names the owner; for themself, not', () => {
+    const admin = { ...create, isAdmin: true };
+    expect(validateKeyForm(form(set('name', 'k'), set('owner', '12')), admin).body).toEqual({
+      name: 'k',
+      user_id: 12,
+    });
+    expect(validateKeyForm(form(set('name', 'k')), admin).body).toEqual({ name: 'k' });
+    // a non-admin cannot pick an owner, whatever the state says
+    expect(validateKeyForm(form(set('name', 'k'), set('owner', '12')), create).body).toEqual({ name: 'k' });
+  });
+
+  it('on edit, sends every field, emptied ones as null (which clears them)', () => {
+    const existing = existingKey();
+    const s = keyFormReducer(
+      keyFormReducer(initialKeyForm(existing, SELF), set('quota', '')),
+      set('expires', ''),
+    );
+    expect(validateKeyForm(s, { ...create, existing }).body).toEqual({
+      name: 'web-prod',
+      models: ['gpt-4o', 'claude-*'],
+      allowed_ips: ['10.0.0.0/8', '203.0.113.7'],
+      quota: null,
+      expires_at: null,
+      group: 'vip',
+      rpm: 60,
+    });
+  });
+
+  it('on edit, a key that allows nothing keeps allowing nothing', () => {
+    const existing = existingKey({ models: [], allowed_ips: [] });
+    const body = validateKeyForm(initialKeyForm(existing, SELF), { ...create, existing }).body;
+    expect(body).toMatchObject({ models: [], allowed_ips: [] });
+    const open = existingKey({ models: null, allowed_ips: null });
+    expect(validateKeyForm(initialKeyForm(open, SELF), { ...create, existing: open }).body).toMatchObject({
+      models: null,
+      allowed_ips: null,
+    });
+  });
+});
+
+describe('fieldOfParam', () => {
+  it('maps the API field (and its index) to the form field', () => {
+    expect(fieldOfParam('allowed_ips[2]')).toBe('ips');
+    expect(fieldOfParam('expires_at')).toBe('expires');
+    expect(fieldOfParam('models.0')).toBe('models');
+    expect(fieldOfParam('user_id')).toBeUndefined();
+  });
+});

@@ -1,0 +1,152 @@
+// The create / edit key form without React: its state, a reducer for edits, and the
+// validation that turns the fields into the API body (or field errors). KeyFormDialog
+// renders it; the rules are unit-tested on their own (keyForm.test.ts).
+import type { ApiKey } from '../api';
+import { toDateInput } from '../format';
+import { parseIpRules, parseList, parseUsd } from '../validate';
+
+export type KeyFormField = 'name' | 'ips' | 'quota' | 'expires' | 'rpm' | 'models';
+export type FieldErrors = Partial<Record<KeyFormField, string>>;
+
+export interface KeyFormState {
+  name: string;
+  /** The owner's user id, as the select's value. */
+  owner: string;
+  /** A group name, or '' for the owner's group. */
+  group: string;
+  /** Models picked from the list. */
+  models: string[];
+  /** Extra patterns, comma-separated ("gpt-4o*"). */
+  patterns: string;
+  /** Allowed IPs, one per line (commas also accepted). */
+  ips: string;
+  /** USD, as typed. */
+  quota: string;
+  /** The last day (yyyy-mm-dd, local), or '' for never. */
+  expires: string;
+  rpm: string;
+  errors: FieldErrors;
+}
+
+export type TextField = 'name' | 'owner' | 'group' | 'patterns' | 'ips' | 'quota' | 'expires' | 'rpm';
+
+export type KeyFormAction =
+  | { type: 'set'; field: TextField; value: string }
+  | { type: 'models'; models: string[] }
+  /** The result of a validation: replaces every field error. */
+  | { type: 'errors'; errors: FieldErrors }
+  /** The server refused one field: its message shows there, the others stay. */
+  | { type: 'fieldError'; field: KeyFormField; message: string };
+
+export function initialKeyForm(existing: ApiKey | undefined, selfId: number): KeyFormState {
+  const models = existing?.models ?? [];
+  return {
+    name: existing?.name ?? '',
+    owner: String(existing?.user_id ?? selfId),
+    group: existing?.group ?? '',
+    models: models.filter((m) => !m.endsWith('*')),
+    patterns: models.filter((m) => m.endsWith('*')).join(', '),
+    ips: (existing?.allowed_ips ?? []).join('\n'),
+    quota: existing?.quota != null ? String(existing.quota) : '',
+    expires: existing?.expires_at ? toDateInput(new Date(existing.expires_at)) : '',
+    rpm: existing?.rpm != null ? String(existing.rpm) : '',
+    errors: {},
+  };
+}
+
+export function keyFormReducer(state: KeyFormState, action: KeyFormAction): KeyFormState {
+  switch (action.type) {
+    case 'set':
+      return { ...state, [action.field]: action.value };
+    case 'models':
+      return { ...state, models: action.models };
+    case 'errors':
+      return { ...state, errors: action.errors };
+    case 'fieldError':
+      return { ...state, errors: { ...state.errors, [action.field]: action.message } };
+  }
+}
+
+/** The end of the chosen local day, as ISO 8601. */
+export function dateToIso(date: string): string {
+  const [y, m, d] = date.split('-').map(Number);
+  return new Date(y ?? 1970, (m ?? 1) - 1, d ?? 1, 23, 59, 59, 0).toISOString();
+}
+
+export interface ValidationContext {
+  /** The key being edited; absent when creating one. */
+  existing?: ApiKey | undefined;
+  isAdmin: boolean;
+  /** The signed-in user's id. */
+  selfId: number;
+  /** Epoch milliseconds. */
+  now: number;
+}
+
+/**
+ * Checks the fields. With errors: `{ errors, body: null }`. Without: the body for
+ * POST /api/keys (unset fields left out, so the server applies its defaults) or for
+ * PATCH /api/keys/:id (unset fields sent as null, which clears them).
+ */
+export function validateKeyForm(
+  state: KeyFormState,
+  ctx: ValidationContext,
+): { errors: FieldErrors; body: Record<string, unknown> | null } {
+  const errors: FieldErrors = {};
+  const name = state.name.trim();
+  if (!name) errors.name = 'Give the key a name, e.g. “web-prod” or “dev-local”.';
+  else if (name.length > 128) errors.name = 'Names are at most 128 characters.';
+  const ip = parseIpRules(state.ips);
+  if (ip.error) errors.ips = ip.error;
+  const quota = parseUsd(state.quota);
+  if (quota.error) errors.quota = quota.error;
+  let expiresAt: string | null = null;
+  if (state.expires) {
+    expiresAt = dateToIso(state.expires);
+    if (new Date(expiresAt).getTime() <= ctx.now) errors.expires = 'Pick a date in the future.';
+  }
+  let rpm: number | null = null;
+  if (state.rpm.trim()) {
+    const n = Number(state.rpm);
+    if (!Number.isInteger(n) || n < 1)
+      errors.rpm = 'Enter a whole number of requests per minute (1 or more), or leave it empty.';
+    else rpm = n;
+  }
+  const patterns = parseList(state.patterns);
+  const badPattern = patterns.find((p) => !/^[^\s*]+\*?$/.test(p) && p !== '*');
+  if (badPattern) errors.models = `“${badPattern}”: a pattern is a model name, optionally ending in *.`;
+  if (Object.keys(errors).length) return { errors, body: null };
+
+  const { existing } = ctx;
+  const models = [...state.models, ...patterns];
+  const body: Record<string, unknown> = {
+    name,
+    // Empty fields mean "no restriction" — except on a key that already allows nothing
+    // (an empty list from the API): editing its name must not quietly open it up.
+    models: models.length ? models : existing?.models?.length === 0 ? [] : null,
+    allowed_ips: ip.rules.length ? ip.rules : existing?.allowed_ips?.length === 0 ? [] : null,
+    quota: quota.value,
+    expires_at: expiresAt,
+    group: state.group || null,
+    rpm,
+  };
+  if (!existing) {
+    for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
+    if (ctx.isAdmin && state.owner !== String(ctx.selfId)) body.user_id = Number(state.owner);
+  }
+  return { errors, body };
+}
+
+const FIELD_OF_PARAM: Record<string, KeyFormField> = {
+  name: 'name',
+  allowed_ips: 'ips',
+  quota: 'quota',
+  expires_at: 'expires',
+  rpm: 'rpm',
+  models: 'models',
+};
+
+/** The form field an API error's `param` names ("allowed_ips[2]" → ips), if any. */
+export function fieldOfParam(param: string): KeyFormField | undefined {
+  return FIELD_OF_PARAM[param.split(/[.[]/)[0] ?? ''];
+}

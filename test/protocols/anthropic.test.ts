@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countMessagesTokens } from '../../src/relay/protocols/anthropic.js';
 import { backends, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
 import { countAnthropicPromptTokens, expectedAnthropicText } from '../mock-provider/anthropic.js';
+import { expectedGeminiText } from '../mock-provider/gemini.js';
 import {
   countChatPromptTokens,
   DEFAULT_COMPLETION_TOKENS,
@@ -741,6 +742,50 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       const scall = streamed.choices[0]!.message
         .tool_calls![0] as OpenAI.Chat.Completions.ChatCompletionMessageFunctionToolCall;
       expect(JSON.parse(scall.function.arguments)).toEqual({ city: 'mole', days: 1 });
+    });
+  });
+
+  // ── any other channel type: Anthropic in → Gemini ───────────────────────────────────────────
+
+  describe('Anthropic in → Gemini channel', () => {
+    it('plain, stream and a tool call reach the SDK from a Gemini channel', async () => {
+      await addChannel(s, {
+        type: 'gemini',
+        base_url: origin,
+        api_key: UP_KEY,
+        models: ['claude-on-gemini'],
+      });
+      await setPrice(s, 'claude-on-gemini', { input: 1, output: 2 });
+      const { secret } = await userWithKey(s);
+      const c = sdk(secret);
+      const m = await c.messages.create({
+        model: 'claude-on-gemini',
+        max_tokens: 50,
+        system: 'Be brief.',
+        messages: [user('Hi')],
+      });
+      expect(lastUpstream().path).toMatch(/^\/v1beta\/models\/claude-on-gemini:generateContent/);
+      const gbody = lastUpstream().body as Record<string, unknown>;
+      expect((m.content[0] as Anthropic.TextBlock).text).toBe(expectedGeminiText(gbody));
+      expect(m.stop_reason).toBe('end_turn');
+      expect(m.usage.output_tokens).toBe(DEFAULT_COMPLETION_TOKENS);
+      const st = c.messages.stream({ model: 'claude-on-gemini', max_tokens: 50, messages: [user('Hi')] });
+      const texts: string[] = [];
+      st.on('text', (t) => texts.push(t));
+      const fm = await st.finalMessage();
+      expect(texts.join('')).toBe((fm.content[0] as Anthropic.TextBlock).text);
+      expect(fm.usage.output_tokens).toBe(DEFAULT_COMPLETION_TOKENS);
+      const t = await c.messages.create({
+        model: 'claude-on-gemini',
+        max_tokens: 50,
+        tools: [weather],
+        messages: [user('Weather?')],
+      });
+      expect(t.stop_reason).toBe('tool_use');
+      expect(t.content.find((b) => b.type === 'tool_use')).toMatchObject({
+        name: 'get_weather',
+        input: { city: 'mole', days: 1 },
+      });
     });
   });
 

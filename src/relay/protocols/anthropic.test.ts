@@ -629,6 +629,14 @@ describe('anthropic codec: encoders, read by @anthropic-ai/sdk', () => {
       cache_creation_input_tokens: 0,
       output_tokens: 30,
     });
+    const thought = codec.encodeAnswer(
+      { ...answer, usage: { input: 1, cacheRead: 0, cacheWrite: 0, output: 9, reasoning: 4 } },
+      req,
+    );
+    reply = { status: 200, type: 'application/json', body: JSON.stringify(thought) };
+    const t = await client.messages.create({ model: 'claude-alias', max_tokens: 200, messages: [] });
+    expect(t.usage.output_tokens).toBe(9);
+    expect(t.usage.output_tokens_details?.thinking_tokens).toBe(4);
     const stops = [
       ['stop', null, 'end_turn'],
       ['stop', 'END', 'stop_sequence'],

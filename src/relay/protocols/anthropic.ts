@@ -380,6 +380,8 @@ function usageBody(u: CanonicalUsage | null) {
     cache_creation_input_tokens: x.cacheWrite,
     cache_read_input_tokens: x.cacheRead,
     output_tokens: x.output,
+    // Thinking is inside output_tokens; the SDK's Usage shows the share as thinking_tokens.
+    ...(x.reasoning > 0 ? { output_tokens_details: { thinking_tokens: x.reasoning } } : {}),
   };
 }
 

@@ -536,6 +536,32 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       );
     });
 
+    it("the SDK's beta client (Claude Code's path) reads the translated stream, tool call included", async () => {
+      const { secret } = await userWithKey(s);
+      const stream = sdk(secret).beta.messages.stream({
+        model: 'gpt-trans',
+        max_tokens: 100,
+        betas: ['interleaved-thinking-2025-05-14'],
+        tools: [weather],
+        messages: [user('Weather in Rome?')],
+      });
+      const json: string[] = [];
+      stream.on('inputJson', (d) => json.push(d));
+      const m = await stream.finalMessage();
+      expect(lastUpstream().path).toBe('/v1/chat/completions');
+      expect(m.stop_reason).toBe('tool_use');
+      expect(m.content.find((b) => b.type === 'tool_use')).toMatchObject({
+        name: 'get_weather',
+        input: { city: 'mole', days: 1 },
+      });
+      expect(JSON.parse(json.join(''))).toEqual({ city: 'mole', days: 1 });
+      const text = await sdk(secret)
+        .beta.messages.stream({ model: 'gpt-trans', max_tokens: 100, messages: [user('Plain words.')] })
+        .finalMessage();
+      const sent = lastUpstream().body as { messages: unknown[] };
+      expect(text.content).toEqual([{ type: 'text', text: expectedChatCompletion(sent.messages) }]);
+    });
+
     it('a tool round trip, plain and streamed (Claude Code on an OpenAI-compatible model)', async () => {
       const { secret } = await userWithKey(s);
       const c = sdk(secret);

@@ -110,7 +110,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     // account balance always equal the sum of logged costs.
     contributors: [ledger.flushInto, async (trx) => keys.recordLastUse(trx, verifier.drainLastUse())],
     // Every row is durable here before its answer is released (usage/journal.ts).
-    journal: openJournal({ dir: path.join(config.dataDir, 'journal'), fsync: config.journalFsync }),
+    journal: openUsageJournal(config),
   });
   // What a crashed process billed but had not written yet, before serving anything.
   await usageWriter.recover();
@@ -149,3 +149,15 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
 }
 
 export type Services = Awaited<ReturnType<typeof createServices>>;
+
+/** The usage journal in the data dir; a data dir it cannot write to stops the start, loudly. */
+function openUsageJournal(config: Config) {
+  const dir = path.join(config.dataDir, 'journal');
+  try {
+    return openJournal({ dir, fsync: config.journalFsync });
+  } catch (err) {
+    throw new Error(
+      `the usage journal needs a writable MOLE_DATA_DIR (${dir}): ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+}

@@ -102,6 +102,15 @@ export function createAccountsService(
     }
   }
 
+  /** The attempt counted at `now` succeeded: it is no failure, for the pair or the address. */
+  function forgive(key: string, ip: string, now: number): void {
+    failures.delete(key);
+    const ts = ipFailures.get(ip);
+    const i = ts ? ts.lastIndexOf(now) : -1;
+    if (i >= 0) ts!.splice(i, 1);
+    if (ts && ts.length === 0) ipFailures.delete(ip);
+  }
+
   async function getUser(id: number): Promise<UserRow | undefined> {
     return db
       .selectFrom('users')
@@ -286,7 +295,7 @@ export function createAccountsService(
       if (!user || !ok || user.status !== 'active') {
         throw new AppError('login_failed', 'wrong username or password, or the account is disabled');
       }
-      failures.delete(throttleKey);
+      forgive(throttleKey, ip, now);
       const token = randomBytes(32).toString('base64url');
       const csrfToken = randomBytes(24).toString('base64url');
       await db
@@ -314,7 +323,7 @@ export function createAccountsService(
       checkThrottle(throttleKey, ip, now);
       noteFailure(throttleKey, ip, now);
       if (!(await verifyPassword(password, user.password_hash))) return false;
-      failures.delete(throttleKey);
+      forgive(throttleKey, ip, now);
       return true;
     },
 

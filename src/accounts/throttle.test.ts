@@ -74,4 +74,25 @@ describe('login throttle', () => {
     expect(results.slice(0, 100).every((r) => r === 'login_failed')).toBe(true);
     expect(results[100]).toBe('login_throttled');
   }, 60_000);
+
+  it('does not count successful sign-ins against the address', async () => {
+    // Also passes the hooks argument the service takes on main (no other domain here), so
+    // this compiles on either side of the merge.
+    const accounts = (createAccountsService as (...a: unknown[]) => ReturnType<typeof createAccountsService>)(
+      storage.db,
+      new InvalidationBus(),
+      { sessionTtlSeconds: 60, loginMaxFailures: 5 },
+      { onUserDeleted: async () => {} },
+    );
+    await accounts.createUser({
+      username: 'office',
+      password: 'right-password',
+      role: 'user',
+      group: 'default',
+      balanceNano: 0,
+    });
+    const ip = '203.0.113.50';
+    for (let i = 0; i < 105; i++)
+      expect(await code(accounts.login('office', 'right-password', ip))).toBe('ok');
+  }, 60_000);
 });

@@ -35,7 +35,6 @@ const ALLOWED_DOMAIN_IMPORTS = new Set([
   'billing/ledger.ts -> keys/service.ts',
   // The relay takes the whole `Services` (type import) from the composition root, which
   // builds the relay's rate limiter: relay <-> services. The relay should take its own deps.
-  'relay/pipeline.ts -> services.ts',
   'relay/routes.ts -> services.ts',
 ]);
 /** Uses of another domain's table, each pinned to its exact code so no other use hides behind it. */

@@ -64,6 +64,7 @@ async function kill9(g: Gateway): Promise<void> {
   await g.exited;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: the JSON answers of the API under test
 async function api(g: Gateway, method: string, p: string, body?: unknown): Promise<any> {
   const res = await fetch(g.base + p, {
     method,
@@ -203,15 +204,37 @@ async function killUnderLoad(
   return { g2, completed: l.completed.length, logs: logs.length };
 }
 
+const withPgRedis = Boolean(pgUrl() && redisUrl());
+// A database of its own for the PostgreSQL run: the real process has no per-test schema
+// option, and a schema on search_path would let Kysely's migrator see other suites' tables.
+const database = 'mole_k9_' + randomBytes(5).toString('hex');
+let databaseUrl = '';
+async function pgAdmin(q: string): Promise<void> {
+  const c = new pg.Client({ connectionString: pgUrl() });
+  await c.connect();
+  try {
+    await c.query(q);
+  } finally {
+    await c.end();
+  }
+}
+
 describe('kill -9 under load', () => {
   let mock: MockProvider;
   beforeAll(async () => {
     mock = await startMockProvider({ apiKey: 'k9-upstream', recordRequests: false });
     // Streams take a while, so some are mid-answer when the gateway dies.
     mock.setScenario('*', { chunkDelayMs: 3 });
+    if (withPgRedis) {
+      await pgAdmin(`CREATE DATABASE "${database}"`);
+      const u = new URL(pgUrl()!);
+      u.pathname = '/' + database;
+      databaseUrl = u.toString();
+    }
   });
   afterAll(async () => {
     await mock?.close();
+    if (withPgRedis) await pgAdmin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
   });
   afterEach(() => {
     for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
@@ -229,29 +252,7 @@ describe('kill -9 under load', () => {
     await g2.exited;
   }, 120_000);
 
-  describe.skipIf(!pgUrl() || !redisUrl())('PostgreSQL + Redis', () => {
-    // A database of its own: the real process has no per-test schema option, and a schema on
-    // search_path would let Kysely's migrator see other suites' migration tables.
-    const database = 'mole_k9_' + randomBytes(5).toString('hex');
-    let databaseUrl = '';
-    const admin = async (q: string) => {
-      const c = new pg.Client({ connectionString: pgUrl() });
-      await c.connect();
-      try {
-        await c.query(q);
-      } finally {
-        await c.end();
-      }
-    };
-    beforeAll(async () => {
-      await admin(`CREATE DATABASE "${database}"`);
-      const u = new URL(pgUrl()!);
-      u.pathname = '/' + database;
-      databaseUrl = u.toString();
-    });
-    afterAll(async () => {
-      await admin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-    });
+  describe.skipIf(!withPgRedis)('PostgreSQL + Redis', () => {
     const shared = (dataDir: string, extra: Record<string, string> = {}) => ({
       MOLE_DATA_DIR: dataDir,
       DATABASE_URL: databaseUrl,

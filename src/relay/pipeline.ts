@@ -19,6 +19,7 @@ import type { CanonicalUsage, Protocol } from './canonical.js';
 import { codec, codecFor } from './protocols/index.js';
 import { parseRelayBody } from './protocols/openai.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './protocols/types.js';
+import { createAnthropicTransport } from './providers/anthropic.js';
 import { createGeminiTransport } from './providers/gemini.js';
 import { createOpenAITransport } from './providers/openai.js';
 import { mockTransport } from './providers/mock.js';
@@ -112,7 +113,11 @@ export function createRelay(s: Services) {
     idleMs: s.config.upstreamIdleTimeoutMs,
     maxConnections: s.config.upstreamMaxConnections,
   };
-  const pools = { openai: createOpenAITransport(timeouts), gemini: createGeminiTransport(timeouts) };
+  const pools = {
+    openai: createOpenAITransport(timeouts),
+    anthropic: createAnthropicTransport(timeouts),
+    gemini: createGeminiTransport(timeouts),
+  };
   const transports: Partial<Record<ChannelType, ChannelTransport>> = { ...pools, mock: mockTransport };
   /** The protocols a channel serves an operation in, preferred first (only those with a codec). */
   const protocolsOf = (c: Channel, r: IngressRequest): Protocol[] =>

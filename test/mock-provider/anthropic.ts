@@ -1,4 +1,604 @@
 // Anthropic Messages: POST /v1/messages, /v1/messages/count_tokens.
-import type { ProtocolRoutes } from './kit.js';
+//
+// An independent implementation of Anthropic's wire protocol (it imports nothing from
+// src/relay): JSON answers and named SSE events exactly as @anthropic-ai/sdk parses them,
+// Anthropic's error bodies ({"type":"error","error":{type,message},"request_id"}), its
+// credential headers (`x-api-key`, or `Authorization: Bearer`), and the same scenarios and
+// deterministic text as the OpenAI handlers (see README.md, "Anthropic Messages").
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import type { MockKit, ProtocolRoutes } from './kit.js';
+import {
+  countTextTokens,
+  DEFAULT_COMPLETION_TOKENS,
+  generatePieces,
+  hashText,
+  type Scenario,
+} from './server.js';
 
-export const anthropicRoutes: ProtocolRoutes = () => false;
+type Json = Record<string, unknown>;
+
+const JSON_CT = 'application/json';
+const SSE_CT = 'text/event-stream; charset=utf-8';
+/** Images count as a flat 85 tokens, as in the OpenAI handlers. */
+const IMAGE_TOKENS = 85;
+
+class AnthropicError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const invalid = (message: string) => new AnthropicError(400, 'invalid_request_error', message);
+
+const isObject = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** Anthropic's error type for a status (platform.claude.com/docs/en/api/errors). */
+export function anthropicErrorType(status: number): string {
+  switch (status) {
+    case 400:
+      return 'invalid_request_error';
+    case 401:
+      return 'authentication_error';
+    case 402:
+      return 'billing_error';
+    case 403:
+      return 'permission_error';
+    case 404:
+      return 'not_found_error';
+    case 409:
+      return 'conflict_error';
+    case 413:
+      return 'request_too_large';
+    case 429:
+      return 'rate_limit_error';
+    case 504:
+      return 'timeout_error';
+    case 529:
+      return 'overloaded_error';
+    default:
+      return status >= 500 ? 'api_error' : 'invalid_request_error';
+  }
+}
+
+function defaultMessage(status: number, model: string): string {
+  switch (status) {
+    case 400:
+      return 'Invalid request (mock scenario).';
+    case 401:
+      return 'invalid x-api-key';
+    case 403:
+      return 'Your API key does not have permission to use the specified resource.';
+    case 404:
+      return `model: ${model}`;
+    case 413:
+      return 'Request exceeds the maximum allowed number of bytes.';
+    case 429:
+      return 'This request would exceed the rate limit for your organization of 50 requests per minute. For details, refer to: https://docs.claude.com/en/api/rate-limits.';
+    case 504:
+      return 'Request timed out.';
+    case 529:
+      return 'Overloaded';
+    default:
+      return status >= 500 ? 'Internal server error' : `Mock error ${status}.`;
+  }
+}
+
+// ── JSON writing (compact, or with spaces like Python's json.dumps) ─────────────────────────
+
+function spaced(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(spaced).join(', ')}]`;
+  return `{${Object.entries(v as Json)
+    .filter(([, x]) => x !== undefined)
+    .map(([k, x]) => `${JSON.stringify(k)}: ${spaced(x)}`)
+    .join(', ')}}`;
+}
+
+const writer = (s: Scenario) => (v: unknown) => (s.spacedJson ? spaced(v) : JSON.stringify(v));
+
+// ── prompt counting and seed text (see README) ─────────────────────────────────────────────
+
+function blockText(b: Json): { text: string; extra: number } {
+  switch (b.type) {
+    case 'text':
+      return { text: typeof b.text === 'string' ? b.text : '', extra: 0 };
+    case 'image':
+    case 'document':
+      return { text: '', extra: IMAGE_TOKENS };
+    case 'tool_use':
+      return {
+        text: '',
+        extra: countTextTokens(String(b.name)) + countTextTokens(JSON.stringify(b.input ?? {})),
+      };
+    case 'tool_result': {
+      const inner = contentOf(b.content);
+      return { text: inner.text, extra: inner.extra };
+    }
+    case 'thinking':
+      return { text: '', extra: countTextTokens(typeof b.thinking === 'string' ? b.thinking : '') };
+    default:
+      return { text: '', extra: 0 };
+  }
+}
+
+function contentOf(content: unknown): { text: string; extra: number } {
+  if (typeof content === 'string') return { text: content, extra: 0 };
+  if (!Array.isArray(content)) return { text: '', extra: 0 };
+  let text = '';
+  let extra = 0;
+  for (const b of content) {
+    if (!isObject(b)) continue;
+    const x = blockText(b);
+    text += x.text;
+    extra += x.extra;
+  }
+  return { text, extra };
+}
+
+/**
+ * Prompt tokens of a Messages request (all input, before cache accounting):
+ *   3 + tok(system text) + Σ messages [3 + tok(role) + tok(text) + 85 per image/document
+ *   + Σ tool_use (tok(name) + tok(JSON input)) + tool_result text + tok(thinking)]
+ *   + (tools ? tok(JSON.stringify(tools)) : 0)
+ */
+export function countAnthropicPromptTokens(body: Json): number {
+  let total = 3;
+  total += countTextTokens(contentOf(body.system).text);
+  for (const m of body.messages as Json[]) {
+    total += 3 + countTextTokens(String(m.role));
+    const { text, extra } = contentOf(m.content);
+    total += countTextTokens(text) + extra;
+  }
+  if (Array.isArray(body.tools) && body.tools.length > 0)
+    total += countTextTokens(JSON.stringify(body.tools));
+  return total;
+}
+
+/** Seed text: each message's text (tool results included) followed by "\n". */
+export function anthropicSeedText(messages: readonly unknown[]): string {
+  let s = '';
+  for (const m of messages) if (isObject(m)) s += `${contentOf(m.content).text}\n`;
+  return s;
+}
+
+/** The exact text the mock answers for these messages (`tokens` tokens). */
+export function expectedAnthropicText(
+  messages: readonly unknown[],
+  tokens = DEFAULT_COMPLETION_TOKENS,
+): string {
+  return generatePieces(hashText(anthropicSeedText(messages)), tokens).join('');
+}
+
+// ── validation (the parts that matter to a gateway) ────────────────────────────────────────
+
+function validate(body: unknown, headers: Record<string, unknown>, needMaxTokens: boolean): Json {
+  if (!isObject(body)) throw invalid('Request body must be a JSON object.');
+  if (typeof body.model !== 'string' || body.model === '') throw invalid('model: Field required');
+  if (needMaxTokens) {
+    const mt = body.max_tokens;
+    if (mt === undefined || mt === null) throw invalid('max_tokens: Field required');
+    if (typeof mt !== 'number' || !Number.isInteger(mt))
+      throw invalid('max_tokens: Input should be a valid integer');
+    if (mt < 1) throw invalid('max_tokens: Input should be greater than or equal to 1');
+  }
+  const msgs = body.messages;
+  if (msgs === undefined) throw invalid('messages: Field required');
+  if (!Array.isArray(msgs)) throw invalid('messages: Input should be a valid list');
+  if (msgs.length === 0) throw invalid('messages: at least one message is required');
+  msgs.forEach((m, i) => {
+    if (!isObject(m)) throw invalid(`messages.${i}: Input should be a valid dictionary`);
+    // API version 2026-10-21 added mid-conversation system messages.
+    const systemOk = String(headers['anthropic-version'] ?? '') >= '2026-10-21';
+    if (m.role !== 'user' && m.role !== 'assistant' && !(systemOk && m.role === 'system'))
+      throw invalid(`messages.${i}.role: Input should be 'user' or 'assistant'`);
+    const c = m.content;
+    if (typeof c !== 'string' && !Array.isArray(c))
+      throw invalid(`messages.${i}.content: Input should be a valid list`);
+    if (Array.isArray(c))
+      c.forEach((b, j) => {
+        if (!isObject(b) || typeof b.type !== 'string')
+          throw invalid(`messages.${i}.content.${j}: Input tag not found`);
+        if (b.type === 'text' && (typeof b.text !== 'string' || b.text === ''))
+          throw invalid(`messages: text content blocks must be non-empty`);
+      });
+  });
+  if (body.stream !== undefined && typeof body.stream !== 'boolean')
+    throw invalid('stream: Input should be a valid boolean');
+  if (body.tools !== undefined) {
+    if (!Array.isArray(body.tools)) throw invalid('tools: Input should be a valid list');
+    body.tools.forEach((t, i) => {
+      if (!isObject(t) || typeof t.name !== 'string') throw invalid(`tools.${i}.name: Field required`);
+      if (t.type === undefined && !isObject(t.input_schema))
+        throw invalid(`tools.${i}.custom.input_schema: Field required`);
+    });
+  }
+  // A beta body field without its beta header: Anthropic's hard 400.
+  if (body.context_management !== undefined && typeof headers['anthropic-beta'] !== 'string')
+    throw invalid('context_management: Extra inputs are not permitted');
+  return body;
+}
+
+// ── tool use (same deterministic rule as every mock protocol) ──────────────────────────────
+
+function argsFor(schema: unknown): Json {
+  const out: Json = {};
+  if (!isObject(schema) || !Array.isArray(schema.required)) return out;
+  const props = isObject(schema.properties) ? schema.properties : {};
+  for (const name of schema.required) {
+    if (typeof name !== 'string') continue;
+    const p = props[name];
+    const t = isObject(p) ? p.type : undefined;
+    out[name] = t === 'string' ? 'mole' : t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : {};
+  }
+  return out;
+}
+
+/** The tool the mock calls, or null when it answers text. */
+function toolToCall(body: Json): Json | null {
+  const tools = Array.isArray(body.tools) ? (body.tools as Json[]).filter((t) => isObject(t)) : [];
+  if (tools.length === 0) return null;
+  const tc = isObject(body.tool_choice) ? body.tool_choice : null;
+  if (tc?.type === 'none') return null;
+  const msgs = body.messages as Json[];
+  const last = msgs[msgs.length - 1]!;
+  if (last.role !== 'user') return null;
+  if (Array.isArray(last.content) && last.content.some((b) => isObject(b) && b.type === 'tool_result'))
+    return null;
+  if (tc?.type === 'tool') return tools.find((t) => t.name === tc.name) ?? tools[0]!;
+  return tools[0]!;
+}
+
+// ── handlers ───────────────────────────────────────────────────────────────────────────────
+
+export const anthropicRoutes: ProtocolRoutes = (kit, r) => {
+  if (r.route !== '/v1/messages' && r.route !== '/v1/messages/count_tokens') return false;
+  const { req, res } = r;
+  try {
+    if (r.method !== 'POST') throw new AnthropicError(405, 'invalid_request_error', 'Method Not Allowed');
+    if (kit.apiKey !== undefined) {
+      const xKey = req.headers['x-api-key'];
+      const auth = req.headers.authorization;
+      const given = typeof xKey === 'string' ? xKey : auth?.startsWith('Bearer ') ? auth.slice(7) : undefined;
+      if (given === undefined)
+        throw new AnthropicError(401, 'authentication_error', 'x-api-key header is required');
+      if (given !== kit.apiKey) throw new AnthropicError(401, 'authentication_error', 'invalid x-api-key');
+    }
+    if (r.parseFailed) throw invalid('There was an error parsing the body of your request.');
+    if (r.route === '/v1/messages/count_tokens') {
+      const body = validate(r.body, req.headers, false);
+      const s = kit.pickScenario(body.model as string);
+      respond(kit, res, s, body.model as string, false, () => {
+        const input = countAnthropicPromptTokens(body);
+        kit.sendJson(res, 200, writer(s)({ input_tokens: input }), headersFor(kit, s, JSON_CT));
+      });
+      return true;
+    }
+    const body = validate(r.body, req.headers, true);
+    const model = body.model as string;
+    const s = kit.pickScenario(model);
+    respond(kit, res, s, model, body.stream === true, () => answer(kit, res, s, body));
+  } catch (e) {
+    if (e instanceof AnthropicError) sendError(kit, res, e.status, e.type, e.message, {});
+    else sendError(kit, res, 500, 'api_error', `mock provider bug: ${String(e)}`, {});
+  }
+  return true;
+};
+
+function headersFor(kit: MockKit, s: Scenario, contentType: string): OutgoingHttpHeaders {
+  const h: OutgoingHttpHeaders = { 'content-type': contentType, 'request-id': `req_${kit.nextId()}` };
+  if (s.headers) Object.assign(h, s.headers);
+  return h;
+}
+
+function errorJson(type: string, message: string, requestId: string): Json {
+  return { type: 'error', error: { type, message }, request_id: requestId };
+}
+
+function sendError(
+  kit: MockKit,
+  res: ServerResponse,
+  status: number,
+  type: string,
+  message: string,
+  extra: OutgoingHttpHeaders,
+  s: Scenario = {},
+): void {
+  const id = `req_${kit.nextId()}`;
+  kit.sendJson(res, status, writer(s)(errorJson(type, message, id)), {
+    'content-type': JSON_CT,
+    'request-id': id,
+    ...extra,
+  });
+}
+
+/** Hang, delay or fail as the scenario says, else `go`. */
+function respond(
+  kit: MockKit,
+  res: ServerResponse,
+  s: Scenario,
+  model: string,
+  stream: boolean,
+  go: () => void,
+) {
+  if (s.hangMs !== undefined && !(stream && s.cutAfterChunks !== undefined)) {
+    kit.later(res, s.hangMs, () => kit.destroySocket(res));
+    return;
+  }
+  const run =
+    s.status !== undefined && s.status >= 300
+      ? () => {
+          const status = s.status!;
+          const extra: OutgoingHttpHeaders = { ...(s.headers ?? {}) };
+          const retryAfter = s.retryAfterSeconds ?? (status === 429 || status === 529 ? 1 : undefined);
+          if (retryAfter !== undefined) extra['retry-after'] ??= String(retryAfter);
+          if (status === 429) {
+            const reset = new Date(Date.now() + (retryAfter ?? 1) * 1000)
+              .toISOString()
+              .replace(/\.\d+Z$/, 'Z');
+            extra['anthropic-ratelimit-requests-limit'] ??= '50';
+            extra['anthropic-ratelimit-requests-remaining'] ??= '0';
+            extra['anthropic-ratelimit-requests-reset'] ??= reset;
+          }
+          sendError(
+            kit,
+            res,
+            status,
+            s.errorType ?? anthropicErrorType(status),
+            s.errorMessage ?? defaultMessage(status, model),
+            extra,
+            s,
+          );
+        }
+      : go;
+  if (s.firstByteDelayMs && s.firstByteDelayMs > 0) kit.later(res, s.firstByteDelayMs, run);
+  else run();
+}
+
+interface Frame {
+  text: string;
+  kind: 'head' | 'content' | 'tail';
+}
+
+function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): void {
+  const model = body.model as string;
+  const msgs = body.messages as Json[];
+  const cap = body.max_tokens as number;
+  const prompt = countAnthropicPromptTokens(body);
+  const cacheRead = Math.max(0, Math.min(s.cachedTokens ?? 0, prompt));
+  const cacheWrite = Math.max(0, Math.min(s.cacheWriteTokens ?? 0, prompt - cacheRead));
+  const input = prompt - cacheRead - cacheWrite;
+  const id = `msg_${kit.nextId()}`;
+  const j = writer(s);
+
+  // What the model "says": a tool call, or thinking + text pieces (one token each).
+  const tool = toolToCall(body);
+  const seed = hashText(anthropicSeedText(msgs));
+  const thinking = tool ? [] : generatePieces(seed ^ 0x5bd1e995, Math.min(s.reasoningTokens ?? 0, cap));
+  const want = s.completionTokens ?? DEFAULT_COMPLETION_TOKENS;
+  const room = cap - thinking.length;
+  let pieces = tool ? [] : generatePieces(seed, Math.max(0, Math.min(want, room)));
+  let stopReason = tool ? 'tool_use' : want > room ? 'max_tokens' : 'end_turn';
+  let stopSequence: string | null = null;
+  // Generation ends before the piece with which a stop sequence would complete.
+  const stops = Array.isArray(body.stop_sequences)
+    ? ((body.stop_sequences as unknown[]).filter((x) => typeof x === 'string') as string[])
+    : [];
+  if (stops.length > 0) {
+    let text = '';
+    for (let i = 0; i < pieces.length; i++) {
+      text += pieces[i];
+      const hit = stops.find((x) => text.includes(x));
+      if (hit !== undefined) {
+        pieces = pieces.slice(0, i);
+        stopReason = 'stop_sequence';
+        stopSequence = hit;
+        break;
+      }
+    }
+  }
+  const toolInput = tool ? argsFor(tool.input_schema) : null;
+  const toolId = `toolu_${kit.nextId()}`;
+  const toolJson = toolInput ? JSON.stringify(toolInput) : '';
+  const toolTokens = tool ? countTextTokens(String(tool.name)) + countTextTokens(toolJson) : 0;
+  const output = thinking.length + pieces.length + toolTokens;
+  const signature = Buffer.from(`mole-${id}`).toString('base64');
+
+  const usage = (): Json =>
+    s.omitUsage
+      ? { input_tokens: 0, output_tokens: 0 }
+      : {
+          input_tokens: input,
+          cache_creation_input_tokens: cacheWrite,
+          cache_read_input_tokens: cacheRead,
+          cache_creation: { ephemeral_5m_input_tokens: cacheWrite, ephemeral_1h_input_tokens: 0 },
+          output_tokens: output,
+          ...(thinking.length > 0 ? { output_tokens_details: { thinking_tokens: thinking.length } } : {}),
+          service_tier: 'standard',
+        };
+
+  if (s.errorInBody) {
+    kit.sendJson(
+      res,
+      200,
+      j(errorJson('overloaded_error', s.errorMessage ?? 'Overloaded', `req_${kit.nextId()}`)),
+      headersFor(kit, s, JSON_CT),
+    );
+    return;
+  }
+
+  if (body.stream !== true) {
+    const content: Json[] = [];
+    if (thinking.length > 0) content.push({ type: 'thinking', thinking: thinking.join(''), signature });
+    if (tool) content.push({ type: 'tool_use', id: toolId, name: tool.name, input: toolInput });
+    else content.push({ type: 'text', text: pieces.join('') });
+    const out = {
+      id,
+      type: 'message',
+      role: 'assistant',
+      model,
+      content,
+      stop_reason: stopReason,
+      stop_sequence: stopSequence,
+      usage: usage(),
+    };
+    kit.sendJson(res, 200, j(out), headersFor(kit, s, JSON_CT));
+    return;
+  }
+
+  const ev = (type: string, payload: Json) => `event: ${type}\ndata: ${j({ type, ...payload })}\n\n`;
+  const frames: Frame[] = [];
+  const startUsage = s.omitUsage
+    ? { input_tokens: 0, output_tokens: 0 }
+    : {
+        input_tokens: input,
+        cache_creation_input_tokens: cacheWrite,
+        cache_read_input_tokens: cacheRead,
+        cache_creation: { ephemeral_5m_input_tokens: cacheWrite, ephemeral_1h_input_tokens: 0 },
+        output_tokens: 1,
+        service_tier: 'standard',
+      };
+  frames.push({
+    kind: 'head',
+    text: ev('message_start', {
+      message: {
+        id,
+        type: 'message',
+        role: 'assistant',
+        model,
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: startUsage,
+      },
+    }),
+  });
+  let index = 0;
+  if (thinking.length > 0) {
+    frames.push({
+      kind: 'head',
+      text: ev('content_block_start', {
+        index,
+        content_block: { type: 'thinking', thinking: '', signature: '' },
+      }),
+    });
+    for (const p of thinking)
+      frames.push({
+        kind: 'content',
+        text: ev('content_block_delta', { index, delta: { type: 'thinking_delta', thinking: p } }),
+      });
+    frames.push({
+      kind: 'content',
+      text: ev('content_block_delta', { index, delta: { type: 'signature_delta', signature } }),
+    });
+    frames.push({ kind: 'content', text: ev('content_block_stop', { index }) });
+    index++;
+  }
+  if (tool) {
+    frames.push({
+      kind: 'head',
+      text: ev('content_block_start', {
+        index,
+        content_block: { type: 'tool_use', id: toolId, name: tool.name, input: {} },
+      }),
+    });
+    frames.push({ kind: 'head', text: ev('ping', {}) });
+    // Like Anthropic: an empty first partial_json, then the JSON in pieces.
+    const half = Math.ceil(toolJson.length / 2);
+    for (const part of ['', toolJson.slice(0, half), toolJson.slice(half)])
+      frames.push({
+        kind: 'content',
+        text: ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: part } }),
+      });
+  } else {
+    frames.push({
+      kind: 'head',
+      text: ev('content_block_start', { index, content_block: { type: 'text', text: '' } }),
+    });
+    frames.push({ kind: 'head', text: ev('ping', {}) });
+    for (const p of pieces)
+      frames.push({
+        kind: 'content',
+        text: ev('content_block_delta', { index, delta: { type: 'text_delta', text: p } }),
+      });
+  }
+  frames.push({ kind: 'tail', text: ev('content_block_stop', { index }) });
+  const endUsage = s.omitUsage
+    ? { output_tokens: 0 }
+    : {
+        input_tokens: input,
+        cache_creation_input_tokens: cacheWrite,
+        cache_read_input_tokens: cacheRead,
+        output_tokens: output,
+        ...(thinking.length > 0 ? { output_tokens_details: { thinking_tokens: thinking.length } } : {}),
+      };
+  frames.push({
+    kind: 'tail',
+    text: ev('message_delta', {
+      delta: { stop_reason: stopReason, stop_sequence: stopSequence },
+      usage: endUsage,
+    }),
+  });
+  frames.push({ kind: 'tail', text: ev('message_stop', {}) });
+  sendStream(kit, res, s, frames);
+}
+
+/** Writes frames honouring chunkDelayMs, garbageAfterChunks, midStreamError, cutAfterChunks, hangMs. */
+function sendStream(kit: MockKit, res: ServerResponse, s: Scenario, frames: Frame[]): void {
+  const out: string[] = [];
+  let seen = 0;
+  let cut = false;
+  let errored = false;
+  const garbage = 'event: content_block_delta\ndata: {broken\n\n';
+  if (s.garbageAfterChunks === 0) out.push(garbage);
+  for (const f of frames) {
+    if (f.kind === 'content' && s.cutAfterChunks !== undefined && seen >= s.cutAfterChunks) {
+      cut = true;
+      break;
+    }
+    if (f.kind === 'tail' && s.cutAfterChunks !== undefined) {
+      cut = true;
+      break;
+    }
+    if (f.kind === 'content' && s.midStreamError !== undefined && seen >= s.midStreamError) {
+      errored = true;
+      break;
+    }
+    out.push(f.text);
+    if (f.kind === 'content' && ++seen === s.garbageAfterChunks) out.push(garbage);
+  }
+  if (errored) {
+    const body = errorJson('overloaded_error', s.errorMessage ?? 'Overloaded', `req_${kit.nextId()}`);
+    out.push(`event: error\ndata: ${writer(s)(body)}\n\n`);
+  }
+  res.writeHead(200, { ...headersFor(kit, s, SSE_CT), 'cache-control': 'no-cache' });
+  res.flushHeaders();
+  const kill = () => {
+    if (s.hangMs !== undefined && s.hangMs > 0) kit.later(res, s.hangMs, () => kit.destroySocket(res));
+    else setImmediate(() => kit.destroySocket(res));
+  };
+  const delay = s.chunkDelayMs ?? 0;
+  if (out.length === 0) {
+    if (cut) kill();
+    else res.end();
+    return;
+  }
+  if (delay <= 0) {
+    if (cut) res.write(out.join(''), kill);
+    else res.end(out.join(''));
+    return;
+  }
+  let i = 0;
+  const step = () => {
+    const data = out[i++]!;
+    if (i < out.length) {
+      res.write(data);
+      kit.later(res, delay, step);
+    } else if (cut) res.write(data, kill);
+    else res.end(data);
+  };
+  step();
+}

@@ -59,12 +59,22 @@ export interface Scenario {
   cachedTokens?: number;
   /** Omit `usage` from non-stream responses, and the usage chunk from streams. */
   omitUsage?: boolean;
-  /** Gemini: report this many `thoughtsTokenCount` (output the visible text leaves out). */
+  /** Anthropic: report this many cache-write input tokens (`cache_creation_input_tokens`). */
+  cacheWriteTokens?: number;
+  /**
+   * Gemini: report this many `thoughtsTokenCount` (output the visible text leaves out).
+   * Anthropic: think this many tokens first (a thinking block; counted in output_tokens).
+   */
   reasoningTokens?: number;
-  /** Gemini: answer HTTP 200 whose body (or whose only stream frame) is the protocol's error. */
+  /**
+   * Answer HTTP 200 whose body is the protocol's error (Gemini: or whose only stream frame
+   * is; Anthropic: plain requests).
+   */
   errorInBody?: boolean;
-  /** Gemini: after N content chunks send the protocol's error frame, then end the stream. */
+  /** Streams: after N content chunks send the protocol's error frame (Anthropic: `event: error`), then end. */
   midStreamError?: number;
+  /** Anthropic: write JSON with a space after ':' and ',' (like Python's json.dumps). */
+  spacedJson?: boolean;
 }
 
 export interface RecordedRequest {
@@ -497,6 +507,39 @@ function maxTokensCap(body: Json): number {
   return cap;
 }
 
+/**
+ * Chat tool use (the rule every mock protocol shares): with tools declared, `tool_choice`
+ * not "none" and the last message a user turn, the answer is ONE call of the first declared
+ * tool (or the forced one), arguments = each `required` property of its schema as "mole" /
+ * 1 / true / {}. Returns null when the mock answers text.
+ */
+export function chatToolCall(body: Json): { name: string; arguments: string } | null {
+  const tools = Array.isArray(body.tools) ? (body.tools as unknown[]) : [];
+  const fns = tools
+    .map((t) => (t && typeof t === 'object' ? (t as Json).function : undefined))
+    .filter((f): f is Json => !!f && typeof f === 'object' && typeof (f as Json).name === 'string');
+  if (fns.length === 0) return null;
+  const tc = body.tool_choice;
+  if (tc === 'none') return null;
+  const msgs = body.messages as ChatMessageLike[];
+  if (msgs[msgs.length - 1]?.role !== 'user') return null;
+  let fn = fns[0]!;
+  if (tc && typeof tc === 'object') {
+    const forced = ((tc as Json).function as Json | undefined)?.name;
+    fn = fns.find((f) => f.name === forced) ?? fn;
+  }
+  const schema = fn.parameters as Json | undefined;
+  const args: Json = {};
+  const props = (schema?.properties ?? {}) as Record<string, { type?: unknown } | undefined>;
+  for (const name of Array.isArray(schema?.required) ? schema.required : []) {
+    if (typeof name !== 'string') continue;
+    const t = props[name]?.type;
+    args[name] =
+      t === 'string' ? 'mole' : t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : {};
+  }
+  return { name: fn.name as string, arguments: JSON.stringify(args) };
+}
+
 // ---------------------------------------------------------------------------
 // Server
 // ---------------------------------------------------------------------------
@@ -756,6 +799,11 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
 
     const s = pickScenario(model);
     run(res, s, model, stream, () => {
+      const tool = chatToolCall(body);
+      if (tool) {
+        sendChatToolCall(res, s, body, model, tool, stream, includeUsage, n);
+        return;
+      }
       const want = s.completionTokens ?? DEFAULT_COMPLETION_TOKENS;
       const count = Math.max(0, Math.min(want, cap));
       const finishReason = want > cap ? 'length' : 'stop';
@@ -820,6 +868,78 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         frames.push({ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' });
       sendStream(res, s, reqId, frames);
     });
+  }
+
+  /** One tool call per choice; completion tokens = tok(name) + tok(arguments). */
+  function sendChatToolCall(
+    res: ServerResponse,
+    s: Scenario,
+    body: Json,
+    model: string,
+    tool: { name: string; arguments: string },
+    stream: boolean,
+    includeUsage: boolean,
+    n: number,
+  ): void {
+    const messages = body.messages as unknown[];
+    const perChoice = countTextTokens(tool.name) + countTextTokens(tool.arguments);
+    const promptTokens = countChatPromptTokens(messages, body.tools);
+    const usage = s.omitUsage ? undefined : makeUsage(promptTokens, perChoice * n, s.cachedTokens, true);
+    const reqId = nextId();
+    const id = 'chatcmpl-' + reqId;
+    const created = Math.floor(Date.now() / 1000);
+    const callId = (c: number) => `call_${reqId}${c}`;
+    if (!stream) {
+      const choices = Array.from({ length: n }, (_, c) => ({
+        index: c,
+        message: {
+          role: 'assistant',
+          content: null,
+          tool_calls: [
+            { id: callId(c), type: 'function', function: { name: tool.name, arguments: tool.arguments } },
+          ],
+          refusal: null,
+          annotations: [],
+        },
+        logprobs: null,
+        finish_reason: 'tool_calls',
+      }));
+      const out: Json = { id, object: 'chat.completion', created, model, choices };
+      if (usage) out.usage = usage;
+      out.service_tier = 'default';
+      out.system_fingerprint = 'fp_mole';
+      sendJson(res, 200, JSON.stringify(out), baseHeaders(reqId, s, JSON_CT));
+      return;
+    }
+    const head = `{"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"fp_mole","choices":`;
+    const tail = includeUsage ? ',"usage":null}' : '}';
+    const frames: Frame[] = [];
+    const half = Math.ceil(tool.arguments.length / 2);
+    for (let c = 0; c < n; c++) {
+      const start = {
+        index: 0,
+        id: callId(c),
+        type: 'function',
+        function: { name: tool.name, arguments: '' },
+      };
+      frames.push({
+        data: `data: ${head}[{"index":${c},"delta":{"role":"assistant","content":null,"tool_calls":[${JSON.stringify(start)}]},"logprobs":null,"finish_reason":null}]${tail}\n\n`,
+        kind: 'role',
+      });
+      for (const part of [tool.arguments.slice(0, half), tool.arguments.slice(half)])
+        frames.push({
+          data: `data: ${head}[{"index":${c},"delta":{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(part)}}}]},"logprobs":null,"finish_reason":null}]${tail}\n\n`,
+          kind: 'content',
+        });
+    }
+    for (let c = 0; c < n; c++)
+      frames.push({
+        data: `data: ${head}[{"index":${c},"delta":{},"logprobs":null,"finish_reason":"tool_calls"}]${tail}\n\n`,
+        kind: 'tail',
+      });
+    if (includeUsage && usage)
+      frames.push({ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' });
+    sendStream(res, s, reqId, frames);
   }
 
   function handleCompletions(res: ServerResponse, body: Json): void {

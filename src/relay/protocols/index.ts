@@ -1,6 +1,7 @@
 // The codec registry: one codec per wire protocol. Adding a protocol is one codec file and
 // one line here (plus its routes); the pipeline does not change.
 import type { Protocol } from '../canonical.js';
+import { anthropicCodec } from './anthropic.js';
 import { geminiCodec } from './gemini.js';
 import { openaiCodec } from './openai.js';
 import { responsesCodec } from './responses.js';
@@ -8,6 +9,7 @@ import type { ProtocolCodec } from './types.js';
 
 const CODECS: Partial<Record<Protocol, ProtocolCodec>> = {
   openai: openaiCodec,
+  anthropic: anthropicCodec,
   responses: responsesCodec,
   gemini: geminiCodec,
 };

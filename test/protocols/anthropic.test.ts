@@ -1,0 +1,1024 @@
+// Anthropic Messages through the real gateway, on SQLite and PostgreSQL, with the official
+// @anthropic-ai/sdk (and the openai SDK for the OpenAI-in → Anthropic-channel pair) against
+// the mock provider: pass-through to an Anthropic channel (unknown fields, anthropic-*
+// headers, 4xx bodies byte for byte), translation to and from an OpenAI channel (plain,
+// stream, tool round trips), exact cost per log row, token counting, and the key rules in
+// Anthropic's error shape and the contract's check order.
+import Anthropic from '@anthropic-ai/sdk';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countMessagesTokens } from '../../src/relay/protocols/anthropic.js';
+import { backends, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { countAnthropicPromptTokens, expectedAnthropicText } from '../mock-provider/anthropic.js';
+import { expectedGeminiText } from '../mock-provider/gemini.js';
+import {
+  countChatPromptTokens,
+  DEFAULT_COMPLETION_TOKENS,
+  expectedChatCompletion,
+  type MockProvider,
+  startMockProvider,
+} from '../mock-provider/server.js';
+import { addChannel, allLogs, type LogRow, nanoOf, setPrice } from '../relay/relay-helpers.js';
+
+const UP_KEY = 'sk-ant-upstream-secret-0001';
+
+interface Price {
+  input: number;
+  output: number;
+  cached_input?: number;
+  cache_write?: number;
+}
+const PRICES: Record<string, Price> = {
+  'claude-pass': { input: 3, output: 15, cached_input: 0.3, cache_write: 3.75 },
+  'claude-trans': { input: 1, output: 5, cached_input: 0.1, cache_write: 1.25 },
+  'gpt-trans': { input: 2.5, output: 10, cached_input: 1.25 },
+  'claude-pricey': { input: 1000, output: 1000 },
+};
+
+/** USD per 1M tokens → exact nano-USD per 1M (via the decimal string). */
+function perM(usd: number): bigint {
+  const [i, f = ''] = String(usd).split('.');
+  return BigInt(i!) * 1_000_000_000n + BigInt((f || '0').padEnd(9, '0').slice(0, 9));
+}
+
+/** ceil((uncached·in + cacheRead·cachedIn + cacheWrite·writeIn + output·out) / 1e6), nano-USD. */
+function expectedCost(u: { input: number; cacheRead: number; cacheWrite: number; output: number }, p: Price) {
+  const num =
+    BigInt(u.input) * perM(p.input) +
+    BigInt(u.cacheRead) * perM(p.cached_input ?? p.input) +
+    BigInt(u.cacheWrite) * perM(p.cache_write ?? p.input) +
+    BigInt(u.output) * perM(p.output);
+  return (num + 999_999n) / 1_000_000n;
+}
+
+async function newestLog(s: TestServer, keyId: number, count = 1): Promise<LogRow & Record<string, any>> {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const rows = await allLogs(s, { key_id: keyId });
+    if (rows.length >= count) return rows[0] as LogRow & Record<string, any>;
+    if (Date.now() > deadline)
+      throw new Error(`expected ${count} log rows for key ${keyId}, got ${rows.length}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const user = (content: string): Anthropic.MessageParam => ({ role: 'user', content });
+const weather: Anthropic.Tool = {
+  name: 'get_weather',
+  description: 'Weather for a city',
+  input_schema: {
+    type: 'object',
+    properties: { city: { type: 'string' }, days: { type: 'integer' } },
+    required: ['city', 'days'],
+  },
+};
+
+describe.each(backends())('Anthropic Messages through the gateway (%s)', (backend) => {
+  let s: TestServer;
+  let mock: MockProvider;
+  let origin: string;
+
+  const sdk = (key: string) => new Anthropic({ baseURL: s.url, apiKey: key, maxRetries: 0, timeout: 20_000 });
+  const openai = (key: string) =>
+    new OpenAI({ baseURL: `${s.url}/v1`, apiKey: key, maxRetries: 0, timeout: 20_000 });
+  const raw = async (path: string, body: unknown, headers: Record<string, string>) => {
+    const res = await fetch(s.url + path, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let json: any = null;
+    try {
+      json = JSON.parse(text);
+    } catch {}
+    return { status: res.status, headers: res.headers, text, json };
+  };
+  const lastUpstream = () => mock.requests[mock.requests.length - 1]!;
+
+  beforeAll(async () => {
+    s = await startTestServer({ backend });
+    mock = await startMockProvider({ apiKey: UP_KEY });
+    origin = mock.url.replace(/\/v1$/, '');
+    await addChannel(s, {
+      type: 'anthropic',
+      base_url: origin,
+      api_key: UP_KEY,
+      models: ['claude-pass', 'claude-trans', 'claude-pricey'],
+      model_map: { 'claude-pass': 'claude-upstream-1' },
+    });
+    // The OpenAI side of the mock checks Bearer credentials against the same key.
+    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: UP_KEY, models: ['gpt-trans'] });
+    for (const [m, p] of Object.entries(PRICES)) await setPrice(s, m, p as never);
+  });
+  afterAll(async () => {
+    await s?.close();
+    await mock?.close();
+  });
+
+  // ── pass-through: Anthropic in → Anthropic channel ───────────────────────────────────────
+
+  describe('pass-through to an Anthropic channel', () => {
+    it('plain: the mock sees the body as sent (model mapped, unknown fields kept) and anthropic-* headers verbatim', async () => {
+      const { secret } = await userWithKey(s);
+      const messages = [user('Tell me about tunnels.')];
+      const body = {
+        model: 'claude-pass',
+        max_tokens: 64,
+        system: 'You are a mole.',
+        messages,
+        context_management: { edits: [{ type: 'clear_tool_uses_20250919' }] },
+        metadata: { user_id: 'u-1' },
+      };
+      const beta = 'context-management-2025-06-27,interleaved-thinking-2025-05-14';
+      const { data: m, response } = await sdk(secret)
+        .messages.create(body as Anthropic.MessageCreateParamsNonStreaming, {
+          headers: { 'anthropic-beta': beta, 'anthropic-custom-flag': 'yes' },
+        })
+        .withResponse();
+      expect(response.headers.get('x-request-id')).toBeTruthy();
+      expect((m.content[0] as Anthropic.TextBlock).text).toBe(expectedAnthropicText(messages));
+      expect(m.stop_reason).toBe('end_turn');
+      expect(m.usage).toMatchObject({
+        input_tokens: countAnthropicPromptTokens(body),
+        output_tokens: DEFAULT_COMPLETION_TOKENS,
+      });
+      const up = lastUpstream();
+      expect(up.path).toBe('/v1/messages');
+      expect(up.body).toEqual({ ...body, model: 'claude-upstream-1' });
+      expect(up.headers['anthropic-beta']).toBe(beta);
+      expect(up.headers['anthropic-custom-flag']).toBe('yes');
+      // The SDK's own anthropic-version reaches the upstream; the channel's key replaces the client's.
+      expect(up.headers['anthropic-version']).toMatch(/^\d{4}-\d\d-\d\d$/);
+      expect(up.headers['x-api-key']).toBe(UP_KEY);
+      expect(JSON.stringify(up.headers)).not.toContain(secret);
+    });
+
+    it('?beta=true (the SDK beta client, as Claude Code posts) and x-api-key credentials work', async () => {
+      const { secret } = await userWithKey(s);
+      const m = await sdk(secret).beta.messages.create({
+        model: 'claude-pass',
+        max_tokens: 8,
+        messages: [user('Hi')],
+        betas: ['context-management-2025-06-27'],
+      });
+      expect(m.usage.output_tokens).toBe(8);
+      expect(lastUpstream().headers['anthropic-beta']).toBe('context-management-2025-06-27');
+      const r = await raw(
+        '/v1/messages?beta=true',
+        { model: 'claude-pass', max_tokens: 4, messages: [user('Hi')] },
+        { 'x-api-key': secret, 'anthropic-version': '2023-06-01' },
+      );
+      expect(r.status).toBe(200);
+      expect(r.json.usage.output_tokens).toBe(4);
+      expect(lastUpstream().headers['anthropic-version']).toBe('2023-06-01');
+    });
+
+    it('stream: the SDK stream helper and its final message; the log row is the stream', async () => {
+      const { secret, key } = await userWithKey(s);
+      const messages = [user('Stream me a tunnel.')];
+      const stream = sdk(secret).messages.stream({ model: 'claude-pass', max_tokens: 100, messages });
+      const texts: string[] = [];
+      stream.on('text', (t) => texts.push(t));
+      const m = await stream.finalMessage();
+      expect(texts).toHaveLength(DEFAULT_COMPLETION_TOKENS);
+      expect(texts.join('')).toBe(expectedAnthropicText(messages));
+      expect(m.usage.output_tokens).toBe(DEFAULT_COMPLETION_TOKENS);
+      const row = await newestLog(s, key.id);
+      expect(row).toMatchObject({ stream: true, status: 200, protocol: 'anthropic', model: 'claude-pass' });
+      expect(row.upstream_model).toBe('claude-upstream-1');
+      expect(row.completion_tokens).toBe(DEFAULT_COMPLETION_TOKENS);
+    });
+
+    it('a tool round trip (plain and streamed)', async () => {
+      const { secret } = await userWithKey(s);
+      const c = sdk(secret);
+      const first = await c.messages.create({
+        model: 'claude-pass',
+        max_tokens: 200,
+        tools: [weather],
+        messages: [user('Weather in Paris?')],
+      });
+      expect(first.stop_reason).toBe('tool_use');
+      const call = first.content.find((b) => b.type === 'tool_use') as Anthropic.ToolUseBlock;
+      expect(call).toMatchObject({ name: 'get_weather', input: { city: 'mole', days: 1 } });
+      const round: Anthropic.MessageParam[] = [
+        user('Weather in Paris?'),
+        { role: 'assistant', content: first.content },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: 'sunny' }] },
+      ];
+      const second = await c.messages
+        .stream({ model: 'claude-pass', max_tokens: 200, tools: [weather], messages: round })
+        .finalMessage();
+      expect(second.stop_reason).toBe('end_turn');
+      expect((second.content[0] as Anthropic.TextBlock).text).toBe(expectedAnthropicText(round));
+      const streamedCall = await c.messages
+        .stream({ model: 'claude-pass', max_tokens: 200, tools: [weather], messages: [user('Again?')] })
+        .finalMessage();
+      expect(streamedCall.content[0]).toMatchObject({ type: 'tool_use', input: { city: 'mole', days: 1 } });
+    });
+
+    it("an upstream 400 reaches the client byte for byte (Claude Code's recovery reads its wording)", async () => {
+      const { secret } = await userWithKey(s);
+      mock.setScenario('claude-upstream-1', {
+        status: 400,
+        errorMessage: 'messages.1.content.0.thinking.signature: Invalid `signature` in `thinking` block',
+        spacedJson: true,
+        times: 1,
+      });
+      const r = await raw(
+        '/v1/messages',
+        { model: 'claude-pass', max_tokens: 8, messages: [user('Hi')] },
+        { 'x-api-key': secret, 'anthropic-version': '2023-06-01' },
+      );
+      expect(r.status).toBe(400);
+      // Spaced JSON (the mock's, not something the gateway re-serialised), exactly as sent.
+      expect(r.text).toMatch(
+        /^\{"type": "error", "error": \{"type": "invalid_request_error", "message": "messages\.1\.content\.0\.thinking\.signature: Invalid `signature` in `thinking` block"\}, "request_id": "req_[a-z0-9]+"\}$/,
+      );
+      // And through the SDK: the error class and the upstream's wording.
+      mock.setScenario('claude-upstream-1', { status: 400, errorMessage: 'prompt is too long', times: 1 });
+      const err = await sdk(secret)
+        .messages.create({ model: 'claude-pass', max_tokens: 8, messages: [user('Hi')] })
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(Anthropic.BadRequestError);
+      expect(err.error.error.message).toBe('prompt is too long');
+    });
+
+    it('an error event before anything reached the client fails over: 502 in Anthropic shape', async () => {
+      const { secret } = await userWithKey(s);
+      mock.setScenario('claude-upstream-1', { midStreamError: 3, times: 1 });
+      const err = await sdk(secret)
+        .messages.stream({ model: 'claude-pass', max_tokens: 50, messages: [user('Hi')] })
+        .finalMessage()
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(Anthropic.APIError);
+      expect(err.status).toBe(502);
+      expect(err.error).toMatchObject({
+        type: 'error',
+        error: { type: 'overloaded_error', code: 'upstream_error' },
+      });
+    });
+
+    it('an error event after the answer began ends the stream with an event: error frame', async () => {
+      const { secret, key } = await userWithKey(s);
+      mock.setScenario('claude-upstream-1', { midStreamError: 3, chunkDelayMs: 30, times: 1 });
+      const stream = sdk(secret).messages.stream({
+        model: 'claude-pass',
+        max_tokens: 50,
+        messages: [user('Hi')],
+      });
+      const texts: string[] = [];
+      stream.on('text', (t) => texts.push(t));
+      const err = await stream.finalMessage().catch((e) => e);
+      expect(err).toBeInstanceOf(Anthropic.APIError);
+      expect(err.error).toMatchObject({
+        type: 'error',
+        error: { type: 'overloaded_error', code: 'upstream_error' },
+      });
+      expect(texts).toHaveLength(3);
+      const row = await newestLog(s, key.id);
+      expect(row).toMatchObject({ status: 200, error_code: 'upstream_error', stream: true });
+    });
+
+    it('exact cost per log row: uncached input, cache reads, cache writes and output at their prices', async () => {
+      const { secret, key } = await userWithKey(s);
+      mock.setScenario('claude-upstream-1', { cachedTokens: 7, cacheWriteTokens: 5 });
+      try {
+        const messages = [user('Cache this long prompt about moles and their tunnels.')];
+        const m = await sdk(secret).messages.create({ model: 'claude-pass', max_tokens: 30, messages });
+        const prompt = countAnthropicPromptTokens({ messages });
+        expect(m.usage).toMatchObject({
+          input_tokens: prompt - 12,
+          cache_read_input_tokens: 7,
+          cache_creation_input_tokens: 5,
+        });
+        const row = await newestLog(s, key.id);
+        expect(row).toMatchObject({
+          protocol: 'anthropic',
+          prompt_tokens: prompt,
+          cached_tokens: 7,
+          cache_write_tokens: 5,
+          completion_tokens: DEFAULT_COMPLETION_TOKENS,
+          estimated: false,
+        });
+        const u = { input: prompt - 12, cacheRead: 7, cacheWrite: 5, output: DEFAULT_COMPLETION_TOKENS };
+        expect(nanoOf(row.cost)).toBe(expectedCost(u, PRICES['claude-pass']!));
+
+        const st = await sdk(secret)
+          .messages.stream({ model: 'claude-pass', max_tokens: 30, messages })
+          .finalMessage();
+        expect(st.usage.cache_read_input_tokens).toBe(7);
+        const srow = await newestLog(s, key.id, 2);
+        expect(srow).toMatchObject({
+          stream: true,
+          prompt_tokens: prompt,
+          cached_tokens: 7,
+          cache_write_tokens: 5,
+        });
+        expect(nanoOf(srow.cost)).toBe(expectedCost(u, PRICES['claude-pass']!));
+      } finally {
+        mock.clearScenarios();
+      }
+    });
+
+    it('count_tokens answers the local count and bills nothing', async () => {
+      const { secret, key } = await userWithKey(s);
+      const body = { model: 'claude-pass', messages: [user('How many tokens?')], tools: [weather] };
+      const r = await sdk(secret).messages.countTokens(body);
+      expect(r.input_tokens).toBe(countMessagesTokens(body));
+      const rows = await allLogs(s, { key_id: key.id });
+      for (const row of rows) expect(row.cost).toBe(0);
+      // Its refusals speak Anthropic too: a bad body, a model the key may not use.
+      const bad = await raw(
+        '/v1/messages/count_tokens',
+        { model: 'claude-pass', messages: [] },
+        { 'x-api-key': secret },
+      );
+      expect(bad.status).toBe(400);
+      expect(bad.json).toMatchObject({
+        type: 'error',
+        error: { type: 'invalid_request_error', code: 'invalid_request' },
+      });
+      const { secret: narrow } = await userWithKey(s, { key: { models: ['gpt-trans'] } });
+      const denied = await sdk(narrow)
+        .messages.countTokens(body)
+        .catch((e) => e);
+      expect(denied).toBeInstanceOf(Anthropic.PermissionDeniedError);
+      expect(denied.error.error.code).toBe('model_not_allowed');
+    });
+  });
+
+  // ── translation: Anthropic in → OpenAI channel (Claude Code on any OpenAI model) ──────────
+
+  describe('Anthropic in → OpenAI channel', () => {
+    it('plain: system and messages translated; text, stop reason and usage in Anthropic terms', async () => {
+      const { secret, key } = await userWithKey(s);
+      mock.setScenario('gpt-trans', { cachedTokens: 4, times: 1 });
+      const m = await sdk(secret).messages.create({
+        model: 'gpt-trans',
+        max_tokens: 77,
+        system: 'You are a mole.',
+        messages: [user('Dig a tunnel.')],
+        // Gone from the SDK's types with API version 2026-10-21, still sent by older clients.
+        temperature: 0.5,
+        stop_sequences: ['END'],
+      } as Anthropic.MessageCreateParamsNonStreaming);
+      const up = lastUpstream();
+      expect(up.path).toBe('/v1/chat/completions');
+      expect(up.headers.authorization).toBe(`Bearer ${UP_KEY}`);
+      const sent = up.body as { messages: unknown[]; temperature?: number; stop?: unknown };
+      expect(sent.messages).toEqual([
+        { role: 'system', content: 'You are a mole.' },
+        expect.objectContaining({ role: 'user' }),
+      ]);
+      expect(sent.temperature).toBe(0.5);
+      expect(JSON.stringify(sent)).toContain('77');
+      expect(m.content).toEqual([{ type: 'text', text: expectedChatCompletion(sent.messages) }]);
+      expect(m.stop_reason).toBe('end_turn');
+      expect(m.model).toBe('gpt-trans');
+      const prompt = countChatPromptTokens(sent.messages);
+      expect(m.usage).toMatchObject({
+        input_tokens: prompt - 4,
+        cache_read_input_tokens: 4,
+        output_tokens: DEFAULT_COMPLETION_TOKENS,
+      });
+      const row = await newestLog(s, key.id);
+      expect(row).toMatchObject({
+        protocol: 'anthropic',
+        prompt_tokens: prompt,
+        cached_tokens: 4,
+        completion_tokens: DEFAULT_COMPLETION_TOKENS,
+      });
+      expect(nanoOf(row.cost)).toBe(
+        expectedCost(
+          { input: prompt - 4, cacheRead: 4, cacheWrite: 0, output: DEFAULT_COMPLETION_TOKENS },
+          PRICES['gpt-trans']!,
+        ),
+      );
+    });
+
+    it('images cross both ways: base64 and URL sources ⇄ image_url parts', async () => {
+      const { secret } = await userWithKey(s);
+      const png =
+        'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==';
+      await sdk(secret).messages.create({
+        model: 'gpt-trans',
+        max_tokens: 10,
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'What is this?' },
+              { type: 'image', source: { type: 'base64', media_type: 'image/png', data: png } },
+              { type: 'image', source: { type: 'url', url: 'https://example.com/mole.jpg' } },
+            ],
+          },
+        ],
+      });
+      const parts = JSON.stringify((lastUpstream().body as { messages: unknown[] }).messages);
+      expect(parts).toContain(`data:image/png;base64,${png}`);
+      expect(parts).toContain('https://example.com/mole.jpg');
+
+      await openai(secret).chat.completions.create({
+        model: 'claude-trans',
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'And this?' },
+              { type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } },
+              { type: 'image_url', image_url: { url: 'https://example.com/mole.jpg' } },
+            ],
+          },
+        ],
+      });
+      const sent = lastUpstream().body as { messages: { content: unknown[] }[] };
+      expect(sent.messages[0]!.content).toEqual([
+        { type: 'text', text: 'And this?' },
+        { type: 'image', source: { type: 'base64', media_type: 'image/png', data: png } },
+        { type: 'image', source: { type: 'url', url: 'https://example.com/mole.jpg' } },
+      ]);
+    });
+
+    it('max_tokens reached → stop_reason max_tokens', async () => {
+      const { secret } = await userWithKey(s);
+      const m = await sdk(secret).messages.create({
+        model: 'gpt-trans',
+        max_tokens: 5,
+        messages: [user('Go')],
+      });
+      expect(m.stop_reason).toBe('max_tokens');
+      expect(m.usage.output_tokens).toBe(5);
+    });
+
+    it("stream: Anthropic's complete event sequence from an OpenAI stream, read by the SDK", async () => {
+      const { secret, key } = await userWithKey(s);
+      const stream = sdk(secret).messages.stream({
+        model: 'gpt-trans',
+        max_tokens: 100,
+        messages: [user('Stream it.')],
+      });
+      const texts: string[] = [];
+      const events: string[] = [];
+      stream.on('text', (t) => texts.push(t));
+      stream.on('streamEvent', (e) => events.push(e.type));
+      const m = await stream.finalMessage();
+      const sent = lastUpstream().body as { messages: unknown[]; stream?: boolean };
+      expect(sent.stream).toBe(true);
+      expect(texts.join('')).toBe(expectedChatCompletion(sent.messages));
+      expect(events[0]).toBe('message_start');
+      expect(events.at(-1)).toBe('message_stop');
+      expect(events).toContain('content_block_start');
+      expect(events).toContain('content_block_stop');
+      expect(events).toContain('message_delta');
+      expect(m.stop_reason).toBe('end_turn');
+      expect(m.usage).toMatchObject({
+        input_tokens: countChatPromptTokens(sent.messages),
+        output_tokens: DEFAULT_COMPLETION_TOKENS,
+      });
+      const row = await newestLog(s, key.id);
+      expect(row).toMatchObject({
+        stream: true,
+        completion_tokens: DEFAULT_COMPLETION_TOKENS,
+        estimated: false,
+      });
+    });
+
+    it('a Claude Code-shaped request (cache_control, thinking, beta fields, ?beta=true) streams from an OpenAI model', async () => {
+      const { secret } = await userWithKey(s);
+      const res = await fetch(`${s.url}/v1/messages?beta=true`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${secret}`,
+          'anthropic-version': '2023-06-01',
+          'anthropic-beta':
+            'claude-code-20250219,interleaved-thinking-2025-05-14,context-management-2025-06-27',
+          'x-claude-code-session-id': 'sess-1',
+        },
+        body: JSON.stringify({
+          model: 'gpt-trans',
+          max_tokens: 200,
+          stream: true,
+          system: [
+            { type: 'text', text: "You are Claude Code, Anthropic's official CLI for Claude." },
+            { type: 'text', text: 'Be concise.', cache_control: { type: 'ephemeral' } },
+          ],
+          messages: [
+            {
+              role: 'user',
+              content: [{ type: 'text', text: 'List the files.', cache_control: { type: 'ephemeral' } }],
+            },
+          ],
+          tools: [{ ...weather, cache_control: { type: 'ephemeral' } }],
+          tool_choice: { type: 'none' },
+          thinking: { type: 'adaptive' },
+          context_management: { edits: [{ type: 'clear_thinking_20251015', keep: 'all' }] },
+          output_config: { effort: 'high' },
+          metadata: { user_id: 'user_abc' },
+        }),
+      });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      const text = await res.text();
+      const names = [...text.matchAll(/^event: (\S+)$/gm)].map((m) => m[1]);
+      expect(names[0]).toBe('message_start');
+      expect(names.slice(-2)).toEqual(['message_delta', 'message_stop']);
+      const sent = lastUpstream();
+      expect(sent.path).toBe('/v1/chat/completions');
+      expect(JSON.stringify(sent.body)).not.toContain('context_management');
+      expect(sent.headers['anthropic-beta']).toBeUndefined();
+      const body = sent.body as { messages: { role: string }[] };
+      expect(body.messages.at(-1)!.role).toBe('user');
+      expect(body.messages.slice(0, -1).every((m) => m.role === 'system' || m.role === 'developer')).toBe(
+        true,
+      );
+    });
+
+    it("the SDK's beta client (Claude Code's path) reads the translated stream, tool call included", async () => {
+      const { secret } = await userWithKey(s);
+      const stream = sdk(secret).beta.messages.stream({
+        model: 'gpt-trans',
+        max_tokens: 100,
+        betas: ['interleaved-thinking-2025-05-14'],
+        tools: [weather],
+        messages: [user('Weather in Rome?')],
+      });
+      const json: string[] = [];
+      stream.on('inputJson', (d) => json.push(d));
+      const m = await stream.finalMessage();
+      expect(lastUpstream().path).toBe('/v1/chat/completions');
+      expect(m.stop_reason).toBe('tool_use');
+      expect(m.content.find((b) => b.type === 'tool_use')).toMatchObject({
+        name: 'get_weather',
+        input: { city: 'mole', days: 1 },
+      });
+      expect(JSON.parse(json.join(''))).toEqual({ city: 'mole', days: 1 });
+      const text = await sdk(secret)
+        .beta.messages.stream({ model: 'gpt-trans', max_tokens: 100, messages: [user('Plain words.')] })
+        .finalMessage();
+      const sent = lastUpstream().body as { messages: unknown[] };
+      expect(text.content).toEqual([{ type: 'text', text: expectedChatCompletion(sent.messages) }]);
+    });
+
+    it('a tool round trip, plain and streamed (Claude Code on an OpenAI-compatible model)', async () => {
+      const { secret } = await userWithKey(s);
+      const c = sdk(secret);
+      const first = await c.messages.create({
+        model: 'gpt-trans',
+        max_tokens: 200,
+        tools: [weather],
+        messages: [user('Weather in Paris?')],
+      });
+      const sentTools = (lastUpstream().body as { tools: unknown }).tools;
+      expect(sentTools).toEqual([
+        {
+          type: 'function',
+          function: expect.objectContaining({ name: 'get_weather', parameters: weather.input_schema }),
+        },
+      ]);
+      expect(first.stop_reason).toBe('tool_use');
+      const call = first.content.find((b) => b.type === 'tool_use') as Anthropic.ToolUseBlock;
+      expect(call.id).toMatch(/^call_/);
+      expect(call).toMatchObject({ name: 'get_weather', input: { city: 'mole', days: 1 } });
+
+      const round: Anthropic.MessageParam[] = [
+        user('Weather in Paris?'),
+        { role: 'assistant', content: first.content },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: 'sunny' }] },
+      ];
+      const second = await c.messages.create({
+        model: 'gpt-trans',
+        max_tokens: 200,
+        tools: [weather],
+        messages: round,
+      });
+      const sent = lastUpstream().body as { messages: Record<string, any>[] };
+      expect(sent.messages.at(-2)).toMatchObject({
+        role: 'assistant',
+        tool_calls: [{ id: call.id, type: 'function', function: { name: 'get_weather' } }],
+      });
+      expect(JSON.parse(sent.messages.at(-2)!.tool_calls[0].function.arguments)).toEqual({
+        city: 'mole',
+        days: 1,
+      });
+      expect(sent.messages.at(-1)).toMatchObject({ role: 'tool', tool_call_id: call.id });
+      expect(second.stop_reason).toBe('end_turn');
+      expect((second.content[0] as Anthropic.TextBlock).text).toBe(expectedChatCompletion(sent.messages));
+
+      const streamed = c.messages.stream({
+        model: 'gpt-trans',
+        max_tokens: 200,
+        tools: [weather],
+        messages: [user('Weather in Oslo?')],
+      });
+      const json: string[] = [];
+      streamed.on('inputJson', (d) => json.push(d));
+      const sm = await streamed.finalMessage();
+      expect(sm.stop_reason).toBe('tool_use');
+      const scall = sm.content.find((b) => b.type === 'tool_use') as Anthropic.ToolUseBlock;
+      expect(scall).toMatchObject({ name: 'get_weather', input: { city: 'mole', days: 1 } });
+      expect(JSON.parse(json.join(''))).toEqual({ city: 'mole', days: 1 });
+    });
+  });
+
+  // ── translation: OpenAI chat in → Anthropic channel ───────────────────────────────────────
+
+  describe('OpenAI chat in → Anthropic channel', () => {
+    it('plain: an Anthropic body upstream; text, finish reason and usage in OpenAI terms', async () => {
+      const { secret, key } = await userWithKey(s);
+      mock.setScenario('claude-trans', { cachedTokens: 5, cacheWriteTokens: 3, times: 1 });
+      const r = await openai(secret).chat.completions.create({
+        model: 'claude-trans',
+        max_tokens: 90,
+        messages: [
+          { role: 'system', content: 'You are a mole.' },
+          { role: 'user', content: 'Dig.' },
+        ],
+      });
+      const up = lastUpstream();
+      expect(up.path).toBe('/v1/messages');
+      expect(up.headers['x-api-key']).toBe(UP_KEY);
+      expect(up.headers['anthropic-version']).toBe('2023-06-01');
+      const sent = up.body as Record<string, any>;
+      expect(sent).toMatchObject({ model: 'claude-trans', max_tokens: 90, system: 'You are a mole.' });
+      expect(sent.messages).toHaveLength(1);
+      expect(sent.messages[0].role).toBe('user');
+      expect(r.choices[0]!.message.content).toBe(expectedAnthropicText(sent.messages));
+      expect(r.choices[0]!.finish_reason).toBe('stop');
+      const prompt = countAnthropicPromptTokens(sent);
+      expect(r.usage).toMatchObject({
+        prompt_tokens: prompt,
+        completion_tokens: DEFAULT_COMPLETION_TOKENS,
+        prompt_tokens_details: { cached_tokens: 5 },
+      });
+      const row = await newestLog(s, key.id);
+      expect(row).toMatchObject({
+        protocol: 'openai',
+        prompt_tokens: prompt,
+        cached_tokens: 5,
+        cache_write_tokens: 3,
+        completion_tokens: DEFAULT_COMPLETION_TOKENS,
+      });
+      expect(nanoOf(row.cost)).toBe(
+        expectedCost(
+          { input: prompt - 8, cacheRead: 5, cacheWrite: 3, output: DEFAULT_COMPLETION_TOKENS },
+          PRICES['claude-trans']!,
+        ),
+      );
+    });
+
+    it('thinking on the Anthropic side is output: reasoning tokens inside completion_tokens, on the log row too', async () => {
+      const { secret, key } = await userWithKey(s);
+      mock.setScenario('claude-trans', { reasoningTokens: 5, times: 2 });
+      const r = await openai(secret).chat.completions.create({
+        model: 'claude-trans',
+        messages: [{ role: 'user', content: 'Think first.' }],
+      });
+      expect(r.usage).toMatchObject({
+        completion_tokens: DEFAULT_COMPLETION_TOKENS + 5,
+        completion_tokens_details: { reasoning_tokens: 5 },
+      });
+      const row = (await newestLog(s, key.id)) as LogRow & { reasoning_tokens: number };
+      expect(row).toMatchObject({ completion_tokens: DEFAULT_COMPLETION_TOKENS + 5, reasoning_tokens: 5 });
+      // Pass-through keeps Anthropic's own numbers, and the log reads thinking_tokens.
+      const m = await sdk(secret).messages.create({
+        model: 'claude-trans',
+        max_tokens: 100,
+        messages: [user('Think first.')],
+      });
+      expect(m.content.map((b) => b.type)).toEqual(['thinking', 'text']);
+      const prow = (await newestLog(s, key.id, 2)) as LogRow & { reasoning_tokens: number };
+      expect(prow).toMatchObject({ completion_tokens: DEFAULT_COMPLETION_TOKENS + 5, reasoning_tokens: 5 });
+    });
+
+    it('stream: the openai stream helper and its final completion (usage chunk on request)', async () => {
+      const { secret } = await userWithKey(s);
+      const stream = openai(secret).chat.completions.stream({
+        model: 'claude-trans',
+        messages: [{ role: 'user', content: 'Stream, please.' }],
+        stream_options: { include_usage: true },
+      });
+      const deltas: string[] = [];
+      stream.on('content.delta', (d) => deltas.push(d.delta));
+      const final = await stream.finalChatCompletion();
+      const sent = lastUpstream().body as Record<string, any>;
+      expect(sent.stream).toBe(true);
+      expect(typeof sent.max_tokens).toBe('number'); // Anthropic requires it: the default cap
+      expect(deltas.join('')).toBe(expectedAnthropicText(sent.messages));
+      expect(final.choices[0]!.message.content).toBe(expectedAnthropicText(sent.messages));
+      expect(final.choices[0]!.finish_reason).toBe('stop');
+      expect(final.usage).toMatchObject({
+        prompt_tokens: countAnthropicPromptTokens(sent),
+        completion_tokens: DEFAULT_COMPLETION_TOKENS,
+      });
+    });
+
+    it('a tool round trip, plain and streamed', async () => {
+      const { secret } = await userWithKey(s);
+      const c = openai(secret);
+      const tools: OpenAI.Chat.Completions.ChatCompletionTool[] = [
+        {
+          type: 'function',
+          function: {
+            name: 'get_weather',
+            description: 'Weather',
+            parameters: weather.input_schema as never,
+          },
+        },
+      ];
+      const messages: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [
+        { role: 'user', content: 'Weather in Paris?' },
+      ];
+      const first = await c.chat.completions.create({ model: 'claude-trans', messages, tools });
+      const sent = lastUpstream().body as Record<string, any>;
+      expect(sent.tools).toEqual([
+        { name: 'get_weather', description: 'Weather', input_schema: weather.input_schema },
+      ]);
+      expect(first.choices[0]!.finish_reason).toBe('tool_calls');
+      const call = first.choices[0]!.message
+        .tool_calls![0] as OpenAI.Chat.Completions.ChatCompletionMessageFunctionToolCall;
+      expect(call.id).toMatch(/^toolu_/);
+      expect(call.function.name).toBe('get_weather');
+      expect(JSON.parse(call.function.arguments)).toEqual({ city: 'mole', days: 1 });
+
+      const round: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [
+        ...messages,
+        first.choices[0]!.message as OpenAI.Chat.Completions.ChatCompletionMessageParam,
+        { role: 'tool', tool_call_id: call.id, content: 'sunny' },
+      ];
+      const second = await c.chat.completions.create({ model: 'claude-trans', messages: round, tools });
+      const sent2 = lastUpstream().body as Record<string, any>;
+      expect(sent2.messages.at(-2)).toEqual({
+        role: 'assistant',
+        content: [{ type: 'tool_use', id: call.id, name: 'get_weather', input: { city: 'mole', days: 1 } }],
+      });
+      expect(sent2.messages.at(-1)).toMatchObject({
+        role: 'user',
+        content: [{ type: 'tool_result', tool_use_id: call.id }],
+      });
+      expect(second.choices[0]!.finish_reason).toBe('stop');
+      expect(second.choices[0]!.message.content).toBe(expectedAnthropicText(sent2.messages));
+
+      const streamed = await c.chat.completions
+        .stream({ model: 'claude-trans', messages: [{ role: 'user', content: 'Oslo?' }], tools })
+        .finalChatCompletion();
+      expect(streamed.choices[0]!.finish_reason).toBe('tool_calls');
+      const scall = streamed.choices[0]!.message
+        .tool_calls![0] as OpenAI.Chat.Completions.ChatCompletionMessageFunctionToolCall;
+      expect(JSON.parse(scall.function.arguments)).toEqual({ city: 'mole', days: 1 });
+    });
+  });
+
+  // ── any other channel type: Anthropic in → Gemini ───────────────────────────────────────────
+
+  describe('Anthropic in → Gemini channel', () => {
+    it('plain, stream and a tool call reach the SDK from a Gemini channel', async () => {
+      await addChannel(s, {
+        type: 'gemini',
+        base_url: origin,
+        api_key: UP_KEY,
+        models: ['claude-on-gemini'],
+      });
+      await setPrice(s, 'claude-on-gemini', { input: 1, output: 2 });
+      const { secret } = await userWithKey(s);
+      const c = sdk(secret);
+      const m = await c.messages.create({
+        model: 'claude-on-gemini',
+        max_tokens: 50,
+        system: 'Be brief.',
+        messages: [user('Hi')],
+      });
+      expect(lastUpstream().path).toMatch(/^\/v1beta\/models\/claude-on-gemini:generateContent/);
+      const gbody = lastUpstream().body as Record<string, unknown>;
+      expect((m.content[0] as Anthropic.TextBlock).text).toBe(expectedGeminiText(gbody));
+      expect(m.stop_reason).toBe('end_turn');
+      expect(m.usage.output_tokens).toBe(DEFAULT_COMPLETION_TOKENS);
+      const st = c.messages.stream({ model: 'claude-on-gemini', max_tokens: 50, messages: [user('Hi')] });
+      const texts: string[] = [];
+      st.on('text', (t) => texts.push(t));
+      const fm = await st.finalMessage();
+      expect(texts.join('')).toBe((fm.content[0] as Anthropic.TextBlock).text);
+      expect(fm.usage.output_tokens).toBe(DEFAULT_COMPLETION_TOKENS);
+      const t = await c.messages.create({
+        model: 'claude-on-gemini',
+        max_tokens: 50,
+        tools: [weather],
+        messages: [user('Weather?')],
+      });
+      expect(t.stop_reason).toBe('tool_use');
+      expect(t.content.find((b) => b.type === 'tool_use')).toMatchObject({
+        name: 'get_weather',
+        input: { city: 'mole', days: 1 },
+      });
+    });
+  });
+
+  // ── failures and fallback across protocols ───────────────────────────────────────────────
+
+  describe('failures and fallback', () => {
+    it('an overloaded Anthropic channel (529) falls back to an OpenAI channel: the answer is translated', async () => {
+      await addChannel(s, {
+        type: 'anthropic',
+        base_url: `${origin}/`,
+        api_key: UP_KEY,
+        models: ['claude-fb'],
+        model_map: { 'claude-fb': 'claude-fb-up' },
+        priority: 10,
+      });
+      await addChannel(s, { type: 'openai', base_url: mock.url, api_key: UP_KEY, models: ['claude-fb'] });
+      await setPrice(s, 'claude-fb', { input: 1, output: 2 });
+      const { secret, key } = await userWithKey(s);
+      mock.setScenario('claude-fb-up', { status: 529, times: 1 });
+      const m = await sdk(secret).messages.create({
+        model: 'claude-fb',
+        max_tokens: 40,
+        messages: [user('Hi')],
+      });
+      const up = lastUpstream();
+      expect(up.path).toBe('/v1/chat/completions');
+      expect(mock.requests.at(-2)!.path).toBe('/v1/messages');
+      expect((m.content[0] as Anthropic.TextBlock).text).toBe(
+        expectedChatCompletion((up.body as { messages: unknown[] }).messages),
+      );
+      const row = (await newestLog(s, key.id)) as LogRow & { attempts: { status: number | null }[] };
+      expect(row.attempts.map((a) => a.status)).toEqual([529, 200]);
+      expect(row).toMatchObject({ protocol: 'anthropic', status: 200 });
+    });
+
+    it("a channel's bad key is never the client's answer: 502 in Anthropic shape, the upstream body not leaked", async () => {
+      await addChannel(s, {
+        type: 'anthropic',
+        base_url: origin,
+        api_key: 'sk-ant-wrong-key-xyz',
+        models: ['claude-badkey'],
+      });
+      await setPrice(s, 'claude-badkey', { input: 1, output: 2 });
+      const { secret } = await userWithKey(s);
+      const r = await raw(
+        '/v1/messages',
+        { model: 'claude-badkey', max_tokens: 8, messages: [user('Hi')] },
+        { 'x-api-key': secret },
+      );
+      expect(r.status).toBe(502);
+      expect(r.json).toMatchObject({
+        type: 'error',
+        error: { type: 'overloaded_error', code: 'upstream_error' },
+      });
+      expect(r.text).not.toContain('invalid x-api-key');
+      expect(r.text).not.toContain('sk-ant-wrong-key-xyz');
+    });
+
+    it('a pass-through stream cut mid-way ends with event: error and bills an estimate', async () => {
+      const { secret, key } = await userWithKey(s);
+      mock.setScenario('claude-upstream-1', { cutAfterChunks: 4, chunkDelayMs: 20, times: 1 });
+      const stream = sdk(secret).messages.stream({
+        model: 'claude-pass',
+        max_tokens: 50,
+        messages: [user('Cut')],
+      });
+      const texts: string[] = [];
+      stream.on('text', (t) => texts.push(t));
+      const err = await stream.finalMessage().catch((e) => e);
+      expect(err).toBeInstanceOf(Anthropic.APIError);
+      expect(err.error).toMatchObject({ error: { code: 'upstream_error' } });
+      expect(texts).toHaveLength(4);
+      const row = await newestLog(s, key.id);
+      expect(row).toMatchObject({ stream: true, error_code: 'upstream_error' });
+      expect(row.completion_tokens).toBeGreaterThanOrEqual(4);
+      expect(row.cost).toBeGreaterThan(0);
+    });
+  });
+
+  // ── the offline mock channel ─────────────────────────────────────────────────────────────
+
+  describe('the offline mock channel', () => {
+    it('answers the Anthropic SDK: plain, stream helper, tool call', async () => {
+      await addChannel(s, { type: 'mock', models: ['claude-offline'] });
+      await setPrice(s, 'claude-offline', { input: 1, output: 2 });
+      const { secret, key } = await userWithKey(s);
+      const c = sdk(secret);
+      const before = mock.requests.length;
+      const m = await c.messages.create({ model: 'claude-offline', max_tokens: 50, messages: [user('Hi')] });
+      expect(m.type).toBe('message');
+      expect((m.content[0] as Anthropic.TextBlock).text).toMatch(/mole/);
+      expect(m.stop_reason).toBe('end_turn');
+      expect(m.usage.output_tokens).toBeGreaterThan(0);
+      const stream = c.messages.stream({ model: 'claude-offline', max_tokens: 50, messages: [user('Hi')] });
+      const texts: string[] = [];
+      stream.on('text', (t) => texts.push(t));
+      const fm = await stream.finalMessage();
+      expect(texts.join('')).toBe((fm.content[0] as Anthropic.TextBlock).text);
+      const t = await c.messages.create({
+        model: 'claude-offline',
+        max_tokens: 50,
+        tools: [weather],
+        messages: [user('Weather?')],
+      });
+      expect(t.stop_reason).toBe('tool_use');
+      expect(t.content[0]).toMatchObject({
+        type: 'tool_use',
+        name: 'get_weather',
+        input: { city: 'mole', days: 1 },
+      });
+      expect(mock.requests.length).toBe(before); // nothing left the process
+      const row = await newestLog(s, key.id, 3);
+      expect(row).toMatchObject({ protocol: 'anthropic', status: 200 });
+    });
+  });
+
+  // ── key rules in Anthropic's error shape, in the contract's order ─────────────────────────
+
+  describe("key rules, in Anthropic's error shape", () => {
+    const body = { model: 'claude-pass', max_tokens: 8, messages: [user('Hi')] };
+    function expectAnthropicError(
+      r: { status: number; json: any; headers: Headers },
+      status: number,
+      type: string,
+      code: string,
+    ) {
+      expect(r.status, JSON.stringify(r.json)).toBe(status);
+      expect(r.json).toMatchObject({ type: 'error', error: { type, code } });
+      expect(typeof r.json.error.message).toBe('string');
+      expect(r.json.request_id).toBe(r.headers.get('x-request-id'));
+    }
+
+    it('missing and invalid keys → 401 authentication_error', async () => {
+      expectAnthropicError(
+        await raw('/v1/messages', body, {}),
+        401,
+        'authentication_error',
+        'missing_api_key',
+      );
+      expectAnthropicError(
+        await raw('/v1/messages', body, { 'x-api-key': 'sk-not-a-real-key' }),
+        401,
+        'authentication_error',
+        'invalid_api_key',
+      );
+      const err = await sdk('sk-not-a-real-key')
+        .messages.create(body)
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(Anthropic.AuthenticationError);
+      expect(err.error.error.code).toBe('invalid_api_key');
+    });
+
+    it('disabled key → 401 key_disabled (before the model rules)', async () => {
+      const { secret, key } = await userWithKey(s, { key: { models: ['something-else'] } });
+      await s.api('PATCH', `/api/keys/${key.id}`, { status: 'disabled' });
+      const r = await raw('/v1/messages', body, { 'x-api-key': secret });
+      expectAnthropicError(r, 401, 'authentication_error', 'key_disabled');
+    });
+
+    it('IP not allowed → 403 permission_error (before the model rules)', async () => {
+      const { secret } = await userWithKey(s, {
+        key: { allowed_ips: ['10.9.8.7'], models: ['something-else'] },
+      });
+      const r = await raw('/v1/messages', body, { authorization: `Bearer ${secret}` });
+      expectAnthropicError(r, 403, 'permission_error', 'ip_not_allowed');
+    });
+
+    it('model not allowed → 403, model not found → 404 not_found_error', async () => {
+      const { secret } = await userWithKey(s, { key: { models: ['gpt-trans'] } });
+      const e1 = await sdk(secret)
+        .messages.create(body)
+        .catch((e) => e);
+      expect(e1).toBeInstanceOf(Anthropic.PermissionDeniedError);
+      expect(e1.error).toMatchObject({
+        type: 'error',
+        error: { type: 'permission_error', code: 'model_not_allowed' },
+      });
+      const { secret: s2 } = await userWithKey(s);
+      const r = await raw('/v1/messages', { ...body, model: 'claude-nowhere' }, { 'x-api-key': s2 });
+      expectAnthropicError(r, 404, 'not_found_error', 'model_not_found');
+      const e2 = await sdk(s2)
+        .messages.create({ ...body, model: 'claude-nowhere' })
+        .catch((e) => e);
+      expect(e2).toBeInstanceOf(Anthropic.NotFoundError);
+    });
+
+    it('insufficient quota → 429 rate_limit_error with code insufficient_quota, x-should-retry: false', async () => {
+      const { secret } = await userWithKey(s, { key: { quota: 0.01 } });
+      const r = await raw('/v1/messages', { ...body, model: 'claude-pricey' }, { 'x-api-key': secret });
+      expectAnthropicError(r, 429, 'rate_limit_error', 'insufficient_quota');
+      expect(r.headers.get('x-should-retry')).toBe('false');
+      expect(mock.requests.some((q) => (q.body as { model?: string })?.model === 'claude-pricey')).toBe(
+        false,
+      );
+    });
+
+    it('a client mistake → 400 invalid_request_error naming the field', async () => {
+      const { secret } = await userWithKey(s);
+      const r = await raw(
+        '/v1/messages',
+        { model: 'claude-pass', messages: [user('Hi')] },
+        { 'x-api-key': secret },
+      );
+      expectAnthropicError(r, 400, 'invalid_request_error', 'invalid_request');
+      expect(r.json.error.message).toContain('max_tokens');
+      const bad = await raw('/v1/messages', '{not json', { 'x-api-key': secret });
+      expectAnthropicError(bad, 400, 'invalid_request_error', 'invalid_request');
+    });
+  });
+});

@@ -16,7 +16,7 @@ import { AppError, type ErrorCode } from '../http/errors.js';
 import { costNano, type Price } from '../billing/money.js';
 import type { Reservation } from '../billing/ledger.js';
 import type { CanonicalUsage, Protocol } from './canonical.js';
-import { codec, codecFor } from './protocols/index.js';
+import { codec } from './protocols/index.js';
 import { parseRelayBody } from './protocols/openai.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './protocols/types.js';
 import { createAnthropicTransport } from './providers/anthropic.js';
@@ -120,8 +120,8 @@ export function createRelay(s: Services) {
   };
   const transports: Partial<Record<ChannelType, ChannelTransport>> = { ...pools, mock: mockTransport };
   /** The protocols a channel serves an operation in, preferred first (only those with a codec). */
-  const protocolsOf = (c: Channel, r: IngressRequest): Protocol[] =>
-    (transports[c.type]?.protocols(c, r.operation) ?? []).filter((p) => codecFor(p));
+  const protocolsOf = (c: Channel, r: IngressRequest): readonly Protocol[] =>
+    transports[c.type]?.protocols(c, r.operation) ?? [];
 
   // ── 1. authenticate the key (runs before the body is read) ────────────────────────────
   async function authenticate(req: FastifyRequest, route: RouteInfo): Promise<VerifiedKey> {

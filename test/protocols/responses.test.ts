@@ -9,7 +9,6 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { generateText, jsonSchema, stepCountIs, streamText, tool } from 'ai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { codecFor } from '../../src/relay/protocols/index.js';
 import { backends, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
 import { countResponsesPromptTokens, expectedResponsesText } from '../mock-provider/responses.js';
 import {
@@ -52,8 +51,6 @@ const weather = {
   },
 };
 
-const anthropicReady = codecFor('anthropic') !== undefined;
-
 describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend) => {
   let s: TestServer;
   let mock: MockProvider;
@@ -82,13 +79,12 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       models: ['gpt-chat'],
       responses: false,
     });
-    if (anthropicReady)
-      await addChannel(s, {
-        type: 'anthropic',
-        base_url: origin,
-        api_key: UPSTREAM_KEY,
-        models: ['claude-mole'],
-      });
+    await addChannel(s, {
+      type: 'anthropic',
+      base_url: origin,
+      api_key: UPSTREAM_KEY,
+      models: ['claude-mole'],
+    });
     // The built-in offline channel answers Responses too (the README walk-through).
     await addChannel(s, { type: 'mock', models: ['mock-mole'] });
     for (const m of ['gpt-pass', 'gpt-alias', 'gpt-chat', 'claude-mole', 'gpt-other', 'mock-mole'])
@@ -539,8 +535,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
   });
 
   describe('translation to an Anthropic channel', () => {
-    const anthropicIt = anthropicReady ? it : it.todo;
-    anthropicIt('plain and streaming: text, usage in Responses terms, cost', async () => {
+    it('plain and streaming: text, usage in Responses terms, cost', async () => {
       mock.setScenario('claude-mole', { cachedTokens: 3, cacheWriteTokens: 2 } as Extra);
       const params = { model: 'claude-mole', instructions: 'Be a mole.', input: 'Hello from Codex.' };
       const { data, response } = await client.responses.create(params).withResponse();
@@ -575,7 +570,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect(final.usage).toEqual(data.usage);
     });
 
-    anthropicIt('tool round trip: tool_use becomes a function_call, the output a tool_result', async () => {
+    it('tool round trip: tool_use becomes a function_call, the output a tool_result', async () => {
       const first = await client.responses.create({
         model: 'claude-mole',
         input: 'Weather?',

@@ -7,18 +7,12 @@ import { openaiCodec } from './openai.js';
 import { responsesCodec } from './responses.js';
 import type { ProtocolCodec } from './types.js';
 
-const CODECS: Partial<Record<Protocol, ProtocolCodec>> = {
+const CODECS: Record<Protocol, ProtocolCodec> = {
   openai: openaiCodec,
   anthropic: anthropicCodec,
   responses: responsesCodec,
   gemini: geminiCodec,
 };
 
-export const codecFor = (p: Protocol): ProtocolCodec | undefined => CODECS[p];
-
-/** The codec of a protocol the relay speaks (every ingress route's protocol is one). */
-export function codec(p: Protocol): ProtocolCodec {
-  const c = CODECS[p];
-  if (!c) throw new Error(`no codec for protocol ${p}`);
-  return c;
-}
+/** The codec of a protocol the relay speaks. */
+export const codec = (p: Protocol): ProtocolCodec => CODECS[p];

@@ -4,7 +4,7 @@
 // request declares tools and the last turn is the user's, it calls the first tool once.
 import { Readable } from 'node:stream';
 import type { CanonicalAnswer, CanonicalUsage, Protocol, StreamEvent } from '../canonical.js';
-import { codecFor } from '../protocols/index.js';
+import { codec as codecOf } from '../protocols/index.js';
 import { countInputs } from '../tokens.js';
 import type { ChannelTransport, UpstreamCall, UpstreamResponse } from './transport.js';
 
@@ -40,7 +40,7 @@ function demoArguments(schema: Record<string, unknown>): string {
 
 export const mockTransport: ChannelTransport = {
   protocols(_channel, operation) {
-    return operation === 'generate' ? ALL.filter((p) => codecFor(p)) : ['openai'];
+    return operation === 'generate' ? ALL : ['openai'];
   },
   async send(call: UpstreamCall): Promise<UpstreamResponse> {
     const b = call.body as Record<string, unknown>;
@@ -64,7 +64,7 @@ export const mockTransport: ChannelTransport = {
       });
     }
 
-    const codec = codecFor(call.protocol)!;
+    const codec = codecOf(call.protocol);
     const r = codec.parseRequest(
       b,
       { protocol: call.protocol, operation: call.operation, pathModel: call.model, pathStream: call.stream },

@@ -41,7 +41,12 @@ export async function relayPlain(a: Attempt, res: UpstreamResponse): Promise<Att
     produced,
   });
   const reply = call.reply.code(200).header('content-type', 'application/json');
-  // Translated answers report the usage that was billed, in the client protocol's terms.
-  void reply.send(a.pass ? buf : JSON.stringify(call.ingress.encodeAnswer({ ...answer, usage }, call.r)));
+  // Translated answers report the usage that was billed, in the client protocol's terms, and
+  // name the model the client asked for (upstream names stay internal).
+  void reply.send(
+    a.pass
+      ? buf
+      : JSON.stringify(call.ingress.encodeAnswer({ ...answer, model: call.r.model, usage }, call.r)),
+  );
   return { answered: true };
 }

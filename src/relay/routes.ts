@@ -78,8 +78,11 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
   );
 
   app.addHook('onRequest', async (req, reply) => {
+    const route = routeOf(req);
+    // Anthropic's SDK reads its request id from `request-id` (errors carry it as requestID).
+    if (route.protocol === 'anthropic') void reply.header('request-id', req.id);
     try {
-      await relay.authenticate(req, routeOf(req));
+      await relay.authenticate(req, route);
     } catch (err) {
       if (err instanceof AppError) return relay.refuse(req, reply, err);
       throw err;

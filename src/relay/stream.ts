@@ -22,6 +22,7 @@ export class StreamCheck {
     private readonly decoder: StreamDecoder,
     /** Null on pass-through: frames go out as received. */
     private readonly encoder: StreamEncoder | null,
+    private readonly clientModel: string,
   ) {}
 
   get done(): boolean {
@@ -64,7 +65,9 @@ export class StreamCheck {
       if (e.type === 'text' || e.type === 'reasoning') this.produced += e.text;
       else if (e.type === 'tool_args') this.produced += e.delta;
       else if (e.type === 'tool_call') this.produced += e.name;
-      if (this.encoder) text += this.encoder.event(e);
+      // Translated answers name the model the client asked for (upstream names stay internal).
+      if (this.encoder)
+        text += this.encoder.event(e.type === 'start' ? { ...e, model: this.clientModel } : e);
     }
     if (!this.encoder && !hide) text = frame.raw;
     if (afterDone || this.decoder.done) this.tail += text;
@@ -119,7 +122,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
   const { call, egress, pass } = a;
   const { req, reply, r, ingress } = call;
   const encoder = pass ? null : ingress.streamEncoder(r, req.id);
-  const check = new StreamCheck(egress.streamDecoder(r), encoder);
+  const check = new StreamCheck(egress.streamDecoder(r), encoder, r.model);
   const out = new ClientStream(req, reply);
   let finished = false;
 

@@ -498,6 +498,63 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect(chat.tools).toHaveLength(1);
     });
 
+    it('chat tool_calls come back as function_call items, plain and streamed', async () => {
+      const params = { model: 'gpt-chat', input: 'Weather in Paris?', tools: [weather] };
+      const plain = await client.responses.create(params);
+      const chat = lastUpstream().body as Record<string, unknown>;
+      expect(chat.tools).toEqual([
+        {
+          type: 'function',
+          function: {
+            name: 'get_weather',
+            description: 'Weather for a city',
+            parameters: weather.parameters,
+          },
+        },
+      ]);
+      expect(plain.status).toBe('completed');
+      expect(plain.output).toHaveLength(1);
+      const call = plain.output[0] as OpenAI.Responses.ResponseFunctionToolCall;
+      expect(call).toMatchObject({ type: 'function_call', name: 'get_weather', status: 'completed' });
+      expect(call.call_id).toMatch(/^call_/);
+      expect(JSON.parse(call.arguments)).toEqual({ city: 'mole', days: 1 });
+
+      const stream = client.responses.stream(params);
+      const args: string[] = [];
+      stream.on('response.function_call_arguments.delta', (d) => args.push(d.delta));
+      const final = await stream.finalResponse();
+      const streamed = final.output[0] as OpenAI.Responses.ResponseFunctionToolCall;
+      expect(streamed).toMatchObject({ type: 'function_call', name: 'get_weather', status: 'completed' });
+      expect(args.join('')).toBe(streamed.arguments);
+      expect(JSON.parse(streamed.arguments)).toEqual({ city: 'mole', days: 1 });
+      expect(final.usage?.output_tokens).toBeGreaterThan(0);
+    });
+
+    it('the AI SDK tool loop on the translated channel', async () => {
+      const moleapi = createOpenAI({ baseURL: `${s.url}/v1`, apiKey: secret });
+      const r = await generateText({
+        model: moleapi('gpt-chat'),
+        prompt: 'Weather in Paris?',
+        tools: {
+          get_weather: tool({
+            description: 'Weather for a city',
+            inputSchema: jsonSchema<{ city: string; days: number }>(weather.parameters as never),
+            execute: async () => ({ sky: 'clear' }),
+          }),
+        },
+        stopWhen: stepCountIs(3),
+        maxRetries: 0,
+      });
+      expect(r.steps).toHaveLength(2);
+      expect(r.steps[0]!.toolCalls[0]).toMatchObject({
+        toolName: 'get_weather',
+        input: { city: 'mole', days: 1 },
+      });
+      const chat = lastUpstream().body as { messages: { role: string }[] };
+      expect(chat.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool']);
+      expect(r.text).toBe(expectedChatCompletion(chat.messages));
+    });
+
     it('what only OpenAI can honour is refused in OpenAI shape, nothing forwarded, nothing billed', async () => {
       const r1 = await rawRelay(s, '/responses', {
         key: secret,

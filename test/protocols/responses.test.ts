@@ -627,6 +627,22 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect(final.usage).toEqual(data.usage);
     });
 
+    it('thinking streams as a reasoning item before the message', async () => {
+      mock.setScenario('claude-mole', { reasoningTokens: 4, times: 2 } as Extra);
+      const stream = client.responses.stream({ model: 'claude-mole', input: 'Think first.' });
+      const reasoning: string[] = [];
+      stream.on('response.reasoning_text.delta', (d) => reasoning.push(d.delta));
+      const final = await stream.finalResponse();
+      expect(final.output.map((o) => o.type)).toEqual(['reasoning', 'message']);
+      expect(reasoning).toHaveLength(4);
+      expect(final.output_text.length).toBeGreaterThan(0);
+      expect(final.usage?.output_tokens).toBe(20);
+      expect(final.usage?.output_tokens_details.reasoning_tokens).toBe(4);
+      const plain = await client.responses.create({ model: 'claude-mole', input: 'Think first.' });
+      expect(plain.output.map((o) => o.type)).toEqual(['reasoning', 'message']);
+      expect(plain.output_text).toBe(final.output_text);
+    });
+
     it('tool round trip: tool_use becomes a function_call, the output a tool_result', async () => {
       const first = await client.responses.create({
         model: 'claude-mole',

@@ -85,9 +85,26 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       api_key: UPSTREAM_KEY,
       models: ['claude-mole'],
     });
+    // One model on two channels: Responses first (priority), a chat-only one behind it.
+    await addChannel(s, {
+      type: 'openai',
+      base_url: mock.url,
+      api_key: UPSTREAM_KEY,
+      models: ['gpt-mix'],
+      model_map: { 'gpt-mix': 'gpt-mix-a' },
+      priority: 10,
+    });
+    await addChannel(s, {
+      type: 'openai',
+      base_url: mock.url,
+      api_key: UPSTREAM_KEY,
+      models: ['gpt-mix'],
+      model_map: { 'gpt-mix': 'gpt-mix-b' },
+      responses: false,
+    });
     // The built-in offline channel answers Responses too (the README walk-through).
     await addChannel(s, { type: 'mock', models: ['mock-mole'] });
-    for (const m of ['gpt-pass', 'gpt-alias', 'gpt-chat', 'claude-mole', 'gpt-other', 'mock-mole'])
+    for (const m of ['gpt-pass', 'gpt-alias', 'gpt-chat', 'claude-mole', 'gpt-other', 'mock-mole', 'gpt-mix'])
       await setPrice(s, m, PRICE);
     const u = await userWithKey(s, { balance: 100 });
     keyId = u.key.id;
@@ -589,6 +606,25 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect(types.filter((t) => t === 'response.output_text.delta')).toHaveLength(2);
       expect(types.at(-1)).toBe('response.failed');
     });
+  });
+
+  it('fails over from a Responses channel to a chat channel: passed through, then translated', async () => {
+    mock.setScenario('gpt-mix-a', { status: 503, times: 1 });
+    const { data, response } = await client.responses
+      .create({ model: 'gpt-mix', input: 'Either way.' })
+      .withResponse();
+    expect(mock.requests.map((r) => [r.path, (r.body as { model: string }).model])).toEqual([
+      ['/v1/responses', 'gpt-mix-a'],
+      ['/v1/chat/completions', 'gpt-mix-b'],
+    ]);
+    const chat = lastUpstream().body as { messages: unknown[] };
+    expect(data.output_text).toBe(expectedChatCompletion(chat.messages));
+    expect(data.model).toBe('gpt-mix');
+    const row = await logOf(response.headers.get('x-request-id'));
+    expect(row).toMatchObject({ status: 200, upstream_model: 'gpt-mix-b', protocol: 'responses' });
+    expect(
+      (row as unknown as { attempts: { status: number | null }[] }).attempts.map((a) => a.status),
+    ).toEqual([503, 200]);
   });
 
   describe('translation to an Anthropic channel', () => {

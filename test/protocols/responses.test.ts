@@ -85,9 +85,26 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       api_key: UPSTREAM_KEY,
       models: ['claude-mole'],
     });
+    // One model on two channels: Responses first (priority), a chat-only one behind it.
+    await addChannel(s, {
+      type: 'openai',
+      base_url: mock.url,
+      api_key: UPSTREAM_KEY,
+      models: ['gpt-mix'],
+      model_map: { 'gpt-mix': 'gpt-mix-a' },
+      priority: 10,
+    });
+    await addChannel(s, {
+      type: 'openai',
+      base_url: mock.url,
+      api_key: UPSTREAM_KEY,
+      models: ['gpt-mix'],
+      model_map: { 'gpt-mix': 'gpt-mix-b' },
+      responses: false,
+    });
     // The built-in offline channel answers Responses too (the README walk-through).
     await addChannel(s, { type: 'mock', models: ['mock-mole'] });
-    for (const m of ['gpt-pass', 'gpt-alias', 'gpt-chat', 'claude-mole', 'gpt-other', 'mock-mole'])
+    for (const m of ['gpt-pass', 'gpt-alias', 'gpt-chat', 'claude-mole', 'gpt-other', 'mock-mole', 'gpt-mix'])
       await setPrice(s, m, PRICE);
     const u = await userWithKey(s, { balance: 100 });
     keyId = u.key.id;
@@ -498,6 +515,63 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect(chat.tools).toHaveLength(1);
     });
 
+    it('chat tool_calls come back as function_call items, plain and streamed', async () => {
+      const params = { model: 'gpt-chat', input: 'Weather in Paris?', tools: [weather] };
+      const plain = await client.responses.create(params);
+      const chat = lastUpstream().body as Record<string, unknown>;
+      expect(chat.tools).toEqual([
+        {
+          type: 'function',
+          function: {
+            name: 'get_weather',
+            description: 'Weather for a city',
+            parameters: weather.parameters,
+          },
+        },
+      ]);
+      expect(plain.status).toBe('completed');
+      expect(plain.output).toHaveLength(1);
+      const call = plain.output[0] as OpenAI.Responses.ResponseFunctionToolCall;
+      expect(call).toMatchObject({ type: 'function_call', name: 'get_weather', status: 'completed' });
+      expect(call.call_id).toMatch(/^call_/);
+      expect(JSON.parse(call.arguments)).toEqual({ city: 'mole', days: 1 });
+
+      const stream = client.responses.stream(params);
+      const args: string[] = [];
+      stream.on('response.function_call_arguments.delta', (d) => args.push(d.delta));
+      const final = await stream.finalResponse();
+      const streamed = final.output[0] as OpenAI.Responses.ResponseFunctionToolCall;
+      expect(streamed).toMatchObject({ type: 'function_call', name: 'get_weather', status: 'completed' });
+      expect(args.join('')).toBe(streamed.arguments);
+      expect(JSON.parse(streamed.arguments)).toEqual({ city: 'mole', days: 1 });
+      expect(final.usage?.output_tokens).toBeGreaterThan(0);
+    });
+
+    it('the AI SDK tool loop on the translated channel', async () => {
+      const moleapi = createOpenAI({ baseURL: `${s.url}/v1`, apiKey: secret });
+      const r = await generateText({
+        model: moleapi('gpt-chat'),
+        prompt: 'Weather in Paris?',
+        tools: {
+          get_weather: tool({
+            description: 'Weather for a city',
+            inputSchema: jsonSchema<{ city: string; days: number }>(weather.parameters as never),
+            execute: async () => ({ sky: 'clear' }),
+          }),
+        },
+        stopWhen: stepCountIs(3),
+        maxRetries: 0,
+      });
+      expect(r.steps).toHaveLength(2);
+      expect(r.steps[0]!.toolCalls[0]).toMatchObject({
+        toolName: 'get_weather',
+        input: { city: 'mole', days: 1 },
+      });
+      const chat = lastUpstream().body as { messages: { role: string }[] };
+      expect(chat.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool']);
+      expect(r.text).toBe(expectedChatCompletion(chat.messages));
+    });
+
     it('what only OpenAI can honour is refused in OpenAI shape, nothing forwarded, nothing billed', async () => {
       const r1 = await rawRelay(s, '/responses', {
         key: secret,
@@ -534,6 +608,25 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
     });
   });
 
+  it('fails over from a Responses channel to a chat channel: passed through, then translated', async () => {
+    mock.setScenario('gpt-mix-a', { status: 503, times: 1 });
+    const { data, response } = await client.responses
+      .create({ model: 'gpt-mix', input: 'Either way.' })
+      .withResponse();
+    expect(mock.requests.map((r) => [r.path, (r.body as { model: string }).model])).toEqual([
+      ['/v1/responses', 'gpt-mix-a'],
+      ['/v1/chat/completions', 'gpt-mix-b'],
+    ]);
+    const chat = lastUpstream().body as { messages: unknown[] };
+    expect(data.output_text).toBe(expectedChatCompletion(chat.messages));
+    expect(data.model).toBe('gpt-mix');
+    const row = await logOf(response.headers.get('x-request-id'));
+    expect(row).toMatchObject({ status: 200, upstream_model: 'gpt-mix-b', protocol: 'responses' });
+    expect(
+      (row as unknown as { attempts: { status: number | null }[] }).attempts.map((a) => a.status),
+    ).toEqual([503, 200]);
+  });
+
   describe('translation to an Anthropic channel', () => {
     it('plain and streaming: text, usage in Responses terms, cost', async () => {
       mock.setScenario('claude-mole', { cachedTokens: 3, cacheWriteTokens: 2 } as Extra);
@@ -568,6 +661,22 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       const final = await client.responses.stream(params).finalResponse();
       expect(final.output_text).toBe(data.output_text);
       expect(final.usage).toEqual(data.usage);
+    });
+
+    it('thinking streams as a reasoning item before the message', async () => {
+      mock.setScenario('claude-mole', { reasoningTokens: 4, times: 2 } as Extra);
+      const stream = client.responses.stream({ model: 'claude-mole', input: 'Think first.' });
+      const reasoning: string[] = [];
+      stream.on('response.reasoning_text.delta', (d) => reasoning.push(d.delta));
+      const final = await stream.finalResponse();
+      expect(final.output.map((o) => o.type)).toEqual(['reasoning', 'message']);
+      expect(reasoning).toHaveLength(4);
+      expect(final.output_text.length).toBeGreaterThan(0);
+      expect(final.usage?.output_tokens).toBe(20);
+      expect(final.usage?.output_tokens_details.reasoning_tokens).toBe(4);
+      const plain = await client.responses.create({ model: 'claude-mole', input: 'Think first.' });
+      expect(plain.output.map((o) => o.type)).toEqual(['reasoning', 'message']);
+      expect(plain.output_text).toBe(final.output_text);
     });
 
     it('tool round trip: tool_use becomes a function_call, the output a tool_result', async () => {

@@ -102,6 +102,15 @@ const ZERO: CanonicalUsage = { input: 0, cacheRead: 0, cacheWrite: 0, output: 0,
 const RETRYABLE = (status: number) =>
   status === 401 || status === 403 || status === 408 || status === 409 || status === 429 || status >= 500;
 
+/** Refusals that no retry will pass: the key, its IP or its model rules, or money. */
+const NO_RETRY = new Set<string>([
+  'insufficient_quota',
+  'key_expired',
+  'key_disabled',
+  'ip_not_allowed',
+  'model_not_allowed',
+]);
+
 /** The error code a translated upstream refusal carries, by status. */
 const REFUSAL_CODE = (status: number): ErrorCode =>
   status === 413 ? 'request_too_large' : status === 404 ? 'model_not_found' : 'invalid_request';
@@ -299,6 +308,8 @@ export function createRelay(s: Services) {
     const status = statusOverride ?? err.status;
     await log(req, free(status, err.code), attempts);
     const protocol = req.relay?.protocol ?? 'openai';
+    // Refusals that waiting will not cure tell SDKs not to retry (contract §7).
+    if (NO_RETRY.has(err.code)) void reply.header('x-should-retry', 'false');
     void reply
       .code(status)
       .headers(err.headers)

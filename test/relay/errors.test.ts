@@ -113,11 +113,13 @@ describe.each(backends())('relay errors (%s)', (backend) => {
     expect((await s.api('PATCH', `/api/keys/${d.key.id}`, { status: 'disabled' })).status).toBe(200);
     const e1 = await sdkError(client(s, d.secret).chat.completions.create(chat('chat-a')));
     expect([e1.status, e1.code]).toEqual([401, 'key_disabled']);
+    expect(e1.headers?.get('x-should-retry'), 'waiting will not help').toBe('false');
     await expectRefusalLogged(d.key.id, 'key_disabled', 401, e1.requestID);
 
     const x = await userWithKey(s, { key: { expires_at: new Date(Date.now() - 60_000).toISOString() } });
     const e2 = await sdkError(client(s, x.secret).chat.completions.create(chat('chat-a')));
     expect([e2.status, e2.code]).toEqual([401, 'key_expired']);
+    expect(e2.headers?.get('x-should-retry')).toBe('false');
     await expectRefusalLogged(x.key.id, 'key_expired', 401, e2.requestID);
   });
 
@@ -126,6 +128,7 @@ describe.each(backends())('relay errors (%s)', (backend) => {
     const err = await sdkError(client(s, secret).chat.completions.create(chat('chat-a')));
     expect(err).toBeInstanceOf(OpenAI.PermissionDeniedError);
     expect([err.status, err.code]).toEqual([403, 'ip_not_allowed']);
+    expect(err.headers?.get('x-should-retry')).toBe('false');
     await expectRefusalLogged(key.id, 'ip_not_allowed', 403, err.requestID);
     const ok = await userWithKey(s, { key: { allowed_ips: ['127.0.0.0/8'] } });
     await expect(client(s, ok.secret).chat.completions.create(chat('chat-a'))).resolves.toBeTruthy();

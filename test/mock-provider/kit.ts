@@ -15,6 +15,11 @@ export interface MockKit {
   later(res: ServerResponse, ms: number, fn: () => void): void;
   destroySocket(res: ServerResponse): void;
   sendJson(res: ServerResponse, status: number, body: string, headers: http.OutgoingHttpHeaders): void;
+  /**
+   * Writes a stream's frames (headers already sent) honouring the scenario's chunkDelayMs and
+   * hangMs; `cut` destroys the socket after the last frame instead of ending the response.
+   */
+  writeFrames(res: ServerResponse, s: Scenario, frames: string[], cut: boolean): void;
 }
 
 export interface MockRequest {

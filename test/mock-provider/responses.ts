@@ -564,31 +564,7 @@ function sendStream(
   }
   res.writeHead(200, { ...headersFor(kit, s, SSE_CT), 'cache-control': 'no-cache' });
   res.flushHeaders();
-  const kill = () => {
-    if (s.hangMs !== undefined && s.hangMs > 0) kit.later(res, s.hangMs, () => kit.destroySocket(res));
-    else setImmediate(() => kit.destroySocket(res));
-  };
-  const delay = s.chunkDelayMs ?? 0;
-  if (out.length === 0) {
-    if (cut) kill();
-    else res.end();
-    return;
-  }
-  if (delay <= 0) {
-    if (cut) res.write(out.join(''), kill);
-    else res.end(out.join(''));
-    return;
-  }
-  let i = 0;
-  const step = () => {
-    const data = out[i++]!;
-    if (i < out.length) {
-      res.write(data);
-      kit.later(res, delay, step);
-    } else if (cut) res.write(data, kill);
-    else res.end(data);
-  };
-  step();
+  kit.writeFrames(res, s, out, cut);
 }
 
 // ── route ───────────────────────────────────────────────────────────────────────────────────

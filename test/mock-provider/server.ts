@@ -675,7 +675,6 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
   function sendStream(res: ServerResponse, s: Scenario, reqId: string, frames: Frame[]): void {
     const cutAt = s.cutAfterChunks;
     const garbageAt = s.garbageAfterChunks;
-    const delay = s.chunkDelayMs ?? 0;
 
     // Number of frames to send: all of them, or (cut) everything up to the
     // cutAt-th content frame (the last content frame if there are fewer; only
@@ -705,13 +704,19 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
 
     res.writeHead(200, baseHeaders(reqId, s, SSE_CT));
     res.flushHeaders();
+    // No frames at all can only be a cut before the first one.
+    writeFrames(res, s, out, cut || out.length === 0);
+  }
 
+  function writeFrames(res: ServerResponse, s: Scenario, out: string[], cut: boolean): void {
     const kill = () => {
       if (s.hangMs !== undefined && s.hangMs > 0) later(res, s.hangMs, () => destroySocket(res));
       else setImmediate(() => destroySocket(res));
     };
+    const delay = s.chunkDelayMs ?? 0;
     if (out.length === 0) {
-      kill();
+      if (cut) kill();
+      else res.end();
       return;
     }
     if (delay <= 0) {
@@ -1100,7 +1105,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     });
   }
 
-  const kit: MockKit = { apiKey, nextId, pickScenario, later, destroySocket, sendJson };
+  const kit: MockKit = { apiKey, nextId, pickScenario, later, destroySocket, sendJson, writeFrames };
   const protocolRoutes = [anthropicRoutes, responsesRoutes, geminiRoutes];
 
   function handleRequest(req: IncomingMessage, res: ServerResponse, path: string, raw: string): void {

@@ -3,31 +3,23 @@
 // an error, an error event mid-stream. Where the answer has not begun the next channel
 // serves and bills on its usage; failed attempts cost nothing and show on the log row.
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
 import { countChatPromptTokens, startMockProvider, type MockProvider } from '../mock-provider/server.js';
-import { addChannel, allLogs, client, expectedCostNano, nanoOf, setPrice, uniq } from './relay-helpers.js';
+import {
+  addChannel,
+  allLogs,
+  client,
+  expectedCostNano,
+  nanoOf,
+  setPrice,
+  startScriptedUpstream,
+  uniq,
+} from './relay-helpers.js';
 
 const PRICE = { input: 1, output: 4 };
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
-
-async function startUpstream(handler: Handler) {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => handler(req, res));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-}
 
 const chunk = (choices: unknown[]) =>
   `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices })}\n\n`;
@@ -49,7 +41,7 @@ describe.each(backends())('upstream fault matrix (%s)', (backend) => {
 
   /** A failing channel A (tried first) and the mock as channel B. */
   async function pairWith(handler: Handler) {
-    const bad = await startUpstream(handler);
+    const bad = await startScriptedUpstream(handler);
     closers.push(bad.close);
     const model = uniq('fm');
     await addChannel(s, { type: 'openai', base_url: bad.url, api_key: 'x', models: [model], priority: 10 });

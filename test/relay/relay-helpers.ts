@@ -1,6 +1,7 @@
 // Shared helpers for the relay suites (test/relay/*.test.ts). Money is compared exactly:
 // every USD amount the API returns is turned back into integer nano-USD (BigInt), and
 // expected costs are computed here independently of src/billing/money.ts.
+import http from 'node:http';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import OpenAI from 'openai';
@@ -231,3 +232,23 @@ export async function balanceNano(s: TestServer, userId: number): Promise<bigint
 }
 
 export const sumCost = (rows: LogRow[]) => rows.reduce((a, r) => a + nanoOf(r.cost), 0n);
+
+/** A scripted upstream on a random loopback port: `handler` answers each request once its body is read. */
+export async function startScriptedUpstream(
+  handler: (req: http.IncomingMessage, res: http.ServerResponse, body: string) => void,
+): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => handler(req, res, Buffer.concat(chunks).toString('utf8')));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}/v1`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}

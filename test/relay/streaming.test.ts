@@ -1,8 +1,6 @@
 // Streaming edge cases, on SQLite and PostgreSQL: long streams under backpressure, client
 // disconnects while the upstream is fast, upstreams that put a running `usage` in every chunk,
 // and admission for prompts the tokenizer alone would under-count (images, names).
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
@@ -22,6 +20,7 @@ import {
   nanoOf,
   sdkError,
   setPrice,
+  startScriptedUpstream,
   sumCost,
   uniq,
   waitFor,
@@ -35,57 +34,32 @@ const PRICE = { input: 1, output: 4 };
  */
 async function startRunningUsageUpstream(chunks: number) {
   const words = Array.from({ length: chunks }, (_, i) => [' mole', ' dig', ' soil', ' dark'][i % 4]!);
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      const head = (choices: unknown[], completion: number) =>
-        `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', choices, usage: { prompt_tokens: 11, completion_tokens: completion, total_tokens: 11 + completion } })}\n\n`;
-      let out = head([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }], 0);
-      for (const [i, w] of words.entries()) out += head([{ index: 0, delta: { content: w } }], i + 1);
-      res.write(out, () => setTimeout(() => res.socket?.destroy(), 20));
-    });
+  const up = await startScriptedUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    const head = (choices: unknown[], completion: number) =>
+      `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', choices, usage: { prompt_tokens: 11, completion_tokens: completion, total_tokens: 11 + completion } })}\n\n`;
+    let out = head([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }], 0);
+    for (const [i, w] of words.entries()) out += head([{ index: 0, delta: { content: w } }], i + 1);
+    res.write(out, () => setTimeout(() => res.socket?.destroy(), 20));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
-    text: words.join(''),
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
+  return { ...up, text: words.join('') };
 }
 
 /** An upstream that reports far more usage than any admission bound (plain JSON answers). */
-async function startOverrunUpstream(promptTokens: number) {
-  const server = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          id: 'x',
-          object: 'chat.completion',
-          created: 1,
-          model: 'm',
-          choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
-          usage: { prompt_tokens: promptTokens, completion_tokens: 1, total_tokens: promptTokens + 1 },
-        }),
-      );
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
+const startOverrunUpstream = (promptTokens: number) =>
+  startScriptedUpstream((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(
+      JSON.stringify({
+        id: 'x',
+        object: 'chat.completion',
+        created: 1,
+        model: 'm',
+        choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: promptTokens, completion_tokens: 1, total_tokens: promptTokens + 1 },
       }),
-  };
-}
+    );
+  });
 
 describe.each(backends())('streaming edge cases (%s)', (backend) => {
   let s: TestServer;

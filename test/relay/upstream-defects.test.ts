@@ -1,36 +1,29 @@
 // Accounting defects found by adversarial testing (issue 11, items 3–5), each against a small
 // scripted upstream, on SQLite and PostgreSQL: a 200 whose body is an error, a stream usage
 // chunk written with whitespace, and an upstream reporting absurd usage.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
 import { countChatPromptTokens, startMockProvider, type MockProvider } from '../mock-provider/server.js';
-import { addChannel, allLogs, client, expectedCostNano, nanoOf, setPrice, uniq } from './relay-helpers.js';
+import {
+  addChannel,
+  allLogs,
+  client,
+  expectedCostNano,
+  nanoOf,
+  setPrice,
+  startScriptedUpstream,
+  uniq,
+} from './relay-helpers.js';
 
 const PRICE = { input: 1, output: 4 };
 
 /** An upstream that answers every request with `answer(body)`: [status, content-type, text]. */
-async function startScriptedUpstream(answer: (body: Record<string, unknown>) => [number, string, string]) {
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      const [status, type, text] = answer(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-      res.writeHead(status, { 'content-type': type });
-      res.end(text);
-    });
+const startAnswering = (answer: (body: Record<string, unknown>) => [number, string, string]) =>
+  startScriptedUpstream((_req, res, raw) => {
+    const [status, type, text] = answer(JSON.parse(raw));
+    res.writeHead(status, { 'content-type': type });
+    res.end(text);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
-}
 
 /** JSON as Python's json.dumps writes it: a space after every ':' and ','. */
 const spaced = (v: unknown) => JSON.stringify(v).replace(/":/g, '": ').replace(/,"/g, ', "');
@@ -50,8 +43,8 @@ describe.each(backends())('upstream accounting defects (%s)', (backend) => {
     await Promise.all(upstreams.map((u) => u.close()));
   });
 
-  async function scripted(answer: Parameters<typeof startScriptedUpstream>[0]) {
-    const u = await startScriptedUpstream(answer);
+  async function scripted(answer: Parameters<typeof startAnswering>[0]) {
+    const u = await startAnswering(answer);
     upstreams.push(u);
     return u;
   }

@@ -23,7 +23,7 @@ import { SecretBox } from './channels/secretbox.js';
 import { createUsageWriter } from './usage/writer.js';
 import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
-import { createRateLimiter } from './relay/rate-limit.js';
+import { createRateLimiter } from './limits/rate-limit.js';
 import { createMetrics } from './ops/metrics.js';
 import { createReadiness, databaseCheck, redisCheck } from './ops/health.js';
 

@@ -33,9 +33,6 @@ const ALLOWED_DOMAIN_IMPORTS = new Set([
   // the loops billing <-> accounts and billing <-> keys (both import billing/money.ts).
   'billing/ledger.ts -> accounts/service.ts',
   'billing/ledger.ts -> keys/service.ts',
-  // The relay takes the whole `Services` (type import) from the composition root, which
-  // builds the relay's rate limiter: relay <-> services. The relay should take its own deps.
-  'relay/routes.ts -> services.ts',
 ]);
 /** Uses of another domain's table, each pinned to its exact code so no other use hides behind it. */
 const ALLOWED_TABLE_USES: { file: string; code: string; why: string }[] = [

@@ -10,7 +10,7 @@ import type { Storage } from './db/index.js';
 import { openStorage } from './db/open.js';
 import { InvalidationBus } from './shared/bus.js';
 import { createAccountsService } from './accounts/service.js';
-import { databaseId, loadMasterKey, type MasterKey } from './accounts/master-key.js';
+import { databaseId, loadMasterKey, type MasterKey, probeDatabase } from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
 import { createKeysService } from './keys/service.js';
 import { createKeyActions } from './keys/actions.js';
@@ -129,10 +129,13 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     logWriteFailures: () => usageWriter.stats().failures,
     knownModel: (m) => catalog.price(m) !== null,
   });
-  const readiness = createReadiness([databaseCheck(db), ...(redis ? [redisCheck([redis, redisSub])] : [])], {
-    timeoutMs: READY_TIMEOUT_MS,
-    logger,
-  });
+  const readiness = createReadiness(
+    [databaseCheck(() => probeDatabase(db)), ...(redis ? [redisCheck([redis, redisSub])] : [])],
+    {
+      timeoutMs: READY_TIMEOUT_MS,
+      logger,
+    },
+  );
 
   return {
     config,

@@ -55,3 +55,8 @@ export async function databaseId(db: Db): Promise<string> {
     await db.selectFrom('meta').select('value').where('name', '=', 'database_id').executeTakeFirstOrThrow()
   ).value;
 }
+
+/** Reads the accounts' own table: a readiness probe that fails when the schema is gone. */
+export async function probeDatabase(db: Db): Promise<void> {
+  await db.selectFrom('meta').select('name').limit(1).execute();
+}

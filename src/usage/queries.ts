@@ -232,9 +232,21 @@ export function createUsageQueries(
 export type UsageQueries = ReturnType<typeof createUsageQueries>;
 
 /** RFC 4180 CSV; cells that a spreadsheet would run as a formula are prefixed with '. */
+/**
+ * A number as a spreadsheet reads it: never in exponent form (a cost of 8e-7 USD is
+ * `0.0000008`), fractions to at most 9 decimals (nano-USD, the ledger's unit), trailing
+ * zeros trimmed.
+ */
+export function csvNumber(n: number): string {
+  if (!Number.isFinite(n)) return '';
+  if (Number.isInteger(n) && Math.abs(n) < 1e21) return n.toFixed(0);
+  const s = n.toFixed(9).replace(/0+$/, '').replace(/\.$/, '');
+  return s === '-0' ? '0' : s;
+}
+
 export function toCsv(header: string[], rows: Iterable<unknown[]>): string {
   const cell = (v: unknown) => {
-    let s = v === null || v === undefined ? '' : String(v);
+    let s = v === null || v === undefined ? '' : typeof v === 'number' ? csvNumber(v) : String(v);
     if (/^[=+\-@\t\r]/.test(s) && typeof v === 'string') s = "'" + s;
     return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };

@@ -4,7 +4,7 @@ import { Link, navigate, useLocation } from './router';
 import { SessionContext, useSession, type Session } from './session';
 import { FormError, useFormSubmit } from './components/forms';
 import { Notices } from './components/notices';
-import { timeZone, usd } from './format';
+import { timeZone, usdExact } from './format';
 import { KeysPage } from './pages/Keys';
 import { KeyDetailPage } from './pages/KeyDetail';
 import { LogsPage } from './pages/Logs';
@@ -236,7 +236,7 @@ function Shell() {
             {session.user.username} <span className="badge">{session.user.role}</span>
           </span>
           <span className="muted who-balance" title="Account balance">
-            Balance {usd(session.user.balance)}
+            Balance {usdExact(session.user.balance)}
           </span>
           <button type="button" onClick={() => void session.signOut()}>
             Sign out

@@ -23,6 +23,15 @@ export function usd(amount: number | null | undefined): string {
   return usdFormat(digits).format(amount);
 }
 
+/**
+ * An account balance to the nano-dollar the ledger keeps: "$12.50", "$0.123456789" — never
+ * rounded to cents, so a balance that cannot pay for one more call does not read as "$0.00".
+ */
+export function usdExact(amount: number | null | undefined): string {
+  if (amount === null || amount === undefined || Number.isNaN(amount)) return '—';
+  return usdFormat(9).format(amount);
+}
+
 export const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';
 
 const dateTimeFmt = new Intl.DateTimeFormat(undefined, {

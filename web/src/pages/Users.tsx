@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
 import { api, type Page, type User } from '../api';
-import { dateOnly, usd } from '../format';
+import { dateOnly, usdExact } from '../format';
 import { Link } from '../router';
 import { AsyncView, useAsync } from '../components/async';
 import { StatusBadge } from '../components/badges';
@@ -102,7 +102,7 @@ export default function UsersPage() {
                   </th>
                   <td>{u.role}</td>
                   <td>{u.group}</td>
-                  <td className="num">{usd(u.balance)}</td>
+                  <td className="num">{usdExact(u.balance)}</td>
                   <td>
                     <StatusBadge status={u.status} />
                   </td>
@@ -148,7 +148,7 @@ export default function UsersPage() {
         <TopUp
           user={dialog.user}
           onClose={close}
-          onDone={(u) => changed(`${u.username} now has ${usd(u.balance)}.`)}
+          onDone={(u) => changed(`${u.username} now has ${usdExact(u.balance)}.`)}
         />
       ) : null}
       {dialog?.kind === 'delete' ? (
@@ -292,7 +292,7 @@ function TopUp({ user, onClose, onDone }: { user: User; onClose: () => void; onD
       submitLabel="Top up"
       busyLabel="Working…"
     >
-      <p>Current balance: {usd(user.balance)}</p>
+      <p>Current balance: {usdExact(user.balance)}</p>
       <label>
         Amount (USD)
         <input

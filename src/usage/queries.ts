@@ -103,7 +103,7 @@ export type UsageGroup = 'day' | 'key' | 'model';
 export function createUsageQueries(
   db: Db,
   dialect: Dialect,
-  keys: { namesOf(ids: number[]): Promise<Map<number, string>> },
+  keys: { namesOf(ids: number[]): Promise<Map<number, { name: string; display: string }>> },
 ) {
   /** The daily rollup rows a filter covers (its range must be whole UTC days). */
   function rollupFor(f: Omit<LogFilter, 'status'>) {
@@ -206,12 +206,18 @@ export function createUsageQueries(
           .execute()) as Agg[];
       }
       const names =
-        groupBy === 'key' ? await keys.namesOf(rows.map((r) => Number(r.group))) : new Map<number, string>();
+        groupBy === 'key'
+          ? await keys.namesOf(rows.map((r) => Number(r.group)))
+          : new Map<number, { name: string; display: string }>();
       const data = rows.map((r) => ({
         ...(groupBy === 'day'
           ? { day: String(r.group) }
           : groupBy === 'key'
-            ? { key_id: Number(r.group), key_name: names.get(Number(r.group)) ?? null }
+            ? {
+                key_id: Number(r.group),
+                key_name: names.get(Number(r.group))?.name ?? null,
+                key_display: names.get(Number(r.group))?.display ?? null,
+              }
             : { model: r.group === '' ? null : String(r.group) }),
         requests: Number(r.requests),
         prompt_tokens: Number(r.prompt_tokens),

@@ -99,14 +99,14 @@ export function App() {
 
   const session: Session = {
     user: boot.user,
-    signOut: async () => {
+    signOut: async (notice = 'You are signed out.') => {
       try {
         await api.post('/api/auth/logout');
       } catch {
         /* the session is gone either way */
       }
       setCsrfToken(null);
-      setBoot({ state: 'signed-out', notice: 'You are signed out.' });
+      setBoot({ state: 'signed-out', notice });
     },
     refresh: loadSession,
   };

@@ -253,7 +253,6 @@ function UserForm({
             type="password"
             value={currentPassword}
             onChange={(e) => setCurrentPassword(e.target.value)}
-            required={password !== ''}
             autoComplete="current-password"
           />
         </Field>

@@ -88,7 +88,7 @@ export default function HomePage() {
             failed === undefined ? (
               '…'
             ) : (
-              <span className={failed > 0 ? 'error-text' : undefined}>
+              <span key="e" className={failed > 0 ? 'error-text' : undefined}>
                 {int(failed)}
                 {requests ? ` (${Math.round((failed / requests) * 1000) / 10}%)` : ''}
               </span>

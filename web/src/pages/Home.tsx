@@ -3,7 +3,7 @@
 // own (the API scopes GET /api/usage and GET /api/logs to the caller).
 import { useState } from 'react';
 import { api, type LogEntry, type LogTotals, type Page, type UsageRow } from '../api';
-import { dateTime, int, toLocalInput, usd, usdExact } from '../format';
+import { dateTime, int, timeOnly, toLocalInput, usd, usdExact } from '../format';
 import { Link } from '../router';
 import { AsyncView, useAsync } from '../components/async';
 import { HttpStatus } from '../components/badges';
@@ -178,7 +178,9 @@ export default function HomePage() {
               {d.data.map((l) => (
                 <tr key={l.id}>
                   <td className="nowrap">
-                    <time dateTime={l.created_at}>{dateTime(l.created_at)}</time>
+                    <time dateTime={l.created_at} title={dateTime(l.created_at)}>
+                      {timeOnly(l.created_at)}
+                    </time>
                   </td>
                   <td>{l.key_name ?? `#${l.key_id}`}</td>
                   <td>{l.model ?? '—'}</td>

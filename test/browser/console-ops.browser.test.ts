@@ -167,6 +167,14 @@ describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
     const listed = await s.api('GET', '/api/keys?q=for-broke');
     expect(listed.body.data).toHaveLength(1);
     expect(listed.body.data[0].user_id).toBe(broke.id);
+    // the key list filtered to one account preselects that account as a new key's owner
+    await page.goto(`${s.url}/keys?user_id=${broke.id}`);
+    await page.getByRole('link', { name: 'for-broke' }).waitFor();
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await expect.poll(() => owner.inputValue()).toBe(String(broke.id));
+    await warning.waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
   });
 
   it('the log drawer names the channels and shows the failed attempt before the answer', async () => {

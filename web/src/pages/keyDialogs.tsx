@@ -48,10 +48,13 @@ const EXPIRY_PRESETS: { label: string; days: number | null }[] = [
 
 export function KeyFormDialog({
   existing,
+  defaultOwner,
   onClose,
   onSaved,
 }: {
   existing?: ApiKey;
+  /** A new key's preselected owner (admins; e.g. the user the key list is filtered to). */
+  defaultOwner?: number;
   onClose: () => void;
   onSaved: (key: ApiKey) => void;
 }) {
@@ -60,7 +63,9 @@ export function KeyFormDialog({
   const groups = useGroups();
   const users = useUsers(isAdmin && !existing);
 
-  const [form, dispatch] = useReducer(keyFormReducer, undefined, () => initialKeyForm(existing, user.id));
+  const [form, dispatch] = useReducer(keyFormReducer, undefined, () =>
+    initialKeyForm(existing, isAdmin && defaultOwner ? defaultOwner : user.id),
+  );
   const { name, owner, group, models, patterns, ips, quota, expires, rpm, errors } = form;
   const set = (field: TextField) => (value: string) => dispatch({ type: 'set', field, value });
 

@@ -349,11 +349,18 @@ export function createKeysService(
         .execute();
     },
 
-    /** Names of the keys with these ids (deleted ones included), for reports. */
-    async namesOf(ids: number[]): Promise<Map<number, string>> {
+    /**
+     * Names and masked forms of the keys with these ids (deleted ones included), for
+     * reports: two keys may share a name, never a masked form.
+     */
+    async namesOf(ids: number[]): Promise<Map<number, { name: string; display: string }>> {
       if (ids.length === 0) return new Map();
-      const rows = await db.selectFrom('api_keys').select(['id', 'name']).where('id', 'in', ids).execute();
-      return new Map(rows.map((k) => [Number(k.id), k.name]));
+      const rows = await db
+        .selectFrom('api_keys')
+        .select(['id', 'name', 'display'])
+        .where('id', 'in', ids)
+        .execute();
+      return new Map(rows.map((k) => [Number(k.id), { name: k.name, display: k.display }]));
     },
 
     async remove(id: number, ownerId: number | null, within?: Within<KeyChange>): Promise<ApiKeyRow> {

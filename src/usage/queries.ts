@@ -103,7 +103,7 @@ export type UsageGroup = 'day' | 'key' | 'model';
 export function createUsageQueries(
   db: Db,
   dialect: Dialect,
-  keys: { namesOf(ids: number[]): Promise<Map<number, string>> },
+  keys: { namesOf(ids: number[]): Promise<Map<number, { name: string; display: string }>> },
 ) {
   /** The daily rollup rows a filter covers (its range must be whole UTC days). */
   function rollupFor(f: Omit<LogFilter, 'status'>) {
@@ -206,12 +206,18 @@ export function createUsageQueries(
           .execute()) as Agg[];
       }
       const names =
-        groupBy === 'key' ? await keys.namesOf(rows.map((r) => Number(r.group))) : new Map<number, string>();
+        groupBy === 'key'
+          ? await keys.namesOf(rows.map((r) => Number(r.group)))
+          : new Map<number, { name: string; display: string }>();
       const data = rows.map((r) => ({
         ...(groupBy === 'day'
           ? { day: String(r.group) }
           : groupBy === 'key'
-            ? { key_id: Number(r.group), key_name: names.get(Number(r.group)) ?? null }
+            ? {
+                key_id: Number(r.group),
+                key_name: names.get(Number(r.group))?.name ?? null,
+                key_display: names.get(Number(r.group))?.display ?? null,
+              }
             : { model: r.group === '' ? null : String(r.group) }),
         requests: Number(r.requests),
         prompt_tokens: Number(r.prompt_tokens),
@@ -232,9 +238,21 @@ export function createUsageQueries(
 export type UsageQueries = ReturnType<typeof createUsageQueries>;
 
 /** RFC 4180 CSV; cells that a spreadsheet would run as a formula are prefixed with '. */
+/**
+ * A number as a spreadsheet reads it: never in exponent form (a cost of 8e-7 USD is
+ * `0.0000008`), fractions to at most 9 decimals (nano-USD, the ledger's unit), trailing
+ * zeros trimmed.
+ */
+export function csvNumber(n: number): string {
+  if (!Number.isFinite(n)) return '';
+  if (Number.isInteger(n) && Math.abs(n) < 1e21) return n.toFixed(0);
+  const s = n.toFixed(9).replace(/0+$/, '').replace(/\.$/, '');
+  return s === '-0' ? '0' : s;
+}
+
 export function toCsv(header: string[], rows: Iterable<unknown[]>): string {
   const cell = (v: unknown) => {
-    let s = v === null || v === undefined ? '' : String(v);
+    let s = v === null || v === undefined ? '' : typeof v === 'number' ? csvNumber(v) : String(v);
     if (/^[=+\-@\t\r]/.test(s) && typeof v === 'string') s = "'" + s;
     return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };

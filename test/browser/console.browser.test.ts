@@ -62,9 +62,12 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
 
   it('signs an admin in through the form; admin navigation is shown', async () => {
     await signIn(page, s.url, admin.username, admin.password);
-    for (const name of ['Keys', 'Logs', 'Usage', 'Users', 'Channels', 'Pricing']) {
+    for (const name of ['Home', 'Keys', 'Logs', 'Usage', 'Users', 'Channels', 'Pricing']) {
       await expect(page.getByRole('link', { name, exact: true }).isVisible()).resolves.toBe(true);
     }
+    // the landing page is the home page: today at a glance
+    await page.getByRole('heading', { name: 'Today', level: 1 }).waitFor();
+    await page.getByRole('link', { name: 'Keys', exact: true }).click();
     await page.getByText('No keys yet.').waitFor();
     // the session survives a reload (cookie + GET /api/auth/session)
     await page.reload();
@@ -380,6 +383,7 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
   it('navigation and contract names are unambiguous on every page', async () => {
     const keys = await s.api('GET', '/api/keys');
     const pages = [
+      '/',
       '/keys',
       `/keys/${keys.body.data[0].id}`,
       '/logs',
@@ -391,7 +395,7 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     for (const p of pages) {
       await page.goto(s.url + p);
       await page.getByRole('heading', { level: 1 }).waitFor();
-      for (const name of ['Keys', 'Logs', 'Usage', 'Users', 'Channels', 'Pricing']) {
+      for (const name of ['Home', 'Keys', 'Logs', 'Usage', 'Users', 'Channels', 'Pricing']) {
         // the default (substring, case-insensitive) match a test would use must find one link
         expect(await page.getByRole('link', { name }).count(), `${name} on ${p}`).toBe(1);
       }
@@ -464,6 +468,7 @@ describe.skipIf(!hasChromium)('web console: users are isolated', SUITE, () => {
     const page = await ctx.newPage();
     const problems = watchPage(page);
     await signIn(page, s.url, alice.username, alice.password);
+    await page.getByRole('link', { name: 'Keys', exact: true }).click();
     await page.getByRole('link', { name: 'alice-laptop' }).waitFor();
     expect(await page.getByText('bob-server').count()).toBe(0);
     for (const name of ['Users', 'Channels', 'Pricing']) {
@@ -513,8 +518,9 @@ describe.skipIf(!hasChromium)('web console: users are isolated', SUITE, () => {
     const ctx = await newContext(browser, { width: 390, height: 844 });
     const page = await ctx.newPage();
     await signIn(page, s.url, carol.username, carol.password);
+    await page.getByRole('link', { name: 'Keys', exact: true }).click();
     await page.getByRole('link', { name: 'carol-key-with-a-rather-long-name' }).waitFor();
-    for (const path of ['/keys', '/logs', '/usage']) {
+    for (const path of ['/', '/keys', '/logs', '/usage']) {
       await page.goto(s.url + path);
       await page.getByRole('heading', { level: 1 }).waitFor();
       const overflow = Number(

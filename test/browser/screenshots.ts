@@ -97,6 +97,9 @@ async function main() {
     await page.getByRole('button', { name: 'Sign in' }).waitFor();
     await shot('sign-in');
     await signIn(page, s.url, ada.username, ada.password);
+    await page.getByRole('heading', { name: 'Today', level: 1 }).waitFor();
+    await shot('home');
+    await page.goto(s.url + '/keys');
     await page.getByRole('link', { name: 'web-prod' }).waitFor();
     await shot('keys');
 
@@ -155,6 +158,7 @@ async function main() {
     const phone = await newContext(browser, { width: 390, height: 844 });
     const mobile = await phone.newPage();
     await signIn(mobile, s.url, ada.username, ada.password);
+    await mobile.goto(s.url + '/keys');
     await mobile.getByRole('link', { name: 'web-prod' }).waitFor();
     await shot('keys-phone', mobile);
 

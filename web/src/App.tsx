@@ -4,7 +4,8 @@ import { Link, navigate, useLocation } from './router';
 import { SessionContext, useSession, type Session } from './session';
 import { FormError, useFormSubmit } from './components/forms';
 import { Notices } from './components/notices';
-import { timeZone, usd } from './format';
+import { timeZone, usdExact } from './format';
+import HomePage from './pages/Home';
 import { KeysPage } from './pages/Keys';
 import { KeyDetailPage } from './pages/KeyDetail';
 import { LogsPage } from './pages/Logs';
@@ -99,14 +100,14 @@ export function App() {
 
   const session: Session = {
     user: boot.user,
-    signOut: async () => {
+    signOut: async (notice = 'You are signed out.') => {
       try {
         await api.post('/api/auth/logout');
       } catch {
         /* the session is gone either way */
       }
       setCsrfToken(null);
-      setBoot({ state: 'signed-out', notice: 'You are signed out.' });
+      setBoot({ state: 'signed-out', notice });
     },
     refresh: loadSession,
   };
@@ -188,6 +189,7 @@ function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (u: User)
 }
 
 const NAV: { href: string; label: string; admin?: boolean }[] = [
+  { href: '/', label: 'Home' },
   { href: '/keys', label: 'Keys' },
   { href: '/logs', label: 'Logs' },
   { href: '/usage', label: 'Usage' },
@@ -202,7 +204,7 @@ function Shell() {
   const isAdmin = session.user.role === 'admin';
 
   useEffect(() => {
-    if (path === '/' || path === '/login' || path === '/index.html') navigate('/keys', { replace: true });
+    if (path === '/login' || path === '/index.html') navigate('/', { replace: true });
   }, [path]);
 
   const section = '/' + (path.split('/')[1] ?? '');
@@ -236,7 +238,7 @@ function Shell() {
             {session.user.username} <span className="badge">{session.user.role}</span>
           </span>
           <span className="muted who-balance" title="Account balance">
-            Balance {usd(session.user.balance)}
+            Balance {usdExact(session.user.balance)}
           </span>
           <button type="button" onClick={() => void session.signOut()}>
             Sign out
@@ -259,7 +261,8 @@ function Shell() {
 function Route({ path, isAdmin }: { path: string; isAdmin: boolean }) {
   const parts = path.split('/').filter(Boolean);
   const [head, id] = parts;
-  if (!head || head === 'keys') {
+  if (!head || head === 'login' || head === 'index.html') return <HomePage />;
+  if (head === 'keys') {
     if (id) return <KeyDetailPage id={decodeURIComponent(id)} />;
     return <KeysPage />;
   }

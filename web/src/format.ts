@@ -23,6 +23,15 @@ export function usd(amount: number | null | undefined): string {
   return usdFormat(digits).format(amount);
 }
 
+/**
+ * An account balance to the nano-dollar the ledger keeps: "$12.50", "$0.123456789" — never
+ * rounded to cents, so a balance that cannot pay for one more call does not read as "$0.00".
+ */
+export function usdExact(amount: number | null | undefined): string {
+  if (amount === null || amount === undefined || Number.isNaN(amount)) return '—';
+  return usdFormat(9).format(amount);
+}
+
 export const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';
 
 const dateTimeFmt = new Intl.DateTimeFormat(undefined, {
@@ -33,12 +42,20 @@ const dateTimeFmt = new Intl.DateTimeFormat(undefined, {
   minute: '2-digit',
   second: '2-digit',
 });
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
 const dateFmt = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
 
 export function dateTime(iso: string | null | undefined): string {
   if (!iso) return '—';
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? iso : dateTimeFmt.format(d);
+}
+
+/** The time of day only, for lists of today's events. */
+export function timeOnly(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? iso : timeFmt.format(d);
 }
 
 export function dateOnly(iso: string | null | undefined): string {

@@ -3,7 +3,8 @@ import type { User } from './api';
 
 export interface Session {
   user: User;
-  signOut: () => Promise<void>;
+  /** Ends the session; `notice` is shown above the sign-in form (default: "You are signed out."). */
+  signOut: (notice?: string) => Promise<void>;
   /** Re-read the signed-in user (balance changes after top-ups etc.). */
   refresh: () => Promise<void>;
 }

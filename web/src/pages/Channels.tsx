@@ -29,7 +29,37 @@ const COLUMNS: Column[] = [
 ];
 
 type Dialog = null | { kind: 'create' } | { kind: 'edit' | 'delete'; channel: Channel };
-type TestResult = { ok: boolean; latency_ms?: number; error?: string } | 'running';
+type TestOutcome = {
+  ok: boolean;
+  latency_ms?: number;
+  error?: string /** ISO time of the test. */;
+  at: string;
+};
+type TestResult = TestOutcome | 'running';
+
+// The gateway does not keep connection-test results, so the console keeps each channel's
+// last one in this browser (localStorage), with its time, so it survives a reload.
+const TEST_STORE = 'moleapi.channel-test.';
+
+function storedTest(id: number): TestOutcome | undefined {
+  try {
+    const raw = window.localStorage.getItem(TEST_STORE + id);
+    if (!raw) return undefined;
+    const v = JSON.parse(raw) as Partial<TestOutcome>;
+    return typeof v.ok === 'boolean' && typeof v.at === 'string' ? (v as TestOutcome) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function storeTest(id: number, t: TestOutcome | null): void {
+  try {
+    if (t) window.localStorage.setItem(TEST_STORE + id, JSON.stringify(t));
+    else window.localStorage.removeItem(TEST_STORE + id);
+  } catch {
+    /* storage full or blocked: the result still shows until the page is left */
+  }
+}
 
 export default function ChannelsPage() {
   const channels = useAsync(
@@ -47,14 +77,17 @@ export default function ChannelsPage() {
 
   const runTest = async (c: Channel) => {
     setTests((t) => ({ ...t, [c.id]: 'running' }));
+    let outcome: TestOutcome;
     try {
       const r = await api.post<{ ok: boolean; latency_ms: number; error?: string }>(
         `/api/channels/${encodeURIComponent(c.id)}/test`,
       );
-      setTests((t) => ({ ...t, [c.id]: r }));
+      outcome = { ...r, at: new Date().toISOString() };
     } catch (err) {
-      setTests((t) => ({ ...t, [c.id]: { ok: false, error: errorMessage(err) } }));
+      outcome = { ok: false, error: errorMessage(err), at: new Date().toISOString() };
     }
+    storeTest(c.id, outcome);
+    setTests((t) => ({ ...t, [c.id]: outcome }));
   };
   const toggle = (c: Channel) =>
     changeStatus(
@@ -85,7 +118,7 @@ export default function ChannelsPage() {
             {[...d.data]
               .sort((a, b) => b.priority - a.priority || a.name.localeCompare(b.name))
               .map((c) => {
-                const t = tests[c.id];
+                const t = tests[c.id] ?? storedTest(c.id);
                 return (
                   <tr key={c.id}>
                     <th scope="row">
@@ -127,11 +160,16 @@ export default function ChannelsPage() {
                       {t === 'running' ? (
                         'Testing…'
                       ) : t ? (
-                        t.ok ? (
-                          <span className="ok-text">OK in {ms(t.latency_ms)}</span>
-                        ) : (
-                          <span className="error-text">Failed: {t.error ?? 'no answer'}</span>
-                        )
+                        <>
+                          {t.ok ? (
+                            <span className="ok-text">OK in {ms(t.latency_ms)}</span>
+                          ) : (
+                            <span className="error-text">Failed: {t.error ?? 'no answer'}</span>
+                          )}
+                          <div className="muted small">
+                            last tested <time dateTime={t.at}>{dateTime(t.at)}</time>
+                          </div>
+                        </>
                       ) : (
                         <span className="muted">not tested</span>
                       )}
@@ -167,7 +205,10 @@ export default function ChannelsPage() {
           title={`Delete channel ${dialog.channel.name}?`}
           path={`/api/channels/${encodeURIComponent(dialog.channel.id)}`}
           onClose={close}
-          onDeleted={() => changed(`Deleted channel ${dialog.channel.name}.`)}
+          onDeleted={() => {
+            storeTest(dialog.channel.id, null);
+            changed(`Deleted channel ${dialog.channel.name}.`);
+          }}
         >
           <p>Requests for its models move to the remaining channels, if any serve them.</p>
         </DeleteDialog>

@@ -237,6 +237,7 @@ export function KeysPage() {
 
       {creating ? (
         <KeyFormDialog
+          defaultOwner={isAdmin && owner ? Number(owner) : undefined}
           onClose={() => setCreating(false)}
           onSaved={(k) => {
             setCreating(false);

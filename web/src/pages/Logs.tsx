@@ -1,5 +1,5 @@
 import { useState, type ReactNode } from 'react';
-import { api, type LogEntry, type LogTotals, type Page } from '../api';
+import { api, type Channel, type LogAttempt, type LogEntry, type LogTotals, type Page } from '../api';
 import { dateTime, int, ms, usd } from '../format';
 import { Link } from '../router';
 import { AsyncView, useAsync } from '../components/async';
@@ -8,6 +8,7 @@ import { Modal } from '../components/dialogs';
 import { Pager, useCursorPager } from '../components/pager';
 import { ExportCsvButton, PageSizeSelect, usePageSize } from '../components/controls';
 import { FilterTotals, PageHead, TermList } from '../components/layout';
+import { useIsAdmin } from '../session';
 import { FilterBar, useFilters } from './filters';
 
 export function LogsPage() {
@@ -184,20 +185,53 @@ export function LogsTable({ rows, compact }: { rows: LogEntry[]; compact?: boole
   );
 }
 
+/** Channel names by id, for admins (users may not list channels; attempts carry names anyway). */
+function useChannelNames(enabled: boolean) {
+  return useAsync(
+    async (signal) => {
+      if (!enabled) return new Map<number, string>();
+      try {
+        const r = await api.get<{ data: Channel[] }>('/api/channels', undefined, signal);
+        return new Map(r.data.map((c) => [c.id, c.name]));
+      } catch {
+        return new Map<number, string>();
+      }
+    },
+    [enabled],
+  );
+}
+
+/** "offline mock (#2)": a channel by name, from the log's attempts or the channel list. */
+function channelLabel(id: number | null, log: LogEntry, names: Map<number, string> | null): string {
+  if (id === null) return '—';
+  const name =
+    [...(log.attempts ?? [])].reverse().find((a) => a.channel_id === id && a.channel_name)?.channel_name ??
+    names?.get(id);
+  return name ? `${name} (#${id})` : `#${id}`;
+}
+
+function attemptFailed(a: LogAttempt): boolean {
+  return a.error != null || a.status == null || a.status >= 400;
+}
+
 function LogDrawer({ log, onClose }: { log: LogEntry; onClose: () => void }) {
+  const isAdmin = useIsAdmin();
+  const names = useChannelNames(isAdmin).data ?? null;
+  const attempts = log.attempts ?? [];
+  const failed = attempts.filter(attemptFailed).length;
   const rows: [string, ReactNode][] = [
     ['Time', dateTime(log.created_at)],
     ['Request ID', <code key="r">{log.request_id}</code>],
     ['Key', log.key_name ? `${log.key_name} (${log.key_id})` : log.key_id],
+    ['Protocol', log.protocol ?? 'openai'],
     ['Endpoint', log.endpoint ?? '—'],
     ['Model', log.model ?? '—'],
     ['Upstream model', log.upstream_model ?? '—'],
-    ['Channel', log.channel_id ?? '—'],
+    ['Channel', channelLabel(log.channel_id, log, names)],
     ['Streamed', log.stream ? 'yes' : 'no'],
     ['HTTP status', String(log.status)],
     ['Error code', log.error_code ?? '—'],
     ['Prompt tokens', int(log.prompt_tokens)],
-    ['Protocol', log.protocol ?? 'openai'],
     ['Cached prompt tokens', int(log.cached_tokens)],
     ['Cache-write prompt tokens', int(log.cache_write_tokens ?? 0)],
     ['Completion tokens', int(log.completion_tokens)],
@@ -209,16 +243,24 @@ function LogDrawer({ log, onClose }: { log: LogEntry; onClose: () => void }) {
     ['Client IP', log.ip ?? '—'],
     ['User ID', log.user_id],
     [
-      'Upstream attempts',
-      log.attempts?.length ? (
+      failed ? `Upstream attempts (${failed} failed)` : 'Upstream attempts',
+      attempts.length ? (
         <ol key="a" className="attempts">
-          {log.attempts.map((a, i) => (
-            // biome-ignore lint/suspicious/noArrayIndexKey: a fixed list, in the order tried
-            <li key={i}>
-              {a.channel_name ?? `#${a.channel_id ?? '?'}`}:{' '}
-              {a.status != null ? `HTTP ${a.status}` : (a.error ?? 'failed')}, {ms(a.latency_ms)}
-            </li>
-          ))}
+          {attempts.map((a, i) => {
+            const bad = attemptFailed(a);
+            return (
+              // biome-ignore lint/suspicious/noArrayIndexKey: a fixed list, in the order tried
+              <li key={i} className={bad ? 'failed' : undefined}>
+                <strong>{channelLabel(a.channel_id, log, names)}</strong>:{' '}
+                <span className={bad ? 'error-text' : 'ok-text'}>
+                  {bad ? 'failed' : 'answered'}
+                  {a.status != null ? `, HTTP ${a.status}` : ''}
+                  {a.error ? ` (${a.error})` : ''}
+                </span>
+                , {ms(a.latency_ms)}
+              </li>
+            );
+          })}
         </ol>
       ) : (
         '—'

@@ -9,6 +9,8 @@ import { DataTable, FilterTotals, PageHead } from '../components/layout';
 import { FilterBar, useFilters } from './filters';
 
 type Breakdown = 'key' | 'model' | 'day';
+/** By key, rows also carry the key's masked form: two keys may share a name. */
+type Row = UsageRow & { key_display?: string | null };
 const BREAKDOWNS: { value: Breakdown; label: string }[] = [
   { value: 'key', label: 'By key' },
   { value: 'model', label: 'By model' },
@@ -31,7 +33,7 @@ export default function UsagePage() {
       breakdown === 'day'
         ? Promise.resolve(null)
         : api
-            .get<{ data: UsageRow[] }>('/api/usage', { ...params, group_by: breakdown }, signal)
+            .get<{ data: Row[] }>('/api/usage', { ...params, group_by: breakdown }, signal)
             .then((r) => r.data),
     [paramKey, breakdown],
   );
@@ -45,7 +47,7 @@ export default function UsagePage() {
     { requests: 0, prompt: 0, completion: 0, cost: 0 },
   );
 
-  const rows =
+  const rows: Row[] =
     breakdown === 'day'
       ? [...(daily.data ?? [])].sort((a, b) => (b.day ?? '').localeCompare(a.day ?? ''))
       : (table.data ?? []);
@@ -133,9 +135,12 @@ export default function UsagePage() {
                 <tr key={`${breakdown}:${r.key_id ?? r.model ?? r.day ?? ''}`}>
                   <th scope="row">
                     {breakdown === 'key' ? (
-                      <Link href={`/keys/${encodeURIComponent(r.key_id ?? '')}`}>
-                        {r.key_name ?? r.key_id}
-                      </Link>
+                      <>
+                        <Link href={`/keys/${encodeURIComponent(r.key_id ?? '')}`}>
+                          {r.key_name ?? r.key_id}
+                        </Link>
+                        {r.key_display ? <code className="key-display muted">{r.key_display}</code> : null}
+                      </>
                     ) : breakdown === 'model' ? (
                       (r.model ?? <span className="muted">no model (key and model lists)</span>)
                     ) : (

@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'react';
-import { api, type Page, type User } from '../api';
-import { dateOnly, usd } from '../format';
+import { api, ApiError, type Page, type User } from '../api';
+import { dateOnly, usdExact } from '../format';
 import { Link } from '../router';
 import { AsyncView, useAsync } from '../components/async';
 import { StatusBadge } from '../components/badges';
@@ -102,7 +102,7 @@ export default function UsersPage() {
                   </th>
                   <td>{u.role}</td>
                   <td>{u.group}</td>
-                  <td className="num">{usd(u.balance)}</td>
+                  <td className="num">{usdExact(u.balance)}</td>
                   <td>
                     <StatusBadge status={u.status} />
                   </td>
@@ -148,7 +148,7 @@ export default function UsersPage() {
         <TopUp
           user={dialog.user}
           onClose={close}
-          onDone={(u) => changed(`${u.username} now has ${usd(u.balance)}.`)}
+          onDone={(u) => changed(`${u.username} now has ${usdExact(u.balance)}.`)}
         />
       ) : null}
       {dialog?.kind === 'delete' ? (
@@ -175,8 +175,13 @@ function UserForm({
   onSaved: (u: User) => void;
 }) {
   const groups = useGroups();
+  const session = useSession();
+  // Changing one's own password needs the current one (a borrowed session cannot), and
+  // ends every session of the account, this one included.
+  const self = existing !== undefined && existing.id === session.user.id;
   const [username, setUsername] = useState(existing?.username ?? '');
   const [password, setPassword] = useState('');
+  const [currentPassword, setCurrentPassword] = useState('');
   const [role, setRole] = useState<User['role']>(existing?.role ?? 'user');
   const [group, setGroup] = useState(existing?.group ?? 'default');
   const [status, setStatus] = useState<User['status']>(existing?.status ?? 'active');
@@ -185,6 +190,7 @@ function UserForm({
   const submit = () => {
     if (!existing && password.length < 8) return 'Passwords need at least 8 characters.';
     if (existing && password && password.length < 8) return 'Passwords need at least 8 characters.';
+    if (self && password && !currentPassword) return 'Enter your current password to change it.';
     const b = parseUsd(balance);
     if (b.error) return b.error;
     return (
@@ -194,6 +200,7 @@ function UserForm({
             group,
             status,
             ...(password ? { password } : {}),
+            ...(self && password ? { current_password: currentPassword } : {}),
           })
         : api.post<User>('/api/users', {
             username: username.trim(),
@@ -202,7 +209,17 @@ function UserForm({
             group,
             ...(b.value !== null ? { balance: b.value } : {}),
           })
-    ).then(onSaved);
+    ).then(
+      (u) =>
+        self && password
+          ? session.signOut('Your password has changed. Sign in with the new one.')
+          : onSaved(u),
+      (err: unknown) => {
+        if (err instanceof ApiError && err.param === 'current_password' && err.status === 403)
+          throw new Error('The current password is wrong. Nothing was changed.');
+        throw err;
+      },
+    );
   };
 
   const groupNames = [...new Set([...(groups.data ?? []).map((g) => g.name), group, 'default'])];
@@ -226,6 +243,20 @@ function UserForm({
           />
         </label>
       )}
+      {self ? (
+        <Field
+          label="Current password"
+          hint="Needed to change your own password. You will then sign in again with the new one."
+          className="span2"
+        >
+          <input
+            type="password"
+            value={currentPassword}
+            onChange={(e) => setCurrentPassword(e.target.value)}
+            autoComplete="current-password"
+          />
+        </Field>
+      ) : null}
       <Field
         label={existing ? 'New password' : 'Password'}
         hint={existing ? 'Leave empty to keep the current password.' : 'At least 8 characters.'}
@@ -292,7 +323,7 @@ function TopUp({ user, onClose, onDone }: { user: User; onClose: () => void; onD
       submitLabel="Top up"
       busyLabel="Working…"
     >
-      <p>Current balance: {usd(user.balance)}</p>
+      <p>Current balance: {usdExact(user.balance)}</p>
       <label>
         Amount (USD)
         <input

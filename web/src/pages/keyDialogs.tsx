@@ -2,7 +2,7 @@
 // secret, rotate, delete, and the row of action buttons.
 import { useEffect, useId, useMemo, useReducer, useRef, useState } from 'react';
 import { api, ApiError, errorMessage, type ApiKey, type Group, type User } from '../api';
-import { toDateInput } from '../format';
+import { toDateInput, usdExact } from '../format';
 import { useAsync } from '../components/async';
 import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
 import { Field } from '../components/forms';
@@ -48,10 +48,13 @@ const EXPIRY_PRESETS: { label: string; days: number | null }[] = [
 
 export function KeyFormDialog({
   existing,
+  defaultOwner,
   onClose,
   onSaved,
 }: {
   existing?: ApiKey;
+  /** A new key's preselected owner (admins; e.g. the user the key list is filtered to). */
+  defaultOwner?: number;
   onClose: () => void;
   onSaved: (key: ApiKey) => void;
 }) {
@@ -60,11 +63,16 @@ export function KeyFormDialog({
   const groups = useGroups();
   const users = useUsers(isAdmin && !existing);
 
-  const [form, dispatch] = useReducer(keyFormReducer, undefined, () => initialKeyForm(existing, user.id));
+  const [form, dispatch] = useReducer(keyFormReducer, undefined, () =>
+    initialKeyForm(existing, isAdmin && defaultOwner ? defaultOwner : user.id),
+  );
   const { name, owner, group, models, patterns, ips, quota, expires, rpm, errors } = form;
   const set = (field: TextField) => (value: string) => dispatch({ type: 'set', field, value });
 
-  const ownerUser = owner === String(user.id) ? user : users.data?.find((u) => String(u.id) === owner);
+  // the listed account is fresher than the session's copy (balances move with every call)
+  const ownerUser =
+    users.data?.find((u) => String(u.id) === owner) ?? (owner === String(user.id) ? user : undefined);
+  const ownerIsSelf = owner === String(user.id);
   const modelGroup = group || ownerUser?.group || '';
   const available = useAsync(
     (signal) =>
@@ -125,7 +133,12 @@ export function KeyFormDialog({
       </Field>
 
       {isAdmin && !existing ? (
-        <Field label="Owner">
+        <Field
+          label="Owner"
+          hint={`The account this key bills to${
+            ownerUser ? `; its balance is ${usdExact(ownerUser.balance)}` : ''
+          }.`}
+        >
           <select value={owner} onChange={(e) => set('owner')(e.target.value)}>
             <option value={String(user.id)}>{user.username} (you)</option>
             {(users.data ?? [])
@@ -137,6 +150,16 @@ export function KeyFormDialog({
               ))}
           </select>
         </Field>
+      ) : null}
+      {!existing && ownerUser && ownerUser.balance <= 0 ? (
+        <p className="notice warn span2" role="status" data-testid="owner-balance-warning">
+          <strong>
+            {ownerIsSelf ? 'Your' : `${ownerUser.username}’s`} balance is {usdExact(ownerUser.balance)}
+          </strong>
+          : every call with this key will be refused with <code>insufficient_quota</code> until{' '}
+          {ownerIsSelf ? 'your account is' : 'the account is'} topped up.
+          {isAdmin ? ' Choose another owner, or top the account up on the Users page.' : ''}
+        </p>
       ) : null}
 
       {groups.data && isAdmin ? (

@@ -1235,3 +1235,137 @@ describe('never crashes on wrong types', () => {
         }
   });
 });
+
+// Codex declares apply_patch as a freeform `custom` tool (seen from codex-cli 0.171 with
+// gpt-5.5); translated, it is a function taking one string and its calls go back as
+// `custom_tool_call` items, which Codex applies and answers with `custom_tool_call_output`.
+describe('freeform custom tools (Codex apply_patch) when translating', () => {
+  const APPLY_PATCH = {
+    type: 'custom' as const,
+    name: 'apply_patch',
+    description: 'Use the `apply_patch` tool to edit files. This is a FREEFORM tool.',
+    format: {
+      type: 'grammar' as const,
+      syntax: 'lark' as const,
+      definition: 'start: begin_patch hunk+ end_patch',
+    },
+  };
+  const PATCH = '*** Begin Patch\n*** Add File: hello.txt\n+hi\n*** End Patch\n';
+  const weatherTool = {
+    type: 'function' as const,
+    name: 'get_weather',
+    strict: false,
+    parameters: { type: 'object', properties: { city: { type: 'string' } } },
+  };
+  const CUSTOM_REQ = { ...REQ, tools: [weatherTool, APPLY_PATCH] };
+
+  it('toCanonical: a function with one string "input" (grammar in its description); calls and outputs', () => {
+    const c = codec.toCanonical(
+      parse({
+        ...CUSTOM_REQ,
+        input: [
+          { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Create hello.txt' }] },
+          { type: 'custom_tool_call', call_id: 'call_p', name: 'apply_patch', input: PATCH },
+          { type: 'custom_tool_call_output', call_id: 'call_p', output: 'Success. Updated: A hello.txt' },
+        ],
+        tool_choice: { type: 'custom', name: 'apply_patch' },
+      }),
+    );
+    expect(c.tools.map((t) => t.name)).toEqual(['get_weather', 'apply_patch']);
+    const tool = c.tools[1]!;
+    expect(tool.description).toBe(
+      `${APPLY_PATCH.description}\n\nCall it with one argument, "input": the raw text.`,
+    );
+    expect(tool.parameters).toMatchObject({
+      type: 'object',
+      properties: { input: { type: 'string' } },
+      required: ['input'],
+    });
+    expect(JSON.stringify(tool.parameters)).toContain('start: begin_patch hunk+ end_patch');
+    expect(c.toolChoice).toEqual({ name: 'apply_patch' });
+    expect(c.messages.slice(1)).toEqual([
+      {
+        role: 'assistant',
+        content: [],
+        toolCalls: [{ id: 'call_p', name: 'apply_patch', arguments: JSON.stringify({ input: PATCH }) }],
+      },
+      {
+        role: 'tool',
+        toolCallId: 'call_p',
+        name: 'apply_patch',
+        content: [{ type: 'text', text: 'Success. Updated: A hello.txt' }],
+      },
+    ]);
+    refusal(() => parse({ ...REQ, input: [{ type: 'custom_tool_call', call_id: 'c', name: 'x' }] }));
+  });
+
+  it('encodeAnswer: a call of the custom tool is a custom_tool_call item with the raw input', async () => {
+    const a: CanonicalAnswer = {
+      id: 'msg_01P',
+      model: 'claude-sonnet-4-5',
+      text: '',
+      reasoning: '',
+      toolCalls: [
+        { id: 'toolu_p', name: 'apply_patch', arguments: JSON.stringify({ input: PATCH }) },
+        { id: 'toolu_w', name: 'get_weather', arguments: '{"city":"Paris"}' },
+      ],
+      stopReason: 'tool_calls',
+      usage: USAGE,
+    };
+    serveJson(codec.encodeAnswer(a, ingress({ tools: CUSTOM_REQ.tools })));
+    const res = await client.responses.create(CUSTOM_REQ);
+    expect(res.status).toBe('completed');
+    expect(res.output).toEqual([
+      expect.objectContaining({
+        type: 'custom_tool_call',
+        call_id: 'toolu_p',
+        name: 'apply_patch',
+        input: PATCH,
+      }),
+      expect.objectContaining({ type: 'function_call', call_id: 'toolu_w', arguments: '{"city":"Paris"}' }),
+    ]);
+  });
+
+  it('streamEncoder: custom_tool_call item, input delta/done events, completed; the SDK reads it', async () => {
+    const args = JSON.stringify({ input: PATCH });
+    const events: StreamEvent[] = [
+      { type: 'start', id: 'msg_01S', model: 'claude-sonnet-4-5' },
+      { type: 'text', text: 'Patching.' },
+      { type: 'tool_call', index: 0, id: 'toolu_p', name: 'apply_patch' },
+      { type: 'tool_args', index: 0, delta: args.slice(0, 17) },
+      { type: 'tool_args', index: 0, delta: args.slice(17) },
+      { type: 'stop', reason: 'tool_calls' },
+    ];
+    const body = encodeStream(ingress({ tools: CUSTOM_REQ.tools, stream: true }), events);
+    serveSse(body);
+    const s = await client.responses.create({ ...CUSTOM_REQ, stream: true });
+    const types: string[] = [];
+    let input = '';
+    let done: unknown = null;
+    let final: { status?: string; output?: unknown[] } = {};
+    for await (const x of s) {
+      types.push(x.type);
+      if (x.type === 'response.custom_tool_call_input.delta') input += x.delta;
+      if (x.type === 'response.output_item.done' && x.item.type === 'custom_tool_call') done = x.item;
+      if (x.type === 'response.completed') final = x.response;
+    }
+    expect(input).toBe(PATCH);
+    expect(types).toContain('response.custom_tool_call_input.done');
+    expect(types).not.toContain('response.function_call_arguments.delta');
+    expect(done).toMatchObject({
+      type: 'custom_tool_call',
+      status: 'completed',
+      call_id: 'toolu_p',
+      name: 'apply_patch',
+      input: PATCH,
+    });
+    expect(final.status).toBe('completed');
+    expect(final.output?.map((o) => (o as { type: string }).type)).toEqual(['message', 'custom_tool_call']);
+    // Arguments that are not JSON are the raw input itself.
+    const raw = encodeStream(ingress({ tools: CUSTOM_REQ.tools, stream: true }), [
+      { type: 'tool_call', index: 0, id: 'call_r', name: 'apply_patch' },
+      { type: 'tool_args', index: 0, delta: PATCH },
+    ]);
+    expect(raw).toContain(JSON.stringify({ input: PATCH }).slice(1, -1));
+  });
+});

@@ -4,9 +4,13 @@
 // Egress: canonical request → a Responses body, Response objects and streams → canonical.
 //
 // Translation limits (documented, deliberate):
-// - Hosted tools (web_search, file_search, code_interpreter, mcp, custom, …) only run at
-//   OpenAI: they are dropped when translating (Codex declares some by default; refusing them
-//   would make Codex unusable on any other model). A `tool_choice` that forces one is refused.
+// - Hosted tools (web_search, file_search, code_interpreter, mcp, …) only run at OpenAI: they
+//   are dropped when translating (Codex declares some by default; refusing them would make
+//   Codex unusable on any other model). A `tool_choice` that forces one is refused.
+// - Freeform `custom` tools (Codex's `apply_patch`) run at the client: when translating they
+//   become function tools taking one string, `input` (their grammar in its description), and
+//   the model's calls go back as `custom_tool_call` items; `custom_tool_call` /
+//   `custom_tool_call_output` input items become tool calls and results.
 // - `previous_response_id`, `conversation`, `prompt` templates and `item_reference` items need
 //   OpenAI's stored state: refused when translating (send the full history with `store: false`);
 //   references to reasoning items (`rs_…`) are left out like reasoning items themselves.
@@ -81,10 +85,13 @@ function checkItem(item: unknown, i: number): void {
   } else if (type === 'function_call') {
     for (const k of ['call_id', 'name', 'arguments'])
       if (typeof item[k] !== 'string') throw bad(`"${param}.${k}" must be a string`, `${param}.${k}`);
-  } else if (type === 'function_call_output') {
+  } else if (type === 'function_call_output' || type === 'custom_tool_call_output') {
     if (typeof item.call_id !== 'string')
       throw bad(`"${param}.call_id" must be a string`, `${param}.call_id`);
     checkContent(item.output, `${param}.output`);
+  } else if (type === 'custom_tool_call') {
+    for (const k of ['call_id', 'name', 'input'])
+      if (typeof item[k] !== 'string') throw bad(`"${param}.${k}" must be a string`, `${param}.${k}`);
   }
   // Other item types (reasoning, web_search_call, item_reference, …) pass through untouched.
 }
@@ -127,7 +134,8 @@ function countPrompt(body: Json): number {
       if (type === 'message') msgs.push({ content: countable(item.content) });
       else if (type === 'function_call')
         msgs.push({ content: '', tool_calls: { name: item.name, arguments: item.arguments } });
-      else if (type === 'function_call_output') msgs.push({ content: countable(item.output) });
+      else if (type === 'function_call_output' || type === 'custom_tool_call_output')
+        msgs.push({ content: countable(item.output) });
       // Reasoning (encrypted or not), hosted tool calls…: their JSON text bounds them from above.
       else msgs.push({ content: JSON.stringify(item) });
     }
@@ -190,7 +198,8 @@ function toolChoiceOf(tc: unknown, hasTools: boolean, declaredHosted: boolean): 
     return tc;
   }
   if (isObj(tc)) {
-    if (tc.type === 'function' && typeof tc.name === 'string') return { name: tc.name };
+    if ((tc.type === 'function' || tc.type === 'custom') && typeof tc.name === 'string')
+      return { name: tc.name };
     if (tc.type === 'allowed_tools') {
       if (!hasTools) return null;
       return tc.mode === 'required' ? 'required' : 'auto';
@@ -210,6 +219,53 @@ function formatInstruction(text: unknown): string | null {
   if (f?.type !== 'json_schema' || !isObj(f.schema)) return null;
   const name = typeof f.name === 'string' ? ` named "${f.name}"` : '';
   return `Answer with one JSON value${name} and nothing else (no prose, no code fences), valid against this JSON Schema: ${JSON.stringify(f.schema)}`;
+}
+
+/** Names of the freeform `custom` tools a request declares (Codex's `apply_patch`). */
+function customToolNames(body: Json): Set<string> {
+  const names = new Set<string>();
+  if (Array.isArray(body.tools))
+    for (const t of body.tools)
+      if (isObj(t) && t.type === 'custom' && typeof t.name === 'string') names.add(t.name);
+  return names;
+}
+
+/** A freeform tool as a function tool taking its raw text as one string, `input`. */
+function customAsFunction(t: Json & { name: string }): Tool {
+  const f = isObj(t.format) ? t.format : null;
+  const grammar =
+    f?.type === 'grammar' && typeof f.definition === 'string'
+      ? ` It must follow this ${typeof f.syntax === 'string' ? f.syntax : ''} grammar:\n${f.definition}`
+      : '';
+  const tool: Tool = {
+    name: t.name,
+    parameters: {
+      type: 'object',
+      properties: {
+        input: {
+          type: 'string',
+          description: `The tool's whole input as plain text (the text itself, not JSON).${grammar}`,
+        },
+      },
+      required: ['input'],
+      additionalProperties: false,
+    },
+  };
+  // Its own description may say "freeform, not JSON": say how to call it here.
+  const how = 'Call it with one argument, "input": the raw text.';
+  tool.description = typeof t.description === 'string' ? `${t.description}\n\n${how}` : how;
+  return tool;
+}
+
+/** What a translated call of a freeform tool carries: the `input` string of its arguments. */
+function customInput(args: string): string {
+  try {
+    const j: unknown = JSON.parse(args);
+    if (isObj(j) && typeof j.input === 'string') return j.input;
+  } catch {
+    // not JSON: the model wrote the raw text itself
+  }
+  return args;
 }
 
 function toCanonical(r: IngressRequest): CanonicalRequest {
@@ -246,16 +302,19 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
           else messages.push({ role: 'assistant', content: parts, toolCalls: [] });
         } else if (last?.role === 'user') last.content.push(...parts);
         else messages.push({ role: 'user', content: parts });
-      } else if (type === 'function_call') {
+      } else if (type === 'function_call' || type === 'custom_tool_call') {
         const call: ToolCall = {
           id: String(raw.call_id),
           name: String(raw.name),
-          arguments: String(raw.arguments),
+          arguments:
+            type === 'custom_tool_call'
+              ? JSON.stringify({ input: String(raw.input) })
+              : String(raw.arguments),
         };
         names.set(call.id, call.name);
         if (last?.role === 'assistant') last.toolCalls.push(call);
         else messages.push({ role: 'assistant', content: [], toolCalls: [call] });
-      } else if (type === 'function_call_output') {
+      } else if (type === 'function_call_output' || type === 'custom_tool_call_output') {
         const id = String(raw.call_id);
         const name = names.get(id);
         const content = partsOf(raw.output, `${at}.output`);
@@ -287,7 +346,9 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
         };
         if (typeof t.description === 'string') tool.description = t.description;
         tools.push(tool);
-      } else declaredHosted = true;
+      } else if (t.type === 'custom' && typeof t.name === 'string')
+        tools.push(customAsFunction(t as Json & { name: string }));
+      else declaredHosted = true;
     }
   return {
     system,
@@ -469,15 +530,27 @@ function encodeAnswer(a: CanonicalAnswer, r: IngressRequest): unknown {
       role: 'assistant',
       content: [textPart(a.text)],
     });
+  const customs = customToolNames(r.body);
   for (const [i, t] of a.toolCalls.entries())
-    output.push({
-      id: `fc_${base}_${i}`,
-      type: 'function_call',
-      status: 'completed',
-      arguments: t.arguments,
-      call_id: t.id,
-      name: t.name,
-    });
+    output.push(
+      customs.has(t.name)
+        ? {
+            id: `ctc_${base}_${i}`,
+            type: 'custom_tool_call',
+            status: 'completed',
+            call_id: t.id,
+            name: t.name,
+            input: customInput(t.arguments),
+          }
+        : {
+            id: `fc_${base}_${i}`,
+            type: 'function_call',
+            status: 'completed',
+            arguments: t.arguments,
+            call_id: t.id,
+            name: t.name,
+          },
+    );
   const incomplete = incompleteOf(a.stopReason);
   const now = Math.floor(Date.now() / 1000);
   return responseObject(r, id, a.model || r.model, now, incomplete ? 'incomplete' : 'completed', output, {
@@ -712,7 +785,7 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
 // ── stream encoder (ingress) ────────────────────────────────────────────────────────────────
 
 interface OpenItem {
-  kind: 'message' | 'reasoning' | 'function_call';
+  kind: 'message' | 'reasoning' | 'function_call' | 'custom_tool_call';
   outputIndex: number;
   id: string;
   text: string;
@@ -742,6 +815,7 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
   /** Open function calls by canonical tool-call index. */
   const openCalls = new Map<number, OpenItem>();
   let nextIndex = 0;
+  const customs = customToolNames(r.body);
 
   const emit = (type: string, payload: Json) =>
     sseFrame(JSON.stringify({ type, sequence_number: seq++, ...payload }), type);
@@ -765,6 +839,15 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
         type: 'reasoning',
         summary: [],
         content: [{ type: 'reasoning_text', text: it.text }],
+      };
+    if (it.kind === 'custom_tool_call')
+      return {
+        id: it.id,
+        type: 'custom_tool_call',
+        status,
+        call_id: it.callId,
+        name: it.name,
+        input: status === 'in_progress' ? '' : customInput(it.text),
       };
     return {
       id: it.id,
@@ -790,6 +873,11 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
         content_index: 0,
         part: { type: 'reasoning_text', text: it.text },
       });
+    } else if (it.kind === 'custom_tool_call') {
+      // The arguments came as JSON ({"input": "…"}): the raw input goes out whole, once.
+      const input = customInput(it.text);
+      if (input) s += emit('response.custom_tool_call_input.delta', { ...ref, delta: input });
+      s += emit('response.custom_tool_call_input.done', { ...ref, input });
     } else {
       s += emit('response.function_call_arguments.done', { ...ref, name: it.name, arguments: it.text });
     }
@@ -883,10 +971,11 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
             s += closeItem(it);
           }
           const outputIndex = nextIndex++;
+          const custom = customs.has(e.name);
           const it: OpenItem = {
-            kind: 'function_call',
+            kind: custom ? 'custom_tool_call' : 'function_call',
             outputIndex,
-            id: `fc_${base}_${outputIndex}`,
+            id: `${custom ? 'ctc' : 'fc'}_${base}_${outputIndex}`,
             text: '',
             callId: e.id,
             name: e.name,
@@ -900,6 +989,7 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
           const it = openCalls.get(e.index);
           if (!it || !e.delta) return '';
           it.text += e.delta;
+          if (it.kind === 'custom_tool_call') return '';
           return emit('response.function_call_arguments.delta', {
             item_id: it.id,
             output_index: it.outputIndex,
@@ -916,7 +1006,11 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
     finish(usage) {
       let s = start();
       s += closeAll();
-      const reason = stop ?? (output.some((o) => o.type === 'function_call') ? 'tool_calls' : 'stop');
+      const reason =
+        stop ??
+        (output.some((o) => o.type === 'function_call' || o.type === 'custom_tool_call')
+          ? 'tool_calls'
+          : 'stop');
       const incomplete = incompleteOf(reason);
       const now = Math.floor(Date.now() / 1000);
       const resp = snapshot(incomplete ? 'incomplete' : 'completed', {

@@ -1,0 +1,181 @@
+// Coding agents through the real gateway, replayed from bodies recorded from the real clients
+// (test/protocols/fixtures/, secrets and ids removed), against the mock provider:
+// - Codex CLI 0.171 (wire_api = "responses") declares apply_patch as a freeform `custom` tool
+//   and sends `custom_tool_call` / `custom_tool_call_output` items; on a channel that does not
+//   speak Responses the tool must stay callable and its calls must come back as
+//   `custom_tool_call` items, or Codex cannot edit files there.
+import { readFileSync } from 'node:fs';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { type MockProvider, startMockProvider } from '../mock-provider/server.js';
+import { addChannel, setPrice } from '../relay/relay-helpers.js';
+
+const UPSTREAM_KEY = 'sk-upstream-agents-secret';
+const PRICE = { input: 1.25, output: 10, cached_input: 0.125 };
+type Json = Record<string, any>;
+
+const fixture = (name: string): Json =>
+  JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')) as Json;
+
+/** Codex's second request of a turn: the history holds its apply_patch call and output. */
+const CODEX_TURN = fixture('codex-0.171-apply-patch-turn.json');
+/** The first request of that turn: the same body without the call and its output. */
+const codexFirst = (model: string): Json => ({
+  ...CODEX_TURN,
+  model,
+  input: (CODEX_TURN.input as Json[]).filter((i) => !String(i.type).startsWith('custom_tool_call')),
+});
+const PATCH_CALL = (CODEX_TURN.input as Json[]).find((i) => i.type === 'custom_tool_call')!;
+const PATCH_OUTPUT = (CODEX_TURN.input as Json[]).find((i) => i.type === 'custom_tool_call_output')!;
+
+describe('Codex CLI apply_patch (a freeform custom tool) on translated channels', () => {
+  let s: TestServer;
+  let mock: MockProvider;
+  let client: OpenAI;
+
+  beforeAll(async () => {
+    s = await startTestServer();
+    mock = await startMockProvider({ apiKey: UPSTREAM_KEY });
+    await addChannel(s, {
+      type: 'openai',
+      base_url: mock.url,
+      api_key: UPSTREAM_KEY,
+      models: ['codex-chat'],
+      responses: false,
+    });
+    await addChannel(s, {
+      type: 'anthropic',
+      base_url: mock.url.replace(/\/v1$/, ''),
+      api_key: UPSTREAM_KEY,
+      models: ['codex-claude'],
+    });
+    for (const m of ['codex-chat', 'codex-claude']) await setPrice(s, m, PRICE);
+    const u = await userWithKey(s, { balance: 100 });
+    client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: u.secret, maxRetries: 0, timeout: 20_000 });
+  });
+  afterAll(async () => {
+    await s?.close();
+    await mock?.close();
+  });
+  beforeEach(() => mock.reset());
+
+  const lastUpstream = () => mock.requests[mock.requests.length - 1]!;
+
+  /** Streams a request as Codex does and collects what Codex's parser reads. */
+  async function run(body: Json) {
+    const stream = (await client.responses.create(body as never)) as unknown as AsyncIterable<Json>;
+    const done: Json[] = [];
+    let completed: Json | null = null;
+    for await (const e of stream) {
+      if (e.type === 'response.output_item.done') done.push(e.item);
+      if (e.type === 'response.completed') completed = e.response;
+    }
+    return { done, completed };
+  }
+
+  it('chat channel: apply_patch is a function of one string "input"; the call is a custom_tool_call', async () => {
+    // Codex never forces a tool; the mock calls the first declared one, or the forced one.
+    const { done, completed } = await run({
+      ...codexFirst('codex-chat'),
+      tool_choice: { type: 'custom', name: 'apply_patch' },
+    });
+    const sent = lastUpstream().body as Json;
+    expect(lastUpstream().path).toBe('/v1/chat/completions');
+    const fn = (sent.tools as Json[]).find((t) => t.function.name === 'apply_patch');
+    expect(fn?.function.parameters).toMatchObject({
+      properties: { input: { type: 'string' } },
+      required: ['input'],
+    });
+    expect(fn?.function.parameters.properties.input.description).toContain('*** Begin Patch');
+    expect(sent.tool_choice).toEqual({ type: 'function', function: { name: 'apply_patch' } });
+    // Hosted tools (web_search, tool_search) still have no counterpart: left out.
+    expect((sent.tools as Json[]).map((t) => t.function.name)).toEqual([
+      'exec_command',
+      'apply_patch',
+      'view_image',
+    ]);
+    expect(done).toEqual([
+      expect.objectContaining({
+        type: 'custom_tool_call',
+        status: 'completed',
+        name: 'apply_patch',
+        input: 'mole',
+      }),
+    ]);
+    expect(done[0]!.call_id).toMatch(/^call_/);
+    expect(completed?.status).toBe('completed');
+  });
+
+  it('chat channel: the recorded history (custom_tool_call + output) becomes a tool call and its result', async () => {
+    const { done, completed } = await run({ ...CODEX_TURN, model: 'codex-chat' });
+    const msgs = (lastUpstream().body as Json).messages as Json[];
+    expect(msgs.slice(-2)).toEqual([
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [
+          {
+            id: PATCH_CALL.call_id,
+            type: 'function',
+            function: { name: 'apply_patch', arguments: JSON.stringify({ input: PATCH_CALL.input }) },
+          },
+        ],
+      },
+      { role: 'tool', tool_call_id: PATCH_CALL.call_id, content: PATCH_OUTPUT.output },
+    ]);
+    // After a tool result the mock answers text: the turn ends.
+    expect(done.map((i) => i.type)).toEqual(['message']);
+    expect(completed?.status).toBe('completed');
+    expect(completed?.usage.output_tokens).toBeGreaterThan(0);
+  });
+
+  it('Anthropic channel: apply_patch is a tool with input_schema; tool_use comes back as custom_tool_call', async () => {
+    const { done } = await run({
+      ...codexFirst('codex-claude'),
+      tool_choice: { type: 'custom', name: 'apply_patch' },
+    });
+    const sent = lastUpstream().body as Json;
+    expect(lastUpstream().path.split('?')[0]).toBe('/v1/messages');
+    const tool = (sent.tools as Json[]).find((t) => t.name === 'apply_patch');
+    expect(tool?.input_schema).toMatchObject({
+      properties: { input: { type: 'string' } },
+      required: ['input'],
+    });
+    expect(sent.tool_choice).toEqual({ type: 'tool', name: 'apply_patch' });
+    expect(done).toEqual([
+      expect.objectContaining({
+        type: 'custom_tool_call',
+        status: 'completed',
+        name: 'apply_patch',
+        input: 'mole',
+      }),
+    ]);
+
+    await run({ ...CODEX_TURN, model: 'codex-claude' });
+    const msgs = (lastUpstream().body as Json).messages as Json[];
+    expect(msgs.slice(-2)).toEqual([
+      {
+        role: 'assistant',
+        content: [
+          {
+            type: 'tool_use',
+            id: PATCH_CALL.call_id,
+            name: 'apply_patch',
+            input: { input: PATCH_CALL.input },
+          },
+        ],
+      },
+      {
+        role: 'user',
+        content: [
+          {
+            type: 'tool_result',
+            tool_use_id: PATCH_CALL.call_id,
+            content: [{ type: 'text', text: PATCH_OUTPUT.output }],
+          },
+        ],
+      },
+    ]);
+  });
+});

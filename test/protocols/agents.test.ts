@@ -4,6 +4,8 @@
 //   and sends `custom_tool_call` / `custom_tool_call_output` items; on a channel that does not
 //   speak Responses the tool must stay callable and its calls must come back as
 //   `custom_tool_call` items, or Codex cannot edit files there.
+// - It groups its sub-agent tools (and MCP tools) in a `namespace` tool and sends its calls
+//   back with `namespace`: translated, they must stay callable and round-trip.
 import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -28,6 +30,9 @@ const codexFirst = (model: string): Json => ({
 });
 const PATCH_CALL = (CODEX_TURN.input as Json[]).find((i) => i.type === 'custom_tool_call')!;
 const PATCH_OUTPUT = (CODEX_TURN.input as Json[]).find((i) => i.type === 'custom_tool_call_output')!;
+/** A second turn with the fallback tool set: a namespaced call (multi_agent_v1) and its output. */
+const NS_TURN = fixture('codex-0.171-namespace-turn.json');
+const NS_CALL = (NS_TURN.input as Json[]).find((i) => i.type === 'function_call')!;
 
 describe('Codex CLI apply_patch (a freeform custom tool) on translated channels', () => {
   let s: TestServer;
@@ -177,5 +182,46 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
         ],
       },
     ]);
+  });
+
+  it('namespace tools: flattened to {namespace}__{name}; calls come back with their namespace', async () => {
+    // The mock calls the first declared function: put Codex's namespace tool first.
+    const tools = [...(NS_TURN.tools as Json[])].sort((a) => (a.type === 'namespace' ? -1 : 1));
+    for (const model of ['codex-chat', 'codex-claude']) {
+      const first = {
+        ...NS_TURN,
+        model,
+        tools,
+        input: (NS_TURN.input as Json[]).filter((i) => i.type === 'message'),
+      };
+      const { done } = await run(first);
+      expect(done).toEqual([
+        expect.objectContaining({
+          type: 'function_call',
+          name: 'close_agent',
+          namespace: 'multi_agent_v1',
+          arguments: '{"target":"mole"}',
+        }),
+      ]);
+      const { completed } = await run({ ...NS_TURN, model, tools });
+      expect(completed?.status).toBe('completed');
+    }
+    const sent = lastUpstream().body as Json;
+    expect((sent.tools as Json[]).map((t) => t.name)).toEqual([
+      'multi_agent_v1__close_agent',
+      'multi_agent_v1__spawn_agent',
+      'exec_command',
+    ]);
+    expect((sent.messages as Json[]).at(-2)).toEqual({
+      role: 'assistant',
+      content: [
+        {
+          type: 'tool_use',
+          id: NS_CALL.call_id,
+          name: 'multi_agent_v1__close_agent',
+          input: { target: 'mole' },
+        },
+      ],
+    });
   });
 });

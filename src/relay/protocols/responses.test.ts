@@ -1369,3 +1369,106 @@ describe('freeform custom tools (Codex apply_patch) when translating', () => {
     expect(raw).toContain(JSON.stringify({ input: PATCH }).slice(1, -1));
   });
 });
+
+// Codex groups its sub-agent (and MCP) tools in `namespace` tools; its calls of them carry
+// `namespace` beside the tool's own name (seen from codex-cli 0.171).
+describe('namespace tools (Codex multi_agent_v1) when translating', () => {
+  const NS = {
+    type: 'namespace',
+    name: 'multi_agent_v1',
+    description: 'Tools for spawning and managing sub-agents.',
+    tools: [
+      {
+        type: 'function',
+        name: 'close_agent',
+        description: 'Close an agent.',
+        strict: false,
+        parameters: { type: 'object', properties: { target: { type: 'string' } }, required: ['target'] },
+      },
+      { type: 'custom', name: 'note', description: 'Free text.' },
+    ],
+  };
+  const NS_REQ = { ...REQ, tools: [{ type: 'web_search' }, NS] };
+
+  it('toCanonical: inner tools become {namespace}__{name}; namespaced calls in the input too', () => {
+    const c = codec.toCanonical(
+      parse({
+        ...NS_REQ,
+        input: [
+          { type: 'message', role: 'user', content: 'Close it.' },
+          {
+            type: 'function_call',
+            call_id: 'call_c',
+            name: 'close_agent',
+            namespace: 'multi_agent_v1',
+            arguments: '{"target":"a1"}',
+          },
+          { type: 'function_call_output', call_id: 'call_c', output: 'closed' },
+        ],
+      }),
+    );
+    expect(c.tools.map((t) => t.name)).toEqual(['multi_agent_v1__close_agent', 'multi_agent_v1__note']);
+    expect(c.tools[0]).toMatchObject({ description: 'Close an agent.', parameters: NS.tools[0]!.parameters });
+    expect(c.tools[1]!.parameters).toMatchObject({ required: ['input'] });
+    expect(c.messages[1]).toEqual({
+      role: 'assistant',
+      content: [],
+      toolCalls: [{ id: 'call_c', name: 'multi_agent_v1__close_agent', arguments: '{"target":"a1"}' }],
+    });
+    expect(c.messages[2]).toMatchObject({
+      role: 'tool',
+      toolCallId: 'call_c',
+      name: 'multi_agent_v1__close_agent',
+    });
+  });
+
+  it('answers and streams give the call its own name and its namespace', async () => {
+    const a: CanonicalAnswer = {
+      id: 'msg_01N',
+      model: 'claude-sonnet-4-5',
+      text: '',
+      reasoning: '',
+      toolCalls: [
+        { id: 'toolu_c', name: 'multi_agent_v1__close_agent', arguments: '{"target":"a1"}' },
+        { id: 'toolu_n', name: 'multi_agent_v1__note', arguments: '{"input":"hi"}' },
+      ],
+      stopReason: 'tool_calls',
+      usage: USAGE,
+    };
+    const json = codec.encodeAnswer(a, ingress({ tools: NS_REQ.tools })) as { output: unknown[] };
+    expect(json.output).toEqual([
+      expect.objectContaining({
+        type: 'function_call',
+        call_id: 'toolu_c',
+        name: 'close_agent',
+        namespace: 'multi_agent_v1',
+        arguments: '{"target":"a1"}',
+      }),
+      expect.objectContaining({
+        type: 'custom_tool_call',
+        name: 'note',
+        namespace: 'multi_agent_v1',
+        input: 'hi',
+      }),
+    ]);
+
+    const body = encodeStream(ingress({ tools: NS_REQ.tools, stream: true }), [
+      { type: 'start', id: 'msg_01N', model: 'claude-sonnet-4-5' },
+      { type: 'tool_call', index: 0, id: 'toolu_c', name: 'multi_agent_v1__close_agent' },
+      { type: 'tool_args', index: 0, delta: '{"target":"a1"}' },
+      { type: 'stop', reason: 'tool_calls' },
+    ]);
+    serveSse(body);
+    const s = await client.responses.create({ ...REQ, stream: true });
+    const items: unknown[] = [];
+    for await (const x of s) {
+      if (x.type === 'response.output_item.added' || x.type === 'response.output_item.done')
+        items.push(x.item);
+      if (x.type === 'response.function_call_arguments.done') expect(x.name).toBe('close_agent');
+    }
+    expect(items).toEqual([
+      expect.objectContaining({ status: 'in_progress', name: 'close_agent', namespace: 'multi_agent_v1' }),
+      expect.objectContaining({ status: 'completed', name: 'close_agent', namespace: 'multi_agent_v1' }),
+    ]);
+  });
+});

@@ -7,6 +7,8 @@
 // - Hosted tools (web_search, file_search, code_interpreter, mcp, …) only run at OpenAI: they
 //   are dropped when translating (Codex declares some by default; refusing them would make
 //   Codex unusable on any other model). A `tool_choice` that forces one is refused.
+// - `namespace` tools (Codex's sub-agent and MCP tools) are flattened to `{namespace}__{name}`;
+//   calls go back with their own name and their `namespace`.
 // - Freeform `custom` tools (Codex's `apply_patch`) run at the client: when translating they
 //   become function tools taking one string, `input` (their grammar in its description), and
 //   the model's calls go back as `custom_tool_call` items; `custom_tool_call` /
@@ -221,13 +223,44 @@ function formatInstruction(text: unknown): string | null {
   return `Answer with one JSON value${name} and nothing else (no prose, no code fences), valid against this JSON Schema: ${JSON.stringify(f.schema)}`;
 }
 
-/** Names of the freeform `custom` tools a request declares (Codex's `apply_patch`). */
-function customToolNames(body: Json): Set<string> {
-  const names = new Set<string>();
+/** A tool the client runs: a function or a freeform `custom` tool, maybe inside a namespace. */
+interface ClientTool {
+  tool: Json & { name: string };
+  custom: boolean;
+  /** The `namespace` tool it was declared in (its calls carry that namespace). */
+  namespace?: string;
+}
+
+/** The name a namespaced tool has when translated (tool names allow `[A-Za-z0-9_-]` only). */
+const flatName = (namespace: string | undefined, name: string) =>
+  namespace ? `${namespace}__${name}` : name;
+
+/**
+ * The client-run tools a request declares, by their translated name: functions, freeform
+ * `custom` tools (Codex's `apply_patch`), and both inside `namespace` tools (Codex's
+ * sub-agent and MCP tools), which become `{namespace}__{name}`.
+ */
+function clientTools(body: Json): Map<string, ClientTool> {
+  const out = new Map<string, ClientTool>();
+  const add = (t: unknown, namespace?: string) => {
+    if (!isObj(t) || typeof t.name !== 'string') return;
+    if (t.type !== 'function' && t.type !== 'custom') return;
+    const tool = t as Json & { name: string };
+    out.set(flatName(namespace, tool.name), { tool, custom: t.type === 'custom', namespace });
+  };
   if (Array.isArray(body.tools))
-    for (const t of body.tools)
-      if (isObj(t) && t.type === 'custom' && typeof t.name === 'string') names.add(t.name);
-  return names;
+    for (const t of body.tools) {
+      if (isObj(t) && t.type === 'namespace' && typeof t.name === 'string' && Array.isArray(t.tools))
+        for (const inner of t.tools) add(inner, t.name);
+      else add(t);
+    }
+  return out;
+}
+
+/** A call's item fields for the client: its own name, and its namespace when it has one. */
+function callName(tools: Map<string, ClientTool>, name: string): Json & { name: string } {
+  const t = tools.get(name);
+  return t?.namespace ? { name: t.tool.name, namespace: t.namespace } : { name };
 }
 
 /** A freeform tool as a function tool taking its raw text as one string, `input`. */
@@ -305,7 +338,7 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
       } else if (type === 'function_call' || type === 'custom_tool_call') {
         const call: ToolCall = {
           id: String(raw.call_id),
-          name: String(raw.name),
+          name: flatName(str(raw.namespace), String(raw.name)),
           arguments:
             type === 'custom_tool_call'
               ? JSON.stringify({ input: String(raw.input) })
@@ -339,17 +372,20 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
   if (Array.isArray(b.tools))
     for (const t of b.tools) {
       if (!isObj(t)) continue;
-      if (t.type === 'function' && typeof t.name === 'string') {
-        const tool: Tool = {
-          name: t.name,
-          parameters: isObj(t.parameters) ? t.parameters : { type: 'object', properties: {} },
-        };
-        if (typeof t.description === 'string') tool.description = t.description;
-        tools.push(tool);
-      } else if (t.type === 'custom' && typeof t.name === 'string')
-        tools.push(customAsFunction(t as Json & { name: string }));
-      else declaredHosted = true;
+      if (t.type !== 'function' && t.type !== 'custom' && t.type !== 'namespace') declaredHosted = true;
     }
+  for (const [name, { tool: t, custom }] of clientTools(b)) {
+    if (custom) {
+      tools.push({ ...customAsFunction(t), name });
+      continue;
+    }
+    const tool: Tool = {
+      name,
+      parameters: isObj(t.parameters) ? t.parameters : { type: 'object', properties: {} },
+    };
+    if (typeof t.description === 'string') tool.description = t.description;
+    tools.push(tool);
+  }
   return {
     system,
     messages,
@@ -530,16 +566,16 @@ function encodeAnswer(a: CanonicalAnswer, r: IngressRequest): unknown {
       role: 'assistant',
       content: [textPart(a.text)],
     });
-  const customs = customToolNames(r.body);
+  const tools = clientTools(r.body);
   for (const [i, t] of a.toolCalls.entries())
     output.push(
-      customs.has(t.name)
+      tools.get(t.name)?.custom
         ? {
             id: `ctc_${base}_${i}`,
             type: 'custom_tool_call',
             status: 'completed',
             call_id: t.id,
-            name: t.name,
+            ...callName(tools, t.name),
             input: customInput(t.arguments),
           }
         : {
@@ -548,7 +584,7 @@ function encodeAnswer(a: CanonicalAnswer, r: IngressRequest): unknown {
             status: 'completed',
             arguments: t.arguments,
             call_id: t.id,
-            name: t.name,
+            ...callName(tools, t.name),
           },
     );
   const incomplete = incompleteOf(a.stopReason);
@@ -815,7 +851,7 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
   /** Open function calls by canonical tool-call index. */
   const openCalls = new Map<number, OpenItem>();
   let nextIndex = 0;
-  const customs = customToolNames(r.body);
+  const tools = clientTools(r.body);
 
   const emit = (type: string, payload: Json) =>
     sseFrame(JSON.stringify({ type, sequence_number: seq++, ...payload }), type);
@@ -846,7 +882,7 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
         type: 'custom_tool_call',
         status,
         call_id: it.callId,
-        name: it.name,
+        ...callName(tools, it.name ?? ''),
         input: status === 'in_progress' ? '' : customInput(it.text),
       };
     return {
@@ -855,7 +891,7 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
       status,
       arguments: it.text,
       call_id: it.callId,
-      name: it.name,
+      ...callName(tools, it.name ?? ''),
     };
   };
 
@@ -879,7 +915,11 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
       if (input) s += emit('response.custom_tool_call_input.delta', { ...ref, delta: input });
       s += emit('response.custom_tool_call_input.done', { ...ref, input });
     } else {
-      s += emit('response.function_call_arguments.done', { ...ref, name: it.name, arguments: it.text });
+      s += emit('response.function_call_arguments.done', {
+        ...ref,
+        name: callName(tools, it.name ?? '').name,
+        arguments: it.text,
+      });
     }
     const item = itemJson(it, status);
     output[it.outputIndex] = item;
@@ -971,7 +1011,7 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
             s += closeItem(it);
           }
           const outputIndex = nextIndex++;
-          const custom = customs.has(e.name);
+          const custom = tools.get(e.name)?.custom === true;
           const it: OpenItem = {
             kind: custom ? 'custom_tool_call' : 'function_call',
             outputIndex,

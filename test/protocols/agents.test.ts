@@ -6,6 +6,8 @@
 //   `custom_tool_call` items, or Codex cannot edit files there.
 // - It groups its sub-agent tools (and MCP tools) in a `namespace` tool and sends its calls
 //   back with `namespace`: translated, they must stay callable and round-trip.
+// - For newer model families (gpt-5.6-*) it declares every tool in an `additional_tools`
+//   input item, not in `tools`: translated, they must not be lost.
 import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -33,6 +35,9 @@ const PATCH_OUTPUT = (CODEX_TURN.input as Json[]).find((i) => i.type === 'custom
 /** A second turn with the fallback tool set: a namespaced call (multi_agent_v1) and its output. */
 const NS_TURN = fixture('codex-0.171-namespace-turn.json');
 const NS_CALL = (NS_TURN.input as Json[]).find((i) => i.type === 'function_call')!;
+/** A gpt-5.6-sol turn: tools in an additional_tools item, a namespaced `exec` custom call. */
+const AT_TURN = fixture('codex-0.171-additional-tools-turn.json');
+const EXEC_CALL = (AT_TURN.input as Json[]).find((i) => i.type === 'custom_tool_call')!;
 
 describe('Codex CLI apply_patch (a freeform custom tool) on translated channels', () => {
   let s: TestServer;
@@ -223,5 +228,42 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
         },
       ],
     });
+  });
+
+  it('additional_tools input item: its tools are declared upstream; calls keep name and namespace', async () => {
+    for (const model of ['codex-claude', 'codex-chat']) {
+      const first = {
+        ...AT_TURN,
+        model,
+        input: (AT_TURN.input as Json[]).filter((i) => !String(i.type).startsWith('custom_tool_call')),
+      };
+      const { done } = await run(first);
+      const sent = lastUpstream().body as Json;
+      const names = (sent.tools as Json[]).map((t) => t.name ?? t.function.name);
+      expect(names).toEqual(['functions__exec', 'functions__wait', 'collaboration__spawn_agent']);
+      expect(done).toEqual([
+        expect.objectContaining({
+          type: 'custom_tool_call',
+          name: 'exec',
+          namespace: 'functions',
+          input: 'mole',
+        }),
+      ]);
+      const { completed } = await run({ ...AT_TURN, model });
+      expect(completed?.status).toBe('completed');
+    }
+    const msgs = (lastUpstream().body as Json).messages as Json[];
+    expect(msgs.at(-2)).toEqual({
+      role: 'assistant',
+      content: null,
+      tool_calls: [
+        {
+          id: EXEC_CALL.call_id,
+          type: 'function',
+          function: { name: 'functions__exec', arguments: JSON.stringify({ input: EXEC_CALL.input }) },
+        },
+      ],
+    });
+    expect(msgs.at(-1)).toMatchObject({ role: 'tool', tool_call_id: EXEC_CALL.call_id });
   });
 });

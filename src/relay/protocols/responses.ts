@@ -8,7 +8,8 @@
 //   are dropped when translating (Codex declares some by default; refusing them would make
 //   Codex unusable on any other model). A `tool_choice` that forces one is refused.
 // - `namespace` tools (Codex's sub-agent and MCP tools) are flattened to `{namespace}__{name}`;
-//   calls go back with their own name and their `namespace`.
+//   calls go back with their own name and their `namespace`. Tools declared in an
+//   `additional_tools` input item (newer Codex model families) count like `tools`.
 // - Freeform `custom` tools (Codex's `apply_patch`) run at the client: when translating they
 //   become function tools taking one string, `input` (their grammar in its description), and
 //   the model's calls go back as `custom_tool_call` items; `custom_tool_call` /
@@ -238,7 +239,8 @@ const flatName = (namespace: string | undefined, name: string) =>
 /**
  * The client-run tools a request declares, by their translated name: functions, freeform
  * `custom` tools (Codex's `apply_patch`), and both inside `namespace` tools (Codex's
- * sub-agent and MCP tools), which become `{namespace}__{name}`.
+ * sub-agent and MCP tools), which become `{namespace}__{name}`; those of `additional_tools`
+ * input items too.
  */
 function clientTools(body: Json): Map<string, ClientTool> {
   const out = new Map<string, ClientTool>();
@@ -248,12 +250,18 @@ function clientTools(body: Json): Map<string, ClientTool> {
     const tool = t as Json & { name: string };
     out.set(flatName(namespace, tool.name), { tool, custom: t.type === 'custom', namespace });
   };
-  if (Array.isArray(body.tools))
-    for (const t of body.tools) {
+  const declare = (tools: unknown) => {
+    if (!Array.isArray(tools)) return;
+    for (const t of tools) {
       if (isObj(t) && t.type === 'namespace' && typeof t.name === 'string' && Array.isArray(t.tools))
         for (const inner of t.tools) add(inner, t.name);
       else add(t);
     }
+  };
+  declare(body.tools);
+  // Newer Codex model families declare their tools in an `additional_tools` input item.
+  if (Array.isArray(body.input))
+    for (const item of body.input) if (isObj(item) && item.type === 'additional_tools') declare(item.tools);
   return out;
 }
 

@@ -1422,6 +1422,20 @@ describe('namespace tools (Codex multi_agent_v1) when translating', () => {
     });
   });
 
+  it('tools declared in an additional_tools input item count like tools', () => {
+    const c = codec.toCanonical(
+      parse({
+        ...REQ,
+        input: [
+          { type: 'additional_tools', role: 'developer', tools: [NS] },
+          { type: 'message', role: 'user', content: 'Close it.' },
+        ],
+      }),
+    );
+    expect(c.tools.map((t) => t.name)).toEqual(['multi_agent_v1__close_agent', 'multi_agent_v1__note']);
+    expect(c.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'Close it.' }] }]);
+  });
+
   it('answers and streams give the call its own name and its namespace', async () => {
     const a: CanonicalAnswer = {
       id: 'msg_01N',

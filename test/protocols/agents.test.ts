@@ -267,3 +267,117 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
     expect(msgs.at(-1)).toMatchObject({ role: 'tool', tool_call_id: EXEC_CALL.call_id });
   });
 });
+
+// Claude Code 2.1.197, main agent, second request of a turn (recorded on a translated
+// channel): adaptive thinking, output_config, context_management, a mid-conversation system
+// message, an Agent tool call and its result, anthropic-beta headers.
+const CC_TURN = fixture('claude-code-2.1.197-agent-turn.json') as {
+  headers: Record<string, string>;
+  body: Json;
+};
+
+describe('Claude Code through the gateway, replayed', () => {
+  let s: TestServer;
+  let mock: MockProvider;
+  let secret: string;
+
+  beforeAll(async () => {
+    s = await startTestServer();
+    mock = await startMockProvider({ apiKey: UPSTREAM_KEY });
+    await addChannel(s, {
+      type: 'anthropic',
+      base_url: mock.url.replace(/\/v1$/, ''),
+      api_key: UPSTREAM_KEY,
+      models: ['claude-mole'],
+    });
+    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: UPSTREAM_KEY, models: ['gpt-mole'] });
+    for (const m of ['claude-mole', 'gpt-mole']) await setPrice(s, m, PRICE);
+    secret = (await userWithKey(s, { balance: 100 })).secret;
+  });
+  afterAll(async () => {
+    await s?.close();
+    await mock?.close();
+  });
+  beforeEach(() => mock.reset());
+
+  const send = (model: string, auth: Record<string, string>) =>
+    fetch(`${s.url}/v1/messages?beta=true`, {
+      method: 'POST',
+      headers: { ...CC_TURN.headers, 'content-type': 'application/json', ...auth },
+      body: JSON.stringify({ ...CC_TURN.body, model }),
+    });
+
+  /** The SSE events of an Anthropic stream, by name, with their data. */
+  async function events(res: Response): Promise<Array<{ event: string; data: Json }>> {
+    const text = await res.text();
+    return text
+      .split('\n\n')
+      .filter((f) => f.includes('data: '))
+      .map((f) => ({
+        event: /^event: (.*)$/m.exec(f)?.[1] ?? '',
+        data: JSON.parse(/^data: (.*)$/m.exec(f)![1]!) as Json,
+      }));
+  }
+
+  it('Anthropic channel (Bearer): body and anthropic-* headers go upstream as sent; 4xx bodies come back as sent', async () => {
+    // The mock, like older Anthropic models, refuses role "system" inside messages; Claude
+    // Code's recovery reads the upstream's wording, so the error must reach it untouched.
+    const refused = await send('claude-mole', { authorization: `Bearer ${secret}` });
+    expect(refused.status).toBe(400);
+    const upBody = mock.requests.at(-1)!.body;
+    expect(upBody).toEqual({ ...CC_TURN.body, model: 'claude-mole' });
+    expect(await refused.json()).toMatchObject({
+      type: 'error',
+      error: {
+        type: 'invalid_request_error',
+        message: "messages.1.role: Input should be 'user' or 'assistant'",
+      },
+      request_id: expect.stringMatching(/^req_/),
+    });
+    const up = mock.requests.at(-1)!;
+    expect(up.headers['anthropic-beta']).toBe(CC_TURN.headers['anthropic-beta']);
+    expect(up.headers['anthropic-version']).toBe('2023-06-01');
+    expect(up.headers['x-api-key']).toBe(UPSTREAM_KEY);
+
+    const messages = (CC_TURN.body.messages as Json[]).filter((m) => m.role !== 'system');
+    const res = await fetch(`${s.url}/v1/messages?beta=true`, {
+      method: 'POST',
+      headers: { ...CC_TURN.headers, 'content-type': 'application/json', authorization: `Bearer ${secret}` },
+      body: JSON.stringify({ ...CC_TURN.body, model: 'claude-mole', messages }),
+    });
+    expect(res.status).toBe(200);
+    const ev = await events(res);
+    expect(ev[0]!.event).toBe('message_start');
+    expect(ev.at(-1)!.event).toBe('message_stop');
+    expect(mock.requests.at(-1)!.body).toEqual({ ...CC_TURN.body, model: 'claude-mole', messages });
+  });
+
+  it('OpenAI channel (x-api-key): translated; the mid-conversation system message joins the system prompt', async () => {
+    const res = await send('gpt-mole', { 'x-api-key': secret });
+    expect(res.status).toBe(200);
+    const ev = await events(res);
+    expect(ev.map((e) => e.event)).toEqual(
+      expect.arrayContaining(['message_start', 'content_block_delta', 'message_delta', 'message_stop']),
+    );
+    expect(ev.find((e) => e.event === 'message_delta')!.data.delta.stop_reason).toBe('end_turn');
+    const up = mock.requests.at(-1)!;
+    expect(up.path).toBe('/v1/chat/completions');
+    const chat = up.body as Json;
+    // Anthropic-only settings stay behind; the output cap is the client's.
+    for (const k of ['thinking', 'output_config', 'context_management', 'metadata'])
+      expect(chat).not.toHaveProperty(k);
+    expect(chat.max_completion_tokens).toBe(32000);
+    const midSystem = (CC_TURN.body.messages as Json[]).find((m) => m.role === 'system')!.content as string;
+    expect(chat.messages[0].role).toBe('system');
+    expect(chat.messages[0].content).toContain(midSystem);
+    const call = (CC_TURN.body.messages as Json[])[2]!.content[0];
+    expect(chat.messages.slice(1).map((m: Json) => m.role)).toEqual(['user', 'assistant', 'tool']);
+    expect(chat.messages[2].tool_calls[0]).toEqual({
+      id: call.id,
+      type: 'function',
+      function: { name: 'Agent', arguments: JSON.stringify(call.input) },
+    });
+    expect(chat.messages[3].tool_call_id).toBe(call.id);
+    expect(chat.tools.map((t: Json) => t.function.name)).toEqual(['Agent', 'Write']);
+  });
+});

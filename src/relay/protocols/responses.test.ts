@@ -1434,6 +1434,11 @@ describe('namespace tools (Codex multi_agent_v1) when translating', () => {
     );
     expect(c.tools.map((t) => t.name)).toEqual(['multi_agent_v1__close_agent', 'multi_agent_v1__note']);
     expect(c.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'Close it.' }] }]);
+    const forced = parse({
+      ...NS_REQ,
+      tool_choice: { type: 'function', name: 'close_agent', namespace: 'multi_agent_v1' },
+    });
+    expect(codec.toCanonical(forced).toolChoice).toEqual({ name: 'multi_agent_v1__close_agent' });
   });
 
   it('answers and streams give the call its own name and its namespace', async () => {

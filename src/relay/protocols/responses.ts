@@ -202,7 +202,7 @@ function toolChoiceOf(tc: unknown, hasTools: boolean, declaredHosted: boolean): 
   }
   if (isObj(tc)) {
     if ((tc.type === 'function' || tc.type === 'custom') && typeof tc.name === 'string')
-      return { name: tc.name };
+      return { name: flatName(str(tc.namespace), tc.name) };
     if (tc.type === 'allowed_tools') {
       if (!hasTools) return null;
       return tc.mode === 'required' ? 'required' : 'auto';

@@ -1235,3 +1235,259 @@ describe('never crashes on wrong types', () => {
         }
   });
 });
+
+// Codex declares apply_patch as a freeform `custom` tool (seen from codex-cli 0.171 with
+// gpt-5.5); translated, it is a function taking one string and its calls go back as
+// `custom_tool_call` items, which Codex applies and answers with `custom_tool_call_output`.
+describe('freeform custom tools (Codex apply_patch) when translating', () => {
+  const APPLY_PATCH = {
+    type: 'custom' as const,
+    name: 'apply_patch',
+    description: 'Use the `apply_patch` tool to edit files. This is a FREEFORM tool.',
+    format: {
+      type: 'grammar' as const,
+      syntax: 'lark' as const,
+      definition: 'start: begin_patch hunk+ end_patch',
+    },
+  };
+  const PATCH = '*** Begin Patch\n*** Add File: hello.txt\n+hi\n*** End Patch\n';
+  const weatherTool = {
+    type: 'function' as const,
+    name: 'get_weather',
+    strict: false,
+    parameters: { type: 'object', properties: { city: { type: 'string' } } },
+  };
+  const CUSTOM_REQ = { ...REQ, tools: [weatherTool, APPLY_PATCH] };
+
+  it('toCanonical: a function with one string "input" (grammar in its description); calls and outputs', () => {
+    const c = codec.toCanonical(
+      parse({
+        ...CUSTOM_REQ,
+        input: [
+          { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'Create hello.txt' }] },
+          { type: 'custom_tool_call', call_id: 'call_p', name: 'apply_patch', input: PATCH },
+          { type: 'custom_tool_call_output', call_id: 'call_p', output: 'Success. Updated: A hello.txt' },
+        ],
+        tool_choice: { type: 'custom', name: 'apply_patch' },
+      }),
+    );
+    expect(c.tools.map((t) => t.name)).toEqual(['get_weather', 'apply_patch']);
+    const tool = c.tools[1]!;
+    expect(tool.description).toBe(
+      `${APPLY_PATCH.description}\n\nCall it with one argument, "input": the raw text.`,
+    );
+    expect(tool.parameters).toMatchObject({
+      type: 'object',
+      properties: { input: { type: 'string' } },
+      required: ['input'],
+    });
+    expect(JSON.stringify(tool.parameters)).toContain('start: begin_patch hunk+ end_patch');
+    expect(c.toolChoice).toEqual({ name: 'apply_patch' });
+    expect(c.messages.slice(1)).toEqual([
+      {
+        role: 'assistant',
+        content: [],
+        toolCalls: [{ id: 'call_p', name: 'apply_patch', arguments: JSON.stringify({ input: PATCH }) }],
+      },
+      {
+        role: 'tool',
+        toolCallId: 'call_p',
+        name: 'apply_patch',
+        content: [{ type: 'text', text: 'Success. Updated: A hello.txt' }],
+      },
+    ]);
+    refusal(() => parse({ ...REQ, input: [{ type: 'custom_tool_call', call_id: 'c', name: 'x' }] }));
+  });
+
+  it('encodeAnswer: a call of the custom tool is a custom_tool_call item with the raw input', async () => {
+    const a: CanonicalAnswer = {
+      id: 'msg_01P',
+      model: 'claude-sonnet-4-5',
+      text: '',
+      reasoning: '',
+      toolCalls: [
+        { id: 'toolu_p', name: 'apply_patch', arguments: JSON.stringify({ input: PATCH }) },
+        { id: 'toolu_w', name: 'get_weather', arguments: '{"city":"Paris"}' },
+      ],
+      stopReason: 'tool_calls',
+      usage: USAGE,
+    };
+    serveJson(codec.encodeAnswer(a, ingress({ tools: CUSTOM_REQ.tools })));
+    const res = await client.responses.create(CUSTOM_REQ);
+    expect(res.status).toBe('completed');
+    expect(res.output).toEqual([
+      expect.objectContaining({
+        type: 'custom_tool_call',
+        call_id: 'toolu_p',
+        name: 'apply_patch',
+        input: PATCH,
+      }),
+      expect.objectContaining({ type: 'function_call', call_id: 'toolu_w', arguments: '{"city":"Paris"}' }),
+    ]);
+  });
+
+  it('streamEncoder: custom_tool_call item, input delta/done events, completed; the SDK reads it', async () => {
+    const args = JSON.stringify({ input: PATCH });
+    const events: StreamEvent[] = [
+      { type: 'start', id: 'msg_01S', model: 'claude-sonnet-4-5' },
+      { type: 'text', text: 'Patching.' },
+      { type: 'tool_call', index: 0, id: 'toolu_p', name: 'apply_patch' },
+      { type: 'tool_args', index: 0, delta: args.slice(0, 17) },
+      { type: 'tool_args', index: 0, delta: args.slice(17) },
+      { type: 'stop', reason: 'tool_calls' },
+    ];
+    const body = encodeStream(ingress({ tools: CUSTOM_REQ.tools, stream: true }), events);
+    serveSse(body);
+    const s = await client.responses.create({ ...CUSTOM_REQ, stream: true });
+    const types: string[] = [];
+    let input = '';
+    let done: unknown = null;
+    let final: { status?: string; output?: unknown[] } = {};
+    for await (const x of s) {
+      types.push(x.type);
+      if (x.type === 'response.custom_tool_call_input.delta') input += x.delta;
+      if (x.type === 'response.output_item.done' && x.item.type === 'custom_tool_call') done = x.item;
+      if (x.type === 'response.completed') final = x.response;
+    }
+    expect(input).toBe(PATCH);
+    expect(types).toContain('response.custom_tool_call_input.done');
+    expect(types).not.toContain('response.function_call_arguments.delta');
+    expect(done).toMatchObject({
+      type: 'custom_tool_call',
+      status: 'completed',
+      call_id: 'toolu_p',
+      name: 'apply_patch',
+      input: PATCH,
+    });
+    expect(final.status).toBe('completed');
+    expect(final.output?.map((o) => (o as { type: string }).type)).toEqual(['message', 'custom_tool_call']);
+    // Arguments that are not JSON are the raw input itself.
+    const raw = encodeStream(ingress({ tools: CUSTOM_REQ.tools, stream: true }), [
+      { type: 'tool_call', index: 0, id: 'call_r', name: 'apply_patch' },
+      { type: 'tool_args', index: 0, delta: PATCH },
+    ]);
+    expect(raw).toContain(JSON.stringify({ input: PATCH }).slice(1, -1));
+  });
+});
+
+// Codex groups its sub-agent (and MCP) tools in `namespace` tools; its calls of them carry
+// `namespace` beside the tool's own name (seen from codex-cli 0.171).
+describe('namespace tools (Codex multi_agent_v1) when translating', () => {
+  const NS = {
+    type: 'namespace',
+    name: 'multi_agent_v1',
+    description: 'Tools for spawning and managing sub-agents.',
+    tools: [
+      {
+        type: 'function',
+        name: 'close_agent',
+        description: 'Close an agent.',
+        strict: false,
+        parameters: { type: 'object', properties: { target: { type: 'string' } }, required: ['target'] },
+      },
+      { type: 'custom', name: 'note', description: 'Free text.' },
+    ],
+  };
+  const NS_REQ = { ...REQ, tools: [{ type: 'web_search' }, NS] };
+
+  it('toCanonical: inner tools become {namespace}__{name}; namespaced calls in the input too', () => {
+    const c = codec.toCanonical(
+      parse({
+        ...NS_REQ,
+        input: [
+          { type: 'message', role: 'user', content: 'Close it.' },
+          {
+            type: 'function_call',
+            call_id: 'call_c',
+            name: 'close_agent',
+            namespace: 'multi_agent_v1',
+            arguments: '{"target":"a1"}',
+          },
+          { type: 'function_call_output', call_id: 'call_c', output: 'closed' },
+        ],
+      }),
+    );
+    expect(c.tools.map((t) => t.name)).toEqual(['multi_agent_v1__close_agent', 'multi_agent_v1__note']);
+    expect(c.tools[0]).toMatchObject({ description: 'Close an agent.', parameters: NS.tools[0]!.parameters });
+    expect(c.tools[1]!.parameters).toMatchObject({ required: ['input'] });
+    expect(c.messages[1]).toEqual({
+      role: 'assistant',
+      content: [],
+      toolCalls: [{ id: 'call_c', name: 'multi_agent_v1__close_agent', arguments: '{"target":"a1"}' }],
+    });
+    expect(c.messages[2]).toMatchObject({
+      role: 'tool',
+      toolCallId: 'call_c',
+      name: 'multi_agent_v1__close_agent',
+    });
+  });
+
+  it('tools declared in an additional_tools input item count like tools', () => {
+    const c = codec.toCanonical(
+      parse({
+        ...REQ,
+        input: [
+          { type: 'additional_tools', role: 'developer', tools: [NS] },
+          { type: 'message', role: 'user', content: 'Close it.' },
+        ],
+      }),
+    );
+    expect(c.tools.map((t) => t.name)).toEqual(['multi_agent_v1__close_agent', 'multi_agent_v1__note']);
+    expect(c.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'Close it.' }] }]);
+    const forced = parse({
+      ...NS_REQ,
+      tool_choice: { type: 'function', name: 'close_agent', namespace: 'multi_agent_v1' },
+    });
+    expect(codec.toCanonical(forced).toolChoice).toEqual({ name: 'multi_agent_v1__close_agent' });
+  });
+
+  it('answers and streams give the call its own name and its namespace', async () => {
+    const a: CanonicalAnswer = {
+      id: 'msg_01N',
+      model: 'claude-sonnet-4-5',
+      text: '',
+      reasoning: '',
+      toolCalls: [
+        { id: 'toolu_c', name: 'multi_agent_v1__close_agent', arguments: '{"target":"a1"}' },
+        { id: 'toolu_n', name: 'multi_agent_v1__note', arguments: '{"input":"hi"}' },
+      ],
+      stopReason: 'tool_calls',
+      usage: USAGE,
+    };
+    const json = codec.encodeAnswer(a, ingress({ tools: NS_REQ.tools })) as { output: unknown[] };
+    expect(json.output).toEqual([
+      expect.objectContaining({
+        type: 'function_call',
+        call_id: 'toolu_c',
+        name: 'close_agent',
+        namespace: 'multi_agent_v1',
+        arguments: '{"target":"a1"}',
+      }),
+      expect.objectContaining({
+        type: 'custom_tool_call',
+        name: 'note',
+        namespace: 'multi_agent_v1',
+        input: 'hi',
+      }),
+    ]);
+
+    const body = encodeStream(ingress({ tools: NS_REQ.tools, stream: true }), [
+      { type: 'start', id: 'msg_01N', model: 'claude-sonnet-4-5' },
+      { type: 'tool_call', index: 0, id: 'toolu_c', name: 'multi_agent_v1__close_agent' },
+      { type: 'tool_args', index: 0, delta: '{"target":"a1"}' },
+      { type: 'stop', reason: 'tool_calls' },
+    ]);
+    serveSse(body);
+    const s = await client.responses.create({ ...REQ, stream: true });
+    const items: unknown[] = [];
+    for await (const x of s) {
+      if (x.type === 'response.output_item.added' || x.type === 'response.output_item.done')
+        items.push(x.item);
+      if (x.type === 'response.function_call_arguments.done') expect(x.name).toBe('close_agent');
+    }
+    expect(items).toEqual([
+      expect.objectContaining({ status: 'in_progress', name: 'close_agent', namespace: 'multi_agent_v1' }),
+      expect.objectContaining({ status: 'completed', name: 'close_agent', namespace: 'multi_agent_v1' }),
+    ]);
+  });
+});

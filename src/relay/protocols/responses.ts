@@ -4,9 +4,16 @@
 // Egress: canonical request → a Responses body, Response objects and streams → canonical.
 //
 // Translation limits (documented, deliberate):
-// - Hosted tools (web_search, file_search, code_interpreter, mcp, custom, …) only run at
-//   OpenAI: they are dropped when translating (Codex declares some by default; refusing them
-//   would make Codex unusable on any other model). A `tool_choice` that forces one is refused.
+// - Hosted tools (web_search, file_search, code_interpreter, mcp, …) only run at OpenAI: they
+//   are dropped when translating (Codex declares some by default; refusing them would make
+//   Codex unusable on any other model). A `tool_choice` that forces one is refused.
+// - `namespace` tools (Codex's sub-agent and MCP tools) are flattened to `{namespace}__{name}`;
+//   calls go back with their own name and their `namespace`. Tools declared in an
+//   `additional_tools` input item (newer Codex model families) count like `tools`.
+// - Freeform `custom` tools (Codex's `apply_patch`) run at the client: when translating they
+//   become function tools taking one string, `input` (their grammar in its description), and
+//   the model's calls go back as `custom_tool_call` items; `custom_tool_call` /
+//   `custom_tool_call_output` input items become tool calls and results.
 // - `previous_response_id`, `conversation`, `prompt` templates and `item_reference` items need
 //   OpenAI's stored state: refused when translating (send the full history with `store: false`);
 //   references to reasoning items (`rs_…`) are left out like reasoning items themselves.
@@ -81,10 +88,13 @@ function checkItem(item: unknown, i: number): void {
   } else if (type === 'function_call') {
     for (const k of ['call_id', 'name', 'arguments'])
       if (typeof item[k] !== 'string') throw bad(`"${param}.${k}" must be a string`, `${param}.${k}`);
-  } else if (type === 'function_call_output') {
+  } else if (type === 'function_call_output' || type === 'custom_tool_call_output') {
     if (typeof item.call_id !== 'string')
       throw bad(`"${param}.call_id" must be a string`, `${param}.call_id`);
     checkContent(item.output, `${param}.output`);
+  } else if (type === 'custom_tool_call') {
+    for (const k of ['call_id', 'name', 'input'])
+      if (typeof item[k] !== 'string') throw bad(`"${param}.${k}" must be a string`, `${param}.${k}`);
   }
   // Other item types (reasoning, web_search_call, item_reference, …) pass through untouched.
 }
@@ -127,7 +137,8 @@ function countPrompt(body: Json): number {
       if (type === 'message') msgs.push({ content: countable(item.content) });
       else if (type === 'function_call')
         msgs.push({ content: '', tool_calls: { name: item.name, arguments: item.arguments } });
-      else if (type === 'function_call_output') msgs.push({ content: countable(item.output) });
+      else if (type === 'function_call_output' || type === 'custom_tool_call_output')
+        msgs.push({ content: countable(item.output) });
       // Reasoning (encrypted or not), hosted tool calls…: their JSON text bounds them from above.
       else msgs.push({ content: JSON.stringify(item) });
     }
@@ -190,7 +201,8 @@ function toolChoiceOf(tc: unknown, hasTools: boolean, declaredHosted: boolean): 
     return tc;
   }
   if (isObj(tc)) {
-    if (tc.type === 'function' && typeof tc.name === 'string') return { name: tc.name };
+    if ((tc.type === 'function' || tc.type === 'custom') && typeof tc.name === 'string')
+      return { name: flatName(str(tc.namespace), tc.name) };
     if (tc.type === 'allowed_tools') {
       if (!hasTools) return null;
       return tc.mode === 'required' ? 'required' : 'auto';
@@ -210,6 +222,91 @@ function formatInstruction(text: unknown): string | null {
   if (f?.type !== 'json_schema' || !isObj(f.schema)) return null;
   const name = typeof f.name === 'string' ? ` named "${f.name}"` : '';
   return `Answer with one JSON value${name} and nothing else (no prose, no code fences), valid against this JSON Schema: ${JSON.stringify(f.schema)}`;
+}
+
+/** A tool the client runs: a function or a freeform `custom` tool, maybe inside a namespace. */
+interface ClientTool {
+  tool: Json & { name: string };
+  custom: boolean;
+  /** The `namespace` tool it was declared in (its calls carry that namespace). */
+  namespace?: string;
+}
+
+/** The name a namespaced tool has when translated (tool names allow `[A-Za-z0-9_-]` only). */
+const flatName = (namespace: string | undefined, name: string) =>
+  namespace ? `${namespace}__${name}` : name;
+
+/**
+ * The client-run tools a request declares, by their translated name: functions, freeform
+ * `custom` tools (Codex's `apply_patch`), and both inside `namespace` tools (Codex's
+ * sub-agent and MCP tools), which become `{namespace}__{name}`; those of `additional_tools`
+ * input items too.
+ */
+function clientTools(body: Json): Map<string, ClientTool> {
+  const out = new Map<string, ClientTool>();
+  const add = (t: unknown, namespace?: string) => {
+    if (!isObj(t) || typeof t.name !== 'string') return;
+    if (t.type !== 'function' && t.type !== 'custom') return;
+    const tool = t as Json & { name: string };
+    out.set(flatName(namespace, tool.name), { tool, custom: t.type === 'custom', namespace });
+  };
+  const declare = (tools: unknown) => {
+    if (!Array.isArray(tools)) return;
+    for (const t of tools) {
+      if (isObj(t) && t.type === 'namespace' && typeof t.name === 'string' && Array.isArray(t.tools))
+        for (const inner of t.tools) add(inner, t.name);
+      else add(t);
+    }
+  };
+  declare(body.tools);
+  // Newer Codex model families declare their tools in an `additional_tools` input item.
+  if (Array.isArray(body.input))
+    for (const item of body.input) if (isObj(item) && item.type === 'additional_tools') declare(item.tools);
+  return out;
+}
+
+/** A call's item fields for the client: its own name, and its namespace when it has one. */
+function callName(tools: Map<string, ClientTool>, name: string): Json & { name: string } {
+  const t = tools.get(name);
+  return t?.namespace ? { name: t.tool.name, namespace: t.namespace } : { name };
+}
+
+/** A freeform tool as a function tool taking its raw text as one string, `input`. */
+function customAsFunction(t: Json & { name: string }): Tool {
+  const f = isObj(t.format) ? t.format : null;
+  const grammar =
+    f?.type === 'grammar' && typeof f.definition === 'string'
+      ? ` It must follow this ${typeof f.syntax === 'string' ? f.syntax : ''} grammar:\n${f.definition}`
+      : '';
+  const tool: Tool = {
+    name: t.name,
+    parameters: {
+      type: 'object',
+      properties: {
+        input: {
+          type: 'string',
+          description: `The tool's whole input as plain text (the text itself, not JSON).${grammar}`,
+        },
+      },
+      required: ['input'],
+      additionalProperties: false,
+    },
+  };
+  // Its own description may say "freeform, not JSON": say how to call it here.
+  const how = 'Call it with one argument, "input": the raw text.';
+  tool.description = typeof t.description === 'string' ? `${t.description}\n\n${how}` : how;
+  return tool;
+}
+
+/** What a translated call of a freeform tool carries: the `input` string of its arguments. */
+function customInput(args: string): string {
+  try {
+    const j: unknown = JSON.parse(args);
+    if (isObj(j) && typeof j.input === 'string') return j.input;
+  } catch {
+    // not JSON: the model wrote the raw text itself
+  }
+  return args;
 }
 
 function toCanonical(r: IngressRequest): CanonicalRequest {
@@ -246,16 +343,19 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
           else messages.push({ role: 'assistant', content: parts, toolCalls: [] });
         } else if (last?.role === 'user') last.content.push(...parts);
         else messages.push({ role: 'user', content: parts });
-      } else if (type === 'function_call') {
+      } else if (type === 'function_call' || type === 'custom_tool_call') {
         const call: ToolCall = {
           id: String(raw.call_id),
-          name: String(raw.name),
-          arguments: String(raw.arguments),
+          name: flatName(str(raw.namespace), String(raw.name)),
+          arguments:
+            type === 'custom_tool_call'
+              ? JSON.stringify({ input: String(raw.input) })
+              : String(raw.arguments),
         };
         names.set(call.id, call.name);
         if (last?.role === 'assistant') last.toolCalls.push(call);
         else messages.push({ role: 'assistant', content: [], toolCalls: [call] });
-      } else if (type === 'function_call_output') {
+      } else if (type === 'function_call_output' || type === 'custom_tool_call_output') {
         const id = String(raw.call_id);
         const name = names.get(id);
         const content = partsOf(raw.output, `${at}.output`);
@@ -280,15 +380,20 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
   if (Array.isArray(b.tools))
     for (const t of b.tools) {
       if (!isObj(t)) continue;
-      if (t.type === 'function' && typeof t.name === 'string') {
-        const tool: Tool = {
-          name: t.name,
-          parameters: isObj(t.parameters) ? t.parameters : { type: 'object', properties: {} },
-        };
-        if (typeof t.description === 'string') tool.description = t.description;
-        tools.push(tool);
-      } else declaredHosted = true;
+      if (t.type !== 'function' && t.type !== 'custom' && t.type !== 'namespace') declaredHosted = true;
     }
+  for (const [name, { tool: t, custom }] of clientTools(b)) {
+    if (custom) {
+      tools.push({ ...customAsFunction(t), name });
+      continue;
+    }
+    const tool: Tool = {
+      name,
+      parameters: isObj(t.parameters) ? t.parameters : { type: 'object', properties: {} },
+    };
+    if (typeof t.description === 'string') tool.description = t.description;
+    tools.push(tool);
+  }
   return {
     system,
     messages,
@@ -469,15 +574,27 @@ function encodeAnswer(a: CanonicalAnswer, r: IngressRequest): unknown {
       role: 'assistant',
       content: [textPart(a.text)],
     });
+  const tools = clientTools(r.body);
   for (const [i, t] of a.toolCalls.entries())
-    output.push({
-      id: `fc_${base}_${i}`,
-      type: 'function_call',
-      status: 'completed',
-      arguments: t.arguments,
-      call_id: t.id,
-      name: t.name,
-    });
+    output.push(
+      tools.get(t.name)?.custom
+        ? {
+            id: `ctc_${base}_${i}`,
+            type: 'custom_tool_call',
+            status: 'completed',
+            call_id: t.id,
+            ...callName(tools, t.name),
+            input: customInput(t.arguments),
+          }
+        : {
+            id: `fc_${base}_${i}`,
+            type: 'function_call',
+            status: 'completed',
+            arguments: t.arguments,
+            call_id: t.id,
+            ...callName(tools, t.name),
+          },
+    );
   const incomplete = incompleteOf(a.stopReason);
   const now = Math.floor(Date.now() / 1000);
   return responseObject(r, id, a.model || r.model, now, incomplete ? 'incomplete' : 'completed', output, {
@@ -712,7 +829,7 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
 // ── stream encoder (ingress) ────────────────────────────────────────────────────────────────
 
 interface OpenItem {
-  kind: 'message' | 'reasoning' | 'function_call';
+  kind: 'message' | 'reasoning' | 'function_call' | 'custom_tool_call';
   outputIndex: number;
   id: string;
   text: string;
@@ -742,6 +859,7 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
   /** Open function calls by canonical tool-call index. */
   const openCalls = new Map<number, OpenItem>();
   let nextIndex = 0;
+  const tools = clientTools(r.body);
 
   const emit = (type: string, payload: Json) =>
     sseFrame(JSON.stringify({ type, sequence_number: seq++, ...payload }), type);
@@ -766,13 +884,22 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
         summary: [],
         content: [{ type: 'reasoning_text', text: it.text }],
       };
+    if (it.kind === 'custom_tool_call')
+      return {
+        id: it.id,
+        type: 'custom_tool_call',
+        status,
+        call_id: it.callId,
+        ...callName(tools, it.name ?? ''),
+        input: status === 'in_progress' ? '' : customInput(it.text),
+      };
     return {
       id: it.id,
       type: 'function_call',
       status,
       arguments: it.text,
       call_id: it.callId,
-      name: it.name,
+      ...callName(tools, it.name ?? ''),
     };
   };
 
@@ -790,8 +917,17 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
         content_index: 0,
         part: { type: 'reasoning_text', text: it.text },
       });
+    } else if (it.kind === 'custom_tool_call') {
+      // The arguments came as JSON ({"input": "…"}): the raw input goes out whole, once.
+      const input = customInput(it.text);
+      if (input) s += emit('response.custom_tool_call_input.delta', { ...ref, delta: input });
+      s += emit('response.custom_tool_call_input.done', { ...ref, input });
     } else {
-      s += emit('response.function_call_arguments.done', { ...ref, name: it.name, arguments: it.text });
+      s += emit('response.function_call_arguments.done', {
+        ...ref,
+        name: callName(tools, it.name ?? '').name,
+        arguments: it.text,
+      });
     }
     const item = itemJson(it, status);
     output[it.outputIndex] = item;
@@ -883,10 +1019,11 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
             s += closeItem(it);
           }
           const outputIndex = nextIndex++;
+          const custom = tools.get(e.name)?.custom === true;
           const it: OpenItem = {
-            kind: 'function_call',
+            kind: custom ? 'custom_tool_call' : 'function_call',
             outputIndex,
-            id: `fc_${base}_${outputIndex}`,
+            id: `${custom ? 'ctc' : 'fc'}_${base}_${outputIndex}`,
             text: '',
             callId: e.id,
             name: e.name,
@@ -900,6 +1037,7 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
           const it = openCalls.get(e.index);
           if (!it || !e.delta) return '';
           it.text += e.delta;
+          if (it.kind === 'custom_tool_call') return '';
           return emit('response.function_call_arguments.delta', {
             item_id: it.id,
             output_index: it.outputIndex,
@@ -916,7 +1054,11 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
     finish(usage) {
       let s = start();
       s += closeAll();
-      const reason = stop ?? (output.some((o) => o.type === 'function_call') ? 'tool_calls' : 'stop');
+      const reason =
+        stop ??
+        (output.some((o) => o.type === 'function_call' || o.type === 'custom_tool_call')
+          ? 'tool_calls'
+          : 'stop');
       const incomplete = incompleteOf(reason);
       const now = Math.floor(Date.now() / 1000);
       const resp = snapshot(incomplete ? 'incomplete' : 'completed', {

@@ -125,6 +125,8 @@ export async function registerConsole(app: FastifyInstance, opts: { webDir?: str
     const index = await loadIndex();
     if (!index && status !== 200) return reply.callNotFound();
     if (!index) {
+      // Clients probe `HEAD /` before they call (contract §6): the gateway serves, console or not.
+      if (req.method === 'HEAD') return reply.code(200).header('cache-control', 'no-store').send();
       return reply
         .code(503)
         .header('cache-control', 'no-store')

@@ -81,6 +81,8 @@ describe('console serving', () => {
     expect(res.headers['content-type']).toMatch(/text\/html/);
     expect(res.body).toContain('npm run build:web');
     expect(res.headers['content-security-policy']).toBeTruthy();
+    // Clients' `HEAD /` probe still answers 200: the gateway serves without its console.
+    expect((await app.inject({ method: 'HEAD', url: '/' })).statusCode).toBe(200);
     await app.close();
     fs.rmSync(empty, { recursive: true, force: true });
     expect(fs.existsSync(path.join(WEB_DIST, 'index.html'))).toBe(true);

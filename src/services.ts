@@ -94,6 +94,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     accounts,
   );
   const verifier0 = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });
+  await verifier0.loadImported();
   const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
   const catalog = await createPriceCatalog(db, bus);
   const channels = await createChannelsService(db, bus, secretBox, audit, logger);

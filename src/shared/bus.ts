@@ -9,7 +9,9 @@ export type Invalidation =
   | { kind: 'user'; userId: number }
   | { kind: 'group'; name: string }
   | { kind: 'channels' }
-  | { kind: 'prices' };
+  | { kind: 'prices' }
+  /** Keys were imported (`mole import new-api`): reload the set of imported key hashes. */
+  | { kind: 'imported-keys' };
 
 type Handler = (msg: Invalidation) => void;
 const CHANNEL = 'mole:invalidate';

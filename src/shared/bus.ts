@@ -30,6 +30,17 @@ export class InvalidationBus {
     this.pub?.publish(CHANNEL, JSON.stringify({ origin: this.origin, msg })).catch(() => {});
   }
 
+  /** Publishes and waits until Redis has taken the message (a short-lived process, e.g. `mole import`). */
+  async publishAndWait(msg: Invalidation): Promise<void> {
+    this.deliver(msg);
+    await this.pub?.publish(CHANNEL, JSON.stringify({ origin: this.origin, msg }));
+  }
+
+  /** Publishes to the shared channel without listening (a process that holds no caches). */
+  publishTo(pub: Redis): void {
+    this.pub = pub;
+  }
+
   private deliver(msg: Invalidation): void {
     for (const h of this.handlers) h(msg);
   }

@@ -429,3 +429,49 @@ export async function buildMysql(rows: Rows) {
     },
   };
 }
+
+// ---- new-api, PostgreSQL dialect: the same models under GORM's postgres type rules (int and
+// int64 → bigint, bool → boolean, gorm.DeletedAt → timestamptz, string → text unless sized).
+export const NEW_API_POSTGRES = [
+  `CREATE TABLE "users" ("id" bigserial,"username" text UNIQUE,"password" text NOT NULL,"display_name" text,"role" bigint DEFAULT 1,"status" bigint DEFAULT 1,"email" text,"github_id" text,"oidc_id" text,"wechat_id" text,"telegram_id" text,"access_token" char(32) UNIQUE,"quota" bigint DEFAULT 0,"used_quota" bigint DEFAULT 0,"request_count" bigint DEFAULT 0,"group" varchar(64) DEFAULT 'default',"aff_code" varchar(32) UNIQUE,"aff_count" bigint DEFAULT 0,"aff_quota" bigint DEFAULT 0,"aff_history" bigint DEFAULT 0,"inviter_id" bigint,"deleted_at" timestamptz,"linux_do_id" text,"setting" text,"remark" varchar(255),"stripe_customer" varchar(64),PRIMARY KEY ("id"))`,
+  `CREATE TABLE "tokens" ("id" bigserial,"user_id" bigint,"key" varchar(128),"status" bigint DEFAULT 1,"name" text,"created_time" bigint,"accessed_time" bigint,"expired_time" bigint DEFAULT -1,"remain_quota" bigint DEFAULT 0,"unlimited_quota" boolean,"model_limits_enabled" boolean,"model_limits" text,"allow_ips" text DEFAULT '',"used_quota" bigint DEFAULT 0,"group" text DEFAULT '',"cross_group_retry" boolean,"deleted_at" timestamptz,PRIMARY KEY ("id"))`,
+  'CREATE UNIQUE INDEX "idx_tokens_key" ON "tokens" ("key")',
+  `CREATE TABLE "channels" ("id" bigserial,"type" bigint DEFAULT 0,"key" text NOT NULL,"openai_organization" text,"test_model" text,"status" bigint DEFAULT 1,"name" text,"weight" bigint DEFAULT 0,"created_time" bigint,"test_time" bigint,"response_time" bigint,"base_url" text DEFAULT '',"other" text,"balance" decimal,"balance_updated_time" bigint,"models" text,"group" varchar(64) DEFAULT 'default',"used_quota" bigint DEFAULT 0,"model_mapping" text,"status_code_mapping" varchar(1024) DEFAULT '',"priority" bigint DEFAULT 0,"auto_ban" bigint DEFAULT 1,"other_info" text,"tag" text,"setting" text,"param_override" text,"header_override" text,"remark" varchar(255),"channel_info" json,"settings" text,PRIMARY KEY ("id"))`,
+  `CREATE TABLE "abilities" ("group" varchar(64),"model" varchar(255),"channel_id" bigint,"enabled" boolean,"priority" bigint DEFAULT 0,"weight" bigint DEFAULT 0,"tag" text,PRIMARY KEY ("group","model","channel_id"))`,
+  'CREATE TABLE "options" ("key" text,"value" text,PRIMARY KEY ("key"))',
+];
+const PG_BOOLEANS = new Set(['unlimited_quota', 'model_limits_enabled', 'cross_group_retry', 'enabled']);
+
+/** Creates new-api's tables and `rows` in a fresh schema of the test PostgreSQL; returns a URL selecting it and a drop(). */
+export async function buildPostgres(base: string, rows: Rows) {
+  const { default: pg } = await import('pg');
+  const schema = `newapi_${randomBytes(5).toString('hex')}`;
+  const c = new pg.Client({ connectionString: base });
+  await c.connect();
+  try {
+    await c.query(`CREATE SCHEMA "${schema}"`);
+    await c.query(`SET search_path TO "${schema}"`);
+    for (const s of NEW_API_POSTGRES) await c.query(s);
+    for (const [table, list] of Object.entries(rows))
+      for (const row of list) {
+        const cols = Object.keys(row);
+        await c.query(
+          `INSERT INTO "${table}" (${cols.map((k) => `"${k}"`).join(',')}) VALUES (${cols.map((_, i) => `$${i + 1}`).join(',')})`,
+          cols.map((k) => (PG_BOOLEANS.has(k) ? Boolean(row[k]) : (row[k] ?? null))),
+        );
+      }
+  } finally {
+    await c.end();
+  }
+  const url = new URL(base);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  return {
+    url: url.toString(),
+    async drop() {
+      const d = new pg.Client({ connectionString: base });
+      await d.connect();
+      await d.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await d.end();
+    },
+  };
+}

@@ -15,6 +15,7 @@ import { waitFor } from '../helpers/process.js';
 import { backends, login, pgUrl, startTestServer, type TestServer } from '../helpers/server.js';
 import {
   buildMysql,
+  buildPostgres,
   buildSqlite,
   mysqlUrl,
   NEW_API_SQLITE,
@@ -503,6 +504,44 @@ mysqlDescribe('mole import new-api from MySQL (MariaDB) into %s', { timeout: 60_
   it('re-running from MySQL imports nothing twice', async () => {
     const again = await runImport(s, src.url);
     expect(again.tables.map((t) => t.imported)).toEqual([0, 0, 0, 0, 0]);
+  });
+});
+
+const pgSourceDescribe = pgUrl() ? describe : describe.skip;
+pgSourceDescribe('mole import new-api from a PostgreSQL new-api database', { timeout: 60_000 }, () => {
+  it('reads the same rows through pg and imports them into SQLite', async () => {
+    const s = await startTestServer();
+    const data = newApiData({ mockOrigin: 'http://127.0.0.1:9' });
+    const src = await buildPostgres(pgUrl()!, data.rows);
+    try {
+      const r = await runImport(s, src.url);
+      expect(counts(r)).toEqual({
+        users: [3, 2],
+        tokens: [7, 2],
+        channels: [6, 1],
+        prices: [2, 1],
+        groups: [2, 0],
+      });
+      const users = (await s.api('GET', '/api/users?limit=100')).body.data as any[];
+      const alice = users.find((u) => u.username === 'alice');
+      expect(alice).toMatchObject({ role: 'user', group: 'vip', balance: 5 });
+      const keys = (await s.api('GET', `/api/keys?user_id=${alice.id}`)).body.data as any[];
+      expect(keys.find((k) => k.name === 'alice-main')).toMatchObject({
+        quota: 1.5,
+        used: 0.5,
+        models: ['mole-mini', 'gpt-4o'],
+      });
+      expect(keys.find((k) => k.name === 'alice-unlimited')).toMatchObject({ quota: null, models: null });
+      await waitFor(
+        async () => (await relay(s, `sk-${data.keys.good}`, '/v1/key')).status === 200,
+        10_000,
+        'key',
+      );
+      expect((await runImport(s, src.url)).tables.map((t) => t.imported)).toEqual([0, 0, 0, 0, 0]);
+    } finally {
+      await s.close();
+      await src.drop();
+    }
   });
 });
 

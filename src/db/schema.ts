@@ -61,6 +61,8 @@ export interface ApiKeysTable {
   deleted_at: number | null;
   /** 1 = carried over by `mole import new-api`: its secret has no checksum (keys/verify.ts). */
   imported: Generated<number>;
+  /** Set by `mole import new-api`: the source row ("new-api:tokens:<id>"). */
+  import_source: Generated<string | null>;
 }
 
 export interface AuditTable {

@@ -3,8 +3,8 @@
 // QuantumNous/new-api and songquanpeng/one-api) and writes through each domain's import
 // functions: accounts (users), keys (tokens), channels, billing (prices, groups).
 //
-// Re-running imports nothing twice: users and channels carry their source row's marker
-// (`import_source`), keys are known by their hash, prices and groups by name (existing ones
+// Re-running imports nothing twice: users, keys and channels carry their source row's marker
+// (`import_source`), keys are also known by their hash, prices and groups by name (existing ones
 // are never overwritten). `dryRun` reads and decides everything and writes nothing.
 import { importUser, importedUsers, findUserForImport } from '../accounts/import.js';
 import { importGroup, importPrice, knownGroups, pricedModels } from '../billing/import.js';
@@ -14,7 +14,7 @@ import type { SecretBox } from '../channels/secretbox.js';
 import type { ChannelType } from '../channels/service.js';
 import type { Db } from '../db/index.js';
 import { hashKey } from '../keys/format.js';
-import { importKey, knownKeyHashes, type ImportedKey } from '../keys/import.js';
+import { importedKeySources, importKey, knownKeyHashes, type ImportedKey } from '../keys/import.js';
 import type { Invalidation } from '../shared/bus.js';
 import { CidrSet } from '../shared/cidr.js';
 import type { Row, SourceDb } from './source.js';
@@ -281,14 +281,19 @@ export async function importNewApi(o: ImportOptions): Promise<ImportReport> {
           continue;
         }
         const secret = `sk-${raw}`;
-        candidates.push({ hash: hashKey(secret), key: { ...k, secret }, owner: num(r.user_id) });
+        const source = `new-api:tokens:${num(r.id)}`;
+        candidates.push({ hash: hashKey(secret), key: { ...k, secret, source }, owner: num(r.user_id) });
       }
       const known = await knownKeyHashes(
         o.db,
         candidates.map((c) => c.hash),
       );
+      const knownSources = await importedKeySources(
+        o.db,
+        candidates.map((c) => c.key.source),
+      );
       const fresh = candidates.filter((c) => {
-        if (known.has(c.hash) || hashesThisRun.has(c.hash)) {
+        if (known.has(c.hash) || knownSources.has(c.key.source) || hashesThisRun.has(c.hash)) {
           tokens.skip('already imported');
           return false;
         }
@@ -402,7 +407,7 @@ function tokenToKey(
   ownerGroup: string,
   unitsToNano: (u: number) => number | null,
   now: number,
-): Omit<ImportedKey, 'userId' | 'secret'> | string {
+): Omit<ImportedKey, 'userId' | 'secret' | 'source'> | string {
   // Status: 1 enabled, 2 disabled, 3 expired, 4 exhausted (common/constants.go). Expired and
   // exhausted are derived here from expiry and quota, as MoleAPI derives them.
   const status = num(r.status, 1);

@@ -19,6 +19,8 @@ export interface ImportedKey {
   groupByAdmin: boolean;
   expiresAt: number | null;
   createdAt: number;
+  /** Which source row this is, e.g. "new-api:tokens:12". */
+  source: string;
 }
 
 /** Which of these secrets' hashes are already held by a key (deleted ones included). */
@@ -35,6 +37,23 @@ export async function knownKeyHashes(db: Db, hashes: string[]): Promise<Set<stri
       found.add(r.key_hash);
       if (r.prev_key_hash) found.add(r.prev_key_hash);
     }
+  }
+  return found;
+}
+
+/**
+ * Which of these source markers were imported before (deleted keys included): a key rotated
+ * since no longer holds its old hash, and must not come back under it.
+ */
+export async function importedKeySources(db: Db, sources: string[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (let i = 0; i < sources.length; i += 500) {
+    const rows = await db
+      .selectFrom('api_keys')
+      .select('import_source')
+      .where('import_source', 'in', sources.slice(i, i + 500))
+      .execute();
+    for (const r of rows) if (r.import_source) found.add(r.import_source);
   }
   return found;
 }
@@ -64,6 +83,7 @@ export async function importKey(trx: Db, k: ImportedKey, now = Date.now()): Prom
       last_used_ip: null,
       deleted_at: null,
       imported: 1,
+      import_source: k.source,
     })
     .returning('id')
     .executeTakeFirstOrThrow();

@@ -393,6 +393,29 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
       for (const cred of String(c.key).split('\n')) expect(text.includes(cred), cred).toBe(false);
   });
 
+  it('imported keys rotate (old secret through its grace period) and delete like any key', async () => {
+    const alice = await userByName('alice');
+    const root = await userByName('root');
+    const unlimited = (await keysOf(alice.id)).find((k) => k.name === 'alice-unlimited');
+    const old = `sk-${data.keys.unlimited}`;
+    const r1 = await s.api('POST', `/api/keys/${unlimited.id}/rotate`, { grace_seconds: 60 });
+    expect(r1.status).toBe(200);
+    expect((await relay(s, r1.body.key, '/v1/key')).status).toBe(200);
+    expect((await relay(s, old, '/v1/key')).status).toBe(200);
+    const r2 = await s.api('POST', `/api/keys/${unlimited.id}/rotate`, { grace_seconds: 0 });
+    expect(r2.status).toBe(200);
+    await waitFor(
+      async () => (await relay(s, old, '/v1/key')).status === 401,
+      5_000,
+      'rotated-out secret refused',
+    );
+    expect((await relay(s, r2.body.key, '/v1/key')).status).toBe(200);
+    const granted = (await keysOf(root.id)).find((k) => k.name === 'imported-9');
+    expect((await s.api('DELETE', `/api/keys/${granted.id}`)).status).toBe(200);
+    const gone = await relay(s, `sk-${data.keys.granted}`, '/v1/key');
+    expect([gone.status, gone.body.error.code]).toEqual([401, 'invalid_api_key']);
+  });
+
   it('re-running imports nothing twice', async () => {
     const before = {
       users: (await s.api('GET', '/api/users?limit=100')).body.data.length,
@@ -416,8 +439,10 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
     });
     expect((await s.api('GET', '/api/users?limit=100')).body.data.length).toBe(before.users);
     expect(listOf((await s.api('GET', '/api/channels')).body).length).toBe(before.channels);
-    // The imported key still works after the re-run.
+    // The imported key still works after the re-run; rotated-out and deleted ones stay gone.
     expect((await relay(s, `sk-${data.keys.good}`, '/v1/key')).status).toBe(200);
+    expect((await relay(s, `sk-${data.keys.unlimited}`, '/v1/key')).status).toBe(401);
+    expect((await relay(s, `sk-${data.keys.granted}`, '/v1/key')).status).toBe(401);
   });
 });
 

@@ -28,15 +28,14 @@ export async function findUserForImport(
   return row ? { id: Number(row.id), importSource: row.import_source } : undefined;
 }
 
-/** Every live user imported earlier, by source marker → id. */
-export async function importedUsers(db: Db): Promise<Map<string, number>> {
+/** Every user imported earlier, by source marker (deleted ones too: they are not imported again). */
+export async function importedUsers(db: Db): Promise<Map<string, { id: number; deleted: boolean }>> {
   const rows = await db
     .selectFrom('users')
-    .select(['id', 'import_source'])
+    .select(['id', 'import_source', 'deleted_at'])
     .where('import_source', 'is not', null)
-    .where('deleted_at', 'is', null)
     .execute();
-  return new Map(rows.map((r) => [r.import_source!, Number(r.id)]));
+  return new Map(rows.map((r) => [r.import_source!, { id: Number(r.id), deleted: r.deleted_at !== null }]));
 }
 
 export async function importUser(trx: Db, u: ImportedUser, now = Date.now()): Promise<number> {

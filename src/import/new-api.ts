@@ -205,8 +205,12 @@ export async function importNewApi(o: ImportOptions): Promise<ImportReport> {
           continue;
         }
         const prior = already.get(source);
+        if (prior?.deleted) {
+          users.skip('imported before, since deleted here');
+          continue;
+        }
         if (prior !== undefined) {
-          owners.set(sourceId, { id: prior, group });
+          owners.set(sourceId, { id: prior.id, group });
           users.skip('already imported');
           continue;
         }

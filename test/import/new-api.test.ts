@@ -414,6 +414,9 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
     expect((await s.api('DELETE', `/api/keys/${granted.id}`)).status).toBe(200);
     const gone = await relay(s, `sk-${data.keys.granted}`, '/v1/key');
     expect([gone.status, gone.body.error.code]).toEqual([401, 'invalid_api_key']);
+    // An imported user deleted here stays deleted when the import runs again (next test).
+    const bob = await userByName('bob');
+    expect((await s.api('DELETE', `/api/users/${bob.id}`)).status).toBe(200);
   });
 
   it('re-running imports nothing twice', async () => {
@@ -431,12 +434,14 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
         ]),
       ),
     ).toEqual({
-      users: 3,
+      users: 2,
       tokens: 7,
       channels: 6,
       prices: 2,
       groups: 2,
     });
+    expect(again.tables[0]!.reasons['imported before, since deleted here']).toBe(1);
+    expect(await userByName('bob')).toBeUndefined();
     expect((await s.api('GET', '/api/users?limit=100')).body.data.length).toBe(before.users);
     expect(listOf((await s.api('GET', '/api/channels')).body).length).toBe(before.channels);
     // The imported key still works after the re-run; rotated-out and deleted ones stay gone.

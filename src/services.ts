@@ -1,8 +1,6 @@
 // Wires the domains together from config and storage. Arrows point down: relay → keys /
 // billing / channels / usage → db; nothing here holds logic of its own.
-import fs from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Redis } from 'ioredis';
 import type { Config } from './config.js';
@@ -19,7 +17,7 @@ import type { Clock } from './shared/clock.js';
 import { createPriceCatalog } from './billing/catalog.js';
 import { createLedger } from './billing/ledger.js';
 import { createChannelsService } from './channels/service.js';
-import { SecretBox } from './channels/secretbox.js';
+import { resolveSecret, SecretBox } from './channels/secretbox.js';
 import { createUsageWriter } from './usage/writer.js';
 import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
@@ -45,18 +43,6 @@ function verifierOn(v: KeyVerifier, now: Clock): KeyVerifier {
     verify: (presented, clientIp, at = now()) => v.verify(presented, clientIp, at),
     touch: (keyId, ip, at = now()) => v.touch(keyId, ip, at),
   };
-}
-
-/** MOLE_SECRET, or in SQLite mode a secret generated once into the data dir. */
-function resolveSecret(config: Config): string {
-  if (config.secret) return config.secret;
-  if (config.databaseUrl)
-    throw new Error('MOLE_SECRET is required with DATABASE_URL (it encrypts upstream credentials)');
-  const file = path.join(config.dataDir, 'secret');
-  fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  if (!fs.existsSync(file))
-    fs.writeFileSync(file, randomBytes(32).toString('base64'), { mode: 0o600, flag: 'wx' });
-  return fs.readFileSync(file, 'utf8').trim();
 }
 
 export async function createServices(config: Config, logger: Logger, opts: ServiceOptions) {
@@ -94,6 +80,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     accounts,
   );
   const verifier0 = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });
+  await verifier0.loadImported();
   const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
   const catalog = await createPriceCatalog(db, bus);
   const channels = await createChannelsService(db, bus, secretBox, audit, logger);

@@ -1,7 +1,10 @@
 // Finds PostgreSQL for the storage suites: TEST_DATABASE_URL, or the machine's default
 // server. When none answers, the PostgreSQL suites are skipped with a visible message.
+// Likewise Redis (TEST_REDIS_URL) and MariaDB / MySQL for the importer's MySQL sources
+// (TEST_MYSQL_URL, default mysql://root@127.0.0.1:3306/mysql).
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import mysql from 'mysql2/promise';
 
 export default async function setup() {
   const candidate = process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
@@ -36,5 +39,19 @@ export default async function setup() {
     );
   } finally {
     r.disconnect();
+  }
+  const mysqlCandidate = process.env.TEST_MYSQL_URL || 'mysql://root@127.0.0.1:3306/mysql';
+  const shown = mysqlCandidate.replace(/:[^:@/]*@/, ':***@');
+  try {
+    const m = await mysql.createConnection({ uri: mysqlCandidate, connectTimeout: 1500 });
+    try {
+      await m.query('select 1');
+    } finally {
+      await m.end().catch(() => {});
+    }
+    process.env.MOLE_TEST_MYSQL_URL = mysqlCandidate;
+    console.log(`[moleapi tests] MySQL suites run against ${shown}`);
+  } catch (err) {
+    console.warn(`[moleapi tests] SKIPPING MySQL suites: no server at ${shown} (${(err as Error).message})`);
   }
 }

@@ -1,4 +1,7 @@
-// Password hashing with scrypt (node:crypto), stored as "scrypt$N$r$p$salt$hash".
+// Password hashing with scrypt (node:crypto), stored as "scrypt$N$r$p$salt$hash". Accounts
+// carried over by `mole import new-api` may hold a bcrypt hash ("$2a$10$…", as new-api and
+// one-api store them) until their first sign-in re-hashes the password with scrypt.
+import bcrypt from 'bcryptjs';
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 
 const scrypt = (pw: string, salt: Buffer, len: number, opts: ScryptOptions) =>
@@ -17,7 +20,13 @@ export async function hashPassword(password: string): Promise<string> {
   return `scrypt$${N}$${R}$${P}$${salt.toString('base64')}$${hash.toString('base64')}`;
 }
 
+const BCRYPT = /^\$2[aby]\$\d{2}\$[./0-9A-Za-z]{53}$/;
+
+/** True for a stored hash that is not our scrypt form (an imported bcrypt hash): re-hash it. */
+export const needsRehash = (stored: string) => !stored.startsWith('scrypt$');
+
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
+  if (BCRYPT.test(stored)) return bcrypt.compare(password, stored);
   const parts = stored.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
   const [, n, r, p, saltB64, hashB64] = parts as [string, string, string, string, string, string];

@@ -7,7 +7,7 @@ import type { UserRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { MAX_NANO, nanoToUsd } from '../billing/money.js';
 import type { InvalidationBus } from '../shared/bus.js';
-import { DUMMY_HASH, hashPassword, verifyPassword } from './password.js';
+import { DUMMY_HASH, hashPassword, needsRehash, verifyPassword } from './password.js';
 
 export const DEFAULT_GROUP = 'default';
 
@@ -296,6 +296,14 @@ export function createAccountsService(
         throw new AppError('login_failed', 'wrong username or password, or the account is disabled');
       }
       forgive(throttleKey, ip, now);
+      // An imported bcrypt hash works once more, then is replaced by our own scrypt hash.
+      if (needsRehash(user.password_hash))
+        await db
+          .updateTable('users')
+          .set({ password_hash: await hashPassword(password) })
+          .where('id', '=', user.id)
+          .where('password_hash', '=', user.password_hash)
+          .execute();
       const token = randomBytes(32).toString('base64url');
       const csrfToken = randomBytes(24).toString('base64url');
       await db

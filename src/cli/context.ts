@@ -13,6 +13,10 @@ export interface CliContext {
   prompt(question: string): Promise<string | null>;
   /** All of stdin (for --password-stdin). */
   readStdin(): Promise<string>;
+  /** The environment the CLI runs with (`mole import` reads the server's configuration from it). */
+  env: NodeJS.ProcessEnv;
+  /** Progress lines and notes (stderr), apart from results. */
+  info(line: string): void;
 }
 
 export type RegisterCommands = (program: Command, ctx: CliContext) => void;

@@ -4,20 +4,26 @@
 // stderr. `--json` prints machine-readable results.
 //
 // Adding a command group: write src/cli/<group>.ts exporting a RegisterCommands function and
-// list it in COMMAND_GROUPS below. `mole import new-api` (contract §10) belongs in
-// src/cli/import.ts: unlike the groups here it runs with the server's own environment
-// (loadConfig() → MOLE_DATA_DIR / DATABASE_URL, MOLE_SECRET) and writes the database directly,
-// so it would take the config, not ctx.api().
+// list it in COMMAND_GROUPS below. `mole import new-api` (contract §10, src/cli/import.ts) is
+// the exception: it runs with the server's own environment (loadConfig() → MOLE_DATA_DIR /
+// DATABASE_URL, MOLE_SECRET) and writes the database directly, so it takes the config, not
+// ctx.api().
 import readline from 'node:readline/promises';
 import { Command, CommanderError } from 'commander';
 import { CliError, clientFromEnv, usageError, type ApiClient } from './client.js';
 import type { CliContext, RegisterCommands } from './context.js';
+import { registerImport } from './import.js';
 import { registerKeys } from './keys.js';
 import { makeOut } from './output.js';
 import { registerUsage } from './usage.js';
 import { registerUsers } from './users.js';
 
-export const COMMAND_GROUPS: RegisterCommands[] = [registerKeys, registerUsers, registerUsage];
+export const COMMAND_GROUPS: RegisterCommands[] = [
+  registerKeys,
+  registerUsers,
+  registerUsage,
+  registerImport,
+];
 
 export interface RunIO {
   env?: NodeJS.ProcessEnv;
@@ -100,6 +106,8 @@ export async function run(argv: string[], io: RunIO = {}): Promise<number> {
       for await (const chunk of stdin) data += chunk.toString();
       return data;
     },
+    env,
+    info: (line) => stderr(line.endsWith('\n') ? line : `${line}\n`),
   };
   const program = buildProgram(ctx, { stdout, stderr });
   try {

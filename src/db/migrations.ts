@@ -230,6 +230,27 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('logs_request_id').on('logs').column('request_id').unique().execute();
       },
     },
+    '0007_import_new_api': {
+      // `mole import new-api`: keys carried over from new-api / one-api keep their own secret
+      // (no checksum), so they are marked; keys, users and channels remember which source row
+      // they came from, so re-running the import skips them (a rotated key too). Passwords may be bcrypt hashes
+      // ("$2a$…") until their first sign-in re-hashes them with scrypt.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .alterTable('api_keys')
+          .addColumn('imported', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        await db.schema.alterTable('api_keys').addColumn('import_source', 'text').execute();
+        await db.schema.alterTable('users').addColumn('import_source', 'text').execute();
+        await db.schema.alterTable('channels').addColumn('import_source', 'text').execute();
+        await db.schema.createIndex('users_import_source').on('users').column('import_source').execute();
+        await db.schema
+          .createIndex('channels_import_source')
+          .on('channels')
+          .column('import_source')
+          .execute();
+      },
+    },
   };
 }
 

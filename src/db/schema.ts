@@ -19,6 +19,8 @@ export interface UsersTable {
   created_at: number;
   updated_at: number;
   deleted_at: number | null;
+  /** Set by `mole import new-api`: the source row ("new-api:users:<id>"). */
+  import_source: Generated<string | null>;
 }
 
 export interface SessionsTable {
@@ -57,6 +59,10 @@ export interface ApiKeysTable {
   last_used_at: number | null;
   last_used_ip: string | null;
   deleted_at: number | null;
+  /** 1 = carried over by `mole import new-api`: its secret has no checksum (keys/verify.ts). */
+  imported: Generated<number>;
+  /** Set by `mole import new-api`: the source row ("new-api:tokens:<id>"). */
+  import_source: Generated<string | null>;
 }
 
 export interface AuditTable {
@@ -108,6 +114,8 @@ export interface ChannelsTable {
   created_at: number;
   updated_at: number;
   deleted_at: number | null;
+  /** Set by `mole import new-api`: the source row ("new-api:channels:<id>[:<n>]"). */
+  import_source: Generated<string | null>;
 }
 
 export interface LogsTable {

@@ -412,6 +412,20 @@ export function createKeysService(
       for (const row of rows) announce(row);
     },
 
+    /**
+     * Hashes of the live imported keys (current and grace-period secrets): the only secrets
+     * without our checksum that the verifier may look up (verify.ts).
+     */
+    async importedHashes(): Promise<string[]> {
+      const rows = await db
+        .selectFrom('api_keys')
+        .select(['key_hash', 'prev_key_hash'])
+        .where('imported', '=', 1)
+        .where('status', '!=', 'deleted')
+        .execute();
+      return rows.flatMap((r) => (r.prev_key_hash ? [r.key_hash, r.prev_key_hash] : [r.key_hash]));
+    },
+
     /** Batched by the usage writer: last use per key, newest wins. */
     async recordLastUse(trx: Db, uses: Map<number, { at: number; ip: string }>): Promise<void> {
       for (const [keyId, u] of uses) {

@@ -3,10 +3,16 @@
 // not expired → owner active → client IP allowed. Known keys live in a bounded in-memory
 // cache, so a hit costs no database round trip; every change to a key or its owner is
 // announced on the invalidation bus and drops the cached entry.
+//
+// Keys imported from new-api / one-api (`mole import new-api`) are "sk-" + 48 characters
+// without our checksum. Their hashes are held in memory (loaded at start and whenever an
+// import or a change to one of them is announced): a string that fails the checksum is
+// looked up only when its hash is in that set, so every other string is still refused
+// before any storage lookup.
 import { LRUCache } from 'lru-cache';
 import type { InvalidationBus } from '../shared/bus.js';
 import { CidrSet } from './cidr.js';
-import { hashKey, isWellFormedKey } from './format.js';
+import { hashKey, isWellFormedKey, KEY_REGEX } from './format.js';
 import { compileModelList, type ModelMatcher } from './models.js';
 import type { KeysService } from './service.js';
 
@@ -55,6 +61,8 @@ export interface KeyVerifierStats {
   hits: number;
   misses: number;
   dbLookups: number;
+  /** Presented secrets without our checksum that matched an imported key's hash. */
+  importedMatches: number;
 }
 
 export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts: { cacheSize: number }) {
@@ -62,11 +70,26 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
   /** Well-formed but unknown hashes, briefly, so a flood of made-up keys cannot hammer the DB. */
   const unknown = new LRUCache<string, true>({ max: 10_000, ttl: 30_000 });
   const inflight = new Map<string, Promise<CachedKey | null>>();
-  const stats: KeyVerifierStats = { hits: 0, misses: 0, dbLookups: 0 };
+  const stats: KeyVerifierStats = { hits: 0, misses: 0, dbLookups: 0, importedMatches: 0 };
+  /** SHA-256 of every live imported secret: the only checksum-less strings worth a lookup. */
+  let imported = new Set<string>();
+  let importedLoads = 0;
+  async function loadImported(): Promise<void> {
+    const mine = ++importedLoads;
+    const hashes = await keys.importedHashes();
+    // A newer load (started after a later announcement) wins.
+    if (mine === importedLoads) imported = new Set(hashes);
+  }
+  const reloadImported = () => {
+    // A failed reload keeps the previous set (its keys stay usable); the next announcement retries.
+    loadImported().catch(() => {});
+  };
   const lastUse = new Map<number, { at: number; ip: string }>();
   let generation = 0;
 
   bus.on((msg) => {
+    if (msg.kind === 'imported-keys') reloadImported();
+    if (msg.kind === 'key' && msg.hashes.some((h) => imported.has(h))) reloadImported();
     if (msg.kind === 'key') {
       generation++;
       for (const h of msg.hashes) {
@@ -130,11 +153,23 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
   return {
     stats,
 
+    /** Loads the imported keys' hashes; call once before serving. */
+    loadImported,
+
     async verify(presented: string | undefined, clientIp: string, now = Date.now()): Promise<Verification> {
       if (!presented)
         return deny('missing_api_key', 'No API key provided. Send it as "Authorization: Bearer sk-...".');
-      if (!isWellFormedKey(presented)) return deny('invalid_api_key', 'Invalid API key.');
-      const k = await lookup(hashKey(presented));
+      let hash: string;
+      if (isWellFormedKey(presented)) hash = hashKey(presented);
+      else {
+        // No checksum: only an imported key's secret may go on, and only if we hold its hash.
+        if (imported.size === 0 || !KEY_REGEX.test(presented))
+          return deny('invalid_api_key', 'Invalid API key.');
+        hash = hashKey(presented);
+        if (!imported.has(hash)) return deny('invalid_api_key', 'Invalid API key.');
+        stats.importedMatches++;
+      }
+      const k = await lookup(hash);
       if (!k || (k.graceUntil !== null && k.graceUntil <= now))
         return deny('invalid_api_key', 'Invalid API key.');
       const key: VerifiedKey = k;

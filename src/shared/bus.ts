@@ -9,7 +9,9 @@ export type Invalidation =
   | { kind: 'user'; userId: number }
   | { kind: 'group'; name: string }
   | { kind: 'channels' }
-  | { kind: 'prices' };
+  | { kind: 'prices' }
+  /** Keys were imported (`mole import new-api`): reload the set of imported key hashes. */
+  | { kind: 'imported-keys' };
 
 type Handler = (msg: Invalidation) => void;
 const CHANNEL = 'mole:invalidate';
@@ -26,6 +28,17 @@ export class InvalidationBus {
   publish(msg: Invalidation): void {
     this.deliver(msg);
     this.pub?.publish(CHANNEL, JSON.stringify({ origin: this.origin, msg })).catch(() => {});
+  }
+
+  /** Publishes and waits until Redis has taken the message (a short-lived process, e.g. `mole import`). */
+  async publishAndWait(msg: Invalidation): Promise<void> {
+    this.deliver(msg);
+    await this.pub?.publish(CHANNEL, JSON.stringify({ origin: this.origin, msg }));
+  }
+
+  /** Publishes to the shared channel without listening (a process that holds no caches). */
+  publishTo(pub: Redis): void {
+    this.pub = pub;
   }
 
   private deliver(msg: Invalidation): void {

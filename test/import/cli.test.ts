@@ -1,0 +1,168 @@
+// `mole import new-api` as the real CLI process (src/cli/index.ts through tsx), with the
+// server's own environment (MOLE_DATA_DIR), against a new-api SQLite database built from
+// new-api's table definitions: the count table, --dry-run, --json, idempotency, progress
+// lines, exit codes, and a gateway on the same data dir serving the imported keys — live over
+// Redis when the gateway is already running, or after its start.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, waitFor } from '../helpers/process.js';
+import { redisUrl, startTestServer } from '../helpers/server.js';
+import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { buildSqlite, NEW_API_SQLITE, newApiData, newApiKey } from './fixtures.js';
+
+const CLI = path.join(REPO_ROOT, 'src', 'cli', 'index.ts');
+const UPSTREAM_KEY = 'sk-upstream-mock-credential-0005';
+const EXTRA_TOKENS = 1100;
+
+function mole(args: string[], env: Record<string, string>) {
+  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+const keyStatus = (url: string, key: string) =>
+  fetch(`${url}/v1/key`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status);
+
+describe('mole import new-api (CLI process)', { timeout: 180_000 }, () => {
+  let dir: string;
+  let file: string;
+  let dataDir: string;
+  let mock: MockProvider;
+  let data: ReturnType<typeof newApiData>;
+  const rows = (sql: string) => {
+    const db = new SQLite(path.join(dataDir, 'mole.sqlite'), { readonly: true });
+    try {
+      return db.prepare(sql).all() as Record<string, unknown>[];
+    } finally {
+      db.close();
+    }
+  };
+
+  beforeAll(async () => {
+    mock = await startMockProvider({ apiKey: UPSTREAM_KEY });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-import-cli-'));
+    file = path.join(dir, 'new-api.db');
+    dataDir = path.join(dir, 'data');
+    data = newApiData({ mockOrigin: mock.url.replace(/\/v1$/, '') });
+    // A large tokens table, for the progress line.
+    for (let i = 0; i < EXTRA_TOKENS; i++)
+      data.rows.tokens!.push({
+        id: 100 + i,
+        user_id: 1,
+        key: newApiKey(),
+        status: 1,
+        name: `bulk-${i}`,
+        created_time: 1,
+        accessed_time: 1,
+        expired_time: -1,
+        remain_quota: 0,
+        used_quota: 0,
+        unlimited_quota: 1,
+        model_limits_enabled: 0,
+        model_limits: '',
+        allow_ips: '',
+        group: '',
+      });
+    buildSqlite(file, NEW_API_SQLITE, data.rows);
+  });
+  afterAll(async () => {
+    await mock?.close();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('bad usage exits 2, an unreadable source 1, each with one line on stderr', async () => {
+    const env = { MOLE_DATA_DIR: dataDir };
+    const missing = await mole(['import', 'new-api'], env);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--from/);
+    const nothing = await mole(['import', 'new-api', '--from', path.join(dir, 'nope.db')], env);
+    expect(nothing.code).toBe(1);
+    expect(nothing.stderr.trimEnd().split('\n')).toHaveLength(1);
+    expect(nothing.stderr).toMatch(/cannot open .*nope\.db/);
+    const help = await mole(['import', 'new-api', '--help'], env);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/--dry-run/);
+  });
+
+  it('--dry-run prints the count table and writes nothing', async () => {
+    const r = await mole(['import', 'new-api', '--from', file, '--dry-run'], { MOLE_DATA_DIR: dataDir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Dry run: nothing was written/);
+    expect(r.stdout).toMatch(/^users\s+3\s+2\s+1 deleted; 1 username not allowed/m);
+    expect(r.stdout).toMatch(
+      new RegExp(`^tokens\\s+${7 + EXTRA_TOKENS}\\s+2\\s+1 deleted; 1 owner not imported`, 'm'),
+    );
+    expect(r.stdout).toMatch(/^channels\s+6\s+1\s+1 type 3 \(Azure\) not supported/m);
+    expect(r.stdout).toMatch(/^prices\s+2\s+1/m);
+    expect(r.stdout).toMatch(/^groups\s+2\s+0/m);
+    // A progress line for the large table.
+    expect(r.stderr).toMatch(new RegExp(`tokens: 500/${EXTRA_TOKENS + 9}`));
+    for (const t of ['users', 'api_keys', 'channels', 'prices', 'groups'])
+      expect(rows(`SELECT COUNT(*) AS n FROM ${t}`)[0]!.n, t).toBe(0);
+  });
+
+  it('imports, and a gateway on the same data dir serves the imported keys and channels', async () => {
+    // With Redis the running gateway hears of the import at once; without it, it starts after.
+    const live = Boolean(redisUrl());
+    const env = { MOLE_DATA_DIR: dataDir, ...(live ? { REDIS_URL: redisUrl()! } : {}) };
+    const before = live ? await startTestServer({ redis: true, env: { MOLE_DATA_DIR: dataDir } }) : null;
+    try {
+      if (before) expect(await keyStatus(before.url, `sk-${data.keys.good}`)).toBe(401);
+      const r = await mole(['import', 'new-api', '--from', file], env);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^Imported:/);
+      expect(r.stdout).toMatch(new RegExp(`^tokens\\s+${7 + EXTRA_TOKENS}\\s+2`, 'm'));
+      const s = before ?? (await startTestServer({ env: { MOLE_DATA_DIR: dataDir } }));
+      try {
+        await waitFor(
+          async () => (await keyStatus(s.url, `sk-${data.keys.good}`)) === 200,
+          10_000,
+          'imported key',
+        );
+        const res = await fetch(`${s.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer sk-${data.keys.good}`, 'content-type': 'application/json' },
+          body: JSON.stringify({
+            model: 'mole-mini',
+            messages: [{ role: 'user', content: 'hi' }],
+            max_tokens: 4,
+          }),
+        });
+        expect(res.status, await res.clone().text()).toBe(200);
+        expect(mock.requests.at(-1)!.headers.authorization).toBe(`Bearer ${UPSTREAM_KEY}`);
+      } finally {
+        if (!before) await s.close();
+      }
+    } finally {
+      await before?.close();
+    }
+    // The secret is only hashed, the credentials only sealed.
+    const stored = fs.readFileSync(path.join(dataDir, 'mole.sqlite')).toString('latin1');
+    expect(stored.includes(data.keys.good)).toBe(false);
+    expect(stored.includes(UPSTREAM_KEY)).toBe(false);
+  });
+
+  it('re-running imports nothing twice (--json)', async () => {
+    const r = await mole(['import', 'new-api', '--from', file, '--json'], { MOLE_DATA_DIR: dataDir });
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.tables.map((t: { imported: number }) => t.imported)).toEqual([0, 0, 0, 0, 0]);
+    expect(report.tables[1].reasons['already imported']).toBe(7 + EXTRA_TOKENS);
+    expect(rows('SELECT COUNT(*) AS n FROM api_keys')[0]!.n).toBe(7 + EXTRA_TOKENS);
+    expect(rows('SELECT COUNT(*) AS n FROM users')[0]!.n).toBe(3);
+  });
+});

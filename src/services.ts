@@ -17,7 +17,9 @@ import { createKeyActions } from './keys/actions.js';
 import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
 import type { Clock } from './shared/clock.js';
 import { createPriceCatalog } from './billing/catalog.js';
-import { createLedger } from './billing/ledger.js';
+import type { Ledger, LedgerStore } from './billing/ledger.js';
+import { createLocalLedger } from './billing/ledger-local.js';
+import { createRedisLedger } from './billing/ledger-redis.js';
 import { createChannelsService } from './channels/service.js';
 import { SecretBox } from './channels/secretbox.js';
 import { createUsageWriter } from './usage/writer.js';
@@ -97,16 +99,23 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
   const catalog = await createPriceCatalog(db, bus);
   const channels = await createChannelsService(db, bus, secretBox, audit, logger);
-  const ledger = createLedger({
-    db,
-    bus,
-    keys,
-    accounts,
-    logger,
-    redis,
-    redisPrefix,
-    holdLeaseMs: config.holdLeaseMs,
-  });
+  // The ledger reads and writes spend and balances through these four functions only.
+  const ledgerStore: LedgerStore = {
+    usedNano: keys.usedNano,
+    addUsed: keys.addUsed,
+    balanceNano: accounts.balanceNano,
+    subtractSpend: accounts.subtractSpend,
+  };
+  const ledger: Ledger = redis
+    ? createRedisLedger({
+        store: ledgerStore,
+        bus,
+        logger,
+        redis,
+        redisPrefix,
+        holdLeaseMs: config.holdLeaseMs,
+      })
+    : createLocalLedger({ store: ledgerStore, bus, logger });
   const usageWriter = createUsageWriter({
     db,
     logger,

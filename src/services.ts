@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import type { Storage } from './db/index.js';
 import { openStorage } from './db/open.js';
 import { InvalidationBus } from './shared/bus.js';
+import { createAccountActions } from './accounts/actions.js';
 import { createAccountsService } from './accounts/service.js';
 import { databaseId, loadMasterKey, type MasterKey } from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
@@ -130,6 +131,13 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   await usageWriter.recover();
   const usage = createUsageQueries(db, storage.dialect, keys);
   const keyActions = createKeyActions({ keys, accounts, audit, flush: () => usageWriter.flush() });
+  const accountActions = createAccountActions({
+    accounts,
+    audit,
+    ledger,
+    keys,
+    flush: () => usageWriter.flush(),
+  });
   const rateLimiter = createRateLimiter(redis, redisPrefix);
   const metrics = createMetrics({
     keyCache: () => verifier.stats,
@@ -153,6 +161,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     audit,
     keys,
     keyActions,
+    accountActions,
     verifier,
     catalog,
     channels,

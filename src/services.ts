@@ -17,6 +17,7 @@ import { createKeysService } from './keys/service.js';
 import { createKeyActions } from './keys/actions.js';
 import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
 import type { Clock } from './shared/clock.js';
+import { createBillingActions } from './billing/actions.js';
 import { createPriceCatalog } from './billing/catalog.js';
 import type { Ledger, LedgerStore } from './billing/ledger.js';
 import { createLocalLedger } from './billing/ledger-local.js';
@@ -138,6 +139,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     keys,
     flush: () => usageWriter.flush(),
   });
+  const billingActions = createBillingActions({ catalog, audit });
   const rateLimiter = createRateLimiter(redis, redisPrefix);
   const metrics = createMetrics({
     keyCache: () => verifier.stats,
@@ -162,6 +164,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     keys,
     keyActions,
     accountActions,
+    billingActions,
     verifier,
     catalog,
     channels,

@@ -1,12 +1,12 @@
+// Prices and group multipliers: validate the input, call billing/actions.ts (which writes the
+// audit trail with each change), answer.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { AuditService } from '../audit/service.js';
-import { AppError, notFound } from '../http/errors.js';
-import { actorOf } from '../http/principal.js';
+import { AppError } from '../http/errors.js';
 import { route } from '../http/route.js';
 import { zGroupName, zModelName } from '../http/validate.js';
+import type { BillingActions } from './actions.js';
 import { multiplierToPpm, usdToNano } from './money.js';
-import type { PriceCatalog } from './catalog.js';
 
 const zPerM = z.number().finite().min(0).max(1_000_000);
 // Model names may contain "/" (org/model), so the rest of the path is the name.
@@ -18,11 +18,8 @@ function nano(v: number, param: string): number {
   return n;
 }
 
-export function registerBillingRoutes(
-  app: FastifyInstance,
-  deps: { catalog: PriceCatalog; audit: AuditService },
-) {
-  const { catalog, audit } = deps;
+export function registerBillingRoutes(app: FastifyInstance, deps: { billingActions: BillingActions }) {
+  const actions = deps.billingActions;
 
   route(app, {
     method: 'GET',
@@ -30,7 +27,7 @@ export function registerBillingRoutes(
     summary: 'Prices, USD per 1M tokens',
     tags: ['pricing'],
     auth: 'any',
-    handler: async () => ({ data: catalog.listPrices() }),
+    handler: () => actions.listPrices(),
   });
 
   route(app, {
@@ -48,28 +45,18 @@ export function registerBillingRoutes(
         cache_write: zPerM.nullable().optional(),
       })
       .strict(),
-    handler: async ({ params, body, principal, ip }) => {
-      const model = params['*'];
-      const price = await catalog.setPrice(model, {
-        inputNanoPerM: nano(body.input, 'input'),
-        outputNanoPerM: nano(body.output, 'output'),
-        cachedInputNanoPerM: body.cached_input == null ? null : nano(body.cached_input, 'cached_input'),
-        cacheWriteNanoPerM: body.cache_write == null ? null : nano(body.cache_write, 'cache_write'),
-      });
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'price.set',
-        ip,
-        changes: {
-          model,
-          input: body.input,
-          output: body.output,
-          cached_input: body.cached_input ?? null,
-          cache_write: body.cache_write ?? null,
+    handler: ({ params, body, principal, ip }) =>
+      actions.setPrice(
+        { principal, ip },
+        params['*'],
+        {
+          inputNanoPerM: nano(body.input, 'input'),
+          outputNanoPerM: nano(body.output, 'output'),
+          cachedInputNanoPerM: body.cached_input == null ? null : nano(body.cached_input, 'cached_input'),
+          cacheWriteNanoPerM: body.cache_write == null ? null : nano(body.cache_write, 'cache_write'),
         },
-      });
-      return price;
-    },
+        body,
+      ),
   });
 
   route(app, {
@@ -79,16 +66,7 @@ export function registerBillingRoutes(
     tags: ['pricing'],
     auth: 'admin',
     params: ModelParams,
-    handler: async ({ params, principal, ip }) => {
-      if (!(await catalog.deletePrice(params['*']))) throw notFound('price');
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'price.delete',
-        ip,
-        changes: { model: params['*'] },
-      });
-      return { model: params['*'], deleted: true };
-    },
+    handler: ({ params, principal, ip }) => actions.deletePrice({ principal, ip }, params['*']),
   });
 
   route(app, {
@@ -97,7 +75,7 @@ export function registerBillingRoutes(
     summary: 'Groups and their price multipliers',
     tags: ['pricing'],
     auth: 'any',
-    handler: async () => ({ data: catalog.listGroups() }),
+    handler: () => actions.listGroups(),
   });
 
   route(app, {
@@ -108,20 +86,13 @@ export function registerBillingRoutes(
     auth: 'admin',
     params: z.object({ name: zGroupName }).strict(),
     body: z.object({ multiplier: z.number().finite().min(0).max(1000) }).strict(),
-    handler: async ({ params, body, principal, ip }) => {
+    handler: ({ params, body, principal, ip }) => {
       const ppm = multiplierToPpm(body.multiplier);
       if (ppm === null)
         throw new AppError('validation_error', 'multiplier: at most 6 decimal places', {
           param: 'multiplier',
         });
-      const g = await catalog.setGroup(params.name, ppm);
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'group.set',
-        ip,
-        changes: { group: params.name, multiplier: body.multiplier },
-      });
-      return g;
+      return actions.setGroup({ principal, ip }, params.name, ppm, body.multiplier);
     },
   });
 }

@@ -22,6 +22,7 @@ import { createPriceCatalog } from './billing/catalog.js';
 import type { Ledger, LedgerStore } from './billing/ledger.js';
 import { createLocalLedger } from './billing/ledger-local.js';
 import { createRedisLedger } from './billing/ledger-redis.js';
+import { createChannelActions } from './channels/actions.js';
 import { createChannelsService } from './channels/service.js';
 import { SecretBox } from './channels/secretbox.js';
 import { createUsageWriter } from './usage/writer.js';
@@ -140,6 +141,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     flush: () => usageWriter.flush(),
   });
   const billingActions = createBillingActions({ catalog, audit });
+  const channelActions = createChannelActions({ channels, audit, catalog });
   const rateLimiter = createRateLimiter(redis, redisPrefix);
   const metrics = createMetrics({
     keyCache: () => verifier.stats,
@@ -165,6 +167,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     keyActions,
     accountActions,
     billingActions,
+    channelActions,
     verifier,
     catalog,
     channels,

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { usdToNano } from '../billing/money.js';
 import { AppError } from '../http/errors.js';
-import { route } from '../http/route.js';
+import { pageOf, route, zTime } from '../http/route.js';
 import { zCursor, zGroupName, zId, zLimit, zUsd } from '../http/validate.js';
 import type { AccountActions } from './actions.js';
 import { SESSION_COOKIE } from './auth-hook.js';
@@ -18,6 +18,29 @@ const zUsername = z
   .regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits and . _ @ - only');
 const zPassword = z.string().min(8, 'at least 8 characters').max(256);
 const IdParams = z.object({ id: zId }).strict();
+
+// Answers (the OpenAPI document, and from it the console's types: web/src/api-types.ts).
+/** A user as the API shows it (accounts/service.ts `toUserJson`). */
+export const UserSchema = z
+  .object({
+    id: z.number().int(),
+    username: z.string(),
+    role: z.enum(['admin', 'user']),
+    group: z.string(),
+    balance: z.number().describe('USD'),
+    status: z.enum(['active', 'disabled']),
+    created_at: zTime,
+    updated_at: zTime,
+  })
+  .meta({ title: 'User' });
+const SessionSchema = z
+  .object({
+    user: UserSchema.nullable(),
+    csrf_token: z.string().nullable(),
+    master: z.boolean().optional().describe('true when the caller is the master key'),
+  })
+  .meta({ title: 'Session' });
+const Ok = z.object({ ok: z.boolean() });
 
 function usd(amount: number, param: string): number {
   const nano = usdToNano(amount);
@@ -39,6 +62,7 @@ export function registerAccountRoutes(
     tags: ['auth'],
     auth: 'none',
     body: z.object({ username: z.string().max(256), password: z.string().max(1024) }).strict(),
+    response: SessionSchema,
     handler: async ({ body, reply, ip, req }) => {
       const { user, token, csrfToken } = await actions.login(body.username, body.password, ip);
       reply.setCookie(SESSION_COOKIE, token, {
@@ -58,6 +82,7 @@ export function registerAccountRoutes(
     summary: 'The signed-in user and CSRF token',
     tags: ['auth'],
     auth: 'any',
+    response: SessionSchema,
     handler: ({ principal }) => actions.session(principal),
   });
 
@@ -67,6 +92,7 @@ export function registerAccountRoutes(
     summary: 'End the session',
     tags: ['auth'],
     auth: 'any',
+    response: Ok,
     handler: async ({ principal, reply }) => {
       const answer = await actions.logout(principal);
       reply.clearCookie(SESSION_COOKIE, { path: '/' });
@@ -90,6 +116,7 @@ export function registerAccountRoutes(
         balance: zUsd.default(0),
       })
       .strict(),
+    response: UserSchema,
     handler: ({ body, principal, ip }) =>
       actions.create(
         { principal, ip },
@@ -111,6 +138,7 @@ export function registerAccountRoutes(
     tags: ['users'],
     auth: 'any',
     query: z.object({ limit: zLimit, cursor: zCursor, q: z.string().max(128).optional() }).strict(),
+    response: pageOf(UserSchema, 'UserPage'),
     handler: ({ query, principal }) =>
       actions.list(principal, {
         limit: query.limit,
@@ -126,6 +154,7 @@ export function registerAccountRoutes(
     tags: ['users'],
     auth: 'any',
     params: IdParams,
+    response: UserSchema,
     handler: ({ params, principal }) => actions.get(principal, params.id),
   });
 
@@ -146,6 +175,7 @@ export function registerAccountRoutes(
         current_password: z.string().max(1024).optional(),
       })
       .strict(),
+    response: UserSchema,
     handler: ({ params, body, principal, ip }) => {
       const { current_password, ...patch } = body;
       return actions.update({ principal, ip }, params.id, {
@@ -162,6 +192,7 @@ export function registerAccountRoutes(
     tags: ['users'],
     auth: 'admin',
     params: IdParams,
+    response: UserSchema.extend({ deleted: z.literal(true) }).meta({ title: 'DeletedUser' }),
     handler: ({ params, principal, ip }) => actions.remove({ principal, ip }, params.id),
   });
 
@@ -182,6 +213,7 @@ export function registerAccountRoutes(
           .refine((v) => v !== 0, 'must not be 0'),
       })
       .strict(),
+    response: UserSchema,
     handler: ({ params, body, principal, ip }) => {
       const nano = usd(Math.abs(body.amount), 'amount') * Math.sign(body.amount);
       return actions.topup({ principal, ip }, params.id, nano, body.amount);

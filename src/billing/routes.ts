@@ -3,7 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../http/errors.js';
-import { route } from '../http/route.js';
+import { listOf, route, zTime } from '../http/route.js';
 import { zGroupName, zModelName } from '../http/validate.js';
 import type { BillingActions } from './actions.js';
 import { multiplierToPpm, usdToNano } from './money.js';
@@ -11,6 +11,23 @@ import { multiplierToPpm, usdToNano } from './money.js';
 const zPerM = z.number().finite().min(0).max(1_000_000);
 // Model names may contain "/" (org/model), so the rest of the path is the name.
 const ModelParams = z.object({ '*': zModelName }).strict();
+
+// Answers (the OpenAPI document, and from it the console's types: web/src/api-types.ts).
+/** A model's price, USD per 1M tokens (billing/catalog.ts `PriceJson`). */
+export const PriceSchema = z
+  .object({
+    model: z.string(),
+    input: z.number(),
+    output: z.number(),
+    cached_input: z.number().nullable().describe('cache reads; null = the input price'),
+    cache_write: z.number().nullable().describe('prompt-cache writes; null = the input price'),
+    updated_at: zTime,
+  })
+  .meta({ title: 'Price' });
+/** A group's price multiplier (billing/catalog.ts `GroupJson`). */
+export const GroupSchema = z
+  .object({ name: z.string(), multiplier: z.number(), updated_at: zTime })
+  .meta({ title: 'Group' });
 
 function nano(v: number, param: string): number {
   const n = usdToNano(v);
@@ -27,6 +44,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Prices, USD per 1M tokens',
     tags: ['pricing'],
     auth: 'any',
+    response: listOf(PriceSchema, 'PriceList'),
     handler: () => actions.listPrices(),
   });
 
@@ -45,6 +63,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
         cache_write: zPerM.nullable().optional(),
       })
       .strict(),
+    response: PriceSchema,
     handler: ({ params, body, principal, ip }) =>
       actions.setPrice(
         { principal, ip },
@@ -66,6 +85,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     tags: ['pricing'],
     auth: 'admin',
     params: ModelParams,
+    response: z.object({ model: z.string(), deleted: z.literal(true) }),
     handler: ({ params, principal, ip }) => actions.deletePrice({ principal, ip }, params['*']),
   });
 
@@ -75,6 +95,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Groups and their price multipliers',
     tags: ['pricing'],
     auth: 'any',
+    response: listOf(GroupSchema, 'GroupList'),
     handler: () => actions.listGroups(),
   });
 
@@ -86,6 +107,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     auth: 'admin',
     params: z.object({ name: zGroupName }).strict(),
     body: z.object({ multiplier: z.number().finite().min(0).max(1000) }).strict(),
+    response: GroupSchema,
     handler: ({ params, body, principal, ip }) => {
       const ppm = multiplierToPpm(body.multiplier);
       if (ppm === null)

@@ -3,7 +3,7 @@
 // echoed back.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { route } from '../http/route.js';
+import { listOf, route, zTime } from '../http/route.js';
 import { zGroupName, zId, zModelName, zName } from '../http/validate.js';
 import type { ChannelActions } from './actions.js';
 import { CHANNEL_TYPES, type ChannelInput } from './service.js';
@@ -55,6 +55,41 @@ const CreateBody = z
 const PatchBody = z.object(fields).partial().strict();
 const IdParams = z.object({ id: zId }).strict();
 
+// Answers (the OpenAPI document, and from it the console's types: web/src/api-types.ts).
+/** A channel as the API shows it, never with its credential (channels/service.ts `toChannelJson`). */
+export const ChannelSchema = z
+  .object({
+    id: z.number().int(),
+    name: z.string(),
+    // One of CHANNEL_TYPES; a plain string here, as the console's channel form holds it.
+    type: z.string(),
+    base_url: z.string(),
+    models: z.array(z.string()),
+    model_map: z.record(z.string(), z.string()).nullable(),
+    priority: z.number().int(),
+    weight: z.number().int(),
+    groups: z.array(z.string()).nullable(),
+    status: z.enum(['active', 'disabled']),
+    responses: z.boolean(),
+    disabled_reason: z.string().nullable(),
+    cooling_down_until: zTime.nullable().describe('health as the answering instance saw it'),
+    consecutive_failures: z.number().int(),
+    last_error: z.string().nullable(),
+    last_error_at: zTime.nullable(),
+    created_at: zTime,
+    updated_at: zTime,
+  })
+  .meta({ title: 'Channel' });
+const ModelsSchema = z
+  .object({
+    group: z.string(),
+    data: z.array(z.object({ id: z.string(), priced: z.boolean() }).meta({ title: 'OfferedModel' })),
+  })
+  .meta({ title: 'OfferedModels' });
+const ChannelTestSchema = z
+  .object({ ok: z.boolean(), latency_ms: z.number(), error: z.string().optional() })
+  .meta({ title: 'ChannelTest' });
+
 export function registerChannelRoutes(app: FastifyInstance, deps: { channelActions: ChannelActions }) {
   const actions = deps.channelActions;
   const toInput = (b: z.infer<typeof PatchBody>): Partial<ChannelInput> => {
@@ -81,6 +116,7 @@ export function registerChannelRoutes(app: FastifyInstance, deps: { channelActio
     auth: 'admin',
     status: 201,
     body: CreateBody,
+    response: ChannelSchema,
     handler: ({ body, principal, ip }) =>
       actions.create(
         { principal, ip },
@@ -100,6 +136,7 @@ export function registerChannelRoutes(app: FastifyInstance, deps: { channelActio
     summary: 'List channels',
     tags: ['channels'],
     auth: 'admin',
+    response: listOf(ChannelSchema, 'ChannelList'),
     handler: () => actions.list(),
   });
   route(app, {
@@ -109,6 +146,7 @@ export function registerChannelRoutes(app: FastifyInstance, deps: { channelActio
     tags: ['channels'],
     auth: 'admin',
     params: IdParams,
+    response: ChannelSchema,
     handler: ({ params }) => actions.get(params.id),
   });
   route(app, {
@@ -119,6 +157,7 @@ export function registerChannelRoutes(app: FastifyInstance, deps: { channelActio
     auth: 'admin',
     params: IdParams,
     body: PatchBody,
+    response: ChannelSchema,
     handler: ({ params, body, principal, ip }) =>
       actions.update({ principal, ip }, params.id, toInput(body), body),
   });
@@ -129,6 +168,7 @@ export function registerChannelRoutes(app: FastifyInstance, deps: { channelActio
     tags: ['channels'],
     auth: 'admin',
     params: IdParams,
+    response: ChannelSchema.extend({ deleted: z.literal(true) }).meta({ title: 'DeletedChannel' }),
     handler: ({ params, principal, ip }) => actions.remove({ principal, ip }, params.id),
   });
   route(app, {
@@ -138,6 +178,7 @@ export function registerChannelRoutes(app: FastifyInstance, deps: { channelActio
     tags: ['channels'],
     auth: 'any',
     query: z.object({ group: zGroupName.optional() }).strict(),
+    response: ModelsSchema,
     handler: async ({ query, principal }) => actions.models(principal, query.group),
   });
 
@@ -148,6 +189,7 @@ export function registerChannelRoutes(app: FastifyInstance, deps: { channelActio
     tags: ['channels'],
     auth: 'admin',
     params: IdParams,
+    response: ChannelTestSchema,
     handler: ({ params }) => actions.test(params.id),
   });
 }

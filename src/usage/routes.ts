@@ -81,6 +81,7 @@ export const UsageRowSchema = z
     day: z.string().optional().describe('YYYY-MM-DD (UTC), with group_by=day'),
     key_id: z.number().int().optional(),
     key_name: z.string().nullable().optional(),
+    key_display: z.string().nullable().optional().describe("the key's masked form, with group_by=key"),
     model: z.string().nullable().optional(),
     requests: z.number().int(),
     prompt_tokens: z.number().int(),

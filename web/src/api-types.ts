@@ -274,6 +274,8 @@ export interface UsageRow {
   day?: string;
   key_id?: number;
   key_name?: string | null;
+  /** the key's masked form, with group_by=key */
+  key_display?: string | null;
   model?: string | null;
   requests: number;
   prompt_tokens: number;

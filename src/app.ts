@@ -2,7 +2,7 @@
 // OpenAPI) and each domain's routes. No domain logic lives here.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import cookie from '@fastify/cookie';
-import swagger from '@fastify/swagger';
+import swagger, { type SwaggerOptions } from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -33,6 +33,84 @@ const REQUEST_ID_PREFIX = 'req_' + randomBytes(6).toString('hex');
 let requestCounter = 0;
 const newRequestId = () => REQUEST_ID_PREFIX + (++requestCounter).toString(36).padStart(6, '0');
 
+/** The OpenAPI document's settings (shared by the app and `openApiDocument`). */
+const swaggerOptions: SwaggerOptions = {
+  // Model names may contain "/", so the price routes take the rest of the path ("*"):
+  // document that as the {model} parameter it is.
+  transform: ({ schema, url }) => {
+    // The console's static files are not part of the API.
+    if (!url.startsWith('/api/') && !url.startsWith('/v1/'))
+      return { schema: { ...schema, hide: true }, url };
+    if (!url.endsWith('/*')) return { schema, url };
+    if (!schema) return { schema, url: url.replace(/\/\*$/, '/:model') };
+    const params = (schema as { params?: { properties?: Record<string, unknown>; required?: string[] } })
+      .params;
+    const properties = { ...(params?.properties ?? {}) };
+    if ('*' in properties) {
+      properties.model = properties['*'];
+      delete properties['*'];
+    }
+    return {
+      schema: { ...schema, params: { ...params, properties, required: ['model'] } } as typeof schema,
+      url: url.replace(/\/\*$/, '/:model'),
+    };
+  },
+  openapi: {
+    openapi: '3.0.3',
+    info: {
+      title: 'MoleAPI management API',
+      version: '0.1.0',
+      description:
+        'Keys, users, channels, prices, logs, usage and audit. See README for the relay API (/v1).',
+    },
+    components: {
+      securitySchemes: {
+        masterKey: { type: 'http', scheme: 'bearer', description: 'MOLE_MASTER_KEY' },
+        session: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: 'mole_session',
+          description: 'console session; writes also need x-csrf-token',
+        },
+      },
+    },
+  },
+};
+
+type ManagementDeps = Pick<
+  Services,
+  'accountActions' | 'keyActions' | 'audit' | 'billingActions' | 'channelActions' | 'usage' | 'flush'
+> & { config: Pick<Services['config'], 'sessionTtlSeconds'> };
+
+/** Every /api route (contract §3); the auth hook and the document's own route are the caller's. */
+function registerManagementRoutes(api: FastifyInstance, services: ManagementDeps): void {
+  registerAccountRoutes(api, { ...services, sessionTtlSeconds: services.config.sessionTtlSeconds });
+  registerKeyRoutes(api, services);
+  registerAuditRoutes(api, services);
+  registerBillingRoutes(api, services);
+  registerChannelRoutes(api, services);
+  registerUsageRoutes(api, services);
+}
+
+/**
+ * The management API's OpenAPI document (what /api/openapi.json answers), built in-process
+ * without services, database or listener: the routes only declare themselves. Used by
+ * scripts/gen-api-types.ts to generate the console's API types.
+ */
+export async function openApiDocument(): Promise<Record<string, unknown>> {
+  const app = Fastify({ logger: false });
+  app.setValidatorCompiler(() => (data) => ({ value: data }));
+  await app.register(swagger, swaggerOptions);
+  const unused = new Proxy({} as ManagementDeps, {
+    get: (_t, name) => (name === 'config' ? { sessionTtlSeconds: 0 } : undefined),
+  });
+  await app.register(async (api) => registerManagementRoutes(api, unused));
+  await app.ready();
+  const doc = app.swagger() as unknown as Record<string, unknown>;
+  await app.close();
+  return doc;
+}
+
 export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
   const { config } = services;
   const app: FastifyInstance = Fastify({
@@ -60,48 +138,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   installErrorHandling(app);
 
   await app.register(cookie);
-  await app.register(swagger, {
-    // Model names may contain "/", so the price routes take the rest of the path ("*"):
-    // document that as the {model} parameter it is.
-    transform: ({ schema, url }) => {
-      // The console's static files are not part of the API.
-      if (!url.startsWith('/api/') && !url.startsWith('/v1/'))
-        return { schema: { ...schema, hide: true }, url };
-      if (!url.endsWith('/*')) return { schema, url };
-      if (!schema) return { schema, url: url.replace(/\/\*$/, '/:model') };
-      const params = (schema as { params?: { properties?: Record<string, unknown>; required?: string[] } })
-        .params;
-      const properties = { ...(params?.properties ?? {}) };
-      if ('*' in properties) {
-        properties.model = properties['*'];
-        delete properties['*'];
-      }
-      return {
-        schema: { ...schema, params: { ...params, properties, required: ['model'] } } as typeof schema,
-        url: url.replace(/\/\*$/, '/:model'),
-      };
-    },
-    openapi: {
-      openapi: '3.0.3',
-      info: {
-        title: 'MoleAPI management API',
-        version: '0.1.0',
-        description:
-          'Keys, users, channels, prices, logs, usage and audit. See README for the relay API (/v1).',
-      },
-      components: {
-        securitySchemes: {
-          masterKey: { type: 'http', scheme: 'bearer', description: 'MOLE_MASTER_KEY' },
-          session: {
-            type: 'apiKey',
-            in: 'cookie',
-            name: 'mole_session',
-            description: 'console session; writes also need x-csrf-token',
-          },
-        },
-      },
-    },
-  });
+  await app.register(swagger, swaggerOptions);
   await app.register(swaggerUi, {
     routePrefix: '/api/docs',
     // No badge from validator.swagger.io: the page loads nothing from elsewhere.
@@ -123,12 +160,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   await app.register(async (api) => {
     installManagementAuth(api, services);
     api.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-    registerAccountRoutes(api, { ...services, sessionTtlSeconds: config.sessionTtlSeconds });
-    registerKeyRoutes(api, services);
-    registerAuditRoutes(api, services);
-    registerBillingRoutes(api, services);
-    registerChannelRoutes(api, services);
-    registerUsageRoutes(api, services);
+    registerManagementRoutes(api, services);
   });
 
   await app.register(async (relay) => registerRelay(relay, services));

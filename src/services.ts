@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import type { Storage } from './db/index.js';
 import { openStorage } from './db/open.js';
 import { InvalidationBus } from './shared/bus.js';
+import { createAccountActions } from './accounts/actions.js';
 import { createAccountsService } from './accounts/service.js';
 import { databaseId, loadMasterKey, type MasterKey, probeDatabase } from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
@@ -14,8 +15,12 @@ import { createKeysService } from './keys/service.js';
 import { createKeyActions } from './keys/actions.js';
 import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
 import type { Clock } from './shared/clock.js';
+import { createBillingActions } from './billing/actions.js';
 import { createPriceCatalog } from './billing/catalog.js';
-import { createLedger } from './billing/ledger.js';
+import type { Ledger, LedgerStore } from './billing/ledger.js';
+import { createLocalLedger } from './billing/ledger-local.js';
+import { createRedisLedger } from './billing/ledger-redis.js';
+import { createChannelActions } from './channels/actions.js';
 import { createChannelsService } from './channels/service.js';
 import { resolveSecret, SecretBox } from './channels/secretbox.js';
 import { createUsageWriter } from './usage/writer.js';
@@ -84,16 +89,23 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
   const catalog = await createPriceCatalog(db, bus);
   const channels = await createChannelsService(db, bus, secretBox, audit, logger);
-  const ledger = createLedger({
-    db,
-    bus,
-    keys,
-    accounts,
-    logger,
-    redis,
-    redisPrefix,
-    holdLeaseMs: config.holdLeaseMs,
-  });
+  // The ledger reads and writes spend and balances through these four functions only.
+  const ledgerStore: LedgerStore = {
+    usedNano: keys.usedNano,
+    addUsed: keys.addUsed,
+    balanceNano: accounts.balanceNano,
+    subtractSpend: accounts.subtractSpend,
+  };
+  const ledger: Ledger = redis
+    ? createRedisLedger({
+        store: ledgerStore,
+        bus,
+        logger,
+        redis,
+        redisPrefix,
+        holdLeaseMs: config.holdLeaseMs,
+      })
+    : createLocalLedger({ store: ledgerStore, bus, logger });
   const usageWriter = createUsageWriter({
     db,
     logger,
@@ -108,6 +120,15 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   await usageWriter.recover();
   const usage = createUsageQueries(db, storage.dialect, keys);
   const keyActions = createKeyActions({ keys, accounts, audit, flush: () => usageWriter.flush() });
+  const accountActions = createAccountActions({
+    accounts,
+    audit,
+    ledger,
+    keys,
+    flush: () => usageWriter.flush(),
+  });
+  const billingActions = createBillingActions({ catalog, audit });
+  const channelActions = createChannelActions({ channels, audit, catalog });
   const rateLimiter = createRateLimiter(redis, redisPrefix);
   const metrics = createMetrics({
     keyCache: () => verifier.stats,
@@ -134,6 +155,9 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     audit,
     keys,
     keyActions,
+    accountActions,
+    billingActions,
+    channelActions,
     verifier,
     catalog,
     channels,

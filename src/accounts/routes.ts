@@ -1,14 +1,14 @@
-// Sign-in/out and user administration (contract §3).
+// Sign-in/out and user administration (contract §3): validate the input, call
+// accounts/actions.ts (which knows who may do what, and writes the audit trail), answer.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { AuditService } from '../audit/service.js';
-import { SESSION_COOKIE } from './auth-hook.js';
-import { AppError, notFound } from '../http/errors.js';
-import { actorOf, isAdmin, selfId } from '../http/principal.js';
-import { route } from '../http/route.js';
-import { zCursor, zGroupName, zId, zLimit, zUsd } from '../http/validate.js';
 import { usdToNano } from '../billing/money.js';
-import { DEFAULT_GROUP, toUserJson, type AccountsService } from './service.js';
+import { AppError } from '../http/errors.js';
+import { pageOf, route, zTime } from '../http/route.js';
+import { zCursor, zGroupName, zId, zLimit, zUsd } from '../http/validate.js';
+import type { AccountActions } from './actions.js';
+import { SESSION_COOKIE } from './auth-hook.js';
+import { DEFAULT_GROUP, toUserJson } from './service.js';
 
 const zUsername = z
   .string()
@@ -19,6 +19,29 @@ const zUsername = z
 const zPassword = z.string().min(8, 'at least 8 characters').max(256);
 const IdParams = z.object({ id: zId }).strict();
 
+// Answers (the OpenAPI document, and from it the console's types: web/src/api-types.ts).
+/** A user as the API shows it (accounts/service.ts `toUserJson`). */
+export const UserSchema = z
+  .object({
+    id: z.number().int(),
+    username: z.string(),
+    role: z.enum(['admin', 'user']),
+    group: z.string(),
+    balance: z.number().describe('USD'),
+    status: z.enum(['active', 'disabled']),
+    created_at: zTime,
+    updated_at: zTime,
+  })
+  .meta({ title: 'User' });
+const SessionSchema = z
+  .object({
+    user: UserSchema.nullable(),
+    csrf_token: z.string().nullable(),
+    master: z.boolean().optional().describe('true when the caller is the master key'),
+  })
+  .meta({ title: 'Session' });
+const Ok = z.object({ ok: z.boolean() });
+
 function usd(amount: number, param: string): number {
   const nano = usdToNano(amount);
   if (nano === null)
@@ -28,17 +51,9 @@ function usd(amount: number, param: string): number {
 
 export function registerAccountRoutes(
   app: FastifyInstance,
-  deps: {
-    accounts: AccountsService;
-    audit: AuditService;
-    sessionTtlSeconds: number;
-    ledger: { credit(userId: number, amountNano: number): Promise<void> };
-    /** Keys whose group the owner pinned follow the owner to a new group. */
-    keys: { releaseOwnerPins(userId: number): Promise<void> };
-    flush: () => Promise<void>;
-  },
+  deps: { accountActions: AccountActions; sessionTtlSeconds: number },
 ) {
-  const { accounts, audit } = deps;
+  const actions = deps.accountActions;
 
   route(app, {
     method: 'POST',
@@ -47,8 +62,9 @@ export function registerAccountRoutes(
     tags: ['auth'],
     auth: 'none',
     body: z.object({ username: z.string().max(256), password: z.string().max(1024) }).strict(),
+    response: SessionSchema,
     handler: async ({ body, reply, ip, req }) => {
-      const { user, token, csrfToken } = await accounts.login(body.username, body.password, ip);
+      const { user, token, csrfToken } = await actions.login(body.username, body.password, ip);
       reply.setCookie(SESSION_COOKIE, token, {
         httpOnly: true,
         sameSite: 'strict',
@@ -66,11 +82,8 @@ export function registerAccountRoutes(
     summary: 'The signed-in user and CSRF token',
     tags: ['auth'],
     auth: 'any',
-    handler: async ({ principal }) => {
-      if (principal.kind !== 'session') return { user: null, csrf_token: null, master: true };
-      await deps.flush();
-      return { user: toUserJson(principal.user), csrf_token: principal.csrfToken };
-    },
+    response: SessionSchema,
+    handler: ({ principal }) => actions.session(principal),
   });
 
   route(app, {
@@ -79,10 +92,11 @@ export function registerAccountRoutes(
     summary: 'End the session',
     tags: ['auth'],
     auth: 'any',
+    response: Ok,
     handler: async ({ principal, reply }) => {
-      if (principal.kind === 'session') await accounts.logout(principal.tokenHash);
+      const answer = await actions.logout(principal);
       reply.clearCookie(SESSION_COOKIE, { path: '/' });
-      return { ok: true };
+      return answer;
     },
   });
 
@@ -102,23 +116,19 @@ export function registerAccountRoutes(
         balance: zUsd.default(0),
       })
       .strict(),
-    handler: async ({ body, principal, ip }) => {
-      const user = await accounts.createUser({
-        username: body.username,
-        password: body.password,
-        role: body.role,
-        group: body.group,
-        balanceNano: usd(body.balance, 'balance'),
-      });
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'user.create',
-        userId: Number(user.id),
-        ip,
-        changes: { username: user.username, role: user.role, group: user.group_name, balance: body.balance },
-      });
-      return toUserJson(user);
-    },
+    response: UserSchema,
+    handler: ({ body, principal, ip }) =>
+      actions.create(
+        { principal, ip },
+        {
+          username: body.username,
+          password: body.password,
+          role: body.role,
+          group: body.group,
+          balanceNano: usd(body.balance, 'balance'),
+          balanceUsd: body.balance,
+        },
+      ),
   });
 
   route(app, {
@@ -128,15 +138,13 @@ export function registerAccountRoutes(
     tags: ['users'],
     auth: 'any',
     query: z.object({ limit: zLimit, cursor: zCursor, q: z.string().max(128).optional() }).strict(),
-    handler: async ({ query, principal }) => {
-      await deps.flush();
-      return accounts.listUsers({
+    response: pageOf(UserSchema, 'UserPage'),
+    handler: ({ query, principal }) =>
+      actions.list(principal, {
         limit: query.limit,
         ...(query.cursor ? { cursor: query.cursor } : {}),
         ...(query.q ? { q: query.q } : {}),
-        ...(isAdmin(principal) ? {} : { onlyId: selfId(principal)! }),
-      });
-    },
+      }),
   });
 
   route(app, {
@@ -146,11 +154,8 @@ export function registerAccountRoutes(
     tags: ['users'],
     auth: 'any',
     params: IdParams,
-    handler: async ({ params, principal }) => {
-      if (!isAdmin(principal) && params.id !== selfId(principal)) throw notFound('user');
-      await deps.flush();
-      return toUserJson(await accounts.requireUser(params.id));
-    },
+    response: UserSchema,
+    handler: ({ params, principal }) => actions.get(principal, params.id),
   });
 
   route(app, {
@@ -170,38 +175,13 @@ export function registerAccountRoutes(
         current_password: z.string().max(1024).optional(),
       })
       .strict(),
-    handler: async ({ params, body, principal, ip }) => {
-      if (body.password !== undefined && principal.kind === 'session' && params.id === selfId(principal)) {
-        if (body.current_password === undefined)
-          throw new AppError('validation_error', 'current_password: required to change your own password', {
-            param: 'current_password',
-          });
-        if (!(await accounts.checkPassword(params.id, body.current_password, ip)))
-          throw new AppError('forbidden', 'the current password is wrong', { param: 'current_password' });
-      }
-      if (!isAdmin(principal)) {
-        if (params.id !== selfId(principal)) throw notFound('user');
-        if (body.role !== undefined || body.group !== undefined || body.status !== undefined)
-          throw new AppError('forbidden', 'only an admin can change role, group or status');
-      }
-      const { current_password: _current, ...patch } = body;
-      const { before, after } = await accounts.updateUser(params.id, patch);
-      const changes: Record<string, unknown> = {};
-      if (before.role !== after.role) changes.role = { from: before.role, to: after.role };
-      if (before.group_name !== after.group_name) {
-        changes.group = { from: before.group_name, to: after.group_name };
-        await deps.keys.releaseOwnerPins(params.id);
-      }
-      if (before.status !== after.status) changes.status = { from: before.status, to: after.status };
-      if (body.password !== undefined) changes.password = 'changed';
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'user.update',
-        userId: params.id,
-        ip,
-        changes,
+    response: UserSchema,
+    handler: ({ params, body, principal, ip }) => {
+      const { current_password, ...patch } = body;
+      return actions.update({ principal, ip }, params.id, {
+        ...patch,
+        ...(current_password !== undefined ? { currentPassword: current_password } : {}),
       });
-      return toUserJson(after);
     },
   });
 
@@ -212,19 +192,8 @@ export function registerAccountRoutes(
     tags: ['users'],
     auth: 'admin',
     params: IdParams,
-    handler: async ({ params, principal, ip }) => {
-      if (principal.kind === 'session' && principal.user.id === params.id)
-        throw new AppError('forbidden', 'you cannot delete yourself');
-      const before = await accounts.deleteUser(params.id);
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'user.delete',
-        userId: params.id,
-        ip,
-        changes: { username: before.username },
-      });
-      return { ...toUserJson(before), deleted: true };
-    },
+    response: UserSchema.extend({ deleted: z.literal(true) }).meta({ title: 'DeletedUser' }),
+    handler: ({ params, principal, ip }) => actions.remove({ principal, ip }, params.id),
   });
 
   route(app, {
@@ -244,18 +213,10 @@ export function registerAccountRoutes(
           .refine((v) => v !== 0, 'must not be 0'),
       })
       .strict(),
-    handler: async ({ params, body, principal, ip }) => {
+    response: UserSchema,
+    handler: ({ params, body, principal, ip }) => {
       const nano = usd(Math.abs(body.amount), 'amount') * Math.sign(body.amount);
-      const after = await accounts.topup(params.id, nano);
-      await deps.ledger.credit(params.id, nano);
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'user.topup',
-        userId: params.id,
-        ip,
-        changes: { amount: body.amount, balance: toUserJson(after).balance },
-      });
-      return toUserJson(after);
+      return actions.topup({ principal, ip }, params.id, nano, body.amount);
     },
   });
 }

@@ -33,6 +33,9 @@ export interface UserPatch {
   password?: string;
 }
 
+/** Work done inside a change's transaction (the audit row): when it throws, the change is undone. */
+export type OnChange<T> = (trx: Db, result: T) => Promise<void>;
+
 /** What other domains do inside an account change's transaction (wired in services.ts). */
 export interface AccountHooks {
   /** The user is being deleted: their keys go with them, in the same transaction. */
@@ -120,6 +123,18 @@ export function createAccountsService(
       .executeTakeFirst();
   }
 
+  /** The user inside a transaction (reads through `trx`, which SQLite's single connection needs). */
+  async function liveUser(trx: Db, id: number): Promise<UserRow> {
+    const u = await trx
+      .selectFrom('users')
+      .selectAll()
+      .where('id', '=', id)
+      .where('deleted_at', 'is', null)
+      .executeTakeFirst();
+    if (!u) throw notFound('user');
+    return u;
+  }
+
   async function requireUser(id: number): Promise<UserRow> {
     const u = await getUser(id);
     if (!u) throw notFound('user');
@@ -130,42 +145,52 @@ export function createAccountsService(
     getUser,
     requireUser,
 
-    async createUser(input: {
-      username: string;
-      password: string;
-      role: 'admin' | 'user';
-      group: string;
-      balanceNano: number;
-    }): Promise<UserRow> {
+    async createUser(
+      input: {
+        username: string;
+        password: string;
+        role: 'admin' | 'user';
+        group: string;
+        balanceNano: number;
+      },
+      /** Runs in the creation's transaction (the audit row): when it throws, no user exists. */
+      onCreated?: OnChange<UserRow>,
+    ): Promise<UserRow> {
+      const taken = () => new AppError('conflict', 'username already taken', { param: 'username' });
       const exists = await db
         .selectFrom('users')
         .select('id')
         .where('username', '=', input.username)
         .executeTakeFirst();
-      if (exists) throw new AppError('conflict', 'username already taken', { param: 'username' });
+      if (exists) throw taken();
+      const passwordHash = await hashPassword(input.password);
       const now = Date.now();
-      const row = await db
-        .insertInto('users')
-        .values({
-          username: input.username,
-          password_hash: await hashPassword(input.password),
-          role: input.role,
-          group_name: input.group,
-          balance_nano: input.balanceNano,
-          status: 'active',
-          created_at: now,
-          updated_at: now,
-          deleted_at: null,
+      return db
+        .transaction()
+        .execute(async (trx) => {
+          const row = await trx
+            .insertInto('users')
+            .values({
+              username: input.username,
+              password_hash: passwordHash,
+              role: input.role,
+              group_name: input.group,
+              balance_nano: input.balanceNano,
+              status: 'active',
+              created_at: now,
+              updated_at: now,
+              deleted_at: null,
+            })
+            .returningAll()
+            .executeTakeFirstOrThrow();
+          await onCreated?.(trx, row);
+          return row;
         })
-        .returningAll()
-        .executeTakeFirstOrThrow()
         .catch((e: unknown) => {
           // Two concurrent creations of one name: the unique index decides.
-          if (/unique|duplicate/i.test(String((e as Error).message)))
-            throw new AppError('conflict', 'username already taken', { param: 'username' });
+          if (/unique|duplicate/i.test(String((e as Error).message))) throw taken();
           throw e;
         });
-      return row;
     },
 
     async listUsers(q: { limit: number; cursor?: number; q?: string; onlyId?: number }) {
@@ -184,25 +209,37 @@ export function createAccountsService(
       return { data: page.map(toUserJson), next_cursor: more ? String(page[page.length - 1]!.id) : null };
     },
 
-    /** Applies a patch; returns the old and new rows for the audit trail. */
-    async updateUser(id: number, patch: UserPatch): Promise<{ before: UserRow; after: UserRow }> {
-      const before = await requireUser(id);
+    /**
+     * Applies a patch; returns the old and new rows. `onUpdated` runs in the same transaction
+     * (the audit row): when it throws, nothing changes.
+     */
+    async updateUser(
+      id: number,
+      patch: UserPatch,
+      onUpdated?: OnChange<{ before: UserRow; after: UserRow }>,
+    ): Promise<{ before: UserRow; after: UserRow }> {
+      await requireUser(id);
       const set: Partial<UserRow> = { updated_at: Date.now() };
       if (patch.role !== undefined) set.role = patch.role;
       if (patch.group !== undefined) set.group_name = patch.group;
       if (patch.status !== undefined) set.status = patch.status;
       if (patch.password !== undefined) set.password_hash = await hashPassword(patch.password);
-      const after = await db
-        .updateTable('users')
-        .set(set)
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      if (patch.status === 'disabled' || patch.password !== undefined) {
-        await db.deleteFrom('sessions').where('user_id', '=', id).execute();
-      }
+      const result = await db.transaction().execute(async (trx) => {
+        const before = await liveUser(trx, id);
+        const after = await trx
+          .updateTable('users')
+          .set(set)
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        if (patch.status === 'disabled' || patch.password !== undefined) {
+          await trx.deleteFrom('sessions').where('user_id', '=', id).execute();
+        }
+        await onUpdated?.(trx, { before, after });
+        return { before, after };
+      });
       bus.publish({ kind: 'user', userId: id });
-      return { before, after };
+      return result;
     },
 
     /**
@@ -218,7 +255,7 @@ export function createAccountsService(
     },
 
     /** Soft delete: logs keep their attribution; the name becomes free again. */
-    async deleteUser(id: number): Promise<UserRow> {
+    async deleteUser(id: number, onDeleted?: OnChange<UserRow>): Promise<UserRow> {
       const before = await requireUser(id);
       const now = Date.now();
       await db.transaction().execute(async (trx) => {
@@ -234,26 +271,35 @@ export function createAccountsService(
           .execute();
         await hooks.onUserDeleted(trx, id, now);
         await trx.deleteFrom('sessions').where('user_id', '=', id).execute();
+        await onDeleted?.(trx, before);
       });
       bus.publish({ kind: 'user', userId: id });
       return before;
     },
 
-    /** Credits (or, negative, debits) a balance; relative update so batched spend is never overwritten. */
-    async topup(id: number, amountNano: number): Promise<UserRow> {
+    /**
+     * Credits (or, negative, debits) a balance; relative update so batched spend is never
+     * overwritten. `onToppedUp` runs in the same transaction (the audit row).
+     */
+    async topup(id: number, amountNano: number, onToppedUp?: OnChange<UserRow>): Promise<UserRow> {
       const user = await requireUser(id);
       const next = Number(user.balance_nano) + amountNano;
       if (next > MAX_NANO)
         throw new AppError('validation_error', 'balance would exceed the largest amount the ledger holds', {
           param: 'amount',
         });
-      await db
-        .updateTable('users')
-        .set((eb) => ({ balance_nano: eb('balance_nano', '+', amountNano), updated_at: Date.now() }))
-        .where('id', '=', id)
-        .execute();
+      const after = await db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('users')
+          .set((eb) => ({ balance_nano: eb('balance_nano', '+', amountNano), updated_at: Date.now() }))
+          .where('id', '=', id)
+          .execute();
+        const row = await liveUser(trx, id);
+        await onToppedUp?.(trx, row);
+        return row;
+      });
       bus.publish({ kind: 'user', userId: id });
-      return requireUser(id);
+      return after;
     },
 
     async balanceNano(id: number): Promise<number> {

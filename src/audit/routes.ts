@@ -1,9 +1,24 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { isAdmin, selfId } from '../http/principal.js';
-import { route } from '../http/route.js';
+import { pageOf, route, zTime } from '../http/route.js';
 import { zCursor, zId, zLimit } from '../http/validate.js';
 import type { AuditService } from './service.js';
+
+// Answers (the OpenAPI document, and from it the console's types: web/src/api-types.ts).
+/** One row of the trail (audit/service.ts `toAuditJson`): field names and non-secret values. */
+export const AuditEntrySchema = z
+  .object({
+    id: z.number().int(),
+    created_at: zTime,
+    actor: z.string().describe('"master", or "<role>:<user id>"'),
+    action: z.string(),
+    key_id: z.number().int().nullable(),
+    user_id: z.number().int().nullable(),
+    ip: z.string().nullable(),
+    changes: z.record(z.string(), z.unknown()),
+  })
+  .meta({ title: 'AuditEntry' });
 
 export function registerAuditRoutes(app: FastifyInstance, deps: { audit: AuditService }) {
   route(app, {
@@ -15,6 +30,7 @@ export function registerAuditRoutes(app: FastifyInstance, deps: { audit: AuditSe
     query: z
       .object({ key_id: zId.optional(), user_id: zId.optional(), limit: zLimit, cursor: zCursor })
       .strict(),
+    response: pageOf(AuditEntrySchema, 'AuditPage'),
     handler: async ({ query, principal }) => {
       const admin = isAdmin(principal);
       const userId = admin ? query.user_id : selfId(principal)!;

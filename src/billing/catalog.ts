@@ -14,6 +14,15 @@ export interface PriceJson {
   updated_at: string;
 }
 
+export interface GroupJson {
+  name: string;
+  multiplier: number;
+  updated_at: string;
+}
+
+/** Work done inside a change's transaction (the audit row): when it throws, the change is undone. */
+export type OnChange<T> = (trx: Db, result: T) => Promise<void>;
+
 const perM = (nano: number) => nanoToUsd(nano);
 
 export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
@@ -70,13 +79,16 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
     listGroups: () =>
       [...groups.entries()]
         .sort(([a], [b]) => a.localeCompare(b))
-        .map(([name, g]) => ({
-          name,
-          multiplier: g.ppm / PPM,
-          updated_at: new Date(g.updatedAt).toISOString(),
-        })),
+        .map(
+          ([name, g]): GroupJson => ({
+            name,
+            multiplier: g.ppm / PPM,
+            updated_at: new Date(g.updatedAt).toISOString(),
+          }),
+        ),
 
-    async setPrice(model: string, p: Price): Promise<PriceJson> {
+    /** `onSet` runs in the change's transaction (the audit row): when it throws, nothing changes. */
+    async setPrice(model: string, p: Price, onSet?: OnChange<PriceJson>): Promise<PriceJson> {
       const now = Date.now();
       const row = {
         model,
@@ -86,39 +98,53 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
         cache_write_nano_per_m: p.cacheWriteNanoPerM,
         updated_at: now,
       };
-      await db
-        .insertInto('prices')
-        .values(row)
-        .onConflict((oc) =>
-          oc.column('model').doUpdateSet({
-            input_nano_per_m: row.input_nano_per_m,
-            output_nano_per_m: row.output_nano_per_m,
-            cached_input_nano_per_m: row.cached_input_nano_per_m,
-            cache_write_nano_per_m: row.cache_write_nano_per_m,
-            updated_at: now,
-          }),
-        )
-        .execute();
+      const json = priceJson(model, { ...p, updatedAt: now });
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('prices')
+          .values(row)
+          .onConflict((oc) =>
+            oc.column('model').doUpdateSet({
+              input_nano_per_m: row.input_nano_per_m,
+              output_nano_per_m: row.output_nano_per_m,
+              cached_input_nano_per_m: row.cached_input_nano_per_m,
+              cache_write_nano_per_m: row.cache_write_nano_per_m,
+              updated_at: now,
+            }),
+          )
+          .execute();
+        await onSet?.(trx, json);
+      });
       bus.publish({ kind: 'prices' });
       await pending;
-      return priceJson(model, { ...p, updatedAt: now });
+      return json;
     },
-    async deletePrice(model: string): Promise<boolean> {
-      const r = await db.deleteFrom('prices').where('model', '=', model).executeTakeFirst();
+    /** False when the model had no price (nothing changes, `onDeleted` does not run). */
+    async deletePrice(model: string, onDeleted?: OnChange<string>): Promise<boolean> {
+      const deleted = await db.transaction().execute(async (trx) => {
+        const r = await trx.deleteFrom('prices').where('model', '=', model).executeTakeFirst();
+        const gone = Number(r.numDeletedRows) > 0;
+        if (gone) await onDeleted?.(trx, model);
+        return gone;
+      });
       bus.publish({ kind: 'prices' });
       await pending;
-      return Number(r.numDeletedRows) > 0;
+      return deleted;
     },
-    async setGroup(name: string, ppm: number) {
+    async setGroup(name: string, ppm: number, onSet?: OnChange<GroupJson>): Promise<GroupJson> {
       const now = Date.now();
-      await db
-        .insertInto('groups')
-        .values({ name, multiplier_ppm: ppm, updated_at: now })
-        .onConflict((oc) => oc.column('name').doUpdateSet({ multiplier_ppm: ppm, updated_at: now }))
-        .execute();
+      const json = { name, multiplier: ppm / PPM, updated_at: new Date(now).toISOString() };
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .insertInto('groups')
+          .values({ name, multiplier_ppm: ppm, updated_at: now })
+          .onConflict((oc) => oc.column('name').doUpdateSet({ multiplier_ppm: ppm, updated_at: now }))
+          .execute();
+        await onSet?.(trx, json);
+      });
       bus.publish({ kind: 'group', name });
       await pending;
-      return { name, multiplier: ppm / PPM, updated_at: new Date(now).toISOString() };
+      return json;
     },
   };
 }

@@ -1,16 +1,33 @@
+// Prices and group multipliers: validate the input, call billing/actions.ts (which writes the
+// audit trail with each change), answer.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { AuditService } from '../audit/service.js';
-import { AppError, notFound } from '../http/errors.js';
-import { actorOf } from '../http/principal.js';
-import { route } from '../http/route.js';
+import { AppError } from '../http/errors.js';
+import { listOf, route, zTime } from '../http/route.js';
 import { zGroupName, zModelName } from '../http/validate.js';
+import type { BillingActions } from './actions.js';
 import { multiplierToPpm, usdToNano } from './money.js';
-import type { PriceCatalog } from './catalog.js';
 
 const zPerM = z.number().finite().min(0).max(1_000_000);
 // Model names may contain "/" (org/model), so the rest of the path is the name.
 const ModelParams = z.object({ '*': zModelName }).strict();
+
+// Answers (the OpenAPI document, and from it the console's types: web/src/api-types.ts).
+/** A model's price, USD per 1M tokens (billing/catalog.ts `PriceJson`). */
+export const PriceSchema = z
+  .object({
+    model: z.string(),
+    input: z.number(),
+    output: z.number(),
+    cached_input: z.number().nullable().describe('cache reads; null = the input price'),
+    cache_write: z.number().nullable().describe('prompt-cache writes; null = the input price'),
+    updated_at: zTime,
+  })
+  .meta({ title: 'Price' });
+/** A group's price multiplier (billing/catalog.ts `GroupJson`). */
+export const GroupSchema = z
+  .object({ name: z.string(), multiplier: z.number(), updated_at: zTime })
+  .meta({ title: 'Group' });
 
 function nano(v: number, param: string): number {
   const n = usdToNano(v);
@@ -18,11 +35,8 @@ function nano(v: number, param: string): number {
   return n;
 }
 
-export function registerBillingRoutes(
-  app: FastifyInstance,
-  deps: { catalog: PriceCatalog; audit: AuditService },
-) {
-  const { catalog, audit } = deps;
+export function registerBillingRoutes(app: FastifyInstance, deps: { billingActions: BillingActions }) {
+  const actions = deps.billingActions;
 
   route(app, {
     method: 'GET',
@@ -30,7 +44,8 @@ export function registerBillingRoutes(
     summary: 'Prices, USD per 1M tokens',
     tags: ['pricing'],
     auth: 'any',
-    handler: async () => ({ data: catalog.listPrices() }),
+    response: listOf(PriceSchema, 'PriceList'),
+    handler: () => actions.listPrices(),
   });
 
   route(app, {
@@ -48,28 +63,19 @@ export function registerBillingRoutes(
         cache_write: zPerM.nullable().optional(),
       })
       .strict(),
-    handler: async ({ params, body, principal, ip }) => {
-      const model = params['*'];
-      const price = await catalog.setPrice(model, {
-        inputNanoPerM: nano(body.input, 'input'),
-        outputNanoPerM: nano(body.output, 'output'),
-        cachedInputNanoPerM: body.cached_input == null ? null : nano(body.cached_input, 'cached_input'),
-        cacheWriteNanoPerM: body.cache_write == null ? null : nano(body.cache_write, 'cache_write'),
-      });
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'price.set',
-        ip,
-        changes: {
-          model,
-          input: body.input,
-          output: body.output,
-          cached_input: body.cached_input ?? null,
-          cache_write: body.cache_write ?? null,
+    response: PriceSchema,
+    handler: ({ params, body, principal, ip }) =>
+      actions.setPrice(
+        { principal, ip },
+        params['*'],
+        {
+          inputNanoPerM: nano(body.input, 'input'),
+          outputNanoPerM: nano(body.output, 'output'),
+          cachedInputNanoPerM: body.cached_input == null ? null : nano(body.cached_input, 'cached_input'),
+          cacheWriteNanoPerM: body.cache_write == null ? null : nano(body.cache_write, 'cache_write'),
         },
-      });
-      return price;
-    },
+        body,
+      ),
   });
 
   route(app, {
@@ -79,16 +85,8 @@ export function registerBillingRoutes(
     tags: ['pricing'],
     auth: 'admin',
     params: ModelParams,
-    handler: async ({ params, principal, ip }) => {
-      if (!(await catalog.deletePrice(params['*']))) throw notFound('price');
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'price.delete',
-        ip,
-        changes: { model: params['*'] },
-      });
-      return { model: params['*'], deleted: true };
-    },
+    response: z.object({ model: z.string(), deleted: z.literal(true) }),
+    handler: ({ params, principal, ip }) => actions.deletePrice({ principal, ip }, params['*']),
   });
 
   route(app, {
@@ -97,7 +95,8 @@ export function registerBillingRoutes(
     summary: 'Groups and their price multipliers',
     tags: ['pricing'],
     auth: 'any',
-    handler: async () => ({ data: catalog.listGroups() }),
+    response: listOf(GroupSchema, 'GroupList'),
+    handler: () => actions.listGroups(),
   });
 
   route(app, {
@@ -108,20 +107,14 @@ export function registerBillingRoutes(
     auth: 'admin',
     params: z.object({ name: zGroupName }).strict(),
     body: z.object({ multiplier: z.number().finite().min(0).max(1000) }).strict(),
-    handler: async ({ params, body, principal, ip }) => {
+    response: GroupSchema,
+    handler: ({ params, body, principal, ip }) => {
       const ppm = multiplierToPpm(body.multiplier);
       if (ppm === null)
         throw new AppError('validation_error', 'multiplier: at most 6 decimal places', {
           param: 'multiplier',
         });
-      const g = await catalog.setGroup(params.name, ppm);
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'group.set',
-        ip,
-        changes: { group: params.name, multiplier: body.multiplier },
-      });
-      return g;
+      return actions.setGroup({ principal, ip }, params.name, ppm, body.multiplier);
     },
   });
 }

@@ -1,13 +1,12 @@
-// Channel administration (admin only). The credential is write-only: never echoed back.
+// Channel administration (admin only): validate the input, call channels/actions.ts (which
+// writes the audit trail with each change), answer. The credential is write-only: never
+// echoed back.
 import type { FastifyInstance } from 'fastify';
-import { request } from 'undici';
 import { z } from 'zod';
-import type { AuditService } from '../audit/service.js';
-import { actorOf } from '../http/principal.js';
-import { route } from '../http/route.js';
+import { listOf, route, zTime } from '../http/route.js';
 import { zGroupName, zId, zModelName, zName } from '../http/validate.js';
-import type { PriceCatalog } from '../billing/catalog.js';
-import { CHANNEL_TYPES, type ChannelInput, type ChannelsService } from './service.js';
+import type { ChannelActions } from './actions.js';
+import { CHANNEL_TYPES, type ChannelInput } from './service.js';
 
 const zBaseUrl = z
   .string()
@@ -56,11 +55,43 @@ const CreateBody = z
 const PatchBody = z.object(fields).partial().strict();
 const IdParams = z.object({ id: zId }).strict();
 
-export function registerChannelRoutes(
-  app: FastifyInstance,
-  deps: { channels: ChannelsService; audit: AuditService; catalog: PriceCatalog },
-) {
-  const { channels, audit } = deps;
+// Answers (the OpenAPI document, and from it the console's types: web/src/api-types.ts).
+/** A channel as the API shows it, never with its credential (channels/service.ts `toChannelJson`). */
+export const ChannelSchema = z
+  .object({
+    id: z.number().int(),
+    name: z.string(),
+    // One of CHANNEL_TYPES; a plain string here, as the console's channel form holds it.
+    type: z.string(),
+    base_url: z.string(),
+    models: z.array(z.string()),
+    model_map: z.record(z.string(), z.string()).nullable(),
+    priority: z.number().int(),
+    weight: z.number().int(),
+    groups: z.array(z.string()).nullable(),
+    status: z.enum(['active', 'disabled']),
+    responses: z.boolean(),
+    disabled_reason: z.string().nullable(),
+    cooling_down_until: zTime.nullable().describe('health as the answering instance saw it'),
+    consecutive_failures: z.number().int(),
+    last_error: z.string().nullable(),
+    last_error_at: zTime.nullable(),
+    created_at: zTime,
+    updated_at: zTime,
+  })
+  .meta({ title: 'Channel' });
+const ModelsSchema = z
+  .object({
+    group: z.string(),
+    data: z.array(z.object({ id: z.string(), priced: z.boolean() }).meta({ title: 'OfferedModel' })),
+  })
+  .meta({ title: 'OfferedModels' });
+const ChannelTestSchema = z
+  .object({ ok: z.boolean(), latency_ms: z.number(), error: z.string().optional() })
+  .meta({ title: 'ChannelTest' });
+
+export function registerChannelRoutes(app: FastifyInstance, deps: { channelActions: ChannelActions }) {
+  const actions = deps.channelActions;
   const toInput = (b: z.infer<typeof PatchBody>): Partial<ChannelInput> => {
     const i: Partial<ChannelInput> = {};
     if (b.name !== undefined) i.name = b.name;
@@ -76,11 +107,6 @@ export function registerChannelRoutes(
     if (b.responses !== undefined) i.responses = b.responses;
     return i;
   };
-  // What the audit trail may hold: everything but the credential.
-  const auditable = (b: z.infer<typeof PatchBody>) => {
-    const { api_key, ...rest } = b;
-    return api_key === undefined ? rest : { ...rest, api_key: 'changed' };
-  };
 
   route(app, {
     method: 'POST',
@@ -90,22 +116,19 @@ export function registerChannelRoutes(
     auth: 'admin',
     status: 201,
     body: CreateBody,
-    handler: async ({ body, principal, ip }) => {
-      const ch = await channels.create({
-        ...(toInput(body) as ChannelInput),
-        baseUrl: body.base_url ?? 'mock://local',
-        apiKey: body.api_key ?? '',
-        modelMap: body.model_map ?? null,
-        groups: body.groups ?? null,
-      });
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'channel.create',
-        ip,
-        changes: { channel_id: ch.id, ...auditable(body) },
-      });
-      return ch;
-    },
+    response: ChannelSchema,
+    handler: ({ body, principal, ip }) =>
+      actions.create(
+        { principal, ip },
+        {
+          ...(toInput(body) as ChannelInput),
+          baseUrl: body.base_url ?? 'mock://local',
+          apiKey: body.api_key ?? '',
+          modelMap: body.model_map ?? null,
+          groups: body.groups ?? null,
+        },
+        body,
+      ),
   });
   route(app, {
     method: 'GET',
@@ -113,7 +136,8 @@ export function registerChannelRoutes(
     summary: 'List channels',
     tags: ['channels'],
     auth: 'admin',
-    handler: async () => ({ data: await channels.list() }),
+    response: listOf(ChannelSchema, 'ChannelList'),
+    handler: () => actions.list(),
   });
   route(app, {
     method: 'GET',
@@ -122,7 +146,8 @@ export function registerChannelRoutes(
     tags: ['channels'],
     auth: 'admin',
     params: IdParams,
-    handler: async ({ params }) => channels.getJson(params.id),
+    response: ChannelSchema,
+    handler: ({ params }) => actions.get(params.id),
   });
   route(app, {
     method: 'PATCH',
@@ -132,16 +157,9 @@ export function registerChannelRoutes(
     auth: 'admin',
     params: IdParams,
     body: PatchBody,
-    handler: async ({ params, body, principal, ip }) => {
-      const ch = await channels.update(params.id, toInput(body));
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'channel.update',
-        ip,
-        changes: { channel_id: params.id, ...auditable(body) },
-      });
-      return ch;
-    },
+    response: ChannelSchema,
+    handler: ({ params, body, principal, ip }) =>
+      actions.update({ principal, ip }, params.id, toInput(body), body),
   });
   route(app, {
     method: 'DELETE',
@@ -150,16 +168,8 @@ export function registerChannelRoutes(
     tags: ['channels'],
     auth: 'admin',
     params: IdParams,
-    handler: async ({ params, principal, ip }) => {
-      const ch = await channels.remove(params.id);
-      await audit.record({
-        actor: actorOf(principal),
-        action: 'channel.delete',
-        ip,
-        changes: { channel_id: params.id, name: ch.name },
-      });
-      return { ...ch, deleted: true };
-    },
+    response: ChannelSchema.extend({ deleted: z.literal(true) }).meta({ title: 'DeletedChannel' }),
+    handler: ({ params, principal, ip }) => actions.remove({ principal, ip }, params.id),
   });
   route(app, {
     method: 'GET',
@@ -168,15 +178,8 @@ export function registerChannelRoutes(
     tags: ['channels'],
     auth: 'any',
     query: z.object({ group: zGroupName.optional() }).strict(),
-    handler: async ({ query, principal }) => {
-      let group = query.group;
-      if (principal.kind === 'session' && principal.user.role !== 'admin') group = principal.user.group_name;
-      group ??= principal.kind === 'session' ? principal.user.group_name : 'default';
-      return {
-        group,
-        data: channels.modelsFor(group).map((id) => ({ id, priced: deps.catalog.price(id) !== null })),
-      };
-    },
+    response: ModelsSchema,
+    handler: async ({ query, principal }) => actions.models(principal, query.group),
   });
 
   route(app, {
@@ -186,42 +189,7 @@ export function registerChannelRoutes(
     tags: ['channels'],
     auth: 'admin',
     params: IdParams,
-    handler: async ({ params }) => {
-      await channels.getJson(params.id);
-      const ch = channels.get(params.id);
-      if (!ch) return { ok: false, latency_ms: 0, error: 'channel is not loaded (credential unreadable?)' };
-      if (ch.type === 'mock') return { ok: true, latency_ms: 0 };
-      const started = Date.now();
-      try {
-        const res = await request(`${ch.baseUrl}/models`, {
-          method: 'GET',
-          headers: { authorization: `Bearer ${ch.apiKey}` },
-          headersTimeout: 10_000,
-          bodyTimeout: 10_000,
-        });
-        await res.body.dump();
-        const ok = res.statusCode < 400;
-        return {
-          ok,
-          latency_ms: Date.now() - started,
-          ...(ok ? {} : { error: `upstream answered HTTP ${res.statusCode}` }),
-        };
-      } catch (err) {
-        return {
-          ok: false,
-          latency_ms: Date.now() - started,
-          error: `could not reach upstream: ${redact((err as Error).message, ch.apiKey)}`,
-        };
-      }
-    },
+    response: ChannelTestSchema,
+    handler: ({ params }) => actions.test(params.id),
   });
-}
-
-/** Every occurrence of the credential (and of its URL-encoded form) in a text shown to admins. */
-function redact(text: string, credential: string): string {
-  if (!credential) return text;
-  let out = text.split(credential).join('[redacted]');
-  const encoded = encodeURIComponent(credential);
-  if (encoded !== credential) out = out.split(encoded).join('[redacted]');
-  return out;
 }

@@ -57,6 +57,11 @@ interface Health {
   lastErrorAt: number | null;
 }
 
+/** Work done inside a change's transaction (the audit row): when it throws, the change is undone. */
+export type OnChange<T> = (trx: Db, result: T) => Promise<void>;
+
+export type ChannelJson = ReturnType<typeof toChannelJson>;
+
 export function toChannelJson(r: ChannelRow, health?: Health) {
   return {
     id: Number(r.id),
@@ -262,51 +267,65 @@ export async function createChannelsService(
       const r = await requireRow(id);
       return toChannelJson(r, health.get(id));
     },
-    async create(i: ChannelInput) {
+    /** `onCreated` runs in the creation's transaction (the audit row): when it throws, no channel exists. */
+    async create(i: ChannelInput, onCreated?: OnChange<ChannelJson>) {
       const now = Date.now();
-      const row = await db
-        .insertInto('channels')
-        .values({
-          name: i.name,
-          type: i.type,
-          base_url: i.baseUrl,
-          api_key_enc: box.seal(i.apiKey ?? ''),
-          models: JSON.stringify(i.models),
-          model_map: i.modelMap === null ? null : JSON.stringify(i.modelMap),
-          priority: i.priority,
-          weight: i.weight,
-          groups: i.groups === null ? null : JSON.stringify(i.groups),
-          status: i.status ?? 'active',
-          responses: i.responses === false ? 0 : 1,
-          disabled_reason: null,
-          created_at: now,
-          updated_at: now,
-          deleted_at: null,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      const row = await db.transaction().execute(async (trx) => {
+        const created = await trx
+          .insertInto('channels')
+          .values({
+            name: i.name,
+            type: i.type,
+            base_url: i.baseUrl,
+            api_key_enc: box.seal(i.apiKey ?? ''),
+            models: JSON.stringify(i.models),
+            model_map: i.modelMap === null ? null : JSON.stringify(i.modelMap),
+            priority: i.priority,
+            weight: i.weight,
+            groups: i.groups === null ? null : JSON.stringify(i.groups),
+            status: i.status ?? 'active',
+            responses: i.responses === false ? 0 : 1,
+            disabled_reason: null,
+            created_at: now,
+            updated_at: now,
+            deleted_at: null,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await onCreated?.(trx, toChannelJson(created));
+        return created;
+      });
       await changed();
       return toChannelJson(row);
     },
-    async update(id: number, i: Partial<ChannelInput>) {
+    /** `onUpdated` runs in the change's transaction (the audit row): when it throws, nothing changes. */
+    async update(id: number, i: Partial<ChannelInput>, onUpdated?: OnChange<ChannelJson>) {
       await requireRow(id);
-      const row = await db
-        .updateTable('channels')
-        .set({ ...columns(i), updated_at: Date.now() })
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      const row = await db.transaction().execute(async (trx) => {
+        const updated = await trx
+          .updateTable('channels')
+          .set({ ...columns(i), updated_at: Date.now() })
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await onUpdated?.(trx, toChannelJson(updated));
+        return updated;
+      });
       if (i.status === 'active') health.delete(id);
       await changed();
       return toChannelJson(row, health.get(id));
     },
-    async remove(id: number) {
+    /** `onRemoved` runs in the removal's transaction (the audit row): when it throws, nothing changes. */
+    async remove(id: number, onRemoved?: OnChange<ChannelJson>) {
       const r = await requireRow(id);
-      await db
-        .updateTable('channels')
-        .set({ deleted_at: Date.now(), status: 'disabled' })
-        .where('id', '=', id)
-        .execute();
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('channels')
+          .set({ deleted_at: Date.now(), status: 'disabled' })
+          .where('id', '=', id)
+          .execute();
+        await onRemoved?.(trx, toChannelJson(r));
+      });
       await changed();
       return toChannelJson(r);
     },

@@ -1,5 +1,6 @@
-// One way to declare a management route: auth level, zod schemas (validated here, also
-// published in /api/openapi.json), and a handler that only calls into its domain.
+// One way to declare a management route: auth level, zod schemas (input validated here; input
+// and answer both published in /api/openapi.json, from which the console's API types are
+// generated: scripts/gen-api-types.ts), and a handler that only calls into its domain.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from './errors.js';
@@ -20,6 +21,16 @@ export interface RouteCtx<B, Q, P> {
 
 const Empty = z.object({}).strict();
 
+// Building blocks of answer schemas. A `title` names the type generated for the console.
+/** A time in an answer: ISO 8601, UTC. */
+export const zTime = z.string().meta({ format: 'date-time' });
+/** One page of a cursor-paginated list; `next_cursor` is null on the last page. */
+export const pageOf = <T extends z.ZodType>(item: T, title: string) =>
+  z.object({ data: z.array(item), next_cursor: z.string().nullable() }).meta({ title });
+/** A list answered whole. */
+export const listOf = <T extends z.ZodType>(item: T, title: string) =>
+  z.object({ data: z.array(item) }).meta({ title });
+
 export function route<
   B extends z.ZodType = typeof Empty,
   Q extends z.ZodType = typeof Empty,
@@ -36,6 +47,11 @@ export function route<
     query?: Q;
     params?: P;
     status?: number;
+    /**
+     * The answer's shape (at `status`), for the OpenAPI document only: answers are sent as the
+     * handler returns them (JSON.stringify), never filtered or reshaped by the schema.
+     */
+    response?: z.ZodType;
     handler: (ctx: RouteCtx<z.infer<B>, z.infer<Q>, z.infer<P>>) => Promise<unknown>;
   },
 ): void {
@@ -45,11 +61,21 @@ export function route<
   if (def.query) schema.querystring = jsonSchema(def.query);
   if (def.params) schema.params = jsonSchema(def.params);
   if (def.auth !== 'none') schema.security = [{ masterKey: [] }, { session: [] }];
+  if (def.response)
+    schema.response = {
+      [def.status ?? 200]: z.toJSONSchema(def.response, {
+        target: 'openapi-3.0',
+        io: 'output',
+        unrepresentable: 'any',
+      }),
+    };
 
   app.route({
     method: def.method,
     url: def.url,
     schema,
+    // The response schema documents; the answer is serialized as is (the default serializer).
+    ...(def.response ? { serializerCompiler: () => (data: unknown) => JSON.stringify(data) } : {}),
     handler: async (req, reply) => {
       const principal = req.principal;
       if (def.auth !== 'none') {

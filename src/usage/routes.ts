@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { isAdmin, selfId, type Principal } from '../http/principal.js';
-import { route } from '../http/route.js';
+import { route, zTime } from '../http/route.js';
 import { zCursor, zId, zIsoTime, zLimit } from '../http/validate.js';
 import { toCsv, type LogFilter, type UsageQueries } from './queries.js';
 
@@ -16,6 +16,80 @@ const filterFields = {
 };
 
 const CSV_MAX_ROWS = 200_000;
+
+// Answers (the OpenAPI document, and from it the console's types: web/src/api-types.ts).
+// format=csv answers text/csv instead.
+/** One upstream try of a request (usage/queries.ts `AttemptJson`). */
+export const LogAttemptSchema = z
+  .object({
+    channel_id: z.number().int().nullable(),
+    channel_name: z.string().nullable(),
+    status: z.number().int().nullable(),
+    error: z.string().nullable(),
+    latency_ms: z.number(),
+  })
+  .meta({ title: 'LogAttempt' });
+/** One relay request (usage/queries.ts `toLogJson`). */
+export const LogEntrySchema = z
+  .object({
+    id: z.number().int(),
+    request_id: z.string(),
+    created_at: zTime,
+    user_id: z.number().int(),
+    key_id: z.number().int(),
+    key_name: z.string().nullable(),
+    model: z.string().nullable(),
+    upstream_model: z.string().nullable(),
+    channel_id: z.number().int().nullable(),
+    endpoint: z.string().nullable(),
+    stream: z.boolean(),
+    status: z.number().int(),
+    error_code: z.string().nullable(),
+    prompt_tokens: z.number().int(),
+    cached_tokens: z.number().int(),
+    completion_tokens: z.number().int(),
+    cost: z.number().describe('USD'),
+    latency_ms: z.number(),
+    ttft_ms: z.number().nullable(),
+    ip: z.string().nullable(),
+    estimated: z.boolean(),
+    protocol: z.string().describe('the ingress protocol the client spoke'),
+    cache_write_tokens: z.number().int(),
+    reasoning_tokens: z.number().int(),
+    attempts: z.array(LogAttemptSchema).describe('every upstream try, in order'),
+  })
+  .meta({ title: 'LogEntry' });
+export const LogTotalsSchema = z
+  .object({
+    requests: z.number().int(),
+    prompt_tokens: z.number().int(),
+    cached_tokens: z.number().int(),
+    completion_tokens: z.number().int(),
+    cost: z.number(),
+  })
+  .meta({ title: 'LogTotals' });
+const LogPageSchema = z
+  .object({
+    data: z.array(LogEntrySchema),
+    next_cursor: z.string().nullable(),
+    totals: LogTotalsSchema.optional().describe('with totals=1'),
+  })
+  .meta({ title: 'LogPage' });
+/** One group of /api/usage: the group's column (day, key_id + key_name, or model), then the sums. */
+export const UsageRowSchema = z
+  .object({
+    day: z.string().optional().describe('YYYY-MM-DD (UTC), with group_by=day'),
+    key_id: z.number().int().optional(),
+    key_name: z.string().nullable().optional(),
+    key_display: z.string().nullable().optional().describe("the key's masked form, with group_by=key"),
+    model: z.string().nullable().optional(),
+    requests: z.number().int(),
+    prompt_tokens: z.number().int(),
+    cached_tokens: z.number().int(),
+    completion_tokens: z.number().int(),
+    cost: z.number(),
+  })
+  .meta({ title: 'UsageRow' });
 
 function toFilter(
   q: {
@@ -56,6 +130,7 @@ export function registerUsageRoutes(
         totals: z.enum(['0', '1', 'true', 'false']).optional(),
       })
       .strict(),
+    response: LogPageSchema,
     handler: async ({ query, principal, reply }) => {
       await deps.flush();
       const f = toFilter(query, principal);
@@ -111,6 +186,7 @@ export function registerUsageRoutes(
     tags: ['usage'],
     auth: 'any',
     query: z.object({ ...filterFields, group_by: z.enum(['day', 'key', 'model']).default('day') }).strict(),
+    response: z.object({ data: z.array(UsageRowSchema) }).meta({ title: 'UsageList' }),
     handler: async ({ query, principal, reply }) => {
       await deps.flush();
       const result = await deps.usage.usage(query.group_by, toFilter(query, principal));

@@ -12,7 +12,7 @@ import type { NewLog } from '../db/schema.js';
 import { InvalidationBus } from '../shared/bus.js';
 import { createAccountsService } from '../accounts/service.js';
 import { createKeysService } from '../keys/service.js';
-import { createLedger } from '../billing/ledger.js';
+import { createLocalLedger } from '../billing/ledger-local.js';
 import { createUsageWriter, type Contributor } from './writer.js';
 import { openJournal } from './journal.js';
 
@@ -34,7 +34,16 @@ async function world() {
     { onUserDeleted: (trx, userId, now) => keys.deleteAllFor(trx, userId, now) },
   );
   const keys = createKeysService(storage.db, bus, { maxKeysPerUser: 10 }, accounts);
-  const ledger = createLedger({ db: storage.db, bus, keys, accounts, logger, redis: null, redisPrefix: 'x' });
+  const ledger = createLocalLedger({
+    store: {
+      usedNano: keys.usedNano,
+      addUsed: keys.addUsed,
+      balanceNano: accounts.balanceNano,
+      subtractSpend: accounts.subtractSpend,
+    },
+    bus,
+    logger,
+  });
   const user = await accounts.createUser({
     username: 'u' + seq++,
     password: 'password-123',

@@ -1,148 +1,29 @@
 // Thin client for the management API (/api). Cookie session + CSRF header on writes.
 
-export type Role = 'admin' | 'user';
+// The answers' types are generated from the server's OpenAPI document (api-types.ts, by
+// `npm run gen:api-types`); these are the names the pages use.
+import type * as Api from './api-types';
 
-export interface User {
-  id: number;
-  username: string;
-  role: Role;
-  group: string;
-  balance: number;
-  status: 'active' | 'disabled';
-  created_at: string;
-  updated_at: string;
-}
+export type {
+  AuditEntry,
+  Channel,
+  Group,
+  LogAttempt,
+  LogEntry,
+  LogTotals,
+  Price,
+  UsageRow,
+  User,
+} from './api-types';
+export type Role = Api.User['role'];
+export type KeyStatus = Api.ApiKey['status'];
+/** A key; `key` (the secret) only in the answer to a create or a rotation. */
+export type ApiKey = Api.ApiKey & Partial<Pick<Api.NewApiKey, 'key'>>;
 
-export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
-
-export interface ApiKey {
-  id: number;
-  name: string;
-  user_id: number;
-  status: KeyStatus;
-  display: string;
-  models: string[] | null;
-  allowed_ips: string[] | null;
-  quota: number | null;
-  used: number;
-  remaining?: number | null;
-  group: string | null;
-  rpm?: number | null;
-  expires_at: string | null;
-  created_at: string;
-  last_used_at: string | null;
-  last_used_ip: string | null;
-  /** Only right after create / rotate. */
-  key?: string;
-}
-
-export interface LogEntry {
-  id: number | string;
-  request_id: string;
-  created_at: string;
-  user_id: number;
-  key_id: number;
-  key_name: string | null;
-  model: string | null;
-  upstream_model: string | null;
-  channel_id: number | null;
-  endpoint: string | null;
-  stream: boolean;
-  status: number;
-  error_code: string | null;
-  prompt_tokens: number;
-  cached_tokens: number;
-  completion_tokens: number;
-  cost: number;
-  latency_ms: number | null;
-  ttft_ms: number | null;
-  ip: string | null;
-  estimated: boolean;
-  /** Ingress protocol the client spoke (older servers omit it). */
-  protocol?: string;
-  cache_write_tokens?: number;
-  reasoning_tokens?: number;
-  /** Every upstream try in order. */
-  attempts?: LogAttempt[];
-}
-
-export interface LogAttempt {
-  channel_id: number | null;
-  channel_name: string | null;
-  status: number | null;
-  error: string | null;
-  latency_ms: number;
-}
-
-export interface LogTotals {
-  requests: number;
-  prompt_tokens: number;
-  cached_tokens: number;
-  completion_tokens: number;
-  cost: number;
-}
-
-export interface UsageRow {
-  day?: string;
-  key_id?: number;
-  key_name?: string | null;
-  model?: string;
-  requests: number;
-  prompt_tokens: number;
-  cached_tokens?: number;
-  completion_tokens: number;
-  cost: number;
-}
-
-export interface AuditEntry {
-  id: number | string;
-  created_at: string;
-  actor: string | null;
-  action: string;
-  key_id: number | null;
-  user_id: number | null;
-  ip: string | null;
-  changes: unknown;
-}
-
-export interface Channel {
-  id: number;
-  name: string;
-  type: string;
-  base_url: string | null;
-  models: string[];
-  model_map: Record<string, string> | null;
-  priority: number;
-  weight: number;
-  groups: string[] | null;
-  status: string;
-  disabled_reason: string | null;
-  /** Health as the answering instance saw it. */
-  cooling_down_until?: string | null;
-  consecutive_failures?: number;
-  last_error?: string | null;
-  last_error_at?: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface Price {
-  model: string;
-  input: number;
-  output: number;
-  cached_input: number | null;
-  /** Prompt-cache writes; null = the input price. */
-  cache_write?: number | null;
-}
-
-export interface Group {
-  name: string;
-  multiplier: number;
-}
-
+/** One page of a cursor-paginated list (ApiKeyPage, UserPage, LogPage, AuditPage). */
 export interface Page<T> {
   data: T[];
-  next_cursor: string | number | null;
+  next_cursor: string | null;
 }
 
 export class ApiError extends Error {

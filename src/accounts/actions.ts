@@ -1,0 +1,161 @@
+// What a caller of the management API may do with accounts (contract §3), as plain functions
+// of a Principal: sign-in and sessions, user administration, passwords and top-ups. Owner
+// resolution (a user sees and changes only themself; anyone else is "not found"), the admin
+// checks, and the audit row, written in the same transaction as the change. The routes only
+// validate input and call these.
+import type { AuditService } from '../audit/service.js';
+import { AppError, notFound } from '../http/errors.js';
+import { actorOf, isAdmin, type Principal, selfId } from '../http/principal.js';
+import { type AccountsService, toUserJson, type UserPatch } from './service.js';
+
+/** Who asks, and from where (for the audit trail and the password throttle). */
+export interface Caller {
+  principal: Principal;
+  ip: string;
+}
+
+export interface NewUser {
+  username: string;
+  password: string;
+  role: 'admin' | 'user';
+  group: string;
+  balanceNano: number;
+  /** The balance as the caller wrote it (USD), for the audit trail. */
+  balanceUsd: number;
+}
+
+export type UserUpdate = UserPatch & { currentPassword?: string };
+
+export function createAccountActions(deps: {
+  accounts: AccountsService;
+  audit: Pick<AuditService, 'record'>;
+  /** The shared ledger counter follows a top-up (ledger.credit). */
+  ledger: { credit(userId: number, amountNano: number): Promise<void> };
+  /** Keys whose group the owner pinned follow the owner to a new group. */
+  keys: { releaseOwnerPins(userId: number): Promise<void> };
+  /** Persists pending usage, so reads show the latest balance. */
+  flush: () => Promise<void>;
+}) {
+  const { accounts, audit } = deps;
+
+  /** A user may act on themself only; anyone else does not exist for them. */
+  function requireSelfOrAdmin(principal: Principal, id: number) {
+    if (!isAdmin(principal) && id !== selfId(principal)) throw notFound('user');
+  }
+
+  return {
+    login: (username: string, password: string, ip: string) => accounts.login(username, password, ip),
+
+    async session(principal: Principal) {
+      if (principal.kind !== 'session') return { user: null, csrf_token: null, master: true };
+      await deps.flush();
+      return { user: toUserJson(principal.user), csrf_token: principal.csrfToken };
+    },
+
+    async logout(principal: Principal) {
+      if (principal.kind === 'session') await accounts.logout(principal.tokenHash);
+      return { ok: true };
+    },
+
+    async create({ principal, ip }: Caller, input: NewUser) {
+      const { balanceUsd, ...fields } = input;
+      const user = await accounts.createUser(fields, (trx, row) =>
+        audit.record(
+          {
+            actor: actorOf(principal),
+            action: 'user.create',
+            userId: Number(row.id),
+            ip,
+            changes: { username: row.username, role: row.role, group: row.group_name, balance: balanceUsd },
+          },
+          trx,
+        ),
+      );
+      return toUserJson(user);
+    },
+
+    async list(principal: Principal, query: { limit: number; cursor?: number; q?: string }) {
+      await deps.flush();
+      return accounts.listUsers({ ...query, ...(isAdmin(principal) ? {} : { onlyId: selfId(principal)! }) });
+    },
+
+    async get(principal: Principal, id: number) {
+      requireSelfOrAdmin(principal, id);
+      await deps.flush();
+      return toUserJson(await accounts.requireUser(id));
+    },
+
+    /**
+     * Role, group and status are an admin's; a password is anyone's own (signed in, they give
+     * the current one: a borrowed session cannot change it).
+     */
+    async update({ principal, ip }: Caller, id: number, update: UserUpdate) {
+      const { currentPassword, ...patch } = update;
+      if (patch.password !== undefined && principal.kind === 'session' && id === selfId(principal)) {
+        if (currentPassword === undefined)
+          throw new AppError('validation_error', 'current_password: required to change your own password', {
+            param: 'current_password',
+          });
+        if (!(await accounts.checkPassword(id, currentPassword, ip)))
+          throw new AppError('forbidden', 'the current password is wrong', { param: 'current_password' });
+      }
+      if (!isAdmin(principal)) {
+        if (id !== selfId(principal)) throw notFound('user');
+        if (patch.role !== undefined || patch.group !== undefined || patch.status !== undefined)
+          throw new AppError('forbidden', 'only an admin can change role, group or status');
+      }
+      const { before, after } = await accounts.updateUser(id, patch, (trx, { before, after }) => {
+        const changes: Record<string, unknown> = {};
+        if (before.role !== after.role) changes.role = { from: before.role, to: after.role };
+        if (before.group_name !== after.group_name)
+          changes.group = { from: before.group_name, to: after.group_name };
+        if (before.status !== after.status) changes.status = { from: before.status, to: after.status };
+        if (patch.password !== undefined) changes.password = 'changed';
+        return audit.record(
+          { actor: actorOf(principal), action: 'user.update', userId: id, ip, changes },
+          trx,
+        );
+      });
+      if (before.group_name !== after.group_name) await deps.keys.releaseOwnerPins(id);
+      return toUserJson(after);
+    },
+
+    async remove({ principal, ip }: Caller, id: number) {
+      if (principal.kind === 'session' && principal.user.id === id)
+        throw new AppError('forbidden', 'you cannot delete yourself');
+      const before = await accounts.deleteUser(id, (trx, row) =>
+        audit.record(
+          {
+            actor: actorOf(principal),
+            action: 'user.delete',
+            userId: id,
+            ip,
+            changes: { username: row.username },
+          },
+          trx,
+        ),
+      );
+      return { ...toUserJson(before), deleted: true };
+    },
+
+    /** `amountUsd` is the amount as the caller wrote it, for the audit trail. */
+    async topup({ principal, ip }: Caller, id: number, amountNano: number, amountUsd: number) {
+      const after = await accounts.topup(id, amountNano, (trx, row) =>
+        audit.record(
+          {
+            actor: actorOf(principal),
+            action: 'user.topup',
+            userId: id,
+            ip,
+            changes: { amount: amountUsd, balance: toUserJson(row).balance },
+          },
+          trx,
+        ),
+      );
+      await deps.ledger.credit(id, amountNano);
+      return toUserJson(after);
+    },
+  };
+}
+
+export type AccountActions = ReturnType<typeof createAccountActions>;

@@ -1,0 +1,67 @@
+// What a caller of the management API may do with prices and group multipliers: read them
+// (anyone signed in), change them (admins; the routes declare it), each change with its audit
+// row in the same transaction. The routes only validate input and call these.
+import type { AuditService } from '../audit/service.js';
+import { notFound } from '../http/errors.js';
+import { actorOf, type Principal } from '../http/principal.js';
+import type { PriceCatalog } from './catalog.js';
+import type { Price } from './money.js';
+
+export interface Caller {
+  principal: Principal;
+  ip: string;
+}
+
+/** A price as the caller wrote it (USD per 1M tokens), for the audit trail. */
+export interface PriceInUsd {
+  input: number;
+  output: number;
+  cached_input?: number | null | undefined;
+  cache_write?: number | null | undefined;
+}
+
+export function createBillingActions(deps: { catalog: PriceCatalog; audit: Pick<AuditService, 'record'> }) {
+  const { catalog, audit } = deps;
+  return {
+    listPrices: async () => ({ data: catalog.listPrices() }),
+    listGroups: async () => ({ data: catalog.listGroups() }),
+
+    setPrice: ({ principal, ip }: Caller, model: string, price: Price, asWritten: PriceInUsd) =>
+      catalog.setPrice(model, price, (trx) =>
+        audit.record(
+          {
+            actor: actorOf(principal),
+            action: 'price.set',
+            ip,
+            changes: {
+              model,
+              input: asWritten.input,
+              output: asWritten.output,
+              cached_input: asWritten.cached_input ?? null,
+              cache_write: asWritten.cache_write ?? null,
+            },
+          },
+          trx,
+        ),
+      ),
+
+    async deletePrice({ principal, ip }: Caller, model: string) {
+      const deleted = await catalog.deletePrice(model, (trx) =>
+        audit.record({ actor: actorOf(principal), action: 'price.delete', ip, changes: { model } }, trx),
+      );
+      if (!deleted) throw notFound('price');
+      return { model, deleted: true };
+    },
+
+    /** `multiplier` is the factor as the caller wrote it, for the audit trail. */
+    setGroup: ({ principal, ip }: Caller, name: string, ppm: number, multiplier: number) =>
+      catalog.setGroup(name, ppm, (trx) =>
+        audit.record(
+          { actor: actorOf(principal), action: 'group.set', ip, changes: { group: name, multiplier } },
+          trx,
+        ),
+      ),
+  };
+}
+
+export type BillingActions = ReturnType<typeof createBillingActions>;

@@ -1,0 +1,159 @@
+// What each instance keeps in process, whichever ledger it runs: per key and per account, the
+// value last read from / written to the database, the spend settled here and not written yet,
+// and (local ledger only) the holds of requests in flight. The usage writer's flush moves
+// pending spend into the base values once its transaction commits.
+import type { Logger } from 'pino';
+import type { Db } from '../db/index.js';
+import type { NewLog } from '../db/schema.js';
+import type { InvalidationBus } from '../shared/bus.js';
+import type { Clock } from '../shared/clock.js';
+import { type FlushHandle, type LedgerStore, spendOf } from './ledger.js';
+
+export interface Counter {
+  /** Value as last read from / written to the database. */
+  base: number;
+  /** Settled here, not yet written. */
+  pending: number;
+  /** Held by requests in flight (the local ledger; the Redis one holds in Redis). */
+  reserved: number;
+  lastUsed: number;
+}
+
+export interface CountersDeps {
+  store: LedgerStore;
+  bus: InvalidationBus;
+  logger: Logger;
+  now?: Clock;
+}
+
+/** Counters idle this long, with nothing pending or held, are forgotten after a flush. */
+const IDLE_MS = 10 * 60_000;
+
+export function createCounters(deps: CountersDeps) {
+  const now = deps.now ?? Date.now;
+  const keys = new Map<number, Counter>();
+  const users = new Map<number, Counter>();
+  const loading = new Map<string, Promise<void>>();
+
+  /** Serialises database reads of base values with flushes, so nothing is counted twice. */
+  let lock: Promise<void> = Promise.resolve();
+  function acquire(): Promise<() => void> {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const prev = lock;
+    lock = prev.then(() => held);
+    return prev.then(() => release);
+  }
+  async function withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const release = await acquire();
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
+  }
+
+  function ensureLoaded(kind: 'k' | 'u', id: number): Promise<void> | null {
+    const map = kind === 'k' ? keys : users;
+    if (map.has(id)) return null;
+    const tag = kind + id;
+    let p = loading.get(tag);
+    if (!p) {
+      p = withLock(async () => {
+        const base = kind === 'k' ? await deps.store.usedNano(id) : await deps.store.balanceNano(id);
+        if (!map.has(id)) map.set(id, { base, pending: 0, reserved: 0, lastUsed: now() });
+      }).finally(() => loading.delete(tag));
+      loading.set(tag, p);
+    }
+    return p;
+  }
+
+  // A top-up or admin change to a balance: re-read the base (pending spend is not in the DB yet).
+  deps.bus.on((msg) => {
+    if (msg.kind !== 'user') return;
+    const c = users.get(msg.userId);
+    if (!c) return;
+    void withLock(async () => {
+      c.base = await deps.store.balanceNano(msg.userId);
+    }).catch((err) => deps.logger.error({ err: String(err) }, 'ledger: balance reload failed'));
+  });
+
+  return {
+    keys,
+    users,
+    now,
+    withLock,
+
+    /** Loads both counters (once; concurrent callers share the read) and answers them. */
+    async load(keyId: number, userId: number): Promise<{ k: Counter; u: Counter }> {
+      const a = ensureLoaded('k', keyId);
+      const b = ensureLoaded('u', userId);
+      if (a) await a;
+      if (b) await b;
+      return { k: keys.get(keyId)!, u: users.get(userId)! };
+    },
+
+    usedNano(keyId: number, dbValue: number): number {
+      const k = keys.get(keyId);
+      return k ? k.base + k.pending : dbValue;
+    },
+
+    balanceNano(userId: number, dbValue: number): number {
+      const u = users.get(userId);
+      return u ? u.base - u.pending : dbValue;
+    },
+
+    /**
+     * Writes the spend of the log rows in the batch, and once the transaction commits moves
+     * it from pending into the base values. Spend settled while the batch is written waits for
+     * its own rows, so the database never holds spend its logs do not explain.
+     */
+    async flushInto(
+      trx: Db,
+      rows: readonly NewLog[],
+      written: readonly NewLog[] = rows,
+    ): Promise<FlushHandle> {
+      // Held from here until commit or abort, so no base is re-read mid-flush.
+      const release = await acquire();
+      // Written: the spend the database gains. Taken: the spend no longer pending here (a row
+      // the database already held, from a replay or a repeat, charges nothing twice).
+      const { keys: keyDeltas, users: userDeltas } = spendOf(written);
+      const taken = written === rows ? { keys: keyDeltas, users: userDeltas } : spendOf(rows);
+      try {
+        await deps.store.addUsed(trx, keyDeltas);
+        await deps.store.subtractSpend(trx, userDeltas);
+      } catch (err) {
+        release();
+        throw err;
+      }
+      return {
+        committed() {
+          // Counters exist for rows settled by this process; replayed rows have none (their
+          // spend is in the database now, where a counter loaded later reads it).
+          for (const [id, d] of taken.keys) {
+            const c = keys.get(id);
+            if (!c) continue;
+            c.pending -= d;
+            c.base += keyDeltas.get(id) ?? 0;
+          }
+          for (const [id, d] of taken.users) {
+            const c = users.get(id);
+            if (!c) continue;
+            c.pending -= d;
+            c.base -= userDeltas.get(id) ?? 0;
+          }
+          // Forget idle accounts so memory tracks the active set, not every key ever seen.
+          const idleBefore = now() - IDLE_MS;
+          for (const m of [keys, users])
+            for (const [id, c] of m) if (!c.pending && !c.reserved && c.lastUsed < idleBefore) m.delete(id);
+          release();
+        },
+        aborted: release,
+      };
+    },
+
+    stats: () => ({ keys: keys.size, users: users.size }),
+  };
+}
+
+export type Counters = ReturnType<typeof createCounters>;

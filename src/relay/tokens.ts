@@ -42,7 +42,13 @@ function imageTokens(content: unknown): number {
   return n;
 }
 
-export const countText = (s: string) => (s ? countTokens(s) : 0);
+/**
+ * A client's text is text: "<|endoftext|>" in a prompt counts as the characters it is, rather
+ * than throwing (gpt-tokenizer refuses special tokens by default, which failed the request).
+ */
+const AS_TEXT = { disallowedSpecial: new Set<string>() };
+
+export const countText = (s: string) => (s ? countTokens(s, AS_TEXT) : 0);
 
 export function countChatPrompt(messages: unknown[], extra?: unknown): number {
   let n = REPLY_PRIMING;

@@ -178,16 +178,27 @@ export function createRelay(s: Services) {
       );
   }
 
+  /** The exact local prompt count (tokenizing now if admission used the bound); replaces the bound. */
+  function exactPromptTokens(r: IngressRequest): number {
+    if (r.exactPromptTokens) {
+      r.promptTokens = r.exactPromptTokens();
+      r.exactPromptTokens = undefined;
+    }
+    return r.promptTokens;
+  }
+
   // ── 4. reserve the worst-case cost against key quota and account balance ─────────────
   async function reserve(key: VerifiedKey, r: IngressRequest, bill: (u: CanonicalUsage) => number) {
-    const worst = bill({
-      input: r.promptTokens,
-      cacheRead: 0,
-      cacheWrite: 0,
-      output: r.maxOutputTokens,
-      reasoning: 0,
-    });
-    const res = await s.ledger.reserve(key.id, key.userId, key.quotaNano, worst);
+    const worstFor = (input: number) =>
+      bill({ input, cacheRead: 0, cacheWrite: 0, output: r.maxOutputTokens, reasoning: 0 });
+    let worst = worstFor(r.promptTokens);
+    let res = await s.ledger.reserve(key.id, key.userId, key.quotaNano, worst);
+    // A long prompt is admitted on a cheap upper bound; only when that would be refused is it
+    // tokenized, and the request judged on its exact count (as it always was).
+    if (!res.ok && r.exactPromptTokens) {
+      worst = worstFor(exactPromptTokens(r));
+      res = await s.ledger.reserve(key.id, key.userId, key.quotaNano, worst);
+    }
     if (!res.ok) {
       const what = res.reason === 'key_quota' ? "this API key's quota" : 'the account balance';
       throw new AppError(
@@ -211,7 +222,7 @@ export function createRelay(s: Services) {
         estimated: false,
       };
     }
-    const input = reported ?? { input: r.promptTokens, cacheRead: 0, cacheWrite: 0 };
+    const input = reported ?? { input: exactPromptTokens(r), cacheRead: 0, cacheWrite: 0 };
     return {
       usage: {
         input: input.input,

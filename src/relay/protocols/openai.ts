@@ -20,7 +20,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { countChatPrompt, countInputs } from '../tokens.js';
+import { EXACT_COUNT_BELOW, chatPromptBound, countChatPrompt, countInputs } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 
 type Json = Record<string, unknown>;
@@ -80,12 +80,20 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
   const so = body.stream_options;
   const clientWantsUsage = stream && isObject(so) && so.include_usage === true;
   let promptTokens: number;
+  let exactPromptTokens: (() => number) | undefined;
   let maxOutputTokens = 0;
   let impliedOutputCap: number | null = null;
   if (operation === 'generate') {
     if (!Array.isArray(body.messages) || body.messages.length === 0)
       throw bad('"messages" must be a non-empty array', 'messages');
-    promptTokens = countChatPrompt(body.messages, body.tools ?? body.functions);
+    const messages = body.messages;
+    const extra = body.tools ?? body.functions;
+    const bound = chatPromptBound(messages, extra);
+    if (bound < EXACT_COUNT_BELOW) promptTokens = countChatPrompt(messages, extra);
+    else {
+      promptTokens = bound;
+      exactPromptTokens = () => countChatPrompt(messages, extra);
+    }
     const own = positiveInt(body, 'max_completion_tokens') ?? positiveInt(body, 'max_tokens');
     if (own === undefined) impliedOutputCap = defaultMaxOutput;
     maxOutputTokens = (own ?? defaultMaxOutput) * (positiveInt(body, 'n') ?? 1);
@@ -111,6 +119,7 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
     maxOutputTokens,
     impliedOutputCap,
     promptTokens,
+    ...(exactPromptTokens ? { exactPromptTokens } : {}),
     body,
   };
 }

@@ -23,7 +23,7 @@ import { createAnthropicTransport } from './providers/anthropic.js';
 import { createGeminiTransport } from './providers/gemini.js';
 import { createOpenAITransport } from './providers/openai.js';
 import { mockTransport } from './providers/mock.js';
-import { type ChannelTransport, UpstreamFailure } from './providers/transport.js';
+import { AttemptSignal, type ChannelTransport, UpstreamFailure } from './providers/transport.js';
 import { readAll, scrubCredential, upstreamErrorCode } from './upstream-body.js';
 import { relayPlain } from './answer.js';
 import { relayStream } from './stream.js';
@@ -375,7 +375,7 @@ export function createRelay(s: Services) {
     };
 
     // The client may leave at any point: abort whichever upstream attempt is running.
-    let attempt: AbortController | null = null;
+    let attempt: AttemptSignal | null = null;
     reply.raw.on('close', () => {
       if (reply.raw.writableFinished) return;
       call.clientGone = true;
@@ -396,9 +396,9 @@ export function createRelay(s: Services) {
         .filter((c) => protocolsOf(c, r).length > 0);
       for (const channel of candidates.slice(0, s.config.maxUpstreamAttempts)) {
         if (call.clientGone) break;
-        attempt = new AbortController();
+        attempt = new AttemptSignal();
         const startedAt = performance.now();
-        const result = await tryChannel(call, channel, attempt.signal);
+        const result = await tryChannel(call, channel, attempt);
         if (result.answered) {
           s.channels.reportSuccess(channel);
           return;
@@ -447,7 +447,11 @@ export function createRelay(s: Services) {
   }
 
   // ── 6. forward / convert: one attempt on one channel ─────────────────────────────────────
-  async function tryChannel(call: RelayCall, channel: Channel, signal: AbortSignal): Promise<AttemptResult> {
+  async function tryChannel(
+    call: RelayCall,
+    channel: Channel,
+    signal: AttemptSignal,
+  ): Promise<AttemptResult> {
     const { req, reply, r, ingress } = call;
     const protocols = protocolsOf(channel, r);
     // Same protocol in and out: the client's body goes as sent. Otherwise: translate.

@@ -83,6 +83,21 @@ describe('openai stream decoder: the content fast path', () => {
     expect(wholeParses).toBeLessThanOrEqual(frames.length - 7);
   });
 
+  it('takes the fast path on OpenAI\'s include_usage shape ("usage":null in every chunk)', () => {
+    const withNull = (lit: string) => frame(head + lit + tail.replace(/}$/, ',"usage":null}'));
+    const d = openaiCodec.streamDecoder(r);
+    d.feed(first);
+    d.feed(withNull('"one"'));
+    const parse = vi.spyOn(JSON, 'parse');
+    expect(d.feed(withNull('"two"')).events).toEqual([{ type: 'text', text: 'two' }]);
+    expect(parse.mock.calls.some((c) => String(c[0]).startsWith('{'))).toBe(false);
+    const last = frame(
+      '{"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini","system_fingerprint":"fp","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}}',
+    );
+    expect(d.feed(last)).toEqual(reference(last));
+    expect(d.usage?.output).toBe(2);
+  });
+
   it('a garbled chunk with a learned shape still breaks the stream', () => {
     const d = openaiCodec.streamDecoder(r);
     d.feed(first);

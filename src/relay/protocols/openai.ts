@@ -511,16 +511,12 @@ interface ContentShape {
 }
 
 const CONTENT_KEY = '"delta":{"content":';
-/** Keys whose presence anywhere outside the content string rules a shape out. */
-const SHAPE_EXCLUDES = [
-  '"usage"',
-  '"error"',
-  '"tool_calls"',
-  'reasoning',
-  '"text"',
-  '"content"',
-  '"function',
-];
+/**
+ * Keys whose presence anywhere outside the content string rules a shape out. (`"usage":null`,
+ * which OpenAI sends in every chunk of a stream with include_usage, is fine: the part outside
+ * the string is byte-identical to the learning chunk's, which decoded to no usage.)
+ */
+const SHAPE_EXCLUDES = ['"error"', '"tool_calls"', 'reasoning', '"text"', '"content"', '"function'];
 
 const occurrences = (s: string, sub: string) => {
   let n = 0;

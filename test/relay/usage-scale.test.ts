@@ -126,12 +126,16 @@ describe.each(backends())('usage and logs at scale [%s]', (backend) => {
       let lastCost = Number.POSITIVE_INFINITY;
       let pages = 0;
       do {
-        const r: { status: number; body: any } = await s.api(
+        type Page = {
+          data: Array<{ key_id: number; key_name: string; cost: number }>;
+          next_cursor: string | null;
+        };
+        const r: { status: number; body: Page } = await s.api(
           'GET',
           `/api/usage?group_by=key&${range}&limit=10000${cursor ? `&cursor=${cursor}` : ''}`,
         );
         expect(r.status, label).toBe(200);
-        for (const row of r.body.data as Array<{ key_id: number; key_name: string; cost: number }>) {
+        for (const row of r.body.data) {
           expect(row.cost).toBeLessThanOrEqual(lastCost);
           lastCost = row.cost;
           expect(row.key_name).toMatch(/^k\d+$/);

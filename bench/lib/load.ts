@@ -8,14 +8,52 @@ export interface Scenario {
   id: string;
   stream: boolean;
   connections: number;
+  /**
+   * The client's wire protocol. `anthropic` sends `POST /v1/messages` to a gateway whose channel
+   * speaks OpenAI (the translation path); only targets with `translates` run it, and its
+   * ratios are taken against the floor's OpenAI pass-through in `floor` (same round).
+   */
+  protocol: 'openai' | 'anthropic';
+  floor: string;
 }
 
 export const SCENARIOS: Scenario[] = [
-  { id: 'plain-c1', stream: false, connections: 1 },
-  { id: 'plain-c50', stream: false, connections: 50 },
-  { id: 'stream-c1', stream: true, connections: 1 },
-  { id: 'stream-c50', stream: true, connections: 50 },
+  { id: 'plain-c1', stream: false, connections: 1, protocol: 'openai', floor: 'plain-c1' },
+  { id: 'plain-c50', stream: false, connections: 50, protocol: 'openai', floor: 'plain-c50' },
+  { id: 'stream-c1', stream: true, connections: 1, protocol: 'openai', floor: 'stream-c1' },
+  { id: 'stream-c50', stream: true, connections: 50, protocol: 'openai', floor: 'stream-c50' },
+  { id: 'msgs-plain-c50', stream: false, connections: 50, protocol: 'anthropic', floor: 'plain-c50' },
+  { id: 'msgs-stream-c50', stream: true, connections: 50, protocol: 'anthropic', floor: 'stream-c50' },
 ];
+
+/** Does this target run this scenario? (Only translating gateways take Anthropic requests to an OpenAI channel.) */
+export const runs = (t: Target, s: Scenario) => s.protocol === 'openai' || t.translates === true;
+
+export const scenarioPath = (s: Pick<Scenario, 'protocol'>) =>
+  s.protocol === 'anthropic' ? '/v1/messages' : '/v1/chat/completions';
+
+/** Anthropic Messages: the same prompt and cap, in Anthropic's shape. */
+export const messagesBody = (stream: boolean) =>
+  JSON.stringify({
+    model: MODEL,
+    max_tokens: 16,
+    messages: [{ role: 'user', content: 'Hello, mole! Say something short.' }],
+    ...(stream ? { stream: true } : {}),
+  });
+
+export const bodyFor = (s: Pick<Scenario, 'protocol' | 'stream'>) =>
+  s.protocol === 'anthropic' ? messagesBody(s.stream) : requestBody(s.stream);
+
+export const headersFor = (t: Target, s: Pick<Scenario, 'protocol'>) =>
+  s.protocol === 'anthropic' ? { ...t.headers, 'anthropic-version': '2023-06-01' } : t.headers;
+
+/** An Anthropic answer: a message with usage, or an SSE stream that ends with message_stop. */
+export function verifierFor(s: Pick<Scenario, 'protocol' | 'stream'>): (body: string) => boolean {
+  if (s.protocol === 'openai') return verifier(s.stream);
+  return s.stream
+    ? (b) => b.includes('event: message_start') && /event: message_stop\ndata: [^\n]*\n\n$/.test(b)
+    : (b) => b.includes('"type":"message"') && b.includes('"usage"') && b.includes('"end_turn"');
+}
 
 export const requestBody = (stream: boolean) =>
   JSON.stringify({
@@ -68,14 +106,14 @@ export async function measure(
   const u0 = cpuMicros(upstreamPid);
   const w0 = performance.now();
   const r = await autocannon({
-    url: t.url + '/v1/chat/completions',
+    url: t.url + scenarioPath(s),
     method: 'POST',
-    headers: t.headers,
-    body: requestBody(s.stream),
+    headers: headersFor(t, s),
+    body: bodyFor(s),
     connections: s.connections,
     duration: seconds,
     timeout: 10,
-    verifyBody: verifier(s.stream),
+    verifyBody: verifierFor(s),
   });
   const wall = (performance.now() - w0) / 1000;
   const c1 = cpuMicros(pid);
@@ -107,10 +145,10 @@ export async function measure(
 /** A short unmeasured run so every server is JIT-warm and has its pools open. */
 export async function warm(t: Target, s: Scenario, seconds: number): Promise<void> {
   await autocannon({
-    url: t.url + '/v1/chat/completions',
+    url: t.url + scenarioPath(s),
     method: 'POST',
-    headers: t.headers,
-    body: requestBody(s.stream),
+    headers: headersFor(t, s),
+    body: bodyFor(s),
     connections: s.connections,
     duration: seconds,
     timeout: 10,

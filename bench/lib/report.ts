@@ -62,12 +62,17 @@ export function summarize(ms: Measurement[], targets: string[]): Summary[] {
     const rounds = [...new Set(ms.filter((m) => m.scenario === s.id).map((m) => m.round))];
     const at = (target: string, round: number) =>
       ms.find((m) => m.target === target && m.scenario === s.id && m.round === round);
+    // The floor (and the peer) only run OpenAI scenarios: a translated row is compared with
+    // their pass-through of the same shape in the same round.
+    const ref = (target: string, round: number) =>
+      ms.find((m) => m.target === target && m.scenario === s.floor && m.round === round);
     for (const t of targets) {
       const mine = ms.filter((m) => m.target === t && m.scenario === s.id);
       if (mine.length === 0) continue;
-      const ratio = (other: string) => rounds.map((r) => (at(t, r)?.rps ?? NaN) / (at(other, r)?.rps ?? NaN));
+      const ratio = (other: string) =>
+        rounds.map((r) => (at(t, r)?.rps ?? NaN) / (ref(other, r)?.rps ?? NaN));
       const cpuRatio = rounds.map(
-        (r) => (at(t, r)?.serverCpuUsPerReq ?? NaN) / (at('bare', r)?.serverCpuUsPerReq ?? NaN),
+        (r) => (at(t, r)?.serverCpuUsPerReq ?? NaN) / (ref('bare', r)?.serverCpuUsPerReq ?? NaN),
       );
       const rb = ratio('bare');
       out.push({
@@ -147,6 +152,28 @@ export function headlineTable(r: RunResult): string {
         })
         .join(' | ') +
       ' |\n';
+  }
+  const tr = r.summary.filter((x) => x.scenario.startsWith('msgs-'));
+  if (tr.length) {
+    md +=
+      "\nTranslation path: Anthropic Messages in (`POST /v1/messages`) → an OpenAI channel, 50 connections; ratios against the floor's OpenAI pass-through of the same shape (plain / stream) in the same round, and against MoleAPI's own pass-through:\n\n";
+    md += '| target | scenario | req/s | × bare | × own pass-through | server CPU µs/req | CPU × bare |\n';
+    md += '| --- | --- | ---: | ---: | ---: | ---: | ---: |\n';
+    for (const s of tr) {
+      const own = get(s.target, s.scenario.replace(/^msgs-/, ''));
+      md += `| ${s.target} | ${s.scenario} | ${fmt(s.rps)} | **${x(s.ratioToBare)}** | ${own ? x(s.rps / own.rps) : '–'} | ${fmt(s.serverCpuUsPerReq)} | ${x(s.cpuRatioToBare)} |\n`;
+    }
+  }
+  const direct = r.summary.filter((x) => x.target === 'direct');
+  if (direct.length) {
+    md += `\nThe mock upstream is not the bottleneck: measured directly (no proxy) it serves ${direct
+      .map(
+        (d) =>
+          `${d.scenario} ${fmt(d.rps)} req/s (${x(d.ratioToBare)} the floor) at ${fmt(d.serverCpuUsPerReq)} µs CPU/req`,
+      )
+      .join(
+        '; ',
+      )}. Its CPU per request while serving each proxy is the "upstream CPU µs/req" column below.\n`;
   }
   return md;
 }

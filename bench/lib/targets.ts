@@ -1,9 +1,10 @@
 // The servers a benchmark run starts, each in its own process on 127.0.0.1:
 //   mock upstream  → test/mock-provider/cli.ts in its own process
-//   bare proxy     → bench/bare-proxy.ts (the floor)
+//   bare proxy     → bench/bare-proxy.mjs (the floor; the same as ../shared/bench/bare-proxy.mjs)
+//   direct         → the mock itself (what the upstream alone serves; not a proxy)
 //   MoleAPI        → the compiled gateway (node <build>/main.js), provisioned over its API
 //   Portkey        → bench/node_modules/@portkey-ai/gateway/build/start-server.js
-import { mkdtempSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, existsSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,8 @@ export interface Target {
   /** Base URL; the relay path is `${url}/v1/chat/completions`. */
   url: string;
   headers: Record<string, string>;
+  /** Takes Anthropic Messages requests and serves them from an OpenAI channel (MoleAPI). */
+  translates?: boolean;
 }
 
 export function tmpDir(prefix: string): string {
@@ -46,23 +49,30 @@ export async function startMock(
 
 export async function startBare(mockUrl: string): Promise<Target> {
   const origin = new URL(mockUrl).origin;
+  const port = await freePort();
   const server = await startServer({
     name: 'bare',
     cmd: process.execPath,
-    args: [
-      ...TSX,
-      path.join(BENCH_DIR, 'bare-proxy.ts'),
-      '--upstream',
-      origin,
-      '--port',
-      '0',
-      '--host',
-      '127.0.0.1',
-    ],
+    args: [path.join(BENCH_DIR, 'bare-proxy.mjs'), String(port), origin],
     cwd: REPO,
-    readyRegex: /bare proxy listening on (http:\/\/\S+)/,
+    readyRegex: /^(ready)$/m,
   });
-  return { name: 'bare', server, url: server.ready, headers: { 'content-type': 'application/json' } };
+  return {
+    name: 'bare',
+    server,
+    url: `http://127.0.0.1:${port}`,
+    headers: { 'content-type': 'application/json' },
+  };
+}
+
+/** The mock upstream measured directly (no proxy): shows it is not the bottleneck. Not stopped separately. */
+export function directTarget(mock: Server & { url: string }): Target {
+  return {
+    name: 'direct',
+    server: mock,
+    url: new URL(mock.url).origin,
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${UPSTREAM_KEY}` },
+  };
 }
 
 /**
@@ -83,6 +93,11 @@ export async function buildMole(log: (s: string) => void = () => {}): Promise<st
       `warning: tsc reported errors while compiling src/ (using the emitted JS anyway):\n${String(e).slice(0, 1500)}`,
     );
   }
+  // bench/node_modules holds the benchmark's own packages (Portkey brings other versions of
+  // zod, hono, …): the gateway must resolve the project's, so bench/.build gets a
+  // node_modules link to the root one, found before bench/node_modules.
+  const link = path.join(BENCH_DIR, '.build', 'node_modules');
+  if (!existsSync(link)) symlinkSync(path.join(REPO, 'node_modules'), link, 'dir');
   const main = path.join(out, 'main.js');
   if (!existsSync(main)) throw new Error(`build produced no ${main}`);
   return main;
@@ -167,6 +182,7 @@ export async function startMole(
     dataDir,
     keyId: key.id,
     userId: user.id,
+    translates: true,
     headers: { 'content-type': 'application/json', authorization: `Bearer ${key.key}` },
   };
 }
@@ -178,8 +194,17 @@ export async function moleUsage(url: string, keyId: number): Promise<{ requests:
   return { requests: row?.requests ?? 0, cost: row?.cost ?? 0 };
 }
 
+export const PORTKEY_ENTRY = path.join(
+  BENCH_DIR,
+  'node_modules',
+  '@portkey-ai',
+  'gateway',
+  'build',
+  'start-server.js',
+);
+
 export async function startPortkey(mockUrl: string): Promise<Target> {
-  const entry = path.join(BENCH_DIR, 'node_modules', '@portkey-ai', 'gateway', 'build', 'start-server.js');
+  const entry = PORTKEY_ENTRY;
   const port = await freePort();
   // Portkey binds every interface on --port; we only ever send it loopback traffic.
   const server = await startServer({

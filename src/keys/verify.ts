@@ -63,14 +63,55 @@ export interface KeyVerifierStats {
   dbLookups: number;
   /** Presented secrets without our checksum that matched an imported key's hash. */
   importedMatches: number;
+  /** Cache entries looked at while handling invalidations (O(entries of that key or user), never the whole cache). */
+  invalidationTouched: number;
 }
 
 export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts: { cacheSize: number }) {
-  const cache = new LRUCache<string, CachedKey>({ max: opts.cacheSize });
+  // Which cached hashes belong to a key, and which cached keys to a user, so dropping a key
+  // or a user touches only its own entries. Kept in step by the LRU's dispose hook (called
+  // on delete, eviction and overwrite).
+  const hashesByKey = new Map<number, Set<string>>();
+  const keysByUser = new Map<number, Set<number>>();
+  const unindex = (hash: string, v: CachedKey) => {
+    const hs = hashesByKey.get(v.id);
+    if (!hs) return;
+    hs.delete(hash);
+    if (hs.size > 0) return;
+    hashesByKey.delete(v.id);
+    const ks = keysByUser.get(v.userId);
+    if (!ks) return;
+    ks.delete(v.id);
+    if (ks.size === 0) keysByUser.delete(v.userId);
+  };
+  const index = (hash: string, v: CachedKey) => {
+    let hs = hashesByKey.get(v.id);
+    if (!hs) {
+      hs = new Set();
+      hashesByKey.set(v.id, hs);
+    }
+    hs.add(hash);
+    let ks = keysByUser.get(v.userId);
+    if (!ks) {
+      ks = new Set();
+      keysByUser.set(v.userId, ks);
+    }
+    ks.add(v.id);
+  };
+  const cache = new LRUCache<string, CachedKey>({
+    max: opts.cacheSize,
+    dispose: (v, hash) => unindex(hash, v),
+  });
   /** Well-formed but unknown hashes, briefly, so a flood of made-up keys cannot hammer the DB. */
   const unknown = new LRUCache<string, true>({ max: 10_000, ttl: 30_000 });
   const inflight = new Map<string, Promise<CachedKey | null>>();
-  const stats: KeyVerifierStats = { hits: 0, misses: 0, dbLookups: 0, importedMatches: 0 };
+  const stats: KeyVerifierStats = {
+    hits: 0,
+    misses: 0,
+    dbLookups: 0,
+    importedMatches: 0,
+    invalidationTouched: 0,
+  };
   /** SHA-256 of every live imported secret: the only checksum-less strings worth a lookup. */
   let imported = new Set<string>();
   let importedLoads = 0;
@@ -84,6 +125,14 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
     // A failed reload keeps the previous set (its keys stay usable); the next announcement retries.
     loadImported().catch(() => {});
   };
+  const dropKey = (keyId: number) => {
+    const hs = hashesByKey.get(keyId);
+    if (!hs) return;
+    for (const h of [...hs]) {
+      stats.invalidationTouched++;
+      cache.delete(h);
+    }
+  };
   const lastUse = new Map<number, { at: number; ip: string }>();
   let generation = 0;
 
@@ -93,13 +142,15 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
     if (msg.kind === 'key') {
       generation++;
       for (const h of msg.hashes) {
+        stats.invalidationTouched++;
         cache.delete(h);
         unknown.delete(h);
       }
-      for (const [h, v] of cache.entries()) if (v.id === msg.keyId) cache.delete(h);
+      dropKey(msg.keyId);
     } else if (msg.kind === 'user') {
       generation++;
-      for (const [h, v] of cache.entries()) if (v.userId === msg.userId) cache.delete(h);
+      const ks = keysByUser.get(msg.userId);
+      if (ks) for (const id of [...ks]) dropKey(id);
     }
   });
 
@@ -130,7 +181,10 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
       graceUntil: isPrev ? Number(row.prev_key_expires_at ?? 0) : null,
     };
     // A change announced while we were reading may have been missed by this row: don't cache it.
-    if (startGen === generation) cache.set(hash, entry);
+    if (startGen === generation) {
+      cache.set(hash, entry);
+      index(hash, entry);
+    }
     return entry;
   }
 
@@ -195,6 +249,9 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
     },
 
     cacheSize: () => cache.size,
+
+    /** Sizes of the invalidation indexes (for tests: they must shrink with the cache). */
+    indexSizes: () => ({ keys: hashesByKey.size, users: keysByUser.size }),
   };
 }
 

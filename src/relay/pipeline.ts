@@ -23,7 +23,7 @@ import { createAnthropicTransport } from './providers/anthropic.js';
 import { createGeminiTransport } from './providers/gemini.js';
 import { createOpenAITransport } from './providers/openai.js';
 import { mockTransport } from './providers/mock.js';
-import { type ChannelTransport, UpstreamFailure } from './providers/transport.js';
+import { AttemptSignal, type ChannelTransport, UpstreamFailure } from './providers/transport.js';
 import { readAll, scrubCredential, upstreamErrorCode } from './upstream-body.js';
 import { relayPlain } from './answer.js';
 import { relayStream } from './stream.js';
@@ -187,16 +187,27 @@ export function createRelay(s: Services) {
       );
   }
 
+  /** The exact local prompt count (tokenizing now if admission used the bound); replaces the bound. */
+  function exactPromptTokens(r: IngressRequest): number {
+    if (r.exactPromptTokens) {
+      r.promptTokens = r.exactPromptTokens();
+      r.exactPromptTokens = undefined;
+    }
+    return r.promptTokens;
+  }
+
   // ── 4. reserve the worst-case cost against key quota and account balance ─────────────
   async function reserve(key: VerifiedKey, r: IngressRequest, bill: (u: CanonicalUsage) => number) {
-    const worst = bill({
-      input: r.promptTokens,
-      cacheRead: 0,
-      cacheWrite: 0,
-      output: r.maxOutputTokens,
-      reasoning: 0,
-    });
-    const res = await s.ledger.reserve(key.id, key.userId, key.quotaNano, worst);
+    const worstFor = (input: number) =>
+      bill({ input, cacheRead: 0, cacheWrite: 0, output: r.maxOutputTokens, reasoning: 0 });
+    let worst = worstFor(r.promptTokens);
+    let res = await s.ledger.reserve(key.id, key.userId, key.quotaNano, worst);
+    // A long prompt is admitted on a cheap upper bound; only when that would be refused is it
+    // tokenized, and the request judged on its exact count (as it always was).
+    if (!res.ok && r.exactPromptTokens) {
+      worst = worstFor(exactPromptTokens(r));
+      res = await s.ledger.reserve(key.id, key.userId, key.quotaNano, worst);
+    }
     if (!res.ok) {
       const what = res.reason === 'key_quota' ? "this API key's quota" : 'the account balance';
       throw new AppError(
@@ -220,7 +231,7 @@ export function createRelay(s: Services) {
         estimated: false,
       };
     }
-    const input = reported ?? { input: r.promptTokens, cacheRead: 0, cacheWrite: 0 };
+    const input = reported ?? { input: exactPromptTokens(r), cacheRead: 0, cacheWrite: 0 };
     return {
       usage: {
         input: input.input,
@@ -375,7 +386,7 @@ export function createRelay(s: Services) {
     };
 
     // The client may leave at any point: abort whichever upstream attempt is running.
-    let attempt: AbortController | null = null;
+    let attempt: AttemptSignal | null = null;
     reply.raw.on('close', () => {
       if (reply.raw.writableFinished) return;
       call.clientGone = true;
@@ -396,9 +407,9 @@ export function createRelay(s: Services) {
         .filter((c) => protocolsOf(c, r).length > 0);
       for (const channel of candidates.slice(0, s.config.maxUpstreamAttempts)) {
         if (call.clientGone) break;
-        attempt = new AbortController();
+        attempt = new AttemptSignal();
         const startedAt = performance.now();
-        const result = await tryChannel(call, channel, attempt.signal);
+        const result = await tryChannel(call, channel, attempt);
         if (result.answered) {
           s.channels.reportSuccess(channel);
           return;
@@ -447,7 +458,11 @@ export function createRelay(s: Services) {
   }
 
   // ── 6. forward / convert: one attempt on one channel ─────────────────────────────────────
-  async function tryChannel(call: RelayCall, channel: Channel, signal: AbortSignal): Promise<AttemptResult> {
+  async function tryChannel(
+    call: RelayCall,
+    channel: Channel,
+    signal: AttemptSignal,
+  ): Promise<AttemptResult> {
     const { req, reply, r, ingress } = call;
     const protocols = protocolsOf(channel, r);
     // Same protocol in and out: the client's body goes as sent. Otherwise: translate.

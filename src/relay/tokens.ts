@@ -42,7 +42,13 @@ function imageTokens(content: unknown): number {
   return n;
 }
 
-export const countText = (s: string) => (s ? countTokens(s) : 0);
+/**
+ * A client's text is text: "<|endoftext|>" in a prompt counts as the characters it is, rather
+ * than throwing (gpt-tokenizer refuses special tokens by default, which failed the request).
+ */
+const AS_TEXT = { disallowedSpecial: new Set<string>() };
+
+export const countText = (s: string) => (s ? countTokens(s, AS_TEXT) : 0);
 
 export function countChatPrompt(messages: unknown[], extra?: unknown): number {
   let n = REPLY_PRIMING;
@@ -73,3 +79,32 @@ export function countInputs(input: unknown): number {
   }
   return 0;
 }
+
+// ── a free upper bound, for admission ─────────────────────────────────────────────────────
+// Every o200k token stands for at least one UTF-8 byte of its text, so a text's byte length
+// is never below its token count. The bound has the shape of countChatPrompt with each count
+// replaced by that byte length: never below the exact count, and it costs no tokenizing.
+
+const bytes = (s: string) => (s ? Buffer.byteLength(s, 'utf8') : 0);
+
+/** ≥ countChatPrompt(messages, extra), always; in time linear in the text with no tokenizing. */
+export function chatPromptBound(messages: unknown[], extra?: unknown): number {
+  let n = REPLY_PRIMING;
+  for (const m of messages) {
+    n += PER_MESSAGE;
+    if (m && typeof m === 'object') {
+      const msg = m as Record<string, unknown>;
+      n += bytes(textOf(msg.content)) + imageTokens(msg.content);
+      if (typeof msg.name === 'string') n += PER_NAME + bytes(msg.name);
+      if (msg.tool_calls !== undefined) n += bytes(JSON.stringify(msg.tool_calls) ?? '');
+    }
+  }
+  if (extra !== undefined) n += bytes(JSON.stringify(extra) ?? '');
+  return n;
+}
+
+/**
+ * Prompts whose bound is below this are counted exactly at once (a few µs); longer ones are
+ * admitted on the bound and counted only if the bound would be refused or an estimate needs it.
+ */
+export const EXACT_COUNT_BELOW = 512;

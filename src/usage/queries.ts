@@ -79,7 +79,8 @@ function applyFilter<O>(
   if (f.userId !== undefined) q = q.where('user_id', '=', f.userId);
   if (f.model !== undefined) q = q.where('model', '=', f.model);
   if (f.status === 'ok') q = q.where('status', '<', 400);
-  else if (f.status === 'error') q = q.where('status', '>=', 400);
+  // A literal, not a parameter: the partial index logs_errors (migration 0008) matches it.
+  else if (f.status === 'error') q = q.where(sql<boolean>`status >= 400`);
   else if (f.status !== undefined) q = q.where('status', '=', f.status);
   if (f.from !== undefined) q = q.where('created_at', '>=', f.from);
   if (f.to !== undefined) q = q.where('created_at', '<', f.to);
@@ -99,6 +100,9 @@ const isWholeDay = (ms: number | undefined) => ms === undefined || ms % DAY_MS =
 const dayString = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export type UsageGroup = 'day' | 'key' | 'model';
+
+/** Ids per key-name lookup: far below SQLite's (32,766) and PostgreSQL's (65,535) parameter limits. */
+const NAME_CHUNK = 1000;
 
 export function createUsageQueries(
   db: Db,
@@ -164,7 +168,14 @@ export function createUsageQueries(
       }
     },
 
-    async usage(groupBy: UsageGroup, f: Omit<LogFilter, 'status'>) {
+    /**
+     * Sums per day, key or model, ordered (days ascending; keys and models by cost, then
+     * requests, descending), one page at a time: `page.offset` rows skipped, at most
+     * `page.limit` returned, and `next_cursor` (the next offset) while more remain. Key names
+     * are fetched for the page's keys only, in chunks, so no statement ever carries more ids
+     * than the database takes.
+     */
+    async usage(groupBy: UsageGroup, f: Omit<LogFilter, 'status'>, page?: { limit: number; offset: number }) {
       const col = groupBy === 'day' ? 'day' : groupBy === 'key' ? 'key_id' : 'model';
       type Agg = {
         group: string | number | null;
@@ -175,16 +186,22 @@ export function createUsageQueries(
         completion_tokens: number;
         cost_nano: number;
       };
+      const costDesc = sql`sum(cost_nano) desc`;
       let rows: Agg[];
       if (isWholeDay(f.from) && isWholeDay(f.to)) {
-        rows = (await rollupFor(f)
+        let q = rollupFor(f)
           .select((eb) => [
             eb.ref(col).as('group'),
             sql<number>`sum(requests)`.as('requests'),
             ...TOKEN_AND_COST_SUMS,
           ])
-          .groupBy(col)
-          .execute()) as Agg[];
+          .groupBy(col);
+        q =
+          groupBy === 'day'
+            ? q.orderBy(sql`day asc`)
+            : q.orderBy(costDesc).orderBy(sql`sum(requests) desc`).orderBy(sql.ref(col), 'asc');
+        if (page) q = q.limit(page.limit + 1).offset(page.offset);
+        rows = (await q.execute()) as Agg[];
       } else {
         const dayExpr =
           dialect === 'postgres'
@@ -196,19 +213,28 @@ export function createUsageQueries(
             : groupBy === 'key'
               ? sql<string>`cast(key_id as text)`
               : sql<string>`coalesce(model, '')`;
-        rows = (await applyFilter(db.selectFrom('logs'), f)
+        let q = applyFilter(db.selectFrom('logs'), f)
           .select((eb) => [
             groupExpr.as('group'),
             eb.fn.countAll<number>().as('requests'),
             ...TOKEN_AND_COST_SUMS,
           ])
-          .groupBy(groupExpr)
-          .execute()) as Agg[];
+          .groupBy(groupExpr);
+        q =
+          groupBy === 'day'
+            ? q.orderBy(sql`${groupExpr} asc`)
+            : q.orderBy(costDesc).orderBy(sql`count(*) desc`).orderBy(sql`${groupExpr} asc`);
+        if (page) q = q.limit(page.limit + 1).offset(page.offset);
+        rows = (await q.execute()) as Agg[];
       }
-      const names =
-        groupBy === 'key'
-          ? await keys.namesOf(rows.map((r) => Number(r.group)))
-          : new Map<number, { name: string; display: string }>();
+      const more = page !== undefined && rows.length > page.limit;
+      if (more) rows = rows.slice(0, page.limit);
+      const names = new Map<number, { name: string; display: string }>();
+      if (groupBy === 'key') {
+        const ids = rows.map((r) => Number(r.group));
+        for (let i = 0; i < ids.length; i += NAME_CHUNK)
+          for (const [id, named] of await keys.namesOf(ids.slice(i, i + NAME_CHUNK))) names.set(id, named);
+      }
       const data = rows.map((r) => ({
         ...(groupBy === 'day'
           ? { day: String(r.group) }
@@ -225,12 +251,7 @@ export function createUsageQueries(
         completion_tokens: Number(r.completion_tokens),
         cost: nanoToUsd(Number(r.cost_nano)),
       }));
-      if (groupBy === 'day')
-        data.sort((a, b) =>
-          String((a as { day: string }).day).localeCompare(String((b as { day: string }).day)),
-        );
-      else data.sort((a, b) => b.cost - a.cost || b.requests - a.requests);
-      return { data };
+      return { data, next_cursor: more ? String(page.offset + page.limit) : null };
     },
   };
 }

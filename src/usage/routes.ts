@@ -16,6 +16,8 @@ const filterFields = {
 };
 
 const CSV_MAX_ROWS = 200_000;
+const USAGE_DEFAULT_LIMIT = 1000;
+const USAGE_MAX_LIMIT = 10_000;
 
 // Answers (the OpenAPI document, and from it the console's types: web/src/api-types.ts).
 // format=csv answers text/csv instead.
@@ -182,14 +184,29 @@ export function registerUsageRoutes(
   route(app, {
     method: 'GET',
     url: '/api/usage',
-    summary: 'Requests, tokens and cost grouped by day (UTC), key or model',
+    summary: 'Requests, tokens and cost grouped by day (UTC), key or model; paginated (limit, cursor)',
     tags: ['usage'],
     auth: 'any',
-    query: z.object({ ...filterFields, group_by: z.enum(['day', 'key', 'model']).default('day') }).strict(),
-    response: z.object({ data: z.array(UsageRowSchema) }).meta({ title: 'UsageList' }),
+    query: z
+      .object({
+        ...filterFields,
+        group_by: z.enum(['day', 'key', 'model']).default('day'),
+        // JSON pages hold at most `limit` groups (default 1000); `next_cursor` asks for the next.
+        // A CSV export holds every group (up to 200,000) unless `limit` is given.
+        limit: z.coerce.number().int().min(1).max(USAGE_MAX_LIMIT).optional(),
+        cursor: zCursor,
+      })
+      .strict(),
+    response: z
+      .object({ data: z.array(UsageRowSchema), next_cursor: z.string().nullable() })
+      .meta({ title: 'UsageList' }),
     handler: async ({ query, principal, reply }) => {
       await deps.flush();
-      const result = await deps.usage.usage(query.group_by, toFilter(query, principal));
+      const limit = query.limit ?? (query.format === 'csv' ? CSV_MAX_ROWS : USAGE_DEFAULT_LIMIT);
+      const result = await deps.usage.usage(query.group_by, toFilter(query, principal), {
+        limit,
+        offset: query.cursor ?? 0,
+      });
       if (query.format === 'csv') {
         const first = query.group_by === 'key' ? ['key_id', 'key_name'] : [query.group_by];
         const cols = [...first, 'requests', 'prompt_tokens', 'cached_tokens', 'completion_tokens', 'cost'];

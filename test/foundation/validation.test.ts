@@ -314,7 +314,7 @@ describe.each(backends())('input validation [%s]', (backend) => {
         'format',
         'totals',
       ],
-      '/api/usage': ['key_id', 'user_id', 'model', 'from', 'to', 'group_by', 'format'],
+      '/api/usage': ['key_id', 'user_id', 'model', 'from', 'to', 'group_by', 'format', 'limit', 'cursor'],
       '/api/models': ['group'],
     };
     const values = [

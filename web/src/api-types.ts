@@ -267,6 +267,7 @@ export interface Session {
 
 export interface UsageList {
   data: UsageRow[];
+  next_cursor: string | null;
 }
 
 export interface UsageRow {

@@ -30,6 +30,12 @@ export interface IngressRequest {
   stream: boolean;
   /** Prompt tokens counted locally: admission's upper bound, and the estimate's input. */
   promptTokens: number;
+  /**
+   * Set when `promptTokens` is only a cheap upper bound (a long prompt, not yet tokenized):
+   * the exact local count, computed on demand. The relay uses it where the bound would refuse
+   * a request or an estimate needs the real number (`exactPromptTokens` in pipeline.ts).
+   */
+  exactPromptTokens?: () => number;
   /** Output cap for admission: the request's own, else the configured default. */
   maxOutputTokens: number;
   /** Set when the client gave no output cap: the default we admitted with, sent upstream too. */

@@ -2,6 +2,7 @@
 // A transport speaks one or more wire protocols natively; the pipeline sends it a body
 // already in one of them (pass-through or translated by a codec) and reads the answer back
 // with that protocol's codec.
+import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Channel } from '../../channels/service.js';
 import type { Operation, Protocol } from '../canonical.js';
@@ -15,7 +16,7 @@ export interface UpstreamCall {
   model: string;
   body: unknown;
   stream: boolean;
-  signal: AbortSignal;
+  signal: AbortSignal | AttemptSignal;
   /** Client headers allowed through (pass-through only). */
   headers: Record<string, string>;
 }
@@ -24,6 +25,23 @@ export interface UpstreamResponse {
   status: number;
   /** The upstream's bytes in `call.protocol`: JSON for plain answers, SSE for streams. */
   body: Readable;
+}
+
+/**
+ * Aborts one upstream attempt. undici takes an EventEmitter with `aborted` and `reason` as a
+ * request's signal; this costs a fraction of an AbortController (and its EventTarget
+ * listeners) per attempt, and aborts with the same reason an AbortController gives.
+ */
+export class AttemptSignal extends EventEmitter {
+  aborted = false;
+  reason: unknown = undefined;
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = new DOMException('This operation was aborted', 'AbortError');
+    this.emit('abort');
+  }
 }
 
 /** Thrown for failures that never produced an HTTP answer. */

@@ -1,0 +1,113 @@
+// The admission bound is never below the exact o200k count: a text's UTF-8 byte length is at
+// least its token count (every token stands for one byte or more), whatever the script.
+import { describe, expect, it } from 'vitest';
+import { openaiCodec } from './protocols/openai.js';
+import { EXACT_COUNT_BELOW, chatPromptBound, countChatPrompt, countText } from './tokens.js';
+
+/** Deterministic pseudo-random code points from every plane we care about. */
+function randomText(seed: number, len: number): string {
+  let x = seed;
+  const next = () => {
+    x = (x * 1103515245 + 12345) & 0x7fffffff;
+    return x;
+  };
+  const ranges: Array<[number, number]> = [
+    [0x20, 0x7e], // ASCII
+    [0x00, 0x1f], // controls
+    [0xa0, 0x24f], // Latin
+    [0x400, 0x4ff], // Cyrillic
+    [0x600, 0x6ff], // Arabic
+    [0x900, 0x97f], // Devanagari
+    [0x3040, 0x30ff], // kana
+    [0x4e00, 0x9fff], // CJK
+    [0xac00, 0xd7a3], // Hangul
+    [0x1f300, 0x1faff], // emoji
+    [0x20000, 0x2a6df], // CJK extension B
+    [0x300, 0x36f], // combining marks
+  ];
+  let s = '';
+  for (let i = 0; i < len; i++) {
+    const [a, b] = ranges[next() % ranges.length]!;
+    s += String.fromCodePoint(a + (next() % (b - a + 1)));
+  }
+  return s;
+}
+
+const SAMPLES = [
+  'Hello, mole! Say something short.',
+  'The quick brown fox jumps over the lazy dog. '.repeat(40),
+  'function add(a: number, b: number): number {\n  return a + b; // sum\n}\n'.repeat(20),
+  '{"key": [1, 2, 3], "nested": {"x": null, "y": true}}\n'.repeat(30),
+  '    \t\t\n\n   '.repeat(50),
+  '0123456789'.repeat(100),
+  '我们的网关把请求转发给上游模型，并记录每一次调用的用量和费用。'.repeat(20),
+  'これは日本語のテキストです。カタカナとひらがなと漢字。'.repeat(20),
+  '한국어 문장도 토큰으로 나뉩니다. '.repeat(20),
+  'مرحبا بالعالم، هذا نص عربي للاختبار. '.repeat(20),
+  '😀😃😄😁👨‍👩‍👧‍👦🏳️‍🌈👍🏽🇯🇵'.repeat(30),
+  'e\u0301\u0302\u0303 a\u0308\u0308\u0308 '.repeat(40),
+  '<|endoftext|> <|fim_prefix|> <|im_start|>user'.repeat(10),
+  'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'.repeat(10),
+  'zqxjkvbwfpgh'.repeat(50),
+  '\ud800 lone \udfff surrogates \ud83d',
+  ...Array.from({ length: 40 }, (_, i) => randomText(i + 1, 50 + i * 37)),
+];
+
+describe('admission bound', () => {
+  it('a text never has more o200k tokens than UTF-8 bytes (ASCII, code, CJK, emoji, random)', () => {
+    for (const t of SAMPLES) {
+      const tokens = countText(t);
+      expect(tokens, JSON.stringify(t.slice(0, 40))).toBeLessThanOrEqual(Buffer.byteLength(t, 'utf8'));
+    }
+  });
+
+  it('chatPromptBound ≥ countChatPrompt for messages with names, parts, images, tool calls and tools', () => {
+    for (let i = 0; i < SAMPLES.length; i++) {
+      const t = SAMPLES[i]!;
+      const u = SAMPLES[(i + 7) % SAMPLES.length]!;
+      const messages = [
+        { role: 'system', content: u },
+        { role: 'user', name: 'ユーザー😀', content: t },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: t },
+            { type: 'image_url', image_url: { url: 'data:,', detail: 'low' } },
+            { type: 'image_url', image_url: { url: 'data:,' } },
+            { type: 'text', text: u },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [
+            { id: 'c', type: 'function', function: { name: 'f', arguments: JSON.stringify({ t }) } },
+          ],
+        },
+      ];
+      const tools = [
+        { type: 'function', function: { name: 'f', description: u, parameters: { type: 'object' } } },
+      ];
+      expect(chatPromptBound(messages, tools)).toBeGreaterThanOrEqual(countChatPrompt(messages, tools));
+      expect(chatPromptBound(messages)).toBeGreaterThanOrEqual(countChatPrompt(messages));
+    }
+  });
+
+  it('short prompts are counted exactly; long ones carry the bound and the exact count on demand', () => {
+    const route = { operation: 'generate' as const };
+    const short = openaiCodec.parseRequest(
+      { model: 'm', messages: [{ role: 'user', content: 'Hello, mole!' }] },
+      route as never,
+      100,
+    );
+    expect(short.promptTokens).toBe(countChatPrompt([{ role: 'user', content: 'Hello, mole!' }]));
+    expect(short.exactPromptTokens).toBeUndefined();
+
+    const messages = [{ role: 'user', content: SAMPLES[6]! }];
+    const long = openaiCodec.parseRequest({ model: 'm', messages }, route as never, 100);
+    expect(chatPromptBound(messages)).toBeGreaterThanOrEqual(EXACT_COUNT_BELOW);
+    expect(long.promptTokens).toBe(chatPromptBound(messages));
+    expect(long.exactPromptTokens!()).toBe(countChatPrompt(messages));
+    expect(long.promptTokens).toBeGreaterThanOrEqual(long.exactPromptTokens!());
+  });
+});

@@ -497,72 +497,11 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
   };
 }
 
-/**
- * A learned shape of plain content chunks: everything before the `delta.content` string
- * (`head`) and after it (`tail`), taken from a chunk that parsed to exactly one text event.
- * A later chunk with the same head and tail and a JSON string in between is the same JSON
- * with only that string changed, so it decodes to the same single text event: it is read
- * without parsing the whole chunk. Anything else (usage, errors, finish reasons, tool calls,
- * reasoning, other choices) contains a key the shape excludes and takes the full parse.
- */
-interface ContentShape {
-  head: string;
-  tail: string;
-}
-
-const CONTENT_KEY = '"delta":{"content":';
-/**
- * Keys whose presence anywhere outside the content string rules a shape out. (`"usage":null`,
- * which OpenAI sends in every chunk of a stream with include_usage, is fine: the part outside
- * the string is byte-identical to the learning chunk's, which decoded to no usage.)
- */
-const SHAPE_EXCLUDES = ['"error"', '"tool_calls"', 'reasoning', '"text"', '"content"', '"function'];
-
-const occurrences = (s: string, sub: string) => {
-  let n = 0;
-  for (let i = s.indexOf(sub); i >= 0; i = s.indexOf(sub, i + sub.length)) n++;
-  return n;
-};
-
-/** The end (index of the closing quote) of the JSON string literal that opens at `start`, or -1. */
-function stringEnd(s: string, start: number): number {
-  if (s.charCodeAt(start) !== 34) return -1;
-  for (let i = start + 1; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 92) i++;
-    else if (c === 34) return i;
-  }
-  return -1;
-}
-
-/** Learns the shape from a chunk whose full parse gave exactly one text event `text`; null if it does not qualify. */
-function learnShape(data: string, text: string): ContentShape | null {
-  const at = data.indexOf(CONTENT_KEY);
-  if (at < 0 || data.indexOf(CONTENT_KEY, at + 1) >= 0) return null;
-  const start = at + CONTENT_KEY.length;
-  const end = stringEnd(data, start);
-  if (end < 0) return null;
-  const head = data.slice(0, start);
-  const tail = data.slice(end + 1);
-  const outside = head.slice(0, at) + tail;
-  // No escapes outside the string: every key there is spelled literally, so the checks below see them all.
-  if (outside.includes('\\')) return null;
-  for (const k of SHAPE_EXCLUDES) if (outside.includes(k)) return null;
-  // Exactly one choice's delta, and no finish reason other than null.
-  if (occurrences(outside, '"delta"') !== 0 || occurrences(head + tail, '"choices"') !== 1) return null;
-  if (occurrences(outside, '"finish_reason"') !== occurrences(outside, '"finish_reason":null')) return null;
-  if (data.slice(start, end + 1) !== JSON.stringify(text) && JSON.parse(data.slice(start, end + 1)) !== text)
-    return null;
-  return { head, tail };
-}
-
 function streamDecoder(r: IngressRequest): StreamDecoder {
   let done = false;
   let usage: CanonicalUsage | null = null;
   let started = false;
   const seenTools = new Set<number>();
-  let shape: ContentShape | null = null;
-  let shapeTries = 0;
   return {
     get done() {
       return done;
@@ -575,20 +514,6 @@ function streamDecoder(r: IngressRequest): StreamDecoder {
       if (data === '[DONE]') {
         done = true;
         return { events: [] };
-      }
-      if (
-        shape !== null &&
-        data.length > shape.head.length + shape.tail.length &&
-        data.startsWith(shape.head) &&
-        data.endsWith(shape.tail)
-      ) {
-        let text: unknown;
-        try {
-          text = JSON.parse(data.slice(shape.head.length, data.length - shape.tail.length));
-        } catch {
-          text = undefined;
-        }
-        if (typeof text === 'string') return { events: text ? [{ type: 'text', text }] : [] };
       }
       let obj: unknown;
       try {
@@ -646,11 +571,6 @@ function streamDecoder(r: IngressRequest): StreamDecoder {
       }
       // The usage-only chunk reaches the client only if it asked for it.
       const hide = u !== null && choices.length === 0 && !r.clientWantsUsage;
-      // Learn the plain content chunk's shape from the first few that qualify.
-      if (shape === null && shapeTries < 4 && events.length === 1 && events[0]!.type === 'text') {
-        shapeTries++;
-        shape = learnShape(data, events[0]!.text);
-      }
       return { events, hide };
     },
   };

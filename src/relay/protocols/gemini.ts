@@ -33,13 +33,7 @@ import {
 import { sseFrame } from '../sse.js';
 import { countChatPrompt } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-
-type Json = Record<string, unknown>;
-
-const bad = (message: string, param: string | null = null) =>
-  new AppError('invalid_request', message, { param });
-
-const isObj = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
+import { bad, isObject as isObj, type Json } from './json.js';
 
 /** A field by its lowerCamelCase name, or its proto snake_case name (Google accepts both). */
 function field(o: Json, camel: string): unknown {

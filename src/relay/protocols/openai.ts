@@ -22,13 +22,7 @@ import {
 import { sseFrame } from '../sse.js';
 import { EXACT_COUNT_BELOW, chatPromptBound, countChatPrompt, countInputs } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-
-type Json = Record<string, unknown>;
-
-const bad = (message: string, param: string | null = null) =>
-  new AppError('invalid_request', message, { param });
-
-const isObject = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
+import { bad, isObject, type Json } from './json.js';
 
 /** Parses a relay request body: a JSON object, or a clear 400. */
 export function parseRelayBody(raw: Buffer | undefined): Json {

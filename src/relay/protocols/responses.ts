@@ -42,13 +42,8 @@ import {
 import { sseFrame } from '../sse.js';
 import { countChatPrompt } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
+import { bad, isObject as isObj, type Json } from './json.js';
 
-type Json = Record<string, unknown>;
-
-const bad = (message: string, param: string | null = null) =>
-  new AppError('invalid_request', message, { param });
-
-const isObj = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const int = (v: unknown): number =>
   typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : 0;

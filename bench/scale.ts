@@ -383,7 +383,7 @@ try {
       const c = status === 200 ? 16 + (i % 200) : 0;
       const cost = status === 200 ? p * 150 + c * 600 : 0;
       insLog.run(
-        'req_' + i.toString(16).padStart(24, '0'),
+        'bulk_' + i.toString(16).padStart(24, '0'),
         created,
         userId,
         key,

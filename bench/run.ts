@@ -143,6 +143,12 @@ function updateReadme(r: RunResult, file: string) {
   if (a < 0 || b < a) return;
   const block = `${start}\n_${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, \`${r.command}\`, commit ${r.commit}, load average ${r.machine.loadavgStart.map((v) => v.toFixed(1)).join(' ')}. Full report: [results/${file}](results/${file})._\n\n${headlineTable(r)}\n`;
   writeFileSync(readme, text.slice(0, a) + block + text.slice(b));
+  // The repository's formatter owns the README's layout (npm test checks it): keep it so.
+  try {
+    execFileSync('npx', ['biome', 'format', '--write', readme], { stdio: 'ignore' });
+  } catch {
+    /* formatting is cosmetic; the numbers are written */
+  }
 }
 
 /** `--render results/<time>.json`: rebuild that run's Markdown (and latest.md / README if it is the newest) without measuring. */

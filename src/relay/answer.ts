@@ -2,7 +2,7 @@
 // log, and only then send it — as received on pass-through, re-encoded when translating.
 import type { Attempt, AttemptResult } from './pipeline.js';
 import type { UpstreamResponse } from './providers/transport.js';
-import { readAll } from './upstream-body.js';
+import { readAll, scrubText } from './upstream-body.js';
 
 const MAX_UPSTREAM_BODY = 64 * 1024 * 1024;
 
@@ -24,7 +24,9 @@ export async function relayPlain(a: Attempt, res: UpstreamResponse): Promise<Att
   // An HTTP 200 whose body is an error is a failed attempt, not an answer to bill.
   const error = egress.answerError(json);
   if (error !== null)
-    return failed(`upstream answered HTTP ${res.status} with an error: ${error.slice(0, 200)}`);
+    return failed(
+      `upstream answered HTTP ${res.status} with an error: ${scrubText(error, a.channel.apiKey).slice(0, 200)}`,
+    );
   let answer: ReturnType<typeof egress.decodeAnswer>;
   try {
     answer = egress.decodeAnswer(json);

@@ -19,7 +19,12 @@ export async function readAll(body: Readable, max: number): Promise<Buffer> {
 /** An upstream error we pass on may quote the credential we sent it; never let that through. */
 export function scrubCredential(body: Buffer, credential: string): Buffer {
   if (credential.length < 8 || body.indexOf(credential) < 0) return body;
-  return Buffer.from(body.toString('utf8').split(credential).join('[redacted]'));
+  return Buffer.from(scrubText(body.toString('utf8'), credential));
+}
+
+/** The same for text we keep (an attempt's error on the log row, a warn line). */
+export function scrubText(text: string, credential: string): string {
+  return credential.length < 8 ? text : text.split(credential).join('[redacted]');
 }
 
 /** The error code an upstream's error body names (any protocol's shape), for the log row. */

@@ -16,6 +16,7 @@ import {
 } from './relay-helpers.js';
 
 const PRICE = { input: 1, output: 4 };
+const UPSTREAM_KEY = 'sk-upstream-credential-0123456789';
 
 /** An upstream that answers every request with `answer(body)`: [status, content-type, text]. */
 const startAnswering = (answer: (body: Record<string, unknown>) => [number, string, string]) =>
@@ -54,12 +55,14 @@ describe.each(backends())('upstream accounting defects (%s)', (backend) => {
     const bad = await scripted(() => [
       200,
       'application/json',
-      JSON.stringify({ error: { message: 'quota exceeded upstream', type: 'insufficient_quota' } }),
+      JSON.stringify({
+        error: { message: `quota exceeded upstream for key ${UPSTREAM_KEY}`, type: 'insufficient_quota' },
+      }),
     ]);
     await addChannel(s, {
       type: 'openai',
       base_url: bad.url,
-      api_key: 'x',
+      api_key: UPSTREAM_KEY,
       models: [m],
       priority: 10,
       name: 'err200',
@@ -76,6 +79,9 @@ describe.each(backends())('upstream accounting defects (%s)', (backend) => {
     expect(log!.attempts.map((a) => a.status)).toEqual([200, 200]);
     expect(log!.attempts[0]).toMatchObject({ channel_name: 'err200' });
     expect(log!.attempts[0]!.error).toMatch(/quota exceeded upstream/);
+    // An upstream quoting the credential we sent never puts it on the log row or in a log line.
+    expect(log!.attempts[0]!.error).not.toContain(UPSTREAM_KEY);
+    expect(s.logs()).not.toContain(UPSTREAM_KEY);
     expect(log!.attempts[1]!.error).toBeNull();
     expect(nanoOf(log!.cost)).toBe(
       expectedCostNano({ prompt: out.usage!.prompt_tokens, completion: out.usage!.completion_tokens }, PRICE),

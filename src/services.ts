@@ -87,7 +87,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const verifier0 = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });
   await verifier0.loadImported();
   const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
-  const catalog = await createPriceCatalog(db, bus);
+  const catalog = await createPriceCatalog(db, bus, logger);
   const channels = await createChannelsService(db, bus, secretBox, audit, logger);
   // The ledger reads and writes spend and balances through these four functions only.
   const ledgerStore: LedgerStore = {
@@ -171,11 +171,12 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     /** Read-your-writes for management reads: persist everything the hot path holds. */
     flush: () => usageWriter.flush(),
     async close() {
+      // Stop hearing announcements first: a reload must not start on a closing database.
+      redisSub?.disconnect();
       await usageWriter.close();
       await ledger.close();
       await storage.close();
       redis?.disconnect();
-      redisSub?.disconnect();
     },
   };
 }

@@ -1,7 +1,8 @@
 // Prices per model and multipliers per group. Small tables, held whole in memory and
 // reloaded when a change is announced, so pricing a request touches no database.
 import type { Db } from '../db/index.js';
-import type { InvalidationBus } from '../shared/bus.js';
+import type { Logger } from 'pino';
+import { type InvalidationBus, reloadOnAnnouncement } from '../shared/bus.js';
 import { nanoToUsd, PPM, type Price } from './money.js';
 
 export interface PriceJson {
@@ -25,7 +26,7 @@ export type OnChange<T> = (trx: Db, result: T) => Promise<void>;
 
 const perM = (nano: number) => nanoToUsd(nano);
 
-export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
+export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: Logger) {
   let prices = new Map<string, Price & { updatedAt: number }>();
   let groups = new Map<string, { ppm: number; updatedAt: number }>();
 
@@ -51,10 +52,12 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
     );
   }
   await reload();
-  let pending: Promise<void> | null = null;
-  bus.on((msg) => {
-    if (msg.kind === 'prices' || msg.kind === 'group') pending = reload().finally(() => (pending = null));
-  });
+  const reloaded = reloadOnAnnouncement(
+    bus,
+    (msg) => msg.kind === 'prices' || msg.kind === 'group',
+    reload,
+    (err) => logger.error({ err: String(err) }, 'prices: reload failed; the previous prices stay'),
+  );
 
   const priceJson = (model: string, p: Price & { updatedAt: number }): PriceJson => ({
     model,
@@ -116,7 +119,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
         await onSet?.(trx, json);
       });
       bus.publish({ kind: 'prices' });
-      await pending;
+      await reloaded();
       return json;
     },
     /** False when the model had no price (nothing changes, `onDeleted` does not run). */
@@ -128,7 +131,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
         return gone;
       });
       bus.publish({ kind: 'prices' });
-      await pending;
+      await reloaded();
       return deleted;
     },
     async setGroup(name: string, ppm: number, onSet?: OnChange<GroupJson>): Promise<GroupJson> {
@@ -143,7 +146,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus) {
         await onSet?.(trx, json);
       });
       bus.publish({ kind: 'group', name });
-      await pending;
+      await reloaded();
       return json;
     },
   };

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/index.js';
 import type { ChannelRow } from '../db/schema.js';
 import type { AuditService } from '../audit/service.js';
-import type { InvalidationBus } from '../shared/bus.js';
+import { type InvalidationBus, reloadOnAnnouncement } from '../shared/bus.js';
 import { notFound } from '../http/errors.js';
 import { compileModelList, type ModelMatcher } from '../shared/models.js';
 import type { SecretBox } from './secretbox.js';
@@ -137,13 +137,15 @@ export async function createChannelsService(
     live = rows.map(fromRow).filter((c): c is Channel => c !== null);
   }
   await reload();
-  let reloading: Promise<void> | null = null;
-  bus.on((m) => {
-    if (m.kind === 'channels') reloading = reload().finally(() => (reloading = null));
-  });
+  const reloaded = reloadOnAnnouncement(
+    bus,
+    (m) => m.kind === 'channels',
+    reload,
+    (err) => logger.error({ err: String(err) }, 'channels: reload failed; the previous list stays'),
+  );
   const changed = async () => {
     bus.publish({ kind: 'channels' });
-    await reloading;
+    await reloaded();
   };
 
   const inGroup = (c: Channel, group: string) => c.groups === null || c.groups.has(group);

@@ -59,3 +59,30 @@ export class InvalidationBus {
     await sub.subscribe(CHANNEL);
   }
 }
+
+/**
+ * Reloads a whole-table cache on each announcement `wanted` accepts. A failed reload keeps
+ * the previous data and is reported (a message can arrive while the database is closing);
+ * the next announcement retries. The returned function waits for the reload in flight, so
+ * whoever made a change reads it back.
+ */
+export function reloadOnAnnouncement(
+  bus: InvalidationBus,
+  wanted: (msg: Invalidation) => boolean,
+  reload: () => Promise<void>,
+  onError: (err: unknown) => void,
+): () => Promise<void> {
+  let inFlight: Promise<void> | null = null;
+  bus.on((msg) => {
+    if (!wanted(msg)) return;
+    const run: Promise<void> = reload()
+      .catch(onError)
+      .finally(() => {
+        if (inFlight === run) inFlight = null;
+      });
+    inFlight = run;
+  });
+  return async () => {
+    await inFlight;
+  };
+}

@@ -20,8 +20,12 @@ async function mole(
   let stderr = '';
   const code = await run(args, {
     env: { NO_COLOR: '1', ...opts.env },
-    stdout: (s) => void (stdout += s),
-    stderr: (s) => void (stderr += s),
+    stdout: (s) => {
+      stdout += s;
+    },
+    stderr: (s) => {
+      stderr += s;
+    },
     stdin: Readable.from([opts.input ?? '']),
   });
   return { code, stdout, stderr };

@@ -1,27 +1,15 @@
 // Sign-in throttling cannot be reset from outside: filling the bounded failure table with
 // other usernames (from other addresses) never flushes out a throttled username+IP pair.
-import { randomBytes, scryptSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Storage } from '../db/index.js';
 import { openStorage } from '../db/open.js';
 import { InvalidationBus } from '../shared/bus.js';
 import { createAccountsService } from './service.js';
 
-// These tests count sign-ins (about 270 of them), they do not measure hashing: passwords are
-// hashed at a cost of N=1024 instead of 16384. verifyPassword is the real one and reads the
-// cost from the stored hash, so every sign-in still runs scrypt against a real hash.
-vi.mock('./password.js', async (importOriginal) => {
-  const real = await importOriginal<typeof import('./password.js')>();
-  const cheapHash = async (password: string) => {
-    const salt = randomBytes(16);
-    const hash = scryptSync(password, salt, 32, { N: 1024, r: 8, p: 1 });
-    return `scrypt$1024$8$1$${salt.toString('base64')}$${hash.toString('base64')}`;
-  };
-  return { ...real, hashPassword: cheapHash, DUMMY_HASH: await cheapHash('not-a-real-password') };
-});
+// Sign-ins here hash at the test cost (test/setup/cheap-passwords.ts): ~270 of them.
 
 /** No keys domain in these tests: deleting a user has nothing else to remove. */
 const NO_HOOKS = { onUserDeleted: async () => {} };

@@ -23,6 +23,7 @@ import {
   newApiKey,
   ONE_API_SQLITE,
 } from './fixtures.js';
+import { countQueries } from '../helpers/queries.js';
 
 const UPSTREAM_KEY = 'sk-upstream-mock-credential-0005';
 
@@ -67,25 +68,6 @@ const chat = (s: TestServer, key: string, model = 'mole-mini') =>
     messages: [{ role: 'user', content: 'hello' }],
     max_tokens: 8,
   });
-
-/** Wraps the storage's executor to see every query it runs. */
-function countQueries(s: TestServer) {
-  const executor = s.services.storage.db.getExecutor() as {
-    executeQuery: (...a: unknown[]) => Promise<unknown>;
-  };
-  const original = executor.executeQuery;
-  const seen: string[] = [];
-  executor.executeQuery = function (this: unknown, ...args: unknown[]) {
-    seen.push(String((args[0] as { sql?: string })?.sql ?? ''));
-    return original.apply(this, args);
-  };
-  return {
-    seen,
-    restore: () => {
-      executor.executeQuery = original;
-    },
-  };
-}
 
 /** Everything MoleAPI stored, as text: the SQLite files' bytes, or every PostgreSQL table's rows. */
 async function storedText(s: TestServer): Promise<string> {

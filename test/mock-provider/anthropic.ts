@@ -8,6 +8,7 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
   afterFirstByteDelay,
+  argsFromSchema,
   cacheSplit,
   isJsonObject,
   type Json,
@@ -217,19 +218,6 @@ function validate(body: unknown, headers: Record<string, unknown>, needMaxTokens
 
 // ── tool use (same deterministic rule as every mock protocol) ──────────────────────────────
 
-function argsFor(schema: unknown): Json {
-  const out: Json = {};
-  if (!isJsonObject(schema) || !Array.isArray(schema.required)) return out;
-  const props = isJsonObject(schema.properties) ? schema.properties : {};
-  for (const name of schema.required) {
-    if (typeof name !== 'string') continue;
-    const p = props[name];
-    const t = isJsonObject(p) ? p.type : undefined;
-    out[name] = t === 'string' ? 'mole' : t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : {};
-  }
-  return out;
-}
-
 /** The tool the mock calls, or null when it answers text. */
 function toolToCall(body: Json): Json | null {
   const tools = Array.isArray(body.tools) ? (body.tools as Json[]).filter((t) => isJsonObject(t)) : [];
@@ -391,7 +379,7 @@ function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): voi
       }
     }
   }
-  const toolInput = tool ? argsFor(tool.input_schema) : null;
+  const toolInput = tool ? argsFromSchema(tool.input_schema) : null;
   const toolId = `toolu_${kit.nextId()}`;
   const toolJson = toolInput ? JSON.stringify(toolInput) : '';
   const toolTokens = tool ? countTextTokens(String(tool.name)) + countTextTokens(toolJson) : 0;

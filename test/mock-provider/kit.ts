@@ -98,3 +98,47 @@ export class OpenAiRequestError extends Error {
 /** 400 invalid_request_error, OpenAI's answer to a malformed body. */
 export const invalidRequest = (message: string, param: string | null = null, code: string | null = null) =>
   new OpenAiRequestError(400, message, 'invalid_request_error', param, code);
+
+/** OpenAI's 401 for a missing or wrong `Authorization: Bearer` key (null when it is right or none is required). */
+export function openAiAuthError(
+  apiKey: string | undefined,
+  auth: string | undefined,
+): OpenAiRequestError | null {
+  if (apiKey === undefined) return null;
+  if (!auth)
+    return new OpenAiRequestError(
+      401,
+      "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.",
+      'invalid_request_error',
+      null,
+      null,
+    );
+  if (auth === `Bearer ${apiKey}`) return null;
+  const given = auth.startsWith('Bearer ') ? auth.slice(7) : auth;
+  const masked =
+    given.length > 8
+      ? given.slice(0, 3) + '*'.repeat(Math.min(given.length - 7, 20)) + given.slice(-4)
+      : '*'.repeat(given.length);
+  return new OpenAiRequestError(
+    401,
+    `Incorrect API key provided: ${masked}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+    'invalid_request_error',
+    null,
+    'invalid_api_key',
+  );
+}
+
+/** Tool-call arguments for a JSON schema: each required property gets a value of its type (same rule in every protocol). */
+export function argsFromSchema(schema: unknown): Json {
+  const out: Json = {};
+  if (!isJsonObject(schema)) return out;
+  const props = isJsonObject(schema.properties) ? schema.properties : {};
+  const required = Array.isArray(schema.required) ? schema.required : [];
+  for (const name of required) {
+    if (typeof name !== 'string') continue;
+    const p = props[name];
+    const t = isJsonObject(p) ? p.type : undefined;
+    out[name] = t === 'string' ? 'mole' : t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : {};
+  }
+  return out;
+}

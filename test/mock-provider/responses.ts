@@ -8,6 +8,8 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
   afterFirstByteDelay,
+  argsFromSchema,
+  openAiAuthError,
   cacheSplit,
   invalidRequest,
   isJsonObject,
@@ -257,20 +259,6 @@ function validate(body: unknown): Json {
 
 // ── tool use (same deterministic rule as every mock protocol) ──────────────────────────────
 
-function argsFor(schema: unknown): Json {
-  const out: Json = {};
-  if (!isJsonObject(schema)) return out;
-  const props = isJsonObject(schema.properties) ? schema.properties : {};
-  const required = Array.isArray(schema.required) ? schema.required : [];
-  for (const name of required) {
-    if (typeof name !== 'string') continue;
-    const p = props[name];
-    const t = isJsonObject(p) ? p.type : undefined;
-    out[name] = t === 'string' ? 'mole' : t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : {};
-  }
-  return out;
-}
-
 /** The function tool the mock calls, or null when it answers text. */
 function toolToCall(body: Json): Json | null {
   const tools = Array.isArray(body.tools)
@@ -371,7 +359,7 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
   const seed = hashText(chatSeedText(responsesChatMessages(body)));
   const pieces = tool ? [] : generatePieces(seed, Math.max(0, Math.min(want, room)));
   const incomplete = !tool && want > room;
-  const args = tool ? JSON.stringify(argsFor(tool.parameters)) : '';
+  const args = tool ? JSON.stringify(argsFromSchema(tool.parameters)) : '';
   const toolTokens = tool ? countTextTokens(String(tool.name)) + countTextTokens(args) : 0;
   const output = reasoning + pieces.length + toolTokens;
   const usage = s.omitUsage
@@ -561,29 +549,7 @@ function sendStream(
 // ── route ───────────────────────────────────────────────────────────────────────────────────
 
 function checkAuth(kit: MockKit, r: MockRequest): OpenAiRequestError | null {
-  if (kit.apiKey === undefined) return null;
-  const auth = r.req.headers.authorization;
-  if (!auth)
-    return new OpenAiRequestError(
-      401,
-      "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.",
-      'invalid_request_error',
-      null,
-      null,
-    );
-  if (auth === `Bearer ${kit.apiKey}`) return null;
-  const given = auth.startsWith('Bearer ') ? auth.slice(7) : auth;
-  const masked =
-    given.length > 8
-      ? given.slice(0, 3) + '*'.repeat(Math.min(given.length - 7, 20)) + given.slice(-4)
-      : '*'.repeat(given.length);
-  return new OpenAiRequestError(
-    401,
-    `Incorrect API key provided: ${masked}. You can find your API key at https://platform.openai.com/account/api-keys.`,
-    'invalid_request_error',
-    null,
-    'invalid_api_key',
-  );
+  return openAiAuthError(kit.apiKey, r.req.headers.authorization);
 }
 
 export const responsesRoutes: ProtocolRoutes = (kit, r) => {

@@ -18,7 +18,7 @@ import http from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { countTokens } from 'gpt-tokenizer';
-import { invalidRequest, type MockKit, OpenAiRequestError } from './kit.js';
+import { invalidRequest, type MockKit, OpenAiRequestError, openAiAuthError } from './kit.js';
 import { anthropicRoutes } from './anthropic.js';
 import { geminiRoutes } from './gemini.js';
 import { responsesRoutes } from './responses.js';
@@ -1135,32 +1135,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     }
 
     try {
-      if (apiKey !== undefined) {
-        const auth = req.headers.authorization;
-        if (!auth) {
-          throw new OpenAiRequestError(
-            401,
-            "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.",
-            'invalid_request_error',
-            null,
-            null,
-          );
-        }
-        if (auth !== 'Bearer ' + apiKey) {
-          const given = auth.startsWith('Bearer ') ? auth.slice(7) : auth;
-          const masked =
-            given.length > 8
-              ? given.slice(0, 3) + '*'.repeat(Math.min(given.length - 7, 20)) + given.slice(-4)
-              : '*'.repeat(given.length);
-          throw new OpenAiRequestError(
-            401,
-            `Incorrect API key provided: ${masked}. You can find your API key at https://platform.openai.com/account/api-keys.`,
-            'invalid_request_error',
-            null,
-            'invalid_api_key',
-          );
-        }
-      }
+      const refused = openAiAuthError(apiKey, req.headers.authorization);
+      if (refused) throw refused;
 
       if (method === 'GET') {
         if (route === '/v1/models') {

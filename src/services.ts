@@ -12,6 +12,8 @@ import { createAccountsService } from './accounts/service.js';
 import { databaseId, loadMasterKey, type MasterKey, probeDatabase } from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
 import { createEventsService } from './events/service.js';
+import { createWebhookOutbox } from './events/webhook.js';
+import { systemClock } from './shared/clock.js';
 import { createKeysService } from './keys/service.js';
 import { createKeyActions } from './keys/actions.js';
 import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
@@ -80,9 +82,14 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   });
   const audit = createAuditService(db);
   // Notifications: other domains report through `events.emit` (stored, then delivered).
+  const clock = opts.now ?? systemClock;
+  const webhook = config.webhook
+    ? createWebhookOutbox({ db, logger, options: config.webhook, now: clock })
+    : null;
   const events = createEventsService(db, {
-    deliver: config.webhook !== null,
-    ...(opts.now ? { now: opts.now } : {}),
+    deliver: webhook !== null,
+    now: clock,
+    onStored: () => webhook?.nudge(),
   });
   const keys = createKeysService(
     db,
@@ -151,6 +158,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     },
   );
 
+  webhook?.start();
+
   return {
     config,
     logger,
@@ -160,6 +169,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     accounts,
     audit,
     events,
+    webhook,
     keys,
     keyActions,
     accountActions,
@@ -180,6 +190,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     async close() {
       // Stop hearing announcements first: a reload must not start on a closing database.
       redisSub?.disconnect();
+      await webhook?.stop();
       await usageWriter.close();
       await ledger.close();
       await storage.close();

@@ -13,6 +13,7 @@ import { databaseId, loadMasterKey, type MasterKey, probeDatabase } from './acco
 import { createAuditService } from './audit/service.js';
 import { createEventsService } from './events/service.js';
 import { createWebhookOutbox } from './events/webhook.js';
+import { createExpiryScanner } from './events/expiry.js';
 import { systemClock } from './shared/clock.js';
 import { createKeysService } from './keys/service.js';
 import { createKeyActions } from './keys/actions.js';
@@ -101,7 +102,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   await verifier0.loadImported();
   const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
   const catalog = await createPriceCatalog(db, bus, logger);
-  const channels = await createChannelsService(db, bus, secretBox, audit, logger);
+  const channels = await createChannelsService(db, bus, secretBox, audit, logger, events);
   // The ledger reads and writes spend and balances through these four functions only.
   const ledgerStore: LedgerStore = {
     usedNano: keys.usedNano,
@@ -142,6 +143,12 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   });
   const billingActions = createBillingActions({ catalog, audit });
   const channelActions = createChannelActions({ channels, audit, catalog });
+  const expiryScanner = createExpiryScanner({
+    events,
+    expiringBetween: keys.expiringBetween,
+    now: clock,
+    logger,
+  });
   const rateLimiter = createRateLimiter(redis, redisPrefix);
   const metrics = createMetrics({
     keyCache: () => verifier.stats,
@@ -159,6 +166,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   );
 
   webhook?.start();
+  expiryScanner.start();
 
   return {
     config,
@@ -170,6 +178,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     audit,
     events,
     webhook,
+    expiryScanner,
     keys,
     keyActions,
     accountActions,
@@ -190,6 +199,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     async close() {
       // Stop hearing announcements first: a reload must not start on a closing database.
       redisSub?.disconnect();
+      await expiryScanner.stop();
       await webhook?.stop();
       await usageWriter.close();
       await ledger.close();

@@ -5,8 +5,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { BACKOFF_CAP_MS } from '../../src/events/webhook.js';
-import { backends, startTestServer, type TestServer } from '../helpers/server.js';
-import { type Receiver, startReceiver } from './receiver.js';
+import { backends, startTestServer } from '../helpers/server.js';
+import { startReceiver } from './receiver.js';
 
 const SECRET = 'whsec-test-0123456789abcdef-' + Math.random().toString(36).slice(2);
 

@@ -63,15 +63,11 @@ export function EventsPage() {
           </button>
         ) : null}
       </FilterForm>
-      <AsyncView
-        state={events}
-        what="notifications"
-        isEmpty={(d) => d.data.length === 0 && pager.page === 1}
-        empty={<p>No notifications yet. Expiring keys, budget thresholds and similar events show up here.</p>}
-      >
+      {/* An empty list is still a table (with a row saying so), like the others. */}
+      <AsyncView state={events} what="notifications">
         {(page) => (
           <>
-            <EventsTable rows={page.data} showAccount={isAdmin} />
+            <EventsTable rows={page.data} showAccount={isAdmin} first={pager.page === 1} />
             <div className="table-foot">
               <Pager
                 label="Notifications"
@@ -89,7 +85,15 @@ export function EventsPage() {
   );
 }
 
-function EventsTable({ rows, showAccount }: { rows: GatewayEvent[]; showAccount: boolean }) {
+function EventsTable({
+  rows,
+  showAccount,
+  first,
+}: {
+  rows: GatewayEvent[];
+  showAccount: boolean;
+  first: boolean;
+}) {
   return (
     <DataTable
       caption="Notifications, newest first"
@@ -99,7 +103,9 @@ function EventsTable({ rows, showAccount }: { rows: GatewayEvent[]; showAccount:
       {rows.length === 0 ? (
         <TableRow>
           <TableCell colSpan={showAccount ? 5 : 4} className="muted">
-            No more notifications.
+            {first
+              ? 'No notifications yet. Expiring keys, budget thresholds and similar events show up here.'
+              : 'No more notifications.'}
           </TableCell>
         </TableRow>
       ) : null}

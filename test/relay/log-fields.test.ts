@@ -1,18 +1,16 @@
 // The log and price fields multi-protocol relaying fills in, on SQLite and PostgreSQL: each
 // log row's upstream attempts (an array, [] when none were recorded), its ingress protocol,
 // prompt-cache writes and reasoning tokens; a price for prompt-cache writes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { backends, userWithKey, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import type { NewLog } from '../../src/db/schema.js';
 import { logRow } from '../helpers/log-row.js';
 
 describe.each(backends())('log attempts, protocol, cache writes; cache-write prices (%s)', (backend) => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({ backend }, (started) => {
+    s = started;
   });
 
   const row = (u: { user: { id: number }; key: { id: number } }, extra: Partial<NewLog>) =>

@@ -1,9 +1,10 @@
 // Accounting defects found by adversarial testing (issue 11, items 3–5), each against a small
 // scripted upstream, on SQLite and PostgreSQL: a 200 whose body is an error, a stream usage
 // chunk written with whitespace, and an upstream reporting absurd usage.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { countChatPromptTokens, startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { backends, userWithKey, type TestServer } from '../helpers/server.js';
+import { mockForSuite, serverForSuite } from '../helpers/suite.js';
+import { countChatPromptTokens, type MockProvider } from '../mock-provider/server.js';
 import {
   addChannel,
   allLogs,
@@ -34,13 +35,13 @@ describe.each(backends())('upstream accounting defects (%s)', (backend) => {
   let mock: MockProvider;
   const upstreams: { close(): Promise<void> }[] = [];
 
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-    mock = await startMockProvider();
+  serverForSuite({ backend }, (started) => {
+    s = started;
+  });
+  mockForSuite({}, (started) => {
+    mock = started;
   });
   afterAll(async () => {
-    await s?.close();
-    await mock?.close();
     await Promise.all(upstreams.map((u) => u.close()));
   });
 

@@ -1,28 +1,22 @@
-// One test server for a whole describe block (tests that do not interfere share it).
+// One test server (and mock provider) for a whole describe block: started before its tests,
+// handed to the block through `use`, closed after them (tests that do not interfere share it).
 import { afterAll, beforeAll } from 'vitest';
 import { type MockProvider, type MockProviderOptions, startMockProvider } from '../mock-provider/server.js';
 import { type StartOptions, startTestServer, type TestServer } from './server.js';
 
-/** Starts a server before the enclosing block's tests (handing it to `use`) and closes it after them. */
-export function serverForSuite(opts: StartOptions, use: (s: TestServer) => void): void {
-  let s: TestServer | undefined;
+function forSuite<T extends { close(): Promise<void> }>(start: () => Promise<T>, use: (t: T) => void): void {
+  let started: T | undefined;
   beforeAll(async () => {
-    s = await startTestServer(opts);
-    use(s);
+    started = await start();
+    use(started);
   });
   afterAll(async () => {
-    await s?.close();
+    await started?.close();
   });
 }
 
-/** Starts a mock provider before the enclosing block's tests (handing it to `use`) and closes it after them. */
-export function mockForSuite(opts: MockProviderOptions, use: (m: MockProvider) => void): void {
-  let m: MockProvider | undefined;
-  beforeAll(async () => {
-    m = await startMockProvider(opts);
-    use(m);
-  });
-  afterAll(async () => {
-    await m?.close();
-  });
-}
+export const serverForSuite = (opts: StartOptions, use: (s: TestServer) => void): void =>
+  forSuite(() => startTestServer(opts), use);
+
+export const mockForSuite = (opts: MockProviderOptions, use: (m: MockProvider) => void): void =>
+  forSuite(() => startMockProvider(opts), use);

@@ -77,8 +77,11 @@ describe.each(backends())('webhook delivery (%s)', (backend) => {
       data: { key_name: 'ci', days_before: 7 },
     });
     expect(d.headers['x-mole-event-id']).toBe(body.id);
-    const listed = await s.api('GET', '/api/events');
-    expect(listed.body.data[0]).toEqual(body);
+    const listed = async () => (await s.api('GET', '/api/events')).body.data[0];
+    await expect.poll(async () => (await listed()).delivery?.state, until).toBe('delivered');
+    const { delivery, ...event } = await listed();
+    expect(event).toEqual(body);
+    expect(delivery).toMatchObject({ attempts: 1, last_error: null, next_attempt_at: null });
     // Delivered: no further tries.
     expect(await s.services.webhook!.drainOnce()).toBe(0);
     expect(r.received).toHaveLength(1);
@@ -177,6 +180,7 @@ describe.each(backends())('webhook delivery (%s)', (backend) => {
     expect(JSON.stringify(rows)).not.toContain(SECRET);
     expect(rows[0]!.last_error).toBe('HTTP 500');
     const listed = await s.api('GET', '/api/events');
+    expect(listed.body.data[0].delivery).toMatchObject({ state: 'pending', last_error: 'HTTP 500' });
     expect(JSON.stringify(listed.body)).not.toContain(SECRET);
     expect(r.received.map((d) => d.body).join('')).not.toContain(SECRET);
   });

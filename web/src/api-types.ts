@@ -152,6 +152,15 @@ export interface Event {
   user_id: number | null;
   key_id: number | null;
   data: Record<string, unknown>;
+  /** admins only: the webhook delivery (null when no webhook was set when it was stored) */
+  delivery?: {
+    state: 'pending' | 'delivered';
+    attempts: number;
+    /** why the latest try failed, e.g. "HTTP 500" */
+    last_error: string | null;
+    next_attempt_at: string | null;
+    delivered_at: string | null;
+  } | null;
 }
 
 export interface EventPage {

@@ -11,6 +11,7 @@ import { createAccountActions } from './accounts/actions.js';
 import { createAccountsService } from './accounts/service.js';
 import { databaseId, loadMasterKey, type MasterKey, probeDatabase } from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
+import { createEventsService } from './events/service.js';
 import { createKeysService } from './keys/service.js';
 import { createKeyActions } from './keys/actions.js';
 import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
@@ -78,6 +79,11 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     onUserDeleted: (trx, userId, now) => keys.deleteAllFor(trx, userId, now),
   });
   const audit = createAuditService(db);
+  // Notifications: other domains report through `events.emit` (stored, then delivered).
+  const events = createEventsService(db, {
+    deliver: config.webhook !== null,
+    ...(opts.now ? { now: opts.now } : {}),
+  });
   const keys = createKeysService(
     db,
     bus,
@@ -153,6 +159,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     masterKey,
     accounts,
     audit,
+    events,
     keys,
     keyActions,
     accountActions,

@@ -18,6 +18,7 @@ import { registerAuditRoutes } from './audit/routes.js';
 import { registerBillingRoutes } from './billing/routes.js';
 import { registerChannelRoutes } from './channels/routes.js';
 import { registerUsageRoutes } from './usage/routes.js';
+import { registerSecurityRoutes } from './security/routes.js';
 import { registerRelay } from './relay/routes.js';
 import { registerConsole } from './console/index.js';
 import { registerOps } from './ops/routes.js';
@@ -79,7 +80,15 @@ const swaggerOptions: SwaggerOptions = {
 
 type ManagementDeps = Pick<
   Services,
-  'accountActions' | 'keyActions' | 'audit' | 'billingActions' | 'channelActions' | 'usage' | 'flush'
+  | 'accountActions'
+  | 'keyActions'
+  | 'audit'
+  | 'billingActions'
+  | 'channelActions'
+  | 'usage'
+  | 'flush'
+  | 'securityActions'
+  | 'scanningKeys'
 > & { config: Pick<Services['config'], 'sessionTtlSeconds'> };
 
 /** Every /api route (contract §3); the auth hook and the document's own route are the caller's. */
@@ -90,6 +99,7 @@ function registerManagementRoutes(api: FastifyInstance, services: ManagementDeps
   registerBillingRoutes(api, services);
   registerChannelRoutes(api, services);
   registerUsageRoutes(api, services);
+  registerSecurityRoutes(api, services);
 }
 
 /**

@@ -42,6 +42,7 @@ export const CONSOLE_SECTIONS: ReadonlySet<string> = new Set([
   'users',
   'channels',
   'pricing',
+  'security',
 ]);
 
 const PUBLIC_TYPES: Record<string, string> = {

@@ -15,6 +15,7 @@ const UsagePage = lazy(() => import('./pages/Usage'));
 const UsersPage = lazy(() => import('./pages/Users'));
 const ChannelsPage = lazy(() => import('./pages/Channels'));
 const PricingPage = lazy(() => import('./pages/Pricing'));
+const SecurityPage = lazy(() => import('./pages/Security'));
 
 interface SessionBody {
   user: User;
@@ -196,6 +197,8 @@ const NAV: { href: string; label: string; admin?: boolean }[] = [
   { href: '/users', label: 'Users', admin: true },
   { href: '/channels', label: 'Channels', admin: true },
   { href: '/pricing', label: 'Pricing', admin: true },
+  // Users can open it too (their own keys' entries); the link is for admins.
+  { href: '/security', label: 'Security', admin: true },
 ];
 
 function Shell() {
@@ -268,6 +271,7 @@ function Route({ path, isAdmin }: { path: string; isAdmin: boolean }) {
   }
   if (head === 'logs') return <LogsPage />;
   if (head === 'usage') return <UsagePage />;
+  if (head === 'security') return <SecurityPage />;
   const adminPages: Record<string, ReactElement> = {
     users: <UsersPage />,
     channels: <ChannelsPage />,

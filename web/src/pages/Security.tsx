@@ -57,15 +57,17 @@ export default function SecurityPage() {
         <div className="card-head">
           <h2 id="security-title">Leak reports and auto-disables</h2>
         </div>
-        <AsyncView
-          state={entries}
-          what="security events"
-          isEmpty={(p) => p.data.length === 0}
-          empty={<p>No key has been reported leaked or stopped by the guard.</p>}
-        >
+        <AsyncView state={entries} what="security events">
           {(page) => (
             <>
               <DataTable caption="Leak reports and auto-disables" columns={['Time', 'Key', 'What', 'Detail']}>
+                {page.data.length === 0 ? (
+                  <tr>
+                    <td colSpan={4} className="muted">
+                      No key has been reported leaked or stopped by the guard.
+                    </td>
+                  </tr>
+                ) : null}
                 {page.data.map((e) => (
                   <tr key={e.id}>
                     <td>{dateTime(e.created_at)}</td>

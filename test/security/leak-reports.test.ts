@@ -185,6 +185,17 @@ describe.each(backends())('GitHub secret-scanning reports [%s]', (backend) => {
       });
     }
     expect((await relay(s, k.secret)).status).toBe(200);
+    // Whatever the content type says (or none), the signed bytes are what count.
+    for (const type of [undefined, 'text/plain', 'application/json; charset=utf-8'])
+      expect((await gh.report(s, [match(generateKey())], { 'content-type': type })).status).toBe(200);
+    expect(
+      (
+        await gh.report(s, [match(generateKey())], {
+          'content-type': undefined,
+          'github-public-key-signature': undefined,
+        })
+      ).status,
+    ).toBe(401);
     // An empty report is fine.
     expect((await gh.report(s, [])).body).toEqual([]);
     // The report needs no session or master key.

@@ -119,6 +119,8 @@ const EnvSchema = z.object({
     .refine((v) => v === undefined || v.length >= 16, 'must be at least 16 characters'),
   /** How long one webhook POST may take, ms. */
   MOLE_WEBHOOK_TIMEOUT_MS: intFromEnv(10_000, 100, 600_000),
+  /** How often the webhook outbox is checked for due deliveries, ms (a new event is sent at once). */
+  MOLE_WEBHOOK_POLL_MS: intFromEnv(1_000, 10, 600_000),
 });
 
 export type Config = {
@@ -149,7 +151,7 @@ export type Config = {
   shutdownGraceSeconds: number;
   secretScanningKeysFile: string | undefined;
   /** Webhook delivery of events; null = events are stored only. */
-  webhook: { url: string; secret: string; timeoutMs: number } | null;
+  webhook: { url: string; secret: string; timeoutMs: number; pollMs: number } | null;
 };
 
 export class ConfigError extends Error {}
@@ -193,7 +195,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     secretScanningKeysFile: e.MOLE_SECRET_SCANNING_KEYS,
     webhook:
       e.MOLE_WEBHOOK_URL && e.MOLE_WEBHOOK_SECRET
-        ? { url: e.MOLE_WEBHOOK_URL, secret: e.MOLE_WEBHOOK_SECRET, timeoutMs: e.MOLE_WEBHOOK_TIMEOUT_MS }
+        ? {
+            url: e.MOLE_WEBHOOK_URL,
+            secret: e.MOLE_WEBHOOK_SECRET,
+            timeoutMs: e.MOLE_WEBHOOK_TIMEOUT_MS,
+            pollMs: e.MOLE_WEBHOOK_POLL_MS,
+          }
         : null,
   };
 }

@@ -12,6 +12,8 @@ import { createAccountsService } from './accounts/service.js';
 import { databaseId, loadMasterKey, type MasterKey, probeDatabase } from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
 import { createEventsService } from './events/service.js';
+import { createWebhookOutbox } from './events/webhook.js';
+import { createExpiryScanner } from './events/expiry.js';
 import { createKeysService } from './keys/service.js';
 import { createKeyActions } from './keys/actions.js';
 import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
@@ -83,9 +85,14 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   });
   const audit = createAuditService(db);
   // Notifications: other domains report through `events.emit` (stored, then delivered).
+  const clock = opts.now ?? systemClock;
+  const webhook = config.webhook
+    ? createWebhookOutbox({ db, logger, options: config.webhook, now: clock })
+    : null;
   const events = createEventsService(db, {
-    deliver: config.webhook !== null,
-    ...(opts.now ? { now: opts.now } : {}),
+    deliver: webhook !== null,
+    now: clock,
+    onStored: () => webhook?.nudge(),
   });
   const keys = createKeysService(
     db,
@@ -97,7 +104,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   await verifier0.loadImported();
   const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
   const catalog = await createPriceCatalog(db, bus, logger);
-  const channels = await createChannelsService(db, bus, secretBox, audit, logger);
+  const channels = await createChannelsService(db, bus, secretBox, audit, logger, events);
   // Leak response: GitHub's signing keys (read once, at start) and the anomaly guard.
   const scanningKeys = config.secretScanningKeysFile ? loadScanningKeys(config.secretScanningKeysFile) : null;
   const securityActions = createSecurityActions({ keys, audit, events, logger });
@@ -149,6 +156,12 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   });
   const billingActions = createBillingActions({ catalog, audit });
   const channelActions = createChannelActions({ channels, audit, catalog });
+  const expiryScanner = createExpiryScanner({
+    events,
+    expiringBetween: keys.expiringBetween,
+    now: clock,
+    logger,
+  });
   const rateLimiter = createRateLimiter(redis, redisPrefix);
   const metrics = createMetrics({
     keyCache: () => verifier.stats,
@@ -165,6 +178,9 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     },
   );
 
+  webhook?.start();
+  expiryScanner.start();
+
   return {
     config,
     logger,
@@ -174,6 +190,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     accounts,
     audit,
     events,
+    webhook,
+    expiryScanner,
     keys,
     keyActions,
     accountActions,
@@ -197,6 +215,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     async close() {
       // Stop hearing announcements first: a reload must not start on a closing database.
       redisSub?.disconnect();
+      await expiryScanner.stop();
+      await webhook?.stop();
       await usageWriter.close();
       await ledger.close();
       await storage.close();

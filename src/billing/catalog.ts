@@ -79,7 +79,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     price(model: string): Price | null {
       return prices.get(model) ?? null;
     },
-    /** The group's default anomaly guard (held in memory like the multiplier); null = none. */
+    /** The group's anomaly guard, for all its keys (held in memory like the multiplier); null = none. */
     guard(group: string): Guard | null {
       return groups.get(group)?.guard ?? null;
     },

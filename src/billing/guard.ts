@@ -1,5 +1,5 @@
 // The anomaly guard's settings (contract §8), used by keys (a key's own guard) and billing
-// (a group's default): the API shape (USD), the stored shape (JSON text, nano-USD) and the
+// (a group's, for all its keys): the API shape (USD), the stored shape (JSON text, nano-USD) and the
 // in-memory shape the relay reads. The counting itself is security/guard.ts.
 import { z } from 'zod';
 import { nanoToUsd, usdToNano } from './money.js';

@@ -30,7 +30,9 @@ export const GroupSchema = z
   .object({
     name: z.string(),
     multiplier: z.number(),
-    guard: GuardSchema.nullable().optional().describe("default anomaly guard for the group's keys"),
+    guard: GuardSchema.nullable()
+      .optional()
+      .describe("anomaly guard for every key of the group (beside a key's own)"),
     updated_at: zTime,
   })
   .meta({ title: 'Group' });

@@ -63,7 +63,7 @@ export interface ApiKeysTable {
   imported: Generated<number>;
   /** Set by `mole import new-api`: the source row ("new-api:tokens:<id>"). */
   import_source: Generated<string | null>;
-  /** Anomaly guard, JSON text (security/guard.ts `StoredGuard`); null = the group's default. */
+  /** Anomaly guard, JSON text (billing/guard.ts); null = none of its own (the group's still applies). */
   guard: Generated<string | null>;
 }
 

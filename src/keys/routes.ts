@@ -55,7 +55,9 @@ export const ApiKeySchema = z
     remaining: z.number().nullable().optional().describe('USD; null = unlimited'),
     group: z.string().nullable(),
     rpm: z.number().int().nullable(),
-    guard: GuardSchema.nullable().optional().describe("anomaly guard; null = the group's default (if any)"),
+    guard: GuardSchema.nullable()
+      .optional()
+      .describe("the key's own anomaly guard (its group's applies as well); null = none"),
     locked: z.boolean().optional().describe('Disabled by an admin: only an admin can enable it'),
     expires_at: zTime.nullable(),
     created_at: zTime,

@@ -47,7 +47,7 @@ export function toKeyJson(row: ApiKeyRow, now = Date.now()) {
     remaining: quota === null ? null : nanoToUsd(Math.max(0, quota - used)),
     group: row.group_name,
     rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),
-    /** The key's own anomaly guard; null = its group's default (if any). */
+    /** The key's own anomaly guard (its group's applies as well); null = none. */
     guard: keyGuard(row),
     /** Disabled by an admin: only an admin can enable it. */
     locked: Number(row.admin_locked) === 1,

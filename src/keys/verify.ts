@@ -27,7 +27,7 @@ export interface VerifiedKey {
   quotaNano: number | null;
   rpm: number | null;
   expiresAt: number | null;
-  /** The key's own anomaly guard; null = its group's default applies (security/guard.ts). */
+  /** The key's own anomaly guard; its group's applies as well (security/guard.ts). */
   guard: Guard | null;
 }
 

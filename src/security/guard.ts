@@ -101,7 +101,7 @@ function redisCounters(redis: Redis, prefix: string): GuardCounters {
 export function createAnomalyGuard(deps: {
   redis: Redis | null;
   redisPrefix: string;
-  /** The group's default guard (billing's catalog, in memory). */
+  /** The group's guard (billing's catalog, in memory). */
   groupGuard: (group: string) => Guard | null;
   actions: Pick<SecurityActions, 'autoDisable' | 'alert'>;
   logger: Logger;
@@ -112,7 +112,23 @@ export function createAnomalyGuard(deps: {
   const handled = new Set<string>();
   let handledHour = 0;
 
-  const guardOf = (key: VerifiedKey): Guard | null => key.guard ?? deps.groupGuard(key.group);
+  /**
+   * The guards watching a key: its own and its group's. Both apply (an owner's own guard cannot
+   * loosen the one an admin set on the group); past both, `disable` wins.
+   */
+  function guardsOf(key: VerifiedKey, watches: (g: Guard) => number | null): { g: Guard; limit: number }[] {
+    const out: { g: Guard; limit: number }[] = [];
+    for (const g of [key.guard, deps.groupGuard(key.group)]) {
+      const limit = g ? watches(g) : null;
+      if (g && limit !== null) out.push({ g, limit });
+    }
+    return out;
+  }
+  /** The guard that acts when several are passed: a disabling one first, then the strictest. */
+  const acting = (passed: { g: Guard; limit: number }[]) =>
+    [...passed].sort(
+      (x, y) => Number(y.g.action === 'disable') - Number(x.g.action === 'disable') || x.limit - y.limit,
+    )[0];
 
   /** Acts on a trip once per key, hour and metric on this instance; true when the key is being disabled. */
   async function trip(
@@ -144,21 +160,24 @@ export function createAnomalyGuard(deps: {
      * key_disabled) when this request brings a new IP past the limit and the action is disable.
      */
     async checkIp(key: VerifiedKey, ip: string): Promise<{ ok: true } | { ok: false; reason: string }> {
-      const g = guardOf(key);
-      if (!g || g.maxIpsPerHour === null) return { ok: true };
+      const guards = guardsOf(key, (g) => g.maxIpsPerHour);
+      if (guards.length === 0) return { ok: true };
       const hour = Math.floor(deps.now() / HOUR_MS);
       let seen: { count: number; isNew: boolean };
       try {
-        seen = await counters.noteIp(key.id, hour, ip, g.maxIpsPerHour);
+        const cap = Math.max(...guards.map((x) => x.limit));
+        seen = await counters.noteIp(key.id, hour, ip, cap);
       } catch (err) {
         deps.logger.warn({ err: String(err), key_id: key.id }, 'guard: counting client IPs failed');
         return { ok: true };
       }
-      if (!seen.isNew || seen.count <= g.maxIpsPerHour) return { ok: true };
-      const reason = `used from more than ${g.maxIpsPerHour} client IPs within the hour`;
-      const disabled = await trip(key, g, hour, {
+      if (!seen.isNew) return { ok: true };
+      const act = acting(guards.filter((x) => seen.count > x.limit));
+      if (!act) return { ok: true };
+      const reason = `used from more than ${act.limit} client IPs within the hour`;
+      const disabled = await trip(key, act.g, hour, {
         metric: 'ips',
-        limit: g.maxIpsPerHour,
+        limit: act.limit,
         value: seen.count,
         reason,
       });
@@ -167,14 +186,15 @@ export function createAnomalyGuard(deps: {
 
     /** Adds a settled cost to the key's hour; past the limit, disables or alerts. Never throws. */
     async noteSpend(key: VerifiedKey, nano: number): Promise<void> {
-      const g = guardOf(key);
-      if (!g || g.maxSpendPerHourNano === null || nano <= 0) return;
+      const guards = guardsOf(key, (g) => g.maxSpendPerHourNano);
+      if (guards.length === 0 || nano <= 0) return;
       const hour = Math.floor(deps.now() / HOUR_MS);
       try {
         const total = await counters.addSpend(key.id, hour, nano);
-        if (total <= g.maxSpendPerHourNano) return;
-        const limit = nanoToUsd(g.maxSpendPerHourNano);
-        await trip(key, g, hour, {
+        const act = acting(guards.filter((x) => total > x.limit));
+        if (!act) return;
+        const limit = nanoToUsd(act.limit);
+        await trip(key, act.g, hour, {
           metric: 'spend',
           limit,
           value: nanoToUsd(total),

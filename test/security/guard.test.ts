@@ -176,7 +176,7 @@ describe.each(backends())('anomaly guard behind a trusted proxy [%s]', (backend)
     expect((await s.api('GET', `/api/keys/${k.id}`)).body.status).toBe('active');
   });
 
-  it("a group's guard applies to its keys unless the key has its own", async () => {
+  it("a group's guard applies to its keys beside their own (an owner cannot loosen it)", async () => {
     const g = await s.api('PUT', '/api/groups/guarded', {
       multiplier: 1,
       guard: { max_ips_per_hour: 1, action: 'disable' },
@@ -193,10 +193,16 @@ describe.each(backends())('anomaly guard behind a trusted proxy [%s]', (backend)
     });
     const { user } = await createUser(s, { group: 'guarded' });
     const plain = await createKey(s, user.id);
-    const own = await createKey(s, user.id, { guard: { max_ips_per_hour: 5, action: 'disable' } });
-    for (const k of [plain, own]) expect((await relay(s, k.secret, from('192.0.2.1'))).status).toBe(200);
-    expectRelayError(await relay(s, plain.secret, from('192.0.2.2')), 401, 'key_disabled');
-    expect((await relay(s, own.secret, from('192.0.2.2'))).status).toBe(200);
+    // A laxer guard of the key's own does not escape the group's.
+    const lax = await createKey(s, user.id, { guard: { max_ips_per_hour: 5, action: 'alert' } });
+    // Where both are passed, the disabling one acts.
+    const strict = await createKey(s, user.id, { guard: { max_ips_per_hour: 1, action: 'alert' } });
+    for (const k of [plain, lax, strict])
+      expect((await relay(s, k.secret, from('192.0.2.1'))).status).toBe(200);
+    for (const k of [plain, lax, strict])
+      expectRelayError(await relay(s, k.secret, from('192.0.2.2')), 401, 'key_disabled');
+    const audit = await s.api('GET', `/api/audit?key_id=${lax.id}&action=key.auto_disabled`);
+    expect(audit.body.data[0].changes).toMatchObject({ metric: 'ips', limit: 1 });
     expect((await s.api('PUT', '/api/groups/guarded', { multiplier: 1, guard: null })).body.guard).toBeNull();
   });
 });

@@ -18,7 +18,7 @@ export interface ApiKey {
   remaining?: number | null;
   group: string | null;
   rpm: number | null;
-  /** anomaly guard; null = the group's default (if any) */
+  /** the key's own anomaly guard (its group's applies as well); null = none */
   guard?: Guard | null;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
@@ -99,7 +99,7 @@ export interface DeletedApiKey {
   remaining?: number | null;
   group: string | null;
   rpm: number | null;
-  /** anomaly guard; null = the group's default (if any) */
+  /** the key's own anomaly guard (its group's applies as well); null = none */
   guard?: Guard | null;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
@@ -166,7 +166,7 @@ export interface EventPage {
 export interface Group {
   name: string;
   multiplier: number;
-  /** default anomaly guard for the group's keys */
+  /** anomaly guard for every key of the group (beside a key's own) */
   guard?: Guard | null;
   updated_at: string;
 }
@@ -262,7 +262,7 @@ export interface NewApiKey {
   remaining?: number | null;
   group: string | null;
   rpm: number | null;
-  /** anomaly guard; null = the group's default (if any) */
+  /** the key's own anomaly guard (its group's applies as well); null = none */
   guard?: Guard | null;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;

@@ -162,6 +162,9 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     now: clock,
     logger,
   });
+  bus.on((m) => {
+    if (m.kind === 'key') expiryScanner.soon();
+  });
   const rateLimiter = createRateLimiter(redis, redisPrefix);
   const metrics = createMetrics({
     keyCache: () => verifier.stats,

@@ -86,7 +86,13 @@ export function createSecurityActions(deps: {
               keyId,
               userId,
               ip,
-              changes: { ...where, status: { from: before.status, to: after.status }, locked: true },
+              changes: {
+                ...where,
+                name: after.name,
+                display: after.display,
+                status: { from: before.status, to: after.status },
+                locked: true,
+              },
             },
             trx,
           );
@@ -119,6 +125,8 @@ export function createSecurityActions(deps: {
             keyId,
             userId,
             changes: {
+              name: after.name,
+              display: after.display,
               reason: trip.reason,
               metric: trip.metric,
               limit: trip.limit,

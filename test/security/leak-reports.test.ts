@@ -79,6 +79,8 @@ describe.each(backends())('GitHub secret-scanning reports [%s]', (backend) => {
         url,
         source: 'content',
         type: 'moleapi_api_key',
+        name: live.key.name,
+        display: live.key.display,
         status: { from: 'active', to: 'disabled' },
       },
     });

@@ -72,7 +72,14 @@ export default function SecurityPage() {
                   <tr key={e.id}>
                     <td>{dateTime(e.created_at)}</td>
                     <td>
-                      {e.key_id != null ? <Link href={`/keys/${e.key_id}`}>Key #{e.key_id}</Link> : '—'}
+                      {e.key_id != null ? (
+                        <Link href={`/keys/${e.key_id}`}>
+                          {text(e.changes.name) || `Key #${e.key_id}`}
+                          {text(e.changes.display) ? ` (${text(e.changes.display)})` : ''}
+                        </Link>
+                      ) : (
+                        '—'
+                      )}
                     </td>
                     <td>
                       <span className="badge">{e.action === 'key.leaked' ? 'leaked' : 'auto-disabled'}</span>

@@ -260,6 +260,20 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0010_budgets': {
+      // Periodic budgets (nano-USD per daily / weekly / monthly period) on keys, accounts and
+      // as a group default, and the spend shares that raise `budget.threshold` events (JSON
+      // list; null = the default [0.8, 1]). Spend per period is not stored here: it is the
+      // sum of usage_daily since the period began (budgets/ reads it through usage/).
+      async up(db: Kysely<any>) {
+        for (const table of ['api_keys', 'users', 'groups']) {
+          await db.schema.alterTable(table).addColumn('budget_nano', big).execute();
+          await db.schema.alterTable(table).addColumn('budget_period', 'text').execute();
+        }
+        await db.schema.alterTable('api_keys').addColumn('alert_thresholds', 'text').execute();
+        await db.schema.alterTable('users').addColumn('alert_thresholds', 'text').execute();
+      },
+    },
   };
 }
 

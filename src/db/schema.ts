@@ -21,7 +21,14 @@ export interface UsersTable {
   deleted_at: number | null;
   /** Set by `mole import new-api`: the source row ("new-api:users:<id>"). */
   import_source: Generated<string | null>;
+  /** Spend allowed per budget_period (nano-USD); null = no account budget. */
+  budget_nano: Generated<number | null>;
+  budget_period: Generated<BudgetPeriod | null>;
+  /** JSON list of spend shares that raise `budget.threshold`; null = [0.8, 1]. */
+  alert_thresholds: Generated<string | null>;
 }
+
+export type BudgetPeriod = 'daily' | 'weekly' | 'monthly';
 
 export interface SessionsTable {
   token_hash: string;
@@ -63,6 +70,11 @@ export interface ApiKeysTable {
   imported: Generated<number>;
   /** Set by `mole import new-api`: the source row ("new-api:tokens:<id>"). */
   import_source: Generated<string | null>;
+  /** Spend allowed per budget_period (nano-USD); null = none of its own (the group's default may apply). */
+  budget_nano: Generated<number | null>;
+  budget_period: Generated<BudgetPeriod | null>;
+  /** JSON list of spend shares that raise `budget.threshold`; null = [0.8, 1]. */
+  alert_thresholds: Generated<string | null>;
 }
 
 export interface AuditTable {
@@ -81,6 +93,9 @@ export interface GroupsTable {
   /** Price multiplier in parts per million (1_000_000 = 1×). */
   multiplier_ppm: number;
   updated_at: number;
+  /** Default budget for each key of the group (nano-USD per budget_period); null = none. */
+  budget_nano: Generated<number | null>;
+  budget_period: Generated<BudgetPeriod | null>;
 }
 
 export interface PricesTable {

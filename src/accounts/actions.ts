@@ -7,6 +7,7 @@ import type { AuditService } from '../audit/service.js';
 import { AppError, notFound } from '../http/errors.js';
 import { actorOf, isAdmin, type Principal, selfId } from '../http/principal.js';
 import { type AccountsService, toUserJson, type UserPatch } from './service.js';
+import { type Budget, budgetOf } from '../budgets/service.js';
 
 /** Who asks, and from where (for the audit trail and the password throttle). */
 export interface Caller {
@@ -20,6 +21,8 @@ export interface NewUser {
   role: 'admin' | 'user';
   group: string;
   balanceNano: number;
+  budget?: Budget | null;
+  alertThresholds?: number[] | null;
   /** The balance as the caller wrote it (USD), for the audit trail. */
   balanceUsd: number;
 }
@@ -35,6 +38,8 @@ export function createAccountActions(deps: {
   keys: { releaseOwnerPins(userId: number): Promise<void> };
   /** Persists pending usage, so reads show the latest balance. */
   flush: () => Promise<void>;
+  /** The account's budget against its spend this period (budgets/). */
+  budgetUsage?: (userId: number, budget: Budget) => Promise<unknown>;
 }) {
   const { accounts, audit } = deps;
 
@@ -66,7 +71,13 @@ export function createAccountActions(deps: {
             action: 'user.create',
             userId: Number(row.id),
             ip,
-            changes: { username: row.username, role: row.role, group: row.group_name, balance: balanceUsd },
+            changes: {
+              username: row.username,
+              role: row.role,
+              group: row.group_name,
+              balance: balanceUsd,
+              ...(row.budget_nano !== null ? { budget: toUserJson(row).budget } : {}),
+            },
           },
           trx,
         ),
@@ -82,7 +93,10 @@ export function createAccountActions(deps: {
     async get(principal: Principal, id: number) {
       requireSelfOrAdmin(principal, id);
       await deps.flush();
-      return toUserJson(await accounts.requireUser(id));
+      const row = await accounts.requireUser(id);
+      const budget = budgetOf(row.budget_nano, row.budget_period);
+      const usage = budget && deps.budgetUsage ? await deps.budgetUsage(id, budget) : null;
+      return { ...toUserJson(row), budget_usage: usage };
     },
 
     /**
@@ -101,8 +115,13 @@ export function createAccountActions(deps: {
       }
       if (!isAdmin(principal)) {
         if (id !== selfId(principal)) throw notFound('user');
-        if (patch.role !== undefined || patch.group !== undefined || patch.status !== undefined)
-          throw new AppError('forbidden', 'only an admin can change role, group or status');
+        if (
+          patch.role !== undefined ||
+          patch.group !== undefined ||
+          patch.status !== undefined ||
+          patch.budget !== undefined
+        )
+          throw new AppError('forbidden', 'only an admin can change role, group, status or budget');
       }
       const { before, after } = await accounts.updateUser(id, patch, (trx, { before, after }) => {
         const changes: Record<string, unknown> = {};
@@ -110,6 +129,10 @@ export function createAccountActions(deps: {
         if (before.group_name !== after.group_name)
           changes.group = { from: before.group_name, to: after.group_name };
         if (before.status !== after.status) changes.status = { from: before.status, to: after.status };
+        for (const f of ['budget', 'alert_thresholds'] as const) {
+          const [a, b] = [toUserJson(before)[f], toUserJson(after)[f]];
+          if (JSON.stringify(a) !== JSON.stringify(b)) changes[f] = { from: a, to: b };
+        }
         if (patch.password !== undefined) changes.password = 'changed';
         return audit.record(
           { actor: actorOf(principal), action: 'user.update', userId: id, ip, changes },

@@ -1,6 +1,7 @@
 // Prices per model and multipliers per group. Small tables, held whole in memory and
 // reloaded when a change is announced, so pricing a request touches no database.
 import type { Db } from '../db/index.js';
+import type { BudgetPeriod } from '../db/schema.js';
 import type { Logger } from 'pino';
 import { type InvalidationBus, reloadOnAnnouncement } from '../shared/bus.js';
 import { nanoToUsd, PPM, type Price } from './money.js';
@@ -18,7 +19,21 @@ export interface PriceJson {
 export interface GroupJson {
   name: string;
   multiplier: number;
+  /** Default budget for each key of the group (USD per period); null = none. */
+  budget: { amount: number; period: BudgetPeriod } | null;
   updated_at: string;
+}
+
+/** A group's default budget for its keys, in nano-USD. */
+export interface GroupBudget {
+  amountNano: number;
+  period: BudgetPeriod;
+}
+
+/** What a PUT of a group changes: fields left undefined keep their value (a new group: 1×, no budget). */
+export interface GroupChange {
+  ppm?: number;
+  budget?: GroupBudget | null;
 }
 
 /** Work done inside a change's transaction (the audit row): when it throws, the change is undone. */
@@ -28,7 +43,7 @@ const perM = (nano: number) => nanoToUsd(nano);
 
 export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: Logger) {
   let prices = new Map<string, Price & { updatedAt: number }>();
-  let groups = new Map<string, { ppm: number; updatedAt: number }>();
+  let groups = new Map<string, { ppm: number; budget: GroupBudget | null; updatedAt: number }>();
 
   async function reload() {
     const [p, g] = await Promise.all([
@@ -48,7 +63,17 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
       ]),
     );
     groups = new Map(
-      g.map((r) => [r.name, { ppm: Number(r.multiplier_ppm), updatedAt: Number(r.updated_at) }]),
+      g.map((r) => [
+        r.name,
+        {
+          ppm: Number(r.multiplier_ppm),
+          budget:
+            r.budget_nano === null || r.budget_period === null
+              ? null
+              : { amountNano: Number(r.budget_nano), period: r.budget_period },
+          updatedAt: Number(r.updated_at),
+        },
+      ]),
     );
   }
   await reload();
@@ -58,6 +83,13 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     reload,
     (err) => logger.error({ err: String(err) }, 'prices: reload failed; the previous prices stay'),
   );
+
+  const groupJson = (name: string, ppm: number, budget: GroupBudget | null, at: number): GroupJson => ({
+    name,
+    multiplier: ppm / PPM,
+    budget: budget && { amount: nanoToUsd(budget.amountNano), period: budget.period },
+    updated_at: new Date(at).toISOString(),
+  });
 
   const priceJson = (model: string, p: Price & { updatedAt: number }): PriceJson => ({
     model,
@@ -77,18 +109,16 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     multiplierPpm(group: string): number {
       return groups.get(group)?.ppm ?? PPM;
     },
+    /** The group's default budget for each of its keys; null = none. */
+    groupBudget(group: string): GroupBudget | null {
+      return groups.get(group)?.budget ?? null;
+    },
     listPrices: () =>
       [...prices.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([m, p]) => priceJson(m, p)),
     listGroups: () =>
       [...groups.entries()]
         .sort(([a], [b]) => a.localeCompare(b))
-        .map(
-          ([name, g]): GroupJson => ({
-            name,
-            multiplier: g.ppm / PPM,
-            updated_at: new Date(g.updatedAt).toISOString(),
-          }),
-        ),
+        .map(([name, g]): GroupJson => groupJson(name, g.ppm, g.budget, g.updatedAt)),
 
     /** `onSet` runs in the change's transaction (the audit row): when it throws, nothing changes. */
     async setPrice(model: string, p: Price, onSet?: OnChange<PriceJson>): Promise<PriceJson> {
@@ -134,16 +164,32 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
       await reloaded();
       return deleted;
     },
-    async setGroup(name: string, ppm: number, onSet?: OnChange<GroupJson>): Promise<GroupJson> {
+    async setGroup(name: string, change: GroupChange, onSet?: OnChange<GroupJson>): Promise<GroupJson> {
       const now = Date.now();
-      const json = { name, multiplier: ppm / PPM, updated_at: new Date(now).toISOString() };
-      await db.transaction().execute(async (trx) => {
-        await trx
+      const set = {
+        ...(change.ppm !== undefined ? { multiplier_ppm: change.ppm } : {}),
+        ...(change.budget !== undefined
+          ? { budget_nano: change.budget?.amountNano ?? null, budget_period: change.budget?.period ?? null }
+          : {}),
+        updated_at: now,
+      };
+      const json = await db.transaction().execute(async (trx) => {
+        const row = await trx
           .insertInto('groups')
-          .values({ name, multiplier_ppm: ppm, updated_at: now })
-          .onConflict((oc) => oc.column('name').doUpdateSet({ multiplier_ppm: ppm, updated_at: now }))
-          .execute();
-        await onSet?.(trx, json);
+          .values({ name, multiplier_ppm: change.ppm ?? PPM, ...set })
+          .onConflict((oc) => oc.column('name').doUpdateSet(set))
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        const out = groupJson(
+          name,
+          Number(row.multiplier_ppm),
+          row.budget_nano === null || row.budget_period === null
+            ? null
+            : { amountNano: Number(row.budget_nano), period: row.budget_period },
+          now,
+        );
+        await onSet?.(trx, out);
+        return out;
       });
       bus.publish({ kind: 'group', name });
       await reloaded();

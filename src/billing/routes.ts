@@ -6,6 +6,7 @@ import { AppError } from '../http/errors.js';
 import { listOf, route, zTime } from '../http/route.js';
 import { zGroupName, zModelName } from '../http/validate.js';
 import type { BillingActions } from './actions.js';
+import type { GroupChange } from './catalog.js';
 import { multiplierToPpm, usdToNano } from './money.js';
 
 const zPerM = z.number().finite().min(0).max(1_000_000);
@@ -25,8 +26,21 @@ export const PriceSchema = z
   })
   .meta({ title: 'Price' });
 /** A group's price multiplier (billing/catalog.ts `GroupJson`). */
+const PERIODS = ['daily', 'weekly', 'monthly'] as const;
+const zGroupBudget = z
+  .object({ amount: z.number().finite().min(0).max(9_000_000), period: z.enum(PERIODS) })
+  .strict();
 export const GroupSchema = z
-  .object({ name: z.string(), multiplier: z.number(), updated_at: zTime })
+  .object({
+    name: z.string(),
+    multiplier: z.number(),
+    budget: z
+      .object({ amount: z.number(), period: z.enum(PERIODS) })
+      .nullable()
+      .optional()
+      .describe('default budget for each key of the group (USD per period); null = none'),
+    updated_at: zTime,
+  })
   .meta({ title: 'Group' });
 
 function nano(v: number, param: string): number {
@@ -102,19 +116,35 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
   route(app, {
     method: 'PUT',
     url: '/api/groups/:name',
-    summary: 'Set a group multiplier',
+    summary: 'Create or change a group: price multiplier, default key budget',
     tags: ['pricing'],
     auth: 'admin',
     params: z.object({ name: zGroupName }).strict(),
-    body: z.object({ multiplier: z.number().finite().min(0).max(1000) }).strict(),
+    body: z
+      .object({
+        multiplier: z.number().finite().min(0).max(1000).optional(),
+        budget: zGroupBudget.nullable().optional(),
+      })
+      .strict(),
     response: GroupSchema,
     handler: ({ params, body, principal, ip }) => {
-      const ppm = multiplierToPpm(body.multiplier);
+      const ppm = body.multiplier === undefined ? undefined : multiplierToPpm(body.multiplier);
       if (ppm === null)
         throw new AppError('validation_error', 'multiplier: at most 6 decimal places', {
           param: 'multiplier',
         });
-      return actions.setGroup({ principal, ip }, params.name, ppm, body.multiplier);
+      const change: GroupChange = {
+        ...(ppm !== undefined ? { ppm } : {}),
+        ...(body.budget !== undefined
+          ? {
+              budget:
+                body.budget === null
+                  ? null
+                  : { amountNano: nano(body.budget.amount, 'budget.amount'), period: body.budget.period },
+            }
+          : {}),
+      };
+      return actions.setGroup({ principal, ip }, params.name, change, body);
     },
   });
 }

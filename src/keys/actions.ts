@@ -6,6 +6,9 @@ import type { AccountsService } from '../accounts/service.js';
 import type { AuditService } from '../audit/service.js';
 import { AppError } from '../http/errors.js';
 import { actorOf, isAdmin, type Principal, selfId } from '../http/principal.js';
+import { type Budget, budgetOf } from '../budgets/service.js';
+import { checkWithinGroup } from '../budgets/input.js';
+import type { ApiKeyRow } from '../db/schema.js';
 import { type KeyFields, type KeyListQuery, type KeysService, keyChanges, toKeyJson } from './service.js';
 
 /** Where the request came from, for the audit trail. */
@@ -32,8 +35,27 @@ export function createKeyActions(deps: {
   audit: Pick<AuditService, 'record'>;
   /** Persists pending usage, so reads show the latest spend and last use. */
   flush: () => Promise<void>;
+  /** A group's default budget (billing's catalog). */
+  groupBudget?: (group: string) => Budget | null;
+  /** The key's own budget against its spend this period (budgets/). */
+  budgetUsage?: (keyId: number, budget: Budget) => Promise<unknown>;
 }) {
   const { keys, audit } = deps;
+
+  /**
+   * 422 limit_above_group when the key's budget (as it will be) is above its group's default.
+   * `row` is the key before the change (absent on create).
+   */
+  async function checkBudget(userId: number, fields: KeyFields, row?: ApiKeyRow): Promise<void> {
+    if (!deps.groupBudget || (fields.budget === undefined && fields.group === undefined)) return;
+    const budget =
+      fields.budget !== undefined ? fields.budget : row ? budgetOf(row.budget_nano, row.budget_period) : null;
+    if (!budget) return;
+    const group =
+      (fields.group !== undefined ? fields.group : (row?.group_name ?? null)) ??
+      (await deps.accounts.requireUser(userId)).group_name;
+    checkWithinGroup(budget, deps.groupBudget(group), group);
+  }
 
   /** Whose key a new one is: the caller's, or (admins only) the one named. */
   async function ownerForNewKey(principal: Principal, userId: number | undefined): Promise<number> {
@@ -66,6 +88,7 @@ export function createKeyActions(deps: {
       const userId = await ownerForNewKey(principal, input.userId);
       checkGroupAllowed(principal, input.fields.group);
       const fields = { ...input.fields, groupByAdmin: isAdmin(principal) };
+      await checkBudget(userId, fields);
       const { row, secret } = await keys.create(userId, fields, async (trx, created) => {
         const json = toKeyJson(created, keys.now());
         await audit.record(
@@ -83,6 +106,8 @@ export function createKeyActions(deps: {
               quota: json.quota,
               group: json.group,
               rpm: json.rpm,
+              budget: json.budget,
+              alert_thresholds: json.alert_thresholds,
               expires_at: json.expires_at,
             },
           },
@@ -102,7 +127,11 @@ export function createKeyActions(deps: {
 
     async get(principal: Principal, id: number) {
       await deps.flush();
-      return toKeyJson(await keys.requireKey(id, ownerScope(principal)), keys.now());
+      const row = await keys.requireKey(id, ownerScope(principal));
+      const json = toKeyJson(row, keys.now());
+      const budget = budgetOf(row.budget_nano, row.budget_period);
+      const usage = budget && deps.budgetUsage ? await deps.budgetUsage(json.id, budget) : null;
+      return { ...json, budget_usage: usage };
     },
 
     async update({ principal, ip }: Caller, id: number, patch: KeyPatch) {
@@ -118,6 +147,10 @@ export function createKeyActions(deps: {
         });
       const byAdmin = await actsAsAdmin(principal, id);
       const fields = { ...patch, groupByAdmin: isAdmin(principal) };
+      if (patch.budget !== undefined || patch.group !== undefined) {
+        const row = await keys.requireKey(id, ownerScope(principal));
+        await checkBudget(Number(row.user_id), fields, row);
+      }
       await keys.update(id, ownerScope(principal), fields, byAdmin, async (trx, { before, after }) => {
         const { status, ...fieldChanges } = keyChanges(before, after);
         const entry = { actor: actorOf(principal), keyId: id, userId: Number(after.user_id), ip };

@@ -7,6 +7,13 @@ import { pageOf, route, zTime } from '../http/route.js';
 import { zCursor, zGroupName, zId, zIsoTime, zLimit, zModelPattern, zName, zUsd } from '../http/validate.js';
 import { usdToNano } from '../billing/money.js';
 import { parseRule } from '../shared/cidr.js';
+import {
+  BudgetSchema,
+  BudgetUsageSchema,
+  budgetFromInput,
+  zAlertThresholds,
+  zBudget,
+} from '../budgets/input.js';
 import type { KeyActions } from './actions.js';
 import type { KeyFields } from './service.js';
 
@@ -25,6 +32,8 @@ const writable = {
   expires_at: zIsoTime.nullable().optional(),
   group: zGroupName.nullable().optional(),
   rpm: z.number().int().min(1).max(1_000_000).nullable().optional(),
+  budget: zBudget.nullable().optional(),
+  alert_thresholds: zAlertThresholds.nullable().optional(),
 };
 
 const CreateBody = z.object({ name: zName, user_id: zId.optional(), ...writable }).strict();
@@ -53,6 +62,13 @@ export const ApiKeySchema = z
     remaining: z.number().nullable().optional().describe('USD; null = unlimited'),
     group: z.string().nullable(),
     rpm: z.number().int().nullable(),
+    budget: BudgetSchema.nullable()
+      .optional()
+      .describe("spend allowed per period (USD); null = none of its own (the group's default may apply)"),
+    alert_thresholds: z.array(z.number()).nullable().optional().describe('null = [0.8, 1]'),
+    budget_usage: BudgetUsageSchema.nullable()
+      .optional()
+      .describe("the key's own budget against its spend this period (GET /api/keys/:id only)"),
     locked: z.boolean().optional().describe('Disabled by an admin: only an admin can enable it'),
     expires_at: zTime.nullable(),
     created_at: zTime,
@@ -80,6 +96,8 @@ function toFields(b: z.infer<typeof PatchBody>): KeyFields {
   if (b.expires_at !== undefined) f.expiresAt = b.expires_at === null ? null : Date.parse(b.expires_at);
   if (b.group !== undefined) f.group = b.group;
   if (b.rpm !== undefined) f.rpm = b.rpm;
+  if (b.budget !== undefined) f.budget = budgetFromInput(b.budget);
+  if (b.alert_thresholds !== undefined) f.alertThresholds = b.alert_thresholds;
   return f;
 }
 

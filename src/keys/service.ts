@@ -10,6 +10,8 @@ import type { InvalidationBus } from '../shared/bus.js';
 import { displayKey, generateKey, hashKey } from './format.js';
 import { type Clock, systemClock } from '../shared/clock.js';
 import { containsPattern } from '../shared/like.js';
+import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
+import { thresholdsText } from '../budgets/input.js';
 
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
 
@@ -41,6 +43,8 @@ export function toKeyJson(row: ApiKeyRow, now = Date.now()) {
     remaining: quota === null ? null : nanoToUsd(Math.max(0, quota - used)),
     group: row.group_name,
     rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),
+    budget: budgetJson(row.budget_nano, row.budget_period),
+    alert_thresholds: thresholdsOf(row.alert_thresholds),
     /** Disabled by an admin: only an admin can enable it. */
     locked: Number(row.admin_locked) === 1,
     expires_at: iso(row.expires_at),
@@ -62,6 +66,8 @@ export interface KeyFields {
   /** Who sets `group`: an admin's group is a grant; an owner's can only be their own group and follows them. */
   groupByAdmin?: boolean;
   rpm?: number | null;
+  budget?: Budget | null;
+  alertThresholds?: number[] | null;
 }
 
 function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
@@ -77,6 +83,11 @@ function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
     set.group_by_admin = f.group !== null && f.groupByAdmin ? 1 : 0;
   }
   if (f.rpm !== undefined) set.rpm_limit = f.rpm;
+  if (f.budget !== undefined) {
+    set.budget_nano = f.budget?.amountNano ?? null;
+    set.budget_period = f.budget?.period ?? null;
+  }
+  if (f.alertThresholds !== undefined) set.alert_thresholds = thresholdsText(f.alertThresholds);
   return set;
 }
 
@@ -88,7 +99,17 @@ export function keyChanges(
   const a = toKeyJson(before);
   const b = toKeyJson(after);
   const out: Record<string, { from: unknown; to: unknown }> = {};
-  for (const f of ['name', 'models', 'allowed_ips', 'quota', 'group', 'rpm', 'expires_at'] as const) {
+  for (const f of [
+    'name',
+    'models',
+    'allowed_ips',
+    'quota',
+    'group',
+    'rpm',
+    'budget',
+    'alert_thresholds',
+    'expires_at',
+  ] as const) {
     if (JSON.stringify(a[f]) !== JSON.stringify(b[f])) out[f] = { from: a[f], to: b[f] };
   }
   if (before.status !== after.status) out.status = { from: before.status, to: after.status };
@@ -390,6 +411,9 @@ export function createKeysService(
           'users.status as user_status',
           'users.group_name as user_group',
           'users.deleted_at as user_deleted_at',
+          'users.budget_nano as user_budget_nano',
+          'users.budget_period as user_budget_period',
+          'users.alert_thresholds as user_alert_thresholds',
         ])
         .where((eb) => eb.or([eb('api_keys.key_hash', '=', hash), eb('api_keys.prev_key_hash', '=', hash)]))
         .executeTakeFirst();

@@ -15,6 +15,7 @@ import { CidrSet } from './cidr.js';
 import { hashKey, isWellFormedKey, KEY_REGEX } from './format.js';
 import { compileModelList, type ModelMatcher } from './models.js';
 import type { KeysService } from './service.js';
+import { type Budget, budgetOf, thresholdsOf } from '../budgets/service.js';
 
 export interface VerifiedKey {
   id: number;
@@ -26,6 +27,13 @@ export interface VerifiedKey {
   quotaNano: number | null;
   rpm: number | null;
   expiresAt: number | null;
+  /** The key's own periodic budget (its group's default applies besides, budgets/). */
+  budget: Budget | null;
+  /** null = the default thresholds. */
+  alertThresholds: number[] | null;
+  /** The owner account's periodic budget. */
+  accountBudget: Budget | null;
+  accountAlertThresholds: number[] | null;
 }
 
 interface CachedKey extends VerifiedKey {
@@ -174,6 +182,10 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
       quotaNano: row.quota_nano === null ? null : Number(row.quota_nano),
       rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),
       expiresAt: row.expires_at === null ? null : Number(row.expires_at),
+      budget: budgetOf(row.budget_nano, row.budget_period),
+      alertThresholds: thresholdsOf(row.alert_thresholds),
+      accountBudget: budgetOf(row.user_budget_nano, row.user_budget_period),
+      accountAlertThresholds: thresholdsOf(row.user_alert_thresholds),
       status: row.status,
       ownerActive: row.user_status === 'active',
       // A stored rule that no longer parses denies everyone rather than allowing everyone.

@@ -129,8 +129,10 @@ describe.each(backends())('changes whose audit row fails are rolled back [%s]', 
       await expect(a.setPrice(master, 'rollback-model', price, { input: 0, output: 0 })).rejects.toThrow();
       await expect(a.setPrice(master, 'rollback-new', price, { input: 0, output: 0 })).rejects.toThrow();
       await expect(a.deletePrice(master, 'rollback-model')).rejects.toThrow();
-      await expect(a.setGroup(master, 'rollback', 3_000_000, 3)).rejects.toThrow();
-      await expect(a.setGroup(master, 'rollback-new', 3_000_000, 3)).rejects.toThrow();
+      await expect(a.setGroup(master, 'rollback', { ppm: 3_000_000 }, { multiplier: 3 })).rejects.toThrow();
+      await expect(
+        a.setGroup(master, 'rollback-new', { ppm: 3_000_000 }, { multiplier: 3 }),
+      ).rejects.toThrow();
       expect([(await s.api('GET', '/api/prices')).body, (await s.api('GET', '/api/groups')).body]).toEqual(
         before,
       );

@@ -11,6 +11,9 @@ import { createAccountActions } from './accounts/actions.js';
 import { createAccountsService } from './accounts/service.js';
 import { databaseId, loadMasterKey, type MasterKey, probeDatabase } from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
+import { createEventsService } from './events/service.js';
+import { createWebhookOutbox } from './events/webhook.js';
+import { systemClock } from './shared/clock.js';
 import { createKeysService } from './keys/service.js';
 import { createKeyActions } from './keys/actions.js';
 import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
@@ -78,6 +81,16 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     onUserDeleted: (trx, userId, now) => keys.deleteAllFor(trx, userId, now),
   });
   const audit = createAuditService(db);
+  // Notifications: other domains report through `events.emit` (stored, then delivered).
+  const clock = opts.now ?? systemClock;
+  const webhook = config.webhook
+    ? createWebhookOutbox({ db, logger, options: config.webhook, now: clock })
+    : null;
+  const events = createEventsService(db, {
+    deliver: webhook !== null,
+    now: clock,
+    onStored: () => webhook?.nudge(),
+  });
   const keys = createKeysService(
     db,
     bus,
@@ -145,6 +158,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     },
   );
 
+  webhook?.start();
+
   return {
     config,
     logger,
@@ -153,6 +168,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     masterKey,
     accounts,
     audit,
+    events,
+    webhook,
     keys,
     keyActions,
     accountActions,
@@ -173,6 +190,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     async close() {
       // Stop hearing announcements first: a reload must not start on a closing database.
       redisSub?.disconnect();
+      await webhook?.stop();
       await usageWriter.close();
       await ledger.close();
       await storage.close();

@@ -27,6 +27,9 @@ import { createChannelActions } from './channels/actions.js';
 import { createChannelsService } from './channels/service.js';
 import { resolveSecret, SecretBox } from './channels/secretbox.js';
 import { createUsageWriter } from './usage/writer.js';
+import { createSpendReader } from './usage/spend.js';
+import { createBudgets } from './budgets/service.js';
+import { type BudgetMeter, createLocalMeter, createRedisMeter } from './budgets/meter.js';
 import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
 import { createRateLimiter } from './limits/rate-limit.js';
@@ -119,26 +122,58 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
         holdLeaseMs: config.holdLeaseMs,
       })
     : createLocalLedger({ store: ledgerStore, bus, logger });
+  // Periodic budgets: spend per period is the daily rollup's since the period began, plus what
+  // is settled and not written yet; held exactly like the ledger (in memory, or Redis shared).
+  const spend = createSpendReader(db);
+  const meter: BudgetMeter = redis
+    ? createRedisMeter({
+        store: spend,
+        logger,
+        redis,
+        redisPrefix,
+        holdLeaseMs: config.holdLeaseMs,
+        now: clock,
+      })
+    : createLocalMeter({ store: spend, logger, now: clock });
+  const budgets = createBudgets({
+    meter,
+    groupBudget: (group) => catalog.groupBudget(group),
+    notify: (e) => events.emit(e),
+    logger,
+    now: clock,
+  });
   const usageWriter = createUsageWriter({
     db,
     logger,
     intervalMs: config.flushIntervalMs,
     // Spend, log rows and last-use times land in one transaction, so key `used` and the
     // account balance always equal the sum of logged costs.
-    contributors: [ledger.flushInto, async (trx) => keys.recordLastUse(trx, verifier.drainLastUse())],
+    contributors: [
+      ledger.flushInto,
+      budgets.flushInto,
+      async (trx) => keys.recordLastUse(trx, verifier.drainLastUse()),
+    ],
     // Every row is durable here before its answer is released (usage/journal.ts).
     journal: openUsageJournal(config),
   });
   // What a crashed process billed but had not written yet, before serving anything.
   await usageWriter.recover();
   const usage = createUsageQueries(db, storage.dialect, keys);
-  const keyActions = createKeyActions({ keys, accounts, audit, flush: () => usageWriter.flush() });
+  const keyActions = createKeyActions({
+    keys,
+    accounts,
+    audit,
+    flush: () => usageWriter.flush(),
+    groupBudget: (group) => catalog.groupBudget(group),
+    budgetUsage: (keyId, budget) => budgets.usage('k', keyId, budget),
+  });
   const accountActions = createAccountActions({
     accounts,
     audit,
     ledger,
     keys,
     flush: () => usageWriter.flush(),
+    budgetUsage: (userId, budget) => budgets.usage('u', userId, budget),
   });
   const billingActions = createBillingActions({ catalog, audit });
   const channelActions = createChannelActions({ channels, audit, catalog });
@@ -179,6 +214,9 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     catalog,
     channels,
     ledger,
+    budgets,
+    /** The services' clock (the system's, or a test's). */
+    now: clock,
     usageWriter,
     usage,
     rateLimiter,
@@ -193,6 +231,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
       await webhook?.stop();
       await usageWriter.close();
       await ledger.close();
+      await budgets.close();
       await storage.close();
       redis?.disconnect();
     },

@@ -18,6 +18,12 @@ export interface ApiKey {
   remaining?: number | null;
   group: string | null;
   rpm: number | null;
+  /** spend allowed per period (USD); null = none of its own (the group's default may apply) */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the key's own budget against its spend this period (GET /api/keys/:id only) */
+  budget_usage?: BudgetUsage | null;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -47,6 +53,21 @@ export interface AuditEntry {
 export interface AuditPage {
   data: AuditEntry[];
   next_cursor: string | null;
+}
+
+export interface Budget {
+  amount: number;
+  period: 'daily' | 'weekly' | 'monthly';
+}
+
+export interface BudgetUsage {
+  amount: number;
+  period: 'daily' | 'weekly' | 'monthly';
+  /** USD spent in the current period */
+  spent: number;
+  remaining: number;
+  /** ISO 8601: when the current period ends */
+  resets_at: string;
 }
 
 export interface Channel {
@@ -97,6 +118,12 @@ export interface DeletedApiKey {
   remaining?: number | null;
   group: string | null;
   rpm: number | null;
+  /** spend allowed per period (USD); null = none of its own (the group's default may apply) */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the key's own budget against its spend this period (GET /api/keys/:id only) */
+  budget_usage?: BudgetUsage | null;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -138,6 +165,12 @@ export interface DeletedUser {
   /** USD */
   balance: number;
   status: 'active' | 'disabled';
+  /** spend allowed per period (USD); null = none */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the account's budget against its spend this period (GET /api/users/:id only) */
+  budget_usage?: BudgetUsage | null;
   created_at: string;
   updated_at: string;
   deleted: true;
@@ -162,6 +195,11 @@ export interface EventPage {
 export interface Group {
   name: string;
   multiplier: number;
+  /** default budget for each key of the group (USD per period); null = none */
+  budget?: {
+    amount: number;
+    period: 'daily' | 'weekly' | 'monthly';
+  } | null;
   updated_at: string;
 }
 
@@ -239,6 +277,12 @@ export interface NewApiKey {
   remaining?: number | null;
   group: string | null;
   rpm: number | null;
+  /** spend allowed per period (USD); null = none of its own (the group's default may apply) */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the key's own budget against its spend this period (GET /api/keys/:id only) */
+  budget_usage?: BudgetUsage | null;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -309,6 +353,12 @@ export interface User {
   /** USD */
   balance: number;
   status: 'active' | 'disabled';
+  /** spend allowed per period (USD); null = none */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the account's budget against its spend this period (GET /api/users/:id only) */
+  budget_usage?: BudgetUsage | null;
   created_at: string;
   updated_at: string;
 }

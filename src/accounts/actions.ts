@@ -96,7 +96,7 @@ export function createAccountActions(deps: {
       const row = await accounts.requireUser(id);
       const budget = budgetOf(row.budget_nano, row.budget_period);
       const usage = budget && deps.budgetUsage ? await deps.budgetUsage(id, budget) : null;
-      return { ...toUserJson(row), budget_usage: usage };
+      return { ...toUserJson(row), ...(usage ? { budget_usage: usage } : {}) };
     },
 
     /**

@@ -38,9 +38,9 @@ export const UserSchema = z
     status: z.enum(['active', 'disabled']),
     budget: BudgetSchema.nullable().optional().describe('spend allowed per period (USD); null = none'),
     alert_thresholds: z.array(z.number()).nullable().optional().describe('null = [0.8, 1]'),
-    budget_usage: BudgetUsageSchema.nullable()
-      .optional()
-      .describe("the account's budget against its spend this period (GET /api/users/:id only)"),
+    budget_usage: BudgetUsageSchema.optional().describe(
+      "the account's budget against its spend this period (GET /api/users/:id only)",
+    ),
     created_at: zTime,
     updated_at: zTime,
   })

@@ -202,12 +202,12 @@ export function budgetJson(nano: number | null, period: BudgetPeriod | null) {
 
 /** A stored budget as the budgets read it. */
 export function budgetOf(nano: number | null, period: BudgetPeriod | null): Budget | null {
-  return nano === null || period === null ? null : { amountNano: Number(nano), period };
+  return nano == null || period == null ? null : { amountNano: Number(nano), period };
 }
 
 /** Stored thresholds (JSON text) as a list; null = the default. */
 export function thresholdsOf(text: string | null): number[] | null {
-  if (text === null) return null;
+  if (text == null) return null;
   try {
     const v = JSON.parse(text) as unknown;
     return Array.isArray(v) && v.every((x) => typeof x === 'number') ? v : null;

@@ -131,7 +131,7 @@ export function createKeyActions(deps: {
       const json = toKeyJson(row, keys.now());
       const budget = budgetOf(row.budget_nano, row.budget_period);
       const usage = budget && deps.budgetUsage ? await deps.budgetUsage(json.id, budget) : null;
-      return { ...json, budget_usage: usage };
+      return { ...json, ...(usage ? { budget_usage: usage } : {}) };
     },
 
     async update({ principal, ip }: Caller, id: number, patch: KeyPatch) {

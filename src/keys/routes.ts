@@ -66,9 +66,9 @@ export const ApiKeySchema = z
       .optional()
       .describe("spend allowed per period (USD); null = none of its own (the group's default may apply)"),
     alert_thresholds: z.array(z.number()).nullable().optional().describe('null = [0.8, 1]'),
-    budget_usage: BudgetUsageSchema.nullable()
-      .optional()
-      .describe("the key's own budget against its spend this period (GET /api/keys/:id only)"),
+    budget_usage: BudgetUsageSchema.optional().describe(
+      "the key's own budget against its spend this period (GET /api/keys/:id only)",
+    ),
     locked: z.boolean().optional().describe('Disabled by an admin: only an admin can enable it'),
     expires_at: zTime.nullable(),
     created_at: zTime,

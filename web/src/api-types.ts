@@ -23,7 +23,7 @@ export interface ApiKey {
   /** null = [0.8, 1] */
   alert_thresholds?: number[] | null;
   /** the key's own budget against its spend this period (GET /api/keys/:id only) */
-  budget_usage?: BudgetUsage | null;
+  budget_usage?: BudgetUsage;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -123,7 +123,7 @@ export interface DeletedApiKey {
   /** null = [0.8, 1] */
   alert_thresholds?: number[] | null;
   /** the key's own budget against its spend this period (GET /api/keys/:id only) */
-  budget_usage?: BudgetUsage | null;
+  budget_usage?: BudgetUsage;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -170,7 +170,7 @@ export interface DeletedUser {
   /** null = [0.8, 1] */
   alert_thresholds?: number[] | null;
   /** the account's budget against its spend this period (GET /api/users/:id only) */
-  budget_usage?: BudgetUsage | null;
+  budget_usage?: BudgetUsage;
   created_at: string;
   updated_at: string;
   deleted: true;
@@ -282,7 +282,7 @@ export interface NewApiKey {
   /** null = [0.8, 1] */
   alert_thresholds?: number[] | null;
   /** the key's own budget against its spend this period (GET /api/keys/:id only) */
-  budget_usage?: BudgetUsage | null;
+  budget_usage?: BudgetUsage;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -358,7 +358,7 @@ export interface User {
   /** null = [0.8, 1] */
   alert_thresholds?: number[] | null;
   /** the account's budget against its spend this period (GET /api/users/:id only) */
-  budget_usage?: BudgetUsage | null;
+  budget_usage?: BudgetUsage;
   created_at: string;
   updated_at: string;
 }

@@ -5,7 +5,7 @@ import type { ApiKey } from '../api';
 import { toDateInput } from '../format';
 import { parseIpRules, parseList, parseUsd } from '../validate';
 
-export type KeyFormField = 'name' | 'ips' | 'quota' | 'expires' | 'rpm' | 'models';
+export type KeyFormField = 'name' | 'ips' | 'quota' | 'expires' | 'rpm' | 'models' | 'budget';
 export type FieldErrors = Partial<Record<KeyFormField, string>>;
 
 export interface KeyFormState {
@@ -25,10 +25,25 @@ export interface KeyFormState {
   /** The last day (yyyy-mm-dd, local), or '' for never. */
   expires: string;
   rpm: string;
+  /** Budget per period, USD as typed; '' = none of its own. */
+  budget: string;
+  budgetPeriod: BudgetPeriod;
   errors: FieldErrors;
 }
 
-export type TextField = 'name' | 'owner' | 'group' | 'patterns' | 'ips' | 'quota' | 'expires' | 'rpm';
+export type BudgetPeriod = 'daily' | 'weekly' | 'monthly';
+
+export type TextField =
+  | 'name'
+  | 'owner'
+  | 'group'
+  | 'patterns'
+  | 'ips'
+  | 'quota'
+  | 'expires'
+  | 'rpm'
+  | 'budget'
+  | 'budgetPeriod';
 
 export type KeyFormAction =
   | { type: 'set'; field: TextField; value: string }
@@ -50,6 +65,8 @@ export function initialKeyForm(existing: ApiKey | undefined, selfId: number): Ke
     quota: existing?.quota != null ? String(existing.quota) : '',
     expires: existing?.expires_at ? toDateInput(new Date(existing.expires_at)) : '',
     rpm: existing?.rpm != null ? String(existing.rpm) : '',
+    budget: existing?.budget ? String(existing.budget.amount) : '',
+    budgetPeriod: existing?.budget?.period ?? 'monthly',
     errors: {},
   };
 }
@@ -112,6 +129,8 @@ export function validateKeyForm(
       errors.rpm = 'Enter a whole number of requests per minute (1 or more), or leave it empty.';
     else rpm = n;
   }
+  const budget = parseUsd(state.budget);
+  if (budget.error) errors.budget = budget.error;
   const patterns = parseList(state.patterns);
   const badPattern = patterns.find((p) => !/^[^\s*]+\*?$/.test(p) && p !== '*');
   if (badPattern) errors.models = `“${badPattern}”: a pattern is a model name, optionally ending in *.`;
@@ -130,6 +149,9 @@ export function validateKeyForm(
     group: state.group || null,
     rpm,
   };
+  // The budget is sent only when it changes (an unchanged one is not checked against its group again).
+  const nextBudget = budget.value === null ? null : { amount: budget.value, period: state.budgetPeriod };
+  if (JSON.stringify(nextBudget) !== JSON.stringify(existing?.budget ?? null)) body.budget = nextBudget;
   if (!existing) {
     for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
     if (ctx.isAdmin && state.owner !== String(ctx.selfId)) body.user_id = Number(state.owner);
@@ -144,6 +166,7 @@ const FIELD_OF_PARAM: Record<string, KeyFormField> = {
   expires_at: 'expires',
   rpm: 'rpm',
   models: 'models',
+  budget: 'budget',
 };
 
 /** The form field an API error's `param` names ("allowed_ips[2]" → ips), if any. */

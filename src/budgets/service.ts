@@ -4,7 +4,14 @@
 // `budget.threshold` once per key or account, threshold and period as spend crosses it.
 import type { Logger } from 'pino';
 import type { Clock } from '../shared/clock.js';
-import type { BudgetHold, BudgetLine, BudgetMeter, Settled } from './meter.js';
+import {
+  type BudgetHold,
+  type BudgetLine,
+  type BudgetMeter,
+  type CounterRef,
+  countersFor,
+  type Settled,
+} from './meter.js';
 import { type BudgetPeriod, dayOf, periodEnd } from './period.js';
 
 export interface Budget {
@@ -89,39 +96,51 @@ export function createBudgets(deps: BudgetsDeps) {
     return lines;
   }
 
-  /** Announces each threshold a settlement crossed (in the background; failures are logged). */
+  /** Dedupe keys announced by this instance lately: a refusal storm stores nothing twice. */
+  const announced = new Set<string>();
+
+  /** Stores one threshold event (in the background; failures are logged). */
+  function emit(k: BudgetedKey, c: CounterRef, share: number, spent: number, refused: boolean): void {
+    const account = c.subject === 'u';
+    const who = account ? `user:${k.userId}` : `key:${k.id}`;
+    const dedupeKey = `budget.threshold:${who}:${c.period}:${dayOf(c.start)}:${share}`;
+    if (announced.has(dedupeKey)) return;
+    if (announced.size >= 10_000) announced.clear();
+    announced.add(dedupeKey);
+    const event: BudgetEvent = {
+      type: 'budget.threshold',
+      userId: k.userId,
+      keyId: account ? null : k.id,
+      dedupeKey,
+      data: {
+        scope: c.line.scope,
+        key_id: account ? null : k.id,
+        user_id: k.userId,
+        period: c.period,
+        period_start: iso(c.start),
+        resets_at: iso(c.end),
+        threshold: share,
+        limit: usd(c.limitNano),
+        spent: usd(spent),
+        ...(refused ? { refused: true } : {}),
+      },
+    };
+    deps.notify(event).catch((err: unknown) => {
+      announced.delete(dedupeKey);
+      deps.logger.error({ err: String(err), dedupe_key: dedupeKey }, 'budgets: event not stored');
+    });
+  }
+
+  const sharesOf = (k: BudgetedKey, c: CounterRef) =>
+    (c.subject === 'u' ? k.accountAlertThresholds : k.alertThresholds) ?? DEFAULT_THRESHOLDS;
+
+  /** Announces each threshold a settlement crossed. */
   function announce(k: BudgetedKey, settled: Settled[]): void {
-    for (const { counter, before, after } of settled) {
-      const account = counter.subject === 'u';
-      const shares = (account ? k.accountAlertThresholds : k.alertThresholds) ?? DEFAULT_THRESHOLDS;
-      for (const share of shares) {
+    for (const { counter, before, after } of settled)
+      for (const share of sharesOf(k, counter)) {
         const mark = markOf(counter.limitNano, share);
-        if (!(before < mark && after >= mark)) continue;
-        const who = account ? `user:${k.userId}` : `key:${k.id}`;
-        const event: BudgetEvent = {
-          type: 'budget.threshold',
-          userId: k.userId,
-          keyId: account ? null : k.id,
-          dedupeKey: `budget.threshold:${who}:${counter.period}:${dayOf(counter.start)}:${share}`,
-          data: {
-            scope: counter.line.scope,
-            key_id: account ? null : k.id,
-            user_id: k.userId,
-            period: counter.period,
-            period_start: iso(counter.start),
-            resets_at: iso(counter.end),
-            threshold: share,
-            limit: usd(counter.limitNano),
-            spent: usd(after),
-          },
-        };
-        deps
-          .notify(event)
-          .catch((err: unknown) =>
-            deps.logger.error({ err: String(err), dedupe_key: event.dedupeKey }, 'budgets: event not stored'),
-          );
+        if (before < mark && after >= mark) emit(k, counter, share, after, false);
       }
-    }
   }
 
   return {
@@ -130,9 +149,15 @@ export function createBudgets(deps: BudgetsDeps) {
     /** Holds `amount` against every budget in force, or says which one cannot cover it. */
     async reserve(k: BudgetedKey, amount: number): Promise<BudgetAdmission> {
       const lines = linesFor(k);
-      const r = await meter.reserve(lines, amount, deps.now());
+      const at = deps.now();
+      const r = await meter.reserve(lines, amount, at);
       if (r.ok) return r;
       const left = Math.max(0, r.line.limitNano - r.spentNano);
+      // Spend rarely lands on the budget exactly (requests hold their worst case): a refusal
+      // means it is used up, so the 100% threshold is announced now if it was not yet.
+      const counter = countersFor([r.line], at)[0]!;
+      if (sharesOf(k, counter).includes(1) && r.spentNano < r.line.limitNano)
+        emit(k, counter, 1, r.spentNano, true);
       return {
         ok: false,
         line: r.line,

@@ -233,6 +233,26 @@ describe.each(backends())('periodic budgets (%s)', (backend) => {
     expect(next.map((e) => e.data.threshold)).toEqual([0.5]);
   });
 
+  it('a refusal announces the 100% threshold once when spend stopped short of the budget', async () => {
+    const { user, key, secret } = await userWithKey(s, {
+      key: { budget: { amount: usd(2 * COST + COST / 2), period: 'daily' } },
+    });
+    moveTo(s, '2031-06-12T08:00:00Z');
+    const codes = [];
+    for (let i = 0; i < 5; i++) codes.push((await chat(s, secret)).status);
+    expect(codes).toEqual([200, 200, 429, 429, 429]);
+    await expect.poll(async () => (await budgetEvents(s, user.id)).length).toBe(2);
+    const events = await budgetEvents(s, user.id);
+    expect(events.map((e) => [e.key_id, e.data.threshold]).sort()).toEqual([
+      [key.id, 0.8],
+      [key.id, 1],
+    ]);
+    expect(events.find((e) => e.data.threshold === 1)!.data).toMatchObject({
+      refused: true,
+      spent: usd(2 * COST),
+    });
+  });
+
   it("keeps a period's spend across a restart", async () => {
     const { key, secret } = await userWithKey(s, {
       key: { budget: { amount: usd(3 * COST), period: 'monthly' } },

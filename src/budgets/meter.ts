@@ -327,18 +327,22 @@ for i = 1, n do
 end
 return 0`;
 // KEYS: the n held counters, then the n counters to charge (the same ones, or the next
-// period's). ARGV: held amount, charge, hold field. Drops the hold and adds the charge;
-// answers each charged counter's spend after it ('-1' when it does not exist: it is seeded
-// from the database, plus what this instance has not written, on its next use).
+// period's). ARGV: held amount, charge, hold field, ttl, then per charged counter the spend
+// to seed it with when it does not exist (stored plus this instance's unwritten spend).
+// Drops the hold and adds the charge (a charge of 0 is a release: nothing is created);
+// answers each charged counter's spend after it.
 const SETTLE_LUA = `${LUA_HELD}
 local n = #KEYS / 2; local hold = tonumber(ARGV[1]); local out = {}
 for i = 1, n do
   local v = redis.call('HGET', KEYS[i], ARGV[3]); local h = v and tonumber(v) or 0
   if h > hold then redis.call('HSET', KEYS[i], ARGV[3], INT(h - hold)) elseif v then redis.call('HDEL', KEYS[i], ARGV[3]) end
 end
+if ARGV[2] == '0' then return out end
 for i = 1, n do
-  if redis.call('EXISTS', KEYS[n + i]) == 0 then out[i] = '-1'
-  else out[i] = tostring(redis.call('HINCRBY', KEYS[n + i], 'spent', ARGV[2])) end
+  if redis.call('EXISTS', KEYS[n + i]) == 0 then
+    redis.call('HSET', KEYS[n + i], 'spent', ARGV[4 + i]); redis.call('EXPIRE', KEYS[n + i], ARGV[4])
+  end
+  out[i] = tostring(redis.call('HINCRBY', KEYS[n + i], 'spent', ARGV[2]))
 end
 return out`;
 // KEYS: the counters. ARGV: liveness prefix, then per counter its limit. Answers the least
@@ -413,6 +417,8 @@ export function createRedisMeter(deps: {
       int(hold.amount),
       int(charge),
       holdField,
+      COUNTER_TTL_S,
+      ...refs.map((_, i) => (loaded[i] ? int(loaded[i].base + loaded[i].pending) : '0')),
     )) as string[];
     for (const k of loaded) k.pending += charge;
     const out: Settled[] = [];

@@ -137,22 +137,6 @@ const AFTER_END_MS = 60_000;
 function createCounters(store: BudgetStore, now: Clock) {
   const counters = new Map<string, Counter>();
   const loading = new Map<string, Promise<void>>();
-  let lock: Promise<void> = Promise.resolve();
-  function acquire(): Promise<() => void> {
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const prev = lock;
-    lock = prev.then(() => held);
-    return prev.then(() => release);
-  }
-  async function withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const release = await acquire();
-    try {
-      return await fn();
-    } finally {
-      release();
-    }
-  }
   /** The stored spend of a counter's period (rows of this period written so far). */
   const readBase = (c: CounterRef) => store.spentSince(c.subject, c.id, dayOf(c.start));
 
@@ -160,10 +144,15 @@ function createCounters(store: BudgetStore, now: Clock) {
     if (counters.has(c.cid)) return null;
     let p = loading.get(c.cid);
     if (!p) {
-      p = withLock(async () => {
-        const base = await readBase(c);
-        if (!counters.has(c.cid)) counters.set(c.cid, { base, pending: 0, reserved: 0, end: c.end });
-      }).finally(() => loading.delete(c.cid));
+      // No lock against the usage writer (on SQLite its open transaction holds the one
+      // connection, and it would wait for this lock): a counter's base is read once, before any
+      // spend is pending on it, and a batch moves spend into the base only for counters that
+      // existed when it began, so nothing is counted twice.
+      p = readBase(c)
+        .then((base) => {
+          if (!counters.has(c.cid)) counters.set(c.cid, { base, pending: 0, reserved: 0, end: c.end });
+        })
+        .finally(() => loading.delete(c.cid));
       loading.set(c.cid, p);
     }
     return p;
@@ -171,14 +160,12 @@ function createCounters(store: BudgetStore, now: Clock) {
 
   return {
     counters,
-    withLock,
     readBase,
     async load(refs: readonly CounterRef[]): Promise<Counter[]> {
       for (const p of refs.map(ensure)) if (p) await p;
       return refs.map((r) => counters.get(r.cid)!);
     },
     async flushInto(_trx: Db, rows: readonly NewLog[], written: readonly NewLog[] = rows) {
-      const release = await acquire();
       const deltas = (list: readonly NewLog[]) => {
         const m = new Map<string, number>();
         for (const r of list) {
@@ -213,9 +200,8 @@ function createCounters(store: BudgetStore, now: Clock) {
           const t = now();
           for (const [cid, c] of counters)
             if (!c.pending && !c.reserved && c.end + AFTER_END_MS < t) counters.delete(cid);
-          release();
         },
-        aborted: release,
+        aborted: () => {},
       };
     },
   };
@@ -437,7 +423,7 @@ export function createRedisMeter(deps: {
       let answer = await run(refs, amount, null);
       if (answer === NEEDS_SEED) {
         // First use anywhere (or idled out): the stored spend plus what this instance has not written.
-        const stored = await c.withLock(() => Promise.all(refs.map((r) => c.readBase(r))));
+        const stored = await Promise.all(refs.map((r) => c.readBase(r)));
         answer = await run(
           refs,
           amount,

@@ -289,18 +289,21 @@ export function createRelay(s: Services) {
   // The charge stops at what the budgets still cover (as the ledger's stops at the quota and
   // balance), and the budgets count exactly what the ledger charged, dated like the log row.
   async function settle(req: FastifyRequest, key: VerifiedKey, h: Hold, cost: number, at: number) {
+    const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+    let charge: number;
     try {
-      const charge = await s.ledger.settle(h.ledger, await s.budgets.capFor(h.budget, cost));
-      await s.budgets.settle(key, h.budget, charge, at);
-      return charge;
+      charge = await s.ledger.settle(h.ledger, await s.budgets.capFor(h.budget, cost).catch(() => cost));
     } catch (err) {
-      req.log.error(
-        { err: err instanceof Error ? err.message : String(err), cost },
-        'relay: settling failed; the answer is not billed',
-      );
+      req.log.error({ err: message(err), cost }, 'relay: settling failed; the answer is not billed');
       s.budgets.release(h.budget);
       return 0;
     }
+    try {
+      await s.budgets.settle(key, h.budget, charge, at);
+    } catch (err) {
+      req.log.error({ err: message(err), charge }, 'relay: the budgets could not count a settled charge');
+    }
+    return charge;
   }
 
   // ── 9. log: one row per request that presented a known key ───────────────────────────

@@ -26,7 +26,10 @@ import { resolveSecret, SecretBox } from './channels/secretbox.js';
 import { createUsageWriter } from './usage/writer.js';
 import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
-import { createRateLimiter } from './limits/rate-limit.js';
+import { createLimiter } from './limits/limiter.js';
+import { createLocalLimitStore } from './limits/store-local.js';
+import { createRedisLimitStore } from './limits/store-redis.js';
+import { systemClock } from './shared/clock.js';
 import { createMetrics } from './ops/metrics.js';
 import { createReadiness, databaseCheck, redisCheck } from './ops/health.js';
 
@@ -119,17 +122,33 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   // What a crashed process billed but had not written yet, before serving anything.
   await usageWriter.recover();
   const usage = createUsageQueries(db, storage.dialect, keys);
-  const keyActions = createKeyActions({ keys, accounts, audit, flush: () => usageWriter.flush() });
+  const keyActions = createKeyActions({
+    keys,
+    accounts,
+    audit,
+    groups: catalog,
+    flush: () => usageWriter.flush(),
+  });
   const accountActions = createAccountActions({
     accounts,
     audit,
     ledger,
     keys,
     flush: () => usageWriter.flush(),
+    groups: catalog,
   });
   const billingActions = createBillingActions({ catalog, audit });
   const channelActions = createChannelActions({ channels, audit, catalog });
-  const rateLimiter = createRateLimiter(redis, redisPrefix);
+  // rpm / tpm / max_concurrency: shared by every instance with Redis, else in memory. A
+  // concurrency slot is a lease of MOLE_HOLD_LEASE_MS, renewed while its request runs.
+  const limiter = createLimiter({
+    store: redis
+      ? createRedisLimitStore({ redis, redisPrefix, leaseTtlMs: config.holdLeaseMs })
+      : createLocalLimitStore(),
+    now: opts.now ?? systemClock,
+    leaseMs: config.holdLeaseMs,
+    onError: (err, what) => logger.warn({ err: String(err) }, `limits: ${what} failed`),
+  });
   const metrics = createMetrics({
     keyCache: () => verifier.stats,
     keyCacheSize: () => verifier.cacheSize(),
@@ -164,7 +183,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     ledger,
     usageWriter,
     usage,
-    rateLimiter,
+    limiter,
     secretBox,
     metrics,
     readiness,
@@ -174,6 +193,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
       // Stop hearing announcements first: a reload must not start on a closing database.
       redisSub?.disconnect();
       await usageWriter.close();
+      await limiter.close();
       await ledger.close();
       await storage.close();
       redis?.disconnect();

@@ -19,6 +19,10 @@ export function toUserJson(u: UserRow) {
     group: u.group_name,
     balance: nanoToUsd(Number(u.balance_nano)),
     status: u.status,
+    /** The account's own limits over all its keys (null = its group's default, if any). */
+    rpm: u.rpm_limit === null ? null : Number(u.rpm_limit),
+    tpm: u.tpm_limit === null ? null : Number(u.tpm_limit),
+    max_concurrency: u.max_concurrency === null ? null : Number(u.max_concurrency),
     created_at: new Date(Number(u.created_at)).toISOString(),
     updated_at: new Date(Number(u.updated_at)).toISOString(),
   };
@@ -31,6 +35,9 @@ export interface UserPatch {
   group?: string;
   status?: 'active' | 'disabled';
   password?: string;
+  rpm?: number | null;
+  tpm?: number | null;
+  maxConcurrency?: number | null;
 }
 
 /** Work done inside a change's transaction (the audit row): when it throws, the change is undone. */
@@ -152,6 +159,9 @@ export function createAccountsService(
         role: 'admin' | 'user';
         group: string;
         balanceNano: number;
+        rpm?: number | null;
+        tpm?: number | null;
+        maxConcurrency?: number | null;
       },
       /** Runs in the creation's transaction (the audit row): when it throws, no user exists. */
       onCreated?: OnChange<UserRow>,
@@ -180,6 +190,9 @@ export function createAccountsService(
               created_at: now,
               updated_at: now,
               deleted_at: null,
+              rpm_limit: input.rpm ?? null,
+              tpm_limit: input.tpm ?? null,
+              max_concurrency: input.maxConcurrency ?? null,
             })
             .returningAll()
             .executeTakeFirstOrThrow();
@@ -224,6 +237,9 @@ export function createAccountsService(
       if (patch.group !== undefined) set.group_name = patch.group;
       if (patch.status !== undefined) set.status = patch.status;
       if (patch.password !== undefined) set.password_hash = await hashPassword(patch.password);
+      if (patch.rpm !== undefined) set.rpm_limit = patch.rpm;
+      if (patch.tpm !== undefined) set.tpm_limit = patch.tpm;
+      if (patch.maxConcurrency !== undefined) set.max_concurrency = patch.maxConcurrency;
       const result = await db.transaction().execute(async (trx) => {
         const before = await liveUser(trx, id);
         const after = await trx

@@ -4,7 +4,7 @@
 import type { AuditService } from '../audit/service.js';
 import { notFound } from '../http/errors.js';
 import { actorOf, type Principal } from '../http/principal.js';
-import type { PriceCatalog } from './catalog.js';
+import type { GroupPatch, PriceCatalog } from './catalog.js';
 import type { Price } from './money.js';
 
 export interface Caller {
@@ -53,11 +53,16 @@ export function createBillingActions(deps: { catalog: PriceCatalog; audit: Pick<
       return { model, deleted: true };
     },
 
-    /** `multiplier` is the factor as the caller wrote it, for the audit trail. */
-    setGroup: ({ principal, ip }: Caller, name: string, ppm: number, multiplier: number) =>
-      catalog.setGroup(name, ppm, (trx) =>
+    /** `asWritten` is the change as the caller wrote it (API field names), for the audit trail. */
+    setGroup: (
+      { principal, ip }: Caller,
+      name: string,
+      patch: GroupPatch,
+      asWritten: Record<string, unknown>,
+    ) =>
+      catalog.setGroup(name, patch, (trx) =>
         audit.record(
-          { actor: actorOf(principal), action: 'group.set', ip, changes: { group: name, multiplier } },
+          { actor: actorOf(principal), action: 'group.set', ip, changes: { group: name, ...asWritten } },
           trx,
         ),
       ),

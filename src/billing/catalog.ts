@@ -3,6 +3,8 @@
 import type { Db } from '../db/index.js';
 import type { Logger } from 'pino';
 import { type InvalidationBus, reloadOnAnnouncement } from '../shared/bus.js';
+import { compileModelList } from '../shared/models.js';
+import type { GroupPolicy } from '../limits/policy.js';
 import { nanoToUsd, PPM, type Price } from './money.js';
 
 export interface PriceJson {
@@ -18,7 +20,61 @@ export interface PriceJson {
 export interface GroupJson {
   name: string;
   multiplier: number;
+  /** Defaults and ceilings for the group's keys and accounts (null = none). */
+  rpm: number | null;
+  tpm: number | null;
+  max_concurrency: number | null;
+  /** What the group may use at all (null = every model its channels serve). */
+  models: string[] | null;
+  /** Keys of the group must expire within this many days (null = no rule). */
+  max_key_lifetime_days: number | null;
   updated_at: string;
+}
+
+/** A change to a group: only the fields given change (a new group starts at 1× and no limits). */
+export interface GroupPatch {
+  multiplierPpm?: number;
+  rpm?: number | null;
+  tpm?: number | null;
+  maxConcurrency?: number | null;
+  models?: string[] | null;
+  maxKeyLifetimeDays?: number | null;
+}
+
+type GroupRow = {
+  name: string;
+  multiplier_ppm: number;
+  updated_at: number;
+  rpm_limit: number | null;
+  tpm_limit: number | null;
+  max_concurrency: number | null;
+  models: string | null;
+  max_key_lifetime_days: number | null;
+};
+
+const numOrNull = (v: number | null | undefined) => (v === null || v === undefined ? null : Number(v));
+
+function groupJson(r: GroupRow): GroupJson {
+  return {
+    name: r.name,
+    multiplier: Number(r.multiplier_ppm) / PPM,
+    rpm: numOrNull(r.rpm_limit),
+    tpm: numOrNull(r.tpm_limit),
+    max_concurrency: numOrNull(r.max_concurrency),
+    models: r.models === null ? null : (JSON.parse(r.models) as string[]),
+    max_key_lifetime_days: numOrNull(r.max_key_lifetime_days),
+    updated_at: new Date(Number(r.updated_at)).toISOString(),
+  };
+}
+
+function policyOf(j: GroupJson): GroupPolicy {
+  return {
+    rpm: j.rpm,
+    tpm: j.tpm,
+    maxConcurrency: j.max_concurrency,
+    models: compileModelList(j.models),
+    maxKeyLifetimeDays: j.max_key_lifetime_days,
+  };
 }
 
 /** Work done inside a change's transaction (the audit row): when it throws, the change is undone. */
@@ -28,7 +84,7 @@ const perM = (nano: number) => nanoToUsd(nano);
 
 export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: Logger) {
   let prices = new Map<string, Price & { updatedAt: number }>();
-  let groups = new Map<string, { ppm: number; updatedAt: number }>();
+  let groups = new Map<string, { ppm: number; json: GroupJson; policy: GroupPolicy }>();
 
   async function reload() {
     const [p, g] = await Promise.all([
@@ -48,7 +104,10 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
       ]),
     );
     groups = new Map(
-      g.map((r) => [r.name, { ppm: Number(r.multiplier_ppm), updatedAt: Number(r.updated_at) }]),
+      g.map((r) => {
+        const json = groupJson(r);
+        return [r.name, { ppm: Number(r.multiplier_ppm), json, policy: policyOf(json) }];
+      }),
     );
   }
   await reload();
@@ -79,16 +138,12 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     },
     listPrices: () =>
       [...prices.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([m, p]) => priceJson(m, p)),
+    /** A group's limits, models and key lifetime; null = a group without a row (no policy). */
+    group(name: string): GroupPolicy | null {
+      return groups.get(name)?.policy ?? null;
+    },
     listGroups: () =>
-      [...groups.entries()]
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(
-          ([name, g]): GroupJson => ({
-            name,
-            multiplier: g.ppm / PPM,
-            updated_at: new Date(g.updatedAt).toISOString(),
-          }),
-        ),
+      [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, g]): GroupJson => g.json),
 
     /** `onSet` runs in the change's transaction (the audit row): when it throws, nothing changes. */
     async setPrice(model: string, p: Price, onSet?: OnChange<PriceJson>): Promise<PriceJson> {
@@ -134,16 +189,31 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
       await reloaded();
       return deleted;
     },
-    async setGroup(name: string, ppm: number, onSet?: OnChange<GroupJson>): Promise<GroupJson> {
+    /** Creates or changes a group: only the fields in `patch` change. */
+    async setGroup(name: string, patch: GroupPatch, onSet?: OnChange<GroupJson>): Promise<GroupJson> {
       const now = Date.now();
-      const json = { name, multiplier: ppm / PPM, updated_at: new Date(now).toISOString() };
-      await db.transaction().execute(async (trx) => {
+      const set: Partial<GroupRow> = { updated_at: now };
+      if (patch.multiplierPpm !== undefined) set.multiplier_ppm = patch.multiplierPpm;
+      if (patch.rpm !== undefined) set.rpm_limit = patch.rpm;
+      if (patch.tpm !== undefined) set.tpm_limit = patch.tpm;
+      if (patch.maxConcurrency !== undefined) set.max_concurrency = patch.maxConcurrency;
+      if (patch.models !== undefined)
+        set.models = patch.models === null ? null : JSON.stringify(patch.models);
+      if (patch.maxKeyLifetimeDays !== undefined) set.max_key_lifetime_days = patch.maxKeyLifetimeDays;
+      const json = await db.transaction().execute(async (trx) => {
         await trx
           .insertInto('groups')
-          .values({ name, multiplier_ppm: ppm, updated_at: now })
-          .onConflict((oc) => oc.column('name').doUpdateSet({ multiplier_ppm: ppm, updated_at: now }))
+          .values({ name, multiplier_ppm: PPM, ...set, updated_at: now })
+          .onConflict((oc) => oc.column('name').doUpdateSet(set))
           .execute();
-        await onSet?.(trx, json);
+        const row = await trx
+          .selectFrom('groups')
+          .selectAll()
+          .where('name', '=', name)
+          .executeTakeFirstOrThrow();
+        const j = groupJson(row);
+        await onSet?.(trx, j);
+        return j;
       });
       bus.publish({ kind: 'group', name });
       await reloaded();

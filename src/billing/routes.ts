@@ -4,8 +4,10 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../http/errors.js';
 import { listOf, route, zTime } from '../http/route.js';
-import { zGroupName, zModelName } from '../http/validate.js';
+import { zGroupName, zModelName, zModelPattern } from '../http/validate.js';
+import { zLimitFields, zLifetimeDays } from '../limits/validate.js';
 import type { BillingActions } from './actions.js';
+import type { GroupPatch } from './catalog.js';
 import { multiplierToPpm, usdToNano } from './money.js';
 
 const zPerM = z.number().finite().min(0).max(1_000_000);
@@ -26,7 +28,16 @@ export const PriceSchema = z
   .meta({ title: 'Price' });
 /** A group's price multiplier (billing/catalog.ts `GroupJson`). */
 export const GroupSchema = z
-  .object({ name: z.string(), multiplier: z.number(), updated_at: zTime })
+  .object({
+    name: z.string(),
+    multiplier: z.number(),
+    rpm: z.number().int().nullable().optional().describe('requests per minute: default and ceiling'),
+    tpm: z.number().int().nullable().optional().describe('tokens per minute: default and ceiling'),
+    max_concurrency: z.number().int().nullable().optional().describe('requests at once: default and ceiling'),
+    models: z.array(z.string()).nullable().optional().describe('what the group may use; null = all'),
+    max_key_lifetime_days: z.number().int().nullable().optional(),
+    updated_at: zTime,
+  })
   .meta({ title: 'Group' });
 
 function nano(v: number, param: string): number {
@@ -102,19 +113,35 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
   route(app, {
     method: 'PUT',
     url: '/api/groups/:name',
-    summary: 'Set a group multiplier',
+    summary: 'Create or change a group: multiplier, limits, models, key lifetime (fields not sent stay)',
     tags: ['pricing'],
     auth: 'admin',
     params: z.object({ name: zGroupName }).strict(),
-    body: z.object({ multiplier: z.number().finite().min(0).max(1000) }).strict(),
+    body: z
+      .object({
+        multiplier: z.number().finite().min(0).max(1000).optional(),
+        ...zLimitFields,
+        models: z.array(zModelPattern).max(500).nullable().optional(),
+        max_key_lifetime_days: zLifetimeDays.nullable().optional(),
+      })
+      .strict(),
     response: GroupSchema,
     handler: ({ params, body, principal, ip }) => {
-      const ppm = multiplierToPpm(body.multiplier);
-      if (ppm === null)
-        throw new AppError('validation_error', 'multiplier: at most 6 decimal places', {
-          param: 'multiplier',
-        });
-      return actions.setGroup({ principal, ip }, params.name, ppm, body.multiplier);
+      const patch: GroupPatch = {};
+      if (body.multiplier !== undefined) {
+        const ppm = multiplierToPpm(body.multiplier);
+        if (ppm === null)
+          throw new AppError('validation_error', 'multiplier: at most 6 decimal places', {
+            param: 'multiplier',
+          });
+        patch.multiplierPpm = ppm;
+      }
+      if (body.rpm !== undefined) patch.rpm = body.rpm;
+      if (body.tpm !== undefined) patch.tpm = body.tpm;
+      if (body.max_concurrency !== undefined) patch.maxConcurrency = body.max_concurrency;
+      if (body.models !== undefined) patch.models = body.models === null ? null : [...new Set(body.models)];
+      if (body.max_key_lifetime_days !== undefined) patch.maxKeyLifetimeDays = body.max_key_lifetime_days;
+      return actions.setGroup({ principal, ip }, params.name, patch, body);
     },
   });
 }

@@ -21,6 +21,10 @@ export interface UsersTable {
   deleted_at: number | null;
   /** Set by `mole import new-api`: the source row ("new-api:users:<id>"). */
   import_source: Generated<string | null>;
+  /** The account's own limits over all its keys (null = its group's default, if any). */
+  rpm_limit: Generated<number | null>;
+  tpm_limit: Generated<number | null>;
+  max_concurrency: Generated<number | null>;
 }
 
 export interface SessionsTable {
@@ -48,6 +52,10 @@ export interface ApiKeysTable {
   group_by_admin: Generated<number>;
   /** Requests per minute, null = unlimited. */
   rpm_limit: number | null;
+  /** Tokens (input + output) per minute, null = its group's default, if any. */
+  tpm_limit: Generated<number | null>;
+  /** Requests in flight at once, null = its group's default, if any. */
+  max_concurrency: Generated<number | null>;
   /** 1 when an admin disabled the key: only an admin may enable it again. */
   admin_locked: Generated<number>;
   expires_at: number | null;
@@ -81,6 +89,14 @@ export interface GroupsTable {
   /** Price multiplier in parts per million (1_000_000 = 1×). */
   multiplier_ppm: number;
   updated_at: number;
+  /** Defaults and ceilings for the group's keys and accounts; null = none. */
+  rpm_limit: Generated<number | null>;
+  tpm_limit: Generated<number | null>;
+  max_concurrency: Generated<number | null>;
+  /** JSON list of models (names or prefixes ending in "*") the group may use; null = all. */
+  models: Generated<string | null>;
+  /** Keys of the group must expire within this many days; null = no rule. */
+  max_key_lifetime_days: Generated<number | null>;
 }
 
 export interface PricesTable {

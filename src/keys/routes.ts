@@ -7,6 +7,7 @@ import { pageOf, route, zTime } from '../http/route.js';
 import { zCursor, zGroupName, zId, zIsoTime, zLimit, zModelPattern, zName, zUsd } from '../http/validate.js';
 import { usdToNano } from '../billing/money.js';
 import { parseRule } from '../shared/cidr.js';
+import { limitFieldsOf, zLimitFields } from '../limits/validate.js';
 import type { KeyActions } from './actions.js';
 import type { KeyFields } from './service.js';
 
@@ -24,7 +25,7 @@ const writable = {
   quota: zUsd.nullable().optional(),
   expires_at: zIsoTime.nullable().optional(),
   group: zGroupName.nullable().optional(),
-  rpm: z.number().int().min(1).max(1_000_000).nullable().optional(),
+  ...zLimitFields,
 };
 
 const CreateBody = z.object({ name: zName, user_id: zId.optional(), ...writable }).strict();
@@ -52,7 +53,19 @@ export const ApiKeySchema = z
     used: z.number().describe('USD'),
     remaining: z.number().nullable().optional().describe('USD; null = unlimited'),
     group: z.string().nullable(),
-    rpm: z.number().int().nullable(),
+    rpm: z.number().int().nullable().describe('requests per minute; null = the group default, if any'),
+    tpm: z
+      .number()
+      .int()
+      .nullable()
+      .optional()
+      .describe('tokens per minute; null = the group default, if any'),
+    max_concurrency: z
+      .number()
+      .int()
+      .nullable()
+      .optional()
+      .describe('requests at once; null = the group default, if any'),
     locked: z.boolean().optional().describe('Disabled by an admin: only an admin can enable it'),
     expires_at: zTime.nullable(),
     created_at: zTime,
@@ -79,7 +92,7 @@ function toFields(b: z.infer<typeof PatchBody>): KeyFields {
   }
   if (b.expires_at !== undefined) f.expiresAt = b.expires_at === null ? null : Date.parse(b.expires_at);
   if (b.group !== undefined) f.group = b.group;
-  if (b.rpm !== undefined) f.rpm = b.rpm;
+  Object.assign(f, limitFieldsOf(b));
   return f;
 }
 

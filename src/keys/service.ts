@@ -41,6 +41,8 @@ export function toKeyJson(row: ApiKeyRow, now = Date.now()) {
     remaining: quota === null ? null : nanoToUsd(Math.max(0, quota - used)),
     group: row.group_name,
     rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),
+    tpm: row.tpm_limit === null ? null : Number(row.tpm_limit),
+    max_concurrency: row.max_concurrency === null ? null : Number(row.max_concurrency),
     /** Disabled by an admin: only an admin can enable it. */
     locked: Number(row.admin_locked) === 1,
     expires_at: iso(row.expires_at),
@@ -62,6 +64,8 @@ export interface KeyFields {
   /** Who sets `group`: an admin's group is a grant; an owner's can only be their own group and follows them. */
   groupByAdmin?: boolean;
   rpm?: number | null;
+  tpm?: number | null;
+  maxConcurrency?: number | null;
 }
 
 function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
@@ -77,6 +81,8 @@ function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
     set.group_by_admin = f.group !== null && f.groupByAdmin ? 1 : 0;
   }
   if (f.rpm !== undefined) set.rpm_limit = f.rpm;
+  if (f.tpm !== undefined) set.tpm_limit = f.tpm;
+  if (f.maxConcurrency !== undefined) set.max_concurrency = f.maxConcurrency;
   return set;
 }
 
@@ -88,7 +94,17 @@ export function keyChanges(
   const a = toKeyJson(before);
   const b = toKeyJson(after);
   const out: Record<string, { from: unknown; to: unknown }> = {};
-  for (const f of ['name', 'models', 'allowed_ips', 'quota', 'group', 'rpm', 'expires_at'] as const) {
+  for (const f of [
+    'name',
+    'models',
+    'allowed_ips',
+    'quota',
+    'group',
+    'rpm',
+    'tpm',
+    'max_concurrency',
+    'expires_at',
+  ] as const) {
     if (JSON.stringify(a[f]) !== JSON.stringify(b[f])) out[f] = { from: a[f], to: b[f] };
   }
   if (before.status !== after.status) out.status = { from: before.status, to: after.status };
@@ -390,6 +406,9 @@ export function createKeysService(
           'users.status as user_status',
           'users.group_name as user_group',
           'users.deleted_at as user_deleted_at',
+          'users.rpm_limit as user_rpm',
+          'users.tpm_limit as user_tpm',
+          'users.max_concurrency as user_max_concurrency',
         ])
         .where((eb) => eb.or([eb('api_keys.key_hash', '=', hash), eb('api_keys.prev_key_hash', '=', hash)]))
         .executeTakeFirst();

@@ -258,6 +258,9 @@ export function createLimiter(deps: {
       return snapshotOf(scopes, views, now);
     },
 
+    /** The limiter's clock (for the reset times answers report). */
+    now: deps.now,
+
     /** Renews this instance's leases now (a timer does it every third of the lease). */
     renew,
 

@@ -8,6 +8,7 @@ import { AppError } from '../http/errors.js';
 import { toKeyJson } from '../keys/service.js';
 import type { VerifiedKey } from '../keys/verify.js';
 import { nanoToUsd } from '../billing/money.js';
+import { limitsJson } from '../limits/headers.js';
 import type { Operation, Protocol } from './canonical.js';
 import { createRelay, type Relay } from './pipeline.js';
 import { codec } from './protocols/index.js';
@@ -89,6 +90,12 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     }
   });
 
+  // A limited key's every answer carries the rate-limit headers, refusals and free answers too.
+  app.addHook('onSend', async (req, reply, payload) => {
+    await relay.reportLimitsOnce(req, reply);
+    return payload;
+  });
+
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     let e: AppError;
     if (err instanceof AppError) e = err;
@@ -118,7 +125,12 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
   const usableModels = (key: VerifiedKey) =>
     s.channels
       .modelsFor(key.group)
-      .filter((m) => (!key.models || key.models.allows(m)) && s.catalog.price(m) !== null);
+      .filter(
+        (m) =>
+          (!key.models || key.models.allows(m)) &&
+          relay.groupAllows(key.group, m) &&
+          s.catalog.price(m) !== null,
+      );
 
   /** Token counting answered locally: the key's model rules apply, nothing is billed. */
   const countTokens = async (req: FastifyRequest, reply: FastifyReply, route: RouteInfo) => {
@@ -190,7 +202,8 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
       const row = await s.keys.requireKey(key.id);
       const json = toKeyJson({ ...row, used_nano: s.ledger.usedNano(key.id, Number(row.used_nano)) });
       const balance = s.ledger.balanceNano(key.userId, await s.accounts.balanceNano(key.userId));
-      return { object: 'api_key', ...json, account_balance: nanoToUsd(balance) };
+      const limits = limitsJson(await relay.limitsOf(key), s.limiter.now());
+      return { object: 'api_key', ...json, account_balance: nanoToUsd(balance), limits };
     });
   } else {
     // Gemini's model list and model lookup (v1beta; under v1 those paths are OpenAI's).

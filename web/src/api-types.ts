@@ -17,7 +17,12 @@ export interface ApiKey {
   /** USD; null = unlimited */
   remaining?: number | null;
   group: string | null;
+  /** requests per minute; null = the group default, if any */
   rpm: number | null;
+  /** tokens per minute; null = the group default, if any */
+  tpm?: number | null;
+  /** requests at once; null = the group default, if any */
+  max_concurrency?: number | null;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -96,7 +101,12 @@ export interface DeletedApiKey {
   /** USD; null = unlimited */
   remaining?: number | null;
   group: string | null;
+  /** requests per minute; null = the group default, if any */
   rpm: number | null;
+  /** tokens per minute; null = the group default, if any */
+  tpm?: number | null;
+  /** requests at once; null = the group default, if any */
+  max_concurrency?: number | null;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -138,6 +148,12 @@ export interface DeletedUser {
   /** USD */
   balance: number;
   status: 'active' | 'disabled';
+  /** requests per minute over all its keys */
+  rpm?: number | null;
+  /** tokens per minute over all its keys */
+  tpm?: number | null;
+  /** requests at once over all its keys */
+  max_concurrency?: number | null;
   created_at: string;
   updated_at: string;
   deleted: true;
@@ -146,6 +162,15 @@ export interface DeletedUser {
 export interface Group {
   name: string;
   multiplier: number;
+  /** requests per minute: default and ceiling */
+  rpm?: number | null;
+  /** tokens per minute: default and ceiling */
+  tpm?: number | null;
+  /** requests at once: default and ceiling */
+  max_concurrency?: number | null;
+  /** what the group may use; null = all */
+  models?: string[] | null;
+  max_key_lifetime_days?: number | null;
   updated_at: string;
 }
 
@@ -222,7 +247,12 @@ export interface NewApiKey {
   /** USD; null = unlimited */
   remaining?: number | null;
   group: string | null;
+  /** requests per minute; null = the group default, if any */
   rpm: number | null;
+  /** tokens per minute; null = the group default, if any */
+  tpm?: number | null;
+  /** requests at once; null = the group default, if any */
+  max_concurrency?: number | null;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -293,6 +323,12 @@ export interface User {
   /** USD */
   balance: number;
   status: 'active' | 'disabled';
+  /** requests per minute over all its keys */
+  rpm?: number | null;
+  /** tokens per minute over all its keys */
+  tpm?: number | null;
+  /** requests at once over all its keys */
+  max_concurrency?: number | null;
   created_at: string;
   updated_at: string;
 }

@@ -368,6 +368,7 @@ export function createRelay(s: Services) {
   ): Promise<void> {
     const status = statusOverride ?? err.status;
     await log(req, free(status, err.code), attempts);
+    await reportLimitsOnce(req, reply);
     const protocol = req.relay?.protocol ?? 'openai';
     // Refusals that waiting will not cure tell SDKs not to retry (contract §7).
     if (NO_RETRY.has(err.code)) void reply.header('x-should-retry', 'false');
@@ -378,7 +379,10 @@ export function createRelay(s: Services) {
   }
 
   /** A relay answer that costs nothing (models list, key info, token counts): logged like any other. */
-  const logFree = (req: FastifyRequest) => log(req, free(200, null));
+  const logFree = async (req: FastifyRequest, reply: FastifyReply) => {
+    await log(req, free(200, null));
+    await reportLimitsOnce(req, reply);
+  };
 
   // ── the whole journey ─────────────────────────────────────────────────────────────────
   async function handle(req: FastifyRequest, reply: FastifyReply, route: RouteInfo): Promise<void> {

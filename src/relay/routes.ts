@@ -85,15 +85,13 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     try {
       await relay.authenticate(req, route);
     } catch (err) {
-      if (err instanceof AppError) return relay.refuse(req, reply, err);
+      // `return reply`: the answer is sent, the route must not run.
+      if (err instanceof AppError) {
+        await relay.refuse(req, reply, err);
+        return reply;
+      }
       throw err;
     }
-  });
-
-  // A limited key's every answer carries the rate-limit headers, refusals and free answers too.
-  app.addHook('onSend', async (req, reply, payload) => {
-    await relay.reportLimitsOnce(req, reply);
-    return payload;
   });
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
@@ -140,7 +138,7 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     relay.checkPolicy(req.relay!.key!, model);
     const answer = codec(route.protocol).countTokens?.(body);
     if (!answer) throw new AppError('not_found', 'token counting is not offered for this protocol');
-    await relay.logFree(req);
+    await relay.logFree(req, reply);
     return reply.send(answer);
   };
 
@@ -165,11 +163,11 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
       created,
       owned_by: 'moleapi',
     });
-    app.get('/models', async (req) => {
+    app.get('/models', async (req, reply) => {
       const key = req.relay!.key!;
       const created = Math.floor(Date.now() / 1000);
       const data = usableModels(key).map((id) => modelJson(id, created));
-      await relay.logFree(req);
+      await relay.logFree(req, reply);
       return { object: 'list', data };
     });
 
@@ -191,14 +189,14 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
           ),
         );
       }
-      await relay.logFree(req);
+      await relay.logFree(req, reply);
       return modelJson(id, Math.floor(Date.now() / 1000));
     });
 
     // The presenting key's own object: status, models, limits, spend. Never the secret.
-    app.get('/key', async (req) => {
+    app.get('/key', async (req, reply) => {
       const key = req.relay!.key!;
-      await relay.logFree(req);
+      await relay.logFree(req, reply);
       const row = await s.keys.requireKey(key.id);
       const json = toKeyJson({ ...row, used_nano: s.ledger.usedNano(key.id, Number(row.used_nano)) });
       const balance = s.ledger.balanceNano(key.userId, await s.accounts.balanceNano(key.userId));
@@ -207,10 +205,14 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     });
   } else {
     // Gemini's model list and model lookup (v1beta; under v1 those paths are OpenAI's).
-    app.get('/models', { config: { relay: { protocol: 'gemini', operation: 'generate' } } }, async (req) => {
-      await relay.logFree(req);
-      return codec('gemini').modelList?.(usableModels(req.relay!.key!)) ?? { models: [] };
-    });
+    app.get(
+      '/models',
+      { config: { relay: { protocol: 'gemini', operation: 'generate' } } },
+      async (req, reply) => {
+        await relay.logFree(req, reply);
+        return codec('gemini').modelList?.(usableModels(req.relay!.key!)) ?? { models: [] };
+      },
+    );
     app.get(
       '/models/*',
       { config: { relay: { protocol: 'gemini', operation: 'generate' } } },
@@ -227,7 +229,7 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
               `The model "${model.slice(0, 256)}" does not exist or is not available to this key.`,
             ),
           );
-        await relay.logFree(req);
+        await relay.logFree(req, reply);
         return list.models[0];
       },
     );

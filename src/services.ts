@@ -32,7 +32,9 @@ import { createBudgets } from './budgets/service.js';
 import { type BudgetMeter, createLocalMeter, createRedisMeter } from './budgets/meter.js';
 import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
-import { createRateLimiter } from './limits/rate-limit.js';
+import { createLimiter } from './limits/limiter.js';
+import { createLocalLimitStore } from './limits/store-local.js';
+import { createRedisLimitStore } from './limits/store-redis.js';
 import { createMetrics } from './ops/metrics.js';
 import { createReadiness, databaseCheck, redisCheck } from './ops/health.js';
 
@@ -163,6 +165,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     keys,
     accounts,
     audit,
+    groups: catalog,
     flush: () => usageWriter.flush(),
     groupBudget: (group) => catalog.groupBudget(group),
     budgetUsage: (keyId, budget) => budgets.usage('k', keyId, budget),
@@ -174,10 +177,20 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     keys,
     flush: () => usageWriter.flush(),
     budgetUsage: (userId, budget) => budgets.usage('u', userId, budget),
+    groups: catalog,
   });
   const billingActions = createBillingActions({ catalog, audit });
   const channelActions = createChannelActions({ channels, audit, catalog });
-  const rateLimiter = createRateLimiter(redis, redisPrefix);
+  // rpm / tpm / max_concurrency: shared by every instance with Redis, else in memory. A
+  // concurrency slot is a lease of MOLE_HOLD_LEASE_MS, renewed while its request runs.
+  const limiter = createLimiter({
+    store: redis
+      ? createRedisLimitStore({ redis, redisPrefix, leaseTtlMs: config.holdLeaseMs })
+      : createLocalLimitStore(),
+    now: opts.now ?? systemClock,
+    leaseMs: config.holdLeaseMs,
+    onError: (err, what) => logger.warn({ err: String(err) }, `limits: ${what} failed`),
+  });
   const metrics = createMetrics({
     keyCache: () => verifier.stats,
     keyCacheSize: () => verifier.cacheSize(),
@@ -219,7 +232,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     now: clock,
     usageWriter,
     usage,
-    rateLimiter,
+    limiter,
     secretBox,
     metrics,
     readiness,
@@ -230,6 +243,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
       redisSub?.disconnect();
       await webhook?.stop();
       await usageWriter.close();
+      await limiter.close();
       await ledger.close();
       await budgets.close();
       await storage.close();

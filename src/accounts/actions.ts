@@ -4,8 +4,10 @@
 // checks, and the audit row, written in the same transaction as the change. The routes only
 // validate input and call these.
 import type { AuditService } from '../audit/service.js';
+import type { UserRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { actorOf, isAdmin, type Principal, selfId } from '../http/principal.js';
+import { checkWithinGroup, type GroupPolicy } from '../limits/policy.js';
 import { type AccountsService, toUserJson, type UserPatch } from './service.js';
 import { type Budget, budgetOf } from '../budgets/service.js';
 
@@ -25,6 +27,9 @@ export interface NewUser {
   alertThresholds?: number[] | null;
   /** The balance as the caller wrote it (USD), for the audit trail. */
   balanceUsd: number;
+  rpm?: number | null;
+  tpm?: number | null;
+  maxConcurrency?: number | null;
 }
 
 export type UserUpdate = UserPatch & { currentPassword?: string };
@@ -40,8 +45,24 @@ export function createAccountActions(deps: {
   flush: () => Promise<void>;
   /** The account's budget against its spend this period (budgets/). */
   budgetUsage?: (userId: number, budget: Budget) => Promise<unknown>;
+  /** A group's ceilings for its accounts' limits (null = a group without a policy). */
+  groups: { group(name: string): GroupPolicy | null };
 }) {
   const { accounts, audit } = deps;
+
+  /** What a user row says about limits, in audit terms. */
+  const limitChanges = (before: UserRow | null, after: UserRow) => {
+    const out: Record<string, unknown> = {};
+    for (const [col, name] of [
+      ['rpm_limit', 'rpm'],
+      ['tpm_limit', 'tpm'],
+      ['max_concurrency', 'max_concurrency'],
+    ] as const) {
+      const a = before === null ? null : before[col];
+      if (before === null ? after[col] !== null : a !== after[col]) out[name] = { from: a, to: after[col] };
+    }
+    return out;
+  };
 
   /** A user may act on themself only; anyone else does not exist for them. */
   function requireSelfOrAdmin(principal: Principal, id: number) {
@@ -64,6 +85,7 @@ export function createAccountActions(deps: {
 
     async create({ principal, ip }: Caller, input: NewUser) {
       const { balanceUsd, ...fields } = input;
+      checkWithinGroup('account', fields, fields.group, deps.groups.group(fields.group));
       const user = await accounts.createUser(fields, (trx, row) =>
         audit.record(
           {
@@ -77,6 +99,7 @@ export function createAccountActions(deps: {
               group: row.group_name,
               balance: balanceUsd,
               ...(row.budget_nano !== null ? { budget: toUserJson(row).budget } : {}),
+              ...limitChanges(null, row),
             },
           },
           trx,
@@ -119,9 +142,36 @@ export function createAccountActions(deps: {
           patch.role !== undefined ||
           patch.group !== undefined ||
           patch.status !== undefined ||
-          patch.budget !== undefined
+          patch.budget !== undefined ||
+          patch.rpm !== undefined ||
+          patch.tpm !== undefined ||
+          patch.maxConcurrency !== undefined
         )
-          throw new AppError('forbidden', 'only an admin can change role, group, status or budget');
+          throw new AppError('forbidden', 'only an admin can change role, group, status, limits or budget');
+      }
+      if (
+        patch.group !== undefined ||
+        patch.rpm !== undefined ||
+        patch.tpm !== undefined ||
+        patch.maxConcurrency !== undefined
+      ) {
+        // The account keeps within its group's ceilings: what this change sets, and all of it
+        // when it moves to another group.
+        const current = await accounts.requireUser(id);
+        const group = patch.group ?? current.group_name;
+        const moved = group !== current.group_name;
+        const pick = (v: number | null | undefined, stored: number | null) =>
+          v !== undefined ? v : moved ? (stored === null ? null : Number(stored)) : undefined;
+        checkWithinGroup(
+          'account',
+          {
+            rpm: pick(patch.rpm, current.rpm_limit),
+            tpm: pick(patch.tpm, current.tpm_limit),
+            maxConcurrency: pick(patch.maxConcurrency, current.max_concurrency),
+          },
+          group,
+          deps.groups.group(group),
+        );
       }
       const { before, after } = await accounts.updateUser(id, patch, (trx, { before, after }) => {
         const changes: Record<string, unknown> = {};
@@ -133,6 +183,7 @@ export function createAccountActions(deps: {
           const [a, b] = [toUserJson(before)[f], toUserJson(after)[f]];
           if (JSON.stringify(a) !== JSON.stringify(b)) changes[f] = { from: a, to: b };
         }
+        Object.assign(changes, limitChanges(before, after));
         if (patch.password !== undefined) changes.password = 'changed';
         return audit.record(
           { actor: actorOf(principal), action: 'user.update', userId: id, ip, changes },

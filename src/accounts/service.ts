@@ -23,6 +23,10 @@ export function toUserJson(u: UserRow) {
     status: u.status,
     budget: budgetJson(u.budget_nano, u.budget_period),
     alert_thresholds: thresholdsOf(u.alert_thresholds),
+    /** The account's own limits over all its keys (null = its group's default, if any). */
+    rpm: u.rpm_limit === null ? null : Number(u.rpm_limit),
+    tpm: u.tpm_limit === null ? null : Number(u.tpm_limit),
+    max_concurrency: u.max_concurrency === null ? null : Number(u.max_concurrency),
     created_at: new Date(Number(u.created_at)).toISOString(),
     updated_at: new Date(Number(u.updated_at)).toISOString(),
   };
@@ -37,6 +41,9 @@ export interface UserPatch {
   password?: string;
   budget?: Budget | null;
   alertThresholds?: number[] | null;
+  rpm?: number | null;
+  tpm?: number | null;
+  maxConcurrency?: number | null;
 }
 
 /** Work done inside a change's transaction (the audit row): when it throws, the change is undone. */
@@ -160,6 +167,9 @@ export function createAccountsService(
         balanceNano: number;
         budget?: Budget | null;
         alertThresholds?: number[] | null;
+        rpm?: number | null;
+        tpm?: number | null;
+        maxConcurrency?: number | null;
       },
       /** Runs in the creation's transaction (the audit row): when it throws, no user exists. */
       onCreated?: OnChange<UserRow>,
@@ -191,6 +201,9 @@ export function createAccountsService(
               created_at: now,
               updated_at: now,
               deleted_at: null,
+              rpm_limit: input.rpm ?? null,
+              tpm_limit: input.tpm ?? null,
+              max_concurrency: input.maxConcurrency ?? null,
             })
             .returningAll()
             .executeTakeFirstOrThrow();
@@ -240,6 +253,9 @@ export function createAccountsService(
         set.budget_period = patch.budget?.period ?? null;
       }
       if (patch.alertThresholds !== undefined) set.alert_thresholds = thresholdsText(patch.alertThresholds);
+      if (patch.rpm !== undefined) set.rpm_limit = patch.rpm;
+      if (patch.tpm !== undefined) set.tpm_limit = patch.tpm;
+      if (patch.maxConcurrency !== undefined) set.max_concurrency = patch.maxConcurrency;
       const result = await db.transaction().execute(async (trx) => {
         const before = await liveUser(trx, id);
         const after = await trx

@@ -4,7 +4,7 @@
 import type { AuditService } from '../audit/service.js';
 import { notFound } from '../http/errors.js';
 import { actorOf, type Principal } from '../http/principal.js';
-import type { GroupChange, PriceCatalog } from './catalog.js';
+import type { GroupPatch, PriceCatalog } from './catalog.js';
 import type { Price } from './money.js';
 
 export interface Caller {
@@ -53,14 +53,14 @@ export function createBillingActions(deps: { catalog: PriceCatalog; audit: Pick<
       return { model, deleted: true };
     },
 
-    /** `asWritten` are the fields as the caller wrote them, for the audit trail. */
+    /** `asWritten` is the change as the caller wrote it (API field names), for the audit trail. */
     setGroup: (
       { principal, ip }: Caller,
       name: string,
-      change: GroupChange,
+      patch: GroupPatch,
       asWritten: Record<string, unknown>,
     ) =>
-      catalog.setGroup(name, change, (trx) =>
+      catalog.setGroup(name, patch, (trx) =>
         audit.record(
           { actor: actorOf(principal), action: 'group.set', ip, changes: { group: name, ...asWritten } },
           trx,

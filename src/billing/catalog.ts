@@ -4,6 +4,8 @@ import type { Db } from '../db/index.js';
 import type { BudgetPeriod } from '../db/schema.js';
 import type { Logger } from 'pino';
 import { type InvalidationBus, reloadOnAnnouncement } from '../shared/bus.js';
+import { compileModelList } from '../shared/models.js';
+import type { GroupPolicy } from '../limits/policy.js';
 import { nanoToUsd, PPM, type Price } from './money.js';
 
 export interface PriceJson {
@@ -19,6 +21,14 @@ export interface PriceJson {
 export interface GroupJson {
   name: string;
   multiplier: number;
+  /** Defaults and ceilings for the group's keys and accounts (null = none). */
+  rpm: number | null;
+  tpm: number | null;
+  max_concurrency: number | null;
+  /** What the group may use at all (null = every model its channels serve). */
+  models: string[] | null;
+  /** Keys of the group must expire within this many days (null = no rule). */
+  max_key_lifetime_days: number | null;
   /** Default budget for each key of the group (USD per period); null = none. */
   budget: { amount: number; period: BudgetPeriod } | null;
   updated_at: string;
@@ -30,10 +40,57 @@ export interface GroupBudget {
   period: BudgetPeriod;
 }
 
-/** What a PUT of a group changes: fields left undefined keep their value (a new group: 1×, no budget). */
-export interface GroupChange {
-  ppm?: number;
+/** A change to a group: only the fields given change (a new group starts at 1× and no limits). */
+export interface GroupPatch {
+  multiplierPpm?: number;
+  rpm?: number | null;
+  tpm?: number | null;
+  maxConcurrency?: number | null;
+  models?: string[] | null;
+  maxKeyLifetimeDays?: number | null;
   budget?: GroupBudget | null;
+}
+
+type GroupRow = {
+  name: string;
+  multiplier_ppm: number;
+  updated_at: number;
+  rpm_limit: number | null;
+  tpm_limit: number | null;
+  max_concurrency: number | null;
+  models: string | null;
+  max_key_lifetime_days: number | null;
+  budget_nano: number | null;
+  budget_period: BudgetPeriod | null;
+};
+
+const numOrNull = (v: number | null | undefined) => (v === null || v === undefined ? null : Number(v));
+
+function groupJson(r: GroupRow): GroupJson {
+  return {
+    name: r.name,
+    multiplier: Number(r.multiplier_ppm) / PPM,
+    rpm: numOrNull(r.rpm_limit),
+    tpm: numOrNull(r.tpm_limit),
+    max_concurrency: numOrNull(r.max_concurrency),
+    models: r.models === null ? null : (JSON.parse(r.models) as string[]),
+    max_key_lifetime_days: numOrNull(r.max_key_lifetime_days),
+    budget:
+      r.budget_nano == null || r.budget_period == null
+        ? null
+        : { amount: nanoToUsd(Number(r.budget_nano)), period: r.budget_period },
+    updated_at: new Date(Number(r.updated_at)).toISOString(),
+  };
+}
+
+function policyOf(j: GroupJson): GroupPolicy {
+  return {
+    rpm: j.rpm,
+    tpm: j.tpm,
+    maxConcurrency: j.max_concurrency,
+    models: compileModelList(j.models),
+    maxKeyLifetimeDays: j.max_key_lifetime_days,
+  };
 }
 
 /** Work done inside a change's transaction (the audit row): when it throws, the change is undone. */
@@ -43,7 +100,10 @@ const perM = (nano: number) => nanoToUsd(nano);
 
 export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: Logger) {
   let prices = new Map<string, Price & { updatedAt: number }>();
-  let groups = new Map<string, { ppm: number; budget: GroupBudget | null; updatedAt: number }>();
+  let groups = new Map<
+    string,
+    { ppm: number; json: GroupJson; policy: GroupPolicy; budget: GroupBudget | null }
+  >();
 
   async function reload() {
     const [p, g] = await Promise.all([
@@ -63,17 +123,14 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
       ]),
     );
     groups = new Map(
-      g.map((r) => [
-        r.name,
-        {
-          ppm: Number(r.multiplier_ppm),
-          budget:
-            r.budget_nano === null || r.budget_period === null
-              ? null
-              : { amountNano: Number(r.budget_nano), period: r.budget_period },
-          updatedAt: Number(r.updated_at),
-        },
-      ]),
+      g.map((r) => {
+        const json = groupJson(r);
+        const budget =
+          r.budget_nano == null || r.budget_period == null
+            ? null
+            : { amountNano: Number(r.budget_nano), period: r.budget_period };
+        return [r.name, { ppm: Number(r.multiplier_ppm), json, policy: policyOf(json), budget }];
+      }),
     );
   }
   await reload();
@@ -83,13 +140,6 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     reload,
     (err) => logger.error({ err: String(err) }, 'prices: reload failed; the previous prices stay'),
   );
-
-  const groupJson = (name: string, ppm: number, budget: GroupBudget | null, at: number): GroupJson => ({
-    name,
-    multiplier: ppm / PPM,
-    budget: budget && { amount: nanoToUsd(budget.amountNano), period: budget.period },
-    updated_at: new Date(at).toISOString(),
-  });
 
   const priceJson = (model: string, p: Price & { updatedAt: number }): PriceJson => ({
     model,
@@ -115,10 +165,12 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     },
     listPrices: () =>
       [...prices.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([m, p]) => priceJson(m, p)),
+    /** A group's limits, models and key lifetime; null = a group without a row (no policy). */
+    group(name: string): GroupPolicy | null {
+      return groups.get(name)?.policy ?? null;
+    },
     listGroups: () =>
-      [...groups.entries()]
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(([name, g]): GroupJson => groupJson(name, g.ppm, g.budget, g.updatedAt)),
+      [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, g]): GroupJson => g.json),
 
     /** `onSet` runs in the change's transaction (the audit row): when it throws, nothing changes. */
     async setPrice(model: string, p: Price, onSet?: OnChange<PriceJson>): Promise<PriceJson> {
@@ -164,32 +216,35 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
       await reloaded();
       return deleted;
     },
-    async setGroup(name: string, change: GroupChange, onSet?: OnChange<GroupJson>): Promise<GroupJson> {
+    /** Creates or changes a group: only the fields in `patch` change. */
+    async setGroup(name: string, patch: GroupPatch, onSet?: OnChange<GroupJson>): Promise<GroupJson> {
       const now = Date.now();
-      const set = {
-        ...(change.ppm !== undefined ? { multiplier_ppm: change.ppm } : {}),
-        ...(change.budget !== undefined
-          ? { budget_nano: change.budget?.amountNano ?? null, budget_period: change.budget?.period ?? null }
-          : {}),
-        updated_at: now,
-      };
+      const set: Partial<GroupRow> = { updated_at: now };
+      if (patch.multiplierPpm !== undefined) set.multiplier_ppm = patch.multiplierPpm;
+      if (patch.rpm !== undefined) set.rpm_limit = patch.rpm;
+      if (patch.tpm !== undefined) set.tpm_limit = patch.tpm;
+      if (patch.maxConcurrency !== undefined) set.max_concurrency = patch.maxConcurrency;
+      if (patch.models !== undefined)
+        set.models = patch.models === null ? null : JSON.stringify(patch.models);
+      if (patch.maxKeyLifetimeDays !== undefined) set.max_key_lifetime_days = patch.maxKeyLifetimeDays;
+      if (patch.budget !== undefined) {
+        set.budget_nano = patch.budget?.amountNano ?? null;
+        set.budget_period = patch.budget?.period ?? null;
+      }
       const json = await db.transaction().execute(async (trx) => {
-        const row = await trx
+        await trx
           .insertInto('groups')
-          .values({ name, multiplier_ppm: change.ppm ?? PPM, ...set })
+          .values({ name, multiplier_ppm: PPM, ...set, updated_at: now })
           .onConflict((oc) => oc.column('name').doUpdateSet(set))
-          .returningAll()
+          .execute();
+        const row = await trx
+          .selectFrom('groups')
+          .selectAll()
+          .where('name', '=', name)
           .executeTakeFirstOrThrow();
-        const out = groupJson(
-          name,
-          Number(row.multiplier_ppm),
-          row.budget_nano === null || row.budget_period === null
-            ? null
-            : { amountNano: Number(row.budget_nano), period: row.budget_period },
-          now,
-        );
-        await onSet?.(trx, out);
-        return out;
+        const j = groupJson(row);
+        await onSet?.(trx, j);
+        return j;
       });
       bus.publish({ kind: 'group', name });
       await reloaded();

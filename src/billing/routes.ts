@@ -4,9 +4,10 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../http/errors.js';
 import { listOf, route, zTime } from '../http/route.js';
-import { zGroupName, zModelName } from '../http/validate.js';
+import { zGroupName, zModelName, zModelPattern } from '../http/validate.js';
+import { zLimitFields, zLifetimeDays } from '../limits/validate.js';
 import type { BillingActions } from './actions.js';
-import type { GroupChange } from './catalog.js';
+import type { GroupPatch } from './catalog.js';
 import { multiplierToPpm, usdToNano } from './money.js';
 
 const zPerM = z.number().finite().min(0).max(1_000_000);
@@ -39,6 +40,11 @@ export const GroupSchema = z
       .nullable()
       .optional()
       .describe('default budget for each key of the group (USD per period); null = none'),
+    rpm: z.number().int().nullable().optional().describe('requests per minute: default and ceiling'),
+    tpm: z.number().int().nullable().optional().describe('tokens per minute: default and ceiling'),
+    max_concurrency: z.number().int().nullable().optional().describe('requests at once: default and ceiling'),
+    models: z.array(z.string()).nullable().optional().describe('what the group may use; null = all'),
+    max_key_lifetime_days: z.number().int().nullable().optional(),
     updated_at: zTime,
   })
   .meta({ title: 'Group' });
@@ -116,7 +122,8 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
   route(app, {
     method: 'PUT',
     url: '/api/groups/:name',
-    summary: 'Create or change a group: price multiplier, default key budget',
+    summary:
+      'Create or change a group: multiplier, limits, models, key lifetime, key budget (fields not sent stay)',
     tags: ['pricing'],
     auth: 'admin',
     params: z.object({ name: zGroupName }).strict(),
@@ -124,27 +131,33 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
       .object({
         multiplier: z.number().finite().min(0).max(1000).optional(),
         budget: zGroupBudget.nullable().optional(),
+        ...zLimitFields,
+        models: z.array(zModelPattern).max(500).nullable().optional(),
+        max_key_lifetime_days: zLifetimeDays.nullable().optional(),
       })
       .strict(),
     response: GroupSchema,
     handler: ({ params, body, principal, ip }) => {
-      const ppm = body.multiplier === undefined ? undefined : multiplierToPpm(body.multiplier);
-      if (ppm === null)
-        throw new AppError('validation_error', 'multiplier: at most 6 decimal places', {
-          param: 'multiplier',
-        });
-      const change: GroupChange = {
-        ...(ppm !== undefined ? { ppm } : {}),
-        ...(body.budget !== undefined
-          ? {
-              budget:
-                body.budget === null
-                  ? null
-                  : { amountNano: nano(body.budget.amount, 'budget.amount'), period: body.budget.period },
-            }
-          : {}),
-      };
-      return actions.setGroup({ principal, ip }, params.name, change, body);
+      const patch: GroupPatch = {};
+      if (body.multiplier !== undefined) {
+        const ppm = multiplierToPpm(body.multiplier);
+        if (ppm === null)
+          throw new AppError('validation_error', 'multiplier: at most 6 decimal places', {
+            param: 'multiplier',
+          });
+        patch.multiplierPpm = ppm;
+      }
+      if (body.rpm !== undefined) patch.rpm = body.rpm;
+      if (body.tpm !== undefined) patch.tpm = body.tpm;
+      if (body.max_concurrency !== undefined) patch.maxConcurrency = body.max_concurrency;
+      if (body.models !== undefined) patch.models = body.models === null ? null : [...new Set(body.models)];
+      if (body.max_key_lifetime_days !== undefined) patch.maxKeyLifetimeDays = body.max_key_lifetime_days;
+      if (body.budget !== undefined)
+        patch.budget =
+          body.budget === null
+            ? null
+            : { amountNano: nano(body.budget.amount, 'budget.amount'), period: body.budget.period };
+      return actions.setGroup({ principal, ip }, params.name, patch, body);
     },
   });
 }

@@ -260,6 +260,20 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0009_limits': {
+      // Rate, token and concurrency limits on keys, accounts and groups (a group's are the
+      // defaults and ceilings of its keys and accounts), plus what a group may use at all and
+      // how long its keys may live. Null everywhere = no limit.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('api_keys').addColumn('tpm_limit', 'integer').execute();
+        await db.schema.alterTable('api_keys').addColumn('max_concurrency', 'integer').execute();
+        for (const table of ['users', 'groups'])
+          for (const column of ['rpm_limit', 'tpm_limit', 'max_concurrency'])
+            await db.schema.alterTable(table).addColumn(column, 'integer').execute();
+        await db.schema.alterTable('groups').addColumn('models', 'text').execute();
+        await db.schema.alterTable('groups').addColumn('max_key_lifetime_days', 'integer').execute();
+      },
+    },
     '0010_budgets': {
       // Periodic budgets (nano-USD per daily / weekly / monthly period) on keys, accounts and
       // as a group default, and the spend shares that raise `budget.threshold` events (JSON

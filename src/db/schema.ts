@@ -26,6 +26,10 @@ export interface UsersTable {
   budget_period: Generated<BudgetPeriod | null>;
   /** JSON list of spend shares that raise `budget.threshold`; null = [0.8, 1]. */
   alert_thresholds: Generated<string | null>;
+  /** The account's own limits over all its keys (null = its group's default, if any). */
+  rpm_limit: Generated<number | null>;
+  tpm_limit: Generated<number | null>;
+  max_concurrency: Generated<number | null>;
 }
 
 export type BudgetPeriod = 'daily' | 'weekly' | 'monthly';
@@ -55,6 +59,10 @@ export interface ApiKeysTable {
   group_by_admin: Generated<number>;
   /** Requests per minute, null = unlimited. */
   rpm_limit: number | null;
+  /** Tokens (input + output) per minute, null = its group's default, if any. */
+  tpm_limit: Generated<number | null>;
+  /** Requests in flight at once, null = its group's default, if any. */
+  max_concurrency: Generated<number | null>;
   /** 1 when an admin disabled the key: only an admin may enable it again. */
   admin_locked: Generated<number>;
   expires_at: number | null;
@@ -96,6 +104,14 @@ export interface GroupsTable {
   /** Default budget for each key of the group (nano-USD per budget_period); null = none. */
   budget_nano: Generated<number | null>;
   budget_period: Generated<BudgetPeriod | null>;
+  /** Defaults and ceilings for the group's keys and accounts; null = none. */
+  rpm_limit: Generated<number | null>;
+  tpm_limit: Generated<number | null>;
+  max_concurrency: Generated<number | null>;
+  /** JSON list of models (names or prefixes ending in "*") the group may use; null = all. */
+  models: Generated<string | null>;
+  /** Keys of the group must expire within this many days; null = no rule. */
+  max_key_lifetime_days: Generated<number | null>;
 }
 
 export interface PricesTable {

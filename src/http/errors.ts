@@ -13,6 +13,7 @@ export const ERROR_CATALOGUE = {
   model_not_found: { status: 404, type: 'invalid_request_error' },
   model_not_priced: { status: 403, type: 'permission_error' },
   rate_limit_exceeded: { status: 429, type: 'rate_limit_error' },
+  concurrency_limit_exceeded: { status: 429, type: 'rate_limit_error' },
   insufficient_quota: { status: 429, type: 'insufficient_quota' },
   budget_exceeded: { status: 429, type: 'insufficient_quota' },
   upstream_error: { status: 502, type: 'upstream_error' },

@@ -7,8 +7,9 @@ import type { AuditService } from '../audit/service.js';
 import { AppError } from '../http/errors.js';
 import { actorOf, isAdmin, type Principal, selfId } from '../http/principal.js';
 import { type Budget, budgetOf } from '../budgets/service.js';
-import { checkWithinGroup } from '../budgets/input.js';
+import { checkWithinGroup as checkBudgetWithinGroup } from '../budgets/input.js';
 import type { ApiKeyRow } from '../db/schema.js';
+import { checkKeyLifetime, checkWithinGroup, type GroupPolicy } from '../limits/policy.js';
 import { type KeyFields, type KeyListQuery, type KeysService, keyChanges, toKeyJson } from './service.js';
 
 /** Where the request came from, for the audit trail. */
@@ -33,6 +34,8 @@ export function createKeyActions(deps: {
   keys: KeysService;
   accounts: Pick<AccountsService, 'requireUser'>;
   audit: Pick<AuditService, 'record'>;
+  /** A group's limits and key lifetime (null = a group without a policy). */
+  groups: { group(name: string): GroupPolicy | null };
   /** Persists pending usage, so reads show the latest spend and last use. */
   flush: () => Promise<void>;
   /** A group's default budget (billing's catalog). */
@@ -54,7 +57,7 @@ export function createKeyActions(deps: {
     const group =
       (fields.group !== undefined ? fields.group : (row?.group_name ?? null)) ??
       (await deps.accounts.requireUser(userId)).group_name;
-    checkWithinGroup(budget, deps.groupBudget(group), group);
+    checkBudgetWithinGroup(budget, deps.groupBudget(group), group);
   }
 
   /** Whose key a new one is: the caller's, or (admins only) the one named. */
@@ -80,6 +83,34 @@ export function createKeyActions(deps: {
     return Number((await keys.requireKey(id)).user_id) !== Number(principal.user.id);
   }
 
+  /**
+   * A key must keep within its group's ceilings (rpm, tpm, max_concurrency) and key lifetime:
+   * 422 `limit_above_group`. Judged on what a change sets, and on everything when the key
+   * moves to another group.
+   */
+  async function checkGroupCeilings(
+    userId: number,
+    fields: KeyFields,
+    before: { group: string; groupByAdmin: boolean; row: KeyFields } | null,
+  ) {
+    const ownerGroup = (await deps.accounts.requireUser(userId)).group_name;
+    const was = before ? (before.groupByAdmin && before.group ? before.group : ownerGroup) : null;
+    const group = fields.group !== undefined ? (fields.group ?? ownerGroup) : (was ?? ownerGroup);
+    const policy = deps.groups.group(group);
+    if (!policy) return;
+    const moved = was !== group;
+    const pick = <K extends 'rpm' | 'tpm' | 'maxConcurrency' | 'expiresAt'>(k: K) =>
+      fields[k] !== undefined ? fields[k] : moved ? before?.row[k] : undefined;
+    checkWithinGroup(
+      'key',
+      { rpm: pick('rpm'), tpm: pick('tpm'), maxConcurrency: pick('maxConcurrency') },
+      group,
+      policy,
+    );
+    const expiresAt = pick('expiresAt');
+    if (expiresAt !== undefined || !before) checkKeyLifetime(expiresAt ?? null, keys.now(), group, policy);
+  }
+
   return {
     async create(
       { principal, ip }: Caller,
@@ -87,6 +118,7 @@ export function createKeyActions(deps: {
     ) {
       const userId = await ownerForNewKey(principal, input.userId);
       checkGroupAllowed(principal, input.fields.group);
+      await checkGroupCeilings(userId, input.fields, null);
       const fields = { ...input.fields, groupByAdmin: isAdmin(principal) };
       await checkBudget(userId, fields);
       const { row, secret } = await keys.create(userId, fields, async (trx, created) => {
@@ -108,6 +140,8 @@ export function createKeyActions(deps: {
               rpm: json.rpm,
               budget: json.budget,
               alert_thresholds: json.alert_thresholds,
+              tpm: json.tpm,
+              max_concurrency: json.max_concurrency,
               expires_at: json.expires_at,
             },
           },
@@ -145,6 +179,17 @@ export function createKeyActions(deps: {
         throw new AppError('forbidden', 'only an admin can change a group an admin gave this key', {
           param: 'group',
         });
+      const current = await keys.requireKey(id, ownerScope(principal));
+      await checkGroupCeilings(Number(current.user_id), patch, {
+        group: current.group_name ?? '',
+        groupByAdmin: Number(current.group_by_admin) === 1,
+        row: {
+          rpm: current.rpm_limit === null ? null : Number(current.rpm_limit),
+          tpm: current.tpm_limit === null ? null : Number(current.tpm_limit),
+          maxConcurrency: current.max_concurrency === null ? null : Number(current.max_concurrency),
+          expiresAt: current.expires_at === null ? null : Number(current.expires_at),
+        },
+      });
       const byAdmin = await actsAsAdmin(principal, id);
       const fields = { ...patch, groupByAdmin: isAdmin(principal) };
       if (patch.budget !== undefined || patch.group !== undefined) {

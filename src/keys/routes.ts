@@ -14,6 +14,7 @@ import {
   zAlertThresholds,
   zBudget,
 } from '../budgets/input.js';
+import { limitFieldsOf, zLimitFields } from '../limits/validate.js';
 import type { KeyActions } from './actions.js';
 import type { KeyFields } from './service.js';
 
@@ -31,7 +32,7 @@ const writable = {
   quota: zUsd.nullable().optional(),
   expires_at: zIsoTime.nullable().optional(),
   group: zGroupName.nullable().optional(),
-  rpm: z.number().int().min(1).max(1_000_000).nullable().optional(),
+  ...zLimitFields,
   budget: zBudget.nullable().optional(),
   alert_thresholds: zAlertThresholds.nullable().optional(),
 };
@@ -61,7 +62,19 @@ export const ApiKeySchema = z
     used: z.number().describe('USD'),
     remaining: z.number().nullable().optional().describe('USD; null = unlimited'),
     group: z.string().nullable(),
-    rpm: z.number().int().nullable(),
+    rpm: z.number().int().nullable().describe('requests per minute; null = the group default, if any'),
+    tpm: z
+      .number()
+      .int()
+      .nullable()
+      .optional()
+      .describe('tokens per minute; null = the group default, if any'),
+    max_concurrency: z
+      .number()
+      .int()
+      .nullable()
+      .optional()
+      .describe('requests at once; null = the group default, if any'),
     budget: BudgetSchema.nullable()
       .optional()
       .describe("spend allowed per period (USD); null = none of its own (the group's default may apply)"),
@@ -95,7 +108,7 @@ function toFields(b: z.infer<typeof PatchBody>): KeyFields {
   }
   if (b.expires_at !== undefined) f.expiresAt = b.expires_at === null ? null : Date.parse(b.expires_at);
   if (b.group !== undefined) f.group = b.group;
-  if (b.rpm !== undefined) f.rpm = b.rpm;
+  Object.assign(f, limitFieldsOf(b));
   if (b.budget !== undefined) f.budget = budgetFromInput(b.budget);
   if (b.alert_thresholds !== undefined) f.alertThresholds = b.alert_thresholds;
   return f;

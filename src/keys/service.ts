@@ -45,6 +45,8 @@ export function toKeyJson(row: ApiKeyRow, now = Date.now()) {
     rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),
     budget: budgetJson(row.budget_nano, row.budget_period),
     alert_thresholds: thresholdsOf(row.alert_thresholds),
+    tpm: row.tpm_limit === null ? null : Number(row.tpm_limit),
+    max_concurrency: row.max_concurrency === null ? null : Number(row.max_concurrency),
     /** Disabled by an admin: only an admin can enable it. */
     locked: Number(row.admin_locked) === 1,
     expires_at: iso(row.expires_at),
@@ -68,6 +70,8 @@ export interface KeyFields {
   rpm?: number | null;
   budget?: Budget | null;
   alertThresholds?: number[] | null;
+  tpm?: number | null;
+  maxConcurrency?: number | null;
 }
 
 function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
@@ -88,6 +92,8 @@ function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
     set.budget_period = f.budget?.period ?? null;
   }
   if (f.alertThresholds !== undefined) set.alert_thresholds = thresholdsText(f.alertThresholds);
+  if (f.tpm !== undefined) set.tpm_limit = f.tpm;
+  if (f.maxConcurrency !== undefined) set.max_concurrency = f.maxConcurrency;
   return set;
 }
 
@@ -108,6 +114,8 @@ export function keyChanges(
     'rpm',
     'budget',
     'alert_thresholds',
+    'tpm',
+    'max_concurrency',
     'expires_at',
   ] as const) {
     if (JSON.stringify(a[f]) !== JSON.stringify(b[f])) out[f] = { from: a[f], to: b[f] };
@@ -414,6 +422,9 @@ export function createKeysService(
           'users.budget_nano as user_budget_nano',
           'users.budget_period as user_budget_period',
           'users.alert_thresholds as user_alert_thresholds',
+          'users.rpm_limit as user_rpm',
+          'users.tpm_limit as user_tpm',
+          'users.max_concurrency as user_max_concurrency',
         ])
         .where((eb) => eb.or([eb('api_keys.key_hash', '=', hash), eb('api_keys.prev_key_hash', '=', hash)]))
         .executeTakeFirst();

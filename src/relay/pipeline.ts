@@ -16,6 +16,8 @@ import { AppError, type ErrorCode } from '../http/errors.js';
 import { costNano, type Price } from '../billing/money.js';
 import type { Reservation } from '../billing/ledger.js';
 import type { BudgetHold } from '../budgets/meter.js';
+import type { LimitSnapshot, LimitSubject, Ticket } from '../limits/limiter.js';
+import { rateLimitHeaders } from '../limits/headers.js';
 import type { CanonicalUsage, Protocol } from './canonical.js';
 import { codec } from './protocols/index.js';
 import { parseRelayBody } from './protocols/openai.js';
@@ -38,6 +40,8 @@ export interface RelayState {
   protocol: Protocol;
   model: string | null;
   stream: boolean;
+  /** The answer carries the rate-limit headers already (set when the limits were checked). */
+  limitsReported?: boolean;
 }
 
 declare module 'fastify' {
@@ -164,7 +168,7 @@ export function createRelay(s: Services) {
       throw new AppError('model_not_allowed', `This API key may not use the model "${model}".`, {
         param: 'model',
       });
-    if (!s.channels.serves(key.group, model))
+    if (!s.channels.serves(key.group, model) || !groupAllows(key.group, model))
       throw new AppError(
         'model_not_found',
         `The model "${model}" does not exist or is not offered to this key's group.`,
@@ -182,17 +186,63 @@ export function createRelay(s: Services) {
     return { price, multiplierPpm: s.catalog.multiplierPpm(key.group) };
   }
 
-  // ── 3. limits ──────────────────────────────────────────────────────────────────────────
-  async function applyLimits(key: VerifiedKey): Promise<void> {
-    const d = await s.rateLimiter.check(key.id, key.rpm);
-    if (!d.ok)
-      throw new AppError(
-        'rate_limit_exceeded',
-        `Rate limit of ${key.rpm} requests per minute reached for this API key.`,
-        {
-          headers: { 'retry-after': String(d.retryAfterSeconds) },
+  /** Whether the group's policy lets it use this model at all (no policy: every model). */
+  function groupAllows(group: string, model: string): boolean {
+    return s.catalog.group(group)?.models?.allows(model) ?? true;
+  }
+
+  // ── 3. limits: rpm, tpm, max_concurrency of the key and its account (or their groups') ──
+  /** Whose limits a key's requests meet. */
+  const subjectOf = (key: VerifiedKey): LimitSubject => ({
+    keyId: key.id,
+    userId: key.userId,
+    key: key.limits,
+    account: key.accountLimits,
+    keyGroup: s.catalog.group(key.group),
+    accountGroup: s.catalog.group(key.userGroup),
+  });
+
+  /** Puts the rate-limit headers (the tightest limits) on the answer, whatever it turns out to be. */
+  function reportLimits(req: FastifyRequest, reply: FastifyReply, snap: LimitSnapshot): void {
+    if (req.relay) req.relay.limitsReported = true;
+    void reply.headers(rateLimitHeaders(snap, req.relay?.protocol === 'anthropic', s.limiter.now()));
+  }
+
+  /**
+   * Admits the request under every limit, or refuses it (429). The ticket it returns must be
+   * handed back (`done`) however the request ends: it holds the concurrency slot.
+   */
+  async function applyLimits(req: FastifyRequest, reply: FastifyReply, key: VerifiedKey, r: IngressRequest) {
+    const a = await s.limiter.admit(subjectOf(key), () => exactPromptTokens(r) + r.maxOutputTokens);
+    reportLimits(req, reply, a.snapshot);
+    if (a.ok) return a.ticket;
+    const { refusal } = a;
+    throw new AppError(
+      refusal.kind === 'concurrency' ? 'concurrency_limit_exceeded' : 'rate_limit_exceeded',
+      refusal.message,
+      {
+        headers: {
+          // Whole seconds, at most a minute (SDKs wait only for 0 < retry-after ≤ 60); the
+          // exact wait is in retry-after-ms (a window slides by whole seconds: up to 61 s).
+          'retry-after': String(Math.min(60, Math.max(1, Math.ceil(refusal.retryAfterMs / 1000)))),
+          'retry-after-ms': String(refusal.retryAfterMs),
+          ...(refusal.never ? { 'x-should-retry': 'false' } : {}),
         },
-      );
+      },
+    );
+  }
+
+  /** A limited key's answers that skipped the limits (refusals before them, free answers) report them too. */
+  async function reportLimitsOnce(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const st = req.relay;
+    if (!st?.key || st.limitsReported || reply.raw.headersSent) return;
+    const subject = subjectOf(st.key);
+    if (!s.limiter.limited(subject)) return;
+    try {
+      reportLimits(req, reply, await s.limiter.peek(subject));
+    } catch (err) {
+      req.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'limits: could not read them');
+    }
   }
 
   /** The exact local prompt count (tokenizing now if admission used the bound); replaces the bound. */
@@ -369,6 +419,7 @@ export function createRelay(s: Services) {
   ): Promise<void> {
     const status = statusOverride ?? err.status;
     await log(req, free(status, err.code), attempts);
+    await reportLimitsOnce(req, reply);
     const protocol = req.relay?.protocol ?? 'openai';
     // Refusals that waiting will not cure tell SDKs not to retry (contract §7).
     if (NO_RETRY.has(err.code)) void reply.header('x-should-retry', 'false');
@@ -379,7 +430,10 @@ export function createRelay(s: Services) {
   }
 
   /** A relay answer that costs nothing (models list, key info, token counts): logged like any other. */
-  const logFree = (req: FastifyRequest) => log(req, free(200, null));
+  const logFree = async (req: FastifyRequest, reply: FastifyReply) => {
+    await log(req, free(200, null));
+    await reportLimitsOnce(req, reply);
+  };
 
   // ── the whole journey ─────────────────────────────────────────────────────────────────
   async function handle(req: FastifyRequest, reply: FastifyReply, route: RouteInfo): Promise<void> {
@@ -393,7 +447,25 @@ export function createRelay(s: Services) {
     req.relay!.model = r.model;
     req.relay!.stream = r.stream;
     const { price, multiplierPpm } = checkPolicy(key, r.model);
-    await applyLimits(key);
+    const ticket = await applyLimits(req, reply, key, r);
+    try {
+      await admitted(req, reply, key, r, ingress, { price, multiplierPpm }, ticket);
+    } finally {
+      // Every path ends here: success, refusal, upstream failure or timeout, client gone, stream cut.
+      ticket.done();
+    }
+  }
+
+  /** The rest of the journey, once the limits admitted the request (its ticket is handed back by the caller). */
+  async function admitted(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    key: VerifiedKey,
+    r: IngressRequest,
+    ingress: ProtocolCodec,
+    { price, multiplierPpm }: { price: Price; multiplierPpm: number },
+    ticket: Ticket,
+  ): Promise<void> {
     const bill = (u: CanonicalUsage) =>
       costNano(
         {
@@ -417,6 +489,8 @@ export function createRelay(s: Services) {
       clientGone: false,
       async finish(o) {
         const { usage, estimated } = countUsage(r, o.usage, o.produced, o.partial);
+        // The tokens-per-minute window keeps the real usage, not the admission estimate.
+        ticket.settleTokens(usage.input + usage.cacheRead + usage.cacheWrite + usage.output);
         const at = s.now();
         const cost = await settle(req, key, held, bill(usage), at);
         await log(
@@ -607,6 +681,10 @@ export function createRelay(s: Services) {
     refuse,
     logFree,
     checkPolicy,
+    groupAllows,
+    reportLimitsOnce,
+    /** The limits in force for a key and what is left of each (GET /v1/key). */
+    limitsOf: (key: VerifiedKey) => s.limiter.peek(subjectOf(key)),
     async close() {
       await Promise.all(Object.values(pools).map((p) => p.close()));
     },

@@ -17,7 +17,12 @@ export interface ApiKey {
   /** USD; null = unlimited */
   remaining?: number | null;
   group: string | null;
+  /** requests per minute; null = the group default, if any */
   rpm: number | null;
+  /** tokens per minute; null = the group default, if any */
+  tpm?: number | null;
+  /** requests at once; null = the group default, if any */
+  max_concurrency?: number | null;
   /** spend allowed per period (USD); null = none of its own (the group's default may apply) */
   budget?: Budget | null;
   /** null = [0.8, 1] */
@@ -117,7 +122,12 @@ export interface DeletedApiKey {
   /** USD; null = unlimited */
   remaining?: number | null;
   group: string | null;
+  /** requests per minute; null = the group default, if any */
   rpm: number | null;
+  /** tokens per minute; null = the group default, if any */
+  tpm?: number | null;
+  /** requests at once; null = the group default, if any */
+  max_concurrency?: number | null;
   /** spend allowed per period (USD); null = none of its own (the group's default may apply) */
   budget?: Budget | null;
   /** null = [0.8, 1] */
@@ -171,6 +181,12 @@ export interface DeletedUser {
   alert_thresholds?: number[] | null;
   /** the account's budget against its spend this period (GET /api/users/:id only) */
   budget_usage?: BudgetUsage;
+  /** requests per minute over all its keys */
+  rpm?: number | null;
+  /** tokens per minute over all its keys */
+  tpm?: number | null;
+  /** requests at once over all its keys */
+  max_concurrency?: number | null;
   created_at: string;
   updated_at: string;
   deleted: true;
@@ -200,6 +216,15 @@ export interface Group {
     amount: number;
     period: 'daily' | 'weekly' | 'monthly';
   } | null;
+  /** requests per minute: default and ceiling */
+  rpm?: number | null;
+  /** tokens per minute: default and ceiling */
+  tpm?: number | null;
+  /** requests at once: default and ceiling */
+  max_concurrency?: number | null;
+  /** what the group may use; null = all */
+  models?: string[] | null;
+  max_key_lifetime_days?: number | null;
   updated_at: string;
 }
 
@@ -276,7 +301,12 @@ export interface NewApiKey {
   /** USD; null = unlimited */
   remaining?: number | null;
   group: string | null;
+  /** requests per minute; null = the group default, if any */
   rpm: number | null;
+  /** tokens per minute; null = the group default, if any */
+  tpm?: number | null;
+  /** requests at once; null = the group default, if any */
+  max_concurrency?: number | null;
   /** spend allowed per period (USD); null = none of its own (the group's default may apply) */
   budget?: Budget | null;
   /** null = [0.8, 1] */
@@ -359,6 +389,12 @@ export interface User {
   alert_thresholds?: number[] | null;
   /** the account's budget against its spend this period (GET /api/users/:id only) */
   budget_usage?: BudgetUsage;
+  /** requests per minute over all its keys */
+  rpm?: number | null;
+  /** tokens per minute over all its keys */
+  tpm?: number | null;
+  /** requests at once over all its keys */
+  max_concurrency?: number | null;
   created_at: string;
   updated_at: string;
 }

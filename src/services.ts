@@ -30,9 +30,14 @@ import { createChannelActions } from './channels/actions.js';
 import { createChannelsService } from './channels/service.js';
 import { resolveSecret, SecretBox } from './channels/secretbox.js';
 import { createUsageWriter } from './usage/writer.js';
+import { createSpendReader } from './usage/spend.js';
+import { createBudgets } from './budgets/service.js';
+import { type BudgetMeter, createLocalMeter, createRedisMeter } from './budgets/meter.js';
 import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
-import { createRateLimiter } from './limits/rate-limit.js';
+import { createLimiter } from './limits/limiter.js';
+import { createLocalLimitStore } from './limits/store-local.js';
+import { createRedisLimitStore } from './limits/store-redis.js';
 import { createMetrics } from './ops/metrics.js';
 import { createReadiness, databaseCheck, redisCheck } from './ops/health.js';
 
@@ -133,26 +138,60 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
         holdLeaseMs: config.holdLeaseMs,
       })
     : createLocalLedger({ store: ledgerStore, bus, logger });
+  // Periodic budgets: spend per period is the daily rollup's since the period began, plus what
+  // is settled and not written yet; held exactly like the ledger (in memory, or Redis shared).
+  const spend = createSpendReader(db);
+  const meter: BudgetMeter = redis
+    ? createRedisMeter({
+        store: spend,
+        logger,
+        redis,
+        redisPrefix,
+        holdLeaseMs: config.holdLeaseMs,
+        now: clock,
+      })
+    : createLocalMeter({ store: spend, logger, now: clock });
+  const budgets = createBudgets({
+    meter,
+    groupBudget: (group) => catalog.groupBudget(group),
+    notify: (e) => events.emit(e),
+    logger,
+    now: clock,
+  });
   const usageWriter = createUsageWriter({
     db,
     logger,
     intervalMs: config.flushIntervalMs,
     // Spend, log rows and last-use times land in one transaction, so key `used` and the
     // account balance always equal the sum of logged costs.
-    contributors: [ledger.flushInto, async (trx) => keys.recordLastUse(trx, verifier.drainLastUse())],
+    contributors: [
+      ledger.flushInto,
+      budgets.flushInto,
+      async (trx) => keys.recordLastUse(trx, verifier.drainLastUse()),
+    ],
     // Every row is durable here before its answer is released (usage/journal.ts).
     journal: openUsageJournal(config),
   });
   // What a crashed process billed but had not written yet, before serving anything.
   await usageWriter.recover();
   const usage = createUsageQueries(db, storage.dialect, keys);
-  const keyActions = createKeyActions({ keys, accounts, audit, flush: () => usageWriter.flush() });
+  const keyActions = createKeyActions({
+    keys,
+    accounts,
+    audit,
+    groups: catalog,
+    flush: () => usageWriter.flush(),
+    groupBudget: (group) => catalog.groupBudget(group),
+    budgetUsage: (keyId, budget) => budgets.usage('k', keyId, budget),
+  });
   const accountActions = createAccountActions({
     accounts,
     audit,
     ledger,
     keys,
     flush: () => usageWriter.flush(),
+    budgetUsage: (userId, budget) => budgets.usage('u', userId, budget),
+    groups: catalog,
   });
   const billingActions = createBillingActions({ catalog, audit });
   const channelActions = createChannelActions({ channels, audit, catalog });
@@ -165,7 +204,16 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   bus.on((m) => {
     if (m.kind === 'key') expiryScanner.soon();
   });
-  const rateLimiter = createRateLimiter(redis, redisPrefix);
+  // rpm / tpm / max_concurrency: shared by every instance with Redis, else in memory. A
+  // concurrency slot is a lease of MOLE_HOLD_LEASE_MS, renewed while its request runs.
+  const limiter = createLimiter({
+    store: redis
+      ? createRedisLimitStore({ redis, redisPrefix, leaseTtlMs: config.holdLeaseMs })
+      : createLocalLimitStore(),
+    now: opts.now ?? systemClock,
+    leaseMs: config.holdLeaseMs,
+    onError: (err, what) => logger.warn({ err: String(err) }, `limits: ${what} failed`),
+  });
   const metrics = createMetrics({
     keyCache: () => verifier.stats,
     keyCacheSize: () => verifier.cacheSize(),
@@ -207,9 +255,12 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     catalog,
     channels,
     ledger,
+    budgets,
+    /** The services' clock (the system's, or a test's). */
+    now: clock,
     usageWriter,
     usage,
-    rateLimiter,
+    limiter,
     secretBox,
     metrics,
     readiness,
@@ -221,7 +272,9 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
       await expiryScanner.stop();
       await webhook?.stop();
       await usageWriter.close();
+      await limiter.close();
       await ledger.close();
+      await budgets.close();
       await storage.close();
       redis?.disconnect();
     },

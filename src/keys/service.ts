@@ -11,6 +11,8 @@ import type { InvalidationBus } from '../shared/bus.js';
 import { displayKey, generateKey, hashKey } from './format.js';
 import { type Clock, systemClock } from '../shared/clock.js';
 import { containsPattern } from '../shared/like.js';
+import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
+import { thresholdsText } from '../budgets/input.js';
 
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
 
@@ -49,6 +51,10 @@ export function toKeyJson(row: ApiKeyRow, now = Date.now()) {
     rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),
     /** The key's own anomaly guard (its group's applies as well); null = none. */
     guard: keyGuard(row),
+    budget: budgetJson(row.budget_nano, row.budget_period),
+    alert_thresholds: thresholdsOf(row.alert_thresholds),
+    tpm: row.tpm_limit === null ? null : Number(row.tpm_limit),
+    max_concurrency: row.max_concurrency === null ? null : Number(row.max_concurrency),
     /** Disabled by an admin: only an admin can enable it. */
     locked: Number(row.admin_locked) === 1,
     expires_at: iso(row.expires_at),
@@ -71,6 +77,10 @@ export interface KeyFields {
   groupByAdmin?: boolean;
   rpm?: number | null;
   guard?: Guard | null;
+  budget?: Budget | null;
+  alertThresholds?: number[] | null;
+  tpm?: number | null;
+  maxConcurrency?: number | null;
 }
 
 function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
@@ -87,6 +97,13 @@ function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
   }
   if (f.rpm !== undefined) set.rpm_limit = f.rpm;
   if (f.guard !== undefined) set.guard = storeGuard(f.guard);
+  if (f.budget !== undefined) {
+    set.budget_nano = f.budget?.amountNano ?? null;
+    set.budget_period = f.budget?.period ?? null;
+  }
+  if (f.alertThresholds !== undefined) set.alert_thresholds = thresholdsText(f.alertThresholds);
+  if (f.tpm !== undefined) set.tpm_limit = f.tpm;
+  if (f.maxConcurrency !== undefined) set.max_concurrency = f.maxConcurrency;
   return set;
 }
 
@@ -106,6 +123,10 @@ export function keyChanges(
     'group',
     'rpm',
     'guard',
+    'budget',
+    'alert_thresholds',
+    'tpm',
+    'max_concurrency',
     'expires_at',
   ] as const) {
     if (JSON.stringify(a[f]) !== JSON.stringify(b[f])) out[f] = { from: a[f], to: b[f] };
@@ -467,6 +488,12 @@ export function createKeysService(
           'users.status as user_status',
           'users.group_name as user_group',
           'users.deleted_at as user_deleted_at',
+          'users.budget_nano as user_budget_nano',
+          'users.budget_period as user_budget_period',
+          'users.alert_thresholds as user_alert_thresholds',
+          'users.rpm_limit as user_rpm',
+          'users.tpm_limit as user_tpm',
+          'users.max_concurrency as user_max_concurrency',
         ])
         .where((eb) => eb.or([eb('api_keys.key_hash', '=', hash), eb('api_keys.prev_key_hash', '=', hash)]))
         .executeTakeFirst();

@@ -2,11 +2,11 @@
 // that spent most, and the latest failed calls. Admins see every account; a user sees their
 // own (the API scopes GET /api/usage and GET /api/logs to the caller).
 import { type ReactNode, useState } from 'react';
-import { api, type LogEntry, type LogTotals, type Page, type UsageRow } from '../api';
+import { api, type LogEntry, type LogTotals, type Page, type UsageRow, type User } from '../api';
 import { dateTime, int, timeOnly, toLocalInput, usd, usdExact } from '../format';
 import { Link } from '../router';
 import { type AsyncState, AsyncView, useAsync } from '../components/async';
-import { HttpStatus } from '../components/badges';
+import { BudgetMeter, HttpStatus } from '../components/badges';
 import { DataTable, PageHead, Section, TermList } from '../components/layout';
 import { useSession } from '../session';
 
@@ -87,6 +87,13 @@ export default function HomePage() {
     [from, now],
   );
 
+  // The account's own budget against its spend this period (GET /api/users/:id adds budget_usage).
+  const account = useAsync(
+    (signal) =>
+      user.budget ? api.get<User>(`/api/users/${user.id}`, undefined, signal) : Promise.resolve(null),
+    [user.id, user.budget?.amount, user.budget?.period, now],
+  );
+
   const requests = byKey.data?.reduce((n, r) => n + r.requests, 0);
   const spend = byKey.data?.reduce((n, r) => n + r.cost, 0);
   const failed = errors.data?.totals?.requests;
@@ -132,6 +139,14 @@ export default function HomePage() {
             ),
           ],
           [isAdmin ? 'Your balance' : 'Balance', usdExact(user.balance)],
+          ...(user.budget
+            ? ([
+                [
+                  isAdmin ? 'Your budget' : 'Budget',
+                  <BudgetMeter key="budget" usage={account.data?.budget_usage} />,
+                ],
+              ] as [string, ReactNode][])
+            : []),
         ]}
       />
       {!isAdmin && user.balance <= 0 ? (

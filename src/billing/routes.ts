@@ -44,6 +44,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Prices, USD per 1M tokens',
     tags: ['pricing'],
     auth: 'any',
+    scope: 'channels:read',
     response: listOf(PriceSchema, 'PriceList'),
     handler: () => actions.listPrices(),
   });
@@ -54,6 +55,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Set a model price (USD per 1M input / output / cached-input tokens)',
     tags: ['pricing'],
     auth: 'admin',
+    scope: 'channels:write',
     params: ModelParams,
     body: z
       .object({
@@ -84,6 +86,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Remove a price (the model is refused until priced again)',
     tags: ['pricing'],
     auth: 'admin',
+    scope: 'channels:write',
     params: ModelParams,
     response: z.object({ model: z.string(), deleted: z.literal(true) }),
     handler: ({ params, principal, ip }) => actions.deletePrice({ principal, ip }, params['*']),
@@ -95,6 +98,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Groups and their price multipliers',
     tags: ['pricing'],
     auth: 'any',
+    scope: 'channels:read',
     response: listOf(GroupSchema, 'GroupList'),
     handler: () => actions.listGroups(),
   });
@@ -105,6 +109,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Set a group multiplier',
     tags: ['pricing'],
     auth: 'admin',
+    scope: 'channels:write',
     params: z.object({ name: zGroupName }).strict(),
     body: z.object({ multiplier: z.number().finite().min(0).max(1000) }).strict(),
     response: GroupSchema,

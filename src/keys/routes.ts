@@ -92,6 +92,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'Create a key; the secret is in the answer this once',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:write',
     status: 201,
     body: CreateBody,
     response: NewApiKeySchema,
@@ -111,6 +112,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'List keys (a user sees only their own)',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:read',
     query: z
       .object({
         user_id: zId.optional(),
@@ -139,6 +141,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'One key',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:read',
     params: IdParams,
     response: ApiKeySchema,
     handler: ({ params, principal }) => actions.get(principal, params.id),
@@ -150,6 +153,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'Change any writable field; status active/disabled',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:write',
     params: IdParams,
     body: PatchBody,
     response: ApiKeySchema,
@@ -166,6 +170,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'New secret (shown this once); the old one works for grace_seconds',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:write',
     params: IdParams,
     body: z
       .object({
@@ -188,6 +193,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'Delete a key (its logs keep their attribution)',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:write',
     params: IdParams,
     response: DeletedKey,
     handler: ({ params, principal, ip }) => actions.remove({ principal, ip }, params.id),

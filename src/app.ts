@@ -18,6 +18,7 @@ import { registerAuditRoutes } from './audit/routes.js';
 import { registerBillingRoutes } from './billing/routes.js';
 import { registerChannelRoutes } from './channels/routes.js';
 import { registerUsageRoutes } from './usage/routes.js';
+import { registerTokenRoutes } from './tokens/routes.js';
 import { registerRelay } from './relay/routes.js';
 import { registerConsole } from './console/index.js';
 import { registerOps } from './ops/routes.js';
@@ -66,6 +67,11 @@ const swaggerOptions: SwaggerOptions = {
     components: {
       securitySchemes: {
         masterKey: { type: 'http', scheme: 'bearer', description: 'MOLE_MASTER_KEY' },
+        managementToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'a management token (mg-…), limited to the scope each route names',
+        },
         session: {
           type: 'apiKey',
           in: 'cookie',
@@ -79,7 +85,14 @@ const swaggerOptions: SwaggerOptions = {
 
 type ManagementDeps = Pick<
   Services,
-  'accountActions' | 'keyActions' | 'audit' | 'billingActions' | 'channelActions' | 'usage' | 'flush'
+  | 'accountActions'
+  | 'keyActions'
+  | 'audit'
+  | 'billingActions'
+  | 'channelActions'
+  | 'usage'
+  | 'flush'
+  | 'tokenActions'
 > & { config: Pick<Services['config'], 'sessionTtlSeconds'> };
 
 /** Every /api route (contract §3); the auth hook and the document's own route are the caller's. */
@@ -90,6 +103,7 @@ function registerManagementRoutes(api: FastifyInstance, services: ManagementDeps
   registerBillingRoutes(api, services);
   registerChannelRoutes(api, services);
   registerUsageRoutes(api, services);
+  registerTokenRoutes(api, services);
 }
 
 /**

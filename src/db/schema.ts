@@ -166,6 +166,21 @@ export interface UsageDailyTable {
   cost_nano: number;
 }
 
+/** Management tokens (mg-…): the secret's SHA-256 only; `user_id` null = minted by the master key. */
+export interface ManagementTokensTable {
+  id: Generated<number>;
+  user_id: number | null;
+  name: string;
+  token_hash: string;
+  display: string;
+  /** JSON list of scopes. */
+  scopes: string;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
 export interface Database {
   meta: MetaTable;
   users: UsersTable;
@@ -177,6 +192,7 @@ export interface Database {
   channels: ChannelsTable;
   logs: LogsTable;
   usage_daily: UsageDailyTable;
+  management_tokens: ManagementTokensTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -187,3 +203,4 @@ export type ChannelRow = Selectable<ChannelsTable>;
 export type LogRow = Selectable<LogsTable>;
 export type NewLog = Insertable<LogsTable>;
 export type AuditRow = Selectable<AuditTable>;
+export type ManagementTokenRow = Selectable<ManagementTokensTable>;

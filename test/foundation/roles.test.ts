@@ -118,6 +118,17 @@ const ROWS: Row[] = [
   row('GET /api/logs', ANYONE, '/api/logs'),
   row('GET /api/usage', ANYONE, '/api/usage'),
   row('GET /api/audit', ANYONE, '/api/audit'),
+
+  // management tokens: everyone manages their own; admins and the master key reach everyone's
+  row('GET /api/tokens', ANYONE, '/api/tokens'),
+  row('POST /api/tokens', [201, 201, 201, 201, 401], '/api/tokens', () => ({
+    name: uname('t'),
+    scopes: ['keys:read'],
+  })),
+  row('DELETE /api/tokens/{id}', OWNERS, async () => {
+    const r = await callers.owner('POST', '/api/tokens', { name: uname('t'), scopes: ['keys:read'] });
+    return `/api/tokens/${r.body.id}`;
+  }),
 ];
 
 let fixture: Fixture;

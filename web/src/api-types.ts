@@ -207,6 +207,24 @@ export interface LogTotals {
   cost: number;
 }
 
+export interface ManagementToken {
+  id: number;
+  name: string;
+  /** null = minted with the master key */
+  user_id: number | null;
+  /** masked form, mg-abcd…wxyz */
+  display: string;
+  scopes: ('keys:read' | 'keys:write' | 'logs:read' | 'usage:read' | 'users:read' | 'users:write' | 'channels:read' | 'channels:write' | 'audit:read')[];
+  status: 'active' | 'expired' | 'revoked';
+  expires_at: string | null;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export interface ManagementTokenList {
+  data: ManagementToken[];
+}
+
 export interface NewApiKey {
   id: number;
   name: string;
@@ -231,6 +249,22 @@ export interface NewApiKey {
   last_used_at: string | null;
   last_used_ip: string | null;
   key: string;
+}
+
+export interface NewManagementToken {
+  id: number;
+  name: string;
+  /** null = minted with the master key */
+  user_id: number | null;
+  /** masked form, mg-abcd…wxyz */
+  display: string;
+  scopes: ('keys:read' | 'keys:write' | 'logs:read' | 'usage:read' | 'users:read' | 'users:write' | 'channels:read' | 'channels:write' | 'audit:read')[];
+  status: 'active' | 'expired' | 'revoked';
+  expires_at: string | null;
+  created_at: string;
+  last_used_at: string | null;
+  /** the secret (mg-…): shown this once */
+  token: string;
 }
 
 export interface OfferedModel {

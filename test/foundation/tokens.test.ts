@@ -433,7 +433,12 @@ describe.each(backends())('management tokens [%s]', (backend) => {
 
     it('a relay key is refused on /api, saying it is a relay key', async () => {
       const k = await createKey(s, alice.user.id);
-      for (const headers of [bearer(k.secret), { 'x-api-key': k.secret }, { 'api-key': k.secret }]) {
+      const ways: Record<string, string>[] = [
+        bearer(k.secret),
+        { 'x-api-key': k.secret },
+        { 'api-key': k.secret },
+      ];
+      for (const headers of ways) {
         const r = await raw(s, 'GET', '/api/keys', { headers });
         expectApiError(r, 401, 'unauthorized');
         expect(r.body.error.message).toMatch(/relay API key/);

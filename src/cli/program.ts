@@ -15,6 +15,7 @@ import type { CliContext, RegisterCommands } from './context.js';
 import { registerImport } from './import.js';
 import { registerKeys } from './keys.js';
 import { makeOut } from './output.js';
+import { registerTokens } from './tokens.js';
 import { registerUsage } from './usage.js';
 import { registerUsers } from './users.js';
 
@@ -22,6 +23,7 @@ export const COMMAND_GROUPS: RegisterCommands[] = [
   registerKeys,
   registerUsers,
   registerUsage,
+  registerTokens,
   registerImport,
 ];
 

@@ -288,6 +288,8 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .on('management_tokens')
           .column('user_id')
           .execute();
+        // When a key's secret was last rotated (null = never): the console's key age and rotate hint.
+        await db.schema.alterTable('api_keys').addColumn('rotated_at', big).execute();
       },
     },
   };

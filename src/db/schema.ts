@@ -56,6 +56,8 @@ export interface ApiKeysTable {
   prev_key_expires_at: number | null;
   created_at: number;
   updated_at: number;
+  /** When the secret was last rotated; null = never (its age counts from created_at). */
+  rotated_at: Generated<number | null>;
   last_used_at: number | null;
   last_used_ip: string | null;
   deleted_at: number | null;

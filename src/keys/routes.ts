@@ -59,6 +59,10 @@ export const ApiKeySchema = z
     updated_at: zTime.optional(),
     last_used_at: zTime.nullable(),
     last_used_ip: z.string().nullable(),
+    rotated_at: zTime
+      .nullable()
+      .optional()
+      .describe('when the secret was last rotated; null = never (its age counts from created_at)'),
   })
   .meta({ title: 'ApiKey' });
 /** A key with its secret: only in the answer to a create or a rotation. */

@@ -25,6 +25,8 @@ export interface ApiKey {
   updated_at?: string;
   last_used_at: string | null;
   last_used_ip: string | null;
+  /** when the secret was last rotated; null = never (its age counts from created_at) */
+  rotated_at?: string | null;
 }
 
 export interface ApiKeyPage {
@@ -104,6 +106,8 @@ export interface DeletedApiKey {
   updated_at?: string;
   last_used_at: string | null;
   last_used_ip: string | null;
+  /** when the secret was last rotated; null = never (its age counts from created_at) */
+  rotated_at?: string | null;
   deleted: true;
 }
 
@@ -248,6 +252,8 @@ export interface NewApiKey {
   updated_at?: string;
   last_used_at: string | null;
   last_used_ip: string | null;
+  /** when the secret was last rotated; null = never (its age counts from created_at) */
+  rotated_at?: string | null;
   key: string;
 }
 

@@ -42,6 +42,7 @@ export const CONSOLE_SECTIONS: ReadonlySet<string> = new Set([
   'users',
   'channels',
   'pricing',
+  'tokens',
 ]);
 
 const PUBLIC_TYPES: Record<string, string> = {

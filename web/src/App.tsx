@@ -13,6 +13,7 @@ import { LogsPage } from './pages/Logs';
 // Pages that pull in the chart library (or are admin-only) load on demand.
 const UsagePage = lazy(() => import('./pages/Usage'));
 const UsersPage = lazy(() => import('./pages/Users'));
+const TokensPage = lazy(() => import('./pages/Tokens'));
 const ChannelsPage = lazy(() => import('./pages/Channels'));
 const PricingPage = lazy(() => import('./pages/Pricing'));
 
@@ -193,6 +194,7 @@ const NAV: { href: string; label: string; admin?: boolean }[] = [
   { href: '/keys', label: 'Keys' },
   { href: '/logs', label: 'Logs' },
   { href: '/usage', label: 'Usage' },
+  { href: '/tokens', label: 'Tokens' },
   { href: '/users', label: 'Users', admin: true },
   { href: '/channels', label: 'Channels', admin: true },
   { href: '/pricing', label: 'Pricing', admin: true },
@@ -268,6 +270,7 @@ function Route({ path, isAdmin }: { path: string; isAdmin: boolean }) {
   }
   if (head === 'logs') return <LogsPage />;
   if (head === 'usage') return <UsagePage />;
+  if (head === 'tokens') return <TokensPage />;
   const adminPages: Record<string, ReactElement> = {
     users: <UsersPage />,
     channels: <ChannelsPage />,

@@ -11,6 +11,8 @@ export type {
   LogAttempt,
   LogEntry,
   LogTotals,
+  ManagementToken,
+  NewManagementToken,
   Price,
   UsageRow,
   User,

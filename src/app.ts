@@ -15,6 +15,7 @@ import { makeClientIpResolver } from './http/client-ip.js';
 import { registerAccountRoutes } from './accounts/routes.js';
 import { registerKeyRoutes } from './keys/routes.js';
 import { registerAuditRoutes } from './audit/routes.js';
+import { registerEventRoutes } from './events/routes.js';
 import { registerBillingRoutes } from './billing/routes.js';
 import { registerChannelRoutes } from './channels/routes.js';
 import { registerUsageRoutes } from './usage/routes.js';
@@ -88,6 +89,7 @@ type ManagementDeps = Pick<
   | 'accountActions'
   | 'keyActions'
   | 'audit'
+  | 'events'
   | 'billingActions'
   | 'channelActions'
   | 'usage'
@@ -100,6 +102,7 @@ function registerManagementRoutes(api: FastifyInstance, services: ManagementDeps
   registerAccountRoutes(api, { ...services, sessionTtlSeconds: services.config.sessionTtlSeconds });
   registerKeyRoutes(api, services);
   registerAuditRoutes(api, services);
+  registerEventRoutes(api, services);
   registerBillingRoutes(api, services);
   registerChannelRoutes(api, services);
   registerUsageRoutes(api, services);

@@ -11,6 +11,10 @@ import { createAccountActions } from './accounts/actions.js';
 import { createAccountsService } from './accounts/service.js';
 import { databaseId, loadMasterKey, type MasterKey, probeDatabase } from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
+import { createEventsService } from './events/service.js';
+import { createWebhookOutbox } from './events/webhook.js';
+import { createExpiryScanner } from './events/expiry.js';
+import { systemClock } from './shared/clock.js';
 import { createKeysService } from './keys/service.js';
 import { createKeyActions } from './keys/actions.js';
 import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
@@ -87,6 +91,16 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     ...(opts.now ? { now: opts.now } : {}),
   });
   const audit = createAuditService(db);
+  // Notifications: other domains report through `events.emit` (stored, then delivered).
+  const clock = opts.now ?? systemClock;
+  const webhook = config.webhook
+    ? createWebhookOutbox({ db, logger, options: config.webhook, now: clock })
+    : null;
+  const events = createEventsService(db, {
+    deliver: webhook !== null,
+    now: clock,
+    onStored: () => webhook?.nudge(),
+  });
   const keys = createKeysService(
     db,
     bus,
@@ -97,7 +111,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   await verifier0.loadImported();
   const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
   const catalog = await createPriceCatalog(db, bus, logger);
-  const channels = await createChannelsService(db, bus, secretBox, audit, logger);
+  const channels = await createChannelsService(db, bus, secretBox, audit, logger, events);
   // The ledger reads and writes spend and balances through these four functions only.
   const ledgerStore: LedgerStore = {
     usedNano: keys.usedNano,
@@ -139,6 +153,12 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const billingActions = createBillingActions({ catalog, audit });
   const tokenActions = createTokenActions({ tokens, audit });
   const channelActions = createChannelActions({ channels, audit, catalog });
+  const expiryScanner = createExpiryScanner({
+    events,
+    expiringBetween: keys.expiringBetween,
+    now: clock,
+    logger,
+  });
   const rateLimiter = createRateLimiter(redis, redisPrefix);
   const metrics = createMetrics({
     keyCache: () => verifier.stats,
@@ -155,6 +175,9 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     },
   );
 
+  webhook?.start();
+  expiryScanner.start();
+
   return {
     config,
     logger,
@@ -163,6 +186,9 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     masterKey,
     accounts,
     audit,
+    events,
+    webhook,
+    expiryScanner,
     keys,
     keyActions,
     accountActions,
@@ -185,6 +211,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     async close() {
       // Stop hearing announcements first: a reload must not start on a closing database.
       redisSub?.disconnect();
+      await expiryScanner.stop();
+      await webhook?.stop();
       await usageWriter.close();
       await ledger.close();
       await storage.close();

@@ -21,6 +21,7 @@ const TABLE_OWNER: Record<string, string> = {
   logs: 'usage',
   usage_daily: 'usage',
   management_tokens: 'tokens',
+  events: 'events',
 };
 
 /**

@@ -30,6 +30,7 @@ const ROUTE_SCOPES: Record<string, string | null> = {
   'DELETE /api/users/{id}': 'users:write',
   'POST /api/users/{id}/topup': 'users:write',
   'GET /api/audit': 'audit:read',
+  'GET /api/events': 'audit:read',
   'GET /api/prices': 'channels:read',
   'PUT /api/prices/{model}': 'channels:write',
   'DELETE /api/prices/{model}': 'channels:write',

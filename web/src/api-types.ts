@@ -147,6 +147,22 @@ export interface DeletedUser {
   deleted: true;
 }
 
+export interface Event {
+  /** stable event id ("evt_…"); the webhook sends it as x-mole-event-id */
+  id: string;
+  type: 'budget.threshold' | 'key.expiring' | 'key.auto_disabled' | 'key.leaked' | 'channel.disabled';
+  created_at: string;
+  /** the account it concerns; null = admins only */
+  user_id: number | null;
+  key_id: number | null;
+  data: Record<string, unknown>;
+}
+
+export interface EventPage {
+  data: Event[];
+  next_cursor: string | null;
+}
+
 export interface Group {
   name: string;
   multiplier: number;

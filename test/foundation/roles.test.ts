@@ -114,11 +114,6 @@ const ROWS: Row[] = [
   row('GET /api/groups', ANYONE, '/api/groups'),
   row('PUT /api/groups/{name}', ADMIN_ONLY, '/api/groups/vip', () => ({ multiplier: 1.5 })),
 
-  // records: everyone reads their own
-  row('GET /api/logs', ANYONE, '/api/logs'),
-  row('GET /api/usage', ANYONE, '/api/usage'),
-  row('GET /api/audit', ANYONE, '/api/audit'),
-
   // management tokens: everyone manages their own; admins and the master key reach everyone's
   row('GET /api/tokens', ANYONE, '/api/tokens'),
   row('POST /api/tokens', [201, 201, 201, 201, 401], '/api/tokens', () => ({
@@ -129,6 +124,12 @@ const ROWS: Row[] = [
     const r = await callers.owner('POST', '/api/tokens', { name: uname('t'), scopes: ['keys:read'] });
     return `/api/tokens/${r.body.id}`;
   }),
+
+  // records: everyone reads their own
+  row('GET /api/logs', ANYONE, '/api/logs'),
+  row('GET /api/usage', ANYONE, '/api/usage'),
+  row('GET /api/audit', ANYONE, '/api/audit'),
+  row('GET /api/events', ANYONE, '/api/events'),
 ];
 
 let fixture: Fixture;

@@ -14,7 +14,7 @@ export const ManagementTokenSchema = z
     name: z.string(),
     user_id: z.number().int().nullable().describe('null = minted with the master key'),
     display: z.string().describe('masked form, mg-abcd…wxyz'),
-    scopes: z.array(z.enum(SCOPES)),
+    scopes: z.array(z.string()).describe(`each one of: ${SCOPES.join(', ')}`),
     status: z.enum(['active', 'expired', 'revoked']),
     expires_at: zTime.nullable(),
     created_at: zTime,

@@ -10,8 +10,12 @@ async function mole(args: string[], env: Record<string, string>) {
   let stderr = '';
   const code = await run(args, {
     env,
-    stdout: (s) => void (stdout += s),
-    stderr: (s) => void (stderr += s),
+    stdout: (s) => {
+      stdout += s;
+    },
+    stderr: (s) => {
+      stderr += s;
+    },
   });
   return { code, stdout, stderr };
 }

@@ -234,7 +234,8 @@ export interface ManagementToken {
   user_id: number | null;
   /** masked form, mg-abcd…wxyz */
   display: string;
-  scopes: ('keys:read' | 'keys:write' | 'logs:read' | 'usage:read' | 'users:read' | 'users:write' | 'channels:read' | 'channels:write' | 'audit:read')[];
+  /** each one of: keys:read, keys:write, logs:read, usage:read, users:read, users:write, channels:read, channels:write, audit:read */
+  scopes: string[];
   status: 'active' | 'expired' | 'revoked';
   expires_at: string | null;
   created_at: string;
@@ -280,7 +281,8 @@ export interface NewManagementToken {
   user_id: number | null;
   /** masked form, mg-abcd…wxyz */
   display: string;
-  scopes: ('keys:read' | 'keys:write' | 'logs:read' | 'usage:read' | 'users:read' | 'users:write' | 'channels:read' | 'channels:write' | 'audit:read')[];
+  /** each one of: keys:read, keys:write, logs:read, usage:read, users:read, users:write, channels:read, channels:write, audit:read */
+  scopes: string[];
   status: 'active' | 'expired' | 'revoked';
   expires_at: string | null;
   created_at: string;

@@ -13,9 +13,7 @@ import { dateOnly, dateTime, relative } from '../format';
 import { useSession } from '../session';
 import { copyText, useUsers } from './keyDialogs';
 
-type Scope = ManagementToken['scopes'][number];
-
-const SCOPES: { scope: Scope; label: string }[] = [
+const SCOPES = [
   { scope: 'keys:read', label: 'keys:read — list and read keys' },
   { scope: 'keys:write', label: 'keys:write — create, change, rotate, delete keys' },
   { scope: 'logs:read', label: 'logs:read — call logs' },
@@ -24,8 +22,9 @@ const SCOPES: { scope: Scope; label: string }[] = [
   { scope: 'users:write', label: 'users:write — create and change users, top up' },
   { scope: 'channels:read', label: 'channels:read — channels, models, prices, groups' },
   { scope: 'channels:write', label: 'channels:write — change channels, prices, groups' },
-  { scope: 'audit:read', label: 'audit:read — the audit trail' },
-];
+  { scope: 'audit:read', label: 'audit:read — the audit trail and notifications' },
+] as const;
+type Scope = (typeof SCOPES)[number]['scope'];
 
 export default function TokensPage() {
   const { user } = useSession();

@@ -1,6 +1,7 @@
-// One way to declare a management route: auth level, the scope a management token needs, zod schemas (input validated here; input
-// and answer both published in /api/openapi.json, from which the console's API types are
-// generated: scripts/gen-api-types.ts), and a handler that only calls into its domain.
+// One way to declare a management route: auth level, the scope a management token needs
+// there, zod schemas (input validated here; input and answer both published in
+// /api/openapi.json, from which the console's API types are generated:
+// scripts/gen-api-types.ts), and a handler that only calls into its domain.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from './errors.js';

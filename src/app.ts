@@ -19,6 +19,7 @@ import { registerEventRoutes } from './events/routes.js';
 import { registerBillingRoutes } from './billing/routes.js';
 import { registerChannelRoutes } from './channels/routes.js';
 import { registerUsageRoutes } from './usage/routes.js';
+import { registerSecurityRoutes } from './security/routes.js';
 import { registerTokenRoutes } from './tokens/routes.js';
 import { registerRelay } from './relay/routes.js';
 import { registerConsole } from './console/index.js';
@@ -94,6 +95,8 @@ type ManagementDeps = Pick<
   | 'channelActions'
   | 'usage'
   | 'flush'
+  | 'securityActions'
+  | 'scanningKeys'
   | 'tokenActions'
 > & { config: Pick<Services['config'], 'sessionTtlSeconds'> };
 
@@ -106,6 +109,7 @@ function registerManagementRoutes(api: FastifyInstance, services: ManagementDeps
   registerBillingRoutes(api, services);
   registerChannelRoutes(api, services);
   registerUsageRoutes(api, services);
+  registerSecurityRoutes(api, services);
   registerTokenRoutes(api, services);
 }
 

@@ -290,6 +290,14 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('events_due').on('events').column('next_attempt_at').execute();
       },
     },
+    '0013_leaks': {
+      // The anomaly guard (security/guard.ts): a key's own thresholds, and a group's for all its
+      // keys, as JSON text {max_ips_per_hour?, max_spend_per_hour_nano?, action}; null = none.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('api_keys').addColumn('guard', 'text').execute();
+        await db.schema.alterTable('groups').addColumn('guard', 'text').execute();
+      },
+    },
     '0014_management_tokens': {
       // Management tokens (mg-…): only the SHA-256 of the secret is kept. `user_id` null = a
       // token the master key minted; `scopes` is a JSON list; revoked rows stay for the audit trail.

@@ -65,6 +65,8 @@ export interface ApiKeysTable {
   imported: Generated<number>;
   /** Set by `mole import new-api`: the source row ("new-api:tokens:<id>"). */
   import_source: Generated<string | null>;
+  /** Anomaly guard, JSON text (billing/guard.ts); null = none of its own (the group's still applies). */
+  guard: Generated<string | null>;
 }
 
 export interface AuditTable {
@@ -83,6 +85,8 @@ export interface GroupsTable {
   /** Price multiplier in parts per million (1_000_000 = 1×). */
   multiplier_ppm: number;
   updated_at: number;
+  /** Default anomaly guard for the group's keys, JSON text (security/guard.ts); null = none. */
+  guard: Generated<string | null>;
 }
 
 export interface PricesTable {

@@ -2,7 +2,8 @@
 // Each notice has a dedupe key naming the key, the notice and the expiry it announces, so it
 // fires once however often (and on however many instances) the scan runs, and again only if
 // the key's expiry is moved. A key first seen within a day of expiring gets the 1-day notice
-// only. The keys come through a function services.ts hands in; this domain reads no key table.
+// only. Besides the periodic scan, a key change (announced on the bus) triggers one shortly.
+// The keys come through a function services.ts hands in; this domain reads no key table.
 import type { Logger } from 'pino';
 import type { Clock } from '../shared/clock.js';
 import type { EventsService } from './service.js';
@@ -12,6 +13,8 @@ const DAY_MS = 24 * 3600_000;
 const NOTICES = [7, 1] as const;
 /** How often the scan runs, ms (the 1-day notice is at most this late). */
 export const EXPIRY_SCAN_INTERVAL_MS = 10 * 60_000;
+/** After a key changes (created, or its expiry moved), a scan runs this soon (bursts share one). */
+const AFTER_CHANGE_MS = 500;
 
 export interface ExpiringKey {
   id: number;
@@ -28,6 +31,7 @@ export function createExpiryScanner(deps: {
   logger: Logger;
 }) {
   let timer: NodeJS.Timeout | null = null;
+  let soon: NodeJS.Timeout | null = null;
   let running: Promise<unknown> | null = null;
 
   /** One scan at the clock's current time; resolves to how many keys were looked at. */
@@ -54,17 +58,34 @@ export function createExpiryScanner(deps: {
     return keys.length;
   }
 
+  let again = false;
   const tick = () => {
-    if (running) return;
+    if (running) {
+      again = true;
+      return;
+    }
     running = scan()
       .catch((err) => deps.logger.error({ err: String(err) }, 'key expiry scan failed'))
       .finally(() => {
         running = null;
+        if (again && timer) {
+          again = false;
+          tick();
+        }
       });
   };
 
   return {
     scan,
+    /** A key changed: scan shortly, so a key created a day before its expiry is told at once. */
+    soon() {
+      if (!timer || soon) return;
+      soon = setTimeout(() => {
+        soon = null;
+        tick();
+      }, AFTER_CHANGE_MS);
+      soon.unref();
+    },
     start(intervalMs = EXPIRY_SCAN_INTERVAL_MS) {
       if (timer) return;
       tick();
@@ -73,7 +94,9 @@ export function createExpiryScanner(deps: {
     },
     async stop() {
       if (timer) clearInterval(timer);
+      if (soon) clearTimeout(soon);
       timer = null;
+      soon = null;
       await running;
     },
   };

@@ -15,6 +15,17 @@ export const EventSchema = z
     user_id: z.number().int().nullable().describe('the account it concerns; null = admins only'),
     key_id: z.number().int().nullable(),
     data: z.record(z.string(), z.unknown()),
+    delivery: z
+      .object({
+        state: z.enum(['pending', 'delivered']),
+        attempts: z.number().int(),
+        last_error: z.string().nullable().describe('why the latest try failed, e.g. "HTTP 500"'),
+        next_attempt_at: zTime.nullable(),
+        delivered_at: zTime.nullable(),
+      })
+      .nullable()
+      .optional()
+      .describe('admins only: the webhook delivery (null when no webhook was set when it was stored)'),
   })
   .meta({ title: 'Event' });
 
@@ -38,9 +49,11 @@ export function registerEventRoutes(app: FastifyInstance, deps: { events: Events
     response: pageOf(EventSchema, 'EventPage'),
     handler: async ({ query, principal }) => {
       // A user's events are those of their account; admin-only events (user_id null) never match.
-      const userId = isAdmin(principal) ? query.user_id : selfId(principal)!;
+      const admin = isAdmin(principal);
+      const userId = admin ? query.user_id : selfId(principal)!;
       return deps.events.list({
         limit: query.limit,
+        withDelivery: admin,
         ...(userId !== undefined ? { userId } : {}),
         ...(query.key_id !== undefined ? { keyId: query.key_id } : {}),
         ...(query.type !== undefined ? { type: query.type } : {}),

@@ -58,6 +58,8 @@ export interface EventListQuery {
   keyId?: number;
   type?: EventType;
   cursor?: number;
+  /** Add each event's webhook delivery state (admins). */
+  withDelivery?: boolean;
 }
 
 export function createEventsService(
@@ -105,7 +107,12 @@ export function createEventsService(
       const rows = await query.execute();
       const more = rows.length > q.limit;
       const page = rows.slice(0, q.limit);
-      return { data: page.map(toEventJson), next_cursor: more ? String(page[page.length - 1]!.id) : null };
+      return {
+        data: page.map((r) =>
+          q.withDelivery ? { ...toEventJson(r), delivery: toDeliveryJson(r) } : toEventJson(r),
+        ),
+        next_cursor: more ? String(page[page.length - 1]!.id) : null,
+      };
     },
   } satisfies EventsService & Record<string, unknown>;
 }
@@ -121,5 +128,18 @@ export function toEventJson(r: EventRow) {
     user_id: r.user_id === null ? null : Number(r.user_id),
     key_id: r.key_id === null ? null : Number(r.key_id),
     data: JSON.parse(r.data) as Record<string, unknown>,
+  };
+}
+
+/** Where the event's webhook delivery stands; null when it was never queued (no webhook then). */
+export function toDeliveryJson(r: EventRow) {
+  const iso = (v: number | null) => (v === null ? null : new Date(Number(v)).toISOString());
+  if (r.delivered_at === null && r.next_attempt_at === null) return null;
+  return {
+    state: r.delivered_at !== null ? ('delivered' as const) : ('pending' as const),
+    attempts: Number(r.attempts),
+    last_error: r.last_error,
+    next_attempt_at: iso(r.next_attempt_at),
+    delivered_at: iso(r.delivered_at),
   };
 }

@@ -59,6 +59,8 @@ export function createWebhookOutbox(deps: {
   let again = false;
   let stopped = true;
   const inFlight = new AbortController();
+  /** Rows this instance is posting now: never claimed twice here, whatever the clock says. */
+  const posting = new Set<number>();
 
   /** Takes one due row for this instance, or null when another instance holds it or it is done. */
   async function claim(id: number, now: number) {
@@ -108,6 +110,16 @@ export function createWebhookOutbox(deps: {
   }
 
   async function deliver(id: number): Promise<boolean> {
+    if (posting.has(id)) return false;
+    posting.add(id);
+    try {
+      return await claimAndPost(id);
+    } finally {
+      posting.delete(id);
+    }
+  }
+
+  async function claimAndPost(id: number): Promise<boolean> {
     const row = await claim(id, deps.now());
     if (!row) return false;
     const body = JSON.stringify(toEventJson(row));
@@ -145,6 +157,9 @@ export function createWebhookOutbox(deps: {
       .updateTable('events')
       .set({ attempts, next_attempt_at: now + wait, last_error: error, lease_owner: null, lease_until: null })
       .where('id', '=', id)
+      // A lapsed lease another instance took over: its outcome stands, not this one.
+      .where('lease_owner', '=', instance)
+      .where('delivered_at', 'is', null)
       .execute();
     logger.warn(
       { event: row.uid, attempts, error, retry_in_ms: wait },

@@ -11,6 +11,7 @@
 // before any storage lookup.
 import { LRUCache } from 'lru-cache';
 import type { InvalidationBus } from '../shared/bus.js';
+import { type Guard, readGuard } from '../billing/guard.js';
 import { CidrSet } from './cidr.js';
 import { hashKey, isWellFormedKey, KEY_REGEX } from './format.js';
 import { compileModelList, type ModelMatcher } from './models.js';
@@ -26,6 +27,8 @@ export interface VerifiedKey {
   quotaNano: number | null;
   rpm: number | null;
   expiresAt: number | null;
+  /** The key's own anomaly guard; its group's applies as well (security/guard.ts). */
+  guard: Guard | null;
 }
 
 interface CachedKey extends VerifiedKey {
@@ -174,6 +177,7 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
       quotaNano: row.quota_nano === null ? null : Number(row.quota_nano),
       rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),
       expiresAt: row.expires_at === null ? null : Number(row.expires_at),
+      guard: readGuard(row.guard),
       status: row.status,
       ownerActive: row.user_status === 'active',
       // A stored rule that no longer parses denies everyone rather than allowing everyone.

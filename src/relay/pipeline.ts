@@ -165,8 +165,16 @@ export function createRelay(s: Services) {
         v.code as ErrorCode,
         (v.code === 'invalid_api_key' && notAnApiKey(presented, s.masterKey)) || v.message,
       );
+    await guardIps(v.key, req.clientIp);
     s.verifier.touch(v.key.id, req.clientIp);
     return v.key;
+  }
+
+  /** The anomaly guard's IP count: the request that brings a new IP past the limit of a
+   * `disable` guard finds the key disabled (security/guard.ts). */
+  async function guardIps(key: VerifiedKey, ip: string): Promise<void> {
+    const g = await s.guard.checkIp(key, ip);
+    if (!g.ok) throw new AppError('key_disabled', `This API key is disabled: ${g.reason}.`);
   }
 
   // ── 2. check policy: the key's model list, then the group's models and prices ─────────
@@ -263,13 +271,16 @@ export function createRelay(s: Services) {
     };
   }
 
-  // ── 8. settle: charge the real cost, release the rest of the hold ─────────────────────
+  // ── 8. settle: charge the real cost, release the rest of the hold, and note the spend
+  //    against the key's hourly guard (not awaited: it never delays the answer) ──────────
   // The upstream has answered by now: a ledger failure (the shared Redis ledger unreachable)
   // must not be mistaken for a channel failure, which would retry the request on another
   // channel (a second upstream call) or write a second answer on a stream already sent.
   async function settle(req: FastifyRequest, reservation: Reservation, cost: number): Promise<number> {
     try {
-      return await s.ledger.settle(reservation, cost);
+      const charged = await s.ledger.settle(reservation, cost);
+      if (req.relay?.key) void s.guard.noteSpend(req.relay.key, charged);
+      return charged;
     } catch (err) {
       req.log.error(
         { err: err instanceof Error ? err.message : String(err), cost },

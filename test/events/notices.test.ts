@@ -70,6 +70,16 @@ describe.each(backends())('key.expiring and channel.disabled (%s)', (backend) =>
     expect(JSON.stringify(await eventsOf('key.expiring'))).not.toContain(u.secret);
   });
 
+  it('tells at once about a key created within a day of its expiry (1-day notice only)', async () => {
+    const u = await userWithKey(s, {
+      key: { expires_at: new Date(s.clock.now() + 20 * 3600_000).toISOString() },
+    });
+    const mine = async () => (await eventsOf('key.expiring')).filter((e) => e.key_id === u.key.id);
+    // No scan is called here: the key's creation triggers one.
+    await expect.poll(async () => (await mine()).length, { timeout: 5_000, interval: 20 }).toBe(1);
+    expect((await mine())[0]!.data.days_before).toBe(1);
+  });
+
   it('reports a channel an admin disables, once, to admins only', async () => {
     const ch = await s.api('POST', '/api/channels', { name: 'by-hand', type: 'mock', models: ['m-1'] });
     expect(ch.status).toBe(201);

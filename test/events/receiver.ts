@@ -12,16 +12,19 @@ export interface Receiver {
   url: string;
   port: number;
   received: Delivery[];
+  /** While true, every connection is dropped unanswered (the receiver is "down", its port kept). */
+  down: boolean;
   /** Status for the next delivery (called once per request); 200 unless set. */
   respond: (d: Delivery) => number | Promise<number>;
   close(): Promise<void>;
 }
 
-export async function startReceiver(port = 0): Promise<Receiver> {
+export async function startReceiver(): Promise<Receiver> {
   const r: Receiver = {
     url: '',
     port: 0,
     received: [],
+    down: false,
     respond: () => 200,
     close: async () => {},
   };
@@ -37,7 +40,10 @@ export async function startReceiver(port = 0): Promise<Receiver> {
       });
     });
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  server.on('connection', (socket) => {
+    if (r.down) socket.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   r.port = (server.address() as AddressInfo).port;
   r.url = `http://127.0.0.1:${r.port}/hook`;
   r.close = () =>

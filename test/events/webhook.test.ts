@@ -4,8 +4,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { BACKOFF_CAP_MS } from '../../src/events/webhook.js';
-import { backends, startTestServer } from '../helpers/server.js';
+import { BACKOFF_BASE_MS, BACKOFF_CAP_MS } from '../../src/events/webhook.js';
+import { backends, startTestServer, type TestServer } from '../helpers/server.js';
 import { startReceiver } from './receiver.js';
 
 const SECRET = 'whsec-test-0123456789abcdef-' + Math.random().toString(36).slice(2);
@@ -34,8 +34,8 @@ describe.each(backends())('webhook delivery (%s)', (backend) => {
   afterEach(async () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
-  async function receiver(port?: number) {
-    const r = await startReceiver(port);
+  async function receiver() {
+    const r = await startReceiver();
     cleanup.push(() => r.close());
     return r;
   }
@@ -77,8 +77,11 @@ describe.each(backends())('webhook delivery (%s)', (backend) => {
       data: { key_name: 'ci', days_before: 7 },
     });
     expect(d.headers['x-mole-event-id']).toBe(body.id);
-    const listed = await s.api('GET', '/api/events');
-    expect(listed.body.data[0]).toEqual(body);
+    const listed = async () => (await s.api('GET', '/api/events')).body.data[0];
+    await expect.poll(async () => (await listed()).delivery?.state, until).toBe('delivered');
+    const { delivery, ...event } = await listed();
+    expect(event).toEqual(body);
+    expect(delivery).toMatchObject({ attempts: 1, last_error: null, next_attempt_at: null });
     // Delivered: no further tries.
     expect(await s.services.webhook!.drainOnce()).toBe(0);
     expect(r.received).toHaveLength(1);
@@ -91,18 +94,27 @@ describe.each(backends())('webhook delivery (%s)', (backend) => {
     const s = await server({ env: webhookEnv(r.url) });
     await s.services.events.emit({ type: 'channel.disabled', userId: null, data: { channel_id: 1 } });
     await expect.poll(() => r.received.length, until).toBe(1);
-    // Not due again before its backoff has passed.
-    await expect.poll(() => s.logs().includes('webhook delivery failed'), until).toBe(true);
-    expect(await s.services.webhook!.drainOnce()).toBe(0);
-    expect(r.received).toHaveLength(1);
+    // Rescheduled: not due again before its backoff (at least half the base) has passed.
+    const row = async () => s.services.storage.db.selectFrom('events').selectAll().executeTakeFirstOrThrow();
+    await expect.poll(async () => Number((await row()).attempts), until).toBe(1);
+    const failed = await row();
+    expect(failed.last_error).toBe('HTTP 500');
+    expect(failed.delivered_at).toBeNull();
+    expect(Number(failed.next_attempt_at) - Number(failed.created_at)).toBeGreaterThanOrEqual(
+      BACKOFF_BASE_MS / 2,
+    );
 
+    // The clock moves only between tries: a jump during one would lapse its lease.
     s.clock.advance(BACKOFF_CAP_MS);
-    await expect.poll(() => r.received.length, until).toBe(2);
-    await expect.poll(() => s.services.webhook!.drainOnce(), until).toBe(0);
+    await expect.poll(async () => Number((await row()).attempts), until).toBe(2);
+    expect(r.received).toHaveLength(2);
+    expect((await row()).last_error).toBe('HTTP 503');
     s.clock.advance(BACKOFF_CAP_MS);
-    await expect.poll(() => r.received.length, until).toBe(3);
+    await expect.poll(async () => Number((await row()).attempts), until).toBe(3);
+    expect((await row()).delivered_at).not.toBeNull();
+    expect((await row()).next_attempt_at).toBeNull();
     s.clock.advance(BACKOFF_CAP_MS);
-    await expect.poll(() => s.services.webhook!.drainOnce(), until).toBe(0);
+    expect(await s.services.webhook!.drainOnce()).toBe(0);
     expect(r.received).toHaveLength(3);
     const ids = new Set(r.received.map((d) => d.headers['x-mole-event-id']));
     expect(ids.size).toBe(1);
@@ -111,27 +123,41 @@ describe.each(backends())('webhook delivery (%s)', (backend) => {
   });
 
   it('delivers events stored before a restart once the receiver is back, once each', async () => {
-    const down = await startReceiver();
-    const port = down.port;
-    const url = down.url;
-    await down.close();
+    const r = await receiver();
+    r.down = true;
+    const url = r.url;
 
     const first = await server({ env: webhookEnv(url), keep: true });
     for (const n of [1, 2, 3])
       await first.services.events.emit({ type: 'key.auto_disabled', userId: 9, keyId: n, data: { n } });
-    // Each has been tried (connection refused) and waits for its backoff.
+    // Each has been tried (the connection dropped) and waits for its backoff.
+    const tried = async (s: TestServer) =>
+      (await s.services.storage.db.selectFrom('events').select(['attempts', 'delivered_at']).execute()).map(
+        (e) => [Number(e.attempts) > 0, e.delivered_at !== null],
+      );
     await expect
-      .poll(async () => (await first.services.webhook!.drainOnce()) === 0 && first.logs(), until)
-      .toContain('webhook delivery failed');
+      .poll(() => tried(first), until)
+      .toEqual([
+        [true, false],
+        [true, false],
+        [true, false],
+      ]);
     await first.stop();
 
-    const r = await receiver(port);
+    expect(r.received).toEqual([]);
+    r.down = false;
     const second = await server({ env: webhookEnv(url), restartOf: first });
     second.clock.advance(BACKOFF_CAP_MS);
     second.services.webhook!.nudge();
-    await expect.poll(() => r.received.length, until).toBe(3);
+    await expect
+      .poll(() => tried(second), until)
+      .toEqual([
+        [true, true],
+        [true, true],
+        [true, true],
+      ]);
     second.clock.advance(BACKOFF_CAP_MS);
-    await expect.poll(() => second.services.webhook!.drainOnce(), until).toBe(0);
+    expect(await second.services.webhook!.drainOnce()).toBe(0);
     expect(r.received.map((d) => JSON.parse(d.body).data.n).sort()).toEqual([1, 2, 3]);
     expect(new Set(r.received.map((d) => d.headers['x-mole-event-id'])).size).toBe(3);
   });
@@ -154,6 +180,7 @@ describe.each(backends())('webhook delivery (%s)', (backend) => {
     expect(JSON.stringify(rows)).not.toContain(SECRET);
     expect(rows[0]!.last_error).toBe('HTTP 500');
     const listed = await s.api('GET', '/api/events');
+    expect(listed.body.data[0].delivery).toMatchObject({ state: 'pending', last_error: 'HTTP 500' });
     expect(JSON.stringify(listed.body)).not.toContain(SECRET);
     expect(r.received.map((d) => d.body).join('')).not.toContain(SECRET);
   });

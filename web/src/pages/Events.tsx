@@ -98,11 +98,11 @@ function EventsTable({
     <DataTable
       caption="Notifications, newest first"
       className="events-table"
-      columns={['Time', 'Type', showAccount && 'Account', 'Key', 'Details']}
+      columns={['Time', 'Type', showAccount && 'Account', 'Key', 'Details', showAccount && 'Webhook']}
     >
       {rows.length === 0 ? (
         <TableRow>
-          <TableCell colSpan={showAccount ? 5 : 4} className="muted">
+          <TableCell colSpan={showAccount ? 6 : 4} className="muted">
             {first
               ? 'No notifications yet. Expiring keys, budget thresholds and similar events show up here.'
               : 'No more notifications.'}
@@ -134,6 +134,11 @@ function EventsTable({
           <TableCell label="Details">
             <Details data={e.data} />
           </TableCell>
+          {showAccount ? (
+            <TableCell label="Webhook" className="nowrap">
+              <Delivery delivery={e.delivery} />
+            </TableCell>
+          ) : null}
         </TableRow>
       ))}
     </DataTable>
@@ -163,4 +168,16 @@ function show(field: string, v: unknown): string {
   if (typeof v === 'string' && field.endsWith('_at') && !Number.isNaN(Date.parse(v))) return dateTime(v);
   if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
   return JSON.stringify(v);
+}
+
+/** The webhook delivery (admins): delivered, or still being tried and why it failed. */
+function Delivery({ delivery }: { delivery: GatewayEvent['delivery'] }) {
+  if (!delivery) return <span className="muted">—</span>;
+  if (delivery.state === 'delivered') return <span title={dateTime(delivery.delivered_at)}>delivered</span>;
+  if (delivery.attempts === 0) return <span className="muted">queued</span>;
+  return (
+    <span className="error-text" title={`next try ${dateTime(delivery.next_attempt_at)}`}>
+      retrying ({delivery.attempts} tries{delivery.last_error ? `, ${delivery.last_error}` : ''})
+    </span>
+  );
 }

@@ -20,6 +20,7 @@ import { registerBillingRoutes } from './billing/routes.js';
 import { registerChannelRoutes } from './channels/routes.js';
 import { registerUsageRoutes } from './usage/routes.js';
 import { registerSecurityRoutes } from './security/routes.js';
+import { registerTokenRoutes } from './tokens/routes.js';
 import { registerRelay } from './relay/routes.js';
 import { registerConsole } from './console/index.js';
 import { registerOps } from './ops/routes.js';
@@ -68,6 +69,11 @@ const swaggerOptions: SwaggerOptions = {
     components: {
       securitySchemes: {
         masterKey: { type: 'http', scheme: 'bearer', description: 'MOLE_MASTER_KEY' },
+        managementToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'a management token (mg-…), limited to the scope each route names',
+        },
         session: {
           type: 'apiKey',
           in: 'cookie',
@@ -91,6 +97,7 @@ type ManagementDeps = Pick<
   | 'flush'
   | 'securityActions'
   | 'scanningKeys'
+  | 'tokenActions'
 > & { config: Pick<Services['config'], 'sessionTtlSeconds'> };
 
 /** Every /api route (contract §3); the auth hook and the document's own route are the caller's. */
@@ -103,6 +110,7 @@ function registerManagementRoutes(api: FastifyInstance, services: ManagementDeps
   registerChannelRoutes(api, services);
   registerUsageRoutes(api, services);
   registerSecurityRoutes(api, services);
+  registerTokenRoutes(api, services);
 }
 
 /**

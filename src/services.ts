@@ -29,6 +29,8 @@ import { createRedisLedger } from './billing/ledger-redis.js';
 import { createChannelActions } from './channels/actions.js';
 import { createChannelsService } from './channels/service.js';
 import { resolveSecret, SecretBox } from './channels/secretbox.js';
+import { createTokenActions } from './tokens/actions.js';
+import { createTokensService } from './tokens/service.js';
 import { createUsageWriter } from './usage/writer.js';
 import { createSpendReader } from './usage/spend.js';
 import { createBudgets } from './budgets/service.js';
@@ -86,7 +88,14 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   // (ids restart at 1 in each) never share a key's or user's counters.
   const redisPrefix = `mole:${await databaseId(db)}`;
   const accounts = createAccountsService(db, bus, config, {
-    onUserDeleted: (trx, userId, now) => keys.deleteAllFor(trx, userId, now),
+    onUserDeleted: async (trx, userId, now) => {
+      await keys.deleteAllFor(trx, userId, now);
+      await tokens.revokeAllFor(trx, userId, now);
+    },
+  });
+  const tokens = createTokensService(db, {
+    getUser: (id) => accounts.getUser(id),
+    ...(opts.now ? { now: opts.now } : {}),
   });
   const audit = createAuditService(db);
   // Notifications: other domains report through `events.emit` (stored, then delivered).
@@ -194,6 +203,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     groups: catalog,
   });
   const billingActions = createBillingActions({ catalog, audit });
+  const tokenActions = createTokenActions({ tokens, audit });
   const channelActions = createChannelActions({ channels, audit, catalog });
   const expiryScanner = createExpiryScanner({
     events,
@@ -246,6 +256,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     keys,
     keyActions,
     accountActions,
+    tokens,
+    tokenActions,
     billingActions,
     channelActions,
     securityActions,

@@ -128,7 +128,8 @@ export function createAccountActions(deps: {
      */
     async update({ principal, ip }: Caller, id: number, update: UserUpdate) {
       const { currentPassword, ...patch } = update;
-      if (patch.password !== undefined && principal.kind === 'session' && id === selfId(principal)) {
+      // A token acting for its owner is held to the same rule as the owner's session.
+      if (patch.password !== undefined && principal.kind !== 'master' && id === selfId(principal)) {
         if (currentPassword === undefined)
           throw new AppError('validation_error', 'current_password: required to change your own password', {
             param: 'current_password',
@@ -195,7 +196,7 @@ export function createAccountActions(deps: {
     },
 
     async remove({ principal, ip }: Caller, id: number) {
-      if (principal.kind === 'session' && principal.user.id === id)
+      if (principal.kind !== 'master' && principal.user.id === id)
         throw new AppError('forbidden', 'you cannot delete yourself');
       const before = await accounts.deleteUser(id, (trx, row) =>
         audit.record(

@@ -122,6 +122,7 @@ export function registerAccountRoutes(
     summary: 'Create a user',
     tags: ['users'],
     auth: 'admin',
+    scope: 'users:write',
     status: 201,
     body: z
       .object({
@@ -159,6 +160,7 @@ export function registerAccountRoutes(
     summary: 'List users (a user sees only themself)',
     tags: ['users'],
     auth: 'any',
+    scope: 'users:read',
     query: z.object({ limit: zLimit, cursor: zCursor, q: z.string().max(128).optional() }).strict(),
     response: pageOf(UserSchema, 'UserPage'),
     handler: ({ query, principal }) =>
@@ -175,6 +177,7 @@ export function registerAccountRoutes(
     summary: 'One user',
     tags: ['users'],
     auth: 'any',
+    scope: 'users:read',
     params: IdParams,
     response: UserSchema,
     handler: ({ params, principal }) => actions.get(principal, params.id),
@@ -186,6 +189,7 @@ export function registerAccountRoutes(
     summary: 'Change role, group, status, limits or password (users: own password only)',
     tags: ['users'],
     auth: 'any',
+    scope: 'users:write',
     params: IdParams,
     body: z
       .object({
@@ -219,6 +223,7 @@ export function registerAccountRoutes(
     summary: 'Delete a user and revoke their keys',
     tags: ['users'],
     auth: 'admin',
+    scope: 'users:write',
     params: IdParams,
     response: UserSchema.extend({ deleted: z.literal(true) }).meta({ title: 'DeletedUser' }),
     handler: ({ params, principal, ip }) => actions.remove({ principal, ip }, params.id),
@@ -230,6 +235,7 @@ export function registerAccountRoutes(
     summary: 'Add to (or, negative, take from) a balance',
     tags: ['users'],
     auth: 'admin',
+    scope: 'users:write',
     params: IdParams,
     body: z
       .object({

@@ -27,6 +27,7 @@ export function registerAuditRoutes(app: FastifyInstance, deps: { audit: AuditSe
     summary: 'Who did what to which key or user (a user sees their own trail)',
     tags: ['audit'],
     auth: 'any',
+    scope: 'audit:read',
     query: z
       .object({
         key_id: zId.optional(),

@@ -68,6 +68,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Prices, USD per 1M tokens',
     tags: ['pricing'],
     auth: 'any',
+    scope: 'channels:read',
     response: listOf(PriceSchema, 'PriceList'),
     handler: () => actions.listPrices(),
   });
@@ -78,6 +79,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Set a model price (USD per 1M input / output / cached-input tokens)',
     tags: ['pricing'],
     auth: 'admin',
+    scope: 'channels:write',
     params: ModelParams,
     body: z
       .object({
@@ -108,6 +110,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Remove a price (the model is refused until priced again)',
     tags: ['pricing'],
     auth: 'admin',
+    scope: 'channels:write',
     params: ModelParams,
     response: z.object({ model: z.string(), deleted: z.literal(true) }),
     handler: ({ params, principal, ip }) => actions.deletePrice({ principal, ip }, params['*']),
@@ -119,6 +122,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Groups and their price multipliers',
     tags: ['pricing'],
     auth: 'any',
+    scope: 'channels:read',
     response: listOf(GroupSchema, 'GroupList'),
     handler: () => actions.listGroups(),
   });
@@ -130,6 +134,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
       'Create or change a group: multiplier, limits, models, key lifetime, key budget (fields not sent stay)',
     tags: ['pricing'],
     auth: 'admin',
+    scope: 'channels:write',
     params: z.object({ name: zGroupName }).strict(),
     body: z
       .object({

@@ -44,6 +44,7 @@ export const CONSOLE_SECTIONS: ReadonlySet<string> = new Set([
   'pricing',
   'security',
   'notifications',
+  'tokens',
 ]);
 
 const PUBLIC_TYPES: Record<string, string> = {

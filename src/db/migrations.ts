@@ -326,6 +326,38 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('groups').addColumn('guard', 'text').execute();
       },
     },
+    '0014_management_tokens': {
+      // Management tokens (mg-…): only the SHA-256 of the secret is kept. `user_id` null = a
+      // token the master key minted; `scopes` is a JSON list; revoked rows stay for the audit trail.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('management_tokens')
+          .addColumn('id', idType, id)
+          .addColumn('user_id', big)
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('token_hash', 'text', (c) => c.notNull())
+          .addColumn('display', 'text', (c) => c.notNull())
+          .addColumn('scopes', 'text', (c) => c.notNull())
+          .addColumn('created_at', big, (c) => c.notNull())
+          .addColumn('expires_at', big)
+          .addColumn('last_used_at', big)
+          .addColumn('revoked_at', big)
+          .execute();
+        await db.schema
+          .createIndex('management_tokens_hash')
+          .on('management_tokens')
+          .column('token_hash')
+          .unique()
+          .execute();
+        await db.schema
+          .createIndex('management_tokens_user')
+          .on('management_tokens')
+          .column('user_id')
+          .execute();
+        // When a key's secret was last rotated (null = never): the console's key age and rotate hint.
+        await db.schema.alterTable('api_keys').addColumn('rotated_at', big).execute();
+      },
+    },
   };
 }
 

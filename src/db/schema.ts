@@ -71,6 +71,8 @@ export interface ApiKeysTable {
   prev_key_expires_at: number | null;
   created_at: number;
   updated_at: number;
+  /** When the secret was last rotated; null = never (its age counts from created_at). */
+  rotated_at: Generated<number | null>;
   last_used_at: number | null;
   last_used_ip: string | null;
   deleted_at: number | null;
@@ -226,6 +228,21 @@ export interface EventsTable {
   lease_until: number | null;
 }
 
+/** Management tokens (mg-…): the secret's SHA-256 only; `user_id` null = minted by the master key. */
+export interface ManagementTokensTable {
+  id: Generated<number>;
+  user_id: number | null;
+  name: string;
+  token_hash: string;
+  display: string;
+  /** JSON list of scopes. */
+  scopes: string;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
 export interface Database {
   meta: MetaTable;
   users: UsersTable;
@@ -238,6 +255,7 @@ export interface Database {
   logs: LogsTable;
   usage_daily: UsageDailyTable;
   events: EventsTable;
+  management_tokens: ManagementTokensTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -249,3 +267,4 @@ export type LogRow = Selectable<LogsTable>;
 export type NewLog = Insertable<LogsTable>;
 export type AuditRow = Selectable<AuditTable>;
 export type EventRow = Selectable<EventsTable>;
+export type ManagementTokenRow = Selectable<ManagementTokensTable>;

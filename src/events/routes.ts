@@ -36,6 +36,7 @@ export function registerEventRoutes(app: FastifyInstance, deps: { events: Events
     summary: 'Notifications, newest first (a user sees those of their own account and keys)',
     tags: ['events'],
     auth: 'any',
+    scope: 'audit:read',
     query: z
       .object({
         type: z.enum(EVENT_TYPES).optional(),

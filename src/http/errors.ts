@@ -32,6 +32,8 @@ export const ERROR_CATALOGUE = {
   login_throttled: { status: 429, type: 'rate_limit_error' },
   forbidden: { status: 403, type: 'permission_error' },
   csrf_failed: { status: 403, type: 'permission_error' },
+  /** A management token used outside its scopes, or on a route that takes no token. */
+  insufficient_scope: { status: 403, type: 'permission_error' },
   not_found: { status: 404, type: 'invalid_request_error' },
   method_not_allowed: { status: 405, type: 'invalid_request_error' },
   conflict: { status: 409, type: 'invalid_request_error' },

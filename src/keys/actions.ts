@@ -23,7 +23,7 @@ export type KeyPatch = KeyFields & { status?: 'active' | 'disabled' };
 /** A user may not move a key into another group (that would change its prices and models). */
 function checkGroupAllowed(principal: Principal, group: string | null | undefined) {
   if (group == null || isAdmin(principal)) return;
-  if (principal.kind === 'session' && group !== principal.user.group_name)
+  if (principal.kind !== 'master' && group !== principal.user.group_name)
     throw new AppError('forbidden', 'only an admin can put a key in another group', { param: 'group' });
 }
 
@@ -79,7 +79,7 @@ export function createKeyActions(deps: {
    */
   async function actsAsAdmin(principal: Principal, id: number): Promise<boolean> {
     if (!isAdmin(principal)) return false;
-    if (principal.kind !== 'session') return true;
+    if (principal.kind === 'master') return true;
     return Number((await keys.requireKey(id)).user_id) !== Number(principal.user.id);
   }
 

@@ -93,6 +93,10 @@ export const ApiKeySchema = z
     updated_at: zTime.optional(),
     last_used_at: zTime.nullable(),
     last_used_ip: z.string().nullable(),
+    rotated_at: zTime
+      .nullable()
+      .optional()
+      .describe('when the secret was last rotated; null = never (its age counts from created_at)'),
   })
   .meta({ title: 'ApiKey' });
 /** A key with its secret: only in the answer to a create or a rotation. */
@@ -129,6 +133,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'Create a key; the secret is in the answer this once',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:write',
     status: 201,
     body: CreateBody,
     response: NewApiKeySchema,
@@ -148,6 +153,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'List keys (a user sees only their own)',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:read',
     query: z
       .object({
         user_id: zId.optional(),
@@ -176,6 +182,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'One key',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:read',
     params: IdParams,
     response: ApiKeySchema,
     handler: ({ params, principal }) => actions.get(principal, params.id),
@@ -187,6 +194,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'Change any writable field; status active/disabled',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:write',
     params: IdParams,
     body: PatchBody,
     response: ApiKeySchema,
@@ -203,6 +211,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'New secret (shown this once); the old one works for grace_seconds',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:write',
     params: IdParams,
     body: z
       .object({
@@ -225,6 +234,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'Delete a key (its logs keep their attribution)',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:write',
     params: IdParams,
     response: DeletedKey,
     handler: ({ params, principal, ip }) => actions.remove({ principal, ip }, params.id),

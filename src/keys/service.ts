@@ -62,6 +62,8 @@ export function toKeyJson(row: ApiKeyRow, now = Date.now()) {
     updated_at: iso(row.updated_at)!,
     last_used_at: iso(row.last_used_at),
     last_used_ip: row.last_used_ip,
+    /** When the secret was last rotated; null = never. */
+    rotated_at: iso(row.rotated_at ?? null),
   };
 }
 export type KeyJson = ReturnType<typeof toKeyJson>;
@@ -425,6 +427,7 @@ export function createKeysService(
           prev_key_hash: graceSeconds > 0 ? before.key_hash : null,
           prev_key_expires_at: graceSeconds > 0 ? now + graceSeconds * 1000 : null,
           updated_at: now,
+          rotated_at: now,
         }),
         within,
       );

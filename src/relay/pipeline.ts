@@ -12,6 +12,7 @@ import type { Services } from '../services.js';
 import type { Channel, ChannelType } from '../channels/service.js';
 import type { VerifiedKey } from '../keys/verify.js';
 import { presentedKey } from '../keys/credentials.js';
+import { TOKEN_PREFIX } from '../tokens/format.js';
 import { AppError, type ErrorCode } from '../http/errors.js';
 import { costNano, type Price } from '../billing/money.js';
 import type { Reservation } from '../billing/ledger.js';
@@ -127,6 +128,19 @@ const NO_RETRY = new Set<string>([
 const REFUSAL_CODE = (status: number): ErrorCode =>
   status === 413 ? 'request_too_large' : status === 404 ? 'model_not_found' : 'invalid_request';
 
+/**
+ * The master key or a management token sent to the relay: a refusal that says which
+ * credential goes where (only on the refusal path, so it costs an accepted key nothing).
+ */
+function notAnApiKey(presented: string | undefined, master: Services['masterKey']): string | null {
+  if (!presented) return null;
+  if (presented.startsWith(TOKEN_PREFIX))
+    return 'This is a management token (mg-…), which works on the management API (/api) only. Use an API key (sk-…) here.';
+  if (master.matches(presented))
+    return 'This is the master key, which works on the management API (/api) only. Use an API key (sk-…) here.';
+  return null;
+}
+
 export function createRelay(s: Services) {
   const timeouts = {
     connectMs: s.config.upstreamConnectTimeoutMs,
@@ -155,9 +169,14 @@ export function createRelay(s: Services) {
       stream: false,
     };
     req.relay = state;
-    const v = await s.verifier.verify(presentedKey(req.headers, req.url), req.clientIp);
+    const presented = presentedKey(req.headers, req.url);
+    const v = await s.verifier.verify(presented, req.clientIp);
     if (v.key) state.key = v.key;
-    if (!v.ok) throw new AppError(v.code as ErrorCode, v.message);
+    if (!v.ok)
+      throw new AppError(
+        v.code as ErrorCode,
+        (v.code === 'invalid_api_key' && notAnApiKey(presented, s.masterKey)) || v.message,
+      );
     await guardIps(v.key, req.clientIp);
     s.verifier.touch(v.key.id, req.clientIp);
     return v.key;

@@ -14,6 +14,7 @@ import { EventsPage } from './pages/Events';
 // Pages that pull in the chart library (or are admin-only) load on demand.
 const UsagePage = lazy(() => import('./pages/Usage'));
 const UsersPage = lazy(() => import('./pages/Users'));
+const TokensPage = lazy(() => import('./pages/Tokens'));
 const ChannelsPage = lazy(() => import('./pages/Channels'));
 const PricingPage = lazy(() => import('./pages/Pricing'));
 const SecurityPage = lazy(() => import('./pages/Security'));
@@ -195,6 +196,7 @@ const NAV: { href: string; label: string; admin?: boolean }[] = [
   { href: '/keys', label: 'Keys' },
   { href: '/logs', label: 'Logs' },
   { href: '/usage', label: 'Usage' },
+  { href: '/tokens', label: 'Tokens' },
   { href: '/notifications', label: 'Notifications' },
   { href: '/users', label: 'Users', admin: true },
   { href: '/channels', label: 'Channels', admin: true },
@@ -274,6 +276,7 @@ function Route({ path, isAdmin }: { path: string; isAdmin: boolean }) {
   if (head === 'logs') return <LogsPage />;
   if (head === 'usage') return <UsagePage />;
   if (head === 'security') return <SecurityPage />;
+  if (head === 'tokens') return <TokensPage />;
   if (head === 'notifications') return <EventsPage />;
   const adminPages: Record<string, ReactElement> = {
     users: <UsersPage />,

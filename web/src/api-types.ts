@@ -38,6 +38,8 @@ export interface ApiKey {
   updated_at?: string;
   last_used_at: string | null;
   last_used_ip: string | null;
+  /** when the secret was last rotated; null = never (its age counts from created_at) */
+  rotated_at?: string | null;
 }
 
 export interface ApiKeyPage {
@@ -145,6 +147,8 @@ export interface DeletedApiKey {
   updated_at?: string;
   last_used_at: string | null;
   last_used_ip: string | null;
+  /** when the secret was last rotated; null = never (its age counts from created_at) */
+  rotated_at?: string | null;
   deleted: true;
 }
 
@@ -318,6 +322,25 @@ export interface LogTotals {
   cost: number;
 }
 
+export interface ManagementToken {
+  id: number;
+  name: string;
+  /** null = minted with the master key */
+  user_id: number | null;
+  /** masked form, mg-abcd…wxyz */
+  display: string;
+  /** each one of: keys:read, keys:write, logs:read, usage:read, users:read, users:write, channels:read, channels:write, audit:read */
+  scopes: string[];
+  status: 'active' | 'expired' | 'revoked';
+  expires_at: string | null;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export interface ManagementTokenList {
+  data: ManagementToken[];
+}
+
 export interface NewApiKey {
   id: number;
   name: string;
@@ -354,7 +377,26 @@ export interface NewApiKey {
   updated_at?: string;
   last_used_at: string | null;
   last_used_ip: string | null;
+  /** when the secret was last rotated; null = never (its age counts from created_at) */
+  rotated_at?: string | null;
   key: string;
+}
+
+export interface NewManagementToken {
+  id: number;
+  name: string;
+  /** null = minted with the master key */
+  user_id: number | null;
+  /** masked form, mg-abcd…wxyz */
+  display: string;
+  /** each one of: keys:read, keys:write, logs:read, usage:read, users:read, users:write, channels:read, channels:write, audit:read */
+  scopes: string[];
+  status: 'active' | 'expired' | 'revoked';
+  expires_at: string | null;
+  created_at: string;
+  last_used_at: string | null;
+  /** the secret (mg-…): shown this once */
+  token: string;
 }
 
 export interface OfferedModel {

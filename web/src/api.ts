@@ -13,6 +13,8 @@ export type {
   LogAttempt,
   LogEntry,
   LogTotals,
+  ManagementToken,
+  NewManagementToken,
   Price,
   UsageRow,
   User,

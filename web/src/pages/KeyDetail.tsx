@@ -188,10 +188,13 @@ function describeChanges(changes: unknown): string {
 
 function describeActor(actor: string | null, selfId: number): string {
   if (!actor) return 'unknown';
-  if (actor === 'master') return 'the master key';
-  const m = /^(admin|user):(\d+)$/.exec(actor);
-  if (m && Number(m[2]) === selfId) return 'you';
-  return m ? `${m[1]} #${m[2]}` : actor;
+  // "admin:3/token:5": done through management token 5 of admin 3
+  const [who = '', token] = actor.split('/token:');
+  const via = token ? ` (token #${token})` : '';
+  if (who === 'master') return `the master key${via}`;
+  const m = /^(admin|user):(\d+)$/.exec(who);
+  if (m && Number(m[2]) === selfId) return `you${via}`;
+  return m ? `${m[1]} #${m[2]}${via}` : actor;
 }
 
 function KeyAudit({ keyId, version }: { keyId: string; version: number }) {

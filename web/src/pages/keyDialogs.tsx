@@ -341,7 +341,7 @@ export function KeyFormDialog({
   );
 }
 
-async function copyText(text: string, fallbackEl: HTMLElement | null): Promise<boolean> {
+export async function copyText(text: string, fallbackEl: HTMLElement | null): Promise<boolean> {
   try {
     if (navigator.clipboard && window.isSecureContext) {
       await navigator.clipboard.writeText(text);

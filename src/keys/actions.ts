@@ -39,7 +39,7 @@ export function createKeyActions(deps: {
   async function ownerForNewKey(principal: Principal, userId: number | undefined): Promise<number> {
     if (isAdmin(principal)) {
       if (userId !== undefined) return Number((await deps.accounts.requireUser(userId)).id);
-      if (principal.kind === 'master')
+      if (principal.kind !== 'session')
         throw new AppError('validation_error', 'user_id: required with the master key', { param: 'user_id' });
       return principal.user.id;
     }
@@ -80,6 +80,7 @@ export function createKeyActions(deps: {
               display: json.display,
               models: json.models,
               allowed_ips: json.allowed_ips,
+              allowed_origins: json.allowed_origins,
               quota: json.quota,
               group: json.group,
               rpm: json.rpm,

@@ -8,6 +8,7 @@ import { AppError, notFound } from '../http/errors.js';
 import { nanoToUsd } from '../billing/money.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { displayKey, generateKey, hashKey } from './format.js';
+import { revokeChildren } from './ephemeral.js';
 import { type Clock, systemClock } from '../shared/clock.js';
 import { containsPattern } from '../shared/like.js';
 
@@ -36,6 +37,8 @@ export function toKeyJson(row: ApiKeyRow, now = Date.now()) {
     display: row.display,
     models: row.models === null ? null : (JSON.parse(row.models) as string[]),
     allowed_ips: row.allowed_ips === null ? null : (JSON.parse(row.allowed_ips) as string[]),
+    /** Browser origins whose requests this key serves (empty: none). */
+    allowed_origins: row.allowed_origins == null ? [] : (JSON.parse(row.allowed_origins) as string[]),
     quota: quota === null ? null : nanoToUsd(quota),
     used: nanoToUsd(used),
     remaining: quota === null ? null : nanoToUsd(Math.max(0, quota - used)),
@@ -56,6 +59,8 @@ export interface KeyFields {
   name?: string;
   models?: string[] | null;
   allowedIps?: string[] | null;
+  /** Normalised (keys/origins.ts); empty = no browser origin. */
+  allowedOrigins?: string[];
   quotaNano?: number | null;
   expiresAt?: number | null;
   group?: string | null;
@@ -70,6 +75,8 @@ function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
   if (f.models !== undefined) set.models = f.models === null ? null : JSON.stringify(f.models);
   if (f.allowedIps !== undefined)
     set.allowed_ips = f.allowedIps === null ? null : JSON.stringify(f.allowedIps);
+  if (f.allowedOrigins !== undefined)
+    set.allowed_origins = f.allowedOrigins.length === 0 ? null : JSON.stringify(f.allowedOrigins);
   if (f.quotaNano !== undefined) set.quota_nano = f.quotaNano;
   if (f.expiresAt !== undefined) set.expires_at = f.expiresAt;
   if (f.group !== undefined) {
@@ -88,7 +95,16 @@ export function keyChanges(
   const a = toKeyJson(before);
   const b = toKeyJson(after);
   const out: Record<string, { from: unknown; to: unknown }> = {};
-  for (const f of ['name', 'models', 'allowed_ips', 'quota', 'group', 'rpm', 'expires_at'] as const) {
+  for (const f of [
+    'name',
+    'models',
+    'allowed_ips',
+    'allowed_origins',
+    'quota',
+    'group',
+    'rpm',
+    'expires_at',
+  ] as const) {
     if (JSON.stringify(a[f]) !== JSON.stringify(b[f])) out[f] = { from: a[f], to: b[f] };
   }
   if (before.status !== after.status) out.status = { from: before.status, to: after.status };
@@ -304,7 +320,12 @@ export function createKeysService(
           }
           return set;
         },
-        within,
+        async (trx, change) => {
+          // A disabled key's ephemeral keys die with it (enabling it again does not revive them).
+          if (change.after.status === 'disabled' && change.before.status !== 'disabled')
+            await revokeChildren(trx, [id], clock());
+          await within?.(trx, change);
+        },
       );
       announce(change.after);
       return change;
@@ -328,7 +349,11 @@ export function createKeysService(
           prev_key_expires_at: graceSeconds > 0 ? now + graceSeconds * 1000 : null,
           updated_at: now,
         }),
-        within,
+        async (trx, change) => {
+          // Ephemeral keys minted under the old secret die with it, at once (no grace).
+          await revokeChildren(trx, [id], clock());
+          await within?.(trx, change);
+        },
       );
       // Drop every cached form of this key, including a still-older secret from a previous rotation.
       const { before, after } = change;
@@ -341,12 +366,18 @@ export function createKeysService(
      * deleted; the owner's invalidation drops them from the verifier's cache).
      */
     async deleteAllFor(trx: Db, userId: number, now: number): Promise<void> {
-      await trx
+      const gone = await trx
         .updateTable('api_keys')
         .set({ status: 'deleted', deleted_at: now, updated_at: now, prev_key_hash: null })
         .where('user_id', '=', userId)
         .where('status', '!=', 'deleted')
+        .returning('id')
         .execute();
+      await revokeChildren(
+        trx,
+        gone.map((r) => Number(r.id)),
+        now,
+      );
     },
 
     /**
@@ -374,7 +405,10 @@ export function createKeysService(
           prev_key_hash: null,
           prev_key_expires_at: null,
         }),
-        within,
+        async (trx, change) => {
+          await revokeChildren(trx, [id], clock());
+          await within?.(trx, change);
+        },
       );
       announce(after, before.prev_key_hash ? [before.prev_key_hash] : []);
       return before;
@@ -392,6 +426,32 @@ export function createKeysService(
           'users.deleted_at as user_deleted_at',
         ])
         .where((eb) => eb.or([eb('api_keys.key_hash', '=', hash), eb('api_keys.prev_key_hash', '=', hash)]))
+        .executeTakeFirst();
+    },
+
+    /**
+     * For the verifier: the ephemeral key holding this hash, with its parent key (all of the
+     * parent's columns) and the parent's owner.
+     */
+    async findEphemeralByHash(hash: string) {
+      return db
+        .selectFrom('ephemeral_keys as e')
+        .innerJoin('api_keys', 'api_keys.id', 'e.parent_id')
+        .innerJoin('users', 'users.id', 'api_keys.user_id')
+        .selectAll('api_keys')
+        .select([
+          'users.status as user_status',
+          'users.group_name as user_group',
+          'users.deleted_at as user_deleted_at',
+          'e.id as e_id',
+          'e.status as e_status',
+          'e.parent_key_hash as e_parent_key_hash',
+          'e.models as e_models',
+          'e.allowed_origins as e_allowed_origins',
+          'e.max_cost_nano as e_max_cost_nano',
+          'e.expires_at as e_expires_at',
+        ])
+        .where('e.key_hash', '=', hash)
         .executeTakeFirst();
     },
 

@@ -28,6 +28,7 @@ import { readAll, scrubCredential, upstreamErrorCode } from './upstream-body.js'
 import { relayPlain } from './answer.js';
 import { relayStream } from './stream.js';
 import { countText } from './tokens.js';
+import { allowOrigin, originOf } from './cors.js';
 
 /** What the relay knows about a request once its key is verified (for the log row). */
 export interface RelayState {
@@ -108,6 +109,7 @@ const NO_RETRY = new Set<string>([
   'key_expired',
   'key_disabled',
   'ip_not_allowed',
+  'browser_origin_not_allowed',
   'model_not_allowed',
 ]);
 
@@ -133,7 +135,11 @@ export function createRelay(s: Services) {
     transports[c.type]?.protocols(c, r.operation) ?? [];
 
   // ── 1. authenticate the key (runs before the body is read) ────────────────────────────
-  async function authenticate(req: FastifyRequest, route: RouteInfo): Promise<VerifiedKey> {
+  async function authenticate(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    route: RouteInfo,
+  ): Promise<VerifiedKey> {
     const state: RelayState = {
       key: null,
       startedAt: performance.now(),
@@ -145,9 +151,22 @@ export function createRelay(s: Services) {
     req.relay = state;
     const v = await s.verifier.verify(presentedKey(req.headers, req.url), req.clientIp);
     if (v.key) state.key = v.key;
+    const origin = originOf(req);
+    // A page the key serves may read every answer, refusals too (an expired key says so).
+    if (origin !== undefined && v.key?.origins.allows(origin)) allowOrigin(reply, origin);
     if (!v.ok) throw new AppError(v.code as ErrorCode, v.message);
+    checkOrigin(v.key, origin);
     s.verifier.touch(v.key.id, req.clientIp);
     return v.key;
+  }
+
+  /** A request from a web page (it carries `Origin`) must come from an origin the key lists. */
+  function checkOrigin(key: VerifiedKey, origin: string | undefined): void {
+    if (origin !== undefined && !key.origins.allows(origin))
+      throw new AppError(
+        'browser_origin_not_allowed',
+        `Requests from the browser origin "${origin.slice(0, 200)}" are not allowed for this API key; list it in the key's allowed_origins.`,
+      );
   }
 
   // ── 2. check policy: the key's model list, then the group's models and prices ─────────

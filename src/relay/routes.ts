@@ -10,6 +10,7 @@ import type { VerifiedKey } from '../keys/verify.js';
 import { nanoToUsd } from '../billing/money.js';
 import type { Operation, Protocol } from './canonical.js';
 import { createRelay, type Relay } from './pipeline.js';
+import { preflight } from './cors.js';
 import { codec } from './protocols/index.js';
 import { checkModelName, parseRelayBody } from './protocols/openai.js';
 import type { RouteInfo } from './protocols/types.js';
@@ -77,12 +78,16 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     done(null, body),
   );
 
+  // CORS preflights carry no key: answered alike for every origin (relay/cors.ts).
+  app.options('/*', async (req, reply) => preflight(req, reply));
+
   app.addHook('onRequest', async (req, reply) => {
+    if (req.method === 'OPTIONS') return;
     const route = routeOf(req);
     // Anthropic's SDK reads its request id from `request-id` (errors carry it as requestID).
     if (route.protocol === 'anthropic') void reply.header('request-id', req.id);
     try {
-      await relay.authenticate(req, route);
+      await relay.authenticate(req, reply, route);
     } catch (err) {
       if (err instanceof AppError) return relay.refuse(req, reply, err);
       throw err;

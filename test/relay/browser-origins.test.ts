@@ -185,7 +185,7 @@ describe.each(backends())('browser origins [%s]', (backend) => {
       dangerouslyAllowBrowser: true,
       maxRetries: 0,
       defaultHeaders: { origin: 'https://chat.example.com' },
-      fetch: async (url: RequestInfo | URL, init?: RequestInit) => {
+      fetch: async (url: string | URL | Request, init?: RequestInit) => {
         const res = await fetch(url, init);
         seenOrigin = res.headers.get('access-control-allow-origin');
         return res;

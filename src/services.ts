@@ -14,6 +14,8 @@ import { createAuditService } from './audit/service.js';
 import { createKeysService } from './keys/service.js';
 import { createKeyActions } from './keys/actions.js';
 import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
+import { createEphemeralKeys } from './keys/ephemeral.js';
+import { createSpendCaps } from './billing/spend-caps.js';
 import type { Clock } from './shared/clock.js';
 import { createBillingActions } from './billing/actions.js';
 import { createPriceCatalog } from './billing/catalog.js';
@@ -84,6 +86,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     { maxKeysPerUser: config.maxKeysPerUser, ...(opts.now ? { now: opts.now } : {}) },
     accounts,
   );
+  const ephemeralKeys = createEphemeralKeys(db, bus, opts.now ? { now: opts.now } : {});
   const verifier0 = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });
   await verifier0.loadImported();
   const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
@@ -106,20 +109,36 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
         holdLeaseMs: config.holdLeaseMs,
       })
     : createLocalLedger({ store: ledgerStore, bus, logger });
+  // Ephemeral keys' max_cost, held like a key quota (shared through Redis when configured).
+  const spendCaps = createSpendCaps({
+    store: { usedNano: ephemeralKeys.usedNano, addUsed: ephemeralKeys.addUsed },
+    logger,
+    redis: redis ? { client: redis, prefix: redisPrefix } : null,
+  });
   const usageWriter = createUsageWriter({
     db,
     logger,
     intervalMs: config.flushIntervalMs,
     // Spend, log rows and last-use times land in one transaction, so key `used` and the
     // account balance always equal the sum of logged costs.
-    contributors: [ledger.flushInto, async (trx) => keys.recordLastUse(trx, verifier.drainLastUse())],
+    contributors: [
+      ledger.flushInto,
+      spendCaps.flushInto,
+      async (trx) => keys.recordLastUse(trx, verifier.drainLastUse()),
+    ],
     // Every row is durable here before its answer is released (usage/journal.ts).
     journal: openUsageJournal(config),
   });
   // What a crashed process billed but had not written yet, before serving anything.
   await usageWriter.recover();
   const usage = createUsageQueries(db, storage.dialect, keys);
-  const keyActions = createKeyActions({ keys, accounts, audit, flush: () => usageWriter.flush() });
+  const keyActions = createKeyActions({
+    keys,
+    accounts,
+    audit,
+    ephemeral: ephemeralKeys,
+    flush: () => usageWriter.flush(),
+  });
   const accountActions = createAccountActions({
     accounts,
     audit,
@@ -154,6 +173,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     accounts,
     audit,
     keys,
+    ephemeralKeys,
     keyActions,
     accountActions,
     billingActions,
@@ -162,6 +182,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     catalog,
     channels,
     ledger,
+    spendCaps,
     usageWriter,
     usage,
     rateLimiter,

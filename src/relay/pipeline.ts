@@ -15,6 +15,7 @@ import { presentedKey } from '../keys/credentials.js';
 import { AppError, type ErrorCode } from '../http/errors.js';
 import { costNano, type Price } from '../billing/money.js';
 import type { Reservation } from '../billing/ledger.js';
+import type { CapHold } from '../billing/spend-caps.js';
 import type { CanonicalUsage, Protocol } from './canonical.js';
 import { codec } from './protocols/index.js';
 import { parseRelayBody } from './protocols/openai.js';
@@ -73,7 +74,7 @@ export interface RelayCall {
   reply: FastifyReply;
   r: IngressRequest;
   ingress: ProtocolCodec;
-  reservation: Reservation;
+  reservation: Hold;
   attempts: AttemptRecord[];
   /** The client left: stop trying, log 499. */
   clientGone: boolean;
@@ -92,6 +93,12 @@ export interface RelayCall {
     errorCode?: string | null;
     ttftMs?: number | null;
   }): Promise<CanonicalUsage>;
+}
+
+/** A request's worst case, held in the ledger (and against its ephemeral key's max_cost). */
+export interface Hold {
+  ledger: Reservation;
+  cap: CapHold | null;
 }
 
 /** The result of one attempt: the client was answered, or the next channel may try. */
@@ -139,6 +146,8 @@ export function createRelay(s: Services) {
     req: FastifyRequest,
     reply: FastifyReply,
     route: RouteInfo,
+    /** The kill switch: a key may switch itself off from anywhere (IP rules and origins aside). */
+    opts: { anyPlace?: boolean } = {},
   ): Promise<VerifiedKey> {
     const state: RelayState = {
       key: null,
@@ -154,10 +163,13 @@ export function createRelay(s: Services) {
     const origin = originOf(req);
     // A page the key serves may read every answer, refusals too (an expired key says so).
     if (origin !== undefined && v.key?.origins.allows(origin)) allowOrigin(reply, origin);
-    if (!v.ok) throw new AppError(v.code as ErrorCode, v.message);
-    checkOrigin(v.key, origin);
-    s.verifier.touch(v.key.id, req.clientIp);
-    return v.key;
+    let key: VerifiedKey;
+    if (v.ok) key = v.key;
+    else if (opts.anyPlace && v.code === 'ip_not_allowed' && v.key) key = v.key;
+    else throw new AppError(v.code as ErrorCode, v.message);
+    if (!opts.anyPlace) checkOrigin(key, origin);
+    s.verifier.touch(key.id, req.clientIp);
+    return key;
   }
 
   /** A request from a web page (it carries `Origin`) must come from an origin the key lists. */
@@ -220,22 +232,49 @@ export function createRelay(s: Services) {
     const worstFor = (input: number) =>
       bill({ input, cacheRead: 0, cacheWrite: 0, output: r.maxOutputTokens, reasoning: 0 });
     let worst = worstFor(r.promptTokens);
-    let res = await s.ledger.reserve(key.id, key.userId, key.quotaNano, worst);
+    let res = await hold(key, worst);
     // A long prompt is admitted on a cheap upper bound; only when that would be refused is it
     // tokenized, and the request judged on its exact count (as it always was).
     if (!res.ok && r.exactPromptTokens) {
       worst = worstFor(exactPromptTokens(r));
-      res = await s.ledger.reserve(key.id, key.userId, key.quotaNano, worst);
+      res = await hold(key, worst);
     }
     if (!res.ok) {
-      const what = res.reason === 'key_quota' ? "this API key's quota" : 'the account balance';
+      const what =
+        res.reason === 'key_quota'
+          ? "this API key's quota"
+          : res.reason === 'max_cost'
+            ? "this ephemeral key's max_cost"
+            : 'the account balance';
       throw new AppError(
         'insufficient_quota',
         `The request could cost up to ${worst / 1e9} USD, more than ${what} has left.`,
         { headers: { 'x-should-retry': 'false' } },
       );
     }
-    return res.reservation;
+    return res.hold;
+  }
+
+  /** Holds `amount` against an ephemeral key's max_cost (if it has one), then in the ledger. */
+  async function hold(
+    key: VerifiedKey,
+    amount: number,
+  ): Promise<{ ok: true; hold: Hold } | { ok: false; reason: 'key_quota' | 'balance' | 'max_cost' }> {
+    const capNano = key.ephemeral?.maxCostNano ?? null;
+    const cap = capNano === null ? null : await s.spendCaps.hold(key.ephemeral!.id, capNano, amount);
+    if (capNano !== null && !cap) return { ok: false, reason: 'max_cost' };
+    const res = await s.ledger.reserve(key.id, key.userId, key.quotaNano, amount);
+    if (!res.ok) {
+      if (cap) s.spendCaps.release(cap);
+      return res;
+    }
+    return { ok: true, hold: { ledger: res.reservation, cap } };
+  }
+
+  /** Gives a hold back in full (nothing was served), in the background. */
+  function refund(h: Hold): void {
+    s.ledger.release(h.ledger);
+    if (h.cap) s.spendCaps.release(h.cap);
   }
 
   // ── 7. count usage: the upstream's report, else a local count; never past the admitted cap
@@ -267,9 +306,13 @@ export function createRelay(s: Services) {
   // The upstream has answered by now: a ledger failure (the shared Redis ledger unreachable)
   // must not be mistaken for a channel failure, which would retry the request on another
   // channel (a second upstream call) or write a second answer on a stream already sent.
-  async function settle(req: FastifyRequest, reservation: Reservation, cost: number): Promise<number> {
+  async function settle(req: FastifyRequest, h: Hold, cost: number): Promise<number> {
     try {
-      return await s.ledger.settle(reservation, cost);
+      // The ephemeral key's cap first (it may charge less), then its parent's quota and balance.
+      const capped = h.cap ? await s.spendCaps.settle(h.cap, cost) : cost;
+      const charged = await s.ledger.settle(h.ledger, capped);
+      if (h.cap && charged < capped) await s.spendCaps.refund(h.cap, capped - charged);
+      return charged;
     } catch (err) {
       req.log.error(
         { err: err instanceof Error ? err.message : String(err), cost },
@@ -291,6 +334,7 @@ export function createRelay(s: Services) {
       user_id: st.key.userId,
       key_id: st.key.id,
       key_name: st.key.name,
+      ephemeral_id: st.key.ephemeral?.id ?? null,
       model: st.model,
       upstream_model: o.upstreamModel,
       channel_id: o.channel?.id ?? null,
@@ -455,14 +499,14 @@ export function createRelay(s: Services) {
       }
     } catch (err) {
       // A client mistake found late (e.g. a part that cannot be translated): refuse, refund.
-      s.ledger.release(reservation);
+      refund(reservation);
       if (err instanceof AppError && !reply.raw.headersSent)
         return refuse(req, reply, err, undefined, call.attempts);
       throw err;
     }
 
     // ── every eligible upstream failed (or the client left first): refund in full ──────
-    s.ledger.release(reservation);
+    refund(reservation);
     if (call.clientGone) {
       await log(req, free(499, 'client_closed'), call.attempts);
       return;
@@ -527,7 +571,7 @@ export function createRelay(s: Services) {
           };
         // The upstream judged the request itself bad (400, 404, 422…): pass its answer on, as
         // sent when the protocols match (clients such as Claude Code read its wording).
-        s.ledger.release(call.reservation);
+        refund(call.reservation);
         record(res.status);
         await log(
           req,
@@ -555,7 +599,7 @@ export function createRelay(s: Services) {
           { err: err instanceof Error ? err.message : String(err) },
           'relay: failed after the answer began',
         );
-        s.ledger.release(call.reservation);
+        refund(call.reservation);
         reply.raw.destroy();
         return { answered: true };
       }

@@ -203,9 +203,9 @@ export function createKeyActions(deps: {
       let models: string[] | null = null;
       if (input.models !== undefined) {
         models = [...new Set(input.models)];
-        const outside = models.find((m) => !modelPatternCovered(parentModels, m));
-        if (outside !== undefined)
-          throw new AppError('model_not_allowed', `models: "${outside}" is outside this key's models`, {
+        const outside = models.findIndex((m) => !modelPatternCovered(parentModels, m));
+        if (outside >= 0)
+          throw new AppError('model_not_allowed', `models: entry ${outside} is outside this key's models`, {
             param: 'models',
           });
       }
@@ -220,11 +220,11 @@ export function createKeyActions(deps: {
         );
         // A parent that lists origins bounds its children; one that lists none leaves them their own.
         const outside =
-          parentOrigins.entries.length === 0 ? undefined : origins.find((o) => !parentOrigins.covers(o));
-        if (outside !== undefined)
+          parentOrigins.entries.length === 0 ? -1 : origins.findIndex((o) => !parentOrigins.covers(o));
+        if (outside >= 0)
           throw new AppError(
             'browser_origin_not_allowed',
-            `allowed_origins: "${outside}" is outside this key's allowed origins`,
+            `allowed_origins: entry ${outside} is outside this key's allowed origins`,
             { param: 'allowed_origins' },
           );
       }

@@ -35,27 +35,29 @@ function parse(input: string): Parsed | null {
 
 const format = (p: Parsed) => `${p.scheme}://${p.wildcard ? '*.' : ''}${p.host}${p.port ? ':' + p.port : ''}`;
 
-/** One allowed-origins entry in its stored form, or an error for a person. */
-export function normaliseOrigin(input: string): { ok: true; value: string } | { ok: false; error: string } {
+/** One allowed-origins entry in its stored form, or null when it is not an origin. */
+export function normaliseOrigin(input: string): string | null {
   const p = parse(input);
-  if (!p)
-    return {
-      ok: false,
-      error: `"${input.slice(0, 80)}" is not an origin: write scheme://host[:port], e.g. https://app.example.com or https://*.example.com`,
-    };
-  return { ok: true, value: format(p) };
+  return p ? format(p) : null;
 }
 
-/** A list of entries normalised and de-duplicated, or the first bad entry's error. */
+/**
+ * A list of entries normalised and de-duplicated, or an error for a person naming the first bad
+ * entry by its index (never echoing it: a pasted secret must not come back in an answer).
+ */
 export function normaliseOrigins(
   list: string[],
 ): { ok: true; value: string[] } | { ok: false; error: string } {
   if (list.length > MAX_ORIGINS) return { ok: false, error: `at most ${MAX_ORIGINS} origins` };
   const out = new Set<string>();
-  for (const e of list) {
-    const r = normaliseOrigin(e);
-    if (!r.ok) return r;
-    out.add(r.value);
+  for (const [i, e] of list.entries()) {
+    const v = normaliseOrigin(e);
+    if (v === null)
+      return {
+        ok: false,
+        error: `entry ${i} is not an origin: write scheme://host[:port], e.g. https://app.example.com or https://*.example.com`,
+      };
+    out.add(v);
   }
   return { ok: true, value: [...out] };
 }

@@ -47,7 +47,8 @@ function ephemeralRequest(raw: Buffer | undefined): EphemeralRequest {
     const param = issue.path.join('.') || null;
     const message =
       issue.code === 'unrecognized_keys'
-        ? `unknown field: ${issue.keys.map((k) => k.slice(0, 64)).join(', ')}`
+        ? // Names only when they look like field names: a pasted secret is never echoed.
+          `unknown field: ${issue.keys.map((k) => (/^[a-z_]{1,40}$/.test(k) ? k : '(unnamed)')).join(', ')}`
         : `${param ? param + ': ' : ''}${issue.message}`;
     throw new AppError('invalid_request', message, { param });
   }

@@ -414,30 +414,18 @@ export function createKeysService(
       return before;
     },
 
-    /** For the verifier: the key row holding this hash as its current or grace-period secret, with its owner. */
+    /**
+     * For the verifier, in one round trip: the key row holding this hash as its current or
+     * grace-period secret, with its owner; or, when the hash is an ephemeral key's, its parent
+     * key and owner with the ephemeral key's columns (`e_*`, null for a key's own hash).
+     */
     async findByHash(hash: string) {
       return db
         .selectFrom('api_keys')
         .innerJoin('users', 'users.id', 'api_keys.user_id')
-        .selectAll('api_keys')
-        .select([
-          'users.status as user_status',
-          'users.group_name as user_group',
-          'users.deleted_at as user_deleted_at',
-        ])
-        .where((eb) => eb.or([eb('api_keys.key_hash', '=', hash), eb('api_keys.prev_key_hash', '=', hash)]))
-        .executeTakeFirst();
-    },
-
-    /**
-     * For the verifier: the ephemeral key holding this hash, with its parent key (all of the
-     * parent's columns) and the parent's owner.
-     */
-    async findEphemeralByHash(hash: string) {
-      return db
-        .selectFrom('ephemeral_keys as e')
-        .innerJoin('api_keys', 'api_keys.id', 'e.parent_id')
-        .innerJoin('users', 'users.id', 'api_keys.user_id')
+        .leftJoin('ephemeral_keys as e', (j) =>
+          j.onRef('e.parent_id', '=', 'api_keys.id').on('e.key_hash', '=', hash),
+        )
         .selectAll('api_keys')
         .select([
           'users.status as user_status',
@@ -451,7 +439,17 @@ export function createKeysService(
           'e.max_cost_nano as e_max_cost_nano',
           'e.expires_at as e_expires_at',
         ])
-        .where('e.key_hash', '=', hash)
+        .where((eb) =>
+          eb.or([
+            eb('api_keys.key_hash', '=', hash),
+            eb('api_keys.prev_key_hash', '=', hash),
+            eb(
+              'api_keys.id',
+              '=',
+              eb.selectFrom('ephemeral_keys').select('parent_id').where('key_hash', '=', hash),
+            ),
+          ]),
+        )
         .executeTakeFirst();
     },
 

@@ -187,9 +187,8 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
     const startGen = generation;
     // A key, else an ephemeral key (with its parent's row: it is cached under its parent's id,
     // so whatever drops the parent drops it too).
-    const keyRow = await keys.findByHash(hash);
-    const eph = keyRow ? null : ((await keys.findEphemeralByHash(hash)) ?? null);
-    const row = keyRow ?? eph;
+    const row = await keys.findByHash(hash);
+    const eph = row && row.e_id != null ? row : null;
     if (
       !row ||
       row.status === 'deleted' ||

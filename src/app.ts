@@ -15,6 +15,7 @@ import { makeClientIpResolver } from './http/client-ip.js';
 import { registerAccountRoutes } from './accounts/routes.js';
 import { registerKeyRoutes } from './keys/routes.js';
 import { registerAuditRoutes } from './audit/routes.js';
+import { registerEventRoutes } from './events/routes.js';
 import { registerBillingRoutes } from './billing/routes.js';
 import { registerChannelRoutes } from './channels/routes.js';
 import { registerUsageRoutes } from './usage/routes.js';
@@ -79,7 +80,14 @@ const swaggerOptions: SwaggerOptions = {
 
 type ManagementDeps = Pick<
   Services,
-  'accountActions' | 'keyActions' | 'audit' | 'billingActions' | 'channelActions' | 'usage' | 'flush'
+  | 'accountActions'
+  | 'keyActions'
+  | 'audit'
+  | 'events'
+  | 'billingActions'
+  | 'channelActions'
+  | 'usage'
+  | 'flush'
 > & { config: Pick<Services['config'], 'sessionTtlSeconds'> };
 
 /** Every /api route (contract §3); the auth hook and the document's own route are the caller's. */
@@ -87,6 +95,7 @@ function registerManagementRoutes(api: FastifyInstance, services: ManagementDeps
   registerAccountRoutes(api, { ...services, sessionTtlSeconds: services.config.sessionTtlSeconds });
   registerKeyRoutes(api, services);
   registerAuditRoutes(api, services);
+  registerEventRoutes(api, services);
   registerBillingRoutes(api, services);
   registerChannelRoutes(api, services);
   registerUsageRoutes(api, services);

@@ -11,6 +11,10 @@ import { createAccountActions } from './accounts/actions.js';
 import { createAccountsService } from './accounts/service.js';
 import { databaseId, loadMasterKey, type MasterKey, probeDatabase } from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
+import { createEventsService } from './events/service.js';
+import { createWebhookOutbox } from './events/webhook.js';
+import { createExpiryScanner } from './events/expiry.js';
+import { systemClock } from './shared/clock.js';
 import { createKeysService } from './keys/service.js';
 import { createKeyActions } from './keys/actions.js';
 import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
@@ -80,6 +84,16 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     onUserDeleted: (trx, userId, now) => keys.deleteAllFor(trx, userId, now),
   });
   const audit = createAuditService(db);
+  // Notifications: other domains report through `events.emit` (stored, then delivered).
+  const clock = opts.now ?? systemClock;
+  const webhook = config.webhook
+    ? createWebhookOutbox({ db, logger, options: config.webhook, now: clock })
+    : null;
+  const events = createEventsService(db, {
+    deliver: webhook !== null,
+    now: clock,
+    onStored: () => webhook?.nudge(),
+  });
   const keys = createKeysService(
     db,
     bus,
@@ -91,7 +105,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   await verifier0.loadImported();
   const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
   const catalog = await createPriceCatalog(db, bus, logger);
-  const channels = await createChannelsService(db, bus, secretBox, audit, logger);
+  const channels = await createChannelsService(db, bus, secretBox, audit, logger, events);
   // The ledger reads and writes spend and balances through these four functions only.
   const ledgerStore: LedgerStore = {
     usedNano: keys.usedNano,
@@ -148,6 +162,15 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   });
   const billingActions = createBillingActions({ catalog, audit });
   const channelActions = createChannelActions({ channels, audit, catalog });
+  const expiryScanner = createExpiryScanner({
+    events,
+    expiringBetween: keys.expiringBetween,
+    now: clock,
+    logger,
+  });
+  bus.on((m) => {
+    if (m.kind === 'key') expiryScanner.soon();
+  });
   const rateLimiter = createRateLimiter(redis, redisPrefix);
   const metrics = createMetrics({
     keyCache: () => verifier.stats,
@@ -164,6 +187,9 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     },
   );
 
+  webhook?.start();
+  expiryScanner.start();
+
   return {
     config,
     logger,
@@ -172,6 +198,9 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     masterKey,
     accounts,
     audit,
+    events,
+    webhook,
+    expiryScanner,
     keys,
     ephemeralKeys,
     keyActions,
@@ -194,6 +223,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     async close() {
       // Stop hearing announcements first: a reload must not start on a closing database.
       redisSub?.disconnect();
+      await expiryScanner.stop();
+      await webhook?.stop();
       await usageWriter.close();
       await ledger.close();
       await storage.close();

@@ -54,16 +54,20 @@ export function createChannelActions(deps: {
     get: (id: number) => channels.getJson(id),
 
     update: ({ principal, ip }: Caller, id: number, input: Partial<ChannelInput>, asWritten: AsWritten) =>
-      channels.update(id, input, (trx) =>
-        audit.record(
-          {
-            actor: actorOf(principal),
-            action: 'channel.update',
-            ip,
-            changes: { channel_id: id, ...auditable(asWritten) },
-          },
-          trx,
-        ),
+      channels.update(
+        id,
+        input,
+        (trx) =>
+          audit.record(
+            {
+              actor: actorOf(principal),
+              action: 'channel.update',
+              ip,
+              changes: { channel_id: id, ...auditable(asWritten) },
+            },
+            trx,
+          ),
+        { actor: actorOf(principal) },
       ),
 
     async remove({ principal, ip }: Caller, id: number) {

@@ -260,6 +260,36 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0011_events': {
+      // Notifications (src/events/): one row per event, `dedupe_key` makes an occurrence
+      // unique; the same row is its webhook outbox entry (`next_attempt_at` set while a
+      // delivery is due, a lease so that one instance at a time delivers it).
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('events')
+          .addColumn('id', idType, id)
+          .addColumn('uid', 'text', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('user_id', big)
+          .addColumn('key_id', big)
+          .addColumn('dedupe_key', 'text')
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('created_at', big, (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', big)
+          .addColumn('delivered_at', big)
+          .addColumn('last_error', 'text')
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_until', big)
+          .execute();
+        await db.schema.createIndex('events_uid').on('events').column('uid').unique().execute();
+        await db.schema.createIndex('events_dedupe').on('events').column('dedupe_key').unique().execute();
+        await db.schema.createIndex('events_user').on('events').columns(['user_id', 'id']).execute();
+        await db.schema.createIndex('events_key').on('events').columns(['key_id', 'id']).execute();
+        await db.schema.createIndex('events_type').on('events').columns(['type', 'id']).execute();
+        await db.schema.createIndex('events_due').on('events').column('next_attempt_at').execute();
+      },
+    },
     '0012_browser_keys': {
       // Browser keys: a key's allowed browser origins (JSON list; null = none), ephemeral keys
       // minted by a key for a browser or an app (they bill to it: their calls are logged with

@@ -195,6 +195,31 @@ export interface UsageDailyTable {
   cost_nano: number;
 }
 
+/** Notifications (events/service.ts); each row is also its own webhook outbox entry. */
+export interface EventsTable {
+  id: Generated<number>;
+  /** Public, stable id ("evt_…"): the webhook's `id` and `x-mole-event-id`. */
+  uid: string;
+  type: string;
+  /** The account it concerns; null = admins only. */
+  user_id: number | null;
+  key_id: number | null;
+  /** Identifies one occurrence: stored once. */
+  dedupe_key: string | null;
+  /** JSON text of the payload (never a secret). */
+  data: string;
+  created_at: number;
+  /** Webhook outbox: delivery tries so far. */
+  attempts: Generated<number>;
+  /** When the next delivery try is due; null = nothing to deliver (delivered, or no webhook). */
+  next_attempt_at: number | null;
+  delivered_at: number | null;
+  last_error: string | null;
+  /** The instance delivering it now, until `lease_until`. */
+  lease_owner: string | null;
+  lease_until: number | null;
+}
+
 export interface Database {
   meta: MetaTable;
   users: UsersTable;
@@ -207,6 +232,7 @@ export interface Database {
   channels: ChannelsTable;
   logs: LogsTable;
   usage_daily: UsageDailyTable;
+  events: EventsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -218,3 +244,4 @@ export type ChannelRow = Selectable<ChannelsTable>;
 export type LogRow = Selectable<LogsTable>;
 export type NewLog = Insertable<LogsTable>;
 export type AuditRow = Selectable<AuditTable>;
+export type EventRow = Selectable<EventsTable>;

@@ -240,6 +240,25 @@ export function createKeysService(
       return { row, secret };
     },
 
+    /** Enabled keys expiring after `from` and no later than `to` (the key.expiring scan). */
+    async expiringBetween(from: number, to: number) {
+      const rows = await db
+        .selectFrom('api_keys')
+        .select(['id', 'user_id', 'name', 'display', 'expires_at'])
+        .where('status', '=', 'active')
+        .where('expires_at', '>', from)
+        .where('expires_at', '<=', to)
+        .orderBy('id')
+        .execute();
+      return rows.map((r) => ({
+        id: Number(r.id),
+        userId: Number(r.user_id),
+        name: r.name,
+        display: r.display,
+        expiresAt: Number(r.expires_at),
+      }));
+    },
+
     async list(q: KeyListQuery, now = clock()) {
       let query = db
         .selectFrom('api_keys')

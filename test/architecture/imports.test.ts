@@ -21,6 +21,7 @@ const TABLE_OWNER: Record<string, string> = {
   channels: 'channels',
   logs: 'usage',
   usage_daily: 'usage',
+  events: 'events',
 };
 
 /**

@@ -118,6 +118,7 @@ const ROWS: Row[] = [
   row('GET /api/logs', ANYONE, '/api/logs'),
   row('GET /api/usage', ANYONE, '/api/usage'),
   row('GET /api/audit', ANYONE, '/api/audit'),
+  row('GET /api/events', ANYONE, '/api/events'),
 ];
 
 let fixture: Fixture;

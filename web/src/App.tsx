@@ -9,6 +9,7 @@ import HomePage from './pages/Home';
 import { KeysPage } from './pages/Keys';
 import { KeyDetailPage } from './pages/KeyDetail';
 import { LogsPage } from './pages/Logs';
+import { EventsPage } from './pages/Events';
 
 // Pages that pull in the chart library (or are admin-only) load on demand.
 const UsagePage = lazy(() => import('./pages/Usage'));
@@ -193,6 +194,7 @@ const NAV: { href: string; label: string; admin?: boolean }[] = [
   { href: '/keys', label: 'Keys' },
   { href: '/logs', label: 'Logs' },
   { href: '/usage', label: 'Usage' },
+  { href: '/notifications', label: 'Notifications' },
   { href: '/users', label: 'Users', admin: true },
   { href: '/channels', label: 'Channels', admin: true },
   { href: '/pricing', label: 'Pricing', admin: true },
@@ -268,6 +270,7 @@ function Route({ path, isAdmin }: { path: string; isAdmin: boolean }) {
   }
   if (head === 'logs') return <LogsPage />;
   if (head === 'usage') return <UsagePage />;
+  if (head === 'notifications') return <EventsPage />;
   const adminPages: Record<string, ReactElement> = {
     users: <UsersPage />,
     channels: <ChannelsPage />,

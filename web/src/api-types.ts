@@ -147,6 +147,31 @@ export interface DeletedUser {
   deleted: true;
 }
 
+export interface Event {
+  /** stable event id ("evt_…"); the webhook sends it as x-mole-event-id */
+  id: string;
+  type: 'budget.threshold' | 'key.expiring' | 'key.auto_disabled' | 'key.leaked' | 'channel.disabled';
+  created_at: string;
+  /** the account it concerns; null = admins only */
+  user_id: number | null;
+  key_id: number | null;
+  data: Record<string, unknown>;
+  /** admins only: the webhook delivery (null when no webhook was set when it was stored) */
+  delivery?: {
+    state: 'pending' | 'delivered';
+    attempts: number;
+    /** why the latest try failed, e.g. "HTTP 500" */
+    last_error: string | null;
+    next_attempt_at: string | null;
+    delivered_at: string | null;
+  } | null;
+}
+
+export interface EventPage {
+  data: Event[];
+  next_cursor: string | null;
+}
+
 export interface Group {
   name: string;
   multiplier: number;

@@ -126,7 +126,7 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
   );
 
   // CORS preflights carry no key: answered alike for every origin (relay/cors.ts).
-  app.options('/*', async (req, reply) => preflight(req, reply));
+  app.options('/*', { schema: { hide: true } }, async (req, reply) => preflight(req, reply));
 
   app.addHook('onRequest', async (req, reply) => {
     if (req.method === 'OPTIONS') return;

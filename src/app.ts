@@ -19,6 +19,7 @@ import { registerEventRoutes } from './events/routes.js';
 import { registerBillingRoutes } from './billing/routes.js';
 import { registerChannelRoutes } from './channels/routes.js';
 import { registerUsageRoutes } from './usage/routes.js';
+import { registerSecurityRoutes } from './security/routes.js';
 import { registerRelay } from './relay/routes.js';
 import { registerConsole } from './console/index.js';
 import { registerOps } from './ops/routes.js';
@@ -88,6 +89,8 @@ type ManagementDeps = Pick<
   | 'channelActions'
   | 'usage'
   | 'flush'
+  | 'securityActions'
+  | 'scanningKeys'
 > & { config: Pick<Services['config'], 'sessionTtlSeconds'> };
 
 /** Every /api route (contract §3); the auth hook and the document's own route are the caller's. */
@@ -99,6 +102,7 @@ function registerManagementRoutes(api: FastifyInstance, services: ManagementDeps
   registerBillingRoutes(api, services);
   registerChannelRoutes(api, services);
   registerUsageRoutes(api, services);
+  registerSecurityRoutes(api, services);
 }
 
 /**

@@ -94,6 +94,15 @@ const EnvSchema = z.object({
   MOLE_SESSION_TTL_SECONDS: intFromEnv(7 * 24 * 3600, 60, 365 * 24 * 3600),
   /** Failed logins per username+IP within 15 minutes before login is refused. */
   MOLE_LOGIN_MAX_FAILURES: intFromEnv(5, 1, 1000),
+  /**
+   * GitHub's secret-scanning public keys: a JSON file in the shape of
+   * https://api.github.com/meta/public_keys/secret_scanning. Unset: POST
+   * /api/secret-scanning/github answers 404 secret_scanning_disabled.
+   */
+  MOLE_SECRET_SCANNING_KEYS: z
+    .string()
+    .optional()
+    .transform((v) => (v ? path.resolve(v) : undefined)),
   /** Seconds to wait for in-flight requests on SIGTERM. */
   MOLE_SHUTDOWN_GRACE_SECONDS: intFromEnv(30, 0, 3600),
   /** Where events are POSTed (events/webhook.ts); unset: events are only stored. */
@@ -140,6 +149,7 @@ export type Config = {
   sessionTtlSeconds: number;
   loginMaxFailures: number;
   shutdownGraceSeconds: number;
+  secretScanningKeysFile: string | undefined;
   /** Webhook delivery of events; null = events are stored only. */
   webhook: { url: string; secret: string; timeoutMs: number; pollMs: number } | null;
 };
@@ -182,6 +192,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sessionTtlSeconds: e.MOLE_SESSION_TTL_SECONDS,
     loginMaxFailures: e.MOLE_LOGIN_MAX_FAILURES,
     shutdownGraceSeconds: e.MOLE_SHUTDOWN_GRACE_SECONDS,
+    secretScanningKeysFile: e.MOLE_SECRET_SCANNING_KEYS,
     webhook:
       e.MOLE_WEBHOOK_URL && e.MOLE_WEBHOOK_SECRET
         ? {

@@ -14,13 +14,15 @@ import { createAuditService } from './audit/service.js';
 import { createEventsService } from './events/service.js';
 import { createWebhookOutbox } from './events/webhook.js';
 import { createExpiryScanner } from './events/expiry.js';
-import { systemClock } from './shared/clock.js';
 import { createKeysService } from './keys/service.js';
 import { createKeyActions } from './keys/actions.js';
 import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
 import { createEphemeralKeys } from './keys/ephemeral.js';
 import { createSpendCaps } from './billing/spend-caps.js';
-import type { Clock } from './shared/clock.js';
+import { type Clock, systemClock } from './shared/clock.js';
+import { loadScanningKeys } from './security/github.js';
+import { createSecurityActions } from './security/actions.js';
+import { createAnomalyGuard } from './security/guard.js';
 import { createBillingActions } from './billing/actions.js';
 import { createPriceCatalog } from './billing/catalog.js';
 import type { Ledger, LedgerStore } from './billing/ledger.js';
@@ -106,6 +108,17 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
   const catalog = await createPriceCatalog(db, bus, logger);
   const channels = await createChannelsService(db, bus, secretBox, audit, logger, events);
+  // Leak response: GitHub's signing keys (read once, at start) and the anomaly guard.
+  const scanningKeys = config.secretScanningKeysFile ? loadScanningKeys(config.secretScanningKeysFile) : null;
+  const securityActions = createSecurityActions({ keys, audit, events, logger });
+  const guard = createAnomalyGuard({
+    redis,
+    redisPrefix,
+    groupGuard: (group) => catalog.guard(group),
+    actions: securityActions,
+    logger,
+    now: opts.now ?? systemClock,
+  });
   // The ledger reads and writes spend and balances through these four functions only.
   const ledgerStore: LedgerStore = {
     usedNano: keys.usedNano,
@@ -207,6 +220,9 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     accountActions,
     billingActions,
     channelActions,
+    securityActions,
+    scanningKeys,
+    guard,
     verifier,
     catalog,
     channels,

@@ -6,6 +6,7 @@ import { notFound } from '../http/errors.js';
 import { actorOf, type Principal } from '../http/principal.js';
 import type { PriceCatalog } from './catalog.js';
 import type { Price } from './money.js';
+import type { Guard } from './guard.js';
 
 export interface Caller {
   principal: Principal;
@@ -53,13 +54,28 @@ export function createBillingActions(deps: { catalog: PriceCatalog; audit: Pick<
       return { model, deleted: true };
     },
 
-    /** `multiplier` is the factor as the caller wrote it, for the audit trail. */
-    setGroup: ({ principal, ip }: Caller, name: string, ppm: number, multiplier: number) =>
-      catalog.setGroup(name, ppm, (trx) =>
-        audit.record(
-          { actor: actorOf(principal), action: 'group.set', ip, changes: { group: name, multiplier } },
-          trx,
-        ),
+    /** `multiplier` is the factor as the caller wrote it, for the audit trail; `guard` undefined keeps it. */
+    setGroup: (
+      { principal, ip }: Caller,
+      name: string,
+      ppm: number,
+      multiplier: number,
+      guard?: Guard | null,
+    ) =>
+      catalog.setGroup(
+        name,
+        ppm,
+        (trx, json) =>
+          audit.record(
+            {
+              actor: actorOf(principal),
+              action: 'group.set',
+              ip,
+              changes: { group: name, multiplier, ...(guard !== undefined ? { guard: json.guard } : {}) },
+            },
+            trx,
+          ),
+        guard,
       ),
   };
 }

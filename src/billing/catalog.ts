@@ -4,6 +4,7 @@ import type { Db } from '../db/index.js';
 import type { Logger } from 'pino';
 import { type InvalidationBus, reloadOnAnnouncement } from '../shared/bus.js';
 import { nanoToUsd, PPM, type Price } from './money.js';
+import { type Guard, type GuardJson, guardToJson, readGuard, storeGuard } from './guard.js';
 
 export interface PriceJson {
   model: string;
@@ -18,6 +19,8 @@ export interface PriceJson {
 export interface GroupJson {
   name: string;
   multiplier: number;
+  /** Default anomaly guard for the group's keys (a key's own guard replaces it); null = none. */
+  guard: GuardJson | null;
   updated_at: string;
 }
 
@@ -28,7 +31,7 @@ const perM = (nano: number) => nanoToUsd(nano);
 
 export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: Logger) {
   let prices = new Map<string, Price & { updatedAt: number }>();
-  let groups = new Map<string, { ppm: number; updatedAt: number }>();
+  let groups = new Map<string, { ppm: number; guard: Guard | null; updatedAt: number }>();
 
   async function reload() {
     const [p, g] = await Promise.all([
@@ -48,7 +51,10 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
       ]),
     );
     groups = new Map(
-      g.map((r) => [r.name, { ppm: Number(r.multiplier_ppm), updatedAt: Number(r.updated_at) }]),
+      g.map((r) => [
+        r.name,
+        { ppm: Number(r.multiplier_ppm), guard: readGuard(r.guard), updatedAt: Number(r.updated_at) },
+      ]),
     );
   }
   await reload();
@@ -73,6 +79,10 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     price(model: string): Price | null {
       return prices.get(model) ?? null;
     },
+    /** The group's anomaly guard, for all its keys (held in memory like the multiplier); null = none. */
+    guard(group: string): Guard | null {
+      return groups.get(group)?.guard ?? null;
+    },
     /** Groups without a row bill at 1×. */
     multiplierPpm(group: string): number {
       return groups.get(group)?.ppm ?? PPM;
@@ -86,6 +96,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
           ([name, g]): GroupJson => ({
             name,
             multiplier: g.ppm / PPM,
+            guard: g.guard === null ? null : guardToJson(g.guard),
             updated_at: new Date(g.updatedAt).toISOString(),
           }),
         ),
@@ -134,14 +145,29 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
       await reloaded();
       return deleted;
     },
-    async setGroup(name: string, ppm: number, onSet?: OnChange<GroupJson>): Promise<GroupJson> {
+    /** `guard`: undefined keeps the group's current guard, null removes it. */
+    async setGroup(
+      name: string,
+      ppm: number,
+      onSet?: OnChange<GroupJson>,
+      guard?: Guard | null,
+    ): Promise<GroupJson> {
       const now = Date.now();
-      const json = { name, multiplier: ppm / PPM, updated_at: new Date(now).toISOString() };
+      const kept = guard === undefined ? (groups.get(name)?.guard ?? null) : guard;
+      const json = {
+        name,
+        multiplier: ppm / PPM,
+        guard: kept === null ? null : guardToJson(kept),
+        updated_at: new Date(now).toISOString(),
+      };
+      const guardSet = guard === undefined ? {} : { guard: storeGuard(guard) };
       await db.transaction().execute(async (trx) => {
         await trx
           .insertInto('groups')
-          .values({ name, multiplier_ppm: ppm, updated_at: now })
-          .onConflict((oc) => oc.column('name').doUpdateSet({ multiplier_ppm: ppm, updated_at: now }))
+          .values({ name, multiplier_ppm: ppm, updated_at: now, ...guardSet })
+          .onConflict((oc) =>
+            oc.column('name').doUpdateSet({ multiplier_ppm: ppm, updated_at: now, ...guardSet }),
+          )
           .execute();
         await onSet?.(trx, json);
       });

@@ -7,6 +7,7 @@ import { listOf, route, zTime } from '../http/route.js';
 import { zGroupName, zModelName } from '../http/validate.js';
 import type { BillingActions } from './actions.js';
 import { multiplierToPpm, usdToNano } from './money.js';
+import { GuardSchema, guardFromJson, zGuard } from './guard.js';
 
 const zPerM = z.number().finite().min(0).max(1_000_000);
 // Model names may contain "/" (org/model), so the rest of the path is the name.
@@ -26,7 +27,14 @@ export const PriceSchema = z
   .meta({ title: 'Price' });
 /** A group's price multiplier (billing/catalog.ts `GroupJson`). */
 export const GroupSchema = z
-  .object({ name: z.string(), multiplier: z.number(), updated_at: zTime })
+  .object({
+    name: z.string(),
+    multiplier: z.number(),
+    guard: GuardSchema.nullable()
+      .optional()
+      .describe("anomaly guard for every key of the group (beside a key's own)"),
+    updated_at: zTime,
+  })
   .meta({ title: 'Group' });
 
 function nano(v: number, param: string): number {
@@ -106,7 +114,9 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     tags: ['pricing'],
     auth: 'admin',
     params: z.object({ name: zGroupName }).strict(),
-    body: z.object({ multiplier: z.number().finite().min(0).max(1000) }).strict(),
+    body: z
+      .object({ multiplier: z.number().finite().min(0).max(1000), guard: zGuard.nullable().optional() })
+      .strict(),
     response: GroupSchema,
     handler: ({ params, body, principal, ip }) => {
       const ppm = multiplierToPpm(body.multiplier);
@@ -114,7 +124,8 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
         throw new AppError('validation_error', 'multiplier: at most 6 decimal places', {
           param: 'multiplier',
         });
-      return actions.setGroup({ principal, ip }, params.name, ppm, body.multiplier);
+      const guard = body.guard === undefined ? undefined : body.guard && guardFromJson(body.guard);
+      return actions.setGroup({ principal, ip }, params.name, ppm, body.multiplier, guard);
     },
   });
 }

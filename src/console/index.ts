@@ -42,6 +42,8 @@ export const CONSOLE_SECTIONS: ReadonlySet<string> = new Set([
   'users',
   'channels',
   'pricing',
+  'security',
+  'notifications',
 ]);
 
 const PUBLIC_TYPES: Record<string, string> = {

@@ -333,6 +333,14 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('logs').addColumn('ephemeral_id', big).execute();
       },
     },
+    '0013_leaks': {
+      // The anomaly guard (security/guard.ts): a key's own thresholds, and a group's for all its
+      // keys, as JSON text {max_ips_per_hour?, max_spend_per_hour_nano?, action}; null = none.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('api_keys').addColumn('guard', 'text').execute();
+        await db.schema.alterTable('groups').addColumn('guard', 'text').execute();
+      },
+    },
   };
 }
 

@@ -65,6 +65,8 @@ export interface ApiKeysTable {
   import_source: Generated<string | null>;
   /** Browser origins (JSON list of normalised `scheme://host[:port]`, `*.` wildcards); null = none. */
   allowed_origins: Generated<string | null>;
+  /** Anomaly guard, JSON text (billing/guard.ts); null = none of its own (the group's still applies). */
+  guard: Generated<string | null>;
 }
 
 /**
@@ -108,6 +110,8 @@ export interface GroupsTable {
   /** Price multiplier in parts per million (1_000_000 = 1×). */
   multiplier_ppm: number;
   updated_at: number;
+  /** Default anomaly guard for the group's keys, JSON text (security/guard.ts); null = none. */
+  guard: Generated<string | null>;
 }
 
 export interface PricesTable {

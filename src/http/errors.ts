@@ -36,6 +36,9 @@ export const ERROR_CATALOGUE = {
   key_limit_reached: { status: 409, type: 'invalid_request_error' },
   internal_error: { status: 500, type: 'server_error' },
   service_unavailable: { status: 503, type: 'server_error' },
+  // GitHub secret-scanning reports (security/)
+  invalid_signature: { status: 401, type: 'authentication_error' },
+  secret_scanning_disabled: { status: 404, type: 'invalid_request_error' },
 } as const satisfies Record<string, { status: number; type: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -110,6 +110,7 @@ export function createKeyActions(deps: {
               quota: json.quota,
               group: json.group,
               rpm: json.rpm,
+              guard: json.guard,
               expires_at: json.expires_at,
             },
           },

@@ -6,6 +6,7 @@ import { AppError } from '../http/errors.js';
 import { pageOf, route, zTime } from '../http/route.js';
 import { zCursor, zGroupName, zId, zIsoTime, zLimit, zModelPattern, zName, zUsd } from '../http/validate.js';
 import { usdToNano } from '../billing/money.js';
+import { GuardSchema, guardFromJson, zGuard } from '../billing/guard.js';
 import { parseRule } from '../shared/cidr.js';
 import type { KeyActions } from './actions.js';
 import { MAX_ORIGINS, normaliseOrigins } from './origins.js';
@@ -28,6 +29,7 @@ const writable = {
   expires_at: zIsoTime.nullable().optional(),
   group: zGroupName.nullable().optional(),
   rpm: z.number().int().min(1).max(1_000_000).nullable().optional(),
+  guard: zGuard.nullable().optional(),
 };
 
 const CreateBody = z.object({ name: zName, user_id: zId.optional(), ...writable }).strict();
@@ -60,6 +62,9 @@ export const ApiKeySchema = z
     remaining: z.number().nullable().optional().describe('USD; null = unlimited'),
     group: z.string().nullable(),
     rpm: z.number().int().nullable(),
+    guard: GuardSchema.nullable()
+      .optional()
+      .describe("the key's own anomaly guard (its group's applies as well); null = none"),
     locked: z.boolean().optional().describe('Disabled by an admin: only an admin can enable it'),
     expires_at: zTime.nullable(),
     created_at: zTime,
@@ -93,6 +98,7 @@ function toFields(b: z.infer<typeof PatchBody>): KeyFields {
   if (b.expires_at !== undefined) f.expiresAt = b.expires_at === null ? null : Date.parse(b.expires_at);
   if (b.group !== undefined) f.group = b.group;
   if (b.rpm !== undefined) f.rpm = b.rpm;
+  if (b.guard !== undefined) f.guard = b.guard === null ? null : guardFromJson(b.guard);
   return f;
 }
 

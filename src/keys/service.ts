@@ -6,6 +6,7 @@ import type { Db } from '../db/index.js';
 import type { ApiKeyRow, ApiKeyUpdate } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { nanoToUsd } from '../billing/money.js';
+import { type Guard, guardToJson, readGuard, storeGuard } from '../billing/guard.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { displayKey, generateKey, hashKey } from './format.js';
 import { revokeChildren } from './ephemeral.js';
@@ -23,6 +24,11 @@ export function derivedStatus(
   if (row.quota_nano !== null && Number(row.used_nano) >= Number(row.quota_nano)) return 'exhausted';
   return 'active';
 }
+
+const keyGuard = (row: Pick<ApiKeyRow, 'guard'>) => {
+  const g = readGuard(row.guard);
+  return g === null ? null : guardToJson(g);
+};
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
 
@@ -44,6 +50,8 @@ export function toKeyJson(row: ApiKeyRow, now = Date.now()) {
     remaining: quota === null ? null : nanoToUsd(Math.max(0, quota - used)),
     group: row.group_name,
     rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),
+    /** The key's own anomaly guard (its group's applies as well); null = none. */
+    guard: keyGuard(row),
     /** Disabled by an admin: only an admin can enable it. */
     locked: Number(row.admin_locked) === 1,
     expires_at: iso(row.expires_at),
@@ -67,6 +75,7 @@ export interface KeyFields {
   /** Who sets `group`: an admin's group is a grant; an owner's can only be their own group and follows them. */
   groupByAdmin?: boolean;
   rpm?: number | null;
+  guard?: Guard | null;
 }
 
 function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
@@ -84,6 +93,7 @@ function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
     set.group_by_admin = f.group !== null && f.groupByAdmin ? 1 : 0;
   }
   if (f.rpm !== undefined) set.rpm_limit = f.rpm;
+  if (f.guard !== undefined) set.guard = storeGuard(f.guard);
   return set;
 }
 
@@ -103,6 +113,7 @@ export function keyChanges(
     'quota',
     'group',
     'rpm',
+    'guard',
     'expires_at',
   ] as const) {
     if (JSON.stringify(a[f]) !== JSON.stringify(b[f])) out[f] = { from: a[f], to: b[f] };
@@ -348,6 +359,48 @@ export function createKeysService(
       );
       announce(change.after);
       return change;
+    },
+
+    /**
+     * Switches a key off and locks it, as an admin's disable does (only an admin can enable it
+     * again), for the gateway's own reasons: a leak report, the anomaly guard. `within` runs
+     * only when this call changed the key (a key already off and locked is left as it is), so
+     * a repeated report or a race between instances writes one audit row.
+     */
+    async lockDown(id: number, within?: Within<KeyChange>): Promise<KeyChange & { changed: boolean }> {
+      let changed = false;
+      const change = await changeKey(
+        id,
+        null,
+        (before, now) => {
+          changed = before.status !== 'disabled' || Number(before.admin_locked) !== 1;
+          // Unchanged: write back what is there (an update must set something).
+          return changed
+            ? { status: 'disabled', admin_locked: 1, updated_at: now }
+            : { updated_at: before.updated_at };
+        },
+        async (trx, c) => {
+          if (!changed) return;
+          // Its ephemeral keys die with it, for good (as with any disable).
+          await revokeChildren(trx, [id], clock());
+          await within?.(trx, c);
+        },
+      );
+      if (changed) announce(change.after);
+      return { ...change, changed };
+    },
+
+    /**
+     * Keys (deleted ones included) holding any of these hashes as their current or
+     * grace-period secret: whether a reported token is, or was, one of ours.
+     */
+    async findByHashes(hashes: string[]): Promise<ApiKeyRow[]> {
+      if (hashes.length === 0) return [];
+      return db
+        .selectFrom('api_keys')
+        .selectAll()
+        .where((eb) => eb.or([eb('key_hash', 'in', hashes), eb('prev_key_hash', 'in', hashes)]))
+        .execute();
     },
 
     /** New secret now; the old one keeps working for graceSeconds (0 = stops at once). */

@@ -11,6 +11,7 @@
 // before any storage lookup.
 import { LRUCache } from 'lru-cache';
 import type { InvalidationBus } from '../shared/bus.js';
+import { type Guard, readGuard } from '../billing/guard.js';
 import { CidrSet } from './cidr.js';
 import { hashKey, isWellFormedKey, KEY_REGEX } from './format.js';
 import { compileModelList, type ModelMatcher } from './models.js';
@@ -34,6 +35,8 @@ export interface VerifiedKey {
    * (it bills and counts as the parent, `id`), narrowed by its own models, origins and expiry.
    */
   ephemeral: { id: number; maxCostNano: number | null } | null;
+  /** The key's own anomaly guard; its group's applies as well (security/guard.ts). */
+  guard: Guard | null;
 }
 
 interface CachedKey extends VerifiedKey {
@@ -232,6 +235,7 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
             maxCostNano: eph.e_max_cost_nano === null ? null : Number(eph.e_max_cost_nano),
           }
         : null,
+      guard: readGuard(row.guard),
       // A revoked ephemeral key answers like a disabled key.
       status: eph && eph.e_status !== 'active' ? 'disabled' : row.status,
       ownerActive: row.user_status === 'active',

@@ -167,7 +167,10 @@ export function createRelay(s: Services) {
     if (v.ok) key = v.key;
     else if (opts.anyPlace && v.code === 'ip_not_allowed' && v.key) key = v.key;
     else throw new AppError(v.code as ErrorCode, v.message);
-    if (!opts.anyPlace) checkOrigin(key, origin);
+    if (!opts.anyPlace) {
+      checkOrigin(key, origin);
+      await guardIps(key, req.clientIp);
+    }
     s.verifier.touch(key.id, req.clientIp);
     return key;
   }
@@ -179,6 +182,13 @@ export function createRelay(s: Services) {
         'browser_origin_not_allowed',
         `Requests from the browser origin "${origin.slice(0, 200)}" are not allowed for this API key; list it in the key's allowed_origins.`,
       );
+  }
+
+  /** The anomaly guard's IP count: the request that brings a new IP past the limit of a
+   * `disable` guard finds the key disabled (security/guard.ts). */
+  async function guardIps(key: VerifiedKey, ip: string): Promise<void> {
+    const g = await s.guard.checkIp(key, ip);
+    if (!g.ok) throw new AppError('key_disabled', `This API key is disabled: ${g.reason}.`);
   }
 
   // ── 2. check policy: the key's model list, then the group's models and prices ─────────
@@ -302,7 +312,8 @@ export function createRelay(s: Services) {
     };
   }
 
-  // ── 8. settle: charge the real cost, release the rest of the hold ─────────────────────
+  // ── 8. settle: charge the real cost, release the rest of the hold, and note the spend
+  //    against the key's hourly guard (not awaited: it never delays the answer) ──────────
   // The upstream has answered by now: a ledger failure (the shared Redis ledger unreachable)
   // must not be mistaken for a channel failure, which would retry the request on another
   // channel (a second upstream call) or write a second answer on a stream already sent.
@@ -312,6 +323,7 @@ export function createRelay(s: Services) {
       const capped = h.cap ? await s.spendCaps.settle(h.cap, cost) : cost;
       const charged = await s.ledger.settle(h.ledger, capped);
       if (h.cap && charged < capped) await s.spendCaps.refund(h.cap, capped - charged);
+      if (req.relay?.key) void s.guard.noteSpend(req.relay.key, charged);
       return charged;
     } catch (err) {
       req.log.error(

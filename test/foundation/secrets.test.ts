@@ -2,7 +2,8 @@
 // (and minting, using and revoking ephemeral keys),
 // signing in and adding channels, the SQLite files (main + WAL) or a pg_dump of the schema hold
 // no key secret, master key, password, session token or channel api_key; neither do the
-// server's log output, the answers, or the audit trail.
+// server's log output, the answers, or the audit trail. Nor do GitHub secret-scanning reports
+// leave the tokens they name anywhere (the keys they disable, their audit rows and events).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/keys/format.js';
 import { backends, pgUrl, startTestServer, type TestServer } from '../helpers/server.js';
 import { createUser, relay, session } from './util.js';
+import { type FakeGithub, fakeGithub, match } from '../security/helpers.js';
 
 /** Everything the database holds, as bytes: the SQLite files, or a pg_dump of the test schema. */
 async function storedBytes(s: TestServer): Promise<Buffer> {
@@ -33,13 +35,18 @@ const fragments = (secret: string) => [secret, secret.length > 20 ? secret.slice
 
 describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
   let s: TestServer;
+  let gh: FakeGithub;
   const keySecrets: string[] = [];
   const otherSecrets: string[] = [];
   const visible: string[] = [];
   const answers: string[] = [];
 
   beforeAll(async () => {
-    s = await startTestServer({ backend, env: { MOLE_LOG_LEVEL: 'trace' } });
+    gh = fakeGithub();
+    s = await startTestServer({
+      backend,
+      env: { MOLE_LOG_LEVEL: 'trace', MOLE_SECRET_SCANNING_KEYS: gh.file },
+    });
     const record = (r: { body: unknown }) =>
       answers.push(typeof r.body === 'string' ? r.body : JSON.stringify(r.body));
     otherSecrets.push(s.masterKey);
@@ -157,6 +164,17 @@ describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
       record(await relay(s, secret + 'x'));
       record(await relay(s, `${secret} ${secret}`));
     }
+    // GitHub reports every key (live, rotated, deleted, unknown) and a token of someone else's.
+    const foreign = 'ghp_' + randomBytes(18).toString('hex');
+    otherSecrets.push(foreign);
+    const report = await gh.report(s, [...keySecrets.map((k) => match(k)), match(foreign)]);
+    expect(report.status).toBe(200);
+    expect(report.body.filter((l: { label: string }) => l.label === 'true_positive').length).toBeGreaterThan(
+      0,
+    );
+    record(report);
+    record(await s.api('GET', '/api/audit?action=key.leaked&limit=500'));
+    record({ body: await s.services.events.list({ limit: 500 }) });
     // Management calls that carry secrets in odd places.
     record(await s.api('GET', `/api/keys?q=${encodeURIComponent(keySecrets[0]!)}`));
     record(await s.api('POST', '/api/keys', { name: 'x', user_id: user.id, key: keySecrets[0] }));
@@ -169,6 +187,7 @@ describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
   });
   afterAll(async () => {
     await s?.close();
+    gh?.cleanup();
   });
 
   it('the database holds no plaintext secret (and the scan does find plain values)', async () => {

@@ -16,6 +16,7 @@ const UsagePage = lazy(() => import('./pages/Usage'));
 const UsersPage = lazy(() => import('./pages/Users'));
 const ChannelsPage = lazy(() => import('./pages/Channels'));
 const PricingPage = lazy(() => import('./pages/Pricing'));
+const SecurityPage = lazy(() => import('./pages/Security'));
 
 interface SessionBody {
   user: User;
@@ -198,6 +199,8 @@ const NAV: { href: string; label: string; admin?: boolean }[] = [
   { href: '/users', label: 'Users', admin: true },
   { href: '/channels', label: 'Channels', admin: true },
   { href: '/pricing', label: 'Pricing', admin: true },
+  // Users can open it too (their own keys' entries); the link is for admins.
+  { href: '/security', label: 'Security', admin: true },
 ];
 
 function Shell() {
@@ -270,6 +273,7 @@ function Route({ path, isAdmin }: { path: string; isAdmin: boolean }) {
   }
   if (head === 'logs') return <LogsPage />;
   if (head === 'usage') return <UsagePage />;
+  if (head === 'security') return <SecurityPage />;
   if (head === 'notifications') return <EventsPage />;
   const adminPages: Record<string, ReactElement> = {
     users: <UsersPage />,

@@ -20,6 +20,8 @@ export interface ApiKey {
   remaining?: number | null;
   group: string | null;
   rpm: number | null;
+  /** the key's own anomaly guard (its group's applies as well); null = none */
+  guard?: Guard | null;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -101,6 +103,8 @@ export interface DeletedApiKey {
   remaining?: number | null;
   group: string | null;
   rpm: number | null;
+  /** the key's own anomaly guard (its group's applies as well); null = none */
+  guard?: Guard | null;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -175,12 +179,31 @@ export interface EventPage {
 export interface Group {
   name: string;
   multiplier: number;
+  /** anomaly guard for every key of the group (beside a key's own) */
+  guard?: Guard | null;
   updated_at: string;
 }
 
 export interface GroupList {
   data: Group[];
 }
+
+export interface Guard {
+  /** distinct client IPs per clock hour */
+  max_ips_per_hour?: number;
+  /** USD per clock hour */
+  max_spend_per_hour?: number;
+  action: 'alert' | 'disable';
+}
+
+export interface LeakLabel {
+  /** hex SHA-256 of the reported token */
+  token_hash: string;
+  token_type: string;
+  label: 'true_positive' | 'false_positive';
+}
+
+export type LeakLabelList = LeakLabel[];
 
 export interface LogAttempt {
   channel_id: number | null;
@@ -256,6 +279,8 @@ export interface NewApiKey {
   remaining?: number | null;
   group: string | null;
   rpm: number | null;
+  /** the key's own anomaly guard (its group's applies as well); null = none */
+  guard?: Guard | null;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;

@@ -67,6 +67,7 @@ export function KeyFormDialog({
     initialKeyForm(existing, isAdmin && defaultOwner ? defaultOwner : user.id),
   );
   const { name, owner, group, models, patterns, ips, origins, quota, expires, rpm, errors } = form;
+  const { guardIps, guardSpend, guardAction } = form;
   const set = (field: TextField) => (value: string) => dispatch({ type: 'set', field, value });
 
   // the listed account is fresher than the session's copy (balances move with every call)
@@ -259,6 +260,42 @@ export function KeyFormDialog({
           placeholder="No limit"
         />
       </Field>
+
+      <fieldset className="span2 guard" aria-label="Anomaly guard">
+        <legend>Anomaly guard</legend>
+        <Field
+          label="Max client IPs per hour"
+          hint="Distinct IPs using the key within a clock hour. Empty: not watched."
+          error={errors.guard}
+        >
+          <input
+            type="number"
+            min={1}
+            step={1}
+            value={guardIps}
+            onChange={(e) => set('guardIps')(e.target.value)}
+            placeholder="Not watched"
+          />
+        </Field>
+        <Field label="Max spend per hour (USD)" hint="Empty: not watched.">
+          <input
+            type="text"
+            inputMode="decimal"
+            value={guardSpend}
+            onChange={(e) => set('guardSpend')(e.target.value)}
+            placeholder="Not watched"
+          />
+        </Field>
+        <Field
+          label="When passed"
+          hint="Disable switches the key off and locks it; only an admin can enable it."
+        >
+          <select value={guardAction} onChange={(e) => set('guardAction')(e.target.value)}>
+            <option value="alert">Alert only</option>
+            <option value="disable">Disable the key</option>
+          </select>
+        </Field>
+      </fieldset>
 
       <div className="span2 expires">
         <Field

@@ -58,6 +58,9 @@ describe('initialKeyForm', () => {
       quota: '',
       expires: '',
       rpm: '',
+      guardIps: '',
+      guardSpend: '',
+      guardAction: 'alert',
       errors: {},
     });
   });
@@ -180,7 +183,27 @@ describe('validateKeyForm', () => {
       expires_at: null,
       group: 'vip',
       rpm: 60,
+      guard: null,
     });
+  });
+
+  it('sends the anomaly guard when a threshold is filled in', () => {
+    const s = form(
+      set('name', 'k'),
+      set('guardIps', '5'),
+      set('guardSpend', '2.5'),
+      set('guardAction', 'disable'),
+    );
+    expect(validateKeyForm(s, create).body).toEqual({
+      name: 'k',
+      guard: { max_ips_per_hour: 5, max_spend_per_hour: 2.5, action: 'disable' },
+    });
+    expect(validateKeyForm(form(set('name', 'k'), set('guardIps', '0')), create).errors.guard).toMatch(
+      /whole number of client IPs/,
+    );
+    expect(
+      validateKeyForm(form(set('name', 'k'), set('guardSpend', '0')), create).errors.guard,
+    ).toBeDefined();
   });
 
   it('on edit, a key that allows nothing keeps allowing nothing', () => {

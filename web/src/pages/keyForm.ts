@@ -5,7 +5,7 @@ import type { ApiKey } from '../api';
 import { toDateInput } from '../format';
 import { parseIpRules, parseList, parseUsd } from '../validate';
 
-export type KeyFormField = 'name' | 'ips' | 'origins' | 'quota' | 'expires' | 'rpm' | 'models';
+export type KeyFormField = 'name' | 'ips' | 'origins' | 'quota' | 'expires' | 'rpm' | 'models' | 'guard';
 export type FieldErrors = Partial<Record<KeyFormField, string>>;
 
 export interface KeyFormState {
@@ -27,6 +27,12 @@ export interface KeyFormState {
   /** The last day (yyyy-mm-dd, local), or '' for never. */
   expires: string;
   rpm: string;
+  /** Anomaly guard: distinct client IPs per hour, as typed ('' = not watched). */
+  guardIps: string;
+  /** Anomaly guard: USD per hour, as typed ('' = not watched). */
+  guardSpend: string;
+  /** What the guard does past a threshold. */
+  guardAction: 'alert' | 'disable';
   errors: FieldErrors;
 }
 
@@ -39,7 +45,10 @@ export type TextField =
   | 'origins'
   | 'quota'
   | 'expires'
-  | 'rpm';
+  | 'rpm'
+  | 'guardIps'
+  | 'guardSpend'
+  | 'guardAction';
 
 export type KeyFormAction =
   | { type: 'set'; field: TextField; value: string }
@@ -62,6 +71,9 @@ export function initialKeyForm(existing: ApiKey | undefined, selfId: number): Ke
     quota: existing?.quota != null ? String(existing.quota) : '',
     expires: existing?.expires_at ? toDateInput(new Date(existing.expires_at)) : '',
     rpm: existing?.rpm != null ? String(existing.rpm) : '',
+    guardIps: existing?.guard?.max_ips_per_hour != null ? String(existing.guard.max_ips_per_hour) : '',
+    guardSpend: existing?.guard?.max_spend_per_hour != null ? String(existing.guard.max_spend_per_hour) : '',
+    guardAction: existing?.guard?.action ?? 'alert',
     errors: {},
   };
 }
@@ -131,6 +143,21 @@ export function validateKeyForm(
       errors.rpm = 'Enter a whole number of requests per minute (1 or more), or leave it empty.';
     else rpm = n;
   }
+  let guard: Record<string, unknown> | null = null;
+  if (state.guardIps.trim() || state.guardSpend.trim()) {
+    guard = { action: state.guardAction };
+    if (state.guardIps.trim()) {
+      const n = Number(state.guardIps);
+      if (!Number.isInteger(n) || n < 1)
+        errors.guard = 'Enter a whole number of client IPs per hour (1 or more), or leave it empty.';
+      else guard.max_ips_per_hour = n;
+    }
+    if (state.guardSpend.trim()) {
+      const spend = parseUsd(state.guardSpend);
+      if (spend.error || !spend.value) errors.guard = spend.error ?? 'Enter an amount above 0 USD.';
+      else guard.max_spend_per_hour = spend.value;
+    }
+  }
   const patterns = parseList(state.patterns);
   const badPattern = patterns.find((p) => !/^[^\s*]+\*?$/.test(p) && p !== '*');
   if (badPattern) errors.models = `“${badPattern}”: a pattern is a model name, optionally ending in *.`;
@@ -149,6 +176,7 @@ export function validateKeyForm(
     expires_at: expiresAt,
     group: state.group || null,
     rpm,
+    guard,
   };
   if (!existing) {
     for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
@@ -166,6 +194,7 @@ const FIELD_OF_PARAM: Record<string, KeyFormField> = {
   expires_at: 'expires',
   rpm: 'rpm',
   models: 'models',
+  guard: 'guard',
 };
 
 /** The form field an API error's `param` names ("allowed_ips[2]" → ips), if any. */

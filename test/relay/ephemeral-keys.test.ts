@@ -251,6 +251,22 @@ describe.each(backends())('ephemeral keys [%s]', (backend) => {
     expectRelayError(await relay(s, c), 401, 'invalid_api_key');
   });
 
+  it('a lock-down of its parent (leak report, anomaly guard, kill switch) kills it for good', async () => {
+    const parent = await userWithKey(s);
+    const child = (await mint(s, parent.secret)).body.key as string;
+    expect((await relay(s, child)).status).toBe(200);
+    await s.services.keys.lockDown(parent.key.id);
+    expectRelayError(await relay(s, child), 401, 'key_disabled');
+    expect((await s.api('PATCH', `/api/keys/${parent.key.id}`, { status: 'active' })).status).toBe(200);
+    expect((await relay(s, parent.secret)).status).toBe(200);
+    expectRelayError(await relay(s, child), 401, 'key_disabled');
+    // The parent's own kill switch, likewise.
+    const next = (await mint(s, parent.secret)).body.key as string;
+    expect((await relay(s, parent.secret, { method: 'POST', path: '/v1/key/revoke' })).status).toBe(200);
+    await s.api('PATCH', `/api/keys/${parent.key.id}`, { status: 'active' });
+    expectRelayError(await relay(s, next), 401, 'key_disabled');
+  });
+
   it('revokes itself without touching its parent or siblings', async () => {
     const parent = await userWithKey(s);
     const one = (await mint(s, parent.secret)).body;

@@ -147,6 +147,12 @@ export function createEphemeralKeys(db: Db, bus: InvalidationBus, opts: { now?: 
 
     purgeExpired,
 
+    /** Ephemeral keys holding any of these hashes (a leak report's tokens). */
+    async findByHashes(hashes: string[]): Promise<EphemeralKeyRow[]> {
+      if (hashes.length === 0) return [];
+      return db.selectFrom('ephemeral_keys').selectAll().where('key_hash', 'in', hashes).execute();
+    },
+
     /** For the spend caps (billing): an ephemeral key's spend as stored. */
     async usedNano(id: number): Promise<number> {
       const r = await db

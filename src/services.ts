@@ -32,9 +32,14 @@ import { createChannelActions } from './channels/actions.js';
 import { createChannelsService } from './channels/service.js';
 import { resolveSecret, SecretBox } from './channels/secretbox.js';
 import { createUsageWriter } from './usage/writer.js';
+import { createSpendReader } from './usage/spend.js';
+import { createBudgets } from './budgets/service.js';
+import { type BudgetMeter, createLocalMeter, createRedisMeter } from './budgets/meter.js';
 import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
-import { createRateLimiter } from './limits/rate-limit.js';
+import { createLimiter } from './limits/limiter.js';
+import { createLocalLimitStore } from './limits/store-local.js';
+import { createRedisLimitStore } from './limits/store-redis.js';
 import { createMetrics } from './ops/metrics.js';
 import { createReadiness, databaseCheck, redisCheck } from './ops/health.js';
 
@@ -142,6 +147,27 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     logger,
     redis: redis ? { client: redis, prefix: redisPrefix } : null,
   });
+
+  // Periodic budgets: spend per period is the daily rollup's since the period began, plus what
+  // is settled and not written yet; held exactly like the ledger (in memory, or Redis shared).
+  const spend = createSpendReader(db);
+  const meter: BudgetMeter = redis
+    ? createRedisMeter({
+        store: spend,
+        logger,
+        redis,
+        redisPrefix,
+        holdLeaseMs: config.holdLeaseMs,
+        now: clock,
+      })
+    : createLocalMeter({ store: spend, logger, now: clock });
+  const budgets = createBudgets({
+    meter,
+    groupBudget: (group) => catalog.groupBudget(group),
+    notify: (e) => events.emit(e),
+    logger,
+    now: clock,
+  });
   const usageWriter = createUsageWriter({
     db,
     logger,
@@ -151,6 +177,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     contributors: [
       ledger.flushInto,
       spendCaps.flushInto,
+      budgets.flushInto,
       async (trx) => keys.recordLastUse(trx, verifier.drainLastUse()),
     ],
     // Every row is durable here before its answer is released (usage/journal.ts).
@@ -164,7 +191,10 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     accounts,
     audit,
     ephemeral: ephemeralKeys,
+    groups: catalog,
     flush: () => usageWriter.flush(),
+    groupBudget: (group) => catalog.groupBudget(group),
+    budgetUsage: (keyId, budget) => budgets.usage('k', keyId, budget),
   });
   const accountActions = createAccountActions({
     accounts,
@@ -172,6 +202,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     ledger,
     keys,
     flush: () => usageWriter.flush(),
+    budgetUsage: (userId, budget) => budgets.usage('u', userId, budget),
+    groups: catalog,
   });
   const billingActions = createBillingActions({ catalog, audit });
   const channelActions = createChannelActions({ channels, audit, catalog });
@@ -184,7 +216,16 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   bus.on((m) => {
     if (m.kind === 'key') expiryScanner.soon();
   });
-  const rateLimiter = createRateLimiter(redis, redisPrefix);
+  // rpm / tpm / max_concurrency: shared by every instance with Redis, else in memory. A
+  // concurrency slot is a lease of MOLE_HOLD_LEASE_MS, renewed while its request runs.
+  const limiter = createLimiter({
+    store: redis
+      ? createRedisLimitStore({ redis, redisPrefix, leaseTtlMs: config.holdLeaseMs })
+      : createLocalLimitStore(),
+    now: opts.now ?? systemClock,
+    leaseMs: config.holdLeaseMs,
+    onError: (err, what) => logger.warn({ err: String(err) }, `limits: ${what} failed`),
+  });
   const metrics = createMetrics({
     keyCache: () => verifier.stats,
     keyCacheSize: () => verifier.cacheSize(),
@@ -228,9 +269,12 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     channels,
     ledger,
     spendCaps,
+    budgets,
+    /** The services' clock (the system's, or a test's). */
+    now: clock,
     usageWriter,
     usage,
-    rateLimiter,
+    limiter,
     secretBox,
     metrics,
     readiness,
@@ -242,7 +286,9 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
       await expiryScanner.stop();
       await webhook?.stop();
       await usageWriter.close();
+      await limiter.close();
       await ledger.close();
+      await budgets.close();
       await storage.close();
       redis?.disconnect();
     },

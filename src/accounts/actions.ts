@@ -4,9 +4,12 @@
 // checks, and the audit row, written in the same transaction as the change. The routes only
 // validate input and call these.
 import type { AuditService } from '../audit/service.js';
+import type { UserRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { actorOf, isAdmin, type Principal, selfId } from '../http/principal.js';
+import { checkWithinGroup, type GroupPolicy } from '../limits/policy.js';
 import { type AccountsService, toUserJson, type UserPatch } from './service.js';
+import { type Budget, budgetOf } from '../budgets/service.js';
 
 /** Who asks, and from where (for the audit trail and the password throttle). */
 export interface Caller {
@@ -20,8 +23,13 @@ export interface NewUser {
   role: 'admin' | 'user';
   group: string;
   balanceNano: number;
+  budget?: Budget | null;
+  alertThresholds?: number[] | null;
   /** The balance as the caller wrote it (USD), for the audit trail. */
   balanceUsd: number;
+  rpm?: number | null;
+  tpm?: number | null;
+  maxConcurrency?: number | null;
 }
 
 export type UserUpdate = UserPatch & { currentPassword?: string };
@@ -35,8 +43,26 @@ export function createAccountActions(deps: {
   keys: { releaseOwnerPins(userId: number): Promise<void> };
   /** Persists pending usage, so reads show the latest balance. */
   flush: () => Promise<void>;
+  /** The account's budget against its spend this period (budgets/). */
+  budgetUsage?: (userId: number, budget: Budget) => Promise<unknown>;
+  /** A group's ceilings for its accounts' limits (null = a group without a policy). */
+  groups: { group(name: string): GroupPolicy | null };
 }) {
   const { accounts, audit } = deps;
+
+  /** What a user row says about limits, in audit terms. */
+  const limitChanges = (before: UserRow | null, after: UserRow) => {
+    const out: Record<string, unknown> = {};
+    for (const [col, name] of [
+      ['rpm_limit', 'rpm'],
+      ['tpm_limit', 'tpm'],
+      ['max_concurrency', 'max_concurrency'],
+    ] as const) {
+      const a = before === null ? null : before[col];
+      if (before === null ? after[col] !== null : a !== after[col]) out[name] = { from: a, to: after[col] };
+    }
+    return out;
+  };
 
   /** A user may act on themself only; anyone else does not exist for them. */
   function requireSelfOrAdmin(principal: Principal, id: number) {
@@ -59,6 +85,7 @@ export function createAccountActions(deps: {
 
     async create({ principal, ip }: Caller, input: NewUser) {
       const { balanceUsd, ...fields } = input;
+      checkWithinGroup('account', fields, fields.group, deps.groups.group(fields.group));
       const user = await accounts.createUser(fields, (trx, row) =>
         audit.record(
           {
@@ -66,7 +93,14 @@ export function createAccountActions(deps: {
             action: 'user.create',
             userId: Number(row.id),
             ip,
-            changes: { username: row.username, role: row.role, group: row.group_name, balance: balanceUsd },
+            changes: {
+              username: row.username,
+              role: row.role,
+              group: row.group_name,
+              balance: balanceUsd,
+              ...(row.budget_nano !== null ? { budget: toUserJson(row).budget } : {}),
+              ...limitChanges(null, row),
+            },
           },
           trx,
         ),
@@ -82,7 +116,10 @@ export function createAccountActions(deps: {
     async get(principal: Principal, id: number) {
       requireSelfOrAdmin(principal, id);
       await deps.flush();
-      return toUserJson(await accounts.requireUser(id));
+      const row = await accounts.requireUser(id);
+      const budget = budgetOf(row.budget_nano, row.budget_period);
+      const usage = budget && deps.budgetUsage ? await deps.budgetUsage(id, budget) : null;
+      return { ...toUserJson(row), ...(usage ? { budget_usage: usage } : {}) };
     },
 
     /**
@@ -101,8 +138,40 @@ export function createAccountActions(deps: {
       }
       if (!isAdmin(principal)) {
         if (id !== selfId(principal)) throw notFound('user');
-        if (patch.role !== undefined || patch.group !== undefined || patch.status !== undefined)
-          throw new AppError('forbidden', 'only an admin can change role, group or status');
+        if (
+          patch.role !== undefined ||
+          patch.group !== undefined ||
+          patch.status !== undefined ||
+          patch.budget !== undefined ||
+          patch.rpm !== undefined ||
+          patch.tpm !== undefined ||
+          patch.maxConcurrency !== undefined
+        )
+          throw new AppError('forbidden', 'only an admin can change role, group, status, limits or budget');
+      }
+      if (
+        patch.group !== undefined ||
+        patch.rpm !== undefined ||
+        patch.tpm !== undefined ||
+        patch.maxConcurrency !== undefined
+      ) {
+        // The account keeps within its group's ceilings: what this change sets, and all of it
+        // when it moves to another group.
+        const current = await accounts.requireUser(id);
+        const group = patch.group ?? current.group_name;
+        const moved = group !== current.group_name;
+        const pick = (v: number | null | undefined, stored: number | null) =>
+          v !== undefined ? v : moved ? (stored === null ? null : Number(stored)) : undefined;
+        checkWithinGroup(
+          'account',
+          {
+            rpm: pick(patch.rpm, current.rpm_limit),
+            tpm: pick(patch.tpm, current.tpm_limit),
+            maxConcurrency: pick(patch.maxConcurrency, current.max_concurrency),
+          },
+          group,
+          deps.groups.group(group),
+        );
       }
       const { before, after } = await accounts.updateUser(id, patch, (trx, { before, after }) => {
         const changes: Record<string, unknown> = {};
@@ -110,6 +179,11 @@ export function createAccountActions(deps: {
         if (before.group_name !== after.group_name)
           changes.group = { from: before.group_name, to: after.group_name };
         if (before.status !== after.status) changes.status = { from: before.status, to: after.status };
+        for (const f of ['budget', 'alert_thresholds'] as const) {
+          const [a, b] = [toUserJson(before)[f], toUserJson(after)[f]];
+          if (JSON.stringify(a) !== JSON.stringify(b)) changes[f] = { from: a, to: b };
+        }
+        Object.assign(changes, limitChanges(before, after));
         if (patch.password !== undefined) changes.password = 'changed';
         return audit.record(
           { actor: actorOf(principal), action: 'user.update', userId: id, ip, changes },

@@ -6,6 +6,14 @@ import { usdToNano } from '../billing/money.js';
 import { AppError } from '../http/errors.js';
 import { pageOf, route, zTime } from '../http/route.js';
 import { zCursor, zGroupName, zId, zLimit, zUsd } from '../http/validate.js';
+import {
+  BudgetSchema,
+  BudgetUsageSchema,
+  budgetFromInput,
+  zAlertThresholds,
+  zBudget,
+} from '../budgets/input.js';
+import { limitFieldsOf, zLimitFields } from '../limits/validate.js';
 import type { AccountActions } from './actions.js';
 import { SESSION_COOKIE } from './auth-hook.js';
 import { DEFAULT_GROUP, toUserJson } from './service.js';
@@ -29,6 +37,14 @@ export const UserSchema = z
     group: z.string(),
     balance: z.number().describe('USD'),
     status: z.enum(['active', 'disabled']),
+    budget: BudgetSchema.nullable().optional().describe('spend allowed per period (USD); null = none'),
+    alert_thresholds: z.array(z.number()).nullable().optional().describe('null = [0.8, 1]'),
+    budget_usage: BudgetUsageSchema.optional().describe(
+      "the account's budget against its spend this period (GET /api/users/:id only)",
+    ),
+    rpm: z.number().int().nullable().optional().describe('requests per minute over all its keys'),
+    tpm: z.number().int().nullable().optional().describe('tokens per minute over all its keys'),
+    max_concurrency: z.number().int().nullable().optional().describe('requests at once over all its keys'),
     created_at: zTime,
     updated_at: zTime,
   })
@@ -114,6 +130,9 @@ export function registerAccountRoutes(
         role: z.enum(['user', 'admin']).default('user'),
         group: zGroupName.default(DEFAULT_GROUP),
         balance: zUsd.default(0),
+        budget: zBudget.nullable().optional(),
+        alert_thresholds: zAlertThresholds.nullable().optional(),
+        ...zLimitFields,
       })
       .strict(),
     response: UserSchema,
@@ -127,6 +146,9 @@ export function registerAccountRoutes(
           group: body.group,
           balanceNano: usd(body.balance, 'balance'),
           balanceUsd: body.balance,
+          ...(body.budget !== undefined ? { budget: budgetFromInput(body.budget) } : {}),
+          ...(body.alert_thresholds !== undefined ? { alertThresholds: body.alert_thresholds } : {}),
+          ...limitFieldsOf(body),
         },
       ),
   });
@@ -161,7 +183,7 @@ export function registerAccountRoutes(
   route(app, {
     method: 'PATCH',
     url: '/api/users/:id',
-    summary: 'Change role, group, status or password (users: own password only)',
+    summary: 'Change role, group, status, limits or password (users: own password only)',
     tags: ['users'],
     auth: 'any',
     params: IdParams,
@@ -171,15 +193,21 @@ export function registerAccountRoutes(
         group: zGroupName.optional(),
         status: z.enum(['active', 'disabled']).optional(),
         password: zPassword.optional(),
+        budget: zBudget.nullable().optional(),
+        alert_thresholds: zAlertThresholds.nullable().optional(),
+        ...zLimitFields,
         /** Required to change one's own password (signed in): a borrowed session cannot. */
         current_password: z.string().max(1024).optional(),
       })
       .strict(),
     response: UserSchema,
     handler: ({ params, body, principal, ip }) => {
-      const { current_password, ...patch } = body;
+      const { current_password, budget, alert_thresholds, rpm, tpm, max_concurrency, ...patch } = body;
       return actions.update({ principal, ip }, params.id, {
         ...patch,
+        ...limitFieldsOf({ rpm, tpm, max_concurrency }),
+        ...(budget !== undefined ? { budget: budgetFromInput(budget) } : {}),
+        ...(alert_thresholds !== undefined ? { alertThresholds: alert_thresholds } : {}),
         ...(current_password !== undefined ? { currentPassword: current_password } : {}),
       });
     },

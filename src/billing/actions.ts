@@ -4,9 +4,8 @@
 import type { AuditService } from '../audit/service.js';
 import { notFound } from '../http/errors.js';
 import { actorOf, type Principal } from '../http/principal.js';
-import type { PriceCatalog } from './catalog.js';
+import type { GroupPatch, PriceCatalog } from './catalog.js';
 import type { Price } from './money.js';
-import type { Guard } from './guard.js';
 
 export interface Caller {
   principal: Principal;
@@ -54,28 +53,18 @@ export function createBillingActions(deps: { catalog: PriceCatalog; audit: Pick<
       return { model, deleted: true };
     },
 
-    /** `multiplier` is the factor as the caller wrote it, for the audit trail; `guard` undefined keeps it. */
+    /** `asWritten` is the change as the caller wrote it (API field names), for the audit trail. */
     setGroup: (
       { principal, ip }: Caller,
       name: string,
-      ppm: number,
-      multiplier: number,
-      guard?: Guard | null,
+      patch: GroupPatch,
+      asWritten: Record<string, unknown>,
     ) =>
-      catalog.setGroup(
-        name,
-        ppm,
-        (trx, json) =>
-          audit.record(
-            {
-              actor: actorOf(principal),
-              action: 'group.set',
-              ip,
-              changes: { group: name, multiplier, ...(guard !== undefined ? { guard: json.guard } : {}) },
-            },
-            trx,
-          ),
-        guard,
+      catalog.setGroup(name, patch, (trx) =>
+        audit.record(
+          { actor: actorOf(principal), action: 'group.set', ip, changes: { group: name, ...asWritten } },
+          trx,
+        ),
       ),
   };
 }

@@ -1,8 +1,11 @@
 // Prices per model and multipliers per group. Small tables, held whole in memory and
 // reloaded when a change is announced, so pricing a request touches no database.
 import type { Db } from '../db/index.js';
+import type { BudgetPeriod } from '../db/schema.js';
 import type { Logger } from 'pino';
 import { type InvalidationBus, reloadOnAnnouncement } from '../shared/bus.js';
+import { compileModelList } from '../shared/models.js';
+import type { GroupPolicy } from '../limits/policy.js';
 import { nanoToUsd, PPM, type Price } from './money.js';
 import { type Guard, type GuardJson, guardToJson, readGuard, storeGuard } from './guard.js';
 
@@ -19,9 +22,83 @@ export interface PriceJson {
 export interface GroupJson {
   name: string;
   multiplier: number;
-  /** Default anomaly guard for the group's keys (a key's own guard replaces it); null = none. */
+  /** Defaults and ceilings for the group's keys and accounts (null = none). */
+  rpm: number | null;
+  tpm: number | null;
+  max_concurrency: number | null;
+  /** What the group may use at all (null = every model its channels serve). */
+  models: string[] | null;
+  /** Keys of the group must expire within this many days (null = no rule). */
+  max_key_lifetime_days: number | null;
+  /** Default budget for each key of the group (USD per period); null = none. */
+  budget: { amount: number; period: BudgetPeriod } | null;
+  /** Default anomaly guard for the group's keys (both it and a key's own apply); null = none. */
   guard: GuardJson | null;
   updated_at: string;
+}
+
+/** A group's default budget for its keys, in nano-USD. */
+export interface GroupBudget {
+  amountNano: number;
+  period: BudgetPeriod;
+}
+
+/** A change to a group: only the fields given change (a new group starts at 1× and no limits). */
+export interface GroupPatch {
+  multiplierPpm?: number;
+  rpm?: number | null;
+  tpm?: number | null;
+  maxConcurrency?: number | null;
+  models?: string[] | null;
+  maxKeyLifetimeDays?: number | null;
+  budget?: GroupBudget | null;
+  guard?: Guard | null;
+}
+
+type GroupRow = {
+  name: string;
+  multiplier_ppm: number;
+  updated_at: number;
+  rpm_limit: number | null;
+  tpm_limit: number | null;
+  max_concurrency: number | null;
+  models: string | null;
+  max_key_lifetime_days: number | null;
+  budget_nano: number | null;
+  budget_period: BudgetPeriod | null;
+  guard: string | null;
+};
+
+const numOrNull = (v: number | null | undefined) => (v === null || v === undefined ? null : Number(v));
+
+function groupJson(r: GroupRow): GroupJson {
+  return {
+    name: r.name,
+    multiplier: Number(r.multiplier_ppm) / PPM,
+    rpm: numOrNull(r.rpm_limit),
+    tpm: numOrNull(r.tpm_limit),
+    max_concurrency: numOrNull(r.max_concurrency),
+    models: r.models === null ? null : (JSON.parse(r.models) as string[]),
+    max_key_lifetime_days: numOrNull(r.max_key_lifetime_days),
+    budget:
+      r.budget_nano == null || r.budget_period == null
+        ? null
+        : { amount: nanoToUsd(Number(r.budget_nano)), period: r.budget_period },
+    guard: guardJsonOf(readGuard(r.guard)),
+    updated_at: new Date(Number(r.updated_at)).toISOString(),
+  };
+}
+
+const guardJsonOf = (g: Guard | null) => (g === null ? null : guardToJson(g));
+
+function policyOf(j: GroupJson): GroupPolicy {
+  return {
+    rpm: j.rpm,
+    tpm: j.tpm,
+    maxConcurrency: j.max_concurrency,
+    models: compileModelList(j.models),
+    maxKeyLifetimeDays: j.max_key_lifetime_days,
+  };
 }
 
 /** Work done inside a change's transaction (the audit row): when it throws, the change is undone. */
@@ -31,7 +108,16 @@ const perM = (nano: number) => nanoToUsd(nano);
 
 export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: Logger) {
   let prices = new Map<string, Price & { updatedAt: number }>();
-  let groups = new Map<string, { ppm: number; guard: Guard | null; updatedAt: number }>();
+  let groups = new Map<
+    string,
+    {
+      ppm: number;
+      json: GroupJson;
+      policy: GroupPolicy;
+      budget: GroupBudget | null;
+      guard: Guard | null;
+    }
+  >();
 
   async function reload() {
     const [p, g] = await Promise.all([
@@ -51,10 +137,15 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
       ]),
     );
     groups = new Map(
-      g.map((r) => [
-        r.name,
-        { ppm: Number(r.multiplier_ppm), guard: readGuard(r.guard), updatedAt: Number(r.updated_at) },
-      ]),
+      g.map((r) => {
+        const json = groupJson(r);
+        const budget =
+          r.budget_nano == null || r.budget_period == null
+            ? null
+            : { amountNano: Number(r.budget_nano), period: r.budget_period };
+        const guard = readGuard(r.guard);
+        return [r.name, { ppm: Number(r.multiplier_ppm), json, policy: policyOf(json), budget, guard }];
+      }),
     );
   }
   await reload();
@@ -79,27 +170,26 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     price(model: string): Price | null {
       return prices.get(model) ?? null;
     },
-    /** The group's anomaly guard, for all its keys (held in memory like the multiplier); null = none. */
-    guard(group: string): Guard | null {
-      return groups.get(group)?.guard ?? null;
-    },
     /** Groups without a row bill at 1×. */
     multiplierPpm(group: string): number {
       return groups.get(group)?.ppm ?? PPM;
     },
+    /** The group's default budget for each of its keys; null = none. */
+    groupBudget(group: string): GroupBudget | null {
+      return groups.get(group)?.budget ?? null;
+    },
+    /** The group's anomaly guard, for all its keys (held in memory like the multiplier); null = none. */
+    guard(group: string): Guard | null {
+      return groups.get(group)?.guard ?? null;
+    },
     listPrices: () =>
       [...prices.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([m, p]) => priceJson(m, p)),
+    /** A group's limits, models and key lifetime; null = a group without a row (no policy). */
+    group(name: string): GroupPolicy | null {
+      return groups.get(name)?.policy ?? null;
+    },
     listGroups: () =>
-      [...groups.entries()]
-        .sort(([a], [b]) => a.localeCompare(b))
-        .map(
-          ([name, g]): GroupJson => ({
-            name,
-            multiplier: g.ppm / PPM,
-            guard: g.guard === null ? null : guardToJson(g.guard),
-            updated_at: new Date(g.updatedAt).toISOString(),
-          }),
-        ),
+      [...groups.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, g]): GroupJson => g.json),
 
     /** `onSet` runs in the change's transaction (the audit row): when it throws, nothing changes. */
     async setPrice(model: string, p: Price, onSet?: OnChange<PriceJson>): Promise<PriceJson> {
@@ -145,31 +235,36 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
       await reloaded();
       return deleted;
     },
-    /** `guard`: undefined keeps the group's current guard, null removes it. */
-    async setGroup(
-      name: string,
-      ppm: number,
-      onSet?: OnChange<GroupJson>,
-      guard?: Guard | null,
-    ): Promise<GroupJson> {
+    /** Creates or changes a group: only the fields in `patch` change. */
+    async setGroup(name: string, patch: GroupPatch, onSet?: OnChange<GroupJson>): Promise<GroupJson> {
       const now = Date.now();
-      const kept = guard === undefined ? (groups.get(name)?.guard ?? null) : guard;
-      const json = {
-        name,
-        multiplier: ppm / PPM,
-        guard: kept === null ? null : guardToJson(kept),
-        updated_at: new Date(now).toISOString(),
-      };
-      const guardSet = guard === undefined ? {} : { guard: storeGuard(guard) };
-      await db.transaction().execute(async (trx) => {
+      const set: Partial<GroupRow> = { updated_at: now };
+      if (patch.multiplierPpm !== undefined) set.multiplier_ppm = patch.multiplierPpm;
+      if (patch.rpm !== undefined) set.rpm_limit = patch.rpm;
+      if (patch.tpm !== undefined) set.tpm_limit = patch.tpm;
+      if (patch.maxConcurrency !== undefined) set.max_concurrency = patch.maxConcurrency;
+      if (patch.models !== undefined)
+        set.models = patch.models === null ? null : JSON.stringify(patch.models);
+      if (patch.maxKeyLifetimeDays !== undefined) set.max_key_lifetime_days = patch.maxKeyLifetimeDays;
+      if (patch.budget !== undefined) {
+        set.budget_nano = patch.budget?.amountNano ?? null;
+        set.budget_period = patch.budget?.period ?? null;
+      }
+      if (patch.guard !== undefined) set.guard = storeGuard(patch.guard);
+      const json = await db.transaction().execute(async (trx) => {
         await trx
           .insertInto('groups')
-          .values({ name, multiplier_ppm: ppm, updated_at: now, ...guardSet })
-          .onConflict((oc) =>
-            oc.column('name').doUpdateSet({ multiplier_ppm: ppm, updated_at: now, ...guardSet }),
-          )
+          .values({ name, multiplier_ppm: PPM, ...set, updated_at: now })
+          .onConflict((oc) => oc.column('name').doUpdateSet(set))
           .execute();
-        await onSet?.(trx, json);
+        const row = await trx
+          .selectFrom('groups')
+          .selectAll()
+          .where('name', '=', name)
+          .executeTakeFirstOrThrow();
+        const j = groupJson(row);
+        await onSet?.(trx, j);
+        return j;
       });
       bus.publish({ kind: 'group', name });
       await reloaded();

@@ -4,8 +4,10 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../http/errors.js';
 import { listOf, route, zTime } from '../http/route.js';
-import { zGroupName, zModelName } from '../http/validate.js';
+import { zGroupName, zModelName, zModelPattern } from '../http/validate.js';
+import { zLimitFields, zLifetimeDays } from '../limits/validate.js';
 import type { BillingActions } from './actions.js';
+import type { GroupPatch } from './catalog.js';
 import { multiplierToPpm, usdToNano } from './money.js';
 import { GuardSchema, guardFromJson, zGuard } from './guard.js';
 
@@ -26,13 +28,27 @@ export const PriceSchema = z
   })
   .meta({ title: 'Price' });
 /** A group's price multiplier (billing/catalog.ts `GroupJson`). */
+const PERIODS = ['daily', 'weekly', 'monthly'] as const;
+const zGroupBudget = z
+  .object({ amount: z.number().finite().min(0).max(9_000_000), period: z.enum(PERIODS) })
+  .strict();
 export const GroupSchema = z
   .object({
     name: z.string(),
     multiplier: z.number(),
+    budget: z
+      .object({ amount: z.number(), period: z.enum(PERIODS) })
+      .nullable()
+      .optional()
+      .describe('default budget for each key of the group (USD per period); null = none'),
     guard: GuardSchema.nullable()
       .optional()
       .describe("anomaly guard for every key of the group (beside a key's own)"),
+    rpm: z.number().int().nullable().optional().describe('requests per minute: default and ceiling'),
+    tpm: z.number().int().nullable().optional().describe('tokens per minute: default and ceiling'),
+    max_concurrency: z.number().int().nullable().optional().describe('requests at once: default and ceiling'),
+    models: z.array(z.string()).nullable().optional().describe('what the group may use; null = all'),
+    max_key_lifetime_days: z.number().int().nullable().optional(),
     updated_at: zTime,
   })
   .meta({ title: 'Group' });
@@ -110,22 +126,44 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
   route(app, {
     method: 'PUT',
     url: '/api/groups/:name',
-    summary: 'Set a group multiplier',
+    summary:
+      'Create or change a group: multiplier, limits, models, key lifetime, key budget (fields not sent stay)',
     tags: ['pricing'],
     auth: 'admin',
     params: z.object({ name: zGroupName }).strict(),
     body: z
-      .object({ multiplier: z.number().finite().min(0).max(1000), guard: zGuard.nullable().optional() })
+      .object({
+        multiplier: z.number().finite().min(0).max(1000).optional(),
+        budget: zGroupBudget.nullable().optional(),
+        ...zLimitFields,
+        models: z.array(zModelPattern).max(500).nullable().optional(),
+        max_key_lifetime_days: zLifetimeDays.nullable().optional(),
+        guard: zGuard.nullable().optional(),
+      })
       .strict(),
     response: GroupSchema,
     handler: ({ params, body, principal, ip }) => {
-      const ppm = multiplierToPpm(body.multiplier);
-      if (ppm === null)
-        throw new AppError('validation_error', 'multiplier: at most 6 decimal places', {
-          param: 'multiplier',
-        });
-      const guard = body.guard === undefined ? undefined : body.guard && guardFromJson(body.guard);
-      return actions.setGroup({ principal, ip }, params.name, ppm, body.multiplier, guard);
+      const patch: GroupPatch = {};
+      if (body.multiplier !== undefined) {
+        const ppm = multiplierToPpm(body.multiplier);
+        if (ppm === null)
+          throw new AppError('validation_error', 'multiplier: at most 6 decimal places', {
+            param: 'multiplier',
+          });
+        patch.multiplierPpm = ppm;
+      }
+      if (body.rpm !== undefined) patch.rpm = body.rpm;
+      if (body.tpm !== undefined) patch.tpm = body.tpm;
+      if (body.max_concurrency !== undefined) patch.maxConcurrency = body.max_concurrency;
+      if (body.models !== undefined) patch.models = body.models === null ? null : [...new Set(body.models)];
+      if (body.max_key_lifetime_days !== undefined) patch.maxKeyLifetimeDays = body.max_key_lifetime_days;
+      if (body.budget !== undefined)
+        patch.budget =
+          body.budget === null
+            ? null
+            : { amountNano: nano(body.budget.amount, 'budget.amount'), period: body.budget.period };
+      if (body.guard !== undefined) patch.guard = body.guard && guardFromJson(body.guard);
+      return actions.setGroup({ principal, ip }, params.name, patch, body);
     },
   });
 }

@@ -33,7 +33,7 @@ function redact(text: string, credential: string): string {
 export function createChannelActions(deps: {
   channels: ChannelsService;
   audit: Pick<AuditService, 'record'>;
-  catalog: Pick<PriceCatalog, 'price'>;
+  catalog: Pick<PriceCatalog, 'price' | 'group'>;
 }) {
   const { channels, audit } = deps;
   return {
@@ -92,7 +92,11 @@ export function createChannelActions(deps: {
       group ??= principal.kind === 'session' ? principal.user.group_name : 'default';
       return {
         group,
-        data: channels.modelsFor(group).map((id) => ({ id, priced: deps.catalog.price(id) !== null })),
+        // Only what the group's policy lets it use at all (billing/catalog.ts `group`).
+        data: channels
+          .modelsFor(group)
+          .filter((id) => deps.catalog.group(group)?.models?.allows(id) ?? true)
+          .map((id) => ({ id, priced: deps.catalog.price(id) !== null })),
       };
     },
 

@@ -260,6 +260,34 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .execute();
       },
     },
+    '0009_limits': {
+      // Rate, token and concurrency limits on keys, accounts and groups (a group's are the
+      // defaults and ceilings of its keys and accounts), plus what a group may use at all and
+      // how long its keys may live. Null everywhere = no limit.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('api_keys').addColumn('tpm_limit', 'integer').execute();
+        await db.schema.alterTable('api_keys').addColumn('max_concurrency', 'integer').execute();
+        for (const table of ['users', 'groups'])
+          for (const column of ['rpm_limit', 'tpm_limit', 'max_concurrency'])
+            await db.schema.alterTable(table).addColumn(column, 'integer').execute();
+        await db.schema.alterTable('groups').addColumn('models', 'text').execute();
+        await db.schema.alterTable('groups').addColumn('max_key_lifetime_days', 'integer').execute();
+      },
+    },
+    '0010_budgets': {
+      // Periodic budgets (nano-USD per daily / weekly / monthly period) on keys, accounts and
+      // as a group default, and the spend shares that raise `budget.threshold` events (JSON
+      // list; null = the default [0.8, 1]). Spend per period is not stored here: it is the
+      // sum of usage_daily since the period began (budgets/ reads it through usage/).
+      async up(db: Kysely<any>) {
+        for (const table of ['api_keys', 'users', 'groups']) {
+          await db.schema.alterTable(table).addColumn('budget_nano', big).execute();
+          await db.schema.alterTable(table).addColumn('budget_period', 'text').execute();
+        }
+        await db.schema.alterTable('api_keys').addColumn('alert_thresholds', 'text').execute();
+        await db.schema.alterTable('users').addColumn('alert_thresholds', 'text').execute();
+      },
+    },
     '0011_events': {
       // Notifications (src/events/): one row per event, `dedupe_key` makes an occurrence
       // unique; the same row is its webhook outbox entry (`next_attempt_at` set while a

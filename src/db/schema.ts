@@ -21,7 +21,18 @@ export interface UsersTable {
   deleted_at: number | null;
   /** Set by `mole import new-api`: the source row ("new-api:users:<id>"). */
   import_source: Generated<string | null>;
+  /** Spend allowed per budget_period (nano-USD); null = no account budget. */
+  budget_nano: Generated<number | null>;
+  budget_period: Generated<BudgetPeriod | null>;
+  /** JSON list of spend shares that raise `budget.threshold`; null = [0.8, 1]. */
+  alert_thresholds: Generated<string | null>;
+  /** The account's own limits over all its keys (null = its group's default, if any). */
+  rpm_limit: Generated<number | null>;
+  tpm_limit: Generated<number | null>;
+  max_concurrency: Generated<number | null>;
 }
+
+export type BudgetPeriod = 'daily' | 'weekly' | 'monthly';
 
 export interface SessionsTable {
   token_hash: string;
@@ -48,6 +59,10 @@ export interface ApiKeysTable {
   group_by_admin: Generated<number>;
   /** Requests per minute, null = unlimited. */
   rpm_limit: number | null;
+  /** Tokens (input + output) per minute, null = its group's default, if any. */
+  tpm_limit: Generated<number | null>;
+  /** Requests in flight at once, null = its group's default, if any. */
+  max_concurrency: Generated<number | null>;
   /** 1 when an admin disabled the key: only an admin may enable it again. */
   admin_locked: Generated<number>;
   expires_at: number | null;
@@ -67,6 +82,11 @@ export interface ApiKeysTable {
   allowed_origins: Generated<string | null>;
   /** Anomaly guard, JSON text (billing/guard.ts); null = none of its own (the group's still applies). */
   guard: Generated<string | null>;
+  /** Spend allowed per budget_period (nano-USD); null = none of its own (the group's default may apply). */
+  budget_nano: Generated<number | null>;
+  budget_period: Generated<BudgetPeriod | null>;
+  /** JSON list of spend shares that raise `budget.threshold`; null = [0.8, 1]. */
+  alert_thresholds: Generated<string | null>;
 }
 
 /**
@@ -112,6 +132,17 @@ export interface GroupsTable {
   updated_at: number;
   /** Default anomaly guard for the group's keys, JSON text (security/guard.ts); null = none. */
   guard: Generated<string | null>;
+  /** Default budget for each key of the group (nano-USD per budget_period); null = none. */
+  budget_nano: Generated<number | null>;
+  budget_period: Generated<BudgetPeriod | null>;
+  /** Defaults and ceilings for the group's keys and accounts; null = none. */
+  rpm_limit: Generated<number | null>;
+  tpm_limit: Generated<number | null>;
+  max_concurrency: Generated<number | null>;
+  /** JSON list of models (names or prefixes ending in "*") the group may use; null = all. */
+  models: Generated<string | null>;
+  /** Keys of the group must expire within this many days; null = no rule. */
+  max_key_lifetime_days: Generated<number | null>;
 }
 
 export interface PricesTable {

@@ -14,7 +14,9 @@ export const ERROR_CATALOGUE = {
   model_not_found: { status: 404, type: 'invalid_request_error' },
   model_not_priced: { status: 403, type: 'permission_error' },
   rate_limit_exceeded: { status: 429, type: 'rate_limit_error' },
+  concurrency_limit_exceeded: { status: 429, type: 'rate_limit_error' },
   insufficient_quota: { status: 429, type: 'insufficient_quota' },
+  budget_exceeded: { status: 429, type: 'insufficient_quota' },
   upstream_error: { status: 502, type: 'upstream_error' },
   upstream_timeout: { status: 504, type: 'upstream_error' },
   // input
@@ -23,6 +25,7 @@ export const ERROR_CATALOGUE = {
   headers_too_large: { status: 431, type: 'invalid_request_error' },
   request_timeout: { status: 408, type: 'invalid_request_error' },
   validation_error: { status: 422, type: 'invalid_request_error' },
+  limit_above_group: { status: 422, type: 'invalid_request_error' },
   unsupported_media_type: { status: 415, type: 'invalid_request_error' },
   // management API
   unauthorized: { status: 401, type: 'authentication_error' },

@@ -6,6 +6,10 @@ import type { AccountsService } from '../accounts/service.js';
 import type { AuditService } from '../audit/service.js';
 import { AppError } from '../http/errors.js';
 import { actorOf, isAdmin, type Principal, selfId } from '../http/principal.js';
+import { type Budget, budgetOf } from '../budgets/service.js';
+import { checkWithinGroup as checkBudgetWithinGroup } from '../budgets/input.js';
+import type { ApiKeyRow } from '../db/schema.js';
+import { checkKeyLifetime, checkWithinGroup, type GroupPolicy } from '../limits/policy.js';
 import { type KeyFields, type KeyListQuery, type KeysService, keyChanges, toKeyJson } from './service.js';
 import { type EphemeralKeys, toEphemeralJson } from './ephemeral.js';
 import { compileModelList } from './models.js';
@@ -56,10 +60,31 @@ export function createKeyActions(deps: {
   accounts: Pick<AccountsService, 'requireUser'>;
   audit: Pick<AuditService, 'record'>;
   ephemeral: EphemeralKeys;
+  /** A group's limits and key lifetime (null = a group without a policy). */
+  groups: { group(name: string): GroupPolicy | null };
   /** Persists pending usage, so reads show the latest spend and last use. */
   flush: () => Promise<void>;
+  /** A group's default budget (billing's catalog). */
+  groupBudget?: (group: string) => Budget | null;
+  /** The key's own budget against its spend this period (budgets/). */
+  budgetUsage?: (keyId: number, budget: Budget) => Promise<unknown>;
 }) {
   const { keys, audit, ephemeral } = deps;
+
+  /**
+   * 422 limit_above_group when the key's budget (as it will be) is above its group's default.
+   * `row` is the key before the change (absent on create).
+   */
+  async function checkBudget(userId: number, fields: KeyFields, row?: ApiKeyRow): Promise<void> {
+    if (!deps.groupBudget || (fields.budget === undefined && fields.group === undefined)) return;
+    const budget =
+      fields.budget !== undefined ? fields.budget : row ? budgetOf(row.budget_nano, row.budget_period) : null;
+    if (!budget) return;
+    const group =
+      (fields.group !== undefined ? fields.group : (row?.group_name ?? null)) ??
+      (await deps.accounts.requireUser(userId)).group_name;
+    checkBudgetWithinGroup(budget, deps.groupBudget(group), group);
+  }
 
   /** Whose key a new one is: the caller's, or (admins only) the one named. */
   async function ownerForNewKey(principal: Principal, userId: number | undefined): Promise<number> {
@@ -84,6 +109,34 @@ export function createKeyActions(deps: {
     return Number((await keys.requireKey(id)).user_id) !== Number(principal.user.id);
   }
 
+  /**
+   * A key must keep within its group's ceilings (rpm, tpm, max_concurrency) and key lifetime:
+   * 422 `limit_above_group`. Judged on what a change sets, and on everything when the key
+   * moves to another group.
+   */
+  async function checkGroupCeilings(
+    userId: number,
+    fields: KeyFields,
+    before: { group: string; groupByAdmin: boolean; row: KeyFields } | null,
+  ) {
+    const ownerGroup = (await deps.accounts.requireUser(userId)).group_name;
+    const was = before ? (before.groupByAdmin && before.group ? before.group : ownerGroup) : null;
+    const group = fields.group !== undefined ? (fields.group ?? ownerGroup) : (was ?? ownerGroup);
+    const policy = deps.groups.group(group);
+    if (!policy) return;
+    const moved = was !== group;
+    const pick = <K extends 'rpm' | 'tpm' | 'maxConcurrency' | 'expiresAt'>(k: K) =>
+      fields[k] !== undefined ? fields[k] : moved ? before?.row[k] : undefined;
+    checkWithinGroup(
+      'key',
+      { rpm: pick('rpm'), tpm: pick('tpm'), maxConcurrency: pick('maxConcurrency') },
+      group,
+      policy,
+    );
+    const expiresAt = pick('expiresAt');
+    if (expiresAt !== undefined || !before) checkKeyLifetime(expiresAt ?? null, keys.now(), group, policy);
+  }
+
   return {
     async create(
       { principal, ip }: Caller,
@@ -91,7 +144,9 @@ export function createKeyActions(deps: {
     ) {
       const userId = await ownerForNewKey(principal, input.userId);
       checkGroupAllowed(principal, input.fields.group);
+      await checkGroupCeilings(userId, input.fields, null);
       const fields = { ...input.fields, groupByAdmin: isAdmin(principal) };
+      await checkBudget(userId, fields);
       const { row, secret } = await keys.create(userId, fields, async (trx, created) => {
         const json = toKeyJson(created, keys.now());
         await audit.record(
@@ -111,6 +166,10 @@ export function createKeyActions(deps: {
               group: json.group,
               rpm: json.rpm,
               guard: json.guard,
+              budget: json.budget,
+              alert_thresholds: json.alert_thresholds,
+              tpm: json.tpm,
+              max_concurrency: json.max_concurrency,
               expires_at: json.expires_at,
             },
           },
@@ -130,7 +189,11 @@ export function createKeyActions(deps: {
 
     async get(principal: Principal, id: number) {
       await deps.flush();
-      return toKeyJson(await keys.requireKey(id, ownerScope(principal)), keys.now());
+      const row = await keys.requireKey(id, ownerScope(principal));
+      const json = toKeyJson(row, keys.now());
+      const budget = budgetOf(row.budget_nano, row.budget_period);
+      const usage = budget && deps.budgetUsage ? await deps.budgetUsage(json.id, budget) : null;
+      return { ...json, ...(usage ? { budget_usage: usage } : {}) };
     },
 
     async update({ principal, ip }: Caller, id: number, patch: KeyPatch) {
@@ -144,8 +207,23 @@ export function createKeyActions(deps: {
         throw new AppError('forbidden', 'only an admin can change a group an admin gave this key', {
           param: 'group',
         });
+      const current = await keys.requireKey(id, ownerScope(principal));
+      await checkGroupCeilings(Number(current.user_id), patch, {
+        group: current.group_name ?? '',
+        groupByAdmin: Number(current.group_by_admin) === 1,
+        row: {
+          rpm: current.rpm_limit === null ? null : Number(current.rpm_limit),
+          tpm: current.tpm_limit === null ? null : Number(current.tpm_limit),
+          maxConcurrency: current.max_concurrency === null ? null : Number(current.max_concurrency),
+          expiresAt: current.expires_at === null ? null : Number(current.expires_at),
+        },
+      });
       const byAdmin = await actsAsAdmin(principal, id);
       const fields = { ...patch, groupByAdmin: isAdmin(principal) };
+      if (patch.budget !== undefined || patch.group !== undefined) {
+        const row = await keys.requireKey(id, ownerScope(principal));
+        await checkBudget(Number(row.user_id), fields, row);
+      }
       await keys.update(id, ownerScope(principal), fields, byAdmin, async (trx, { before, after }) => {
         const { status, ...fieldChanges } = keyChanges(before, after);
         const entry = { actor: actorOf(principal), keyId: id, userId: Number(after.user_id), ip };

@@ -8,6 +8,14 @@ import { zCursor, zGroupName, zId, zIsoTime, zLimit, zModelPattern, zName, zUsd 
 import { usdToNano } from '../billing/money.js';
 import { GuardSchema, guardFromJson, zGuard } from '../billing/guard.js';
 import { parseRule } from '../shared/cidr.js';
+import {
+  BudgetSchema,
+  BudgetUsageSchema,
+  budgetFromInput,
+  zAlertThresholds,
+  zBudget,
+} from '../budgets/input.js';
+import { limitFieldsOf, zLimitFields } from '../limits/validate.js';
 import type { KeyActions } from './actions.js';
 import { MAX_ORIGINS, normaliseOrigins } from './origins.js';
 import type { KeyFields } from './service.js';
@@ -28,8 +36,10 @@ const writable = {
   quota: zUsd.nullable().optional(),
   expires_at: zIsoTime.nullable().optional(),
   group: zGroupName.nullable().optional(),
-  rpm: z.number().int().min(1).max(1_000_000).nullable().optional(),
   guard: zGuard.nullable().optional(),
+  ...zLimitFields,
+  budget: zBudget.nullable().optional(),
+  alert_thresholds: zAlertThresholds.nullable().optional(),
 };
 
 const CreateBody = z.object({ name: zName, user_id: zId.optional(), ...writable }).strict();
@@ -61,10 +71,29 @@ export const ApiKeySchema = z
     used: z.number().describe('USD'),
     remaining: z.number().nullable().optional().describe('USD; null = unlimited'),
     group: z.string().nullable(),
-    rpm: z.number().int().nullable(),
     guard: GuardSchema.nullable()
       .optional()
       .describe("the key's own anomaly guard (its group's applies as well); null = none"),
+    rpm: z.number().int().nullable().describe('requests per minute; null = the group default, if any'),
+    tpm: z
+      .number()
+      .int()
+      .nullable()
+      .optional()
+      .describe('tokens per minute; null = the group default, if any'),
+    max_concurrency: z
+      .number()
+      .int()
+      .nullable()
+      .optional()
+      .describe('requests at once; null = the group default, if any'),
+    budget: BudgetSchema.nullable()
+      .optional()
+      .describe("spend allowed per period (USD); null = none of its own (the group's default may apply)"),
+    alert_thresholds: z.array(z.number()).nullable().optional().describe('null = [0.8, 1]'),
+    budget_usage: BudgetUsageSchema.optional().describe(
+      "the key's own budget against its spend this period (GET /api/keys/:id only)",
+    ),
     locked: z.boolean().optional().describe('Disabled by an admin: only an admin can enable it'),
     expires_at: zTime.nullable(),
     created_at: zTime,
@@ -97,8 +126,10 @@ function toFields(b: z.infer<typeof PatchBody>): KeyFields {
   }
   if (b.expires_at !== undefined) f.expiresAt = b.expires_at === null ? null : Date.parse(b.expires_at);
   if (b.group !== undefined) f.group = b.group;
-  if (b.rpm !== undefined) f.rpm = b.rpm;
   if (b.guard !== undefined) f.guard = b.guard === null ? null : guardFromJson(b.guard);
+  Object.assign(f, limitFieldsOf(b));
+  if (b.budget !== undefined) f.budget = budgetFromInput(b.budget);
+  if (b.alert_thresholds !== undefined) f.alertThresholds = b.alert_thresholds;
   return f;
 }
 

@@ -12,6 +12,8 @@ import { displayKey, generateKey, hashKey } from './format.js';
 import { revokeChildren } from './ephemeral.js';
 import { type Clock, systemClock } from '../shared/clock.js';
 import { containsPattern } from '../shared/like.js';
+import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
+import { thresholdsText } from '../budgets/input.js';
 
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
 
@@ -52,6 +54,10 @@ export function toKeyJson(row: ApiKeyRow, now = Date.now()) {
     rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),
     /** The key's own anomaly guard (its group's applies as well); null = none. */
     guard: keyGuard(row),
+    budget: budgetJson(row.budget_nano, row.budget_period),
+    alert_thresholds: thresholdsOf(row.alert_thresholds),
+    tpm: row.tpm_limit === null ? null : Number(row.tpm_limit),
+    max_concurrency: row.max_concurrency === null ? null : Number(row.max_concurrency),
     /** Disabled by an admin: only an admin can enable it. */
     locked: Number(row.admin_locked) === 1,
     expires_at: iso(row.expires_at),
@@ -76,6 +82,10 @@ export interface KeyFields {
   groupByAdmin?: boolean;
   rpm?: number | null;
   guard?: Guard | null;
+  budget?: Budget | null;
+  alertThresholds?: number[] | null;
+  tpm?: number | null;
+  maxConcurrency?: number | null;
 }
 
 function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
@@ -94,6 +104,13 @@ function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
   }
   if (f.rpm !== undefined) set.rpm_limit = f.rpm;
   if (f.guard !== undefined) set.guard = storeGuard(f.guard);
+  if (f.budget !== undefined) {
+    set.budget_nano = f.budget?.amountNano ?? null;
+    set.budget_period = f.budget?.period ?? null;
+  }
+  if (f.alertThresholds !== undefined) set.alert_thresholds = thresholdsText(f.alertThresholds);
+  if (f.tpm !== undefined) set.tpm_limit = f.tpm;
+  if (f.maxConcurrency !== undefined) set.max_concurrency = f.maxConcurrency;
   return set;
 }
 
@@ -114,6 +131,10 @@ export function keyChanges(
     'group',
     'rpm',
     'guard',
+    'budget',
+    'alert_thresholds',
+    'tpm',
+    'max_concurrency',
     'expires_at',
   ] as const) {
     if (JSON.stringify(a[f]) !== JSON.stringify(b[f])) out[f] = { from: a[f], to: b[f] };
@@ -510,6 +531,12 @@ export function createKeysService(
           'e.allowed_origins as e_allowed_origins',
           'e.max_cost_nano as e_max_cost_nano',
           'e.expires_at as e_expires_at',
+          'users.budget_nano as user_budget_nano',
+          'users.budget_period as user_budget_period',
+          'users.alert_thresholds as user_alert_thresholds',
+          'users.rpm_limit as user_rpm',
+          'users.tpm_limit as user_tpm',
+          'users.max_concurrency as user_max_concurrency',
         ])
         .where((eb) =>
           eb.or([

@@ -12,11 +12,13 @@
 import { LRUCache } from 'lru-cache';
 import type { InvalidationBus } from '../shared/bus.js';
 import { type Guard, readGuard } from '../billing/guard.js';
+import type { LimitValues } from '../limits/policy.js';
 import { CidrSet } from './cidr.js';
 import { hashKey, isWellFormedKey, KEY_REGEX } from './format.js';
 import { compileModelList, type ModelMatcher } from './models.js';
 import { compileOrigins, type OriginList } from './origins.js';
 import type { KeysService } from './service.js';
+import { type Budget, budgetOf, thresholdsOf } from '../budgets/service.js';
 
 export interface VerifiedKey {
   id: number;
@@ -27,6 +29,12 @@ export interface VerifiedKey {
   models: ModelMatcher | null;
   quotaNano: number | null;
   rpm: number | null;
+  /** The key's own limits (rpm above, tpm, max_concurrency; null = its group's default). */
+  limits: LimitValues;
+  /** The owner's current group (whose defaults and ceilings apply to the account's limits). */
+  userGroup: string;
+  /** The owner account's own limits, over all its keys. */
+  accountLimits: LimitValues;
   expiresAt: number | null;
   /** Browser origins whose requests this key serves (an `Origin` header not listed is refused). */
   origins: OriginList;
@@ -37,6 +45,13 @@ export interface VerifiedKey {
   ephemeral: { id: number; maxCostNano: number | null } | null;
   /** The key's own anomaly guard; its group's applies as well (security/guard.ts). */
   guard: Guard | null;
+  /** The key's own periodic budget (its group's default applies besides, budgets/). */
+  budget: Budget | null;
+  /** null = the default thresholds. */
+  alertThresholds: number[] | null;
+  /** The owner account's periodic budget. */
+  accountBudget: Budget | null;
+  accountAlertThresholds: number[] | null;
 }
 
 interface CachedKey extends VerifiedKey {
@@ -58,6 +73,8 @@ export type KeyDenialCode =
 export type Verification =
   | { ok: true; key: VerifiedKey }
   | { ok: false; code: KeyDenialCode; message: string; key?: VerifiedKey };
+
+const numOrNull = (v: number | null) => (v === null ? null : Number(v));
 
 const DENY_ALL = (CidrSet.parse([]) as { ok: true; value: CidrSet }).value;
 const NO_ORIGINS = compileOrigins([]);
@@ -219,7 +236,18 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
           )
         : parentModels,
       quotaNano: row.quota_nano === null ? null : Number(row.quota_nano),
-      rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),
+      rpm: numOrNull(row.rpm_limit),
+      limits: {
+        rpm: numOrNull(row.rpm_limit),
+        tpm: numOrNull(row.tpm_limit),
+        maxConcurrency: numOrNull(row.max_concurrency),
+      },
+      userGroup: row.user_group,
+      accountLimits: {
+        rpm: numOrNull(row.user_rpm),
+        tpm: numOrNull(row.user_tpm),
+        maxConcurrency: numOrNull(row.user_max_concurrency),
+      },
       expiresAt: eph
         ? Math.min(Number(eph.e_expires_at), parentExpiry ?? Number.POSITIVE_INFINITY)
         : parentExpiry,
@@ -236,6 +264,10 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
           }
         : null,
       guard: readGuard(row.guard),
+      budget: budgetOf(row.budget_nano, row.budget_period),
+      alertThresholds: thresholdsOf(row.alert_thresholds),
+      accountBudget: budgetOf(row.user_budget_nano, row.user_budget_period),
+      accountAlertThresholds: thresholdsOf(row.user_alert_thresholds),
       // A revoked ephemeral key answers like a disabled key.
       status: eph && eph.e_status !== 'active' ? 'disabled' : row.status,
       ownerActive: row.user_status === 'active',

@@ -1,5 +1,5 @@
 // A relay request's whole journey, top to bottom, the same for every protocol:
-//   authenticate key → check policy → limits → reserve cost → choose channel →
+//   authenticate key → check policy → limits → reserve cost (quota, balance, budgets) → choose channel →
 //   forward / convert → count usage → settle → log.
 // Every step is one call into the module that owns it. What differs between protocols
 // lives in their codecs (protocols/*.ts) and channel transports (providers/*.ts): when
@@ -16,6 +16,9 @@ import { AppError, type ErrorCode } from '../http/errors.js';
 import { costNano, type Price } from '../billing/money.js';
 import type { Reservation } from '../billing/ledger.js';
 import type { CapHold } from '../billing/spend-caps.js';
+import type { BudgetHold } from '../budgets/meter.js';
+import type { LimitSnapshot, LimitSubject, Ticket } from '../limits/limiter.js';
+import { rateLimitHeaders } from '../limits/headers.js';
 import type { CanonicalUsage, Protocol } from './canonical.js';
 import { codec } from './protocols/index.js';
 import { parseRelayBody } from './protocols/openai.js';
@@ -39,6 +42,8 @@ export interface RelayState {
   protocol: Protocol;
   model: string | null;
   stream: boolean;
+  /** The answer carries the rate-limit headers already (set when the limits were checked). */
+  limitsReported?: boolean;
 }
 
 declare module 'fastify' {
@@ -68,13 +73,21 @@ export interface Outcome {
   ttftMs: number | null;
 }
 
+/** What a request holds while it runs: its worst case against the ledger and the budgets. */
+export interface Hold {
+  ledger: Reservation;
+  budget: BudgetHold;
+  /** Against an ephemeral key's max_cost (null: not an ephemeral key, or no max_cost). */
+  cap: CapHold | null;
+}
+
 /** One relay request on its way through its attempts: what every step needs. */
 export interface RelayCall {
   req: FastifyRequest;
   reply: FastifyReply;
   r: IngressRequest;
   ingress: ProtocolCodec;
-  reservation: Hold;
+  hold: Hold;
   attempts: AttemptRecord[];
   /** The client left: stop trying, log 499. */
   clientGone: boolean;
@@ -95,12 +108,6 @@ export interface RelayCall {
   }): Promise<CanonicalUsage>;
 }
 
-/** A request's worst case, held in the ledger (and against its ephemeral key's max_cost). */
-export interface Hold {
-  ledger: Reservation;
-  cap: CapHold | null;
-}
-
 /** The result of one attempt: the client was answered, or the next channel may try. */
 export type AttemptResult =
   | { answered: true }
@@ -113,6 +120,7 @@ const RETRYABLE = (status: number) =>
 /** Refusals that no retry will pass: the key, its IP or its model rules, or money. */
 const NO_RETRY = new Set<string>([
   'insufficient_quota',
+  'budget_exceeded',
   'key_expired',
   'key_disabled',
   'ip_not_allowed',
@@ -197,7 +205,7 @@ export function createRelay(s: Services) {
       throw new AppError('model_not_allowed', `This API key may not use the model "${model}".`, {
         param: 'model',
       });
-    if (!s.channels.serves(key.group, model))
+    if (!s.channels.serves(key.group, model) || !groupAllows(key.group, model))
       throw new AppError(
         'model_not_found',
         `The model "${model}" does not exist or is not offered to this key's group.`,
@@ -215,17 +223,63 @@ export function createRelay(s: Services) {
     return { price, multiplierPpm: s.catalog.multiplierPpm(key.group) };
   }
 
-  // ── 3. limits ──────────────────────────────────────────────────────────────────────────
-  async function applyLimits(key: VerifiedKey): Promise<void> {
-    const d = await s.rateLimiter.check(key.id, key.rpm);
-    if (!d.ok)
-      throw new AppError(
-        'rate_limit_exceeded',
-        `Rate limit of ${key.rpm} requests per minute reached for this API key.`,
-        {
-          headers: { 'retry-after': String(d.retryAfterSeconds) },
+  /** Whether the group's policy lets it use this model at all (no policy: every model). */
+  function groupAllows(group: string, model: string): boolean {
+    return s.catalog.group(group)?.models?.allows(model) ?? true;
+  }
+
+  // ── 3. limits: rpm, tpm, max_concurrency of the key and its account (or their groups') ──
+  /** Whose limits a key's requests meet. */
+  const subjectOf = (key: VerifiedKey): LimitSubject => ({
+    keyId: key.id,
+    userId: key.userId,
+    key: key.limits,
+    account: key.accountLimits,
+    keyGroup: s.catalog.group(key.group),
+    accountGroup: s.catalog.group(key.userGroup),
+  });
+
+  /** Puts the rate-limit headers (the tightest limits) on the answer, whatever it turns out to be. */
+  function reportLimits(req: FastifyRequest, reply: FastifyReply, snap: LimitSnapshot): void {
+    if (req.relay) req.relay.limitsReported = true;
+    void reply.headers(rateLimitHeaders(snap, req.relay?.protocol === 'anthropic', s.limiter.now()));
+  }
+
+  /**
+   * Admits the request under every limit, or refuses it (429). The ticket it returns must be
+   * handed back (`done`) however the request ends: it holds the concurrency slot.
+   */
+  async function applyLimits(req: FastifyRequest, reply: FastifyReply, key: VerifiedKey, r: IngressRequest) {
+    const a = await s.limiter.admit(subjectOf(key), () => exactPromptTokens(r) + r.maxOutputTokens);
+    reportLimits(req, reply, a.snapshot);
+    if (a.ok) return a.ticket;
+    const { refusal } = a;
+    throw new AppError(
+      refusal.kind === 'concurrency' ? 'concurrency_limit_exceeded' : 'rate_limit_exceeded',
+      refusal.message,
+      {
+        headers: {
+          // Whole seconds, at most a minute (SDKs wait only for 0 < retry-after ≤ 60); the
+          // exact wait is in retry-after-ms (a window slides by whole seconds: up to 61 s).
+          'retry-after': String(Math.min(60, Math.max(1, Math.ceil(refusal.retryAfterMs / 1000)))),
+          'retry-after-ms': String(refusal.retryAfterMs),
+          ...(refusal.never ? { 'x-should-retry': 'false' } : {}),
         },
-      );
+      },
+    );
+  }
+
+  /** A limited key's answers that skipped the limits (refusals before them, free answers) report them too. */
+  async function reportLimitsOnce(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const st = req.relay;
+    if (!st?.key || st.limitsReported || reply.raw.headersSent) return;
+    const subject = subjectOf(st.key);
+    if (!s.limiter.limited(subject)) return;
+    try {
+      reportLimits(req, reply, await s.limiter.peek(subject));
+    } catch (err) {
+      req.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'limits: could not read them');
+    }
   }
 
   /** The exact local prompt count (tokenizing now if admission used the bound); replaces the bound. */
@@ -237,7 +291,7 @@ export function createRelay(s: Services) {
     return r.promptTokens;
   }
 
-  // ── 4. reserve the worst-case cost against key quota and account balance ─────────────
+  // ── 4. reserve the worst-case cost against the budgets, key quota and account balance ─
   async function reserve(key: VerifiedKey, r: IngressRequest, bill: (u: CanonicalUsage) => number) {
     const worstFor = (input: number) =>
       bill({ input, cacheRead: 0, cacheWrite: 0, output: r.maxOutputTokens, reasoning: 0 });
@@ -249,41 +303,62 @@ export function createRelay(s: Services) {
       worst = worstFor(exactPromptTokens(r));
       res = await hold(key, worst);
     }
-    if (!res.ok) {
-      const what =
-        res.reason === 'key_quota'
-          ? "this API key's quota"
-          : res.reason === 'max_cost'
-            ? "this ephemeral key's max_cost"
-            : 'the account balance';
-      throw new AppError(
-        'insufficient_quota',
-        `The request could cost up to ${worst / 1e9} USD, more than ${what} has left.`,
-        { headers: { 'x-should-retry': 'false' } },
-      );
-    }
+    if (!res.ok) throw res.refusal;
     return res.hold;
   }
 
-  /** Holds `amount` against an ephemeral key's max_cost (if it has one), then in the ledger. */
+  /** Holds `amount` against every budget in force, then the key quota and the balance: all or none. */
   async function hold(
     key: VerifiedKey,
     amount: number,
-  ): Promise<{ ok: true; hold: Hold } | { ok: false; reason: 'key_quota' | 'balance' | 'max_cost' }> {
+  ): Promise<{ ok: true; hold: Hold } | { ok: false; refusal: AppError }> {
+    const noRetry = { 'x-should-retry': 'false' };
+    // An ephemeral key's max_cost first (it bills to its parent: the rest is the parent's).
     const capNano = key.ephemeral?.maxCostNano ?? null;
     const cap = capNano === null ? null : await s.spendCaps.hold(key.ephemeral!.id, capNano, amount);
-    if (capNano !== null && !cap) return { ok: false, reason: 'max_cost' };
-    const res = await s.ledger.reserve(key.id, key.userId, key.quotaNano, amount);
-    if (!res.ok) {
-      if (cap) s.spendCaps.release(cap);
-      return res;
+    if (capNano !== null && !cap)
+      return {
+        ok: false,
+        refusal: new AppError(
+          'insufficient_quota',
+          `The request could cost up to ${amount / 1e9} USD, more than this ephemeral key's max_cost has left.`,
+          { headers: noRetry },
+        ),
+      };
+    const dropCap = () => cap && s.spendCaps.release(cap);
+    const b = await s.budgets.reserve(key, amount);
+    if (!b.ok) {
+      dropCap();
+      return { ok: false, refusal: new AppError('budget_exceeded', b.message, { headers: noRetry }) };
     }
-    return { ok: true, hold: { ledger: res.reservation, cap } };
+    let l: Awaited<ReturnType<typeof s.ledger.reserve>>;
+    try {
+      l = await s.ledger.reserve(key.id, key.userId, key.quotaNano, amount);
+    } catch (err) {
+      s.budgets.release(b.hold);
+      dropCap();
+      throw err;
+    }
+    if (!l.ok) {
+      s.budgets.release(b.hold);
+      dropCap();
+      const what = l.reason === 'key_quota' ? "this API key's quota" : 'the account balance';
+      return {
+        ok: false,
+        refusal: new AppError(
+          'insufficient_quota',
+          `The request could cost up to ${amount / 1e9} USD, more than ${what} has left.`,
+          { headers: noRetry },
+        ),
+      };
+    }
+    return { ok: true, hold: { ledger: l.reservation, budget: b.hold, cap } };
   }
 
-  /** Gives a hold back in full (nothing was served), in the background. */
-  function refund(h: Hold): void {
+  /** Gives the whole hold back (nothing was billed). */
+  function release(h: Hold): void {
     s.ledger.release(h.ledger);
+    s.budgets.release(h.budget);
     if (h.cap) s.spendCaps.release(h.cap);
   }
 
@@ -317,32 +392,45 @@ export function createRelay(s: Services) {
   // The upstream has answered by now: a ledger failure (the shared Redis ledger unreachable)
   // must not be mistaken for a channel failure, which would retry the request on another
   // channel (a second upstream call) or write a second answer on a stream already sent.
-  async function settle(req: FastifyRequest, h: Hold, cost: number): Promise<number> {
+  // The charge stops at what the budgets still cover (as the ledger's stops at the quota and
+  // balance), and the budgets count exactly what the ledger charged, dated like the log row.
+  async function settle(req: FastifyRequest, key: VerifiedKey, h: Hold, cost: number, at: number) {
+    const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+    let charge: number;
     try {
-      // The ephemeral key's cap first (it may charge less), then its parent's quota and balance.
-      const capped = h.cap ? await s.spendCaps.settle(h.cap, cost) : cost;
-      const charged = await s.ledger.settle(h.ledger, capped);
-      if (h.cap && charged < capped) await s.spendCaps.refund(h.cap, capped - charged);
-      if (req.relay?.key) void s.guard.noteSpend(req.relay.key, charged);
-      return charged;
+      const budgetCapped = await s.budgets.capFor(h.budget, cost).catch(() => cost);
+      // An ephemeral key's max_cost may charge less still; what its parent was charged counts.
+      const capped = h.cap ? await s.spendCaps.settle(h.cap, budgetCapped) : budgetCapped;
+      charge = await s.ledger.settle(h.ledger, capped);
+      if (h.cap && charge < capped) await s.spendCaps.refund(h.cap, capped - charge);
     } catch (err) {
-      req.log.error(
-        { err: err instanceof Error ? err.message : String(err), cost },
-        'relay: settling failed; the answer is not billed',
-      );
+      req.log.error({ err: message(err), cost }, 'relay: settling failed; the answer is not billed');
+      s.budgets.release(h.budget);
       return 0;
     }
+    void s.guard.noteSpend(key, charge);
+    try {
+      await s.budgets.settle(key, h.budget, charge, at);
+    } catch (err) {
+      req.log.error({ err: message(err), charge }, 'relay: the budgets could not count a settled charge');
+    }
+    return charge;
   }
 
   // ── 9. log: one row per request that presented a known key ───────────────────────────
   /** Resolves once the row is queued (durably, where the writer journals); waits when the queue is full. */
-  function log(req: FastifyRequest, o: Outcome, attempts: AttemptRecord[] = []): Promise<void> {
+  function log(
+    req: FastifyRequest,
+    o: Outcome,
+    attempts: AttemptRecord[] = [],
+    at: number = s.now(),
+  ): Promise<void> {
     const st = req.relay;
     if (!st?.key) return Promise.resolve();
     const u = o.usage;
     const row = {
       request_id: req.id,
-      created_at: Date.now(),
+      created_at: at,
       user_id: st.key.userId,
       key_id: st.key.id,
       key_name: st.key.name,
@@ -393,6 +481,7 @@ export function createRelay(s: Services) {
   ): Promise<void> {
     const status = statusOverride ?? err.status;
     await log(req, free(status, err.code), attempts);
+    await reportLimitsOnce(req, reply);
     const protocol = req.relay?.protocol ?? 'openai';
     // Refusals that waiting will not cure tell SDKs not to retry (contract §7).
     if (NO_RETRY.has(err.code)) void reply.header('x-should-retry', 'false');
@@ -403,7 +492,10 @@ export function createRelay(s: Services) {
   }
 
   /** A relay answer that costs nothing (models list, key info, token counts): logged like any other. */
-  const logFree = (req: FastifyRequest) => log(req, free(200, null));
+  const logFree = async (req: FastifyRequest, reply: FastifyReply) => {
+    await log(req, free(200, null));
+    await reportLimitsOnce(req, reply);
+  };
 
   // ── the whole journey ─────────────────────────────────────────────────────────────────
   async function handle(req: FastifyRequest, reply: FastifyReply, route: RouteInfo): Promise<void> {
@@ -417,7 +509,25 @@ export function createRelay(s: Services) {
     req.relay!.model = r.model;
     req.relay!.stream = r.stream;
     const { price, multiplierPpm } = checkPolicy(key, r.model);
-    await applyLimits(key);
+    const ticket = await applyLimits(req, reply, key, r);
+    try {
+      await admitted(req, reply, key, r, ingress, { price, multiplierPpm }, ticket);
+    } finally {
+      // Every path ends here: success, refusal, upstream failure or timeout, client gone, stream cut.
+      ticket.done();
+    }
+  }
+
+  /** The rest of the journey, once the limits admitted the request (its ticket is handed back by the caller). */
+  async function admitted(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    key: VerifiedKey,
+    r: IngressRequest,
+    ingress: ProtocolCodec,
+    { price, multiplierPpm }: { price: Price; multiplierPpm: number },
+    ticket: Ticket,
+  ): Promise<void> {
     const bill = (u: CanonicalUsage) =>
       costNano(
         {
@@ -429,19 +539,22 @@ export function createRelay(s: Services) {
         price,
         multiplierPpm,
       );
-    const reservation = await reserve(key, r, bill);
+    const held = await reserve(key, r, bill);
 
     const call: RelayCall = {
       req,
       reply,
       r,
       ingress,
-      reservation,
+      hold: held,
       attempts: [],
       clientGone: false,
       async finish(o) {
         const { usage, estimated } = countUsage(r, o.usage, o.produced, o.partial);
-        const cost = await settle(req, reservation, bill(usage));
+        // The tokens-per-minute window keeps the real usage, not the admission estimate.
+        ticket.settleTokens(usage.input + usage.cacheRead + usage.cacheWrite + usage.output);
+        const at = s.now();
+        const cost = await settle(req, key, held, bill(usage), at);
         await log(
           req,
           {
@@ -455,6 +568,7 @@ export function createRelay(s: Services) {
             ttftMs: o.ttftMs ?? null,
           },
           call.attempts,
+          at,
         );
         return usage;
       },
@@ -511,14 +625,14 @@ export function createRelay(s: Services) {
       }
     } catch (err) {
       // A client mistake found late (e.g. a part that cannot be translated): refuse, refund.
-      refund(reservation);
+      release(held);
       if (err instanceof AppError && !reply.raw.headersSent)
         return refuse(req, reply, err, undefined, call.attempts);
       throw err;
     }
 
     // ── every eligible upstream failed (or the client left first): refund in full ──────
-    refund(reservation);
+    release(held);
     if (call.clientGone) {
       await log(req, free(499, 'client_closed'), call.attempts);
       return;
@@ -583,7 +697,7 @@ export function createRelay(s: Services) {
           };
         // The upstream judged the request itself bad (400, 404, 422…): pass its answer on, as
         // sent when the protocols match (clients such as Claude Code read its wording).
-        refund(call.reservation);
+        release(call.hold);
         record(res.status);
         await log(
           req,
@@ -611,7 +725,7 @@ export function createRelay(s: Services) {
           { err: err instanceof Error ? err.message : String(err) },
           'relay: failed after the answer began',
         );
-        refund(call.reservation);
+        release(call.hold);
         reply.raw.destroy();
         return { answered: true };
       }
@@ -629,6 +743,10 @@ export function createRelay(s: Services) {
     refuse,
     logFree,
     checkPolicy,
+    groupAllows,
+    reportLimitsOnce,
+    /** The limits in force for a key and what is left of each (GET /v1/key). */
+    limitsOf: (key: VerifiedKey) => s.limiter.peek(subjectOf(key)),
     async close() {
       await Promise.all(Object.values(pools).map((p) => p.close()));
     },

@@ -10,6 +10,7 @@ import { toKeyJson } from '../keys/service.js';
 import { toEphemeralJson } from '../keys/ephemeral.js';
 import type { VerifiedKey } from '../keys/verify.js';
 import { nanoToUsd, usdToNano } from '../billing/money.js';
+import { limitsJson } from '../limits/headers.js';
 import { zModelPattern, zUsd } from '../http/validate.js';
 import type { Principal } from '../http/principal.js';
 import type { EphemeralRequest } from '../keys/actions.js';
@@ -136,7 +137,11 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     try {
       await relay.authenticate(req, reply, route, { anyPlace: req.routeOptions.config.killSwitch === true });
     } catch (err) {
-      if (err instanceof AppError) return relay.refuse(req, reply, err);
+      // `return reply`: the answer is sent, the route must not run.
+      if (err instanceof AppError) {
+        await relay.refuse(req, reply, err);
+        return reply;
+      }
       throw err;
     }
   });
@@ -170,7 +175,12 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
   const usableModels = (key: VerifiedKey) =>
     s.channels
       .modelsFor(key.group)
-      .filter((m) => (!key.models || key.models.allows(m)) && s.catalog.price(m) !== null);
+      .filter(
+        (m) =>
+          (!key.models || key.models.allows(m)) &&
+          relay.groupAllows(key.group, m) &&
+          s.catalog.price(m) !== null,
+      );
 
   /** Token counting answered locally: the key's model rules apply, nothing is billed. */
   const countTokens = async (req: FastifyRequest, reply: FastifyReply, route: RouteInfo) => {
@@ -180,7 +190,7 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     relay.checkPolicy(req.relay!.key!, model);
     const answer = codec(route.protocol).countTokens?.(body);
     if (!answer) throw new AppError('not_found', 'token counting is not offered for this protocol');
-    await relay.logFree(req);
+    await relay.logFree(req, reply);
     return reply.send(answer);
   };
 
@@ -205,11 +215,11 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
       created,
       owned_by: 'moleapi',
     });
-    app.get('/models', async (req) => {
+    app.get('/models', async (req, reply) => {
       const key = req.relay!.key!;
       const created = Math.floor(Date.now() / 1000);
       const data = usableModels(key).map((id) => modelJson(id, created));
-      await relay.logFree(req);
+      await relay.logFree(req, reply);
       return { object: 'list', data };
     });
 
@@ -231,14 +241,14 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
           ),
         );
       }
-      await relay.logFree(req);
+      await relay.logFree(req, reply);
       return modelJson(id, Math.floor(Date.now() / 1000));
     });
 
     // The presenting key's own object: status, models, limits, spend. Never the secret.
-    app.get('/key', async (req) => {
+    app.get('/key', async (req, reply) => {
       const key = req.relay!.key!;
-      await relay.logFree(req);
+      await relay.logFree(req, reply);
       // An ephemeral key sees itself (never its parent's name, secret form or spend).
       if (key.ephemeral) {
         const e = await s.ephemeralKeys.get(key.ephemeral.id);
@@ -253,7 +263,23 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
       const row = await s.keys.requireKey(key.id);
       const json = toKeyJson({ ...row, used_nano: s.ledger.usedNano(key.id, Number(row.used_nano)) });
       const balance = s.ledger.balanceNano(key.userId, await s.accounts.balanceNano(key.userId));
-      return { object: 'api_key', ...json, account_balance: nanoToUsd(balance) };
+      const limits: Record<string, unknown> = limitsJson(await relay.limitsOf(key), s.limiter.now());
+      // Each limit in force; of the budgets (the key's, its group's default, the account's), the
+      // one with the least left.
+      const budgets = await s.budgets.status(key);
+      const tightest = budgets.sort(
+        (a, b) => a.limitNano - a.spentNano - (b.limitNano - b.spentNano) || a.resetsAt - b.resetsAt,
+      )[0];
+      if (tightest)
+        limits.budget = {
+          limit: nanoToUsd(tightest.limitNano),
+          remaining: nanoToUsd(Math.max(0, tightest.limitNano - tightest.spentNano)),
+          resets_at: new Date(tightest.resetsAt).toISOString(),
+          period: tightest.period,
+          scope: tightest.scope,
+          spent: nanoToUsd(tightest.spentNano),
+        };
+      return { object: 'api_key', ...json, account_balance: nanoToUsd(balance), limits };
     });
 
     // Ephemeral keys (contract §8): the presenting key mints one for a browser or an app.
@@ -263,23 +289,27 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
         { principal: keyPrincipal(req.relay!.key!), ip: req.clientIp },
         input,
       );
-      await relay.logFree(req);
+      await relay.logFree(req, reply);
       return reply.code(201).send(minted);
     });
 
     // The kill switch: the presenting key switches itself off and locks (an ephemeral key, just itself).
-    app.post('/key/revoke', { config: { killSwitch: true } }, async (req) => {
+    app.post('/key/revoke', { config: { killSwitch: true } }, async (req, reply) => {
       const key = req.relay!.key!;
       const revoked = await s.keyActions.revokeSelf({ principal: keyPrincipal(key), ip: req.clientIp });
-      await relay.logFree(req);
+      await relay.logFree(req, reply);
       return key.ephemeral ? revoked : { object: 'api_key', ...revoked };
     });
   } else {
     // Gemini's model list and model lookup (v1beta; under v1 those paths are OpenAI's).
-    app.get('/models', { config: { relay: { protocol: 'gemini', operation: 'generate' } } }, async (req) => {
-      await relay.logFree(req);
-      return codec('gemini').modelList?.(usableModels(req.relay!.key!)) ?? { models: [] };
-    });
+    app.get(
+      '/models',
+      { config: { relay: { protocol: 'gemini', operation: 'generate' } } },
+      async (req, reply) => {
+        await relay.logFree(req, reply);
+        return codec('gemini').modelList?.(usableModels(req.relay!.key!)) ?? { models: [] };
+      },
+    );
     app.get(
       '/models/*',
       { config: { relay: { protocol: 'gemini', operation: 'generate' } } },
@@ -296,7 +326,7 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
               `The model "${model.slice(0, 256)}" does not exist or is not available to this key.`,
             ),
           );
-        await relay.logFree(req);
+        await relay.logFree(req, reply);
         return list.models[0];
       },
     );

@@ -61,10 +61,17 @@ const key = (id: number, guard: Guard | null): VerifiedKey => ({
   models: null,
   quotaNano: null,
   rpm: null,
+  limits: { rpm: null, tpm: null, maxConcurrency: null },
+  userGroup: 'default',
+  accountLimits: { rpm: null, tpm: null, maxConcurrency: null },
   expiresAt: null,
   origins: compileOrigins([]),
   ephemeral: null,
   guard,
+  budget: null,
+  alertThresholds: null,
+  accountBudget: null,
+  accountAlertThresholds: null,
 });
 
 describe.each(stores)('anomaly guard [%s]', (store) => {

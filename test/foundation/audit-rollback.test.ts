@@ -30,6 +30,7 @@ describe.each(backends())('changes whose audit row fails are rolled back [%s]', 
         ledger: s.services.ledger,
         keys: s.services.keys,
         flush: () => s.services.flush(),
+        groups: s.services.catalog,
       });
 
     it('a user creation leaves no user (and the name stays free)', async () => {
@@ -129,8 +130,12 @@ describe.each(backends())('changes whose audit row fails are rolled back [%s]', 
       await expect(a.setPrice(master, 'rollback-model', price, { input: 0, output: 0 })).rejects.toThrow();
       await expect(a.setPrice(master, 'rollback-new', price, { input: 0, output: 0 })).rejects.toThrow();
       await expect(a.deletePrice(master, 'rollback-model')).rejects.toThrow();
-      await expect(a.setGroup(master, 'rollback', 3_000_000, 3)).rejects.toThrow();
-      await expect(a.setGroup(master, 'rollback-new', 3_000_000, 3)).rejects.toThrow();
+      await expect(
+        a.setGroup(master, 'rollback', { multiplierPpm: 3_000_000 }, { multiplier: 3 }),
+      ).rejects.toThrow();
+      await expect(
+        a.setGroup(master, 'rollback-new', { multiplierPpm: 3_000_000 }, { multiplier: 3 }),
+      ).rejects.toThrow();
       expect([(await s.api('GET', '/api/prices')).body, (await s.api('GET', '/api/groups')).body]).toEqual(
         before,
       );

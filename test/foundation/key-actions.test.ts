@@ -14,6 +14,7 @@ describe.each(backends())('key actions and their audit rows [%s]', (backend) => 
       keys: s.services.keys,
       accounts: s.services.accounts,
       ephemeral: s.services.ephemeralKeys,
+      groups: s.services.catalog,
       audit: {
         record: async () => {
           throw new Error('audit store unavailable');

@@ -19,9 +19,20 @@ export interface ApiKey {
   /** USD; null = unlimited */
   remaining?: number | null;
   group: string | null;
-  rpm: number | null;
   /** the key's own anomaly guard (its group's applies as well); null = none */
   guard?: Guard | null;
+  /** requests per minute; null = the group default, if any */
+  rpm: number | null;
+  /** tokens per minute; null = the group default, if any */
+  tpm?: number | null;
+  /** requests at once; null = the group default, if any */
+  max_concurrency?: number | null;
+  /** spend allowed per period (USD); null = none of its own (the group's default may apply) */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the key's own budget against its spend this period (GET /api/keys/:id only) */
+  budget_usage?: BudgetUsage;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -51,6 +62,21 @@ export interface AuditEntry {
 export interface AuditPage {
   data: AuditEntry[];
   next_cursor: string | null;
+}
+
+export interface Budget {
+  amount: number;
+  period: 'daily' | 'weekly' | 'monthly';
+}
+
+export interface BudgetUsage {
+  amount: number;
+  period: 'daily' | 'weekly' | 'monthly';
+  /** USD spent in the current period */
+  spent: number;
+  remaining: number;
+  /** ISO 8601: when the current period ends */
+  resets_at: string;
 }
 
 export interface Channel {
@@ -102,9 +128,20 @@ export interface DeletedApiKey {
   /** USD; null = unlimited */
   remaining?: number | null;
   group: string | null;
-  rpm: number | null;
   /** the key's own anomaly guard (its group's applies as well); null = none */
   guard?: Guard | null;
+  /** requests per minute; null = the group default, if any */
+  rpm: number | null;
+  /** tokens per minute; null = the group default, if any */
+  tpm?: number | null;
+  /** requests at once; null = the group default, if any */
+  max_concurrency?: number | null;
+  /** spend allowed per period (USD); null = none of its own (the group's default may apply) */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the key's own budget against its spend this period (GET /api/keys/:id only) */
+  budget_usage?: BudgetUsage;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -146,6 +183,18 @@ export interface DeletedUser {
   /** USD */
   balance: number;
   status: 'active' | 'disabled';
+  /** spend allowed per period (USD); null = none */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the account's budget against its spend this period (GET /api/users/:id only) */
+  budget_usage?: BudgetUsage;
+  /** requests per minute over all its keys */
+  rpm?: number | null;
+  /** tokens per minute over all its keys */
+  tpm?: number | null;
+  /** requests at once over all its keys */
+  max_concurrency?: number | null;
   created_at: string;
   updated_at: string;
   deleted: true;
@@ -179,8 +228,22 @@ export interface EventPage {
 export interface Group {
   name: string;
   multiplier: number;
+  /** default budget for each key of the group (USD per period); null = none */
+  budget?: {
+    amount: number;
+    period: 'daily' | 'weekly' | 'monthly';
+  } | null;
   /** anomaly guard for every key of the group (beside a key's own) */
   guard?: Guard | null;
+  /** requests per minute: default and ceiling */
+  rpm?: number | null;
+  /** tokens per minute: default and ceiling */
+  tpm?: number | null;
+  /** requests at once: default and ceiling */
+  max_concurrency?: number | null;
+  /** what the group may use; null = all */
+  models?: string[] | null;
+  max_key_lifetime_days?: number | null;
   updated_at: string;
 }
 
@@ -278,9 +341,20 @@ export interface NewApiKey {
   /** USD; null = unlimited */
   remaining?: number | null;
   group: string | null;
-  rpm: number | null;
   /** the key's own anomaly guard (its group's applies as well); null = none */
   guard?: Guard | null;
+  /** requests per minute; null = the group default, if any */
+  rpm: number | null;
+  /** tokens per minute; null = the group default, if any */
+  tpm?: number | null;
+  /** requests at once; null = the group default, if any */
+  max_concurrency?: number | null;
+  /** spend allowed per period (USD); null = none of its own (the group's default may apply) */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the key's own budget against its spend this period (GET /api/keys/:id only) */
+  budget_usage?: BudgetUsage;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -351,6 +425,18 @@ export interface User {
   /** USD */
   balance: number;
   status: 'active' | 'disabled';
+  /** spend allowed per period (USD); null = none */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the account's budget against its spend this period (GET /api/users/:id only) */
+  budget_usage?: BudgetUsage;
+  /** requests per minute over all its keys */
+  rpm?: number | null;
+  /** tokens per minute over all its keys */
+  tpm?: number | null;
+  /** requests at once over all its keys */
+  max_concurrency?: number | null;
   created_at: string;
   updated_at: string;
 }

@@ -6,6 +6,8 @@ import type * as Api from './api-types';
 
 export type {
   AuditEntry,
+  Budget,
+  BudgetUsage,
   Channel,
   Group,
   LogAttempt,

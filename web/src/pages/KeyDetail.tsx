@@ -12,7 +12,7 @@ import {
 import { dateTime, relative } from '../format';
 import { Link, navigate } from '../router';
 import { AsyncView, useAsync } from '../components/async';
-import { QuotaMeter, StatusBadge } from '../components/badges';
+import { BudgetMeter, QuotaMeter, StatusBadge } from '../components/badges';
 import { toDaySeries } from '../components/chartData';
 import { LazyUsageChart } from '../components/LazyUsageChart';
 import { Section, TermList } from '../components/layout';
@@ -67,6 +67,14 @@ export function KeyDetailPage({ id }: { id: string }) {
               className="facts"
               items={[
                 ['Used / quota', <QuotaMeter key="quota" used={k.used} quota={k.quota} />],
+                [
+                  'Budget',
+                  k.budget ? (
+                    <BudgetMeter key="budget" usage={k.budget_usage} />
+                  ) : (
+                    'none of its own (the group’s default applies, if it has one)'
+                  ),
+                ],
                 ['Models', k.models?.length ? k.models.join(', ') : 'every model its group offers'],
                 [
                   'Allowed IPs',

@@ -19,7 +19,8 @@ const PRICE_COLUMNS: Column[] = [
   { label: 'Output / 1M', num: true },
   ACTIONS,
 ];
-const GROUP_COLUMNS: Column[] = ['Group', { label: 'Multiplier', num: true }, ACTIONS];
+const GROUP_COLUMNS: Column[] = ['Group', { label: 'Multiplier', num: true }, 'Key budget', ACTIONS];
+const PER = { daily: 'day', weekly: 'week', monthly: 'month' } as const;
 
 export default function PricingPage() {
   const prices = useAsync(
@@ -116,6 +117,7 @@ export default function PricingPage() {
                 <tr key={g.name}>
                   <th scope="row">{g.name}</th>
                   <td className="num">×{g.multiplier}</td>
+                  <td>{g.budget ? `${usd(g.budget.amount)} per ${PER[g.budget.period]} per key` : '—'}</td>
                   <td>
                     <button type="button" onClick={() => setEditingGroup(g)}>
                       Edit
@@ -271,11 +273,20 @@ function GroupForm({
 }) {
   const [name, setName] = useState(existing?.name ?? '');
   const [multiplier, setMultiplier] = useState(existing ? String(existing.multiplier) : '1');
+  const [budget, setBudget] = useState(existing?.budget ? String(existing.budget.amount) : '');
+  const [budgetPeriod, setBudgetPeriod] = useState<string>(existing?.budget?.period ?? 'monthly');
   const submit = () => {
     const m = Number(multiplier);
     if (!name.trim()) return 'Enter a group name.';
     if (!(m >= 0) || !Number.isFinite(m)) return 'The multiplier is a number such as 1, 0.8 or 1.5.';
-    return api.put(`/api/groups/${encodeURIComponent(name.trim())}`, { multiplier: m }).then(onSaved);
+    const b = parseUsd(budget);
+    if (b.error) return `Key budget: ${b.error}`;
+    return api
+      .put(`/api/groups/${encodeURIComponent(name.trim())}`, {
+        multiplier: m,
+        budget: b.value === null ? null : { amount: b.value, period: budgetPeriod },
+      })
+      .then(onSaved);
   };
   return (
     <FormDialog
@@ -305,6 +316,27 @@ function GroupForm({
           data-autofocus={existing ? true : undefined}
         />
       </label>
+      <label>
+        Key budget (USD)
+        <input
+          inputMode="decimal"
+          value={budget}
+          onChange={(e) => setBudget(e.target.value)}
+          placeholder="No budget"
+          aria-describedby="group-budget-hint"
+        />
+      </label>
+      <label>
+        Budget period
+        <select value={budgetPeriod} onChange={(e) => setBudgetPeriod(e.target.value)}>
+          <option value="daily">per day</option>
+          <option value="weekly">per week</option>
+          <option value="monthly">per month</option>
+        </select>
+      </label>
+      <p id="group-budget-hint" className="muted span2">
+        The default spend ceiling for each key of the group; a key’s own budget may not be above it.
+      </p>
     </FormDialog>
   );
 }

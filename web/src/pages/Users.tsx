@@ -36,6 +36,12 @@ const STATUSES: Option[] = [
 
 type Dialog = null | { kind: 'create' } | { kind: 'edit' | 'topup' | 'delete'; user: User };
 
+const BUDGET_PERIODS: Option[] = [
+  { value: 'daily', label: 'per day' },
+  { value: 'weekly', label: 'per week' },
+  { value: 'monthly', label: 'per month' },
+];
+
 export default function UsersPage() {
   const session = useSession();
   const [search, setSearch] = useState('');
@@ -186,6 +192,8 @@ function UserForm({
   const [group, setGroup] = useState(existing?.group ?? 'default');
   const [status, setStatus] = useState<User['status']>(existing?.status ?? 'active');
   const [balance, setBalance] = useState('');
+  const [budget, setBudget] = useState(existing?.budget ? String(existing.budget.amount) : '');
+  const [budgetPeriod, setBudgetPeriod] = useState<string>(existing?.budget?.period ?? 'monthly');
 
   const submit = () => {
     if (!existing && password.length < 8) return 'Passwords need at least 8 characters.';
@@ -193,12 +201,18 @@ function UserForm({
     if (self && password && !currentPassword) return 'Enter your current password to change it.';
     const b = parseUsd(balance);
     if (b.error) return b.error;
+    const bu = parseUsd(budget);
+    if (bu.error) return `Budget: ${bu.error}`;
+    const nextBudget = bu.value === null ? null : { amount: bu.value, period: budgetPeriod };
+    const budgetChange =
+      JSON.stringify(nextBudget) !== JSON.stringify(existing?.budget ?? null) ? { budget: nextBudget } : {};
     return (
       existing
         ? api.patch<User>(`/api/users/${encodeURIComponent(existing.id)}`, {
             role,
             group,
             status,
+            ...budgetChange,
             ...(password ? { password } : {}),
             ...(self && password ? { current_password: currentPassword } : {}),
           })
@@ -207,6 +221,7 @@ function UserForm({
             password,
             role,
             group,
+            ...budgetChange,
             ...(b.value !== null ? { balance: b.value } : {}),
           })
     ).then(
@@ -277,6 +292,20 @@ function UserForm({
         value={group}
         options={groupNames.map((g) => ({ value: g, label: g }))}
         onChange={setGroup}
+      />
+      <Field label="Budget (USD)" hint="Spend allowed per period for all the account's keys. Empty: none.">
+        <input
+          inputMode="decimal"
+          value={budget}
+          onChange={(e) => setBudget(e.target.value)}
+          placeholder="No budget"
+        />
+      </Field>
+      <SelectField
+        label="Budget period"
+        value={budgetPeriod}
+        options={BUDGET_PERIODS}
+        onChange={setBudgetPeriod}
       />
       {existing ? (
         <SelectField

@@ -6,6 +6,7 @@ import { toDateInput, usdExact } from '../format';
 import { useAsync } from '../components/async';
 import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
 import { Field } from '../components/forms';
+import { SelectField } from '../components/controls';
 import { notify } from '../components/notices';
 import { changeStatus, DeleteButton, DeleteDialog } from '../components/records';
 import { useSession } from '../session';
@@ -66,7 +67,21 @@ export function KeyFormDialog({
   const [form, dispatch] = useReducer(keyFormReducer, undefined, () =>
     initialKeyForm(existing, isAdmin && defaultOwner ? defaultOwner : user.id),
   );
-  const { name, owner, group, models, patterns, ips, origins, quota, expires, rpm, errors } = form;
+  const {
+    name,
+    owner,
+    group,
+    models,
+    patterns,
+    ips,
+    origins,
+    quota,
+    expires,
+    rpm,
+    budget,
+    budgetPeriod,
+    errors,
+  } = form;
   const { guardIps, guardSpend, guardAction } = form;
   const set = (field: TextField) => (value: string) => dispatch({ type: 'set', field, value });
 
@@ -249,6 +264,31 @@ export function KeyFormDialog({
           placeholder="Unlimited"
         />
       </Field>
+
+      <Field
+        label="Budget (USD)"
+        hint="Spend allowed per period (UTC; weeks from Monday, months from the 1st). Empty: none of its own."
+        error={errors.budget}
+      >
+        <input
+          type="text"
+          inputMode="decimal"
+          value={budget}
+          onChange={(e) => set('budget')(e.target.value)}
+          placeholder="No budget"
+        />
+      </Field>
+
+      <SelectField
+        label="Budget period"
+        value={budgetPeriod}
+        options={[
+          { value: 'daily', label: 'per day' },
+          { value: 'weekly', label: 'per week' },
+          { value: 'monthly', label: 'per month' },
+        ]}
+        onChange={set('budgetPeriod')}
+      />
 
       <Field label="Requests per minute" hint="Empty: no per-key rate limit." error={errors.rpm}>
         <input

@@ -61,6 +61,8 @@ describe('initialKeyForm', () => {
       guardIps: '',
       guardSpend: '',
       guardAction: 'alert',
+      budget: '',
+      budgetPeriod: 'monthly',
       errors: {},
     });
   });
@@ -113,6 +115,7 @@ describe('validateKeyForm', () => {
     ['rpm', '1.5', /whole number/],
     ['patterns', 'gpt 4o*', /a pattern is a model name/],
     ['patterns', 'gpt*4o', /a pattern is a model name/],
+    ['budget', 'ten', /US dollars/],
   ] as const)('%s “%s” is refused', (field, value, message) => {
     const r = validateKeyForm(form(set('name', 'k'), set(field, value)), create);
     expect(r.body).toBeNull();
@@ -245,6 +248,18 @@ describe('allowed origins', () => {
 
   it('maps the API field to the form field', () => {
     expect(fieldOfParam('allowed_origins')).toBe('origins');
+  });
+});
+
+describe('budget', () => {
+  it('is sent as {amount, period} on create, and on edit only when it changes', () => {
+    const s = form(set('name', 'k'), set('budget', '5'), set('budgetPeriod', 'daily'));
+    expect(validateKeyForm(s, create).body).toEqual({ name: 'k', budget: { amount: 5, period: 'daily' } });
+    const existing = existingKey({ budget: { amount: 5, period: 'daily' } });
+    const same = validateKeyForm(initialKeyForm(existing, SELF), { ...create, existing }).body!;
+    expect('budget' in same).toBe(false);
+    const cleared = keyFormReducer(initialKeyForm(existing, SELF), set('budget', ''));
+    expect(validateKeyForm(cleared, { ...create, existing }).body!.budget).toBeNull();
   });
 });
 

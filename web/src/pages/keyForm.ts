@@ -5,7 +5,16 @@ import type { ApiKey } from '../api';
 import { toDateInput } from '../format';
 import { parseIpRules, parseList, parseUsd } from '../validate';
 
-export type KeyFormField = 'name' | 'ips' | 'origins' | 'quota' | 'expires' | 'rpm' | 'models' | 'guard';
+export type KeyFormField =
+  | 'name'
+  | 'ips'
+  | 'origins'
+  | 'quota'
+  | 'expires'
+  | 'rpm'
+  | 'models'
+  | 'guard'
+  | 'budget';
 export type FieldErrors = Partial<Record<KeyFormField, string>>;
 
 export interface KeyFormState {
@@ -33,8 +42,13 @@ export interface KeyFormState {
   guardSpend: string;
   /** What the guard does past a threshold. */
   guardAction: 'alert' | 'disable';
+  /** Budget per period, USD as typed; '' = none of its own. */
+  budget: string;
+  budgetPeriod: BudgetPeriod;
   errors: FieldErrors;
 }
+
+export type BudgetPeriod = 'daily' | 'weekly' | 'monthly';
 
 export type TextField =
   | 'name'
@@ -48,7 +62,9 @@ export type TextField =
   | 'rpm'
   | 'guardIps'
   | 'guardSpend'
-  | 'guardAction';
+  | 'guardAction'
+  | 'budget'
+  | 'budgetPeriod';
 
 export type KeyFormAction =
   | { type: 'set'; field: TextField; value: string }
@@ -74,6 +90,8 @@ export function initialKeyForm(existing: ApiKey | undefined, selfId: number): Ke
     guardIps: existing?.guard?.max_ips_per_hour != null ? String(existing.guard.max_ips_per_hour) : '',
     guardSpend: existing?.guard?.max_spend_per_hour != null ? String(existing.guard.max_spend_per_hour) : '',
     guardAction: existing?.guard?.action ?? 'alert',
+    budget: existing?.budget ? String(existing.budget.amount) : '',
+    budgetPeriod: existing?.budget?.period ?? 'monthly',
     errors: {},
   };
 }
@@ -158,6 +176,8 @@ export function validateKeyForm(
       else guard.max_spend_per_hour = spend.value;
     }
   }
+  const budget = parseUsd(state.budget);
+  if (budget.error) errors.budget = budget.error;
   const patterns = parseList(state.patterns);
   const badPattern = patterns.find((p) => !/^[^\s*]+\*?$/.test(p) && p !== '*');
   if (badPattern) errors.models = `“${badPattern}”: a pattern is a model name, optionally ending in *.`;
@@ -178,6 +198,9 @@ export function validateKeyForm(
     rpm,
     guard,
   };
+  // The budget is sent only when it changes (an unchanged one is not checked against its group again).
+  const nextBudget = budget.value === null ? null : { amount: budget.value, period: state.budgetPeriod };
+  if (JSON.stringify(nextBudget) !== JSON.stringify(existing?.budget ?? null)) body.budget = nextBudget;
   if (!existing) {
     for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
     if (origins.length === 0) delete body.allowed_origins;
@@ -195,6 +218,7 @@ const FIELD_OF_PARAM: Record<string, KeyFormField> = {
   rpm: 'rpm',
   models: 'models',
   guard: 'guard',
+  budget: 'budget',
 };
 
 /** The form field an API error's `param` names ("allowed_ips[2]" → ips), if any. */

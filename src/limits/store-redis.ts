@@ -1,0 +1,159 @@
+// The limit counters in Redis (REDIS_URL): every instance shares them. A check is one Lua
+// script over all of the request's scopes (judge every limit, count only when all admit), so
+// two instances can never admit past a limit together. Same rules as store-local.ts.
+//
+// Per scope: `<prefix>:lim:<scope>:r` and `:t` are hashes of second → requests / tokens,
+// `:c` a sorted set of lease id → expiry (ms). Times come from the caller's clock.
+import type { Redis } from 'ioredis';
+import type { AdmitOutcome, LimitKind, LimitStore, ScopeLimits, ScopeView, WindowView } from './store.js';
+import { secondOf, WINDOW_SECONDS } from './store.js';
+
+const KINDS: LimitKind[] = ['rpm', 'tpm', 'concurrency'];
+/** Idle counters expire from Redis after this (they only hold the last minute anyway). */
+const TTL_MS = (WINDOW_SECONDS + 5) * 1000;
+
+// Numbers: amounts travel as decimal strings and go to HINCRBY as ARGV strings or through
+// INT (string.format %d), never as Lua doubles formatted with an exponent.
+// KEYS: per scope r, t, c. ARGV: now, tokens, lease id, lease expiry, commit (1/0), lease TTL,
+// then per scope rpm, tpm, concurrency (-1 = none). Answers {refused scope (0 = none), kind,
+// views}: per scope {rpm used (-1 = none), rpm buckets, tpm used, tpm buckets, in flight}.
+const ADMIT_LUA = `local function INT(n) return string.format('%d', n) end
+local now = tonumber(ARGV[1]); local sec = math.floor(now / 1000); local tokens = tonumber(ARGV[2])
+local oldest = sec - ${WINDOW_SECONDS}
+local function WIN(k)
+  local t = redis.call('HGETALL', k); local sum = 0; local flat = {}
+  for i = 1, #t, 2 do
+    local s = tonumber(t[i])
+    if s < oldest then redis.call('HDEL', k, t[i])
+    else local v = tonumber(t[i + 1]); sum = sum + v; flat[#flat + 1] = s; flat[#flat + 1] = v end
+  end
+  return sum, flat
+end
+local n = (#ARGV - 6) / 3
+local views = {}; local rs = 0; local rk = 0
+for j = 1, n do
+  local rpm = tonumber(ARGV[6 + 3 * j - 2]); local tpm = tonumber(ARGV[6 + 3 * j - 1]); local conc = tonumber(ARGV[6 + 3 * j])
+  local v = {-1, {}, -1, {}, -1}
+  if rpm >= 0 then v[1], v[2] = WIN(KEYS[3 * j - 2]); if rs == 0 and v[1] + 1 > rpm then rs = j; rk = 1 end end
+  if tpm >= 0 then v[3], v[4] = WIN(KEYS[3 * j - 1]); if rs == 0 and v[3] + tokens > tpm then rs = j; rk = 2 end end
+  if conc >= 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[3 * j], '-inf', ARGV[1])
+    v[5] = redis.call('ZCARD', KEYS[3 * j])
+    if rs == 0 and v[5] + 1 > conc then rs = j; rk = 3 end
+  end
+  views[j] = v
+end
+if ARGV[5] == '1' and rs == 0 then
+  for j = 1, n do
+    if tonumber(ARGV[6 + 3 * j - 2]) >= 0 then
+      redis.call('HINCRBY', KEYS[3 * j - 2], INT(sec), 1); redis.call('PEXPIRE', KEYS[3 * j - 2], ${TTL_MS})
+    end
+    if tonumber(ARGV[6 + 3 * j - 1]) >= 0 and tokens > 0 then
+      redis.call('HINCRBY', KEYS[3 * j - 1], INT(sec), ARGV[2]); redis.call('PEXPIRE', KEYS[3 * j - 1], ${TTL_MS})
+    end
+    if tonumber(ARGV[6 + 3 * j]) >= 0 then
+      redis.call('ZADD', KEYS[3 * j], ARGV[4], ARGV[3]); redis.call('PEXPIRE', KEYS[3 * j], ARGV[6])
+    end
+  end
+end
+return {rs, rk, views}`;
+
+// KEYS: the scopes' token hashes. ARGV: second, delta, oldest counted second.
+const ADJUST_LUA = `if tonumber(ARGV[1]) < tonumber(ARGV[3]) then return 0 end
+for i = 1, #KEYS do
+  if redis.call('HEXISTS', KEYS[i], ARGV[1]) == 1 then
+    if redis.call('HINCRBY', KEYS[i], ARGV[1], ARGV[2]) <= 0 then redis.call('HDEL', KEYS[i], ARGV[1]) end
+  end
+end
+return 0`;
+
+type RawView = [number, (number | string)[], number, (number | string)[], number];
+
+const int = (n: number): string => {
+  if (!Number.isSafeInteger(n)) throw new Error(`limits: ${n} is not a safe integer`);
+  return n === 0 ? '0' : String(n);
+};
+
+function windowOf(used: number, flat: (number | string)[], limit: number | null): WindowView | null {
+  if (limit === null || used < 0) return null;
+  const buckets: [number, number][] = [];
+  for (let i = 0; i < flat.length; i += 2) buckets.push([Number(flat[i]), Number(flat[i + 1])]);
+  buckets.sort((a, b) => a[0] - b[0]);
+  return { limit, used: Number(used), buckets };
+}
+
+export function createRedisLimitStore(deps: {
+  redis: Redis;
+  redisPrefix: string;
+  leaseTtlMs: number;
+}): LimitStore {
+  const { redis } = deps;
+  const k = (id: string, part: 'r' | 't' | 'c') => `${deps.redisPrefix}:lim:${id}:${part}`;
+
+  async function run(
+    scopes: ScopeLimits[],
+    tokens: number,
+    leaseId: string,
+    leaseExpiresAt: number,
+    now: number,
+    commit: boolean,
+  ): Promise<AdmitOutcome> {
+    const keys = scopes.flatMap((s) => [k(s.id, 'r'), k(s.id, 't'), k(s.id, 'c')]);
+    const limits = scopes.flatMap((s) => [s.rpm ?? -1, s.tpm ?? -1, s.concurrency ?? -1].map(int));
+    const [rs, rk, raw] = (await redis.eval(
+      ADMIT_LUA,
+      keys.length,
+      ...keys,
+      int(now),
+      int(tokens),
+      leaseId,
+      int(leaseExpiresAt),
+      commit ? '1' : '0',
+      int(deps.leaseTtlMs * 2),
+      ...limits,
+    )) as [number, number, RawView[]];
+    const views: ScopeView[] = scopes.map((s, i) => {
+      const v = raw[i]!;
+      return {
+        rpm: windowOf(v[0], v[1], s.rpm),
+        tpm: windowOf(v[2], v[3], s.tpm),
+        concurrency: s.concurrency === null ? null : { limit: s.concurrency, inFlight: Number(v[4]) },
+      };
+    });
+    return { refused: rs > 0 ? { scope: rs - 1, kind: KINDS[rk - 1]! } : null, views };
+  }
+
+  return {
+    admit: (scopes, tokens, leaseId, leaseExpiresAt, now) =>
+      run(scopes, tokens, leaseId, leaseExpiresAt, now, true),
+    peek: async (scopes, now) => (await run(scopes, 0, '-', 0, now, false)).views,
+    async adjustTokens(ids, second, delta, now) {
+      if (delta === 0 || ids.length === 0) return;
+      await redis.eval(
+        ADJUST_LUA,
+        ids.length,
+        ...ids.map((id) => k(id, 't')),
+        int(second),
+        int(delta),
+        int(secondOf(now) - WINDOW_SECONDS),
+      );
+    },
+    async release(ids, leaseId) {
+      if (ids.length === 0) return;
+      const m = redis.multi();
+      for (const id of ids) m.zrem(k(id, 'c'), leaseId);
+      await m.exec();
+    },
+    async renew(leases, expiresAt) {
+      if (leases.length === 0) return;
+      const m = redis.multi();
+      for (const l of leases)
+        for (const id of l.scopeIds) {
+          m.zadd(k(id, 'c'), 'XX', int(expiresAt), l.leaseId);
+          m.pexpire(k(id, 'c'), deps.leaseTtlMs * 2);
+        }
+      await m.exec();
+    },
+    async close() {},
+  };
+}

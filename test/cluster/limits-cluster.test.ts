@@ -1,0 +1,113 @@
+// Two gateways on one PostgreSQL database and one Redis: rpm, tpm and concurrency slots are
+// counted once for both, and the slots of an instance that dies expire with their lease.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NO_LIMITS } from '../../src/limits/policy.js';
+import { countChatPrompt } from '../../src/relay/tokens.js';
+import { pgUrl, redisUrl, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { waitFor } from '../relay/relay-helpers.js';
+
+const enabled = !!pgUrl() && !!redisUrl();
+if (!enabled) console.warn('[moleapi tests] SKIPPING limits cluster suite: needs PostgreSQL and Redis');
+
+const LEASE_MS = 3000;
+
+const chat = (s: TestServer, secret: string, model = 'cl-fast') =>
+  fetch(s.url + '/v1/chat/completions', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model, messages: [{ role: 'user', content: 'dig' }], max_tokens: 20 }),
+  });
+const code = async (r: Response) =>
+  r.status === 200 ? 'ok' : ((await r.json()) as { error: { code: string } }).error.code;
+
+describe.skipIf(!enabled)('limits shared by two instances (PostgreSQL + Redis)', () => {
+  let a: TestServer;
+  let b: TestServer;
+  let mock: MockProvider;
+  beforeAll(async () => {
+    const env = { MOLE_HOLD_LEASE_MS: String(LEASE_MS) };
+    a = await startTestServer({ backend: 'postgres', redis: true, env });
+    b = await startTestServer({ shareWith: a, redis: true, env });
+    mock = await startMockProvider({ apiKey: 'cluster-cred' });
+    const ch = await a.api('POST', '/api/channels', {
+      name: 'mock-upstream',
+      type: 'openai',
+      base_url: mock.url,
+      api_key: 'cluster-cred',
+      models: ['cl-fast', 'cl-slow'],
+    });
+    expect(ch.status).toBe(201);
+    for (const m of ['cl-fast', 'cl-slow'])
+      expect((await a.api('PUT', `/api/prices/${m}`, { input: 0.1, output: 0.2 })).status).toBe(200);
+    await waitFor(
+      async () => b.services.channels.serves('default', 'cl-slow') && !!b.services.catalog.price('cl-slow'),
+    );
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+    await mock?.close();
+  });
+
+  it('max_concurrency 3: of 50 parallel requests over both instances exactly 3 run', async () => {
+    const { secret } = await userWithKey(a, { key: { max_concurrency: 3 } });
+    mock.setScenario('cl-slow', { firstByteDelayMs: 1500 });
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 50 }, (_, i) => chat(i % 2 ? a : b, secret, 'cl-slow')),
+      );
+      const codes = await Promise.all(answers.map(code));
+      expect(codes.filter((c) => c === 'ok').length).toBe(3);
+      expect(codes.filter((c) => c === 'concurrency_limit_exceeded').length).toBe(47);
+    } finally {
+      mock.clearScenarios();
+    }
+    // All three slots came back, on whichever instance they were taken.
+    const again = await Promise.all(Array.from({ length: 3 }, (_, i) => chat(i % 2 ? a : b, secret)));
+    expect(again.map((r) => r.status)).toEqual([200, 200, 200]);
+  });
+
+  it('rpm and tpm are counted once for both instances', async () => {
+    const { secret } = await userWithKey(a, { key: { rpm: 5 } });
+    const answers = await Promise.all(Array.from({ length: 16 }, (_, i) => chat(i % 2 ? a : b, secret)));
+    expect(answers.filter((r) => r.status === 200).length).toBe(5);
+    const refused = answers.find((r) => r.status === 429)!;
+    expect(refused.headers.get('x-ratelimit-remaining-requests')).toBe('0');
+    // Tokens: each is admitted on its estimate (prompt + max_tokens); none ends during the burst.
+    const estimate = countChatPrompt([{ role: 'user', content: 'dig' }]) + 20;
+    const t = await userWithKey(a, { key: { tpm: 3 * estimate + 1 } });
+    mock.setScenario('cl-slow', { firstByteDelayMs: 1500 });
+    try {
+      const tAnswers = await Promise.all(
+        Array.from({ length: 10 }, (_, i) => chat(i % 2 ? a : b, t.secret, 'cl-slow')),
+      );
+      expect(tAnswers.filter((r) => r.status === 200).length).toBe(3);
+    } finally {
+      mock.clearScenarios();
+    }
+  });
+
+  it("a killed instance's slots expire with their lease; the other instance takes them", async () => {
+    const { key, user, secret } = await userWithKey(a, { key: { max_concurrency: 1 } });
+    // Instance a takes the key's only slot and dies: no renewal, nothing given back.
+    const taken = await a.services.limiter.admit(
+      {
+        keyId: key.id,
+        userId: user.id,
+        key: { ...NO_LIMITS, maxConcurrency: 1 },
+        account: NO_LIMITS,
+        keyGroup: null,
+        accountGroup: null,
+      },
+      0,
+    );
+    expect(taken.ok).toBe(true);
+    await a.services.limiter.close();
+    const busy = await chat(b, secret);
+    expect(await code(busy)).toBe('concurrency_limit_exceeded');
+    // b's clock passes the lease: the slot is free again.
+    b.clock.advance(LEASE_MS + 100);
+    expect((await chat(b, secret)).status).toBe(200);
+  });
+});

@@ -17,6 +17,8 @@ import { createExpiryScanner } from './events/expiry.js';
 import { createKeysService } from './keys/service.js';
 import { createKeyActions } from './keys/actions.js';
 import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
+import { createEphemeralKeys } from './keys/ephemeral.js';
+import { createSpendCaps } from './billing/spend-caps.js';
 import { type Clock, systemClock } from './shared/clock.js';
 import { loadScanningKeys } from './security/github.js';
 import { createSecurityActions } from './security/actions.js';
@@ -114,6 +116,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     { maxKeysPerUser: config.maxKeysPerUser, ...(opts.now ? { now: opts.now } : {}) },
     accounts,
   );
+  const ephemeralKeys = createEphemeralKeys(db, bus, opts.now ? { now: opts.now } : {});
   const verifier0 = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });
   await verifier0.loadImported();
   const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
@@ -121,7 +124,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const channels = await createChannelsService(db, bus, secretBox, audit, logger, events);
   // Leak response: GitHub's signing keys (read once, at start) and the anomaly guard.
   const scanningKeys = config.secretScanningKeysFile ? loadScanningKeys(config.secretScanningKeysFile) : null;
-  const securityActions = createSecurityActions({ keys, audit, events, logger });
+  const securityActions = createSecurityActions({ keys, ephemeral: ephemeralKeys, audit, events, logger });
   const guard = createAnomalyGuard({
     redis,
     redisPrefix,
@@ -147,6 +150,13 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
         holdLeaseMs: config.holdLeaseMs,
       })
     : createLocalLedger({ store: ledgerStore, bus, logger });
+  // Ephemeral keys' max_cost, held like a key quota (shared through Redis when configured).
+  const spendCaps = createSpendCaps({
+    store: { usedNano: ephemeralKeys.usedNano, addUsed: ephemeralKeys.addUsed },
+    logger,
+    redis: redis ? { client: redis, prefix: redisPrefix } : null,
+  });
+
   // Periodic budgets: spend per period is the daily rollup's since the period began, plus what
   // is settled and not written yet; held exactly like the ledger (in memory, or Redis shared).
   const spend = createSpendReader(db);
@@ -175,6 +185,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     // account balance always equal the sum of logged costs.
     contributors: [
       ledger.flushInto,
+      spendCaps.flushInto,
       budgets.flushInto,
       async (trx) => keys.recordLastUse(trx, verifier.drainLastUse()),
     ],
@@ -188,6 +199,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     keys,
     accounts,
     audit,
+    ephemeral: ephemeralKeys,
     groups: catalog,
     flush: () => usageWriter.flush(),
     groupBudget: (group) => catalog.groupBudget(group),
@@ -254,6 +266,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     webhook,
     expiryScanner,
     keys,
+    ephemeralKeys,
     keyActions,
     accountActions,
     tokens,
@@ -267,6 +280,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     catalog,
     channels,
     ledger,
+    spendCaps,
     budgets,
     /** The services' clock (the system's, or a test's). */
     now: clock,

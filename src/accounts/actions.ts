@@ -196,8 +196,7 @@ export function createAccountActions(deps: {
     },
 
     async remove({ principal, ip }: Caller, id: number) {
-      if (principal.kind !== 'master' && principal.user.id === id)
-        throw new AppError('forbidden', 'you cannot delete yourself');
+      if (selfId(principal) === id) throw new AppError('forbidden', 'you cannot delete yourself');
       const before = await accounts.deleteUser(id, (trx, row) =>
         audit.record(
           {

@@ -318,6 +318,49 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.createIndex('events_due').on('events').column('next_attempt_at').execute();
       },
     },
+    '0012_browser_keys': {
+      // Browser keys: a key's allowed browser origins (JSON list; null = none), ephemeral keys
+      // minted by a key for a browser or an app (they bill to it: their calls are logged with
+      // the parent's key_id and their own ephemeral_id), and what each one spent against its
+      // max_cost. Rows are purged a while after they expire.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('api_keys').addColumn('allowed_origins', 'text').execute();
+        await db.schema
+          .createTable('ephemeral_keys')
+          .addColumn('id', idType, id)
+          .addColumn('parent_id', big, (c) => c.notNull())
+          .addColumn('user_id', big, (c) => c.notNull())
+          .addColumn('key_hash', 'text', (c) => c.notNull())
+          .addColumn('parent_key_hash', 'text', (c) => c.notNull())
+          .addColumn('display', 'text', (c) => c.notNull())
+          .addColumn('models', 'text')
+          .addColumn('allowed_origins', 'text')
+          .addColumn('max_cost_nano', big)
+          .addColumn('used_nano', big, (c) => c.notNull().defaultTo(0))
+          .addColumn('status', 'text', (c) => c.notNull())
+          .addColumn('expires_at', big, (c) => c.notNull())
+          .addColumn('created_at', big, (c) => c.notNull())
+          .addColumn('revoked_at', big)
+          .execute();
+        await db.schema
+          .createIndex('ephemeral_keys_hash')
+          .on('ephemeral_keys')
+          .column('key_hash')
+          .unique()
+          .execute();
+        await db.schema
+          .createIndex('ephemeral_keys_parent')
+          .on('ephemeral_keys')
+          .columns(['parent_id', 'id'])
+          .execute();
+        await db.schema
+          .createIndex('ephemeral_keys_expiry')
+          .on('ephemeral_keys')
+          .column('expires_at')
+          .execute();
+        await db.schema.alterTable('logs').addColumn('ephemeral_id', big).execute();
+      },
+    },
     '0013_leaks': {
       // The anomaly guard (security/guard.ts): a key's own thresholds, and a group's for all its
       // keys, as JSON text {max_ips_per_hour?, max_spend_per_hour_nano?, action}; null = none.

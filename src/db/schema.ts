@@ -80,6 +80,8 @@ export interface ApiKeysTable {
   imported: Generated<number>;
   /** Set by `mole import new-api`: the source row ("new-api:tokens:<id>"). */
   import_source: Generated<string | null>;
+  /** Browser origins (JSON list of normalised `scheme://host[:port]`, `*.` wildcards); null = none. */
+  allowed_origins: Generated<string | null>;
   /** Anomaly guard, JSON text (billing/guard.ts); null = none of its own (the group's still applies). */
   guard: Generated<string | null>;
   /** Spend allowed per budget_period (nano-USD); null = none of its own (the group's default may apply). */
@@ -87,6 +89,31 @@ export interface ApiKeysTable {
   budget_period: Generated<BudgetPeriod | null>;
   /** JSON list of spend shares that raise `budget.threshold`; null = [0.8, 1]. */
   alert_thresholds: Generated<string | null>;
+}
+
+/**
+ * A short-lived key minted by a key (its parent) for a browser or an app. It bills and counts
+ * as its parent; it dies with it (revoked in the parent's change, and `parent_key_hash` must
+ * still be the parent's secret). `status`: 'active' | 'revoked'.
+ */
+export interface EphemeralKeysTable {
+  id: Generated<number>;
+  parent_id: number;
+  user_id: number;
+  key_hash: string;
+  /** The parent's key_hash when minted: a rotated parent no longer matches. */
+  parent_key_hash: string;
+  display: string;
+  /** JSON list, null = the parent's models. */
+  models: string | null;
+  /** JSON list of origins, null = the parent's. */
+  allowed_origins: string | null;
+  max_cost_nano: number | null;
+  used_nano: Generated<number>;
+  status: 'active' | 'revoked';
+  expires_at: number;
+  created_at: number;
+  revoked_at: number | null;
 }
 
 export interface AuditTable {
@@ -188,6 +215,8 @@ export interface LogsTable {
   cache_write_tokens: number;
   /** Part of completion_tokens spent on reasoning, as the upstream reported it. */
   reasoning_tokens: number;
+  /** The ephemeral key that made the call (key_id is its parent's), else null. */
+  ephemeral_id: Generated<number | null>;
 }
 
 /** Per-day rollup maintained in the same transaction as the log rows it summarises. */
@@ -248,6 +277,7 @@ export interface Database {
   users: UsersTable;
   sessions: SessionsTable;
   api_keys: ApiKeysTable;
+  ephemeral_keys: EphemeralKeysTable;
   audit_log: AuditTable;
   groups: GroupsTable;
   prices: PricesTable;
@@ -261,6 +291,7 @@ export interface Database {
 export type UserRow = Selectable<UsersTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 export type NewApiKey = Insertable<ApiKeysTable>;
+export type EphemeralKeyRow = Selectable<EphemeralKeysTable>;
 export type ApiKeyUpdate = Updateable<ApiKeysTable>;
 export type ChannelRow = Selectable<ChannelsTable>;
 export type LogRow = Selectable<LogsTable>;

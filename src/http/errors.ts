@@ -9,6 +9,7 @@ export const ERROR_CATALOGUE = {
   key_expired: { status: 401, type: 'authentication_error' },
   account_disabled: { status: 401, type: 'authentication_error' },
   ip_not_allowed: { status: 403, type: 'permission_error' },
+  browser_origin_not_allowed: { status: 403, type: 'permission_error' },
   model_not_allowed: { status: 403, type: 'permission_error' },
   model_not_found: { status: 404, type: 'invalid_request_error' },
   model_not_priced: { status: 403, type: 'permission_error' },

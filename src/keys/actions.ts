@@ -5,12 +5,37 @@
 import type { AccountsService } from '../accounts/service.js';
 import type { AuditService } from '../audit/service.js';
 import { AppError } from '../http/errors.js';
-import { actorOf, isAdmin, type Principal, selfId } from '../http/principal.js';
+import { actorOf, isAdmin, type Principal, selfId, userOf } from '../http/principal.js';
 import { type Budget, budgetOf } from '../budgets/service.js';
 import { checkWithinGroup as checkBudgetWithinGroup } from '../budgets/input.js';
 import type { ApiKeyRow } from '../db/schema.js';
 import { checkKeyLifetime, checkWithinGroup, type GroupPolicy } from '../limits/policy.js';
 import { type KeyFields, type KeyListQuery, type KeysService, keyChanges, toKeyJson } from './service.js';
+import { type EphemeralKeys, toEphemeralJson } from './ephemeral.js';
+import { compileModelList } from './models.js';
+import { compileOrigins, normaliseOrigins } from './origins.js';
+
+/** What `POST /v1/keys/ephemeral` asks for (validated at the edge; amounts in nano-USD). */
+export interface EphemeralRequest {
+  ttlSeconds: number;
+  models?: string[] | undefined;
+  maxCostNano?: number | undefined;
+  allowedOrigins?: string[] | undefined;
+}
+
+/** Whether a model pattern (a name, or a prefix ending in "*") asks for nothing beyond `list` (null = anything). */
+function modelPatternCovered(list: string[] | null, entry: string): boolean {
+  if (list === null) return true;
+  if (!entry.endsWith('*')) return compileModelList(list)!.allows(entry);
+  const prefix = entry.slice(0, -1);
+  return list.some((p) => p.endsWith('*') && prefix.startsWith(p.slice(0, -1)));
+}
+
+/** The relay key a principal is (the kill switch and minting are the key's own acts). */
+function keyPrincipal(p: Principal): Extract<Principal, { kind: 'key' }> {
+  if (p.kind !== 'key') throw new AppError('forbidden', 'only a relay key can do this, for itself');
+  return p;
+}
 
 /** Where the request came from, for the audit trail. */
 export interface Caller {
@@ -23,7 +48,7 @@ export type KeyPatch = KeyFields & { status?: 'active' | 'disabled' };
 /** A user may not move a key into another group (that would change its prices and models). */
 function checkGroupAllowed(principal: Principal, group: string | null | undefined) {
   if (group == null || isAdmin(principal)) return;
-  if (principal.kind !== 'master' && group !== principal.user.group_name)
+  if (group !== userOf(principal)?.group_name)
     throw new AppError('forbidden', 'only an admin can put a key in another group', { param: 'group' });
 }
 
@@ -34,6 +59,7 @@ export function createKeyActions(deps: {
   keys: KeysService;
   accounts: Pick<AccountsService, 'requireUser'>;
   audit: Pick<AuditService, 'record'>;
+  ephemeral: EphemeralKeys;
   /** A group's limits and key lifetime (null = a group without a policy). */
   groups: { group(name: string): GroupPolicy | null };
   /** Persists pending usage, so reads show the latest spend and last use. */
@@ -43,7 +69,7 @@ export function createKeyActions(deps: {
   /** The key's own budget against its spend this period (budgets/). */
   budgetUsage?: (keyId: number, budget: Budget) => Promise<unknown>;
 }) {
-  const { keys, audit } = deps;
+  const { keys, audit, ephemeral } = deps;
 
   /**
    * 422 limit_above_group when the key's budget (as it will be) is above its group's default.
@@ -64,7 +90,7 @@ export function createKeyActions(deps: {
   async function ownerForNewKey(principal: Principal, userId: number | undefined): Promise<number> {
     if (isAdmin(principal)) {
       if (userId !== undefined) return Number((await deps.accounts.requireUser(userId)).id);
-      if (principal.kind === 'master')
+      if (principal.kind !== 'session')
         throw new AppError('validation_error', 'user_id: required with the master key', { param: 'user_id' });
       return principal.user.id;
     }
@@ -79,8 +105,9 @@ export function createKeyActions(deps: {
    */
   async function actsAsAdmin(principal: Principal, id: number): Promise<boolean> {
     if (!isAdmin(principal)) return false;
-    if (principal.kind === 'master') return true;
-    return Number((await keys.requireKey(id)).user_id) !== Number(principal.user.id);
+    const user = userOf(principal);
+    if (!user) return true;
+    return Number((await keys.requireKey(id)).user_id) !== Number(user.id);
   }
 
   /**
@@ -135,6 +162,7 @@ export function createKeyActions(deps: {
               display: json.display,
               models: json.models,
               allowed_ips: json.allowed_ips,
+              allowed_origins: json.allowed_origins,
               quota: json.quota,
               group: json.group,
               rpm: json.rpm,
@@ -232,6 +260,87 @@ export function createKeyActions(deps: {
       );
       await deps.flush();
       return { ...toKeyJson(await keys.requireKey(id), keys.now()), key: secret };
+    },
+
+    /**
+     * `POST /v1/keys/ephemeral`: a key mints a short-lived key that can do no more than it
+     * (models and origins within its own, expiry within its own) and bills to it.
+     */
+    async mintEphemeral({ principal }: Caller, input: EphemeralRequest) {
+      const p = keyPrincipal(principal);
+      if (p.ephemeralId !== null)
+        throw new AppError('forbidden', 'an ephemeral key cannot mint keys; mint with its parent key');
+      const parent = await keys.requireKey(p.keyId);
+      const now = keys.now();
+      const expiresAt = now + input.ttlSeconds * 1000;
+      if (parent.expires_at !== null && expiresAt > Number(parent.expires_at))
+        throw new AppError(
+          'invalid_request',
+          `ttl_seconds: this key expires at ${new Date(Number(parent.expires_at)).toISOString()}; an ephemeral key cannot outlive it (at most ${Math.max(0, Math.floor((Number(parent.expires_at) - now) / 1000))} seconds)`,
+          { param: 'ttl_seconds' },
+        );
+      const parentModels = parent.models === null ? null : (JSON.parse(parent.models) as string[]);
+      let models: string[] | null = null;
+      if (input.models !== undefined) {
+        models = [...new Set(input.models)];
+        const outside = models.findIndex((m) => !modelPatternCovered(parentModels, m));
+        if (outside >= 0)
+          throw new AppError('model_not_allowed', `models: entry ${outside} is outside this key's models`, {
+            param: 'models',
+          });
+      }
+      let origins: string[] | null = null;
+      if (input.allowedOrigins !== undefined) {
+        const r = normaliseOrigins(input.allowedOrigins);
+        if (!r.ok)
+          throw new AppError('invalid_request', `allowed_origins: ${r.error}`, { param: 'allowed_origins' });
+        origins = r.value;
+        const parentOrigins = compileOrigins(
+          parent.allowed_origins == null ? [] : (JSON.parse(parent.allowed_origins) as string[]),
+        );
+        // A parent that lists origins bounds its children; one that lists none leaves them their own.
+        const outside =
+          parentOrigins.entries.length === 0 ? -1 : origins.findIndex((o) => !parentOrigins.covers(o));
+        if (outside >= 0)
+          throw new AppError(
+            'browser_origin_not_allowed',
+            `allowed_origins: entry ${outside} is outside this key's allowed origins`,
+            { param: 'allowed_origins' },
+          );
+      }
+      const { row, secret } = await ephemeral.mint(
+        { id: Number(parent.id), userId: Number(parent.user_id), keyHash: parent.key_hash },
+        { models, allowedOrigins: origins, maxCostNano: input.maxCostNano ?? null, expiresAt },
+      );
+      return { ...toEphemeralJson(row, now), key: secret };
+    },
+
+    /**
+     * `POST /v1/key/revoke`, the kill switch: the presenting key switches itself off and locks
+     * (only an admin can enable it again); an ephemeral key revokes just itself. Audited as
+     * `key.revoke`.
+     */
+    async revokeSelf({ principal, ip }: Caller) {
+      const p = keyPrincipal(principal);
+      const entry = { actor: actorOf(p), action: 'key.revoke', keyId: p.keyId, userId: p.userId, ip };
+      if (p.ephemeralId !== null) {
+        const row = await ephemeral.revoke(p.ephemeralId, async (trx, revoked) => {
+          await audit.record(
+            { ...entry, changes: { ephemeral_id: Number(revoked.id), display: revoked.display } },
+            trx,
+          );
+        });
+        return toEphemeralJson(row, keys.now());
+      }
+      // Disabled as an admin would: locked, so its owner cannot switch it back on.
+      await keys.update(p.keyId, p.userId, { status: 'disabled' }, true, async (trx, { before, after }) => {
+        await audit.record(
+          { ...entry, changes: { status: { from: before.status, to: after.status }, locked: true } },
+          trx,
+        );
+      });
+      await deps.flush();
+      return toKeyJson(await keys.requireKey(p.keyId), keys.now());
     },
 
     async remove({ principal, ip }: Caller, id: number) {

@@ -17,6 +17,7 @@ import {
 } from '../budgets/input.js';
 import { limitFieldsOf, zLimitFields } from '../limits/validate.js';
 import type { KeyActions } from './actions.js';
+import { MAX_ORIGINS, normaliseOrigins } from './origins.js';
 import type { KeyFields } from './service.js';
 
 const zIpRule = z
@@ -30,6 +31,8 @@ const zIpRule = z
 const writable = {
   models: z.array(zModelPattern).max(500).nullable().optional(),
   allowed_ips: z.array(zIpRule).max(200).nullable().optional(),
+  /** Checked and normalised in toFields (a bad entry answers 400). */
+  allowed_origins: z.array(z.string().max(300)).max(MAX_ORIGINS).nullable().optional(),
   quota: zUsd.nullable().optional(),
   expires_at: zIsoTime.nullable().optional(),
   group: zGroupName.nullable().optional(),
@@ -60,6 +63,10 @@ export const ApiKeySchema = z
     display: z.string(),
     models: z.array(z.string()).nullable(),
     allowed_ips: z.array(z.string()).nullable(),
+    allowed_origins: z
+      .array(z.string())
+      .optional()
+      .describe('Browser origins (scheme://host[:port], *. wildcards) this key serves; empty = none'),
     quota: z.number().nullable().describe('USD; null = unlimited'),
     used: z.number().describe('USD'),
     remaining: z.number().nullable().optional().describe('USD; null = unlimited'),
@@ -109,6 +116,12 @@ function toFields(b: z.infer<typeof PatchBody>): KeyFields {
   if (b.models !== undefined) f.models = b.models === null ? null : [...new Set(b.models)];
   if (b.allowed_ips !== undefined)
     f.allowedIps = b.allowed_ips === null ? null : b.allowed_ips.map((s) => s.trim());
+  if (b.allowed_origins !== undefined) {
+    const r = normaliseOrigins(b.allowed_origins ?? []);
+    if (!r.ok)
+      throw new AppError('invalid_request', `allowed_origins: ${r.error}`, { param: 'allowed_origins' });
+    f.allowedOrigins = r.value;
+  }
   if (b.quota !== undefined) {
     const nano = b.quota === null ? null : usdToNano(b.quota);
     if (nano === undefined || (b.quota !== null && nano === null))

@@ -9,6 +9,7 @@ import { nanoToUsd } from '../billing/money.js';
 import { type Guard, guardToJson, readGuard, storeGuard } from '../billing/guard.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { displayKey, generateKey, hashKey } from './format.js';
+import { revokeChildren } from './ephemeral.js';
 import { type Clock, systemClock } from '../shared/clock.js';
 import { containsPattern } from '../shared/like.js';
 import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
@@ -44,6 +45,8 @@ export function toKeyJson(row: ApiKeyRow, now = Date.now()) {
     display: row.display,
     models: row.models === null ? null : (JSON.parse(row.models) as string[]),
     allowed_ips: row.allowed_ips === null ? null : (JSON.parse(row.allowed_ips) as string[]),
+    /** Browser origins whose requests this key serves (empty: none). */
+    allowed_origins: row.allowed_origins == null ? [] : (JSON.parse(row.allowed_origins) as string[]),
     quota: quota === null ? null : nanoToUsd(quota),
     used: nanoToUsd(used),
     remaining: quota === null ? null : nanoToUsd(Math.max(0, quota - used)),
@@ -72,6 +75,8 @@ export interface KeyFields {
   name?: string;
   models?: string[] | null;
   allowedIps?: string[] | null;
+  /** Normalised (keys/origins.ts); empty = no browser origin. */
+  allowedOrigins?: string[];
   quotaNano?: number | null;
   expiresAt?: number | null;
   group?: string | null;
@@ -91,6 +96,8 @@ function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
   if (f.models !== undefined) set.models = f.models === null ? null : JSON.stringify(f.models);
   if (f.allowedIps !== undefined)
     set.allowed_ips = f.allowedIps === null ? null : JSON.stringify(f.allowedIps);
+  if (f.allowedOrigins !== undefined)
+    set.allowed_origins = f.allowedOrigins.length === 0 ? null : JSON.stringify(f.allowedOrigins);
   if (f.quotaNano !== undefined) set.quota_nano = f.quotaNano;
   if (f.expiresAt !== undefined) set.expires_at = f.expiresAt;
   if (f.group !== undefined) {
@@ -121,6 +128,7 @@ export function keyChanges(
     'name',
     'models',
     'allowed_ips',
+    'allowed_origins',
     'quota',
     'group',
     'rpm',
@@ -365,7 +373,12 @@ export function createKeysService(
           }
           return set;
         },
-        within,
+        async (trx, change) => {
+          // A disabled key's ephemeral keys die with it (enabling it again does not revive them).
+          if (change.after.status === 'disabled' && change.before.status !== 'disabled')
+            await revokeChildren(trx, [id], clock());
+          await within?.(trx, change);
+        },
       );
       announce(change.after);
       return change;
@@ -390,7 +403,10 @@ export function createKeysService(
             : { updated_at: before.updated_at };
         },
         async (trx, c) => {
-          if (changed) await within?.(trx, c);
+          if (!changed) return;
+          // Its ephemeral keys die with it, for good (as with any disable).
+          await revokeChildren(trx, [id], clock());
+          await within?.(trx, c);
         },
       );
       if (changed) announce(change.after);
@@ -429,7 +445,11 @@ export function createKeysService(
           updated_at: now,
           rotated_at: now,
         }),
-        within,
+        async (trx, change) => {
+          // Ephemeral keys minted under the old secret die with it, at once (no grace).
+          await revokeChildren(trx, [id], clock());
+          await within?.(trx, change);
+        },
       );
       // Drop every cached form of this key, including a still-older secret from a previous rotation.
       const { before, after } = change;
@@ -442,12 +462,18 @@ export function createKeysService(
      * deleted; the owner's invalidation drops them from the verifier's cache).
      */
     async deleteAllFor(trx: Db, userId: number, now: number): Promise<void> {
-      await trx
+      const gone = await trx
         .updateTable('api_keys')
         .set({ status: 'deleted', deleted_at: now, updated_at: now, prev_key_hash: null })
         .where('user_id', '=', userId)
         .where('status', '!=', 'deleted')
+        .returning('id')
         .execute();
+      await revokeChildren(
+        trx,
+        gone.map((r) => Number(r.id)),
+        now,
+      );
     },
 
     /**
@@ -475,22 +501,39 @@ export function createKeysService(
           prev_key_hash: null,
           prev_key_expires_at: null,
         }),
-        within,
+        async (trx, change) => {
+          await revokeChildren(trx, [id], clock());
+          await within?.(trx, change);
+        },
       );
       announce(after, before.prev_key_hash ? [before.prev_key_hash] : []);
       return before;
     },
 
-    /** For the verifier: the key row holding this hash as its current or grace-period secret, with its owner. */
+    /**
+     * For the verifier, in one round trip: the key row holding this hash as its current or
+     * grace-period secret, with its owner; or, when the hash is an ephemeral key's, its parent
+     * key and owner with the ephemeral key's columns (`e_*`, null for a key's own hash).
+     */
     async findByHash(hash: string) {
       return db
         .selectFrom('api_keys')
         .innerJoin('users', 'users.id', 'api_keys.user_id')
+        .leftJoin('ephemeral_keys as e', (j) =>
+          j.onRef('e.parent_id', '=', 'api_keys.id').on('e.key_hash', '=', hash),
+        )
         .selectAll('api_keys')
         .select([
           'users.status as user_status',
           'users.group_name as user_group',
           'users.deleted_at as user_deleted_at',
+          'e.id as e_id',
+          'e.status as e_status',
+          'e.parent_key_hash as e_parent_key_hash',
+          'e.models as e_models',
+          'e.allowed_origins as e_allowed_origins',
+          'e.max_cost_nano as e_max_cost_nano',
+          'e.expires_at as e_expires_at',
           'users.budget_nano as user_budget_nano',
           'users.budget_period as user_budget_period',
           'users.alert_thresholds as user_alert_thresholds',
@@ -498,7 +541,17 @@ export function createKeysService(
           'users.tpm_limit as user_tpm',
           'users.max_concurrency as user_max_concurrency',
         ])
-        .where((eb) => eb.or([eb('api_keys.key_hash', '=', hash), eb('api_keys.prev_key_hash', '=', hash)]))
+        .where((eb) =>
+          eb.or([
+            eb('api_keys.key_hash', '=', hash),
+            eb('api_keys.prev_key_hash', '=', hash),
+            eb(
+              'api_keys.id',
+              '=',
+              eb.selectFrom('ephemeral_keys').select('parent_id').where('key_hash', '=', hash),
+            ),
+          ]),
+        )
         .executeTakeFirst();
     },
 

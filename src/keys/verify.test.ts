@@ -55,7 +55,10 @@ function setup(n: number) {
       user_deleted_at: null,
     });
   }
-  const keys = { findByHash: async (h: string) => byHash.get(h) } as unknown as KeysService;
+  const keys = {
+    findByHash: async (h: string) => byHash.get(h),
+    findEphemeralByHash: async () => undefined,
+  } as unknown as KeysService;
   const bus = new InvalidationBus();
   const verifier = createKeyVerifier(keys, bus, { cacheSize: n + 10 });
   return { secrets, byHash, bus, verifier };
@@ -113,7 +116,10 @@ describe('key verifier cache invalidation', () => {
       return {
         ...s,
         verifier: createKeyVerifier(
-          { findByHash: async (h: string) => s.byHash.get(h) } as unknown as KeysService,
+          {
+            findByHash: async (h: string) => s.byHash.get(h),
+            findEphemeralByHash: async () => undefined,
+          } as unknown as KeysService,
           s.bus,
           { cacheSize: 20 },
         ),

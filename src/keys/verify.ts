@@ -16,6 +16,7 @@ import type { LimitValues } from '../limits/policy.js';
 import { CidrSet } from './cidr.js';
 import { hashKey, isWellFormedKey, KEY_REGEX } from './format.js';
 import { compileModelList, type ModelMatcher } from './models.js';
+import { compileOrigins, type OriginList } from './origins.js';
 import type { KeysService } from './service.js';
 import { type Budget, budgetOf, thresholdsOf } from '../budgets/service.js';
 
@@ -35,6 +36,13 @@ export interface VerifiedKey {
   /** The owner account's own limits, over all its keys. */
   accountLimits: LimitValues;
   expiresAt: number | null;
+  /** Browser origins whose requests this key serves (an `Origin` header not listed is refused). */
+  origins: OriginList;
+  /**
+   * Set for an ephemeral key: its own id and max_cost. Everything else above is its parent's
+   * (it bills and counts as the parent, `id`), narrowed by its own models, origins and expiry.
+   */
+  ephemeral: { id: number; maxCostNano: number | null } | null;
   /** The key's own anomaly guard; its group's applies as well (security/guard.ts). */
   guard: Guard | null;
   /** The key's own periodic budget (its group's default applies besides, budgets/). */
@@ -69,6 +77,26 @@ export type Verification =
 const numOrNull = (v: number | null) => (v === null ? null : Number(v));
 
 const DENY_ALL = (CidrSet.parse([]) as { ok: true; value: CidrSet }).value;
+const NO_ORIGINS = compileOrigins([]);
+const originsOf = (json: string | null | undefined): OriginList =>
+  json == null ? NO_ORIGINS : compileOrigins(JSON.parse(json) as string[]);
+
+/** Both lists must allow (null = no list of its own). */
+function bothModels(a: ModelMatcher | null, b: ModelMatcher | null): ModelMatcher | null {
+  if (!a || !b) return a ?? b;
+  return { allows: (m) => a.allows(m) && b.allows(m) };
+}
+
+/** An ephemeral key's origins: its own list (else its parent's), within its parent's when the parent lists any. */
+function ephemeralOrigins(parent: OriginList, own: OriginList | null): OriginList {
+  if (!own) return parent;
+  if (parent.entries.length === 0) return own;
+  return {
+    entries: own.entries,
+    allows: (o) => own.allows(o) && parent.allows(o),
+    covers: (e) => own.covers(e) && parent.covers(e),
+  };
+}
 
 const deny = (code: KeyDenialCode, message: string, key?: VerifiedKey): Verification => ({
   ok: false,
@@ -177,20 +205,36 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
   async function load(hash: string): Promise<CachedKey | null> {
     stats.dbLookups++;
     const startGen = generation;
+    // A key, else an ephemeral key (with its parent's row: it is cached under its parent's id,
+    // so whatever drops the parent drops it too).
     const row = await keys.findByHash(hash);
-    if (!row || row.status === 'deleted' || row.user_deleted_at !== null) {
+    const eph = row && row.e_id != null ? row : null;
+    if (
+      !row ||
+      row.status === 'deleted' ||
+      row.user_deleted_at !== null ||
+      // Minted under a secret its parent no longer holds (rotated): gone like a rotated-out key.
+      (eph !== null && eph.e_parent_key_hash !== row.key_hash)
+    ) {
       if (startGen === generation) unknown.set(hash, true);
       return null;
     }
-    const isPrev = row.key_hash !== hash;
+    const isPrev = eph === null && row.key_hash !== hash;
     const ips = row.allowed_ips === null ? null : CidrSet.parse(JSON.parse(row.allowed_ips) as string[]);
+    const parentModels = compileModelList(row.models === null ? null : (JSON.parse(row.models) as string[]));
+    const parentExpiry = row.expires_at === null ? null : Number(row.expires_at);
     const entry: CachedKey = {
       id: Number(row.id),
       userId: Number(row.user_id),
       name: row.name,
       // A group the owner pinned was their own group then: it follows them, never outlives a move.
       group: row.group_name !== null && Number(row.group_by_admin) === 1 ? row.group_name : row.user_group,
-      models: compileModelList(row.models === null ? null : (JSON.parse(row.models) as string[])),
+      models: eph
+        ? bothModels(
+            parentModels,
+            compileModelList(eph.e_models === null ? null : (JSON.parse(eph.e_models) as string[])),
+          )
+        : parentModels,
       quotaNano: row.quota_nano === null ? null : Number(row.quota_nano),
       rpm: numOrNull(row.rpm_limit),
       limits: {
@@ -204,13 +248,28 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
         tpm: numOrNull(row.user_tpm),
         maxConcurrency: numOrNull(row.user_max_concurrency),
       },
-      expiresAt: row.expires_at === null ? null : Number(row.expires_at),
+      expiresAt: eph
+        ? Math.min(Number(eph.e_expires_at), parentExpiry ?? Number.POSITIVE_INFINITY)
+        : parentExpiry,
+      origins: eph
+        ? ephemeralOrigins(
+            originsOf(row.allowed_origins),
+            eph.e_allowed_origins === null ? null : originsOf(eph.e_allowed_origins),
+          )
+        : originsOf(row.allowed_origins),
+      ephemeral: eph
+        ? {
+            id: Number(eph.e_id),
+            maxCostNano: eph.e_max_cost_nano === null ? null : Number(eph.e_max_cost_nano),
+          }
+        : null,
       guard: readGuard(row.guard),
       budget: budgetOf(row.budget_nano, row.budget_period),
       alertThresholds: thresholdsOf(row.alert_thresholds),
       accountBudget: budgetOf(row.user_budget_nano, row.user_budget_period),
       accountAlertThresholds: thresholdsOf(row.user_alert_thresholds),
-      status: row.status,
+      // A revoked ephemeral key answers like a disabled key.
+      status: eph && eph.e_status !== 'active' ? 'disabled' : row.status,
       ownerActive: row.user_status === 'active',
       // A stored rule that no longer parses denies everyone rather than allowing everyone.
       allowedIps: ips === null ? null : ips.ok ? ips.value : DENY_ALL,

@@ -16,6 +16,7 @@ import { TOKEN_PREFIX } from '../tokens/format.js';
 import { AppError, type ErrorCode } from '../http/errors.js';
 import { costNano, type Price } from '../billing/money.js';
 import type { Reservation } from '../billing/ledger.js';
+import type { CapHold } from '../billing/spend-caps.js';
 import type { BudgetHold } from '../budgets/meter.js';
 import type { LimitSnapshot, LimitSubject, Ticket } from '../limits/limiter.js';
 import { rateLimitHeaders } from '../limits/headers.js';
@@ -32,6 +33,7 @@ import { readAll, scrubCredential, upstreamErrorCode } from './upstream-body.js'
 import { relayPlain } from './answer.js';
 import { relayStream } from './stream.js';
 import { countText } from './tokens.js';
+import { allowOrigin, originOf } from './cors.js';
 
 /** What the relay knows about a request once its key is verified (for the log row). */
 export interface RelayState {
@@ -76,6 +78,8 @@ export interface Outcome {
 export interface Hold {
   ledger: Reservation;
   budget: BudgetHold;
+  /** Against an ephemeral key's max_cost (null: not an ephemeral key, or no max_cost). */
+  cap: CapHold | null;
 }
 
 /** One relay request on its way through its attempts: what every step needs. */
@@ -121,6 +125,7 @@ const NO_RETRY = new Set<string>([
   'key_expired',
   'key_disabled',
   'ip_not_allowed',
+  'browser_origin_not_allowed',
   'model_not_allowed',
 ]);
 
@@ -159,7 +164,13 @@ export function createRelay(s: Services) {
     transports[c.type]?.protocols(c, r.operation) ?? [];
 
   // ── 1. authenticate the key (runs before the body is read) ────────────────────────────
-  async function authenticate(req: FastifyRequest, route: RouteInfo): Promise<VerifiedKey> {
+  async function authenticate(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    route: RouteInfo,
+    /** The kill switch: a key may switch itself off from anywhere (IP rules and origins aside). */
+    opts: { anyPlace?: boolean } = {},
+  ): Promise<VerifiedKey> {
     const state: RelayState = {
       key: null,
       startedAt: performance.now(),
@@ -172,14 +183,32 @@ export function createRelay(s: Services) {
     const presented = presentedKey(req.headers, req.url);
     const v = await s.verifier.verify(presented, req.clientIp);
     if (v.key) state.key = v.key;
-    if (!v.ok)
+    const origin = originOf(req);
+    // A page the key serves may read every answer, refusals too (an expired key says so).
+    if (origin !== undefined && v.key?.origins.allows(origin)) allowOrigin(reply, origin);
+    let key: VerifiedKey;
+    if (v.ok) key = v.key;
+    else if (opts.anyPlace && v.code === 'ip_not_allowed' && v.key) key = v.key;
+    else
       throw new AppError(
         v.code as ErrorCode,
         (v.code === 'invalid_api_key' && notAnApiKey(presented, s.masterKey)) || v.message,
       );
-    await guardIps(v.key, req.clientIp);
-    s.verifier.touch(v.key.id, req.clientIp);
-    return v.key;
+    if (!opts.anyPlace) {
+      checkOrigin(key, origin);
+      await guardIps(key, req.clientIp);
+    }
+    s.verifier.touch(key.id, req.clientIp);
+    return key;
+  }
+
+  /** A request from a web page (it carries `Origin`) must come from an origin the key lists. */
+  function checkOrigin(key: VerifiedKey, origin: string | undefined): void {
+    if (origin !== undefined && !key.origins.allows(origin))
+      throw new AppError(
+        'browser_origin_not_allowed',
+        `Requests from the browser origin "${origin.slice(0, 200)}" are not allowed for this API key; list it in the key's allowed_origins.`,
+      );
   }
 
   /** The anomaly guard's IP count: the request that brings a new IP past the limit of a
@@ -303,18 +332,35 @@ export function createRelay(s: Services) {
     amount: number,
   ): Promise<{ ok: true; hold: Hold } | { ok: false; refusal: AppError }> {
     const noRetry = { 'x-should-retry': 'false' };
+    // An ephemeral key's max_cost first (it bills to its parent: the rest is the parent's).
+    const capNano = key.ephemeral?.maxCostNano ?? null;
+    const cap = capNano === null ? null : await s.spendCaps.hold(key.ephemeral!.id, capNano, amount);
+    if (capNano !== null && !cap)
+      return {
+        ok: false,
+        refusal: new AppError(
+          'insufficient_quota',
+          `The request could cost up to ${amount / 1e9} USD, more than this ephemeral key's max_cost has left.`,
+          { headers: noRetry },
+        ),
+      };
+    const dropCap = () => cap && s.spendCaps.release(cap);
     const b = await s.budgets.reserve(key, amount);
-    if (!b.ok)
+    if (!b.ok) {
+      dropCap();
       return { ok: false, refusal: new AppError('budget_exceeded', b.message, { headers: noRetry }) };
+    }
     let l: Awaited<ReturnType<typeof s.ledger.reserve>>;
     try {
       l = await s.ledger.reserve(key.id, key.userId, key.quotaNano, amount);
     } catch (err) {
       s.budgets.release(b.hold);
+      dropCap();
       throw err;
     }
     if (!l.ok) {
       s.budgets.release(b.hold);
+      dropCap();
       const what = l.reason === 'key_quota' ? "this API key's quota" : 'the account balance';
       return {
         ok: false,
@@ -325,13 +371,14 @@ export function createRelay(s: Services) {
         ),
       };
     }
-    return { ok: true, hold: { ledger: l.reservation, budget: b.hold } };
+    return { ok: true, hold: { ledger: l.reservation, budget: b.hold, cap } };
   }
 
   /** Gives the whole hold back (nothing was billed). */
   function release(h: Hold): void {
     s.ledger.release(h.ledger);
     s.budgets.release(h.budget);
+    if (h.cap) s.spendCaps.release(h.cap);
   }
 
   // ── 7. count usage: the upstream's report, else a local count; never past the admitted cap
@@ -370,7 +417,11 @@ export function createRelay(s: Services) {
     const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
     let charge: number;
     try {
-      charge = await s.ledger.settle(h.ledger, await s.budgets.capFor(h.budget, cost).catch(() => cost));
+      const budgetCapped = await s.budgets.capFor(h.budget, cost).catch(() => cost);
+      // An ephemeral key's max_cost may charge less still; what its parent was charged counts.
+      const capped = h.cap ? await s.spendCaps.settle(h.cap, budgetCapped) : budgetCapped;
+      charge = await s.ledger.settle(h.ledger, capped);
+      if (h.cap && charge < capped) await s.spendCaps.refund(h.cap, capped - charge);
     } catch (err) {
       req.log.error({ err: message(err), cost }, 'relay: settling failed; the answer is not billed');
       s.budgets.release(h.budget);
@@ -402,6 +453,7 @@ export function createRelay(s: Services) {
       user_id: st.key.userId,
       key_id: st.key.id,
       key_name: st.key.name,
+      ephemeral_id: st.key.ephemeral?.id ?? null,
       model: st.model,
       upstream_model: o.upstreamModel,
       channel_id: o.channel?.id ?? null,

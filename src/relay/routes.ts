@@ -3,14 +3,21 @@
 // The key is verified in onRequest, before the body is read, so the contract's check order
 // holds even for oversized or malformed bodies; every refusal speaks the route's protocol.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import type { Services } from '../services.js';
 import { AppError } from '../http/errors.js';
 import { toKeyJson } from '../keys/service.js';
+import { toEphemeralJson } from '../keys/ephemeral.js';
 import type { VerifiedKey } from '../keys/verify.js';
-import { nanoToUsd } from '../billing/money.js';
+import { nanoToUsd, usdToNano } from '../billing/money.js';
 import { limitsJson } from '../limits/headers.js';
+import { zModelPattern, zUsd } from '../http/validate.js';
+import type { Principal } from '../http/principal.js';
+import type { EphemeralRequest } from '../keys/actions.js';
+import { MAX_ORIGINS } from '../keys/origins.js';
 import type { Operation, Protocol } from './canonical.js';
 import { createRelay, type Relay } from './pipeline.js';
+import { preflight } from './cors.js';
 import { codec } from './protocols/index.js';
 import { checkModelName, parseRelayBody } from './protocols/openai.js';
 import type { RouteInfo } from './protocols/types.js';
@@ -19,7 +26,48 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The relay route's protocol and operation (Gemini's model and method come from the path). */
     relay?: { protocol: Protocol; operation: Operation | 'count_tokens' };
+    /** The kill switch: the key may switch itself off from any IP or origin. */
+    killSwitch?: boolean;
   }
+}
+
+/** `POST /v1/keys/ephemeral`'s body (contract §8). */
+const EphemeralBody = z
+  .object({
+    ttl_seconds: z.number().int().min(1).max(3600).default(600),
+    models: z.array(zModelPattern).max(500).optional(),
+    max_cost: zUsd.nullable().optional(),
+    allowed_origins: z.array(z.string().max(300)).max(MAX_ORIGINS).optional(),
+  })
+  .strict();
+
+function ephemeralRequest(raw: Buffer | undefined): EphemeralRequest {
+  const r = EphemeralBody.safeParse(raw && raw.length > 0 ? parseRelayBody(raw) : {});
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const param = issue.path.join('.') || null;
+    const message =
+      issue.code === 'unrecognized_keys'
+        ? // Names only when they look like field names: a pasted secret is never echoed.
+          `unknown field: ${issue.keys.map((k) => (/^[a-z_]{1,40}$/.test(k) ? k : '(unnamed)')).join(', ')}`
+        : `${param ? param + ': ' : ''}${issue.message}`;
+    throw new AppError('invalid_request', message, { param });
+  }
+  const b = r.data;
+  const maxCostNano = b.max_cost == null ? undefined : usdToNano(b.max_cost);
+  if (maxCostNano === null)
+    throw new AppError('invalid_request', 'max_cost: at most 9 decimal places', { param: 'max_cost' });
+  return {
+    ttlSeconds: b.ttl_seconds,
+    models: b.models,
+    maxCostNano,
+    allowedOrigins: b.allowed_origins,
+  };
+}
+
+/** The presenting key, as the actor of its own acts (minting, the kill switch). */
+function keyPrincipal(key: VerifiedKey): Principal {
+  return { kind: 'key', keyId: key.id, userId: key.userId, ephemeralId: key.ephemeral?.id ?? null };
 }
 
 /** Gemini's `{model}:{method}` path segment. */
@@ -78,12 +126,16 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     done(null, body),
   );
 
+  // CORS preflights carry no key: answered alike for every origin (relay/cors.ts).
+  app.options('/*', { schema: { hide: true } }, async (req, reply) => preflight(req, reply));
+
   app.addHook('onRequest', async (req, reply) => {
+    if (req.method === 'OPTIONS') return;
     const route = routeOf(req);
     // Anthropic's SDK reads its request id from `request-id` (errors carry it as requestID).
     if (route.protocol === 'anthropic') void reply.header('request-id', req.id);
     try {
-      await relay.authenticate(req, route);
+      await relay.authenticate(req, reply, route, { anyPlace: req.routeOptions.config.killSwitch === true });
     } catch (err) {
       // `return reply`: the answer is sent, the route must not run.
       if (err instanceof AppError) {
@@ -197,6 +249,17 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     app.get('/key', async (req, reply) => {
       const key = req.relay!.key!;
       await relay.logFree(req, reply);
+      // An ephemeral key sees itself (never its parent's name, secret form or spend).
+      if (key.ephemeral) {
+        const e = await s.ephemeralKeys.get(key.ephemeral.id);
+        const used = s.spendCaps.usedNano(key.ephemeral.id, Number(e.used_nano));
+        const cap = key.ephemeral.maxCostNano;
+        return {
+          ...toEphemeralJson(e, s.ephemeralKeys.now()),
+          used: nanoToUsd(used),
+          remaining: cap === null ? null : nanoToUsd(Math.max(0, cap - used)),
+        };
+      }
       const row = await s.keys.requireKey(key.id);
       const json = toKeyJson({ ...row, used_nano: s.ledger.usedNano(key.id, Number(row.used_nano)) });
       const balance = s.ledger.balanceNano(key.userId, await s.accounts.balanceNano(key.userId));
@@ -217,6 +280,25 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
           spent: nanoToUsd(tightest.spentNano),
         };
       return { object: 'api_key', ...json, account_balance: nanoToUsd(balance), limits };
+    });
+
+    // Ephemeral keys (contract §8): the presenting key mints one for a browser or an app.
+    app.post('/keys/ephemeral', async (req, reply) => {
+      const input = ephemeralRequest(req.body as Buffer | undefined);
+      const minted = await s.keyActions.mintEphemeral(
+        { principal: keyPrincipal(req.relay!.key!), ip: req.clientIp },
+        input,
+      );
+      await relay.logFree(req, reply);
+      return reply.code(201).send(minted);
+    });
+
+    // The kill switch: the presenting key switches itself off and locks (an ephemeral key, just itself).
+    app.post('/key/revoke', { config: { killSwitch: true } }, async (req, reply) => {
+      const key = req.relay!.key!;
+      const revoked = await s.keyActions.revokeSelf({ principal: keyPrincipal(key), ip: req.clientIp });
+      await relay.logFree(req, reply);
+      return key.ephemeral ? revoked : { object: 'api_key', ...revoked };
     });
   } else {
     // Gemini's model list and model lookup (v1beta; under v1 those paths are OpenAI's).

@@ -4,6 +4,7 @@
 // again; every instance hears of it on the invalidation bus), audited and announced as an
 // event, the audit row and the event in the change's own transaction. Never a secret in any
 // of them: a reported token is only ever hashed.
+import type { EphemeralKeys } from '../keys/ephemeral.js';
 import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuditService } from '../audit/service.js';
@@ -43,6 +44,8 @@ export const GUARD_ACTOR = 'system:guard';
 
 export function createSecurityActions(deps: {
   keys: Pick<KeysService, 'findByHashes' | 'lockDown'>;
+  /** A leaked ephemeral key is revoked (just it: it was made to be handed out). */
+  ephemeral: Pick<EphemeralKeys, 'findByHashes' | 'revoke'>;
   audit: Pick<AuditService, 'record'>;
   events: Pick<EventsService, 'emit'>;
   logger: Logger;
@@ -66,14 +69,40 @@ export function createSecurityActions(deps: {
         byHash.set(row.key_hash, row);
         if (row.prev_key_hash && !byHash.has(row.prev_key_hash)) byHash.set(row.prev_key_hash, row);
       }
+      const ephemerals = new Map(
+        (await deps.ephemeral.findByHashes(ours.filter((h) => !byHash.has(h)))).map((e) => [e.key_hash, e]),
+      );
       const out: LeakLabel[] = [];
       for (const [i, r] of reports.entries()) {
         const row = byHash.get(hashes[i]!);
+        const eph = row ? undefined : ephemerals.get(hashes[i]!);
         out.push({
           token_hash: hashes[i]!,
           token_type: r.type,
-          label: row ? 'true_positive' : 'false_positive',
+          label: row || eph ? 'true_positive' : 'false_positive',
         });
+        if (eph && eph.status === 'active') {
+          await deps.ephemeral.revoke(Number(eph.id), async (trx, revoked) => {
+            await audit.record(
+              {
+                actor: GITHUB_ACTOR,
+                action: 'key.leaked',
+                keyId: Number(revoked.parent_id),
+                userId: Number(revoked.user_id),
+                ip,
+                changes: {
+                  url: r.url,
+                  source: r.source,
+                  type: r.type,
+                  ephemeral_id: Number(revoked.id),
+                  display: revoked.display,
+                },
+              },
+              trx,
+            );
+          });
+          continue;
+        }
         if (!row || row.status === 'deleted') continue;
         const keyId = Number(row.id);
         const userId = Number(row.user_id);

@@ -2,6 +2,7 @@
 // counter stores (memory; Redis when MOLE_TEST_REDIS_URL is set): distinct IPs per clock hour,
 // spend per hour, alert once per hour and threshold, disable on every request past it, the
 // key's and the group's guard both applying.
+import { compileOrigins } from '../keys/origins.js';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -64,6 +65,8 @@ const key = (id: number, guard: Guard | null): VerifiedKey => ({
   userGroup: 'default',
   accountLimits: { rpm: null, tpm: null, maxConcurrency: null },
   expiresAt: null,
+  origins: compileOrigins([]),
+  ephemeral: null,
   guard,
   budget: null,
   alertThresholds: null,

@@ -58,6 +58,12 @@ export const LogEntrySchema = z
     protocol: z.string().describe('the ingress protocol the client spoke'),
     cache_write_tokens: z.number().int(),
     reasoning_tokens: z.number().int(),
+    ephemeral_id: z
+      .number()
+      .int()
+      .nullable()
+      .optional()
+      .describe('the ephemeral key that made the call (key_id is its parent); null = the key itself'),
     attempts: z.array(LogAttemptSchema).describe('every upstream try, in order'),
   })
   .meta({ title: 'LogEntry' });
@@ -164,6 +170,7 @@ export function registerUsageRoutes(
           'protocol',
           'cache_write_tokens',
           'reasoning_tokens',
+          'ephemeral_id',
         ] as const;
         const rows: unknown[][] = [];
         for await (const r of deps.usage.allLogs(f, CSV_MAX_ROWS)) rows.push(cols.map((c) => r[c]));

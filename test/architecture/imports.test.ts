@@ -14,6 +14,7 @@ const TABLE_OWNER: Record<string, string> = {
   sessions: 'accounts',
   meta: 'accounts',
   api_keys: 'keys',
+  ephemeral_keys: 'keys',
   audit_log: 'audit',
   prices: 'billing',
   groups: 'billing',

@@ -272,11 +272,18 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     await page.getByRole('button', { name: 'Edit' }).click();
     const dialog = page.getByRole('dialog', { name: /Edit key/ });
     await page.getByLabel('Quota (USD)').fill('7.5');
+    // Browser origins: a bad one is caught in the form, good ones are sent and shown.
+    await page.getByLabel('Allowed origins').fill('app.example.com');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await expect.poll(() => dialog.getByRole('alert').first().textContent()).toContain('app.example.com');
+    await page.getByLabel('Allowed origins').fill('https://App.example.com\nhttps://*.corp.test');
     await dialog.getByRole('button', { name: 'Save' }).click();
     await dialog.waitFor({ state: 'detached' });
     await page.getByText('$7.50').first().waitFor();
+    await page.getByText('https://app.example.com, https://*.corp.test').first().waitFor();
     const k = await s.api('GET', `/api/keys/${keyId}`);
     expect(k.body.quota).toBe(7.5);
+    expect(k.body.allowed_origins).toEqual(['https://app.example.com', 'https://*.corp.test']);
   });
 
   it('an empty IP allowlist reads as blocked, and editing such a key keeps it blocked', async () => {

@@ -13,6 +13,7 @@ describe.each(backends())('key actions and their audit rows [%s]', (backend) => 
     createKeyActions({
       keys: s.services.keys,
       accounts: s.services.accounts,
+      ephemeral: s.services.ephemeralKeys,
       groups: s.services.catalog,
       audit: {
         record: async () => {

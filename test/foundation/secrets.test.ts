@@ -1,5 +1,6 @@
-// No plaintext secret at rest or in the logs (contract §2): after creating and rotating keys,
-// signing in, adding channels and creating, using and revoking management tokens (§8), the SQLite files (main + WAL) or a pg_dump of the schema hold
+// No plaintext secret at rest or in the logs (contract §2): after creating and rotating keys
+// (and minting, using and revoking ephemeral keys), signing in, adding channels and creating,
+// using and revoking management tokens (§8), the SQLite files (main + WAL) or a pg_dump of the schema hold
 // no key secret, master key, password, session token or channel api_key; neither do the
 // server's log output, the answers (but a token's own creation), or the audit trail. Nor do
 // GitHub secret-scanning reports leave the tokens they name anywhere (the keys they disable,
@@ -77,6 +78,34 @@ describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
     const own = await u.call('POST', '/api/keys', { name: 'user-made' });
     record(own);
     keySecrets.push(own.body.key);
+    // Ephemeral keys minted by a live key: used below like every key; one revokes itself, one
+    // outlives its parent's rotation (dead then), and refused mints carry secrets in odd fields.
+    const parentSecret = own.body.key as string;
+    for (const body of [
+      {},
+      { ttl_seconds: 60, max_cost: 0.5, allowed_origins: ['https://app.example.com'] },
+    ]) {
+      const e = await relay(s, parentSecret, { method: 'POST', path: '/v1/keys/ephemeral', body });
+      expect(e.status).toBe(201);
+      record(e);
+      keySecrets.push(e.body.key);
+      visible.push(e.body.display);
+    }
+    record(await relay(s, keySecrets.at(-1)!, { method: 'POST', path: '/v1/key/revoke' }));
+    for (const body of [
+      { ttl_seconds: parentSecret },
+      { allowed_origins: [parentSecret] },
+      { [parentSecret]: 1 },
+    ])
+      record(await relay(s, parentSecret, { method: 'POST', path: '/v1/keys/ephemeral', body }));
+    const outlived = await s.api('POST', '/api/keys', { name: 'ephemeral-parent', user_id: user.id });
+    keySecrets.push(outlived.body.key);
+    const child = await relay(s, outlived.body.key, { method: 'POST', path: '/v1/keys/ephemeral', body: {} });
+    record(child);
+    keySecrets.push(child.body.key);
+    const rotatedParent = await s.api('POST', `/api/keys/${outlived.body.id}/rotate`, {});
+    record(rotatedParent);
+    keySecrets.push(rotatedParent.body.key);
     const doomed = await s.api('POST', '/api/keys', { name: 'deleted-one', user_id: user.id });
     keySecrets.push(doomed.body.key);
     await s.api('DELETE', `/api/keys/${doomed.body.id}`);

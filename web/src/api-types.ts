@@ -10,6 +10,8 @@ export interface ApiKey {
   display: string;
   models: string[] | null;
   allowed_ips: string[] | null;
+  /** Browser origins (scheme://host[:port], *. wildcards) this key serves; empty = none */
+  allowed_origins?: string[];
   /** USD; null = unlimited */
   quota: number | null;
   /** USD */
@@ -119,6 +121,8 @@ export interface DeletedApiKey {
   display: string;
   models: string[] | null;
   allowed_ips: string[] | null;
+  /** Browser origins (scheme://host[:port], *. wildcards) this key serves; empty = none */
+  allowed_origins?: string[];
   /** USD; null = unlimited */
   quota: number | null;
   /** USD */
@@ -303,6 +307,8 @@ export interface LogEntry {
   protocol: string;
   cache_write_tokens: number;
   reasoning_tokens: number;
+  /** the ephemeral key that made the call (key_id is its parent); null = the key itself */
+  ephemeral_id?: number | null;
   /** every upstream try, in order */
   attempts: LogAttempt[];
 }
@@ -349,6 +355,8 @@ export interface NewApiKey {
   display: string;
   models: string[] | null;
   allowed_ips: string[] | null;
+  /** Browser origins (scheme://host[:port], *. wildcards) this key serves; empty = none */
+  allowed_origins?: string[];
   /** USD; null = unlimited */
   quota: number | null;
   /** USD */

@@ -84,6 +84,10 @@ export function KeyDetailPage({ id }: { id: string }) {
                       ? k.allowed_ips.join(', ')
                       : 'no IP (blocked)',
                 ],
+                [
+                  'Allowed origins',
+                  k.allowed_origins?.length ? k.allowed_origins.join(', ') : 'none (browsers refused)',
+                ],
                 ['Group', k.group ?? <OwnerGroup userId={k.user_id} />],
                 ['Rate limit', k.rpm ? `${k.rpm} requests per minute` : 'none'],
                 ['Expires', k.expires_at ? dateTime(k.expires_at) : 'never'],

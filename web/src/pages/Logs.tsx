@@ -147,6 +147,14 @@ export function LogsTable({ rows, compact }: { rows: LogEntry[]; compact?: boole
                 {compact ? null : (
                   <td className="nowrap">
                     <Link href={`/keys/${encodeURIComponent(l.key_id)}`}>{l.key_name ?? `#${l.key_id}`}</Link>
+                    {l.ephemeral_id != null ? (
+                      <span
+                        className="tag"
+                        title={`Made by ephemeral key #${l.ephemeral_id}, billed to this key`}
+                      >
+                        ephemeral #{l.ephemeral_id}
+                      </span>
+                    ) : null}
                   </td>
                 )}
                 <td className="nowrap">
@@ -223,6 +231,10 @@ function LogDrawer({ log, onClose }: { log: LogEntry; onClose: () => void }) {
     ['Time', dateTime(log.created_at)],
     ['Request ID', <code key="r">{log.request_id}</code>],
     ['Key', log.key_name ? `${log.key_name} (${log.key_id})` : log.key_id],
+    [
+      'Ephemeral key',
+      log.ephemeral_id != null ? `#${log.ephemeral_id} (minted by this key, billed to it)` : '—',
+    ],
     ['Protocol', log.protocol ?? 'openai'],
     ['Endpoint', log.endpoint ?? '—'],
     ['Model', log.model ?? '—'],

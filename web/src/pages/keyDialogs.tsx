@@ -67,8 +67,21 @@ export function KeyFormDialog({
   const [form, dispatch] = useReducer(keyFormReducer, undefined, () =>
     initialKeyForm(existing, isAdmin && defaultOwner ? defaultOwner : user.id),
   );
-  const { name, owner, group, models, patterns, ips, quota, expires, rpm, budget, budgetPeriod, errors } =
-    form;
+  const {
+    name,
+    owner,
+    group,
+    models,
+    patterns,
+    ips,
+    origins,
+    quota,
+    expires,
+    rpm,
+    budget,
+    budgetPeriod,
+    errors,
+  } = form;
   const { guardIps, guardSpend, guardAction } = form;
   const set = (field: TextField) => (value: string) => dispatch({ type: 'set', field, value });
 
@@ -219,6 +232,21 @@ export function KeyFormDialog({
           onChange={(e) => set('ips')(e.target.value)}
           rows={3}
           placeholder={'203.0.113.7\n10.0.0.0/8\n2001:db8::/32'}
+          spellCheck={false}
+        />
+      </Field>
+
+      <Field
+        label="Allowed origins"
+        hint="Browser pages that may use this key, one per line (scheme://host[:port]; *.example.com for subdomains). Empty: no browser."
+        error={errors.origins}
+        className="span2"
+      >
+        <textarea
+          value={origins}
+          onChange={(e) => set('origins')(e.target.value)}
+          rows={2}
+          placeholder={'https://app.example.com\nhttps://*.example.com'}
           spellCheck={false}
         />
       </Field>

@@ -54,6 +54,7 @@ describe('initialKeyForm', () => {
       models: [],
       patterns: '',
       ips: '',
+      origins: '',
       quota: '',
       expires: '',
       rpm: '',
@@ -180,6 +181,7 @@ describe('validateKeyForm', () => {
       name: 'web-prod',
       models: ['gpt-4o', 'claude-*'],
       allowed_ips: ['10.0.0.0/8', '203.0.113.7'],
+      allowed_origins: [],
       quota: null,
       expires_at: null,
       group: 'vip',
@@ -216,6 +218,36 @@ describe('validateKeyForm', () => {
       models: null,
       allowed_ips: null,
     });
+  });
+});
+
+describe('allowed origins', () => {
+  it('one per line (or comma-separated), sent as a list; empty on create is left out', () => {
+    const s = keyFormReducer(
+      keyFormReducer(initialKeyForm(undefined, SELF), set('name', 'web')),
+      set('origins', 'https://app.example.com\nhttps://*.example.com, http://localhost:5173'),
+    );
+    expect(validateKeyForm(s, create).body).toMatchObject({
+      allowed_origins: ['https://app.example.com', 'https://*.example.com', 'http://localhost:5173'],
+    });
+    const none = keyFormReducer(initialKeyForm(undefined, SELF), set('name', 'web'));
+    expect(validateKeyForm(none, create).body).not.toHaveProperty('allowed_origins');
+    const existing = existingKey({ allowed_origins: ['https://a.example.com'] });
+    expect(initialKeyForm(existing, SELF).origins).toBe('https://a.example.com');
+  });
+
+  it.each(['app.example.com', 'https://a.com/path', 'https://user@a.com'])('“%s” is refused', (bad) => {
+    const s = keyFormReducer(
+      keyFormReducer(initialKeyForm(undefined, SELF), set('name', 'web')),
+      set('origins', bad),
+    );
+    const r = validateKeyForm(s, create);
+    expect(r.body).toBeNull();
+    expect(r.errors.origins).toContain(bad);
+  });
+
+  it('maps the API field to the form field', () => {
+    expect(fieldOfParam('allowed_origins')).toBe('origins');
   });
 });
 

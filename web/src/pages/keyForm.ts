@@ -5,7 +5,16 @@ import type { ApiKey } from '../api';
 import { toDateInput } from '../format';
 import { parseIpRules, parseList, parseUsd } from '../validate';
 
-export type KeyFormField = 'name' | 'ips' | 'quota' | 'expires' | 'rpm' | 'models' | 'guard' | 'budget';
+export type KeyFormField =
+  | 'name'
+  | 'ips'
+  | 'origins'
+  | 'quota'
+  | 'expires'
+  | 'rpm'
+  | 'models'
+  | 'guard'
+  | 'budget';
 export type FieldErrors = Partial<Record<KeyFormField, string>>;
 
 export interface KeyFormState {
@@ -20,6 +29,8 @@ export interface KeyFormState {
   patterns: string;
   /** Allowed IPs, one per line (commas also accepted). */
   ips: string;
+  /** Allowed browser origins, one per line (commas also accepted). */
+  origins: string;
   /** USD, as typed. */
   quota: string;
   /** The last day (yyyy-mm-dd, local), or '' for never. */
@@ -45,6 +56,7 @@ export type TextField =
   | 'group'
   | 'patterns'
   | 'ips'
+  | 'origins'
   | 'quota'
   | 'expires'
   | 'rpm'
@@ -71,6 +83,7 @@ export function initialKeyForm(existing: ApiKey | undefined, selfId: number): Ke
     models: models.filter((m) => !m.endsWith('*')),
     patterns: models.filter((m) => m.endsWith('*')).join(', '),
     ips: (existing?.allowed_ips ?? []).join('\n'),
+    origins: (existing?.allowed_origins ?? []).join('\n'),
     quota: existing?.quota != null ? String(existing.quota) : '',
     expires: existing?.expires_at ? toDateInput(new Date(existing.expires_at)) : '',
     rpm: existing?.rpm != null ? String(existing.rpm) : '',
@@ -95,6 +108,9 @@ export function keyFormReducer(state: KeyFormState, action: KeyFormAction): KeyF
       return { ...state, errors: { ...state.errors, [action.field]: action.message } };
   }
 }
+
+/** A browser origin as the server takes it (it normalises and checks it fully). */
+const ORIGIN = /^[a-z][a-z0-9+.-]*:\/\/(\*\.)?[^\s/?#@*]+\/?$/i;
 
 /** The end of the chosen local day, as ISO 8601. */
 export function dateToIso(date: string): string {
@@ -127,6 +143,10 @@ export function validateKeyForm(
   else if (name.length > 128) errors.name = 'Names are at most 128 characters.';
   const ip = parseIpRules(state.ips);
   if (ip.error) errors.ips = ip.error;
+  const origins = parseList(state.origins);
+  const badOrigin = origins.find((o) => !ORIGIN.test(o));
+  if (badOrigin)
+    errors.origins = `“${badOrigin}”: write scheme://host[:port], e.g. https://app.example.com or https://*.example.com.`;
   const quota = parseUsd(state.quota);
   if (quota.error) errors.quota = quota.error;
   let expiresAt: string | null = null;
@@ -171,6 +191,7 @@ export function validateKeyForm(
     // (an empty list from the API): editing its name must not quietly open it up.
     models: models.length ? models : existing?.models?.length === 0 ? [] : null,
     allowed_ips: ip.rules.length ? ip.rules : existing?.allowed_ips?.length === 0 ? [] : null,
+    allowed_origins: origins,
     quota: quota.value,
     expires_at: expiresAt,
     group: state.group || null,
@@ -182,6 +203,7 @@ export function validateKeyForm(
   if (JSON.stringify(nextBudget) !== JSON.stringify(existing?.budget ?? null)) body.budget = nextBudget;
   if (!existing) {
     for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
+    if (origins.length === 0) delete body.allowed_origins;
     if (ctx.isAdmin && state.owner !== String(ctx.selfId)) body.user_id = Number(state.owner);
   }
   return { errors, body };
@@ -190,6 +212,7 @@ export function validateKeyForm(
 const FIELD_OF_PARAM: Record<string, KeyFormField> = {
   name: 'name',
   allowed_ips: 'ips',
+  allowed_origins: 'origins',
   quota: 'quota',
   expires_at: 'expires',
   rpm: 'rpm',

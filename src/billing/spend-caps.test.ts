@@ -1,0 +1,83 @@
+// Ephemeral keys' max_cost (spend-caps.ts), in process and in Redis: holds never pass the cap,
+// settling charges the cost (never past the cap when a call overruns its hold), refunds and
+// releases give room back, the flush writes spend from the log rows and moves it to the base.
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Db } from '../db/index.js';
+import type { NewLog } from '../db/schema.js';
+import { createSpendCaps, type SpendCapStore } from './spend-caps.js';
+
+const REDIS_URL = process.env.MOLE_TEST_REDIS_URL;
+const silent = pino({ level: 'silent' });
+const clients: Redis[] = [];
+afterAll(() => {
+  for (const c of clients) c.disconnect();
+});
+
+function store(stored: Map<number, number>): SpendCapStore {
+  return {
+    usedNano: async (id) => stored.get(id) ?? 0,
+    addUsed: async (_trx, deltas) => {
+      for (const [id, d] of deltas) stored.set(id, (stored.get(id) ?? 0) + d);
+    },
+  };
+}
+
+const kinds = REDIS_URL ? (['local', 'redis'] as const) : (['local'] as const);
+
+describe.each(kinds)('spend caps [%s]', (kind) => {
+  const make = (stored: Map<number, number>, prefix = `caps-test:${randomBytes(6).toString('hex')}`) => {
+    let redis = null;
+    if (kind === 'redis') {
+      const client = new Redis(REDIS_URL!, { maxRetriesPerRequest: 1 });
+      clients.push(client);
+      redis = { client, prefix };
+    }
+    return createSpendCaps({ store: store(stored), logger: silent, redis });
+  };
+
+  it('holds up to the cap and no further, concurrently', async () => {
+    const caps = make(new Map([[1, 10]]));
+    const holds = await Promise.all(Array.from({ length: 20 }, () => caps.hold(1, 100, 10)));
+    expect(holds.filter(Boolean)).toHaveLength(9); // 10 already spent
+    for (const h of holds) if (h) expect(await caps.settle(h, 10)).toBe(10);
+    expect(await caps.hold(1, 100, 1)).toBeNull();
+    expect(caps.usedNano(1, 0)).toBe(100);
+  });
+
+  it('an overrun charges only what the cap still covers; refunds and releases give room back', async () => {
+    const caps = make(new Map());
+    const a = (await caps.hold(2, 100, 40))!;
+    const b = (await caps.hold(2, 100, 40))!;
+    expect(await caps.settle(a, 70)).toBe(60); // 100 - 40 still held by b
+    caps.release(b);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(await caps.hold(2, 100, 41)).toBeNull();
+    const c = (await caps.hold(2, 100, 40))!;
+    expect(await caps.settle(c, 30)).toBe(30);
+    await caps.refund(c, 10);
+    expect(caps.usedNano(2, 0)).toBe(80);
+    expect(await caps.hold(2, 100, 20)).not.toBeNull();
+  });
+
+  it('flushes spend from log rows and keeps counting from the stored value', async () => {
+    const stored = new Map<number, number>();
+    const caps = make(stored);
+    const h = (await caps.hold(3, 50, 20))!;
+    await caps.settle(h, 20);
+    const rows = [
+      { ephemeral_id: 3, cost_nano: 20, request_id: 'a' },
+      { ephemeral_id: null, cost_nano: 99, request_id: 'b' },
+    ] as unknown as NewLog[];
+    const handle = await caps.flushInto({} as Db, rows, rows);
+    handle.committed();
+    expect(stored.get(3)).toBe(20);
+    expect(caps.usedNano(3, 0)).toBe(20);
+    // A fresh instance (a restart) starts from what was stored.
+    const again = make(stored);
+    expect(await again.hold(3, 50, 31)).toBeNull();
+    expect(await again.hold(3, 50, 30)).not.toBeNull();
+  });
+});

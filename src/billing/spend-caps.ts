@@ -1,0 +1,230 @@
+// Spend caps of ephemeral keys (their `max_cost`): held and settled like a key quota in the
+// ledger (ledger.ts), but against a counter of the ephemeral key's own, on top of its parent's
+// quota and account balance (which the ledger holds as usual: an ephemeral key bills to its
+// parent). Before forwarding, a request holds its worst case against the cap; the hold is
+// atomic with the check, so concurrent requests never together pass the cap.
+//
+// In process (one instance) the counters live here; with REDIS_URL they live in Redis and hold
+// / settle are single Lua scripts, so every instance shares the cap. Redis holds are plain
+// counters without leases: a crashed instance's holds only make the cap stricter, and the
+// counter expires with the key (an ephemeral key lives at most an hour).
+//
+// What was spent reaches the database with the log rows that explain it (each row carries its
+// ephemeral_id and settled cost), through `flushInto` in the usage writer's transaction, so a
+// restarted instance (or a new Redis counter) starts from the stored spend.
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Db } from '../db/index.js';
+import type { NewLog } from '../db/schema.js';
+import { chargeFor, type FlushHandle } from './ledger.js';
+import { int } from './ledger-redis.js';
+
+export interface CapHold {
+  id: number;
+  capNano: number;
+  amount: number;
+  done: boolean;
+}
+
+/** What the caps read and write (keys: `ephemeral_keys.used_nano`), handed over by services.ts. */
+export interface SpendCapStore {
+  usedNano(id: number): Promise<number>;
+  addUsed(trx: Db, deltas: Map<number, number>): Promise<void>;
+}
+
+export interface SpendCaps {
+  /** Holds `amount` against the cap of ephemeral key `id`; null = the cap cannot cover it. */
+  hold(id: number, capNano: number, amount: number): Promise<CapHold | null>;
+  /** Releases the hold and charges `cost`, never past the cap; answers the charge. */
+  settle(h: CapHold, cost: number): Promise<number>;
+  /** Gives back `amount` of a settled charge (its parent was charged less). */
+  refund(h: CapHold, amount: number): Promise<void>;
+  /** Gives back the whole hold, in the background. */
+  release(h: CapHold): void;
+  /** Spend as the API shows it (stored plus not yet written), when this instance knows it. */
+  usedNano(id: number, dbValue: number): number;
+  /** Contributor to the usage writer's transaction (usage/writer.ts). */
+  flushInto(trx: Db, rows: readonly NewLog[], written: readonly NewLog[]): Promise<FlushHandle>;
+}
+
+interface Counter {
+  base: number;
+  pending: number;
+  /** Local holds (in-process mode only). */
+  reserved: number;
+  lastUsed: number;
+}
+
+const IDLE_MS = 10 * 60_000;
+const COUNTER_TTL_S = 2 * 3600;
+const OK = 0;
+const CAP = 1;
+const NEEDS_SEED = 2;
+const NOT_READ = -1;
+
+const LUA_INT = `local function INT(n) return string.format('%d', n) end\n`;
+// KEYS: counter. ARGV: cap, amount, stored spend (NOT_READ = not read: answer NEEDS_SEED), ttl.
+const HOLD_LUA = `${LUA_INT}
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  if tonumber(ARGV[3]) == ${NOT_READ} then return ${NEEDS_SEED} end
+  redis.call('HSET', KEYS[1], 'used', ARGV[3], 'held', '0')
+end
+local used = tonumber(redis.call('HGET', KEYS[1], 'used')); local held = tonumber(redis.call('HGET', KEYS[1], 'held'))
+if tonumber(ARGV[1]) - used - held < tonumber(ARGV[2]) then return ${CAP} end
+redis.call('HINCRBY', KEYS[1], 'held', ARGV[2]); redis.call('EXPIRE', KEYS[1], ARGV[4])
+return ${OK}`;
+// KEYS: counter. ARGV: hold, cost, cap. Same rule as ledger.ts `chargeFor`; answers the charge.
+const SETTLE_LUA = `${LUA_INT}
+if redis.call('EXISTS', KEYS[1]) == 0 then return ARGV[2] end
+local hold = tonumber(ARGV[1]); local cost = tonumber(ARGV[2])
+local held = tonumber(redis.call('HGET', KEYS[1], 'held')) - hold
+if held < 0 then held = 0 end
+redis.call('HSET', KEYS[1], 'held', INT(held))
+local charge = cost
+if cost > hold then
+  local room = tonumber(ARGV[3]) - tonumber(redis.call('HGET', KEYS[1], 'used')) - held
+  charge = math.max(0, math.min(cost, room))
+end
+if charge > 0 then redis.call('HINCRBY', KEYS[1], 'used', INT(charge)) end
+return INT(charge)`;
+const REFUND_LUA = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'used', ARGV[1]) end return 0`;
+
+/** Spend per ephemeral key in a batch of log rows. */
+function spendOf(rows: readonly NewLog[]): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const r of rows) {
+    const cost = Number(r.cost_nano);
+    if (r.ephemeral_id == null || !cost) continue;
+    out.set(Number(r.ephemeral_id), (out.get(Number(r.ephemeral_id)) ?? 0) + cost);
+  }
+  return out;
+}
+
+export function createSpendCaps(deps: {
+  store: SpendCapStore;
+  logger: Logger;
+  /** Shared counters (REDIS_URL); absent = in process. */
+  redis?: { client: Redis; prefix: string } | null;
+  now?: () => number;
+}): SpendCaps {
+  const now = deps.now ?? Date.now;
+  const counters = new Map<number, Counter>();
+  const redis = deps.redis ?? null;
+  const rk = (id: number) => `${redis?.prefix}:caps:e:${id}`;
+
+  // Serialises reads of stored spend with flushes, so nothing is counted twice.
+  let lock: Promise<void> = Promise.resolve();
+  function acquire(): Promise<() => void> {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const prev = lock;
+    lock = prev.then(() => held);
+    return prev.then(() => release);
+  }
+  async function readStored(id: number): Promise<number> {
+    const release = await acquire();
+    try {
+      return await deps.store.usedNano(id);
+    } finally {
+      release();
+    }
+  }
+  async function load(id: number): Promise<Counter> {
+    let c = counters.get(id);
+    if (c) return c;
+    const base = await readStored(id);
+    c = counters.get(id);
+    if (!c) {
+      c = { base, pending: 0, reserved: 0, lastUsed: now() };
+      counters.set(id, c);
+    }
+    return c;
+  }
+
+  async function hold(id: number, capNano: number, amount: number): Promise<CapHold | null> {
+    const c = await load(id);
+    c.lastUsed = now();
+    if (!redis) {
+      // No await from the check to the increment: atomic in this process.
+      if (capNano - (c.base + c.pending) - c.reserved < amount) return null;
+      c.reserved += amount;
+      return { id, capNano, amount, done: false };
+    }
+    const run = (stored: number) =>
+      redis.client.eval(
+        HOLD_LUA,
+        1,
+        rk(id),
+        int(capNano),
+        int(amount),
+        int(stored),
+        COUNTER_TTL_S,
+      ) as Promise<number>;
+    let answer = await run(NOT_READ);
+    // First use anywhere: seed from the database plus what this instance has not written yet.
+    if (answer === NEEDS_SEED) answer = await run((await readStored(id)) + c.pending);
+    return answer === OK ? { id, capNano, amount, done: false } : null;
+  }
+
+  async function settle(h: CapHold, cost: number): Promise<number> {
+    if (h.done) return 0;
+    h.done = true;
+    const c = await load(h.id);
+    let charge: number;
+    if (!redis) {
+      c.reserved -= h.amount;
+      charge = chargeFor(cost, h.amount, h.capNano - (c.base + c.pending) - c.reserved);
+    } else {
+      charge = Number(
+        await redis.client.eval(SETTLE_LUA, 1, rk(h.id), int(h.amount), int(cost), int(h.capNano)),
+      );
+    }
+    c.pending += charge;
+    return charge;
+  }
+
+  return {
+    hold,
+    settle,
+    async refund(h, amount) {
+      if (amount <= 0) return;
+      const c = await load(h.id);
+      c.pending -= amount;
+      if (redis) await redis.client.eval(REFUND_LUA, 1, rk(h.id), int(-amount));
+    },
+    release: (h) =>
+      void settle(h, 0).catch((err: unknown) =>
+        deps.logger.error({ err: String(err) }, 'spend caps: release failed'),
+      ),
+    usedNano(id, dbValue) {
+      const c = counters.get(id);
+      return c ? c.base + c.pending : dbValue;
+    },
+    async flushInto(trx, rows, written) {
+      const release = await acquire();
+      const deltas = spendOf(written);
+      const taken = written === rows ? deltas : spendOf(rows);
+      try {
+        await deps.store.addUsed(trx, deltas);
+      } catch (err) {
+        release();
+        throw err;
+      }
+      return {
+        committed() {
+          for (const [id, d] of taken) {
+            const c = counters.get(id);
+            if (!c) continue;
+            c.pending -= d;
+            c.base += deltas.get(id) ?? 0;
+          }
+          const idleBefore = now() - IDLE_MS;
+          for (const [id, c] of counters)
+            if (!c.pending && !c.reserved && c.lastUsed < idleBefore) counters.delete(id);
+          release();
+        },
+        aborted: release,
+      };
+    },
+  };
+}

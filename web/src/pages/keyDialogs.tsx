@@ -66,7 +66,7 @@ export function KeyFormDialog({
   const [form, dispatch] = useReducer(keyFormReducer, undefined, () =>
     initialKeyForm(existing, isAdmin && defaultOwner ? defaultOwner : user.id),
   );
-  const { name, owner, group, models, patterns, ips, quota, expires, rpm, errors } = form;
+  const { name, owner, group, models, patterns, ips, quota, expires, rpm, tpm, concurrency, errors } = form;
   const set = (field: TextField) => (value: string) => dispatch({ type: 'set', field, value });
 
   // the listed account is fresher than the session's copy (balances move with every call)
@@ -234,13 +234,42 @@ export function KeyFormDialog({
         />
       </Field>
 
-      <Field label="Requests per minute" hint="Empty: no per-key rate limit." error={errors.rpm}>
+      <Field label="Requests per minute" hint="Empty: the group's default, if any." error={errors.rpm}>
         <input
           type="number"
           min={1}
           step={1}
           value={rpm}
           onChange={(e) => set('rpm')(e.target.value)}
+          placeholder="No limit"
+        />
+      </Field>
+
+      <Field
+        label="Tokens per minute"
+        hint="Input + output tokens. Empty: the group's default, if any."
+        error={errors.tpm}
+      >
+        <input
+          type="text"
+          inputMode="numeric"
+          value={tpm}
+          onChange={(e) => set('tpm')(e.target.value)}
+          placeholder="No limit"
+        />
+      </Field>
+
+      <Field
+        label="Max concurrent requests"
+        hint="Requests in flight at once. Empty: the group's default, if any."
+        error={errors.concurrency}
+      >
+        <input
+          type="number"
+          min={1}
+          step={1}
+          value={concurrency}
+          onChange={(e) => set('concurrency')(e.target.value)}
           placeholder="No limit"
         />
       </Field>

@@ -3,9 +3,9 @@
 // renders it; the rules are unit-tested on their own (keyForm.test.ts).
 import type { ApiKey } from '../api';
 import { toDateInput } from '../format';
-import { parseIpRules, parseList, parseUsd } from '../validate';
+import { parseIpRules, parseLimit, parseList, parseUsd } from '../validate';
 
-export type KeyFormField = 'name' | 'ips' | 'quota' | 'expires' | 'rpm' | 'models';
+export type KeyFormField = 'name' | 'ips' | 'quota' | 'expires' | 'rpm' | 'tpm' | 'concurrency' | 'models';
 export type FieldErrors = Partial<Record<KeyFormField, string>>;
 
 export interface KeyFormState {
@@ -25,10 +25,24 @@ export interface KeyFormState {
   /** The last day (yyyy-mm-dd, local), or '' for never. */
   expires: string;
   rpm: string;
+  /** Tokens per minute, as typed. */
+  tpm: string;
+  /** Requests at once, as typed. */
+  concurrency: string;
   errors: FieldErrors;
 }
 
-export type TextField = 'name' | 'owner' | 'group' | 'patterns' | 'ips' | 'quota' | 'expires' | 'rpm';
+export type TextField =
+  | 'name'
+  | 'owner'
+  | 'group'
+  | 'patterns'
+  | 'ips'
+  | 'quota'
+  | 'expires'
+  | 'rpm'
+  | 'tpm'
+  | 'concurrency';
 
 export type KeyFormAction =
   | { type: 'set'; field: TextField; value: string }
@@ -50,6 +64,8 @@ export function initialKeyForm(existing: ApiKey | undefined, selfId: number): Ke
     quota: existing?.quota != null ? String(existing.quota) : '',
     expires: existing?.expires_at ? toDateInput(new Date(existing.expires_at)) : '',
     rpm: existing?.rpm != null ? String(existing.rpm) : '',
+    tpm: existing?.tpm != null ? String(existing.tpm) : '',
+    concurrency: existing?.max_concurrency != null ? String(existing.max_concurrency) : '',
     errors: {},
   };
 }
@@ -112,6 +128,10 @@ export function validateKeyForm(
       errors.rpm = 'Enter a whole number of requests per minute (1 or more), or leave it empty.';
     else rpm = n;
   }
+  const tpm = parseLimit(state.tpm, 1_000_000_000, 'tokens per minute');
+  if (tpm.error) errors.tpm = tpm.error;
+  const concurrency = parseLimit(state.concurrency, 10_000, 'requests at once');
+  if (concurrency.error) errors.concurrency = concurrency.error;
   const patterns = parseList(state.patterns);
   const badPattern = patterns.find((p) => !/^[^\s*]+\*?$/.test(p) && p !== '*');
   if (badPattern) errors.models = `“${badPattern}”: a pattern is a model name, optionally ending in *.`;
@@ -129,6 +149,8 @@ export function validateKeyForm(
     expires_at: expiresAt,
     group: state.group || null,
     rpm,
+    tpm: tpm.value,
+    max_concurrency: concurrency.value,
   };
   if (!existing) {
     for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
@@ -143,6 +165,8 @@ const FIELD_OF_PARAM: Record<string, KeyFormField> = {
   quota: 'quota',
   expires_at: 'expires',
   rpm: 'rpm',
+  tpm: 'tpm',
+  max_concurrency: 'concurrency',
   models: 'models',
 };
 

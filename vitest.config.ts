@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'web/src/**/*.test.ts'],
     globalSetup: ['test/global-setup.ts'],
+    setupFiles: ['test/setup/cheap-passwords.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',

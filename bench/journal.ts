@@ -9,39 +9,26 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { openStorage } from '../src/db/open.js';
-import type { NewLog } from '../src/db/schema.js';
 import { createUsageWriter } from '../src/usage/writer.js';
 import { openJournal } from '../src/usage/journal.js';
+import { logRow } from '../test/helpers/log-row.js';
 
 const ROWS = Number(process.argv[process.argv.indexOf('--rows') + 1]) || 20_000;
 const logger = pino({ level: 'silent' });
 
-const row = (i: number): NewLog => ({
-  request_id: `req_bench_${i}_${Math.random().toString(36).slice(2)}`,
-  created_at: Date.now(),
-  user_id: 1,
-  key_id: 1,
-  key_name: 'k',
-  model: 'gpt-4o-mini',
-  upstream_model: 'gpt-4o-mini',
-  channel_id: 1,
-  endpoint: '/v1/chat/completions',
-  stream: i & 1,
-  status: 200,
-  error_code: null,
-  prompt_tokens: 12,
-  cached_tokens: 0,
-  completion_tokens: 16,
-  cost_nano: 11_400,
-  latency_ms: 3,
-  ttft_ms: null,
-  ip: '127.0.0.1',
-  estimated: 0,
-  protocol: 'openai',
-  cache_write_tokens: 0,
-  reasoning_tokens: 0,
-  attempts: null,
-});
+const row = (i: number) =>
+  logRow({
+    request_id: `req_bench_${i}_${Math.random().toString(36).slice(2)}`,
+    user_id: 1,
+    key_id: 1,
+    model: 'gpt-4o-mini',
+    upstream_model: 'gpt-4o-mini',
+    stream: i & 1,
+    prompt_tokens: 12,
+    completion_tokens: 16,
+    cost_nano: 11_400,
+    latency_ms: 3,
+  });
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 

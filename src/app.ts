@@ -15,9 +15,12 @@ import { makeClientIpResolver } from './http/client-ip.js';
 import { registerAccountRoutes } from './accounts/routes.js';
 import { registerKeyRoutes } from './keys/routes.js';
 import { registerAuditRoutes } from './audit/routes.js';
+import { registerEventRoutes } from './events/routes.js';
 import { registerBillingRoutes } from './billing/routes.js';
 import { registerChannelRoutes } from './channels/routes.js';
 import { registerUsageRoutes } from './usage/routes.js';
+import { registerSecurityRoutes } from './security/routes.js';
+import { registerTokenRoutes } from './tokens/routes.js';
 import { registerRelay } from './relay/routes.js';
 import { registerConsole } from './console/index.js';
 import { registerOps } from './ops/routes.js';
@@ -66,6 +69,11 @@ const swaggerOptions: SwaggerOptions = {
     components: {
       securitySchemes: {
         masterKey: { type: 'http', scheme: 'bearer', description: 'MOLE_MASTER_KEY' },
+        managementToken: {
+          type: 'http',
+          scheme: 'bearer',
+          description: 'a management token (mg-…), limited to the scope each route names',
+        },
         session: {
           type: 'apiKey',
           in: 'cookie',
@@ -79,7 +87,17 @@ const swaggerOptions: SwaggerOptions = {
 
 type ManagementDeps = Pick<
   Services,
-  'accountActions' | 'keyActions' | 'audit' | 'billingActions' | 'channelActions' | 'usage' | 'flush'
+  | 'accountActions'
+  | 'keyActions'
+  | 'audit'
+  | 'events'
+  | 'billingActions'
+  | 'channelActions'
+  | 'usage'
+  | 'flush'
+  | 'securityActions'
+  | 'scanningKeys'
+  | 'tokenActions'
 > & { config: Pick<Services['config'], 'sessionTtlSeconds'> };
 
 /** Every /api route (contract §3); the auth hook and the document's own route are the caller's. */
@@ -87,9 +105,12 @@ function registerManagementRoutes(api: FastifyInstance, services: ManagementDeps
   registerAccountRoutes(api, { ...services, sessionTtlSeconds: services.config.sessionTtlSeconds });
   registerKeyRoutes(api, services);
   registerAuditRoutes(api, services);
+  registerEventRoutes(api, services);
   registerBillingRoutes(api, services);
   registerChannelRoutes(api, services);
   registerUsageRoutes(api, services);
+  registerSecurityRoutes(api, services);
+  registerTokenRoutes(api, services);
 }
 
 /**

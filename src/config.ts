@@ -94,8 +94,33 @@ const EnvSchema = z.object({
   MOLE_SESSION_TTL_SECONDS: intFromEnv(7 * 24 * 3600, 60, 365 * 24 * 3600),
   /** Failed logins per username+IP within 15 minutes before login is refused. */
   MOLE_LOGIN_MAX_FAILURES: intFromEnv(5, 1, 1000),
+  /**
+   * GitHub's secret-scanning public keys: a JSON file in the shape of
+   * https://api.github.com/meta/public_keys/secret_scanning. Unset: POST
+   * /api/secret-scanning/github answers 404 secret_scanning_disabled.
+   */
+  MOLE_SECRET_SCANNING_KEYS: z
+    .string()
+    .optional()
+    .transform((v) => (v ? path.resolve(v) : undefined)),
   /** Seconds to wait for in-flight requests on SIGTERM. */
   MOLE_SHUTDOWN_GRACE_SECONDS: intFromEnv(30, 0, 3600),
+  /** Where events are POSTed (events/webhook.ts); unset: events are only stored. */
+  MOLE_WEBHOOK_URL: z
+    .string()
+    .optional()
+    .transform((v) => (v ? v : undefined))
+    .refine((v) => v === undefined || /^https?:\/\/[^\s]+$/.test(v), 'must be an http(s) URL'),
+  /** Signs every webhook delivery (HMAC-SHA256); required with MOLE_WEBHOOK_URL. */
+  MOLE_WEBHOOK_SECRET: z
+    .string()
+    .optional()
+    .transform((v) => (v ? v : undefined))
+    .refine((v) => v === undefined || v.length >= 16, 'must be at least 16 characters'),
+  /** How long one webhook POST may take, ms. */
+  MOLE_WEBHOOK_TIMEOUT_MS: intFromEnv(10_000, 100, 600_000),
+  /** How often the webhook outbox is checked for due deliveries, ms (a new event is sent at once). */
+  MOLE_WEBHOOK_POLL_MS: intFromEnv(1_000, 10, 600_000),
 });
 
 export type Config = {
@@ -124,6 +149,9 @@ export type Config = {
   sessionTtlSeconds: number;
   loginMaxFailures: number;
   shutdownGraceSeconds: number;
+  secretScanningKeysFile: string | undefined;
+  /** Webhook delivery of events; null = events are stored only. */
+  webhook: { url: string; secret: string; timeoutMs: number; pollMs: number } | null;
 };
 
 export class ConfigError extends Error {}
@@ -135,6 +163,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   const e = parsed.data;
+  if (e.MOLE_WEBHOOK_URL && !e.MOLE_WEBHOOK_SECRET) {
+    throw new ConfigError('invalid configuration:\n  MOLE_WEBHOOK_SECRET: required with MOLE_WEBHOOK_URL');
+  }
   return {
     port: e.PORT,
     host: e.HOST,
@@ -161,5 +192,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     sessionTtlSeconds: e.MOLE_SESSION_TTL_SECONDS,
     loginMaxFailures: e.MOLE_LOGIN_MAX_FAILURES,
     shutdownGraceSeconds: e.MOLE_SHUTDOWN_GRACE_SECONDS,
+    secretScanningKeysFile: e.MOLE_SECRET_SCANNING_KEYS,
+    webhook:
+      e.MOLE_WEBHOOK_URL && e.MOLE_WEBHOOK_SECRET
+        ? {
+            url: e.MOLE_WEBHOOK_URL,
+            secret: e.MOLE_WEBHOOK_SECRET,
+            timeoutMs: e.MOLE_WEBHOOK_TIMEOUT_MS,
+            pollMs: e.MOLE_WEBHOOK_POLL_MS,
+          }
+        : null,
   };
 }

@@ -11,10 +11,16 @@ import { createAccountActions } from './accounts/actions.js';
 import { createAccountsService } from './accounts/service.js';
 import { databaseId, loadMasterKey, type MasterKey, probeDatabase } from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
+import { createEventsService } from './events/service.js';
+import { createWebhookOutbox } from './events/webhook.js';
+import { createExpiryScanner } from './events/expiry.js';
 import { createKeysService } from './keys/service.js';
 import { createKeyActions } from './keys/actions.js';
 import { createKeyVerifier, type KeyVerifier } from './keys/verify.js';
-import type { Clock } from './shared/clock.js';
+import { type Clock, systemClock } from './shared/clock.js';
+import { loadScanningKeys } from './security/github.js';
+import { createSecurityActions } from './security/actions.js';
+import { createAnomalyGuard } from './security/guard.js';
 import { createBillingActions } from './billing/actions.js';
 import { createPriceCatalog } from './billing/catalog.js';
 import type { Ledger, LedgerStore } from './billing/ledger.js';
@@ -23,13 +29,17 @@ import { createRedisLedger } from './billing/ledger-redis.js';
 import { createChannelActions } from './channels/actions.js';
 import { createChannelsService } from './channels/service.js';
 import { resolveSecret, SecretBox } from './channels/secretbox.js';
+import { createTokenActions } from './tokens/actions.js';
+import { createTokensService } from './tokens/service.js';
 import { createUsageWriter } from './usage/writer.js';
+import { createSpendReader } from './usage/spend.js';
+import { createBudgets } from './budgets/service.js';
+import { type BudgetMeter, createLocalMeter, createRedisMeter } from './budgets/meter.js';
 import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
 import { createLimiter } from './limits/limiter.js';
 import { createLocalLimitStore } from './limits/store-local.js';
 import { createRedisLimitStore } from './limits/store-redis.js';
-import { systemClock } from './shared/clock.js';
 import { createMetrics } from './ops/metrics.js';
 import { createReadiness, databaseCheck, redisCheck } from './ops/health.js';
 
@@ -78,9 +88,26 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   // (ids restart at 1 in each) never share a key's or user's counters.
   const redisPrefix = `mole:${await databaseId(db)}`;
   const accounts = createAccountsService(db, bus, config, {
-    onUserDeleted: (trx, userId, now) => keys.deleteAllFor(trx, userId, now),
+    onUserDeleted: async (trx, userId, now) => {
+      await keys.deleteAllFor(trx, userId, now);
+      await tokens.revokeAllFor(trx, userId, now);
+    },
+  });
+  const tokens = createTokensService(db, {
+    getUser: (id) => accounts.getUser(id),
+    ...(opts.now ? { now: opts.now } : {}),
   });
   const audit = createAuditService(db);
+  // Notifications: other domains report through `events.emit` (stored, then delivered).
+  const clock = opts.now ?? systemClock;
+  const webhook = config.webhook
+    ? createWebhookOutbox({ db, logger, options: config.webhook, now: clock })
+    : null;
+  const events = createEventsService(db, {
+    deliver: webhook !== null,
+    now: clock,
+    onStored: () => webhook?.nudge(),
+  });
   const keys = createKeysService(
     db,
     bus,
@@ -91,7 +118,18 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   await verifier0.loadImported();
   const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;
   const catalog = await createPriceCatalog(db, bus, logger);
-  const channels = await createChannelsService(db, bus, secretBox, audit, logger);
+  const channels = await createChannelsService(db, bus, secretBox, audit, logger, events);
+  // Leak response: GitHub's signing keys (read once, at start) and the anomaly guard.
+  const scanningKeys = config.secretScanningKeysFile ? loadScanningKeys(config.secretScanningKeysFile) : null;
+  const securityActions = createSecurityActions({ keys, audit, events, logger });
+  const guard = createAnomalyGuard({
+    redis,
+    redisPrefix,
+    groupGuard: (group) => catalog.guard(group),
+    actions: securityActions,
+    logger,
+    now: opts.now ?? systemClock,
+  });
   // The ledger reads and writes spend and balances through these four functions only.
   const ledgerStore: LedgerStore = {
     usedNano: keys.usedNano,
@@ -109,13 +147,37 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
         holdLeaseMs: config.holdLeaseMs,
       })
     : createLocalLedger({ store: ledgerStore, bus, logger });
+  // Periodic budgets: spend per period is the daily rollup's since the period began, plus what
+  // is settled and not written yet; held exactly like the ledger (in memory, or Redis shared).
+  const spend = createSpendReader(db);
+  const meter: BudgetMeter = redis
+    ? createRedisMeter({
+        store: spend,
+        logger,
+        redis,
+        redisPrefix,
+        holdLeaseMs: config.holdLeaseMs,
+        now: clock,
+      })
+    : createLocalMeter({ store: spend, logger, now: clock });
+  const budgets = createBudgets({
+    meter,
+    groupBudget: (group) => catalog.groupBudget(group),
+    notify: (e) => events.emit(e),
+    logger,
+    now: clock,
+  });
   const usageWriter = createUsageWriter({
     db,
     logger,
     intervalMs: config.flushIntervalMs,
     // Spend, log rows and last-use times land in one transaction, so key `used` and the
     // account balance always equal the sum of logged costs.
-    contributors: [ledger.flushInto, async (trx) => keys.recordLastUse(trx, verifier.drainLastUse())],
+    contributors: [
+      ledger.flushInto,
+      budgets.flushInto,
+      async (trx) => keys.recordLastUse(trx, verifier.drainLastUse()),
+    ],
     // Every row is durable here before its answer is released (usage/journal.ts).
     journal: openUsageJournal(config),
   });
@@ -128,6 +190,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     audit,
     groups: catalog,
     flush: () => usageWriter.flush(),
+    groupBudget: (group) => catalog.groupBudget(group),
+    budgetUsage: (keyId, budget) => budgets.usage('k', keyId, budget),
   });
   const accountActions = createAccountActions({
     accounts,
@@ -135,10 +199,21 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     ledger,
     keys,
     flush: () => usageWriter.flush(),
+    budgetUsage: (userId, budget) => budgets.usage('u', userId, budget),
     groups: catalog,
   });
   const billingActions = createBillingActions({ catalog, audit });
+  const tokenActions = createTokenActions({ tokens, audit });
   const channelActions = createChannelActions({ channels, audit, catalog });
+  const expiryScanner = createExpiryScanner({
+    events,
+    expiringBetween: keys.expiringBetween,
+    now: clock,
+    logger,
+  });
+  bus.on((m) => {
+    if (m.kind === 'key') expiryScanner.soon();
+  });
   // rpm / tpm / max_concurrency: shared by every instance with Redis, else in memory. A
   // concurrency slot is a lease of MOLE_HOLD_LEASE_MS, renewed while its request runs.
   const limiter = createLimiter({
@@ -164,6 +239,9 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     },
   );
 
+  webhook?.start();
+  expiryScanner.start();
+
   return {
     config,
     logger,
@@ -172,15 +250,26 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     masterKey,
     accounts,
     audit,
+    events,
+    webhook,
+    expiryScanner,
     keys,
     keyActions,
     accountActions,
+    tokens,
+    tokenActions,
     billingActions,
     channelActions,
+    securityActions,
+    scanningKeys,
+    guard,
     verifier,
     catalog,
     channels,
     ledger,
+    budgets,
+    /** The services' clock (the system's, or a test's). */
+    now: clock,
     usageWriter,
     usage,
     limiter,
@@ -192,9 +281,12 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     async close() {
       // Stop hearing announcements first: a reload must not start on a closing database.
       redisSub?.disconnect();
+      await expiryScanner.stop();
+      await webhook?.stop();
       await usageWriter.close();
       await limiter.close();
       await ledger.close();
+      await budgets.close();
       await storage.close();
       redis?.disconnect();
     },

@@ -105,16 +105,7 @@ export async function measure(
   const c0 = cpuMicros(pid);
   const u0 = cpuMicros(upstreamPid);
   const w0 = performance.now();
-  const r = await autocannon({
-    url: t.url + scenarioPath(s),
-    method: 'POST',
-    headers: headersFor(t, s),
-    body: bodyFor(s),
-    connections: s.connections,
-    duration: seconds,
-    timeout: 10,
-    verifyBody: verifierFor(s),
-  });
+  const r = await autocannon({ ...loadOptions(t, s, seconds), verifyBody: verifierFor(s) });
   const wall = (performance.now() - w0) / 1000;
   const c1 = cpuMicros(pid);
   const u1 = cpuMicros(upstreamPid);
@@ -144,13 +135,18 @@ export async function measure(
 
 /** A short unmeasured run so every server is JIT-warm and has its pools open. */
 export async function warm(t: Target, s: Scenario, seconds: number): Promise<void> {
-  await autocannon({
+  await autocannon(loadOptions(t, s, seconds));
+}
+
+/** The load one scenario puts on one target for `seconds` (measured or warm-up alike). */
+function loadOptions(t: Target, s: Scenario, seconds: number) {
+  return {
     url: t.url + scenarioPath(s),
-    method: 'POST',
+    method: 'POST' as const,
     headers: headersFor(t, s),
     body: bodyFor(s),
     connections: s.connections,
     duration: seconds,
     timeout: 10,
-  });
+  };
 }

@@ -110,19 +110,27 @@ const ms1 = (v: number) => (Number.isFinite(v) ? (v < 10 ? v.toFixed(1) : v.toFi
 export function headlineTable(r: RunResult): string {
   const get = (t: string, s: string) => r.summary.find((x) => x.target === t && x.scenario === s);
   const cols = ['plain-c1', 'plain-c50', 'stream-c1', 'stream-c50'];
-  let md = '| target | ' + cols.map((c) => `${c} req/s | × bare`).join(' | ') + ' |\n';
-  md += '| --- | ' + cols.map(() => '---: | ---:').join(' | ') + ' |\n';
-  for (const t of r.targets) {
-    md +=
-      `| ${t} | ` +
-      cols
-        .map((c) => {
-          const s = get(t, c);
-          return s ? `${fmt(s.rps)} | ${t === 'bare' ? '1.00×' : `**${x(s.ratioToBare)}**`}` : '– | –';
-        })
-        .join(' | ') +
-      ' |\n';
-  }
+  /** A table with a row per target and two columns per scenario: a value and its ratio to bare. */
+  const perTarget = (unit: string, cells: (t: string, s: Summary) => string) => {
+    let table = '| target | ' + cols.map((c) => `${c} ${unit} | × bare`).join(' | ') + ' |\n';
+    table += '| --- | ' + cols.map(() => '---: | ---:').join(' | ') + ' |\n';
+    for (const t of r.targets) {
+      table +=
+        `| ${t} | ` +
+        cols
+          .map((c) => {
+            const s = get(t, c);
+            return s ? cells(t, s) : '– | –';
+          })
+          .join(' | ') +
+        ' |\n';
+    }
+    return table;
+  };
+  let md = perTarget(
+    'req/s',
+    (t, s) => `${fmt(s.rps)} | ${t === 'bare' ? '1.00×' : `**${x(s.ratioToBare)}**`}`,
+  );
   if (r.targets.includes('portkey')) {
     for (const t of r.targets.filter((t) => t.startsWith('mole'))) {
       md +=
@@ -138,21 +146,10 @@ export function headlineTable(r: RunResult): string {
   }
   md +=
     "\nServer CPU per request (µs, median over rounds) and its ratio to the bare proxy's (per round, median) — steadier than req/s on a shared machine:\n\n";
-  md += '| target | ' + cols.map((c) => `${c} µs/req | × bare`).join(' | ') + ' |\n';
-  md += '| --- | ' + cols.map(() => '---: | ---:').join(' | ') + ' |\n';
-  for (const t of r.targets) {
-    md +=
-      `| ${t} | ` +
-      cols
-        .map((c) => {
-          const s = get(t, c);
-          return s
-            ? `${fmt(s.serverCpuUsPerReq)} | ${t === 'bare' ? '1.00×' : x(s.cpuRatioToBare)}`
-            : '– | –';
-        })
-        .join(' | ') +
-      ' |\n';
-  }
+  md += perTarget(
+    'µs/req',
+    (t, s) => `${fmt(s.serverCpuUsPerReq)} | ${t === 'bare' ? '1.00×' : x(s.cpuRatioToBare)}`,
+  );
   const tr = r.summary.filter((x) => x.scenario.startsWith('msgs-'));
   if (tr.length) {
     md +=

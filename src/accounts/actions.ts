@@ -9,6 +9,7 @@ import { AppError, notFound } from '../http/errors.js';
 import { actorOf, isAdmin, type Principal, selfId } from '../http/principal.js';
 import { checkWithinGroup, type GroupPolicy } from '../limits/policy.js';
 import { type AccountsService, toUserJson, type UserPatch } from './service.js';
+import { type Budget, budgetOf } from '../budgets/service.js';
 
 /** Who asks, and from where (for the audit trail and the password throttle). */
 export interface Caller {
@@ -22,6 +23,8 @@ export interface NewUser {
   role: 'admin' | 'user';
   group: string;
   balanceNano: number;
+  budget?: Budget | null;
+  alertThresholds?: number[] | null;
   /** The balance as the caller wrote it (USD), for the audit trail. */
   balanceUsd: number;
   rpm?: number | null;
@@ -40,6 +43,8 @@ export function createAccountActions(deps: {
   keys: { releaseOwnerPins(userId: number): Promise<void> };
   /** Persists pending usage, so reads show the latest balance. */
   flush: () => Promise<void>;
+  /** The account's budget against its spend this period (budgets/). */
+  budgetUsage?: (userId: number, budget: Budget) => Promise<unknown>;
   /** A group's ceilings for its accounts' limits (null = a group without a policy). */
   groups: { group(name: string): GroupPolicy | null };
 }) {
@@ -93,6 +98,7 @@ export function createAccountActions(deps: {
               role: row.role,
               group: row.group_name,
               balance: balanceUsd,
+              ...(row.budget_nano !== null ? { budget: toUserJson(row).budget } : {}),
               ...limitChanges(null, row),
             },
           },
@@ -110,7 +116,10 @@ export function createAccountActions(deps: {
     async get(principal: Principal, id: number) {
       requireSelfOrAdmin(principal, id);
       await deps.flush();
-      return toUserJson(await accounts.requireUser(id));
+      const row = await accounts.requireUser(id);
+      const budget = budgetOf(row.budget_nano, row.budget_period);
+      const usage = budget && deps.budgetUsage ? await deps.budgetUsage(id, budget) : null;
+      return { ...toUserJson(row), ...(usage ? { budget_usage: usage } : {}) };
     },
 
     /**
@@ -119,7 +128,8 @@ export function createAccountActions(deps: {
      */
     async update({ principal, ip }: Caller, id: number, update: UserUpdate) {
       const { currentPassword, ...patch } = update;
-      if (patch.password !== undefined && principal.kind === 'session' && id === selfId(principal)) {
+      // A token acting for its owner is held to the same rule as the owner's session.
+      if (patch.password !== undefined && principal.kind !== 'master' && id === selfId(principal)) {
         if (currentPassword === undefined)
           throw new AppError('validation_error', 'current_password: required to change your own password', {
             param: 'current_password',
@@ -133,11 +143,12 @@ export function createAccountActions(deps: {
           patch.role !== undefined ||
           patch.group !== undefined ||
           patch.status !== undefined ||
+          patch.budget !== undefined ||
           patch.rpm !== undefined ||
           patch.tpm !== undefined ||
           patch.maxConcurrency !== undefined
         )
-          throw new AppError('forbidden', 'only an admin can change role, group, status or limits');
+          throw new AppError('forbidden', 'only an admin can change role, group, status, limits or budget');
       }
       if (
         patch.group !== undefined ||
@@ -172,6 +183,10 @@ export function createAccountActions(deps: {
         if (before.group_name !== after.group_name)
           changes.group = { from: before.group_name, to: after.group_name };
         if (before.status !== after.status) changes.status = { from: before.status, to: after.status };
+        for (const f of ['budget', 'alert_thresholds'] as const) {
+          const [a, b] = [toUserJson(before)[f], toUserJson(after)[f]];
+          if (JSON.stringify(a) !== JSON.stringify(b)) changes[f] = { from: a, to: b };
+        }
         Object.assign(changes, limitChanges(before, after));
         if (patch.password !== undefined) changes.password = 'changed';
         return audit.record(
@@ -184,7 +199,7 @@ export function createAccountActions(deps: {
     },
 
     async remove({ principal, ip }: Caller, id: number) {
-      if (principal.kind === 'session' && principal.user.id === id)
+      if (principal.kind !== 'master' && principal.user.id === id)
         throw new AppError('forbidden', 'you cannot delete yourself');
       const before = await accounts.deleteUser(id, (trx, row) =>
         audit.record(

@@ -6,6 +6,13 @@ import { usdToNano } from '../billing/money.js';
 import { AppError } from '../http/errors.js';
 import { pageOf, route, zTime } from '../http/route.js';
 import { zCursor, zGroupName, zId, zLimit, zUsd } from '../http/validate.js';
+import {
+  BudgetSchema,
+  BudgetUsageSchema,
+  budgetFromInput,
+  zAlertThresholds,
+  zBudget,
+} from '../budgets/input.js';
 import { limitFieldsOf, zLimitFields } from '../limits/validate.js';
 import type { AccountActions } from './actions.js';
 import { SESSION_COOKIE } from './auth-hook.js';
@@ -30,6 +37,11 @@ export const UserSchema = z
     group: z.string(),
     balance: z.number().describe('USD'),
     status: z.enum(['active', 'disabled']),
+    budget: BudgetSchema.nullable().optional().describe('spend allowed per period (USD); null = none'),
+    alert_thresholds: z.array(z.number()).nullable().optional().describe('null = [0.8, 1]'),
+    budget_usage: BudgetUsageSchema.optional().describe(
+      "the account's budget against its spend this period (GET /api/users/:id only)",
+    ),
     rpm: z.number().int().nullable().optional().describe('requests per minute over all its keys'),
     tpm: z.number().int().nullable().optional().describe('tokens per minute over all its keys'),
     max_concurrency: z.number().int().nullable().optional().describe('requests at once over all its keys'),
@@ -110,6 +122,7 @@ export function registerAccountRoutes(
     summary: 'Create a user',
     tags: ['users'],
     auth: 'admin',
+    scope: 'users:write',
     status: 201,
     body: z
       .object({
@@ -118,6 +131,8 @@ export function registerAccountRoutes(
         role: z.enum(['user', 'admin']).default('user'),
         group: zGroupName.default(DEFAULT_GROUP),
         balance: zUsd.default(0),
+        budget: zBudget.nullable().optional(),
+        alert_thresholds: zAlertThresholds.nullable().optional(),
         ...zLimitFields,
       })
       .strict(),
@@ -132,6 +147,8 @@ export function registerAccountRoutes(
           group: body.group,
           balanceNano: usd(body.balance, 'balance'),
           balanceUsd: body.balance,
+          ...(body.budget !== undefined ? { budget: budgetFromInput(body.budget) } : {}),
+          ...(body.alert_thresholds !== undefined ? { alertThresholds: body.alert_thresholds } : {}),
           ...limitFieldsOf(body),
         },
       ),
@@ -143,6 +160,7 @@ export function registerAccountRoutes(
     summary: 'List users (a user sees only themself)',
     tags: ['users'],
     auth: 'any',
+    scope: 'users:read',
     query: z.object({ limit: zLimit, cursor: zCursor, q: z.string().max(128).optional() }).strict(),
     response: pageOf(UserSchema, 'UserPage'),
     handler: ({ query, principal }) =>
@@ -159,6 +177,7 @@ export function registerAccountRoutes(
     summary: 'One user',
     tags: ['users'],
     auth: 'any',
+    scope: 'users:read',
     params: IdParams,
     response: UserSchema,
     handler: ({ params, principal }) => actions.get(principal, params.id),
@@ -170,6 +189,7 @@ export function registerAccountRoutes(
     summary: 'Change role, group, status, limits or password (users: own password only)',
     tags: ['users'],
     auth: 'any',
+    scope: 'users:write',
     params: IdParams,
     body: z
       .object({
@@ -177,6 +197,8 @@ export function registerAccountRoutes(
         group: zGroupName.optional(),
         status: z.enum(['active', 'disabled']).optional(),
         password: zPassword.optional(),
+        budget: zBudget.nullable().optional(),
+        alert_thresholds: zAlertThresholds.nullable().optional(),
         ...zLimitFields,
         /** Required to change one's own password (signed in): a borrowed session cannot. */
         current_password: z.string().max(1024).optional(),
@@ -184,10 +206,12 @@ export function registerAccountRoutes(
       .strict(),
     response: UserSchema,
     handler: ({ params, body, principal, ip }) => {
-      const { current_password, rpm, tpm, max_concurrency, ...patch } = body;
+      const { current_password, budget, alert_thresholds, rpm, tpm, max_concurrency, ...patch } = body;
       return actions.update({ principal, ip }, params.id, {
         ...patch,
         ...limitFieldsOf({ rpm, tpm, max_concurrency }),
+        ...(budget !== undefined ? { budget: budgetFromInput(budget) } : {}),
+        ...(alert_thresholds !== undefined ? { alertThresholds: alert_thresholds } : {}),
         ...(current_password !== undefined ? { currentPassword: current_password } : {}),
       });
     },
@@ -199,6 +223,7 @@ export function registerAccountRoutes(
     summary: 'Delete a user and revoke their keys',
     tags: ['users'],
     auth: 'admin',
+    scope: 'users:write',
     params: IdParams,
     response: UserSchema.extend({ deleted: z.literal(true) }).meta({ title: 'DeletedUser' }),
     handler: ({ params, principal, ip }) => actions.remove({ principal, ip }, params.id),
@@ -210,6 +235,7 @@ export function registerAccountRoutes(
     summary: 'Add to (or, negative, take from) a balance',
     tags: ['users'],
     auth: 'admin',
+    scope: 'users:write',
     params: IdParams,
     body: z
       .object({

@@ -8,6 +8,8 @@ import { AppError, notFound } from '../http/errors.js';
 import { MAX_NANO, nanoToUsd } from '../billing/money.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { DUMMY_HASH, hashPassword, needsRehash, verifyPassword } from './password.js';
+import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
+import { thresholdsText } from '../budgets/input.js';
 
 export const DEFAULT_GROUP = 'default';
 
@@ -19,6 +21,8 @@ export function toUserJson(u: UserRow) {
     group: u.group_name,
     balance: nanoToUsd(Number(u.balance_nano)),
     status: u.status,
+    budget: budgetJson(u.budget_nano, u.budget_period),
+    alert_thresholds: thresholdsOf(u.alert_thresholds),
     /** The account's own limits over all its keys (null = its group's default, if any). */
     rpm: u.rpm_limit === null ? null : Number(u.rpm_limit),
     tpm: u.tpm_limit === null ? null : Number(u.tpm_limit),
@@ -35,6 +39,8 @@ export interface UserPatch {
   group?: string;
   status?: 'active' | 'disabled';
   password?: string;
+  budget?: Budget | null;
+  alertThresholds?: number[] | null;
   rpm?: number | null;
   tpm?: number | null;
   maxConcurrency?: number | null;
@@ -159,6 +165,8 @@ export function createAccountsService(
         role: 'admin' | 'user';
         group: string;
         balanceNano: number;
+        budget?: Budget | null;
+        alertThresholds?: number[] | null;
         rpm?: number | null;
         tpm?: number | null;
         maxConcurrency?: number | null;
@@ -186,6 +194,9 @@ export function createAccountsService(
               role: input.role,
               group_name: input.group,
               balance_nano: input.balanceNano,
+              budget_nano: input.budget?.amountNano ?? null,
+              budget_period: input.budget?.period ?? null,
+              alert_thresholds: thresholdsText(input.alertThresholds ?? null),
               status: 'active',
               created_at: now,
               updated_at: now,
@@ -237,6 +248,11 @@ export function createAccountsService(
       if (patch.group !== undefined) set.group_name = patch.group;
       if (patch.status !== undefined) set.status = patch.status;
       if (patch.password !== undefined) set.password_hash = await hashPassword(patch.password);
+      if (patch.budget !== undefined) {
+        set.budget_nano = patch.budget?.amountNano ?? null;
+        set.budget_period = patch.budget?.period ?? null;
+      }
+      if (patch.alertThresholds !== undefined) set.alert_thresholds = thresholdsText(patch.alertThresholds);
       if (patch.rpm !== undefined) set.rpm_limit = patch.rpm;
       if (patch.tpm !== undefined) set.tpm_limit = patch.tpm;
       if (patch.maxConcurrency !== undefined) set.max_concurrency = patch.maxConcurrency;

@@ -9,6 +9,8 @@ import { openStorage } from '../db/open.js';
 import { InvalidationBus } from '../shared/bus.js';
 import { createAccountsService } from './service.js';
 
+// Sign-ins here hash at the test cost (test/setup/cheap-passwords.ts): ~270 of them.
+
 /** No keys domain in these tests: deleting a user has nothing else to remove. */
 const NO_HOOKS = { onUserDeleted: async () => {} };
 

@@ -27,8 +27,20 @@ export function registerAuditRoutes(app: FastifyInstance, deps: { audit: AuditSe
     summary: 'Who did what to which key or user (a user sees their own trail)',
     tags: ['audit'],
     auth: 'any',
+    scope: 'audit:read',
     query: z
-      .object({ key_id: zId.optional(), user_id: zId.optional(), limit: zLimit, cursor: zCursor })
+      .object({
+        key_id: zId.optional(),
+        user_id: zId.optional(),
+        /** Comma-separated actions, e.g. `key.leaked,key.auto_disabled` (the console's Security page). */
+        action: z
+          .string()
+          .max(512)
+          .regex(/^[a-z_.]+(,[a-z_.]+)*$/, 'comma-separated actions, e.g. key.leaked,key.auto_disabled')
+          .optional(),
+        limit: zLimit,
+        cursor: zCursor,
+      })
       .strict(),
     response: pageOf(AuditEntrySchema, 'AuditPage'),
     handler: async ({ query, principal }) => {
@@ -38,6 +50,7 @@ export function registerAuditRoutes(app: FastifyInstance, deps: { audit: AuditSe
         limit: query.limit,
         ...(query.key_id !== undefined ? { keyId: query.key_id } : {}),
         ...(userId !== undefined ? { userId } : {}),
+        ...(query.action ? { actions: query.action.split(',') } : {}),
         ...(query.cursor !== undefined ? { cursor: query.cursor } : {}),
       });
     },

@@ -39,7 +39,7 @@ export function createAuditService(db: Db) {
     },
 
     /** Newest first; `userId` scopes to one owner (users only see their own trail). */
-    async list(q: { keyId?: number; userId?: number; limit: number; cursor?: number }) {
+    async list(q: { keyId?: number; userId?: number; actions?: string[]; limit: number; cursor?: number }) {
       let query = db
         .selectFrom('audit_log')
         .selectAll()
@@ -47,6 +47,7 @@ export function createAuditService(db: Db) {
         .limit(q.limit + 1);
       if (q.keyId !== undefined) query = query.where('key_id', '=', q.keyId);
       if (q.userId !== undefined) query = query.where('user_id', '=', q.userId);
+      if (q.actions?.length) query = query.where('action', 'in', q.actions);
       if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
       const rows = await query.execute();
       const more = rows.length > q.limit;

@@ -1,11 +1,13 @@
 // Prices per model and multipliers per group. Small tables, held whole in memory and
 // reloaded when a change is announced, so pricing a request touches no database.
 import type { Db } from '../db/index.js';
+import type { BudgetPeriod } from '../db/schema.js';
 import type { Logger } from 'pino';
 import { type InvalidationBus, reloadOnAnnouncement } from '../shared/bus.js';
 import { compileModelList } from '../shared/models.js';
 import type { GroupPolicy } from '../limits/policy.js';
 import { nanoToUsd, PPM, type Price } from './money.js';
+import { type Guard, type GuardJson, guardToJson, readGuard, storeGuard } from './guard.js';
 
 export interface PriceJson {
   model: string;
@@ -28,7 +30,17 @@ export interface GroupJson {
   models: string[] | null;
   /** Keys of the group must expire within this many days (null = no rule). */
   max_key_lifetime_days: number | null;
+  /** Default budget for each key of the group (USD per period); null = none. */
+  budget: { amount: number; period: BudgetPeriod } | null;
+  /** Default anomaly guard for the group's keys (both it and a key's own apply); null = none. */
+  guard: GuardJson | null;
   updated_at: string;
+}
+
+/** A group's default budget for its keys, in nano-USD. */
+export interface GroupBudget {
+  amountNano: number;
+  period: BudgetPeriod;
 }
 
 /** A change to a group: only the fields given change (a new group starts at 1× and no limits). */
@@ -39,6 +51,8 @@ export interface GroupPatch {
   maxConcurrency?: number | null;
   models?: string[] | null;
   maxKeyLifetimeDays?: number | null;
+  budget?: GroupBudget | null;
+  guard?: Guard | null;
 }
 
 type GroupRow = {
@@ -50,6 +64,9 @@ type GroupRow = {
   max_concurrency: number | null;
   models: string | null;
   max_key_lifetime_days: number | null;
+  budget_nano: number | null;
+  budget_period: BudgetPeriod | null;
+  guard: string | null;
 };
 
 const numOrNull = (v: number | null | undefined) => (v === null || v === undefined ? null : Number(v));
@@ -63,9 +80,16 @@ function groupJson(r: GroupRow): GroupJson {
     max_concurrency: numOrNull(r.max_concurrency),
     models: r.models === null ? null : (JSON.parse(r.models) as string[]),
     max_key_lifetime_days: numOrNull(r.max_key_lifetime_days),
+    budget:
+      r.budget_nano == null || r.budget_period == null
+        ? null
+        : { amount: nanoToUsd(Number(r.budget_nano)), period: r.budget_period },
+    guard: guardJsonOf(readGuard(r.guard)),
     updated_at: new Date(Number(r.updated_at)).toISOString(),
   };
 }
+
+const guardJsonOf = (g: Guard | null) => (g === null ? null : guardToJson(g));
 
 function policyOf(j: GroupJson): GroupPolicy {
   return {
@@ -84,7 +108,16 @@ const perM = (nano: number) => nanoToUsd(nano);
 
 export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: Logger) {
   let prices = new Map<string, Price & { updatedAt: number }>();
-  let groups = new Map<string, { ppm: number; json: GroupJson; policy: GroupPolicy }>();
+  let groups = new Map<
+    string,
+    {
+      ppm: number;
+      json: GroupJson;
+      policy: GroupPolicy;
+      budget: GroupBudget | null;
+      guard: Guard | null;
+    }
+  >();
 
   async function reload() {
     const [p, g] = await Promise.all([
@@ -106,7 +139,12 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     groups = new Map(
       g.map((r) => {
         const json = groupJson(r);
-        return [r.name, { ppm: Number(r.multiplier_ppm), json, policy: policyOf(json) }];
+        const budget =
+          r.budget_nano == null || r.budget_period == null
+            ? null
+            : { amountNano: Number(r.budget_nano), period: r.budget_period };
+        const guard = readGuard(r.guard);
+        return [r.name, { ppm: Number(r.multiplier_ppm), json, policy: policyOf(json), budget, guard }];
       }),
     );
   }
@@ -135,6 +173,14 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     /** Groups without a row bill at 1×. */
     multiplierPpm(group: string): number {
       return groups.get(group)?.ppm ?? PPM;
+    },
+    /** The group's default budget for each of its keys; null = none. */
+    groupBudget(group: string): GroupBudget | null {
+      return groups.get(group)?.budget ?? null;
+    },
+    /** The group's anomaly guard, for all its keys (held in memory like the multiplier); null = none. */
+    guard(group: string): Guard | null {
+      return groups.get(group)?.guard ?? null;
     },
     listPrices: () =>
       [...prices.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([m, p]) => priceJson(m, p)),
@@ -200,6 +246,11 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
       if (patch.models !== undefined)
         set.models = patch.models === null ? null : JSON.stringify(patch.models);
       if (patch.maxKeyLifetimeDays !== undefined) set.max_key_lifetime_days = patch.maxKeyLifetimeDays;
+      if (patch.budget !== undefined) {
+        set.budget_nano = patch.budget?.amountNano ?? null;
+        set.budget_period = patch.budget?.period ?? null;
+      }
+      if (patch.guard !== undefined) set.guard = storeGuard(patch.guard);
       const json = await db.transaction().execute(async (trx) => {
         await trx
           .insertInto('groups')

@@ -9,6 +9,7 @@ import { zLimitFields, zLifetimeDays } from '../limits/validate.js';
 import type { BillingActions } from './actions.js';
 import type { GroupPatch } from './catalog.js';
 import { multiplierToPpm, usdToNano } from './money.js';
+import { GuardSchema, guardFromJson, zGuard } from './guard.js';
 
 const zPerM = z.number().finite().min(0).max(1_000_000);
 // Model names may contain "/" (org/model), so the rest of the path is the name.
@@ -27,10 +28,22 @@ export const PriceSchema = z
   })
   .meta({ title: 'Price' });
 /** A group's price multiplier (billing/catalog.ts `GroupJson`). */
+const PERIODS = ['daily', 'weekly', 'monthly'] as const;
+const zGroupBudget = z
+  .object({ amount: z.number().finite().min(0).max(9_000_000), period: z.enum(PERIODS) })
+  .strict();
 export const GroupSchema = z
   .object({
     name: z.string(),
     multiplier: z.number(),
+    budget: z
+      .object({ amount: z.number(), period: z.enum(PERIODS) })
+      .nullable()
+      .optional()
+      .describe('default budget for each key of the group (USD per period); null = none'),
+    guard: GuardSchema.nullable()
+      .optional()
+      .describe("anomaly guard for every key of the group (beside a key's own)"),
     rpm: z.number().int().nullable().optional().describe('requests per minute: default and ceiling'),
     tpm: z.number().int().nullable().optional().describe('tokens per minute: default and ceiling'),
     max_concurrency: z.number().int().nullable().optional().describe('requests at once: default and ceiling'),
@@ -55,6 +68,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Prices, USD per 1M tokens',
     tags: ['pricing'],
     auth: 'any',
+    scope: 'channels:read',
     response: listOf(PriceSchema, 'PriceList'),
     handler: () => actions.listPrices(),
   });
@@ -65,6 +79,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Set a model price (USD per 1M input / output / cached-input tokens)',
     tags: ['pricing'],
     auth: 'admin',
+    scope: 'channels:write',
     params: ModelParams,
     body: z
       .object({
@@ -95,6 +110,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Remove a price (the model is refused until priced again)',
     tags: ['pricing'],
     auth: 'admin',
+    scope: 'channels:write',
     params: ModelParams,
     response: z.object({ model: z.string(), deleted: z.literal(true) }),
     handler: ({ params, principal, ip }) => actions.deletePrice({ principal, ip }, params['*']),
@@ -106,6 +122,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     summary: 'Groups and their price multipliers',
     tags: ['pricing'],
     auth: 'any',
+    scope: 'channels:read',
     response: listOf(GroupSchema, 'GroupList'),
     handler: () => actions.listGroups(),
   });
@@ -113,16 +130,20 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
   route(app, {
     method: 'PUT',
     url: '/api/groups/:name',
-    summary: 'Create or change a group: multiplier, limits, models, key lifetime (fields not sent stay)',
+    summary:
+      'Create or change a group: multiplier, limits, models, key lifetime, key budget (fields not sent stay)',
     tags: ['pricing'],
     auth: 'admin',
+    scope: 'channels:write',
     params: z.object({ name: zGroupName }).strict(),
     body: z
       .object({
         multiplier: z.number().finite().min(0).max(1000).optional(),
+        budget: zGroupBudget.nullable().optional(),
         ...zLimitFields,
         models: z.array(zModelPattern).max(500).nullable().optional(),
         max_key_lifetime_days: zLifetimeDays.nullable().optional(),
+        guard: zGuard.nullable().optional(),
       })
       .strict(),
     response: GroupSchema,
@@ -141,6 +162,12 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
       if (body.max_concurrency !== undefined) patch.maxConcurrency = body.max_concurrency;
       if (body.models !== undefined) patch.models = body.models === null ? null : [...new Set(body.models)];
       if (body.max_key_lifetime_days !== undefined) patch.maxKeyLifetimeDays = body.max_key_lifetime_days;
+      if (body.budget !== undefined)
+        patch.budget =
+          body.budget === null
+            ? null
+            : { amountNano: nano(body.budget.amount, 'budget.amount'), period: body.budget.period };
+      if (body.guard !== undefined) patch.guard = body.guard && guardFromJson(body.guard);
       return actions.setGroup({ principal, ip }, params.name, patch, body);
     },
   });

@@ -5,7 +5,7 @@
 import { request } from 'undici';
 import type { AuditService } from '../audit/service.js';
 import type { PriceCatalog } from '../billing/catalog.js';
-import { actorOf, type Principal } from '../http/principal.js';
+import { actorOf, type Principal, userOf } from '../http/principal.js';
 import type { ChannelInput, ChannelsService } from './service.js';
 
 export interface Caller {
@@ -54,16 +54,20 @@ export function createChannelActions(deps: {
     get: (id: number) => channels.getJson(id),
 
     update: ({ principal, ip }: Caller, id: number, input: Partial<ChannelInput>, asWritten: AsWritten) =>
-      channels.update(id, input, (trx) =>
-        audit.record(
-          {
-            actor: actorOf(principal),
-            action: 'channel.update',
-            ip,
-            changes: { channel_id: id, ...auditable(asWritten) },
-          },
-          trx,
-        ),
+      channels.update(
+        id,
+        input,
+        (trx) =>
+          audit.record(
+            {
+              actor: actorOf(principal),
+              action: 'channel.update',
+              ip,
+              changes: { channel_id: id, ...auditable(asWritten) },
+            },
+            trx,
+          ),
+        { actor: actorOf(principal) },
       ),
 
     async remove({ principal, ip }: Caller, id: number) {
@@ -84,8 +88,9 @@ export function createChannelActions(deps: {
     /** A user sees their own group's models; an admin or the master key any group's (default: own / "default"). */
     models(principal: Principal, requested: string | undefined) {
       let group = requested;
-      if (principal.kind === 'session' && principal.user.role !== 'admin') group = principal.user.group_name;
-      group ??= principal.kind === 'session' ? principal.user.group_name : 'default';
+      const user = userOf(principal);
+      if (user && user.role !== 'admin') group = user.group_name;
+      group ??= user ? user.group_name : 'default';
       return {
         group,
         // Only what the group's policy lets it use at all (billing/catalog.ts `group`).

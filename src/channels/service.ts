@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/index.js';
 import type { ChannelRow } from '../db/schema.js';
 import type { AuditService } from '../audit/service.js';
+import type { EventsService } from '../events/service.js';
 import { type InvalidationBus, reloadOnAnnouncement } from '../shared/bus.js';
 import { notFound } from '../http/errors.js';
 import { compileModelList, type ModelMatcher } from '../shared/models.js';
@@ -94,6 +95,7 @@ export async function createChannelsService(
   box: SecretBox,
   audit: AuditService,
   logger: Logger,
+  events: EventsService,
 ) {
   let live: Channel[] = [];
   const health = new Map<number, Health>();
@@ -223,18 +225,26 @@ export async function createChannelsService(
         // Requests already in flight on this channel meet the same 401/403: switch it off once.
         if (c.status === 'disabled') return;
         c.status = 'disabled';
+        // Only the instance whose update switched it off records and reports it.
         void db
           .updateTable('channels')
           .set({ status: 'disabled', disabled_reason: reason, updated_at: Date.now() })
           .where('id', '=', c.id)
-          .execute()
-          .then(() =>
-            audit.record({
+          .where('status', '=', 'active')
+          .executeTakeFirst()
+          .then(async (res) => {
+            if (Number(res.numUpdatedRows) === 0) return;
+            await audit.record({
               actor: 'system',
               action: 'channel.disable',
               changes: { channel_id: c.id, name: c.name, reason },
-            }),
-          )
+            });
+            await events.emit({
+              type: 'channel.disabled',
+              userId: null,
+              data: { channel_id: c.id, channel_name: c.name, reason, by: 'health' },
+            });
+          })
           .then(changed)
           .catch((err) => logger.error({ err: String(err) }, 'could not disable channel'));
         return;
@@ -301,9 +311,19 @@ export async function createChannelsService(
       return toChannelJson(row);
     },
     /** `onUpdated` runs in the change's transaction (the audit row): when it throws, nothing changes. */
-    async update(id: number, i: Partial<ChannelInput>, onUpdated?: OnChange<ChannelJson>) {
+    async update(
+      id: number,
+      i: Partial<ChannelInput>,
+      onUpdated?: OnChange<ChannelJson>,
+      by: { actor: string } = { actor: 'system' },
+    ) {
       await requireRow(id);
       const row = await db.transaction().execute(async (trx) => {
+        const before = await trx
+          .selectFrom('channels')
+          .select('status')
+          .where('id', '=', id)
+          .executeTakeFirstOrThrow();
         const updated = await trx
           .updateTable('channels')
           .set({ ...columns(i), updated_at: Date.now() })
@@ -311,6 +331,16 @@ export async function createChannelsService(
           .returningAll()
           .executeTakeFirstOrThrow();
         await onUpdated?.(trx, toChannelJson(updated));
+        if (before.status !== 'disabled' && updated.status === 'disabled') {
+          await events.emit(
+            {
+              type: 'channel.disabled',
+              userId: null,
+              data: { channel_id: id, channel_name: updated.name, reason: null, by: by.actor },
+            },
+            trx,
+          );
+        }
         return updated;
       });
       if (i.status === 'active') health.delete(id);

@@ -42,7 +42,8 @@ export function clientFromEnv(env: NodeJS.ProcessEnv = process.env): ApiClient {
   return {
     baseUrl,
     async request<T>(method: string, path: string, opts: { body?: unknown; query?: Query } = {}) {
-      if (!token) throw usageError('set MOLE_TOKEN to a management token or the master key');
+      if (!token)
+        throw usageError('set MOLE_TOKEN (or pass --token) to a management token (mg-…) or the master key');
       const url = new URL(baseUrl + path);
       for (const [k, v] of Object.entries(opts.query ?? {}))
         if (v !== undefined && v !== '') url.searchParams.set(k, String(v));

@@ -2,7 +2,17 @@
 import type { Command } from 'commander';
 import { CliError, listAll, usageError } from './client.js';
 import type { CliContext } from './context.js';
-import { details, parseId, parseIntArg, parseList, parseTime, parseUsd, table, usd, when } from './output.js';
+import {
+  details,
+  futureTime,
+  parseId,
+  parseIntArg,
+  parseList,
+  parseUsd,
+  table,
+  usd,
+  when,
+} from './output.js';
 
 /** The key object the API answers (contract §2). */
 export interface Key {
@@ -189,13 +199,6 @@ export function registerKeys(program: Command, ctx: CliContext): void {
       const k = await ctx.api().request<Key & { deleted: boolean }>('DELETE', `/api/keys/${id}`);
       ctx.out(cmd).result(k, () => `Deleted key ${k.id} "${k.name}" (${k.display}).`);
     });
-}
-
-function futureTime(v: string): string {
-  const rel = /^(\d+)([mhd])$/.exec(v.trim());
-  if (!rel) return parseTime(v);
-  const unit = { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'm' | 'h' | 'd'];
-  return new Date(Date.now() + Number(rel[1]) * unit).toISOString();
 }
 
 /** The create options by the API field they set, to point at the option when a field is refused. */

@@ -95,3 +95,11 @@ export function parseTime(v: string, now = Date.now()): string {
     throw new InvalidArgumentError('not a time (ISO 8601, or 30m / 12h / 7d ago)');
   return v;
 }
+
+/** An expiry: ISO 8601, or from now like 30m / 12h / 30d. */
+export function futureTime(v: string): string {
+  const rel = /^(\d+)([mhd])$/.exec(v.trim());
+  if (!rel) return parseTime(v);
+  const unit = { m: 60_000, h: 3_600_000, d: 86_400_000 }[rel[2] as 'm' | 'h' | 'd'];
+  return new Date(Date.now() + Number(rel[1]) * unit).toISOString();
+}

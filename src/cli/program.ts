@@ -1,6 +1,6 @@
 // The `mole` command line (contract §10). Everyday commands talk to a running gateway's
-// management API (MOLE_URL, default http://localhost:3000; MOLE_TOKEN = a management token or
-// the master key). Exit codes: 0 success, 2 bad usage, 1 failure — with a one-line reason on
+// management API (MOLE_URL, default http://localhost:3000; MOLE_TOKEN or --token = a
+// management token (mg-…) or the master key). Exit codes: 0 success, 2 bad usage, 1 failure — with a one-line reason on
 // stderr. `--json` prints machine-readable results.
 //
 // Adding a command group: write src/cli/<group>.ts exporting a RegisterCommands function and
@@ -15,6 +15,7 @@ import type { CliContext, RegisterCommands } from './context.js';
 import { registerImport } from './import.js';
 import { registerKeys } from './keys.js';
 import { makeOut } from './output.js';
+import { registerTokens } from './tokens.js';
 import { registerUsage } from './usage.js';
 import { registerUsers } from './users.js';
 
@@ -22,6 +23,7 @@ export const COMMAND_GROUPS: RegisterCommands[] = [
   registerKeys,
   registerUsers,
   registerUsage,
+  registerTokens,
   registerImport,
 ];
 
@@ -37,10 +39,12 @@ export function buildProgram(ctx: CliContext, io: Required<Pick<RunIO, 'stdout' 
     .description(
       'Manage a MoleAPI gateway from the command line.\n\n' +
         'Talks to the management API at MOLE_URL (default http://localhost:3000) with\n' +
-        'MOLE_TOKEN (a management token or the master key) as the Bearer token.\n' +
+        'MOLE_TOKEN or --token (a management token mg-… with the scopes the command\n' +
+        'needs, or the master key) as the Bearer token.\n' +
         'Exit codes: 0 success, 1 failure, 2 bad usage.',
     )
     .option('--json', 'print results as JSON')
+    .option('--token <token>', 'management token (mg-…) or master key; overrides MOLE_TOKEN')
     .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showSuggestionAfterError(true)
@@ -48,7 +52,7 @@ export function buildProgram(ctx: CliContext, io: Required<Pick<RunIO, 'stdout' 
   program.addHelpText(
     'after',
     '\nExamples:\n' +
-      '  export MOLE_URL=http://localhost:3000 MOLE_TOKEN=mk-...\n' +
+      '  export MOLE_URL=http://localhost:3000 MOLE_TOKEN=mg-...\n' +
       '  mole users create alice --balance 10\n' +
       '  mole keys create dev-local --user 2 --models "gpt-4o*" --quota 5\n' +
       '  mole keys list --json\n' +
@@ -86,9 +90,12 @@ export async function run(argv: string[], io: RunIO = {}): Promise<number> {
   const stderr = io.stderr ?? ((s: string) => void process.stderr.write(s));
   const stdin = io.stdin ?? process.stdin;
   let api: ApiClient | null = null;
+  let program: Command | null = null;
   const ctx: CliContext = {
     api: () => {
-      api ??= clientFromEnv(env);
+      // --token (a global option, parsed before any command runs) wins over MOLE_TOKEN.
+      const token = program?.opts<{ token?: string }>().token;
+      api ??= clientFromEnv(token !== undefined ? { ...env, MOLE_TOKEN: token } : env);
       return api;
     },
     out: (cmd) => makeOut(Boolean(cmd.optsWithGlobals().json), stdout),
@@ -109,7 +116,7 @@ export async function run(argv: string[], io: RunIO = {}): Promise<number> {
     env,
     info: (line) => stderr(line.endsWith('\n') ? line : `${line}\n`),
   };
-  const program = buildProgram(ctx, { stdout, stderr });
+  program = buildProgram(ctx, { stdout, stderr });
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

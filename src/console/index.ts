@@ -42,6 +42,9 @@ export const CONSOLE_SECTIONS: ReadonlySet<string> = new Set([
   'users',
   'channels',
   'pricing',
+  'security',
+  'notifications',
+  'tokens',
 ]);
 
 const PUBLIC_TYPES: Record<string, string> = {

@@ -274,6 +274,90 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('groups').addColumn('max_key_lifetime_days', 'integer').execute();
       },
     },
+    '0010_budgets': {
+      // Periodic budgets (nano-USD per daily / weekly / monthly period) on keys, accounts and
+      // as a group default, and the spend shares that raise `budget.threshold` events (JSON
+      // list; null = the default [0.8, 1]). Spend per period is not stored here: it is the
+      // sum of usage_daily since the period began (budgets/ reads it through usage/).
+      async up(db: Kysely<any>) {
+        for (const table of ['api_keys', 'users', 'groups']) {
+          await db.schema.alterTable(table).addColumn('budget_nano', big).execute();
+          await db.schema.alterTable(table).addColumn('budget_period', 'text').execute();
+        }
+        await db.schema.alterTable('api_keys').addColumn('alert_thresholds', 'text').execute();
+        await db.schema.alterTable('users').addColumn('alert_thresholds', 'text').execute();
+      },
+    },
+    '0011_events': {
+      // Notifications (src/events/): one row per event, `dedupe_key` makes an occurrence
+      // unique; the same row is its webhook outbox entry (`next_attempt_at` set while a
+      // delivery is due, a lease so that one instance at a time delivers it).
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('events')
+          .addColumn('id', idType, id)
+          .addColumn('uid', 'text', (c) => c.notNull())
+          .addColumn('type', 'text', (c) => c.notNull())
+          .addColumn('user_id', big)
+          .addColumn('key_id', big)
+          .addColumn('dedupe_key', 'text')
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('created_at', big, (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('next_attempt_at', big)
+          .addColumn('delivered_at', big)
+          .addColumn('last_error', 'text')
+          .addColumn('lease_owner', 'text')
+          .addColumn('lease_until', big)
+          .execute();
+        await db.schema.createIndex('events_uid').on('events').column('uid').unique().execute();
+        await db.schema.createIndex('events_dedupe').on('events').column('dedupe_key').unique().execute();
+        await db.schema.createIndex('events_user').on('events').columns(['user_id', 'id']).execute();
+        await db.schema.createIndex('events_key').on('events').columns(['key_id', 'id']).execute();
+        await db.schema.createIndex('events_type').on('events').columns(['type', 'id']).execute();
+        await db.schema.createIndex('events_due').on('events').column('next_attempt_at').execute();
+      },
+    },
+    '0013_leaks': {
+      // The anomaly guard (security/guard.ts): a key's own thresholds, and a group's for all its
+      // keys, as JSON text {max_ips_per_hour?, max_spend_per_hour_nano?, action}; null = none.
+      async up(db: Kysely<any>) {
+        await db.schema.alterTable('api_keys').addColumn('guard', 'text').execute();
+        await db.schema.alterTable('groups').addColumn('guard', 'text').execute();
+      },
+    },
+    '0014_management_tokens': {
+      // Management tokens (mg-…): only the SHA-256 of the secret is kept. `user_id` null = a
+      // token the master key minted; `scopes` is a JSON list; revoked rows stay for the audit trail.
+      async up(db: Kysely<any>) {
+        await db.schema
+          .createTable('management_tokens')
+          .addColumn('id', idType, id)
+          .addColumn('user_id', big)
+          .addColumn('name', 'text', (c) => c.notNull())
+          .addColumn('token_hash', 'text', (c) => c.notNull())
+          .addColumn('display', 'text', (c) => c.notNull())
+          .addColumn('scopes', 'text', (c) => c.notNull())
+          .addColumn('created_at', big, (c) => c.notNull())
+          .addColumn('expires_at', big)
+          .addColumn('last_used_at', big)
+          .addColumn('revoked_at', big)
+          .execute();
+        await db.schema
+          .createIndex('management_tokens_hash')
+          .on('management_tokens')
+          .column('token_hash')
+          .unique()
+          .execute();
+        await db.schema
+          .createIndex('management_tokens_user')
+          .on('management_tokens')
+          .column('user_id')
+          .execute();
+        // When a key's secret was last rotated (null = never): the console's key age and rotate hint.
+        await db.schema.alterTable('api_keys').addColumn('rotated_at', big).execute();
+      },
+    },
   };
 }
 

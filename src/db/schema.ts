@@ -21,11 +21,18 @@ export interface UsersTable {
   deleted_at: number | null;
   /** Set by `mole import new-api`: the source row ("new-api:users:<id>"). */
   import_source: Generated<string | null>;
+  /** Spend allowed per budget_period (nano-USD); null = no account budget. */
+  budget_nano: Generated<number | null>;
+  budget_period: Generated<BudgetPeriod | null>;
+  /** JSON list of spend shares that raise `budget.threshold`; null = [0.8, 1]. */
+  alert_thresholds: Generated<string | null>;
   /** The account's own limits over all its keys (null = its group's default, if any). */
   rpm_limit: Generated<number | null>;
   tpm_limit: Generated<number | null>;
   max_concurrency: Generated<number | null>;
 }
+
+export type BudgetPeriod = 'daily' | 'weekly' | 'monthly';
 
 export interface SessionsTable {
   token_hash: string;
@@ -64,6 +71,8 @@ export interface ApiKeysTable {
   prev_key_expires_at: number | null;
   created_at: number;
   updated_at: number;
+  /** When the secret was last rotated; null = never (its age counts from created_at). */
+  rotated_at: Generated<number | null>;
   last_used_at: number | null;
   last_used_ip: string | null;
   deleted_at: number | null;
@@ -71,6 +80,13 @@ export interface ApiKeysTable {
   imported: Generated<number>;
   /** Set by `mole import new-api`: the source row ("new-api:tokens:<id>"). */
   import_source: Generated<string | null>;
+  /** Anomaly guard, JSON text (billing/guard.ts); null = none of its own (the group's still applies). */
+  guard: Generated<string | null>;
+  /** Spend allowed per budget_period (nano-USD); null = none of its own (the group's default may apply). */
+  budget_nano: Generated<number | null>;
+  budget_period: Generated<BudgetPeriod | null>;
+  /** JSON list of spend shares that raise `budget.threshold`; null = [0.8, 1]. */
+  alert_thresholds: Generated<string | null>;
 }
 
 export interface AuditTable {
@@ -89,6 +105,11 @@ export interface GroupsTable {
   /** Price multiplier in parts per million (1_000_000 = 1×). */
   multiplier_ppm: number;
   updated_at: number;
+  /** Default anomaly guard for the group's keys, JSON text (security/guard.ts); null = none. */
+  guard: Generated<string | null>;
+  /** Default budget for each key of the group (nano-USD per budget_period); null = none. */
+  budget_nano: Generated<number | null>;
+  budget_period: Generated<BudgetPeriod | null>;
   /** Defaults and ceilings for the group's keys and accounts; null = none. */
   rpm_limit: Generated<number | null>;
   tpm_limit: Generated<number | null>;
@@ -182,6 +203,46 @@ export interface UsageDailyTable {
   cost_nano: number;
 }
 
+/** Notifications (events/service.ts); each row is also its own webhook outbox entry. */
+export interface EventsTable {
+  id: Generated<number>;
+  /** Public, stable id ("evt_…"): the webhook's `id` and `x-mole-event-id`. */
+  uid: string;
+  type: string;
+  /** The account it concerns; null = admins only. */
+  user_id: number | null;
+  key_id: number | null;
+  /** Identifies one occurrence: stored once. */
+  dedupe_key: string | null;
+  /** JSON text of the payload (never a secret). */
+  data: string;
+  created_at: number;
+  /** Webhook outbox: delivery tries so far. */
+  attempts: Generated<number>;
+  /** When the next delivery try is due; null = nothing to deliver (delivered, or no webhook). */
+  next_attempt_at: number | null;
+  delivered_at: number | null;
+  last_error: string | null;
+  /** The instance delivering it now, until `lease_until`. */
+  lease_owner: string | null;
+  lease_until: number | null;
+}
+
+/** Management tokens (mg-…): the secret's SHA-256 only; `user_id` null = minted by the master key. */
+export interface ManagementTokensTable {
+  id: Generated<number>;
+  user_id: number | null;
+  name: string;
+  token_hash: string;
+  display: string;
+  /** JSON list of scopes. */
+  scopes: string;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
 export interface Database {
   meta: MetaTable;
   users: UsersTable;
@@ -193,6 +254,8 @@ export interface Database {
   channels: ChannelsTable;
   logs: LogsTable;
   usage_daily: UsageDailyTable;
+  events: EventsTable;
+  management_tokens: ManagementTokensTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -203,3 +266,5 @@ export type ChannelRow = Selectable<ChannelsTable>;
 export type LogRow = Selectable<LogsTable>;
 export type NewLog = Insertable<LogsTable>;
 export type AuditRow = Selectable<AuditTable>;
+export type EventRow = Selectable<EventsTable>;
+export type ManagementTokenRow = Selectable<ManagementTokensTable>;

@@ -15,6 +15,7 @@ export const ERROR_CATALOGUE = {
   rate_limit_exceeded: { status: 429, type: 'rate_limit_error' },
   concurrency_limit_exceeded: { status: 429, type: 'rate_limit_error' },
   insufficient_quota: { status: 429, type: 'insufficient_quota' },
+  budget_exceeded: { status: 429, type: 'insufficient_quota' },
   upstream_error: { status: 502, type: 'upstream_error' },
   upstream_timeout: { status: 504, type: 'upstream_error' },
   // input
@@ -23,6 +24,7 @@ export const ERROR_CATALOGUE = {
   headers_too_large: { status: 431, type: 'invalid_request_error' },
   request_timeout: { status: 408, type: 'invalid_request_error' },
   validation_error: { status: 422, type: 'invalid_request_error' },
+  limit_above_group: { status: 422, type: 'invalid_request_error' },
   unsupported_media_type: { status: 415, type: 'invalid_request_error' },
   // management API
   unauthorized: { status: 401, type: 'authentication_error' },
@@ -30,13 +32,17 @@ export const ERROR_CATALOGUE = {
   login_throttled: { status: 429, type: 'rate_limit_error' },
   forbidden: { status: 403, type: 'permission_error' },
   csrf_failed: { status: 403, type: 'permission_error' },
+  /** A management token used outside its scopes, or on a route that takes no token. */
+  insufficient_scope: { status: 403, type: 'permission_error' },
   not_found: { status: 404, type: 'invalid_request_error' },
   method_not_allowed: { status: 405, type: 'invalid_request_error' },
   conflict: { status: 409, type: 'invalid_request_error' },
   key_limit_reached: { status: 409, type: 'invalid_request_error' },
-  limit_above_group: { status: 422, type: 'invalid_request_error' },
   internal_error: { status: 500, type: 'server_error' },
   service_unavailable: { status: 503, type: 'server_error' },
+  // GitHub secret-scanning reports (security/)
+  invalid_signature: { status: 401, type: 'authentication_error' },
+  secret_scanning_disabled: { status: 404, type: 'invalid_request_error' },
 } as const satisfies Record<string, { status: number; type: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

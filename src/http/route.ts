@@ -1,10 +1,11 @@
-// One way to declare a management route: auth level, zod schemas (input validated here; input
-// and answer both published in /api/openapi.json, from which the console's API types are
-// generated: scripts/gen-api-types.ts), and a handler that only calls into its domain.
+// One way to declare a management route: auth level, the scope a management token needs
+// there, zod schemas (input validated here; input and answer both published in
+// /api/openapi.json, from which the console's API types are generated:
+// scripts/gen-api-types.ts), and a handler that only calls into its domain.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from './errors.js';
-import { isAdmin, type Principal } from './principal.js';
+import { isAdmin, type Principal, type Scope, tokenOf } from './principal.js';
 import { parseInput } from './validate.js';
 
 export type Auth = 'none' | 'any' | 'admin';
@@ -31,6 +32,19 @@ export const pageOf = <T extends z.ZodType>(item: T, title: string) =>
 export const listOf = <T extends z.ZodType>(item: T, title: string) =>
   z.object({ data: z.array(item) }).meta({ title });
 
+/** A management token may use a route only when the route names a scope the token holds. */
+function checkScope(principal: Principal, scope: Scope | undefined): void {
+  const token = tokenOf(principal);
+  if (!token) return;
+  if (!scope)
+    throw new AppError(
+      'insufficient_scope',
+      'management tokens cannot use this route; sign in to the console or use the master key',
+    );
+  if (!token.scopes.includes(scope))
+    throw new AppError('insufficient_scope', `this management token lacks the "${scope}" scope`);
+}
+
 export function route<
   B extends z.ZodType = typeof Empty,
   Q extends z.ZodType = typeof Empty,
@@ -43,6 +57,11 @@ export function route<
     summary: string;
     tags: string[];
     auth: Auth;
+    /**
+     * The scope a management token needs here. A route without one refuses tokens (403
+     * insufficient_scope): sessions and the master key only.
+     */
+    scope?: Scope;
     body?: B;
     query?: Q;
     params?: P;
@@ -60,7 +79,16 @@ export function route<
   if (def.body) schema.body = jsonSchema(def.body);
   if (def.query) schema.querystring = jsonSchema(def.query);
   if (def.params) schema.params = jsonSchema(def.params);
-  if (def.auth !== 'none') schema.security = [{ masterKey: [] }, { session: [] }];
+  if (def.auth !== 'none')
+    schema.security = [
+      { masterKey: [] },
+      { session: [] },
+      ...(def.scope ? [{ managementToken: [def.scope] }] : []),
+    ];
+  if (def.auth !== 'none')
+    schema.description = def.scope
+      ? `Management tokens need the \`${def.scope}\` scope.`
+      : 'Not open to management tokens (a console session or the master key only).';
   if (def.response)
     schema.response = {
       [def.status ?? 200]: z.toJSONSchema(def.response, {
@@ -82,8 +110,9 @@ export function route<
         if (!principal)
           throw new AppError(
             'unauthorized',
-            'sign in, or send the master key as "Authorization: Bearer <key>"',
+            'sign in, or send a management token (mg-…) or the master key as "Authorization: Bearer <token>"',
           );
+        checkScope(principal, def.scope);
         if (def.auth === 'admin' && !isAdmin(principal))
           throw new AppError('forbidden', 'this needs an admin');
       }

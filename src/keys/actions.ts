@@ -6,6 +6,9 @@ import type { AccountsService } from '../accounts/service.js';
 import type { AuditService } from '../audit/service.js';
 import { AppError } from '../http/errors.js';
 import { actorOf, isAdmin, type Principal, selfId } from '../http/principal.js';
+import { type Budget, budgetOf } from '../budgets/service.js';
+import { checkWithinGroup as checkBudgetWithinGroup } from '../budgets/input.js';
+import type { ApiKeyRow } from '../db/schema.js';
 import { checkKeyLifetime, checkWithinGroup, type GroupPolicy } from '../limits/policy.js';
 import { type KeyFields, type KeyListQuery, type KeysService, keyChanges, toKeyJson } from './service.js';
 
@@ -20,7 +23,7 @@ export type KeyPatch = KeyFields & { status?: 'active' | 'disabled' };
 /** A user may not move a key into another group (that would change its prices and models). */
 function checkGroupAllowed(principal: Principal, group: string | null | undefined) {
   if (group == null || isAdmin(principal)) return;
-  if (principal.kind === 'session' && group !== principal.user.group_name)
+  if (principal.kind !== 'master' && group !== principal.user.group_name)
     throw new AppError('forbidden', 'only an admin can put a key in another group', { param: 'group' });
 }
 
@@ -35,8 +38,27 @@ export function createKeyActions(deps: {
   groups: { group(name: string): GroupPolicy | null };
   /** Persists pending usage, so reads show the latest spend and last use. */
   flush: () => Promise<void>;
+  /** A group's default budget (billing's catalog). */
+  groupBudget?: (group: string) => Budget | null;
+  /** The key's own budget against its spend this period (budgets/). */
+  budgetUsage?: (keyId: number, budget: Budget) => Promise<unknown>;
 }) {
   const { keys, audit } = deps;
+
+  /**
+   * 422 limit_above_group when the key's budget (as it will be) is above its group's default.
+   * `row` is the key before the change (absent on create).
+   */
+  async function checkBudget(userId: number, fields: KeyFields, row?: ApiKeyRow): Promise<void> {
+    if (!deps.groupBudget || (fields.budget === undefined && fields.group === undefined)) return;
+    const budget =
+      fields.budget !== undefined ? fields.budget : row ? budgetOf(row.budget_nano, row.budget_period) : null;
+    if (!budget) return;
+    const group =
+      (fields.group !== undefined ? fields.group : (row?.group_name ?? null)) ??
+      (await deps.accounts.requireUser(userId)).group_name;
+    checkBudgetWithinGroup(budget, deps.groupBudget(group), group);
+  }
 
   /** Whose key a new one is: the caller's, or (admins only) the one named. */
   async function ownerForNewKey(principal: Principal, userId: number | undefined): Promise<number> {
@@ -57,7 +79,7 @@ export function createKeyActions(deps: {
    */
   async function actsAsAdmin(principal: Principal, id: number): Promise<boolean> {
     if (!isAdmin(principal)) return false;
-    if (principal.kind !== 'session') return true;
+    if (principal.kind === 'master') return true;
     return Number((await keys.requireKey(id)).user_id) !== Number(principal.user.id);
   }
 
@@ -105,6 +127,7 @@ export function createKeyActions(deps: {
       checkGroupAllowed(principal, input.fields.group);
       await checkGroupCeilings(userId, input.fields, null);
       const fields = { ...input.fields, groupByAdmin: isAdmin(principal) };
+      await checkBudget(userId, fields);
       const { row, secret } = await keys.create(userId, fields, async (trx, created) => {
         const json = toKeyJson(created, keys.now());
         await audit.record(
@@ -122,6 +145,9 @@ export function createKeyActions(deps: {
               quota: json.quota,
               group: json.group,
               rpm: json.rpm,
+              guard: json.guard,
+              budget: json.budget,
+              alert_thresholds: json.alert_thresholds,
               tpm: json.tpm,
               max_concurrency: json.max_concurrency,
               expires_at: json.expires_at,
@@ -143,7 +169,11 @@ export function createKeyActions(deps: {
 
     async get(principal: Principal, id: number) {
       await deps.flush();
-      return toKeyJson(await keys.requireKey(id, ownerScope(principal)), keys.now());
+      const row = await keys.requireKey(id, ownerScope(principal));
+      const json = toKeyJson(row, keys.now());
+      const budget = budgetOf(row.budget_nano, row.budget_period);
+      const usage = budget && deps.budgetUsage ? await deps.budgetUsage(json.id, budget) : null;
+      return { ...json, ...(usage ? { budget_usage: usage } : {}) };
     },
 
     async update({ principal, ip }: Caller, id: number, patch: KeyPatch) {
@@ -170,6 +200,10 @@ export function createKeyActions(deps: {
       });
       const byAdmin = await actsAsAdmin(principal, id);
       const fields = { ...patch, groupByAdmin: isAdmin(principal) };
+      if (patch.budget !== undefined || patch.group !== undefined) {
+        const row = await keys.requireKey(id, ownerScope(principal));
+        await checkBudget(Number(row.user_id), fields, row);
+      }
       await keys.update(id, ownerScope(principal), fields, byAdmin, async (trx, { before, after }) => {
         const { status, ...fieldChanges } = keyChanges(before, after);
         const entry = { actor: actorOf(principal), keyId: id, userId: Number(after.user_id), ip };

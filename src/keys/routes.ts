@@ -6,7 +6,15 @@ import { AppError } from '../http/errors.js';
 import { pageOf, route, zTime } from '../http/route.js';
 import { zCursor, zGroupName, zId, zIsoTime, zLimit, zModelPattern, zName, zUsd } from '../http/validate.js';
 import { usdToNano } from '../billing/money.js';
+import { GuardSchema, guardFromJson, zGuard } from '../billing/guard.js';
 import { parseRule } from '../shared/cidr.js';
+import {
+  BudgetSchema,
+  BudgetUsageSchema,
+  budgetFromInput,
+  zAlertThresholds,
+  zBudget,
+} from '../budgets/input.js';
 import { limitFieldsOf, zLimitFields } from '../limits/validate.js';
 import type { KeyActions } from './actions.js';
 import type { KeyFields } from './service.js';
@@ -25,7 +33,10 @@ const writable = {
   quota: zUsd.nullable().optional(),
   expires_at: zIsoTime.nullable().optional(),
   group: zGroupName.nullable().optional(),
+  guard: zGuard.nullable().optional(),
   ...zLimitFields,
+  budget: zBudget.nullable().optional(),
+  alert_thresholds: zAlertThresholds.nullable().optional(),
 };
 
 const CreateBody = z.object({ name: zName, user_id: zId.optional(), ...writable }).strict();
@@ -53,6 +64,9 @@ export const ApiKeySchema = z
     used: z.number().describe('USD'),
     remaining: z.number().nullable().optional().describe('USD; null = unlimited'),
     group: z.string().nullable(),
+    guard: GuardSchema.nullable()
+      .optional()
+      .describe("the key's own anomaly guard (its group's applies as well); null = none"),
     rpm: z.number().int().nullable().describe('requests per minute; null = the group default, if any'),
     tpm: z
       .number()
@@ -66,12 +80,23 @@ export const ApiKeySchema = z
       .nullable()
       .optional()
       .describe('requests at once; null = the group default, if any'),
+    budget: BudgetSchema.nullable()
+      .optional()
+      .describe("spend allowed per period (USD); null = none of its own (the group's default may apply)"),
+    alert_thresholds: z.array(z.number()).nullable().optional().describe('null = [0.8, 1]'),
+    budget_usage: BudgetUsageSchema.optional().describe(
+      "the key's own budget against its spend this period (GET /api/keys/:id only)",
+    ),
     locked: z.boolean().optional().describe('Disabled by an admin: only an admin can enable it'),
     expires_at: zTime.nullable(),
     created_at: zTime,
     updated_at: zTime.optional(),
     last_used_at: zTime.nullable(),
     last_used_ip: z.string().nullable(),
+    rotated_at: zTime
+      .nullable()
+      .optional()
+      .describe('when the secret was last rotated; null = never (its age counts from created_at)'),
   })
   .meta({ title: 'ApiKey' });
 /** A key with its secret: only in the answer to a create or a rotation. */
@@ -92,7 +117,10 @@ function toFields(b: z.infer<typeof PatchBody>): KeyFields {
   }
   if (b.expires_at !== undefined) f.expiresAt = b.expires_at === null ? null : Date.parse(b.expires_at);
   if (b.group !== undefined) f.group = b.group;
+  if (b.guard !== undefined) f.guard = b.guard === null ? null : guardFromJson(b.guard);
   Object.assign(f, limitFieldsOf(b));
+  if (b.budget !== undefined) f.budget = budgetFromInput(b.budget);
+  if (b.alert_thresholds !== undefined) f.alertThresholds = b.alert_thresholds;
   return f;
 }
 
@@ -105,6 +133,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'Create a key; the secret is in the answer this once',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:write',
     status: 201,
     body: CreateBody,
     response: NewApiKeySchema,
@@ -124,6 +153,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'List keys (a user sees only their own)',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:read',
     query: z
       .object({
         user_id: zId.optional(),
@@ -152,6 +182,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'One key',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:read',
     params: IdParams,
     response: ApiKeySchema,
     handler: ({ params, principal }) => actions.get(principal, params.id),
@@ -163,6 +194,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'Change any writable field; status active/disabled',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:write',
     params: IdParams,
     body: PatchBody,
     response: ApiKeySchema,
@@ -179,6 +211,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'New secret (shown this once); the old one works for grace_seconds',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:write',
     params: IdParams,
     body: z
       .object({
@@ -201,6 +234,7 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
     summary: 'Delete a key (its logs keep their attribution)',
     tags: ['keys'],
     auth: 'any',
+    scope: 'keys:write',
     params: IdParams,
     response: DeletedKey,
     handler: ({ params, principal, ip }) => actions.remove({ principal, ip }, params.id),

@@ -6,10 +6,13 @@ import type { Db } from '../db/index.js';
 import type { ApiKeyRow, ApiKeyUpdate } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { nanoToUsd } from '../billing/money.js';
+import { type Guard, guardToJson, readGuard, storeGuard } from '../billing/guard.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { displayKey, generateKey, hashKey } from './format.js';
 import { type Clock, systemClock } from '../shared/clock.js';
 import { containsPattern } from '../shared/like.js';
+import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
+import { thresholdsText } from '../budgets/input.js';
 
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
 
@@ -22,6 +25,11 @@ export function derivedStatus(
   if (row.quota_nano !== null && Number(row.used_nano) >= Number(row.quota_nano)) return 'exhausted';
   return 'active';
 }
+
+const keyGuard = (row: Pick<ApiKeyRow, 'guard'>) => {
+  const g = readGuard(row.guard);
+  return g === null ? null : guardToJson(g);
+};
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
 
@@ -41,6 +49,10 @@ export function toKeyJson(row: ApiKeyRow, now = Date.now()) {
     remaining: quota === null ? null : nanoToUsd(Math.max(0, quota - used)),
     group: row.group_name,
     rpm: row.rpm_limit === null ? null : Number(row.rpm_limit),
+    /** The key's own anomaly guard (its group's applies as well); null = none. */
+    guard: keyGuard(row),
+    budget: budgetJson(row.budget_nano, row.budget_period),
+    alert_thresholds: thresholdsOf(row.alert_thresholds),
     tpm: row.tpm_limit === null ? null : Number(row.tpm_limit),
     max_concurrency: row.max_concurrency === null ? null : Number(row.max_concurrency),
     /** Disabled by an admin: only an admin can enable it. */
@@ -50,6 +62,8 @@ export function toKeyJson(row: ApiKeyRow, now = Date.now()) {
     updated_at: iso(row.updated_at)!,
     last_used_at: iso(row.last_used_at),
     last_used_ip: row.last_used_ip,
+    /** When the secret was last rotated; null = never. */
+    rotated_at: iso(row.rotated_at ?? null),
   };
 }
 export type KeyJson = ReturnType<typeof toKeyJson>;
@@ -64,6 +78,9 @@ export interface KeyFields {
   /** Who sets `group`: an admin's group is a grant; an owner's can only be their own group and follows them. */
   groupByAdmin?: boolean;
   rpm?: number | null;
+  guard?: Guard | null;
+  budget?: Budget | null;
+  alertThresholds?: number[] | null;
   tpm?: number | null;
   maxConcurrency?: number | null;
 }
@@ -81,6 +98,12 @@ function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
     set.group_by_admin = f.group !== null && f.groupByAdmin ? 1 : 0;
   }
   if (f.rpm !== undefined) set.rpm_limit = f.rpm;
+  if (f.guard !== undefined) set.guard = storeGuard(f.guard);
+  if (f.budget !== undefined) {
+    set.budget_nano = f.budget?.amountNano ?? null;
+    set.budget_period = f.budget?.period ?? null;
+  }
+  if (f.alertThresholds !== undefined) set.alert_thresholds = thresholdsText(f.alertThresholds);
   if (f.tpm !== undefined) set.tpm_limit = f.tpm;
   if (f.maxConcurrency !== undefined) set.max_concurrency = f.maxConcurrency;
   return set;
@@ -101,6 +124,9 @@ export function keyChanges(
     'quota',
     'group',
     'rpm',
+    'guard',
+    'budget',
+    'alert_thresholds',
     'tpm',
     'max_concurrency',
     'expires_at',
@@ -240,6 +266,25 @@ export function createKeysService(
       return { row, secret };
     },
 
+    /** Enabled keys expiring after `from` and no later than `to` (the key.expiring scan). */
+    async expiringBetween(from: number, to: number) {
+      const rows = await db
+        .selectFrom('api_keys')
+        .select(['id', 'user_id', 'name', 'display', 'expires_at'])
+        .where('status', '=', 'active')
+        .where('expires_at', '>', from)
+        .where('expires_at', '<=', to)
+        .orderBy('id')
+        .execute();
+      return rows.map((r) => ({
+        id: Number(r.id),
+        userId: Number(r.user_id),
+        name: r.name,
+        display: r.display,
+        expiresAt: Number(r.expires_at),
+      }));
+    },
+
     async list(q: KeyListQuery, now = clock()) {
       let query = db
         .selectFrom('api_keys')
@@ -326,6 +371,45 @@ export function createKeysService(
       return change;
     },
 
+    /**
+     * Switches a key off and locks it, as an admin's disable does (only an admin can enable it
+     * again), for the gateway's own reasons: a leak report, the anomaly guard. `within` runs
+     * only when this call changed the key (a key already off and locked is left as it is), so
+     * a repeated report or a race between instances writes one audit row.
+     */
+    async lockDown(id: number, within?: Within<KeyChange>): Promise<KeyChange & { changed: boolean }> {
+      let changed = false;
+      const change = await changeKey(
+        id,
+        null,
+        (before, now) => {
+          changed = before.status !== 'disabled' || Number(before.admin_locked) !== 1;
+          // Unchanged: write back what is there (an update must set something).
+          return changed
+            ? { status: 'disabled', admin_locked: 1, updated_at: now }
+            : { updated_at: before.updated_at };
+        },
+        async (trx, c) => {
+          if (changed) await within?.(trx, c);
+        },
+      );
+      if (changed) announce(change.after);
+      return { ...change, changed };
+    },
+
+    /**
+     * Keys (deleted ones included) holding any of these hashes as their current or
+     * grace-period secret: whether a reported token is, or was, one of ours.
+     */
+    async findByHashes(hashes: string[]): Promise<ApiKeyRow[]> {
+      if (hashes.length === 0) return [];
+      return db
+        .selectFrom('api_keys')
+        .selectAll()
+        .where((eb) => eb.or([eb('key_hash', 'in', hashes), eb('prev_key_hash', 'in', hashes)]))
+        .execute();
+    },
+
     /** New secret now; the old one keeps working for graceSeconds (0 = stops at once). */
     async rotate(
       id: number,
@@ -343,6 +427,7 @@ export function createKeysService(
           prev_key_hash: graceSeconds > 0 ? before.key_hash : null,
           prev_key_expires_at: graceSeconds > 0 ? now + graceSeconds * 1000 : null,
           updated_at: now,
+          rotated_at: now,
         }),
         within,
       );
@@ -406,6 +491,9 @@ export function createKeysService(
           'users.status as user_status',
           'users.group_name as user_group',
           'users.deleted_at as user_deleted_at',
+          'users.budget_nano as user_budget_nano',
+          'users.budget_period as user_budget_period',
+          'users.alert_thresholds as user_alert_thresholds',
           'users.rpm_limit as user_rpm',
           'users.tpm_limit as user_tpm',
           'users.max_concurrency as user_max_concurrency',

@@ -11,11 +11,13 @@
 // before any storage lookup.
 import { LRUCache } from 'lru-cache';
 import type { InvalidationBus } from '../shared/bus.js';
+import { type Guard, readGuard } from '../billing/guard.js';
 import type { LimitValues } from '../limits/policy.js';
 import { CidrSet } from './cidr.js';
 import { hashKey, isWellFormedKey, KEY_REGEX } from './format.js';
 import { compileModelList, type ModelMatcher } from './models.js';
 import type { KeysService } from './service.js';
+import { type Budget, budgetOf, thresholdsOf } from '../budgets/service.js';
 
 export interface VerifiedKey {
   id: number;
@@ -33,6 +35,15 @@ export interface VerifiedKey {
   /** The owner account's own limits, over all its keys. */
   accountLimits: LimitValues;
   expiresAt: number | null;
+  /** The key's own anomaly guard; its group's applies as well (security/guard.ts). */
+  guard: Guard | null;
+  /** The key's own periodic budget (its group's default applies besides, budgets/). */
+  budget: Budget | null;
+  /** null = the default thresholds. */
+  alertThresholds: number[] | null;
+  /** The owner account's periodic budget. */
+  accountBudget: Budget | null;
+  accountAlertThresholds: number[] | null;
 }
 
 interface CachedKey extends VerifiedKey {
@@ -194,6 +205,11 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
         maxConcurrency: numOrNull(row.user_max_concurrency),
       },
       expiresAt: row.expires_at === null ? null : Number(row.expires_at),
+      guard: readGuard(row.guard),
+      budget: budgetOf(row.budget_nano, row.budget_period),
+      alertThresholds: thresholdsOf(row.alert_thresholds),
+      accountBudget: budgetOf(row.user_budget_nano, row.user_budget_period),
+      accountAlertThresholds: thresholdsOf(row.user_alert_thresholds),
       status: row.status,
       ownerActive: row.user_status === 'active',
       // A stored rule that no longer parses denies everyone rather than allowing everyone.

@@ -1,5 +1,5 @@
 // A relay request's whole journey, top to bottom, the same for every protocol:
-//   authenticate key → check policy → limits → reserve cost → choose channel →
+//   authenticate key → check policy → limits → reserve cost (quota, balance, budgets) → choose channel →
 //   forward / convert → count usage → settle → log.
 // Every step is one call into the module that owns it. What differs between protocols
 // lives in their codecs (protocols/*.ts) and channel transports (providers/*.ts): when
@@ -12,9 +12,11 @@ import type { Services } from '../services.js';
 import type { Channel, ChannelType } from '../channels/service.js';
 import type { VerifiedKey } from '../keys/verify.js';
 import { presentedKey } from '../keys/credentials.js';
+import { TOKEN_PREFIX } from '../tokens/format.js';
 import { AppError, type ErrorCode } from '../http/errors.js';
 import { costNano, type Price } from '../billing/money.js';
 import type { Reservation } from '../billing/ledger.js';
+import type { BudgetHold } from '../budgets/meter.js';
 import type { LimitSnapshot, LimitSubject, Ticket } from '../limits/limiter.js';
 import { rateLimitHeaders } from '../limits/headers.js';
 import type { CanonicalUsage, Protocol } from './canonical.js';
@@ -70,13 +72,19 @@ export interface Outcome {
   ttftMs: number | null;
 }
 
+/** What a request holds while it runs: its worst case against the ledger and the budgets. */
+export interface Hold {
+  ledger: Reservation;
+  budget: BudgetHold;
+}
+
 /** One relay request on its way through its attempts: what every step needs. */
 export interface RelayCall {
   req: FastifyRequest;
   reply: FastifyReply;
   r: IngressRequest;
   ingress: ProtocolCodec;
-  reservation: Reservation;
+  hold: Hold;
   attempts: AttemptRecord[];
   /** The client left: stop trying, log 499. */
   clientGone: boolean;
@@ -109,6 +117,7 @@ const RETRYABLE = (status: number) =>
 /** Refusals that no retry will pass: the key, its IP or its model rules, or money. */
 const NO_RETRY = new Set<string>([
   'insufficient_quota',
+  'budget_exceeded',
   'key_expired',
   'key_disabled',
   'ip_not_allowed',
@@ -118,6 +127,19 @@ const NO_RETRY = new Set<string>([
 /** The error code a translated upstream refusal carries, by status. */
 const REFUSAL_CODE = (status: number): ErrorCode =>
   status === 413 ? 'request_too_large' : status === 404 ? 'model_not_found' : 'invalid_request';
+
+/**
+ * The master key or a management token sent to the relay: a refusal that says which
+ * credential goes where (only on the refusal path, so it costs an accepted key nothing).
+ */
+function notAnApiKey(presented: string | undefined, master: Services['masterKey']): string | null {
+  if (!presented) return null;
+  if (presented.startsWith(TOKEN_PREFIX))
+    return 'This is a management token (mg-…), which works on the management API (/api) only. Use an API key (sk-…) here.';
+  if (master.matches(presented))
+    return 'This is the master key, which works on the management API (/api) only. Use an API key (sk-…) here.';
+  return null;
+}
 
 export function createRelay(s: Services) {
   const timeouts = {
@@ -147,11 +169,24 @@ export function createRelay(s: Services) {
       stream: false,
     };
     req.relay = state;
-    const v = await s.verifier.verify(presentedKey(req.headers, req.url), req.clientIp);
+    const presented = presentedKey(req.headers, req.url);
+    const v = await s.verifier.verify(presented, req.clientIp);
     if (v.key) state.key = v.key;
-    if (!v.ok) throw new AppError(v.code as ErrorCode, v.message);
+    if (!v.ok)
+      throw new AppError(
+        v.code as ErrorCode,
+        (v.code === 'invalid_api_key' && notAnApiKey(presented, s.masterKey)) || v.message,
+      );
+    await guardIps(v.key, req.clientIp);
     s.verifier.touch(v.key.id, req.clientIp);
     return v.key;
+  }
+
+  /** The anomaly guard's IP count: the request that brings a new IP past the limit of a
+   * `disable` guard finds the key disabled (security/guard.ts). */
+  async function guardIps(key: VerifiedKey, ip: string): Promise<void> {
+    const g = await s.guard.checkIp(key, ip);
+    if (!g.ok) throw new AppError('key_disabled', `This API key is disabled: ${g.reason}.`);
   }
 
   // ── 2. check policy: the key's model list, then the group's models and prices ─────────
@@ -246,27 +281,57 @@ export function createRelay(s: Services) {
     return r.promptTokens;
   }
 
-  // ── 4. reserve the worst-case cost against key quota and account balance ─────────────
+  // ── 4. reserve the worst-case cost against the budgets, key quota and account balance ─
   async function reserve(key: VerifiedKey, r: IngressRequest, bill: (u: CanonicalUsage) => number) {
     const worstFor = (input: number) =>
       bill({ input, cacheRead: 0, cacheWrite: 0, output: r.maxOutputTokens, reasoning: 0 });
     let worst = worstFor(r.promptTokens);
-    let res = await s.ledger.reserve(key.id, key.userId, key.quotaNano, worst);
+    let res = await hold(key, worst);
     // A long prompt is admitted on a cheap upper bound; only when that would be refused is it
     // tokenized, and the request judged on its exact count (as it always was).
     if (!res.ok && r.exactPromptTokens) {
       worst = worstFor(exactPromptTokens(r));
-      res = await s.ledger.reserve(key.id, key.userId, key.quotaNano, worst);
+      res = await hold(key, worst);
     }
-    if (!res.ok) {
-      const what = res.reason === 'key_quota' ? "this API key's quota" : 'the account balance';
-      throw new AppError(
-        'insufficient_quota',
-        `The request could cost up to ${worst / 1e9} USD, more than ${what} has left.`,
-        { headers: { 'x-should-retry': 'false' } },
-      );
+    if (!res.ok) throw res.refusal;
+    return res.hold;
+  }
+
+  /** Holds `amount` against every budget in force, then the key quota and the balance: all or none. */
+  async function hold(
+    key: VerifiedKey,
+    amount: number,
+  ): Promise<{ ok: true; hold: Hold } | { ok: false; refusal: AppError }> {
+    const noRetry = { 'x-should-retry': 'false' };
+    const b = await s.budgets.reserve(key, amount);
+    if (!b.ok)
+      return { ok: false, refusal: new AppError('budget_exceeded', b.message, { headers: noRetry }) };
+    let l: Awaited<ReturnType<typeof s.ledger.reserve>>;
+    try {
+      l = await s.ledger.reserve(key.id, key.userId, key.quotaNano, amount);
+    } catch (err) {
+      s.budgets.release(b.hold);
+      throw err;
     }
-    return res.reservation;
+    if (!l.ok) {
+      s.budgets.release(b.hold);
+      const what = l.reason === 'key_quota' ? "this API key's quota" : 'the account balance';
+      return {
+        ok: false,
+        refusal: new AppError(
+          'insufficient_quota',
+          `The request could cost up to ${amount / 1e9} USD, more than ${what} has left.`,
+          { headers: noRetry },
+        ),
+      };
+    }
+    return { ok: true, hold: { ledger: l.reservation, budget: b.hold } };
+  }
+
+  /** Gives the whole hold back (nothing was billed). */
+  function release(h: Hold): void {
+    s.ledger.release(h.ledger);
+    s.budgets.release(h.budget);
   }
 
   // ── 7. count usage: the upstream's report, else a local count; never past the admitted cap
@@ -294,31 +359,46 @@ export function createRelay(s: Services) {
     };
   }
 
-  // ── 8. settle: charge the real cost, release the rest of the hold ─────────────────────
+  // ── 8. settle: charge the real cost, release the rest of the hold, and note the spend
+  //    against the key's hourly guard (not awaited: it never delays the answer) ──────────
   // The upstream has answered by now: a ledger failure (the shared Redis ledger unreachable)
   // must not be mistaken for a channel failure, which would retry the request on another
   // channel (a second upstream call) or write a second answer on a stream already sent.
-  async function settle(req: FastifyRequest, reservation: Reservation, cost: number): Promise<number> {
+  // The charge stops at what the budgets still cover (as the ledger's stops at the quota and
+  // balance), and the budgets count exactly what the ledger charged, dated like the log row.
+  async function settle(req: FastifyRequest, key: VerifiedKey, h: Hold, cost: number, at: number) {
+    const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+    let charge: number;
     try {
-      return await s.ledger.settle(reservation, cost);
+      charge = await s.ledger.settle(h.ledger, await s.budgets.capFor(h.budget, cost).catch(() => cost));
     } catch (err) {
-      req.log.error(
-        { err: err instanceof Error ? err.message : String(err), cost },
-        'relay: settling failed; the answer is not billed',
-      );
+      req.log.error({ err: message(err), cost }, 'relay: settling failed; the answer is not billed');
+      s.budgets.release(h.budget);
       return 0;
     }
+    void s.guard.noteSpend(key, charge);
+    try {
+      await s.budgets.settle(key, h.budget, charge, at);
+    } catch (err) {
+      req.log.error({ err: message(err), charge }, 'relay: the budgets could not count a settled charge');
+    }
+    return charge;
   }
 
   // ── 9. log: one row per request that presented a known key ───────────────────────────
   /** Resolves once the row is queued (durably, where the writer journals); waits when the queue is full. */
-  function log(req: FastifyRequest, o: Outcome, attempts: AttemptRecord[] = []): Promise<void> {
+  function log(
+    req: FastifyRequest,
+    o: Outcome,
+    attempts: AttemptRecord[] = [],
+    at: number = s.now(),
+  ): Promise<void> {
     const st = req.relay;
     if (!st?.key) return Promise.resolve();
     const u = o.usage;
     const row = {
       request_id: req.id,
-      created_at: Date.now(),
+      created_at: at,
       user_id: st.key.userId,
       key_id: st.key.id,
       key_name: st.key.name,
@@ -426,21 +506,22 @@ export function createRelay(s: Services) {
         price,
         multiplierPpm,
       );
-    const reservation = await reserve(key, r, bill);
+    const held = await reserve(key, r, bill);
 
     const call: RelayCall = {
       req,
       reply,
       r,
       ingress,
-      reservation,
+      hold: held,
       attempts: [],
       clientGone: false,
       async finish(o) {
         const { usage, estimated } = countUsage(r, o.usage, o.produced, o.partial);
         // The tokens-per-minute window keeps the real usage, not the admission estimate.
         ticket.settleTokens(usage.input + usage.cacheRead + usage.cacheWrite + usage.output);
-        const cost = await settle(req, reservation, bill(usage));
+        const at = s.now();
+        const cost = await settle(req, key, held, bill(usage), at);
         await log(
           req,
           {
@@ -454,6 +535,7 @@ export function createRelay(s: Services) {
             ttftMs: o.ttftMs ?? null,
           },
           call.attempts,
+          at,
         );
         return usage;
       },
@@ -510,14 +592,14 @@ export function createRelay(s: Services) {
       }
     } catch (err) {
       // A client mistake found late (e.g. a part that cannot be translated): refuse, refund.
-      s.ledger.release(reservation);
+      release(held);
       if (err instanceof AppError && !reply.raw.headersSent)
         return refuse(req, reply, err, undefined, call.attempts);
       throw err;
     }
 
     // ── every eligible upstream failed (or the client left first): refund in full ──────
-    s.ledger.release(reservation);
+    release(held);
     if (call.clientGone) {
       await log(req, free(499, 'client_closed'), call.attempts);
       return;
@@ -582,7 +664,7 @@ export function createRelay(s: Services) {
           };
         // The upstream judged the request itself bad (400, 404, 422…): pass its answer on, as
         // sent when the protocols match (clients such as Claude Code read its wording).
-        s.ledger.release(call.reservation);
+        release(call.hold);
         record(res.status);
         await log(
           req,
@@ -610,7 +692,7 @@ export function createRelay(s: Services) {
           { err: err instanceof Error ? err.message : String(err) },
           'relay: failed after the answer began',
         );
-        s.ledger.release(call.reservation);
+        release(call.hold);
         reply.raw.destroy();
         return { answered: true };
       }

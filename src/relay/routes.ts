@@ -200,7 +200,22 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
       const row = await s.keys.requireKey(key.id);
       const json = toKeyJson({ ...row, used_nano: s.ledger.usedNano(key.id, Number(row.used_nano)) });
       const balance = s.ledger.balanceNano(key.userId, await s.accounts.balanceNano(key.userId));
-      const limits = limitsJson(await relay.limitsOf(key), s.limiter.now());
+      const limits: Record<string, unknown> = limitsJson(await relay.limitsOf(key), s.limiter.now());
+      // Each limit in force; of the budgets (the key's, its group's default, the account's), the
+      // one with the least left.
+      const budgets = await s.budgets.status(key);
+      const tightest = budgets.sort(
+        (a, b) => a.limitNano - a.spentNano - (b.limitNano - b.spentNano) || a.resetsAt - b.resetsAt,
+      )[0];
+      if (tightest)
+        limits.budget = {
+          limit: nanoToUsd(tightest.limitNano),
+          remaining: nanoToUsd(Math.max(0, tightest.limitNano - tightest.spentNano)),
+          resets_at: new Date(tightest.resetsAt).toISOString(),
+          period: tightest.period,
+          scope: tightest.scope,
+          spent: nanoToUsd(tightest.spentNano),
+        };
       return { object: 'api_key', ...json, account_balance: nanoToUsd(balance), limits };
     });
   } else {

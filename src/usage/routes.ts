@@ -123,6 +123,7 @@ export function registerUsageRoutes(
     summary: 'Call logs, newest first (totals=1 adds sums for the filter; format=csv exports)',
     tags: ['usage'],
     auth: 'any',
+    scope: 'logs:read',
     query: z
       .object({
         ...filterFields,
@@ -187,6 +188,7 @@ export function registerUsageRoutes(
     summary: 'Requests, tokens and cost grouped by day (UTC), key or model; paginated (limit, cursor)',
     tags: ['usage'],
     auth: 'any',
+    scope: 'usage:read',
     query: z
       .object({
         ...filterFields,

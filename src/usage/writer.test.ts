@@ -8,13 +8,13 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Storage } from '../db/index.js';
 import { openStorage } from '../db/open.js';
-import type { NewLog } from '../db/schema.js';
 import { InvalidationBus } from '../shared/bus.js';
 import { createAccountsService } from '../accounts/service.js';
 import { createKeysService } from '../keys/service.js';
 import { createLocalLedger } from '../billing/ledger-local.js';
 import { createUsageWriter, type Contributor } from './writer.js';
 import { openJournal } from './journal.js';
+import { logRow } from '../../test/helpers/log-row.js';
 
 const logger = pino({ level: 'silent' });
 const cleanup: Array<() => Promise<void>> = [];
@@ -53,32 +53,7 @@ async function world() {
   });
   const { row: key } = await keys.create(Number(user.id), { name: 'k' });
   const ids = { keyId: Number(key.id), userId: Number(user.id) };
-  const row = (cost: number): NewLog => ({
-    request_id: `req_${seq++}`,
-    created_at: Date.now(),
-    user_id: ids.userId,
-    key_id: ids.keyId,
-    key_name: 'k',
-    model: 'm',
-    upstream_model: 'm',
-    channel_id: 1,
-    endpoint: '/v1/chat/completions',
-    stream: 0,
-    status: 200,
-    error_code: null,
-    prompt_tokens: 1,
-    cached_tokens: 0,
-    completion_tokens: 1,
-    cost_nano: cost,
-    latency_ms: 1,
-    ttft_ms: null,
-    ip: '127.0.0.1',
-    estimated: 0,
-    protocol: 'openai',
-    cache_write_tokens: 0,
-    reasoning_tokens: 0,
-    attempts: null,
-  });
+  const row = (cost: number) => logRow({ user_id: ids.userId, key_id: ids.keyId, cost_nano: cost });
   /** Reserve and settle `cost` as the relay does (the log row follows later). */
   const charge = async (cost: number) => {
     const r = await ledger.reserve(ids.keyId, ids.userId, null, cost);

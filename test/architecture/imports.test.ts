@@ -20,6 +20,8 @@ const TABLE_OWNER: Record<string, string> = {
   channels: 'channels',
   logs: 'usage',
   usage_daily: 'usage',
+  management_tokens: 'tokens',
+  events: 'events',
 };
 
 /**

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerConsole } from '../../src/console/index.js';
+import { CONSOLE_SECTIONS, registerConsole } from '../../src/console/index.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { ensureWebBuilt, WEB_DIST } from './helpers.js';
 
@@ -17,6 +17,13 @@ describe('console serving', () => {
   }, 180_000);
   afterAll(async () => {
     await s?.close();
+  });
+
+  it('every page the console links to survives a reload (its section is served as index.html)', () => {
+    const app = fs.readFileSync(path.join(import.meta.dirname, '../../web/src/App.tsx'), 'utf8');
+    const linked = [...app.matchAll(/href: '\/([^'/]+)'/g)].map((m) => m[1]!);
+    expect(linked.length).toBeGreaterThan(5);
+    for (const section of linked) expect(CONSOLE_SECTIONS.has(section), section).toBe(true);
   });
 
   it('serves index.html at / and at client routes, uncached, with security headers', async () => {

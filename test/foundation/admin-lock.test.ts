@@ -1,14 +1,12 @@
 // A key an admin switched off stays off: its owner cannot switch it back on.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, login, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { backends, login, userWithKey, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 
 describe.each(backends())('admin lock on disabled keys (%s)', (backend) => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({ backend }, (started) => {
+    s = started;
   });
 
   const keyCall = (secret: string) =>

@@ -1,7 +1,9 @@
 // No plaintext secret at rest or in the logs (contract §2): after creating and rotating keys,
-// signing in and adding channels, the SQLite files (main + WAL) or a pg_dump of the schema hold
+// signing in, adding channels and creating, using and revoking management tokens (§8), the SQLite files (main + WAL) or a pg_dump of the schema hold
 // no key secret, master key, password, session token or channel api_key; neither do the
-// server's log output, the answers, or the audit trail.
+// server's log output, the answers (but a token's own creation), or the audit trail. Nor do
+// GitHub secret-scanning reports leave the tokens they name anywhere (the keys they disable,
+// their audit rows and events).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/keys/format.js';
 import { backends, pgUrl, startTestServer, type TestServer } from '../helpers/server.js';
 import { createUser, relay, session } from './util.js';
+import { type FakeGithub, fakeGithub, match } from '../security/helpers.js';
 
 /** Everything the database holds, as bytes: the SQLite files, or a pg_dump of the test schema. */
 async function storedBytes(s: TestServer): Promise<Buffer> {
@@ -32,13 +35,19 @@ const fragments = (secret: string) => [secret, secret.length > 20 ? secret.slice
 
 describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
   let s: TestServer;
+  let gh: FakeGithub;
   const keySecrets: string[] = [];
+  const tokenSecrets: string[] = [];
   const otherSecrets: string[] = [];
   const visible: string[] = [];
   const answers: string[] = [];
 
   beforeAll(async () => {
-    s = await startTestServer({ backend, env: { MOLE_LOG_LEVEL: 'trace' } });
+    gh = fakeGithub();
+    s = await startTestServer({
+      backend,
+      env: { MOLE_LOG_LEVEL: 'trace', MOLE_SECRET_SCANNING_KEYS: gh.file },
+    });
     const record = (r: { body: unknown }) =>
       answers.push(typeof r.body === 'string' ? r.body : JSON.stringify(r.body));
     otherSecrets.push(s.masterKey);
@@ -128,6 +137,53 @@ describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
       record(await relay(s, secret + 'x'));
       record(await relay(s, `${secret} ${secret}`));
     }
+    // GitHub reports every key (live, rotated, deleted, unknown) and a token of someone else's.
+    const foreign = 'ghp_' + randomBytes(18).toString('hex');
+    otherSecrets.push(foreign);
+    const report = await gh.report(s, [...keySecrets.map((k) => match(k)), match(foreign)]);
+    expect(report.status).toBe(200);
+    expect(report.body.filter((l: { label: string }) => l.label === 'true_positive').length).toBeGreaterThan(
+      0,
+    );
+    record(report);
+    record(await s.api('GET', '/api/audit?action=key.leaked&limit=500'));
+    record({ body: await s.services.events.list({ limit: 500 }) });
+    // Management tokens: minted by a session and by the master key, used (also on /v1 and with
+    // a broken checksum), one revoked; each is shown once, in its creation's answer only.
+    for (const [i, make] of [
+      () => u.call('POST', '/api/tokens', { name: 'scan-token-0', scopes: ['keys:read', 'keys:write'] }),
+      () => s.api('POST', '/api/tokens', { name: 'scan-token-1', scopes: ['users:read'] }),
+    ].entries()) {
+      const t = await make();
+      expect(t.status, JSON.stringify(t.body)).toBe(201);
+      record(t);
+      tokenSecrets.push(t.body.token);
+      visible.push(`scan-token-${i}`, t.body.display);
+      const auth = { authorization: `Bearer ${t.body.token}` };
+      record(await s.api('GET', '/api/keys', undefined, auth));
+      record(await s.api('POST', '/api/keys', { name: `by-token-${i}`, user_id: user.id }, auth));
+      record(await s.api('GET', '/api/channels', undefined, auth));
+      record(
+        await s.api('GET', '/api/users', undefined, {
+          authorization: `Bearer ${t.body.token.slice(0, -1)}x`,
+        }),
+      );
+      record(await relay(s, t.body.token));
+      record(
+        await relay(s, undefined, {
+          path: `/v1beta/models/gpt-scan:generateContent?key=${t.body.token}`,
+          method: 'POST',
+          body: {},
+        }),
+      );
+      if (i === 0) {
+        record(await u.call('DELETE', `/api/tokens/${t.body.id}`));
+        record(await s.api('GET', '/api/keys', undefined, auth));
+      }
+    }
+    record(await relay(s, s.masterKey));
+    record(await u.call('GET', '/api/tokens'));
+    record(await s.api('GET', '/api/tokens'));
     // Management calls that carry secrets in odd places.
     record(await s.api('GET', `/api/keys?q=${encodeURIComponent(keySecrets[0]!)}`));
     record(await s.api('POST', '/api/keys', { name: 'x', user_id: user.id, key: keySecrets[0] }));
@@ -140,6 +196,7 @@ describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
   });
   afterAll(async () => {
     await s?.close();
+    gh?.cleanup();
   });
 
   it('the database holds no plaintext secret (and the scan does find plain values)', async () => {
@@ -150,7 +207,7 @@ describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
     for (const secret of keySecrets)
       for (const f of fragments(secret))
         expect(text.includes(f), `key secret ${secret.slice(0, 8)}… found in storage`).toBe(false);
-    for (const secret of otherSecrets)
+    for (const secret of [...otherSecrets, ...tokenSecrets])
       for (const f of fragments(secret))
         expect(text.includes(f), `secret ${secret.slice(0, 10)}… found in storage`).toBe(false);
   });
@@ -159,7 +216,7 @@ describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
     const logs = s.logs();
     expect(logs.length).toBeGreaterThan(0);
     expect(logs).toMatch(/listening/i);
-    for (const secret of [...keySecrets, ...otherSecrets])
+    for (const secret of [...keySecrets, ...otherSecrets, ...tokenSecrets])
       for (const f of fragments(secret))
         expect(logs.includes(f), `secret ${secret.slice(0, 10)}… found in the log`).toBe(false);
   });
@@ -168,7 +225,11 @@ describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
     // The creation/rotation answers carry their own secret once; drop exactly those occurrences.
     let text = answers.join('\n');
     for (const secret of keySecrets) text = text.replace(`"key":"${secret}"`, '"key":"<shown once>"');
-    for (const secret of [...keySecrets, ...otherSecrets])
+    for (const secret of tokenSecrets) {
+      expect(text).toContain(`"token":"${secret}"`);
+      text = text.replace(`"token":"${secret}"`, '"token":"<shown once>"');
+    }
+    for (const secret of [...keySecrets, ...otherSecrets, ...tokenSecrets])
       for (const f of fragments(secret))
         expect(text.includes(f), `secret ${secret.slice(0, 10)}… echoed in an answer`).toBe(false);
   });

@@ -2,6 +2,7 @@
 // users seeing and changing only their own keys, logs, usage and audit; admin-only routes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, login, startTestServer, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import { createKey, createUser, expectApiError, raw, relay, session } from './util.js';
 
 const postJson = (s: TestServer, p: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -12,11 +13,8 @@ const postJson = (s: TestServer, p: string, body: unknown, headers: Record<strin
 
 describe.each(backends())('sessions [%s]', (backend) => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({ backend }, (started) => {
+    s = started;
   });
 
   it('login sets an HttpOnly, SameSite session cookie and answers {user, csrf_token}', async () => {

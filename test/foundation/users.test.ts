@@ -1,6 +1,7 @@
 // Users (contract §3): create, list, get, patch, delete, topup; management authentication.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, login, startTestServer, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { backends, login, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import {
   createKey,
   createUser,
@@ -14,11 +15,8 @@ import {
 
 describe.each(backends())('users [%s]', (backend) => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({ backend }, (started) => {
+    s = started;
   });
 
   it('POST /api/users creates a user with defaults, and with every field', async () => {

@@ -302,6 +302,7 @@ describe.each(backends())('input validation [%s]', (backend) => {
       '/api/users': ['limit', 'cursor', 'q'],
       '/api/keys': ['user_id', 'status', 'q', 'group', 'limit', 'cursor'],
       '/api/audit': ['key_id', 'user_id', 'limit', 'cursor'],
+      '/api/events': ['type', 'key_id', 'user_id', 'limit', 'cursor'],
       '/api/logs': [
         'key_id',
         'user_id',
@@ -486,6 +487,7 @@ describe('API documentation', () => {
       '/api/logs': ['get'],
       '/api/usage': ['get'],
       '/api/audit': ['get'],
+      '/api/events': ['get'],
     };
     for (const [p, methods] of Object.entries(expected)) {
       expect(doc.paths[p], p).toBeDefined();

@@ -6,25 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/keys/format.js';
 import { backends, startTestServer, type TestServer } from '../helpers/server.js';
 import { createKey, createUser, expectRelayError, relay } from './util.js';
-
-/** Counts queries run through the app's Kysely instance (outside transactions). */
-function countQueries(s: TestServer) {
-  const executor = s.services.storage.db.getExecutor() as {
-    executeQuery: (...a: unknown[]) => Promise<unknown>;
-  };
-  const original = executor.executeQuery;
-  const seen: string[] = [];
-  executor.executeQuery = function (this: unknown, ...args: unknown[]) {
-    seen.push(String((args[0] as { sql?: string })?.sql ?? ''));
-    return original.apply(this, args);
-  };
-  return {
-    seen,
-    restore: () => {
-      executor.executeQuery = original;
-    },
-  };
-}
+import { countQueries } from '../helpers/queries.js';
 
 describe.each(backends())('key verification cache [%s]', (backend) => {
   let s: TestServer;

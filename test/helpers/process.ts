@@ -1,4 +1,5 @@
 // For suites that run the real gateway process.
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -21,4 +22,34 @@ export async function waitFor(fn: () => Promise<boolean>, ms = 20_000, what = 'c
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The `mole` entry point, run through tsx so no build is needed. */
+export const CLI_ENTRY = path.join(REPO_ROOT, 'src', 'cli', 'index.ts');
+
+/** Runs `mole <args>` as its own process (about a second each on a busy machine). */
+export function moleProcess(
+  args: string[],
+  opts: { env?: Record<string, string | undefined>; input?: string } = {},
+): Promise<CliResult> {
+  return new Promise<CliResult>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+    child.stdin.end(opts.input ?? '');
+  });
 }

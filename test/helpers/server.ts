@@ -67,17 +67,25 @@ export interface StartOptions {
   shareWith?: TestServer;
   /** Use Redis (MOLE_TEST_REDIS_URL) for shared caches, limits and quota counters. */
   redis?: boolean;
+  /** Start again on a closed instance's data dir / PostgreSQL schema (a restart); needs `keep` on it. */
+  restartOf?: TestServer;
+  /** close() leaves the data dir and the PostgreSQL schema, for a `restartOf`. */
+  keep?: boolean;
 }
 
 export const redisUrl = (): string | undefined => process.env.MOLE_TEST_REDIS_URL || undefined;
 
 export async function startTestServer(opts: StartOptions = {}): Promise<TestServer> {
-  const backend = opts.shareWith?.backend ?? opts.backend ?? 'sqlite';
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-test-'));
-  const masterKey = opts.shareWith?.masterKey ?? 'mk-test-' + randomBytes(16).toString('hex');
+  const prev = opts.restartOf;
+  const backend = prev?.backend ?? opts.shareWith?.backend ?? opts.backend ?? 'sqlite';
+  const dataDir = prev?.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'mole-test-'));
+  const masterKey =
+    prev?.masterKey ?? opts.shareWith?.masterKey ?? 'mk-test-' + randomBytes(16).toString('hex');
   const pgSchema =
-    opts.shareWith?.pgSchema ?? (backend === 'postgres' ? 't_' + randomBytes(6).toString('hex') : null);
-  const ownsSchema = !opts.shareWith;
+    prev?.pgSchema ??
+    opts.shareWith?.pgSchema ??
+    (backend === 'postgres' ? 't_' + randomBytes(6).toString('hex') : null);
+  const ownsSchema = !opts.shareWith && !opts.keep;
   if (opts.redis && !redisUrl()) throw new Error('no Redis configured (MOLE_TEST_REDIS_URL)');
   if (backend === 'postgres' && !pgUrl()) throw new Error('no PostgreSQL configured (MOLE_TEST_PG_URL)');
   const config = loadConfig({
@@ -90,7 +98,8 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     ...(backend === 'postgres'
       ? {
           DATABASE_URL: pgUrl()!,
-          MOLE_SECRET: opts.shareWith?.secret ?? 'test-secret-' + randomBytes(8).toString('hex'),
+          MOLE_SECRET:
+            prev?.secret ?? opts.shareWith?.secret ?? 'test-secret-' + randomBytes(8).toString('hex'),
         }
       : {}),
     ...(opts.redis ? { REDIS_URL: redisUrl()! } : {}),
@@ -154,7 +163,7 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
       await app.close();
       clearTimeout(force);
       await services.close();
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (!opts.keep) fs.rmSync(dataDir, { recursive: true, force: true });
       if (pgSchema && ownsSchema) {
         const c = new pg.Client({ connectionString: pgUrl() });
         await c.connect();

@@ -3,36 +3,20 @@
 // new-api's table definitions: the count table, --dry-run, --json, idempotency, progress
 // lines, exit codes, and a gateway on the same data dir serving the imported keys — live over
 // Redis when the gateway is already running, or after its start.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO_ROOT, waitFor } from '../helpers/process.js';
+import { moleProcess, waitFor } from '../helpers/process.js';
 import { redisUrl, startTestServer } from '../helpers/server.js';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
 import { buildSqlite, NEW_API_SQLITE, newApiData, newApiKey } from './fixtures.js';
 
-const CLI = path.join(REPO_ROOT, 'src', 'cli', 'index.ts');
 const UPSTREAM_KEY = 'sk-upstream-mock-credential-0005';
 const EXTRA_TOKENS = 1100;
 
-function mole(args: string[], env: Record<string, string>) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const mole = (args: string[], env: Record<string, string>) => moleProcess(args, { env });
 
 const keyStatus = (url: string, key: string) =>
   fetch(`${url}/v1/key`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status);

@@ -23,8 +23,38 @@ import {
   newApiKey,
   ONE_API_SQLITE,
 } from './fixtures.js';
+import { countQueries } from '../helpers/queries.js';
 
 const UPSTREAM_KEY = 'sk-upstream-mock-credential-0005';
+
+/** What importing newApiData() reports per table: [imported, skipped]. */
+const FIXTURE_COUNTS = {
+  users: [3, 2],
+  tokens: [7, 2],
+  channels: [6, 1],
+  prices: [2, 1],
+  groups: [2, 0],
+};
+
+/** Alice and her keys as every source imports them; her main key answers once the verifier sees it. Returns her keys. */
+async function expectAliceImported(s: TestServer, data: ReturnType<typeof newApiData>): Promise<any[]> {
+  const users = (await s.api('GET', '/api/users?limit=100')).body.data as any[];
+  const alice = users.find((u) => u.username === 'alice');
+  expect(alice).toMatchObject({ role: 'user', group: 'vip', balance: 5 });
+  const keys = (await s.api('GET', `/api/keys?user_id=${alice.id}`)).body.data as any[];
+  expect(keys.find((k) => k.name === 'alice-main')).toMatchObject({
+    quota: 1.5,
+    used: 0.5,
+    models: ['mole-mini', 'gpt-4o'],
+  });
+  expect(keys.find((k) => k.name === 'alice-unlimited')).toMatchObject({ quota: null, models: null });
+  await waitFor(
+    async () => (await relay(s, `sk-${data.keys.good}`, '/v1/key')).status === 200,
+    10_000,
+    'key',
+  );
+  return keys;
+}
 
 async function runImport(s: TestServer, from: string, dryRun = false): Promise<ImportReport> {
   const source = await openSource(from);
@@ -67,25 +97,6 @@ const chat = (s: TestServer, key: string, model = 'mole-mini') =>
     messages: [{ role: 'user', content: 'hello' }],
     max_tokens: 8,
   });
-
-/** Wraps the storage's executor to see every query it runs. */
-function countQueries(s: TestServer) {
-  const executor = s.services.storage.db.getExecutor() as {
-    executeQuery: (...a: unknown[]) => Promise<unknown>;
-  };
-  const original = executor.executeQuery;
-  const seen: string[] = [];
-  executor.executeQuery = function (this: unknown, ...args: unknown[]) {
-    seen.push(String((args[0] as { sql?: string })?.sql ?? ''));
-    return original.apply(this, args);
-  };
-  return {
-    seen,
-    restore: () => {
-      executor.executeQuery = original;
-    },
-  };
-}
 
 /** Everything MoleAPI stored, as text: the SQLite files' bytes, or every PostgreSQL table's rows. */
 async function storedText(s: TestServer): Promise<string> {
@@ -152,13 +163,7 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
   });
 
   it('reports imported and skipped rows per table, with reasons', () => {
-    expect(counts(first)).toEqual({
-      users: [3, 2],
-      tokens: [7, 2],
-      channels: [6, 1],
-      prices: [2, 1],
-      groups: [2, 0],
-    });
+    expect(counts(first)).toEqual(FIXTURE_COUNTS);
     const why = Object.fromEntries(first.tables.map((t) => [t.table, t.reasons]));
     expect(why.users).toEqual({ deleted: 1, 'username not allowed (letters, digits, . _ @ - only)': 1 });
     expect(why.tokens).toEqual({ deleted: 1, 'owner not imported': 1 });
@@ -494,33 +499,9 @@ mysqlDescribe('mole import new-api from MySQL (MariaDB) into %s', { timeout: 60_
   });
 
   it('imports the same rows as from SQLite', async () => {
-    expect(counts(report)).toEqual({
-      users: [3, 2],
-      tokens: [7, 2],
-      channels: [6, 1],
-      prices: [2, 1],
-      groups: [2, 0],
-    });
-    const users = (await s.api('GET', '/api/users?limit=100')).body.data as any[];
-    expect(users.find((u) => u.username === 'alice')).toMatchObject({
-      role: 'user',
-      group: 'vip',
-      balance: 5,
-    });
-    const alice = users.find((u) => u.username === 'alice');
-    const keys = (await s.api('GET', `/api/keys?user_id=${alice.id}`)).body.data as any[];
-    expect(keys.find((k) => k.name === 'alice-main')).toMatchObject({
-      quota: 1.5,
-      used: 0.5,
-      models: ['mole-mini', 'gpt-4o'],
-      allowed_ips: ['127.0.0.1', '::1'],
-    });
-    expect(keys.find((k) => k.name === 'alice-unlimited')).toMatchObject({ quota: null, models: null });
-    await waitFor(
-      async () => (await relay(s, `sk-${data.keys.good}`, '/v1/key')).status === 200,
-      10_000,
-      'key',
-    );
+    expect(counts(report)).toEqual(FIXTURE_COUNTS);
+    const keys = await expectAliceImported(s, data);
+    expect(keys.find((k) => k.name === 'alice-main')).toMatchObject({ allowed_ips: ['127.0.0.1', '::1'] });
     const off = await relay(s, `sk-${data.keys.disabled}`, '/v1/key');
     expect(off.body.error.code).toBe('key_disabled');
     const channels = listOf((await s.api('GET', '/api/channels')).body);
@@ -545,28 +526,8 @@ pgSourceDescribe('mole import new-api from a PostgreSQL new-api database', { tim
     const src = await buildPostgres(pgUrl()!, data.rows);
     try {
       const r = await runImport(s, src.url);
-      expect(counts(r)).toEqual({
-        users: [3, 2],
-        tokens: [7, 2],
-        channels: [6, 1],
-        prices: [2, 1],
-        groups: [2, 0],
-      });
-      const users = (await s.api('GET', '/api/users?limit=100')).body.data as any[];
-      const alice = users.find((u) => u.username === 'alice');
-      expect(alice).toMatchObject({ role: 'user', group: 'vip', balance: 5 });
-      const keys = (await s.api('GET', `/api/keys?user_id=${alice.id}`)).body.data as any[];
-      expect(keys.find((k) => k.name === 'alice-main')).toMatchObject({
-        quota: 1.5,
-        used: 0.5,
-        models: ['mole-mini', 'gpt-4o'],
-      });
-      expect(keys.find((k) => k.name === 'alice-unlimited')).toMatchObject({ quota: null, models: null });
-      await waitFor(
-        async () => (await relay(s, `sk-${data.keys.good}`, '/v1/key')).status === 200,
-        10_000,
-        'key',
-      );
+      expect(counts(r)).toEqual(FIXTURE_COUNTS);
+      await expectAliceImported(s, data);
       expect((await runImport(s, src.url)).tables.map((t) => t.imported)).toEqual([0, 0, 0, 0, 0]);
     } finally {
       await s.close();

@@ -1,7 +1,7 @@
 // Imported password hashes: new-api / one-api store bcrypt (`$2a$10$…`, Go's bcrypt); other
 // bcrypt spellings verify too, and anything that is neither bcrypt nor our scrypt form never does.
 import bcrypt from 'bcryptjs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { hashPassword, needsRehash, verifyPassword } from '../../src/accounts/password.js';
 
 describe('imported bcrypt password hashes', () => {
@@ -16,5 +16,17 @@ describe('imported bcrypt password hashes', () => {
     expect(needsRehash(await hashPassword('x-password-1'))).toBe(false);
     expect(await verifyPassword('', '!imported-without-password')).toBe(false);
     expect(await verifyPassword('x', '$2a$10$short')).toBe(false);
+  });
+  it('the real module hashes at scrypt N=16384 (test/setup/cheap-passwords.ts lowers it in tests)', async () => {
+    const real = await vi.importActual<typeof import('../../src/accounts/password.js')>(
+      '../../src/accounts/password.js',
+    );
+    const stored = await real.hashPassword('x-password-1');
+    expect(stored).toMatch(/^scrypt\$16384\$8\$1\$/);
+    expect(real.DUMMY_HASH).toMatch(/^scrypt\$16384\$8\$1\$/);
+    expect(await real.verifyPassword('x-password-1', stored)).toBe(true);
+    expect(await real.verifyPassword('x-password-2', stored)).toBe(false);
+    // and the hashes tests make are cheaper but of the same form
+    expect(await hashPassword('x-password-1')).toMatch(/^scrypt\$1024\$8\$1\$/);
   });
 });

@@ -6,7 +6,16 @@
 // credential headers (`x-api-key`, or `Authorization: Bearer`), and the same scenarios and
 // deterministic text as the OpenAI handlers (see README.md, "Anthropic Messages").
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { MockKit, ProtocolRoutes } from './kit.js';
+import {
+  afterFirstByteDelay,
+  argsFromSchema,
+  cacheSplit,
+  isJsonObject,
+  type Json,
+  jsonWriter,
+  type MockKit,
+  type ProtocolRoutes,
+} from './kit.js';
 import {
   countTextTokens,
   DEFAULT_COMPLETION_TOKENS,
@@ -14,8 +23,6 @@ import {
   hashText,
   type Scenario,
 } from './server.js';
-
-type Json = Record<string, unknown>;
 
 const JSON_CT = 'application/json';
 const SSE_CT = 'text/event-stream; charset=utf-8';
@@ -33,8 +40,6 @@ class AnthropicError extends Error {
 }
 
 const invalid = (message: string) => new AnthropicError(400, 'invalid_request_error', message);
-
-const isObject = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
 
 /** Anthropic's error type for a status (platform.claude.com/docs/en/api/errors). */
 export function anthropicErrorType(status: number): string {
@@ -89,17 +94,6 @@ function defaultMessage(status: number, model: string): string {
 
 // ── JSON writing (compact, or with spaces like Python's json.dumps) ─────────────────────────
 
-function spaced(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v);
-  if (Array.isArray(v)) return `[${v.map(spaced).join(', ')}]`;
-  return `{${Object.entries(v as Json)
-    .filter(([, x]) => x !== undefined)
-    .map(([k, x]) => `${JSON.stringify(k)}: ${spaced(x)}`)
-    .join(', ')}}`;
-}
-
-const writer = (s: Scenario) => (v: unknown) => (s.spacedJson ? spaced(v) : JSON.stringify(v));
-
 // ── prompt counting and seed text (see README) ─────────────────────────────────────────────
 
 function blockText(b: Json): { text: string; extra: number } {
@@ -131,7 +125,7 @@ function contentOf(content: unknown): { text: string; extra: number } {
   let text = '';
   let extra = 0;
   for (const b of content) {
-    if (!isObject(b)) continue;
+    if (!isJsonObject(b)) continue;
     const x = blockText(b);
     text += x.text;
     extra += x.extra;
@@ -161,7 +155,7 @@ export function countAnthropicPromptTokens(body: Json): number {
 /** Seed text: each message's text (tool results included) followed by "\n". */
 export function anthropicSeedText(messages: readonly unknown[]): string {
   let s = '';
-  for (const m of messages) if (isObject(m)) s += `${contentOf(m.content).text}\n`;
+  for (const m of messages) if (isJsonObject(m)) s += `${contentOf(m.content).text}\n`;
   return s;
 }
 
@@ -176,7 +170,7 @@ export function expectedAnthropicText(
 // ── validation (the parts that matter to a gateway) ────────────────────────────────────────
 
 function validate(body: unknown, headers: Record<string, unknown>, needMaxTokens: boolean): Json {
-  if (!isObject(body)) throw invalid('Request body must be a JSON object.');
+  if (!isJsonObject(body)) throw invalid('Request body must be a JSON object.');
   if (typeof body.model !== 'string' || body.model === '') throw invalid('model: Field required');
   if (needMaxTokens) {
     const mt = body.max_tokens;
@@ -190,7 +184,7 @@ function validate(body: unknown, headers: Record<string, unknown>, needMaxTokens
   if (!Array.isArray(msgs)) throw invalid('messages: Input should be a valid list');
   if (msgs.length === 0) throw invalid('messages: at least one message is required');
   msgs.forEach((m, i) => {
-    if (!isObject(m)) throw invalid(`messages.${i}: Input should be a valid dictionary`);
+    if (!isJsonObject(m)) throw invalid(`messages.${i}: Input should be a valid dictionary`);
     // API version 2026-10-21 added mid-conversation system messages.
     const systemOk = String(headers['anthropic-version'] ?? '') >= '2026-10-21';
     if (m.role !== 'user' && m.role !== 'assistant' && !(systemOk && m.role === 'system'))
@@ -200,7 +194,7 @@ function validate(body: unknown, headers: Record<string, unknown>, needMaxTokens
       throw invalid(`messages.${i}.content: Input should be a valid list`);
     if (Array.isArray(c))
       c.forEach((b, j) => {
-        if (!isObject(b) || typeof b.type !== 'string')
+        if (!isJsonObject(b) || typeof b.type !== 'string')
           throw invalid(`messages.${i}.content.${j}: Input tag not found`);
         if (b.type === 'text' && (typeof b.text !== 'string' || b.text === ''))
           throw invalid(`messages: text content blocks must be non-empty`);
@@ -211,8 +205,8 @@ function validate(body: unknown, headers: Record<string, unknown>, needMaxTokens
   if (body.tools !== undefined) {
     if (!Array.isArray(body.tools)) throw invalid('tools: Input should be a valid list');
     body.tools.forEach((t, i) => {
-      if (!isObject(t) || typeof t.name !== 'string') throw invalid(`tools.${i}.name: Field required`);
-      if (t.type === undefined && !isObject(t.input_schema))
+      if (!isJsonObject(t) || typeof t.name !== 'string') throw invalid(`tools.${i}.name: Field required`);
+      if (t.type === undefined && !isJsonObject(t.input_schema))
         throw invalid(`tools.${i}.custom.input_schema: Field required`);
     });
   }
@@ -224,29 +218,16 @@ function validate(body: unknown, headers: Record<string, unknown>, needMaxTokens
 
 // ── tool use (same deterministic rule as every mock protocol) ──────────────────────────────
 
-function argsFor(schema: unknown): Json {
-  const out: Json = {};
-  if (!isObject(schema) || !Array.isArray(schema.required)) return out;
-  const props = isObject(schema.properties) ? schema.properties : {};
-  for (const name of schema.required) {
-    if (typeof name !== 'string') continue;
-    const p = props[name];
-    const t = isObject(p) ? p.type : undefined;
-    out[name] = t === 'string' ? 'mole' : t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : {};
-  }
-  return out;
-}
-
 /** The tool the mock calls, or null when it answers text. */
 function toolToCall(body: Json): Json | null {
-  const tools = Array.isArray(body.tools) ? (body.tools as Json[]).filter((t) => isObject(t)) : [];
+  const tools = Array.isArray(body.tools) ? (body.tools as Json[]).filter((t) => isJsonObject(t)) : [];
   if (tools.length === 0) return null;
-  const tc = isObject(body.tool_choice) ? body.tool_choice : null;
+  const tc = isJsonObject(body.tool_choice) ? body.tool_choice : null;
   if (tc?.type === 'none') return null;
   const msgs = body.messages as Json[];
   const last = msgs[msgs.length - 1]!;
   if (last.role !== 'user') return null;
-  if (Array.isArray(last.content) && last.content.some((b) => isObject(b) && b.type === 'tool_result'))
+  if (Array.isArray(last.content) && last.content.some((b) => isJsonObject(b) && b.type === 'tool_result'))
     return null;
   if (tc?.type === 'tool') return tools.find((t) => t.name === tc.name) ?? tools[0]!;
   return tools[0]!;
@@ -273,7 +254,7 @@ export const anthropicRoutes: ProtocolRoutes = (kit, r) => {
       const s = kit.pickScenario(body.model as string);
       respond(kit, res, s, body.model as string, false, () => {
         const input = countAnthropicPromptTokens(body);
-        kit.sendJson(res, 200, writer(s)({ input_tokens: input }), headersFor(kit, s, JSON_CT));
+        kit.sendJson(res, 200, jsonWriter(s)({ input_tokens: input }), headersFor(kit, s, JSON_CT));
       });
       return true;
     }
@@ -308,7 +289,7 @@ function sendError(
   s: Scenario = {},
 ): void {
   const id = `req_${kit.nextId()}`;
-  kit.sendJson(res, status, writer(s)(errorJson(type, message, id)), {
+  kit.sendJson(res, status, jsonWriter(s)(errorJson(type, message, id)), {
     'content-type': JSON_CT,
     'request-id': id,
     ...extra,
@@ -354,8 +335,7 @@ function respond(
           );
         }
       : go;
-  if (s.firstByteDelayMs && s.firstByteDelayMs > 0) kit.later(res, s.firstByteDelayMs, run);
-  else run();
+  afterFirstByteDelay(kit, res, s, run);
 }
 
 interface Frame {
@@ -368,11 +348,10 @@ function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): voi
   const msgs = body.messages as Json[];
   const cap = body.max_tokens as number;
   const prompt = countAnthropicPromptTokens(body);
-  const cacheRead = Math.max(0, Math.min(s.cachedTokens ?? 0, prompt));
-  const cacheWrite = Math.max(0, Math.min(s.cacheWriteTokens ?? 0, prompt - cacheRead));
+  const { cacheRead, cacheWrite } = cacheSplit(s, prompt);
   const input = prompt - cacheRead - cacheWrite;
   const id = `msg_${kit.nextId()}`;
-  const j = writer(s);
+  const j = jsonWriter(s);
 
   // What the model "says": a tool call, or thinking + text pieces (one token each).
   const tool = toolToCall(body);
@@ -400,7 +379,7 @@ function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): voi
       }
     }
   }
-  const toolInput = tool ? argsFor(tool.input_schema) : null;
+  const toolInput = tool ? argsFromSchema(tool.input_schema) : null;
   const toolId = `toolu_${kit.nextId()}`;
   const toolJson = toolInput ? JSON.stringify(toolInput) : '';
   const toolTokens = tool ? countTextTokens(String(tool.name)) + countTextTokens(toolJson) : 0;
@@ -572,7 +551,7 @@ function sendStream(kit: MockKit, res: ServerResponse, s: Scenario, frames: Fram
   }
   if (errored) {
     const body = errorJson('overloaded_error', s.errorMessage ?? 'Overloaded', `req_${kit.nextId()}`);
-    out.push(`event: error\ndata: ${writer(s)(body)}\n\n`);
+    out.push(`event: error\ndata: ${jsonWriter(s)(body)}\n\n`);
   }
   res.writeHead(200, { ...headersFor(kit, s, SSE_CT), 'cache-control': 'no-cache' });
   res.flushHeaders();

@@ -9,7 +9,14 @@
 //   finishReason and the full usageMetadata;
 // - unknown top-level request fields are refused ("Unknown name … Cannot find field.").
 import type { ServerResponse } from 'node:http';
-import type { MockKit, MockRequest, ProtocolRoutes } from './kit.js';
+import {
+  afterFirstByteDelay,
+  isJsonObject,
+  type Json,
+  type MockKit,
+  type MockRequest,
+  type ProtocolRoutes,
+} from './kit.js';
 import {
   DEFAULT_COMPLETION_TOKENS,
   countTextTokens,
@@ -17,8 +24,6 @@ import {
   hashText,
   type Scenario,
 } from './server.js';
-
-type Json = Record<string, unknown>;
 
 export const GEMINI_MODELS: readonly string[] = [
   'gemini-2.5-flash',
@@ -58,8 +63,6 @@ function snake(camel: string): string {
 function get(o: Json, camel: string): unknown {
   return o[camel] !== undefined ? o[camel] : o[snake(camel)];
 }
-
-const isObj = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
 
 // ── errors ────────────────────────────────────────────────────────────────────────────────
 
@@ -136,7 +139,7 @@ function errorJson(e: GoogleError, pretty: boolean): string {
 /** JSON as Google's stream frames write it: a space after ':' and none after ','. */
 export function googleJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(googleJson).join(',')}]`;
-  if (isObj(v))
+  if (isJsonObject(v))
     return `{${Object.entries(v)
       .filter(([, x]) => x !== undefined)
       .map(([k, x]) => `${JSON.stringify(k)}: ${googleJson(x)}`)
@@ -169,7 +172,7 @@ function checkContents(body: Json, what: string): Json[] {
       `Invalid JSON payload received. Unknown name "contents": Proto field is not repeating, cannot start list.`,
     );
   contents.forEach((c, i) => {
-    if (!isObj(c))
+    if (!isJsonObject(c))
       throw invalidArgument(
         `Invalid value at 'contents[${i}]' (type.googleapis.com/google.ai.generativelanguage.v1beta.Content)`,
       );
@@ -179,7 +182,7 @@ function checkContents(body: Json, what: string): Json[] {
     if (!Array.isArray(parts) || parts.length === 0)
       throw invalidArgument(`* ${what}.contents[${i}].parts: contents.parts must not be empty.\n`);
     parts.forEach((p, j) => {
-      if (!isObj(p) || Object.keys(p).length === 0)
+      if (!isJsonObject(p) || Object.keys(p).length === 0)
         throw invalidArgument(
           `* ${what}.contents[${i}].parts[${j}].data: required oneof field 'data' must have one initialized field\n`,
         );
@@ -191,7 +194,7 @@ function checkContents(body: Json, what: string): Json[] {
 function maxOutputTokens(body: Json): number {
   const gc = get(body, 'generationConfig');
   if (gc === undefined) return Infinity;
-  if (!isObj(gc))
+  if (!isJsonObject(gc))
     throw invalidArgument(
       `Invalid value at 'generation_config' (type.googleapis.com/google.ai.generativelanguage.v1beta.GenerationConfig)`,
     );
@@ -210,7 +213,7 @@ const partsOf = (c: Json): Json[] => (Array.isArray(c.parts) ? (c.parts as Json[
 function systemText(body: Json): string {
   const si = get(body, 'systemInstruction');
   if (typeof si === 'string') return si;
-  if (!isObj(si)) return '';
+  if (!isJsonObject(si)) return '';
   return partsOf(si)
     .map((p) => (typeof p.text === 'string' ? p.text : ''))
     .join('');
@@ -225,17 +228,17 @@ export function countGeminiPromptTokens(body: Json): number {
   let n = countTextTokens(systemText(body));
   const contents = Array.isArray(body.contents) ? (body.contents as Json[]) : [];
   for (const c of contents) {
-    if (!isObj(c)) continue;
+    if (!isJsonObject(c)) continue;
     let text = '';
     for (const p of partsOf(c)) {
-      if (!isObj(p)) continue;
+      if (!isJsonObject(p)) continue;
       if (typeof p.text === 'string' && p.thought !== true) text += p.text;
       if (get(p, 'inlineData') !== undefined || get(p, 'fileData') !== undefined) n += GEMINI_MEDIA_TOKENS;
       const call = get(p, 'functionCall');
-      if (isObj(call))
+      if (isJsonObject(call))
         n += countTextTokens(String(call.name)) + countTextTokens(JSON.stringify(call.args ?? {}));
       const resp = get(p, 'functionResponse');
-      if (isObj(resp))
+      if (isJsonObject(resp))
         n += countTextTokens(String(resp.name)) + countTextTokens(JSON.stringify(resp.response ?? {}));
     }
     n += countTextTokens(text);
@@ -250,8 +253,9 @@ export function geminiSeedText(body: Json): string {
   let s = systemText(body) + '\n';
   const contents = Array.isArray(body.contents) ? (body.contents as Json[]) : [];
   for (const c of contents) {
-    if (!isObj(c)) continue;
-    for (const p of partsOf(c)) if (isObj(p) && typeof p.text === 'string' && p.thought !== true) s += p.text;
+    if (!isJsonObject(c)) continue;
+    for (const p of partsOf(c))
+      if (isJsonObject(p) && typeof p.text === 'string' && p.thought !== true) s += p.text;
     s += '\n';
   }
   return s;
@@ -270,13 +274,13 @@ interface ToolPick {
 /** The arguments the mock writes: each required property set by its type. */
 export function geminiToolArgs(schema: unknown): Json {
   const args: Json = {};
-  if (!isObj(schema)) return args;
-  const props = isObj(schema.properties) ? schema.properties : {};
+  if (!isJsonObject(schema)) return args;
+  const props = isJsonObject(schema.properties) ? schema.properties : {};
   const required = Array.isArray(schema.required) ? schema.required : [];
   for (const name of required) {
     if (typeof name !== 'string') continue;
     const p = props[name];
-    const t = isObj(p) && typeof p.type === 'string' ? p.type.toLowerCase() : '';
+    const t = isJsonObject(p) && typeof p.type === 'string' ? p.type.toLowerCase() : '';
     args[name] =
       t === 'string' ? 'mole' : t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : {};
   }
@@ -289,20 +293,21 @@ function pickTool(body: Json, contents: Json[]): ToolPick | null {
   const tools = body.tools;
   if (Array.isArray(tools))
     for (const t of tools) {
-      const d = isObj(t) ? get(t, 'functionDeclarations') : undefined;
-      if (Array.isArray(d)) for (const x of d) if (isObj(x) && typeof x.name === 'string') decls.push(x);
+      const d = isJsonObject(t) ? get(t, 'functionDeclarations') : undefined;
+      if (Array.isArray(d))
+        for (const x of d) if (isJsonObject(x) && typeof x.name === 'string') decls.push(x);
     }
   if (decls.length === 0) return null;
   const tc = get(body, 'toolConfig');
-  const fcc = isObj(tc) ? get(tc, 'functionCallingConfig') : undefined;
-  const mode = isObj(fcc) ? fcc.mode : undefined;
+  const fcc = isJsonObject(tc) ? get(tc, 'functionCallingConfig') : undefined;
+  const mode = isJsonObject(fcc) ? fcc.mode : undefined;
   if (mode === 'NONE') return null;
   const last = contents[contents.length - 1]!;
   if (last.role === 'model') return null;
   const parts = partsOf(last);
   if (parts.some((p) => get(p, 'functionResponse') !== undefined)) return null;
   if (!parts.some((p) => typeof p.text === 'string')) return null;
-  const allowed = isObj(fcc) ? get(fcc, 'allowedFunctionNames') : undefined;
+  const allowed = isJsonObject(fcc) ? get(fcc, 'allowedFunctionNames') : undefined;
   let decl = decls[0]!;
   if (mode === 'ANY' && Array.isArray(allowed) && allowed.length > 0)
     decl = decls.find((d) => allowed.includes(d.name)) ?? decl;
@@ -393,7 +398,7 @@ function sendFrames(kit: MockKit, res: ServerResponse, s: Scenario, frames: Fram
 
 function generate(kit: MockKit, r: MockRequest, model: string, stream: boolean): void {
   if (r.parseFailed) throw invalidArgument('Invalid JSON payload received. Unexpected token.');
-  if (!isObj(r.body))
+  if (!isJsonObject(r.body))
     throw invalidArgument('Invalid JSON payload received. Unknown name "": Root element must be a message.');
   const body = r.body;
   checkRequest(body, KNOWN_FIELDS);
@@ -463,18 +468,17 @@ function generate(kit: MockKit, r: MockRequest, model: string, stream: boolean):
     });
     sendFrames(kit, res, s, frames);
   };
-  if (s.firstByteDelayMs && s.firstByteDelayMs > 0) kit.later(res, s.firstByteDelayMs, respond);
-  else respond();
+  afterFirstByteDelay(kit, res, s, respond);
 }
 
 function countTokens(kit: MockKit, r: MockRequest): void {
   if (r.parseFailed) throw invalidArgument('Invalid JSON payload received. Unexpected token.');
-  if (!isObj(r.body))
+  if (!isJsonObject(r.body))
     throw invalidArgument('Invalid JSON payload received. Unknown name "": Root element must be a message.');
   checkRequest(r.body, COUNT_FIELDS);
   const wrapped = get(r.body, 'generateContentRequest');
   let total: number;
-  if (isObj(wrapped)) {
+  if (isJsonObject(wrapped)) {
     checkRequest(wrapped, KNOWN_FIELDS);
     checkContents(wrapped, 'CountTokensRequest.generate_content_request');
     total = countGeminiPromptTokens(wrapped);

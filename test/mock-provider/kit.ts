@@ -37,3 +37,108 @@ export interface MockRequest {
 
 /** Handles the request if the route is this protocol's (returns true), else returns false. */
 export type ProtocolRoutes = (kit: MockKit, r: MockRequest) => boolean;
+
+// ── helpers every protocol's handlers share ────────────────────────────────────────────────
+
+export type Json = Record<string, unknown>;
+
+/** A plain JSON object (not null, not an array). */
+export const isJsonObject = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** JSON with a space after every ':' and ',' as Python's json.dumps writes it (undefined fields left out). */
+export function spaced(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(spaced).join(', ')}]`;
+  return `{${Object.entries(v as Json)
+    .filter(([, x]) => x !== undefined)
+    .map(([k, x]) => `${JSON.stringify(k)}: ${spaced(x)}`)
+    .join(', ')}}`;
+}
+
+/** The scenario's JSON writer: compact, or spaced when it asks for `spacedJson`. */
+export const jsonWriter =
+  (s: { spacedJson?: boolean }) =>
+  (v: unknown): string =>
+    s.spacedJson ? spaced(v) : JSON.stringify(v);
+
+/** Runs `fn` once the scenario's firstByteDelayMs has passed (at once when it has none). */
+export function afterFirstByteDelay(
+  kit: MockKit,
+  res: ServerResponse,
+  s: { firstByteDelayMs?: number },
+  fn: () => void,
+): void {
+  if (s.firstByteDelayMs && s.firstByteDelayMs > 0) kit.later(res, s.firstByteDelayMs, fn);
+  else fn();
+}
+
+/** The prompt tokens the scenario says were read from and written to the prompt cache (within the prompt). */
+export function cacheSplit(
+  s: { cachedTokens?: number; cacheWriteTokens?: number },
+  prompt: number,
+): { cacheRead: number; cacheWrite: number } {
+  const cacheRead = Math.max(0, Math.min(s.cachedTokens ?? 0, prompt));
+  const cacheWrite = Math.max(0, Math.min(s.cacheWriteTokens ?? 0, prompt - cacheRead));
+  return { cacheRead, cacheWrite };
+}
+
+/** A refused request in OpenAI's shape: `{error: {message, type, param, code}}` with `status`. */
+export class OpenAiRequestError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly type: string,
+    readonly param: string | null,
+    readonly code: string | null,
+  ) {
+    super(message);
+  }
+}
+
+/** 400 invalid_request_error, OpenAI's answer to a malformed body. */
+export const invalidRequest = (message: string, param: string | null = null, code: string | null = null) =>
+  new OpenAiRequestError(400, message, 'invalid_request_error', param, code);
+
+/** OpenAI's 401 for a missing or wrong `Authorization: Bearer` key (null when it is right or none is required). */
+export function openAiAuthError(
+  apiKey: string | undefined,
+  auth: string | undefined,
+): OpenAiRequestError | null {
+  if (apiKey === undefined) return null;
+  if (!auth)
+    return new OpenAiRequestError(
+      401,
+      "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.",
+      'invalid_request_error',
+      null,
+      null,
+    );
+  if (auth === `Bearer ${apiKey}`) return null;
+  const given = auth.startsWith('Bearer ') ? auth.slice(7) : auth;
+  const masked =
+    given.length > 8
+      ? given.slice(0, 3) + '*'.repeat(Math.min(given.length - 7, 20)) + given.slice(-4)
+      : '*'.repeat(given.length);
+  return new OpenAiRequestError(
+    401,
+    `Incorrect API key provided: ${masked}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+    'invalid_request_error',
+    null,
+    'invalid_api_key',
+  );
+}
+
+/** Tool-call arguments for a JSON schema: each required property gets a value of its type (same rule in every protocol). */
+export function argsFromSchema(schema: unknown): Json {
+  const out: Json = {};
+  if (!isJsonObject(schema)) return out;
+  const props = isJsonObject(schema.properties) ? schema.properties : {};
+  const required = Array.isArray(schema.required) ? schema.required : [];
+  for (const name of required) {
+    if (typeof name !== 'string') continue;
+    const p = props[name];
+    const t = isJsonObject(p) ? p.type : undefined;
+    out[name] = t === 'string' ? 'mole' : t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : {};
+  }
+  return out;
+}

@@ -6,7 +6,20 @@
 // OpenAI's error bodies ({"error":{message,type,param,code}}), Bearer credentials, and the same
 // scenarios and deterministic text as the chat handlers (see README.md, "OpenAI Responses").
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { MockKit, MockRequest, ProtocolRoutes } from './kit.js';
+import {
+  afterFirstByteDelay,
+  argsFromSchema,
+  openAiAuthError,
+  cacheSplit,
+  invalidRequest,
+  isJsonObject,
+  type Json,
+  jsonWriter,
+  type MockKit,
+  type MockRequest,
+  OpenAiRequestError,
+  type ProtocolRoutes,
+} from './kit.js';
 import {
   chatSeedText,
   countChatPromptTokens,
@@ -16,8 +29,6 @@ import {
   hashText,
   type Scenario,
 } from './server.js';
-
-type Json = Record<string, unknown>;
 
 /** Scenario fields beyond the chat handlers' (optional everywhere; see README). */
 type RScenario = Scenario & {
@@ -37,33 +48,6 @@ const JSON_CT = 'application/json';
 const SSE_CT = 'text/event-stream; charset=utf-8';
 /** max_output_tokens has a floor of 16 at OpenAI. */
 const MIN_OUTPUT = 16;
-
-class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly type: string,
-    readonly param: string | null,
-    readonly code: string | null,
-  ) {
-    super(message);
-  }
-}
-
-const invalid = (message: string, param: string | null = null, code: string | null = null) =>
-  new ApiError(400, message, 'invalid_request_error', param, code);
-
-const isObj = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
-
-function spaced(v: unknown): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v);
-  if (Array.isArray(v)) return `[${v.map(spaced).join(', ')}]`;
-  return `{${Object.entries(v as Json)
-    .filter(([, x]) => x !== undefined)
-    .map(([k, x]) => `${JSON.stringify(k)}: ${spaced(x)}`)
-    .join(', ')}}`;
-}
-const writer = (s: RScenario) => (v: unknown) => (s.spacedJson ? spaced(v) : JSON.stringify(v));
 
 const errorJson = (e: { message: string; type: string; param: string | null; code: string | null }) =>
   JSON.stringify({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
@@ -132,7 +116,7 @@ export function responsesChatMessages(body: Json): Json[] {
   if (typeof input === 'string') out.push({ role: 'user', content: input });
   else if (Array.isArray(input))
     for (const item of input) {
-      if (!isObj(item)) continue;
+      if (!isJsonObject(item)) continue;
       const type = item.type ?? 'message';
       if (type === 'message') out.push({ role: item.role, content: item.content });
       else if (type === 'function_call')
@@ -162,31 +146,31 @@ export function expectedResponsesText(body: Json, tokens = DEFAULT_COMPLETION_TO
 const ROLES = ['assistant', 'system', 'developer', 'user'];
 
 function validate(body: unknown): Json {
-  if (!isObj(body))
-    throw invalid(
+  if (!isJsonObject(body))
+    throw invalidRequest(
       `Invalid type for body: expected an object, but got ${Array.isArray(body) ? 'an array' : typeof body} instead.`,
     );
   const model = body.model;
   if (model === undefined || model === null || model === '')
-    throw invalid("Missing required parameter: 'model'.", 'model', 'missing_required_parameter');
+    throw invalidRequest("Missing required parameter: 'model'.", 'model', 'missing_required_parameter');
   if (typeof model !== 'string')
-    throw invalid(
+    throw invalidRequest(
       `Invalid type for 'model': expected a string, but got ${typeof model} instead.`,
       'model',
       'invalid_type',
     );
   // Nothing is stored here, so no previous response can be found.
   if (body.previous_response_id !== undefined && body.previous_response_id !== null)
-    throw invalid(
+    throw invalidRequest(
       `Previous response with id '${String(body.previous_response_id)}' not found.`,
       'previous_response_id',
       'previous_response_not_found',
     );
   const input = body.input;
   if (input === undefined || input === null)
-    throw invalid("Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
+    throw invalidRequest("Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
   if (typeof input !== 'string' && !Array.isArray(input))
-    throw invalid(
+    throw invalidRequest(
       `Invalid type for 'input': expected one of a string or an array of input items, but got ${typeof input} instead.`,
       'input',
       'invalid_type',
@@ -194,8 +178,8 @@ function validate(body: unknown): Json {
   const calls = new Set<string>();
   if (Array.isArray(input))
     input.forEach((item, i) => {
-      if (!isObj(item))
-        throw invalid(
+      if (!isJsonObject(item))
+        throw invalidRequest(
           `Invalid type for 'input[${i}]': expected an object, but got ${item === null ? 'null' : typeof item} instead.`,
           `input[${i}]`,
           'invalid_type',
@@ -203,13 +187,13 @@ function validate(body: unknown): Json {
       const type = item.type ?? 'message';
       if (type === 'message') {
         if (typeof item.role !== 'string' || !ROLES.includes(item.role))
-          throw invalid(
+          throw invalidRequest(
             `Invalid value: '${String(item.role)}'. Supported values are: 'assistant', 'system', 'developer', and 'user'.`,
             `input[${i}].role`,
             'invalid_value',
           );
         if (typeof item.content !== 'string' && !Array.isArray(item.content))
-          throw invalid(
+          throw invalidRequest(
             `Invalid type for 'input[${i}].content': expected one of a string or an array of input content, but got ${typeof item.content} instead.`,
             `input[${i}].content`,
             'invalid_type',
@@ -217,7 +201,7 @@ function validate(body: unknown): Json {
       } else if (type === 'function_call') {
         for (const k of ['call_id', 'name', 'arguments'])
           if (typeof item[k] !== 'string')
-            throw invalid(
+            throw invalidRequest(
               `Missing required parameter: 'input[${i}].${k}'.`,
               `input[${i}].${k}`,
               'missing_required_parameter',
@@ -225,7 +209,7 @@ function validate(body: unknown): Json {
         calls.add(item.call_id as string);
       } else if (type === 'function_call_output') {
         if (!calls.has(String(item.call_id)))
-          throw invalid(
+          throw invalidRequest(
             `No tool call found for function call output with call_id ${String(item.call_id)}.`,
             'input',
           );
@@ -233,12 +217,15 @@ function validate(body: unknown): Json {
     });
   if (body.tools !== undefined && body.tools !== null) {
     if (!Array.isArray(body.tools))
-      throw invalid("Invalid type for 'tools': expected an array, but got an object instead.", 'tools');
+      throw invalidRequest(
+        "Invalid type for 'tools': expected an array, but got an object instead.",
+        'tools',
+      );
     body.tools.forEach((t, i) => {
-      if (!isObj(t) || typeof t.type !== 'string')
-        throw invalid(`Missing required parameter: 'tools[${i}].type'.`, `tools[${i}].type`);
+      if (!isJsonObject(t) || typeof t.type !== 'string')
+        throw invalidRequest(`Missing required parameter: 'tools[${i}].type'.`, `tools[${i}].type`);
       if (t.type === 'function' && typeof t.name !== 'string')
-        throw invalid(
+        throw invalidRequest(
           `Missing required parameter: 'tools[${i}].name'.`,
           `tools[${i}].name`,
           'missing_required_parameter',
@@ -247,7 +234,7 @@ function validate(body: unknown): Json {
   }
   const s = body.stream;
   if (s !== undefined && s !== null && typeof s !== 'boolean')
-    throw invalid(
+    throw invalidRequest(
       `Invalid type for 'stream': expected a boolean, but got ${typeof s} instead.`,
       'stream',
       'invalid_type',
@@ -255,13 +242,13 @@ function validate(body: unknown): Json {
   const cap = body.max_output_tokens;
   if (cap !== undefined && cap !== null) {
     if (typeof cap !== 'number' || !Number.isInteger(cap))
-      throw invalid(
+      throw invalidRequest(
         `Invalid type for 'max_output_tokens': expected an integer, but got ${typeof cap === 'number' ? 'a decimal' : typeof cap} instead.`,
         'max_output_tokens',
         'invalid_type',
       );
     if (cap < MIN_OUTPUT)
-      throw invalid(
+      throw invalidRequest(
         `Invalid 'max_output_tokens': integer below minimum value. Expected a value >= ${MIN_OUTPUT}, but got ${cap} instead.`,
         'max_output_tokens',
         'integer_below_min_value',
@@ -272,33 +259,19 @@ function validate(body: unknown): Json {
 
 // ── tool use (same deterministic rule as every mock protocol) ──────────────────────────────
 
-function argsFor(schema: unknown): Json {
-  const out: Json = {};
-  if (!isObj(schema)) return out;
-  const props = isObj(schema.properties) ? schema.properties : {};
-  const required = Array.isArray(schema.required) ? schema.required : [];
-  for (const name of required) {
-    if (typeof name !== 'string') continue;
-    const p = props[name];
-    const t = isObj(p) ? p.type : undefined;
-    out[name] = t === 'string' ? 'mole' : t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : {};
-  }
-  return out;
-}
-
 /** The function tool the mock calls, or null when it answers text. */
 function toolToCall(body: Json): Json | null {
   const tools = Array.isArray(body.tools)
-    ? (body.tools as unknown[]).filter((t): t is Json => isObj(t) && t.type === 'function')
+    ? (body.tools as unknown[]).filter((t): t is Json => isJsonObject(t) && t.type === 'function')
     : [];
   if (tools.length === 0 || body.tool_choice === 'none') return null;
   const input = body.input;
   if (Array.isArray(input)) {
     const last = input[input.length - 1];
-    if (!isObj(last) || (last.type ?? 'message') !== 'message' || last.role !== 'user') return null;
+    if (!isJsonObject(last) || (last.type ?? 'message') !== 'message' || last.role !== 'user') return null;
   }
   const tc = body.tool_choice;
-  if (isObj(tc) && tc.type === 'function') return tools.find((t) => t.name === tc.name) ?? tools[0]!;
+  if (isJsonObject(tc) && tc.type === 'function') return tools.find((t) => t.name === tc.name) ?? tools[0]!;
   return tools[0]!;
 }
 
@@ -314,7 +287,12 @@ function headersFor(kit: MockKit, s: Scenario, contentType: string): OutgoingHtt
   return h;
 }
 
-function sendApiError(kit: MockKit, res: ServerResponse, e: ApiError, extra: OutgoingHttpHeaders = {}): void {
+function sendApiError(
+  kit: MockKit,
+  res: ServerResponse,
+  e: OpenAiRequestError,
+  extra: OutgoingHttpHeaders = {},
+): void {
   kit.sendJson(res, e.status, errorJson(e), {
     'content-type': JSON_CT,
     'x-request-id': `req_${kit.nextId()}`,
@@ -355,8 +333,7 @@ function run(
     kit.sendJson(res, status, errorJson(e), headers);
   };
   const next = s.status !== undefined && s.status >= 300 ? fail : go;
-  if (s.firstByteDelayMs && s.firstByteDelayMs > 0) kit.later(res, s.firstByteDelayMs, next);
-  else next();
+  afterFirstByteDelay(kit, res, s, next);
 }
 
 interface Frame {
@@ -368,11 +345,10 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
   const model = body.model as string;
   const cap = typeof body.max_output_tokens === 'number' ? body.max_output_tokens : Infinity;
   const prompt = countResponsesPromptTokens(body);
-  const cacheRead = Math.max(0, Math.min(s.cachedTokens ?? 0, prompt));
-  const cacheWrite = Math.max(0, Math.min(s.cacheWriteTokens ?? 0, prompt - cacheRead));
+  const { cacheRead, cacheWrite } = cacheSplit(s, prompt);
   const base = kit.nextId();
   const id = `resp_${base}`;
-  const j = writer(s);
+  const j = jsonWriter(s);
   const createdAt = Math.floor(Date.now() / 1000);
 
   // What the model "says": reasoning tokens, then a tool call or text pieces (one token each).
@@ -383,7 +359,7 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
   const seed = hashText(chatSeedText(responsesChatMessages(body)));
   const pieces = tool ? [] : generatePieces(seed, Math.max(0, Math.min(want, room)));
   const incomplete = !tool && want > room;
-  const args = tool ? JSON.stringify(argsFor(tool.parameters)) : '';
+  const args = tool ? JSON.stringify(argsFromSchema(tool.parameters)) : '';
   const toolTokens = tool ? countTextTokens(String(tool.name)) + countTextTokens(args) : 0;
   const output = reasoning + pieces.length + toolTokens;
   const usage = s.omitUsage
@@ -436,7 +412,10 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
     parallel_tool_calls: body.parallel_tool_calls ?? true,
     previous_response_id: null,
     prompt_cache_key: body.prompt_cache_key ?? null,
-    reasoning: { effort: isObj(body.reasoning) ? (body.reasoning.effort ?? null) : null, summary: null },
+    reasoning: {
+      effort: isJsonObject(body.reasoning) ? (body.reasoning.effort ?? null) : null,
+      summary: null,
+    },
     safety_identifier: null,
     service_tier: 'default',
     store: body.store ?? true,
@@ -569,30 +548,8 @@ function sendStream(
 
 // ── route ───────────────────────────────────────────────────────────────────────────────────
 
-function checkAuth(kit: MockKit, r: MockRequest): ApiError | null {
-  if (kit.apiKey === undefined) return null;
-  const auth = r.req.headers.authorization;
-  if (!auth)
-    return new ApiError(
-      401,
-      "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.",
-      'invalid_request_error',
-      null,
-      null,
-    );
-  if (auth === `Bearer ${kit.apiKey}`) return null;
-  const given = auth.startsWith('Bearer ') ? auth.slice(7) : auth;
-  const masked =
-    given.length > 8
-      ? given.slice(0, 3) + '*'.repeat(Math.min(given.length - 7, 20)) + given.slice(-4)
-      : '*'.repeat(given.length);
-  return new ApiError(
-    401,
-    `Incorrect API key provided: ${masked}. You can find your API key at https://platform.openai.com/account/api-keys.`,
-    'invalid_request_error',
-    null,
-    'invalid_api_key',
-  );
+function checkAuth(kit: MockKit, r: MockRequest): OpenAiRequestError | null {
+  return openAiAuthError(kit.apiKey, r.req.headers.authorization);
 }
 
 export const responsesRoutes: ProtocolRoutes = (kit, r) => {
@@ -602,16 +559,22 @@ export const responsesRoutes: ProtocolRoutes = (kit, r) => {
     const authError = checkAuth(kit, r);
     if (authError) throw authError;
     if (r.method !== 'POST')
-      throw new ApiError(404, `Invalid URL (${r.method} ${r.route})`, 'invalid_request_error', null, null);
+      throw new OpenAiRequestError(
+        404,
+        `Invalid URL (${r.method} ${r.route})`,
+        'invalid_request_error',
+        null,
+        null,
+      );
     if (r.parseFailed)
-      throw invalid(
+      throw invalidRequest(
         "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. If you have trouble figuring out how to fix this, please contact us through our help center at help.openai.com.)",
       );
     const body = validate(r.body);
     const s = kit.pickScenario(body.model as string) as RScenario;
     run(kit, res, s, body.model as string, body.stream === true, () => answer(kit, res, s, body));
   } catch (e) {
-    if (e instanceof ApiError) sendApiError(kit, res, e);
+    if (e instanceof OpenAiRequestError) sendApiError(kit, res, e);
     else throw e;
   }
   return true;

@@ -18,7 +18,7 @@ import http from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { countTokens } from 'gpt-tokenizer';
-import type { MockKit } from './kit.js';
+import { invalidRequest, type MockKit, OpenAiRequestError, openAiAuthError } from './kit.js';
 import { anthropicRoutes } from './anthropic.js';
 import { geminiRoutes } from './gemini.js';
 import { responsesRoutes } from './responses.js';
@@ -341,21 +341,6 @@ interface ErrorSpec {
   code: string | null;
 }
 
-class RequestError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly type: string,
-    readonly param: string | null,
-    readonly code: string | null,
-  ) {
-    super(message);
-  }
-}
-
-const invalid = (message: string, param: string | null = null, code: string | null = null) =>
-  new RequestError(400, message, 'invalid_request_error', param, code);
-
 function defaultErrorFor(status: number, model: string): ErrorSpec {
   switch (status) {
     case 400:
@@ -435,20 +420,20 @@ function optPositiveInt(
   const v = body[key];
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isInteger(v)) {
-    throw invalid(
+    throw invalidRequest(
       `Invalid type for '${key}': expected an integer, but got ${typeof v === 'number' ? 'a decimal' : typeof v} instead.`,
       key,
       'invalid_type',
     );
   }
   if (v < min)
-    throw invalid(
+    throw invalidRequest(
       `Invalid '${key}': integer below minimum value. Expected a value >= ${min}, but got ${v} instead.`,
       key,
       'integer_below_min_value',
     );
   if (v > max)
-    throw invalid(
+    throw invalidRequest(
       `Invalid '${key}': integer above maximum value. Expected a value <= ${max}, but got ${v} instead.`,
       key,
       'integer_above_max_value',
@@ -459,9 +444,9 @@ function optPositiveInt(
 function requireModel(body: Json): string {
   const model = body.model;
   if (model === undefined || model === null || model === '')
-    throw invalid('you must provide a model parameter');
+    throw invalidRequest('you must provide a model parameter');
   if (typeof model !== 'string')
-    throw invalid(
+    throw invalidRequest(
       `Invalid type for 'model': expected a string, but got ${typeof model} instead.`,
       'model',
       'invalid_type',
@@ -472,7 +457,7 @@ function requireModel(body: Json): string {
 function streamFlags(body: Json): { stream: boolean; includeUsage: boolean } {
   const s = body.stream;
   if (s !== undefined && s !== null && typeof s !== 'boolean') {
-    throw invalid(
+    throw invalidRequest(
       `Invalid type for 'stream': expected a boolean, but got ${typeof s} instead.`,
       'stream',
       'invalid_type',
@@ -482,13 +467,13 @@ function streamFlags(body: Json): { stream: boolean; includeUsage: boolean } {
   const so = body.stream_options;
   if (so !== undefined && so !== null) {
     if (!stream)
-      throw invalid(
+      throw invalidRequest(
         "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
         'stream_options',
         null,
       );
     if (typeof so !== 'object')
-      throw invalid(
+      throw invalidRequest(
         "Invalid type for 'stream_options': expected an object.",
         'stream_options',
         'invalid_type',
@@ -635,7 +620,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     res.end(body);
   }
 
-  function sendRequestError(res: ServerResponse, e: RequestError): void {
+  function sendRequestError(res: ServerResponse, e: OpenAiRequestError): void {
     sendJson(res, e.status, errorBody(e), { 'content-type': JSON_CT, 'x-request-id': 'req_' + nextId() });
   }
 
@@ -744,9 +729,13 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     const model = requireModel(body);
     const messages = body.messages;
     if (messages === undefined || messages === null)
-      throw invalid("Missing required parameter: 'messages'.", 'messages', 'missing_required_parameter');
+      throw invalidRequest(
+        "Missing required parameter: 'messages'.",
+        'messages',
+        'missing_required_parameter',
+      );
     if (!Array.isArray(messages))
-      throw invalid(
+      throw invalidRequest(
         "Invalid type for 'messages': expected an array of objects, but got a " +
           typeof messages +
           ' instead.',
@@ -754,7 +743,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         'invalid_type',
       );
     if (messages.length === 0) {
-      throw invalid(
+      throw invalidRequest(
         "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
         'messages',
         'empty_array',
@@ -763,20 +752,20 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     for (let i = 0; i < messages.length; i++) {
       const m = messages[i] as ChatMessageLike | null;
       if (!m || typeof m !== 'object' || Array.isArray(m)) {
-        throw invalid(
+        throw invalidRequest(
           `Invalid type for 'messages[${i}]': expected an object, but got ${m === null ? 'null' : typeof m} instead.`,
           `messages[${i}]`,
           'invalid_type',
         );
       }
       if (m.role === undefined)
-        throw invalid(
+        throw invalidRequest(
           `Missing required parameter: 'messages[${i}].role'.`,
           `messages[${i}].role`,
           'missing_required_parameter',
         );
       if (typeof m.role !== 'string' || !CHAT_ROLES.has(m.role)) {
-        throw invalid(
+        throw invalidRequest(
           `Invalid value: '${String(m.role)}'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'.`,
           `messages[${i}].role`,
           'invalid_value',
@@ -784,14 +773,14 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       }
       const c = m.content;
       if (m.role !== 'assistant' && (c === undefined || c === null)) {
-        throw invalid(
+        throw invalidRequest(
           `Missing required parameter: 'messages[${i}].content'.`,
           `messages[${i}].content`,
           'missing_required_parameter',
         );
       }
       if (c !== undefined && c !== null && typeof c !== 'string' && !Array.isArray(c)) {
-        throw invalid(
+        throw invalidRequest(
           `Invalid type for 'messages[${i}].content': expected one of a string or array of objects, but got ${typeof c} instead.`,
           `messages[${i}].content`,
           'invalid_type',
@@ -951,7 +940,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     const model = requireModel(body);
     const prompt = body.prompt;
     if (prompt === undefined || prompt === null)
-      throw invalid("Missing required parameter: 'prompt'.", 'prompt', 'missing_required_parameter');
+      throw invalidRequest("Missing required parameter: 'prompt'.", 'prompt', 'missing_required_parameter');
     // prompt: string | string[] | number[] | number[][]
     let prompts: Array<string | number[]>;
     if (typeof prompt === 'string') prompts = [prompt];
@@ -966,7 +955,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     ) {
       prompts = prompt as Array<string | number[]>;
     } else
-      throw invalid(
+      throw invalidRequest(
         "Invalid type for 'prompt': expected a string, an array of strings, or an array of token arrays.",
         'prompt',
         'invalid_type',
@@ -1044,9 +1033,9 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     const model = requireModel(body);
     const input = body.input;
     if (input === undefined || input === null)
-      throw invalid("Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
+      throw invalidRequest("Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
     const badInput = () =>
-      invalid(
+      invalidRequest(
         "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
         null,
         null,
@@ -1075,7 +1064,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     }
     const fmt = body.encoding_format ?? 'float';
     if (fmt !== 'float' && fmt !== 'base64') {
-      throw invalid(
+      throw invalidRequest(
         `Invalid value: '${String(fmt)}'. Supported values are: 'float' and 'base64'.`,
         'encoding_format',
         'invalid_value',
@@ -1146,32 +1135,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     }
 
     try {
-      if (apiKey !== undefined) {
-        const auth = req.headers.authorization;
-        if (!auth) {
-          throw new RequestError(
-            401,
-            "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if you're accessing the API from your browser and are prompted for a username and password. You can obtain an API key from https://platform.openai.com/account/api-keys.",
-            'invalid_request_error',
-            null,
-            null,
-          );
-        }
-        if (auth !== 'Bearer ' + apiKey) {
-          const given = auth.startsWith('Bearer ') ? auth.slice(7) : auth;
-          const masked =
-            given.length > 8
-              ? given.slice(0, 3) + '*'.repeat(Math.min(given.length - 7, 20)) + given.slice(-4)
-              : '*'.repeat(given.length);
-          throw new RequestError(
-            401,
-            `Incorrect API key provided: ${masked}. You can find your API key at https://platform.openai.com/account/api-keys.`,
-            'invalid_request_error',
-            null,
-            'invalid_api_key',
-          );
-        }
-      }
+      const refused = openAiAuthError(apiKey, req.headers.authorization);
+      if (refused) throw refused;
 
       if (method === 'GET') {
         if (route === '/v1/models') {
@@ -1181,7 +1146,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         if (route.startsWith('/v1/models/')) {
           const id = decodeURIComponent(route.slice('/v1/models/'.length));
           if (!modelSet.has(id)) {
-            throw new RequestError(
+            throw new OpenAiRequestError(
               404,
               `The model '${id}' does not exist`,
               'invalid_request_error',
@@ -1205,13 +1170,13 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         (route === '/v1/chat/completions' || route === '/v1/completions' || route === '/v1/embeddings')
       ) {
         if (parseFailed) {
-          throw invalid(
+          throw invalidRequest(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. If you have trouble figuring out how to fix this, please contact us through our help center at help.openai.com.)",
           );
         }
-        if (body === undefined) throw invalid('you must provide a model parameter');
+        if (body === undefined) throw invalidRequest('you must provide a model parameter');
         if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-          throw invalid(
+          throw invalidRequest(
             `Invalid type for body: expected an object, but got ${Array.isArray(body) ? 'an array' : typeof body} instead.`,
           );
         }
@@ -1220,9 +1185,15 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         else handleEmbeddings(res, body as Json);
         return;
       }
-      throw new RequestError(404, `Invalid URL (${method} ${route})`, 'invalid_request_error', null, null);
+      throw new OpenAiRequestError(
+        404,
+        `Invalid URL (${method} ${route})`,
+        'invalid_request_error',
+        null,
+        null,
+      );
     } catch (e) {
-      if (e instanceof RequestError) sendRequestError(res, e);
+      if (e instanceof OpenAiRequestError) sendRequestError(res, e);
       else {
         sendJson(
           res,

@@ -39,6 +39,17 @@ function costNano(u: { prompt: number; cached: number; written: number; completi
 
 type Extra = Scenario & { cacheWriteTokens?: number; reasoningTokens?: number; midStreamError?: number };
 
+/** Reads a Responses stream to its end: every event's type, and the response.failed answer if one came. */
+async function drain(stream: AsyncIterable<OpenAI.Responses.ResponseStreamEvent>) {
+  const types: string[] = [];
+  let failed: OpenAI.Responses.Response | undefined;
+  for await (const e of stream) {
+    types.push(e.type);
+    if (e.type === 'response.failed') failed = e.response;
+  }
+  return { types, failed };
+}
+
 const weather = {
   type: 'function' as const,
   name: 'get_weather',
@@ -258,12 +269,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       const { data: stream, response } = await client.responses
         .create({ model: 'gpt-pass', input: 'cut me', stream: true })
         .withResponse();
-      const types: string[] = [];
-      let failed: OpenAI.Responses.Response | undefined;
-      for await (const e of stream) {
-        types.push(e.type);
-        if (e.type === 'response.failed') failed = e.response;
-      }
+      const { types, failed } = await drain(stream);
       expect(types.filter((t) => t === 'response.output_text.delta')).toHaveLength(3);
       expect(types.at(-1)).toBe('response.failed');
       expect(failed?.error?.message).toMatch(/upstream/i);
@@ -285,12 +291,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       times: 1,
     } as Extra);
     const stream = await client.responses.create({ model: 'gpt-pass', input: 'err', stream: true });
-    const types: string[] = [];
-    let failed: OpenAI.Responses.Response | undefined;
-    for await (const e of stream) {
-      types.push(e.type);
-      if (e.type === 'response.failed') failed = e.response;
-    }
+    const { types, failed } = await drain(stream);
     expect(types.filter((t) => t === 'response.output_text.delta')).toHaveLength(2);
     expect(types).not.toContain('error');
     expect(types.at(-1)).toBe('response.failed');

@@ -4,9 +4,10 @@
 // serves and bills on its usage; failed attempts cost nothing and show on the log row.
 import http from 'node:http';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { countChatPromptTokens, startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { backends, userWithKey, type TestServer } from '../helpers/server.js';
+import { mockForSuite, serverForSuite } from '../helpers/suite.js';
+import { countChatPromptTokens, type MockProvider } from '../mock-provider/server.js';
 import {
   addChannel,
   allLogs,
@@ -29,13 +30,13 @@ describe.each(backends())('upstream fault matrix (%s)', (backend) => {
   let good: MockProvider;
   const closers: (() => Promise<void>)[] = [];
 
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-    good = await startMockProvider();
+  serverForSuite({ backend }, (started) => {
+    s = started;
+  });
+  mockForSuite({}, (started) => {
+    good = started;
   });
   afterAll(async () => {
-    await s?.close();
-    await good?.close();
     await Promise.all(closers.map((c) => c()));
   });
 

@@ -1,46 +1,30 @@
 // The log and price fields multi-protocol relaying fills in, on SQLite and PostgreSQL: each
 // log row's upstream attempts (an array, [] when none were recorded), its ingress protocol,
 // prompt-cache writes and reasoning tokens; a price for prompt-cache writes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { backends, userWithKey, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import type { NewLog } from '../../src/db/schema.js';
+import { logRow } from '../helpers/log-row.js';
 
 describe.each(backends())('log attempts, protocol, cache writes; cache-write prices (%s)', (backend) => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({ backend }, (started) => {
+    s = started;
   });
 
-  const row = (u: { user: { id: number }; key: { id: number } }, extra: Partial<NewLog>): NewLog => ({
-    request_id: 'req_' + Math.random().toString(36).slice(2),
-    created_at: Date.now(),
-    user_id: u.user.id,
-    key_id: u.key.id,
-    key_name: 'k',
-    model: 'm',
-    upstream_model: 'm',
-    channel_id: 2,
-    endpoint: '/v1/messages',
-    stream: 0,
-    status: 200,
-    error_code: null,
-    prompt_tokens: 1000,
-    cached_tokens: 500,
-    completion_tokens: 20,
-    cost_nano: 0,
-    latency_ms: 30,
-    ttft_ms: null,
-    ip: '127.0.0.1',
-    estimated: 0,
-    protocol: 'openai',
-    cache_write_tokens: 0,
-    reasoning_tokens: 0,
-    attempts: null,
-    ...extra,
-  });
+  const row = (u: { user: { id: number }; key: { id: number } }, extra: Partial<NewLog>) =>
+    logRow({
+      user_id: u.user.id,
+      key_id: u.key.id,
+      channel_id: 2,
+      endpoint: '/v1/messages',
+      prompt_tokens: 1000,
+      cached_tokens: 500,
+      completion_tokens: 20,
+      latency_ms: 30,
+      ...extra,
+    });
 
   it('GET /api/logs returns attempts, protocol, cache_write_tokens and reasoning_tokens', async () => {
     const u = await userWithKey(s);

@@ -1,9 +1,10 @@
 // Streaming edge cases, on SQLite and PostgreSQL: long streams under backpressure, client
 // disconnects while the upstream is fast, upstreams that put a running `usage` in every chunk,
 // and admission for prompts the tokenizer alone would under-count (images, names).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { backends, userWithKey, type TestServer } from '../helpers/server.js';
+import { mockForSuite, serverForSuite } from '../helpers/suite.js';
 import {
   countChatPromptTokens,
   countTextTokens,
@@ -65,13 +66,11 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
   let s: TestServer;
   let mock: MockProvider;
 
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-    mock = await startMockProvider();
+  serverForSuite({ backend }, (started) => {
+    s = started;
   });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
+  mockForSuite({}, (started) => {
+    mock = started;
   });
 
   async function model() {

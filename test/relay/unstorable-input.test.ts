@@ -1,6 +1,7 @@
 // Input that a database cannot store (NUL in text) must never block the log writer.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { logRow } from '../helpers/log-row.js';
 
 describe.each(backends())('unstorable text in relay requests (%s)', (backend) => {
   let s: TestServer;
@@ -32,32 +33,21 @@ describe.each(backends())('unstorable text in relay requests (%s)', (backend) =>
 
   it('the writer stores a row whose text holds NUL (stripped) instead of failing the batch forever', async () => {
     const { key, user } = await userWithKey(s);
-    await s.services.usageWriter.enqueue({
-      request_id: 'req_nul',
-      created_at: Date.now(),
-      user_id: user.id,
-      key_id: key.id,
-      key_name: 'bad\u0000name',
-      model: 'm\u0000',
-      upstream_model: null,
-      channel_id: null,
-      endpoint: '/v1/chat/completions',
-      stream: 0,
-      status: 400,
-      error_code: 'invalid_request',
-      prompt_tokens: 0,
-      cached_tokens: 0,
-      completion_tokens: 0,
-      cost_nano: 0,
-      latency_ms: 1,
-      ttft_ms: null,
-      ip: '127.0.0.1',
-      estimated: 0,
-      protocol: 'openai',
-      cache_write_tokens: 0,
-      reasoning_tokens: 0,
-      attempts: null,
-    });
+    await s.services.usageWriter.enqueue(
+      logRow({
+        request_id: 'req_nul',
+        user_id: user.id,
+        key_id: key.id,
+        key_name: 'bad\u0000name',
+        model: 'm\u0000',
+        upstream_model: null,
+        channel_id: null,
+        status: 400,
+        error_code: 'invalid_request',
+        prompt_tokens: 0,
+        completion_tokens: 0,
+      }),
+    );
     await s.services.flush();
     const logs = await s.api('GET', `/api/logs?key_id=${key.id}`);
     expect(logs.status).toBe(200);

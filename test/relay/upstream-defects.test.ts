@@ -1,9 +1,10 @@
 // Accounting defects found by adversarial testing (issue 11, items 3–5), each against a small
 // scripted upstream, on SQLite and PostgreSQL: a 200 whose body is an error, a stream usage
 // chunk written with whitespace, and an upstream reporting absurd usage.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { countChatPromptTokens, startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { backends, userWithKey, type TestServer } from '../helpers/server.js';
+import { mockForSuite, serverForSuite } from '../helpers/suite.js';
+import { countChatPromptTokens, type MockProvider } from '../mock-provider/server.js';
 import {
   addChannel,
   allLogs,
@@ -34,13 +35,13 @@ describe.each(backends())('upstream accounting defects (%s)', (backend) => {
   let mock: MockProvider;
   const upstreams: { close(): Promise<void> }[] = [];
 
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-    mock = await startMockProvider();
+  serverForSuite({ backend }, (started) => {
+    s = started;
+  });
+  mockForSuite({}, (started) => {
+    mock = started;
   });
   afterAll(async () => {
-    await s?.close();
-    await mock?.close();
     await Promise.all(upstreams.map((u) => u.close()));
   });
 
@@ -48,6 +49,24 @@ describe.each(backends())('upstream accounting defects (%s)', (backend) => {
     const u = await startAnswering(answer);
     upstreams.push(u);
     return u;
+  }
+
+  /** Model `m` served (and priced) only by an upstream whose completion reports `usage`. */
+  async function reportingUsage(m: string, usage: Record<string, unknown>) {
+    const up = await scripted(() => [
+      200,
+      'application/json',
+      JSON.stringify({
+        id: 'x',
+        object: 'chat.completion',
+        created: 1,
+        model: m,
+        choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+        usage,
+      }),
+    ]);
+    await addChannel(s, { type: 'openai', base_url: up.url, api_key: 'x', models: [m] });
+    await setPrice(s, m, PRICE);
   }
 
   it('an HTTP 200 whose body is {"error": …} is a failed attempt: the next channel answers and bills', async () => {
@@ -123,20 +142,7 @@ describe.each(backends())('upstream accounting defects (%s)', (backend) => {
 
   it('absurd reported usage is billed at most at the admitted output cap', async () => {
     const m = uniq('absurd');
-    const up = await scripted(() => [
-      200,
-      'application/json',
-      JSON.stringify({
-        id: 'x',
-        object: 'chat.completion',
-        created: 1,
-        model: m,
-        choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
-        usage: { prompt_tokens: 7, completion_tokens: 5_000_000, total_tokens: 5_000_007 },
-      }),
-    ]);
-    await addChannel(s, { type: 'openai', base_url: up.url, api_key: 'x', models: [m] });
-    await setPrice(s, m, PRICE);
+    await reportingUsage(m, { prompt_tokens: 7, completion_tokens: 5_000_000, total_tokens: 5_000_007 });
     const { key, secret } = await userWithKey(s, { balance: 100 });
     await client(s, secret).chat.completions.create({
       model: m,
@@ -151,20 +157,7 @@ describe.each(backends())('upstream accounting defects (%s)', (backend) => {
   it('unreadable usage (a string) is estimated, not billed as zero', async () => {
     const m = uniq('garbage');
     const messages = [{ role: 'user' as const, content: 'hello there' }];
-    const up = await scripted(() => [
-      200,
-      'application/json',
-      JSON.stringify({
-        id: 'x',
-        object: 'chat.completion',
-        created: 1,
-        model: m,
-        choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
-        usage: { prompt_tokens: 'lots', completion_tokens: 'many' },
-      }),
-    ]);
-    await addChannel(s, { type: 'openai', base_url: up.url, api_key: 'x', models: [m] });
-    await setPrice(s, m, PRICE);
+    await reportingUsage(m, { prompt_tokens: 'lots', completion_tokens: 'many' });
     const { key, secret } = await userWithKey(s, { balance: 10 });
     await client(s, secret).chat.completions.create({ model: m, messages, max_tokens: 20 });
     const [log] = await allLogs(s, { key_id: key.id });

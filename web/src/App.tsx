@@ -9,12 +9,15 @@ import HomePage from './pages/Home';
 import { KeysPage } from './pages/Keys';
 import { KeyDetailPage } from './pages/KeyDetail';
 import { LogsPage } from './pages/Logs';
+import { EventsPage } from './pages/Events';
 
 // Pages that pull in the chart library (or are admin-only) load on demand.
 const UsagePage = lazy(() => import('./pages/Usage'));
 const UsersPage = lazy(() => import('./pages/Users'));
+const TokensPage = lazy(() => import('./pages/Tokens'));
 const ChannelsPage = lazy(() => import('./pages/Channels'));
 const PricingPage = lazy(() => import('./pages/Pricing'));
+const SecurityPage = lazy(() => import('./pages/Security'));
 
 interface SessionBody {
   user: User;
@@ -193,9 +196,13 @@ const NAV: { href: string; label: string; admin?: boolean }[] = [
   { href: '/keys', label: 'Keys' },
   { href: '/logs', label: 'Logs' },
   { href: '/usage', label: 'Usage' },
+  { href: '/tokens', label: 'Tokens' },
+  { href: '/notifications', label: 'Notifications' },
   { href: '/users', label: 'Users', admin: true },
   { href: '/channels', label: 'Channels', admin: true },
   { href: '/pricing', label: 'Pricing', admin: true },
+  // Users can open it too (their own keys' entries); the link is for admins.
+  { href: '/security', label: 'Security', admin: true },
 ];
 
 function Shell() {
@@ -268,6 +275,9 @@ function Route({ path, isAdmin }: { path: string; isAdmin: boolean }) {
   }
   if (head === 'logs') return <LogsPage />;
   if (head === 'usage') return <UsagePage />;
+  if (head === 'security') return <SecurityPage />;
+  if (head === 'tokens') return <TokensPage />;
+  if (head === 'notifications') return <EventsPage />;
   const adminPages: Record<string, ReactElement> = {
     users: <UsersPage />,
     channels: <ChannelsPage />,

@@ -17,12 +17,20 @@ export interface ApiKey {
   /** USD; null = unlimited */
   remaining?: number | null;
   group: string | null;
+  /** the key's own anomaly guard (its group's applies as well); null = none */
+  guard?: Guard | null;
   /** requests per minute; null = the group default, if any */
   rpm: number | null;
   /** tokens per minute; null = the group default, if any */
   tpm?: number | null;
   /** requests at once; null = the group default, if any */
   max_concurrency?: number | null;
+  /** spend allowed per period (USD); null = none of its own (the group's default may apply) */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the key's own budget against its spend this period (GET /api/keys/:id only) */
+  budget_usage?: BudgetUsage;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -30,6 +38,8 @@ export interface ApiKey {
   updated_at?: string;
   last_used_at: string | null;
   last_used_ip: string | null;
+  /** when the secret was last rotated; null = never (its age counts from created_at) */
+  rotated_at?: string | null;
 }
 
 export interface ApiKeyPage {
@@ -52,6 +62,21 @@ export interface AuditEntry {
 export interface AuditPage {
   data: AuditEntry[];
   next_cursor: string | null;
+}
+
+export interface Budget {
+  amount: number;
+  period: 'daily' | 'weekly' | 'monthly';
+}
+
+export interface BudgetUsage {
+  amount: number;
+  period: 'daily' | 'weekly' | 'monthly';
+  /** USD spent in the current period */
+  spent: number;
+  remaining: number;
+  /** ISO 8601: when the current period ends */
+  resets_at: string;
 }
 
 export interface Channel {
@@ -101,12 +126,20 @@ export interface DeletedApiKey {
   /** USD; null = unlimited */
   remaining?: number | null;
   group: string | null;
+  /** the key's own anomaly guard (its group's applies as well); null = none */
+  guard?: Guard | null;
   /** requests per minute; null = the group default, if any */
   rpm: number | null;
   /** tokens per minute; null = the group default, if any */
   tpm?: number | null;
   /** requests at once; null = the group default, if any */
   max_concurrency?: number | null;
+  /** spend allowed per period (USD); null = none of its own (the group's default may apply) */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the key's own budget against its spend this period (GET /api/keys/:id only) */
+  budget_usage?: BudgetUsage;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -114,6 +147,8 @@ export interface DeletedApiKey {
   updated_at?: string;
   last_used_at: string | null;
   last_used_ip: string | null;
+  /** when the secret was last rotated; null = never (its age counts from created_at) */
+  rotated_at?: string | null;
   deleted: true;
 }
 
@@ -148,6 +183,12 @@ export interface DeletedUser {
   /** USD */
   balance: number;
   status: 'active' | 'disabled';
+  /** spend allowed per period (USD); null = none */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the account's budget against its spend this period (GET /api/users/:id only) */
+  budget_usage?: BudgetUsage;
   /** requests per minute over all its keys */
   rpm?: number | null;
   /** tokens per minute over all its keys */
@@ -159,9 +200,41 @@ export interface DeletedUser {
   deleted: true;
 }
 
+export interface Event {
+  /** stable event id ("evt_…"); the webhook sends it as x-mole-event-id */
+  id: string;
+  type: 'budget.threshold' | 'key.expiring' | 'key.auto_disabled' | 'key.leaked' | 'channel.disabled';
+  created_at: string;
+  /** the account it concerns; null = admins only */
+  user_id: number | null;
+  key_id: number | null;
+  data: Record<string, unknown>;
+  /** admins only: the webhook delivery (null when no webhook was set when it was stored) */
+  delivery?: {
+    state: 'pending' | 'delivered';
+    attempts: number;
+    /** why the latest try failed, e.g. "HTTP 500" */
+    last_error: string | null;
+    next_attempt_at: string | null;
+    delivered_at: string | null;
+  } | null;
+}
+
+export interface EventPage {
+  data: Event[];
+  next_cursor: string | null;
+}
+
 export interface Group {
   name: string;
   multiplier: number;
+  /** default budget for each key of the group (USD per period); null = none */
+  budget?: {
+    amount: number;
+    period: 'daily' | 'weekly' | 'monthly';
+  } | null;
+  /** anomaly guard for every key of the group (beside a key's own) */
+  guard?: Guard | null;
   /** requests per minute: default and ceiling */
   rpm?: number | null;
   /** tokens per minute: default and ceiling */
@@ -177,6 +250,23 @@ export interface Group {
 export interface GroupList {
   data: Group[];
 }
+
+export interface Guard {
+  /** distinct client IPs per clock hour */
+  max_ips_per_hour?: number;
+  /** USD per clock hour */
+  max_spend_per_hour?: number;
+  action: 'alert' | 'disable';
+}
+
+export interface LeakLabel {
+  /** hex SHA-256 of the reported token */
+  token_hash: string;
+  token_type: string;
+  label: 'true_positive' | 'false_positive';
+}
+
+export type LeakLabelList = LeakLabel[];
 
 export interface LogAttempt {
   channel_id: number | null;
@@ -232,6 +322,25 @@ export interface LogTotals {
   cost: number;
 }
 
+export interface ManagementToken {
+  id: number;
+  name: string;
+  /** null = minted with the master key */
+  user_id: number | null;
+  /** masked form, mg-abcd…wxyz */
+  display: string;
+  /** each one of: keys:read, keys:write, logs:read, usage:read, users:read, users:write, channels:read, channels:write, audit:read */
+  scopes: string[];
+  status: 'active' | 'expired' | 'revoked';
+  expires_at: string | null;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export interface ManagementTokenList {
+  data: ManagementToken[];
+}
+
 export interface NewApiKey {
   id: number;
   name: string;
@@ -247,12 +356,20 @@ export interface NewApiKey {
   /** USD; null = unlimited */
   remaining?: number | null;
   group: string | null;
+  /** the key's own anomaly guard (its group's applies as well); null = none */
+  guard?: Guard | null;
   /** requests per minute; null = the group default, if any */
   rpm: number | null;
   /** tokens per minute; null = the group default, if any */
   tpm?: number | null;
   /** requests at once; null = the group default, if any */
   max_concurrency?: number | null;
+  /** spend allowed per period (USD); null = none of its own (the group's default may apply) */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the key's own budget against its spend this period (GET /api/keys/:id only) */
+  budget_usage?: BudgetUsage;
   /** Disabled by an admin: only an admin can enable it */
   locked?: boolean;
   expires_at: string | null;
@@ -260,7 +377,26 @@ export interface NewApiKey {
   updated_at?: string;
   last_used_at: string | null;
   last_used_ip: string | null;
+  /** when the secret was last rotated; null = never (its age counts from created_at) */
+  rotated_at?: string | null;
   key: string;
+}
+
+export interface NewManagementToken {
+  id: number;
+  name: string;
+  /** null = minted with the master key */
+  user_id: number | null;
+  /** masked form, mg-abcd…wxyz */
+  display: string;
+  /** each one of: keys:read, keys:write, logs:read, usage:read, users:read, users:write, channels:read, channels:write, audit:read */
+  scopes: string[];
+  status: 'active' | 'expired' | 'revoked';
+  expires_at: string | null;
+  created_at: string;
+  last_used_at: string | null;
+  /** the secret (mg-…): shown this once */
+  token: string;
 }
 
 export interface OfferedModel {
@@ -323,6 +459,12 @@ export interface User {
   /** USD */
   balance: number;
   status: 'active' | 'disabled';
+  /** spend allowed per period (USD); null = none */
+  budget?: Budget | null;
+  /** null = [0.8, 1] */
+  alert_thresholds?: number[] | null;
+  /** the account's budget against its spend this period (GET /api/users/:id only) */
+  budget_usage?: BudgetUsage;
   /** requests per minute over all its keys */
   rpm?: number | null;
   /** tokens per minute over all its keys */

@@ -6,15 +6,22 @@ import type * as Api from './api-types';
 
 export type {
   AuditEntry,
+  Budget,
+  BudgetUsage,
   Channel,
   Group,
   LogAttempt,
   LogEntry,
   LogTotals,
+  ManagementToken,
+  NewManagementToken,
   Price,
   UsageRow,
   User,
 } from './api-types';
+/** A notification (GET /api/events); not named `Event`, which is the DOM's. */
+export type GatewayEvent = Api.Event;
+export type EventType = Api.Event['type'];
 export type Role = Api.User['role'];
 export type KeyStatus = Api.ApiKey['status'];
 /** A key; `key` (the secret) only in the answer to a create or a rotation. */

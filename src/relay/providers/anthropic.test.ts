@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type MockProvider, startMockProvider } from '../../../test/mock-provider/server.js';
-import type { Channel } from '../../channels/service.js';
+import { testChannel } from '../../../test/helpers/channel.js';
 import { type StreamEvent, StreamBroken } from '../canonical.js';
 import { anthropicCodec } from '../protocols/anthropic.js';
 import { SseFrameParser } from '../sse.js';
@@ -18,23 +18,8 @@ const transport = createAnthropicTransport({
   maxConnections: 0,
 });
 
-function channel(baseUrl: string, apiKey = KEY): Channel {
-  return {
-    id: 1,
-    name: 'claude',
-    type: 'anthropic' as Channel['type'],
-    baseUrl,
-    apiKey,
-    models: ['claude-x'],
-    serves: (() => true) as unknown as Channel['serves'],
-    modelMap: {},
-    priority: 0,
-    weight: 1,
-    groups: null,
-    status: 'active',
-    responses: false,
-  };
-}
+const channel = (baseUrl: string, apiKey = KEY) =>
+  testChannel({ name: 'claude', type: 'anthropic', baseUrl, apiKey, models: ['claude-x'] });
 
 const body = { model: 'claude-x', max_tokens: 4, messages: [{ role: 'user', content: 'hi' }] };
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startMockProvider, type MockProvider } from '../../../test/mock-provider/server.js';
-import type { Channel } from '../../channels/service.js';
+import { testChannel } from '../../../test/helpers/channel.js';
 import { SseFrameParser } from '../sse.js';
 import { createGeminiTransport, geminiOrigin, geminiUrl } from './gemini.js';
 import { UpstreamFailure } from './transport.js';
@@ -15,21 +15,8 @@ const transport = createGeminiTransport({
   maxConnections: 0,
 });
 
-const channel = (baseUrl: string, apiKey = KEY): Channel => ({
-  id: 1,
-  name: 'g',
-  type: 'gemini' as Channel['type'],
-  baseUrl,
-  apiKey,
-  models: ['gemini-2.5-flash'],
-  serves: (() => true) as unknown as Channel['serves'],
-  modelMap: {},
-  priority: 0,
-  weight: 1,
-  groups: null,
-  status: 'active',
-  responses: false,
-});
+const channel = (baseUrl: string, apiKey = KEY) =>
+  testChannel({ name: 'g', type: 'gemini', baseUrl, apiKey, models: ['gemini-2.5-flash'] });
 
 const call = (baseUrl: string, stream: boolean, model = 'gemini-2.5-flash', apiKey = KEY) =>
   transport.send({

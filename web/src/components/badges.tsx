@@ -1,5 +1,6 @@
 // Small read-only pieces of a record: the quota meter, status and HTTP status badges.
-import { usd } from '../format';
+import type { BudgetUsage } from '../api';
+import { dateTime, usd } from '../format';
 
 export function QuotaMeter({ used, quota }: { used: number; quota: number | null }) {
   if (quota === null || quota === undefined) {
@@ -24,6 +25,34 @@ export function QuotaMeter({ used, quota }: { used: number; quota: number | null
         value={Math.round(ratio * 100)}
         aria-valuetext={`${Math.round(ratio * 100)}% of quota used`}
       />
+    </span>
+  );
+}
+
+const PER: Record<BudgetUsage['period'], string> = { daily: 'day', weekly: 'week', monthly: 'month' };
+
+/** Spend in the current budget period against the budget, with when it resets. */
+export function BudgetMeter({ usage }: { usage: BudgetUsage | null | undefined }) {
+  if (!usage) return <span className="muted">none</span>;
+  const ratio = usage.amount > 0 ? Math.min(usage.spent / usage.amount, 1) : 1;
+  const level = ratio >= 0.9 ? 'high' : ratio >= 0.7 ? 'mid' : 'low';
+  return (
+    <span className="quota">
+      <span>
+        {usd(usage.spent)}{' '}
+        <span className="muted">
+          / {usd(usage.amount)} per {PER[usage.period]}
+        </span>
+      </span>
+      <meter
+        className={`meter ${level}`}
+        aria-label="Budget used"
+        min={0}
+        max={100}
+        value={Math.round(ratio * 100)}
+        aria-valuetext={`${Math.round(ratio * 100)}% of the ${usage.period} budget used`}
+      />
+      <span className="muted">resets {dateTime(usage.resets_at)}</span>
     </span>
   );
 }

@@ -1,12 +1,12 @@
 // The landing page after sign-in: today's spend, requests and errors, the keys and models
 // that spent most, and the latest failed calls. Admins see every account; a user sees their
 // own (the API scopes GET /api/usage and GET /api/logs to the caller).
-import { useState } from 'react';
-import { api, type LogEntry, type LogTotals, type Page, type UsageRow } from '../api';
+import { type ReactNode, useState } from 'react';
+import { api, type LogEntry, type LogTotals, type Page, type UsageRow, type User } from '../api';
 import { dateTime, int, timeOnly, toLocalInput, usd, usdExact } from '../format';
 import { Link } from '../router';
-import { AsyncView, useAsync } from '../components/async';
-import { HttpStatus } from '../components/badges';
+import { type AsyncState, AsyncView, useAsync } from '../components/async';
+import { BudgetMeter, HttpStatus } from '../components/badges';
 import { DataTable, PageHead, Section, TermList } from '../components/layout';
 import { useSession } from '../session';
 
@@ -19,6 +19,43 @@ function startOfToday(now: number): Date {
   const d = new Date(now);
   d.setHours(0, 0, 0, 0);
   return d;
+}
+
+/** One of the "top today" tables: a first column naming the row, then requests and spend. */
+function TopToday<R extends UsageRow>(props: {
+  title: string;
+  actions?: ReactNode;
+  state: AsyncState<R[]>;
+  what: string;
+  first: string;
+  rowKey: (r: R) => string;
+  head: (r: R) => ReactNode;
+}) {
+  return (
+    <Section title={props.title} actions={props.actions}>
+      <AsyncView
+        state={props.state}
+        what={props.what}
+        isEmpty={(d) => d.length === 0}
+        empty={<p>No calls yet today.</p>}
+      >
+        {(d) => (
+          <DataTable
+            caption={props.title}
+            columns={[props.first, { label: 'Requests', num: true }, { label: 'Spend', num: true }]}
+          >
+            {d.slice(0, TOP).map((r) => (
+              <tr key={props.rowKey(r)}>
+                <th scope="row">{props.head(r)}</th>
+                <td className="num">{int(r.requests)}</td>
+                <td className="num">{usd(r.cost)}</td>
+              </tr>
+            ))}
+          </DataTable>
+        )}
+      </AsyncView>
+    </Section>
+  );
 }
 
 export default function HomePage() {
@@ -48,6 +85,13 @@ export default function HomePage() {
         signal,
       ),
     [from, now],
+  );
+
+  // The account's own budget against its spend this period (GET /api/users/:id adds budget_usage).
+  const account = useAsync(
+    (signal) =>
+      user.budget ? api.get<User>(`/api/users/${user.id}`, undefined, signal) : Promise.resolve(null),
+    [user.id, user.budget?.amount, user.budget?.period, now],
   );
 
   const requests = byKey.data?.reduce((n, r) => n + r.requests, 0);
@@ -95,6 +139,14 @@ export default function HomePage() {
             ),
           ],
           [isAdmin ? 'Your balance' : 'Balance', usdExact(user.balance)],
+          ...(user.budget
+            ? ([
+                [
+                  isAdmin ? 'Your budget' : 'Budget',
+                  <BudgetMeter key="budget" usage={account.data?.budget_usage} />,
+                ],
+              ] as [string, ReactNode][])
+            : []),
         ]}
       />
       {!isAdmin && user.balance <= 0 ? (
@@ -105,58 +157,28 @@ export default function HomePage() {
       ) : null}
 
       <div className="home-grid">
-        <Section title="Top keys today" actions={<Link href="/usage">Spend breakdown</Link>}>
-          <AsyncView
-            state={byKey}
-            what="today’s spend by key"
-            isEmpty={(d) => d.length === 0}
-            empty={<p>No calls yet today.</p>}
-          >
-            {(d) => (
-              <DataTable
-                caption="Top keys today"
-                columns={['Key', { label: 'Requests', num: true }, { label: 'Spend', num: true }]}
-              >
-                {d.slice(0, TOP).map((r) => (
-                  <tr key={r.key_id}>
-                    <th scope="row">
-                      <Link href={`/keys/${encodeURIComponent(r.key_id ?? '')}`}>
-                        {r.key_name ?? r.key_id}
-                      </Link>
-                      {r.key_display ? <code className="key-display muted">{r.key_display}</code> : null}
-                    </th>
-                    <td className="num">{int(r.requests)}</td>
-                    <td className="num">{usd(r.cost)}</td>
-                  </tr>
-                ))}
-              </DataTable>
-            )}
-          </AsyncView>
-        </Section>
-
-        <Section title="Top models today">
-          <AsyncView
-            state={byModel}
-            what="today’s spend by model"
-            isEmpty={(d) => d.length === 0}
-            empty={<p>No calls yet today.</p>}
-          >
-            {(d) => (
-              <DataTable
-                caption="Top models today"
-                columns={['Model', { label: 'Requests', num: true }, { label: 'Spend', num: true }]}
-              >
-                {d.slice(0, TOP).map((r) => (
-                  <tr key={r.model ?? ''}>
-                    <th scope="row">{r.model ?? <span className="muted">no model</span>}</th>
-                    <td className="num">{int(r.requests)}</td>
-                    <td className="num">{usd(r.cost)}</td>
-                  </tr>
-                ))}
-              </DataTable>
-            )}
-          </AsyncView>
-        </Section>
+        <TopToday
+          title="Top keys today"
+          actions={<Link href="/usage">Spend breakdown</Link>}
+          state={byKey}
+          what="today’s spend by key"
+          first="Key"
+          rowKey={(r) => String(r.key_id)}
+          head={(r) => (
+            <>
+              <Link href={`/keys/${encodeURIComponent(r.key_id ?? '')}`}>{r.key_name ?? r.key_id}</Link>
+              {r.key_display ? <code className="key-display muted">{r.key_display}</code> : null}
+            </>
+          )}
+        />
+        <TopToday
+          title="Top models today"
+          state={byModel}
+          what="today’s spend by model"
+          first="Model"
+          rowKey={(r) => r.model ?? ''}
+          head={(r) => r.model ?? <span className="muted">no model</span>}
+        />
       </div>
 
       <Section

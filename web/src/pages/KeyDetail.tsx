@@ -12,7 +12,7 @@ import {
 import { dateTime, relative } from '../format';
 import { Link, navigate } from '../router';
 import { AsyncView, useAsync } from '../components/async';
-import { QuotaMeter, StatusBadge } from '../components/badges';
+import { BudgetMeter, QuotaMeter, StatusBadge } from '../components/badges';
 import { toDaySeries } from '../components/chartData';
 import { LazyUsageChart } from '../components/LazyUsageChart';
 import { Section, TermList } from '../components/layout';
@@ -67,6 +67,14 @@ export function KeyDetailPage({ id }: { id: string }) {
               className="facts"
               items={[
                 ['Used / quota', <QuotaMeter key="quota" used={k.used} quota={k.quota} />],
+                [
+                  'Budget',
+                  k.budget ? (
+                    <BudgetMeter key="budget" usage={k.budget_usage} />
+                  ) : (
+                    'none of its own (the group’s default applies, if it has one)'
+                  ),
+                ],
                 ['Models', k.models?.length ? k.models.join(', ') : 'every model its group offers'],
                 [
                   'Allowed IPs',
@@ -185,10 +193,13 @@ function describeChanges(changes: unknown): string {
 
 function describeActor(actor: string | null, selfId: number): string {
   if (!actor) return 'unknown';
-  if (actor === 'master') return 'the master key';
-  const m = /^(admin|user):(\d+)$/.exec(actor);
-  if (m && Number(m[2]) === selfId) return 'you';
-  return m ? `${m[1]} #${m[2]}` : actor;
+  // "admin:3/token:5": done through management token 5 of admin 3
+  const [who = '', token] = actor.split('/token:');
+  const via = token ? ` (token #${token})` : '';
+  if (who === 'master') return `the master key${via}`;
+  const m = /^(admin|user):(\d+)$/.exec(who);
+  if (m && Number(m[2]) === selfId) return `you${via}`;
+  return m ? `${m[1]} #${m[2]}${via}` : actor;
 }
 
 function KeyAudit({ keyId, version }: { keyId: string; version: number }) {

@@ -26,6 +26,34 @@ const STATUSES: Option[] = [
   { value: 'exhausted', label: 'Exhausted' },
 ];
 
+/** A secret older than this gets a "rotate" hint in the list. */
+export const ROTATE_AFTER_DAYS = 90;
+
+/** How old the key's secret is (since creation or the last rotation), with a rotate hint. */
+function KeyAge({ apiKey }: { apiKey: ApiKey }) {
+  const since = apiKey.rotated_at ?? apiKey.created_at;
+  const days = Math.max(0, Math.floor((Date.now() - Date.parse(since)) / 86_400_000));
+  const old = days >= ROTATE_AFTER_DAYS && apiKey.status !== 'disabled';
+  return (
+    <div className="muted small">
+      <span title={`Secret ${apiKey.rotated_at ? 'last rotated' : 'created'} ${dateTime(since)}`}>
+        {days} d old
+      </span>
+      {old ? (
+        <>
+          {' '}
+          <span
+            className="badge status-expired"
+            title={`This secret is over ${ROTATE_AFTER_DAYS} days old: rotate it to limit the damage of an unnoticed leak.`}
+          >
+            rotate
+          </span>
+        </>
+      ) : null}
+    </div>
+  );
+}
+
 export function KeysPage() {
   const { user } = useSession();
   const isAdmin = user.role === 'admin';
@@ -168,6 +196,7 @@ export function KeysPage() {
                       {k.name}
                     </Link>
                     <code className="masked">{k.display}</code>
+                    <KeyAge apiKey={k} />
                   </TableCell>
                   {isAdmin ? (
                     <TableCell label="Owner">

@@ -19,7 +19,6 @@ const PRICE_COLUMNS: Column[] = [
   { label: 'Output / 1M', num: true },
   ACTIONS,
 ];
-const GROUP_COLUMNS: Column[] = ['Group', { label: 'Multiplier', num: true }, 'Limits and policy', ACTIONS];
 
 /** A group's limits, models and key lifetime in a few words. */
 function groupPolicy(g: Group): string {
@@ -32,6 +31,14 @@ function groupPolicy(g: Group): string {
   ].filter(Boolean);
   return parts.length ? parts.join(' · ') : 'none';
 }
+const GROUP_COLUMNS: Column[] = [
+  'Group',
+  { label: 'Multiplier', num: true },
+  'Limits and policy',
+  'Key budget',
+  ACTIONS,
+];
+const PER = { daily: 'day', weekly: 'week', monthly: 'month' } as const;
 
 export default function PricingPage() {
   const prices = useAsync(
@@ -129,6 +136,7 @@ export default function PricingPage() {
                   <th scope="row">{g.name}</th>
                   <td className="num">×{g.multiplier}</td>
                   <td>{groupPolicy(g)}</td>
+                  <td>{g.budget ? `${usd(g.budget.amount)} per ${PER[g.budget.period]} per key` : '—'}</td>
                   <td>
                     <button type="button" onClick={() => setEditingGroup(g)}>
                       Edit
@@ -290,6 +298,8 @@ function GroupForm({
   const [concurrency, setConcurrency] = useState(text(existing?.max_concurrency));
   const [models, setModels] = useState((existing?.models ?? []).join(', '));
   const [lifetime, setLifetime] = useState(text(existing?.max_key_lifetime_days));
+  const [budget, setBudget] = useState(existing?.budget ? String(existing.budget.amount) : '');
+  const [budgetPeriod, setBudgetPeriod] = useState<string>(existing?.budget?.period ?? 'monthly');
   const submit = () => {
     const m = Number(multiplier);
     if (!name.trim()) return 'Enter a group name.';
@@ -305,6 +315,8 @@ function GroupForm({
     const list = parseList(models);
     const badModel = list.find((p) => !/^[^\s*]+\*?$/.test(p) && p !== '*');
     if (badModel) return `“${badModel}”: a model is a name, optionally ending in *.`;
+    const b = parseUsd(budget);
+    if (b.error) return `Key budget: ${b.error}`;
     return api
       .put(`/api/groups/${encodeURIComponent(name.trim())}`, {
         multiplier: m,
@@ -313,6 +325,7 @@ function GroupForm({
         max_concurrency: limits[2]!.value,
         models: list.length ? list : null,
         max_key_lifetime_days: limits[3]!.value,
+        budget: b.value === null ? null : { amount: b.value, period: budgetPeriod },
       })
       .then(onSaved);
   };
@@ -391,6 +404,27 @@ function GroupForm({
       <p className="hint span2">
         Limits are each key's and each account's default and ceiling in this group; keys and users cannot be
         set above them.
+      </p>
+      <label>
+        Key budget (USD)
+        <input
+          inputMode="decimal"
+          value={budget}
+          onChange={(e) => setBudget(e.target.value)}
+          placeholder="No budget"
+          aria-describedby="group-budget-hint"
+        />
+      </label>
+      <label>
+        Budget period
+        <select value={budgetPeriod} onChange={(e) => setBudgetPeriod(e.target.value)}>
+          <option value="daily">per day</option>
+          <option value="weekly">per week</option>
+          <option value="monthly">per month</option>
+        </select>
+      </label>
+      <p id="group-budget-hint" className="muted span2">
+        The default spend ceiling for each key of the group; a key’s own budget may not be above it.
       </p>
     </FormDialog>
   );

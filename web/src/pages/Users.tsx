@@ -36,6 +36,12 @@ const STATUSES: Option[] = [
 
 type Dialog = null | { kind: 'create' } | { kind: 'edit' | 'topup' | 'delete'; user: User };
 
+const BUDGET_PERIODS: Option[] = [
+  { value: 'daily', label: 'per day' },
+  { value: 'weekly', label: 'per week' },
+  { value: 'monthly', label: 'per month' },
+];
+
 export default function UsersPage() {
   const session = useSession();
   const [search, setSearch] = useState('');
@@ -190,6 +196,8 @@ function UserForm({
   const [rpm, setRpm] = useState(text(existing?.rpm));
   const [tpm, setTpm] = useState(text(existing?.tpm));
   const [concurrency, setConcurrency] = useState(text(existing?.max_concurrency));
+  const [budget, setBudget] = useState(existing?.budget ? String(existing.budget.amount) : '');
+  const [budgetPeriod, setBudgetPeriod] = useState<string>(existing?.budget?.period ?? 'monthly');
 
   const submit = () => {
     if (!existing && password.length < 8) return 'Passwords need at least 8 characters.';
@@ -206,6 +214,11 @@ function UserForm({
     const bad = limits.find((l) => l.error);
     if (bad?.error) return bad.error;
     const limitBody = { rpm: limits[0]!.value, tpm: limits[1]!.value, max_concurrency: limits[2]!.value };
+    const bu = parseUsd(budget);
+    if (bu.error) return `Budget: ${bu.error}`;
+    const nextBudget = bu.value === null ? null : { amount: bu.value, period: budgetPeriod };
+    const budgetChange =
+      JSON.stringify(nextBudget) !== JSON.stringify(existing?.budget ?? null) ? { budget: nextBudget } : {};
     return (
       existing
         ? api.patch<User>(`/api/users/${encodeURIComponent(existing.id)}`, {
@@ -218,6 +231,7 @@ function UserForm({
                 ([k, v]) => v !== (existing[k as keyof typeof limitBody] ?? null),
               ),
             ),
+            ...budgetChange,
             ...(password ? { password } : {}),
             ...(self && password ? { current_password: currentPassword } : {}),
           })
@@ -227,6 +241,7 @@ function UserForm({
             role,
             group,
             ...Object.fromEntries(Object.entries(limitBody).filter(([, v]) => v !== null)),
+            ...budgetChange,
             ...(b.value !== null ? { balance: b.value } : {}),
           })
     ).then(
@@ -297,6 +312,20 @@ function UserForm({
         value={group}
         options={groupNames.map((g) => ({ value: g, label: g }))}
         onChange={setGroup}
+      />
+      <Field label="Budget (USD)" hint="Spend allowed per period for all the account's keys. Empty: none.">
+        <input
+          inputMode="decimal"
+          value={budget}
+          onChange={(e) => setBudget(e.target.value)}
+          placeholder="No budget"
+        />
+      </Field>
+      <SelectField
+        label="Budget period"
+        value={budgetPeriod}
+        options={BUDGET_PERIODS}
+        onChange={setBudgetPeriod}
       />
       {existing ? (
         <SelectField

@@ -6,6 +6,7 @@ import { toDateInput, usdExact } from '../format';
 import { useAsync } from '../components/async';
 import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
 import { Field } from '../components/forms';
+import { SelectField } from '../components/controls';
 import { notify } from '../components/notices';
 import { changeStatus, DeleteButton, DeleteDialog } from '../components/records';
 import { useSession } from '../session';
@@ -66,7 +67,10 @@ export function KeyFormDialog({
   const [form, dispatch] = useReducer(keyFormReducer, undefined, () =>
     initialKeyForm(existing, isAdmin && defaultOwner ? defaultOwner : user.id),
   );
-  const { name, owner, group, models, patterns, ips, quota, expires, rpm, tpm, concurrency, errors } = form;
+  const { name, owner, group, models, patterns, ips, quota, expires, rpm, budget, budgetPeriod, errors } =
+    form;
+  const { tpm, concurrency } = form;
+  const { guardIps, guardSpend, guardAction } = form;
   const set = (field: TextField) => (value: string) => dispatch({ type: 'set', field, value });
 
   // the listed account is fresher than the session's copy (balances move with every call)
@@ -234,6 +238,31 @@ export function KeyFormDialog({
         />
       </Field>
 
+      <Field
+        label="Budget (USD)"
+        hint="Spend allowed per period (UTC; weeks from Monday, months from the 1st). Empty: none of its own."
+        error={errors.budget}
+      >
+        <input
+          type="text"
+          inputMode="decimal"
+          value={budget}
+          onChange={(e) => set('budget')(e.target.value)}
+          placeholder="No budget"
+        />
+      </Field>
+
+      <SelectField
+        label="Budget period"
+        value={budgetPeriod}
+        options={[
+          { value: 'daily', label: 'per day' },
+          { value: 'weekly', label: 'per week' },
+          { value: 'monthly', label: 'per month' },
+        ]}
+        onChange={set('budgetPeriod')}
+      />
+
       <Field label="Requests per minute" hint="Empty: the group's default, if any." error={errors.rpm}>
         <input
           type="number"
@@ -273,6 +302,41 @@ export function KeyFormDialog({
           placeholder="No limit"
         />
       </Field>
+      <fieldset className="span2 guard" aria-label="Anomaly guard">
+        <legend>Anomaly guard</legend>
+        <Field
+          label="Max client IPs per hour"
+          hint="Distinct IPs using the key within a clock hour. Empty: not watched."
+          error={errors.guard}
+        >
+          <input
+            type="number"
+            min={1}
+            step={1}
+            value={guardIps}
+            onChange={(e) => set('guardIps')(e.target.value)}
+            placeholder="Not watched"
+          />
+        </Field>
+        <Field label="Max spend per hour (USD)" hint="Empty: not watched.">
+          <input
+            type="text"
+            inputMode="decimal"
+            value={guardSpend}
+            onChange={(e) => set('guardSpend')(e.target.value)}
+            placeholder="Not watched"
+          />
+        </Field>
+        <Field
+          label="When passed"
+          hint="Disable switches the key off and locks it; only an admin can enable it."
+        >
+          <select value={guardAction} onChange={(e) => set('guardAction')(e.target.value)}>
+            <option value="alert">Alert only</option>
+            <option value="disable">Disable the key</option>
+          </select>
+        </Field>
+      </fieldset>
 
       <div className="span2 expires">
         <Field
@@ -306,7 +370,7 @@ export function KeyFormDialog({
   );
 }
 
-async function copyText(text: string, fallbackEl: HTMLElement | null): Promise<boolean> {
+export async function copyText(text: string, fallbackEl: HTMLElement | null): Promise<boolean> {
   try {
     if (navigator.clipboard && window.isSecureContext) {
       await navigator.clipboard.writeText(text);

@@ -59,6 +59,11 @@ describe('initialKeyForm', () => {
       rpm: '',
       tpm: '',
       concurrency: '',
+      guardIps: '',
+      guardSpend: '',
+      guardAction: 'alert',
+      budget: '',
+      budgetPeriod: 'monthly',
       errors: {},
     });
   });
@@ -111,6 +116,7 @@ describe('validateKeyForm', () => {
     ['rpm', '1.5', /whole number/],
     ['patterns', 'gpt 4o*', /a pattern is a model name/],
     ['patterns', 'gpt*4o', /a pattern is a model name/],
+    ['budget', 'ten', /US dollars/],
   ] as const)('%s “%s” is refused', (field, value, message) => {
     const r = validateKeyForm(form(set('name', 'k'), set(field, value)), create);
     expect(r.body).toBeNull();
@@ -182,6 +188,7 @@ describe('validateKeyForm', () => {
       rpm: 60,
       tpm: null,
       max_concurrency: null,
+      guard: null,
     });
   });
 
@@ -199,6 +206,25 @@ describe('validateKeyForm', () => {
     expect(fieldOfParam('max_concurrency')).toBe('concurrency');
   });
 
+  it('sends the anomaly guard when a threshold is filled in', () => {
+    const s = form(
+      set('name', 'k'),
+      set('guardIps', '5'),
+      set('guardSpend', '2.5'),
+      set('guardAction', 'disable'),
+    );
+    expect(validateKeyForm(s, create).body).toEqual({
+      name: 'k',
+      guard: { max_ips_per_hour: 5, max_spend_per_hour: 2.5, action: 'disable' },
+    });
+    expect(validateKeyForm(form(set('name', 'k'), set('guardIps', '0')), create).errors.guard).toMatch(
+      /whole number of client IPs/,
+    );
+    expect(
+      validateKeyForm(form(set('name', 'k'), set('guardSpend', '0')), create).errors.guard,
+    ).toBeDefined();
+  });
+
   it('on edit, a key that allows nothing keeps allowing nothing', () => {
     const existing = existingKey({ models: [], allowed_ips: [] });
     const body = validateKeyForm(initialKeyForm(existing, SELF), { ...create, existing }).body;
@@ -208,6 +234,18 @@ describe('validateKeyForm', () => {
       models: null,
       allowed_ips: null,
     });
+  });
+});
+
+describe('budget', () => {
+  it('is sent as {amount, period} on create, and on edit only when it changes', () => {
+    const s = form(set('name', 'k'), set('budget', '5'), set('budgetPeriod', 'daily'));
+    expect(validateKeyForm(s, create).body).toEqual({ name: 'k', budget: { amount: 5, period: 'daily' } });
+    const existing = existingKey({ budget: { amount: 5, period: 'daily' } });
+    const same = validateKeyForm(initialKeyForm(existing, SELF), { ...create, existing }).body!;
+    expect('budget' in same).toBe(false);
+    const cleared = keyFormReducer(initialKeyForm(existing, SELF), set('budget', ''));
+    expect(validateKeyForm(cleared, { ...create, existing }).body!.budget).toBeNull();
   });
 });
 

@@ -5,7 +5,17 @@ import type { ApiKey } from '../api';
 import { toDateInput } from '../format';
 import { parseIpRules, parseLimit, parseList, parseUsd } from '../validate';
 
-export type KeyFormField = 'name' | 'ips' | 'quota' | 'expires' | 'rpm' | 'tpm' | 'concurrency' | 'models';
+export type KeyFormField =
+  | 'name'
+  | 'ips'
+  | 'quota'
+  | 'expires'
+  | 'rpm'
+  | 'tpm'
+  | 'concurrency'
+  | 'models'
+  | 'guard'
+  | 'budget';
 export type FieldErrors = Partial<Record<KeyFormField, string>>;
 
 export interface KeyFormState {
@@ -29,8 +39,19 @@ export interface KeyFormState {
   tpm: string;
   /** Requests at once, as typed. */
   concurrency: string;
+  /** Anomaly guard: distinct client IPs per hour, as typed ('' = not watched). */
+  guardIps: string;
+  /** Anomaly guard: USD per hour, as typed ('' = not watched). */
+  guardSpend: string;
+  /** What the guard does past a threshold. */
+  guardAction: 'alert' | 'disable';
+  /** Budget per period, USD as typed; '' = none of its own. */
+  budget: string;
+  budgetPeriod: BudgetPeriod;
   errors: FieldErrors;
 }
+
+export type BudgetPeriod = 'daily' | 'weekly' | 'monthly';
 
 export type TextField =
   | 'name'
@@ -42,7 +63,12 @@ export type TextField =
   | 'expires'
   | 'rpm'
   | 'tpm'
-  | 'concurrency';
+  | 'concurrency'
+  | 'guardIps'
+  | 'guardSpend'
+  | 'guardAction'
+  | 'budget'
+  | 'budgetPeriod';
 
 export type KeyFormAction =
   | { type: 'set'; field: TextField; value: string }
@@ -66,6 +92,11 @@ export function initialKeyForm(existing: ApiKey | undefined, selfId: number): Ke
     rpm: existing?.rpm != null ? String(existing.rpm) : '',
     tpm: existing?.tpm != null ? String(existing.tpm) : '',
     concurrency: existing?.max_concurrency != null ? String(existing.max_concurrency) : '',
+    guardIps: existing?.guard?.max_ips_per_hour != null ? String(existing.guard.max_ips_per_hour) : '',
+    guardSpend: existing?.guard?.max_spend_per_hour != null ? String(existing.guard.max_spend_per_hour) : '',
+    guardAction: existing?.guard?.action ?? 'alert',
+    budget: existing?.budget ? String(existing.budget.amount) : '',
+    budgetPeriod: existing?.budget?.period ?? 'monthly',
     errors: {},
   };
 }
@@ -132,6 +163,23 @@ export function validateKeyForm(
   if (tpm.error) errors.tpm = tpm.error;
   const concurrency = parseLimit(state.concurrency, 10_000, 'requests at once');
   if (concurrency.error) errors.concurrency = concurrency.error;
+  let guard: Record<string, unknown> | null = null;
+  if (state.guardIps.trim() || state.guardSpend.trim()) {
+    guard = { action: state.guardAction };
+    if (state.guardIps.trim()) {
+      const n = Number(state.guardIps);
+      if (!Number.isInteger(n) || n < 1)
+        errors.guard = 'Enter a whole number of client IPs per hour (1 or more), or leave it empty.';
+      else guard.max_ips_per_hour = n;
+    }
+    if (state.guardSpend.trim()) {
+      const spend = parseUsd(state.guardSpend);
+      if (spend.error || !spend.value) errors.guard = spend.error ?? 'Enter an amount above 0 USD.';
+      else guard.max_spend_per_hour = spend.value;
+    }
+  }
+  const budget = parseUsd(state.budget);
+  if (budget.error) errors.budget = budget.error;
   const patterns = parseList(state.patterns);
   const badPattern = patterns.find((p) => !/^[^\s*]+\*?$/.test(p) && p !== '*');
   if (badPattern) errors.models = `“${badPattern}”: a pattern is a model name, optionally ending in *.`;
@@ -151,7 +199,11 @@ export function validateKeyForm(
     rpm,
     tpm: tpm.value,
     max_concurrency: concurrency.value,
+    guard,
   };
+  // The budget is sent only when it changes (an unchanged one is not checked against its group again).
+  const nextBudget = budget.value === null ? null : { amount: budget.value, period: state.budgetPeriod };
+  if (JSON.stringify(nextBudget) !== JSON.stringify(existing?.budget ?? null)) body.budget = nextBudget;
   if (!existing) {
     for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
     if (ctx.isAdmin && state.owner !== String(ctx.selfId)) body.user_id = Number(state.owner);
@@ -168,6 +220,8 @@ const FIELD_OF_PARAM: Record<string, KeyFormField> = {
   tpm: 'tpm',
   max_concurrency: 'concurrency',
   models: 'models',
+  guard: 'guard',
+  budget: 'budget',
 };
 
 /** The form field an API error's `param` names ("allowed_ips[2]" → ips), if any. */

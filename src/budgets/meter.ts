@@ -1,0 +1,470 @@
+// Spend per budget period, held exactly under concurrency like the ledger's quota: a request
+// reserves its worst-case cost against every budget in force at once (all or none), then
+// settles the real cost (or releases the hold). Two implementations over one set of counters:
+//
+//   local   in memory; once a period's counter is loaded, reserve is synchronous (atomic)
+//   Redis   with REDIS_URL: spend and holds live in Redis, reserve / settle are Lua scripts,
+//           holds are per-instance fields that count only while the instance's lease lives
+//
+// What has been spent in a period is not stored separately: it is the sum of the usage
+// rollups (usage_daily, written in the same transaction as the log rows) since the period
+// began, read once per counter through `BudgetStore`. Spend settled here and not yet written
+// is `pending`; the usage writer's flush moves it into `base` when its batch commits, so a
+// counter never counts a row twice (the same scheme as billing/ledger-counters.ts).
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Db } from '../db/index.js';
+import type { NewLog } from '../db/schema.js';
+import type { Clock } from '../shared/clock.js';
+import { type BudgetPeriod, dayOf, PERIODS, periodEnd, periodStart } from './period.js';
+
+/** Whose spend a budget counts: one key's ('k') or one account's ('u'). */
+export type Subject = 'k' | 'u';
+
+/** One budget in force for a request. */
+export interface BudgetLine {
+  /** Whose budget it is: the key's own, the account's, or the key's group default. */
+  scope: 'key' | 'account' | 'group';
+  subject: Subject;
+  /** Key id (subject 'k') or user id (subject 'u'). */
+  id: number;
+  period: BudgetPeriod;
+  limitNano: number;
+}
+
+/** A counter: one subject's spend in one period. */
+export interface CounterRef {
+  cid: string;
+  subject: Subject;
+  id: number;
+  period: BudgetPeriod;
+  start: number;
+  end: number;
+  /** The strictest limit on this counter, and the line it comes from. */
+  limitNano: number;
+  line: BudgetLine;
+}
+
+export interface BudgetHold {
+  counters: CounterRef[];
+  amount: number;
+  done: boolean;
+}
+
+export type BudgetReserve =
+  | { ok: true; hold: BudgetHold }
+  | { ok: false; line: BudgetLine; spentNano: number; resetsAt: number };
+
+/** A settled charge on one counter: spend before and after it. */
+export interface Settled {
+  counter: CounterRef;
+  before: number;
+  after: number;
+}
+
+/** The usage domain's side: spend since a UTC day, per key or per account. */
+export interface BudgetStore {
+  spentSince(subject: Subject, id: number, day: string): Promise<number>;
+}
+
+export interface BudgetMeter {
+  reserve(lines: readonly BudgetLine[], amount: number, at: number): Promise<BudgetReserve>;
+  /** What a settlement of `cost` may charge: all of it within the hold, else no more than the budgets' room. */
+  capFor(hold: BudgetHold, cost: number): Promise<number>;
+  /**
+   * Drops the hold and adds the charge to the period holding `at` (when the request's log row
+   * is dated): a request that began before a period boundary and ended after it counts in the
+   * new period, as its row does.
+   */
+  settle(hold: BudgetHold, charge: number, at: number): Promise<Settled[]>;
+  release(hold: BudgetHold): void;
+  /** Spend in the period holding `at` (settled, written or not; holds excluded). */
+  spent(line: BudgetLine, at: number): Promise<number>;
+  /** The usage writer's contributor: pending spend becomes base once its rows commit. */
+  flushInto(
+    trx: Db,
+    rows: readonly NewLog[],
+    written?: readonly NewLog[],
+  ): Promise<{ committed(): void; aborted(): void }>;
+  close(): Promise<void>;
+}
+
+export const counterId = (subject: Subject, id: number, period: BudgetPeriod, start: number) =>
+  `${subject}:${id}:${period}:${start}`;
+
+/** The counters a request's lines touch, one per subject and period, each with its strictest limit. */
+export function countersFor(lines: readonly BudgetLine[], at: number): CounterRef[] {
+  const out = new Map<string, CounterRef>();
+  for (const line of lines) {
+    const start = periodStart(line.period, at);
+    const cid = counterId(line.subject, line.id, line.period, start);
+    const prev = out.get(cid);
+    if (prev && prev.limitNano <= line.limitNano) continue;
+    out.set(cid, {
+      cid,
+      subject: line.subject,
+      id: line.id,
+      period: line.period,
+      start,
+      end: periodEnd(line.period, at),
+      limitNano: line.limitNano,
+      line,
+    });
+  }
+  return [...out.values()];
+}
+
+/** The counters a settlement at `at` charges: the hold's own, or the next period's where one began since. */
+function chargeRefs(hold: BudgetHold, at: number): CounterRef[] {
+  return hold.counters.map((ref) =>
+    periodStart(ref.period, at) === ref.start
+      ? ref
+      : { ...countersFor([ref.line], at)[0]!, limitNano: ref.limitNano, line: ref.line },
+  );
+}
+
+interface Counter {
+  base: number;
+  pending: number;
+  reserved: number;
+  end: number;
+}
+
+/** Forgotten this long after their period ended, once nothing is pending or held. */
+const AFTER_END_MS = 60_000;
+
+function createCounters(store: BudgetStore, now: Clock) {
+  const counters = new Map<string, Counter>();
+  const loading = new Map<string, Promise<void>>();
+  /** The stored spend of a counter's period (rows of this period written so far). */
+  const readBase = (c: CounterRef) => store.spentSince(c.subject, c.id, dayOf(c.start));
+
+  function ensure(c: CounterRef): Promise<void> | null {
+    if (counters.has(c.cid)) return null;
+    let p = loading.get(c.cid);
+    if (!p) {
+      // No lock against the usage writer (on SQLite its open transaction holds the one
+      // connection, and it would wait for this lock): a counter's base is read once, before any
+      // spend is pending on it, and a batch moves spend into the base only for counters that
+      // existed when it began, so nothing is counted twice.
+      p = readBase(c)
+        .then((base) => {
+          if (!counters.has(c.cid)) counters.set(c.cid, { base, pending: 0, reserved: 0, end: c.end });
+        })
+        .finally(() => loading.delete(c.cid));
+      loading.set(c.cid, p);
+    }
+    return p;
+  }
+
+  return {
+    counters,
+    readBase,
+    async load(refs: readonly CounterRef[]): Promise<Counter[]> {
+      for (const p of refs.map(ensure)) if (p) await p;
+      return refs.map((r) => counters.get(r.cid)!);
+    },
+    async flushInto(_trx: Db, rows: readonly NewLog[], written: readonly NewLog[] = rows) {
+      const deltas = (list: readonly NewLog[]) => {
+        const m = new Map<string, number>();
+        for (const r of list) {
+          const cost = Number(r.cost_nano);
+          if (!cost) continue;
+          const at = Number(r.created_at);
+          for (const period of PERIODS) {
+            const start = periodStart(period, at);
+            for (const [subject, id] of [
+              ['k', r.key_id],
+              ['u', r.user_id],
+            ] as const) {
+              const cid = counterId(subject, Number(id), period, start);
+              if (counters.has(cid)) m.set(cid, (m.get(cid) ?? 0) + cost);
+            }
+          }
+        }
+        return m;
+      };
+      const gained = deltas(written);
+      const taken = written === rows ? gained : deltas(rows);
+      return {
+        committed() {
+          for (const [cid, d] of taken) {
+            const c = counters.get(cid);
+            if (c) c.pending -= d;
+          }
+          for (const [cid, d] of gained) {
+            const c = counters.get(cid);
+            if (c) c.base += d;
+          }
+          const t = now();
+          for (const [cid, c] of counters)
+            if (!c.pending && !c.reserved && c.end + AFTER_END_MS < t) counters.delete(cid);
+        },
+        aborted: () => {},
+      };
+    },
+  };
+}
+
+/** Room left on a counter for a new hold. */
+const room = (limit: number, spent: number, held: number) => limit - spent - held;
+
+export function createLocalMeter(deps: { store: BudgetStore; logger: Logger; now?: Clock }): BudgetMeter {
+  const c = createCounters(deps.store, deps.now ?? Date.now);
+
+  async function settle(hold: BudgetHold, charge: number, at: number): Promise<Settled[]> {
+    if (hold.done) return [];
+    hold.done = true;
+    for (const ref of hold.counters) {
+      const k = c.counters.get(ref.cid);
+      if (k) k.reserved -= hold.amount;
+    }
+    if (charge === 0) return [];
+    const refs = chargeRefs(hold, at);
+    const loaded = await c.load(refs);
+    return refs.map((counter, i) => {
+      const k = loaded[i]!;
+      const before = k.base + k.pending;
+      k.pending += charge;
+      return { counter, before, after: before + charge };
+    });
+  }
+
+  return {
+    async reserve(lines, amount, at) {
+      const refs = countersFor(lines, at);
+      const loaded = await c.load(refs);
+      // No await from here to the increments: the check and the holds are atomic.
+      for (let i = 0; i < refs.length; i++) {
+        const k = loaded[i]!;
+        if (amount > 0 && room(refs[i]!.limitNano, k.base + k.pending, k.reserved) < amount)
+          return { ok: false, line: refs[i]!.line, spentNano: k.base + k.pending, resetsAt: refs[i]!.end };
+      }
+      for (const k of loaded) k.reserved += amount;
+      return { ok: true, hold: { counters: refs, amount, done: false } };
+    },
+    async capFor(hold, cost) {
+      if (cost <= hold.amount) return cost;
+      let cap = cost;
+      for (const ref of hold.counters) {
+        const k = c.counters.get(ref.cid);
+        if (k)
+          cap = Math.min(cap, Math.max(0, room(ref.limitNano, k.base + k.pending, k.reserved - hold.amount)));
+      }
+      return cap;
+    },
+    settle,
+    release: (hold) =>
+      void settle(hold, 0, 0).catch((err: unknown) =>
+        deps.logger.error({ err: String(err) }, 'budgets: release failed'),
+      ),
+    async spent(line, at) {
+      const [k] = await c.load(countersFor([line], at));
+      return k!.base + k!.pending;
+    },
+    flushInto: c.flushInto,
+    close: async () => {},
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Redis: the same rules in Lua (see billing/ledger-redis.ts for the number conventions).
+
+const NEEDS_SEED = -1;
+const NOT_READ = '-1';
+const COUNTER_TTL_S = 3600;
+
+const LUA_HELD = `local function INT(n) return string.format('%d', n) end
+local function HELD(k, livep)
+  local t = redis.call('HGETALL', k); local sum = 0
+  for i = 1, #t, 2 do
+    local f = t[i]
+    if string.sub(f, 1, 2) == 'h:' then
+      if redis.call('EXISTS', livep .. string.sub(f, 3)) == 1 then sum = sum + tonumber(t[i + 1])
+      else redis.call('HDEL', k, f) end
+    end
+  end
+  return sum
+end
+`;
+// KEYS: the counters, then this instance's liveness key. ARGV: amount, ttl, hold field,
+// liveness prefix, lease ms, then per counter: limit, stored spend (NOT_READ = not read).
+// Answers 0 (held on all), -1 (a counter needs seeding) or i (counter i refused; 1-based).
+const RESERVE_LUA = `${LUA_HELD}
+local n = #KEYS - 1
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    local seed = ARGV[5 + 2 * i]
+    if seed == '${NOT_READ}' then return ${NEEDS_SEED} end
+    redis.call('HSET', KEYS[i], 'spent', seed)
+  end
+end
+redis.call('SET', KEYS[n + 1], '1', 'PX', ARGV[5])
+local amount = tonumber(ARGV[1])
+if amount > 0 then
+  for i = 1, n do
+    local limit = tonumber(ARGV[4 + 2 * i])
+    if limit - tonumber(redis.call('HGET', KEYS[i], 'spent')) - HELD(KEYS[i], ARGV[4]) < amount then return i end
+  end
+end
+for i = 1, n do
+  redis.call('HINCRBY', KEYS[i], ARGV[3], ARGV[1]); redis.call('EXPIRE', KEYS[i], ARGV[2])
+end
+return 0`;
+// KEYS: the n held counters, then the n counters to charge (the same ones, or the next
+// period's). ARGV: held amount, charge, hold field, ttl, then per charged counter the spend
+// to seed it with when it does not exist (stored plus this instance's unwritten spend).
+// Drops the hold and adds the charge (a charge of 0 is a release: nothing is created);
+// answers each charged counter's spend after it.
+const SETTLE_LUA = `${LUA_HELD}
+local n = #KEYS / 2; local hold = tonumber(ARGV[1]); local out = {}
+for i = 1, n do
+  local v = redis.call('HGET', KEYS[i], ARGV[3]); local h = v and tonumber(v) or 0
+  if h > hold then redis.call('HSET', KEYS[i], ARGV[3], INT(h - hold)) elseif v then redis.call('HDEL', KEYS[i], ARGV[3]) end
+end
+if ARGV[2] == '0' then return out end
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[n + i]) == 0 then
+    redis.call('HSET', KEYS[n + i], 'spent', ARGV[4 + i]); redis.call('EXPIRE', KEYS[n + i], ARGV[4])
+  end
+  out[i] = tostring(redis.call('HINCRBY', KEYS[n + i], 'spent', ARGV[2]))
+end
+return out`;
+// KEYS: the counters. ARGV: liveness prefix, then per counter its limit. Answers the least
+// room over them (the caller's own hold still counted), as a decimal string.
+const ROOM_LUA = `${LUA_HELD}
+local least = nil
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local r = tonumber(ARGV[1 + i]) - tonumber(redis.call('HGET', KEYS[i], 'spent')) - HELD(KEYS[i], ARGV[1])
+    if least == nil or r < least then least = r end
+  end
+end
+if least == nil then return 'none' end
+return INT(least)`;
+
+const int = (n: number): string => {
+  if (!Number.isSafeInteger(n)) throw new Error(`budgets: amount ${n} is not a safe integer`);
+  return n === 0 ? '0' : String(n);
+};
+
+export function createRedisMeter(deps: {
+  store: BudgetStore;
+  logger: Logger;
+  redis: Redis;
+  redisPrefix: string;
+  holdLeaseMs?: number;
+  now?: Clock;
+}): BudgetMeter {
+  const { redis } = deps;
+  const c = createCounters(deps.store, deps.now ?? Date.now);
+  const rk = (cid: string) => `${deps.redisPrefix}:budget:${cid}`;
+  const leaseMs = deps.holdLeaseMs ?? 30_000;
+  const instance = randomBytes(8).toString('hex');
+  const livePrefix = `${deps.redisPrefix}:budget:live:`;
+  const liveKey = livePrefix + instance;
+  const holdField = `h:${instance}`;
+  const heartbeat = setInterval(
+    () =>
+      void redis
+        .set(liveKey, '1', 'PX', leaseMs)
+        .catch((err) => deps.logger.warn({ err: String(err) }, 'budgets: hold lease renewal failed')),
+    Math.max(250, Math.floor(leaseMs / 3)),
+  );
+  heartbeat.unref();
+
+  const run = (refs: CounterRef[], amount: number, seeds: string[] | null) =>
+    redis.eval(
+      RESERVE_LUA,
+      refs.length + 1,
+      ...refs.map((r) => rk(r.cid)),
+      liveKey,
+      int(amount),
+      COUNTER_TTL_S,
+      holdField,
+      livePrefix,
+      leaseMs,
+      ...refs.flatMap((r, i) => [int(r.limitNano), seeds ? seeds[i]! : NOT_READ]),
+    ) as Promise<number>;
+
+  async function settle(hold: BudgetHold, charge: number, at: number): Promise<Settled[]> {
+    if (hold.done) return [];
+    hold.done = true;
+    if (hold.counters.length === 0) return [];
+    const refs = charge === 0 ? hold.counters : chargeRefs(hold, at);
+    // This instance's unwritten spend is counted per counter (it seeds Redis when needed).
+    const loaded = charge === 0 ? [] : await c.load(refs);
+    const after = (await redis.eval(
+      SETTLE_LUA,
+      hold.counters.length * 2,
+      ...hold.counters.map((r) => rk(r.cid)),
+      ...refs.map((r) => rk(r.cid)),
+      int(hold.amount),
+      int(charge),
+      holdField,
+      COUNTER_TTL_S,
+      ...refs.map((_, i) => (loaded[i] ? int(loaded[i].base + loaded[i].pending) : '0')),
+    )) as string[];
+    for (const k of loaded) k.pending += charge;
+    const out: Settled[] = [];
+    refs.forEach((counter, i) => {
+      const a = Number(after[i]);
+      if (a >= 0 && charge > 0) out.push({ counter, before: a - charge, after: a });
+    });
+    return out;
+  }
+
+  return {
+    async reserve(lines, amount, at) {
+      const refs = countersFor(lines, at);
+      if (refs.length === 0) return { ok: true, hold: { counters: refs, amount, done: false } };
+      await c.load(refs);
+      let answer = await run(refs, amount, null);
+      if (answer === NEEDS_SEED) {
+        // First use anywhere (or idled out): the stored spend plus what this instance has not written.
+        const stored = await Promise.all(refs.map((r) => c.readBase(r)));
+        answer = await run(
+          refs,
+          amount,
+          refs.map((r, i) => int(stored[i]! + (c.counters.get(r.cid)?.pending ?? 0))),
+        );
+      }
+      if (answer > 0) {
+        const ref = refs[answer - 1]!;
+        const spent = Number(await redis.hget(rk(ref.cid), 'spent'));
+        return { ok: false, line: ref.line, spentNano: spent, resetsAt: ref.end };
+      }
+      return { ok: true, hold: { counters: refs, amount, done: false } };
+    },
+    async capFor(hold, cost) {
+      if (cost <= hold.amount || hold.counters.length === 0) return cost;
+      const least = (await redis.eval(
+        ROOM_LUA,
+        hold.counters.length,
+        ...hold.counters.map((r) => rk(r.cid)),
+        livePrefix,
+        ...hold.counters.map((r) => int(r.limitNano)),
+      )) as string;
+      // The room counts this request's own hold as taken: it may have that back.
+      return least === 'none' ? cost : Math.max(0, Math.min(cost, Number(least) + hold.amount));
+    },
+    settle,
+    release: (hold) =>
+      void settle(hold, 0, 0).catch((err: unknown) =>
+        deps.logger.error({ err: String(err) }, 'budgets: release failed'),
+      ),
+    async spent(line, at) {
+      const [ref] = countersFor([line], at);
+      const v = await redis.hget(rk(ref!.cid), 'spent');
+      if (v !== null) return Number(v);
+      const [k] = await c.load([ref!]);
+      return k!.base + k!.pending;
+    },
+    flushInto: c.flushInto,
+    async close() {
+      clearInterval(heartbeat);
+      await redis.del(liveKey).catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,126 @@
+// A leak report reaching one gateway switches the key off on every gateway sharing its
+// PostgreSQL and Redis within a second (contract §8), although both held the key in their
+// caches; and the anomaly guard counts client IPs across both.
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { pgUrl, redisUrl, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { expectRelayError, relay } from '../foundation/util.js';
+import { type FakeGithub, fakeGithub, match } from '../security/helpers.js';
+
+const enabled = !!pgUrl() && !!redisUrl();
+if (!enabled) console.warn('[moleapi tests] SKIPPING leak revocation suite: needs PostgreSQL and Redis');
+
+describe.skipIf(!enabled)('leak response on two instances sharing PostgreSQL + Redis', () => {
+  let a: TestServer;
+  let b: TestServer;
+  let gh: FakeGithub;
+  beforeAll(async () => {
+    gh = fakeGithub();
+    const env = { MOLE_SECRET_SCANNING_KEYS: gh.file, MOLE_TRUSTED_PROXIES: '127.0.0.1' };
+    a = await startTestServer({ backend: 'postgres', redis: true, env });
+    b = await startTestServer({ shareWith: a, redis: true, env });
+    expect(
+      (await a.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: ['mole-mini'] })).status,
+    ).toBe(201);
+    expect((await a.api('PUT', '/api/prices/mole-mini', { input: 1000, output: 1000 })).status).toBe(200);
+    // b learns about the channel and price through the shared invalidation channel.
+    await vi.waitFor(() => {
+      expect(b.services.channels.serves('default', 'mole-mini')).toBe(true);
+      expect(b.services.catalog.price('mole-mini')).not.toBeNull();
+    });
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+    gh?.cleanup();
+  });
+
+  it('a signed report to one instance revokes the key on both in under 1 s', async () => {
+    const { key, secret } = await userWithKey(a);
+    // Both instances hold the key in their caches.
+    for (const s of [a, b]) {
+      expect((await relay(s, secret)).status).toBe(200);
+      expect((await relay(s, secret)).status).toBe(200);
+    }
+    const t0 = performance.now();
+    const r = await gh.report(a, [match(secret)]);
+    expect(r.status).toBe(200);
+    expect(r.body[0].label).toBe('true_positive');
+    // Poll the other instance until it refuses the key.
+    let elapsed = Number.POSITIVE_INFINITY;
+    while (performance.now() - t0 < 3000) {
+      const res = await relay(b, secret);
+      if (res.status === 401) {
+        elapsed = performance.now() - t0;
+        expectRelayError(res, 401, 'key_disabled');
+        break;
+      }
+    }
+    console.log(
+      `[leak revocation] report answered in ${r.ms.toFixed(0)} ms; the other instance refused the key ${elapsed.toFixed(0)} ms after the report was sent`,
+    );
+    expect(elapsed).toBeLessThan(1000);
+    expectRelayError(await relay(a, secret), 401, 'key_disabled');
+    expect((await b.api('GET', `/api/keys/${key.id}`)).body).toMatchObject({
+      status: 'disabled',
+      locked: true,
+    });
+  });
+
+  it('the IP guard counts client IPs seen by either instance', async () => {
+    const { key, secret } = await userWithKey(a, {
+      key: { guard: { max_ips_per_hour: 2, action: 'disable' } },
+    });
+    const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
+    expect((await relay(a, secret, from('198.51.100.1'))).status).toBe(200);
+    expect((await relay(b, secret, from('198.51.100.2'))).status).toBe(200);
+    expect((await relay(a, secret, from('198.51.100.2'))).status).toBe(200);
+    expectRelayError(await relay(b, secret, from('198.51.100.3')), 401, 'key_disabled');
+    expectRelayError(await relay(a, secret, from('198.51.100.1')), 401, 'key_disabled');
+    const audit = await a.api('GET', `/api/audit?key_id=${key.id}&action=key.auto_disabled`);
+    expect(audit.body.data).toHaveLength(1);
+  });
+
+  it('an IP alert raised on both instances is one event', async () => {
+    const { key, secret } = await userWithKey(a, {
+      key: { guard: { max_ips_per_hour: 1, action: 'alert' } },
+    });
+    const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
+    expect((await relay(a, secret, from('192.0.2.10'))).status).toBe(200);
+    expect((await relay(b, secret, from('192.0.2.11'))).status).toBe(200);
+    expect((await relay(a, secret, from('192.0.2.12'))).status).toBe(200);
+    const events = await a.services.events.list({ limit: 10, keyId: key.id, type: 'key.auto_disabled' });
+    expect(events.data).toHaveLength(1);
+    expect(events.data[0]?.data).toMatchObject({ action: 'alert', metric: 'ips' });
+  });
+
+  it('spend per hour adds up what both instances settled', async () => {
+    const { key, secret } = await userWithKey(a, { balance: 100 });
+    const chat = (s: TestServer) =>
+      relay(s, secret, {
+        method: 'POST',
+        path: '/v1/chat/completions',
+        body: { model: 'mole-mini', messages: [{ role: 'user', content: 'dig' }], max_tokens: 12 },
+      });
+    expect((await chat(a)).status).toBe(200);
+    await a.services.flush();
+    const cost = (await a.api('GET', `/api/keys/${key.id}`)).body.used as number;
+    expect(cost).toBeGreaterThan(0);
+    // From now on (the call above was before any guard, so it does not count): 1.5 calls' worth.
+    const set = await a.api('PATCH', `/api/keys/${key.id}`, {
+      guard: { max_spend_per_hour: cost * 1.5, action: 'disable' },
+    });
+    expect(set.status).toBe(200);
+    // b has heard of the new guard (its cached key was dropped over Redis).
+    await vi.waitFor(async () => {
+      const v = await b.services.verifier.verify(secret, '127.0.0.1');
+      expect(v.ok && v.key.guard).toBeTruthy();
+    });
+    expect((await chat(b)).status).toBe(200);
+    expect((await a.api('GET', `/api/keys/${key.id}`)).body.status).toBe('active');
+    expect((await chat(a)).status).toBe(200); // the second guarded call passes 1.5 calls' worth
+    await vi.waitFor(async () => expectRelayError(await relay(b, secret), 401, 'key_disabled'));
+    const audit = await a.api('GET', `/api/audit?key_id=${key.id}&action=key.auto_disabled`);
+    expect(audit.body.data).toHaveLength(1);
+    expect(audit.body.data[0].changes).toMatchObject({ metric: 'spend' });
+  });
+});

@@ -1,0 +1,22 @@
+// One test server (and mock provider) for a whole describe block: started before its tests,
+// handed to the block through `use`, closed after them (tests that do not interfere share it).
+import { afterAll, beforeAll } from 'vitest';
+import { type MockProvider, type MockProviderOptions, startMockProvider } from '../mock-provider/server.js';
+import { type StartOptions, startTestServer, type TestServer } from './server.js';
+
+function forSuite<T extends { close(): Promise<void> }>(start: () => Promise<T>, use: (t: T) => void): void {
+  let started: T | undefined;
+  beforeAll(async () => {
+    started = await start();
+    use(started);
+  });
+  afterAll(async () => {
+    await started?.close();
+  });
+}
+
+export const serverForSuite = (opts: StartOptions, use: (s: TestServer) => void): void =>
+  forSuite(() => startTestServer(opts), use);
+
+export const mockForSuite = (opts: MockProviderOptions, use: (m: MockProvider) => void): void =>
+  forSuite(() => startMockProvider(opts), use);

@@ -161,8 +161,11 @@ export function createAccountActions(deps: {
         const current = await accounts.requireUser(id);
         const group = patch.group ?? current.group_name;
         const moved = group !== current.group_name;
-        const pick = (v: number | null | undefined, stored: number | null) =>
-          v !== undefined ? v : moved ? (stored === null ? null : Number(stored)) : undefined;
+        const pick = (v: number | null | undefined, stored: number | null) => {
+          const was = stored === null ? null : Number(stored);
+          if (moved) return v !== undefined ? v : was;
+          return v !== undefined && v !== was ? v : undefined;
+        };
         checkWithinGroup(
           'account',
           {

@@ -28,6 +28,8 @@ export interface Key {
   remaining: number | null;
   group: string | null;
   rpm: number | null;
+  tpm?: number | null;
+  max_concurrency?: number | null;
   locked: boolean;
   expires_at: string | null;
   created_at: string;
@@ -68,6 +70,8 @@ const keyDetails = (k: Key) =>
     ['used', usd(k.used)],
     ['group', k.group ?? "the owner's"],
     ['rpm', k.rpm ?? 'unlimited'],
+    ['tpm', k.tpm ?? 'unlimited'],
+    ['max concurrency', k.max_concurrency ?? 'unlimited'],
     ['expires', k.expires_at ?? 'never'],
     ['created', k.created_at],
     ['last used', k.last_used_at ? `${k.last_used_at} from ${k.last_used_ip ?? '?'}` : 'never'],
@@ -114,6 +118,8 @@ export function registerKeys(program: Command, ctx: CliContext): void {
     .option('--expires <time>', 'expiry: ISO 8601, or from now like 30d', (v) => futureTime(v))
     .option('--group <name>', 'group whose models and prices apply')
     .option('--rpm <n>', 'requests per minute', parseIntArg)
+    .option('--tpm <n>', 'tokens (input + output) per minute', parseIntArg)
+    .option('--max-concurrency <n>', 'requests in flight at once', parseIntArg)
     .action(
       async (
         name: string,
@@ -125,6 +131,8 @@ export function registerKeys(program: Command, ctx: CliContext): void {
           expires?: string;
           group?: string;
           rpm?: number;
+          tpm?: number;
+          maxConcurrency?: number;
         },
         cmd,
       ) => {
@@ -139,6 +147,8 @@ export function registerKeys(program: Command, ctx: CliContext): void {
               ...(o.expires ? { expires_at: o.expires } : {}),
               ...(o.group ? { group: o.group } : {}),
               ...(o.rpm !== undefined ? { rpm: o.rpm } : {}),
+              ...(o.tpm !== undefined ? { tpm: o.tpm } : {}),
+              ...(o.maxConcurrency !== undefined ? { max_concurrency: o.maxConcurrency } : {}),
             },
           }),
         );
@@ -200,6 +210,8 @@ const OPTION_OF: Record<string, string> = {
   expires_at: '--expires',
   group: '--group',
   rpm: '--rpm',
+  tpm: '--tpm',
+  max_concurrency: '--max-concurrency',
 };
 
 async function withOptionHint<T>(p: Promise<T>): Promise<T> {

@@ -126,8 +126,15 @@ export function createKeyActions(deps: {
     const policy = deps.groups.group(group);
     if (!policy) return;
     const moved = was !== group;
+    // What the change sets (a value sent unchanged is no change), or everything when the key moves.
     const pick = <K extends 'rpm' | 'tpm' | 'maxConcurrency' | 'expiresAt'>(k: K) =>
-      fields[k] !== undefined ? fields[k] : moved ? before?.row[k] : undefined;
+      moved
+        ? fields[k] !== undefined
+          ? fields[k]
+          : before?.row[k]
+        : fields[k] !== undefined && (!before || fields[k] !== before.row[k])
+          ? fields[k]
+          : undefined;
     checkWithinGroup(
       'key',
       { rpm: pick('rpm'), tpm: pick('tpm'), maxConcurrency: pick('maxConcurrency') },

@@ -163,6 +163,10 @@ describe('mole CLI', { timeout: 180_000 }, () => {
       '127.0.0.1,::1',
       '--rpm',
       '60',
+      '--tpm',
+      '50000',
+      '--max-concurrency',
+      '2',
       '--expires',
       '30d',
     ]);
@@ -174,6 +178,8 @@ describe('mole CLI', { timeout: 180_000 }, () => {
       quota: 2,
       allowed_ips: ['127.0.0.1', '::1'],
       rpm: 60,
+      tpm: 50_000,
+      max_concurrency: 2,
     });
     expect(Date.parse(created.expires_at) - Date.now()).toBeGreaterThan(29 * 86_400_000);
     expect(created.key).toMatch(/^sk-[0-9A-Za-z]{48}$/);

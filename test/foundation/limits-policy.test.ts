@@ -93,8 +93,15 @@ describe.each(backends())('group policy and limit fields [%s]', (backend) => {
     const moved = await s.api('PATCH', `/api/keys/${ok.body.id}`, { group: tight });
     expect(moved.status).toBe(422);
     expect(moved.body.error.code).toBe('limit_above_group');
-    // Other changes to a key are not held up by its limits.
+    // Other changes to a key are not held up by its limits, nor by a limit sent unchanged
+    // that its group has since gone below (what the console's edit form sends).
     expect((await s.api('PATCH', `/api/keys/${ok.body.id}`, { name: 'renamed' })).status).toBe(200);
+    await s.api('PUT', `/api/groups/${g}`, { rpm: 30 });
+    const same = await s.api('PATCH', `/api/keys/${ok.body.id}`, { name: 'again', rpm: 60 });
+    expect(same.status).toBe(200);
+    expect((await s.api('PATCH', `/api/keys/${ok.body.id}`, { rpm: 59 })).body.error.code).toBe(
+      'limit_above_group',
+    );
     // The owner signed in is held to the same ceilings.
     const { cookie, csrf } = await login(s, user.username, 'password-123');
     const own = await s.api(

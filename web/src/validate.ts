@@ -75,3 +75,23 @@ export function parseList(text: string): string[] {
     .map((s) => s.trim())
     .filter(Boolean);
 }
+
+/**
+ * A limit typed by a person (rpm, tpm, concurrency, days): empty = none; else a whole number
+ * from 1 to `max`, as the server requires.
+ */
+export function parseLimit(
+  text: string,
+  max: number,
+  what: string,
+): { value: number | null; error: string | null } {
+  const t = text.trim().replace(/[,_\s]/g, '');
+  if (!t) return { value: null, error: null };
+  const n = Number(t);
+  if (!/^\d+$/.test(t) || !Number.isSafeInteger(n) || n < 1 || n > max)
+    return {
+      value: null,
+      error: `Enter a whole number of ${what} from 1 to ${max.toLocaleString('en-US')}, or leave it empty.`,
+    };
+  return { value: n, error: null };
+}

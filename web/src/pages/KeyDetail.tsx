@@ -89,7 +89,12 @@ export function KeyDetailPage({ id }: { id: string }) {
                   k.allowed_origins?.length ? k.allowed_origins.join(', ') : 'none (browsers refused)',
                 ],
                 ['Group', k.group ?? <OwnerGroup userId={k.user_id} />],
-                ['Rate limit', k.rpm ? `${k.rpm} requests per minute` : 'none'],
+                ['Rate limit', k.rpm ? `${k.rpm} requests per minute` : 'none of its own'],
+                ['Token limit', k.tpm ? `${k.tpm.toLocaleString()} tokens per minute` : 'none of its own'],
+                [
+                  'Concurrency',
+                  k.max_concurrency ? `${k.max_concurrency} requests at once` : 'none of its own',
+                ],
                 ['Expires', k.expires_at ? dateTime(k.expires_at) : 'never'],
                 ['Created', dateTime(k.created_at)],
                 [

@@ -6,7 +6,7 @@ import { FormDialog } from '../components/dialogs';
 import { notify } from '../components/notices';
 import { ActionsCell, DeleteButton, DeleteDialog } from '../components/records';
 import { ACTIONS, type Column, DataTable, PageHead, Section } from '../components/layout';
-import { parseUsd } from '../validate';
+import { parseLimit, parseList, parseUsd } from '../validate';
 
 /** Model names may hold "/" (org/model): the server takes the rest of the path as the name. */
 const modelPath = (m: string) => m.split('/').map(encodeURIComponent).join('/');
@@ -19,7 +19,25 @@ const PRICE_COLUMNS: Column[] = [
   { label: 'Output / 1M', num: true },
   ACTIONS,
 ];
-const GROUP_COLUMNS: Column[] = ['Group', { label: 'Multiplier', num: true }, 'Key budget', ACTIONS];
+
+/** A group's limits, models and key lifetime in a few words. */
+function groupPolicy(g: Group): string {
+  const parts = [
+    g.rpm ? `${g.rpm} rpm` : null,
+    g.tpm ? `${g.tpm.toLocaleString()} tpm` : null,
+    g.max_concurrency ? `${g.max_concurrency} at once` : null,
+    g.models ? `models: ${g.models.join(', ')}` : null,
+    g.max_key_lifetime_days ? `keys live ≤ ${g.max_key_lifetime_days} days` : null,
+  ].filter(Boolean);
+  return parts.length ? parts.join(' · ') : 'none';
+}
+const GROUP_COLUMNS: Column[] = [
+  'Group',
+  { label: 'Multiplier', num: true },
+  'Limits and policy',
+  'Key budget',
+  ACTIONS,
+];
 const PER = { daily: 'day', weekly: 'week', monthly: 'month' } as const;
 
 export default function PricingPage() {
@@ -117,6 +135,7 @@ export default function PricingPage() {
                 <tr key={g.name}>
                   <th scope="row">{g.name}</th>
                   <td className="num">×{g.multiplier}</td>
+                  <td>{groupPolicy(g)}</td>
                   <td>{g.budget ? `${usd(g.budget.amount)} per ${PER[g.budget.period]} per key` : '—'}</td>
                   <td>
                     <button type="button" onClick={() => setEditingGroup(g)}>
@@ -273,17 +292,39 @@ function GroupForm({
 }) {
   const [name, setName] = useState(existing?.name ?? '');
   const [multiplier, setMultiplier] = useState(existing ? String(existing.multiplier) : '1');
+  const text = (v: number | null | undefined) => (v == null ? '' : String(v));
+  const [rpm, setRpm] = useState(text(existing?.rpm));
+  const [tpm, setTpm] = useState(text(existing?.tpm));
+  const [concurrency, setConcurrency] = useState(text(existing?.max_concurrency));
+  const [models, setModels] = useState((existing?.models ?? []).join(', '));
+  const [lifetime, setLifetime] = useState(text(existing?.max_key_lifetime_days));
   const [budget, setBudget] = useState(existing?.budget ? String(existing.budget.amount) : '');
   const [budgetPeriod, setBudgetPeriod] = useState<string>(existing?.budget?.period ?? 'monthly');
   const submit = () => {
     const m = Number(multiplier);
     if (!name.trim()) return 'Enter a group name.';
     if (!(m >= 0) || !Number.isFinite(m)) return 'The multiplier is a number such as 1, 0.8 or 1.5.';
+    const limits = [
+      parseLimit(rpm, 1_000_000, 'requests per minute'),
+      parseLimit(tpm, 1_000_000_000, 'tokens per minute'),
+      parseLimit(concurrency, 10_000, 'requests at once'),
+      parseLimit(lifetime, 3650, 'days'),
+    ];
+    const bad = limits.find((l) => l.error);
+    if (bad?.error) return bad.error;
+    const list = parseList(models);
+    const badModel = list.find((p) => !/^[^\s*]+\*?$/.test(p) && p !== '*');
+    if (badModel) return `“${badModel}”: a model is a name, optionally ending in *.`;
     const b = parseUsd(budget);
     if (b.error) return `Key budget: ${b.error}`;
     return api
       .put(`/api/groups/${encodeURIComponent(name.trim())}`, {
         multiplier: m,
+        rpm: limits[0]!.value,
+        tpm: limits[1]!.value,
+        max_concurrency: limits[2]!.value,
+        models: list.length ? list : null,
+        max_key_lifetime_days: limits[3]!.value,
         budget: b.value === null ? null : { amount: b.value, period: budgetPeriod },
       })
       .then(onSaved);
@@ -316,6 +357,54 @@ function GroupForm({
           data-autofocus={existing ? true : undefined}
         />
       </label>
+      <label>
+        Requests per minute
+        <input
+          inputMode="numeric"
+          value={rpm}
+          onChange={(e) => setRpm(e.target.value)}
+          placeholder="No limit"
+        />
+      </label>
+      <label>
+        Tokens per minute
+        <input
+          inputMode="numeric"
+          value={tpm}
+          onChange={(e) => setTpm(e.target.value)}
+          placeholder="No limit"
+        />
+      </label>
+      <label>
+        Max concurrent requests
+        <input
+          inputMode="numeric"
+          value={concurrency}
+          onChange={(e) => setConcurrency(e.target.value)}
+          placeholder="No limit"
+        />
+      </label>
+      <label>
+        Max key lifetime (days)
+        <input
+          inputMode="numeric"
+          value={lifetime}
+          onChange={(e) => setLifetime(e.target.value)}
+          placeholder="No limit"
+        />
+      </label>
+      <label className="span2">
+        Models the group may use
+        <input
+          value={models}
+          onChange={(e) => setModels(e.target.value)}
+          placeholder="Every model (or e.g. gpt-4o*, mole-mini)"
+        />
+      </label>
+      <p className="hint span2">
+        Limits are each key's and each account's default and ceiling in this group; keys and users cannot be
+        set above them.
+      </p>
       <label>
         Key budget (USD)
         <input

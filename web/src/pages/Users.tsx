@@ -12,7 +12,7 @@ import { FilterForm, SelectField, type Option } from '../components/controls';
 import { ActionsCell, changeStatus, DeleteButton, DeleteDialog } from '../components/records';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { useSession } from '../session';
-import { parseUsd } from '../validate';
+import { parseLimit, parseUsd } from '../validate';
 import { useGroups } from './keyDialogs';
 
 const COLUMNS: Column[] = [
@@ -192,6 +192,10 @@ function UserForm({
   const [group, setGroup] = useState(existing?.group ?? 'default');
   const [status, setStatus] = useState<User['status']>(existing?.status ?? 'active');
   const [balance, setBalance] = useState('');
+  const text = (v: number | null | undefined) => (v == null ? '' : String(v));
+  const [rpm, setRpm] = useState(text(existing?.rpm));
+  const [tpm, setTpm] = useState(text(existing?.tpm));
+  const [concurrency, setConcurrency] = useState(text(existing?.max_concurrency));
   const [budget, setBudget] = useState(existing?.budget ? String(existing.budget.amount) : '');
   const [budgetPeriod, setBudgetPeriod] = useState<string>(existing?.budget?.period ?? 'monthly');
 
@@ -201,6 +205,15 @@ function UserForm({
     if (self && password && !currentPassword) return 'Enter your current password to change it.';
     const b = parseUsd(balance);
     if (b.error) return b.error;
+    // The account's own limits, over all its keys (empty: its group's default, if any).
+    const limits = [
+      parseLimit(rpm, 1_000_000, 'requests per minute'),
+      parseLimit(tpm, 1_000_000_000, 'tokens per minute'),
+      parseLimit(concurrency, 10_000, 'requests at once'),
+    ];
+    const bad = limits.find((l) => l.error);
+    if (bad?.error) return bad.error;
+    const limitBody = { rpm: limits[0]!.value, tpm: limits[1]!.value, max_concurrency: limits[2]!.value };
     const bu = parseUsd(budget);
     if (bu.error) return `Budget: ${bu.error}`;
     const nextBudget = bu.value === null ? null : { amount: bu.value, period: budgetPeriod };
@@ -212,6 +225,12 @@ function UserForm({
             role,
             group,
             status,
+            // Only the limits that changed: an account above a since-tightened group can still be edited.
+            ...Object.fromEntries(
+              Object.entries(limitBody).filter(
+                ([k, v]) => v !== (existing[k as keyof typeof limitBody] ?? null),
+              ),
+            ),
             ...budgetChange,
             ...(password ? { password } : {}),
             ...(self && password ? { current_password: currentPassword } : {}),
@@ -221,6 +240,7 @@ function UserForm({
             password,
             role,
             group,
+            ...Object.fromEntries(Object.entries(limitBody).filter(([, v]) => v !== null)),
             ...budgetChange,
             ...(b.value !== null ? { balance: b.value } : {}),
           })
@@ -325,6 +345,33 @@ function UserForm({
           />
         </label>
       )}
+      <label>
+        Requests per minute
+        <input
+          inputMode="numeric"
+          value={rpm}
+          onChange={(e) => setRpm(e.target.value)}
+          placeholder="Group default"
+        />
+      </label>
+      <label>
+        Tokens per minute
+        <input
+          inputMode="numeric"
+          value={tpm}
+          onChange={(e) => setTpm(e.target.value)}
+          placeholder="Group default"
+        />
+      </label>
+      <label>
+        Max concurrent requests
+        <input
+          inputMode="numeric"
+          value={concurrency}
+          onChange={(e) => setConcurrency(e.target.value)}
+          placeholder="Group default"
+        />
+      </label>
     </FormDialog>
   );
 }

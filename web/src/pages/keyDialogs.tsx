@@ -82,6 +82,7 @@ export function KeyFormDialog({
     budgetPeriod,
     errors,
   } = form;
+  const { tpm, concurrency } = form;
   const { guardIps, guardSpend, guardAction } = form;
   const set = (field: TextField) => (value: string) => dispatch({ type: 'set', field, value });
 
@@ -290,7 +291,7 @@ export function KeyFormDialog({
         onChange={set('budgetPeriod')}
       />
 
-      <Field label="Requests per minute" hint="Empty: no per-key rate limit." error={errors.rpm}>
+      <Field label="Requests per minute" hint="Empty: the group's default, if any." error={errors.rpm}>
         <input
           type="number"
           min={1}
@@ -301,6 +302,34 @@ export function KeyFormDialog({
         />
       </Field>
 
+      <Field
+        label="Tokens per minute"
+        hint="Input + output tokens. Empty: the group's default, if any."
+        error={errors.tpm}
+      >
+        <input
+          type="text"
+          inputMode="numeric"
+          value={tpm}
+          onChange={(e) => set('tpm')(e.target.value)}
+          placeholder="No limit"
+        />
+      </Field>
+
+      <Field
+        label="Max concurrent requests"
+        hint="Requests in flight at once. Empty: the group's default, if any."
+        error={errors.concurrency}
+      >
+        <input
+          type="number"
+          min={1}
+          step={1}
+          value={concurrency}
+          onChange={(e) => set('concurrency')(e.target.value)}
+          placeholder="No limit"
+        />
+      </Field>
       <fieldset className="span2 guard" aria-label="Anomaly guard">
         <legend>Anomaly guard</legend>
         <Field

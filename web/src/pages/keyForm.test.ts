@@ -58,6 +58,8 @@ describe('initialKeyForm', () => {
       quota: '',
       expires: '',
       rpm: '',
+      tpm: '',
+      concurrency: '',
       guardIps: '',
       guardSpend: '',
       guardAction: 'alert',
@@ -186,8 +188,24 @@ describe('validateKeyForm', () => {
       expires_at: null,
       group: 'vip',
       rpm: 60,
+      tpm: null,
+      max_concurrency: null,
       guard: null,
     });
+  });
+
+  it('tokens per minute and concurrency: whole numbers in range, sent as tpm and max_concurrency', () => {
+    const bad = validateKeyForm(form(set('name', 'k'), set('tpm', '1.5'), set('concurrency', '0')), create);
+    expect(bad.body).toBeNull();
+    expect(bad.errors.tpm).toMatch(/whole number/);
+    expect(bad.errors.concurrency).toMatch(/whole number/);
+    expect(
+      validateKeyForm(form(set('name', 'k'), set('concurrency', '20000')), create).errors.concurrency,
+    ).toMatch(/10,000/);
+    expect(
+      validateKeyForm(form(set('name', 'k'), set('tpm', '100,000'), set('concurrency', '3')), create).body,
+    ).toEqual({ name: 'k', tpm: 100_000, max_concurrency: 3 });
+    expect(fieldOfParam('max_concurrency')).toBe('concurrency');
   });
 
   it('sends the anomaly guard when a threshold is filled in', () => {

@@ -3,7 +3,7 @@
 // renders it; the rules are unit-tested on their own (keyForm.test.ts).
 import type { ApiKey } from '../api';
 import { toDateInput } from '../format';
-import { parseIpRules, parseList, parseUsd } from '../validate';
+import { parseIpRules, parseLimit, parseList, parseUsd } from '../validate';
 
 export type KeyFormField =
   | 'name'
@@ -12,6 +12,8 @@ export type KeyFormField =
   | 'quota'
   | 'expires'
   | 'rpm'
+  | 'tpm'
+  | 'concurrency'
   | 'models'
   | 'guard'
   | 'budget';
@@ -36,6 +38,10 @@ export interface KeyFormState {
   /** The last day (yyyy-mm-dd, local), or '' for never. */
   expires: string;
   rpm: string;
+  /** Tokens per minute, as typed. */
+  tpm: string;
+  /** Requests at once, as typed. */
+  concurrency: string;
   /** Anomaly guard: distinct client IPs per hour, as typed ('' = not watched). */
   guardIps: string;
   /** Anomaly guard: USD per hour, as typed ('' = not watched). */
@@ -60,6 +66,8 @@ export type TextField =
   | 'quota'
   | 'expires'
   | 'rpm'
+  | 'tpm'
+  | 'concurrency'
   | 'guardIps'
   | 'guardSpend'
   | 'guardAction'
@@ -87,6 +95,8 @@ export function initialKeyForm(existing: ApiKey | undefined, selfId: number): Ke
     quota: existing?.quota != null ? String(existing.quota) : '',
     expires: existing?.expires_at ? toDateInput(new Date(existing.expires_at)) : '',
     rpm: existing?.rpm != null ? String(existing.rpm) : '',
+    tpm: existing?.tpm != null ? String(existing.tpm) : '',
+    concurrency: existing?.max_concurrency != null ? String(existing.max_concurrency) : '',
     guardIps: existing?.guard?.max_ips_per_hour != null ? String(existing.guard.max_ips_per_hour) : '',
     guardSpend: existing?.guard?.max_spend_per_hour != null ? String(existing.guard.max_spend_per_hour) : '',
     guardAction: existing?.guard?.action ?? 'alert',
@@ -161,6 +171,10 @@ export function validateKeyForm(
       errors.rpm = 'Enter a whole number of requests per minute (1 or more), or leave it empty.';
     else rpm = n;
   }
+  const tpm = parseLimit(state.tpm, 1_000_000_000, 'tokens per minute');
+  if (tpm.error) errors.tpm = tpm.error;
+  const concurrency = parseLimit(state.concurrency, 10_000, 'requests at once');
+  if (concurrency.error) errors.concurrency = concurrency.error;
   let guard: Record<string, unknown> | null = null;
   if (state.guardIps.trim() || state.guardSpend.trim()) {
     guard = { action: state.guardAction };
@@ -196,6 +210,8 @@ export function validateKeyForm(
     expires_at: expiresAt,
     group: state.group || null,
     rpm,
+    tpm: tpm.value,
+    max_concurrency: concurrency.value,
     guard,
   };
   // The budget is sent only when it changes (an unchanged one is not checked against its group again).
@@ -216,6 +232,8 @@ const FIELD_OF_PARAM: Record<string, KeyFormField> = {
   quota: 'quota',
   expires_at: 'expires',
   rpm: 'rpm',
+  tpm: 'tpm',
+  max_concurrency: 'concurrency',
   models: 'models',
   guard: 'guard',
   budget: 'budget',

@@ -124,7 +124,14 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const channels = await createChannelsService(db, bus, secretBox, audit, logger, events);
   // Leak response: GitHub's signing keys (read once, at start) and the anomaly guard.
   const scanningKeys = config.secretScanningKeysFile ? loadScanningKeys(config.secretScanningKeysFile) : null;
-  const securityActions = createSecurityActions({ keys, ephemeral: ephemeralKeys, audit, events, logger });
+  const securityActions = createSecurityActions({
+    keys,
+    ephemeral: ephemeralKeys,
+    tokens,
+    audit,
+    events,
+    logger,
+  });
   const guard = createAnomalyGuard({
     redis,
     redisPrefix,

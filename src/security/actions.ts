@@ -9,8 +9,11 @@ import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuditService } from '../audit/service.js';
 import type { EventsService } from '../events/service.js';
+import { AppError } from '../http/errors.js';
 import { KEY_REGEX } from '../keys/format.js';
 import type { KeysService } from '../keys/service.js';
+import { TOKEN_REGEX } from '../tokens/format.js';
+import type { TokensService } from '../tokens/service.js';
 
 /** One match in GitHub's report. */
 export interface LeakReport {
@@ -46,11 +49,54 @@ export function createSecurityActions(deps: {
   keys: Pick<KeysService, 'findByHashes' | 'lockDown'>;
   /** A leaked ephemeral key is revoked (just it: it was made to be handed out). */
   ephemeral: Pick<EphemeralKeys, 'findByHashes' | 'revoke'>;
+  /** A leaked management token (`mg-…`) is revoked: it is read from the DB on every use. */
+  tokens: Pick<TokensService, 'findByHashes' | 'revoke'>;
   audit: Pick<AuditService, 'record'>;
   events: Pick<EventsService, 'emit'>;
   logger: Logger;
 }) {
   const { keys, audit, events } = deps;
+
+  /**
+   * Revokes a reported management token (an expired one too: it must never work again),
+   * audited `token.leaked` and announced as a `key.leaked` event of kind `management_token`.
+   * A token revoked meanwhile (a second report) is left as it is.
+   */
+  async function revokeToken(id: number, r: LeakReport, ip: string): Promise<void> {
+    const where = { url: r.url, source: r.source, type: r.type };
+    try {
+      await deps.tokens.revoke(id, async (trx, row) => {
+        const userId = row.user_id === null ? null : Number(row.user_id);
+        const about = { token_id: Number(row.id), name: row.name, display: row.display };
+        await audit.record(
+          {
+            actor: GITHUB_ACTOR,
+            action: 'token.leaked',
+            userId,
+            ip,
+            changes: { ...where, ...about, revoked: true },
+          },
+          trx,
+        );
+        await events.emit(
+          {
+            type: 'key.leaked',
+            userId,
+            dedupeKey: `key.leaked:token:${Number(row.id)}`,
+            data: { kind: 'management_token', ...about, ...where, revoked: true },
+          },
+          trx,
+        );
+      });
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'not_found') return;
+      throw err;
+    }
+    deps.logger.warn(
+      { token_id: id, source: r.source, url: r.url },
+      'security: a leaked management token was reported; it is revoked',
+    );
+  }
 
   return {
     /**
@@ -72,15 +118,22 @@ export function createSecurityActions(deps: {
       const ephemerals = new Map(
         (await deps.ephemeral.findByHashes(ours.filter((h) => !byHash.has(h)))).map((e) => [e.key_hash, e]),
       );
+      const tokenHashes = [...new Set(hashes.filter((_h, i) => TOKEN_REGEX.test(reports[i]!.token)))];
+      const mgTokens = new Map((await deps.tokens.findByHashes(tokenHashes)).map((t) => [t.token_hash, t]));
       const out: LeakLabel[] = [];
       for (const [i, r] of reports.entries()) {
         const row = byHash.get(hashes[i]!);
         const eph = row ? undefined : ephemerals.get(hashes[i]!);
+        const mg = mgTokens.get(hashes[i]!);
         out.push({
           token_hash: hashes[i]!,
           token_type: r.type,
-          label: row || eph ? 'true_positive' : 'false_positive',
+          label: row || eph || mg ? 'true_positive' : 'false_positive',
         });
+        if (mg) {
+          if (mg.revoked_at === null) await revokeToken(mg.id, r, ip);
+          continue;
+        }
         if (eph && eph.status === 'active') {
           await deps.ephemeral.revoke(Number(eph.id), async (trx, revoked) => {
             await audit.record(

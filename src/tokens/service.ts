@@ -132,6 +132,12 @@ export function createTokensService(
       });
     },
 
+    /** Tokens holding any of these hashes, revoked ones too (a leak report's tokens). */
+    async findByHashes(hashes: string[]): Promise<ManagementTokenRow[]> {
+      if (hashes.length === 0) return [];
+      return db.selectFrom('management_tokens').selectAll().where('token_hash', 'in', hashes).execute();
+    },
+
     /** A deleted user's tokens go with them (inside the deletion's transaction). */
     async revokeAllFor(trx: Db, userId: number, at: number): Promise<void> {
       await trx

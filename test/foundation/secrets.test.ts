@@ -210,6 +210,18 @@ describe.each(backends())('secrets at rest and in logs [%s]', (backend) => {
         record(await s.api('GET', '/api/keys', undefined, auth));
       }
     }
+    // GitHub reports the tokens too: the live one is revoked, audited and announced.
+    const tokenReport = await gh.report(
+      s,
+      tokenSecrets.map((t) => match(t)),
+    );
+    expect(tokenReport.body.map((l: { label: string }) => l.label)).toEqual([
+      'true_positive',
+      'true_positive',
+    ]);
+    record(tokenReport);
+    record(await s.api('GET', '/api/audit?action=token.leaked&limit=500'));
+    record(await s.api('GET', '/api/events?type=key.leaked'));
     record(await relay(s, s.masterKey));
     record(await u.call('GET', '/api/tokens'));
     record(await s.api('GET', '/api/tokens'));

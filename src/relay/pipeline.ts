@@ -268,8 +268,13 @@ export function createRelay(s: Services) {
    * Admits the request under every limit, or refuses it (429). The ticket it returns must be
    * handed back (`done`) however the request ends: it holds the concurrency slot.
    */
-  async function applyLimits(req: FastifyRequest, reply: FastifyReply, key: VerifiedKey, r: IngressRequest) {
-    const a = await s.limiter.admit(subjectOf(key), () => exactPromptTokens(r) + r.maxOutputTokens);
+  async function applyLimits(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    key: VerifiedKey,
+    tokens: number | (() => number),
+  ): Promise<Ticket> {
+    const a = await s.limiter.admit(subjectOf(key), tokens);
     reportLimits(req, reply, a.snapshot);
     if (a.ok) return a.ticket;
     const { refusal } = a;
@@ -528,7 +533,7 @@ export function createRelay(s: Services) {
     req.relay!.model = r.model;
     req.relay!.stream = r.stream;
     const { price, multiplierPpm } = checkPolicy(key, r.model);
-    const ticket = await applyLimits(req, reply, key, r);
+    const ticket = await applyLimits(req, reply, key, () => exactPromptTokens(r) + r.maxOutputTokens);
     try {
       await admitted(req, reply, key, r, ingress, { price, multiplierPpm }, ticket);
     } finally {
@@ -764,6 +769,14 @@ export function createRelay(s: Services) {
     checkPolicy,
     groupAllows,
     reportLimitsOnce,
+    /**
+     * A non-relay act of a key that counts as one of its requests (minting an ephemeral key):
+     * one request against rpm (no tokens), a concurrency slot taken and given back at once;
+     * 429 like a relay request when a limit refuses it.
+     */
+    async countRequest(req: FastifyRequest, reply: FastifyReply, key: VerifiedKey): Promise<void> {
+      (await applyLimits(req, reply, key, 0)).done();
+    },
     /** The limits in force for a key and what is left of each (GET /v1/key). */
     limitsOf: (key: VerifiedKey) => s.limiter.peek(subjectOf(key)),
     async close() {

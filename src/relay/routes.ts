@@ -285,6 +285,8 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     // Ephemeral keys (contract §8): the presenting key mints one for a browser or an app.
     app.post('/keys/ephemeral', async (req, reply) => {
       const input = ephemeralRequest(req.body as Buffer | undefined);
+      // A mint is a request of the parent: it counts against the parent's limits (rpm).
+      await relay.countRequest(req, reply, req.relay!.key!);
       const minted = await s.keyActions.mintEphemeral(
         { principal: keyPrincipal(req.relay!.key!), ip: req.clientIp },
         input,

@@ -67,6 +67,8 @@ const EnvSchema = z.object({
     .transform((v) => v ?? 'info'),
   /** Most keys one user may hold (deleted keys do not count). */
   MOLE_MAX_KEYS_PER_USER: intFromEnv(200, 1, 1_000_000),
+  /** Most live (unexpired, unrevoked) ephemeral keys one key may have minted at a time. */
+  MOLE_MAX_EPHEMERAL_KEYS_PER_KEY: intFromEnv(1000, 1, 1_000_000),
   /** Output-token cap assumed for admission when a request sets no max_tokens. */
   MOLE_DEFAULT_MAX_OUTPUT_TOKENS: intFromEnv(4096, 1, 10_000_000),
   /** Largest accepted relay request body, bytes. */
@@ -135,6 +137,7 @@ export type Config = {
   metricsToken: string | undefined;
   logLevel: string;
   maxKeysPerUser: number;
+  maxEphemeralKeysPerKey: number;
   defaultMaxOutputTokens: number;
   maxBodyBytes: number;
   flushIntervalMs: number;
@@ -178,6 +181,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     metricsToken: e.MOLE_METRICS_TOKEN,
     logLevel: e.MOLE_LOG_LEVEL,
     maxKeysPerUser: e.MOLE_MAX_KEYS_PER_USER,
+    maxEphemeralKeysPerKey: e.MOLE_MAX_EPHEMERAL_KEYS_PER_KEY,
     defaultMaxOutputTokens: e.MOLE_DEFAULT_MAX_OUTPUT_TOKENS,
     maxBodyBytes: e.MOLE_MAX_BODY_BYTES,
     flushIntervalMs: e.MOLE_FLUSH_INTERVAL_MS,

@@ -116,7 +116,10 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     { maxKeysPerUser: config.maxKeysPerUser, ...(opts.now ? { now: opts.now } : {}) },
     accounts,
   );
-  const ephemeralKeys = createEphemeralKeys(db, bus, opts.now ? { now: opts.now } : {});
+  const ephemeralKeys = createEphemeralKeys(db, bus, {
+    maxLivePerKey: config.maxEphemeralKeysPerKey,
+    ...(opts.now ? { now: opts.now } : {}),
+  });
   const verifier0 = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });
   await verifier0.loadImported();
   const verifier = opts.now ? verifierOn(verifier0, opts.now) : verifier0;

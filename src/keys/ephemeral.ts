@@ -8,7 +8,7 @@
 // rows are purged a while after they expire. Owns the ephemeral_keys table.
 import type { Db } from '../db/index.js';
 import type { EphemeralKeyRow } from '../db/schema.js';
-import { notFound } from '../http/errors.js';
+import { AppError, notFound } from '../http/errors.js';
 import { nanoToUsd } from '../billing/money.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { type Clock, systemClock } from '../shared/clock.js';
@@ -18,6 +18,8 @@ import { displayKey, generateKey, hashKey } from './format.js';
 const KEEP_AFTER_EXPIRY_MS = 60 * 60_000;
 /** Purges run at most this often per instance (on the next mint). */
 const PURGE_EVERY_MS = 60_000;
+/** Most live ephemeral keys one parent may have at a time (MOLE_MAX_EPHEMERAL_KEYS_PER_KEY). */
+export const DEFAULT_MAX_LIVE_PER_KEY = 1000;
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
 
@@ -68,8 +70,13 @@ export interface MintFields {
   expiresAt: number;
 }
 
-export function createEphemeralKeys(db: Db, bus: InvalidationBus, opts: { now?: Clock } = {}) {
+export function createEphemeralKeys(
+  db: Db,
+  bus: InvalidationBus,
+  opts: { now?: Clock; maxLivePerKey?: number } = {},
+) {
   const clock = opts.now ?? systemClock;
+  const maxLive = opts.maxLivePerKey ?? DEFAULT_MAX_LIVE_PER_KEY;
   let lastPurge = 0;
 
   /** Deletes rows that expired more than KEEP_AFTER_EXPIRY_MS ago. */
@@ -94,6 +101,19 @@ export function createEphemeralKeys(db: Db, bus: InvalidationBus, opts: { now?: 
         lastPurge = now;
         await purgeExpired(now);
       }
+      // The cap is checked, not locked: mints racing on several instances may pass it by a few.
+      const live = await db
+        .selectFrom('ephemeral_keys')
+        .select((eb) => eb.fn.countAll<number>().as('n'))
+        .where('parent_id', '=', parent.id)
+        .where('status', '=', 'active')
+        .where('expires_at', '>', now)
+        .executeTakeFirstOrThrow();
+      if (Number(live.n) >= maxLive)
+        throw new AppError(
+          'key_limit_reached',
+          `this key already has ${maxLive} live ephemeral keys, the most allowed; let some expire or revoke them first`,
+        );
       const secret = generateKey();
       const row = await db
         .insertInto('ephemeral_keys')

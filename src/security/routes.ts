@@ -57,7 +57,7 @@ export function registerSecurityRoutes(
       method: 'POST',
       url: '/api/secret-scanning/github',
       summary:
-        'GitHub secret-scanning reports: a JSON array of {token, type, url, source}, signed by GitHub (Github-Public-Key-Identifier, Github-Public-Key-Signature). Each live key reported is disabled and locked. 404 secret_scanning_disabled without MOLE_SECRET_SCANNING_KEYS; 401 invalid_signature; 400 invalid_request.',
+        'GitHub secret-scanning reports: a JSON array of {token, type, url, source}, signed by GitHub (Github-Public-Key-Identifier, Github-Public-Key-Signature). Each live key reported is disabled and locked; a reported ephemeral key or mg- management token is revoked. 404 secret_scanning_disabled without MOLE_SECRET_SCANNING_KEYS; 401 invalid_signature; 400 invalid_request.',
       tags: ['security'],
       auth: 'none',
       // The raw bytes (RawBody); documented as the array GitHub sends.

@@ -1,7 +1,9 @@
 // For suites that run the real gateway process.
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
+import pg from 'pg';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
 
@@ -52,4 +54,107 @@ export function moleProcess(
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/** A real gateway process (`src/main.ts` through tsx) listening on a loopback port. */
+export interface GatewayProcess {
+  child: ChildProcess;
+  base: string;
+  /** Everything it printed so far (stdout and stderr). */
+  output: () => string;
+  exited: Promise<void>;
+  /** A management API call with the master key; throws on a status of 300 or more. */
+  // biome-ignore lint/suspicious/noExplicitAny: the JSON answers of the API under test
+  api(method: string, path: string, body?: unknown): Promise<any>;
+}
+
+const gatewayChildren: ChildProcess[] = [];
+
+/**
+ * Starts the gateway with `env` on top of this process's environment, minus storage and
+ * proxy settings `env` does not give; resolves once it listens.
+ */
+export async function startGatewayProcess(
+  masterKey: string,
+  env: Record<string, string>,
+): Promise<GatewayProcess> {
+  const port = await freePort();
+  const full: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    MOLE_MASTER_KEY: masterKey,
+    MOLE_LOG_LEVEL: 'warn',
+    ...env,
+  };
+  for (const v of ['DATABASE_URL', 'REDIS_URL', 'MOLE_SECRET', 'MOLE_TRUSTED_PROXIES'])
+    if (!(v in env)) delete full[v];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: REPO_ROOT,
+    env: full,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  gatewayChildren.push(child);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const until = Date.now() + 45_000;
+  while (!/MoleAPI listening on /.test(out)) {
+    if (child.exitCode !== null) throw new Error(`gateway exited early (${child.exitCode}): ${out}`);
+    if (Date.now() > until) throw new Error(`gateway did not start within 45 s: ${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const base = `http://127.0.0.1:${port}`;
+  async function api(method: string, p: string, body?: unknown) {
+    const res = await fetch(base + p, {
+      method,
+      headers: {
+        authorization: `Bearer ${masterKey}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const json = await res.json();
+    if (res.status >= 300) throw new Error(`${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  }
+  return { child, base, output: () => out, exited, api };
+}
+
+/** `kill -9`: no shutdown code runs; resolves once the process is gone. */
+export async function kill9(g: GatewayProcess): Promise<void> {
+  g.child.kill('SIGKILL');
+  await g.exited;
+}
+
+/** Kills every gateway process still running (for afterEach / afterAll). */
+export function killGatewayProcesses(): void {
+  for (const c of gatewayChildren.splice(0))
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+}
+
+/**
+ * A PostgreSQL database of its own on the server of `adminUrl`: the real process has no
+ * per-test schema option, and a schema on search_path would let Kysely's migrator see other
+ * suites' tables.
+ */
+export async function scratchDatabase(
+  adminUrl: string,
+  prefix: string,
+): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `${prefix}_${randomBytes(5).toString('hex')}`;
+  const admin = async (q: string) => {
+    const c = new pg.Client({ connectionString: adminUrl });
+    await c.connect();
+    try {
+      await c.query(q);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE "${name}"`);
+  const u = new URL(adminUrl);
+  u.pathname = '/' + name;
+  return { url: u.toString(), drop: () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
 }

@@ -3,81 +3,28 @@
 // client received in full is then in the logs and charged, and nothing is charged twice
 // (key `used` and the account balance moved by exactly the sum of logged costs). On SQLite,
 // and on PostgreSQL + Redis, where a killed instance's admission holds lapse with its lease.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, REPO_ROOT } from '../helpers/process.js';
+import {
+  type GatewayProcess as Gateway,
+  kill9,
+  killGatewayProcesses,
+  scratchDatabase,
+  startGatewayProcess,
+} from '../helpers/process.js';
 import { pgUrl, redisUrl } from '../helpers/server.js';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
 
-interface Gateway {
-  child: ChildProcess;
-  base: string;
-  output: () => string;
-  exited: Promise<void>;
-}
-
-const children: ChildProcess[] = [];
 const dirs: string[] = [];
 const MASTER = 'mk-kill9-' + randomBytes(12).toString('hex');
 const SECRET = 'kill9-secret-' + randomBytes(8).toString('hex');
 
-async function startGateway(env: Record<string, string>): Promise<Gateway> {
-  const port = await freePort();
-  const full: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    MOLE_MASTER_KEY: MASTER,
-    MOLE_LOG_LEVEL: 'warn',
-    // A wide batch window: without the journal a kill would lose a second of answers.
-    MOLE_FLUSH_INTERVAL_MS: '1000',
-    ...env,
-  };
-  for (const v of ['DATABASE_URL', 'REDIS_URL', 'MOLE_SECRET', 'MOLE_TRUSTED_PROXIES'])
-    if (!(v in env)) delete full[v];
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: REPO_ROOT,
-    env: full,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const until = Date.now() + 45_000;
-  while (!/MoleAPI listening on /.test(out)) {
-    if (child.exitCode !== null) throw new Error(`gateway exited early (${child.exitCode}): ${out}`);
-    if (Date.now() > until) throw new Error(`gateway did not start within 45 s: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { child, base: `http://127.0.0.1:${port}`, output: () => out, exited };
-}
-
-async function kill9(g: Gateway): Promise<void> {
-  g.child.kill('SIGKILL');
-  await g.exited;
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: the JSON answers of the API under test
-async function api(g: Gateway, method: string, p: string, body?: unknown): Promise<any> {
-  const res = await fetch(g.base + p, {
-    method,
-    headers: {
-      authorization: `Bearer ${MASTER}`,
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const json = await res.json();
-  if (res.status >= 300) throw new Error(`${method} ${p}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
+// A wide batch window: without the journal a kill would lose a second of answers.
+const startGateway = (env: Record<string, string>) =>
+  startGatewayProcess(MASTER, { MOLE_FLUSH_INTERVAL_MS: '1000', ...env });
 
 /** One relay call; answers its request id and whether the client received the whole answer. */
 async function call(
@@ -143,8 +90,7 @@ async function allLogs(
   const out: Array<{ request_id: string; status: number; cost: number }> = [];
   let cursor: string | null = null;
   do {
-    const page: { data: typeof out; next_cursor: string | null } = await api(
-      g,
+    const page: { data: typeof out; next_cursor: string | null } = await g.api(
       'GET',
       `/api/logs?key_id=${keyId}&limit=500${cursor ? `&cursor=${cursor}` : ''}`,
     );
@@ -157,20 +103,20 @@ async function allLogs(
 const nano = (usd: number) => Math.round(usd * 1e9);
 
 async function setup(g: Gateway, mock: MockProvider, balance: number) {
-  await api(g, 'POST', '/api/channels', {
+  await g.api('POST', '/api/channels', {
     name: 'k9-' + randomBytes(3).toString('hex'),
     type: 'openai',
     base_url: mock.url,
     api_key: 'k9-upstream',
     models: ['k9-model'],
   });
-  await api(g, 'PUT', '/api/prices/k9-model', { input: 2.5, output: 10 });
-  const user = await api(g, 'POST', '/api/users', {
+  await g.api('PUT', '/api/prices/k9-model', { input: 2.5, output: 10 });
+  const user = await g.api('POST', '/api/users', {
     username: 'k9' + randomBytes(4).toString('hex'),
     password: 'password-123',
     balance,
   });
-  const key = await api(g, 'POST', '/api/keys', { name: 'k9', user_id: user.id });
+  const key = await g.api('POST', '/api/keys', { name: 'k9', user_id: user.id });
   return { userId: user.id as number, keyId: key.id as number, secret: key.key as string };
 }
 
@@ -197,27 +143,16 @@ async function killUnderLoad(
   expect(l.completed.some((c) => c.stream) && l.completed.some((c) => !c.stream)).toBe(true);
   // Charged exactly once: spend equals the sum of logged costs, to the nano-USD.
   const logged = logs.reduce((a, r) => a + nano(r.cost), 0);
-  const key = await api(g2, 'GET', `/api/keys/${ids.keyId}`);
-  const user = await api(g2, 'GET', `/api/users/${ids.userId}`);
+  const key = await g2.api('GET', `/api/keys/${ids.keyId}`);
+  const user = await g2.api('GET', `/api/users/${ids.userId}`);
   expect(nano(key.used)).toBe(logged);
   expect(nano(balance) - nano(user.balance)).toBe(logged);
   return { g2, completed: l.completed.length, logs: logs.length };
 }
 
 const withPgRedis = Boolean(pgUrl() && redisUrl());
-// A database of its own for the PostgreSQL run: the real process has no per-test schema
-// option, and a schema on search_path would let Kysely's migrator see other suites' tables.
-const database = 'mole_k9_' + randomBytes(5).toString('hex');
 let databaseUrl = '';
-async function pgAdmin(q: string): Promise<void> {
-  const c = new pg.Client({ connectionString: pgUrl() });
-  await c.connect();
-  try {
-    await c.query(q);
-  } finally {
-    await c.end();
-  }
-}
+let dropDatabase = async () => {};
 
 describe('kill -9 under load', () => {
   let mock: MockProvider;
@@ -226,18 +161,17 @@ describe('kill -9 under load', () => {
     // Streams take a while, so some are mid-answer when the gateway dies.
     mock.setScenario('*', { chunkDelayMs: 3 });
     if (withPgRedis) {
-      await pgAdmin(`CREATE DATABASE "${database}"`);
-      const u = new URL(pgUrl()!);
-      u.pathname = '/' + database;
-      databaseUrl = u.toString();
+      const db = await scratchDatabase(pgUrl()!, 'mole_k9');
+      databaseUrl = db.url;
+      dropDatabase = db.drop;
     }
   });
   afterAll(async () => {
     await mock?.close();
-    if (withPgRedis) await pgAdmin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+    await dropDatabase();
   });
   afterEach(() => {
-    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    killGatewayProcesses();
     for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   });
 
@@ -278,7 +212,7 @@ describe('kill -9 under load', () => {
       const b = await startGateway(shared(dirB));
       const tight = await setup(a2, mock, 0);
       // Worst case of one call: local prompt count + 16 output tokens; top up exactly a bit more.
-      await api(a2, 'POST', `/api/users/${tight.userId}/topup`, { amount: 0.0005 });
+      await a2.api('POST', `/api/users/${tight.userId}/topup`, { amount: 0.0005 });
       const slow = call(a2, tight.secret, true, 40);
       await new Promise((r) => setTimeout(r, 500));
       const refusedWhileHeld = await call(b, tight.secret, false, 40);

@@ -8,8 +8,7 @@ import {
   createUser,
   ensureWebBuilt,
   hasChromium,
-  launchBrowser,
-  newContext,
+  openConsole,
   seedGateway,
   signIn,
   warnIfNoChromium,
@@ -31,10 +30,7 @@ describe.skipIf(!hasChromium)('budgets in the console', { timeout: 90_000 }, () 
     s = await startTestServer();
     await seedGateway(s);
     admin = await createUser(s, { username: 'ada', role: 'admin', balance: 100 });
-    browser = await launchBrowser();
-    ctx = await newContext(browser);
-    page = await ctx.newPage();
-    problems = watchPage(page);
+    ({ browser, ctx, page, problems } = await openConsole(s.url));
     await signIn(page, s.url, admin.username, admin.password);
   }, 180_000);
 

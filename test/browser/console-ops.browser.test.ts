@@ -9,8 +9,8 @@ import {
   createUser,
   ensureWebBuilt,
   hasChromium,
-  launchBrowser,
   newContext,
+  openConsole,
   relay,
   seedGateway,
   signIn,
@@ -85,10 +85,7 @@ describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
       twins.push(twin.body.display);
       expect((await chat(twin.body.key, 'gpt-4o')).status).toBe(200);
     }
-    browser = await launchBrowser();
-    ctx = await newContext(browser, { width: 390, height: 844 });
-    page = await ctx.newPage();
-    problems = watchPage(page);
+    ({ browser, ctx, page, problems } = await openConsole(s.url, { viewport: { width: 390, height: 844 } }));
     await signIn(page, s.url, admin.username, admin.password);
   }, SETUP_TIMEOUT);
 

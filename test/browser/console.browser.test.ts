@@ -10,6 +10,7 @@ import {
   hasChromium,
   launchBrowser,
   newContext,
+  openConsole,
   relay,
   seedGateway,
   signIn,
@@ -40,11 +41,7 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     s = await startTestServer();
     await seedGateway(s);
     admin = await createUser(s, { username: 'ada', role: 'admin', balance: 100 });
-    browser = await launchBrowser();
-    ctx = await newContext(browser);
-    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: s.url });
-    page = await ctx.newPage();
-    problems = watchPage(page);
+    ({ browser, ctx, page, problems } = await openConsole(s.url, { clipboard: true }));
   }, SETUP_TIMEOUT);
 
   afterAll(async () => {

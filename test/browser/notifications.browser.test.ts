@@ -7,8 +7,7 @@ import {
   createUser,
   ensureWebBuilt,
   hasChromium,
-  launchBrowser,
-  newContext,
+  openConsole,
   signIn,
   warnIfNoChromium,
   watchPage,
@@ -45,10 +44,7 @@ describe.skipIf(!hasChromium)('web console: notifications', { timeout: 90_000 },
       userId: null,
       data: { channel_id: 1, channel_name: 'upstream-a', reason: 'upstream answered 401', by: 'health' },
     });
-    browser = await launchBrowser();
-    ctx = await newContext(browser);
-    page = await ctx.newPage();
-    problems = watchPage(page);
+    ({ browser, ctx, page, problems } = await openConsole(s.url));
   }, 180_000);
 
   afterAll(async () => {

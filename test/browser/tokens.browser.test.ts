@@ -8,8 +8,7 @@ import {
   createUser,
   ensureWebBuilt,
   hasChromium,
-  launchBrowser,
-  newContext,
+  openConsole,
   signIn,
   warnIfNoChromium,
   watchPage,
@@ -32,11 +31,7 @@ describe.skipIf(!hasChromium)('Tokens page in Chromium', { timeout: 90_000 }, ()
     await ensureWebBuilt();
     s = await startTestServer();
     user = await createUser(s, { username: 'tess', balance: 10 });
-    browser = await launchBrowser();
-    ctx = await newContext(browser);
-    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: s.url });
-    page = await ctx.newPage();
-    problems = watchPage(page);
+    ({ browser, ctx, page, problems } = await openConsole(s.url, { clipboard: true }));
     await signIn(page, s.url, user.username, user.password);
   }, 180_000);
 

@@ -11,12 +11,12 @@
 // began, read once per counter through `BudgetStore`. Spend settled here and not yet written
 // is `pending`; the usage writer's flush moves it into `base` when its batch commits, so a
 // counter never counts a row twice (the same scheme as billing/ledger-counters.ts).
-import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
 import type { Clock } from '../shared/clock.js';
+import { startHoldLease } from '../shared/hold-lease.js';
 import { type BudgetPeriod, dayOf, PERIODS, periodEnd, periodStart } from './period.js';
 
 /** Whose spend a budget counts: one key's ('k') or one account's ('u'). */
@@ -361,18 +361,14 @@ export function createRedisMeter(deps: {
   const c = createCounters(deps.store, deps.now ?? Date.now);
   const rk = (cid: string) => `${deps.redisPrefix}:budget:${cid}`;
   const leaseMs = deps.holdLeaseMs ?? 30_000;
-  const instance = randomBytes(8).toString('hex');
-  const livePrefix = `${deps.redisPrefix}:budget:live:`;
-  const liveKey = livePrefix + instance;
-  const holdField = `h:${instance}`;
-  const heartbeat = setInterval(
-    () =>
-      void redis
-        .set(liveKey, '1', 'PX', leaseMs)
-        .catch((err) => deps.logger.warn({ err: String(err) }, 'budgets: hold lease renewal failed')),
-    Math.max(250, Math.floor(leaseMs / 3)),
-  );
-  heartbeat.unref();
+  const lease = startHoldLease({
+    redis,
+    livePrefix: `${deps.redisPrefix}:budget:live:`,
+    leaseMs,
+    logger: deps.logger,
+    what: 'budgets',
+  });
+  const { livePrefix, liveKey, holdField } = lease;
 
   const run = (refs: CounterRef[], amount: number, seeds: string[] | null) =>
     redis.eval(
@@ -463,8 +459,7 @@ export function createRedisMeter(deps: {
     },
     flushInto: c.flushInto,
     async close() {
-      clearInterval(heartbeat);
-      await redis.del(liveKey).catch(() => {});
+      await lease.close();
     },
   };
 }

@@ -3,7 +3,7 @@
 // and attempts, channel test results that survive a reload, same-named keys on the usage
 // page, full-precision balances and the own-password change.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import {
   createUser,
@@ -35,7 +35,6 @@ async function sidewaysOverflow(page: Page): Promise<number> {
 describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
   let s: TestServer;
   let browser: Browser;
-  let ctx: BrowserContext;
   let page: Page;
   let problems: ReturnType<typeof watchPage>;
   let admin: { id: number; username: string; password: string };
@@ -85,7 +84,7 @@ describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
       twins.push(twin.body.display);
       expect((await chat(twin.body.key, 'gpt-4o')).status).toBe(200);
     }
-    ({ browser, ctx, page, problems } = await openConsole(s.url, { viewport: { width: 390, height: 844 } }));
+    ({ browser, page, problems } = await openConsole(s.url, { viewport: { width: 390, height: 844 } }));
     await signIn(page, s.url, admin.username, admin.password);
   }, SETUP_TIMEOUT);
 

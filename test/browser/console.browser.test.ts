@@ -2,7 +2,7 @@
 // of a key (create → secret once → relay → disable → rotate → delete), logs and usage of real
 // calls, per-key page, admin pages, user isolation, XSS-safe rendering, phone width.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import {
   createUser,
@@ -29,7 +29,6 @@ const SETUP_TIMEOUT = 180_000;
 describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
   let s: TestServer;
   let browser: Browser;
-  let ctx: BrowserContext;
   let page: Page;
   let problems: ReturnType<typeof watchPage>;
   let admin: { id: number; username: string; password: string };
@@ -41,7 +40,7 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     s = await startTestServer();
     await seedGateway(s);
     admin = await createUser(s, { username: 'ada', role: 'admin', balance: 100 });
-    ({ browser, ctx, page, problems } = await openConsole(s.url, { clipboard: true }));
+    ({ browser, page, problems } = await openConsole(s.url, { clipboard: true }));
   }, SETUP_TIMEOUT);
 
   afterAll(async () => {

@@ -14,7 +14,7 @@ import {
   seedGateway,
   signIn,
   warnIfNoChromium,
-  watchPage,
+  type watchPage,
 } from './helpers.js';
 
 warnIfNoChromium('web console (security)');

@@ -5,6 +5,23 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
+/**
+ * Lua for the scripts: HELD(k, livep) sums the live holds on counter k; the holds of
+ * instances whose lease ran out are deleted.
+ */
+export const LUA_HELD = `local function HELD(k, livep)
+  local t = redis.call('HGETALL', k); local sum = 0
+  for i = 1, #t, 2 do
+    local f = t[i]
+    if string.sub(f, 1, 2) == 'h:' then
+      if redis.call('EXISTS', livep .. string.sub(f, 3)) == 1 then sum = sum + tonumber(t[i + 1])
+      else redis.call('HDEL', k, f) end
+    end
+  end
+  return sum
+end
+`;
+
 export interface HoldLease {
   /** Prefix of every instance's liveness key (the scripts test `livePrefix + id`). */
   livePrefix: string;

@@ -16,6 +16,17 @@ export interface LimitValues {
   concurrency: string;
 }
 
+const text = (v: number | null | undefined) => (v == null ? '' : String(v));
+
+/** The limit fields' text for a saved user, group or key (empty: no limit of its own). */
+export function limitValuesOf(saved?: {
+  rpm?: number | null;
+  tpm?: number | null;
+  max_concurrency?: number | null;
+}): LimitValues {
+  return { rpm: text(saved?.rpm), tpm: text(saved?.tpm), concurrency: text(saved?.max_concurrency) };
+}
+
 /** Requests per minute, tokens per minute and max concurrent requests. */
 export function LimitFields({
   values,

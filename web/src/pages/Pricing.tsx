@@ -3,7 +3,7 @@ import { api, type Group, type Price } from '../api';
 import { usd } from '../format';
 import { AsyncView, useAsync } from '../components/async';
 import { FormDialog } from '../components/dialogs';
-import { BudgetFields, LimitFields, type LimitValues } from '../components/limitFields';
+import { BudgetFields, LimitFields, limitValuesOf } from '../components/limitFields';
 import { notify } from '../components/notices';
 import { ActionsCell, DeleteButton, DeleteDialog } from '../components/records';
 import { ACTIONS, type Column, DataTable, PageHead, Section } from '../components/layout';
@@ -294,11 +294,7 @@ function GroupForm({
   const [name, setName] = useState(existing?.name ?? '');
   const [multiplier, setMultiplier] = useState(existing ? String(existing.multiplier) : '1');
   const text = (v: number | null | undefined) => (v == null ? '' : String(v));
-  const [limits, setLimits] = useState<LimitValues>({
-    rpm: text(existing?.rpm),
-    tpm: text(existing?.tpm),
-    concurrency: text(existing?.max_concurrency),
-  });
+  const [limits, setLimits] = useState(() => limitValuesOf(existing));
   const { rpm, tpm, concurrency } = limits;
   const [models, setModels] = useState((existing?.models ?? []).join(', '));
   const [lifetime, setLifetime] = useState(text(existing?.max_key_lifetime_days));

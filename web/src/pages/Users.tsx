@@ -6,7 +6,7 @@ import { AsyncView, useAsync } from '../components/async';
 import { StatusBadge } from '../components/badges';
 import { FormDialog } from '../components/dialogs';
 import { Field } from '../components/forms';
-import { BudgetFields, LimitFields, type LimitValues } from '../components/limitFields';
+import { BudgetFields, LimitFields, limitValuesOf } from '../components/limitFields';
 import { notify } from '../components/notices';
 import { Pager, useCursorPager } from '../components/pager';
 import { FilterForm, SelectField, type Option } from '../components/controls';
@@ -187,12 +187,7 @@ function UserForm({
   const [group, setGroup] = useState(existing?.group ?? 'default');
   const [status, setStatus] = useState<User['status']>(existing?.status ?? 'active');
   const [balance, setBalance] = useState('');
-  const text = (v: number | null | undefined) => (v == null ? '' : String(v));
-  const [limits, setLimits] = useState<LimitValues>({
-    rpm: text(existing?.rpm),
-    tpm: text(existing?.tpm),
-    concurrency: text(existing?.max_concurrency),
-  });
+  const [limits, setLimits] = useState(() => limitValuesOf(existing));
   const { rpm, tpm, concurrency } = limits;
   const [budget, setBudget] = useState(existing?.budget ? String(existing.budget.amount) : '');
   const [budgetPeriod, setBudgetPeriod] = useState<string>(existing?.budget?.period ?? 'monthly');

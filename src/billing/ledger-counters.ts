@@ -7,6 +7,7 @@ import type { Db } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import type { Clock } from '../shared/clock.js';
+import { createLock } from '../shared/lock.js';
 import { type FlushHandle, type LedgerStore, spendOf } from './ledger.js';
 
 export interface Counter {
@@ -36,14 +37,7 @@ export function createCounters(deps: CountersDeps) {
   const loading = new Map<string, Promise<void>>();
 
   /** Serialises database reads of base values with flushes, so nothing is counted twice. */
-  let lock: Promise<void> = Promise.resolve();
-  function acquire(): Promise<() => void> {
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const prev = lock;
-    lock = prev.then(() => held);
-    return prev.then(() => release);
-  }
+  const acquire = createLock();
   async function withLock<T>(fn: () => Promise<T>): Promise<T> {
     const release = await acquire();
     try {

@@ -7,11 +7,11 @@
 // and they count only while the instance's liveness key (refreshed every lease/3, expiring
 // after MOLE_HOLD_LEASE_MS, 30 s by default) exists. A crashed instance's holds stop counting
 // when its lease runs out, and the next script to look at the counter deletes them.
-import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { InvalidationBus } from '../shared/bus.js';
 import type { Clock } from '../shared/clock.js';
+import { LUA_HELD, startHoldLease } from '../shared/hold-lease.js';
 import type { Ledger, LedgerStore, Reservation, ReserveResult } from './ledger.js';
 import { createCounters } from './ledger-counters.js';
 
@@ -52,19 +52,6 @@ const COUNTER_TTL_S = 3600;
 const LUA_PRELUDE = `local function INT(n) return string.format('%d', n) end
 local OK, KEY_QUOTA, BALANCE, NEEDS_SEED = ${RESERVE_RESULT.OK}, ${RESERVE_RESULT.KEY_QUOTA}, ${RESERVE_RESULT.BALANCE}, ${RESERVE_RESULT.NEEDS_SEED}
 local NO_QUOTA, NOT_READ = ${NO_QUOTA}, ${NOT_READ}
-`;
-// The sum of the live holds on counter k; the holds of instances whose lease ran out are deleted.
-const LUA_HELD = `local function HELD(k, livep)
-  local t = redis.call('HGETALL', k); local sum = 0
-  for i = 1, #t, 2 do
-    local f = t[i]
-    if string.sub(f, 1, 2) == 'h:' then
-      if redis.call('EXISTS', livep .. string.sub(f, 3)) == 1 then sum = sum + tonumber(t[i + 1])
-      else redis.call('HDEL', k, f) end
-    end
-  end
-  return sum
-end
 `;
 // KEYS: key counter, user counter, this instance's liveness key. ARGV: quota (NO_QUOTA = none),
 // amount, ttl, key used in DB, user balance in DB (these two only when the caller has read
@@ -126,19 +113,15 @@ export function createRedisLedger(deps: RedisLedgerDeps): Ledger {
   const rk = (keyId: number) => `${deps.redisPrefix}:ledger:k:${keyId}`;
   const ru = (userId: number) => `${deps.redisPrefix}:ledger:u:${userId}`;
   const leaseMs = deps.holdLeaseMs ?? 30_000;
-  const instance = randomBytes(8).toString('hex');
-  const livePrefix = `${deps.redisPrefix}:ledger:live:`;
-  const liveKey = livePrefix + instance;
-  const holdField = `h:${instance}`;
   // Keeps this instance's holds alive while it runs (a long stream outlives many leases).
-  const heartbeat = setInterval(
-    () =>
-      void redis
-        .set(liveKey, '1', 'PX', leaseMs)
-        .catch((err) => deps.logger.warn({ err: String(err) }, 'ledger: hold lease renewal failed')),
-    Math.max(250, Math.floor(leaseMs / 3)),
-  );
-  heartbeat.unref();
+  const lease = startHoldLease({
+    redis,
+    livePrefix: `${deps.redisPrefix}:ledger:live:`,
+    leaseMs,
+    logger: deps.logger,
+    what: 'ledger',
+  });
+  const { livePrefix, liveKey, holdField } = lease;
 
   const runReserve = (
     keyId: number,
@@ -219,8 +202,7 @@ export function createRedisLedger(deps: RedisLedgerDeps): Ledger {
     },
     stats: counters.stats,
     async close() {
-      clearInterval(heartbeat);
-      await redis.del(liveKey).catch(() => {});
+      await lease.close();
     },
   };
 }

@@ -16,6 +16,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
+import { createLock } from '../shared/lock.js';
 import { chargeFor, type FlushHandle } from './ledger.js';
 import { int } from './ledger-redis.js';
 
@@ -113,14 +114,7 @@ export function createSpendCaps(deps: {
   const rk = (id: number) => `${redis?.prefix}:caps:e:${id}`;
 
   // Serialises reads of stored spend with flushes, so nothing is counted twice.
-  let lock: Promise<void> = Promise.resolve();
-  function acquire(): Promise<() => void> {
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    const prev = lock;
-    lock = prev.then(() => held);
-    return prev.then(() => release);
-  }
+  const acquire = createLock();
   async function readStored(id: number): Promise<number> {
     const release = await acquire();
     try {

@@ -11,12 +11,12 @@
 // began, read once per counter through `BudgetStore`. Spend settled here and not yet written
 // is `pending`; the usage writer's flush moves it into `base` when its batch commits, so a
 // counter never counts a row twice (the same scheme as billing/ledger-counters.ts).
-import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
 import type { Clock } from '../shared/clock.js';
+import { LUA_HELD, startHoldLease } from '../shared/hold-lease.js';
 import { type BudgetPeriod, dayOf, PERIODS, periodEnd, periodStart } from './period.js';
 
 /** Whose spend a budget counts: one key's ('k') or one account's ('u'). */
@@ -275,23 +275,12 @@ const NEEDS_SEED = -1;
 const NOT_READ = '-1';
 const COUNTER_TTL_S = 3600;
 
-const LUA_HELD = `local function INT(n) return string.format('%d', n) end
-local function HELD(k, livep)
-  local t = redis.call('HGETALL', k); local sum = 0
-  for i = 1, #t, 2 do
-    local f = t[i]
-    if string.sub(f, 1, 2) == 'h:' then
-      if redis.call('EXISTS', livep .. string.sub(f, 3)) == 1 then sum = sum + tonumber(t[i + 1])
-      else redis.call('HDEL', k, f) end
-    end
-  end
-  return sum
-end
-`;
+const LUA_PRELUDE = `local function INT(n) return string.format('%d', n) end
+${LUA_HELD}`;
 // KEYS: the counters, then this instance's liveness key. ARGV: amount, ttl, hold field,
 // liveness prefix, lease ms, then per counter: limit, stored spend (NOT_READ = not read).
 // Answers 0 (held on all), -1 (a counter needs seeding) or i (counter i refused; 1-based).
-const RESERVE_LUA = `${LUA_HELD}
+const RESERVE_LUA = `${LUA_PRELUDE}
 local n = #KEYS - 1
 for i = 1, n do
   if redis.call('EXISTS', KEYS[i]) == 0 then
@@ -317,7 +306,7 @@ return 0`;
 // to seed it with when it does not exist (stored plus this instance's unwritten spend).
 // Drops the hold and adds the charge (a charge of 0 is a release: nothing is created);
 // answers each charged counter's spend after it.
-const SETTLE_LUA = `${LUA_HELD}
+const SETTLE_LUA = `${LUA_PRELUDE}
 local n = #KEYS / 2; local hold = tonumber(ARGV[1]); local out = {}
 for i = 1, n do
   local v = redis.call('HGET', KEYS[i], ARGV[3]); local h = v and tonumber(v) or 0
@@ -333,7 +322,7 @@ end
 return out`;
 // KEYS: the counters. ARGV: liveness prefix, then per counter its limit. Answers the least
 // room over them (the caller's own hold still counted), as a decimal string.
-const ROOM_LUA = `${LUA_HELD}
+const ROOM_LUA = `${LUA_PRELUDE}
 local least = nil
 for i = 1, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
@@ -361,18 +350,14 @@ export function createRedisMeter(deps: {
   const c = createCounters(deps.store, deps.now ?? Date.now);
   const rk = (cid: string) => `${deps.redisPrefix}:budget:${cid}`;
   const leaseMs = deps.holdLeaseMs ?? 30_000;
-  const instance = randomBytes(8).toString('hex');
-  const livePrefix = `${deps.redisPrefix}:budget:live:`;
-  const liveKey = livePrefix + instance;
-  const holdField = `h:${instance}`;
-  const heartbeat = setInterval(
-    () =>
-      void redis
-        .set(liveKey, '1', 'PX', leaseMs)
-        .catch((err) => deps.logger.warn({ err: String(err) }, 'budgets: hold lease renewal failed')),
-    Math.max(250, Math.floor(leaseMs / 3)),
-  );
-  heartbeat.unref();
+  const lease = startHoldLease({
+    redis,
+    livePrefix: `${deps.redisPrefix}:budget:live:`,
+    leaseMs,
+    logger: deps.logger,
+    what: 'budgets',
+  });
+  const { livePrefix, liveKey, holdField } = lease;
 
   const run = (refs: CounterRef[], amount: number, seeds: string[] | null) =>
     redis.eval(
@@ -463,8 +448,7 @@ export function createRedisMeter(deps: {
     },
     flushInto: c.flushInto,
     async close() {
-      clearInterval(heartbeat);
-      await redis.del(liveKey).catch(() => {});
+      await lease.close();
     },
   };
 }

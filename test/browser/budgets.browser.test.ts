@@ -2,18 +2,17 @@
 // bar (spent / budget, next reset) on the key page; a user's budget in the user form; a
 // group's default key budget on the pricing page.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import {
   createUser,
   ensureWebBuilt,
   hasChromium,
-  launchBrowser,
-  newContext,
+  openConsole,
   seedGateway,
   signIn,
   warnIfNoChromium,
-  watchPage,
+  type watchPage,
 } from './helpers.js';
 
 warnIfNoChromium('budgets in the console');
@@ -21,7 +20,6 @@ warnIfNoChromium('budgets in the console');
 describe.skipIf(!hasChromium)('budgets in the console', { timeout: 90_000 }, () => {
   let s: TestServer;
   let browser: Browser;
-  let ctx: BrowserContext;
   let page: Page;
   let problems: ReturnType<typeof watchPage>;
   let admin: { id: number; username: string; password: string };
@@ -31,10 +29,7 @@ describe.skipIf(!hasChromium)('budgets in the console', { timeout: 90_000 }, () 
     s = await startTestServer();
     await seedGateway(s);
     admin = await createUser(s, { username: 'ada', role: 'admin', balance: 100 });
-    browser = await launchBrowser();
-    ctx = await newContext(browser);
-    page = await ctx.newPage();
-    problems = watchPage(page);
+    ({ browser, page, problems } = await openConsole(s.url));
     await signIn(page, s.url, admin.username, admin.password);
   }, 180_000);
 

@@ -3,14 +3,14 @@
 // and attempts, channel test results that survive a reload, same-named keys on the usage
 // page, full-precision balances and the own-password change.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import {
   createUser,
   ensureWebBuilt,
   hasChromium,
-  launchBrowser,
   newContext,
+  openConsole,
   relay,
   seedGateway,
   signIn,
@@ -35,7 +35,6 @@ async function sidewaysOverflow(page: Page): Promise<number> {
 describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
   let s: TestServer;
   let browser: Browser;
-  let ctx: BrowserContext;
   let page: Page;
   let problems: ReturnType<typeof watchPage>;
   let admin: { id: number; username: string; password: string };
@@ -85,10 +84,7 @@ describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
       twins.push(twin.body.display);
       expect((await chat(twin.body.key, 'gpt-4o')).status).toBe(200);
     }
-    browser = await launchBrowser();
-    ctx = await newContext(browser, { width: 390, height: 844 });
-    page = await ctx.newPage();
-    problems = watchPage(page);
+    ({ browser, page, problems } = await openConsole(s.url, { viewport: { width: 390, height: 844 } }));
     await signIn(page, s.url, admin.username, admin.password);
   }, SETUP_TIMEOUT);
 

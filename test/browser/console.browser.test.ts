@@ -2,7 +2,7 @@
 // of a key (create → secret once → relay → disable → rotate → delete), logs and usage of real
 // calls, per-key page, admin pages, user isolation, XSS-safe rendering, phone width.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import {
   createUser,
@@ -10,6 +10,7 @@ import {
   hasChromium,
   launchBrowser,
   newContext,
+  openConsole,
   relay,
   seedGateway,
   signIn,
@@ -28,7 +29,6 @@ const SETUP_TIMEOUT = 180_000;
 describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
   let s: TestServer;
   let browser: Browser;
-  let ctx: BrowserContext;
   let page: Page;
   let problems: ReturnType<typeof watchPage>;
   let admin: { id: number; username: string; password: string };
@@ -40,11 +40,7 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     s = await startTestServer();
     await seedGateway(s);
     admin = await createUser(s, { username: 'ada', role: 'admin', balance: 100 });
-    browser = await launchBrowser();
-    ctx = await newContext(browser);
-    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: s.url });
-    page = await ctx.newPage();
-    problems = watchPage(page);
+    ({ browser, page, problems } = await openConsole(s.url, { clipboard: true }));
   }, SETUP_TIMEOUT);
 
   afterAll(async () => {

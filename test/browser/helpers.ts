@@ -194,6 +194,29 @@ export async function newContext(
   return ctx;
 }
 
+/** A browser on the console: Chromium, one context, one page whose problems are collected. */
+export interface ConsoleBrowser {
+  browser: Browser;
+  ctx: BrowserContext;
+  page: Page;
+  problems: ReturnType<typeof watchPage>;
+}
+
+/**
+ * Launches Chromium with a fresh context (`viewport`, by default a laptop's) and one watched
+ * page; `clipboard` lets pages of `url` read and write the clipboard.
+ */
+export async function openConsole(
+  url: string,
+  opts: { clipboard?: boolean; viewport?: { width: number; height: number } } = {},
+): Promise<ConsoleBrowser> {
+  const browser = await launchBrowser();
+  const ctx = await newContext(browser, opts.viewport);
+  if (opts.clipboard) await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: url });
+  const page = await ctx.newPage();
+  return { browser, ctx, page, problems: watchPage(page) };
+}
+
 /** Calls the relay with a secret; returns status and parsed body. */
 export async function relay(
   url: string,

@@ -1,17 +1,16 @@
 // The console's notifications page: linked in the navigation; a user sees the events of their
 // own account and keys, an admin sees every event (channel ones too), filterable by type.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import {
   createUser,
   ensureWebBuilt,
   hasChromium,
-  launchBrowser,
-  newContext,
+  openConsole,
   signIn,
   warnIfNoChromium,
-  watchPage,
+  type watchPage,
 } from './helpers.js';
 
 warnIfNoChromium('web console (notifications)');
@@ -19,7 +18,6 @@ warnIfNoChromium('web console (notifications)');
 describe.skipIf(!hasChromium)('web console: notifications', { timeout: 90_000 }, () => {
   let s: TestServer;
   let browser: Browser;
-  let ctx: BrowserContext;
   let page: Page;
   let problems: ReturnType<typeof watchPage>;
   let admin: { id: number; username: string; password: string };
@@ -45,10 +43,7 @@ describe.skipIf(!hasChromium)('web console: notifications', { timeout: 90_000 },
       userId: null,
       data: { channel_id: 1, channel_name: 'upstream-a', reason: 'upstream answered 401', by: 'health' },
     });
-    browser = await launchBrowser();
-    ctx = await newContext(browser);
-    page = await ctx.newPage();
-    problems = watchPage(page);
+    ({ browser, page, problems } = await openConsole(s.url));
   }, 180_000);
 
   afterAll(async () => {

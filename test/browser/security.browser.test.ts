@@ -9,13 +9,12 @@ import {
   createUser,
   ensureWebBuilt,
   hasChromium,
-  launchBrowser,
-  newContext,
+  openConsole,
   relay,
   seedGateway,
   signIn,
   warnIfNoChromium,
-  watchPage,
+  type watchPage,
 } from './helpers.js';
 
 warnIfNoChromium('web console (security)');
@@ -42,10 +41,7 @@ describe.skipIf(!hasChromium)('web console: security', SUITE, () => {
     await seedGateway(s);
     admin = await createUser(s, { username: 'sec-admin', role: 'admin' });
     user = await createUser(s, { username: 'sec-user' });
-    browser = await launchBrowser();
-    ctx = await newContext(browser);
-    page = await ctx.newPage();
-    problems = watchPage(page);
+    ({ browser, ctx, page, problems } = await openConsole(s.url));
   }, 180_000);
 
   afterAll(async () => {

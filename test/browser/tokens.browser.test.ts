@@ -2,17 +2,16 @@
 // management token with scopes and an expiry, the secret shown once (Copy), the token works
 // on /api and only there, revoke after confirmation. And the key list's age / rotate hint.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import {
   createUser,
   ensureWebBuilt,
   hasChromium,
-  launchBrowser,
-  newContext,
+  openConsole,
   signIn,
   warnIfNoChromium,
-  watchPage,
+  type watchPage,
 } from './helpers.js';
 
 warnIfNoChromium('tokens page');
@@ -22,7 +21,6 @@ const TOKEN_RE = /^mg-[0-9A-Za-z]{48}$/;
 describe.skipIf(!hasChromium)('Tokens page in Chromium', { timeout: 90_000 }, () => {
   let s: TestServer;
   let browser: Browser;
-  let ctx: BrowserContext;
   let page: Page;
   let problems: ReturnType<typeof watchPage>;
   let user: { id: number; username: string; password: string };
@@ -32,11 +30,7 @@ describe.skipIf(!hasChromium)('Tokens page in Chromium', { timeout: 90_000 }, ()
     await ensureWebBuilt();
     s = await startTestServer();
     user = await createUser(s, { username: 'tess', balance: 10 });
-    browser = await launchBrowser();
-    ctx = await newContext(browser);
-    await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: s.url });
-    page = await ctx.newPage();
-    problems = watchPage(page);
+    ({ browser, page, problems } = await openConsole(s.url, { clipboard: true }));
     await signIn(page, s.url, user.username, user.password);
   }, 180_000);
 

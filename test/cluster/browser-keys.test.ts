@@ -3,7 +3,8 @@
 // kills it on both at once; max_cost holds across both.
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pgUrl, redisUrl, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { startPair } from './helpers.js';
+import { pgUrl, redisUrl, type TestServer, userWithKey } from '../helpers/server.js';
 
 const enabled = !!pgUrl() && !!redisUrl();
 if (!enabled) console.warn('[moleapi tests] SKIPPING browser-keys cluster suite: needs PostgreSQL and Redis');
@@ -34,16 +35,7 @@ describe.skipIf(!enabled)('browser keys on two instances sharing PostgreSQL + Re
   let a: TestServer;
   let b: TestServer;
   beforeAll(async () => {
-    a = await startTestServer({ backend: 'postgres', redis: true });
-    b = await startTestServer({ shareWith: a, redis: true });
-    expect(
-      (await a.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: [model] })).status,
-    ).toBe(201);
-    expect((await a.api('PUT', `/api/prices/${model}`, { input: 0, output: 1000 })).status).toBe(200);
-    for (let i = 0; i < 50 && !b.services.channels.serves('default', model); i++)
-      await new Promise((r) => setTimeout(r, 20));
-    for (let i = 0; i < 50 && !b.services.catalog.price(model); i++)
-      await new Promise((r) => setTimeout(r, 20));
+    ({ a, b } = await startPair({ model: { name: model, input: 0, output: 1000 } }));
   });
   afterAll(async () => {
     await b?.close();

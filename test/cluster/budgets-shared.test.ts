@@ -2,7 +2,8 @@
 // counter, so a burst spread over both instances never spends past it, and each instance
 // sees the other's spend.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pgUrl, redisUrl, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { startPair } from './helpers.js';
+import { pgUrl, redisUrl, type TestServer, userWithKey } from '../helpers/server.js';
 
 const enabled = !!pgUrl() && !!redisUrl();
 if (!enabled) console.warn('[moleapi tests] SKIPPING shared budgets suite: needs PostgreSQL and Redis');
@@ -25,20 +26,7 @@ describe.skipIf(!enabled)('budgets on two instances sharing PostgreSQL + Redis',
   let a: TestServer;
   let b: TestServer;
   beforeAll(async () => {
-    a = await startTestServer({ backend: 'postgres', redis: true });
-    b = await startTestServer({ shareWith: a, redis: true });
-    expect(
-      (await a.api('POST', '/api/channels', { name: 'm', type: 'mock', models: ['mole-mini'] })).status,
-    ).toBe(201);
-    expect((await a.api('PUT', '/api/prices/mole-mini', { input: 0, output: 1 })).status).toBe(200);
-    // b learns about the channel and price through the shared invalidation channel.
-    for (
-      let i = 0;
-      i < 100 &&
-      !(b.services.catalog.price('mole-mini') && b.services.channels.serves('default', 'mole-mini'));
-      i++
-    )
-      await new Promise((r) => setTimeout(r, 20));
+    ({ a, b } = await startPair({ model: { name: 'mole-mini', input: 0, output: 1 } }));
   });
   afterAll(async () => {
     await b?.close();

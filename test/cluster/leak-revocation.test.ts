@@ -2,7 +2,8 @@
 // PostgreSQL and Redis within a second (contract §8), although both held the key in their
 // caches; and the anomaly guard counts client IPs across both.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { pgUrl, redisUrl, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { startPair } from './helpers.js';
+import { pgUrl, redisUrl, type TestServer, userWithKey } from '../helpers/server.js';
 import { expectRelayError, relay } from '../foundation/util.js';
 import { type FakeGithub, fakeGithub, match } from '../security/helpers.js';
 
@@ -16,17 +17,7 @@ describe.skipIf(!enabled)('leak response on two instances sharing PostgreSQL + R
   beforeAll(async () => {
     gh = fakeGithub();
     const env = { MOLE_SECRET_SCANNING_KEYS: gh.file, MOLE_TRUSTED_PROXIES: '127.0.0.1' };
-    a = await startTestServer({ backend: 'postgres', redis: true, env });
-    b = await startTestServer({ shareWith: a, redis: true, env });
-    expect(
-      (await a.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: ['mole-mini'] })).status,
-    ).toBe(201);
-    expect((await a.api('PUT', '/api/prices/mole-mini', { input: 1000, output: 1000 })).status).toBe(200);
-    // b learns about the channel and price through the shared invalidation channel.
-    await vi.waitFor(() => {
-      expect(b.services.channels.serves('default', 'mole-mini')).toBe(true);
-      expect(b.services.catalog.price('mole-mini')).not.toBeNull();
-    });
+    ({ a, b } = await startPair({ env, model: { name: 'mole-mini', input: 1000, output: 1000 } }));
   });
   afterAll(async () => {
     await b?.close();

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countChatPrompt } from '../../src/relay/tokens.js';
 import { costNano } from '../../src/billing/money.js';
+import { startPair } from './helpers.js';
 import { pgUrl, redisUrl, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
 
 const enabled = !!pgUrl() && !!redisUrl();
@@ -33,17 +34,7 @@ describe.skipIf(!enabled)('two instances sharing PostgreSQL + Redis', () => {
   let a: TestServer;
   let b: TestServer;
   beforeAll(async () => {
-    a = await startTestServer({ backend: 'postgres', redis: true });
-    b = await startTestServer({ shareWith: a, redis: true });
-    expect(
-      (await a.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: ['mole-mini'] })).status,
-    ).toBe(201);
-    expect((await a.api('PUT', '/api/prices/mole-mini', { input: 0.15, output: 0.6 })).status).toBe(200);
-    // b learns about the channel and price through the shared invalidation channel.
-    for (let i = 0; i < 50 && !b.services.channels.serves('default', 'mole-mini'); i++)
-      await new Promise((r) => setTimeout(r, 20));
-    for (let i = 0; i < 50 && !b.services.catalog.price('mole-mini'); i++)
-      await new Promise((r) => setTimeout(r, 20));
+    ({ a, b } = await startPair({ model: { name: 'mole-mini', input: 0.15, output: 0.6 } }));
   });
   afterAll(async () => {
     await b?.close();

@@ -101,3 +101,42 @@ export function FieldError({ id, message }: { id: string; message: string | null
     </p>
   );
 }
+
+/** How a number field is typed: an amount in USD, a small count (≥ 1), or a large whole number. */
+const NUMBER_INPUTS = {
+  usd: { type: 'text', inputMode: 'decimal' },
+  count: { type: 'number', min: 1, step: 1 },
+  whole: { type: 'text', inputMode: 'numeric' },
+} as const;
+
+/** A labelled number field (a limit, an amount); empty text means "none". */
+export function NumberField({
+  kind,
+  label,
+  hint,
+  error,
+  className,
+  value,
+  onChange,
+  placeholder,
+}: {
+  kind: keyof typeof NUMBER_INPUTS;
+  label: string;
+  hint?: ReactNode;
+  error?: string | null;
+  className?: string;
+  value: string;
+  onChange: (value: string) => void;
+  placeholder?: string;
+}) {
+  return (
+    <Field label={label} hint={hint} error={error} className={className}>
+      <input
+        {...NUMBER_INPUTS[kind]}
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        placeholder={placeholder}
+      />
+    </Field>
+  );
+}

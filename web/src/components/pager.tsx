@@ -1,5 +1,6 @@
 // Cursor pagination: the server hands out opaque cursors; we keep a stack to go back.
 import { useState } from 'react';
+import { PageSizeSelect } from './controls';
 
 export function useCursorPager(resetKey: string) {
   const [stack, setStack] = useState<(string | null)[]>([null]);
@@ -45,5 +46,31 @@ export function Pager({
         Next page
       </button>
     </nav>
+  );
+}
+
+/** Below a long paged list: its pager and rows per page (25–200, 50 by default; `limit` in the URL). */
+export function TableFoot({
+  label,
+  pager,
+  nextCursor,
+  limit,
+}: {
+  label: string;
+  pager: ReturnType<typeof useCursorPager>;
+  nextCursor: string | number | null | undefined;
+  limit: number;
+}) {
+  return (
+    <div className="table-foot">
+      <Pager
+        label={label}
+        page={pager.page}
+        nextCursor={nextCursor}
+        onPrev={pager.prev}
+        onNext={pager.next}
+      />
+      <PageSizeSelect value={limit} sizes={[25, 50, 100, 200]} defaultSize={50} className="inline" />
+    </div>
   );
 }

@@ -5,9 +5,9 @@ import { api, type EventType, type GatewayEvent, type Page } from '../api';
 import { dateTime } from '../format';
 import { Link, setQuery, useLocation } from '../router';
 import { AsyncView, useAsync } from '../components/async';
-import { FilterForm, PageSizeSelect, SelectField, usePageSize } from '../components/controls';
+import { FilterForm, SelectField, usePageSize } from '../components/controls';
 import { DataTable, PageHead, TableCell, TableRow } from '../components/layout';
-import { Pager, useCursorPager } from '../components/pager';
+import { TableFoot, useCursorPager } from '../components/pager';
 import { useIsAdmin } from '../session';
 
 const TYPES: { value: EventType; label: string }[] = [
@@ -68,16 +68,7 @@ export function EventsPage() {
         {(page) => (
           <>
             <EventsTable rows={page.data} showAccount={isAdmin} first={pager.page === 1} />
-            <div className="table-foot">
-              <Pager
-                label="Notifications"
-                page={pager.page}
-                nextCursor={page.next_cursor}
-                onPrev={pager.prev}
-                onNext={pager.next}
-              />
-              <PageSizeSelect value={limit} sizes={[25, 50, 100, 200]} defaultSize={50} className="inline" />
-            </div>
+            <TableFoot label="Notifications" pager={pager} nextCursor={page.next_cursor} limit={limit} />
           </>
         )}
       </AsyncView>

@@ -1,9 +1,10 @@
 import { useEffect, useMemo, useState } from 'react';
 import { api, type ApiKey, type Page } from '../api';
-import { dateOnly, relative, dateTime } from '../format';
+import { dateTime } from '../format';
 import { Link, setQuery, useLocation } from '../router';
 import { AsyncView, useAsync } from '../components/async';
 import { QuotaMeter, StatusBadge } from '../components/badges';
+import { When } from '../components/when';
 import { Pager, useCursorPager } from '../components/pager';
 import {
   FilterForm,
@@ -229,22 +230,10 @@ export function KeysPage() {
                     <QuotaMeter used={k.used} quota={k.quota} />
                   </TableCell>
                   <TableCell label="Expires" className="nowrap">
-                    {k.expires_at ? (
-                      <time dateTime={k.expires_at} title={dateTime(k.expires_at)}>
-                        {dateOnly(k.expires_at)}
-                      </time>
-                    ) : (
-                      <span className="muted">never</span>
-                    )}
+                    <When at={k.expires_at} />
                   </TableCell>
                   <TableCell label="Last used" className="nowrap">
-                    {k.last_used_at ? (
-                      <time dateTime={k.last_used_at} title={dateTime(k.last_used_at)}>
-                        {relative(k.last_used_at)}
-                      </time>
-                    ) : (
-                      <span className="muted">never</span>
-                    )}
+                    <When at={k.last_used_at} as="relative" />
                     {k.last_used_ip ? <div className="muted small">{k.last_used_ip}</div> : null}
                   </TableCell>
                   <TableCell className="actions-cell">

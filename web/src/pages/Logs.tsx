@@ -5,8 +5,8 @@ import { Link } from '../router';
 import { AsyncView, useAsync } from '../components/async';
 import { HttpStatus } from '../components/badges';
 import { Modal } from '../components/dialogs';
-import { Pager, useCursorPager } from '../components/pager';
-import { ExportCsvButton, PageSizeSelect, usePageSize } from '../components/controls';
+import { TableFoot, useCursorPager } from '../components/pager';
+import { ExportCsvButton, usePageSize } from '../components/controls';
 import { FilterTotals, PageHead, TermList } from '../components/layout';
 import { useIsAdmin } from '../session';
 import { FilterBar, useFilters } from './filters';
@@ -62,16 +62,7 @@ export function LogsPage() {
         {(page) => (
           <>
             <LogsTable rows={page.data} />
-            <div className="table-foot">
-              <Pager
-                label="Logs"
-                page={pager.page}
-                nextCursor={page.next_cursor}
-                onPrev={pager.prev}
-                onNext={pager.next}
-              />
-              <PageSizeSelect value={limit} sizes={[25, 50, 100, 200]} defaultSize={50} className="inline" />
-            </div>
+            <TableFoot label="Logs" pager={pager} nextCursor={page.next_cursor} limit={limit} />
           </>
         )}
       </AsyncView>

@@ -3,6 +3,7 @@ import { api, type Group, type Price } from '../api';
 import { usd } from '../format';
 import { AsyncView, useAsync } from '../components/async';
 import { FormDialog } from '../components/dialogs';
+import { BudgetFields, LimitFields, limitValuesOf } from '../components/limitFields';
 import { notify } from '../components/notices';
 import { ActionsCell, DeleteButton, DeleteDialog } from '../components/records';
 import { ACTIONS, type Column, DataTable, PageHead, Section } from '../components/layout';
@@ -293,9 +294,8 @@ function GroupForm({
   const [name, setName] = useState(existing?.name ?? '');
   const [multiplier, setMultiplier] = useState(existing ? String(existing.multiplier) : '1');
   const text = (v: number | null | undefined) => (v == null ? '' : String(v));
-  const [rpm, setRpm] = useState(text(existing?.rpm));
-  const [tpm, setTpm] = useState(text(existing?.tpm));
-  const [concurrency, setConcurrency] = useState(text(existing?.max_concurrency));
+  const [limits, setLimits] = useState(() => limitValuesOf(existing));
+  const { rpm, tpm, concurrency } = limits;
   const [models, setModels] = useState((existing?.models ?? []).join(', '));
   const [lifetime, setLifetime] = useState(text(existing?.max_key_lifetime_days));
   const [budget, setBudget] = useState(existing?.budget ? String(existing.budget.amount) : '');
@@ -357,33 +357,11 @@ function GroupForm({
           data-autofocus={existing ? true : undefined}
         />
       </label>
-      <label>
-        Requests per minute
-        <input
-          inputMode="numeric"
-          value={rpm}
-          onChange={(e) => setRpm(e.target.value)}
-          placeholder="No limit"
-        />
-      </label>
-      <label>
-        Tokens per minute
-        <input
-          inputMode="numeric"
-          value={tpm}
-          onChange={(e) => setTpm(e.target.value)}
-          placeholder="No limit"
-        />
-      </label>
-      <label>
-        Max concurrent requests
-        <input
-          inputMode="numeric"
-          value={concurrency}
-          onChange={(e) => setConcurrency(e.target.value)}
-          placeholder="No limit"
-        />
-      </label>
+      <LimitFields
+        values={limits}
+        onChange={(field, value) => setLimits((l) => ({ ...l, [field]: value }))}
+        placeholder="No limit"
+      />
       <label>
         Max key lifetime (days)
         <input
@@ -405,27 +383,14 @@ function GroupForm({
         Limits are each key's and each account's default and ceiling in this group; keys and users cannot be
         set above them.
       </p>
-      <label>
-        Key budget (USD)
-        <input
-          inputMode="decimal"
-          value={budget}
-          onChange={(e) => setBudget(e.target.value)}
-          placeholder="No budget"
-          aria-describedby="group-budget-hint"
-        />
-      </label>
-      <label>
-        Budget period
-        <select value={budgetPeriod} onChange={(e) => setBudgetPeriod(e.target.value)}>
-          <option value="daily">per day</option>
-          <option value="weekly">per week</option>
-          <option value="monthly">per month</option>
-        </select>
-      </label>
-      <p id="group-budget-hint" className="muted span2">
-        The default spend ceiling for each key of the group; a key’s own budget may not be above it.
-      </p>
+      <BudgetFields
+        label="Key budget (USD)"
+        hint="The default spend ceiling for each key of the group; a key’s own budget may not be above it."
+        amount={budget}
+        period={budgetPeriod}
+        onAmount={setBudget}
+        onPeriod={setBudgetPeriod}
+      />
     </FormDialog>
   );
 }

@@ -4,12 +4,13 @@
 import { useEffect, useRef, useState } from 'react';
 import { api, type ManagementToken, type NewManagementToken } from '../api';
 import { AsyncView, useAsync } from '../components/async';
+import { When } from '../components/when';
 import { StatusBadge } from '../components/badges';
 import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
 import { Field } from '../components/forms';
 import { ACTIONS, DataTable, PageHead, TableCell, TableRow } from '../components/layout';
 import { notify } from '../components/notices';
-import { dateOnly, dateTime, relative } from '../format';
+import { dateOnly, dateTime } from '../format';
 import { useSession } from '../session';
 import { copyText, useUsers } from './keyDialogs';
 
@@ -92,22 +93,10 @@ export default function TokensPage() {
                   <StatusBadge status={t.status} />
                 </TableCell>
                 <TableCell label="Expires" className="nowrap">
-                  {t.expires_at ? (
-                    <time dateTime={t.expires_at} title={dateTime(t.expires_at)}>
-                      {dateOnly(t.expires_at)}
-                    </time>
-                  ) : (
-                    <span className="muted">never</span>
-                  )}
+                  <When at={t.expires_at} />
                 </TableCell>
                 <TableCell label="Last used" className="nowrap">
-                  {t.last_used_at ? (
-                    <time dateTime={t.last_used_at} title={dateTime(t.last_used_at)}>
-                      {relative(t.last_used_at)}
-                    </time>
-                  ) : (
-                    <span className="muted">never</span>
-                  )}
+                  <When at={t.last_used_at} as="relative" />
                 </TableCell>
                 <TableCell label="Created" className="nowrap">
                   <time dateTime={t.created_at} title={dateTime(t.created_at)}>

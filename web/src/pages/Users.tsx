@@ -6,6 +6,7 @@ import { AsyncView, useAsync } from '../components/async';
 import { StatusBadge } from '../components/badges';
 import { FormDialog } from '../components/dialogs';
 import { Field } from '../components/forms';
+import { BudgetFields, LimitFields, limitValuesOf } from '../components/limitFields';
 import { notify } from '../components/notices';
 import { Pager, useCursorPager } from '../components/pager';
 import { FilterForm, SelectField, type Option } from '../components/controls';
@@ -35,12 +36,6 @@ const STATUSES: Option[] = [
 ];
 
 type Dialog = null | { kind: 'create' } | { kind: 'edit' | 'topup' | 'delete'; user: User };
-
-const BUDGET_PERIODS: Option[] = [
-  { value: 'daily', label: 'per day' },
-  { value: 'weekly', label: 'per week' },
-  { value: 'monthly', label: 'per month' },
-];
 
 export default function UsersPage() {
   const session = useSession();
@@ -192,10 +187,8 @@ function UserForm({
   const [group, setGroup] = useState(existing?.group ?? 'default');
   const [status, setStatus] = useState<User['status']>(existing?.status ?? 'active');
   const [balance, setBalance] = useState('');
-  const text = (v: number | null | undefined) => (v == null ? '' : String(v));
-  const [rpm, setRpm] = useState(text(existing?.rpm));
-  const [tpm, setTpm] = useState(text(existing?.tpm));
-  const [concurrency, setConcurrency] = useState(text(existing?.max_concurrency));
+  const [limits, setLimits] = useState(() => limitValuesOf(existing));
+  const { rpm, tpm, concurrency } = limits;
   const [budget, setBudget] = useState(existing?.budget ? String(existing.budget.amount) : '');
   const [budgetPeriod, setBudgetPeriod] = useState<string>(existing?.budget?.period ?? 'monthly');
 
@@ -313,19 +306,12 @@ function UserForm({
         options={groupNames.map((g) => ({ value: g, label: g }))}
         onChange={setGroup}
       />
-      <Field label="Budget (USD)" hint="Spend allowed per period for all the account's keys. Empty: none.">
-        <input
-          inputMode="decimal"
-          value={budget}
-          onChange={(e) => setBudget(e.target.value)}
-          placeholder="No budget"
-        />
-      </Field>
-      <SelectField
-        label="Budget period"
-        value={budgetPeriod}
-        options={BUDGET_PERIODS}
-        onChange={setBudgetPeriod}
+      <BudgetFields
+        hint="Spend allowed per period for all the account's keys. Empty: none."
+        amount={budget}
+        period={budgetPeriod}
+        onAmount={setBudget}
+        onPeriod={setBudgetPeriod}
       />
       {existing ? (
         <SelectField
@@ -345,33 +331,11 @@ function UserForm({
           />
         </label>
       )}
-      <label>
-        Requests per minute
-        <input
-          inputMode="numeric"
-          value={rpm}
-          onChange={(e) => setRpm(e.target.value)}
-          placeholder="Group default"
-        />
-      </label>
-      <label>
-        Tokens per minute
-        <input
-          inputMode="numeric"
-          value={tpm}
-          onChange={(e) => setTpm(e.target.value)}
-          placeholder="Group default"
-        />
-      </label>
-      <label>
-        Max concurrent requests
-        <input
-          inputMode="numeric"
-          value={concurrency}
-          onChange={(e) => setConcurrency(e.target.value)}
-          placeholder="Group default"
-        />
-      </label>
+      <LimitFields
+        values={limits}
+        onChange={(field, value) => setLimits((l) => ({ ...l, [field]: value }))}
+        placeholder="Group default"
+      />
     </FormDialog>
   );
 }

@@ -5,8 +5,8 @@ import { api, ApiError, errorMessage, type ApiKey, type Group, type User } from 
 import { toDateInput, usdExact } from '../format';
 import { useAsync } from '../components/async';
 import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
-import { Field } from '../components/forms';
-import { SelectField } from '../components/controls';
+import { Field, NumberField } from '../components/forms';
+import { BudgetFields, LimitFields } from '../components/limitFields';
 import { notify } from '../components/notices';
 import { changeStatus, DeleteButton, DeleteDialog } from '../components/records';
 import { useSession } from '../session';
@@ -252,109 +252,56 @@ export function KeyFormDialog({
         />
       </Field>
 
-      <Field
+      <NumberField
+        kind="usd"
         label="Quota (USD)"
         hint="Spending cap for this key. Empty: no cap (the account balance still applies)."
         error={errors.quota}
-      >
-        <input
-          type="text"
-          inputMode="decimal"
-          value={quota}
-          onChange={(e) => set('quota')(e.target.value)}
-          placeholder="Unlimited"
-        />
-      </Field>
-
-      <Field
-        label="Budget (USD)"
-        hint="Spend allowed per period (UTC; weeks from Monday, months from the 1st). Empty: none of its own."
-        error={errors.budget}
-      >
-        <input
-          type="text"
-          inputMode="decimal"
-          value={budget}
-          onChange={(e) => set('budget')(e.target.value)}
-          placeholder="No budget"
-        />
-      </Field>
-
-      <SelectField
-        label="Budget period"
-        value={budgetPeriod}
-        options={[
-          { value: 'daily', label: 'per day' },
-          { value: 'weekly', label: 'per week' },
-          { value: 'monthly', label: 'per month' },
-        ]}
-        onChange={set('budgetPeriod')}
+        value={quota}
+        onChange={set('quota')}
+        placeholder="Unlimited"
       />
 
-      <Field label="Requests per minute" hint="Empty: the group's default, if any." error={errors.rpm}>
-        <input
-          type="number"
-          min={1}
-          step={1}
-          value={rpm}
-          onChange={(e) => set('rpm')(e.target.value)}
-          placeholder="No limit"
-        />
-      </Field>
+      <BudgetFields
+        hint="Spend allowed per period (UTC; weeks from Monday, months from the 1st). Empty: none of its own."
+        error={errors.budget}
+        amount={budget}
+        period={budgetPeriod}
+        onAmount={set('budget')}
+        onPeriod={set('budgetPeriod')}
+      />
 
-      <Field
-        label="Tokens per minute"
-        hint="Input + output tokens. Empty: the group's default, if any."
-        error={errors.tpm}
-      >
-        <input
-          type="text"
-          inputMode="numeric"
-          value={tpm}
-          onChange={(e) => set('tpm')(e.target.value)}
-          placeholder="No limit"
-        />
-      </Field>
-
-      <Field
-        label="Max concurrent requests"
-        hint="Requests in flight at once. Empty: the group's default, if any."
-        error={errors.concurrency}
-      >
-        <input
-          type="number"
-          min={1}
-          step={1}
-          value={concurrency}
-          onChange={(e) => set('concurrency')(e.target.value)}
-          placeholder="No limit"
-        />
-      </Field>
+      <LimitFields
+        values={{ rpm, tpm, concurrency }}
+        onChange={(field, value) => set(field)(value)}
+        placeholder="No limit"
+        counts="count"
+        hints={{
+          rpm: "Empty: the group's default, if any.",
+          tpm: "Input + output tokens. Empty: the group's default, if any.",
+          concurrency: "Requests in flight at once. Empty: the group's default, if any.",
+        }}
+        errors={errors}
+      />
       <fieldset className="span2 guard" aria-label="Anomaly guard">
         <legend>Anomaly guard</legend>
-        <Field
+        <NumberField
+          kind="count"
           label="Max client IPs per hour"
           hint="Distinct IPs using the key within a clock hour. Empty: not watched."
           error={errors.guard}
-        >
-          <input
-            type="number"
-            min={1}
-            step={1}
-            value={guardIps}
-            onChange={(e) => set('guardIps')(e.target.value)}
-            placeholder="Not watched"
-          />
-        </Field>
-        <Field label="Max spend per hour (USD)" hint="Empty: not watched.">
-          <input
-            type="text"
-            inputMode="decimal"
-            value={guardSpend}
-            onChange={(e) => set('guardSpend')(e.target.value)}
-            placeholder="Not watched"
-          />
-        </Field>
+          value={guardIps}
+          onChange={set('guardIps')}
+          placeholder="Not watched"
+        />
+        <NumberField
+          kind="usd"
+          label="Max spend per hour (USD)"
+          hint="Empty: not watched."
+          value={guardSpend}
+          onChange={set('guardSpend')}
+          placeholder="Not watched"
+        />
         <Field
           label="When passed"
           hint="Disable switches the key off and locks it; only an admin can enable it."

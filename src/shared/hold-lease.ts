@@ -1,0 +1,64 @@
+// The liveness lease behind Redis holds (ledger, budgets): each instance keeps its holds in
+// its own counter field ("h:<id>"), and they count only while its liveness key exists; a
+// heartbeat refreshes the key every lease/3, so a crashed instance's holds lapse with it.
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+
+/**
+ * Lua for the scripts: HELD(k, livep) sums the live holds on counter k; the holds of
+ * instances whose lease ran out are deleted.
+ */
+export const LUA_HELD = `local function HELD(k, livep)
+  local t = redis.call('HGETALL', k); local sum = 0
+  for i = 1, #t, 2 do
+    local f = t[i]
+    if string.sub(f, 1, 2) == 'h:' then
+      if redis.call('EXISTS', livep .. string.sub(f, 3)) == 1 then sum = sum + tonumber(t[i + 1])
+      else redis.call('HDEL', k, f) end
+    end
+  end
+  return sum
+end
+`;
+
+export interface HoldLease {
+  /** Prefix of every instance's liveness key (the scripts test `livePrefix + id`). */
+  livePrefix: string;
+  /** This instance's liveness key. */
+  liveKey: string;
+  /** This instance's hold field in a counter. */
+  holdField: string;
+  /** Stops the heartbeat and drops the liveness key (this instance's holds stop counting). */
+  close(): Promise<void>;
+}
+
+/** Starts this instance's lease under `${livePrefix}<random id>`; `what` names it in logs. */
+export function startHoldLease(deps: {
+  redis: Redis;
+  livePrefix: string;
+  leaseMs: number;
+  logger: Logger;
+  what: string;
+}): HoldLease {
+  const { redis, livePrefix, leaseMs } = deps;
+  const instance = randomBytes(8).toString('hex');
+  const liveKey = livePrefix + instance;
+  const heartbeat = setInterval(
+    () =>
+      void redis
+        .set(liveKey, '1', 'PX', leaseMs)
+        .catch((err) => deps.logger.warn({ err: String(err) }, `${deps.what}: hold lease renewal failed`)),
+    Math.max(250, Math.floor(leaseMs / 3)),
+  );
+  heartbeat.unref();
+  return {
+    livePrefix,
+    liveKey,
+    holdField: `h:${instance}`,
+    async close() {
+      clearInterval(heartbeat);
+      await redis.del(liveKey).catch(() => {});
+    },
+  };
+}

@@ -260,7 +260,12 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
           remaining: cap === null ? null : nanoToUsd(Math.max(0, cap - used)),
         };
       }
-      const row = await s.keys.requireKey(key.id);
+      // A key deleted while this request was in flight answers like any unknown key.
+      const row = await s.keys.requireKey(key.id).catch((err: unknown) => {
+        if (err instanceof AppError && err.code === 'not_found')
+          throw new AppError('invalid_api_key', 'Invalid API key: this key was deleted.');
+        throw err;
+      });
       const json = toKeyJson({ ...row, used_nano: s.ledger.usedNano(key.id, Number(row.used_nano)) });
       const balance = s.ledger.balanceNano(key.userId, await s.accounts.balanceNano(key.userId));
       const limits: Record<string, unknown> = limitsJson(await relay.limitsOf(key), s.limiter.now());

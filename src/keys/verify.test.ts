@@ -140,3 +140,37 @@ describe('key verifier cache invalidation', () => {
     expect(small.indexSizes()).toEqual({ keys: 10, users: 1 });
   });
 });
+
+describe('key verifier reads in flight', () => {
+  it('a lookup after a change never joins a read that began before it', async () => {
+    const { secrets, byHash, bus } = setup(1);
+    const secret = secrets[0]!;
+    const row = byHash.get(hashKey(secret))!;
+    // The first read is slow and sees the key as it was (active).
+    let release!: () => void;
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    const gated = createKeyVerifier(
+      {
+        findByHash: async (h: string) => {
+          const before = { ...byHash.get(h)! };
+          await gate;
+          return before;
+        },
+      } as unknown as KeysService,
+      bus,
+      { cacheSize: 10 },
+    );
+    const first = gated.verify(secret, '127.0.0.1');
+    // The key is deleted while that read is in flight.
+    row.status = 'deleted';
+    bus.publish({ kind: 'key', keyId: row.id, hashes: [row.key_hash] });
+    const second = gated.verify(secret, '127.0.0.1');
+    release();
+    expect((await first).ok).toBe(true); // began before the delete
+    const after = await second;
+    expect(after.ok).toBe(false);
+    expect(!after.ok && after.code).toBe('invalid_api_key');
+  });
+});

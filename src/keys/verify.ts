@@ -152,7 +152,10 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
   });
   /** Well-formed but unknown hashes, briefly, so a flood of made-up keys cannot hammer the DB. */
   const unknown = new LRUCache<string, true>({ max: 10_000, ttl: 30_000 });
-  const inflight = new Map<string, Promise<CachedKey | null>>();
+  // Concurrent misses share one read, but only reads begun since the last change: a read that
+  // started before a key or user change may return the row as it was, so a lookup after the
+  // change starts its own.
+  const inflight = new Map<string, { generation: number; p: Promise<CachedKey | null> }>();
   const stats: KeyVerifierStats = {
     hits: 0,
     misses: 0,
@@ -291,12 +294,16 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
     }
     stats.misses++;
     if (unknown.has(hash)) return null;
-    let p = inflight.get(hash);
-    if (!p) {
-      p = load(hash).finally(() => inflight.delete(hash));
-      inflight.set(hash, p);
-    }
-    return p;
+    const shared = inflight.get(hash);
+    if (shared && shared.generation === generation) return shared.p;
+    const read = { generation, p: load(hash) };
+    inflight.set(hash, read);
+    void read.p
+      .finally(() => {
+        if (inflight.get(hash) === read) inflight.delete(hash);
+      })
+      .catch(() => {});
+    return read.p;
   }
 
   return {

@@ -71,8 +71,13 @@ const opts = {
   streamLimitMs: num('--stream-limit-ms', quick ? 15_000 : 50_000),
   scaleKeys: num('--keys', quick ? 20_000 : 1_000_000),
   scaleLogs: num('--logs', quick ? 50_000 : 1_000_000),
+  /** Only these load scenarios (comma-separated ids), e.g. for a quick before/after. */
+  scenarios: argv.includes('--scenarios') ? argv[argv.indexOf('--scenarios') + 1]!.split(',') : null,
 };
 if (opts.rounds < 1 || opts.duration < 1) throw new Error('--rounds and --duration must be ≥ 1');
+const scenarios = SCENARIOS.filter((s) => !opts.scenarios || opts.scenarios.includes(s.id));
+if (scenarios.length === 0)
+  throw new Error(`--scenarios names none of ${SCENARIOS.map((s) => s.id).join(', ')}`);
 
 const started = new Date();
 const stamp = started
@@ -217,6 +222,16 @@ async function main() {
   const mole = await startMole({ main: moleMain, mockUrl: mock.url });
   servers.push(mole.server);
   targets.push(mole);
+  // A/B during development: another build of the gateway (its main.js) measured beside this one.
+  if (process.env.BENCH_MOLE_BASE) {
+    const base = await startMole({
+      main: path.resolve(process.env.BENCH_MOLE_BASE),
+      mockUrl: mock.url,
+      name: 'mole-base',
+    });
+    servers.push(base.server);
+    targets.push(base);
+  }
   let molePg: (Target & { keyId: number }) | null = null;
   if (process.env.BENCH_DATABASE_URL) {
     const dbUrl = await pgSchemaUrl(process.env.BENCH_DATABASE_URL);
@@ -245,7 +260,7 @@ async function main() {
 
   // Sanity: every target answers both shapes correctly before we time anything.
   for (const t of targets) {
-    for (const s of SCENARIOS.filter((s) => s.connections === 50 && runs(t, s))) {
+    for (const s of scenarios.filter((s) => runs(t, s))) {
       const res = await fetch(t.url + scenarioPath(s), {
         method: 'POST',
         headers: headersFor(t, s),
@@ -260,12 +275,12 @@ async function main() {
 
   // ── interleaved load rounds ──────────────────────────────────────────────────────────
   say(`warm-up (${opts.warmup} s per target and scenario)`);
-  for (const s of SCENARIOS) for (const t of targets) if (runs(t, s)) await warm(t, s, opts.warmup);
+  for (const s of scenarios) for (const t of targets) if (runs(t, s)) await warm(t, s, opts.warmup);
 
-  const total = opts.rounds * SCENARIOS.reduce((a, s) => a + targets.filter((t) => runs(t, s)).length, 0);
+  const total = opts.rounds * scenarios.reduce((a, s) => a + targets.filter((t) => runs(t, s)).length, 0);
   let n = 0;
   for (let round = 1; round <= opts.rounds; round++) {
-    for (const s of SCENARIOS) {
+    for (const s of scenarios) {
       // A B C, then B C A, …: every target takes every position, so none always runs right
       // after a scenario change or always follows the same neighbour.
       const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);

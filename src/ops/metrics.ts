@@ -165,13 +165,15 @@ export function createMetrics(src: MetricsSources = {}) {
     return bounded('model', model);
   }
 
-  function failedChannels(attempts: string | null | undefined): string[] {
-    if (!attempts) return [];
-    let list: unknown;
-    try {
-      list = JSON.parse(attempts);
-    } catch {
-      return [];
+  function failedChannels(attempts: string | null | undefined, given?: readonly Attempt[]): string[] {
+    let list: unknown = given;
+    if (!list) {
+      if (!attempts) return [];
+      try {
+        list = JSON.parse(attempts);
+      } catch {
+        return [];
+      }
     }
     if (!Array.isArray(list)) return [];
     const out: string[] = [];
@@ -188,15 +190,16 @@ export function createMetrics(src: MetricsSources = {}) {
 
     /**
      * One relay request, from its log row (called right before the row is queued). `group` is
-     * the verified key's group. Never throws: metrics must not break a request.
+     * the verified key's group; `attempts`, the row's attempts before they were serialised
+     * (spares parsing them back). Never throws: metrics must not break a request.
      */
-    observe(row: NewLog, group?: string | null): void {
+    observe(row: NewLog, group?: string | null, attempts?: readonly Attempt[]): void {
       try {
         const protocol = bounded('protocol', row.protocol ?? 'openai');
         requests.inc({ protocol, model: modelLabel(row.model), status: String(row.status) });
         duration.observe({ protocol }, row.latency_ms / 1000);
         if (row.ttft_ms != null) ttft.observe({ protocol }, row.ttft_ms / 1000);
-        for (const ch of failedChannels(row.attempts))
+        for (const ch of failedChannels(row.attempts, attempts))
           upstreamFailures.inc({ channel: bounded('channel', ch) });
         if (row.cost_nano > 0)
           spend.inc({ group: bounded('group', group || 'default') }, row.cost_nano / 1e9);

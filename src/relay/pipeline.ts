@@ -479,7 +479,7 @@ export function createRelay(s: Services) {
       estimated: o.estimated ? 1 : 0,
       attempts: attempts.length ? JSON.stringify(attempts) : null,
     };
-    s.metrics.observe(row, st.key.group);
+    s.metrics.observe(row, st.key.group, attempts);
     return s.usageWriter.enqueue(row);
   }
 

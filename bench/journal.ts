@@ -37,6 +37,7 @@ async function run(mode: 'fsync' | 'write' | 'none', inFlight: number) {
   const storage = await openStorage({ dataDir: dir });
   const writer = createUsageWriter({
     db: storage.db,
+    dialect: storage.dialect,
     logger,
     intervalMs: 200,
     contributors: [],

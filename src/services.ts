@@ -189,6 +189,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   });
   const usageWriter = createUsageWriter({
     db,
+    dialect: storage.dialect,
     logger,
     intervalMs: config.flushIntervalMs,
     // Spend, log rows and last-use times land in one transaction, so key `used` and the

@@ -88,6 +88,7 @@ async function world() {
   const writer = (opts: { crash?: boolean } = {}) => {
     const w = createUsageWriter({
       db: storage.db,
+      dialect: storage.dialect,
       logger,
       intervalMs: 60_000,
       contributors: [ledger.flushInto],
@@ -117,6 +118,7 @@ describe('usage writer', () => {
     };
     const writer = createUsageWriter({
       db: w.storage.db,
+      dialect: w.storage.dialect,
       logger,
       intervalMs: 60_000,
       contributors: [slow, w.ledger.flushInto],

@@ -158,7 +158,6 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   });
   installErrorHandling(app);
 
-  await app.register(cookie);
   await app.register(swagger, swaggerOptions);
   await app.register(swaggerUi, {
     routePrefix: '/api/docs',
@@ -179,6 +178,8 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   });
 
   await app.register(async (api) => {
+    // Sessions live on the management API only: the relay's answers skip the cookie hooks.
+    await api.register(cookie);
     installManagementAuth(api, services);
     api.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
     registerManagementRoutes(api, services);

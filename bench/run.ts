@@ -224,7 +224,15 @@ async function main() {
   targets.push(mole);
   // A/B during development: another build of the gateway (its main.js) measured beside this one.
   if (process.env.BENCH_MOLE_BASE) {
+    // BENCH_MOLE_BASE_ENV: extra env for it, e.g. "MOLE_JOURNAL_FSYNC=0" (same build, other settings).
+    const env = Object.fromEntries(
+      (process.env.BENCH_MOLE_BASE_ENV ?? '')
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    );
     const base = await startMole({
+      env,
       main: path.resolve(process.env.BENCH_MOLE_BASE),
       mockUrl: mock.url,
       name: 'mole-base',

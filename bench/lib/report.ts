@@ -150,6 +150,33 @@ export function headlineTable(r: RunResult): string {
     'µs/req',
     (t, s) => `${fmt(s.serverCpuUsPerReq)} | ${t === 'bare' ? '1.00×' : x(s.cpuRatioToBare)}`,
   );
+  const c1 = ['plain-c1', 'stream-c1'].filter((c) => get('bare', c));
+  if (c1.length) {
+    // Little's law at one connection: mean latency = 1 / req/s, exact; what a proxy adds is
+    // its mean minus the floor's (or the upstream's alone), per request.
+    const meanUs = (t: string, c: string) => {
+      const s = get(t, c);
+      return s ? 1e6 / s.rps : NaN;
+    };
+    md +=
+      '\nAdded latency at one connection (mean µs per request over the floor and over the mock alone, from req/s; p99 from autocannon, 1 ms resolution):\n\n';
+    md +=
+      '| target | ' +
+      c1.map((c) => `${c} mean µs | + over bare | + over direct | p99 ms`).join(' | ') +
+      ' |\n';
+    md += '| --- | ' + c1.map(() => '---: | ---: | ---: | ---:').join(' | ') + ' |\n';
+    for (const t of r.targets.filter((t) => t !== 'direct'))
+      md +=
+        `| ${t} | ` +
+        c1
+          .map((c) =>
+            get(t, c)
+              ? `${fmt(meanUs(t, c))} | ${t === 'bare' ? '–' : `**${fmt(meanUs(t, c) - meanUs('bare', c))}**`} | ${fmt(meanUs(t, c) - meanUs('direct', c))} | ${ms1(get(t, c)!.p99ms)}`
+              : '– | – | – | –',
+          )
+          .join(' | ') +
+        ' |\n';
+  }
   const tr = r.summary.filter((x) => x.scenario.startsWith('msgs-'));
   if (tr.length) {
     md +=

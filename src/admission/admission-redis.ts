@@ -180,11 +180,14 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
     return { key, amount, cap, refs, seeds: {} };
   }
 
-  async function seed(m: Money, step: number): Promise<void> {
-    if (step === 1 && m.cap) m.seeds.cap = await caps.seed(m.cap.id);
-    else if (step === 2) m.seeds.budgets = await meter.seeds(m.refs);
-    else if (step === 3) m.seeds.ledger = await ledger.seeds(m.key.id, m.key.userId);
-    else throw new Error(`admission: step ${step} cannot be seeded`);
+  /** Reads what every money step would seed Redis with (first use: one more run, not three). */
+  async function seed(m: Money): Promise<void> {
+    const [cap, budgets, led] = await Promise.all([
+      m.cap ? caps.seed(m.cap.id) : undefined,
+      m.refs.length ? meter.seeds(m.refs) : undefined,
+      ledger.seeds(m.key.id, m.key.userId),
+    ]);
+    m.seeds = { ...(cap !== undefined ? { cap } : {}), ...(budgets ? { budgets } : {}), ledger: led };
   }
 
   type Answer = [code: number, detail: number | [number, string], limits: unknown];
@@ -212,14 +215,14 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
     return (await admitScript(c.keys, c.args)) as Answer;
   }
 
-  /** Runs ADMIT, seeding what Redis lacks (each step at most once). */
+  /** Runs ADMIT, seeding what Redis lacks (once: a seeded step never asks again). */
   async function runSeeded(m: Money, check: LimitCheck | null): Promise<Answer> {
-    for (let i = 0; ; i++) {
-      const a = await run(m, check);
-      if (a[0] !== MONEY.NEEDS_SEED) return a;
-      if (i === 3) throw new Error('admission: the counters could not be seeded');
-      await seed(m, a[1] as number);
-    }
+    const a = await run(m, check);
+    if (a[0] !== MONEY.NEEDS_SEED) return a;
+    await seed(m);
+    const again = await run(m, check);
+    if (again[0] === MONEY.NEEDS_SEED) throw new Error('admission: the counters could not be seeded');
+    return again;
   }
 
   /** The hold of an admitted `m`, or the refusal of its money step. */

@@ -40,6 +40,8 @@ import { type BudgetMeter, createLocalMeter, createRedisMeter } from './budgets/
 import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
 import { createLimiter } from './limits/limiter.js';
+import { createLocalAdmission } from './admission/admission-local.js';
+import { createRedisAdmission } from './admission/admission-redis.js';
 import { createLocalLimitStore } from './limits/store-local.js';
 import { createRedisLimitStore } from './limits/store-redis.js';
 import { createMetrics } from './ops/metrics.js';
@@ -150,7 +152,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     balanceNano: accounts.balanceNano,
     subtractSpend: accounts.subtractSpend,
   };
-  const ledger: Ledger = redis
+  const redisLedger = redis
     ? createRedisLedger({
         store: ledgerStore,
         bus,
@@ -159,7 +161,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
         redisPrefix,
         holdLeaseMs: config.holdLeaseMs,
       })
-    : createLocalLedger({ store: ledgerStore, bus, logger });
+    : null;
+  const ledger: Ledger = redisLedger ?? createLocalLedger({ store: ledgerStore, bus, logger });
   // Ephemeral keys' max_cost, held like a key quota (shared through Redis when configured).
   const spendCaps = createSpendCaps({
     store: { usedNano: ephemeralKeys.usedNano, addUsed: ephemeralKeys.addUsed },
@@ -170,7 +173,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   // Periodic budgets: spend per period is the daily rollup's since the period began, plus what
   // is settled and not written yet; held exactly like the ledger (in memory, or Redis shared).
   const spend = createSpendReader(db);
-  const meter: BudgetMeter = redis
+  const redisMeter = redis
     ? createRedisMeter({
         store: spend,
         logger,
@@ -179,7 +182,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
         holdLeaseMs: config.holdLeaseMs,
         now: clock,
       })
-    : createLocalMeter({ store: spend, logger, now: clock });
+    : null;
+  const meter: BudgetMeter = redisMeter ?? createLocalMeter({ store: spend, logger, now: clock });
   const budgets = createBudgets({
     meter,
     groupBudget: (group) => catalog.groupBudget(group),
@@ -239,14 +243,31 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   });
   // rpm / tpm / max_concurrency: shared by every instance with Redis, else in memory. A
   // concurrency slot is a lease of MOLE_HOLD_LEASE_MS, renewed while its request runs.
+  const redisLimits = redis
+    ? createRedisLimitStore({ redis, redisPrefix, leaseTtlMs: config.holdLeaseMs })
+    : null;
   const limiter = createLimiter({
-    store: redis
-      ? createRedisLimitStore({ redis, redisPrefix, leaseTtlMs: config.holdLeaseMs })
-      : createLocalLimitStore(),
+    store: redisLimits ?? createLocalLimitStore(),
     now: opts.now ?? systemClock,
     leaseMs: config.holdLeaseMs,
     onError: (err, what) => logger.warn({ err: String(err) }, `limits: ${what} failed`),
   });
+  // Steps 3, 4 and 8 of a relay request: limits and money, one Redis round trip to admit and
+  // one to settle with REDIS_URL (admission/admission-redis.ts), else in process.
+  const admission =
+    redis && redisLimits && redisLedger && redisMeter
+      ? createRedisAdmission({
+          redis,
+          logger,
+          limiter,
+          limitStore: redisLimits,
+          spendCaps,
+          budgets,
+          meter: redisMeter,
+          ledger: redisLedger,
+          now: clock,
+        })
+      : createLocalAdmission({ logger, limiter, spendCaps, budgets, ledger });
   const metrics = createMetrics({
     keyCache: () => verifier.stats,
     keyCacheSize: () => verifier.cacheSize(),
@@ -298,6 +319,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     usageWriter,
     usage,
     limiter,
+    admission,
     secretBox,
     metrics,
     readiness,

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { InvalidationBus } from '../shared/bus.js';
 import type { Clock } from '../shared/clock.js';
 import { LUA_HELD, startHoldLease } from '../shared/hold-lease.js';
+import { LUA_INT, type LuaCall, luaFunction, luaRunner } from '../shared/lua.js';
 import type { Ledger, LedgerStore, Reservation, ReserveResult } from './ledger.js';
 import { createCounters } from './ledger-counters.js';
 
@@ -49,16 +50,14 @@ const COUNTER_TTL_S = 3600;
 // HINCRBY refuses (the answer would go unbilled), and large values may take an exponent.
 // So JS passes every amount as a decimal integer string, and the scripts hand HINCRBY
 // either such an ARGV string or INT(n) (string.format %d: exact below 2^53, never "-0").
-const LUA_PRELUDE = `local function INT(n) return string.format('%d', n) end
-local OK, KEY_QUOTA, BALANCE, NEEDS_SEED = ${RESERVE_RESULT.OK}, ${RESERVE_RESULT.KEY_QUOTA}, ${RESERVE_RESULT.BALANCE}, ${RESERVE_RESULT.NEEDS_SEED}
+const CODES = `local OK, KEY_QUOTA, BALANCE, NEEDS_SEED = ${RESERVE_RESULT.OK}, ${RESERVE_RESULT.KEY_QUOTA}, ${RESERVE_RESULT.BALANCE}, ${RESERVE_RESULT.NEEDS_SEED}
 local NO_QUOTA, NOT_READ = ${NO_QUOTA}, ${NOT_READ}
 `;
 // KEYS: key counter, user counter, this instance's liveness key. ARGV: quota (NO_QUOTA = none),
 // amount, ttl, key used in DB, user balance in DB (these two only when the caller has read
 // them, else NOT_READ; NEEDS_SEED asks for them), this instance's hold field, liveness key
 // prefix, lease ms. Same rule as ledger.ts `refusal`: the key quota first, then the balance.
-const RESERVE_LUA = `${LUA_PRELUDE}${LUA_HELD}
-local kx = redis.call('EXISTS', KEYS[1]); local ux = redis.call('EXISTS', KEYS[2])
+const RESERVE_BODY = `${CODES}local kx = redis.call('EXISTS', KEYS[1]); local ux = redis.call('EXISTS', KEYS[2])
 if kx == 0 or ux == 0 then
   if tonumber(ARGV[4]) == NOT_READ then return NEEDS_SEED end
   if kx == 0 then redis.call('HSET', KEYS[1], 'used', ARGV[4]) end
@@ -77,8 +76,7 @@ return OK`;
 // instance's hold field, liveness key prefix. Releases the hold and charges the cost, but never
 // past what the quota and balance still cover (ledger.ts `chargeFor`); answers the amount
 // charged, as a decimal string. Counters gone (expired) charge the cost as asked.
-const SETTLE_LUA = `${LUA_PRELUDE}${LUA_HELD}
-local hold = tonumber(ARGV[1]); local cost = tonumber(ARGV[2]); local quota = tonumber(ARGV[3])
+const SETTLE_BODY = `${CODES}local hold = tonumber(ARGV[1]); local cost = tonumber(ARGV[2]); local quota = tonumber(ARGV[3])
 if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then return ARGV[2] end
 local function DROP(k)
   local v = redis.call('HGET', k, ARGV[4]); local h = v and tonumber(v) or 0
@@ -97,6 +95,15 @@ if charge > 0 then
   redis.call('HINCRBY', KEYS[1], 'used', INT(charge)); redis.call('HINCRBY', KEYS[2], 'bal', INT(-charge))
 end
 return INT(charge)`;
+/**
+ * LEDGER_RESERVE and LEDGER_SETTLE, for scripts that run them among other steps (after LUA_INT
+ * and LUA_HELD). A release is LEDGER_SETTLE with a cost of 0.
+ */
+export const LEDGER_LUA =
+  luaFunction('LEDGER_RESERVE', RESERVE_BODY) + luaFunction('LEDGER_SETTLE', SETTLE_BODY);
+const RESERVE_LUA = `${LUA_INT}${LUA_HELD}${LEDGER_LUA}return LEDGER_RESERVE(KEYS, ARGV)`;
+const SETTLE_LUA = `${LUA_INT}${LUA_HELD}${LEDGER_LUA}return LEDGER_SETTLE(KEYS, ARGV)`;
+
 // KEYS: user counter. ARGV: amount (negative = a debit). Only a counter that exists moves; a
 // missing one is seeded from the database on its next use.
 const CREDIT_LUA = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'bal', ARGV[1]) end return 0`;
@@ -107,7 +114,42 @@ export const int = (n: number): string => {
   return n === 0 ? '0' : String(n);
 };
 
-export function createRedisLedger(deps: RedisLedgerDeps): Ledger {
+/**
+ * The ledger's steps for a script that runs them among others (admission/admission-redis.ts),
+ * with what this instance keeps in process on either side of them.
+ */
+export interface LedgerSteps {
+  /** Loads this instance's counters of the key and the account (a database read on first use). */
+  load(keyId: number, userId: number): Promise<void>;
+  /** LEDGER_RESERVE's call; `stored`: the values to seed a missing counter with (else NEEDS_SEED). */
+  reserveCall(
+    keyId: number,
+    userId: number,
+    quotaNano: number | null,
+    amount: number,
+    stored?: { used: number; balance: number },
+  ): LuaCall;
+  /** What to seed the counters with: the stored values and this instance's unwritten spend. */
+  seeds(keyId: number, userId: number): Promise<{ used: number; balance: number }>;
+  /** Reads LEDGER_RESERVE's answer (other than NEEDS_SEED). */
+  readReserve(
+    keyId: number,
+    userId: number,
+    quotaNano: number | null,
+    amount: number,
+    code: ReserveCode,
+  ): ReserveResult;
+  /** LEDGER_SETTLE's call for `r` (its ARGV[2] is the cost; '0' releases); marks `r` done. */
+  settleCall(r: Reservation, cost: number): LuaCall;
+  /** Notes a settled charge as this instance's unwritten spend. */
+  settled(r: Reservation, charge: number): void;
+}
+
+export interface RedisLedger extends Ledger {
+  steps: LedgerSteps;
+}
+
+export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
   const { redis } = deps;
   const counters = createCounters(deps);
   const rk = (keyId: number) => `${deps.redisPrefix}:ledger:k:${keyId}`;
@@ -122,72 +164,80 @@ export function createRedisLedger(deps: RedisLedgerDeps): Ledger {
     what: 'ledger',
   });
   const { livePrefix, liveKey, holdField } = lease;
+  const reserveScript = luaRunner(redis, RESERVE_LUA);
+  const settleScript = luaRunner(redis, SETTLE_LUA);
 
-  const runReserve = (
-    keyId: number,
-    userId: number,
-    quotaNano: number | null,
-    amount: number,
-    stored: { used: number; balance: number },
-  ) =>
-    redis.eval(
-      RESERVE_LUA,
-      3,
-      rk(keyId),
-      ru(userId),
-      liveKey,
-      int(quotaNano ?? NO_QUOTA),
-      int(amount),
-      COUNTER_TTL_S,
-      int(stored.used),
-      int(stored.balance),
-      holdField,
-      livePrefix,
-      leaseMs,
-    ) as Promise<ReserveCode>;
+  const steps: LedgerSteps = {
+    async load(keyId, userId) {
+      await counters.load(keyId, userId);
+    },
+    reserveCall: (keyId, userId, quotaNano, amount, stored) => ({
+      keys: [rk(keyId), ru(userId), liveKey],
+      args: [
+        int(quotaNano ?? NO_QUOTA),
+        int(amount),
+        COUNTER_TTL_S,
+        int(stored?.used ?? NOT_READ),
+        int(stored?.balance ?? NOT_READ),
+        holdField,
+        livePrefix,
+        leaseMs,
+      ],
+    }),
+    async seeds(keyId, userId) {
+      const [used, balance] = await counters.withLock(async () => [
+        await deps.store.usedNano(keyId),
+        await deps.store.balanceNano(userId),
+      ]);
+      return {
+        used: used! + (counters.keys.get(keyId)?.pending ?? 0),
+        balance: balance! - (counters.users.get(userId)?.pending ?? 0),
+      };
+    },
+    readReserve(keyId, userId, quotaNano, amount, code) {
+      if (code === RESERVE_RESULT.KEY_QUOTA) return { ok: false, reason: 'key_quota' };
+      if (code === RESERVE_RESULT.BALANCE) return { ok: false, reason: 'balance' };
+      if (code !== RESERVE_RESULT.OK) throw new Error(`ledger: unexpected reserve answer ${code}`);
+      const k = counters.keys.get(keyId);
+      const u = counters.users.get(userId);
+      if (k && u) k.lastUsed = u.lastUsed = counters.now();
+      return { ok: true, reservation: { keyId, userId, quotaNano, amount, done: false } };
+    },
+    settleCall(r, cost) {
+      r.done = true;
+      return {
+        keys: [rk(r.keyId), ru(r.userId)],
+        args: [int(r.amount), int(cost), int(r.quotaNano ?? NO_QUOTA), holdField, livePrefix],
+      };
+    },
+    settled(r, charge) {
+      const k = counters.keys.get(r.keyId);
+      const u = counters.users.get(r.userId);
+      if (k) k.pending += charge;
+      if (u) u.pending += charge;
+    },
+  };
 
   async function settle(r: Reservation, cost: number): Promise<number> {
     if (r.done) return 0;
-    r.done = true;
-    const k = counters.keys.get(r.keyId)!;
-    const u = counters.users.get(r.userId)!;
-    const charge = Number(
-      await redis.eval(
-        SETTLE_LUA,
-        2,
-        rk(r.keyId),
-        ru(r.userId),
-        int(r.amount),
-        int(cost),
-        int(r.quotaNano ?? NO_QUOTA),
-        holdField,
-        livePrefix,
-      ),
-    );
-    k.pending += charge;
-    u.pending += charge;
+    const c = steps.settleCall(r, cost);
+    const charge = Number(await settleScript(c.keys, c.args));
+    steps.settled(r, charge);
     return charge;
   }
 
   return {
+    steps,
     async reserve(keyId, userId, quotaNano, amount): Promise<ReserveResult> {
-      const { k, u } = await counters.load(keyId, userId);
-      let answer = await runReserve(keyId, userId, quotaNano, amount, { used: NOT_READ, balance: NOT_READ });
-      if (answer === RESERVE_RESULT.NEEDS_SEED) {
-        // First use anywhere (or after idling out): seed from the database plus our unwritten spend.
-        const [used, balance] = await counters.withLock(async () => [
-          await deps.store.usedNano(keyId),
-          await deps.store.balanceNano(userId),
-        ]);
-        answer = await runReserve(keyId, userId, quotaNano, amount, {
-          used: used! + (counters.keys.get(keyId)?.pending ?? 0),
-          balance: balance! - (counters.users.get(userId)?.pending ?? 0),
-        });
-      }
-      if (answer === RESERVE_RESULT.KEY_QUOTA) return { ok: false, reason: 'key_quota' };
-      if (answer === RESERVE_RESULT.BALANCE) return { ok: false, reason: 'balance' };
-      k.lastUsed = u.lastUsed = counters.now();
-      return { ok: true, reservation: { keyId, userId, quotaNano, amount, done: false } };
+      await steps.load(keyId, userId);
+      const run = async (stored?: { used: number; balance: number }) => {
+        const c = steps.reserveCall(keyId, userId, quotaNano, amount, stored);
+        return (await reserveScript(c.keys, c.args)) as ReserveCode;
+      };
+      let answer = await run();
+      // First use anywhere (or after idling out): seed from the database plus our unwritten spend.
+      if (answer === RESERVE_RESULT.NEEDS_SEED) answer = await run(await steps.seeds(keyId, userId));
+      return steps.readReserve(keyId, userId, quotaNano, amount, answer);
     },
     settle,
     release: (r) =>

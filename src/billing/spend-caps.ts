@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
 import { createLock } from '../shared/lock.js';
+import { LUA_INT, type LuaCall, luaFunction, luaRunner } from '../shared/lua.js';
 import { chargeFor, type FlushHandle } from './ledger.js';
 import { int } from './ledger-redis.js';
 
@@ -46,6 +47,26 @@ export interface SpendCaps {
   usedNano(id: number, dbValue: number): number;
   /** Contributor to the usage writer's transaction (usage/writer.ts). */
   flushInto(trx: Db, rows: readonly NewLog[], written: readonly NewLog[]): Promise<FlushHandle>;
+  /** With Redis: the steps for a script that runs them among others (admission); else null. */
+  steps: CapSteps | null;
+}
+
+/** The caps' Redis steps, with what this instance keeps in process on either side of them. */
+export interface CapSteps {
+  /** Loads this instance's counter (a database read on first use). */
+  load(id: number): Promise<void>;
+  /** CAP_HOLD's call; `stored`: the spend to seed a missing counter with (else NEEDS_SEED). */
+  holdCall(id: number, capNano: number, amount: number, stored?: number): LuaCall;
+  /** What to seed the counter with: the stored spend and this instance's unwritten spend. */
+  seed(id: number): Promise<number>;
+  /** Reads CAP_HOLD's answer (other than NEEDS_SEED): the hold, or null (the cap refused). */
+  readHold(id: number, capNano: number, amount: number, code: number): CapHold | null;
+  /** CAP_SETTLE's call for `h` (its ARGV[2] is the cost; '0' releases); marks `h` done. */
+  settleCall(h: CapHold, cost: number): LuaCall;
+  /** CAP_REFUND's call for `h` (its ARGV[1] is the negated amount to give back). */
+  refundCall(h: CapHold, amount: number): LuaCall;
+  /** Notes what the parent was finally charged (after any refund) as unwritten spend. */
+  settled(h: CapHold, charge: number): void;
 }
 
 interface Counter {
@@ -63,10 +84,8 @@ const CAP = 1;
 const NEEDS_SEED = 2;
 const NOT_READ = -1;
 
-const LUA_INT = `local function INT(n) return string.format('%d', n) end\n`;
 // KEYS: counter. ARGV: cap, amount, stored spend (NOT_READ = not read: answer NEEDS_SEED), ttl.
-const HOLD_LUA = `${LUA_INT}
-if redis.call('EXISTS', KEYS[1]) == 0 then
+const HOLD_BODY = `if redis.call('EXISTS', KEYS[1]) == 0 then
   if tonumber(ARGV[3]) == ${NOT_READ} then return ${NEEDS_SEED} end
   redis.call('HSET', KEYS[1], 'used', ARGV[3], 'held', '0')
 end
@@ -75,8 +94,7 @@ if tonumber(ARGV[1]) - used - held < tonumber(ARGV[2]) then return ${CAP} end
 redis.call('HINCRBY', KEYS[1], 'held', ARGV[2]); redis.call('EXPIRE', KEYS[1], ARGV[4])
 return ${OK}`;
 // KEYS: counter. ARGV: hold, cost, cap. Same rule as ledger.ts `chargeFor`; answers the charge.
-const SETTLE_LUA = `${LUA_INT}
-if redis.call('EXISTS', KEYS[1]) == 0 then return ARGV[2] end
+const SETTLE_BODY = `if redis.call('EXISTS', KEYS[1]) == 0 then return ARGV[2] end
 local hold = tonumber(ARGV[1]); local cost = tonumber(ARGV[2])
 local held = tonumber(redis.call('HGET', KEYS[1], 'held')) - hold
 if held < 0 then held = 0 end
@@ -88,7 +106,14 @@ if cost > hold then
 end
 if charge > 0 then redis.call('HINCRBY', KEYS[1], 'used', INT(charge)) end
 return INT(charge)`;
-const REFUND_LUA = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'used', ARGV[1]) end return 0`;
+const REFUND_BODY = `if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HINCRBY', KEYS[1], 'used', ARGV[1]) end return 0`;
+
+/** CAP_HOLD, CAP_SETTLE (a release: cost 0) and CAP_REFUND, for scripts that run them among others (after LUA_INT). */
+export const CAPS_LUA =
+  luaFunction('CAP_HOLD', HOLD_BODY) +
+  luaFunction('CAP_SETTLE', SETTLE_BODY) +
+  luaFunction('CAP_REFUND', REFUND_BODY);
+const script = (fn: string) => `${LUA_INT}${CAPS_LUA}return ${fn}(KEYS, ARGV)`;
 
 /** Spend per ephemeral key in a batch of log rows. */
 function spendOf(rows: readonly NewLog[]): Map<number, number> {
@@ -135,44 +160,65 @@ export function createSpendCaps(deps: {
     return c;
   }
 
+  const holdScript = redis && luaRunner(redis.client, script('CAP_HOLD'));
+  const settleScript = redis && luaRunner(redis.client, script('CAP_SETTLE'));
+  const refundScript = redis && luaRunner(redis.client, script('CAP_REFUND'));
+
+  const steps: CapSteps = {
+    async load(id) {
+      (await load(id)).lastUsed = now();
+    },
+    holdCall: (id, capNano, amount, stored) => ({
+      keys: [rk(id)],
+      args: [int(capNano), int(amount), int(stored ?? NOT_READ), COUNTER_TTL_S],
+    }),
+    seed: async (id) => (await readStored(id)) + (counters.get(id)?.pending ?? 0),
+    readHold(id, capNano, amount, code) {
+      if (code === NEEDS_SEED) throw new Error('spend caps: the counter was not seeded');
+      return code === OK ? { id, capNano, amount, done: false } : null;
+    },
+    settleCall(h, cost) {
+      h.done = true;
+      return { keys: [rk(h.id)], args: [int(h.amount), int(cost), int(h.capNano)] };
+    },
+    refundCall: (h, amount) => ({ keys: [rk(h.id)], args: [int(-amount)] }),
+    settled(h, charge) {
+      const c = counters.get(h.id);
+      if (c) c.pending += charge;
+    },
+  };
+
   async function hold(id: number, capNano: number, amount: number): Promise<CapHold | null> {
     const c = await load(id);
     c.lastUsed = now();
-    if (!redis) {
+    if (!holdScript) {
       // No await from the check to the increment: atomic in this process.
       if (capNano - (c.base + c.pending) - c.reserved < amount) return null;
       c.reserved += amount;
       return { id, capNano, amount, done: false };
     }
-    const run = (stored: number) =>
-      redis.client.eval(
-        HOLD_LUA,
-        1,
-        rk(id),
-        int(capNano),
-        int(amount),
-        int(stored),
-        COUNTER_TTL_S,
-      ) as Promise<number>;
-    let answer = await run(NOT_READ);
+    const run = async (stored?: number) => {
+      const call = steps.holdCall(id, capNano, amount, stored);
+      return (await holdScript(call.keys, call.args)) as number;
+    };
+    let answer = await run();
     // First use anywhere: seed from the database plus what this instance has not written yet.
-    if (answer === NEEDS_SEED) answer = await run((await readStored(id)) + c.pending);
-    return answer === OK ? { id, capNano, amount, done: false } : null;
+    if (answer === NEEDS_SEED) answer = await run(await steps.seed(id));
+    return steps.readHold(id, capNano, amount, answer);
   }
 
   async function settle(h: CapHold, cost: number): Promise<number> {
     if (h.done) return 0;
     h.done = true;
     const c = await load(h.id);
-    let charge: number;
-    if (!redis) {
+    if (!settleScript) {
       c.reserved -= h.amount;
-      charge = chargeFor(cost, h.amount, h.capNano - (c.base + c.pending) - c.reserved);
-    } else {
-      charge = Number(
-        await redis.client.eval(SETTLE_LUA, 1, rk(h.id), int(h.amount), int(cost), int(h.capNano)),
-      );
+      const charge = chargeFor(cost, h.amount, h.capNano - (c.base + c.pending) - c.reserved);
+      c.pending += charge;
+      return charge;
     }
+    const call = steps.settleCall(h, cost);
+    const charge = Number(await settleScript(call.keys, call.args));
     c.pending += charge;
     return charge;
   }
@@ -184,7 +230,10 @@ export function createSpendCaps(deps: {
       if (amount <= 0) return;
       const c = await load(h.id);
       c.pending -= amount;
-      if (redis) await redis.client.eval(REFUND_LUA, 1, rk(h.id), int(-amount));
+      if (refundScript) {
+        const call = steps.refundCall(h, amount);
+        await refundScript(call.keys, call.args);
+      }
     },
     release: (h) =>
       void settle(h, 0).catch((err: unknown) =>
@@ -220,5 +269,6 @@ export function createSpendCaps(deps: {
         aborted: release,
       };
     },
+    steps: redis ? steps : null,
   };
 }

@@ -17,6 +17,7 @@ import type { Db } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
 import type { Clock } from '../shared/clock.js';
 import { LUA_HELD, startHoldLease } from '../shared/hold-lease.js';
+import { LUA_INT, type LuaCall, luaFunction, luaRunner } from '../shared/lua.js';
 import { type BudgetPeriod, dayOf, PERIODS, periodEnd, periodStart } from './period.js';
 
 /** Whose spend a budget counts: one key's ('k') or one account's ('u'). */
@@ -275,13 +276,10 @@ const NEEDS_SEED = -1;
 const NOT_READ = '-1';
 const COUNTER_TTL_S = 3600;
 
-const LUA_PRELUDE = `local function INT(n) return string.format('%d', n) end
-${LUA_HELD}`;
 // KEYS: the counters, then this instance's liveness key. ARGV: amount, ttl, hold field,
 // liveness prefix, lease ms, then per counter: limit, stored spend (NOT_READ = not read).
 // Answers 0 (held on all), -1 (a counter needs seeding) or i (counter i refused; 1-based).
-const RESERVE_LUA = `${LUA_PRELUDE}
-local n = #KEYS - 1
+const RESERVE_BODY = `local n = #KEYS - 1
 for i = 1, n do
   if redis.call('EXISTS', KEYS[i]) == 0 then
     local seed = ARGV[5 + 2 * i]
@@ -306,8 +304,7 @@ return 0`;
 // to seed it with when it does not exist (stored plus this instance's unwritten spend).
 // Drops the hold and adds the charge (a charge of 0 is a release: nothing is created);
 // answers each charged counter's spend after it.
-const SETTLE_LUA = `${LUA_PRELUDE}
-local n = #KEYS / 2; local hold = tonumber(ARGV[1]); local out = {}
+const SETTLE_BODY = `local n = #KEYS / 2; local hold = tonumber(ARGV[1]); local out = {}
 for i = 1, n do
   local v = redis.call('HGET', KEYS[i], ARGV[3]); local h = v and tonumber(v) or 0
   if h > hold then redis.call('HSET', KEYS[i], ARGV[3], INT(h - hold)) elseif v then redis.call('HDEL', KEYS[i], ARGV[3]) end
@@ -322,8 +319,7 @@ end
 return out`;
 // KEYS: the counters. ARGV: liveness prefix, then per counter its limit. Answers the least
 // room over them (the caller's own hold still counted), as a decimal string.
-const ROOM_LUA = `${LUA_PRELUDE}
-local least = nil
+const ROOM_BODY = `local least = nil
 for i = 1, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
     local r = tonumber(ARGV[1 + i]) - tonumber(redis.call('HGET', KEYS[i], 'spent')) - HELD(KEYS[i], ARGV[1])
@@ -333,10 +329,47 @@ end
 if least == nil then return 'none' end
 return INT(least)`;
 
+/**
+ * BUDGET_RESERVE, BUDGET_SETTLE (a release: charge 0) and BUDGET_ROOM, for scripts that run
+ * them among other steps (after LUA_INT and LUA_HELD).
+ */
+export const BUDGETS_LUA =
+  luaFunction('BUDGET_RESERVE', RESERVE_BODY) +
+  luaFunction('BUDGET_SETTLE', SETTLE_BODY) +
+  luaFunction('BUDGET_ROOM', ROOM_BODY);
+const script = (fn: string) => `${LUA_INT}${LUA_HELD}${BUDGETS_LUA}return ${fn}(KEYS, ARGV)`;
+export const BUDGET_NEEDS_SEED = NEEDS_SEED;
+
 const int = (n: number): string => {
   if (!Number.isSafeInteger(n)) throw new Error(`budgets: amount ${n} is not a safe integer`);
   return n === 0 ? '0' : String(n);
 };
+
+/** The meter's Redis steps, with what this instance keeps in process on either side of them. */
+export interface BudgetSteps {
+  /** Loads this instance's counters (a database read on first use). */
+  load(refs: readonly CounterRef[]): Promise<void>;
+  /** BUDGET_RESERVE's call; `seeds`: the spend to seed missing counters with (else NEEDS_SEED). */
+  reserveCall(refs: readonly CounterRef[], amount: number, seeds?: string[]): LuaCall;
+  /** What to seed the counters with: the stored spend and this instance's unwritten spend. */
+  seeds(refs: readonly CounterRef[]): Promise<string[]>;
+  /**
+   * BUDGET_SETTLE's call for `hold`, charging the period holding `at` (its ARGV[2] is the
+   * charge; '0' releases), and how to read its answer; marks `hold` done. Loads the charged counters.
+   */
+  settleCall(
+    hold: BudgetHold,
+    at: number,
+  ): Promise<{ call: LuaCall; read(after: string[], charge: number): Settled[] }>;
+  /** BUDGET_SETTLE's call releasing `hold` (no charge); marks it done. */
+  releaseCall(hold: BudgetHold): LuaCall;
+  /** BUDGET_ROOM's call: the least room over the hold's counters, its own hold counted as taken. */
+  roomCall(hold: BudgetHold): LuaCall;
+}
+
+export interface RedisMeter extends BudgetMeter {
+  steps: BudgetSteps;
+}
 
 export function createRedisMeter(deps: {
   store: BudgetStore;
@@ -345,7 +378,7 @@ export function createRedisMeter(deps: {
   redisPrefix: string;
   holdLeaseMs?: number;
   now?: Clock;
-}): BudgetMeter {
+}): RedisMeter {
   const { redis } = deps;
   const c = createCounters(deps.store, deps.now ?? Date.now);
   const rk = (cid: string) => `${deps.redisPrefix}:budget:${cid}`;
@@ -358,63 +391,108 @@ export function createRedisMeter(deps: {
     what: 'budgets',
   });
   const { livePrefix, liveKey, holdField } = lease;
+  const reserveScript = luaRunner(redis, script('BUDGET_RESERVE'));
+  const settleScript = luaRunner(redis, script('BUDGET_SETTLE'));
+  const roomScript = luaRunner(redis, script('BUDGET_ROOM'));
 
-  const run = (refs: CounterRef[], amount: number, seeds: string[] | null) =>
-    redis.eval(
-      RESERVE_LUA,
-      refs.length + 1,
-      ...refs.map((r) => rk(r.cid)),
-      liveKey,
-      int(amount),
-      COUNTER_TTL_S,
-      holdField,
-      livePrefix,
-      leaseMs,
-      ...refs.flatMap((r, i) => [int(r.limitNano), seeds ? seeds[i]! : NOT_READ]),
-    ) as Promise<number>;
+  const settleArgs = (
+    hold: BudgetHold,
+    refs: readonly CounterRef[],
+    charge: string,
+    seeds: string[],
+  ): LuaCall => ({
+    keys: [...hold.counters.map((r) => rk(r.cid)), ...refs.map((r) => rk(r.cid))],
+    args: [int(hold.amount), charge, holdField, COUNTER_TTL_S, ...seeds],
+  });
+
+  const steps: BudgetSteps = {
+    async load(refs) {
+      await c.load(refs);
+    },
+    reserveCall: (refs, amount, seeds) => ({
+      keys: [...refs.map((r) => rk(r.cid)), liveKey],
+      args: [
+        int(amount),
+        COUNTER_TTL_S,
+        holdField,
+        livePrefix,
+        leaseMs,
+        ...refs.flatMap((r, i) => [int(r.limitNano), seeds ? seeds[i]! : NOT_READ]),
+      ],
+    }),
+    async seeds(refs) {
+      // First use anywhere (or idled out): the stored spend plus what this instance has not written.
+      const stored = await Promise.all(refs.map((r) => c.readBase(r)));
+      return refs.map((r, i) => int(stored[i]! + (c.counters.get(r.cid)?.pending ?? 0)));
+    },
+    async settleCall(hold, at) {
+      hold.done = true;
+      const refs = chargeRefs(hold, at);
+      // This instance's unwritten spend is counted per counter (it seeds Redis when needed).
+      const loaded = await c.load(refs);
+      const call = settleArgs(
+        hold,
+        refs,
+        '0',
+        loaded.map((k) => int(k.base + k.pending)),
+      );
+      return {
+        call,
+        read(after, charge) {
+          if (charge === 0) return [];
+          for (const k of loaded) k.pending += charge;
+          const out: Settled[] = [];
+          refs.forEach((counter, i) => {
+            const a = Number(after[i]);
+            if (a >= 0) out.push({ counter, before: a - charge, after: a });
+          });
+          return out;
+        },
+      };
+    },
+    releaseCall(hold) {
+      hold.done = true;
+      return settleArgs(
+        hold,
+        hold.counters,
+        '0',
+        hold.counters.map(() => '0'),
+      );
+    },
+    roomCall: (hold) => ({
+      keys: hold.counters.map((r) => rk(r.cid)),
+      args: [livePrefix, ...hold.counters.map((r) => int(r.limitNano))],
+    }),
+  };
 
   async function settle(hold: BudgetHold, charge: number, at: number): Promise<Settled[]> {
     if (hold.done) return [];
-    hold.done = true;
-    if (hold.counters.length === 0) return [];
-    const refs = charge === 0 ? hold.counters : chargeRefs(hold, at);
-    // This instance's unwritten spend is counted per counter (it seeds Redis when needed).
-    const loaded = charge === 0 ? [] : await c.load(refs);
-    const after = (await redis.eval(
-      SETTLE_LUA,
-      hold.counters.length * 2,
-      ...hold.counters.map((r) => rk(r.cid)),
-      ...refs.map((r) => rk(r.cid)),
-      int(hold.amount),
-      int(charge),
-      holdField,
-      COUNTER_TTL_S,
-      ...refs.map((_, i) => (loaded[i] ? int(loaded[i].base + loaded[i].pending) : '0')),
-    )) as string[];
-    for (const k of loaded) k.pending += charge;
-    const out: Settled[] = [];
-    refs.forEach((counter, i) => {
-      const a = Number(after[i]);
-      if (a >= 0 && charge > 0) out.push({ counter, before: a - charge, after: a });
-    });
-    return out;
+    if (hold.counters.length === 0) {
+      hold.done = true;
+      return [];
+    }
+    if (charge === 0) {
+      const call = steps.releaseCall(hold);
+      await settleScript(call.keys, call.args);
+      return [];
+    }
+    const { call, read } = await steps.settleCall(hold, at);
+    call.args[1] = int(charge);
+    return read((await settleScript(call.keys, call.args)) as string[], charge);
   }
 
   return {
+    steps,
     async reserve(lines, amount, at) {
       const refs = countersFor(lines, at);
       if (refs.length === 0) return { ok: true, hold: { counters: refs, amount, done: false } };
       await c.load(refs);
-      let answer = await run(refs, amount, null);
-      if (answer === NEEDS_SEED) {
-        // First use anywhere (or idled out): the stored spend plus what this instance has not written.
-        const stored = await Promise.all(refs.map((r) => c.readBase(r)));
-        answer = await run(
-          refs,
-          amount,
-          refs.map((r, i) => int(stored[i]! + (c.counters.get(r.cid)?.pending ?? 0))),
-        );
-      }
+      const run = async (seeds?: string[]) => {
+        const call = steps.reserveCall(refs, amount, seeds);
+        return (await reserveScript(call.keys, call.args)) as number;
+      };
+      let answer = await run();
+      if (answer === NEEDS_SEED) answer = await run(await steps.seeds(refs));
       if (answer > 0) {
         const ref = refs[answer - 1]!;
         const spent = Number(await redis.hget(rk(ref.cid), 'spent'));
@@ -424,15 +502,9 @@ export function createRedisMeter(deps: {
     },
     async capFor(hold, cost) {
       if (cost <= hold.amount || hold.counters.length === 0) return cost;
-      const least = (await redis.eval(
-        ROOM_LUA,
-        hold.counters.length,
-        ...hold.counters.map((r) => rk(r.cid)),
-        livePrefix,
-        ...hold.counters.map((r) => int(r.limitNano)),
-      )) as string;
-      // The room counts this request's own hold as taken: it may have that back.
-      return least === 'none' ? cost : Math.max(0, Math.min(cost, Number(least) + hold.amount));
+      const call = steps.roomCall(hold);
+      const least = (await roomScript(call.keys, call.args)) as string;
+      return roomCap(least, hold, cost);
     },
     settle,
     release: (hold) =>
@@ -452,3 +524,10 @@ export function createRedisMeter(deps: {
     },
   };
 }
+
+/**
+ * What a settlement of `cost` may charge given BUDGET_ROOM's answer. The room counts this
+ * request's own hold as taken: it may have that back.
+ */
+export const roomCap = (least: string, hold: BudgetHold, cost: number): number =>
+  least === 'none' ? cost : Math.max(0, Math.min(cost, Number(least) + hold.amount));

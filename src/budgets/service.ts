@@ -143,31 +143,42 @@ export function createBudgets(deps: BudgetsDeps) {
       }
   }
 
+  /** A hold of `amount` the meter refused at `at`, as the relay answers it. */
+  function refused(
+    k: BudgetedKey,
+    r: { line: BudgetLine; spentNano: number; resetsAt: number },
+    amount: number,
+    at: number,
+  ): BudgetAdmission & { ok: false } {
+    const left = Math.max(0, r.line.limitNano - r.spentNano);
+    // Spend rarely lands on the budget exactly (requests hold their worst case): a refusal
+    // means it is used up, so the 100% threshold is announced now if it was not yet.
+    const counter = countersFor([r.line], at)[0]!;
+    if (sharesOf(k, counter).includes(1) && r.spentNano < r.line.limitNano)
+      emit(k, counter, 1, r.spentNano, true);
+    return {
+      ok: false,
+      line: r.line,
+      resetsAt: r.resetsAt,
+      message:
+        `The request could cost up to ${usd(amount)} USD, more than ${WHOSE[r.line.scope]} ` +
+        `${r.line.period} budget of ${usd(r.line.limitNano)} USD has left (${usd(left)} USD); ` +
+        `it resets at ${iso(r.resetsAt)}.`,
+    };
+  }
+
   return {
     linesFor,
 
     /** Holds `amount` against every budget in force, or says which one cannot cover it. */
     async reserve(k: BudgetedKey, amount: number): Promise<BudgetAdmission> {
-      const lines = linesFor(k);
       const at = deps.now();
-      const r = await meter.reserve(lines, amount, at);
-      if (r.ok) return r;
-      const left = Math.max(0, r.line.limitNano - r.spentNano);
-      // Spend rarely lands on the budget exactly (requests hold their worst case): a refusal
-      // means it is used up, so the 100% threshold is announced now if it was not yet.
-      const counter = countersFor([r.line], at)[0]!;
-      if (sharesOf(k, counter).includes(1) && r.spentNano < r.line.limitNano)
-        emit(k, counter, 1, r.spentNano, true);
-      return {
-        ok: false,
-        line: r.line,
-        resetsAt: r.resetsAt,
-        message:
-          `The request could cost up to ${usd(amount)} USD, more than ${WHOSE[r.line.scope]} ` +
-          `${r.line.period} budget of ${usd(r.line.limitNano)} USD has left (${usd(left)} USD); ` +
-          `it resets at ${iso(r.resetsAt)}.`,
-      };
+      const r = await meter.reserve(linesFor(k), amount, at);
+      return r.ok ? r : refused(k, r, amount, at);
     },
+
+    refused,
+    announce,
 
     capFor: (hold: BudgetHold, cost: number) => meter.capFor(hold, cost),
 

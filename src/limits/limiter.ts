@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
 import { effective, type GroupPolicy, type LimitValues } from './policy.js';
 import {
+  type AdmitOutcome,
   fullResetIn,
   type LimitKind,
   type LimitStore,
@@ -59,11 +60,33 @@ export interface Refusal {
   never: boolean;
 }
 
+/** A correction of the tokens counted at admission: `delta` into `second`'s bucket of each scope. */
+export interface TokenCorrection {
+  scopeIds: string[];
+  second: number;
+  delta: number;
+}
+
 export interface Ticket {
   /** Corrects the tokens counted at admission to `actual` (0 = refund them); once. */
   settleTokens(actual: number): void;
+  /**
+   * Like settleTokens, but answers the correction for the caller to apply (in a script of its
+   * own, admission/admission-redis.ts) instead of applying it; null when nothing is to correct.
+   */
+  takeCorrection(actual: number): TokenCorrection | null;
   /** Ends the request: tokens not settled are refunded, the concurrency slot given back. Idempotent. */
   done(): void;
+}
+
+/** One check as prepare() builds it for the store. */
+export interface LimitCheck {
+  scopes: Scope[];
+  limits: ScopeLimits[];
+  estimate: number;
+  leaseId: string;
+  leaseExpiresAt: number;
+  now: number;
 }
 
 export type Admission =
@@ -76,7 +99,8 @@ const UNITS: Record<LimitKind, string> = {
   concurrency: 'requests at once',
 };
 
-const NOOP_TICKET: Ticket = { settleTokens() {}, done() {} };
+/** The ticket of a request no limit applies to: nothing to correct or give back. */
+export const NOOP_TICKET: Ticket = { settleTokens() {}, takeCorrection: () => null, done() {} };
 
 function scopesOf(s: LimitSubject): Scope[] {
   const out: Scope[] = [];
@@ -184,6 +208,78 @@ export function createLimiter(deps: {
       : setInterval(() => void renew().catch(report('renewing concurrency leases')), every);
   renewal?.unref();
 
+  /**
+   * What a check of `s` sends to the store: its scopes, the tokens counted (`tokens` is only
+   * called when a tpm limit applies: counting a prompt costs time) and the lease. null: no limit applies.
+   */
+  function prepare(s: LimitSubject, tokens: number | (() => number)): LimitCheck | null {
+    const scopes = scopesOf(s);
+    if (scopes.length === 0) return null;
+    const now = deps.now();
+    const estimate = scopes.some((x) => x.limits.tpm !== null)
+      ? typeof tokens === 'function'
+        ? tokens()
+        : tokens
+      : 0;
+    return {
+      scopes,
+      limits: scopes.map((x) => x.limits),
+      estimate,
+      leaseId: randomBytes(9).toString('base64url'),
+      leaseExpiresAt: now + deps.leaseMs,
+      now,
+    };
+  }
+
+  /** The store's answer to a check: a refusal, or the ticket of an admitted request. */
+  function conclude(check: LimitCheck, out: AdmitOutcome): Admission {
+    const { scopes, limits, estimate, leaseId, now } = check;
+    if (out.refused) {
+      const sc = scopes[out.refused.scope]!;
+      return {
+        ok: false,
+        refusal: refusalOf(sc, out.refused.kind, out.views[out.refused.scope]!, estimate, now),
+        snapshot: snapshotOf(scopes, out.views, now),
+      };
+    }
+    // What the answer reports: the windows with this request counted.
+    const after = out.views.map((v) => ({
+      rpm: v.rpm && withCounted(v.rpm, 1, now),
+      tpm: v.tpm && withCounted(v.tpm, estimate, now),
+      concurrency: v.concurrency && { ...v.concurrency, inFlight: v.concurrency.inFlight + 1 },
+    }));
+    const tokenScopes = limits.filter((l) => l.tpm !== null).map((l) => l.id);
+    const leaseScopes = limits.filter((l) => l.concurrency !== null).map((l) => l.id);
+    if (leaseScopes.length) held.set(leaseId, leaseScopes);
+    let settled = tokenScopes.length === 0 || estimate === 0;
+    let ended = false;
+    const ticket: Ticket = {
+      takeCorrection(actual) {
+        if (settled) return null;
+        settled = true;
+        const delta = Math.max(0, Math.round(actual)) - estimate;
+        return delta === 0 ? null : { scopeIds: tokenScopes, second: secondOf(now), delta };
+      },
+      settleTokens(actual) {
+        const c = ticket.takeCorrection(actual);
+        if (c)
+          store
+            .adjustTokens(c.scopeIds, c.second, c.delta, deps.now())
+            .catch(report('correcting tokens per minute'));
+      },
+      done() {
+        if (ended) return;
+        ended = true;
+        ticket.settleTokens(0);
+        if (leaseScopes.length) {
+          held.delete(leaseId);
+          store.release(leaseScopes, leaseId).catch(report('releasing a concurrency slot'));
+        }
+      },
+    };
+    return { ok: true, ticket, snapshot: snapshotOf(scopes, after, now) };
+  }
+
   return {
     /** Whether the subject has any limit at all (else the relay skips this step). */
     limited: (s: LimitSubject) => scopesOf(s).length > 0,
@@ -193,58 +289,15 @@ export function createLimiter(deps: {
      * it is only called when a tpm limit applies (counting a prompt costs time).
      */
     async admit(s: LimitSubject, tokens: number | (() => number)): Promise<Admission> {
-      const scopes = scopesOf(s);
-      if (scopes.length === 0) return { ok: true, ticket: NOOP_TICKET, snapshot: {} };
-      const now = deps.now();
-      const estimate = scopes.some((x) => x.limits.tpm !== null)
-        ? typeof tokens === 'function'
-          ? tokens()
-          : tokens
-        : 0;
-      const leaseId = randomBytes(9).toString('base64url');
-      const limits = scopes.map((x) => x.limits);
-      const out = await store.admit(limits, estimate, leaseId, now + deps.leaseMs, now);
-      if (out.refused) {
-        const sc = scopes[out.refused.scope]!;
-        return {
-          ok: false,
-          refusal: refusalOf(sc, out.refused.kind, out.views[out.refused.scope]!, estimate, now),
-          snapshot: snapshotOf(scopes, out.views, now),
-        };
-      }
-      // What the answer reports: the windows with this request counted.
-      const after = out.views.map((v) => ({
-        rpm: v.rpm && withCounted(v.rpm, 1, now),
-        tpm: v.tpm && withCounted(v.tpm, estimate, now),
-        concurrency: v.concurrency && { ...v.concurrency, inFlight: v.concurrency.inFlight + 1 },
-      }));
-      const tokenScopes = limits.filter((l) => l.tpm !== null).map((l) => l.id);
-      const leaseScopes = limits.filter((l) => l.concurrency !== null).map((l) => l.id);
-      if (leaseScopes.length) held.set(leaseId, leaseScopes);
-      let settled = tokenScopes.length === 0 || estimate === 0;
-      let ended = false;
-      const ticket: Ticket = {
-        settleTokens(actual) {
-          if (settled) return;
-          settled = true;
-          const delta = Math.max(0, Math.round(actual)) - estimate;
-          if (delta !== 0)
-            store
-              .adjustTokens(tokenScopes, secondOf(now), delta, deps.now())
-              .catch(report('correcting tokens per minute'));
-        },
-        done() {
-          if (ended) return;
-          ended = true;
-          ticket.settleTokens(0);
-          if (leaseScopes.length) {
-            held.delete(leaseId);
-            store.release(leaseScopes, leaseId).catch(report('releasing a concurrency slot'));
-          }
-        },
-      };
-      return { ok: true, ticket, snapshot: snapshotOf(scopes, after, now) };
+      const check = prepare(s, tokens);
+      if (!check) return { ok: true, ticket: NOOP_TICKET, snapshot: {} };
+      const { limits, estimate, leaseId, leaseExpiresAt, now } = check;
+      return conclude(check, await store.admit(limits, estimate, leaseId, leaseExpiresAt, now));
     },
+
+    /** admit() in two halves, for a caller that runs the store's check itself (among other steps). */
+    prepare,
+    conclude,
 
     /** The limits in force and how much of each is left, counting nothing. */
     async peek(s: LimitSubject): Promise<LimitSnapshot> {

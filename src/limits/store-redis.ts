@@ -5,6 +5,7 @@
 // Per scope: `<prefix>:lim:<scope>:r` and `:t` are hashes of second → requests / tokens,
 // `:c` a sorted set of lease id → expiry (ms). Times come from the caller's clock.
 import type { Redis } from 'ioredis';
+import { LUA_INT, type LuaCall, luaFunction, luaRunner } from '../shared/lua.js';
 import type { AdmitOutcome, LimitKind, LimitStore, ScopeLimits, ScopeView, WindowView } from './store.js';
 import { secondOf, WINDOW_SECONDS } from './store.js';
 
@@ -17,8 +18,7 @@ const TTL_MS = (WINDOW_SECONDS + 5) * 1000;
 // KEYS: per scope r, t, c. ARGV: now, tokens, lease id, lease expiry, commit (1/0), lease TTL,
 // then per scope rpm, tpm, concurrency (-1 = none). Answers {refused scope (0 = none), kind,
 // views}: per scope {rpm used (-1 = none), rpm buckets, tpm used, tpm buckets, in flight}.
-const ADMIT_LUA = `local function INT(n) return string.format('%d', n) end
-local now = tonumber(ARGV[1]); local sec = math.floor(now / 1000); local tokens = tonumber(ARGV[2])
+const ADMIT_BODY = `local now = tonumber(ARGV[1]); local sec = math.floor(now / 1000); local tokens = tonumber(ARGV[2])
 local oldest = sec - ${WINDOW_SECONDS}
 local function WIN(k)
   local t = redis.call('HGETALL', k); local sum = 0; local flat = {}
@@ -59,13 +59,18 @@ end
 return {rs, rk, views}`;
 
 // KEYS: the scopes' token hashes. ARGV: second, delta, oldest counted second.
-const ADJUST_LUA = `if tonumber(ARGV[1]) < tonumber(ARGV[3]) then return 0 end
+const ADJUST_BODY = `if tonumber(ARGV[1]) < tonumber(ARGV[3]) then return 0 end
 for i = 1, #KEYS do
   if redis.call('HEXISTS', KEYS[i], ARGV[1]) == 1 then
     if redis.call('HINCRBY', KEYS[i], ARGV[1], ARGV[2]) <= 0 then redis.call('HDEL', KEYS[i], ARGV[1]) end
   end
 end
 return 0`;
+
+/** LIMITS_ADMIT and LIMITS_ADJUST, for scripts that run them among other steps (after LUA_INT). */
+export const LIMITS_LUA = luaFunction('LIMITS_ADMIT', ADMIT_BODY) + luaFunction('LIMITS_ADJUST', ADJUST_BODY);
+const ADMIT_LUA = `${LUA_INT}${LIMITS_LUA}return LIMITS_ADMIT(KEYS, ARGV)`;
+const ADJUST_LUA = `${LUA_INT}${LIMITS_LUA}return LIMITS_ADJUST(KEYS, ARGV)`;
 
 type RawView = [number, (number | string)[], number, (number | string)[], number];
 
@@ -82,36 +87,56 @@ function windowOf(used: number, flat: (number | string)[], limit: number | null)
   return { limit, used: Number(used), buckets };
 }
 
+/** The Redis store, and its steps for scripts that run them among others (admission). */
+export interface RedisLimitStore extends LimitStore {
+  /** LIMITS_ADMIT's keys and arguments for a check that counts when all admit. */
+  admitCall(
+    scopes: ScopeLimits[],
+    tokens: number,
+    leaseId: string,
+    leaseExpiresAt: number,
+    now: number,
+  ): LuaCall;
+  /** Reads LIMITS_ADMIT's answer. */
+  readAdmit(scopes: ScopeLimits[], answer: unknown): AdmitOutcome;
+  /** LIMITS_ADJUST's keys and arguments (null: nothing to correct). */
+  adjustCall(scopeIds: string[], second: number, delta: number, now: number): LuaCall | null;
+}
+
 export function createRedisLimitStore(deps: {
   redis: Redis;
   redisPrefix: string;
   leaseTtlMs: number;
-}): LimitStore {
+}): RedisLimitStore {
   const { redis } = deps;
   const k = (id: string, part: 'r' | 't' | 'c') => `${deps.redisPrefix}:lim:${id}:${part}`;
+  const admitScript = luaRunner(redis, ADMIT_LUA);
+  const adjustScript = luaRunner(redis, ADJUST_LUA);
 
-  async function run(
+  function call(
     scopes: ScopeLimits[],
     tokens: number,
     leaseId: string,
     leaseExpiresAt: number,
     now: number,
     commit: boolean,
-  ): Promise<AdmitOutcome> {
-    const keys = scopes.flatMap((s) => [k(s.id, 'r'), k(s.id, 't'), k(s.id, 'c')]);
-    const limits = scopes.flatMap((s) => [s.rpm ?? -1, s.tpm ?? -1, s.concurrency ?? -1].map(int));
-    const [rs, rk, raw] = (await redis.eval(
-      ADMIT_LUA,
-      keys.length,
-      ...keys,
-      int(now),
-      int(tokens),
-      leaseId,
-      int(leaseExpiresAt),
-      commit ? '1' : '0',
-      int(deps.leaseTtlMs * 2),
-      ...limits,
-    )) as [number, number, RawView[]];
+  ): LuaCall {
+    return {
+      keys: scopes.flatMap((s) => [k(s.id, 'r'), k(s.id, 't'), k(s.id, 'c')]),
+      args: [
+        int(now),
+        int(tokens),
+        leaseId,
+        int(leaseExpiresAt),
+        commit ? '1' : '0',
+        int(deps.leaseTtlMs * 2),
+        ...scopes.flatMap((s) => [s.rpm ?? -1, s.tpm ?? -1, s.concurrency ?? -1].map(int)),
+      ],
+    };
+  }
+
+  function read(scopes: ScopeLimits[], answer: unknown): AdmitOutcome {
+    const [rs, rk, raw] = answer as [number, number, RawView[]];
     const views: ScopeView[] = scopes.map((s, i) => {
       const v = raw[i]!;
       return {
@@ -123,20 +148,29 @@ export function createRedisLimitStore(deps: {
     return { refused: rs > 0 ? { scope: rs - 1, kind: KINDS[rk - 1]! } : null, views };
   }
 
+  function adjustCall(ids: string[], second: number, delta: number, now: number): LuaCall | null {
+    if (delta === 0 || ids.length === 0) return null;
+    return {
+      keys: ids.map((id) => k(id, 't')),
+      args: [int(second), int(delta), int(secondOf(now) - WINDOW_SECONDS)],
+    };
+  }
+
+  async function run(scopes: ScopeLimits[], c: LuaCall): Promise<AdmitOutcome> {
+    return read(scopes, await admitScript(c.keys, c.args));
+  }
+
   return {
+    admitCall: (scopes, tokens, leaseId, leaseExpiresAt, now) =>
+      call(scopes, tokens, leaseId, leaseExpiresAt, now, true),
+    readAdmit: read,
+    adjustCall,
     admit: (scopes, tokens, leaseId, leaseExpiresAt, now) =>
-      run(scopes, tokens, leaseId, leaseExpiresAt, now, true),
-    peek: async (scopes, now) => (await run(scopes, 0, '-', 0, now, false)).views,
+      run(scopes, call(scopes, tokens, leaseId, leaseExpiresAt, now, true)),
+    peek: async (scopes, now) => (await run(scopes, call(scopes, 0, '-', 0, now, false))).views,
     async adjustTokens(ids, second, delta, now) {
-      if (delta === 0 || ids.length === 0) return;
-      await redis.eval(
-        ADJUST_LUA,
-        ids.length,
-        ...ids.map((id) => k(id, 't')),
-        int(second),
-        int(delta),
-        int(secondOf(now) - WINDOW_SECONDS),
-      );
+      const c = adjustCall(ids, second, delta, now);
+      if (c) await adjustScript(c.keys, c.args);
     },
     async release(ids, leaseId) {
       if (ids.length === 0) return;

@@ -15,9 +15,7 @@ import { presentedKey } from '../keys/credentials.js';
 import { TOKEN_PREFIX } from '../tokens/format.js';
 import { AppError, type ErrorCode } from '../http/errors.js';
 import { costNano, type Price } from '../billing/money.js';
-import type { Reservation } from '../billing/ledger.js';
-import type { CapHold } from '../billing/spend-caps.js';
-import type { BudgetHold } from '../budgets/meter.js';
+import { type Hold, limitsError } from '../admission/admission.js';
 import type { LimitSnapshot, LimitSubject, Ticket } from '../limits/limiter.js';
 import { rateLimitHeaders } from '../limits/headers.js';
 import type { CanonicalUsage, Protocol } from './canonical.js';
@@ -74,13 +72,8 @@ export interface Outcome {
   ttftMs: number | null;
 }
 
-/** What a request holds while it runs: its worst case against the ledger and the budgets. */
-export interface Hold {
-  ledger: Reservation;
-  budget: BudgetHold;
-  /** Against an ephemeral key's max_cost (null: not an ephemeral key, or no max_cost). */
-  cap: CapHold | null;
-}
+/** What a request holds while it runs: its worst case against the ledger, budgets and cap. */
+export type { Hold } from '../admission/admission.js';
 
 /** One relay request on its way through its attempts: what every step needs. */
 export interface RelayCall {
@@ -277,20 +270,7 @@ export function createRelay(s: Services) {
     const a = await s.limiter.admit(subjectOf(key), tokens);
     reportLimits(req, reply, a.snapshot);
     if (a.ok) return a.ticket;
-    const { refusal } = a;
-    throw new AppError(
-      refusal.kind === 'concurrency' ? 'concurrency_limit_exceeded' : 'rate_limit_exceeded',
-      refusal.message,
-      {
-        headers: {
-          // Whole seconds, at most a minute (SDKs wait only for 0 < retry-after ≤ 60); the
-          // exact wait is in retry-after-ms (a window slides by whole seconds: up to 61 s).
-          'retry-after': String(Math.min(60, Math.max(1, Math.ceil(refusal.retryAfterMs / 1000)))),
-          'retry-after-ms': String(refusal.retryAfterMs),
-          ...(refusal.never ? { 'x-should-retry': 'false' } : {}),
-        },
-      },
-    );
+    throw limitsError(a.refusal);
   }
 
   /** A limited key's answers that skipped the limits (refusals before them, free answers) report them too. */
@@ -315,76 +295,38 @@ export function createRelay(s: Services) {
     return r.promptTokens;
   }
 
-  // ── 4. reserve the worst-case cost against the budgets, key quota and account balance ─
-  async function reserve(key: VerifiedKey, r: IngressRequest, bill: (u: CanonicalUsage) => number) {
+  // ── 3 + 4. limits, then the worst-case cost held against the budgets, key quota and account
+  //    balance: one step of admission/ (one Redis round trip when shared) ──────────────────
+  /**
+   * Admits the request under every limit and holds its worst case, or refuses it (429, 402).
+   * The ticket it returns must be handed back (`done`) however the request ends: it holds
+   * the concurrency slot.
+   */
+  async function admit(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    key: VerifiedKey,
+    r: IngressRequest,
+    bill: (u: CanonicalUsage) => number,
+  ): Promise<{ ticket: Ticket; hold: Hold }> {
     const worstFor = (input: number) =>
       bill({ input, cacheRead: 0, cacheWrite: 0, output: r.maxOutputTokens, reasoning: 0 });
-    let worst = worstFor(r.promptTokens);
-    let res = await hold(key, worst);
-    // A long prompt is admitted on a cheap upper bound; only when that would be refused is it
-    // tokenized, and the request judged on its exact count (as it always was).
-    if (!res.ok && r.exactPromptTokens) {
-      worst = worstFor(exactPromptTokens(r));
-      res = await hold(key, worst);
-    }
-    if (!res.ok) throw res.refusal;
-    return res.hold;
-  }
-
-  /** Holds `amount` against every budget in force, then the key quota and the balance: all or none. */
-  async function hold(
-    key: VerifiedKey,
-    amount: number,
-  ): Promise<{ ok: true; hold: Hold } | { ok: false; refusal: AppError }> {
-    const noRetry = { 'x-should-retry': 'false' };
-    // An ephemeral key's max_cost first (it bills to its parent: the rest is the parent's).
-    const capNano = key.ephemeral?.maxCostNano ?? null;
-    const cap = capNano === null ? null : await s.spendCaps.hold(key.ephemeral!.id, capNano, amount);
-    if (capNano !== null && !cap)
-      return {
-        ok: false,
-        refusal: new AppError(
-          'insufficient_quota',
-          `The request could cost up to ${amount / 1e9} USD, more than this ephemeral key's max_cost has left.`,
-          { headers: noRetry },
-        ),
-      };
-    const dropCap = () => cap && s.spendCaps.release(cap);
-    const b = await s.budgets.reserve(key, amount);
-    if (!b.ok) {
-      dropCap();
-      return { ok: false, refusal: new AppError('budget_exceeded', b.message, { headers: noRetry }) };
-    }
-    let l: Awaited<ReturnType<typeof s.ledger.reserve>>;
-    try {
-      l = await s.ledger.reserve(key.id, key.userId, key.quotaNano, amount);
-    } catch (err) {
-      s.budgets.release(b.hold);
-      dropCap();
-      throw err;
-    }
-    if (!l.ok) {
-      s.budgets.release(b.hold);
-      dropCap();
-      const what = l.reason === 'key_quota' ? "this API key's quota" : 'the account balance';
-      return {
-        ok: false,
-        refusal: new AppError(
-          'insufficient_quota',
-          `The request could cost up to ${amount / 1e9} USD, more than ${what} has left.`,
-          { headers: noRetry },
-        ),
-      };
-    }
-    return { ok: true, hold: { ledger: l.reservation, budget: b.hold, cap } };
+    const a = await s.admission.admit({
+      key,
+      subject: subjectOf(key),
+      tokens: () => exactPromptTokens(r) + r.maxOutputTokens,
+      amount: () => worstFor(r.promptTokens),
+      // A long prompt is held on a cheap upper bound; tokenized only when that is refused.
+      exact: () => (r.exactPromptTokens ? worstFor(exactPromptTokens(r)) : null),
+    });
+    reportLimits(req, reply, a.snapshot);
+    if (a.ok) return a;
+    a.ticket?.done();
+    throw a.error;
   }
 
   /** Gives the whole hold back (nothing was billed). */
-  function release(h: Hold): void {
-    s.ledger.release(h.ledger);
-    s.budgets.release(h.budget);
-    if (h.cap) s.spendCaps.release(h.cap);
-  }
+  const release = (h: Hold): void => s.admission.release(h);
 
   // ── 7. count usage: the upstream's report, else a local count; never past the admitted cap
   // A cut stream (`partial`) keeps the input its usage reported so far and counts its output here.
@@ -418,26 +360,25 @@ export function createRelay(s: Services) {
   // channel (a second upstream call) or write a second answer on a stream already sent.
   // The charge stops at what the budgets still cover (as the ledger's stops at the quota and
   // balance), and the budgets count exactly what the ledger charged, dated like the log row.
-  async function settle(req: FastifyRequest, key: VerifiedKey, h: Hold, cost: number, at: number) {
-    const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
+  async function settle(
+    req: FastifyRequest,
+    h: Hold,
+    ticket: Ticket,
+    tokens: number,
+    cost: number,
+    at: number,
+  ) {
     let charge: number;
     try {
-      const budgetCapped = await s.budgets.capFor(h.budget, cost).catch(() => cost);
-      // An ephemeral key's max_cost may charge less still; what its parent was charged counts.
-      const capped = h.cap ? await s.spendCaps.settle(h.cap, budgetCapped) : budgetCapped;
-      charge = await s.ledger.settle(h.ledger, capped);
-      if (h.cap && charge < capped) await s.spendCaps.refund(h.cap, capped - charge);
+      charge = await s.admission.settle(h, ticket, tokens, cost, at);
     } catch (err) {
-      req.log.error({ err: message(err), cost }, 'relay: settling failed; the answer is not billed');
-      s.budgets.release(h.budget);
+      req.log.error(
+        { err: err instanceof Error ? err.message : String(err), cost },
+        'relay: settling failed; the answer is not billed',
+      );
       return 0;
     }
-    void s.guard.noteSpend(key, charge);
-    try {
-      await s.budgets.settle(key, h.budget, charge, at);
-    } catch (err) {
-      req.log.error({ err: message(err), charge }, 'relay: the budgets could not count a settled charge');
-    }
+    void s.guard.noteSpend(h.key, charge);
     return charge;
   }
 
@@ -533,25 +474,6 @@ export function createRelay(s: Services) {
     req.relay!.model = r.model;
     req.relay!.stream = r.stream;
     const { price, multiplierPpm } = checkPolicy(key, r.model);
-    const ticket = await applyLimits(req, reply, key, () => exactPromptTokens(r) + r.maxOutputTokens);
-    try {
-      await admitted(req, reply, key, r, ingress, { price, multiplierPpm }, ticket);
-    } finally {
-      // Every path ends here: success, refusal, upstream failure or timeout, client gone, stream cut.
-      ticket.done();
-    }
-  }
-
-  /** The rest of the journey, once the limits admitted the request (its ticket is handed back by the caller). */
-  async function admitted(
-    req: FastifyRequest,
-    reply: FastifyReply,
-    key: VerifiedKey,
-    r: IngressRequest,
-    ingress: ProtocolCodec,
-    { price, multiplierPpm }: { price: Price; multiplierPpm: number },
-    ticket: Ticket,
-  ): Promise<void> {
     const bill = (u: CanonicalUsage) =>
       costNano(
         {
@@ -563,8 +485,26 @@ export function createRelay(s: Services) {
         price,
         multiplierPpm,
       );
-    const held = await reserve(key, r, bill);
+    const { ticket, hold } = await admit(req, reply, key, r, bill);
+    try {
+      await admitted(req, reply, key, r, ingress, bill, ticket, hold);
+    } finally {
+      // Every path ends here: success, refusal, upstream failure or timeout, client gone, stream cut.
+      ticket.done();
+    }
+  }
 
+  /** The rest of the journey, once admitted (its ticket is handed back by the caller). */
+  async function admitted(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    key: VerifiedKey,
+    r: IngressRequest,
+    ingress: ProtocolCodec,
+    bill: (u: CanonicalUsage) => number,
+    ticket: Ticket,
+    held: Hold,
+  ): Promise<void> {
     const call: RelayCall = {
       req,
       reply,
@@ -575,10 +515,10 @@ export function createRelay(s: Services) {
       clientGone: false,
       async finish(o) {
         const { usage, estimated } = countUsage(r, o.usage, o.produced, o.partial);
-        // The tokens-per-minute window keeps the real usage, not the admission estimate.
-        ticket.settleTokens(usage.input + usage.cacheRead + usage.cacheWrite + usage.output);
         const at = s.now();
-        const cost = await settle(req, key, held, bill(usage), at);
+        // The tokens-per-minute window keeps the real usage, not the admission estimate.
+        const tokens = usage.input + usage.cacheRead + usage.cacheWrite + usage.output;
+        const cost = await settle(req, held, ticket, tokens, bill(usage), at);
         await log(
           req,
           {

@@ -1,0 +1,163 @@
+/**
+ * What admitting and settling one relay request costs on Redis: the admission script
+ * (admission/admission-redis.ts: one round trip each way) against the same domains called one
+ * after another (admission-local.ts over the Redis-backed limiter, spend caps, budgets and
+ * ledger: the relay's path before it), with every step in force (rpm, tpm, max_concurrency, a
+ * daily budget, an ephemeral max_cost).
+ *
+ *   BENCH_REDIS_URL=redis://127.0.0.1:6379 npx tsx bench/admission.ts [--requests 3000] [--parallel 1]
+ *
+ * Reports wall time and this process's CPU per request, and Redis commands per request.
+ */
+import { Redis } from 'ioredis';
+import pino from 'pino';
+import { createLocalAdmission } from '../src/admission/admission-local.js';
+import type { Admission } from '../src/admission/admission.js';
+import { createRedisAdmission } from '../src/admission/admission-redis.js';
+import { createRedisLedger } from '../src/billing/ledger-redis.js';
+import { createSpendCaps } from '../src/billing/spend-caps.js';
+import { createRedisMeter } from '../src/budgets/meter.js';
+import { createBudgets } from '../src/budgets/service.js';
+import type { VerifiedKey } from '../src/keys/verify.js';
+import { createLimiter } from '../src/limits/limiter.js';
+import { NO_LIMITS } from '../src/limits/policy.js';
+import { createRedisLimitStore } from '../src/limits/store-redis.js';
+import { InvalidationBus } from '../src/shared/bus.js';
+
+const argv = process.argv.slice(2);
+const num = (f: string, def: number) => {
+  const i = argv.indexOf(f);
+  return i >= 0 ? Number(argv[i + 1]) : def;
+};
+const REQUESTS = num('--requests', 3000);
+const PARALLEL = num('--parallel', 1);
+const url = process.env.BENCH_REDIS_URL;
+if (!url) throw new Error('BENCH_REDIS_URL is required');
+const silent = pino({ level: 'silent' });
+
+let commands = 0;
+const send = Redis.prototype.sendCommand;
+Redis.prototype.sendCommand = function (this: Redis, ...a: Parameters<typeof send>) {
+  commands++;
+  return send.apply(this, a);
+} as typeof send;
+
+async function build(kind: 'sequential' | 'script') {
+  const space = `bench-adm:${process.pid}:${kind}`;
+  const redis = new Redis(url!);
+  const now = Date.now;
+  const limitStore = createRedisLimitStore({ redis, redisPrefix: space, leaseTtlMs: 30_000 });
+  const limiter = createLimiter({ store: limitStore, now, leaseMs: 30_000 });
+  const ledger = createRedisLedger({
+    store: {
+      usedNano: async () => 0,
+      balanceNano: async () => 1e15,
+      addUsed: async () => {},
+      subtractSpend: async () => {},
+    },
+    bus: new InvalidationBus(),
+    logger: silent,
+    redis,
+    redisPrefix: space,
+  });
+  const spendCaps = createSpendCaps({
+    store: { usedNano: async () => 0, addUsed: async () => {} },
+    logger: silent,
+    redis: { client: redis, prefix: space },
+  });
+  const meter = createRedisMeter({
+    store: { spentSince: async () => 0 },
+    logger: silent,
+    redis,
+    redisPrefix: space,
+  });
+  const budgets = createBudgets({
+    meter,
+    groupBudget: () => null,
+    notify: async () => {},
+    logger: silent,
+    now,
+  });
+  const admission: Admission =
+    kind === 'script'
+      ? createRedisAdmission({
+          redis,
+          logger: silent,
+          limiter,
+          limitStore,
+          spendCaps,
+          budgets,
+          meter,
+          ledger,
+          now,
+        })
+      : createLocalAdmission({ logger: silent, limiter, spendCaps, budgets, ledger });
+  return {
+    admission,
+    async close() {
+      await limiter.close();
+      await ledger.close();
+      await budgets.close();
+      redis.disconnect();
+    },
+  };
+}
+
+const limits = { ...NO_LIMITS, rpm: 1e9, tpm: 1e12, maxConcurrency: 1e6 };
+const key: VerifiedKey = {
+  id: 1,
+  userId: 2,
+  name: 'bench',
+  group: 'default',
+  models: null,
+  quotaNano: 1e15,
+  rpm: limits.rpm,
+  limits,
+  userGroup: 'default',
+  accountLimits: NO_LIMITS,
+  expiresAt: null,
+  origins: null as unknown as VerifiedKey['origins'],
+  ephemeral: { id: 3, maxCostNano: 1e15 },
+  guard: null,
+  budget: { amountNano: 1e15, period: 'daily' },
+  alertThresholds: null,
+  accountBudget: null,
+  accountAlertThresholds: null,
+};
+const subject = { keyId: 1, userId: 2, key: limits, account: NO_LIMITS, keyGroup: null, accountGroup: null };
+
+async function one(a: Admission) {
+  const r = await a.admit({ key, subject, tokens: 100, amount: () => 5_000 });
+  if (!r.ok) throw new Error(r.error.message);
+  await a.settle(r.hold, r.ticket, 80, 4_000, Date.now());
+  r.ticket.done();
+}
+
+async function measure(kind: 'sequential' | 'script') {
+  const { admission, close } = await build(kind);
+  for (let i = 0; i < 200; i++) await one(admission); // warm-up: seeded counters, loaded scripts, JIT
+  commands = 0;
+  const cpu = process.cpuUsage();
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: PARALLEL }, async () => {
+      while (next++ < REQUESTS) await one(admission);
+    }),
+  );
+  const ms = performance.now() - t0;
+  const used = process.cpuUsage(cpu);
+  const out = {
+    kind,
+    wallUsPerRequest: Math.round((ms * 1000) / REQUESTS),
+    cpuUsPerRequest: Math.round((used.user + used.system) / REQUESTS),
+    commandsPerRequest: +(commands / REQUESTS).toFixed(2),
+  };
+  await close();
+  return out;
+}
+
+const rows = [];
+for (const kind of ['sequential', 'script', 'sequential', 'script'] as const) rows.push(await measure(kind));
+console.table(rows);
+process.exit(0);

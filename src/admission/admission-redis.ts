@@ -1,0 +1,349 @@
+// Admission with REDIS_URL (see admission.ts): one Lua script admits a request, one settles
+// it, one releases it, each composed of the domains' own Lua functions (limits/store-redis.ts,
+// billing/spend-caps.ts, budgets/meter.ts, billing/ledger-redis.ts), so the rules stay where
+// they were written and a request costs one Redis round trip at admission and one at settle.
+//
+// Admission runs the money steps first — cap, budgets, ledger, each undone (released) when a
+// later one refuses — then the limits. A limits refusal gives the money back and wins (it was
+// always judged first); a request the limits admit keeps its count even when money refuses it,
+// as before. A counter missing in Redis (first use anywhere, or idled out) answers NEEDS_SEED
+// before anything is counted: the stored values are read and the script runs again.
+//
+// Composed scripts pass each step's KEYS and ARGV as segments: ARGV starts with the number of
+// segments and each one's count of keys and of arguments, then the segments' arguments in order.
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { LEDGER_LUA, RESERVE_RESULT, type RedisLedger } from '../billing/ledger-redis.js';
+import { CAPS_LUA, type SpendCaps } from '../billing/spend-caps.js';
+import {
+  BUDGET_NEEDS_SEED,
+  BUDGETS_LUA,
+  countersFor,
+  type CounterRef,
+  type RedisMeter,
+} from '../budgets/meter.js';
+import type { Budgets } from '../budgets/service.js';
+import type { AppError } from '../http/errors.js';
+import type { VerifiedKey } from '../keys/verify.js';
+import { type LimitCheck, type Limiter, NOOP_TICKET } from '../limits/limiter.js';
+import { LIMITS_LUA, type RedisLimitStore } from '../limits/store-redis.js';
+import type { AdmitOutcome } from '../limits/store.js';
+import { LUA_HELD } from '../shared/hold-lease.js';
+import { LUA_INT, type LuaCall, luaRunner } from '../shared/lua.js';
+import { type Admission, type AdmitResult, type Hold, limitsError, moneyError } from './admission.js';
+
+/** What ADMIT answers first. */
+const MONEY = { OK: 0, CAP: 1, BUDGET: 2, LEDGER: 3, NEEDS_SEED: 9 } as const;
+
+const LUA_SEGMENTS = `local function SEGMENTS(h)
+  local n = tonumber(ARGV[h]); local out = {}; local kp = 0; local ap = h + 2 * n
+  for s = 1, n do
+    local nk, na = tonumber(ARGV[h + 2 * s - 1]), tonumber(ARGV[h + 2 * s])
+    local k, a = {}, {}
+    for i = 1, nk do k[i] = KEYS[kp + i] end
+    for i = 1, na do a[i] = ARGV[ap + i] end
+    kp = kp + nk; ap = ap + na
+    out[s] = {k, a}
+  end
+  return out
+end
+`;
+const LUA_STEPS = `${LUA_INT}${LUA_HELD}${LIMITS_LUA}${CAPS_LUA}${BUDGETS_LUA}${LEDGER_LUA}${LUA_SEGMENTS}`;
+
+// Segments: cap hold, cap release, budget reserve, budget release, ledger reserve, ledger
+// release, limits check (an empty segment: the step does not apply). Answers {money code,
+// detail, limits answer ({} without limits; not run when NEEDS_SEED)}: detail is the step that
+// needs seeding (1 cap, 2 budgets, 3 ledger), the refusing budget counter and its spend
+// {i, spent}, or the ledger's refusal (1 key quota, 2 balance).
+const ADMIT_LUA = `${LUA_STEPS}
+local S = SEGMENTS(1)
+local cap, capU, bud, budU, led, ledU, lim = S[1], S[2], S[3], S[4], S[5], S[6], S[7]
+local function MONEY()
+  if #cap[1] > 0 then
+    local c = CAP_HOLD(cap[1], cap[2])
+    if c == 2 then return ${MONEY.NEEDS_SEED}, 1 end
+    if c ~= 0 then return ${MONEY.CAP}, 0 end
+  end
+  if #bud[1] > 0 then
+    local b = BUDGET_RESERVE(bud[1], bud[2])
+    if b ~= 0 then
+      if #cap[1] > 0 then CAP_SETTLE(capU[1], capU[2]) end
+      if b == ${BUDGET_NEEDS_SEED} then return ${MONEY.NEEDS_SEED}, 2 end
+      return ${MONEY.BUDGET}, {b, redis.call('HGET', bud[1][b], 'spent')}
+    end
+  end
+  local l = LEDGER_RESERVE(led[1], led[2])
+  if l ~= 0 then
+    if #bud[1] > 0 then BUDGET_SETTLE(budU[1], budU[2]) end
+    if #cap[1] > 0 then CAP_SETTLE(capU[1], capU[2]) end
+    if l == ${RESERVE_RESULT.NEEDS_SEED} then return ${MONEY.NEEDS_SEED}, 3 end
+    return ${MONEY.LEDGER}, l
+  end
+  return ${MONEY.OK}, 0
+end
+local code, detail = MONEY()
+if code == ${MONEY.NEEDS_SEED} then return {code, detail, {}} end
+local limits = {}
+if #lim[1] > 0 then
+  limits = LIMITS_ADMIT(lim[1], lim[2])
+  if limits[1] > 0 and code == ${MONEY.OK} then
+    LEDGER_SETTLE(ledU[1], ledU[2])
+    if #bud[1] > 0 then BUDGET_SETTLE(budU[1], budU[2]) end
+    if #cap[1] > 0 then CAP_SETTLE(capU[1], capU[2]) end
+  end
+end
+return {code, detail, limits}`;
+
+// ARGV[1] the cost, ARGV[2] the hold, then segments: budget room (only when the cost passes
+// the hold), cap settle, cap refund, ledger settle, budget settle, tpm correction. Each charge
+// is the one before it capped: budgets' room → cap → quota and balance; the budgets count
+// what the ledger charged. Answers {charge, budget counters' spend after it}.
+const SETTLE_LUA = `${LUA_STEPS}
+local cost = tonumber(ARGV[1]); local hold = tonumber(ARGV[2]); local S = SEGMENTS(3)
+local room, cap, refund, led, bud, adjust = S[1], S[2], S[3], S[4], S[5], S[6]
+local capped = cost
+if #room[1] > 0 then
+  local least = BUDGET_ROOM(room[1], room[2])
+  if least ~= 'none' then capped = math.max(0, math.min(cost, tonumber(least) + hold)) end
+end
+if #cap[1] > 0 then cap[2][2] = INT(capped); capped = tonumber(CAP_SETTLE(cap[1], cap[2])) end
+led[2][2] = INT(capped)
+local charge = tonumber(LEDGER_SETTLE(led[1], led[2]))
+if #cap[1] > 0 and charge < capped then refund[2][1] = INT(charge - capped); CAP_REFUND(refund[1], refund[2]) end
+local after = {}
+if #bud[1] > 0 then bud[2][2] = INT(charge); after = BUDGET_SETTLE(bud[1], bud[2]) end
+if #adjust[1] > 0 then LIMITS_ADJUST(adjust[1], adjust[2]) end
+return {INT(charge), after}`;
+
+// Segments: cap release, budget release, ledger release.
+const RELEASE_LUA = `${LUA_STEPS}
+local S = SEGMENTS(1)
+if #S[1][1] > 0 then CAP_SETTLE(S[1][1], S[1][2]) end
+if #S[2][1] > 0 then BUDGET_SETTLE(S[2][1], S[2][2]) end
+LEDGER_SETTLE(S[3][1], S[3][2])
+return 0`;
+
+const NONE: LuaCall = { keys: [], args: [] };
+
+/** KEYS and ARGV of a composed script: `head` first, then the segments' sizes and contents. */
+function compose(head: (string | number)[], segments: LuaCall[]): LuaCall {
+  const keys: string[] = [];
+  const args: (string | number)[] = [...head, segments.length];
+  for (const s of segments) args.push(s.keys.length, s.args.length);
+  for (const s of segments) {
+    keys.push(...s.keys);
+    args.push(...s.args);
+  }
+  return { keys, args };
+}
+
+export interface RedisAdmissionDeps {
+  redis: Redis;
+  logger: Logger;
+  limiter: Limiter;
+  limitStore: RedisLimitStore;
+  spendCaps: SpendCaps;
+  budgets: Budgets;
+  meter: RedisMeter;
+  ledger: RedisLedger;
+  now: () => number;
+}
+
+export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
+  const { limiter, limitStore, budgets } = deps;
+  const caps = deps.spendCaps.steps!;
+  const meter = deps.meter.steps;
+  const ledger = deps.ledger.steps;
+  const admitScript = luaRunner(deps.redis, ADMIT_LUA);
+  const settleScript = luaRunner(deps.redis, SETTLE_LUA);
+  const releaseScript = luaRunner(deps.redis, RELEASE_LUA);
+
+  /** What one request's money steps hold and how they are released, before Redis is asked. */
+  interface Money {
+    key: VerifiedKey;
+    amount: number;
+    cap: { id: number; capNano: number } | null;
+    refs: CounterRef[];
+    seeds: { cap?: number; budgets?: string[]; ledger?: { used: number; balance: number } };
+  }
+
+  async function money(key: VerifiedKey, amount: number): Promise<Money> {
+    const cap =
+      key.ephemeral?.maxCostNano != null
+        ? { id: key.ephemeral.id, capNano: key.ephemeral.maxCostNano }
+        : null;
+    const refs = countersFor(budgets.linesFor(key), deps.now());
+    // This instance's own counters (a database read on first use only).
+    await ledger.load(key.id, key.userId);
+    if (cap) await caps.load(cap.id);
+    if (refs.length) await meter.load(refs);
+    return { key, amount, cap, refs, seeds: {} };
+  }
+
+  /** Reads what every money step would seed Redis with (first use: one more run, not three). */
+  async function seed(m: Money): Promise<void> {
+    const [cap, budgets, led] = await Promise.all([
+      m.cap ? caps.seed(m.cap.id) : undefined,
+      m.refs.length ? meter.seeds(m.refs) : undefined,
+      ledger.seeds(m.key.id, m.key.userId),
+    ]);
+    m.seeds = { ...(cap !== undefined ? { cap } : {}), ...(budgets ? { budgets } : {}), ledger: led };
+  }
+
+  type Answer = [code: number, detail: number | [number, string], limits: unknown];
+
+  /** One ADMIT run: the money of `m`, and the limits of `check` when given. */
+  async function run(m: Money, check: LimitCheck | null): Promise<Answer> {
+    const { key, amount, cap, refs } = m;
+    const capHold = cap && { id: cap.id, capNano: cap.capNano, amount, done: false };
+    const budgetHold = { counters: refs, amount, done: false };
+    const reservation = { keyId: key.id, userId: key.userId, quotaNano: key.quotaNano, amount, done: false };
+    const c = compose(
+      [],
+      [
+        capHold ? caps.holdCall(cap.id, cap.capNano, amount, m.seeds.cap) : NONE,
+        capHold ? caps.settleCall(capHold, 0) : NONE,
+        refs.length ? meter.reserveCall(refs, amount, m.seeds.budgets) : NONE,
+        refs.length ? meter.releaseCall(budgetHold) : NONE,
+        ledger.reserveCall(key.id, key.userId, key.quotaNano, amount, m.seeds.ledger),
+        ledger.settleCall(reservation, 0),
+        check
+          ? limitStore.admitCall(check.limits, check.estimate, check.leaseId, check.leaseExpiresAt, check.now)
+          : NONE,
+      ],
+    );
+    return (await admitScript(c.keys, c.args)) as Answer;
+  }
+
+  /** Runs ADMIT, seeding what Redis lacks (once: a seeded step never asks again). */
+  async function runSeeded(m: Money, check: LimitCheck | null): Promise<Answer> {
+    const a = await run(m, check);
+    if (a[0] !== MONEY.NEEDS_SEED) return a;
+    await seed(m);
+    const again = await run(m, check);
+    if (again[0] === MONEY.NEEDS_SEED) throw new Error('admission: the counters could not be seeded');
+    return again;
+  }
+
+  /** The hold of an admitted `m`, or the refusal of its money step. */
+  function moneyOutcome(m: Money, a: Answer): { ok: true; hold: Hold } | { ok: false; error: AppError } {
+    const { key, amount, cap, refs } = m;
+    const at = deps.now();
+    switch (a[0]) {
+      case MONEY.OK: {
+        const r = ledger.readReserve(key.id, key.userId, key.quotaNano, amount, RESERVE_RESULT.OK);
+        if (!r.ok) throw new Error('admission: unreachable');
+        return {
+          ok: true,
+          hold: {
+            key,
+            ledger: r.reservation,
+            budget: { counters: refs, amount, done: false },
+            cap: cap && caps.readHold(cap.id, cap.capNano, amount, 0),
+          },
+        };
+      }
+      case MONEY.CAP:
+        return { ok: false, error: moneyError.cap(amount) };
+      case MONEY.BUDGET: {
+        const [i, spent] = a[1] as [number, string];
+        const ref = refs[i - 1]!;
+        const r = budgets.refused(
+          key,
+          { line: ref.line, spentNano: Number(spent), resetsAt: ref.end },
+          amount,
+          at,
+        );
+        return { ok: false, error: moneyError.budget(r.message) };
+      }
+      default: {
+        const r = ledger.readReserve(key.id, key.userId, key.quotaNano, amount, a[1] as 1 | 2);
+        if (r.ok) throw new Error('admission: unreachable');
+        return { ok: false, error: moneyError.ledger(amount, r.reason) };
+      }
+    }
+  }
+
+  return {
+    async admit(req): Promise<AdmitResult> {
+      const check = limiter.prepare(req.subject, req.tokens);
+      const m = await money(req.key, req.amount());
+      const a = await runSeeded(m, check);
+      let admission: ReturnType<Limiter['conclude']> = { ok: true, ticket: NOOP_TICKET, snapshot: {} };
+      if (check)
+        admission = limiter.conclude(check, limitStore.readAdmit(check.limits, a[2]) as AdmitOutcome);
+      if (!admission.ok)
+        return {
+          ok: false,
+          error: limitsError(admission.refusal),
+          snapshot: admission.snapshot,
+          ticket: null,
+        };
+      const { ticket, snapshot } = admission;
+      try {
+        let res = moneyOutcome(m, a);
+        // A long prompt is admitted on a cheap upper bound; only when that would be refused is
+        // it tokenized, and the request judged (its money only: the limits counted it) again.
+        const exact = res.ok ? null : (req.exact?.() ?? null);
+        if (exact !== null) {
+          const mx = { ...m, amount: exact };
+          res = moneyOutcome(mx, await runSeeded(mx, null));
+        }
+        if (!res.ok) return { ok: false, error: res.error, snapshot, ticket };
+        return { ok: true, ticket, snapshot, hold: res.hold };
+      } catch (err) {
+        ticket.done();
+        throw err;
+      }
+    },
+
+    async settle(h, ticket, tokens, cost, at) {
+      if (h.ledger.done) {
+        ticket.settleTokens(tokens);
+        return 0;
+      }
+      const correction = ticket.takeCorrection(tokens);
+      const { key, budget, cap } = h;
+      const holdAmount = h.ledger.amount;
+      const b = budget.counters.length && !budget.done ? await meter.settleCall(budget, at) : null;
+      const c = compose(
+        [String(cost), String(holdAmount)],
+        [
+          b && cost > holdAmount ? meter.roomCall(budget) : NONE,
+          cap && !cap.done ? caps.settleCall(cap, cost) : NONE,
+          cap ? caps.refundCall(cap, 0) : NONE,
+          ledger.settleCall(h.ledger, cost),
+          b ? b.call : NONE,
+          correction
+            ? (limitStore.adjustCall(correction.scopeIds, correction.second, correction.delta, deps.now()) ??
+              NONE)
+            : NONE,
+        ],
+      );
+      budget.done = true;
+      const [charged, after] = (await settleScript(c.keys, c.args)) as [string, string[]];
+      const charge = Number(charged);
+      ledger.settled(h.ledger, charge);
+      if (cap) caps.settled(cap, charge);
+      if (b) budgets.announce(key, b.read(after, charge));
+      return charge;
+    },
+
+    release(h) {
+      const { cap, budget } = h;
+      if (h.ledger.done) return;
+      const c = compose(
+        [],
+        [
+          cap && !cap.done ? caps.settleCall(cap, 0) : NONE,
+          budget.counters.length && !budget.done ? meter.releaseCall(budget) : NONE,
+          ledger.settleCall(h.ledger, 0),
+        ],
+      );
+      budget.done = true;
+      releaseScript(c.keys, c.args).catch((err: unknown) =>
+        deps.logger.error({ err: String(err) }, 'admission: release failed'),
+      );
+    },
+  };
+}

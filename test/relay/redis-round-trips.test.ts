@@ -1,0 +1,128 @@
+// How many Redis commands one relay request costs with REDIS_URL (admission/admission-redis.ts):
+// with every limit, a budget and an ephemeral key's max_cost in force, admission is ONE script
+// and settle ONE script; after the answer, the concurrency slot is given back (one MULTI,
+// not awaited). A client IP new to the key this hour costs one more call, when an IP guard
+// watches the key (security/guard.ts); the same IP again costs none.
+// Counted by wrapping ioredis's sendCommand in this process; the hold leases are long, so no
+// heartbeat lands while a request is counted.
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { redisUrl, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { addChannel, rawRelay, setPrice, uniq } from './relay-helpers.js';
+
+describe.skipIf(!redisUrl())('Redis round trips of one relay request', () => {
+  let s: TestServer;
+  let model: string;
+  /** Commands sent while `counting`, by name (and the script's SHA for EVALSHA). */
+  let sent: string[] = [];
+  let counting = false;
+  const original = Redis.prototype.sendCommand;
+
+  beforeAll(async () => {
+    s = await startTestServer({
+      redis: true,
+      env: { MOLE_HOLD_LEASE_MS: '600000', MOLE_TRUSTED_PROXIES: '127.0.0.1' },
+    });
+    model = uniq('rt-model');
+    await addChannel(s, { type: 'mock', models: [model] });
+    await setPrice(s, model, { input: 1, output: 2 });
+    Redis.prototype.sendCommand = function (this: Redis, command, stream) {
+      if (counting) {
+        const c = command as unknown as { name: string; args: unknown[] };
+        sent.push(c.name === 'evalsha' ? `evalsha:${String(c.args[0]).slice(0, 8)}` : c.name);
+      }
+      return original.call(this, command, stream);
+    } as typeof original;
+  });
+  afterAll(async () => {
+    Redis.prototype.sendCommand = original;
+    await s?.close();
+  });
+
+  /** The commands of one request, split at the moments it is admitted and settled. */
+  async function countOne(secret: string, ip: string) {
+    const marks: Record<string, number> = {};
+    const admission = s.services.admission;
+    const { admit, settle } = admission;
+    admission.admit = async (req) => {
+      marks.admitStart = sent.length;
+      const out = await admit(req);
+      marks.admitEnd = sent.length;
+      return out;
+    };
+    admission.settle = async (...a) => {
+      marks.settleStart = sent.length;
+      const out = await settle(...a);
+      marks.settleEnd = sent.length;
+      return out;
+    };
+    sent = [];
+    counting = true;
+    try {
+      const r = await rawRelay(s, '/chat/completions', {
+        key: secret,
+        headers: { 'x-forwarded-for': ip },
+        body: JSON.stringify({ model, messages: [{ role: 'user', content: 'count me' }], max_tokens: 8 }),
+      });
+      expect(r.status, JSON.stringify(r.json)).toBe(200);
+      // The slot is given back after the answer, not awaited: its MULTI is sent by the time
+      // the next tick runs (nothing else is in flight).
+      await new Promise((done) => setImmediate(done));
+    } finally {
+      counting = false;
+      admission.admit = admit;
+      admission.settle = settle;
+    }
+    return {
+      before: sent.slice(0, marks.admitStart),
+      admit: sent.slice(marks.admitStart, marks.admitEnd),
+      between: sent.slice(marks.admitEnd, marks.settleStart),
+      settle: sent.slice(marks.settleStart, marks.settleEnd),
+      after: sent.slice(marks.settleEnd),
+    };
+  }
+
+  it('admission is one script and settle one, with limits, a budget and an ephemeral max_cost in force', async () => {
+    const parent = await userWithKey(s, {
+      balance: 100,
+      key: {
+        rpm: 1000,
+        tpm: 1_000_000,
+        max_concurrency: 10,
+        budget: { amount: 50, period: 'daily' },
+        guard: { max_ips_per_hour: 100, action: 'alert' },
+      },
+    });
+    const minted = await rawRelay(s, '/keys/ephemeral', {
+      key: parent.secret,
+      body: JSON.stringify({ ttl_seconds: 600, max_cost: 5 }),
+    });
+    expect(minted.status, JSON.stringify(minted.json)).toBe(201);
+    const secret = minted.json.key as string;
+
+    // The first request: this client IP is new to the key this hour (one guard call before
+    // admission), and its counters are new to Redis: the script answers NEEDS_SEED, the
+    // stored values are read, and it runs again.
+    const first = await countOne(secret, '203.0.113.7');
+    expect(first.before).toEqual(['eval']);
+    expect(first.admit, 'the script, then again with the stored values').toHaveLength(2);
+
+    // Every request after it.
+    const next = await countOne(secret, '203.0.113.7');
+    expect(next.before, 'the IP is counted already this hour').toEqual([]);
+    expect(next.admit, 'admission: one script').toHaveLength(1);
+    expect(next.admit[0]).toMatch(/^evalsha:/);
+    expect(next.between, 'nothing while forwarding').toEqual([]);
+    expect(next.settle, 'settle: one script').toHaveLength(1);
+    expect(next.settle[0]).toMatch(/^evalsha:/);
+    expect(next.settle[0]).not.toBe(next.admit[0]);
+    expect(next.after, 'the concurrency slot, given back after the answer').toEqual([
+      'multi',
+      'zrem',
+      'exec',
+    ]);
+    console.log(
+      `[redis round trips] first request: ${first.before.length} before admission, ${first.admit.length} admitting, ${first.settle.length} settling; then ${next.admit.length} + ${next.settle.length} (+ ${next.after.join(' ')} after the answer)`,
+    );
+  });
+});

@@ -67,6 +67,10 @@ export const LogEntrySchema = z
     attempts: z.array(LogAttemptSchema).describe('every upstream try, in order'),
   })
   .meta({ title: 'LogEntry' });
+/** The CSV export's columns: every field of a log entry but its nested attempts. */
+const LOG_CSV_COLUMNS = LogEntrySchema.keyof().options.filter(
+  (c): c is Exclude<typeof c, 'attempts'> => c !== 'attempts',
+);
 export const LogTotalsSchema = z
   .object({
     requests: z.number().int(),
@@ -145,39 +149,13 @@ export function registerUsageRoutes(
       const f = toFilter(query, principal);
       if (query.status !== undefined) f.status = query.status;
       if (query.format === 'csv') {
-        const cols = [
-          'id',
-          'request_id',
-          'created_at',
-          'user_id',
-          'key_id',
-          'key_name',
-          'model',
-          'upstream_model',
-          'channel_id',
-          'endpoint',
-          'stream',
-          'status',
-          'error_code',
-          'prompt_tokens',
-          'cached_tokens',
-          'completion_tokens',
-          'cost',
-          'latency_ms',
-          'ttft_ms',
-          'ip',
-          'estimated',
-          'protocol',
-          'cache_write_tokens',
-          'reasoning_tokens',
-          'ephemeral_id',
-        ] as const;
         const rows: unknown[][] = [];
-        for await (const r of deps.usage.allLogs(f, CSV_MAX_ROWS)) rows.push(cols.map((c) => r[c]));
+        for await (const r of deps.usage.allLogs(f, CSV_MAX_ROWS))
+          rows.push(LOG_CSV_COLUMNS.map((c) => r[c]));
         reply
           .header('content-type', 'text/csv; charset=utf-8')
           .header('content-disposition', 'attachment; filename="moleapi-logs.csv"');
-        return toCsv([...cols], rows);
+        return toCsv([...LOG_CSV_COLUMNS], rows);
       }
       const page = await deps.usage.listLogs(f, {
         limit: query.limit,

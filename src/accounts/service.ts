@@ -34,6 +34,20 @@ export function toUserJson(u: UserRow) {
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
+/** A new account as createUser takes it. */
+export interface NewUserFields {
+  username: string;
+  password: string;
+  role: 'admin' | 'user';
+  group: string;
+  balanceNano: number;
+  budget?: Budget | null;
+  alertThresholds?: number[] | null;
+  rpm?: number | null;
+  tpm?: number | null;
+  maxConcurrency?: number | null;
+}
+
 export interface UserPatch {
   role?: 'admin' | 'user';
   group?: string;
@@ -159,18 +173,7 @@ export function createAccountsService(
     requireUser,
 
     async createUser(
-      input: {
-        username: string;
-        password: string;
-        role: 'admin' | 'user';
-        group: string;
-        balanceNano: number;
-        budget?: Budget | null;
-        alertThresholds?: number[] | null;
-        rpm?: number | null;
-        tpm?: number | null;
-        maxConcurrency?: number | null;
-      },
+      input: NewUserFields,
       /** Runs in the creation's transaction (the audit row): when it throws, no user exists. */
       onCreated?: OnChange<UserRow>,
     ): Promise<UserRow> {

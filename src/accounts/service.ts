@@ -10,6 +10,7 @@ import type { InvalidationBus } from '../shared/bus.js';
 import { DUMMY_HASH, hashPassword, needsRehash, verifyPassword } from './password.js';
 import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
 import { thresholdsText } from '../budgets/input.js';
+import { idPage } from '../shared/page.js';
 
 export const DEFAULT_GROUP = 'default';
 
@@ -231,9 +232,7 @@ export function createAccountsService(
       if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
       if (q.q) query = query.where(sql<SqlBool>`lower(username) like ${containsPattern(q.q)} escape '\\'`);
       const rows = await query.execute();
-      const more = rows.length > q.limit;
-      const page = rows.slice(0, q.limit);
-      return { data: page.map(toUserJson), next_cursor: more ? String(page[page.length - 1]!.id) : null };
+      return idPage(rows, q.limit, toUserJson);
     },
 
     /**

@@ -14,6 +14,7 @@ import { type Clock, systemClock } from '../shared/clock.js';
 import { containsPattern } from '../shared/like.js';
 import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
 import { thresholdsText } from '../budgets/input.js';
+import { idPage } from '../shared/page.js';
 
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
 
@@ -348,12 +349,7 @@ export function createKeysService(
           break;
       }
       const rows = await query.execute();
-      const more = rows.length > q.limit;
-      const page = rows.slice(0, q.limit);
-      return {
-        data: page.map((r) => toKeyJson(r, now)),
-        next_cursor: more ? String(page[page.length - 1]!.id) : null,
-      };
+      return idPage(rows, q.limit, (r) => toKeyJson(r, now));
     },
 
     /**

@@ -140,3 +140,36 @@ export function NumberField({
     </Field>
   );
 }
+
+/** A labelled list typed one entry per line (IPs, origins); spell checking off. */
+export function LinesField({
+  label,
+  hint,
+  error,
+  className,
+  value,
+  onChange,
+  rows,
+  placeholder,
+}: {
+  label: string;
+  hint?: ReactNode;
+  error?: string | null;
+  className?: string;
+  value: string;
+  onChange: (value: string) => void;
+  rows: number;
+  placeholder?: string;
+}) {
+  return (
+    <Field label={label} hint={hint} error={error} className={className}>
+      <textarea
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        rows={rows}
+        placeholder={placeholder}
+        spellCheck={false}
+      />
+    </Field>
+  );
+}

@@ -5,7 +5,7 @@ import { api, ApiError, errorMessage, type ApiKey, type Group, type User } from 
 import { toDateInput, usdExact } from '../format';
 import { useAsync } from '../components/async';
 import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
-import { Field, NumberField } from '../components/forms';
+import { Field, LinesField, NumberField } from '../components/forms';
 import { BudgetFields, LimitFields } from '../components/limitFields';
 import { notify } from '../components/notices';
 import { SecretCopy } from '../components/secret';
@@ -223,35 +223,27 @@ export function KeyFormDialog({
         />
       </Field>
 
-      <Field
+      <LinesField
         label="Allowed IPs"
         hint="One IPv4/IPv6 address or CIDR block per line. Empty: any IP."
         error={errors.ips}
         className="span2"
-      >
-        <textarea
-          value={ips}
-          onChange={(e) => set('ips')(e.target.value)}
-          rows={3}
-          placeholder={'203.0.113.7\n10.0.0.0/8\n2001:db8::/32'}
-          spellCheck={false}
-        />
-      </Field>
+        value={ips}
+        onChange={set('ips')}
+        rows={3}
+        placeholder={'203.0.113.7\n10.0.0.0/8\n2001:db8::/32'}
+      />
 
-      <Field
+      <LinesField
         label="Allowed origins"
         hint="Browser pages that may use this key, one per line (scheme://host[:port]; *.example.com for subdomains). Empty: no browser."
         error={errors.origins}
         className="span2"
-      >
-        <textarea
-          value={origins}
-          onChange={(e) => set('origins')(e.target.value)}
-          rows={2}
-          placeholder={'https://app.example.com\nhttps://*.example.com'}
-          spellCheck={false}
-        />
-      </Field>
+        value={origins}
+        onChange={set('origins')}
+        rows={2}
+        placeholder={'https://app.example.com\nhttps://*.example.com'}
+      />
 
       <NumberField
         kind="usd"

@@ -71,15 +71,15 @@ export const LogEntrySchema = z
 const LOG_CSV_COLUMNS = LogEntrySchema.keyof().options.filter(
   (c): c is Exclude<typeof c, 'attempts'> => c !== 'attempts',
 );
-export const LogTotalsSchema = z
-  .object({
-    requests: z.number().int(),
-    prompt_tokens: z.number().int(),
-    cached_tokens: z.number().int(),
-    completion_tokens: z.number().int(),
-    cost: z.number(),
-  })
-  .meta({ title: 'LogTotals' });
+/** The sums over a set of requests: log totals, and each group of /api/usage. */
+const usageSums = {
+  requests: z.number().int(),
+  prompt_tokens: z.number().int(),
+  cached_tokens: z.number().int(),
+  completion_tokens: z.number().int(),
+  cost: z.number(),
+};
+export const LogTotalsSchema = z.object(usageSums).meta({ title: 'LogTotals' });
 const LogPageSchema = z
   .object({
     data: z.array(LogEntrySchema),
@@ -95,11 +95,7 @@ export const UsageRowSchema = z
     key_name: z.string().nullable().optional(),
     key_display: z.string().nullable().optional().describe("the key's masked form, with group_by=key"),
     model: z.string().nullable().optional(),
-    requests: z.number().int(),
-    prompt_tokens: z.number().int(),
-    cached_tokens: z.number().int(),
-    completion_tokens: z.number().int(),
-    cost: z.number(),
+    ...usageSums,
   })
   .meta({ title: 'UsageRow' });
 

@@ -1,7 +1,7 @@
 // GET /api/logs and GET /api/usage (JSON or CSV). Users see only their own rows.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { isAdmin, selfId, type Principal } from '../http/principal.js';
+import { type Principal, scopedUserId } from '../http/principal.js';
 import { route, zTime } from '../http/route.js';
 import { zCursor, zId, zIsoTime, zLimit } from '../http/validate.js';
 import { toCsv, type LogFilter, type UsageQueries } from './queries.js';
@@ -111,7 +111,7 @@ function toFilter(
 ): LogFilter {
   const f: LogFilter = {};
   if (q.key_id !== undefined) f.keyId = q.key_id;
-  const userId = isAdmin(principal) ? q.user_id : selfId(principal)!;
+  const userId = scopedUserId(principal, q.user_id);
   if (userId !== undefined) f.userId = userId;
   if (q.model !== undefined) f.model = q.model;
   if (q.from !== undefined) f.from = Date.parse(q.from);

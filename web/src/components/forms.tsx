@@ -109,18 +109,8 @@ const NUMBER_INPUTS = {
   whole: { type: 'text', inputMode: 'numeric' },
 } as const;
 
-/** A labelled number field (a limit, an amount); empty text means "none". */
-export function NumberField({
-  kind,
-  label,
-  hint,
-  error,
-  className,
-  value,
-  onChange,
-  placeholder,
-}: {
-  kind: keyof typeof NUMBER_INPUTS;
+/** What a labelled text field takes: its label, hint and error, and its text as typed. */
+interface TextFieldProps {
   label: string;
   hint?: ReactNode;
   error?: string | null;
@@ -128,9 +118,20 @@ export function NumberField({
   value: string;
   onChange: (value: string) => void;
   placeholder?: string;
+}
+
+/** A labelled number field (a limit, an amount); empty text means "none". */
+export function NumberField({
+  kind,
+  value,
+  onChange,
+  placeholder,
+  ...field
+}: TextFieldProps & {
+  kind: keyof typeof NUMBER_INPUTS;
 }) {
   return (
-    <Field label={label} hint={hint} error={error} className={className}>
+    <Field {...field}>
       <input
         {...NUMBER_INPUTS[kind]}
         value={value}
@@ -143,26 +144,14 @@ export function NumberField({
 
 /** A labelled list typed one entry per line (IPs, origins); spell checking off. */
 export function LinesField({
-  label,
-  hint,
-  error,
-  className,
+  rows,
   value,
   onChange,
-  rows,
   placeholder,
-}: {
-  label: string;
-  hint?: ReactNode;
-  error?: string | null;
-  className?: string;
-  value: string;
-  onChange: (value: string) => void;
-  rows: number;
-  placeholder?: string;
-}) {
+  ...field
+}: TextFieldProps & { rows: number }) {
   return (
-    <Field label={label} hint={hint} error={error} className={className}>
+    <Field {...field}>
       <textarea
         value={value}
         onChange={(e) => onChange(e.target.value)}

@@ -96,7 +96,7 @@ function tsBase(s: Schema, depth: number): string {
   }
 }
 
-function objectType(s: Schema, depth: number): string {
+function objectType(s: Schema, depth: number, skip: ReadonlySet<string> = new Set()): string {
   const props = Object.entries(s.properties ?? {});
   const extra = s.additionalProperties;
   if (props.length === 0) {
@@ -104,10 +104,12 @@ function objectType(s: Schema, depth: number): string {
     return extra === false ? 'Record<string, never>' : 'Record<string, unknown>';
   }
   const required = new Set(s.required ?? []);
-  const lines = props.map(([name, p]) => {
-    const key = IDENTIFIER.test(name) ? name : `'${name}'`;
-    return `${comment(p, depth + 1)}${indent(depth + 1)}${key}${required.has(name) ? '' : '?'}: ${tsType(p, depth + 1)};`;
-  });
+  const lines = props
+    .filter(([name]) => !skip.has(name))
+    .map(([name, p]) => {
+      const key = IDENTIFIER.test(name) ? name : `'${name}'`;
+      return `${comment(p, depth + 1)}${indent(depth + 1)}${key}${required.has(name) ? '' : '?'}: ${tsType(p, depth + 1)};`;
+    });
   return `{\n${lines.join('\n')}\n${indent(depth)}}`;
 }
 
@@ -115,6 +117,35 @@ const parenthesized = (t: string) => (/[|&]/.test(t) && !t.startsWith('{') ? `($
 
 function literal(v: unknown): string {
   return typeof v === 'string' ? `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'` : JSON.stringify(v);
+}
+
+const isInterface = (s: Schema) =>
+  s.type === 'object' && !s.nullable && s.properties !== undefined && Object.keys(s.properties).length > 0;
+
+/**
+ * The titled schema `s` extends (zod's `.extend()`: the base's properties first, the same ones,
+ * then its own), so the type is written once and the extension adds only what is new; the base
+ * with the most properties when several fit.
+ */
+function baseOf(title: string, s: Schema, schemas: Map<string, Schema>): string | undefined {
+  const own = Object.keys(s.properties ?? {});
+  const required = new Set(s.required ?? []);
+  let best: { title: string; size: number } | undefined;
+  for (const [baseTitle, base] of schemas) {
+    if (baseTitle === title || !isInterface(base)) continue;
+    const keys = Object.keys(base.properties!);
+    const baseRequired = new Set(base.required ?? []);
+    const fits =
+      keys.length < own.length &&
+      keys.every(
+        (k, i) =>
+          own[i] === k &&
+          required.has(k) === baseRequired.has(k) &&
+          JSON.stringify(s.properties![k]) === JSON.stringify(base.properties![k]),
+      );
+    if (fits && (!best || keys.length > best.size)) best = { title: baseTitle, size: keys.length };
+  }
+  return best?.title;
 }
 
 /** The text of web/src/api-types.ts for the current document. */
@@ -129,8 +160,11 @@ export async function generateApiTypes(): Promise<string> {
   for (const title of [...schemas.keys()].sort()) {
     const s = schemas.get(title)!;
     const head = comment(s, 0);
-    if (s.type === 'object' && !s.nullable && s.properties && Object.keys(s.properties).length > 0)
-      out.push(`${head}export interface ${title} ${tsType(s, 0, true)}`, '');
+    const base = isInterface(s) ? baseOf(title, s, schemas) : undefined;
+    if (base) {
+      const inherited = new Set(Object.keys(schemas.get(base)!.properties!));
+      out.push(`${head}export interface ${title} extends ${base} ${objectType(s, 0, inherited)}`, '');
+    } else if (isInterface(s)) out.push(`${head}export interface ${title} ${tsType(s, 0, true)}`, '');
     else out.push(`${head}export type ${title} = ${tsType(s, 0, true)};`, '');
   }
   return out.join('\n');

@@ -8,7 +8,7 @@ import type { UserRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { actorOf, isAdmin, type Principal, selfId } from '../http/principal.js';
 import { checkWithinGroup, type GroupPolicy } from '../limits/policy.js';
-import { type AccountsService, toUserJson, type UserPatch } from './service.js';
+import { type AccountsService, type NewUserFields, toUserJson, type UserPatch } from './service.js';
 import { type Budget, budgetOf } from '../budgets/service.js';
 
 /** Who asks, and from where (for the audit trail and the password throttle). */
@@ -17,19 +17,9 @@ export interface Caller {
   ip: string;
 }
 
-export interface NewUser {
-  username: string;
-  password: string;
-  role: 'admin' | 'user';
-  group: string;
-  balanceNano: number;
-  budget?: Budget | null;
-  alertThresholds?: number[] | null;
+export interface NewUser extends NewUserFields {
   /** The balance as the caller wrote it (USD), for the audit trail. */
   balanceUsd: number;
-  rpm?: number | null;
-  tpm?: number | null;
-  maxConcurrency?: number | null;
 }
 
 export type UserUpdate = UserPatch & { currentPassword?: string };

@@ -10,6 +10,7 @@ import type { InvalidationBus } from '../shared/bus.js';
 import { DUMMY_HASH, hashPassword, needsRehash, verifyPassword } from './password.js';
 import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
 import { thresholdsText } from '../budgets/input.js';
+import { idPage } from '../shared/page.js';
 
 export const DEFAULT_GROUP = 'default';
 
@@ -33,6 +34,20 @@ export function toUserJson(u: UserRow) {
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** A new account as createUser takes it. */
+export interface NewUserFields {
+  username: string;
+  password: string;
+  role: 'admin' | 'user';
+  group: string;
+  balanceNano: number;
+  budget?: Budget | null;
+  alertThresholds?: number[] | null;
+  rpm?: number | null;
+  tpm?: number | null;
+  maxConcurrency?: number | null;
+}
 
 export interface UserPatch {
   role?: 'admin' | 'user';
@@ -159,18 +174,7 @@ export function createAccountsService(
     requireUser,
 
     async createUser(
-      input: {
-        username: string;
-        password: string;
-        role: 'admin' | 'user';
-        group: string;
-        balanceNano: number;
-        budget?: Budget | null;
-        alertThresholds?: number[] | null;
-        rpm?: number | null;
-        tpm?: number | null;
-        maxConcurrency?: number | null;
-      },
+      input: NewUserFields,
       /** Runs in the creation's transaction (the audit row): when it throws, no user exists. */
       onCreated?: OnChange<UserRow>,
     ): Promise<UserRow> {
@@ -228,9 +232,7 @@ export function createAccountsService(
       if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
       if (q.q) query = query.where(sql<SqlBool>`lower(username) like ${containsPattern(q.q)} escape '\\'`);
       const rows = await query.execute();
-      const more = rows.length > q.limit;
-      const page = rows.slice(0, q.limit);
-      return { data: page.map(toUserJson), next_cursor: more ? String(page[page.length - 1]!.id) : null };
+      return idPage(rows, q.limit, toUserJson);
     },
 
     /**

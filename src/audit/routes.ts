@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { isAdmin, selfId } from '../http/principal.js';
+import { scopedUserId } from '../http/principal.js';
 import { pageOf, route, zTime } from '../http/route.js';
 import { zCursor, zId, zLimit } from '../http/validate.js';
 import type { AuditService } from './service.js';
@@ -44,8 +44,7 @@ export function registerAuditRoutes(app: FastifyInstance, deps: { audit: AuditSe
       .strict(),
     response: pageOf(AuditEntrySchema, 'AuditPage'),
     handler: async ({ query, principal }) => {
-      const admin = isAdmin(principal);
-      const userId = admin ? query.user_id : selfId(principal)!;
+      const userId = scopedUserId(principal, query.user_id);
       return deps.audit.list({
         limit: query.limit,
         ...(query.key_id !== undefined ? { keyId: query.key_id } : {}),

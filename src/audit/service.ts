@@ -2,6 +2,7 @@
 // names and non-secret values only; callers never pass a secret (see keys/service.ts).
 import type { Db } from '../db/index.js';
 import type { AuditRow } from '../db/schema.js';
+import { idPage } from '../shared/page.js';
 
 export interface AuditEntry {
   actor: string;
@@ -50,9 +51,7 @@ export function createAuditService(db: Db) {
       if (q.actions?.length) query = query.where('action', 'in', q.actions);
       if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
       const rows = await query.execute();
-      const more = rows.length > q.limit;
-      const page = rows.slice(0, q.limit);
-      return { data: page.map(toAuditJson), next_cursor: more ? String(page[page.length - 1]!.id) : null };
+      return idPage(rows, q.limit, toAuditJson);
     },
   };
 }

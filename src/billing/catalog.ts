@@ -3,21 +3,26 @@
 import type { Db } from '../db/index.js';
 import type { BudgetPeriod } from '../db/schema.js';
 import type { Logger } from 'pino';
+import { z } from 'zod';
+import { zTime } from '../http/route.js';
 import { type InvalidationBus, reloadOnAnnouncement } from '../shared/bus.js';
 import { compileModelList } from '../shared/models.js';
 import type { GroupPolicy } from '../limits/policy.js';
 import { nanoToUsd, PPM, type Price } from './money.js';
 import { type Guard, type GuardJson, guardToJson, readGuard, storeGuard } from './guard.js';
 
-export interface PriceJson {
-  model: string;
-  input: number;
-  output: number;
-  cached_input: number | null;
-  /** USD per 1M prompt-cache-write tokens; null = the input price. */
-  cache_write: number | null;
-  updated_at: string;
-}
+/** A model's price as the API answers it, USD per 1M tokens. */
+export const PriceSchema = z
+  .object({
+    model: z.string(),
+    input: z.number(),
+    output: z.number(),
+    cached_input: z.number().nullable().describe('cache reads; null = the input price'),
+    cache_write: z.number().nullable().describe('prompt-cache writes; null = the input price'),
+    updated_at: zTime,
+  })
+  .meta({ title: 'Price' });
+export type PriceJson = z.infer<typeof PriceSchema>;
 
 export interface GroupJson {
   name: string;

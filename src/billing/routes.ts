@@ -7,7 +7,7 @@ import { listOf, route, zTime } from '../http/route.js';
 import { zGroupName, zModelName, zModelPattern } from '../http/validate.js';
 import { zLimitFields, zLifetimeDays } from '../limits/validate.js';
 import type { BillingActions } from './actions.js';
-import type { GroupPatch } from './catalog.js';
+import { type GroupPatch, PriceSchema } from './catalog.js';
 import { multiplierToPpm, usdToNano } from './money.js';
 import { GuardSchema, guardFromJson, zGuard } from './guard.js';
 
@@ -16,17 +16,6 @@ const zPerM = z.number().finite().min(0).max(1_000_000);
 const ModelParams = z.object({ '*': zModelName }).strict();
 
 // Answers (the OpenAPI document, and from it the console's types: web/src/api-types.ts).
-/** A model's price, USD per 1M tokens (billing/catalog.ts `PriceJson`). */
-export const PriceSchema = z
-  .object({
-    model: z.string(),
-    input: z.number(),
-    output: z.number(),
-    cached_input: z.number().nullable().describe('cache reads; null = the input price'),
-    cache_write: z.number().nullable().describe('prompt-cache writes; null = the input price'),
-    updated_at: zTime,
-  })
-  .meta({ title: 'Price' });
 /** A group's price multiplier (billing/catalog.ts `GroupJson`). */
 const PERIODS = ['daily', 'weekly', 'monthly'] as const;
 const zGroupBudget = z

@@ -23,15 +23,11 @@ export const BudgetSchema = z
   .meta({ title: 'Budget' });
 
 /** The budget's spend now (management reads of one key or user). */
-export const BudgetUsageSchema = z
-  .object({
-    amount: z.number(),
-    period: z.enum(PERIODS),
-    spent: z.number().describe('USD spent in the current period'),
-    remaining: z.number(),
-    resets_at: z.string().describe('ISO 8601: when the current period ends'),
-  })
-  .meta({ title: 'BudgetUsage' });
+export const BudgetUsageSchema = BudgetSchema.extend({
+  spent: z.number().describe('USD spent in the current period'),
+  remaining: z.number(),
+  resets_at: z.string().describe('ISO 8601: when the current period ends'),
+}).meta({ title: 'BudgetUsage' });
 
 /** The API's `budget` → nano-USD (null clears it). */
 export function budgetFromInput(b: z.infer<typeof zBudget> | null, param = 'budget'): Budget | null {

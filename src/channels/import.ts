@@ -2,18 +2,11 @@
 // with MOLE_SECRET here, like every channel's; the plaintext is never stored.
 import type { Db } from '../db/index.js';
 import type { SecretBox } from './secretbox.js';
-import type { ChannelType } from './service.js';
+import type { ChannelInput } from './service.js';
 
-export interface ImportedChannel {
-  name: string;
-  type: ChannelType;
-  baseUrl: string;
+/** A channel as created through the API, with its credential and status always given. */
+export interface ImportedChannel extends Omit<ChannelInput, 'apiKey' | 'status' | 'responses'> {
   apiKey: string;
-  models: string[];
-  modelMap: Record<string, string> | null;
-  priority: number;
-  weight: number;
-  groups: string[] | null;
   status: 'active' | 'disabled';
   disabledReason: string | null;
   /** Which source row this is, e.g. "new-api:channels:3" (":2" for a multi-key channel's second key). */

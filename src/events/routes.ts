@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { isAdmin, selfId } from '../http/principal.js';
+import { isAdmin, scopedUserId } from '../http/principal.js';
 import { pageOf, route, zTime } from '../http/route.js';
 import { zCursor, zId, zLimit } from '../http/validate.js';
 import { EVENT_TYPES, type EventsStore } from './service.js';
@@ -50,7 +50,7 @@ export function registerEventRoutes(app: FastifyInstance, deps: { events: Events
     handler: async ({ query, principal }) => {
       // A user's events are those of their account; admin-only events (user_id null) never match.
       const admin = isAdmin(principal);
-      const userId = admin ? query.user_id : selfId(principal)!;
+      const userId = scopedUserId(principal, query.user_id);
       return deps.events.list({
         limit: query.limit,
         withDelivery: admin,

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/index.js';
 import type { EventRow } from '../db/schema.js';
 import { type Clock, systemClock } from '../shared/clock.js';
+import { idPage } from '../shared/page.js';
 
 export const EVENT_TYPES = [
   'budget.threshold',
@@ -105,14 +106,9 @@ export function createEventsService(
       if (q.type !== undefined) query = query.where('type', '=', q.type);
       if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
       const rows = await query.execute();
-      const more = rows.length > q.limit;
-      const page = rows.slice(0, q.limit);
-      return {
-        data: page.map((r) =>
-          q.withDelivery ? { ...toEventJson(r), delivery: toDeliveryJson(r) } : toEventJson(r),
-        ),
-        next_cursor: more ? String(page[page.length - 1]!.id) : null,
-      };
+      return idPage(rows, q.limit, (r) =>
+        q.withDelivery ? { ...toEventJson(r), delivery: toDeliveryJson(r) } : toEventJson(r),
+      );
     },
   } satisfies EventsService & Record<string, unknown>;
 }

@@ -58,3 +58,9 @@ export const actorOf = (p: Principal) => {
 /** The user id a principal acts as, or null for the master key. */
 export const selfId = (p: Principal) =>
   p.kind === 'master' ? null : p.kind === 'key' ? p.userId : p.user.id;
+/**
+ * The account a read is scoped to: for an admin, the one asked for (undefined = every account);
+ * for anyone else, their own, whatever they asked for.
+ */
+export const scopedUserId = (p: Principal, asked: number | undefined): number | undefined =>
+  isAdmin(p) ? asked : selfId(p)!;

@@ -3,6 +3,7 @@
 // marked `imported` so the verifier lets that hash past the checksum rule (verify.ts).
 import type { Db } from '../db/index.js';
 import { displayKey, hashKey } from './format.js';
+import { newKeyRow } from './service.js';
 
 export interface ImportedKey {
   userId: number;
@@ -62,10 +63,10 @@ export async function importKey(trx: Db, k: ImportedKey, now = Date.now()): Prom
   const row = await trx
     .insertInto('api_keys')
     .values({
-      user_id: k.userId,
-      name: k.name,
-      key_hash: hashKey(k.secret),
-      display: displayKey(k.secret),
+      ...newKeyRow(
+        { userId: k.userId, name: k.name, keyHash: hashKey(k.secret), display: displayKey(k.secret) },
+        now,
+      ),
       status: k.status,
       models: k.models === null ? null : JSON.stringify(k.models),
       allowed_ips: k.allowedIps === null ? null : JSON.stringify(k.allowedIps),
@@ -73,15 +74,8 @@ export async function importKey(trx: Db, k: ImportedKey, now = Date.now()): Prom
       used_nano: k.usedNano,
       group_name: k.group,
       group_by_admin: k.group !== null && k.groupByAdmin ? 1 : 0,
-      rpm_limit: null,
       expires_at: k.expiresAt,
-      prev_key_hash: null,
-      prev_key_expires_at: null,
       created_at: k.createdAt,
-      updated_at: now,
-      last_used_at: null,
-      last_used_ip: null,
-      deleted_at: null,
       imported: 1,
       import_source: k.source,
     })

@@ -3,7 +3,7 @@
 import { sql, type SqlBool } from 'kysely';
 import type { AccountsService } from '../accounts/service.js';
 import type { Db } from '../db/index.js';
-import type { ApiKeyRow, ApiKeyUpdate } from '../db/schema.js';
+import type { ApiKeyRow, ApiKeyUpdate, NewApiKey } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { nanoToUsd } from '../billing/money.js';
 import { type Guard, guardToJson, readGuard, storeGuard } from '../billing/guard.js';
@@ -14,6 +14,7 @@ import { type Clock, systemClock } from '../shared/clock.js';
 import { containsPattern } from '../shared/like.js';
 import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
 import { thresholdsText } from '../budgets/input.js';
+import { idPage } from '../shared/page.js';
 
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
 
@@ -88,6 +89,34 @@ export interface KeyFields {
   alertThresholds?: number[] | null;
   tpm?: number | null;
   maxConcurrency?: number | null;
+}
+
+/** A key's row as created: active, nothing spent, none of the optional settings yet. */
+export function newKeyRow(
+  key: { userId: number; name: string; keyHash: string; display: string },
+  now: number,
+): NewApiKey {
+  return {
+    user_id: key.userId,
+    name: key.name,
+    key_hash: key.keyHash,
+    display: key.display,
+    status: 'active',
+    used_nano: 0,
+    models: null,
+    allowed_ips: null,
+    quota_nano: null,
+    group_name: null,
+    rpm_limit: null,
+    expires_at: null,
+    prev_key_hash: null,
+    prev_key_expires_at: null,
+    created_at: now,
+    updated_at: now,
+    last_used_at: null,
+    last_used_ip: null,
+    deleted_at: null,
+  };
 }
 
 function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
@@ -244,24 +273,10 @@ export function createKeysService(
         const inserted = await trx
           .insertInto('api_keys')
           .values({
-            user_id: userId,
-            key_hash: hashKey(secret),
-            display: displayKey(secret),
-            status: 'active',
-            used_nano: 0,
-            models: null,
-            allowed_ips: null,
-            quota_nano: null,
-            group_name: null,
-            rpm_limit: null,
-            expires_at: null,
-            prev_key_hash: null,
-            prev_key_expires_at: null,
-            created_at: now,
-            updated_at: now,
-            last_used_at: null,
-            last_used_ip: null,
-            deleted_at: null,
+            ...newKeyRow(
+              { userId, name: fields.name, keyHash: hashKey(secret), display: displayKey(secret) },
+              now,
+            ),
             ...fieldsToColumns(fields),
             name: fields.name,
           })
@@ -334,12 +349,7 @@ export function createKeysService(
           break;
       }
       const rows = await query.execute();
-      const more = rows.length > q.limit;
-      const page = rows.slice(0, q.limit);
-      return {
-        data: page.map((r) => toKeyJson(r, now)),
-        next_cursor: more ? String(page[page.length - 1]!.id) : null,
-      };
+      return idPage(rows, q.limit, (r) => toKeyJson(r, now));
     },
 
     /**

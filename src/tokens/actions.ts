@@ -5,7 +5,16 @@
 // admin sees and revokes everyone's (incident response). Audit rows never hold the secret.
 import type { AuditService } from '../audit/service.js';
 import { AppError, notFound } from '../http/errors.js';
-import { actorOf, isAdmin, type Principal, SCOPES, type Scope, selfId, tokenOf } from '../http/principal.js';
+import {
+  actorOf,
+  isAdmin,
+  type Principal,
+  SCOPES,
+  type Scope,
+  scopedUserId,
+  selfId,
+  tokenOf,
+} from '../http/principal.js';
 import { type TokensService, toTokenJson } from './service.js';
 
 /** Live tokens one owner may hold. */
@@ -83,7 +92,7 @@ export function createTokenActions(deps: { tokens: TokensService; audit: Pick<Au
     /** A user's own tokens; an admin's: everyone's, or one user's (`userId`). */
     async list(principal: Principal, userId: number | undefined) {
       requireNoToken(principal);
-      const owner = isAdmin(principal) ? userId : selfId(principal)!;
+      const owner = scopedUserId(principal, userId);
       const now = tokens.now();
       return { data: (await tokens.list(owner)).map((r) => toTokenJson(r, now)) };
     },

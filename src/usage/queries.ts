@@ -4,6 +4,7 @@ import { sql, type SelectQueryBuilder } from 'kysely';
 import type { Db, Dialect } from '../db/index.js';
 import type { Database, LogRow } from '../db/schema.js';
 import { nanoToUsd } from '../billing/money.js';
+import { idPage } from '../shared/page.js';
 
 export interface LogFilter {
   keyId?: number;
@@ -129,9 +130,7 @@ export function createUsageQueries(
         .limit(page.limit + 1);
       if (page.cursor !== undefined) q = q.where('id', '<', page.cursor);
       const rows = await q.execute();
-      const more = rows.length > page.limit;
-      const data = rows.slice(0, page.limit);
-      return { data: data.map(toLogJson), next_cursor: more ? String(data[data.length - 1]!.id) : null };
+      return idPage(rows, page.limit, toLogJson);
     },
 
     /** Sums over everything the filter matches: from the daily rollup when it can answer exactly. */

@@ -1,7 +1,7 @@
 // GET /api/logs and GET /api/usage (JSON or CSV). Users see only their own rows.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { isAdmin, selfId, type Principal } from '../http/principal.js';
+import { type Principal, scopedUserId } from '../http/principal.js';
 import { route, zTime } from '../http/route.js';
 import { zCursor, zId, zIsoTime, zLimit } from '../http/validate.js';
 import { toCsv, type LogFilter, type UsageQueries } from './queries.js';
@@ -67,15 +67,19 @@ export const LogEntrySchema = z
     attempts: z.array(LogAttemptSchema).describe('every upstream try, in order'),
   })
   .meta({ title: 'LogEntry' });
-export const LogTotalsSchema = z
-  .object({
-    requests: z.number().int(),
-    prompt_tokens: z.number().int(),
-    cached_tokens: z.number().int(),
-    completion_tokens: z.number().int(),
-    cost: z.number(),
-  })
-  .meta({ title: 'LogTotals' });
+/** The CSV export's columns: every field of a log entry but its nested attempts. */
+const LOG_CSV_COLUMNS = LogEntrySchema.keyof().options.filter(
+  (c): c is Exclude<typeof c, 'attempts'> => c !== 'attempts',
+);
+/** The sums over a set of requests: log totals, and each group of /api/usage. */
+const usageSums = {
+  requests: z.number().int(),
+  prompt_tokens: z.number().int(),
+  cached_tokens: z.number().int(),
+  completion_tokens: z.number().int(),
+  cost: z.number(),
+};
+export const LogTotalsSchema = z.object(usageSums).meta({ title: 'LogTotals' });
 const LogPageSchema = z
   .object({
     data: z.array(LogEntrySchema),
@@ -91,11 +95,7 @@ export const UsageRowSchema = z
     key_name: z.string().nullable().optional(),
     key_display: z.string().nullable().optional().describe("the key's masked form, with group_by=key"),
     model: z.string().nullable().optional(),
-    requests: z.number().int(),
-    prompt_tokens: z.number().int(),
-    cached_tokens: z.number().int(),
-    completion_tokens: z.number().int(),
-    cost: z.number(),
+    ...usageSums,
   })
   .meta({ title: 'UsageRow' });
 
@@ -111,7 +111,7 @@ function toFilter(
 ): LogFilter {
   const f: LogFilter = {};
   if (q.key_id !== undefined) f.keyId = q.key_id;
-  const userId = isAdmin(principal) ? q.user_id : selfId(principal)!;
+  const userId = scopedUserId(principal, q.user_id);
   if (userId !== undefined) f.userId = userId;
   if (q.model !== undefined) f.model = q.model;
   if (q.from !== undefined) f.from = Date.parse(q.from);
@@ -145,39 +145,13 @@ export function registerUsageRoutes(
       const f = toFilter(query, principal);
       if (query.status !== undefined) f.status = query.status;
       if (query.format === 'csv') {
-        const cols = [
-          'id',
-          'request_id',
-          'created_at',
-          'user_id',
-          'key_id',
-          'key_name',
-          'model',
-          'upstream_model',
-          'channel_id',
-          'endpoint',
-          'stream',
-          'status',
-          'error_code',
-          'prompt_tokens',
-          'cached_tokens',
-          'completion_tokens',
-          'cost',
-          'latency_ms',
-          'ttft_ms',
-          'ip',
-          'estimated',
-          'protocol',
-          'cache_write_tokens',
-          'reasoning_tokens',
-          'ephemeral_id',
-        ] as const;
         const rows: unknown[][] = [];
-        for await (const r of deps.usage.allLogs(f, CSV_MAX_ROWS)) rows.push(cols.map((c) => r[c]));
+        for await (const r of deps.usage.allLogs(f, CSV_MAX_ROWS))
+          rows.push(LOG_CSV_COLUMNS.map((c) => r[c]));
         reply
           .header('content-type', 'text/csv; charset=utf-8')
           .header('content-disposition', 'attachment; filename="moleapi-logs.csv"');
-        return toCsv([...cols], rows);
+        return toCsv([...LOG_CSV_COLUMNS], rows);
       }
       const page = await deps.usage.listLogs(f, {
         limit: query.limit,

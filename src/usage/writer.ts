@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import { CompiledQuery } from 'kysely';
 import type { Db, Dialect } from '../db/index.js';
-import type { NewLog } from '../db/schema.js';
+import type { NewLog, UsageDailyTable } from '../db/schema.js';
 import type { Journal } from './journal.js';
 
 /**
@@ -162,20 +162,7 @@ export function createUsageWriter(deps: {
         }
         const written = unique.filter((r) => inserted.has(r.request_id));
         count = written.length;
-        const rollup = new Map<
-          string,
-          {
-            day: string;
-            user_id: number;
-            key_id: number;
-            model: string;
-            requests: number;
-            prompt_tokens: number;
-            cached_tokens: number;
-            completion_tokens: number;
-            cost_nano: number;
-          }
-        >();
+        const rollup = new Map<string, UsageDailyTable>();
         for (const r of written) {
           const day = dayOf(r.created_at);
           const model = r.model ?? '';

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import OpenAI from 'openai';
 import { expect } from 'vitest';
 import type { TestServer } from '../helpers/server.js';
+import type { LogAttempt, LogEntry } from '../../web/src/api-types.js';
 
 export const NANO = 1_000_000_000n;
 
@@ -90,38 +91,13 @@ export async function setGroup(s: TestServer, name: string, multiplier: number):
   expect(r.status, JSON.stringify(r.body)).toBe(200);
 }
 
-export interface LogRow {
-  id: number;
-  request_id: string;
-  key_id: number;
-  user_id: number;
+/** A log entry (the API's LogEntry) as relay traffic always fills it. */
+export interface LogRow extends Omit<LogEntry, 'key_name' | 'endpoint' | 'ip' | 'protocol' | 'attempts'> {
   key_name: string;
-  model: string | null;
-  upstream_model: string | null;
-  channel_id: number | null;
   endpoint: string;
-  stream: boolean;
-  status: number;
-  error_code: string | null;
-  prompt_tokens: number;
-  cached_tokens: number;
-  completion_tokens: number;
-  cost: number;
-  latency_ms: number;
-  ttft_ms: number | null;
   ip: string;
-  estimated: boolean;
-  created_at: string;
   protocol: 'openai' | 'responses' | 'anthropic' | 'gemini';
-  cache_write_tokens: number;
-  reasoning_tokens: number;
-  attempts: {
-    channel_id: number;
-    channel_name: string;
-    status: number | null;
-    error: string | null;
-    latency_ms: number;
-  }[];
+  attempts: (LogAttempt & { channel_id: number; channel_name: string })[];
 }
 
 /** Every log row matching the query (follows the cursor), newest first. */

@@ -3,6 +3,7 @@
 // `GET /api/logs?status=error` is served by an index, not a scan. Not timed.
 import { CompiledQuery } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newKeyRow } from '../../src/keys/service.js';
 import { backends, startTestServer, type TestServer } from '../helpers/server.js';
 
 const KEYS = 40_000;
@@ -28,27 +29,9 @@ describe.each(backends())('usage and logs at scale [%s]', (backend) => {
         const keyRows = await trx
           .insertInto('api_keys')
           .values(
-            ids.map((i) => ({
-              user_id: userId,
-              name: `k${i}`,
-              key_hash: `bulk-${i}`,
-              display: 'sk-bulk…',
-              status: 'active' as const,
-              models: null,
-              allowed_ips: null,
-              quota_nano: null,
-              used_nano: 0,
-              group_name: null,
-              rpm_limit: null,
-              expires_at: null,
-              prev_key_hash: null,
-              prev_key_expires_at: null,
-              created_at: now,
-              updated_at: now,
-              last_used_at: null,
-              last_used_ip: null,
-              deleted_at: null,
-            })),
+            ids.map((i) =>
+              newKeyRow({ userId, name: `k${i}`, keyHash: `bulk-${i}`, display: 'sk-bulk…' }, now),
+            ),
           )
           .returning('id')
           .execute();

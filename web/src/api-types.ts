@@ -71,9 +71,7 @@ export interface Budget {
   period: 'daily' | 'weekly' | 'monthly';
 }
 
-export interface BudgetUsage {
-  amount: number;
-  period: 'daily' | 'weekly' | 'monthly';
+export interface BudgetUsage extends Budget {
   /** USD spent in the current period */
   spent: number;
   remaining: number;
@@ -113,94 +111,15 @@ export interface ChannelTest {
   error?: string;
 }
 
-export interface DeletedApiKey {
-  id: number;
-  name: string;
-  user_id: number;
-  status: 'active' | 'disabled' | 'expired' | 'exhausted';
-  display: string;
-  models: string[] | null;
-  allowed_ips: string[] | null;
-  /** Browser origins (scheme://host[:port], *. wildcards) this key serves; empty = none */
-  allowed_origins?: string[];
-  /** USD; null = unlimited */
-  quota: number | null;
-  /** USD */
-  used: number;
-  /** USD; null = unlimited */
-  remaining?: number | null;
-  group: string | null;
-  /** the key's own anomaly guard (its group's applies as well); null = none */
-  guard?: Guard | null;
-  /** requests per minute; null = the group default, if any */
-  rpm: number | null;
-  /** tokens per minute; null = the group default, if any */
-  tpm?: number | null;
-  /** requests at once; null = the group default, if any */
-  max_concurrency?: number | null;
-  /** spend allowed per period (USD); null = none of its own (the group's default may apply) */
-  budget?: Budget | null;
-  /** null = [0.8, 1] */
-  alert_thresholds?: number[] | null;
-  /** the key's own budget against its spend this period (GET /api/keys/:id only) */
-  budget_usage?: BudgetUsage;
-  /** Disabled by an admin: only an admin can enable it */
-  locked?: boolean;
-  expires_at: string | null;
-  created_at: string;
-  updated_at?: string;
-  last_used_at: string | null;
-  last_used_ip: string | null;
-  /** when the secret was last rotated; null = never (its age counts from created_at) */
-  rotated_at?: string | null;
+export interface DeletedApiKey extends ApiKey {
   deleted: true;
 }
 
-export interface DeletedChannel {
-  id: number;
-  name: string;
-  type: string;
-  base_url: string;
-  models: string[];
-  model_map: Record<string, string> | null;
-  priority: number;
-  weight: number;
-  groups: string[] | null;
-  status: 'active' | 'disabled';
-  responses: boolean;
-  disabled_reason: string | null;
-  /** health as the answering instance saw it */
-  cooling_down_until: string | null;
-  consecutive_failures: number;
-  last_error: string | null;
-  last_error_at: string | null;
-  created_at: string;
-  updated_at: string;
+export interface DeletedChannel extends Channel {
   deleted: true;
 }
 
-export interface DeletedUser {
-  id: number;
-  username: string;
-  role: 'admin' | 'user';
-  group: string;
-  /** USD */
-  balance: number;
-  status: 'active' | 'disabled';
-  /** spend allowed per period (USD); null = none */
-  budget?: Budget | null;
-  /** null = [0.8, 1] */
-  alert_thresholds?: number[] | null;
-  /** the account's budget against its spend this period (GET /api/users/:id only) */
-  budget_usage?: BudgetUsage;
-  /** requests per minute over all its keys */
-  rpm?: number | null;
-  /** tokens per minute over all its keys */
-  tpm?: number | null;
-  /** requests at once over all its keys */
-  max_concurrency?: number | null;
-  created_at: string;
-  updated_at: string;
+export interface DeletedUser extends User {
   deleted: true;
 }
 
@@ -347,62 +266,11 @@ export interface ManagementTokenList {
   data: ManagementToken[];
 }
 
-export interface NewApiKey {
-  id: number;
-  name: string;
-  user_id: number;
-  status: 'active' | 'disabled' | 'expired' | 'exhausted';
-  display: string;
-  models: string[] | null;
-  allowed_ips: string[] | null;
-  /** Browser origins (scheme://host[:port], *. wildcards) this key serves; empty = none */
-  allowed_origins?: string[];
-  /** USD; null = unlimited */
-  quota: number | null;
-  /** USD */
-  used: number;
-  /** USD; null = unlimited */
-  remaining?: number | null;
-  group: string | null;
-  /** the key's own anomaly guard (its group's applies as well); null = none */
-  guard?: Guard | null;
-  /** requests per minute; null = the group default, if any */
-  rpm: number | null;
-  /** tokens per minute; null = the group default, if any */
-  tpm?: number | null;
-  /** requests at once; null = the group default, if any */
-  max_concurrency?: number | null;
-  /** spend allowed per period (USD); null = none of its own (the group's default may apply) */
-  budget?: Budget | null;
-  /** null = [0.8, 1] */
-  alert_thresholds?: number[] | null;
-  /** the key's own budget against its spend this period (GET /api/keys/:id only) */
-  budget_usage?: BudgetUsage;
-  /** Disabled by an admin: only an admin can enable it */
-  locked?: boolean;
-  expires_at: string | null;
-  created_at: string;
-  updated_at?: string;
-  last_used_at: string | null;
-  last_used_ip: string | null;
-  /** when the secret was last rotated; null = never (its age counts from created_at) */
-  rotated_at?: string | null;
+export interface NewApiKey extends ApiKey {
   key: string;
 }
 
-export interface NewManagementToken {
-  id: number;
-  name: string;
-  /** null = minted with the master key */
-  user_id: number | null;
-  /** masked form, mg-abcd…wxyz */
-  display: string;
-  /** each one of: keys:read, keys:write, logs:read, usage:read, users:read, users:write, channels:read, channels:write, audit:read */
-  scopes: string[];
-  status: 'active' | 'expired' | 'revoked';
-  expires_at: string | null;
-  created_at: string;
-  last_used_at: string | null;
+export interface NewManagementToken extends ManagementToken {
   /** the secret (mg-…): shown this once */
   token: string;
 }

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type MockProvider, startMockProvider } from '../../../test/mock-provider/server.js';
+import { describe, expect, it } from 'vitest';
+import { mockUpstreamFor } from '../../../test/helpers/mock-upstream.js';
 import { testChannel } from '../../../test/helpers/channel.js';
 import { type StreamEvent, StreamBroken } from '../canonical.js';
 import { anthropicCodec } from '../protocols/anthropic.js';
@@ -9,14 +9,13 @@ import { createAnthropicTransport, messagesUrl } from './anthropic.js';
 import type { UpstreamCall } from './transport.js';
 
 const KEY = 'sk-ant-channel';
-let mock: MockProvider;
-let origin: string;
 const transport = createAnthropicTransport({
   connectMs: 2000,
   firstByteMs: 5000,
   idleMs: 5000,
   maxConnections: 0,
 });
+const upstream = mockUpstreamFor(KEY, transport);
 
 const channel = (baseUrl: string, apiKey = KEY) =>
   testChannel({ name: 'claude', type: 'anthropic', baseUrl, apiKey, models: ['claude-x'] });
@@ -25,7 +24,7 @@ const body = { model: 'claude-x', max_tokens: 4, messages: [{ role: 'user', cont
 
 function call(over: Partial<UpstreamCall> = {}): UpstreamCall {
   return {
-    channel: channel(origin),
+    channel: channel(upstream.origin),
     protocol: 'anthropic',
     operation: 'generate',
     model: 'claude-x',
@@ -43,19 +42,9 @@ async function text(r: Readable): Promise<string> {
   return s;
 }
 
-beforeAll(async () => {
-  mock = await startMockProvider({ apiKey: KEY });
-  origin = mock.url.replace(/\/v1$/, '');
-});
-afterAll(async () => {
-  await transport.close();
-  await mock.close();
-});
-beforeEach(() => mock.reset());
-
 describe('anthropic transport', () => {
   it('serves generation only, in the Anthropic protocol', () => {
-    const ch = channel(origin);
+    const ch = channel(upstream.origin);
     expect(transport.protocols(ch, 'generate')).toEqual(['anthropic']);
     expect(transport.protocols(ch, 'embeddings')).toEqual([]);
     expect(transport.protocols(ch, 'completions')).toEqual([]);
@@ -72,14 +61,14 @@ describe('anthropic transport', () => {
   });
 
   it('posts to /v1/messages with x-api-key and the default anthropic-version', async () => {
-    for (const base of [origin, `${origin}/`, `${origin}/v1`]) {
+    for (const base of [upstream.origin, `${upstream.origin}/`, `${upstream.origin}/v1`]) {
       const r = await transport.send(call({ channel: channel(base) }));
       expect(r.status).toBe(200);
       const json = JSON.parse(await text(r.body));
       expect(json.type).toBe('message');
       expect(json.usage.output_tokens).toBe(4);
     }
-    const rec = mock.requests[0]!;
+    const rec = upstream.mock.requests[0]!;
     expect(rec.path).toBe('/v1/messages');
     expect(rec.headers['x-api-key']).toBe(KEY);
     expect(rec.headers.authorization).toBeUndefined();
@@ -100,20 +89,20 @@ describe('anthropic transport', () => {
     const sse = await text(r.body);
     expect(sse).toContain('event: message_start');
     expect(sse).toContain('event: message_stop');
-    const rec = mock.requests[0]!;
+    const rec = upstream.mock.requests[0]!;
     expect(rec.headers['anthropic-version']).toBe('2026-10-21');
     expect(rec.headers['anthropic-beta']).toBe('context-management-2025-06-27');
     expect(rec.headers.accept).toBe('text/event-stream');
   });
 
   it("returns the upstream's error status and body untouched", async () => {
-    const bad = await transport.send(call({ channel: channel(origin, 'wrong') }));
+    const bad = await transport.send(call({ channel: channel(upstream.origin, 'wrong') }));
     expect(bad.status).toBe(401);
     expect(JSON.parse(await text(bad.body))).toMatchObject({
       type: 'error',
       error: { type: 'authentication_error', message: 'invalid x-api-key' },
     });
-    mock.setScenario('claude-x', { status: 529, times: 1 });
+    upstream.mock.setScenario('claude-x', { status: 529, times: 1 });
     const busy = await transport.send(call());
     expect(busy.status).toBe(529);
     expect(JSON.parse(await text(busy.body)).error.type).toBe('overloaded_error');
@@ -123,7 +112,7 @@ describe('anthropic transport', () => {
     const err = await transport.send(call({ channel: channel('http://127.0.0.1:1') })).catch((e) => e);
     expect(err.message).toMatch(/upstream connection failed/);
     expect(err.timeout).toBe(false);
-    mock.setScenario('claude-x', { firstByteDelayMs: 2000, times: 1 });
+    upstream.mock.setScenario('claude-x', { firstByteDelayMs: 2000, times: 1 });
     const slow = createAnthropicTransport({
       connectMs: 1000,
       firstByteMs: 200,
@@ -162,7 +151,7 @@ describe('anthropic codec against the mock, through the transport', () => {
 
   it('reads its streams: usage with cache fields, done at message_stop, spaced JSON alike', async () => {
     for (const spacedJson of [false, true]) {
-      mock.setScenario('claude-x', { cachedTokens: 2, cacheWriteTokens: 1, spacedJson, times: 1 });
+      upstream.mock.setScenario('claude-x', { cachedTokens: 2, cacheWriteTokens: 1, spacedJson, times: 1 });
       const { dec, events, broken } = await decode({});
       expect(broken).toBeNull();
       expect(dec.done).toBe(true);
@@ -174,13 +163,13 @@ describe('anthropic codec against the mock, through the transport', () => {
   });
 
   it('garbage and error events break the stream; a cut stream is not done', async () => {
-    mock.setScenario('claude-x', { garbageAfterChunks: 2, times: 1 });
+    upstream.mock.setScenario('claude-x', { garbageAfterChunks: 2, times: 1 });
     expect((await decode({})).broken).toBeInstanceOf(StreamBroken);
-    mock.setScenario('claude-x', { midStreamError: 2, times: 1 });
+    upstream.mock.setScenario('claude-x', { midStreamError: 2, times: 1 });
     const mid = await decode({});
     expect(mid.broken).toBeInstanceOf(StreamBroken);
     expect((mid.broken as Error).message).toBe('Overloaded');
-    mock.setScenario('claude-x', { cutAfterChunks: 3, times: 1 });
+    upstream.mock.setScenario('claude-x', { cutAfterChunks: 3, times: 1 });
     const cut = await decode({});
     expect(cut.dec.done).toBe(false);
   });

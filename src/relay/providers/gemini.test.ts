@@ -1,19 +1,18 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startMockProvider, type MockProvider } from '../../../test/mock-provider/server.js';
+import { describe, expect, it } from 'vitest';
+import { mockUpstreamFor } from '../../../test/helpers/mock-upstream.js';
 import { testChannel } from '../../../test/helpers/channel.js';
 import { SseFrameParser } from '../sse.js';
 import { createGeminiTransport, geminiOrigin, geminiUrl } from './gemini.js';
 import { UpstreamFailure } from './transport.js';
 
 const KEY = 'AIzaTransportKey';
-let mock: MockProvider;
-let origin: string;
 const transport = createGeminiTransport({
   connectMs: 2000,
   firstByteMs: 2000,
   idleMs: 2000,
   maxConnections: 0,
 });
+const upstream = mockUpstreamFor(KEY, transport);
 
 const channel = (baseUrl: string, apiKey = KEY) =>
   testChannel({ name: 'g', type: 'gemini', baseUrl, apiKey, models: ['gemini-2.5-flash'] });
@@ -30,21 +29,11 @@ const call = (baseUrl: string, stream: boolean, model = 'gemini-2.5-flash', apiK
     headers: {},
   });
 
-beforeAll(async () => {
-  mock = await startMockProvider({ apiKey: KEY });
-  origin = mock.url.replace(/\/v1$/, '');
-});
-afterAll(async () => {
-  await transport.close();
-  await mock.close();
-});
-beforeEach(() => mock.reset());
-
 describe('gemini transport', () => {
   it('speaks gemini for generate only', () => {
-    expect(transport.protocols(channel(origin), 'generate')).toEqual(['gemini']);
-    expect(transport.protocols(channel(origin), 'embeddings')).toEqual([]);
-    expect(transport.protocols(channel(origin), 'completions')).toEqual([]);
+    expect(transport.protocols(channel(upstream.origin), 'generate')).toEqual(['gemini']);
+    expect(transport.protocols(channel(upstream.origin), 'embeddings')).toEqual([]);
+    expect(transport.protocols(channel(upstream.origin), 'completions')).toEqual([]);
   });
 
   it('builds the URL from a bare origin, tolerating a trailing / or /v1beta and a models/ prefix', () => {
@@ -64,7 +53,7 @@ describe('gemini transport', () => {
   });
 
   it('posts a plain generate call with x-goog-api-key and reads the answer', async () => {
-    const res = await call(`${origin}/`, false);
+    const res = await call(`${upstream.origin}/`, false);
     expect(res.status).toBe(200);
     const json = JSON.parse(
       await res.body
@@ -73,7 +62,7 @@ describe('gemini transport', () => {
         .then((a) => a.join('')),
     );
     expect(json.candidates[0].finishReason).toBe('MAX_TOKENS');
-    const rec = mock.requests[0]!;
+    const rec = upstream.mock.requests[0]!;
     expect(rec.path).toBe('/v1beta/models/gemini-2.5-flash:generateContent');
     expect(rec.headers['x-goog-api-key']).toBe(KEY);
     expect(rec.headers.authorization).toBeUndefined();
@@ -84,7 +73,7 @@ describe('gemini transport', () => {
   });
 
   it('streams SSE frames', async () => {
-    const res = await call(`${origin}/v1beta`, true, 'models/gemini-2.5-flash');
+    const res = await call(`${upstream.origin}/v1beta`, true, 'models/gemini-2.5-flash');
     expect(res.status).toBe(200);
     const parser = new SseFrameParser();
     const frames = [];
@@ -92,11 +81,13 @@ describe('gemini transport', () => {
     frames.push(...parser.end());
     expect(frames).toHaveLength(4);
     expect(JSON.parse(frames[3]!.data).candidates[0].finishReason).toBe('MAX_TOKENS');
-    expect(mock.requests[0]!.path).toBe('/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse');
+    expect(upstream.mock.requests[0]!.path).toBe(
+      '/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse',
+    );
   });
 
   it('passes upstream errors through as status and body; a dead upstream is an UpstreamFailure', async () => {
-    const res = await call(origin, false, 'gemini-2.5-flash', 'AIzaWrong');
+    const res = await call(upstream.origin, false, 'gemini-2.5-flash', 'AIzaWrong');
     expect(res.status).toBe(400);
     const body = await res.body.setEncoding('utf8').toArray();
     expect(JSON.parse(body.join('')).error.status).toBe('INVALID_ARGUMENT');

@@ -2,6 +2,33 @@
 import type { BudgetUsage } from '../api';
 import { dateTime, usd } from '../format';
 
+/** How much of `limit` is used, as a meter coloured by how close it is to full. */
+function UsedMeter({
+  used,
+  limit,
+  label,
+  valueText,
+}: {
+  used: number;
+  limit: number;
+  label: string;
+  valueText: (percent: number) => string;
+}) {
+  const ratio = limit > 0 ? Math.min(used / limit, 1) : 1;
+  const level = ratio >= 0.9 ? 'high' : ratio >= 0.7 ? 'mid' : 'low';
+  const percent = Math.round(ratio * 100);
+  return (
+    <meter
+      className={`meter ${level}`}
+      aria-label={label}
+      min={0}
+      max={100}
+      value={percent}
+      aria-valuetext={valueText(percent)}
+    />
+  );
+}
+
 export function QuotaMeter({ used, quota }: { used: number; quota: number | null }) {
   if (quota === null || quota === undefined) {
     return (
@@ -10,21 +37,12 @@ export function QuotaMeter({ used, quota }: { used: number; quota: number | null
       </span>
     );
   }
-  const ratio = quota > 0 ? Math.min(used / quota, 1) : 1;
-  const level = ratio >= 0.9 ? 'high' : ratio >= 0.7 ? 'mid' : 'low';
   return (
     <span className="quota">
       <span>
         {usd(used)} <span className="muted">/ {usd(quota)}</span>
       </span>
-      <meter
-        className={`meter ${level}`}
-        aria-label="Quota used"
-        min={0}
-        max={100}
-        value={Math.round(ratio * 100)}
-        aria-valuetext={`${Math.round(ratio * 100)}% of quota used`}
-      />
+      <UsedMeter used={used} limit={quota} label="Quota used" valueText={(p) => `${p}% of quota used`} />
     </span>
   );
 }
@@ -34,8 +52,6 @@ const PER: Record<BudgetUsage['period'], string> = { daily: 'day', weekly: 'week
 /** Spend in the current budget period against the budget, with when it resets. */
 export function BudgetMeter({ usage }: { usage: BudgetUsage | null | undefined }) {
   if (!usage) return <span className="muted">none</span>;
-  const ratio = usage.amount > 0 ? Math.min(usage.spent / usage.amount, 1) : 1;
-  const level = ratio >= 0.9 ? 'high' : ratio >= 0.7 ? 'mid' : 'low';
   return (
     <span className="quota">
       <span>
@@ -44,13 +60,11 @@ export function BudgetMeter({ usage }: { usage: BudgetUsage | null | undefined }
           / {usd(usage.amount)} per {PER[usage.period]}
         </span>
       </span>
-      <meter
-        className={`meter ${level}`}
-        aria-label="Budget used"
-        min={0}
-        max={100}
-        value={Math.round(ratio * 100)}
-        aria-valuetext={`${Math.round(ratio * 100)}% of the ${usage.period} budget used`}
+      <UsedMeter
+        used={usage.spent}
+        limit={usage.amount}
+        label="Budget used"
+        valueText={(p) => `${p}% of the ${usage.period} budget used`}
       />
       <span className="muted">resets {dateTime(usage.resets_at)}</span>
     </span>

@@ -109,18 +109,8 @@ const NUMBER_INPUTS = {
   whole: { type: 'text', inputMode: 'numeric' },
 } as const;
 
-/** A labelled number field (a limit, an amount); empty text means "none". */
-export function NumberField({
-  kind,
-  label,
-  hint,
-  error,
-  className,
-  value,
-  onChange,
-  placeholder,
-}: {
-  kind: keyof typeof NUMBER_INPUTS;
+/** What a labelled text field takes: its label, hint and error, and its text as typed. */
+interface TextFieldProps {
   label: string;
   hint?: ReactNode;
   error?: string | null;
@@ -128,14 +118,46 @@ export function NumberField({
   value: string;
   onChange: (value: string) => void;
   placeholder?: string;
+}
+
+/** A labelled number field (a limit, an amount); empty text means "none". */
+export function NumberField({
+  kind,
+  value,
+  onChange,
+  placeholder,
+  ...field
+}: TextFieldProps & {
+  kind: keyof typeof NUMBER_INPUTS;
 }) {
   return (
-    <Field label={label} hint={hint} error={error} className={className}>
+    <Field {...field}>
       <input
         {...NUMBER_INPUTS[kind]}
         value={value}
         onChange={(e) => onChange(e.target.value)}
         placeholder={placeholder}
+      />
+    </Field>
+  );
+}
+
+/** A labelled list typed one entry per line (IPs, origins); spell checking off. */
+export function LinesField({
+  rows,
+  value,
+  onChange,
+  placeholder,
+  ...field
+}: TextFieldProps & { rows: number }) {
+  return (
+    <Field {...field}>
+      <textarea
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        rows={rows}
+        placeholder={placeholder}
+        spellCheck={false}
       />
     </Field>
   );

@@ -19,28 +19,26 @@ export function useCursorPager(resetKey: string) {
   };
 }
 
+export type CursorPager = ReturnType<typeof useCursorPager>;
+
 export function Pager({
-  page,
+  pager,
   nextCursor,
-  onPrev,
-  onNext,
   label,
 }: {
-  page: number;
+  pager: CursorPager;
   nextCursor: string | number | null | undefined;
-  onPrev: () => void;
-  onNext: (c: string) => void;
   label: string;
 }) {
   return (
     <nav className="pager" aria-label={`${label} pages`}>
-      <button type="button" onClick={onPrev} disabled={page <= 1}>
+      <button type="button" onClick={pager.prev} disabled={pager.page <= 1}>
         Previous page
       </button>
-      <span aria-live="polite">Page {page}</span>
+      <span aria-live="polite">Page {pager.page}</span>
       <button
         type="button"
-        onClick={() => nextCursor != null && onNext(String(nextCursor))}
+        onClick={() => nextCursor != null && pager.next(String(nextCursor))}
         disabled={nextCursor == null}
       >
         Next page
@@ -57,19 +55,13 @@ export function TableFoot({
   limit,
 }: {
   label: string;
-  pager: ReturnType<typeof useCursorPager>;
+  pager: CursorPager;
   nextCursor: string | number | null | undefined;
   limit: number;
 }) {
   return (
     <div className="table-foot">
-      <Pager
-        label={label}
-        page={pager.page}
-        nextCursor={nextCursor}
-        onPrev={pager.prev}
-        onNext={pager.next}
-      />
+      <Pager label={label} pager={pager} nextCursor={nextCursor} />
       <PageSizeSelect value={limit} sizes={[25, 50, 100, 200]} defaultSize={50} className="inline" />
     </div>
   );

@@ -242,13 +242,7 @@ export function KeysPage() {
                 </TableRow>
               ))}
             </DataTable>
-            <Pager
-              label="Keys"
-              page={pager.page}
-              nextCursor={page.next_cursor}
-              onPrev={pager.prev}
-              onNext={pager.next}
-            />
+            <Pager label="Keys" pager={pager} nextCursor={page.next_cursor} />
           </>
         )}
       </AsyncView>

@@ -246,38 +246,26 @@ function PriceForm({
           ))}
         </datalist>
       </label>
-      <label>
-        Input (USD per 1M tokens)
-        <input
-          inputMode="decimal"
-          value={input}
-          onChange={(e) => setInput(e.target.value)}
-          required
-          data-autofocus={existing ? true : undefined}
-        />
-      </label>
-      <label>
-        Output (USD per 1M tokens)
-        <input inputMode="decimal" value={output} onChange={(e) => setOutput(e.target.value)} required />
-      </label>
-      <label>
-        Cached input (USD per 1M tokens)
-        <input
-          inputMode="decimal"
-          value={cached}
-          onChange={(e) => setCached(e.target.value)}
-          placeholder="same as input"
-        />
-      </label>
-      <label>
-        Cache write (USD per 1M tokens)
-        <input
-          inputMode="decimal"
-          value={cacheWrite}
-          onChange={(e) => setCacheWrite(e.target.value)}
-          placeholder="same as input"
-        />
-      </label>
+      <DecimalInput
+        label="Input (USD per 1M tokens)"
+        value={input}
+        onChange={setInput}
+        required
+        autoFocus={Boolean(existing)}
+      />
+      <DecimalInput label="Output (USD per 1M tokens)" value={output} onChange={setOutput} required />
+      <DecimalInput
+        label="Cached input (USD per 1M tokens)"
+        value={cached}
+        onChange={setCached}
+        placeholder="same as input"
+      />
+      <DecimalInput
+        label="Cache write (USD per 1M tokens)"
+        value={cacheWrite}
+        onChange={setCacheWrite}
+        placeholder="same as input"
+      />
     </FormDialog>
   );
 }
@@ -347,16 +335,13 @@ function GroupForm({
           data-autofocus={!existing || undefined}
         />
       </label>
-      <label>
-        Multiplier
-        <input
-          inputMode="decimal"
-          value={multiplier}
-          onChange={(e) => setMultiplier(e.target.value)}
-          required
-          data-autofocus={existing ? true : undefined}
-        />
-      </label>
+      <DecimalInput
+        label="Multiplier"
+        value={multiplier}
+        onChange={setMultiplier}
+        required
+        autoFocus={Boolean(existing)}
+      />
       <LimitFields
         values={limits}
         onChange={(field, value) => setLimits((l) => ({ ...l, [field]: value }))}
@@ -392,5 +377,37 @@ function GroupForm({
         onPeriod={setBudgetPeriod}
       />
     </FormDialog>
+  );
+}
+
+/** A labelled decimal field (a price, a multiplier), typed as text. */
+function DecimalInput({
+  label,
+  value,
+  onChange,
+  required,
+  placeholder,
+  autoFocus,
+}: {
+  label: string;
+  value: string;
+  onChange: (value: string) => void;
+  required?: boolean;
+  placeholder?: string;
+  /** Marks the field the dialog focuses first. */
+  autoFocus?: boolean;
+}) {
+  return (
+    <label>
+      {label}
+      <input
+        inputMode="decimal"
+        value={value}
+        onChange={(e) => onChange(e.target.value)}
+        required={required}
+        placeholder={placeholder}
+        data-autofocus={autoFocus || undefined}
+      />
+    </label>
   );
 }

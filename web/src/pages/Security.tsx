@@ -90,13 +90,7 @@ export default function SecurityPage() {
                   </tr>
                 ))}
               </DataTable>
-              <Pager
-                page={pager.page}
-                nextCursor={page.next_cursor}
-                onPrev={pager.prev}
-                onNext={pager.next}
-                label="Security events"
-              />
+              <Pager label="Security events" pager={pager} nextCursor={page.next_cursor} />
             </>
           )}
         </AsyncView>

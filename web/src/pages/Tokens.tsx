@@ -1,7 +1,7 @@
 // Management tokens (mg-…): scoped credentials for scripts, CI and the `mole` CLI. Create
 // (scopes, expiry), the secret shown once, the list, revoke. Tokens act as their owner
 // narrowed to their scopes; they cannot manage tokens themselves.
-import { useEffect, useRef, useState } from 'react';
+import { useState } from 'react';
 import { api, type ManagementToken, type NewManagementToken } from '../api';
 import { AsyncView, useAsync } from '../components/async';
 import { When } from '../components/when';
@@ -12,7 +12,8 @@ import { ACTIONS, DataTable, PageHead, TableCell, TableRow } from '../components
 import { notify } from '../components/notices';
 import { dateOnly, dateTime } from '../format';
 import { useSession } from '../session';
-import { copyText, useUsers } from './keyDialogs';
+import { SecretCopy } from '../components/secret';
+import { useUsers } from './keyDialogs';
 
 const SCOPES = [
   { scope: 'keys:read', label: 'keys:read — list and read keys' },
@@ -205,9 +206,6 @@ function CreateTokenDialog({
 }
 
 function TokenSecretDialog({ token, onClose }: { token: NewManagementToken; onClose: () => void }) {
-  const secretRef = useRef<HTMLElement>(null);
-  const [copied, setCopied] = useState<null | boolean>(null);
-  useEffect(() => secretRef.current?.focus(), []);
   const origin = window.location.origin;
   return (
     <Modal title={`Token “${token.name}” created`} onClose={onClose} className="secret-dialog">
@@ -215,25 +213,7 @@ function TokenSecretDialog({ token, onClose }: { token: NewManagementToken; onCl
         <strong>Copy this token now. It will not be shown again.</strong> MoleAPI stores only a hash of it; if
         you lose it, revoke it and create another.
       </p>
-      <div className="secret-row">
-        <code className="secret" ref={secretRef}>
-          {token.token}
-        </code>
-        <button
-          type="button"
-          className="primary"
-          onClick={async () => setCopied(await copyText(token.token, secretRef.current))}
-        >
-          Copy
-        </button>
-      </div>
-      <p className="muted copy-state" aria-live="polite">
-        {copied === true
-          ? 'Copied to the clipboard.'
-          : copied === false
-            ? 'Select the token above and copy it by hand.'
-            : ''}
-      </p>
+      <SecretCopy secret={token.token} what="token" />
       <h3>Use it</h3>
       <pre className="code">{`export MOLE_URL=${origin} MOLE_TOKEN=${token.token}\nnpx mole keys list\n\ncurl ${origin}/api/keys -H "Authorization: Bearer $MOLE_TOKEN"`}</pre>
       <div className="actions">

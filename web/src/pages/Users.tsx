@@ -128,13 +128,7 @@ export default function UsersPage() {
                 </tr>
               ))}
             </DataTable>
-            <Pager
-              label="Users"
-              page={pager.page}
-              nextCursor={page.next_cursor}
-              onPrev={pager.prev}
-              onNext={pager.next}
-            />
+            <Pager label="Users" pager={pager} nextCursor={page.next_cursor} />
           </>
         )}
       </AsyncView>

@@ -1,13 +1,14 @@
 // Key dialogs shared by the keys list and the per-key page: create/edit form, show-once
 // secret, rotate, delete, and the row of action buttons.
-import { useEffect, useId, useMemo, useReducer, useRef, useState } from 'react';
+import { useId, useMemo, useReducer, useState } from 'react';
 import { api, ApiError, errorMessage, type ApiKey, type Group, type User } from '../api';
 import { toDateInput, usdExact } from '../format';
 import { useAsync } from '../components/async';
 import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
-import { Field, NumberField } from '../components/forms';
+import { Field, LinesField, NumberField } from '../components/forms';
 import { BudgetFields, LimitFields } from '../components/limitFields';
 import { notify } from '../components/notices';
+import { SecretCopy } from '../components/secret';
 import { changeStatus, DeleteButton, DeleteDialog } from '../components/records';
 import { useSession } from '../session';
 import { fieldOfParam, initialKeyForm, keyFormReducer, type TextField, validateKeyForm } from './keyForm';
@@ -222,35 +223,27 @@ export function KeyFormDialog({
         />
       </Field>
 
-      <Field
+      <LinesField
         label="Allowed IPs"
         hint="One IPv4/IPv6 address or CIDR block per line. Empty: any IP."
         error={errors.ips}
         className="span2"
-      >
-        <textarea
-          value={ips}
-          onChange={(e) => set('ips')(e.target.value)}
-          rows={3}
-          placeholder={'203.0.113.7\n10.0.0.0/8\n2001:db8::/32'}
-          spellCheck={false}
-        />
-      </Field>
+        value={ips}
+        onChange={set('ips')}
+        rows={3}
+        placeholder={'203.0.113.7\n10.0.0.0/8\n2001:db8::/32'}
+      />
 
-      <Field
+      <LinesField
         label="Allowed origins"
         hint="Browser pages that may use this key, one per line (scheme://host[:port]; *.example.com for subdomains). Empty: no browser."
         error={errors.origins}
         className="span2"
-      >
-        <textarea
-          value={origins}
-          onChange={(e) => set('origins')(e.target.value)}
-          rows={2}
-          placeholder={'https://app.example.com\nhttps://*.example.com'}
-          spellCheck={false}
-        />
-      </Field>
+        value={origins}
+        onChange={set('origins')}
+        rows={2}
+        placeholder={'https://app.example.com\nhttps://*.example.com'}
+      />
 
       <NumberField
         kind="usd"
@@ -345,30 +338,6 @@ export function KeyFormDialog({
   );
 }
 
-export async function copyText(text: string, fallbackEl: HTMLElement | null): Promise<boolean> {
-  try {
-    if (navigator.clipboard && window.isSecureContext) {
-      await navigator.clipboard.writeText(text);
-      return true;
-    }
-  } catch {
-    /* fall through */
-  }
-  if (fallbackEl) {
-    const range = document.createRange();
-    range.selectNodeContents(fallbackEl);
-    const sel = window.getSelection();
-    sel?.removeAllRanges();
-    sel?.addRange(range);
-    try {
-      return document.execCommand('copy');
-    } catch {
-      return false;
-    }
-  }
-  return false;
-}
-
 /** Shows a freshly created or rotated secret, exactly once. */
 export function SecretDialog({
   apiKey,
@@ -380,8 +349,6 @@ export function SecretDialog({
   onClose: () => void;
 }) {
   const secret = apiKey.key ?? '';
-  const secretRef = useRef<HTMLElement>(null);
-  const [copied, setCopied] = useState<null | boolean>(null);
   const origin = window.location.origin;
   const model = apiKey.models?.find((m) => !m.endsWith('*')) ?? 'gpt-4o-mini';
   const shell = `export OPENAI_API_KEY=${secret}\nexport OPENAI_BASE_URL=${origin}/v1`;
@@ -391,12 +358,6 @@ export function SecretDialog({
     `  -H "Content-Type: application/json" \\\n` +
     `  -d '{"model": "${model}", "messages": [{"role": "user", "content": "Hello!"}]}'\n\n` +
     `# this key's own limits and spend:\ncurl "$OPENAI_BASE_URL/key" -H "Authorization: Bearer $OPENAI_API_KEY"`;
-
-  useEffect(() => {
-    // select the secret so keyboard users can copy it right away
-    const el = secretRef.current;
-    if (el) el.focus();
-  }, []);
 
   return (
     <Modal
@@ -411,25 +372,7 @@ export function SecretDialog({
       {rotated ? (
         <p className="muted">The previous secret stops working at the end of the grace period you chose.</p>
       ) : null}
-      <div className="secret-row">
-        <code className="secret" ref={secretRef}>
-          {secret}
-        </code>
-        <button
-          type="button"
-          className="primary"
-          onClick={async () => setCopied(await copyText(secret, secretRef.current))}
-        >
-          Copy
-        </button>
-      </div>
-      <p className="muted copy-state" aria-live="polite">
-        {copied === true
-          ? 'Copied to the clipboard.'
-          : copied === false
-            ? 'Select the key above and copy it by hand.'
-            : ''}
-      </p>
+      <SecretCopy secret={secret} what="key" />
       <h3>Use it</h3>
       <p className="muted">In a shell: any OpenAI SDK picks these two variables up unchanged.</p>
       <pre className="code">{shell}</pre>

@@ -56,23 +56,10 @@ export interface KeyFormState {
 
 export type BudgetPeriod = 'daily' | 'weekly' | 'monthly';
 
-export type TextField =
-  | 'name'
-  | 'owner'
-  | 'group'
-  | 'patterns'
-  | 'ips'
-  | 'origins'
-  | 'quota'
-  | 'expires'
-  | 'rpm'
-  | 'tpm'
-  | 'concurrency'
-  | 'guardIps'
-  | 'guardSpend'
-  | 'guardAction'
-  | 'budget'
-  | 'budgetPeriod';
+/** The fields edited as text (every one but the models list and the errors). */
+export type TextField = {
+  [K in keyof KeyFormState]: KeyFormState[K] extends string ? K : never;
+}[keyof KeyFormState];
 
 export type KeyFormAction =
   | { type: 'set'; field: TextField; value: string }

@@ -5,7 +5,8 @@
  *   - 1M keys: time to insert them, time to warm the verifier cache with all of them, and
  *     the heap that cache holds (MOLE_KEY_CACHE_SIZE = number of keys)
  *   - log ingestion: usageWriter.enqueue + flush, rows/s
- *   - GET /api/logs and GET /api/usage latency over 1M+ log rows (real HTTP, the real app)
+ *   - GET /api/logs and GET /api/usage latency over 1M+ log rows (real HTTP, the real app),
+ *     whole-day and partial-day ranges (the latter from usage_hourly + logs at the edges)
  *
  *   node --expose-gc --import tsx bench/scale.ts [--keys 1000000] [--logs 1000000] [--json out.json]
  *
@@ -361,7 +362,11 @@ try {
   );
 
   // ── 6. 1M+ log rows, then the management read endpoints ────────────────────────────────
-  say(`bulk-inserting ${N_LOGS} log rows (30 days, 100 keys, 3 models) + their daily rollups`);
+  // usage_hourly exists from migration 0016 on; the same script measures the code before it.
+  const hasHourly = !!sqlite.prepare("SELECT 1 FROM sqlite_master WHERE name = 'usage_hourly'").get();
+  say(
+    `bulk-inserting ${N_LOGS} log rows (30 days, 100 keys, 3 models) + their daily${hasHourly ? ' and hourly' : ''} rollups`,
+  );
   t = now();
   const DAY = 86_400_000;
   const start = Math.floor(Date.now() / DAY) * DAY - 29 * DAY;
@@ -369,10 +374,37 @@ try {
   const insLog =
     sqlite.prepare(`INSERT INTO logs (request_id, created_at, user_id, key_id, key_name, model, upstream_model, channel_id, endpoint, stream, status, error_code, prompt_tokens, cached_tokens, completion_tokens, cost_nano, latency_ms, ttft_ms, ip, estimated)
     VALUES (?, ?, ?, ?, ?, ?, ?, 1, '/v1/chat/completions', ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, 0)`);
-  const rollup = new Map<
-    string,
-    { day: string; key: number; model: string; n: number; p: number; c: number; cost: number }
-  >();
+  type Agg = {
+    period: string | number;
+    key: number;
+    model: string;
+    n: number;
+    p: number;
+    c: number;
+    cost: number;
+  };
+  const rollup = new Map<string, Agg>();
+  const hourly = new Map<string, Agg>();
+  const add = (
+    m: Map<string, Agg>,
+    period: string | number,
+    key: number,
+    model: string,
+    p: number,
+    c: number,
+    cost: number,
+  ) => {
+    const id = `${period}|${key}|${model}`;
+    let a = m.get(id);
+    if (!a) {
+      a = { period, key, model, n: 0, p: 0, c: 0, cost: 0 };
+      m.set(id, a);
+    }
+    a.n++;
+    a.p += p;
+    a.c += c;
+    a.cost += cost;
+  };
   const insertLogs = sqlite.transaction((from: number, to: number) => {
     for (let i = from; i < to; i++) {
       const created = start + Math.floor((i / N_LOGS) * span);
@@ -400,25 +432,22 @@ try {
         i & 1 ? 2 : null,
         ip,
       );
-      const day = new Date(created).toISOString().slice(0, 10);
-      const id = `${day}|${key}|${model}`;
-      let a = rollup.get(id);
-      if (!a) {
-        a = { day, key, model, n: 0, p: 0, c: 0, cost: 0 };
-        rollup.set(id, a);
-      }
-      a.n++;
-      a.p += p;
-      a.c += c;
-      a.cost += cost;
+      add(rollup, new Date(created).toISOString().slice(0, 10), key, model, p, c, cost);
+      if (hasHourly) add(hourly, created - (created % 3_600_000), key, model, p, c, cost);
     }
   });
   for (let i = 0; i < N_LOGS; i += BATCH) insertLogs(i, Math.min(N_LOGS, i + BATCH));
   const upsert =
     sqlite.prepare(`INSERT INTO usage_daily (day, user_id, key_id, model, requests, prompt_tokens, cached_tokens, completion_tokens, cost_nano) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
     ON CONFLICT (day, user_id, key_id, model) DO UPDATE SET requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, cost_nano = cost_nano + excluded.cost_nano`);
+  const upsertHourly = hasHourly
+    ? sqlite.prepare(`INSERT INTO usage_hourly (hour, user_id, key_id, model, requests, prompt_tokens, cached_tokens, completion_tokens, cost_nano) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)
+    ON CONFLICT (hour, user_id, key_id, model) DO UPDATE SET requests = requests + excluded.requests, prompt_tokens = prompt_tokens + excluded.prompt_tokens, completion_tokens = completion_tokens + excluded.completion_tokens, cost_nano = cost_nano + excluded.cost_nano`)
+    : null;
   sqlite.transaction(() => {
-    for (const a of rollup.values()) upsert.run(a.day, userId, a.key, a.model, a.n, a.p, a.c, a.cost);
+    for (const a of rollup.values()) upsert.run(a.period, userId, a.key, a.model, a.n, a.p, a.c, a.cost);
+    for (const a of hourly.values())
+      upsertHourly!.run(a.period, userId, a.key, a.model, a.n, a.p, a.c, a.cost);
   })();
   const logInsSecs = (now() - t) / 1000;
   const totalLogs = (sqlite.prepare('SELECT count(*) AS n FROM logs').get() as { n: number }).n;
@@ -438,6 +467,12 @@ try {
   const someKey = keyIds[7]!;
   const midDay = new Date(start + 10 * DAY).toISOString();
   const midDayPlus = new Date(start + 17 * DAY + 3_600_000).toISOString();
+  const range = (from: number, to: number) =>
+    `from=${encodeURIComponent(new Date(from).toISOString())}&to=${encodeURIComponent(new Date(to).toISOString())}`;
+  const H = 3_600_000;
+  const sixHours = range(start + 28 * DAY + 7 * H + 123_456, start + 28 * DAY + 13 * H + 123_456);
+  const threeAndHalfDays = range(start + 20 * DAY + 5 * H + 777, start + 23 * DAY + 17 * H + 4_321);
+  const thirtyDays = range(start + 1_234, start + 30 * DAY - 4_321);
   const queries: Array<{ name: string; path: string; reps: number }> = [
     { name: 'logs, newest 50', path: '/api/logs?limit=50', reps: 50 },
     { name: 'logs, page 100 via cursor', path: '', reps: 20 },
@@ -458,10 +493,20 @@ try {
       reps: 20,
     },
     {
-      name: 'usage by model, non-day range (scans logs)',
+      name: 'usage by model, 7 days + 1 h (not whole days)',
       path: `/api/usage?group_by=model&from=${encodeURIComponent(midDay)}&to=${encodeURIComponent(midDayPlus)}`,
       reps: 5,
     },
+    // Ranges off hour boundaries (before 0016 every one of these scanned the logs it covers).
+    { name: 'usage by key, 6 h (partial day)', path: `/api/usage?group_by=key&${sixHours}`, reps: 10 },
+    { name: 'usage by model, 6 h (partial day)', path: `/api/usage?group_by=model&${sixHours}`, reps: 10 },
+    { name: 'logs + totals, 6 h (partial day)', path: `/api/logs?limit=50&totals=1&${sixHours}`, reps: 10 },
+    {
+      name: 'usage by day, 3.5 days (partial)',
+      path: `/api/usage?group_by=day&${threeAndHalfDays}`,
+      reps: 5,
+    },
+    { name: 'usage by key, 30 days (partial)', path: `/api/usage?group_by=key&${thirtyDays}`, reps: 5 },
   ];
   // A deep cursor: the id of the 5000th newest row.
   const deepCursor = (

@@ -401,6 +401,52 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('api_keys').addColumn('rotated_at', big).execute();
       },
     },
+    '0016_usage_hourly': {
+      // Per-hour rollup beside usage_daily, written in the same transaction as the log rows
+      // (usage/writer.ts): a range that is not whole days is answered from the daily rows for
+      // the whole days, the hourly rows for the whole hours at its edges, and the logs only
+      // for the under-an-hour ends. `hour` is the epoch ms the UTC hour starts at.
+      // (0015 is the PostgreSQL partitioning of logs, on another branch.)
+      async up(db: Kysely<any>) {
+        // Idempotent, so a start that dies half-way (SQLite has no transactional DDL here)
+        // simply runs it again.
+        await db.schema
+          .createTable('usage_hourly')
+          .ifNotExists()
+          .addColumn('hour', big, (c) => c.notNull())
+          .addColumn('user_id', big, (c) => c.notNull())
+          .addColumn('key_id', big, (c) => c.notNull())
+          .addColumn('model', 'text', (c) => c.notNull())
+          .addColumn('requests', big, (c) => c.notNull())
+          .addColumn('prompt_tokens', big, (c) => c.notNull())
+          .addColumn('cached_tokens', big, (c) => c.notNull())
+          .addColumn('completion_tokens', big, (c) => c.notNull())
+          .addColumn('cost_nano', big, (c) => c.notNull())
+          .addPrimaryKeyConstraint('usage_hourly_pk', ['hour', 'user_id', 'key_id', 'model'])
+          .execute();
+        await db.schema
+          .createIndex('usage_hourly_user')
+          .ifNotExists()
+          .on('usage_hourly')
+          .columns(['user_id', 'hour'])
+          .execute();
+        await db.schema
+          .createIndex('usage_hourly_key')
+          .ifNotExists()
+          .on('usage_hourly')
+          .columns(['key_id', 'hour'])
+          .execute();
+        // Backfill from the logs already stored, so every range reads the same before and
+        // after the upgrade (one pass over the logs, once). Grouped exactly as the writer does.
+        await sql`DELETE FROM usage_hourly`.execute(db);
+        await sql`INSERT INTO usage_hourly
+            (hour, user_id, key_id, model, requests, prompt_tokens, cached_tokens, completion_tokens, cost_nano)
+          SELECT created_at - created_at % 3600000, user_id, key_id, coalesce(model, ''), count(*),
+            sum(prompt_tokens), sum(cached_tokens), sum(completion_tokens), sum(cost_nano)
+          FROM logs
+          GROUP BY created_at - created_at % 3600000, user_id, key_id, coalesce(model, '')`.execute(db);
+      },
+    },
   };
 }
 

@@ -232,6 +232,19 @@ export interface UsageDailyTable {
   cost_nano: number;
 }
 
+/** Per-hour rollup (`hour` = epoch ms of the UTC hour's start), written with usage_daily. */
+export interface UsageHourlyTable {
+  hour: number;
+  user_id: number;
+  key_id: number;
+  model: string;
+  requests: number;
+  prompt_tokens: number;
+  cached_tokens: number;
+  completion_tokens: number;
+  cost_nano: number;
+}
+
 /** Notifications (events/service.ts); each row is also its own webhook outbox entry. */
 export interface EventsTable {
   id: Generated<number>;
@@ -284,6 +297,7 @@ export interface Database {
   channels: ChannelsTable;
   logs: LogsTable;
   usage_daily: UsageDailyTable;
+  usage_hourly: UsageHourlyTable;
   events: EventsTable;
   management_tokens: ManagementTokensTable;
 }

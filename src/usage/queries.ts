@@ -1,6 +1,8 @@
 // Reading call logs and usage: filtered, cursor-paginated lists; totals; day/key/model
-// aggregates (from the daily rollup when the range is whole days, else from the logs).
-import { sql, type SelectQueryBuilder } from 'kysely';
+// aggregates. Sums over a time range come from the rollups: usage_daily for the whole UTC
+// days inside it, usage_hourly for the whole hours at its edges, and the logs only for what
+// is left (under an hour at each end), so no range scans more than two hours of logs.
+import { sql, type RawBuilder, type SelectQueryBuilder } from 'kysely';
 import type { Db, Dialect } from '../db/index.js';
 import type { Database, LogRow } from '../db/schema.js';
 import { nanoToUsd } from '../billing/money.js';
@@ -90,17 +92,48 @@ function applyFilter<O>(
   return q;
 }
 
-/** The same columns in logs and usage_daily, summed the same way in both. */
-const TOKEN_AND_COST_SUMS = [
-  sql<number>`sum(prompt_tokens)`.as('prompt_tokens'),
-  sql<number>`sum(cached_tokens)`.as('cached_tokens'),
-  sql<number>`sum(completion_tokens)`.as('completion_tokens'),
-  sql<number>`sum(cost_nano)`.as('cost_nano'),
-] as const;
+/** The same columns in logs and the rollups, summed the same way in all. */
+const SUM_COLUMNS = ['prompt_tokens', 'cached_tokens', 'completion_tokens', 'cost_nano'] as const;
 
+const HOUR_MS = 3_600_000;
 const DAY_MS = 86_400_000;
-const isWholeDay = (ms: number | undefined) => ms === undefined || ms % DAY_MS === 0;
+/** 10000-01-01: from here on ISO day strings gain a sign and no longer sort as text. */
+const DAY_TEXT_END = Date.UTC(10000, 0, 1);
 const dayString = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const floorTo = (ms: number, unit: number) => Math.floor(ms / unit) * unit;
+const ceilTo = (ms: number, unit: number) => Math.ceil(ms / unit) * unit;
+
+/** One part of a queried range [from, to) (undefined = unbounded) and the table answering it. */
+export interface RangePart {
+  source: 'logs' | 'usage_hourly' | 'usage_daily';
+  from?: number;
+  to?: number;
+}
+
+/**
+ * Splits [from, to) into the parts each source answers exactly: whole UTC days from the
+ * daily rollup, whole hours from the hourly one, and the rest (under an hour at each end)
+ * from the logs. The parts are disjoint and cover the range.
+ */
+export function splitRange(from: number | undefined, to: number | undefined): RangePart[] {
+  const h0 = from === undefined ? undefined : ceilTo(from, HOUR_MS);
+  const h1 = to === undefined ? undefined : floorTo(to, HOUR_MS);
+  // No whole hour inside (this includes empty ranges): the logs alone, under two hours.
+  if (h0 !== undefined && h1 !== undefined && h0 >= h1) return [{ source: 'logs', from, to }];
+  const parts: RangePart[] = [];
+  if (from !== undefined && from < h0!) parts.push({ source: 'logs', from, to: h0 });
+  const d0 = h0 === undefined ? undefined : ceilTo(h0, DAY_MS);
+  const d1 = h1 === undefined ? undefined : floorTo(h1, DAY_MS);
+  if (d0 !== undefined && d1 !== undefined && d0 >= d1) {
+    parts.push({ source: 'usage_hourly', from: h0, to: h1 });
+  } else {
+    if (h0 !== undefined && h0 < d0!) parts.push({ source: 'usage_hourly', from: h0, to: d0 });
+    parts.push({ source: 'usage_daily', from: d0, to: d1 });
+    if (h1 !== undefined && d1! < h1) parts.push({ source: 'usage_hourly', from: d1, to: h1 });
+  }
+  if (to !== undefined && h1! < to) parts.push({ source: 'logs', from: h1, to });
+  return parts;
+}
 
 export type UsageGroup = 'day' | 'key' | 'model';
 
@@ -111,17 +144,93 @@ export function createUsageQueries(
   db: Db,
   dialect: Dialect,
   keys: { namesOf(ids: number[]): Promise<Map<number, { name: string; display: string }>> },
+  /** rollups: false answers every sum from the logs (the reference the rollups must match). */
+  opts: { rollups?: boolean } = {},
 ) {
-  /** The daily rollup rows a filter covers (its range must be whole UTC days). */
-  function rollupFor(f: Omit<LogFilter, 'status'>) {
-    let q = db.selectFrom('usage_daily');
+  const rollups = opts.rollups ?? true;
+  const dayOf = (ms: RawBuilder<number>) =>
+    dialect === 'postgres'
+      ? sql<string>`to_char(to_timestamp(${ms} / 1000.0) at time zone 'UTC', 'YYYY-MM-DD')`
+      : sql<string>`strftime('%Y-%m-%d', ${ms} / 1000, 'unixepoch')`;
+  /**
+   * On SQLite, the filter columns of a log-range read are written `+col`: SQLite has no
+   * statistics here and would otherwise prefer logs_user / logs_key (every row of the user
+   * or key) to logs_time (the range, under an hour). PostgreSQL plans from its statistics.
+   */
+  const edgeRef = (col: 'key_id' | 'user_id' | 'model') =>
+    dialect === 'sqlite' ? sql`+${sql.ref(col)}` : sql.ref(col);
+
+  /**
+   * One part's rows as (group, requests, sums...): unsummed rollup rows, or one per log row.
+   * `group` is null when no grouping is asked for.
+   */
+  function partRows(part: RangePart, f: Omit<LogFilter, 'status'>, groupBy: UsageGroup | null) {
+    const sums = SUM_COLUMNS.map((c) => sql.ref(c).as(c));
+    if (part.source === 'logs') {
+      // With the rollups on, a log part is at most two hours long.
+      const edge = rollups;
+      let q = db.selectFrom('logs');
+      if (f.keyId !== undefined) q = q.where(edge ? edgeRef('key_id') : sql.ref('key_id'), '=', f.keyId);
+      if (f.userId !== undefined) q = q.where(edge ? edgeRef('user_id') : sql.ref('user_id'), '=', f.userId);
+      if (f.model !== undefined) q = q.where(edge ? edgeRef('model') : sql.ref('model'), '=', f.model);
+      if (part.from !== undefined) q = q.where('created_at', '>=', part.from);
+      if (part.to !== undefined) q = q.where('created_at', '<', part.to);
+      const group =
+        groupBy === 'day'
+          ? dayOf(sql.ref('created_at'))
+          : groupBy === 'key'
+            ? sql.ref('key_id')
+            : groupBy === 'model'
+              ? sql`coalesce(model, '')`
+              : sql.lit(null);
+      return q.select([group.as('grp'), sql.lit(1).as('requests'), ...sums]);
+    }
+    let q = db.selectFrom(part.source);
     if (f.keyId !== undefined) q = q.where('key_id', '=', f.keyId);
     if (f.userId !== undefined) q = q.where('user_id', '=', f.userId);
     if (f.model !== undefined) q = q.where('model', '=', f.model);
-    if (f.from !== undefined) q = q.where('day', '>=', dayString(f.from));
-    if (f.to !== undefined) q = q.where('day', '<', dayString(f.to));
+    let dayGroup: RawBuilder<unknown>;
+    if (part.source === 'usage_daily') {
+      if (part.from !== undefined) {
+        // Beyond year 9999 no day is stored (and the text no longer sorts).
+        if (part.from >= DAY_TEXT_END) q = q.where(sql.lit(false));
+        else q = q.where('day', '>=', dayString(part.from));
+      }
+      if (part.to !== undefined && part.to < DAY_TEXT_END) q = q.where('day', '<', dayString(part.to));
+      dayGroup = sql.ref('day');
+    } else {
+      if (part.from !== undefined) q = q.where('hour', '>=', part.from);
+      if (part.to !== undefined) q = q.where('hour', '<', part.to);
+      dayGroup = dayOf(sql.ref('hour'));
+    }
+    const grp =
+      groupBy === 'day'
+        ? dayGroup
+        : groupBy === 'key'
+          ? sql.ref('key_id')
+          : groupBy === 'model'
+            ? sql.ref('model')
+            : sql.lit(null);
+    return (q as SelectQueryBuilder<Database, 'usage_daily', object>).select([
+      grp.as('grp'),
+      sql.ref('requests').as('requests'),
+      ...sums,
+    ]);
+  }
+
+  /** Every part of the filter's range, as one union (all rows, unsummed). */
+  function unionOf(f: Omit<LogFilter, 'status'>, groupBy: UsageGroup | null) {
+    const parts = rollups ? splitRange(f.from, f.to) : [{ source: 'logs' as const, from: f.from, to: f.to }];
+    let q = partRows(parts[0]!, f, groupBy) as SelectQueryBuilder<Database, 'logs', UnionRow>;
+    for (const p of parts.slice(1))
+      q = q.unionAll(partRows(p, f, groupBy) as SelectQueryBuilder<Database, 'logs', UnionRow>);
     return q;
   }
+
+  const SUMS = [
+    sql<number>`sum(requests)`.as('requests'),
+    ...SUM_COLUMNS.map((c) => sql<number>`sum(${sql.ref(c)})`.as(c)),
+  ] as const;
 
   return {
     async listLogs(f: LogFilter, page: { limit: number; cursor?: number }) {
@@ -133,16 +242,17 @@ export function createUsageQueries(
       return idPage(rows, page.limit, toLogJson);
     },
 
-    /** Sums over everything the filter matches: from the daily rollup when it can answer exactly. */
+    /** Sums over everything the filter matches: from the rollups unless a status filter needs the logs. */
     async totals(f: LogFilter) {
-      const fromRollup = f.status === undefined && isWholeDay(f.from) && isWholeDay(f.to);
-      const r = fromRollup
-        ? await rollupFor(f)
-            .select([sql<number>`sum(requests)`.as('requests'), ...TOKEN_AND_COST_SUMS])
-            .executeTakeFirstOrThrow()
-        : await applyFilter(db.selectFrom('logs'), f)
-            .select((eb) => [eb.fn.countAll<number>().as('requests'), ...TOKEN_AND_COST_SUMS])
-            .executeTakeFirstOrThrow();
+      const r =
+        f.status === undefined
+          ? await db.selectFrom(unionOf(f, null).as('u')).select(SUMS).executeTakeFirstOrThrow()
+          : await applyFilter(db.selectFrom('logs'), f)
+              .select((eb) => [
+                eb.fn.countAll<number>().as('requests'),
+                ...SUM_COLUMNS.map((c) => sql<number>`sum(${sql.ref(c)})`.as(c)),
+              ])
+              .executeTakeFirstOrThrow();
       // Sums over no rows are NULL: Number(null) is 0.
       return {
         requests: Number(r.requests),
@@ -171,81 +281,48 @@ export function createUsageQueries(
 
     /**
      * Sums per day, key or model, ordered (days ascending; keys and models by cost, then
-     * requests, descending), one page at a time: `page.offset` rows skipped, at most
-     * `page.limit` returned, and `next_cursor` (the next offset) while more remain. Key names
-     * are fetched for the page's keys only, in chunks, so no statement ever carries more ids
-     * than the database takes.
+     * requests, descending, then key id or model name), one page at a time: `page.offset`
+     * rows skipped, at most `page.limit` returned, and `next_cursor` (the next offset) while
+     * more remain. Key names are fetched for the page's keys only, in chunks, so no statement
+     * ever carries more ids than the database takes.
      */
     async usage(groupBy: UsageGroup, f: Omit<LogFilter, 'status'>, page?: { limit: number; offset: number }) {
-      const col = groupBy === 'day' ? 'day' : groupBy === 'key' ? 'key_id' : 'model';
       type Agg = {
-        group: string | number | null;
-        key_name?: string | null;
+        grp: string | number | null;
         requests: number;
         prompt_tokens: number;
         cached_tokens: number;
         completion_tokens: number;
         cost_nano: number;
       };
-      const costDesc = sql`sum(cost_nano) desc`;
-      let rows: Agg[];
-      if (isWholeDay(f.from) && isWholeDay(f.to)) {
-        let q = rollupFor(f)
-          .select((eb) => [
-            eb.ref(col).as('group'),
-            sql<number>`sum(requests)`.as('requests'),
-            ...TOKEN_AND_COST_SUMS,
-          ])
-          .groupBy(col);
-        q =
-          groupBy === 'day'
-            ? q.orderBy(sql`day asc`)
-            : q.orderBy(costDesc).orderBy(sql`sum(requests) desc`).orderBy(sql.ref(col), 'asc');
-        if (page) q = q.limit(page.limit + 1).offset(page.offset);
-        rows = (await q.execute()) as Agg[];
-      } else {
-        const dayExpr =
-          dialect === 'postgres'
-            ? sql<string>`to_char(to_timestamp(created_at / 1000.0) at time zone 'UTC', 'YYYY-MM-DD')`
-            : sql<string>`strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')`;
-        const groupExpr =
-          groupBy === 'day'
-            ? dayExpr
-            : groupBy === 'key'
-              ? sql<string>`cast(key_id as text)`
-              : sql<string>`coalesce(model, '')`;
-        let q = applyFilter(db.selectFrom('logs'), f)
-          .select((eb) => [
-            groupExpr.as('group'),
-            eb.fn.countAll<number>().as('requests'),
-            ...TOKEN_AND_COST_SUMS,
-          ])
-          .groupBy(groupExpr);
-        q =
-          groupBy === 'day'
-            ? q.orderBy(sql`${groupExpr} asc`)
-            : q.orderBy(costDesc).orderBy(sql`count(*) desc`).orderBy(sql`${groupExpr} asc`);
-        if (page) q = q.limit(page.limit + 1).offset(page.offset);
-        rows = (await q.execute()) as Agg[];
-      }
+      let q = db
+        .selectFrom(unionOf(f, groupBy).as('u'))
+        .select([sql.ref('grp').as('grp'), ...SUMS])
+        .groupBy(sql.ref('grp'));
+      q =
+        groupBy === 'day'
+          ? q.orderBy(sql`grp asc`)
+          : q.orderBy(sql`sum(cost_nano) desc`).orderBy(sql`sum(requests) desc`).orderBy(sql`grp asc`);
+      if (page) q = q.limit(page.limit + 1).offset(page.offset);
+      let rows = (await q.execute()) as Agg[];
       const more = page !== undefined && rows.length > page.limit;
       if (more) rows = rows.slice(0, page.limit);
       const names = new Map<number, { name: string; display: string }>();
       if (groupBy === 'key') {
-        const ids = rows.map((r) => Number(r.group));
+        const ids = rows.map((r) => Number(r.grp));
         for (let i = 0; i < ids.length; i += NAME_CHUNK)
           for (const [id, named] of await keys.namesOf(ids.slice(i, i + NAME_CHUNK))) names.set(id, named);
       }
       const data = rows.map((r) => ({
         ...(groupBy === 'day'
-          ? { day: String(r.group) }
+          ? { day: String(r.grp) }
           : groupBy === 'key'
             ? {
-                key_id: Number(r.group),
-                key_name: names.get(Number(r.group))?.name ?? null,
-                key_display: names.get(Number(r.group))?.display ?? null,
+                key_id: Number(r.grp),
+                key_name: names.get(Number(r.grp))?.name ?? null,
+                key_display: names.get(Number(r.grp))?.display ?? null,
               }
-            : { model: r.group === '' ? null : String(r.group) }),
+            : { model: r.grp === '' ? null : String(r.grp) }),
         requests: Number(r.requests),
         prompt_tokens: Number(r.prompt_tokens),
         cached_tokens: Number(r.cached_tokens),
@@ -256,6 +333,15 @@ export function createUsageQueries(
     },
   };
 }
+
+type UnionRow = {
+  grp: unknown;
+  requests: number;
+  prompt_tokens: number;
+  cached_tokens: number;
+  completion_tokens: number;
+  cost_nano: number;
+};
 
 export type UsageQueries = ReturnType<typeof createUsageQueries>;
 

@@ -1,16 +1,16 @@
 // The call-log writer. Relay requests enqueue one row each: it joins the in-memory queue and
 // the durable journal (usage/journal.ts), and enqueue resolves once the journal holds it, so
 // the relay can release an answer knowing its row (and the spend it carries) survives a crash.
-// A timer writes the queue in batches, together with the per-day rollups and whatever the
+// A timer writes the queue in batches, together with the per-day and per-hour rollups and whatever the
 // contributors derive (the spend of the rows, keys' last-use times), in one transaction; a
 // committed batch's journal segments are deleted. At start, journal rows a crashed process
 // left are replayed through the same path; rows are keyed by request_id (a unique index), so
 // a row already in the database is skipped and its spend is never charged twice. The queue is
 // bounded: when it is full, enqueue waits for the next flush instead of dropping rows.
 import type { Logger } from 'pino';
-import { CompiledQuery } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import type { Db, Dialect } from '../db/index.js';
-import type { NewLog, UsageDailyTable } from '../db/schema.js';
+import type { NewLog } from '../db/schema.js';
 import type { Journal } from './journal.js';
 
 /**
@@ -122,6 +122,83 @@ function insertLogs(dialect: Dialect, rows: readonly NewLog[]): CompiledQuery {
 }
 
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+const HOUR_MS = 3_600_000;
+
+interface Sums {
+  requests: number;
+  prompt_tokens: number;
+  cached_tokens: number;
+  completion_tokens: number;
+  cost_nano: number;
+}
+type RollupRow = ({ day: string } | { hour: number }) & {
+  user_id: number;
+  key_id: number;
+  model: string;
+} & Sums;
+
+/**
+ * The rows summed per period (what `period` makes of created_at), key and model: the
+ * rollup rows one batch adds. Only rows new to the database are passed in, so a replayed or
+ * repeated request_id never counts twice.
+ */
+function rollUp(
+  rows: readonly NewLog[],
+  period: (ms: number) => { day: string } | { hour: number },
+): RollupRow[] {
+  const out = new Map<string, RollupRow>();
+  for (const r of rows) {
+    const p = period(r.created_at);
+    const model = r.model ?? '';
+    const id = `${'day' in p ? p.day : p.hour}|${r.key_id}|${model}`;
+    let agg = out.get(id);
+    if (!agg) {
+      agg = {
+        ...p,
+        user_id: r.user_id,
+        key_id: r.key_id,
+        model,
+        requests: 0,
+        prompt_tokens: 0,
+        cached_tokens: 0,
+        completion_tokens: 0,
+        cost_nano: 0,
+      };
+      out.set(id, agg);
+    }
+    agg.requests++;
+    agg.prompt_tokens += r.prompt_tokens;
+    agg.cached_tokens += r.cached_tokens;
+    agg.completion_tokens += r.completion_tokens;
+    agg.cost_nano += r.cost_nano;
+  }
+  return [...out.values()];
+}
+
+/** Adds each rollup row to the stored one (or stores it). */
+async function upsertRollup(
+  trx: Db,
+  table: 'usage_daily' | 'usage_hourly',
+  aggs: RollupRow[],
+): Promise<void> {
+  const period = table === 'usage_daily' ? 'day' : 'hour';
+  const add = (c: keyof Sums) => sql<number>`${sql.ref(`${table}.${c}`)} + ${sql.ref(`excluded.${c}`)}`;
+  for (let i = 0; i < aggs.length; i += ROWS_PER_INSERT) {
+    await trx
+      .insertInto(table)
+      .values(aggs.slice(i, i + ROWS_PER_INSERT) as never)
+      .onConflict((oc) =>
+        oc.columns([period, 'user_id', 'key_id', 'model'] as never).doUpdateSet({
+          requests: add('requests'),
+          prompt_tokens: add('prompt_tokens'),
+          cached_tokens: add('cached_tokens'),
+          completion_tokens: add('completion_tokens'),
+          cost_nano: add('cost_nano'),
+        }),
+      )
+      .execute();
+  }
+}
 
 export function createUsageWriter(deps: {
   db: Db;
@@ -162,52 +239,16 @@ export function createUsageWriter(deps: {
         }
         const written = unique.filter((r) => inserted.has(r.request_id));
         count = written.length;
-        const rollup = new Map<string, UsageDailyTable>();
-        for (const r of written) {
-          const day = dayOf(r.created_at);
-          const model = r.model ?? '';
-          const id = `${day}|${r.key_id}|${model}`;
-          let agg = rollup.get(id);
-          if (!agg) {
-            agg = {
-              day,
-              user_id: r.user_id,
-              key_id: r.key_id,
-              model,
-              requests: 0,
-              prompt_tokens: 0,
-              cached_tokens: 0,
-              completion_tokens: 0,
-              cost_nano: 0,
-            };
-            rollup.set(id, agg);
-          }
-          agg.requests++;
-          agg.prompt_tokens += r.prompt_tokens;
-          agg.cached_tokens += r.cached_tokens;
-          agg.completion_tokens += r.completion_tokens;
-          agg.cost_nano += r.cost_nano;
-        }
-        const aggs = [...rollup.values()];
-        for (let i = 0; i < aggs.length; i += ROWS_PER_INSERT) {
-          await trx
-            .insertInto('usage_daily')
-            .values(aggs.slice(i, i + ROWS_PER_INSERT))
-            .onConflict((oc) =>
-              oc.columns(['day', 'user_id', 'key_id', 'model']).doUpdateSet((eb) => ({
-                requests: eb('usage_daily.requests', '+', eb.ref('excluded.requests')),
-                prompt_tokens: eb('usage_daily.prompt_tokens', '+', eb.ref('excluded.prompt_tokens')),
-                cached_tokens: eb('usage_daily.cached_tokens', '+', eb.ref('excluded.cached_tokens')),
-                completion_tokens: eb(
-                  'usage_daily.completion_tokens',
-                  '+',
-                  eb.ref('excluded.completion_tokens'),
-                ),
-                cost_nano: eb('usage_daily.cost_nano', '+', eb.ref('excluded.cost_nano')),
-              })),
-            )
-            .execute();
-        }
+        await upsertRollup(
+          trx,
+          'usage_daily',
+          rollUp(written, (ms) => ({ day: dayOf(ms) })),
+        );
+        await upsertRollup(
+          trx,
+          'usage_hourly',
+          rollUp(written, (ms) => ({ hour: ms - (ms % HOUR_MS) })),
+        );
         try {
           for (const c of deps.contributors) {
             const h = await c(trx, rows, written);

@@ -21,6 +21,7 @@ const TABLE_OWNER: Record<string, string> = {
   channels: 'channels',
   logs: 'usage',
   usage_daily: 'usage',
+  usage_hourly: 'usage',
   management_tokens: 'tokens',
   events: 'events',
 };

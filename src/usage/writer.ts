@@ -102,7 +102,9 @@ export function createUsageWriter(deps: {
           const got = await trx
             .insertInto('logs')
             .values(unique.slice(i, i + ROWS_PER_INSERT))
-            .onConflict((oc) => oc.column('request_id').doNothing())
+            // No target: the request_id key is (request_id) on SQLite and (request_id,
+            // created_at) on partitioned PostgreSQL (migration 0015); no other key can clash.
+            .onConflict((oc) => oc.doNothing())
             .returning('request_id')
             .execute();
           for (const g of got) inserted.add(g.request_id);

@@ -39,6 +39,7 @@ import { createBudgets } from './budgets/service.js';
 import { type BudgetMeter, createLocalMeter, createRedisMeter } from './budgets/meter.js';
 import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
+import { createLogUpkeep } from './usage/retention.js';
 import { createLimiter } from './limits/limiter.js';
 import { createLocalLimitStore } from './limits/store-local.js';
 import { createRedisLimitStore } from './limits/store-redis.js';
@@ -205,6 +206,18 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   // What a crashed process billed but had not written yet, before serving anything.
   await usageWriter.recover();
   const usage = createUsageQueries(db, storage.dialect, keys);
+  // Call-log partitions ahead (PostgreSQL) and MOLE_LOG_RETENTION_DAYS. Today's partition is
+  // made before serving; should that wait too long, rows go to the DEFAULT partition meanwhile.
+  const logUpkeep = createLogUpkeep({
+    db,
+    dialect: storage.dialect,
+    retentionDays: config.logRetentionDays,
+    now: clock,
+    logger,
+  });
+  await logUpkeep
+    .ensurePartitions()
+    .catch((err) => logger.warn({ err: String(err) }, 'call-log partitions: not made at start; retried'));
   const keyActions = createKeyActions({
     keys,
     accounts,
@@ -263,6 +276,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
 
   webhook?.start();
   expiryScanner.start();
+  logUpkeep.start();
 
   return {
     config,
@@ -296,6 +310,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     now: clock,
     usageWriter,
     usage,
+    logUpkeep,
     limiter,
     secretBox,
     metrics,
@@ -306,6 +321,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
       // Stop hearing announcements first: a reload must not start on a closing database.
       redisSub?.disconnect();
       await expiryScanner.stop();
+      await logUpkeep.stop();
       await webhook?.stop();
       await usageWriter.close();
       await limiter.close();

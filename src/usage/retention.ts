@@ -62,8 +62,15 @@ export function createLogUpkeep(deps: {
     }
   }
 
-  /** One upkeep pass at the clock's current time. */
-  async function run(now = deps.now()): Promise<UpkeepResult> {
+  let last: Promise<unknown> = Promise.resolve();
+  /** One upkeep pass at the clock's current time (after the one under way, if any). */
+  function run(now = deps.now()): Promise<UpkeepResult> {
+    const next = last.then(() => pass(now));
+    last = next.catch(() => {});
+    return next;
+  }
+
+  async function pass(now: number): Promise<UpkeepResult> {
     const partitionsCreated = await ensurePartitions(now);
     let partitionsDropped: string[] = [];
     let rowsDeleted = 0;

@@ -75,6 +75,8 @@ export async function ensureDayPartitionsIn(
   daysAhead: number,
 ): Promise<string[]> {
   checkName(column);
+  // A table not (yet) partitioned, as before migration 0015, has nothing to make.
+  if (!(await isPartitioned(trx, table))) return [];
   await lockPartitions(trx, table);
   const existing = await listPartitions(trx, table);
   const created: string[] = [];

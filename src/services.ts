@@ -53,6 +53,8 @@ export interface ServiceOptions {
   announceMasterKey: (key: string) => void;
   /** PostgreSQL schema to isolate in (tests). */
   pgSchema?: string;
+  /** Stop migrating after this migration (benchmarks of an older schema). */
+  migrateUpTo?: string;
   /** The clock keys are created, rotated, expired and verified by (tests move it forward). */
   now?: Clock;
 }
@@ -72,6 +74,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}),
+    ...(opts.migrateUpTo ? { migrateUpTo: opts.migrateUpTo } : {}),
   });
   const { db } = storage;
   const bus = new InvalidationBus();

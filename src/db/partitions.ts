@@ -109,8 +109,12 @@ export async function ensureDayPartitionsIn(
   return created;
 }
 
-/** Lock waits of the periodic work are bounded: a busy moment is retried on the next run. */
-const LOCK_TIMEOUT = '5s';
+/**
+ * Lock waits of the periodic work are bounded: dropping a partition locks the whole table,
+ * and while it waits for a long read to end, inserts and reads queue behind it. A busy
+ * moment is retried on the next run.
+ */
+const LOCK_TIMEOUT = '2s';
 
 /** `ensureDayPartitionsIn` in a transaction of its own. */
 export function ensureDayPartitions(

@@ -80,6 +80,11 @@ const EnvSchema = z.object({
    * (survives kill -9 of the process, not of the machine).
    */
   MOLE_JOURNAL_FSYNC: intFromEnv(1, 0, 1),
+  /**
+   * Call-log rows older than this many whole UTC days before today are removed (PostgreSQL:
+   * whole day partitions dropped; SQLite: deleted in batches); 0 = kept forever.
+   */
+  MOLE_LOG_RETENTION_DAYS: intFromEnv(0, 0, 100_000),
   /** With REDIS_URL: how long a silent instance's admission holds stay counted, ms. */
   MOLE_HOLD_LEASE_MS: intFromEnv(30_000, 1_000, 600_000),
   /** Upstream timeouts, ms. */
@@ -142,6 +147,8 @@ export type Config = {
   maxBodyBytes: number;
   flushIntervalMs: number;
   journalFsync: boolean;
+  /** Days of call logs kept before today; 0 = forever. */
+  logRetentionDays: number;
   holdLeaseMs: number;
   upstreamConnectTimeoutMs: number;
   upstreamFirstByteTimeoutMs: number;
@@ -186,6 +193,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxBodyBytes: e.MOLE_MAX_BODY_BYTES,
     flushIntervalMs: e.MOLE_FLUSH_INTERVAL_MS,
     journalFsync: e.MOLE_JOURNAL_FSYNC === 1,
+    logRetentionDays: e.MOLE_LOG_RETENTION_DAYS,
     holdLeaseMs: e.MOLE_HOLD_LEASE_MS,
     upstreamConnectTimeoutMs: e.MOLE_UPSTREAM_CONNECT_TIMEOUT_MS,
     upstreamFirstByteTimeoutMs: e.MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS,

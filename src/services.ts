@@ -39,6 +39,7 @@ import { createBudgets } from './budgets/service.js';
 import { type BudgetMeter, createLocalMeter, createRedisMeter } from './budgets/meter.js';
 import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
+import { createLogUpkeep } from './usage/retention.js';
 import { createLimiter } from './limits/limiter.js';
 import { createLocalAdmission } from './admission/admission-local.js';
 import { createRedisAdmission } from './admission/admission-redis.js';
@@ -54,6 +55,8 @@ export interface ServiceOptions {
   announceMasterKey: (key: string) => void;
   /** PostgreSQL schema to isolate in (tests). */
   pgSchema?: string;
+  /** Stop migrating after this migration (benchmarks of an older schema). */
+  migrateUpTo?: string;
   /** The clock keys are created, rotated, expired and verified by (tests move it forward). */
   now?: Clock;
 }
@@ -73,6 +76,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}),
+    ...(opts.migrateUpTo ? { migrateUpTo: opts.migrateUpTo } : {}),
   });
   const { db } = storage;
   const bus = new InvalidationBus();
@@ -210,6 +214,18 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   // What a crashed process billed but had not written yet, before serving anything.
   await usageWriter.recover();
   const usage = createUsageQueries(db, storage.dialect, keys);
+  // Call-log partitions ahead (PostgreSQL) and MOLE_LOG_RETENTION_DAYS. Today's partition is
+  // made before serving; should that wait too long, rows go to the DEFAULT partition meanwhile.
+  const logUpkeep = createLogUpkeep({
+    db,
+    dialect: storage.dialect,
+    retentionDays: config.logRetentionDays,
+    now: clock,
+    logger,
+  });
+  await logUpkeep
+    .ensurePartitions()
+    .catch((err) => logger.warn({ err: String(err) }, 'call-log partitions: not made at start; retried'));
   const keyActions = createKeyActions({
     keys,
     accounts,
@@ -285,6 +301,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
 
   webhook?.start();
   expiryScanner.start();
+  logUpkeep.start();
 
   return {
     config,
@@ -318,6 +335,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     now: clock,
     usageWriter,
     usage,
+    logUpkeep,
     limiter,
     admission,
     secretBox,
@@ -329,6 +347,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
       // Stop hearing announcements first: a reload must not start on a closing database.
       redisSub?.disconnect();
       await expiryScanner.stop();
+      await logUpkeep.stop();
       await webhook?.stop();
       await usageWriter.close();
       await limiter.close();

@@ -2,6 +2,10 @@
 // recorded by Kysely's migrator in kysely_migration.
 import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import type { Dialect } from './index.js';
+import { DAY_MS, dayStart, ensureDayPartitionsIn } from './partitions.js';
+
+/** Day partitions of `logs` made ahead of the current day (PostgreSQL), here and by the periodic job. */
+export const LOG_PARTITION_DAYS_AHEAD = 3;
 
 function migrations(dialect: Dialect): Record<string, Migration> {
   // The only difference between the dialects: how an auto-increment key is spelt.
@@ -401,12 +405,59 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('api_keys').addColumn('rotated_at', big).execute();
       },
     },
+    '0015_logs_partitions': {
+      // PostgreSQL: `logs` becomes partitioned by UTC day on created_at, so old days drop in
+      // O(1) (MOLE_LOG_RETENTION_DAYS) and time-bounded reads touch only their days. No row
+      // is copied: the old table is attached whole as the partition `logs_before` (every
+      // row it holds is before the end of its newest row's day, checked once by a scan),
+      // ids keep their sequence. Unique keys of a partitioned table must hold created_at:
+      // the primary key is (id, created_at) and replays are deduplicated on
+      // (request_id, created_at) (a replayed row keeps its created_at). Day partitions
+      // from today on and a DEFAULT partition (for any other day) are made here and kept
+      // ahead by usage/retention.ts. SQLite keeps its one table.
+      async up(db: Kysely<any>) {
+        if (dialect !== 'postgres') return;
+        await sql`LOCK TABLE logs IN ACCESS EXCLUSIVE MODE`.execute(db);
+        const newest = await sql<{ max: string | null }>`SELECT max(created_at) AS max FROM logs`.execute(db);
+        const max = newest.rows[0]?.max == null ? null : Number(newest.rows[0].max);
+        await sql`ALTER TABLE logs RENAME TO logs_before`.execute(db);
+        for (const ix of ['key', 'user', 'time', 'model', 'errors'])
+          await sql`ALTER INDEX ${sql.id(`logs_${ix}`)} RENAME TO ${sql.id(`logs_before_${ix}`)}`.execute(db);
+        // The old single-column unique keys go: the parent's (…, created_at) ones replace them.
+        await sql`ALTER TABLE logs_before DROP CONSTRAINT logs_pkey`.execute(db);
+        await sql`DROP INDEX logs_request_id`.execute(db);
+        await sql`CREATE TABLE logs (LIKE logs_before INCLUDING DEFAULTS) PARTITION BY RANGE (created_at)`.execute(
+          db,
+        );
+        await sql`ALTER SEQUENCE logs_id_seq OWNED BY logs.id`.execute(db);
+        await sql`ALTER TABLE logs ADD CONSTRAINT logs_pkey PRIMARY KEY (id, created_at)`.execute(db);
+        await sql`CREATE UNIQUE INDEX logs_request_id ON logs (request_id, created_at)`.execute(db);
+        // The same indexes as before, by the same names: ATTACH adopts the old table's own.
+        await sql`CREATE INDEX logs_key ON logs (key_id, id)`.execute(db);
+        await sql`CREATE INDEX logs_user ON logs (user_id, id)`.execute(db);
+        await sql`CREATE INDEX logs_time ON logs (created_at, id)`.execute(db);
+        await sql`CREATE INDEX logs_model ON logs (model, id)`.execute(db);
+        await sql`CREATE INDEX logs_errors ON logs (id) WHERE status >= 400`.execute(db);
+        const now = Date.now();
+        if (max === null) {
+          await sql`DROP TABLE logs_before`.execute(db);
+        } else {
+          const end = dayStart(max) + DAY_MS;
+          await sql`ALTER TABLE logs_before ADD CONSTRAINT logs_before_bound CHECK (created_at < ${sql.lit(end)})`.execute(
+            db,
+          );
+          await sql`ALTER TABLE logs ATTACH PARTITION logs_before FOR VALUES FROM (MINVALUE) TO (${sql.lit(end)})`.execute(
+            db,
+          );
+        }
+        await ensureDayPartitionsIn(db, 'logs', 'created_at', now, LOG_PARTITION_DAYS_AHEAD);
+      },
+    },
     '0016_usage_hourly': {
       // Per-hour rollup beside usage_daily, written in the same transaction as the log rows
       // (usage/writer.ts): a range that is not whole days is answered from the daily rows for
       // the whole days, the hourly rows for the whole hours at its edges, and the logs only
       // for the under-an-hour ends. `hour` is the epoch ms the UTC hour starts at.
-      // (0015 is the PostgreSQL partitioning of logs, on another branch.)
       async up(db: Kysely<any>) {
         // Idempotent, so a start that dies half-way (SQLite has no transactional DDL here)
         // simply runs it again.
@@ -450,11 +501,17 @@ function migrations(dialect: Dialect): Record<string, Migration> {
   };
 }
 
-export async function migrateToLatest(db: Kysely<any>, dialect: Dialect, pgSchema?: string): Promise<void> {
+/** Applies every migration not applied yet; `upTo` stops after the one so named (tests of a migration). */
+export async function migrateToLatest(
+  db: Kysely<any>,
+  dialect: Dialect,
+  pgSchema?: string,
+  upTo?: string,
+): Promise<void> {
   const all = migrations(dialect);
   const provider: MigrationProvider = { getMigrations: async () => all };
   const migrator = new Migrator({ db, provider, ...(pgSchema ? { migrationTableSchema: pgSchema } : {}) });
-  const { error, results } = await migrator.migrateToLatest();
+  const { error, results } = upTo ? await migrator.migrateTo(upTo) : await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error');
     throw new Error(

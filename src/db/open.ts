@@ -24,6 +24,8 @@ export interface OpenOptions {
   dataDir: string;
   /** PostgreSQL schema to use (tests isolate themselves in one each). */
   pgSchema?: string;
+  /** Stop migrating after this migration (tests of a later one's upgrade path). */
+  migrateUpTo?: string;
 }
 
 export async function openStorage(opts: OpenOptions): Promise<Storage> {
@@ -56,14 +58,14 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
   }
   const migrationSchema = opts.databaseUrl ? opts.pgSchema : undefined;
   try {
-    await migrateToLatest(storage.db, storage.dialect, migrationSchema);
+    await migrateToLatest(storage.db, storage.dialect, migrationSchema, opts.migrateUpTo);
   } catch (err) {
     // Seen only with per-test schemas under heavy parallel load: the migrator's first look
     // missed a schema created a moment before. Migrations are idempotent: look once more.
     if (!migrationSchema || !/schema .* does not exist/.test(String((err as Error).message))) throw err;
     await new Promise((r) => setTimeout(r, 200));
     await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(migrationSchema)}`.execute(storage.db);
-    await migrateToLatest(storage.db, storage.dialect, migrationSchema);
+    await migrateToLatest(storage.db, storage.dialect, migrationSchema, opts.migrateUpTo);
   }
   return storage;
 }

@@ -7,10 +7,10 @@
 // scenarios and deterministic text as the chat handlers (see README.md, "OpenAI Responses").
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
-  afterFirstByteDelay,
   argsFromSchema,
   openAiAuthError,
   cacheSplit,
+  type EventFrame,
   invalidRequest,
   isJsonObject,
   type Json,
@@ -18,7 +18,10 @@ import {
   type MockKit,
   type MockRequest,
   OpenAiRequestError,
+  openAiHeaders,
+  playScenario,
   type ProtocolRoutes,
+  scriptedFrames,
 } from './kit.js';
 import {
   chatSeedText,
@@ -277,15 +280,8 @@ function toolToCall(body: Json): Json | null {
 
 // ── answering ───────────────────────────────────────────────────────────────────────────────
 
-function headersFor(kit: MockKit, s: Scenario, contentType: string): OutgoingHttpHeaders {
-  const h: OutgoingHttpHeaders = {
-    'content-type': contentType,
-    'x-request-id': `req_${kit.nextId()}`,
-    'openai-processing-ms': '1',
-  };
-  if (s.headers) Object.assign(h, s.headers);
-  return h;
-}
+const headersFor = (kit: MockKit, s: Scenario, contentType: string): OutgoingHttpHeaders =>
+  openAiHeaders(`req_${kit.nextId()}`, s, contentType);
 
 function sendApiError(
   kit: MockKit,
@@ -309,10 +305,6 @@ function run(
   stream: boolean,
   go: () => void,
 ) {
-  if (s.hangMs !== undefined && !(stream && s.cutAfterChunks !== undefined)) {
-    kit.later(res, s.hangMs, () => kit.destroySocket(res));
-    return;
-  }
   const fail = () => {
     const status = s.status!;
     const d = scenarioError(status, model);
@@ -332,13 +324,7 @@ function run(
     };
     kit.sendJson(res, status, errorJson(e), headers);
   };
-  const next = s.status !== undefined && s.status >= 300 ? fail : go;
-  afterFirstByteDelay(kit, res, s, next);
-}
-
-interface Frame {
-  text: string;
-  kind: 'head' | 'content' | 'tail';
+  playScenario(kit, res, s, stream, fail, go);
 }
 
 function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): void {
@@ -455,7 +441,7 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
   let seq = 0;
   const ev = (type: string, payload: Json) =>
     `event: ${type}\ndata: ${j({ type, sequence_number: seq++, ...payload })}\n\n`;
-  const frames: Frame[] = [];
+  const frames: EventFrame[] = [];
   const head = (type: string, payload: Json) => frames.push({ kind: 'head', text: ev(type, payload) });
   const inProgress = responseJson('in_progress', []);
   head('response.created', { response: inProgress });
@@ -518,29 +504,11 @@ function sendStream(
   kit: MockKit,
   res: ServerResponse,
   s: RScenario,
-  frames: Frame[],
+  frames: EventFrame[],
   errorFrame: () => string,
 ) {
-  const out: string[] = [];
-  let seen = 0;
-  let cut = false;
   const garbage = 'event: response.output_text.delta\ndata: {broken\n\n';
-  if (s.garbageAfterChunks === 0) out.push(garbage);
-  for (const f of frames) {
-    if (
-      s.cutAfterChunks !== undefined &&
-      (f.kind === 'tail' || (f.kind === 'content' && seen >= s.cutAfterChunks))
-    ) {
-      cut = true;
-      break;
-    }
-    if (f.kind === 'content' && s.midStreamError !== undefined && seen >= s.midStreamError) {
-      out.push(errorFrame());
-      break;
-    }
-    out.push(f.text);
-    if (f.kind === 'content' && ++seen === s.garbageAfterChunks) out.push(garbage);
-  }
+  const { out, cut } = scriptedFrames(s, frames, garbage, errorFrame);
   res.writeHead(200, { ...headersFor(kit, s, SSE_CT), 'cache-control': 'no-cache' });
   res.flushHeaders();
   kit.writeFrames(res, s, out, cut);

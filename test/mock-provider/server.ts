@@ -18,7 +18,14 @@ import http from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { countTokens } from 'gpt-tokenizer';
-import { invalidRequest, type MockKit, OpenAiRequestError, openAiAuthError } from './kit.js';
+import {
+  invalidRequest,
+  type MockKit,
+  OpenAiRequestError,
+  openAiAuthError,
+  openAiHeaders,
+  playScenario,
+} from './kit.js';
 import { anthropicRoutes } from './anthropic.js';
 import { geminiRoutes } from './gemini.js';
 import { responsesRoutes } from './responses.js';
@@ -599,15 +606,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     res.destroy();
   }
 
-  function baseHeaders(reqId: string, s: Scenario, contentType: string): http.OutgoingHttpHeaders {
-    const h: http.OutgoingHttpHeaders = {
-      'content-type': contentType,
-      'x-request-id': 'req_' + reqId,
-      'openai-processing-ms': '1',
-    };
-    if (s.headers) Object.assign(h, s.headers);
-    return h;
-  }
+  const baseHeaders = (reqId: string, s: Scenario, contentType: string): http.OutgoingHttpHeaders =>
+    openAiHeaders('req_' + reqId, s, contentType);
 
   function sendJson(
     res: ServerResponse,
@@ -626,13 +626,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
 
   /** Apply delay/hang/status parts of a scenario, then call `respond`. */
   function run(res: ServerResponse, s: Scenario, model: string, stream: boolean, respond: () => void): void {
-    if (s.hangMs !== undefined && !(stream && s.cutAfterChunks !== undefined)) {
-      later(res, s.hangMs, () => destroySocket(res));
-      return;
-    }
-    const go = s.status !== undefined && s.status >= 300 ? () => sendScenarioError(res, s, model) : respond;
-    if (s.firstByteDelayMs && s.firstByteDelayMs > 0) later(res, s.firstByteDelayMs, go);
-    else go();
+    playScenario(kit, res, s, stream, () => sendScenarioError(res, s, model), respond);
   }
 
   function sendScenarioError(res: ServerResponse, s: Scenario, model: string): void {
@@ -725,6 +719,49 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
   // Endpoint handlers
   // -------------------------------------------------------------------------
 
+  /** A chat.completion answer (both the text and the tool-call kind). */
+  function sendChatCompletion(
+    res: ServerResponse,
+    s: Scenario,
+    reqId: string,
+    model: string,
+    choices: unknown[],
+    usage: Json | undefined,
+  ): void {
+    const created = Math.floor(Date.now() / 1000);
+    const out: Json = { id: 'chatcmpl-' + reqId, object: 'chat.completion', created, model, choices };
+    if (usage) out.usage = usage;
+    out.service_tier = 'default';
+    out.system_fingerprint = 'fp_mole';
+    sendJson(res, 200, JSON.stringify(out), baseHeaders(reqId, s, JSON_CT));
+  }
+
+  /**
+   * chat.completion.chunk frames: every chunk shares id/created/model; with include_usage every
+   * chunk carries `usage: null` and a final usage chunk has `choices: []`.
+   */
+  function chatChunks(reqId: string, model: string, includeUsage: boolean) {
+    const created = Math.floor(Date.now() / 1000);
+    const head = `{"id":"chatcmpl-${reqId}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"fp_mole","choices":`;
+    const tail = includeUsage ? ',"usage":null}' : '}';
+    const frame = (choices: string, kind: Frame['kind']): Frame => ({
+      data: `data: ${head}${choices}${tail}\n\n`,
+      kind,
+    });
+    return {
+      frame,
+      /** Each of `n` choices' finish chunk, then the usage chunk (with include_usage). */
+      ending(n: number, finishReason: string, usage: Json | undefined): Frame[] {
+        const frames = Array.from({ length: n }, (_, c) =>
+          frame(`[{"index":${c},"delta":{},"logprobs":null,"finish_reason":"${finishReason}"}]`, 'tail'),
+        );
+        if (includeUsage && usage)
+          frames.push({ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' });
+        return frames;
+      },
+    };
+  }
+
   function handleChat(res: ServerResponse, body: Json): void {
     const model = requireModel(body);
     const messages = body.messages;
@@ -805,8 +842,6 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       const promptTokens = countChatPromptTokens(messages, body.tools);
       const usage = s.omitUsage ? undefined : makeUsage(promptTokens, count * n, s.cachedTokens, true);
       const reqId = nextId();
-      const id = 'chatcmpl-' + reqId;
-      const created = Math.floor(Date.now() / 1000);
 
       if (!stream) {
         const choices = new Array(n);
@@ -823,43 +858,33 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
             finish_reason: finishReason,
           };
         }
-        const out: Json = { id, object: 'chat.completion', created, model, choices };
-        if (usage) out.usage = usage;
-        out.service_tier = 'default';
-        out.system_fingerprint = 'fp_mole';
-        sendJson(res, 200, JSON.stringify(out), baseHeaders(reqId, s, JSON_CT));
+        sendChatCompletion(res, s, reqId, model, choices, usage);
         return;
       }
 
-      // Streaming: every chunk shares id/created/model; with include_usage every
-      // chunk carries `usage: null` and a final usage chunk has `choices: []`.
-      const head = `{"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"fp_mole","choices":`;
-      const tail = includeUsage ? ',"usage":null}' : '}';
+      const chunks = chatChunks(reqId, model, includeUsage);
       const frames: Frame[] = [];
       const pieces: string[][] = [];
       for (let c = 0; c < n; c++) {
         pieces.push(generatePieces(seed + c, count));
-        frames.push({
-          data: `data: ${head}[{"index":${c},"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]${tail}\n\n`,
-          kind: 'role',
-        });
+        frames.push(
+          chunks.frame(
+            `[{"index":${c},"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]`,
+            'role',
+          ),
+        );
       }
       for (let t = 0; t < count; t++) {
         for (let c = 0; c < n; c++) {
-          frames.push({
-            data: `data: ${head}[{"index":${c},"delta":{"content":${JSON.stringify(pieces[c]![t])}},"logprobs":null,"finish_reason":null}]${tail}\n\n`,
-            kind: 'content',
-          });
+          frames.push(
+            chunks.frame(
+              `[{"index":${c},"delta":{"content":${JSON.stringify(pieces[c]![t])}},"logprobs":null,"finish_reason":null}]`,
+              'content',
+            ),
+          );
         }
       }
-      for (let c = 0; c < n; c++) {
-        frames.push({
-          data: `data: ${head}[{"index":${c},"delta":{},"logprobs":null,"finish_reason":"${finishReason}"}]${tail}\n\n`,
-          kind: 'tail',
-        });
-      }
-      if (includeUsage && usage)
-        frames.push({ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' });
+      frames.push(...chunks.ending(n, finishReason, usage));
       sendStream(res, s, reqId, frames);
     });
   }
@@ -880,8 +905,6 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     const promptTokens = countChatPromptTokens(messages, body.tools);
     const usage = s.omitUsage ? undefined : makeUsage(promptTokens, perChoice * n, s.cachedTokens, true);
     const reqId = nextId();
-    const id = 'chatcmpl-' + reqId;
-    const created = Math.floor(Date.now() / 1000);
     const callId = (c: number) => `call_${reqId}${c}`;
     if (!stream) {
       const choices = Array.from({ length: n }, (_, c) => ({
@@ -898,15 +921,10 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         logprobs: null,
         finish_reason: 'tool_calls',
       }));
-      const out: Json = { id, object: 'chat.completion', created, model, choices };
-      if (usage) out.usage = usage;
-      out.service_tier = 'default';
-      out.system_fingerprint = 'fp_mole';
-      sendJson(res, 200, JSON.stringify(out), baseHeaders(reqId, s, JSON_CT));
+      sendChatCompletion(res, s, reqId, model, choices, usage);
       return;
     }
-    const head = `{"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"fp_mole","choices":`;
-    const tail = includeUsage ? ',"usage":null}' : '}';
+    const chunks = chatChunks(reqId, model, includeUsage);
     const frames: Frame[] = [];
     const half = Math.ceil(tool.arguments.length / 2);
     for (let c = 0; c < n; c++) {
@@ -916,23 +934,21 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         type: 'function',
         function: { name: tool.name, arguments: '' },
       };
-      frames.push({
-        data: `data: ${head}[{"index":${c},"delta":{"role":"assistant","content":null,"tool_calls":[${JSON.stringify(start)}]},"logprobs":null,"finish_reason":null}]${tail}\n\n`,
-        kind: 'role',
-      });
+      frames.push(
+        chunks.frame(
+          `[{"index":${c},"delta":{"role":"assistant","content":null,"tool_calls":[${JSON.stringify(start)}]},"logprobs":null,"finish_reason":null}]`,
+          'role',
+        ),
+      );
       for (const part of [tool.arguments.slice(0, half), tool.arguments.slice(half)])
-        frames.push({
-          data: `data: ${head}[{"index":${c},"delta":{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(part)}}}]},"logprobs":null,"finish_reason":null}]${tail}\n\n`,
-          kind: 'content',
-        });
+        frames.push(
+          chunks.frame(
+            `[{"index":${c},"delta":{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(part)}}}]},"logprobs":null,"finish_reason":null}]`,
+            'content',
+          ),
+        );
     }
-    for (let c = 0; c < n; c++)
-      frames.push({
-        data: `data: ${head}[{"index":${c},"delta":{},"logprobs":null,"finish_reason":"tool_calls"}]${tail}\n\n`,
-        kind: 'tail',
-      });
-    if (includeUsage && usage)
-      frames.push({ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' });
+    frames.push(...chunks.ending(n, 'tool_calls', usage));
     sendStream(res, s, reqId, frames);
   }
 

@@ -299,36 +299,36 @@ function sendError(
 }
 
 /** Hang, delay or fail as the scenario says, else `go`. */
-function respond(
+const respond = (
   kit: MockKit,
   res: ServerResponse,
   s: Scenario,
   model: string,
   stream: boolean,
   go: () => void,
-) {
-  const fail = () => {
-    const status = s.status!;
-    const extra: OutgoingHttpHeaders = { ...(s.headers ?? {}) };
-    const retryAfter = s.retryAfterSeconds ?? (status === 429 || status === 529 ? 1 : undefined);
-    if (retryAfter !== undefined) extra['retry-after'] ??= String(retryAfter);
-    if (status === 429) {
-      const reset = new Date(Date.now() + (retryAfter ?? 1) * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
-      extra['anthropic-ratelimit-requests-limit'] ??= '50';
-      extra['anthropic-ratelimit-requests-remaining'] ??= '0';
-      extra['anthropic-ratelimit-requests-reset'] ??= reset;
-    }
-    sendError(
-      kit,
-      res,
-      status,
-      s.errorType ?? anthropicErrorType(status),
-      s.errorMessage ?? defaultMessage(status, model),
-      extra,
-      s,
-    );
-  };
-  playScenario(kit, res, s, stream, fail, go);
+) => playScenario(kit, res, s, stream, () => sendScenarioError(kit, res, s, model), go);
+
+/** The scenario's error status, with Anthropic's rate-limit headers on a 429. */
+function sendScenarioError(kit: MockKit, res: ServerResponse, s: Scenario, model: string): void {
+  const status = s.status!;
+  const extra: OutgoingHttpHeaders = { ...(s.headers ?? {}) };
+  const retryAfter = s.retryAfterSeconds ?? (status === 429 || status === 529 ? 1 : undefined);
+  if (retryAfter !== undefined) extra['retry-after'] ??= String(retryAfter);
+  if (status === 429) {
+    const reset = new Date(Date.now() + (retryAfter ?? 1) * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+    extra['anthropic-ratelimit-requests-limit'] ??= '50';
+    extra['anthropic-ratelimit-requests-remaining'] ??= '0';
+    extra['anthropic-ratelimit-requests-reset'] ??= reset;
+  }
+  sendError(
+    kit,
+    res,
+    status,
+    s.errorType ?? anthropicErrorType(status),
+    s.errorMessage ?? defaultMessage(status, model),
+    extra,
+    s,
+  );
 }
 
 function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): void {

@@ -175,6 +175,23 @@ export function openAiHeaders(
   return h;
 }
 
+/** OpenAI's headers on a scenario's error status: Retry-After, and its rate-limit headers on a 429. */
+export function openAiErrorHeaders(
+  requestId: string,
+  s: { headers?: Record<string, string>; retryAfterSeconds?: number },
+  status: number,
+): OutgoingHttpHeaders {
+  const headers = openAiHeaders(requestId, s, 'application/json');
+  const retryAfter = s.retryAfterSeconds ?? (status === 429 ? 1 : undefined);
+  if (retryAfter !== undefined) headers['retry-after'] ??= String(retryAfter);
+  if (status === 429) {
+    headers['x-ratelimit-limit-requests'] ??= '3';
+    headers['x-ratelimit-remaining-requests'] ??= '0';
+    headers['x-ratelimit-reset-requests'] ??= `${retryAfter ?? 1}s`;
+  }
+  return headers;
+}
+
 /** One SSE frame of a named-event stream: opening events, one content delta, or closing events. */
 export interface EventFrame {
   text: string;

@@ -18,6 +18,7 @@ import {
   type MockKit,
   type MockRequest,
   OpenAiRequestError,
+  openAiErrorHeaders,
   openAiHeaders,
   playScenario,
   type ProtocolRoutes,
@@ -296,35 +297,18 @@ function sendApiError(
   });
 }
 
-/** Applies the scenario's hang, delay and status, then answers with `go`. */
-function run(
-  kit: MockKit,
-  res: ServerResponse,
-  s: RScenario,
-  model: string,
-  stream: boolean,
-  go: () => void,
-) {
-  const fail = () => {
-    const status = s.status!;
-    const d = scenarioError(status, model);
-    const headers = headersFor(kit, s, JSON_CT);
-    const retryAfter = s.retryAfterSeconds ?? (status === 429 ? 1 : undefined);
-    if (retryAfter !== undefined) headers['retry-after'] ??= String(retryAfter);
-    if (status === 429) {
-      headers['x-ratelimit-limit-requests'] ??= '3';
-      headers['x-ratelimit-remaining-requests'] ??= '0';
-      headers['x-ratelimit-reset-requests'] ??= `${retryAfter ?? 1}s`;
-    }
-    const e = {
-      message: s.errorMessage ?? d.message,
-      type: s.errorType ?? d.type,
-      param: null,
-      code: s.errorCode !== undefined ? s.errorCode : d.code,
-    };
-    kit.sendJson(res, status, errorJson(e), headers);
+/** The scenario's error status, with OpenAI's rate-limit headers on a 429. */
+function sendScenarioError(kit: MockKit, res: ServerResponse, s: RScenario, model: string): void {
+  const status = s.status!;
+  const d = scenarioError(status, model);
+  const headers = openAiErrorHeaders(`req_${kit.nextId()}`, s, status);
+  const e = {
+    message: s.errorMessage ?? d.message,
+    type: s.errorType ?? d.type,
+    param: null,
+    code: s.errorCode !== undefined ? s.errorCode : d.code,
   };
-  playScenario(kit, res, s, stream, fail, go);
+  kit.sendJson(res, status, errorJson(e), headers);
 }
 
 function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): void {
@@ -540,7 +524,14 @@ export const responsesRoutes: ProtocolRoutes = (kit, r) => {
       );
     const body = validate(r.body);
     const s = kit.pickScenario(body.model as string) as RScenario;
-    run(kit, res, s, body.model as string, body.stream === true, () => answer(kit, res, s, body));
+    playScenario(
+      kit,
+      res,
+      s,
+      body.stream === true,
+      () => sendScenarioError(kit, res, s, body.model as string),
+      () => answer(kit, res, s, body),
+    );
   } catch (e) {
     if (e instanceof OpenAiRequestError) sendApiError(kit, res, e);
     else throw e;

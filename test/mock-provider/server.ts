@@ -23,6 +23,7 @@ import {
   type MockKit,
   OpenAiRequestError,
   openAiAuthError,
+  openAiErrorHeaders,
   openAiHeaders,
   playScenario,
 } from './kit.js';
@@ -638,15 +639,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       param: null,
       code: s.errorCode !== undefined ? s.errorCode : d.code,
     };
-    const headers = baseHeaders(nextId(), s, JSON_CT);
-    const retryAfter = s.retryAfterSeconds ?? (status === 429 ? 1 : undefined);
-    if (retryAfter !== undefined && headers['retry-after'] === undefined)
-      headers['retry-after'] = String(retryAfter);
-    if (status === 429) {
-      headers['x-ratelimit-limit-requests'] ??= '3';
-      headers['x-ratelimit-remaining-requests'] ??= '0';
-      headers['x-ratelimit-reset-requests'] ??= `${retryAfter ?? 1}s`;
-    }
+    const headers = openAiErrorHeaders('req_' + nextId(), s, status);
     sendJson(res, status, errorBody(spec), headers);
   }
 
@@ -737,28 +730,42 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
   }
 
   /**
-   * chat.completion.chunk frames: every chunk shares id/created/model; with include_usage every
-   * chunk carries `usage: null` and a final usage chunk has `choices: []`.
+   * Streamed chunks: each is `head` (the chunk's shared fields up to `"choices":`), its choices,
+   * and with include_usage `"usage":null`; a final usage chunk has `choices: []`.
    */
+  function chunkFrames(head: string, includeUsage: boolean) {
+    const tail = includeUsage ? ',"usage":null}' : '}';
+    return {
+      frame: (choices: string, kind: Frame['kind']): Frame => ({
+        data: `data: ${head}${choices}${tail}\n\n`,
+        kind,
+      }),
+      usage: (usage: Json | undefined): Frame[] =>
+        includeUsage && usage
+          ? [{ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' }]
+          : [],
+    };
+  }
+
+  /** chat.completion.chunk frames; every chunk shares id/created/model. */
   function chatChunks(reqId: string, model: string, includeUsage: boolean) {
     const created = Math.floor(Date.now() / 1000);
-    const head = `{"id":"chatcmpl-${reqId}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"fp_mole","choices":`;
-    const tail = includeUsage ? ',"usage":null}' : '}';
-    const frame = (choices: string, kind: Frame['kind']): Frame => ({
-      data: `data: ${head}${choices}${tail}\n\n`,
-      kind,
-    });
+    const chunks = chunkFrames(
+      `{"id":"chatcmpl-${reqId}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"fp_mole","choices":`,
+      includeUsage,
+    );
     return {
-      frame,
+      frame: chunks.frame,
       /** Each of `n` choices' finish chunk, then the usage chunk (with include_usage). */
-      ending(n: number, finishReason: string, usage: Json | undefined): Frame[] {
-        const frames = Array.from({ length: n }, (_, c) =>
-          frame(`[{"index":${c},"delta":{},"logprobs":null,"finish_reason":"${finishReason}"}]`, 'tail'),
-        );
-        if (includeUsage && usage)
-          frames.push({ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' });
-        return frames;
-      },
+      ending: (n: number, finishReason: string, usage: Json | undefined): Frame[] => [
+        ...Array.from({ length: n }, (_, c) =>
+          chunks.frame(
+            `[{"index":${c},"delta":{},"logprobs":null,"finish_reason":"${finishReason}"}]`,
+            'tail',
+          ),
+        ),
+        ...chunks.usage(usage),
+      ],
     };
   }
 
@@ -1021,26 +1028,30 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         sendJson(res, 200, JSON.stringify(out), baseHeaders(reqId, s, JSON_CT));
         return;
       }
-      const head = `{"id":"${id}","object":"text_completion","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":"fp_mole","choices":`;
-      const tail = includeUsage ? ',"usage":null}' : '}';
+      const chunks = chunkFrames(
+        `{"id":"${id}","object":"text_completion","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":"fp_mole","choices":`,
+        includeUsage,
+      );
       const pieces = choiceSeeds.map((sd) => generatePieces(sd, count));
       const frames: Frame[] = [];
       for (let t = 0; t < count; t++) {
         for (let c = 0; c < nChoices; c++) {
-          frames.push({
-            data: `data: ${head}[{"text":${JSON.stringify(pieces[c]![t])},"index":${c},"logprobs":null,"finish_reason":null}]${tail}\n\n`,
-            kind: 'content',
-          });
+          frames.push(
+            chunks.frame(
+              `[{"text":${JSON.stringify(pieces[c]![t])},"index":${c},"logprobs":null,"finish_reason":null}]`,
+              'content',
+            ),
+          );
         }
       }
-      for (let c = 0; c < nChoices; c++) {
-        frames.push({
-          data: `data: ${head}[{"text":"","index":${c},"logprobs":null,"finish_reason":"${finishReason}"}]${tail}\n\n`,
-          kind: 'tail',
-        });
-      }
-      if (includeUsage && usage)
-        frames.push({ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' });
+      for (let c = 0; c < nChoices; c++)
+        frames.push(
+          chunks.frame(
+            `[{"text":"","index":${c},"logprobs":null,"finish_reason":"${finishReason}"}]`,
+            'tail',
+          ),
+        );
+      frames.push(...chunks.usage(usage));
       sendStream(res, s, reqId, frames);
     });
   }

@@ -1,10 +1,14 @@
-// One test server (and mock provider) for a whole describe block: started before its tests,
-// handed to the block through `use`, closed after them (tests that do not interfere share it).
+// One test server (and mock provider, or any fixture with a close()) for a whole describe
+// block: started before its tests, handed to the block through `use`, closed after them (tests
+// that do not interfere share it).
 import { afterAll, beforeAll } from 'vitest';
 import { type MockProvider, type MockProviderOptions, startMockProvider } from '../mock-provider/server.js';
 import { type StartOptions, startTestServer, type TestServer } from './server.js';
 
-function forSuite<T extends { close(): Promise<void> }>(start: () => Promise<T>, use: (t: T) => void): void {
+export function forSuite<T extends { close(): Promise<void> }>(
+  start: () => Promise<T>,
+  use: (t: T) => void,
+): void {
   let started: T | undefined;
   beforeAll(async () => {
     started = await start();

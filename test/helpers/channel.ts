@@ -15,3 +15,6 @@ export const testChannel = (
   responses: false,
   ...fields,
 });
+
+/** Transport timeouts for those tests: short, with room for a loaded machine; no pooling. */
+export const TEST_TRANSPORT_OPTIONS = { connectMs: 2000, firstByteMs: 5000, idleMs: 5000, maxConnections: 0 };

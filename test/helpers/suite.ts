@@ -1,7 +1,7 @@
 // One test server (and mock provider, or any fixture with a close()) for a whole describe
 // block: started before its tests, handed to the block through `use`, closed after them (tests
 // that do not interfere share it).
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { type MockProvider, type MockProviderOptions, startMockProvider } from '../mock-provider/server.js';
 import { type StartOptions, startTestServer, type TestServer } from './server.js';
 
@@ -24,3 +24,21 @@ export const serverForSuite = (opts: StartOptions, use: (s: TestServer) => void)
 
 export const mockForSuite = (opts: MockProviderOptions, use: (m: MockProvider) => void): void =>
   forSuite(() => startMockProvider(opts), use);
+
+/**
+ * The mock provider a provider transport's unit tests call: one for the file, reset before each
+ * test; after them the transport is closed, then the mock. `origin` is its URL without /v1.
+ */
+export function upstreamForSuite(
+  opts: MockProviderOptions,
+  transport: { close(): Promise<void> },
+  use: (m: MockProvider, origin: string) => void,
+): void {
+  let mock: MockProvider | undefined;
+  mockForSuite(opts, (started) => {
+    mock = started;
+    use(started, started.url.replace(/\/v1$/, ''));
+  });
+  afterAll(() => transport.close());
+  beforeEach(() => mock?.reset());
+}

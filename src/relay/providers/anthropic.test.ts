@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type MockProvider, startMockProvider } from '../../../test/mock-provider/server.js';
-import { testChannel } from '../../../test/helpers/channel.js';
+import { describe, expect, it } from 'vitest';
+import type { MockProvider } from '../../../test/mock-provider/server.js';
+import { TEST_TRANSPORT_OPTIONS, testChannel } from '../../../test/helpers/channel.js';
+import { upstreamForSuite } from '../../../test/helpers/suite.js';
 import { type StreamEvent, StreamBroken } from '../canonical.js';
 import { anthropicCodec } from '../protocols/anthropic.js';
 import { SseFrameParser } from '../sse.js';
@@ -11,12 +12,7 @@ import type { UpstreamCall } from './transport.js';
 const KEY = 'sk-ant-channel';
 let mock: MockProvider;
 let origin: string;
-const transport = createAnthropicTransport({
-  connectMs: 2000,
-  firstByteMs: 5000,
-  idleMs: 5000,
-  maxConnections: 0,
-});
+const transport = createAnthropicTransport(TEST_TRANSPORT_OPTIONS);
 
 const channel = (baseUrl: string, apiKey = KEY) =>
   testChannel({ name: 'claude', type: 'anthropic', baseUrl, apiKey, models: ['claude-x'] });
@@ -43,15 +39,10 @@ async function text(r: Readable): Promise<string> {
   return s;
 }
 
-beforeAll(async () => {
-  mock = await startMockProvider({ apiKey: KEY });
-  origin = mock.url.replace(/\/v1$/, '');
+upstreamForSuite({ apiKey: KEY }, transport, (started, startedOrigin) => {
+  mock = started;
+  origin = startedOrigin;
 });
-afterAll(async () => {
-  await transport.close();
-  await mock.close();
-});
-beforeEach(() => mock.reset());
 
 describe('anthropic transport', () => {
   it('serves generation only, in the Anthropic protocol', () => {

@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startMockProvider, type MockProvider } from '../../../test/mock-provider/server.js';
-import { testChannel } from '../../../test/helpers/channel.js';
+import { describe, expect, it } from 'vitest';
+import type { MockProvider } from '../../../test/mock-provider/server.js';
+import { TEST_TRANSPORT_OPTIONS, testChannel } from '../../../test/helpers/channel.js';
+import { upstreamForSuite } from '../../../test/helpers/suite.js';
 import { SseFrameParser } from '../sse.js';
 import { createGeminiTransport, geminiOrigin, geminiUrl } from './gemini.js';
 import { UpstreamFailure } from './transport.js';
@@ -8,12 +9,7 @@ import { UpstreamFailure } from './transport.js';
 const KEY = 'AIzaTransportKey';
 let mock: MockProvider;
 let origin: string;
-const transport = createGeminiTransport({
-  connectMs: 2000,
-  firstByteMs: 2000,
-  idleMs: 2000,
-  maxConnections: 0,
-});
+const transport = createGeminiTransport(TEST_TRANSPORT_OPTIONS);
 
 const channel = (baseUrl: string, apiKey = KEY) =>
   testChannel({ name: 'g', type: 'gemini', baseUrl, apiKey, models: ['gemini-2.5-flash'] });
@@ -30,15 +26,10 @@ const call = (baseUrl: string, stream: boolean, model = 'gemini-2.5-flash', apiK
     headers: {},
   });
 
-beforeAll(async () => {
-  mock = await startMockProvider({ apiKey: KEY });
-  origin = mock.url.replace(/\/v1$/, '');
+upstreamForSuite({ apiKey: KEY }, transport, (started, startedOrigin) => {
+  mock = started;
+  origin = startedOrigin;
 });
-afterAll(async () => {
-  await transport.close();
-  await mock.close();
-});
-beforeEach(() => mock.reset());
 
 describe('gemini transport', () => {
   it('speaks gemini for generate only', () => {

@@ -8,15 +8,15 @@
 import { createOpenAI } from '@ai-sdk/openai';
 import { generateText, jsonSchema, stepCountIs, streamText, tool } from 'ai';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { backends, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { backends, type TestServer, userWithKey } from '../helpers/server.js';
+import { serverForSuite, mockForSuite } from '../helpers/suite.js';
 import { countResponsesPromptTokens, expectedResponsesText } from '../mock-provider/responses.js';
 import {
   countChatPromptTokens,
   expectedChatCompletion,
   type MockProvider,
   type Scenario,
-  startMockProvider,
 } from '../mock-provider/server.js';
 import { addChannel, logByRequestId, nanoOf, rawRelay, setPrice, uniq } from '../relay/relay-helpers.js';
 
@@ -70,9 +70,13 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
   let keyId: number;
   let secret: string;
 
+  serverForSuite({ backend }, (started) => {
+    s = started;
+  });
+  mockForSuite({ apiKey: UPSTREAM_KEY }, (started) => {
+    mock = started;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend });
-    mock = await startMockProvider({ apiKey: UPSTREAM_KEY });
     origin = mock.url.replace(/\/v1$/, '');
     // An OpenAI channel that speaks Responses (the default) → pass-through.
     await addChannel(s, {
@@ -121,10 +125,6 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
     keyId = u.key.id;
     secret = u.secret;
     client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: secret, maxRetries: 0, timeout: 20_000 });
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
   beforeEach(() => mock.reset());
 

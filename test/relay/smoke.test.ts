@@ -1,14 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import { startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { userWithKey, type TestServer } from '../helpers/server.js';
+import { serverForSuite, mockForSuite } from '../helpers/suite.js';
+import type { MockProvider } from '../mock-provider/server.js';
 
 describe('relay smoke', () => {
   let s: TestServer;
   let mock: MockProvider;
+  serverForSuite({}, (started) => {
+    s = started;
+  });
+  mockForSuite({ apiKey: 'upstream-secret' }, (started) => {
+    mock = started;
+  });
   beforeAll(async () => {
-    s = await startTestServer();
-    mock = await startMockProvider({ apiKey: 'upstream-secret' });
     const ch = await s.api('POST', '/api/channels', {
       name: 'm',
       type: 'openai',
@@ -21,10 +26,6 @@ describe('relay smoke', () => {
     expect(
       (await s.api('PUT', '/api/prices/text-embedding-3-small', { input: 0.02, output: 0 })).status,
     ).toBe(200);
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
 
   it('chat plain, stream, embeddings', async () => {

@@ -2,8 +2,9 @@
 // answered in pages, CSV too, whole-day (rollup) and partial-day (log scan) ranges alike. And
 // `GET /api/logs?status=error` is served by an index, not a scan. Not timed.
 import { CompiledQuery } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, startTestServer, type TestServer } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { backends, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 
 const KEYS = 40_000;
 const DAY_MS = 86_400_000;
@@ -11,8 +12,10 @@ const DAY_MS = 86_400_000;
 describe.each(backends())('usage and logs at scale [%s]', (backend) => {
   let s: TestServer;
   let day: number;
+  serverForSuite({ backend }, (started) => {
+    s = started;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend });
     const user = await s.api('POST', '/api/users', { username: 'scale', password: 'password-123' });
     expect(user.status).toBe(201);
     const userId = user.body.id as number;
@@ -104,9 +107,6 @@ describe.each(backends())('usage and logs at scale [%s]', (backend) => {
       }
     });
   }, 120_000);
-  afterAll(async () => {
-    await s?.close();
-  });
 
   const iso = (ms: number) => new Date(ms).toISOString();
   const ranges = () => ({

@@ -25,6 +25,19 @@ export const serverForSuite = (opts: StartOptions, use: (s: TestServer) => void)
 export const mockForSuite = (opts: MockProviderOptions, use: (m: MockProvider) => void): void =>
   forSuite(() => startMockProvider(opts), use);
 
+/** A describe block's test server and mock provider (its upstream), started and closed together. */
+export function gatewayForSuite(
+  opts: StartOptions,
+  mockOpts: MockProviderOptions,
+  use: (s: TestServer, m: MockProvider) => void,
+): void {
+  let server: TestServer;
+  serverForSuite(opts, (started) => {
+    server = started;
+  });
+  mockForSuite(mockOpts, (started) => use(server, started));
+}
+
 /**
  * The mock provider a provider transport's unit tests call: one for the file, reset before each
  * test; after them the transport is closed, then the mock. `origin` is its URL without /v1.

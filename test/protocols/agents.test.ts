@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type TestServer, userWithKey } from '../helpers/server.js';
-import { serverForSuite, mockForSuite } from '../helpers/suite.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import type { MockProvider } from '../mock-provider/server.js';
 import { addChannel, setPrice } from '../relay/relay-helpers.js';
 
@@ -45,11 +45,9 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
   let mock: MockProvider;
   let client: OpenAI;
 
-  serverForSuite({}, (started) => {
+  gatewayForSuite({}, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({ apiKey: UPSTREAM_KEY }, (started) => {
-    mock = started;
+    mock = startedMock;
   });
   beforeAll(async () => {
     await addChannel(s, {
@@ -282,11 +280,9 @@ describe('Claude Code through the gateway, replayed', () => {
   let mock: MockProvider;
   let secret: string;
 
-  serverForSuite({}, (started) => {
+  gatewayForSuite({}, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({ apiKey: UPSTREAM_KEY }, (started) => {
-    mock = started;
+    mock = startedMock;
   });
   beforeAll(async () => {
     await addChannel(s, {

@@ -9,7 +9,7 @@ import OpenAI from 'openai';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { countMessagesTokens } from '../../src/relay/protocols/anthropic.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { serverForSuite, mockForSuite } from '../helpers/suite.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import { countAnthropicPromptTokens, expectedAnthropicText } from '../mock-provider/anthropic.js';
 import { expectedGeminiText } from '../mock-provider/gemini.js';
 import {
@@ -96,11 +96,9 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
   };
   const lastUpstream = () => mock.requests[mock.requests.length - 1]!;
 
-  serverForSuite({ backend }, (started) => {
+  gatewayForSuite({ backend }, { apiKey: UP_KEY }, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({ apiKey: UP_KEY }, (started) => {
-    mock = started;
+    mock = startedMock;
   });
   beforeAll(async () => {
     origin = mock.url.replace(/\/v1$/, '');

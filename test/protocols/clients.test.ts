@@ -6,7 +6,7 @@ import { ChatOpenAI } from '@langchain/openai';
 import { generateText, streamText } from 'ai';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { userWithKey, type TestServer } from '../helpers/server.js';
-import { serverForSuite, mockForSuite } from '../helpers/suite.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import type { MockProvider } from '../mock-provider/server.js';
 import { addChannel, allLogs, setPrice, uniq } from '../relay/relay-helpers.js';
 
@@ -18,11 +18,9 @@ describe('client libraries named in the README', () => {
   let responsesModel: string;
   let chatOnlyModel: string;
 
-  serverForSuite({}, (started) => {
+  gatewayForSuite({}, {}, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({}, (started) => {
-    mock = started;
+    mock = startedMock;
   });
   beforeAll(async () => {
     responsesModel = uniq('resp');

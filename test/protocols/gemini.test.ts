@@ -8,7 +8,7 @@ import type OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { countGeminiTokens } from '../../src/relay/protocols/gemini.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { serverForSuite, mockForSuite } from '../helpers/suite.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import { countGeminiPromptTokens, expectedGeminiText } from '../mock-provider/gemini.js';
 import {
   countChatPromptTokens,
@@ -59,11 +59,9 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
   let mock: MockProvider;
   let origin: string;
 
-  serverForSuite({ backend }, (started) => {
+  gatewayForSuite({ backend }, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({ apiKey: UPSTREAM_KEY }, (started) => {
-    mock = started;
+    mock = startedMock;
   });
   beforeAll(async () => {
     origin = mock.url.replace(/\/v1$/, '');

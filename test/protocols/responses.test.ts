@@ -10,7 +10,7 @@ import { generateText, jsonSchema, stepCountIs, streamText, tool } from 'ai';
 import OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { serverForSuite, mockForSuite } from '../helpers/suite.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import { countResponsesPromptTokens, expectedResponsesText } from '../mock-provider/responses.js';
 import {
   countChatPromptTokens,
@@ -70,11 +70,9 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
   let keyId: number;
   let secret: string;
 
-  serverForSuite({ backend }, (started) => {
+  gatewayForSuite({ backend }, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({ apiKey: UPSTREAM_KEY }, (started) => {
-    mock = started;
+    mock = startedMock;
   });
   beforeAll(async () => {
     origin = mock.url.replace(/\/v1$/, '');

@@ -4,7 +4,7 @@
 // with the same message as before. Estimates (no usage from upstream) use the exact count.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';
-import { serverForSuite, mockForSuite } from '../helpers/suite.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import type { MockProvider } from '../mock-provider/server.js';
 import { chatPromptBound, countChatPrompt } from '../../src/relay/tokens.js';
 import { addChannel, allLogs, client, expectedCostNano, sdkError, setPrice } from './relay-helpers.js';
@@ -19,11 +19,9 @@ const messages = [
 describe.each(backends())('admission on the prompt bound [%s]', (backend) => {
   let s: TestServer;
   let mock: MockProvider;
-  serverForSuite({ backend }, (started) => {
+  gatewayForSuite({ backend }, { apiKey: 'bound-upstream' }, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({ apiKey: 'bound-upstream' }, (started) => {
-    mock = started;
+    mock = startedMock;
   });
   beforeAll(async () => {
     await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'bound-upstream', models: ['bound'] });

@@ -7,7 +7,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { backends, redisUrl, userWithKey, type TestServer } from '../helpers/server.js';
-import { serverForSuite, mockForSuite } from '../helpers/suite.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import { countChatPromptTokens, countTextTokens, type MockProvider } from '../mock-provider/server.js';
 import { countChatPrompt } from '../../src/relay/tokens.js';
 import {
@@ -41,11 +41,9 @@ describe.each(backends())('exact billing (%s)', (backend) => {
   let s: TestServer;
   let mock: MockProvider;
 
-  serverForSuite({ backend }, (started) => {
+  gatewayForSuite({ backend }, { apiKey: 'billing-upstream' }, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({ apiKey: 'billing-upstream' }, (started) => {
-    mock = started;
+    mock = startedMock;
   });
   beforeAll(async () => {
     await addChannel(s, {
@@ -297,11 +295,9 @@ describe.each(burstCases)('burst admission (%s, %s ledger)', (backend, ledger) =
   const MAX_TOKENS = 50;
   const messages = [{ role: 'user' as const, content: 'burst request with a fixed prompt' }];
 
-  serverForSuite({ backend, redis: ledger === 'redis' }, (started) => {
+  gatewayForSuite({ backend, redis: ledger === 'redis' }, {}, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({}, (started) => {
-    mock = started;
+    mock = startedMock;
   });
   beforeAll(async () => {
     await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: ['burst'] });
@@ -403,12 +399,14 @@ describe.each(backends())('admission without max_tokens (%s)', (backend) => {
   const DEFAULT_CAP = 50;
   const messages = [{ role: 'user' as const, content: 'no max_tokens here' }];
 
-  serverForSuite({ backend, env: { MOLE_DEFAULT_MAX_OUTPUT_TOKENS: String(DEFAULT_CAP) } }, (started) => {
-    s = started;
-  });
-  mockForSuite({}, (started) => {
-    mock = started;
-  });
+  gatewayForSuite(
+    { backend, env: { MOLE_DEFAULT_MAX_OUTPUT_TOKENS: String(DEFAULT_CAP) } },
+    {},
+    (started, startedMock) => {
+      s = started;
+      mock = startedMock;
+    },
+  );
   beforeAll(async () => {
     await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: ['nocap'] });
     await setPrice(s, 'nocap', PRICE);

@@ -4,7 +4,7 @@
 // model_map, the built-in offline `mock` channel type, and /v1/key.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';
-import { serverForSuite, mockForSuite } from '../helpers/suite.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import {
   countChatPromptTokens,
   countTextTokens,
@@ -36,11 +36,9 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
   let mock: MockProvider;
   let channelId: number;
 
-  serverForSuite({ backend }, (started) => {
+  gatewayForSuite({ backend }, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({ apiKey: UPSTREAM_KEY }, (started) => {
-    mock = started;
+    mock = startedMock;
   });
   beforeAll(async () => {
     const ch = await addChannel(s, {

@@ -4,7 +4,7 @@
 // paths agree), CSV; a signed-in user sees only their own rows.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backends, login, userWithKey, type TestServer } from '../helpers/server.js';
-import { serverForSuite, mockForSuite } from '../helpers/suite.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import type { MockProvider } from '../mock-provider/server.js';
 import {
   addChannel,
@@ -80,11 +80,9 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
   let boundary: string;
   let all: LogRow[];
 
-  serverForSuite({ backend }, (started) => {
+  gatewayForSuite({ backend }, {}, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({}, (started) => {
-    mock = started;
+    mock = startedMock;
   });
   beforeAll(async () => {
     await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: ['lg-a', 'lg-b'] });

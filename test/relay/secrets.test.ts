@@ -7,7 +7,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { backends, pgUrl, userWithKey, type TestServer } from '../helpers/server.js';
-import { serverForSuite, mockForSuite } from '../helpers/suite.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import type { MockProvider } from '../mock-provider/server.js';
 import { generateKey } from '../../src/keys/format.js';
 import { addChannel, allLogs, client, closedPort, rawRelay, sdkError, setPrice } from './relay-helpers.js';
@@ -23,11 +23,9 @@ describe.each(backends())('secrets stay secret (%s)', (backend) => {
   const answers: string[] = [];
   const clientSecrets: string[] = [];
 
-  serverForSuite({ backend }, (started) => {
+  gatewayForSuite({ backend }, { apiKey: upstreamCred }, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({ apiKey: upstreamCred }, (started) => {
-    mock = started;
+    mock = startedMock;
   });
 
   it('a run through success, failure and refusal paths leaves no secret in the database, logs, errors or API answers', async () => {

@@ -1,17 +1,15 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { userWithKey, type TestServer } from '../helpers/server.js';
-import { serverForSuite, mockForSuite } from '../helpers/suite.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import type { MockProvider } from '../mock-provider/server.js';
 
 describe('relay smoke', () => {
   let s: TestServer;
   let mock: MockProvider;
-  serverForSuite({}, (started) => {
+  gatewayForSuite({}, { apiKey: 'upstream-secret' }, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({ apiKey: 'upstream-secret' }, (started) => {
-    mock = started;
+    mock = startedMock;
   });
   beforeAll(async () => {
     const ch = await s.api('POST', '/api/channels', {

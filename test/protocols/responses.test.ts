@@ -61,6 +61,11 @@ const weather = {
     required: ['city', 'days'],
   },
 };
+/** `weather` as a chat channel receives it, translated to a chat function tool. */
+const WEATHER_AS_CHAT_TOOL = {
+  type: 'function',
+  function: { name: 'get_weather', description: 'Weather for a city', parameters: weather.parameters },
+};
 
 describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend) => {
   let s: TestServer;
@@ -430,16 +435,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
         { role: 'tool', tool_call_id: 'call_7', content: '{"sky":"clear"}' },
       ]);
       // Hosted tools (web_search) run only at OpenAI: left out when translating.
-      expect(chat.tools).toEqual([
-        {
-          type: 'function',
-          function: {
-            name: 'get_weather',
-            description: 'Weather for a city',
-            parameters: weather.parameters,
-          },
-        },
-      ]);
+      expect(chat.tools).toEqual([WEATHER_AS_CHAT_TOOL]);
       expect(chat.tool_choice).toBe('auto');
       expect(res.output_text).toBe(expectedChatCompletion(chat.messages));
     });
@@ -518,16 +514,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       const params = { model: 'gpt-chat', input: 'Weather in Paris?', tools: [weather] };
       const plain = await client.responses.create(params);
       const chat = lastUpstream().body as Record<string, unknown>;
-      expect(chat.tools).toEqual([
-        {
-          type: 'function',
-          function: {
-            name: 'get_weather',
-            description: 'Weather for a city',
-            parameters: weather.parameters,
-          },
-        },
-      ]);
+      expect(chat.tools).toEqual([WEATHER_AS_CHAT_TOOL]);
       expect(plain.status).toBe('completed');
       expect(plain.output).toHaveLength(1);
       const call = plain.output[0] as OpenAI.Responses.ResponseFunctionToolCall;

@@ -405,22 +405,14 @@ describe.each(backends())('management tokens [%s]', (backend) => {
           .catch((x: unknown) => x);
         expect(chat).toBeInstanceOf(OpenAI.AuthenticationError);
         // Anthropic- and Gemini-style headers too, each in its own protocol's error shape.
-        const m = await relay(s, credential, {
-          how: 'x-api-key',
-          path: '/v1/messages',
-          method: 'POST',
-          body: {},
-        });
-        expect(m.status).toBe(401);
-        expect(m.body.error.message).toMatch(/use an API key/i);
-        const g = await relay(s, credential, {
-          how: 'x-goog-api-key',
-          path: '/v1beta/models/gemini-x:generateContent',
-          method: 'POST',
-          body: {},
-        });
-        expect(g.status).toBe(401);
-        expect(JSON.stringify(g.body)).toMatch(/use an API key/i);
+        for (const [how, path] of [
+          ['x-api-key', '/v1/messages'],
+          ['x-goog-api-key', '/v1beta/models/gemini-x:generateContent'],
+        ] as const) {
+          const r = await relay(s, credential, { how, path, method: 'POST', body: {} });
+          expect(r.status, how).toBe(401);
+          expect(r.body.error.message, how).toMatch(/use an API key/i);
+        }
       }
     });
 

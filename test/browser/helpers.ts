@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { TestServer } from '../helpers/server.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const WEB_DIST = path.join(REPO_ROOT, 'dist', 'web');
@@ -107,16 +108,8 @@ export async function ensureWebBuilt(): Promise<void> {
   }
 }
 
-/** The bits of the test server the browser suites use (test/helpers/server.ts). */
-export interface Gateway {
-  url: string;
-  api(
-    method: string,
-    p: string,
-    body?: unknown,
-    headers?: Record<string, string>,
-  ): Promise<{ status: number; body: any; headers: Headers }>;
-}
+/** The bits of the test server the browser suites use. */
+export type Gateway = Pick<TestServer, 'url' | 'api'>;
 
 export const MOCK_MODELS = ['gpt-4o-mini', 'gpt-4o', 'text-embedding-3-small'];
 

@@ -1,7 +1,8 @@
 // GET /api/events: a user sees the events of their own account and keys only; admins and the
 // master key see all, filtered by type, key and user; newest first, cursor-paged.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, login, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { backends, login, type TestServer, userWithKey } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 
 describe.each(backends())('GET /api/events (%s)', (backend) => {
   let s: TestServer;
@@ -9,8 +10,10 @@ describe.each(backends())('GET /api/events (%s)', (backend) => {
   let b: Awaited<ReturnType<typeof userWithKey>>;
   let cookieA: string;
 
+  serverForSuite({ backend }, (started) => {
+    s = started;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend });
     a = await userWithKey(s);
     b = await userWithKey(s);
     const ev = s.services.events;
@@ -19,9 +22,6 @@ describe.each(backends())('GET /api/events (%s)', (backend) => {
     await ev.emit({ type: 'key.leaked', userId: b.user.id, keyId: b.key.id, data: { who: 'b1' } });
     await ev.emit({ type: 'channel.disabled', userId: null, data: { who: 'admin' } });
     cookieA = (await login(s, a.username, a.password)).cookie;
-  });
-  afterAll(async () => {
-    await s?.close();
   });
 
   const who = (body: { data: { data: { who: string } }[] }) => body.data.map((e) => e.data.who);

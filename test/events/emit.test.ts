@@ -1,15 +1,13 @@
 // events.emit: one row per occurrence (a repeated dedupeKey is a no-op), secrets never kept,
 // newest first, on both backends.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, startTestServer, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { backends, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 
 describe.each(backends())('events.emit (%s)', (backend) => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({ backend }, (started) => {
+    s = started;
   });
 
   it('stores an event once per dedupeKey', async () => {

@@ -1,18 +1,16 @@
 // The events the gateway raises itself: `key.expiring` 7 days and 1 day before a key expires
 // (once each, however often the scan runs; the clock is moved, never waited for) and
 // `channel.disabled` when an admin or the health check switches a channel off (admins only).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, login, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { backends, login, type TestServer, userWithKey } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 
 const DAY = 24 * 3600_000;
 
 describe.each(backends())('key.expiring and channel.disabled (%s)', (backend) => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({ backend }, (started) => {
+    s = started;
   });
 
   const eventsOf = async (type: string, headers?: Record<string, string>) =>

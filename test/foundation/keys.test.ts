@@ -1,8 +1,9 @@
 // API-key lifecycle (contract §2–3): create (secret once), list/filter/page, get, patch,
 // enable/disable, rotate with grace, delete, per-user cap, audit trail.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { isWellFormedKey } from '../../src/keys/format.js';
-import { backends, startTestServer, type TestServer } from '../helpers/server.js';
+import { backends, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import { KEY_FIELDS, createKey, createUser, expectApiError, expectRelayError, relay } from './util.js';
 
 const KEY_RE = /^sk-[0-9A-Za-z]{48}$/;
@@ -10,12 +11,11 @@ const KEY_RE = /^sk-[0-9A-Za-z]{48}$/;
 describe.each(backends())('keys [%s]', (backend) => {
   let s: TestServer;
   let owner: { id: number };
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-    owner = (await createUser(s, { balance: 10 })).user;
+  serverForSuite({ backend }, (started) => {
+    s = started;
   });
-  afterAll(async () => {
-    await s?.close();
+  beforeAll(async () => {
+    owner = (await createUser(s, { balance: 10 })).user;
   });
 
   it('POST /api/keys returns the key object and the secret exactly once', async () => {
@@ -501,11 +501,8 @@ describe.each(backends())('keys [%s]', (backend) => {
 
 describe.each(backends())('per-user key cap [%s]', (backend) => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer({ backend, env: { MOLE_MAX_KEYS_PER_USER: '3' } });
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({ backend, env: { MOLE_MAX_KEYS_PER_USER: '3' } }, (started) => {
+    s = started;
   });
 
   it('refuses the key past MOLE_MAX_KEYS_PER_USER with 409; deleted keys do not count', async () => {

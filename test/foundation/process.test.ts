@@ -21,7 +21,8 @@ interface Running {
 
 const children: ChildProcess[] = [];
 
-async function start(dataDir: string): Promise<Running> {
+/** Starts src/main.ts on `dataDir` with no storage, key or proxy settings but `extra`'s. */
+async function start(dataDir: string, extra: NodeJS.ProcessEnv = {}): Promise<Running> {
   const port = await freePort();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -32,6 +33,7 @@ async function start(dataDir: string): Promise<Running> {
   };
   for (const v of ['DATABASE_URL', 'REDIS_URL', 'MOLE_MASTER_KEY', 'MOLE_SECRET', 'MOLE_TRUSTED_PROXIES'])
     delete env[v];
+  Object.assign(env, extra);
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env,
@@ -166,38 +168,16 @@ describe('the real process', () => {
 
   it('with MOLE_MASTER_KEY set nothing is generated, printed or stored', async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-process-'));
-    const port = await freePort();
     const master = 'mk-from-env-' + 'x'.repeat(30);
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      MOLE_DATA_DIR: dir,
-      MOLE_MASTER_KEY: master,
-    };
-    for (const v of ['DATABASE_URL', 'REDIS_URL', 'MOLE_SECRET']) delete env[v];
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.push(child);
-    let out = '';
-    child.stdout!.on('data', (d) => (out += d));
-    child.stderr!.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    const until = Date.now() + 45_000;
-    while (!/MoleAPI listening on /.test(out) && Date.now() < until && child.exitCode === null)
-      await new Promise((r) => setTimeout(r, 50));
+    const p = await start(dir, { MOLE_MASTER_KEY: master });
+    const out = p.stdout() + p.stderr();
     expect(out).toMatch(/MoleAPI listening on /);
     expect(out).not.toMatch(/Generated master key/);
     expect(out).not.toContain(master);
     expect(
-      (await fetch(`http://127.0.0.1:${port}/api/users`, { headers: { authorization: `Bearer ${master}` } }))
-        .status,
+      (await fetch(`${p.base}/api/users`, { headers: { authorization: `Bearer ${master}` } })).status,
     ).toBe(200);
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    expect((await stop(p)).code).toBe(0);
     const db = new Database(path.join(dir, 'mole.sqlite'), { readonly: true });
     try {
       expect(db.prepare("select count(*) as n from meta where name = 'master_key_sha256'").get()).toEqual({

@@ -3,9 +3,10 @@
 // IP allowlists (v4, v6, CIDR, mapped), X-Forwarded-For trust, expiry, model allowlists.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/keys/format.js';
-import { backends, startTestServer, type TestServer } from '../helpers/server.js';
+import { backends, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import { createKey, createUser, expectRelayError, relay, type Res } from './util.js';
 
 /** A second listener on ::1 feeding the same app, so requests really arrive from ::1. */
@@ -49,12 +50,11 @@ async function injectFrom(
 describe.each(backends())('relay authentication [%s]', (backend) => {
   let s: TestServer;
   let user: { id: number };
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-    user = (await createUser(s, { balance: 5 })).user;
+  serverForSuite({ backend }, (started) => {
+    s = started;
   });
-  afterAll(async () => {
-    await s?.close();
+  beforeAll(async () => {
+    user = (await createUser(s, { balance: 5 })).user;
   });
 
   it('a valid key sees its own object, never its secret, with x-request-id', async () => {
@@ -372,12 +372,11 @@ describe.each(backends())('relay authentication [%s]', (backend) => {
 describe.each(backends())('trusted proxies [%s]', (backend) => {
   let s: TestServer;
   let user: { id: number };
-  beforeAll(async () => {
-    s = await startTestServer({ backend, env: { MOLE_TRUSTED_PROXIES: '127.0.0.1/32, 10.0.0.0/8' } });
-    user = (await createUser(s)).user;
+  serverForSuite({ backend, env: { MOLE_TRUSTED_PROXIES: '127.0.0.1/32, 10.0.0.0/8' } }, (started) => {
+    s = started;
   });
-  afterAll(async () => {
-    await s?.close();
+  beforeAll(async () => {
+    user = (await createUser(s)).user;
   });
 
   it('X-Forwarded-For from a trusted peer is honoured (rightmost untrusted hop)', async () => {
@@ -430,11 +429,8 @@ describe.each(backends())('trusted proxies [%s]', (backend) => {
 
 describe('trusted proxies that do not include the peer', () => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer({ env: { MOLE_TRUSTED_PROXIES: '10.0.0.0/8' } });
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({ env: { MOLE_TRUSTED_PROXIES: '10.0.0.0/8' } }, (started) => {
+    s = started;
   });
 
   it('X-Forwarded-For from an untrusted peer is ignored', async () => {

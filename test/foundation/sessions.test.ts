@@ -1,7 +1,7 @@
 // Console sessions and tenancy (contract §3): login/logout, cookie flags, CSRF, throttling,
 // users seeing and changing only their own keys, logs, usage and audit; admin-only routes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, login, startTestServer, type TestServer } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { backends, login, type TestServer } from '../helpers/server.js';
 import { serverForSuite } from '../helpers/suite.js';
 import { createKey, createUser, expectApiError, raw, relay, session } from './util.js';
 
@@ -178,11 +178,8 @@ describe.each(backends())('sessions [%s]', (backend) => {
 
 describe.each(backends())('login throttling [%s]', (backend) => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer({ backend, env: { MOLE_LOGIN_MAX_FAILURES: '3' } });
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({ backend, env: { MOLE_LOGIN_MAX_FAILURES: '3' } }, (started) => {
+    s = started;
   });
 
   it('answers 429 after MOLE_LOGIN_MAX_FAILURES failures, even to the right password', async () => {
@@ -240,8 +237,10 @@ describe.each(backends())('tenancy [%s]', (backend) => {
   let B: Awaited<ReturnType<typeof session>> & { id: number };
   let aKey: { id: number; secret: string };
   let aUsername: string;
+  serverForSuite({ backend }, (started) => {
+    s = started;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend });
     const a = await createUser(s, { group: 'team-a', balance: 5 });
     const b = await createUser(s, { balance: 5 });
     aUsername = a.username;
@@ -254,9 +253,6 @@ describe.each(backends())('tenancy [%s]', (backend) => {
     const bk = await B.call('POST', '/api/keys', { name: 'b-own' });
     expect(bk.status).toBe(201);
     await relay(s, bk.body.key);
-  });
-  afterAll(async () => {
-    await s?.close();
   });
 
   it("B gets 404 for every operation on A's key, and A's key is untouched", async () => {

@@ -4,20 +4,12 @@
 // (the injected clock), revocation, owners disabled / deleted / demoted, the master key and
 // tokens refused on /v1 (openai SDK), relay keys refused on /api, shown once, CSRF-free.
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { SCOPES } from '../../src/http/principal.js';
 import { isWellFormedToken, TOKEN_REGEX } from '../../src/tokens/format.js';
-import { backends, startTestServer, type TestServer } from '../helpers/server.js';
-import {
-  createKey,
-  createUser,
-  expectApiError,
-  expectRelayError,
-  raw,
-  relay,
-  session,
-  uname,
-} from './util.js';
+import { backends, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
+import { createKey, createUser, expectApiError, raw, relay, session, uname } from './util.js';
 
 /** The scope each route needs, as the README documents it (null = no token at all). */
 const ROUTE_SCOPES: Record<string, string | null> = {
@@ -116,16 +108,15 @@ describe.each(backends())('management tokens [%s]', (backend) => {
   const as = (token: string) => (method: string, p: string, body?: unknown) =>
     s.api(method, p, body, bearer(token));
 
+  serverForSuite({ backend }, (started) => {
+    s = started;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend });
     admin = await createUser(s, { role: 'admin' });
     alice = await createUser(s, { balance: 5 });
     bob = await createUser(s, { balance: 5 });
     adminSession = await session(s, admin.username, admin.password);
     aliceSession = await session(s, alice.username, alice.password);
-  });
-  afterAll(async () => {
-    await s?.close();
   });
 
   describe('every /api route × scopes', () => {
@@ -414,22 +405,14 @@ describe.each(backends())('management tokens [%s]', (backend) => {
           .catch((x: unknown) => x);
         expect(chat).toBeInstanceOf(OpenAI.AuthenticationError);
         // Anthropic- and Gemini-style headers too, each in its own protocol's error shape.
-        const m = await relay(s, credential, {
-          how: 'x-api-key',
-          path: '/v1/messages',
-          method: 'POST',
-          body: {},
-        });
-        expect(m.status).toBe(401);
-        expect(m.body.error.message).toMatch(/use an API key/i);
-        const g = await relay(s, credential, {
-          how: 'x-goog-api-key',
-          path: '/v1beta/models/gemini-x:generateContent',
-          method: 'POST',
-          body: {},
-        });
-        expect(g.status).toBe(401);
-        expect(JSON.stringify(g.body)).toMatch(/use an API key/i);
+        for (const [how, path] of [
+          ['x-api-key', '/v1/messages'],
+          ['x-goog-api-key', '/v1beta/models/gemini-x:generateContent'],
+        ] as const) {
+          const r = await relay(s, credential, { how, path, method: 'POST', body: {} });
+          expect(r.status, how).toBe(401);
+          expect(r.body.error.message, how).toMatch(/use an API key/i);
+        }
       }
     });
 

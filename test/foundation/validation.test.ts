@@ -3,9 +3,19 @@
 // error code, never a 5xx. Plus /api/openapi.json and /api/docs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, startTestServer, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import { createKey, createUser, raw, relay, type Res } from './util.js';
 
 const HUGE = 'x'.repeat(100_000);
+/** Every limit a key takes, set to a valid value (the key routes' bodies start from it). */
+const KEY_LIMITS = {
+  models: ['m1'],
+  allowed_ips: ['127.0.0.1'],
+  quota: 1,
+  expires_at: '2999-01-01T00:00:00Z',
+  group: 'default',
+  rpm: 10,
+};
 /** Values every field is tried with (most are wrong for any field; the rest must still not break anything). */
 const VALUES: unknown[] = [
   null,
@@ -66,12 +76,7 @@ const BODY_ROUTES: Record<
     base: {
       name: 'n',
       user_id: i.userId,
-      models: ['m1'],
-      allowed_ips: ['127.0.0.1'],
-      quota: 1,
-      expires_at: '2999-01-01T00:00:00Z',
-      group: 'default',
-      rpm: 10,
+      ...KEY_LIMITS,
     },
   }),
   'PATCH /api/keys/:id': (i) => ({
@@ -80,12 +85,7 @@ const BODY_ROUTES: Record<
     base: {
       name: 'n',
       status: 'active',
-      models: ['m1'],
-      allowed_ips: ['127.0.0.1'],
-      quota: 1,
-      expires_at: '2999-01-01T00:00:00Z',
-      group: 'default',
-      rpm: 10,
+      ...KEY_LIMITS,
     },
   }),
   'POST /api/keys/:id/rotate': (i) => ({
@@ -453,11 +453,8 @@ describe.each(backends())('input validation [%s]', (backend) => {
 
 describe('API documentation', () => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer();
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({}, (started) => {
+    s = started;
   });
 
   it('/api/openapi.json is a valid OpenAPI document listing every contract route', async () => {

@@ -2,21 +2,21 @@
 // own counters (dbLookups stays flat over many verifications), and every query the Kysely
 // instance executes counted at its executor (zero during cache hits). Both counters are first
 // shown to move on a miss, so the flat line means something.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/keys/format.js';
-import { backends, startTestServer, type TestServer } from '../helpers/server.js';
+import { backends, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import { createKey, createUser, expectRelayError, relay } from './util.js';
 import { countQueries } from '../helpers/queries.js';
 
 describe.each(backends())('key verification cache [%s]', (backend) => {
   let s: TestServer;
   let userId: number;
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-    userId = (await createUser(s)).user.id;
+  serverForSuite({ backend }, (started) => {
+    s = started;
   });
-  afterAll(async () => {
-    await s?.close();
+  beforeAll(async () => {
+    userId = (await createUser(s)).user.id;
   });
 
   it('a cache hit runs no query at all', async () => {

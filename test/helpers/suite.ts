@@ -1,10 +1,14 @@
-// One test server (and mock provider) for a whole describe block: started before its tests,
-// handed to the block through `use`, closed after them (tests that do not interfere share it).
-import { afterAll, beforeAll } from 'vitest';
+// One test server (and mock provider, or any fixture with a close()) for a whole describe
+// block: started before its tests, handed to the block through `use`, closed after them (tests
+// that do not interfere share it).
+import { afterAll, beforeAll, beforeEach } from 'vitest';
 import { type MockProvider, type MockProviderOptions, startMockProvider } from '../mock-provider/server.js';
 import { type StartOptions, startTestServer, type TestServer } from './server.js';
 
-function forSuite<T extends { close(): Promise<void> }>(start: () => Promise<T>, use: (t: T) => void): void {
+export function forSuite<T extends { close(): Promise<void> }>(
+  start: () => Promise<T>,
+  use: (t: T) => void,
+): void {
   let started: T | undefined;
   beforeAll(async () => {
     started = await start();
@@ -20,3 +24,16 @@ export const serverForSuite = (opts: StartOptions, use: (s: TestServer) => void)
 
 export const mockForSuite = (opts: MockProviderOptions, use: (m: MockProvider) => void): void =>
   forSuite(() => startMockProvider(opts), use);
+
+/** A describe block's test server and mock provider (its upstream), started and closed together. */
+export function gatewayForSuite(
+  opts: StartOptions,
+  mockOpts: MockProviderOptions,
+  use: (s: TestServer, m: MockProvider) => void,
+): void {
+  let server: TestServer;
+  serverForSuite(opts, (started) => {
+    server = started;
+  });
+  mockForSuite(mockOpts, (started) => use(server, started));
+}

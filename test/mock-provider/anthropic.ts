@@ -7,14 +7,16 @@
 // deterministic text as the OpenAI handlers (see README.md, "Anthropic Messages").
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
-  afterFirstByteDelay,
   argsFromSchema,
   cacheSplit,
+  type EventFrame,
   isJsonObject,
   type Json,
   jsonWriter,
   type MockKit,
+  playScenario,
   type ProtocolRoutes,
+  scriptedFrames,
 } from './kit.js';
 import {
   countTextTokens,
@@ -297,50 +299,36 @@ function sendError(
 }
 
 /** Hang, delay or fail as the scenario says, else `go`. */
-function respond(
+const respond = (
   kit: MockKit,
   res: ServerResponse,
   s: Scenario,
   model: string,
   stream: boolean,
   go: () => void,
-) {
-  if (s.hangMs !== undefined && !(stream && s.cutAfterChunks !== undefined)) {
-    kit.later(res, s.hangMs, () => kit.destroySocket(res));
-    return;
-  }
-  const run =
-    s.status !== undefined && s.status >= 300
-      ? () => {
-          const status = s.status!;
-          const extra: OutgoingHttpHeaders = { ...(s.headers ?? {}) };
-          const retryAfter = s.retryAfterSeconds ?? (status === 429 || status === 529 ? 1 : undefined);
-          if (retryAfter !== undefined) extra['retry-after'] ??= String(retryAfter);
-          if (status === 429) {
-            const reset = new Date(Date.now() + (retryAfter ?? 1) * 1000)
-              .toISOString()
-              .replace(/\.\d+Z$/, 'Z');
-            extra['anthropic-ratelimit-requests-limit'] ??= '50';
-            extra['anthropic-ratelimit-requests-remaining'] ??= '0';
-            extra['anthropic-ratelimit-requests-reset'] ??= reset;
-          }
-          sendError(
-            kit,
-            res,
-            status,
-            s.errorType ?? anthropicErrorType(status),
-            s.errorMessage ?? defaultMessage(status, model),
-            extra,
-            s,
-          );
-        }
-      : go;
-  afterFirstByteDelay(kit, res, s, run);
-}
+) => playScenario(kit, res, s, stream, () => sendScenarioError(kit, res, s, model), go);
 
-interface Frame {
-  text: string;
-  kind: 'head' | 'content' | 'tail';
+/** The scenario's error status, with Anthropic's rate-limit headers on a 429. */
+function sendScenarioError(kit: MockKit, res: ServerResponse, s: Scenario, model: string): void {
+  const status = s.status!;
+  const extra: OutgoingHttpHeaders = { ...(s.headers ?? {}) };
+  const retryAfter = s.retryAfterSeconds ?? (status === 429 || status === 529 ? 1 : undefined);
+  if (retryAfter !== undefined) extra['retry-after'] ??= String(retryAfter);
+  if (status === 429) {
+    const reset = new Date(Date.now() + (retryAfter ?? 1) * 1000).toISOString().replace(/\.\d+Z$/, 'Z');
+    extra['anthropic-ratelimit-requests-limit'] ??= '50';
+    extra['anthropic-ratelimit-requests-remaining'] ??= '0';
+    extra['anthropic-ratelimit-requests-reset'] ??= reset;
+  }
+  sendError(
+    kit,
+    res,
+    status,
+    s.errorType ?? anthropicErrorType(status),
+    s.errorMessage ?? defaultMessage(status, model),
+    extra,
+    s,
+  );
 }
 
 function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): void {
@@ -429,7 +417,7 @@ function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): voi
   }
 
   const ev = (type: string, payload: Json) => `event: ${type}\ndata: ${j({ type, ...payload })}\n\n`;
-  const frames: Frame[] = [];
+  const frames: EventFrame[] = [];
   const startUsage = s.omitUsage
     ? { input_tokens: 0, output_tokens: 0 }
     : {
@@ -526,33 +514,12 @@ function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): voi
 }
 
 /** Writes frames honouring chunkDelayMs, garbageAfterChunks, midStreamError, cutAfterChunks, hangMs. */
-function sendStream(kit: MockKit, res: ServerResponse, s: Scenario, frames: Frame[]): void {
-  const out: string[] = [];
-  let seen = 0;
-  let cut = false;
-  let errored = false;
+function sendStream(kit: MockKit, res: ServerResponse, s: Scenario, frames: EventFrame[]): void {
   const garbage = 'event: content_block_delta\ndata: {broken\n\n';
-  if (s.garbageAfterChunks === 0) out.push(garbage);
-  for (const f of frames) {
-    if (f.kind === 'content' && s.cutAfterChunks !== undefined && seen >= s.cutAfterChunks) {
-      cut = true;
-      break;
-    }
-    if (f.kind === 'tail' && s.cutAfterChunks !== undefined) {
-      cut = true;
-      break;
-    }
-    if (f.kind === 'content' && s.midStreamError !== undefined && seen >= s.midStreamError) {
-      errored = true;
-      break;
-    }
-    out.push(f.text);
-    if (f.kind === 'content' && ++seen === s.garbageAfterChunks) out.push(garbage);
-  }
-  if (errored) {
+  const { out, cut } = scriptedFrames(s, frames, garbage, () => {
     const body = errorJson('overloaded_error', s.errorMessage ?? 'Overloaded', `req_${kit.nextId()}`);
-    out.push(`event: error\ndata: ${jsonWriter(s)(body)}\n\n`);
-  }
+    return `event: error\ndata: ${jsonWriter(s)(body)}\n\n`;
+  });
   res.writeHead(200, { ...headersFor(kit, s, SSE_CT), 'cache-control': 'no-cache' });
   res.flushHeaders();
   kit.writeFrames(res, s, out, cut);

@@ -10,11 +10,12 @@
 // - unknown top-level request fields are refused ("Unknown name … Cannot find field.").
 import type { ServerResponse } from 'node:http';
 import {
-  afterFirstByteDelay,
+  argsFromSchema,
   isJsonObject,
   type Json,
   type MockKit,
   type MockRequest,
+  playScenario,
   type ProtocolRoutes,
 } from './kit.js';
 import {
@@ -271,21 +272,8 @@ interface ToolPick {
   args: Json;
 }
 
-/** The arguments the mock writes: each required property set by its type. */
-export function geminiToolArgs(schema: unknown): Json {
-  const args: Json = {};
-  if (!isJsonObject(schema)) return args;
-  const props = isJsonObject(schema.properties) ? schema.properties : {};
-  const required = Array.isArray(schema.required) ? schema.required : [];
-  for (const name of required) {
-    if (typeof name !== 'string') continue;
-    const p = props[name];
-    const t = isJsonObject(p) && typeof p.type === 'string' ? p.type.toLowerCase() : '';
-    args[name] =
-      t === 'string' ? 'mole' : t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : {};
-  }
-  return args;
-}
+/** The arguments the mock writes: each required property set by its type (in any case). */
+export const geminiToolArgs = (schema: unknown): Json => argsFromSchema(schema, true);
 
 /** The deterministic tool-use rule (see README): one call of the first (allowed) function. */
 function pickTool(body: Json, contents: Json[]): ToolPick | null {
@@ -407,12 +395,7 @@ function generate(kit: MockKit, r: MockRequest, model: string, stream: boolean):
 
   const s = kit.pickScenario(model);
   const { res } = r;
-  if (s.hangMs !== undefined && !(stream && s.cutAfterChunks !== undefined)) {
-    kit.later(res, s.hangMs, () => kit.destroySocket(res));
-    return;
-  }
   const respond = () => {
-    if (s.status !== undefined && s.status >= 300) return sendError(kit, res, scenarioError(s, model), s);
     const responseId = kit.nextId();
     if (s.errorInBody) {
       const e = new GoogleError(500, s.errorMessage ?? defaultMessage(500, model), 'INTERNAL');
@@ -468,7 +451,7 @@ function generate(kit: MockKit, r: MockRequest, model: string, stream: boolean):
     });
     sendFrames(kit, res, s, frames);
   };
-  afterFirstByteDelay(kit, res, s, respond);
+  playScenario(kit, res, s, stream, () => sendError(kit, res, scenarioError(s, model), s), respond);
 }
 
 function countTokens(kit: MockKit, r: MockRequest): void {

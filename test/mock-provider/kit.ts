@@ -2,7 +2,7 @@
 // and helpers, so each protocol (anthropic.ts, responses.ts, gemini.ts) lives in its own file
 // and honours the same scenarios (status, delays, cuts, hangs, garbage, usage) as OpenAI's.
 import type http from 'node:http';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Scenario } from './server.js';
 
 export interface MockKit {
@@ -61,15 +61,25 @@ export const jsonWriter =
   (v: unknown): string =>
     s.spacedJson ? spaced(v) : JSON.stringify(v);
 
-/** Runs `fn` once the scenario's firstByteDelayMs has passed (at once when it has none). */
-export function afterFirstByteDelay(
+/**
+ * Plays the scenario's hang (the socket destroyed after hangMs; a stream it cuts hangs after its
+ * frames instead), then after its firstByteDelayMs either `fail` (a status of 300 or more) or `go`.
+ */
+export function playScenario(
   kit: MockKit,
   res: ServerResponse,
-  s: { firstByteDelayMs?: number },
-  fn: () => void,
+  s: { hangMs?: number; cutAfterChunks?: number; firstByteDelayMs?: number; status?: number },
+  stream: boolean,
+  fail: () => void,
+  go: () => void,
 ): void {
-  if (s.firstByteDelayMs && s.firstByteDelayMs > 0) kit.later(res, s.firstByteDelayMs, fn);
-  else fn();
+  if (s.hangMs !== undefined && !(stream && s.cutAfterChunks !== undefined)) {
+    kit.later(res, s.hangMs, () => kit.destroySocket(res));
+    return;
+  }
+  const next = s.status !== undefined && s.status >= 300 ? fail : go;
+  if (s.firstByteDelayMs && s.firstByteDelayMs > 0) kit.later(res, s.firstByteDelayMs, next);
+  else next();
 }
 
 /** The prompt tokens the scenario says were read from and written to the prompt cache (within the prompt). */
@@ -128,8 +138,11 @@ export function openAiAuthError(
   );
 }
 
-/** Tool-call arguments for a JSON schema: each required property gets a value of its type (same rule in every protocol). */
-export function argsFromSchema(schema: unknown): Json {
+/**
+ * Tool-call arguments for a JSON schema: each required property gets a value of its type (same
+ * rule in every protocol). Gemini's schemas spell types in capitals (`STRING`), hence `anyCase`.
+ */
+export function argsFromSchema(schema: unknown, anyCase = false): Json {
   const out: Json = {};
   if (!isJsonObject(schema)) return out;
   const props = isJsonObject(schema.properties) ? schema.properties : {};
@@ -137,8 +150,81 @@ export function argsFromSchema(schema: unknown): Json {
   for (const name of required) {
     if (typeof name !== 'string') continue;
     const p = props[name];
-    const t = isJsonObject(p) ? p.type : undefined;
+    const t = isJsonObject(p)
+      ? anyCase && typeof p.type === 'string'
+        ? p.type.toLowerCase()
+        : p.type
+      : undefined;
     out[name] = t === 'string' ? 'mole' : t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : {};
   }
   return out;
+}
+
+/** OpenAI's answer headers (a request id, the processing time), then the scenario's own. */
+export function openAiHeaders(
+  requestId: string,
+  s: { headers?: Record<string, string> },
+  contentType: string,
+): OutgoingHttpHeaders {
+  const h: OutgoingHttpHeaders = {
+    'content-type': contentType,
+    'x-request-id': requestId,
+    'openai-processing-ms': '1',
+  };
+  if (s.headers) Object.assign(h, s.headers);
+  return h;
+}
+
+/** OpenAI's headers on a scenario's error status: Retry-After, and its rate-limit headers on a 429. */
+export function openAiErrorHeaders(
+  requestId: string,
+  s: { headers?: Record<string, string>; retryAfterSeconds?: number },
+  status: number,
+): OutgoingHttpHeaders {
+  const headers = openAiHeaders(requestId, s, 'application/json');
+  const retryAfter = s.retryAfterSeconds ?? (status === 429 ? 1 : undefined);
+  if (retryAfter !== undefined) headers['retry-after'] ??= String(retryAfter);
+  if (status === 429) {
+    headers['x-ratelimit-limit-requests'] ??= '3';
+    headers['x-ratelimit-remaining-requests'] ??= '0';
+    headers['x-ratelimit-reset-requests'] ??= `${retryAfter ?? 1}s`;
+  }
+  return headers;
+}
+
+/** One SSE frame of a named-event stream: opening events, one content delta, or closing events. */
+export interface EventFrame {
+  text: string;
+  kind: 'head' | 'content' | 'tail';
+}
+
+/**
+ * What a named-event stream (Anthropic's, Responses') writes under the scenario: `garbage`
+ * after the garbageAfterChunks-th content frame, `errorFrame()` in place of the
+ * midStreamError-th onward, and with cutAfterChunks a cut (`cut`) before the next content frame
+ * past it or the first closing one.
+ */
+export function scriptedFrames(
+  s: { cutAfterChunks?: number; midStreamError?: number; garbageAfterChunks?: number },
+  frames: EventFrame[],
+  garbage: string,
+  errorFrame: () => string,
+): { out: string[]; cut: boolean } {
+  const out: string[] = [];
+  let seen = 0;
+  if (s.garbageAfterChunks === 0) out.push(garbage);
+  for (const f of frames) {
+    if (
+      s.cutAfterChunks !== undefined &&
+      (f.kind === 'tail' || (f.kind === 'content' && seen >= s.cutAfterChunks))
+    )
+      return { out, cut: true };
+    if (f.kind === 'content' && s.midStreamError !== undefined && seen >= s.midStreamError) {
+      out.push(errorFrame());
+      break;
+    }
+    out.push(f.text);
+    if (f.kind === 'content' && ++seen === s.garbageAfterChunks) out.push(garbage);
+  }
+  return { out, cut: false };
 }

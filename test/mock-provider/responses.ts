@@ -7,10 +7,10 @@
 // scenarios and deterministic text as the chat handlers (see README.md, "OpenAI Responses").
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
-  afterFirstByteDelay,
   argsFromSchema,
   openAiAuthError,
   cacheSplit,
+  type EventFrame,
   invalidRequest,
   isJsonObject,
   type Json,
@@ -18,7 +18,11 @@ import {
   type MockKit,
   type MockRequest,
   OpenAiRequestError,
+  openAiErrorHeaders,
+  openAiHeaders,
+  playScenario,
   type ProtocolRoutes,
+  scriptedFrames,
 } from './kit.js';
 import {
   chatSeedText,
@@ -277,15 +281,8 @@ function toolToCall(body: Json): Json | null {
 
 // ── answering ───────────────────────────────────────────────────────────────────────────────
 
-function headersFor(kit: MockKit, s: Scenario, contentType: string): OutgoingHttpHeaders {
-  const h: OutgoingHttpHeaders = {
-    'content-type': contentType,
-    'x-request-id': `req_${kit.nextId()}`,
-    'openai-processing-ms': '1',
-  };
-  if (s.headers) Object.assign(h, s.headers);
-  return h;
-}
+const headersFor = (kit: MockKit, s: Scenario, contentType: string): OutgoingHttpHeaders =>
+  openAiHeaders(`req_${kit.nextId()}`, s, contentType);
 
 function sendApiError(
   kit: MockKit,
@@ -300,45 +297,18 @@ function sendApiError(
   });
 }
 
-/** Applies the scenario's hang, delay and status, then answers with `go`. */
-function run(
-  kit: MockKit,
-  res: ServerResponse,
-  s: RScenario,
-  model: string,
-  stream: boolean,
-  go: () => void,
-) {
-  if (s.hangMs !== undefined && !(stream && s.cutAfterChunks !== undefined)) {
-    kit.later(res, s.hangMs, () => kit.destroySocket(res));
-    return;
-  }
-  const fail = () => {
-    const status = s.status!;
-    const d = scenarioError(status, model);
-    const headers = headersFor(kit, s, JSON_CT);
-    const retryAfter = s.retryAfterSeconds ?? (status === 429 ? 1 : undefined);
-    if (retryAfter !== undefined) headers['retry-after'] ??= String(retryAfter);
-    if (status === 429) {
-      headers['x-ratelimit-limit-requests'] ??= '3';
-      headers['x-ratelimit-remaining-requests'] ??= '0';
-      headers['x-ratelimit-reset-requests'] ??= `${retryAfter ?? 1}s`;
-    }
-    const e = {
-      message: s.errorMessage ?? d.message,
-      type: s.errorType ?? d.type,
-      param: null,
-      code: s.errorCode !== undefined ? s.errorCode : d.code,
-    };
-    kit.sendJson(res, status, errorJson(e), headers);
+/** The scenario's error status, with OpenAI's rate-limit headers on a 429. */
+function sendScenarioError(kit: MockKit, res: ServerResponse, s: RScenario, model: string): void {
+  const status = s.status!;
+  const d = scenarioError(status, model);
+  const headers = openAiErrorHeaders(`req_${kit.nextId()}`, s, status);
+  const e = {
+    message: s.errorMessage ?? d.message,
+    type: s.errorType ?? d.type,
+    param: null,
+    code: s.errorCode !== undefined ? s.errorCode : d.code,
   };
-  const next = s.status !== undefined && s.status >= 300 ? fail : go;
-  afterFirstByteDelay(kit, res, s, next);
-}
-
-interface Frame {
-  text: string;
-  kind: 'head' | 'content' | 'tail';
+  kit.sendJson(res, status, errorJson(e), headers);
 }
 
 function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): void {
@@ -455,7 +425,7 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
   let seq = 0;
   const ev = (type: string, payload: Json) =>
     `event: ${type}\ndata: ${j({ type, sequence_number: seq++, ...payload })}\n\n`;
-  const frames: Frame[] = [];
+  const frames: EventFrame[] = [];
   const head = (type: string, payload: Json) => frames.push({ kind: 'head', text: ev(type, payload) });
   const inProgress = responseJson('in_progress', []);
   head('response.created', { response: inProgress });
@@ -518,29 +488,11 @@ function sendStream(
   kit: MockKit,
   res: ServerResponse,
   s: RScenario,
-  frames: Frame[],
+  frames: EventFrame[],
   errorFrame: () => string,
 ) {
-  const out: string[] = [];
-  let seen = 0;
-  let cut = false;
   const garbage = 'event: response.output_text.delta\ndata: {broken\n\n';
-  if (s.garbageAfterChunks === 0) out.push(garbage);
-  for (const f of frames) {
-    if (
-      s.cutAfterChunks !== undefined &&
-      (f.kind === 'tail' || (f.kind === 'content' && seen >= s.cutAfterChunks))
-    ) {
-      cut = true;
-      break;
-    }
-    if (f.kind === 'content' && s.midStreamError !== undefined && seen >= s.midStreamError) {
-      out.push(errorFrame());
-      break;
-    }
-    out.push(f.text);
-    if (f.kind === 'content' && ++seen === s.garbageAfterChunks) out.push(garbage);
-  }
+  const { out, cut } = scriptedFrames(s, frames, garbage, errorFrame);
   res.writeHead(200, { ...headersFor(kit, s, SSE_CT), 'cache-control': 'no-cache' });
   res.flushHeaders();
   kit.writeFrames(res, s, out, cut);
@@ -572,7 +524,14 @@ export const responsesRoutes: ProtocolRoutes = (kit, r) => {
       );
     const body = validate(r.body);
     const s = kit.pickScenario(body.model as string) as RScenario;
-    run(kit, res, s, body.model as string, body.stream === true, () => answer(kit, res, s, body));
+    playScenario(
+      kit,
+      res,
+      s,
+      body.stream === true,
+      () => sendScenarioError(kit, res, s, body.model as string),
+      () => answer(kit, res, s, body),
+    );
   } catch (e) {
     if (e instanceof OpenAiRequestError) sendApiError(kit, res, e);
     else throw e;

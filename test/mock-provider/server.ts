@@ -18,7 +18,15 @@ import http from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { countTokens } from 'gpt-tokenizer';
-import { invalidRequest, type MockKit, OpenAiRequestError, openAiAuthError } from './kit.js';
+import {
+  invalidRequest,
+  type MockKit,
+  OpenAiRequestError,
+  openAiAuthError,
+  openAiErrorHeaders,
+  openAiHeaders,
+  playScenario,
+} from './kit.js';
 import { anthropicRoutes } from './anthropic.js';
 import { geminiRoutes } from './gemini.js';
 import { responsesRoutes } from './responses.js';
@@ -599,15 +607,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     res.destroy();
   }
 
-  function baseHeaders(reqId: string, s: Scenario, contentType: string): http.OutgoingHttpHeaders {
-    const h: http.OutgoingHttpHeaders = {
-      'content-type': contentType,
-      'x-request-id': 'req_' + reqId,
-      'openai-processing-ms': '1',
-    };
-    if (s.headers) Object.assign(h, s.headers);
-    return h;
-  }
+  const baseHeaders = (reqId: string, s: Scenario, contentType: string): http.OutgoingHttpHeaders =>
+    openAiHeaders('req_' + reqId, s, contentType);
 
   function sendJson(
     res: ServerResponse,
@@ -626,13 +627,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
 
   /** Apply delay/hang/status parts of a scenario, then call `respond`. */
   function run(res: ServerResponse, s: Scenario, model: string, stream: boolean, respond: () => void): void {
-    if (s.hangMs !== undefined && !(stream && s.cutAfterChunks !== undefined)) {
-      later(res, s.hangMs, () => destroySocket(res));
-      return;
-    }
-    const go = s.status !== undefined && s.status >= 300 ? () => sendScenarioError(res, s, model) : respond;
-    if (s.firstByteDelayMs && s.firstByteDelayMs > 0) later(res, s.firstByteDelayMs, go);
-    else go();
+    playScenario(kit, res, s, stream, () => sendScenarioError(res, s, model), respond);
   }
 
   function sendScenarioError(res: ServerResponse, s: Scenario, model: string): void {
@@ -644,15 +639,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       param: null,
       code: s.errorCode !== undefined ? s.errorCode : d.code,
     };
-    const headers = baseHeaders(nextId(), s, JSON_CT);
-    const retryAfter = s.retryAfterSeconds ?? (status === 429 ? 1 : undefined);
-    if (retryAfter !== undefined && headers['retry-after'] === undefined)
-      headers['retry-after'] = String(retryAfter);
-    if (status === 429) {
-      headers['x-ratelimit-limit-requests'] ??= '3';
-      headers['x-ratelimit-remaining-requests'] ??= '0';
-      headers['x-ratelimit-reset-requests'] ??= `${retryAfter ?? 1}s`;
-    }
+    const headers = openAiErrorHeaders('req_' + nextId(), s, status);
     sendJson(res, status, errorBody(spec), headers);
   }
 
@@ -724,6 +711,63 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
   // -------------------------------------------------------------------------
   // Endpoint handlers
   // -------------------------------------------------------------------------
+
+  /** A chat.completion answer (both the text and the tool-call kind). */
+  function sendChatCompletion(
+    res: ServerResponse,
+    s: Scenario,
+    reqId: string,
+    model: string,
+    choices: unknown[],
+    usage: Json | undefined,
+  ): void {
+    const created = Math.floor(Date.now() / 1000);
+    const out: Json = { id: 'chatcmpl-' + reqId, object: 'chat.completion', created, model, choices };
+    if (usage) out.usage = usage;
+    out.service_tier = 'default';
+    out.system_fingerprint = 'fp_mole';
+    sendJson(res, 200, JSON.stringify(out), baseHeaders(reqId, s, JSON_CT));
+  }
+
+  /**
+   * Streamed chunks: each is `head` (the chunk's shared fields up to `"choices":`), its choices,
+   * and with include_usage `"usage":null`; a final usage chunk has `choices: []`.
+   */
+  function chunkFrames(head: string, includeUsage: boolean) {
+    const tail = includeUsage ? ',"usage":null}' : '}';
+    return {
+      frame: (choices: string, kind: Frame['kind']): Frame => ({
+        data: `data: ${head}${choices}${tail}\n\n`,
+        kind,
+      }),
+      usage: (usage: Json | undefined): Frame[] =>
+        includeUsage && usage
+          ? [{ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' }]
+          : [],
+    };
+  }
+
+  /** chat.completion.chunk frames; every chunk shares id/created/model. */
+  function chatChunks(reqId: string, model: string, includeUsage: boolean) {
+    const created = Math.floor(Date.now() / 1000);
+    const chunks = chunkFrames(
+      `{"id":"chatcmpl-${reqId}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"fp_mole","choices":`,
+      includeUsage,
+    );
+    return {
+      frame: chunks.frame,
+      /** Each of `n` choices' finish chunk, then the usage chunk (with include_usage). */
+      ending: (n: number, finishReason: string, usage: Json | undefined): Frame[] => [
+        ...Array.from({ length: n }, (_, c) =>
+          chunks.frame(
+            `[{"index":${c},"delta":{},"logprobs":null,"finish_reason":"${finishReason}"}]`,
+            'tail',
+          ),
+        ),
+        ...chunks.usage(usage),
+      ],
+    };
+  }
 
   function handleChat(res: ServerResponse, body: Json): void {
     const model = requireModel(body);
@@ -805,8 +849,6 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       const promptTokens = countChatPromptTokens(messages, body.tools);
       const usage = s.omitUsage ? undefined : makeUsage(promptTokens, count * n, s.cachedTokens, true);
       const reqId = nextId();
-      const id = 'chatcmpl-' + reqId;
-      const created = Math.floor(Date.now() / 1000);
 
       if (!stream) {
         const choices = new Array(n);
@@ -823,43 +865,33 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
             finish_reason: finishReason,
           };
         }
-        const out: Json = { id, object: 'chat.completion', created, model, choices };
-        if (usage) out.usage = usage;
-        out.service_tier = 'default';
-        out.system_fingerprint = 'fp_mole';
-        sendJson(res, 200, JSON.stringify(out), baseHeaders(reqId, s, JSON_CT));
+        sendChatCompletion(res, s, reqId, model, choices, usage);
         return;
       }
 
-      // Streaming: every chunk shares id/created/model; with include_usage every
-      // chunk carries `usage: null` and a final usage chunk has `choices: []`.
-      const head = `{"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"fp_mole","choices":`;
-      const tail = includeUsage ? ',"usage":null}' : '}';
+      const chunks = chatChunks(reqId, model, includeUsage);
       const frames: Frame[] = [];
       const pieces: string[][] = [];
       for (let c = 0; c < n; c++) {
         pieces.push(generatePieces(seed + c, count));
-        frames.push({
-          data: `data: ${head}[{"index":${c},"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]${tail}\n\n`,
-          kind: 'role',
-        });
+        frames.push(
+          chunks.frame(
+            `[{"index":${c},"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}]`,
+            'role',
+          ),
+        );
       }
       for (let t = 0; t < count; t++) {
         for (let c = 0; c < n; c++) {
-          frames.push({
-            data: `data: ${head}[{"index":${c},"delta":{"content":${JSON.stringify(pieces[c]![t])}},"logprobs":null,"finish_reason":null}]${tail}\n\n`,
-            kind: 'content',
-          });
+          frames.push(
+            chunks.frame(
+              `[{"index":${c},"delta":{"content":${JSON.stringify(pieces[c]![t])}},"logprobs":null,"finish_reason":null}]`,
+              'content',
+            ),
+          );
         }
       }
-      for (let c = 0; c < n; c++) {
-        frames.push({
-          data: `data: ${head}[{"index":${c},"delta":{},"logprobs":null,"finish_reason":"${finishReason}"}]${tail}\n\n`,
-          kind: 'tail',
-        });
-      }
-      if (includeUsage && usage)
-        frames.push({ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' });
+      frames.push(...chunks.ending(n, finishReason, usage));
       sendStream(res, s, reqId, frames);
     });
   }
@@ -880,8 +912,6 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     const promptTokens = countChatPromptTokens(messages, body.tools);
     const usage = s.omitUsage ? undefined : makeUsage(promptTokens, perChoice * n, s.cachedTokens, true);
     const reqId = nextId();
-    const id = 'chatcmpl-' + reqId;
-    const created = Math.floor(Date.now() / 1000);
     const callId = (c: number) => `call_${reqId}${c}`;
     if (!stream) {
       const choices = Array.from({ length: n }, (_, c) => ({
@@ -898,15 +928,10 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         logprobs: null,
         finish_reason: 'tool_calls',
       }));
-      const out: Json = { id, object: 'chat.completion', created, model, choices };
-      if (usage) out.usage = usage;
-      out.service_tier = 'default';
-      out.system_fingerprint = 'fp_mole';
-      sendJson(res, 200, JSON.stringify(out), baseHeaders(reqId, s, JSON_CT));
+      sendChatCompletion(res, s, reqId, model, choices, usage);
       return;
     }
-    const head = `{"id":"${id}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"fp_mole","choices":`;
-    const tail = includeUsage ? ',"usage":null}' : '}';
+    const chunks = chatChunks(reqId, model, includeUsage);
     const frames: Frame[] = [];
     const half = Math.ceil(tool.arguments.length / 2);
     for (let c = 0; c < n; c++) {
@@ -916,23 +941,21 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         type: 'function',
         function: { name: tool.name, arguments: '' },
       };
-      frames.push({
-        data: `data: ${head}[{"index":${c},"delta":{"role":"assistant","content":null,"tool_calls":[${JSON.stringify(start)}]},"logprobs":null,"finish_reason":null}]${tail}\n\n`,
-        kind: 'role',
-      });
+      frames.push(
+        chunks.frame(
+          `[{"index":${c},"delta":{"role":"assistant","content":null,"tool_calls":[${JSON.stringify(start)}]},"logprobs":null,"finish_reason":null}]`,
+          'role',
+        ),
+      );
       for (const part of [tool.arguments.slice(0, half), tool.arguments.slice(half)])
-        frames.push({
-          data: `data: ${head}[{"index":${c},"delta":{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(part)}}}]},"logprobs":null,"finish_reason":null}]${tail}\n\n`,
-          kind: 'content',
-        });
+        frames.push(
+          chunks.frame(
+            `[{"index":${c},"delta":{"tool_calls":[{"index":0,"function":{"arguments":${JSON.stringify(part)}}}]},"logprobs":null,"finish_reason":null}]`,
+            'content',
+          ),
+        );
     }
-    for (let c = 0; c < n; c++)
-      frames.push({
-        data: `data: ${head}[{"index":${c},"delta":{},"logprobs":null,"finish_reason":"tool_calls"}]${tail}\n\n`,
-        kind: 'tail',
-      });
-    if (includeUsage && usage)
-      frames.push({ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' });
+    frames.push(...chunks.ending(n, 'tool_calls', usage));
     sendStream(res, s, reqId, frames);
   }
 
@@ -1005,26 +1028,30 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         sendJson(res, 200, JSON.stringify(out), baseHeaders(reqId, s, JSON_CT));
         return;
       }
-      const head = `{"id":"${id}","object":"text_completion","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":"fp_mole","choices":`;
-      const tail = includeUsage ? ',"usage":null}' : '}';
+      const chunks = chunkFrames(
+        `{"id":"${id}","object":"text_completion","created":${created},"model":${JSON.stringify(model)},"system_fingerprint":"fp_mole","choices":`,
+        includeUsage,
+      );
       const pieces = choiceSeeds.map((sd) => generatePieces(sd, count));
       const frames: Frame[] = [];
       for (let t = 0; t < count; t++) {
         for (let c = 0; c < nChoices; c++) {
-          frames.push({
-            data: `data: ${head}[{"text":${JSON.stringify(pieces[c]![t])},"index":${c},"logprobs":null,"finish_reason":null}]${tail}\n\n`,
-            kind: 'content',
-          });
+          frames.push(
+            chunks.frame(
+              `[{"text":${JSON.stringify(pieces[c]![t])},"index":${c},"logprobs":null,"finish_reason":null}]`,
+              'content',
+            ),
+          );
         }
       }
-      for (let c = 0; c < nChoices; c++) {
-        frames.push({
-          data: `data: ${head}[{"text":"","index":${c},"logprobs":null,"finish_reason":"${finishReason}"}]${tail}\n\n`,
-          kind: 'tail',
-        });
-      }
-      if (includeUsage && usage)
-        frames.push({ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' });
+      for (let c = 0; c < nChoices; c++)
+        frames.push(
+          chunks.frame(
+            `[{"text":"","index":${c},"logprobs":null,"finish_reason":"${finishReason}"}]`,
+            'tail',
+          ),
+        );
+      frames.push(...chunks.usage(usage));
       sendStream(res, s, reqId, frames);
     });
   }

@@ -2,9 +2,10 @@
 // durations, time to first byte, upstream failures, spend, tokens, key cache, log queue),
 // never carries key material or credentials, and is served to loopback only unless
 // MOLE_METRICS_TOKEN is set (then Bearer, from anywhere).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import { closedPort } from '../relay/relay-helpers.js';
 
 const CHANNEL_CRED = 'upstream-cred-7f3a9c1e5b2d4f60';
@@ -41,8 +42,10 @@ describe('metrics', () => {
   let s: TestServer;
   let secret: string;
   let display: string;
+  serverForSuite({}, (started) => {
+    s = started;
+  });
   beforeAll(async () => {
-    s = await startTestServer();
     // A dead channel tried first (higher priority), then the offline mock answers.
     const port = await closedPort();
     for (const ch of [
@@ -63,9 +66,6 @@ describe('metrics', () => {
     const k = await userWithKey(s, { balance: 10, key: { name: 'metrics-key' } });
     secret = k.secret;
     display = k.key.display;
-  });
-  afterAll(async () => {
-    await s?.close();
   });
 
   const chat = (body: Record<string, unknown>) =>

@@ -8,7 +8,8 @@ import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_SECTIONS, registerConsole } from '../../src/console/index.js';
 import { REPO_ROOT } from '../helpers/process.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import type { TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 
 const UNKNOWN = [
   '/healthzz',
@@ -27,11 +28,8 @@ const HTML = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 
 describe('unknown paths on the real server', () => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer();
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({}, (started) => {
+    s = started;
   });
 
   it('answer a JSON 404 to API clients and probes, whatever they accept', async () => {

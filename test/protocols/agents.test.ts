@@ -10,9 +10,10 @@
 //   input item, not in `tools`: translated, they must not be lost.
 import { readFileSync } from 'node:fs';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
-import { type MockProvider, startMockProvider } from '../mock-provider/server.js';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type TestServer, userWithKey } from '../helpers/server.js';
+import { gatewayForSuite } from '../helpers/suite.js';
+import type { MockProvider } from '../mock-provider/server.js';
 import { addChannel, setPrice } from '../relay/relay-helpers.js';
 
 const UPSTREAM_KEY = 'sk-upstream-agents-secret';
@@ -44,9 +45,11 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
   let mock: MockProvider;
   let client: OpenAI;
 
+  gatewayForSuite({}, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
+    s = started;
+    mock = startedMock;
+  });
   beforeAll(async () => {
-    s = await startTestServer();
-    mock = await startMockProvider({ apiKey: UPSTREAM_KEY });
     await addChannel(s, {
       type: 'openai',
       base_url: mock.url,
@@ -63,10 +66,6 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
     for (const m of ['codex-chat', 'codex-claude']) await setPrice(s, m, PRICE);
     const u = await userWithKey(s, { balance: 100 });
     client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: u.secret, maxRetries: 0, timeout: 20_000 });
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
   beforeEach(() => mock.reset());
 
@@ -281,9 +280,11 @@ describe('Claude Code through the gateway, replayed', () => {
   let mock: MockProvider;
   let secret: string;
 
+  gatewayForSuite({}, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
+    s = started;
+    mock = startedMock;
+  });
   beforeAll(async () => {
-    s = await startTestServer();
-    mock = await startMockProvider({ apiKey: UPSTREAM_KEY });
     await addChannel(s, {
       type: 'anthropic',
       base_url: mock.url.replace(/\/v1$/, ''),
@@ -293,10 +294,6 @@ describe('Claude Code through the gateway, replayed', () => {
     await addChannel(s, { type: 'openai', base_url: mock.url, api_key: UPSTREAM_KEY, models: ['gpt-mole'] });
     for (const m of ['claude-mole', 'gpt-mole']) await setPrice(s, m, PRICE);
     secret = (await userWithKey(s, { balance: 100 })).secret;
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
   beforeEach(() => mock.reset());
 

@@ -6,9 +6,10 @@
 // Anthropic's error shape and the contract's check order.
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { countMessagesTokens } from '../../src/relay/protocols/anthropic.js';
-import { backends, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { backends, type TestServer, userWithKey } from '../helpers/server.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import { countAnthropicPromptTokens, expectedAnthropicText } from '../mock-provider/anthropic.js';
 import { expectedGeminiText } from '../mock-provider/gemini.js';
 import {
@@ -16,7 +17,6 @@ import {
   DEFAULT_COMPLETION_TOKENS,
   expectedChatCompletion,
   type MockProvider,
-  startMockProvider,
 } from '../mock-provider/server.js';
 import { addChannel, allLogs, type LogRow, nanoOf, setPrice } from '../relay/relay-helpers.js';
 
@@ -96,9 +96,11 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
   };
   const lastUpstream = () => mock.requests[mock.requests.length - 1]!;
 
+  gatewayForSuite({ backend }, { apiKey: UP_KEY }, (started, startedMock) => {
+    s = started;
+    mock = startedMock;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend });
-    mock = await startMockProvider({ apiKey: UP_KEY });
     origin = mock.url.replace(/\/v1$/, '');
     await addChannel(s, {
       type: 'anthropic',
@@ -110,10 +112,6 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     // The OpenAI side of the mock checks Bearer credentials against the same key.
     await addChannel(s, { type: 'openai', base_url: mock.url, api_key: UP_KEY, models: ['gpt-trans'] });
     for (const [m, p] of Object.entries(PRICES)) await setPrice(s, m, p as never);
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
 
   // ── pass-through: Anthropic in → Anthropic channel ───────────────────────────────────────

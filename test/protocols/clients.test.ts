@@ -4,9 +4,10 @@
 import { createOpenAI } from '@ai-sdk/openai';
 import { ChatOpenAI } from '@langchain/openai';
 import { generateText, streamText } from 'ai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { userWithKey, type TestServer } from '../helpers/server.js';
+import { gatewayForSuite } from '../helpers/suite.js';
+import type { MockProvider } from '../mock-provider/server.js';
 import { addChannel, allLogs, setPrice, uniq } from '../relay/relay-helpers.js';
 
 describe('client libraries named in the README', () => {
@@ -17,9 +18,11 @@ describe('client libraries named in the README', () => {
   let responsesModel: string;
   let chatOnlyModel: string;
 
+  gatewayForSuite({}, {}, (started, startedMock) => {
+    s = started;
+    mock = startedMock;
+  });
   beforeAll(async () => {
-    s = await startTestServer();
-    mock = await startMockProvider();
     responsesModel = uniq('resp');
     chatOnlyModel = uniq('chat');
     // One channel serves Responses as sent; the other lacks it, so the relay translates to chat.
@@ -35,10 +38,6 @@ describe('client libraries named in the README', () => {
     const u = await userWithKey(s, { balance: 10 });
     secret = u.secret;
     keyId = u.key.id;
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
 
   const aiSdk = () => createOpenAI({ baseURL: `${s.url}/v1`, apiKey: secret });

@@ -5,16 +5,16 @@
 // row, and the key rules answered in Google's error shape.
 import { ApiError, type GenerateContentResponse, GoogleGenAI } from '@google/genai';
 import type OpenAI from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { countGeminiTokens } from '../../src/relay/protocols/gemini.js';
-import { backends, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { backends, type TestServer, userWithKey } from '../helpers/server.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import { countGeminiPromptTokens, expectedGeminiText } from '../mock-provider/gemini.js';
 import {
   countChatPromptTokens,
   DEFAULT_COMPLETION_TOKENS,
   expectedChatCompletion,
   type MockProvider,
-  startMockProvider,
 } from '../mock-provider/server.js';
 import {
   addChannel,
@@ -59,9 +59,11 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
   let mock: MockProvider;
   let origin: string;
 
+  gatewayForSuite({ backend }, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
+    s = started;
+    mock = startedMock;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend });
-    mock = await startMockProvider({ apiKey: UPSTREAM_KEY });
     origin = mock.url.replace(/\/v1$/, '');
     await addChannel(s, {
       type: 'gemini',
@@ -78,10 +80,6 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       model_map: { 'gm-oai': 'gpt-4o' },
     });
     for (const [m, p] of Object.entries(PRICES)) await setPrice(s, m, p);
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
   beforeEach(() => mock.reset());
 

@@ -8,15 +8,15 @@
 import { createOpenAI } from '@ai-sdk/openai';
 import { generateText, jsonSchema, stepCountIs, streamText, tool } from 'ai';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { backends, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { backends, type TestServer, userWithKey } from '../helpers/server.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import { countResponsesPromptTokens, expectedResponsesText } from '../mock-provider/responses.js';
 import {
   countChatPromptTokens,
   expectedChatCompletion,
   type MockProvider,
   type Scenario,
-  startMockProvider,
 } from '../mock-provider/server.js';
 import { addChannel, logByRequestId, nanoOf, rawRelay, setPrice, uniq } from '../relay/relay-helpers.js';
 
@@ -61,6 +61,11 @@ const weather = {
     required: ['city', 'days'],
   },
 };
+/** `weather` as a chat channel receives it, translated to a chat function tool. */
+const WEATHER_AS_CHAT_TOOL = {
+  type: 'function',
+  function: { name: 'get_weather', description: 'Weather for a city', parameters: weather.parameters },
+};
 
 describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend) => {
   let s: TestServer;
@@ -70,9 +75,11 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
   let keyId: number;
   let secret: string;
 
+  gatewayForSuite({ backend }, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
+    s = started;
+    mock = startedMock;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend });
-    mock = await startMockProvider({ apiKey: UPSTREAM_KEY });
     origin = mock.url.replace(/\/v1$/, '');
     // An OpenAI channel that speaks Responses (the default) → pass-through.
     await addChannel(s, {
@@ -121,10 +128,6 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
     keyId = u.key.id;
     secret = u.secret;
     client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: secret, maxRetries: 0, timeout: 20_000 });
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
   beforeEach(() => mock.reset());
 
@@ -432,16 +435,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
         { role: 'tool', tool_call_id: 'call_7', content: '{"sky":"clear"}' },
       ]);
       // Hosted tools (web_search) run only at OpenAI: left out when translating.
-      expect(chat.tools).toEqual([
-        {
-          type: 'function',
-          function: {
-            name: 'get_weather',
-            description: 'Weather for a city',
-            parameters: weather.parameters,
-          },
-        },
-      ]);
+      expect(chat.tools).toEqual([WEATHER_AS_CHAT_TOOL]);
       expect(chat.tool_choice).toBe('auto');
       expect(res.output_text).toBe(expectedChatCompletion(chat.messages));
     });
@@ -520,16 +514,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       const params = { model: 'gpt-chat', input: 'Weather in Paris?', tools: [weather] };
       const plain = await client.responses.create(params);
       const chat = lastUpstream().body as Record<string, unknown>;
-      expect(chat.tools).toEqual([
-        {
-          type: 'function',
-          function: {
-            name: 'get_weather',
-            description: 'Weather for a city',
-            parameters: weather.parameters,
-          },
-        },
-      ]);
+      expect(chat.tools).toEqual([WEATHER_AS_CHAT_TOOL]);
       expect(plain.status).toBe('completed');
       expect(plain.output).toHaveLength(1);
       const call = plain.output[0] as OpenAI.Responses.ResponseFunctionToolCall;

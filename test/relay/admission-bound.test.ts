@@ -2,9 +2,10 @@
 // when that bound would be refused: a key whose quota covers the exact worst case but not the
 // bound's is still served, and one that cannot afford the exact worst case is still refused,
 // with the same message as before. Estimates (no usage from upstream) use the exact count.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { backends, userWithKey, type TestServer } from '../helpers/server.js';
+import { gatewayForSuite } from '../helpers/suite.js';
+import type { MockProvider } from '../mock-provider/server.js';
 import { chatPromptBound, countChatPrompt } from '../../src/relay/tokens.js';
 import { addChannel, allLogs, client, expectedCostNano, sdkError, setPrice } from './relay-helpers.js';
 
@@ -18,15 +19,13 @@ const messages = [
 describe.each(backends())('admission on the prompt bound [%s]', (backend) => {
   let s: TestServer;
   let mock: MockProvider;
+  gatewayForSuite({ backend }, { apiKey: 'bound-upstream' }, (started, startedMock) => {
+    s = started;
+    mock = startedMock;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend });
-    mock = await startMockProvider({ apiKey: 'bound-upstream' });
     await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'bound-upstream', models: ['bound'] });
     await setPrice(s, 'bound', PRICE);
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
 
   const exact = () => expectedCostNano({ prompt: countChatPrompt(messages), completion: MAX_TOKENS }, PRICE);

@@ -4,15 +4,11 @@
 // `used` and the account's balance moved by exactly the sum of logged costs, and /api/usage
 // agrees with the logs. Then bursts: 30 concurrent requests against a key quota, and against
 // an account balance shared by two keys, that cover exactly three worst cases.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import { backends, redisUrl, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import {
-  countChatPromptTokens,
-  countTextTokens,
-  startMockProvider,
-  type MockProvider,
-} from '../mock-provider/server.js';
+import { backends, redisUrl, userWithKey, type TestServer } from '../helpers/server.js';
+import { gatewayForSuite } from '../helpers/suite.js';
+import { countChatPromptTokens, countTextTokens, type MockProvider } from '../mock-provider/server.js';
 import { countChatPrompt } from '../../src/relay/tokens.js';
 import {
   addChannel,
@@ -45,9 +41,11 @@ describe.each(backends())('exact billing (%s)', (backend) => {
   let s: TestServer;
   let mock: MockProvider;
 
+  gatewayForSuite({ backend }, { apiKey: 'billing-upstream' }, (started, startedMock) => {
+    s = started;
+    mock = startedMock;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend });
-    mock = await startMockProvider({ apiKey: 'billing-upstream' });
     await addChannel(s, {
       type: 'openai',
       base_url: mock.url,
@@ -56,10 +54,6 @@ describe.each(backends())('exact billing (%s)', (backend) => {
     });
     for (const [m, p] of Object.entries(PRICES)) await setPrice(s, m, p);
     await setGroup(s, 'gold', MULT);
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
 
   it('a mixed run: each logged cost = usage × price × 1.5 to the nano-USD; key used and balance moved by the sum of logs; usage totals agree', async () => {
@@ -301,19 +295,17 @@ describe.each(burstCases)('burst admission (%s, %s ledger)', (backend, ledger) =
   const MAX_TOKENS = 50;
   const messages = [{ role: 'user' as const, content: 'burst request with a fixed prompt' }];
 
+  gatewayForSuite({ backend, redis: ledger === 'redis' }, {}, (started, startedMock) => {
+    s = started;
+    mock = startedMock;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend, redis: ledger === 'redis' });
-    mock = await startMockProvider();
     await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: ['burst'] });
     await setPrice(s, 'burst', PRICE);
     await setGroup(s, 'burst-gold', MULT);
     // Slow first byte: all 30 reservations are taken before any request settles. Every answer
     // uses exactly max_tokens, so a settled request costs its full reservation.
     mock.setScenario('burst', { firstByteDelayMs: 300, completionTokens: MAX_TOKENS });
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
 
   /** The reservation the gateway takes: local prompt count + max_tokens, priced, multiplied, rounded up. */
@@ -407,15 +399,17 @@ describe.each(backends())('admission without max_tokens (%s)', (backend) => {
   const DEFAULT_CAP = 50;
   const messages = [{ role: 'user' as const, content: 'no max_tokens here' }];
 
+  gatewayForSuite(
+    { backend, env: { MOLE_DEFAULT_MAX_OUTPUT_TOKENS: String(DEFAULT_CAP) } },
+    {},
+    (started, startedMock) => {
+      s = started;
+      mock = startedMock;
+    },
+  );
   beforeAll(async () => {
-    s = await startTestServer({ backend, env: { MOLE_DEFAULT_MAX_OUTPUT_TOKENS: String(DEFAULT_CAP) } });
-    mock = await startMockProvider();
     await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: ['nocap'] });
     await setPrice(s, 'nocap', PRICE);
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
 
   it('the configured default output cap is the worst case: a quota below it refuses the request', async () => {

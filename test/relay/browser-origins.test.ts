@@ -3,22 +3,22 @@
 // scheme significant); listed origins get CORS headers; preflights on relay routes answer 204
 // for anyone (they carry no key). Key fields: allowed_origins validated and normalised.
 import Anthropic from '@anthropic-ai/sdk';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { backends, type TestServer, userWithKey } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import { expectApiError, expectRelayError, raw, relay } from '../foundation/util.js';
 import { addChannel, setPrice, uniq } from './relay-helpers.js';
 
 describe.each(backends())('browser origins [%s]', (backend) => {
   let s: TestServer;
   let model: string;
+  serverForSuite({ backend }, (started) => {
+    s = started;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend });
     model = uniq('origin-model');
     await addChannel(s, { type: 'mock', models: [model] });
     await setPrice(s, model, { input: 1, output: 1 });
-  });
-  afterAll(async () => {
-    await s?.close();
   });
 
   it('allowed_origins is validated, normalised, shown and audited', async () => {

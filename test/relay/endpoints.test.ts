@@ -2,14 +2,14 @@
 // independent mock upstream, on SQLite and PostgreSQL: chat (plain, stream with and without
 // include_usage), completions, embeddings (float and base64), /v1/models filtering,
 // model_map, the built-in offline `mock` channel type, and /v1/key.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { backends, userWithKey, type TestServer } from '../helpers/server.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import {
   countChatPromptTokens,
   countTextTokens,
   expectedChatCompletion,
   expectedTextCompletion,
-  startMockProvider,
   type MockProvider,
 } from '../mock-provider/server.js';
 import {
@@ -36,9 +36,11 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
   let mock: MockProvider;
   let channelId: number;
 
+  gatewayForSuite({ backend }, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
+    s = started;
+    mock = startedMock;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend });
-    mock = await startMockProvider({ apiKey: UPSTREAM_KEY });
     const ch = await addChannel(s, {
       type: 'openai',
       base_url: mock.url,
@@ -52,10 +54,6 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     await setPrice(s, 'mapped-a', CHAT_PRICE);
     await setPrice(s, 'cmp-a', CMP_PRICE);
     await setPrice(s, 'emb-a', EMB_PRICE);
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
 
   const lastUpstream = (path: string) => [...mock.requests].reverse().find((r) => r.path === path)!;

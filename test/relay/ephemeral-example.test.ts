@@ -4,7 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { type TestServer, userWithKey } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import { addChannel, setPrice } from './relay-helpers.js';
 
 async function freePort(): Promise<number> {
@@ -19,8 +20,10 @@ describe('examples/ephemeral', () => {
   let s: TestServer;
   let child: ChildProcess | null = null;
   let port = 0;
+  serverForSuite({}, (started) => {
+    s = started;
+  });
   beforeAll(async () => {
-    s = await startTestServer();
     await addChannel(s, { type: 'mock', models: ['mole-mini'] });
     await setPrice(s, 'mole-mini', { input: 0.15, output: 0.6 });
     const { secret } = await userWithKey(s);
@@ -40,7 +43,6 @@ describe('examples/ephemeral', () => {
   });
   afterAll(async () => {
     child?.kill();
-    await s?.close();
   });
 
   it('serves the page and an ephemeral key the page origin can use', async () => {

@@ -6,7 +6,7 @@ import http from 'node:http';
 import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';
-import { mockForSuite, serverForSuite } from '../helpers/suite.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import { countChatPromptTokens, type MockProvider } from '../mock-provider/server.js';
 import {
   addChannel,
@@ -30,11 +30,9 @@ describe.each(backends())('upstream fault matrix (%s)', (backend) => {
   let good: MockProvider;
   const closers: (() => Promise<void>)[] = [];
 
-  serverForSuite({ backend }, (started) => {
+  gatewayForSuite({ backend }, {}, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({}, (started) => {
-    good = started;
+    good = startedMock;
   });
   afterAll(async () => {
     await Promise.all(closers.map((c) => c()));

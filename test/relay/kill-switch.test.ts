@@ -1,8 +1,9 @@
 // The kill switch (contract §8): POST /v1/key/revoke, authenticated by the key itself, disables
 // and locks it (its owner cannot enable it again; an admin can), audited as key.revoke, answers
 // the key object (never the secret). Whoever holds the secret may do it, from any IP.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, startTestServer, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { backends, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import {
   createKey,
   createUser,
@@ -14,11 +15,8 @@ import {
 
 describe.each(backends())('kill switch [%s]', (backend) => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({ backend }, (started) => {
+    s = started;
   });
 
   it('switches the key off and locks it; its owner cannot switch it back on, an admin can', async () => {

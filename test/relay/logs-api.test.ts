@@ -2,9 +2,10 @@
 // object's fields, filters (key, user, model, status, time), cursor pagination, totals, CSV
 // export (with formula-injection guard); usage grouped by day / key / model (rollup and raw
 // paths agree), CSV; a signed-in user sees only their own rows.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, login, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { backends, login, userWithKey, type TestServer } from '../helpers/server.js';
+import { gatewayForSuite } from '../helpers/suite.js';
+import type { MockProvider } from '../mock-provider/server.js';
 import {
   addChannel,
   allLogs,
@@ -79,9 +80,11 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
   let boundary: string;
   let all: LogRow[];
 
+  gatewayForSuite({ backend }, {}, (started, startedMock) => {
+    s = started;
+    mock = startedMock;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend });
-    mock = await startMockProvider();
     await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: ['lg-a', 'lg-b'] });
     await setPrice(s, 'lg-a', { input: 1, output: 3 });
     await setPrice(s, 'lg-b', { input: 0.5, output: 1.5 });
@@ -123,10 +126,6 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
     for (let i = 0; i < 4; i++) await ask(u2.secret, 'lg-b', i, true);
     all = await allLogs(s);
     expect(all).toHaveLength(15);
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
 
   it('every log row has the contract fields', () => {

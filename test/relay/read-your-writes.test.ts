@@ -1,16 +1,16 @@
 // Management reads see spend at once, even with a long batch interval: they flush first.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, login, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { backends, login, userWithKey, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 
 describe.each(backends())('read-your-writes on balances (%s)', (backend) => {
   let s: TestServer;
+  serverForSuite({ backend, env: { MOLE_FLUSH_INTERVAL_MS: '60000' } }, (started) => {
+    s = started;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend, env: { MOLE_FLUSH_INTERVAL_MS: '60000' } });
     await s.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: ['mole-mini'] });
     await s.api('PUT', '/api/prices/mole-mini', { input: 3, output: 15 });
-  });
-  afterAll(async () => {
-    await s?.close();
   });
 
   it('user balance from GET /api/users/:id, GET /api/users and /api/auth/session includes spend not yet batched', async () => {

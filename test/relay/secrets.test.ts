@@ -5,9 +5,10 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, pgUrl, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { describe, expect, it } from 'vitest';
+import { backends, pgUrl, userWithKey, type TestServer } from '../helpers/server.js';
+import { gatewayForSuite } from '../helpers/suite.js';
+import type { MockProvider } from '../mock-provider/server.js';
 import { generateKey } from '../../src/keys/format.js';
 import { addChannel, allLogs, client, closedPort, rawRelay, sdkError, setPrice } from './relay-helpers.js';
 
@@ -22,13 +23,9 @@ describe.each(backends())('secrets stay secret (%s)', (backend) => {
   const answers: string[] = [];
   const clientSecrets: string[] = [];
 
-  beforeAll(async () => {
-    s = await startTestServer({ backend });
-    mock = await startMockProvider({ apiKey: upstreamCred });
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
+  gatewayForSuite({ backend }, { apiKey: upstreamCred }, (started, startedMock) => {
+    s = started;
+    mock = startedMock;
   });
 
   it('a run through success, failure and refusal paths leaves no secret in the database, logs, errors or API answers', async () => {

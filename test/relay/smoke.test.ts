@@ -1,14 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import { startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { userWithKey, type TestServer } from '../helpers/server.js';
+import { gatewayForSuite } from '../helpers/suite.js';
+import type { MockProvider } from '../mock-provider/server.js';
 
 describe('relay smoke', () => {
   let s: TestServer;
   let mock: MockProvider;
+  gatewayForSuite({}, { apiKey: 'upstream-secret' }, (started, startedMock) => {
+    s = started;
+    mock = startedMock;
+  });
   beforeAll(async () => {
-    s = await startTestServer();
-    mock = await startMockProvider({ apiKey: 'upstream-secret' });
     const ch = await s.api('POST', '/api/channels', {
       name: 'm',
       type: 'openai',
@@ -21,10 +24,6 @@ describe('relay smoke', () => {
     expect(
       (await s.api('PUT', '/api/prices/text-embedding-3-small', { input: 0.02, output: 0 })).status,
     ).toBe(200);
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
   });
 
   it('chat plain, stream, embeddings', async () => {

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';
-import { mockForSuite, serverForSuite } from '../helpers/suite.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import {
   countChatPromptTokens,
   countTextTokens,
@@ -66,11 +66,9 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
   let s: TestServer;
   let mock: MockProvider;
 
-  serverForSuite({ backend }, (started) => {
+  gatewayForSuite({ backend }, {}, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({}, (started) => {
-    mock = started;
+    mock = startedMock;
   });
 
   async function model() {

@@ -3,7 +3,7 @@
 // chunk written with whitespace, and an upstream reporting absurd usage.
 import { afterAll, describe, expect, it } from 'vitest';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';
-import { mockForSuite, serverForSuite } from '../helpers/suite.js';
+import { gatewayForSuite } from '../helpers/suite.js';
 import { countChatPromptTokens, type MockProvider } from '../mock-provider/server.js';
 import {
   addChannel,
@@ -35,11 +35,9 @@ describe.each(backends())('upstream accounting defects (%s)', (backend) => {
   let mock: MockProvider;
   const upstreams: { close(): Promise<void> }[] = [];
 
-  serverForSuite({ backend }, (started) => {
+  gatewayForSuite({ backend }, {}, (started, startedMock) => {
     s = started;
-  });
-  mockForSuite({}, (started) => {
-    mock = started;
+    mock = startedMock;
   });
   afterAll(async () => {
     await Promise.all(upstreams.map((u) => u.close()));

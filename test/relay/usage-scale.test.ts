@@ -3,9 +3,10 @@
 // partial-day (hourly rollup + logs at the edges) ranges alike. And `GET /api/logs?status=error`
 // is served by an index, not a scan. Not timed.
 import { CompiledQuery } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { newKeyRow } from '../../src/keys/service.js';
-import { backends, startTestServer, type TestServer } from '../helpers/server.js';
+import { backends, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 
 /**
  * 100k keys on SQLite; on PostgreSQL 70k, still above its 65,535 parameters per statement:
@@ -20,8 +21,10 @@ describe.each(backends())('usage and logs at scale [%s]', (backend) => {
   const KEYS = keysFor(backend);
   let s: TestServer;
   let day: number;
+  serverForSuite({ backend }, (started) => {
+    s = started;
+  });
   beforeAll(async () => {
-    s = await startTestServer({ backend });
     const user = await s.api('POST', '/api/users', { username: 'scale', password: 'password-123' });
     expect(user.status).toBe(201);
     const userId = user.body.id as number;
@@ -104,9 +107,6 @@ describe.each(backends())('usage and logs at scale [%s]', (backend) => {
       }
     });
   }, 300_000);
-  afterAll(async () => {
-    await s?.close();
-  });
 
   const iso = (ms: number) => new Date(ms).toISOString();
   const ranges = () => ({

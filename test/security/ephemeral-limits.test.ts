@@ -2,19 +2,17 @@
 // of its parent and counts against the parent's rpm (429 rate_limit_exceeded, with the usual
 // rate-limit headers), and one parent may hold at most MOLE_MAX_EPHEMERAL_KEYS_PER_KEY live
 // ephemeral keys (409 key_limit_reached; expired and revoked ones do not count).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, startTestServer, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { backends, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import { createKey, createUser, expectRelayError, relay } from '../foundation/util.js';
 
 const CAP = 3;
 
 describe.each(backends())('ephemeral key minting limits [%s]', (backend) => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer({ backend, env: { MOLE_MAX_EPHEMERAL_KEYS_PER_KEY: String(CAP) } });
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({ backend, env: { MOLE_MAX_EPHEMERAL_KEYS_PER_KEY: String(CAP) } }, (started) => {
+    s = started;
   });
 
   const mint = (secret: string, body: Record<string, unknown> = {}) =>

@@ -5,6 +5,7 @@
 // the trusted-proxy setting believes: a forged X-Forwarded-For counts for nothing.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { backends, startTestServer, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import {
   createKey,
   createUser,
@@ -209,11 +210,8 @@ describe.each(backends())('anomaly guard behind a trusted proxy [%s]', (backend)
 
 describe('anomaly guard without a trusted proxy', () => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer();
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({}, (started) => {
+    s = started;
   });
 
   it('a forged X-Forwarded-For counts for nothing: every request is the socket address', async () => {

@@ -1,11 +1,12 @@
 // A GitHub stand-in for the leak-report suites: a P-256 key pair of our own, its public half
 // written in GitHub's key-file shape (MOLE_SECRET_SCANNING_KEYS), and reports signed with it
 // exactly as GitHub signs them (base64 DER ECDSA over the raw body).
-import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { TestServer } from '../helpers/server.js';
+import { type StartOptions, startTestServer, type TestServer } from '../helpers/server.js';
+import { forSuite } from '../helpers/suite.js';
 
 export interface FakeGithub {
   /** The key file to pass as MOLE_SECRET_SCANNING_KEYS. */
@@ -88,3 +89,31 @@ export const match = (token: string, url = 'https://github.com/acme/app/blob/abc
   url,
   source: 'content',
 });
+
+/** The token_hash GitHub labels a reported token by: its SHA-256, hex. */
+export const tokenHash = (token: string) => createHash('sha256').update(token).digest('hex');
+
+/** A describe block's test server trusting a fake GitHub's key file; both gone after the block. */
+export function githubForSuite(opts: StartOptions, use: (s: TestServer, gh: FakeGithub) => void): void {
+  forSuite(
+    async () => {
+      const gh = fakeGithub();
+      const s = await startTestServer({
+        ...opts,
+        env: { ...opts.env, MOLE_SECRET_SCANNING_KEYS: gh.file },
+      }).catch((e: unknown) => {
+        gh.cleanup();
+        throw e;
+      });
+      return {
+        s,
+        gh,
+        async close() {
+          await s.close();
+          gh.cleanup();
+        },
+      };
+    },
+    ({ s, gh }) => use(s, gh),
+  );
+}

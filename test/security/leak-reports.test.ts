@@ -2,10 +2,11 @@
 // key it names, audits `key.leaked` with the report's url and source (never the token),
 // raises a `key.leaked` event and labels every token; unsigned, forged and unknown-key
 // reports are refused (401), malformed ones too (400); without a key file the route is off.
-import { createHash, generateKeyPairSync, sign } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/keys/format.js';
-import { backends, startTestServer, type TestServer } from '../helpers/server.js';
+import { backends, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
 import {
   createKey,
   createUser,
@@ -14,21 +15,15 @@ import {
   relay,
   session,
 } from '../foundation/util.js';
-import { type FakeGithub, fakeGithub, match } from './helpers.js';
-
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+import { type FakeGithub, fakeGithub, githubForSuite, match, tokenHash } from './helpers.js';
 
 describe.each(backends())('GitHub secret-scanning reports [%s]', (backend) => {
   let s: TestServer;
   let gh: FakeGithub;
 
-  beforeAll(async () => {
-    gh = fakeGithub();
-    s = await startTestServer({ backend, env: { MOLE_SECRET_SCANNING_KEYS: gh.file } });
-  });
-  afterAll(async () => {
-    await s?.close();
-    gh?.cleanup();
+  githubForSuite({ backend }, (started, github) => {
+    s = started;
+    gh = github;
   });
 
   it('a signed report disables and locks a live key, labels every token, audits and announces', async () => {
@@ -46,10 +41,10 @@ describe.each(backends())('GitHub secret-scanning reports [%s]', (backend) => {
     const r = await gh.report(s, reports);
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body).toEqual([
-      { token_hash: sha256(live.secret), token_type: 'moleapi_api_key', label: 'true_positive' },
-      { token_hash: sha256(gone.secret), token_type: 'moleapi_api_key', label: 'true_positive' },
-      { token_hash: sha256(neverOurs), token_type: 'moleapi_api_key', label: 'false_positive' },
-      { token_hash: sha256(notAKey), token_type: 'moleapi_api_key', label: 'false_positive' },
+      { token_hash: tokenHash(live.secret), token_type: 'moleapi_api_key', label: 'true_positive' },
+      { token_hash: tokenHash(gone.secret), token_type: 'moleapi_api_key', label: 'true_positive' },
+      { token_hash: tokenHash(neverOurs), token_type: 'moleapi_api_key', label: 'false_positive' },
+      { token_hash: tokenHash(notAKey), token_type: 'moleapi_api_key', label: 'false_positive' },
     ]);
     // The answer never echoes a token.
     for (const t of [live.secret, gone.secret, neverOurs, notAKey])
@@ -207,11 +202,8 @@ describe.each(backends())('GitHub secret-scanning reports [%s]', (backend) => {
 
 describe('without MOLE_SECRET_SCANNING_KEYS', () => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer();
-  });
-  afterAll(async () => {
-    await s?.close();
+  serverForSuite({}, (started) => {
+    s = started;
   });
 
   it('the route answers 404 secret_scanning_disabled, signed or not', async () => {

@@ -1,21 +1,14 @@
-// A leaked ephemeral key reported by GitHub secret scanning is revoked (just it: its parent and
-// siblings keep working), labelled true_positive and audited key.leaked on its parent.
-import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import type { TestServer } from '../helpers/server.js';
 import { createKey, createUser, expectRelayError, relay } from '../foundation/util.js';
-import { type FakeGithub, fakeGithub, match } from './helpers.js';
+import { type FakeGithub, githubForSuite, match, tokenHash } from './helpers.js';
 
 describe('leaked ephemeral keys', () => {
   let s: TestServer;
   let gh: FakeGithub;
-  beforeAll(async () => {
-    gh = fakeGithub();
-    s = await startTestServer({ env: { MOLE_SECRET_SCANNING_KEYS: gh.file } });
-  });
-  afterAll(async () => {
-    await s?.close();
-    gh?.cleanup();
+  githubForSuite({}, (started, github) => {
+    s = started;
+    gh = github;
   });
 
   it('revokes just the leaked ephemeral key', async () => {
@@ -32,7 +25,7 @@ describe('leaked ephemeral keys', () => {
     expect(r.status).toBe(200);
     expect(r.body).toEqual([
       {
-        token_hash: createHash('sha256').update(leaked.key).digest('hex'),
+        token_hash: tokenHash(leaked.key),
         token_type: expect.any(String),
         label: 'true_positive',
       },

@@ -1,26 +1,15 @@
-// A management token (`mg-…`) named in a GitHub secret-scanning report is revoked at once (it is
-// read from the database on every use, so on every instance), audited `token.leaked` with the
-// report's url and source (never the token), announced as a `key.leaked` event of kind
-// `management_token`, and labelled true_positive; other tokens keep working.
-import { createHash } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { generateToken } from '../../src/tokens/format.js';
-import { backends, startTestServer, type TestServer } from '../helpers/server.js';
+import { backends, type TestServer } from '../helpers/server.js';
 import { createUser, expectApiError, session } from '../foundation/util.js';
-import { type FakeGithub, fakeGithub, match } from './helpers.js';
-
-const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+import { type FakeGithub, githubForSuite, match, tokenHash } from './helpers.js';
 
 describe.each(backends())('leaked management tokens [%s]', (backend) => {
   let s: TestServer;
   let gh: FakeGithub;
-  beforeAll(async () => {
-    gh = fakeGithub();
-    s = await startTestServer({ backend, env: { MOLE_SECRET_SCANNING_KEYS: gh.file } });
-  });
-  afterAll(async () => {
-    await s?.close();
-    gh?.cleanup();
+  githubForSuite({ backend }, (started, github) => {
+    s = started;
+    gh = github;
   });
 
   it('revokes a reported mg- token at once, audits and announces it, labels it true_positive', async () => {
@@ -46,9 +35,9 @@ describe.each(backends())('leaked management tokens [%s]', (backend) => {
     ]);
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     expect(r.body).toEqual([
-      { token_hash: sha256(leaked.token), token_type: 'moleapi_management_token', label: 'true_positive' },
-      { token_hash: sha256(masters.token), token_type: 'moleapi_api_key', label: 'true_positive' },
-      { token_hash: sha256(unknown), token_type: 'moleapi_api_key', label: 'false_positive' },
+      { token_hash: tokenHash(leaked.token), token_type: 'moleapi_management_token', label: 'true_positive' },
+      { token_hash: tokenHash(masters.token), token_type: 'moleapi_api_key', label: 'true_positive' },
+      { token_hash: tokenHash(unknown), token_type: 'moleapi_api_key', label: 'false_positive' },
     ]);
 
     // Refused at once; the owner's other token still works.

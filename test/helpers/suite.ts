@@ -1,7 +1,7 @@
 // One test server (and mock provider, or any fixture with a close()) for a whole describe
 // block: started before its tests, handed to the block through `use`, closed after them (tests
 // that do not interfere share it).
-import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { afterAll, beforeAll } from 'vitest';
 import { type MockProvider, type MockProviderOptions, startMockProvider } from '../mock-provider/server.js';
 import { type StartOptions, startTestServer, type TestServer } from './server.js';
 

@@ -1,14 +1,18 @@
 // Usage by key over more distinct keys than SQLite takes variables in one statement (32,766):
 // answered in pages, CSV too, whole-day (rollup) and partial-day (log scan) ranges alike. And
 // `GET /api/logs?status=error` is served by an index, not a scan. Not timed.
+// PostgreSQL takes 65,535 parameters, so 40k keys reach no limit of its own there: it gets a
+// tenth of them, in pages of a tenth the size (still four pages), which keeps the paging, order
+// and CSV checks and saves most of the suite's time.
 import { CompiledQuery } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, startTestServer, type TestServer } from '../helpers/server.js';
 
-const KEYS = 40_000;
 const DAY_MS = 86_400_000;
 
 describe.each(backends())('usage and logs at scale [%s]', (backend) => {
+  const KEYS = backend === 'sqlite' ? 40_000 : 4_000;
+  const PAGE = KEYS / 4;
   let s: TestServer;
   let day: number;
   beforeAll(async () => {
@@ -16,7 +20,7 @@ describe.each(backends())('usage and logs at scale [%s]', (backend) => {
     const user = await s.api('POST', '/api/users', { username: 'scale', password: 'password-123' });
     expect(user.status).toBe(201);
     const userId = user.body.id as number;
-    // Test-only bulk path: 40k keys, a rollup row and a log row each, in one transaction.
+    // Test-only bulk path: KEYS keys, a rollup row and a log row each, in one transaction.
     const now = Date.now();
     day = Math.floor(now / DAY_MS) * DAY_MS - DAY_MS;
     const dayStr = new Date(day).toISOString().slice(0, 10);
@@ -114,7 +118,7 @@ describe.each(backends())('usage and logs at scale [%s]', (backend) => {
     'partial day (logs)': `from=${iso(day + 1)}&to=${iso(day + DAY_MS - 1)}`,
   });
 
-  it('group_by=key over 40k keys answers 200 in pages, every key once, ordered by cost', async () => {
+  it('group_by=key over 40k keys (4k on PostgreSQL) answers 200 in pages, every key once, ordered by cost', async () => {
     for (const [label, range] of Object.entries(ranges())) {
       const first = await s.api('GET', `/api/usage?group_by=key&${range}`);
       expect(first.status, label).toBe(200);
@@ -132,7 +136,7 @@ describe.each(backends())('usage and logs at scale [%s]', (backend) => {
         };
         const r: { status: number; body: Page } = await s.api(
           'GET',
-          `/api/usage?group_by=key&${range}&limit=10000${cursor ? `&cursor=${cursor}` : ''}`,
+          `/api/usage?group_by=key&${range}&limit=${PAGE}${cursor ? `&cursor=${cursor}` : ''}`,
         );
         expect(r.status, label).toBe(200);
         for (const row of r.body.data) {
@@ -161,9 +165,10 @@ describe.each(backends())('usage and logs at scale [%s]', (backend) => {
   }, 120_000);
 
   it('logs?status=error pages the error rows through the partial index', async () => {
-    const r = await s.api('GET', '/api/logs?status=error&limit=100');
+    const r = await s.api('GET', '/api/logs?status=error&limit=50');
     expect(r.status).toBe(200);
-    expect(r.body.data).toHaveLength(100);
+    // every 50th key's row is an error: 80 of them on PostgreSQL, 800 on SQLite
+    expect(r.body.data).toHaveLength(50);
     expect(r.body.data.every((l: { status: number }) => l.status >= 400)).toBe(true);
     if (backend !== 'sqlite') return;
     // The statement the route runs, as SQLite plans it: a search of logs_errors, no scan.
@@ -177,7 +182,7 @@ describe.each(backends())('usage and logs at scale [%s]', (backend) => {
       return original.call(this, q, ...a);
     };
     try {
-      await s.api('GET', '/api/logs?status=error&limit=100');
+      await s.api('GET', '/api/logs?status=error&limit=50');
     } finally {
       executor.executeQuery = original;
     }

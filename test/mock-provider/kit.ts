@@ -61,15 +61,27 @@ export const jsonWriter =
   (v: unknown): string =>
     s.spacedJson ? spaced(v) : JSON.stringify(v);
 
-/** Runs `fn` once the scenario's firstByteDelayMs has passed (at once when it has none). */
+/** Runs `fn` once the scenario's gate (holdUntil) is open and its firstByteDelayMs has passed. */
 export function afterFirstByteDelay(
   kit: MockKit,
   res: ServerResponse,
-  s: { firstByteDelayMs?: number },
+  s: { firstByteDelayMs?: number; holdUntil?: Promise<unknown> },
   fn: () => void,
 ): void {
-  if (s.firstByteDelayMs && s.firstByteDelayMs > 0) kit.later(res, s.firstByteDelayMs, fn);
-  else fn();
+  const afterDelay = () => {
+    if (s.firstByteDelayMs && s.firstByteDelayMs > 0) kit.later(res, s.firstByteDelayMs, fn);
+    else fn();
+  };
+  if (s.holdUntil) afterGate(res, s.holdUntil, afterDelay);
+  else afterDelay();
+}
+
+/** Runs `fn` once `gate` settles, unless the connection is gone by then. */
+export function afterGate(res: ServerResponse, gate: Promise<unknown>, fn: () => void): void {
+  const open = () => {
+    if (!res.destroyed) fn();
+  };
+  gate.then(open, open);
 }
 
 /** The prompt tokens the scenario says were read from and written to the prompt cache (within the prompt). */

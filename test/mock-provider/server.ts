@@ -18,7 +18,7 @@ import http from 'node:http';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { countTokens } from 'gpt-tokenizer';
-import { invalidRequest, type MockKit, OpenAiRequestError, openAiAuthError } from './kit.js';
+import { afterGate, invalidRequest, type MockKit, OpenAiRequestError, openAiAuthError } from './kit.js';
 import { anthropicRoutes } from './anthropic.js';
 import { geminiRoutes } from './gemini.js';
 import { responsesRoutes } from './responses.js';
@@ -42,6 +42,11 @@ export interface Scenario {
   times?: number;
   /** Delay before response headers are sent. */
   firstByteDelayMs?: number;
+  /**
+   * Send nothing until this settles (then wait firstByteDelayMs, if any): a gate the test
+   * opens once it has seen what it waits for, instead of a delay long enough to cover it.
+   */
+  holdUntil?: Promise<unknown>;
   /** Streaming: delay between consecutive SSE events. */
   chunkDelayMs?: number;
   /** Streaming: destroy the socket after N content chunks (no finish chunk, no [DONE]). */
@@ -631,8 +636,12 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       return;
     }
     const go = s.status !== undefined && s.status >= 300 ? () => sendScenarioError(res, s, model) : respond;
-    if (s.firstByteDelayMs && s.firstByteDelayMs > 0) later(res, s.firstByteDelayMs, go);
-    else go();
+    const afterDelay = () => {
+      if (s.firstByteDelayMs && s.firstByteDelayMs > 0) later(res, s.firstByteDelayMs, go);
+      else go();
+    };
+    if (s.holdUntil) afterGate(res, s.holdUntil, afterDelay);
+    else afterDelay();
   }
 
   function sendScenarioError(res: ServerResponse, s: Scenario, model: string): void {

@@ -5,7 +5,7 @@ import { NO_LIMITS } from '../../src/limits/policy.js';
 import { countChatPrompt } from '../../src/relay/tokens.js';
 import { pgUrl, redisUrl, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
-import { waitFor } from '../relay/relay-helpers.js';
+import { waitFor, withUpstreamHeld } from '../relay/relay-helpers.js';
 
 const enabled = !!pgUrl() && !!redisUrl();
 if (!enabled) console.warn('[moleapi tests] SKIPPING limits cluster suite: needs PostgreSQL and Redis');
@@ -52,10 +52,11 @@ describe.skipIf(!enabled)('limits shared by two instances (PostgreSQL + Redis)',
 
   it('max_concurrency 3: of 50 parallel requests over both instances exactly 3 run', async () => {
     const { secret } = await userWithKey(a, { key: { max_concurrency: 3 } });
-    mock.setScenario('cl-slow', { firstByteDelayMs: 1500 });
     try {
-      const answers = await Promise.all(
-        Array.from({ length: 50 }, (_, i) => chat(i % 2 ? a : b, secret, 'cl-slow')),
+      const answers = await withUpstreamHeld(
+        mock,
+        'cl-slow',
+        Array.from({ length: 50 }, (_, i) => () => chat(i % 2 ? a : b, secret, 'cl-slow')),
       );
       const codes = await Promise.all(answers.map(code));
       expect(codes.filter((c) => c === 'ok').length).toBe(3);
@@ -77,10 +78,11 @@ describe.skipIf(!enabled)('limits shared by two instances (PostgreSQL + Redis)',
     // Tokens: each is admitted on its estimate (prompt + max_tokens); none ends during the burst.
     const estimate = countChatPrompt([{ role: 'user', content: 'dig' }]) + 20;
     const t = await userWithKey(a, { key: { tpm: 3 * estimate + 1 } });
-    mock.setScenario('cl-slow', { firstByteDelayMs: 1500 });
     try {
-      const tAnswers = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => chat(i % 2 ? a : b, t.secret, 'cl-slow')),
+      const tAnswers = await withUpstreamHeld(
+        mock,
+        'cl-slow',
+        Array.from({ length: 10 }, (_, i) => () => chat(i % 2 ? a : b, t.secret, 'cl-slow')),
       );
       expect(tAnswers.filter((r) => r.status === 200).length).toBe(3);
     } finally {

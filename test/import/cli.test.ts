@@ -1,14 +1,19 @@
-// `mole import new-api` as the real CLI process (src/cli/index.ts through tsx), with the
-// server's own environment (MOLE_DATA_DIR), against a new-api SQLite database built from
-// new-api's table definitions: the count table, --dry-run, --json, idempotency, progress
-// lines, exit codes, and a gateway on the same data dir serving the imported keys — live over
-// Redis when the gateway is already running, or after its start.
+// `mole import new-api` with the server's own environment (MOLE_DATA_DIR), against a new-api
+// SQLite database built from new-api's table definitions: the count table, --dry-run, --json,
+// idempotency, progress lines, exit codes, and a gateway on the same data dir serving the
+// imported keys — live over Redis when the gateway is already running, or after its start.
+// The import itself runs as the real CLI process (src/cli/index.ts through tsx): it must exit
+// on its own once done, its storage and Redis closed. The other calls run the CLI's own
+// `run()` in this process, as test/cli/cli.test.ts does, which saves a node + tsx start-up
+// (seconds of CPU) each.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { moleProcess, waitFor } from '../helpers/process.js';
+import { run } from '../../src/cli/program.js';
+import { type CliResult, moleProcess, waitFor } from '../helpers/process.js';
 import { redisUrl, startTestServer } from '../helpers/server.js';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
 import { buildSqlite, NEW_API_SQLITE, newApiData, newApiKey } from './fixtures.js';
@@ -16,7 +21,22 @@ import { buildSqlite, NEW_API_SQLITE, newApiData, newApiKey } from './fixtures.j
 const UPSTREAM_KEY = 'sk-upstream-mock-credential-0005';
 const EXTRA_TOKENS = 1100;
 
-const mole = (args: string[], env: Record<string, string>) => moleProcess(args, { env });
+/** Runs `mole <args>` in this process, as src/cli/index.ts would in its own. */
+async function mole(args: string[], env: Record<string, string>): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const code = await run(args, {
+    env: { NO_COLOR: '1', ...env },
+    stdout: (s) => {
+      stdout += s;
+    },
+    stderr: (s) => {
+      stderr += s;
+    },
+    stdin: Readable.from(['']),
+  });
+  return { code, stdout, stderr };
+}
 
 const keyStatus = (url: string, key: string) =>
   fetch(`${url}/v1/key`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status);
@@ -106,7 +126,7 @@ describe('mole import new-api (CLI process)', { timeout: 180_000 }, () => {
     const before = live ? await startTestServer({ redis: true, env: { MOLE_DATA_DIR: dataDir } }) : null;
     try {
       if (before) expect(await keyStatus(before.url, `sk-${data.keys.good}`)).toBe(401);
-      const r = await mole(['import', 'new-api', '--from', file], env);
+      const r = await moleProcess(['import', 'new-api', '--from', file], { env });
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/^Imported:/);
       expect(r.stdout).toMatch(new RegExp(`^tokens\\s+${7 + EXTRA_TOKENS}\\s+2`, 'm'));

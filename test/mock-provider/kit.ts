@@ -63,12 +63,19 @@ export const jsonWriter =
 
 /**
  * Plays the scenario's hang (the socket destroyed after hangMs; a stream it cuts hangs after its
- * frames instead), then after its firstByteDelayMs either `fail` (a status of 300 or more) or `go`.
+ * frames instead), then, once its gate (holdUntil) is open and its firstByteDelayMs has passed,
+ * either `fail` (a status of 300 or more) or `go`.
  */
 export function playScenario(
   kit: MockKit,
   res: ServerResponse,
-  s: { hangMs?: number; cutAfterChunks?: number; firstByteDelayMs?: number; status?: number },
+  s: {
+    hangMs?: number;
+    cutAfterChunks?: number;
+    firstByteDelayMs?: number;
+    status?: number;
+    holdUntil?: Promise<unknown>;
+  },
   stream: boolean,
   fail: () => void,
   go: () => void,
@@ -78,8 +85,20 @@ export function playScenario(
     return;
   }
   const next = s.status !== undefined && s.status >= 300 ? fail : go;
-  if (s.firstByteDelayMs && s.firstByteDelayMs > 0) kit.later(res, s.firstByteDelayMs, next);
-  else next();
+  const afterDelay = () => {
+    if (s.firstByteDelayMs && s.firstByteDelayMs > 0) kit.later(res, s.firstByteDelayMs, next);
+    else next();
+  };
+  if (s.holdUntil) afterGate(res, s.holdUntil, afterDelay);
+  else afterDelay();
+}
+
+/** Runs `fn` once `gate` settles, unless the connection is gone by then. */
+export function afterGate(res: ServerResponse, gate: Promise<unknown>, fn: () => void): void {
+  const open = () => {
+    if (!res.destroyed) fn();
+  };
+  gate.then(open, open);
 }
 
 /** The prompt tokens the scenario says were read from and written to the prompt cache (within the prompt). */

@@ -532,6 +532,24 @@ describe('scenarios', () => {
     expect(r.choices).toHaveLength(1);
   });
 
+  it('holdUntil sends nothing until the gate opens, then answers', async () => {
+    let open = () => {};
+    mock.setScenario('*', {
+      holdUntil: new Promise<void>((r) => {
+        open = r;
+      }),
+    });
+    let answered = false;
+    const pending = client.chat.completions.create({ model: 'gpt-4o', messages }).then((r) => {
+      answered = true;
+      return r;
+    });
+    while (mock.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
+    expect(answered).toBe(false);
+    open();
+    expect((await pending).choices[0]!.message.content).toBe(expectedChatCompletion(messages));
+  });
+
   it('hangMs sends nothing, then drops the connection', async () => {
     mock.setScenario('*', { hangMs: 50 });
     const err = await client.chat.completions.create({ model: 'gpt-4o', messages }).catch((e: unknown) => e);

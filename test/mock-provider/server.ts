@@ -50,6 +50,11 @@ export interface Scenario {
   times?: number;
   /** Delay before response headers are sent. */
   firstByteDelayMs?: number;
+  /**
+   * Send nothing until this settles (then wait firstByteDelayMs, if any): a gate the test
+   * opens once it has seen what it waits for, instead of a delay long enough to cover it.
+   */
+  holdUntil?: Promise<unknown>;
   /** Streaming: delay between consecutive SSE events. */
   chunkDelayMs?: number;
   /** Streaming: destroy the socket after N content chunks (no finish chunk, no [DONE]). */

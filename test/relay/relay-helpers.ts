@@ -8,6 +8,7 @@ import OpenAI from 'openai';
 import { expect } from 'vitest';
 import type { TestServer } from '../helpers/server.js';
 import type { LogAttempt, LogEntry } from '../../web/src/api-types.js';
+import type { MockProvider } from '../mock-provider/server.js';
 
 export const NANO = 1_000_000_000n;
 
@@ -227,4 +228,43 @@ export async function startScriptedUpstream(
         server.close(() => r());
       }),
   };
+}
+
+/**
+ * Runs `calls` at once while `model`'s upstream answers are held back, until every call is
+ * either answered (a refusal) or waiting upstream; then lets the held ones finish. What was
+ * admitted keeps its place the whole time, however slow the machine, and nobody waits out a
+ * fixed delay.
+ */
+export async function withUpstreamHeld<T>(
+  mock: MockProvider,
+  model: string,
+  calls: Array<() => Promise<T>>,
+): Promise<T[]> {
+  const upstream = () =>
+    mock.requests.filter((r) => (r.body as { model?: string } | undefined)?.model === model).length;
+  const before = upstream();
+  let open = () => {};
+  mock.setScenario(model, {
+    holdUntil: new Promise<void>((r) => {
+      open = r;
+    }),
+  });
+  let settled = 0;
+  try {
+    const pending = calls.map((c) =>
+      c().finally(() => {
+        settled++;
+      }),
+    );
+    await waitFor(
+      async () => settled + upstream() - before >= calls.length,
+      30_000,
+      'every call answered or upstream',
+    );
+    open();
+    return await Promise.all(pending);
+  } finally {
+    open();
+  }
 }

@@ -60,9 +60,16 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
   try {
     await migrateToLatest(storage.db, storage.dialect, migrationSchema, opts.migrateUpTo);
   } catch (err) {
-    // Seen only with per-test schemas under heavy parallel load: the migrator's first look
-    // missed a schema created a moment before. Migrations are idempotent: look once more.
-    if (!migrationSchema || !/schema .* does not exist/.test(String((err as Error).message))) throw err;
+    // Seen only with many per-test schemas under heavy parallel load: the migrator's first
+    // look missed a schema created a moment before, or its look at every schema's tables met
+    // a table another schema's migration was creating ("relation … does not exist", before
+    // any migration of ours ran: the message names none). Migrations are idempotent and a
+    // failed PostgreSQL run rolls back whole: look once more.
+    const message = String((err as Error).message);
+    const transient =
+      /schema .* does not exist/.test(message) ||
+      /^database migration failed: relation .* does not exist/.test(message);
+    if (!migrationSchema || !transient) throw err;
     await new Promise((r) => setTimeout(r, 200));
     await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(migrationSchema)}`.execute(storage.db);
     await migrateToLatest(storage.db, storage.dialect, migrationSchema, opts.migrateUpTo);

@@ -56,7 +56,13 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
     storage = { db, dialect: 'sqlite', close: () => db.destroy() };
   }
-  const migrationSchema = opts.databaseUrl ? opts.pgSchema : undefined;
+  // On PostgreSQL the migrator is always told its schema: left to itself it takes a
+  // kysely_migration table in ANY schema of the database (another app's, a leftover) for its
+  // own, then fails to find it on the search path.
+  const migrationSchema = opts.databaseUrl
+    ? (opts.pgSchema ??
+      (await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(storage.db)).rows[0]!.schema)
+    : undefined;
   try {
     await migrateToLatest(storage.db, storage.dialect, migrationSchema, opts.migrateUpTo);
   } catch (err) {

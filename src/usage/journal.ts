@@ -37,6 +37,8 @@ class Segment {
   private lines: string[] = [];
   private waiters: Waiter[] = [];
   private running: Promise<void> | null = null;
+  /** A write (or its sync) failed: the next write starts on a new line. */
+  private torn = false;
   /** Rows appended (for tests and stats). */
   count = 0;
 
@@ -89,7 +91,11 @@ class Segment {
         this.waiters = [];
         try {
           const fd = this.open();
-          writeAll(fd, Buffer.from(lines.length === 1 ? lines[0]! : lines.join('')));
+          // After a failed write the file may end in a torn line: start on a fresh one, so
+          // replay loses only that line, not the first row written after it.
+          const text = lines.length === 1 ? lines[0]! : lines.join('');
+          writeAll(fd, Buffer.from(this.torn ? '\n' + text : text));
+          this.torn = false;
           if (this.fsync) {
             await this.dirSynced;
             await datasync(fd);
@@ -97,6 +103,7 @@ class Segment {
           this.onSync();
           for (const w of waiters) w.resolve();
         } catch (err) {
+          this.torn = true;
           for (const w of waiters) w.reject(err);
         }
       }

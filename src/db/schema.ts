@@ -219,9 +219,8 @@ export interface LogsTable {
   ephemeral_id: Generated<number | null>;
 }
 
-/** Per-day rollup maintained in the same transaction as the log rows it summarises. */
-export interface UsageDailyTable {
-  day: string;
+/** What a rollup row holds for one period, key and model: the sums of its log rows. */
+interface RollupRow {
   user_id: number;
   key_id: number;
   model: string;
@@ -232,17 +231,14 @@ export interface UsageDailyTable {
   cost_nano: number;
 }
 
+/** Per-day rollup maintained in the same transaction as the log rows it summarises. */
+export interface UsageDailyTable extends RollupRow {
+  day: string;
+}
+
 /** Per-hour rollup (`hour` = epoch ms of the UTC hour's start), written with usage_daily. */
-export interface UsageHourlyTable {
+export interface UsageHourlyTable extends RollupRow {
   hour: number;
-  user_id: number;
-  key_id: number;
-  model: string;
-  requests: number;
-  prompt_tokens: number;
-  cached_tokens: number;
-  completion_tokens: number;
-  cost_nano: number;
 }
 
 /** Notifications (events/service.ts); each row is also its own webhook outbox entry. */

@@ -14,7 +14,15 @@
  * Everything listens on and talks to 127.0.0.1 only (Portkey binds every interface on its
  * port; it only ever receives loopback traffic from us).
  */
-import { existsSync, writeFileSync, readFileSync, readdirSync, mkdirSync, rmSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  writeFileSync,
+  readFileSync,
+  readdirSync,
+  mkdirSync,
+  rmSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -22,6 +30,7 @@ import pg from 'pg';
 import {
   BENCH_DIR,
   PORTKEY_ENTRY,
+  SHARED_FLOOR,
   REPO,
   buildMole,
   directTarget,
@@ -63,6 +72,7 @@ const opts = {
   streams: !flag('--skip-streams'),
   scale: !flag('--skip-scale'),
   longStreams: !flag('--skip-long-streams'),
+  sharedFloor: !flag('--skip-shared-floor'),
   streamClients: num('--stream-clients', quick ? 500 : 5000),
   streamChunkDelayMs: num('--stream-chunk-delay', quick ? 1000 : 4000),
   streamTokens: num('--stream-tokens', 4),
@@ -219,6 +229,16 @@ async function main() {
   const bare = await startBare(mock.url);
   servers.push(bare.server);
   targets.push(bare);
+  // The floor is a copy of the workplace's: measured beside it in the same rounds, so a report
+  // shows the copy is not slower than the original (its "× bare" should be ~1.00×).
+  if (opts.sharedFloor && existsSync(SHARED_FLOOR)) {
+    // Run byte for byte, from bench/.build/ so that its `undici` resolves to the project's.
+    const copy = path.join(BENCH_DIR, '.build', 'bare-proxy-shared.mjs');
+    copyFileSync(SHARED_FLOOR, copy);
+    const shared = await startBare(mock.url, copy, 'bare-shared');
+    servers.push(shared.server);
+    targets.push(shared);
+  }
   const mole = await startMole({ main: moleMain, mockUrl: mock.url });
   servers.push(mole.server);
   targets.push(mole);

@@ -47,18 +47,25 @@ export async function startMock(
   return Object.assign(s, { url: s.ready });
 }
 
-export async function startBare(mockUrl: string): Promise<Target> {
+/** The workplace's own floor (../shared/bench/bare-proxy.mjs), when this checkout sits beside it. */
+export const SHARED_FLOOR = path.resolve(REPO, '..', 'shared', 'bench', 'bare-proxy.mjs');
+
+export async function startBare(
+  mockUrl: string,
+  file = path.join(BENCH_DIR, 'bare-proxy.mjs'),
+  name = 'bare',
+): Promise<Target> {
   const origin = new URL(mockUrl).origin;
   const port = await freePort();
   const server = await startServer({
-    name: 'bare',
+    name,
     cmd: process.execPath,
-    args: [path.join(BENCH_DIR, 'bare-proxy.mjs'), String(port), origin],
+    args: [file, String(port), origin],
     cwd: REPO,
     readyRegex: /^(ready)$/m,
   });
   return {
-    name: 'bare',
+    name,
     server,
     url: `http://127.0.0.1:${port}`,
     headers: { 'content-type': 'application/json' },

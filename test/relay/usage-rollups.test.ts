@@ -3,7 +3,7 @@
 // day and hour boundaries, anywhere), random filters, every grouping, pages too, over rows
 // written through the usage writer (repeated request_ids included), on SQLite and
 // PostgreSQL. The migration's backfill builds the same hourly rows the writer does. Not timed.
-import { CompiledQuery, sql } from 'kysely';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateToLatest } from '../../src/db/migrations.js';
 import type { NewLog } from '../../src/db/schema.js';
@@ -14,6 +14,7 @@ import {
   type UsageQueries,
 } from '../../src/usage/queries.js';
 import { logRow } from '../helpers/log-row.js';
+import { countQueries, sqlitePlan } from '../helpers/queries.js';
 import { backends, startTestServer, type TestServer } from '../helpers/server.js';
 
 const HOUR_MS = 3_600_000;
@@ -191,28 +192,17 @@ describe.each(backends())('usage from rollups equals usage from the logs [%s]', 
   it.runIf(backend === 'sqlite')(
     'SQLite reads the sub-hour edges through logs_time, whatever the filter',
     async () => {
-      const executor = s.services.storage.db.getExecutor() as {
-        executeQuery: (q: CompiledQuery, ...a: unknown[]) => Promise<unknown>;
-      };
-      const original = executor.executeQuery;
-      const seen: CompiledQuery[] = [];
-      executor.executeQuery = function (this: unknown, q: CompiledQuery, ...a: unknown[]) {
-        seen.push(q);
-        return original.call(this, q, ...a);
-      };
+      const counted = countQueries(s);
       try {
         const f = { from: T0 + 90 * 60_000, to: T0 + DAY_MS + 30 * 60_000 };
         await fast.usage('model', { ...f, userId: 1 });
         await fast.totals({ ...f, keyId: 2, model: 'a' });
       } finally {
-        executor.executeQuery = original;
+        counted.restore();
       }
-      expect(seen).toHaveLength(2);
-      for (const q of seen) {
-        const plan = await s.services.storage.db.executeQuery<{ detail: string }>(
-          CompiledQuery.raw(`EXPLAIN QUERY PLAN ${q.sql}`, [...q.parameters]),
-        );
-        const detail = plan.rows.map((p) => p.detail).join('\n');
+      expect(counted.queries).toHaveLength(2);
+      for (const q of counted.queries) {
+        const detail = await sqlitePlan(s, q);
         expect(detail).toMatch(/SEARCH logs USING INDEX logs_time \(created_at>\? AND created_at<\?\)/);
         expect(detail).not.toMatch(/logs_user|logs_key|logs_model|SCAN logs/);
       }

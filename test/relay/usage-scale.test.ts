@@ -2,9 +2,9 @@
 // take variables in one statement: answered in pages, CSV too, whole-day (daily rollup) and
 // partial-day (hourly rollup + logs at the edges) ranges alike. And `GET /api/logs?status=error`
 // is served by an index, not a scan. Not timed.
-import { CompiledQuery } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { newKeyRow } from '../../src/keys/service.js';
+import { countQueries, sqlitePlan } from '../helpers/queries.js';
 import { backends, type TestServer } from '../helpers/server.js';
 import { serverForSuite } from '../helpers/suite.js';
 
@@ -182,26 +182,15 @@ describe.each(backends())('usage and logs at scale [%s]', (backend) => {
     expect(r.body.data.every((l: { status: number }) => l.status >= 400)).toBe(true);
     if (backend !== 'sqlite') return;
     // The statement the route runs, as SQLite plans it: a search of logs_errors, no scan.
-    const executor = s.services.storage.db.getExecutor() as {
-      executeQuery: (q: CompiledQuery, ...a: unknown[]) => Promise<unknown>;
-    };
-    const original = executor.executeQuery;
-    const seen: CompiledQuery[] = [];
-    executor.executeQuery = function (this: unknown, q: CompiledQuery, ...a: unknown[]) {
-      seen.push(q);
-      return original.call(this, q, ...a);
-    };
+    const counted = countQueries(s);
     try {
       await s.api('GET', '/api/logs?status=error&limit=100');
     } finally {
-      executor.executeQuery = original;
+      counted.restore();
     }
-    const list = seen.find((q) => /from "logs"/.test(q.sql) && /order by "id" desc/.test(q.sql));
+    const list = counted.queries.find((q) => /from "logs"/.test(q.sql) && /order by "id" desc/.test(q.sql));
     expect(list).toBeDefined();
-    const plan = await s.services.storage.db.executeQuery<{ detail: string }>(
-      CompiledQuery.raw(`EXPLAIN QUERY PLAN ${list!.sql}`, [...list!.parameters]),
-    );
-    const detail = plan.rows.map((p) => p.detail).join('\n');
+    const detail = await sqlitePlan(s, list!);
     expect(detail).toMatch(/logs_errors/);
     expect(detail).not.toMatch(/^SCAN logs$/m);
   });

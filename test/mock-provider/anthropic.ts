@@ -43,58 +43,37 @@ class AnthropicError extends Error {
 
 const invalid = (message: string) => new AnthropicError(400, 'invalid_request_error', message);
 
-/** Anthropic's error type for a status (platform.claude.com/docs/en/api/errors). */
-export function anthropicErrorType(status: number): string {
-  switch (status) {
-    case 400:
-      return 'invalid_request_error';
-    case 401:
-      return 'authentication_error';
-    case 402:
-      return 'billing_error';
-    case 403:
-      return 'permission_error';
-    case 404:
-      return 'not_found_error';
-    case 409:
-      return 'conflict_error';
-    case 413:
-      return 'request_too_large';
-    case 429:
-      return 'rate_limit_error';
-    case 504:
-      return 'timeout_error';
-    case 529:
-      return 'overloaded_error';
-    default:
-      return status >= 500 ? 'api_error' : 'invalid_request_error';
-  }
-}
+/**
+ * Anthropic's error type for each status (platform.claude.com/docs/en/api/errors), and the
+ * mock's default message where it has one of its own.
+ */
+const ERRORS: Record<number, { type: string; message?: string }> = {
+  400: { type: 'invalid_request_error', message: 'Invalid request (mock scenario).' },
+  401: { type: 'authentication_error', message: 'invalid x-api-key' },
+  402: { type: 'billing_error' },
+  403: {
+    type: 'permission_error',
+    message: 'Your API key does not have permission to use the specified resource.',
+  },
+  404: { type: 'not_found_error' },
+  409: { type: 'conflict_error' },
+  413: { type: 'request_too_large', message: 'Request exceeds the maximum allowed number of bytes.' },
+  429: {
+    type: 'rate_limit_error',
+    message:
+      'This request would exceed the rate limit for your organization of 50 requests per minute. For details, refer to: https://docs.claude.com/en/api/rate-limits.',
+  },
+  504: { type: 'timeout_error', message: 'Request timed out.' },
+  529: { type: 'overloaded_error', message: 'Overloaded' },
+};
+
+const errorType = (status: number): string =>
+  ERRORS[status]?.type ?? (status >= 500 ? 'api_error' : 'invalid_request_error');
 
 function defaultMessage(status: number, model: string): string {
-  switch (status) {
-    case 400:
-      return 'Invalid request (mock scenario).';
-    case 401:
-      return 'invalid x-api-key';
-    case 403:
-      return 'Your API key does not have permission to use the specified resource.';
-    case 404:
-      return `model: ${model}`;
-    case 413:
-      return 'Request exceeds the maximum allowed number of bytes.';
-    case 429:
-      return 'This request would exceed the rate limit for your organization of 50 requests per minute. For details, refer to: https://docs.claude.com/en/api/rate-limits.';
-    case 504:
-      return 'Request timed out.';
-    case 529:
-      return 'Overloaded';
-    default:
-      return status >= 500 ? 'Internal server error' : `Mock error ${status}.`;
-  }
+  if (status === 404) return `model: ${model}`;
+  return ERRORS[status]?.message ?? (status >= 500 ? 'Internal server error' : `Mock error ${status}.`);
 }
-
-// ── JSON writing (compact, or with spaces like Python's json.dumps) ─────────────────────────
 
 // ── prompt counting and seed text (see README) ─────────────────────────────────────────────
 
@@ -324,7 +303,7 @@ function sendScenarioError(kit: MockKit, res: ServerResponse, s: Scenario, model
     kit,
     res,
     status,
-    s.errorType ?? anthropicErrorType(status),
+    s.errorType ?? errorType(status),
     s.errorMessage ?? defaultMessage(status, model),
     extra,
     s,

@@ -81,54 +81,39 @@ class GoogleError extends Error {
 const invalidArgument = (message: string, details?: unknown[]) =>
   new GoogleError(400, message, 'INVALID_ARGUMENT', details);
 
-function statusName(code: number): string {
-  switch (code) {
-    case 400:
-      return 'INVALID_ARGUMENT';
-    case 401:
-      return 'UNAUTHENTICATED';
-    case 403:
-      return 'PERMISSION_DENIED';
-    case 404:
-      return 'NOT_FOUND';
-    case 429:
-      return 'RESOURCE_EXHAUSTED';
-    case 499:
-      return 'CANCELLED';
-    case 500:
-      return 'INTERNAL';
-    case 501:
-      return 'UNIMPLEMENTED';
-    case 503:
-      return 'UNAVAILABLE';
-    case 504:
-      return 'DEADLINE_EXCEEDED';
-    default:
-      return code >= 500 ? 'INTERNAL' : 'FAILED_PRECONDITION';
-  }
-}
+/** Google's status name for each HTTP status, and the mock's default message where it has one. */
+const ERRORS: Record<number, { status: string; message?: string }> = {
+  400: { status: 'INVALID_ARGUMENT', message: 'Request contains an invalid argument.' },
+  401: {
+    status: 'UNAUTHENTICATED',
+    message:
+      'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.',
+  },
+  403: { status: 'PERMISSION_DENIED', message: 'The caller does not have permission' },
+  404: { status: 'NOT_FOUND' },
+  429: {
+    status: 'RESOURCE_EXHAUSTED',
+    message:
+      'You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.',
+  },
+  499: { status: 'CANCELLED' },
+  501: { status: 'UNIMPLEMENTED' },
+  503: { status: 'UNAVAILABLE', message: 'The model is overloaded. Please try again later.' },
+  504: { status: 'DEADLINE_EXCEEDED', message: 'Deadline expired before operation could complete.' },
+};
+
+const statusName = (code: number): string =>
+  ERRORS[code]?.status ?? (code >= 500 ? 'INTERNAL' : 'FAILED_PRECONDITION');
 
 function defaultMessage(code: number, model: string): string {
-  switch (code) {
-    case 400:
-      return 'Request contains an invalid argument.';
-    case 401:
-      return 'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.';
-    case 403:
-      return 'The caller does not have permission';
-    case 404:
-      return `models/${model} is not found for API version v1beta, or is not supported for generateContent. Call ListModels to see the list of available models and their supported methods.`;
-    case 429:
-      return 'You exceeded your current quota, please check your plan and billing details. For more information on this error, head to: https://ai.google.dev/gemini-api/docs/rate-limits.';
-    case 503:
-      return 'The model is overloaded. Please try again later.';
-    case 504:
-      return 'Deadline expired before operation could complete.';
-    default:
-      return code >= 500
-        ? 'An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting'
-        : `Mock error ${code}.`;
-  }
+  if (code === 404)
+    return `models/${model} is not found for API version v1beta, or is not supported for generateContent. Call ListModels to see the list of available models and their supported methods.`;
+  return (
+    ERRORS[code]?.message ??
+    (code >= 500
+      ? 'An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting'
+      : `Mock error ${code}.`)
+  );
 }
 
 function errorJson(e: GoogleError, pretty: boolean): string {

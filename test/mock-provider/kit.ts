@@ -211,6 +211,88 @@ export function openAiErrorHeaders(
   return headers;
 }
 
+/** OpenAI's error body: `{"error":{message,type,param,code}}`. */
+export const openAiErrorJson = (e: {
+  message: string;
+  type: string;
+  param: string | null;
+  code: string | null;
+}): string => JSON.stringify({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
+
+/** OpenAI's error for a scenario status (`model` is the requested model). */
+function openAiStatusError(
+  status: number,
+  model: string,
+): { message: string; type: string; code: string | null } {
+  switch (status) {
+    case 400:
+      return { message: 'Invalid request (mock scenario).', type: 'invalid_request_error', code: null };
+    case 401:
+      return {
+        message:
+          'Incorrect API key provided: sk-mock***. You can find your API key at https://platform.openai.com/account/api-keys.',
+        type: 'invalid_request_error',
+        code: 'invalid_api_key',
+      };
+    case 403:
+      return {
+        message: `Project does not have access to model ${model}.`,
+        type: 'invalid_request_error',
+        code: 'model_not_found',
+      };
+    case 404:
+      return {
+        message: `The model \`${model}\` does not exist or you do not have access to it.`,
+        type: 'invalid_request_error',
+        code: 'model_not_found',
+      };
+    case 429:
+      return {
+        message: `Rate limit reached for ${model} in organization org-mock on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 1s.`,
+        type: 'requests',
+        code: 'rate_limit_exceeded',
+      };
+    case 503:
+      return {
+        message: 'The engine is currently overloaded, please try again later.',
+        type: 'server_error',
+        code: null,
+      };
+    default:
+      return status >= 500
+        ? {
+            message: 'The server had an error while processing your request. Sorry about that!',
+            type: 'server_error',
+            code: null,
+          }
+        : { message: `Mock error ${status}.`, type: 'invalid_request_error', code: null };
+  }
+}
+
+/** OpenAI's answer to a refused request: its error body under a fresh request id. */
+export function sendOpenAiRequestError(kit: MockKit, res: ServerResponse, e: OpenAiRequestError): void {
+  kit.sendJson(res, e.status, openAiErrorJson(e), {
+    'content-type': 'application/json',
+    'x-request-id': `req_${kit.nextId()}`,
+  });
+}
+
+/**
+ * The scenario's error status as OpenAI answers it: the scenario's message, type and code over
+ * OpenAI's own for that status, with OpenAI's error headers.
+ */
+export function sendOpenAiScenarioError(kit: MockKit, res: ServerResponse, s: Scenario, model: string): void {
+  const status = s.status!;
+  const d = openAiStatusError(status, model);
+  const e = {
+    message: s.errorMessage ?? d.message,
+    type: s.errorType ?? d.type,
+    param: null,
+    code: s.errorCode !== undefined ? s.errorCode : d.code,
+  };
+  kit.sendJson(res, status, openAiErrorJson(e), openAiErrorHeaders(`req_${kit.nextId()}`, s, status));
+}
+
 /** One SSE frame of a named-event stream: opening events, one content delta, or closing events. */
 export interface EventFrame {
   text: string;

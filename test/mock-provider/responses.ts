@@ -18,11 +18,12 @@ import {
   type MockKit,
   type MockRequest,
   OpenAiRequestError,
-  openAiErrorHeaders,
   openAiHeaders,
   playScenario,
   type ProtocolRoutes,
   scriptedFrames,
+  sendOpenAiRequestError,
+  sendOpenAiScenarioError,
 } from './kit.js';
 import {
   chatSeedText,
@@ -52,59 +53,6 @@ const JSON_CT = 'application/json';
 const SSE_CT = 'text/event-stream; charset=utf-8';
 /** max_output_tokens has a floor of 16 at OpenAI. */
 const MIN_OUTPUT = 16;
-
-const errorJson = (e: { message: string; type: string; param: string | null; code: string | null }) =>
-  JSON.stringify({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
-
-/** OpenAI's error for a scenario status (the chat handlers' wording). */
-function scenarioError(
-  status: number,
-  model: string,
-): { message: string; type: string; code: string | null } {
-  switch (status) {
-    case 400:
-      return { message: 'Invalid request (mock scenario).', type: 'invalid_request_error', code: null };
-    case 401:
-      return {
-        message:
-          'Incorrect API key provided: sk-mock***. You can find your API key at https://platform.openai.com/account/api-keys.',
-        type: 'invalid_request_error',
-        code: 'invalid_api_key',
-      };
-    case 403:
-      return {
-        message: `Project does not have access to model ${model}.`,
-        type: 'invalid_request_error',
-        code: 'model_not_found',
-      };
-    case 404:
-      return {
-        message: `The model \`${model}\` does not exist or you do not have access to it.`,
-        type: 'invalid_request_error',
-        code: 'model_not_found',
-      };
-    case 429:
-      return {
-        message: `Rate limit reached for ${model} in organization org-mock on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 1s.`,
-        type: 'requests',
-        code: 'rate_limit_exceeded',
-      };
-    case 503:
-      return {
-        message: 'The engine is currently overloaded, please try again later.',
-        type: 'server_error',
-        code: null,
-      };
-    default:
-      return status >= 500
-        ? {
-            message: 'The server had an error while processing your request. Sorry about that!',
-            type: 'server_error',
-            code: null,
-          }
-        : { message: `Mock error ${status}.`, type: 'invalid_request_error', code: null };
-  }
-}
 
 // ── prompt counting and seed text (see README) ─────────────────────────────────────────────
 
@@ -283,33 +231,6 @@ function toolToCall(body: Json): Json | null {
 
 const headersFor = (kit: MockKit, s: Scenario, contentType: string): OutgoingHttpHeaders =>
   openAiHeaders(`req_${kit.nextId()}`, s, contentType);
-
-function sendApiError(
-  kit: MockKit,
-  res: ServerResponse,
-  e: OpenAiRequestError,
-  extra: OutgoingHttpHeaders = {},
-): void {
-  kit.sendJson(res, e.status, errorJson(e), {
-    'content-type': JSON_CT,
-    'x-request-id': `req_${kit.nextId()}`,
-    ...extra,
-  });
-}
-
-/** The scenario's error status, with OpenAI's rate-limit headers on a 429. */
-function sendScenarioError(kit: MockKit, res: ServerResponse, s: RScenario, model: string): void {
-  const status = s.status!;
-  const d = scenarioError(status, model);
-  const headers = openAiErrorHeaders(`req_${kit.nextId()}`, s, status);
-  const e = {
-    message: s.errorMessage ?? d.message,
-    type: s.errorType ?? d.type,
-    param: null,
-    code: s.errorCode !== undefined ? s.errorCode : d.code,
-  };
-  kit.sendJson(res, status, errorJson(e), headers);
-}
 
 function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): void {
   const model = body.model as string;
@@ -529,11 +450,11 @@ export const responsesRoutes: ProtocolRoutes = (kit, r) => {
       res,
       s,
       body.stream === true,
-      () => sendScenarioError(kit, res, s, body.model as string),
+      () => sendOpenAiScenarioError(kit, res, s, body.model as string),
       () => answer(kit, res, s, body),
     );
   } catch (e) {
-    if (e instanceof OpenAiRequestError) sendApiError(kit, res, e);
+    if (e instanceof OpenAiRequestError) sendOpenAiRequestError(kit, res, e);
     else throw e;
   }
   return true;

@@ -23,9 +23,11 @@ import {
   type MockKit,
   OpenAiRequestError,
   openAiAuthError,
-  openAiErrorHeaders,
+  openAiErrorJson,
   openAiHeaders,
   playScenario,
+  sendOpenAiRequestError,
+  sendOpenAiScenarioError,
 } from './kit.js';
 import { anthropicRoutes } from './anthropic.js';
 import { geminiRoutes } from './gemini.js';
@@ -344,79 +346,6 @@ function makeEmbedding(key: string, dims: number): EmbeddingEntry {
 }
 
 // ---------------------------------------------------------------------------
-// Errors
-// ---------------------------------------------------------------------------
-
-interface ErrorSpec {
-  message: string;
-  type: string;
-  param: string | null;
-  code: string | null;
-}
-
-function defaultErrorFor(status: number, model: string): ErrorSpec {
-  switch (status) {
-    case 400:
-      return {
-        message: 'Invalid request (mock scenario).',
-        type: 'invalid_request_error',
-        param: null,
-        code: null,
-      };
-    case 401:
-      return {
-        message:
-          'Incorrect API key provided: sk-mock***. You can find your API key at https://platform.openai.com/account/api-keys.',
-        type: 'invalid_request_error',
-        param: null,
-        code: 'invalid_api_key',
-      };
-    case 403:
-      return {
-        message: `Project does not have access to model ${model}.`,
-        type: 'invalid_request_error',
-        param: null,
-        code: 'model_not_found',
-      };
-    case 404:
-      return {
-        message: `The model \`${model}\` does not exist or you do not have access to it.`,
-        type: 'invalid_request_error',
-        param: null,
-        code: 'model_not_found',
-      };
-    case 429:
-      return {
-        message: `Rate limit reached for ${model} in organization org-mock on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 1s.`,
-        type: 'requests',
-        param: null,
-        code: 'rate_limit_exceeded',
-      };
-    case 503:
-      return {
-        message: 'The engine is currently overloaded, please try again later.',
-        type: 'server_error',
-        param: null,
-        code: null,
-      };
-    default:
-      if (status >= 500) {
-        return {
-          message: 'The server had an error while processing your request. Sorry about that!',
-          type: 'server_error',
-          param: null,
-          code: null,
-        };
-      }
-      return { message: `Mock error ${status}.`, type: 'invalid_request_error', param: null, code: null };
-  }
-}
-
-function errorBody(e: ErrorSpec): string {
-  return JSON.stringify({ error: { message: e.message, type: e.type, param: e.param, code: e.code } });
-}
-
-// ---------------------------------------------------------------------------
 // Validation helpers
 // ---------------------------------------------------------------------------
 
@@ -626,26 +555,9 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     res.end(body);
   }
 
-  function sendRequestError(res: ServerResponse, e: OpenAiRequestError): void {
-    sendJson(res, e.status, errorBody(e), { 'content-type': JSON_CT, 'x-request-id': 'req_' + nextId() });
-  }
-
   /** Apply delay/hang/status parts of a scenario, then call `respond`. */
   function run(res: ServerResponse, s: Scenario, model: string, stream: boolean, respond: () => void): void {
-    playScenario(kit, res, s, stream, () => sendScenarioError(res, s, model), respond);
-  }
-
-  function sendScenarioError(res: ServerResponse, s: Scenario, model: string): void {
-    const status = s.status!;
-    const d = defaultErrorFor(status, model);
-    const spec: ErrorSpec = {
-      message: s.errorMessage ?? d.message,
-      type: s.errorType ?? d.type,
-      param: null,
-      code: s.errorCode !== undefined ? s.errorCode : d.code,
-    };
-    const headers = openAiErrorHeaders('req_' + nextId(), s, status);
-    sendJson(res, status, errorBody(spec), headers);
+    playScenario(kit, res, s, stream, () => sendOpenAiScenarioError(kit, res, s, model), respond);
   }
 
   /** Write SSE frames honouring chunkDelayMs / garbageAfterChunks / cutAfterChunks / hangMs. */
@@ -1225,12 +1137,12 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         null,
       );
     } catch (e) {
-      if (e instanceof OpenAiRequestError) sendRequestError(res, e);
+      if (e instanceof OpenAiRequestError) sendOpenAiRequestError(kit, res, e);
       else {
         sendJson(
           res,
           500,
-          errorBody({
+          openAiErrorJson({
             message: `mock provider bug: ${String(e)}`,
             type: 'server_error',
             param: null,
@@ -1272,7 +1184,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
           sendJson(
             res,
             413,
-            errorBody({
+            openAiErrorJson({
               message: 'Request body too large.',
               type: 'invalid_request_error',
               param: null,

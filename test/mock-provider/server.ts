@@ -383,6 +383,23 @@ function optPositiveInt(
   return v;
 }
 
+/**
+ * A `string | string[] | number[] | number[][]` field (a prompt, an embeddings input) as its
+ * list of texts and token arrays, or null when it is none of those (or an empty array).
+ * `isToken` says which numbers are tokens.
+ */
+function textsOrTokens(v: unknown, isToken: (x: unknown) => boolean): Array<string | number[]> | null {
+  if (typeof v === 'string') return [v];
+  if (!Array.isArray(v) || v.length === 0) return null;
+  if (v.every(isToken)) return [v as number[]];
+  if (v.every((x) => typeof x === 'string' || (Array.isArray(x) && x.every(isToken))))
+    return v as Array<string | number[]>;
+  return null;
+}
+
+/** Prompt tokens of a text (counted) or of a token array (its length). */
+const inputTokens = (x: string | number[]): number => (typeof x === 'string' ? countTextTokens(x) : x.length);
+
 function requireModel(body: Json): string {
   const model = body.model;
   if (model === undefined || model === null || model === '')
@@ -881,20 +898,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     const prompt = body.prompt;
     if (prompt === undefined || prompt === null)
       throw invalidRequest("Missing required parameter: 'prompt'.", 'prompt', 'missing_required_parameter');
-    // prompt: string | string[] | number[] | number[][]
-    let prompts: Array<string | number[]>;
-    if (typeof prompt === 'string') prompts = [prompt];
-    else if (Array.isArray(prompt) && prompt.length > 0 && prompt.every((p) => typeof p === 'number'))
-      prompts = [prompt as number[]];
-    else if (
-      Array.isArray(prompt) &&
-      prompt.length > 0 &&
-      prompt.every(
-        (p) => typeof p === 'string' || (Array.isArray(p) && p.every((x) => typeof x === 'number')),
-      )
-    ) {
-      prompts = prompt as Array<string | number[]>;
-    } else
+    const prompts = textsOrTokens(prompt, (x) => typeof x === 'number');
+    if (prompts === null)
       throw invalidRequest(
         "Invalid type for 'prompt': expected a string, an array of strings, or an array of token arrays.",
         'prompt',
@@ -914,13 +919,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       let promptTokens = 0;
       const seeds: number[] = [];
       for (const p of prompts) {
-        if (typeof p === 'string') {
-          promptTokens += countTextTokens(p);
-          seeds.push(hashText(p));
-        } else {
-          promptTokens += p.length;
-          seeds.push(hashText(p.join(',')));
-        }
+        promptTokens += inputTokens(p);
+        seeds.push(hashText(typeof p === 'string' ? p : p.join(',')));
       }
       const nChoices = prompts.length * n;
       const usage = s.omitUsage
@@ -984,28 +984,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         null,
         null,
       );
-    // input: string | string[] | number[] | number[][]
-    let inputs: Array<string | number[]>;
-    if (typeof input === 'string') inputs = [input];
-    else if (
-      Array.isArray(input) &&
-      input.length > 0 &&
-      input.every((x) => typeof x === 'number' && Number.isInteger(x))
-    )
-      inputs = [input as number[]];
-    else if (Array.isArray(input) && input.length > 0) inputs = input as Array<string | number[]>;
-    else throw badInput();
-    if (inputs.length > 2048) throw badInput();
-    for (const x of inputs) {
-      if (typeof x === 'string') {
-        if (x.length === 0) throw badInput();
-      } else if (
-        !Array.isArray(x) ||
-        x.length === 0 ||
-        !x.every((t) => typeof t === 'number' && Number.isInteger(t))
-      )
-        throw badInput();
-    }
+    const inputs = textsOrTokens(input, (x) => typeof x === 'number' && Number.isInteger(x));
+    if (inputs === null || inputs.length > 2048 || inputs.some((x) => x.length === 0)) throw badInput();
     const fmt = body.encoding_format ?? 'float';
     if (fmt !== 'float' && fmt !== 'base64') {
       throw invalidRequest(
@@ -1020,15 +1000,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     run(res, s, model, false, () => {
       let promptTokens = 0;
       const data = inputs.map((x, index) => {
-        let key: string;
-        if (typeof x === 'string') {
-          promptTokens += countTextTokens(x);
-          key = x;
-        } else {
-          promptTokens += x.length;
-          key = '\u0000tok:' + x.join(',');
-        }
-        const e = makeEmbedding(key, dims);
+        promptTokens += inputTokens(x);
+        const e = makeEmbedding(typeof x === 'string' ? x : '\u0000tok:' + x.join(','), dims);
         return { object: 'embedding', index, embedding: fmt === 'base64' ? e.base64 : e.floats };
       });
       const out: Json = { object: 'list', data, model };

@@ -9,6 +9,8 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import {
   argsFromSchema,
   cacheSplit,
+  type ContentCount,
+  countContent,
   type EventFrame,
   isJsonObject,
   type Json,
@@ -77,7 +79,7 @@ function defaultMessage(status: number, model: string): string {
 
 // ── prompt counting and seed text (see README) ─────────────────────────────────────────────
 
-function blockText(b: Json): { text: string; extra: number } {
+function blockText(b: Json): ContentCount {
   switch (b.type) {
     case 'text':
       return { text: typeof b.text === 'string' ? b.text : '', extra: 0 };
@@ -89,10 +91,8 @@ function blockText(b: Json): { text: string; extra: number } {
         text: '',
         extra: countTextTokens(String(b.name)) + countTextTokens(JSON.stringify(b.input ?? {})),
       };
-    case 'tool_result': {
-      const inner = contentOf(b.content);
-      return { text: inner.text, extra: inner.extra };
-    }
+    case 'tool_result':
+      return contentOf(b.content);
     case 'thinking':
       return { text: '', extra: countTextTokens(typeof b.thinking === 'string' ? b.thinking : '') };
     default:
@@ -100,19 +100,7 @@ function blockText(b: Json): { text: string; extra: number } {
   }
 }
 
-function contentOf(content: unknown): { text: string; extra: number } {
-  if (typeof content === 'string') return { text: content, extra: 0 };
-  if (!Array.isArray(content)) return { text: '', extra: 0 };
-  let text = '';
-  let extra = 0;
-  for (const b of content) {
-    if (!isJsonObject(b)) continue;
-    const x = blockText(b);
-    text += x.text;
-    extra += x.extra;
-  }
-  return { text, extra };
-}
+const contentOf = (content: unknown): ContentCount => countContent(content, blockText);
 
 /**
  * Prompt tokens of a Messages request (all input, before cache accounting):

@@ -45,6 +45,27 @@ export type Json = Record<string, unknown>;
 /** A plain JSON object (not null, not an array). */
 export const isJsonObject = (v: unknown): v is Json => !!v && typeof v === 'object' && !Array.isArray(v);
 
+/** A message's text, and the tokens its other parts (images, tool calls, …) count. */
+export interface ContentCount {
+  text: string;
+  extra: number;
+}
+
+/** Content that is a string, or an array of parts each counted by `part` (other values count nothing). */
+export function countContent(content: unknown, part: (p: Json) => ContentCount): ContentCount {
+  if (typeof content === 'string') return { text: content, extra: 0 };
+  let text = '';
+  let extra = 0;
+  if (Array.isArray(content))
+    for (const p of content) {
+      if (!isJsonObject(p)) continue;
+      const x = part(p);
+      text += x.text;
+      extra += x.extra;
+    }
+  return { text, extra };
+}
+
 /** JSON with a space after every ':' and ',' as Python's json.dumps writes it (undefined fields left out). */
 export function spaced(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v);

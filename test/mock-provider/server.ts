@@ -19,6 +19,8 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Socket } from 'node:net';
 import { countTokens } from 'gpt-tokenizer';
 import {
+  type ContentCount,
+  countContent,
   invalidRequest,
   type MockKit,
   OpenAiRequestError,
@@ -217,20 +219,13 @@ export function countTextTokens(text: string): number {
 /** Image parts count as a flat 85 tokens (OpenAI's low-detail cost). */
 const IMAGE_PART_TOKENS = 85;
 
-function contentText(content: unknown): { text: string; extraTokens: number } {
-  if (typeof content === 'string') return { text: content, extraTokens: 0 };
-  if (!Array.isArray(content)) return { text: '', extraTokens: 0 };
-  let text = '';
-  let extraTokens = 0;
-  for (const part of content) {
-    if (part && typeof part === 'object') {
-      const p = part as { type?: unknown; text?: unknown };
-      if (typeof p.text === 'string') text += p.text;
-      else if (p.type === 'image_url' || p.type === 'input_image') extraTokens += IMAGE_PART_TOKENS;
-    }
-  }
-  return { text, extraTokens };
-}
+/** A chat message's text, and 85 tokens per image part. */
+const contentText = (content: unknown): ContentCount =>
+  countContent(content, (p) =>
+    typeof p.text === 'string'
+      ? { text: p.text, extra: 0 }
+      : { text: '', extra: p.type === 'image_url' || p.type === 'input_image' ? IMAGE_PART_TOKENS : 0 },
+  );
 
 interface ChatMessageLike {
   role?: unknown;
@@ -256,8 +251,8 @@ export function countChatPromptTokens(messages: readonly unknown[], tools?: unkn
     const msg = m as ChatMessageLike;
     total += 3;
     if (typeof msg.role === 'string') total += countTextTokens(msg.role);
-    const { text, extraTokens } = contentText(msg.content);
-    total += countTextTokens(text) + extraTokens;
+    const { text, extra } = contentText(msg.content);
+    total += countTextTokens(text) + extra;
     if (typeof msg.name === 'string') total += 1 + countTextTokens(msg.name);
     if (Array.isArray(msg.tool_calls)) {
       for (const tc of msg.tool_calls) {

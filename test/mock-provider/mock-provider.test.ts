@@ -39,6 +39,16 @@ async function collect(stream: AsyncIterable<ChatChunk>, into: ChatChunk[] = [])
   return into;
 }
 
+/** A chat stream of `messages` (gpt-4o unless `params` says otherwise) with include_usage set. */
+const usageStream = (params: Partial<OpenAI.Chat.Completions.ChatCompletionCreateParamsStreaming> = {}) =>
+  client.chat.completions.create({
+    model: 'gpt-4o',
+    messages,
+    stream: true,
+    stream_options: { include_usage: true },
+    ...params,
+  });
+
 const contentOf = (chunks: ChatChunk[]) => chunks.map((c) => c.choices[0]?.delta.content ?? '').join('');
 const contentChunks = (chunks: ChatChunk[]) =>
   chunks.filter((c) => (c.choices[0]?.delta.content ?? '') !== '');
@@ -149,13 +159,7 @@ describe('chat completions', () => {
   });
 
   it('streams a final usage chunk when stream_options.include_usage is true', async () => {
-    const stream = await client.chat.completions.create({
-      model: 'gpt-4o-mini',
-      messages,
-      stream: true,
-      max_tokens: 6,
-      stream_options: { include_usage: true },
-    });
+    const stream = await usageStream({ model: 'gpt-4o-mini', max_tokens: 6 });
     const chunks = await collect(stream);
     const last = chunks[chunks.length - 1]!;
     expect(last.choices).toEqual([]);
@@ -474,12 +478,7 @@ describe('scenarios', () => {
 
   it('cutAfterChunks destroys the socket mid-stream: the SDK errors after N content chunks', async () => {
     mock.setScenario('*', { cutAfterChunks: 4 });
-    const stream = await client.chat.completions.create({
-      model: 'gpt-4o',
-      messages,
-      stream: true,
-      stream_options: { include_usage: true },
-    });
+    const stream = await usageStream();
     const got: ChatChunk[] = [];
     await expect(collect(stream, got)).rejects.toThrow();
     expect(contentChunks(got)).toHaveLength(4);
@@ -561,26 +560,14 @@ describe('scenarios', () => {
     const r = await client.chat.completions.create({ model: 'gpt-4o', messages });
     expect(r.usage!.completion_tokens).toBe(9);
     expect(r.usage!.prompt_tokens_details!.cached_tokens).toBe(4);
-    const s = await client.chat.completions.create({
-      model: 'gpt-4o',
-      messages,
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-    const chunks = await collect(s);
+    const chunks = await collect(await usageStream());
     expect(chunks[chunks.length - 1]!.usage!.prompt_tokens_details!.cached_tokens).toBe(4);
 
     mock.setScenario('*', { omitUsage: true });
     const noUsage = await client.chat.completions.create({ model: 'gpt-4o', messages });
     expect(noUsage.usage).toBeUndefined();
     expect(countTokens(noUsage.choices[0]!.message.content!)).toBe(DEFAULT_COMPLETION_TOKENS);
-    const noUsageStream = await client.chat.completions.create({
-      model: 'gpt-4o',
-      messages,
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-    const c2 = await collect(noUsageStream);
+    const c2 = await collect(await usageStream());
     expect(c2.some((c) => c.usage)).toBe(false);
     expect(contentChunks(c2)).toHaveLength(DEFAULT_COMPLETION_TOKENS);
   });

@@ -19,6 +19,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Socket } from 'node:net';
 import { countTokens } from 'gpt-tokenizer';
 import {
+  argsFromSchema,
   type ContentCount,
   countContent,
   invalidRequest,
@@ -467,16 +468,7 @@ export function chatToolCall(body: Json): { name: string; arguments: string } | 
     const forced = ((tc as Json).function as Json | undefined)?.name;
     fn = fns.find((f) => f.name === forced) ?? fn;
   }
-  const schema = fn.parameters as Json | undefined;
-  const args: Json = {};
-  const props = (schema?.properties ?? {}) as Record<string, { type?: unknown } | undefined>;
-  for (const name of Array.isArray(schema?.required) ? schema.required : []) {
-    if (typeof name !== 'string') continue;
-    const t = props[name]?.type;
-    args[name] =
-      t === 'string' ? 'mole' : t === 'number' || t === 'integer' ? 1 : t === 'boolean' ? true : {};
-  }
-  return { name: fn.name as string, arguments: JSON.stringify(args) };
+  return { name: fn.name as string, arguments: JSON.stringify(argsFromSchema(fn.parameters)) };
 }
 
 // ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import { countTokens } from 'gpt-tokenizer';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { countAnthropicPromptTokens, expectedAnthropicText } from './anthropic.js';
 import { DEFAULT_COMPLETION_TOKENS, type MockProvider, startMockProvider } from './server.js';
+import { WEATHER_ARGS, WEATHER_SCHEMA } from './weather.js';
 
 const KEY = 'sk-ant-mock-key';
 let mock: MockProvider;
@@ -15,11 +16,7 @@ const messages: Anthropic.MessageParam[] = [{ role: 'user', content: 'Tell me ab
 const weather: Anthropic.Tool = {
   name: 'get_weather',
   description: 'Weather for a city',
-  input_schema: {
-    type: 'object',
-    properties: { city: { type: 'string' }, days: { type: 'integer' }, metric: { type: 'boolean' } },
-    required: ['city', 'days', 'metric'],
-  },
+  input_schema: WEATHER_SCHEMA,
 };
 
 beforeAll(async () => {
@@ -143,7 +140,7 @@ describe('anthropic messages (mock provider, official SDK)', () => {
     const call = m.content.find((b) => b.type === 'tool_use') as Anthropic.ToolUseBlock;
     expect(call.id).toMatch(/^toolu_/);
     expect(call.name).toBe('get_weather');
-    expect(call.input).toEqual({ city: 'mole', days: 1, metric: true });
+    expect(call.input).toEqual(WEATHER_ARGS);
     expect(m.usage.output_tokens).toBe(countTokens('get_weather') + countTokens(JSON.stringify(call.input)));
 
     const forced = await client.messages.create({
@@ -191,7 +188,7 @@ describe('anthropic messages (mock provider, official SDK)', () => {
     const m = await stream.finalMessage();
     expect(m.stop_reason).toBe('tool_use');
     const call = m.content[0] as Anthropic.ToolUseBlock;
-    expect(call.input).toEqual({ city: 'mole', days: 1, metric: true });
+    expect(call.input).toEqual(WEATHER_ARGS);
     expect(partial.join('')).toBe(JSON.stringify(call.input));
   });
 

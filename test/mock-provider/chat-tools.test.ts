@@ -9,6 +9,7 @@ import {
   type MockProvider,
   startMockProvider,
 } from './server.js';
+import { WEATHER_ARGS, WEATHER_SCHEMA } from './weather.js';
 
 let mock: MockProvider;
 let client: OpenAI;
@@ -25,11 +26,7 @@ const tools: OpenAI.Chat.Completions.ChatCompletionTool[] = [
     type: 'function',
     function: {
       name: 'get_weather',
-      parameters: {
-        type: 'object',
-        properties: { city: { type: 'string' }, days: { type: 'number' }, metric: { type: 'boolean' } },
-        required: ['city', 'days', 'metric'],
-      },
+      parameters: WEATHER_SCHEMA,
     },
   },
   { type: 'function', function: { name: 'other', parameters: { type: 'object', properties: {} } } },
@@ -37,7 +34,7 @@ const tools: OpenAI.Chat.Completions.ChatCompletionTool[] = [
 const messages: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [
   { role: 'user', content: 'Weather?' },
 ];
-const ARGS = '{"city":"mole","days":1,"metric":true}';
+const ARGS = JSON.stringify(WEATHER_ARGS);
 
 describe('chat tool use (mock provider)', () => {
   it('calls the first declared tool with its required arguments', async () => {

@@ -16,6 +16,7 @@ import {
   googleJson,
 } from './gemini.js';
 import { DEFAULT_COMPLETION_TOKENS, type MockProvider, startMockProvider } from './server.js';
+import { WEATHER_ARGS, WEATHER_SCHEMA } from './weather.js';
 
 const KEY = 'AIzaMockKey0123456789';
 let mock: MockProvider;
@@ -51,17 +52,7 @@ async function failure(p: Promise<unknown>): Promise<ApiError> {
 const WEATHER = {
   name: 'get_weather',
   description: 'Weather for a city',
-  parametersJsonSchema: {
-    type: 'object',
-    properties: {
-      city: { type: 'string' },
-      days: { type: 'integer' },
-      metric: { type: 'boolean' },
-      where: { type: 'object' },
-      note: { type: 'string' },
-    },
-    required: ['city', 'days', 'metric', 'where'],
-  },
+  parametersJsonSchema: WEATHER_SCHEMA,
 };
 
 describe('gemini mock: generateContent', () => {
@@ -292,9 +283,7 @@ describe('gemini mock: tool use', () => {
       contents: 'Weather in Paris?',
       config,
     });
-    expect(r.functionCalls).toEqual([
-      { name: 'get_weather', args: { city: 'mole', days: 1, metric: true, where: {} } },
-    ]);
+    expect(r.functionCalls).toEqual([{ name: 'get_weather', args: WEATHER_ARGS }]);
     expect(r.candidates?.[0]?.finishReason).toBe('STOP');
     expect(r.usageMetadata?.candidatesTokenCount).toBe(
       countTokens('get_weather') + countTokens(JSON.stringify(r.functionCalls![0]!.args)),

@@ -5,6 +5,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { countResponsesPromptTokens, expectedResponsesText } from './responses.js';
 import { DEFAULT_COMPLETION_TOKENS, type MockProvider, type Scenario, startMockProvider } from './server.js';
+import { WEATHER_ARGS, WEATHER_SCHEMA } from './weather.js';
 
 const KEY = 'sk-mock-responses-key';
 let mock: MockProvider;
@@ -15,16 +16,7 @@ const weather = {
   name: 'get_weather',
   description: 'Weather for a city',
   strict: false,
-  parameters: {
-    type: 'object',
-    properties: {
-      city: { type: 'string' },
-      days: { type: 'integer' },
-      metric: { type: 'boolean' },
-      x: { type: 'object' },
-    },
-    required: ['city', 'days', 'metric', 'x'],
-  },
+  parameters: WEATHER_SCHEMA,
 };
 const BASE = { model: 'gpt-mole-5', instructions: 'You are a mole.', input: 'Tell me about tunnels.' };
 
@@ -135,7 +127,7 @@ describe('responses (mock provider, official SDK)', () => {
     const call = r.output[0] as OpenAI.Responses.ResponseFunctionToolCall;
     expect(call).toMatchObject({ type: 'function_call', name: 'get_weather', status: 'completed' });
     expect(call.call_id).toMatch(/^call_/);
-    expect(JSON.parse(call.arguments)).toEqual({ city: 'mole', days: 1, metric: true, x: {} });
+    expect(JSON.parse(call.arguments)).toEqual(WEATHER_ARGS);
     expect(r.usage?.output_tokens).toBe(countTokens('get_weather') + countTokens(call.arguments));
 
     const forced = await client.responses.create({

@@ -30,6 +30,15 @@ type Extra = Scenario & {
 };
 const scenario = (model: string, s: Extra) => mock.setScenario(model, s as Scenario);
 
+/** A Response's usage: `input` tokens (`cached` read, `written` to the cache), `output` (`reasoning` of them). */
+const usage = (input: number, output: number, { cached = 0, written = 0, reasoning = 0 } = {}) => ({
+  input_tokens: input,
+  input_tokens_details: { cached_tokens: cached, cache_write_tokens: written },
+  output_tokens: output,
+  output_tokens_details: { reasoning_tokens: reasoning },
+  total_tokens: input + output,
+});
+
 beforeAll(async () => {
   mock = await startMockProvider({ apiKey: KEY });
   client = new OpenAI({ baseURL: mock.url, apiKey: KEY, maxRetries: 0, timeout: 10_000 });
@@ -69,13 +78,7 @@ describe('responses (mock provider, official SDK)', () => {
         countTokens('user') +
         countTokens('Tell me about tunnels.'),
     );
-    expect(r.usage).toEqual({
-      input_tokens: prompt,
-      input_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 },
-      output_tokens: 16,
-      output_tokens_details: { reasoning_tokens: 0 },
-      total_tokens: prompt + 16,
-    });
+    expect(r.usage).toEqual(usage(prompt, 16));
     expect(mock.requests[0]).toMatchObject({ method: 'POST', path: '/v1/responses' });
   });
 
@@ -164,13 +167,7 @@ describe('responses (mock provider, official SDK)', () => {
     const r = await client.responses.create(BASE);
     const prompt = countResponsesPromptTokens(BASE);
     expect(r.output.map((o) => o.type)).toEqual(['reasoning', 'message']);
-    expect(r.usage).toEqual({
-      input_tokens: prompt,
-      input_tokens_details: { cached_tokens: 10, cache_write_tokens: 5 },
-      output_tokens: 23,
-      output_tokens_details: { reasoning_tokens: 7 },
-      total_tokens: prompt + 23,
-    });
+    expect(r.usage).toEqual(usage(prompt, 23, { cached: 10, written: 5, reasoning: 7 }));
     mock.reset();
     const cut = await client.responses
       .stream({ ...BASE, max_output_tokens: 16, stream: true })

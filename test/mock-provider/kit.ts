@@ -149,6 +149,14 @@ export class OpenAiRequestError extends Error {
 export const invalidRequest = (message: string, param: string | null = null, code: string | null = null) =>
   new OpenAiRequestError(400, message, 'invalid_request_error', param, code);
 
+/** A body field OpenAI requires, or its 400 `missing_required_parameter` when it is absent or null. */
+export function requiredParam(body: Json, key: string): unknown {
+  const v = body[key];
+  if (v === undefined || v === null)
+    throw invalidRequest(`Missing required parameter: '${key}'.`, key, 'missing_required_parameter');
+  return v;
+}
+
 /** OpenAI's 401 for a missing or wrong `Authorization: Bearer` key (null when it is right or none is required). */
 export function openAiAuthError(
   apiKey: string | undefined,

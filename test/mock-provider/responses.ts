@@ -21,6 +21,7 @@ import {
   openAiHeaders,
   playScenario,
   type ProtocolRoutes,
+  requiredParam,
   scriptedFrames,
   sendOpenAiRequestError,
   sendOpenAiScenarioError,
@@ -118,9 +119,7 @@ function validate(body: unknown): Json {
       'previous_response_id',
       'previous_response_not_found',
     );
-  const input = body.input;
-  if (input === undefined || input === null)
-    throw invalidRequest("Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
+  const input = requiredParam(body, 'input');
   if (typeof input !== 'string' && !Array.isArray(input))
     throw invalidRequest(
       `Invalid type for 'input': expected one of a string or an array of input items, but got ${typeof input} instead.`,

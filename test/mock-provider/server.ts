@@ -29,6 +29,7 @@ import {
   openAiErrorJson,
   openAiHeaders,
   playScenario,
+  requiredParam,
   sendOpenAiRequestError,
   sendOpenAiScenarioError,
 } from './kit.js';
@@ -692,13 +693,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
 
   function handleChat(res: ServerResponse, body: Json): void {
     const model = requireModel(body);
-    const messages = body.messages;
-    if (messages === undefined || messages === null)
-      throw invalidRequest(
-        "Missing required parameter: 'messages'.",
-        'messages',
-        'missing_required_parameter',
-      );
+    const messages = requiredParam(body, 'messages');
     if (!Array.isArray(messages))
       throw invalidRequest(
         "Invalid type for 'messages': expected an array of objects, but got a " +
@@ -882,10 +877,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
 
   function handleCompletions(res: ServerResponse, body: Json): void {
     const model = requireModel(body);
-    const prompt = body.prompt;
-    if (prompt === undefined || prompt === null)
-      throw invalidRequest("Missing required parameter: 'prompt'.", 'prompt', 'missing_required_parameter');
-    const prompts = textsOrTokens(prompt, (x) => typeof x === 'number');
+    const prompts = textsOrTokens(requiredParam(body, 'prompt'), (x) => typeof x === 'number');
     if (prompts === null)
       throw invalidRequest(
         "Invalid type for 'prompt': expected a string, an array of strings, or an array of token arrays.",
@@ -962,9 +954,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
 
   function handleEmbeddings(res: ServerResponse, body: Json): void {
     const model = requireModel(body);
-    const input = body.input;
-    if (input === undefined || input === null)
-      throw invalidRequest("Missing required parameter: 'input'.", 'input', 'missing_required_parameter');
+    const input = requiredParam(body, 'input');
     const badInput = () =>
       invalidRequest(
         "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",

@@ -47,6 +47,20 @@ async function injectFrom(
   return { status: r.statusCode, body: r.json(), headers: new Headers(r.headers as Record<string, string>) };
 }
 
+/** Headers claiming the request was forwarded for `ip`. */
+const forwardedFor = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
+
+/** Renames key `id` with the master key, claiming to be forwarded for `ip`; returns its audit row. */
+async function renameAuditedFrom(s: TestServer, id: number, ip: string) {
+  await s.api(
+    'PATCH',
+    `/api/keys/${id}`,
+    { name: 'renamed' },
+    { authorization: `Bearer ${s.masterKey}`, ...forwardedFor(ip).headers },
+  );
+  return (await s.api('GET', `/api/audit?key_id=${id}&limit=1`)).body.data[0];
+}
+
 describe.each(backends())('relay authentication [%s]', (backend) => {
   let s: TestServer;
   let user: { id: number };
@@ -295,19 +309,13 @@ describe.each(backends())('relay authentication [%s]', (backend) => {
       expectRelayError(await relay(s, outside.secret, { headers }), 403, 'ip_not_allowed');
     }
     const local = await createKey(s, user.id, { allowed_ips: ['127.0.0.1'] });
-    expect((await relay(s, local.secret, { headers: { 'x-forwarded-for': '198.51.100.1' } })).status).toBe(
-      200,
-    );
+    expect((await relay(s, local.secret, forwardedFor('198.51.100.1'))).status).toBe(200);
     expect((await s.api('GET', `/api/keys/${local.id}`)).body.last_used_ip).toBe('127.0.0.1');
     // The management API's audit trail uses the same client address.
-    await s.api(
-      'PATCH',
-      `/api/keys/${local.id}`,
-      { name: 'spoofed' },
-      { authorization: `Bearer ${s.masterKey}`, 'x-forwarded-for': '198.51.100.1' },
-    );
-    const audit = await s.api('GET', `/api/audit?key_id=${local.id}&limit=1`);
-    expect(audit.body.data[0]).toMatchObject({ action: 'key.update', ip: '127.0.0.1' });
+    expect(await renameAuditedFrom(s, local.id, '198.51.100.1')).toMatchObject({
+      action: 'key.update',
+      ip: '127.0.0.1',
+    });
   });
 
   it('model allowlist: exact names and "*" prefixes', async () => {
@@ -382,48 +390,32 @@ describe.each(backends())('trusted proxies [%s]', (backend) => {
   it('X-Forwarded-For from a trusted peer is honoured (rightmost untrusted hop)', async () => {
     const k = await createKey(s, user.id, { allowed_ips: ['203.0.113.0/24'] });
     expectRelayError(await relay(s, k.secret), 403, 'ip_not_allowed');
-    expect((await relay(s, k.secret, { headers: { 'x-forwarded-for': '203.0.113.7' } })).status).toBe(200);
+    expect((await relay(s, k.secret, forwardedFor('203.0.113.7'))).status).toBe(200);
     expect((await s.api('GET', `/api/keys/${k.id}`)).body.last_used_ip).toBe('203.0.113.7');
     // Trusted hops on the right are skipped; the client's own (spoofable) left entries are not believed.
-    expect(
-      (await relay(s, k.secret, { headers: { 'x-forwarded-for': '203.0.113.8, 10.1.1.1' } })).status,
-    ).toBe(200);
+    expect((await relay(s, k.secret, forwardedFor('203.0.113.8, 10.1.1.1'))).status).toBe(200);
     expectRelayError(
-      await relay(s, k.secret, { headers: { 'x-forwarded-for': '203.0.113.9, 198.51.100.4' } }),
+      await relay(s, k.secret, forwardedFor('203.0.113.9, 198.51.100.4')),
       403,
       'ip_not_allowed',
     );
-    expectRelayError(
-      await relay(s, k.secret, { headers: { 'x-forwarded-for': '198.51.100.4' } }),
-      403,
-      'ip_not_allowed',
-    );
-    expect((await relay(s, k.secret, { headers: { 'x-forwarded-for': '::ffff:203.0.113.10' } })).status).toBe(
-      200,
-    );
+    expectRelayError(await relay(s, k.secret, forwardedFor('198.51.100.4')), 403, 'ip_not_allowed');
+    expect((await relay(s, k.secret, forwardedFor('::ffff:203.0.113.10'))).status).toBe(200);
     expect((await s.api('GET', `/api/keys/${k.id}`)).body.last_used_ip).toBe('203.0.113.10');
   });
 
   it('an IPv6 client behind the proxy matches v6 rules', async () => {
     const k = await createKey(s, user.id, { allowed_ips: ['2001:db8::/32'] });
-    expect((await relay(s, k.secret, { headers: { 'x-forwarded-for': '2001:db8::42' } })).status).toBe(200);
-    expectRelayError(
-      await relay(s, k.secret, { headers: { 'x-forwarded-for': '2001:db9::42' } }),
-      403,
-      'ip_not_allowed',
-    );
+    expect((await relay(s, k.secret, forwardedFor('2001:db8::42'))).status).toBe(200);
+    expectRelayError(await relay(s, k.secret, forwardedFor('2001:db9::42')), 403, 'ip_not_allowed');
   });
 
   it('the audit trail records the forwarded client address', async () => {
     const k = await createKey(s, user.id);
-    await s.api(
-      'PATCH',
-      `/api/keys/${k.id}`,
-      { name: 'via-proxy' },
-      { authorization: `Bearer ${s.masterKey}`, 'x-forwarded-for': '198.51.100.23' },
-    );
-    const audit = await s.api('GET', `/api/audit?key_id=${k.id}&limit=1`);
-    expect(audit.body.data[0]).toMatchObject({ action: 'key.update', ip: '198.51.100.23' });
+    expect(await renameAuditedFrom(s, k.id, '198.51.100.23')).toMatchObject({
+      action: 'key.update',
+      ip: '198.51.100.23',
+    });
   });
 });
 
@@ -436,14 +428,8 @@ describe('trusted proxies that do not include the peer', () => {
   it('X-Forwarded-For from an untrusted peer is ignored', async () => {
     const { user } = await createUser(s);
     const k = await createKey(s, user.id, { allowed_ips: ['203.0.113.0/24'] });
-    expectRelayError(
-      await relay(s, k.secret, { headers: { 'x-forwarded-for': '203.0.113.7' } }),
-      403,
-      'ip_not_allowed',
-    );
+    expectRelayError(await relay(s, k.secret, forwardedFor('203.0.113.7')), 403, 'ip_not_allowed');
     const local = await createKey(s, user.id, { allowed_ips: ['127.0.0.1'] });
-    expect((await relay(s, local.secret, { headers: { 'x-forwarded-for': '203.0.113.7' } })).status).toBe(
-      200,
-    );
+    expect((await relay(s, local.secret, forwardedFor('203.0.113.7'))).status).toBe(200);
   });
 });

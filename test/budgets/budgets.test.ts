@@ -6,6 +6,7 @@ import http from 'node:http';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { offerMockModel } from '../helpers/priced-model.js';
 import { uniq } from '../relay/relay-helpers.js';
 
 // Input is free and output costs 1 USD per 1M tokens; the mock answers min(max_tokens, 12)
@@ -44,10 +45,7 @@ describe.each(backends())('periodic budgets (%s)', (backend) => {
   let s: TestServer;
   beforeAll(async () => {
     s = await startTestServer({ backend, keep: true });
-    expect(
-      (await s.api('POST', '/api/channels', { name: 'm', type: 'mock', models: ['mole-mini'] })).status,
-    ).toBe(201);
-    expect((await s.api('PUT', '/api/prices/mole-mini', { input: 0, output: 1 })).status).toBe(200);
+    await offerMockModel(s, { input: 0, output: 1 });
   });
   afterAll(async () => {
     await s?.close();

@@ -5,10 +5,11 @@
 // milliseconds instead of a node + tsx start-up each; one test runs the real process to prove
 // that exit codes and output reach the shell.
 import { Readable } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/program.js';
 import { type CliResult as Result, moleProcess } from '../helpers/process.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { pricedServerForSuite } from '../helpers/priced-model.js';
+import type { TestServer } from '../helpers/server.js';
 import { closedPort } from '../relay/relay-helpers.js';
 
 /** Runs `mole <args>` in this process, as src/cli/index.ts would in its own. */
@@ -63,16 +64,9 @@ describe('mole CLI', { timeout: 180_000 }, () => {
       body: (await r.json()) as any,
     }));
 
-  beforeAll(async () => {
-    s = await startTestServer();
+  pricedServerForSuite({}, { input: 1, output: 2 }, (started) => {
+    s = started;
     env = { MOLE_URL: s.url, MOLE_TOKEN: s.masterKey };
-    expect(
-      (await s.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: ['mole-mini'] })).status,
-    ).toBe(201);
-    expect((await s.api('PUT', '/api/prices/mole-mini', { input: 1, output: 2 })).status).toBe(200);
-  });
-  afterAll(async () => {
-    await s?.close();
   });
 
   it('--help works on every command and exits 0', async () => {

@@ -21,17 +21,11 @@ describe.each(backends())('changes whose audit row fails are rolled back [%s]', 
     s = await startTestServer({ backend });
   });
   afterAll(() => s?.close());
+  /** The server's own services, but with an audit log that always fails. */
+  const withFailingAudit = () => ({ ...s.services, audit: failingAudit });
 
   describe('accounts', () => {
-    const actions = () =>
-      createAccountActions({
-        accounts: s.services.accounts,
-        audit: failingAudit,
-        ledger: s.services.ledger,
-        keys: s.services.keys,
-        flush: () => s.services.flush(),
-        groups: s.services.catalog,
-      });
+    const actions = () => createAccountActions({ ...withFailingAudit(), groups: s.services.catalog });
 
     it('a user creation leaves no user (and the name stays free)', async () => {
       const username = uname('rollback');
@@ -71,12 +65,7 @@ describe.each(backends())('changes whose audit row fails are rolled back [%s]', 
   });
 
   describe('channels', () => {
-    const actions = () =>
-      createChannelActions({
-        channels: s.services.channels,
-        audit: failingAudit,
-        catalog: s.services.catalog,
-      });
+    const actions = () => createChannelActions(withFailingAudit());
     const mock = { name: 'rollback', type: 'mock' as const, baseUrl: 'mock://local', apiKey: '' };
     const input = {
       ...mock,
@@ -114,7 +103,7 @@ describe.each(backends())('changes whose audit row fails are rolled back [%s]', 
   });
 
   describe('billing', () => {
-    const actions = () => createBillingActions({ catalog: s.services.catalog, audit: failingAudit });
+    const actions = () => createBillingActions(withFailingAudit());
     const price = {
       inputNanoPerM: 1,
       outputNanoPerM: 2,

@@ -3,7 +3,8 @@
 // their group's ceilings (422 limit_above_group); keys of a group with a lifetime must
 // expire within it; limit fields are validated (positive integers, sensible maxima).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends, login, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { session } from './util.js';
 
 const DAY = 86_400_000;
 let n = 0;
@@ -103,13 +104,8 @@ describe.each(backends())('group policy and limit fields [%s]', (backend) => {
       'limit_above_group',
     );
     // The owner signed in is held to the same ceilings.
-    const { cookie, csrf } = await login(s, user.username, 'password-123');
-    const own = await s.api(
-      'PATCH',
-      `/api/keys/${ok.body.id}`,
-      { tpm: 20_000 },
-      { cookie, 'x-csrf-token': csrf },
-    );
+    const owner = await session(s, user.username, 'password-123');
+    const own = await owner.call('PATCH', `/api/keys/${ok.body.id}`, { tpm: 20_000 });
     expect(own.status).toBe(422);
     expect(own.body.error.code).toBe('limit_above_group');
   });
@@ -138,13 +134,8 @@ describe.each(backends())('group policy and limit fields [%s]', (backend) => {
       'limit_above_group',
     );
     expect((await s.api('PATCH', `/api/users/${u.body.id}`, { rpm: 50 })).body.rpm).toBe(50);
-    const { cookie, csrf } = await login(s, u.body.username, 'password-123');
-    const self = await s.api(
-      'PATCH',
-      `/api/users/${u.body.id}`,
-      { rpm: 10 },
-      { cookie, 'x-csrf-token': csrf },
-    );
+    const account = await session(s, u.body.username, 'password-123');
+    const self = await account.call('PATCH', `/api/users/${u.body.id}`, { rpm: 10 });
     expect(self.status).toBe(403);
   });
 

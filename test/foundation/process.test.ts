@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { gatewayEnv } from '../helpers/gateway-env.js';
 import { freePort, REPO_ROOT as ROOT } from '../helpers/process.js';
 
 interface Running {
@@ -24,16 +25,12 @@ const children: ChildProcess[] = [];
 /** Starts src/main.ts on `dataDir` with no storage, key or proxy settings but `extra`'s. */
 async function start(dataDir: string, extra: NodeJS.ProcessEnv = {}): Promise<Running> {
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
+  const env = gatewayEnv(port, {
     MOLE_DATA_DIR: dataDir,
     MOLE_LOG_LEVEL: 'info',
-  };
-  for (const v of ['DATABASE_URL', 'REDIS_URL', 'MOLE_MASTER_KEY', 'MOLE_SECRET', 'MOLE_TRUSTED_PROXIES'])
-    delete env[v];
-  Object.assign(env, extra);
+    MOLE_MASTER_KEY: undefined,
+    ...extra,
+  });
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env,

@@ -45,57 +45,24 @@ interface Ids {
   keyId: number;
   channelId: number;
 }
-/** Every write route with a valid body; the fuzz varies one field at a time. */
-const BODY_ROUTES: Record<
-  string,
-  (i: Ids) => { method: string; path: string; base: Record<string, unknown> }
-> = {
-  'POST /api/auth/login': () => ({
-    method: 'POST',
-    path: '/api/auth/login',
-    base: { username: 'nobody', password: 'password-123' },
-  }),
+/**
+ * Every write route with a valid body; the fuzz varies one field at a time. A route's `:param`
+ * is filled with the `id` its entry gives.
+ */
+const BODY_ROUTES: Record<string, (i: Ids) => { id?: number | string; base: Record<string, unknown> }> = {
+  'POST /api/auth/login': () => ({ base: { username: 'nobody', password: 'password-123' } }),
   'POST /api/users': () => ({
-    method: 'POST',
-    path: '/api/users',
     base: { username: 'fuzzed', password: 'password-123', role: 'user', group: 'default', balance: 1 },
   }),
   'PATCH /api/users/:id': (i) => ({
-    method: 'PATCH',
-    path: `/api/users/${i.userId}`,
+    id: i.userId,
     base: { role: 'user', group: 'default', status: 'active', password: 'password-123' },
   }),
-  'POST /api/users/:id/topup': (i) => ({
-    method: 'POST',
-    path: `/api/users/${i.userId}/topup`,
-    base: { amount: 1 },
-  }),
-  'POST /api/keys': (i) => ({
-    method: 'POST',
-    path: '/api/keys',
-    base: {
-      name: 'n',
-      user_id: i.userId,
-      ...KEY_LIMITS,
-    },
-  }),
-  'PATCH /api/keys/:id': (i) => ({
-    method: 'PATCH',
-    path: `/api/keys/${i.keyId}`,
-    base: {
-      name: 'n',
-      status: 'active',
-      ...KEY_LIMITS,
-    },
-  }),
-  'POST /api/keys/:id/rotate': (i) => ({
-    method: 'POST',
-    path: `/api/keys/${i.keyId}/rotate`,
-    base: { grace_seconds: 0 },
-  }),
+  'POST /api/users/:id/topup': (i) => ({ id: i.userId, base: { amount: 1 } }),
+  'POST /api/keys': (i) => ({ base: { name: 'n', user_id: i.userId, ...KEY_LIMITS } }),
+  'PATCH /api/keys/:id': (i) => ({ id: i.keyId, base: { name: 'n', status: 'active', ...KEY_LIMITS } }),
+  'POST /api/keys/:id/rotate': (i) => ({ id: i.keyId, base: { grace_seconds: 0 } }),
   'POST /api/channels': () => ({
-    method: 'POST',
-    path: '/api/channels',
     base: {
       name: 'c',
       type: 'openai',
@@ -110,8 +77,7 @@ const BODY_ROUTES: Record<
     },
   }),
   'PATCH /api/channels/:id': (i) => ({
-    method: 'PATCH',
-    path: `/api/channels/${i.channelId}`,
+    id: i.channelId,
     base: {
       name: 'c',
       type: 'mock',
@@ -123,13 +89,16 @@ const BODY_ROUTES: Record<
       status: 'active',
     },
   }),
-  'PUT /api/prices/:model': () => ({
-    method: 'PUT',
-    path: '/api/prices/m1',
-    base: { input: 1, output: 2, cached_input: 0.5 },
-  }),
-  'PUT /api/groups/:name': () => ({ method: 'PUT', path: '/api/groups/default', base: { multiplier: 1 } }),
+  'PUT /api/prices/:model': () => ({ id: 'm1', base: { input: 1, output: 2, cached_input: 0.5 } }),
+  'PUT /api/groups/:name': () => ({ id: 'default', base: { multiplier: 1 } }),
 };
+
+/** A BODY_ROUTES entry as sent: its method, its path with the id filled in, its valid body. */
+function bodyRoute(name: string, i: Ids) {
+  const [method, template] = name.split(' ') as [string, string];
+  const { id, base } = BODY_ROUTES[name]!(i);
+  return { method, path: template.replace(/:\w+/, String(id)), base };
+}
 
 function expectClientError(res: Res, what: string) {
   expect(res.status, `${what} → ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`).toBeLessThan(500);
@@ -145,7 +114,7 @@ describe.each(backends())('input validation [%s]', (backend) => {
   let keyId: number;
   let channelId: number;
   let ids: Ids;
-  const bodyRoutes = () => Object.values(BODY_ROUTES).map((f) => f(ids));
+  const bodyRoutes = () => Object.keys(BODY_ROUTES).map((name) => bodyRoute(name, ids));
   const send = (method: string, p: string, body?: string, contentType = 'application/json') =>
     raw(s, method, p, {
       headers: {
@@ -171,7 +140,7 @@ describe.each(backends())('input validation [%s]', (backend) => {
   it.each(Object.keys(BODY_ROUTES))(
     '%s: every body field, every wrong value → 4xx with a code, never 5xx',
     async (name) => {
-      const r = BODY_ROUTES[name]!(ids);
+      const r = bodyRoute(name, ids);
       let n = 0;
       for (const field of Object.keys(r.base)) {
         for (const v of VALUES) {

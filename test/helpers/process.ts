@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
+import { gatewayEnv } from './gateway-env.js';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
 
@@ -79,16 +80,7 @@ export async function startGatewayProcess(
   env: Record<string, string>,
 ): Promise<GatewayProcess> {
   const port = await freePort();
-  const full: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    MOLE_MASTER_KEY: masterKey,
-    MOLE_LOG_LEVEL: 'warn',
-    ...env,
-  };
-  for (const v of ['DATABASE_URL', 'REDIS_URL', 'MOLE_SECRET', 'MOLE_TRUSTED_PROXIES'])
-    if (!(v in env)) delete full[v];
+  const full = gatewayEnv(port, { MOLE_MASTER_KEY: masterKey, MOLE_LOG_LEVEL: 'warn', ...env });
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: REPO_ROOT,
     env: full,

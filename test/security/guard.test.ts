@@ -3,8 +3,9 @@
 // the limit is refused as key_disabled), audited `key.auto_disabled` with the reason;
 // `alert` only raises the event, once per key, hour and threshold. Client IPs are the ones
 // the trusted-proxy setting believes: a forged X-Forwarded-For counts for nothing.
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { backends, startTestServer, type TestServer } from '../helpers/server.js';
+import { describe, expect, it, vi } from 'vitest';
+import { pricedServerForSuite } from '../helpers/priced-model.js';
+import { backends, type TestServer } from '../helpers/server.js';
 import { serverForSuite } from '../helpers/suite.js';
 import {
   createKey,
@@ -23,16 +24,10 @@ async function autoDisabledEvents(s: TestServer, keyId: number) {
 
 describe.each(backends())('anomaly guard behind a trusted proxy [%s]', (backend) => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer({ backend, env: { MOLE_TRUSTED_PROXIES: '127.0.0.1/32,::1' } });
-    expect(
-      (await s.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: ['mole-mini'] })).status,
-    ).toBe(201);
-    // Expensive on purpose: one chat costs a few cents.
-    expect((await s.api('PUT', '/api/prices/mole-mini', { input: 1000, output: 1000 })).status).toBe(200);
-  });
-  afterAll(async () => {
-    await s?.close();
+  // Expensive on purpose: one chat costs a few cents.
+  const price = { input: 1000, output: 1000 };
+  pricedServerForSuite({ backend, env: { MOLE_TRUSTED_PROXIES: '127.0.0.1/32,::1' } }, price, (started) => {
+    s = started;
   });
 
   it('validates the guard and shows it on the key', async () => {

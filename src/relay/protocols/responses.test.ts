@@ -4,6 +4,7 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { generateText, jsonSchema, streamText } from 'ai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as canon from '../../../test/helpers/canonical.js';
 import { AppError } from '../../http/errors.js';
 import type { CanonicalAnswer, CanonicalRequest, CanonicalUsage, StreamEvent } from '../canonical.js';
 import { StreamBroken } from '../canonical.js';
@@ -855,15 +856,13 @@ const SDK_USAGE = {
 
 describe('encodeAnswer, read by the openai SDK', () => {
   it('text answer: output_text, status, usage in Responses terms (input includes cached)', async () => {
-    const a: CanonicalAnswer = {
+    const a = canon.answer({
       id: 'msg_01ABC',
       model: 'claude-sonnet-4-5',
       text: 'Underground.',
       reasoning: 'Soil.',
-      toolCalls: [],
-      stopReason: 'stop',
       usage: USAGE,
-    };
+    });
     serveJson(codec.encodeAnswer(a, ingress()));
     const res = await client.responses.create(REQ);
     expect(res.output_text).toBe('Underground.');
@@ -876,15 +875,13 @@ describe('encodeAnswer, read by the openai SDK', () => {
   });
 
   it('tool calls: function_call items the SDK parses; length → incomplete', async () => {
-    const a: CanonicalAnswer = {
+    const a = canon.answer({
       id: 'chatcmpl-1',
       model: 'gpt-4o',
-      text: '',
-      reasoning: '',
       toolCalls: [{ id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' }],
       stopReason: 'tool_calls',
       usage: USAGE,
-    };
+    });
     const tools = [
       {
         type: 'function' as const,
@@ -1082,7 +1079,7 @@ describe('encoders, read by the Vercel AI SDK (openai(model) = Responses)', () =
     ]);
     expect(await r.finishReason).toBe('tool-calls');
 
-    const a: CanonicalAnswer = {
+    const a = canon.answer({
       id: 'msg_1',
       model: 'claude',
       text: 'Checking.',
@@ -1090,7 +1087,7 @@ describe('encoders, read by the Vercel AI SDK (openai(model) = Responses)', () =
       toolCalls: [{ id: 'toolu_9', name: 'get_time', arguments: '{}' }],
       stopReason: 'tool_calls',
       usage: USAGE,
-    };
+    });
     serveJson(codec.encodeAnswer(a, ingress()));
     const g = await generateText({ model: model(), prompt: 'Time?', tools, maxRetries: 0 });
     expect(g.text).toBe('Checking.');
@@ -1300,18 +1297,16 @@ describe('freeform custom tools (Codex apply_patch) when translating', () => {
   });
 
   it('encodeAnswer: a call of the custom tool is a custom_tool_call item with the raw input', async () => {
-    const a: CanonicalAnswer = {
+    const a = canon.answer({
       id: 'msg_01P',
       model: 'claude-sonnet-4-5',
-      text: '',
-      reasoning: '',
       toolCalls: [
         { id: 'toolu_p', name: 'apply_patch', arguments: JSON.stringify({ input: PATCH }) },
         { id: 'toolu_w', name: 'get_weather', arguments: '{"city":"Paris"}' },
       ],
       stopReason: 'tool_calls',
       usage: USAGE,
-    };
+    });
     serveJson(codec.encodeAnswer(a, ingress({ tools: CUSTOM_REQ.tools })));
     const res = await client.responses.create(CUSTOM_REQ);
     expect(res.status).toBe('completed');
@@ -1442,18 +1437,16 @@ describe('namespace tools (Codex multi_agent_v1) when translating', () => {
   });
 
   it('answers and streams give the call its own name and its namespace', async () => {
-    const a: CanonicalAnswer = {
+    const a = canon.answer({
       id: 'msg_01N',
       model: 'claude-sonnet-4-5',
-      text: '',
-      reasoning: '',
       toolCalls: [
         { id: 'toolu_c', name: 'multi_agent_v1__close_agent', arguments: '{"target":"a1"}' },
         { id: 'toolu_n', name: 'multi_agent_v1__note', arguments: '{"input":"hi"}' },
       ],
       stopReason: 'tool_calls',
       usage: USAGE,
-    };
+    });
     const json = codec.encodeAnswer(a, ingress({ tools: NS_REQ.tools })) as { output: unknown[] };
     expect(json.output).toEqual([
       expect.objectContaining({

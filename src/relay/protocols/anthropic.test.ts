@@ -431,9 +431,7 @@ describe('anthropic codec: answers', () => {
       model: 'claude-opus-4-5',
       text: 'I will check.',
       reasoning: 'Let me think.',
-      toolCalls: [
-        { id: 'toolu_01A09q90qw90lq917835lq9', name: 'get_weather', arguments: '{"location":"SF"}' },
-      ],
+      toolCalls: [canon.call('toolu_01A09q90qw90lq917835lq9', 'get_weather', '{"location":"SF"}')],
       stopReason: 'tool_calls',
       stopSequence: null,
       usage: { input: 2095, cacheRead: 1200, cacheWrite: 300, output: 503, reasoning: 120 },
@@ -580,7 +578,7 @@ describe('anthropic codec: encoders, read by @anthropic-ai/sdk', () => {
     id: 'chatcmpl-abc123',
     model: 'gpt-4o',
     text: 'Let me look.',
-    toolCalls: [{ id: 'call_XYZ', name: 'get_weather', arguments: '{"city":"Paris"}' }],
+    toolCalls: [canon.call('call_XYZ', 'get_weather', '{"city":"Paris"}')],
     stopReason: 'tool_calls',
     usage: { input: 80, cacheRead: 20, cacheWrite: 0, output: 30, reasoning: 0 },
   });

@@ -549,8 +549,8 @@ describe('gemini codec: decodeAnswer and answerError', () => {
   it('reads function calls with invented ids and the tool_calls reason', () => {
     const a = geminiCodec.decodeAnswer(TOOL_ANSWER);
     expect(a.toolCalls).toEqual([
-      { id: 'call_0', name: 'get_weather', arguments: '{"city":"Paris"}' },
-      { id: 'call_1', name: 'get_time', arguments: '{}' },
+      canon.call('call_0', 'get_weather', '{"city":"Paris"}'),
+      canon.call('call_1', 'get_time', '{}'),
     ]);
     expect(a.stopReason).toBe('tool_calls');
     expect(a.usage).toEqual({ input: 60, cacheRead: 0, cacheWrite: 0, output: 20, reasoning: 0 });
@@ -784,8 +784,8 @@ describe('gemini codec: encoders, read back by @google/genai', () => {
     const calls = answer({
       text: '',
       toolCalls: [
-        { id: 'call_a', name: 'get_weather', arguments: '{"city":"Paris"}' },
-        { id: 'call_b', name: 'get_time', arguments: '' },
+        canon.call('call_a', 'get_weather', '{"city":"Paris"}'),
+        canon.call('call_b', 'get_time', ''),
       ],
       stopReason: 'tool_calls',
       usage: null,

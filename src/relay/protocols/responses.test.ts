@@ -202,24 +202,12 @@ describe('toCanonical', () => {
     expect(c).toEqual<CanonicalRequest>({
       system: ['You are Codex, a coding agent.', '<permissions>on-request</permissions>'],
       messages: [
-        {
-          role: 'user',
-          content: [
-            { type: 'text', text: 'What is in this picture? Then list the files.' },
-            { type: 'image', url: 'data:image/png;base64,iVBORw0KGgo=', detail: 'low' },
-          ],
-        },
-        {
-          role: 'assistant',
-          content: [{ type: 'text', text: 'A mole. Listing files.' }],
-          toolCalls: [{ id: 'call_a', name: 'shell', arguments: '{"command":["ls"]}' }],
-        },
-        {
-          role: 'tool',
-          toolCallId: 'call_a',
-          name: 'shell',
-          content: [{ type: 'text', text: 'README.md\nsrc' }],
-        },
+        canon.user([
+          'What is in this picture? Then list the files.',
+          { type: 'image', url: 'data:image/png;base64,iVBORw0KGgo=', detail: 'low' },
+        ]),
+        canon.assistant('A mole. Listing files.', canon.call('call_a', 'shell', '{"command":["ls"]}')),
+        canon.tool('call_a', 'README.md\nsrc', { name: 'shell' }),
       ],
       tools: [
         {
@@ -280,32 +268,11 @@ describe('toCanonical', () => {
       }),
     );
     expect(c.messages).toEqual([
-      {
-        role: 'user',
-        content: [
-          { type: 'text', text: 'a' },
-          { type: 'text', text: 'b' },
-        ],
-      },
-      {
-        role: 'assistant',
-        content: [],
-        toolCalls: [
-          { id: 'c1', name: 'f', arguments: '{}' },
-          { id: 'c2', name: 'g', arguments: '{"x":1}' },
-        ],
-      },
-      {
-        role: 'tool',
-        toolCallId: 'c1',
-        name: 'f',
-        content: [
-          { type: 'text', text: 'r1' },
-          { type: 'image', url: 'https://x/y.png' },
-        ],
-      },
-      { role: 'tool', toolCallId: 'zz', content: [{ type: 'text', text: 'orphan' }] },
-      { role: 'assistant', content: [{ type: 'text', text: 'no' }], toolCalls: [] },
+      canon.user(['a', 'b']),
+      canon.assistant([], canon.call('c1', 'f', '{}'), canon.call('c2', 'g', '{"x":1}')),
+      canon.tool('c1', ['r1', canon.image('https://x/y.png')], { name: 'f' }),
+      canon.tool('zz', 'orphan'),
+      canon.assistant('no'),
     ]);
   });
 
@@ -481,15 +448,16 @@ const RECORDED_ANSWER = {
 describe('decodeAnswer / answerError', () => {
   it('reads text, tool calls, stop reason and usage (input excludes cache reads)', () => {
     expect(codec.answerError(RECORDED_ANSWER)).toBeNull();
-    expect(codec.decodeAnswer(RECORDED_ANSWER)).toEqual<CanonicalAnswer>({
-      id: RECORDED_ANSWER.id,
-      model: 'gpt-5-mini-2025-08-07',
-      text: 'Moles dig.',
-      reasoning: '',
-      toolCalls: [{ id: 'call_Kx1', name: 'get_weather', arguments: '{"city":"Paris"}' }],
-      stopReason: 'tool_calls',
-      usage: { input: 176, cacheRead: 1024, cacheWrite: 0, output: 300, reasoning: 256 },
-    });
+    expect(codec.decodeAnswer(RECORDED_ANSWER)).toEqual(
+      canon.answer({
+        id: RECORDED_ANSWER.id,
+        model: 'gpt-5-mini-2025-08-07',
+        text: 'Moles dig.',
+        toolCalls: [canon.call('call_Kx1', 'get_weather', '{"city":"Paris"}')],
+        stopReason: 'tool_calls',
+        usage: { input: 176, cacheRead: 1024, cacheWrite: 0, output: 300, reasoning: 256 },
+      }),
+    );
   });
 
   it('incomplete → length / content_filter; refusal → content_filter; cache writes; no usage', () => {
@@ -878,7 +846,7 @@ describe('encodeAnswer, read by the openai SDK', () => {
     const a = canon.answer({
       id: 'chatcmpl-1',
       model: 'gpt-4o',
-      toolCalls: [{ id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' }],
+      toolCalls: [canon.call('call_1', 'get_weather', '{"city":"Paris"}')],
       stopReason: 'tool_calls',
       usage: USAGE,
     });
@@ -1084,7 +1052,7 @@ describe('encoders, read by the Vercel AI SDK (openai(model) = Responses)', () =
       model: 'claude',
       text: 'Checking.',
       reasoning: 'Think.',
-      toolCalls: [{ id: 'toolu_9', name: 'get_time', arguments: '{}' }],
+      toolCalls: [canon.call('toolu_9', 'get_time', '{}')],
       stopReason: 'tool_calls',
       usage: USAGE,
     });
@@ -1281,17 +1249,8 @@ describe('freeform custom tools (Codex apply_patch) when translating', () => {
     expect(JSON.stringify(tool.parameters)).toContain('start: begin_patch hunk+ end_patch');
     expect(c.toolChoice).toEqual({ name: 'apply_patch' });
     expect(c.messages.slice(1)).toEqual([
-      {
-        role: 'assistant',
-        content: [],
-        toolCalls: [{ id: 'call_p', name: 'apply_patch', arguments: JSON.stringify({ input: PATCH }) }],
-      },
-      {
-        role: 'tool',
-        toolCallId: 'call_p',
-        name: 'apply_patch',
-        content: [{ type: 'text', text: 'Success. Updated: A hello.txt' }],
-      },
+      canon.assistant([], canon.call('call_p', 'apply_patch', JSON.stringify({ input: PATCH }))),
+      canon.tool('call_p', 'Success. Updated: A hello.txt', { name: 'apply_patch' }),
     ]);
     refusal(() => parse({ ...REQ, input: [{ type: 'custom_tool_call', call_id: 'c', name: 'x' }] }));
   });
@@ -1301,8 +1260,8 @@ describe('freeform custom tools (Codex apply_patch) when translating', () => {
       id: 'msg_01P',
       model: 'claude-sonnet-4-5',
       toolCalls: [
-        { id: 'toolu_p', name: 'apply_patch', arguments: JSON.stringify({ input: PATCH }) },
-        { id: 'toolu_w', name: 'get_weather', arguments: '{"city":"Paris"}' },
+        canon.call('toolu_p', 'apply_patch', JSON.stringify({ input: PATCH })),
+        canon.call('toolu_w', 'get_weather', '{"city":"Paris"}'),
       ],
       stopReason: 'tool_calls',
       usage: USAGE,
@@ -1405,11 +1364,9 @@ describe('namespace tools (Codex multi_agent_v1) when translating', () => {
     expect(c.tools.map((t) => t.name)).toEqual(['multi_agent_v1__close_agent', 'multi_agent_v1__note']);
     expect(c.tools[0]).toMatchObject({ description: 'Close an agent.', parameters: NS.tools[0]!.parameters });
     expect(c.tools[1]!.parameters).toMatchObject({ required: ['input'] });
-    expect(c.messages[1]).toEqual({
-      role: 'assistant',
-      content: [],
-      toolCalls: [{ id: 'call_c', name: 'multi_agent_v1__close_agent', arguments: '{"target":"a1"}' }],
-    });
+    expect(c.messages[1]).toEqual(
+      canon.assistant([], canon.call('call_c', 'multi_agent_v1__close_agent', '{"target":"a1"}')),
+    );
     expect(c.messages[2]).toMatchObject({
       role: 'tool',
       toolCallId: 'call_c',
@@ -1441,8 +1398,8 @@ describe('namespace tools (Codex multi_agent_v1) when translating', () => {
       id: 'msg_01N',
       model: 'claude-sonnet-4-5',
       toolCalls: [
-        { id: 'toolu_c', name: 'multi_agent_v1__close_agent', arguments: '{"target":"a1"}' },
-        { id: 'toolu_n', name: 'multi_agent_v1__note', arguments: '{"input":"hi"}' },
+        canon.call('toolu_c', 'multi_agent_v1__close_agent', '{"target":"a1"}'),
+        canon.call('toolu_n', 'multi_agent_v1__note', '{"input":"hi"}'),
       ],
       stopReason: 'tool_calls',
       usage: USAGE,

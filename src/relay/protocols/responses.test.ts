@@ -6,7 +6,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as canon from '../../../test/helpers/canonical.js';
 import { AppError } from '../../http/errors.js';
-import type { CanonicalAnswer, CanonicalRequest, CanonicalUsage, StreamEvent } from '../canonical.js';
+import type { CanonicalRequest, CanonicalUsage, StreamEvent } from '../canonical.js';
 import { StreamBroken } from '../canonical.js';
 import { SseFrameParser } from '../sse.js';
 import { countText } from '../tokens.js';

@@ -394,6 +394,24 @@ describe('passThroughBody', () => {
   });
 });
 
+/** A Responses `usage` object: `input_tokens` counts the cached ones too; the total is input + output. */
+const wireUsage = (u: {
+  input: number;
+  cached: number;
+  cacheWrite?: number;
+  output: number;
+  reasoning: number;
+}) => ({
+  input_tokens: u.input,
+  input_tokens_details: {
+    cached_tokens: u.cached,
+    ...(u.cacheWrite === undefined ? {} : { cache_write_tokens: u.cacheWrite }),
+  },
+  output_tokens: u.output,
+  output_tokens_details: { reasoning_tokens: u.reasoning },
+  total_tokens: u.input + u.output,
+});
+
 // A non-stream answer as api.openai.com returns it (reasoning model, cached prompt).
 const RECORDED_ANSWER = {
   id: 'resp_68af4030592c81938ec0a5fbab4a3e9f05438e46b5f69a3b',
@@ -434,13 +452,7 @@ const RECORDED_ANSWER = {
   tools: [],
   top_p: 1,
   truncation: 'disabled',
-  usage: {
-    input_tokens: 1200,
-    input_tokens_details: { cached_tokens: 1024 },
-    output_tokens: 300,
-    output_tokens_details: { reasoning_tokens: 256 },
-    total_tokens: 1500,
-  },
+  usage: wireUsage({ input: 1200, cached: 1024, output: 300, reasoning: 256 }),
   user: null,
   metadata: {},
 };
@@ -473,13 +485,7 @@ describe('decodeAnswer / answerError', () => {
     const refused = {
       ...RECORDED_ANSWER,
       output: [{ type: 'message', role: 'assistant', content: [{ type: 'refusal', refusal: 'I cannot.' }] }],
-      usage: {
-        input_tokens: 100,
-        input_tokens_details: { cached_tokens: 20, cache_write_tokens: 30 },
-        output_tokens: 5,
-        output_tokens_details: { reasoning_tokens: 0 },
-        total_tokens: 105,
-      },
+      usage: wireUsage({ input: 100, cached: 20, cacheWrite: 30, output: 5, reasoning: 0 }),
     };
     expect(codec.decodeAnswer(refused)).toMatchObject({
       text: 'I cannot.',
@@ -575,13 +581,7 @@ const RECORDED_TEXT_STREAM = [
   }),
   e('response.completed', {
     response: resp('completed', {
-      usage: {
-        input_tokens: 50,
-        input_tokens_details: { cached_tokens: 10 },
-        output_tokens: 3,
-        output_tokens_details: { reasoning_tokens: 0 },
-        total_tokens: 53,
-      },
+      usage: wireUsage({ input: 50, cached: 10, output: 3, reasoning: 0 }),
     }),
   }),
 ].join('');
@@ -612,13 +612,7 @@ const RECORDED_TOOL_STREAM = [
   }),
   e('response.completed', {
     response: resp('completed', {
-      usage: {
-        input_tokens: 80,
-        input_tokens_details: { cached_tokens: 0 },
-        output_tokens: 40,
-        output_tokens_details: { reasoning_tokens: 24 },
-        total_tokens: 120,
-      },
+      usage: wireUsage({ input: 80, cached: 0, output: 40, reasoning: 24 }),
     }),
   }),
 ].join('');
@@ -814,13 +808,7 @@ const TOOL_EVENTS: StreamEvent[] = [
   { type: 'tool_args', index: 1, delta: '{}' },
   { type: 'stop', reason: 'tool_calls' },
 ];
-const SDK_USAGE = {
-  input_tokens: 105,
-  input_tokens_details: { cached_tokens: 70, cache_write_tokens: 5 },
-  output_tokens: 40,
-  output_tokens_details: { reasoning_tokens: 12 },
-  total_tokens: 145,
-};
+const SDK_USAGE = wireUsage({ input: 105, cached: 70, cacheWrite: 5, output: 40, reasoning: 12 });
 
 describe('encodeAnswer, read by the openai SDK', () => {
   it('text answer: output_text, status, usage in Responses terms (input includes cached)', async () => {

@@ -725,15 +725,10 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
       }
       switch (type) {
         case 'response.output_text.delta':
-          if (typeof j.delta === 'string' && j.delta) {
-            textSeen.add(out);
-            events.push({ type: 'text', text: j.delta });
-          }
-          break;
         case 'response.refusal.delta':
           if (typeof j.delta === 'string' && j.delta) {
             textSeen.add(out);
-            refused = true;
+            if (type === 'response.refusal.delta') refused = true;
             events.push({ type: 'text', text: j.delta });
           }
           break;

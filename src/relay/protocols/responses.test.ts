@@ -713,6 +713,20 @@ describe('streamDecoder', () => {
     ]);
   });
 
+  it('reads refusal deltas as text, and a refused answer stops as content_filter', () => {
+    const text = [
+      ev('response.created', { response: resp('in_progress') }),
+      ev('response.refusal.delta', { output_index: 0, delta: 'I cannot ' }),
+      ev('response.refusal.delta', { output_index: 0, delta: 'help.' }),
+      ev('response.completed', { response: resp('completed') }),
+    ].join('');
+    expect(merged(decodeAll(text).events)).toEqual([
+      { type: 'start', id: 'resp_abc', model: 'gpt-4.1-mini-2025-04-14' },
+      { type: 'text', text: 'I cannot help.' },
+      { type: 'stop', reason: 'content_filter' },
+    ]);
+  });
+
   it('error events, failed responses and garbage → StreamBroken; not done before the last event', () => {
     const head = RECORDED_TEXT_STREAM.slice(
       0,

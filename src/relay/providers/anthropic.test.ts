@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import * as canon from '../../../test/helpers/canonical.js';
 import { mockUpstreamFor, testTimeouts } from '../../../test/helpers/mock-upstream.js';
 import { testChannel } from '../../../test/helpers/channel.js';
 import { type StreamEvent, StreamBroken } from '../canonical.js';
@@ -160,17 +161,13 @@ describe('anthropic codec against the mock, through the transport', () => {
   });
 
   it('a translated body (fromCanonical) is one the mock accepts; decodeAnswer reads its tool call', async () => {
-    const c = {
+    const c = canon.request({
       system: ['Be brief.'],
       messages: [
-        { role: 'user' as const, content: [{ type: 'text' as const, text: 'Weather?' }] },
-        {
-          role: 'assistant' as const,
-          content: [],
-          toolCalls: [{ id: 'call_1', name: 'get_weather', arguments: '{"city":"Oslo"}' }],
-        },
-        { role: 'tool' as const, toolCallId: 'call_1', content: [{ type: 'text' as const, text: 'cold' }] },
-        { role: 'user' as const, content: [{ type: 'text' as const, text: 'And Paris?' }] },
+        canon.user('Weather?'),
+        canon.assistant([], canon.call('call_1', 'get_weather', '{"city":"Oslo"}')),
+        canon.tool('call_1', 'cold'),
+        canon.user('And Paris?'),
       ],
       tools: [
         {
@@ -178,13 +175,9 @@ describe('anthropic codec against the mock, through the transport', () => {
           parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
         },
       ],
-      toolChoice: 'auto' as const,
-      maxOutputTokens: null,
+      toolChoice: 'auto',
       temperature: 0.2,
-      topP: null,
-      stop: [],
-      stream: false,
-    };
+    });
     const r = await transport.send(call({ body: anthropicCodec.fromCanonical(c, 'claude-x', 64) }));
     expect(r.status).toBe(200);
     // The last turn carries a tool result: the mock answers text.

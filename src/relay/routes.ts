@@ -41,6 +41,14 @@ const EphemeralBody = z
   })
   .strict();
 
+/** The refusal for a model that does not exist or that the key may not use. */
+const modelNotFound = (model: string, param: string | null = null) =>
+  new AppError(
+    'model_not_found',
+    `The model "${model.slice(0, 256)}" does not exist or is not available to this key.`,
+    { param },
+  );
+
 function ephemeralRequest(raw: Buffer | undefined): EphemeralRequest {
   const r = EphemeralBody.safeParse(raw && raw.length > 0 ? parseRelayBody(raw) : {});
   if (!r.success) {
@@ -229,17 +237,7 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
       const id = decodeURIComponent((req.params as { '*': string })['*']);
       req.relay!.model = id.slice(0, 256);
       if (!usableModels(key).includes(id)) {
-        return relay.refuse(
-          req,
-          reply,
-          new AppError(
-            'model_not_found',
-            `The model "${id.slice(0, 256)}" does not exist or is not available to this key.`,
-            {
-              param: 'model',
-            },
-          ),
-        );
+        return relay.refuse(req, reply, modelNotFound(id, 'model'));
       }
       await relay.logFree(req, reply);
       return modelJson(id, Math.floor(Date.now() / 1000));
@@ -325,14 +323,7 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
         req.relay!.model = model.slice(0, 256);
         const list = codec('gemini').modelList?.([model]) as { models?: unknown[] } | undefined;
         if (!usableModels(req.relay!.key!).includes(model) || !list?.models?.[0])
-          return relay.refuse(
-            req,
-            reply,
-            new AppError(
-              'model_not_found',
-              `The model "${model.slice(0, 256)}" does not exist or is not available to this key.`,
-            ),
-          );
+          return relay.refuse(req, reply, modelNotFound(model));
         await relay.logFree(req, reply);
         return list.models[0];
       },

@@ -50,21 +50,25 @@ const AS_TEXT = { disallowedSpecial: new Set<string>() };
 
 export const countText = (s: string) => (s ? countTokens(s, AS_TEXT) : 0);
 
-export function countChatPrompt(messages: unknown[], extra?: unknown): number {
+/** A chat prompt's size with `size` as the measure of each text (chat overheads added). */
+function chatPromptSize(messages: unknown[], extra: unknown, size: (s: string) => number): number {
   let n = REPLY_PRIMING;
   for (const m of messages) {
     n += PER_MESSAGE;
     if (m && typeof m === 'object') {
       const msg = m as Record<string, unknown>;
-      n += countText(textOf(msg.content)) + imageTokens(msg.content);
-      if (typeof msg.name === 'string') n += PER_NAME + countText(msg.name);
-      if (msg.tool_calls !== undefined) n += countText(JSON.stringify(msg.tool_calls));
+      n += size(textOf(msg.content)) + imageTokens(msg.content);
+      if (typeof msg.name === 'string') n += PER_NAME + size(msg.name);
+      if (msg.tool_calls !== undefined) n += size(JSON.stringify(msg.tool_calls) ?? '');
     }
   }
   // Tool and function definitions are billed as prompt tokens too.
-  if (extra !== undefined) n += countText(JSON.stringify(extra));
+  if (extra !== undefined) n += size(JSON.stringify(extra) ?? '');
   return n;
 }
+
+export const countChatPrompt = (messages: unknown[], extra?: unknown): number =>
+  chatPromptSize(messages, extra, countText);
 
 export function countInputs(input: unknown): number {
   if (typeof input === 'string') return countText(input);
@@ -88,20 +92,8 @@ export function countInputs(input: unknown): number {
 const bytes = (s: string) => (s ? Buffer.byteLength(s, 'utf8') : 0);
 
 /** ≥ countChatPrompt(messages, extra), always; in time linear in the text with no tokenizing. */
-export function chatPromptBound(messages: unknown[], extra?: unknown): number {
-  let n = REPLY_PRIMING;
-  for (const m of messages) {
-    n += PER_MESSAGE;
-    if (m && typeof m === 'object') {
-      const msg = m as Record<string, unknown>;
-      n += bytes(textOf(msg.content)) + imageTokens(msg.content);
-      if (typeof msg.name === 'string') n += PER_NAME + bytes(msg.name);
-      if (msg.tool_calls !== undefined) n += bytes(JSON.stringify(msg.tool_calls) ?? '');
-    }
-  }
-  if (extra !== undefined) n += bytes(JSON.stringify(extra) ?? '');
-  return n;
-}
+export const chatPromptBound = (messages: unknown[], extra?: unknown): number =>
+  chatPromptSize(messages, extra, bytes);
 
 /**
  * Prompts whose bound is below this are counted exactly at once (a few µs); longer ones are

@@ -1,7 +1,17 @@
 // One mock provider per test file for a channel transport's tests: started before them,
 // reset between them, closed after them together with the transport.
 import { afterAll, beforeAll, beforeEach } from 'vitest';
+import type { UpstreamTimeouts } from '../../src/relay/providers/openai.js';
 import { type MockProvider, startMockProvider } from '../mock-provider/server.js';
+
+/** A transport's timeouts against the local mock: seconds to spare, no connection cap. */
+export const testTimeouts = (over: Partial<UpstreamTimeouts> = {}): UpstreamTimeouts => ({
+  connectMs: 2000,
+  firstByteMs: 5000,
+  idleMs: 5000,
+  maxConnections: 0,
+  ...over,
+});
 
 export interface MockUpstream {
   readonly mock: MockProvider;

@@ -2,8 +2,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as canon from '../../../test/helpers/canonical.js';
 import { AppError } from '../../http/errors.js';
-import type { CanonicalAnswer, CanonicalRequest, StreamEvent } from '../canonical.js';
+import type { StreamEvent } from '../canonical.js';
 import { StreamBroken } from '../canonical.js';
 import { SseFrameParser } from '../sse.js';
 import { countText } from '../tokens.js';
@@ -265,33 +266,16 @@ describe('anthropic codec: to and from canonical', () => {
       stream: false,
     });
     expect(c.messages).toEqual([
-      {
-        role: 'user',
-        content: [
-          { type: 'text', text: 'Weather here?' },
-          { type: 'image', url: 'data:image/png;base64,AAAA' },
-          { type: 'image', url: 'https://example.com/a.jpg' },
-        ],
-      },
-      {
-        role: 'assistant',
-        content: [{ type: 'text', text: 'Checking.' }],
-        toolCalls: [{ id: 'toolu_A', name: 'get_weather', arguments: '{"city":"Paris"}' }],
-      },
-      { role: 'tool', toolCallId: 'toolu_A', name: 'get_weather', content: [{ type: 'text', text: '21 C' }] },
-      { role: 'user', content: [{ type: 'text', text: 'And tomorrow?' }] },
-      {
-        role: 'assistant',
-        content: [],
-        toolCalls: [{ id: 'toolu_B', name: 'get_weather', arguments: '{}' }],
-      },
-      {
-        role: 'tool',
-        toolCallId: 'toolu_B',
-        name: 'get_weather',
-        content: [{ type: 'text', text: 'boom' }],
-        isError: true,
-      },
+      canon.user([
+        'Weather here?',
+        canon.image('data:image/png;base64,AAAA'),
+        canon.image('https://example.com/a.jpg'),
+      ]),
+      canon.assistant('Checking.', canon.call('toolu_A', 'get_weather', '{"city":"Paris"}')),
+      canon.tool('toolu_A', '21 C', { name: 'get_weather' }),
+      canon.user('And tomorrow?'),
+      canon.assistant([], canon.call('toolu_B', 'get_weather', '{}')),
+      canon.tool('toolu_B', 'boom', { name: 'get_weather', isError: true }),
     ]);
     for (const [choice, want] of [
       [{ type: 'auto' }, 'auto'],
@@ -302,37 +286,26 @@ describe('anthropic codec: to and from canonical', () => {
   });
 
   it('builds an Anthropic body from canonical form (OpenAI-style turns merged, ids made safe)', () => {
-    const c: CanonicalRequest = {
+    const c = canon.request({
       system: ['Be brief.', 'Use tools.'],
       messages: [
-        {
-          role: 'user',
-          content: [
-            { type: 'text', text: 'Weather?' },
-            { type: 'image', url: 'data:image/jpeg;base64,/9j/AA==' },
-            { type: 'text', text: '' },
-          ],
-        },
-        {
-          role: 'assistant',
-          content: [],
-          toolCalls: [
-            { id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' },
-            { id: 'call:2', name: 'get_weather', arguments: 'not json' },
-          ],
-        },
-        { role: 'tool', toolCallId: 'call_1', content: [{ type: 'text', text: '21 C' }] },
-        { role: 'tool', toolCallId: 'call:2', content: [{ type: 'text', text: 'error' }], isError: true },
-        { role: 'user', content: [{ type: 'text', text: 'Thanks' }] },
+        canon.user(['Weather?', canon.image('data:image/jpeg;base64,/9j/AA=='), '']),
+        canon.assistant(
+          [],
+          canon.call('call_1', 'get_weather', '{"city":"Paris"}'),
+          canon.call('call:2', 'get_weather', 'not json'),
+        ),
+        canon.tool('call_1', '21 C'),
+        canon.tool('call:2', 'error', { isError: true }),
+        canon.user('Thanks'),
       ],
       tools: [{ name: 'get_weather', description: 'Weather', parameters: { properties: {} } }],
       toolChoice: { name: 'get_weather' },
-      maxOutputTokens: null,
       temperature: 1.6,
       topP: 0.5,
       stop: ['\n', 'STOP'],
       stream: true,
-    };
+    });
     expect(codec.fromCanonical(c, 'claude-up', 512)).toEqual({
       model: 'claude-up',
       max_tokens: 512,
@@ -458,9 +431,7 @@ describe('anthropic codec: answers', () => {
       model: 'claude-opus-4-5',
       text: 'I will check.',
       reasoning: 'Let me think.',
-      toolCalls: [
-        { id: 'toolu_01A09q90qw90lq917835lq9', name: 'get_weather', arguments: '{"location":"SF"}' },
-      ],
+      toolCalls: [canon.call('toolu_01A09q90qw90lq917835lq9', 'get_weather', '{"location":"SF"}')],
       stopReason: 'tool_calls',
       stopSequence: null,
       usage: { input: 2095, cacheRead: 1200, cacheWrite: 300, output: 503, reasoning: 120 },
@@ -603,14 +574,20 @@ describe('anthropic codec: encoders, read by @anthropic-ai/sdk', () => {
   });
 
   const req = parse({ model: 'claude-alias', max_tokens: 200, messages: [{ role: 'user', content: 'hi' }] });
-  const answer: CanonicalAnswer = {
+  const answer = canon.answer({
     id: 'chatcmpl-abc123',
     model: 'gpt-4o',
     text: 'Let me look.',
-    reasoning: '',
-    toolCalls: [{ id: 'call_XYZ', name: 'get_weather', arguments: '{"city":"Paris"}' }],
+    toolCalls: [canon.call('call_XYZ', 'get_weather', '{"city":"Paris"}')],
     stopReason: 'tool_calls',
     usage: { input: 80, cacheRead: 20, cacheWrite: 0, output: 30, reasoning: 0 },
+  });
+  /** `answer.usage` as the SDK reads it. */
+  const SDK_USAGE = {
+    input_tokens: 80,
+    cache_read_input_tokens: 20,
+    cache_creation_input_tokens: 0,
+    output_tokens: 30,
   };
 
   it('a plain answer: text, tool call, stop reason and usage as the SDK reads them', async () => {
@@ -623,12 +600,7 @@ describe('anthropic codec: encoders, read by @anthropic-ai/sdk', () => {
       { type: 'tool_use', id: 'call_XYZ', name: 'get_weather', input: { city: 'Paris' } },
     ]);
     expect(m.stop_reason).toBe('tool_use');
-    expect(m.usage).toEqual({
-      input_tokens: 80,
-      cache_read_input_tokens: 20,
-      cache_creation_input_tokens: 0,
-      output_tokens: 30,
-    });
+    expect(m.usage).toEqual(SDK_USAGE);
     const thought = codec.encodeAnswer(
       { ...answer, usage: { input: 1, cacheRead: 0, cacheWrite: 0, output: 9, reasoning: 4 } },
       req,
@@ -699,12 +671,7 @@ describe('anthropic codec: encoders, read by @anthropic-ai/sdk', () => {
       { type: 'tool_use', id: 'call_2', name: 'get_time', input: {} },
     ]);
     expect(m.stop_reason).toBe('tool_use');
-    expect(m.usage).toMatchObject({
-      input_tokens: 80,
-      cache_read_input_tokens: 20,
-      cache_creation_input_tokens: 0,
-      output_tokens: 30,
-    });
+    expect(m.usage).toMatchObject(SDK_USAGE);
   });
 
   it('a stream with no events still has a complete sequence; a stop sequence is reported', async () => {

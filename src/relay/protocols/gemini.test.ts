@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApiError, FunctionCallingConfigMode, GoogleGenAI } from '@google/genai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as canon from '../../../test/helpers/canonical.js';
 import { AppError } from '../../http/errors.js';
 import type { CanonicalAnswer, CanonicalRequest, StreamEvent } from '../canonical.js';
 import { StreamBroken } from '../canonical.js';
@@ -332,26 +333,17 @@ describe('gemini codec: toCanonical', () => {
     };
     const c = geminiCodec.toCanonical(parse(body));
     expect(c.messages).toEqual([
-      { role: 'user', content: [{ type: 'text', text: 'Weather in Paris and Rome, and the time?' }] },
-      {
-        role: 'assistant',
-        content: [{ type: 'text', text: 'Let me check.' }],
-        toolCalls: [
-          { id: 'call_0', name: 'get_weather', arguments: '{"city":"Paris"}' },
-          { id: 'call_1', name: 'get_weather', arguments: '{"city":"Rome"}' },
-          { id: 'call_2', name: 'get_time', arguments: '{}' },
-        ],
-      },
-      { role: 'tool', toolCallId: 'call_2', name: 'get_time', content: [{ type: 'text', text: '12:00' }] },
-      { role: 'tool', toolCallId: 'call_0', name: 'get_weather', content: [{ type: 'text', text: 'sunny' }] },
-      {
-        role: 'tool',
-        toolCallId: 'call_1',
-        name: 'get_weather',
-        content: [{ type: 'text', text: 'no data' }],
-        isError: true,
-      },
-      { role: 'user', content: [{ type: 'text', text: 'Thanks' }] },
+      canon.user('Weather in Paris and Rome, and the time?'),
+      canon.assistant(
+        'Let me check.',
+        canon.call('call_0', 'get_weather', '{"city":"Paris"}'),
+        canon.call('call_1', 'get_weather', '{"city":"Rome"}'),
+        canon.call('call_2', 'get_time', '{}'),
+      ),
+      canon.tool('call_2', '12:00', { name: 'get_time' }),
+      canon.tool('call_0', 'sunny', { name: 'get_weather' }),
+      canon.tool('call_1', 'no data', { name: 'get_weather', isError: true }),
+      canon.user('Thanks'),
     ]);
     // An echoed id that matches wins over the name order.
     const withIds = geminiCodec.toCanonical(
@@ -404,35 +396,23 @@ describe('gemini codec: toCanonical', () => {
 
 describe('gemini codec: fromCanonical and passThroughBody', () => {
   it('builds a Gemini body: system, media, tools, tool choice, calls and grouped responses', () => {
-    const c: CanonicalRequest = {
+    const c = canon.request({
       system: ['Be brief.', 'Use tools.'],
       messages: [
-        {
-          role: 'user',
-          content: [
-            { type: 'text', text: 'Look' },
-            { type: 'image', url: 'data:image/png;base64,AAAA' },
-            { type: 'image', url: 'https://example.com/cat.webp?x=1' },
-          ],
-        },
-        {
-          role: 'assistant',
-          content: [],
-          toolCalls: [
-            { id: 'toolu_1', name: 'get_weather', arguments: '{"city":"Paris"}' },
-            { id: 'toolu_2', name: 'get_time', arguments: '' },
-          ],
-        },
-        { role: 'tool', toolCallId: 'toolu_1', content: [{ type: 'text', text: 'sunny' }] },
-        { role: 'tool', toolCallId: 'toolu_2', content: [{ type: 'text', text: '{"time":"12:00"}' }] },
-        {
-          role: 'tool',
-          toolCallId: 'toolu_3',
-          name: 'x',
-          content: [{ type: 'text', text: 'boom' }],
-          isError: true,
-        },
-        { role: 'user', content: [{ type: 'text', text: 'And?' }] },
+        canon.user([
+          'Look',
+          canon.image('data:image/png;base64,AAAA'),
+          canon.image('https://example.com/cat.webp?x=1'),
+        ]),
+        canon.assistant(
+          [],
+          canon.call('toolu_1', 'get_weather', '{"city":"Paris"}'),
+          canon.call('toolu_2', 'get_time', ''),
+        ),
+        canon.tool('toolu_1', 'sunny'),
+        canon.tool('toolu_2', '{"time":"12:00"}'),
+        canon.tool('toolu_3', 'boom', { name: 'x', isError: true }),
+        canon.user('And?'),
       ],
       tools: [{ name: 'get_weather', description: 'w', parameters: { type: 'object', properties: {} } }],
       toolChoice: { name: 'get_weather' },
@@ -441,7 +421,7 @@ describe('gemini codec: fromCanonical and passThroughBody', () => {
       topP: 1,
       stop: ['\n\n'],
       stream: true,
-    };
+    });
     expect(geminiCodec.fromCanonical(c, 'gemini-2.5-pro', 50)).toEqual({
       contents: [
         {
@@ -555,22 +535,22 @@ const TOOL_ANSWER = {
 
 describe('gemini codec: decodeAnswer and answerError', () => {
   it('reads text, thoughts and usage (cached inside prompt, thoughts as output)', () => {
-    expect(geminiCodec.decodeAnswer(ANSWER)).toEqual({
-      id: 'mGNyaOe3F4',
-      model: 'gemini-2.5-flash',
-      text: 'Paris is sunny.',
-      reasoning: 'Thinking about it…',
-      toolCalls: [],
-      stopReason: 'stop',
-      usage: { input: 20, cacheRead: 100, cacheWrite: 0, output: 42, reasoning: 37 },
-    } satisfies CanonicalAnswer);
+    expect(geminiCodec.decodeAnswer(ANSWER)).toEqual(
+      canon.answer({
+        id: 'mGNyaOe3F4',
+        model: 'gemini-2.5-flash',
+        text: 'Paris is sunny.',
+        reasoning: 'Thinking about it…',
+        usage: { input: 20, cacheRead: 100, cacheWrite: 0, output: 42, reasoning: 37 },
+      }),
+    );
   });
 
   it('reads function calls with invented ids and the tool_calls reason', () => {
     const a = geminiCodec.decodeAnswer(TOOL_ANSWER);
     expect(a.toolCalls).toEqual([
-      { id: 'call_0', name: 'get_weather', arguments: '{"city":"Paris"}' },
-      { id: 'call_1', name: 'get_time', arguments: '{}' },
+      canon.call('call_0', 'get_weather', '{"city":"Paris"}'),
+      canon.call('call_1', 'get_time', '{}'),
     ]);
     expect(a.stopReason).toBe('tool_calls');
     expect(a.usage).toEqual({ input: 60, cacheRead: 0, cacheWrite: 0, output: 20, reasoning: 0 });
@@ -804,8 +784,8 @@ describe('gemini codec: encoders, read back by @google/genai', () => {
     const calls = answer({
       text: '',
       toolCalls: [
-        { id: 'call_a', name: 'get_weather', arguments: '{"city":"Paris"}' },
-        { id: 'call_b', name: 'get_time', arguments: '' },
+        canon.call('call_a', 'get_weather', '{"city":"Paris"}'),
+        canon.call('call_b', 'get_time', ''),
       ],
       stopReason: 'tool_calls',
       usage: null,

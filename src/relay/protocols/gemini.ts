@@ -131,6 +131,12 @@ function optNumber(o: Json, name: string, path: string): number | undefined {
   return v;
 }
 
+/** Function parts: each names its function and may carry an object payload. */
+const FUNCTION_PARTS = [
+  ['functionCall', 'args'],
+  ['functionResponse', 'response'],
+] as const;
+
 function checkParts(parts: unknown, path: string): Json[] {
   if (!Array.isArray(parts)) throw bad(`"${path}" must be an array of parts`, path);
   parts.forEach((p, j) => {
@@ -153,19 +159,14 @@ function checkParts(parts: unknown, path: string): Json[] {
       if (!isObj(file) || typeof field(file, 'fileUri') !== 'string')
         throw bad(`"${pp}.fileData" must have a string "fileUri"`, `${pp}.fileData`);
     }
-    const call = field(p, 'functionCall');
-    if (call !== undefined) {
-      if (!isObj(call) || typeof call.name !== 'string')
-        throw bad(`"${pp}.functionCall" must have a string "name"`, `${pp}.functionCall`);
-      if (call.args !== undefined && call.args !== null && !isObj(call.args))
-        throw bad(`"${pp}.functionCall.args" must be an object`, `${pp}.functionCall.args`);
-    }
-    const resp = field(p, 'functionResponse');
-    if (resp !== undefined) {
-      if (!isObj(resp) || typeof resp.name !== 'string')
-        throw bad(`"${pp}.functionResponse" must have a string "name"`, `${pp}.functionResponse`);
-      if (resp.response !== undefined && resp.response !== null && !isObj(resp.response))
-        throw bad(`"${pp}.functionResponse.response" must be an object`, `${pp}.functionResponse.response`);
+    for (const [kind, payload] of FUNCTION_PARTS) {
+      const f = field(p, kind);
+      if (f === undefined) continue;
+      if (!isObj(f) || typeof f.name !== 'string')
+        throw bad(`"${pp}.${kind}" must have a string "name"`, `${pp}.${kind}`);
+      const v = f[payload];
+      if (v !== undefined && v !== null && !isObj(v))
+        throw bad(`"${pp}.${kind}.${payload}" must be an object`, `${pp}.${kind}.${payload}`);
     }
   });
   return parts as Json[];

@@ -4,8 +4,9 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { generateText, jsonSchema, streamText } from 'ai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as canon from '../../../test/helpers/canonical.js';
 import { AppError } from '../../http/errors.js';
-import type { CanonicalAnswer, CanonicalRequest, CanonicalUsage, StreamEvent } from '../canonical.js';
+import type { CanonicalRequest, CanonicalUsage, StreamEvent } from '../canonical.js';
 import { StreamBroken } from '../canonical.js';
 import { SseFrameParser } from '../sse.js';
 import { countText } from '../tokens.js';
@@ -201,24 +202,12 @@ describe('toCanonical', () => {
     expect(c).toEqual<CanonicalRequest>({
       system: ['You are Codex, a coding agent.', '<permissions>on-request</permissions>'],
       messages: [
-        {
-          role: 'user',
-          content: [
-            { type: 'text', text: 'What is in this picture? Then list the files.' },
-            { type: 'image', url: 'data:image/png;base64,iVBORw0KGgo=', detail: 'low' },
-          ],
-        },
-        {
-          role: 'assistant',
-          content: [{ type: 'text', text: 'A mole. Listing files.' }],
-          toolCalls: [{ id: 'call_a', name: 'shell', arguments: '{"command":["ls"]}' }],
-        },
-        {
-          role: 'tool',
-          toolCallId: 'call_a',
-          name: 'shell',
-          content: [{ type: 'text', text: 'README.md\nsrc' }],
-        },
+        canon.user([
+          'What is in this picture? Then list the files.',
+          { type: 'image', url: 'data:image/png;base64,iVBORw0KGgo=', detail: 'low' },
+        ]),
+        canon.assistant('A mole. Listing files.', canon.call('call_a', 'shell', '{"command":["ls"]}')),
+        canon.tool('call_a', 'README.md\nsrc', { name: 'shell' }),
       ],
       tools: [
         {
@@ -279,32 +268,11 @@ describe('toCanonical', () => {
       }),
     );
     expect(c.messages).toEqual([
-      {
-        role: 'user',
-        content: [
-          { type: 'text', text: 'a' },
-          { type: 'text', text: 'b' },
-        ],
-      },
-      {
-        role: 'assistant',
-        content: [],
-        toolCalls: [
-          { id: 'c1', name: 'f', arguments: '{}' },
-          { id: 'c2', name: 'g', arguments: '{"x":1}' },
-        ],
-      },
-      {
-        role: 'tool',
-        toolCallId: 'c1',
-        name: 'f',
-        content: [
-          { type: 'text', text: 'r1' },
-          { type: 'image', url: 'https://x/y.png' },
-        ],
-      },
-      { role: 'tool', toolCallId: 'zz', content: [{ type: 'text', text: 'orphan' }] },
-      { role: 'assistant', content: [{ type: 'text', text: 'no' }], toolCalls: [] },
+      canon.user(['a', 'b']),
+      canon.assistant([], canon.call('c1', 'f', '{}'), canon.call('c2', 'g', '{"x":1}')),
+      canon.tool('c1', ['r1', canon.image('https://x/y.png')], { name: 'f' }),
+      canon.tool('zz', 'orphan'),
+      canon.assistant('no'),
     ]);
   });
 
@@ -426,6 +394,24 @@ describe('passThroughBody', () => {
   });
 });
 
+/** A Responses `usage` object: `input_tokens` counts the cached ones too; the total is input + output. */
+const wireUsage = (u: {
+  input: number;
+  cached: number;
+  cacheWrite?: number;
+  output: number;
+  reasoning: number;
+}) => ({
+  input_tokens: u.input,
+  input_tokens_details: {
+    cached_tokens: u.cached,
+    ...(u.cacheWrite === undefined ? {} : { cache_write_tokens: u.cacheWrite }),
+  },
+  output_tokens: u.output,
+  output_tokens_details: { reasoning_tokens: u.reasoning },
+  total_tokens: u.input + u.output,
+});
+
 // A non-stream answer as api.openai.com returns it (reasoning model, cached prompt).
 const RECORDED_ANSWER = {
   id: 'resp_68af4030592c81938ec0a5fbab4a3e9f05438e46b5f69a3b',
@@ -466,13 +452,7 @@ const RECORDED_ANSWER = {
   tools: [],
   top_p: 1,
   truncation: 'disabled',
-  usage: {
-    input_tokens: 1200,
-    input_tokens_details: { cached_tokens: 1024 },
-    output_tokens: 300,
-    output_tokens_details: { reasoning_tokens: 256 },
-    total_tokens: 1500,
-  },
+  usage: wireUsage({ input: 1200, cached: 1024, output: 300, reasoning: 256 }),
   user: null,
   metadata: {},
 };
@@ -480,15 +460,16 @@ const RECORDED_ANSWER = {
 describe('decodeAnswer / answerError', () => {
   it('reads text, tool calls, stop reason and usage (input excludes cache reads)', () => {
     expect(codec.answerError(RECORDED_ANSWER)).toBeNull();
-    expect(codec.decodeAnswer(RECORDED_ANSWER)).toEqual<CanonicalAnswer>({
-      id: RECORDED_ANSWER.id,
-      model: 'gpt-5-mini-2025-08-07',
-      text: 'Moles dig.',
-      reasoning: '',
-      toolCalls: [{ id: 'call_Kx1', name: 'get_weather', arguments: '{"city":"Paris"}' }],
-      stopReason: 'tool_calls',
-      usage: { input: 176, cacheRead: 1024, cacheWrite: 0, output: 300, reasoning: 256 },
-    });
+    expect(codec.decodeAnswer(RECORDED_ANSWER)).toEqual(
+      canon.answer({
+        id: RECORDED_ANSWER.id,
+        model: 'gpt-5-mini-2025-08-07',
+        text: 'Moles dig.',
+        toolCalls: [canon.call('call_Kx1', 'get_weather', '{"city":"Paris"}')],
+        stopReason: 'tool_calls',
+        usage: { input: 176, cacheRead: 1024, cacheWrite: 0, output: 300, reasoning: 256 },
+      }),
+    );
   });
 
   it('incomplete → length / content_filter; refusal → content_filter; cache writes; no usage', () => {
@@ -504,13 +485,7 @@ describe('decodeAnswer / answerError', () => {
     const refused = {
       ...RECORDED_ANSWER,
       output: [{ type: 'message', role: 'assistant', content: [{ type: 'refusal', refusal: 'I cannot.' }] }],
-      usage: {
-        input_tokens: 100,
-        input_tokens_details: { cached_tokens: 20, cache_write_tokens: 30 },
-        output_tokens: 5,
-        output_tokens_details: { reasoning_tokens: 0 },
-        total_tokens: 105,
-      },
+      usage: wireUsage({ input: 100, cached: 20, cacheWrite: 30, output: 5, reasoning: 0 }),
     };
     expect(codec.decodeAnswer(refused)).toMatchObject({
       text: 'I cannot.',
@@ -606,13 +581,7 @@ const RECORDED_TEXT_STREAM = [
   }),
   e('response.completed', {
     response: resp('completed', {
-      usage: {
-        input_tokens: 50,
-        input_tokens_details: { cached_tokens: 10 },
-        output_tokens: 3,
-        output_tokens_details: { reasoning_tokens: 0 },
-        total_tokens: 53,
-      },
+      usage: wireUsage({ input: 50, cached: 10, output: 3, reasoning: 0 }),
     }),
   }),
 ].join('');
@@ -643,13 +612,7 @@ const RECORDED_TOOL_STREAM = [
   }),
   e('response.completed', {
     response: resp('completed', {
-      usage: {
-        input_tokens: 80,
-        input_tokens_details: { cached_tokens: 0 },
-        output_tokens: 40,
-        output_tokens_details: { reasoning_tokens: 24 },
-        total_tokens: 120,
-      },
+      usage: wireUsage({ input: 80, cached: 0, output: 40, reasoning: 24 }),
     }),
   }),
 ].join('');
@@ -750,6 +713,20 @@ describe('streamDecoder', () => {
     ]);
   });
 
+  it('reads refusal deltas as text, and a refused answer stops as content_filter', () => {
+    const text = [
+      ev('response.created', { response: resp('in_progress') }),
+      ev('response.refusal.delta', { output_index: 0, delta: 'I cannot ' }),
+      ev('response.refusal.delta', { output_index: 0, delta: 'help.' }),
+      ev('response.completed', { response: resp('completed') }),
+    ].join('');
+    expect(merged(decodeAll(text).events)).toEqual([
+      { type: 'start', id: 'resp_abc', model: 'gpt-4.1-mini-2025-04-14' },
+      { type: 'text', text: 'I cannot help.' },
+      { type: 'stop', reason: 'content_filter' },
+    ]);
+  });
+
   it('error events, failed responses and garbage → StreamBroken; not done before the last event', () => {
     const head = RECORDED_TEXT_STREAM.slice(
       0,
@@ -845,25 +822,17 @@ const TOOL_EVENTS: StreamEvent[] = [
   { type: 'tool_args', index: 1, delta: '{}' },
   { type: 'stop', reason: 'tool_calls' },
 ];
-const SDK_USAGE = {
-  input_tokens: 105,
-  input_tokens_details: { cached_tokens: 70, cache_write_tokens: 5 },
-  output_tokens: 40,
-  output_tokens_details: { reasoning_tokens: 12 },
-  total_tokens: 145,
-};
+const SDK_USAGE = wireUsage({ input: 105, cached: 70, cacheWrite: 5, output: 40, reasoning: 12 });
 
 describe('encodeAnswer, read by the openai SDK', () => {
   it('text answer: output_text, status, usage in Responses terms (input includes cached)', async () => {
-    const a: CanonicalAnswer = {
+    const a = canon.answer({
       id: 'msg_01ABC',
       model: 'claude-sonnet-4-5',
       text: 'Underground.',
       reasoning: 'Soil.',
-      toolCalls: [],
-      stopReason: 'stop',
       usage: USAGE,
-    };
+    });
     serveJson(codec.encodeAnswer(a, ingress()));
     const res = await client.responses.create(REQ);
     expect(res.output_text).toBe('Underground.');
@@ -876,15 +845,13 @@ describe('encodeAnswer, read by the openai SDK', () => {
   });
 
   it('tool calls: function_call items the SDK parses; length → incomplete', async () => {
-    const a: CanonicalAnswer = {
+    const a = canon.answer({
       id: 'chatcmpl-1',
       model: 'gpt-4o',
-      text: '',
-      reasoning: '',
-      toolCalls: [{ id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' }],
+      toolCalls: [canon.call('call_1', 'get_weather', '{"city":"Paris"}')],
       stopReason: 'tool_calls',
       usage: USAGE,
-    };
+    });
     const tools = [
       {
         type: 'function' as const,
@@ -1082,15 +1049,15 @@ describe('encoders, read by the Vercel AI SDK (openai(model) = Responses)', () =
     ]);
     expect(await r.finishReason).toBe('tool-calls');
 
-    const a: CanonicalAnswer = {
+    const a = canon.answer({
       id: 'msg_1',
       model: 'claude',
       text: 'Checking.',
       reasoning: 'Think.',
-      toolCalls: [{ id: 'toolu_9', name: 'get_time', arguments: '{}' }],
+      toolCalls: [canon.call('toolu_9', 'get_time', '{}')],
       stopReason: 'tool_calls',
       usage: USAGE,
-    };
+    });
     serveJson(codec.encodeAnswer(a, ingress()));
     const g = await generateText({ model: model(), prompt: 'Time?', tools, maxRetries: 0 });
     expect(g.text).toBe('Checking.');
@@ -1284,34 +1251,23 @@ describe('freeform custom tools (Codex apply_patch) when translating', () => {
     expect(JSON.stringify(tool.parameters)).toContain('start: begin_patch hunk+ end_patch');
     expect(c.toolChoice).toEqual({ name: 'apply_patch' });
     expect(c.messages.slice(1)).toEqual([
-      {
-        role: 'assistant',
-        content: [],
-        toolCalls: [{ id: 'call_p', name: 'apply_patch', arguments: JSON.stringify({ input: PATCH }) }],
-      },
-      {
-        role: 'tool',
-        toolCallId: 'call_p',
-        name: 'apply_patch',
-        content: [{ type: 'text', text: 'Success. Updated: A hello.txt' }],
-      },
+      canon.assistant([], canon.call('call_p', 'apply_patch', JSON.stringify({ input: PATCH }))),
+      canon.tool('call_p', 'Success. Updated: A hello.txt', { name: 'apply_patch' }),
     ]);
     refusal(() => parse({ ...REQ, input: [{ type: 'custom_tool_call', call_id: 'c', name: 'x' }] }));
   });
 
   it('encodeAnswer: a call of the custom tool is a custom_tool_call item with the raw input', async () => {
-    const a: CanonicalAnswer = {
+    const a = canon.answer({
       id: 'msg_01P',
       model: 'claude-sonnet-4-5',
-      text: '',
-      reasoning: '',
       toolCalls: [
-        { id: 'toolu_p', name: 'apply_patch', arguments: JSON.stringify({ input: PATCH }) },
-        { id: 'toolu_w', name: 'get_weather', arguments: '{"city":"Paris"}' },
+        canon.call('toolu_p', 'apply_patch', JSON.stringify({ input: PATCH })),
+        canon.call('toolu_w', 'get_weather', '{"city":"Paris"}'),
       ],
       stopReason: 'tool_calls',
       usage: USAGE,
-    };
+    });
     serveJson(codec.encodeAnswer(a, ingress({ tools: CUSTOM_REQ.tools })));
     const res = await client.responses.create(CUSTOM_REQ);
     expect(res.status).toBe('completed');
@@ -1410,11 +1366,9 @@ describe('namespace tools (Codex multi_agent_v1) when translating', () => {
     expect(c.tools.map((t) => t.name)).toEqual(['multi_agent_v1__close_agent', 'multi_agent_v1__note']);
     expect(c.tools[0]).toMatchObject({ description: 'Close an agent.', parameters: NS.tools[0]!.parameters });
     expect(c.tools[1]!.parameters).toMatchObject({ required: ['input'] });
-    expect(c.messages[1]).toEqual({
-      role: 'assistant',
-      content: [],
-      toolCalls: [{ id: 'call_c', name: 'multi_agent_v1__close_agent', arguments: '{"target":"a1"}' }],
-    });
+    expect(c.messages[1]).toEqual(
+      canon.assistant([], canon.call('call_c', 'multi_agent_v1__close_agent', '{"target":"a1"}')),
+    );
     expect(c.messages[2]).toMatchObject({
       role: 'tool',
       toolCallId: 'call_c',
@@ -1442,18 +1396,16 @@ describe('namespace tools (Codex multi_agent_v1) when translating', () => {
   });
 
   it('answers and streams give the call its own name and its namespace', async () => {
-    const a: CanonicalAnswer = {
+    const a = canon.answer({
       id: 'msg_01N',
       model: 'claude-sonnet-4-5',
-      text: '',
-      reasoning: '',
       toolCalls: [
-        { id: 'toolu_c', name: 'multi_agent_v1__close_agent', arguments: '{"target":"a1"}' },
-        { id: 'toolu_n', name: 'multi_agent_v1__note', arguments: '{"input":"hi"}' },
+        canon.call('toolu_c', 'multi_agent_v1__close_agent', '{"target":"a1"}'),
+        canon.call('toolu_n', 'multi_agent_v1__note', '{"input":"hi"}'),
       ],
       stopReason: 'tool_calls',
       usage: USAGE,
-    };
+    });
     const json = codec.encodeAnswer(a, ingress({ tools: NS_REQ.tools })) as { output: unknown[] };
     expect(json.output).toEqual([
       expect.objectContaining({

@@ -725,15 +725,10 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
       }
       switch (type) {
         case 'response.output_text.delta':
-          if (typeof j.delta === 'string' && j.delta) {
-            textSeen.add(out);
-            events.push({ type: 'text', text: j.delta });
-          }
-          break;
         case 'response.refusal.delta':
           if (typeof j.delta === 'string' && j.delta) {
             textSeen.add(out);
-            refused = true;
+            if (type === 'response.refusal.delta') refused = true;
             events.push({ type: 'text', text: j.delta });
           }
           break;
@@ -969,6 +964,21 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
     return s;
   };
 
+  /** Adds text to the open message or reasoning item, opening it first where need be. */
+  const appendText = (kind: 'message' | 'reasoning', text: string): string => {
+    if (!text) return '';
+    const s = open(kind);
+    const it = current!;
+    it.text += text;
+    const delta = { item_id: it.id, output_index: it.outputIndex, content_index: 0, delta: text };
+    return (
+      s +
+      (kind === 'message'
+        ? emit('response.output_text.delta', { ...delta, logprobs: [] })
+        : emit('response.reasoning_text.delta', delta))
+    );
+  };
+
   return {
     event(e) {
       switch (e.type) {
@@ -981,31 +991,10 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
             }
           }
           return start();
-        case 'text': {
-          if (!e.text) return '';
-          const s = open('message');
-          const it = current!;
-          it.text += e.text;
-          return `${s}${emit('response.output_text.delta', {
-            item_id: it.id,
-            output_index: it.outputIndex,
-            content_index: 0,
-            delta: e.text,
-            logprobs: [],
-          })}`;
-        }
-        case 'reasoning': {
-          if (!e.text) return '';
-          const s = open('reasoning');
-          const it = current!;
-          it.text += e.text;
-          return `${s}${emit('response.reasoning_text.delta', {
-            item_id: it.id,
-            output_index: it.outputIndex,
-            content_index: 0,
-            delta: e.text,
-          })}`;
-        }
+        case 'text':
+          return appendText('message', e.text);
+        case 'reasoning':
+          return appendText('reasoning', e.text);
         case 'tool_call': {
           let s = start();
           if (current) {

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { mockUpstreamFor } from '../../../test/helpers/mock-upstream.js';
+import * as canon from '../../../test/helpers/canonical.js';
+import { mockUpstreamFor, testTimeouts } from '../../../test/helpers/mock-upstream.js';
 import { testChannel } from '../../../test/helpers/channel.js';
 import { type StreamEvent, StreamBroken } from '../canonical.js';
 import { anthropicCodec } from '../protocols/anthropic.js';
@@ -9,12 +10,7 @@ import { createAnthropicTransport, messagesUrl } from './anthropic.js';
 import type { UpstreamCall } from './transport.js';
 
 const KEY = 'sk-ant-channel';
-const transport = createAnthropicTransport({
-  connectMs: 2000,
-  firstByteMs: 5000,
-  idleMs: 5000,
-  maxConnections: 0,
-});
+const transport = createAnthropicTransport(testTimeouts());
 const upstream = mockUpstreamFor(KEY, transport);
 
 const channel = (baseUrl: string, apiKey = KEY) =>
@@ -51,13 +47,8 @@ describe('anthropic transport', () => {
   });
 
   it('tolerates a trailing slash or /v1 on base_url', () => {
-    for (const b of [
-      'https://api.anthropic.com',
-      'https://api.anthropic.com/',
-      'https://api.anthropic.com/v1',
-      'https://api.anthropic.com/v1/',
-    ])
-      expect(messagesUrl(b)).toBe('https://api.anthropic.com/v1/messages');
+    for (const suffix of ['', '/', '/v1', '/v1/'])
+      expect(messagesUrl(`https://api.anthropic.com${suffix}`)).toBe('https://api.anthropic.com/v1/messages');
   });
 
   it('posts to /v1/messages with x-api-key and the default anthropic-version', async () => {
@@ -113,12 +104,7 @@ describe('anthropic transport', () => {
     expect(err.message).toMatch(/upstream connection failed/);
     expect(err.timeout).toBe(false);
     upstream.mock.setScenario('claude-x', { firstByteDelayMs: 2000, times: 1 });
-    const slow = createAnthropicTransport({
-      connectMs: 1000,
-      firstByteMs: 200,
-      idleMs: 1000,
-      maxConnections: 0,
-    });
+    const slow = createAnthropicTransport(testTimeouts({ connectMs: 1000, firstByteMs: 200, idleMs: 1000 }));
     const t = await slow.send(call()).catch((e) => e);
     expect(t.timeout).toBe(true);
     await slow.close();
@@ -175,17 +161,13 @@ describe('anthropic codec against the mock, through the transport', () => {
   });
 
   it('a translated body (fromCanonical) is one the mock accepts; decodeAnswer reads its tool call', async () => {
-    const c = {
+    const c = canon.request({
       system: ['Be brief.'],
       messages: [
-        { role: 'user' as const, content: [{ type: 'text' as const, text: 'Weather?' }] },
-        {
-          role: 'assistant' as const,
-          content: [],
-          toolCalls: [{ id: 'call_1', name: 'get_weather', arguments: '{"city":"Oslo"}' }],
-        },
-        { role: 'tool' as const, toolCallId: 'call_1', content: [{ type: 'text' as const, text: 'cold' }] },
-        { role: 'user' as const, content: [{ type: 'text' as const, text: 'And Paris?' }] },
+        canon.user('Weather?'),
+        canon.assistant([], canon.call('call_1', 'get_weather', '{"city":"Oslo"}')),
+        canon.tool('call_1', 'cold'),
+        canon.user('And Paris?'),
       ],
       tools: [
         {
@@ -193,13 +175,9 @@ describe('anthropic codec against the mock, through the transport', () => {
           parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
         },
       ],
-      toolChoice: 'auto' as const,
-      maxOutputTokens: null,
+      toolChoice: 'auto',
       temperature: 0.2,
-      topP: null,
-      stop: [],
-      stream: false,
-    };
+    });
     const r = await transport.send(call({ body: anthropicCodec.fromCanonical(c, 'claude-x', 64) }));
     expect(r.status).toBe(200);
     // The last turn carries a tool result: the mock answers text.

@@ -1,17 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { mockUpstreamFor } from '../../../test/helpers/mock-upstream.js';
+import { mockUpstreamFor, testTimeouts } from '../../../test/helpers/mock-upstream.js';
 import { testChannel } from '../../../test/helpers/channel.js';
 import { SseFrameParser } from '../sse.js';
 import { createGeminiTransport, geminiOrigin, geminiUrl } from './gemini.js';
 import { UpstreamFailure } from './transport.js';
 
 const KEY = 'AIzaTransportKey';
-const transport = createGeminiTransport({
-  connectMs: 2000,
-  firstByteMs: 2000,
-  idleMs: 2000,
-  maxConnections: 0,
-});
+const transport = createGeminiTransport(testTimeouts());
 const upstream = mockUpstreamFor(KEY, transport);
 
 const channel = (baseUrl: string, apiKey = KEY) =>
@@ -37,13 +32,8 @@ describe('gemini transport', () => {
   });
 
   it('builds the URL from a bare origin, tolerating a trailing / or /v1beta and a models/ prefix', () => {
-    for (const base of [
-      'https://g.example',
-      'https://g.example/',
-      'https://g.example/v1beta',
-      'https://g.example/v1beta/',
-    ])
-      expect(geminiOrigin(base)).toBe('https://g.example');
+    for (const suffix of ['', '/', '/v1beta', '/v1beta/'])
+      expect(geminiOrigin(`https://g.example${suffix}`)).toBe('https://g.example');
     expect(geminiUrl('https://g.example', 'models/gemini-2.5-flash', false)).toBe(
       'https://g.example/v1beta/models/gemini-2.5-flash:generateContent',
     );

@@ -58,6 +58,27 @@ export async function postJson(
   }
 }
 
+const NONE: readonly Protocol[] = [];
+
+/**
+ * A transport for an upstream that serves generation only, in its one protocol: each call is a
+ * POST to `url(call)` with the credential `headers(call)`.
+ */
+export function generateOnlyTransport(
+  t: UpstreamTimeouts,
+  protocol: Protocol,
+  url: (call: UpstreamCall) => string,
+  headers: (call: UpstreamCall) => Record<string, string>,
+): ChannelTransport & { close(): Promise<void> } {
+  const agent = upstreamAgent(t);
+  const generate: readonly Protocol[] = [protocol];
+  return {
+    protocols: (_channel, operation) => (operation === 'generate' ? generate : NONE),
+    send: (call) => postJson(agent, url(call), call, headers(call)),
+    close: () => agent.close(),
+  };
+}
+
 const PATHS: Record<string, string> = {
   'openai:generate': '/chat/completions',
   'openai:completions': '/completions',

@@ -44,3 +44,50 @@ describe('SseParser', () => {
     expect(frames.map((f) => f.raw).join('')).toBe(text);
   });
 });
+
+describe('SseFrameParser against random streams', () => {
+  // A small seeded generator, so a failure can be replayed.
+  const rng = (seed: number) => () => {
+    seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
+    return seed / 0x80000000;
+  };
+
+  it('finds the same frames (event, data, raw) in any chunking and with LF or CRLF line ends', () => {
+    for (let seed = 1; seed <= 200; seed++) {
+      const r = rng(seed);
+      const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+      const expected: { event: string | null; raw: string }[] = [];
+      let text = '';
+      for (let f = 0, n = 1 + Math.floor(r() * 12); f < n; f++) {
+        const eol = pick(['\n', '\r\n']);
+        const event = r() < 0.3 ? pick(['message_start', 'delta', 'x']) : null;
+        const lines = Array.from({ length: 1 + Math.floor(r() * 3) }, () =>
+          pick(['{"a":1}', 'mole 🐾 é', '', ' spaced', '[DONE]', '{"t":"\\n"}']),
+        );
+        let raw = r() < 0.2 ? `: comment${eol}` : '';
+        if (event) raw += `event: ${event}${eol}`;
+        for (const l of lines) raw += `data:${pick([' ', ''])}${l}${eol}`;
+        raw += eol;
+        text += raw;
+        expected.push({ event, raw });
+      }
+      const bytes = Buffer.from(text);
+      const p = new SseFrameParser();
+      const got = [];
+      for (let at = 0; at < bytes.length; ) {
+        const size = 1 + Math.floor(r() * 40);
+        got.push(...p.feed(bytes.subarray(at, at + size)));
+        at += size;
+      }
+      got.push(...p.end());
+      // data: every data line's value (one optional space after the colon dropped), joined by LF
+      const dataOf = (raw: string) =>
+        raw
+          .split(/\r?\n/)
+          .filter((l) => l.startsWith('data:'))
+          .map((l) => (l.startsWith('data: ') ? l.slice(6) : l.slice(5)))
+          .join('\n');
+      expect(got, `seed ${seed}`).toEqual(expected.map((e) => ({ ...e, data: dataOf(e.raw) })));
+    }
+  });
+});

@@ -3,22 +3,35 @@
 import { StringDecoder } from 'node:string_decoder';
 import type { SseFrame } from './canonical.js';
 
-/** Splits an SSE byte stream into its frames, chunk by chunk. Frames without data are dropped. */
+/**
+ * Splits an SSE byte stream into its frames, chunk by chunk. Frames without data are dropped.
+ * One pass over each chunk's text with a cursor: a stream arrives as many small frames, and
+ * re-scanning or re-slicing the rest of the buffer for each of them is quadratic.
+ */
 export class SseFrameParser {
   private readonly decoder = new StringDecoder('utf8');
   private buf = '';
 
   feed(chunk: Buffer): SseFrame[] {
-    this.buf += this.decoder.write(chunk);
+    const text = this.buf + this.decoder.write(chunk);
     const out: SseFrame[] = [];
-    for (;;) {
-      const idx = eventEnd(this.buf);
-      if (idx < 0) break;
-      const end = idx + (this.buf.startsWith('\r\n\r\n', idx) ? 4 : 2);
-      const frame = frameOf(this.buf.slice(0, end));
-      this.buf = this.buf.slice(end);
+    let start = 0;
+    let nl = text.indexOf('\n');
+    while (nl >= 0) {
+      // A frame ends at a blank line: the line after this line end is empty (LF or CRLF).
+      const next = nl + 1;
+      const c = text.charCodeAt(next);
+      const end = c === 10 ? next + 1 : c === 13 && text.charCodeAt(next + 1) === 10 ? next + 2 : -1;
+      if (end < 0) {
+        nl = text.indexOf('\n', next);
+        continue;
+      }
+      const frame = frameOf(text, start, end);
       if (frame) out.push(frame);
+      start = end;
+      nl = text.indexOf('\n', start);
     }
+    this.buf = start === 0 ? text : text.slice(start);
     return out;
   }
 
@@ -26,31 +39,30 @@ export class SseFrameParser {
   end(): SseFrame[] {
     const rest = this.buf + this.decoder.end();
     this.buf = '';
-    const frame = rest.trim() ? frameOf(rest.endsWith('\n') ? `${rest}\n` : `${rest}\n\n`) : null;
-    return frame && frame.data.trim() ? [frame] : [];
+    if (!rest.trim()) return [];
+    const raw = rest.endsWith('\n') ? `${rest}\n` : `${rest}\n\n`;
+    const frame = frameOf(raw, 0, raw.length);
+    return frame?.data.trim() ? [frame] : [];
   }
 }
 
-function eventEnd(buf: string): number {
-  const a = buf.indexOf('\n\n');
-  const b = buf.indexOf('\r\n\r\n');
-  if (a < 0) return b;
-  if (b < 0) return a;
-  return Math.min(a, b);
-}
-
-function frameOf(raw: string): SseFrame | null {
+/** The frame in text[start, end): its `data:` lines joined, its `event:` name, its raw text. */
+function frameOf(text: string, start: number, end: number): SseFrame | null {
   let data: string | null = null;
   let event: string | null = null;
-  for (const line of raw.split(/\r?\n/)) {
-    if (line.startsWith('data:')) {
-      const v = line.charCodeAt(5) === 32 ? line.slice(6) : line.slice(5);
+  for (let at = start; at < end; ) {
+    let eol = text.indexOf('\n', at);
+    if (eol < 0 || eol > end) eol = end;
+    const lineEnd = eol > at && text.charCodeAt(eol - 1) === 13 ? eol - 1 : eol;
+    if (text.startsWith('data:', at)) {
+      const v = text.slice(text.charCodeAt(at + 5) === 32 ? at + 6 : at + 5, lineEnd);
       data = data === null ? v : `${data}\n${v}`;
-    } else if (line.startsWith('event:')) {
-      event = line.charCodeAt(6) === 32 ? line.slice(7) : line.slice(6);
+    } else if (text.startsWith('event:', at)) {
+      event = text.slice(text.charCodeAt(at + 6) === 32 ? at + 7 : at + 6, lineEnd);
     }
+    at = eol + 1;
   }
-  return data === null ? null : { event, data, raw };
+  return data === null ? null : { event, data, raw: text.slice(start, end) };
 }
 
 /** One SSE frame as text: `event:` line (when named) and `data:` line, blank line after. */

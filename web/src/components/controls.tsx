@@ -16,6 +16,15 @@ export function FilterForm({ label, children }: { label: string; children: React
   );
 }
 
+/** The button for the main action of a page or section (e.g. "Create key"). */
+export function PrimaryButton({ onClick, children }: { onClick: () => void; children: ReactNode }) {
+  return (
+    <button type="button" className="primary" onClick={onClick}>
+      {children}
+    </button>
+  );
+}
+
 export interface Option {
   value: string | number;
   label: ReactNode;

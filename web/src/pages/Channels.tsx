@@ -6,8 +6,8 @@ import { StatusBadge } from '../components/badges';
 import { FormDialog } from '../components/dialogs';
 import { Field } from '../components/forms';
 import { notify } from '../components/notices';
-import { ActionsCell, changeStatus, DeleteButton, DeleteDialog } from '../components/records';
-import { SelectField } from '../components/controls';
+import { ActionsCell, DeleteButton, DeleteDialog, StatusToggle } from '../components/records';
+import { PrimaryButton, SelectField } from '../components/controls';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { parseList } from '../validate';
 
@@ -89,13 +89,6 @@ export default function ChannelsPage() {
     storeTest(c.id, outcome);
     setTests((t) => ({ ...t, [c.id]: outcome }));
   };
-  const toggle = (c: Channel) =>
-    changeStatus(
-      `/api/channels/${encodeURIComponent(c.id)}`,
-      c.status === 'active' ? 'disabled' : 'active',
-      c.name,
-      channels.reload,
-    );
 
   return (
     <div className="page">
@@ -103,9 +96,7 @@ export default function ChannelsPage() {
         title="Channels"
         lead="Upstream providers. Higher priority is tried first; within one priority, traffic is shared by weight."
       >
-        <button type="button" className="primary" onClick={() => setDialog({ kind: 'create' })}>
-          Add channel
-        </button>
+        <PrimaryButton onClick={() => setDialog({ kind: 'create' })}>Add channel</PrimaryButton>
       </PageHead>
       <AsyncView
         state={channels}
@@ -181,9 +172,12 @@ export default function ChannelsPage() {
                       <button type="button" onClick={() => setDialog({ kind: 'edit', channel: c })}>
                         Edit
                       </button>
-                      <button type="button" onClick={() => void toggle(c)}>
-                        {c.status === 'active' ? 'Disable' : 'Enable'}
-                      </button>
+                      <StatusToggle
+                        path={`/api/channels/${encodeURIComponent(c.id)}`}
+                        status={c.status}
+                        name={c.name}
+                        onChanged={channels.reload}
+                      />
                       <DeleteButton onClick={() => setDialog({ kind: 'delete', channel: c })} />
                     </ActionsCell>
                   </tr>

@@ -9,6 +9,7 @@ import { Pager, useCursorPager } from '../components/pager';
 import {
   FilterForm,
   PageSizeSelect,
+  PrimaryButton,
   SelectField,
   userOptions,
   usePageSize,
@@ -100,9 +101,7 @@ export function KeysPage() {
         title="API keys"
         lead="One key per app or environment: each is a credential, a billing label and a permission switch."
       >
-        <button type="button" className="primary" onClick={() => setCreating(true)}>
-          Create key
-        </button>
+        <PrimaryButton onClick={() => setCreating(true)}>Create key</PrimaryButton>
       </PageHead>
 
       <FilterForm label="Filter keys">
@@ -156,9 +155,7 @@ export function KeysPage() {
                 <strong>No keys yet.</strong> Create one for each app or environment, e.g.{' '}
                 <code>dev-local</code> or <code>web-prod</code>.
               </p>
-              <button type="button" className="primary" onClick={() => setCreating(true)}>
-                Create your first key
-              </button>
+              <PrimaryButton onClick={() => setCreating(true)}>Create your first key</PrimaryButton>
             </>
           )
         }

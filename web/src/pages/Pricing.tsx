@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { api, type Group, type Price } from '../api';
 import { usd } from '../format';
 import { AsyncView, useAsync } from '../components/async';
+import { PrimaryButton } from '../components/controls';
 import { FormDialog } from '../components/dialogs';
 import { BudgetFields, LimitFields, limitValuesOf } from '../components/limitFields';
 import { notify } from '../components/notices';
@@ -72,11 +73,7 @@ export default function PricingPage() {
 
       <Section
         title="Model prices"
-        actions={
-          <button type="button" className="primary" onClick={() => setEditing('new')}>
-            Add price
-          </button>
-        }
+        actions={<PrimaryButton onClick={() => setEditing('new')}>Add price</PrimaryButton>}
       >
         {unpriced.length ? (
           <p className="notice warn">

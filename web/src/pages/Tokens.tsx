@@ -7,6 +7,7 @@ import { AsyncView, useAsync } from '../components/async';
 import { When } from '../components/when';
 import { StatusBadge } from '../components/badges';
 import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
+import { PrimaryButton } from '../components/controls';
 import { Field } from '../components/forms';
 import { ACTIONS, DataTable, PageHead, TableCell, TableRow } from '../components/layout';
 import { notify } from '../components/notices';
@@ -44,9 +45,7 @@ export default function TokensPage() {
         title="Management tokens"
         lead="Scoped tokens for scripts, CI and the mole CLI: each acts as you, limited to the scopes you pick. They work on the management API only, never on /v1."
       >
-        <button type="button" className="primary" onClick={() => setCreating(true)}>
-          Create token
-        </button>
+        <PrimaryButton onClick={() => setCreating(true)}>Create token</PrimaryButton>
       </PageHead>
 
       <AsyncView
@@ -217,9 +216,7 @@ function TokenSecretDialog({ token, onClose }: { token: NewManagementToken; onCl
       <h3>Use it</h3>
       <pre className="code">{`export MOLE_URL=${origin} MOLE_TOKEN=${token.token}\nnpx mole keys list\n\ncurl ${origin}/api/keys -H "Authorization: Bearer $MOLE_TOKEN"`}</pre>
       <div className="actions">
-        <button type="button" className="primary" onClick={onClose}>
-          Done
-        </button>
+        <PrimaryButton onClick={onClose}>Done</PrimaryButton>
       </div>
     </Modal>
   );

@@ -9,8 +9,8 @@ import { Field } from '../components/forms';
 import { BudgetFields, LimitFields, limitValuesOf } from '../components/limitFields';
 import { notify } from '../components/notices';
 import { Pager, useCursorPager } from '../components/pager';
-import { FilterForm, SelectField, type Option } from '../components/controls';
-import { ActionsCell, changeStatus, DeleteButton, DeleteDialog } from '../components/records';
+import { FilterForm, PrimaryButton, SelectField, type Option } from '../components/controls';
+import { ActionsCell, DeleteButton, DeleteDialog, StatusToggle } from '../components/records';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { useSession } from '../session';
 import { parseLimit, parseUsd } from '../validate';
@@ -60,20 +60,10 @@ export default function UsersPage() {
     void session.refresh();
   };
 
-  const toggle = (u: User) =>
-    changeStatus(
-      `/api/users/${encodeURIComponent(u.id)}`,
-      u.status === 'disabled' ? 'active' : 'disabled',
-      u.username,
-      users.reload,
-    );
-
   return (
     <div className="page">
       <PageHead title="Users" lead="Accounts that can sign in here and own keys. Balances are in US dollars.">
-        <button type="button" className="primary" onClick={() => setDialog({ kind: 'create' })}>
-          Create user
-        </button>
+        <PrimaryButton onClick={() => setDialog({ kind: 'create' })}>Create user</PrimaryButton>
       </PageHead>
       <FilterForm label="Find users">
         <label>
@@ -118,9 +108,12 @@ export default function UsersPage() {
                     </button>
                     {u.id !== session.user.id ? (
                       <>
-                        <button type="button" onClick={() => void toggle(u)}>
-                          {u.status === 'disabled' ? 'Enable' : 'Disable'}
-                        </button>
+                        <StatusToggle
+                          path={`/api/users/${encodeURIComponent(u.id)}`}
+                          status={u.status}
+                          name={u.username}
+                          onChanged={users.reload}
+                        />
                         <DeleteButton onClick={() => setDialog({ kind: 'delete', user: u })} />
                       </>
                     ) : null}

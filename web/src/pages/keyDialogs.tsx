@@ -9,7 +9,7 @@ import { Field, LinesField, NumberField } from '../components/forms';
 import { BudgetFields, LimitFields } from '../components/limitFields';
 import { notify } from '../components/notices';
 import { SecretCopy } from '../components/secret';
-import { changeStatus, DeleteButton, DeleteDialog } from '../components/records';
+import { DeleteButton, DeleteDialog, StatusToggle } from '../components/records';
 import { useSession } from '../session';
 import { fieldOfParam, initialKeyForm, keyFormReducer, type TextField, validateKeyForm } from './keyForm';
 
@@ -455,19 +455,6 @@ export function KeyActions({
   showEdit?: boolean;
 }) {
   const [dialog, setDialog] = useState<Dialog>(null);
-  const [busy, setBusy] = useState(false);
-  const disabled = apiKey.status === 'disabled';
-
-  const toggle = async () => {
-    setBusy(true);
-    await changeStatus(
-      `/api/keys/${encodeURIComponent(apiKey.id)}`,
-      disabled ? 'active' : 'disabled',
-      `“${apiKey.name}”`,
-      onChanged,
-    );
-    setBusy(false);
-  };
 
   return (
     <div className="row-actions">
@@ -476,9 +463,12 @@ export function KeyActions({
           Edit
         </button>
       ) : null}
-      <button type="button" onClick={toggle} disabled={busy}>
-        {disabled ? 'Enable' : 'Disable'}
-      </button>
+      <StatusToggle
+        path={`/api/keys/${encodeURIComponent(apiKey.id)}`}
+        status={apiKey.status}
+        name={`“${apiKey.name}”`}
+        onChanged={onChanged}
+      />
       <button type="button" onClick={() => setDialog('rotate')}>
         Rotate
       </button>

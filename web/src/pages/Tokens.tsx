@@ -6,7 +6,7 @@ import { api, type ManagementToken, type NewManagementToken } from '../api';
 import { AsyncView, useAsync } from '../components/async';
 import { When } from '../components/when';
 import { StatusBadge } from '../components/badges';
-import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
+import { ConfirmDialog, FormDialog, Modal, useCreateFlow } from '../components/dialogs';
 import { PrimaryButton } from '../components/controls';
 import { Field } from '../components/forms';
 import { ACTIONS, DataTable, PageHead, TableCell, TableRow } from '../components/layout';
@@ -35,8 +35,7 @@ export default function TokensPage() {
   const tokens = useAsync((signal) => api.get<{ data: ManagementToken[] }>('/api/tokens', {}, signal), []);
   const users = useUsers(isAdmin);
   const names = new Map((users.data ?? []).map((u) => [u.id, u.username]));
-  const [creating, setCreating] = useState(false);
-  const [created, setCreated] = useState<NewManagementToken | null>(null);
+  const create = useCreateFlow<NewManagementToken>(tokens.reload);
   const [revoking, setRevoking] = useState<ManagementToken | null>(null);
 
   return (
@@ -45,7 +44,7 @@ export default function TokensPage() {
         title="Management tokens"
         lead="Scoped tokens for scripts, CI and the mole CLI: each acts as you, limited to the scopes you pick. They work on the management API only, never on /v1."
       >
-        <PrimaryButton onClick={() => setCreating(true)}>Create token</PrimaryButton>
+        <PrimaryButton onClick={create.start}>Create token</PrimaryButton>
       </PageHead>
 
       <AsyncView
@@ -119,17 +118,8 @@ export default function TokensPage() {
         )}
       </AsyncView>
 
-      {creating ? (
-        <CreateTokenDialog
-          onClose={() => setCreating(false)}
-          onCreated={(t) => {
-            setCreating(false);
-            setCreated(t);
-            tokens.reload();
-          }}
-        />
-      ) : null}
-      {created ? <TokenSecretDialog token={created} onClose={() => setCreated(null)} /> : null}
+      {create.creating ? <CreateTokenDialog onClose={create.cancel} onCreated={create.saved} /> : null}
+      {create.created ? <TokenSecretDialog token={create.created} onClose={create.done} /> : null}
       {revoking ? (
         <ConfirmDialog
           title={`Revoke “${revoking.name}”?`}

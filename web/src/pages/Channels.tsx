@@ -4,7 +4,7 @@ import { dateTime, ms } from '../format';
 import { AsyncView, useAsync } from '../components/async';
 import { StatusBadge } from '../components/badges';
 import { FormDialog } from '../components/dialogs';
-import { Field } from '../components/forms';
+import { Field, InputField } from '../components/forms';
 import { notify } from '../components/notices';
 import { ActionsCell, DeleteButton, DeleteDialog, StatusToggle } from '../components/records';
 import { PrimaryButton, SelectField } from '../components/controls';
@@ -306,7 +306,7 @@ function ChannelForm({
           required={typeInfo?.needsUrl}
         />
       </label>
-      <Field
+      <InputField
         label="Upstream API key"
         hint={
           existing
@@ -314,14 +314,11 @@ function ChannelForm({
             : 'Stored encrypted and never shown again.'
         }
         className="span2"
-      >
-        <input
-          type="password"
-          value={apiKey}
-          onChange={(e) => setApiKey(e.target.value)}
-          autoComplete="off"
-        />
-      </Field>
+        type="password"
+        value={apiKey}
+        onChange={setApiKey}
+        autoComplete="off"
+      />
       <Field
         label="Models"
         hint="Comma- or line-separated model names clients may request."

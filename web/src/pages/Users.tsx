@@ -5,7 +5,7 @@ import { Link } from '../router';
 import { AsyncView, useAsync } from '../components/async';
 import { StatusBadge } from '../components/badges';
 import { FormDialog } from '../components/dialogs';
-import { Field } from '../components/forms';
+import { InputField } from '../components/forms';
 import { BudgetFields, LimitFields, limitValuesOf } from '../components/limitFields';
 import { notify } from '../components/notices';
 import { Pager, useCursorPager } from '../components/pager';
@@ -259,33 +259,27 @@ function UserForm({
         </label>
       )}
       {self ? (
-        <Field
+        <InputField
           label="Current password"
           hint="Needed to change your own password. You will then sign in again with the new one."
           className="span2"
-        >
-          <input
-            type="password"
-            value={currentPassword}
-            onChange={(e) => setCurrentPassword(e.target.value)}
-            autoComplete="current-password"
-          />
-        </Field>
+          type="password"
+          value={currentPassword}
+          onChange={setCurrentPassword}
+          autoComplete="current-password"
+        />
       ) : null}
-      <Field
+      <InputField
         label={existing ? 'New password' : 'Password'}
         hint={existing ? 'Leave empty to keep the current password.' : 'At least 8 characters.'}
         className="span2"
-      >
-        <input
-          type="password"
-          value={password}
-          onChange={(e) => setPassword(e.target.value)}
-          required={!existing}
-          minLength={8}
-          autoComplete="new-password"
-        />
-      </Field>
+        type="password"
+        value={password}
+        onChange={setPassword}
+        required={!existing}
+        minLength={8}
+        autoComplete="new-password"
+      />
       <SelectField label="Role" value={role} options={ROLES} onChange={(v) => setRole(v as User['role'])} />
       <SelectField
         label="Group"

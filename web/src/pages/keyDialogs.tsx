@@ -5,7 +5,7 @@ import { api, ApiError, errorMessage, type ApiKey, type Group, type User } from 
 import { toDateInput, usdExact } from '../format';
 import { useAsync } from '../components/async';
 import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
-import { Field, LinesField, NumberField } from '../components/forms';
+import { Field, InputField, LinesField, NumberField } from '../components/forms';
 import { BudgetFields, LimitFields } from '../components/limitFields';
 import { notify } from '../components/notices';
 import { SecretCopy } from '../components/secret';
@@ -140,15 +140,16 @@ export function KeyFormDialog({
       noValidate
       className="form-dialog"
     >
-      <Field label="Name" error={errors.name} className="span2">
-        <input
-          value={name}
-          onChange={(e) => set('name')(e.target.value)}
-          maxLength={128}
-          required
-          data-autofocus
-        />
-      </Field>
+      <InputField
+        label="Name"
+        error={errors.name}
+        className="span2"
+        value={name}
+        onChange={set('name')}
+        maxLength={128}
+        required
+        data-autofocus
+      />
 
       {isAdmin && !existing ? (
         <Field
@@ -210,18 +211,15 @@ export function KeyFormDialog({
           ))}
         </select>
       </Field>
-      <Field
+      <InputField
         label="Extra model patterns"
         hint="Optional, comma-separated; a trailing * matches any model with that prefix."
         error={errors.models}
         className="span2"
-      >
-        <input
-          value={patterns}
-          onChange={(e) => set('patterns')(e.target.value)}
-          placeholder="e.g. gpt-4o*, claude-3-5*"
-        />
-      </Field>
+        value={patterns}
+        onChange={set('patterns')}
+        placeholder="e.g. gpt-4o*, claude-3-5*"
+      />
 
       <LinesField
         label="Allowed IPs"
@@ -307,18 +305,15 @@ export function KeyFormDialog({
       </fieldset>
 
       <div className="span2 expires">
-        <Field
+        <InputField
           label="Expires"
           hint={expires ? 'The key stops working at the end of that day, your time.' : 'Never expires.'}
           error={errors.expires}
-        >
-          <input
-            type="date"
-            value={expires}
-            min={toDateInput(new Date())}
-            onChange={(e) => set('expires')(e.target.value)}
-          />
-        </Field>
+          type="date"
+          value={expires}
+          min={toDateInput(new Date())}
+          onChange={set('expires')}
+        />
         <fieldset className="presets" aria-label="Expiry presets">
           {EXPIRY_PRESETS.map((p) => (
             <button

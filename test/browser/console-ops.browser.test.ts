@@ -5,7 +5,7 @@
 import type { Page } from 'playwright-core';
 import { beforeAll, expect, it } from 'vitest';
 import { createUser, newContext, relay, signIn, watchPage } from './helpers.js';
-import { type Account, closeSecret, describeConsole } from './suite.js';
+import { type Account, closeSecret, describeConsole, exportCsv, rowText } from './suite.js';
 
 /** How far the page's document is wider than the viewport (0 = no sideways scrolling). */
 async function sidewaysOverflow(page: Page): Promise<number> {
@@ -200,11 +200,7 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
 
     await t.page.getByRole('button', { name: 'By model' }).click();
     await table.getByText('text-embedding-3-small').waitFor();
-    const [download] = await Promise.all([
-      t.page.waitForEvent('download'),
-      t.page.getByRole('button', { name: 'Export CSV' }).click(),
-    ]);
-    const csv = (await import('node:fs')).readFileSync(await download.path(), 'utf8');
+    const csv = await exportCsv(t.page);
     const embedding = csv.split('\r\n').find((l) => l.startsWith('text-embedding-3-small,'));
     const cost = embedding?.split(',').at(-1) ?? '';
     const usage = await t.s.api('GET', '/api/usage?group_by=model');
@@ -218,9 +214,7 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
 
   it('the users page shows balances in full, not rounded to cents', async () => {
     await t.page.getByRole('link', { name: 'Users', exact: true }).click();
-    const row = t.page.getByRole('row', { name: /penny/ });
-    await row.waitFor();
-    expect(await row.textContent()).toContain('$0.123456789');
+    expect(await rowText(t.page, /penny/)).toContain('$0.123456789');
     expect(await t.page.getByRole('row', { name: /broke/ }).textContent()).toContain('$0.00');
   });
 

@@ -3,7 +3,7 @@
 // calls, per-key page, admin pages, user isolation, XSS-safe rendering, phone width.
 import { beforeAll, expect, it } from 'vitest';
 import { createUser, newContext, relay, signIn, watchPage } from './helpers.js';
-import { type Account, closeSecret, describeConsole, takeSecretOnce } from './suite.js';
+import { type Account, closeSecret, describeConsole, exportCsv, rowText, takeSecretOnce } from './suite.js';
 
 const SECRET_RE = /^sk-[0-9A-Za-z]{48}$/;
 
@@ -60,14 +60,12 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
       `export OPENAI_BASE_URL=${t.s.url}/v1`,
       'curl',
     ]);
-    const row = t.page.getByRole('row', { name: /web-prod/ });
-    await row.waitFor();
-    const rowText = (await row.textContent()) ?? '';
-    expect(rowText).toContain(secret.slice(0, 5));
-    expect(rowText).toContain('active');
-    expect(rowText).toContain('$5.00');
-    expect(rowText).toMatch(/gpt-4o-mini, gpt-4o|gpt-4o, gpt-4o-mini/);
-    expect(rowText).toContain('10.0.0.0/8');
+    const text = await rowText(t.page, /web-prod/);
+    expect(text).toContain(secret.slice(0, 5));
+    expect(text).toContain('active');
+    expect(text).toContain('$5.00');
+    expect(text).toMatch(/gpt-4o-mini, gpt-4o|gpt-4o, gpt-4o-mini/);
+    expect(text).toContain('10.0.0.0/8');
 
     const listed = await t.s.api('GET', '/api/keys?q=web-prod');
     expect(listed.body.data).toHaveLength(1);
@@ -182,12 +180,7 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
     await drawer.getByRole('button', { name: 'Close' }).click();
     await drawer.waitFor({ state: 'detached' });
 
-    const [download] = await Promise.all([
-      t.page.waitForEvent('download'),
-      t.page.getByRole('button', { name: 'Export CSV' }).click(),
-    ]);
-    const file = await download.path();
-    const csv = (await import('node:fs')).readFileSync(file, 'utf8');
+    const csv = await exportCsv(t.page);
     expect(csv.split('\n')[0]).toContain('request_id');
     expect(csv).toContain('web-prod');
   });
@@ -200,11 +193,7 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
     await table.getByRole('link', { name: 'web-prod' }).waitFor();
     await t.page.getByRole('button', { name: 'By model' }).click();
     await table.getByText('gpt-4o-mini').waitFor();
-    const [download] = await Promise.all([
-      t.page.waitForEvent('download'),
-      t.page.getByRole('button', { name: 'Export CSV' }).click(),
-    ]);
-    const csv = (await import('node:fs')).readFileSync(await download.path(), 'utf8');
+    const csv = await exportCsv(t.page);
     expect(csv.split('\n')[0]).toContain('model');
     expect(csv).toContain('gpt-4o-mini');
   });
@@ -310,8 +299,7 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
     await expect.poll(() => ch.textContent()).toContain('OK in');
 
     await t.page.getByRole('link', { name: 'Pricing', exact: true }).click();
-    await t.page.getByRole('row', { name: /gpt-4o-mini/ }).waitFor();
-    expect(await t.page.getByRole('row', { name: /gpt-4o-mini/ }).textContent()).toContain('$0.15');
+    expect(await rowText(t.page, /gpt-4o-mini/)).toContain('$0.15');
     await t.page.getByRole('button', { name: 'Add group' }).click();
     await t.page.getByLabel('Group name').fill('vip');
     await t.page.getByLabel('Multiplier').fill('1.5');

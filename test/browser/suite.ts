@@ -1,6 +1,7 @@
 // The frame every console suite shares: skipped (with a warning) where there is no Chromium;
 // before its tests the console is built, a gateway started and a watched browser opened on
 // it; afterwards both are closed.
+import fs from 'node:fs';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { type StartOptions, startTestServer, type TestServer } from '../helpers/server.js';
@@ -93,4 +94,20 @@ export async function closeSecret(page: Page): Promise<void> {
     .getByRole('dialog', { name: /created/ })
     .getByRole('button', { name: 'Done' })
     .click();
+}
+
+/** Clicks the page's "Export CSV" and returns the downloaded file's text. */
+export async function exportCsv(page: Page): Promise<string> {
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Export CSV' }).click(),
+  ]);
+  return fs.readFileSync(await download.path(), 'utf8');
+}
+
+/** The text of the table row named `name`, once it is shown. */
+export async function rowText(page: Page, name: RegExp): Promise<string> {
+  const row = page.getByRole('row', { name });
+  await row.waitFor();
+  return (await row.textContent()) ?? '';
 }

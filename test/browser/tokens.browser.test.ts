@@ -3,7 +3,7 @@
 // on /api and only there, revoke after confirmation. And the key list's age / rotate hint.
 import { beforeAll, expect, it } from 'vitest';
 import { createUser, signIn } from './helpers.js';
-import { type Account, describeConsole, takeSecretOnce } from './suite.js';
+import { type Account, describeConsole, rowText, takeSecretOnce } from './suite.js';
 
 const TOKEN_RE = /^mg-[0-9A-Za-z]{48}$/;
 
@@ -34,9 +34,7 @@ describeConsole('Tokens page in Chromium', { clipboard: true }, (t) => {
 
     // shown once; then the table shows the masked form
     token = await takeSecretOnce(t.page, TOKEN_RE, (secret) => [`MOLE_TOKEN=${secret}`]);
-    const row = t.page.getByRole('row', { name: /ci-deploy/ });
-    await row.waitFor();
-    const text = (await row.textContent()) ?? '';
+    const text = await rowText(t.page, /ci-deploy/);
     expect(text).toContain(token.slice(0, 7));
     expect(text).toContain('keys:read, logs:read');
     expect(text).toContain('active');
@@ -79,19 +77,14 @@ describeConsole('Tokens page in Chromium', { clipboard: true }, (t) => {
       .where('id', '=', old.body.id)
       .execute();
     await t.page.getByRole('link', { name: 'Keys', exact: true }).click();
-    const oldRow = t.page.getByRole('row', { name: /old-key/ });
-    await oldRow.waitFor();
-    expect(await oldRow.textContent()).toMatch(/200 d old\s*rotate/);
-    expect(await t.page.getByRole('row', { name: /fresh-key/ }).textContent()).toMatch(
-      /0 d old(?!\s*rotate)/,
-    );
+    expect(await rowText(t.page, /old-key/)).toMatch(/200 d old\s*rotate/);
+    expect(await rowText(t.page, /fresh-key/)).toMatch(/0 d old(?!\s*rotate)/);
     expect(fresh.status).toBe(201);
 
     // rotating restarts the age
     expect((await t.s.api('POST', `/api/keys/${old.body.id}/rotate`, {})).status).toBe(200);
     await t.page.reload();
-    await oldRow.waitFor();
-    const after = (await oldRow.textContent()) ?? '';
+    const after = await rowText(t.page, /old-key/);
     expect(after).toContain('0 d old');
     expect(after).not.toMatch(/d old\s*rotate/);
   });

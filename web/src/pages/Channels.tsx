@@ -7,7 +7,7 @@ import { FormDialog } from '../components/dialogs';
 import { Field, InputField } from '../components/forms';
 import { notify } from '../components/notices';
 import { ActionsCell, DeleteButton, DeleteDialog, StatusToggle } from '../components/records';
-import { PrimaryButton, SelectField } from '../components/controls';
+import { PrimaryButton, SelectField, TextInput } from '../components/controls';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { parseList } from '../validate';
 
@@ -286,26 +286,22 @@ function ChannelForm({
       grid
       className="form-dialog"
     >
-      <label>
-        Name
-        <input value={name} onChange={(e) => setName(e.target.value)} required data-autofocus />
-      </label>
+      <TextInput label="Name" value={name} onChange={setName} required data-autofocus />
       <SelectField
         label="Type"
         value={type}
         options={TYPES.some((t) => t.value === type) ? TYPES : [...TYPES, { value: type, label: type }]}
         onChange={setType}
       />
-      <label className="span2">
-        Base URL
-        <input
-          type="url"
-          value={baseUrl}
-          onChange={(e) => setBaseUrl(e.target.value)}
-          placeholder={typeInfo?.needsUrl ? 'https://api.openai.com/v1' : 'not needed for this type'}
-          required={typeInfo?.needsUrl}
-        />
-      </label>
+      <TextInput
+        label="Base URL"
+        className="span2"
+        type="url"
+        value={baseUrl}
+        onChange={setBaseUrl}
+        placeholder={typeInfo?.needsUrl ? 'https://api.openai.com/v1' : 'not needed for this type'}
+        required={typeInfo?.needsUrl}
+      />
       <InputField
         label="Upstream API key"
         hint={
@@ -340,22 +336,15 @@ function ChannelForm({
           placeholder="gpt-4o-mini=gpt-4o-mini-2024-07-18"
         />
       </Field>
-      <label>
-        Priority
-        <input type="number" step={1} value={priority} onChange={(e) => setPriority(e.target.value)} />
-      </label>
-      <label>
-        Weight
-        <input type="number" min={0} step={1} value={weight} onChange={(e) => setWeight(e.target.value)} />
-      </label>
-      <label className="span2">
-        Groups
-        <input
-          value={groups}
-          onChange={(e) => setGroups(e.target.value)}
-          placeholder="default, vip — empty for all groups"
-        />
-      </label>
+      <TextInput label="Priority" type="number" step={1} value={priority} onChange={setPriority} />
+      <TextInput label="Weight" type="number" min={0} step={1} value={weight} onChange={setWeight} />
+      <TextInput
+        label="Groups"
+        className="span2"
+        value={groups}
+        onChange={setGroups}
+        placeholder="default, vip — empty for all groups"
+      />
       {existing ? <p className="muted span2 small">Last changed {dateTime(existing.updated_at)}.</p> : null}
     </FormDialog>
   );

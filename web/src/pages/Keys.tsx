@@ -11,6 +11,7 @@ import {
   PageSizeSelect,
   PrimaryButton,
   SelectField,
+  TextInput,
   userOptions,
   usePageSize,
   type Option,
@@ -105,15 +106,13 @@ export function KeysPage() {
       </PageHead>
 
       <FilterForm label="Filter keys">
-        <label>
-          Search
-          <input
-            type="search"
-            value={search}
-            placeholder="Name or key ending"
-            onChange={(e) => setSearch(e.target.value)}
-          />
-        </label>
+        <TextInput
+          label="Search"
+          type="search"
+          value={search}
+          placeholder="Name or key ending"
+          onChange={setSearch}
+        />
         <SelectField
           label="Status"
           value={status}

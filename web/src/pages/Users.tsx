@@ -9,7 +9,7 @@ import { InputField } from '../components/forms';
 import { BudgetFields, LimitFields, limitValuesOf } from '../components/limitFields';
 import { notify } from '../components/notices';
 import { Pager, useCursorPager } from '../components/pager';
-import { FilterForm, PrimaryButton, SelectField, type Option } from '../components/controls';
+import { FilterForm, PrimaryButton, SelectField, TextInput, type Option } from '../components/controls';
 import { ActionsCell, DeleteButton, DeleteDialog, StatusToggle } from '../components/records';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { useSession } from '../session';
@@ -66,15 +66,7 @@ export default function UsersPage() {
         <PrimaryButton onClick={() => setDialog({ kind: 'create' })}>Create user</PrimaryButton>
       </PageHead>
       <FilterForm label="Find users">
-        <label>
-          Search
-          <input
-            type="search"
-            value={search}
-            onChange={(e) => setSearch(e.target.value)}
-            placeholder="Username"
-          />
-        </label>
+        <TextInput label="Search" type="search" value={search} onChange={setSearch} placeholder="Username" />
       </FilterForm>
       <AsyncView
         state={users}
@@ -247,16 +239,15 @@ function UserForm({
       grid
     >
       {existing ? null : (
-        <label className="span2">
-          Username
-          <input
-            value={username}
-            onChange={(e) => setUsername(e.target.value)}
-            required
-            autoComplete="off"
-            data-autofocus
-          />
-        </label>
+        <TextInput
+          label="Username"
+          className="span2"
+          value={username}
+          onChange={setUsername}
+          required
+          autoComplete="off"
+          data-autofocus
+        />
       )}
       {self ? (
         <InputField
@@ -302,15 +293,13 @@ function UserForm({
           onChange={(v) => setStatus(v as User['status'])}
         />
       ) : (
-        <label>
-          Starting balance (USD)
-          <input
-            inputMode="decimal"
-            value={balance}
-            onChange={(e) => setBalance(e.target.value)}
-            placeholder="0.00"
-          />
-        </label>
+        <TextInput
+          label="Starting balance (USD)"
+          inputMode="decimal"
+          value={balance}
+          onChange={setBalance}
+          placeholder="0.00"
+        />
       )}
       <LimitFields
         values={limits}
@@ -345,16 +334,14 @@ function TopUp({ user, onClose, onDone }: { user: User; onClose: () => void; onD
       busyLabel="Working…"
     >
       <p>Current balance: {usdExact(user.balance)}</p>
-      <label>
-        Amount (USD)
-        <input
-          inputMode="decimal"
-          value={amount}
-          onChange={(e) => setAmount(e.target.value)}
-          required
-          data-autofocus
-        />
-      </label>
+      <TextInput
+        label="Amount (USD)"
+        inputMode="decimal"
+        value={amount}
+        onChange={setAmount}
+        required
+        data-autofocus
+      />
     </FormDialog>
   );
 }

@@ -140,16 +140,15 @@ export function KeyFormDialog({
       noValidate
       className="form-dialog"
     >
-      <InputField
-        label="Name"
-        error={errors.name}
-        className="span2"
-        value={name}
-        onChange={set('name')}
-        maxLength={128}
-        required
-        data-autofocus
-      />
+      <Field label="Name" error={errors.name} className="span2">
+        <input
+          value={name}
+          onChange={(e) => set('name')(e.target.value)}
+          maxLength={128}
+          required
+          data-autofocus
+        />
+      </Field>
 
       {isAdmin && !existing ? (
         <Field

@@ -2,26 +2,10 @@
 // page's summary, the key form's owner and balance warning, the log drawer's channel names
 // and attempts, channel test results that survive a reload, same-named keys on the usage
 // page, full-precision balances and the own-password change.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import {
-  createUser,
-  ensureWebBuilt,
-  hasChromium,
-  newContext,
-  openConsole,
-  relay,
-  seedGateway,
-  signIn,
-  warnIfNoChromium,
-  watchPage,
-} from './helpers.js';
-
-warnIfNoChromium('web console (everyday use)');
-
-const SUITE = { timeout: 90_000 };
-const SETUP_TIMEOUT = 180_000;
+import type { Page } from 'playwright-core';
+import { beforeAll, expect, it } from 'vitest';
+import { createUser, newContext, relay, signIn, watchPage } from './helpers.js';
+import { type Account, closeSecret, describeConsole, exportCsv, rowText } from './suite.js';
 
 /** How far the page's document is wider than the viewport (0 = no sideways scrolling). */
 async function sidewaysOverflow(page: Page): Promise<number> {
@@ -32,27 +16,20 @@ async function sidewaysOverflow(page: Page): Promise<number> {
   );
 }
 
-describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
-  let s: TestServer;
-  let browser: Browser;
-  let page: Page;
-  let problems: ReturnType<typeof watchPage>;
-  let admin: { id: number; username: string; password: string };
+describeConsole('web console: everyday use', { seed: true, viewport: { width: 390, height: 844 } }, (t) => {
+  let admin: Account;
   let secret = '';
-  let broke: { id: number };
-  let penny: { id: number; username: string; password: string };
+  let broke: Account;
+  let penny: Account;
   const twins: string[] = [];
 
   beforeAll(async () => {
-    await ensureWebBuilt();
-    s = await startTestServer();
-    await seedGateway(s);
-    admin = await createUser(s, { username: 'ada', role: 'admin', balance: 100 });
-    broke = await createUser(s, { username: 'broke', balance: 0 });
-    penny = await createUser(s, { username: 'penny', balance: 0.123456789 });
+    admin = await createUser(t.s, { username: 'ada', role: 'admin', balance: 100 });
+    broke = await createUser(t.s, { username: 'broke', balance: 0 });
+    penny = await createUser(t.s, { username: 'penny', balance: 0.123456789 });
     // tried before the mock (higher priority) for gpt-4o-mini, and refused at once: nothing
     // listens on the discard port
-    const dead = await s.api('POST', '/api/channels', {
+    const dead = await t.s.api('POST', '/api/channels', {
       name: 'dead upstream',
       type: 'openai',
       base_url: 'http://127.0.0.1:9/v1',
@@ -62,39 +39,33 @@ describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
     });
     expect(dead.status).toBe(201);
     // a key with a long name and a few calls, so every page has rows to lay out
-    const k = await s.api('POST', '/api/keys', {
+    const k = await t.s.api('POST', '/api/keys', {
       name: 'a-rather-long-key-name-for-a-narrow-phone',
       user_id: admin.id,
     });
     expect(k.status).toBe(201);
     secret = k.body.key;
     const chat = (key: string, model: string) =>
-      relay(s.url, key, '/chat/completions', { model, messages: [{ role: 'user', content: 'hello' }] });
+      relay(t.s.url, key, '/chat/completions', { model, messages: [{ role: 'user', content: 'hello' }] });
     expect((await chat(secret, 'gpt-4o-mini')).status).toBe(200); // dead upstream first, then the mock
     expect((await chat(secret, 'gpt-4o')).status).toBe(200);
     expect((await chat(secret, 'no-such-model')).status).toBe(404); // today's one error
     // an embedding costs a few nano-dollars: 2e-8 in JavaScript's own number form
     expect(
-      (await relay(s.url, secret, '/embeddings', { model: 'text-embedding-3-small', input: 'hi' })).status,
+      (await relay(t.s.url, secret, '/embeddings', { model: 'text-embedding-3-small', input: 'hi' })).status,
     ).toBe(200);
     // two keys with one name
     for (let i = 0; i < 2; i++) {
-      const twin = await s.api('POST', '/api/keys', { name: 'twin', user_id: admin.id });
+      const twin = await t.s.api('POST', '/api/keys', { name: 'twin', user_id: admin.id });
       expect(twin.status).toBe(201);
       twins.push(twin.body.display);
       expect((await chat(twin.body.key, 'gpt-4o')).status).toBe(200);
     }
-    ({ browser, page, problems } = await openConsole(s.url, { viewport: { width: 390, height: 844 } }));
-    await signIn(page, s.url, admin.username, admin.password);
-  }, SETUP_TIMEOUT);
-
-  afterAll(async () => {
-    await browser?.close();
-    await s?.close();
+    await signIn(t.page, t.s.url, admin.username, admin.password);
   });
 
   it('no page scrolls sideways at 390 px, and every nav link is reachable', async () => {
-    const nav = page.getByRole('navigation', { name: 'Main' });
+    const nav = t.page.getByRole('navigation', { name: 'Main' });
     const links = await nav.getByRole('link').all();
     const hrefs: string[] = [];
     for (const l of links) hrefs.push((await l.getAttribute('href')) ?? '');
@@ -102,11 +73,11 @@ describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
       expect.arrayContaining(['/keys', '/logs', '/usage', '/users', '/channels', '/pricing']),
     );
     for (const href of hrefs) {
-      await page.goto(s.url + href);
-      await page.getByRole('heading', { level: 1 }).waitFor();
+      await t.page.goto(t.s.url + href);
+      await t.page.getByRole('heading', { level: 1 }).waitFor();
       // wait for the page's data, not just its head: a table, or the words for an empty list
-      await page.locator('table, .empty').first().waitFor();
-      expect(await sidewaysOverflow(page), `sideways scrolling on ${href}`).toBeLessThanOrEqual(0);
+      await t.page.locator('table, .empty').first().waitFor();
+      expect(await sidewaysOverflow(t.page), `sideways scrolling on ${href}`).toBeLessThanOrEqual(0);
       // each nav link lies inside the viewport or its own scrolling strip
       for (const l of links) {
         await l.scrollIntoViewIfNeeded();
@@ -117,31 +88,31 @@ describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
   });
 
   it('the home page shows today at a glance: spend, requests, errors, top keys and models', async () => {
-    await page.getByRole('link', { name: 'Home', exact: true }).click();
-    await page.getByRole('heading', { name: 'Today', level: 1 }).waitFor();
-    const glance = page.getByLabel('Today at a glance');
+    await t.page.getByRole('link', { name: 'Home', exact: true }).click();
+    await t.page.getByRole('heading', { name: 'Today', level: 1 }).waitFor();
+    const glance = t.page.getByLabel('Today at a glance');
     // the figures come from separate fetches: wait until the last of them has landed
     await expect.poll(() => glance.textContent()).toMatch(/Requests today\s*6(?!\d)/);
     await expect.poll(() => glance.textContent()).toMatch(/Errors today\s*1 \(16\.7%\)/);
     expect(await glance.textContent()).toMatch(/Spend today\s*\$0\.0\d+/);
-    const topKeys = page.getByRole('table', { name: 'Top keys today' });
+    const topKeys = t.page.getByRole('table', { name: 'Top keys today' });
     await topKeys.getByRole('link', { name: 'twin' }).first().waitFor();
     expect(await topKeys.getByRole('link', { name: 'twin' }).count()).toBe(2);
     for (const d of twins) expect(await topKeys.textContent()).toContain(d);
-    const topModels = page.getByRole('table', { name: 'Top models today' });
+    const topModels = t.page.getByRole('table', { name: 'Top models today' });
     for (const m of ['gpt-4o-mini', 'gpt-4o', 'text-embedding-3-small'])
       await topModels.getByRole('rowheader', { name: m, exact: true }).waitFor();
-    const failed = page.getByRole('table', { name: 'Latest failed calls today' });
+    const failed = t.page.getByRole('table', { name: 'Latest failed calls today' });
     await failed.getByText('no-such-model').waitFor();
     expect(await failed.textContent()).toContain('404');
   });
 
   it('the key form lets an admin pick the owner and warns when the owner cannot pay', async () => {
-    await page.getByRole('link', { name: 'Keys', exact: true }).click();
-    await page.getByRole('button', { name: 'Create key' }).click();
-    const dialog = page.getByRole('dialog', { name: 'Create key' });
+    await t.page.getByRole('link', { name: 'Keys', exact: true }).click();
+    await t.page.getByRole('button', { name: 'Create key' }).click();
+    const dialog = t.page.getByRole('dialog', { name: 'Create key' });
     await dialog.waitFor();
-    await page.getByLabel('Name').fill('for-broke');
+    await t.page.getByLabel('Name').fill('for-broke');
     const owner = dialog.getByLabel('Owner', { exact: true });
     const warning = dialog.getByTestId('owner-balance-warning');
     // the admin (balance 100) can pay: no warning
@@ -158,30 +129,29 @@ describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
     await expect.poll(() => dialog.textContent()).toContain('its balance is $0.123456789');
     await owner.selectOption({ label: 'broke (default)' });
     await warning.waitFor();
-    await page.getByRole('button', { name: 'Create', exact: true }).click();
-    const secretDialog = page.getByRole('dialog', { name: /created/ });
-    await secretDialog.getByRole('button', { name: 'Done' }).click();
-    const listed = await s.api('GET', '/api/keys?q=for-broke');
+    await t.page.getByRole('button', { name: 'Create', exact: true }).click();
+    await closeSecret(t.page);
+    const listed = await t.s.api('GET', '/api/keys?q=for-broke');
     expect(listed.body.data).toHaveLength(1);
     expect(listed.body.data[0].user_id).toBe(broke.id);
     // the key list filtered to one account preselects that account as a new key's owner
-    await page.goto(`${s.url}/keys?user_id=${broke.id}`);
-    await page.getByRole('link', { name: 'for-broke' }).waitFor();
-    await page.getByRole('button', { name: 'Create key' }).click();
+    await t.page.goto(`${t.s.url}/keys?user_id=${broke.id}`);
+    await t.page.getByRole('link', { name: 'for-broke' }).waitFor();
+    await t.page.getByRole('button', { name: 'Create key' }).click();
     await expect.poll(() => owner.inputValue()).toBe(String(broke.id));
     await warning.waitFor();
-    await page.keyboard.press('Escape');
+    await t.page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached' });
   });
 
   it('the log drawer names the channels and shows the failed attempt before the answer', async () => {
-    await page.getByRole('link', { name: 'Logs', exact: true }).click();
-    await page.getByRole('heading', { name: 'Call logs' }).waitFor();
-    await page.getByLabel('Model').selectOption('gpt-4o-mini');
-    const table = page.getByRole('table');
+    await t.page.getByRole('link', { name: 'Logs', exact: true }).click();
+    await t.page.getByRole('heading', { name: 'Call logs' }).waitFor();
+    await t.page.getByLabel('Model').selectOption('gpt-4o-mini');
+    const table = t.page.getByRole('table');
     await expect.poll(() => table.locator('tbody tr').count()).toBe(1);
     await table.getByRole('button', { name: 'Details' }).click();
-    const drawer = page.getByRole('dialog', { name: 'Call details' });
+    const drawer = t.page.getByRole('dialog', { name: 'Call details' });
     await drawer.waitFor();
     const text = (await drawer.textContent()) ?? '';
     expect(text).toMatch(/Channeloffline mock \(#\d+\)/);
@@ -200,16 +170,16 @@ describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
   });
 
   it('channel test results survive a reload, with their time', async () => {
-    await page.getByRole('link', { name: 'Channels', exact: true }).click();
-    const mock = page.getByRole('row', { name: /offline mock/ });
-    const dead = page.getByRole('row', { name: /dead upstream/ });
+    await t.page.getByRole('link', { name: 'Channels', exact: true }).click();
+    const mock = t.page.getByRole('row', { name: /offline mock/ });
+    const dead = t.page.getByRole('row', { name: /dead upstream/ });
     await mock.waitFor();
     expect(await mock.textContent()).toContain('not tested');
     await mock.getByRole('button', { name: 'Test' }).click();
     await dead.getByRole('button', { name: 'Test' }).click();
     await expect.poll(() => mock.textContent()).toContain('OK in');
     await expect.poll(() => dead.textContent()).toContain('Failed: could not reach upstream');
-    await page.reload();
+    await t.page.reload();
     await mock.waitFor();
     expect(await mock.textContent()).toMatch(/OK in \d+ ms\s*last tested/);
     expect(await dead.textContent()).toMatch(/Failed: could not reach upstream.*last tested/);
@@ -217,27 +187,23 @@ describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
   });
 
   it('same-named keys are told apart on the usage page; the CSV has no exponents', async () => {
-    await page.getByRole('link', { name: 'Usage', exact: true }).click();
-    const table = page.getByRole('table');
+    await t.page.getByRole('link', { name: 'Usage', exact: true }).click();
+    const table = t.page.getByRole('table');
     await table.getByRole('link', { name: 'twin' }).first().waitFor();
     const rows = table
       .getByRole('row')
-      .filter({ has: page.getByRole('link', { name: 'twin', exact: true }) });
+      .filter({ has: t.page.getByRole('link', { name: 'twin', exact: true }) });
     expect(await rows.count()).toBe(2);
     const shown = (await rows.locator('code.key-display').allTextContents()).sort();
     expect(shown).toEqual([...twins].sort());
     expect(shown[0]).not.toBe(shown[1]);
 
-    await page.getByRole('button', { name: 'By model' }).click();
+    await t.page.getByRole('button', { name: 'By model' }).click();
     await table.getByText('text-embedding-3-small').waitFor();
-    const [download] = await Promise.all([
-      page.waitForEvent('download'),
-      page.getByRole('button', { name: 'Export CSV' }).click(),
-    ]);
-    const csv = (await import('node:fs')).readFileSync(await download.path(), 'utf8');
+    const csv = await exportCsv(t.page);
     const embedding = csv.split('\r\n').find((l) => l.startsWith('text-embedding-3-small,'));
     const cost = embedding?.split(',').at(-1) ?? '';
-    const usage = await s.api('GET', '/api/usage?group_by=model');
+    const usage = await t.s.api('GET', '/api/usage?group_by=model');
     const apiCost = usage.body.data.find((r: { model: string }) => r.model === 'text-embedding-3-small').cost;
     expect(apiCost).toBeGreaterThan(0);
     expect(apiCost).toBeLessThan(1e-6); // JavaScript writes this in exponent form
@@ -247,17 +213,15 @@ describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
   });
 
   it('the users page shows balances in full, not rounded to cents', async () => {
-    await page.getByRole('link', { name: 'Users', exact: true }).click();
-    const row = page.getByRole('row', { name: /penny/ });
-    await row.waitFor();
-    expect(await row.textContent()).toContain('$0.123456789');
-    expect(await page.getByRole('row', { name: /broke/ }).textContent()).toContain('$0.00');
+    await t.page.getByRole('link', { name: 'Users', exact: true }).click();
+    expect(await rowText(t.page, /penny/)).toContain('$0.123456789');
+    expect(await t.page.getByRole('row', { name: /broke/ }).textContent()).toContain('$0.00');
   });
 
   it('an admin changing their own password is asked for the current one, then signs in again', async () => {
-    const row = page.getByRole('row', { name: /ada/ });
+    const row = t.page.getByRole('row', { name: /ada/ });
     await row.getByRole('button', { name: 'Edit' }).click();
-    const dialog = page.getByRole('dialog', { name: 'Edit ada' });
+    const dialog = t.page.getByRole('dialog', { name: 'Edit ada' });
     await dialog.waitFor();
     await dialog.getByLabel('New password').fill('a-brand-new-password');
     await dialog.getByRole('button', { name: 'Save' }).click();
@@ -267,41 +231,44 @@ describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
     await expect.poll(() => dialog.getByRole('alert').first().textContent()).toContain('wrong');
     // nothing changed: the old password still signs in
     expect(
-      (await s.api('POST', '/api/auth/login', { username: 'ada', password: admin.password })).status,
+      (await t.s.api('POST', '/api/auth/login', { username: 'ada', password: admin.password })).status,
     ).toBe(200);
     await dialog.getByLabel('Current password').fill(admin.password);
     await dialog.getByRole('button', { name: 'Save' }).click();
-    await page.getByText('Your password has changed').waitFor();
-    await page.getByLabel('Username').fill('ada');
-    await page.getByLabel('Password').fill('a-brand-new-password');
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await t.page.getByText('Your password has changed').waitFor();
+    await t.page.getByLabel('Username').fill('ada');
+    await t.page.getByLabel('Password').fill('a-brand-new-password');
+    await t.page.getByRole('button', { name: 'Sign in' }).click();
     // back where they were
-    await page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
+    await t.page.getByRole('heading', { name: 'Users', level: 1 }).waitFor();
   });
 
   it('another admin’s password is changed without the current one', async () => {
-    await page.getByRole('link', { name: 'Users', exact: true }).click();
-    await page.getByRole('button', { name: 'Create user' }).click();
-    const create = page.getByRole('dialog', { name: 'Create user' });
+    await t.page.getByRole('link', { name: 'Users', exact: true }).click();
+    await t.page.getByRole('button', { name: 'Create user' }).click();
+    const create = t.page.getByRole('dialog', { name: 'Create user' });
     await create.getByLabel('Username').fill('grace');
     await create.getByLabel('Password').fill('grace-password-1');
     await create.getByRole('button', { name: 'Create', exact: true }).click();
-    const row = page.getByRole('row', { name: /grace/ });
+    const row = t.page.getByRole('row', { name: /grace/ });
     await row.getByRole('button', { name: 'Edit' }).click();
-    const dialog = page.getByRole('dialog', { name: 'Edit grace' });
+    const dialog = t.page.getByRole('dialog', { name: 'Edit grace' });
     expect(await dialog.getByLabel('Current password').count()).toBe(0);
     await dialog.getByLabel('New password').fill('grace-password-2');
     await dialog.getByRole('button', { name: 'Save' }).click();
     await dialog.waitFor({ state: 'detached' });
-    const login = await s.api('POST', '/api/auth/login', { username: 'grace', password: 'grace-password-2' });
+    const login = await t.s.api('POST', '/api/auth/login', {
+      username: 'grace',
+      password: 'grace-password-2',
+    });
     expect(login.status).toBe(200);
   });
 
   it('a user’s home page shows only their own day', async () => {
-    const other = await newContext(browser, { width: 390, height: 844 });
+    const other = await newContext(t.browser, { width: 390, height: 844 });
     const p = await other.newPage();
     const seen = watchPage(p);
-    await signIn(p, s.url, penny.username, penny.password);
+    await signIn(p, t.s.url, penny.username, penny.password);
     await p.getByRole('heading', { name: 'Today', level: 1 }).waitFor();
     await expect
       .poll(() => p.getByLabel('Today at a glance').textContent())
@@ -314,8 +281,8 @@ describe.skipIf(!hasChromium)('web console: everyday use', SUITE, () => {
   });
 
   it('never showed a script error or console error', () => {
-    expect(problems.pageErrors).toEqual([]);
-    expect(problems.dialogs).toEqual([]);
-    expect(problems.consoleErrors).toEqual([]);
+    expect(t.problems.pageErrors).toEqual([]);
+    expect(t.problems.dialogs).toEqual([]);
+    expect(t.problems.consoleErrors).toEqual([]);
   });
 });

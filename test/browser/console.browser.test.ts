@@ -1,116 +1,73 @@
 // The web console in real (Debian) Chromium against a real gateway: sign in, the whole life
 // of a key (create → secret once → relay → disable → rotate → delete), logs and usage of real
 // calls, per-key page, admin pages, user isolation, XSS-safe rendering, phone width.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
-import { startTestServer, type TestServer } from '../helpers/server.js';
-import {
-  createUser,
-  ensureWebBuilt,
-  hasChromium,
-  launchBrowser,
-  newContext,
-  openConsole,
-  relay,
-  seedGateway,
-  signIn,
-  warnIfNoChromium,
-  watchPage,
-} from './helpers.js';
-
-warnIfNoChromium('web console');
+import { beforeAll, expect, it } from 'vitest';
+import { createUser, newContext, relay, signIn, watchPage } from './helpers.js';
+import { type Account, closeSecret, describeConsole, exportCsv, rowText, takeSecretOnce } from './suite.js';
 
 const SECRET_RE = /^sk-[0-9A-Za-z]{48}$/;
 
-// Generous budgets: these run beside every other suite on a small CI machine.
-const SUITE = { timeout: 90_000 };
-const SETUP_TIMEOUT = 180_000;
-
-describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
-  let s: TestServer;
-  let browser: Browser;
-  let page: Page;
-  let problems: ReturnType<typeof watchPage>;
-  let admin: { id: number; username: string; password: string };
+describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) => {
+  let admin: Account;
   let secret = '';
   let keyId = 0;
 
   beforeAll(async () => {
-    await ensureWebBuilt();
-    s = await startTestServer();
-    await seedGateway(s);
-    admin = await createUser(s, { username: 'ada', role: 'admin', balance: 100 });
-    ({ browser, page, problems } = await openConsole(s.url, { clipboard: true }));
-  }, SETUP_TIMEOUT);
-
-  afterAll(async () => {
-    await browser?.close();
-    await s?.close();
+    admin = await createUser(t.s, { username: 'ada', role: 'admin', balance: 100 });
   });
 
   it('shows the sign-in form and refuses a wrong password in words', async () => {
-    await page.goto(s.url + '/keys');
-    await page.getByLabel('Username').fill('ada');
-    await page.getByLabel('Password').fill('not-the-password');
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await expect.poll(() => page.getByRole('alert').textContent()).toContain('Wrong username or password');
+    await t.page.goto(t.s.url + '/keys');
+    await t.page.getByLabel('Username').fill('ada');
+    await t.page.getByLabel('Password').fill('not-the-password');
+    await t.page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => t.page.getByRole('alert').textContent()).toContain('Wrong username or password');
   });
 
   it('signs an admin in through the form; admin navigation is shown', async () => {
-    await signIn(page, s.url, admin.username, admin.password);
+    await signIn(t.page, t.s.url, admin.username, admin.password);
     for (const name of ['Home', 'Keys', 'Logs', 'Usage', 'Users', 'Channels', 'Pricing']) {
-      await expect(page.getByRole('link', { name, exact: true }).isVisible()).resolves.toBe(true);
+      await expect(t.page.getByRole('link', { name, exact: true }).isVisible()).resolves.toBe(true);
     }
     // the landing page is the home page: today at a glance
-    await page.getByRole('heading', { name: 'Today', level: 1 }).waitFor();
-    await page.getByRole('link', { name: 'Keys', exact: true }).click();
-    await page.getByText('No keys yet.').waitFor();
+    await t.page.getByRole('heading', { name: 'Today', level: 1 }).waitFor();
+    await t.page.getByRole('link', { name: 'Keys', exact: true }).click();
+    await t.page.getByText('No keys yet.').waitFor();
     // the session survives a reload (cookie + GET /api/auth/session)
-    await page.reload();
-    await page.getByRole('link', { name: 'Users', exact: true }).waitFor();
+    await t.page.reload();
+    await t.page.getByRole('link', { name: 'Users', exact: true }).waitFor();
   });
 
   it('creates a key with every field, validating IPs client-side, and shows the secret once', async () => {
-    await page.getByRole('button', { name: 'Create key' }).click();
-    const dialog = page.getByRole('dialog', { name: 'Create key' });
+    await t.page.getByRole('button', { name: 'Create key' }).click();
+    const dialog = t.page.getByRole('dialog', { name: 'Create key' });
     await dialog.waitFor();
-    await page.getByLabel('Name').fill('web-prod');
-    await expect.poll(() => page.getByLabel('Models').locator('option').count()).toBeGreaterThanOrEqual(2);
-    await page.getByLabel('Models').selectOption(['gpt-4o-mini', 'gpt-4o']);
-    await page.getByLabel('Allowed IPs').fill('127.0.0.1\n10.0.0.0/33');
-    await page.getByLabel('Quota (USD)').fill('5');
-    await page.getByRole('button', { name: '30 days' }).click();
-    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await t.page.getByLabel('Name').fill('web-prod');
+    await expect.poll(() => t.page.getByLabel('Models').locator('option').count()).toBeGreaterThanOrEqual(2);
+    await t.page.getByLabel('Models').selectOption(['gpt-4o-mini', 'gpt-4o']);
+    await t.page.getByLabel('Allowed IPs').fill('127.0.0.1\n10.0.0.0/33');
+    await t.page.getByLabel('Quota (USD)').fill('5');
+    await t.page.getByRole('button', { name: '30 days' }).click();
+    await t.page.getByRole('button', { name: 'Create', exact: true }).click();
     // a bad CIDR is caught before anything is sent
     await expect.poll(() => dialog.getByRole('alert').first().textContent()).toContain('10.0.0.0/33');
-    await page.getByLabel('Allowed IPs').fill('127.0.0.1\n::1\n10.0.0.0/8');
-    await page.getByRole('button', { name: 'Create', exact: true }).click();
+    await t.page.getByLabel('Allowed IPs').fill('127.0.0.1\n::1\n10.0.0.0/8');
+    await t.page.getByRole('button', { name: 'Create', exact: true }).click();
 
-    const secretDialog = page.getByRole('dialog', { name: /created/ });
-    await secretDialog.waitFor();
-    secret = ((await secretDialog.getByText(/^sk-/).textContent()) ?? '').trim();
-    expect(secret).toMatch(SECRET_RE);
-    await expect(secretDialog.textContent()).resolves.toContain('will not be shown again');
-    await expect(secretDialog.textContent()).resolves.toContain(`export OPENAI_API_KEY=${secret}`);
-    await expect(secretDialog.textContent()).resolves.toContain(`export OPENAI_BASE_URL=${s.url}/v1`);
-    await expect(secretDialog.textContent()).resolves.toContain('curl');
-    await secretDialog.getByRole('button', { name: 'Copy', exact: true }).click();
-    await expect.poll(() => page.evaluate('navigator.clipboard.readText()')).toBe(secret);
-    await secretDialog.getByRole('button', { name: 'Done' }).click();
-    await secretDialog.waitFor({ state: 'detached' });
+    // shown once; then the table shows the masked form
+    secret = await takeSecretOnce(t.page, SECRET_RE, (key) => [
+      `export OPENAI_API_KEY=${key}`,
+      `export OPENAI_BASE_URL=${t.s.url}/v1`,
+      'curl',
+    ]);
+    const text = await rowText(t.page, /web-prod/);
+    expect(text).toContain(secret.slice(0, 5));
+    expect(text).toContain('active');
+    expect(text).toContain('$5.00');
+    expect(text).toMatch(/gpt-4o-mini, gpt-4o|gpt-4o, gpt-4o-mini/);
+    expect(text).toContain('10.0.0.0/8');
 
-    // once closed, the secret is nowhere on the page; the table shows the masked form
-    await expect(page.content()).resolves.not.toContain(secret);
-    const row = page.getByRole('row', { name: /web-prod/ });
-    await row.waitFor();
-    const rowText = (await row.textContent()) ?? '';
-    expect(rowText).toContain(secret.slice(0, 5));
-    expect(rowText).toContain('active');
-    expect(rowText).toContain('$5.00');
-    expect(rowText).toMatch(/gpt-4o-mini, gpt-4o|gpt-4o, gpt-4o-mini/);
-    expect(rowText).toContain('10.0.0.0/8');
-
-    const listed = await s.api('GET', '/api/keys?q=web-prod');
+    const listed = await t.s.api('GET', '/api/keys?q=web-prod');
     expect(listed.body.data).toHaveLength(1);
     keyId = listed.body.data[0].id;
     expect(listed.body.data[0].allowed_ips).toEqual(['127.0.0.1', '::1', '10.0.0.0/8']);
@@ -119,21 +76,21 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
   });
 
   it('the key works against the relay', async () => {
-    const info = await relay(s.url, secret, '/key');
+    const info = await relay(t.s.url, secret, '/key');
     expect(info.status).toBe(200);
     expect(info.body.name).toBe('web-prod');
-    const chat = await relay(s.url, secret, '/chat/completions', {
+    const chat = await relay(t.s.url, secret, '/chat/completions', {
       model: 'gpt-4o-mini',
       messages: [{ role: 'user', content: 'Hello from the console test' }],
     });
     expect(chat.status).toBe(200);
-    const chat2 = await relay(s.url, secret, '/chat/completions', {
+    const chat2 = await relay(t.s.url, secret, '/chat/completions', {
       model: 'gpt-4o',
       messages: [{ role: 'user', content: 'Again' }],
       stream: false,
     });
     expect(chat2.status).toBe(200);
-    const refused = await relay(s.url, secret, '/chat/completions', {
+    const refused = await relay(t.s.url, secret, '/chat/completions', {
       model: 'text-embedding-3-small',
       messages: [{ role: 'user', content: 'x' }],
     });
@@ -141,27 +98,27 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
   });
 
   it('disabling in the console makes the relay refuse the key; enabling restores it', async () => {
-    await page.reload();
-    const row = page.getByRole('row', { name: /web-prod/ });
+    await t.page.reload();
+    const row = t.page.getByRole('row', { name: /web-prod/ });
     await row.getByRole('button', { name: 'Disable' }).click();
     await row.getByRole('button', { name: 'Enable' }).waitFor();
     expect(await row.textContent()).toContain('disabled');
-    const refused = await relay(s.url, secret, '/key');
+    const refused = await relay(t.s.url, secret, '/key');
     expect(refused.status).toBe(401);
     expect(refused.body.error.code).toBe('key_disabled');
 
     await row.getByRole('button', { name: 'Enable' }).click();
     await row.getByRole('button', { name: 'Disable' }).waitFor();
-    expect((await relay(s.url, secret, '/key')).status).toBe(200);
+    expect((await relay(t.s.url, secret, '/key')).status).toBe(200);
   });
 
   it('rotates with a chosen grace period and shows the new secret once', async () => {
-    const row = page.getByRole('row', { name: /web-prod/ });
+    const row = t.page.getByRole('row', { name: /web-prod/ });
     await row.getByRole('button', { name: 'Rotate' }).click();
-    const dialog = page.getByRole('dialog', { name: /Rotate key/ });
+    const dialog = t.page.getByRole('dialog', { name: /Rotate key/ });
     await dialog.getByLabel('Stop it immediately').check();
     await dialog.getByRole('button', { name: 'Rotate', exact: true }).click();
-    const secretDialog = page.getByRole('dialog', { name: /New secret/ });
+    const secretDialog = t.page.getByRole('dialog', { name: /New secret/ });
     await secretDialog.waitFor();
     const fresh = ((await secretDialog.getByText(/^sk-/).textContent()) ?? '').trim();
     expect(fresh).toMatch(SECRET_RE);
@@ -169,12 +126,12 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     await secretDialog.getByRole('button', { name: 'Done' }).click();
     await secretDialog.waitFor({ state: 'detached' });
 
-    const old = await relay(s.url, secret, '/key');
+    const old = await relay(t.s.url, secret, '/key');
     expect(old.status).toBe(401);
     expect(old.body.error.code).toBe('invalid_api_key');
-    expect((await relay(s.url, fresh, '/key')).status).toBe(200);
+    expect((await relay(t.s.url, fresh, '/key')).status).toBe(200);
     secret = fresh;
-    const chat = await relay(s.url, secret, '/chat/completions', {
+    const chat = await relay(t.s.url, secret, '/chat/completions', {
       model: 'gpt-4o-mini',
       messages: [{ role: 'user', content: 'after rotation' }],
     });
@@ -182,16 +139,16 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
   });
 
   it('logs page shows the real calls with filters, totals, a detail drawer and CSV export', async () => {
-    await page.getByRole('link', { name: 'Logs', exact: true }).click();
-    await page.getByRole('heading', { name: 'Call logs' }).waitFor();
-    const table = page.getByRole('table');
+    await t.page.getByRole('link', { name: 'Logs', exact: true }).click();
+    await t.page.getByRole('heading', { name: 'Call logs' }).waitFor();
+    const table = t.page.getByRole('table');
     await table.getByText('gpt-4o-mini').first().waitFor();
     const text = (await table.textContent()) ?? '';
     expect(text).toContain('web-prod');
     expect(text).toContain('gpt-4o');
     expect(text).toContain('200');
     expect(text).toContain('403');
-    await expect(page.getByLabel('Totals for these filters').textContent()).resolves.toMatch(
+    await expect(t.page.getByLabel('Totals for these filters').textContent()).resolves.toMatch(
       /Requests\s*\d+/,
     );
     for (const h of ['Time', 'Key', 'Model', 'Tokens', 'Cost', 'Latency', 'First token', 'Status', 'IP']) {
@@ -199,7 +156,7 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
     }
 
     // filter by model: only gpt-4o rows remain
-    await page.getByLabel('Model').selectOption('gpt-4o');
+    await t.page.getByLabel('Model').selectOption('gpt-4o');
     await expect
       .poll(async () =>
         (await table.locator('tbody tr').allTextContents()).every(
@@ -207,56 +164,47 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
         ),
       )
       .toBe(true);
-    await page.getByLabel('Model').selectOption('');
+    await t.page.getByLabel('Model').selectOption('');
     // filter by key and status
-    await page.getByLabel('Key').selectOption({ label: 'web-prod' });
-    await page.getByLabel('Status').selectOption('403');
+    await t.page.getByLabel('Key').selectOption({ label: 'web-prod' });
+    await t.page.getByLabel('Status').selectOption('403');
     await expect.poll(() => table.locator('tbody tr').count()).toBe(1);
-    await page.getByLabel('Status').selectOption('');
-    await page.getByLabel('Time range').selectOption('1h');
+    await t.page.getByLabel('Status').selectOption('');
+    await t.page.getByLabel('Time range').selectOption('1h');
     await expect.poll(() => table.locator('tbody tr').count()).toBeGreaterThanOrEqual(4);
 
     await table.getByRole('button', { name: 'Details' }).first().click();
-    const drawer = page.getByRole('dialog', { name: 'Call details' });
+    const drawer = t.page.getByRole('dialog', { name: 'Call details' });
     await drawer.waitFor();
     await expect(drawer.textContent()).resolves.toMatch(/Request IDreq_/);
     await drawer.getByRole('button', { name: 'Close' }).click();
     await drawer.waitFor({ state: 'detached' });
 
-    const [download] = await Promise.all([
-      page.waitForEvent('download'),
-      page.getByRole('button', { name: 'Export CSV' }).click(),
-    ]);
-    const file = await download.path();
-    const csv = (await import('node:fs')).readFileSync(file, 'utf8');
+    const csv = await exportCsv(t.page);
     expect(csv.split('\n')[0]).toContain('request_id');
     expect(csv).toContain('web-prod');
   });
 
   it('usage page charts spend and requests and breaks them down by key and model', async () => {
-    await page.getByRole('link', { name: 'Usage', exact: true }).click();
-    await page.getByRole('heading', { name: 'Usage' }).waitFor();
-    await page.locator('.recharts-surface').first().waitFor();
-    const table = page.getByRole('table');
+    await t.page.getByRole('link', { name: 'Usage', exact: true }).click();
+    await t.page.getByRole('heading', { name: 'Usage' }).waitFor();
+    await t.page.locator('.recharts-surface').first().waitFor();
+    const table = t.page.getByRole('table');
     await table.getByRole('link', { name: 'web-prod' }).waitFor();
-    await page.getByRole('button', { name: 'By model' }).click();
+    await t.page.getByRole('button', { name: 'By model' }).click();
     await table.getByText('gpt-4o-mini').waitFor();
-    const [download] = await Promise.all([
-      page.waitForEvent('download'),
-      page.getByRole('button', { name: 'Export CSV' }).click(),
-    ]);
-    const csv = (await import('node:fs')).readFileSync(await download.path(), 'utf8');
+    const csv = await exportCsv(t.page);
     expect(csv.split('\n')[0]).toContain('model');
     expect(csv).toContain('gpt-4o-mini');
   });
 
   it('the per-key page has its usage chart, recent calls and audit trail', async () => {
-    await page.goto(`${s.url}/keys/${keyId}`);
-    await page.getByRole('heading', { name: 'web-prod' }).waitFor();
-    await page.locator('.recharts-surface').first().waitFor();
-    await page.getByRole('heading', { name: 'Recent calls' }).waitFor();
-    await page.getByRole('table').getByText('gpt-4o-mini').first().waitFor();
-    const audit = page.locator('ol.audit');
+    await t.page.goto(`${t.s.url}/keys/${keyId}`);
+    await t.page.getByRole('heading', { name: 'web-prod' }).waitFor();
+    await t.page.locator('.recharts-surface').first().waitFor();
+    await t.page.getByRole('heading', { name: 'Recent calls' }).waitFor();
+    await t.page.getByRole('table').getByText('gpt-4o-mini').first().waitFor();
+    const audit = t.page.locator('ol.audit');
     await audit.getByText('key.rotate').waitFor();
     const trail = (await audit.textContent()) ?? '';
     for (const action of ['key.create', 'key.disable', 'key.enable', 'key.rotate'])
@@ -265,126 +213,123 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
   });
 
   it('edits a key', async () => {
-    await page.getByRole('button', { name: 'Edit' }).click();
-    const dialog = page.getByRole('dialog', { name: /Edit key/ });
-    await page.getByLabel('Quota (USD)').fill('7.5');
+    await t.page.getByRole('button', { name: 'Edit' }).click();
+    const dialog = t.page.getByRole('dialog', { name: /Edit key/ });
+    await t.page.getByLabel('Quota (USD)').fill('7.5');
     // Browser origins: a bad one is caught in the form, good ones are sent and shown.
-    await page.getByLabel('Allowed origins').fill('app.example.com');
+    await t.page.getByLabel('Allowed origins').fill('app.example.com');
     await dialog.getByRole('button', { name: 'Save' }).click();
     await expect.poll(() => dialog.getByRole('alert').first().textContent()).toContain('app.example.com');
-    await page.getByLabel('Allowed origins').fill('https://App.example.com\nhttps://*.corp.test');
+    await t.page.getByLabel('Allowed origins').fill('https://App.example.com\nhttps://*.corp.test');
     await dialog.getByRole('button', { name: 'Save' }).click();
     await dialog.waitFor({ state: 'detached' });
-    await page.getByText('$7.50').first().waitFor();
-    await page.getByText('https://app.example.com, https://*.corp.test').first().waitFor();
-    const k = await s.api('GET', `/api/keys/${keyId}`);
+    await t.page.getByText('$7.50').first().waitFor();
+    await t.page.getByText('https://app.example.com, https://*.corp.test').first().waitFor();
+    const k = await t.s.api('GET', `/api/keys/${keyId}`);
     expect(k.body.quota).toBe(7.5);
     expect(k.body.allowed_origins).toEqual(['https://app.example.com', 'https://*.corp.test']);
   });
 
   it('an empty IP allowlist reads as blocked, and editing such a key keeps it blocked', async () => {
-    const created = await s.api('POST', '/api/keys', {
+    const created = await t.s.api('POST', '/api/keys', {
       name: 'blocked-key',
       user_id: admin.id,
       allowed_ips: [],
     });
     expect(created.status).toBe(201);
-    await page.goto(`${s.url}/keys`);
-    const row = page.getByRole('row').filter({ hasText: 'blocked-key' });
+    await t.page.goto(`${t.s.url}/keys`);
+    const row = t.page.getByRole('row').filter({ hasText: 'blocked-key' });
     await row.getByText('no IP (blocked)').waitFor();
     await row.getByRole('button', { name: 'Edit' }).click();
-    const dialog = page.getByRole('dialog', { name: /Edit key/ });
-    await page.getByLabel('Name').fill('blocked-key-renamed');
+    const dialog = t.page.getByRole('dialog', { name: /Edit key/ });
+    await t.page.getByLabel('Name').fill('blocked-key-renamed');
     await dialog.getByRole('button', { name: 'Save' }).click();
     await dialog.waitFor({ state: 'detached' });
-    const k = await s.api('GET', `/api/keys/${created.body.id}`);
+    const k = await t.s.api('GET', `/api/keys/${created.body.id}`);
     expect(k.body).toMatchObject({ name: 'blocked-key-renamed', allowed_ips: [] });
-    await s.api('DELETE', `/api/keys/${created.body.id}`);
+    await t.s.api('DELETE', `/api/keys/${created.body.id}`);
   });
 
   it('deletes a key after confirmation; the relay then refuses it', async () => {
-    await page.getByRole('link', { name: 'Keys', exact: true }).click();
-    const row = page.getByRole('row', { name: /web-prod/ });
+    await t.page.getByRole('link', { name: 'Keys', exact: true }).click();
+    const row = t.page.getByRole('row', { name: /web-prod/ });
     await row.getByRole('button', { name: 'Delete' }).click();
-    const confirm = page.getByRole('dialog', { name: /Delete key/ });
+    const confirm = t.page.getByRole('dialog', { name: /Delete key/ });
     await confirm.waitFor();
     // cancelling keeps the key
     await confirm.getByRole('button', { name: 'Cancel' }).click();
     await confirm.waitFor({ state: 'detached' });
-    expect((await relay(s.url, secret, '/key')).status).toBe(200);
+    expect((await relay(t.s.url, secret, '/key')).status).toBe(200);
 
     await row.getByRole('button', { name: 'Delete' }).click();
-    await page
+    await t.page
       .getByRole('dialog', { name: /Delete key/ })
       .getByRole('button', { name: 'Delete' })
       .click();
     await row.waitFor({ state: 'detached' });
-    const gone = await relay(s.url, secret, '/key');
+    const gone = await relay(t.s.url, secret, '/key');
     expect(gone.status).toBe(401);
     expect(gone.body.error.code).toBe('invalid_api_key');
   });
 
   it('admin pages: users, channels (connection test), pricing', async () => {
-    await page.getByRole('link', { name: 'Users', exact: true }).click();
-    await page.getByRole('row', { name: /ada/ }).waitFor();
-    await page.getByRole('button', { name: 'Create user' }).click();
-    const dialog = page.getByRole('dialog', { name: 'Create user' });
+    await t.page.getByRole('link', { name: 'Users', exact: true }).click();
+    await t.page.getByRole('row', { name: /ada/ }).waitFor();
+    await t.page.getByRole('button', { name: 'Create user' }).click();
+    const dialog = t.page.getByRole('dialog', { name: 'Create user' });
     await dialog.getByLabel('Username').fill('grace');
     await dialog.getByLabel('Password').fill('grace-password-1');
     await dialog.getByLabel('Starting balance (USD)').fill('12.5');
     await dialog.getByRole('button', { name: 'Create', exact: true }).click();
-    const graceRow = page.getByRole('row', { name: /grace/ });
+    const graceRow = t.page.getByRole('row', { name: /grace/ });
     await graceRow.waitFor();
     expect(await graceRow.textContent()).toContain('$12.50');
     await graceRow.getByRole('button', { name: 'Top up' }).click();
-    await page.getByLabel('Amount (USD)').fill('7.5');
-    await page
+    await t.page.getByLabel('Amount (USD)').fill('7.5');
+    await t.page
       .getByRole('dialog', { name: /Top up/ })
       .getByRole('button', { name: 'Top up' })
       .click();
     await expect.poll(() => graceRow.textContent()).toContain('$20.00');
 
-    await page.getByRole('link', { name: 'Channels', exact: true }).click();
-    const ch = page.getByRole('row', { name: /offline mock/ });
+    await t.page.getByRole('link', { name: 'Channels', exact: true }).click();
+    const ch = t.page.getByRole('row', { name: /offline mock/ });
     await ch.waitFor();
     await ch.getByRole('button', { name: 'Test' }).click();
     await expect.poll(() => ch.textContent()).toContain('OK in');
 
-    await page.getByRole('link', { name: 'Pricing', exact: true }).click();
-    await page.getByRole('row', { name: /gpt-4o-mini/ }).waitFor();
-    expect(await page.getByRole('row', { name: /gpt-4o-mini/ }).textContent()).toContain('$0.15');
-    await page.getByRole('button', { name: 'Add group' }).click();
-    await page.getByLabel('Group name').fill('vip');
-    await page.getByLabel('Multiplier').fill('1.5');
-    await page.getByRole('button', { name: 'Save group' }).click();
-    await expect.poll(() => page.getByRole('row', { name: /vip/ }).textContent()).toContain('×1.5');
-    const groups = await s.api('GET', '/api/groups');
+    await t.page.getByRole('link', { name: 'Pricing', exact: true }).click();
+    expect(await rowText(t.page, /gpt-4o-mini/)).toContain('$0.15');
+    await t.page.getByRole('button', { name: 'Add group' }).click();
+    await t.page.getByLabel('Group name').fill('vip');
+    await t.page.getByLabel('Multiplier').fill('1.5');
+    await t.page.getByRole('button', { name: 'Save group' }).click();
+    await expect.poll(() => t.page.getByRole('row', { name: /vip/ }).textContent()).toContain('×1.5');
+    const groups = await t.s.api('GET', '/api/groups');
     expect(groups.body.data).toContainEqual(expect.objectContaining({ name: 'vip', multiplier: 1.5 }));
   });
 
   it('a key named like markup renders as text: no script runs, no errors', async () => {
     const xss = '<img src=x onerror=alert(1)>';
-    await page.getByRole('link', { name: 'Keys', exact: true }).click();
-    await page.getByRole('button', { name: 'Create key' }).click();
-    await page.getByLabel('Name').fill(xss);
-    await page.getByRole('button', { name: 'Create', exact: true }).click();
-    const secretDialog = page.getByRole('dialog', { name: /created/ });
-    await secretDialog.waitFor();
-    await secretDialog.getByRole('button', { name: 'Done' }).click();
-    const link = page.getByRole('link', { name: xss });
+    await t.page.getByRole('link', { name: 'Keys', exact: true }).click();
+    await t.page.getByRole('button', { name: 'Create key' }).click();
+    await t.page.getByLabel('Name').fill(xss);
+    await t.page.getByRole('button', { name: 'Create', exact: true }).click();
+    await closeSecret(t.page);
+    const link = t.page.getByRole('link', { name: xss });
     await link.waitFor();
     expect(await link.textContent()).toBe(xss);
-    expect(await page.locator('img[src="x"]').count()).toBe(0);
+    expect(await t.page.locator('img[src="x"]').count()).toBe(0);
     await link.click();
-    await page.getByRole('heading', { name: xss }).waitFor();
-    await page.waitForTimeout(300);
-    expect(await page.locator('img[src="x"]').count()).toBe(0);
-    expect(problems.dialogs).toEqual([]);
-    expect(problems.pageErrors).toEqual([]);
+    await t.page.getByRole('heading', { name: xss }).waitFor();
+    await t.page.waitForTimeout(300);
+    expect(await t.page.locator('img[src="x"]').count()).toBe(0);
+    expect(t.problems.dialogs).toEqual([]);
+    expect(t.problems.pageErrors).toEqual([]);
   });
 
   it('navigation and contract names are unambiguous on every page', async () => {
-    const keys = await s.api('GET', '/api/keys');
+    const keys = await t.s.api('GET', '/api/keys');
     const pages = [
       '/',
       '/keys',
@@ -396,81 +341,67 @@ describe.skipIf(!hasChromium)('web console in Chromium', SUITE, () => {
       '/pricing',
     ];
     for (const p of pages) {
-      await page.goto(s.url + p);
-      await page.getByRole('heading', { level: 1 }).waitFor();
+      await t.page.goto(t.s.url + p);
+      await t.page.getByRole('heading', { level: 1 }).waitFor();
       for (const name of ['Home', 'Keys', 'Logs', 'Usage', 'Users', 'Channels', 'Pricing']) {
         // the default (substring, case-insensitive) match a test would use must find one link
-        expect(await page.getByRole('link', { name }).count(), `${name} on ${p}`).toBe(1);
+        expect(await t.page.getByRole('link', { name }).count(), `${name} on ${p}`).toBe(1);
       }
-      expect(await page.getByRole('button', { name: 'Sign out' }).count()).toBe(1);
+      expect(await t.page.getByRole('button', { name: 'Sign out' }).count()).toBe(1);
     }
-    await page.goto(s.url + '/usage');
-    await page.getByRole('heading', { name: 'Breakdown' }).waitFor();
-    expect(await page.getByRole('button', { name: 'Export CSV' }).count()).toBe(1);
-    await page.goto(s.url + '/logs');
-    await page.getByRole('heading', { name: 'Call logs' }).waitFor();
-    expect(await page.getByRole('button', { name: 'Export CSV' }).count()).toBe(1);
+    await t.page.goto(t.s.url + '/usage');
+    await t.page.getByRole('heading', { name: 'Breakdown' }).waitFor();
+    expect(await t.page.getByRole('button', { name: 'Export CSV' }).count()).toBe(1);
+    await t.page.goto(t.s.url + '/logs');
+    await t.page.getByRole('heading', { name: 'Call logs' }).waitFor();
+    expect(await t.page.getByRole('button', { name: 'Export CSV' }).count()).toBe(1);
     for (const label of ['Key', 'Model', 'Status', 'Time range'])
-      expect(await page.getByLabel(label).count(), label).toBe(1);
-    await page.goto(s.url + '/keys');
-    await page.getByRole('button', { name: 'Create key' }).click();
+      expect(await t.page.getByLabel(label).count(), label).toBe(1);
+    await t.page.goto(t.s.url + '/keys');
+    await t.page.getByRole('button', { name: 'Create key' }).click();
     for (const label of ['Name', 'Models', 'Allowed IPs', 'Quota (USD)', 'Expires'])
-      expect(await page.getByLabel(label).count(), label).toBe(1);
-    expect(await page.getByRole('button', { name: 'Create' }).count()).toBe(1);
-    await page.keyboard.press('Escape');
-    await page.getByRole('dialog').waitFor({ state: 'detached' });
+      expect(await t.page.getByLabel(label).count(), label).toBe(1);
+    expect(await t.page.getByRole('button', { name: 'Create' }).count()).toBe(1);
+    await t.page.keyboard.press('Escape');
+    await t.page.getByRole('dialog').waitFor({ state: 'detached' });
   });
 
   it('never showed a script error or console error', () => {
-    expect(problems.pageErrors).toEqual([]);
-    expect(problems.dialogs).toEqual([]);
-    expect(problems.consoleErrors).toEqual([]);
+    expect(t.problems.pageErrors).toEqual([]);
+    expect(t.problems.dialogs).toEqual([]);
+    expect(t.problems.consoleErrors).toEqual([]);
   });
 
   it('signs out', async () => {
-    await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByRole('button', { name: 'Sign in' }).waitFor();
-    await page.goto(s.url + '/keys');
-    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await t.page.getByRole('button', { name: 'Sign out' }).click();
+    await t.page.getByRole('button', { name: 'Sign in' }).waitFor();
+    await t.page.goto(t.s.url + '/keys');
+    await t.page.getByRole('button', { name: 'Sign in' }).waitFor();
   });
 });
 
-describe.skipIf(!hasChromium)('web console: users are isolated', SUITE, () => {
-  let s: TestServer;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    await ensureWebBuilt();
-    s = await startTestServer();
-    await seedGateway(s);
-    browser = await launchBrowser();
-  }, SETUP_TIMEOUT);
-  afterAll(async () => {
-    await browser?.close();
-    await s?.close();
-  });
-
+describeConsole('web console: users are isolated', { seed: true }, (t) => {
   it('a user sees only their own keys, no admin pages, and another user’s key is not found', async () => {
-    const alice = await createUser(s, { username: 'alice' });
-    const bob = await createUser(s, { username: 'bob' });
-    const a = await s.api('POST', '/api/keys', { name: 'alice-laptop', user_id: alice.id });
-    const b = await s.api('POST', '/api/keys', { name: 'bob-server', user_id: bob.id });
+    const alice = await createUser(t.s, { username: 'alice' });
+    const bob = await createUser(t.s, { username: 'bob' });
+    const a = await t.s.api('POST', '/api/keys', { name: 'alice-laptop', user_id: alice.id });
+    const b = await t.s.api('POST', '/api/keys', { name: 'bob-server', user_id: bob.id });
     expect(a.status).toBe(201);
     expect(b.status).toBe(201);
     // a call with Bob's key, so there is a log and usage that Alice must not see
     expect(
       (
-        await relay(s.url, b.body.key, '/chat/completions', {
+        await relay(t.s.url, b.body.key, '/chat/completions', {
           model: 'gpt-4o-mini',
           messages: [{ role: 'user', content: 'hi' }],
         })
       ).status,
     ).toBe(200);
 
-    const ctx = await newContext(browser);
+    const ctx = await newContext(t.browser);
     const page = await ctx.newPage();
     const problems = watchPage(page);
-    await signIn(page, s.url, alice.username, alice.password);
+    await signIn(page, t.s.url, alice.username, alice.password);
     await page.getByRole('link', { name: 'Keys', exact: true }).click();
     await page.getByRole('link', { name: 'alice-laptop' }).waitFor();
     expect(await page.getByText('bob-server').count()).toBe(0);
@@ -483,55 +414,52 @@ describe.skipIf(!hasChromium)('web console: users are isolated', SUITE, () => {
     expect(await page.getByLabel('Owner').count()).toBe(0);
     await page.getByLabel('Name').fill('alice-phone');
     await page.getByRole('button', { name: 'Create', exact: true }).click();
-    await page
-      .getByRole('dialog', { name: /created/ })
-      .getByRole('button', { name: 'Done' })
-      .click();
+    await closeSecret(page);
     await page.getByRole('link', { name: 'alice-phone' }).waitFor();
-    const hers = await s.api('GET', `/api/keys?user_id=${alice.id}`);
+    const hers = await t.s.api('GET', `/api/keys?user_id=${alice.id}`);
     expect(hers.body.data.map((k: { name: string }) => k.name).sort()).toEqual([
       'alice-laptop',
       'alice-phone',
     ]);
 
-    await page.goto(`${s.url}/keys/${b.body.id}`);
+    await page.goto(`${t.s.url}/keys/${b.body.id}`);
     await page.getByRole('heading', { name: 'Key not found' }).waitFor();
 
-    await page.goto(`${s.url}/logs`);
+    await page.goto(`${t.s.url}/logs`);
     await page.getByText('No calls match these filters').waitFor();
     expect(await page.getByText('bob-server').count()).toBe(0);
-    await page.goto(`${s.url}/usage`);
+    await page.goto(`${t.s.url}/usage`);
     await page.getByRole('heading', { name: 'Breakdown' }).waitFor();
     await page.getByText('No usage in this period yet.').first().waitFor();
     expect(await page.getByText('bob-server').count()).toBe(0);
 
-    await page.goto(`${s.url}/users`);
+    await page.goto(`${t.s.url}/users`);
     await page.getByText('This page is for administrators.').waitFor();
     expect(problems.pageErrors).toEqual([]);
     await ctx.close();
   });
 
   it('works at phone width (390px) without the page scrolling sideways', async () => {
-    const carol = await createUser(s, { username: 'carol' });
-    await s.api('POST', '/api/keys', {
+    const carol = await createUser(t.s, { username: 'carol' });
+    await t.s.api('POST', '/api/keys', {
       name: 'carol-key-with-a-rather-long-name',
       user_id: carol.id,
       quota: 3,
     });
-    const ctx = await newContext(browser, { width: 390, height: 844 });
+    const ctx = await newContext(t.browser, { width: 390, height: 844 });
     const page = await ctx.newPage();
-    await signIn(page, s.url, carol.username, carol.password);
+    await signIn(page, t.s.url, carol.username, carol.password);
     await page.getByRole('link', { name: 'Keys', exact: true }).click();
     await page.getByRole('link', { name: 'carol-key-with-a-rather-long-name' }).waitFor();
     for (const path of ['/', '/keys', '/logs', '/usage']) {
-      await page.goto(s.url + path);
+      await page.goto(t.s.url + path);
       await page.getByRole('heading', { level: 1 }).waitFor();
       const overflow = Number(
         await page.evaluate('document.documentElement.scrollWidth - window.innerWidth'),
       );
       expect(overflow, `horizontal overflow on ${path}`).toBeLessThanOrEqual(0);
     }
-    await page.goto(s.url + '/keys');
+    await page.goto(t.s.url + '/keys');
     await page.getByRole('button', { name: 'Create key' }).click();
     const box = await page.getByRole('dialog', { name: 'Create key' }).boundingBox();
     expect(box && box.x >= 0 && box.x + box.width <= 390).toBe(true);

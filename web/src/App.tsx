@@ -2,6 +2,7 @@ import { lazy, Suspense, useCallback, useEffect, useState, type ReactElement } f
 import { api, ApiError, errorMessage, onUnauthorized, setCsrfToken, type User } from './api';
 import { Link, navigate, useLocation } from './router';
 import { SessionContext, useSession, type Session } from './session';
+import { TextInput } from './components/controls';
 import { FormError, useFormSubmit } from './components/forms';
 import { Notices } from './components/notices';
 import { timeZone, usdExact } from './format';
@@ -148,27 +149,23 @@ function SignIn({ notice, onSignedIn }: { notice?: string; onSignedIn: (u: User)
         </div>
         <h1 id="signin-title">Sign in to the console</h1>
         {notice ? <p className="notice">{notice}</p> : null}
-        <label>
-          Username
-          <input
-            name="username"
-            autoComplete="username"
-            required
-            value={username}
-            onChange={(e) => setUsername(e.target.value)}
-          />
-        </label>
-        <label>
-          Password
-          <input
-            name="password"
-            type="password"
-            autoComplete="current-password"
-            required
-            value={password}
-            onChange={(e) => setPassword(e.target.value)}
-          />
-        </label>
+        <TextInput
+          label="Username"
+          name="username"
+          autoComplete="username"
+          required
+          value={username}
+          onChange={setUsername}
+        />
+        <TextInput
+          label="Password"
+          name="password"
+          type="password"
+          autoComplete="current-password"
+          required
+          value={password}
+          onChange={setPassword}
+        />
         <FormError message={error} />
         <button type="submit" className="primary" disabled={busy}>
           {busy ? 'Signing in…' : 'Sign in'}

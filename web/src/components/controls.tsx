@@ -1,6 +1,6 @@
 // Controls shared by the pages: the filter form, labelled selects, rows per page and CSV
 // export. Filters that live in the URL are set with `setQuery`.
-import { useState, type ReactNode } from 'react';
+import { type InputHTMLAttributes, useState, type ReactNode } from 'react';
 import { downloadCsv, errorMessage, type Query } from '../api';
 import { setQuery, useLocation } from '../router';
 import { notify } from './notices';
@@ -16,9 +16,41 @@ export function FilterForm({ label, children }: { label: string; children: React
   );
 }
 
+/** The button for the main action of a page or section (e.g. "Create key"). */
+export function PrimaryButton({ onClick, children }: { onClick: () => void; children: ReactNode }) {
+  return (
+    <button type="button" className="primary" onClick={onClick}>
+      {children}
+    </button>
+  );
+}
+
 export interface Option {
   value: string | number;
   label: ReactNode;
+}
+
+/**
+ * An input inside its label, so the label text is the input's accessible name; `onChange`
+ * gets the text, the other attributes (type, placeholder, required, …) go to the <input>.
+ */
+export function TextInput({
+  label,
+  className,
+  onChange,
+  ...input
+}: {
+  label: string;
+  className?: string;
+  value: string;
+  onChange: (value: string) => void;
+} & Omit<InputHTMLAttributes<HTMLInputElement>, 'value' | 'onChange' | 'className'>) {
+  return (
+    <label className={className}>
+      {label}
+      <input {...input} onChange={(e) => onChange(e.target.value)} />
+    </label>
+  );
 }
 
 /** A select inside its label, so the label text is the select's accessible name. */

@@ -2,7 +2,7 @@
 // page behind is hidden from assistive technology. A control marked `data-autofocus` gets
 // the focus when the dialog opens.
 import type { ReactNode } from 'react';
-import { useEffect, useId, useRef } from 'react';
+import { useEffect, useId, useRef, useState } from 'react';
 import { createPortal } from 'react-dom';
 import { FormError, type SubmitAction, useFormSubmit } from './forms';
 
@@ -168,4 +168,26 @@ export function ConfirmDialog({
       {children}
     </FormDialog>
   );
+}
+
+/**
+ * A list page's create flow: `start` opens the create dialog; `saved` (its `onSaved`) closes
+ * it, keeps the new record in `created` (to show its secret once) and reloads the list;
+ * `done` lets the record go.
+ */
+export function useCreateFlow<T>(reload: () => void) {
+  const [creating, setCreating] = useState(false);
+  const [created, setCreated] = useState<T | null>(null);
+  return {
+    creating,
+    created,
+    start: () => setCreating(true),
+    cancel: () => setCreating(false),
+    saved: (record: T) => {
+      setCreating(false);
+      setCreated(record);
+      reload();
+    },
+    done: () => setCreated(null),
+  };
 }

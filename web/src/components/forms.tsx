@@ -1,6 +1,14 @@
 // Form building blocks: labelled fields with hints and errors, a form's error, and the
 // busy / error state of one submission.
-import { cloneElement, type FormEvent, type ReactElement, type ReactNode, useId, useState } from 'react';
+import {
+  cloneElement,
+  type FormEvent,
+  type InputHTMLAttributes,
+  type ReactElement,
+  type ReactNode,
+  useId,
+  useState,
+} from 'react';
 import { errorMessage } from '../api';
 
 /** A form's error in words, announced when it appears. */
@@ -118,6 +126,25 @@ interface TextFieldProps {
   value: string;
   onChange: (value: string) => void;
   placeholder?: string;
+}
+
+/**
+ * A labelled one-line text field; the other attributes (type, autoComplete, required, …)
+ * go to its <input>.
+ */
+export function InputField({
+  label,
+  hint,
+  error,
+  className,
+  onChange,
+  ...input
+}: TextFieldProps & Omit<InputHTMLAttributes<HTMLInputElement>, 'value' | 'onChange' | 'className'>) {
+  return (
+    <Field label={label} hint={hint} error={error} className={className}>
+      <input {...input} onChange={(e) => onChange(e.target.value)} />
+    </Field>
+  );
 }
 
 /** A labelled number field (a limit, an amount); empty text means "none". */

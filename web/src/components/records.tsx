@@ -1,6 +1,6 @@
 // Actions on one record of a list (a key, user, channel, price): delete after confirmation,
 // enable/disable.
-import type { ReactNode } from 'react';
+import { type ReactNode, useState } from 'react';
 import { api, errorMessage } from '../api';
 import { ConfirmDialog } from './dialogs';
 import { notify } from './notices';
@@ -54,18 +54,35 @@ export function DeleteDialog({
 }
 
 /**
- * PATCHes a record's status and hands the updated record to `onChanged`; a refusal becomes
- * an error notice naming `name`. Never throws.
+ * A row's Enable / Disable button. It PATCHes the record at `path` to the other status (a
+ * disabled record to active, any other to disabled) and hands the updated record to
+ * `onChanged`; a refusal becomes an error notice naming `name`.
  */
-export async function changeStatus<T>(
-  path: string,
-  status: string,
-  name: string,
-  onChanged: (updated: T) => void,
-): Promise<void> {
-  try {
-    onChanged(await api.patch<T>(path, { status }));
-  } catch (err) {
-    notify(`Could not change ${name}: ${errorMessage(err)}`, 'error');
-  }
+export function StatusToggle<T>({
+  path,
+  status,
+  name,
+  onChanged,
+}: {
+  path: string;
+  status: string;
+  name: string;
+  onChanged: (updated: T) => void;
+}) {
+  const [busy, setBusy] = useState(false);
+  const disabled = status === 'disabled';
+  const toggle = async () => {
+    setBusy(true);
+    try {
+      onChanged(await api.patch<T>(path, { status: disabled ? 'active' : 'disabled' }));
+    } catch (err) {
+      notify(`Could not change ${name}: ${errorMessage(err)}`, 'error');
+    }
+    setBusy(false);
+  };
+  return (
+    <button type="button" onClick={toggle} disabled={busy}>
+      {disabled ? 'Enable' : 'Disable'}
+    </button>
+  );
 }

@@ -4,10 +4,10 @@ import { dateTime, ms } from '../format';
 import { AsyncView, useAsync } from '../components/async';
 import { StatusBadge } from '../components/badges';
 import { FormDialog } from '../components/dialogs';
-import { Field } from '../components/forms';
+import { Field, InputField } from '../components/forms';
 import { notify } from '../components/notices';
-import { ActionsCell, changeStatus, DeleteButton, DeleteDialog } from '../components/records';
-import { SelectField } from '../components/controls';
+import { ActionsCell, DeleteButton, DeleteDialog, StatusToggle } from '../components/records';
+import { PrimaryButton, SelectField, TextInput } from '../components/controls';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { parseList } from '../validate';
 
@@ -89,13 +89,6 @@ export default function ChannelsPage() {
     storeTest(c.id, outcome);
     setTests((t) => ({ ...t, [c.id]: outcome }));
   };
-  const toggle = (c: Channel) =>
-    changeStatus(
-      `/api/channels/${encodeURIComponent(c.id)}`,
-      c.status === 'active' ? 'disabled' : 'active',
-      c.name,
-      channels.reload,
-    );
 
   return (
     <div className="page">
@@ -103,9 +96,7 @@ export default function ChannelsPage() {
         title="Channels"
         lead="Upstream providers. Higher priority is tried first; within one priority, traffic is shared by weight."
       >
-        <button type="button" className="primary" onClick={() => setDialog({ kind: 'create' })}>
-          Add channel
-        </button>
+        <PrimaryButton onClick={() => setDialog({ kind: 'create' })}>Add channel</PrimaryButton>
       </PageHead>
       <AsyncView
         state={channels}
@@ -181,9 +172,12 @@ export default function ChannelsPage() {
                       <button type="button" onClick={() => setDialog({ kind: 'edit', channel: c })}>
                         Edit
                       </button>
-                      <button type="button" onClick={() => void toggle(c)}>
-                        {c.status === 'active' ? 'Disable' : 'Enable'}
-                      </button>
+                      <StatusToggle
+                        path={`/api/channels/${encodeURIComponent(c.id)}`}
+                        status={c.status}
+                        name={c.name}
+                        onChanged={channels.reload}
+                      />
                       <DeleteButton onClick={() => setDialog({ kind: 'delete', channel: c })} />
                     </ActionsCell>
                   </tr>
@@ -292,27 +286,23 @@ function ChannelForm({
       grid
       className="form-dialog"
     >
-      <label>
-        Name
-        <input value={name} onChange={(e) => setName(e.target.value)} required data-autofocus />
-      </label>
+      <TextInput label="Name" value={name} onChange={setName} required data-autofocus />
       <SelectField
         label="Type"
         value={type}
         options={TYPES.some((t) => t.value === type) ? TYPES : [...TYPES, { value: type, label: type }]}
         onChange={setType}
       />
-      <label className="span2">
-        Base URL
-        <input
-          type="url"
-          value={baseUrl}
-          onChange={(e) => setBaseUrl(e.target.value)}
-          placeholder={typeInfo?.needsUrl ? 'https://api.openai.com/v1' : 'not needed for this type'}
-          required={typeInfo?.needsUrl}
-        />
-      </label>
-      <Field
+      <TextInput
+        label="Base URL"
+        className="span2"
+        type="url"
+        value={baseUrl}
+        onChange={setBaseUrl}
+        placeholder={typeInfo?.needsUrl ? 'https://api.openai.com/v1' : 'not needed for this type'}
+        required={typeInfo?.needsUrl}
+      />
+      <InputField
         label="Upstream API key"
         hint={
           existing
@@ -320,14 +310,11 @@ function ChannelForm({
             : 'Stored encrypted and never shown again.'
         }
         className="span2"
-      >
-        <input
-          type="password"
-          value={apiKey}
-          onChange={(e) => setApiKey(e.target.value)}
-          autoComplete="off"
-        />
-      </Field>
+        type="password"
+        value={apiKey}
+        onChange={setApiKey}
+        autoComplete="off"
+      />
       <Field
         label="Models"
         hint="Comma- or line-separated model names clients may request."
@@ -349,22 +336,15 @@ function ChannelForm({
           placeholder="gpt-4o-mini=gpt-4o-mini-2024-07-18"
         />
       </Field>
-      <label>
-        Priority
-        <input type="number" step={1} value={priority} onChange={(e) => setPriority(e.target.value)} />
-      </label>
-      <label>
-        Weight
-        <input type="number" min={0} step={1} value={weight} onChange={(e) => setWeight(e.target.value)} />
-      </label>
-      <label className="span2">
-        Groups
-        <input
-          value={groups}
-          onChange={(e) => setGroups(e.target.value)}
-          placeholder="default, vip — empty for all groups"
-        />
-      </label>
+      <TextInput label="Priority" type="number" step={1} value={priority} onChange={setPriority} />
+      <TextInput label="Weight" type="number" min={0} step={1} value={weight} onChange={setWeight} />
+      <TextInput
+        label="Groups"
+        className="span2"
+        value={groups}
+        onChange={setGroups}
+        placeholder="default, vip — empty for all groups"
+      />
       {existing ? <p className="muted span2 small">Last changed {dateTime(existing.updated_at)}.</p> : null}
     </FormDialog>
   );

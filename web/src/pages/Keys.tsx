@@ -9,11 +9,14 @@ import { Pager, useCursorPager } from '../components/pager';
 import {
   FilterForm,
   PageSizeSelect,
+  PrimaryButton,
   SelectField,
+  TextInput,
   userOptions,
   usePageSize,
   type Option,
 } from '../components/controls';
+import { useCreateFlow } from '../components/dialogs';
 import { ACTIONS, DataTable, PageHead, TableCell, TableRow } from '../components/layout';
 import { useSession } from '../session';
 import { KeyActions, KeyFormDialog, SecretDialog, useGroups, useUsers } from './keyDialogs';
@@ -90,8 +93,7 @@ export function KeysPage() {
   const owners = useMemo(() => new Map((users.data ?? []).map((u) => [u.id, u])), [users.data]);
   const ownerGroup = (userId: number) => (isAdmin ? owners.get(userId)?.group : user.group);
 
-  const [creating, setCreating] = useState(false);
-  const [created, setCreated] = useState<ApiKey | null>(null);
+  const create = useCreateFlow<ApiKey>(keys.reload);
   const filtered = Boolean(q || status || group || owner);
 
   return (
@@ -100,21 +102,17 @@ export function KeysPage() {
         title="API keys"
         lead="One key per app or environment: each is a credential, a billing label and a permission switch."
       >
-        <button type="button" className="primary" onClick={() => setCreating(true)}>
-          Create key
-        </button>
+        <PrimaryButton onClick={create.start}>Create key</PrimaryButton>
       </PageHead>
 
       <FilterForm label="Filter keys">
-        <label>
-          Search
-          <input
-            type="search"
-            value={search}
-            placeholder="Name or key ending"
-            onChange={(e) => setSearch(e.target.value)}
-          />
-        </label>
+        <TextInput
+          label="Search"
+          type="search"
+          value={search}
+          placeholder="Name or key ending"
+          onChange={setSearch}
+        />
         <SelectField
           label="Status"
           value={status}
@@ -156,9 +154,7 @@ export function KeysPage() {
                 <strong>No keys yet.</strong> Create one for each app or environment, e.g.{' '}
                 <code>dev-local</code> or <code>web-prod</code>.
               </p>
-              <button type="button" className="primary" onClick={() => setCreating(true)}>
-                Create your first key
-              </button>
+              <PrimaryButton onClick={create.start}>Create your first key</PrimaryButton>
             </>
           )
         }
@@ -247,18 +243,14 @@ export function KeysPage() {
         )}
       </AsyncView>
 
-      {creating ? (
+      {create.creating ? (
         <KeyFormDialog
           defaultOwner={isAdmin && owner ? Number(owner) : undefined}
-          onClose={() => setCreating(false)}
-          onSaved={(k) => {
-            setCreating(false);
-            setCreated(k);
-            keys.reload();
-          }}
+          onClose={create.cancel}
+          onSaved={create.saved}
         />
       ) : null}
-      {created ? <SecretDialog apiKey={created} onClose={() => setCreated(null)} /> : null}
+      {create.created ? <SecretDialog apiKey={create.created} onClose={create.done} /> : null}
     </div>
   );
 }

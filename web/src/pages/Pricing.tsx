@@ -2,6 +2,7 @@ import { useState } from 'react';
 import { api, type Group, type Price } from '../api';
 import { usd } from '../format';
 import { AsyncView, useAsync } from '../components/async';
+import { PrimaryButton, TextInput } from '../components/controls';
 import { FormDialog } from '../components/dialogs';
 import { BudgetFields, LimitFields, limitValuesOf } from '../components/limitFields';
 import { notify } from '../components/notices';
@@ -72,11 +73,7 @@ export default function PricingPage() {
 
       <Section
         title="Model prices"
-        actions={
-          <button type="button" className="primary" onClick={() => setEditing('new')}>
-            Add price
-          </button>
-        }
+        actions={<PrimaryButton onClick={() => setEditing('new')}>Add price</PrimaryButton>}
       >
         {unpriced.length ? (
           <p className="notice warn">
@@ -325,16 +322,14 @@ function GroupForm({
       submitLabel="Save group"
       grid
     >
-      <label>
-        Group name
-        <input
-          value={name}
-          onChange={(e) => setName(e.target.value)}
-          readOnly={Boolean(existing)}
-          required
-          data-autofocus={!existing || undefined}
-        />
-      </label>
+      <TextInput
+        label="Group name"
+        value={name}
+        onChange={setName}
+        readOnly={Boolean(existing)}
+        required
+        data-autofocus={!existing || undefined}
+      />
       <DecimalInput
         label="Multiplier"
         value={multiplier}
@@ -347,23 +342,20 @@ function GroupForm({
         onChange={(field, value) => setLimits((l) => ({ ...l, [field]: value }))}
         placeholder="No limit"
       />
-      <label>
-        Max key lifetime (days)
-        <input
-          inputMode="numeric"
-          value={lifetime}
-          onChange={(e) => setLifetime(e.target.value)}
-          placeholder="No limit"
-        />
-      </label>
-      <label className="span2">
-        Models the group may use
-        <input
-          value={models}
-          onChange={(e) => setModels(e.target.value)}
-          placeholder="Every model (or e.g. gpt-4o*, mole-mini)"
-        />
-      </label>
+      <TextInput
+        label="Max key lifetime (days)"
+        inputMode="numeric"
+        value={lifetime}
+        onChange={setLifetime}
+        placeholder="No limit"
+      />
+      <TextInput
+        label="Models the group may use"
+        className="span2"
+        value={models}
+        onChange={setModels}
+        placeholder="Every model (or e.g. gpt-4o*, mole-mini)"
+      />
       <p className="hint span2">
         Limits are each key's and each account's default and ceiling in this group; keys and users cannot be
         set above them.
@@ -398,16 +390,14 @@ function DecimalInput({
   autoFocus?: boolean;
 }) {
   return (
-    <label>
-      {label}
-      <input
-        inputMode="decimal"
-        value={value}
-        onChange={(e) => onChange(e.target.value)}
-        required={required}
-        placeholder={placeholder}
-        data-autofocus={autoFocus || undefined}
-      />
-    </label>
+    <TextInput
+      label={label}
+      inputMode="decimal"
+      value={value}
+      onChange={onChange}
+      required={required}
+      placeholder={placeholder}
+      data-autofocus={autoFocus || undefined}
+    />
   );
 }

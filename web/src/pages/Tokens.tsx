@@ -6,7 +6,8 @@ import { api, type ManagementToken, type NewManagementToken } from '../api';
 import { AsyncView, useAsync } from '../components/async';
 import { When } from '../components/when';
 import { StatusBadge } from '../components/badges';
-import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
+import { ConfirmDialog, FormDialog, Modal, useCreateFlow } from '../components/dialogs';
+import { PrimaryButton } from '../components/controls';
 import { Field } from '../components/forms';
 import { ACTIONS, DataTable, PageHead, TableCell, TableRow } from '../components/layout';
 import { notify } from '../components/notices';
@@ -34,8 +35,7 @@ export default function TokensPage() {
   const tokens = useAsync((signal) => api.get<{ data: ManagementToken[] }>('/api/tokens', {}, signal), []);
   const users = useUsers(isAdmin);
   const names = new Map((users.data ?? []).map((u) => [u.id, u.username]));
-  const [creating, setCreating] = useState(false);
-  const [created, setCreated] = useState<NewManagementToken | null>(null);
+  const create = useCreateFlow<NewManagementToken>(tokens.reload);
   const [revoking, setRevoking] = useState<ManagementToken | null>(null);
 
   return (
@@ -44,9 +44,7 @@ export default function TokensPage() {
         title="Management tokens"
         lead="Scoped tokens for scripts, CI and the mole CLI: each acts as you, limited to the scopes you pick. They work on the management API only, never on /v1."
       >
-        <button type="button" className="primary" onClick={() => setCreating(true)}>
-          Create token
-        </button>
+        <PrimaryButton onClick={create.start}>Create token</PrimaryButton>
       </PageHead>
 
       <AsyncView
@@ -120,17 +118,8 @@ export default function TokensPage() {
         )}
       </AsyncView>
 
-      {creating ? (
-        <CreateTokenDialog
-          onClose={() => setCreating(false)}
-          onCreated={(t) => {
-            setCreating(false);
-            setCreated(t);
-            tokens.reload();
-          }}
-        />
-      ) : null}
-      {created ? <TokenSecretDialog token={created} onClose={() => setCreated(null)} /> : null}
+      {create.creating ? <CreateTokenDialog onClose={create.cancel} onCreated={create.saved} /> : null}
+      {create.created ? <TokenSecretDialog token={create.created} onClose={create.done} /> : null}
       {revoking ? (
         <ConfirmDialog
           title={`Revoke “${revoking.name}”?`}
@@ -217,9 +206,7 @@ function TokenSecretDialog({ token, onClose }: { token: NewManagementToken; onCl
       <h3>Use it</h3>
       <pre className="code">{`export MOLE_URL=${origin} MOLE_TOKEN=${token.token}\nnpx mole keys list\n\ncurl ${origin}/api/keys -H "Authorization: Bearer $MOLE_TOKEN"`}</pre>
       <div className="actions">
-        <button type="button" className="primary" onClick={onClose}>
-          Done
-        </button>
+        <PrimaryButton onClick={onClose}>Done</PrimaryButton>
       </div>
     </Modal>
   );

@@ -5,12 +5,12 @@ import { Link } from '../router';
 import { AsyncView, useAsync } from '../components/async';
 import { StatusBadge } from '../components/badges';
 import { FormDialog } from '../components/dialogs';
-import { Field } from '../components/forms';
+import { InputField } from '../components/forms';
 import { BudgetFields, LimitFields, limitValuesOf } from '../components/limitFields';
 import { notify } from '../components/notices';
 import { Pager, useCursorPager } from '../components/pager';
-import { FilterForm, SelectField, type Option } from '../components/controls';
-import { ActionsCell, changeStatus, DeleteButton, DeleteDialog } from '../components/records';
+import { FilterForm, PrimaryButton, SelectField, TextInput, type Option } from '../components/controls';
+import { ActionsCell, DeleteButton, DeleteDialog, StatusToggle } from '../components/records';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { useSession } from '../session';
 import { parseLimit, parseUsd } from '../validate';
@@ -60,31 +60,13 @@ export default function UsersPage() {
     void session.refresh();
   };
 
-  const toggle = (u: User) =>
-    changeStatus(
-      `/api/users/${encodeURIComponent(u.id)}`,
-      u.status === 'disabled' ? 'active' : 'disabled',
-      u.username,
-      users.reload,
-    );
-
   return (
     <div className="page">
       <PageHead title="Users" lead="Accounts that can sign in here and own keys. Balances are in US dollars.">
-        <button type="button" className="primary" onClick={() => setDialog({ kind: 'create' })}>
-          Create user
-        </button>
+        <PrimaryButton onClick={() => setDialog({ kind: 'create' })}>Create user</PrimaryButton>
       </PageHead>
       <FilterForm label="Find users">
-        <label>
-          Search
-          <input
-            type="search"
-            value={search}
-            onChange={(e) => setSearch(e.target.value)}
-            placeholder="Username"
-          />
-        </label>
+        <TextInput label="Search" type="search" value={search} onChange={setSearch} placeholder="Username" />
       </FilterForm>
       <AsyncView
         state={users}
@@ -118,9 +100,12 @@ export default function UsersPage() {
                     </button>
                     {u.id !== session.user.id ? (
                       <>
-                        <button type="button" onClick={() => void toggle(u)}>
-                          {u.status === 'disabled' ? 'Enable' : 'Disable'}
-                        </button>
+                        <StatusToggle
+                          path={`/api/users/${encodeURIComponent(u.id)}`}
+                          status={u.status}
+                          name={u.username}
+                          onChanged={users.reload}
+                        />
                         <DeleteButton onClick={() => setDialog({ kind: 'delete', user: u })} />
                       </>
                     ) : null}
@@ -254,45 +239,38 @@ function UserForm({
       grid
     >
       {existing ? null : (
-        <label className="span2">
-          Username
-          <input
-            value={username}
-            onChange={(e) => setUsername(e.target.value)}
-            required
-            autoComplete="off"
-            data-autofocus
-          />
-        </label>
+        <TextInput
+          label="Username"
+          className="span2"
+          value={username}
+          onChange={setUsername}
+          required
+          autoComplete="off"
+          data-autofocus
+        />
       )}
       {self ? (
-        <Field
+        <InputField
           label="Current password"
           hint="Needed to change your own password. You will then sign in again with the new one."
           className="span2"
-        >
-          <input
-            type="password"
-            value={currentPassword}
-            onChange={(e) => setCurrentPassword(e.target.value)}
-            autoComplete="current-password"
-          />
-        </Field>
+          type="password"
+          value={currentPassword}
+          onChange={setCurrentPassword}
+          autoComplete="current-password"
+        />
       ) : null}
-      <Field
+      <InputField
         label={existing ? 'New password' : 'Password'}
         hint={existing ? 'Leave empty to keep the current password.' : 'At least 8 characters.'}
         className="span2"
-      >
-        <input
-          type="password"
-          value={password}
-          onChange={(e) => setPassword(e.target.value)}
-          required={!existing}
-          minLength={8}
-          autoComplete="new-password"
-        />
-      </Field>
+        type="password"
+        value={password}
+        onChange={setPassword}
+        required={!existing}
+        minLength={8}
+        autoComplete="new-password"
+      />
       <SelectField label="Role" value={role} options={ROLES} onChange={(v) => setRole(v as User['role'])} />
       <SelectField
         label="Group"
@@ -315,15 +293,13 @@ function UserForm({
           onChange={(v) => setStatus(v as User['status'])}
         />
       ) : (
-        <label>
-          Starting balance (USD)
-          <input
-            inputMode="decimal"
-            value={balance}
-            onChange={(e) => setBalance(e.target.value)}
-            placeholder="0.00"
-          />
-        </label>
+        <TextInput
+          label="Starting balance (USD)"
+          inputMode="decimal"
+          value={balance}
+          onChange={setBalance}
+          placeholder="0.00"
+        />
       )}
       <LimitFields
         values={limits}
@@ -358,16 +334,14 @@ function TopUp({ user, onClose, onDone }: { user: User; onClose: () => void; onD
       busyLabel="Working…"
     >
       <p>Current balance: {usdExact(user.balance)}</p>
-      <label>
-        Amount (USD)
-        <input
-          inputMode="decimal"
-          value={amount}
-          onChange={(e) => setAmount(e.target.value)}
-          required
-          data-autofocus
-        />
-      </label>
+      <TextInput
+        label="Amount (USD)"
+        inputMode="decimal"
+        value={amount}
+        onChange={setAmount}
+        required
+        data-autofocus
+      />
     </FormDialog>
   );
 }

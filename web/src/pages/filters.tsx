@@ -5,7 +5,7 @@ import { api, type ApiKey, type Page, type UsageRow } from '../api';
 import { toLocalInput } from '../format';
 import { setQuery, useLocation } from '../router';
 import { useAsync } from '../components/async';
-import { FilterForm, SelectField, userOptions } from '../components/controls';
+import { FilterForm, SelectField, TextInput, userOptions } from '../components/controls';
 import { useSession } from '../session';
 import { useUsers } from './keyDialogs';
 
@@ -171,22 +171,18 @@ export function FilterBar({
       />
       {values.range === 'custom' ? (
         <>
-          <label>
-            From
-            <input
-              type="datetime-local"
-              value={values.from}
-              onChange={(e) => setQuery({ from: e.target.value || null })}
-            />
-          </label>
-          <label>
-            To
-            <input
-              type="datetime-local"
-              value={values.to}
-              onChange={(e) => setQuery({ to: e.target.value || null })}
-            />
-          </label>
+          <TextInput
+            label="From"
+            type="datetime-local"
+            value={values.from}
+            onChange={(v) => setQuery({ from: v || null })}
+          />
+          <TextInput
+            label="To"
+            type="datetime-local"
+            value={values.to}
+            onChange={(v) => setQuery({ to: v || null })}
+          />
         </>
       ) : null}
       {isAdmin ? (

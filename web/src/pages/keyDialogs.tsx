@@ -5,11 +5,11 @@ import { api, ApiError, errorMessage, type ApiKey, type Group, type User } from 
 import { toDateInput, usdExact } from '../format';
 import { useAsync } from '../components/async';
 import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
-import { Field, LinesField, NumberField } from '../components/forms';
+import { Field, InputField, LinesField, NumberField } from '../components/forms';
 import { BudgetFields, LimitFields } from '../components/limitFields';
 import { notify } from '../components/notices';
 import { SecretCopy } from '../components/secret';
-import { changeStatus, DeleteButton, DeleteDialog } from '../components/records';
+import { DeleteButton, DeleteDialog, StatusToggle } from '../components/records';
 import { useSession } from '../session';
 import { fieldOfParam, initialKeyForm, keyFormReducer, type TextField, validateKeyForm } from './keyForm';
 
@@ -210,18 +210,15 @@ export function KeyFormDialog({
           ))}
         </select>
       </Field>
-      <Field
+      <InputField
         label="Extra model patterns"
         hint="Optional, comma-separated; a trailing * matches any model with that prefix."
         error={errors.models}
         className="span2"
-      >
-        <input
-          value={patterns}
-          onChange={(e) => set('patterns')(e.target.value)}
-          placeholder="e.g. gpt-4o*, claude-3-5*"
-        />
-      </Field>
+        value={patterns}
+        onChange={set('patterns')}
+        placeholder="e.g. gpt-4o*, claude-3-5*"
+      />
 
       <LinesField
         label="Allowed IPs"
@@ -307,18 +304,15 @@ export function KeyFormDialog({
       </fieldset>
 
       <div className="span2 expires">
-        <Field
+        <InputField
           label="Expires"
           hint={expires ? 'The key stops working at the end of that day, your time.' : 'Never expires.'}
           error={errors.expires}
-        >
-          <input
-            type="date"
-            value={expires}
-            min={toDateInput(new Date())}
-            onChange={(e) => set('expires')(e.target.value)}
-          />
-        </Field>
+          type="date"
+          value={expires}
+          min={toDateInput(new Date())}
+          onChange={set('expires')}
+        />
         <fieldset className="presets" aria-label="Expiry presets">
           {EXPIRY_PRESETS.map((p) => (
             <button
@@ -455,19 +449,6 @@ export function KeyActions({
   showEdit?: boolean;
 }) {
   const [dialog, setDialog] = useState<Dialog>(null);
-  const [busy, setBusy] = useState(false);
-  const disabled = apiKey.status === 'disabled';
-
-  const toggle = async () => {
-    setBusy(true);
-    await changeStatus(
-      `/api/keys/${encodeURIComponent(apiKey.id)}`,
-      disabled ? 'active' : 'disabled',
-      `“${apiKey.name}”`,
-      onChanged,
-    );
-    setBusy(false);
-  };
 
   return (
     <div className="row-actions">
@@ -476,9 +457,12 @@ export function KeyActions({
           Edit
         </button>
       ) : null}
-      <button type="button" onClick={toggle} disabled={busy}>
-        {disabled ? 'Enable' : 'Disable'}
-      </button>
+      <StatusToggle
+        path={`/api/keys/${encodeURIComponent(apiKey.id)}`}
+        status={apiKey.status}
+        name={`“${apiKey.name}”`}
+        onChanged={onChanged}
+      />
       <button type="button" onClick={() => setDialog('rotate')}>
         Rotate
       </button>

@@ -5,7 +5,7 @@
 // from canonical requests and reads Anthropic answers and streams (usage: `input_tokens`
 // excludes cache reads and writes, which come beside it).
 import type { IncomingHttpHeaders } from 'node:http';
-import { AppError, ERROR_CATALOGUE, type ErrorCode } from '../../http/errors.js';
+import { ERROR_CATALOGUE, type ErrorCode } from '../../http/errors.js';
 import {
   type CanonicalAnswer,
   type CanonicalRequest,

@@ -13,7 +13,7 @@
 // - a function call ends with finishReason STOP (there is no tool-use reason);
 // - the stream is `data: <GenerateContentResponse>` frames with no event names and no
 //   terminator; the frame with a finishReason is the last content frame.
-import { AppError, ERROR_CATALOGUE } from '../../http/errors.js';
+import { ERROR_CATALOGUE } from '../../http/errors.js';
 import {
   type CanonicalAnswer,
   type CanonicalRequest,

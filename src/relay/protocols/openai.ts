@@ -3,7 +3,7 @@
 // an OpenAI-compatible upstream's answers and streams, and builds chat requests from the
 // canonical form when another protocol's client reaches an OpenAI channel.
 import type { IncomingHttpHeaders } from 'node:http';
-import { AppError, ERROR_CATALOGUE, type ErrorCode } from '../../http/errors.js';
+import { ERROR_CATALOGUE, type ErrorCode } from '../../http/errors.js';
 import {
   type CanonicalAnswer,
   type CanonicalRequest,

@@ -23,7 +23,7 @@
 //   (the schema in words), so structured output still works on models without that switch.
 //   Pass-through sends everything verbatim.
 import type { IncomingHttpHeaders } from 'node:http';
-import { AppError, ERROR_CATALOGUE, type ErrorCode } from '../../http/errors.js';
+import { ERROR_CATALOGUE, type ErrorCode } from '../../http/errors.js';
 import {
   type CanonicalAnswer,
   type CanonicalRequest,

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Ledger, LedgerStore } from '../billing/ledger.js';
 import type { SpendCaps, SpendCapStore } from '../billing/spend-caps.js';
 import type { BudgetMeter, BudgetStore } from '../budgets/meter.js';
-import { type Budget, type Budgets, createBudgets } from '../budgets/service.js';
+import { type Budgets, createBudgets } from '../budgets/service.js';
 import type { VerifiedKey } from '../keys/verify.js';
 import type { Limiter, LimitSubject } from '../limits/limiter.js';
 import { NO_LIMITS, type LimitValues } from '../limits/policy.js';
@@ -56,7 +56,8 @@ function key(v: {
   quotaNano?: number | null;
   limits?: Partial<LimitValues>;
   cap?: number | null;
-  budget?: Budget | null;
+  /** The key's daily budget. */
+  daily?: number;
 }): VerifiedKey {
   return {
     id: ids++,
@@ -73,7 +74,7 @@ function key(v: {
     origins: null as unknown as VerifiedKey['origins'],
     ephemeral: v.cap === undefined ? null : { id: ids++, maxCostNano: v.cap },
     guard: null,
-    budget: v.budget ?? null,
+    budget: v.daily === undefined ? null : { amountNano: v.daily, period: 'daily' },
     alertThresholds: null,
     accountBudget: null,
     accountAlertThresholds: null,
@@ -97,8 +98,10 @@ const request = (k: VerifiedKey, amount: number, extra: Partial<AdmitRequest> = 
   ...extra,
 });
 
+type Admitted = Extract<AdmitResult, { ok: true }>;
+
 /** An admitted request (else the test fails on the refusal's message). */
-function admitted(r: AdmitResult): Extract<AdmitResult, { ok: true }> {
+function admitted(r: AdmitResult): Admitted {
   if (!r.ok) throw new Error(r.error.message);
   return r;
 }
@@ -144,7 +147,13 @@ export function admissionSpec(name: string, impl: AdmissionImpl): void {
       st.balance.set(k.userId, balance);
       const admit = (amount: number, extra?: Partial<AdmitRequest>) =>
         p.admission.admit(request(k, amount, extra));
-      return { st, p, k, admit };
+      /** Settles an admitted request (`tokens` used, `cost` charged) and ends it; answers the charge. */
+      const settle = async (a: Admitted, tokens: number, cost: number) => {
+        const charged = await p.admission.settle(a.hold, a.ticket, tokens, cost, Date.now());
+        a.ticket.done();
+        return charged;
+      };
+      return { st, p, k, admit, settle };
     }
 
     it('admits exactly as many concurrent requests as the balance covers, each holding its worst case', async () => {
@@ -177,10 +186,7 @@ export function admissionSpec(name: string, impl: AdmissionImpl): void {
     });
 
     it('a later refusal gives the earlier holds back: cap and budget held, then the quota refuses', async () => {
-      const { p, k, admit } = await keyWith(
-        { quotaNano: 500, cap: 10_000, budget: { amountNano: 10_000, period: 'daily' } },
-        100_000,
-      );
+      const { p, k, admit } = await keyWith({ quotaNano: 500, cap: 10_000, daily: 10_000 }, 100_000);
       const refusal = refused(await admit(1_000), 'admitted past the quota');
       expect(refusal.error.code).toBe('insufficient_quota');
       expect(refusal.error.message).toContain("this API key's quota");
@@ -192,10 +198,7 @@ export function admissionSpec(name: string, impl: AdmissionImpl): void {
     });
 
     it('answers the cap and the budget refusals in their own words, and gives the cap back on a budget refusal', async () => {
-      const { st, p, k, admit } = await keyWith(
-        { cap: 2_000, budget: { amountNano: 1_500, period: 'daily' } },
-        100_000,
-      );
+      const { st, p, k, admit } = await keyWith({ cap: 2_000, daily: 1_500 }, 100_000);
       st.budgetSpent.set(`k:${k.id}`, 1_000);
       const byCap = refused(await admit(3_000), 'admitted past the cap');
       expect(byCap.error.code).toBe('insufficient_quota');
@@ -216,13 +219,9 @@ export function admissionSpec(name: string, impl: AdmissionImpl): void {
     });
 
     it('settles the cost, releases the rest, and counts what the ledger charged in the budget', async () => {
-      const { p, k, admit } = await keyWith(
-        { quotaNano: 10_000, cap: 5_000, budget: { amountNano: 8_000, period: 'daily' } },
-        100_000,
-      );
+      const { p, k, admit, settle } = await keyWith({ quotaNano: 10_000, cap: 5_000, daily: 8_000 }, 100_000);
       const a = admitted(await admit(2_000));
-      expect(await p.admission.settle(a.hold, a.ticket, 50, 1_200, Date.now())).toBe(1_200);
-      a.ticket.done();
+      expect(await settle(a, 50, 1_200)).toBe(1_200);
       // Quota 10 000 − 1 200 spent: 8 800 left; the budget 6 800; the cap 3 800.
       expect((await p.ledger.reserve(k.id, k.userId, k.quotaNano, 8_801)).ok).toBe(false);
       const left = await p.budgets.reserve(k, 6_801);
@@ -232,32 +231,27 @@ export function admissionSpec(name: string, impl: AdmissionImpl): void {
     });
 
     it('an overrun is charged no further than the budget, the cap and the quota still cover', async () => {
-      const { p, k, admit } = await keyWith(
-        { quotaNano: 100_000, cap: 1_500, budget: { amountNano: 50_000, period: 'daily' } },
+      const { p, k, admit, settle } = await keyWith(
+        { quotaNano: 100_000, cap: 1_500, daily: 50_000 },
         100_000,
       );
       const a = admitted(await admit(1_000));
       // The cap covers 1 500 in all: an answer costing 9 000 is charged 1 500.
-      expect(await p.admission.settle(a.hold, a.ticket, 0, 9_000, Date.now())).toBe(1_500);
-      a.ticket.done();
+      expect(await settle(a, 0, 9_000)).toBe(1_500);
       expect((await p.ledger.reserve(k.id, k.userId, k.quotaNano, 98_500)).ok).toBe(true);
     });
 
     it('corrects the tpm estimate to the real usage at settle', async () => {
-      const { p, k, admit } = await keyWith({ limits: { tpm: 1_000 } }, 100_000);
+      const { p, k, admit, settle } = await keyWith({ limits: { tpm: 1_000 } }, 100_000);
       const a = admitted(await admit(100, { tokens: 600 }));
       expect((await p.limiter.peek(subjectOf(k))).tpm).toMatchObject({ remaining: 400 });
-      await p.admission.settle(a.hold, a.ticket, 150, 100, Date.now());
-      a.ticket.done();
+      await settle(a, 150, 100);
       // In process the correction is not awaited, but done before settle answers (no I/O).
       expect((await p.limiter.peek(subjectOf(k))).tpm).toMatchObject({ remaining: 850 });
     });
 
     it('release gives the whole hold back', async () => {
-      const { p, admit } = await keyWith(
-        { quotaNano: 1_000, cap: 1_000, budget: { amountNano: 1_000, period: 'daily' } },
-        1_000,
-      );
+      const { p, admit } = await keyWith({ quotaNano: 1_000, cap: 1_000, daily: 1_000 }, 1_000);
       const a = admitted(await admit(1_000));
       p.admission.release(a.hold);
       a.ticket.done();
@@ -266,10 +260,7 @@ export function admissionSpec(name: string, impl: AdmissionImpl): void {
     });
 
     it('starts from the stored spend: a counter new to the store is seeded before it admits', async () => {
-      const { st, p, k, admit } = await keyWith(
-        { quotaNano: 10_000, cap: 10_000, budget: { amountNano: 10_000, period: 'daily' } },
-        100_000,
-      );
+      const { st, p, k, admit } = await keyWith({ quotaNano: 10_000, cap: 10_000, daily: 10_000 }, 100_000);
       st.used.set(k.id, 9_500);
       const a = refused(await admit(1_000), 'admitted past the stored spend');
       expect(a.error.message).toContain("this API key's quota");

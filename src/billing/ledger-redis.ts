@@ -154,16 +154,9 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
   const counters = createCounters(deps);
   const rk = (keyId: number) => `${deps.redisPrefix}:ledger:k:${keyId}`;
   const ru = (userId: number) => `${deps.redisPrefix}:ledger:u:${userId}`;
-  const leaseMs = deps.holdLeaseMs ?? 30_000;
   // Keeps this instance's holds alive while it runs (a long stream outlives many leases).
-  const lease = startHoldLease({
-    redis,
-    livePrefix: `${deps.redisPrefix}:ledger:live:`,
-    leaseMs,
-    logger: deps.logger,
-    what: 'ledger',
-  });
-  const { livePrefix, liveKey, holdField } = lease;
+  const lease = startHoldLease(redis, `${deps.redisPrefix}:ledger:live:`, 'ledger', deps);
+  const { livePrefix, liveKey, holdField, leaseMs } = lease;
   const reserveScript = luaRunner(redis, RESERVE_LUA);
   const settleScript = luaRunner(redis, SETTLE_LUA);
 

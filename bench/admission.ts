@@ -23,14 +23,10 @@ import { createLimiter } from '../src/limits/limiter.js';
 import { NO_LIMITS } from '../src/limits/policy.js';
 import { createRedisLimitStore } from '../src/limits/store-redis.js';
 import { InvalidationBus } from '../src/shared/bus.js';
+import { numArg } from './lib/args.js';
 
-const argv = process.argv.slice(2);
-const num = (f: string, def: number) => {
-  const i = argv.indexOf(f);
-  return i >= 0 ? Number(argv[i + 1]) : def;
-};
-const REQUESTS = num('--requests', 3000);
-const PARALLEL = num('--parallel', 1);
+const REQUESTS = numArg('--requests', 3000);
+const PARALLEL = numArg('--parallel', 1);
 const url = process.env.BENCH_REDIS_URL;
 if (!url) throw new Error('BENCH_REDIS_URL is required');
 const silent = pino({ level: 'silent' });

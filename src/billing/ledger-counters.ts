@@ -57,6 +57,32 @@ export function forgetIdle(maps: Map<number, Counter>[], now: number): void {
     for (const [id, c] of m) if (!c.pending && !c.reserved && c.lastUsed < idleBefore) m.delete(id);
 }
 
+/**
+ * A flush's handle, with `acquire`'s lock held from the write until the transaction commits or
+ * aborts, so no base is re-read mid-flush: `write` adds the batch's spend inside the
+ * transaction, `commit` moves it into the counters once the transaction commits.
+ */
+export async function lockedFlush(
+  acquire: () => Promise<() => void>,
+  write: () => Promise<void>,
+  commit: () => void,
+): Promise<FlushHandle> {
+  const release = await acquire();
+  try {
+    await write();
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return {
+    committed() {
+      commit();
+      release();
+    },
+    aborted: release,
+  };
+}
+
 export function createCounters(deps: CountersDeps) {
   const now = deps.now ?? Date.now;
   const keys = new Map<number, Counter>();
@@ -134,28 +160,22 @@ export function createCounters(deps: CountersDeps) {
       rows: readonly NewLog[],
       written: readonly NewLog[] = rows,
     ): Promise<FlushHandle> {
-      // Held from here until commit or abort, so no base is re-read mid-flush.
-      const release = await acquire();
       // Written: the spend the database gains. Taken: the spend no longer pending here (a row
       // the database already held, from a replay or a repeat, charges nothing twice).
       const { keys: keyDeltas, users: userDeltas } = spendOf(written);
       const taken = written === rows ? { keys: keyDeltas, users: userDeltas } : spendOf(rows);
-      try {
-        await deps.store.addUsed(trx, keyDeltas);
-        await deps.store.subtractSpend(trx, userDeltas);
-      } catch (err) {
-        release();
-        throw err;
-      }
-      return {
-        committed() {
+      return lockedFlush(
+        acquire,
+        async () => {
+          await deps.store.addUsed(trx, keyDeltas);
+          await deps.store.subtractSpend(trx, userDeltas);
+        },
+        () => {
           moveToBase(keys, taken.keys, keyDeltas, 1);
           moveToBase(users, taken.users, userDeltas, -1);
           forgetIdle([keys, users], now());
-          release();
         },
-        aborted: release,
-      };
+      );
     },
 
     stats: () => ({ keys: keys.size, users: users.size }),

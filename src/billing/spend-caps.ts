@@ -19,7 +19,7 @@ import type { NewLog } from '../db/schema.js';
 import { createLock } from '../shared/lock.js';
 import { LUA_INT, type LuaCall, luaFunction, luaRunner } from '../shared/lua.js';
 import { chargeFor, type FlushHandle } from './ledger.js';
-import { type Counter, forgetIdle, moveToBase } from './ledger-counters.js';
+import { type Counter, forgetIdle, lockedFlush, moveToBase } from './ledger-counters.js';
 import { int } from './ledger-redis.js';
 
 export interface CapHold {
@@ -236,23 +236,16 @@ export function createSpendCaps(deps: {
       return c ? c.base + c.pending : dbValue;
     },
     async flushInto(trx, rows, written) {
-      const release = await acquire();
       const deltas = spendOf(written);
       const taken = written === rows ? deltas : spendOf(rows);
-      try {
-        await deps.store.addUsed(trx, deltas);
-      } catch (err) {
-        release();
-        throw err;
-      }
-      return {
-        committed() {
+      return lockedFlush(
+        acquire,
+        () => deps.store.addUsed(trx, deltas),
+        () => {
           moveToBase(counters, taken, deltas, 1);
           forgetIdle([counters], now());
-          release();
         },
-        aborted: release,
-      };
+      );
     },
     steps: redis ? steps : null,
   };

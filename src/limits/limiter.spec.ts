@@ -65,7 +65,11 @@ export function limiterSpec(name: string, impl: StoreImpl): void {
     afterEach(async () => {
       for (const l of open.splice(0)) await l.close();
     });
-    async function limiterOn(clock: { now: () => number }, opts: { space?: string; leaseMs?: number } = {}) {
+    /** A limiter on its own store (else `opts.space`'s), on `clock` (a manual one by default). */
+    async function limiterOn(
+      clock: { now: () => number } = manualClock(),
+      opts: { space?: string; leaseMs?: number } = {},
+    ) {
       const leaseMs = opts.leaseMs ?? 30_000;
       const store = await impl.make(opts.space ?? newSpace(), leaseMs);
       const l = createLimiter({ store, now: clock.now, leaseMs, renewEveryMs: null });
@@ -127,8 +131,7 @@ export function limiterSpec(name: string, impl: StoreImpl): void {
     });
 
     it('tpm admits on the estimate and is corrected to the real usage at settle', async () => {
-      const clock = manualClock(0);
-      const l = await limiterOn(clock);
+      const l = await limiterOn();
       const s = subject({ key: { tpm: 1000 } });
       const a = await l.admit(s, 600);
       expect(a.ok).toBe(true);
@@ -149,8 +152,7 @@ export function limiterSpec(name: string, impl: StoreImpl): void {
     });
 
     it('the account limit counts all its keys together; the strictest scope refuses', async () => {
-      const clock = manualClock(0);
-      const l = await limiterOn(clock);
+      const l = await limiterOn();
       const userId = ids++;
       const k1 = subject({ userId, key: { rpm: 10 }, account: { rpm: 3 } });
       const k2 = subject({ userId, key: { rpm: 10 }, account: { rpm: 3 } });
@@ -165,8 +167,7 @@ export function limiterSpec(name: string, impl: StoreImpl): void {
     });
 
     it('a group default applies to keys and accounts without their own, and caps those with one', async () => {
-      const clock = manualClock(0);
-      const l = await limiterOn(clock);
+      const l = await limiterOn();
       const s = subject({ keyGroup: { rpm: 2 }, accountGroup: { rpm: 100 } });
       expect((await l.admit(s, 1)).ok).toBe(true);
       expect((await l.admit(s, 1)).ok).toBe(true);
@@ -178,8 +179,7 @@ export function limiterSpec(name: string, impl: StoreImpl): void {
     });
 
     it('max_concurrency: exactly that many at once; a slot frees when its request ends', async () => {
-      const clock = manualClock(0);
-      const l = await limiterOn(clock);
+      const l = await limiterOn();
       const s = subject({ key: { maxConcurrency: 3 } });
       const out = await Promise.all(Array.from({ length: 50 }, () => l.admit(s, 1)));
       const ok = out.filter((a) => a.ok);
@@ -228,8 +228,7 @@ export function limiterSpec(name: string, impl: StoreImpl): void {
     });
 
     it('peek counts nothing and reports each limit in force', async () => {
-      const clock = manualClock(0);
-      const l = await limiterOn(clock);
+      const l = await limiterOn();
       const s = subject({ key: { rpm: 4, tpm: 100, maxConcurrency: 2 } });
       expect(await l.peek(s)).toMatchObject({
         rpm: { limit: 4, remaining: 4, resetInMs: 0 },

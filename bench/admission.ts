@@ -11,26 +11,15 @@
  */
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import { createLocalAdmission } from '../src/admission/admission-local.js';
 import type { Admission } from '../src/admission/admission.js';
-import { createRedisAdmission } from '../src/admission/admission-redis.js';
-import { createRedisLedger } from '../src/billing/ledger-redis.js';
-import { createSpendCaps } from '../src/billing/spend-caps.js';
-import { createRedisMeter } from '../src/budgets/meter.js';
+import { redisParts } from '../src/admission/redis-parts.spec.js';
 import { createBudgets } from '../src/budgets/service.js';
 import type { VerifiedKey } from '../src/keys/verify.js';
-import { createLimiter } from '../src/limits/limiter.js';
 import { NO_LIMITS } from '../src/limits/policy.js';
-import { createRedisLimitStore } from '../src/limits/store-redis.js';
-import { InvalidationBus } from '../src/shared/bus.js';
+import { numArg } from './lib/args.js';
 
-const argv = process.argv.slice(2);
-const num = (f: string, def: number) => {
-  const i = argv.indexOf(f);
-  return i >= 0 ? Number(argv[i + 1]) : def;
-};
-const REQUESTS = num('--requests', 3000);
-const PARALLEL = num('--parallel', 1);
+const REQUESTS = numArg('--requests', 3000);
+const PARALLEL = numArg('--parallel', 1);
 const url = process.env.BENCH_REDIS_URL;
 if (!url) throw new Error('BENCH_REDIS_URL is required');
 const silent = pino({ level: 'silent' });
@@ -43,61 +32,31 @@ Redis.prototype.sendCommand = function (this: Redis, ...a: Parameters<typeof sen
 } as typeof send;
 
 async function build(kind: 'sequential' | 'script') {
-  const space = `bench-adm:${process.pid}:${kind}`;
   const redis = new Redis(url!);
   const now = Date.now;
-  const limitStore = createRedisLimitStore({ redis, redisPrefix: space, leaseTtlMs: 30_000 });
-  const limiter = createLimiter({ store: limitStore, now, leaseMs: 30_000 });
-  const ledger = createRedisLedger({
-    store: {
+  const parts = redisParts({
+    redis,
+    space: `bench-adm:${process.pid}:${kind}`,
+    now,
+    logger: silent,
+    ledgerStore: {
       usedNano: async () => 0,
       balanceNano: async () => 1e15,
       addUsed: async () => {},
       subtractSpend: async () => {},
     },
-    bus: new InvalidationBus(),
-    logger: silent,
-    redis,
-    redisPrefix: space,
+    capStore: { usedNano: async () => 0, addUsed: async () => {} },
+    budgetStore: { spentSince: async () => 0 },
+    budgets: (meter) =>
+      createBudgets({ meter, groupBudget: () => null, notify: async () => {}, logger: silent, now }),
   });
-  const spendCaps = createSpendCaps({
-    store: { usedNano: async () => 0, addUsed: async () => {} },
-    logger: silent,
-    redis: { client: redis, prefix: space },
-  });
-  const meter = createRedisMeter({
-    store: { spentSince: async () => 0 },
-    logger: silent,
-    redis,
-    redisPrefix: space,
-  });
-  const budgets = createBudgets({
-    meter,
-    groupBudget: () => null,
-    notify: async () => {},
-    logger: silent,
-    now,
-  });
-  const admission: Admission =
-    kind === 'script'
-      ? createRedisAdmission({
-          redis,
-          logger: silent,
-          limiter,
-          limitStore,
-          spendCaps,
-          budgets,
-          meter,
-          ledger,
-          now,
-        })
-      : createLocalAdmission({ logger: silent, limiter, spendCaps, budgets, ledger });
+  const admission: Admission = parts[kind]();
   return {
     admission,
     async close() {
-      await limiter.close();
-      await ledger.close();
-      await budgets.close();
+      await parts.limiter.close();
+      await parts.ledger.close();
+      await parts.budgets.close();
       redis.disconnect();
     },
   };

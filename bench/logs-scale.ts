@@ -30,13 +30,10 @@ import type { NewLog } from '../src/db/schema.js';
 import type { Db } from '../src/db/index.js';
 import { tmpDir, MASTER_KEY } from './lib/targets.js';
 import { percentile } from './lib/stats.js';
+import { argOf, flag, numArg } from './lib/args.js';
 
-const argOf = (name: string) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
-const ROWS = Number(argOf('--rows') ?? 10_000_000);
-const DAYS = Number(argOf('--days') ?? 10);
+const ROWS = numArg('--rows', 10_000_000);
+const DAYS = numArg('--days', 10);
 const VARIANTS = (argOf('--variants') ?? 'partitioned,plain').split(',') as Array<'partitioned' | 'plain'>;
 const DB = argOf('--db') ?? process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const jsonOut = argOf('--json');
@@ -271,7 +268,7 @@ async function variant(kind: 'partitioned' | 'plain') {
     say(`${kind}: migration 0015 ${JSON.stringify(out.migration0015)}`);
     await s.close();
   }
-  if (!process.argv.includes('--keep')) await dropSchema(schema);
+  if (!flag('--keep')) await dropSchema(schema);
   return out;
 }
 

@@ -12,16 +12,12 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import autocannon from 'autocannon';
+import { numArg } from './lib/args.js';
 import { BENCH_DIR, REPO, buildMole, startMock, startMole } from './lib/targets.js';
 import { requestBody, verifier } from './lib/load.js';
 
-const argv = process.argv.slice(2);
-const num = (f: string, def: number) => {
-  const i = argv.indexOf(f);
-  return i >= 0 ? Number(argv[i + 1]) : def;
-};
-const SECONDS = num('--seconds', 15);
-const CONNECTIONS = num('--connections', 50);
+const SECONDS = numArg('--seconds', 15);
+const CONNECTIONS = numArg('--connections', 50);
 const stamp = new Date()
   .toISOString()
   .replace(/[:.]/g, '-')

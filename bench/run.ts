@@ -55,32 +55,27 @@ import {
 } from './lib/load.js';
 import { slowStreams, type SlowStreamResult } from './lib/slow-streams.js';
 import { headlineTable, renderMarkdown, summarize, type RunResult } from './lib/report.js';
+import { argv, flag, numArg } from './lib/args.js';
 
 // ── options ──────────────────────────────────────────────────────────────────────────────
-const argv = process.argv.slice(2);
-const flag = (f: string) => argv.includes(f);
-const num = (f: string, def: number) => {
-  const i = argv.indexOf(f);
-  return i >= 0 ? Number(argv[i + 1]) : def;
-};
 const quick = flag('--quick');
 const opts = {
-  duration: num('--duration', quick ? 2 : 4),
-  rounds: num('--rounds', quick ? 2 : 5),
-  warmup: num('--warmup', quick ? 1 : 2),
+  duration: numArg('--duration', quick ? 2 : 4),
+  rounds: numArg('--rounds', quick ? 2 : 5),
+  warmup: numArg('--warmup', quick ? 1 : 2),
   portkey: !flag('--skip-portkey'),
   streams: !flag('--skip-streams'),
   scale: !flag('--skip-scale'),
   longStreams: !flag('--skip-long-streams'),
   sharedFloor: !flag('--skip-shared-floor'),
-  streamClients: num('--stream-clients', quick ? 500 : 5000),
-  streamChunkDelayMs: num('--stream-chunk-delay', quick ? 1000 : 4000),
-  streamTokens: num('--stream-tokens', 4),
-  streamRampPerSec: num('--stream-ramp', 500),
+  streamClients: numArg('--stream-clients', quick ? 500 : 5000),
+  streamChunkDelayMs: numArg('--stream-chunk-delay', quick ? 1000 : 4000),
+  streamTokens: numArg('--stream-tokens', 4),
+  streamRampPerSec: numArg('--stream-ramp', 500),
   streamsPortkey: flag('--streams-portkey'),
-  streamLimitMs: num('--stream-limit-ms', quick ? 15_000 : 50_000),
-  scaleKeys: num('--keys', quick ? 20_000 : 1_000_000),
-  scaleLogs: num('--logs', quick ? 50_000 : 1_000_000),
+  streamLimitMs: numArg('--stream-limit-ms', quick ? 15_000 : 50_000),
+  scaleKeys: numArg('--keys', quick ? 20_000 : 1_000_000),
+  scaleLogs: numArg('--logs', quick ? 50_000 : 1_000_000),
   /** Only these load scenarios (comma-separated ids), e.g. for a quick before/after. */
   scenarios: argv.includes('--scenarios') ? argv[argv.indexOf('--scenarios') + 1]!.split(',') : null,
 };

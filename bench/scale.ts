@@ -26,18 +26,12 @@ import type { NewLog } from '../src/db/schema.js';
 import { openaiCodec, parseRelayBody } from '../src/relay/protocols/openai.js';
 import { tmpDir, MASTER_KEY } from './lib/targets.js';
 import { percentile } from './lib/stats.js';
+import { argOf, numArg } from './lib/args.js';
 
-const arg = (name: string, def: number) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : def;
-};
-const N_KEYS = arg('--keys', 1_000_000);
-const N_LOGS = arg('--logs', 1_000_000);
-const N_WRITER = arg('--writer-rows', 200_000);
-const jsonOut = (() => {
-  const i = process.argv.indexOf('--json');
-  return i >= 0 ? process.argv[i + 1] : undefined;
-})();
+const N_KEYS = numArg('--keys', 1_000_000);
+const N_LOGS = numArg('--logs', 1_000_000);
+const N_WRITER = numArg('--writer-rows', 200_000);
+const jsonOut = argOf('--json');
 
 const say = (s: string) => process.stderr.write(`[scale] ${s}\n`);
 const gc = () => {

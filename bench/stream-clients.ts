@@ -11,18 +11,15 @@
  */
 import { Agent, request } from 'undici';
 import { percentile } from './lib/stats.js';
+import { argOf, numArg } from './lib/args.js';
 
-const arg = (name: string) => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-};
-const url = arg('--url')!;
-const N = Number(arg('--n') ?? 5000);
-const LIMIT = Number(arg('--limit-ms') ?? 40_000);
+const url = argOf('--url')!;
+const N = numArg('--n', 5000);
+const LIMIT = numArg('--limit-ms', 40_000);
 /** New streams opened per second (a connection storm measures the accept queue, not holding streams). */
-const RAMP = Number(arg('--ramp-per-sec') ?? 1000);
-const headers = JSON.parse(arg('--headers') ?? '{}') as Record<string, string>;
-const MAX_TOKENS = Number(arg('--max-tokens') ?? 16);
+const RAMP = numArg('--ramp-per-sec', 1000);
+const headers = JSON.parse(argOf('--headers') ?? '{}') as Record<string, string>;
+const MAX_TOKENS = numArg('--max-tokens', 16);
 const body = JSON.stringify({
   model: 'gpt-4o-mini',
   messages: [{ role: 'user', content: 'Hello, slow mole!' }],

@@ -58,42 +58,19 @@ if (PG) await sql`ANALYZE`.execute(db);
 const keys = { namesOf: async () => new Map<number, { name: string; display: string }>() };
 const fast = createUsageQueries(db, st.dialect, keys);
 const scan = createUsageQueries(db, st.dialect, keys, { rollups: false });
+// Six hours off the hour boundaries, on the 29th day; one page of answers.
+const sixHours = { from: start + 28 * DAY + 7 * H + 123_456, to: start + 28 * DAY + 13 * H + 123_456 };
+const page = { limit: 1000, offset: 0 };
 const cases: Array<[string, (q: typeof fast) => Promise<unknown>]> = [
-  [
-    'totals, 6 h',
-    (q) => q.totals({ from: start + 28 * DAY + 7 * H + 123_456, to: start + 28 * DAY + 13 * H + 123_456 }),
-  ],
-  [
-    'by key, 6 h',
-    (q) =>
-      q.usage(
-        'key',
-        { from: start + 28 * DAY + 7 * H + 123_456, to: start + 28 * DAY + 13 * H + 123_456 },
-        { limit: 1000, offset: 0 },
-      ),
-  ],
-  [
-    'by model, 6 h, one user',
-    (q) =>
-      q.usage(
-        'model',
-        { userId: 3, from: start + 28 * DAY + 7 * H + 123_456, to: start + 28 * DAY + 13 * H + 123_456 },
-        { limit: 1000, offset: 0 },
-      ),
-  ],
+  ['totals, 6 h', (q) => q.totals(sixHours)],
+  ['by key, 6 h', (q) => q.usage('key', sixHours, page)],
+  ['by model, 6 h, one user', (q) => q.usage('model', { userId: 3, ...sixHours }, page)],
   [
     'by day, 3.5 days',
     (q) =>
-      q.usage(
-        'day',
-        { from: start + 20 * DAY + 5 * H + 777, to: start + 23 * DAY + 17 * H + 4_321 },
-        { limit: 1000, offset: 0 },
-      ),
+      q.usage('day', { from: start + 20 * DAY + 5 * H + 777, to: start + 23 * DAY + 17 * H + 4_321 }, page),
   ],
-  [
-    'by key, 30 days',
-    (q) => q.usage('key', { from: start + 1_234, to: start + 30 * DAY - 4_321 }, { limit: 1000, offset: 0 }),
-  ],
+  ['by key, 30 days', (q) => q.usage('key', { from: start + 1_234, to: start + 30 * DAY - 4_321 }, page)],
 ];
 const out: Record<string, unknown> = { backend: st.dialect, rows: N, backfillMs: Math.round(backfillMs) };
 for (const [name, run] of cases) {

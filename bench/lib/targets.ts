@@ -8,6 +8,7 @@ import { mkdtempSync, existsSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { clientFromEnv } from '../../src/cli/client.js';
 import { freePort, runToEnd, startServer, type Server } from './proc.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -123,19 +124,9 @@ export interface MoleOptions {
 
 export const MASTER_KEY = 'mole-bench-master-key-0123456789abcdef';
 
-async function api(base: string, method: string, p: string, body?: unknown): Promise<any> {
-  const res = await fetch(base + p, {
-    method,
-    headers: {
-      authorization: `Bearer ${MASTER_KEY}`,
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  if (res.status >= 300) throw new Error(`${method} ${p} → ${res.status}: ${text.slice(0, 500)}`);
-  return text ? JSON.parse(text) : null;
-}
+/** A management API call with the master key, through the CLI's client (it throws on a refusal). */
+const api = <T>(base: string, method: string, p: string, body?: unknown): Promise<T> =>
+  clientFromEnv({ MOLE_URL: base, MOLE_TOKEN: MASTER_KEY }).request<T>(method, p, { body });
 
 export async function startMole(
   o: MoleOptions,
@@ -168,7 +159,7 @@ export async function startMole(
   }
   const url = `http://127.0.0.1:${port}`;
   // Full path on every request: a real user with a balance, a priced model, a channel, a key.
-  const user = await api(url, 'POST', '/api/users', {
+  const user = await api<{ id: number }>(url, 'POST', '/api/users', {
     username: `bench${Date.now()}`,
     password: 'bench-password-123',
     balance: o.balance ?? 1_000_000,
@@ -181,7 +172,10 @@ export async function startMole(
     models: [MODEL],
   });
   await api(url, 'PUT', `/api/prices/${MODEL}`, { input: 0.15, output: 0.6 });
-  const key = await api(url, 'POST', '/api/keys', { name: 'bench', user_id: user.id });
+  const key = await api<{ id: number; key: string }>(url, 'POST', '/api/keys', {
+    name: 'bench',
+    user_id: user.id,
+  });
   return {
     name: o.name ?? 'mole',
     server,
@@ -196,8 +190,12 @@ export async function startMole(
 
 /** Reads back what MoleAPI recorded (to check that every request was logged and billed). */
 export async function moleUsage(url: string, keyId: number): Promise<{ requests: number; cost: number }> {
-  const r = await api(url, 'GET', `/api/usage?group_by=key&key_id=${keyId}`);
-  const row = (r.data as Array<{ requests: number; cost: number }>)[0];
+  const r = await api<{ data: Array<{ requests: number; cost: number }> }>(
+    url,
+    'GET',
+    `/api/usage?group_by=key&key_id=${keyId}`,
+  );
+  const row = r.data[0];
   return { requests: row?.requests ?? 0, cost: row?.cost ?? 0 };
 }
 

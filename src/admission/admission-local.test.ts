@@ -20,17 +20,6 @@ admissionSpec('local', {
     const spendCaps = createSpendCaps({ store: capStore, logger: silent, now });
     const budgets = budgetsOn(createLocalMeter({ store: budgetStore, logger: silent, now }));
     const admission = createLocalAdmission({ logger: silent, limiter, spendCaps, budgets, ledger });
-    return {
-      admission,
-      limiter,
-      ledger,
-      spendCaps,
-      budgets,
-      async close() {
-        await limiter.close();
-        await ledger.close();
-        await budgets.close();
-      },
-    };
+    return { admission, limiter, ledger, spendCaps, budgets };
   },
 });

@@ -3,15 +3,15 @@
 // answered as the relay always answered it; a later step's refusal gives the earlier holds
 // back; settle charges within the budgets, cap, quota and balance and corrects the tpm count.
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Ledger, LedgerStore } from '../billing/ledger.js';
 import type { SpendCaps, SpendCapStore } from '../billing/spend-caps.js';
 import type { BudgetMeter, BudgetStore } from '../budgets/meter.js';
-import { type Budget, type Budgets, createBudgets } from '../budgets/service.js';
+import { type Budgets, createBudgets } from '../budgets/service.js';
 import type { VerifiedKey } from '../keys/verify.js';
 import type { Limiter, LimitSubject } from '../limits/limiter.js';
 import { NO_LIMITS, type LimitValues } from '../limits/policy.js';
-import type { Admission, AdmitRequest } from './admission.js';
+import type { Admission, AdmitRequest, AdmitResult } from './admission.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -30,10 +30,10 @@ export interface Parts {
   ledger: Ledger;
   spendCaps: SpendCaps;
   budgets: Budgets;
-  close(): Promise<void>;
 }
 
 export interface AdmissionImpl {
+  /** The parts, closed by the spec; `disconnect`, when given, after them (a Redis connection). */
   make(deps: {
     space: string;
     now: () => number;
@@ -41,7 +41,7 @@ export interface AdmissionImpl {
     capStore: SpendCapStore;
     budgetStore: BudgetStore;
     budgets: (meter: BudgetMeter) => Budgets;
-  }): Promise<Parts>;
+  }): Promise<Parts & { disconnect?(): void }>;
 }
 
 let spaces = 0;
@@ -56,7 +56,8 @@ function key(v: {
   quotaNano?: number | null;
   limits?: Partial<LimitValues>;
   cap?: number | null;
-  budget?: Budget | null;
+  /** The key's daily budget. */
+  daily?: number;
 }): VerifiedKey {
   return {
     id: ids++,
@@ -73,7 +74,7 @@ function key(v: {
     origins: null as unknown as VerifiedKey['origins'],
     ephemeral: v.cap === undefined ? null : { id: ids++, maxCostNano: v.cap },
     guard: null,
-    budget: v.budget ?? null,
+    budget: v.daily === undefined ? null : { amountNano: v.daily, period: 'daily' },
     alertThresholds: null,
     accountBudget: null,
     accountAlertThresholds: null,
@@ -97,12 +98,38 @@ const request = (k: VerifiedKey, amount: number, extra: Partial<AdmitRequest> = 
   ...extra,
 });
 
+type Admitted = Extract<AdmitResult, { ok: true }>;
+
+/** An admitted request (else the test fails on the refusal's message). */
+function admitted(r: AdmitResult): Admitted {
+  if (!r.ok) throw new Error(r.error.message);
+  return r;
+}
+
+/** A refused request (else the test fails with `otherwise`). */
+function refused(r: AdmitResult, otherwise: string): Extract<AdmitResult, { ok: false }> {
+  if (r.ok) throw new Error(otherwise);
+  return r;
+}
+
 export function admissionSpec(name: string, impl: AdmissionImpl): void {
   describe(`${name} admission`, () => {
-    async function make(st: Stored, opts: { space?: string; now?: () => number } = {}) {
-      const now = opts.now ?? Date.now;
-      return impl.make({
-        space: opts.space ?? newSpace(),
+    const open: Array<Parts & { disconnect?(): void }> = [];
+    afterEach(async () => {
+      for (const p of open.splice(0)) {
+        await p.limiter.close();
+        await p.ledger.close();
+        await p.budgets.close();
+        p.disconnect?.();
+      }
+    });
+
+    /** Parts over fresh stores, and a key `v` whose owner's balance is `balance`. */
+    async function keyWith(v: Parameters<typeof key>[0], balance: number) {
+      const st = stored();
+      const now = Date.now;
+      const p = await impl.make({
+        space: newSpace(),
         now,
         ledgerStore: {
           usedNano: async (id) => st.used.get(id) ?? 0,
@@ -115,37 +142,40 @@ export function admissionSpec(name: string, impl: AdmissionImpl): void {
         budgets: (meter) =>
           createBudgets({ meter, groupBudget: () => null, notify: async () => {}, logger: silent, now }),
       });
+      open.push(p);
+      const k = key(v);
+      st.balance.set(k.userId, balance);
+      const admit = (amount: number, extra?: Partial<AdmitRequest>) =>
+        p.admission.admit(request(k, amount, extra));
+      /** Settles an admitted request (`tokens` used, `cost` charged) and ends it; answers the charge. */
+      const settle = async (a: Admitted, tokens: number, cost: number) => {
+        const charged = await p.admission.settle(a.hold, a.ticket, tokens, cost, Date.now());
+        a.ticket.done();
+        return charged;
+      };
+      return { st, p, k, admit, settle };
     }
 
     it('admits exactly as many concurrent requests as the balance covers, each holding its worst case', async () => {
-      const st = stored();
-      const p = await make(st);
-      const k = key({ limits: { rpm: 100 } });
-      st.balance.set(k.userId, 5_000);
-      const out = await Promise.all(Array.from({ length: 20 }, () => p.admission.admit(request(k, 1_000))));
+      const { p, k, admit } = await keyWith({ limits: { rpm: 100 } }, 5_000);
+      const out = await Promise.all(Array.from({ length: 20 }, () => admit(1_000)));
       const ok = out.filter((a) => a.ok);
       expect(ok).toHaveLength(5);
-      const refused = out.find((a) => !a.ok)!;
-      if (refused.ok) throw new Error('unreachable');
-      expect(refused.error.code).toBe('insufficient_quota');
-      expect(refused.error.message).toContain('the account balance');
+      const refusal = refused(out.find((a) => !a.ok)!, 'unreachable');
+      expect(refusal.error.code).toBe('insufficient_quota');
+      expect(refusal.error.message).toContain('the account balance');
       // The limits counted every request they admitted, refused for money or not.
-      expect(refused.ticket).not.toBeNull();
-      expect(refused.snapshot.rpm).toMatchObject({ limit: 100 });
+      expect(refusal.ticket).not.toBeNull();
+      expect(refusal.snapshot.rpm).toMatchObject({ limit: 100 });
       for (const a of out) if (!a.ok) a.ticket?.done();
       expect((await p.limiter.peek(subjectOf(k))).rpm).toMatchObject({ remaining: 80 });
-      await p.close();
     });
 
     it('a limits refusal holds no money and answers 429 with the wait', async () => {
-      const st = stored();
-      const p = await make(st);
-      const k = key({ quotaNano: 3_000, limits: { rpm: 1 } });
-      st.balance.set(k.userId, 10_000);
-      const first = await p.admission.admit(request(k, 1_000));
+      const { p, k, admit } = await keyWith({ quotaNano: 3_000, limits: { rpm: 1 } }, 10_000);
+      const first = await admit(1_000);
       expect(first.ok).toBe(true);
-      const second = await p.admission.admit(request(k, 1_000));
-      if (second.ok) throw new Error('admitted past rpm');
+      const second = refused(await admit(1_000), 'admitted past rpm');
       expect(second.error.code).toBe('rate_limit_exceeded');
       expect(second.error.status).toBe(429);
       expect(Number(second.error.headers?.['retry-after'])).toBeGreaterThan(0);
@@ -153,135 +183,92 @@ export function admissionSpec(name: string, impl: AdmissionImpl): void {
       // Only the first request holds: the rest of the quota is free.
       const rest = await p.ledger.reserve(k.id, k.userId, k.quotaNano, 2_000);
       expect(rest.ok).toBe(true);
-      await p.close();
     });
 
     it('a later refusal gives the earlier holds back: cap and budget held, then the quota refuses', async () => {
-      const st = stored();
-      const p = await make(st);
-      const k = key({ quotaNano: 500, cap: 10_000, budget: { amountNano: 10_000, period: 'daily' } });
-      st.balance.set(k.userId, 100_000);
-      const refused = await p.admission.admit(request(k, 1_000));
-      if (refused.ok) throw new Error('admitted past the quota');
-      expect(refused.error.code).toBe('insufficient_quota');
-      expect(refused.error.message).toContain("this API key's quota");
-      expect(refused.error.headers?.['x-should-retry']).toBe('false');
+      const { p, k, admit } = await keyWith({ quotaNano: 500, cap: 10_000, daily: 10_000 }, 100_000);
+      const refusal = refused(await admit(1_000), 'admitted past the quota');
+      expect(refusal.error.code).toBe('insufficient_quota');
+      expect(refusal.error.message).toContain("this API key's quota");
+      expect(refusal.error.headers?.['x-should-retry']).toBe('false');
       // Neither the cap nor the budget keeps the refused request's hold.
       const cap = await p.spendCaps.hold(k.ephemeral!.id, 10_000, 10_000);
       expect(cap).not.toBeNull();
       expect((await p.budgets.reserve(k, 10_000)).ok).toBe(true);
-      await p.close();
     });
 
     it('answers the cap and the budget refusals in their own words, and gives the cap back on a budget refusal', async () => {
-      const st = stored();
-      const p = await make(st);
-      const k = key({ cap: 2_000, budget: { amountNano: 1_500, period: 'daily' } });
-      st.balance.set(k.userId, 100_000);
+      const { st, p, k, admit } = await keyWith({ cap: 2_000, daily: 1_500 }, 100_000);
       st.budgetSpent.set(`k:${k.id}`, 1_000);
-      const byCap = await p.admission.admit(request(k, 3_000));
-      if (byCap.ok) throw new Error('admitted past the cap');
+      const byCap = refused(await admit(3_000), 'admitted past the cap');
       expect(byCap.error.code).toBe('insufficient_quota');
       expect(byCap.error.message).toContain("ephemeral key's max_cost");
-      const byBudget = await p.admission.admit(request(k, 1_000));
-      if (byBudget.ok) throw new Error('admitted past the budget');
+      const byBudget = refused(await admit(1_000), 'admitted past the budget');
       expect(byBudget.error.code).toBe('budget_exceeded');
       expect(byBudget.error.message).toContain("this API key's daily budget");
       // The cap's hold was given back: all of it is free.
       expect(await p.spendCaps.hold(k.ephemeral!.id, 2_000, 2_000)).not.toBeNull();
-      await p.close();
     });
 
     it('a cheap bound refused is judged again on the exact amount, the limits counting the request once', async () => {
-      const st = stored();
-      const p = await make(st);
-      const k = key({ quotaNano: 1_000, limits: { rpm: 10 } });
-      st.balance.set(k.userId, 100_000);
-      const a = await p.admission.admit(request(k, 5_000, { exact: () => 900 }));
-      if (!a.ok) throw new Error(a.error.message);
+      const { p, k, admit } = await keyWith({ quotaNano: 1_000, limits: { rpm: 10 } }, 100_000);
+      const a = admitted(await admit(5_000, { exact: () => 900 }));
       expect(a.hold.ledger.amount).toBe(900);
       expect((await p.limiter.peek(subjectOf(k))).rpm).toMatchObject({ remaining: 9 });
       a.ticket.done();
-      await p.close();
     });
 
     it('settles the cost, releases the rest, and counts what the ledger charged in the budget', async () => {
-      const st = stored();
-      const p = await make(st);
-      const k = key({ quotaNano: 10_000, cap: 5_000, budget: { amountNano: 8_000, period: 'daily' } });
-      st.balance.set(k.userId, 100_000);
-      const a = await p.admission.admit(request(k, 2_000));
-      if (!a.ok) throw new Error(a.error.message);
-      expect(await p.admission.settle(a.hold, a.ticket, 50, 1_200, Date.now())).toBe(1_200);
-      a.ticket.done();
+      const { p, k, admit, settle } = await keyWith({ quotaNano: 10_000, cap: 5_000, daily: 8_000 }, 100_000);
+      const a = admitted(await admit(2_000));
+      expect(await settle(a, 50, 1_200)).toBe(1_200);
       // Quota 10 000 − 1 200 spent: 8 800 left; the budget 6 800; the cap 3 800.
       expect((await p.ledger.reserve(k.id, k.userId, k.quotaNano, 8_801)).ok).toBe(false);
       const left = await p.budgets.reserve(k, 6_801);
       expect(left.ok).toBe(false);
       expect(await p.spendCaps.hold(k.ephemeral!.id, 5_000, 3_801)).toBeNull();
       expect(await p.spendCaps.hold(k.ephemeral!.id, 5_000, 3_800)).not.toBeNull();
-      await p.close();
     });
 
     it('an overrun is charged no further than the budget, the cap and the quota still cover', async () => {
-      const st = stored();
-      const p = await make(st);
-      const k = key({ quotaNano: 100_000, cap: 1_500, budget: { amountNano: 50_000, period: 'daily' } });
-      st.balance.set(k.userId, 100_000);
-      const a = await p.admission.admit(request(k, 1_000));
-      if (!a.ok) throw new Error(a.error.message);
+      const { p, k, admit, settle } = await keyWith(
+        { quotaNano: 100_000, cap: 1_500, daily: 50_000 },
+        100_000,
+      );
+      const a = admitted(await admit(1_000));
       // The cap covers 1 500 in all: an answer costing 9 000 is charged 1 500.
-      expect(await p.admission.settle(a.hold, a.ticket, 0, 9_000, Date.now())).toBe(1_500);
-      a.ticket.done();
+      expect(await settle(a, 0, 9_000)).toBe(1_500);
       expect((await p.ledger.reserve(k.id, k.userId, k.quotaNano, 98_500)).ok).toBe(true);
-      await p.close();
     });
 
     it('corrects the tpm estimate to the real usage at settle', async () => {
-      const st = stored();
-      const p = await make(st);
-      const k = key({ limits: { tpm: 1_000 } });
-      st.balance.set(k.userId, 100_000);
-      const a = await p.admission.admit(request(k, 100, { tokens: 600 }));
-      if (!a.ok) throw new Error(a.error.message);
+      const { p, k, admit, settle } = await keyWith({ limits: { tpm: 1_000 } }, 100_000);
+      const a = admitted(await admit(100, { tokens: 600 }));
       expect((await p.limiter.peek(subjectOf(k))).tpm).toMatchObject({ remaining: 400 });
-      await p.admission.settle(a.hold, a.ticket, 150, 100, Date.now());
-      a.ticket.done();
+      await settle(a, 150, 100);
       // In process the correction is not awaited, but done before settle answers (no I/O).
       expect((await p.limiter.peek(subjectOf(k))).tpm).toMatchObject({ remaining: 850 });
-      await p.close();
     });
 
     it('release gives the whole hold back', async () => {
-      const st = stored();
-      const p = await make(st);
-      const k = key({ quotaNano: 1_000, cap: 1_000, budget: { amountNano: 1_000, period: 'daily' } });
-      st.balance.set(k.userId, 1_000);
-      const a = await p.admission.admit(request(k, 1_000));
-      if (!a.ok) throw new Error(a.error.message);
+      const { p, admit } = await keyWith({ quotaNano: 1_000, cap: 1_000, daily: 1_000 }, 1_000);
+      const a = admitted(await admit(1_000));
       p.admission.release(a.hold);
       a.ticket.done();
       // Not awaited, but ahead of the next admission (in process; on Redis's one connection).
-      expect((await p.admission.admit(request(k, 1_000))).ok).toBe(true);
-      await p.close();
+      expect((await admit(1_000)).ok).toBe(true);
     });
 
     it('starts from the stored spend: a counter new to the store is seeded before it admits', async () => {
-      const st = stored();
-      const p = await make(st);
-      const k = key({ quotaNano: 10_000, cap: 10_000, budget: { amountNano: 10_000, period: 'daily' } });
-      st.balance.set(k.userId, 100_000);
+      const { st, p, k, admit } = await keyWith({ quotaNano: 10_000, cap: 10_000, daily: 10_000 }, 100_000);
       st.used.set(k.id, 9_500);
-      const a = await p.admission.admit(request(k, 1_000));
-      if (a.ok) throw new Error('admitted past the stored spend');
+      const a = refused(await admit(1_000), 'admitted past the stored spend');
       expect(a.error.message).toContain("this API key's quota");
       const k2 = key({ cap: 10_000 });
       st.balance.set(k2.userId, 100_000);
       st.capUsed.set(k2.ephemeral!.id, 9_500);
-      const b = await p.admission.admit(request(k2, 1_000));
-      if (b.ok) throw new Error('admitted past the stored cap spend');
+      const b = refused(await p.admission.admit(request(k2, 1_000)), 'admitted past the stored cap spend');
       expect(b.error.message).toContain('max_cost');
-      await p.close();
     });
   });
 }

@@ -8,14 +8,14 @@ import type { NewLog } from '../db/schema.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import type { Clock } from '../shared/clock.js';
 import { createLock } from '../shared/lock.js';
-import { type FlushHandle, type LedgerStore, spendOf } from './ledger.js';
+import { type FlushHandle, type Ledger, type LedgerStore, spendOf } from './ledger.js';
 
 export interface Counter {
   /** Value as last read from / written to the database. */
   base: number;
   /** Settled here, not yet written. */
   pending: number;
-  /** Held by requests in flight (the local ledger; the Redis one holds in Redis). */
+  /** Held by requests in flight (in process only; with Redis the holds are there). */
   reserved: number;
   lastUsed: number;
 }
@@ -29,6 +29,59 @@ export interface CountersDeps {
 
 /** Counters idle this long, with nothing pending or held, are forgotten after a flush. */
 const IDLE_MS = 10 * 60_000;
+
+/**
+ * A committed flush, per counter of `map`: `taken` leaves its pending spend and the database's
+ * change (`written`, times `sign`: spend adds to a key's use, takes from a balance) joins its
+ * base. Counters exist for rows settled by this process; replayed rows have none (their spend
+ * is in the database now, where a counter loaded later reads it).
+ */
+export function moveToBase(
+  map: Map<number, Counter>,
+  taken: ReadonlyMap<number, number>,
+  written: ReadonlyMap<number, number>,
+  sign: 1 | -1,
+): void {
+  for (const [id, d] of taken) {
+    const c = map.get(id);
+    if (!c) continue;
+    c.pending -= d;
+    c.base += sign * (written.get(id) ?? 0);
+  }
+}
+
+/** Forgets idle counters with nothing pending or held, so memory tracks the active set, not every key ever seen. */
+export function forgetIdle(maps: Map<number, Counter>[], now: number): void {
+  const idleBefore = now - IDLE_MS;
+  for (const m of maps)
+    for (const [id, c] of m) if (!c.pending && !c.reserved && c.lastUsed < idleBefore) m.delete(id);
+}
+
+/**
+ * A flush's handle, with `acquire`'s lock held from the write until the transaction commits or
+ * aborts, so no base is re-read mid-flush: `write` adds the batch's spend inside the
+ * transaction, `commit` moves it into the counters once the transaction commits.
+ */
+export async function lockedFlush(
+  acquire: () => Promise<() => void>,
+  write: () => Promise<void>,
+  commit: () => void,
+): Promise<FlushHandle> {
+  const release = await acquire();
+  try {
+    await write();
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return {
+    committed() {
+      commit();
+      release();
+    },
+    aborted: release,
+  };
+}
 
 export function createCounters(deps: CountersDeps) {
   const now = deps.now ?? Date.now;
@@ -107,43 +160,22 @@ export function createCounters(deps: CountersDeps) {
       rows: readonly NewLog[],
       written: readonly NewLog[] = rows,
     ): Promise<FlushHandle> {
-      // Held from here until commit or abort, so no base is re-read mid-flush.
-      const release = await acquire();
       // Written: the spend the database gains. Taken: the spend no longer pending here (a row
       // the database already held, from a replay or a repeat, charges nothing twice).
       const { keys: keyDeltas, users: userDeltas } = spendOf(written);
       const taken = written === rows ? { keys: keyDeltas, users: userDeltas } : spendOf(rows);
-      try {
-        await deps.store.addUsed(trx, keyDeltas);
-        await deps.store.subtractSpend(trx, userDeltas);
-      } catch (err) {
-        release();
-        throw err;
-      }
-      return {
-        committed() {
-          // Counters exist for rows settled by this process; replayed rows have none (their
-          // spend is in the database now, where a counter loaded later reads it).
-          for (const [id, d] of taken.keys) {
-            const c = keys.get(id);
-            if (!c) continue;
-            c.pending -= d;
-            c.base += keyDeltas.get(id) ?? 0;
-          }
-          for (const [id, d] of taken.users) {
-            const c = users.get(id);
-            if (!c) continue;
-            c.pending -= d;
-            c.base -= userDeltas.get(id) ?? 0;
-          }
-          // Forget idle accounts so memory tracks the active set, not every key ever seen.
-          const idleBefore = now() - IDLE_MS;
-          for (const m of [keys, users])
-            for (const [id, c] of m) if (!c.pending && !c.reserved && c.lastUsed < idleBefore) m.delete(id);
-          release();
+      return lockedFlush(
+        acquire,
+        async () => {
+          await deps.store.addUsed(trx, keyDeltas);
+          await deps.store.subtractSpend(trx, userDeltas);
         },
-        aborted: release,
-      };
+        () => {
+          moveToBase(keys, taken.keys, keyDeltas, 1);
+          moveToBase(users, taken.users, userDeltas, -1);
+          forgetIdle([keys, users], now());
+        },
+      );
     },
 
     stats: () => ({ keys: keys.size, users: users.size }),
@@ -151,3 +183,24 @@ export function createCounters(deps: CountersDeps) {
 }
 
 export type Counters = ReturnType<typeof createCounters>;
+
+/**
+ * The Ledger members both implementations answer alike over their counters: their own `settle`,
+ * a release (a settle at cost 0, in the background, errors logged), the shown values, the
+ * usage writer's flush and the stats.
+ */
+export function countedMembers(
+  counters: Counters,
+  settle: Ledger['settle'],
+  logger: Logger,
+): Pick<Ledger, 'settle' | 'release' | 'usedNano' | 'balanceNano' | 'flushInto' | 'stats'> {
+  return {
+    settle,
+    release: (r) =>
+      void settle(r, 0).catch((err: unknown) => logger.error({ err: String(err) }, 'ledger: release failed')),
+    usedNano: counters.usedNano,
+    balanceNano: counters.balanceNano,
+    flushInto: counters.flushInto,
+    stats: counters.stats,
+  };
+}

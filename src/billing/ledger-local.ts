@@ -13,7 +13,7 @@ import {
   refusal,
   userRoom,
 } from './ledger.js';
-import { createCounters } from './ledger-counters.js';
+import { countedMembers, createCounters } from './ledger-counters.js';
 
 export interface LocalLedgerDeps {
   store: LedgerStore;
@@ -56,17 +56,9 @@ export function createLocalLedger(deps: LocalLedgerDeps): Ledger {
       k.lastUsed = u.lastUsed = counters.now();
       return { ok: true, reservation: { keyId, userId, quotaNano, amount, done: false } };
     },
-    settle,
-    release: (r) =>
-      void settle(r, 0).catch((err: unknown) =>
-        deps.logger.error({ err: String(err) }, 'ledger: release failed'),
-      ),
-    usedNano: counters.usedNano,
-    balanceNano: counters.balanceNano,
-    flushInto: counters.flushInto,
+    ...countedMembers(counters, settle, deps.logger),
     // Counters re-read the balance on the user's invalidation message.
     credit: async () => {},
-    stats: counters.stats,
     close: async () => {},
   };
 }

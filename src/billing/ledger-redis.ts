@@ -14,7 +14,7 @@ import type { Clock } from '../shared/clock.js';
 import { LUA_HELD, startHoldLease } from '../shared/hold-lease.js';
 import { LUA_INT, type LuaCall, luaFunction, luaRunner } from '../shared/lua.js';
 import type { Ledger, LedgerStore, Reservation, ReserveResult } from './ledger.js';
-import { createCounters } from './ledger-counters.js';
+import { countedMembers, createCounters } from './ledger-counters.js';
 
 export interface RedisLedgerDeps {
   store: LedgerStore;
@@ -154,16 +154,9 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
   const counters = createCounters(deps);
   const rk = (keyId: number) => `${deps.redisPrefix}:ledger:k:${keyId}`;
   const ru = (userId: number) => `${deps.redisPrefix}:ledger:u:${userId}`;
-  const leaseMs = deps.holdLeaseMs ?? 30_000;
   // Keeps this instance's holds alive while it runs (a long stream outlives many leases).
-  const lease = startHoldLease({
-    redis,
-    livePrefix: `${deps.redisPrefix}:ledger:live:`,
-    leaseMs,
-    logger: deps.logger,
-    what: 'ledger',
-  });
-  const { livePrefix, liveKey, holdField } = lease;
+  const lease = startHoldLease(redis, `${deps.redisPrefix}:ledger:live:`, 'ledger', deps);
+  const { livePrefix, liveKey, holdField, leaseMs } = lease;
   const reserveScript = luaRunner(redis, RESERVE_LUA);
   const settleScript = luaRunner(redis, SETTLE_LUA);
 
@@ -239,18 +232,10 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
       if (answer === RESERVE_RESULT.NEEDS_SEED) answer = await run(await steps.seeds(keyId, userId));
       return steps.readReserve(keyId, userId, quotaNano, amount, answer);
     },
-    settle,
-    release: (r) =>
-      void settle(r, 0).catch((err: unknown) =>
-        deps.logger.error({ err: String(err) }, 'ledger: release failed'),
-      ),
-    usedNano: counters.usedNano,
-    balanceNano: counters.balanceNano,
-    flushInto: counters.flushInto,
+    ...countedMembers(counters, settle, deps.logger),
     async credit(userId, amountNano) {
       await redis.eval(CREDIT_LUA, 1, ru(userId), int(amountNano));
     },
-    stats: counters.stats,
     async close() {
       await lease.close();
     },

@@ -19,6 +19,7 @@ import type { NewLog } from '../db/schema.js';
 import { createLock } from '../shared/lock.js';
 import { LUA_INT, type LuaCall, luaFunction, luaRunner } from '../shared/lua.js';
 import { chargeFor, type FlushHandle } from './ledger.js';
+import { type Counter, forgetIdle, lockedFlush, moveToBase } from './ledger-counters.js';
 import { int } from './ledger-redis.js';
 
 export interface CapHold {
@@ -69,15 +70,6 @@ export interface CapSteps {
   settled(h: CapHold, charge: number): void;
 }
 
-interface Counter {
-  base: number;
-  pending: number;
-  /** Local holds (in-process mode only). */
-  reserved: number;
-  lastUsed: number;
-}
-
-const IDLE_MS = 10 * 60_000;
 const COUNTER_TTL_S = 2 * 3600;
 const OK = 0;
 const CAP = 1;
@@ -244,30 +236,16 @@ export function createSpendCaps(deps: {
       return c ? c.base + c.pending : dbValue;
     },
     async flushInto(trx, rows, written) {
-      const release = await acquire();
       const deltas = spendOf(written);
       const taken = written === rows ? deltas : spendOf(rows);
-      try {
-        await deps.store.addUsed(trx, deltas);
-      } catch (err) {
-        release();
-        throw err;
-      }
-      return {
-        committed() {
-          for (const [id, d] of taken) {
-            const c = counters.get(id);
-            if (!c) continue;
-            c.pending -= d;
-            c.base += deltas.get(id) ?? 0;
-          }
-          const idleBefore = now() - IDLE_MS;
-          for (const [id, c] of counters)
-            if (!c.pending && !c.reserved && c.lastUsed < idleBefore) counters.delete(id);
-          release();
+      return lockedFlush(
+        acquire,
+        () => deps.store.addUsed(trx, deltas),
+        () => {
+          moveToBase(counters, taken, deltas, 1);
+          forgetIdle([counters], now());
         },
-        aborted: release,
-      };
+      );
     },
     steps: redis ? steps : null,
   };

@@ -382,15 +382,8 @@ export function createRedisMeter(deps: {
   const { redis } = deps;
   const c = createCounters(deps.store, deps.now ?? Date.now);
   const rk = (cid: string) => `${deps.redisPrefix}:budget:${cid}`;
-  const leaseMs = deps.holdLeaseMs ?? 30_000;
-  const lease = startHoldLease({
-    redis,
-    livePrefix: `${deps.redisPrefix}:budget:live:`,
-    leaseMs,
-    logger: deps.logger,
-    what: 'budgets',
-  });
-  const { livePrefix, liveKey, holdField } = lease;
+  const lease = startHoldLease(redis, `${deps.redisPrefix}:budget:live:`, 'budgets', deps);
+  const { livePrefix, liveKey, holdField, leaseMs } = lease;
   const reserveScript = luaRunner(redis, script('BUDGET_RESERVE'));
   const settleScript = luaRunner(redis, script('BUDGET_SETTLE'));
   const roomScript = luaRunner(redis, script('BUDGET_ROOM'));

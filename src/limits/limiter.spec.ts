@@ -2,8 +2,8 @@
 // through the limiter the relay uses: exact admission at each limit under bursts, sliding
 // windows without a boundary burst, token estimates corrected at settle, concurrency slots
 // given back and, when an instance dies, expiring on their own. Time is a manual clock.
-import { describe, expect, it } from 'vitest';
-import { createLimiter, type LimitSubject } from './limiter.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Admission, createLimiter, type Limiter, type LimitSubject, type Refusal } from './limiter.js';
 import { NO_LIMITS, type GroupPolicy, type LimitValues } from './policy.js';
 import type { LimitStore } from './store.js';
 
@@ -53,12 +53,28 @@ function subject(v: {
   };
 }
 
+/** The refusal of a request the test expects refused (else the test fails). */
+function refusalOf(a: Admission): Refusal {
+  if (a.ok) throw new Error('unreachable');
+  return a.refusal;
+}
+
 export function limiterSpec(name: string, impl: StoreImpl): void {
   describe(`${name} limits`, () => {
-    async function limiterOn(clock: { now: () => number }, opts: { space?: string; leaseMs?: number } = {}) {
+    const open: Limiter[] = [];
+    afterEach(async () => {
+      for (const l of open.splice(0)) await l.close();
+    });
+    /** A limiter on its own store (else `opts.space`'s), on `clock` (a manual one by default). */
+    async function limiterOn(
+      clock: { now: () => number } = manualClock(),
+      opts: { space?: string; leaseMs?: number } = {},
+    ) {
       const leaseMs = opts.leaseMs ?? 30_000;
       const store = await impl.make(opts.space ?? newSpace(), leaseMs);
-      return createLimiter({ store, now: clock.now, leaseMs, renewEveryMs: null });
+      const l = createLimiter({ store, now: clock.now, leaseMs, renewEveryMs: null });
+      open.push(l);
+      return l;
     }
 
     it('admits exactly rpm requests of a parallel burst, and says when to retry', async () => {
@@ -68,13 +84,12 @@ export function limiterSpec(name: string, impl: StoreImpl): void {
       const out = await Promise.all(Array.from({ length: 40 }, () => l.admit(s, 10)));
       expect(out.filter((a) => a.ok).length).toBe(7);
       const refused = out.find((a) => !a.ok)!;
-      if (refused.ok) throw new Error('unreachable');
-      expect(refused.refusal.kind).toBe('rpm');
-      expect(refused.refusal.message).toContain('this API key');
+      const refusal = refusalOf(refused);
+      expect(refusal.kind).toBe('rpm');
+      expect(refusal.message).toContain('this API key');
       // Counted at 10 s into the minute: the bucket stops counting 61 s after its second began.
-      expect(refused.refusal.retryAfterMs).toBe(61_000);
+      expect(refusal.retryAfterMs).toBe(61_000);
       expect(refused.snapshot.rpm).toMatchObject({ limit: 7, remaining: 0, scope: 'key' });
-      await l.close();
     });
 
     it('has no burst across a minute boundary: at most rpm in any 60 seconds', async () => {
@@ -100,7 +115,6 @@ export function limiterSpec(name: string, impl: StoreImpl): void {
       for (let i = 0; i < 5; i++) expect((await l2.admit(burst, 1)).ok).toBe(true);
       c2.advance(2_000); // 1 s into the next minute
       expect((await l2.admit(burst, 1)).ok).toBe(false);
-      await Promise.all([l.close(), l2.close()]);
     });
 
     it('frees a window bucket by bucket as it slides', async () => {
@@ -110,19 +124,14 @@ export function limiterSpec(name: string, impl: StoreImpl): void {
       expect((await l.admit(s, 1)).ok).toBe(true); // second 0
       clock.advance(30_000);
       expect((await l.admit(s, 1)).ok).toBe(true); // second 30
-      const r = await l.admit(s, 1);
-      expect(r.ok).toBe(false);
-      if (r.ok) throw new Error('unreachable');
-      expect(r.refusal.retryAfterMs).toBe(31_000); // second 0's bucket ends at 61 s
+      expect(refusalOf(await l.admit(s, 1)).retryAfterMs).toBe(31_000); // second 0's bucket ends at 61 s
       clock.advance(31_000);
       expect((await l.admit(s, 1)).ok).toBe(true);
       expect((await l.admit(s, 1)).ok).toBe(false);
-      await l.close();
     });
 
     it('tpm admits on the estimate and is corrected to the real usage at settle', async () => {
-      const clock = manualClock(0);
-      const l = await limiterOn(clock);
+      const l = await limiterOn();
       const s = subject({ key: { tpm: 1000 } });
       const a = await l.admit(s, 600);
       expect(a.ok).toBe(true);
@@ -139,16 +148,11 @@ export function limiterSpec(name: string, impl: StoreImpl): void {
       await new Promise((r) => setImmediate(r));
       expect((await l.peek(s)).tpm?.remaining).toBe(900);
       // A request bigger than the limit itself can never pass: waiting will not help.
-      const big = await l.admit(s, 1001);
-      expect(big.ok).toBe(false);
-      if (big.ok) throw new Error('unreachable');
-      expect(big.refusal.never).toBe(true);
-      await l.close();
+      expect(refusalOf(await l.admit(s, 1001)).never).toBe(true);
     });
 
     it('the account limit counts all its keys together; the strictest scope refuses', async () => {
-      const clock = manualClock(0);
-      const l = await limiterOn(clock);
+      const l = await limiterOn();
       const userId = ids++;
       const k1 = subject({ userId, key: { rpm: 10 }, account: { rpm: 3 } });
       const k2 = subject({ userId, key: { rpm: 10 }, account: { rpm: 3 } });
@@ -157,49 +161,38 @@ export function limiterSpec(name: string, impl: StoreImpl): void {
       const third = await l.admit(k1, 1);
       expect(third.ok).toBe(true);
       if (third.ok) expect(third.snapshot.rpm).toMatchObject({ limit: 3, remaining: 0, scope: 'account' });
-      const r = await l.admit(k2, 1);
-      expect(r.ok).toBe(false);
-      if (!r.ok) expect(r.refusal.message).toContain('this account');
+      expect(refusalOf(await l.admit(k2, 1)).message).toContain('this account');
       // A refused request is not counted in any scope: the key still has 8 left of its own.
       expect((await l.peek(k2)).rpm).toMatchObject({ limit: 3, remaining: 0 });
-      await l.close();
     });
 
     it('a group default applies to keys and accounts without their own, and caps those with one', async () => {
-      const clock = manualClock(0);
-      const l = await limiterOn(clock);
+      const l = await limiterOn();
       const s = subject({ keyGroup: { rpm: 2 }, accountGroup: { rpm: 100 } });
       expect((await l.admit(s, 1)).ok).toBe(true);
       expect((await l.admit(s, 1)).ok).toBe(true);
-      const r = await l.admit(s, 1);
-      expect(r.ok).toBe(false);
-      if (!r.ok) expect(r.refusal.message).toContain("its group's default");
+      expect(refusalOf(await l.admit(s, 1)).message).toContain("its group's default");
       // A key's own value above its group's (the group was tightened later) counts as the group's.
       const capped = subject({ key: { rpm: 50 }, keyGroup: { rpm: 1 } });
       expect((await l.admit(capped, 1)).ok).toBe(true);
       expect((await l.admit(capped, 1)).ok).toBe(false);
-      await l.close();
     });
 
     it('max_concurrency: exactly that many at once; a slot frees when its request ends', async () => {
-      const clock = manualClock(0);
-      const l = await limiterOn(clock);
+      const l = await limiterOn();
       const s = subject({ key: { maxConcurrency: 3 } });
       const out = await Promise.all(Array.from({ length: 50 }, () => l.admit(s, 1)));
       const ok = out.filter((a) => a.ok);
       expect(ok.length).toBe(3);
-      const refused = out.find((a) => !a.ok)!;
-      if (!refused.ok) {
-        expect(refused.refusal.kind).toBe('concurrency');
-        expect(refused.refusal.retryAfterMs).toBeGreaterThan(0);
-      }
+      const refusal = refusalOf(out.find((a) => !a.ok)!);
+      expect(refusal.kind).toBe('concurrency');
+      expect(refusal.retryAfterMs).toBeGreaterThan(0);
       expect((await l.peek(s)).concurrency).toMatchObject({ limit: 3, remaining: 0 });
       for (const a of ok) if (a.ok) a.ticket.done();
       for (const a of ok) if (a.ok) a.ticket.done(); // twice is once
       await new Promise((r) => setImmediate(r));
       expect((await l.peek(s)).concurrency).toMatchObject({ limit: 3, remaining: 3 });
       expect(l.heldSlots()).toBe(0);
-      await l.close();
     });
 
     it('instances share every counter', async () => {
@@ -210,7 +203,6 @@ export function limiterSpec(name: string, impl: StoreImpl): void {
       const s = subject({ key: { rpm: 5, maxConcurrency: 2 } });
       const out = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? a : b).admit(s, 1)));
       expect(out.filter((x) => x.ok).length).toBe(2);
-      await Promise.all([a.close(), b.close()]);
     });
 
     it("a dead instance's slots expire with their lease; a live one's are renewed", async () => {
@@ -233,13 +225,10 @@ export function limiterSpec(name: string, impl: StoreImpl): void {
       expect((await live.admit(s, 1)).ok).toBe(false);
       if (held.ok) held.ticket.done();
       if (after.ok) after.ticket.done();
-      await dead.close();
-      await live.close();
     });
 
     it('peek counts nothing and reports each limit in force', async () => {
-      const clock = manualClock(0);
-      const l = await limiterOn(clock);
+      const l = await limiterOn();
       const s = subject({ key: { rpm: 4, tpm: 100, maxConcurrency: 2 } });
       expect(await l.peek(s)).toMatchObject({
         rpm: { limit: 4, remaining: 4, resetInMs: 0 },
@@ -250,7 +239,6 @@ export function limiterSpec(name: string, impl: StoreImpl): void {
       const a = await l.admit(s, 10);
       expect(a.ok && a.snapshot.rpm).toMatchObject({ remaining: 3, resetInMs: 61_000 });
       expect((await l.peek(s)).rpm).toMatchObject({ remaining: 3 });
-      await l.close();
     });
   });
 }

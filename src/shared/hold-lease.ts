@@ -29,26 +29,30 @@ export interface HoldLease {
   liveKey: string;
   /** This instance's hold field in a counter. */
   holdField: string;
+  /** How long the liveness key lives without a heartbeat. */
+  leaseMs: number;
   /** Stops the heartbeat and drops the liveness key (this instance's holds stop counting). */
   close(): Promise<void>;
 }
 
-/** Starts this instance's lease under `${livePrefix}<random id>`; `what` names it in logs. */
-export function startHoldLease(deps: {
-  redis: Redis;
-  livePrefix: string;
-  leaseMs: number;
-  logger: Logger;
-  what: string;
-}): HoldLease {
-  const { redis, livePrefix, leaseMs } = deps;
+/**
+ * Starts this instance's lease under `${livePrefix}<random id>`, of `holdLeaseMs` (30 s unless
+ * given); `what` names it in logs.
+ */
+export function startHoldLease(
+  redis: Redis,
+  livePrefix: string,
+  what: string,
+  deps: { logger: Logger; holdLeaseMs?: number },
+): HoldLease {
+  const leaseMs = deps.holdLeaseMs ?? 30_000;
   const instance = randomBytes(8).toString('hex');
   const liveKey = livePrefix + instance;
   const heartbeat = setInterval(
     () =>
       void redis
         .set(liveKey, '1', 'PX', leaseMs)
-        .catch((err) => deps.logger.warn({ err: String(err) }, `${deps.what}: hold lease renewal failed`)),
+        .catch((err) => deps.logger.warn({ err: String(err) }, `${what}: hold lease renewal failed`)),
     Math.max(250, Math.floor(leaseMs / 3)),
   );
   heartbeat.unref();
@@ -56,6 +60,7 @@ export function startHoldLease(deps: {
     livePrefix,
     liveKey,
     holdField: `h:${instance}`,
+    leaseMs,
     async close() {
       clearInterval(heartbeat);
       await redis.del(liveKey).catch(() => {});

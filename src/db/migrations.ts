@@ -7,7 +7,7 @@ import { DAY_MS, dayStart, ensureDayPartitionsIn } from './partitions.js';
 /** Day partitions of `logs` made ahead of the current day (PostgreSQL), here and by the periodic job. */
 export const LOG_PARTITION_DAYS_AHEAD = 3;
 
-function migrations(dialect: Dialect): Record<string, Migration> {
+export function migrations(dialect: Dialect): Record<string, Migration> {
   // The only difference between the dialects: how an auto-increment key is spelt.
   const idType = dialect === 'postgres' ? 'bigserial' : 'integer';
   const id = (c: any) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());

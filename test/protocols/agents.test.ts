@@ -9,12 +9,12 @@
 // - For newer model families (gpt-5.6-*) it declares every tool in an `additional_tools`
 //   input item, not in `tools`: translated, they must not be lost.
 import { readFileSync } from 'node:fs';
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type TestServer, userWithKey } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
+import { priceEach, relayForSuite } from '../helpers/relay-suite.js';
 import type { MockProvider } from '../mock-provider/server.js';
-import { addChannel, setPrice } from '../relay/relay-helpers.js';
+import { client as openaiClient } from '../relay/relay-helpers.js';
 
 const UPSTREAM_KEY = 'sk-upstream-agents-secret';
 const PRICE = { input: 1.25, output: 10, cached_input: 0.125 };
@@ -45,27 +45,23 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
   let mock: MockProvider;
   let client: OpenAI;
 
-  gatewayForSuite({}, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
+  relayForSuite(
+    {},
+    {
+      apiKey: UPSTREAM_KEY,
+      channels: [
+        { type: 'openai', models: ['codex-chat'], responses: false },
+        { type: 'anthropic', models: ['codex-claude'] },
+      ],
+      prices: priceEach(['codex-chat', 'codex-claude'], PRICE),
+    },
+    (g) => {
+      ({ s, mock } = g);
+    },
+  );
   beforeAll(async () => {
-    await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: UPSTREAM_KEY,
-      models: ['codex-chat'],
-      responses: false,
-    });
-    await addChannel(s, {
-      type: 'anthropic',
-      base_url: mock.url.replace(/\/v1$/, ''),
-      api_key: UPSTREAM_KEY,
-      models: ['codex-claude'],
-    });
-    for (const m of ['codex-chat', 'codex-claude']) await setPrice(s, m, PRICE);
     const u = await userWithKey(s, { balance: 100 });
-    client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: u.secret, maxRetries: 0, timeout: 20_000 });
+    client = openaiClient(s, u.secret);
   });
   beforeEach(() => mock.reset());
 
@@ -280,28 +276,30 @@ describe('Claude Code through the gateway, replayed', () => {
   let mock: MockProvider;
   let secret: string;
 
-  gatewayForSuite({}, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
+  relayForSuite(
+    {},
+    {
+      apiKey: UPSTREAM_KEY,
+      channels: [
+        { type: 'anthropic', models: ['claude-mole'] },
+        { type: 'openai', models: ['gpt-mole'] },
+      ],
+      prices: priceEach(['claude-mole', 'gpt-mole'], PRICE),
+    },
+    (g) => {
+      ({ s, mock } = g);
+    },
+  );
   beforeAll(async () => {
-    await addChannel(s, {
-      type: 'anthropic',
-      base_url: mock.url.replace(/\/v1$/, ''),
-      api_key: UPSTREAM_KEY,
-      models: ['claude-mole'],
-    });
-    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: UPSTREAM_KEY, models: ['gpt-mole'] });
-    for (const m of ['claude-mole', 'gpt-mole']) await setPrice(s, m, PRICE);
     secret = (await userWithKey(s, { balance: 100 })).secret;
   });
   beforeEach(() => mock.reset());
 
-  const send = (model: string, auth: Record<string, string>) =>
+  const send = (model: string, auth: Record<string, string>, body: Json = {}) =>
     fetch(`${s.url}/v1/messages?beta=true`, {
       method: 'POST',
       headers: { ...CC_TURN.headers, 'content-type': 'application/json', ...auth },
-      body: JSON.stringify({ ...CC_TURN.body, model }),
+      body: JSON.stringify({ ...CC_TURN.body, model, ...body }),
     });
 
   /** The SSE events of an Anthropic stream, by name, with their data. */
@@ -337,11 +335,7 @@ describe('Claude Code through the gateway, replayed', () => {
     expect(up.headers['x-api-key']).toBe(UPSTREAM_KEY);
 
     const messages = (CC_TURN.body.messages as Json[]).filter((m) => m.role !== 'system');
-    const res = await fetch(`${s.url}/v1/messages?beta=true`, {
-      method: 'POST',
-      headers: { ...CC_TURN.headers, 'content-type': 'application/json', authorization: `Bearer ${secret}` },
-      body: JSON.stringify({ ...CC_TURN.body, model: 'claude-mole', messages }),
-    });
+    const res = await send('claude-mole', { authorization: `Bearer ${secret}` }, { messages });
     expect(res.status).toBe(200);
     const ev = await events(res);
     expect(ev[0]!.event).toBe('message_start');

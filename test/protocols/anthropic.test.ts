@@ -5,11 +5,11 @@
 // stream, tool round trips), exact cost per log row, token counting, and the key rules in
 // Anthropic's error shape and the contract's check order.
 import Anthropic from '@anthropic-ai/sdk';
-import OpenAI from 'openai';
-import { beforeAll, describe, expect, it } from 'vitest';
+import type OpenAI from 'openai';
+import { describe, expect, it } from 'vitest';
 import { countMessagesTokens } from '../../src/relay/protocols/anthropic.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
+import { relayForSuite } from '../helpers/relay-suite.js';
 import { countAnthropicPromptTokens, expectedAnthropicText } from '../mock-provider/anthropic.js';
 import { expectedGeminiText } from '../mock-provider/gemini.js';
 import {
@@ -18,7 +18,15 @@ import {
   expectedChatCompletion,
   type MockProvider,
 } from '../mock-provider/server.js';
-import { addChannel, allLogs, type LogRow, nanoOf, setPrice } from '../relay/relay-helpers.js';
+import {
+  addChannel,
+  allLogs,
+  client,
+  type LogRow,
+  nanoOf,
+  rawRelay,
+  setPrice,
+} from '../relay/relay-helpers.js';
 
 const UP_KEY = 'sk-ant-upstream-secret-0001';
 
@@ -79,40 +87,31 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
   let origin: string;
 
   const sdk = (key: string) => new Anthropic({ baseURL: s.url, apiKey: key, maxRetries: 0, timeout: 20_000 });
-  const openai = (key: string) =>
-    new OpenAI({ baseURL: `${s.url}/v1`, apiKey: key, maxRetries: 0, timeout: 20_000 });
-  const raw = async (path: string, body: unknown, headers: Record<string, string>) => {
-    const res = await fetch(s.url + path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json: any = null;
-    try {
-      json = JSON.parse(text);
-    } catch {}
-    return { status: res.status, headers: res.headers, text, json };
-  };
+  const openai = (key: string) => client(s, key);
+  /** A call under /v1 the SDK cannot make (a string body is sent as it is). */
+  const raw = (path: string, body: unknown, headers: Record<string, string>) =>
+    rawRelay(s, path, { body: typeof body === 'string' ? body : JSON.stringify(body), headers });
   const lastUpstream = () => mock.requests[mock.requests.length - 1]!;
 
-  gatewayForSuite({ backend }, { apiKey: UP_KEY }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
-  beforeAll(async () => {
-    origin = mock.url.replace(/\/v1$/, '');
-    await addChannel(s, {
-      type: 'anthropic',
-      base_url: origin,
-      api_key: UP_KEY,
-      models: ['claude-pass', 'claude-trans', 'claude-pricey'],
-      model_map: { 'claude-pass': 'claude-upstream-1' },
-    });
-    // The OpenAI side of the mock checks Bearer credentials against the same key.
-    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: UP_KEY, models: ['gpt-trans'] });
-    for (const [m, p] of Object.entries(PRICES)) await setPrice(s, m, p as never);
-  });
+  relayForSuite(
+    { backend },
+    {
+      apiKey: UP_KEY,
+      channels: [
+        {
+          type: 'anthropic',
+          models: ['claude-pass', 'claude-trans', 'claude-pricey'],
+          model_map: { 'claude-pass': 'claude-upstream-1' },
+        },
+        // The OpenAI side of the mock checks Bearer credentials against the same key.
+        { type: 'openai', models: ['gpt-trans'] },
+      ],
+      prices: PRICES,
+    },
+    (g) => {
+      ({ s, mock, origin } = g);
+    },
+  );
 
   // ── pass-through: Anthropic in → Anthropic channel ───────────────────────────────────────
 
@@ -163,7 +162,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect(m.usage.output_tokens).toBe(8);
       expect(lastUpstream().headers['anthropic-beta']).toBe('context-management-2025-06-27');
       const r = await raw(
-        '/v1/messages?beta=true',
+        '/messages?beta=true',
         { model: 'claude-pass', max_tokens: 4, messages: [user('Hi')] },
         { 'x-api-key': secret, 'anthropic-version': '2023-06-01' },
       );
@@ -225,7 +224,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         times: 1,
       });
       const r = await raw(
-        '/v1/messages',
+        '/messages',
         { model: 'claude-pass', max_tokens: 8, messages: [user('Hi')] },
         { 'x-api-key': secret, 'anthropic-version': '2023-06-01' },
       );
@@ -329,7 +328,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       for (const row of rows) expect(row.cost).toBe(0);
       // Its refusals speak Anthropic too: a bad body, a model the key may not use.
       const bad = await raw(
-        '/v1/messages/count_tokens',
+        '/messages/count_tokens',
         { model: 'claude-pass', messages: [] },
         { 'x-api-key': secret },
       );
@@ -855,7 +854,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       await setPrice(s, 'claude-badkey', { input: 1, output: 2 });
       const { secret } = await userWithKey(s);
       const r = await raw(
-        '/v1/messages',
+        '/messages',
         { model: 'claude-badkey', max_tokens: 8, messages: [user('Hi')] },
         { 'x-api-key': secret },
       );
@@ -943,14 +942,9 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     }
 
     it('missing and invalid keys → 401 authentication_error', async () => {
+      expectAnthropicError(await raw('/messages', body, {}), 401, 'authentication_error', 'missing_api_key');
       expectAnthropicError(
-        await raw('/v1/messages', body, {}),
-        401,
-        'authentication_error',
-        'missing_api_key',
-      );
-      expectAnthropicError(
-        await raw('/v1/messages', body, { 'x-api-key': 'sk-not-a-real-key' }),
+        await raw('/messages', body, { 'x-api-key': 'sk-not-a-real-key' }),
         401,
         'authentication_error',
         'invalid_api_key',
@@ -965,7 +959,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     it('disabled key → 401 key_disabled (before the model rules)', async () => {
       const { secret, key } = await userWithKey(s, { key: { models: ['something-else'] } });
       await s.api('PATCH', `/api/keys/${key.id}`, { status: 'disabled' });
-      const r = await raw('/v1/messages', body, { 'x-api-key': secret });
+      const r = await raw('/messages', body, { 'x-api-key': secret });
       expectAnthropicError(r, 401, 'authentication_error', 'key_disabled');
     });
 
@@ -973,7 +967,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       const { secret } = await userWithKey(s, {
         key: { allowed_ips: ['10.9.8.7'], models: ['something-else'] },
       });
-      const r = await raw('/v1/messages', body, { authorization: `Bearer ${secret}` });
+      const r = await raw('/messages', body, { authorization: `Bearer ${secret}` });
       expectAnthropicError(r, 403, 'permission_error', 'ip_not_allowed');
     });
 
@@ -988,7 +982,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         error: { type: 'permission_error', code: 'model_not_allowed' },
       });
       const { secret: s2 } = await userWithKey(s);
-      const r = await raw('/v1/messages', { ...body, model: 'claude-nowhere' }, { 'x-api-key': s2 });
+      const r = await raw('/messages', { ...body, model: 'claude-nowhere' }, { 'x-api-key': s2 });
       expectAnthropicError(r, 404, 'not_found_error', 'model_not_found');
       const e2 = await sdk(s2)
         .messages.create({ ...body, model: 'claude-nowhere' })
@@ -998,7 +992,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
 
     it('insufficient quota → 429 rate_limit_error with code insufficient_quota, x-should-retry: false', async () => {
       const { secret } = await userWithKey(s, { key: { quota: 0.01 } });
-      const r = await raw('/v1/messages', { ...body, model: 'claude-pricey' }, { 'x-api-key': secret });
+      const r = await raw('/messages', { ...body, model: 'claude-pricey' }, { 'x-api-key': secret });
       expectAnthropicError(r, 429, 'rate_limit_error', 'insufficient_quota');
       expect(r.headers.get('x-should-retry')).toBe('false');
       expect(mock.requests.some((q) => (q.body as { model?: string })?.model === 'claude-pricey')).toBe(
@@ -1009,13 +1003,13 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     it('a client mistake → 400 invalid_request_error naming the field', async () => {
       const { secret } = await userWithKey(s);
       const r = await raw(
-        '/v1/messages',
+        '/messages',
         { model: 'claude-pass', messages: [user('Hi')] },
         { 'x-api-key': secret },
       );
       expectAnthropicError(r, 400, 'invalid_request_error', 'invalid_request');
       expect(r.json.error.message).toContain('max_tokens');
-      const bad = await raw('/v1/messages', '{not json', { 'x-api-key': secret });
+      const bad = await raw('/messages', '{not json', { 'x-api-key': secret });
       expectAnthropicError(bad, 400, 'invalid_request_error', 'invalid_request');
     });
   });

@@ -5,10 +5,10 @@
 // row, and the key rules answered in Google's error shape.
 import { ApiError, type GenerateContentResponse, GoogleGenAI } from '@google/genai';
 import type OpenAI from 'openai';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { countGeminiTokens } from '../../src/relay/protocols/gemini.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
+import { relayForSuite } from '../helpers/relay-suite.js';
 import { countGeminiPromptTokens, expectedGeminiText } from '../mock-provider/gemini.js';
 import {
   countChatPromptTokens,
@@ -59,28 +59,24 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
   let mock: MockProvider;
   let origin: string;
 
-  gatewayForSuite({ backend }, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
-  beforeAll(async () => {
-    origin = mock.url.replace(/\/v1$/, '');
-    await addChannel(s, {
-      type: 'gemini',
-      base_url: origin,
-      api_key: UPSTREAM_KEY,
-      models: ['gm-pass', 'oa-gem'],
-      model_map: { 'gm-pass': 'gemini-2.5-flash', 'oa-gem': 'gemini-2.5-pro' },
-    });
-    await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: UPSTREAM_KEY,
-      models: ['gm-oai'],
-      model_map: { 'gm-oai': 'gpt-4o' },
-    });
-    for (const [m, p] of Object.entries(PRICES)) await setPrice(s, m, p);
-  });
+  relayForSuite(
+    { backend },
+    {
+      apiKey: UPSTREAM_KEY,
+      channels: [
+        {
+          type: 'gemini',
+          models: ['gm-pass', 'oa-gem'],
+          model_map: { 'gm-pass': 'gemini-2.5-flash', 'oa-gem': 'gemini-2.5-pro' },
+        },
+        { type: 'openai', models: ['gm-oai'], model_map: { 'gm-oai': 'gpt-4o' } },
+      ],
+      prices: PRICES,
+    },
+    (g) => {
+      ({ s, mock, origin } = g);
+    },
+  );
   beforeEach(() => mock.reset());
 
   /** A fresh user and key, and a @google/genai client on the gateway. */

@@ -10,7 +10,7 @@ import { generateText, jsonSchema, stepCountIs, streamText, tool } from 'ai';
 import OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
+import { priceEach, relayForSuite } from '../helpers/relay-suite.js';
 import { countResponsesPromptTokens, expectedResponsesText } from '../mock-provider/responses.js';
 import {
   countChatPromptTokens,
@@ -18,7 +18,7 @@ import {
   type MockProvider,
   type Scenario,
 } from '../mock-provider/server.js';
-import { addChannel, logByRequestId, nanoOf, rawRelay, setPrice, uniq } from '../relay/relay-helpers.js';
+import { logByRequestId, nanoOf, client as openaiClient, rawRelay, uniq } from '../relay/relay-helpers.js';
 
 const UPSTREAM_KEY = 'sk-upstream-responses-secret';
 const DEFAULT_CAP = 4096;
@@ -70,64 +70,44 @@ const WEATHER_AS_CHAT_TOOL = {
 describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend) => {
   let s: TestServer;
   let mock: MockProvider;
-  let origin: string;
   let client: OpenAI;
   let keyId: number;
   let secret: string;
 
-  gatewayForSuite({ backend }, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
+  relayForSuite(
+    { backend },
+    {
+      apiKey: UPSTREAM_KEY,
+      channels: [
+        // An OpenAI channel that speaks Responses (the default) → pass-through.
+        {
+          type: 'openai',
+          models: ['gpt-pass', 'gpt-alias'],
+          model_map: { 'gpt-alias': 'gpt-pass-upstream' },
+        },
+        // An OpenAI channel that only speaks chat → Responses is translated.
+        { type: 'openai', models: ['gpt-chat'], responses: false },
+        { type: 'anthropic', models: ['claude-mole'] },
+        // One model on two channels: Responses first (priority), a chat-only one behind it.
+        { type: 'openai', models: ['gpt-mix'], model_map: { 'gpt-mix': 'gpt-mix-a' }, priority: 10 },
+        { type: 'openai', models: ['gpt-mix'], model_map: { 'gpt-mix': 'gpt-mix-b' }, responses: false },
+        // The built-in offline channel answers Responses too (the README walk-through).
+        { type: 'mock', models: ['mock-mole'] },
+      ],
+      prices: priceEach(
+        ['gpt-pass', 'gpt-alias', 'gpt-chat', 'claude-mole', 'gpt-other', 'mock-mole', 'gpt-mix'],
+        PRICE,
+      ),
+    },
+    (g) => {
+      ({ s, mock } = g);
+    },
+  );
   beforeAll(async () => {
-    origin = mock.url.replace(/\/v1$/, '');
-    // An OpenAI channel that speaks Responses (the default) → pass-through.
-    await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: UPSTREAM_KEY,
-      models: ['gpt-pass', 'gpt-alias'],
-      model_map: { 'gpt-alias': 'gpt-pass-upstream' },
-    });
-    // An OpenAI channel that only speaks chat → Responses is translated.
-    await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: UPSTREAM_KEY,
-      models: ['gpt-chat'],
-      responses: false,
-    });
-    await addChannel(s, {
-      type: 'anthropic',
-      base_url: origin,
-      api_key: UPSTREAM_KEY,
-      models: ['claude-mole'],
-    });
-    // One model on two channels: Responses first (priority), a chat-only one behind it.
-    await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: UPSTREAM_KEY,
-      models: ['gpt-mix'],
-      model_map: { 'gpt-mix': 'gpt-mix-a' },
-      priority: 10,
-    });
-    await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: UPSTREAM_KEY,
-      models: ['gpt-mix'],
-      model_map: { 'gpt-mix': 'gpt-mix-b' },
-      responses: false,
-    });
-    // The built-in offline channel answers Responses too (the README walk-through).
-    await addChannel(s, { type: 'mock', models: ['mock-mole'] });
-    for (const m of ['gpt-pass', 'gpt-alias', 'gpt-chat', 'claude-mole', 'gpt-other', 'mock-mole', 'gpt-mix'])
-      await setPrice(s, m, PRICE);
     const u = await userWithKey(s, { balance: 100 });
     keyId = u.key.id;
     secret = u.secret;
-    client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: secret, maxRetries: 0, timeout: 20_000 });
+    client = openaiClient(s, secret);
   });
   beforeEach(() => mock.reset());
 

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import type OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type TestServer, userWithKey } from '../helpers/server.js';
-import { priceEach, relayForSuite } from '../helpers/relay-suite.js';
+import { priceEach, gatewayWithChannels } from '../helpers/gateway-channels.js';
 import type { MockProvider } from '../mock-provider/server.js';
 import { client as openaiClient } from '../relay/relay-helpers.js';
 
@@ -45,7 +45,7 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
   let mock: MockProvider;
   let client: OpenAI;
 
-  relayForSuite(
+  gatewayWithChannels(
     {},
     {
       apiKey: UPSTREAM_KEY,
@@ -276,7 +276,7 @@ describe('Claude Code through the gateway, replayed', () => {
   let mock: MockProvider;
   let secret: string;
 
-  relayForSuite(
+  gatewayWithChannels(
     {},
     {
       apiKey: UPSTREAM_KEY,

@@ -9,7 +9,7 @@ import type OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { countMessagesTokens } from '../../src/relay/protocols/anthropic.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { relayForSuite } from '../helpers/relay-suite.js';
+import { gatewayWithChannels } from '../helpers/gateway-channels.js';
 import { countAnthropicPromptTokens, expectedAnthropicText } from '../mock-provider/anthropic.js';
 import { expectedGeminiText } from '../mock-provider/gemini.js';
 import {
@@ -93,7 +93,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     rawRelay(s, path, { body: typeof body === 'string' ? body : JSON.stringify(body), headers });
   const lastUpstream = () => mock.requests[mock.requests.length - 1]!;
 
-  relayForSuite(
+  gatewayWithChannels(
     { backend },
     {
       apiKey: UP_KEY,

@@ -8,7 +8,7 @@ import type OpenAI from 'openai';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { countGeminiTokens } from '../../src/relay/protocols/gemini.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { relayForSuite } from '../helpers/relay-suite.js';
+import { gatewayWithChannels } from '../helpers/gateway-channels.js';
 import { countGeminiPromptTokens, expectedGeminiText } from '../mock-provider/gemini.js';
 import {
   countChatPromptTokens,
@@ -59,7 +59,7 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
   let mock: MockProvider;
   let origin: string;
 
-  relayForSuite(
+  gatewayWithChannels(
     { backend },
     {
       apiKey: UPSTREAM_KEY,

@@ -10,7 +10,7 @@ import { generateText, jsonSchema, stepCountIs, streamText, tool } from 'ai';
 import OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { priceEach, relayForSuite } from '../helpers/relay-suite.js';
+import { priceEach, gatewayWithChannels } from '../helpers/gateway-channels.js';
 import { countResponsesPromptTokens, expectedResponsesText } from '../mock-provider/responses.js';
 import {
   countChatPromptTokens,
@@ -74,7 +74,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
   let keyId: number;
   let secret: string;
 
-  relayForSuite(
+  gatewayWithChannels(
     { backend },
     {
       apiKey: UPSTREAM_KEY,

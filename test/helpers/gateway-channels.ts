@@ -16,7 +16,7 @@ export interface MockChannel {
   priority?: number;
 }
 
-export interface RelaySuite {
+export interface GatewayWithChannels {
   s: TestServer;
   mock: MockProvider;
   /** The mock's origin, without the /v1 its URL carries. */
@@ -29,10 +29,10 @@ export interface RelaySuite {
 export const priceEach = <P extends PriceUsd>(models: string[], price: P): Record<string, P> =>
   Object.fromEntries(models.map((m) => [m, price]));
 
-export function relayForSuite(
+export function gatewayWithChannels(
   opts: StartOptions,
   upstream: { apiKey: string; channels: MockChannel[]; prices: Record<string, PriceUsd> },
-  use: (suite: RelaySuite) => void,
+  use: (suite: GatewayWithChannels) => void,
 ): void {
   let s: TestServer;
   let mock: MockProvider;

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { countMessagesTokens } from '../../src/relay/protocols/anthropic.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
 import { gatewayWithChannels } from '../helpers/gateway-channels.js';
+import { WEATHER_TOOL } from '../helpers/weather-tool.js';
 import { countAnthropicPromptTokens, expectedAnthropicText } from '../mock-provider/anthropic.js';
 import { expectedGeminiText } from '../mock-provider/gemini.js';
 import {
@@ -72,13 +73,9 @@ async function newestLog(s: TestServer, keyId: number, count = 1): Promise<LogRo
 
 const user = (content: string): Anthropic.MessageParam => ({ role: 'user', content });
 const weather: Anthropic.Tool = {
-  name: 'get_weather',
-  description: 'Weather for a city',
-  input_schema: {
-    type: 'object',
-    properties: { city: { type: 'string' }, days: { type: 'integer' } },
-    required: ['city', 'days'],
-  },
+  name: WEATHER_TOOL.name,
+  description: WEATHER_TOOL.description,
+  input_schema: WEATHER_TOOL.parameters,
 };
 
 describe.each(backends())('Anthropic Messages through the gateway (%s)', (backend) => {
@@ -92,6 +89,83 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
   const raw = (path: string, body: unknown, headers: Record<string, string>) =>
     rawRelay(s, path, { body: typeof body === 'string' ? body : JSON.stringify(body), headers });
   const lastUpstream = () => mock.requests[mock.requests.length - 1]!;
+
+  /** The key's newest log row: its protocol, its token counts, and its cost to the nano-USD at `model`'s prices. */
+  async function expectBilled(
+    keyId: number,
+    model: string,
+    protocol: string,
+    u: { prompt: number; cacheRead: number; cacheWrite?: number },
+  ) {
+    const { prompt, cacheRead, cacheWrite = 0 } = u;
+    const row = await newestLog(s, keyId);
+    expect(row).toMatchObject({
+      protocol,
+      prompt_tokens: prompt,
+      cached_tokens: cacheRead,
+      cache_write_tokens: cacheWrite,
+      completion_tokens: DEFAULT_COMPLETION_TOKENS,
+    });
+    const input = prompt - cacheRead - cacheWrite;
+    expect(nanoOf(row.cost)).toBe(
+      expectedCost({ input, cacheRead, cacheWrite, output: DEFAULT_COMPLETION_TOKENS }, PRICES[model]!),
+    );
+    return row;
+  }
+
+  /** A pass-through stream the upstream fails: the text the SDK read first, and the error it threw. */
+  async function failedStream(secret: string, content: string) {
+    const stream = sdk(secret).messages.stream({
+      model: 'claude-pass',
+      max_tokens: 50,
+      messages: [user(content)],
+    });
+    const texts: string[] = [];
+    stream.on('text', (t) => texts.push(t));
+    const err = await stream.finalMessage().catch((e) => e);
+    expect(err).toBeInstanceOf(Anthropic.APIError);
+    return { texts, err };
+  }
+
+  /** Asks `model` about the weather: its tool call, and the conversation that answers the call. */
+  async function weatherCall(c: Anthropic, model: string) {
+    const first = await c.messages.create({
+      model,
+      max_tokens: 200,
+      tools: [weather],
+      messages: [user('Weather in Paris?')],
+    });
+    expect(first.stop_reason).toBe('tool_use');
+    const call = first.content.find((b) => b.type === 'tool_use') as Anthropic.ToolUseBlock;
+    expect(call).toMatchObject({ name: 'get_weather', input: { city: 'mole', days: 1 } });
+    const round: Anthropic.MessageParam[] = [
+      user('Weather in Paris?'),
+      { role: 'assistant', content: first.content },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: 'sunny' }] },
+    ];
+    return { call, round };
+  }
+
+  /** A stream of `model` the SDK reads (its text events make the message) and a weather tool call. */
+  async function streamAndToolCall(c: Anthropic, model: string) {
+    const stream = c.messages.stream({ model, max_tokens: 50, messages: [user('Hi')] });
+    const texts: string[] = [];
+    stream.on('text', (t) => texts.push(t));
+    const streamed = await stream.finalMessage();
+    expect(texts.join('')).toBe((streamed.content[0] as Anthropic.TextBlock).text);
+    const toolAnswer = await c.messages.create({
+      model,
+      max_tokens: 50,
+      tools: [weather],
+      messages: [user('Weather?')],
+    });
+    expect(toolAnswer.stop_reason).toBe('tool_use');
+    expect(toolAnswer.content.find((b) => b.type === 'tool_use')).toMatchObject({
+      name: 'get_weather',
+      input: { city: 'mole', days: 1 },
+    });
+    return { streamed, toolAnswer };
+  }
 
   gatewayWithChannels(
     { backend },
@@ -190,20 +264,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     it('a tool round trip (plain and streamed)', async () => {
       const { secret } = await userWithKey(s);
       const c = sdk(secret);
-      const first = await c.messages.create({
-        model: 'claude-pass',
-        max_tokens: 200,
-        tools: [weather],
-        messages: [user('Weather in Paris?')],
-      });
-      expect(first.stop_reason).toBe('tool_use');
-      const call = first.content.find((b) => b.type === 'tool_use') as Anthropic.ToolUseBlock;
-      expect(call).toMatchObject({ name: 'get_weather', input: { city: 'mole', days: 1 } });
-      const round: Anthropic.MessageParam[] = [
-        user('Weather in Paris?'),
-        { role: 'assistant', content: first.content },
-        { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: 'sunny' }] },
-      ];
+      const { round } = await weatherCall(c, 'claude-pass');
       const second = await c.messages
         .stream({ model: 'claude-pass', max_tokens: 200, tools: [weather], messages: round })
         .finalMessage();
@@ -245,11 +306,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     it('an error event before anything reached the client fails over: 502 in Anthropic shape', async () => {
       const { secret } = await userWithKey(s);
       mock.setScenario('claude-upstream-1', { midStreamError: 3, times: 1 });
-      const err = await sdk(secret)
-        .messages.stream({ model: 'claude-pass', max_tokens: 50, messages: [user('Hi')] })
-        .finalMessage()
-        .catch((e) => e);
-      expect(err).toBeInstanceOf(Anthropic.APIError);
+      const { err } = await failedStream(secret, 'Hi');
       expect(err.status).toBe(502);
       expect(err.error).toMatchObject({
         type: 'error',
@@ -260,15 +317,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     it('an error event after the answer began ends the stream with an event: error frame', async () => {
       const { secret, key } = await userWithKey(s);
       mock.setScenario('claude-upstream-1', { midStreamError: 3, chunkDelayMs: 30, times: 1 });
-      const stream = sdk(secret).messages.stream({
-        model: 'claude-pass',
-        max_tokens: 50,
-        messages: [user('Hi')],
-      });
-      const texts: string[] = [];
-      stream.on('text', (t) => texts.push(t));
-      const err = await stream.finalMessage().catch((e) => e);
-      expect(err).toBeInstanceOf(Anthropic.APIError);
+      const { texts, err } = await failedStream(secret, 'Hi');
       expect(err.error).toMatchObject({
         type: 'error',
         error: { type: 'overloaded_error', code: 'upstream_error' },
@@ -290,17 +339,12 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
           cache_read_input_tokens: 7,
           cache_creation_input_tokens: 5,
         });
-        const row = await newestLog(s, key.id);
-        expect(row).toMatchObject({
-          protocol: 'anthropic',
-          prompt_tokens: prompt,
-          cached_tokens: 7,
-          cache_write_tokens: 5,
-          completion_tokens: DEFAULT_COMPLETION_TOKENS,
-          estimated: false,
+        const row = await expectBilled(key.id, 'claude-pass', 'anthropic', {
+          prompt,
+          cacheRead: 7,
+          cacheWrite: 5,
         });
-        const u = { input: prompt - 12, cacheRead: 7, cacheWrite: 5, output: DEFAULT_COMPLETION_TOKENS };
-        expect(nanoOf(row.cost)).toBe(expectedCost(u, PRICES['claude-pass']!));
+        expect(row.estimated).toBe(false);
 
         const st = await sdk(secret)
           .messages.stream({ model: 'claude-pass', max_tokens: 30, messages })
@@ -313,7 +357,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
           cached_tokens: 7,
           cache_write_tokens: 5,
         });
-        expect(nanoOf(srow.cost)).toBe(expectedCost(u, PRICES['claude-pass']!));
+        expect(srow.cost).toBe(row.cost);
       } finally {
         mock.clearScenarios();
       }
@@ -380,19 +424,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         cache_read_input_tokens: 4,
         output_tokens: DEFAULT_COMPLETION_TOKENS,
       });
-      const row = await newestLog(s, key.id);
-      expect(row).toMatchObject({
-        protocol: 'anthropic',
-        prompt_tokens: prompt,
-        cached_tokens: 4,
-        completion_tokens: DEFAULT_COMPLETION_TOKENS,
-      });
-      expect(nanoOf(row.cost)).toBe(
-        expectedCost(
-          { input: prompt - 4, cacheRead: 4, cacheWrite: 0, output: DEFAULT_COMPLETION_TOKENS },
-          PRICES['gpt-trans']!,
-        ),
-      );
+      await expectBilled(key.id, 'gpt-trans', 'anthropic', { prompt, cacheRead: 4 });
     });
 
     it('images cross both ways: base64 and URL sources ⇄ image_url parts', async () => {
@@ -562,12 +594,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     it('a tool round trip, plain and streamed (Claude Code on an OpenAI-compatible model)', async () => {
       const { secret } = await userWithKey(s);
       const c = sdk(secret);
-      const first = await c.messages.create({
-        model: 'gpt-trans',
-        max_tokens: 200,
-        tools: [weather],
-        messages: [user('Weather in Paris?')],
-      });
+      const { call, round } = await weatherCall(c, 'gpt-trans');
       const sentTools = (lastUpstream().body as { tools: unknown }).tools;
       expect(sentTools).toEqual([
         {
@@ -575,16 +602,8 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
           function: expect.objectContaining({ name: 'get_weather', parameters: weather.input_schema }),
         },
       ]);
-      expect(first.stop_reason).toBe('tool_use');
-      const call = first.content.find((b) => b.type === 'tool_use') as Anthropic.ToolUseBlock;
       expect(call.id).toMatch(/^call_/);
-      expect(call).toMatchObject({ name: 'get_weather', input: { city: 'mole', days: 1 } });
 
-      const round: Anthropic.MessageParam[] = [
-        user('Weather in Paris?'),
-        { role: 'assistant', content: first.content },
-        { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: 'sunny' }] },
-      ];
       const second = await c.messages.create({
         model: 'gpt-trans',
         max_tokens: 200,
@@ -650,20 +669,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         completion_tokens: DEFAULT_COMPLETION_TOKENS,
         prompt_tokens_details: { cached_tokens: 5 },
       });
-      const row = await newestLog(s, key.id);
-      expect(row).toMatchObject({
-        protocol: 'openai',
-        prompt_tokens: prompt,
-        cached_tokens: 5,
-        cache_write_tokens: 3,
-        completion_tokens: DEFAULT_COMPLETION_TOKENS,
-      });
-      expect(nanoOf(row.cost)).toBe(
-        expectedCost(
-          { input: prompt - 8, cacheRead: 5, cacheWrite: 3, output: DEFAULT_COMPLETION_TOKENS },
-          PRICES['claude-trans']!,
-        ),
-      );
+      await expectBilled(key.id, 'claude-trans', 'openai', { prompt, cacheRead: 5, cacheWrite: 3 });
     });
 
     it('thinking on the Anthropic side is output: reasoning tokens inside completion_tokens, on the log row too', async () => {
@@ -792,23 +798,8 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect((m.content[0] as Anthropic.TextBlock).text).toBe(expectedGeminiText(gbody));
       expect(m.stop_reason).toBe('end_turn');
       expect(m.usage.output_tokens).toBe(DEFAULT_COMPLETION_TOKENS);
-      const st = c.messages.stream({ model: 'claude-on-gemini', max_tokens: 50, messages: [user('Hi')] });
-      const texts: string[] = [];
-      st.on('text', (t) => texts.push(t));
-      const fm = await st.finalMessage();
-      expect(texts.join('')).toBe((fm.content[0] as Anthropic.TextBlock).text);
-      expect(fm.usage.output_tokens).toBe(DEFAULT_COMPLETION_TOKENS);
-      const t = await c.messages.create({
-        model: 'claude-on-gemini',
-        max_tokens: 50,
-        tools: [weather],
-        messages: [user('Weather?')],
-      });
-      expect(t.stop_reason).toBe('tool_use');
-      expect(t.content.find((b) => b.type === 'tool_use')).toMatchObject({
-        name: 'get_weather',
-        input: { city: 'mole', days: 1 },
-      });
+      const { streamed } = await streamAndToolCall(c, 'claude-on-gemini');
+      expect(streamed.usage.output_tokens).toBe(DEFAULT_COMPLETION_TOKENS);
     });
   });
 
@@ -870,15 +861,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     it('a pass-through stream cut mid-way ends with event: error and bills an estimate', async () => {
       const { secret, key } = await userWithKey(s);
       mock.setScenario('claude-upstream-1', { cutAfterChunks: 4, chunkDelayMs: 20, times: 1 });
-      const stream = sdk(secret).messages.stream({
-        model: 'claude-pass',
-        max_tokens: 50,
-        messages: [user('Cut')],
-      });
-      const texts: string[] = [];
-      stream.on('text', (t) => texts.push(t));
-      const err = await stream.finalMessage().catch((e) => e);
-      expect(err).toBeInstanceOf(Anthropic.APIError);
+      const { texts, err } = await failedStream(secret, 'Cut');
       expect(err.error).toMatchObject({ error: { code: 'upstream_error' } });
       expect(texts).toHaveLength(4);
       const row = await newestLog(s, key.id);
@@ -902,23 +885,8 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect((m.content[0] as Anthropic.TextBlock).text).toMatch(/mole/);
       expect(m.stop_reason).toBe('end_turn');
       expect(m.usage.output_tokens).toBeGreaterThan(0);
-      const stream = c.messages.stream({ model: 'claude-offline', max_tokens: 50, messages: [user('Hi')] });
-      const texts: string[] = [];
-      stream.on('text', (t) => texts.push(t));
-      const fm = await stream.finalMessage();
-      expect(texts.join('')).toBe((fm.content[0] as Anthropic.TextBlock).text);
-      const t = await c.messages.create({
-        model: 'claude-offline',
-        max_tokens: 50,
-        tools: [weather],
-        messages: [user('Weather?')],
-      });
-      expect(t.stop_reason).toBe('tool_use');
-      expect(t.content[0]).toMatchObject({
-        type: 'tool_use',
-        name: 'get_weather',
-        input: { city: 'mole', days: 1 },
-      });
+      const { toolAnswer } = await streamAndToolCall(c, 'claude-offline');
+      expect(toolAnswer.content[0]!.type).toBe('tool_use');
       expect(mock.requests.length).toBe(before); // nothing left the process
       const row = await newestLog(s, key.id, 3);
       expect(row).toMatchObject({ protocol: 'anthropic', status: 200 });

@@ -9,6 +9,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { countGeminiTokens } from '../../src/relay/protocols/gemini.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
 import { gatewayWithChannels } from '../helpers/gateway-channels.js';
+import { WEATHER_TOOL } from '../helpers/weather-tool.js';
 import { countGeminiPromptTokens, expectedGeminiText } from '../mock-provider/gemini.js';
 import {
   countChatPromptTokens,
@@ -188,13 +189,9 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
           {
             functionDeclarations: [
               {
-                name: 'get_weather',
-                description: 'Weather for a city',
-                parametersJsonSchema: {
-                  type: 'object',
-                  properties: { city: { type: 'string' }, days: { type: 'integer' } },
-                  required: ['city', 'days'],
-                },
+                name: WEATHER_TOOL.name,
+                description: WEATHER_TOOL.description,
+                parametersJsonSchema: WEATHER_TOOL.parameters,
               },
             ],
           },

@@ -11,6 +11,7 @@ import OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
 import { priceEach, gatewayWithChannels } from '../helpers/gateway-channels.js';
+import { WEATHER_TOOL } from '../helpers/weather-tool.js';
 import { countResponsesPromptTokens, expectedResponsesText } from '../mock-provider/responses.js';
 import {
   countChatPromptTokens,
@@ -50,22 +51,16 @@ async function drain(stream: AsyncIterable<OpenAI.Responses.ResponseStreamEvent>
   return { types, failed };
 }
 
-const weather = {
-  type: 'function' as const,
-  name: 'get_weather',
-  description: 'Weather for a city',
-  strict: false,
-  parameters: {
-    type: 'object',
-    properties: { city: { type: 'string' }, days: { type: 'integer' } },
-    required: ['city', 'days'],
-  },
-};
+const weather = { type: 'function' as const, ...WEATHER_TOOL, strict: false };
 /** `weather` as a chat channel receives it, translated to a chat function tool. */
-const WEATHER_AS_CHAT_TOOL = {
-  type: 'function',
-  function: { name: 'get_weather', description: 'Weather for a city', parameters: weather.parameters },
-};
+const WEATHER_AS_CHAT_TOOL = { type: 'function', function: WEATHER_TOOL };
+/** `weather` as a Vercel AI SDK tool that answers a clear sky. */
+const weatherTool = () =>
+  tool({
+    description: WEATHER_TOOL.description,
+    inputSchema: jsonSchema<{ city: string; days: number }>(WEATHER_TOOL.parameters),
+    execute: async () => ({ sky: 'clear' }),
+  });
 
 describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend) => {
   let s: TestServer;
@@ -519,11 +514,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
         model: moleapi('gpt-chat'),
         prompt: 'Weather in Paris?',
         tools: {
-          get_weather: tool({
-            description: 'Weather for a city',
-            inputSchema: jsonSchema<{ city: string; days: number }>(weather.parameters as never),
-            execute: async () => ({ sky: 'clear' }),
-          }),
+          get_weather: weatherTool(),
         },
         stopWhen: stepCountIs(3),
         maxRetries: 0,
@@ -698,12 +689,6 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
 
   describe('the Vercel AI SDK (its default openai(model) speaks Responses)', () => {
     const provider = () => createOpenAI({ baseURL: `${s.url}/v1`, apiKey: secret });
-    const weatherTool = () =>
-      tool({
-        description: 'Weather for a city',
-        inputSchema: jsonSchema<{ city: string; days: number }>(weather.parameters as never),
-        execute: async () => ({ sky: 'clear' }),
-      });
 
     it('generateText on a Responses channel, streamText translated to chat', async () => {
       const moleapi = provider();

@@ -1,7 +1,7 @@
 // A describe block's gateway and mock upstream (gatewayForSuite) with channels to the mock and
 // prices already set, before the block's own hooks run. Each channel reaches the mock the way
-// its type expects: OpenAI's base URL ends in /v1, Anthropic's and Gemini's are the origin;
-// all use the mock's key. The built-in `mock` type needs neither.
+// its type expects: OpenAI's base URL ends in /v1, Anthropic's and Gemini's are the origin.
+// The built-in `mock` type needs neither.
 import { beforeAll } from 'vitest';
 import type { MockProvider } from '../mock-provider/server.js';
 import { addChannel, type PriceUsd, setPrice } from '../relay/relay-helpers.js';
@@ -25,6 +25,14 @@ export interface GatewayWithChannels {
   channelIds: number[];
 }
 
+const originOf = (mock: MockProvider) => mock.url.replace(/\/v1$/, '');
+
+/** The body of a channel to `mock` that authenticates with `apiKey`. */
+export function channelTo(mock: MockProvider, apiKey: string, ch: MockChannel): Record<string, unknown> {
+  if (ch.type === 'mock') return { ...ch };
+  return { ...ch, base_url: ch.type === 'openai' ? mock.url : originOf(mock), api_key: apiKey };
+}
+
 /** The same price for each of `models`. */
 export const priceEach = <P extends PriceUsd>(models: string[], price: P): Record<string, P> =>
   Object.fromEntries(models.map((m) => [m, price]));
@@ -41,16 +49,10 @@ export function gatewayWithChannels(
     mock = startedMock;
   });
   beforeAll(async () => {
-    const origin = mock.url.replace(/\/v1$/, '');
     const channelIds: number[] = [];
-    for (const ch of upstream.channels) {
-      const reach =
-        ch.type === 'mock'
-          ? {}
-          : { base_url: ch.type === 'openai' ? mock.url : origin, api_key: upstream.apiKey };
-      channelIds.push((await addChannel(s, { ...ch, ...reach })).id);
-    }
+    for (const ch of upstream.channels)
+      channelIds.push((await addChannel(s, channelTo(mock, upstream.apiKey, ch))).id);
     for (const [m, p] of Object.entries(upstream.prices)) await setPrice(s, m, p);
-    use({ s, mock, origin, channelIds });
+    use({ s, mock, origin: originOf(mock), channelIds });
   });
 }

@@ -9,7 +9,7 @@ import type OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { countMessagesTokens } from '../../src/relay/protocols/anthropic.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { gatewayWithChannels } from '../helpers/gateway-channels.js';
+import { channelTo, gatewayWithChannels } from '../helpers/gateway-channels.js';
 import { WEATHER_TOOL } from '../helpers/weather-tool.js';
 import { countAnthropicPromptTokens, expectedAnthropicText } from '../mock-provider/anthropic.js';
 import { expectedGeminiText } from '../mock-provider/gemini.js';
@@ -143,7 +143,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       { role: 'assistant', content: first.content },
       { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: 'sunny' }] },
     ];
-    return { call, round };
+    return { first, call, round };
   }
 
   /** A stream of `model` the SDK reads (its text events make the message) and a weather tool call. */
@@ -153,17 +153,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     stream.on('text', (t) => texts.push(t));
     const streamed = await stream.finalMessage();
     expect(texts.join('')).toBe((streamed.content[0] as Anthropic.TextBlock).text);
-    const toolAnswer = await c.messages.create({
-      model,
-      max_tokens: 50,
-      tools: [weather],
-      messages: [user('Weather?')],
-    });
-    expect(toolAnswer.stop_reason).toBe('tool_use');
-    expect(toolAnswer.content.find((b) => b.type === 'tool_use')).toMatchObject({
-      name: 'get_weather',
-      input: { city: 'mole', days: 1 },
-    });
+    const { first: toolAnswer } = await weatherCall(c, model);
     return { streamed, toolAnswer };
   }
 
@@ -778,12 +768,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
 
   describe('Anthropic in → Gemini channel', () => {
     it('plain, stream and a tool call reach the SDK from a Gemini channel', async () => {
-      await addChannel(s, {
-        type: 'gemini',
-        base_url: origin,
-        api_key: UP_KEY,
-        models: ['claude-on-gemini'],
-      });
+      await addChannel(s, channelTo(mock, UP_KEY, { type: 'gemini', models: ['claude-on-gemini'] }));
       await setPrice(s, 'claude-on-gemini', { input: 1, output: 2 });
       const { secret } = await userWithKey(s);
       const c = sdk(secret);
@@ -815,7 +800,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         model_map: { 'claude-fb': 'claude-fb-up' },
         priority: 10,
       });
-      await addChannel(s, { type: 'openai', base_url: mock.url, api_key: UP_KEY, models: ['claude-fb'] });
+      await addChannel(s, channelTo(mock, UP_KEY, { type: 'openai', models: ['claude-fb'] }));
       await setPrice(s, 'claude-fb', { input: 1, output: 2 });
       const { secret, key } = await userWithKey(s);
       mock.setScenario('claude-fb-up', { status: 529, times: 1 });
@@ -836,12 +821,10 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     });
 
     it("a channel's bad key is never the client's answer: 502 in Anthropic shape, the upstream body not leaked", async () => {
-      await addChannel(s, {
-        type: 'anthropic',
-        base_url: origin,
-        api_key: 'sk-ant-wrong-key-xyz',
-        models: ['claude-badkey'],
-      });
+      await addChannel(
+        s,
+        channelTo(mock, 'sk-ant-wrong-key-xyz', { type: 'anthropic', models: ['claude-badkey'] }),
+      );
       await setPrice(s, 'claude-badkey', { input: 1, output: 2 });
       const { secret } = await userWithKey(s);
       const r = await raw(

@@ -8,7 +8,7 @@ import type OpenAI from 'openai';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { countGeminiTokens } from '../../src/relay/protocols/gemini.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { gatewayWithChannels } from '../helpers/gateway-channels.js';
+import { channelTo, gatewayWithChannels } from '../helpers/gateway-channels.js';
 import { WEATHER_TOOL } from '../helpers/weather-tool.js';
 import { countGeminiPromptTokens, expectedGeminiText } from '../mock-provider/gemini.js';
 import {
@@ -311,14 +311,11 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
     it("a Gemini channel with a bad key (Google's 400 API_KEY_INVALID) fails over to the next channel", async () => {
       // Google answers a wrong API key with 400 INVALID_ARGUMENT, not 401: the client's request
       // is fine, the channel is not. It must be tried elsewhere, not handed to the client.
-      await addChannel(s, {
-        type: 'gemini',
-        base_url: origin,
-        api_key: 'AIzaWrongChannelKey',
-        models: ['gm-fo'],
-        priority: 10,
-      });
-      await addChannel(s, { type: 'gemini', base_url: origin, api_key: UPSTREAM_KEY, models: ['gm-fo'] });
+      await addChannel(
+        s,
+        channelTo(mock, 'AIzaWrongChannelKey', { type: 'gemini', models: ['gm-fo'], priority: 10 }),
+      );
+      await addChannel(s, channelTo(mock, UPSTREAM_KEY, { type: 'gemini', models: ['gm-fo'] }));
       await setPrice(s, 'gm-fo', { input: 1, output: 1 });
       const { ai, key } = await fresh();
       const r = await ai.models.generateContent({ model: 'gm-fo', contents: 'hi' });

@@ -11,6 +11,7 @@ import OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
 import { priceEach, gatewayWithChannels } from '../helpers/gateway-channels.js';
+import { expectTextStreamFraming, responsesUsage } from '../helpers/responses-wire.js';
 import { WEATHER_TOOL } from '../helpers/weather-tool.js';
 import { countResponsesPromptTokens, expectedResponsesText } from '../mock-provider/responses.js';
 import {
@@ -36,6 +37,21 @@ function costNano(u: { prompt: number; cached: number; written: number; completi
     BigInt(u.written) * nano(PRICE.cache_write) +
     BigInt(u.completion) * nano(PRICE.output);
   return (num + 999_999n) / 1_000_000n;
+}
+
+type Counts = { prompt: number; cached: number; written: number; completion: number; reasoning: number };
+
+/** A log row of a Responses request: these counts, and their exact cost. */
+function expectBilled(row: { cost: number }, u: Counts): void {
+  expect(row).toMatchObject({
+    protocol: 'responses',
+    prompt_tokens: u.prompt,
+    cached_tokens: u.cached,
+    cache_write_tokens: u.written,
+    completion_tokens: u.completion,
+    reasoning_tokens: u.reasoning,
+  });
+  expect(nanoOf(row.cost)).toBe(costNano(u));
 }
 
 type Extra = Scenario & { cacheWriteTokens?: number; reasoningTokens?: number; midStreamError?: number };
@@ -124,19 +140,8 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect(data.status).toBe('completed');
       expect(data.usage).toMatchObject({ input_tokens: prompt, output_tokens: 16 });
       const row = await logOf(response.headers.get('x-request-id'));
-      expect(row).toMatchObject({
-        protocol: 'responses',
-        endpoint: '/v1/responses',
-        status: 200,
-        stream: false,
-        prompt_tokens: prompt,
-        cached_tokens: 0,
-        cache_write_tokens: 0,
-        completion_tokens: 16,
-        reasoning_tokens: 0,
-        estimated: false,
-      });
-      expect(nanoOf(row.cost)).toBe(costNano({ prompt, cached: 0, written: 0, completion: 16 }));
+      expect(row).toMatchObject({ endpoint: '/v1/responses', status: 200, stream: false, estimated: false });
+      expectBilled(row, { prompt, cached: 0, written: 0, completion: 16, reasoning: 0 });
     });
 
     it('streaming: the stream helper and its final response; cache reads/writes and reasoning billed', async () => {
@@ -149,25 +154,12 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       const prompt = countResponsesPromptTokens(params);
       expect(deltas).toHaveLength(16);
       expect(final.output_text).toBe(expectedResponsesText(params));
-      expect(final.usage).toEqual({
-        input_tokens: prompt,
-        input_tokens_details: { cached_tokens: 6, cache_write_tokens: 4 },
-        output_tokens: 21,
-        output_tokens_details: { reasoning_tokens: 5 },
-        total_tokens: prompt + 21,
-      });
+      const counts = { prompt, cached: 6, written: 4, completion: 21, reasoning: 5 };
+      expect(final.usage).toEqual(responsesUsage(counts));
       expect(lastUpstream().body).toEqual({ ...params, stream: true });
       const row = await latestLog();
-      expect(row).toMatchObject({
-        protocol: 'responses',
-        stream: true,
-        prompt_tokens: prompt,
-        cached_tokens: 6,
-        cache_write_tokens: 4,
-        completion_tokens: 21,
-        reasoning_tokens: 5,
-      });
-      expect(nanoOf(row.cost)).toBe(costNano({ prompt, cached: 6, written: 4, completion: 21 }));
+      expect(row.stream).toBe(true);
+      expectBilled(row, counts);
     });
 
     it('tool use round trip: a function_call, then text after the function_call_output', async () => {
@@ -327,21 +319,9 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect(data.object).toBe('response');
       expect(data.status).toBe('completed');
       expect(data.output_text).toBe(expectedChatCompletion(chat.messages));
-      expect(data.usage).toEqual({
-        input_tokens: prompt,
-        input_tokens_details: { cached_tokens: 5, cache_write_tokens: 0 },
-        output_tokens: 16,
-        output_tokens_details: { reasoning_tokens: 0 },
-        total_tokens: prompt + 16,
-      });
-      const row = await logOf(response.headers.get('x-request-id'));
-      expect(row).toMatchObject({
-        protocol: 'responses',
-        prompt_tokens: prompt,
-        cached_tokens: 5,
-        completion_tokens: 16,
-      });
-      expect(nanoOf(row.cost)).toBe(costNano({ prompt, cached: 5, written: 0, completion: 16 }));
+      const counts = { prompt, cached: 5, written: 0, completion: 16, reasoning: 0 };
+      expect(data.usage).toEqual(responsesUsage(counts));
+      expectBilled(await logOf(response.headers.get('x-request-id')), counts);
     });
 
     it('streaming: the chat stream becomes the Responses event sequence the SDK accumulates', async () => {
@@ -361,19 +341,8 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect(final.status).toBe('completed');
       expect(final.usage?.input_tokens).toBe(countChatPromptTokens(chat.messages));
       expect(final.usage?.output_tokens).toBe(16);
-      expect(types.slice(0, 4)).toEqual([
-        'response.created',
-        'response.in_progress',
-        'response.output_item.added',
-        'response.content_part.added',
-      ]);
+      expectTextStreamFraming(types);
       expect(types.filter((t) => t === 'response.output_text.delta')).toHaveLength(16);
-      expect(types.slice(-4)).toEqual([
-        'response.output_text.done',
-        'response.content_part.done',
-        'response.output_item.done',
-        'response.completed',
-      ]);
     });
 
     it('tool round trip: calls and results become chat tool_calls and tool messages', async () => {
@@ -604,16 +573,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect(u.input_tokens_details).toEqual({ cached_tokens: 3, cache_write_tokens: 2 });
       expect(u.output_tokens).toBe(16);
       const row = await logOf(response.headers.get('x-request-id'));
-      expect(row).toMatchObject({
-        protocol: 'responses',
-        prompt_tokens: u.input_tokens,
-        cached_tokens: 3,
-        cache_write_tokens: 2,
-        completion_tokens: 16,
-      });
-      expect(nanoOf(row.cost)).toBe(
-        costNano({ prompt: u.input_tokens, cached: 3, written: 2, completion: 16 }),
-      );
+      expectBilled(row, { prompt: u.input_tokens, cached: 3, written: 2, completion: 16, reasoning: 0 });
 
       const final = await client.responses.stream(params).finalResponse();
       expect(final.output_text).toBe(data.output_text);

@@ -3,7 +3,7 @@
 // pass-through (Gemini in → Gemini channel), translation both ways (Gemini in → OpenAI
 // channel, OpenAI chat in → Gemini channel), token counting, model lists, exact cost per log
 // row, and the key rules answered in Google's error shape.
-import { ApiError, type GenerateContentResponse, GoogleGenAI } from '@google/genai';
+import { ApiError, type Content, type GenerateContentResponse, GoogleGenAI } from '@google/genai';
 import type OpenAI from 'openai';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { countGeminiTokens } from '../../src/relay/protocols/gemini.js';
@@ -37,6 +37,19 @@ const PRICES: Record<string, PriceUsd & { cache_write?: number }> = {
 
 type Json = Record<string, any>;
 type LogRowPlus = LogRow & { protocol?: string; reasoning_tokens?: number; cache_write_tokens?: number };
+
+/** The model's turn that calls get_weather with `args`. */
+const weatherCall = (args: Json): Content => ({
+  role: 'model',
+  parts: [{ functionCall: { name: 'get_weather', args } }],
+});
+
+/** A tool round in Gemini's terms: the question, the model's `call`, and the function's `output`. */
+const weatherRound = (call: Content, output: string): Content[] => [
+  { role: 'user', parts: [{ text: 'Weather in Paris?' }] },
+  call,
+  { role: 'user', parts: [{ functionResponse: { name: 'get_weather', response: { output } } }] },
+];
 
 async function collect(stream: AsyncGenerator<GenerateContentResponse>) {
   const chunks: GenerateContentResponse[] = [];
@@ -206,14 +219,7 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       expect(first.candidates?.[0]?.finishReason).toBe('STOP');
       const second = await ai.models.generateContent({
         model: 'gm-pass',
-        contents: [
-          { role: 'user', parts: [{ text: 'Weather in Paris?' }] },
-          first.candidates![0]!.content!,
-          {
-            role: 'user',
-            parts: [{ functionResponse: { name: 'get_weather', response: { output: 'sunny' } } }],
-          },
-        ],
+        contents: weatherRound(first.candidates![0]!.content!, 'sunny'),
         config,
       });
       expect(second.functionCalls).toBeUndefined();
@@ -436,14 +442,7 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       const { ai } = await fresh();
       const r = await ai.models.generateContent({
         model: 'gm-oai',
-        contents: [
-          { role: 'user', parts: [{ text: 'Weather in Paris?' }] },
-          { role: 'model', parts: [{ functionCall: { name: 'get_weather', args: { city: 'Paris' } } }] },
-          {
-            role: 'user',
-            parts: [{ functionResponse: { name: 'get_weather', response: { output: 'sunny' } } }],
-          },
-        ],
+        contents: weatherRound(weatherCall({ city: 'Paris' }), 'sunny'),
         config: {
           tools: [
             {
@@ -740,17 +739,7 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
         tools,
       });
       const back = upstream().body as Json;
-      expect(back.contents).toEqual([
-        { role: 'user', parts: [{ text: 'Weather in Paris?' }] },
-        {
-          role: 'model',
-          parts: [{ functionCall: { name: 'get_weather', args: { city: 'mole', metric: true } } }],
-        },
-        {
-          role: 'user',
-          parts: [{ functionResponse: { name: 'get_weather', response: { output: 'sunny, 21C' } } }],
-        },
-      ]);
+      expect(back.contents).toEqual(weatherRound(weatherCall({ city: 'mole', metric: true }), 'sunny, 21C'));
       expect(second.choices[0]!.message.content).toBe(expectedGeminiText(back));
 
       // Streamed, the call arrives as one tool_calls delta.

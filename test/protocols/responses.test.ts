@@ -10,6 +10,7 @@ import { generateText, jsonSchema, stepCountIs, streamText, tool } from 'ai';
 import OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
+import { CODEX_TURN_SETTINGS } from '../helpers/codex.js';
 import { priceEach, gatewayWithChannels } from '../helpers/gateway-channels.js';
 import { expectTextStreamFraming, responsesUsage } from '../helpers/responses-wire.js';
 import { WEATHER_TOOL } from '../helpers/weather-tool.js';
@@ -405,13 +406,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
           },
           { type: 'web_search', external_web_access: false },
         ],
-        tool_choice: 'auto',
-        parallel_tool_calls: false,
-        reasoning: { effort: 'medium', summary: 'auto' },
-        store: false,
-        stream: true,
-        include: ['reasoning.encrypted_content'],
-        prompt_cache_key: 'thread-1',
+        ...CODEX_TURN_SETTINGS,
         text: { verbosity: 'medium' },
       };
       const res = await rawRelay(s, '/responses', {

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import type OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type TestServer, userWithKey } from '../helpers/server.js';
-import { priceEach, gatewayWithChannels } from '../helpers/gateway-channels.js';
+import { gatewayWithChannels, priceEach } from '../helpers/gateway-channels.js';
 import type { MockProvider } from '../mock-provider/server.js';
 import { client as openaiClient } from '../relay/relay-helpers.js';
 

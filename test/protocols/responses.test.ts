@@ -11,7 +11,7 @@ import OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
 import { CODEX_TURN_SETTINGS } from '../helpers/codex.js';
-import { priceEach, gatewayWithChannels } from '../helpers/gateway-channels.js';
+import { gatewayWithChannels, priceEach } from '../helpers/gateway-channels.js';
 import { expectTextStreamFraming, responsesUsage } from '../helpers/responses-wire.js';
 import { WEATHER_TOOL } from '../helpers/weather-tool.js';
 import { countResponsesPromptTokens, expectedResponsesText } from '../mock-provider/responses.js';

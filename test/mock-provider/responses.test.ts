@@ -3,6 +3,7 @@
 import { countTokens } from 'gpt-tokenizer';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { expectTextStreamFraming } from '../helpers/responses-wire.js';
 import { countResponsesPromptTokens, expectedResponsesText } from './responses.js';
 import { DEFAULT_COMPLETION_TOKENS, type MockProvider, type Scenario, startMockProvider } from './server.js';
 import { WEATHER_ARGS, WEATHER_SCHEMA } from './weather.js';
@@ -100,18 +101,7 @@ describe('responses (mock provider, official SDK)', () => {
     expect(final.status).toBe('completed');
     expect(final.usage?.output_tokens).toBe(16);
     expect(seqs).toEqual(seqs.map((_, i) => i));
-    expect(types.slice(0, 4)).toEqual([
-      'response.created',
-      'response.in_progress',
-      'response.output_item.added',
-      'response.content_part.added',
-    ]);
-    expect(types.slice(-4)).toEqual([
-      'response.output_text.done',
-      'response.content_part.done',
-      'response.output_item.done',
-      'response.completed',
-    ]);
+    expectTextStreamFraming(types);
   });
 
   it('create({stream: true}) yields named events; raw frames are event: + data:', async () => {

@@ -9,12 +9,12 @@
 // - For newer model families (gpt-5.6-*) it declares every tool in an `additional_tools`
 //   input item, not in `tools`: translated, they must not be lost.
 import { readFileSync } from 'node:fs';
-import OpenAI from 'openai';
+import type OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type TestServer, userWithKey } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
+import { gatewayWithChannels, priceEach } from '../helpers/gateway-channels.js';
 import type { MockProvider } from '../mock-provider/server.js';
-import { addChannel, setPrice } from '../relay/relay-helpers.js';
+import { client as openaiClient } from '../relay/relay-helpers.js';
 
 const UPSTREAM_KEY = 'sk-upstream-agents-secret';
 const PRICE = { input: 1.25, output: 10, cached_input: 0.125 };
@@ -40,36 +40,60 @@ const NS_CALL = (NS_TURN.input as Json[]).find((i) => i.type === 'function_call'
 const AT_TURN = fixture('codex-0.171-additional-tools-turn.json');
 const EXEC_CALL = (AT_TURN.input as Json[]).find((i) => i.type === 'custom_tool_call')!;
 
+/** A recorded custom tool call as a chat channel receives it: a function call of one string "input". */
+const asChatToolCall = (call: Json, name: string) => ({
+  role: 'assistant',
+  content: null,
+  tool_calls: [
+    {
+      id: call.call_id,
+      type: 'function',
+      function: { name, arguments: JSON.stringify({ input: call.input }) },
+    },
+  ],
+});
+
+/** The output items Codex read hold exactly one, with these fields. */
+const expectOneItem = (done: Json[], fields: Json) => expect(done).toEqual([expect.objectContaining(fields)]);
+
 describe('Codex CLI apply_patch (a freeform custom tool) on translated channels', () => {
   let s: TestServer;
   let mock: MockProvider;
   let client: OpenAI;
 
-  gatewayForSuite({}, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
+  gatewayWithChannels(
+    {},
+    {
+      apiKey: UPSTREAM_KEY,
+      channels: [
+        { type: 'openai', models: ['codex-chat'], responses: false },
+        { type: 'anthropic', models: ['codex-claude'] },
+      ],
+      prices: priceEach(['codex-chat', 'codex-claude'], PRICE),
+    },
+    (g) => {
+      ({ s, mock } = g);
+    },
+  );
   beforeAll(async () => {
-    await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: UPSTREAM_KEY,
-      models: ['codex-chat'],
-      responses: false,
-    });
-    await addChannel(s, {
-      type: 'anthropic',
-      base_url: mock.url.replace(/\/v1$/, ''),
-      api_key: UPSTREAM_KEY,
-      models: ['codex-claude'],
-    });
-    for (const m of ['codex-chat', 'codex-claude']) await setPrice(s, m, PRICE);
     const u = await userWithKey(s, { balance: 100 });
-    client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: u.secret, maxRetries: 0, timeout: 20_000 });
+    client = openaiClient(s, u.secret);
   });
   beforeEach(() => mock.reset());
 
   const lastUpstream = () => mock.requests[mock.requests.length - 1]!;
+
+  /** Codex's first request of the turn on `model`, forcing apply_patch: the call comes back custom. */
+  async function forcedPatch(model: string) {
+    const res = await run({ ...codexFirst(model), tool_choice: { type: 'custom', name: 'apply_patch' } });
+    expectOneItem(res.done, {
+      type: 'custom_tool_call',
+      status: 'completed',
+      name: 'apply_patch',
+      input: 'mole',
+    });
+    return res;
+  }
 
   /** Streams a request as Codex does and collects what Codex's parser reads. */
   async function run(body: Json) {
@@ -85,10 +109,7 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
 
   it('chat channel: apply_patch is a function of one string "input"; the call is a custom_tool_call', async () => {
     // Codex never forces a tool; the mock calls the first declared one, or the forced one.
-    const { done, completed } = await run({
-      ...codexFirst('codex-chat'),
-      tool_choice: { type: 'custom', name: 'apply_patch' },
-    });
+    const { done, completed } = await forcedPatch('codex-chat');
     const sent = lastUpstream().body as Json;
     expect(lastUpstream().path).toBe('/v1/chat/completions');
     const fn = (sent.tools as Json[]).find((t) => t.function.name === 'apply_patch');
@@ -104,14 +125,6 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
       'apply_patch',
       'view_image',
     ]);
-    expect(done).toEqual([
-      expect.objectContaining({
-        type: 'custom_tool_call',
-        status: 'completed',
-        name: 'apply_patch',
-        input: 'mole',
-      }),
-    ]);
     expect(done[0]!.call_id).toMatch(/^call_/);
     expect(completed?.status).toBe('completed');
   });
@@ -120,17 +133,7 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
     const { done, completed } = await run({ ...CODEX_TURN, model: 'codex-chat' });
     const msgs = (lastUpstream().body as Json).messages as Json[];
     expect(msgs.slice(-2)).toEqual([
-      {
-        role: 'assistant',
-        content: null,
-        tool_calls: [
-          {
-            id: PATCH_CALL.call_id,
-            type: 'function',
-            function: { name: 'apply_patch', arguments: JSON.stringify({ input: PATCH_CALL.input }) },
-          },
-        ],
-      },
+      asChatToolCall(PATCH_CALL, 'apply_patch'),
       { role: 'tool', tool_call_id: PATCH_CALL.call_id, content: PATCH_OUTPUT.output },
     ]);
     // After a tool result the mock answers text: the turn ends.
@@ -140,10 +143,7 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
   });
 
   it('Anthropic channel: apply_patch is a tool with input_schema; tool_use comes back as custom_tool_call', async () => {
-    const { done } = await run({
-      ...codexFirst('codex-claude'),
-      tool_choice: { type: 'custom', name: 'apply_patch' },
-    });
+    await forcedPatch('codex-claude');
     const sent = lastUpstream().body as Json;
     expect(lastUpstream().path.split('?')[0]).toBe('/v1/messages');
     const tool = (sent.tools as Json[]).find((t) => t.name === 'apply_patch');
@@ -152,14 +152,6 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
       required: ['input'],
     });
     expect(sent.tool_choice).toEqual({ type: 'tool', name: 'apply_patch' });
-    expect(done).toEqual([
-      expect.objectContaining({
-        type: 'custom_tool_call',
-        status: 'completed',
-        name: 'apply_patch',
-        input: 'mole',
-      }),
-    ]);
 
     await run({ ...CODEX_TURN, model: 'codex-claude' });
     const msgs = (lastUpstream().body as Json).messages as Json[];
@@ -199,14 +191,12 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
         input: (NS_TURN.input as Json[]).filter((i) => i.type === 'message'),
       };
       const { done } = await run(first);
-      expect(done).toEqual([
-        expect.objectContaining({
-          type: 'function_call',
-          name: 'close_agent',
-          namespace: 'multi_agent_v1',
-          arguments: '{"target":"mole"}',
-        }),
-      ]);
+      expectOneItem(done, {
+        type: 'function_call',
+        name: 'close_agent',
+        namespace: 'multi_agent_v1',
+        arguments: '{"target":"mole"}',
+      });
       const { completed } = await run({ ...NS_TURN, model, tools });
       expect(completed?.status).toBe('completed');
     }
@@ -240,29 +230,12 @@ describe('Codex CLI apply_patch (a freeform custom tool) on translated channels'
       const sent = lastUpstream().body as Json;
       const names = (sent.tools as Json[]).map((t) => t.name ?? t.function.name);
       expect(names).toEqual(['functions__exec', 'functions__wait', 'collaboration__spawn_agent']);
-      expect(done).toEqual([
-        expect.objectContaining({
-          type: 'custom_tool_call',
-          name: 'exec',
-          namespace: 'functions',
-          input: 'mole',
-        }),
-      ]);
+      expectOneItem(done, { type: 'custom_tool_call', name: 'exec', namespace: 'functions', input: 'mole' });
       const { completed } = await run({ ...AT_TURN, model });
       expect(completed?.status).toBe('completed');
     }
     const msgs = (lastUpstream().body as Json).messages as Json[];
-    expect(msgs.at(-2)).toEqual({
-      role: 'assistant',
-      content: null,
-      tool_calls: [
-        {
-          id: EXEC_CALL.call_id,
-          type: 'function',
-          function: { name: 'functions__exec', arguments: JSON.stringify({ input: EXEC_CALL.input }) },
-        },
-      ],
-    });
+    expect(msgs.at(-2)).toEqual(asChatToolCall(EXEC_CALL, 'functions__exec'));
     expect(msgs.at(-1)).toMatchObject({ role: 'tool', tool_call_id: EXEC_CALL.call_id });
   });
 });
@@ -280,28 +253,30 @@ describe('Claude Code through the gateway, replayed', () => {
   let mock: MockProvider;
   let secret: string;
 
-  gatewayForSuite({}, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
+  gatewayWithChannels(
+    {},
+    {
+      apiKey: UPSTREAM_KEY,
+      channels: [
+        { type: 'anthropic', models: ['claude-mole'] },
+        { type: 'openai', models: ['gpt-mole'] },
+      ],
+      prices: priceEach(['claude-mole', 'gpt-mole'], PRICE),
+    },
+    (g) => {
+      ({ s, mock } = g);
+    },
+  );
   beforeAll(async () => {
-    await addChannel(s, {
-      type: 'anthropic',
-      base_url: mock.url.replace(/\/v1$/, ''),
-      api_key: UPSTREAM_KEY,
-      models: ['claude-mole'],
-    });
-    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: UPSTREAM_KEY, models: ['gpt-mole'] });
-    for (const m of ['claude-mole', 'gpt-mole']) await setPrice(s, m, PRICE);
     secret = (await userWithKey(s, { balance: 100 })).secret;
   });
   beforeEach(() => mock.reset());
 
-  const send = (model: string, auth: Record<string, string>) =>
+  const send = (model: string, auth: Record<string, string>, body: Json = {}) =>
     fetch(`${s.url}/v1/messages?beta=true`, {
       method: 'POST',
       headers: { ...CC_TURN.headers, 'content-type': 'application/json', ...auth },
-      body: JSON.stringify({ ...CC_TURN.body, model }),
+      body: JSON.stringify({ ...CC_TURN.body, model, ...body }),
     });
 
   /** The SSE events of an Anthropic stream, by name, with their data. */
@@ -337,11 +312,7 @@ describe('Claude Code through the gateway, replayed', () => {
     expect(up.headers['x-api-key']).toBe(UPSTREAM_KEY);
 
     const messages = (CC_TURN.body.messages as Json[]).filter((m) => m.role !== 'system');
-    const res = await fetch(`${s.url}/v1/messages?beta=true`, {
-      method: 'POST',
-      headers: { ...CC_TURN.headers, 'content-type': 'application/json', authorization: `Bearer ${secret}` },
-      body: JSON.stringify({ ...CC_TURN.body, model: 'claude-mole', messages }),
-    });
+    const res = await send('claude-mole', { authorization: `Bearer ${secret}` }, { messages });
     expect(res.status).toBe(200);
     const ev = await events(res);
     expect(ev[0]!.event).toBe('message_start');

@@ -5,11 +5,12 @@
 // stream, tool round trips), exact cost per log row, token counting, and the key rules in
 // Anthropic's error shape and the contract's check order.
 import Anthropic from '@anthropic-ai/sdk';
-import OpenAI from 'openai';
-import { beforeAll, describe, expect, it } from 'vitest';
+import type OpenAI from 'openai';
+import { describe, expect, it } from 'vitest';
 import { countMessagesTokens } from '../../src/relay/protocols/anthropic.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
+import { channelTo, gatewayWithChannels } from '../helpers/gateway-channels.js';
+import { WEATHER_TOOL } from '../helpers/weather-tool.js';
 import { countAnthropicPromptTokens, expectedAnthropicText } from '../mock-provider/anthropic.js';
 import { expectedGeminiText } from '../mock-provider/gemini.js';
 import {
@@ -18,7 +19,15 @@ import {
   expectedChatCompletion,
   type MockProvider,
 } from '../mock-provider/server.js';
-import { addChannel, allLogs, type LogRow, nanoOf, setPrice } from '../relay/relay-helpers.js';
+import {
+  addChannel,
+  allLogs,
+  client,
+  type LogRow,
+  nanoOf,
+  rawRelay,
+  setPrice,
+} from '../relay/relay-helpers.js';
 
 const UP_KEY = 'sk-ant-upstream-secret-0001';
 
@@ -64,13 +73,9 @@ async function newestLog(s: TestServer, keyId: number, count = 1): Promise<LogRo
 
 const user = (content: string): Anthropic.MessageParam => ({ role: 'user', content });
 const weather: Anthropic.Tool = {
-  name: 'get_weather',
-  description: 'Weather for a city',
-  input_schema: {
-    type: 'object',
-    properties: { city: { type: 'string' }, days: { type: 'integer' } },
-    required: ['city', 'days'],
-  },
+  name: WEATHER_TOOL.name,
+  description: WEATHER_TOOL.description,
+  input_schema: WEATHER_TOOL.parameters,
 };
 
 describe.each(backends())('Anthropic Messages through the gateway (%s)', (backend) => {
@@ -79,40 +84,98 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
   let origin: string;
 
   const sdk = (key: string) => new Anthropic({ baseURL: s.url, apiKey: key, maxRetries: 0, timeout: 20_000 });
-  const openai = (key: string) =>
-    new OpenAI({ baseURL: `${s.url}/v1`, apiKey: key, maxRetries: 0, timeout: 20_000 });
-  const raw = async (path: string, body: unknown, headers: Record<string, string>) => {
-    const res = await fetch(s.url + path, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', ...headers },
-      body: typeof body === 'string' ? body : JSON.stringify(body),
-    });
-    const text = await res.text();
-    let json: any = null;
-    try {
-      json = JSON.parse(text);
-    } catch {}
-    return { status: res.status, headers: res.headers, text, json };
-  };
+  const openai = (key: string) => client(s, key);
+  /** A call under /v1 the SDK cannot make (a string body is sent as it is). */
+  const raw = (path: string, body: unknown, headers: Record<string, string>) =>
+    rawRelay(s, path, { body: typeof body === 'string' ? body : JSON.stringify(body), headers });
   const lastUpstream = () => mock.requests[mock.requests.length - 1]!;
 
-  gatewayForSuite({ backend }, { apiKey: UP_KEY }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
-  beforeAll(async () => {
-    origin = mock.url.replace(/\/v1$/, '');
-    await addChannel(s, {
-      type: 'anthropic',
-      base_url: origin,
-      api_key: UP_KEY,
-      models: ['claude-pass', 'claude-trans', 'claude-pricey'],
-      model_map: { 'claude-pass': 'claude-upstream-1' },
+  /** The key's newest log row: its protocol, its token counts, and its cost to the nano-USD at `model`'s prices. */
+  async function expectBilled(
+    keyId: number,
+    model: string,
+    protocol: string,
+    u: { prompt: number; cacheRead: number; cacheWrite?: number },
+  ) {
+    const { prompt, cacheRead, cacheWrite = 0 } = u;
+    const row = await newestLog(s, keyId);
+    expect(row).toMatchObject({
+      protocol,
+      prompt_tokens: prompt,
+      cached_tokens: cacheRead,
+      cache_write_tokens: cacheWrite,
+      completion_tokens: DEFAULT_COMPLETION_TOKENS,
     });
-    // The OpenAI side of the mock checks Bearer credentials against the same key.
-    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: UP_KEY, models: ['gpt-trans'] });
-    for (const [m, p] of Object.entries(PRICES)) await setPrice(s, m, p as never);
-  });
+    const input = prompt - cacheRead - cacheWrite;
+    expect(nanoOf(row.cost)).toBe(
+      expectedCost({ input, cacheRead, cacheWrite, output: DEFAULT_COMPLETION_TOKENS }, PRICES[model]!),
+    );
+    return row;
+  }
+
+  /** A pass-through stream the upstream fails: the text the SDK read first, and the error it threw. */
+  async function failedStream(secret: string, content: string) {
+    const stream = sdk(secret).messages.stream({
+      model: 'claude-pass',
+      max_tokens: 50,
+      messages: [user(content)],
+    });
+    const texts: string[] = [];
+    stream.on('text', (t) => texts.push(t));
+    const err = await stream.finalMessage().catch((e) => e);
+    expect(err).toBeInstanceOf(Anthropic.APIError);
+    return { texts, err };
+  }
+
+  /** Asks `model` about the weather: its tool call, and the conversation that answers the call. */
+  async function weatherCall(c: Anthropic, model: string) {
+    const first = await c.messages.create({
+      model,
+      max_tokens: 200,
+      tools: [weather],
+      messages: [user('Weather in Paris?')],
+    });
+    expect(first.stop_reason).toBe('tool_use');
+    const call = first.content.find((b) => b.type === 'tool_use') as Anthropic.ToolUseBlock;
+    expect(call).toMatchObject({ name: 'get_weather', input: { city: 'mole', days: 1 } });
+    const round: Anthropic.MessageParam[] = [
+      user('Weather in Paris?'),
+      { role: 'assistant', content: first.content },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: 'sunny' }] },
+    ];
+    return { first, call, round };
+  }
+
+  /** A stream of `model` the SDK reads (its text events make the message) and a weather tool call. */
+  async function streamAndToolCall(c: Anthropic, model: string) {
+    const stream = c.messages.stream({ model, max_tokens: 50, messages: [user('Hi')] });
+    const texts: string[] = [];
+    stream.on('text', (t) => texts.push(t));
+    const streamed = await stream.finalMessage();
+    expect(texts.join('')).toBe((streamed.content[0] as Anthropic.TextBlock).text);
+    const { first: toolAnswer } = await weatherCall(c, model);
+    return { streamed, toolAnswer };
+  }
+
+  gatewayWithChannels(
+    { backend },
+    {
+      apiKey: UP_KEY,
+      channels: [
+        {
+          type: 'anthropic',
+          models: ['claude-pass', 'claude-trans', 'claude-pricey'],
+          model_map: { 'claude-pass': 'claude-upstream-1' },
+        },
+        // The OpenAI side of the mock checks Bearer credentials against the same key.
+        { type: 'openai', models: ['gpt-trans'] },
+      ],
+      prices: PRICES,
+    },
+    (g) => {
+      ({ s, mock, origin } = g);
+    },
+  );
 
   // ── pass-through: Anthropic in → Anthropic channel ───────────────────────────────────────
 
@@ -163,7 +226,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect(m.usage.output_tokens).toBe(8);
       expect(lastUpstream().headers['anthropic-beta']).toBe('context-management-2025-06-27');
       const r = await raw(
-        '/v1/messages?beta=true',
+        '/messages?beta=true',
         { model: 'claude-pass', max_tokens: 4, messages: [user('Hi')] },
         { 'x-api-key': secret, 'anthropic-version': '2023-06-01' },
       );
@@ -191,20 +254,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     it('a tool round trip (plain and streamed)', async () => {
       const { secret } = await userWithKey(s);
       const c = sdk(secret);
-      const first = await c.messages.create({
-        model: 'claude-pass',
-        max_tokens: 200,
-        tools: [weather],
-        messages: [user('Weather in Paris?')],
-      });
-      expect(first.stop_reason).toBe('tool_use');
-      const call = first.content.find((b) => b.type === 'tool_use') as Anthropic.ToolUseBlock;
-      expect(call).toMatchObject({ name: 'get_weather', input: { city: 'mole', days: 1 } });
-      const round: Anthropic.MessageParam[] = [
-        user('Weather in Paris?'),
-        { role: 'assistant', content: first.content },
-        { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: 'sunny' }] },
-      ];
+      const { round } = await weatherCall(c, 'claude-pass');
       const second = await c.messages
         .stream({ model: 'claude-pass', max_tokens: 200, tools: [weather], messages: round })
         .finalMessage();
@@ -225,7 +275,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         times: 1,
       });
       const r = await raw(
-        '/v1/messages',
+        '/messages',
         { model: 'claude-pass', max_tokens: 8, messages: [user('Hi')] },
         { 'x-api-key': secret, 'anthropic-version': '2023-06-01' },
       );
@@ -246,11 +296,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     it('an error event before anything reached the client fails over: 502 in Anthropic shape', async () => {
       const { secret } = await userWithKey(s);
       mock.setScenario('claude-upstream-1', { midStreamError: 3, times: 1 });
-      const err = await sdk(secret)
-        .messages.stream({ model: 'claude-pass', max_tokens: 50, messages: [user('Hi')] })
-        .finalMessage()
-        .catch((e) => e);
-      expect(err).toBeInstanceOf(Anthropic.APIError);
+      const { err } = await failedStream(secret, 'Hi');
       expect(err.status).toBe(502);
       expect(err.error).toMatchObject({
         type: 'error',
@@ -261,15 +307,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     it('an error event after the answer began ends the stream with an event: error frame', async () => {
       const { secret, key } = await userWithKey(s);
       mock.setScenario('claude-upstream-1', { midStreamError: 3, chunkDelayMs: 30, times: 1 });
-      const stream = sdk(secret).messages.stream({
-        model: 'claude-pass',
-        max_tokens: 50,
-        messages: [user('Hi')],
-      });
-      const texts: string[] = [];
-      stream.on('text', (t) => texts.push(t));
-      const err = await stream.finalMessage().catch((e) => e);
-      expect(err).toBeInstanceOf(Anthropic.APIError);
+      const { texts, err } = await failedStream(secret, 'Hi');
       expect(err.error).toMatchObject({
         type: 'error',
         error: { type: 'overloaded_error', code: 'upstream_error' },
@@ -291,17 +329,12 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
           cache_read_input_tokens: 7,
           cache_creation_input_tokens: 5,
         });
-        const row = await newestLog(s, key.id);
-        expect(row).toMatchObject({
-          protocol: 'anthropic',
-          prompt_tokens: prompt,
-          cached_tokens: 7,
-          cache_write_tokens: 5,
-          completion_tokens: DEFAULT_COMPLETION_TOKENS,
-          estimated: false,
+        const row = await expectBilled(key.id, 'claude-pass', 'anthropic', {
+          prompt,
+          cacheRead: 7,
+          cacheWrite: 5,
         });
-        const u = { input: prompt - 12, cacheRead: 7, cacheWrite: 5, output: DEFAULT_COMPLETION_TOKENS };
-        expect(nanoOf(row.cost)).toBe(expectedCost(u, PRICES['claude-pass']!));
+        expect(row.estimated).toBe(false);
 
         const st = await sdk(secret)
           .messages.stream({ model: 'claude-pass', max_tokens: 30, messages })
@@ -314,7 +347,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
           cached_tokens: 7,
           cache_write_tokens: 5,
         });
-        expect(nanoOf(srow.cost)).toBe(expectedCost(u, PRICES['claude-pass']!));
+        expect(srow.cost).toBe(row.cost);
       } finally {
         mock.clearScenarios();
       }
@@ -329,7 +362,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       for (const row of rows) expect(row.cost).toBe(0);
       // Its refusals speak Anthropic too: a bad body, a model the key may not use.
       const bad = await raw(
-        '/v1/messages/count_tokens',
+        '/messages/count_tokens',
         { model: 'claude-pass', messages: [] },
         { 'x-api-key': secret },
       );
@@ -381,19 +414,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         cache_read_input_tokens: 4,
         output_tokens: DEFAULT_COMPLETION_TOKENS,
       });
-      const row = await newestLog(s, key.id);
-      expect(row).toMatchObject({
-        protocol: 'anthropic',
-        prompt_tokens: prompt,
-        cached_tokens: 4,
-        completion_tokens: DEFAULT_COMPLETION_TOKENS,
-      });
-      expect(nanoOf(row.cost)).toBe(
-        expectedCost(
-          { input: prompt - 4, cacheRead: 4, cacheWrite: 0, output: DEFAULT_COMPLETION_TOKENS },
-          PRICES['gpt-trans']!,
-        ),
-      );
+      await expectBilled(key.id, 'gpt-trans', 'anthropic', { prompt, cacheRead: 4 });
     });
 
     it('images cross both ways: base64 and URL sources ⇄ image_url parts', async () => {
@@ -563,12 +584,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     it('a tool round trip, plain and streamed (Claude Code on an OpenAI-compatible model)', async () => {
       const { secret } = await userWithKey(s);
       const c = sdk(secret);
-      const first = await c.messages.create({
-        model: 'gpt-trans',
-        max_tokens: 200,
-        tools: [weather],
-        messages: [user('Weather in Paris?')],
-      });
+      const { call, round } = await weatherCall(c, 'gpt-trans');
       const sentTools = (lastUpstream().body as { tools: unknown }).tools;
       expect(sentTools).toEqual([
         {
@@ -576,16 +592,8 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
           function: expect.objectContaining({ name: 'get_weather', parameters: weather.input_schema }),
         },
       ]);
-      expect(first.stop_reason).toBe('tool_use');
-      const call = first.content.find((b) => b.type === 'tool_use') as Anthropic.ToolUseBlock;
       expect(call.id).toMatch(/^call_/);
-      expect(call).toMatchObject({ name: 'get_weather', input: { city: 'mole', days: 1 } });
 
-      const round: Anthropic.MessageParam[] = [
-        user('Weather in Paris?'),
-        { role: 'assistant', content: first.content },
-        { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: 'sunny' }] },
-      ];
       const second = await c.messages.create({
         model: 'gpt-trans',
         max_tokens: 200,
@@ -651,20 +659,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         completion_tokens: DEFAULT_COMPLETION_TOKENS,
         prompt_tokens_details: { cached_tokens: 5 },
       });
-      const row = await newestLog(s, key.id);
-      expect(row).toMatchObject({
-        protocol: 'openai',
-        prompt_tokens: prompt,
-        cached_tokens: 5,
-        cache_write_tokens: 3,
-        completion_tokens: DEFAULT_COMPLETION_TOKENS,
-      });
-      expect(nanoOf(row.cost)).toBe(
-        expectedCost(
-          { input: prompt - 8, cacheRead: 5, cacheWrite: 3, output: DEFAULT_COMPLETION_TOKENS },
-          PRICES['claude-trans']!,
-        ),
-      );
+      await expectBilled(key.id, 'claude-trans', 'openai', { prompt, cacheRead: 5, cacheWrite: 3 });
     });
 
     it('thinking on the Anthropic side is output: reasoning tokens inside completion_tokens, on the log row too', async () => {
@@ -773,12 +768,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
 
   describe('Anthropic in → Gemini channel', () => {
     it('plain, stream and a tool call reach the SDK from a Gemini channel', async () => {
-      await addChannel(s, {
-        type: 'gemini',
-        base_url: origin,
-        api_key: UP_KEY,
-        models: ['claude-on-gemini'],
-      });
+      await addChannel(s, channelTo(mock, UP_KEY, { type: 'gemini', models: ['claude-on-gemini'] }));
       await setPrice(s, 'claude-on-gemini', { input: 1, output: 2 });
       const { secret } = await userWithKey(s);
       const c = sdk(secret);
@@ -793,23 +783,8 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect((m.content[0] as Anthropic.TextBlock).text).toBe(expectedGeminiText(gbody));
       expect(m.stop_reason).toBe('end_turn');
       expect(m.usage.output_tokens).toBe(DEFAULT_COMPLETION_TOKENS);
-      const st = c.messages.stream({ model: 'claude-on-gemini', max_tokens: 50, messages: [user('Hi')] });
-      const texts: string[] = [];
-      st.on('text', (t) => texts.push(t));
-      const fm = await st.finalMessage();
-      expect(texts.join('')).toBe((fm.content[0] as Anthropic.TextBlock).text);
-      expect(fm.usage.output_tokens).toBe(DEFAULT_COMPLETION_TOKENS);
-      const t = await c.messages.create({
-        model: 'claude-on-gemini',
-        max_tokens: 50,
-        tools: [weather],
-        messages: [user('Weather?')],
-      });
-      expect(t.stop_reason).toBe('tool_use');
-      expect(t.content.find((b) => b.type === 'tool_use')).toMatchObject({
-        name: 'get_weather',
-        input: { city: 'mole', days: 1 },
-      });
+      const { streamed } = await streamAndToolCall(c, 'claude-on-gemini');
+      expect(streamed.usage.output_tokens).toBe(DEFAULT_COMPLETION_TOKENS);
     });
   });
 
@@ -825,7 +800,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         model_map: { 'claude-fb': 'claude-fb-up' },
         priority: 10,
       });
-      await addChannel(s, { type: 'openai', base_url: mock.url, api_key: UP_KEY, models: ['claude-fb'] });
+      await addChannel(s, channelTo(mock, UP_KEY, { type: 'openai', models: ['claude-fb'] }));
       await setPrice(s, 'claude-fb', { input: 1, output: 2 });
       const { secret, key } = await userWithKey(s);
       mock.setScenario('claude-fb-up', { status: 529, times: 1 });
@@ -846,16 +821,14 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     });
 
     it("a channel's bad key is never the client's answer: 502 in Anthropic shape, the upstream body not leaked", async () => {
-      await addChannel(s, {
-        type: 'anthropic',
-        base_url: origin,
-        api_key: 'sk-ant-wrong-key-xyz',
-        models: ['claude-badkey'],
-      });
+      await addChannel(
+        s,
+        channelTo(mock, 'sk-ant-wrong-key-xyz', { type: 'anthropic', models: ['claude-badkey'] }),
+      );
       await setPrice(s, 'claude-badkey', { input: 1, output: 2 });
       const { secret } = await userWithKey(s);
       const r = await raw(
-        '/v1/messages',
+        '/messages',
         { model: 'claude-badkey', max_tokens: 8, messages: [user('Hi')] },
         { 'x-api-key': secret },
       );
@@ -871,15 +844,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     it('a pass-through stream cut mid-way ends with event: error and bills an estimate', async () => {
       const { secret, key } = await userWithKey(s);
       mock.setScenario('claude-upstream-1', { cutAfterChunks: 4, chunkDelayMs: 20, times: 1 });
-      const stream = sdk(secret).messages.stream({
-        model: 'claude-pass',
-        max_tokens: 50,
-        messages: [user('Cut')],
-      });
-      const texts: string[] = [];
-      stream.on('text', (t) => texts.push(t));
-      const err = await stream.finalMessage().catch((e) => e);
-      expect(err).toBeInstanceOf(Anthropic.APIError);
+      const { texts, err } = await failedStream(secret, 'Cut');
       expect(err.error).toMatchObject({ error: { code: 'upstream_error' } });
       expect(texts).toHaveLength(4);
       const row = await newestLog(s, key.id);
@@ -903,23 +868,8 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect((m.content[0] as Anthropic.TextBlock).text).toMatch(/mole/);
       expect(m.stop_reason).toBe('end_turn');
       expect(m.usage.output_tokens).toBeGreaterThan(0);
-      const stream = c.messages.stream({ model: 'claude-offline', max_tokens: 50, messages: [user('Hi')] });
-      const texts: string[] = [];
-      stream.on('text', (t) => texts.push(t));
-      const fm = await stream.finalMessage();
-      expect(texts.join('')).toBe((fm.content[0] as Anthropic.TextBlock).text);
-      const t = await c.messages.create({
-        model: 'claude-offline',
-        max_tokens: 50,
-        tools: [weather],
-        messages: [user('Weather?')],
-      });
-      expect(t.stop_reason).toBe('tool_use');
-      expect(t.content[0]).toMatchObject({
-        type: 'tool_use',
-        name: 'get_weather',
-        input: { city: 'mole', days: 1 },
-      });
+      const { toolAnswer } = await streamAndToolCall(c, 'claude-offline');
+      expect(toolAnswer.content[0]!.type).toBe('tool_use');
       expect(mock.requests.length).toBe(before); // nothing left the process
       const row = await newestLog(s, key.id, 3);
       expect(row).toMatchObject({ protocol: 'anthropic', status: 200 });
@@ -943,14 +893,9 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     }
 
     it('missing and invalid keys → 401 authentication_error', async () => {
+      expectAnthropicError(await raw('/messages', body, {}), 401, 'authentication_error', 'missing_api_key');
       expectAnthropicError(
-        await raw('/v1/messages', body, {}),
-        401,
-        'authentication_error',
-        'missing_api_key',
-      );
-      expectAnthropicError(
-        await raw('/v1/messages', body, { 'x-api-key': 'sk-not-a-real-key' }),
+        await raw('/messages', body, { 'x-api-key': 'sk-not-a-real-key' }),
         401,
         'authentication_error',
         'invalid_api_key',
@@ -965,7 +910,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     it('disabled key → 401 key_disabled (before the model rules)', async () => {
       const { secret, key } = await userWithKey(s, { key: { models: ['something-else'] } });
       await s.api('PATCH', `/api/keys/${key.id}`, { status: 'disabled' });
-      const r = await raw('/v1/messages', body, { 'x-api-key': secret });
+      const r = await raw('/messages', body, { 'x-api-key': secret });
       expectAnthropicError(r, 401, 'authentication_error', 'key_disabled');
     });
 
@@ -973,7 +918,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       const { secret } = await userWithKey(s, {
         key: { allowed_ips: ['10.9.8.7'], models: ['something-else'] },
       });
-      const r = await raw('/v1/messages', body, { authorization: `Bearer ${secret}` });
+      const r = await raw('/messages', body, { authorization: `Bearer ${secret}` });
       expectAnthropicError(r, 403, 'permission_error', 'ip_not_allowed');
     });
 
@@ -988,7 +933,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         error: { type: 'permission_error', code: 'model_not_allowed' },
       });
       const { secret: s2 } = await userWithKey(s);
-      const r = await raw('/v1/messages', { ...body, model: 'claude-nowhere' }, { 'x-api-key': s2 });
+      const r = await raw('/messages', { ...body, model: 'claude-nowhere' }, { 'x-api-key': s2 });
       expectAnthropicError(r, 404, 'not_found_error', 'model_not_found');
       const e2 = await sdk(s2)
         .messages.create({ ...body, model: 'claude-nowhere' })
@@ -998,7 +943,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
 
     it('insufficient quota → 429 rate_limit_error with code insufficient_quota, x-should-retry: false', async () => {
       const { secret } = await userWithKey(s, { key: { quota: 0.01 } });
-      const r = await raw('/v1/messages', { ...body, model: 'claude-pricey' }, { 'x-api-key': secret });
+      const r = await raw('/messages', { ...body, model: 'claude-pricey' }, { 'x-api-key': secret });
       expectAnthropicError(r, 429, 'rate_limit_error', 'insufficient_quota');
       expect(r.headers.get('x-should-retry')).toBe('false');
       expect(mock.requests.some((q) => (q.body as { model?: string })?.model === 'claude-pricey')).toBe(
@@ -1009,13 +954,13 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     it('a client mistake → 400 invalid_request_error naming the field', async () => {
       const { secret } = await userWithKey(s);
       const r = await raw(
-        '/v1/messages',
+        '/messages',
         { model: 'claude-pass', messages: [user('Hi')] },
         { 'x-api-key': secret },
       );
       expectAnthropicError(r, 400, 'invalid_request_error', 'invalid_request');
       expect(r.json.error.message).toContain('max_tokens');
-      const bad = await raw('/v1/messages', '{not json', { 'x-api-key': secret });
+      const bad = await raw('/messages', '{not json', { 'x-api-key': secret });
       expectAnthropicError(bad, 400, 'invalid_request_error', 'invalid_request');
     });
   });

@@ -3,12 +3,13 @@
 // pass-through (Gemini in → Gemini channel), translation both ways (Gemini in → OpenAI
 // channel, OpenAI chat in → Gemini channel), token counting, model lists, exact cost per log
 // row, and the key rules answered in Google's error shape.
-import { ApiError, type GenerateContentResponse, GoogleGenAI } from '@google/genai';
+import { ApiError, type Content, type GenerateContentResponse, GoogleGenAI } from '@google/genai';
 import type OpenAI from 'openai';
-import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { countGeminiTokens } from '../../src/relay/protocols/gemini.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
+import { channelTo, gatewayWithChannels } from '../helpers/gateway-channels.js';
+import { WEATHER_TOOL } from '../helpers/weather-tool.js';
 import { countGeminiPromptTokens, expectedGeminiText } from '../mock-provider/gemini.js';
 import {
   countChatPromptTokens,
@@ -37,6 +38,19 @@ const PRICES: Record<string, PriceUsd & { cache_write?: number }> = {
 type Json = Record<string, any>;
 type LogRowPlus = LogRow & { protocol?: string; reasoning_tokens?: number; cache_write_tokens?: number };
 
+/** The model's turn that calls get_weather with `args`. */
+const weatherCall = (args: Json): Content => ({
+  role: 'model',
+  parts: [{ functionCall: { name: 'get_weather', args } }],
+});
+
+/** A tool round in Gemini's terms: the question, the model's `call`, and the function's `output`. */
+const weatherRound = (call: Content, output: string): Content[] => [
+  { role: 'user', parts: [{ text: 'Weather in Paris?' }] },
+  call,
+  { role: 'user', parts: [{ functionResponse: { name: 'get_weather', response: { output } } }] },
+];
+
 async function collect(stream: AsyncGenerator<GenerateContentResponse>) {
   const chunks: GenerateContentResponse[] = [];
   for await (const c of stream) chunks.push(c);
@@ -59,28 +73,24 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
   let mock: MockProvider;
   let origin: string;
 
-  gatewayForSuite({ backend }, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
-  beforeAll(async () => {
-    origin = mock.url.replace(/\/v1$/, '');
-    await addChannel(s, {
-      type: 'gemini',
-      base_url: origin,
-      api_key: UPSTREAM_KEY,
-      models: ['gm-pass', 'oa-gem'],
-      model_map: { 'gm-pass': 'gemini-2.5-flash', 'oa-gem': 'gemini-2.5-pro' },
-    });
-    await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: UPSTREAM_KEY,
-      models: ['gm-oai'],
-      model_map: { 'gm-oai': 'gpt-4o' },
-    });
-    for (const [m, p] of Object.entries(PRICES)) await setPrice(s, m, p);
-  });
+  gatewayWithChannels(
+    { backend },
+    {
+      apiKey: UPSTREAM_KEY,
+      channels: [
+        {
+          type: 'gemini',
+          models: ['gm-pass', 'oa-gem'],
+          model_map: { 'gm-pass': 'gemini-2.5-flash', 'oa-gem': 'gemini-2.5-pro' },
+        },
+        { type: 'openai', models: ['gm-oai'], model_map: { 'gm-oai': 'gpt-4o' } },
+      ],
+      prices: PRICES,
+    },
+    (g) => {
+      ({ s, mock, origin } = g);
+    },
+  );
   beforeEach(() => mock.reset());
 
   /** A fresh user and key, and a @google/genai client on the gateway. */
@@ -192,13 +202,9 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
           {
             functionDeclarations: [
               {
-                name: 'get_weather',
-                description: 'Weather for a city',
-                parametersJsonSchema: {
-                  type: 'object',
-                  properties: { city: { type: 'string' }, days: { type: 'integer' } },
-                  required: ['city', 'days'],
-                },
+                name: WEATHER_TOOL.name,
+                description: WEATHER_TOOL.description,
+                parametersJsonSchema: WEATHER_TOOL.parameters,
               },
             ],
           },
@@ -213,14 +219,7 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       expect(first.candidates?.[0]?.finishReason).toBe('STOP');
       const second = await ai.models.generateContent({
         model: 'gm-pass',
-        contents: [
-          { role: 'user', parts: [{ text: 'Weather in Paris?' }] },
-          first.candidates![0]!.content!,
-          {
-            role: 'user',
-            parts: [{ functionResponse: { name: 'get_weather', response: { output: 'sunny' } } }],
-          },
-        ],
+        contents: weatherRound(first.candidates![0]!.content!, 'sunny'),
         config,
       });
       expect(second.functionCalls).toBeUndefined();
@@ -318,14 +317,11 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
     it("a Gemini channel with a bad key (Google's 400 API_KEY_INVALID) fails over to the next channel", async () => {
       // Google answers a wrong API key with 400 INVALID_ARGUMENT, not 401: the client's request
       // is fine, the channel is not. It must be tried elsewhere, not handed to the client.
-      await addChannel(s, {
-        type: 'gemini',
-        base_url: origin,
-        api_key: 'AIzaWrongChannelKey',
-        models: ['gm-fo'],
-        priority: 10,
-      });
-      await addChannel(s, { type: 'gemini', base_url: origin, api_key: UPSTREAM_KEY, models: ['gm-fo'] });
+      await addChannel(
+        s,
+        channelTo(mock, 'AIzaWrongChannelKey', { type: 'gemini', models: ['gm-fo'], priority: 10 }),
+      );
+      await addChannel(s, channelTo(mock, UPSTREAM_KEY, { type: 'gemini', models: ['gm-fo'] }));
       await setPrice(s, 'gm-fo', { input: 1, output: 1 });
       const { ai, key } = await fresh();
       const r = await ai.models.generateContent({ model: 'gm-fo', contents: 'hi' });
@@ -446,14 +442,7 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       const { ai } = await fresh();
       const r = await ai.models.generateContent({
         model: 'gm-oai',
-        contents: [
-          { role: 'user', parts: [{ text: 'Weather in Paris?' }] },
-          { role: 'model', parts: [{ functionCall: { name: 'get_weather', args: { city: 'Paris' } } }] },
-          {
-            role: 'user',
-            parts: [{ functionResponse: { name: 'get_weather', response: { output: 'sunny' } } }],
-          },
-        ],
+        contents: weatherRound(weatherCall({ city: 'Paris' }), 'sunny'),
         config: {
           tools: [
             {
@@ -750,17 +739,7 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
         tools,
       });
       const back = upstream().body as Json;
-      expect(back.contents).toEqual([
-        { role: 'user', parts: [{ text: 'Weather in Paris?' }] },
-        {
-          role: 'model',
-          parts: [{ functionCall: { name: 'get_weather', args: { city: 'mole', metric: true } } }],
-        },
-        {
-          role: 'user',
-          parts: [{ functionResponse: { name: 'get_weather', response: { output: 'sunny, 21C' } } }],
-        },
-      ]);
+      expect(back.contents).toEqual(weatherRound(weatherCall({ city: 'mole', metric: true }), 'sunny, 21C'));
       expect(second.choices[0]!.message.content).toBe(expectedGeminiText(back));
 
       // Streamed, the call arrives as one tool_calls delta.

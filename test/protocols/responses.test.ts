@@ -10,7 +10,10 @@ import { generateText, jsonSchema, stepCountIs, streamText, tool } from 'ai';
 import OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
+import { CODEX_TURN_SETTINGS } from '../helpers/codex.js';
+import { gatewayWithChannels, priceEach } from '../helpers/gateway-channels.js';
+import { expectTextStreamFraming, responsesUsage } from '../helpers/responses-wire.js';
+import { WEATHER_TOOL } from '../helpers/weather-tool.js';
 import { countResponsesPromptTokens, expectedResponsesText } from '../mock-provider/responses.js';
 import {
   countChatPromptTokens,
@@ -18,7 +21,7 @@ import {
   type MockProvider,
   type Scenario,
 } from '../mock-provider/server.js';
-import { addChannel, logByRequestId, nanoOf, rawRelay, setPrice, uniq } from '../relay/relay-helpers.js';
+import { logByRequestId, nanoOf, client as openaiClient, rawRelay, uniq } from '../relay/relay-helpers.js';
 
 const UPSTREAM_KEY = 'sk-upstream-responses-secret';
 const DEFAULT_CAP = 4096;
@@ -37,6 +40,21 @@ function costNano(u: { prompt: number; cached: number; written: number; completi
   return (num + 999_999n) / 1_000_000n;
 }
 
+type Counts = { prompt: number; cached: number; written: number; completion: number; reasoning: number };
+
+/** A log row of a Responses request: these counts, and their exact cost. */
+function expectBilled(row: { cost: number }, u: Counts): void {
+  expect(row).toMatchObject({
+    protocol: 'responses',
+    prompt_tokens: u.prompt,
+    cached_tokens: u.cached,
+    cache_write_tokens: u.written,
+    completion_tokens: u.completion,
+    reasoning_tokens: u.reasoning,
+  });
+  expect(nanoOf(row.cost)).toBe(costNano(u));
+}
+
 type Extra = Scenario & { cacheWriteTokens?: number; reasoningTokens?: number; midStreamError?: number };
 
 /** Reads a Responses stream to its end: every event's type, and the response.failed answer if one came. */
@@ -50,84 +68,58 @@ async function drain(stream: AsyncIterable<OpenAI.Responses.ResponseStreamEvent>
   return { types, failed };
 }
 
-const weather = {
-  type: 'function' as const,
-  name: 'get_weather',
-  description: 'Weather for a city',
-  strict: false,
-  parameters: {
-    type: 'object',
-    properties: { city: { type: 'string' }, days: { type: 'integer' } },
-    required: ['city', 'days'],
-  },
-};
+const weather = { type: 'function' as const, ...WEATHER_TOOL, strict: false };
 /** `weather` as a chat channel receives it, translated to a chat function tool. */
-const WEATHER_AS_CHAT_TOOL = {
-  type: 'function',
-  function: { name: 'get_weather', description: 'Weather for a city', parameters: weather.parameters },
-};
+const WEATHER_AS_CHAT_TOOL = { type: 'function', function: WEATHER_TOOL };
+/** `weather` as a Vercel AI SDK tool that answers a clear sky. */
+const weatherTool = () =>
+  tool({
+    description: WEATHER_TOOL.description,
+    inputSchema: jsonSchema<{ city: string; days: number }>(WEATHER_TOOL.parameters),
+    execute: async () => ({ sky: 'clear' }),
+  });
 
 describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend) => {
   let s: TestServer;
   let mock: MockProvider;
-  let origin: string;
   let client: OpenAI;
   let keyId: number;
   let secret: string;
 
-  gatewayForSuite({ backend }, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
+  gatewayWithChannels(
+    { backend },
+    {
+      apiKey: UPSTREAM_KEY,
+      channels: [
+        // An OpenAI channel that speaks Responses (the default) → pass-through.
+        {
+          type: 'openai',
+          models: ['gpt-pass', 'gpt-alias'],
+          model_map: { 'gpt-alias': 'gpt-pass-upstream' },
+        },
+        // An OpenAI channel that only speaks chat → Responses is translated.
+        { type: 'openai', models: ['gpt-chat'], responses: false },
+        { type: 'anthropic', models: ['claude-mole'] },
+        // One model on two channels: Responses first (priority), a chat-only one behind it.
+        { type: 'openai', models: ['gpt-mix'], model_map: { 'gpt-mix': 'gpt-mix-a' }, priority: 10 },
+        { type: 'openai', models: ['gpt-mix'], model_map: { 'gpt-mix': 'gpt-mix-b' }, responses: false },
+        // The built-in offline channel answers Responses too (the README walk-through).
+        { type: 'mock', models: ['mock-mole'] },
+      ],
+      prices: priceEach(
+        ['gpt-pass', 'gpt-alias', 'gpt-chat', 'claude-mole', 'gpt-other', 'mock-mole', 'gpt-mix'],
+        PRICE,
+      ),
+    },
+    (g) => {
+      ({ s, mock } = g);
+    },
+  );
   beforeAll(async () => {
-    origin = mock.url.replace(/\/v1$/, '');
-    // An OpenAI channel that speaks Responses (the default) → pass-through.
-    await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: UPSTREAM_KEY,
-      models: ['gpt-pass', 'gpt-alias'],
-      model_map: { 'gpt-alias': 'gpt-pass-upstream' },
-    });
-    // An OpenAI channel that only speaks chat → Responses is translated.
-    await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: UPSTREAM_KEY,
-      models: ['gpt-chat'],
-      responses: false,
-    });
-    await addChannel(s, {
-      type: 'anthropic',
-      base_url: origin,
-      api_key: UPSTREAM_KEY,
-      models: ['claude-mole'],
-    });
-    // One model on two channels: Responses first (priority), a chat-only one behind it.
-    await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: UPSTREAM_KEY,
-      models: ['gpt-mix'],
-      model_map: { 'gpt-mix': 'gpt-mix-a' },
-      priority: 10,
-    });
-    await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: UPSTREAM_KEY,
-      models: ['gpt-mix'],
-      model_map: { 'gpt-mix': 'gpt-mix-b' },
-      responses: false,
-    });
-    // The built-in offline channel answers Responses too (the README walk-through).
-    await addChannel(s, { type: 'mock', models: ['mock-mole'] });
-    for (const m of ['gpt-pass', 'gpt-alias', 'gpt-chat', 'claude-mole', 'gpt-other', 'mock-mole', 'gpt-mix'])
-      await setPrice(s, m, PRICE);
     const u = await userWithKey(s, { balance: 100 });
     keyId = u.key.id;
     secret = u.secret;
-    client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: secret, maxRetries: 0, timeout: 20_000 });
+    client = openaiClient(s, secret);
   });
   beforeEach(() => mock.reset());
 
@@ -149,19 +141,8 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect(data.status).toBe('completed');
       expect(data.usage).toMatchObject({ input_tokens: prompt, output_tokens: 16 });
       const row = await logOf(response.headers.get('x-request-id'));
-      expect(row).toMatchObject({
-        protocol: 'responses',
-        endpoint: '/v1/responses',
-        status: 200,
-        stream: false,
-        prompt_tokens: prompt,
-        cached_tokens: 0,
-        cache_write_tokens: 0,
-        completion_tokens: 16,
-        reasoning_tokens: 0,
-        estimated: false,
-      });
-      expect(nanoOf(row.cost)).toBe(costNano({ prompt, cached: 0, written: 0, completion: 16 }));
+      expect(row).toMatchObject({ endpoint: '/v1/responses', status: 200, stream: false, estimated: false });
+      expectBilled(row, { prompt, cached: 0, written: 0, completion: 16, reasoning: 0 });
     });
 
     it('streaming: the stream helper and its final response; cache reads/writes and reasoning billed', async () => {
@@ -174,25 +155,12 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       const prompt = countResponsesPromptTokens(params);
       expect(deltas).toHaveLength(16);
       expect(final.output_text).toBe(expectedResponsesText(params));
-      expect(final.usage).toEqual({
-        input_tokens: prompt,
-        input_tokens_details: { cached_tokens: 6, cache_write_tokens: 4 },
-        output_tokens: 21,
-        output_tokens_details: { reasoning_tokens: 5 },
-        total_tokens: prompt + 21,
-      });
+      const counts = { prompt, cached: 6, written: 4, completion: 21, reasoning: 5 };
+      expect(final.usage).toEqual(responsesUsage(counts));
       expect(lastUpstream().body).toEqual({ ...params, stream: true });
       const row = await latestLog();
-      expect(row).toMatchObject({
-        protocol: 'responses',
-        stream: true,
-        prompt_tokens: prompt,
-        cached_tokens: 6,
-        cache_write_tokens: 4,
-        completion_tokens: 21,
-        reasoning_tokens: 5,
-      });
-      expect(nanoOf(row.cost)).toBe(costNano({ prompt, cached: 6, written: 4, completion: 21 }));
+      expect(row.stream).toBe(true);
+      expectBilled(row, counts);
     });
 
     it('tool use round trip: a function_call, then text after the function_call_output', async () => {
@@ -352,21 +320,9 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect(data.object).toBe('response');
       expect(data.status).toBe('completed');
       expect(data.output_text).toBe(expectedChatCompletion(chat.messages));
-      expect(data.usage).toEqual({
-        input_tokens: prompt,
-        input_tokens_details: { cached_tokens: 5, cache_write_tokens: 0 },
-        output_tokens: 16,
-        output_tokens_details: { reasoning_tokens: 0 },
-        total_tokens: prompt + 16,
-      });
-      const row = await logOf(response.headers.get('x-request-id'));
-      expect(row).toMatchObject({
-        protocol: 'responses',
-        prompt_tokens: prompt,
-        cached_tokens: 5,
-        completion_tokens: 16,
-      });
-      expect(nanoOf(row.cost)).toBe(costNano({ prompt, cached: 5, written: 0, completion: 16 }));
+      const counts = { prompt, cached: 5, written: 0, completion: 16, reasoning: 0 };
+      expect(data.usage).toEqual(responsesUsage(counts));
+      expectBilled(await logOf(response.headers.get('x-request-id')), counts);
     });
 
     it('streaming: the chat stream becomes the Responses event sequence the SDK accumulates', async () => {
@@ -386,19 +342,8 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect(final.status).toBe('completed');
       expect(final.usage?.input_tokens).toBe(countChatPromptTokens(chat.messages));
       expect(final.usage?.output_tokens).toBe(16);
-      expect(types.slice(0, 4)).toEqual([
-        'response.created',
-        'response.in_progress',
-        'response.output_item.added',
-        'response.content_part.added',
-      ]);
+      expectTextStreamFraming(types);
       expect(types.filter((t) => t === 'response.output_text.delta')).toHaveLength(16);
-      expect(types.slice(-4)).toEqual([
-        'response.output_text.done',
-        'response.content_part.done',
-        'response.output_item.done',
-        'response.completed',
-      ]);
     });
 
     it('tool round trip: calls and results become chat tool_calls and tool messages', async () => {
@@ -461,13 +406,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
           },
           { type: 'web_search', external_web_access: false },
         ],
-        tool_choice: 'auto',
-        parallel_tool_calls: false,
-        reasoning: { effort: 'medium', summary: 'auto' },
-        store: false,
-        stream: true,
-        include: ['reasoning.encrypted_content'],
-        prompt_cache_key: 'thread-1',
+        ...CODEX_TURN_SETTINGS,
         text: { verbosity: 'medium' },
       };
       const res = await rawRelay(s, '/responses', {
@@ -539,11 +478,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
         model: moleapi('gpt-chat'),
         prompt: 'Weather in Paris?',
         tools: {
-          get_weather: tool({
-            description: 'Weather for a city',
-            inputSchema: jsonSchema<{ city: string; days: number }>(weather.parameters as never),
-            execute: async () => ({ sky: 'clear' }),
-          }),
+          get_weather: weatherTool(),
         },
         stopWhen: stepCountIs(3),
         maxRetries: 0,
@@ -633,16 +568,7 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expect(u.input_tokens_details).toEqual({ cached_tokens: 3, cache_write_tokens: 2 });
       expect(u.output_tokens).toBe(16);
       const row = await logOf(response.headers.get('x-request-id'));
-      expect(row).toMatchObject({
-        protocol: 'responses',
-        prompt_tokens: u.input_tokens,
-        cached_tokens: 3,
-        cache_write_tokens: 2,
-        completion_tokens: 16,
-      });
-      expect(nanoOf(row.cost)).toBe(
-        costNano({ prompt: u.input_tokens, cached: 3, written: 2, completion: 16 }),
-      );
+      expectBilled(row, { prompt: u.input_tokens, cached: 3, written: 2, completion: 16, reasoning: 0 });
 
       const final = await client.responses.stream(params).finalResponse();
       expect(final.output_text).toBe(data.output_text);
@@ -718,12 +644,6 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
 
   describe('the Vercel AI SDK (its default openai(model) speaks Responses)', () => {
     const provider = () => createOpenAI({ baseURL: `${s.url}/v1`, apiKey: secret });
-    const weatherTool = () =>
-      tool({
-        description: 'Weather for a city',
-        inputSchema: jsonSchema<{ city: string; days: number }>(weather.parameters as never),
-        execute: async () => ({ sky: 'clear' }),
-      });
 
     it('generateText on a Responses channel, streamText translated to chat', async () => {
       const moleapi = provider();

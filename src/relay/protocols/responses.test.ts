@@ -5,6 +5,7 @@ import { generateText, jsonSchema, streamText } from 'ai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as canon from '../../../test/helpers/canonical.js';
+import { CODEX_TURN_SETTINGS } from '../../../test/helpers/codex.js';
 import { AppError } from '../../http/errors.js';
 import type { CanonicalRequest, CanonicalUsage, StreamEvent } from '../canonical.js';
 import { StreamBroken } from '../canonical.js';
@@ -70,13 +71,7 @@ const CODEX_BODY = {
     },
     { type: 'web_search' },
   ],
-  tool_choice: 'auto',
-  parallel_tool_calls: false,
-  reasoning: { effort: 'medium', summary: 'auto' },
-  store: false,
-  stream: true,
-  include: ['reasoning.encrypted_content'],
-  prompt_cache_key: 'thread-1',
+  ...CODEX_TURN_SETTINGS,
   max_output_tokens: 2000,
   temperature: 0.5,
   top_p: 0.9,

@@ -35,33 +35,52 @@ const checkTable = (t: string) => {
   return t;
 };
 
+/** One open connection, as the source is built from it. */
+interface Connection {
+  kind: SourceDb['kind'];
+  /** Runs a query with its parameters bound in order. */
+  rows(sql: string, params?: unknown[]): Promise<Row[]>;
+  /** How the dialect quotes a table name, and spells the two parameters of `page`. */
+  quote: string;
+  pageParams: [after: string, limit: string];
+  columns: SourceDb['columns'];
+  close(): Promise<void>;
+}
+
+function sourceOver(c: Connection): SourceDb {
+  const q = (t: string) => `${c.quote}${checkTable(t)}${c.quote}`;
+  const [after, limit] = c.pageParams;
+  return {
+    kind: c.kind,
+    columns: c.columns,
+    async count(t) {
+      return Number((await c.rows(`SELECT COUNT(*) AS n FROM ${q(t)}`))[0]!.n);
+    },
+    page: (t, a, l) => c.rows(`SELECT * FROM ${q(t)} WHERE id > ${after} ORDER BY id LIMIT ${limit}`, [a, l]),
+    all: (t) => c.rows(`SELECT * FROM ${q(t)}`),
+    close: c.close,
+  };
+}
+
 export async function openSource(from: string): Promise<SourceDb> {
   const kind = sourceKind(from);
   if (kind === 'sqlite') {
     if (!fs.existsSync(from)) throw new Error(`no such SQLite file: ${from}`);
     const db = new SQLite(from, { readonly: true, fileMustExist: true });
-    const q = (t: string) => `"${checkTable(t)}"`;
-    return {
+    const rows = async (sql: string, params: unknown[] = []) => db.prepare(sql).all(...params) as Row[];
+    return sourceOver({
       kind,
+      rows,
+      quote: '"',
+      pageParams: ['?', '?'],
       async columns(t) {
-        const rows = db.prepare(`PRAGMA table_info(${q(t)})`).all() as { name: string }[];
-        return new Set(rows.map((r) => r.name));
-      },
-      async count(t) {
-        return Number((db.prepare(`SELECT COUNT(*) AS n FROM ${q(t)}`).get() as { n: number }).n);
-      },
-      async page(t, after, limit) {
-        return db
-          .prepare(`SELECT * FROM ${q(t)} WHERE id > ? ORDER BY id LIMIT ?`)
-          .all(after, limit) as Row[];
-      },
-      async all(t) {
-        return db.prepare(`SELECT * FROM ${q(t)}`).all() as Row[];
+        const r = await rows(`PRAGMA table_info("${checkTable(t)}")`);
+        return new Set(r.map((x) => String(x.name)));
       },
       async close() {
         db.close();
       },
-    };
+    });
   }
   if (kind === 'mysql') {
     const conn = await mysql.createConnection({
@@ -70,10 +89,12 @@ export async function openSource(from: string): Promise<SourceDb> {
       supportBigNumbers: true,
       bigNumberStrings: false,
     });
-    const q = (t: string) => `\`${checkTable(t)}\``;
     const rows = async (sql: string, params: unknown[] = []) => (await conn.query(sql, params))[0] as Row[];
-    return {
+    return sourceOver({
       kind,
+      rows,
+      quote: '`',
+      pageParams: ['?', '?'],
       async columns(t) {
         const r = await rows(
           'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?',
@@ -81,21 +102,17 @@ export async function openSource(from: string): Promise<SourceDb> {
         );
         return new Set(r.map((x) => String(x.c ?? x.C ?? x.COLUMN_NAME)));
       },
-      async count(t) {
-        return Number((await rows(`SELECT COUNT(*) AS n FROM ${q(t)}`))[0]!.n);
-      },
-      page: (t, after, limit) =>
-        rows(`SELECT * FROM ${q(t)} WHERE id > ? ORDER BY id LIMIT ?`, [after, limit]),
-      all: (t) => rows(`SELECT * FROM ${q(t)}`),
       close: () => conn.end(),
-    };
+    });
   }
   const client = new pg.Client({ connectionString: from });
   await client.connect();
-  const q = (t: string) => `"${checkTable(t)}"`;
   const rows = async (sql: string, params: unknown[] = []) => (await client.query(sql, params)).rows as Row[];
-  return {
+  return sourceOver({
     kind,
+    rows,
+    quote: '"',
+    pageParams: ['$1', '$2'],
     async columns(t) {
       const r = await rows(
         'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
@@ -103,12 +120,6 @@ export async function openSource(from: string): Promise<SourceDb> {
       );
       return new Set(r.map((x) => String(x.c)));
     },
-    async count(t) {
-      return Number((await rows(`SELECT COUNT(*) AS n FROM ${q(t)}`))[0]!.n);
-    },
-    page: (t, after, limit) =>
-      rows(`SELECT * FROM ${q(t)} WHERE id > $1 ORDER BY id LIMIT $2`, [after, limit]),
-    all: (t) => rows(`SELECT * FROM ${q(t)}`),
     close: () => client.end(),
-  };
+  });
 }

@@ -1,6 +1,13 @@
 // Versioned migrations, written once for both dialects. Applied at start, in order, and
 // recorded by Kysely's migrator in kysely_migration.
-import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import {
+  Migrator,
+  sql,
+  type CreateTableBuilder,
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+} from 'kysely';
 import type { Dialect } from './index.js';
 import { DAY_MS, dayStart, ensureDayPartitionsIn } from './partitions.js';
 
@@ -12,6 +19,17 @@ function migrations(dialect: Dialect): Record<string, Migration> {
   const idType = dialect === 'postgres' ? 'bigserial' : 'integer';
   const id = (c: any) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
   const big = 'bigint';
+  /** What a usage rollup row (usage_daily, usage_hourly) holds after its period: the sums of its log rows. */
+  const rollupColumns = (t: CreateTableBuilder<string, string>) =>
+    t
+      .addColumn('user_id', big, (c) => c.notNull())
+      .addColumn('key_id', big, (c) => c.notNull())
+      .addColumn('model', 'text', (c) => c.notNull())
+      .addColumn('requests', big, (c) => c.notNull())
+      .addColumn('prompt_tokens', big, (c) => c.notNull())
+      .addColumn('cached_tokens', big, (c) => c.notNull())
+      .addColumn('completion_tokens', big, (c) => c.notNull())
+      .addColumn('cost_nano', big, (c) => c.notNull());
 
   return {
     '0001_initial': {
@@ -155,14 +173,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema
           .createTable('usage_daily')
           .addColumn('day', 'text', (c) => c.notNull())
-          .addColumn('user_id', big, (c) => c.notNull())
-          .addColumn('key_id', big, (c) => c.notNull())
-          .addColumn('model', 'text', (c) => c.notNull())
-          .addColumn('requests', big, (c) => c.notNull())
-          .addColumn('prompt_tokens', big, (c) => c.notNull())
-          .addColumn('cached_tokens', big, (c) => c.notNull())
-          .addColumn('completion_tokens', big, (c) => c.notNull())
-          .addColumn('cost_nano', big, (c) => c.notNull())
+          .$call(rollupColumns)
           .addPrimaryKeyConstraint('usage_daily_pk', ['day', 'user_id', 'key_id', 'model'])
           .execute();
         await db.schema
@@ -465,14 +476,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
           .createTable('usage_hourly')
           .ifNotExists()
           .addColumn('hour', big, (c) => c.notNull())
-          .addColumn('user_id', big, (c) => c.notNull())
-          .addColumn('key_id', big, (c) => c.notNull())
-          .addColumn('model', 'text', (c) => c.notNull())
-          .addColumn('requests', big, (c) => c.notNull())
-          .addColumn('prompt_tokens', big, (c) => c.notNull())
-          .addColumn('cached_tokens', big, (c) => c.notNull())
-          .addColumn('completion_tokens', big, (c) => c.notNull())
-          .addColumn('cost_nano', big, (c) => c.notNull())
+          .$call(rollupColumns)
           .addPrimaryKeyConstraint('usage_hourly_pk', ['hour', 'user_id', 'key_id', 'model'])
           .execute();
         await db.schema

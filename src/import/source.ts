@@ -35,52 +35,39 @@ const checkTable = (t: string) => {
   return t;
 };
 
-/** One open connection, as the source is built from it. */
+/** What differs between the dialects' SQL: the table quote, the placeholders, the columns query. */
+const DIALECTS: Record<SourceDb['kind'], { quote: string; params: [string, string]; columnsSql: string }> = {
+  sqlite: { quote: '"', params: ['?', '?'], columnsSql: 'SELECT name AS c FROM pragma_table_info(?)' },
+  mysql: {
+    quote: '`',
+    params: ['?', '?'],
+    columnsSql:
+      'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?',
+  },
+  postgres: {
+    quote: '"',
+    params: ['$1', '$2'],
+    columnsSql:
+      'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
+  },
+};
+
 interface Connection {
-  kind: SourceDb['kind'];
   /** Runs a query with its parameters bound in order. */
   rows(sql: string, params?: unknown[]): Promise<Row[]>;
-  /** How the dialect quotes a table name, and spells the two parameters of `page`. */
-  quote: string;
-  pageParams: [after: string, limit: string];
-  columns: SourceDb['columns'];
   close(): Promise<void>;
 }
 
-function sourceOver(c: Connection): SourceDb {
-  const q = (t: string) => `${c.quote}${checkTable(t)}${c.quote}`;
-  const [after, limit] = c.pageParams;
-  return {
-    kind: c.kind,
-    columns: c.columns,
-    async count(t) {
-      return Number((await c.rows(`SELECT COUNT(*) AS n FROM ${q(t)}`))[0]!.n);
-    },
-    page: (t, a, l) => c.rows(`SELECT * FROM ${q(t)} WHERE id > ${after} ORDER BY id LIMIT ${limit}`, [a, l]),
-    all: (t) => c.rows(`SELECT * FROM ${q(t)}`),
-    close: c.close,
-  };
-}
-
-export async function openSource(from: string): Promise<SourceDb> {
-  const kind = sourceKind(from);
+async function connect(kind: SourceDb['kind'], from: string): Promise<Connection> {
   if (kind === 'sqlite') {
     if (!fs.existsSync(from)) throw new Error(`no such SQLite file: ${from}`);
     const db = new SQLite(from, { readonly: true, fileMustExist: true });
-    const rows = async (sql: string, params: unknown[] = []) => db.prepare(sql).all(...params) as Row[];
-    return sourceOver({
-      kind,
-      rows,
-      quote: '"',
-      pageParams: ['?', '?'],
-      async columns(t) {
-        const r = await rows(`PRAGMA table_info("${checkTable(t)}")`);
-        return new Set(r.map((x) => String(x.name)));
-      },
+    return {
+      rows: async (sql, params = []) => db.prepare(sql).all(...params) as Row[],
       async close() {
         db.close();
       },
-    });
+    };
   }
   if (kind === 'mysql') {
     const conn = await mysql.createConnection({
@@ -89,37 +76,36 @@ export async function openSource(from: string): Promise<SourceDb> {
       supportBigNumbers: true,
       bigNumberStrings: false,
     });
-    const rows = async (sql: string, params: unknown[] = []) => (await conn.query(sql, params))[0] as Row[];
-    return sourceOver({
-      kind,
-      rows,
-      quote: '`',
-      pageParams: ['?', '?'],
-      async columns(t) {
-        const r = await rows(
-          'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?',
-          [checkTable(t)],
-        );
-        return new Set(r.map((x) => String(x.c ?? x.C ?? x.COLUMN_NAME)));
-      },
+    return {
+      rows: async (sql, params = []) => (await conn.query(sql, params))[0] as Row[],
       close: () => conn.end(),
-    });
+    };
   }
   const client = new pg.Client({ connectionString: from });
   await client.connect();
-  const rows = async (sql: string, params: unknown[] = []) => (await client.query(sql, params)).rows as Row[];
-  return sourceOver({
-    kind,
-    rows,
-    quote: '"',
-    pageParams: ['$1', '$2'],
-    async columns(t) {
-      const r = await rows(
-        'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
-        [checkTable(t)],
-      );
-      return new Set(r.map((x) => String(x.c)));
-    },
+  return {
+    rows: async (sql, params = []) => (await client.query(sql, params)).rows as Row[],
     close: () => client.end(),
-  });
+  };
+}
+
+export async function openSource(from: string): Promise<SourceDb> {
+  const kind = sourceKind(from);
+  const { rows, close } = await connect(kind, from);
+  const { quote, params, columnsSql } = DIALECTS[kind];
+  const q = (t: string) => `${quote}${checkTable(t)}${quote}`;
+  return {
+    kind,
+    async columns(t) {
+      const r = await rows(columnsSql, [checkTable(t)]);
+      return new Set(r.map((x) => String(x.c ?? x.C ?? x.COLUMN_NAME)));
+    },
+    async count(t) {
+      return Number((await rows(`SELECT COUNT(*) AS n FROM ${q(t)}`))[0]!.n);
+    },
+    page: (t, after, limit) =>
+      rows(`SELECT * FROM ${q(t)} WHERE id > ${params[0]} ORDER BY id LIMIT ${params[1]}`, [after, limit]),
+    all: (t) => rows(`SELECT * FROM ${q(t)}`),
+    close,
+  };
 }

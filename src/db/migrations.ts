@@ -19,6 +19,18 @@ function migrations(dialect: Dialect): Record<string, Migration> {
   const idType = dialect === 'postgres' ? 'bigserial' : 'integer';
   const id = (c: any) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
   const big = 'bigint';
+  /** ALTER TABLE … ADD COLUMN … NOT NULL DEFAULT …: how later migrations add a flag or a counter. */
+  const addWithDefault = (
+    db: Kysely<any>,
+    table: string,
+    column: string,
+    type: 'integer' | 'text' | typeof big,
+    value: number | string,
+  ) =>
+    db.schema
+      .alterTable(table)
+      .addColumn(column, type, (c) => c.notNull().defaultTo(value))
+      .execute();
   /** What a usage rollup row (usage_daily, usage_hourly) holds after its period: the sums of its log rows. */
   const rollupColumns = (t: CreateTableBuilder<string, string>) =>
     t
@@ -187,10 +199,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
     '0002_admin_lock': {
       // A key an admin switched off stays off until an admin switches it on again.
       async up(db: Kysely<any>) {
-        await db.schema
-          .alterTable('api_keys')
-          .addColumn('admin_locked', 'integer', (c) => c.notNull().defaultTo(0))
-          .execute();
+        await addWithDefault(db, 'api_keys', 'admin_locked', 'integer', 0);
       },
     },
     '0003_key_group_by_admin': {
@@ -198,10 +207,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
       // the owner. Existing pins that differ from their owner's group (only an admin could set
       // those, or the owner was moved since) and pins on admins' keys are kept as grants.
       async up(db: Kysely<any>) {
-        await db.schema
-          .alterTable('api_keys')
-          .addColumn('group_by_admin', 'integer', (c) => c.notNull().defaultTo(0))
-          .execute();
+        await addWithDefault(db, 'api_keys', 'group_by_admin', 'integer', 0);
         await sql`UPDATE api_keys SET group_by_admin = 1 WHERE group_name IS NOT NULL AND EXISTS (
           SELECT 1 FROM users WHERE users.id = api_keys.user_id
             AND (users.role = 'admin' OR users.group_name <> api_keys.group_name))`.execute(db);
@@ -212,28 +218,16 @@ function migrations(dialect: Dialect): Record<string, Migration> {
       // prompt-cache writes and reasoning tokens; a price for prompt-cache writes.
       async up(db: Kysely<any>) {
         await db.schema.alterTable('logs').addColumn('attempts', 'text').execute();
-        await db.schema
-          .alterTable('logs')
-          .addColumn('protocol', 'text', (c) => c.notNull().defaultTo('openai'))
-          .execute();
-        await db.schema
-          .alterTable('logs')
-          .addColumn('cache_write_tokens', big, (c) => c.notNull().defaultTo(0))
-          .execute();
-        await db.schema
-          .alterTable('logs')
-          .addColumn('reasoning_tokens', big, (c) => c.notNull().defaultTo(0))
-          .execute();
+        await addWithDefault(db, 'logs', 'protocol', 'text', 'openai');
+        await addWithDefault(db, 'logs', 'cache_write_tokens', big, 0);
+        await addWithDefault(db, 'logs', 'reasoning_tokens', big, 0);
         await db.schema.alterTable('prices').addColumn('cache_write_nano_per_m', big).execute();
       },
     },
     '0005_channel_responses': {
       // An OpenAI-compatible channel may lack the Responses API: then Responses requests are translated.
       async up(db: Kysely<any>) {
-        await db.schema
-          .alterTable('channels')
-          .addColumn('responses', 'integer', (c) => c.notNull().defaultTo(1))
-          .execute();
+        await addWithDefault(db, 'channels', 'responses', 'integer', 1);
       },
     },
     '0006_logs_request_id_unique': {
@@ -251,10 +245,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
       // they came from, so re-running the import skips them (a rotated key too). Passwords may be bcrypt hashes
       // ("$2a$…") until their first sign-in re-hashes them with scrypt.
       async up(db: Kysely<any>) {
-        await db.schema
-          .alterTable('api_keys')
-          .addColumn('imported', 'integer', (c) => c.notNull().defaultTo(0))
-          .execute();
+        await addWithDefault(db, 'api_keys', 'imported', 'integer', 0);
         await db.schema.alterTable('api_keys').addColumn('import_source', 'text').execute();
         await db.schema.alterTable('users').addColumn('import_source', 'text').execute();
         await db.schema.alterTable('channels').addColumn('import_source', 'text').execute();

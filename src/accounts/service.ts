@@ -10,7 +10,7 @@ import type { InvalidationBus } from '../shared/bus.js';
 import { DUMMY_HASH, hashPassword, needsRehash, verifyPassword } from './password.js';
 import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
 import { thresholdsText } from '../budgets/input.js';
-import { idPage } from '../shared/page.js';
+import { readIdPage } from '../shared/page.js';
 
 export const DEFAULT_GROUP = 'default';
 
@@ -211,17 +211,10 @@ export function createAccountsService(
     },
 
     async listUsers(q: { limit: number; cursor?: number; q?: string; onlyId?: number }) {
-      let query = db
-        .selectFrom('users')
-        .selectAll()
-        .where('deleted_at', 'is', null)
-        .orderBy('id', 'desc')
-        .limit(q.limit + 1);
+      let query = db.selectFrom('users').selectAll().where('deleted_at', 'is', null);
       if (q.onlyId !== undefined) query = query.where('id', '=', q.onlyId);
-      if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
       if (q.q) query = query.where(sql<SqlBool>`lower(username) like ${containsPattern(q.q)} escape '\\'`);
-      const rows = await query.execute();
-      return idPage(rows, q.limit, toUserJson);
+      return readIdPage(query, q, toUserJson);
     },
 
     /**

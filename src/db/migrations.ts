@@ -21,7 +21,7 @@ function migrations(dialect: Dialect): Record<string, Migration> {
   const big = 'bigint';
   /** ALTER TABLE … ADD COLUMN … NOT NULL DEFAULT …: how later migrations add a flag or a counter. */
   const addWithDefault = (
-    db: Kysely<any>,
+    db: Kysely<unknown>,
     table: string,
     column: string,
     type: 'integer' | 'text' | typeof big,

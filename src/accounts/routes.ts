@@ -163,12 +163,7 @@ export function registerAccountRoutes(
     scope: 'users:read',
     query: z.object({ limit: zLimit, cursor: zCursor, q: z.string().max(128).optional() }).strict(),
     response: pageOf(UserSchema, 'UserPage'),
-    handler: ({ query, principal }) =>
-      actions.list(principal, {
-        limit: query.limit,
-        ...(query.cursor ? { cursor: query.cursor } : {}),
-        ...(query.q ? { q: query.q } : {}),
-      }),
+    handler: ({ query, principal }) => actions.list(principal, query),
   });
 
   route(app, {

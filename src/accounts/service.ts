@@ -10,7 +10,7 @@ import type { InvalidationBus } from '../shared/bus.js';
 import { DUMMY_HASH, hashPassword, needsRehash, verifyPassword } from './password.js';
 import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
 import { thresholdsText } from '../budgets/input.js';
-import { idPage } from '../shared/page.js';
+import { readIdPage } from '../shared/page.js';
 
 export const DEFAULT_GROUP = 'default';
 
@@ -142,8 +142,9 @@ export function createAccountsService(
     if (ts && ts.length === 0) ipFailures.delete(ip);
   }
 
-  async function getUser(id: number): Promise<UserRow | undefined> {
-    return db
+  /** A live (not deleted) user; inside a transaction, read through its `trx` (SQLite's single connection needs it). */
+  async function getUser(id: number, exec: Db = db): Promise<UserRow | undefined> {
+    return exec
       .selectFrom('users')
       .selectAll()
       .where('id', '=', id)
@@ -151,20 +152,8 @@ export function createAccountsService(
       .executeTakeFirst();
   }
 
-  /** The user inside a transaction (reads through `trx`, which SQLite's single connection needs). */
-  async function liveUser(trx: Db, id: number): Promise<UserRow> {
-    const u = await trx
-      .selectFrom('users')
-      .selectAll()
-      .where('id', '=', id)
-      .where('deleted_at', 'is', null)
-      .executeTakeFirst();
-    if (!u) throw notFound('user');
-    return u;
-  }
-
-  async function requireUser(id: number): Promise<UserRow> {
-    const u = await getUser(id);
+  async function requireUser(id: number, exec: Db = db): Promise<UserRow> {
+    const u = await getUser(id, exec);
     if (!u) throw notFound('user');
     return u;
   }
@@ -222,17 +211,10 @@ export function createAccountsService(
     },
 
     async listUsers(q: { limit: number; cursor?: number; q?: string; onlyId?: number }) {
-      let query = db
-        .selectFrom('users')
-        .selectAll()
-        .where('deleted_at', 'is', null)
-        .orderBy('id', 'desc')
-        .limit(q.limit + 1);
+      let query = db.selectFrom('users').selectAll().where('deleted_at', 'is', null);
       if (q.onlyId !== undefined) query = query.where('id', '=', q.onlyId);
-      if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
       if (q.q) query = query.where(sql<SqlBool>`lower(username) like ${containsPattern(q.q)} escape '\\'`);
-      const rows = await query.execute();
-      return idPage(rows, q.limit, toUserJson);
+      return readIdPage(query, q, toUserJson);
     },
 
     /**
@@ -259,7 +241,7 @@ export function createAccountsService(
       if (patch.tpm !== undefined) set.tpm_limit = patch.tpm;
       if (patch.maxConcurrency !== undefined) set.max_concurrency = patch.maxConcurrency;
       const result = await db.transaction().execute(async (trx) => {
-        const before = await liveUser(trx, id);
+        const before = await requireUser(id, trx);
         const after = await trx
           .updateTable('users')
           .set(set)
@@ -328,7 +310,7 @@ export function createAccountsService(
           .set((eb) => ({ balance_nano: eb('balance_nano', '+', amountNano), updated_at: Date.now() }))
           .where('id', '=', id)
           .execute();
-        const row = await liveUser(trx, id);
+        const row = await requireUser(id, trx);
         await onToppedUp?.(trx, row);
         return row;
       });

@@ -2,7 +2,7 @@
 // names and non-secret values only; callers never pass a secret (see keys/service.ts).
 import type { Db } from '../db/index.js';
 import type { AuditRow } from '../db/schema.js';
-import { idPage } from '../shared/page.js';
+import { readIdPage } from '../shared/page.js';
 
 export interface AuditEntry {
   actor: string;
@@ -41,17 +41,11 @@ export function createAuditService(db: Db) {
 
     /** Newest first; `userId` scopes to one owner (users only see their own trail). */
     async list(q: { keyId?: number; userId?: number; actions?: string[]; limit: number; cursor?: number }) {
-      let query = db
-        .selectFrom('audit_log')
-        .selectAll()
-        .orderBy('id', 'desc')
-        .limit(q.limit + 1);
+      let query = db.selectFrom('audit_log').selectAll();
       if (q.keyId !== undefined) query = query.where('key_id', '=', q.keyId);
       if (q.userId !== undefined) query = query.where('user_id', '=', q.userId);
       if (q.actions?.length) query = query.where('action', 'in', q.actions);
-      if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
-      const rows = await query.execute();
-      return idPage(rows, q.limit, toAuditJson);
+      return readIdPage(query, q, toAuditJson);
     },
   };
 }

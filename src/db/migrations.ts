@@ -1,6 +1,13 @@
 // Versioned migrations, written once for both dialects. Applied at start, in order, and
 // recorded by Kysely's migrator in kysely_migration.
-import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import {
+  Migrator,
+  sql,
+  type CreateTableBuilder,
+  type Kysely,
+  type Migration,
+  type MigrationProvider,
+} from 'kysely';
 import type { Dialect } from './index.js';
 import { DAY_MS, dayStart, ensureDayPartitionsIn } from './partitions.js';
 
@@ -12,6 +19,29 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
   const idType = dialect === 'postgres' ? 'bigserial' : 'integer';
   const id = (c: any) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
   const big = 'bigint';
+  /** ALTER TABLE … ADD COLUMN … NOT NULL DEFAULT …: how later migrations add a flag or a counter. */
+  const addWithDefault = (
+    db: Kysely<unknown>,
+    table: string,
+    column: string,
+    type: 'integer' | 'text' | typeof big,
+    value: number | string,
+  ) =>
+    db.schema
+      .alterTable(table)
+      .addColumn(column, type, (c) => c.notNull().defaultTo(value))
+      .execute();
+  /** What a usage rollup row (usage_daily, usage_hourly) holds after its period: the sums of its log rows. */
+  const rollupColumns = (t: CreateTableBuilder<string, string>) =>
+    t
+      .addColumn('user_id', big, (c) => c.notNull())
+      .addColumn('key_id', big, (c) => c.notNull())
+      .addColumn('model', 'text', (c) => c.notNull())
+      .addColumn('requests', big, (c) => c.notNull())
+      .addColumn('prompt_tokens', big, (c) => c.notNull())
+      .addColumn('cached_tokens', big, (c) => c.notNull())
+      .addColumn('completion_tokens', big, (c) => c.notNull())
+      .addColumn('cost_nano', big, (c) => c.notNull());
 
   return {
     '0001_initial': {
@@ -155,14 +185,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema
           .createTable('usage_daily')
           .addColumn('day', 'text', (c) => c.notNull())
-          .addColumn('user_id', big, (c) => c.notNull())
-          .addColumn('key_id', big, (c) => c.notNull())
-          .addColumn('model', 'text', (c) => c.notNull())
-          .addColumn('requests', big, (c) => c.notNull())
-          .addColumn('prompt_tokens', big, (c) => c.notNull())
-          .addColumn('cached_tokens', big, (c) => c.notNull())
-          .addColumn('completion_tokens', big, (c) => c.notNull())
-          .addColumn('cost_nano', big, (c) => c.notNull())
+          .$call(rollupColumns)
           .addPrimaryKeyConstraint('usage_daily_pk', ['day', 'user_id', 'key_id', 'model'])
           .execute();
         await db.schema
@@ -176,10 +199,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0002_admin_lock': {
       // A key an admin switched off stays off until an admin switches it on again.
       async up(db: Kysely<any>) {
-        await db.schema
-          .alterTable('api_keys')
-          .addColumn('admin_locked', 'integer', (c) => c.notNull().defaultTo(0))
-          .execute();
+        await addWithDefault(db, 'api_keys', 'admin_locked', 'integer', 0);
       },
     },
     '0003_key_group_by_admin': {
@@ -187,10 +207,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       // the owner. Existing pins that differ from their owner's group (only an admin could set
       // those, or the owner was moved since) and pins on admins' keys are kept as grants.
       async up(db: Kysely<any>) {
-        await db.schema
-          .alterTable('api_keys')
-          .addColumn('group_by_admin', 'integer', (c) => c.notNull().defaultTo(0))
-          .execute();
+        await addWithDefault(db, 'api_keys', 'group_by_admin', 'integer', 0);
         await sql`UPDATE api_keys SET group_by_admin = 1 WHERE group_name IS NOT NULL AND EXISTS (
           SELECT 1 FROM users WHERE users.id = api_keys.user_id
             AND (users.role = 'admin' OR users.group_name <> api_keys.group_name))`.execute(db);
@@ -201,28 +218,16 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       // prompt-cache writes and reasoning tokens; a price for prompt-cache writes.
       async up(db: Kysely<any>) {
         await db.schema.alterTable('logs').addColumn('attempts', 'text').execute();
-        await db.schema
-          .alterTable('logs')
-          .addColumn('protocol', 'text', (c) => c.notNull().defaultTo('openai'))
-          .execute();
-        await db.schema
-          .alterTable('logs')
-          .addColumn('cache_write_tokens', big, (c) => c.notNull().defaultTo(0))
-          .execute();
-        await db.schema
-          .alterTable('logs')
-          .addColumn('reasoning_tokens', big, (c) => c.notNull().defaultTo(0))
-          .execute();
+        await addWithDefault(db, 'logs', 'protocol', 'text', 'openai');
+        await addWithDefault(db, 'logs', 'cache_write_tokens', big, 0);
+        await addWithDefault(db, 'logs', 'reasoning_tokens', big, 0);
         await db.schema.alterTable('prices').addColumn('cache_write_nano_per_m', big).execute();
       },
     },
     '0005_channel_responses': {
       // An OpenAI-compatible channel may lack the Responses API: then Responses requests are translated.
       async up(db: Kysely<any>) {
-        await db.schema
-          .alterTable('channels')
-          .addColumn('responses', 'integer', (c) => c.notNull().defaultTo(1))
-          .execute();
+        await addWithDefault(db, 'channels', 'responses', 'integer', 1);
       },
     },
     '0006_logs_request_id_unique': {
@@ -240,10 +245,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       // they came from, so re-running the import skips them (a rotated key too). Passwords may be bcrypt hashes
       // ("$2a$…") until their first sign-in re-hashes them with scrypt.
       async up(db: Kysely<any>) {
-        await db.schema
-          .alterTable('api_keys')
-          .addColumn('imported', 'integer', (c) => c.notNull().defaultTo(0))
-          .execute();
+        await addWithDefault(db, 'api_keys', 'imported', 'integer', 0);
         await db.schema.alterTable('api_keys').addColumn('import_source', 'text').execute();
         await db.schema.alterTable('users').addColumn('import_source', 'text').execute();
         await db.schema.alterTable('channels').addColumn('import_source', 'text').execute();
@@ -465,14 +467,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .createTable('usage_hourly')
           .ifNotExists()
           .addColumn('hour', big, (c) => c.notNull())
-          .addColumn('user_id', big, (c) => c.notNull())
-          .addColumn('key_id', big, (c) => c.notNull())
-          .addColumn('model', 'text', (c) => c.notNull())
-          .addColumn('requests', big, (c) => c.notNull())
-          .addColumn('prompt_tokens', big, (c) => c.notNull())
-          .addColumn('cached_tokens', big, (c) => c.notNull())
-          .addColumn('completion_tokens', big, (c) => c.notNull())
-          .addColumn('cost_nano', big, (c) => c.notNull())
+          .$call(rollupColumns)
           .addPrimaryKeyConstraint('usage_hourly_pk', ['hour', 'user_id', 'key_id', 'model'])
           .execute();
         await db.schema

@@ -8,7 +8,37 @@ export interface MetaTable {
   value: string;
 }
 
-export interface UsersTable {
+/**
+ * A periodic budget (migration 0010) on a key, an account, or a group (the default of each of
+ * its keys that has none of its own); null = none.
+ */
+interface BudgetColumns {
+  /** Spend allowed per budget_period (nano-USD). */
+  budget_nano: Generated<number | null>;
+  budget_period: Generated<BudgetPeriod | null>;
+}
+
+/** A key's or an account's budget, and when to tell of its spend. */
+interface AlertedBudgetColumns extends BudgetColumns {
+  /** JSON list of spend shares that raise `budget.threshold`; null = [0.8, 1]. */
+  alert_thresholds: Generated<string | null>;
+}
+
+/**
+ * Limits (migration 0009): an account's over all its keys, a key's own, or a group's (the
+ * defaults and ceilings of its keys and accounts). Null = none of its own (for a key or an
+ * account, its group's default applies, if any).
+ */
+interface LimitColumns {
+  /** Requests per minute. */
+  rpm_limit: Generated<number | null>;
+  /** Tokens (input + output) per minute. */
+  tpm_limit: Generated<number | null>;
+  /** Requests in flight at once. */
+  max_concurrency: Generated<number | null>;
+}
+
+export interface UsersTable extends AlertedBudgetColumns, LimitColumns {
   id: Generated<number>;
   username: string;
   password_hash: string;
@@ -21,15 +51,6 @@ export interface UsersTable {
   deleted_at: number | null;
   /** Set by `mole import new-api`: the source row ("new-api:users:<id>"). */
   import_source: Generated<string | null>;
-  /** Spend allowed per budget_period (nano-USD); null = no account budget. */
-  budget_nano: Generated<number | null>;
-  budget_period: Generated<BudgetPeriod | null>;
-  /** JSON list of spend shares that raise `budget.threshold`; null = [0.8, 1]. */
-  alert_thresholds: Generated<string | null>;
-  /** The account's own limits over all its keys (null = its group's default, if any). */
-  rpm_limit: Generated<number | null>;
-  tpm_limit: Generated<number | null>;
-  max_concurrency: Generated<number | null>;
 }
 
 export type BudgetPeriod = 'daily' | 'weekly' | 'monthly';
@@ -42,7 +63,7 @@ export interface SessionsTable {
   expires_at: number;
 }
 
-export interface ApiKeysTable {
+export interface ApiKeysTable extends AlertedBudgetColumns, Omit<LimitColumns, 'rpm_limit'> {
   id: Generated<number>;
   user_id: number;
   name: string;
@@ -59,10 +80,6 @@ export interface ApiKeysTable {
   group_by_admin: Generated<number>;
   /** Requests per minute, null = unlimited. */
   rpm_limit: number | null;
-  /** Tokens (input + output) per minute, null = its group's default, if any. */
-  tpm_limit: Generated<number | null>;
-  /** Requests in flight at once, null = its group's default, if any. */
-  max_concurrency: Generated<number | null>;
   /** 1 when an admin disabled the key: only an admin may enable it again. */
   admin_locked: Generated<number>;
   expires_at: number | null;
@@ -84,11 +101,6 @@ export interface ApiKeysTable {
   allowed_origins: Generated<string | null>;
   /** Anomaly guard, JSON text (billing/guard.ts); null = none of its own (the group's still applies). */
   guard: Generated<string | null>;
-  /** Spend allowed per budget_period (nano-USD); null = none of its own (the group's default may apply). */
-  budget_nano: Generated<number | null>;
-  budget_period: Generated<BudgetPeriod | null>;
-  /** JSON list of spend shares that raise `budget.threshold`; null = [0.8, 1]. */
-  alert_thresholds: Generated<string | null>;
 }
 
 /**
@@ -127,20 +139,13 @@ export interface AuditTable {
   changes: string;
 }
 
-export interface GroupsTable {
+export interface GroupsTable extends BudgetColumns, LimitColumns {
   name: string;
   /** Price multiplier in parts per million (1_000_000 = 1×). */
   multiplier_ppm: number;
   updated_at: number;
   /** Default anomaly guard for the group's keys, JSON text (security/guard.ts); null = none. */
   guard: Generated<string | null>;
-  /** Default budget for each key of the group (nano-USD per budget_period); null = none. */
-  budget_nano: Generated<number | null>;
-  budget_period: Generated<BudgetPeriod | null>;
-  /** Defaults and ceilings for the group's keys and accounts; null = none. */
-  rpm_limit: Generated<number | null>;
-  tpm_limit: Generated<number | null>;
-  max_concurrency: Generated<number | null>;
   /** JSON list of models (names or prefixes ending in "*") the group may use; null = all. */
   models: Generated<string | null>;
   /** Keys of the group must expire within this many days; null = no rule. */

@@ -6,6 +6,7 @@
 // The keys come through a function services.ts hands in; this domain reads no key table.
 import type { Logger } from 'pino';
 import type { Clock } from '../shared/clock.js';
+import { periodicJob } from '../shared/periodic.js';
 import type { EventsService } from './service.js';
 
 const DAY_MS = 24 * 3600_000;
@@ -30,9 +31,7 @@ export function createExpiryScanner(deps: {
   now: Clock;
   logger: Logger;
 }) {
-  let timer: NodeJS.Timeout | null = null;
   let soon: NodeJS.Timeout | null = null;
-  let running: Promise<unknown> | null = null;
 
   /** One scan at the clock's current time; resolves to how many keys were looked at. */
   async function scan(): Promise<number> {
@@ -58,46 +57,28 @@ export function createExpiryScanner(deps: {
     return keys.length;
   }
 
-  let again = false;
-  const tick = () => {
-    if (running) {
-      again = true;
-      return;
-    }
-    running = scan()
-      .catch((err) => deps.logger.error({ err: String(err) }, 'key expiry scan failed'))
-      .finally(() => {
-        running = null;
-        if (again && timer) {
-          again = false;
-          tick();
-        }
-      });
-  };
+  const job = periodicJob(scan, (err) => deps.logger.error({ err: String(err) }, 'key expiry scan failed'), {
+    rerunWhenBusy: true,
+  });
 
   return {
     scan,
     /** A key changed: scan shortly, so a key created a day before its expiry is told at once. */
     soon() {
-      if (!timer || soon) return;
+      if (!job.started || soon) return;
       soon = setTimeout(() => {
         soon = null;
-        tick();
+        job.tick();
       }, AFTER_CHANGE_MS);
       soon.unref();
     },
     start(intervalMs = EXPIRY_SCAN_INTERVAL_MS) {
-      if (timer) return;
-      tick();
-      timer = setInterval(tick, intervalMs);
-      timer.unref();
+      job.start(intervalMs);
     },
     async stop() {
-      if (timer) clearInterval(timer);
       if (soon) clearTimeout(soon);
-      timer = null;
       soon = null;
-      await running;
+      await job.stop();
     },
   };
 }

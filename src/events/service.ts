@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/index.js';
 import type { EventRow } from '../db/schema.js';
 import { type Clock, systemClock } from '../shared/clock.js';
-import { idPage } from '../shared/page.js';
+import { readIdPage } from '../shared/page.js';
 
 export const EVENT_TYPES = [
   'budget.threshold',
@@ -96,17 +96,11 @@ export function createEventsService(
 
     /** Newest first, cursor-paged like the other lists. */
     async list(q: EventListQuery) {
-      let query = db
-        .selectFrom('events')
-        .selectAll()
-        .orderBy('id', 'desc')
-        .limit(q.limit + 1);
+      let query = db.selectFrom('events').selectAll();
       if (q.userId !== undefined) query = query.where('user_id', '=', q.userId);
       if (q.keyId !== undefined) query = query.where('key_id', '=', q.keyId);
       if (q.type !== undefined) query = query.where('type', '=', q.type);
-      if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
-      const rows = await query.execute();
-      return idPage(rows, q.limit, (r) =>
+      return readIdPage(query, q, (r) =>
         q.withDelivery ? { ...toEventJson(r), delivery: toDeliveryJson(r) } : toEventJson(r),
       );
     },

@@ -35,29 +35,35 @@ const checkTable = (t: string) => {
   return t;
 };
 
-export async function openSource(from: string): Promise<SourceDb> {
-  const kind = sourceKind(from);
+/** What differs between the dialects' SQL: the table quote, the placeholders, the columns query. */
+const DIALECTS: Record<SourceDb['kind'], { quote: string; params: [string, string]; columnsSql: string }> = {
+  sqlite: { quote: '"', params: ['?', '?'], columnsSql: 'SELECT name AS c FROM pragma_table_info(?)' },
+  mysql: {
+    quote: '`',
+    params: ['?', '?'],
+    columnsSql:
+      'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?',
+  },
+  postgres: {
+    quote: '"',
+    params: ['$1', '$2'],
+    columnsSql:
+      'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
+  },
+};
+
+interface Connection {
+  /** Runs a query with its parameters bound in order. */
+  rows(sql: string, params?: unknown[]): Promise<Row[]>;
+  close(): Promise<void>;
+}
+
+async function connect(kind: SourceDb['kind'], from: string): Promise<Connection> {
   if (kind === 'sqlite') {
     if (!fs.existsSync(from)) throw new Error(`no such SQLite file: ${from}`);
     const db = new SQLite(from, { readonly: true, fileMustExist: true });
-    const q = (t: string) => `"${checkTable(t)}"`;
     return {
-      kind,
-      async columns(t) {
-        const rows = db.prepare(`PRAGMA table_info(${q(t)})`).all() as { name: string }[];
-        return new Set(rows.map((r) => r.name));
-      },
-      async count(t) {
-        return Number((db.prepare(`SELECT COUNT(*) AS n FROM ${q(t)}`).get() as { n: number }).n);
-      },
-      async page(t, after, limit) {
-        return db
-          .prepare(`SELECT * FROM ${q(t)} WHERE id > ? ORDER BY id LIMIT ?`)
-          .all(after, limit) as Row[];
-      },
-      async all(t) {
-        return db.prepare(`SELECT * FROM ${q(t)}`).all() as Row[];
-      },
+      rows: async (sql, params = []) => db.prepare(sql).all(...params) as Row[],
       async close() {
         db.close();
       },
@@ -70,45 +76,36 @@ export async function openSource(from: string): Promise<SourceDb> {
       supportBigNumbers: true,
       bigNumberStrings: false,
     });
-    const q = (t: string) => `\`${checkTable(t)}\``;
-    const rows = async (sql: string, params: unknown[] = []) => (await conn.query(sql, params))[0] as Row[];
     return {
-      kind,
-      async columns(t) {
-        const r = await rows(
-          'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ?',
-          [checkTable(t)],
-        );
-        return new Set(r.map((x) => String(x.c ?? x.C ?? x.COLUMN_NAME)));
-      },
-      async count(t) {
-        return Number((await rows(`SELECT COUNT(*) AS n FROM ${q(t)}`))[0]!.n);
-      },
-      page: (t, after, limit) =>
-        rows(`SELECT * FROM ${q(t)} WHERE id > ? ORDER BY id LIMIT ?`, [after, limit]),
-      all: (t) => rows(`SELECT * FROM ${q(t)}`),
+      rows: async (sql, params = []) => (await conn.query(sql, params))[0] as Row[],
       close: () => conn.end(),
     };
   }
   const client = new pg.Client({ connectionString: from });
   await client.connect();
-  const q = (t: string) => `"${checkTable(t)}"`;
-  const rows = async (sql: string, params: unknown[] = []) => (await client.query(sql, params)).rows as Row[];
+  return {
+    rows: async (sql, params = []) => (await client.query(sql, params)).rows as Row[],
+    close: () => client.end(),
+  };
+}
+
+export async function openSource(from: string): Promise<SourceDb> {
+  const kind = sourceKind(from);
+  const { rows, close } = await connect(kind, from);
+  const { quote, params, columnsSql } = DIALECTS[kind];
+  const q = (t: string) => `${quote}${checkTable(t)}${quote}`;
   return {
     kind,
     async columns(t) {
-      const r = await rows(
-        'SELECT column_name AS c FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1',
-        [checkTable(t)],
-      );
-      return new Set(r.map((x) => String(x.c)));
+      const r = await rows(columnsSql, [checkTable(t)]);
+      return new Set(r.map((x) => String(x.c ?? x.C ?? x.COLUMN_NAME)));
     },
     async count(t) {
       return Number((await rows(`SELECT COUNT(*) AS n FROM ${q(t)}`))[0]!.n);
     },
     page: (t, after, limit) =>
-      rows(`SELECT * FROM ${q(t)} WHERE id > $1 ORDER BY id LIMIT $2`, [after, limit]),
+      rows(`SELECT * FROM ${q(t)} WHERE id > ${params[0]} ORDER BY id LIMIT ${params[1]}`, [after, limit]),
     all: (t) => rows(`SELECT * FROM ${q(t)}`),
-    close: () => client.end(),
+    close,
   };
 }

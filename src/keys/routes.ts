@@ -178,15 +178,8 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
       })
       .strict(),
     response: pageOf(ApiKeySchema, 'ApiKeyPage'),
-    handler: ({ query, principal }) =>
-      actions.list(principal, {
-        limit: query.limit,
-        ...(query.user_id !== undefined ? { userId: query.user_id } : {}),
-        ...(query.status ? { status: query.status } : {}),
-        ...(query.q ? { q: query.q } : {}),
-        ...(query.group ? { group: query.group } : {}),
-        ...(query.cursor ? { cursor: query.cursor } : {}),
-      }),
+    handler: ({ query: { user_id, ...query }, principal }) =>
+      actions.list(principal, { ...query, userId: user_id }),
   });
 
   route(app, {

@@ -14,7 +14,7 @@ import { type Clock, systemClock } from '../shared/clock.js';
 import { containsPattern } from '../shared/like.js';
 import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
 import { thresholdsText } from '../budgets/input.js';
-import { idPage } from '../shared/page.js';
+import { readIdPage } from '../shared/page.js';
 
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
 
@@ -309,14 +309,8 @@ export function createKeysService(
     },
 
     async list(q: KeyListQuery, now = clock()) {
-      let query = db
-        .selectFrom('api_keys')
-        .selectAll()
-        .where('status', '!=', 'deleted')
-        .orderBy('id', 'desc')
-        .limit(q.limit + 1);
+      let query = db.selectFrom('api_keys').selectAll().where('status', '!=', 'deleted');
       if (q.userId !== undefined) query = query.where('user_id', '=', q.userId);
-      if (q.cursor !== undefined) query = query.where('id', '<', q.cursor);
       if (q.group !== undefined) query = query.where('group_name', '=', q.group);
       if (q.q) {
         const like = containsPattern(q.q);
@@ -348,8 +342,7 @@ export function createKeysService(
             .where((eb) => eb.or([eb('quota_nano', 'is', null), eb('used_nano', '<', eb.ref('quota_nano'))]));
           break;
       }
-      const rows = await query.execute();
-      return idPage(rows, q.limit, (r) => toKeyJson(r, now));
+      return readIdPage(query, q, (r) => toKeyJson(r, now));
     },
 
     /**

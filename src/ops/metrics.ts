@@ -58,92 +58,85 @@ export function createMetrics(src: MetricsSources = {}) {
   const registry = new Registry();
   const proc = src.processMetrics === false ? null : processMetrics();
 
-  const requests = new Counter({
-    name: 'mole_requests_total',
-    help: 'Relay requests that presented a valid key, by ingress protocol, model and HTTP status',
-    labelNames: ['protocol', 'model', 'status'] as const,
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: 'mole_request_duration_seconds',
-    help: 'Relay request duration until the answer ended (streams included), seconds',
-    labelNames: ['protocol'] as const,
-    buckets: DURATION_BUCKETS,
-    registers: [registry],
-  });
-  const ttft = new Histogram({
-    name: 'mole_ttft_seconds',
-    help: 'Time to the first answer byte from the upstream, seconds',
-    labelNames: ['protocol'] as const,
-    buckets: TTFT_BUCKETS,
-    registers: [registry],
-  });
-  const upstreamFailures = new Counter({
-    name: 'mole_upstream_failures_total',
-    help: 'Upstream tries that failed (no answer, timeout, refused or unusable answer), by channel name',
-    labelNames: ['channel'] as const,
-    registers: [registry],
-  });
-  const spend = new Counter({
-    name: 'mole_spend_usd_total',
-    help: 'Money charged, USD, by the key group whose prices applied',
-    labelNames: ['group'] as const,
-    registers: [registry],
-  });
-  const tokens = new Counter({
-    name: 'mole_tokens_total',
-    help: 'Billed tokens: input (uncached), cached (cache reads), cache_write, output (reasoning included)',
-    labelNames: ['direction'] as const,
-    registers: [registry],
-  });
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Counter<L>({ name, help, labelNames, registers: [registry] });
+  const protocolHistogram = (name: string, help: string, buckets: number[]) =>
+    new Histogram({ name, help, labelNames: ['protocol'] as const, buckets, registers: [registry] });
+  /** Figures read from their owners when scraped; undefined = no such source (nothing to report). */
+  const scrapedCounter = (name: string, help: string, read: () => number | undefined) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const v = read();
+        if (v === undefined) return;
+        this.reset();
+        this.inc(v);
+      },
+    });
+  const scrapedGauge = (name: string, help: string, read: () => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        const v = read();
+        if (v !== undefined) this.set(v);
+      },
+    });
+
+  const requests = counter(
+    'mole_requests_total',
+    'Relay requests that presented a valid key, by ingress protocol, model and HTTP status',
+    ['protocol', 'model', 'status'],
+  );
+  const duration = protocolHistogram(
+    'mole_request_duration_seconds',
+    'Relay request duration until the answer ended (streams included), seconds',
+    DURATION_BUCKETS,
+  );
+  const ttft = protocolHistogram(
+    'mole_ttft_seconds',
+    'Time to the first answer byte from the upstream, seconds',
+    TTFT_BUCKETS,
+  );
+  const upstreamFailures = counter(
+    'mole_upstream_failures_total',
+    'Upstream tries that failed (no answer, timeout, refused or unusable answer), by channel name',
+    ['channel'],
+  );
+  const spend = counter('mole_spend_usd_total', 'Money charged, USD, by the key group whose prices applied', [
+    'group',
+  ]);
+  const tokens = counter(
+    'mole_tokens_total',
+    'Billed tokens: input (uncached), cached (cache reads), cache_write, output (reasoning included)',
+    ['direction'],
+  );
   for (const d of ['input', 'cached', 'cache_write', 'output']) tokens.inc({ direction: d }, 0);
 
-  new Counter({
-    name: 'mole_key_cache_hits_total',
-    help: 'Key verifications answered from the in-memory key cache',
-    registers: [registry],
-    collect() {
-      if (!src.keyCache) return;
-      this.reset();
-      this.inc(src.keyCache().hits);
-    },
-  });
-  new Counter({
-    name: 'mole_key_cache_misses_total',
-    help: 'Key verifications that missed the key cache (looked up in the database or the unknown list)',
-    registers: [registry],
-    collect() {
-      if (!src.keyCache) return;
-      this.reset();
-      this.inc(src.keyCache().misses);
-    },
-  });
-  new Gauge({
-    name: 'mole_key_cache_entries',
-    help: 'Verified keys held in memory',
-    registers: [registry],
-    collect() {
-      if (src.keyCacheSize) this.set(src.keyCacheSize());
-    },
-  });
-  new Gauge({
-    name: 'mole_log_queue_depth',
-    help: 'Call-log rows queued in memory, not yet written to the database',
-    registers: [registry],
-    collect() {
-      if (src.logQueueDepth) this.set(src.logQueueDepth());
-    },
-  });
-  new Counter({
-    name: 'mole_log_write_failures_total',
-    help: 'Call-log batches that failed to write (they are kept and retried)',
-    registers: [registry],
-    collect() {
-      if (!src.logWriteFailures) return;
-      this.reset();
-      this.inc(src.logWriteFailures());
-    },
-  });
+  scrapedCounter(
+    'mole_key_cache_hits_total',
+    'Key verifications answered from the in-memory key cache',
+    () => src.keyCache?.().hits,
+  );
+  scrapedCounter(
+    'mole_key_cache_misses_total',
+    'Key verifications that missed the key cache (looked up in the database or the unknown list)',
+    () => src.keyCache?.().misses,
+  );
+  scrapedGauge('mole_key_cache_entries', 'Verified keys held in memory', () => src.keyCacheSize?.());
+  scrapedGauge(
+    'mole_log_queue_depth',
+    'Call-log rows queued in memory, not yet written to the database',
+    () => src.logQueueDepth?.(),
+  );
+  scrapedCounter(
+    'mole_log_write_failures_total',
+    'Call-log batches that failed to write (they are kept and retried)',
+    () => src.logWriteFailures?.(),
+  );
 
   /** Bounded label values: past MAX_VALUES distinct ones, the rest share "other". */
   const seen = new Map<string, Set<string>>();

@@ -8,6 +8,7 @@ import type { EphemeralKeys } from '../keys/ephemeral.js';
 import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuditService } from '../audit/service.js';
+import type { ApiKeyRow } from '../db/schema.js';
 import type { EventsService } from '../events/service.js';
 import { AppError } from '../http/errors.js';
 import { KEY_REGEX } from '../keys/format.js';
@@ -98,6 +99,40 @@ export function createSecurityActions(deps: {
     );
   }
 
+  /**
+   * Switches a key off and locks it; when that changed it, audits `action` (the key's `changes`,
+   * then its status move and the lock) and announces an event of the same type, both in the
+   * change's transaction.
+   */
+  function lockKey(
+    keyId: number,
+    userId: number,
+    actor: string,
+    action: 'key.leaked' | 'key.auto_disabled',
+    ip: string | undefined,
+    about: (after: ApiKeyRow) => {
+      changes: Record<string, unknown>;
+      dedupeKey: string;
+      data: Record<string, unknown>;
+    },
+  ) {
+    return keys.lockDown(keyId, async (trx, { before, after }) => {
+      const { changes, dedupeKey, data } = about(after);
+      await audit.record(
+        {
+          actor,
+          action,
+          keyId,
+          userId,
+          ...(ip !== undefined ? { ip } : {}),
+          changes: { ...changes, status: { from: before.status, to: after.status }, locked: true },
+        },
+        trx,
+      );
+      await events.emit({ type: action, userId, keyId, dedupeKey, data }, trx);
+    });
+  }
+
   return {
     /**
      * Disables and locks every live key among the reported tokens; labels each token
@@ -159,36 +194,12 @@ export function createSecurityActions(deps: {
         if (!row || row.status === 'deleted') continue;
         const keyId = Number(row.id);
         const userId = Number(row.user_id);
-        const { changed } = await keys.lockDown(keyId, async (trx, { before, after }) => {
-          const where = { url: r.url, source: r.source, type: r.type };
-          await audit.record(
-            {
-              actor: GITHUB_ACTOR,
-              action: 'key.leaked',
-              keyId,
-              userId,
-              ip,
-              changes: {
-                ...where,
-                name: after.name,
-                display: after.display,
-                status: { from: before.status, to: after.status },
-                locked: true,
-              },
-            },
-            trx,
-          );
-          await events.emit(
-            {
-              type: 'key.leaked',
-              userId,
-              keyId,
-              dedupeKey: `key.leaked:key:${keyId}:${after.display}`,
-              data: { key_id: keyId, key_name: after.name, display: after.display, ...where, disabled: true },
-            },
-            trx,
-          );
-        });
+        const where = { url: r.url, source: r.source, type: r.type };
+        const { changed } = await lockKey(keyId, userId, GITHUB_ACTOR, 'key.leaked', ip, (after) => ({
+          changes: { ...where, name: after.name, display: after.display },
+          dedupeKey: `key.leaked:key:${keyId}:${after.display}`,
+          data: { key_id: keyId, key_name: after.name, display: after.display, ...where, disabled: true },
+        }));
         deps.logger.warn(
           { key_id: keyId, source: r.source, url: r.url, changed },
           'security: a leaked key was reported; it is disabled and locked',
@@ -199,38 +210,19 @@ export function createSecurityActions(deps: {
 
     /** The guard's `disable`: off and locked at once, audited `key.auto_disabled` with the reason. */
     async autoDisable(keyId: number, userId: number, trip: GuardTrip): Promise<void> {
-      const { changed } = await keys.lockDown(keyId, async (trx, { before, after }) => {
-        await audit.record(
-          {
-            actor: GUARD_ACTOR,
-            action: 'key.auto_disabled',
-            keyId,
-            userId,
-            changes: {
-              name: after.name,
-              display: after.display,
-              reason: trip.reason,
-              metric: trip.metric,
-              limit: trip.limit,
-              value: trip.value,
-              hour: trip.hour,
-              status: { from: before.status, to: after.status },
-              locked: true,
-            },
-          },
-          trx,
-        );
-        await events.emit(
-          {
-            type: 'key.auto_disabled',
-            userId,
-            keyId,
-            dedupeKey: `key.auto_disabled:key:${keyId}:${trip.hour}:${trip.metric}`,
-            data: { key_id: keyId, key_name: after.name, action: 'disable', disabled: true, ...trip },
-          },
-          trx,
-        );
-      });
+      const { reason, metric, limit, value, hour } = trip;
+      const { changed } = await lockKey(
+        keyId,
+        userId,
+        GUARD_ACTOR,
+        'key.auto_disabled',
+        undefined,
+        (after) => ({
+          changes: { name: after.name, display: after.display, reason, metric, limit, value, hour },
+          dedupeKey: `key.auto_disabled:key:${keyId}:${hour}:${metric}`,
+          data: { key_id: keyId, key_name: after.name, action: 'disable', disabled: true, ...trip },
+        }),
+      );
       if (changed)
         deps.logger.warn(
           { key_id: keyId, reason: trip.reason },

@@ -6,7 +6,7 @@ import { sql, type RawBuilder, type SelectQueryBuilder } from 'kysely';
 import type { Db, Dialect } from '../db/index.js';
 import type { Database, LogRow } from '../db/schema.js';
 import { nanoToUsd } from '../billing/money.js';
-import { idPage } from '../shared/page.js';
+import { readIdPage } from '../shared/page.js';
 
 export interface LogFilter {
   keyId?: number;
@@ -234,12 +234,7 @@ export function createUsageQueries(
 
   return {
     async listLogs(f: LogFilter, page: { limit: number; cursor?: number }) {
-      let q = applyFilter(db.selectFrom('logs').selectAll(), f)
-        .orderBy('id', 'desc')
-        .limit(page.limit + 1);
-      if (page.cursor !== undefined) q = q.where('id', '<', page.cursor);
-      const rows = await q.execute();
-      return idPage(rows, page.limit, toLogJson);
+      return readIdPage(applyFilter(db.selectFrom('logs').selectAll(), f), page, toLogJson);
     },
 
     /** Sums over everything the filter matches: from the rollups unless a status filter needs the logs. */

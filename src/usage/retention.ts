@@ -11,6 +11,7 @@ import type { Db, Dialect } from '../db/index.js';
 import { DAY_MS, dayStart, dropPartitionsBefore, ensureDayPartitions } from '../db/partitions.js';
 import { LOG_PARTITION_DAYS_AHEAD } from '../db/migrations.js';
 import type { Clock } from '../shared/clock.js';
+import { periodicJob } from '../shared/periodic.js';
 
 /** How often the upkeep runs, ms: partitions are made days ahead, so an hour is plenty. */
 export const LOG_UPKEEP_INTERVAL_MS = 3600_000;
@@ -34,8 +35,6 @@ export function createLogUpkeep(deps: {
 }) {
   const { db, dialect } = deps;
   const batch = deps.batch ?? RETENTION_BATCH;
-  let timer: NodeJS.Timeout | null = null;
-  let running: Promise<unknown> | null = null;
   let stopping = false;
 
   /** PostgreSQL: today's and the next days' partitions (a no-op on SQLite). */
@@ -87,30 +86,21 @@ export function createLogUpkeep(deps: {
     return { partitionsCreated, partitionsDropped, rowsDeleted };
   }
 
-  const tick = () => {
-    if (running) return;
-    running = run()
-      .catch((err) => deps.logger.error({ err: String(err) }, 'call-log upkeep failed; retried next run'))
-      .finally(() => {
-        running = null;
-      });
-  };
+  const job = periodicJob(
+    () => run(),
+    (err) => deps.logger.error({ err: String(err) }, 'call-log upkeep failed; retried next run'),
+  );
 
   return {
     ensurePartitions,
     run,
     /** Runs at once (in the background) and then every `intervalMs`. */
     start(intervalMs = LOG_UPKEEP_INTERVAL_MS) {
-      if (timer) return;
-      tick();
-      timer = setInterval(tick, intervalMs);
-      timer.unref();
+      job.start(intervalMs);
     },
     async stop() {
       stopping = true;
-      if (timer) clearInterval(timer);
-      timer = null;
-      await running;
+      await job.stop();
     },
   };
 }

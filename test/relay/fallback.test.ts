@@ -18,15 +18,19 @@ import {
   allLogs,
   balanceNano,
   client,
-  closedPort,
   expectedCostNano,
+  freshModel,
   keyJson,
   logByRequestId,
   NANO,
   nanoOf,
+  readChatStream,
   sdkError,
   setPrice,
+  streamText,
+  sumCost,
   uniq,
+  unreachableUrl,
   waitFor,
   type LogRow,
 } from './relay-helpers.js';
@@ -57,25 +61,17 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
 
   /** A fresh model served by channel A (priority 10) and channel B (priority 0), priced. */
   async function pair(opts: { aBase?: string; aKey?: string; onlyA?: boolean } = {}) {
-    const model = uniq('fb');
-    const chA = await addChannel(s, {
-      type: 'openai',
-      base_url: opts.aBase ?? a.url,
-      api_key: opts.aKey ?? CRED_A,
-      models: [model],
-      priority: 10,
-    });
-    const chB = opts.onlyA
-      ? null
-      : await addChannel(s, {
-          type: 'openai',
-          base_url: b.url,
-          api_key: CRED_B,
-          models: [model],
-          priority: 0,
-        });
-    await setPrice(s, model, PRICE);
-    return { model, chA, chB };
+    const {
+      model,
+      channels: [chA, chB = null],
+    } = await freshModel(
+      s,
+      'fb',
+      PRICE,
+      { base_url: opts.aBase ?? a.url, api_key: opts.aKey ?? CRED_A, priority: 10 },
+      ...(opts.onlyA ? [] : [{ base_url: b.url, api_key: CRED_B, priority: 0 }]),
+    );
+    return { model, chA: chA!, chB };
   }
   const hits = (m: MockProvider, model: string) =>
     m.requests.filter((r) => (r.body as { model?: string } | undefined)?.model === model).length;
@@ -98,14 +94,9 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
         .create({ model, messages, max_tokens: 6 })
         .withResponse();
       expect(data.choices[0]!.message.content).toBe(expectedChatCompletion(messages, 6));
-      let text = '';
-      for await (const ch of await c.chat.completions.create({
-        model,
-        messages,
-        max_tokens: 6,
-        stream: true,
-      }))
-        text += ch.choices[0]?.delta?.content ?? '';
+      const text = await streamText(
+        await c.chat.completions.create({ model, messages, max_tokens: 6, stream: true }),
+      );
       expect(text).toBe(expectedChatCompletion(messages, 6));
       expect(hits(a, model)).toBe(2);
       expect(hits(b, model)).toBe(2);
@@ -124,7 +115,7 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
   }
 
   it('channel A refuses connections (closed port) → channel B serves', async () => {
-    const { model, chB } = await pair({ aBase: `http://127.0.0.1:${await closedPort()}/v1` });
+    const { model, chB } = await pair({ aBase: await unreachableUrl() });
     const { key, secret } = await userWithKey(s, { balance: 5 });
     const r = await client(s, secret).chat.completions.create({
       model,
@@ -297,21 +288,6 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     expect((await keyJson(s, key.id)).used).toBe(0);
   });
 
-  /** Consumes a stream until it throws; returns the content chunks seen and the error. */
-  async function readUntilError(stream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>) {
-    const pieces: string[] = [];
-    let error: unknown = null;
-    try {
-      for await (const ch of stream) {
-        const t = ch.choices[0]?.delta?.content;
-        if (t) pieces.push(t);
-      }
-    } catch (err) {
-      error = err;
-    }
-    return { pieces, error };
-  }
-
   async function expectPartialBill(
     keyId: number,
     requestId: string,
@@ -348,7 +324,7 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
           ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
         })
         .withResponse();
-      const { pieces, error } = await readUntilError(data);
+      const { pieces, error } = await readChatStream(data);
       expect(pieces.join('')).toBe(expectedChatCompletion(messages, 5));
       expect(error).toBeInstanceOf(OpenAI.APIError);
       expect((error as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({ code: 'upstream_error' });
@@ -367,7 +343,7 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     const { data, response } = await client(s, secret)
       .chat.completions.create({ model, messages, stream: true })
       .withResponse();
-    const { pieces, error } = await readUntilError(data);
+    const { pieces, error } = await readChatStream(data);
     expect(pieces).toHaveLength(4);
     expect(error).toBeTruthy();
     await expectPartialBill(key.id, response.headers.get('x-request-id')!, messages, 4);
@@ -383,7 +359,7 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     const { data, response } = await client(s, secret)
       .chat.completions.create({ model, messages, stream: true })
       .withResponse();
-    const { pieces, error } = await readUntilError(data);
+    const { pieces, error } = await readChatStream(data);
     expect(pieces.join('')).toBe(expectedChatCompletion(messages, 3));
     expect(error).toBeInstanceOf(OpenAI.APIError);
     await expectPartialBill(key.id, response.headers.get('x-request-id')!, messages, 3, {
@@ -399,7 +375,7 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     const { data, response } = await client(s, secret)
       .chat.completions.create({ model, messages, stream: true, max_tokens: 8 })
       .withResponse();
-    const { pieces, error } = await readUntilError(data);
+    const { pieces, error } = await readChatStream(data);
     expect(error).toBeNull();
     expect(pieces.join('')).toBe(expectedChatCompletion(messages, 8));
     const log = await logByRequestId(s, key.id, response.headers.get('x-request-id')!);
@@ -418,7 +394,7 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     const { data, response } = await c.chat.completions
       .create({ model, messages, stream: true, stream_options: { include_usage: true } })
       .withResponse();
-    const { pieces, error } = await readUntilError(data);
+    const { pieces, error } = await readChatStream(data);
     expect(error).toBeNull();
     expect(pieces).toHaveLength(9);
     const log = await logByRequestId(s, key.id, response.headers.get('x-request-id')!);
@@ -444,7 +420,7 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     expect(log2.completion_tokens).toBe(9);
     expect(nanoOf(log2.cost)).toBe(expectedCostNano({ prompt: log2.prompt_tokens, completion: 9 }, PRICE));
     const rows = await allLogs(s, { key_id: key.id });
-    expect(nanoOf((await keyJson(s, key.id)).used)).toBe(rows.reduce((x, r) => x + nanoOf(r.cost), 0n));
+    expect(nanoOf((await keyJson(s, key.id)).used)).toBe(sumCost(rows));
   });
 
   it('the client disconnects mid-stream: the upstream is aborted and what was produced is billed (estimated)', async () => {
@@ -523,24 +499,19 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
 
   it('within one priority tier, traffic follows the weights (1:3 over 80 requests); a higher tier always wins when healthy', async () => {
     const model = uniq('w');
-    const light = await addChannel(s, {
-      type: 'openai',
-      base_url: a.url,
-      api_key: CRED_A,
-      models: [model],
-      model_map: { [model]: `${model}-light` },
-      weight: 1,
-      priority: 5,
-    });
-    const heavy = await addChannel(s, {
-      type: 'openai',
-      base_url: a.url,
-      api_key: CRED_A,
-      models: [model],
-      model_map: { [model]: `${model}-heavy` },
-      weight: 3,
-      priority: 5,
-    });
+    /** A channel at A in the upper tier that sends the model upstream as `<model>-<tier>`. */
+    const upperTier = (tier: string, weight: number) =>
+      addChannel(s, {
+        type: 'openai',
+        base_url: a.url,
+        api_key: CRED_A,
+        models: [model],
+        model_map: { [model]: `${model}-${tier}` },
+        weight,
+        priority: 5,
+      });
+    const light = await upperTier('light', 1);
+    const heavy = await upperTier('heavy', 3);
     const low = await addChannel(s, {
       type: 'openai',
       base_url: b.url,

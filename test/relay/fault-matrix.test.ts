@@ -4,19 +4,19 @@
 // serves and bills on its usage; failed attempts cost nothing and show on the log row.
 import http from 'node:http';
 import OpenAI from 'openai';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';
 import { gatewayForSuite } from '../helpers/suite.js';
+import { scriptedForSuite } from '../helpers/relay-suite.js';
 import { countChatPromptTokens, type MockProvider } from '../mock-provider/server.js';
 import {
-  addChannel,
   allLogs,
   client,
   expectedCostNano,
+  freshModel,
   nanoOf,
-  setPrice,
-  startScriptedUpstream,
-  uniq,
+  readChatStream,
+  streamText,
 } from './relay-helpers.js';
 
 const PRICE = { input: 1, output: 4 };
@@ -28,24 +28,23 @@ const chunk = (choices: unknown[]) =>
 describe.each(backends())('upstream fault matrix (%s)', (backend) => {
   let s: TestServer;
   let good: MockProvider;
-  const closers: (() => Promise<void>)[] = [];
 
   gatewayForSuite({ backend }, {}, (started, startedMock) => {
     s = started;
     good = startedMock;
   });
-  afterAll(async () => {
-    await Promise.all(closers.map((c) => c()));
-  });
+  const scripted = scriptedForSuite();
 
   /** A failing channel A (tried first) and the mock as channel B. */
   async function pairWith(handler: Handler) {
-    const bad = await startScriptedUpstream(handler);
-    closers.push(bad.close);
-    const model = uniq('fm');
-    await addChannel(s, { type: 'openai', base_url: bad.url, api_key: 'x', models: [model], priority: 10 });
-    await addChannel(s, { type: 'openai', base_url: good.url, api_key: 'x', models: [model], priority: 0 });
-    await setPrice(s, model, PRICE);
+    const bad = await scripted(handler);
+    const { model } = await freshModel(
+      s,
+      'fm',
+      PRICE,
+      { base_url: bad.url, priority: 10 },
+      { base_url: good.url, priority: 0 },
+    );
     const { key, secret } = await userWithKey(s, { balance: 5 });
     return { model, keyId: key.id as number, c: client(s, secret) };
   }
@@ -82,14 +81,9 @@ describe.each(backends())('upstream fault matrix (%s)', (backend) => {
       const messages = [{ role: 'user' as const, content: 'fault matrix' }];
       const plain = await c.chat.completions.create({ model, messages, max_tokens: 5 });
       expect(plain.choices[0]!.message.content).toBeTruthy();
-      let text = '';
-      for await (const ch of await c.chat.completions.create({
-        model,
-        messages,
-        max_tokens: 5,
-        stream: true,
-      }))
-        text += ch.choices[0]?.delta?.content ?? '';
+      const text = await streamText(
+        await c.chat.completions.create({ model, messages, max_tokens: 5, stream: true }),
+      );
       expect(text).toBe(plain.choices[0]!.message.content);
       const logs = await allLogs(s, { key_id: keyId });
       expect(logs).toHaveLength(2);
@@ -149,13 +143,7 @@ describe.each(backends())('upstream fault matrix (%s)', (backend) => {
       max_tokens: 10,
       stream: true,
     });
-    let text = '';
-    let error: unknown = null;
-    try {
-      for await (const ch of stream) text += ch.choices[0]?.delta?.content ?? '';
-    } catch (e) {
-      error = e;
-    }
+    const { text, error } = await readChatStream(stream);
     expect(text).toBe(' mole dig');
     expect(error).toBeInstanceOf(OpenAI.APIError);
     const [log] = await allLogs(s, { key_id: keyId });

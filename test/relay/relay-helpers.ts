@@ -73,6 +73,9 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
+/** An upstream base URL (with /v1) on a loopback port that nothing listens on. */
+export const unreachableUrl = async (): Promise<string> => `http://127.0.0.1:${await closedPort()}/v1`;
+
 export async function addChannel(
   s: TestServer,
   body: Record<string, unknown>,
@@ -85,6 +88,44 @@ export async function addChannel(
 export async function setPrice(s: TestServer, model: string, p: PriceUsd): Promise<void> {
   const r = await s.api('PUT', `/api/prices/${model}`, p);
   expect(r.status, JSON.stringify(r.body)).toBe(200);
+}
+
+/** An openai channel at `baseUrl` serving the models of `prices` (unless `fields` says otherwise), each priced. */
+export async function addPricedChannel(
+  s: TestServer,
+  baseUrl: string,
+  apiKey: string,
+  prices: Record<string, PriceUsd>,
+  fields: Record<string, unknown> = {},
+): Promise<{ id: number; [k: string]: unknown }> {
+  const channel = await addChannel(s, {
+    type: 'openai',
+    base_url: baseUrl,
+    api_key: apiKey,
+    models: Object.keys(prices),
+    ...fields,
+  });
+  for (const [model, price] of Object.entries(prices)) await setPrice(s, model, price);
+  return channel;
+}
+
+/**
+ * A fresh model (named after `prefix`), priced, and an openai channel serving it for each of
+ * `channels` (that channel's fields: base_url, priority, …; api_key 'x' unless given), added in
+ * order. Answers the model and the channels.
+ */
+export async function freshModel(
+  s: TestServer,
+  prefix: string,
+  price: PriceUsd,
+  ...channels: Record<string, unknown>[]
+): Promise<{ model: string; channels: { id: number; [k: string]: unknown }[] }> {
+  const model = uniq(prefix);
+  const added = [];
+  for (const fields of channels)
+    added.push(await addChannel(s, { type: 'openai', api_key: 'x', models: [model], ...fields }));
+  await setPrice(s, model, price);
+  return { model, channels: added };
 }
 
 export async function setGroup(s: TestServer, name: string, multiplier: number): Promise<void> {
@@ -145,6 +186,33 @@ export async function waitFor<T>(
       throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * What a chat completion stream carried until it ended or broke: its content pieces (the
+ * non-empty deltas), their text, and what broke it (or null).
+ */
+export async function readChatStream(
+  stream: AsyncIterable<OpenAI.ChatCompletionChunk>,
+): Promise<{ pieces: string[]; text: string; error: unknown }> {
+  const pieces: string[] = [];
+  let error: unknown = null;
+  try {
+    for await (const chunk of stream) {
+      const piece = chunk.choices[0]?.delta?.content;
+      if (piece) pieces.push(piece);
+    }
+  } catch (err) {
+    error = err;
+  }
+  return { pieces, text: pieces.join(''), error };
+}
+
+/** The whole text of a chat completion stream (throws what breaks it). */
+export async function streamText(stream: AsyncIterable<OpenAI.ChatCompletionChunk>): Promise<string> {
+  const { text, error } = await readChatStream(stream);
+  if (error) throw error;
+  return text;
 }
 
 /** Catches an SDK error (or fails the test if the call succeeded). */

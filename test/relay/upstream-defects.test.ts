@@ -1,31 +1,15 @@
 // Accounting defects found by adversarial testing (issue 11, items 3–5), each against a small
 // scripted upstream, on SQLite and PostgreSQL: a 200 whose body is an error, a stream usage
 // chunk written with whitespace, and an upstream reporting absurd usage.
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';
 import { gatewayForSuite } from '../helpers/suite.js';
+import { scriptedForSuite } from '../helpers/relay-suite.js';
 import { countChatPromptTokens, type MockProvider } from '../mock-provider/server.js';
-import {
-  addChannel,
-  allLogs,
-  client,
-  expectedCostNano,
-  nanoOf,
-  setPrice,
-  startScriptedUpstream,
-  uniq,
-} from './relay-helpers.js';
+import { allLogs, client, expectedCostNano, freshModel, nanoOf } from './relay-helpers.js';
 
 const PRICE = { input: 1, output: 4 };
 const UPSTREAM_KEY = 'sk-upstream-credential-0123456789';
-
-/** An upstream that answers every request with `answer(body)`: [status, content-type, text]. */
-const startAnswering = (answer: (body: Record<string, unknown>) => [number, string, string]) =>
-  startScriptedUpstream((_req, res, raw) => {
-    const [status, type, text] = answer(JSON.parse(raw));
-    res.writeHead(status, { 'content-type': type });
-    res.end(text);
-  });
 
 /** JSON as Python's json.dumps writes it: a space after every ':' and ','. */
 const spaced = (v: unknown) => JSON.stringify(v).replace(/":/g, '": ').replace(/,"/g, ', "');
@@ -33,59 +17,53 @@ const spaced = (v: unknown) => JSON.stringify(v).replace(/":/g, '": ').replace(/
 describe.each(backends())('upstream accounting defects (%s)', (backend) => {
   let s: TestServer;
   let mock: MockProvider;
-  const upstreams: { close(): Promise<void> }[] = [];
 
   gatewayForSuite({ backend }, {}, (started, startedMock) => {
     s = started;
     mock = startedMock;
   });
-  afterAll(async () => {
-    await Promise.all(upstreams.map((u) => u.close()));
-  });
+  const scripted = scriptedForSuite();
 
-  async function scripted(answer: Parameters<typeof startAnswering>[0]) {
-    const u = await startAnswering(answer);
-    upstreams.push(u);
-    return u;
-  }
+  /** An upstream that answers every request with `answer(body)`: [status, content-type, text]. */
+  const answering = (answer: (body: Record<string, unknown>) => [number, string, string]) =>
+    scripted((_req, res, raw) => {
+      const [status, type, text] = answer(JSON.parse(raw));
+      res.writeHead(status, { 'content-type': type });
+      res.end(text);
+    });
 
-  /** Model `m` served (and priced) only by an upstream whose completion reports `usage`. */
-  async function reportingUsage(m: string, usage: Record<string, unknown>) {
-    const up = await scripted(() => [
+  /** A fresh model served (and priced) only by an upstream whose completion reports `usage`. */
+  async function reportingUsage(prefix: string, usage: Record<string, unknown>) {
+    const up = await answering((body) => [
       200,
       'application/json',
       JSON.stringify({
         id: 'x',
         object: 'chat.completion',
         created: 1,
-        model: m,
+        model: body.model,
         choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
         usage,
       }),
     ]);
-    await addChannel(s, { type: 'openai', base_url: up.url, api_key: 'x', models: [m] });
-    await setPrice(s, m, PRICE);
+    return (await freshModel(s, prefix, PRICE, { base_url: up.url })).model;
   }
 
   it('an HTTP 200 whose body is {"error": …} is a failed attempt: the next channel answers and bills', async () => {
-    const m = uniq('err200');
-    const bad = await scripted(() => [
+    const bad = await answering(() => [
       200,
       'application/json',
       JSON.stringify({
         error: { message: `quota exceeded upstream for key ${UPSTREAM_KEY}`, type: 'insufficient_quota' },
       }),
     ]);
-    await addChannel(s, {
-      type: 'openai',
-      base_url: bad.url,
-      api_key: UPSTREAM_KEY,
-      models: [m],
-      priority: 10,
-      name: 'err200',
-    });
-    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: [m], priority: 0 });
-    await setPrice(s, m, PRICE);
+    const { model: m } = await freshModel(
+      s,
+      'err200',
+      PRICE,
+      { base_url: bad.url, api_key: UPSTREAM_KEY, priority: 10, name: 'err200' },
+      { base_url: mock.url, priority: 0 },
+    );
     const { key, secret } = await userWithKey(s, { balance: 10 });
     const messages = [{ role: 'user' as const, content: 'hello' }];
     const out = await client(s, secret).chat.completions.create({ model: m, messages, max_tokens: 5 });
@@ -106,10 +84,9 @@ describe.each(backends())('upstream accounting defects (%s)', (backend) => {
   });
 
   it('a stream usage chunk written with spaces is read (not estimated) and hidden from a client that did not ask', async () => {
-    const m = uniq('spaced');
-    const up = await scripted(() => {
+    const up = await answering(({ model }) => {
       const chunk = (choices: unknown[], extra = {}) =>
-        `data: ${spaced({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: m, choices, ...extra })}\n\n`;
+        `data: ${spaced({ id: 'c1', object: 'chat.completion.chunk', created: 1, model, choices, ...extra })}\n\n`;
       return [
         200,
         'text/event-stream',
@@ -120,8 +97,7 @@ describe.each(backends())('upstream accounting defects (%s)', (backend) => {
           'data: [DONE]\n\n',
       ];
     });
-    await addChannel(s, { type: 'openai', base_url: up.url, api_key: 'x', models: [m] });
-    await setPrice(s, m, PRICE);
+    const { model: m } = await freshModel(s, 'spaced', PRICE, { base_url: up.url });
     const { key, secret } = await userWithKey(s, { balance: 10 });
     const stream = await client(s, secret).chat.completions.create({
       model: m,
@@ -139,8 +115,11 @@ describe.each(backends())('upstream accounting defects (%s)', (backend) => {
   });
 
   it('absurd reported usage is billed at most at the admitted output cap', async () => {
-    const m = uniq('absurd');
-    await reportingUsage(m, { prompt_tokens: 7, completion_tokens: 5_000_000, total_tokens: 5_000_007 });
+    const m = await reportingUsage('absurd', {
+      prompt_tokens: 7,
+      completion_tokens: 5_000_000,
+      total_tokens: 5_000_007,
+    });
     const { key, secret } = await userWithKey(s, { balance: 100 });
     await client(s, secret).chat.completions.create({
       model: m,
@@ -153,9 +132,8 @@ describe.each(backends())('upstream accounting defects (%s)', (backend) => {
   });
 
   it('unreadable usage (a string) is estimated, not billed as zero', async () => {
-    const m = uniq('garbage');
+    const m = await reportingUsage('garbage', { prompt_tokens: 'lots', completion_tokens: 'many' });
     const messages = [{ role: 'user' as const, content: 'hello there' }];
-    await reportingUsage(m, { prompt_tokens: 'lots', completion_tokens: 'many' });
     const { key, secret } = await userWithKey(s, { balance: 10 });
     await client(s, secret).chat.completions.create({ model: m, messages, max_tokens: 20 });
     const [log] = await allLogs(s, { key_id: key.id });

@@ -2,9 +2,9 @@
 // independent mock upstream, on SQLite and PostgreSQL: chat (plain, stream with and without
 // include_usage), completions, embeddings (float and base64), /v1/models filtering,
 // model_map, the built-in offline `mock` channel type, and /v1/key.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
+import { relaySuite } from '../helpers/relay-suite.js';
 import {
   countChatPromptTokens,
   countTextTokens,
@@ -36,25 +36,24 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
   let mock: MockProvider;
   let channelId: number;
 
-  gatewayForSuite({ backend }, { apiKey: UPSTREAM_KEY }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
-  beforeAll(async () => {
-    const ch = await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: UPSTREAM_KEY,
-      models: ['chat-a', 'chat-b', 'cmp-a', 'emb-a', 'mapped-a'],
-      model_map: { 'mapped-a': 'gpt-4o-upstream-name' },
-    });
-    channelId = ch.id;
-    await setPrice(s, 'chat-a', CHAT_PRICE);
-    await setPrice(s, 'chat-b', CHAT_PRICE);
-    await setPrice(s, 'mapped-a', CHAT_PRICE);
-    await setPrice(s, 'cmp-a', CMP_PRICE);
-    await setPrice(s, 'emb-a', EMB_PRICE);
-  });
+  relaySuite(
+    { backend },
+    {
+      apiKey: UPSTREAM_KEY,
+      prices: {
+        'chat-a': CHAT_PRICE,
+        'chat-b': CHAT_PRICE,
+        'cmp-a': CMP_PRICE,
+        'emb-a': EMB_PRICE,
+        'mapped-a': CHAT_PRICE,
+      },
+      channel: { model_map: { 'mapped-a': 'gpt-4o-upstream-name' } },
+    },
+    (started) => {
+      ({ s, mock } = started);
+      channelId = started.channel.id;
+    },
+  );
 
   const lastUpstream = (path: string) => [...mock.requests].reverse().find((r) => r.path === path)!;
 

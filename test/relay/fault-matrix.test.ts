@@ -2,7 +2,7 @@
 // not answers — HTML, redirects, oversized bodies, a 200 whose body or first stream event is
 // an error, an error event mid-stream. Where the answer has not begun the next channel
 // serves and bills on its usage; failed attempts cost nothing and show on the log row.
-import http from 'node:http';
+import type http from 'node:http';
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';

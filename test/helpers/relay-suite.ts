@@ -1,10 +1,11 @@
-// Suite fixtures for the relay suites: a gateway whose mock provider already serves the suite's
-// priced models, and scripted upstreams that a suite's tests start and the suite closes.
+// Suite fixtures for the relay suites: a gateway whose mock provider (or built-in offline mock
+// channel) already serves the suite's priced models, and scripted upstreams that a suite's
+// tests start and the suite closes.
 import { afterAll, beforeAll } from 'vitest';
 import type { MockProvider, MockProviderOptions } from '../mock-provider/server.js';
 import { addPricedChannel, type PriceUsd, startScriptedUpstream } from '../relay/relay-helpers.js';
 import type { StartOptions, TestServer } from './server.js';
-import { gatewayForSuite } from './suite.js';
+import { gatewayForSuite, serverForSuite } from './suite.js';
 
 export interface RelaySuite {
   s: TestServer;
@@ -32,7 +33,27 @@ export function relaySuite(
     mock = startedMock;
   });
   beforeAll(async () => {
-    use({ s, mock, channel: await addPricedChannel(s, mock.url, mockOpts.apiKey ?? 'x', prices, channel) });
+    const fields = { type: 'openai', base_url: mock.url, api_key: mockOpts.apiKey ?? 'x', ...channel };
+    use({ s, mock, channel: await addPricedChannel(s, fields, prices) });
+  });
+}
+
+/**
+ * A describe block's test server (see serverForSuite) with the built-in offline `mock` channel
+ * serving the models of `prices`, each priced; handed to the block through `use` once done.
+ */
+export function offlineSuite(
+  opts: StartOptions,
+  prices: Record<string, PriceUsd>,
+  use: (s: TestServer) => void,
+): void {
+  let s: TestServer;
+  serverForSuite(opts, (started) => {
+    s = started;
+  });
+  beforeAll(async () => {
+    await addPricedChannel(s, { type: 'mock' }, prices);
+    use(s);
   });
 }
 

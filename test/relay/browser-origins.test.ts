@@ -3,22 +3,17 @@
 // scheme significant); listed origins get CORS headers; preflights on relay routes answer 204
 // for anyone (they carry no key). Key fields: allowed_origins validated and normalised.
 import Anthropic from '@anthropic-ai/sdk';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { offlineSuite } from '../helpers/relay-suite.js';
 import { expectApiError, expectRelayError, raw, relay } from '../foundation/util.js';
-import { addChannel, setPrice, uniq } from './relay-helpers.js';
+import { uniq } from './relay-helpers.js';
 
 describe.each(backends())('browser origins [%s]', (backend) => {
   let s: TestServer;
-  let model: string;
-  serverForSuite({ backend }, (started) => {
+  const model = uniq('origin-model');
+  offlineSuite({ backend }, { [model]: { input: 1, output: 1 } }, (started) => {
     s = started;
-  });
-  beforeAll(async () => {
-    model = uniq('origin-model');
-    await addChannel(s, { type: 'mock', models: [model] });
-    await setPrice(s, model, { input: 1, output: 1 });
   });
 
   it('allowed_origins is validated, normalised, shown and audited', async () => {

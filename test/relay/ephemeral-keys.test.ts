@@ -4,12 +4,12 @@
 // ephemeral_id, expired by the clock, dead with the parent (disable, rotate, delete), unable to
 // mint, revocable by itself.
 import OpenAI from 'openai';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hashKey, isWellFormedKey } from '../../src/keys/format.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { offlineSuite } from '../helpers/relay-suite.js';
 import { expectRelayError, relay, type Res } from '../foundation/util.js';
-import { addChannel, allLogs, client, nanoOf, setPrice, uniq } from './relay-helpers.js';
+import { allLogs, client, nanoOf, uniq } from './relay-helpers.js';
 
 async function mint(
   s: TestServer,
@@ -22,21 +22,15 @@ async function mint(
 
 describe.each(backends())('ephemeral keys [%s]', (backend) => {
   let s: TestServer;
-  let model: string;
-  let other: string;
+  const model = uniq('eph-model');
+  const other = uniq('eph-other');
   const chat = (c: OpenAI, max_tokens = 10, m = model) =>
     c.chat.completions.create({ model: m, messages: [{ role: 'user', content: 'hi' }], max_tokens });
 
-  serverForSuite({ backend }, (started) => {
+  // 0.001 USD per output token, prompts free: a call with max_tokens n costs exactly n/1000 USD.
+  const price = { input: 0, output: 1000 };
+  offlineSuite({ backend }, { [model]: price, [other]: price }, (started) => {
     s = started;
-  });
-  beforeAll(async () => {
-    model = uniq('eph-model');
-    other = uniq('eph-other');
-    await addChannel(s, { type: 'mock', models: [model, other] });
-    // 0.001 USD per output token, prompts free: a call with max_tokens n costs exactly n/1000 USD.
-    await setPrice(s, model, { input: 0, output: 1000 });
-    await setPrice(s, other, { input: 0, output: 1000 });
   });
 
   it('mints a key of the contract format, shown once; it works with the openai SDK and bills to its parent', async () => {

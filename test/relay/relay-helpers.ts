@@ -90,21 +90,13 @@ export async function setPrice(s: TestServer, model: string, p: PriceUsd): Promi
   expect(r.status, JSON.stringify(r.body)).toBe(200);
 }
 
-/** An openai channel at `baseUrl` serving the models of `prices` (unless `fields` says otherwise), each priced. */
+/** A channel (`fields`: type, base_url, …) serving the models of `prices` (unless `fields` says otherwise), each priced. */
 export async function addPricedChannel(
   s: TestServer,
-  baseUrl: string,
-  apiKey: string,
+  fields: Record<string, unknown>,
   prices: Record<string, PriceUsd>,
-  fields: Record<string, unknown> = {},
 ): Promise<{ id: number; [k: string]: unknown }> {
-  const channel = await addChannel(s, {
-    type: 'openai',
-    base_url: baseUrl,
-    api_key: apiKey,
-    models: Object.keys(prices),
-    ...fields,
-  });
+  const channel = await addChannel(s, { models: Object.keys(prices), ...fields });
   for (const [model, price] of Object.entries(prices)) await setPrice(s, model, price);
   return channel;
 }

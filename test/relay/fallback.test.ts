@@ -77,6 +77,15 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     m.requests.filter((r) => (r.body as { model?: string } | undefined)?.model === model).length;
   const msgs = (text: string) => [{ role: 'user' as const, content: text }];
 
+  /** A fresh key asks `model` once and gets an answer; answers the key's secret and its log row. */
+  async function askOnce(model: string, text: string) {
+    const { key, secret } = await userWithKey(s, { balance: 5 });
+    const r = await client(s, secret).chat.completions.create({ model, messages: msgs(text), max_tokens: 3 });
+    expect(r.choices[0]!.message.content).toBeTruthy();
+    const [log] = await allLogs(s, { key_id: key.id });
+    return { secret, log: log! };
+  }
+
   for (const [label, scenario] of [
     ['HTTP 500', { status: 500 }],
     ['HTTP 429', { status: 429 }],
@@ -116,14 +125,7 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
 
   it('channel A refuses connections (closed port) → channel B serves', async () => {
     const { model, chB } = await pair({ aBase: await unreachableUrl() });
-    const { key, secret } = await userWithKey(s, { balance: 5 });
-    const r = await client(s, secret).chat.completions.create({
-      model,
-      messages: msgs('refused'),
-      max_tokens: 3,
-    });
-    expect(r.choices[0]!.message.content).toBeTruthy();
-    const [log] = await allLogs(s, { key_id: key.id });
+    const { log } = await askOnce(model, 'refused');
     expect(log).toMatchObject({ status: 200, channel_id: chB!.id });
   });
 
@@ -175,15 +177,8 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
 
   it('upstream 401 disables the channel (status, reason, audit channel.disable); traffic moves to B', async () => {
     const { model, chA, chB } = await pair({ aKey: 'wrong-credential-for-a' });
-    const { key, secret } = await userWithKey(s, { balance: 5 });
-    const r = await client(s, secret).chat.completions.create({
-      model,
-      messages: msgs('auth fails upstream'),
-      max_tokens: 3,
-    });
-    expect(r.choices[0]!.message.content).toBeTruthy();
-    const [log] = await allLogs(s, { key_id: key.id });
-    expect(log!.channel_id).toBe(chB!.id);
+    const { secret, log } = await askOnce(model, 'auth fails upstream');
+    expect(log.channel_id).toBe(chB!.id);
     const ch = await waitFor(
       async () => {
         const g = await s.api('GET', `/api/channels/${chA.id}`);

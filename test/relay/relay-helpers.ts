@@ -159,6 +159,25 @@ export async function logByRequestId(s: TestServer, keyId: number, requestId: st
   return row!;
 }
 
+/**
+ * The log row of the request `answer` answered: it matches `fields` and is billed exactly (not
+ * estimated) for its prompt and completion tokens at `price`. Answers the row.
+ */
+export async function expectExactBill(
+  s: TestServer,
+  keyId: number,
+  answer: { headers: Headers },
+  price: PriceUsd,
+  fields: Partial<LogRow> & { prompt_tokens: number; completion_tokens: number },
+): Promise<LogRow> {
+  const log = await logByRequestId(s, keyId, answer.headers.get('x-request-id')!);
+  expect(log).toMatchObject({ ...fields, estimated: false });
+  expect(nanoOf(log.cost)).toBe(
+    expectedCostNano({ prompt: fields.prompt_tokens, completion: fields.completion_tokens }, price),
+  );
+  return log;
+}
+
 /** Polls until `fn` returns a truthy value (or throws after timeoutMs). */
 export async function waitFor<T>(
   fn: () => Promise<T | null | undefined | false>,

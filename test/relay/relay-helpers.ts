@@ -9,6 +9,7 @@ import { expect } from 'vitest';
 import type { TestServer } from '../helpers/server.js';
 import type { LogAttempt, LogEntry } from '../../web/src/api-types.js';
 import type { MockProvider } from '../mock-provider/server.js';
+import { expectRelayError, relay } from '../foundation/util.js';
 
 export const NANO = 1_000_000_000n;
 
@@ -224,6 +225,17 @@ export async function streamText(stream: AsyncIterable<OpenAI.ChatCompletionChun
   const { text, error } = await readChatStream(stream);
   if (error) throw error;
   return text;
+}
+
+/** GET /v1/key with `secret` as a page on `origin` sends it. */
+export const relayFrom = (s: TestServer, secret: string, origin: string) =>
+  relay(s, secret, { headers: { origin } });
+
+/** `secret` used from `origin` is refused: its key does not allow that browser origin. Answers the refusal. */
+export async function expectOriginRefused(s: TestServer, secret: string, origin: string) {
+  const r = await relayFrom(s, secret, origin);
+  expectRelayError(r, 403, 'browser_origin_not_allowed');
+  return r;
 }
 
 /** Catches an SDK error (or fails the test if the call succeeded). */

@@ -282,12 +282,12 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
 
   async function expectPartialBill(
     keyId: number,
-    requestId: string,
+    answer: { headers: Headers },
     messages: Array<{ role: 'user'; content: string }>,
     completion: number,
     extra: Partial<LogRow> = {},
   ) {
-    const log = await logByRequestId(s, keyId, requestId);
+    const log = await logByRequestId(s, keyId, answer.headers.get('x-request-id')!);
     expect(log).toMatchObject({
       stream: true,
       estimated: true,
@@ -302,72 +302,76 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     return log;
   }
 
+  /**
+   * A fresh pair (or channel A alone) with A playing `scenario`; a new key streams `text` from
+   * it and reads to the end or the break. Answers the pair, the key, the request and what it read.
+   */
+  async function streamWhile(
+    scenario: Parameters<MockProvider['setScenario']>[1],
+    text: string,
+    opts: {
+      onlyA?: boolean;
+      request?: { max_tokens?: number; stream_options?: { include_usage: boolean } };
+    } = {},
+  ) {
+    const channels = await pair({ onlyA: opts.onlyA });
+    a.setScenario(channels.model, scenario);
+    const { key, secret } = await userWithKey(s, { balance: 5 });
+    const messages = msgs(text);
+    const { data, response } = await client(s, secret)
+      .chat.completions.create({ model: channels.model, messages, stream: true, ...opts.request })
+      .withResponse();
+    return { ...channels, key, messages, response, ...(await readChatStream(data)) };
+  }
+
   for (const includeUsage of [false, true]) {
     it(`a stream cut after 5 chunks (include_usage=${includeUsage}): the client gets an SSE error event, billed for the 5 tokens produced, estimated; no fallback after the first byte`, async () => {
-      const { model } = await pair();
-      a.setScenario(model, { cutAfterChunks: 5 });
-      const { key, secret } = await userWithKey(s, { balance: 5 });
-      const messages = msgs('cut me off');
-      const { data, response } = await client(s, secret)
-        .chat.completions.create({
-          model,
-          messages,
-          stream: true,
-          ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
-        })
-        .withResponse();
-      const { pieces, error } = await readChatStream(data);
+      const { model, key, messages, response, pieces, error } = await streamWhile(
+        { cutAfterChunks: 5 },
+        'cut me off',
+        includeUsage ? { request: { stream_options: { include_usage: true } } } : {},
+      );
       expect(pieces.join('')).toBe(expectedChatCompletion(messages, 5));
       expect(error).toBeInstanceOf(OpenAI.APIError);
       expect((error as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({ code: 'upstream_error' });
       expect(hits(b, model), 'no second channel once bytes reached the client').toBe(0);
-      await expectPartialBill(key.id, response.headers.get('x-request-id')!, messages, 5, {
+      await expectPartialBill(key.id, response, messages, 5, {
         error_code: 'upstream_error',
       });
     });
   }
 
   it('a stream that stalls after 4 chunks and then drops is billed for 4 tokens', async () => {
-    const { model } = await pair({ onlyA: true });
-    a.setScenario(model, { cutAfterChunks: 4, hangMs: 200 });
-    const { key, secret } = await userWithKey(s, { balance: 5 });
-    const messages = msgs('stall then drop');
-    const { data, response } = await client(s, secret)
-      .chat.completions.create({ model, messages, stream: true })
-      .withResponse();
-    const { pieces, error } = await readChatStream(data);
+    const { key, messages, response, pieces, error } = await streamWhile(
+      { cutAfterChunks: 4, hangMs: 200 },
+      'stall then drop',
+      { onlyA: true },
+    );
     expect(pieces).toHaveLength(4);
     expect(error).toBeTruthy();
-    await expectPartialBill(key.id, response.headers.get('x-request-id')!, messages, 4);
+    await expectPartialBill(key.id, response, messages, 4);
   });
 
   it('garbage in the SSE stream after 3 chunks ends the stream with an error event, billed for 3 tokens', async () => {
-    const { model } = await pair();
     // Spaced chunks, so the stream has begun when the garbage arrives. (Garbage in the very
     // first network chunk is caught before any byte reaches the client: that falls back.)
-    a.setScenario(model, { garbageAfterChunks: 3, chunkDelayMs: 30 });
-    const { key, secret } = await userWithKey(s, { balance: 5 });
-    const messages = msgs('garbage ahead');
-    const { data, response } = await client(s, secret)
-      .chat.completions.create({ model, messages, stream: true })
-      .withResponse();
-    const { pieces, error } = await readChatStream(data);
+    const { key, messages, response, pieces, error } = await streamWhile(
+      { garbageAfterChunks: 3, chunkDelayMs: 30 },
+      'garbage ahead',
+    );
     expect(pieces.join('')).toBe(expectedChatCompletion(messages, 3));
     expect(error).toBeInstanceOf(OpenAI.APIError);
-    await expectPartialBill(key.id, response.headers.get('x-request-id')!, messages, 3, {
+    await expectPartialBill(key.id, response, messages, 3, {
       error_code: 'upstream_error',
     });
   });
 
   it('garbage before any content reached the client → falls back to channel B, served in full and billed exactly', async () => {
-    const { model, chB } = await pair();
-    a.setScenario(model, { garbageAfterChunks: 0 });
-    const { key, secret } = await userWithKey(s, { balance: 5 });
-    const messages = msgs('garbage first');
-    const { data, response } = await client(s, secret)
-      .chat.completions.create({ model, messages, stream: true, max_tokens: 8 })
-      .withResponse();
-    const { pieces, error } = await readChatStream(data);
+    const { chB, key, messages, response, pieces, error } = await streamWhile(
+      { garbageAfterChunks: 0 },
+      'garbage first',
+      { request: { max_tokens: 8 } },
+    );
     expect(error).toBeNull();
     expect(pieces.join('')).toBe(expectedChatCompletion(messages, 8));
     await expectExactBill(s, key.id, response, PRICE, {

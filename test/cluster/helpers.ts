@@ -6,7 +6,7 @@ import { pgUrl, redisUrl, startTestServer, type TestServer } from '../helpers/se
 import { forSuite } from '../helpers/suite.js';
 import { addPricedChannel, type PriceUsd } from '../relay/relay-helpers.js';
 
-/** Whether a cluster suite can run here: PostgreSQL, and Redis too unless told otherwise. Warns when it cannot. */
+/** Whether a cluster suite can run here (PostgreSQL, and Redis too unless told otherwise); warns if not. */
 export function clusterReady(
   suite: string,
   needs: 'PostgreSQL' | 'PostgreSQL and Redis' = 'PostgreSQL and Redis',

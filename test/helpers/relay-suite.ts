@@ -59,7 +59,7 @@ export function offlineSuite(
 
 type ScriptedHandler = Parameters<typeof startScriptedUpstream>[0];
 
-/** Starts scripted upstreams (see startScriptedUpstream) for a describe block's tests; all closed after the block. */
+/** Starts scripted upstreams (see startScriptedUpstream) for a describe block's tests; closed after it. */
 export function scriptedForSuite(): (handler: ScriptedHandler) => Promise<{ url: string }> {
   const started: { close(): Promise<void> }[] = [];
   afterAll(async () => {

@@ -91,7 +91,7 @@ export async function setPrice(s: TestServer, model: string, p: PriceUsd): Promi
   expect(r.status, JSON.stringify(r.body)).toBe(200);
 }
 
-/** A channel (`fields`: type, base_url, …) serving the models of `prices` (unless `fields` says otherwise), each priced. */
+/** A channel (`fields`: type, base_url, …) serving the models of `prices` unless told otherwise, priced. */
 export async function addPricedChannel(
   s: TestServer,
   fields: Record<string, unknown>,
@@ -231,7 +231,7 @@ export async function streamText(stream: AsyncIterable<OpenAI.ChatCompletionChun
 export const relayFrom = (s: TestServer, secret: string, origin: string) =>
   relay(s, secret, { headers: { origin } });
 
-/** `secret` used from `origin` is refused: its key does not allow that browser origin. Answers the refusal. */
+/** `secret` used from `origin` is refused (its key does not allow that origin); answers the refusal. */
 export async function expectOriginRefused(s: TestServer, secret: string, origin: string) {
   const r = await relayFrom(s, secret, origin);
   expectRelayError(r, 403, 'browser_origin_not_allowed');

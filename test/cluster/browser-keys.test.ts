@@ -2,12 +2,11 @@
 // on one works on the other; its parent disabled, rotated or deleted on one, or the key revoked,
 // kills it on both at once; max_cost holds across both.
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPair } from './helpers.js';
-import { pgUrl, redisUrl, type TestServer, userWithKey } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { clusterReady, pairForSuite } from './helpers.js';
+import { type TestServer, userWithKey } from '../helpers/server.js';
 
-const enabled = !!pgUrl() && !!redisUrl();
-if (!enabled) console.warn('[moleapi tests] SKIPPING browser-keys cluster suite: needs PostgreSQL and Redis');
+const enabled = clusterReady('browser-keys cluster suite');
 
 const model = 'mole-browser';
 const get = (s: TestServer, secret: string) =>
@@ -34,12 +33,8 @@ async function refusedOn(s: TestServer, secret: string): Promise<number> {
 describe.skipIf(!enabled)('browser keys on two instances sharing PostgreSQL + Redis', () => {
   let a: TestServer;
   let b: TestServer;
-  beforeAll(async () => {
-    ({ a, b } = await startPair({ model: { name: model, input: 0, output: 1000 } }));
-  });
-  afterAll(async () => {
-    await b?.close();
-    await a?.close();
+  pairForSuite({ prices: { [model]: { input: 0, output: 1000 } } }, (pair) => {
+    ({ a, b } = pair);
   });
 
   it('minted on one, used on both; the parent disabled, rotated or deleted kills it everywhere', async () => {

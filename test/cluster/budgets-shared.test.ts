@@ -1,12 +1,11 @@
 // Two gateways on one PostgreSQL database and one Redis: a periodic budget is one shared
 // counter, so a burst spread over both instances never spends past it, and each instance
 // sees the other's spend.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPair } from './helpers.js';
-import { pgUrl, redisUrl, type TestServer, userWithKey } from '../helpers/server.js';
+import { describe, expect, it } from 'vitest';
+import { clusterReady, pairForSuite } from './helpers.js';
+import { type TestServer, userWithKey } from '../helpers/server.js';
 
-const enabled = !!pgUrl() && !!redisUrl();
-if (!enabled) console.warn('[moleapi tests] SKIPPING shared budgets suite: needs PostgreSQL and Redis');
+const enabled = clusterReady('shared budgets suite');
 
 // Output at 1 USD per 1M tokens, input free, max_tokens 5 (the mock answers 5): 5000 nano-USD each.
 const COST = 5_000;
@@ -25,12 +24,8 @@ const chat = async (s: TestServer, secret: string) => {
 describe.skipIf(!enabled)('budgets on two instances sharing PostgreSQL + Redis', () => {
   let a: TestServer;
   let b: TestServer;
-  beforeAll(async () => {
-    ({ a, b } = await startPair({ model: { name: 'mole-mini', input: 0, output: 1 } }));
-  });
-  afterAll(async () => {
-    await b?.close();
-    await a?.close();
+  pairForSuite({ prices: { 'mole-mini': { input: 0, output: 1 } } }, (pair) => {
+    ({ a, b } = pair);
   });
 
   it('a key budget covering 6 requests admits exactly 6 of 40 spread over both instances', async () => {

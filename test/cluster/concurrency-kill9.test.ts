@@ -17,10 +17,10 @@ import {
   waitFor,
 } from '../helpers/process.js';
 import { pgUrl, redisUrl } from '../helpers/server.js';
+import { clusterReady } from './helpers.js';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
 
-const enabled = Boolean(pgUrl() && redisUrl());
-if (!enabled) console.warn('[moleapi tests] SKIPPING concurrency kill -9 suite: needs PostgreSQL and Redis');
+const enabled = clusterReady('concurrency kill -9 suite');
 
 /** MOLE_HOLD_LEASE_MS for both instances (renewed every third of it while a request runs). */
 const LEASE_MS = 1500;

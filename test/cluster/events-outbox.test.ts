@@ -2,11 +2,11 @@
 // however the two instances' passes interleave (a row is claimed by a conditional update
 // only one of them can win).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pgUrl, startTestServer, type TestServer } from '../helpers/server.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { clusterReady } from './helpers.js';
 import { type Receiver, startReceiver } from '../events/receiver.js';
 
-const enabled = !!pgUrl();
-if (!enabled) console.warn('[moleapi tests] SKIPPING shared outbox suite: needs PostgreSQL');
+const enabled = clusterReady('shared outbox suite', 'PostgreSQL');
 
 describe.skipIf(!enabled)('two instances sharing one webhook outbox', () => {
   let r: Receiver;

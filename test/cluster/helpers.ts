@@ -1,34 +1,69 @@
 // The two-instance setup the cluster suites share: instance `a` on PostgreSQL + Redis and
-// instance `b` sharing its database and Redis, optionally with a priced mock model that `b`
-// has learnt about before the tests start.
+// instance `b` sharing its database and Redis, optionally with priced models served by a
+// channel that `b` has learnt about before the tests start.
 import { expect, vi } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { pgUrl, redisUrl, startTestServer, type TestServer } from '../helpers/server.js';
+import { forSuite } from '../helpers/suite.js';
+import { addPricedChannel, type PriceUsd } from '../relay/relay-helpers.js';
+
+/** Whether a cluster suite can run here (PostgreSQL, and Redis too unless told otherwise); warns if not. */
+export function clusterReady(
+  suite: string,
+  needs: 'PostgreSQL' | 'PostgreSQL and Redis' = 'PostgreSQL and Redis',
+) {
+  const ready = !!pgUrl() && (needs === 'PostgreSQL' || !!redisUrl());
+  if (!ready) console.warn(`[moleapi tests] SKIPPING ${suite}: needs ${needs}`);
+  return ready;
+}
+
+export interface PairOptions {
+  env?: Record<string, string>;
+  /** Models to serve, each with its price (USD per 1M tokens). */
+  prices?: Record<string, PriceUsd>;
+  /** The channel serving them: the built-in offline `mock` channel unless told otherwise. */
+  channel?: Record<string, unknown>;
+}
+
+export interface Pair {
+  a: TestServer;
+  b: TestServer;
+  /** Closes `b`, then `a`. */
+  close(): Promise<void>;
+}
 
 /**
- * Starts `a` (PostgreSQL + Redis) and `b` sharing both, each with `env`. With `model`, adds a
- * mock channel serving it and its price (USD per 1M tokens) on `a`, and waits until `b` has
- * both through the shared invalidation channel. The caller closes `b`, then `a`.
+ * Starts `a` (PostgreSQL + Redis) and `b` sharing both, each with `env`. With `prices`, adds a
+ * channel serving those models and their prices on `a`, and waits until `b` has both through
+ * the shared invalidation channel.
  */
-export async function startPair(
-  opts: { env?: Record<string, string>; model?: { name: string; input: number; output: number } } = {},
-): Promise<{ a: TestServer; b: TestServer }> {
+export async function startPair(opts: PairOptions = {}): Promise<Pair> {
   const a = await startTestServer({ backend: 'postgres', redis: true, env: opts.env });
   const b = await startTestServer({ shareWith: a, redis: true, env: opts.env });
-  const m = opts.model;
-  if (m) {
-    expect(
-      (await a.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: [m.name] })).status,
-    ).toBe(201);
-    expect((await a.api('PUT', `/api/prices/${m.name}`, { input: m.input, output: m.output })).status).toBe(
-      200,
-    );
-    await vi.waitFor(
-      () => {
-        expect(b.services.channels.serves('default', m.name)).toBe(true);
-        expect(b.services.catalog.price(m.name)).toBeTruthy();
-      },
-      { timeout: 2000, interval: 20 },
-    );
+  if (opts.prices) {
+    await addPricedChannel(a, opts.channel ?? { type: 'mock' }, opts.prices);
+    for (const model of Object.keys(opts.prices))
+      await vi.waitFor(
+        () => {
+          expect(b.services.channels.serves('default', model)).toBe(true);
+          expect(b.services.catalog.price(model)).toBeTruthy();
+        },
+        { timeout: 2000, interval: 20 },
+      );
   }
-  return { a, b };
+  return {
+    a,
+    b,
+    async close() {
+      await b.close();
+      await a.close();
+    },
+  };
+}
+
+/**
+ * A describe block's pair (see startPair), handed to it through `use` before its tests and
+ * closed after them. `opts` may be a function, called when the pair starts.
+ */
+export function pairForSuite(opts: PairOptions | (() => PairOptions), use: (pair: Pair) => void): void {
+  forSuite(() => startPair(typeof opts === 'function' ? opts() : opts), use);
 }

@@ -1,29 +1,31 @@
 // A leak report reaching one gateway switches the key off on every gateway sharing its
 // PostgreSQL and Redis within a second (contract §8), although both held the key in their
 // caches; and the anomaly guard counts client IPs across both.
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startPair } from './helpers.js';
-import { pgUrl, redisUrl, type TestServer, userWithKey } from '../helpers/server.js';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { clusterReady, pairForSuite } from './helpers.js';
+import { type TestServer, userWithKey } from '../helpers/server.js';
 import { expectRelayError, relay } from '../foundation/util.js';
 import { type FakeGithub, fakeGithub, match } from '../security/helpers.js';
 
-const enabled = !!pgUrl() && !!redisUrl();
-if (!enabled) console.warn('[moleapi tests] SKIPPING leak revocation suite: needs PostgreSQL and Redis');
+const enabled = clusterReady('leak revocation suite');
 
 describe.skipIf(!enabled)('leak response on two instances sharing PostgreSQL + Redis', () => {
   let a: TestServer;
   let b: TestServer;
   let gh: FakeGithub;
-  beforeAll(async () => {
-    gh = fakeGithub();
-    const env = { MOLE_SECRET_SCANNING_KEYS: gh.file, MOLE_TRUSTED_PROXIES: '127.0.0.1' };
-    ({ a, b } = await startPair({ env, model: { name: 'mole-mini', input: 1000, output: 1000 } }));
-  });
-  afterAll(async () => {
-    await b?.close();
-    await a?.close();
-    gh?.cleanup();
-  });
+  afterAll(() => gh?.cleanup());
+  pairForSuite(
+    () => {
+      gh = fakeGithub();
+      return {
+        env: { MOLE_SECRET_SCANNING_KEYS: gh.file, MOLE_TRUSTED_PROXIES: '127.0.0.1' },
+        prices: { 'mole-mini': { input: 1000, output: 1000 } },
+      };
+    },
+    (pair) => {
+      ({ a, b } = pair);
+    },
+  );
 
   it('a signed report to one instance revokes the key on both in under 1 s', async () => {
     const { key, secret } = await userWithKey(a);
@@ -57,28 +59,31 @@ describe.skipIf(!enabled)('leak response on two instances sharing PostgreSQL + R
     });
   });
 
+  /** A key under an IP `guard`, and a call with it to instance `s` from client `ip`. */
+  async function guardedKey(guard: Record<string, unknown>) {
+    const { key, secret } = await userWithKey(a, { key: { guard } });
+    return {
+      key,
+      call: (s: TestServer, ip: string) => relay(s, secret, { headers: { 'x-forwarded-for': ip } }),
+    };
+  }
+
   it('the IP guard counts client IPs seen by either instance', async () => {
-    const { key, secret } = await userWithKey(a, {
-      key: { guard: { max_ips_per_hour: 2, action: 'disable' } },
-    });
-    const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
-    expect((await relay(a, secret, from('198.51.100.1'))).status).toBe(200);
-    expect((await relay(b, secret, from('198.51.100.2'))).status).toBe(200);
-    expect((await relay(a, secret, from('198.51.100.2'))).status).toBe(200);
-    expectRelayError(await relay(b, secret, from('198.51.100.3')), 401, 'key_disabled');
-    expectRelayError(await relay(a, secret, from('198.51.100.1')), 401, 'key_disabled');
+    const { key, call } = await guardedKey({ max_ips_per_hour: 2, action: 'disable' });
+    expect((await call(a, '198.51.100.1')).status).toBe(200);
+    expect((await call(b, '198.51.100.2')).status).toBe(200);
+    expect((await call(a, '198.51.100.2')).status).toBe(200);
+    expectRelayError(await call(b, '198.51.100.3'), 401, 'key_disabled');
+    expectRelayError(await call(a, '198.51.100.1'), 401, 'key_disabled');
     const audit = await a.api('GET', `/api/audit?key_id=${key.id}&action=key.auto_disabled`);
     expect(audit.body.data).toHaveLength(1);
   });
 
   it('an IP alert raised on both instances is one event', async () => {
-    const { key, secret } = await userWithKey(a, {
-      key: { guard: { max_ips_per_hour: 1, action: 'alert' } },
-    });
-    const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
-    expect((await relay(a, secret, from('192.0.2.10'))).status).toBe(200);
-    expect((await relay(b, secret, from('192.0.2.11'))).status).toBe(200);
-    expect((await relay(a, secret, from('192.0.2.12'))).status).toBe(200);
+    const { key, call } = await guardedKey({ max_ips_per_hour: 1, action: 'alert' });
+    expect((await call(a, '192.0.2.10')).status).toBe(200);
+    expect((await call(b, '192.0.2.11')).status).toBe(200);
+    expect((await call(a, '192.0.2.12')).status).toBe(200);
     const events = await a.services.events.list({ limit: 10, keyId: key.id, type: 'key.auto_disabled' });
     expect(events.data).toHaveLength(1);
     expect(events.data[0]?.data).toMatchObject({ action: 'alert', metric: 'ips' });

@@ -1,16 +1,18 @@
 // Two gateways on one PostgreSQL database and one Redis: rpm, tpm and concurrency slots are
 // counted once for both, and the slots of an instance that dies expire with their lease.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { NO_LIMITS } from '../../src/limits/policy.js';
 import { countChatPrompt } from '../../src/relay/tokens.js';
-import { pgUrl, redisUrl, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
-import { waitFor, withUpstreamHeld } from '../relay/relay-helpers.js';
+import { userWithKey, type TestServer } from '../helpers/server.js';
+import { mockForSuite } from '../helpers/suite.js';
+import type { MockProvider } from '../mock-provider/server.js';
+import { withUpstreamHeld } from '../relay/relay-helpers.js';
+import { clusterReady, pairForSuite } from './helpers.js';
 
-const enabled = !!pgUrl() && !!redisUrl();
-if (!enabled) console.warn('[moleapi tests] SKIPPING limits cluster suite: needs PostgreSQL and Redis');
+const enabled = clusterReady('limits cluster suite');
 
 const LEASE_MS = 3000;
+const PRICE = { input: 0.1, output: 0.2 };
 
 const chat = (s: TestServer, secret: string, model = 'cl-fast') =>
   fetch(s.url + '/v1/chat/completions', {
@@ -25,30 +27,19 @@ describe.skipIf(!enabled)('limits shared by two instances (PostgreSQL + Redis)',
   let a: TestServer;
   let b: TestServer;
   let mock: MockProvider;
-  beforeAll(async () => {
-    const env = { MOLE_HOLD_LEASE_MS: String(LEASE_MS) };
-    a = await startTestServer({ backend: 'postgres', redis: true, env });
-    b = await startTestServer({ shareWith: a, redis: true, env });
-    mock = await startMockProvider({ apiKey: 'cluster-cred' });
-    const ch = await a.api('POST', '/api/channels', {
-      name: 'mock-upstream',
-      type: 'openai',
-      base_url: mock.url,
-      api_key: 'cluster-cred',
-      models: ['cl-fast', 'cl-slow'],
-    });
-    expect(ch.status).toBe(201);
-    for (const m of ['cl-fast', 'cl-slow'])
-      expect((await a.api('PUT', `/api/prices/${m}`, { input: 0.1, output: 0.2 })).status).toBe(200);
-    await waitFor(
-      async () => b.services.channels.serves('default', 'cl-slow') && !!b.services.catalog.price('cl-slow'),
-    );
+  mockForSuite({ apiKey: 'cluster-cred' }, (started) => {
+    mock = started;
   });
-  afterAll(async () => {
-    await b?.close();
-    await a?.close();
-    await mock?.close();
-  });
+  pairForSuite(
+    () => ({
+      env: { MOLE_HOLD_LEASE_MS: String(LEASE_MS) },
+      prices: { 'cl-fast': PRICE, 'cl-slow': PRICE },
+      channel: { type: 'openai', base_url: mock.url, api_key: 'cluster-cred' },
+    }),
+    (pair) => {
+      ({ a, b } = pair);
+    },
+  );
 
   it('max_concurrency 3: of 50 parallel requests over both instances exactly 3 run', async () => {
     const { secret } = await userWithKey(a, { key: { max_concurrency: 3 } });

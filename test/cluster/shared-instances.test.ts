@@ -1,13 +1,11 @@
 // Two gateways on one PostgreSQL database and one Redis: caches, rate limits and quota
 // counters are shared, so limits hold across instances.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { countChatPrompt } from '../../src/relay/tokens.js';
 import { costNano } from '../../src/billing/money.js';
-import { startPair } from './helpers.js';
-import { pgUrl, redisUrl, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-
-const enabled = !!pgUrl() && !!redisUrl();
-if (!enabled) console.warn('[moleapi tests] SKIPPING shared-instance suite: needs PostgreSQL and Redis');
+import { clusterReady, pairForSuite } from './helpers.js';
+import { redisUrl, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import { addPricedChannel } from '../relay/relay-helpers.js';
 
 const messages = [{ role: 'user', content: 'dig a tunnel' }];
 const MAX_TOKENS = 12; // the built-in mock answers 12 tokens, so actual cost = worst case
@@ -30,15 +28,11 @@ const chat = (s: TestServer, secret: string) =>
     body: JSON.stringify({ model: 'mole-mini', messages, max_tokens: MAX_TOKENS }),
   });
 
-describe.skipIf(!enabled)('two instances sharing PostgreSQL + Redis', () => {
+describe.skipIf(!clusterReady('shared-instance suite'))('two instances sharing PostgreSQL + Redis', () => {
   let a: TestServer;
   let b: TestServer;
-  beforeAll(async () => {
-    ({ a, b } = await startPair({ model: { name: 'mole-mini', input: 0.15, output: 0.6 } }));
-  });
-  afterAll(async () => {
-    await b?.close();
-    await a?.close();
+  pairForSuite({ prices: { 'mole-mini': { input: 0.15, output: 0.6 } } }, (pair) => {
+    ({ a, b } = pair);
   });
 
   it('a key quota that covers 3 requests admits at most 3 of 30 spread over both instances', async () => {
@@ -115,10 +109,8 @@ describe.skipIf(!redisUrl())('separate databases sharing one Redis', () => {
     const one = await startTestServer({ backend: 'sqlite', redis: true });
     const two = await startTestServer({ backend: 'sqlite', redis: true });
     try {
-      for (const s of [one, two]) {
-        await s.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: ['mole-mini'] });
-        await s.api('PUT', '/api/prices/mole-mini', { input: 0.15, output: 0.6 });
-      }
+      for (const s of [one, two])
+        await addPricedChannel(s, { type: 'mock' }, { 'mole-mini': { input: 0.15, output: 0.6 } });
       const a = await userWithKey(one, { key: { quota: worst / 1e9 } });
       const b = await userWithKey(two, { key: { quota: worst / 1e9 } });
       expect(a.key.id).toBe(b.key.id); // both databases start their ids at 1

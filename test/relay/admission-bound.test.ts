@@ -2,12 +2,12 @@
 // when that bound would be refused: a key whose quota covers the exact worst case but not the
 // bound's is still served, and one that cannot afford the exact worst case is still refused,
 // with the same message as before. Estimates (no usage from upstream) use the exact count.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
+import { relaySuite } from '../helpers/relay-suite.js';
 import type { MockProvider } from '../mock-provider/server.js';
 import { chatPromptBound, countChatPrompt } from '../../src/relay/tokens.js';
-import { addChannel, allLogs, client, expectedCostNano, sdkError, setPrice } from './relay-helpers.js';
+import { allLogs, client, expectedCostNano, sdkError } from './relay-helpers.js';
 
 const PRICE = { input: 2, output: 8 };
 const MAX_TOKENS = 5;
@@ -19,13 +19,8 @@ const messages = [
 describe.each(backends())('admission on the prompt bound [%s]', (backend) => {
   let s: TestServer;
   let mock: MockProvider;
-  gatewayForSuite({ backend }, { apiKey: 'bound-upstream' }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
-  beforeAll(async () => {
-    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'bound-upstream', models: ['bound'] });
-    await setPrice(s, 'bound', PRICE);
+  relaySuite({ backend }, { apiKey: 'bound-upstream', prices: { bound: PRICE } }, (started) => {
+    ({ s, mock } = started);
   });
 
   const exact = () => expectedCostNano({ prompt: countChatPrompt(messages), completion: MAX_TOKENS }, PRICE);

@@ -7,11 +7,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { backends, redisUrl, userWithKey, type TestServer } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
+import { relaySuite } from '../helpers/relay-suite.js';
 import { countChatPromptTokens, countTextTokens, type MockProvider } from '../mock-provider/server.js';
 import { countChatPrompt } from '../../src/relay/tokens.js';
 import {
-  addChannel,
   allLogs,
   balanceNano,
   client,
@@ -21,7 +20,6 @@ import {
   nanoOf,
   sdkError,
   setGroup,
-  setPrice,
   sumCost,
   type LogRow,
   type PriceUsd,
@@ -41,18 +39,10 @@ describe.each(backends())('exact billing (%s)', (backend) => {
   let s: TestServer;
   let mock: MockProvider;
 
-  gatewayForSuite({ backend }, { apiKey: 'billing-upstream' }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
+  relaySuite({ backend }, { apiKey: 'billing-upstream', prices: PRICES }, (started) => {
+    ({ s, mock } = started);
   });
   beforeAll(async () => {
-    await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: 'billing-upstream',
-      models: Object.keys(PRICES),
-    });
-    for (const [m, p] of Object.entries(PRICES)) await setPrice(s, m, p);
     await setGroup(s, 'gold', MULT);
   });
 
@@ -295,13 +285,10 @@ describe.each(burstCases)('burst admission (%s, %s ledger)', (backend, ledger) =
   const MAX_TOKENS = 50;
   const messages = [{ role: 'user' as const, content: 'burst request with a fixed prompt' }];
 
-  gatewayForSuite({ backend, redis: ledger === 'redis' }, {}, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
+  relaySuite({ backend, redis: ledger === 'redis' }, { prices: { burst: PRICE } }, (started) => {
+    ({ s, mock } = started);
   });
   beforeAll(async () => {
-    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: ['burst'] });
-    await setPrice(s, 'burst', PRICE);
     await setGroup(s, 'burst-gold', MULT);
     // Slow first byte: all 30 reservations are taken before any request settles. Every answer
     // uses exactly max_tokens, so a settled request costs its full reservation.
@@ -399,18 +386,13 @@ describe.each(backends())('admission without max_tokens (%s)', (backend) => {
   const DEFAULT_CAP = 50;
   const messages = [{ role: 'user' as const, content: 'no max_tokens here' }];
 
-  gatewayForSuite(
+  relaySuite(
     { backend, env: { MOLE_DEFAULT_MAX_OUTPUT_TOKENS: String(DEFAULT_CAP) } },
-    {},
-    (started, startedMock) => {
-      s = started;
-      mock = startedMock;
+    { prices: { nocap: PRICE } },
+    (started) => {
+      ({ s, mock } = started);
     },
   );
-  beforeAll(async () => {
-    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: ['nocap'] });
-    await setPrice(s, 'nocap', PRICE);
-  });
 
   it('the configured default output cap is the worst case: a quota below it refuses the request', async () => {
     const worst = expectedCostNano({ prompt: countChatPrompt(messages), completion: DEFAULT_CAP }, PRICE);

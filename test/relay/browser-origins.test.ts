@@ -3,22 +3,17 @@
 // scheme significant); listed origins get CORS headers; preflights on relay routes answer 204
 // for anyone (they carry no key). Key fields: allowed_origins validated and normalised.
 import Anthropic from '@anthropic-ai/sdk';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { offlineSuite } from '../helpers/relay-suite.js';
 import { expectApiError, expectRelayError, raw, relay } from '../foundation/util.js';
-import { addChannel, setPrice, uniq } from './relay-helpers.js';
+import { expectOriginRefused, relayFrom, uniq } from './relay-helpers.js';
 
 describe.each(backends())('browser origins [%s]', (backend) => {
   let s: TestServer;
-  let model: string;
-  serverForSuite({ backend }, (started) => {
+  const model = uniq('origin-model');
+  offlineSuite({ backend }, { [model]: { input: 1, output: 1 } }, (started) => {
     s = started;
-  });
-  beforeAll(async () => {
-    model = uniq('origin-model');
-    await addChannel(s, { type: 'mock', models: [model] });
-    await setPrice(s, model, { input: 1, output: 1 });
   });
 
   it('allowed_origins is validated, normalised, shown and audited', async () => {
@@ -55,12 +50,10 @@ describe.each(backends())('browser origins [%s]', (backend) => {
   it('a key without allowed origins refuses every browser origin, and server calls still work', async () => {
     const { secret } = await userWithKey(s);
     expect((await relay(s, secret)).status).toBe(200);
-    const r = await relay(s, secret, { headers: { origin: 'https://app.example.com' } });
-    expectRelayError(r, 403, 'browser_origin_not_allowed');
+    const r = await expectOriginRefused(s, secret, 'https://app.example.com');
     expect(r.headers.get('x-should-retry')).toBe('false');
     expect(r.headers.get('access-control-allow-origin')).toBeNull();
-    const nul = await relay(s, secret, { headers: { origin: 'null' } });
-    expectRelayError(nul, 403, 'browser_origin_not_allowed');
+    await expectOriginRefused(s, secret, 'null');
   });
 
   it('exact, wildcard, port and scheme: only listed origins pass, with CORS headers', async () => {
@@ -85,7 +78,7 @@ describe.each(backends())('browser origins [%s]', (backend) => {
       'https://localhost:5173',
     ];
     for (const origin of pass) {
-      const r = await relay(s, secret, { headers: { origin } });
+      const r = await relayFrom(s, secret, origin);
       expect(r.status, origin).toBe(200);
       expect(r.body.id).toBe(key.id);
       expect(r.headers.get('access-control-allow-origin')).toBe(origin);
@@ -95,8 +88,7 @@ describe.each(backends())('browser origins [%s]', (backend) => {
         expect(exposed).toContain(h);
     }
     for (const origin of refuse) {
-      const r = await relay(s, secret, { headers: { origin } });
-      expectRelayError(r, 403, 'browser_origin_not_allowed');
+      const r = await expectOriginRefused(s, secret, origin);
       expect(r.headers.get('access-control-allow-origin'), origin).toBeNull();
     }
     // A chat completion from a listed origin, plain and streamed, carries the headers too.
@@ -123,7 +115,7 @@ describe.each(backends())('browser origins [%s]', (backend) => {
   it('a listed origin may read refusals of its key (an expired key says so)', async () => {
     const { secret, key } = await userWithKey(s, { key: { allowed_origins: ['https://app.example.com'] } });
     await s.api('PATCH', `/api/keys/${key.id}`, { status: 'disabled' });
-    const r = await relay(s, secret, { headers: { origin: 'https://app.example.com' } });
+    const r = await relayFrom(s, secret, 'https://app.example.com');
     expectRelayError(r, 401, 'key_disabled');
     expect(r.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
   });
@@ -178,36 +170,25 @@ describe.each(backends())('browser origins [%s]', (backend) => {
       },
     });
     expect(pre.status).toBe(204);
+    /** A message sent with the Anthropic SDK as a page on `origin` uses it. */
+    const askFrom = (origin: string, fetchFn?: typeof fetch) =>
+      new Anthropic({
+        baseURL: s.url,
+        apiKey: secret,
+        dangerouslyAllowBrowser: true,
+        maxRetries: 0,
+        defaultHeaders: { origin },
+        ...(fetchFn ? { fetch: fetchFn } : {}),
+      }).messages.create({ model, max_tokens: 4, messages: [{ role: 'user', content: 'hi' }] });
     let seenOrigin: string | null = null;
-    const a = new Anthropic({
-      baseURL: s.url,
-      apiKey: secret,
-      dangerouslyAllowBrowser: true,
-      maxRetries: 0,
-      defaultHeaders: { origin: 'https://chat.example.com' },
-      fetch: async (url: string | URL | Request, init?: RequestInit) => {
-        const res = await fetch(url, init);
-        seenOrigin = res.headers.get('access-control-allow-origin');
-        return res;
-      },
-    });
-    const msg = await a.messages.create({
-      model,
-      max_tokens: 4,
-      messages: [{ role: 'user', content: 'hi' }],
+    const msg = await askFrom('https://chat.example.com', async (url, init) => {
+      const res = await fetch(url, init);
+      seenOrigin = res.headers.get('access-control-allow-origin');
+      return res;
     });
     expect(msg.content.length).toBeGreaterThan(0);
     expect(seenOrigin).toBe('https://chat.example.com');
-    const other = new Anthropic({
-      baseURL: s.url,
-      apiKey: secret,
-      dangerouslyAllowBrowser: true,
-      maxRetries: 0,
-      defaultHeaders: { origin: 'https://evil.example.com' },
-    });
-    const err = await other.messages
-      .create({ model, max_tokens: 4, messages: [{ role: 'user', content: 'hi' }] })
-      .catch((e) => e);
+    const err = await askFrom('https://evil.example.com').catch((e) => e);
     expect(err).toBeInstanceOf(Anthropic.PermissionDeniedError);
     expect(err.status).toBe(403);
     expect(err.error?.error?.code ?? err.error?.error?.type).toBeTruthy();

@@ -1,25 +1,23 @@
 // A channel's health is visible to admins (issue 11): consecutive failed attempts, the latest
 // failure's reason (never the credential) and when, and its cool-down.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { addChannel, closedPort, setPrice } from './relay-helpers.js';
+import { describe, expect, it } from 'vitest';
+import { userWithKey, type TestServer } from '../helpers/server.js';
+import { serverForSuite } from '../helpers/suite.js';
+import { addPricedChannel, unreachableUrl } from './relay-helpers.js';
 
 describe('channel health in the channel object', () => {
   let s: TestServer;
-  beforeAll(async () => {
-    s = await startTestServer();
+  serverForSuite({}, (started) => {
+    s = started;
   });
-  afterAll(() => s?.close());
 
   it('shows failing attempts and the last error, without the credential', async () => {
     const secret = 'sk-health-credential-123456';
-    const ch = await addChannel(s, {
-      type: 'openai',
-      base_url: `http://127.0.0.1:${await closedPort()}/v1`,
-      api_key: secret,
-      models: ['health-model'],
-    });
-    await setPrice(s, 'health-model', { input: 1, output: 1 });
+    const ch = await addPricedChannel(
+      s,
+      { type: 'openai', base_url: await unreachableUrl(), api_key: secret },
+      { 'health-model': { input: 1, output: 1 } },
+    );
     const before = await s.api('GET', `/api/channels/${ch.id}`);
     expect(before.body).toMatchObject({ consecutive_failures: 0, last_error: null, last_error_at: null });
 

@@ -5,8 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type TestServer, userWithKey } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
-import { addChannel, setPrice } from './relay-helpers.js';
+import { offlineSuite } from '../helpers/relay-suite.js';
 
 async function freePort(): Promise<number> {
   const srv = net.createServer();
@@ -20,12 +19,10 @@ describe('examples/ephemeral', () => {
   let s: TestServer;
   let child: ChildProcess | null = null;
   let port = 0;
-  serverForSuite({}, (started) => {
+  offlineSuite({}, { 'mole-mini': { input: 0.15, output: 0.6 } }, (started) => {
     s = started;
   });
   beforeAll(async () => {
-    await addChannel(s, { type: 'mock', models: ['mole-mini'] });
-    await setPrice(s, 'mole-mini', { input: 0.15, output: 0.6 });
     const { secret } = await userWithKey(s);
     port = await freePort();
     child = spawn(

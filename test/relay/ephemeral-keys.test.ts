@@ -4,12 +4,12 @@
 // ephemeral_id, expired by the clock, dead with the parent (disable, rotate, delete), unable to
 // mint, revocable by itself.
 import OpenAI from 'openai';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { hashKey, isWellFormedKey } from '../../src/keys/format.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { offlineSuite } from '../helpers/relay-suite.js';
 import { expectRelayError, relay, type Res } from '../foundation/util.js';
-import { addChannel, allLogs, client, nanoOf, setPrice, uniq } from './relay-helpers.js';
+import { allLogs, client, expectOriginRefused, nanoOf, relayFrom, uniq } from './relay-helpers.js';
 
 async function mint(
   s: TestServer,
@@ -22,21 +22,15 @@ async function mint(
 
 describe.each(backends())('ephemeral keys [%s]', (backend) => {
   let s: TestServer;
-  let model: string;
-  let other: string;
+  const model = uniq('eph-model');
+  const other = uniq('eph-other');
   const chat = (c: OpenAI, max_tokens = 10, m = model) =>
     c.chat.completions.create({ model: m, messages: [{ role: 'user', content: 'hi' }], max_tokens });
 
-  serverForSuite({ backend }, (started) => {
+  // 0.001 USD per output token, prompts free: a call with max_tokens n costs exactly n/1000 USD.
+  const price = { input: 0, output: 1000 };
+  offlineSuite({ backend }, { [model]: price, [other]: price }, (started) => {
     s = started;
-  });
-  beforeAll(async () => {
-    model = uniq('eph-model');
-    other = uniq('eph-other');
-    await addChannel(s, { type: 'mock', models: [model, other] });
-    // 0.001 USD per output token, prompts free: a call with max_tokens n costs exactly n/1000 USD.
-    await setPrice(s, model, { input: 0, output: 1000 });
-    await setPrice(s, other, { input: 0, output: 1000 });
   });
 
   it('mints a key of the contract format, shown once; it works with the openai SDK and bills to its parent', async () => {
@@ -136,37 +130,21 @@ describe.each(backends())('ephemeral keys [%s]', (backend) => {
 
     // Origins: its own list, inside the parent's; without one, the parent's.
     const own = sub.body.key as string;
-    expect((await relay(s, own, { headers: { origin: 'https://app.example.com' } })).status).toBe(200);
-    expectRelayError(
-      await relay(s, own, { headers: { origin: 'https://b.example.com' } }),
-      403,
-      'browser_origin_not_allowed',
-    );
-    expect((await relay(s, narrowKey, { headers: { origin: 'https://b.example.com' } })).status).toBe(200);
+    expect((await relayFrom(s, own, 'https://app.example.com')).status).toBe(200);
+    await expectOriginRefused(s, own, 'https://b.example.com');
+    expect((await relayFrom(s, narrowKey, 'https://b.example.com')).status).toBe(200);
     // The parent narrowed later: the child narrows with it.
     await s.api('PATCH', `/api/keys/${parent.key.id}`, { allowed_origins: ['https://b.example.com'] });
-    expectRelayError(
-      await relay(s, own, { headers: { origin: 'https://app.example.com' } }),
-      403,
-      'browser_origin_not_allowed',
-    );
+    await expectOriginRefused(s, own, 'https://app.example.com');
 
     // A parent without origins: the ephemeral key's own list applies.
     const server = await userWithKey(s);
     const forPage = await mint(s, server.secret, { allowed_origins: ['http://localhost:5173'] });
     expect(forPage.status).toBe(201);
     const page = forPage.body.key as string;
-    expect((await relay(s, page, { headers: { origin: 'http://localhost:5173' } })).status).toBe(200);
-    expectRelayError(
-      await relay(s, page, { headers: { origin: 'http://localhost:5174' } }),
-      403,
-      'browser_origin_not_allowed',
-    );
-    expectRelayError(
-      await relay(s, server.secret, { headers: { origin: 'http://localhost:5173' } }),
-      403,
-      'browser_origin_not_allowed',
-    );
+    expect((await relayFrom(s, page, 'http://localhost:5173')).status).toBe(200);
+    await expectOriginRefused(s, page, 'http://localhost:5174');
+    await expectOriginRefused(s, server.secret, 'http://localhost:5173');
   });
 
   it('TTL over the parent expiry is refused; expiry follows the injected clock', async () => {

@@ -2,13 +2,13 @@
 // can send the request, on SQLite and PostgreSQL; the check order; and the logging rule:
 // a refused request that presented a valid key is logged with its error_code and cost 0, an
 // unknown key is not logged at all.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { backends, userWithKey, type TestServer } from '../helpers/server.js';
+import { relaySuite } from '../helpers/relay-suite.js';
+import type { MockProvider } from '../mock-provider/server.js';
 import { generateKey } from '../../src/keys/format.js';
 import {
-  addChannel,
   allLogs,
   balanceNano,
   client,
@@ -17,7 +17,6 @@ import {
   nanoOf,
   rawRelay,
   sdkError,
-  setPrice,
 } from './relay-helpers.js';
 
 const MAX_BODY = 4096;
@@ -33,28 +32,30 @@ describe.each(backends())('relay errors (%s)', (backend) => {
   let s: TestServer;
   let mock: MockProvider;
 
-  beforeAll(async () => {
-    s = await startTestServer({
+  relaySuite(
+    {
       backend,
       env: {
         MOLE_MAX_BODY_BYTES: String(MAX_BODY),
         MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: String(FIRST_BYTE_MS),
       },
-    });
-    mock = await startMockProvider({ apiKey: 'upstream-errors-cred' });
-    await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: 'upstream-errors-cred',
-      models: ['chat-a', 'chat-b', 'fail-500', 'slow-model', 'free-model', 'unpriced-model'],
-    });
-    for (const m of ['chat-a', 'chat-b', 'fail-500', 'slow-model']) await setPrice(s, m, PRICE);
-    await setPrice(s, 'free-model', { input: 0, output: 0 });
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
-  });
+    },
+    {
+      apiKey: 'upstream-errors-cred',
+      prices: {
+        'chat-a': PRICE,
+        'chat-b': PRICE,
+        'fail-500': PRICE,
+        'slow-model': PRICE,
+        'free-model': { input: 0, output: 0 },
+      },
+      // The channel also serves a model that has no price.
+      channel: { models: ['chat-a', 'chat-b', 'fail-500', 'slow-model', 'free-model', 'unpriced-model'] },
+    },
+    (started) => {
+      ({ s, mock } = started);
+    },
+  );
 
   /** Refused: the answer carried x-request-id, and this key's log row with that id carries the code, status and cost 0. */
   async function expectRefusalLogged(

@@ -18,15 +18,20 @@ import {
   allLogs,
   balanceNano,
   client,
-  closedPort,
   expectedCostNano,
+  expectExactBill,
+  freshModel,
   keyJson,
   logByRequestId,
   NANO,
   nanoOf,
+  readChatStream,
   sdkError,
   setPrice,
+  streamText,
+  sumCost,
   uniq,
+  unreachableUrl,
   waitFor,
   type LogRow,
 } from './relay-helpers.js';
@@ -57,29 +62,30 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
 
   /** A fresh model served by channel A (priority 10) and channel B (priority 0), priced. */
   async function pair(opts: { aBase?: string; aKey?: string; onlyA?: boolean } = {}) {
-    const model = uniq('fb');
-    const chA = await addChannel(s, {
-      type: 'openai',
-      base_url: opts.aBase ?? a.url,
-      api_key: opts.aKey ?? CRED_A,
-      models: [model],
-      priority: 10,
-    });
-    const chB = opts.onlyA
-      ? null
-      : await addChannel(s, {
-          type: 'openai',
-          base_url: b.url,
-          api_key: CRED_B,
-          models: [model],
-          priority: 0,
-        });
-    await setPrice(s, model, PRICE);
-    return { model, chA, chB };
+    const {
+      model,
+      channels: [chA, chB = null],
+    } = await freshModel(
+      s,
+      'fb',
+      PRICE,
+      { base_url: opts.aBase ?? a.url, api_key: opts.aKey ?? CRED_A, priority: 10 },
+      ...(opts.onlyA ? [] : [{ base_url: b.url, api_key: CRED_B, priority: 0 }]),
+    );
+    return { model, chA: chA!, chB };
   }
   const hits = (m: MockProvider, model: string) =>
     m.requests.filter((r) => (r.body as { model?: string } | undefined)?.model === model).length;
   const msgs = (text: string) => [{ role: 'user' as const, content: text }];
+
+  /** A fresh key asks `model` once and gets an answer; answers the key's secret and its log row. */
+  async function askOnce(model: string, text: string) {
+    const { key, secret } = await userWithKey(s, { balance: 5 });
+    const r = await client(s, secret).chat.completions.create({ model, messages: msgs(text), max_tokens: 3 });
+    expect(r.choices[0]!.message.content).toBeTruthy();
+    const [log] = await allLogs(s, { key_id: key.id });
+    return { secret, log: log! };
+  }
 
   for (const [label, scenario] of [
     ['HTTP 500', { status: 500 }],
@@ -98,41 +104,25 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
         .create({ model, messages, max_tokens: 6 })
         .withResponse();
       expect(data.choices[0]!.message.content).toBe(expectedChatCompletion(messages, 6));
-      let text = '';
-      for await (const ch of await c.chat.completions.create({
-        model,
-        messages,
-        max_tokens: 6,
-        stream: true,
-      }))
-        text += ch.choices[0]?.delta?.content ?? '';
+      const text = await streamText(
+        await c.chat.completions.create({ model, messages, max_tokens: 6, stream: true }),
+      );
       expect(text).toBe(expectedChatCompletion(messages, 6));
       expect(hits(a, model)).toBe(2);
       expect(hits(b, model)).toBe(2);
-      const log = await logByRequestId(s, key.id, response.headers.get('x-request-id')!);
-      expect(log).toMatchObject({
+      await expectExactBill(s, key.id, response, PRICE, {
         status: 200,
         channel_id: chB!.id,
         error_code: null,
-        estimated: false,
+        prompt_tokens: countChatPromptTokens(messages),
         completion_tokens: 6,
       });
-      expect(nanoOf(log.cost)).toBe(
-        expectedCostNano({ prompt: countChatPromptTokens(messages), completion: 6 }, PRICE),
-      );
     });
   }
 
   it('channel A refuses connections (closed port) → channel B serves', async () => {
-    const { model, chB } = await pair({ aBase: `http://127.0.0.1:${await closedPort()}/v1` });
-    const { key, secret } = await userWithKey(s, { balance: 5 });
-    const r = await client(s, secret).chat.completions.create({
-      model,
-      messages: msgs('refused'),
-      max_tokens: 3,
-    });
-    expect(r.choices[0]!.message.content).toBeTruthy();
-    const [log] = await allLogs(s, { key_id: key.id });
+    const { model, chB } = await pair({ aBase: await unreachableUrl() });
+    const { log } = await askOnce(model, 'refused');
     expect(log).toMatchObject({ status: 200, channel_id: chB!.id });
   });
 
@@ -184,15 +174,8 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
 
   it('upstream 401 disables the channel (status, reason, audit channel.disable); traffic moves to B', async () => {
     const { model, chA, chB } = await pair({ aKey: 'wrong-credential-for-a' });
-    const { key, secret } = await userWithKey(s, { balance: 5 });
-    const r = await client(s, secret).chat.completions.create({
-      model,
-      messages: msgs('auth fails upstream'),
-      max_tokens: 3,
-    });
-    expect(r.choices[0]!.message.content).toBeTruthy();
-    const [log] = await allLogs(s, { key_id: key.id });
-    expect(log!.channel_id).toBe(chB!.id);
+    const { secret, log } = await askOnce(model, 'auth fails upstream');
+    expect(log.channel_id).toBe(chB!.id);
     const ch = await waitFor(
       async () => {
         const g = await s.api('GET', `/api/channels/${chA.id}`);
@@ -297,29 +280,14 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     expect((await keyJson(s, key.id)).used).toBe(0);
   });
 
-  /** Consumes a stream until it throws; returns the content chunks seen and the error. */
-  async function readUntilError(stream: AsyncIterable<OpenAI.Chat.Completions.ChatCompletionChunk>) {
-    const pieces: string[] = [];
-    let error: unknown = null;
-    try {
-      for await (const ch of stream) {
-        const t = ch.choices[0]?.delta?.content;
-        if (t) pieces.push(t);
-      }
-    } catch (err) {
-      error = err;
-    }
-    return { pieces, error };
-  }
-
   async function expectPartialBill(
     keyId: number,
-    requestId: string,
+    answer: { headers: Headers },
     messages: Array<{ role: 'user'; content: string }>,
     completion: number,
     extra: Partial<LogRow> = {},
   ) {
-    const log = await logByRequestId(s, keyId, requestId);
+    const log = await logByRequestId(s, keyId, answer.headers.get('x-request-id')!);
     expect(log).toMatchObject({
       stream: true,
       estimated: true,
@@ -334,79 +302,83 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     return log;
   }
 
+  /**
+   * A fresh pair (or channel A alone) with A playing `scenario`; a new key streams `text` from
+   * it and reads to the end or the break. Answers the pair, the key, the request and what it read.
+   */
+  async function streamWhile(
+    scenario: Parameters<MockProvider['setScenario']>[1],
+    text: string,
+    opts: {
+      onlyA?: boolean;
+      request?: { max_tokens?: number; stream_options?: { include_usage: boolean } };
+    } = {},
+  ) {
+    const channels = await pair({ onlyA: opts.onlyA });
+    a.setScenario(channels.model, scenario);
+    const { key, secret } = await userWithKey(s, { balance: 5 });
+    const messages = msgs(text);
+    const { data, response } = await client(s, secret)
+      .chat.completions.create({ model: channels.model, messages, stream: true, ...opts.request })
+      .withResponse();
+    return { ...channels, key, messages, response, ...(await readChatStream(data)) };
+  }
+
   for (const includeUsage of [false, true]) {
     it(`a stream cut after 5 chunks (include_usage=${includeUsage}): the client gets an SSE error event, billed for the 5 tokens produced, estimated; no fallback after the first byte`, async () => {
-      const { model } = await pair();
-      a.setScenario(model, { cutAfterChunks: 5 });
-      const { key, secret } = await userWithKey(s, { balance: 5 });
-      const messages = msgs('cut me off');
-      const { data, response } = await client(s, secret)
-        .chat.completions.create({
-          model,
-          messages,
-          stream: true,
-          ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
-        })
-        .withResponse();
-      const { pieces, error } = await readUntilError(data);
+      const { model, key, messages, response, pieces, error } = await streamWhile(
+        { cutAfterChunks: 5 },
+        'cut me off',
+        includeUsage ? { request: { stream_options: { include_usage: true } } } : {},
+      );
       expect(pieces.join('')).toBe(expectedChatCompletion(messages, 5));
       expect(error).toBeInstanceOf(OpenAI.APIError);
       expect((error as InstanceType<typeof OpenAI.APIError>).error).toMatchObject({ code: 'upstream_error' });
       expect(hits(b, model), 'no second channel once bytes reached the client').toBe(0);
-      await expectPartialBill(key.id, response.headers.get('x-request-id')!, messages, 5, {
+      await expectPartialBill(key.id, response, messages, 5, {
         error_code: 'upstream_error',
       });
     });
   }
 
   it('a stream that stalls after 4 chunks and then drops is billed for 4 tokens', async () => {
-    const { model } = await pair({ onlyA: true });
-    a.setScenario(model, { cutAfterChunks: 4, hangMs: 200 });
-    const { key, secret } = await userWithKey(s, { balance: 5 });
-    const messages = msgs('stall then drop');
-    const { data, response } = await client(s, secret)
-      .chat.completions.create({ model, messages, stream: true })
-      .withResponse();
-    const { pieces, error } = await readUntilError(data);
+    const { key, messages, response, pieces, error } = await streamWhile(
+      { cutAfterChunks: 4, hangMs: 200 },
+      'stall then drop',
+      { onlyA: true },
+    );
     expect(pieces).toHaveLength(4);
     expect(error).toBeTruthy();
-    await expectPartialBill(key.id, response.headers.get('x-request-id')!, messages, 4);
+    await expectPartialBill(key.id, response, messages, 4);
   });
 
   it('garbage in the SSE stream after 3 chunks ends the stream with an error event, billed for 3 tokens', async () => {
-    const { model } = await pair();
     // Spaced chunks, so the stream has begun when the garbage arrives. (Garbage in the very
     // first network chunk is caught before any byte reaches the client: that falls back.)
-    a.setScenario(model, { garbageAfterChunks: 3, chunkDelayMs: 30 });
-    const { key, secret } = await userWithKey(s, { balance: 5 });
-    const messages = msgs('garbage ahead');
-    const { data, response } = await client(s, secret)
-      .chat.completions.create({ model, messages, stream: true })
-      .withResponse();
-    const { pieces, error } = await readUntilError(data);
+    const { key, messages, response, pieces, error } = await streamWhile(
+      { garbageAfterChunks: 3, chunkDelayMs: 30 },
+      'garbage ahead',
+    );
     expect(pieces.join('')).toBe(expectedChatCompletion(messages, 3));
     expect(error).toBeInstanceOf(OpenAI.APIError);
-    await expectPartialBill(key.id, response.headers.get('x-request-id')!, messages, 3, {
+    await expectPartialBill(key.id, response, messages, 3, {
       error_code: 'upstream_error',
     });
   });
 
   it('garbage before any content reached the client → falls back to channel B, served in full and billed exactly', async () => {
-    const { model, chB } = await pair();
-    a.setScenario(model, { garbageAfterChunks: 0 });
-    const { key, secret } = await userWithKey(s, { balance: 5 });
-    const messages = msgs('garbage first');
-    const { data, response } = await client(s, secret)
-      .chat.completions.create({ model, messages, stream: true, max_tokens: 8 })
-      .withResponse();
-    const { pieces, error } = await readUntilError(data);
+    const { chB, key, messages, response, pieces, error } = await streamWhile(
+      { garbageAfterChunks: 0 },
+      'garbage first',
+      { request: { max_tokens: 8 } },
+    );
     expect(error).toBeNull();
     expect(pieces.join('')).toBe(expectedChatCompletion(messages, 8));
-    const log = await logByRequestId(s, key.id, response.headers.get('x-request-id')!);
-    expect(log).toMatchObject({ channel_id: chB!.id, estimated: false, completion_tokens: 8 });
-    expect(nanoOf(log.cost)).toBe(
-      expectedCostNano({ prompt: countChatPromptTokens(messages), completion: 8 }, PRICE),
-    );
+    await expectExactBill(s, key.id, response, PRICE, {
+      channel_id: chB!.id,
+      prompt_tokens: countChatPromptTokens(messages),
+      completion_tokens: 8,
+    });
   });
 
   it('an upstream that reports no usage: counted locally and flagged estimated (stream and plain)', async () => {
@@ -418,7 +390,7 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     const { data, response } = await c.chat.completions
       .create({ model, messages, stream: true, stream_options: { include_usage: true } })
       .withResponse();
-    const { pieces, error } = await readUntilError(data);
+    const { pieces, error } = await readChatStream(data);
     expect(error).toBeNull();
     expect(pieces).toHaveLength(9);
     const log = await logByRequestId(s, key.id, response.headers.get('x-request-id')!);
@@ -444,7 +416,7 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     expect(log2.completion_tokens).toBe(9);
     expect(nanoOf(log2.cost)).toBe(expectedCostNano({ prompt: log2.prompt_tokens, completion: 9 }, PRICE));
     const rows = await allLogs(s, { key_id: key.id });
-    expect(nanoOf((await keyJson(s, key.id)).used)).toBe(rows.reduce((x, r) => x + nanoOf(r.cost), 0n));
+    expect(nanoOf((await keyJson(s, key.id)).used)).toBe(sumCost(rows));
   });
 
   it('the client disconnects mid-stream: the upstream is aborted and what was produced is billed (estimated)', async () => {
@@ -523,24 +495,19 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
 
   it('within one priority tier, traffic follows the weights (1:3 over 80 requests); a higher tier always wins when healthy', async () => {
     const model = uniq('w');
-    const light = await addChannel(s, {
-      type: 'openai',
-      base_url: a.url,
-      api_key: CRED_A,
-      models: [model],
-      model_map: { [model]: `${model}-light` },
-      weight: 1,
-      priority: 5,
-    });
-    const heavy = await addChannel(s, {
-      type: 'openai',
-      base_url: a.url,
-      api_key: CRED_A,
-      models: [model],
-      model_map: { [model]: `${model}-heavy` },
-      weight: 3,
-      priority: 5,
-    });
+    /** A channel at A in the upper tier that sends the model upstream as `<model>-<tier>`. */
+    const upperTier = (tier: string, weight: number) =>
+      addChannel(s, {
+        type: 'openai',
+        base_url: a.url,
+        api_key: CRED_A,
+        models: [model],
+        model_map: { [model]: `${model}-${tier}` },
+        weight,
+        priority: 5,
+      });
+    const light = await upperTier('light', 1);
+    const heavy = await upperTier('heavy', 3);
     const low = await addChannel(s, {
       type: 'openai',
       base_url: b.url,

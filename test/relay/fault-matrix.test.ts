@@ -2,50 +2,56 @@
 // not answers — HTML, redirects, oversized bodies, a 200 whose body or first stream event is
 // an error, an error event mid-stream. Where the answer has not begun the next channel
 // serves and bills on its usage; failed attempts cost nothing and show on the log row.
-import http from 'node:http';
+// Then the accounting defects found by adversarial testing (issue 11, items 3–5), each
+// against a small scripted upstream: a 200 whose body is an error, a stream usage chunk
+// written with whitespace, and an upstream reporting absurd usage.
+import type http from 'node:http';
 import OpenAI from 'openai';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';
 import { gatewayForSuite } from '../helpers/suite.js';
+import { scriptedForSuite } from '../helpers/relay-suite.js';
 import { countChatPromptTokens, type MockProvider } from '../mock-provider/server.js';
 import {
-  addChannel,
   allLogs,
   client,
   expectedCostNano,
+  freshModel,
   nanoOf,
-  setPrice,
-  startScriptedUpstream,
-  uniq,
+  readChatStream,
+  streamText,
 } from './relay-helpers.js';
 
 const PRICE = { input: 1, output: 4 };
+const UPSTREAM_KEY = 'sk-upstream-credential-0123456789';
 type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
 const chunk = (choices: unknown[]) =>
   `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', created: 1, model: 'm', choices })}\n\n`;
 
+/** JSON as Python's json.dumps writes it: a space after every ':' and ','. */
+const spaced = (v: unknown) => JSON.stringify(v).replace(/":/g, '": ').replace(/,"/g, ', "');
+
 describe.each(backends())('upstream fault matrix (%s)', (backend) => {
   let s: TestServer;
   let good: MockProvider;
-  const closers: (() => Promise<void>)[] = [];
 
   gatewayForSuite({ backend }, {}, (started, startedMock) => {
     s = started;
     good = startedMock;
   });
-  afterAll(async () => {
-    await Promise.all(closers.map((c) => c()));
-  });
+  const scripted = scriptedForSuite();
 
   /** A failing channel A (tried first) and the mock as channel B. */
   async function pairWith(handler: Handler) {
-    const bad = await startScriptedUpstream(handler);
-    closers.push(bad.close);
-    const model = uniq('fm');
-    await addChannel(s, { type: 'openai', base_url: bad.url, api_key: 'x', models: [model], priority: 10 });
-    await addChannel(s, { type: 'openai', base_url: good.url, api_key: 'x', models: [model], priority: 0 });
-    await setPrice(s, model, PRICE);
+    const bad = await scripted(handler);
+    const { model } = await freshModel(
+      s,
+      'fm',
+      PRICE,
+      { base_url: bad.url, priority: 10 },
+      { base_url: good.url, priority: 0 },
+    );
     const { key, secret } = await userWithKey(s, { balance: 5 });
     return { model, keyId: key.id as number, c: client(s, secret) };
   }
@@ -82,14 +88,9 @@ describe.each(backends())('upstream fault matrix (%s)', (backend) => {
       const messages = [{ role: 'user' as const, content: 'fault matrix' }];
       const plain = await c.chat.completions.create({ model, messages, max_tokens: 5 });
       expect(plain.choices[0]!.message.content).toBeTruthy();
-      let text = '';
-      for await (const ch of await c.chat.completions.create({
-        model,
-        messages,
-        max_tokens: 5,
-        stream: true,
-      }))
-        text += ch.choices[0]?.delta?.content ?? '';
+      const text = await streamText(
+        await c.chat.completions.create({ model, messages, max_tokens: 5, stream: true }),
+      );
       expect(text).toBe(plain.choices[0]!.message.content);
       const logs = await allLogs(s, { key_id: keyId });
       expect(logs).toHaveLength(2);
@@ -149,13 +150,7 @@ describe.each(backends())('upstream fault matrix (%s)', (backend) => {
       max_tokens: 10,
       stream: true,
     });
-    let text = '';
-    let error: unknown = null;
-    try {
-      for await (const ch of stream) text += ch.choices[0]?.delta?.content ?? '';
-    } catch (e) {
-      error = e;
-    }
+    const { text, error } = await readChatStream(stream);
     expect(text).toBe(' mole dig');
     expect(error).toBeInstanceOf(OpenAI.APIError);
     const [log] = await allLogs(s, { key_id: keyId });
@@ -166,5 +161,130 @@ describe.each(backends())('upstream fault matrix (%s)', (backend) => {
       completion_tokens: 2,
     });
     expect(log!.attempts).toHaveLength(1);
+  });
+
+  describe('accounting defects', () => {
+    /** An upstream that answers every request with `answer(body)`: [status, content-type, text]. */
+    const answering = (answer: (body: Record<string, unknown>) => [number, string, string]) =>
+      scripted((_req, res, raw) => {
+        const [status, type, text] = answer(JSON.parse(raw));
+        res.writeHead(status, { 'content-type': type });
+        res.end(text);
+      });
+
+    /** A fresh model served (and priced) only by an upstream whose completion reports `usage`. */
+    async function reportingUsage(prefix: string, usage: Record<string, unknown>) {
+      const up = await answering((body) => [
+        200,
+        'application/json',
+        JSON.stringify({
+          id: 'x',
+          object: 'chat.completion',
+          created: 1,
+          model: body.model,
+          choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }],
+          usage,
+        }),
+      ]);
+      return (await freshModel(s, prefix, PRICE, { base_url: up.url })).model;
+    }
+
+    it('an HTTP 200 whose body is {"error": …} is a failed attempt: the next channel answers and bills', async () => {
+      const bad = await answering(() => [
+        200,
+        'application/json',
+        JSON.stringify({
+          error: { message: `quota exceeded upstream for key ${UPSTREAM_KEY}`, type: 'insufficient_quota' },
+        }),
+      ]);
+      const { model: m } = await freshModel(
+        s,
+        'err200',
+        PRICE,
+        { base_url: bad.url, api_key: UPSTREAM_KEY, priority: 10, name: 'err200' },
+        { base_url: good.url, priority: 0 },
+      );
+      const { key, secret } = await userWithKey(s, { balance: 10 });
+      const messages = [{ role: 'user' as const, content: 'hello' }];
+      const out = await client(s, secret).chat.completions.create({ model: m, messages, max_tokens: 5 });
+      expect(out.choices[0]!.message.content).toBeTruthy();
+      const [log] = await allLogs(s, { key_id: key.id });
+      expect(log!.status).toBe(200);
+      expect(log!.estimated).toBe(false);
+      expect(log!.attempts.map((a) => a.status)).toEqual([200, 200]);
+      expect(log!.attempts[0]).toMatchObject({ channel_name: 'err200' });
+      expect(log!.attempts[0]!.error).toMatch(/quota exceeded upstream/);
+      // An upstream quoting the credential we sent never puts it on the log row or in a log line.
+      expect(log!.attempts[0]!.error).not.toContain(UPSTREAM_KEY);
+      expect(s.logs()).not.toContain(UPSTREAM_KEY);
+      expect(log!.attempts[1]!.error).toBeNull();
+      expect(nanoOf(log!.cost)).toBe(
+        expectedCostNano(
+          { prompt: out.usage!.prompt_tokens, completion: out.usage!.completion_tokens },
+          PRICE,
+        ),
+      );
+    });
+
+    it('a stream usage chunk written with spaces is read (not estimated) and hidden from a client that did not ask', async () => {
+      const up = await answering(({ model }) => {
+        const chunk = (choices: unknown[], extra = {}) =>
+          `data: ${spaced({ id: 'c1', object: 'chat.completion.chunk', created: 1, model, choices, ...extra })}\n\n`;
+        return [
+          200,
+          'text/event-stream',
+          chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]) +
+            chunk([{ index: 0, delta: { content: 'hi there' }, finish_reason: null }]) +
+            chunk([{ index: 0, delta: {}, finish_reason: 'stop' }]) +
+            chunk([], { usage: { prompt_tokens: 9, completion_tokens: 3, total_tokens: 12 } }) +
+            'data: [DONE]\n\n',
+        ];
+      });
+      const { model: m } = await freshModel(s, 'spaced', PRICE, { base_url: up.url });
+      const { key, secret } = await userWithKey(s, { balance: 10 });
+      const stream = await client(s, secret).chat.completions.create({
+        model: m,
+        messages: [{ role: 'user', content: 'hello' }],
+        stream: true,
+        max_tokens: 10,
+      });
+      const chunks = [];
+      for await (const c of stream) chunks.push(c);
+      expect(chunks.some((c) => c.usage)).toBe(false);
+      expect(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('')).toBe('hi there');
+      const [log] = await allLogs(s, { key_id: key.id });
+      expect(log).toMatchObject({ estimated: false, prompt_tokens: 9, completion_tokens: 3, status: 200 });
+      expect(nanoOf(log!.cost)).toBe(expectedCostNano({ prompt: 9, completion: 3 }, PRICE));
+    });
+
+    it('absurd reported usage is billed at most at the admitted output cap', async () => {
+      const m = await reportingUsage('absurd', {
+        prompt_tokens: 7,
+        completion_tokens: 5_000_000,
+        total_tokens: 5_000_007,
+      });
+      const { key, secret } = await userWithKey(s, { balance: 100 });
+      await client(s, secret).chat.completions.create({
+        model: m,
+        messages: [{ role: 'user', content: 'hello' }],
+        max_tokens: 20,
+      });
+      const [log] = await allLogs(s, { key_id: key.id });
+      expect(log).toMatchObject({ prompt_tokens: 7, completion_tokens: 20, estimated: false });
+      expect(nanoOf(log!.cost)).toBe(expectedCostNano({ prompt: 7, completion: 20 }, PRICE));
+    });
+
+    it('unreadable usage (a string) is estimated, not billed as zero', async () => {
+      const m = await reportingUsage('garbage', { prompt_tokens: 'lots', completion_tokens: 'many' });
+      const messages = [{ role: 'user' as const, content: 'hello there' }];
+      const { key, secret } = await userWithKey(s, { balance: 10 });
+      await client(s, secret).chat.completions.create({ model: m, messages, max_tokens: 20 });
+      const [log] = await allLogs(s, { key_id: key.id });
+      expect(log).toMatchObject({
+        estimated: true,
+        prompt_tokens: countChatPromptTokens(messages),
+        completion_tokens: 1,
+      });
+    });
   });
 });

@@ -2,35 +2,21 @@
 // in memory, and the log row, spend and last use go out in the writer's batch. Counted, not
 // timed: after a first request has warmed the caches, many more (plain and streamed) run
 // with the batch writer held still, and the database sees no query at all.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { countQueries } from '../helpers/queries.js';
-import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { backends, userWithKey, type TestServer } from '../helpers/server.js';
+import { relaySuite } from '../helpers/relay-suite.js';
 
 describe.each(backends())('relay hot path [%s]', (backend) => {
   let s: TestServer;
-  let mock: MockProvider;
-  beforeAll(async () => {
+  relaySuite(
     // A writer interval far beyond the test: only the explicit flush below writes the batch.
-    s = await startTestServer({ backend, env: { MOLE_FLUSH_INTERVAL_MS: '60000' } });
-    mock = await startMockProvider({ apiKey: 'upstream-secret' });
-    expect(
-      (
-        await s.api('POST', '/api/channels', {
-          name: 'm',
-          type: 'openai',
-          base_url: mock.url,
-          api_key: 'upstream-secret',
-          models: ['gpt-4o-mini'],
-        })
-      ).status,
-    ).toBe(201);
-    expect((await s.api('PUT', '/api/prices/gpt-4o-mini', { input: 0.15, output: 0.6 })).status).toBe(200);
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
-  });
+    { backend, env: { MOLE_FLUSH_INTERVAL_MS: '60000' } },
+    { apiKey: 'upstream-secret', prices: { 'gpt-4o-mini': { input: 0.15, output: 0.6 } } },
+    (started) => {
+      s = started.s;
+    },
+  );
 
   it('answers plain and streamed requests with no database query, then logs every one', async () => {
     const { secret } = await userWithKey(s);

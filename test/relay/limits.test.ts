@@ -5,10 +5,11 @@
 // limited key (OpenAI's, and Anthropic's through @anthropic-ai/sdk), and GET /v1/key's
 // `limits`. The in-memory limits run here; Redis ones in the Redis block at the end.
 import Anthropic from '@anthropic-ai/sdk';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redisUrl, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
-import { addChannel, allLogs, client, rawRelay, sdkError, setPrice, uniq, waitFor } from './relay-helpers.js';
+import { describe, expect, it } from 'vitest';
+import { redisUrl, userWithKey, type TestServer } from '../helpers/server.js';
+import { type RelaySuite, relaySuite } from '../helpers/relay-suite.js';
+import type { MockProvider } from '../mock-provider/server.js';
+import { allLogs, client, rawRelay, sdkError, uniq, waitFor } from './relay-helpers.js';
 
 const FIRST_BYTE_MS = 1500;
 const PRICE = { input: 0.1, output: 0.2 };
@@ -18,21 +19,21 @@ const RFC3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
 const chatBody = (model: string, extra: Record<string, unknown> = {}) =>
   JSON.stringify({ model, messages: [{ role: 'user', content: 'hello there' }], max_tokens: 50, ...extra });
 
-async function setup(opts: { redis?: boolean } = {}) {
-  const s = await startTestServer({
-    ...(opts.redis ? { redis: true } : {}),
-    env: { MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: String(FIRST_BYTE_MS), MOLE_HOLD_LEASE_MS: '3000' },
-  });
-  const mock = await startMockProvider({ apiKey: 'limits-cred' });
-  await addChannel(s, {
-    type: 'openai',
-    base_url: mock.url,
-    api_key: 'limits-cred',
-    models: ['lim-a', 'lim-b', 'lim-slow', 'lim-hang', 'lim-stream'],
-  });
-  for (const m of ['lim-a', 'lim-b', 'lim-slow', 'lim-hang', 'lim-stream']) await setPrice(s, m, PRICE);
-  return { s, mock };
-}
+/** The block's gateway (in-memory limits, or Redis ones) and mock provider, serving the lim-* models. */
+const limitsSuite = (redis: boolean, use: (suite: RelaySuite) => void) =>
+  relaySuite(
+    {
+      redis,
+      env: { MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: String(FIRST_BYTE_MS), MOLE_HOLD_LEASE_MS: '3000' },
+    },
+    {
+      apiKey: 'limits-cred',
+      prices: Object.fromEntries(
+        ['lim-a', 'lim-b', 'lim-slow', 'lim-hang', 'lim-stream'].map((m) => [m, PRICE]),
+      ),
+    },
+    use,
+  );
 
 const chat = (s: TestServer, key: string, model = 'lim-a', extra: Record<string, unknown> = {}) =>
   rawRelay(s, '/chat/completions', { key, body: chatBody(model, extra) });
@@ -72,12 +73,8 @@ async function burstAgainstConcurrency(s: TestServer, mock: MockProvider, limit:
 describe('limits through the relay (in memory)', () => {
   let s: TestServer;
   let mock: MockProvider;
-  beforeAll(async () => {
-    ({ s, mock } = await setup());
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
+  limitsSuite(false, (started) => {
+    ({ s, mock } = started);
   });
 
   it('rpm: a burst gets exactly rpm answers; the window slides on the clock, without a boundary burst', async () => {
@@ -336,12 +333,8 @@ describe('limits through the relay (in memory)', () => {
 describe.skipIf(!redisUrl())('limits through the relay (Redis)', () => {
   let s: TestServer;
   let mock: MockProvider;
-  beforeAll(async () => {
-    ({ s, mock } = await setup({ redis: true }));
-  });
-  afterAll(async () => {
-    await s?.close();
-    await mock?.close();
+  limitsSuite(true, (started) => {
+    ({ s, mock } = started);
   });
 
   it('max_concurrency 3: of 50 parallel requests exactly 3 run', async () => {

@@ -4,18 +4,8 @@
 // paths agree), CSV; a signed-in user sees only their own rows.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backends, login, userWithKey, type TestServer } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
-import type { MockProvider } from '../mock-provider/server.js';
-import {
-  addChannel,
-  allLogs,
-  client,
-  nanoOf,
-  sdkError,
-  setPrice,
-  sumCost,
-  type LogRow,
-} from './relay-helpers.js';
+import { relaySuite } from '../helpers/relay-suite.js';
+import { allLogs, client, nanoOf, sdkError, sumCost, type LogRow } from './relay-helpers.js';
 
 const LOG_FIELDS = [
   'id',
@@ -73,21 +63,20 @@ function parseCsv(text: string): string[][] {
 
 describe.each(backends())('logs and usage API (%s)', (backend) => {
   let s: TestServer;
-  let mock: MockProvider;
   let u1: Awaited<ReturnType<typeof userWithKey>>;
   let u1b: { id: number; secret: string; name: string };
   let u2: Awaited<ReturnType<typeof userWithKey>>;
   let boundary: string;
   let all: LogRow[];
 
-  gatewayForSuite({ backend }, {}, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
+  relaySuite(
+    { backend },
+    { prices: { 'lg-a': { input: 1, output: 3 }, 'lg-b': { input: 0.5, output: 1.5 } } },
+    (started) => {
+      s = started.s;
+    },
+  );
   beforeAll(async () => {
-    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: ['lg-a', 'lg-b'] });
-    await setPrice(s, 'lg-a', { input: 1, output: 3 });
-    await setPrice(s, 'lg-b', { input: 0.5, output: 1.5 });
     u1 = await userWithKey(s, { balance: 10 });
     const kb = await s.api('POST', '/api/keys', { name: '=HYPERLINK("http://evil")', user_id: u1.user.id });
     u1b = { id: kb.body.id, secret: kb.body.key, name: kb.body.name };

@@ -1,17 +1,17 @@
 // Management reads see spend at once, even with a long batch interval: they flush first.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backends, login, userWithKey, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { offlineSuite } from '../helpers/relay-suite.js';
 
 describe.each(backends())('read-your-writes on balances (%s)', (backend) => {
   let s: TestServer;
-  serverForSuite({ backend, env: { MOLE_FLUSH_INTERVAL_MS: '60000' } }, (started) => {
-    s = started;
-  });
-  beforeAll(async () => {
-    await s.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: ['mole-mini'] });
-    await s.api('PUT', '/api/prices/mole-mini', { input: 3, output: 15 });
-  });
+  offlineSuite(
+    { backend, env: { MOLE_FLUSH_INTERVAL_MS: '60000' } },
+    { 'mole-mini': { input: 3, output: 15 } },
+    (started) => {
+      s = started;
+    },
+  );
 
   it('user balance from GET /api/users/:id, GET /api/users and /api/auth/session includes spend not yet batched', async () => {
     const { user, secret, username, password } = await userWithKey(s, { balance: 10 });

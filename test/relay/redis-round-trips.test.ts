@@ -7,25 +7,26 @@
 // heartbeat lands while a request is counted.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redisUrl, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { addChannel, rawRelay, setPrice, uniq } from './relay-helpers.js';
+import { redisUrl, userWithKey, type TestServer } from '../helpers/server.js';
+import { offlineSuite } from '../helpers/relay-suite.js';
+import { rawRelay, uniq } from './relay-helpers.js';
 
 describe.skipIf(!redisUrl())('Redis round trips of one relay request', () => {
   let s: TestServer;
-  let model: string;
+  const model = uniq('rt-model');
   /** Commands sent while `counting`, by name (and the script's SHA for EVALSHA). */
   let sent: string[] = [];
   let counting = false;
   const original = Redis.prototype.sendCommand;
 
-  beforeAll(async () => {
-    s = await startTestServer({
-      redis: true,
-      env: { MOLE_HOLD_LEASE_MS: '600000', MOLE_TRUSTED_PROXIES: '127.0.0.1' },
-    });
-    model = uniq('rt-model');
-    await addChannel(s, { type: 'mock', models: [model] });
-    await setPrice(s, model, { input: 1, output: 2 });
+  offlineSuite(
+    { redis: true, env: { MOLE_HOLD_LEASE_MS: '600000', MOLE_TRUSTED_PROXIES: '127.0.0.1' } },
+    { [model]: { input: 1, output: 2 } },
+    (started) => {
+      s = started;
+    },
+  );
+  beforeAll(() => {
     Redis.prototype.sendCommand = function (this: Redis, command, stream) {
       if (counting) {
         const c = command as unknown as { name: string; args: unknown[] };
@@ -34,9 +35,8 @@ describe.skipIf(!redisUrl())('Redis round trips of one relay request', () => {
       return original.call(this, command, stream);
     } as typeof original;
   });
-  afterAll(async () => {
+  afterAll(() => {
     Redis.prototype.sendCommand = original;
-    await s?.close();
   });
 
   /** The commands of one request, split at the moments it is admitted and settled. */

@@ -9,6 +9,7 @@ import { expect } from 'vitest';
 import type { TestServer } from '../helpers/server.js';
 import type { LogAttempt, LogEntry } from '../../web/src/api-types.js';
 import type { MockProvider } from '../mock-provider/server.js';
+import { expectRelayError, relay } from '../foundation/util.js';
 
 export const NANO = 1_000_000_000n;
 
@@ -73,6 +74,9 @@ export async function closedPort(): Promise<number> {
   return port;
 }
 
+/** An upstream base URL (with /v1) on a loopback port that nothing listens on. */
+export const unreachableUrl = async (): Promise<string> => `http://127.0.0.1:${await closedPort()}/v1`;
+
 export async function addChannel(
   s: TestServer,
   body: Record<string, unknown>,
@@ -85,6 +89,36 @@ export async function addChannel(
 export async function setPrice(s: TestServer, model: string, p: PriceUsd): Promise<void> {
   const r = await s.api('PUT', `/api/prices/${model}`, p);
   expect(r.status, JSON.stringify(r.body)).toBe(200);
+}
+
+/** A channel (`fields`: type, base_url, …) serving the models of `prices` unless told otherwise, priced. */
+export async function addPricedChannel(
+  s: TestServer,
+  fields: Record<string, unknown>,
+  prices: Record<string, PriceUsd>,
+): Promise<{ id: number; [k: string]: unknown }> {
+  const channel = await addChannel(s, { models: Object.keys(prices), ...fields });
+  for (const [model, price] of Object.entries(prices)) await setPrice(s, model, price);
+  return channel;
+}
+
+/**
+ * A fresh model (named after `prefix`), priced, and an openai channel serving it for each of
+ * `channels` (that channel's fields: base_url, priority, …; api_key 'x' unless given), added in
+ * order. Answers the model and the channels.
+ */
+export async function freshModel(
+  s: TestServer,
+  prefix: string,
+  price: PriceUsd,
+  ...channels: Record<string, unknown>[]
+): Promise<{ model: string; channels: { id: number; [k: string]: unknown }[] }> {
+  const model = uniq(prefix);
+  const added = [];
+  for (const fields of channels)
+    added.push(await addChannel(s, { type: 'openai', api_key: 'x', models: [model], ...fields }));
+  await setPrice(s, model, price);
+  return { model, channels: added };
 }
 
 export async function setGroup(s: TestServer, name: string, multiplier: number): Promise<void> {
@@ -126,6 +160,25 @@ export async function logByRequestId(s: TestServer, keyId: number, requestId: st
   return row!;
 }
 
+/**
+ * The log row of the request `answer` answered: it matches `fields` and is billed exactly (not
+ * estimated) for its prompt and completion tokens at `price`. Answers the row.
+ */
+export async function expectExactBill(
+  s: TestServer,
+  keyId: number,
+  answer: { headers: Headers },
+  price: PriceUsd,
+  fields: Partial<LogRow> & { prompt_tokens: number; completion_tokens: number },
+): Promise<LogRow> {
+  const log = await logByRequestId(s, keyId, answer.headers.get('x-request-id')!);
+  expect(log).toMatchObject({ ...fields, estimated: false });
+  expect(nanoOf(log.cost)).toBe(
+    expectedCostNano({ prompt: fields.prompt_tokens, completion: fields.completion_tokens }, price),
+  );
+  return log;
+}
+
 /** Polls until `fn` returns a truthy value (or throws after timeoutMs). */
 export async function waitFor<T>(
   fn: () => Promise<T | null | undefined | false>,
@@ -145,6 +198,44 @@ export async function waitFor<T>(
       throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * What a chat completion stream carried until it ended or broke: its content pieces (the
+ * non-empty deltas), their text, and what broke it (or null).
+ */
+export async function readChatStream(
+  stream: AsyncIterable<OpenAI.ChatCompletionChunk>,
+): Promise<{ pieces: string[]; text: string; error: unknown }> {
+  const pieces: string[] = [];
+  let error: unknown = null;
+  try {
+    for await (const chunk of stream) {
+      const piece = chunk.choices[0]?.delta?.content;
+      if (piece) pieces.push(piece);
+    }
+  } catch (err) {
+    error = err;
+  }
+  return { pieces, text: pieces.join(''), error };
+}
+
+/** The whole text of a chat completion stream (throws what breaks it). */
+export async function streamText(stream: AsyncIterable<OpenAI.ChatCompletionChunk>): Promise<string> {
+  const { text, error } = await readChatStream(stream);
+  if (error) throw error;
+  return text;
+}
+
+/** GET /v1/key with `secret` as a page on `origin` sends it. */
+export const relayFrom = (s: TestServer, secret: string, origin: string) =>
+  relay(s, secret, { headers: { origin } });
+
+/** `secret` used from `origin` is refused (its key does not allow that origin); answers the refusal. */
+export async function expectOriginRefused(s: TestServer, secret: string, origin: string) {
+  const r = await relayFrom(s, secret, origin);
+  expectRelayError(r, 403, 'browser_origin_not_allowed');
+  return r;
 }
 
 /** Catches an SDK error (or fails the test if the call succeeded). */

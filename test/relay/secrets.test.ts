@@ -10,7 +10,15 @@ import { backends, pgUrl, userWithKey, type TestServer } from '../helpers/server
 import { gatewayForSuite } from '../helpers/suite.js';
 import type { MockProvider } from '../mock-provider/server.js';
 import { generateKey } from '../../src/keys/format.js';
-import { addChannel, allLogs, client, closedPort, rawRelay, sdkError, setPrice } from './relay-helpers.js';
+import {
+  addChannel,
+  allLogs,
+  client,
+  rawRelay,
+  sdkError,
+  setPrice,
+  unreachableUrl,
+} from './relay-helpers.js';
 
 describe.each(backends())('secrets stay secret (%s)', (backend) => {
   let s: TestServer;
@@ -29,31 +37,20 @@ describe.each(backends())('secrets stay secret (%s)', (backend) => {
   });
 
   it('a run through success, failure and refusal paths leaves no secret in the database, logs, errors or API answers', async () => {
-    const good = await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: upstreamCred,
-      models: ['s-chat', 's-emb'],
-      priority: 1,
-    });
+    /** An openai channel at the mock (unless `fields` says otherwise) with credential `apiKey`. */
+    const channel = (apiKey: string, models: string[], fields: Record<string, unknown>) =>
+      addChannel(s, { type: 'openai', base_url: mock.url, api_key: apiKey, models, ...fields });
+    const good = await channel(upstreamCred, ['s-chat', 's-emb'], { priority: 1 });
     answers.push(JSON.stringify(good));
-    const bad = await addChannel(s, {
-      type: 'openai',
-      base_url: mock.url,
-      api_key: wrongCred,
-      models: ['s-chat', 's-bad'],
-      priority: 5,
-    });
-    const dead = await addChannel(s, {
-      type: 'openai',
-      base_url: `http://127.0.0.1:${await closedPort()}/v1`,
-      api_key: unreachableCred,
-      models: ['s-dead'],
-    });
-    await setPrice(s, 's-chat', { input: 1, output: 2 });
-    await setPrice(s, 's-emb', { input: 1, output: 0 });
-    await setPrice(s, 's-bad', { input: 1, output: 1 });
-    await setPrice(s, 's-dead', { input: 1, output: 1 });
+    const bad = await channel(wrongCred, ['s-chat', 's-bad'], { priority: 5 });
+    const dead = await channel(unreachableCred, ['s-dead'], { base_url: await unreachableUrl() });
+    for (const [model, output] of [
+      ['s-chat', 2],
+      ['s-emb', 0],
+      ['s-bad', 1],
+      ['s-dead', 1],
+    ] as const)
+      await setPrice(s, model, { input: 1, output });
 
     const u = await userWithKey(s, { balance: 5, key: { models: ['s-*'] } });
     const poor = await userWithKey(s, { balance: 0 });

@@ -1,30 +1,23 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { userWithKey, type TestServer } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
-import type { MockProvider } from '../mock-provider/server.js';
+import { relaySuite } from '../helpers/relay-suite.js';
 
 describe('relay smoke', () => {
   let s: TestServer;
-  let mock: MockProvider;
-  gatewayForSuite({}, { apiKey: 'upstream-secret' }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
-  beforeAll(async () => {
-    const ch = await s.api('POST', '/api/channels', {
-      name: 'm',
-      type: 'openai',
-      base_url: mock.url,
-      api_key: 'upstream-secret',
-      models: ['gpt-4o-mini', 'text-embedding-3-small'],
-    });
-    expect(ch.status).toBe(201);
-    expect((await s.api('PUT', '/api/prices/gpt-4o-mini', { input: 0.15, output: 0.6 })).status).toBe(200);
-    expect(
-      (await s.api('PUT', '/api/prices/text-embedding-3-small', { input: 0.02, output: 0 })).status,
-    ).toBe(200);
-  });
+  relaySuite(
+    {},
+    {
+      apiKey: 'upstream-secret',
+      prices: {
+        'gpt-4o-mini': { input: 0.15, output: 0.6 },
+        'text-embedding-3-small': { input: 0.02, output: 0 },
+      },
+    },
+    (started) => {
+      s = started.s;
+    },
+  );
 
   it('chat plain, stream, embeddings', async () => {
     const { secret } = await userWithKey(s);

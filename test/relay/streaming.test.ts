@@ -1,10 +1,12 @@
 // Streaming edge cases, on SQLite and PostgreSQL: long streams under backpressure, client
 // disconnects while the upstream is fast, upstreams that put a running `usage` in every chunk,
 // and admission for prompts the tokenizer alone would under-count (images, names).
+import type http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';
 import { gatewayForSuite } from '../helpers/suite.js';
+import { scriptedForSuite } from '../helpers/relay-suite.js';
 import {
   countChatPromptTokens,
   countTextTokens,
@@ -12,18 +14,16 @@ import {
   type MockProvider,
 } from '../mock-provider/server.js';
 import {
-  addChannel,
   allLogs,
   balanceNano,
   client,
   expectedCostNano,
+  freshModel,
   keyJson,
   nanoOf,
+  readChatStream,
   sdkError,
-  setPrice,
-  startScriptedUpstream,
   sumCost,
-  uniq,
   waitFor,
 } from './relay-helpers.js';
 
@@ -33,22 +33,23 @@ const PRICE = { input: 1, output: 4 };
  * An upstream like vLLM with continuous usage stats: every content chunk carries the running
  * `usage`. It sends `chunks` one-token words and then drops the connection.
  */
-async function startRunningUsageUpstream(chunks: number) {
+function runningUsage(chunks: number) {
   const words = Array.from({ length: chunks }, (_, i) => [' mole', ' dig', ' soil', ' dark'][i % 4]!);
-  const up = await startScriptedUpstream((_req, res) => {
+  const handler = (_req: unknown, res: http.ServerResponse) => {
     res.writeHead(200, { 'content-type': 'text/event-stream' });
     const head = (choices: unknown[], completion: number) =>
       `data: ${JSON.stringify({ id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', choices, usage: { prompt_tokens: 11, completion_tokens: completion, total_tokens: 11 + completion } })}\n\n`;
     let out = head([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }], 0);
     for (const [i, w] of words.entries()) out += head([{ index: 0, delta: { content: w } }], i + 1);
     res.write(out, () => setTimeout(() => res.socket?.destroy(), 20));
-  });
-  return { ...up, text: words.join('') };
+  };
+  return { handler, text: words.join('') };
 }
 
 /** An upstream that reports far more usage than any admission bound (plain JSON answers). */
-const startOverrunUpstream = (promptTokens: number) =>
-  startScriptedUpstream((_req, res) => {
+const overrun =
+  (promptTokens: number) =>
+  (_req: unknown, res: http.ServerResponse): void => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(
       JSON.stringify({
@@ -60,7 +61,7 @@ const startOverrunUpstream = (promptTokens: number) =>
         usage: { prompt_tokens: promptTokens, completion_tokens: 1, total_tokens: promptTokens + 1 },
       }),
     );
-  });
+  };
 
 describe.each(backends())('streaming edge cases (%s)', (backend) => {
   let s: TestServer;
@@ -70,13 +71,9 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
     s = started;
     mock = startedMock;
   });
+  const scripted = scriptedForSuite();
 
-  async function model() {
-    const m = uniq('st');
-    await addChannel(s, { type: 'openai', base_url: mock.url, api_key: 'x', models: [m] });
-    await setPrice(s, m, PRICE);
-    return m;
-  }
+  const model = async () => (await freshModel(s, 'st', PRICE, { base_url: mock.url })).model;
 
   it('a long stream to a slow reader: every token arrives, billed exactly, and the relay does not pile up listeners', async () => {
     const m = await model();
@@ -163,87 +160,70 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
   });
 
   it('an upstream that puts a running usage in every chunk and then drops: billed for the tokens relayed, estimated', async () => {
-    const up = await startRunningUsageUpstream(7);
-    try {
-      const m = uniq('run');
-      await addChannel(s, { type: 'openai', base_url: up.url, api_key: 'x', models: [m] });
-      await setPrice(s, m, PRICE);
-      const { key, secret } = await userWithKey(s, { balance: 10 });
-      const { data, response } = await client(s, secret)
-        .chat.completions.create({ model: m, messages: [{ role: 'user', content: 'go' }], stream: true })
-        .withResponse();
-      let text = '';
-      let error: unknown = null;
-      try {
-        for await (const ch of data) text += ch.choices[0]?.delta?.content ?? '';
-      } catch (err) {
-        error = err;
-      }
-      expect(text).toBe(up.text);
-      expect(error).toBeInstanceOf(OpenAI.APIError);
-      const [log] = await allLogs(s, { key_id: key.id });
-      expect(log!.request_id).toBe(response.headers.get('x-request-id'));
-      const completion = countTextTokens(up.text);
-      expect(completion).toBe(7);
-      expect(log).toMatchObject({
-        estimated: true,
-        prompt_tokens: 11,
-        completion_tokens: completion,
-        error_code: 'upstream_error',
-      });
-      expect(nanoOf(log!.cost)).toBe(expectedCostNano({ prompt: 11, completion }, PRICE));
-    } finally {
-      await up.close();
-    }
+    const running = runningUsage(7);
+    const up = await scripted(running.handler);
+    const { model: m } = await freshModel(s, 'run', PRICE, { base_url: up.url });
+    const { key, secret } = await userWithKey(s, { balance: 10 });
+    const { data, response } = await client(s, secret)
+      .chat.completions.create({ model: m, messages: [{ role: 'user', content: 'go' }], stream: true })
+      .withResponse();
+    const { text, error } = await readChatStream(data);
+    expect(text).toBe(running.text);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    const [log] = await allLogs(s, { key_id: key.id });
+    expect(log!.request_id).toBe(response.headers.get('x-request-id'));
+    const completion = countTextTokens(running.text);
+    expect(completion).toBe(7);
+    expect(log).toMatchObject({
+      estimated: true,
+      prompt_tokens: 11,
+      completion_tokens: completion,
+      error_code: 'upstream_error',
+    });
+    expect(nanoOf(log!.cost)).toBe(expectedCostNano({ prompt: 11, completion }, PRICE));
   });
 
   it('an upstream reporting more usage than was held cannot push spend past the key quota or the balance; used = sum of logs', async () => {
-    const up = await startOverrunUpstream(1_000_000);
-    try {
-      const m = uniq('over');
-      await addChannel(s, { type: 'openai', base_url: up.url, api_key: 'x', models: [m] });
-      await setPrice(s, m, PRICE); // 1M prompt tokens = 1 USD
-      const quotaCapped = await userWithKey(s, { balance: 10, key: { quota: 0.25 } });
-      const balanceCapped = await userWithKey(s, { balance: 0.4 });
-      for (const u of [quotaCapped, balanceCapped]) {
-        for (let i = 0; i < 3; i++) {
-          await client(s, u.secret)
-            .chat.completions.create({
-              model: m,
-              messages: [{ role: 'user', content: 'small prompt' }],
-              max_tokens: 1,
-            })
-            .catch((err) => {
-              expect(err.code).toBe('insufficient_quota');
-            });
-        }
+    const up = await scripted(overrun(1_000_000));
+    const { model: m } = await freshModel(s, 'over', PRICE, { base_url: up.url }); // 1M prompt tokens = 1 USD
+    const quotaCapped = await userWithKey(s, { balance: 10, key: { quota: 0.25 } });
+    const balanceCapped = await userWithKey(s, { balance: 0.4 });
+    for (const u of [quotaCapped, balanceCapped]) {
+      for (let i = 0; i < 3; i++) {
+        await client(s, u.secret)
+          .chat.completions.create({
+            model: m,
+            messages: [{ role: 'user', content: 'small prompt' }],
+            max_tokens: 1,
+          })
+          .catch((err) => {
+            expect(err.code).toBe('insufficient_quota');
+          });
       }
-      const q = await allLogs(s, { key_id: quotaCapped.key.id });
-      const used = nanoOf((await keyJson(s, quotaCapped.key.id)).used);
-      expect(used).toBeLessThanOrEqual(250_000_000n);
-      expect(used).toBe(sumCost(q));
-      const b = await allLogs(s, { key_id: balanceCapped.key.id });
-      const left = await balanceNano(s, balanceCapped.user.id);
-      expect(left).toBeGreaterThanOrEqual(0n);
-      expect(400_000_000n - left).toBe(sumCost(b));
-    } finally {
-      await up.close();
     }
+    const q = await allLogs(s, { key_id: quotaCapped.key.id });
+    const used = nanoOf((await keyJson(s, quotaCapped.key.id)).used);
+    expect(used).toBeLessThanOrEqual(250_000_000n);
+    expect(used).toBe(sumCost(q));
+    const b = await allLogs(s, { key_id: balanceCapped.key.id });
+    const left = await balanceNano(s, balanceCapped.user.id);
+    expect(left).toBeGreaterThanOrEqual(0n);
+    expect(400_000_000n - left).toBe(sumCost(b));
   });
 
   it('a ledger failure while settling (shared ledger unreachable) neither retries on another channel nor breaks the answer', async () => {
-    const m = uniq('settle');
     const b = await startMockProvider();
     try {
-      const chA = await addChannel(s, {
-        type: 'openai',
-        base_url: mock.url,
-        api_key: 'x',
-        models: [m],
-        priority: 2,
-      });
-      await addChannel(s, { type: 'openai', base_url: b.url, api_key: 'x', models: [m], priority: 1 });
-      await setPrice(s, m, PRICE);
+      const {
+        model: m,
+        channels: [chA],
+      } = await freshModel(
+        s,
+        'settle',
+        PRICE,
+        { base_url: mock.url, priority: 2 },
+        { base_url: b.url, priority: 1 },
+      );
       const { key, secret } = await userWithKey(s, { balance: 10 });
       const ledger = s.services.ledger as { settle: (...a: unknown[]) => Promise<number> };
       const original = ledger.settle;
@@ -275,9 +255,9 @@ describe.each(backends())('streaming edge cases (%s)', (backend) => {
       }
       expect(mock.requests.length - before, 'one upstream call per request').toBe(4);
       expect(b.requests, 'never retried elsewhere').toHaveLength(0);
-      expect((await s.api('GET', `/api/channels/${chA.id}`)).body.cooling_down_until).toBeNull();
+      expect((await s.api('GET', `/api/channels/${chA!.id}`)).body.cooling_down_until).toBeNull();
       const rows = await allLogs(s, { key_id: key.id });
-      expect(rows.map((r) => [r.status, r.channel_id])).toEqual(Array(4).fill([200, chA.id]));
+      expect(rows.map((r) => [r.status, r.channel_id])).toEqual(Array(4).fill([200, chA!.id]));
       expect(nanoOf((await keyJson(s, key.id)).used)).toBe(sumCost(rows));
       expect(s.logs()).toContain('settling failed');
     } finally {

@@ -1,17 +1,13 @@
 // Input that a database cannot store (NUL in text) must never block the log writer.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { offlineSuite } from '../helpers/relay-suite.js';
 import { logRow } from '../helpers/log-row.js';
 
 describe.each(backends())('unstorable text in relay requests (%s)', (backend) => {
   let s: TestServer;
-  serverForSuite({ backend }, (started) => {
+  offlineSuite({ backend }, { 'mole-mini': { input: 1, output: 1 } }, (started) => {
     s = started;
-  });
-  beforeAll(async () => {
-    await s.api('POST', '/api/channels', { name: 'offline', type: 'mock', models: ['mole-mini'] });
-    await s.api('PUT', '/api/prices/mole-mini', { input: 1, output: 1 });
   });
 
   it('a model name with NUL is refused with 400, and logging carries on', async () => {

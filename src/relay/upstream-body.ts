@@ -2,18 +2,34 @@
 import type { Readable } from 'node:stream';
 import { UpstreamFailure } from './providers/transport.js';
 
-export async function readAll(body: Readable, max: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of body) {
-    size += (c as Buffer).length;
-    if (size > max) {
-      body.destroy();
-      throw new UpstreamFailure('upstream answer too large', false);
-    }
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
+/**
+ * The whole body, at most `max` bytes. Read from 'data' events into one promise: an answer is
+ * usually one chunk, and an async iterator costs a promise and a microtask round per chunk.
+ */
+export function readAll(body: Readable, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let ended = false;
+    body.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        reject(new UpstreamFailure('upstream answer too large', false));
+        body.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    body.once('end', () => {
+      ended = true;
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    });
+    body.once('error', reject);
+    // Closed without its end (destroyed, aborted): what `for await` reports as a premature close.
+    body.once('close', () => {
+      if (!ended) reject(new Error('Premature close'));
+    });
+  });
 }
 
 /** An upstream error we pass on may quote the credential we sent it; never let that through. */

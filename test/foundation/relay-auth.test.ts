@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/keys/format.js';
 import { backends, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { suiteServer } from '../helpers/suite.js';
 import { createKey, createUser, expectRelayError, relay, type Res } from './util.js';
 
 type Loopback = '127.0.0.1' | '::1';
@@ -83,11 +83,8 @@ async function renameAuditedFrom(s: TestServer, id: number, ip: string) {
 }
 
 describe.each(backends())('relay authentication [%s]', (backend) => {
-  let s: TestServer;
   let user: { id: number };
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend });
   beforeAll(async () => {
     user = (await createUser(s, { balance: 5 })).user;
   });
@@ -378,11 +375,8 @@ describe.each(backends())('relay authentication [%s]', (backend) => {
 });
 
 describe.each(backends())('trusted proxies [%s]', (backend) => {
-  let s: TestServer;
   let user: { id: number };
-  serverForSuite({ backend, env: { MOLE_TRUSTED_PROXIES: '127.0.0.1/32, 10.0.0.0/8' } }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend, env: { MOLE_TRUSTED_PROXIES: '127.0.0.1/32, 10.0.0.0/8' } });
   beforeAll(async () => {
     user = (await createUser(s)).user;
   });
@@ -420,10 +414,7 @@ describe.each(backends())('trusted proxies [%s]', (backend) => {
 });
 
 describe('trusted proxies that do not include the peer', () => {
-  let s: TestServer;
-  serverForSuite({ env: { MOLE_TRUSTED_PROXIES: '10.0.0.0/8' } }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ env: { MOLE_TRUSTED_PROXIES: '10.0.0.0/8' } });
 
   it('X-Forwarded-For from an untrusted peer is ignored', async () => {
     const { user } = await createUser(s);

@@ -22,6 +22,21 @@ export function forSuite<T extends { close(): Promise<void> }>(
 export const serverForSuite = (opts: StartOptions, use: (s: TestServer) => void): void =>
   forSuite(() => startTestServer(opts), use);
 
+/** The describe block's test server, started before its tests and closed after them; it stands
+ * for the server from then on (reading it before the block's beforeAll hooks run throws). */
+export function suiteServer(opts: StartOptions): TestServer {
+  let server: TestServer | undefined;
+  serverForSuite(opts, (started) => {
+    server = started;
+  });
+  return new Proxy({} as TestServer, {
+    get(_, key) {
+      if (!server) throw new Error(`test server read before it started (.${String(key)})`);
+      return Reflect.get(server, key);
+    },
+  });
+}
+
 export const mockForSuite = (opts: MockProviderOptions, use: (m: MockProvider) => void): void =>
   forSuite(() => startMockProvider(opts), use);
 

@@ -6,7 +6,7 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/keys/format.js';
 import { backends, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { suiteServer } from '../helpers/suite.js';
 import {
   createKey,
   createUser,
@@ -201,10 +201,7 @@ describe.each(backends())('GitHub secret-scanning reports [%s]', (backend) => {
 });
 
 describe('without MOLE_SECRET_SCANNING_KEYS', () => {
-  let s: TestServer;
-  serverForSuite({}, (started) => {
-    s = started;
-  });
+  const s = suiteServer({});
 
   it('the route answers 404 secret_scanning_disabled, signed or not', async () => {
     const gh = fakeGithub();

@@ -4,16 +4,21 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { isWellFormedKey } from '../../src/keys/format.js';
 import { backends } from '../helpers/server.js';
 import { suiteServer } from '../helpers/suite.js';
-import { KEY_FIELDS, createKey, createUser, expectApiError, expectRelayError, relay } from './util.js';
+import {
+  KEY_FIELDS,
+  createKey,
+  createUser,
+  expectApiError,
+  expectRelayError,
+  relay,
+  suiteUser,
+} from './util.js';
 
 const KEY_RE = /^sk-[0-9A-Za-z]{48}$/;
 
 describe.each(backends())('keys [%s]', (backend) => {
-  let owner: { id: number };
   const s = suiteServer({ backend });
-  beforeAll(async () => {
-    owner = (await createUser(s, { balance: 10 })).user;
-  });
+  const owner = suiteUser(s, { balance: 10 });
 
   it('POST /api/keys returns the key object and the secret exactly once', async () => {
     const r = await s.api('POST', '/api/keys', { name: 'first', user_id: owner.id });

@@ -31,11 +31,7 @@ async function refusedOn(s: TestServer, secret: string): Promise<number> {
 }
 
 describe.skipIf(!enabled)('browser keys on two instances sharing PostgreSQL + Redis', () => {
-  let a: TestServer;
-  let b: TestServer;
-  pairForSuite({ prices: { [model]: { input: 0, output: 1000 } } }, (pair) => {
-    ({ a, b } = pair);
-  });
+  const { a, b } = pairForSuite({ prices: { [model]: { input: 0, output: 1000 } } });
 
   it('minted on one, used on both; the parent disabled, rotated or deleted kills it everywhere', async () => {
     const parent = await userWithKey(a);

@@ -22,11 +22,7 @@ const chat = async (s: TestServer, secret: string) => {
 };
 
 describe.skipIf(!enabled)('budgets on two instances sharing PostgreSQL + Redis', () => {
-  let a: TestServer;
-  let b: TestServer;
-  pairForSuite({ prices: { 'mole-mini': { input: 0, output: 1 } } }, (pair) => {
-    ({ a, b } = pair);
-  });
+  const { a, b } = pairForSuite({ prices: { 'mole-mini': { input: 0, output: 1 } } });
 
   it('a key budget covering 6 requests admits exactly 6 of 40 spread over both instances', async () => {
     const { key, secret } = await userWithKey(a, {

@@ -3,7 +3,7 @@
 // channel that `b` has learnt about before the tests start.
 import { expect, vi } from 'vitest';
 import { pgUrl, redisUrl, startTestServer, type TestServer } from '../helpers/server.js';
-import { forSuite } from '../helpers/suite.js';
+import { forSuite, standIn } from '../helpers/suite.js';
 import { addPricedChannel, type PriceUsd } from '../relay/relay-helpers.js';
 
 /** Whether a cluster suite can run here (PostgreSQL, and Redis too unless told otherwise); warns if not. */
@@ -61,9 +61,18 @@ export async function startPair(opts: PairOptions = {}): Promise<Pair> {
 }
 
 /**
- * A describe block's pair (see startPair), handed to it through `use` before its tests and
- * closed after them. `opts` may be a function, called when the pair starts.
+ * A describe block's pair (see startPair), as stand-ins for its tests and hooks: started before
+ * its tests and closed after them. `opts` may be a function, called when the pair starts.
  */
-export function pairForSuite(opts: PairOptions | (() => PairOptions), use: (pair: Pair) => void): void {
-  forSuite(() => startPair(typeof opts === 'function' ? opts() : opts), use);
+export function pairForSuite(opts: PairOptions | (() => PairOptions)): { a: TestServer; b: TestServer } {
+  const a = standIn<TestServer>('instance a');
+  const b = standIn<TestServer>('instance b');
+  forSuite(
+    () => startPair(typeof opts === 'function' ? opts() : opts),
+    (pair) => {
+      a.bind(pair.a);
+      b.bind(pair.b);
+    },
+  );
+  return { a: a.ref, b: b.ref };
 }

@@ -10,22 +10,15 @@ import { type FakeGithub, fakeGithub, match } from '../security/helpers.js';
 const enabled = clusterReady('leak revocation suite');
 
 describe.skipIf(!enabled)('leak response on two instances sharing PostgreSQL + Redis', () => {
-  let a: TestServer;
-  let b: TestServer;
   let gh: FakeGithub;
   afterAll(() => gh?.cleanup());
-  pairForSuite(
-    () => {
-      gh = fakeGithub();
-      return {
-        env: { MOLE_SECRET_SCANNING_KEYS: gh.file, MOLE_TRUSTED_PROXIES: '127.0.0.1' },
-        prices: { 'mole-mini': { input: 1000, output: 1000 } },
-      };
-    },
-    (pair) => {
-      ({ a, b } = pair);
-    },
-  );
+  const { a, b } = pairForSuite(() => {
+    gh = fakeGithub();
+    return {
+      env: { MOLE_SECRET_SCANNING_KEYS: gh.file, MOLE_TRUSTED_PROXIES: '127.0.0.1' },
+      prices: { 'mole-mini': { input: 1000, output: 1000 } },
+    };
+  });
 
   it('a signed report to one instance revokes the key on both in under 1 s', async () => {
     const { key, secret } = await userWithKey(a);

@@ -4,8 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { NO_LIMITS } from '../../src/limits/policy.js';
 import { countChatPrompt } from '../../src/relay/tokens.js';
 import { userWithKey, type TestServer } from '../helpers/server.js';
-import { mockForSuite } from '../helpers/suite.js';
-import type { MockProvider } from '../mock-provider/server.js';
+import { suiteMock } from '../helpers/suite.js';
 import { withUpstreamHeld } from '../relay/relay-helpers.js';
 import { clusterReady, pairForSuite } from './helpers.js';
 
@@ -24,22 +23,12 @@ const code = async (r: Response) =>
   r.status === 200 ? 'ok' : ((await r.json()) as { error: { code: string } }).error.code;
 
 describe.skipIf(!enabled)('limits shared by two instances (PostgreSQL + Redis)', () => {
-  let a: TestServer;
-  let b: TestServer;
-  let mock: MockProvider;
-  mockForSuite({ apiKey: 'cluster-cred' }, (started) => {
-    mock = started;
-  });
-  pairForSuite(
-    () => ({
-      env: { MOLE_HOLD_LEASE_MS: String(LEASE_MS) },
-      prices: { 'cl-fast': PRICE, 'cl-slow': PRICE },
-      channel: { type: 'openai', base_url: mock.url, api_key: 'cluster-cred' },
-    }),
-    (pair) => {
-      ({ a, b } = pair);
-    },
-  );
+  const mock = suiteMock({ apiKey: 'cluster-cred' });
+  const { a, b } = pairForSuite(() => ({
+    env: { MOLE_HOLD_LEASE_MS: String(LEASE_MS) },
+    prices: { 'cl-fast': PRICE, 'cl-slow': PRICE },
+    channel: { type: 'openai', base_url: mock.url, api_key: 'cluster-cred' },
+  }));
 
   it('max_concurrency 3: of 50 parallel requests over both instances exactly 3 run', async () => {
     const { secret } = await userWithKey(a, { key: { max_concurrency: 3 } });

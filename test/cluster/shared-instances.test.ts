@@ -29,11 +29,7 @@ const chat = (s: TestServer, secret: string) =>
   });
 
 describe.skipIf(!clusterReady('shared-instance suite'))('two instances sharing PostgreSQL + Redis', () => {
-  let a: TestServer;
-  let b: TestServer;
-  pairForSuite({ prices: { 'mole-mini': { input: 0.15, output: 0.6 } } }, (pair) => {
-    ({ a, b } = pair);
-  });
+  const { a, b } = pairForSuite({ prices: { 'mole-mini': { input: 0.15, output: 0.6 } } });
 
   it('a key quota that covers 3 requests admits at most 3 of 30 spread over both instances', async () => {
     const { key, secret } = await userWithKey(a, {

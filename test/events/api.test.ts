@@ -1,18 +1,15 @@
 // GET /api/events: a user sees the events of their own account and keys only; admins and the
 // master key see all, filtered by type, key and user; newest first, cursor-paged.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backends, login, type TestServer, userWithKey } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { backends, login, userWithKey } from '../helpers/server.js';
+import { suiteServer } from '../helpers/suite.js';
 
 describe.each(backends())('GET /api/events (%s)', (backend) => {
-  let s: TestServer;
   let a: Awaited<ReturnType<typeof userWithKey>>;
   let b: Awaited<ReturnType<typeof userWithKey>>;
   let cookieA: string;
 
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend });
   beforeAll(async () => {
     a = await userWithKey(s);
     b = await userWithKey(s);

@@ -1,14 +1,11 @@
 // events.emit: one row per occurrence (a repeated dedupeKey is a no-op), secrets never kept,
 // newest first, on both backends.
 import { describe, expect, it } from 'vitest';
-import { backends, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { backends } from '../helpers/server.js';
+import { suiteServer } from '../helpers/suite.js';
 
 describe.each(backends())('events.emit (%s)', (backend) => {
-  let s: TestServer;
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend });
 
   it('stores an event once per dedupeKey', async () => {
     const dedupeKey = `budget.threshold:key:7:daily:2026-12-05:0.8:${backend}`;

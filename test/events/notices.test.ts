@@ -2,16 +2,13 @@
 // (once each, however often the scan runs; the clock is moved, never waited for) and
 // `channel.disabled` when an admin or the health check switches a channel off (admins only).
 import { describe, expect, it } from 'vitest';
-import { backends, login, type TestServer, userWithKey } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { backends, login, userWithKey } from '../helpers/server.js';
+import { suiteServer } from '../helpers/suite.js';
 
 const DAY = 24 * 3600_000;
 
 describe.each(backends())('key.expiring and channel.disabled (%s)', (backend) => {
-  let s: TestServer;
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend });
 
   const eventsOf = async (type: string, headers?: Record<string, string>) =>
     (await s.api('GET', `/api/events?type=${type}`, undefined, headers)).body.data as {

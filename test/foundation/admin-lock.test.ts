@@ -1,13 +1,10 @@
 // A key an admin switched off stays off: its owner cannot switch it back on.
 import { describe, expect, it } from 'vitest';
-import { backends, login, userWithKey, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { backends, login, userWithKey } from '../helpers/server.js';
+import { suiteServer } from '../helpers/suite.js';
 
 describe.each(backends())('admin lock on disabled keys (%s)', (backend) => {
-  let s: TestServer;
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend });
 
   const keyCall = (secret: string) =>
     fetch(s.url + '/v1/key', { headers: { authorization: `Bearer ${secret}` } });

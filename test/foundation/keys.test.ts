@@ -2,21 +2,23 @@
 // enable/disable, rotate with grace, delete, per-user cap, audit trail.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isWellFormedKey } from '../../src/keys/format.js';
-import { backends, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
-import { KEY_FIELDS, createKey, createUser, expectApiError, expectRelayError, relay } from './util.js';
+import { backends } from '../helpers/server.js';
+import { suiteServer } from '../helpers/suite.js';
+import {
+  KEY_FIELDS,
+  createKey,
+  createUser,
+  expectApiError,
+  expectRelayError,
+  relay,
+  suiteUser,
+} from './util.js';
 
 const KEY_RE = /^sk-[0-9A-Za-z]{48}$/;
 
 describe.each(backends())('keys [%s]', (backend) => {
-  let s: TestServer;
-  let owner: { id: number };
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
-  beforeAll(async () => {
-    owner = (await createUser(s, { balance: 10 })).user;
-  });
+  const s = suiteServer({ backend });
+  const owner = suiteUser(s, { balance: 10 });
 
   it('POST /api/keys returns the key object and the secret exactly once', async () => {
     const r = await s.api('POST', '/api/keys', { name: 'first', user_id: owner.id });
@@ -500,10 +502,7 @@ describe.each(backends())('keys [%s]', (backend) => {
 });
 
 describe.each(backends())('per-user key cap [%s]', (backend) => {
-  let s: TestServer;
-  serverForSuite({ backend, env: { MOLE_MAX_KEYS_PER_USER: '3' } }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend, env: { MOLE_MAX_KEYS_PER_USER: '3' } });
 
   it('refuses the key past MOLE_MAX_KEYS_PER_USER with 409; deleted keys do not count', async () => {
     const a = (await createUser(s)).user;

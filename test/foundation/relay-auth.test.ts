@@ -3,11 +3,11 @@
 // IP allowlists (v4, v6, CIDR, mapped), X-Forwarded-For trust, expiry, model allowlists.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/keys/format.js';
 import { backends, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
-import { createKey, createUser, expectRelayError, relay, type Res } from './util.js';
+import { suiteServer } from '../helpers/suite.js';
+import { createKey, createUser, expectRelayError, relay, type Res, suiteUser } from './util.js';
 
 type Loopback = '127.0.0.1' | '::1';
 
@@ -83,14 +83,8 @@ async function renameAuditedFrom(s: TestServer, id: number, ip: string) {
 }
 
 describe.each(backends())('relay authentication [%s]', (backend) => {
-  let s: TestServer;
-  let user: { id: number };
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
-  beforeAll(async () => {
-    user = (await createUser(s, { balance: 5 })).user;
-  });
+  const s = suiteServer({ backend });
+  const user = suiteUser(s, { balance: 5 });
 
   it('a valid key sees its own object, never its secret, with x-request-id', async () => {
     const { secret, id } = await createKey(s, user.id, { name: 'mine', quota: 2 });
@@ -378,14 +372,8 @@ describe.each(backends())('relay authentication [%s]', (backend) => {
 });
 
 describe.each(backends())('trusted proxies [%s]', (backend) => {
-  let s: TestServer;
-  let user: { id: number };
-  serverForSuite({ backend, env: { MOLE_TRUSTED_PROXIES: '127.0.0.1/32, 10.0.0.0/8' } }, (started) => {
-    s = started;
-  });
-  beforeAll(async () => {
-    user = (await createUser(s)).user;
-  });
+  const s = suiteServer({ backend, env: { MOLE_TRUSTED_PROXIES: '127.0.0.1/32, 10.0.0.0/8' } });
+  const user = suiteUser(s);
 
   it('X-Forwarded-For from a trusted peer is honoured (rightmost untrusted hop)', async () => {
     const k = await createKey(s, user.id, { allowed_ips: ['203.0.113.0/24'] });
@@ -420,10 +408,7 @@ describe.each(backends())('trusted proxies [%s]', (backend) => {
 });
 
 describe('trusted proxies that do not include the peer', () => {
-  let s: TestServer;
-  serverForSuite({ env: { MOLE_TRUSTED_PROXIES: '10.0.0.0/8' } }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ env: { MOLE_TRUSTED_PROXIES: '10.0.0.0/8' } });
 
   it('X-Forwarded-For from an untrusted peer is ignored', async () => {
     const { user } = await createUser(s);

@@ -2,7 +2,7 @@
 // users seeing and changing only their own keys, logs, usage and audit; admin-only routes.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backends, login, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { suiteServer } from '../helpers/suite.js';
 import { createKey, createUser, expectApiError, raw, relay, session } from './util.js';
 
 const postJson = (s: TestServer, p: string, body: unknown, headers: Record<string, string> = {}) =>
@@ -12,10 +12,7 @@ const postJson = (s: TestServer, p: string, body: unknown, headers: Record<strin
   });
 
 describe.each(backends())('sessions [%s]', (backend) => {
-  let s: TestServer;
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend });
 
   it('login sets an HttpOnly, SameSite session cookie and answers {user, csrf_token}', async () => {
     const { user, username, password } = await createUser(s);
@@ -177,10 +174,7 @@ describe.each(backends())('sessions [%s]', (backend) => {
 });
 
 describe.each(backends())('login throttling [%s]', (backend) => {
-  let s: TestServer;
-  serverForSuite({ backend, env: { MOLE_LOGIN_MAX_FAILURES: '3' } }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend, env: { MOLE_LOGIN_MAX_FAILURES: '3' } });
 
   it('answers 429 after MOLE_LOGIN_MAX_FAILURES failures, even to the right password', async () => {
     const { username, password } = await createUser(s);
@@ -232,14 +226,11 @@ describe.each(backends())('login throttling [%s]', (backend) => {
 });
 
 describe.each(backends())('tenancy [%s]', (backend) => {
-  let s: TestServer;
   let A: Awaited<ReturnType<typeof session>> & { id: number; group: string };
   let B: Awaited<ReturnType<typeof session>> & { id: number };
   let aKey: { id: number; secret: string };
   let aUsername: string;
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend });
   beforeAll(async () => {
     const a = await createUser(s, { group: 'team-a', balance: 5 });
     const b = await createUser(s, { balance: 5 });

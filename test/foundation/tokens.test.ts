@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SCOPES } from '../../src/http/principal.js';
 import { isWellFormedToken, TOKEN_REGEX } from '../../src/tokens/format.js';
 import { backends, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { suiteServer } from '../helpers/suite.js';
 import { createKey, createUser, expectApiError, raw, relay, session, uname } from './util.js';
 
 /** The scope each route needs, as the README documents it (null = no token at all). */
@@ -84,7 +84,6 @@ async function operations(s: TestServer): Promise<Operation[]> {
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 
 describe.each(backends())('management tokens [%s]', (backend) => {
-  let s: TestServer;
   let admin: Awaited<ReturnType<typeof createUser>>;
   let alice: Awaited<ReturnType<typeof createUser>>;
   let bob: Awaited<ReturnType<typeof createUser>>;
@@ -108,9 +107,7 @@ describe.each(backends())('management tokens [%s]', (backend) => {
   const as = (token: string) => (method: string, p: string, body?: unknown) =>
     s.api(method, p, body, bearer(token));
 
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend });
   beforeAll(async () => {
     admin = await createUser(s, { role: 'admin' });
     alice = await createUser(s, { balance: 5 });

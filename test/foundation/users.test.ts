@@ -1,7 +1,7 @@
 // Users (contract §3): create, list, get, patch, delete, topup; management authentication.
 import { describe, expect, it } from 'vitest';
-import { backends, login, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { backends, login } from '../helpers/server.js';
+import { suiteServer } from '../helpers/suite.js';
 import {
   createKey,
   createUser,
@@ -14,10 +14,7 @@ import {
 } from './util.js';
 
 describe.each(backends())('users [%s]', (backend) => {
-  let s: TestServer;
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend });
 
   it('POST /api/users creates a user with defaults, and with every field', async () => {
     const name = uname();

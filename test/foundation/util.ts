@@ -1,6 +1,7 @@
 // Small helpers shared by the foundation suites (contract §2–4, authentication part).
-import { expect } from 'vitest';
+import { beforeAll, expect } from 'vitest';
 import { login, type TestServer } from '../helpers/server.js';
+import { standIn } from '../helpers/suite.js';
 
 export interface Res {
   status: number;
@@ -117,6 +118,13 @@ export async function createUser(
     username,
     password,
   };
+}
+
+/** A user (see createUser) the describe block creates before its tests, as a stand-in for them. */
+export function suiteUser(s: TestServer, opts: Parameters<typeof createUser>[1] = {}) {
+  const user = standIn<Awaited<ReturnType<typeof createUser>>['user']>('suite user');
+  beforeAll(async () => user.bind((await createUser(s, opts)).user));
+  return user.ref;
 }
 
 /** Creates a key with the master key. */

@@ -3,7 +3,7 @@
 // error code, never a 5xx. Plus /api/openapi.json and /api/docs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, startTestServer, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { suiteServer } from '../helpers/suite.js';
 import { createKey, createUser, raw, relay, type Res } from './util.js';
 
 const HUGE = 'x'.repeat(100_000);
@@ -421,10 +421,7 @@ describe.each(backends())('input validation [%s]', (backend) => {
 });
 
 describe('API documentation', () => {
-  let s: TestServer;
-  serverForSuite({}, (started) => {
-    s = started;
-  });
+  const s = suiteServer({});
 
   it('/api/openapi.json is a valid OpenAPI document listing every contract route', async () => {
     const res = await fetch(s.url + '/api/openapi.json');

@@ -4,17 +4,14 @@
 // shown to move on a miss, so the flat line means something.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/keys/format.js';
-import { backends, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { backends } from '../helpers/server.js';
+import { suiteServer } from '../helpers/suite.js';
 import { createKey, createUser, expectRelayError, relay } from './util.js';
 import { countQueries } from '../helpers/queries.js';
 
 describe.each(backends())('key verification cache [%s]', (backend) => {
-  let s: TestServer;
   let userId: number;
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend });
   beforeAll(async () => {
     userId = (await createUser(s)).user.id;
   });

@@ -6,7 +6,7 @@ import { beforeAll } from 'vitest';
 import type { MockProvider } from '../mock-provider/server.js';
 import { addChannel, type PriceUsd, setPrice } from '../relay/relay-helpers.js';
 import type { StartOptions, TestServer } from './server.js';
-import { gatewayForSuite } from './suite.js';
+import { suiteGateway } from './suite.js';
 
 export interface MockChannel {
   type: 'openai' | 'anthropic' | 'gemini' | 'mock';
@@ -42,12 +42,7 @@ export function gatewayWithChannels(
   upstream: { apiKey: string; channels: MockChannel[]; prices: Record<string, PriceUsd> },
   use: (suite: GatewayWithChannels) => void,
 ): void {
-  let s: TestServer;
-  let mock: MockProvider;
-  gatewayForSuite(opts, { apiKey: upstream.apiKey }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
+  const { s, mock } = suiteGateway(opts, { apiKey: upstream.apiKey });
   beforeAll(async () => {
     const channelIds: number[] = [];
     for (const ch of upstream.channels)

@@ -5,7 +5,7 @@ import { afterAll, beforeAll } from 'vitest';
 import type { MockProvider, MockProviderOptions } from '../mock-provider/server.js';
 import { addPricedChannel, type PriceUsd, startScriptedUpstream } from '../relay/relay-helpers.js';
 import type { StartOptions, TestServer } from './server.js';
-import { gatewayForSuite, serverForSuite } from './suite.js';
+import { suiteGateway, suiteServer } from './suite.js';
 
 export interface RelaySuite {
   s: TestServer;
@@ -26,12 +26,7 @@ export function relaySuite(
   use: (suite: RelaySuite) => void,
 ): void {
   const { prices, channel, ...mockOpts } = upstream;
-  let s: TestServer;
-  let mock: MockProvider;
-  gatewayForSuite(opts, mockOpts, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
+  const { s, mock } = suiteGateway(opts, mockOpts);
   beforeAll(async () => {
     const fields = { type: 'openai', base_url: mock.url, api_key: mockOpts.apiKey ?? 'x', ...channel };
     use({ s, mock, channel: await addPricedChannel(s, fields, prices) });
@@ -39,7 +34,7 @@ export function relaySuite(
 }
 
 /**
- * A describe block's test server (see serverForSuite) with the built-in offline `mock` channel
+ * A describe block's test server (see suiteServer) with the built-in offline `mock` channel
  * serving the models of `prices`, each priced; handed to the block through `use` once done.
  */
 export function offlineSuite(
@@ -47,10 +42,7 @@ export function offlineSuite(
   prices: Record<string, PriceUsd>,
   use: (s: TestServer) => void,
 ): void {
-  let s: TestServer;
-  serverForSuite(opts, (started) => {
-    s = started;
-  });
+  const s = suiteServer(opts);
   beforeAll(async () => {
     await addPricedChannel(s, { type: 'mock' }, prices);
     use(s);

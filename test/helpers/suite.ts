@@ -22,18 +22,53 @@ export function forSuite<T extends { close(): Promise<void> }>(
 export const serverForSuite = (opts: StartOptions, use: (s: TestServer) => void): void =>
   forSuite(() => startTestServer(opts), use);
 
+/**
+ * A stand-in for a fixture a describe block's beforeAll hook starts: it reads (and writes)
+ * through to the fixture once `bind` hands it over; reading it before then throws.
+ */
+export function standIn<T extends object>(what: string): { ref: T; bind(started: T): void } {
+  let target: T | undefined;
+  const started = (key: PropertyKey): T => {
+    if (!target) throw new Error(`${what} read before it started (.${String(key)})`);
+    return target;
+  };
+  const ref = new Proxy({} as T, {
+    get(_, key) {
+      const t = started(key);
+      const v = Reflect.get(t, key);
+      return typeof v === 'function' ? v.bind(t) : v;
+    },
+    set: (_, key, value) => Reflect.set(started(key), key, value),
+  });
+  return {
+    ref,
+    bind: (t) => {
+      target = t;
+    },
+  };
+}
+
+/** The describe block's test server (see serverForSuite), as a stand-in for its tests and hooks. */
+export function suiteServer(opts: StartOptions): TestServer {
+  const s = standIn<TestServer>('test server');
+  serverForSuite(opts, s.bind);
+  return s.ref;
+}
+
 export const mockForSuite = (opts: MockProviderOptions, use: (m: MockProvider) => void): void =>
   forSuite(() => startMockProvider(opts), use);
 
+/** The describe block's mock provider (see mockForSuite), as a stand-in for its tests and hooks. */
+export function suiteMock(opts: MockProviderOptions): MockProvider {
+  const mock = standIn<MockProvider>('mock provider');
+  mockForSuite(opts, mock.bind);
+  return mock.ref;
+}
+
 /** A describe block's test server and mock provider (its upstream), started and closed together. */
-export function gatewayForSuite(
+export function suiteGateway(
   opts: StartOptions,
   mockOpts: MockProviderOptions,
-  use: (s: TestServer, m: MockProvider) => void,
-): void {
-  let server: TestServer;
-  serverForSuite(opts, (started) => {
-    server = started;
-  });
-  mockForSuite(mockOpts, (started) => use(server, started));
+): { s: TestServer; mock: MockProvider } {
+  return { s: suiteServer(opts), mock: suiteMock(mockOpts) };
 }

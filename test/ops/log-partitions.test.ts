@@ -23,8 +23,8 @@ import {
 import type { Db } from '../../src/db/index.js';
 import { createLogUpkeep } from '../../src/usage/retention.js';
 import { createUsageQueries } from '../../src/usage/queries.js';
-import { backends, pgUrl, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { backends, pgUrl } from '../helpers/server.js';
+import { suiteServer } from '../helpers/suite.js';
 import { logRow } from '../helpers/log-row.js';
 
 const logger = pino({ level: 'silent' });
@@ -48,8 +48,7 @@ const countLogs = async (db: Db) =>
   );
 
 describe.each(backends())('call-log partitions and retention (%s)', (backend) => {
-  let s!: TestServer;
-  serverForSuite({ backend, env: { MOLE_LOG_RETENTION_DAYS: '3' } }, (started) => (s = started));
+  const s = suiteServer({ backend, env: { MOLE_LOG_RETENTION_DAYS: '3' } });
   const write = async (fields: Parameters<typeof logRow>[0]) => {
     const row = logRow(fields);
     await s.services.usageWriter.enqueue(row);

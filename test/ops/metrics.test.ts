@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { suiteServer } from '../helpers/suite.js';
 import { closedPort } from '../relay/relay-helpers.js';
 
 const CHANNEL_CRED = 'upstream-cred-7f3a9c1e5b2d4f60';
@@ -39,12 +39,9 @@ async function scrape(s: TestServer, headers: Record<string, string> = {}) {
 }
 
 describe('metrics', () => {
-  let s: TestServer;
   let secret: string;
   let display: string;
-  serverForSuite({}, (started) => {
-    s = started;
-  });
+  const s = suiteServer({});
   beforeAll(async () => {
     // A dead channel tried first (higher priority), then the offline mock answers.
     const port = await closedPort();

@@ -8,8 +8,7 @@ import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_SECTIONS, registerConsole } from '../../src/console/index.js';
 import { REPO_ROOT } from '../helpers/process.js';
-import type { TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { suiteServer } from '../helpers/suite.js';
 
 const UNKNOWN = [
   '/healthzz',
@@ -27,10 +26,7 @@ const UNKNOWN = [
 const HTML = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
 
 describe('unknown paths on the real server', () => {
-  let s: TestServer;
-  serverForSuite({}, (started) => {
-    s = started;
-  });
+  const s = suiteServer({});
 
   it('answer a JSON 404 to API clients and probes, whatever they accept', async () => {
     for (const p of UNKNOWN) {

@@ -5,23 +5,17 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { ChatOpenAI } from '@langchain/openai';
 import { generateText, streamText } from 'ai';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { userWithKey, type TestServer } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
-import type { MockProvider } from '../mock-provider/server.js';
+import { userWithKey } from '../helpers/server.js';
+import { suiteGateway } from '../helpers/suite.js';
 import { addChannel, allLogs, setPrice, uniq } from '../relay/relay-helpers.js';
 
 describe('client libraries named in the README', () => {
-  let s: TestServer;
-  let mock: MockProvider;
   let secret: string;
   let keyId: number;
   let responsesModel: string;
   let chatOnlyModel: string;
 
-  gatewayForSuite({}, {}, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
+  const { s, mock } = suiteGateway({}, {});
   beforeAll(async () => {
     responsesModel = uniq('resp');
     chatOnlyModel = uniq('chat');

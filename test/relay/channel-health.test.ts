@@ -1,15 +1,12 @@
 // A channel's health is visible to admins (issue 11): consecutive failed attempts, the latest
 // failure's reason (never the credential) and when, and its cool-down.
 import { describe, expect, it } from 'vitest';
-import { userWithKey, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { userWithKey } from '../helpers/server.js';
+import { suiteServer } from '../helpers/suite.js';
 import { addPricedChannel, unreachableUrl } from './relay-helpers.js';
 
 describe('channel health in the channel object', () => {
-  let s: TestServer;
-  serverForSuite({}, (started) => {
-    s = started;
-  });
+  const s = suiteServer({});
 
   it('shows failing attempts and the last error, without the credential', async () => {
     const secret = 'sk-health-credential-123456';

@@ -8,10 +8,10 @@
 import type http from 'node:http';
 import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
-import { backends, userWithKey, type TestServer } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
+import { backends, userWithKey } from '../helpers/server.js';
+import { suiteGateway } from '../helpers/suite.js';
 import { scriptedForSuite } from '../helpers/relay-suite.js';
-import { countChatPromptTokens, type MockProvider } from '../mock-provider/server.js';
+import { countChatPromptTokens } from '../mock-provider/server.js';
 import {
   allLogs,
   client,
@@ -33,13 +33,7 @@ const chunk = (choices: unknown[]) =>
 const spaced = (v: unknown) => JSON.stringify(v).replace(/":/g, '": ').replace(/,"/g, ', "');
 
 describe.each(backends())('upstream fault matrix (%s)', (backend) => {
-  let s: TestServer;
-  let good: MockProvider;
-
-  gatewayForSuite({ backend }, {}, (started, startedMock) => {
-    s = started;
-    good = startedMock;
-  });
+  const { s, mock: good } = suiteGateway({ backend }, {});
   const scripted = scriptedForSuite();
 
   /** A failing channel A (tried first) and the mock as channel B. */

@@ -2,8 +2,8 @@
 // and locks it (its owner cannot enable it again; an admin can), audited as key.revoke, answers
 // the key object (never the secret). Whoever holds the secret may do it, from any IP.
 import { describe, expect, it } from 'vitest';
-import { backends, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { backends } from '../helpers/server.js';
+import { suiteServer } from '../helpers/suite.js';
 import {
   createKey,
   createUser,
@@ -14,10 +14,7 @@ import {
 } from '../foundation/util.js';
 
 describe.each(backends())('kill switch [%s]', (backend) => {
-  let s: TestServer;
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend });
 
   it('switches the key off and locks it; its owner cannot switch it back on, an admin can', async () => {
     const owner = await createUser(s);

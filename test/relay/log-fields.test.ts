@@ -2,16 +2,13 @@
 // log row's upstream attempts (an array, [] when none were recorded), its ingress protocol,
 // prompt-cache writes and reasoning tokens; a price for prompt-cache writes.
 import { describe, expect, it } from 'vitest';
-import { backends, userWithKey, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { backends, userWithKey } from '../helpers/server.js';
+import { suiteServer } from '../helpers/suite.js';
 import type { NewLog } from '../../src/db/schema.js';
 import { logRow } from '../helpers/log-row.js';
 
 describe.each(backends())('log attempts, protocol, cache writes; cache-write prices (%s)', (backend) => {
-  let s: TestServer;
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend });
 
   const row = (u: { user: { id: number }; key: { id: number } }, extra: Partial<NewLog>) =>
     logRow({

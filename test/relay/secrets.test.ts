@@ -6,9 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { backends, pgUrl, userWithKey, type TestServer } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
-import type { MockProvider } from '../mock-provider/server.js';
+import { backends, pgUrl, userWithKey } from '../helpers/server.js';
+import { suiteGateway } from '../helpers/suite.js';
 import { generateKey } from '../../src/keys/format.js';
 import {
   addChannel,
@@ -21,8 +20,6 @@ import {
 } from './relay-helpers.js';
 
 describe.each(backends())('secrets stay secret (%s)', (backend) => {
-  let s: TestServer;
-  let mock: MockProvider;
   const upstreamCred = 'sk-upstream-' + randomBytes(18).toString('hex');
   const rotatedCred = 'sk-upstream-rotated-' + randomBytes(18).toString('hex');
   const wrongCred = 'sk-upstream-wrong-' + randomBytes(18).toString('hex');
@@ -31,10 +28,7 @@ describe.each(backends())('secrets stay secret (%s)', (backend) => {
   const answers: string[] = [];
   const clientSecrets: string[] = [];
 
-  gatewayForSuite({ backend }, { apiKey: upstreamCred }, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
+  const { s, mock } = suiteGateway({ backend }, { apiKey: upstreamCred });
 
   it('a run through success, failure and refusal paths leaves no secret in the database, logs, errors or API answers', async () => {
     /** An openai channel at the mock (unless `fields` says otherwise) with credential `apiKey`. */

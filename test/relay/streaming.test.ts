@@ -4,15 +4,10 @@
 import type http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
-import { backends, userWithKey, type TestServer } from '../helpers/server.js';
-import { gatewayForSuite } from '../helpers/suite.js';
+import { backends, userWithKey } from '../helpers/server.js';
+import { suiteGateway } from '../helpers/suite.js';
 import { scriptedForSuite } from '../helpers/relay-suite.js';
-import {
-  countChatPromptTokens,
-  countTextTokens,
-  startMockProvider,
-  type MockProvider,
-} from '../mock-provider/server.js';
+import { countChatPromptTokens, countTextTokens, startMockProvider } from '../mock-provider/server.js';
 import {
   allLogs,
   balanceNano,
@@ -64,13 +59,7 @@ const overrun =
   };
 
 describe.each(backends())('streaming edge cases (%s)', (backend) => {
-  let s: TestServer;
-  let mock: MockProvider;
-
-  gatewayForSuite({ backend }, {}, (started, startedMock) => {
-    s = started;
-    mock = startedMock;
-  });
+  const { s, mock } = suiteGateway({ backend }, {});
   const scripted = scriptedForSuite();
 
   const model = async () => (await freshModel(s, 'st', PRICE, { base_url: mock.url })).model;

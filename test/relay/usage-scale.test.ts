@@ -5,8 +5,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { newKeyRow } from '../../src/keys/service.js';
 import { countQueries, sqlitePlan } from '../helpers/queries.js';
-import { backends, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { backends } from '../helpers/server.js';
+import { suiteServer } from '../helpers/suite.js';
 
 /**
  * 100k keys on SQLite; on PostgreSQL 70k, still above its 65,535 parameters per statement:
@@ -19,11 +19,8 @@ const HOUR_MS = 3_600_000;
 
 describe.each(backends())('usage and logs at scale [%s]', (backend) => {
   const KEYS = keysFor(backend);
-  let s: TestServer;
   let day: number;
-  serverForSuite({ backend }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend });
   beforeAll(async () => {
     const user = await s.api('POST', '/api/users', { username: 'scale', password: 'password-123' });
     expect(user.status).toBe(201);

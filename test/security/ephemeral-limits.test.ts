@@ -3,17 +3,14 @@
 // rate-limit headers), and one parent may hold at most MOLE_MAX_EPHEMERAL_KEYS_PER_KEY live
 // ephemeral keys (409 key_limit_reached; expired and revoked ones do not count).
 import { describe, expect, it } from 'vitest';
-import { backends, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { backends } from '../helpers/server.js';
+import { suiteServer } from '../helpers/suite.js';
 import { createKey, createUser, expectRelayError, relay } from '../foundation/util.js';
 
 const CAP = 3;
 
 describe.each(backends())('ephemeral key minting limits [%s]', (backend) => {
-  let s: TestServer;
-  serverForSuite({ backend, env: { MOLE_MAX_EPHEMERAL_KEYS_PER_KEY: String(CAP) } }, (started) => {
-    s = started;
-  });
+  const s = suiteServer({ backend, env: { MOLE_MAX_EPHEMERAL_KEYS_PER_KEY: String(CAP) } });
 
   const mint = (secret: string, body: Record<string, unknown> = {}) =>
     relay(s, secret, { method: 'POST', path: '/v1/keys/ephemeral', body });

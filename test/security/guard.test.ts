@@ -6,7 +6,7 @@
 import { describe, expect, it, vi } from 'vitest';
 import { pricedServerForSuite } from '../helpers/priced-model.js';
 import { backends, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { suiteServer } from '../helpers/suite.js';
 import {
   createKey,
   createUser,
@@ -204,10 +204,7 @@ describe.each(backends())('anomaly guard behind a trusted proxy [%s]', (backend)
 });
 
 describe('anomaly guard without a trusted proxy', () => {
-  let s: TestServer;
-  serverForSuite({}, (started) => {
-    s = started;
-  });
+  const s = suiteServer({});
 
   it('a forged X-Forwarded-For counts for nothing: every request is the socket address', async () => {
     const { user } = await createUser(s);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type StartOptions, startTestServer, type TestServer } from '../helpers/server.js';
-import { forSuite } from '../helpers/suite.js';
+import { forSuite, standIn } from '../helpers/suite.js';
 
 export interface FakeGithub {
   /** The key file to pass as MOLE_SECRET_SCANNING_KEYS. */
@@ -94,7 +94,9 @@ export const match = (token: string, url = 'https://github.com/acme/app/blob/abc
 export const tokenHash = (token: string) => createHash('sha256').update(token).digest('hex');
 
 /** A describe block's test server trusting a fake GitHub's key file; both gone after the block. */
-export function githubForSuite(opts: StartOptions, use: (s: TestServer, gh: FakeGithub) => void): void {
+export function githubForSuite(opts: StartOptions): { s: TestServer; gh: FakeGithub } {
+  const s = standIn<TestServer>('test server');
+  const gh = standIn<FakeGithub>('fake GitHub');
   forSuite(
     async () => {
       const gh = fakeGithub();
@@ -114,6 +116,10 @@ export function githubForSuite(opts: StartOptions, use: (s: TestServer, gh: Fake
         },
       };
     },
-    ({ s, gh }) => use(s, gh),
+    (started) => {
+      s.bind(started.s);
+      gh.bind(started.gh);
+    },
   );
+  return { s: s.ref, gh: gh.ref };
 }

@@ -5,8 +5,8 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/keys/format.js';
-import { backends, type TestServer } from '../helpers/server.js';
-import { serverForSuite } from '../helpers/suite.js';
+import { backends } from '../helpers/server.js';
+import { suiteServer } from '../helpers/suite.js';
 import {
   createKey,
   createUser,
@@ -15,16 +15,10 @@ import {
   relay,
   session,
 } from '../foundation/util.js';
-import { type FakeGithub, fakeGithub, githubForSuite, match, tokenHash } from './helpers.js';
+import { fakeGithub, githubForSuite, match, tokenHash } from './helpers.js';
 
 describe.each(backends())('GitHub secret-scanning reports [%s]', (backend) => {
-  let s: TestServer;
-  let gh: FakeGithub;
-
-  githubForSuite({ backend }, (started, github) => {
-    s = started;
-    gh = github;
-  });
+  const { s, gh } = githubForSuite({ backend });
 
   it('a signed report disables and locks a live key, labels every token, audits and announces', async () => {
     const { user, username, password } = await createUser(s, { balance: 5 });
@@ -201,10 +195,7 @@ describe.each(backends())('GitHub secret-scanning reports [%s]', (backend) => {
 });
 
 describe('without MOLE_SECRET_SCANNING_KEYS', () => {
-  let s: TestServer;
-  serverForSuite({}, (started) => {
-    s = started;
-  });
+  const s = suiteServer({});
 
   it('the route answers 404 secret_scanning_disabled, signed or not', async () => {
     const gh = fakeGithub();

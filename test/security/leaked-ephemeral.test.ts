@@ -1,15 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { TestServer } from '../helpers/server.js';
 import { createKey, createUser, expectRelayError, relay } from '../foundation/util.js';
-import { type FakeGithub, githubForSuite, match, tokenHash } from './helpers.js';
+import { githubForSuite, match, tokenHash } from './helpers.js';
 
 describe('leaked ephemeral keys', () => {
-  let s: TestServer;
-  let gh: FakeGithub;
-  githubForSuite({}, (started, github) => {
-    s = started;
-    gh = github;
-  });
+  const { s, gh } = githubForSuite({});
 
   it('revokes just the leaked ephemeral key', async () => {
     const { user } = await createUser(s);

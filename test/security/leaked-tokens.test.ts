@@ -1,16 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { generateToken } from '../../src/tokens/format.js';
-import { backends, type TestServer } from '../helpers/server.js';
+import { backends } from '../helpers/server.js';
 import { createUser, expectApiError, session } from '../foundation/util.js';
-import { type FakeGithub, githubForSuite, match, tokenHash } from './helpers.js';
+import { githubForSuite, match, tokenHash } from './helpers.js';
 
 describe.each(backends())('leaked management tokens [%s]', (backend) => {
-  let s: TestServer;
-  let gh: FakeGithub;
-  githubForSuite({ backend }, (started, github) => {
-    s = started;
-    gh = github;
-  });
+  const { s, gh } = githubForSuite({ backend });
 
   it('revokes a reported mg- token at once, audits and announces it, labels it true_positive', async () => {
     const { user, username, password } = await createUser(s);

@@ -248,6 +248,8 @@ async function main() {
     );
     const base = await startMole({
       env,
+      // BENCH_MOLE_BASE_NODE_ARGS: node flags for it (V8's heap flags are refused in NODE_OPTIONS).
+      nodeArgs: (process.env.BENCH_MOLE_BASE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
       main: path.resolve(process.env.BENCH_MOLE_BASE),
       mockUrl: mock.url,
       name: 'mole-base',

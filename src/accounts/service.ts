@@ -11,6 +11,7 @@ import { DUMMY_HASH, hashPassword, needsRehash, verifyPassword } from './passwor
 import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
 import { thresholdsText } from '../budgets/input.js';
 import { readIdPage } from '../shared/page.js';
+import { moveCounters, storedCounter } from '../shared/counters.js';
 
 export const DEFAULT_GROUP = 'default';
 
@@ -318,22 +319,11 @@ export function createAccountsService(
       return after;
     },
 
-    async balanceNano(id: number): Promise<number> {
-      const r = await db.selectFrom('users').select('balance_nano').where('id', '=', id).executeTakeFirst();
-      return r ? Number(r.balance_nano) : 0;
-    },
+    balanceNano: (id: number) => storedCounter(db, 'users', 'balance_nano', id),
 
     /** Batched by the ledger: spend per user as relative updates, inside its transaction. */
-    async subtractSpend(trx: Db, spend: Map<number, number>): Promise<void> {
-      for (const [userId, amount] of spend) {
-        if (amount !== 0)
-          await trx
-            .updateTable('users')
-            .set((eb) => ({ balance_nano: eb('balance_nano', '-', amount) }))
-            .where('id', '=', userId)
-            .execute();
-      }
-    },
+    subtractSpend: (trx: Db, spend: Map<number, number>) =>
+      moveCounters(trx, 'users', 'balance_nano', '-', spend),
 
     /** Checks a password with throttling per username+IP. Returns the user or throws. */
     async login(

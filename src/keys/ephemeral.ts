@@ -12,6 +12,7 @@ import { AppError, notFound } from '../http/errors.js';
 import { nanoToUsd } from '../billing/money.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { type Clock, systemClock } from '../shared/clock.js';
+import { moveCounters, storedCounter } from '../shared/counters.js';
 import { displayKey, generateKey, hashKey } from './format.js';
 
 /** How long an expired (or revoked) row is kept, so its holder still hears "expired". */
@@ -174,26 +175,11 @@ export function createEphemeralKeys(
     },
 
     /** For the spend caps (billing): an ephemeral key's spend as stored. */
-    async usedNano(id: number): Promise<number> {
-      const r = await db
-        .selectFrom('ephemeral_keys')
-        .select('used_nano')
-        .where('id', '=', id)
-        .executeTakeFirst();
-      return r ? Number(r.used_nano) : 0;
-    },
+    usedNano: (id: number) => storedCounter(db, 'ephemeral_keys', 'used_nano', id),
 
     /** Batched by the usage writer: spend per ephemeral key as relative updates. */
-    async addUsed(trx: Db, deltas: Map<number, number>): Promise<void> {
-      for (const [id, delta] of deltas) {
-        if (delta !== 0)
-          await trx
-            .updateTable('ephemeral_keys')
-            .set((eb) => ({ used_nano: eb('used_nano', '+', delta) }))
-            .where('id', '=', id)
-            .execute();
-      }
-    },
+    addUsed: (trx: Db, deltas: Map<number, number>) =>
+      moveCounters(trx, 'ephemeral_keys', 'used_nano', '+', deltas),
   };
 }
 

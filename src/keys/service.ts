@@ -15,6 +15,7 @@ import { containsPattern } from '../shared/like.js';
 import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
 import { thresholdsText } from '../budgets/input.js';
 import { readIdPage } from '../shared/page.js';
+import { moveCounters, storedCounter } from '../shared/counters.js';
 
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
 
@@ -601,25 +602,10 @@ export function createKeysService(
     },
 
     /** Batched by the ledger: spend per key as relative updates. */
-    async addUsed(trx: Db, deltas: Map<number, number>): Promise<void> {
-      for (const [keyId, delta] of deltas) {
-        if (delta !== 0)
-          await trx
-            .updateTable('api_keys')
-            .set((eb) => ({ used_nano: eb('used_nano', '+', delta) }))
-            .where('id', '=', keyId)
-            .execute();
-      }
-    },
+    addUsed: (trx: Db, deltas: Map<number, number>) =>
+      moveCounters(trx, 'api_keys', 'used_nano', '+', deltas),
 
-    async usedNano(keyId: number): Promise<number> {
-      const r = await db
-        .selectFrom('api_keys')
-        .select('used_nano')
-        .where('id', '=', keyId)
-        .executeTakeFirst();
-      return r ? Number(r.used_nano) : 0;
-    },
+    usedNano: (keyId: number) => storedCounter(db, 'api_keys', 'used_nano', keyId),
   };
 }
 

@@ -1,7 +1,7 @@
 // Users, passwords, console sessions and balances. Owns the users and sessions tables.
 import { createHash, randomBytes } from 'node:crypto';
 import { sql, type SqlBool } from 'kysely';
-import type { Db } from '../db/index.js';
+import type { Db, OnChange } from '../db/index.js';
 import { containsPattern } from '../shared/like.js';
 import type { UserRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
@@ -61,9 +61,6 @@ export interface UserPatch {
   tpm?: number | null;
   maxConcurrency?: number | null;
 }
-
-/** Work done inside a change's transaction (the audit row): when it throws, the change is undone. */
-export type OnChange<T> = (trx: Db, result: T) => Promise<void>;
 
 /** What other domains do inside an account change's transaction (wired in services.ts). */
 export interface AccountHooks {

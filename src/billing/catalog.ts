@@ -1,6 +1,6 @@
 // Prices per model and multipliers per group. Small tables, held whole in memory and
 // reloaded when a change is announced, so pricing a request touches no database.
-import type { Db } from '../db/index.js';
+import type { Db, OnChange } from '../db/index.js';
 import type { BudgetPeriod } from '../db/schema.js';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -105,9 +105,6 @@ function policyOf(j: GroupJson): GroupPolicy {
     maxKeyLifetimeDays: j.max_key_lifetime_days,
   };
 }
-
-/** Work done inside a change's transaction (the audit row): when it throws, the change is undone. */
-export type OnChange<T> = (trx: Db, result: T) => Promise<void>;
 
 const perM = (nano: number) => nanoToUsd(nano);
 

@@ -6,7 +6,7 @@
 // deletion revoke its children in the same transaction (`revokeChildren`), and the verifier
 // also refuses a child whose parent no longer holds the secret it was minted under. Expired
 // rows are purged a while after they expire. Owns the ephemeral_keys table.
-import type { Db } from '../db/index.js';
+import type { Db, OnChange } from '../db/index.js';
 import type { EphemeralKeyRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { nanoToUsd } from '../billing/money.js';
@@ -147,10 +147,7 @@ export function createEphemeralKeys(
      * Revokes one ephemeral key (its kill switch), running `within` in the same transaction;
      * every instance drops it from its cache.
      */
-    async revoke(
-      id: number,
-      within?: (trx: Db, row: EphemeralKeyRow) => Promise<void>,
-    ): Promise<EphemeralKeyRow> {
+    async revoke(id: number, within?: OnChange<EphemeralKeyRow>): Promise<EphemeralKeyRow> {
       const row = await db.transaction().execute(async (trx) => {
         const after = await trx
           .updateTable('ephemeral_keys')

@@ -2,7 +2,7 @@
 // grace period, delete (row kept so logs keep their attribution). Owns the api_keys table.
 import { sql, type SqlBool } from 'kysely';
 import type { AccountsService } from '../accounts/service.js';
-import type { Db } from '../db/index.js';
+import type { Db, OnChange } from '../db/index.js';
 import type { ApiKeyRow, ApiKeyUpdate, NewApiKey } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { nanoToUsd } from '../billing/money.js';
@@ -184,13 +184,6 @@ export interface KeyListQuery {
   cursor?: number;
 }
 
-/**
- * Work done inside a change's transaction, after the change and before the commit (the
- * audit row): if it fails, the change is rolled back. Caches hear of the change only after
- * the commit.
- */
-export type Within<T> = (trx: Db, result: T) => Promise<void>;
-
 /** A key before and after one change. */
 export interface KeyChange {
   before: ApiKeyRow;
@@ -229,7 +222,7 @@ export function createKeysService(
     id: number,
     ownerId: number | null,
     set: (before: ApiKeyRow, now: number) => ApiKeyUpdate,
-    within: Within<KeyChange> | undefined,
+    within: OnChange<KeyChange> | undefined,
   ): Promise<KeyChange> {
     return db.transaction().execute(async (trx) => {
       const before = await requireKey(id, ownerId, trx);
@@ -253,7 +246,7 @@ export function createKeysService(
     async create(
       userId: number,
       fields: KeyFields & { name: string },
-      within?: Within<ApiKeyRow>,
+      within?: OnChange<ApiKeyRow>,
     ): Promise<{ row: ApiKeyRow; secret: string }> {
       const secret = generateKey();
       const now = clock();
@@ -355,7 +348,7 @@ export function createKeysService(
       ownerId: number | null,
       fields: KeyFields & { status?: 'active' | 'disabled' },
       byAdmin = ownerId === null,
-      within?: Within<KeyChange>,
+      within?: OnChange<KeyChange>,
     ): Promise<KeyChange> {
       const change = await changeKey(
         id,
@@ -394,7 +387,7 @@ export function createKeysService(
      * only when this call changed the key (a key already off and locked is left as it is), so
      * a repeated report or a race between instances writes one audit row.
      */
-    async lockDown(id: number, within?: Within<KeyChange>): Promise<KeyChange & { changed: boolean }> {
+    async lockDown(id: number, within?: OnChange<KeyChange>): Promise<KeyChange & { changed: boolean }> {
       let changed = false;
       const change = await changeKey(
         id,
@@ -435,7 +428,7 @@ export function createKeysService(
       id: number,
       ownerId: number | null,
       graceSeconds: number,
-      within?: Within<KeyChange>,
+      within?: OnChange<KeyChange>,
     ): Promise<KeyChange & { secret: string }> {
       const secret = generateKey();
       const change = await changeKey(
@@ -494,7 +487,7 @@ export function createKeysService(
       return new Map(rows.map((k) => [Number(k.id), { name: k.name, display: k.display }]));
     },
 
-    async remove(id: number, ownerId: number | null, within?: Within<KeyChange>): Promise<ApiKeyRow> {
+    async remove(id: number, ownerId: number | null, within?: OnChange<KeyChange>): Promise<ApiKeyRow> {
       const { before, after } = await changeKey(
         id,
         ownerId,

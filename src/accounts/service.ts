@@ -12,6 +12,7 @@ import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
 import { thresholdsText } from '../budgets/input.js';
 import { readIdPage } from '../shared/page.js';
 import { moveCounters, storedCounter } from '../shared/counters.js';
+import { budgetAndLimitColumns } from '../shared/limit-columns.js';
 
 export const DEFAULT_GROUP = 'default';
 
@@ -225,19 +226,12 @@ export function createAccountsService(
       onUpdated?: OnChange<{ before: UserRow; after: UserRow }>,
     ): Promise<{ before: UserRow; after: UserRow }> {
       await requireUser(id);
-      const set: Partial<UserRow> = { updated_at: Date.now() };
+      const set: Partial<UserRow> = { updated_at: Date.now(), ...budgetAndLimitColumns(patch) };
       if (patch.role !== undefined) set.role = patch.role;
       if (patch.group !== undefined) set.group_name = patch.group;
       if (patch.status !== undefined) set.status = patch.status;
       if (patch.password !== undefined) set.password_hash = await hashPassword(patch.password);
-      if (patch.budget !== undefined) {
-        set.budget_nano = patch.budget?.amountNano ?? null;
-        set.budget_period = patch.budget?.period ?? null;
-      }
       if (patch.alertThresholds !== undefined) set.alert_thresholds = thresholdsText(patch.alertThresholds);
-      if (patch.rpm !== undefined) set.rpm_limit = patch.rpm;
-      if (patch.tpm !== undefined) set.tpm_limit = patch.tpm;
-      if (patch.maxConcurrency !== undefined) set.max_concurrency = patch.maxConcurrency;
       const result = await db.transaction().execute(async (trx) => {
         const before = await requireUser(id, trx);
         const after = await trx

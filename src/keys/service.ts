@@ -16,6 +16,7 @@ import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
 import { thresholdsText } from '../budgets/input.js';
 import { readIdPage } from '../shared/page.js';
 import { moveCounters, storedCounter } from '../shared/counters.js';
+import { budgetAndLimitColumns } from '../shared/limit-columns.js';
 
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
 
@@ -134,16 +135,9 @@ function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
     set.group_name = f.group;
     set.group_by_admin = f.group !== null && f.groupByAdmin ? 1 : 0;
   }
-  if (f.rpm !== undefined) set.rpm_limit = f.rpm;
   if (f.guard !== undefined) set.guard = storeGuard(f.guard);
-  if (f.budget !== undefined) {
-    set.budget_nano = f.budget?.amountNano ?? null;
-    set.budget_period = f.budget?.period ?? null;
-  }
   if (f.alertThresholds !== undefined) set.alert_thresholds = thresholdsText(f.alertThresholds);
-  if (f.tpm !== undefined) set.tpm_limit = f.tpm;
-  if (f.maxConcurrency !== undefined) set.max_concurrency = f.maxConcurrency;
-  return set;
+  return { ...set, ...budgetAndLimitColumns(f) };
 }
 
 /** Field-level diff for the audit trail, in API terms (never the hash or secret). */

@@ -4,8 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { usdToNano } from '../billing/money.js';
 import { AppError } from '../http/errors.js';
-import { pageOf, route, zTime } from '../http/route.js';
-import { zCursor, zGroupName, zId, zLimit, zUsd } from '../http/validate.js';
+import { pageOf, removeRoute, route, zTime } from '../http/route.js';
+import { IdParams, zCursor, zGroupName, zLimit, zUsd } from '../http/validate.js';
 import {
   BudgetSchema,
   BudgetUsageSchema,
@@ -25,7 +25,6 @@ const zUsername = z
   .max(64)
   .regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits and . _ @ - only');
 const zPassword = z.string().min(8, 'at least 8 characters').max(256);
-const IdParams = z.object({ id: zId }).strict();
 
 // Answers (the OpenAPI document, and from it the console's types: web/src/api-types.ts).
 /** A user as the API shows it (accounts/service.ts `toUserJson`). */
@@ -212,16 +211,15 @@ export function registerAccountRoutes(
     },
   });
 
-  route(app, {
-    method: 'DELETE',
+  removeRoute(app, {
     url: '/api/users/:id',
     summary: 'Delete a user and revoke their keys',
     tags: ['users'],
     auth: 'admin',
     scope: 'users:write',
-    params: IdParams,
-    response: UserSchema.extend({ deleted: z.literal(true) }).meta({ title: 'DeletedUser' }),
-    handler: ({ params, principal, ip }) => actions.remove({ principal, ip }, params.id),
+    row: UserSchema,
+    title: 'DeletedUser',
+    remove: (caller, id) => actions.remove(caller, id),
   });
 
   route(app, {

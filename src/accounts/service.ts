@@ -1,7 +1,7 @@
 // Users, passwords, console sessions and balances. Owns the users and sessions tables.
 import { createHash, randomBytes } from 'node:crypto';
 import { sql, type SqlBool } from 'kysely';
-import type { Db } from '../db/index.js';
+import type { Db, OnChange } from '../db/index.js';
 import { containsPattern } from '../shared/like.js';
 import type { UserRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
@@ -11,6 +11,8 @@ import { DUMMY_HASH, hashPassword, needsRehash, verifyPassword } from './passwor
 import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
 import { thresholdsText } from '../budgets/input.js';
 import { readIdPage } from '../shared/page.js';
+import { moveCounters, storedCounter } from '../shared/counters.js';
+import { budgetAndLimitColumns } from '../shared/limit-columns.js';
 
 export const DEFAULT_GROUP = 'default';
 
@@ -60,9 +62,6 @@ export interface UserPatch {
   tpm?: number | null;
   maxConcurrency?: number | null;
 }
-
-/** Work done inside a change's transaction (the audit row): when it throws, the change is undone. */
-export type OnChange<T> = (trx: Db, result: T) => Promise<void>;
 
 /** What other domains do inside an account change's transaction (wired in services.ts). */
 export interface AccountHooks {
@@ -227,19 +226,12 @@ export function createAccountsService(
       onUpdated?: OnChange<{ before: UserRow; after: UserRow }>,
     ): Promise<{ before: UserRow; after: UserRow }> {
       await requireUser(id);
-      const set: Partial<UserRow> = { updated_at: Date.now() };
+      const set: Partial<UserRow> = { updated_at: Date.now(), ...budgetAndLimitColumns(patch) };
       if (patch.role !== undefined) set.role = patch.role;
       if (patch.group !== undefined) set.group_name = patch.group;
       if (patch.status !== undefined) set.status = patch.status;
       if (patch.password !== undefined) set.password_hash = await hashPassword(patch.password);
-      if (patch.budget !== undefined) {
-        set.budget_nano = patch.budget?.amountNano ?? null;
-        set.budget_period = patch.budget?.period ?? null;
-      }
       if (patch.alertThresholds !== undefined) set.alert_thresholds = thresholdsText(patch.alertThresholds);
-      if (patch.rpm !== undefined) set.rpm_limit = patch.rpm;
-      if (patch.tpm !== undefined) set.tpm_limit = patch.tpm;
-      if (patch.maxConcurrency !== undefined) set.max_concurrency = patch.maxConcurrency;
       const result = await db.transaction().execute(async (trx) => {
         const before = await requireUser(id, trx);
         const after = await trx
@@ -318,22 +310,11 @@ export function createAccountsService(
       return after;
     },
 
-    async balanceNano(id: number): Promise<number> {
-      const r = await db.selectFrom('users').select('balance_nano').where('id', '=', id).executeTakeFirst();
-      return r ? Number(r.balance_nano) : 0;
-    },
+    balanceNano: (id: number) => storedCounter(db, 'users', 'balance_nano', id),
 
     /** Batched by the ledger: spend per user as relative updates, inside its transaction. */
-    async subtractSpend(trx: Db, spend: Map<number, number>): Promise<void> {
-      for (const [userId, amount] of spend) {
-        if (amount !== 0)
-          await trx
-            .updateTable('users')
-            .set((eb) => ({ balance_nano: eb('balance_nano', '-', amount) }))
-            .where('id', '=', userId)
-            .execute();
-      }
-    },
+    subtractSpend: (trx: Db, spend: Map<number, number>) =>
+      moveCounters(trx, 'users', 'balance_nano', '-', spend),
 
     /** Checks a password with throttling per username+IP. Returns the user or throws. */
     async login(

@@ -1,12 +1,13 @@
 // Prices per model and multipliers per group. Small tables, held whole in memory and
 // reloaded when a change is announced, so pricing a request touches no database.
-import type { Db } from '../db/index.js';
+import type { Db, OnChange } from '../db/index.js';
 import type { BudgetPeriod } from '../db/schema.js';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { zTime } from '../http/route.js';
 import { type InvalidationBus, reloadOnAnnouncement } from '../shared/bus.js';
 import { compileModelList } from '../shared/models.js';
+import { budgetAndLimitColumns } from '../shared/limit-columns.js';
 import type { GroupPolicy } from '../limits/policy.js';
 import { nanoToUsd, PPM, type Price } from './money.js';
 import { type Guard, type GuardJson, guardToJson, readGuard, storeGuard } from './guard.js';
@@ -105,9 +106,6 @@ function policyOf(j: GroupJson): GroupPolicy {
     maxKeyLifetimeDays: j.max_key_lifetime_days,
   };
 }
-
-/** Work done inside a change's transaction (the audit row): when it throws, the change is undone. */
-export type OnChange<T> = (trx: Db, result: T) => Promise<void>;
 
 const perM = (nano: number) => nanoToUsd(nano);
 
@@ -243,18 +241,11 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     /** Creates or changes a group: only the fields in `patch` change. */
     async setGroup(name: string, patch: GroupPatch, onSet?: OnChange<GroupJson>): Promise<GroupJson> {
       const now = Date.now();
-      const set: Partial<GroupRow> = { updated_at: now };
+      const set: Partial<GroupRow> = { updated_at: now, ...budgetAndLimitColumns(patch) };
       if (patch.multiplierPpm !== undefined) set.multiplier_ppm = patch.multiplierPpm;
-      if (patch.rpm !== undefined) set.rpm_limit = patch.rpm;
-      if (patch.tpm !== undefined) set.tpm_limit = patch.tpm;
-      if (patch.maxConcurrency !== undefined) set.max_concurrency = patch.maxConcurrency;
       if (patch.models !== undefined)
         set.models = patch.models === null ? null : JSON.stringify(patch.models);
       if (patch.maxKeyLifetimeDays !== undefined) set.max_key_lifetime_days = patch.maxKeyLifetimeDays;
-      if (patch.budget !== undefined) {
-        set.budget_nano = patch.budget?.amountNano ?? null;
-        set.budget_period = patch.budget?.period ?? null;
-      }
       if (patch.guard !== undefined) set.guard = storeGuard(patch.guard);
       const json = await db.transaction().execute(async (trx) => {
         await trx

@@ -3,8 +3,8 @@
 // echoed back.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { listOf, route, zTime } from '../http/route.js';
-import { zGroupName, zId, zModelName, zName } from '../http/validate.js';
+import { listOf, removeRoute, route, zTime } from '../http/route.js';
+import { IdParams, zGroupName, zModelName, zName } from '../http/validate.js';
 import type { ChannelActions } from './actions.js';
 import { CHANNEL_TYPES, type ChannelInput } from './service.js';
 
@@ -53,7 +53,6 @@ const CreateBody = z
     path: ['base_url'],
   });
 const PatchBody = z.object(fields).partial().strict();
-const IdParams = z.object({ id: zId }).strict();
 
 // Answers (the OpenAPI document, and from it the console's types: web/src/api-types.ts).
 /** A channel as the API shows it, never with its credential (channels/service.ts `toChannelJson`). */
@@ -165,16 +164,15 @@ export function registerChannelRoutes(app: FastifyInstance, deps: { channelActio
     handler: ({ params, body, principal, ip }) =>
       actions.update({ principal, ip }, params.id, toInput(body), body),
   });
-  route(app, {
-    method: 'DELETE',
+  removeRoute(app, {
     url: '/api/channels/:id',
     summary: 'Remove a channel',
     tags: ['channels'],
     auth: 'admin',
     scope: 'channels:write',
-    params: IdParams,
-    response: ChannelSchema.extend({ deleted: z.literal(true) }).meta({ title: 'DeletedChannel' }),
-    handler: ({ params, principal, ip }) => actions.remove({ principal, ip }, params.id),
+    row: ChannelSchema,
+    title: 'DeletedChannel',
+    remove: (caller, id) => actions.remove(caller, id),
   });
   route(app, {
     method: 'GET',

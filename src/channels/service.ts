@@ -3,7 +3,7 @@
 // highest priority tier first; inside a tier, weighted random order. Health: repeated
 // failures put a channel in cool-down; an upstream 401/403 disables it. Both are audited.
 import type { Logger } from 'pino';
-import type { Db } from '../db/index.js';
+import type { Db, OnChange } from '../db/index.js';
 import type { ChannelRow } from '../db/schema.js';
 import type { AuditService } from '../audit/service.js';
 import type { EventsService } from '../events/service.js';
@@ -57,9 +57,6 @@ interface Health {
   lastError: string | null;
   lastErrorAt: number | null;
 }
-
-/** Work done inside a change's transaction (the audit row): when it throws, the change is undone. */
-export type OnChange<T> = (trx: Db, result: T) => Promise<void>;
 
 export type ChannelJson = ReturnType<typeof toChannelJson>;
 

@@ -6,6 +6,12 @@ import type { Database } from './schema.js';
 export type Dialect = 'sqlite' | 'postgres';
 export type Db = Kysely<Database>;
 
+/**
+ * Work done inside a change's transaction, after the change and before the commit (the audit
+ * row): when it throws, the change is undone.
+ */
+export type OnChange<T> = (trx: Db, result: T) => Promise<void>;
+
 export interface Storage {
   db: Db;
   dialect: Dialect;

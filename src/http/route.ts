@@ -6,7 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError } from './errors.js';
 import { isAdmin, type Principal, type Scope, tokenOf } from './principal.js';
-import { parseInput } from './validate.js';
+import { IdParams, parseInput } from './validate.js';
 
 export type Auth = 'none' | 'any' | 'admin';
 
@@ -130,5 +130,32 @@ export function route<
       reply.code(def.status ?? 200);
       return result;
     },
+  });
+}
+
+/**
+ * `DELETE <url>/:id` of one row: the domain's `remove` takes it away and answers it as it was,
+ * with `deleted: true` (answer schema: `row` extended so, named `title`).
+ */
+export function removeRoute(
+  app: FastifyInstance,
+  def: {
+    url: string;
+    summary: string;
+    tags: string[];
+    auth: Auth;
+    scope: Scope;
+    row: z.ZodObject;
+    title: string;
+    remove: (caller: { principal: Principal; ip: string }, id: number) => Promise<unknown>;
+  },
+): void {
+  const { row, title, remove, ...rest } = def;
+  route(app, {
+    ...rest,
+    method: 'DELETE',
+    params: IdParams,
+    response: row.extend({ deleted: z.literal(true) }).meta({ title }),
+    handler: ({ params, principal, ip }) => remove({ principal, ip }, params.id),
   });
 }

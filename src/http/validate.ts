@@ -43,6 +43,8 @@ export function parseInput<T extends z.ZodType>(
 
 // Reusable field shapes.
 export const zId = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+/** The params of a route on one row: `…/:id`. */
+export const IdParams = z.object({ id: zId }).strict();
 export const zLimit = z.coerce.number().int().min(1).max(500).default(50);
 export const zCursor = z.coerce.number().int().positive().optional();
 export const zUsd = z.number().finite().min(0).max(9_000_000);

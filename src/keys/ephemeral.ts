@@ -6,12 +6,13 @@
 // deletion revoke its children in the same transaction (`revokeChildren`), and the verifier
 // also refuses a child whose parent no longer holds the secret it was minted under. Expired
 // rows are purged a while after they expire. Owns the ephemeral_keys table.
-import type { Db } from '../db/index.js';
+import type { Db, OnChange } from '../db/index.js';
 import type { EphemeralKeyRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { nanoToUsd } from '../billing/money.js';
 import type { InvalidationBus } from '../shared/bus.js';
 import { type Clock, systemClock } from '../shared/clock.js';
+import { moveCounters, storedCounter } from '../shared/counters.js';
 import { displayKey, generateKey, hashKey } from './format.js';
 
 /** How long an expired (or revoked) row is kept, so its holder still hears "expired". */
@@ -146,10 +147,7 @@ export function createEphemeralKeys(
      * Revokes one ephemeral key (its kill switch), running `within` in the same transaction;
      * every instance drops it from its cache.
      */
-    async revoke(
-      id: number,
-      within?: (trx: Db, row: EphemeralKeyRow) => Promise<void>,
-    ): Promise<EphemeralKeyRow> {
+    async revoke(id: number, within?: OnChange<EphemeralKeyRow>): Promise<EphemeralKeyRow> {
       const row = await db.transaction().execute(async (trx) => {
         const after = await trx
           .updateTable('ephemeral_keys')
@@ -174,26 +172,11 @@ export function createEphemeralKeys(
     },
 
     /** For the spend caps (billing): an ephemeral key's spend as stored. */
-    async usedNano(id: number): Promise<number> {
-      const r = await db
-        .selectFrom('ephemeral_keys')
-        .select('used_nano')
-        .where('id', '=', id)
-        .executeTakeFirst();
-      return r ? Number(r.used_nano) : 0;
-    },
+    usedNano: (id: number) => storedCounter(db, 'ephemeral_keys', 'used_nano', id),
 
     /** Batched by the usage writer: spend per ephemeral key as relative updates. */
-    async addUsed(trx: Db, deltas: Map<number, number>): Promise<void> {
-      for (const [id, delta] of deltas) {
-        if (delta !== 0)
-          await trx
-            .updateTable('ephemeral_keys')
-            .set((eb) => ({ used_nano: eb('used_nano', '+', delta) }))
-            .where('id', '=', id)
-            .execute();
-      }
-    },
+    addUsed: (trx: Db, deltas: Map<number, number>) =>
+      moveCounters(trx, 'ephemeral_keys', 'used_nano', '+', deltas),
   };
 }
 

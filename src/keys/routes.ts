@@ -3,8 +3,18 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { AppError } from '../http/errors.js';
-import { pageOf, route, zTime } from '../http/route.js';
-import { zCursor, zGroupName, zId, zIsoTime, zLimit, zModelPattern, zName, zUsd } from '../http/validate.js';
+import { pageOf, removeRoute, route, zTime } from '../http/route.js';
+import {
+  IdParams,
+  zCursor,
+  zGroupName,
+  zId,
+  zIsoTime,
+  zLimit,
+  zModelPattern,
+  zName,
+  zUsd,
+} from '../http/validate.js';
 import { usdToNano } from '../billing/money.js';
 import { GuardSchema, guardFromJson, zGuard } from '../billing/guard.js';
 import { parseRule } from '../shared/cidr.js';
@@ -46,7 +56,6 @@ const CreateBody = z.object({ name: zName, user_id: zId.optional(), ...writable 
 const PatchBody = z
   .object({ name: zName.optional(), status: z.enum(['active', 'disabled']).optional(), ...writable })
   .strict();
-const IdParams = z.object({ id: zId }).strict();
 
 // Answers (the OpenAPI document, and from it the console's types: web/src/api-types.ts).
 /**
@@ -108,7 +117,6 @@ export const ApiKeySchema = z
   .meta({ title: 'ApiKey' });
 /** A key with its secret: only in the answer to a create or a rotation. */
 export const NewApiKeySchema = ApiKeySchema.extend({ key: z.string() }).meta({ title: 'NewApiKey' });
-const DeletedKey = ApiKeySchema.extend({ deleted: z.literal(true) }).meta({ title: 'DeletedApiKey' });
 
 function toFields(b: z.infer<typeof PatchBody>): KeyFields {
   const f: KeyFields = {};
@@ -234,15 +242,14 @@ export function registerKeyRoutes(app: FastifyInstance, deps: { keyActions: KeyA
       actions.rotate({ principal, ip }, params.id, body.grace_seconds),
   });
 
-  route(app, {
-    method: 'DELETE',
+  removeRoute(app, {
     url: '/api/keys/:id',
     summary: 'Delete a key (its logs keep their attribution)',
     tags: ['keys'],
     auth: 'any',
     scope: 'keys:write',
-    params: IdParams,
-    response: DeletedKey,
-    handler: ({ params, principal, ip }) => actions.remove({ principal, ip }, params.id),
+    row: ApiKeySchema,
+    title: 'DeletedApiKey',
+    remove: (caller, id) => actions.remove(caller, id),
   });
 }

@@ -2,7 +2,7 @@
 // grace period, delete (row kept so logs keep their attribution). Owns the api_keys table.
 import { sql, type SqlBool } from 'kysely';
 import type { AccountsService } from '../accounts/service.js';
-import type { Db } from '../db/index.js';
+import type { Db, OnChange } from '../db/index.js';
 import type { ApiKeyRow, ApiKeyUpdate, NewApiKey } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { nanoToUsd } from '../billing/money.js';
@@ -15,6 +15,8 @@ import { containsPattern } from '../shared/like.js';
 import { type Budget, budgetJson, thresholdsOf } from '../budgets/service.js';
 import { thresholdsText } from '../budgets/input.js';
 import { readIdPage } from '../shared/page.js';
+import { moveCounters, storedCounter } from '../shared/counters.js';
+import { budgetAndLimitColumns } from '../shared/limit-columns.js';
 
 export type KeyStatus = 'active' | 'disabled' | 'expired' | 'exhausted';
 
@@ -133,16 +135,9 @@ function fieldsToColumns(f: KeyFields): ApiKeyUpdate {
     set.group_name = f.group;
     set.group_by_admin = f.group !== null && f.groupByAdmin ? 1 : 0;
   }
-  if (f.rpm !== undefined) set.rpm_limit = f.rpm;
   if (f.guard !== undefined) set.guard = storeGuard(f.guard);
-  if (f.budget !== undefined) {
-    set.budget_nano = f.budget?.amountNano ?? null;
-    set.budget_period = f.budget?.period ?? null;
-  }
   if (f.alertThresholds !== undefined) set.alert_thresholds = thresholdsText(f.alertThresholds);
-  if (f.tpm !== undefined) set.tpm_limit = f.tpm;
-  if (f.maxConcurrency !== undefined) set.max_concurrency = f.maxConcurrency;
-  return set;
+  return { ...set, ...budgetAndLimitColumns(f) };
 }
 
 /** Field-level diff for the audit trail, in API terms (never the hash or secret). */
@@ -183,13 +178,6 @@ export interface KeyListQuery {
   cursor?: number;
 }
 
-/**
- * Work done inside a change's transaction, after the change and before the commit (the
- * audit row): if it fails, the change is rolled back. Caches hear of the change only after
- * the commit.
- */
-export type Within<T> = (trx: Db, result: T) => Promise<void>;
-
 /** A key before and after one change. */
 export interface KeyChange {
   before: ApiKeyRow;
@@ -228,7 +216,7 @@ export function createKeysService(
     id: number,
     ownerId: number | null,
     set: (before: ApiKeyRow, now: number) => ApiKeyUpdate,
-    within: Within<KeyChange> | undefined,
+    within: OnChange<KeyChange> | undefined,
   ): Promise<KeyChange> {
     return db.transaction().execute(async (trx) => {
       const before = await requireKey(id, ownerId, trx);
@@ -252,7 +240,7 @@ export function createKeysService(
     async create(
       userId: number,
       fields: KeyFields & { name: string },
-      within?: Within<ApiKeyRow>,
+      within?: OnChange<ApiKeyRow>,
     ): Promise<{ row: ApiKeyRow; secret: string }> {
       const secret = generateKey();
       const now = clock();
@@ -354,7 +342,7 @@ export function createKeysService(
       ownerId: number | null,
       fields: KeyFields & { status?: 'active' | 'disabled' },
       byAdmin = ownerId === null,
-      within?: Within<KeyChange>,
+      within?: OnChange<KeyChange>,
     ): Promise<KeyChange> {
       const change = await changeKey(
         id,
@@ -393,7 +381,7 @@ export function createKeysService(
      * only when this call changed the key (a key already off and locked is left as it is), so
      * a repeated report or a race between instances writes one audit row.
      */
-    async lockDown(id: number, within?: Within<KeyChange>): Promise<KeyChange & { changed: boolean }> {
+    async lockDown(id: number, within?: OnChange<KeyChange>): Promise<KeyChange & { changed: boolean }> {
       let changed = false;
       const change = await changeKey(
         id,
@@ -434,7 +422,7 @@ export function createKeysService(
       id: number,
       ownerId: number | null,
       graceSeconds: number,
-      within?: Within<KeyChange>,
+      within?: OnChange<KeyChange>,
     ): Promise<KeyChange & { secret: string }> {
       const secret = generateKey();
       const change = await changeKey(
@@ -493,7 +481,7 @@ export function createKeysService(
       return new Map(rows.map((k) => [Number(k.id), { name: k.name, display: k.display }]));
     },
 
-    async remove(id: number, ownerId: number | null, within?: Within<KeyChange>): Promise<ApiKeyRow> {
+    async remove(id: number, ownerId: number | null, within?: OnChange<KeyChange>): Promise<ApiKeyRow> {
       const { before, after } = await changeKey(
         id,
         ownerId,
@@ -601,25 +589,10 @@ export function createKeysService(
     },
 
     /** Batched by the ledger: spend per key as relative updates. */
-    async addUsed(trx: Db, deltas: Map<number, number>): Promise<void> {
-      for (const [keyId, delta] of deltas) {
-        if (delta !== 0)
-          await trx
-            .updateTable('api_keys')
-            .set((eb) => ({ used_nano: eb('used_nano', '+', delta) }))
-            .where('id', '=', keyId)
-            .execute();
-      }
-    },
+    addUsed: (trx: Db, deltas: Map<number, number>) =>
+      moveCounters(trx, 'api_keys', 'used_nano', '+', deltas),
 
-    async usedNano(keyId: number): Promise<number> {
-      const r = await db
-        .selectFrom('api_keys')
-        .select('used_nano')
-        .where('id', '=', keyId)
-        .executeTakeFirst();
-      return r ? Number(r.used_nano) : 0;
-    },
+    usedNano: (keyId: number) => storedCounter(db, 'api_keys', 'used_nano', keyId),
   };
 }
 

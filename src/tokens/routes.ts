@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { listOf, route, zTime } from '../http/route.js';
 import { SCOPES } from '../http/principal.js';
-import { zId, zIsoTime, zName } from '../http/validate.js';
+import { IdParams, zId, zIsoTime, zName } from '../http/validate.js';
 import type { TokenActions } from './actions.js';
 
 /** A management token as the API shows it (tokens/service.ts `toTokenJson`); never the secret. */
@@ -72,7 +72,7 @@ export function registerTokenRoutes(app: FastifyInstance, deps: { tokenActions: 
     summary: 'Revoke a management token (at once)',
     tags: ['tokens'],
     auth: 'any',
-    params: z.object({ id: zId }).strict(),
+    params: IdParams,
     response: ManagementTokenSchema,
     handler: ({ params, principal, ip }) => actions.revoke({ principal, ip }, params.id),
   });

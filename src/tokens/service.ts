@@ -2,7 +2,7 @@
 // and authenticate a Bearer token into the Principal it acts as. Owns the management_tokens
 // table. A token acts as its owner narrowed to its scopes; the owner's row is read on every
 // use, so a disabled, deleted or demoted owner takes their tokens' power with them.
-import type { Db } from '../db/index.js';
+import type { Db, OnChange } from '../db/index.js';
 import type { ManagementTokenRow, UserRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { type Principal, SCOPES, type Scope } from '../http/principal.js';
@@ -40,8 +40,6 @@ export function toTokenJson(row: ManagementTokenRow, now: number) {
     last_used_at: iso(row.last_used_at),
   };
 }
-
-export type OnChange<T> = (trx: Db, result: T) => Promise<void>;
 
 export function createTokensService(
   db: Db,

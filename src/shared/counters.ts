@@ -1,0 +1,52 @@
+// The stored nano-USD counters the ledgers keep (a key's or an ephemeral key's spend, an
+// account's balance): one number column on a row found by id. The owning domain names its
+// table and column; it reads the value as stored, and the ledger's flush moves it by relative
+// updates inside its transaction, so that concurrent writers add up instead of overwriting.
+import type { Kysely, Selectable } from 'kysely';
+import type { Db } from '../db/index.js';
+import type { Database } from '../db/schema.js';
+
+/** The columns of `T` that hold a number. */
+type NumberColumn<T extends keyof Database> = {
+  [C in keyof Selectable<Database[T]>]-?: Selectable<Database[T]>[C] extends number ? C : never;
+}[keyof Selectable<Database[T]>] &
+  string;
+
+/** Just what the counter queries need of a table: an id and number columns. */
+type CounterDb = Record<string, { id: number } & Record<string, number>>;
+
+/** A counter's value as stored (0 when the row is gone). */
+export async function storedCounter<T extends keyof Database & string>(
+  db: Db,
+  table: T,
+  column: NumberColumn<T>,
+  id: number,
+): Promise<number> {
+  const c: string = column;
+  const r = await (db as unknown as Kysely<CounterDb>)
+    .selectFrom(table as string)
+    .select(c)
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return r ? Number(r[c]) : 0;
+}
+
+/** Moves each row's counter by its delta (`op` adds or subtracts it), one UPDATE per non-zero delta. */
+export async function moveCounters<T extends keyof Database & string>(
+  trx: Db,
+  table: T,
+  column: NumberColumn<T>,
+  op: '+' | '-',
+  deltas: Map<number, number>,
+): Promise<void> {
+  const q = trx as unknown as Kysely<CounterDb>;
+  const c: string = column;
+  for (const [id, delta] of deltas) {
+    if (delta !== 0)
+      await q
+        .updateTable(table as string)
+        .set((eb) => ({ [c]: eb(c, op, delta) }))
+        .where('id', '=', id)
+        .execute();
+  }
+}

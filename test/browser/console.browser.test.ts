@@ -300,6 +300,51 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
 
     await t.page.getByRole('link', { name: 'Pricing', exact: true }).click();
     expect(await rowText(t.page, /gpt-4o-mini/)).toContain('$0.15');
+    // the price form: the required prices, then an optional one, in words; then what it saved
+    await t.page.getByRole('button', { name: 'Add price' }).click();
+    const priceForm = t.page.getByRole('dialog', { name: 'Add price' });
+    const priceField = (label: string) =>
+      priceForm.getByLabel(`${label} (USD per 1M tokens)`, { exact: true });
+    await priceForm.getByLabel('Model', { exact: true }).fill('priced-by-form');
+    await priceField('Input').fill('free');
+    await priceField('Output').fill('1.5');
+    await priceForm.getByRole('button', { name: 'Save price' }).click();
+    await priceForm.getByText('Input price: enter US dollars per 1M tokens, e.g. 0.15.').waitFor();
+    await priceField('Input').fill('0.5');
+    await priceField('Output').fill('lots');
+    await priceForm.getByRole('button', { name: 'Save price' }).click();
+    await priceForm.getByText('Output price: enter US dollars per 1M tokens, e.g. 0.60.').waitFor();
+    await priceField('Output').fill('1.5');
+    await priceField('Cache write').fill('a lot');
+    await priceForm.getByRole('button', { name: 'Save price' }).click();
+    await priceForm
+      .getByText('Cache write price: Enter an amount in US dollars, e.g. 25 or 12.50.')
+      .waitFor();
+    await priceField('Cache write').fill('');
+    await priceField('Cached input').fill('0.25');
+    await priceForm.getByRole('button', { name: 'Save price' }).click();
+    await priceForm.waitFor({ state: 'detached' });
+    const prices = await t.s.api('GET', '/api/prices');
+    expect(prices.body.data).toContainEqual(
+      expect.objectContaining({
+        model: 'priced-by-form',
+        input: 0.5,
+        output: 1.5,
+        cached_input: 0.25,
+        cache_write: null,
+      }),
+    );
+    await t.page
+      .getByRole('row', { name: /priced-by-form/ })
+      .getByRole('button', { name: 'Edit' })
+      .click();
+    const editPrice = t.page.getByRole('dialog', { name: 'Price of priced-by-form' });
+    const edited = ['Input', 'Output', 'Cached input', 'Cache write'].map((label) =>
+      editPrice.getByLabel(`${label} (USD per 1M tokens)`, { exact: true }).inputValue(),
+    );
+    await expect(Promise.all(edited)).resolves.toEqual(['0.5', '1.5', '0.25', '']);
+    await editPrice.getByRole('button', { name: 'Cancel' }).click();
+
     await t.page.getByRole('button', { name: 'Add group' }).click();
     await t.page.getByLabel('Group name').fill('vip');
     await t.page.getByLabel('Multiplier').fill('1.5');

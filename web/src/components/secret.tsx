@@ -1,6 +1,9 @@
 // A secret shown exactly once (a new or rotated key, a new management token): the secret,
-// focused so keyboard users can copy it at once, a Copy button and what became of the copy.
-import { useEffect, useRef, useState } from 'react';
+// focused so keyboard users can copy it at once, a Copy button and what became of the copy,
+// and the dialog around them.
+import { type ReactNode, useEffect, useRef, useState } from 'react';
+import { PrimaryButton } from './controls';
+import { Modal } from './dialogs';
 
 export async function copyText(text: string, fallbackEl: HTMLElement | null): Promise<boolean> {
   try {
@@ -53,5 +56,43 @@ export function SecretCopy({ secret, what }: { secret: string; what: string }) {
             : ''}
       </p>
     </>
+  );
+}
+
+/**
+ * The dialog that shows a new secret once: the warning (what to do `ifLost`), an optional
+ * `note`, the secret with its Copy button, how to use it (`children`) and Done.
+ */
+export function SecretDialogFrame({
+  title,
+  what,
+  secret,
+  ifLost,
+  note,
+  onClose,
+  children,
+}: {
+  title: string;
+  what: string;
+  secret: string;
+  ifLost: string;
+  note?: ReactNode;
+  onClose: () => void;
+  children: ReactNode;
+}) {
+  return (
+    <Modal title={title} onClose={onClose} className="secret-dialog">
+      <p className="notice warn" role="note">
+        <strong>Copy this {what} now. It will not be shown again.</strong> MoleAPI stores only a hash of it;
+        if you lose it, {ifLost}
+      </p>
+      {note}
+      <SecretCopy secret={secret} what={what} />
+      <h3>Use it</h3>
+      {children}
+      <div className="actions">
+        <PrimaryButton onClick={onClose}>Done</PrimaryButton>
+      </div>
+    </Modal>
   );
 }

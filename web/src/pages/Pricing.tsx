@@ -186,6 +186,29 @@ export default function PricingPage() {
   );
 }
 
+type PriceKey = 'input' | 'output' | 'cached_input' | 'cache_write';
+
+/** The price fields in the form's order; a required one has an example amount for its error. */
+const PRICE_FIELDS: { key: PriceKey; label: string; example?: string }[] = [
+  { key: 'input', label: 'Input', example: '0.15' },
+  { key: 'output', label: 'Output', example: '0.60' },
+  { key: 'cached_input', label: 'Cached input' },
+  { key: 'cache_write', label: 'Cache write' },
+];
+
+/** A number as a field's text; none is the empty field. */
+const text = (v: number | null | undefined) => (v == null ? '' : String(v));
+
+/** A price's fields as text ('' where it has none). */
+function priceTexts(p?: Price): Record<PriceKey, string> {
+  return {
+    input: text(p?.input),
+    output: text(p?.output),
+    cached_input: text(p?.cached_input),
+    cache_write: text(p?.cache_write),
+  };
+}
+
 function PriceForm({
   existing,
   suggestions,
@@ -198,25 +221,17 @@ function PriceForm({
   onSaved: (p: Price) => void;
 }) {
   const [model, setModel] = useState(existing?.model ?? suggestions[0] ?? '');
-  const [input, setInput] = useState(existing ? String(existing.input) : '');
-  const [output, setOutput] = useState(existing ? String(existing.output) : '');
-  const [cached, setCached] = useState(existing?.cached_input != null ? String(existing.cached_input) : '');
-  const [cacheWrite, setCacheWrite] = useState(
-    existing?.cache_write != null ? String(existing.cache_write) : '',
-  );
+  const [prices, setPrices] = useState(() => priceTexts(existing));
   const submit = () => {
-    const i = parseUsd(input);
-    const o = parseUsd(output);
-    const c = parseUsd(cached);
-    const w = parseUsd(cacheWrite);
     if (!model.trim()) return 'Enter the model name.';
-    if (i.error || i.value === null) return 'Input price: enter US dollars per 1M tokens, e.g. 0.15.';
-    if (o.error || o.value === null) return 'Output price: enter US dollars per 1M tokens, e.g. 0.60.';
-    if (c.error) return 'Cached input price: ' + c.error;
-    if (w.error) return 'Cache write price: ' + w.error;
-    const body: Record<string, number> = { input: i.value, output: o.value };
-    if (c.value !== null) body.cached_input = c.value;
-    if (w.value !== null) body.cache_write = w.value;
+    const body: Partial<Record<PriceKey, number>> = {};
+    for (const f of PRICE_FIELDS) {
+      const p = parseUsd(prices[f.key]);
+      if (f.example && (p.error || p.value === null))
+        return `${f.label} price: enter US dollars per 1M tokens, e.g. ${f.example}.`;
+      if (p.error) return `${f.label} price: ${p.error}`;
+      if (p.value !== null) body[f.key] = p.value;
+    }
     return api.put<Price>(`/api/prices/${modelPath(model.trim())}`, body).then(onSaved);
   };
   return (
@@ -243,26 +258,17 @@ function PriceForm({
           ))}
         </datalist>
       </label>
-      <DecimalInput
-        label="Input (USD per 1M tokens)"
-        value={input}
-        onChange={setInput}
-        required
-        autoFocus={Boolean(existing)}
-      />
-      <DecimalInput label="Output (USD per 1M tokens)" value={output} onChange={setOutput} required />
-      <DecimalInput
-        label="Cached input (USD per 1M tokens)"
-        value={cached}
-        onChange={setCached}
-        placeholder="same as input"
-      />
-      <DecimalInput
-        label="Cache write (USD per 1M tokens)"
-        value={cacheWrite}
-        onChange={setCacheWrite}
-        placeholder="same as input"
-      />
+      {PRICE_FIELDS.map((f, i) => (
+        <DecimalInput
+          key={f.key}
+          label={`${f.label} (USD per 1M tokens)`}
+          value={prices[f.key]}
+          onChange={(v) => setPrices((cur) => ({ ...cur, [f.key]: v }))}
+          required={Boolean(f.example)}
+          placeholder={f.example ? undefined : 'same as input'}
+          autoFocus={i === 0 && Boolean(existing)}
+        />
+      ))}
     </FormDialog>
   );
 }
@@ -278,7 +284,6 @@ function GroupForm({
 }) {
   const [name, setName] = useState(existing?.name ?? '');
   const [multiplier, setMultiplier] = useState(existing ? String(existing.multiplier) : '1');
-  const text = (v: number | null | undefined) => (v == null ? '' : String(v));
   const [limits, setLimits] = useState(() => limitValuesOf(existing));
   const { rpm, tpm, concurrency } = limits;
   const [models, setModels] = useState((existing?.models ?? []).join(', '));

@@ -6,14 +6,14 @@ import { api, type ManagementToken, type NewManagementToken } from '../api';
 import { AsyncView, useAsync } from '../components/async';
 import { When } from '../components/when';
 import { StatusBadge } from '../components/badges';
-import { ConfirmDialog, FormDialog, Modal, useCreateFlow } from '../components/dialogs';
+import { ConfirmDialog, FormDialog, useCreateFlow } from '../components/dialogs';
 import { PrimaryButton } from '../components/controls';
 import { Field } from '../components/forms';
 import { ACTIONS, DataTable, PageHead, TableCell, TableRow } from '../components/layout';
 import { notify } from '../components/notices';
 import { dateOnly, dateTime } from '../format';
 import { useSession } from '../session';
-import { SecretCopy } from '../components/secret';
+import { SecretDialogFrame } from '../components/secret';
 import { useUsers } from './keyDialogs';
 
 const SCOPES = [
@@ -197,17 +197,14 @@ function CreateTokenDialog({
 function TokenSecretDialog({ token, onClose }: { token: NewManagementToken; onClose: () => void }) {
   const origin = window.location.origin;
   return (
-    <Modal title={`Token “${token.name}” created`} onClose={onClose} className="secret-dialog">
-      <p className="notice warn" role="note">
-        <strong>Copy this token now. It will not be shown again.</strong> MoleAPI stores only a hash of it; if
-        you lose it, revoke it and create another.
-      </p>
-      <SecretCopy secret={token.token} what="token" />
-      <h3>Use it</h3>
+    <SecretDialogFrame
+      title={`Token “${token.name}” created`}
+      what="token"
+      secret={token.token}
+      ifLost="revoke it and create another."
+      onClose={onClose}
+    >
       <pre className="code">{`export MOLE_URL=${origin} MOLE_TOKEN=${token.token}\nnpx mole keys list\n\ncurl ${origin}/api/keys -H "Authorization: Bearer $MOLE_TOKEN"`}</pre>
-      <div className="actions">
-        <PrimaryButton onClick={onClose}>Done</PrimaryButton>
-      </div>
-    </Modal>
+    </SecretDialogFrame>
   );
 }

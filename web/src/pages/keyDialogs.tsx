@@ -4,11 +4,11 @@ import { useId, useMemo, useReducer, useState } from 'react';
 import { api, ApiError, errorMessage, type ApiKey, type Group, type User } from '../api';
 import { toDateInput, usdExact } from '../format';
 import { useAsync } from '../components/async';
-import { ConfirmDialog, FormDialog, Modal } from '../components/dialogs';
+import { ConfirmDialog, FormDialog } from '../components/dialogs';
 import { Field, InputField, LinesField, NumberField } from '../components/forms';
 import { BudgetFields, LimitFields } from '../components/limitFields';
 import { notify } from '../components/notices';
-import { SecretCopy } from '../components/secret';
+import { SecretDialogFrame } from '../components/secret';
 import { DeleteButton, DeleteDialog, StatusToggle } from '../components/records';
 import { useSession } from '../session';
 import { fieldOfParam, initialKeyForm, keyFormReducer, type TextField, validateKeyForm } from './keyForm';
@@ -354,30 +354,23 @@ export function SecretDialog({
     `# this key's own limits and spend:\ncurl "$OPENAI_BASE_URL/key" -H "Authorization: Bearer $OPENAI_API_KEY"`;
 
   return (
-    <Modal
+    <SecretDialogFrame
       title={rotated ? `New secret for “${apiKey.name}”` : `Key “${apiKey.name}” created`}
+      what="key"
+      secret={secret}
+      ifLost="rotate the key to get a new one. Keep it out of front-end code, Git and screenshots."
+      note={
+        rotated ? (
+          <p className="muted">The previous secret stops working at the end of the grace period you chose.</p>
+        ) : null
+      }
       onClose={onClose}
-      className="secret-dialog"
     >
-      <p className="notice warn" role="note">
-        <strong>Copy this key now. It will not be shown again.</strong> MoleAPI stores only a hash of it; if
-        you lose it, rotate the key to get a new one. Keep it out of front-end code, Git and screenshots.
-      </p>
-      {rotated ? (
-        <p className="muted">The previous secret stops working at the end of the grace period you chose.</p>
-      ) : null}
-      <SecretCopy secret={secret} what="key" />
-      <h3>Use it</h3>
       <p className="muted">In a shell: any OpenAI SDK picks these two variables up unchanged.</p>
       <pre className="code">{shell}</pre>
       <p className="muted">Then try it with curl:</p>
       <pre className="code">{curl}</pre>
-      <div className="actions">
-        <button type="button" onClick={onClose}>
-          Done
-        </button>
-      </div>
-    </Modal>
+    </SecretDialogFrame>
   );
 }
 

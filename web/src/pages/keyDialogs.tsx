@@ -82,9 +82,12 @@ export function KeyFormDialog({
     budget,
     budgetPeriod,
     errors,
+    tpm,
+    concurrency,
+    guardIps,
+    guardSpend,
+    guardAction,
   } = form;
-  const { tpm, concurrency } = form;
-  const { guardIps, guardSpend, guardAction } = form;
   const set = (field: TextField) => (value: string) => dispatch({ type: 'set', field, value });
 
   // the listed account is fresher than the session's copy (balances move with every call)

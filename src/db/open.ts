@@ -28,6 +28,18 @@ export interface OpenOptions {
   migrateUpTo?: string;
 }
 
+/**
+ * A PostgreSQL migration run that failed before any migration of ours ran, on a catalog race
+ * with another schema's DDL (see openStorage): worth another look.
+ */
+export function isTransientMigrationFailure(err: unknown): boolean {
+  const message = String((err as Error)?.message ?? err);
+  return (
+    /schema .* does not exist/.test(message) ||
+    /^database migration failed: (column .* of )?relation .* does not exist/.test(message)
+  );
+}
+
 export async function openStorage(opts: OpenOptions): Promise<Storage> {
   let storage: Storage;
   if (opts.databaseUrl) {
@@ -63,22 +75,21 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
     ? (opts.pgSchema ??
       (await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(storage.db)).rows[0]!.schema)
     : undefined;
-  try {
-    await migrateToLatest(storage.db, storage.dialect, migrationSchema, opts.migrateUpTo);
-  } catch (err) {
-    // Seen only with many per-test schemas under heavy parallel load: the migrator's first
-    // look missed a schema created a moment before, or its look at every schema's tables met
-    // a table another schema's migration was creating ("relation … does not exist", before
-    // any migration of ours ran: the message names none). Migrations are idempotent and a
-    // failed PostgreSQL run rolls back whole: look once more.
-    const message = String((err as Error).message);
-    const transient =
-      /schema .* does not exist/.test(message) ||
-      /^database migration failed: relation .* does not exist/.test(message);
-    if (!migrationSchema || !transient) throw err;
-    await new Promise((r) => setTimeout(r, 200));
-    await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(migrationSchema)}`.execute(storage.db);
-    await migrateToLatest(storage.db, storage.dialect, migrationSchema, opts.migrateUpTo);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await migrateToLatest(storage.db, storage.dialect, migrationSchema, opts.migrateUpTo);
+      break;
+    } catch (err) {
+      // Seen only with many per-test schemas under heavy parallel load: the migrator's first
+      // look missed a schema created a moment before, or its look at every schema's tables (and
+      // their columns) met a table another schema was creating or dropping ("relation … does
+      // not exist", "column … of relation … does not exist", before any migration of ours ran:
+      // the message names none). Migrations are idempotent and a failed PostgreSQL run rolls
+      // back whole: look again, a few times.
+      if (!migrationSchema || !isTransientMigrationFailure(err) || attempt === 3) throw err;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+      await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(migrationSchema)}`.execute(storage.db);
+    }
   }
   return storage;
 }

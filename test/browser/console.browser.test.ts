@@ -262,10 +262,10 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
     expect((await relay(t.s.url, secret, '/key')).status).toBe(200);
 
     await row.getByRole('button', { name: 'Delete' }).click();
-    await t.page
-      .getByRole('dialog', { name: /Delete key/ })
-      .getByRole('button', { name: 'Delete' })
-      .click();
+    await confirm.getByRole('button', { name: 'Delete' }).click();
+    // The dialog closes once the DELETE has answered. Wait for that first: while a dialog is open
+    // the page behind it is aria-hidden, so the row "detaches" for role queries at once.
+    await confirm.waitFor({ state: 'detached' });
     await row.waitFor({ state: 'detached' });
     const gone = await relay(t.s.url, secret, '/key');
     expect(gone.status).toBe(401);

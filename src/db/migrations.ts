@@ -470,18 +470,13 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           .$call(rollupColumns)
           .addPrimaryKeyConstraint('usage_hourly_pk', ['hour', 'user_id', 'key_id', 'model'])
           .execute();
-        await db.schema
-          .createIndex('usage_hourly_user')
-          .ifNotExists()
-          .on('usage_hourly')
-          .columns(['user_id', 'hour'])
-          .execute();
-        await db.schema
-          .createIndex('usage_hourly_key')
-          .ifNotExists()
-          .on('usage_hourly')
-          .columns(['key_id', 'hour'])
-          .execute();
+        for (const by of ['user', 'key'] as const)
+          await db.schema
+            .createIndex(`usage_hourly_${by}`)
+            .ifNotExists()
+            .on('usage_hourly')
+            .columns([`${by}_id`, 'hour'])
+            .execute();
         // Backfill from the logs already stored, so every range reads the same before and
         // after the upgrade (one pass over the logs, once). Grouped exactly as the writer does.
         await sql`DELETE FROM usage_hourly`.execute(db);

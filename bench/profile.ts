@@ -1,9 +1,15 @@
 /**
  * CPU-profiles the compiled gateway under load and summarises where its time goes.
  *
- *   npx tsx bench/profile.ts [--seconds 15] [--connections 50]
+ *   npx tsx bench/profile.ts [--seconds 15] [--connections 50] [--modes plain,stream,msgs-plain,msgs-stream]
+ *   BENCH_DATABASE_URL=postgres://… BENCH_REDIS_URL=redis://… npx tsx bench/profile.ts   (PostgreSQL + Redis)
  *
- * For each of plain and streaming: a fresh MoleAPI process started with
+ * Modes: plain and stream are OpenAI chat completions passed through to an OpenAI channel;
+ * msgs-plain and msgs-stream are Anthropic Messages translated to that channel (the
+ * translation path). Default: plain,stream. With BENCH_DATABASE_URL the gateway runs on
+ * PostgreSQL (a fresh schema, dropped after), and on Redis too with BENCH_REDIS_URL.
+ *
+ * For each mode: a fresh MoleAPI process started with
  * `node --cpu-prof`, driven by autocannon for --seconds, then stopped with SIGTERM (which
  * writes the profile). Writes bench/results/profile-<timestamp>.md with the top functions
  * by self time, by inclusive time (our own code), and by package; keeps the raw
@@ -14,10 +20,35 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { numArg } from './lib/args.js';
 import { BENCH_DIR, REPO, buildMole, startMock, startMole } from './lib/targets.js';
-import { requestBody, verifier } from './lib/load.js';
+import { type SCENARIOS, bodyFor, headersFor, scenarioPath, verifierFor } from './lib/load.js';
+import { argOf } from './lib/args.js';
+import { pgEnv, pgSchema } from './lib/pg-schema.js';
 
 const SECONDS = numArg('--seconds', 15);
 const CONNECTIONS = numArg('--connections', 50);
+const MODES = (argOf('--modes') ?? 'plain,stream').split(',');
+const MODE = {
+  plain: { protocol: 'openai', stream: false, title: 'Plain' },
+  stream: { protocol: 'openai', stream: true, title: 'Streaming (stream: true)' },
+  'msgs-plain': {
+    protocol: 'anthropic',
+    stream: false,
+    title: 'Translated, Anthropic Messages → OpenAI channel, plain',
+  },
+  'msgs-stream': {
+    protocol: 'anthropic',
+    stream: true,
+    title: 'Translated, Anthropic Messages → OpenAI channel, streaming',
+  },
+} as const satisfies Record<
+  string,
+  { protocol: (typeof SCENARIOS)[number]['protocol']; stream: boolean; title: string }
+>;
+for (const m of MODES)
+  if (!(m in MODE)) throw new Error(`--modes: "${m}" is none of ${Object.keys(MODE).join(', ')}`);
+const DB_URL = process.env.BENCH_DATABASE_URL;
+const REDIS_URL = process.env.BENCH_REDIS_URL;
+const BACKEND = DB_URL ? (REDIS_URL ? 'PostgreSQL + Redis' : 'PostgreSQL') : 'SQLite';
 const stamp = new Date()
   .toISOString()
   .replace(/[:.]/g, '-')
@@ -128,46 +159,48 @@ const profDir = path.join(BENCH_DIR, '.tmp', `prof-${stamp}`);
 mkdirSync(profDir, { recursive: true });
 const main = await buildMole((s) => process.stderr.write(s + '\n'));
 let report = `# MoleAPI CPU profile — ${new Date().toISOString().slice(0, 19).replace('T', ' ')} UTC\n\n`;
-report += `\`npx tsx bench/profile.ts --seconds ${SECONDS} --connections ${CONNECTIONS}\`: compiled gateway under \`node --cpu-prof\`, autocannon ${CONNECTIONS} connections for ${SECONDS} s, upstream = test/mock-provider. Raw profiles: bench/.tmp/prof-${stamp}/ (not committed).\n\n`;
+report += `\`npx tsx bench/profile.ts --seconds ${SECONDS} --connections ${CONNECTIONS} --modes ${MODES.join(',')}\` on ${BACKEND}: compiled gateway under \`node --cpu-prof\`, autocannon ${CONNECTIONS} connections for ${SECONDS} s, upstream = test/mock-provider. Raw profiles: bench/.tmp/prof-${stamp}/ (not committed).\n\n`;
 
-for (const stream of [false, true]) {
+for (const mode of MODES) {
+  const m = MODE[mode as keyof typeof MODE];
   const mock = await startMock();
-  const dir = path.join(profDir, stream ? 'stream' : 'plain');
+  const dir = path.join(profDir, mode);
   mkdirSync(dir, { recursive: true });
+  const db = DB_URL ? await pgSchema(DB_URL) : null;
   const mole = await startMole({
     main,
     mockUrl: mock.url,
     nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
+    ...(db ? { env: pgEnv(db.url, REDIS_URL) } : {}),
   });
   try {
     const opts = {
-      url: mole.url + '/v1/chat/completions',
+      url: mole.url + scenarioPath(m),
       method: 'POST',
-      headers: mole.headers,
-      body: requestBody(stream),
+      headers: headersFor(mole, m),
+      body: bodyFor(m),
       connections: CONNECTIONS,
       timeout: 10,
     };
     await autocannon({ ...opts, duration: 3 }); // warm-up (outside the analysed window)
     const w0 = monoUs();
-    const r = await autocannon({ ...opts, duration: SECONDS, verifyBody: verifier(stream) });
+    const r = await autocannon({ ...opts, duration: SECONDS, verifyBody: verifierFor(m) });
     const w1 = monoUs();
     process.stderr.write(
-      `${stream ? 'stream' : 'plain'}: ${(r['2xx'] / r.duration).toFixed(0)} req/s, errors ${r.errors}, non2xx ${r.non2xx}, mismatches ${r.mismatches}\n`,
+      `${mode}: ${(r['2xx'] / r.duration).toFixed(0)} req/s, errors ${r.errors}, non2xx ${r.non2xx}, mismatches ${r.mismatches}\n`,
     );
     await mole.server.stop('SIGTERM', 30_000);
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error(`no profile written in ${dir}`);
     const prof = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Profile;
-    report += summarise(
-      prof,
-      stream ? `Streaming (stream: true), ${CONNECTIONS} connections` : `Plain, ${CONNECTIONS} connections`,
-      r.latency.totalCount,
-      [w0, w1],
-    );
+    report += summarise(prof, `${m.title}, ${CONNECTIONS} connections, ${BACKEND}`, r.latency.totalCount, [
+      w0,
+      w1,
+    ]);
   } finally {
     await mole.server.stop();
     await mock.stop();
+    await db?.drop();
   }
 }
 

@@ -26,7 +26,6 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import pg from 'pg';
 import {
   BENCH_DIR,
   PORTKEY_ENTRY,
@@ -56,6 +55,7 @@ import {
 import { slowStreams, type SlowStreamResult } from './lib/slow-streams.js';
 import { headlineTable, renderMarkdown, summarize, type RunResult } from './lib/report.js';
 import { argv, flag, numArg } from './lib/args.js';
+import { pgEnv, pgSchema } from './lib/pg-schema.js';
 
 // ── options ──────────────────────────────────────────────────────────────────────────────
 const quick = flag('--quick');
@@ -121,20 +121,9 @@ function gitCommit(): string {
 
 /** Fresh PostgreSQL schema for the mole-pg target (dropped at the end). */
 async function pgSchemaUrl(base: string): Promise<string> {
-  const schema = `bench_${Date.now().toString(36)}`;
-  const client = new pg.Client({ connectionString: base });
-  await client.connect();
-  await client.query(`CREATE SCHEMA "${schema}"`);
-  await client.end();
-  pgCleanup = async () => {
-    const c = new pg.Client({ connectionString: base });
-    await c.connect();
-    await c.query(`DROP SCHEMA "${schema}" CASCADE`);
-    await c.end();
-  };
-  const u = new URL(base);
-  u.searchParams.set('options', `-c search_path=${schema}`);
-  return u.toString();
+  const { url, drop } = await pgSchema(base);
+  pgCleanup = drop;
+  return url;
 }
 
 /** Replaces the "latest results" block of bench/README.md (between its markers) with this run's headline. */
@@ -264,11 +253,7 @@ async function main() {
       main: moleMain,
       mockUrl: mock.url,
       name: process.env.BENCH_REDIS_URL ? 'mole-pg-redis' : 'mole-pg',
-      env: {
-        DATABASE_URL: dbUrl,
-        MOLE_SECRET: 'bench-secret-0123456789abcdef0123456789',
-        REDIS_URL: process.env.BENCH_REDIS_URL || undefined,
-      },
+      env: pgEnv(dbUrl, process.env.BENCH_REDIS_URL),
     });
     servers.push(molePg.server);
     targets.push(molePg);

@@ -28,7 +28,12 @@ const mock = await startMock();
 const url = new URL(mock.url);
 const origin = url.origin;
 const path = `${url.pathname}/chat/completions`;
-const agent = new Agent({ headersTimeout: 30_000, bodyTimeout: 30_000, pipelining: 1, keepAliveTimeout: 30_000 });
+const agent = new Agent({
+  headersTimeout: 30_000,
+  bodyTimeout: 30_000,
+  pipelining: 1,
+  keepAliveTimeout: 30_000,
+});
 
 const bodyOf = (stream: boolean) =>
   JSON.stringify({ model: MODEL, stream, messages: [{ role: 'user', content: 'Say hello in five words.' }] });
@@ -77,29 +82,32 @@ const viaDispatch: One = (stream) =>
   new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const onChunk = stream ? (c: Buffer) => void (size += c.length) : (c: Buffer) => void chunks.push(c);
-    agent.dispatch(
-      { origin, path, method: 'POST', headers: headersOf(stream), body: bodyOf(stream) },
-      {
-        onConnect() {},
-        onHeaders: () => true,
-        onData(c: Buffer) {
-          onChunk(c);
-          return true;
-        },
-        onComplete() {
-          resolve(stream ? size : Buffer.concat(chunks).length);
-        },
-        onError: reject,
-      } as Dispatcher.DispatchHandler,
-    );
+    const onChunk = (c: Buffer) => {
+      if (stream) size += c.length;
+      else chunks.push(c);
+    };
+    agent.dispatch({ origin, path, method: 'POST', headers: headersOf(stream), body: bodyOf(stream) }, {
+      onConnect() {},
+      onHeaders: () => true,
+      onData(c: Buffer) {
+        onChunk(c);
+        return true;
+      },
+      onComplete() {
+        resolve(stream ? size : Buffer.concat(chunks).length);
+      },
+      onError: reject,
+    } as Dispatcher.DispatchHandler);
   });
 
 const viaDispatchController: One = (stream) =>
   new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    const onChunk = stream ? (c: Buffer) => void (size += c.length) : (c: Buffer) => void chunks.push(c);
+    const onChunk = (c: Buffer) => {
+      if (stream) size += c.length;
+      else chunks.push(c);
+    };
     agent.dispatch(
       { origin, path, method: 'POST', headers: headersOf(stream), body: bodyOf(stream) },
       {

@@ -3,9 +3,9 @@
 // already in one of them (pass-through or translated by a codec) and reads the answer back
 // with that protocol's codec.
 import { EventEmitter } from 'node:events';
-import type { Readable } from 'node:stream';
 import type { Channel } from '../../channels/service.js';
 import type { Operation, Protocol } from '../canonical.js';
+import type { UpstreamBody } from '../upstream-body.js';
 
 export interface UpstreamCall {
   channel: Channel;
@@ -24,7 +24,7 @@ export interface UpstreamCall {
 export interface UpstreamResponse {
   status: number;
   /** The upstream's bytes in `call.protocol`: JSON for plain answers, SSE for streams. */
-  body: Readable;
+  body: UpstreamBody;
 }
 
 /**

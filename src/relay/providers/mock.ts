@@ -43,7 +43,12 @@ export const mockTransport: ChannelTransport = {
     return operation === 'generate' ? ALL : ['openai'];
   },
   async send(call: UpstreamCall): Promise<UpstreamResponse> {
-    const b = call.body as Record<string, unknown>;
+    // A pass-through body may arrive as the client's JSON text or bytes.
+    const b = (
+      typeof call.body === 'string' || Buffer.isBuffer(call.body)
+        ? JSON.parse(call.body.toString('utf8'))
+        : call.body
+    ) as Record<string, unknown>;
     const created = Math.floor(Date.now() / 1000);
     const id = `mock-${created}-${Math.floor(Math.random() * 1e9)}`;
 

@@ -96,6 +96,15 @@ describe('postJson', () => {
     });
   });
 
+  it('sends a body given as JSON text or bytes exactly as given', async () => {
+    const text = '{ "model": "m",  "messages": [], "z": 1, "a": 2 }';
+    for (const body of [text, Buffer.from(text)]) {
+      const res = await postJson(agent, `${url}/json`, call({ body }), {});
+      await readAll(res.body, 1024);
+      expect(received[received.length - 1]!.body).toBe(text);
+    }
+  });
+
   it('refuses an answer over the limit', async () => {
     const res = await postJson(agent, `${url}/big`, call(), {});
     const err = await rejection(readAll(res.body, 1024 * 1024));

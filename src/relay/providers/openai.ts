@@ -103,6 +103,11 @@ class PostHandler implements Dispatcher.DispatchHandler {
   }
 }
 
+/** A pass-through body may be the client's own bytes: they go as sent, never re-serialised. */
+function bodyBytes(body: unknown): string | Buffer {
+  return typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+}
+
 /** POSTs a JSON body with undici; network failures become UpstreamFailure. */
 export function postJson(
   agent: Agent,
@@ -125,7 +130,7 @@ export function postJson(
             'content-type': 'application/json',
             accept: call.stream ? 'text/event-stream' : 'application/json',
           },
-          body: JSON.stringify(call.body),
+          body: bodyBytes(call.body),
         },
         handler,
       );

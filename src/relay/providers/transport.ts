@@ -14,6 +14,10 @@ export interface UpstreamCall {
   operation: Operation;
   /** The upstream's model name (Gemini puts it in the URL). */
   model: string;
+  /**
+   * The JSON body: a value to serialise, or (pass-through) the JSON text itself, as a string or
+   * the client's raw bytes, sent as is.
+   */
   body: unknown;
   stream: boolean;
   signal: AbortSignal | AttemptSignal;

@@ -3,7 +3,7 @@
  * process.cpuUsage, user + system) for --requests requests at --inflight in flight against the
  * mock provider (its own process, so its CPU is not counted).
  *
- *   npx tsx bench/upstream-io.ts [--requests 20000] [--inflight 50] [--rounds 3]
+ *   npx tsx bench/upstream-io.ts [--requests 20000] [--inflight 50] [--rounds 3] [--ways dispatch,postJson]
  *
  * Ways, each for a plain and an SSE answer:
  *   request   Agent + request() + the BodyReadable read by 'data' events (the relay before issue 12)
@@ -13,11 +13,17 @@
  *   dispatch-controller  the same with undici 7's controller handler (onResponseStart…): undici
  *             wraps it and parses the headers into an object for it
  *   stream    Agent.stream() into a small Writable
+ *   postJson  the relay's own transport (src/relay/providers/openai.ts) and UpstreamBody: readAll
+ *             for plain answers, consume() for SSE
  * Rounds interleave the ways; the table shows each way's median round.
  */
 import { Writable } from 'node:stream';
 import { Agent, type Dispatcher, request } from 'undici';
-import { numArg } from './lib/args.js';
+import type { Channel } from '../src/channels/service.js';
+import { postJson } from '../src/relay/providers/openai.js';
+import { AttemptSignal, type UpstreamCall } from '../src/relay/providers/transport.js';
+import { readAll } from '../src/relay/upstream-body.js';
+import { argOf, numArg } from './lib/args.js';
 import { MODEL, startMock } from './lib/targets.js';
 
 const REQUESTS = numArg('--requests', 20_000);
@@ -141,6 +147,26 @@ const viaStream: One = async (stream) => {
   return size;
 };
 
+const viaPostJson: One = async (stream) => {
+  const call: UpstreamCall = {
+    channel: {} as Channel,
+    protocol: 'openai',
+    operation: 'generate',
+    model: MODEL,
+    body: { model: MODEL, stream, messages: [{ role: 'user', content: 'Say hello in five words.' }] },
+    stream,
+    signal: new AttemptSignal(),
+    headers: {},
+  };
+  const res = await postJson(agent, origin + path, call, { authorization: 'Bearer sk-bench' });
+  if (!stream) return (await readAll(res.body, 1 << 20)).length;
+  let size = 0;
+  await res.body.consume((c) => {
+    size += c.length;
+  });
+  return size;
+};
+
 async function run(one: One, stream: boolean, n: number): Promise<number> {
   let next = 0;
   const worker = async () => {
@@ -156,13 +182,16 @@ async function run(one: One, stream: boolean, n: number): Promise<number> {
   return (used.user + used.system) / n;
 }
 
-const ways: [string, One][] = [
+const allWays: [string, One][] = [
   ['request', viaRequest],
   ['request-for-await', viaRequestForAwait],
   ['dispatch', viaDispatch],
   ['dispatch-controller', viaDispatchController],
   ['stream', viaStream],
+  ['postJson', viaPostJson],
 ];
+const only = argOf('--ways')?.split(',');
+const ways = only ? allWays.filter(([name]) => only.includes(name)) : allWays;
 const results = new Map<string, number[]>();
 try {
   for (const [, one] of ways) for (const s of [false, true]) await run(one, s, 2_000); // warm-up

@@ -32,9 +32,9 @@ export interface UpstreamResponse {
 }
 
 /**
- * Aborts one upstream attempt. undici takes an EventEmitter with `aborted` and `reason` as a
- * request's signal; this costs a fraction of an AbortController (and its EventTarget
- * listeners) per attempt, and aborts with the same reason an AbortController gives.
+ * Aborts one upstream attempt. postJson listens to it (as undici's request() would to an
+ * EventEmitter with `aborted` and `reason`); this costs a fraction of an AbortController (and its
+ * EventTarget listeners) per attempt, and aborts with the same reason an AbortController gives.
  */
 export class AttemptSignal extends EventEmitter {
   aborted = false;

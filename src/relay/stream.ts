@@ -107,9 +107,10 @@ export class ClientStream {
     });
   }
 
-  async write(text: string): Promise<void> {
+  /** Writes `text`; a promise only when the client's socket is full (settles on drain or close). */
+  write(text: string): Promise<void> | undefined {
     this.begin();
-    if (!this.out.write(text)) await drainedOrClosed(this.out);
+    return this.out.write(text) ? undefined : drainedOrClosed(this.out);
   }
 
   end(text: string): void {
@@ -140,23 +141,26 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
     out.end(text + (encoder ? encoder.finish(usage) : ''));
   };
 
+  const clientStays = () => {
+    if (out.gone) throw new StreamBroken('client went away');
+  };
+
   let failure: string | null = null;
   let timeout = false;
   try {
     try {
-      for await (const chunk of res.body) {
-        if (finished) continue; // nothing follows the last frame; drain so the connection is reused
-        check.feed(chunk as Buffer);
+      // Chunk by chunk, without a promise per chunk: only a full client socket or the settling
+      // returns one, and the upstream is paused until it settles.
+      await res.body.consume((chunk) => {
+        if (finished) return; // nothing follows the last frame; drain so the connection is reused
+        check.feed(chunk);
         const ready = check.takeReady();
-        if (check.done) {
-          await complete(ready + check.takeTail());
-          continue;
-        }
-        if (ready) {
-          await out.write(ready);
-          if (out.gone) throw new StreamBroken('client went away');
-        }
-      }
+        if (check.done) return complete(ready + check.takeTail());
+        if (!ready) return;
+        const full = out.write(ready);
+        if (full) return full.then(clientStays);
+        clientStays();
+      });
       if (!finished) {
         check.end();
         if (!check.done) throw new StreamBroken('upstream stream ended early');

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import * as canon from '../../../test/helpers/canonical.js';
 import { mockUpstreamFor, testTimeouts } from '../../../test/helpers/mock-upstream.js';
@@ -6,6 +5,7 @@ import { testChannel } from '../../../test/helpers/channel.js';
 import { type StreamEvent, StreamBroken } from '../canonical.js';
 import { anthropicCodec } from '../protocols/anthropic.js';
 import { SseFrameParser } from '../sse.js';
+import { readAll, type UpstreamBody } from '../upstream-body.js';
 import { createAnthropicTransport, messagesUrl } from './anthropic.js';
 import type { UpstreamCall } from './transport.js';
 
@@ -32,10 +32,8 @@ function call(over: Partial<UpstreamCall> = {}): UpstreamCall {
   };
 }
 
-async function text(r: Readable): Promise<string> {
-  let s = '';
-  for await (const c of r) s += c.toString();
-  return s;
+async function text(r: UpstreamBody): Promise<string> {
+  return (await readAll(r, 1 << 20)).toString();
 }
 
 describe('anthropic transport', () => {
@@ -127,8 +125,9 @@ describe('anthropic codec against the mock, through the transport', () => {
     const events: StreamEvent[] = [];
     let broken: unknown = null;
     try {
-      for await (const chunk of r.body)
-        for (const f of parser.feed(chunk as Buffer)) events.push(...dec.feed(f).events);
+      await r.body.consume((chunk) => {
+        for (const f of parser.feed(chunk)) events.push(...dec.feed(f).events);
+      });
     } catch (e) {
       broken = e;
     }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mockUpstreamFor, testTimeouts } from '../../../test/helpers/mock-upstream.js';
 import { testChannel } from '../../../test/helpers/channel.js';
 import { SseFrameParser } from '../sse.js';
+import { readAll } from '../upstream-body.js';
 import { createGeminiTransport, geminiOrigin, geminiUrl } from './gemini.js';
 import { UpstreamFailure } from './transport.js';
 
@@ -45,12 +46,7 @@ describe('gemini transport', () => {
   it('posts a plain generate call with x-goog-api-key and reads the answer', async () => {
     const res = await call(`${upstream.origin}/`, false);
     expect(res.status).toBe(200);
-    const json = JSON.parse(
-      await res.body
-        .setEncoding('utf8')
-        .toArray()
-        .then((a) => a.join('')),
-    );
+    const json = JSON.parse((await readAll(res.body, 1 << 20)).toString());
     expect(json.candidates[0].finishReason).toBe('MAX_TOKENS');
     const rec = upstream.mock.requests[0]!;
     expect(rec.path).toBe('/v1beta/models/gemini-2.5-flash:generateContent');
@@ -67,7 +63,7 @@ describe('gemini transport', () => {
     expect(res.status).toBe(200);
     const parser = new SseFrameParser();
     const frames = [];
-    for await (const chunk of res.body) frames.push(...parser.feed(chunk as Buffer));
+    await res.body.consume((chunk) => void frames.push(...parser.feed(chunk)));
     frames.push(...parser.end());
     expect(frames).toHaveLength(4);
     expect(JSON.parse(frames[3]!.data).candidates[0].finishReason).toBe('MAX_TOKENS');
@@ -79,8 +75,8 @@ describe('gemini transport', () => {
   it('passes upstream errors through as status and body; a dead upstream is an UpstreamFailure', async () => {
     const res = await call(upstream.origin, false, 'gemini-2.5-flash', 'AIzaWrong');
     expect(res.status).toBe(400);
-    const body = await res.body.setEncoding('utf8').toArray();
-    expect(JSON.parse(body.join('')).error.status).toBe('INVALID_ARGUMENT');
+    const body = await readAll(res.body, 1 << 20);
+    expect(JSON.parse(body.toString()).error.status).toBe('INVALID_ARGUMENT');
     await expect(call('http://127.0.0.1:1', false)).rejects.toBeInstanceOf(UpstreamFailure);
   });
 });

@@ -2,10 +2,10 @@
 // in every protocol the relay speaks, so a new install can try keys, billing, logs and each
 // client SDK offline. Replies "mole" words, one token each, and reports usage. When the
 // request declares tools and the last turn is the user's, it calls the first tool once.
-import { Readable } from 'node:stream';
 import type { CanonicalAnswer, CanonicalUsage, Protocol, StreamEvent } from '../canonical.js';
 import { codec as codecOf } from '../protocols/index.js';
 import { countInputs } from '../tokens.js';
+import { UpstreamBody } from '../upstream-body.js';
 import type { ChannelTransport, UpstreamCall, UpstreamResponse } from './transport.js';
 
 const WORDS = [' mole', ' tunnel', ' soil', ' burrow', ' dig', ' dark', ' earth', ' worm'];
@@ -21,9 +21,9 @@ function embedding(text: string): number[] {
 
 const json = (status: number, obj: unknown): UpstreamResponse => ({
   status,
-  body: Readable.from([Buffer.from(JSON.stringify(obj))]),
+  body: UpstreamBody.of(Buffer.from(JSON.stringify(obj))),
 });
-const sse = (text: string): UpstreamResponse => ({ status: 200, body: Readable.from([Buffer.from(text)]) });
+const sse = (text: string): UpstreamResponse => ({ status: 200, body: UpstreamBody.of(Buffer.from(text)) });
 
 /** Arguments that satisfy a tool's schema well enough for a demo: each required property filled. */
 function demoArguments(schema: Record<string, unknown>): string {
@@ -43,7 +43,12 @@ export const mockTransport: ChannelTransport = {
     return operation === 'generate' ? ALL : ['openai'];
   },
   async send(call: UpstreamCall): Promise<UpstreamResponse> {
-    const b = call.body as Record<string, unknown>;
+    // A pass-through body may arrive as the client's JSON text or bytes.
+    const b = (
+      typeof call.body === 'string' || Buffer.isBuffer(call.body)
+        ? JSON.parse(call.body.toString('utf8'))
+        : call.body
+    ) as Record<string, unknown>;
     const created = Math.floor(Date.now() / 1000);
     const id = `mock-${created}-${Math.floor(Math.random() * 1e9)}`;
 

@@ -1,9 +1,11 @@
 // Any OpenAI-compatible upstream, over undici with keep-alive pools. It speaks chat
 // completions, legacy completions and embeddings, and — unless the channel says
 // `responses: false` — the Responses API too.
-import { Agent, errors, request } from 'undici';
+import { Agent, type Dispatcher, errors } from 'undici';
 import type { Operation, Protocol } from '../canonical.js';
+import { UpstreamBody } from '../upstream-body.js';
 import {
+  AttemptSignal,
   type ChannelTransport,
   UpstreamFailure,
   type UpstreamCall,
@@ -32,30 +34,110 @@ export function upstreamAgent(t: UpstreamTimeouts): Agent {
   });
 }
 
+/** An upstream URL split as undici dispatches it. Channels are few, so their URLs are kept. */
+const targets = new Map<string, { origin: string; path: string }>();
+function target(url: string): { origin: string; path: string } {
+  let t = targets.get(url);
+  if (!t) {
+    const u = new URL(url);
+    t = { origin: u.origin, path: u.pathname + u.search };
+    if (targets.size >= 1024) targets.clear(); // per-model URLs (Gemini) must not grow it forever
+    targets.set(url, t);
+  }
+  return t;
+}
+
+/**
+ * One POST through `Agent.dispatch`: resolves at the answer's headers with an UpstreamBody that
+ * the answer's bytes are pushed into. undici's `request()` would wrap each answer in a
+ * BodyReadable stream; this costs about 13 µs less per plain answer and 20 µs per stream
+ * (bench/upstream-io.ts). The attempt's signal aborts the request (and a body being read).
+ */
+class PostHandler implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private body: UpstreamBody | null = null;
+  private readonly onAbort = () => {
+    this.controller?.abort(this.signal.reason as Error);
+  };
+
+  constructor(
+    private readonly signal: AbortSignal | AttemptSignal,
+    private readonly resolve: (res: UpstreamResponse) => void,
+    private readonly reject: (err: UpstreamFailure) => void,
+  ) {
+    if (signal.aborted) return;
+    if (signal instanceof AttemptSignal) signal.once('abort', this.onAbort);
+    else signal.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // Aborted while queued for a connection (or before): undici fails the request now.
+    if (this.signal.aborted) controller.abort(this.signal.reason as Error);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number): void {
+    if (statusCode < 200) return; // 1xx: the answer is still to come
+    this.body = new UpstreamBody(controller);
+    this.resolve({ status: statusCode, body: this.body });
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.body!.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.unlisten();
+    this.body!.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.unlisten();
+    if (this.body) this.body.fail(err);
+    else this.reject(asFailure(err));
+  }
+
+  private unlisten(): void {
+    if (this.signal instanceof AttemptSignal) this.signal.off('abort', this.onAbort);
+    else this.signal.removeEventListener('abort', this.onAbort);
+  }
+}
+
+/** A pass-through body may be the client's own bytes: they go as sent, never re-serialised. */
+function bodyBytes(body: unknown): string | Buffer {
+  return typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+}
+
 /** POSTs a JSON body with undici; network failures become UpstreamFailure. */
-export async function postJson(
+export function postJson(
   agent: Agent,
   url: string,
   call: UpstreamCall,
   headers: Record<string, string>,
 ): Promise<UpstreamResponse> {
-  try {
-    const res = await request(url, {
-      method: 'POST',
-      dispatcher: agent,
-      signal: call.signal,
-      headers: {
-        ...call.headers,
-        ...headers,
-        'content-type': 'application/json',
-        accept: call.stream ? 'text/event-stream' : 'application/json',
-      },
-      body: JSON.stringify(call.body),
-    });
-    return { status: res.statusCode, body: res.body };
-  } catch (err) {
-    throw asFailure(err);
-  }
+  return new Promise((resolve, reject) => {
+    const handler = new PostHandler(call.signal, resolve, reject);
+    try {
+      const { origin, path } = target(url);
+      agent.dispatch(
+        {
+          origin,
+          path,
+          method: 'POST',
+          headers: {
+            ...call.headers,
+            ...headers,
+            'content-type': 'application/json',
+            accept: call.stream ? 'text/event-stream' : 'application/json',
+          },
+          body: bodyBytes(call.body),
+        },
+        handler,
+      );
+    } catch (err) {
+      handler.onResponseError(null as never, err as Error);
+    }
+  });
 }
 
 const NONE: readonly Protocol[] = [];

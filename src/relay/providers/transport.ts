@@ -3,9 +3,9 @@
 // already in one of them (pass-through or translated by a codec) and reads the answer back
 // with that protocol's codec.
 import { EventEmitter } from 'node:events';
-import type { Readable } from 'node:stream';
 import type { Channel } from '../../channels/service.js';
 import type { Operation, Protocol } from '../canonical.js';
+import type { UpstreamBody } from '../upstream-body.js';
 
 export interface UpstreamCall {
   channel: Channel;
@@ -14,6 +14,10 @@ export interface UpstreamCall {
   operation: Operation;
   /** The upstream's model name (Gemini puts it in the URL). */
   model: string;
+  /**
+   * The JSON body: a value to serialise, or (pass-through) the JSON text itself, as a string or
+   * the client's raw bytes, sent as is.
+   */
   body: unknown;
   stream: boolean;
   signal: AbortSignal | AttemptSignal;
@@ -24,13 +28,13 @@ export interface UpstreamCall {
 export interface UpstreamResponse {
   status: number;
   /** The upstream's bytes in `call.protocol`: JSON for plain answers, SSE for streams. */
-  body: Readable;
+  body: UpstreamBody;
 }
 
 /**
- * Aborts one upstream attempt. undici takes an EventEmitter with `aborted` and `reason` as a
- * request's signal; this costs a fraction of an AbortController (and its EventTarget
- * listeners) per attempt, and aborts with the same reason an AbortController gives.
+ * Aborts one upstream attempt. postJson listens to it (as undici's request() would to an
+ * EventEmitter with `aborted` and `reason`); this costs a fraction of an AbortController (and its
+ * EventTarget listeners) per attempt, and aborts with the same reason an AbortController gives.
  */
 export class AttemptSignal extends EventEmitter {
   aborted = false;

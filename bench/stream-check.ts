@@ -1,0 +1,136 @@
+/**
+ * Micro benchmark: the per-frame stream check (SSE parse + decode + StreamCheck) on the
+ * OpenAI pass-through path, without sockets or the rest of the relay.
+ *
+ *   npx tsx bench/stream-check.ts [--streams 10000] [--rounds 7] [--against <checkout>]
+ *
+ * The stream is recorded once from test/mock-provider (POST /v1/chat/completions, stream, 16
+ * tokens, include_usage as the gateway asks upstream): role chunk, 16 token chunks, finish,
+ * usage, [DONE]. It is then fed through a fresh StreamCheck --streams times per round, in
+ * two chunkings: the whole stream as one chunk (what a loopback upstream delivers) and one
+ * chunk per frame (a slow upstream). Prints CPU µs per stream (best and median round; CPU
+ * time, not wall time, as the machine is shared). `--against` names another checkout (e.g.
+ * an export of the previous commit, with node_modules linked) whose StreamCheck runs in
+ * alternate rounds in this same process, for a before/after under the same noise. The
+ * "JSON.parse only" line is the floor: parsing each frame's data, nothing else.
+ */
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { IngressRequest, ProtocolCodec } from '../src/relay/protocols/types.js';
+import { startMockProvider } from '../test/mock-provider/server.js';
+import { argOf, numArg } from './lib/args.js';
+
+const STREAMS = numArg('--streams', 10000);
+const ROUNDS = numArg('--rounds', 7);
+const AGAINST = argOf('--against');
+
+interface Check {
+  feed(chunk: Buffer): void;
+  end(): void;
+  takeReady(): string;
+  takeTail(): string;
+  readonly done: boolean;
+  readonly produced: string;
+  readonly usage: { output: number } | null;
+}
+type CheckClass = new (decoder: unknown, encoder: null, model: string) => Check;
+
+async function load(root: string): Promise<{ StreamCheck: CheckClass; codec: ProtocolCodec }> {
+  const url = (p: string) => pathToFileURL(path.resolve(root, p)).href;
+  const stream = await import(url('src/relay/stream.ts'));
+  const openai = await import(url('src/relay/protocols/openai.ts'));
+  return { StreamCheck: stream.StreamCheck, codec: openai.openaiCodec };
+}
+
+const mock = await startMockProvider({ recordRequests: false });
+const res = await fetch(`${mock.url}/chat/completions`, {
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify({
+    model: 'gpt-4o-mini',
+    messages: [{ role: 'user', content: 'Hello, mole! Say something short.' }],
+    max_tokens: 16,
+    stream: true,
+    stream_options: { include_usage: true },
+  }),
+});
+const wire = Buffer.from(await res.arrayBuffer());
+await mock.close();
+
+const frames = wire.toString('utf8').split(/(?<=\n\n)/);
+const whole = [wire];
+const perFrame = frames.map((f) => Buffer.from(f));
+const frameData = frames.map((f) => f.slice(6, -2));
+
+// The client did not ask for usage (the bench's own request): the usage chunk is hidden.
+const r = {
+  protocol: 'openai',
+  operation: 'generate',
+  model: 'gpt-4o-mini',
+  stream: true,
+  promptTokens: 20,
+  maxOutputTokens: 16,
+  impliedOutputCap: null,
+  clientWantsUsage: false,
+  body: {},
+} as unknown as IngressRequest;
+
+let sink = 0;
+const runner =
+  ({ StreamCheck, codec }: { StreamCheck: CheckClass; codec: ProtocolCodec }) =>
+  (chunks: Buffer[]) => {
+    const check = new StreamCheck(codec.streamDecoder(r), null, r.model);
+    for (const c of chunks) {
+      check.feed(c);
+      sink += check.takeReady().length;
+    }
+    check.end();
+    sink += check.takeTail().length + check.produced.length + (check.usage?.output ?? 0);
+    if (!check.done) throw new Error('stream did not finish');
+  };
+const parseOnly = () => {
+  for (const d of frameData) if (d !== '[DONE]') sink += JSON.parse(d) ? 1 : 0;
+};
+
+/** CPU µs per stream of `run`, one round. */
+function round(run: () => void): number {
+  const t0 = process.cpuUsage();
+  for (let i = 0; i < STREAMS; i++) run();
+  const t = process.cpuUsage(t0);
+  return (t.user + t.system) / STREAMS;
+}
+
+function report(name: string, perStream: number[]): void {
+  perStream.sort((a, b) => a - b);
+  const best = perStream[0]!.toFixed(2);
+  const median = perStream[Math.floor(perStream.length / 2)]!.toFixed(2);
+  console.log(`${name.padEnd(40)} best ${best.padStart(7)}   median ${median.padStart(7)} µs/stream`);
+}
+
+const here = runner(await load(path.resolve(import.meta.dirname, '..')));
+const there = AGAINST ? runner(await load(AGAINST)) : null;
+
+console.log(
+  `${frames.length} frames, ${wire.length} bytes; ${STREAMS} streams × ${ROUNDS} rounds (CPU time)`,
+);
+for (const [name, chunks] of [
+  ['one chunk per stream', whole],
+  ['one chunk per frame', perFrame],
+] as const) {
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let i = 0; i < 2000; i++) {
+    here(chunks); // warm-up: let the JIT settle
+    there?.(chunks);
+  }
+  for (let i = 0; i < ROUNDS; i++) {
+    a.push(round(() => here(chunks)));
+    if (there) b.push(round(() => there(chunks)));
+  }
+  report(`${name}: this checkout`, a);
+  if (there) report(`${name}: ${AGAINST}`, b);
+}
+const p: number[] = [];
+for (let i = 0; i < ROUNDS; i++) p.push(round(parseOnly));
+report('JSON.parse only (floor)', p);
+if (sink === 0) console.log('(nothing produced)');

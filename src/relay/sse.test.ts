@@ -1,3 +1,4 @@
+import { StringDecoder } from 'node:string_decoder';
 import { describe, expect, it } from 'vitest';
 import { SseFrameParser, SseParser } from './sse.js';
 
@@ -88,6 +89,38 @@ describe('SseFrameParser against random streams', () => {
           .map((l) => (l.startsWith('data: ') ? l.slice(6) : l.slice(5)))
           .join('\n');
       expect(got, `seed ${seed}`).toEqual(expected.map((e) => ({ ...e, data: dataOf(e.raw) })));
+    }
+  });
+
+  it('decodes any chunking of any bytes (split or invalid UTF-8 too) as a StringDecoder does', () => {
+    const pieces = [
+      Buffer.from('data: '),
+      Buffer.from('\n\n'),
+      Buffer.from('é🐾'),
+      Buffer.from('ab'),
+      Buffer.from([0xff]),
+      Buffer.from([0xc3]),
+      Buffer.from([0xf0, 0x9f]),
+    ];
+    for (let seed = 1; seed <= 300; seed++) {
+      const r = rng(seed);
+      const bytes = Buffer.concat(
+        Array.from({ length: 4 + Math.floor(r() * 30) }, () => pieces[Math.floor(r() * pieces.length)]!),
+      );
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < bytes.length; ) {
+        const size = Math.floor(r() * 9); // empty chunks too
+        chunks.push(bytes.subarray(at, at + size));
+        at += size;
+      }
+      const reference = new StringDecoder('utf8');
+      const text = chunks.map((c) => reference.write(c)).join('') + reference.end();
+      const whole = new SseFrameParser();
+      const expected = [...whole.feed(Buffer.from(text)), ...whole.end()];
+      const p = new SseFrameParser();
+      const got = chunks.flatMap((c) => p.feed(c));
+      got.push(...p.end());
+      expect(got, `seed ${seed}`).toEqual(expected);
     }
   });
 });

@@ -16,7 +16,7 @@
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { IngressRequest, ProtocolCodec } from '../src/relay/protocols/types.js';
+import type { IngressRequest } from '../src/relay/protocols/types.js';
 import { startMockProvider } from '../test/mock-provider/server.js';
 import { argOf, numArg } from './lib/args.js';
 
@@ -24,22 +24,15 @@ const STREAMS = numArg('--streams', 10000);
 const ROUNDS = numArg('--rounds', 7);
 const AGAINST = argOf('--against');
 
-interface Check {
-  feed(chunk: Buffer): void;
-  end(): void;
-  takeReady(): string;
-  takeTail(): string;
-  readonly done: boolean;
-  readonly produced: string;
-  readonly usage: { output: number } | null;
-}
-type CheckClass = new (decoder: unknown, encoder: null, model: string) => Check;
+type Runner = (chunks: Buffer[]) => number;
 
-async function load(root: string): Promise<{ StreamCheck: CheckClass; codec: ProtocolCodec }> {
+/** A runner over `root`'s StreamCheck and OpenAI codec, with its own copy of the runner code. */
+async function load(root: string, copy: string): Promise<Runner> {
   const url = (p: string) => pathToFileURL(path.resolve(root, p)).href;
   const stream = await import(url('src/relay/stream.ts'));
   const openai = await import(url('src/relay/protocols/openai.ts'));
-  return { StreamCheck: stream.StreamCheck, codec: openai.openaiCodec };
+  const run = await import(`./lib/stream-check-run.ts?${copy}`);
+  return run.streamRunner(stream.StreamCheck, openai.openaiCodec, r);
 }
 
 const mock = await startMockProvider({ recordRequests: false });
@@ -76,18 +69,6 @@ const r = {
 } as unknown as IngressRequest;
 
 let sink = 0;
-const runner =
-  ({ StreamCheck, codec }: { StreamCheck: CheckClass; codec: ProtocolCodec }) =>
-  (chunks: Buffer[]) => {
-    const check = new StreamCheck(codec.streamDecoder(r), null, r.model);
-    for (const c of chunks) {
-      check.feed(c);
-      sink += check.takeReady().length;
-    }
-    check.end();
-    sink += check.takeTail().length + check.produced.length + (check.usage?.output ?? 0);
-    if (!check.done) throw new Error('stream did not finish');
-  };
 const parseOnly = () => {
   for (const d of frameData) if (d !== '[DONE]') sink += JSON.parse(d) ? 1 : 0;
 };
@@ -107,8 +88,8 @@ function report(name: string, perStream: number[]): void {
   console.log(`${name.padEnd(40)} best ${best.padStart(7)}   median ${median.padStart(7)} µs/stream`);
 }
 
-const here = runner(await load(path.resolve(import.meta.dirname, '..')));
-const there = AGAINST ? runner(await load(AGAINST)) : null;
+const here = await load(path.resolve(import.meta.dirname, '..'), 'here');
+const there = AGAINST ? await load(AGAINST, 'there') : null;
 
 console.log(
   `${frames.length} frames, ${wire.length} bytes; ${STREAMS} streams × ${ROUNDS} rounds (CPU time)`,
@@ -120,12 +101,12 @@ for (const [name, chunks] of [
   const a: number[] = [];
   const b: number[] = [];
   for (let i = 0; i < 2000; i++) {
-    here(chunks); // warm-up: let the JIT settle
-    there?.(chunks);
+    sink += here(chunks); // warm-up: let the JIT settle
+    sink += there?.(chunks) ?? 0;
   }
   for (let i = 0; i < ROUNDS; i++) {
-    a.push(round(() => here(chunks)));
-    if (there) b.push(round(() => there(chunks)));
+    a.push(round(() => (sink += here(chunks))));
+    if (there) b.push(round(() => (sink += there(chunks))));
   }
   report(`${name}: this checkout`, a);
   if (there) report(`${name}: ${AGAINST}`, b);

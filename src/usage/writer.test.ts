@@ -12,7 +12,7 @@ import { InvalidationBus } from '../shared/bus.js';
 import { createAccountsService } from '../accounts/service.js';
 import { createKeysService } from '../keys/service.js';
 import { createLocalLedger } from '../billing/ledger-local.js';
-import { createUsageWriter, type Contributor } from './writer.js';
+import { createUsageWriter, insertSizes, type Contributor } from './writer.js';
 import { openJournal } from './journal.js';
 import { logRow } from '../../test/helpers/log-row.js';
 
@@ -197,5 +197,45 @@ describe('usage writer', () => {
     expect(j.syncs).toBeLessThan(20);
     await writer.flush();
     expect(await w.totals()).toEqual({ used: 200, spent: 200, logged: 200, rows: 200 });
+  });
+
+  it('writes a batch in inserts of a few fixed sizes on SQLite, each row once, skipping rows already stored', async () => {
+    const w = await world();
+    const seen: Array<{ rows: number; written: number }> = [];
+    const record: Contributor = async (_trx, rows, written) => {
+      seen.push({ rows: rows.length, written: written.length });
+    };
+    const writer = createUsageWriter({
+      db: w.storage.db,
+      dialect: w.storage.dialect,
+      logger,
+      intervalMs: 60_000,
+      contributors: [record],
+    });
+    cleanup.unshift(() => writer.close());
+    const first = Array.from({ length: 150 }, () => w.row(0));
+    for (const r of first) await writer.enqueue(r);
+    await writer.flush();
+    // A replay of the first batch among 151 new rows (and one new row twice).
+    const fresh = Array.from({ length: 151 }, () => w.row(0));
+    for (const r of [...fresh.slice(0, 70), ...first, ...fresh.slice(70), fresh[3]!]) await writer.enqueue(r);
+    await writer.flush();
+    expect(seen).toEqual([
+      { rows: 150, written: 150 },
+      { rows: 302, written: 151 },
+    ]);
+    expect((await w.totals()).rows).toBe(301);
+    const daily = await w.storage.db
+      .selectFrom('usage_daily')
+      .select((eb) => eb.fn.sum<number>('requests').as('n'))
+      .executeTakeFirstOrThrow();
+    expect(Number(daily.n)).toBe(301);
+  });
+
+  it('cuts a batch into the fixed SQLite insert sizes, largest first; PostgreSQL into 500s', () => {
+    expect(insertSizes('sqlite', 0)).toEqual([]);
+    expect(insertSizes('sqlite', 1)).toEqual([1]);
+    expect(insertSizes('sqlite', 301)).toEqual([128, 128, 32, 8, 4, 1]);
+    expect(insertSizes('postgres', 1201)).toEqual([500, 500, 201]);
   });
 });

@@ -97,28 +97,63 @@ const LOG_COLUMNS = [
 ] as const satisfies ReadonlyArray<keyof NewLog>;
 
 /**
- * The batch's multi-row insert, written out directly: the query builder would build and
- * compile a node per value (several µs per row on the relay's busiest path). A request_id
- * already stored is skipped (replay), whatever its unique key spans on the dialect.
+ * Rows per log insert on SQLite: a few fixed sizes, largest first, so the same SQL texts come
+ * back batch after batch and the statement cache (db/open.ts) keeps each one prepared
+ * (preparing a statement of a few hundred rows cost more than running it). PostgreSQL parses
+ * every statement anyway: there the batch goes in statements of ROWS_PER_INSERT rows.
  */
-function insertLogs(dialect: Dialect, rows: readonly NewLog[]): CompiledQuery {
-  const params: unknown[] = [];
-  const tuples: string[] = [];
+const SQLITE_INSERT_SIZES = [128, 64, 32, 16, 8, 4, 2, 1] as const;
+
+/** How many rows each of the batch's inserts takes, in order. */
+export function insertSizes(dialect: Dialect, rows: number): number[] {
+  const out: number[] = [];
+  if (dialect === 'postgres') {
+    for (let i = 0; i < rows; i += ROWS_PER_INSERT) out.push(Math.min(ROWS_PER_INSERT, rows - i));
+    return out;
+  }
+  let left = rows;
+  for (const size of SQLITE_INSERT_SIZES) {
+    for (; left >= size; left -= size) out.push(size);
+  }
+  return out;
+}
+
+const insertText = new Map<string, string>();
+
+/** The SQL of a `rows`-row log insert; the texts of the fixed sizes are built once. */
+function insertSql(dialect: Dialect, rows: number): string {
+  const id = `${dialect}:${rows}`;
+  const known = insertText.get(id);
+  if (known) return known;
   const width = LOG_COLUMNS.length;
-  for (const r of rows) {
-    const base = params.length;
-    for (const c of LOG_COLUMNS) params.push(r[c] ?? null);
+  const tuples: string[] = [];
+  for (let i = 0; i < rows; i++)
     tuples.push(
       dialect === 'postgres'
-        ? `(${LOG_COLUMNS.map((_, j) => `$${base + j + 1}`).join(', ')})`
+        ? `(${LOG_COLUMNS.map((_, j) => `$${i * width + j + 1}`).join(', ')})`
         : `(${'?, '.repeat(width - 1)}?)`,
     );
-  }
-  return CompiledQuery.raw(
+  const text =
     `insert into "logs" (${LOG_COLUMNS.map((c) => `"${c}"`).join(', ')}) values ${tuples.join(', ')} ` +
-      'on conflict do nothing returning "request_id"',
-    params,
-  );
+    'on conflict do nothing returning "request_id"';
+  if (dialect === 'sqlite' || rows === ROWS_PER_INSERT) insertText.set(id, text);
+  return text;
+}
+
+/**
+ * The batch's multi-row insert of rows[from, from + count), written out directly: the query
+ * builder would build and compile a node per value (several µs per row on the relay's busiest
+ * path). A request_id already stored is skipped (replay), whatever its unique key spans on
+ * the dialect.
+ */
+function insertLogs(dialect: Dialect, rows: readonly NewLog[], from: number, count: number): CompiledQuery {
+  const params: unknown[] = new Array(count * LOG_COLUMNS.length);
+  let k = 0;
+  for (let i = from; i < from + count; i++) {
+    const r = rows[i]!;
+    for (const c of LOG_COLUMNS) params[k++] = r[c] ?? null;
+  }
+  return CompiledQuery.raw(insertSql(dialect, count), params);
 }
 
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -231,13 +266,16 @@ export function createUsageWriter(deps: {
         const seen = new Set<string>();
         const unique = rows.filter((r) => !seen.has(r.request_id) && !!seen.add(r.request_id));
         const inserted = new Set<string>();
-        for (let i = 0; i < unique.length; i += ROWS_PER_INSERT) {
+        let from = 0;
+        for (const count of insertSizes(deps.dialect, unique.length)) {
           const got = await trx.executeQuery<{ request_id: string }>(
-            insertLogs(deps.dialect, unique.slice(i, i + ROWS_PER_INSERT)),
+            insertLogs(deps.dialect, unique, from, count),
           );
+          from += count;
           for (const g of got.rows) inserted.add(g.request_id);
         }
-        const written = unique.filter((r) => inserted.has(r.request_id));
+        const written =
+          inserted.size === unique.length ? unique : unique.filter((r) => inserted.has(r.request_id));
         count = written.length;
         await upsertRollup(
           trx,

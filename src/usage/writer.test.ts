@@ -15,6 +15,7 @@ import { createLocalLedger } from '../billing/ledger-local.js';
 import { createUsageWriter, insertSizes, type Contributor } from './writer.js';
 import { openJournal } from './journal.js';
 import { logRow } from '../../test/helpers/log-row.js';
+import type { NewLog } from '../db/schema.js';
 
 const logger = pino({ level: 'silent' });
 const cleanup: Array<() => Promise<void>> = [];
@@ -237,5 +238,36 @@ describe('usage writer', () => {
     expect(insertSizes('sqlite', 1)).toEqual([1]);
     expect(insertSizes('sqlite', 301)).toEqual([128, 128, 32, 8, 4, 1]);
     expect(insertSizes('postgres', 1201)).toEqual([500, 500, 201]);
+  });
+
+  it('stores a clean row as it is and cleans each kind of unstorable text, in the journal too', async () => {
+    const w = await world();
+    const writer = w.writer();
+    const clean = w.row(0);
+    const dirty = [
+      { ...w.row(0), model: 'm\u0000x' },
+      { ...w.row(0), key_name: 'k'.repeat(300) },
+      { ...w.row(0), attempts: 'a'.repeat(70_000) },
+      { ...w.row(0), ip: '1\u0000.2' },
+      { ...w.row(0), protocol: undefined, cache_write_tokens: undefined, reasoning_tokens: undefined },
+      { ...w.row(0), upstream_model: undefined },
+    ] as NewLog[];
+    for (const r of [clean, ...dirty]) await writer.enqueue(r);
+    const journaled = fs
+      .readFileSync(path.join(w.journalDir, w.journalFiles()[0]!), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    await writer.flush();
+    const stored = await w.storage.db.selectFrom('logs').selectAll().orderBy('id').execute();
+    for (const got of [journaled, stored]) {
+      expect(got[0]).toMatchObject({ ...clean });
+      expect(got[1]).toMatchObject({ model: 'mx' });
+      expect(got[2].key_name).toBe('k'.repeat(256));
+      expect(got[3].attempts).toHaveLength(64 * 1024);
+      expect(got[4]).toMatchObject({ ip: '1.2' });
+      expect(got[5]).toMatchObject({ protocol: 'openai', cache_write_tokens: 0, reasoning_tokens: 0 });
+      expect(got[6]).toMatchObject({ upstream_model: null });
+    }
   });
 });

@@ -28,11 +28,36 @@ export type Contributor = (
 const MAX_QUEUE = 50_000;
 const ROWS_PER_INSERT = 500;
 
+/** Text columns of a log row and the length each is cut to (whether it may be null aside). */
+const TEXT_LIMITS = [
+  ['request_id', 64],
+  ['key_name', 256],
+  ['model', 256],
+  ['upstream_model', 256],
+  ['endpoint', 256],
+  ['error_code', 64],
+  ['ip', 64],
+  ['attempts', 64 * 1024],
+  ['protocol', 32],
+] as const satisfies ReadonlyArray<readonly [keyof NewLog, number]>;
+
+/** Whether `row` is storable as it is: the relay's rows nearly always are. */
+function alreadyStorable(row: NewLog): boolean {
+  for (const [column, max] of TEXT_LIMITS) {
+    const v = row[column];
+    if (v === null && column !== 'protocol') continue;
+    if (typeof v !== 'string' || v.length > max || v.includes('\u0000')) return false;
+  }
+  return row.cache_write_tokens != null && row.reasoning_tokens != null;
+}
+
 /**
  * A row every database accepts: text without NUL (PostgreSQL refuses it) and within sane
- * lengths. One unstorable row would otherwise fail its whole batch on every retry.
+ * lengths. One unstorable row would otherwise fail its whole batch on every retry. A row that
+ * is storable already is answered as it is, not copied: the writer owns a row once enqueued.
  */
 function storable(row: NewLog): NewLog {
+  if (alreadyStorable(row)) return row;
   const clean = (v: string | null | undefined, max: number) =>
     v == null ? (v ?? null) : v.replace(/\u0000/g, '').slice(0, max);
   return {

@@ -270,4 +270,38 @@ describe('usage writer', () => {
       expect(got[6]).toMatchObject({ upstream_model: null });
     }
   });
+
+  it('rolls a batch spanning days and hours up into each UTC day and hour', async () => {
+    const w = await world();
+    const writer = w.writer();
+    const at = (iso: string) => Date.parse(iso);
+    const times = [
+      '2026-03-01T23:10:00Z',
+      '2026-03-01T23:50:00Z',
+      '2026-03-02T00:05:00Z',
+      '2026-03-01T22:59:59.999Z',
+      '2026-03-02T00:30:00Z',
+    ];
+    for (const t of times) await writer.enqueue({ ...w.row(0), created_at: at(t) });
+    await writer.flush();
+    const daily = await w.storage.db
+      .selectFrom('usage_daily')
+      .select(['day', 'requests'])
+      .orderBy('day')
+      .execute();
+    expect(daily.map((r) => [r.day, Number(r.requests)])).toEqual([
+      ['2026-03-01', 3],
+      ['2026-03-02', 2],
+    ]);
+    const hourly = await w.storage.db
+      .selectFrom('usage_hourly')
+      .select(['hour', 'requests'])
+      .orderBy('hour')
+      .execute();
+    expect(hourly.map((r) => [Number(r.hour), Number(r.requests)])).toEqual([
+      [at('2026-03-01T22:00:00Z'), 1],
+      [at('2026-03-01T23:00:00Z'), 2],
+      [at('2026-03-02T00:00:00Z'), 2],
+    ]);
+  });
 });

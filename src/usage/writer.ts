@@ -183,6 +183,7 @@ function insertLogs(dialect: Dialect, rows: readonly NewLog[], from: number, cou
 
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
 
 interface Sums {
   requests: number;
@@ -198,23 +199,32 @@ type RollupRow = ({ day: string } | { hour: number }) & {
 } & Sums;
 
 /**
- * The rows summed per period (what `period` makes of created_at), key and model: the
- * rollup rows one batch adds. Only rows new to the database are passed in, so a replayed or
- * repeated request_id never counts twice.
+ * The rows summed per period (UTC day or hour of created_at), key and model: the rollup rows
+ * one batch adds. Only rows new to the database are passed in, so a replayed or repeated
+ * request_id never counts twice.
  */
-function rollUp(
-  rows: readonly NewLog[],
-  period: (ms: number) => { day: string } | { hour: number },
-): RollupRow[] {
+function rollUp(rows: readonly NewLog[], period: 'day' | 'hour'): RollupRow[] {
   const out = new Map<string, RollupRow>();
+  // A batch's rows nearly all share one day: its text is made once, not per row.
+  let dayStart = Number.NaN;
+  let day = '';
   for (const r of rows) {
-    const p = period(r.created_at);
+    const ms = r.created_at;
+    let p: string | number;
+    if (period === 'hour') p = ms - (ms % HOUR_MS);
+    else {
+      if (ms - (ms % DAY_MS) !== dayStart) {
+        dayStart = ms - (ms % DAY_MS);
+        day = dayOf(ms);
+      }
+      p = day;
+    }
     const model = r.model ?? '';
-    const id = `${'day' in p ? p.day : p.hour}|${r.key_id}|${model}`;
+    const id = `${p}|${r.key_id}|${model}`;
     let agg = out.get(id);
     if (!agg) {
       agg = {
-        ...p,
+        ...(period === 'hour' ? { hour: p as number } : { day: p as string }),
         user_id: r.user_id,
         key_id: r.key_id,
         model,
@@ -290,28 +300,26 @@ export function createUsageWriter(deps: {
       .execute(async (trx) => {
         const seen = new Set<string>();
         const unique = rows.filter((r) => !seen.has(r.request_id) && !!seen.add(r.request_id));
-        const inserted = new Set<string>();
+        const returned: Array<{ request_id: string }[]> = [];
         let from = 0;
+        let insertedCount = 0;
         for (const count of insertSizes(deps.dialect, unique.length)) {
           const got = await trx.executeQuery<{ request_id: string }>(
             insertLogs(deps.dialect, unique, from, count),
           );
           from += count;
-          for (const g of got.rows) inserted.add(g.request_id);
+          returned.push(got.rows);
+          insertedCount += got.rows.length;
         }
-        const written =
-          inserted.size === unique.length ? unique : unique.filter((r) => inserted.has(r.request_id));
+        // Every row inserted (the usual case): no need to look up which.
+        let written: readonly NewLog[] = unique;
+        if (insertedCount < unique.length) {
+          const inserted = new Set(returned.flat().map((g) => g.request_id));
+          written = unique.filter((r) => inserted.has(r.request_id));
+        }
         count = written.length;
-        await upsertRollup(
-          trx,
-          'usage_daily',
-          rollUp(written, (ms) => ({ day: dayOf(ms) })),
-        );
-        await upsertRollup(
-          trx,
-          'usage_hourly',
-          rollUp(written, (ms) => ({ hour: ms - (ms % HOUR_MS) })),
-        );
+        await upsertRollup(trx, 'usage_daily', rollUp(written, 'day'));
+        await upsertRollup(trx, 'usage_hourly', rollUp(written, 'hour'));
         try {
           for (const c of deps.contributors) {
             const h = await c(trx, rows, written);

@@ -304,4 +304,22 @@ describe('usage writer', () => {
       [at('2026-03-02T00:00:00Z'), 2],
     ]);
   });
+
+  it('adds a batch of many rollup rows (one per model) to the stored ones', async () => {
+    const w = await world();
+    const writer = w.writer();
+    const models = Array.from({ length: 131 }, (_, i) => `model-${i}`);
+    for (let round = 0; round < 2; round++) {
+      for (const model of models) await writer.enqueue({ ...w.row(0), model, prompt_tokens: 3 });
+      await writer.flush();
+    }
+    for (const table of ['usage_daily', 'usage_hourly'] as const) {
+      const rows = await w.storage.db
+        .selectFrom(table)
+        .select(['model', 'requests', 'prompt_tokens'])
+        .execute();
+      expect(rows).toHaveLength(131);
+      for (const r of rows) expect([Number(r.requests), Number(r.prompt_tokens)]).toEqual([2, 6]);
+    }
+  });
 });

@@ -8,7 +8,7 @@
 // a row already in the database is skipped and its spend is never charged twice. The queue is
 // bounded: when it is full, enqueue waits for the next flush instead of dropping rows.
 import type { Logger } from 'pino';
-import { CompiledQuery, sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import type { Db, Dialect } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
 import type { Journal } from './journal.js';
@@ -143,27 +143,29 @@ export function insertSizes(dialect: Dialect, rows: number): number[] {
   return out;
 }
 
-const insertText = new Map<string, string>();
+const statementText = new Map<string, string>();
 
-/** The SQL of a `rows`-row log insert; the texts of the fixed sizes are built once. */
-function insertSql(dialect: Dialect, rows: number): string {
-  const id = `${dialect}:${rows}`;
-  const known = insertText.get(id);
+/**
+ * `head` values <rows tuples of `width` placeholders> `tail`: the texts of the fixed SQLite
+ * sizes (and PostgreSQL's full statements) are built once.
+ */
+function valuesSql(dialect: Dialect, head: string, width: number, rows: number, tail: string): string {
+  const id = `${head}|${dialect}|${rows}`;
+  const known = statementText.get(id);
   if (known) return known;
-  const width = LOG_COLUMNS.length;
   const tuples: string[] = [];
   for (let i = 0; i < rows; i++)
     tuples.push(
       dialect === 'postgres'
-        ? `(${LOG_COLUMNS.map((_, j) => `$${i * width + j + 1}`).join(', ')})`
+        ? `(${Array.from({ length: width }, (_, j) => `$${i * width + j + 1}`).join(', ')})`
         : `(${'?, '.repeat(width - 1)}?)`,
     );
-  const text =
-    `insert into "logs" (${LOG_COLUMNS.map((c) => `"${c}"`).join(', ')}) values ${tuples.join(', ')} ` +
-    'on conflict do nothing returning "request_id"';
-  if (dialect === 'sqlite' || rows === ROWS_PER_INSERT) insertText.set(id, text);
+  const text = `${head} values ${tuples.join(', ')} ${tail}`;
+  if (dialect === 'sqlite' || rows === ROWS_PER_INSERT) statementText.set(id, text);
   return text;
 }
+
+const INSERT_LOGS_HEAD = `insert into "logs" (${LOG_COLUMNS.map((c) => `"${c}"`).join(', ')})`;
 
 /**
  * The batch's multi-row insert of rows[from, from + count), written out directly: the query
@@ -178,7 +180,16 @@ function insertLogs(dialect: Dialect, rows: readonly NewLog[], from: number, cou
     const r = rows[i]!;
     for (const c of LOG_COLUMNS) params[k++] = r[c] ?? null;
   }
-  return CompiledQuery.raw(insertSql(dialect, count), params);
+  return CompiledQuery.raw(
+    valuesSql(
+      dialect,
+      INSERT_LOGS_HEAD,
+      LOG_COLUMNS.length,
+      count,
+      'on conflict do nothing returning "request_id"',
+    ),
+    params,
+  );
 }
 
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
@@ -245,28 +256,44 @@ function rollUp(rows: readonly NewLog[], period: 'day' | 'hour'): RollupRow[] {
   return [...out.values()];
 }
 
-/** Adds each rollup row to the stored one (or stores it). */
+const SUM_COLUMNS = ['requests', 'prompt_tokens', 'cached_tokens', 'completion_tokens', 'cost_nano'] as const;
+
+/**
+ * Adds each rollup row to the stored one (or stores it), written out directly like the log
+ * insert and in the same sizes: a batch with many keys and models has as many rollup rows.
+ */
 async function upsertRollup(
   trx: Db,
+  dialect: Dialect,
   table: 'usage_daily' | 'usage_hourly',
   aggs: RollupRow[],
 ): Promise<void> {
   const period = table === 'usage_daily' ? 'day' : 'hour';
-  const add = (c: keyof Sums) => sql<number>`${sql.ref(`${table}.${c}`)} + ${sql.ref(`excluded.${c}`)}`;
-  for (let i = 0; i < aggs.length; i += ROWS_PER_INSERT) {
-    await trx
-      .insertInto(table)
-      .values(aggs.slice(i, i + ROWS_PER_INSERT) as never)
-      .onConflict((oc) =>
-        oc.columns([period, 'user_id', 'key_id', 'model'] as never).doUpdateSet({
-          requests: add('requests'),
-          prompt_tokens: add('prompt_tokens'),
-          cached_tokens: add('cached_tokens'),
-          completion_tokens: add('completion_tokens'),
-          cost_nano: add('cost_nano'),
-        }),
-      )
-      .execute();
+  const keyColumns = [period, 'user_id', 'key_id', 'model'];
+  const head = `insert into "${table}" (${[...keyColumns, ...SUM_COLUMNS].map((c) => `"${c}"`).join(', ')})`;
+  const tail =
+    `on conflict (${keyColumns.map((c) => `"${c}"`).join(', ')}) do update set ` +
+    SUM_COLUMNS.map((c) => `"${c}" = "${table}"."${c}" + "excluded"."${c}"`).join(', ');
+  const width = keyColumns.length + SUM_COLUMNS.length;
+  let from = 0;
+  for (const count of insertSizes(dialect, aggs.length)) {
+    const params: unknown[] = [];
+    for (let i = from; i < from + count; i++) {
+      const a = aggs[i]!;
+      params.push(
+        'day' in a ? a.day : a.hour,
+        a.user_id,
+        a.key_id,
+        a.model,
+        a.requests,
+        a.prompt_tokens,
+        a.cached_tokens,
+        a.completion_tokens,
+        a.cost_nano,
+      );
+    }
+    from += count;
+    await trx.executeQuery(CompiledQuery.raw(valuesSql(dialect, head, width, count, tail), params));
   }
 }
 
@@ -318,8 +345,8 @@ export function createUsageWriter(deps: {
           written = unique.filter((r) => inserted.has(r.request_id));
         }
         count = written.length;
-        await upsertRollup(trx, 'usage_daily', rollUp(written, 'day'));
-        await upsertRollup(trx, 'usage_hourly', rollUp(written, 'hour'));
+        await upsertRollup(trx, deps.dialect, 'usage_daily', rollUp(written, 'day'));
+        await upsertRollup(trx, deps.dialect, 'usage_hourly', rollUp(written, 'hour'));
         try {
           for (const c of deps.contributors) {
             const h = await c(trx, rows, written);

@@ -1,5 +1,57 @@
-import { describe, expect, it } from 'vitest';
-import { isTransientMigrationFailure } from './open.js';
+import SQLite from 'better-sqlite3';
+import { describe, expect, it, vi } from 'vitest';
+import { cachingStatements, isTransientMigrationFailure } from './open.js';
+
+describe('cachingStatements', () => {
+  const open = () => {
+    const raw = new SQLite(':memory:');
+    raw.exec('create table t (x integer)');
+    const prepared = vi.spyOn(raw, 'prepare');
+    return { raw, prepared };
+  };
+
+  it('prepares each SQL text once and reuses the statement', () => {
+    const { raw, prepared } = open();
+    const db = cachingStatements(raw);
+    const insert = 'insert into t (x) values (?)';
+    db.prepare(insert).run([1]);
+    db.prepare(insert).run([2]);
+    expect(db.prepare(insert)).toBe(db.prepare(insert));
+    expect(prepared).toHaveBeenCalledTimes(1);
+    // Bindings do not carry over from one run to the next.
+    expect(db.prepare('select x from t order by x').all([])).toEqual([{ x: 1 }, { x: 2 }]);
+    raw.close();
+  });
+
+  it('hands out a fresh statement while the cached one is still being iterated', () => {
+    const { raw } = open();
+    raw.exec('insert into t (x) values (1), (2)');
+    const db = cachingStatements(raw);
+    const select = 'select x from t order by x';
+    const outer = db.prepare(select).iterate([]);
+    expect(outer.next().value).toEqual({ x: 1 });
+    expect(db.prepare(select).all([])).toEqual([{ x: 1 }, { x: 2 }]);
+    expect(outer.next().value).toEqual({ x: 2 });
+    outer.return?.();
+    raw.close();
+  });
+
+  it('keeps at most `size` statements, dropping the least recently used', () => {
+    const { raw, prepared } = open();
+    const db = cachingStatements(raw, 2);
+    const q = (n: number) => `select ${n} as n`;
+    db.prepare(q(1));
+    db.prepare(q(2));
+    db.prepare(q(1));
+    db.prepare(q(3)); // drops q(2), the least recently used
+    expect(prepared).toHaveBeenCalledTimes(3);
+    db.prepare(q(1));
+    expect(prepared).toHaveBeenCalledTimes(3);
+    db.prepare(q(2));
+    expect(prepared).toHaveBeenCalledTimes(4);
+    raw.close();
+  });
+});
 
 describe('isTransientMigrationFailure', () => {
   // The failures seen when the migrator's look at every schema's tables races another

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
 import type { Database } from './schema.js';
 import type { Storage } from './index.js';
 import { migrateToLatest } from './migrations.js';
@@ -18,6 +18,40 @@ function toSafeNumber(v: string): number {
 }
 pg.types.setTypeParser(20, toSafeNumber);
 pg.types.setTypeParser(1700, toSafeNumber);
+
+/** Statements kept per SQLite connection, least recently used dropped first. */
+const STATEMENT_CACHE_SIZE = 200;
+/** Longer SQL (a one-off bulk statement) is prepared each time rather than kept. */
+const STATEMENT_CACHE_MAX_SQL = 16 * 1024;
+
+/**
+ * The SQLite handle as Kysely sees it, with each statement prepared once per SQL text: Kysely
+ * prepares on every query, and parsing costs more than running a small statement (the usage
+ * writer's batch insert, run several times a second, above all). better-sqlite3 resets a
+ * statement and clears its bindings after each run, so reuse is safe; a statement still
+ * being iterated (busy) is never handed out twice.
+ */
+export function cachingStatements(db: SQLite.Database, size = STATEMENT_CACHE_SIZE): SqliteDatabase {
+  const cache = new Map<string, SQLite.Statement>();
+  return {
+    close: () => db.close(),
+    prepare(text: string) {
+      const hit = cache.get(text);
+      if (hit && !hit.busy) {
+        // Most recently used last: Map keeps insertion order.
+        cache.delete(text);
+        cache.set(text, hit);
+        return hit;
+      }
+      const stmt = db.prepare(text);
+      if (text.length <= STATEMENT_CACHE_MAX_SQL && !hit) {
+        cache.set(text, stmt);
+        if (cache.size > size) cache.delete(cache.keys().next().value!);
+      }
+      return stmt;
+    },
+  };
+}
 
 export interface OpenOptions {
   databaseUrl?: string | undefined;
@@ -65,7 +99,7 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(sqlite) }) });
     storage = { db, dialect: 'sqlite', close: () => db.destroy() };
   }
   // On PostgreSQL the migrator is always told its schema: left to itself it takes a

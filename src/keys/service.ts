@@ -579,13 +579,12 @@ export function createKeysService(
 
     /** Batched by the usage writer: last use per key, newest wins. */
     async recordLastUse(trx: Db, uses: Map<number, { at: number; ip: string }>): Promise<void> {
-      for (const [keyId, u] of uses) {
-        await trx
-          .updateTable('api_keys')
-          .set({ last_used_at: u.at, last_used_ip: u.ip })
-          .where('id', '=', keyId)
-          .execute();
-      }
+      // Raw SQL, not the query builder: one update per key in the batch, and the builder's
+      // compile cost more than the update.
+      for (const [keyId, u] of uses)
+        await sql`update "api_keys" set "last_used_at" = ${u.at}, "last_used_ip" = ${u.ip} where "id" = ${keyId}`.execute(
+          trx,
+        );
     },
 
     /** Batched by the ledger: spend per key as relative updates. */

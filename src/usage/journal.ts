@@ -17,9 +17,20 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 
-interface Waiter {
+/** One group commit's outcome, shared by every row in the group. */
+interface Group {
+  done: Promise<void>;
   resolve(): void;
   reject(err: unknown): void;
+}
+
+function newGroup(): Group {
+  const g = {} as Group;
+  g.done = new Promise<void>((resolve, reject) => {
+    g.resolve = resolve;
+    g.reject = reject;
+  });
+  return g;
 }
 
 /** fdatasync through libuv's pool (the one journal step that may take milliseconds). */
@@ -35,7 +46,8 @@ class Segment {
   /** The new file's directory entry made durable (fsync mode): awaited before the first rows count as durable. */
   private dirSynced: Promise<void> | null = null;
   private lines: string[] = [];
-  private waiters: Waiter[] = [];
+  /** The group the lines waiting to be written belong to (null: none waiting). */
+  private group: Group | null = null;
   private running: Promise<void> | null = null;
   /** A write (or its sync) failed: the next write starts on a new line. */
   private torn = false;
@@ -52,9 +64,10 @@ class Segment {
   append(line: string): Promise<void> {
     this.count++;
     this.lines.push(line);
-    const p = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    // One promise per group commit, not per row: every row in it settles alike.
+    this.group ??= newGroup();
     if (!this.running) this.running = this.loop();
-    return p;
+    return this.group.done;
   }
 
   private open(): number {
@@ -86,9 +99,9 @@ class Segment {
     try {
       while (this.lines.length > 0) {
         const lines = this.lines;
-        const waiters = this.waiters;
+        const group = this.group!;
         this.lines = [];
-        this.waiters = [];
+        this.group = null;
         try {
           const fd = this.open();
           // After a failed write the file may end in a torn line: start on a fresh one, so
@@ -101,10 +114,10 @@ class Segment {
             await datasync(fd);
           }
           this.onSync();
-          for (const w of waiters) w.resolve();
+          group.resolve();
         } catch (err) {
           this.torn = true;
-          for (const w of waiters) w.reject(err);
+          group.reject(err);
         }
       }
     } finally {

@@ -12,9 +12,10 @@ import { InvalidationBus } from '../shared/bus.js';
 import { createAccountsService } from '../accounts/service.js';
 import { createKeysService } from '../keys/service.js';
 import { createLocalLedger } from '../billing/ledger-local.js';
-import { createUsageWriter, type Contributor } from './writer.js';
+import { createUsageWriter, insertSizes, type Contributor } from './writer.js';
 import { openJournal } from './journal.js';
 import { logRow } from '../../test/helpers/log-row.js';
+import type { NewLog } from '../db/schema.js';
 
 const logger = pino({ level: 'silent' });
 const cleanup: Array<() => Promise<void>> = [];
@@ -197,5 +198,128 @@ describe('usage writer', () => {
     expect(j.syncs).toBeLessThan(20);
     await writer.flush();
     expect(await w.totals()).toEqual({ used: 200, spent: 200, logged: 200, rows: 200 });
+  });
+
+  it('writes a batch in inserts of a few fixed sizes on SQLite, each row once, skipping rows already stored', async () => {
+    const w = await world();
+    const seen: Array<{ rows: number; written: number }> = [];
+    const record: Contributor = async (_trx, rows, written) => {
+      seen.push({ rows: rows.length, written: written.length });
+    };
+    const writer = createUsageWriter({
+      db: w.storage.db,
+      dialect: w.storage.dialect,
+      logger,
+      intervalMs: 60_000,
+      contributors: [record],
+    });
+    cleanup.unshift(() => writer.close());
+    const first = Array.from({ length: 150 }, () => w.row(0));
+    for (const r of first) await writer.enqueue(r);
+    await writer.flush();
+    // A replay of the first batch among 151 new rows (and one new row twice).
+    const fresh = Array.from({ length: 151 }, () => w.row(0));
+    for (const r of [...fresh.slice(0, 70), ...first, ...fresh.slice(70), fresh[3]!]) await writer.enqueue(r);
+    await writer.flush();
+    expect(seen).toEqual([
+      { rows: 150, written: 150 },
+      { rows: 302, written: 151 },
+    ]);
+    expect((await w.totals()).rows).toBe(301);
+    const daily = await w.storage.db
+      .selectFrom('usage_daily')
+      .select((eb) => eb.fn.sum<number>('requests').as('n'))
+      .executeTakeFirstOrThrow();
+    expect(Number(daily.n)).toBe(301);
+  });
+
+  it('cuts a batch into the fixed SQLite insert sizes, largest first; PostgreSQL into 500s', () => {
+    expect(insertSizes('sqlite', 0)).toEqual([]);
+    expect(insertSizes('sqlite', 1)).toEqual([1]);
+    expect(insertSizes('sqlite', 301)).toEqual([128, 128, 32, 8, 4, 1]);
+    expect(insertSizes('postgres', 1201)).toEqual([500, 500, 201]);
+  });
+
+  it('stores a clean row as it is and cleans each kind of unstorable text, in the journal too', async () => {
+    const w = await world();
+    const writer = w.writer();
+    const clean = w.row(0);
+    const dirty = [
+      { ...w.row(0), model: 'm\u0000x' },
+      { ...w.row(0), key_name: 'k'.repeat(300) },
+      { ...w.row(0), attempts: 'a'.repeat(70_000) },
+      { ...w.row(0), ip: '1\u0000.2' },
+      { ...w.row(0), protocol: undefined, cache_write_tokens: undefined, reasoning_tokens: undefined },
+      { ...w.row(0), upstream_model: undefined },
+    ] as NewLog[];
+    for (const r of [clean, ...dirty]) await writer.enqueue(r);
+    const journaled = fs
+      .readFileSync(path.join(w.journalDir, w.journalFiles()[0]!), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    await writer.flush();
+    const stored = await w.storage.db.selectFrom('logs').selectAll().orderBy('id').execute();
+    for (const got of [journaled, stored]) {
+      expect(got[0]).toMatchObject({ ...clean });
+      expect(got[1]).toMatchObject({ model: 'mx' });
+      expect(got[2].key_name).toBe('k'.repeat(256));
+      expect(got[3].attempts).toHaveLength(64 * 1024);
+      expect(got[4]).toMatchObject({ ip: '1.2' });
+      expect(got[5]).toMatchObject({ protocol: 'openai', cache_write_tokens: 0, reasoning_tokens: 0 });
+      expect(got[6]).toMatchObject({ upstream_model: null });
+    }
+  });
+
+  it('rolls a batch spanning days and hours up into each UTC day and hour', async () => {
+    const w = await world();
+    const writer = w.writer();
+    const at = (iso: string) => Date.parse(iso);
+    const times = [
+      '2026-03-01T23:10:00Z',
+      '2026-03-01T23:50:00Z',
+      '2026-03-02T00:05:00Z',
+      '2026-03-01T22:59:59.999Z',
+      '2026-03-02T00:30:00Z',
+    ];
+    for (const t of times) await writer.enqueue({ ...w.row(0), created_at: at(t) });
+    await writer.flush();
+    const daily = await w.storage.db
+      .selectFrom('usage_daily')
+      .select(['day', 'requests'])
+      .orderBy('day')
+      .execute();
+    expect(daily.map((r) => [r.day, Number(r.requests)])).toEqual([
+      ['2026-03-01', 3],
+      ['2026-03-02', 2],
+    ]);
+    const hourly = await w.storage.db
+      .selectFrom('usage_hourly')
+      .select(['hour', 'requests'])
+      .orderBy('hour')
+      .execute();
+    expect(hourly.map((r) => [Number(r.hour), Number(r.requests)])).toEqual([
+      [at('2026-03-01T22:00:00Z'), 1],
+      [at('2026-03-01T23:00:00Z'), 2],
+      [at('2026-03-02T00:00:00Z'), 2],
+    ]);
+  });
+
+  it('adds a batch of many rollup rows (one per model) to the stored ones', async () => {
+    const w = await world();
+    const writer = w.writer();
+    const models = Array.from({ length: 131 }, (_, i) => `model-${i}`);
+    for (let round = 0; round < 2; round++) {
+      for (const model of models) await writer.enqueue({ ...w.row(0), model, prompt_tokens: 3 });
+      await writer.flush();
+    }
+    for (const table of ['usage_daily', 'usage_hourly'] as const) {
+      const rows = await w.storage.db
+        .selectFrom(table)
+        .select(['model', 'requests', 'prompt_tokens'])
+        .execute();
+      expect(rows).toHaveLength(131);
+      for (const r of rows) expect([Number(r.requests), Number(r.prompt_tokens)]).toEqual([2, 6]);
+    }
   });
 });

@@ -8,7 +8,7 @@
 // a row already in the database is skipped and its spend is never charged twice. The queue is
 // bounded: when it is full, enqueue waits for the next flush instead of dropping rows.
 import type { Logger } from 'pino';
-import { CompiledQuery, sql } from 'kysely';
+import { CompiledQuery } from 'kysely';
 import type { Db, Dialect } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
 import type { Journal } from './journal.js';
@@ -28,11 +28,36 @@ export type Contributor = (
 const MAX_QUEUE = 50_000;
 const ROWS_PER_INSERT = 500;
 
+/** Text columns of a log row and the length each is cut to (whether it may be null aside). */
+const TEXT_LIMITS = [
+  ['request_id', 64],
+  ['key_name', 256],
+  ['model', 256],
+  ['upstream_model', 256],
+  ['endpoint', 256],
+  ['error_code', 64],
+  ['ip', 64],
+  ['attempts', 64 * 1024],
+  ['protocol', 32],
+] as const satisfies ReadonlyArray<readonly [keyof NewLog, number]>;
+
+/** Whether `row` is storable as it is: the relay's rows nearly always are. */
+function alreadyStorable(row: NewLog): boolean {
+  for (const [column, max] of TEXT_LIMITS) {
+    const v = row[column];
+    if (v === null && column !== 'protocol') continue;
+    if (typeof v !== 'string' || v.length > max || v.includes('\u0000')) return false;
+  }
+  return row.cache_write_tokens != null && row.reasoning_tokens != null;
+}
+
 /**
  * A row every database accepts: text without NUL (PostgreSQL refuses it) and within sane
- * lengths. One unstorable row would otherwise fail its whole batch on every retry.
+ * lengths. One unstorable row would otherwise fail its whole batch on every retry. A row that
+ * is storable already is answered as it is, not copied: the writer owns a row once enqueued.
  */
 function storable(row: NewLog): NewLog {
+  if (alreadyStorable(row)) return row;
   const clean = (v: string | null | undefined, max: number) =>
     v == null ? (v ?? null) : v.replace(/\u0000/g, '').slice(0, max);
   return {
@@ -97,32 +122,79 @@ const LOG_COLUMNS = [
 ] as const satisfies ReadonlyArray<keyof NewLog>;
 
 /**
- * The batch's multi-row insert, written out directly: the query builder would build and
- * compile a node per value (several µs per row on the relay's busiest path). A request_id
- * already stored is skipped (replay), whatever its unique key spans on the dialect.
+ * Rows per log insert on SQLite: a few fixed sizes, largest first, so the same SQL texts come
+ * back batch after batch and the statement cache (db/open.ts) keeps each one prepared
+ * (preparing a statement of a few hundred rows cost more than running it). PostgreSQL parses
+ * every statement anyway: there the batch goes in statements of ROWS_PER_INSERT rows.
  */
-function insertLogs(dialect: Dialect, rows: readonly NewLog[]): CompiledQuery {
-  const params: unknown[] = [];
+const SQLITE_INSERT_SIZES = [128, 64, 32, 16, 8, 4, 2, 1] as const;
+
+/** How many rows each of the batch's inserts takes, in order. */
+export function insertSizes(dialect: Dialect, rows: number): number[] {
+  const out: number[] = [];
+  if (dialect === 'postgres') {
+    for (let i = 0; i < rows; i += ROWS_PER_INSERT) out.push(Math.min(ROWS_PER_INSERT, rows - i));
+    return out;
+  }
+  let left = rows;
+  for (const size of SQLITE_INSERT_SIZES) {
+    for (; left >= size; left -= size) out.push(size);
+  }
+  return out;
+}
+
+const statementText = new Map<string, string>();
+
+/**
+ * `head` values <rows tuples of `width` placeholders> `tail`: the texts of the fixed SQLite
+ * sizes (and PostgreSQL's full statements) are built once.
+ */
+function valuesSql(dialect: Dialect, head: string, width: number, rows: number, tail: string): string {
+  const id = `${head}|${dialect}|${rows}`;
+  const known = statementText.get(id);
+  if (known) return known;
   const tuples: string[] = [];
-  const width = LOG_COLUMNS.length;
-  for (const r of rows) {
-    const base = params.length;
-    for (const c of LOG_COLUMNS) params.push(r[c] ?? null);
+  for (let i = 0; i < rows; i++)
     tuples.push(
       dialect === 'postgres'
-        ? `(${LOG_COLUMNS.map((_, j) => `$${base + j + 1}`).join(', ')})`
+        ? `(${Array.from({ length: width }, (_, j) => `$${i * width + j + 1}`).join(', ')})`
         : `(${'?, '.repeat(width - 1)}?)`,
     );
+  const text = `${head} values ${tuples.join(', ')} ${tail}`;
+  if (dialect === 'sqlite' || rows === ROWS_PER_INSERT) statementText.set(id, text);
+  return text;
+}
+
+const INSERT_LOGS_HEAD = `insert into "logs" (${LOG_COLUMNS.map((c) => `"${c}"`).join(', ')})`;
+
+/**
+ * The batch's multi-row insert of rows[from, from + count), written out directly: the query
+ * builder would build and compile a node per value (several µs per row on the relay's busiest
+ * path). A request_id already stored is skipped (replay), whatever its unique key spans on
+ * the dialect.
+ */
+function insertLogs(dialect: Dialect, rows: readonly NewLog[], from: number, count: number): CompiledQuery {
+  const params: unknown[] = new Array(count * LOG_COLUMNS.length);
+  let k = 0;
+  for (let i = from; i < from + count; i++) {
+    const r = rows[i]!;
+    for (const c of LOG_COLUMNS) params[k++] = r[c] ?? null;
   }
   return CompiledQuery.raw(
-    `insert into "logs" (${LOG_COLUMNS.map((c) => `"${c}"`).join(', ')}) values ${tuples.join(', ')} ` +
+    valuesSql(
+      dialect,
+      INSERT_LOGS_HEAD,
+      LOG_COLUMNS.length,
+      count,
       'on conflict do nothing returning "request_id"',
+    ),
     params,
   );
 }
 
 const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
 
 interface Sums {
   requests: number;
@@ -138,23 +210,32 @@ type RollupRow = ({ day: string } | { hour: number }) & {
 } & Sums;
 
 /**
- * The rows summed per period (what `period` makes of created_at), key and model: the
- * rollup rows one batch adds. Only rows new to the database are passed in, so a replayed or
- * repeated request_id never counts twice.
+ * The rows summed per period (UTC day or hour of created_at), key and model: the rollup rows
+ * one batch adds. Only rows new to the database are passed in, so a replayed or repeated
+ * request_id never counts twice.
  */
-function rollUp(
-  rows: readonly NewLog[],
-  period: (ms: number) => { day: string } | { hour: number },
-): RollupRow[] {
+function rollUp(rows: readonly NewLog[], period: 'day' | 'hour'): RollupRow[] {
   const out = new Map<string, RollupRow>();
+  // A batch's rows nearly all share one day: its text is made once, not per row.
+  let dayStart = Number.NaN;
+  let day = '';
   for (const r of rows) {
-    const p = period(r.created_at);
+    const ms = r.created_at;
+    let p: string | number;
+    if (period === 'hour') p = ms - (ms % HOUR_MS);
+    else {
+      if (ms - (ms % DAY_MS) !== dayStart) {
+        dayStart = ms - (ms % DAY_MS);
+        day = dayOf(ms);
+      }
+      p = day;
+    }
     const model = r.model ?? '';
-    const id = `${'day' in p ? p.day : p.hour}|${r.key_id}|${model}`;
+    const id = `${p}|${r.key_id}|${model}`;
     let agg = out.get(id);
     if (!agg) {
       agg = {
-        ...p,
+        ...(period === 'hour' ? { hour: p as number } : { day: p as string }),
         user_id: r.user_id,
         key_id: r.key_id,
         model,
@@ -175,28 +256,44 @@ function rollUp(
   return [...out.values()];
 }
 
-/** Adds each rollup row to the stored one (or stores it). */
+const SUM_COLUMNS = ['requests', 'prompt_tokens', 'cached_tokens', 'completion_tokens', 'cost_nano'] as const;
+
+/**
+ * Adds each rollup row to the stored one (or stores it), written out directly like the log
+ * insert and in the same sizes: a batch with many keys and models has as many rollup rows.
+ */
 async function upsertRollup(
   trx: Db,
+  dialect: Dialect,
   table: 'usage_daily' | 'usage_hourly',
   aggs: RollupRow[],
 ): Promise<void> {
   const period = table === 'usage_daily' ? 'day' : 'hour';
-  const add = (c: keyof Sums) => sql<number>`${sql.ref(`${table}.${c}`)} + ${sql.ref(`excluded.${c}`)}`;
-  for (let i = 0; i < aggs.length; i += ROWS_PER_INSERT) {
-    await trx
-      .insertInto(table)
-      .values(aggs.slice(i, i + ROWS_PER_INSERT) as never)
-      .onConflict((oc) =>
-        oc.columns([period, 'user_id', 'key_id', 'model'] as never).doUpdateSet({
-          requests: add('requests'),
-          prompt_tokens: add('prompt_tokens'),
-          cached_tokens: add('cached_tokens'),
-          completion_tokens: add('completion_tokens'),
-          cost_nano: add('cost_nano'),
-        }),
-      )
-      .execute();
+  const keyColumns = [period, 'user_id', 'key_id', 'model'];
+  const head = `insert into "${table}" (${[...keyColumns, ...SUM_COLUMNS].map((c) => `"${c}"`).join(', ')})`;
+  const tail =
+    `on conflict (${keyColumns.map((c) => `"${c}"`).join(', ')}) do update set ` +
+    SUM_COLUMNS.map((c) => `"${c}" = "${table}"."${c}" + "excluded"."${c}"`).join(', ');
+  const width = keyColumns.length + SUM_COLUMNS.length;
+  let from = 0;
+  for (const count of insertSizes(dialect, aggs.length)) {
+    const params: unknown[] = [];
+    for (let i = from; i < from + count; i++) {
+      const a = aggs[i]!;
+      params.push(
+        'day' in a ? a.day : a.hour,
+        a.user_id,
+        a.key_id,
+        a.model,
+        a.requests,
+        a.prompt_tokens,
+        a.cached_tokens,
+        a.completion_tokens,
+        a.cost_nano,
+      );
+    }
+    from += count;
+    await trx.executeQuery(CompiledQuery.raw(valuesSql(dialect, head, width, count, tail), params));
   }
 }
 
@@ -230,25 +327,26 @@ export function createUsageWriter(deps: {
       .execute(async (trx) => {
         const seen = new Set<string>();
         const unique = rows.filter((r) => !seen.has(r.request_id) && !!seen.add(r.request_id));
-        const inserted = new Set<string>();
-        for (let i = 0; i < unique.length; i += ROWS_PER_INSERT) {
+        const returned: Array<{ request_id: string }[]> = [];
+        let from = 0;
+        let insertedCount = 0;
+        for (const count of insertSizes(deps.dialect, unique.length)) {
           const got = await trx.executeQuery<{ request_id: string }>(
-            insertLogs(deps.dialect, unique.slice(i, i + ROWS_PER_INSERT)),
+            insertLogs(deps.dialect, unique, from, count),
           );
-          for (const g of got.rows) inserted.add(g.request_id);
+          from += count;
+          returned.push(got.rows);
+          insertedCount += got.rows.length;
         }
-        const written = unique.filter((r) => inserted.has(r.request_id));
+        // Every row inserted (the usual case): no need to look up which.
+        let written: readonly NewLog[] = unique;
+        if (insertedCount < unique.length) {
+          const inserted = new Set(returned.flat().map((g) => g.request_id));
+          written = unique.filter((r) => inserted.has(r.request_id));
+        }
         count = written.length;
-        await upsertRollup(
-          trx,
-          'usage_daily',
-          rollUp(written, (ms) => ({ day: dayOf(ms) })),
-        );
-        await upsertRollup(
-          trx,
-          'usage_hourly',
-          rollUp(written, (ms) => ({ hour: ms - (ms % HOUR_MS) })),
-        );
+        await upsertRollup(trx, deps.dialect, 'usage_daily', rollUp(written, 'day'));
+        await upsertRollup(trx, deps.dialect, 'usage_hourly', rollUp(written, 'hour'));
         try {
           for (const c of deps.contributors) {
             const h = await c(trx, rows, written);

@@ -118,3 +118,30 @@ describe('metrics.observe', () => {
     expect(() => m.observe(row())).not.toThrow();
   });
 });
+
+describe('metrics counters summed between scrapes', () => {
+  it('show each label set in first-seen order, with the running float sum, scrape after scrape', async () => {
+    const m = createMetrics({ processMetrics: false });
+    const costs = [1500, 7, 333_333, 1, 98_765_432];
+    let spend = 0;
+    for (const [i, cost] of costs.entries()) {
+      m.observe(row({ status: i % 2 ? 429 : 200, cost_nano: cost }), 'gold');
+      spend += cost / 1e9;
+    }
+    m.observe(row({ model: 'o3', status: 500 }), 'silver');
+    const text = await m.text();
+    const series = text.split('\n').filter((l) => l.startsWith('mole_requests_total{'));
+    expect(series).toEqual([
+      'mole_requests_total{protocol="openai",model="gpt-4o",status="200"} 3',
+      'mole_requests_total{protocol="openai",model="gpt-4o",status="429"} 2',
+      'mole_requests_total{protocol="openai",model="o3",status="500"} 1',
+    ]);
+    expect(line(text, 'mole_spend_usd_total{group="gold"}')).toBe(spend);
+    // A second scrape shows the same totals (not doubled), then what came since.
+    expect(await m.text()).toBe(text);
+    m.observe(row({ cost_nano: 5 }), 'gold');
+    const again = await m.text();
+    expect(line(again, 'mole_requests_total{protocol="openai",model="gpt-4o",status="200"}')).toBe(4);
+    expect(line(again, 'mole_spend_usd_total{group="gold"}')).toBe(spend + 5 / 1e9);
+  });
+});

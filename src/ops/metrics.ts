@@ -58,8 +58,33 @@ export function createMetrics(src: MetricsSources = {}) {
   const registry = new Registry();
   const proc = src.processMetrics === false ? null : processMetrics();
 
-  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
-    new Counter<L>({ name, help, labelNames, registers: [registry] });
+  /**
+   * A labelled counter summed in plain numbers per request and handed to prom-client only when
+   * scraped: prom-client hashes and validates the label set on every inc (µs per request).
+   * Series keep their first-seen order, as prom-client's own would; sums add in the same order.
+   */
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) => {
+    const series = new Map<string, { labels: Record<L, string>; value: number }>();
+    new Counter<L>({
+      name,
+      help,
+      labelNames,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const s of series.values()) this.inc(s.labels, s.value);
+      },
+    });
+    return {
+      /** Adds `value` to the series `key` names (one key per label set; `labels` builds it once). */
+      add(key: string, labels: () => Record<L, string>, value = 1): void {
+        if (!(value >= 0) || !Number.isFinite(value)) return;
+        const s = series.get(key);
+        if (s) s.value += value;
+        else series.set(key, { labels: labels(), value });
+      },
+    };
+  };
   const protocolHistogram = (name: string, help: string, buckets: number[]) =>
     new Histogram({ name, help, labelNames: ['protocol'] as const, buckets, registers: [registry] });
   /** Figures read from their owners when scraped; undefined = no such source (nothing to report). */
@@ -114,7 +139,7 @@ export function createMetrics(src: MetricsSources = {}) {
     'Billed tokens: input (uncached), cached (cache reads), cache_write, output (reasoning included)',
     ['direction'],
   );
-  for (const d of ['input', 'cached', 'cache_write', 'output']) tokens.inc({ direction: d }, 0);
+  for (const d of ['input', 'cached', 'cache_write', 'output']) tokens.add(d, () => ({ direction: d }), 0);
 
   scrapedCounter(
     'mole_key_cache_hits_total',
@@ -151,6 +176,18 @@ export function createMetrics(src: MetricsSources = {}) {
     set.add(value);
     return value;
   }
+
+  /** The histograms' label object per protocol, made once. */
+  const protocolLabelSets = new Map<string, { protocol: string }>();
+  const protocolLabels = (protocol: string) => {
+    let l = protocolLabelSets.get(protocol);
+    if (!l) protocolLabelSets.set(protocol, (l = { protocol }));
+    return l;
+  };
+  /** The token series exist from the start (created with 0 above): never built here. */
+  const NO_LABELS = (): never => {
+    throw new Error('mole_tokens_total: unknown direction');
+  };
 
   function modelLabel(model: string | null | undefined): string {
     if (!model) return 'none';
@@ -189,20 +226,29 @@ export function createMetrics(src: MetricsSources = {}) {
     observe(row: NewLog, group?: string | null, attempts?: readonly Attempt[]): void {
       try {
         const protocol = bounded('protocol', row.protocol ?? 'openai');
-        requests.inc({ protocol, model: modelLabel(row.model), status: String(row.status) });
-        duration.observe({ protocol }, row.latency_ms / 1000);
-        if (row.ttft_ms != null) ttft.observe({ protocol }, row.ttft_ms / 1000);
-        for (const ch of failedChannels(row.attempts, attempts))
-          upstreamFailures.inc({ channel: bounded('channel', ch) });
-        if (row.cost_nano > 0)
-          spend.inc({ group: bounded('group', group || 'default') }, row.cost_nano / 1e9);
+        const model = modelLabel(row.model);
+        requests.add(`${protocol}\u0000${model}\u0000${row.status}`, () => ({
+          protocol,
+          model,
+          status: String(row.status),
+        }));
+        duration.observe(protocolLabels(protocol), row.latency_ms / 1000);
+        if (row.ttft_ms != null) ttft.observe(protocolLabels(protocol), row.ttft_ms / 1000);
+        for (const ch of failedChannels(row.attempts, attempts)) {
+          const channel = bounded('channel', ch);
+          upstreamFailures.add(channel, () => ({ channel }));
+        }
+        if (row.cost_nano > 0) {
+          const g = bounded('group', group || 'default');
+          spend.add(g, () => ({ group: g }), row.cost_nano / 1e9);
+        }
         const cached = row.cached_tokens;
         const cacheWrite = row.cache_write_tokens ?? 0;
         const input = Math.max(0, row.prompt_tokens - cached - cacheWrite);
-        if (input > 0) tokens.inc({ direction: 'input' }, input);
-        if (cached > 0) tokens.inc({ direction: 'cached' }, cached);
-        if (cacheWrite > 0) tokens.inc({ direction: 'cache_write' }, cacheWrite);
-        if (row.completion_tokens > 0) tokens.inc({ direction: 'output' }, row.completion_tokens);
+        if (input > 0) tokens.add('input', NO_LABELS, input);
+        if (cached > 0) tokens.add('cached', NO_LABELS, cached);
+        if (cacheWrite > 0) tokens.add('cache_write', NO_LABELS, cacheWrite);
+        if (row.completion_tokens > 0) tokens.add('output', NO_LABELS, row.completion_tokens);
       } catch {
         /* a metric is never worth a failed request */
       }

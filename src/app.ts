@@ -12,6 +12,7 @@ import type { Services } from './services.js';
 import { clientErrorHandler, frameworkErrors, installErrorHandling } from './http/errors-hook.js';
 import { installManagementAuth } from './accounts/auth-hook.js';
 import { makeClientIpResolver } from './http/client-ip.js';
+import { lazyChildLogger } from './http/lazy-logger.js';
 import { registerAccountRoutes } from './accounts/routes.js';
 import { registerKeyRoutes } from './keys/routes.js';
 import { registerAuditRoutes } from './audit/routes.js';
@@ -138,6 +139,8 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     loggerInstance: logger as FastifyBaseLogger,
     // No per-request access lines: the call-log table is the access log for the relay.
     logController: new LogController({ disableRequestLogging: true }),
+    // req.log's pino child is made only when a request logs something (most never do).
+    childLoggerFactory: lazyChildLogger,
     genReqId: newRequestId,
     bodyLimit: 1024 * 1024,
     trustProxy: false,

@@ -9,3 +9,56 @@ export const isObject = (v: unknown): v is Json => !!v && typeof v === 'object' 
 /** A client mistake in the request body: 400 invalid_request naming the field. */
 export const bad = (message: string, param: string | null = null) =>
   new AppError('invalid_request', message, { param });
+
+/**
+ * How many keys the top-level object of `raw` (valid JSON, already parsed) spells out, duplicates
+ * included. Equal to `Object.keys(parsed).length` only when no key repeats: a body with a
+ * repeated key must not go upstream as sent, since a parser that keeps the first of them would
+ * read another model or cap than the one checked and held here (JSON.parse keeps the last).
+ */
+export function topLevelKeyCount(raw: Buffer): number {
+  let depth = 0;
+  let keys = 0;
+  let expectKey = false;
+  let i = 0;
+  while (i < raw.length) {
+    const c = raw[i]!;
+    if (c === 0x22) {
+      if (depth === 1 && expectKey) {
+        keys++;
+        expectKey = false;
+      }
+      // Skip the string: to the next quote not escaped by an odd run of backslashes.
+      for (;;) {
+        const q = raw.indexOf(0x22, i + 1);
+        if (q < 0) return -1;
+        let slashes = 0;
+        while (raw[q - 1 - slashes] === 0x5c) slashes++;
+        i = q;
+        if (slashes % 2 === 0) break;
+      }
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++;
+      if (depth === 1) expectKey = true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2c && depth === 1) expectKey = true;
+    i++;
+  }
+  return keys;
+}
+
+/** `raw` (a JSON object's bytes) with `member` (`"name":value`) added as its last member. */
+export function appendMember(raw: Buffer, member: string): Buffer | null {
+  let end = raw.length - 1;
+  while (end >= 0 && (raw[end] === 0x20 || raw[end] === 0x0a || raw[end] === 0x0d || raw[end] === 0x09))
+    end--;
+  if (end < 0 || raw[end] !== 0x7d) return null;
+  let before = end - 1;
+  while (
+    before >= 0 &&
+    (raw[before] === 0x20 || raw[before] === 0x0a || raw[before] === 0x0d || raw[before] === 0x09)
+  )
+    before--;
+  const comma = raw[before] === 0x7b ? '' : ',';
+  return Buffer.concat([raw.subarray(0, end), Buffer.from(`${comma}${member}}`)]);
+}

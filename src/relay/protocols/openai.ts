@@ -22,7 +22,7 @@ import {
 import { sseFrame } from '../sse.js';
 import { EXACT_COUNT_BELOW, chatPromptBound, countChatPrompt, countInputs } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import { bad, isObject, type Json } from './json.js';
+import { appendMember, bad, isObject, type Json, topLevelKeyCount } from './json.js';
 
 /** Parses a relay request body: a JSON object, or a clear 400. */
 export function parseRelayBody(raw: Buffer | undefined): Json {
@@ -309,6 +309,22 @@ function passThroughBody(r: IngressRequest, upstreamModel: string): Json {
   // Admission assumed this cap; the upstream must keep to it, or the answer could cost more than was held.
   if (r.impliedOutputCap !== null) body.max_completion_tokens = r.impliedOutputCap;
   return body;
+}
+
+/**
+ * `passThroughBody` as bytes without serialising again: the client's own when nothing changes
+ * (same model name, its own output cap, no stream or one that already asks for usage), or with
+ * `stream_options` appended when a stream has none. Null otherwise (and for a body with a
+ * repeated top-level key: an upstream might read another of its values than the one checked).
+ */
+function passThroughBytes(r: IngressRequest, upstreamModel: string): Buffer | null {
+  const raw = r.raw;
+  if (!raw || upstreamModel !== r.model || r.impliedOutputCap !== null) return null;
+  const so = r.body.stream_options;
+  const addUsage = r.stream && so === undefined;
+  if (r.stream && !addUsage && !(isObject(so) && so.include_usage === true)) return null;
+  if (topLevelKeyCount(raw) !== Object.keys(r.body).length) return null;
+  return addUsage ? appendMember(raw, '"stream_options":{"include_usage":true}') : raw;
 }
 
 // ── answers ⇄ canonical ────────────────────────────────────────────────────────────────────
@@ -600,6 +616,7 @@ export const openaiCodec: ProtocolCodec = {
     return typeof v === 'string' ? { 'openai-beta': v } : {};
   },
   passThroughBody,
+  passThroughBytes,
   fromCanonical,
   answerError,
   decodeAnswer,

@@ -44,6 +44,11 @@ export interface IngressRequest {
   clientWantsUsage: boolean;
   /** The client's parsed JSON body, untouched. */
   body: Record<string, unknown>;
+  /**
+   * The client's body as sent (set by the relay after parsing): what a pass-through sends
+   * when it would not change a thing, instead of serialising `body` again.
+   */
+  raw?: Buffer;
 }
 
 export interface ProtocolCodec {
@@ -73,6 +78,11 @@ export interface ProtocolCodec {
    * switched on where the protocol needs it, and `impliedOutputCap` where set).
    */
   passThroughBody(r: IngressRequest, upstreamModel: string): unknown;
+  /**
+   * Pass-through as bytes: the client's own (`r.raw`), or with only a member added, when
+   * `passThroughBody` would send the same JSON; null when it must be built (then call that).
+   */
+  passThroughBytes?(r: IngressRequest, upstreamModel: string): Buffer | null;
   /** Translation: a canonical request as this protocol's body; `outputCap` is always sent. */
   fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: number): unknown;
   /** A 2xx body that is really an error (`{"error":…}`, `{"type":"error"}`): its message, else null. */

@@ -169,6 +169,8 @@ function createCounters(store: BudgetStore, now: Clock) {
     async flushInto(_trx: Db, rows: readonly NewLog[], written: readonly NewLog[] = rows) {
       const deltas = (list: readonly NewLog[]) => {
         const m = new Map<string, number>();
+        // No budget in force anywhere (the usual case): no counter to find for any row.
+        if (counters.size === 0) return m;
         for (const r of list) {
           const cost = Number(r.cost_nano);
           if (!cost) continue;

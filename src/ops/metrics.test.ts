@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NewLog } from '../db/schema.js';
-import { createMetrics } from './metrics.js';
+import { Histogram, Registry } from 'prom-client';
+import { DURATION_BUCKETS, TTFT_BUCKETS, createMetrics } from './metrics.js';
 
 const row = (over: Partial<NewLog> = {}): NewLog => ({
   request_id: 'req_1',
@@ -143,5 +144,43 @@ describe('metrics counters summed between scrapes', () => {
     const again = await m.text();
     expect(line(again, 'mole_requests_total{protocol="openai",model="gpt-4o",status="200"}')).toBe(4);
     expect(line(again, 'mole_spend_usd_total{group="gold"}')).toBe(spend + 5 / 1e9);
+  });
+});
+
+describe('metrics histograms counted in plain arrays', () => {
+  it('print the lines prom-client’s Histogram prints for the same observations', async () => {
+    const m = createMetrics({ processMetrics: false });
+    const ref = new Registry();
+    const duration = new Histogram({
+      name: 'mole_request_duration_seconds',
+      help: 'x',
+      labelNames: ['protocol'],
+      buckets: DURATION_BUCKETS,
+      registers: [ref],
+    });
+    const ttft = new Histogram({
+      name: 'mole_ttft_seconds',
+      help: 'x',
+      labelNames: ['protocol'],
+      buckets: TTFT_BUCKETS,
+      registers: [ref],
+    });
+    // Bucket edges, between them, past the last, zero; several protocols, ttft sometimes absent.
+    const latencies = [0, 5, 7, 10, 250, 333, 1000, 2500, 299_999, 300_000, 300_001, 1_000_000, 13];
+    for (const [i, ms] of latencies.entries()) {
+      const protocol = ['openai', 'anthropic', 'gemini'][i % 3]!;
+      const ttftMs = i % 4 === 3 ? null : ms / 3;
+      m.observe(row({ protocol, latency_ms: ms, ttft_ms: ttftMs }));
+      duration.observe({ protocol }, ms / 1000);
+      if (ttftMs !== null) ttft.observe({ protocol }, ttftMs / 1000);
+    }
+    const series = (text: string, name: string) => text.split('\n').filter((l) => l.startsWith(`${name}_`));
+    const ours = await m.text();
+    const theirs = await ref.metrics();
+    for (const name of ['mole_request_duration_seconds', 'mole_ttft_seconds']) {
+      expect(series(ours, name).length).toBeGreaterThan(0);
+      expect(series(ours, name)).toEqual(series(theirs, name));
+    }
+    expect(ours).toContain('# TYPE mole_request_duration_seconds histogram');
   });
 });

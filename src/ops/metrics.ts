@@ -23,8 +23,8 @@ export interface MetricsSources {
 }
 
 /** Seconds: from a fast refusal to a long stream. */
-const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
-const TTFT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 60];
+export const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+export const TTFT_BUCKETS = [0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 60];
 /**
  * A try failed when the relay recorded an error for it (it then moved on), or got no HTTP
  * answer, or an answer the relay retries (401/403/408/409/429/5xx).
@@ -85,8 +85,54 @@ export function createMetrics(src: MetricsSources = {}) {
       },
     };
   };
-  const protocolHistogram = (name: string, help: string, buckets: number[]) =>
-    new Histogram({ name, help, labelNames: ['protocol'] as const, buckets, registers: [registry] });
+  /**
+   * A histogram by protocol, counted in plain arrays and exposed as prom-client's Histogram
+   * would be (same lines, same order, same float sums): its observe() hashes and validates the
+   * label set on every call.
+   */
+  const protocolHistogram = (name: string, help: string, buckets: number[]) => {
+    const series = new Map<
+      string,
+      { labels: { protocol: string }; counts: number[]; sum: number; count: number }
+    >();
+    const bucketName = `${name}_bucket`;
+    registry.registerMetric({
+      name,
+      help,
+      type: 'histogram',
+      aggregator: 'sum',
+      get: async () => {
+        const values: object[] = [];
+        for (const s of series.values()) {
+          let acc = 0;
+          for (const [i, le] of buckets.entries()) {
+            acc += s.counts[i]!;
+            values.push({ labels: { le }, sharedLabels: s.labels, value: acc, metricName: bucketName });
+          }
+          values.push(
+            { labels: { le: '+Inf' }, sharedLabels: s.labels, value: s.count, metricName: bucketName },
+            { labels: {}, sharedLabels: s.labels, value: s.sum, metricName: `${name}_sum` },
+            { labels: {}, sharedLabels: s.labels, value: s.count, metricName: `${name}_count` },
+          );
+        }
+        return { name, help, type: 'histogram', aggregator: 'sum', values };
+      },
+    } as unknown as Histogram);
+    return {
+      observe(protocol: string, value: number): void {
+        if (!Number.isFinite(value)) return;
+        let s = series.get(protocol);
+        if (!s) {
+          s = { labels: { protocol }, counts: buckets.map(() => 0), sum: 0, count: 0 };
+          series.set(protocol, s);
+        }
+        const i = buckets.findIndex((le) => value <= le);
+        if (i >= 0) s.counts[i]!++;
+        s.sum += value;
+        s.count += 1;
+      },
+    };
+  };
   /** Figures read from their owners when scraped; undefined = no such source (nothing to report). */
   const scrapedCounter = (name: string, help: string, read: () => number | undefined) =>
     new Counter({
@@ -177,13 +223,6 @@ export function createMetrics(src: MetricsSources = {}) {
     return value;
   }
 
-  /** The histograms' label object per protocol, made once. */
-  const protocolLabelSets = new Map<string, { protocol: string }>();
-  const protocolLabels = (protocol: string) => {
-    let l = protocolLabelSets.get(protocol);
-    if (!l) protocolLabelSets.set(protocol, (l = { protocol }));
-    return l;
-  };
   /** The token series exist from the start (created with 0 above): never built here. */
   const NO_LABELS = (): never => {
     throw new Error('mole_tokens_total: unknown direction');
@@ -232,8 +271,8 @@ export function createMetrics(src: MetricsSources = {}) {
           model,
           status: String(row.status),
         }));
-        duration.observe(protocolLabels(protocol), row.latency_ms / 1000);
-        if (row.ttft_ms != null) ttft.observe(protocolLabels(protocol), row.ttft_ms / 1000);
+        duration.observe(protocol, row.latency_ms / 1000);
+        if (row.ttft_ms != null) ttft.observe(protocol, row.ttft_ms / 1000);
         for (const ch of failedChannels(row.attempts, attempts)) {
           const channel = bounded('channel', ch);
           upstreamFailures.add(channel, () => ({ channel }));

@@ -466,11 +466,9 @@ export function createRelay(s: Services) {
   async function handle(req: FastifyRequest, reply: FastifyReply, route: RouteInfo): Promise<void> {
     const key = req.relay!.key!;
     const ingress = codec(route.protocol);
-    const r = ingress.parseRequest(
-      parseRelayBody(req.body as Buffer | undefined),
-      route,
-      s.config.defaultMaxOutputTokens,
-    );
+    const raw = req.body as Buffer | undefined;
+    const r = ingress.parseRequest(parseRelayBody(raw), route, s.config.defaultMaxOutputTokens);
+    r.raw = raw;
     req.relay!.model = r.model;
     req.relay!.stream = r.stream;
     const { price, multiplierPpm } = checkPolicy(key, r.model);
@@ -622,8 +620,11 @@ export function createRelay(s: Services) {
     const pass = protocols.includes(r.protocol);
     const egress = pass ? ingress : codec(protocols[0]!);
     const upstreamModel = s.channels.upstreamModel(channel, r.model);
+    // The client's bytes when they need no change (no second JSON.stringify of the body); the
+    // in-process mock reads the body as an object.
     const body = pass
-      ? ingress.passThroughBody(r, upstreamModel)
+      ? (channel.type !== 'mock' && ingress.passThroughBytes?.(r, upstreamModel)) ||
+        ingress.passThroughBody(r, upstreamModel)
       : egress.fromCanonical(ingress.toCanonical(r), upstreamModel, r.maxOutputTokens);
     const startedAt = performance.now();
     const record = (status: number) =>

@@ -303,6 +303,29 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     });
   });
 
+  it('a pass-through that changes nothing sends the client’s bytes; a stream only gains stream_options', async () => {
+    const { secret } = await userWithKey(s, { balance: 10 });
+    // Spacing and key order JSON.stringify would not keep: the upstream sees them as sent.
+    const plain =
+      '{ "messages" : [ {"role":"user","content":"raw \\"bytes\\""} ],\n "max_tokens": 4, "model": "chat-a" }';
+    const a = await rawRelay(s, '/chat/completions', { key: secret, body: plain });
+    expect(a.status, a.text).toBe(200);
+    expect(lastUpstream('/v1/chat/completions').rawBody).toBe(plain);
+    const stream =
+      '{"model":"chat-a","stream":true,"max_tokens":4,"messages":[{"role":"user","content":"hi"}]}';
+    const b = await rawRelay(s, '/chat/completions', { key: secret, body: stream });
+    expect(b.status, b.text).toBe(200);
+    expect(lastUpstream('/v1/chat/completions').rawBody).toBe(
+      `${stream.slice(0, -1)},"stream_options":{"include_usage":true}}`,
+    );
+    // A repeated key is never forwarded as sent: the upstream gets the one model checked here.
+    const twice =
+      '{"model":"chat-b","max_tokens":4,"messages":[{"role":"user","content":"hi"}],"model":"chat-a"}';
+    const c = await rawRelay(s, '/chat/completions', { key: secret, body: twice });
+    expect(c.status, c.text).toBe(200);
+    expect(lastUpstream('/v1/chat/completions').rawBody).toBe(JSON.stringify(JSON.parse(twice)));
+  });
+
   it('embeddings with a stray stream: true are answered as JSON and do not count against the channel', async () => {
     const { key, secret } = await userWithKey(s, { balance: 10 });
     for (let i = 0; i < 4; i++) {

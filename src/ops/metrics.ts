@@ -224,7 +224,7 @@ export function createMetrics(src: MetricsSources = {}) {
   }
 
   /** The token series exist from the start (created with 0 above): never built here. */
-  const NO_LABELS = (): never => {
+  const unknownDirection = (): never => {
     throw new Error('mole_tokens_total: unknown direction');
   };
 
@@ -284,10 +284,10 @@ export function createMetrics(src: MetricsSources = {}) {
         const cached = row.cached_tokens;
         const cacheWrite = row.cache_write_tokens ?? 0;
         const input = Math.max(0, row.prompt_tokens - cached - cacheWrite);
-        if (input > 0) tokens.add('input', NO_LABELS, input);
-        if (cached > 0) tokens.add('cached', NO_LABELS, cached);
-        if (cacheWrite > 0) tokens.add('cache_write', NO_LABELS, cacheWrite);
-        if (row.completion_tokens > 0) tokens.add('output', NO_LABELS, row.completion_tokens);
+        if (input > 0) tokens.add('input', unknownDirection, input);
+        if (cached > 0) tokens.add('cached', unknownDirection, cached);
+        if (cacheWrite > 0) tokens.add('cache_write', unknownDirection, cacheWrite);
+        if (row.completion_tokens > 0) tokens.add('output', unknownDirection, row.completion_tokens);
       } catch {
         /* a metric is never worth a failed request */
       }

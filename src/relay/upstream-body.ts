@@ -1,5 +1,5 @@
 // Reading an upstream's answer body: bounded, and never passing on the credential we sent.
-import { UpstreamFailure } from './providers/transport.js';
+import { UpstreamFailure } from './providers/failure.js';
 
 /** Flow control over where a body's bytes come from (an undici request's controller). */
 export interface BodySource {

@@ -7,6 +7,8 @@ import type { Channel } from '../../channels/service.js';
 import type { Operation, Protocol } from '../canonical.js';
 import type { UpstreamBody } from '../upstream-body.js';
 
+export { UpstreamFailure } from './failure.js';
+
 export interface UpstreamCall {
   channel: Channel;
   /** The wire protocol `body` is in (one of `protocols()`). */
@@ -45,16 +47,6 @@ export class AttemptSignal extends EventEmitter {
     this.aborted = true;
     this.reason = new DOMException('This operation was aborted', 'AbortError');
     this.emit('abort');
-  }
-}
-
-/** Thrown for failures that never produced an HTTP answer. */
-export class UpstreamFailure extends Error {
-  constructor(
-    message: string,
-    readonly timeout: boolean,
-  ) {
-    super(message);
   }
 }
 

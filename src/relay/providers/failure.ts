@@ -1,0 +1,12 @@
+// An upstream attempt that failed before any answer: its own file so that both the transports
+// and the body reader (relay/upstream-body.ts) use it without importing each other.
+
+/** Thrown for failures that never produced an HTTP answer. */
+export class UpstreamFailure extends Error {
+  constructor(
+    message: string,
+    readonly timeout: boolean,
+  ) {
+    super(message);
+  }
+}

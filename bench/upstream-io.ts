@@ -62,23 +62,36 @@ function readByEvents(body: NodeJS.ReadableStream): Promise<number> {
   });
 }
 
+/** The POST every way sends (plain or SSE), in undici's dispatch shape. */
+const postOf = (stream: boolean) => ({
+  origin,
+  path,
+  method: 'POST' as const,
+  headers: headersOf(stream),
+  body: bodyOf(stream),
+});
+
+/** What a way reads of the answer: the chunks kept whole (plain) or only counted (SSE). */
+function collector(stream: boolean, resolve: (size: number) => void) {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  return {
+    chunk(c: Buffer) {
+      if (stream) size += c.length;
+      else chunks.push(c);
+    },
+    end: () => resolve(stream ? size : Buffer.concat(chunks).length),
+  };
+}
+
 const viaRequest: One = async (stream) => {
-  const res = await request(origin + path, {
-    method: 'POST',
-    dispatcher: agent,
-    headers: headersOf(stream),
-    body: bodyOf(stream),
-  });
-  return readByEvents(res.body);
+  const { origin: o, path: p, ...opts } = postOf(stream);
+  return readByEvents((await request(o + p, { ...opts, dispatcher: agent })).body);
 };
 
 const viaRequestForAwait: One = async (stream) => {
-  const res = await request(origin + path, {
-    method: 'POST',
-    dispatcher: agent,
-    headers: headersOf(stream),
-    body: bodyOf(stream),
-  });
+  const { origin: o, path: p, ...opts } = postOf(stream);
+  const res = await request(o + p, { ...opts, dispatcher: agent });
   let size = 0;
   for await (const c of res.body) size += (c as Buffer).length;
   return size;
@@ -86,56 +99,35 @@ const viaRequestForAwait: One = async (stream) => {
 
 const viaDispatch: One = (stream) =>
   new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onChunk = (c: Buffer) => {
-      if (stream) size += c.length;
-      else chunks.push(c);
-    };
-    agent.dispatch({ origin, path, method: 'POST', headers: headersOf(stream), body: bodyOf(stream) }, {
+    const read = collector(stream, resolve);
+    agent.dispatch(postOf(stream), {
       onConnect() {},
       onHeaders: () => true,
       onData(c: Buffer) {
-        onChunk(c);
+        read.chunk(c);
         return true;
       },
-      onComplete() {
-        resolve(stream ? size : Buffer.concat(chunks).length);
-      },
+      onComplete: read.end,
       onError: reject,
     } as Dispatcher.DispatchHandler);
   });
 
 const viaDispatchController: One = (stream) =>
   new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onChunk = (c: Buffer) => {
-      if (stream) size += c.length;
-      else chunks.push(c);
-    };
-    agent.dispatch(
-      { origin, path, method: 'POST', headers: headersOf(stream), body: bodyOf(stream) },
-      {
-        onRequestStart() {},
-        onResponseStart() {},
-        onResponseData(_c, chunk) {
-          onChunk(chunk);
-        },
-        onResponseEnd() {
-          resolve(stream ? size : Buffer.concat(chunks).length);
-        },
-        onResponseError(_c, err) {
-          reject(err);
-        },
-      },
-    );
+    const read = collector(stream, resolve);
+    agent.dispatch(postOf(stream), {
+      onRequestStart() {},
+      onResponseStart() {},
+      onResponseData: (_c, chunk) => read.chunk(chunk),
+      onResponseEnd: read.end,
+      onResponseError: (_c, err) => reject(err),
+    });
   });
 
 const viaStream: One = async (stream) => {
   let size = 0;
   await agent.stream(
-    { origin, path, method: 'POST', headers: headersOf(stream), body: bodyOf(stream) },
+    postOf(stream),
     () =>
       new Writable({
         write(c: Buffer, _e, cb) {

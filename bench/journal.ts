@@ -11,23 +11,16 @@ import pino from 'pino';
 import { openStorage } from '../src/db/open.js';
 import { createUsageWriter } from '../src/usage/writer.js';
 import { openJournal } from '../src/usage/journal.js';
-import { logRow } from '../test/helpers/log-row.js';
+import { benchLogRow } from '../test/helpers/log-row.js';
 
 const ROWS = Number(process.argv[process.argv.indexOf('--rows') + 1]) || 20_000;
 const logger = pino({ level: 'silent' });
 
 const row = (i: number) =>
-  logRow({
+  benchLogRow(i, {
     request_id: `req_bench_${i}_${Math.random().toString(36).slice(2)}`,
     user_id: 1,
     key_id: 1,
-    model: 'gpt-4o-mini',
-    upstream_model: 'gpt-4o-mini',
-    stream: i & 1,
-    prompt_tokens: 12,
-    completion_tokens: 16,
-    cost_nano: 11_400,
-    latency_ms: 3,
   });
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;

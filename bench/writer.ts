@@ -11,51 +11,26 @@
  * best round; on a shared machine compare runs taken minutes apart with care.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import { numArg } from './lib/args.js';
-import { openStorage } from '../src/db/open.js';
-import { InvalidationBus } from '../src/shared/bus.js';
-import { createAccountsService } from '../src/accounts/service.js';
-import { createKeysService } from '../src/keys/service.js';
-import { createLocalLedger } from '../src/billing/ledger-local.js';
 import { createUsageWriter } from '../src/usage/writer.js';
 import { openJournal } from '../src/usage/journal.js';
-import { logRow } from '../test/helpers/log-row.js';
+import { benchLogRow } from '../test/helpers/log-row.js';
+import { ledgerWorld, silentLogger } from '../test/helpers/ledger-world.js';
 
 const ROWS = numArg('--rows', 40_000);
 const BATCH = numArg('--batch', 800);
 const IN_FLIGHT = numArg('--in-flight', 50);
 const KEYS = numArg('--keys', 4);
 const ROUNDS = numArg('--rounds', 3);
-const logger = pino({ level: 'silent' });
+const logger = silentLogger;
 const cpuUs = () => {
   const c = process.cpuUsage();
   return c.user + c.system;
 };
 
 async function round(n: number) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-bench-writer-'));
-  const storage = await openStorage({ dataDir: dir });
-  const bus = new InvalidationBus();
-  const accounts = createAccountsService(
-    storage.db,
-    bus,
-    { sessionTtlSeconds: 60, loginMaxFailures: 5 },
-    { onUserDeleted: (trx, userId, now) => keys.deleteAllFor(trx, userId, now) },
-  );
-  const keys = createKeysService(storage.db, bus, { maxKeysPerUser: 10 }, accounts);
-  const ledger = createLocalLedger({
-    store: {
-      usedNano: keys.usedNano,
-      addUsed: keys.addUsed,
-      balanceNano: accounts.balanceNano,
-      subtractSpend: accounts.subtractSpend,
-    },
-    bus,
-    logger,
-  });
+  const { dir, storage, accounts, keys, ledger } = await ledgerWorld('mole-bench-writer-');
   const ids: Array<{ keyId: number; userId: number }> = [];
   for (let k = 0; k < KEYS; k++) {
     const user = await accounts.createUser({
@@ -88,17 +63,10 @@ async function round(n: number) {
   const row = (i: number) => {
     const id = ids[i % ids.length]!;
     lastUse.set(id.keyId, { at: Date.now(), ip: '127.0.0.1' });
-    return logRow({
+    return benchLogRow(i, {
       user_id: id.userId,
       key_id: id.keyId,
       key_name: 'bench key',
-      model: 'gpt-4o-mini',
-      upstream_model: 'gpt-4o-mini',
-      stream: i & 1,
-      prompt_tokens: 12,
-      completion_tokens: 16,
-      cost_nano: 11_400,
-      latency_ms: 3,
       ttft_ms: 2,
     });
   };

@@ -2,22 +2,15 @@
 // spend a batch commits is exactly the spend its log rows explain, whatever happens while the
 // batch is being written (issue 11, defect 8).
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Storage } from '../db/index.js';
-import { openStorage } from '../db/open.js';
-import { InvalidationBus } from '../shared/bus.js';
-import { createAccountsService } from '../accounts/service.js';
-import { createKeysService } from '../keys/service.js';
-import { createLocalLedger } from '../billing/ledger-local.js';
 import { createUsageWriter, insertSizes, type Contributor } from './writer.js';
 import { openJournal } from './journal.js';
 import { logRow } from '../../test/helpers/log-row.js';
+import { ledgerWorld, silentLogger } from '../../test/helpers/ledger-world.js';
 import type { NewLog } from '../db/schema.js';
 
-const logger = pino({ level: 'silent' });
+const logger = silentLogger;
 const cleanup: Array<() => Promise<void>> = [];
 afterEach(async () => {
   for (const c of cleanup.splice(0)) await c();
@@ -25,26 +18,7 @@ afterEach(async () => {
 
 let seq = 0;
 async function world() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-writer-'));
-  const storage: Storage = await openStorage({ dataDir: dir });
-  const bus = new InvalidationBus();
-  const accounts = createAccountsService(
-    storage.db,
-    bus,
-    { sessionTtlSeconds: 60, loginMaxFailures: 5 },
-    { onUserDeleted: (trx, userId, now) => keys.deleteAllFor(trx, userId, now) },
-  );
-  const keys = createKeysService(storage.db, bus, { maxKeysPerUser: 10 }, accounts);
-  const ledger = createLocalLedger({
-    store: {
-      usedNano: keys.usedNano,
-      addUsed: keys.addUsed,
-      balanceNano: accounts.balanceNano,
-      subtractSpend: accounts.subtractSpend,
-    },
-    bus,
-    logger,
-  });
+  const { dir, storage, accounts, keys, ledger } = await ledgerWorld('mole-writer-');
   const user = await accounts.createUser({
     username: 'u' + seq++,
     password: 'password-123',

@@ -34,3 +34,19 @@ export function logRow(fields: Partial<NewLog> & Pick<NewLog, 'user_id' | 'key_i
     ...fields,
   };
 }
+
+/** The row a benchmark request leaves: the bench's model, 12 in / 16 out, its price's cost. */
+export const benchLogRow = (
+  i: number,
+  fields: Pick<NewLog, 'user_id' | 'key_id'> & Partial<NewLog>,
+): NewLog =>
+  logRow({
+    model: 'gpt-4o-mini',
+    upstream_model: 'gpt-4o-mini',
+    stream: i & 1,
+    prompt_tokens: 12,
+    completion_tokens: 16,
+    cost_nano: 11_400,
+    latency_ms: 3,
+    ...fields,
+  });

@@ -1,59 +1,55 @@
 // postJson over Agent.dispatch, against a local server: what undici's request() used to give
 // the relay (timeouts, aborts, limits, failures mid-body, connection reuse) still holds.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type http from 'node:http';
+import { afterAll, describe, expect, it } from 'vitest';
+import { localHttpServer } from '../../../test/helpers/local-http.js';
 import { testChannel } from '../../../test/helpers/channel.js';
 import { testTimeouts } from '../../../test/helpers/mock-upstream.js';
 import { readAll } from '../upstream-body.js';
 import { postJson, upstreamAgent } from './openai.js';
 import { AttemptSignal, type UpstreamCall, UpstreamFailure } from './transport.js';
 
-let server: http.Server;
-let url: string;
 let connections = 0;
 const received: { headers: http.IncomingHttpHeaders; body: string }[] = [];
 const agent = upstreamAgent(testTimeouts({ firstByteMs: 300, idleMs: 300 }));
 
-beforeAll(async () => {
-  server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      received.push({ headers: req.headers, body });
-      switch (req.url) {
-        case '/json':
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end('{"ok":true}');
-          break;
-        case '/big':
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(Buffer.alloc(3 * 1024 * 1024, 'a'));
-          break;
-        case '/cut': // part of a body, then the connection drops
-          res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
-          res.write('{"partial"', () => res.socket?.destroy());
-          break;
-        case '/stream': // headers and one frame, then the body stays open
-          res.writeHead(200, { 'content-type': 'text/event-stream' });
-          res.write('data: 1\n\n');
-          break;
-        // '/slow' never answers
-      }
-    });
+const local = localHttpServer((req, res) => {
+  let body = '';
+  req.on('data', (c) => (body += c));
+  req.on('end', () => {
+    received.push({ headers: req.headers, body });
+    switch (req.url) {
+      case '/json':
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end('{"ok":true}');
+        break;
+      case '/big':
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(Buffer.alloc(3 * 1024 * 1024, 'a'));
+        break;
+      case '/cut': // part of a body, then the connection drops
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+        res.write('{"partial"', () => res.socket?.destroy());
+        break;
+      case '/stream': // headers and one frame, then the body stays open
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write('data: 1\n\n');
+        break;
+      // '/slow' never answers
+    }
   });
-  server.on('connection', () => connections++);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((r) => server.close(() => r()));
-  await agent.close();
-});
+local.server.on('connection', () => connections++);
+afterAll(() => agent.close());
 
 const call = (over: Partial<UpstreamCall> = {}): UpstreamCall => ({
-  channel: testChannel({ name: 'up', type: 'openai', baseUrl: url, apiKey: 'sk-test-key', models: ['m'] }),
+  channel: testChannel({
+    name: 'up',
+    type: 'openai',
+    baseUrl: local.url,
+    apiKey: 'sk-test-key',
+    models: ['m'],
+  }),
   protocol: 'openai',
   operation: 'generate',
   model: 'm',
@@ -79,7 +75,7 @@ describe('postJson', () => {
     for (let i = 0; i < 3; i++) {
       // The pool takes the connection back after the answer's end, in a later tick.
       await new Promise((r) => setImmediate(r));
-      const res = await postJson(agent, `${url}/json`, call({ headers: { 'x-client': 'a' } }), {
+      const res = await postJson(agent, `${local.url}/json`, call({ headers: { 'x-client': 'a' } }), {
         authorization: 'Bearer sk-test-key',
       });
       expect(res.status).toBe(200);
@@ -99,21 +95,21 @@ describe('postJson', () => {
   it('sends a body given as JSON text or bytes exactly as given', async () => {
     const text = '{ "model": "m",  "messages": [], "z": 1, "a": 2 }';
     for (const body of [text, Buffer.from(text)]) {
-      const res = await postJson(agent, `${url}/json`, call({ body }), {});
+      const res = await postJson(agent, `${local.url}/json`, call({ body }), {});
       await readAll(res.body, 1024);
       expect(received[received.length - 1]!.body).toBe(text);
     }
   });
 
   it('refuses an answer over the limit', async () => {
-    const res = await postJson(agent, `${url}/big`, call(), {});
+    const res = await postJson(agent, `${local.url}/big`, call(), {});
     const err = await rejection(readAll(res.body, 1024 * 1024));
     expect(err).toBeInstanceOf(UpstreamFailure);
     expect(err.message).toBe('upstream answer too large');
   });
 
   it('fails a body whose connection drops before its end', async () => {
-    const res = await postJson(agent, `${url}/cut`, call(), {});
+    const res = await postJson(agent, `${local.url}/cut`, call(), {});
     expect(res.status).toBe(200);
     const err = await rejection(readAll(res.body, 1024));
     expect(err.message).toMatch(/other side closed|socket/i);
@@ -121,7 +117,7 @@ describe('postJson', () => {
 
   it('aborts a body being read when the attempt is aborted, and lets go of the signal', async () => {
     const signal = new AttemptSignal();
-    const res = await postJson(agent, `${url}/stream`, call({ signal, stream: true }), {});
+    const res = await postJson(agent, `${local.url}/stream`, call({ signal, stream: true }), {});
     expect(received[received.length - 1]!.headers.accept).toBe('text/event-stream');
     const frames: string[] = [];
     const err = await rejection(
@@ -137,7 +133,7 @@ describe('postJson', () => {
 
   it('fails a call aborted before its headers, or before it started, as an UpstreamFailure', async () => {
     const signal = new AttemptSignal();
-    const pending = rejection(postJson(agent, `${url}/slow`, call({ signal }), {}));
+    const pending = rejection(postJson(agent, `${local.url}/slow`, call({ signal }), {}));
     await new Promise((r) => setTimeout(r, 20));
     signal.abort();
     expect(await pending).toBeInstanceOf(UpstreamFailure);
@@ -145,17 +141,17 @@ describe('postJson', () => {
 
     const ac = new AbortController();
     ac.abort();
-    const early = await rejection(postJson(agent, `${url}/json`, call({ signal: ac.signal }), {}));
+    const early = await rejection(postJson(agent, `${local.url}/json`, call({ signal: ac.signal }), {}));
     expect(early).toBeInstanceOf(UpstreamFailure);
   });
 
   it('times out waiting for headers (upstream timed out) and between body chunks', async () => {
-    const slow = await rejection(postJson(agent, `${url}/slow`, call(), {}));
+    const slow = await rejection(postJson(agent, `${local.url}/slow`, call(), {}));
     expect(slow).toBeInstanceOf(UpstreamFailure);
     expect(slow.message).toBe('upstream timed out');
     expect((slow as UpstreamFailure).timeout).toBe(true);
 
-    const res = await postJson(agent, `${url}/stream`, call({ stream: true }), {});
+    const res = await postJson(agent, `${local.url}/stream`, call({ stream: true }), {});
     const idle = await rejection(res.body.consume(() => {}));
     // relayStream reports any error named for a timeout as 'upstream timed out'.
     expect(idle.name).toBe('BodyTimeoutError');

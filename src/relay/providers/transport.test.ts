@@ -1,30 +1,19 @@
 // AttemptSignal stands in for an AbortController's signal on undici requests: aborting it
 // fails a pending request (and a body being read) exactly as an AbortController does.
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Agent, request } from 'undici';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { localHttpServer } from '../../../test/helpers/local-http.js';
 import { AttemptSignal } from './transport.js';
 
-let server: http.Server;
-let url: string;
 const agent = new Agent();
-beforeAll(async () => {
-  server = http.createServer((req, res) => {
-    // /slow never answers; /stream sends headers and one chunk, then holds the body open.
-    if (req.url === '/stream') {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write('data: 1\n\n');
-    }
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+// /slow never answers; /stream sends headers and one chunk, then holds the body open.
+const local = localHttpServer((req, res) => {
+  if (req.url === '/stream') {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: 1\n\n');
+  }
 });
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((r) => server.close(() => r()));
-  await agent.close();
-});
+afterAll(() => agent.close());
 
 async function failure(p: Promise<unknown>): Promise<{ name: string; message: string; code: unknown }> {
   try {
@@ -40,8 +29,8 @@ describe('AttemptSignal', () => {
   it('aborts a request waiting for headers like an AbortController', async () => {
     const ac = new AbortController();
     const mine = new AttemptSignal();
-    const a = failure(request(`${url}/slow`, { dispatcher: agent, signal: ac.signal }));
-    const b = failure(request(`${url}/slow`, { dispatcher: agent, signal: mine }));
+    const a = failure(request(`${local.url}/slow`, { dispatcher: agent, signal: ac.signal }));
+    const b = failure(request(`${local.url}/slow`, { dispatcher: agent, signal: mine }));
     await new Promise((r) => setTimeout(r, 50));
     ac.abort();
     mine.abort();
@@ -52,7 +41,7 @@ describe('AttemptSignal', () => {
 
   it('aborts a body being read, and an already-aborted signal fails at once', async () => {
     const mine = new AttemptSignal();
-    const res = await request(`${url}/stream`, { dispatcher: agent, signal: mine });
+    const res = await request(`${local.url}/stream`, { dispatcher: agent, signal: mine });
     expect(res.statusCode).toBe(200);
     const read = failure(
       (async () => {
@@ -62,7 +51,7 @@ describe('AttemptSignal', () => {
     expect((await read).name).toBe('AbortError');
     const done = new AttemptSignal();
     done.abort();
-    expect((await failure(request(`${url}/slow`, { dispatcher: agent, signal: done }))).name).toBe(
+    expect((await failure(request(`${local.url}/slow`, { dispatcher: agent, signal: done }))).name).toBe(
       'AbortError',
     );
   });

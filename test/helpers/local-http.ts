@@ -1,0 +1,19 @@
+// A node:http server on a random loopback port for one suite: started in beforeAll, its open
+// connections cut and it closed in afterAll. For specs of code that talks HTTP itself (the
+// upstream transports), where a whole mock provider would hide what is being checked.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll } from 'vitest';
+
+export function localHttpServer(handler: http.RequestListener): { url: string; server: http.Server } {
+  const local = { url: '', server: http.createServer(handler) };
+  beforeAll(async () => {
+    await new Promise<void>((r) => local.server.listen(0, '127.0.0.1', r));
+    local.url = `http://127.0.0.1:${(local.server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    local.server.closeAllConnections();
+    await new Promise<void>((r) => local.server.close(() => r()));
+  });
+  return local;
+}

@@ -58,23 +58,18 @@ function alreadyStorable(row: NewLog): boolean {
  */
 function storable(row: NewLog): NewLog {
   if (alreadyStorable(row)) return row;
-  const clean = (v: string | null | undefined, max: number) =>
-    v == null ? (v ?? null) : v.replace(/\u0000/g, '').slice(0, max);
-  return {
+  // Rows journaled by an older version lack the newer columns: their defaults apply.
+  const out: Record<string, unknown> = {
     ...row,
-    request_id: clean(row.request_id, 64)!,
-    key_name: clean(row.key_name, 256)!,
-    model: clean(row.model, 256),
-    upstream_model: clean(row.upstream_model, 256),
-    endpoint: clean(row.endpoint, 256)!,
-    error_code: clean(row.error_code, 64),
-    ip: clean(row.ip, 64),
-    // Rows journaled by an older version lack the newer columns: their defaults apply.
-    attempts: clean(row.attempts, 64 * 1024),
-    protocol: clean(row.protocol ?? 'openai', 32)!,
+    protocol: row.protocol ?? 'openai',
     cache_write_tokens: row.cache_write_tokens ?? 0,
     reasoning_tokens: row.reasoning_tokens ?? 0,
   };
+  for (const [column, max] of TEXT_LIMITS) {
+    const v = out[column] as string | null | undefined;
+    out[column] = v == null ? null : v.replace(/\u0000/g, '').slice(0, max);
+  }
+  return out as unknown as NewLog;
 }
 
 /** A journal record that can be written: anything else (a damaged line) is skipped. */
@@ -280,17 +275,8 @@ async function upsertRollup(
     const params: unknown[] = [];
     for (let i = from; i < from + count; i++) {
       const a = aggs[i]!;
-      params.push(
-        'day' in a ? a.day : a.hour,
-        a.user_id,
-        a.key_id,
-        a.model,
-        a.requests,
-        a.prompt_tokens,
-        a.cached_tokens,
-        a.completion_tokens,
-        a.cost_nano,
-      );
+      params.push('day' in a ? a.day : a.hour, a.user_id, a.key_id, a.model);
+      for (const c of SUM_COLUMNS) params.push(a[c]);
     }
     from += count;
     await trx.executeQuery(CompiledQuery.raw(valuesSql(dialect, head, width, count, tail), params));

@@ -620,11 +620,9 @@ export function createRelay(s: Services) {
     const pass = protocols.includes(r.protocol);
     const egress = pass ? ingress : codec(protocols[0]!);
     const upstreamModel = s.channels.upstreamModel(channel, r.model);
-    // The client's bytes when they need no change (no second JSON.stringify of the body); the
-    // in-process mock reads the body as an object.
+    // The client's bytes when they need no change (no second JSON.stringify of the body).
     const body = pass
-      ? (channel.type !== 'mock' && ingress.passThroughBytes?.(r, upstreamModel)) ||
-        ingress.passThroughBody(r, upstreamModel)
+      ? ingress.passThroughBytes?.(r, upstreamModel) || ingress.passThroughBody(r, upstreamModel)
       : egress.fromCanonical(ingress.toCanonical(r), upstreamModel, r.maxOutputTokens);
     const startedAt = performance.now();
     const record = (status: number) =>

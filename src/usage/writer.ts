@@ -12,6 +12,7 @@ import { CompiledQuery } from 'kysely';
 import type { Db, Dialect } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
 import type { Journal } from './journal.js';
+import { nowAndThen } from '../shared/now-and-then.js';
 
 /**
  * Joins a batch's transaction. `rows` are the log rows the batch took from the queue;
@@ -293,7 +294,9 @@ export function createUsageWriter(deps: {
   journal?: Journal | null;
 }) {
   const journal = deps.journal ?? null;
-  let journalFailedAt = 0;
+  const reportAppendFailure = nowAndThen(10_000, (err: unknown) =>
+    deps.logger.error({ err: String(err) }, 'usage journal: append failed; rows are in memory only'),
+  );
   let queue: NewLog[] = [];
   let flushing: Promise<void> | null = null;
   let again = false;
@@ -413,8 +416,9 @@ export function createUsageWriter(deps: {
   return {
     flush,
     /**
-     * Queues one row; resolves once it is durable in the journal (group commit: one write and
-     * fdatasync for every row that arrived meanwhile), or later when the queue is full.
+     * Queues one row; resolves once the journal holds it (group commit: one write, and in
+     * `always` mode one fdatasync, for every row that arrived meanwhile), or later when the
+     * queue is full.
      */
     async enqueue(row: NewLog): Promise<void> {
       const r = storable(row);
@@ -424,9 +428,7 @@ export function createUsageWriter(deps: {
           await journal.append(r);
         } catch (err) {
           // The row is still queued: it reaches the database unless the process dies first.
-          if (Date.now() - journalFailedAt > 10_000)
-            deps.logger.error({ err: String(err) }, 'usage journal: append failed; rows are in memory only');
-          journalFailedAt = Date.now();
+          reportAppendFailure(err);
         }
       }
       if (queue.length >= MAX_QUEUE && !closed) {

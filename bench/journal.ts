@@ -1,7 +1,8 @@
 // The usage journal's cost on the hot path: how long `usageWriter.enqueue` takes to resolve
 // (the row durable, so the relay may release the answer) at a given number of requests in
-// flight, with fdatasync group commit (MOLE_JOURNAL_FSYNC=1, the default), write only (=0),
-// and without a journal (the old, memory-only behaviour). Real writer, real SQLite, temp dir.
+// flight, in each MOLE_JOURNAL_FSYNC mode (always: fdatasync group commit; interval, the
+// default: write, fdatasync in the background; never: write only) and without a journal (the
+// old, memory-only behaviour). Real writer, real SQLite, temp dir.
 //
 //   npx tsx bench/journal.ts [--rows 20000]
 import fs from 'node:fs';
@@ -10,7 +11,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { openStorage } from '../src/db/open.js';
 import { createUsageWriter } from '../src/usage/writer.js';
-import { openJournal } from '../src/usage/journal.js';
+import { type JournalSync, openJournal } from '../src/usage/journal.js';
 import { benchLogRow } from '../test/helpers/log-row.js';
 
 const ROWS = Number(process.argv[process.argv.indexOf('--rows') + 1]) || 20_000;
@@ -25,7 +26,7 @@ const row = (i: number) =>
 
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 
-async function run(mode: 'fsync' | 'write' | 'none', inFlight: number) {
+async function run(mode: JournalSync | 'none', inFlight: number) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-bench-journal-'));
   const storage = await openStorage({ dataDir: dir });
   const writer = createUsageWriter({
@@ -34,8 +35,7 @@ async function run(mode: 'fsync' | 'write' | 'none', inFlight: number) {
     logger,
     intervalMs: 200,
     contributors: [],
-    journal:
-      mode === 'none' ? null : openJournal({ dir: path.join(dir, 'journal'), fsync: mode === 'fsync' }),
+    journal: mode === 'none' ? null : openJournal({ dir: path.join(dir, 'journal'), sync: mode }),
   });
   const lat: number[] = [];
   let next = 0;
@@ -51,23 +51,31 @@ async function run(mode: 'fsync' | 'write' | 'none', inFlight: number) {
     }),
   );
   const secs = (performance.now() - t0) / 1000;
-  const syncs = writer.stats().journal?.syncs ?? 0;
+  const { writes = 0, syncs = 0 } = writer.stats().journal ?? {};
   await writer.close();
   await storage.close();
   fs.rmSync(dir, { recursive: true, force: true });
   lat.sort((a, b) => a - b);
-  return { mode, inFlight, rowsPerSec: Math.round(ROWS / secs), p50: pct(lat, 50), p99: pct(lat, 99), syncs };
+  return {
+    mode,
+    inFlight,
+    rowsPerSec: Math.round(ROWS / secs),
+    p50: pct(lat, 50),
+    p99: pct(lat, 99),
+    writes,
+    syncs,
+  };
 }
 
 const out: string[] = [
-  '| journal | in flight | rows/s | enqueue p50 ms | p99 ms | group commits |',
-  '| --- | --- | --- | --- | --- | --- |',
+  '| journal | in flight | rows/s | enqueue p50 ms | p99 ms | group commits | fdatasyncs |',
+  '| --- | --- | --- | --- | --- | --- | --- |',
 ];
 for (const inFlight of [1, 64, 512])
-  for (const mode of ['none', 'write', 'fsync'] as const) {
+  for (const mode of ['none', 'never', 'interval', 'always'] as const) {
     const r = await run(mode, inFlight);
     out.push(
-      `| ${r.mode} | ${r.inFlight} | ${r.rowsPerSec} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.syncs} |`,
+      `| ${r.mode} | ${r.inFlight} | ${r.rowsPerSec} | ${r.p50.toFixed(3)} | ${r.p99.toFixed(3)} | ${r.writes} | ${r.syncs} |`,
     );
     console.error(out[out.length - 1]);
   }

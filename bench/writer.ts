@@ -57,7 +57,7 @@ async function round(n: number) {
         await keys.recordLastUse(trx, uses);
       },
     ],
-    journal: openJournal({ dir: path.join(dir, 'journal'), fsync: true }),
+    journal: openJournal({ dir: path.join(dir, 'journal'), sync: 'always' }),
   });
 
   const row = (i: number) => {

@@ -1,6 +1,7 @@
 // Environment → one typed, validated configuration object. Nothing else reads process.env.
 import { z } from 'zod';
 import path from 'node:path';
+import type { JournalSync } from './usage/journal.js';
 
 const intFromEnv = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z
@@ -15,6 +16,20 @@ const intFromEnv = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
       }
       return n;
     });
+
+/** MOLE_JOURNAL_FSYNC: a mode name, or 1 / 0 (before the interval mode: always / never). */
+const journalSyncFromEnv = z
+  .string()
+  .optional()
+  .transform((v, ctx): JournalSync => {
+    const name = (v ?? '').trim().toLowerCase();
+    if (name === '') return 'interval';
+    if (name === '1') return 'always';
+    if (name === '0') return 'never';
+    if (name === 'always' || name === 'interval' || name === 'never') return name;
+    ctx.addIssue({ code: 'custom', message: 'must be always, interval or never (or 1 = always, 0 = never)' });
+    return z.NEVER;
+  });
 
 const listFromEnv = z
   .string()
@@ -76,10 +91,13 @@ const EnvSchema = z.object({
   /** How often batched usage, logs and last-used times are written, ms. */
   MOLE_FLUSH_INTERVAL_MS: intFromEnv(200, 10, 60_000),
   /**
-   * Usage journal: 1 = fdatasync every group commit (a row survives a power cut), 0 = write only
-   * (survives kill -9 of the process, not of the machine).
+   * Usage journal (usage/journal.ts); every mode survives kill -9. always: each group commit
+   * fdatasync'ed before its answers go out (survives a power cut); interval: fdatasync'ed in the
+   * background every MOLE_JOURNAL_FSYNC_MS (a power cut loses about that much); never: write only.
    */
-  MOLE_JOURNAL_FSYNC: intFromEnv(1, 0, 1),
+  MOLE_JOURNAL_FSYNC: journalSyncFromEnv,
+  /** interval mode: how often at most a journal segment with unsynced rows is fdatasync'ed, ms. */
+  MOLE_JOURNAL_FSYNC_MS: intFromEnv(50, 1, 60_000),
   /**
    * Call-log rows older than this many whole UTC days before today are removed (PostgreSQL:
    * whole day partitions dropped; SQLite: deleted in batches); 0 = kept forever.
@@ -146,7 +164,8 @@ export type Config = {
   defaultMaxOutputTokens: number;
   maxBodyBytes: number;
   flushIntervalMs: number;
-  journalFsync: boolean;
+  journalSync: JournalSync;
+  journalSyncIntervalMs: number;
   /** Days of call logs kept before today; 0 = forever. */
   logRetentionDays: number;
   holdLeaseMs: number;
@@ -192,7 +211,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     defaultMaxOutputTokens: e.MOLE_DEFAULT_MAX_OUTPUT_TOKENS,
     maxBodyBytes: e.MOLE_MAX_BODY_BYTES,
     flushIntervalMs: e.MOLE_FLUSH_INTERVAL_MS,
-    journalFsync: e.MOLE_JOURNAL_FSYNC === 1,
+    journalSync: e.MOLE_JOURNAL_FSYNC,
+    journalSyncIntervalMs: e.MOLE_JOURNAL_FSYNC_MS,
     logRetentionDays: e.MOLE_LOG_RETENTION_DAYS,
     holdLeaseMs: e.MOLE_HOLD_LEASE_MS,
     upstreamConnectTimeoutMs: e.MOLE_UPSTREAM_CONNECT_TIMEOUT_MS,

@@ -215,7 +215,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
       async (trx) => keys.recordLastUse(trx, verifier.drainLastUse()),
     ],
     // Every row is durable here before its answer is released (usage/journal.ts).
-    journal: openUsageJournal(config),
+    journal: openUsageJournal(config, logger),
   });
   // What a crashed process billed but had not written yet, before serving anything.
   await usageWriter.recover();
@@ -368,10 +368,15 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
 export type Services = Awaited<ReturnType<typeof createServices>>;
 
 /** The usage journal in the data dir; a data dir it cannot write to stops the start, loudly. */
-function openUsageJournal(config: Config) {
+function openUsageJournal(config: Config, logger: Logger) {
   const dir = path.join(config.dataDir, 'journal');
   try {
-    return openJournal({ dir, fsync: config.journalFsync });
+    return openJournal({
+      dir,
+      sync: config.journalSync,
+      syncIntervalMs: config.journalSyncIntervalMs,
+      logger,
+    });
   } catch (err) {
     throw new Error(
       `the usage journal needs a writable MOLE_DATA_DIR (${dir}): ${err instanceof Error ? err.message : String(err)}`,

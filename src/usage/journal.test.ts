@@ -1,13 +1,16 @@
-// The usage journal's group commit: every row of a group settles with its write, a failed
-// write fails only its own group's rows, and the rows after it are written.
+// The usage journal's group commit and its sync modes: every row of a group settles with its
+// write, a failed write fails only its own group's rows; `always` releases a row only after its
+// fdatasync, `interval` at once with the fdatasync following in the background (one at a time,
+// at most every interval, never after close), `never` without any.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { openJournal } from './journal.js';
 
 const dirs: string[] = [];
 afterEach(() => {
+  vi.useRealTimers();
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
@@ -17,27 +20,216 @@ function journalDir(): string {
   return path.join(base, 'journal');
 }
 
+const segmentText = (dir: string) =>
+  fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.jsonl'))
+    .map((f) => fs.readFileSync(path.join(dir, f), 'utf8'))
+    .join('');
+
+/** An fdatasync stand-in: each call waits until the test lets it finish (or fail). */
+function heldSync() {
+  const held: Array<{ resolve(): void; reject(err: Error): void }> = [];
+  let arrived: (() => void) | null = null;
+  const datasync = vi.fn(
+    (_fd: number) =>
+      new Promise<void>((resolve, reject) => {
+        held.push({ resolve, reject });
+        arrived?.();
+      }),
+  );
+  return {
+    datasync,
+    /** Resolves once a call is waiting. */
+    async called(): Promise<void> {
+      if (held.length === 0) await new Promise<void>((r) => (arrived = r));
+      arrived = null;
+    },
+    finish(err?: Error): void {
+      const h = held.shift()!;
+      if (err) h.reject(err);
+      else h.resolve();
+    },
+  };
+}
+
+/** Whether `p` has settled (after the I/O and microtasks already due). */
+const hasSettled = (p: Promise<unknown>) =>
+  Promise.race([
+    p.then(
+      () => true,
+      () => true,
+    ),
+    new Promise<boolean>((r) => setImmediate(() => r(false))),
+  ]);
+
+/** Fake timeouts and Date only: promises, setImmediate and the file system stay real. */
+const fakeTimers = () => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+
 describe('usage journal', () => {
   it('settles every row of a group with its one write', async () => {
     const dir = journalDir();
-    const j = openJournal({ dir, fsync: true });
+    const j = openJournal({ dir, sync: 'always' });
     await Promise.all([1, 2, 3].map((n) => j.append({ n })));
-    expect(j.stats()).toMatchObject({ rows: 3, syncs: 1 });
-    const [file] = fs.readdirSync(dir).filter((f) => f.endsWith('.jsonl'));
-    expect(fs.readFileSync(path.join(dir, file!), 'utf8')).toBe('{"n":1}\n{"n":2}\n{"n":3}\n');
+    expect(j.stats()).toMatchObject({ rows: 3, writes: 1, syncs: 1, dirSyncs: 1 });
+    expect(segmentText(dir)).toBe('{"n":1}\n{"n":2}\n{"n":3}\n');
     await j.close(true);
   });
 
   it('rejects every row of a group whose write failed, and writes the next group', async () => {
     const dir = journalDir();
-    const j = openJournal({ dir, fsync: false });
+    const j = openJournal({ dir, sync: 'never' });
     fs.rmSync(dir, { recursive: true });
     const failed = await Promise.allSettled([j.append({ n: 1 }), j.append({ n: 2 })]);
     expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     fs.mkdirSync(dir);
     await j.append({ n: 3 });
-    const [file] = fs.readdirSync(dir).filter((f) => f.endsWith('.jsonl'));
-    expect(fs.readFileSync(path.join(dir, file!), 'utf8').trim()).toBe('{"n":3}');
+    expect(segmentText(dir).trim()).toBe('{"n":3}');
     await j.close(true);
+  });
+
+  it('always: a row is released only after the fdatasync that follows its write', async () => {
+    const dir = journalDir();
+    const sync = heldSync();
+    const j = openJournal({ dir, sync: 'always', datasync: sync.datasync });
+    const appended = j.append({ n: 1 });
+    await sync.called();
+    // Written (kill -9 safe) but not yet synced: not released.
+    expect(segmentText(dir)).toBe('{"n":1}\n');
+    expect(await hasSettled(appended)).toBe(false);
+    // Rows arriving meanwhile wait for the next write + sync.
+    const next = j.append({ n: 2 });
+    sync.finish();
+    await appended;
+    await sync.called();
+    expect(await hasSettled(next)).toBe(false);
+    sync.finish();
+    await next;
+    expect(j.stats()).toMatchObject({ writes: 2, syncs: 2 });
+    await j.close(true);
+  });
+
+  it('interval: rows are released once written; one background sync at most every interval', async () => {
+    fakeTimers();
+    const dir = journalDir();
+    const sync = heldSync();
+    const j = openJournal({ dir, sync: 'interval', syncIntervalMs: 50, datasync: sync.datasync });
+    await Promise.all([j.append({ n: 1 }), j.append({ n: 2 })]);
+    expect(segmentText(dir)).toBe('{"n":1}\n{"n":2}\n');
+    expect(sync.datasync).not.toHaveBeenCalled();
+    // The first sync is due at once (none ran within the interval), in the background.
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(0);
+    await sync.called();
+    expect(j.stats()).toMatchObject({ writes: 1, dirSyncs: 1 });
+
+    // While it runs, rows are still released at once, and no second sync starts on the fd.
+    await j.append({ n: 3 });
+    expect(vi.getTimerCount()).toBe(0);
+    sync.finish();
+    await new Promise((r) => setImmediate(r));
+    // Row 3 is not synced yet: its sync is due an interval after the last one began.
+    expect(vi.getTimerCount()).toBe(1);
+    vi.advanceTimersByTime(49);
+    await j.append({ n: 4 });
+    expect(sync.datasync).toHaveBeenCalledTimes(1);
+    vi.advanceTimersByTime(1);
+    await sync.called();
+    sync.finish();
+    await new Promise((r) => setImmediate(r));
+    // Everything synced: no timer is left.
+    expect(vi.getTimerCount()).toBe(0);
+    expect(j.stats()).toMatchObject({ rows: 4, writes: 3, syncs: 2, dirSyncs: 1, syncFailures: 0 });
+    await j.close(true);
+  });
+
+  it('interval: close stops the background sync; an unclean close syncs what is left first', async () => {
+    fakeTimers();
+    const sync = heldSync();
+    const clean = openJournal({ dir: journalDir(), sync: 'interval', datasync: sync.datasync });
+    await clean.append({ n: 1 });
+    expect(vi.getTimerCount()).toBe(1);
+    await clean.close(true);
+    expect(vi.getTimerCount()).toBe(0);
+    expect(sync.datasync).not.toHaveBeenCalled();
+
+    const dir = journalDir();
+    const unclean = openJournal({ dir, sync: 'interval', datasync: sync.datasync });
+    await unclean.append({ n: 2 });
+    const closing = unclean.close(false);
+    await sync.called();
+    expect(vi.getTimerCount()).toBe(0);
+    sync.finish();
+    await closing;
+    expect(unclean.stats()).toMatchObject({ syncs: 1 });
+    // Left for the next start to replay.
+    expect(segmentText(dir)).toBe('{"n":2}\n');
+  });
+
+  it('interval: a segment deleted while its sync is pending or under way', async () => {
+    fakeTimers();
+    const dir = journalDir();
+    const sync = heldSync();
+    const j = openJournal({ dir, sync: 'interval', datasync: sync.datasync });
+    // Pending: the sync is dropped (its rows are in the database).
+    await j.append({ n: 1 });
+    await j.discard(j.seal());
+    expect(vi.getTimerCount()).toBe(0);
+    expect(segmentText(dir)).toBe('');
+    expect(sync.datasync).not.toHaveBeenCalled();
+
+    // Under way: the file is closed and deleted only once the sync has finished with its fd.
+    await j.append({ n: 2 });
+    vi.advanceTimersByTime(0);
+    await sync.called();
+    await j.append({ n: 3 });
+    const deleting = j.discard(j.seal());
+    expect(await hasSettled(deleting)).toBe(false);
+    expect(segmentText(dir)).toBe('{"n":2}\n{"n":3}\n');
+    sync.finish();
+    await deleting;
+    expect(segmentText(dir)).toBe('');
+    // Row 3 was never synced, but its segment is gone: no sync is scheduled for it.
+    expect(vi.getTimerCount()).toBe(0);
+    expect(sync.datasync).toHaveBeenCalledTimes(1);
+    await j.close(true);
+  });
+
+  it('interval: a failed background sync is retried at the next interval and reported now and then', async () => {
+    fakeTimers();
+    const sync = heldSync();
+    const logged: unknown[] = [];
+    const logger = { error: (obj: unknown) => void logged.push(obj) };
+    const j = openJournal({ dir: journalDir(), sync: 'interval', datasync: sync.datasync, logger });
+    await j.append({ n: 1 });
+    for (let i = 0; i < 3; i++) {
+      vi.advanceTimersByTime(50);
+      await sync.called();
+      sync.finish(new Error('EIO'));
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(j.stats()).toMatchObject({ syncs: 0, syncFailures: 3 });
+    expect(logged).toEqual([{ err: 'Error: EIO', failures: 1 }]);
+    vi.advanceTimersByTime(10_000);
+    await sync.called();
+    sync.finish();
+    await new Promise((r) => setImmediate(r));
+    expect(j.stats()).toMatchObject({ syncs: 1, syncFailures: 3 });
+    expect(vi.getTimerCount()).toBe(0);
+    await j.close(true);
+  });
+
+  it('never: rows are written and released without any sync or timer', async () => {
+    fakeTimers();
+    const dir = journalDir();
+    const sync = heldSync();
+    const j = openJournal({ dir, sync: 'never', datasync: sync.datasync });
+    await Promise.all([j.append({ n: 1 }), j.append({ n: 2 })]);
+    await j.append({ n: 3 });
+    expect(segmentText(dir)).toBe('{"n":1}\n{"n":2}\n{"n":3}\n');
+    expect(vi.getTimerCount()).toBe(0);
+    expect(j.stats()).toMatchObject({ rows: 3, writes: 2, syncs: 0, dirSyncs: 0 });
+    await j.close(false);
+    expect(sync.datasync).not.toHaveBeenCalled();
   });
 });

@@ -1,7 +1,13 @@
 // The usage journal: every log row is appended to a local file before its answer is
-// released, with group commit (one write + fdatasync for all rows that arrived meanwhile),
-// so a row that a client could see the answer of survives kill -9 (and, with fsync, a power
-// cut) even before the usage writer's batch reaches the database.
+// released, with group commit (one write for all rows that arrived meanwhile), so a row that a
+// client could see the answer of survives kill -9 even before the usage writer's batch reaches
+// the database. How far it survives a power cut is the sync mode (MOLE_JOURNAL_FSYNC):
+//   always    each group's write is fdatasync'ed before its answers go out: nothing is lost;
+//   interval  the write goes out before the answers, the fdatasync follows in the background at
+//             most every `syncIntervalMs` while a segment has unsynced writes: a power cut
+//             loses the rows of about the last interval's answers not yet in the database;
+//   never     write only: a power cut loses the rows not yet in the database that the kernel
+//             had not written back.
 //
 // Files live in <data dir>/journal. Each process owns the segments named after its random
 // instance id (`<id>.<seq>.jsonl`) and an owner file (`<id>.owner`: pid and host). The writer
@@ -16,6 +22,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
+import type { Logger } from 'pino';
+import { nowAndThen } from '../shared/now-and-then.js';
 
 /** One group commit's outcome, shared by every row in the group. */
 interface Group {
@@ -34,31 +42,66 @@ function newGroup(): Group {
 }
 
 /** fdatasync through libuv's pool (the one journal step that may take milliseconds). */
-const datasync = promisify(fs.fdatasync);
+const fdatasync = promisify(fs.fdatasync);
+
+/** Makes a directory's entries (a new segment's name) durable. */
+async function fsyncDir(dir: string): Promise<void> {
+  const d = await fsp.open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
 
 /** Writes all of `buf` (a regular file may take less than asked in one call). */
 function writeAll(fd: number, buf: Buffer): void {
   for (let off = 0; off < buf.length; ) off += fs.writeSync(fd, buf, off);
 }
 
+/** How far a row is durable once its append resolves (MOLE_JOURNAL_FSYNC). */
+export type JournalSync = 'always' | 'interval' | 'never';
+
+/** What every segment of one journal shares: its sync mode and the counters. */
+interface SyncPolicy {
+  mode: JournalSync;
+  intervalMs: number;
+  datasync(fd: number): Promise<void>;
+  syncDir(dir: string): Promise<void>;
+  /** A group written (group commits). */
+  wrote(): void;
+  /** A background sync failed (interval mode; nothing waits on it). */
+  syncFailed(err: unknown): void;
+}
+
 class Segment {
   private fd: number | null = null;
-  /** The new file's directory entry made durable (fsync mode): awaited before the first rows count as durable. */
+  /** always: the new file's directory entry made durable, awaited before its first rows count as durable. */
   private dirSynced: Promise<void> | null = null;
+  /** interval: the directory entry is durable (the first background sync makes it so). */
+  private dirDurable = false;
   private lines: string[] = [];
   /** The group the lines waiting to be written belong to (null: none waiting). */
   private group: Group | null = null;
   private running: Promise<void> | null = null;
   /** A write (or its sync) failed: the next write starts on a new line. */
   private torn = false;
+  /** Groups written, and how many of them a finished fdatasync covers. */
+  private writes = 0;
+  private syncedWrites = 0;
+  /** interval: the background sync waiting for its time, or under way (never both). */
+  private syncTimer: NodeJS.Timeout | null = null;
+  private syncing: Promise<void> | null = null;
+  private lastSyncAt = Number.NEGATIVE_INFINITY;
+  /** Being closed or deleted: no background sync starts any more. */
+  private closing = false;
   /** Rows appended (for tests and stats). */
   count = 0;
 
   constructor(
     readonly file: string,
     private readonly dir: string,
-    private readonly fsync: boolean,
-    private readonly onSync: () => void,
+    private readonly policy: SyncPolicy,
   ) {}
 
   append(line: string): Promise<void> {
@@ -73,15 +116,8 @@ class Segment {
   private open(): number {
     if (this.fd === null) {
       this.fd = fs.openSync(this.file, 'a', 0o600);
-      // The new file's name must be durable too.
-      if (this.fsync)
-        this.dirSynced = fsp.open(this.dir, 'r').then(async (d) => {
-          try {
-            await d.sync();
-          } finally {
-            await d.close();
-          }
-        });
+      // The new file's name must be durable too (interval mode: with the first background sync).
+      if (this.policy.mode === 'always') this.dirSynced = this.policy.syncDir(this.dir);
     }
     return this.fd;
   }
@@ -89,8 +125,9 @@ class Segment {
   /**
    * Group commit. The write itself is a plain write(2) on this thread: a few microseconds
    * into the page cache, cheaper than a round trip through libuv's pool, and already safe
-   * against kill -9. Only the fdatasync (fsync mode) goes to the pool, and every row
-   * appended while it runs goes out in the next write + sync.
+   * against kill -9. Only the fdatasync goes to the pool: awaited here in `always` mode (every
+   * row appended while it runs goes out in the next write + sync), in the background in
+   * `interval` mode.
    */
   private async loop(): Promise<void> {
     // Rows appended in this same tick join the first write (and `running` is set before the
@@ -109,11 +146,13 @@ class Segment {
           const text = lines.length === 1 ? lines[0]! : lines.join('');
           writeAll(fd, Buffer.from(this.torn ? '\n' + text : text));
           this.torn = false;
-          if (this.fsync) {
+          const written = ++this.writes;
+          this.policy.wrote();
+          if (this.policy.mode === 'always') {
             await this.dirSynced;
-            await datasync(fd);
-          }
-          this.onSync();
+            await this.policy.datasync(fd);
+            this.syncedWrites = written;
+          } else if (this.policy.mode === 'interval') this.scheduleSync();
           group.resolve();
         } catch (err) {
           this.torn = true;
@@ -125,14 +164,72 @@ class Segment {
     }
   }
 
+  /**
+   * interval: a background sync of what is written, `intervalMs` after the last one began (at
+   * once if that is past). One at a time: writes made while one runs wait for the next.
+   */
+  private scheduleSync(): void {
+    if (this.syncTimer !== null || this.syncing !== null || this.closing) return;
+    const wait = Math.max(0, this.lastSyncAt + this.policy.intervalMs - Date.now());
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = null;
+      this.syncing = this.syncNow().finally(() => {
+        this.syncing = null;
+        if (this.writes > this.syncedWrites) this.scheduleSync();
+      });
+    }, wait);
+    // Pending durability never keeps the process alive: close() syncs what is left.
+    this.syncTimer.unref();
+  }
+
+  /** fdatasync of every group written so far (and, the first time, the directory entry). */
+  private async syncNow(): Promise<void> {
+    const upTo = this.writes;
+    this.lastSyncAt = Date.now();
+    try {
+      if (!this.dirDurable) {
+        await this.policy.syncDir(this.dir);
+        this.dirDurable = true;
+      }
+      await this.policy.datasync(this.fd!);
+      this.syncedWrites = upTo;
+    } catch (err) {
+      // Retried at the next interval; the rows are written, so kill -9 loses nothing meanwhile.
+      this.policy.syncFailed(err);
+    }
+  }
+
+  /**
+   * No more background syncs; resolves once the one under way ended. With `syncRest`
+   * (interval mode), what is written but not yet synced is synced now.
+   */
+  private async stopSyncing(syncRest: boolean): Promise<void> {
+    this.closing = true;
+    if (this.syncTimer !== null) clearTimeout(this.syncTimer);
+    this.syncTimer = null;
+    await this.syncing;
+    if (syncRest && this.policy.mode === 'interval' && this.writes > this.syncedWrites) await this.syncNow();
+  }
+
   /** Resolves once every row appended so far is written. */
   async settled(): Promise<void> {
     while (this.running) await this.running;
   }
 
-  /** Waits for pending writes, then closes and deletes the file. */
+  /** Every row appended so far written and (as the mode has it) synced; no timer left. */
+  async finish(): Promise<void> {
+    await this.settled();
+    await this.stopSyncing(true);
+  }
+
+  /**
+   * Waits for pending writes, then closes and deletes the file. Its rows are in the database,
+   * so a background sync not yet begun is dropped; one under way is waited for, as the fd it
+   * syncs must not be closed (and its number reused) under it.
+   */
   async remove(): Promise<void> {
     await this.settled();
+    await this.stopSyncing(false);
     await this.dirSynced?.catch(() => {});
     if (this.fd !== null) await promisify(fs.close)(this.fd).catch(() => {});
     this.fd = null;
@@ -142,8 +239,14 @@ class Segment {
 
 export interface JournalOptions {
   dir: string;
-  /** fdatasync each group (survives power loss); false = write only (survives kill -9). */
-  fsync: boolean;
+  /** When an appended row counts as durable (see the top of this file). */
+  sync: JournalSync;
+  /** interval: how often at most a segment with unsynced writes is fdatasync'ed, ms (default 50). */
+  syncIntervalMs?: number;
+  /** Where failed background syncs are reported (at most one line every 10 s). */
+  logger?: Pick<Logger, 'error'>;
+  /** Tests: stands in for fdatasync(2). */
+  datasync?: (fd: number) => Promise<void>;
 }
 
 function pidAlive(pid: number): boolean {
@@ -159,7 +262,31 @@ export function openJournal(opts: JournalOptions) {
   fs.mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
   const id = randomBytes(6).toString('hex');
   const host = os.hostname();
-  const stats = { syncs: 0, rows: 0 };
+  const stats = { rows: 0, writes: 0, syncs: 0, dirSyncs: 0, syncFailures: 0 };
+  const datasync = opts.datasync ?? fdatasync;
+  const reportSyncFailure = nowAndThen(10_000, (err: unknown, failures: number) =>
+    opts.logger?.error(
+      { err: String(err), failures },
+      'usage journal: background fdatasync failed; recent rows may not survive a power cut',
+    ),
+  );
+  const policy: SyncPolicy = {
+    mode: opts.sync,
+    intervalMs: opts.syncIntervalMs ?? 50,
+    async datasync(fd) {
+      await datasync(fd);
+      stats.syncs++;
+    },
+    async syncDir(dir) {
+      await fsyncDir(dir);
+      stats.dirSyncs++;
+    },
+    wrote: () => stats.writes++,
+    syncFailed(err) {
+      stats.syncFailures++;
+      reportSyncFailure(err, stats.syncFailures);
+    },
+  };
   let seq = 0;
   let current: Segment | null = null;
   let sealed: Segment[] = [];
@@ -191,11 +318,10 @@ export function openJournal(opts: JournalOptions) {
     mode: 0o600,
   });
 
-  const newSegment = () =>
-    new Segment(path.join(opts.dir, `${id}.${++seq}.jsonl`), opts.dir, opts.fsync, () => stats.syncs++);
+  const newSegment = () => new Segment(path.join(opts.dir, `${id}.${++seq}.jsonl`), opts.dir, policy);
 
   return {
-    /** Appends one record; resolves once it is durable. */
+    /** Appends one record; resolves once it is written (and, in `always` mode, synced). */
     append(record: unknown): Promise<void> {
       if (!current) current = newSegment();
       stats.rows++;
@@ -263,8 +389,8 @@ export function openJournal(opts: JournalOptions) {
       await Promise.allSettled([...removing]);
       const all = [...sealed, ...(current ? [current] : [])];
       if (!clean) {
-        // Rows are left for the next start to replay; only finish what is being written.
-        for (const s of all) await s.settled();
+        // Rows are left for the next start to replay: finish what is being written and sync it.
+        for (const s of all) await s.finish();
         return;
       }
       sealed = [];

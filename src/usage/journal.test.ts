@@ -78,27 +78,47 @@ describe('usage journal', () => {
 
   it('rejects every row of a group whose write failed, and writes the next group', async () => {
     const dir = journalDir();
-    const j = openJournal({ dir, sync: 'never' });
+    const sync = heldSync();
+    const j = openJournal({ dir, sync: 'always', datasync: sync.datasync });
     fs.rmSync(dir, { recursive: true });
     const failed = await Promise.allSettled([j.append({ n: 1 }), j.append({ n: 2 })]);
     expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     fs.mkdirSync(dir);
-    await j.append({ n: 3 });
+    const next = j.append({ n: 3 });
+    await sync.called();
+    sync.finish();
+    await next;
     expect(segmentText(dir).trim()).toBe('{"n":3}');
     await j.close(true);
+  });
+
+  it('interval, never: a row is written when append returns; a failed write throws there', async () => {
+    for (const sync of ['interval', 'never'] as const) {
+      const dir = journalDir();
+      const j = openJournal({ dir, sync });
+      expect(j.append({ n: 1 })).toBeUndefined();
+      expect(segmentText(dir)).toBe('{"n":1}\n');
+      await j.discard(j.seal());
+      fs.rmSync(dir, { recursive: true });
+      expect(() => j.append({ n: 2 })).toThrow(/ENOENT/);
+      fs.mkdirSync(dir);
+      j.append({ n: 3 });
+      expect(segmentText(dir)).toBe('{"n":3}\n');
+      await j.close(true);
+    }
   });
 
   it('always: a row is released only after the fdatasync that follows its write', async () => {
     const dir = journalDir();
     const sync = heldSync();
     const j = openJournal({ dir, sync: 'always', datasync: sync.datasync });
-    const appended = j.append({ n: 1 });
+    const appended = j.append({ n: 1 })!;
     await sync.called();
     // Written (kill -9 safe) but not yet synced: not released.
     expect(segmentText(dir)).toBe('{"n":1}\n');
     expect(await hasSettled(appended)).toBe(false);
     // Rows arriving meanwhile wait for the next write + sync.
-    const next = j.append({ n: 2 });
+    const next = j.append({ n: 2 })!;
     sync.finish();
     await appended;
     await sync.called();
@@ -109,29 +129,30 @@ describe('usage journal', () => {
     await j.close(true);
   });
 
-  it('interval: rows are released once written; one background sync at most every interval', async () => {
+  it('interval: rows are written at once; one background sync at most every interval', async () => {
     fakeTimers();
     const dir = journalDir();
     const sync = heldSync();
     const j = openJournal({ dir, sync: 'interval', syncIntervalMs: 50, datasync: sync.datasync });
-    await Promise.all([j.append({ n: 1 }), j.append({ n: 2 })]);
+    j.append({ n: 1 });
+    j.append({ n: 2 });
     expect(segmentText(dir)).toBe('{"n":1}\n{"n":2}\n');
     expect(sync.datasync).not.toHaveBeenCalled();
     // The first sync is due at once (none ran within the interval), in the background.
     expect(vi.getTimerCount()).toBe(1);
     vi.advanceTimersByTime(0);
     await sync.called();
-    expect(j.stats()).toMatchObject({ writes: 1, dirSyncs: 1 });
+    expect(j.stats()).toMatchObject({ writes: 2, dirSyncs: 1 });
 
     // While it runs, rows are still released at once, and no second sync starts on the fd.
-    await j.append({ n: 3 });
+    j.append({ n: 3 });
     expect(vi.getTimerCount()).toBe(0);
     sync.finish();
     await new Promise((r) => setImmediate(r));
     // Row 3 is not synced yet: its sync is due an interval after the last one began.
     expect(vi.getTimerCount()).toBe(1);
     vi.advanceTimersByTime(49);
-    await j.append({ n: 4 });
+    j.append({ n: 4 });
     expect(sync.datasync).toHaveBeenCalledTimes(1);
     vi.advanceTimersByTime(1);
     await sync.called();
@@ -139,7 +160,7 @@ describe('usage journal', () => {
     await new Promise((r) => setImmediate(r));
     // Everything synced: no timer is left.
     expect(vi.getTimerCount()).toBe(0);
-    expect(j.stats()).toMatchObject({ rows: 4, writes: 3, syncs: 2, dirSyncs: 1, syncFailures: 0 });
+    expect(j.stats()).toMatchObject({ rows: 4, writes: 4, syncs: 2, dirSyncs: 1, syncFailures: 0 });
     await j.close(true);
   });
 
@@ -147,7 +168,7 @@ describe('usage journal', () => {
     fakeTimers();
     const sync = heldSync();
     const clean = openJournal({ dir: journalDir(), sync: 'interval', datasync: sync.datasync });
-    await clean.append({ n: 1 });
+    clean.append({ n: 1 });
     expect(vi.getTimerCount()).toBe(1);
     await clean.close(true);
     expect(vi.getTimerCount()).toBe(0);
@@ -155,7 +176,7 @@ describe('usage journal', () => {
 
     const dir = journalDir();
     const unclean = openJournal({ dir, sync: 'interval', datasync: sync.datasync });
-    await unclean.append({ n: 2 });
+    unclean.append({ n: 2 });
     const closing = unclean.close(false);
     await sync.called();
     expect(vi.getTimerCount()).toBe(0);
@@ -172,17 +193,17 @@ describe('usage journal', () => {
     const sync = heldSync();
     const j = openJournal({ dir, sync: 'interval', datasync: sync.datasync });
     // Pending: the sync is dropped (its rows are in the database).
-    await j.append({ n: 1 });
+    j.append({ n: 1 });
     await j.discard(j.seal());
     expect(vi.getTimerCount()).toBe(0);
     expect(segmentText(dir)).toBe('');
     expect(sync.datasync).not.toHaveBeenCalled();
 
     // Under way: the file is closed and deleted only once the sync has finished with its fd.
-    await j.append({ n: 2 });
+    j.append({ n: 2 });
     vi.advanceTimersByTime(0);
     await sync.called();
-    await j.append({ n: 3 });
+    j.append({ n: 3 });
     const deleting = j.discard(j.seal());
     expect(await hasSettled(deleting)).toBe(false);
     expect(segmentText(dir)).toBe('{"n":2}\n{"n":3}\n');
@@ -201,7 +222,7 @@ describe('usage journal', () => {
     const logged: unknown[] = [];
     const logger = { error: (obj: unknown) => void logged.push(obj) };
     const j = openJournal({ dir: journalDir(), sync: 'interval', datasync: sync.datasync, logger });
-    await j.append({ n: 1 });
+    j.append({ n: 1 });
     for (let i = 0; i < 3; i++) {
       vi.advanceTimersByTime(50);
       await sync.called();
@@ -224,11 +245,10 @@ describe('usage journal', () => {
     const dir = journalDir();
     const sync = heldSync();
     const j = openJournal({ dir, sync: 'never', datasync: sync.datasync });
-    await Promise.all([j.append({ n: 1 }), j.append({ n: 2 })]);
-    await j.append({ n: 3 });
+    for (const n of [1, 2, 3]) expect(j.append({ n })).toBeUndefined();
     expect(segmentText(dir)).toBe('{"n":1}\n{"n":2}\n{"n":3}\n');
     expect(vi.getTimerCount()).toBe(0);
-    expect(j.stats()).toMatchObject({ rows: 3, writes: 2, syncs: 0, dirSyncs: 0 });
+    expect(j.stats()).toMatchObject({ rows: 3, writes: 3, syncs: 0, dirSyncs: 0 });
     await j.close(false);
     expect(sync.datasync).not.toHaveBeenCalled();
   });

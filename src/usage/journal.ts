@@ -104,8 +104,18 @@ class Segment {
     private readonly policy: SyncPolicy,
   ) {}
 
-  append(line: string): Promise<void> {
+  /**
+   * always: joins the next group commit and resolves once its write and fdatasync are done.
+   * interval, never: written at once (throws if the write fails), with nothing to wait for:
+   * rows of different answers arrive in different callbacks, so waiting a tick to group them
+   * would only delay each answer.
+   */
+  append(line: string): Promise<void> | undefined {
     this.count++;
+    if (this.policy.mode !== 'always') {
+      this.write(line);
+      return undefined;
+    }
     this.lines.push(line);
     // One promise per group commit, not per row: every row in it settles alike.
     this.group ??= newGroup();
@@ -123,11 +133,29 @@ class Segment {
   }
 
   /**
-   * Group commit. The write itself is a plain write(2) on this thread: a few microseconds
-   * into the page cache, cheaper than a round trip through libuv's pool, and already safe
-   * against kill -9. Only the fdatasync goes to the pool: awaited here in `always` mode (every
-   * row appended while it runs goes out in the next write + sync), in the background in
-   * `interval` mode.
+   * One write(2) of `text` on this thread: a few microseconds into the page cache, cheaper
+   * than a round trip through libuv's pool, and already safe against kill -9. Answers how
+   * many writes the segment has had.
+   */
+  private write(text: string): number {
+    const fd = this.open();
+    try {
+      // After a failed write the file may end in a torn line: start on a fresh one, so replay
+      // loses only that line, not the first row written after it.
+      writeAll(fd, Buffer.from(this.torn ? '\n' + text : text));
+    } catch (err) {
+      this.torn = true;
+      throw err;
+    }
+    this.torn = false;
+    this.policy.wrote();
+    if (this.policy.mode === 'interval') this.scheduleSync();
+    return ++this.writes;
+  }
+
+  /**
+   * always: group commit. Only the fdatasync goes to libuv's pool, and every row appended
+   * while it runs goes out in the next write + sync.
    */
   private async loop(): Promise<void> {
     // Rows appended in this same tick join the first write (and `running` is set before the
@@ -140,21 +168,13 @@ class Segment {
         this.lines = [];
         this.group = null;
         try {
-          const fd = this.open();
-          // After a failed write the file may end in a torn line: start on a fresh one, so
-          // replay loses only that line, not the first row written after it.
-          const text = lines.length === 1 ? lines[0]! : lines.join('');
-          writeAll(fd, Buffer.from(this.torn ? '\n' + text : text));
-          this.torn = false;
-          const written = ++this.writes;
-          this.policy.wrote();
-          if (this.policy.mode === 'always') {
-            await this.dirSynced;
-            await this.policy.datasync(fd);
-            this.syncedWrites = written;
-          } else if (this.policy.mode === 'interval') this.scheduleSync();
+          const written = this.write(lines.length === 1 ? lines[0]! : lines.join(''));
+          await this.dirSynced;
+          await this.policy.datasync(this.fd!);
+          this.syncedWrites = written;
           group.resolve();
         } catch (err) {
+          // A failed sync too: what it covered may be partly lost.
           this.torn = true;
           group.reject(err);
         }
@@ -321,8 +341,11 @@ export function openJournal(opts: JournalOptions) {
   const newSegment = () => new Segment(path.join(opts.dir, `${id}.${++seq}.jsonl`), opts.dir, policy);
 
   return {
-    /** Appends one record; resolves once it is written (and, in `always` mode, synced). */
-    append(record: unknown): Promise<void> {
+    /**
+     * Appends one record. `always`: resolves once it is written and synced. `interval`,
+     * `never`: written when this returns (undefined), or throws.
+     */
+    append(record: unknown): Promise<void> | undefined {
       if (!current) current = newSegment();
       stats.rows++;
       return current.append(JSON.stringify(record) + '\n');

@@ -425,7 +425,9 @@ export function createUsageWriter(deps: {
       queue.push(r);
       if (journal) {
         try {
-          await journal.append(r);
+          // Written already unless the journal syncs before answering (MOLE_JOURNAL_FSYNC=always).
+          const synced = journal.append(r);
+          if (synced) await synced;
         } catch (err) {
           // The row is still queued: it reaches the database unless the process dies first.
           reportAppendFailure(err);

@@ -92,7 +92,8 @@ class Segment {
   /** interval: the background sync waiting for its time, or under way (never both). */
   private syncTimer: NodeJS.Timeout | null = null;
   private syncing: Promise<void> | null = null;
-  private lastSyncAt = Number.NEGATIVE_INFINITY;
+  /** When the last background sync began (or the file was opened). */
+  private lastSyncAt = 0;
   /** Being closed or deleted: no background sync starts any more. */
   private closing = false;
   /** Rows appended (for tests and stats). */
@@ -126,6 +127,8 @@ class Segment {
   private open(): number {
     if (this.fd === null) {
       this.fd = fs.openSync(this.file, 'a', 0o600);
+      // interval: the first background sync comes an interval after the first row, as every later one.
+      this.lastSyncAt = Date.now();
       // The new file's name must be durable too (interval mode: with the first background sync).
       if (this.policy.mode === 'always') this.dirSynced = this.policy.syncDir(this.dir);
     }
@@ -185,8 +188,9 @@ class Segment {
   }
 
   /**
-   * interval: a background sync of what is written, `intervalMs` after the last one began (at
-   * once if that is past). One at a time: writes made while one runs wait for the next.
+   * interval: a background sync of what is written, `intervalMs` after the last one began or
+   * the file was opened (at once if that is past). One at a time: writes made while one runs
+   * wait for the next.
    */
   private scheduleSync(): void {
     if (this.syncTimer !== null || this.syncing !== null || this.closing) return;

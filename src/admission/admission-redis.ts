@@ -28,7 +28,7 @@ import type { VerifiedKey } from '../keys/verify.js';
 import { type LimitCheck, type Limiter, NOOP_TICKET } from '../limits/limiter.js';
 import { LIMITS_LUA, type RedisLimitStore } from '../limits/store-redis.js';
 import type { AdmitOutcome } from '../limits/store.js';
-import { LUA_HELD } from '../shared/hold-lease.js';
+import { LUA_COUNTER } from '../shared/hold-lease.js';
 import { LUA_INT, type LuaCall, luaRunner } from '../shared/lua.js';
 import { type Admission, type AdmitResult, type Hold, limitsError, moneyError } from './admission.js';
 
@@ -48,7 +48,7 @@ const LUA_SEGMENTS = `local function SEGMENTS(h)
   return out
 end
 `;
-const LUA_STEPS = `${LUA_INT}${LUA_HELD}${LIMITS_LUA}${CAPS_LUA}${BUDGETS_LUA}${LEDGER_LUA}${LUA_SEGMENTS}`;
+const LUA_STEPS = `${LUA_INT}${LUA_COUNTER}${LIMITS_LUA}${CAPS_LUA}${BUDGETS_LUA}${LEDGER_LUA}${LUA_SEGMENTS}`;
 
 // Segments: cap hold, cap release, budget reserve, budget release, ledger reserve, ledger
 // release, limits check (an empty segment: the step does not apply). Answers {money code,

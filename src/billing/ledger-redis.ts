@@ -42,8 +42,8 @@ export type ReserveCode = (typeof RESERVE_RESULT)[keyof typeof RESERVE_RESULT];
 export const NO_QUOTA = -1;
 export const NOT_READ = -1;
 
-/** Counters idle this long in Redis expire (every reservation renews them). */
-const COUNTER_TTL_S = 3600;
+/** Counters idle this long (seconds, as the scripts take it) in Redis expire (every reservation renews them). */
+const COUNTER_TTL_S = '3600';
 
 // Numbers in these scripts: Redis's Lua (5.1) holds every number as a double, and a
 // number handed to redis.call is formatted with %.17g: 0 negated becomes "-0", which
@@ -164,7 +164,8 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
   const ru = (userId: number) => `${deps.redisPrefix}:ledger:u:${userId}`;
   // Keeps this instance's holds alive while it runs (a long stream outlives many leases).
   const lease = startHoldLease(redis, `${deps.redisPrefix}:ledger:live:`, 'ledger', deps);
-  const { livePrefix, liveKey, holdField, leaseMs } = lease;
+  const { livePrefix, liveKey, holdField } = lease;
+  const leaseMs = String(lease.leaseMs);
   const reserveScript = luaRunner(redis, RESERVE_LUA);
   const settleScript = luaRunner(redis, SETTLE_LUA);
 

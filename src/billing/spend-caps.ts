@@ -70,7 +70,7 @@ export interface CapSteps {
   settled(h: CapHold, charge: number): void;
 }
 
-const COUNTER_TTL_S = 2 * 3600;
+const COUNTER_TTL_S = String(2 * 3600);
 const OK = 0;
 const CAP = 1;
 const NEEDS_SEED = 2;

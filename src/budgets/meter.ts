@@ -276,7 +276,7 @@ export function createLocalMeter(deps: { store: BudgetStore; logger: Logger; now
 
 const NEEDS_SEED = -1;
 const NOT_READ = '-1';
-const COUNTER_TTL_S = 3600;
+const COUNTER_TTL_S = '3600';
 
 // KEYS: the counters, then this instance's liveness key. ARGV: amount, ttl, hold field,
 // liveness prefix, lease ms, then per counter: limit, stored spend (NOT_READ = not read).
@@ -395,7 +395,8 @@ export function createRedisMeter(deps: {
   const c = createCounters(deps.store, deps.now ?? Date.now);
   const rk = (cid: string) => `${deps.redisPrefix}:budget:${cid}`;
   const lease = startHoldLease(redis, `${deps.redisPrefix}:budget:live:`, 'budgets', deps);
-  const { livePrefix, liveKey, holdField, leaseMs } = lease;
+  const { livePrefix, liveKey, holdField } = lease;
+  const leaseMs = String(lease.leaseMs);
   const reserveScript = luaRunner(redis, script('BUDGET_RESERVE'));
   const settleScript = luaRunner(redis, script('BUDGET_SETTLE'));
   const roomScript = luaRunner(redis, script('BUDGET_ROOM'));

@@ -21,6 +21,43 @@ describe('packCalls', () => {
   });
 });
 
+describe('luaRunner', () => {
+  // Only a SCRIPT FLUSH makes a real Redis forget a script, and the test server is shared: the
+  // fallback is driven by a stand-in that answers NOSCRIPT as Redis does.
+  function standIn(evalshaError: Error | null) {
+    const sent: string[] = [];
+    const redis = {
+      eval: async (_script: string, ...a: unknown[]) => (sent.push(`eval ${a.join(' ')}`), 'by text'),
+      evalsha: async (_sha: string, ...a: unknown[]) => {
+        sent.push(`evalsha ${a.join(' ')}`);
+        if (evalshaError) throw evalshaError;
+        return 'by sha';
+      },
+    };
+    return { redis: redis as unknown as Redis, sent };
+  }
+
+  it('sends the text first, then the SHA', async () => {
+    const { redis, sent } = standIn(null);
+    const run = luaRunner(redis, 'return 1');
+    expect(await run(['k'], ['a'])).toBe('by text');
+    expect(await run(['k'], ['b'])).toBe('by sha');
+    expect(sent).toEqual(['eval 1 k a', 'evalsha 1 k b']);
+  });
+
+  it('sends the text again after a NOSCRIPT; any other error is the answer', async () => {
+    const noScript = standIn(new Error('NOSCRIPT No matching script. Please use EVAL.'));
+    const run = luaRunner(noScript.redis, 'return 1');
+    await run([], []);
+    expect(await run(['k'], ['x'])).toBe('by text');
+    expect(noScript.sent).toEqual(['eval 0', 'evalsha 1 k x', 'eval 1 k x']);
+    const broken = standIn(new Error('ERR something else'));
+    const run2 = luaRunner(broken.redis, 'return 1');
+    await run2([], []);
+    await expect(run2([], [])).rejects.toThrow('ERR something else');
+  });
+});
+
 onRedis('lua.test', 'packed arguments', (url) => {
   describe('UNPACK on Redis', () => {
     const redis = new Redis(url, { maxRetriesPerRequest: 0 });

@@ -9,8 +9,8 @@
 // as before. A counter missing in Redis (first use anywhere, or idled out) answers NEEDS_SEED
 // before anything is counted: the stored values are read and the script runs again.
 //
-// Composed scripts pass each step's KEYS and ARGV as segments: ARGV starts with the number of
-// segments and each one's count of keys and of arguments, then the segments' arguments in order.
+// Composed scripts get each step's KEYS and ARGV as a segment, packed (shared/lua.ts packCalls):
+// KEYS stay declared, the arguments travel as one JSON string.
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { LEDGER_LUA, RESERVE_RESULT, type RedisLedger } from '../billing/ledger-redis.js';
@@ -28,27 +28,14 @@ import type { VerifiedKey } from '../keys/verify.js';
 import { type LimitCheck, type Limiter, NOOP_TICKET } from '../limits/limiter.js';
 import { LIMITS_LUA, type RedisLimitStore } from '../limits/store-redis.js';
 import type { AdmitOutcome } from '../limits/store.js';
-import { LUA_HELD } from '../shared/hold-lease.js';
-import { LUA_INT, type LuaCall, luaRunner } from '../shared/lua.js';
+import { LUA_COUNTER } from '../shared/hold-lease.js';
+import { LUA_INT, LUA_UNPACK, type LuaCall, luaRunner, packCalls } from '../shared/lua.js';
 import { type Admission, type AdmitResult, type Hold, limitsError, moneyError } from './admission.js';
 
 /** What ADMIT answers first. */
 const MONEY = { OK: 0, CAP: 1, BUDGET: 2, LEDGER: 3, NEEDS_SEED: 9 } as const;
 
-const LUA_SEGMENTS = `local function SEGMENTS(h)
-  local n = tonumber(ARGV[h]); local out = {}; local kp = 0; local ap = h + 2 * n
-  for s = 1, n do
-    local nk, na = tonumber(ARGV[h + 2 * s - 1]), tonumber(ARGV[h + 2 * s])
-    local k, a = {}, {}
-    for i = 1, nk do k[i] = KEYS[kp + i] end
-    for i = 1, na do a[i] = ARGV[ap + i] end
-    kp = kp + nk; ap = ap + na
-    out[s] = {k, a}
-  end
-  return out
-end
-`;
-const LUA_STEPS = `${LUA_INT}${LUA_HELD}${LIMITS_LUA}${CAPS_LUA}${BUDGETS_LUA}${LEDGER_LUA}${LUA_SEGMENTS}`;
+const LUA_STEPS = `${LUA_INT}${LUA_COUNTER}${LIMITS_LUA}${CAPS_LUA}${BUDGETS_LUA}${LEDGER_LUA}${LUA_UNPACK}`;
 
 // Segments: cap hold, cap release, budget reserve, budget release, ledger reserve, ledger
 // release, limits check (an empty segment: the step does not apply). Answers {money code,
@@ -56,7 +43,7 @@ const LUA_STEPS = `${LUA_INT}${LUA_HELD}${LIMITS_LUA}${CAPS_LUA}${BUDGETS_LUA}${
 // needs seeding (1 cap, 2 budgets, 3 ledger), the refusing budget counter and its spend
 // {i, spent}, or the ledger's refusal (1 key quota, 2 balance).
 const ADMIT_LUA = `${LUA_STEPS}
-local S = SEGMENTS(1)
+local _, S = UNPACK()
 local cap, capU, bud, budU, led, ledU, lim = S[1], S[2], S[3], S[4], S[5], S[6], S[7]
 local function MONEY()
   if #cap[1] > 0 then
@@ -94,12 +81,12 @@ if #lim[1] > 0 then
 end
 return {code, detail, limits}`;
 
-// ARGV[1] the cost, ARGV[2] the hold, then segments: budget room (only when the cost passes
-// the hold), cap settle, cap refund, ledger settle, budget settle, tpm correction. Each charge
-// is the one before it capped: budgets' room → cap → quota and balance; the budgets count
-// what the ledger charged. Answers {charge, budget counters' spend after it}.
+// Head: the cost, the hold. Segments: budget room (only when the cost passes the hold), cap
+// settle, cap refund, ledger settle, budget settle, tpm correction. Each charge is the one
+// before it capped: budgets' room → cap → quota and balance; the budgets count what the ledger
+// charged. Answers {charge, budget counters' spend after it}.
 const SETTLE_LUA = `${LUA_STEPS}
-local cost = tonumber(ARGV[1]); local hold = tonumber(ARGV[2]); local S = SEGMENTS(3)
+local head, S = UNPACK(); local cost = tonumber(head[1]); local hold = tonumber(head[2])
 local room, cap, refund, led, bud, adjust = S[1], S[2], S[3], S[4], S[5], S[6]
 local capped = cost
 if #room[1] > 0 then
@@ -117,25 +104,13 @@ return {INT(charge), after}`;
 
 // Segments: cap release, budget release, ledger release.
 const RELEASE_LUA = `${LUA_STEPS}
-local S = SEGMENTS(1)
+local _, S = UNPACK()
 if #S[1][1] > 0 then CAP_SETTLE(S[1][1], S[1][2]) end
 if #S[2][1] > 0 then BUDGET_SETTLE(S[2][1], S[2][2]) end
 LEDGER_SETTLE(S[3][1], S[3][2])
 return 0`;
 
 const NONE: LuaCall = { keys: [], args: [] };
-
-/** KEYS and ARGV of a composed script: `head` first, then the segments' sizes and contents. */
-function compose(head: (string | number)[], segments: LuaCall[]): LuaCall {
-  const keys: string[] = [];
-  const args: (string | number)[] = [...head, segments.length];
-  for (const s of segments) args.push(s.keys.length, s.args.length);
-  for (const s of segments) {
-    keys.push(...s.keys);
-    args.push(...s.args);
-  }
-  return { keys, args };
-}
 
 export interface RedisAdmissionDeps {
   redis: Redis;
@@ -198,7 +173,7 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
     const capHold = cap && { id: cap.id, capNano: cap.capNano, amount, done: false };
     const budgetHold = { counters: refs, amount, done: false };
     const reservation = { keyId: key.id, userId: key.userId, quotaNano: key.quotaNano, amount, done: false };
-    const c = compose(
+    const c = packCalls(
       [],
       [
         capHold ? caps.holdCall(cap.id, cap.capNano, amount, m.seeds.cap) : NONE,
@@ -306,7 +281,7 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
       const { key, budget, cap } = h;
       const holdAmount = h.ledger.amount;
       const b = budget.counters.length && !budget.done ? await meter.settleCall(budget, at) : null;
-      const c = compose(
+      const c = packCalls(
         [String(cost), String(holdAmount)],
         [
           b && cost > holdAmount ? meter.roomCall(budget) : NONE,
@@ -332,7 +307,7 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
     release(h) {
       const { cap, budget } = h;
       if (h.ledger.done) return;
-      const c = compose(
+      const c = packCalls(
         [],
         [
           cap && !cap.done ? caps.settleCall(cap, 0) : NONE,

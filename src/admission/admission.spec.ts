@@ -241,6 +241,21 @@ export function admissionSpec(name: string, impl: AdmissionImpl): void {
       expect((await p.ledger.reserve(k.id, k.userId, k.quotaNano, 98_500)).ok).toBe(true);
     });
 
+    it('holds and charges amounts just below 2^53 nano-USD exactly, every money step in force', async () => {
+      const max = Number.MAX_SAFE_INTEGER; // 9 007 199 254 740 991
+      const half = (max - 11) / 2;
+      const { p, k, admit, settle } = await keyWith({ quotaNano: max, cap: max, daily: max }, max);
+      const [a, b] = [admitted(await admit(half)), admitted(await admit(half))];
+      // The first settles while the second still holds, the second once it holds alone.
+      expect(await settle(a, 0, half - 1)).toBe(half - 1);
+      expect(await settle(b, 0, half)).toBe(half);
+      // 12 nano-USD left on the quota, the balance, the cap and the budget alike.
+      expect((await p.ledger.reserve(k.id, k.userId, k.quotaNano, 13)).ok).toBe(false);
+      expect(await p.spendCaps.hold(k.ephemeral!.id, max, 13)).toBeNull();
+      expect((await p.budgets.reserve(k, 13)).ok).toBe(false);
+      expect(admitted(await admit(12)).hold.ledger.amount).toBe(12);
+    });
+
     it('corrects the tpm estimate to the real usage at settle', async () => {
       const { p, k, admit, settle } = await keyWith({ limits: { tpm: 1_000 } }, 100_000);
       const a = admitted(await admit(100, { tokens: 600 }));

@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { InvalidationBus } from '../shared/bus.js';
 import type { Clock } from '../shared/clock.js';
-import { LUA_HELD, startHoldLease } from '../shared/hold-lease.js';
+import { LUA_COUNTER, startHoldLease } from '../shared/hold-lease.js';
 import { LUA_INT, type LuaCall, luaFunction, luaRunner } from '../shared/lua.js';
 import type { Ledger, LedgerStore, Reservation, ReserveResult } from './ledger.js';
 import { countedMembers, createCounters } from './ledger-counters.js';
@@ -42,8 +42,8 @@ export type ReserveCode = (typeof RESERVE_RESULT)[keyof typeof RESERVE_RESULT];
 export const NO_QUOTA = -1;
 export const NOT_READ = -1;
 
-/** Counters idle this long in Redis expire (every reservation renews them). */
-const COUNTER_TTL_S = 3600;
+/** Counters idle this long (seconds, as the scripts take it) in Redis expire (every reservation renews them). */
+const COUNTER_TTL_S = '3600';
 
 // Numbers in these scripts: Redis's Lua (5.1) holds every number as a double, and a
 // number handed to redis.call is formatted with %.17g: 0 negated becomes "-0", which
@@ -57,52 +57,60 @@ local NO_QUOTA, NOT_READ = ${NO_QUOTA}, ${NOT_READ}
 // amount, ttl, key used in DB, user balance in DB (these two only when the caller has read
 // them, else NOT_READ; NEEDS_SEED asks for them), this instance's hold field, liveness key
 // prefix, lease ms. Same rule as ledger.ts `refusal`: the key quota first, then the balance.
-const RESERVE_BODY = `${CODES}local kx = redis.call('EXISTS', KEYS[1]); local ux = redis.call('EXISTS', KEYS[2])
-if kx == 0 or ux == 0 then
+// Each counter is read once (COUNTER: its value, its live holds; nil = missing); the lease is
+// renewed before anything is decided, so this instance's own holds count without a lookup.
+const RESERVE_BODY = `${CODES}local used, kheld = COUNTER(KEYS[1], 'used', ARGV[7], ARGV[6])
+local bal, uheld = COUNTER(KEYS[2], 'bal', ARGV[7], ARGV[6])
+if not used or not bal then
   if tonumber(ARGV[4]) == NOT_READ then return NEEDS_SEED end
-  if kx == 0 then redis.call('HSET', KEYS[1], 'used', ARGV[4]) end
-  if ux == 0 then redis.call('HSET', KEYS[2], 'bal', ARGV[5]) end
+  if not used then used = ARGV[4]; redis.call('HSET', KEYS[1], 'used', used) end
+  if not bal then bal = ARGV[5]; redis.call('HSET', KEYS[2], 'bal', bal) end
 end
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[8])
 local quota = tonumber(ARGV[1]); local amount = tonumber(ARGV[2])
-local used = tonumber(redis.call('HGET', KEYS[1], 'used')); local kheld = HELD(KEYS[1], ARGV[7])
-local bal = tonumber(redis.call('HGET', KEYS[2], 'bal')); local uheld = HELD(KEYS[2], ARGV[7])
-if quota ~= NO_QUOTA and quota - used - kheld < amount then return KEY_QUOTA end
-if bal - uheld < amount then return BALANCE end
+if quota ~= NO_QUOTA and quota - tonumber(used) - kheld < amount then return KEY_QUOTA end
+if tonumber(bal) - uheld < amount then return BALANCE end
 redis.call('HINCRBY', KEYS[1], ARGV[6], ARGV[2]); redis.call('HINCRBY', KEYS[2], ARGV[6], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3]); redis.call('EXPIRE', KEYS[2], ARGV[3])
 return OK`;
 // KEYS: key counter, user counter. ARGV: held amount, cost, quota (NO_QUOTA = none), this
 // instance's hold field, liveness key prefix. Releases the hold and charges the cost, but never
 // past what the quota and balance still cover (ledger.ts `chargeFor`); answers the amount
-// charged, as a decimal string. Counters gone (expired) charge the cost as asked.
+// charged, as a decimal string. Counters gone (expired) charge the cost as asked. One HMGET per
+// counter reads whether it exists (its 'used' / 'bal' field), that field and this instance's
+// hold; a cost within the hold (the usual case) drops the hold and moves the field at once.
 const SETTLE_BODY = `${CODES}local hold = tonumber(ARGV[1]); local cost = tonumber(ARGV[2]); local quota = tonumber(ARGV[3])
-if redis.call('EXISTS', KEYS[1]) == 0 or redis.call('EXISTS', KEYS[2]) == 0 then return ARGV[2] end
-local function DROP(k)
-  local v = redis.call('HGET', k, ARGV[4]); local h = v and tonumber(v) or 0
-  if h > hold then redis.call('HSET', k, ARGV[4], INT(h - hold)) else redis.call('HDEL', k, ARGV[4]) end
+local k = redis.call('HMGET', KEYS[1], 'used', ARGV[4]); local u = redis.call('HMGET', KEYS[2], 'bal', ARGV[4])
+if not k[1] or not u[1] then return ARGV[2] end
+local function MOVE(key, field, read, delta)
+  local v = read[2]; local h = v and tonumber(v) or 0
+  if h > hold and delta ~= 0 then redis.call('HSET', key, ARGV[4], INT(h - hold), field, INT(tonumber(read[1]) + delta)); return end
+  if h > hold then redis.call('HSET', key, ARGV[4], INT(h - hold)) elseif v then redis.call('HDEL', key, ARGV[4]) end
+  if delta ~= 0 then redis.call('HINCRBY', key, field, INT(delta)) end
 end
-DROP(KEYS[1]); DROP(KEYS[2])
-local charge = cost
-if cost > hold then
-  local room = tonumber(redis.call('HGET', KEYS[2], 'bal')) - HELD(KEYS[2], ARGV[5])
-  if quota ~= NO_QUOTA then
-    room = math.min(room, quota - tonumber(redis.call('HGET', KEYS[1], 'used')) - HELD(KEYS[1], ARGV[5]))
-  end
-  charge = math.max(0, math.min(cost, room))
+if cost <= hold then
+  MOVE(KEYS[1], 'used', k, cost); MOVE(KEYS[2], 'bal', u, -cost)
+  return INT(cost)
 end
+MOVE(KEYS[1], 'used', k, 0); MOVE(KEYS[2], 'bal', u, 0)
+local bal, uheld = COUNTER(KEYS[2], 'bal', ARGV[5], nil); local room = tonumber(bal) - uheld
+if quota ~= NO_QUOTA then
+  local used, kheld = COUNTER(KEYS[1], 'used', ARGV[5], nil)
+  room = math.min(room, quota - tonumber(used) - kheld)
+end
+local charge = math.max(0, math.min(cost, room))
 if charge > 0 then
   redis.call('HINCRBY', KEYS[1], 'used', INT(charge)); redis.call('HINCRBY', KEYS[2], 'bal', INT(-charge))
 end
 return INT(charge)`;
 /**
  * LEDGER_RESERVE and LEDGER_SETTLE, for scripts that run them among other steps (after LUA_INT
- * and LUA_HELD). A release is LEDGER_SETTLE with a cost of 0.
+ * and LUA_COUNTER). A release is LEDGER_SETTLE with a cost of 0.
  */
 export const LEDGER_LUA =
   luaFunction('LEDGER_RESERVE', RESERVE_BODY) + luaFunction('LEDGER_SETTLE', SETTLE_BODY);
-const RESERVE_LUA = `${LUA_INT}${LUA_HELD}${LEDGER_LUA}return LEDGER_RESERVE(KEYS, ARGV)`;
-const SETTLE_LUA = `${LUA_INT}${LUA_HELD}${LEDGER_LUA}return LEDGER_SETTLE(KEYS, ARGV)`;
+const RESERVE_LUA = `${LUA_INT}${LUA_COUNTER}${LEDGER_LUA}return LEDGER_RESERVE(KEYS, ARGV)`;
+const SETTLE_LUA = `${LUA_INT}${LUA_COUNTER}${LEDGER_LUA}return LEDGER_SETTLE(KEYS, ARGV)`;
 
 // KEYS: user counter. ARGV: amount (negative = a debit). Only a counter that exists moves; a
 // missing one is seeded from the database on its next use.
@@ -156,7 +164,8 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
   const ru = (userId: number) => `${deps.redisPrefix}:ledger:u:${userId}`;
   // Keeps this instance's holds alive while it runs (a long stream outlives many leases).
   const lease = startHoldLease(redis, `${deps.redisPrefix}:ledger:live:`, 'ledger', deps);
-  const { livePrefix, liveKey, holdField, leaseMs } = lease;
+  const { livePrefix, liveKey, holdField } = lease;
+  const leaseMs = String(lease.leaseMs);
   const reserveScript = luaRunner(redis, RESERVE_LUA);
   const settleScript = luaRunner(redis, SETTLE_LUA);
 

@@ -80,4 +80,18 @@ describe.each(kinds)('spend caps [%s]', (kind) => {
     expect(await again.hold(3, 50, 31)).toBeNull();
     expect(await again.hold(3, 50, 30)).not.toBeNull();
   });
+
+  it.runIf(kind === 'redis')(
+    'a counter gone from Redis (expired) charges the cost as asked; the next hold seeds it again',
+    async () => {
+      const prefix = `caps-test:${randomBytes(6).toString('hex')}`;
+      const caps = make(new Map([[4, 10]]), prefix);
+      const h = (await caps.hold(4, 100, 40))!;
+      await clients.at(-1)!.del(`${prefix}:caps:e:4`);
+      expect(await caps.settle(h, 30)).toBe(30);
+      // Seeded from the stored 10 plus this instance's unwritten 30.
+      expect(await caps.hold(4, 100, 61)).toBeNull();
+      expect(await caps.hold(4, 100, 60)).not.toBeNull();
+    },
+  );
 });

@@ -70,30 +70,33 @@ export interface CapSteps {
   settled(h: CapHold, charge: number): void;
 }
 
-const COUNTER_TTL_S = 2 * 3600;
+const COUNTER_TTL_S = String(2 * 3600);
 const OK = 0;
 const CAP = 1;
 const NEEDS_SEED = 2;
 const NOT_READ = -1;
 
 // KEYS: counter. ARGV: cap, amount, stored spend (NOT_READ = not read: answer NEEDS_SEED), ttl.
-const HOLD_BODY = `if redis.call('EXISTS', KEYS[1]) == 0 then
+// A counter is created with both fields, so one HMGET tells whether it exists and reads it.
+const HOLD_BODY = `local c = redis.call('HMGET', KEYS[1], 'used', 'held'); local used, held = c[1], c[2]
+if not used then
   if tonumber(ARGV[3]) == ${NOT_READ} then return ${NEEDS_SEED} end
-  redis.call('HSET', KEYS[1], 'used', ARGV[3], 'held', '0')
+  used = ARGV[3]; held = '0'
+  redis.call('HSET', KEYS[1], 'used', used, 'held', held)
 end
-local used = tonumber(redis.call('HGET', KEYS[1], 'used')); local held = tonumber(redis.call('HGET', KEYS[1], 'held'))
-if tonumber(ARGV[1]) - used - held < tonumber(ARGV[2]) then return ${CAP} end
+if tonumber(ARGV[1]) - tonumber(used) - tonumber(held) < tonumber(ARGV[2]) then return ${CAP} end
 redis.call('HINCRBY', KEYS[1], 'held', ARGV[2]); redis.call('EXPIRE', KEYS[1], ARGV[4])
 return ${OK}`;
 // KEYS: counter. ARGV: hold, cost, cap. Same rule as ledger.ts `chargeFor`; answers the charge.
-const SETTLE_BODY = `if redis.call('EXISTS', KEYS[1]) == 0 then return ARGV[2] end
+const SETTLE_BODY = `local c = redis.call('HMGET', KEYS[1], 'used', 'held')
+if not c[1] then return ARGV[2] end
 local hold = tonumber(ARGV[1]); local cost = tonumber(ARGV[2])
-local held = tonumber(redis.call('HGET', KEYS[1], 'held')) - hold
+local held = tonumber(c[2]) - hold
 if held < 0 then held = 0 end
 redis.call('HSET', KEYS[1], 'held', INT(held))
 local charge = cost
 if cost > hold then
-  local room = tonumber(ARGV[3]) - tonumber(redis.call('HGET', KEYS[1], 'used')) - held
+  local room = tonumber(ARGV[3]) - tonumber(c[1]) - held
   charge = math.max(0, math.min(cost, room))
 end
 if charge > 0 then redis.call('HINCRBY', KEYS[1], 'used', INT(charge)) end

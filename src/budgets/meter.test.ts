@@ -11,6 +11,7 @@ import {
   type BudgetLine,
   type BudgetMeter,
   type BudgetStore,
+  counterId,
   createLocalMeter,
   createRedisMeter,
 } from './meter.js';
@@ -161,6 +162,24 @@ for (const [name, make] of impls) {
       expect((await m.reserve([keyLine(5, 1_000, 'weekly')], 601, T)).ok).toBe(false);
       expect((await m.reserve([keyLine(5, 1_000, 'weekly')], 600, T)).ok).toBe(true);
     });
+
+    it.runIf(name === 'Redis')(
+      'a held counter gone from Redis (expired) is seeded again at settle with what is known',
+      async () => {
+        const space = `spec:${randomBytes(6).toString('hex')}`;
+        const m = meter(storeOn([{ subject: 'k', id: 7, day: '2031-03-10', cost: 10 }]), space);
+        const r = await m.reserve([keyLine(7, 100)], 50, T);
+        if (!r.ok) throw new Error('refused');
+        const redis = new Redis(REDIS_URL!, { maxRetriesPerRequest: 0 });
+        await redis.del(`${space}:budget:${counterId('k', 7, 'daily', Date.parse('2031-03-10T00:00:00Z'))}`);
+        redis.disconnect();
+        const s = await m.settle(r.hold, 30, T);
+        expect(s.map((x) => [x.before, x.after])).toEqual([[10, 40]]);
+        expect(await m.spent(keyLine(7, 100), T)).toBe(40);
+        expect((await m.reserve([keyLine(7, 100)], 61, T)).ok).toBe(false);
+        expect((await m.reserve([keyLine(7, 100)], 60, T)).ok).toBe(true);
+      },
+    );
 
     it.runIf(name === 'Redis')('two instances share one counter', async () => {
       const space = `spec:${randomBytes(6).toString('hex')}`;

@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
 import type { Clock } from '../shared/clock.js';
-import { LUA_HELD, startHoldLease } from '../shared/hold-lease.js';
+import { LUA_COUNTER, startHoldLease } from '../shared/hold-lease.js';
 import { LUA_INT, type LuaCall, luaFunction, luaRunner } from '../shared/lua.js';
 import { type BudgetPeriod, dayOf, PERIODS, periodEnd, periodStart } from './period.js';
 
@@ -276,25 +276,27 @@ export function createLocalMeter(deps: { store: BudgetStore; logger: Logger; now
 
 const NEEDS_SEED = -1;
 const NOT_READ = '-1';
-const COUNTER_TTL_S = 3600;
+const COUNTER_TTL_S = '3600';
 
 // KEYS: the counters, then this instance's liveness key. ARGV: amount, ttl, hold field,
 // liveness prefix, lease ms, then per counter: limit, stored spend (NOT_READ = not read).
 // Answers 0 (held on all), -1 (a counter needs seeding) or i (counter i refused; 1-based).
-const RESERVE_BODY = `local n = #KEYS - 1
+// Each counter is read once (COUNTER); the lease is renewed before anything is decided.
+const RESERVE_BODY = `local n = #KEYS - 1; local spent, held = {}, {}
 for i = 1, n do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
-    local seed = ARGV[5 + 2 * i]
-    if seed == '${NOT_READ}' then return ${NEEDS_SEED} end
-    redis.call('HSET', KEYS[i], 'spent', seed)
+  local s, h = COUNTER(KEYS[i], 'spent', ARGV[4], ARGV[3])
+  if not s then
+    s = ARGV[5 + 2 * i]
+    if s == '${NOT_READ}' then return ${NEEDS_SEED} end
+    redis.call('HSET', KEYS[i], 'spent', s)
   end
+  spent[i] = s; held[i] = h
 end
 redis.call('SET', KEYS[n + 1], '1', 'PX', ARGV[5])
 local amount = tonumber(ARGV[1])
 if amount > 0 then
   for i = 1, n do
-    local limit = tonumber(ARGV[4 + 2 * i])
-    if limit - tonumber(redis.call('HGET', KEYS[i], 'spent')) - HELD(KEYS[i], ARGV[4]) < amount then return i end
+    if tonumber(ARGV[4 + 2 * i]) - tonumber(spent[i]) - held[i] < amount then return i end
   end
 end
 for i = 1, n do
@@ -305,26 +307,34 @@ return 0`;
 // period's). ARGV: held amount, charge, hold field, ttl, then per charged counter the spend
 // to seed it with when it does not exist (stored plus this instance's unwritten spend).
 // Drops the hold and adds the charge (a charge of 0 is a release: nothing is created);
-// answers each charged counter's spend after it.
-const SETTLE_BODY = `local n = #KEYS / 2; local hold = tonumber(ARGV[1]); local out = {}
+// answers each charged counter's spend after it. A held counter's HMGET tells whether it
+// exists ('spent'), so charging the same counter needs no EXISTS.
+const SETTLE_BODY = `local n = #KEYS / 2; local hold = tonumber(ARGV[1]); local out = {}; local found = {}
 for i = 1, n do
-  local v = redis.call('HGET', KEYS[i], ARGV[3]); local h = v and tonumber(v) or 0
-  if h > hold then redis.call('HSET', KEYS[i], ARGV[3], INT(h - hold)) elseif v then redis.call('HDEL', KEYS[i], ARGV[3]) end
+  local r = redis.call('HMGET', KEYS[i], 'spent', ARGV[3]); local v = r[2]
+  if v then
+    local h = tonumber(v)
+    if h > hold then redis.call('HSET', KEYS[i], ARGV[3], INT(h - hold)) else redis.call('HDEL', KEYS[i], ARGV[3]) end
+  end
+  found[i] = r[1]
 end
 if ARGV[2] == '0' then return out end
 for i = 1, n do
-  if redis.call('EXISTS', KEYS[n + i]) == 0 then
-    redis.call('HSET', KEYS[n + i], 'spent', ARGV[4 + i]); redis.call('EXPIRE', KEYS[n + i], ARGV[4])
+  local k = KEYS[n + i]; local exists
+  if k == KEYS[i] then exists = found[i] else exists = redis.call('EXISTS', k) == 1 end
+  if not exists then
+    redis.call('HSET', k, 'spent', ARGV[4 + i]); redis.call('EXPIRE', k, ARGV[4])
   end
-  out[i] = tostring(redis.call('HINCRBY', KEYS[n + i], 'spent', ARGV[2]))
+  out[i] = tostring(redis.call('HINCRBY', k, 'spent', ARGV[2]))
 end
 return out`;
 // KEYS: the counters. ARGV: liveness prefix, then per counter its limit. Answers the least
 // room over them (the caller's own hold still counted), as a decimal string.
 const ROOM_BODY = `local least = nil
 for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    local r = tonumber(ARGV[1 + i]) - tonumber(redis.call('HGET', KEYS[i], 'spent')) - HELD(KEYS[i], ARGV[1])
+  local spent, held = COUNTER(KEYS[i], 'spent', ARGV[1], nil)
+  if spent then
+    local r = tonumber(ARGV[1 + i]) - tonumber(spent) - held
     if least == nil or r < least then least = r end
   end
 end
@@ -333,13 +343,13 @@ return INT(least)`;
 
 /**
  * BUDGET_RESERVE, BUDGET_SETTLE (a release: charge 0) and BUDGET_ROOM, for scripts that run
- * them among other steps (after LUA_INT and LUA_HELD).
+ * them among other steps (after LUA_INT and LUA_COUNTER).
  */
 export const BUDGETS_LUA =
   luaFunction('BUDGET_RESERVE', RESERVE_BODY) +
   luaFunction('BUDGET_SETTLE', SETTLE_BODY) +
   luaFunction('BUDGET_ROOM', ROOM_BODY);
-const script = (fn: string) => `${LUA_INT}${LUA_HELD}${BUDGETS_LUA}return ${fn}(KEYS, ARGV)`;
+const script = (fn: string) => `${LUA_INT}${LUA_COUNTER}${BUDGETS_LUA}return ${fn}(KEYS, ARGV)`;
 export const BUDGET_NEEDS_SEED = NEEDS_SEED;
 
 const int = (n: number): string => {
@@ -385,7 +395,8 @@ export function createRedisMeter(deps: {
   const c = createCounters(deps.store, deps.now ?? Date.now);
   const rk = (cid: string) => `${deps.redisPrefix}:budget:${cid}`;
   const lease = startHoldLease(redis, `${deps.redisPrefix}:budget:live:`, 'budgets', deps);
-  const { livePrefix, liveKey, holdField, leaseMs } = lease;
+  const { livePrefix, liveKey, holdField } = lease;
+  const leaseMs = String(lease.leaseMs);
   const reserveScript = luaRunner(redis, script('BUDGET_RESERVE'));
   const settleScript = luaRunner(redis, script('BUDGET_SETTLE'));
   const roomScript = luaRunner(redis, script('BUDGET_ROOM'));

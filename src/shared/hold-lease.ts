@@ -6,19 +6,24 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
 /**
- * Lua for the scripts: HELD(k, livep) sums the live holds on counter k; the holds of
- * instances whose lease ran out are deleted.
+ * Lua for the scripts: COUNTER(k, field, livep, own) reads counter k in one HGETALL and answers
+ * the value of `field` (nil when k does not exist: a counter is created with its field) and the
+ * sum of the live holds on it; the holds of instances whose lease ran out are deleted. `own`:
+ * this instance's hold field when the script renews this instance's lease before it decides
+ * anything (that hold counts without a lookup), else nil.
  */
-export const LUA_HELD = `local function HELD(k, livep)
-  local t = redis.call('HGETALL', k); local sum = 0
+export const LUA_COUNTER = `local function COUNTER(k, field, livep, own)
+  local t = redis.call('HGETALL', k); local v = nil; local sum = 0
   for i = 1, #t, 2 do
     local f = t[i]
-    if string.sub(f, 1, 2) == 'h:' then
+    if f == field then v = t[i + 1]
+    elseif f == own then sum = sum + tonumber(t[i + 1])
+    elseif string.sub(f, 1, 2) == 'h:' then
       if redis.call('EXISTS', livep .. string.sub(f, 3)) == 1 then sum = sum + tonumber(t[i + 1])
       else redis.call('HDEL', k, f) end
     end
   end
-  return sum
+  return v, sum
 end
 `;
 

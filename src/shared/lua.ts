@@ -15,11 +15,45 @@ export const LUA_INT = `local function INT(n) return string.format('%d', n) end\
 export const luaFunction = (name: string, body: string): string =>
   `local function ${name}(KEYS, ARGV)\n${body}\nend\n`;
 
-/** One call in a composed script: a function's keys and arguments. */
+/** One call in a composed script: a function's keys and arguments (decimal text for numbers). */
 export interface LuaCall {
   keys: string[];
-  args: (string | number)[];
+  args: string[];
 }
+
+/**
+ * A composed script's KEYS and ARGV: KEYS holds every step's keys in order (declared, as Redis
+ * asks); ARGV is one JSON array, `[head, [each step's key count], step 1's arguments, …]`, that
+ * Redis's cjson decodes in C. One argument for ioredis to encode and Redis to parse instead of
+ * dozens, and no Lua loop to cut them apart. Arguments travel as JSON strings, so a step reads
+ * the very strings it would read from ARGV.
+ */
+export function packCalls(head: string[], steps: readonly LuaCall[]): { keys: string[]; args: [string] } {
+  const keys: string[] = [];
+  const counts: number[] = [];
+  const packed: unknown[] = [head, counts];
+  for (const s of steps) {
+    counts.push(s.keys.length);
+    for (const k of s.keys) keys.push(k);
+    packed.push(s.args);
+  }
+  return { keys, args: [JSON.stringify(packed)] };
+}
+
+/**
+ * Lua for composed scripts: UNPACK() answers packCalls' head (a table of strings) and its steps
+ * S, each S[i] = {keys, args} (tables, empty for a step that does not apply).
+ */
+export const LUA_UNPACK = `local function UNPACK()
+  local p = cjson.decode(ARGV[1]); local counts = p[2]; local S = {}; local kp = 0
+  for s = 1, #counts do
+    local n = counts[s]; local k = {}
+    for i = 1, n do k[i] = KEYS[kp + i] end
+    kp = kp + n; S[s] = {k, p[s + 2]}
+  end
+  return p[1], S
+end
+`;
 
 /**
  * A script ready to run: its text the first time (EVAL caches it), then by SHA, and by text
@@ -29,16 +63,16 @@ export interface LuaCall {
 export function luaRunner(redis: Redis, script: string) {
   const sha = createHash('sha1').update(script).digest('hex');
   let sent = false;
-  return async (keys: string[], args: (string | number)[]): Promise<unknown> => {
+  // A plain function and a catch rather than an async one: two relay requests' worth of calls
+  // run through here each, and every async frame is garbage to collect.
+  return (keys: string[], args: (string | number)[]): Promise<unknown> => {
     if (!sent) {
       sent = true;
       return redis.eval(script, keys.length, ...keys, ...args);
     }
-    try {
-      return await redis.evalsha(sha, keys.length, ...keys, ...args);
-    } catch (err) {
+    return redis.evalsha(sha, keys.length, ...keys, ...args).catch((err: unknown) => {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
       return redis.eval(script, keys.length, ...keys, ...args);
-    }
+    });
   };
 }

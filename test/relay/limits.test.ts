@@ -41,10 +41,29 @@ const chat = (s: TestServer, key: string, model = 'lim-a', extra: Record<string,
 /** max_concurrency: of `n` parallel requests to a slow upstream, exactly `limit` run at once. */
 async function burstAgainstConcurrency(s: TestServer, mock: MockProvider, limit: number, n: number) {
   const { key, secret } = await userWithKey(s, { key: { max_concurrency: limit } });
-  mock.setScenario('lim-slow', { firstByteDelayMs: 1200 });
-  const before = mock.requests.filter((r) => (r.body as { model?: string })?.model === 'lim-slow').length;
+  // The admitted requests are held upstream until every request has been refused or has
+  // reached the upstream: a delay instead could run out on a loaded machine before the last
+  // request arrives, freeing a slot for it.
+  let open = () => {};
+  mock.setScenario('lim-slow', { holdUntil: new Promise<void>((r) => (open = r)) });
+  const upstreamCount = () =>
+    mock.requests.filter((r) => (r.body as { model?: string })?.model === 'lim-slow').length;
+  const before = upstreamCount();
   try {
-    const answers = await Promise.all(Array.from({ length: n }, () => chat(s, secret, 'lim-slow')));
+    let refusedSoFar = 0;
+    const pending = Array.from({ length: n }, () =>
+      chat(s, secret, 'lim-slow').then((a) => {
+        if (a.status === 429) refusedSoFar++;
+        return a;
+      }),
+    );
+    await waitFor(
+      async () => refusedSoFar + upstreamCount() - before >= n,
+      30_000,
+      'every request refused or upstream',
+    );
+    open();
+    const answers = await Promise.all(pending);
     const ok = answers.filter((a) => a.status === 200);
     const refused = answers.filter((a) => a.status === 429);
     expect(ok.length).toBe(limit);
@@ -54,8 +73,7 @@ async function burstAgainstConcurrency(s: TestServer, mock: MockProvider, limit:
       expect(r.headers.get('retry-after')).toMatch(/^\d+$/);
       expect(r.json.error.message).toContain('this API key');
     }
-    const upstream = mock.requests.filter((r) => (r.body as { model?: string })?.model === 'lim-slow').length;
-    expect(upstream - before).toBe(limit);
+    expect(upstreamCount() - before).toBe(limit);
   } finally {
     mock.clearScenarios();
   }

@@ -135,7 +135,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
       channel: a.channel,
       upstreamModel: a.upstreamModel,
       usage: check.usage,
-      produced: check.produced,
+      produced: () => check.produced,
       ttftMs: out.ttftMs ?? Math.round(performance.now() - req.relay!.startedAt),
     });
     out.end(text + (encoder ? encoder.finish(usage) : ''));
@@ -195,7 +195,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
     upstreamModel: a.upstreamModel,
     usage: check.usage,
     partial: true,
-    produced: check.produced,
+    produced: () => check.produced,
     status: clientLeft ? 499 : 200,
     errorCode: clientLeft ? 'client_closed' : 'upstream_error',
     ttftMs: out.ttftMs,

@@ -8,8 +8,9 @@
  * tokens, include_usage as the gateway asks upstream): role chunk, 16 token chunks, finish,
  * usage, [DONE]. It is then fed through a fresh StreamCheck --streams times per round, in
  * two chunkings: the whole stream as one chunk (what a loopback upstream delivers) and one
- * chunk per frame (a slow upstream). Prints CPU µs per stream (best and median round; CPU
- * time, not wall time, as the machine is shared). `--against` names another checkout (e.g.
+ * chunk per frame (a slow upstream); then whole again with the generated text read, as for a
+ * stream cut short or an upstream that reports no usage (the relay reads it only then). Prints
+ * CPU µs per stream (best and median round; CPU time, not wall time, as the machine is shared). `--against` names another checkout (e.g.
  * an export of the previous commit, with node_modules linked) whose StreamCheck runs in
  * alternate rounds in this same process, for a before/after under the same noise. The
  * "JSON.parse only" line is the floor: parsing each frame's data, nothing else.
@@ -24,7 +25,7 @@ const STREAMS = numArg('--streams', 10000);
 const ROUNDS = numArg('--rounds', 7);
 const AGAINST = argOf('--against');
 
-type Runner = (chunks: Buffer[]) => number;
+type Runner = (chunks: Buffer[], readProduced?: boolean) => number;
 
 /** A runner over `root`'s StreamCheck and OpenAI codec, with its own copy of the runner code. */
 async function load(root: string, copy: string): Promise<Runner> {
@@ -94,19 +95,20 @@ const there = AGAINST ? await load(AGAINST, 'there') : null;
 console.log(
   `${frames.length} frames, ${wire.length} bytes; ${STREAMS} streams × ${ROUNDS} rounds (CPU time)`,
 );
-for (const [name, chunks] of [
-  ['one chunk per stream', whole],
-  ['one chunk per frame', perFrame],
+for (const [name, chunks, readProduced] of [
+  ['one chunk per stream', whole, false],
+  ['one chunk per frame', perFrame, false],
+  ['one chunk per stream, text read', whole, true],
 ] as const) {
   const a: number[] = [];
   const b: number[] = [];
   for (let i = 0; i < 2000; i++) {
-    sink += here(chunks); // warm-up: let the JIT settle
-    sink += there?.(chunks) ?? 0;
+    sink += here(chunks, readProduced); // warm-up: let the JIT settle
+    sink += there?.(chunks, readProduced) ?? 0;
   }
   for (let i = 0; i < ROUNDS; i++) {
-    a.push(round(() => (sink += here(chunks))));
-    if (there) b.push(round(() => (sink += there(chunks))));
+    a.push(round(() => (sink += here(chunks, readProduced))));
+    if (there) b.push(round(() => (sink += there(chunks, readProduced))));
   }
   report(`${name}: this checkout`, a);
   if (there) report(`${name}: ${AGAINST}`, b);

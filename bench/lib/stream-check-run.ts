@@ -17,9 +17,13 @@ interface Codec {
   streamDecoder(r: IngressRequest): unknown;
 }
 
-/** A function that checks `chunks` as one stream and returns the length of what it produced. */
+/**
+ * A function that checks `chunks` as one stream and returns the length of what it produced.
+ * The generated text is read, as the relay reads it, only when no usage came (or always, with
+ * `readProduced`: a stream cut short, or an upstream that never reports usage).
+ */
 export function streamRunner(StreamCheck: CheckClass, codec: Codec, r: IngressRequest) {
-  return (chunks: Buffer[]): number => {
+  return (chunks: Buffer[], readProduced = false): number => {
     const check = new StreamCheck(codec.streamDecoder(r), null, r.model);
     let out = 0;
     for (const c of chunks) {
@@ -27,7 +31,8 @@ export function streamRunner(StreamCheck: CheckClass, codec: Codec, r: IngressRe
       out += check.takeReady().length;
     }
     check.end();
-    out += check.takeTail().length + check.produced.length + (check.usage?.output ?? 0);
+    out += check.takeTail().length + (check.usage?.output ?? 0);
+    if (readProduced || !check.usage) out += check.produced.length;
     if (!check.done) throw new Error('stream did not finish');
     return out;
   };

@@ -34,13 +34,12 @@ export async function relayPlain(a: Attempt, res: UpstreamResponse): Promise<Att
     return failed('upstream sent an answer that could not be read');
   }
   a.record(res.status);
-  const produced =
-    answer.text + answer.reasoning + answer.toolCalls.map((t) => t.name + t.arguments).join('');
   const usage = await call.finish({
     channel: a.channel,
     upstreamModel: a.upstreamModel,
     usage: answer.usage,
-    produced,
+    produced: () =>
+      answer.text + answer.reasoning + answer.toolCalls.map((t) => t.name + t.arguments).join(''),
   });
   const reply = call.reply.code(200).header('content-type', 'application/json');
   // Translated answers report the usage that was billed, in the client protocol's terms, and

@@ -106,6 +106,14 @@ export type StreamEvent =
   | { type: 'stop'; reason: StopReason; stopSequence?: string | null }
   | { type: 'usage'; usage: CanonicalUsage };
 
+/** The generated text an event carries, as a local token count reads it ('' for none). */
+export function generatedText(e: StreamEvent): string {
+  if (e.type === 'text' || e.type === 'reasoning') return e.text;
+  if (e.type === 'tool_args') return e.delta;
+  if (e.type === 'tool_call') return e.name;
+  return '';
+}
+
 /** One server-sent event as it arrived: its `event:` name (if any), its data, its raw text. */
 export interface SseFrame {
   event: string | null;
@@ -126,6 +134,26 @@ export interface StreamDecoder {
   readonly done: boolean;
   /** Cumulative usage reported so far (null: none yet). */
   readonly usage: CanonicalUsage | null;
+  /**
+   * Optional, for pass-through (no events needed): a cheaper check of the same stream. The
+   * decoder is then not fed itself.
+   */
+  passThrough?(): PassThroughCheck;
+}
+
+/**
+ * Checks a stream's frames as `StreamDecoder.feed` does (the same throws, `done`, `usage` and
+ * `hide`) without building their events, mostly without decoding their bytes.
+ */
+export interface PassThroughCheck {
+  /** Checks a frame that is one `data:` line, its data being bytes[start, end). Returns `hide`. */
+  checkBytes(bytes: Buffer, start: number, end: number): boolean;
+  /** Checks any other frame. Returns `hide`. */
+  check(frame: SseFrame): boolean;
+  readonly done: boolean;
+  readonly usage: CanonicalUsage | null;
+  /** The generated text of the frames checked so far, as `generatedText` of `feed`'s events. */
+  readonly produced: string;
 }
 
 /** Writes canonical events as one protocol's stream (translation only). */

@@ -93,7 +93,8 @@ export interface RelayCall {
     channel: Channel;
     upstreamModel: string;
     usage: CanonicalUsage | null;
-    produced: string;
+    /** The generated text, read only when the usage must be counted here. */
+    produced: () => string;
     /** The stream was cut: `usage` (if any) is only what was reported before it. */
     partial?: boolean;
     status?: number;
@@ -330,7 +331,12 @@ export function createRelay(s: Services) {
 
   // ── 7. count usage: the upstream's report, else a local count; never past the admitted cap
   // A cut stream (`partial`) keeps the input its usage reported so far and counts its output here.
-  function countUsage(r: IngressRequest, reported: CanonicalUsage | null, produced: string, partial = false) {
+  function countUsage(
+    r: IngressRequest,
+    reported: CanonicalUsage | null,
+    produced: () => string,
+    partial = false,
+  ) {
     // Completion tokens are billed at most at the output cap that was admitted and sent upstream.
     const cap = (output: number) => Math.min(output, r.maxOutputTokens);
     if (reported && !partial) {
@@ -346,7 +352,7 @@ export function createRelay(s: Services) {
         input: input.input,
         cacheRead: input.cacheRead,
         cacheWrite: input.cacheWrite,
-        output: cap(countText(produced)),
+        output: cap(countText(produced())),
         reasoning: 0,
       },
       estimated: true,

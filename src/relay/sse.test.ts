@@ -1,6 +1,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import { describe, expect, it } from 'vitest';
-import { SseFrameParser, SseParser } from './sse.js';
+import type { SseFrame } from './canonical.js';
+import { SseByteFrames, SseFrameParser, SseParser } from './sse.js';
 
 const feedAll = (parts: (string | Buffer)[]) => {
   const p = new SseParser();
@@ -121,6 +122,95 @@ describe('SseFrameParser against random streams', () => {
       const got = chunks.flatMap((c) => p.feed(c));
       got.push(...p.end());
       expect(got, `seed ${seed}`).toEqual(expected);
+    }
+  });
+});
+
+describe('SseByteFrames', () => {
+  /** The frames SseByteFrames finds in `chunks`, as SseFrames (one-line frames decoded here). */
+  const byteFrames = (chunks: Buffer[]) => {
+    const f = new SseByteFrames();
+    const out: (SseFrame & { oneLine?: true })[] = [];
+    for (const chunk of chunks) {
+      f.push(chunk);
+      while (f.next()) {
+        if (f.dataStart >= 0) {
+          const data = f.bytes.toString('utf8', f.dataStart, f.dataEnd);
+          out.push({ event: null, data, raw: f.bytes.toString('utf8', f.start, f.end), oneLine: true });
+        } else {
+          const frame = f.text();
+          if (frame) out.push(frame);
+        }
+      }
+    }
+    const last = f.last();
+    if (last) out.push(last);
+    return out;
+  };
+  const textFrames = (chunks: Buffer[]) => {
+    const p = new SseFrameParser();
+    return [...chunks.flatMap((c) => p.feed(c)), ...p.end()];
+  };
+  const rng = (seed: number) => () => {
+    seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
+    return seed / 0x80000000;
+  };
+
+  it('points at the data of a one-line frame, without decoding it', () => {
+    const frames = byteFrames([
+      Buffer.from('data: {"a":1}\n\ndata:[DONE]\r\n\r\nevent: x\ndata: y\n\n: ping\n\n'),
+    ]);
+    expect(frames).toEqual([
+      { event: null, data: '{"a":1}', raw: 'data: {"a":1}\n\n', oneLine: true },
+      { event: null, data: '[DONE]', raw: 'data:[DONE]\r\n\r\n', oneLine: true },
+      { event: 'x', data: 'y', raw: 'event: x\ndata: y\n\n' },
+    ]);
+  });
+
+  it('finds the frames SseFrameParser finds, in any chunking of any bytes', () => {
+    const LINES = [
+      'data: {"a":1}',
+      'data:{"t":"mole 🐾 é"}',
+      'data: ',
+      'data:',
+      'data:  two spaces',
+      'data: [DONE]',
+      'data: a\rb',
+      'event: delta',
+      ': comment',
+      'id: 7',
+      'data',
+      'dat',
+      '',
+    ];
+    const BROKEN = [
+      Buffer.from([0xff]),
+      Buffer.from([0xc3]),
+      Buffer.from([0xf0, 0x9f]),
+      Buffer.from([0xe2, 0x82]),
+    ];
+    for (let seed = 1; seed <= 400; seed++) {
+      const r = rng(seed);
+      const pick = <T>(xs: T[]) => xs[Math.floor(r() * xs.length)]!;
+      const parts: Buffer[] = [];
+      for (let f = 0, n = 1 + Math.floor(r() * 10); f < n; f++) {
+        const eol = pick(['\n', '\r\n']);
+        for (let l = 0, lines = 1 + Math.floor(r() * (r() < 0.6 ? 1 : 3)); l < lines; l++) {
+          parts.push(Buffer.from(pick(LINES)));
+          if (r() < 0.1) parts.push(pick(BROKEN));
+          parts.push(Buffer.from(eol));
+        }
+        if (r() < 0.9 || f < n - 1) parts.push(Buffer.from(pick(['\n', '\r\n'])));
+      }
+      const bytes = Buffer.concat(parts);
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < bytes.length; ) {
+        const size = r() < 0.2 ? bytes.length : Math.floor(r() * 12); // whole, tiny, or empty chunks
+        chunks.push(bytes.subarray(at, at + size));
+        at += size;
+      }
+      const got = byteFrames(chunks).map(({ oneLine: _, ...frame }) => frame);
+      expect(got, `seed ${seed}`).toEqual(textFrames(chunks));
     }
   });
 });

@@ -37,13 +37,85 @@ export class SseFrameParser {
 
   /** What is left when the stream ends without a final blank line. */
   end(): SseFrame[] {
-    const rest = this.buf + this.decoder.end();
+    const frame = lastFrame(this.buf + this.decoder.end());
     this.buf = '';
-    if (!rest.trim()) return [];
-    const raw = rest.endsWith('\n') ? `${rest}\n` : `${rest}\n\n`;
-    const frame = frameOf(raw, 0, raw.length);
-    return frame?.data.trim() ? [frame] : [];
+    return frame ? [frame] : [];
   }
+}
+
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * The frames of an SSE byte stream as SseFrameParser finds them, without decoding the bytes
+ * (pass-through): a cursor (`next`) over them, no object per frame. A frame that is one
+ * `data:` line, the usual kind, tells where its data is; any other is read as text (`text`).
+ */
+export class SseByteFrames {
+  /** The current frame, once `next` found one: bytes[start, end), its blank line included. */
+  bytes: Buffer = NO_BYTES;
+  start = 0;
+  end = 0;
+  /** The current frame's data, when the frame is one `data:` line: bytes[dataStart, dataEnd); else -1. */
+  dataStart = -1;
+  dataEnd = -1;
+
+  push(chunk: Buffer): void {
+    // The bytes after the last frame found are an unfinished frame: it continues in `chunk`.
+    this.bytes = this.end < this.bytes.length ? Buffer.concat([this.bytes.subarray(this.end), chunk]) : chunk;
+    this.start = 0;
+    this.end = 0;
+  }
+
+  /** Moves to the next complete frame; false when the bytes pushed hold no further one. */
+  next(): boolean {
+    const b = this.bytes;
+    const start = this.end;
+    let oneLine = true;
+    for (let nl = b.indexOf(0x0a, start); nl >= 0; nl = b.indexOf(0x0a, nl + 1)) {
+      // A frame ends at a blank line: the line after this line end is empty (LF or CRLF).
+      const c = b[nl + 1];
+      const end = c === 0x0a ? nl + 2 : c === 0x0d && b[nl + 2] === 0x0a ? nl + 3 : -1;
+      if (end < 0) {
+        oneLine = false;
+        continue;
+      }
+      this.start = start;
+      this.end = end;
+      if (oneLine && nl - start >= 5 && startsData(b, start)) {
+        this.dataStart = b[start + 5] === 0x20 ? start + 6 : start + 5;
+        // A CR ending the line is not data (dataEnd stays >= dataStart: the CR is at dataStart or after).
+        this.dataEnd = b[nl - 1] === 0x0d ? nl - 1 : nl;
+      } else this.dataStart = this.dataEnd = -1;
+      return true;
+    }
+    return false;
+  }
+
+  /** The current frame as text, as SseFrameParser reads it (null: it has no data, so it is dropped). */
+  text(): SseFrame | null {
+    return frameOf(this.bytes.toString('utf8', this.start, this.end), 0, this.end - this.start);
+  }
+
+  /** The stream ended: the frame left without its blank line, as SseFrameParser.end reads it. */
+  last(): SseFrame | null {
+    const rest = this.bytes.toString('utf8', this.end);
+    this.bytes = NO_BYTES;
+    this.start = 0;
+    this.end = 0;
+    return lastFrame(rest);
+  }
+}
+
+/** Whether b holds `data:` at `at`. */
+const startsData = (b: Buffer, at: number) =>
+  b[at] === 0x64 && b[at + 1] === 0x61 && b[at + 2] === 0x74 && b[at + 3] === 0x61 && b[at + 4] === 0x3a;
+
+/** The text left when a stream ends, as a last frame given its missing blank line (null: none). */
+function lastFrame(rest: string): SseFrame | null {
+  if (!rest.trim()) return null;
+  const raw = rest.endsWith('\n') ? `${rest}\n` : `${rest}\n\n`;
+  const frame = frameOf(raw, 0, raw.length);
+  return frame?.data.trim() ? frame : null;
 }
 
 /** The frame in text[start, end): its `data:` lines joined, its `event:` name, its raw text. */

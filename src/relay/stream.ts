@@ -1,46 +1,82 @@
 // Step 7/8 for a stream: frames are checked one by one (StreamCheck: decode, count, and
-// either keep the raw frame or re-encode it in the client's protocol) and written one upstream
-// chunk at a time (ClientStream: headers on first write, backpressure). The protocol's last
-// frames are held until the answer is settled and logged, so an answer the client received
-// in full is always on the books.
+// either keep the raw frame or re-encode it in the client's protocol; a pass-through whose
+// codec offers a PassThroughCheck checks the bytes and decodes text only when it is counted)
+// and written one upstream chunk at a time (ClientStream: headers on first write,
+// backpressure). The protocol's last frames are held until the answer is settled and logged,
+// so an answer the client received in full is always on the books.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { type StreamDecoder, type StreamEncoder, StreamBroken, type SseFrame } from './canonical.js';
+import {
+  generatedText,
+  type PassThroughCheck,
+  type StreamDecoder,
+  type StreamEncoder,
+  StreamBroken,
+  type SseFrame,
+} from './canonical.js';
 import type { Attempt, AttemptResult } from './pipeline.js';
 import { type UpstreamResponse, UpstreamFailure } from './providers/transport.js';
-import { SseFrameParser } from './sse.js';
+import { SseByteFrames, SseFrameParser } from './sse.js';
 
 /** Checks an upstream stream frame by frame and prepares what the client should see. */
 export class StreamCheck {
-  private readonly sse = new SseFrameParser();
   private ready = '';
   private tail = '';
-  /** Generated text so far, for a local count should the upstream's usage never come. */
-  produced = '';
+  private generated = '';
+  /**
+   * Pass-through, when the decoder offers a check that needs no events: the frames are then
+   * split as bytes (`frames`) and only decoded to go out.
+   */
+  private readonly passThrough: PassThroughCheck | null;
+  private readonly frames: SseByteFrames | null;
+  private readonly sse: SseFrameParser | null;
+  /** Pass-through frames checked, to go out: bytes[runStart, runEnd) of `frames`, to the tail or not. */
+  private runStart = 0;
+  private runEnd = 0;
+  private runToTail = false;
 
   constructor(
     private readonly decoder: StreamDecoder,
     /** Null on pass-through: frames go out as received. */
     private readonly encoder: StreamEncoder | null,
     private readonly clientModel: string,
-  ) {}
+  ) {
+    this.passThrough = encoder ? null : (decoder.passThrough?.() ?? null);
+    this.frames = this.passThrough ? new SseByteFrames() : null;
+    this.sse = this.passThrough ? null : new SseFrameParser();
+  }
 
   get done(): boolean {
-    return this.decoder.done;
+    return (this.passThrough ?? this.decoder).done;
   }
 
   get usage() {
-    return this.decoder.usage;
+    return (this.passThrough ?? this.decoder).usage;
+  }
+
+  /** Generated text so far, for a local count should the upstream's usage never come. */
+  get produced(): string {
+    return this.passThrough ? this.passThrough.produced : this.generated;
   }
 
   /** Checks the frames completed by one chunk; throws StreamBroken on a bad or error frame. */
   feed(chunk: Buffer): void {
-    for (const frame of this.sse.feed(chunk)) this.take(frame);
+    if (this.frames) {
+      this.frames.push(chunk);
+      try {
+        while (this.frames.next()) this.takeBytes(this.frames);
+      } finally {
+        this.flushRun(); // what was checked before a bad frame still goes out
+      }
+    } else for (const frame of this.sse!.feed(chunk)) this.take(frame);
   }
 
   /** The upstream ended: checks a last frame that lacked its blank line. */
   end(): void {
-    for (const frame of this.sse.end()) this.take(frame);
+    if (this.frames) {
+      const frame = this.frames.last();
+      if (frame) this.take(frame);
+    } else for (const frame of this.sse!.end()) this.take(frame);
   }
 
   /** Client text checked so far that may go out now. */
@@ -57,20 +93,56 @@ export class StreamCheck {
     return t;
   }
 
-  private take(frame: SseFrame): void {
-    const afterDone = this.decoder.done;
-    const { events, hide } = this.decoder.feed(frame);
-    let text = '';
-    for (const e of events) {
-      if (e.type === 'text' || e.type === 'reasoning') this.produced += e.text;
-      else if (e.type === 'tool_args') this.produced += e.delta;
-      else if (e.type === 'tool_call') this.produced += e.name;
-      // Translated answers name the model the client asked for (upstream names stay internal).
-      if (this.encoder)
-        text += this.encoder.event(e.type === 'start' ? { ...e, model: this.clientModel } : e);
+  /**
+   * A pass-through frame as bytes: the usual one-line frame is checked undecoded, and joins the
+   * run of frames that go out together (decoded once, when the run ends).
+   */
+  private takeBytes(f: SseByteFrames): void {
+    if (f.dataStart < 0) {
+      this.flushRun();
+      const frame = f.text();
+      if (frame) this.take(frame);
+      return;
     }
-    if (!this.encoder && !hide) text = frame.raw;
-    if (afterDone || this.decoder.done) this.tail += text;
+    const afterDone = this.done;
+    if (this.passThrough!.checkBytes(f.bytes, f.dataStart, f.dataEnd)) {
+      this.flushRun();
+      return;
+    }
+    const toTail = afterDone || this.done;
+    if (this.runEnd > this.runStart && (toTail !== this.runToTail || f.start !== this.runEnd))
+      this.flushRun();
+    if (this.runEnd === this.runStart) {
+      this.runStart = f.start;
+      this.runToTail = toTail;
+    }
+    this.runEnd = f.end;
+  }
+
+  private flushRun(): void {
+    if (this.runEnd === this.runStart) return;
+    const text = this.frames!.bytes.toString('utf8', this.runStart, this.runEnd);
+    if (this.runToTail) this.tail += text;
+    else this.ready += text;
+    this.runStart = this.runEnd = 0;
+  }
+
+  private take(frame: SseFrame): void {
+    const afterDone = this.done;
+    let text = '';
+    if (this.passThrough) {
+      if (!this.passThrough.check(frame)) text = frame.raw;
+    } else {
+      const { events, hide } = this.decoder.feed(frame);
+      for (const e of events) {
+        this.generated += generatedText(e);
+        // Translated answers name the model the client asked for (upstream names stay internal).
+        if (this.encoder)
+          text += this.encoder.event(e.type === 'start' ? { ...e, model: this.clientModel } : e);
+      }
+      if (!this.encoder && !hide) text = frame.raw;
+    }
+    if (afterDone || this.done) this.tail += text;
     else this.ready += text;
   }
 }
@@ -135,7 +207,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
       channel: a.channel,
       upstreamModel: a.upstreamModel,
       usage: check.usage,
-      produced: check.produced,
+      produced: () => check.produced,
       ttftMs: out.ttftMs ?? Math.round(performance.now() - req.relay!.startedAt),
     });
     out.end(text + (encoder ? encoder.finish(usage) : ''));
@@ -195,7 +267,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
     upstreamModel: a.upstreamModel,
     usage: check.usage,
     partial: true,
-    produced: check.produced,
+    produced: () => check.produced,
     status: clientLeft ? 499 : 200,
     errorCode: clientLeft ? 'client_closed' : 'upstream_error',
     ttftMs: out.ttftMs,

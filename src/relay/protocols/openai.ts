@@ -8,7 +8,10 @@ import {
   type CanonicalAnswer,
   type CanonicalRequest,
   type CanonicalUsage,
+  generatedText,
   type Message,
+  type PassThroughCheck,
+  type SseFrame,
   type Part,
   type StopReason,
   type StreamDecoder,
@@ -23,6 +26,7 @@ import { sseFrame } from '../sse.js';
 import { EXACT_COUNT_BELOW, chatPromptBound, countChatPrompt, countInputs } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import { appendMember, bad, isObject, type Json, topLevelKeyCount } from './json.js';
+import { JSON_ERROR, JSON_OBJECT, JSON_USAGE, scanJson } from './json-scan.js';
 
 /** Parses a relay request body: a JSON object, or a clear 400. */
 export function parseRelayBody(raw: Buffer | undefined): Json {
@@ -507,6 +511,26 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
   };
 }
 
+/** A stream frame's data as a chunk object; null for `[DONE]`. Throws StreamBroken for a bad or error frame. */
+function chunkOf(data: string): Json | null {
+  const text = data.trim();
+  if (text === '[DONE]') return null;
+  let obj: unknown;
+  try {
+    obj = JSON.parse(text);
+  } catch {
+    throw new StreamBroken('upstream sent an unreadable stream event');
+  }
+  if (!isObject(obj)) throw new StreamBroken('upstream sent an unreadable stream event');
+  if (obj.error !== undefined && obj.error !== null)
+    throw new StreamBroken('upstream reported an error mid-stream');
+  return obj;
+}
+
+/** The usage-only chunk reaches the client only if it asked for it. */
+const hidden = (r: IngressRequest, usage: CanonicalUsage | null, choices: unknown[]) =>
+  usage !== null && choices.length === 0 && !r.clientWantsUsage;
+
 function streamDecoder(r: IngressRequest): StreamDecoder {
   let done = false;
   let usage: CanonicalUsage | null = null;
@@ -520,20 +544,11 @@ function streamDecoder(r: IngressRequest): StreamDecoder {
       return usage;
     },
     feed(frame) {
-      const data = frame.data.trim();
-      if (data === '[DONE]') {
+      const obj = chunkOf(frame.data);
+      if (obj === null) {
         done = true;
         return { events: [] };
       }
-      let obj: unknown;
-      try {
-        obj = JSON.parse(data);
-      } catch {
-        throw new StreamBroken('upstream sent an unreadable stream event');
-      }
-      if (!isObject(obj)) throw new StreamBroken('upstream sent an unreadable stream event');
-      if (obj.error !== undefined && obj.error !== null)
-        throw new StreamBroken('upstream reported an error mid-stream');
       const events: StreamEvent[] = [];
       if (!started) {
         started = true;
@@ -579,11 +594,92 @@ function streamDecoder(r: IngressRequest): StreamDecoder {
         if (typeof c.finish_reason === 'string' && (c.index ?? 0) === 0)
           events.push({ type: 'stop', reason: stopOf(c.finish_reason) });
       }
-      // The usage-only chunk reaches the client only if it asked for it.
-      const hide = u !== null && choices.length === 0 && !r.clientWantsUsage;
-      return { events, hide };
+      return { events, hide: hidden(r, u, choices) };
     },
+    passThrough: () => new PassThroughStream(r),
   };
+}
+
+/** Pass-through frames kept for a lazy `produced` are decoded once their data passes this size. */
+const KEPT_BYTES = 256 * 1024;
+
+/**
+ * The pass-through check. A one-line frame's bytes are only scanned (scanJson) and where they
+ * are is kept: a JSON object without an error or a usage needs nothing more. Any other frame
+ * ([DONE], a usage, an error, garbage, odd whitespace, several lines) is decoded and read by
+ * chunkOf, as `feed` reads it. The kept frames' text is decoded, by a decoder of its own, when
+ * `produced` is read (a local count, rarely needed) or once they pass KEPT_BYTES.
+ * A class, not closures: frames kept in a closure's context were seen to survive young
+ * collections long after their stream ended.
+ */
+class PassThroughStream implements PassThroughCheck {
+  done = false;
+  usage: CanonicalUsage | null = null;
+  /** Frames whose text is still to be read: their data as text, or bytes[keptAt[2k], keptAt[2k + 1]). */
+  private kept: (Buffer | string)[] = [];
+  private keptAt: number[] = [];
+  private keptBytes = 0;
+  private text = '';
+  private textDecoder: StreamDecoder | null = null;
+
+  constructor(private readonly r: IngressRequest) {}
+
+  checkBytes(bytes: Buffer, start: number, end: number): boolean {
+    if ((scanJson(bytes, start, end) & (JSON_OBJECT | JSON_ERROR | JSON_USAGE)) !== JSON_OBJECT)
+      return this.checkData(bytes.toString('utf8', start, end));
+    this.keep(bytes, start, end);
+    return false;
+  }
+
+  check(frame: SseFrame): boolean {
+    return this.checkData(frame.data);
+  }
+
+  get produced(): string {
+    if (this.kept.length > 0) this.decodeKept();
+    return this.text;
+  }
+
+  private checkData(data: string): boolean {
+    const obj = chunkOf(data);
+    if (obj === null) {
+      this.done = true;
+      return false;
+    }
+    this.keep(data, 0, data.length);
+    return this.usageOf(obj);
+  }
+
+  private usageOf(obj: Json): boolean {
+    const u = readUsage(obj);
+    if (u) this.usage = u;
+    return hidden(this.r, u, Array.isArray(obj.choices) ? obj.choices : []);
+  }
+
+  private keep(data: Buffer | string, start: number, end: number): void {
+    this.kept.push(data);
+    this.keptAt.push(start, end);
+    this.keptBytes += end - start;
+    if (this.keptBytes > KEPT_BYTES) this.decodeKept();
+  }
+
+  private decodeKept(): void {
+    this.textDecoder ??= streamDecoder(this.r);
+    for (let k = 0; k < this.kept.length; k++) {
+      const d = this.kept[k]!;
+      const data = typeof d === 'string' ? d : d.toString('utf8', this.keptAt[2 * k], this.keptAt[2 * k + 1]);
+      let events: StreamEvent[] = [];
+      try {
+        events = this.textDecoder.feed({ event: null, data, raw: '' }).events;
+      } catch {
+        // Not reached (every kept frame passed the check); a count must never fail a settlement.
+      }
+      for (const e of events) this.text += generatedText(e);
+    }
+    this.kept = [];
+    this.keptAt = [];
+    this.keptBytes = 0;
+  }
 }
 
 // ── errors ─────────────────────────────────────────────────────────────────────────────────

@@ -1,0 +1,253 @@
+import { describe, expect, it } from 'vitest';
+import type { StreamDecoder } from './canonical.js';
+import { openaiCodec } from './protocols/openai.js';
+import type { IngressRequest } from './protocols/types.js';
+import { StreamCheck } from './stream.js';
+
+// OpenAI pass-through checks frames as bytes (PassThroughCheck) instead of decoding each into
+// events. These tests hold it to the full decoder on the same streams: the same frames go out,
+// the same errors end the stream, the same usage, and the same generated text.
+
+const ingress = (clientWantsUsage: boolean) =>
+  ({
+    protocol: 'openai',
+    operation: 'generate',
+    model: 'gpt-4o-mini',
+    stream: true,
+    promptTokens: 10,
+    maxOutputTokens: 100,
+    impliedOutputCap: null,
+    clientWantsUsage,
+    body: {},
+  }) as IngressRequest;
+
+/** The OpenAI decoder without its pass-through check: StreamCheck then reads every frame's events. */
+const eventsOnly = (r: IngressRequest): StreamDecoder => {
+  const d = openaiCodec.streamDecoder(r);
+  return {
+    feed: (frame) => d.feed(frame),
+    get done() {
+      return d.done;
+    },
+    get usage() {
+      return d.usage;
+    },
+  };
+};
+
+interface Step {
+  out: string;
+  done: boolean;
+  usage: unknown;
+  error?: string;
+  produced?: string;
+}
+
+/** What a check makes of `chunks`, step by step, as relayStream drives it. */
+function trace(check: StreamCheck, chunks: Buffer[], readProduced: (k: number) => boolean): Step[] {
+  const steps: Step[] = [];
+  const step = (k: number, run: () => void) => {
+    let error: string | undefined;
+    try {
+      run();
+    } catch (err) {
+      error = `${(err as Error).constructor.name}: ${(err as Error).message}`;
+    }
+    const s: Step = { out: check.takeReady(), done: check.done, usage: check.usage };
+    if (error) s.error = error;
+    if (error || readProduced(k)) s.produced = check.produced;
+    steps.push(s);
+    return !error;
+  };
+  for (let k = 0; k < chunks.length; k++) if (!step(k, () => check.feed(chunks[k]!))) return steps;
+  step(chunks.length, () => check.end());
+  steps.push({ out: check.takeTail(), done: check.done, usage: check.usage, produced: check.produced });
+  return steps;
+}
+
+function compare(
+  chunks: Buffer[],
+  clientWantsUsage: boolean,
+  readProduced: (k: number) => boolean,
+  what: string,
+) {
+  const r = ingress(clientWantsUsage);
+  const fast = new StreamCheck(openaiCodec.streamDecoder(r), null, r.model);
+  const full = new StreamCheck(eventsOnly(r), null, r.model);
+  const got = trace(fast, chunks, readProduced);
+  expect(got, what).toEqual(trace(full, chunks, readProduced));
+  return got;
+}
+
+// A small seeded generator, so a failure can be replayed.
+const rng = (seed: number) => () => {
+  seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
+  return seed / 0x80000000;
+};
+
+describe('StreamCheck on OpenAI pass-through', () => {
+  it('sends the frames on as received, and hides the usage-only chunk from a client that did not ask', () => {
+    const text =
+      ': ping\n\n' +
+      'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"Hi é🐾"}}],"usage":null}\n\n' +
+      'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n' +
+      'data: [DONE]\n\n';
+    for (const wants of [false, true]) {
+      const r = ingress(wants);
+      const check = new StreamCheck(openaiCodec.streamDecoder(r), null, r.model);
+      check.feed(Buffer.from(text));
+      const frames = text.split(/(?<=\n\n)/);
+      expect(check.takeReady()).toBe(frames[1]! + (wants ? frames[2] : ''));
+      expect(check.takeTail()).toBe(frames[3]);
+      expect(check.done).toBe(true);
+      expect(check.usage).toMatchObject({ input: 3, output: 2 });
+      expect(check.produced).toBe('Hi é🐾');
+    }
+  });
+
+  it('ends on a bad frame with the same message, after sending what came before it', () => {
+    const good = 'data: {"choices":[{"delta":{"content":"a"}}]}\n\n';
+    const cases: [string, string][] = [
+      ['data: {"choices":[\n\n', 'upstream sent an unreadable stream event'],
+      ['data: [1,2]\n\n', 'upstream sent an unreadable stream event'],
+      ['data: {"error":{"message":"overloaded"}}\n\n', 'upstream reported an error mid-stream'],
+      ['data: {"\\u0065rror":false,"choices":[]}\n\n', 'upstream reported an error mid-stream'],
+    ];
+    for (const [bad, message] of cases) {
+      const r = ingress(false);
+      const check = new StreamCheck(openaiCodec.streamDecoder(r), null, r.model);
+      expect(() => check.feed(Buffer.from(good + bad + good)), bad).toThrow(message);
+      expect(check.takeReady()).toBe(good);
+      expect(check.produced).toBe('a');
+    }
+  });
+
+  it('agrees with the full decoder on random streams in random chunkings', () => {
+    for (let seed = 1; seed <= 1500; seed++) {
+      const r = rng(seed);
+      const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
+      const maybe = <T>(p: number, v: () => T) => (r() < p ? v() : undefined);
+      const TEXTS = ['', 'Hello', ' mole', 'é🐾', '中文', 'a\nb', 'quote " and \\ slash', '\u2028'];
+      const text = () => pick(TEXTS);
+      const toolCall = () =>
+        r() < 0.1
+          ? pick([null, 'x', 3])
+          : {
+              index: maybe(0.8, () => pick([0, 1, 2, '1'])),
+              id: maybe(0.5, () => pick(['call_a', 'call_b', 7])),
+              function:
+                r() < 0.1
+                  ? 'f'
+                  : { name: maybe(0.5, () => pick(['lookup', 'run', ''])), arguments: maybe(0.7, text) },
+            };
+      const choice = () =>
+        r() < 0.05
+          ? pick([null, 'x'])
+          : {
+              index: maybe(0.8, () => pick([0, 0, 1])),
+              text: maybe(0.1, () => pick(['legacy', '', 5])),
+              delta:
+                r() < 0.05
+                  ? 'd'
+                  : {
+                      role: maybe(0.2, () => 'assistant'),
+                      content: maybe(0.6, () => (r() < 0.1 ? pick([null, 4]) : text())),
+                      reasoning_content: maybe(0.1, text),
+                      reasoning: maybe(0.1, text),
+                      tool_calls: maybe(0.3, () =>
+                        r() < 0.1 ? 'none' : Array.from({ length: 1 + Math.floor(r() * 2) }, toolCall),
+                      ),
+                    },
+              finish_reason: maybe(0.3, () => pick([null, 'stop', 'length', 'tool_calls', 'odd'])),
+            };
+      const usage = () =>
+        r() < 0.1
+          ? pick([5, 'x', [], {}])
+          : {
+              prompt_tokens: pick([3, 10, -1]),
+              completion_tokens: maybe(0.9, () => pick([2, 7])),
+              prompt_tokens_details: maybe(0.5, () => ({ cached_tokens: pick([0, 1, 50]) })),
+            };
+      const chunk = () => ({
+        id: maybe(0.9, () => 'chatcmpl-1'),
+        object: 'chat.completion.chunk',
+        model: maybe(0.9, () => 'gpt-4o-mini'),
+        choices: r() < 0.05 ? 'none' : Array.from({ length: Math.floor(r() * 3) }, choice),
+        usage: maybe(0.5, () => (r() < 0.6 ? null : usage())),
+        error: maybe(0.05, () => null),
+      });
+      const json = () => JSON.stringify(chunk());
+      const data = (): string => {
+        const k = r();
+        if (k < 0.7) return json();
+        if (k < 0.75) return JSON.stringify({ choices: [], usage: usage() });
+        if (k < 0.78) return pick(['[DONE]', ' [DONE] ', '[DONE]\t']);
+        if (k < 0.8) return JSON.stringify(chunk(), null, 1); // several data lines
+        if (k < 0.82) return pick(['  ', '\u00a0', '\ufeff']) + json() + pick(['', ' ', '\u00a0']);
+        if (k < 0.84) return `{"error":{"message":"x"},"error":null,${json().slice(1)}`;
+        if (k < 0.86) return `{"usage":{"prompt_tokens":9},"usage":null,${json().slice(1)}`;
+        if (k < 0.87)
+          return `{"usage":null,"usage":{"prompt_tokens":9,"completion_tokens":1},${json().slice(1)}`;
+        if (k < 0.88) return `{"x":{"error":1},"\\u0075sage":{"prompt_tokens":4},${json().slice(1)}`;
+        if (k < 0.89) return JSON.stringify({ error: pick([{ message: 'boom' }, 'x', false, 0]) });
+        if (k < 0.9) return `{"\\u0065rror":${pick(['null', '1'])},${json().slice(1)}`;
+        if (k < 0.92) return pick(['', 'garbage', '[1,2]', '"s"', '42', 'null', '{"a":01}', '{"a":"\t"}']);
+        // a valid chunk with one byte changed, dropped or added
+        const t = json();
+        const at = Math.floor(r() * t.length);
+        const ch = pick(['"', '\\', ',', '}', ']', '0', 'x', ' ']);
+        const how = r();
+        return how < 0.33
+          ? t.slice(0, at) + t.slice(at + 1)
+          : t.slice(0, at) + ch + t.slice(at + (how < 0.66 ? 0 : 1));
+      };
+      let wire = '';
+      for (let f = 0, n = 1 + Math.floor(r() * 25); f < n; f++) {
+        const eol = r() < 0.85 ? '\n' : '\r\n';
+        if (r() < 0.05) wire += `: keep-alive${eol}${eol}`;
+        if (r() < 0.05) wire += `event: chunk${eol}`;
+        wire += `${data()
+          .split('\n')
+          .map((line) => `data:${r() < 0.9 ? ' ' : ''}${line}${eol}`)
+          .join('')}${eol}`;
+      }
+      if (r() < 0.1) wire = wire.replace(/\r?\n$/, ''); // the last blank line missing
+      const bytes = Buffer.from(wire);
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < bytes.length; ) {
+        const size = r() < 0.3 ? bytes.length : Math.floor(r() * 80);
+        chunks.push(bytes.subarray(at, at + size));
+        at += size;
+      }
+      const readAt = Math.floor(r() * (chunks.length + 2));
+      compare(chunks, r() < 0.5, (k) => k === readAt, `seed ${seed}: ${wire}`);
+    }
+  });
+
+  it('gives the same text for a long stream whose kept frames are decoded along the way', () => {
+    // Far past the frames kept undecoded (256 KiB): tool calls across the flush keep their order.
+    const frames: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const delta =
+        i % 7 === 0
+          ? {
+              tool_calls: [
+                { index: i % 3, id: `call_${i}`, function: { name: `f${i % 3}`, arguments: `{"i":${i}}` } },
+              ],
+            }
+          : {
+              content: `${'word '.repeat(40)}${i} 🐾`,
+              reasoning_content: i % 5 === 0 ? 'thinking' : undefined,
+            };
+      frames.push(`data: ${JSON.stringify({ id: 'c', choices: [{ index: 0, delta }] })}\n\n`);
+    }
+    frames.push('data: [DONE]\n\n');
+    const bytes = Buffer.from(frames.join(''));
+    expect(bytes.length).toBeGreaterThan(2 * 256 * 1024);
+    const chunks: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at += 4096) chunks.push(bytes.subarray(at, at + 4096));
+    const steps = compare(chunks, false, () => false, 'long stream');
+    expect(steps.at(-1)!.produced!.length).toBeGreaterThan(500_000);
+    compare(chunks, false, (k) => k % 40 === 0, 'long stream, text read along the way');
+  });
+});

@@ -317,7 +317,13 @@ export function createKeyActions(deps: {
       }
       const { row, secret } = await ephemeral.mint(
         { id: Number(parent.id), userId: Number(parent.user_id), keyHash: parent.key_hash },
-        { models, allowedOrigins: origins, maxCostNano: input.maxCostNano ?? null, expiresAt },
+        {
+          models,
+          allowedOrigins: origins,
+          maxCostNano: input.maxCostNano ?? null,
+          createdAt: now,
+          expiresAt,
+        },
       );
       return { ...toEphemeralJson(row, now), key: secret };
     },

@@ -68,6 +68,8 @@ export interface MintFields {
   models: string[] | null;
   allowedOrigins: string[] | null;
   maxCostNano: number | null;
+  /** When it is minted: the caller's clock read, from which it also counted `expiresAt`. */
+  createdAt: number;
   expiresAt: number;
 }
 
@@ -97,7 +99,7 @@ export function createEphemeralKeys(
       parent: { id: number; userId: number; keyHash: string },
       f: MintFields,
     ): Promise<{ row: EphemeralKeyRow; secret: string }> {
-      const now = clock();
+      const now = f.createdAt;
       if (now - lastPurge >= PURGE_EVERY_MS) {
         lastPurge = now;
         await purgeExpired(now);

@@ -9,6 +9,8 @@ import { type JournalSync, openJournal } from './journal.js';
 import { logRow } from '../../test/helpers/log-row.js';
 import { ledgerWorld, silentLogger } from '../../test/helpers/ledger-world.js';
 import type { NewLog } from '../db/schema.js';
+import { createLocalLedger } from '../billing/ledger-local.js';
+import { sql } from 'kysely';
 
 const logger = silentLogger;
 const cleanup: Array<() => Promise<void>> = [];
@@ -18,7 +20,7 @@ afterEach(async () => {
 
 let seq = 0;
 async function world() {
-  const { dir, storage, accounts, keys, ledger } = await ledgerWorld('mole-writer-');
+  const { dir, storage, bus, accounts, keys, ledger } = await ledgerWorld('mole-writer-');
   const user = await accounts.createUser({
     username: 'u' + seq++,
     password: 'password-123',
@@ -64,6 +66,7 @@ async function world() {
     const w = createUsageWriter({
       db: storage.db,
       dialect: storage.dialect,
+      sqliteFile: storage.sqliteFile,
       logger,
       intervalMs: 60_000,
       contributors: [ledger.flushInto],
@@ -73,7 +76,43 @@ async function world() {
     return w;
   };
   const journalFiles = () => fs.readdirSync(journalDir).filter((f) => f.endsWith('.jsonl'));
-  return { storage, ledger, keys, row, charge, totals, ids, writer, journalDir, journalFiles };
+  /** The ledger of a process started afresh on the same database (nothing settled in it). */
+  const freshLedger = () =>
+    createLocalLedger({
+      store: {
+        usedNano: keys.usedNano,
+        addUsed: keys.addUsed,
+        balanceNano: accounts.balanceNano,
+        subtractSpend: accounts.subtractSpend,
+      },
+      bus,
+      logger,
+    });
+  /** What the rollups hold, summed over every row. */
+  const rolledUp = async (table: 'usage_daily' | 'usage_hourly') => {
+    const r = await storage.db
+      .selectFrom(table)
+      .select((eb) => [
+        eb.fn.sum<number>('requests').as('requests'),
+        eb.fn.sum<number>('cost_nano').as('cost'),
+      ])
+      .executeTakeFirstOrThrow();
+    return { requests: Number(r.requests ?? 0), cost: Number(r.cost ?? 0) };
+  };
+  return {
+    storage,
+    ledger,
+    keys,
+    row,
+    charge,
+    totals,
+    ids,
+    writer,
+    journalDir,
+    journalFiles,
+    freshLedger,
+    rolledUp,
+  };
 }
 
 describe('usage writer', () => {
@@ -94,6 +133,7 @@ describe('usage writer', () => {
     const writer = createUsageWriter({
       db: w.storage.db,
       dialect: w.storage.dialect,
+      sqliteFile: w.storage.sqliteFile,
       logger,
       intervalMs: 60_000,
       contributors: [slow, w.ledger.flushInto],
@@ -180,12 +220,16 @@ describe('usage writer', () => {
   it('writes a batch in inserts of a few fixed sizes on SQLite, each row once, skipping rows already stored', async () => {
     const w = await world();
     const seen: Array<{ rows: number; written: number }> = [];
-    const record: Contributor = async (_trx, rows, written) => {
-      seen.push({ rows: rows.length, written: written.length });
-    };
+    // What each committed batch's contributors were told (on SQLite a replay is first tried
+    // as if every row were new, and aborted).
+    const record: Contributor = async (_trx, rows, written) => ({
+      committed: () => seen.push({ rows: rows.length, written: written.length }),
+      aborted() {},
+    });
     const writer = createUsageWriter({
       db: w.storage.db,
       dialect: w.storage.dialect,
+      sqliteFile: w.storage.sqliteFile,
       logger,
       intervalMs: 60_000,
       contributors: [record],
@@ -298,5 +342,114 @@ describe('usage writer', () => {
       expect(rows).toHaveLength(131);
       for (const r of rows) expect([Number(r.requests), Number(r.prompt_tokens)]).toEqual([2, 6]);
     }
+  });
+});
+
+describe('usage writer on SQLite: batches in a worker thread', () => {
+  it("charges a replayed row's spend once: tried as all new, rolled back, written again with the new rows", async () => {
+    const w = await world();
+    // A first life wrote A (and its spend), then crashed before deleting A's journal segment,
+    // which also held B: settled, not written.
+    await w.charge(100);
+    const a = w.row(100);
+    const first = w.writer();
+    await first.enqueue(a);
+    await first.close();
+    const b = w.row(50);
+    fs.writeFileSync(
+      path.join(w.journalDir, 'abcdef.1.jsonl'),
+      `${JSON.stringify(a)}\n${JSON.stringify(b)}\n`,
+    );
+
+    // The next life: its ledger holds nothing yet; the contributors' tries are traced.
+    const ledger = w.freshLedger();
+    const tries: string[] = [];
+    const trace: Contributor = async (_trx, rows, written) => ({
+      committed: () => tries.push(`committed ${written.length}/${rows.length}`),
+      aborted: () => tries.push(`aborted ${written.length}/${rows.length}`),
+    });
+    const restarted = createUsageWriter({
+      db: w.storage.db,
+      dialect: w.storage.dialect,
+      sqliteFile: w.storage.sqliteFile,
+      logger,
+      intervalMs: 60_000,
+      contributors: [ledger.flushInto, trace],
+      journal: openJournal({ dir: w.journalDir, sync: 'always' }),
+    });
+    cleanup.unshift(() => restarted.close());
+    expect(await restarted.recover()).toEqual({ rows: 2, written: 1 });
+    expect(tries).toEqual(['aborted 2/2', 'committed 1/2']);
+    expect(await w.totals()).toEqual({ used: 150, spent: 150, logged: 150, rows: 2 });
+    expect(await w.rolledUp('usage_daily')).toEqual({ requests: 2, cost: 150 });
+    expect(await w.rolledUp('usage_hourly')).toEqual({ requests: 2, cost: 150 });
+    expect(ledger.usedNano(w.ids.keyId, -1)).toBe(-1);
+  });
+
+  it('rolls the whole batch back when a contributor statement fails, and keeps its rows queued', async () => {
+    const w = await world();
+    let broken = true;
+    const failing: Contributor = async (trx) => {
+      if (broken) await sql`update "no_such_table" set "x" = 1`.execute(trx);
+    };
+    const writer = createUsageWriter({
+      db: w.storage.db,
+      dialect: w.storage.dialect,
+      sqliteFile: w.storage.sqliteFile,
+      logger,
+      intervalMs: 60_000,
+      contributors: [w.ledger.flushInto, failing],
+      journal: openJournal({ dir: w.journalDir, sync: 'always' }),
+    });
+    cleanup.unshift(() => writer.close());
+    await w.charge(100);
+    await writer.enqueue(w.row(100));
+    await expect(writer.flush()).rejects.toThrow(/no_such_table/);
+    // Nothing of the batch committed: no row, no rollup, no spend; the row waits, journaled.
+    expect(await w.totals()).toEqual({ used: 0, spent: 0, logged: 0, rows: 0 });
+    expect(await w.rolledUp('usage_daily')).toEqual({ requests: 0, cost: 0 });
+    expect(writer.stats()).toMatchObject({ failures: 1, queued: 1 });
+    expect(w.journalFiles()).toHaveLength(1);
+    // The ledger's part was aborted: the spend is still pending here, not lost or moved.
+    expect(w.ledger.usedNano(w.ids.keyId, -1)).toBe(100);
+
+    broken = false;
+    await writer.flush();
+    expect(await w.totals()).toEqual({ used: 100, spent: 100, logged: 100, rows: 1 });
+    expect(await w.rolledUp('usage_daily')).toEqual({ requests: 1, cost: 100 });
+    expect(w.ledger.usedNano(w.ids.keyId, -1)).toBe(100);
+  });
+
+  it('refuses a contributor that reads, loudly, and keeps the rows', async () => {
+    const w = await world();
+    const reading: Contributor = async (trx) => {
+      await trx.selectFrom('api_keys').select('used_nano').execute();
+    };
+    const writer = createUsageWriter({
+      db: w.storage.db,
+      dialect: w.storage.dialect,
+      sqliteFile: w.storage.sqliteFile,
+      logger,
+      intervalMs: 60_000,
+      contributors: [reading],
+    });
+    cleanup.unshift(() => writer.close());
+    await writer.enqueue(w.row(0));
+    await expect(writer.flush()).rejects.toThrow(/recording db: refused a query that answers rows/);
+    expect(writer.pending()).toBe(1);
+    expect((await w.totals()).rows).toBe(0);
+  });
+
+  it('starts its worker thread with the first batch and stops it on close', async () => {
+    const w = await world();
+    const writer = w.writer();
+    expect(writer.stats().workerThread).toBe(false);
+    await writer.enqueue(w.row(0));
+    await writer.flush();
+    expect(writer.stats().workerThread).toBe(true);
+    // close() resolves once the thread has exited (it closes its connection first).
+    await writer.close();
+    expect(writer.stats().workerThread).toBe(false);
+    expect((await w.totals()).rows).toBe(1);
   });
 });

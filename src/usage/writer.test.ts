@@ -452,4 +452,46 @@ describe('usage writer on SQLite: batches in a worker thread', () => {
     expect(writer.stats().workerThread).toBe(false);
     expect((await w.totals()).rows).toBe(1);
   });
+
+  it('keeps the rows of a batch its worker died in, and starts a new worker for the next flush', async () => {
+    const w = await world();
+    let slow = false;
+    // A statement that runs for a while: the worker is killed while it is inside the batch.
+    const slowly: Contributor = async (trx) => {
+      if (slow)
+        await sql`update "api_keys" set "last_used_ip" = (with recursive c(x) as (select 1 union all select x + 1 from c where x < 3000000) select count(*) from c) where "id" = ${w.ids.keyId}`.execute(
+          trx,
+        );
+    };
+    const writer = createUsageWriter({
+      db: w.storage.db,
+      dialect: w.storage.dialect,
+      sqliteFile: w.storage.sqliteFile,
+      logger,
+      intervalMs: 60_000,
+      contributors: [w.ledger.flushInto, slowly],
+      journal: openJournal({ dir: w.journalDir, sync: 'always' }),
+    });
+    cleanup.unshift(() => writer.close());
+    await w.charge(10);
+    await writer.enqueue(w.row(10));
+    await writer.flush();
+    expect(writer.stats().workerThread).toBe(true);
+
+    slow = true;
+    await w.charge(20);
+    await writer.enqueue(w.row(20));
+    const flushing = writer.flush();
+    await writer.killWorker();
+    await expect(flushing).rejects.toThrow(/worker exited/);
+    expect(writer.stats()).toMatchObject({ queued: 1, failures: 1, workerThread: false });
+    expect(await w.totals()).toEqual({ used: 10, spent: 10, logged: 10, rows: 1 });
+    expect(w.ledger.usedNano(w.ids.keyId, -1)).toBe(30);
+
+    slow = false;
+    await writer.flush();
+    expect(writer.stats().workerThread).toBe(true);
+    expect(await w.totals()).toEqual({ used: 30, spent: 30, logged: 30, rows: 2 });
+    expect(w.ledger.usedNano(w.ids.keyId, -1)).toBe(30);
+  });
 });

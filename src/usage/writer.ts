@@ -208,9 +208,10 @@ export function createUsageWriter(deps: {
           statements: recording.statements,
         });
       } catch (err) {
-        // A worker that died with the batch in flight may have committed it: the batch is
-        // all or nothing, so one of its new rows tells.
-        const committed = err instanceof WorkerLostError && (await inDatabase(written[0]));
+        // A worker that died with the batch in flight may have committed it (the batch is all
+        // or nothing). Every row it was to store being stored tells; a replay whose rows were
+        // all stored before is taken as committed too, which leaves no row unwritten.
+        const committed = err instanceof WorkerLostError && (await allStored(written));
         for (const h of hooks) committed ? h.committed() : h.aborted();
         if (committed) return written.length;
         throw err;
@@ -227,16 +228,23 @@ export function createUsageWriter(deps: {
     }
   }
 
-  /** Whether `row` is stored (false for none, or when the database cannot say). */
-  async function inDatabase(row: NewLog | undefined): Promise<boolean> {
-    if (!row) return false;
-    const found = await deps.db
-      .selectFrom('logs')
-      .select('id')
-      .where('request_id', '=', row.request_id)
-      .executeTakeFirst()
-      .catch(() => undefined);
-    return found !== undefined;
+  /** Whether every one of `rows` is stored (false for none, or when the database cannot say). */
+  async function allStored(rows: readonly NewLog[]): Promise<boolean> {
+    if (rows.length === 0) return false;
+    try {
+      for (let i = 0; i < rows.length; i += 500) {
+        const ids = rows.slice(i, i + 500).map((r) => r.request_id);
+        const found = await deps.db
+          .selectFrom('logs')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('request_id', 'in', ids)
+          .executeTakeFirstOrThrow();
+        if (Number(found.n) !== ids.length) return false;
+      }
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async function flushOnce(): Promise<void> {
@@ -339,6 +347,8 @@ export function createUsageWriter(deps: {
       return { rows: rows.length, written };
     },
     pending: () => queue.length,
+    /** Ends the worker thread at once, as a crash would (tests). */
+    killWorker: async () => worker?.terminate(),
     stats: () => ({
       ...stats,
       queued: queue.length,

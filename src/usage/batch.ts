@@ -229,9 +229,9 @@ export function rollupUpserts(dialect: Dialect, written: readonly NewLog[]): Sta
 
 /** A batch as the main thread sends it to the worker. */
 export interface BatchRequest {
-  /** The batch's rows, each request_id once, in queue order. */
-  rows: readonly NewLog[];
-  /** request_ids the contributors took to be new to the database; null = every row. */
+  /** The batch's rows in queue order, each as its JSON text (a repeated request_id: the first counts). */
+  rows: readonly string[];
+  /** request_ids the contributors took to be new to the database; null = every (unique) row. */
   written: readonly string[] | null;
   /** The contributors' statements (recorded on the main thread), run after the rollups. */
   statements: readonly Statement[];
@@ -257,22 +257,22 @@ export interface StatementSource {
  * connection's commit can slip in between. Throws (rolled back) on any failure.
  */
 export function writeBatchOn(db: StatementSource, request: BatchRequest): BatchAnswer {
+  const rows = uniqueRows(request.rows.map((json) => JSON.parse(json) as NewLog));
   db.exec('begin immediate');
   try {
     const inserted: string[] = [];
-    for (const s of logInserts('sqlite', request.rows)) {
+    for (const s of logInserts('sqlite', rows)) {
       for (const id of db.prepare(s.sql).pluck().all(s.parameters) as string[]) inserted.push(id);
     }
-    let written = request.rows;
-    if (
-      request.written === null ? inserted.length !== request.rows.length : !sameIds(inserted, request.written)
-    ) {
+    const expected = request.written;
+    if (expected === null ? inserted.length !== rows.length : !sameIds(inserted, expected)) {
       db.exec('rollback');
       return { committed: false, inserted };
     }
-    if (inserted.length !== request.rows.length) {
+    let written = rows;
+    if (inserted.length !== rows.length) {
       const stored = new Set(inserted);
-      written = request.rows.filter((r) => stored.has(r.request_id));
+      written = rows.filter((r) => stored.has(r.request_id));
     }
     for (const s of rollupUpserts('sqlite', written)) db.prepare(s.sql).run(s.parameters);
     for (const s of request.statements) db.prepare(s.sql).run(s.parameters);

@@ -7,6 +7,8 @@ import { ledgerWorld } from '../../test/helpers/ledger-world.js';
 import { logRow } from '../../test/helpers/log-row.js';
 
 const cleanup: Array<() => Promise<void>> = [];
+/** A row as the writer sends it to the worker. */
+const json = (row: object) => JSON.stringify(row);
 afterEach(async () => {
   for (const c of cleanup.splice(0)) await c();
 });
@@ -50,7 +52,7 @@ describe('usage writer worker thread', () => {
   it("writes a batch with the contributors' statements in one transaction", async () => {
     const w = await world();
     const rows = [w.row(), w.row()];
-    expect(await w.client.write({ rows, written: null, statements: [w.spend(20)] })).toEqual({
+    expect(await w.client.write({ rows: rows.map(json), written: null, statements: [w.spend(20)] })).toEqual({
       committed: true,
       written: 2,
     });
@@ -60,9 +62,9 @@ describe('usage writer worker thread', () => {
   it('answers which rows are new when some were stored already, committing nothing', async () => {
     const w = await world();
     const stored = w.row();
-    await w.client.write({ rows: [stored], written: null, statements: [] });
+    await w.client.write({ rows: [stored].map(json), written: null, statements: [] });
     const fresh = w.row();
-    const replay = { rows: [stored, fresh], statements: [w.spend(20)] };
+    const replay = { rows: [stored, fresh].map(json), statements: [w.spend(20)] };
     expect(await w.client.write({ ...replay, written: null })).toEqual({
       committed: false,
       inserted: [fresh.request_id],
@@ -81,21 +83,23 @@ describe('usage writer worker thread', () => {
   it('rolls back a batch whose statement fails, and stays up', async () => {
     const w = await world();
     const bad = { sql: 'update "no_such_table" set "x" = 1', parameters: [] };
-    await expect(w.client.write({ rows: [w.row()], written: null, statements: [bad] })).rejects.toThrow(
-      /no_such_table/,
-    );
+    await expect(
+      w.client.write({ rows: [w.row()].map(json), written: null, statements: [bad] }),
+    ).rejects.toThrow(/no_such_table/);
     expect(await w.logged()).toBe(0);
     expect(w.client.running()).toBe(true);
-    await w.client.write({ rows: [w.row()], written: null, statements: [] });
+    await w.client.write({ rows: [w.row()].map(json), written: null, statements: [] });
     expect(await w.logged()).toBe(1);
   });
 
   it('starts again at the next batch after its thread died', async () => {
     const w = await world();
-    await w.client.write({ rows: [w.row()], written: null, statements: [] });
+    await w.client.write({ rows: [w.row()].map(json), written: null, statements: [] });
     await w.client.terminate();
     expect(w.client.running()).toBe(false);
-    expect(await w.client.write({ rows: [w.row()], written: null, statements: [w.spend(5)] })).toEqual({
+    expect(
+      await w.client.write({ rows: [w.row()].map(json), written: null, statements: [w.spend(5)] }),
+    ).toEqual({
       committed: true,
       written: 1,
     });

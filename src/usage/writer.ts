@@ -122,6 +122,12 @@ export function createUsageWriter(deps: {
   );
   const worker = deps.dialect === 'sqlite' && deps.sqliteFile ? createWorkerClient(deps.sqliteFile) : null;
   let queue: NewLog[] = [];
+  /**
+   * With the worker: each queued row's JSON text (the journal's line), in step with `queue`.
+   * Rows go to the worker as these strings: copying them costs this thread a tenth of cloning
+   * the row objects (~0.2 against 2–4 µs a row), and parsing them costs the worker less too.
+   */
+  let queueJson: string[] = [];
   let flushing: Promise<void> | null = null;
   let again = false;
   let closed = false;
@@ -146,9 +152,9 @@ export function createUsageWriter(deps: {
     return hooks;
   }
 
-  /** Writes `rows`; answers how many were new to the database. */
-  function writeBatch(rows: NewLog[]): Promise<number> {
-    return worker ? writeInWorker(worker, rows) : writeInTransaction(rows);
+  /** Writes `rows` (`json`: their JSON texts, for the worker); answers how many were new to the database. */
+  function writeBatch(rows: NewLog[], json: string[]): Promise<number> {
+    return worker ? writeInWorker(worker, rows, json) : writeInTransaction(rows);
   }
 
   /** The batch in one transaction on `db`, from this thread (PostgreSQL's driver is asynchronous). */
@@ -194,7 +200,7 @@ export function createUsageWriter(deps: {
    * stored already: then nothing commits, the worker answers which rows are new, and the
    * contributors' part is made again from those.
    */
-  async function writeInWorker(client: WorkerClient, rows: NewLog[]): Promise<number> {
+  async function writeInWorker(client: WorkerClient, rows: NewLog[], json: string[]): Promise<number> {
     const unique = uniqueRows(rows);
     let written = unique;
     for (let attempt = 1; ; attempt++) {
@@ -203,7 +209,7 @@ export function createUsageWriter(deps: {
       let answer: BatchAnswer;
       try {
         answer = await client.write({
-          rows: unique,
+          rows: json,
           written: written === unique ? null : written.map((r) => r.request_id),
           statements: recording.statements,
         });
@@ -252,12 +258,14 @@ export function createUsageWriter(deps: {
     if (queue.length === 0) return;
     // The rows and the journal segments holding them are taken at the same instant.
     const rows = queue;
+    const json = queueJson;
     queue = [];
+    queueJson = [];
     const segments = journal?.seal() ?? [];
     const release = waiters;
     waiters = [];
     try {
-      await writeBatch(rows);
+      await writeBatch(rows, json);
       stats.rows += rows.length;
       stats.batches++;
       if (journal)
@@ -270,6 +278,7 @@ export function createUsageWriter(deps: {
       stats.failures++;
       // Keep the rows (in order) for the next attempt; nothing is dropped.
       queue = rows.concat(queue);
+      if (worker) queueJson = json.concat(queueJson);
       deps.logger.error(
         { err: err instanceof Error ? err.message : String(err), rows: rows.length },
         'usage writer: batch failed; will retry',
@@ -309,10 +318,12 @@ export function createUsageWriter(deps: {
     async enqueue(row: NewLog): Promise<void> {
       const r = storable(row);
       queue.push(r);
+      const json = journal || worker ? JSON.stringify(r) : '';
+      if (worker) queueJson.push(json);
       if (journal) {
         try {
           // Written already unless the journal syncs before answering (MOLE_JOURNAL_FSYNC=always).
-          const synced = journal.append(r);
+          const synced = journal.appendJson(json);
           if (synced) await synced;
         } catch (err) {
           // The row is still queued: it reaches the database unless the process dies first.
@@ -337,7 +348,10 @@ export function createUsageWriter(deps: {
           { skipped: left.records.length - rows.length },
           'usage journal: skipped damaged records',
         );
-      for (let i = 0; i < rows.length; i += 5_000) written += await writeBatch(rows.slice(i, i + 5_000));
+      for (let i = 0; i < rows.length; i += 5_000) {
+        const batch = rows.slice(i, i + 5_000);
+        written += await writeBatch(batch, worker ? batch.map((r) => JSON.stringify(r)) : []);
+      }
       await left.remove();
       if (rows.length > 0)
         deps.logger.warn(

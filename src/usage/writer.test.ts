@@ -9,7 +9,6 @@ import { type JournalSync, openJournal } from './journal.js';
 import { logRow } from '../../test/helpers/log-row.js';
 import { ledgerWorld, silentLogger } from '../../test/helpers/ledger-world.js';
 import type { NewLog } from '../db/schema.js';
-import { createLocalLedger } from '../billing/ledger-local.js';
 import { sql } from 'kysely';
 
 const logger = silentLogger;
@@ -20,7 +19,7 @@ afterEach(async () => {
 
 let seq = 0;
 async function world() {
-  const { dir, storage, bus, accounts, keys, ledger } = await ledgerWorld('mole-writer-');
+  const { dir, storage, accounts, keys, ledger, newLedger } = await ledgerWorld('mole-writer-');
   const user = await accounts.createUser({
     username: 'u' + seq++,
     password: 'password-123',
@@ -61,33 +60,26 @@ async function world() {
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const journalDir = path.join(dir, 'journal');
-  /** A writer as services.ts builds it; `crash` leaves it running without flushing or closing. */
-  const writer = (opts: { crash?: boolean; sync?: JournalSync } = {}) => {
+  /**
+   * A writer as services.ts builds it (the ledger's contributor, a journal, the worker thread);
+   * `crash` leaves it running without flushing or closing.
+   */
+  const writer = (
+    opts: { crash?: boolean; sync?: JournalSync; contributors?: Contributor[]; journal?: boolean } = {},
+  ) => {
     const w = createUsageWriter({
       db: storage.db,
       dialect: storage.dialect,
       sqliteFile: storage.sqliteFile,
       logger,
       intervalMs: 60_000,
-      contributors: [ledger.flushInto],
-      journal: openJournal({ dir: journalDir, sync: opts.sync ?? 'always' }),
+      contributors: opts.contributors ?? [ledger.flushInto],
+      journal: opts.journal === false ? null : openJournal({ dir: journalDir, sync: opts.sync ?? 'always' }),
     });
     if (!opts.crash) cleanup.unshift(() => w.close());
     return w;
   };
   const journalFiles = () => fs.readdirSync(journalDir).filter((f) => f.endsWith('.jsonl'));
-  /** The ledger of a process started afresh on the same database (nothing settled in it). */
-  const freshLedger = () =>
-    createLocalLedger({
-      store: {
-        usedNano: keys.usedNano,
-        addUsed: keys.addUsed,
-        balanceNano: accounts.balanceNano,
-        subtractSpend: accounts.subtractSpend,
-      },
-      bus,
-      logger,
-    });
   /** What the rollups hold, summed over every row. */
   const rolledUp = async (table: 'usage_daily' | 'usage_hourly') => {
     const r = await storage.db
@@ -110,7 +102,7 @@ async function world() {
     writer,
     journalDir,
     journalFiles,
-    freshLedger,
+    newLedger,
     rolledUp,
   };
 }
@@ -130,15 +122,7 @@ describe('usage writer', () => {
       entered();
       await gate;
     };
-    const writer = createUsageWriter({
-      db: w.storage.db,
-      dialect: w.storage.dialect,
-      sqliteFile: w.storage.sqliteFile,
-      logger,
-      intervalMs: 60_000,
-      contributors: [slow, w.ledger.flushInto],
-    });
-    cleanup.unshift(() => writer.close());
+    const writer = w.writer({ contributors: [slow, w.ledger.flushInto], journal: false });
 
     await w.charge(100);
     await writer.enqueue(w.row(100));
@@ -226,15 +210,7 @@ describe('usage writer', () => {
       committed: () => seen.push({ rows: rows.length, written: written.length }),
       aborted() {},
     });
-    const writer = createUsageWriter({
-      db: w.storage.db,
-      dialect: w.storage.dialect,
-      sqliteFile: w.storage.sqliteFile,
-      logger,
-      intervalMs: 60_000,
-      contributors: [record],
-    });
-    cleanup.unshift(() => writer.close());
+    const writer = w.writer({ contributors: [record], journal: false });
     const first = Array.from({ length: 150 }, () => w.row(0));
     for (const r of first) await writer.enqueue(r);
     await writer.flush();
@@ -362,22 +338,13 @@ describe('usage writer on SQLite: batches in a worker thread', () => {
     );
 
     // The next life: its ledger holds nothing yet; the contributors' tries are traced.
-    const ledger = w.freshLedger();
+    const ledger = w.newLedger();
     const tries: string[] = [];
     const trace: Contributor = async (_trx, rows, written) => ({
       committed: () => tries.push(`committed ${written.length}/${rows.length}`),
       aborted: () => tries.push(`aborted ${written.length}/${rows.length}`),
     });
-    const restarted = createUsageWriter({
-      db: w.storage.db,
-      dialect: w.storage.dialect,
-      sqliteFile: w.storage.sqliteFile,
-      logger,
-      intervalMs: 60_000,
-      contributors: [ledger.flushInto, trace],
-      journal: openJournal({ dir: w.journalDir, sync: 'always' }),
-    });
-    cleanup.unshift(() => restarted.close());
+    const restarted = w.writer({ contributors: [ledger.flushInto, trace] });
     expect(await restarted.recover()).toEqual({ rows: 2, written: 1 });
     expect(tries).toEqual(['aborted 2/2', 'committed 1/2']);
     expect(await w.totals()).toEqual({ used: 150, spent: 150, logged: 150, rows: 2 });
@@ -392,16 +359,7 @@ describe('usage writer on SQLite: batches in a worker thread', () => {
     const failing: Contributor = async (trx) => {
       if (broken) await sql`update "no_such_table" set "x" = 1`.execute(trx);
     };
-    const writer = createUsageWriter({
-      db: w.storage.db,
-      dialect: w.storage.dialect,
-      sqliteFile: w.storage.sqliteFile,
-      logger,
-      intervalMs: 60_000,
-      contributors: [w.ledger.flushInto, failing],
-      journal: openJournal({ dir: w.journalDir, sync: 'always' }),
-    });
-    cleanup.unshift(() => writer.close());
+    const writer = w.writer({ contributors: [w.ledger.flushInto, failing] });
     await w.charge(100);
     await writer.enqueue(w.row(100));
     await expect(writer.flush()).rejects.toThrow(/no_such_table/);
@@ -425,15 +383,7 @@ describe('usage writer on SQLite: batches in a worker thread', () => {
     const reading: Contributor = async (trx) => {
       await trx.selectFrom('api_keys').select('used_nano').execute();
     };
-    const writer = createUsageWriter({
-      db: w.storage.db,
-      dialect: w.storage.dialect,
-      sqliteFile: w.storage.sqliteFile,
-      logger,
-      intervalMs: 60_000,
-      contributors: [reading],
-    });
-    cleanup.unshift(() => writer.close());
+    const writer = w.writer({ contributors: [reading], journal: false });
     await writer.enqueue(w.row(0));
     await expect(writer.flush()).rejects.toThrow(/recording db: refused a query that answers rows/);
     expect(writer.pending()).toBe(1);
@@ -463,16 +413,7 @@ describe('usage writer on SQLite: batches in a worker thread', () => {
           trx,
         );
     };
-    const writer = createUsageWriter({
-      db: w.storage.db,
-      dialect: w.storage.dialect,
-      sqliteFile: w.storage.sqliteFile,
-      logger,
-      intervalMs: 60_000,
-      contributors: [w.ledger.flushInto, slowly],
-      journal: openJournal({ dir: w.journalDir, sync: 'always' }),
-    });
-    cleanup.unshift(() => writer.close());
+    const writer = w.writer({ contributors: [w.ledger.flushInto, slowly] });
     await w.charge(10);
     await writer.enqueue(w.row(10));
     await writer.flush();

@@ -106,5 +106,10 @@ describe('usage writer worker thread', () => {
     expect([await w.logged(), await w.balance()]).toEqual([2, 995]);
     await w.client.close();
     expect(w.client.running()).toBe(false);
+    // Closed for good: no thread starts again.
+    await expect(
+      w.client.write({ rows: [w.row()].map(json), written: null, statements: [] }),
+    ).rejects.toThrow(/closed/);
+    expect(w.client.running()).toBe(false);
   });
 });

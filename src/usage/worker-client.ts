@@ -50,6 +50,7 @@ function sourceBundle(): string {
 
 export function createWorkerClient(file: string) {
   let worker: Worker | null = null;
+  let closed = false;
   let nextId = 0;
   const inFlight = new Map<number, { resolve(a: BatchAnswer): void; reject(e: Error): void }>();
 
@@ -83,6 +84,8 @@ export function createWorkerClient(file: string) {
   return {
     /** Writes one batch in the worker's transaction; rejects (rolled back) on any failure. */
     write(batch: BatchRequest): Promise<BatchAnswer> {
+      // After close no thread starts again (it would outlive its owner).
+      if (closed) return Promise.reject(new Error('usage writer worker: closed'));
       const w = running();
       const id = nextId++;
       return new Promise<BatchAnswer>((resolve, reject) => {
@@ -99,6 +102,7 @@ export function createWorkerClient(file: string) {
     },
     /** Ends the worker: it closes its connection first (terminated if it does not in time). */
     async close(): Promise<void> {
+      closed = true;
       const w = worker;
       if (!w) return;
       worker = null;

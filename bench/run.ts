@@ -299,7 +299,7 @@ async function main() {
         const m = await measure(t, s, round, opts.duration, mock.pid);
         result.measurements.push(m);
         say(
-          `${String(n).padStart(3)}/${total} r${round} ${s.id.padEnd(10)} ${t.name.padEnd(14)} ${m.rps.toFixed(0).padStart(6)} req/s  p50 ${m.p50ms} ms  p99 ${m.p99ms} ms  cpu ${m.serverCpuUsPerReq.toFixed(0)} µs/req${m.errors + m.non2xx + m.mismatches + m.timeouts ? `  ERR ${m.errors}/${m.non2xx}/${m.mismatches}/${m.timeouts}` : ''}`,
+          `${String(n).padStart(3)}/${total} r${round} ${s.id.padEnd(10)} ${t.name.padEnd(14)} ${m.rps.toFixed(0).padStart(6)} req/s  p50 ${m.p50ms} ms  p99 ${m.p99ms} ms  cpu ${m.serverCpuUsPerReq.toFixed(0)} µs/req (main ${m.serverMainCpuUsPerReq.toFixed(0)})${m.errors + m.non2xx + m.mismatches + m.timeouts ? `  ERR ${m.errors}/${m.non2xx}/${m.mismatches}/${m.timeouts}` : ''}`,
         );
       }
     }

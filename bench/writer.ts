@@ -4,15 +4,20 @@
  * data dir, with the real writer, journal, keys, accounts and local ledger.
  *
  *   npx tsx bench/writer.ts [--rows 40000] [--batch 800] [--in-flight 50] [--keys 4] [--rounds 3]
+ *                           [--paths worker,thread]
  *
  * Rows arrive `--in-flight` at a time; the writer's batch runs every `--batch` rows (about
- * what a 200 ms flush interval sees at 4,000 requests/s). CPU is process.cpuUsage() (user +
- * system, libuv's pool included: the journal's fdatasync). Prints one line per round and the
- * best round; on a shared machine compare runs taken minutes apart with care.
+ * what a 200 ms flush interval sees at 4,000 requests/s). Each round runs every path in
+ * `--paths`: `worker` writes batches in the writer's worker thread (the gateway on SQLite),
+ * `thread` on the main thread's connection (as before issue 12's worker; PostgreSQL's shape).
+ * CPU: `process` is process.cpuUsage() (user + system, every thread: the worker, libuv's pool
+ * and the journal's fdatasync included); `main` is the main thread's alone (Linux /proc), what
+ * bounds the gateway's throughput. Prints one line per round and path, then the best of each;
+ * on a shared machine compare paths within one run.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { numArg } from './lib/args.js';
+import { argOf, numArg } from './lib/args.js';
 import { createUsageWriter } from '../src/usage/writer.js';
 import { openJournal } from '../src/usage/journal.js';
 import { benchLogRow } from '../test/helpers/log-row.js';
@@ -23,13 +28,20 @@ const BATCH = numArg('--batch', 800);
 const IN_FLIGHT = numArg('--in-flight', 50);
 const KEYS = numArg('--keys', 4);
 const ROUNDS = numArg('--rounds', 3);
+const PATHS = (argOf('--paths') ?? 'worker,thread').split(',') as Array<'worker' | 'thread'>;
 const logger = silentLogger;
 const cpuUs = () => {
   const c = process.cpuUsage();
   return c.user + c.system;
 };
+/** The main thread's CPU (user + system) in µs, from /proc in clock ticks of 10 ms (Linux). */
+const mainCpuUs = () => {
+  const stat = fs.readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+};
 
-async function round(n: number) {
+async function round(n: number, via: 'worker' | 'thread') {
   const { dir, storage, accounts, keys, ledger } = await ledgerWorld('mole-bench-writer-');
   const ids: Array<{ keyId: number; userId: number }> = [];
   for (let k = 0; k < KEYS; k++) {
@@ -47,6 +59,7 @@ async function round(n: number) {
   const writer = createUsageWriter({
     db: storage.db,
     dialect: storage.dialect,
+    sqliteFile: via === 'worker' ? storage.sqliteFile : undefined,
     logger,
     intervalMs: 60_000,
     contributors: [
@@ -71,11 +84,18 @@ async function round(n: number) {
     });
   };
 
+  // Unmeasured: a few batches start the worker thread and warm both threads' code, as a
+  // gateway that has been serving for a while has.
+  for (let b = 0; b < 5; b++) {
+    await Promise.all(Array.from({ length: BATCH }, (_, i) => writer.enqueue(row(ROWS + b * BATCH + i))));
+    await writer.flush();
+  }
+  const warm = writer.stats();
   let next = 0;
-  let batchCpu = 0;
   let sinceFlush = 0;
   let flushing: Promise<void> = Promise.resolve();
   const t0 = cpuUs();
+  const m0 = mainCpuUs();
   const w0 = performance.now();
   await Promise.all(
     Array.from({ length: IN_FLIGHT }, async () => {
@@ -83,50 +103,50 @@ async function round(n: number) {
         await writer.enqueue(row(next++));
         if (++sinceFlush >= BATCH) {
           sinceFlush = 0;
-          // The batch runs on this thread (SQLite): its CPU is what the clock sees meanwhile.
           await flushing;
-          const c = cpuUs();
-          flushing = writer.flush().then(() => {
-            batchCpu += cpuUs() - c;
-          });
+          flushing = writer.flush();
         }
       }
     }),
   );
   await flushing;
-  const c = cpuUs();
   await writer.flush();
-  batchCpu += cpuUs() - c;
   const total = cpuUs() - t0;
+  const main = mainCpuUs() - m0;
   const wall = performance.now() - w0;
   const st = writer.stats();
   const logged = await storage.db
     .selectFrom('logs')
     .select((eb) => eb.fn.countAll<number>().as('n'))
     .executeTakeFirstOrThrow();
-  if (Number(logged.n) !== ROWS) throw new Error(`logged ${logged.n} of ${ROWS} rows`);
+  if (Number(logged.n) !== ROWS + 5 * BATCH) throw new Error(`logged ${logged.n} of ${ROWS} rows`);
   await writer.close();
   await storage.close();
   fs.rmSync(dir, { recursive: true, force: true });
   const r = {
     round: n,
+    via,
     cpuPerRow: total / ROWS,
-    batchPerRow: batchCpu / ROWS,
+    mainPerRow: main / ROWS,
     wallPerRow: (wall * 1000) / ROWS,
-    batches: st.batches,
-    syncs: st.journal?.syncs ?? 0,
+    batches: st.batches - warm.batches,
+    syncs: (st.journal?.syncs ?? 0) - (warm.journal?.syncs ?? 0),
   };
   console.log(
-    `round ${r.round}: CPU ${r.cpuPerRow.toFixed(1)} µs/row (batch ${r.batchPerRow.toFixed(1)}), ` +
-      `wall ${r.wallPerRow.toFixed(1)} µs/row, ${r.batches} batches, ${r.syncs} group commits`,
+    `round ${r.round} ${via.padEnd(6)}: CPU process ${r.cpuPerRow.toFixed(1)} µs/row, main thread ` +
+      `${r.mainPerRow.toFixed(1)}, wall ${r.wallPerRow.toFixed(1)} µs/row, ${r.batches} batches, ` +
+      `${r.syncs} group commits`,
   );
   return r;
 }
 
 console.log(`${ROWS} rows, batch every ${BATCH}, ${IN_FLIGHT} in flight, ${KEYS} keys`);
-const results = [];
-for (let i = 1; i <= ROUNDS; i++) results.push(await round(i));
-const best = results.reduce((a, b) => (b.cpuPerRow < a.cpuPerRow ? b : a));
-console.log(
-  `best: CPU ${best.cpuPerRow.toFixed(1)} µs/row, batch ${Math.min(...results.map((r) => r.batchPerRow)).toFixed(1)} µs/row`,
-);
+const results: Array<Awaited<ReturnType<typeof round>>> = [];
+for (let i = 1; i <= ROUNDS; i++) for (const via of PATHS) results.push(await round(i, via));
+for (const via of PATHS) {
+  const mine = results.filter((r) => r.via === via);
+  const best = (f: (r: (typeof mine)[number]) => number) => Math.min(...mine.map(f)).toFixed(1);
+  console.log(
+    `best ${via.padEnd(6)}: CPU process ${best((r) => r.cpuPerRow)} µs/row, main thread ${best((r) => r.mainPerRow)} µs/row`,
+  );
+}

@@ -204,6 +204,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const usageWriter = createUsageWriter({
     db,
     dialect: storage.dialect,
+    // SQLite: batches are written off the event loop, by a worker thread (usage/writer-worker.ts).
+    sqliteFile: storage.sqliteFile,
     logger,
     intervalMs: config.flushIntervalMs,
     // Spend, log rows and last-use times land in one transaction, so key `used` and the
@@ -212,7 +214,12 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
       ledger.flushInto,
       spendCaps.flushInto,
       budgets.flushInto,
-      async (trx) => keys.recordLastUse(trx, verifier.drainLastUse()),
+      async (trx) => {
+        const uses = verifier.drainLastUse();
+        await keys.recordLastUse(trx, uses);
+        // A batch that does not commit gives them back (a newer use noted meanwhile wins).
+        return { committed() {}, aborted: () => verifier.restoreLastUse(uses) };
+      },
     ],
     // Every row is durable here before its answer is released (usage/journal.ts).
     journal: openUsageJournal(config, logger),

@@ -1,7 +1,7 @@
 // One autocannon measurement against one target, with the server's (and the upstream's) CPU
 // time read from /proc around it.
 import autocannon from 'autocannon';
-import { cpuMicros, memory } from './proc.js';
+import { cpuMicros, mainThreadCpuMicros, memory } from './proc.js';
 import { MODEL, type Target } from './targets.js';
 
 export interface Scenario {
@@ -88,6 +88,8 @@ export interface Measurement {
   mismatches: number;
   bytesPerResponse: number;
   serverCpuUsPerReq: number;
+  /** The server's main thread alone (its event loop). */
+  serverMainCpuUsPerReq: number;
   /** Share of one core the server used during the run. */
   serverCores: number;
   upstreamCpuUsPerReq: number;
@@ -103,11 +105,13 @@ export async function measure(
 ): Promise<Measurement> {
   const pid = t.server.pid;
   const c0 = cpuMicros(pid);
+  const main0 = mainThreadCpuMicros(pid);
   const u0 = cpuMicros(upstreamPid);
   const w0 = performance.now();
   const r = await autocannon({ ...loadOptions(t, s, seconds), verifyBody: verifierFor(s) });
   const wall = (performance.now() - w0) / 1000;
   const c1 = cpuMicros(pid);
+  const main1 = mainThreadCpuMicros(pid);
   const u1 = cpuMicros(upstreamPid);
   const completed = r.latency.totalCount;
   return {
@@ -127,6 +131,7 @@ export async function measure(
     mismatches: r.mismatches,
     bytesPerResponse: completed ? r.throughput.total / completed : 0,
     serverCpuUsPerReq: completed ? (c1 - c0) / completed : NaN,
+    serverMainCpuUsPerReq: completed ? (main1 - main0) / completed : NaN,
     serverCores: (c1 - c0) / 1e6 / wall,
     upstreamCpuUsPerReq: completed ? (u1 - u0) / completed : NaN,
     serverRssBytes: memory(pid).rss,

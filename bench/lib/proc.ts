@@ -25,7 +25,19 @@ try {
 
 /** utime + stime of a process (all its threads), microseconds. */
 export function cpuMicros(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return statCpuMicros(`/proc/${pid}/stat`);
+}
+
+/**
+ * utime + stime of a process's main thread alone, microseconds: the event loop, which bounds a
+ * Node server's throughput (its worker threads and libuv's pool run beside it).
+ */
+export function mainThreadCpuMicros(pid: number): number {
+  return statCpuMicros(`/proc/${pid}/task/${pid}/stat`);
+}
+
+function statCpuMicros(file: string): number {
+  const stat = readFileSync(file, 'utf8');
   // Fields after the parenthesised command name (which may itself contain spaces).
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const utime = Number(rest[11]);

@@ -15,5 +15,7 @@ export type OnChange<T> = (trx: Db, result: T) => Promise<void>;
 export interface Storage {
   db: Db;
   dialect: Dialect;
+  /** SQLite: the database file (the usage writer opens its own connection to it). */
+  sqliteFile?: string;
   close(): Promise<void>;
 }

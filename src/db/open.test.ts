@@ -1,6 +1,10 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import { describe, expect, it, vi } from 'vitest';
-import { cachingStatements, isTransientMigrationFailure } from './open.js';
+import { isTransientMigrationFailure, openStorage } from './open.js';
+import { cachingStatements, openSqliteFile } from './sqlite.js';
 
 describe('cachingStatements', () => {
   const open = () => {
@@ -73,5 +77,35 @@ describe('isTransientMigrationFailure', () => {
     'connect ECONNREFUSED 127.0.0.1:5432',
   ])('does not retry %s', (message) => {
     expect(isTransientMigrationFailure(new Error(message))).toBe(false);
+  });
+});
+
+describe('SQLite transactions', () => {
+  it('take the write lock at BEGIN: a commit from another connection cannot slip in after their reads', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-open-'));
+    const storage = await openStorage({ dataDir: dir });
+    // A second connection, as the usage writer's worker thread opens one, that does not wait.
+    const other = openSqliteFile(storage.sqliteFile!);
+    other.pragma('busy_timeout = 0');
+    try {
+      await storage.db.transaction().execute(async (trx) => {
+        const before = await trx.selectFrom('meta').selectAll().execute();
+        expect(() => other.exec(`insert into "meta" ("name", "value") values ('other', '1')`)).toThrow(
+          /locked|busy/i,
+        );
+        // A deferred transaction would fail here (SQLITE_BUSY_SNAPSHOT) had `other` committed.
+        await trx
+          .insertInto('meta')
+          .values({ name: 'mine', value: String(before.length) })
+          .execute();
+      });
+      other.exec(`insert into "meta" ("name", "value") values ('other', '1')`);
+      const names = (await storage.db.selectFrom('meta').select('name').execute()).map((r) => r.name);
+      expect(names).toEqual(expect.arrayContaining(['mine', 'other']));
+    } finally {
+      other.close();
+      await storage.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,12 +2,22 @@
 // DATABASE_URL is set. Both speak the one schema in schema.ts and run the same migrations.
 import fs from 'node:fs';
 import path from 'node:path';
-import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteDialect, sql, type SqliteDatabase } from 'kysely';
+import {
+  CompiledQuery,
+  type DatabaseConnection,
+  type Driver,
+  Kysely,
+  PostgresDialect,
+  SqliteDialect,
+  type SqliteDialectConfig,
+  SqliteDriver,
+  sql,
+} from 'kysely';
 import type { Database } from './schema.js';
 import type { Storage } from './index.js';
 import { migrateToLatest } from './migrations.js';
+import { cachingStatements, openSqliteFile } from './sqlite.js';
 
 // int8 and numeric arrive from pg as strings; the schema keeps every such value within
 // Number.MAX_SAFE_INTEGER (money is bounded in billing/money.ts), so numbers are exact.
@@ -19,38 +29,27 @@ function toSafeNumber(v: string): number {
 pg.types.setTypeParser(20, toSafeNumber);
 pg.types.setTypeParser(1700, toSafeNumber);
 
-/** Statements kept per SQLite connection, least recently used dropped first. */
-const STATEMENT_CACHE_SIZE = 200;
-/** Longer SQL (a one-off bulk statement) is prepared each time rather than kept. */
-const STATEMENT_CACHE_MAX_SQL = 16 * 1024;
-
 /**
- * The SQLite handle as Kysely sees it, with each statement prepared once per SQL text: Kysely
- * prepares on every query, and parsing costs more than running a small statement (the usage
- * writer's batch insert, run several times a second, above all). better-sqlite3 resets a
- * statement and clears its bindings after each run, so reuse is safe; a statement still
- * being iterated (busy) is never handed out twice.
+ * Kysely's SQLite driver, with transactions that take the write lock at BEGIN. The usage
+ * writer commits from its own connection (a worker thread): a deferred transaction that read
+ * before that commit and writes after it would fail at once with SQLITE_BUSY_SNAPSHOT, while
+ * BEGIN IMMEDIATE waits for the lock (busy_timeout) and then reads the newest data.
  */
-export function cachingStatements(db: SQLite.Database, size = STATEMENT_CACHE_SIZE): SqliteDatabase {
-  const cache = new Map<string, SQLite.Statement>();
-  return {
-    close: () => db.close(),
-    prepare(text: string) {
-      const hit = cache.get(text);
-      if (hit && !hit.busy) {
-        // Most recently used last: Map keeps insertion order.
-        cache.delete(text);
-        cache.set(text, hit);
-        return hit;
-      }
-      const stmt = db.prepare(text);
-      if (text.length <= STATEMENT_CACHE_MAX_SQL && !hit) {
-        cache.set(text, stmt);
-        if (cache.size > size) cache.delete(cache.keys().next().value!);
-      }
-      return stmt;
-    },
-  };
+class ImmediateSqliteDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
+class ImmediateSqliteDialect extends SqliteDialect {
+  readonly #config: SqliteDialectConfig;
+  constructor(config: SqliteDialectConfig) {
+    super(config);
+    this.#config = config;
+  }
+  override createDriver(): Driver {
+    return new ImmediateSqliteDriver(this.#config);
+  }
 }
 
 export interface OpenOptions {
@@ -91,16 +90,10 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
   } else {
     fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     const file = path.join(opts.dataDir, 'mole.sqlite');
-    const sqlite = new SQLite(file);
-    sqlite.pragma('journal_mode = WAL');
-    // FULL: a commit is on disk before it returns. The usage writer deletes a batch's journal
-    // segment once the batch commits, so the commit must survive a power cut too. The writer
-    // commits a few times a second, so the extra fsync is cheap.
-    sqlite.pragma('synchronous = FULL');
-    sqlite.pragma('foreign_keys = ON');
-    sqlite.pragma('busy_timeout = 5000');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cachingStatements(sqlite) }) });
-    storage = { db, dialect: 'sqlite', close: () => db.destroy() };
+    const db = new Kysely<Database>({
+      dialect: new ImmediateSqliteDialect({ database: cachingStatements(openSqliteFile(file)) }),
+    });
+    storage = { db, dialect: 'sqlite', sqliteFile: file, close: () => db.destroy() };
   }
   // On PostgreSQL the migrator is always told its schema: left to itself it takes a
   // kysely_migration table in ANY schema of the database (another app's, a leftover) for its

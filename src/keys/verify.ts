@@ -350,6 +350,14 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
       return out;
     },
 
+    /** Takes back drained uses a batch did not write, unless a newer use was noted since. */
+    restoreLastUse(uses: Map<number, { at: number; ip: string }>): void {
+      for (const [keyId, u] of uses) {
+        const now = lastUse.get(keyId);
+        if (!now || now.at < u.at) lastUse.set(keyId, u);
+      }
+    },
+
     cacheSize: () => cache.size,
 
     /** Sizes of the invalidation indexes (for tests: they must shrink with the cache). */

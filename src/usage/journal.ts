@@ -350,9 +350,14 @@ export function openJournal(opts: JournalOptions) {
      * `never`: written when this returns (undefined), or throws.
      */
     append(record: unknown): Promise<void> | undefined {
+      return this.appendJson(JSON.stringify(record));
+    },
+
+    /** Appends one record given as its JSON text, as `append` does. */
+    appendJson(json: string): Promise<void> | undefined {
       if (!current) current = newSegment();
       stats.rows++;
-      return current.append(JSON.stringify(record) + '\n');
+      return current.append(json + '\n');
     },
 
     /**

@@ -9,6 +9,7 @@ import { type JournalSync, openJournal } from './journal.js';
 import { logRow } from '../../test/helpers/log-row.js';
 import { ledgerWorld, silentLogger } from '../../test/helpers/ledger-world.js';
 import type { NewLog } from '../db/schema.js';
+import { sql } from 'kysely';
 
 const logger = silentLogger;
 const cleanup: Array<() => Promise<void>> = [];
@@ -18,7 +19,7 @@ afterEach(async () => {
 
 let seq = 0;
 async function world() {
-  const { dir, storage, accounts, keys, ledger } = await ledgerWorld('mole-writer-');
+  const { dir, storage, accounts, keys, ledger, newLedger } = await ledgerWorld('mole-writer-');
   const user = await accounts.createUser({
     username: 'u' + seq++,
     password: 'password-123',
@@ -59,21 +60,51 @@ async function world() {
     fs.rmSync(dir, { recursive: true, force: true });
   });
   const journalDir = path.join(dir, 'journal');
-  /** A writer as services.ts builds it; `crash` leaves it running without flushing or closing. */
-  const writer = (opts: { crash?: boolean; sync?: JournalSync } = {}) => {
+  /**
+   * A writer as services.ts builds it (the ledger's contributor, a journal, the worker thread);
+   * `crash` leaves it running without flushing or closing.
+   */
+  const writer = (
+    opts: { crash?: boolean; sync?: JournalSync; contributors?: Contributor[]; journal?: boolean } = {},
+  ) => {
     const w = createUsageWriter({
       db: storage.db,
       dialect: storage.dialect,
+      sqliteFile: storage.sqliteFile,
       logger,
       intervalMs: 60_000,
-      contributors: [ledger.flushInto],
-      journal: openJournal({ dir: journalDir, sync: opts.sync ?? 'always' }),
+      contributors: opts.contributors ?? [ledger.flushInto],
+      journal: opts.journal === false ? null : openJournal({ dir: journalDir, sync: opts.sync ?? 'always' }),
     });
     if (!opts.crash) cleanup.unshift(() => w.close());
     return w;
   };
   const journalFiles = () => fs.readdirSync(journalDir).filter((f) => f.endsWith('.jsonl'));
-  return { storage, ledger, keys, row, charge, totals, ids, writer, journalDir, journalFiles };
+  /** What the rollups hold, summed over every row. */
+  const rolledUp = async (table: 'usage_daily' | 'usage_hourly') => {
+    const r = await storage.db
+      .selectFrom(table)
+      .select((eb) => [
+        eb.fn.sum<number>('requests').as('requests'),
+        eb.fn.sum<number>('cost_nano').as('cost'),
+      ])
+      .executeTakeFirstOrThrow();
+    return { requests: Number(r.requests ?? 0), cost: Number(r.cost ?? 0) };
+  };
+  return {
+    storage,
+    ledger,
+    keys,
+    row,
+    charge,
+    totals,
+    ids,
+    writer,
+    journalDir,
+    journalFiles,
+    newLedger,
+    rolledUp,
+  };
 }
 
 describe('usage writer', () => {
@@ -91,14 +122,7 @@ describe('usage writer', () => {
       entered();
       await gate;
     };
-    const writer = createUsageWriter({
-      db: w.storage.db,
-      dialect: w.storage.dialect,
-      logger,
-      intervalMs: 60_000,
-      contributors: [slow, w.ledger.flushInto],
-    });
-    cleanup.unshift(() => writer.close());
+    const writer = w.writer({ contributors: [slow, w.ledger.flushInto], journal: false });
 
     await w.charge(100);
     await writer.enqueue(w.row(100));
@@ -180,17 +204,13 @@ describe('usage writer', () => {
   it('writes a batch in inserts of a few fixed sizes on SQLite, each row once, skipping rows already stored', async () => {
     const w = await world();
     const seen: Array<{ rows: number; written: number }> = [];
-    const record: Contributor = async (_trx, rows, written) => {
-      seen.push({ rows: rows.length, written: written.length });
-    };
-    const writer = createUsageWriter({
-      db: w.storage.db,
-      dialect: w.storage.dialect,
-      logger,
-      intervalMs: 60_000,
-      contributors: [record],
+    // What each committed batch's contributors were told (on SQLite a replay is first tried
+    // as if every row were new, and aborted).
+    const record: Contributor = async (_trx, rows, written) => ({
+      committed: () => seen.push({ rows: rows.length, written: written.length }),
+      aborted() {},
     });
-    cleanup.unshift(() => writer.close());
+    const writer = w.writer({ contributors: [record], journal: false });
     const first = Array.from({ length: 150 }, () => w.row(0));
     for (const r of first) await writer.enqueue(r);
     await writer.flush();
@@ -298,5 +318,121 @@ describe('usage writer', () => {
       expect(rows).toHaveLength(131);
       for (const r of rows) expect([Number(r.requests), Number(r.prompt_tokens)]).toEqual([2, 6]);
     }
+  });
+});
+
+describe('usage writer on SQLite: batches in a worker thread', () => {
+  it("charges a replayed row's spend once: tried as all new, rolled back, written again with the new rows", async () => {
+    const w = await world();
+    // A first life wrote A (and its spend), then crashed before deleting A's journal segment,
+    // which also held B: settled, not written.
+    await w.charge(100);
+    const a = w.row(100);
+    const first = w.writer();
+    await first.enqueue(a);
+    await first.close();
+    const b = w.row(50);
+    fs.writeFileSync(
+      path.join(w.journalDir, 'abcdef.1.jsonl'),
+      `${JSON.stringify(a)}\n${JSON.stringify(b)}\n`,
+    );
+
+    // The next life: its ledger holds nothing yet; the contributors' tries are traced.
+    const ledger = w.newLedger();
+    const tries: string[] = [];
+    const trace: Contributor = async (_trx, rows, written) => ({
+      committed: () => tries.push(`committed ${written.length}/${rows.length}`),
+      aborted: () => tries.push(`aborted ${written.length}/${rows.length}`),
+    });
+    const restarted = w.writer({ contributors: [ledger.flushInto, trace] });
+    expect(await restarted.recover()).toEqual({ rows: 2, written: 1 });
+    expect(tries).toEqual(['aborted 2/2', 'committed 1/2']);
+    expect(await w.totals()).toEqual({ used: 150, spent: 150, logged: 150, rows: 2 });
+    expect(await w.rolledUp('usage_daily')).toEqual({ requests: 2, cost: 150 });
+    expect(await w.rolledUp('usage_hourly')).toEqual({ requests: 2, cost: 150 });
+    expect(ledger.usedNano(w.ids.keyId, -1)).toBe(-1);
+  });
+
+  it('rolls the whole batch back when a contributor statement fails, and keeps its rows queued', async () => {
+    const w = await world();
+    let broken = true;
+    const failing: Contributor = async (trx) => {
+      if (broken) await sql`update "no_such_table" set "x" = 1`.execute(trx);
+    };
+    const writer = w.writer({ contributors: [w.ledger.flushInto, failing] });
+    await w.charge(100);
+    await writer.enqueue(w.row(100));
+    await expect(writer.flush()).rejects.toThrow(/no_such_table/);
+    // Nothing of the batch committed: no row, no rollup, no spend; the row waits, journaled.
+    expect(await w.totals()).toEqual({ used: 0, spent: 0, logged: 0, rows: 0 });
+    expect(await w.rolledUp('usage_daily')).toEqual({ requests: 0, cost: 0 });
+    expect(writer.stats()).toMatchObject({ failures: 1, queued: 1 });
+    expect(w.journalFiles()).toHaveLength(1);
+    // The ledger's part was aborted: the spend is still pending here, not lost or moved.
+    expect(w.ledger.usedNano(w.ids.keyId, -1)).toBe(100);
+
+    broken = false;
+    await writer.flush();
+    expect(await w.totals()).toEqual({ used: 100, spent: 100, logged: 100, rows: 1 });
+    expect(await w.rolledUp('usage_daily')).toEqual({ requests: 1, cost: 100 });
+    expect(w.ledger.usedNano(w.ids.keyId, -1)).toBe(100);
+  });
+
+  it('refuses a contributor that reads, loudly, and keeps the rows', async () => {
+    const w = await world();
+    const reading: Contributor = async (trx) => {
+      await trx.selectFrom('api_keys').select('used_nano').execute();
+    };
+    const writer = w.writer({ contributors: [reading], journal: false });
+    await writer.enqueue(w.row(0));
+    await expect(writer.flush()).rejects.toThrow(/recording db: refused a query that answers rows/);
+    expect(writer.pending()).toBe(1);
+    expect((await w.totals()).rows).toBe(0);
+  });
+
+  it('starts its worker thread with the first batch and stops it on close', async () => {
+    const w = await world();
+    const writer = w.writer();
+    expect(writer.stats().workerThread).toBe(false);
+    await writer.enqueue(w.row(0));
+    await writer.flush();
+    expect(writer.stats().workerThread).toBe(true);
+    // close() resolves once the thread has exited (it closes its connection first).
+    await writer.close();
+    expect(writer.stats().workerThread).toBe(false);
+    expect((await w.totals()).rows).toBe(1);
+  });
+
+  it('keeps the rows of a batch its worker died in, and starts a new worker for the next flush', async () => {
+    const w = await world();
+    let slow = false;
+    // A statement that runs for a while: the worker is killed while it is inside the batch.
+    const slowly: Contributor = async (trx) => {
+      if (slow)
+        await sql`update "api_keys" set "last_used_ip" = (with recursive c(x) as (select 1 union all select x + 1 from c where x < 3000000) select count(*) from c) where "id" = ${w.ids.keyId}`.execute(
+          trx,
+        );
+    };
+    const writer = w.writer({ contributors: [w.ledger.flushInto, slowly] });
+    await w.charge(10);
+    await writer.enqueue(w.row(10));
+    await writer.flush();
+    expect(writer.stats().workerThread).toBe(true);
+
+    slow = true;
+    await w.charge(20);
+    await writer.enqueue(w.row(20));
+    const flushing = writer.flush();
+    await writer.killWorker();
+    await expect(flushing).rejects.toThrow(/worker exited/);
+    expect(writer.stats()).toMatchObject({ queued: 1, failures: 1, workerThread: false });
+    expect(await w.totals()).toEqual({ used: 10, spent: 10, logged: 10, rows: 1 });
+    expect(w.ledger.usedNano(w.ids.keyId, -1)).toBe(30);
+
+    slow = false;
+    await writer.flush();
+    expect(writer.stats().workerThread).toBe(true);
+    expect(await w.totals()).toEqual({ used: 30, spent: 30, logged: 30, rows: 2 });
+    expect(w.ledger.usedNano(w.ids.keyId, -1)).toBe(30);
   });
 });

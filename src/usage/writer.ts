@@ -10,9 +10,14 @@
 import type { Logger } from 'pino';
 import { CompiledQuery } from 'kysely';
 import type { Db, Dialect } from '../db/index.js';
+import { recordingDb } from '../db/recording.js';
 import type { NewLog } from '../db/schema.js';
+import { type BatchAnswer, logInserts, rollupUpserts, type Statement, uniqueRows } from './batch.js';
 import type { Journal } from './journal.js';
 import { nowAndThen } from '../shared/now-and-then.js';
+import { createWorkerClient, type WorkerClient, WorkerLostError } from './worker-client.js';
+
+export { insertSizes } from './batch.js';
 
 /**
  * Joins a batch's transaction. `rows` are the log rows the batch took from the queue;
@@ -24,10 +29,19 @@ export type Contributor = (
   trx: Db,
   rows: readonly NewLog[],
   written: readonly NewLog[],
-) => Promise<{ committed(): void; aborted(): void } | void>;
+) => Promise<Hooks | void>;
+
+/** A contributor's hooks: after the batch commits, or when it does not. */
+interface Hooks {
+  committed(): void;
+  aborted(): void;
+}
+
+const raw = (s: Statement) => CompiledQuery.raw(s.sql, s.parameters as unknown[]);
 
 const MAX_QUEUE = 50_000;
-const ROWS_PER_INSERT = 500;
+/** Tries of one batch on SQLite when the rows new to the database are not those expected. */
+const WORKER_TRIES = 3;
 
 /** Text columns of a log row and the length each is cut to (whether it may be null aside). */
 const TEXT_LIMITS = [
@@ -88,205 +102,14 @@ function isLogRecord(x: unknown): x is NewLog {
   );
 }
 
-/** Every column a log row sets, in the order the batch insert lists them. */
-const LOG_COLUMNS = [
-  'request_id',
-  'created_at',
-  'user_id',
-  'key_id',
-  'key_name',
-  'ephemeral_id',
-  'model',
-  'upstream_model',
-  'channel_id',
-  'endpoint',
-  'protocol',
-  'stream',
-  'status',
-  'error_code',
-  'prompt_tokens',
-  'cached_tokens',
-  'cache_write_tokens',
-  'completion_tokens',
-  'reasoning_tokens',
-  'cost_nano',
-  'latency_ms',
-  'ttft_ms',
-  'ip',
-  'estimated',
-  'attempts',
-] as const satisfies ReadonlyArray<keyof NewLog>;
-
-/**
- * Rows per log insert on SQLite: a few fixed sizes, largest first, so the same SQL texts come
- * back batch after batch and the statement cache (db/open.ts) keeps each one prepared
- * (preparing a statement of a few hundred rows cost more than running it). PostgreSQL parses
- * every statement anyway: there the batch goes in statements of ROWS_PER_INSERT rows.
- */
-const SQLITE_INSERT_SIZES = [128, 64, 32, 16, 8, 4, 2, 1] as const;
-
-/** How many rows each of the batch's inserts takes, in order. */
-export function insertSizes(dialect: Dialect, rows: number): number[] {
-  const out: number[] = [];
-  if (dialect === 'postgres') {
-    for (let i = 0; i < rows; i += ROWS_PER_INSERT) out.push(Math.min(ROWS_PER_INSERT, rows - i));
-    return out;
-  }
-  let left = rows;
-  for (const size of SQLITE_INSERT_SIZES) {
-    for (; left >= size; left -= size) out.push(size);
-  }
-  return out;
-}
-
-const statementText = new Map<string, string>();
-
-/**
- * `head` values <rows tuples of `width` placeholders> `tail`: the texts of the fixed SQLite
- * sizes (and PostgreSQL's full statements) are built once.
- */
-function valuesSql(dialect: Dialect, head: string, width: number, rows: number, tail: string): string {
-  const id = `${head}|${dialect}|${rows}`;
-  const known = statementText.get(id);
-  if (known) return known;
-  const tuples: string[] = [];
-  for (let i = 0; i < rows; i++)
-    tuples.push(
-      dialect === 'postgres'
-        ? `(${Array.from({ length: width }, (_, j) => `$${i * width + j + 1}`).join(', ')})`
-        : `(${'?, '.repeat(width - 1)}?)`,
-    );
-  const text = `${head} values ${tuples.join(', ')} ${tail}`;
-  if (dialect === 'sqlite' || rows === ROWS_PER_INSERT) statementText.set(id, text);
-  return text;
-}
-
-const INSERT_LOGS_HEAD = `insert into "logs" (${LOG_COLUMNS.map((c) => `"${c}"`).join(', ')})`;
-
-/**
- * The batch's multi-row insert of rows[from, from + count), written out directly: the query
- * builder would build and compile a node per value (several µs per row on the relay's busiest
- * path). A request_id already stored is skipped (replay), whatever its unique key spans on
- * the dialect.
- */
-function insertLogs(dialect: Dialect, rows: readonly NewLog[], from: number, count: number): CompiledQuery {
-  const params: unknown[] = new Array(count * LOG_COLUMNS.length);
-  let k = 0;
-  for (let i = from; i < from + count; i++) {
-    const r = rows[i]!;
-    for (const c of LOG_COLUMNS) params[k++] = r[c] ?? null;
-  }
-  return CompiledQuery.raw(
-    valuesSql(
-      dialect,
-      INSERT_LOGS_HEAD,
-      LOG_COLUMNS.length,
-      count,
-      'on conflict do nothing returning "request_id"',
-    ),
-    params,
-  );
-}
-
-const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
-const HOUR_MS = 3_600_000;
-const DAY_MS = 86_400_000;
-
-interface Sums {
-  requests: number;
-  prompt_tokens: number;
-  cached_tokens: number;
-  completion_tokens: number;
-  cost_nano: number;
-}
-type RollupRow = ({ day: string } | { hour: number }) & {
-  user_id: number;
-  key_id: number;
-  model: string;
-} & Sums;
-
-/**
- * The rows summed per period (UTC day or hour of created_at), key and model: the rollup rows
- * one batch adds. Only rows new to the database are passed in, so a replayed or repeated
- * request_id never counts twice.
- */
-function rollUp(rows: readonly NewLog[], period: 'day' | 'hour'): RollupRow[] {
-  const out = new Map<string, RollupRow>();
-  // A batch's rows nearly all share one day: its text is made once, not per row.
-  let dayStart = Number.NaN;
-  let day = '';
-  for (const r of rows) {
-    const ms = r.created_at;
-    let p: string | number;
-    if (period === 'hour') p = ms - (ms % HOUR_MS);
-    else {
-      if (ms - (ms % DAY_MS) !== dayStart) {
-        dayStart = ms - (ms % DAY_MS);
-        day = dayOf(ms);
-      }
-      p = day;
-    }
-    const model = r.model ?? '';
-    const id = `${p}|${r.key_id}|${model}`;
-    let agg = out.get(id);
-    if (!agg) {
-      agg = {
-        ...(period === 'hour' ? { hour: p as number } : { day: p as string }),
-        user_id: r.user_id,
-        key_id: r.key_id,
-        model,
-        requests: 0,
-        prompt_tokens: 0,
-        cached_tokens: 0,
-        completion_tokens: 0,
-        cost_nano: 0,
-      };
-      out.set(id, agg);
-    }
-    agg.requests++;
-    agg.prompt_tokens += r.prompt_tokens;
-    agg.cached_tokens += r.cached_tokens;
-    agg.completion_tokens += r.completion_tokens;
-    agg.cost_nano += r.cost_nano;
-  }
-  return [...out.values()];
-}
-
-const SUM_COLUMNS = ['requests', 'prompt_tokens', 'cached_tokens', 'completion_tokens', 'cost_nano'] as const;
-
-/**
- * Adds each rollup row to the stored one (or stores it), written out directly like the log
- * insert and in the same sizes: a batch with many keys and models has as many rollup rows.
- */
-async function upsertRollup(
-  trx: Db,
-  dialect: Dialect,
-  table: 'usage_daily' | 'usage_hourly',
-  aggs: RollupRow[],
-): Promise<void> {
-  const period = table === 'usage_daily' ? 'day' : 'hour';
-  const keyColumns = [period, 'user_id', 'key_id', 'model'];
-  const head = `insert into "${table}" (${[...keyColumns, ...SUM_COLUMNS].map((c) => `"${c}"`).join(', ')})`;
-  const tail =
-    `on conflict (${keyColumns.map((c) => `"${c}"`).join(', ')}) do update set ` +
-    SUM_COLUMNS.map((c) => `"${c}" = "${table}"."${c}" + "excluded"."${c}"`).join(', ');
-  const width = keyColumns.length + SUM_COLUMNS.length;
-  let from = 0;
-  for (const count of insertSizes(dialect, aggs.length)) {
-    const params: unknown[] = [];
-    for (let i = from; i < from + count; i++) {
-      const a = aggs[i]!;
-      params.push('day' in a ? a.day : a.hour, a.user_id, a.key_id, a.model);
-      for (const c of SUM_COLUMNS) params.push(a[c]);
-    }
-    from += count;
-    await trx.executeQuery(CompiledQuery.raw(valuesSql(dialect, head, width, count, tail), params));
-  }
-}
-
 export function createUsageWriter(deps: {
   db: Db;
   dialect: Dialect;
+  /**
+   * SQLite: the database file. Batches are then written by a worker thread on its own
+   * connection (writer-worker.ts); without it, on `db` like PostgreSQL's.
+   */
+  sqliteFile?: string | undefined;
   logger: Logger;
   intervalMs: number;
   contributors: Contributor[];
@@ -297,7 +120,14 @@ export function createUsageWriter(deps: {
   const reportAppendFailure = nowAndThen(10_000, (err: unknown) =>
     deps.logger.error({ err: String(err) }, 'usage journal: append failed; rows are in memory only'),
   );
+  const worker = deps.dialect === 'sqlite' && deps.sqliteFile ? createWorkerClient(deps.sqliteFile) : null;
   let queue: NewLog[] = [];
+  /**
+   * With the worker: each queued row's JSON text (the journal's line), in step with `queue`.
+   * Rows go to the worker as these strings: copying them costs this thread a tenth of cloning
+   * the row objects (~0.2 against 2–4 µs a row), and parsing them costs the worker less too.
+   */
+  let queueJson: string[] = [];
   let flushing: Promise<void> | null = null;
   let again = false;
   let closed = false;
@@ -307,45 +137,48 @@ export function createUsageWriter(deps: {
   const timer = setInterval(() => void flush().catch(() => {}), deps.intervalMs);
   timer.unref();
 
-  /** Writes `rows`; answers how many were new to the database. */
-  async function writeBatch(rows: NewLog[]): Promise<number> {
-    let hooks: Array<{ committed(): void; aborted(): void }> = [];
+  /** Each contributor's part of a batch, in order; those that joined are aborted if one throws. */
+  async function contribute(trx: Db, rows: readonly NewLog[], written: readonly NewLog[]): Promise<Hooks[]> {
+    const hooks: Hooks[] = [];
+    try {
+      for (const c of deps.contributors) {
+        const h = await c(trx, rows, written);
+        if (h) hooks.push(h);
+      }
+    } catch (err) {
+      for (const h of hooks) h.aborted();
+      throw err;
+    }
+    return hooks;
+  }
+
+  /** Writes `rows` (`json`: their JSON texts, for the worker); answers how many were new to the database. */
+  function writeBatch(rows: NewLog[], json: string[]): Promise<number> {
+    return worker ? writeInWorker(worker, rows, json) : writeInTransaction(rows);
+  }
+
+  /** The batch in one transaction on `db`, from this thread (PostgreSQL's driver is asynchronous). */
+  async function writeInTransaction(rows: NewLog[]): Promise<number> {
+    let hooks: Hooks[] = [];
     let count = 0;
     await deps.db
       .transaction()
       .execute(async (trx) => {
-        const seen = new Set<string>();
-        const unique = rows.filter((r) => !seen.has(r.request_id) && !!seen.add(r.request_id));
-        const returned: Array<{ request_id: string }[]> = [];
-        let from = 0;
-        let insertedCount = 0;
-        for (const count of insertSizes(deps.dialect, unique.length)) {
-          const got = await trx.executeQuery<{ request_id: string }>(
-            insertLogs(deps.dialect, unique, from, count),
-          );
-          from += count;
-          returned.push(got.rows);
-          insertedCount += got.rows.length;
+        const unique = uniqueRows(rows);
+        const inserted: string[] = [];
+        for (const s of logInserts(deps.dialect, unique)) {
+          const got = await trx.executeQuery<{ request_id: string }>(raw(s));
+          for (const r of got.rows) inserted.push(r.request_id);
         }
         // Every row inserted (the usual case): no need to look up which.
         let written: readonly NewLog[] = unique;
-        if (insertedCount < unique.length) {
-          const inserted = new Set(returned.flat().map((g) => g.request_id));
-          written = unique.filter((r) => inserted.has(r.request_id));
+        if (inserted.length < unique.length) {
+          const stored = new Set(inserted);
+          written = unique.filter((r) => stored.has(r.request_id));
         }
         count = written.length;
-        await upsertRollup(trx, deps.dialect, 'usage_daily', rollUp(written, 'day'));
-        await upsertRollup(trx, deps.dialect, 'usage_hourly', rollUp(written, 'hour'));
-        try {
-          for (const c of deps.contributors) {
-            const h = await c(trx, rows, written);
-            if (h) hooks.push(h);
-          }
-        } catch (err) {
-          for (const h of hooks) h.aborted();
-          hooks = [];
-          throw err;
-        }
+        for (const s of rollupUpserts(deps.dialect, written)) await trx.executeQuery(raw(s));
+        hooks = await contribute(trx, rows, written);
       })
       .then(
         // Kysely has committed (or rolled back) by the time the transaction promise settles.
@@ -354,11 +187,70 @@ export function createUsageWriter(deps: {
         },
         (err) => {
           for (const h of hooks) h.aborted();
-          hooks = [];
           throw err;
         },
       );
     return count;
+  }
+
+  /**
+   * The batch in the worker's transaction (SQLite). The contributors run here, against a Db
+   * that records their statements (db/recording.ts), taking every row to be new to the
+   * database; the worker checks that as it inserts. A replay after a crash may meet rows
+   * stored already: then nothing commits, the worker answers which rows are new, and the
+   * contributors' part is made again from those.
+   */
+  async function writeInWorker(client: WorkerClient, rows: NewLog[], json: string[]): Promise<number> {
+    const unique = uniqueRows(rows);
+    let written = unique;
+    for (let attempt = 1; ; attempt++) {
+      const recording = recordingDb();
+      const hooks = await contribute(recording.db, rows, written);
+      let answer: BatchAnswer;
+      try {
+        answer = await client.write({
+          rows: json,
+          written: written === unique ? null : written.map((r) => r.request_id),
+          statements: recording.statements,
+        });
+      } catch (err) {
+        // A worker that died with the batch in flight may have committed it (the batch is all
+        // or nothing). Every row it was to store being stored tells; a replay whose rows were
+        // all stored before is taken as committed too, which leaves no row unwritten.
+        const committed = err instanceof WorkerLostError && (await allStored(written));
+        for (const h of hooks) committed ? h.committed() : h.aborted();
+        if (committed) return written.length;
+        throw err;
+      }
+      if (answer.committed) {
+        for (const h of hooks) h.committed();
+        return answer.written;
+      }
+      for (const h of hooks) h.aborted();
+      if (attempt === WORKER_TRIES)
+        throw new Error('usage writer: the rows new to the database kept changing');
+      const inserted = new Set(answer.inserted);
+      written = unique.filter((r) => inserted.has(r.request_id));
+    }
+  }
+
+  /** Whether every one of `rows` is stored (false for none, or when the database cannot say). */
+  async function allStored(rows: readonly NewLog[]): Promise<boolean> {
+    if (rows.length === 0) return false;
+    try {
+      for (let i = 0; i < rows.length; i += 500) {
+        const ids = rows.slice(i, i + 500).map((r) => r.request_id);
+        const found = await deps.db
+          .selectFrom('logs')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('request_id', 'in', ids)
+          .executeTakeFirstOrThrow();
+        if (Number(found.n) !== ids.length) return false;
+      }
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   async function flushOnce(): Promise<void> {
@@ -366,12 +258,14 @@ export function createUsageWriter(deps: {
     if (queue.length === 0) return;
     // The rows and the journal segments holding them are taken at the same instant.
     const rows = queue;
+    const json = queueJson;
     queue = [];
+    queueJson = [];
     const segments = journal?.seal() ?? [];
     const release = waiters;
     waiters = [];
     try {
-      await writeBatch(rows);
+      await writeBatch(rows, json);
       stats.rows += rows.length;
       stats.batches++;
       if (journal)
@@ -384,6 +278,7 @@ export function createUsageWriter(deps: {
       stats.failures++;
       // Keep the rows (in order) for the next attempt; nothing is dropped.
       queue = rows.concat(queue);
+      if (worker) queueJson = json.concat(queueJson);
       deps.logger.error(
         { err: err instanceof Error ? err.message : String(err), rows: rows.length },
         'usage writer: batch failed; will retry',
@@ -423,10 +318,12 @@ export function createUsageWriter(deps: {
     async enqueue(row: NewLog): Promise<void> {
       const r = storable(row);
       queue.push(r);
+      const json = journal || worker ? JSON.stringify(r) : '';
+      if (worker) queueJson.push(json);
       if (journal) {
         try {
           // Written already unless the journal syncs before answering (MOLE_JOURNAL_FSYNC=always).
-          const synced = journal.append(r);
+          const synced = journal.appendJson(json);
           if (synced) await synced;
         } catch (err) {
           // The row is still queued: it reaches the database unless the process dies first.
@@ -451,7 +348,10 @@ export function createUsageWriter(deps: {
           { skipped: left.records.length - rows.length },
           'usage journal: skipped damaged records',
         );
-      for (let i = 0; i < rows.length; i += 5_000) written += await writeBatch(rows.slice(i, i + 5_000));
+      for (let i = 0; i < rows.length; i += 5_000) {
+        const batch = rows.slice(i, i + 5_000);
+        written += await writeBatch(batch, worker ? batch.map((r) => JSON.stringify(r)) : []);
+      }
       await left.remove();
       if (rows.length > 0)
         deps.logger.warn(
@@ -461,7 +361,14 @@ export function createUsageWriter(deps: {
       return { rows: rows.length, written };
     },
     pending: () => queue.length,
-    stats: () => ({ ...stats, queued: queue.length, journal: journal?.stats() ?? null }),
+    /** Ends the worker thread at once, as a crash would (tests). */
+    killWorker: async () => worker?.terminate(),
+    stats: () => ({
+      ...stats,
+      queued: queue.length,
+      journal: journal?.stats() ?? null,
+      workerThread: worker?.running() ?? false,
+    }),
     async close(): Promise<void> {
       closed = true;
       clearInterval(timer);
@@ -474,6 +381,7 @@ export function createUsageWriter(deps: {
         }
       }
       await journal?.close(queue.length === 0);
+      await worker?.close();
     },
   };
 }

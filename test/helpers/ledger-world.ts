@@ -23,15 +23,17 @@ export async function ledgerWorld(prefix: string) {
     { onUserDeleted: (trx, userId, now) => keys.deleteAllFor(trx, userId, now) },
   );
   const keys = createKeysService(storage.db, bus, { maxKeysPerUser: 10 }, accounts);
-  const ledger = createLocalLedger({
-    store: {
-      usedNano: keys.usedNano,
-      addUsed: keys.addUsed,
-      balanceNano: accounts.balanceNano,
-      subtractSpend: accounts.subtractSpend,
-    },
-    bus,
-    logger: silentLogger,
-  });
-  return { dir, storage, bus, accounts, keys, ledger };
+  /** A local ledger on these keys and accounts (another one: a process started afresh). */
+  const newLedger = () =>
+    createLocalLedger({
+      store: {
+        usedNano: keys.usedNano,
+        addUsed: keys.addUsed,
+        balanceNano: accounts.balanceNano,
+        subtractSpend: accounts.subtractSpend,
+      },
+      bus,
+      logger: silentLogger,
+    });
+  return { dir, storage, bus, accounts, keys, ledger: newLedger(), newLedger };
 }

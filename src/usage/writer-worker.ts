@@ -1,0 +1,42 @@
+// The usage writer's worker thread (SQLite): its own connection to the data dir's database,
+// opened once the main connection has migrated it, writes whole batches (usage/batch.ts
+// writeBatchOn) so their SQL, its parsing and the commit's fsync stay off the event loop.
+// A batch holds the write lock from BEGIN IMMEDIATE to COMMIT: a few milliseconds for a batch
+// of several hundred rows, the fsync included. A main-thread write meanwhile waits in
+// busy_timeout, a synchronous sleep of the event loop that short.
+// Every failure is answered (the batch rolled back), never thrown out of the thread.
+import { parentPort, workerData } from 'node:worker_threads';
+import { cachingStatements, openSqliteFile } from '../db/sqlite.js';
+import { type BatchAnswer, type BatchRequest, type StatementSource, writeBatchOn } from './batch.js';
+
+/** Main thread → worker: a batch to write, or `close` (the worker closes its connection and ends). */
+export type WorkerMessage = { id: number; batch: BatchRequest } | { close: true };
+/** Worker → main thread, per batch. */
+export type WorkerReply = { id: number; answer: BatchAnswer } | { id: number; error: string };
+
+const port = parentPort;
+if (port) {
+  const sqlite = openSqliteFile((workerData as { file: string }).file);
+  const statements = cachingStatements(sqlite);
+  const db: StatementSource = {
+    prepare: (text) => statements.prepare(text),
+    exec: (text) => sqlite.exec(text),
+    get inTransaction() {
+      return sqlite.inTransaction;
+    },
+  };
+  port.on('message', (m: WorkerMessage) => {
+    if ('close' in m) {
+      sqlite.close();
+      port.close();
+      return;
+    }
+    let reply: WorkerReply;
+    try {
+      reply = { id: m.id, answer: writeBatchOn(db, m.batch) };
+    } catch (err) {
+      reply = { id: m.id, error: err instanceof Error ? err.message : String(err) };
+    }
+    port.postMessage(reply);
+  });
+}

@@ -1,6 +1,6 @@
 // The usage journal's group commit and its sync modes: every row of a group settles with its
 // write, a failed write fails only its own group's rows; `always` releases a row only after its
-// fdatasync, `interval` at once with the fdatasync following in the background (one at a time,
+// fdatasync, `interval` after its turn's write with the fdatasync following in the background (one at a time,
 // at most every interval, never after close), `never` without any.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -92,20 +92,44 @@ describe('usage journal', () => {
     await j.close(true);
   });
 
-  it('interval, never: a row is written when append returns; a failed write throws there', async () => {
+  it('interval, never: rows of one event-loop turn share one write; a failed write rejects its group', async () => {
     for (const sync of ['interval', 'never'] as const) {
       const dir = journalDir();
       const j = openJournal({ dir, sync });
-      expect(j.append({ n: 1 })).toBeUndefined();
-      expect(segmentText(dir)).toBe('{"n":1}\n');
+      const rows = [j.append({ n: 1 }), j.append({ n: 2 })];
+      // Nothing is written before the turn ends, so no row is released before its write.
+      expect(segmentText(dir)).toBe('');
+      await Promise.all(rows);
+      expect(segmentText(dir)).toBe('{"n":1}\n{"n":2}\n');
+      expect(j.stats()).toMatchObject({ rows: 2, writes: 1 });
+      // The next turn's rows are the next write.
+      await j.append({ n: 3 });
+      expect(j.stats()).toMatchObject({ rows: 3, writes: 2 });
       await j.discard(j.seal());
       fs.rmSync(dir, { recursive: true });
-      expect(() => j.append({ n: 2 })).toThrow(/ENOENT/);
+      const failed = await Promise.allSettled([j.append({ n: 4 }), j.append({ n: 5 })]);
+      expect(failed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+      expect(String((failed[0] as PromiseRejectedResult).reason)).toMatch(/ENOENT/);
       fs.mkdirSync(dir);
-      j.append({ n: 3 });
-      expect(segmentText(dir)).toBe('{"n":3}\n');
+      await j.append({ n: 6 });
+      expect(segmentText(dir)).toBe('{"n":6}\n');
       await j.close(true);
     }
+  });
+
+  it('interval: a row still waiting for its write when its segment is sealed is written there', async () => {
+    const dir = journalDir();
+    const j = openJournal({ dir, sync: 'interval' });
+    const row = j.append({ n: 1 });
+    const [segment] = j.seal();
+    await row;
+    expect(segmentText(dir)).toBe('{"n":1}\n');
+    expect(segment!.count).toBe(1);
+    await j.append({ n: 2 });
+    expect(j.stats()).toMatchObject({ rows: 2, writes: 2 });
+    // Two segments: the sealed one kept its row, the new one holds the next.
+    expect(fs.readdirSync(dir).filter((f) => f.endsWith('.jsonl'))).toHaveLength(2);
+    await j.close(true);
   });
 
   it('always: a row is released only after the fdatasync that follows its write', async () => {
@@ -134,8 +158,7 @@ describe('usage journal', () => {
     const dir = journalDir();
     const sync = heldSync();
     const j = openJournal({ dir, sync: 'interval', syncIntervalMs: 50, datasync: sync.datasync });
-    j.append({ n: 1 });
-    j.append({ n: 2 });
+    await Promise.all([j.append({ n: 1 }), j.append({ n: 2 })]);
     expect(segmentText(dir)).toBe('{"n":1}\n{"n":2}\n');
     expect(sync.datasync).not.toHaveBeenCalled();
     // One sync pending for both rows, due an interval after the file was opened.
@@ -144,17 +167,17 @@ describe('usage journal', () => {
     expect(sync.datasync).not.toHaveBeenCalled();
     vi.advanceTimersByTime(1);
     await sync.called();
-    expect(j.stats()).toMatchObject({ writes: 2, dirSyncs: 1 });
+    expect(j.stats()).toMatchObject({ writes: 1, dirSyncs: 1 });
 
-    // While it runs, rows are still released at once, and no second sync starts on the fd.
-    j.append({ n: 3 });
+    // While it runs, rows are still released after their write, and no second sync starts on the fd.
+    await j.append({ n: 3 });
     expect(vi.getTimerCount()).toBe(0);
     sync.finish();
     await new Promise((r) => setImmediate(r));
     // Row 3 is not synced yet: its sync is due an interval after the last one began.
     expect(vi.getTimerCount()).toBe(1);
     vi.advanceTimersByTime(49);
-    j.append({ n: 4 });
+    await j.append({ n: 4 });
     expect(sync.datasync).toHaveBeenCalledTimes(1);
     vi.advanceTimersByTime(1);
     await sync.called();
@@ -162,7 +185,7 @@ describe('usage journal', () => {
     await new Promise((r) => setImmediate(r));
     // Everything synced: no timer is left.
     expect(vi.getTimerCount()).toBe(0);
-    expect(j.stats()).toMatchObject({ rows: 4, writes: 4, syncs: 2, dirSyncs: 1, syncFailures: 0 });
+    expect(j.stats()).toMatchObject({ rows: 4, writes: 3, syncs: 2, dirSyncs: 1, syncFailures: 0 });
     await j.close(true);
   });
 
@@ -170,7 +193,7 @@ describe('usage journal', () => {
     fakeTimers();
     const sync = heldSync();
     const clean = openJournal({ dir: journalDir(), sync: 'interval', datasync: sync.datasync });
-    clean.append({ n: 1 });
+    await clean.append({ n: 1 });
     expect(vi.getTimerCount()).toBe(1);
     await clean.close(true);
     expect(vi.getTimerCount()).toBe(0);
@@ -178,7 +201,7 @@ describe('usage journal', () => {
 
     const dir = journalDir();
     const unclean = openJournal({ dir, sync: 'interval', datasync: sync.datasync });
-    unclean.append({ n: 2 });
+    await unclean.append({ n: 2 });
     const closing = unclean.close(false);
     await sync.called();
     expect(vi.getTimerCount()).toBe(0);
@@ -195,17 +218,17 @@ describe('usage journal', () => {
     const sync = heldSync();
     const j = openJournal({ dir, sync: 'interval', datasync: sync.datasync });
     // Pending: the sync is dropped (its rows are in the database).
-    j.append({ n: 1 });
+    await j.append({ n: 1 });
     await j.discard(j.seal());
     expect(vi.getTimerCount()).toBe(0);
     expect(segmentText(dir)).toBe('');
     expect(sync.datasync).not.toHaveBeenCalled();
 
     // Under way: the file is closed and deleted only once the sync has finished with its fd.
-    j.append({ n: 2 });
+    await j.append({ n: 2 });
     vi.advanceTimersByTime(50);
     await sync.called();
-    j.append({ n: 3 });
+    await j.append({ n: 3 });
     const deleting = j.discard(j.seal());
     expect(await hasSettled(deleting)).toBe(false);
     expect(segmentText(dir)).toBe('{"n":2}\n{"n":3}\n');
@@ -224,7 +247,7 @@ describe('usage journal', () => {
     const logged: unknown[] = [];
     const logger = { error: (obj: unknown) => void logged.push(obj) };
     const j = openJournal({ dir: journalDir(), sync: 'interval', datasync: sync.datasync, logger });
-    j.append({ n: 1 });
+    await j.append({ n: 1 });
     for (let i = 0; i < 3; i++) {
       vi.advanceTimersByTime(50);
       await sync.called();
@@ -247,10 +270,11 @@ describe('usage journal', () => {
     const dir = journalDir();
     const sync = heldSync();
     const j = openJournal({ dir, sync: 'never', datasync: sync.datasync });
-    for (const n of [1, 2, 3]) expect(j.append({ n })).toBeUndefined();
-    expect(segmentText(dir)).toBe('{"n":1}\n{"n":2}\n{"n":3}\n');
+    await Promise.all([1, 2, 3].map((n) => j.append({ n })));
+    await j.append({ n: 4 });
+    expect(segmentText(dir)).toBe('{"n":1}\n{"n":2}\n{"n":3}\n{"n":4}\n');
     expect(vi.getTimerCount()).toBe(0);
-    expect(j.stats()).toMatchObject({ rows: 3, writes: 3, syncs: 0, dirSyncs: 0 });
+    expect(j.stats()).toMatchObject({ rows: 4, writes: 2, syncs: 0, dirSyncs: 0 });
     await j.close(false);
     expect(sync.datasync).not.toHaveBeenCalled();
   });

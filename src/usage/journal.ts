@@ -106,17 +106,12 @@ class Segment {
   ) {}
 
   /**
-   * always: joins the next group commit and resolves once its write and fdatasync are done.
-   * interval, never: written at once (throws if the write fails), with nothing to wait for:
-   * rows of different answers arrive in different callbacks, so waiting a tick to group them
-   * would only delay each answer.
+   * Joins the next group commit and resolves once its write (and, `always`, its fdatasync) is
+   * done. `interval` and `never` write a group once per event-loop turn (setImmediate): answers
+   * that came back in one poll phase share one write(2) instead of one each.
    */
-  append(line: string): Promise<void> | undefined {
+  append(line: string): Promise<void> {
     this.count++;
-    if (this.policy.mode !== 'always') {
-      this.write(line);
-      return undefined;
-    }
     this.lines.push(line);
     // One promise per group commit, not per row: every row in it settles alike.
     this.group ??= newGroup();
@@ -157,28 +152,32 @@ class Segment {
   }
 
   /**
-   * always: group commit. Only the fdatasync goes to libuv's pool, and every row appended
-   * while it runs goes out in the next write + sync.
+   * Group commit. `always`: rows appended in this same tick join the first write, and every
+   * row appended while its fdatasync runs (in libuv's pool) goes out in the next write + sync.
+   * `interval`, `never`: rows appended until the poll phase ends join one write.
    */
   private async loop(): Promise<void> {
-    // Rows appended in this same tick join the first write (and `running` is set before the
-    // loop can end).
-    await undefined;
+    // `running` is set before the loop can end.
+    if (this.policy.mode === 'always') await undefined;
+    else await new Promise<void>((resolve) => setImmediate(resolve));
     try {
       while (this.lines.length > 0) {
         const lines = this.lines;
         const group = this.group!;
         this.lines = [];
         this.group = null;
+        let written = 0;
         try {
-          const written = this.write(lines.length === 1 ? lines[0]! : lines.join(''));
-          await this.dirSynced;
-          await this.policy.datasync(this.fd!);
-          this.syncedWrites = written;
+          written = this.write(lines.length === 1 ? lines[0]! : lines.join(''));
+          if (this.policy.mode === 'always') {
+            await this.dirSynced;
+            await this.policy.datasync(this.fd!);
+            this.syncedWrites = written;
+          }
           group.resolve();
         } catch (err) {
-          // A failed sync too: what it covered may be partly lost.
-          this.torn = true;
+          // A failed sync: what its write covered may be partly lost (a failed write marks itself).
+          if (written > 0) this.torn = true;
           group.reject(err);
         }
       }
@@ -346,15 +345,15 @@ export function openJournal(opts: JournalOptions) {
 
   return {
     /**
-     * Appends one record. `always`: resolves once it is written and synced. `interval`,
-     * `never`: written when this returns (undefined), or throws.
+     * Appends one record: resolves once it is written (`always`: and synced), with the rows
+     * of the same group commit; rejects if that write failed.
      */
-    append(record: unknown): Promise<void> | undefined {
+    append(record: unknown): Promise<void> {
       return this.appendJson(JSON.stringify(record));
     },
 
     /** Appends one record given as its JSON text, as `append` does. */
-    appendJson(json: string): Promise<void> | undefined {
+    appendJson(json: string): Promise<void> {
       if (!current) current = newSegment();
       stats.rows++;
       return current.append(json + '\n');

@@ -322,9 +322,7 @@ export function createUsageWriter(deps: {
       if (worker) queueJson.push(json);
       if (journal) {
         try {
-          // Written already unless the journal syncs before answering (MOLE_JOURNAL_FSYNC=always).
-          const synced = journal.appendJson(json);
-          if (synced) await synced;
+          await journal.appendJson(json);
         } catch (err) {
           // The row is still queued: it reaches the database unless the process dies first.
           reportAppendFailure(err);

@@ -5,6 +5,13 @@ const scan = (text: string | Buffer) => {
   const b = Buffer.isBuffer(text) ? text : Buffer.from(text);
   return scanJson(b, 0, b.length);
 };
+/** The usage value parsed from the range scanJson gives for it. */
+const usageText = (text: string) => {
+  const b = Buffer.from(text);
+  const at = new Int32Array(2);
+  scanJson(b, 0, b.length, at);
+  return JSON.parse(b.toString('utf8', at[0], at[1]));
+};
 const parses = (text: string) => {
   try {
     JSON.parse(text);
@@ -152,6 +159,25 @@ describe('scanJson', () => {
     }
   });
 
+  it('tells where the last top-level usage value lies, to parse it alone', () => {
+    const cases: [string, unknown][] = [
+      ['{"usage":{"prompt_tokens":1}}', { prompt_tokens: 1 }],
+      ['{"id":"x","choices":[{"usage":1}],"usage" : { "a" : [1, {"b":2}] } , "z":3}', { a: [1, { b: 2 }] }],
+      ['{"usage":5}', 5],
+      ['{"usage":"u"}', 'u'],
+      ['{"usage":{}}', {}],
+      ['{"usage":[ ]}', []],
+      ['{"usage":{"a":1},"usage":{"b":2}}', { b: 2 }],
+      ['{"usage":null,"usage":true}', true],
+      ['{"x":{"usage":{"a":1}},"usage":-1.5e3}', -1500],
+      ['{"usag\u0065":{"a":1}}', { a: 1 }],
+    ];
+    for (const [text, usage] of cases) {
+      expect(scan(text) & JSON_USAGE, text).toBe(JSON_USAGE);
+      expect(usageText(text), text).toEqual(usage);
+    }
+  });
+
   it('reports nothing for an array, even of objects with an error', () => {
     expect(scan('[{"error":1}]')).toBe(JSON_VALID);
   });
@@ -221,6 +247,7 @@ describe('scanJson', () => {
       }
       if (parses(text)) valid++;
       expect(scan(text), text).toBe(expected(text));
+      if (expected(text) & JSON_USAGE) expect(usageText(text), text).toEqual(JSON.parse(text).usage);
     }
     expect(valid).toBeGreaterThan(10_000); // the corpus has both kinds in number
     expect(valid).toBeLessThan(19_000);

@@ -25,9 +25,11 @@ let open = new Uint8Array(64);
  * Checks that b[start, end) is one JSON value with only whitespace around it, without
  * building it: JSON_* bits, 0 when it is not JSON. Bytes from 0x80 up may only stand inside
  * strings, where any of them is accepted (decoding turns a broken sequence into U+FFFD, which
- * JSON.parse takes). Nesting has no depth limit (no recursion).
+ * JSON.parse takes). Nesting has no depth limit (no recursion). With `usageAt`, where the last
+ * top-level `usage` member's value lies goes into it: b[usageAt[0], usageAt[1]) (with
+ * JSON_USAGE; the value alone, to be parsed instead of the whole text).
  */
-export function scanJson(b: Uint8Array, start: number, end: number): number {
+export function scanJson(b: Uint8Array, start: number, end: number, usageAt?: Int32Array): number {
   let i = skipSpace(b, start, end);
   const object = i < end && b[i] === 0x7b;
   let kinds = open;
@@ -35,6 +37,8 @@ export function scanJson(b: Uint8Array, start: number, end: number): number {
   let depth = 0;
   let wantKey = false;
   let member = 0;
+  /** A top-level usage value is open: it ends where the nesting is back at the top object. */
+  let inUsage = false;
   for (;;) {
     if (wantKey) {
       if (i >= end || b[i] !== 0x22) return 0;
@@ -55,6 +59,10 @@ export function scanJson(b: Uint8Array, start: number, end: number): number {
       // `null` is the only value that starts with `n` (checked as a literal below).
       const bit = member === MEMBER_ERROR ? JSON_ERROR : JSON_USAGE;
       flags = c === 0x6e ? flags & ~bit : flags | bit;
+      if (bit === JSON_USAGE && usageAt) {
+        usageAt[0] = i;
+        inUsage = true;
+      }
       member = 0;
     }
     if (c === 0x7b || c === 0x5b) {
@@ -83,6 +91,10 @@ export function scanJson(b: Uint8Array, start: number, end: number): number {
     if (i < 0) return 0;
     // After a value: close what ends here; a comma leads to the next value (or key).
     for (;;) {
+      if (inUsage && depth === 1) {
+        usageAt![1] = i;
+        inUsage = false;
+      }
       if (i < end && b[i]! <= 0x20) i = skipSpace(b, i, end);
       if (depth === 0) return i === end ? flags | JSON_VALID | (object ? JSON_OBJECT : 0) : 0;
       if (i >= end) return 0;

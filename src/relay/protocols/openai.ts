@@ -386,6 +386,20 @@ function answerError(json: unknown): string | null {
   return 'upstream answered with an error';
 }
 
+/** Where scanJson found the usage value (reused: a plain answer is read synchronously). */
+const usageAt = new Int32Array(2);
+
+/**
+ * An answer's usage from its bytes: scanned whole for validity, then only the usage value
+ * parsed (JSON.parse of the whole answer builds every choice just to drop it). An answer with
+ * an error member, or none of the usage, is left to answerError and decodeAnswer.
+ */
+function passThroughUsage(body: Buffer): CanonicalUsage | null {
+  const flags = scanJson(body, 0, body.length, usageAt);
+  if ((flags & (JSON_OBJECT | JSON_ERROR | JSON_USAGE)) !== (JSON_OBJECT | JSON_USAGE)) return null;
+  return readUsage({ usage: JSON.parse(body.toString('utf8', usageAt[0], usageAt[1])) });
+}
+
 function decodeAnswer(json: unknown): CanonicalAnswer {
   if (!isObject(json)) throw new StreamBroken('upstream answer is not a JSON object');
   const choices = Array.isArray(json.choices) ? json.choices.filter(isObject) : [];
@@ -716,5 +730,6 @@ export const openaiCodec: ProtocolCodec = {
   fromCanonical,
   answerError,
   decodeAnswer,
+  passThroughUsage,
   streamDecoder,
 };

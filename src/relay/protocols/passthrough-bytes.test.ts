@@ -59,3 +59,36 @@ describe('pass-through bytes (OpenAI)', () => {
     expect(JSON.parse(appendMember(Buffer.from('{ }'), '"b":2')!.toString())).toEqual({ b: 2 });
   });
 });
+
+describe('pass-through answers (OpenAI): the usage read alone', () => {
+  const answer = (extra: string) =>
+    `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"usage: {\\"x\\":1}"},"finish_reason":"stop"}]${extra}}`;
+  const usageOf = (text: string) => openaiCodec.passThroughUsage!(Buffer.from(text));
+
+  it('reads what decoding the whole answer reads', () => {
+    for (const usage of [
+      '"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}',
+      '"usage" : {"prompt_tokens":12,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}',
+      '"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":3,"completion_tokens":1}',
+    ]) {
+      const text = answer(`,${usage}`);
+      const got = usageOf(text);
+      expect(got, text).not.toBeNull();
+      expect(got).toEqual(openaiCodec.decodeAnswer(JSON.parse(text)).usage);
+    }
+  });
+
+  it('leaves every other answer to be decoded whole', () => {
+    for (const text of [
+      answer(''),
+      answer(',"usage":null'),
+      answer(',"usage":{"prompt_tokens":"many"}'),
+      answer(',"usage":{"prompt_tokens":1},"error":{"message":"x"}'),
+      '{"error":{"message":"overloaded"},"usage":{"prompt_tokens":1}}',
+      '[{"usage":{"prompt_tokens":1}}]',
+      answer(',"usage":{"prompt_tokens":1}').slice(0, -1),
+      'not json',
+    ])
+      expect(usageOf(text), text).toBeNull();
+  });
+});

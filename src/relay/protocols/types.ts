@@ -6,6 +6,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type {
   CanonicalAnswer,
   CanonicalRequest,
+  CanonicalUsage,
   Operation,
   Protocol,
   StreamDecoder,
@@ -95,6 +96,11 @@ export interface ProtocolCodec {
   channelFault?(status: number, json: unknown): boolean;
   /** Reads an answer (any operation of this protocol); usage null when the upstream gave none. */
   decodeAnswer(json: unknown): CanonicalAnswer;
+  /**
+   * A plain answer passed through unchanged: its usage, read without decoding the rest, when
+   * the bytes are a JSON object with a usage and no error; null when it must be decoded whole.
+   */
+  passThroughUsage?(body: Buffer): CanonicalUsage | null;
   /** Reads this protocol's stream; `r` is the request as sent (for what the client asked). */
   streamDecoder(r: IngressRequest): StreamDecoder;
 }

@@ -172,22 +172,28 @@ export function createBudgets(deps: BudgetsDeps) {
 
     /** Holds `amount` against every budget in force, or says which one cannot cover it. */
     async reserve(k: BudgetedKey, amount: number): Promise<BudgetAdmission> {
+      const lines = linesFor(k);
+      // No budget in force (the usual case): a hold on no counter, which the meter needs never see.
+      if (lines.length === 0) return { ok: true, hold: { counters: [], amount, done: false } };
       const at = deps.now();
-      const r = await meter.reserve(linesFor(k), amount, at);
+      const r = await meter.reserve(lines, amount, at);
       return r.ok ? r : refused(k, r, amount, at);
     },
 
     refused,
     announce,
 
-    capFor: (hold: BudgetHold, cost: number) => meter.capFor(hold, cost),
+    capFor: async (hold: BudgetHold, cost: number) =>
+      hold.counters.length === 0 ? cost : meter.capFor(hold, cost),
 
     /** Charges what the ledger charged, at `at` (the log row's time), and announces crossings. */
     async settle(k: BudgetedKey, hold: BudgetHold, charge: number, at: number): Promise<void> {
-      announce(k, await meter.settle(hold, charge, at));
+      if (hold.counters.length === 0) hold.done = true;
+      else announce(k, await meter.settle(hold, charge, at));
     },
 
-    release: (hold: BudgetHold) => meter.release(hold),
+    release: (hold: BudgetHold) =>
+      hold.counters.length === 0 ? void (hold.done = true) : meter.release(hold),
 
     /** Each budget in force with its spend now: limit, spent, remaining, resets_at (nano-USD, ms). */
     async status(k: BudgetedKey, at = deps.now()) {

@@ -15,6 +15,8 @@ interface Check {
 type CheckClass = new (decoder: unknown, encoder: null, model: string) => Check;
 interface Codec {
   streamDecoder(r: IngressRequest): unknown;
+  /** Checkouts before it have the decoder offer the check itself (`decoder.passThrough()`). */
+  passThroughCheck?(r: IngressRequest): unknown;
 }
 
 /**
@@ -24,7 +26,7 @@ interface Codec {
  */
 export function streamRunner(StreamCheck: CheckClass, codec: Codec, r: IngressRequest) {
   return (chunks: Buffer[], readProduced = false): number => {
-    const check = new StreamCheck(codec.streamDecoder(r), null, r.model);
+    const check = new StreamCheck(codec.passThroughCheck?.(r) ?? codec.streamDecoder(r), null, r.model);
     let out = 0;
     for (const c of chunks) {
       check.feed(c);

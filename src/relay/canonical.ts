@@ -134,11 +134,6 @@ export interface StreamDecoder {
   readonly done: boolean;
   /** Cumulative usage reported so far (null: none yet). */
   readonly usage: CanonicalUsage | null;
-  /**
-   * Optional, for pass-through (no events needed): a cheaper check of the same stream. The
-   * decoder is then not fed itself.
-   */
-  passThrough?(): PassThroughCheck;
 }
 
 /**

@@ -24,10 +24,12 @@ export class StreamCheck {
   private tail = '';
   private generated = '';
   /**
-   * Pass-through, when the decoder offers a check that needs no events: the frames are then
+   * Pass-through, when the codec offers a check that needs no events: the frames are then
    * split as bytes (`frames`) and only decoded to go out.
    */
   private readonly passThrough: PassThroughCheck | null;
+  /** Otherwise the decoder, whose events are re-encoded (`encoder`) or only checked (null). */
+  private readonly decoder: StreamDecoder | null;
   private readonly frames: SseByteFrames | null;
   private readonly sse: SseFrameParser | null;
   /** Pass-through frames checked, to go out: bytes[runStart, runEnd) of `frames`, to the tail or not. */
@@ -36,22 +38,23 @@ export class StreamCheck {
   private runToTail = false;
 
   constructor(
-    private readonly decoder: StreamDecoder,
+    reader: StreamDecoder | PassThroughCheck,
     /** Null on pass-through: frames go out as received. */
     private readonly encoder: StreamEncoder | null,
     private readonly clientModel: string,
   ) {
-    this.passThrough = encoder ? null : (decoder.passThrough?.() ?? null);
+    this.passThrough = 'checkBytes' in reader ? reader : null;
+    this.decoder = 'checkBytes' in reader ? null : reader;
     this.frames = this.passThrough ? new SseByteFrames() : null;
     this.sse = this.passThrough ? null : new SseFrameParser();
   }
 
   get done(): boolean {
-    return (this.passThrough ?? this.decoder).done;
+    return (this.passThrough ?? this.decoder)!.done;
   }
 
   get usage() {
-    return (this.passThrough ?? this.decoder).usage;
+    return (this.passThrough ?? this.decoder)!.usage;
   }
 
   /** Generated text so far, for a local count should the upstream's usage never come. */
@@ -133,7 +136,7 @@ export class StreamCheck {
     if (this.passThrough) {
       if (!this.passThrough.check(frame)) text = frame.raw;
     } else {
-      const { events, hide } = this.decoder.feed(frame);
+      const { events, hide } = this.decoder!.feed(frame);
       for (const e of events) {
         this.generated += generatedText(e);
         // Translated answers name the model the client asked for (upstream names stay internal).
@@ -195,7 +198,8 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
   const { call, egress, pass } = a;
   const { req, reply, r, ingress } = call;
   const encoder = pass ? null : ingress.streamEncoder(r, req.id);
-  const check = new StreamCheck(egress.streamDecoder(r), encoder, r.model);
+  const reader = (pass && egress.passThroughCheck?.(r)) || egress.streamDecoder(r);
+  const check = new StreamCheck(reader, encoder, r.model);
   const out = new ClientStream(req, reply);
   let finished = false;
 

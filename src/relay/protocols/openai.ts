@@ -610,7 +610,6 @@ function streamDecoder(r: IngressRequest): StreamDecoder {
       }
       return { events, hide: hidden(r, u, choices) };
     },
-    passThrough: () => new PassThroughStream(r),
   };
 }
 
@@ -731,5 +730,6 @@ export const openaiCodec: ProtocolCodec = {
   answerError,
   decodeAnswer,
   passThroughUsage,
+  passThroughCheck: (r: IngressRequest) => new PassThroughStream(r),
   streamDecoder,
 };

@@ -8,6 +8,7 @@ import type {
   CanonicalRequest,
   CanonicalUsage,
   Operation,
+  PassThroughCheck,
   Protocol,
   StreamDecoder,
   StreamEncoder,
@@ -103,4 +104,9 @@ export interface ProtocolCodec {
   passThroughUsage?(body: Buffer): CanonicalUsage | null;
   /** Reads this protocol's stream; `r` is the request as sent (for what the client asked). */
   streamDecoder(r: IngressRequest): StreamDecoder;
+  /**
+   * Optional, for a stream passed through (no events needed): a cheaper check of it than
+   * feeding the decoder (the same throws, `done`, `usage` and `hide`).
+   */
+  passThroughCheck?(r: IngressRequest): PassThroughCheck;
 }

@@ -10,6 +10,15 @@ export const isObject = (v: unknown): v is Json => !!v && typeof v === 'object' 
 export const bad = (message: string, param: string | null = null) =>
   new AppError('invalid_request', message, { param });
 
+/** A model name as clients send it: a non-empty string without control characters. */
+export function checkModelName(m: unknown, param = 'model'): string {
+  if (typeof m !== 'string' || m.length === 0 || m.length > 256)
+    throw bad(`"${param}" is required and must be a string`, param);
+  // No model name has control characters; refusing them keeps them out of logs and SQL text.
+  if (/[\u0000-\u001f\u007f]/.test(m)) throw bad(`"${param}" must not contain control characters`, param);
+  return m;
+}
+
 /**
  * How many keys the top-level object of `raw` (valid JSON, already parsed) spells out, duplicates
  * included. Equal to `Object.keys(parsed).length` only when no key repeats: a body with a

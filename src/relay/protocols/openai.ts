@@ -25,7 +25,7 @@ import {
 import { sseFrame } from '../sse.js';
 import { EXACT_COUNT_BELOW, chatPromptBound, countChatPrompt, countInputs } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import { appendMember, bad, isObject, type Json, topLevelKeyCount } from './json.js';
+import { appendMember, bad, checkModelName, isObject, type Json, topLevelKeyCount } from './json.js';
 import { JSON_ERROR, JSON_OBJECT, JSON_USAGE, scanJson } from './json-scan.js';
 
 /** Parses a relay request body: a JSON object, or a clear 400. */
@@ -39,15 +39,6 @@ export function parseRelayBody(raw: Buffer | undefined): Json {
   }
   if (!isObject(parsed)) throw bad('request body must be a JSON object');
   return parsed;
-}
-
-/** A model name as clients send it: a non-empty string without control characters. */
-export function checkModelName(m: unknown, param = 'model'): string {
-  if (typeof m !== 'string' || m.length === 0 || m.length > 256)
-    throw bad(`"${param}" is required and must be a string`, param);
-  // No model name has control characters; refusing them keeps them out of logs and SQL text.
-  if (/[\u0000-\u001f\u007f]/.test(m)) throw bad(`"${param}" must not contain control characters`, param);
-  return m;
 }
 
 /** An optional positive integer field (output caps, `n`). */

@@ -42,7 +42,7 @@ import {
 import { sseFrame } from '../sse.js';
 import { countChatPrompt } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import { bad, isObject as isObj, type Json } from './json.js';
+import { bad, checkModelName, isObject as isObj, type Json } from './json.js';
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const int = (v: unknown): number =>
@@ -51,14 +51,6 @@ const int = (v: unknown): number =>
 // ── request validation ───────────────────────────────────────────────────────────────────────
 
 const ROLES = new Set(['user', 'assistant', 'system', 'developer']);
-
-function checkModel(body: Json): string {
-  const m = body.model;
-  if (typeof m !== 'string' || m.length === 0 || m.length > 256)
-    throw bad('"model" is required and must be a string', 'model');
-  if (/[\u0000-\u001f\u007f]/.test(m)) throw bad('"model" must not contain control characters', 'model');
-  return m;
-}
 
 function checkContent(content: unknown, param: string): void {
   if (typeof content === 'string') return;
@@ -1103,7 +1095,7 @@ function forwardedHeaders(headers: IncomingHttpHeaders): Record<string, string> 
 // ── the codec ───────────────────────────────────────────────────────────────────────────────
 
 function parseRequest(body: Json, _route: RouteInfo, defaultMaxOutput: number): IngressRequest {
-  const model = checkModel(body);
+  const model = checkModelName(body.model);
   if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean')
     throw bad('"stream" must be a boolean', 'stream');
   const input = body.input;

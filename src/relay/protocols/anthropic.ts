@@ -24,7 +24,7 @@ import {
 import { sseFrame } from '../sse.js';
 import { countChatPrompt } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import { bad, isObject, type Json } from './json.js';
+import { bad, isObject, type Json, parseObject } from './json.js';
 
 // ── validation ─────────────────────────────────────────────────────────────────────────────
 
@@ -747,13 +747,9 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
     },
     feed(frame) {
       if (frame.event === 'ping') return { events: [] };
-      let data: unknown;
-      try {
-        data = JSON.parse(frame.data);
-      } catch {
+      const data = parseObject(frame.data);
+      if (data === undefined)
         throw new StreamBroken(`unreadable ${frame.event ?? 'event'} in the upstream stream`);
-      }
-      if (!isObject(data)) throw new StreamBroken('unreadable event in the upstream stream');
       const type = frame.event ?? (typeof data.type === 'string' ? data.type : '');
       if (type === 'error' || data.type === 'error') {
         const e = data.error;

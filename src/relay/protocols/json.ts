@@ -19,6 +19,17 @@ export function checkModelName(m: unknown, param = 'model'): string {
   return m;
 }
 
+/** `text` parsed as a JSON object; undefined when it is not JSON, or JSON but not an object. */
+export function parseObject(text: string): Json | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return isObject(v) ? v : undefined;
+}
+
 /**
  * How many keys the top-level object of `raw` (valid JSON, already parsed) spells out, duplicates
  * included. Equal to `Object.keys(parsed).length` only when no key repeats: a body with a

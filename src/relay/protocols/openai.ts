@@ -25,7 +25,15 @@ import {
 import { sseFrame } from '../sse.js';
 import { EXACT_COUNT_BELOW, chatPromptBound, countChatPrompt, countInputs } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import { appendMember, bad, checkModelName, isObject, type Json, topLevelKeyCount } from './json.js';
+import {
+  appendMember,
+  bad,
+  checkModelName,
+  isObject,
+  type Json,
+  parseObject,
+  topLevelKeyCount,
+} from './json.js';
 import { JSON_ERROR, JSON_OBJECT, JSON_USAGE, scanJson } from './json-scan.js';
 
 /** Parses a relay request body: a JSON object, or a clear 400. */
@@ -506,13 +514,8 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
 function chunkOf(data: string): Json | null {
   const text = data.trim();
   if (text === '[DONE]') return null;
-  let obj: unknown;
-  try {
-    obj = JSON.parse(text);
-  } catch {
-    throw new StreamBroken('upstream sent an unreadable stream event');
-  }
-  if (!isObject(obj)) throw new StreamBroken('upstream sent an unreadable stream event');
+  const obj = parseObject(text);
+  if (obj === undefined) throw new StreamBroken('upstream sent an unreadable stream event');
   if (obj.error !== undefined && obj.error !== null)
     throw new StreamBroken('upstream reported an error mid-stream');
   return obj;

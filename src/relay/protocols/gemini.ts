@@ -33,7 +33,7 @@ import {
 import { sseFrame } from '../sse.js';
 import { countChatPrompt } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import { bad, isObject as isObj, type Json, parseObject } from './json.js';
+import { argsObject, bad, isObject as isObj, type Json, parseObject } from './json.js';
 
 /** A field by its lowerCamelCase name, or its proto snake_case name (Google accepts both). */
 function field(o: Json, camel: string): unknown {
@@ -523,15 +523,6 @@ function usageMetadata(u: CanonicalUsage): Json {
   if (u.cacheRead > 0) out.cachedContentTokenCount = u.cacheRead;
   if (u.reasoning > 0) out.thoughtsTokenCount = u.reasoning;
   return out;
-}
-
-function argsObject(args: string): Json {
-  try {
-    const v = JSON.parse(args || '{}');
-    return isObj(v) ? v : { value: v };
-  } catch {
-    return {};
-  }
 }
 
 function wantsThoughts(r: IngressRequest): boolean {

@@ -31,6 +31,20 @@ export function parseObject(text: string): Json | undefined {
 }
 
 /**
+ * A tool call's `arguments` (JSON text) as the object a protocol carries them in: a JSON value
+ * that is not an object is wrapped as `{ value }`; empty or broken JSON (a model can write it)
+ * is an empty input rather than a failed answer.
+ */
+export function argsObject(args: string): Json {
+  try {
+    const v: unknown = JSON.parse(args || '{}');
+    return isObject(v) ? v : { value: v };
+  } catch {
+    return {};
+  }
+}
+
+/**
  * How many keys the top-level object of `raw` (valid JSON, already parsed) spells out, duplicates
  * included. Equal to `Object.keys(parsed).length` only when no key repeats: a body with a
  * repeated key must not go upstream as sent, since a parser that keeps the first of them would

@@ -2,9 +2,8 @@
 // accounts/actions.ts (which knows who may do what, and writes the audit trail), answer.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { usdToNano } from '../billing/money.js';
-import { AppError } from '../http/errors.js';
 import { pageOf, removeRoute, route, zTime } from '../http/route.js';
+import { usdNano } from '../billing/money.js';
 import { IdParams, zCursor, zGroupName, zLimit, zUsd } from '../http/validate.js';
 import {
   BudgetSchema,
@@ -56,13 +55,6 @@ const SessionSchema = z
   })
   .meta({ title: 'Session' });
 const Ok = z.object({ ok: z.boolean() });
-
-function usd(amount: number, param: string): number {
-  const nano = usdToNano(amount);
-  if (nano === null)
-    throw new AppError('validation_error', `${param}: at most 9 decimal places and 9,000,000 USD`, { param });
-  return nano;
-}
 
 export function registerAccountRoutes(
   app: FastifyInstance,
@@ -144,7 +136,7 @@ export function registerAccountRoutes(
           password: body.password,
           role: body.role,
           group: body.group,
-          balanceNano: usd(body.balance, 'balance'),
+          balanceNano: usdNano(body.balance, 'balance'),
           balanceUsd: body.balance,
           ...(body.budget !== undefined ? { budget: budgetFromInput(body.budget) } : {}),
           ...(body.alert_thresholds !== undefined ? { alertThresholds: body.alert_thresholds } : {}),
@@ -242,7 +234,7 @@ export function registerAccountRoutes(
       .strict(),
     response: UserSchema,
     handler: ({ params, body, principal, ip }) => {
-      const nano = usd(Math.abs(body.amount), 'amount') * Math.sign(body.amount);
+      const nano = usdNano(Math.abs(body.amount), 'amount') * Math.sign(body.amount);
       return actions.topup({ principal, ip }, params.id, nano, body.amount);
     },
   });

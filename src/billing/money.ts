@@ -1,6 +1,8 @@
 // Money is an integer count of nano-USD (1 USD = 1e9). Prices are integer nano-USD per
 // 1M tokens, multipliers integer parts-per-million. A request's cost is computed in BigInt
 // from those integers and rounded up once, to the nano-USD, so the ledger never sees a float.
+import { AppError } from '../http/errors.js';
+
 export const NANO_PER_USD = 1_000_000_000;
 /** Largest amount the ledger holds: ~9.0M USD keeps every sum a safe JS integer. */
 export const MAX_NANO = Number.MAX_SAFE_INTEGER;
@@ -24,6 +26,14 @@ export function scaleDecimal(value: number, decimals: number): number | null {
 }
 
 export const usdToNano = (usd: number) => scaleDecimal(usd, 9);
+
+/** A USD amount its schema has bounded, as nano-USD: a 422 naming `param` past 9 decimal places. */
+export function usdNano(usd: number, param: string): number {
+  const nano = usdToNano(usd);
+  if (nano === null) throw new AppError('validation_error', `${param}: at most 9 decimal places`, { param });
+  return nano;
+}
+
 /** For display and JSON only; never fed back into arithmetic. */
 export const nanoToUsd = (nano: number) => nano / NANO_PER_USD;
 

@@ -8,7 +8,7 @@ import { zGroupName, zModelName, zModelPattern } from '../http/validate.js';
 import { zLimitFields, zLifetimeDays } from '../limits/validate.js';
 import type { BillingActions } from './actions.js';
 import { type GroupPatch, PriceSchema } from './catalog.js';
-import { multiplierToPpm, usdToNano } from './money.js';
+import { multiplierToPpm, usdNano } from './money.js';
 import { GuardSchema, guardFromJson, zGuard } from './guard.js';
 
 const zPerM = z.number().finite().min(0).max(1_000_000);
@@ -41,12 +41,6 @@ export const GroupSchema = z
     updated_at: zTime,
   })
   .meta({ title: 'Group' });
-
-function nano(v: number, param: string): number {
-  const n = usdToNano(v);
-  if (n === null) throw new AppError('validation_error', `${param}: at most 9 decimal places`, { param });
-  return n;
-}
 
 export function registerBillingRoutes(app: FastifyInstance, deps: { billingActions: BillingActions }) {
   const actions = deps.billingActions;
@@ -84,10 +78,10 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
         { principal, ip },
         params['*'],
         {
-          inputNanoPerM: nano(body.input, 'input'),
-          outputNanoPerM: nano(body.output, 'output'),
-          cachedInputNanoPerM: body.cached_input == null ? null : nano(body.cached_input, 'cached_input'),
-          cacheWriteNanoPerM: body.cache_write == null ? null : nano(body.cache_write, 'cache_write'),
+          inputNanoPerM: usdNano(body.input, 'input'),
+          outputNanoPerM: usdNano(body.output, 'output'),
+          cachedInputNanoPerM: body.cached_input == null ? null : usdNano(body.cached_input, 'cached_input'),
+          cacheWriteNanoPerM: body.cache_write == null ? null : usdNano(body.cache_write, 'cache_write'),
         },
         body,
       ),
@@ -155,7 +149,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
         patch.budget =
           body.budget === null
             ? null
-            : { amountNano: nano(body.budget.amount, 'budget.amount'), period: body.budget.period };
+            : { amountNano: usdNano(body.budget.amount, 'budget.amount'), period: body.budget.period };
       if (body.guard !== undefined) patch.guard = body.guard && guardFromJson(body.guard);
       return actions.setGroup({ principal, ip }, params.name, patch, body);
     },

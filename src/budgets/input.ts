@@ -1,8 +1,8 @@
 // The budget fields as the management API takes them (keys, users, groups): zod shapes at
 // the edge, USD → nano-USD, and the rule that a key's budget stays within its group's.
 import { z } from 'zod';
-import { usdToNano } from '../billing/money.js';
 import { AppError } from '../http/errors.js';
+import { usdNano } from '../billing/money.js';
 import { zUsd } from '../http/validate.js';
 import { PERIOD_RANK, PERIODS } from './period.js';
 import type { Budget } from './service.js';
@@ -32,12 +32,7 @@ export const BudgetUsageSchema = BudgetSchema.extend({
 /** The API's `budget` → nano-USD (null clears it). */
 export function budgetFromInput(b: z.infer<typeof zBudget> | null, param = 'budget'): Budget | null {
   if (b === null) return null;
-  const nano = usdToNano(b.amount);
-  if (nano === null)
-    throw new AppError('validation_error', `${param}.amount: at most 9 decimal places`, {
-      param: `${param}.amount`,
-    });
-  return { amountNano: nano, period: b.period };
+  return { amountNano: usdNano(b.amount, `${param}.amount`), period: b.period };
 }
 
 /** Thresholds as stored: sorted, without repeats. */

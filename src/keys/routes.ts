@@ -15,7 +15,7 @@ import {
   zName,
   zUsd,
 } from '../http/validate.js';
-import { usdToNano } from '../billing/money.js';
+import { usdNano } from '../billing/money.js';
 import { GuardSchema, guardFromJson, zGuard } from '../billing/guard.js';
 import { parseRule } from '../shared/cidr.js';
 import {
@@ -130,12 +130,7 @@ function toFields(b: z.infer<typeof PatchBody>): KeyFields {
       throw new AppError('invalid_request', `allowed_origins: ${r.error}`, { param: 'allowed_origins' });
     f.allowedOrigins = r.value;
   }
-  if (b.quota !== undefined) {
-    const nano = b.quota === null ? null : usdToNano(b.quota);
-    if (nano === undefined || (b.quota !== null && nano === null))
-      throw new AppError('validation_error', 'quota: at most 9 decimal places', { param: 'quota' });
-    f.quotaNano = nano;
-  }
+  if (b.quota !== undefined) f.quotaNano = b.quota === null ? null : usdNano(b.quota, 'quota');
   if (b.expires_at !== undefined) f.expiresAt = b.expires_at === null ? null : Date.parse(b.expires_at);
   if (b.group !== undefined) f.group = b.group;
   if (b.guard !== undefined) f.guard = b.guard === null ? null : guardFromJson(b.guard);

@@ -19,7 +19,8 @@ import type { Operation, Protocol } from './canonical.js';
 import { createRelay, type Relay } from './pipeline.js';
 import { preflight } from './cors.js';
 import { codec } from './protocols/index.js';
-import { checkModelName, parseRelayBody } from './protocols/openai.js';
+import { checkModelName } from './protocols/json.js';
+import { parseRelayBody } from './protocols/openai.js';
 import type { RouteInfo } from './protocols/types.js';
 
 declare module 'fastify' {

@@ -3,8 +3,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
-import pg from 'pg';
 import { gatewayEnv } from './gateway-env.js';
+import { pgOnce } from './pg-once.js';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
 
@@ -136,17 +136,11 @@ export async function scratchDatabase(
   prefix: string,
 ): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `${prefix}_${randomBytes(5).toString('hex')}`;
-  const admin = async (q: string) => {
-    const c = new pg.Client({ connectionString: adminUrl });
-    await c.connect();
-    try {
-      await c.query(q);
-    } finally {
-      await c.end();
-    }
-  };
-  await admin(`CREATE DATABASE "${name}"`);
+  await pgOnce(adminUrl, `CREATE DATABASE "${name}"`);
   const u = new URL(adminUrl);
   u.pathname = '/' + name;
-  return { url: u.toString(), drop: () => admin(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`) };
+  return {
+    url: u.toString(),
+    drop: () => pgOnce(adminUrl, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
+  };
 }

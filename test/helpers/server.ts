@@ -6,11 +6,11 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import pg from 'pg';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../src/config.js';
 import { createServices, type Services } from '../../src/services.js';
 import { buildApp } from '../../src/app.js';
+import { pgOnce } from './pg-once.js';
 import { redactingSerializers } from '../../src/http/redact.js';
 
 export type Backend = 'sqlite' | 'postgres';
@@ -164,12 +164,7 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
       clearTimeout(force);
       await services.close();
       if (!opts.keep) fs.rmSync(dataDir, { recursive: true, force: true });
-      if (pgSchema && ownsSchema) {
-        const c = new pg.Client({ connectionString: pgUrl() });
-        await c.connect();
-        await c.query(`DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`);
-        await c.end();
-      }
+      if (pgSchema && ownsSchema) await pgOnce(pgUrl()!, `DROP SCHEMA IF EXISTS "${pgSchema}" CASCADE`);
     },
   };
 }

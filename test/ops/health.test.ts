@@ -6,6 +6,7 @@ import net from 'node:net';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backends, pgUrl, redisUrl, startTestServer, type TestServer } from '../helpers/server.js';
+import { pgOnce } from '../helpers/pg-once.js';
 import { waitFor } from '../helpers/process.js';
 
 const get = async (s: TestServer, p: string, headers: Record<string, string> = {}) => {
@@ -49,10 +50,7 @@ describe.each(backends())('health and readiness (%s)', (backend) => {
     if (backend === 'sqlite') {
       await s.services.storage.close(); // the handle is gone: every query fails
     } else {
-      const c = new pg.Client({ connectionString: pgUrl() });
-      await c.connect();
-      await c.query(`DROP SCHEMA "${s.pgSchema}" CASCADE`);
-      await c.end();
+      await pgOnce(pgUrl()!, `DROP SCHEMA "${s.pgSchema}" CASCADE`);
     }
     const r = await get(s, '/readyz');
     expect(r.status).toBe(503);

@@ -8,7 +8,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { sql } from 'kysely';
-import pg from 'pg';
 import pino from 'pino';
 import { randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -23,6 +22,7 @@ import {
 import type { Db } from '../../src/db/index.js';
 import { createLogUpkeep } from '../../src/usage/retention.js';
 import { createUsageQueries } from '../../src/usage/queries.js';
+import { pgOnce } from '../helpers/pg-once.js';
 import { backends, pgUrl } from '../helpers/server.js';
 import { suiteServer } from '../helpers/suite.js';
 import { logRow } from '../helpers/log-row.js';
@@ -170,10 +170,7 @@ describe.skipIf(!pgUrl())('migration 0015 of a populated PostgreSQL logs table',
   const schema = 't_mig_' + randomBytes(5).toString('hex');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-mig-'));
   afterAll(async () => {
-    const c = new pg.Client({ connectionString: pgUrl() });
-    await c.connect();
-    await c.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await c.end();
+    await pgOnce(pgUrl()!, `DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 

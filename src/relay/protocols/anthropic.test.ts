@@ -3,26 +3,16 @@ import type { AddressInfo } from 'node:net';
 import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as canon from '../../../test/helpers/canonical.js';
+import { decodeStream, mergeDeltas, refusal } from '../../../test/helpers/codec.js';
 import { AppError } from '../../http/errors.js';
 import type { StreamEvent } from '../canonical.js';
 import { StreamBroken } from '../canonical.js';
-import { SseFrameParser } from '../sse.js';
 import { countText } from '../tokens.js';
 import { anthropicCodec as codec, countMessagesTokens } from './anthropic.js';
 import type { IngressRequest, RouteInfo } from './types.js';
 
 const route: RouteInfo = { protocol: 'anthropic', operation: 'generate' };
 const parse = (body: Record<string, unknown>) => codec.parseRequest(body, route, 4096);
-
-function refusal(body: unknown): AppError {
-  try {
-    parse(body as Record<string, unknown>);
-  } catch (e) {
-    expect(e).toBeInstanceOf(AppError);
-    return e as AppError;
-  }
-  throw new Error('expected a refusal');
-}
 
 const weather = {
   name: 'get_weather',
@@ -48,27 +38,8 @@ const RECORDED = [
 ].join('');
 
 function decodeAll(text: string, chunk: number, r: IngressRequest) {
-  const parser = new SseFrameParser();
   const dec = codec.streamDecoder(r);
-  const events: StreamEvent[] = [];
-  const buf = Buffer.from(text);
-  for (let i = 0; i < buf.length; i += chunk)
-    for (const f of parser.feed(buf.subarray(i, i + chunk))) events.push(...dec.feed(f).events);
-  for (const f of parser.end()) events.push(...dec.feed(f).events);
-  return { events, dec };
-}
-
-/** Joins text / args deltas so chunkings compare equal. */
-function squash(events: StreamEvent[]): StreamEvent[] {
-  const out: StreamEvent[] = [];
-  for (const e of events) {
-    const last = out[out.length - 1];
-    if (e.type === 'text' && last?.type === 'text') last.text += e.text;
-    else if (e.type === 'tool_args' && last?.type === 'tool_args' && last.index === e.index)
-      last.delta += e.delta;
-    else out.push({ ...e });
-  }
-  return out;
+  return { events: decodeStream(dec, text, chunk), dec };
 }
 
 const baseReq = parse({ model: 'claude-x', max_tokens: 100, messages: [{ role: 'user', content: 'hi' }] });
@@ -139,7 +110,7 @@ describe('anthropic codec: parse and validate', () => {
       [{ model: 'claude-x', max_tokens: 10, messages: m, tool_choice: { type: 'tool' } }, 'tool_choice.name'],
     ];
     for (const [body, param] of cases) {
-      const e = refusal(body);
+      const e = refusal(() => parse(body as Record<string, unknown>));
       expect(e.code, JSON.stringify(body)).toBe('invalid_request');
       expect(e.param, JSON.stringify(body)).toBe(param);
     }
@@ -495,16 +466,16 @@ describe('anthropic codec: stream decoder', () => {
       { type: 'stop', reason: 'tool_calls', stopSequence: null },
       { type: 'usage', usage: { input: 472, cacheRead: 50, cacheWrite: 100, output: 89, reasoning: 0 } },
     ];
-    expect(squash(whole.events)).toEqual(want);
+    expect(mergeDeltas(whole.events)).toEqual(want);
     expect(whole.dec.done).toBe(true);
     expect(whole.dec.usage).toEqual({ input: 472, cacheRead: 50, cacheWrite: 100, output: 89, reasoning: 0 });
     for (const size of [1, 3, 7, 64]) {
       const r = decodeAll(RECORDED, size, baseReq);
-      expect(squash(r.events)).toEqual(want);
+      expect(mergeDeltas(r.events)).toEqual(want);
       expect(r.dec.done).toBe(true);
     }
     const crlf = decodeAll(RECORDED.replace(/\n/g, '\r\n'), 5, baseReq);
-    expect(squash(crlf.events)).toEqual(want);
+    expect(mergeDeltas(crlf.events)).toEqual(want);
   });
 
   it('reads JSON written with spaces, thinking, and newer message_delta input fields', () => {
@@ -519,8 +490,8 @@ describe('anthropic codec: stream decoder', () => {
       'event: message_stop\ndata: {"type": "message_stop"}\n\n',
     ].join('');
     const { events, dec } = decodeAll(text, 11, baseReq);
-    expect(squash(events)).toContainEqual({ type: 'reasoning', text: 'hmm' });
-    expect(squash(events)).toContainEqual({ type: 'stop', reason: 'length', stopSequence: null });
+    expect(mergeDeltas(events)).toContainEqual({ type: 'reasoning', text: 'hmm' });
+    expect(mergeDeltas(events)).toContainEqual({ type: 'stop', reason: 'length', stopSequence: null });
     expect(dec.usage).toEqual({ input: 12, cacheRead: 3, cacheWrite: 0, output: 40, reasoning: 30 });
     expect(dec.done).toBe(true);
   });

@@ -24,7 +24,7 @@ import {
 import { sseFrame } from '../sse.js';
 import { countChatPrompt } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import { bad, isObject, type Json } from './json.js';
+import { argsObject, bad, isObject, type Json, parseObject } from './json.js';
 
 // ── validation ─────────────────────────────────────────────────────────────────────────────
 
@@ -357,16 +357,6 @@ function messageId(id: string): string {
   return `msg_${clean || Date.now().toString(36)}`;
 }
 
-function parseArgs(args: string): unknown {
-  if (!args.trim()) return {};
-  try {
-    const v = JSON.parse(args);
-    return isObject(v) ? v : { value: v };
-  } catch {
-    return {}; // a model that wrote broken JSON: an empty input rather than a failed answer
-  }
-}
-
 function usageBody(u: CanonicalUsage | null) {
   const x = u ?? { input: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 };
   return {
@@ -385,7 +375,7 @@ function encodeAnswer(a: CanonicalAnswer, r: IngressRequest): unknown {
   if (a.reasoning) content.push({ type: 'thinking', thinking: a.reasoning, signature: '' });
   if (a.text) content.push({ type: 'text', text: a.text });
   for (const tc of a.toolCalls)
-    content.push({ type: 'tool_use', id: tc.id, name: tc.name, input: parseArgs(tc.arguments) });
+    content.push({ type: 'tool_use', id: tc.id, name: tc.name, input: argsObject(tc.arguments) });
   return {
     id: messageId(a.id),
     type: 'message',
@@ -604,7 +594,7 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
     else if (m.role === 'assistant') {
       const content = blocks(m.content);
       for (const tc of m.toolCalls)
-        content.push({ type: 'tool_use', id: toolId(tc.id), name: tc.name, input: parseArgs(tc.arguments) });
+        content.push({ type: 'tool_use', id: toolId(tc.id), name: tc.name, input: argsObject(tc.arguments) });
       push('assistant', content);
     } else {
       const inner = blocks(m.content);
@@ -747,13 +737,9 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
     },
     feed(frame) {
       if (frame.event === 'ping') return { events: [] };
-      let data: unknown;
-      try {
-        data = JSON.parse(frame.data);
-      } catch {
+      const data = parseObject(frame.data);
+      if (data === undefined)
         throw new StreamBroken(`unreadable ${frame.event ?? 'event'} in the upstream stream`);
-      }
-      if (!isObject(data)) throw new StreamBroken('unreadable event in the upstream stream');
       const type = frame.event ?? (typeof data.type === 'string' ? data.type : '');
       if (type === 'error' || data.type === 'error') {
         const e = data.error;

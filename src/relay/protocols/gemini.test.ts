@@ -3,10 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { ApiError, FunctionCallingConfigMode, GoogleGenAI } from '@google/genai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as canon from '../../../test/helpers/canonical.js';
+import { decodeStream, refusal } from '../../../test/helpers/codec.js';
 import { AppError } from '../../http/errors.js';
 import type { CanonicalAnswer, CanonicalRequest, StreamEvent } from '../canonical.js';
 import { StreamBroken } from '../canonical.js';
-import { SseFrameParser } from '../sse.js';
 import { countChatPrompt } from '../tokens.js';
 import { countGeminiTokens, geminiCodec, geminiModelList, geminiUsage } from './gemini.js';
 import type { IngressRequest, RouteInfo } from './types.js';
@@ -19,16 +19,6 @@ const route = (pathModel: string, pathStream = false): RouteInfo => ({
 });
 const parse = (body: Record<string, unknown>, r = route('gemini-2.5-flash')) =>
   geminiCodec.parseRequest(body, r, 4096);
-
-function refusal(fn: () => unknown): AppError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(AppError);
-    return e as AppError;
-  }
-  throw new Error('expected an AppError');
-}
 
 // What @google/genai 2.x sends for generateContent with a system instruction, a tool and config.
 const SDK_BODY = {
@@ -650,14 +640,7 @@ const ingress = (stream = true): IngressRequest =>
 
 function decodeAll(text: string, chunkSize: number) {
   const dec = geminiCodec.streamDecoder(ingress());
-  const parser = new SseFrameParser();
-  const events: StreamEvent[] = [];
-  const bytes = Buffer.from(text);
-  for (let i = 0; i < bytes.length; i += chunkSize) {
-    for (const f of parser.feed(bytes.subarray(i, i + chunkSize))) events.push(...dec.feed(f).events);
-  }
-  for (const f of parser.end()) events.push(...dec.feed(f).events);
-  return { events, dec };
+  return { events: decodeStream(dec, text, chunkSize), dec };
 }
 
 describe('gemini codec: streamDecoder', () => {

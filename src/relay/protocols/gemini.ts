@@ -33,7 +33,7 @@ import {
 import { sseFrame } from '../sse.js';
 import { countChatPrompt } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import { bad, isObject as isObj, type Json } from './json.js';
+import { argsObject, bad, isObject as isObj, type Json, parseObject } from './json.js';
 
 /** A field by its lowerCamelCase name, or its proto snake_case name (Google accepts both). */
 function field(o: Json, camel: string): unknown {
@@ -525,15 +525,6 @@ function usageMetadata(u: CanonicalUsage): Json {
   return out;
 }
 
-function argsObject(args: string): Json {
-  try {
-    const v = JSON.parse(args || '{}');
-    return isObj(v) ? v : { value: v };
-  } catch {
-    return {};
-  }
-}
-
 function wantsThoughts(r: IngressRequest): boolean {
   const gc = field(r.body, 'generationConfig');
   const tc = isObj(gc) ? field(gc, 'thinkingConfig') : undefined;
@@ -637,13 +628,7 @@ function partsOf(content: Part[]): Json[] {
 
 function responseObject(text: string, isError: boolean | undefined): Json {
   if (isError) return { error: text };
-  try {
-    const v = JSON.parse(text);
-    if (isObj(v)) return v;
-  } catch {
-    /* plain text */
-  }
-  return { output: text };
+  return parseObject(text) ?? { output: text }; // plain text
 }
 
 function fromCanonical(c: CanonicalRequest, _upstreamModel: string, outputCap: number): unknown {
@@ -854,13 +839,8 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
     feed(frame: SseFrame) {
       const data = frame.data.trim();
       if (data === '' || data === '[DONE]') return { events: [] };
-      let json: unknown;
-      try {
-        json = JSON.parse(data);
-      } catch {
-        throw new StreamBroken('upstream sent an unreadable stream frame');
-      }
-      if (!isObj(json)) throw new StreamBroken('upstream sent an unreadable stream frame');
+      const json = parseObject(data);
+      if (json === undefined) throw new StreamBroken('upstream sent an unreadable stream frame');
       const err = answerError(json);
       if (err !== null) throw new StreamBroken(`upstream stream failed: ${err}`);
       const events: StreamEvent[] = [];

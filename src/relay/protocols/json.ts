@@ -10,6 +10,40 @@ export const isObject = (v: unknown): v is Json => !!v && typeof v === 'object' 
 export const bad = (message: string, param: string | null = null) =>
   new AppError('invalid_request', message, { param });
 
+/** A model name as clients send it: a non-empty string without control characters. */
+export function checkModelName(m: unknown, param = 'model'): string {
+  if (typeof m !== 'string' || m.length === 0 || m.length > 256)
+    throw bad(`"${param}" is required and must be a string`, param);
+  // No model name has control characters; refusing them keeps them out of logs and SQL text.
+  if (/[\u0000-\u001f\u007f]/.test(m)) throw bad(`"${param}" must not contain control characters`, param);
+  return m;
+}
+
+/** `text` parsed as a JSON object; undefined when it is not JSON, or JSON but not an object. */
+export function parseObject(text: string): Json | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return isObject(v) ? v : undefined;
+}
+
+/**
+ * A tool call's `arguments` (JSON text) as the object a protocol carries them in: a JSON value
+ * that is not an object is wrapped as `{ value }`; empty or broken JSON (a model can write it)
+ * is an empty input rather than a failed answer.
+ */
+export function argsObject(args: string): Json {
+  try {
+    const v: unknown = JSON.parse(args || '{}');
+    return isObject(v) ? v : { value: v };
+  } catch {
+    return {};
+  }
+}
+
 /**
  * How many keys the top-level object of `raw` (valid JSON, already parsed) spells out, duplicates
  * included. Equal to `Object.keys(parsed).length` only when no key repeats: a body with a

@@ -25,7 +25,15 @@ import {
 import { sseFrame } from '../sse.js';
 import { EXACT_COUNT_BELOW, chatPromptBound, countChatPrompt, countInputs } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import { appendMember, bad, isObject, type Json, topLevelKeyCount } from './json.js';
+import {
+  appendMember,
+  bad,
+  checkModelName,
+  isObject,
+  type Json,
+  parseObject,
+  topLevelKeyCount,
+} from './json.js';
 import { JSON_ERROR, JSON_OBJECT, JSON_USAGE, scanJson } from './json-scan.js';
 
 /** Parses a relay request body: a JSON object, or a clear 400. */
@@ -39,15 +47,6 @@ export function parseRelayBody(raw: Buffer | undefined): Json {
   }
   if (!isObject(parsed)) throw bad('request body must be a JSON object');
   return parsed;
-}
-
-/** A model name as clients send it: a non-empty string without control characters. */
-export function checkModelName(m: unknown, param = 'model'): string {
-  if (typeof m !== 'string' || m.length === 0 || m.length > 256)
-    throw bad(`"${param}" is required and must be a string`, param);
-  // No model name has control characters; refusing them keeps them out of logs and SQL text.
-  if (/[\u0000-\u001f\u007f]/.test(m)) throw bad(`"${param}" must not contain control characters`, param);
-  return m;
 }
 
 /** An optional positive integer field (output caps, `n`). */
@@ -529,13 +528,8 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
 function chunkOf(data: string): Json | null {
   const text = data.trim();
   if (text === '[DONE]') return null;
-  let obj: unknown;
-  try {
-    obj = JSON.parse(text);
-  } catch {
-    throw new StreamBroken('upstream sent an unreadable stream event');
-  }
-  if (!isObject(obj)) throw new StreamBroken('upstream sent an unreadable stream event');
+  const obj = parseObject(text);
+  if (obj === undefined) throw new StreamBroken('upstream sent an unreadable stream event');
   if (obj.error !== undefined && obj.error !== null)
     throw new StreamBroken('upstream reported an error mid-stream');
   return obj;

@@ -5,6 +5,7 @@ import { generateText, jsonSchema, streamText } from 'ai';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as canon from '../../../test/helpers/canonical.js';
+import { decodeStream, mergeDeltas, refusal } from '../../../test/helpers/codec.js';
 import { CODEX_TURN_SETTINGS } from '../../../test/helpers/codex.js';
 import { AppError } from '../../http/errors.js';
 import type { CanonicalRequest, CanonicalUsage, StreamEvent } from '../canonical.js';
@@ -16,17 +17,6 @@ import type { IngressRequest } from './types.js';
 
 const ROUTE = { protocol: 'responses', operation: 'generate' } as const;
 const parse = (body: Record<string, unknown>, def = 4096) => codec.parseRequest(body, ROUTE, def);
-
-function refusal(fn: () => unknown): AppError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(AppError);
-    expect((e as AppError).code).toBe('invalid_request');
-    return e as AppError;
-  }
-  throw new Error('expected a refusal');
-}
 
 // What Codex CLI sends (shape from codex-rs/codex-api common.rs), one turn after a tool call.
 const CODEX_BODY = {
@@ -617,30 +607,8 @@ function decodeAll(
   chunks: number[] = [],
 ): { events: StreamEvent[]; done: boolean; usage: CanonicalUsage | null } {
   const d = codec.streamDecoder(parse({ model: 'm', input: 'x', stream: true }));
-  const p = new SseFrameParser();
-  const events: StreamEvent[] = [];
-  const buf = Buffer.from(text);
-  let at = 0;
-  for (const size of [...chunks, buf.length]) {
-    for (const f of p.feed(buf.subarray(at, at + size))) events.push(...d.feed(f).events);
-    at = Math.min(buf.length, at + size);
-  }
-  for (const f of p.end()) events.push(...d.feed(f).events);
+  const events = decodeStream(d, text, chunks);
   return { events, done: d.done, usage: d.usage };
-}
-
-/** Merges adjacent text/args deltas so streams compare whatever their chunking. */
-function merged(events: StreamEvent[]): StreamEvent[] {
-  const out: StreamEvent[] = [];
-  for (const x of events) {
-    const last = out[out.length - 1];
-    if (x.type === 'text' && last?.type === 'text') last.text += x.text;
-    else if (x.type === 'reasoning' && last?.type === 'reasoning') last.text += x.text;
-    else if (x.type === 'tool_args' && last?.type === 'tool_args' && last.index === x.index)
-      last.delta += x.delta;
-    else out.push({ ...x });
-  }
-  return out;
 }
 
 describe('streamDecoder', () => {
@@ -648,7 +616,7 @@ describe('streamDecoder', () => {
     const { events, done, usage } = decodeAll(RECORDED_TEXT_STREAM);
     expect(done).toBe(true);
     expect(usage).toEqual({ input: 40, cacheRead: 10, cacheWrite: 0, output: 3, reasoning: 0 });
-    expect(merged(events)).toEqual([
+    expect(mergeDeltas(events)).toEqual([
       { type: 'start', id: 'resp_abc', model: 'gpt-4.1-mini-2025-04-14' },
       { type: 'text', text: 'Dig deep 🐾' },
       { type: 'usage', usage },
@@ -659,7 +627,7 @@ describe('streamDecoder', () => {
   it('reads a recorded tool-call stream', () => {
     const { events, usage } = decodeAll(RECORDED_TOOL_STREAM);
     expect(usage).toEqual({ input: 80, cacheRead: 0, cacheWrite: 0, output: 40, reasoning: 24 });
-    expect(merged(events)).toEqual([
+    expect(mergeDeltas(events)).toEqual([
       { type: 'start', id: 'resp_abc', model: 'gpt-4.1-mini-2025-04-14' },
       { type: 'tool_call', index: 0, id: 'call_9', name: 'get_weather' },
       { type: 'tool_args', index: 0, delta: '{"city":"Paris"}' },
@@ -670,17 +638,17 @@ describe('streamDecoder', () => {
 
   it('is independent of chunking, of JSON spacing and of the event: line', () => {
     for (const text of [RECORDED_TEXT_STREAM, RECORDED_TOOL_STREAM]) {
-      const whole = merged(decodeAll(text).events);
+      const whole = mergeDeltas(decodeAll(text).events);
       for (let cut = 1; cut < text.length; cut += 7)
-        expect(merged(decodeAll(text, [cut]).events)).toEqual(whole);
-      expect(merged(decodeAll(text, Array(Buffer.byteLength(text)).fill(1)).events)).toEqual(whole);
+        expect(mergeDeltas(decodeAll(text, [cut]).events)).toEqual(whole);
+      expect(mergeDeltas(decodeAll(text, Array(Buffer.byteLength(text)).fill(1)).events)).toEqual(whole);
       const spaced = text.replace(
         /data: (.*)\n/g,
         (_m, j: string) => `data: ${JSON.stringify(JSON.parse(j), null, 1).replace(/\n/g, ' ')}\n`,
       );
-      expect(merged(decodeAll(spaced).events)).toEqual(whole);
+      expect(mergeDeltas(decodeAll(spaced).events)).toEqual(whole);
       const unnamed = text.replace(/^event: .*\n/gm, '');
-      expect(merged(decodeAll(unnamed).events)).toEqual(whole);
+      expect(mergeDeltas(decodeAll(unnamed).events)).toEqual(whole);
     }
   });
 
@@ -699,7 +667,7 @@ describe('streamDecoder', () => {
     const { events, done, usage } = decodeAll(text);
     expect(done).toBe(true);
     expect(usage).toBeNull();
-    expect(merged(events)).toEqual([
+    expect(mergeDeltas(events)).toEqual([
       { type: 'start', id: 'resp_abc', model: 'gpt-4.1-mini-2025-04-14' },
       { type: 'text', text: 'whole' },
       { type: 'tool_call', index: 0, id: 'call_9', name: 'get_weather' },
@@ -715,7 +683,7 @@ describe('streamDecoder', () => {
       ev('response.refusal.delta', { output_index: 0, delta: 'help.' }),
       ev('response.completed', { response: resp('completed') }),
     ].join('');
-    expect(merged(decodeAll(text).events)).toEqual([
+    expect(mergeDeltas(decodeAll(text).events)).toEqual([
       { type: 'start', id: 'resp_abc', model: 'gpt-4.1-mini-2025-04-14' },
       { type: 'text', text: 'I cannot help.' },
       { type: 'stop', reason: 'content_filter' },
@@ -1007,7 +975,7 @@ describe('streamEncoder, read by the openai SDK', () => {
     const args = (evs: StreamEvent[], i: number) =>
       evs.map((x) => (x.type === 'tool_args' && x.index === i ? x.delta : '')).join('');
     const rest = (evs: StreamEvent[]) =>
-      merged(evs.filter((x) => x.type !== 'usage' && x.type !== 'tool_args'));
+      mergeDeltas(evs.filter((x) => x.type !== 'usage' && x.type !== 'tool_args'));
     expect(rest(back.events)).toEqual([
       { type: 'start', id: 'resp_msg01T', model: 'claude-sonnet-4-5' },
       ...rest(TOOL_EVENTS.slice(1)),

@@ -42,7 +42,7 @@ import {
 import { sseFrame } from '../sse.js';
 import { countChatPrompt } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import { bad, isObject as isObj, type Json } from './json.js';
+import { bad, checkModelName, isObject as isObj, type Json, parseObject } from './json.js';
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const int = (v: unknown): number =>
@@ -51,14 +51,6 @@ const int = (v: unknown): number =>
 // ── request validation ───────────────────────────────────────────────────────────────────────
 
 const ROLES = new Set(['user', 'assistant', 'system', 'developer']);
-
-function checkModel(body: Json): string {
-  const m = body.model;
-  if (typeof m !== 'string' || m.length === 0 || m.length > 256)
-    throw bad('"model" is required and must be a string', 'model');
-  if (/[\u0000-\u001f\u007f]/.test(m)) throw bad('"model" must not contain control characters', 'model');
-  return m;
-}
 
 function checkContent(content: unknown, param: string): void {
   if (typeof content === 'string') return;
@@ -295,13 +287,9 @@ function customAsFunction(t: Json & { name: string }): Tool {
 
 /** What a translated call of a freeform tool carries: the `input` string of its arguments. */
 function customInput(args: string): string {
-  try {
-    const j: unknown = JSON.parse(args);
-    if (isObj(j) && typeof j.input === 'string') return j.input;
-  } catch {
-    // not JSON: the model wrote the raw text itself
-  }
-  return args;
+  const j = parseObject(args);
+  // not a JSON object: the model wrote the raw text itself
+  return j !== undefined && typeof j.input === 'string' ? j.input : args;
 }
 
 function toCanonical(r: IngressRequest): CanonicalRequest {
@@ -708,13 +696,9 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
       return usage;
     },
     feed(frame) {
-      let j: unknown;
-      try {
-        j = JSON.parse(frame.data);
-      } catch {
+      const j = parseObject(frame.data);
+      if (j === undefined)
         throw new StreamBroken(`upstream sent an unreadable Responses event: ${frame.data.slice(0, 200)}`);
-      }
-      if (!isObj(j)) throw new StreamBroken('upstream sent a Responses event that is not an object');
       const type = str(j.type) ?? frame.event ?? '';
       const events: StreamEvent[] = [];
       const out = typeof j.output_index === 'number' ? j.output_index : -1;
@@ -1103,7 +1087,7 @@ function forwardedHeaders(headers: IncomingHttpHeaders): Record<string, string> 
 // ── the codec ───────────────────────────────────────────────────────────────────────────────
 
 function parseRequest(body: Json, _route: RouteInfo, defaultMaxOutput: number): IngressRequest {
-  const model = checkModel(body);
+  const model = checkModelName(body.model);
   if (body.stream !== undefined && body.stream !== null && typeof body.stream !== 'boolean')
     throw bad('"stream" must be a boolean', 'stream');
   const input = body.input;

@@ -192,8 +192,10 @@ export function createBudgets(deps: BudgetsDeps) {
       else announce(k, await meter.settle(hold, charge, at));
     },
 
-    release: (hold: BudgetHold) =>
-      hold.counters.length === 0 ? void (hold.done = true) : meter.release(hold),
+    release(hold: BudgetHold): void {
+      if (hold.counters.length === 0) hold.done = true;
+      else meter.release(hold);
+    },
 
     /** Each budget in force with its spend now: limit, spent, remaining, resets_at (nano-USD, ms). */
     async status(k: BudgetedKey, at = deps.now()) {

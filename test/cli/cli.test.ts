@@ -2,7 +2,7 @@
 // --help everywhere, --json, exit codes (0 success, 1 failure, 2 bad usage) with a one-line
 // reason. Most calls run the CLI's own `run()` in this process (the same code path as
 // src/cli/index.ts, with the environment, stdin and output handed in), which costs
-// milliseconds instead of a node + tsx start-up each; one test runs the real process to prove
+// milliseconds instead of a node start-up each; one test runs the real process to prove
 // that exit codes and output reach the shell.
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { gatewayEnv } from '../helpers/gateway-env.js';
-import { freePort, REPO_ROOT as ROOT } from '../helpers/process.js';
+import { builtEntry, freePort, REPO_ROOT as ROOT } from '../helpers/process.js';
 
 interface Running {
   child: ChildProcess;
@@ -22,7 +22,7 @@ interface Running {
 
 const children: ChildProcess[] = [];
 
-/** Starts src/main.ts on `dataDir` with no storage, key or proxy settings but `extra`'s. */
+/** Starts src/main.ts (builtEntry) on `dataDir` with no storage, key or proxy settings but `extra`'s. */
 async function start(dataDir: string, extra: NodeJS.ProcessEnv = {}): Promise<Running> {
   const port = await freePort();
   const env = gatewayEnv(port, {
@@ -31,7 +31,7 @@ async function start(dataDir: string, extra: NodeJS.ProcessEnv = {}): Promise<Ru
     MOLE_MASTER_KEY: undefined,
     ...extra,
   });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [builtEntry('main.ts')], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

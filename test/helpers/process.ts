@@ -1,12 +1,89 @@
 // For suites that run the real gateway process.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import { gatewayEnv } from './gateway-env.js';
 import { pgOnce } from './pg-once.js';
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
+
+/** Where the spawned processes' JavaScript goes: see builtEntry. */
+const BUILD_DIR = path.join(REPO_ROOT, '.tmp', 'proc');
+let builtFrom = -1;
+
+/**
+ * The JavaScript for `src/<entry>.ts` (say 'main.ts'), for a test to run as its own process
+ * with plain `node`. Every src/ file is transformed by esbuild, as tsx would on the fly, into
+ * .tmp/proc/src, beside a link .tmp/proc/dist → dist, so paths the code finds from its own
+ * place (../dist/web) resolve as they do from src/; packages resolve from the repository's
+ * node_modules. Running through tsx instead cost each spawned process about a second of CPU for
+ * its loader (and the usage writer's worker bundle). Built again whenever a src/ file is newer
+ * than this worker's last build; outputs are written whole (rename) and only when changed, so
+ * workers building at once and processes already running read complete files.
+ */
+export function builtEntry(entry: string): string {
+  const newest = newestSource();
+  if (newest !== builtFrom) {
+    buildSources();
+    builtFrom = newest;
+  }
+  return path.join(BUILD_DIR, 'src', entry.replace(/\.ts$/, '.js'));
+}
+
+function newestSource(): number {
+  const srcDir = path.join(REPO_ROOT, 'src');
+  let newest = 0;
+  for (const f of fs.readdirSync(srcDir, { recursive: true, encoding: 'utf8' }))
+    newest = Math.max(newest, fs.statSync(path.join(srcDir, f)).mtimeMs);
+  return newest;
+}
+
+function buildSources(): void {
+  const require = createRequire(import.meta.url);
+  // tsx's esbuild, as src/usage/worker-client.ts uses it.
+  const esbuild = createRequire(require.resolve('tsx'))('esbuild') as {
+    transformSync(code: string, options: object): { code: string };
+  };
+  const srcDir = path.join(REPO_ROOT, 'src');
+  const outDir = path.join(BUILD_DIR, 'src');
+  const wanted = new Set<string>();
+  for (const f of fs.readdirSync(srcDir, { recursive: true, encoding: 'utf8' })) {
+    if (!f.endsWith('.ts') || f.endsWith('.test.ts')) continue;
+    const out = path.join(outDir, f.replace(/\.ts$/, '.js'));
+    wanted.add(out);
+    const { code } = esbuild.transformSync(fs.readFileSync(path.join(srcDir, f), 'utf8'), {
+      loader: 'ts',
+      format: 'esm',
+      target: 'node20',
+      sourcefile: path.join(srcDir, f),
+      tsconfigRaw: { compilerOptions: { useDefineForClassFields: true } },
+    });
+    let current: string | null = null;
+    try {
+      current = fs.readFileSync(out, 'utf8');
+    } catch {
+      /* not built yet */
+    }
+    if (current === code) continue;
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    const tmp = `${out}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, code);
+    fs.renameSync(tmp, out);
+  }
+  // Files whose source is gone.
+  for (const f of fs.readdirSync(outDir, { recursive: true, encoding: 'utf8' })) {
+    const out = path.join(outDir, f);
+    if (out.endsWith('.js') && !wanted.has(out)) fs.rmSync(out, { force: true });
+  }
+  try {
+    fs.symlinkSync(path.join('..', '..', 'dist'), path.join(BUILD_DIR, 'dist'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
 
 /** A loopback port nothing listens on right now. */
 export async function freePort(): Promise<number> {
@@ -33,16 +110,13 @@ export interface CliResult {
   stderr: string;
 }
 
-/** The `mole` entry point, run through tsx so no build is needed. */
-export const CLI_ENTRY = path.join(REPO_ROOT, 'src', 'cli', 'index.ts');
-
 /** Runs `mole <args>` as its own process (about a second each on a busy machine). */
 export function moleProcess(
   args: string[],
   opts: { env?: Record<string, string | undefined>; input?: string } = {},
 ): Promise<CliResult> {
   return new Promise<CliResult>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI_ENTRY, ...args], {
+    const child = spawn(process.execPath, [builtEntry('cli/index.ts'), ...args], {
       cwd: REPO_ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -57,7 +131,7 @@ export function moleProcess(
   });
 }
 
-/** A real gateway process (`src/main.ts` through tsx) listening on a loopback port. */
+/** A real gateway process (`src/main.ts`, see builtEntry) listening on a loopback port. */
 export interface GatewayProcess {
   child: ChildProcess;
   base: string;
@@ -81,7 +155,7 @@ export async function startGatewayProcess(
 ): Promise<GatewayProcess> {
   const port = await freePort();
   const full = gatewayEnv(port, { MOLE_MASTER_KEY: masterKey, MOLE_LOG_LEVEL: 'warn', ...env });
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, [builtEntry('main.ts')], {
     cwd: REPO_ROOT,
     env: full,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,9 +2,9 @@
 // SQLite database built from new-api's table definitions: the count table, --dry-run, --json,
 // idempotency, progress lines, exit codes, and a gateway on the same data dir serving the
 // imported keys — live over Redis when the gateway is already running, or after its start.
-// The import itself runs as the real CLI process (src/cli/index.ts through tsx): it must exit
+// The import itself runs as the real CLI process (src/cli/index.ts, see builtEntry): it must exit
 // on its own once done, its storage and Redis closed. The other calls run the CLI's own
-// `run()` in this process, as test/cli/cli.test.ts does, which saves a node + tsx start-up
+// `run()` in this process, as test/cli/cli.test.ts does, which saves a node start-up
 // (seconds of CPU) each.
 import fs from 'node:fs';
 import os from 'node:os';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
-import { freePort, REPO_ROOT as ROOT, waitFor } from '../helpers/process.js';
+import { builtEntry, freePort, REPO_ROOT as ROOT, waitFor } from '../helpers/process.js';
 
 describe('graceful shutdown', () => {
   let child: ChildProcess | null = null;
@@ -26,7 +26,7 @@ describe('graceful shutdown', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-shutdown-'));
     const port = await freePort();
     const master = 'mk-shutdown-test-master-key-0123456789';
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    child = spawn(process.execPath, [builtEntry('main.ts')], {
       cwd: ROOT,
       env: {
         ...process.env,

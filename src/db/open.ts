@@ -73,6 +73,34 @@ export function isTransientMigrationFailure(err: unknown): boolean {
   );
 }
 
+/**
+ * Migrates to the latest (or `upTo`) migration, trying again on a transient PostgreSQL catalog
+ * race (isTransientMigrationFailure).
+ */
+export async function migrateRetrying(
+  db: Kysely<Database>,
+  dialect: Storage['dialect'],
+  schema: string | undefined,
+  upTo?: string,
+): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await migrateToLatest(db, dialect, schema, upTo);
+      return;
+    } catch (err) {
+      // Seen only with many per-test schemas under heavy parallel load: the migrator's first
+      // look missed a schema created a moment before, or its look at every schema's tables (and
+      // their columns) met a table another schema was creating or dropping ("relation … does
+      // not exist", "column … of relation … does not exist", before any migration of ours ran:
+      // the message names none). Migrations are idempotent and a failed PostgreSQL run rolls
+      // back whole: look again, a few times.
+      if (!schema || !isTransientMigrationFailure(err) || attempt === 3) throw err;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+      await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
+    }
+  }
+}
+
 export async function openStorage(opts: OpenOptions): Promise<Storage> {
   let storage: Storage;
   if (opts.databaseUrl) {
@@ -102,21 +130,6 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
     ? (opts.pgSchema ??
       (await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(storage.db)).rows[0]!.schema)
     : undefined;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await migrateToLatest(storage.db, storage.dialect, migrationSchema, opts.migrateUpTo);
-      break;
-    } catch (err) {
-      // Seen only with many per-test schemas under heavy parallel load: the migrator's first
-      // look missed a schema created a moment before, or its look at every schema's tables (and
-      // their columns) met a table another schema was creating or dropping ("relation … does
-      // not exist", "column … of relation … does not exist", before any migration of ours ran:
-      // the message names none). Migrations are idempotent and a failed PostgreSQL run rolls
-      // back whole: look again, a few times.
-      if (!migrationSchema || !isTransientMigrationFailure(err) || attempt === 3) throw err;
-      await new Promise((r) => setTimeout(r, 200 * attempt));
-      await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(migrationSchema)}`.execute(storage.db);
-    }
-  }
+  await migrateRetrying(storage.db, storage.dialect, migrationSchema, opts.migrateUpTo);
   return storage;
 }

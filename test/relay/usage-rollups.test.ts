@@ -5,7 +5,7 @@
 // PostgreSQL. The migration's backfill builds the same hourly rows the writer does. Not timed.
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateToLatest } from '../../src/db/migrations.js';
+import { migrateRetrying } from '../../src/db/open.js';
 import type { NewLog } from '../../src/db/schema.js';
 import {
   createUsageQueries,
@@ -185,7 +185,7 @@ describe.each(backends())('usage from rollups equals usage from the logs [%s]', 
       .deleteFrom('kysely_migration' as never)
       .where('name' as never, '=', '0016_usage_hourly' as never)
       .execute();
-    await migrateToLatest(db, dialect, s.pgSchema ?? undefined);
+    await migrateRetrying(db, dialect, s.pgSchema ?? undefined);
     expect(await snapshot()).toEqual(written);
   });
 

@@ -1,7 +1,7 @@
 // One autocannon measurement against one target, with the server's (and the upstream's) CPU
 // time read from /proc around it.
 import autocannon from 'autocannon';
-import { cpuMicros, mainThreadCpuMicros, memory } from './proc.js';
+import { cpuMicros, cpuSince, machineCpuMicros, mainThreadCpuMicros, memory, servicesCpu } from './proc.js';
 import { MODEL, type Target } from './targets.js';
 
 export interface Scenario {
@@ -93,6 +93,11 @@ export interface Measurement {
   /** Share of one core the server used during the run. */
   serverCores: number;
   upstreamCpuUsPerReq: number;
+  /** Redis's and PostgreSQL's CPU per request (whatever else they served meanwhile included). */
+  redisCpuUsPerReq: number;
+  postgresCpuUsPerReq: number;
+  /** The whole machine's busy CPU per request: server, upstream, load generator, services, kernel. */
+  machineCpuUsPerReq: number;
   serverRssBytes: number;
 }
 
@@ -107,13 +112,18 @@ export async function measure(
   const c0 = cpuMicros(pid);
   const main0 = mainThreadCpuMicros(pid);
   const u0 = cpuMicros(upstreamPid);
+  const s0 = servicesCpu();
+  const m0 = machineCpuMicros();
   const w0 = performance.now();
   const r = await autocannon({ ...loadOptions(t, s, seconds), verifyBody: verifierFor(s) });
   const wall = (performance.now() - w0) / 1000;
   const c1 = cpuMicros(pid);
   const main1 = mainThreadCpuMicros(pid);
   const u1 = cpuMicros(upstreamPid);
+  const m1 = machineCpuMicros();
+  const services = cpuSince(s0, servicesCpu());
   const completed = r.latency.totalCount;
+  const perReq = (us: number) => (completed ? us / completed : NaN);
   return {
     target: t.name,
     scenario: s.id,
@@ -133,7 +143,10 @@ export async function measure(
     serverCpuUsPerReq: completed ? (c1 - c0) / completed : NaN,
     serverMainCpuUsPerReq: completed ? (main1 - main0) / completed : NaN,
     serverCores: (c1 - c0) / 1e6 / wall,
-    upstreamCpuUsPerReq: completed ? (u1 - u0) / completed : NaN,
+    upstreamCpuUsPerReq: perReq(u1 - u0),
+    redisCpuUsPerReq: perReq(services.redis),
+    postgresCpuUsPerReq: perReq(services.postgres),
+    machineCpuUsPerReq: perReq(m1 - m0),
     serverRssBytes: memory(pid).rss,
   };
 }

@@ -2,7 +2,7 @@
 // time is its own), wait for the line that says it is listening, read its CPU time and
 // memory from /proc, stop it by pid.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 
 export interface Server {
@@ -43,6 +43,46 @@ function statCpuMicros(file: string): number {
   const utime = Number(rest[11]);
   const stime = Number(rest[12]);
   return ((utime + stime) * 1e6) / clkTck;
+}
+
+/**
+ * CPU of the services the gateway may lean on (Redis, PostgreSQL: every process of that name,
+ * all users), microseconds per pid. A process that ends between two readings is missing from
+ * the second: `cpuSince` counts only the pids both readings have, and new ones whole.
+ */
+export function servicesCpu(): Map<number, { service: 'redis' | 'postgres'; us: number }> {
+  const out = new Map<number, { service: 'redis' | 'postgres'; us: number }>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const service = comm.startsWith('redis-server') ? 'redis' : comm === 'postgres' ? 'postgres' : null;
+      if (service) out.set(Number(d), { service, us: statCpuMicros(`/proc/${d}/stat`) });
+    } catch {
+      // The process ended while the directory was read.
+    }
+  }
+  return out;
+}
+
+/** Each service's CPU between two `servicesCpu` readings, microseconds. */
+export function cpuSince(
+  before: ReturnType<typeof servicesCpu>,
+  after: ReturnType<typeof servicesCpu>,
+): { redis: number; postgres: number } {
+  const sum = { redis: 0, postgres: 0 };
+  for (const [pid, a] of after) sum[a.service] += a.us - (before.get(pid)?.us ?? 0);
+  return sum;
+}
+
+/** CPU time the whole machine spent busy (all CPUs, /proc/stat: user … steal), microseconds. */
+export function machineCpuMicros(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+  // cpu  user nice system idle iowait irq softirq steal …
+  const f = line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!;
+  return (busy * 1e6) / clkTck;
 }
 
 /** VmRSS / VmHWM (peak RSS) of a process, bytes. */

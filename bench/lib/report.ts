@@ -25,6 +25,9 @@ export interface Summary {
   cpuRatioToBare: number;
   serverCores: number;
   upstreamCpuUsPerReq: number;
+  redisCpuUsPerReq: number;
+  postgresCpuUsPerReq: number;
+  machineCpuUsPerReq: number;
   bytesPerResponse: number;
   errors: number;
   non2xx: number;
@@ -93,6 +96,10 @@ export function summarize(ms: Measurement[], targets: string[]): Summary[] {
         cpuRatioToBare: median(cpuRatio),
         serverCores: median(mine.map((m) => m.serverCores)),
         upstreamCpuUsPerReq: median(mine.map((m) => m.upstreamCpuUsPerReq)),
+        // Runs recorded before these were measured lack them: NaN, shown as –.
+        redisCpuUsPerReq: median(mine.map((m) => m.redisCpuUsPerReq ?? NaN)),
+        postgresCpuUsPerReq: median(mine.map((m) => m.postgresCpuUsPerReq ?? NaN)),
+        machineCpuUsPerReq: median(mine.map((m) => m.machineCpuUsPerReq ?? NaN)),
         bytesPerResponse: median(mine.map((m) => m.bytesPerResponse)),
         errors: mine.reduce((a, m) => a + m.errors + m.timeouts, 0),
         non2xx: mine.reduce((a, m) => a + m.non2xx, 0),
@@ -150,6 +157,7 @@ export function headlineTable(r: RunResult): string {
     'µs/req',
     (t, s) => `${fmt(s.serverCpuUsPerReq)} | ${t === 'bare' ? '1.00×' : x(s.cpuRatioToBare)}`,
   );
+  md += machineTable(r);
   const c1 = ['plain-c1', 'stream-c1'].filter((c) => get('bare', c));
   if (c1.length) {
     // Little's law at one connection: mean latency = 1 / req/s, exact; what a proxy adds is
@@ -198,6 +206,35 @@ export function headlineTable(r: RunResult): string {
       .join(
         '; ',
       )}. Its CPU per request while serving each proxy is the "upstream CPU µs/req" column below.\n`;
+  }
+  return md;
+}
+
+/**
+ * The whole machine's CPU per request at 50 connections, and whose it is: the proxy, the mock
+ * upstream, Redis and PostgreSQL, and the rest (the load generator, the kernel). Every process
+ * shares the same cores, so a proxy's throughput follows this total, not its own CPU alone.
+ */
+function machineTable(r: RunResult): string {
+  const cols = ['plain-c50', 'stream-c50'];
+  const rows = r.targets
+    .filter((t) => t !== 'direct')
+    .flatMap((t) => cols.map((c) => r.summary.find((x) => x.target === t && x.scenario === c)))
+    .filter((s): s is Summary => s !== undefined && Number.isFinite(s.machineCpuUsPerReq));
+  if (!rows.length) return '';
+  let md =
+    '\nThe whole machine per request at 50 connections (µs CPU, median over rounds): every process shares the same cores, so throughput follows this total. "Rest" is the load generator and the kernel:\n\n';
+  md += '| target | scenario | machine | × bare | proxy | upstream | Redis | PostgreSQL | rest |\n';
+  md += '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
+  for (const s of rows) {
+    const bare = r.summary.find((x) => x.target === 'bare' && x.scenario === s.scenario);
+    const rest =
+      s.machineCpuUsPerReq -
+      s.serverCpuUsPerReq -
+      s.upstreamCpuUsPerReq -
+      s.redisCpuUsPerReq -
+      s.postgresCpuUsPerReq;
+    md += `| ${s.target} | ${s.scenario} | ${fmt(s.machineCpuUsPerReq)} | ${bare ? x(s.machineCpuUsPerReq / bare.machineCpuUsPerReq) : '–'} | ${fmt(s.serverCpuUsPerReq)} | ${fmt(s.upstreamCpuUsPerReq)} | ${fmt(s.redisCpuUsPerReq)} | ${fmt(s.postgresCpuUsPerReq)} | ${fmt(rest)} |\n`;
   }
   return md;
 }

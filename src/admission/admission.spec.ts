@@ -265,6 +265,28 @@ export function admissionSpec(name: string, impl: AdmissionImpl): void {
       expect((await p.limiter.peek(subjectOf(k))).tpm).toMatchObject({ remaining: 850 });
     });
 
+    // On Redis a key with only the ledger in force takes the ledger's own scripts, not the composed ones.
+    it('a key with no limits, cap or budget: exact under concurrency, judged on the exact amount, settled', async () => {
+      const { st, p, k, admit, settle } = await keyWith({ quotaNano: 10_000 }, 100_000);
+      st.used.set(k.id, 4_000);
+      const out = await Promise.all(Array.from({ length: 20 }, () => admit(1_000)));
+      expect(out.filter((a) => a.ok)).toHaveLength(6);
+      const refusal = refused(out.find((a) => !a.ok)!, 'unreachable');
+      expect(refusal.error.message).toContain("this API key's quota");
+      expect(refusal.ticket?.done).toBeTypeOf('function');
+      const held = out.filter((a): a is Admitted => a.ok);
+      for (const a of held.slice(1)) expect(await settle(a, 10, 100)).toBe(100);
+      // 1 200 on a 1 000 hold: charged whole, as the quota still covers it once the others settled.
+      expect(await settle(held[0]!, 10, 1_200)).toBe(1_200);
+      // 4 000 + 1 200 + 5 × 100 used: 4 300 left, so a 5 000 bound is refused and its exact 4 300 fits.
+      const a = admitted(await admit(5_000, { exact: () => 4_300 }));
+      expect(a.hold.ledger.amount).toBe(4_300);
+      p.admission.release(a.hold);
+      a.ticket.done();
+      expect(admitted(await admit(4_300)).hold.ledger.amount).toBe(4_300);
+      expect((await admit(1)).ok).toBe(false);
+    });
+
     it('release gives the whole hold back', async () => {
       const { p, admit } = await keyWith({ quotaNano: 1_000, cap: 1_000, daily: 1_000 }, 1_000);
       const a = admitted(await admit(1_000));

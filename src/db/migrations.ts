@@ -3,6 +3,7 @@
 import {
   Migrator,
   sql,
+  type ColumnDefinitionBuilder,
   type CreateTableBuilder,
   type Kysely,
   type Migration,
@@ -17,7 +18,8 @@ export const LOG_PARTITION_DAYS_AHEAD = 3;
 export function migrations(dialect: Dialect): Record<string, Migration> {
   // The only difference between the dialects: how an auto-increment key is spelt.
   const idType = dialect === 'postgres' ? 'bigserial' : 'integer';
-  const id = (c: any) => (dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement());
+  const id = (c: ColumnDefinitionBuilder) =>
+    dialect === 'postgres' ? c.primaryKey() : c.primaryKey().autoIncrement();
   const big = 'bigint';
   /** ALTER TABLE … ADD COLUMN … NOT NULL DEFAULT …: how later migrations add a flag or a counter. */
   const addWithDefault = (
@@ -45,7 +47,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
 
   return {
     '0001_initial': {
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         await db.schema
           .createTable('meta')
           .addColumn('name', 'text', (c) => c.primaryKey())
@@ -198,7 +200,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     },
     '0002_admin_lock': {
       // A key an admin switched off stays off until an admin switches it on again.
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         await addWithDefault(db, 'api_keys', 'admin_locked', 'integer', 0);
       },
     },
@@ -206,7 +208,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       // A key's own group counts only when an admin granted it; one its owner pinned follows
       // the owner. Existing pins that differ from their owner's group (only an admin could set
       // those, or the owner was moved since) and pins on admins' keys are kept as grants.
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         await addWithDefault(db, 'api_keys', 'group_by_admin', 'integer', 0);
         await sql`UPDATE api_keys SET group_by_admin = 1 WHERE group_name IS NOT NULL AND EXISTS (
           SELECT 1 FROM users WHERE users.id = api_keys.user_id
@@ -216,7 +218,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0004_logs_attempts_cache_write': {
       // Multi-protocol relaying: every upstream try on the log row, the ingress protocol,
       // prompt-cache writes and reasoning tokens; a price for prompt-cache writes.
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         await db.schema.alterTable('logs').addColumn('attempts', 'text').execute();
         await addWithDefault(db, 'logs', 'protocol', 'text', 'openai');
         await addWithDefault(db, 'logs', 'cache_write_tokens', big, 0);
@@ -226,14 +228,14 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     },
     '0005_channel_responses': {
       // An OpenAI-compatible channel may lack the Responses API: then Responses requests are translated.
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         await addWithDefault(db, 'channels', 'responses', 'integer', 1);
       },
     },
     '0006_logs_request_id_unique': {
       // One row per request: replaying the usage journal after a crash skips rows already
       // written. Should two rows ever share an id, later ones get theirs suffixed first.
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         await sql`UPDATE logs SET request_id = request_id || '#' || CAST(id AS TEXT)
           WHERE id NOT IN (SELECT MIN(id) FROM logs GROUP BY request_id)`.execute(db);
         await db.schema.createIndex('logs_request_id').on('logs').column('request_id').unique().execute();
@@ -244,7 +246,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       // (no checksum), so they are marked; keys, users and channels remember which source row
       // they came from, so re-running the import skips them (a rotated key too). Passwords may be bcrypt hashes
       // ("$2a$…") until their first sign-in re-hashes them with scrypt.
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         await addWithDefault(db, 'api_keys', 'imported', 'integer', 0);
         await db.schema.alterTable('api_keys').addColumn('import_source', 'text').execute();
         await db.schema.alterTable('users').addColumn('import_source', 'text').execute();
@@ -257,7 +259,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       // `GET /api/logs?status=error`, newest first: a partial index over the error rows only
       // (a few percent of the table), in id order, instead of a scan of every row. Queries
       // must spell the condition as the literal `status >= 400` for the planner to use it.
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         await db.schema
           .createIndex('logs_errors')
           .on('logs')
@@ -270,7 +272,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       // Rate, token and concurrency limits on keys, accounts and groups (a group's are the
       // defaults and ceilings of its keys and accounts), plus what a group may use at all and
       // how long its keys may live. Null everywhere = no limit.
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         await db.schema.alterTable('api_keys').addColumn('tpm_limit', 'integer').execute();
         await db.schema.alterTable('api_keys').addColumn('max_concurrency', 'integer').execute();
         for (const table of ['users', 'groups'])
@@ -285,7 +287,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       // as a group default, and the spend shares that raise `budget.threshold` events (JSON
       // list; null = the default [0.8, 1]). Spend per period is not stored here: it is the
       // sum of usage_daily since the period began (budgets/ reads it through usage/).
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         for (const table of ['api_keys', 'users', 'groups']) {
           await db.schema.alterTable(table).addColumn('budget_nano', big).execute();
           await db.schema.alterTable(table).addColumn('budget_period', 'text').execute();
@@ -298,7 +300,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       // Notifications (src/events/): one row per event, `dedupe_key` makes an occurrence
       // unique; the same row is its webhook outbox entry (`next_attempt_at` set while a
       // delivery is due, a lease so that one instance at a time delivers it).
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         await db.schema
           .createTable('events')
           .addColumn('id', idType, id)
@@ -329,7 +331,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       // minted by a key for a browser or an app (they bill to it: their calls are logged with
       // the parent's key_id and their own ephemeral_id), and what each one spent against its
       // max_cost. Rows are purged a while after they expire.
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         await db.schema.alterTable('api_keys').addColumn('allowed_origins', 'text').execute();
         await db.schema
           .createTable('ephemeral_keys')
@@ -370,7 +372,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0013_leaks': {
       // The anomaly guard (security/guard.ts): a key's own thresholds, and a group's for all its
       // keys, as JSON text {max_ips_per_hour?, max_spend_per_hour_nano?, action}; null = none.
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         await db.schema.alterTable('api_keys').addColumn('guard', 'text').execute();
         await db.schema.alterTable('groups').addColumn('guard', 'text').execute();
       },
@@ -378,7 +380,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
     '0014_management_tokens': {
       // Management tokens (mg-…): only the SHA-256 of the secret is kept. `user_id` null = a
       // token the master key minted; `scopes` is a JSON list; revoked rows stay for the audit trail.
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         await db.schema
           .createTable('management_tokens')
           .addColumn('id', idType, id)
@@ -417,7 +419,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       // (request_id, created_at) (a replayed row keeps its created_at). Day partitions
       // from today on and a DEFAULT partition (for any other day) are made here and kept
       // ahead by usage/retention.ts. SQLite keeps its one table.
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         if (dialect !== 'postgres') return;
         await sql`LOCK TABLE logs IN ACCESS EXCLUSIVE MODE`.execute(db);
         const newest = await sql<{ max: string | null }>`SELECT max(created_at) AS max FROM logs`.execute(db);
@@ -460,7 +462,7 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
       // (usage/writer.ts): a range that is not whole days is answered from the daily rows for
       // the whole days, the hourly rows for the whole hours at its edges, and the logs only
       // for the under-an-hour ends. `hour` is the epoch ms the UTC hour starts at.
-      async up(db: Kysely<any>) {
+      async up(db: Kysely<unknown>) {
         // Idempotent, so a start that dies half-way (SQLite has no transactional DDL here)
         // simply runs it again.
         await db.schema
@@ -492,8 +494,8 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
 }
 
 /** Applies every migration not applied yet; `upTo` stops after the one so named (tests of a migration). */
-export async function migrateToLatest(
-  db: Kysely<any>,
+export async function migrateToLatest<DB>(
+  db: Kysely<DB>,
   dialect: Dialect,
   pgSchema?: string,
   upTo?: string,

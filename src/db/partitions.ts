@@ -32,14 +32,14 @@ function bound(text: string): number | null {
 }
 
 /** Is `table` (in the search path) a partitioned table? */
-export async function isPartitioned(db: Kysely<any>, table: string): Promise<boolean> {
+export async function isPartitioned<DB>(db: Kysely<DB>, table: string): Promise<boolean> {
   const r = await sql<{ kind: string | null }>`
     SELECT (SELECT relkind FROM pg_class WHERE oid = to_regclass(${checkName(table)})) AS kind`.execute(db);
   return r.rows[0]?.kind === 'p';
 }
 
 /** The partitions of `table` with their bounds, ordered by lower bound (DEFAULT last). */
-export async function listPartitions(db: Kysely<any>, table: string): Promise<Partition[]> {
+export async function listPartitions<DB>(db: Kysely<DB>, table: string): Promise<Partition[]> {
   const r = await sql<{ name: string; bound: string }>`
     SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound
     FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -55,7 +55,7 @@ export async function listPartitions(db: Kysely<any>, table: string): Promise<Pa
 }
 
 /** Serialises partition work on `table` in this schema until the transaction ends. */
-async function lockPartitions(trx: Kysely<any>, table: string): Promise<void> {
+async function lockPartitions<DB>(trx: Kysely<DB>, table: string): Promise<void> {
   await sql`SELECT pg_advisory_xact_lock(hashtext(current_schema() || ${'.' + table + ':partitions'}))`.execute(
     trx,
   );
@@ -67,8 +67,8 @@ async function lockPartitions(trx: Kysely<any>, table: string): Promise<void> {
  * already covers is skipped). A day whose rows went to DEFAULT meanwhile gets them moved
  * into its new partition. Answers the partitions created.
  */
-export async function ensureDayPartitionsIn(
-  trx: Kysely<any>,
+export async function ensureDayPartitionsIn<DB>(
+  trx: Kysely<DB>,
   table: string,
   column: string,
   now: number,
@@ -117,8 +117,8 @@ export async function ensureDayPartitionsIn(
 const LOCK_TIMEOUT = '2s';
 
 /** `ensureDayPartitionsIn` in a transaction of its own. */
-export function ensureDayPartitions(
-  db: Kysely<any>,
+export function ensureDayPartitions<DB>(
+  db: Kysely<DB>,
   table: string,
   column: string,
   now: number,
@@ -134,7 +134,7 @@ export function ensureDayPartitions(
  * Drops every partition whose rows all lie before `cutoff` (its upper bound ≤ cutoff): O(1)
  * per partition, whatever it holds. DEFAULT is never dropped. Answers the partitions dropped.
  */
-export function dropPartitionsBefore(db: Kysely<any>, table: string, cutoff: number): Promise<string[]> {
+export function dropPartitionsBefore<DB>(db: Kysely<DB>, table: string, cutoff: number): Promise<string[]> {
   return db.transaction().execute(async (trx) => {
     await sql`SET LOCAL lock_timeout = ${sql.lit(LOCK_TIMEOUT)}`.execute(trx);
     await lockPartitions(trx, table);

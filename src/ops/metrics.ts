@@ -4,7 +4,7 @@
 // Labels never carry a key, a secret or a key name: only protocol, model, status, channel
 // name, group and token direction. Values a client chooses (the model) are bounded: a model
 // that is not priced is counted as "other", so made-up names cannot grow the series count.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, type Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { NewLog } from '../db/schema.js';
 
 export interface MetricsSources {

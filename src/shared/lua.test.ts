@@ -27,7 +27,10 @@ describe('luaRunner', () => {
   function standIn(evalshaError: Error | null) {
     const sent: string[] = [];
     const redis = {
-      eval: async (_script: string, ...a: unknown[]) => (sent.push(`eval ${a.join(' ')}`), 'by text'),
+      eval: async (_script: string, ...a: unknown[]) => {
+        sent.push(`eval ${a.join(' ')}`);
+        return 'by text';
+      },
       evalsha: async (_sha: string, ...a: unknown[]) => {
         sent.push(`evalsha ${a.join(' ')}`);
         if (evalshaError) throw evalshaError;

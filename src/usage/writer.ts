@@ -29,7 +29,7 @@ export type Contributor = (
   trx: Db,
   rows: readonly NewLog[],
   written: readonly NewLog[],
-) => Promise<Hooks | void>;
+) => Promise<Hooks> | Promise<void>;
 
 /** A contributor's hooks: after the batch commits, or when it does not. */
 interface Hooks {

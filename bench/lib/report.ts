@@ -5,6 +5,49 @@ import { SCENARIOS } from './load.js';
 import type { SlowStreamResult } from './slow-streams.js';
 import { fmt, max, median, mib, min } from './stats.js';
 
+/** What bench/scale.ts writes as JSON (its `result`), as far as the report reads it. */
+export interface ScaleResult {
+  keys: number;
+  logRows: number;
+  verify: {
+    hitPerSec: number;
+    hitUs: number;
+    checksumOnlyUs: number;
+    sha256OnlyUs: number;
+    malformedPerSec: number;
+    unknownCachedPerSec: number;
+    missPerSec: number;
+    missUs: number;
+    missConcurrent64PerSec: number;
+  };
+  /** Optional: the report prints its row only when present. */
+  admission?: { smallUs: number; bigUs: number; bigPromptTokens: number; bigBodyBytes: number };
+  keyInsert: { rows: number; seconds: number; rowsPerSec: number; dbBytes: number };
+  keyCache: {
+    cachedEntries: number;
+    bulkReadSeconds: number;
+    warmSeconds: number;
+    warmPerSec: number;
+    heapBytesAdded: number;
+    rssBytesAdded: number;
+    bytesPerEntry: number;
+    servicesHeapAtStart: number;
+    heapTotalWithAllKeys: number;
+    randomHitPerSec: number;
+  };
+  logIngest: { rows: number; batchRows: number; seconds: number; rowsPerSec: number; enqueueUs: number };
+  logBulkInsert: { rows: number; seconds: number; rowsPerSec: number; totalRows: number; dbBytes: number };
+  reads: Array<{
+    name: string;
+    path: string;
+    reps: number;
+    p50ms: number;
+    p99ms: number;
+    maxms: number;
+    rows: number;
+  }>;
+}
+
 export interface Summary {
   target: string;
   scenario: string;
@@ -55,7 +98,7 @@ export interface RunResult {
   moleCheck: { measured2xx: number; loggedRequests: number; billedUsd: number } | null;
   slowStreams: SlowStreamResult[];
   longStreams?: SlowStreamResult[];
-  scale: any;
+  scale: ScaleResult | null;
   notes: string[];
 }
 

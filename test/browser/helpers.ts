@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import type { TestServer } from '../helpers/server.js';
+import type { TestJson, TestServer } from '../helpers/server.js';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const WEB_DIST = path.join(REPO_ROOT, 'dist', 'web');
@@ -216,7 +216,7 @@ export async function relay(
   secret: string,
   p: string,
   body?: unknown,
-): Promise<{ status: number; body: any }> {
+): Promise<{ status: number; body: TestJson }> {
   const res = await fetch(url + '/v1' + p, {
     method: body === undefined ? 'GET' : 'POST',
     headers: {

@@ -2,8 +2,9 @@
 // enable/disable, rotate with grace, delete, per-user cap, audit trail.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isWellFormedKey } from '../../src/keys/format.js';
-import { backends } from '../helpers/server.js';
+import { type ApiReply, backends } from '../helpers/server.js';
 import { suiteServer } from '../helpers/suite.js';
+import type { ApiKeyPage, AuditPage } from '../../web/src/api-types.js';
 import {
   KEY_FIELDS,
   createKey,
@@ -216,7 +217,10 @@ describe.each(backends())('keys [%s]', (backend) => {
       let cursor: string | null = null;
       let pages = 0;
       do {
-        const r = await s.api('GET', `/api/keys?user_id=${u.id}&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+        const r: ApiReply<ApiKeyPage> = await s.api(
+          'GET',
+          `/api/keys?user_id=${u.id}&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        );
         expect(r.status).toBe(200);
         seen.push(...r.body.data.map((k: { id: number }) => k.id));
         cursor = r.body.next_cursor;
@@ -488,7 +492,10 @@ describe.each(backends())('keys [%s]', (backend) => {
       let cursor: string | null = null;
       let pages = 0;
       do {
-        const r = await s.api('GET', `/api/audit?key_id=${id}&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+        const r: ApiReply<AuditPage> = await s.api(
+          'GET',
+          `/api/audit?key_id=${id}&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+        );
         seen.push(...r.body.data.map((a: { id: number }) => a.id));
         cursor = r.body.next_cursor;
         pages++;

@@ -1,7 +1,8 @@
 // Users (contract §3): create, list, get, patch, delete, topup; management authentication.
 import { describe, expect, it } from 'vitest';
-import { backends, login } from '../helpers/server.js';
+import { type ApiReply, backends, login } from '../helpers/server.js';
 import { suiteServer } from '../helpers/suite.js';
+import type { UserPage } from '../../web/src/api-types.js';
 import {
   createKey,
   createUser,
@@ -76,7 +77,10 @@ describe.each(backends())('users [%s]', (backend) => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const r = await s.api('GET', `/api/users?q=${tag}&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      const r: ApiReply<UserPage> = await s.api(
+        'GET',
+        `/api/users?q=${tag}&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      );
       expect(r.status).toBe(200);
       expect(r.body.data.length).toBeLessThanOrEqual(2);
       seen.push(...r.body.data.map((u: { id: number }) => u.id));

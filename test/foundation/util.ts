@@ -1,11 +1,12 @@
 // Small helpers shared by the foundation suites (contract §2–4, authentication part).
 import { beforeAll, expect } from 'vitest';
-import { login, type TestServer } from '../helpers/server.js';
+import { login, type TestJson, type TestServer } from '../helpers/server.js';
 import { standIn } from '../helpers/suite.js';
 
 export interface Res {
   status: number;
-  body: any;
+  /** Parsed JSON, else the text. */
+  body: TestJson;
   headers: Headers;
 }
 

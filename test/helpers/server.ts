@@ -10,6 +10,7 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../src/config.js';
 import { createServices, type Services } from '../../src/services.js';
 import { buildApp } from '../../src/app.js';
+import type { errorBody } from '../../src/http/errors.js';
 import { pgOnce } from './pg-once.js';
 import { redactingSerializers } from '../../src/http/redact.js';
 
@@ -18,6 +19,29 @@ export type Backend = 'sqlite' | 'postgres';
 /** PostgreSQL for tests: MOLE_TEST_PG_URL (set by test/global-setup.ts when a server answers). */
 export const pgUrl = (): string | undefined => process.env.MOLE_TEST_PG_URL || undefined;
 export const backends = (): Backend[] => (pgUrl() ? ['sqlite', 'postgres'] : ['sqlite']);
+
+/**
+ * JSON as the suites read it when its shape is not named: a response body of whichever endpoint
+ * was called (or its text), a fixture, a body the mock upstream recorded. Such JSON is read field
+ * by field in some 900 places, each read checked by expect() at run time; the path of a call does
+ * not tell the compiler the shape, so this stays open. Calls that can name a type do:
+ * s.api<AuditPage>(…) with web/src/api-types.ts (generated from the OpenAPI document), ErrorBody.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the one declared open type for JSON the suites read and assert on (see above).
+export type TestJson = any;
+
+/** A JSON object whose fields a test reads and asserts on (see TestJson). */
+export type TestJsonObject = Record<string, TestJson>;
+
+/** The error body every API answers with (management API and OpenAI-style relay). */
+export type ErrorBody = ReturnType<typeof errorBody>;
+
+/** What `TestServer.api` answers. */
+export interface ApiReply<T = TestJson> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
 
 export interface TestServer {
   url: string;
@@ -34,13 +58,16 @@ export interface TestServer {
   clock: TestClock;
   /** Everything the server logged so far. */
   logs(): string;
-  /** Management API call with the master key (or another bearer / cookie). */
-  api(
+  /**
+   * Management API call with the master key (or another bearer / cookie). The body is the
+   * parsed JSON (else the text); a call that knows the answer's shape names it as `T`.
+   */
+  api<T = TestJson>(
     method: string,
     p: string,
     body?: unknown,
     headers?: Record<string, string>,
-  ): Promise<{ status: number; body: any; headers: Headers }>;
+  ): Promise<ApiReply<T>>;
   close(): Promise<void>;
 }
 
@@ -124,7 +151,12 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
   const addr = app.server.address();
   const url = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
 
-  const api: TestServer['api'] = async (method, p, body, headers = {}) => {
+  const api: TestServer['api'] = async <T>(
+    method: string,
+    p: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
     const res = await fetch(url + p, {
       method,
       headers: {
@@ -141,7 +173,7 @@ export async function startTestServer(opts: StartOptions = {}): Promise<TestServ
     } catch {
       /* CSV or empty */
     }
-    return { status: res.status, body: parsed, headers: res.headers };
+    return { status: res.status, body: parsed as T, headers: res.headers };
   };
 
   return {

@@ -3,9 +3,9 @@
 // export (with formula-injection guard); usage grouped by day / key / model (rollup and raw
 // paths agree), CSV; a signed-in user sees only their own rows.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { backends, login, userWithKey, type TestServer } from '../helpers/server.js';
+import { type ApiReply, backends, login, userWithKey, type TestServer } from '../helpers/server.js';
 import { relaySuite } from '../helpers/relay-suite.js';
-import { allLogs, client, nanoOf, sdkError, sumCost, type LogRow } from './relay-helpers.js';
+import { allLogs, client, nanoOf, sdkError, sumCost, type LogRow, type LogRowPage } from './relay-helpers.js';
 
 const LOG_FIELDS = [
   'id',
@@ -163,7 +163,7 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const r: { status: number; body: any } = await s.api(
+      const r: ApiReply<LogRowPage> = await s.api(
         'GET',
         `/api/logs?limit=4${cursor ? `&cursor=${cursor}` : ''}`,
       );

@@ -6,8 +6,8 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import OpenAI from 'openai';
 import { expect } from 'vitest';
-import type { TestServer } from '../helpers/server.js';
-import type { LogAttempt, LogEntry } from '../../web/src/api-types.js';
+import type { ApiReply, TestJson, TestServer } from '../helpers/server.js';
+import type { LogAttempt, LogEntry, LogPage } from '../../web/src/api-types.js';
 import type { MockProvider } from '../mock-provider/server.js';
 import { expectRelayError, relay } from '../foundation/util.js';
 
@@ -135,6 +135,9 @@ export interface LogRow extends Omit<LogEntry, 'key_name' | 'endpoint' | 'ip' | 
   attempts: (LogAttempt & { channel_id: number; channel_name: string })[];
 }
 
+/** A page of GET /api/logs over relay traffic. */
+export type LogRowPage = Omit<LogPage, 'data'> & { data: LogRow[] };
+
 /** Every log row matching the query (follows the cursor), newest first. */
 export async function allLogs(s: TestServer, query: Record<string, string | number> = {}): Promise<LogRow[]> {
   const out: LogRow[] = [];
@@ -145,7 +148,7 @@ export async function allLogs(s: TestServer, query: Record<string, string | numb
         ([k, v]): [string, string] => [k, String(v)],
       ),
     );
-    const r = await s.api('GET', `/api/logs?${q}`);
+    const r: ApiReply<LogRowPage> = await s.api('GET', `/api/logs?${q}`);
     expect(r.status, JSON.stringify(r.body)).toBe(200);
     out.push(...r.body.data);
     cursor = r.body.next_cursor;
@@ -265,7 +268,7 @@ export async function rawRelay(
     ...(opts.body !== undefined ? { body: opts.body } : {}),
   });
   const text = await res.text();
-  let json: any = null;
+  let json: TestJson = null;
   try {
     json = JSON.parse(text);
   } catch {
@@ -275,14 +278,15 @@ export async function rawRelay(
 }
 
 /** The OpenAI error shape, with the given code. */
-export function expectOpenAIError(body: any, code: string): void {
+export function expectOpenAIError(body: unknown, code: string): void {
   expect(body, 'error body').toBeTruthy();
-  expect(body.error).toBeTruthy();
-  expect(body.error.code).toBe(code);
-  expect(typeof body.error.message).toBe('string');
-  expect(body.error.message.length).toBeGreaterThan(0);
-  expect(typeof body.error.type).toBe('string');
-  expect('param' in body.error).toBe(true);
+  const { error } = body as { error?: { code?: unknown; message?: unknown; type?: unknown } };
+  expect(error).toBeTruthy();
+  expect(error!.code).toBe(code);
+  expect(typeof error!.message).toBe('string');
+  expect((error!.message as string).length).toBeGreaterThan(0);
+  expect(typeof error!.type).toBe('string');
+  expect('param' in error!).toBe(true);
 }
 
 export async function keyJson(s: TestServer, keyId: number) {

@@ -5,7 +5,7 @@ import { createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto'
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type StartOptions, startTestServer, type TestServer } from '../helpers/server.js';
+import { type TestJson, type StartOptions, startTestServer, type TestServer } from '../helpers/server.js';
 import { forSuite, standIn } from '../helpers/suite.js';
 
 export interface FakeGithub {
@@ -18,7 +18,7 @@ export interface FakeGithub {
     s: TestServer,
     body: unknown,
     headers?: Record<string, string | undefined>,
-  ): Promise<{ status: number; body: any; ms: number }>;
+  ): Promise<{ status: number; body: TestJson; ms: number }>;
   cleanup(): void;
 }
 

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/program.js';
 import { type CliResult as Result, moleProcess } from '../helpers/process.js';
 import { pricedServerForSuite } from '../helpers/priced-model.js';
-import type { TestServer } from '../helpers/server.js';
+import type { ErrorBody, TestServer } from '../helpers/server.js';
 import { closedPort } from '../relay/relay-helpers.js';
 
 /** Runs `mole <args>` in this process, as src/cli/index.ts would in its own. */
@@ -61,7 +61,7 @@ describe('mole CLI', { timeout: 180_000 }, () => {
   const relayKey = (secret: string) =>
     fetch(s.url + '/v1/key', { headers: { authorization: `Bearer ${secret}` } }).then(async (r) => ({
       status: r.status,
-      body: (await r.json()) as any,
+      body: (await r.json()) as Partial<ErrorBody>,
     }));
 
   pricedServerForSuite({}, { input: 1, output: 2 }, (started) => {
@@ -197,7 +197,7 @@ describe('mole CLI', { timeout: 180_000 }, () => {
     expect(off.stdout.trim()).toBe(`Disabled key ${created.id} "dev-local" (${created.display}).`);
     const refused = await relayKey(created.key);
     expect(refused.status).toBe(401);
-    expect(refused.body.error.code).toBe('key_disabled');
+    expect(refused.body.error?.code).toBe('key_disabled');
     expect((await okJson(['keys', 'enable', String(created.id)])).status).toBe('active');
     expect((await relayKey(created.key)).status).toBe(200);
 

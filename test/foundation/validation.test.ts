@@ -325,7 +325,7 @@ describe.each(backends())('input validation [%s]', (backend) => {
       ['POST', '/api/users', { username: 'nuluser', password: 'pass\u0000word-123' }],
       ['POST', '/api/auth/login', { username: 'a\u0000', password: 'password-123' }],
       ['POST', '/api/channels', { name: 'c\u0000', type: 'mock', models: ['m1'] }],
-      ['PUT', '/api/prices/m1', { input: 1, output: 1, ['x\u0000']: 1 }],
+      ['PUT', '/api/prices/m1', { input: 1, output: 1, 'x\u0000': 1 }],
     ];
     for (const [method, p, body] of cases) {
       const res = await s.api(method, p, body);

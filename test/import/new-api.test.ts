@@ -12,7 +12,23 @@ import { type ImportReport, importNewApi } from '../../src/import/new-api.js';
 import { openSource } from '../../src/import/source.js';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
 import { waitFor } from '../helpers/process.js';
-import { backends, login, pgUrl, startTestServer, type TestServer } from '../helpers/server.js';
+import {
+  backends,
+  login,
+  pgUrl,
+  type TestJson,
+  startTestServer,
+  type TestServer,
+} from '../helpers/server.js';
+import type {
+  ApiKey,
+  ApiKeyPage,
+  Channel,
+  Group,
+  LogPage,
+  Price,
+  UserPage,
+} from '../../web/src/api-types.js';
 import {
   buildMysql,
   buildPostgres,
@@ -37,11 +53,11 @@ const FIXTURE_COUNTS = {
 };
 
 /** Alice and her keys as every source imports them; her main key answers once the verifier sees it. Returns her keys. */
-async function expectAliceImported(s: TestServer, data: ReturnType<typeof newApiData>): Promise<any[]> {
-  const users = (await s.api('GET', '/api/users?limit=100')).body.data as any[];
-  const alice = users.find((u) => u.username === 'alice');
+async function expectAliceImported(s: TestServer, data: ReturnType<typeof newApiData>): Promise<ApiKey[]> {
+  const users = (await s.api<UserPage>('GET', '/api/users?limit=100')).body.data;
+  const alice = users.find((u) => u.username === 'alice')!;
   expect(alice).toMatchObject({ role: 'user', group: 'vip', balance: 5 });
-  const keys = (await s.api('GET', `/api/keys?user_id=${alice.id}`)).body.data as any[];
+  const keys = (await s.api<ApiKeyPage>('GET', `/api/keys?user_id=${alice.id}`)).body.data;
   expect(keys.find((k) => k.name === 'alice-main')).toMatchObject({
     quota: 1.5,
     used: 0.5,
@@ -72,7 +88,7 @@ async function runImport(s: TestServer, from: string, dryRun = false): Promise<I
 }
 
 /** A list answer: `{data: […]}` or a bare array. */
-const listOf = (body: any): any[] => (Array.isArray(body) ? body : body.data);
+const listOf = <T>(body: T[] | { data: T[] }): T[] => (Array.isArray(body) ? body : body.data);
 
 const counts = (r: ImportReport) =>
   Object.fromEntries(r.tables.map((t) => [t.table, [t.imported, t.skipped]]));
@@ -84,7 +100,7 @@ async function relay(s: TestServer, key: string, p: string, body?: unknown) {
     ...(body ? { body: JSON.stringify(body) } : {}),
   });
   const text = await res.text();
-  let json: any = text;
+  let json: TestJson = text;
   try {
     json = JSON.parse(text);
   } catch {}
@@ -133,9 +149,9 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
   let dry: ImportReport;
   let first: ImportReport;
   const userByName = async (name: string) =>
-    ((await s.api('GET', '/api/users?limit=100')).body.data as any[]).find((u) => u.username === name);
+    (await s.api<UserPage>('GET', '/api/users?limit=100')).body.data.find((u) => u.username === name)!;
   const keysOf = async (userId: number) =>
-    (await s.api('GET', `/api/keys?user_id=${userId}&limit=100`)).body.data as any[];
+    (await s.api<ApiKeyPage>('GET', `/api/keys?user_id=${userId}&limit=100`)).body.data;
 
   beforeAll(async () => {
     mock = await startMockProvider({ apiKey: UPSTREAM_KEY });
@@ -227,8 +243,8 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
       allowed_ips: null,
       group: 'vip',
     });
-    expect(byName['alice-off'].status).toBe('disabled');
-    expect(byName['alice-expired'].status).toBe('expired');
+    expect(byName['alice-off']!.status).toBe('disabled');
+    expect(byName['alice-expired']!.status).toBe('expired');
     expect(byName['alice-exhausted']).toMatchObject({
       status: 'exhausted',
       quota: 0.2,
@@ -268,8 +284,8 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
     expect(mock.requests[0]!.headers.authorization).toBe(`Bearer ${UPSTREAM_KEY}`);
     // Billed at the imported price (0.075 ratio → 0.15 USD per 1M, completion ratio 1) × vip's 0.8.
     const alice = await userByName('alice');
-    const logs = (await s.api('GET', `/api/logs?user_id=${alice.id}`)).body.data as any[];
-    const log = logs.find((l) => l.request_id === r.headers.get('x-request-id'));
+    const logs = (await s.api<LogPage>('GET', `/api/logs?user_id=${alice.id}`)).body.data;
+    const log = logs.find((l) => l.request_id === r.headers.get('x-request-id'))!;
     expect(log).toMatchObject({ status: 200, model: 'mole-mini', key_name: 'alice-main' });
     const nano = Math.ceil(((log.prompt_tokens + log.completion_tokens) * 150_000_000 * 800_000) / 1e12);
     expect(log.cost).toBeCloseTo(nano / 1e9, 12);
@@ -316,8 +332,8 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
   });
 
   it('channels: type, base URL, models, groups, model map, priority, weight, status', async () => {
-    const data2 = listOf((await s.api('GET', '/api/channels')).body);
-    const byName = Object.fromEntries((data2 as any[]).map((c) => [c.name, c]));
+    const data2 = listOf<Channel>((await s.api('GET', '/api/channels')).body);
+    const byName = Object.fromEntries(data2.map((c) => [c.name, c]));
     expect(Object.keys(byName).sort()).toEqual([
       'claude',
       'gemini',
@@ -352,17 +368,15 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
     });
     expect(byName['mock-upstream']).toMatchObject({ base_url: `${mock.url}`, priority: 10, model_map: null });
     expect(byName['multi #2']).toMatchObject({ base_url: 'https://api.example.com/v1', weight: 11 });
-    for (const c of data2 as any[]) expect(c).not.toHaveProperty('api_key');
+    for (const c of data2) expect(c).not.toHaveProperty('api_key');
   });
 
   it('prices from ModelRatio × CompletionRatio, groups from GroupRatio', async () => {
-    const prices = (await s.api('GET', '/api/prices')).body;
-    const list = (Array.isArray(prices) ? prices : prices.data) as any[];
+    const list = listOf<Price>((await s.api('GET', '/api/prices')).body);
     expect(list.find((p) => p.model === 'gpt-4o')).toMatchObject({ input: 2.5, output: 10 });
     expect(list.find((p) => p.model === 'mole-mini')).toMatchObject({ input: 0.15, output: 0.15 });
     expect(list.find((p) => p.model === 'dall-e-3')).toBeUndefined();
-    const groups = (await s.api('GET', '/api/groups')).body;
-    const glist = (Array.isArray(groups) ? groups : groups.data) as any[];
+    const glist = listOf<Group>((await s.api('GET', '/api/groups')).body);
     expect(glist.find((g) => g.name === 'vip')).toMatchObject({ multiplier: 0.8 });
     expect(glist.find((g) => g.name === 'default')).toMatchObject({ multiplier: 1 });
   });
@@ -401,7 +415,7 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
   it('imported keys rotate (old secret through its grace period) and delete like any key', async () => {
     const alice = await userByName('alice');
     const root = await userByName('root');
-    const unlimited = (await keysOf(alice.id)).find((k) => k.name === 'alice-unlimited');
+    const unlimited = (await keysOf(alice.id)).find((k) => k.name === 'alice-unlimited')!;
     const old = `sk-${data.keys.unlimited}`;
     const r1 = await s.api('POST', `/api/keys/${unlimited.id}/rotate`, { grace_seconds: 60 });
     expect(r1.status).toBe(200);
@@ -415,7 +429,7 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
       'rotated-out secret refused',
     );
     expect((await relay(s, r2.body.key, '/v1/key')).status).toBe(200);
-    const granted = (await keysOf(root.id)).find((k) => k.name === 'imported-9');
+    const granted = (await keysOf(root.id)).find((k) => k.name === 'imported-9')!;
     expect((await s.api('DELETE', `/api/keys/${granted.id}`)).status).toBe(200);
     const gone = await relay(s, `sk-${data.keys.granted}`, '/v1/key');
     expect([gone.status, gone.body.error.code]).toEqual([401, 'invalid_api_key']);
@@ -504,7 +518,7 @@ mysqlDescribe('mole import new-api from MySQL (MariaDB) into %s', { timeout: 60_
     expect(keys.find((k) => k.name === 'alice-main')).toMatchObject({ allowed_ips: ['127.0.0.1', '::1'] });
     const off = await relay(s, `sk-${data.keys.disabled}`, '/v1/key');
     expect(off.body.error.code).toBe('key_disabled');
-    const channels = listOf((await s.api('GET', '/api/channels')).body);
+    const channels = listOf<Channel>((await s.api('GET', '/api/channels')).body);
     expect(channels.find((c) => c.name === 'openai-main')).toMatchObject({
       weight: 13,
       priority: 5,
@@ -594,13 +608,13 @@ describe('mole import new-api from a one-api database (SQLite)', { timeout: 60_0
       const r = await runImport(s, file);
       expect(counts(r)).toMatchObject({ users: [1, 0], tokens: [1, 0], channels: [1, 0] });
       expect(r.quotaPerUnit).toBe(250000);
-      const users = (await s.api('GET', '/api/users')).body.data as any[];
+      const users = (await s.api<UserPage>('GET', '/api/users')).body.data;
       expect(users[0]).toMatchObject({ username: 'carol', role: 'admin', balance: 4 });
       await waitFor(async () => (await relay(s, `sk-${key}`, '/v1/key')).status === 200, 10_000, 'key');
       const me = await relay(s, `sk-${key}`, '/v1/key');
       expect(me.body).toMatchObject({ quota: 1, used: 0, models: ['gpt-4o-mini', 'mole-mini'] });
-      const keys = (await s.api('GET', '/api/keys')).body.data as any[];
-      expect(keys[0].allowed_ips).toEqual(['127.0.0.1/32', '::1/128']);
+      const keys = (await s.api<ApiKeyPage>('GET', '/api/keys')).body.data;
+      expect(keys[0]!.allowed_ips).toEqual(['127.0.0.1/32', '::1/128']);
       const ch = listOf((await s.api('GET', '/api/channels')).body);
       expect(ch[0]).toMatchObject({ type: 'gemini', base_url: 'https://generativelanguage.googleapis.com' });
     } finally {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import type { NewApiKey, User } from '../../web/src/api-types.js';
 import { builtEntry, freePort, REPO_ROOT as ROOT, waitFor } from '../helpers/process.js';
 
 describe('graceful shutdown', () => {
@@ -46,12 +47,12 @@ describe('graceful shutdown', () => {
     await waitFor(async () => (await fetch(base + '/api/openapi.json')).ok, 90_000);
     expect(out).toMatch(new RegExp(`listening on http://127\\.0\\.0\\.1:${port}`));
 
-    const api = (method: string, p: string, body: unknown) =>
+    const api = <T>(method: string, p: string, body: unknown) =>
       fetch(base + p, {
         method,
         headers: { authorization: `Bearer ${master}`, 'content-type': 'application/json' },
         body: JSON.stringify(body),
-      }).then((r) => r.json() as Promise<any>);
+      }).then((r) => r.json() as Promise<T>);
     await api('POST', '/api/channels', {
       name: 'slow',
       type: 'openai',
@@ -60,8 +61,12 @@ describe('graceful shutdown', () => {
       models: ['slow-model'],
     });
     await api('PUT', '/api/prices/slow-model', { input: 1, output: 2 });
-    const user = await api('POST', '/api/users', { username: 'drain', password: 'password-123', balance: 5 });
-    const key = await api('POST', '/api/keys', { name: 'drain-key', user_id: user.id });
+    const user = await api<User>('POST', '/api/users', {
+      username: 'drain',
+      password: 'password-123',
+      balance: 5,
+    });
+    const key = await api<NewApiKey>('POST', '/api/keys', { name: 'drain-key', user_id: user.id });
 
     const res = await fetch(base + '/v1/chat/completions', {
       method: 'POST',
@@ -94,9 +99,11 @@ describe('graceful shutdown', () => {
     const db = new Database(path.join(dir, 'mole.sqlite'), { readonly: true });
     const log = db
       .prepare('select status, completion_tokens, cost_nano, estimated from logs where key_id = ?')
-      .get(key.id) as any;
-    const k = db.prepare('select used_nano from api_keys where id = ?').get(key.id) as any;
-    const u = db.prepare('select balance_nano from users where id = ?').get(user.id) as any;
+      .get(key.id) as { status: number; completion_tokens: number; cost_nano: number; estimated: number };
+    const k = db.prepare('select used_nano from api_keys where id = ?').get(key.id) as { used_nano: number };
+    const u = db.prepare('select balance_nano from users where id = ?').get(user.id) as {
+      balance_nano: number;
+    };
     db.close();
     expect(log).toMatchObject({ status: 200, completion_tokens: 10, estimated: 0 });
     expect(log.cost_nano).toBeGreaterThan(0);

@@ -32,6 +32,10 @@ afterAll(() => mock.close());
 beforeEach(() => mock.reset());
 
 type Body = Record<string, unknown>;
+/** Google's error body. */
+interface GoogleError {
+  error: { code: number; message: string; status: string };
+}
 const lastBody = () => mock.requests[mock.requests.length - 1]!.body as Body;
 
 async function collect(stream: AsyncGenerator<GenerateContentResponse>) {
@@ -218,7 +222,7 @@ describe('gemini mock: streamGenerateContent', () => {
       body: JSON.stringify({ contents: [{ parts: [{ text: 'hi' }] }] }),
     });
     expect(plain.status).toBe(200);
-    expect((await plain.json()) as any).toMatchObject({ error: { code: 500, status: 'INTERNAL' } });
+    expect(await plain.json()).toMatchObject({ error: { code: 500, status: 'INTERNAL' } });
 
     mock.setScenario('*', { omitUsage: true, times: 1 });
     const quiet = await collect(await stream());
@@ -398,7 +402,7 @@ describe('gemini mock: errors and credentials', () => {
       });
     const missing = await post('');
     expect(missing.status).toBe(403);
-    expect(((await missing.json()) as any).error.status).toBe('PERMISSION_DENIED');
+    expect(((await missing.json()) as GoogleError).error.status).toBe('PERMISSION_DENIED');
     expect((await post(`?key=${KEY}`)).status).toBe(200);
     expect((await post('?key=nope')).status).toBe(400);
     expect((await post('', { 'x-goog-api-key': KEY })).status).toBe(200);
@@ -428,7 +432,7 @@ describe('gemini mock: errors and credentials', () => {
     for (const [body, msg] of cases) {
       const r = await post(body);
       expect(r.status, body).toBe(400);
-      const j = (await r.json()) as any;
+      const j = (await r.json()) as GoogleError;
       expect(j.error.status).toBe('INVALID_ARGUMENT');
       expect(j.error.message).toMatch(msg);
     }
@@ -437,7 +441,10 @@ describe('gemini mock: errors and credentials', () => {
       '{"system_instruction":{"parts":[{"text":"x"}]},"contents":[{"parts":[{"text":"y"}]}],"generation_config":{"max_output_tokens":2}}',
     );
     expect(snake.status).toBe(200);
-    expect(((await snake.json()) as any).usageMetadata.candidatesTokenCount).toBe(2);
+    expect(
+      ((await snake.json()) as { usageMetadata: { candidatesTokenCount: number } }).usageMetadata
+        .candidatesTokenCount,
+    ).toBe(2);
     // The SDK's extraBody reaches the mock, which refuses it.
     const extra = new GoogleGenAI({
       apiKey: KEY,
@@ -461,8 +468,8 @@ describe('gemini mock: countTokens and models', () => {
     expect((await failure(ai.models.get({ model: 'nope' }))).status).toBe(404);
     // GET /v1/models stays OpenAI's without a Google credential.
     const openai = await fetch(`${origin}/v1/models`, { headers: { authorization: `Bearer ${KEY}` } });
-    expect(((await openai.json()) as any).object).toBe('list');
+    expect(((await openai.json()) as { object: string }).object).toBe('list');
     const google = await fetch(`${origin}/v1/models?key=${KEY}`);
-    expect(((await google.json()) as any).models).toHaveLength(4);
+    expect(((await google.json()) as { models: unknown[] }).models).toHaveLength(4);
   });
 });

@@ -79,7 +79,7 @@ describe('chat completions', () => {
     const rec = mock.requests[0]!;
     expect(rec.method).toBe('POST');
     expect(rec.path).toBe('/v1/chat/completions');
-    expect(rec.headers['authorization']).toBe('Bearer x');
+    expect(rec.headers.authorization).toBe('Bearer x');
     expect(rec.headers['content-type']).toContain('application/json');
     expect(rec.body).toMatchObject({ model: 'gpt-4o-mini', messages });
   });

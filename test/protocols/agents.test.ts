@@ -11,14 +11,14 @@
 import { readFileSync } from 'node:fs';
 import type OpenAI from 'openai';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { type TestServer, userWithKey } from '../helpers/server.js';
+import { type TestJsonObject, type TestServer, userWithKey } from '../helpers/server.js';
 import { gatewayWithChannels, priceEach } from '../helpers/gateway-channels.js';
 import type { MockProvider } from '../mock-provider/server.js';
 import { client as openaiClient } from '../relay/relay-helpers.js';
 
 const UPSTREAM_KEY = 'sk-upstream-agents-secret';
 const PRICE = { input: 1.25, output: 10, cached_input: 0.125 };
-type Json = Record<string, any>;
+type Json = TestJsonObject;
 
 const fixture = (name: string): Json =>
   JSON.parse(readFileSync(new URL(`./fixtures/${name}`, import.meta.url), 'utf8')) as Json;

@@ -8,7 +8,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import type OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { countMessagesTokens } from '../../src/relay/protocols/anthropic.js';
-import { backends, type TestServer, userWithKey } from '../helpers/server.js';
+import { backends, type TestJsonObject, type TestServer, userWithKey } from '../helpers/server.js';
 import { channelTo, gatewayWithChannels } from '../helpers/gateway-channels.js';
 import { WEATHER_TOOL } from '../helpers/weather-tool.js';
 import { countAnthropicPromptTokens, expectedAnthropicText } from '../mock-provider/anthropic.js';
@@ -60,11 +60,11 @@ function expectedCost(u: { input: number; cacheRead: number; cacheWrite: number;
   return (num + 999_999n) / 1_000_000n;
 }
 
-async function newestLog(s: TestServer, keyId: number, count = 1): Promise<LogRow & Record<string, any>> {
+async function newestLog(s: TestServer, keyId: number, count = 1): Promise<LogRow> {
   const deadline = Date.now() + 5000;
   for (;;) {
     const rows = await allLogs(s, { key_id: keyId });
-    if (rows.length >= count) return rows[0] as LogRow & Record<string, any>;
+    if (rows.length >= count) return rows[0]!;
     if (Date.now() > deadline)
       throw new Error(`expected ${count} log rows for key ${keyId}, got ${rows.length}`);
     await new Promise((r) => setTimeout(r, 50));
@@ -600,7 +600,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         tools: [weather],
         messages: round,
       });
-      const sent = lastUpstream().body as { messages: Record<string, any>[] };
+      const sent = lastUpstream().body as { messages: TestJsonObject[] };
       expect(sent.messages.at(-2)).toMatchObject({
         role: 'assistant',
         tool_calls: [{ id: call.id, type: 'function', function: { name: 'get_weather' } }],
@@ -647,7 +647,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect(up.path).toBe('/v1/messages');
       expect(up.headers['x-api-key']).toBe(UP_KEY);
       expect(up.headers['anthropic-version']).toBe('2023-06-01');
-      const sent = up.body as Record<string, any>;
+      const sent = up.body as TestJsonObject;
       expect(sent).toMatchObject({ model: 'claude-trans', max_tokens: 90, system: 'You are a mole.' });
       expect(sent.messages).toHaveLength(1);
       expect(sent.messages[0].role).toBe('user');
@@ -696,7 +696,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       const deltas: string[] = [];
       stream.on('content.delta', (d) => deltas.push(d.delta));
       const final = await stream.finalChatCompletion();
-      const sent = lastUpstream().body as Record<string, any>;
+      const sent = lastUpstream().body as TestJsonObject;
       expect(sent.stream).toBe(true);
       expect(typeof sent.max_tokens).toBe('number'); // Anthropic requires it: the default cap
       expect(deltas.join('')).toBe(expectedAnthropicText(sent.messages));
@@ -725,7 +725,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         { role: 'user', content: 'Weather in Paris?' },
       ];
       const first = await c.chat.completions.create({ model: 'claude-trans', messages, tools });
-      const sent = lastUpstream().body as Record<string, any>;
+      const sent = lastUpstream().body as TestJsonObject;
       expect(sent.tools).toEqual([
         { name: 'get_weather', description: 'Weather', input_schema: weather.input_schema },
       ]);
@@ -742,7 +742,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         { role: 'tool', tool_call_id: call.id, content: 'sunny' },
       ];
       const second = await c.chat.completions.create({ model: 'claude-trans', messages: round, tools });
-      const sent2 = lastUpstream().body as Record<string, any>;
+      const sent2 = lastUpstream().body as TestJsonObject;
       expect(sent2.messages.at(-2)).toEqual({
         role: 'assistant',
         content: [{ type: 'tool_use', id: call.id, name: 'get_weather', input: { city: 'mole', days: 1 } }],
@@ -881,15 +881,16 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
   describe("key rules, in Anthropic's error shape", () => {
     const body = { model: 'claude-pass', max_tokens: 8, messages: [user('Hi')] };
     function expectAnthropicError(
-      r: { status: number; json: any; headers: Headers },
+      r: { status: number; json: unknown; headers: Headers },
       status: number,
       type: string,
       code: string,
     ) {
       expect(r.status, JSON.stringify(r.json)).toBe(status);
       expect(r.json).toMatchObject({ type: 'error', error: { type, code } });
-      expect(typeof r.json.error.message).toBe('string');
-      expect(r.json.request_id).toBe(r.headers.get('x-request-id'));
+      const json = r.json as { error: { message: unknown }; request_id: unknown };
+      expect(typeof json.error.message).toBe('string');
+      expect(json.request_id).toBe(r.headers.get('x-request-id'));
     }
 
     it('missing and invalid keys → 401 authentication_error', async () => {

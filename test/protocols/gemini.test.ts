@@ -7,7 +7,7 @@ import { ApiError, type Content, type GenerateContentResponse, GoogleGenAI } fro
 import type OpenAI from 'openai';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { countGeminiTokens } from '../../src/relay/protocols/gemini.js';
-import { backends, type TestServer, userWithKey } from '../helpers/server.js';
+import { backends, type TestJsonObject, type TestServer, userWithKey } from '../helpers/server.js';
 import { channelTo, gatewayWithChannels } from '../helpers/gateway-channels.js';
 import { WEATHER_TOOL } from '../helpers/weather-tool.js';
 import { countGeminiPromptTokens, expectedGeminiText } from '../mock-provider/gemini.js';
@@ -35,7 +35,7 @@ const PRICES: Record<string, PriceUsd & { cache_write?: number }> = {
   'oa-gem': { input: 1.25, output: 10, cached_input: 0.31 },
 };
 
-type Json = Record<string, any>;
+type Json = TestJsonObject;
 type LogRowPlus = LogRow & { protocol?: string; reasoning_tokens?: number; cache_write_tokens?: number };
 
 /** The model's turn that calls get_weather with `args`. */

@@ -5,6 +5,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import { describe, expect, it } from 'vitest';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
+import type { AuditPage, LogPage } from '../../web/src/api-types.js';
 import { offlineSuite } from '../helpers/relay-suite.js';
 import { expectApiError, expectRelayError, raw, relay } from '../foundation/util.js';
 import { expectOriginRefused, relayFrom, uniq } from './relay-helpers.js';
@@ -36,9 +37,9 @@ describe.each(backends())('browser origins [%s]', (backend) => {
     const r = await s.api('PATCH', `/api/keys/${key.id}`, { allowed_origins: ['https://b.example.com:443'] });
     expect(r.status).toBe(200);
     expect(r.body.allowed_origins).toEqual(['https://b.example.com']);
-    const audit = await s.api('GET', `/api/audit?key_id=${key.id}`);
-    const update = audit.body.data.find((a: any) => a.action === 'key.update');
-    expect(update.changes.allowed_origins).toEqual({
+    const audit = await s.api<AuditPage>('GET', `/api/audit?key_id=${key.id}`);
+    const update = audit.body.data.find((a) => a.action === 'key.update');
+    expect(update!.changes.allowed_origins).toEqual({
       from: ['https://app.example.com', 'https://*.corp.test', 'http://localhost:5173'],
       to: ['https://b.example.com'],
     });
@@ -108,8 +109,8 @@ describe.each(backends())('browser origins [%s]', (backend) => {
     }
     // Refused calls are logged like any other refusal of a known key.
     await s.services.flush();
-    const logs = await s.api('GET', `/api/logs?key_id=${key.id}&status=error`);
-    expect(logs.body.data.some((l: any) => l.error_code === 'browser_origin_not_allowed')).toBe(true);
+    const logs = await s.api<LogPage>('GET', `/api/logs?key_id=${key.id}&status=error`);
+    expect(logs.body.data.some((l) => l.error_code === 'browser_origin_not_allowed')).toBe(true);
   });
 
   it('a listed origin may read refusals of its key (an expired key says so)', async () => {

@@ -2,6 +2,7 @@
 // independent mock upstream, on SQLite and PostgreSQL: chat (plain, stream with and without
 // include_usage), completions, embeddings (float and base64), /v1/models filtering,
 // model_map, the built-in offline `mock` channel type, and /v1/key.
+import type OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';
 import { relaySuite } from '../helpers/relay-suite.js';
@@ -26,6 +27,9 @@ import {
   setPrice,
   uniq,
 } from './relay-helpers.js';
+
+/** A JSON body the mock upstream recorded: its fields are read and asserted on. */
+type Sent = Record<string, unknown>;
 
 const UPSTREAM_KEY = 'upstream-cred-' + 'e'.repeat(24);
 const CHAT_PRICE = { input: 0.15, output: 0.6 };
@@ -117,8 +121,8 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     expect(text).toBe(expectedChatCompletion(messages, 7));
 
     const up = lastUpstream('/v1/chat/completions');
-    expect((up.body as any).stream).toBe(true);
-    expect((up.body as any).stream_options).toEqual({ include_usage: true });
+    expect((up.body as Sent).stream).toBe(true);
+    expect((up.body as Sent).stream_options).toEqual({ include_usage: true });
 
     const log = await expectExactBill(s, key.id, response, CHAT_PRICE, {
       stream: true,
@@ -154,7 +158,7 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     const promptTokens = countChatPromptTokens(messages);
     expect(usages).toHaveLength(1);
     expect(usages[0]).toMatchObject({ prompt_tokens: promptTokens, completion_tokens: 16 });
-    expect((lastUpstream('/v1/chat/completions').body as any).stream_options).toEqual({
+    expect((lastUpstream('/v1/chat/completions').body as Sent).stream_options).toEqual({
       include_usage: true,
     });
 
@@ -192,7 +196,7 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
       expect(chunk.usage ?? null).toBeNull();
     }
     expect(text).toBe(expectedTextCompletion(prompt, 16));
-    expect((lastUpstream('/v1/completions').body as any).stream_options).toEqual({ include_usage: true });
+    expect((lastUpstream('/v1/completions').body as Sent).stream_options).toEqual({ include_usage: true });
     await expectExactBill(s, key.id, r2, CMP_PRICE, {
       stream: true,
       prompt_tokens: p,
@@ -208,13 +212,13 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     const { data: asFloat, response: r1 } = await c.embeddings
       .create({ model: 'emb-a', input, encoding_format: 'float' })
       .withResponse();
-    expect((lastUpstream('/v1/embeddings').body as any).encoding_format).toBe('float');
+    expect((lastUpstream('/v1/embeddings').body as Sent).encoding_format).toBe('float');
     expect(asFloat.data).toHaveLength(2);
     expect(asFloat.data[0]!.embedding).toHaveLength(1536);
     expect(typeof asFloat.data[0]!.embedding[0]).toBe('number');
 
     const asDefault = await c.embeddings.create({ model: 'emb-a', input });
-    expect((lastUpstream('/v1/embeddings').body as any).encoding_format).toBe('base64');
+    expect((lastUpstream('/v1/embeddings').body as Sent).encoding_format).toBe('base64');
     expect(asDefault.data.map((d) => d.embedding)).toEqual(asFloat.data.map((d) => d.embedding));
 
     const asB64 = await c.embeddings.create({ model: 'emb-a', input, encoding_format: 'base64' });
@@ -242,7 +246,7 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     const { response } = await client(s, secret)
       .chat.completions.create({ model: 'mapped-a', messages: [{ role: 'user', content: 'map me' }] })
       .withResponse();
-    expect((lastUpstream('/v1/chat/completions').body as any).model).toBe('gpt-4o-upstream-name');
+    expect((lastUpstream('/v1/chat/completions').body as Sent).model).toBe('gpt-4o-upstream-name');
     const log = await logByRequestId(s, key.id, response.headers.get('x-request-id')!);
     expect(log).toMatchObject({
       model: 'mapped-a',
@@ -361,7 +365,7 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     expect(chat.choices[0]!.message.content!.length).toBeGreaterThan(0);
     expect(chat.usage!.completion_tokens).toBe(5);
     let streamed = '';
-    let usage: any = null;
+    let usage: OpenAI.CompletionUsage | null = null;
     for await (const x of await c.chat.completions.create({
       model,
       messages: [{ role: 'user', content: 'offline stream' }],

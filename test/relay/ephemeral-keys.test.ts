@@ -7,6 +7,7 @@ import OpenAI from 'openai';
 import { describe, expect, it } from 'vitest';
 import { hashKey, isWellFormedKey } from '../../src/keys/format.js';
 import { backends, type TestServer, userWithKey } from '../helpers/server.js';
+import type { AuditPage } from '../../web/src/api-types.js';
 import { offlineSuite } from '../helpers/relay-suite.js';
 import { expectRelayError, relay, type Res } from '../foundation/util.js';
 import { allLogs, client, expectOriginRefused, nanoOf, relayFrom, uniq } from './relay-helpers.js';
@@ -72,10 +73,10 @@ describe.each(backends())('ephemeral keys [%s]', (backend) => {
     const rows = await allLogs(s, { key_id: parent.key.id });
     const call = rows.find((l) => l.endpoint === '/v1/chat/completions')!;
     expect(call).toMatchObject({ key_id: parent.key.id, user_id: parent.user.id, status: 200 });
-    expect((call as any).ephemeral_id).toBe(e.id);
+    expect(call.ephemeral_id).toBe(e.id);
     expect(nanoOf(call.cost)).toBe(7_000_000n);
     const minting = rows.filter((l) => l.endpoint === '/v1/keys/ephemeral');
-    expect(minting.every((l: any) => l.ephemeral_id === null)).toBe(true);
+    expect(minting.every((l) => l.ephemeral_id === null)).toBe(true);
     // The parent paid.
     const p = await s.api('GET', `/api/keys/${parent.key.id}`);
     expect(nanoOf(p.body.used)).toBe(7_000_000n);
@@ -184,9 +185,7 @@ describe.each(backends())('ephemeral keys [%s]', (backend) => {
     const last = await chat(c, 1).catch((x) => x);
     expect(last.status).toBe(429);
     await s.services.flush();
-    const rows = (await allLogs(s, { key_id: parent.key.id })).filter(
-      (l: any) => l.ephemeral_id === e.body.id,
-    );
+    const rows = (await allLogs(s, { key_id: parent.key.id })).filter((l) => l.ephemeral_id === e.body.id);
     const spent = rows.reduce((sum, l) => sum + nanoOf(l.cost), 0n);
     expect(spent).toBe(35_000_000n);
     expect(spent).toBeLessThanOrEqual(nanoOf(0.035));
@@ -256,8 +255,8 @@ describe.each(backends())('ephemeral keys [%s]', (backend) => {
     expectRelayError(await relay(s, one.key), 401, 'key_disabled');
     expect((await relay(s, two.key)).status).toBe(200);
     expect((await relay(s, parent.secret)).status).toBe(200);
-    const audit = await s.api('GET', `/api/audit?key_id=${parent.key.id}`);
-    const row = audit.body.data.find((a: any) => a.action === 'key.revoke');
+    const audit = await s.api<AuditPage>('GET', `/api/audit?key_id=${parent.key.id}`);
+    const row = audit.body.data.find((a) => a.action === 'key.revoke');
     expect(row).toMatchObject({ actor: `ephemeral:${one.id}`, changes: { ephemeral_id: one.id } });
   });
 

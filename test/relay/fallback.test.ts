@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import { backends, startTestServer, userWithKey, type TestServer } from '../helpers/server.js';
+import type { AuditPage } from '../../web/src/api-types.js';
 import {
   countChatPromptTokens,
   countTextTokens,
@@ -192,11 +193,7 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     expect(listed.status).toBe('disabled');
     const audit = await waitFor(
       async () => {
-        const rows = (await s.api('GET', '/api/audit?limit=500')).body.data as Array<{
-          action: string;
-          actor: string;
-          changes: any;
-        }>;
+        const rows = (await s.api<AuditPage>('GET', '/api/audit?limit=500')).body.data;
         return rows.find((x) => x.action === 'channel.disable' && x.changes?.channel_id === chA.id);
       },
       10_000,
@@ -230,9 +227,9 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
       'channel disabled',
     );
     await new Promise((r) => setTimeout(r, 300));
-    const rows = (
-      (await s.api('GET', '/api/audit?limit=500')).body.data as Array<{ action: string; changes: any }>
-    ).filter((x) => x.action === 'channel.disable' && x.changes?.channel_id === chA.id);
+    const rows = (await s.api<AuditPage>('GET', '/api/audit?limit=500')).body.data.filter(
+      (x) => x.action === 'channel.disable' && x.changes?.channel_id === chA.id,
+    );
     expect(rows).toHaveLength(1);
   });
 
@@ -254,7 +251,7 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     const rows = await allLogs(s, { key_id: key.id });
     expect(rows.every((r) => r.channel_id === chB!.id)).toBe(true);
     const audit = await waitFor(async () =>
-      ((await s.api('GET', '/api/audit?limit=500')).body.data as any[]).find(
+      (await s.api<AuditPage>('GET', '/api/audit?limit=500')).body.data.find(
         (x) => x.action === 'channel.cooldown' && x.changes?.channel_id === chA.id,
       ),
     );
@@ -540,6 +537,8 @@ describe.each(backends())('channels under failure (%s)', (backend) => {
     // The log names the upstream model each channel was sent.
     for (const r of rows)
       expect(r.upstream_model).toBe(r.channel_id === heavy.id ? `${model}-heavy` : `${model}-light`);
-    expect(a.requests.filter((r) => (r.body as any)?.model === `${model}-heavy`)).toHaveLength(nHeavy);
+    expect(
+      a.requests.filter((r) => (r.body as { model?: unknown } | undefined)?.model === `${model}-heavy`),
+    ).toHaveLength(nHeavy);
   });
 });

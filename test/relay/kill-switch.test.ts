@@ -3,6 +3,7 @@
 // the key object (never the secret). Whoever holds the secret may do it, from any IP.
 import { describe, expect, it } from 'vitest';
 import { backends } from '../helpers/server.js';
+import type { AuditPage } from '../../web/src/api-types.js';
 import { suiteServer } from '../helpers/suite.js';
 import {
   createKey,
@@ -35,10 +36,10 @@ describe.each(backends())('kill switch [%s]', (backend) => {
       locked: true,
     });
 
-    const audit = await s.api('GET', `/api/audit?key_id=${id}`);
-    const row = audit.body.data.find((a: any) => a.action === 'key.revoke');
+    const audit = await s.api<AuditPage>('GET', `/api/audit?key_id=${id}`);
+    const row = audit.body.data.find((a) => a.action === 'key.revoke');
     expect(row).toMatchObject({ actor: `key:${id}`, key_id: id, user_id: owner.user.id, ip: '127.0.0.1' });
-    expect(row.changes.status).toEqual({ from: 'active', to: 'disabled' });
+    expect(row!.changes.status).toEqual({ from: 'active', to: 'disabled' });
     expect(JSON.stringify(audit.body)).not.toContain(secret);
 
     expect((await s.api('PATCH', `/api/keys/${id}`, { status: 'active' })).status).toBe(200);

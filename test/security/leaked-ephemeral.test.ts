@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createKey, createUser, expectRelayError, relay } from '../foundation/util.js';
 import { githubForSuite, match, tokenHash } from './helpers.js';
+import type { AuditPage } from '../../web/src/api-types.js';
 
 describe('leaked ephemeral keys', () => {
   const { s, gh } = githubForSuite({});
@@ -27,8 +28,8 @@ describe('leaked ephemeral keys', () => {
     expectRelayError(await relay(s, leaked.key), 401, 'key_disabled');
     expect((await relay(s, sibling.key)).status).toBe(200);
     expect((await relay(s, parent.secret)).status).toBe(200);
-    const audit = await s.api('GET', `/api/audit?key_id=${parent.id}`);
-    const row = audit.body.data.find((a: any) => a.action === 'key.leaked');
+    const audit = await s.api<AuditPage>('GET', `/api/audit?key_id=${parent.id}`);
+    const row = audit.body.data.find((a) => a.action === 'key.leaked');
     expect(row).toMatchObject({ actor: 'github:secret-scanning', changes: { ephemeral_id: leaked.id } });
     expect(JSON.stringify(audit.body)).not.toContain(leaked.key);
     // Reported again: still true_positive, nothing more to do.

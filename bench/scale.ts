@@ -27,6 +27,7 @@ import { openaiCodec, parseRelayBody } from '../src/relay/protocols/openai.js';
 import { tmpDir, MASTER_KEY } from './lib/targets.js';
 import { percentile } from './lib/stats.js';
 import { argOf, numArg } from './lib/args.js';
+import type { ScaleResult } from './lib/report.js';
 
 const N_KEYS = numArg('--keys', 1_000_000);
 const N_LOGS = numArg('--logs', 1_000_000);
@@ -507,15 +508,7 @@ try {
     sqlite.prepare('SELECT id FROM logs ORDER BY id DESC LIMIT 1 OFFSET 5000').get() as { id: number }
   ).id;
   queries[1]!.path = `/api/logs?limit=50&cursor=${deepCursor}`;
-  const reads: Array<{
-    name: string;
-    path: string;
-    reps: number;
-    p50ms: number;
-    p99ms: number;
-    maxms: number;
-    rows: number;
-  }> = [];
+  const reads: ScaleResult['reads'] = [];
   for (const q of queries) {
     const times: number[] = [];
     let rows = 0;

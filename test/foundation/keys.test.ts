@@ -2,7 +2,7 @@
 // enable/disable, rotate with grace, delete, per-user cap, audit trail.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isWellFormedKey } from '../../src/keys/format.js';
-import { type ApiReply, backends } from '../helpers/server.js';
+import { backends, walkPages } from '../helpers/server.js';
 import { suiteServer } from '../helpers/suite.js';
 import type { ApiKeyPage, AuditPage } from '../../web/src/api-types.js';
 import {
@@ -213,20 +213,11 @@ describe.each(backends())('keys [%s]', (backend) => {
       const all = (await s.api('GET', `/api/keys?user_id=${u.id}`)).body.data.map(
         (k: { id: number }) => k.id,
       );
-      const seen: number[] = [];
-      let cursor: string | null = null;
-      let pages = 0;
-      do {
-        const r: ApiReply<ApiKeyPage> = await s.api(
-          'GET',
-          `/api/keys?user_id=${u.id}&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
-        );
-        expect(r.status).toBe(200);
-        seen.push(...r.body.data.map((k: { id: number }) => k.id));
-        cursor = r.body.next_cursor;
-        pages++;
-      } while (cursor && pages < 10);
-      expect(seen).toEqual(all);
+      const { rows, pages } = await walkPages<ApiKeyPage['data'][number]>(
+        s,
+        `/api/keys?user_id=${u.id}&limit=2`,
+      );
+      expect(rows.map((k) => k.id)).toEqual(all);
       expect(pages).toBe(3);
       expectApiError(await s.api('GET', `/api/keys?limit=0`), 422, 'validation_error');
       expectApiError(await s.api('GET', `/api/keys?limit=501`), 422, 'validation_error');
@@ -488,18 +479,11 @@ describe.each(backends())('keys [%s]', (backend) => {
       const { user } = await createUser(s);
       const { id } = await createKey(s, user.id);
       for (let i = 0; i < 4; i++) await s.api('PATCH', `/api/keys/${id}`, { name: `n${i}` });
-      const seen: number[] = [];
-      let cursor: string | null = null;
-      let pages = 0;
-      do {
-        const r: ApiReply<AuditPage> = await s.api(
-          'GET',
-          `/api/audit?key_id=${id}&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
-        );
-        seen.push(...r.body.data.map((a: { id: number }) => a.id));
-        cursor = r.body.next_cursor;
-        pages++;
-      } while (cursor && pages < 10);
+      const { rows, pages } = await walkPages<AuditPage['data'][number]>(
+        s,
+        `/api/audit?key_id=${id}&limit=2`,
+      );
+      const seen = rows.map((a) => a.id);
       expect(seen.length).toBe(5);
       expect(new Set(seen).size).toBe(5);
       expect([...seen].sort((a, b) => b - a)).toEqual(seen);

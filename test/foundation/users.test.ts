@@ -1,6 +1,6 @@
 // Users (contract §3): create, list, get, patch, delete, topup; management authentication.
 import { describe, expect, it } from 'vitest';
-import { type ApiReply, backends, login } from '../helpers/server.js';
+import { backends, login, walkPages } from '../helpers/server.js';
 import { suiteServer } from '../helpers/suite.js';
 import type { UserPage } from '../../web/src/api-types.js';
 import {
@@ -73,21 +73,8 @@ describe.each(backends())('users [%s]', (backend) => {
     const tag = uname('page');
     const made: number[] = [];
     for (let i = 0; i < 5; i++) made.push((await createUser(s, { username: `${tag}_${i}` })).user.id);
-    const seen: number[] = [];
-    let cursor: string | null = null;
-    let pages = 0;
-    do {
-      const r: ApiReply<UserPage> = await s.api(
-        'GET',
-        `/api/users?q=${tag}&limit=2${cursor ? `&cursor=${cursor}` : ''}`,
-      );
-      expect(r.status).toBe(200);
-      expect(r.body.data.length).toBeLessThanOrEqual(2);
-      seen.push(...r.body.data.map((u: { id: number }) => u.id));
-      cursor = r.body.next_cursor;
-      pages++;
-    } while (cursor && pages < 10);
-    expect(seen).toEqual([...made].reverse());
+    const { rows, pages } = await walkPages<UserPage['data'][number]>(s, `/api/users?q=${tag}&limit=2`);
+    expect(rows.map((u) => u.id)).toEqual([...made].reverse());
     expect(pages).toBe(3);
     // q is case-insensitive and takes _ and % literally, on both backends.
     const upper = await s.api('GET', `/api/users?q=${encodeURIComponent(tag.toUpperCase() + '_')}`);

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import pino from 'pino';
+import { expect } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig } from '../../src/config.js';
 import { createServices, type Services } from '../../src/services.js';
@@ -41,6 +42,34 @@ export interface ApiReply<T = TestJson> {
   status: number;
   body: T;
   headers: Headers;
+}
+
+/**
+ * Every row of a cursor-paginated list, page by page: `path` carries its query (its `limit`
+ * too) but no cursor. Each page must answer 200 with at most `limit` rows; a cursor that never
+ * ends stops at `maxPages`, so the test fails on its count instead of hanging.
+ */
+export async function walkPages<Row>(
+  s: Pick<TestServer, 'api'>,
+  path: string,
+  maxPages = 20,
+): Promise<{ rows: Row[]; pages: number }> {
+  const limit = Number(new URL(path, 'http://x').searchParams.get('limit') ?? Number.POSITIVE_INFINITY);
+  const rows: Row[] = [];
+  let cursor: string | null = null;
+  let pages = 0;
+  do {
+    const r: ApiReply<{ data: Row[]; next_cursor: string | null }> = await s.api(
+      'GET',
+      cursor ? `${path}&cursor=${encodeURIComponent(cursor)}` : path,
+    );
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    expect(r.body.data.length).toBeLessThanOrEqual(limit);
+    rows.push(...r.body.data);
+    cursor = r.body.next_cursor;
+    pages++;
+  } while (cursor && pages < maxPages);
+  return { rows, pages };
 }
 
 export interface TestServer {

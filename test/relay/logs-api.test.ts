@@ -3,9 +3,9 @@
 // export (with formula-injection guard); usage grouped by day / key / model (rollup and raw
 // paths agree), CSV; a signed-in user sees only their own rows.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type ApiReply, backends, login, userWithKey, type TestServer } from '../helpers/server.js';
+import { backends, login, userWithKey, type TestServer, walkPages } from '../helpers/server.js';
 import { relaySuite } from '../helpers/relay-suite.js';
-import { allLogs, client, nanoOf, sdkError, sumCost, type LogRow, type LogRowPage } from './relay-helpers.js';
+import { allLogs, client, nanoOf, sdkError, sumCost, type LogRow } from './relay-helpers.js';
 
 const LOG_FIELDS = [
   'id',
@@ -159,20 +159,7 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
   });
 
   it('cursor pagination walks every row once, newest first', async () => {
-    const seen: LogRow[] = [];
-    let cursor: string | null = null;
-    let pages = 0;
-    do {
-      const r: ApiReply<LogRowPage> = await s.api(
-        'GET',
-        `/api/logs?limit=4${cursor ? `&cursor=${cursor}` : ''}`,
-      );
-      expect(r.status).toBe(200);
-      expect(r.body.data.length).toBeLessThanOrEqual(4);
-      seen.push(...r.body.data);
-      cursor = r.body.next_cursor;
-      pages++;
-    } while (cursor && pages < 20);
+    const { rows: seen, pages } = await walkPages<LogRow>(s, '/api/logs?limit=4');
     expect(pages).toBe(4);
     expect(seen.map((r) => r.id)).toEqual(all.map((r) => r.id));
     expect(new Set(seen.map((r) => r.id)).size).toBe(15);

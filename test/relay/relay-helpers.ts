@@ -6,7 +6,7 @@ import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import OpenAI from 'openai';
 import { expect } from 'vitest';
-import type { ApiReply, TestJson, TestServer } from '../helpers/server.js';
+import { type TestJson, type TestServer, walkPages } from '../helpers/server.js';
 import type { LogAttempt, LogEntry, LogPage } from '../../web/src/api-types.js';
 import type { MockProvider } from '../mock-provider/server.js';
 import { expectRelayError, relay } from '../foundation/util.js';
@@ -140,20 +140,10 @@ export type LogRowPage = Omit<LogPage, 'data'> & { data: LogRow[] };
 
 /** Every log row matching the query (follows the cursor), newest first. */
 export async function allLogs(s: TestServer, query: Record<string, string | number> = {}): Promise<LogRow[]> {
-  const out: LogRow[] = [];
-  let cursor: string | null = null;
-  for (;;) {
-    const q = new URLSearchParams(
-      Object.entries({ limit: 500, ...query, ...(cursor ? { cursor } : {}) }).map(
-        ([k, v]): [string, string] => [k, String(v)],
-      ),
-    );
-    const r: ApiReply<LogRowPage> = await s.api('GET', `/api/logs?${q}`);
-    expect(r.status, JSON.stringify(r.body)).toBe(200);
-    out.push(...r.body.data);
-    cursor = r.body.next_cursor;
-    if (!cursor) return out;
-  }
+  const q = new URLSearchParams(
+    Object.entries({ limit: 500, ...query }).map(([k, v]): [string, string] => [k, String(v)]),
+  );
+  return (await walkPages<LogRow>(s, `/api/logs?${q}`, Number.POSITIVE_INFINITY)).rows;
 }
 
 export async function logByRequestId(s: TestServer, keyId: number, requestId: string): Promise<LogRow> {

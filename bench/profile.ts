@@ -20,32 +20,14 @@ import path from 'node:path';
 import autocannon from 'autocannon';
 import { numArg } from './lib/args.js';
 import { BENCH_DIR, REPO, buildMole, startMock, startMole } from './lib/targets.js';
-import { type SCENARIOS, bodyFor, headersFor, scenarioPath, verifierFor } from './lib/load.js';
+import { bodyFor, headersFor, scenarioPath, verifierFor } from './lib/load.js';
 import { argOf } from './lib/args.js';
 import { pgEnv, pgSchema } from './lib/pg-schema.js';
+import { MODE, modesOf, where } from './lib/profiling.js';
 
 const SECONDS = numArg('--seconds', 15);
 const CONNECTIONS = numArg('--connections', 50);
-const MODES = (argOf('--modes') ?? 'plain,stream').split(',');
-const MODE = {
-  plain: { protocol: 'openai', stream: false, title: 'Plain' },
-  stream: { protocol: 'openai', stream: true, title: 'Streaming (stream: true)' },
-  'msgs-plain': {
-    protocol: 'anthropic',
-    stream: false,
-    title: 'Translated, Anthropic Messages → OpenAI channel, plain',
-  },
-  'msgs-stream': {
-    protocol: 'anthropic',
-    stream: true,
-    title: 'Translated, Anthropic Messages → OpenAI channel, streaming',
-  },
-} as const satisfies Record<
-  string,
-  { protocol: (typeof SCENARIOS)[number]['protocol']; stream: boolean; title: string }
->;
-for (const m of MODES)
-  if (!(m in MODE)) throw new Error(`--modes: "${m}" is none of ${Object.keys(MODE).join(', ')}`);
+const MODES = modesOf(argOf('--modes'));
 const DB_URL = process.env.BENCH_DATABASE_URL;
 const REDIS_URL = process.env.BENCH_REDIS_URL;
 const BACKEND = DB_URL ? (REDIS_URL ? 'PostgreSQL + Redis' : 'PostgreSQL') : 'SQLite';
@@ -66,20 +48,6 @@ interface Profile {
   endTime: number;
   samples: number[];
   timeDeltas: number[];
-}
-
-function where(url: string): string {
-  if (!url) return '(native)';
-  const u = url.replace(/^file:\/\//, '');
-  const nm = u.lastIndexOf('node_modules/');
-  if (nm >= 0) {
-    const rest = u.slice(nm + 13).split('/');
-    return rest[0]!.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]!;
-  }
-  if (u.includes('/bench/.build/server/'))
-    return 'src/' + u.split('/bench/.build/server/')[1]!.replace(/\.js$/, '.ts');
-  if (u.startsWith('node:')) return u;
-  return path.relative(REPO, u) || u;
 }
 
 /** Monotonic clock in µs: the same clock V8 stamps profile samples with (CLOCK_MONOTONIC). */

@@ -12,21 +12,18 @@
  * our own functions with what they call (inclusive), and by package. Sampling (one sample per
  * 4 KiB allocated on average) makes small figures approximate; the totals are steady.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { argOf, numArg } from './lib/args.js';
-import { bodyFor, headersFor, scenarioPath, verifierFor } from './lib/load.js';
-import { pgEnv, pgSchema } from './lib/pg-schema.js';
-import { MODE, modesOf, where } from './lib/profiling.js';
-import { BENCH_DIR, REPO, buildMole, startMock, startMole } from './lib/targets.js';
+import { verifierFor } from './lib/load.js';
+import { backendName, eachMode, MODE, modesOf, where, writeReport } from './lib/profiling.js';
+import { BENCH_DIR, buildMole } from './lib/targets.js';
 
 const SECONDS = numArg('--seconds', 8);
 const CONNECTIONS = numArg('--connections', 50);
 const MODES = modesOf(argOf('--modes'));
-const DB_URL = process.env.BENCH_DATABASE_URL;
-const REDIS_URL = process.env.BENCH_REDIS_URL;
-const BACKEND = DB_URL ? (REDIS_URL ? 'PostgreSQL + Redis' : 'PostgreSQL') : 'SQLite';
+const BACKEND = backendName();
 const SAMPLER = path.join(BENCH_DIR, 'lib', 'heap-sampler.mjs');
 const stamp = new Date()
   .toISOString()
@@ -79,37 +76,28 @@ const main = await buildMole((s) => process.stderr.write(s + '\n'));
 let report = `# MoleAPI allocation profile — ${new Date().toISOString().slice(0, 19).replace('T', ' ')} UTC\n\n`;
 report += `\`npx tsx bench/alloc-profile.ts --seconds ${SECONDS} --connections ${CONNECTIONS} --modes ${MODES.join(',')}\` on ${BACKEND}: compiled gateway with V8's sampling heap profiler (collected objects counted), autocannon ${CONNECTIONS} connections for ${SECONDS} s after a 3 s warm-up, upstream = test/mock-provider.\n\n`;
 
-for (const mode of MODES) {
-  const m = MODE[mode];
-  const out = path.join(tmp, `${mode}.heapprofile`);
-  const mock = await startMock();
-  const db = DB_URL ? await pgSchema(DB_URL) : null;
-  const mole = await startMole({
+await eachMode(
+  MODES,
+  {
     main,
-    mockUrl: mock.url,
-    nodeArgs: ['--import', SAMPLER],
-    env: { ...(db ? pgEnv(db.url, REDIS_URL) : {}), HEAP_PROFILE_OUT: out },
-  });
-  try {
-    const opts = {
-      url: mole.url + scenarioPath(m),
-      method: 'POST' as const,
-      headers: headersFor(mole, m),
-      body: bodyFor(m),
-      connections: CONNECTIONS,
-      timeout: 10,
-    };
-    await autocannon({ ...opts, duration: 3 });
-    const toggled = (line: string) => async () => {
+    connections: CONNECTIONS,
+    gateway: (mode) => ({
+      nodeArgs: ['--import', SAMPLER],
+      env: { HEAP_PROFILE_OUT: path.join(tmp, `${mode}.heapprofile`) },
+    }),
+  },
+  async ({ mode, title, mole, load }) => {
+    const out = path.join(tmp, `${mode}.heapprofile`);
+    const toggle = async (line: string) => {
       process.kill(mole.server.pid, 'SIGUSR2');
       for (let i = 0; i < 200 && !mole.server.output().includes(line); i++)
         await new Promise((r) => setTimeout(r, 25));
       if (!mole.server.output().includes(line)) throw new Error(`the gateway never said "${line}"`);
     };
     rmSync(out, { force: true });
-    await toggled('heap sampling started')();
-    const r = await autocannon({ ...opts, duration: SECONDS, verifyBody: verifierFor(m) });
-    await toggled('heap profile written')();
+    await toggle('heap sampling started');
+    const r = await autocannon({ ...load, duration: SECONDS, verifyBody: verifierFor(MODE[mode]) });
+    await toggle('heap profile written');
     if (!existsSync(out)) throw new Error(`no heap profile at ${out}`);
     process.stderr.write(
       `${mode}: ${(r['2xx'] / r.duration).toFixed(0)} req/s, errors ${r.errors}, non2xx ${r.non2xx}\n`,
@@ -117,17 +105,10 @@ for (const mode of MODES) {
     const profile = JSON.parse(readFileSync(out, 'utf8')) as { head: HeapNode };
     report += summarise(
       profile.head,
-      `${m.title}, ${CONNECTIONS} connections, ${BACKEND}`,
+      `${title}, ${CONNECTIONS} connections, ${BACKEND}`,
       r.latency.totalCount,
     );
-  } finally {
-    await mole.server.stop();
-    await mock.stop();
-    await db?.drop();
-  }
-}
+  },
+);
 
-const file = path.join(BENCH_DIR, 'results', `alloc-${stamp}.md`);
-writeFileSync(file, report);
-process.stdout.write(report);
-process.stderr.write(`wrote ${path.relative(REPO, file)}\n`);
+writeReport('alloc', stamp, report);

@@ -15,22 +15,18 @@
  * by self time, by inclusive time (our own code), and by package; keeps the raw
  * .cpuprofile files in bench/.tmp/ (open them in Chrome DevTools → Performance).
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import { numArg } from './lib/args.js';
-import { BENCH_DIR, REPO, buildMole, startMock, startMole } from './lib/targets.js';
-import { bodyFor, headersFor, scenarioPath, verifierFor } from './lib/load.js';
-import { argOf } from './lib/args.js';
-import { pgEnv, pgSchema } from './lib/pg-schema.js';
-import { MODE, modesOf, where } from './lib/profiling.js';
+import { argOf, numArg } from './lib/args.js';
+import { verifierFor } from './lib/load.js';
+import { backendName, eachMode, MODE, modesOf, where, writeReport } from './lib/profiling.js';
+import { BENCH_DIR, buildMole } from './lib/targets.js';
 
 const SECONDS = numArg('--seconds', 15);
 const CONNECTIONS = numArg('--connections', 50);
 const MODES = modesOf(argOf('--modes'));
-const DB_URL = process.env.BENCH_DATABASE_URL;
-const REDIS_URL = process.env.BENCH_REDIS_URL;
-const BACKEND = DB_URL ? (REDIS_URL ? 'PostgreSQL + Redis' : 'PostgreSQL') : 'SQLite';
+const BACKEND = backendName();
 const stamp = new Date()
   .toISOString()
   .replace(/[:.]/g, '-')
@@ -129,50 +125,34 @@ const main = await buildMole((s) => process.stderr.write(s + '\n'));
 let report = `# MoleAPI CPU profile — ${new Date().toISOString().slice(0, 19).replace('T', ' ')} UTC\n\n`;
 report += `\`npx tsx bench/profile.ts --seconds ${SECONDS} --connections ${CONNECTIONS} --modes ${MODES.join(',')}\` on ${BACKEND}: compiled gateway under \`node --cpu-prof\`, autocannon ${CONNECTIONS} connections for ${SECONDS} s, upstream = test/mock-provider. Raw profiles: bench/.tmp/prof-${stamp}/ (not committed).\n\n`;
 
-for (const mode of MODES) {
-  const m = MODE[mode as keyof typeof MODE];
-  const mock = await startMock();
-  const dir = path.join(profDir, mode);
-  mkdirSync(dir, { recursive: true });
-  const db = DB_URL ? await pgSchema(DB_URL) : null;
-  const mole = await startMole({
+await eachMode(
+  MODES,
+  {
     main,
-    mockUrl: mock.url,
-    nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
-    ...(db ? { env: pgEnv(db.url, REDIS_URL) } : {}),
-  });
-  try {
-    const opts = {
-      url: mole.url + scenarioPath(m),
-      method: 'POST',
-      headers: headersFor(mole, m),
-      body: bodyFor(m),
-      connections: CONNECTIONS,
-      timeout: 10,
-    };
-    await autocannon({ ...opts, duration: 3 }); // warm-up (outside the analysed window)
+    connections: CONNECTIONS,
+    gateway: (mode) => {
+      mkdirSync(path.join(profDir, mode), { recursive: true });
+      return { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${path.join(profDir, mode)}`] };
+    },
+  },
+  async ({ mode, title, mole, load }) => {
+    const dir = path.join(profDir, mode);
     const w0 = monoUs();
-    const r = await autocannon({ ...opts, duration: SECONDS, verifyBody: verifierFor(m) });
+    const r = await autocannon({ ...load, duration: SECONDS, verifyBody: verifierFor(MODE[mode]) });
     const w1 = monoUs();
     process.stderr.write(
       `${mode}: ${(r['2xx'] / r.duration).toFixed(0)} req/s, errors ${r.errors}, non2xx ${r.non2xx}, mismatches ${r.mismatches}\n`,
     );
+    // SIGTERM ends the process cleanly, which writes the profile.
     await mole.server.stop('SIGTERM', 30_000);
     const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
     if (!file) throw new Error(`no profile written in ${dir}`);
     const prof = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as Profile;
-    report += summarise(prof, `${m.title}, ${CONNECTIONS} connections, ${BACKEND}`, r.latency.totalCount, [
+    report += summarise(prof, `${title}, ${CONNECTIONS} connections, ${BACKEND}`, r.latency.totalCount, [
       w0,
       w1,
     ]);
-  } finally {
-    await mole.server.stop();
-    await mock.stop();
-    await db?.drop();
-  }
-}
+  },
+);
 
-const out = path.join(BENCH_DIR, 'results', `profile-${stamp}.md`);
-writeFileSync(out, report);
-process.stdout.write(report);
-process.stderr.write(`wrote ${path.relative(REPO, out)}\n`);
+writeReport('profile', stamp, report);

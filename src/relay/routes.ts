@@ -6,11 +6,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Services } from '../services.js';
 import { AppError } from '../http/errors.js';
-import { toKeyJson } from '../keys/service.js';
-import { toEphemeralJson } from '../keys/ephemeral.js';
 import type { VerifiedKey } from '../keys/verify.js';
-import { nanoToUsd, usdToNano } from '../billing/money.js';
-import { limitsJson } from '../limits/headers.js';
+import { usdToNano } from '../billing/money.js';
 import { zModelPattern, zUsd } from '../http/validate.js';
 import type { Principal } from '../http/principal.js';
 import type { EphemeralRequest } from '../keys/actions.js';
@@ -18,6 +15,7 @@ import { MAX_ORIGINS } from '../keys/origins.js';
 import type { Operation, Protocol } from './canonical.js';
 import { createRelay, type Relay } from './pipeline.js';
 import { preflight } from './cors.js';
+import { keySelf } from './key-self.js';
 import { codec } from './protocols/index.js';
 import { checkModelName } from './protocols/json.js';
 import { parseRelayBody } from './protocols/openai.js';
@@ -245,45 +243,19 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     });
 
     // The presenting key's own object: status, models, limits, spend. Never the secret.
+    const keySelfDeps = {
+      ephemeralKeys: s.ephemeralKeys,
+      spendCaps: s.spendCaps,
+      keys: s.keys,
+      ledger: s.ledger,
+      accounts: s.accounts,
+      limiter: s.limiter,
+      budgets: s.budgets,
+      limitsOf: relay.limitsOf,
+    };
     app.get('/key', async (req, reply) => {
-      const key = req.relay!.key!;
       await relay.logFree(req, reply);
-      // An ephemeral key sees itself (never its parent's name, secret form or spend).
-      if (key.ephemeral) {
-        const e = await s.ephemeralKeys.get(key.ephemeral.id);
-        const used = s.spendCaps.usedNano(key.ephemeral.id, Number(e.used_nano));
-        const cap = key.ephemeral.maxCostNano;
-        return {
-          ...toEphemeralJson(e, s.ephemeralKeys.now()),
-          used: nanoToUsd(used),
-          remaining: cap === null ? null : nanoToUsd(Math.max(0, cap - used)),
-        };
-      }
-      // A key deleted while this request was in flight answers like any unknown key.
-      const row = await s.keys.requireKey(key.id).catch((err: unknown) => {
-        if (err instanceof AppError && err.code === 'not_found')
-          throw new AppError('invalid_api_key', 'Invalid API key: this key was deleted.');
-        throw err;
-      });
-      const json = toKeyJson({ ...row, used_nano: s.ledger.usedNano(key.id, Number(row.used_nano)) });
-      const balance = s.ledger.balanceNano(key.userId, await s.accounts.balanceNano(key.userId));
-      const limits: Record<string, unknown> = limitsJson(await relay.limitsOf(key), s.limiter.now());
-      // Each limit in force; of the budgets (the key's, its group's default, the account's), the
-      // one with the least left.
-      const budgets = await s.budgets.status(key);
-      const tightest = budgets.sort(
-        (a, b) => a.limitNano - a.spentNano - (b.limitNano - b.spentNano) || a.resetsAt - b.resetsAt,
-      )[0];
-      if (tightest)
-        limits.budget = {
-          limit: nanoToUsd(tightest.limitNano),
-          remaining: nanoToUsd(Math.max(0, tightest.limitNano - tightest.spentNano)),
-          resets_at: new Date(tightest.resetsAt).toISOString(),
-          period: tightest.period,
-          scope: tightest.scope,
-          spent: nanoToUsd(tightest.spentNano),
-        };
-      return { object: 'api_key', ...json, account_balance: nanoToUsd(balance), limits };
+      return keySelf(keySelfDeps, req.relay!.key!);
     });
 
     // Ephemeral keys (contract §8): the presenting key mints one for a browser or an app.

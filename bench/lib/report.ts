@@ -67,6 +67,10 @@ export interface Summary {
   serverCpuUsPerReq: number;
   cpuRatioToBare: number;
   serverCores: number;
+  /** The gateway's main thread alone (its event loop), µs per request. */
+  serverMainCpuUsPerReq: number;
+  /** How busy that thread was: µs per request × req/s, in cores (1.00 = never idle). */
+  serverMainBusy: number;
   upstreamCpuUsPerReq: number;
   redisCpuUsPerReq: number;
   postgresCpuUsPerReq: number;
@@ -138,6 +142,8 @@ export function summarize(ms: Measurement[], targets: string[]): Summary[] {
         serverCpuUsPerReq: median(mine.map((m) => m.serverCpuUsPerReq)),
         cpuRatioToBare: median(cpuRatio),
         serverCores: median(mine.map((m) => m.serverCores)),
+        serverMainCpuUsPerReq: median(mine.map((m) => m.serverMainCpuUsPerReq ?? NaN)),
+        serverMainBusy: median(mine.map((m) => ((m.serverMainCpuUsPerReq ?? NaN) * m.rps) / 1e6)),
         upstreamCpuUsPerReq: median(mine.map((m) => m.upstreamCpuUsPerReq)),
         // Runs recorded before these were measured lack them: NaN, shown as –.
         redisCpuUsPerReq: median(mine.map((m) => m.redisCpuUsPerReq ?? NaN)),
@@ -266,9 +272,10 @@ function machineTable(r: RunResult): string {
     .filter((s): s is Summary => s !== undefined && Number.isFinite(s.machineCpuUsPerReq));
   if (!rows.length) return '';
   let md =
-    '\nThe whole machine per request at 50 connections (µs CPU, median over rounds): every process shares the same cores, so throughput follows this total. "Rest" is the load generator and the kernel:\n\n';
-  md += '| target | scenario | machine | × bare | proxy | upstream | Redis | PostgreSQL | rest |\n';
-  md += '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
+    '\nThe whole machine per request at 50 connections (µs CPU, median over rounds): every process shares the same cores, so throughput follows this total unless one thread is the bottleneck. "Rest" is the load generator and the kernel. "Main thread" is the proxy\'s event loop alone (part of "proxy"), and "busy" how much of one core it used: near 1.00 it, not the machine, caps throughput:\n\n';
+  md +=
+    '| target | scenario | machine | × bare | proxy | main thread | busy | upstream | Redis | PostgreSQL | rest |\n';
+  md += '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n';
   for (const s of rows) {
     const bare = r.summary.find((x) => x.target === 'bare' && x.scenario === s.scenario);
     const rest =
@@ -277,7 +284,7 @@ function machineTable(r: RunResult): string {
       s.upstreamCpuUsPerReq -
       s.redisCpuUsPerReq -
       s.postgresCpuUsPerReq;
-    md += `| ${s.target} | ${s.scenario} | ${fmt(s.machineCpuUsPerReq)} | ${bare ? x(s.machineCpuUsPerReq / bare.machineCpuUsPerReq) : '–'} | ${fmt(s.serverCpuUsPerReq)} | ${fmt(s.upstreamCpuUsPerReq)} | ${fmt(s.redisCpuUsPerReq)} | ${fmt(s.postgresCpuUsPerReq)} | ${fmt(rest)} |\n`;
+    md += `| ${s.target} | ${s.scenario} | ${fmt(s.machineCpuUsPerReq)} | ${bare ? x(s.machineCpuUsPerReq / bare.machineCpuUsPerReq) : '–'} | ${fmt(s.serverCpuUsPerReq)} | ${fmt(s.serverMainCpuUsPerReq)} | ${Number.isFinite(s.serverMainBusy) ? s.serverMainBusy.toFixed(2) : '–'} | ${fmt(s.upstreamCpuUsPerReq)} | ${fmt(s.redisCpuUsPerReq)} | ${fmt(s.postgresCpuUsPerReq)} | ${fmt(rest)} |\n`;
   }
   return md;
 }

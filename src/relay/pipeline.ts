@@ -21,7 +21,12 @@ import { rateLimitHeaders } from '../limits/headers.js';
 import type { CanonicalUsage, Protocol } from './canonical.js';
 import { codec } from './protocols/index.js';
 import { parseRelayBody } from './protocols/openai.js';
-import type { IngressRequest, ProtocolCodec, RouteInfo } from './protocols/types.js';
+import {
+  exactPromptTokens,
+  type IngressRequest,
+  type ProtocolCodec,
+  type RouteInfo,
+} from './protocols/types.js';
 import { createAnthropicTransport } from './providers/anthropic.js';
 import { createGeminiTransport } from './providers/gemini.js';
 import { createOpenAITransport } from './providers/openai.js';
@@ -285,15 +290,6 @@ export function createRelay(s: Services) {
     } catch (err) {
       req.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'limits: could not read them');
     }
-  }
-
-  /** The exact local prompt count (tokenizing now if admission used the bound); replaces the bound. */
-  function exactPromptTokens(r: IngressRequest): number {
-    if (r.exactPromptTokens) {
-      r.promptTokens = r.exactPromptTokens();
-      r.exactPromptTokens = undefined;
-    }
-    return r.promptTokens;
   }
 
   // ── 3 + 4. limits, then the worst-case cost held against the budgets, key quota and account

@@ -2,7 +2,7 @@
 // least its token count (every token stands for one byte or more), whatever the script.
 import { describe, expect, it } from 'vitest';
 import { openaiCodec } from './protocols/openai.js';
-import { EXACT_COUNT_BELOW, chatPromptBound, countChatPrompt, countText } from './tokens.js';
+import { EXACT_COUNT_BELOW, chatPromptBound, countChatPrompt, countText, promptCount } from './tokens.js';
 
 /** Deterministic pseudo-random code points from every plane we care about. */
 function randomText(seed: number, len: number): string {
@@ -109,5 +109,19 @@ describe('admission bound', () => {
     expect(long.promptTokens).toBe(chatPromptBound(messages));
     expect(long.exactPromptTokens!()).toBe(countChatPrompt(messages));
     expect(long.promptTokens).toBeGreaterThanOrEqual(long.exactPromptTokens!());
+  });
+
+  it('promptCount: exact below EXACT_COUNT_BELOW bytes of bound, else the bound and the exact count on demand', () => {
+    const tools = [{ type: 'function', function: { name: 'f', parameters: {} } }];
+    for (const content of ['Hello, mole!', SAMPLES[6]!, 'x'.repeat(EXACT_COUNT_BELOW)]) {
+      const messages = [{ role: 'user', content }];
+      const c = promptCount(messages, tools);
+      if (chatPromptBound(messages, tools) < EXACT_COUNT_BELOW) {
+        expect(c).toEqual({ promptTokens: countChatPrompt(messages, tools) });
+      } else {
+        expect(c.promptTokens).toBe(chatPromptBound(messages, tools));
+        expect(c.exactPromptTokens!()).toBe(countChatPrompt(messages, tools));
+      }
+    }
   });
 });

@@ -100,3 +100,20 @@ export const chatPromptBound = (messages: unknown[], extra?: unknown): number =>
  * admitted on the bound and counted only if the bound would be refused or an estimate needs it.
  */
 export const EXACT_COUNT_BELOW = 512;
+
+/** What a codec puts in IngressRequest for a chat-shaped prompt (see EXACT_COUNT_BELOW). */
+export interface PromptCount {
+  promptTokens: number;
+  exactPromptTokens?: () => number;
+}
+
+/**
+ * A chat prompt's count for admission: exact when its bound is small, else the bound with the
+ * exact count on demand. A long prompt tokenized on every request held the event loop for
+ * milliseconds (~1.5 µs a token: 28 ms for a 100 KB agent context).
+ */
+export function promptCount(messages: unknown[], extra?: unknown): PromptCount {
+  const bound = chatPromptBound(messages, extra);
+  if (bound < EXACT_COUNT_BELOW) return { promptTokens: countChatPrompt(messages, extra) };
+  return { promptTokens: bound, exactPromptTokens: () => countChatPrompt(messages, extra) };
+}

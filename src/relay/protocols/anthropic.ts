@@ -22,8 +22,8 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { countChatPrompt } from '../tokens.js';
-import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
+import { countChatPrompt, promptCount } from '../tokens.js';
+import { exactPromptTokens, type IngressRequest, type ProtocolCodec, type RouteInfo } from './types.js';
 import { argsObject, bad, isObject, type Json, parseObject } from './json.js';
 
 // ── validation ─────────────────────────────────────────────────────────────────────────────
@@ -153,14 +153,14 @@ function countableParts(content: unknown): Json[] {
   return out;
 }
 
-/** Local prompt count (upper bound): system, messages, tool uses and results, tool definitions. */
-function countPrompt(body: Json): number {
+/** The prompt as the local count reads it: system, messages, tool uses and results, tool definitions. */
+function countablePrompt(body: Json): { msgs: Json[]; tools: unknown } {
   const msgs: Json[] = [];
   if (body.system !== undefined && body.system !== null)
     msgs.push({ role: 'system', content: countableParts(body.system) });
   for (const m of body.messages as Json[]) msgs.push({ role: m.role, content: countableParts(m.content) });
   const tools = Array.isArray(body.tools) && body.tools.length > 0 ? body.tools : undefined;
-  return countChatPrompt(msgs, tools);
+  return { msgs, tools };
 }
 
 /**
@@ -172,7 +172,8 @@ export function countMessagesTokens(body: Record<string, unknown>): number {
   checkMessages(body);
   checkSystem(body.system);
   checkTools(body.tools);
-  return countPrompt(body);
+  const { msgs, tools } = countablePrompt(body);
+  return countChatPrompt(msgs, tools);
 }
 
 // ── ingress: request ───────────────────────────────────────────────────────────────────────
@@ -198,12 +199,13 @@ function parseRequest(body: Json, _route: RouteInfo, _defaultMaxOutput: number):
     if (tc.type === 'tool' && typeof tc.name !== 'string')
       throw bad('tool_choice.name: Field required', 'tool_choice.name');
   }
+  const prompt = countablePrompt(body);
   return {
     protocol: 'anthropic',
     operation: 'generate',
     model: m,
     stream: body.stream === true,
-    promptTokens: countPrompt(body),
+    ...promptCount(prompt.msgs, prompt.tools),
     maxOutputTokens: cap,
     impliedOutputCap: null,
     clientWantsUsage: false,
@@ -454,7 +456,7 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
         stop_sequence: null,
         // The local count until the upstream's own arrives with message_delta.
         usage: {
-          input_tokens: r.promptTokens,
+          input_tokens: exactPromptTokens(r),
           cache_creation_input_tokens: 0,
           cache_read_input_tokens: 0,
           output_tokens: 0,

@@ -23,7 +23,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { EXACT_COUNT_BELOW, chatPromptBound, countChatPrompt, countInputs } from '../tokens.js';
+import { countInputs, type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import {
   appendMember,
@@ -76,21 +76,13 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
   const stream = operation !== 'embeddings' && body.stream === true;
   const so = body.stream_options;
   const clientWantsUsage = stream && isObject(so) && so.include_usage === true;
-  let promptTokens: number;
-  let exactPromptTokens: (() => number) | undefined;
+  let prompt: PromptCount;
   let maxOutputTokens = 0;
   let impliedOutputCap: number | null = null;
   if (operation === 'generate') {
     if (!Array.isArray(body.messages) || body.messages.length === 0)
       throw bad('"messages" must be a non-empty array', 'messages');
-    const messages = body.messages;
-    const extra = body.tools ?? body.functions;
-    const bound = chatPromptBound(messages, extra);
-    if (bound < EXACT_COUNT_BELOW) promptTokens = countChatPrompt(messages, extra);
-    else {
-      promptTokens = bound;
-      exactPromptTokens = () => countChatPrompt(messages, extra);
-    }
+    prompt = promptCount(body.messages, body.tools ?? body.functions);
     const own = positiveInt(body, 'max_completion_tokens') ?? positiveInt(body, 'max_tokens');
     if (own === undefined) impliedOutputCap = defaultMaxOutput;
     maxOutputTokens = (own ?? defaultMaxOutput) * (positiveInt(body, 'n') ?? 1);
@@ -98,14 +90,14 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
     const p = body.prompt;
     if (typeof p !== 'string' && !Array.isArray(p))
       throw bad('"prompt" must be a string or an array', 'prompt');
-    promptTokens = countInputs(p);
+    prompt = { promptTokens: countInputs(p) };
     // OpenAI's documented default for completions is 16.
     maxOutputTokens = (positiveInt(body, 'max_tokens') ?? 16) * (positiveInt(body, 'n') ?? 1);
   } else {
     const input = body.input;
     if (typeof input !== 'string' && !Array.isArray(input))
       throw bad('"input" must be a string or an array', 'input');
-    promptTokens = countInputs(input);
+    prompt = { promptTokens: countInputs(input) };
   }
   return {
     protocol: 'openai',
@@ -115,8 +107,7 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
     clientWantsUsage,
     maxOutputTokens,
     impliedOutputCap,
-    promptTokens,
-    ...(exactPromptTokens ? { exactPromptTokens } : {}),
+    ...prompt,
     body,
   };
 }

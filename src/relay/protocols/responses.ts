@@ -40,7 +40,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { countChatPrompt } from '../tokens.js';
+import { promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import { bad, checkModelName, isObject as isObj, type Json, parseObject } from './json.js';
 
@@ -111,8 +111,8 @@ function countable(content: unknown): unknown {
   );
 }
 
-/** Upper bound of the prompt: instructions, every input item, tool definitions. */
-function countPrompt(body: Json): number {
+/** The prompt as the local count reads it: instructions, every input item, tool definitions. */
+function countablePrompt(body: Json): { msgs: unknown[]; tools: unknown } {
   const msgs: unknown[] = [];
   if (typeof body.instructions === 'string') msgs.push({ content: body.instructions });
   const input = body.input;
@@ -130,7 +130,7 @@ function countPrompt(body: Json): number {
       else msgs.push({ content: JSON.stringify(item) });
     }
   const tools = Array.isArray(body.tools) && body.tools.length > 0 ? body.tools : undefined;
-  return countChatPrompt(msgs, tools);
+  return { msgs, tools };
 }
 
 // ── request → canonical ─────────────────────────────────────────────────────────────────────
@@ -1125,12 +1125,13 @@ function parseRequest(body: Json, _route: RouteInfo, defaultMaxOutput: number): 
   optNumber(body, 'temperature');
   optNumber(body, 'top_p');
   const own = positiveInt(body, 'max_output_tokens');
+  const prompt = countablePrompt(body);
   return {
     protocol: 'responses',
     operation: 'generate',
     model,
     stream: body.stream === true,
-    promptTokens: countPrompt(body),
+    ...promptCount(prompt.msgs, prompt.tools),
     maxOutputTokens: own ?? defaultMaxOutput,
     impliedOutputCap: own === undefined ? defaultMaxOutput : null,
     clientWantsUsage: false,

@@ -35,7 +35,7 @@ export interface IngressRequest {
   /**
    * Set when `promptTokens` is only a cheap upper bound (a long prompt, not yet tokenized):
    * the exact local count, computed on demand. The relay uses it where the bound would refuse
-   * a request or an estimate needs the real number (`exactPromptTokens` in pipeline.ts).
+   * a request or an estimate needs the real number (read it through `exactPromptTokens(r)`).
    */
   exactPromptTokens?: () => number;
   /** Output cap for admission: the request's own, else the configured default. */
@@ -109,4 +109,13 @@ export interface ProtocolCodec {
    * feeding the decoder (the same throws, `done`, `usage` and `hide`).
    */
   passThroughCheck?(r: IngressRequest): PassThroughCheck;
+}
+
+/** The exact local prompt count (tokenizing now if admission used the bound); replaces the bound. */
+export function exactPromptTokens(r: IngressRequest): number {
+  if (r.exactPromptTokens) {
+    r.promptTokens = r.exactPromptTokens();
+    r.exactPromptTokens = undefined;
+  }
+  return r.promptTokens;
 }

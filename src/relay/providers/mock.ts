@@ -4,6 +4,7 @@
 // request declares tools and the last turn is the user's, it calls the first tool once.
 import type { CanonicalAnswer, CanonicalUsage, Protocol, StreamEvent } from '../canonical.js';
 import { codec as codecOf } from '../protocols/index.js';
+import { exactPromptTokens } from '../protocols/types.js';
 import { countInputs } from '../tokens.js';
 import { UpstreamBody } from '../upstream-body.js';
 import type { ChannelTransport, UpstreamCall, UpstreamResponse } from './transport.js';
@@ -75,6 +76,7 @@ export const mockTransport: ChannelTransport = {
       { protocol: call.protocol, operation: call.operation, pathModel: call.model, pathStream: call.stream },
       DEFAULT_TOKENS,
     );
+    const promptTokens = exactPromptTokens(r);
     const words = Array.from(
       { length: Math.min(DEFAULT_TOKENS, r.maxOutputTokens || DEFAULT_TOKENS) },
       (_, i) => WORDS[i % WORDS.length]!,
@@ -83,9 +85,9 @@ export const mockTransport: ChannelTransport = {
     if (call.operation === 'completions') {
       const text = words.join('');
       const usage = {
-        prompt_tokens: r.promptTokens,
+        prompt_tokens: promptTokens,
         completion_tokens: words.length,
-        total_tokens: r.promptTokens + words.length,
+        total_tokens: promptTokens + words.length,
       };
       if (!call.stream)
         return json(200, {
@@ -111,7 +113,7 @@ export const mockTransport: ChannelTransport = {
     const last = c.messages[c.messages.length - 1];
     const tool = c.tools.length && c.toolChoice !== 'none' && last?.role === 'user' ? c.tools[0]! : null;
     const usage: CanonicalUsage = {
-      input: r.promptTokens,
+      input: promptTokens,
       cacheRead: 0,
       cacheWrite: 0,
       output: tool ? 8 : words.length,

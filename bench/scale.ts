@@ -23,7 +23,10 @@ import { buildApp } from '../src/app.js';
 import { BASE62 } from '../src/shared/base62.js';
 import { KEY_PREFIX, keyChecksum, hashKey, isWellFormedKey, displayKey } from '../src/keys/format.js';
 import type { NewLog } from '../src/db/schema.js';
+import { codec } from '../src/relay/protocols/index.js';
 import { openaiCodec, parseRelayBody } from '../src/relay/protocols/openai.js';
+import type { RouteInfo } from '../src/relay/protocols/types.js';
+import { countChatPrompt } from '../src/relay/tokens.js';
 import { tmpDir, MASTER_KEY } from './lib/targets.js';
 import { percentile } from './lib/stats.js';
 import { argOf, numArg } from './lib/args.js';
@@ -144,11 +147,11 @@ try {
       max_tokens: 16,
     }),
   );
-  const bigTokens = openaiCodec.parseRequest(
-    parseRelayBody(bigBody),
-    { protocol: 'openai', operation: 'generate' },
-    4096,
-  ).promptTokens;
+  // The bound admission holds (UTF-8 bytes) is not the token count: count those exactly, once.
+  const bigTokens = countChatPrompt([
+    { role: 'system', content: 'You are terse.' },
+    { role: 'user', content: bigText },
+  ]);
   const admitSmall = await rate(
     () =>
       openaiCodec.parseRequest(
@@ -165,14 +168,50 @@ try {
     1000,
     200,
   );
+  // The same prompt in the other ingress protocols (each codec reads its own body shape).
+  const others: Record<string, { route: RouteInfo; body: Record<string, unknown> }> = {
+    anthropic: {
+      route: { protocol: 'anthropic', operation: 'generate' },
+      body: {
+        model: 'm',
+        system: 'You are terse.',
+        max_tokens: 16,
+        messages: [{ role: 'user', content: bigText }],
+      },
+    },
+    responses: {
+      route: { protocol: 'responses', operation: 'generate' },
+      body: { model: 'm', instructions: 'You are terse.', input: bigText, max_output_tokens: 16 },
+    },
+    gemini: {
+      route: { protocol: 'gemini', operation: 'generate', pathModel: 'm' },
+      body: {
+        systemInstruction: { parts: [{ text: 'You are terse.' }] },
+        contents: [{ role: 'user', parts: [{ text: bigText }] }],
+        generationConfig: { maxOutputTokens: 16 },
+      },
+    },
+  };
+  const bigUsByProtocol: Record<string, number> = { openai: admitBig.usPerOp };
+  for (const [protocol, o] of Object.entries(others)) {
+    const raw = Buffer.from(JSON.stringify(o.body));
+    bigUsByProtocol[protocol] = (
+      await rate(() => codec(o.route.protocol).parseRequest(parseRelayBody(raw), o.route, 4096), 1000, 200)
+    ).usPerOp;
+  }
   result.admission = {
     smallUs: admitSmall.usPerOp,
     bigUs: admitBig.usPerOp,
     bigPromptTokens: bigTokens,
     bigBodyBytes: bigBody.length,
+    bigUsByProtocol,
   };
   say(
-    `  admission estimate: ${admitSmall.usPerOp.toFixed(1)} µs tiny prompt, ${admitBig.usPerOp.toFixed(0)} µs for ${bigTokens} prompt tokens`,
+    `  admission estimate: ${admitSmall.usPerOp.toFixed(1)} µs tiny prompt; for ${bigTokens} prompt tokens ${Object.entries(
+      bigUsByProtocol,
+    )
+      .map(([p, us]) => `${p} ${us.toFixed(0)} µs`)
+      .join(', ')}`,
   );
   say(
     `  hit ${hit.opsPerSec.toFixed(0)}/s (${hit.usPerOp.toFixed(2)} µs; checksum ${wellFormed.usPerOp.toFixed(2)} µs, sha256 ${sha.usPerOp.toFixed(2)} µs)`,

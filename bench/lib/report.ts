@@ -21,7 +21,14 @@ export interface ScaleResult {
     missConcurrent64PerSec: number;
   };
   /** Optional: the report prints its row only when present. */
-  admission?: { smallUs: number; bigUs: number; bigPromptTokens: number; bigBodyBytes: number };
+  admission?: {
+    smallUs: number;
+    bigUs: number;
+    bigPromptTokens: number;
+    bigBodyBytes: number;
+    /** The big prompt through each ingress protocol's codec (runs before 2026-12-05 22:00: OpenAI only). */
+    bigUsByProtocol?: Record<string, number>;
+  };
   keyInsert: { rows: number; seconds: number; rowsPerSec: number; dbBytes: number };
   keyCache: {
     cachedEntries: number;
@@ -350,7 +357,11 @@ export function renderMarkdown(r: RunResult): string {
     md += `| key verification, cache hit | ${fmt(sc.verify.hitPerSec)} /s (${sc.verify.hitUs.toFixed(2)} µs; of which checksum ${sc.verify.checksumOnlyUs.toFixed(2)} µs, SHA-256 ${sc.verify.sha256OnlyUs.toFixed(2)} µs) |\n`;
     md += `| key verification, cache miss (DB lookup) | ${fmt(sc.verify.missPerSec)} /s sequential (${fmt(sc.verify.missUs)} µs); ${fmt(sc.verify.missConcurrent64PerSec)} /s with 64 in flight |\n`;
     if (sc.admission)
-      md += `| request admission estimate (parse body + count prompt tokens locally) | ${sc.admission.smallUs.toFixed(1)} µs for the benchmark's tiny prompt; ${fmt(sc.admission.bigUs)} µs for a ${fmt(sc.admission.bigPromptTokens)}-token prompt (${fmt(sc.admission.bigBodyBytes / 1024)} KiB body) |\n`;
+      md += `| request admission estimate (parse body + count prompt tokens locally) | ${sc.admission.smallUs.toFixed(1)} µs for the benchmark's tiny prompt; for a ${fmt(sc.admission.bigPromptTokens)}-token prompt (${fmt(sc.admission.bigBodyBytes / 1024)} KiB body) ${Object.entries(
+        sc.admission.bigUsByProtocol ?? { openai: sc.admission.bigUs },
+      )
+        .map(([p, us]) => `${p} ${fmt(us)} µs`)
+        .join(', ')} |\n`;
     md += `| unknown well-formed key (negative cache) / malformed key | ${fmt(sc.verify.unknownCachedPerSec)} /s / ${fmt(sc.verify.malformedPerSec)} /s |\n`;
     md += `| insert ${fmt(sc.keyInsert.rows)} key rows (generate + SHA-256 + SQLite insert) | ${sc.keyInsert.seconds.toFixed(1)} s (${fmt(sc.keyInsert.rowsPerSec)} rows/s), DB ${mib(sc.keyInsert.dbBytes)} |\n`;
     md += `| hold ${fmt(sc.keyCache.cachedEntries)} keys in the verifier cache | +${mib(sc.keyCache.heapBytesAdded)} heap (${fmt(sc.keyCache.bytesPerEntry)} B/key); services at start with the LRU sized for them: ${mib(sc.keyCache.servicesHeapAtStart)}; total ${mib(sc.keyCache.heapTotalWithAllKeys)} |\n`;

@@ -117,3 +117,6 @@ export function promptCount(messages: unknown[], extra?: unknown): PromptCount {
   if (bound < EXACT_COUNT_BELOW) return { promptTokens: countChatPrompt(messages, extra) };
   return { promptTokens: bound, exactPromptTokens: () => countChatPrompt(messages, extra) };
 }
+
+/** A PromptCount's exact count (tokenizing when it holds the bound). */
+export const exactCount = (c: PromptCount): number => c.exactPromptTokens?.() ?? c.promptTokens;

@@ -22,7 +22,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { countChatPrompt, promptCount } from '../tokens.js';
+import { exactCount, type PromptCount, promptCount } from '../tokens.js';
 import { exactPromptTokens, type IngressRequest, type ProtocolCodec, type RouteInfo } from './types.js';
 import { argsObject, bad, isObject, type Json, parseObject } from './json.js';
 
@@ -153,14 +153,14 @@ function countableParts(content: unknown): Json[] {
   return out;
 }
 
-/** The prompt as the local count reads it: system, messages, tool uses and results, tool definitions. */
-function countablePrompt(body: Json): { msgs: Json[]; tools: unknown } {
+/** The local prompt count: system, messages, tool uses and results, tool definitions. */
+function promptOf(body: Json): PromptCount {
   const msgs: Json[] = [];
   if (body.system !== undefined && body.system !== null)
     msgs.push({ role: 'system', content: countableParts(body.system) });
   for (const m of body.messages as Json[]) msgs.push({ role: m.role, content: countableParts(m.content) });
   const tools = Array.isArray(body.tools) && body.tools.length > 0 ? body.tools : undefined;
-  return { msgs, tools };
+  return promptCount(msgs, tools);
 }
 
 /**
@@ -172,8 +172,7 @@ export function countMessagesTokens(body: Record<string, unknown>): number {
   checkMessages(body);
   checkSystem(body.system);
   checkTools(body.tools);
-  const { msgs, tools } = countablePrompt(body);
-  return countChatPrompt(msgs, tools);
+  return exactCount(promptOf(body));
 }
 
 // ── ingress: request ───────────────────────────────────────────────────────────────────────
@@ -199,13 +198,12 @@ function parseRequest(body: Json, _route: RouteInfo, _defaultMaxOutput: number):
     if (tc.type === 'tool' && typeof tc.name !== 'string')
       throw bad('tool_choice.name: Field required', 'tool_choice.name');
   }
-  const prompt = countablePrompt(body);
   return {
     protocol: 'anthropic',
     operation: 'generate',
     model: m,
     stream: body.stream === true,
-    ...promptCount(prompt.msgs, prompt.tools),
+    ...promptOf(body),
     maxOutputTokens: cap,
     impliedOutputCap: null,
     clientWantsUsage: false,

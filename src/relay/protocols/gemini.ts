@@ -31,7 +31,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { countChatPrompt, promptCount } from '../tokens.js';
+import { exactCount, type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import { argsObject, bad, isObject as isObj, type Json, parseObject } from './json.js';
 
@@ -280,15 +280,11 @@ function generationConfig(body: Json): GenConfig {
 }
 
 /**
- * A Gemini request's prompt in OpenAI's chat format, as the local count reads it: system
+ * The local prompt count of a Gemini request, read like OpenAI's chat format: system
  * instruction, every content's text, media parts as images, function calls and responses as
  * their JSON, and the tool declarations.
  */
-function countablePrompt(
-  contents: Json[],
-  system: Json[],
-  decls: Json[],
-): { messages: Json[]; tools: unknown } {
+function promptOf(contents: Json[], system: Json[], decls: Json[]): PromptCount {
   const asMessage = (role: string, parts: Json[]) => {
     const content: Json[] = [];
     const calls: unknown[] = [];
@@ -307,7 +303,7 @@ function countablePrompt(
     asMessage(c.role === 'model' ? 'assistant' : 'user', (c.parts ?? []) as Json[]),
   );
   if (system.length > 0) messages.unshift(asMessage('system', system));
-  return { messages, tools: decls.length > 0 ? decls : undefined };
+  return promptCount(messages, decls.length > 0 ? decls : undefined);
 }
 
 /** Token count for `:countTokens` (a plain request, or one wrapped in `generateContentRequest`). */
@@ -315,8 +311,7 @@ export function countGeminiTokens(body: Record<string, unknown>): number {
   const wrapped = field(body, 'generateContentRequest');
   const req = isObj(wrapped) ? wrapped : body;
   const contents = req.contents === undefined ? [] : checkContents(req);
-  const { messages, tools } = countablePrompt(contents, systemParts(req), functionDeclarations(req));
-  return countChatPrompt(messages, tools);
+  return exactCount(promptOf(contents, systemParts(req), functionDeclarations(req)));
 }
 
 /** The `GET /v1beta/models` body for these model ids. */
@@ -351,13 +346,12 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
   // that grants a thinking budget (Gemini CLI asks for 8192) gets it on top of the default,
   // or the implied cap would cut the answer before it began.
   const implied = defaultMaxOutput + gen.thinkingBudget;
-  const prompt = countablePrompt(contents, system, decls);
   return {
     protocol: 'gemini',
     operation: 'generate',
     model,
     stream: route.pathStream === true,
-    ...promptCount(prompt.messages, prompt.tools),
+    ...promptOf(contents, system, decls),
     maxOutputTokens: (own ?? implied) * gen.candidateCount,
     impliedOutputCap: own === undefined ? implied : null,
     clientWantsUsage: true,

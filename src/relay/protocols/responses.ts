@@ -40,7 +40,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { promptCount } from '../tokens.js';
+import { type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import { bad, checkModelName, isObject as isObj, type Json, parseObject } from './json.js';
 
@@ -111,8 +111,8 @@ function countable(content: unknown): unknown {
   );
 }
 
-/** The prompt as the local count reads it: instructions, every input item, tool definitions. */
-function countablePrompt(body: Json): { msgs: unknown[]; tools: unknown } {
+/** The local prompt count: instructions, every input item, tool definitions. */
+function promptOf(body: Json): PromptCount {
   const msgs: unknown[] = [];
   if (typeof body.instructions === 'string') msgs.push({ content: body.instructions });
   const input = body.input;
@@ -130,7 +130,7 @@ function countablePrompt(body: Json): { msgs: unknown[]; tools: unknown } {
       else msgs.push({ content: JSON.stringify(item) });
     }
   const tools = Array.isArray(body.tools) && body.tools.length > 0 ? body.tools : undefined;
-  return { msgs, tools };
+  return promptCount(msgs, tools);
 }
 
 // ── request → canonical ─────────────────────────────────────────────────────────────────────
@@ -1125,13 +1125,12 @@ function parseRequest(body: Json, _route: RouteInfo, defaultMaxOutput: number): 
   optNumber(body, 'temperature');
   optNumber(body, 'top_p');
   const own = positiveInt(body, 'max_output_tokens');
-  const prompt = countablePrompt(body);
   return {
     protocol: 'responses',
     operation: 'generate',
     model,
     stream: body.stream === true,
-    ...promptCount(prompt.msgs, prompt.tools),
+    ...promptOf(body),
     maxOutputTokens: own ?? defaultMaxOutput,
     impliedOutputCap: own === undefined ? defaultMaxOutput : null,
     clientWantsUsage: false,

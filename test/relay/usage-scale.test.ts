@@ -2,8 +2,8 @@
 // take variables in one statement: answered in pages, CSV too, whole-day (daily rollup) and
 // partial-day (hourly rollup + logs at the edges) ranges alike. And `GET /api/logs?status=error`
 // is served by an index, not a scan. Not timed.
+import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { newKeyRow } from '../../src/keys/service.js';
 import { countQueries, sqlitePlan } from '../helpers/queries.js';
 import { backends } from '../helpers/server.js';
 import { suiteServer } from '../helpers/suite.js';
@@ -26,82 +26,43 @@ describe.each(backends())('usage and logs at scale [%s]', (backend) => {
     expect(user.status).toBe(201);
     const userId = user.body.id as number;
     // Test-only bulk path: KEYS keys, a log row and its two rollup rows each, in one
-    // transaction. Odd keys' rows are at 00:30 (an edge the partial-day range reads from the
-    // logs), even keys' at 01:00 (a whole hour it reads from usage_hourly).
+    // transaction, each table filled by one INSERT … SELECT over a generated series (building
+    // and binding 100k rows in JavaScript took seconds of CPU). Key n's cost is n micro-USD, so
+    // the order (cost, descending) is known. Odd keys' rows are at 00:30 (an edge the
+    // partial-day range reads from the logs), even keys' at 01:00 (a whole hour it reads from
+    // usage_hourly).
     const now = Date.now();
     day = Math.floor(now / DAY_MS) * DAY_MS - DAY_MS;
     const dayStr = new Date(day).toISOString().slice(0, 10);
     const db = s.services.storage.db;
+    // Each bulk key with its n (from its hash `bulk-<n>`), the time of its rows and their hour.
+    const bulkKeys = sql`bulk AS (
+      SELECT id, CAST(substr(key_hash, 6) AS INTEGER) AS n FROM api_keys WHERE user_id = ${sql.lit(userId)}
+    ), k AS (
+      SELECT id, n,
+        CASE WHEN n % 2 = 1 THEN ${sql.lit(day + HOUR_MS / 2)} ELSE ${sql.lit(day + HOUR_MS)} END AS at,
+        CASE WHEN n % 2 = 1 THEN ${sql.lit(day)} ELSE ${sql.lit(day + HOUR_MS)} END AS hour
+      FROM bulk
+    )`;
     await db.transaction().execute(async (trx) => {
-      const CHUNK = 500;
-      for (let from = 1; from <= KEYS; from += CHUNK) {
-        const ids = Array.from({ length: Math.min(CHUNK, KEYS - from + 1) }, (_, i) => from + i);
-        const keyRows = await trx
-          .insertInto('api_keys')
-          .values(
-            ids.map((i) =>
-              newKeyRow({ userId, name: `k${i}`, keyHash: `bulk-${i}`, display: 'sk-bulk…' }, now),
-            ),
-          )
-          .returning('id')
-          .execute();
-        // Cost grows with the key's position, so the order (cost, descending) is known.
-        const rows = keyRows.map((k, j) => ({
-          id: Number(k.id),
-          n: ids[j]!,
-          at: ids[j]! % 2 === 1 ? day + HOUR_MS / 2 : day + HOUR_MS,
-        }));
-        const sums = { model: 'm', requests: 1, prompt_tokens: 10, cached_tokens: 0, completion_tokens: 5 };
-        await trx
-          .insertInto('usage_daily')
-          .values(
-            rows.map((k) => ({ day: dayStr, user_id: userId, key_id: k.id, ...sums, cost_nano: k.n * 1000 })),
-          )
-          .execute();
-        await trx
-          .insertInto('usage_hourly')
-          .values(
-            rows.map((k) => ({
-              hour: k.at - (k.at % HOUR_MS),
-              user_id: userId,
-              key_id: k.id,
-              ...sums,
-              cost_nano: k.n * 1000,
-            })),
-          )
-          .execute();
-        await trx
-          .insertInto('logs')
-          .values(
-            rows.map((k) => ({
-              request_id: `bulk-${k.n}`,
-              created_at: k.at,
-              user_id: userId,
-              key_id: k.id,
-              key_name: `k${k.n}`,
-              model: 'm',
-              upstream_model: 'm',
-              channel_id: null,
-              endpoint: '/v1/chat/completions',
-              stream: 0,
-              status: k.n % 50 === 0 ? 502 : 200,
-              error_code: k.n % 50 === 0 ? 'upstream_error' : null,
-              prompt_tokens: 10,
-              cached_tokens: 0,
-              completion_tokens: 5,
-              cost_nano: k.n * 1000,
-              latency_ms: 1,
-              ttft_ms: null,
-              ip: null,
-              estimated: 0,
-              attempts: null,
-              protocol: 'openai',
-              cache_write_tokens: 0,
-              reasoning_tokens: 0,
-            })),
-          )
-          .execute();
-      }
+      await sql`WITH RECURSIVE series(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM series WHERE n < ${sql.lit(KEYS)})
+        INSERT INTO api_keys (user_id, name, key_hash, display, status, used_nano, created_at, updated_at)
+        SELECT ${sql.lit(userId)}, 'k' || n, 'bulk-' || n, 'sk-bulk…', 'active', 0, ${sql.lit(now)}, ${sql.lit(now)}
+        FROM series ORDER BY n`.execute(trx);
+      await sql`WITH ${bulkKeys}
+        INSERT INTO usage_daily (day, user_id, key_id, model, requests, prompt_tokens, cached_tokens, completion_tokens, cost_nano)
+        SELECT ${sql.lit(dayStr)}, ${sql.lit(userId)}, id, 'm', 1, 10, 0, 5, n * 1000 FROM k`.execute(trx);
+      await sql`WITH ${bulkKeys}
+        INSERT INTO usage_hourly (hour, user_id, key_id, model, requests, prompt_tokens, cached_tokens, completion_tokens, cost_nano)
+        SELECT hour, ${sql.lit(userId)}, id, 'm', 1, 10, 0, 5, n * 1000 FROM k`.execute(trx);
+      await sql`WITH ${bulkKeys}
+        INSERT INTO logs (request_id, created_at, user_id, key_id, key_name, model, upstream_model, endpoint,
+          stream, status, error_code, prompt_tokens, cached_tokens, completion_tokens, cost_nano, latency_ms,
+          estimated, protocol, cache_write_tokens, reasoning_tokens)
+        SELECT 'bulk-' || n, at, ${sql.lit(userId)}, id, 'k' || n, 'm', 'm', '/v1/chat/completions',
+          0, CASE WHEN n % 50 = 0 THEN 502 ELSE 200 END, CASE WHEN n % 50 = 0 THEN 'upstream_error' END,
+          10, 0, 5, n * 1000, 1, 0, 'openai', 0, 0
+        FROM k ORDER BY n`.execute(trx);
     });
   }, 300_000);
 

@@ -40,6 +40,36 @@ export async function launchBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
 }
 
+let workerBrowser: Promise<Browser> | undefined;
+
+/**
+ * This test worker's Chromium: launched by its first console suite and kept for the next ones,
+ * which the worker runs one after another (isolate is off), each in contexts of its own. A
+ * launch costs about 2 s of CPU, a context about 1 s. A browser that went away is launched
+ * again. It ends with the worker: vitest stops workers with SIGTERM, on which this one exits
+ * (as vitest's own workers do when profiling), and Playwright's exit hook kills Chromium and
+ * removes its profile directory.
+ */
+export function sharedBrowser(): Promise<Browser> {
+  if (workerBrowser) return workerBrowser;
+  const launching = chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: CHROMIUM_ARGS,
+    handleSIGTERM: false,
+  });
+  workerBrowser = launching;
+  const forget = () => {
+    if (workerBrowser === launching) workerBrowser = undefined;
+  };
+  launching.then((b) => b.on('disconnected', forget), forget);
+  if (!exitsOnSigterm) {
+    exitsOnSigterm = true;
+    process.once('SIGTERM', () => process.exit(143));
+  }
+  return launching;
+}
+let exitsOnSigterm = false;
+
 function newestMtime(dir: string): number {
   let newest = 0;
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -187,7 +217,7 @@ export async function newContext(
   return ctx;
 }
 
-/** A browser on the console: Chromium, one context, one page whose problems are collected. */
+/** A browser on the console: the worker's Chromium, a context, one page whose problems are collected. */
 export interface ConsoleBrowser {
   browser: Browser;
   ctx: BrowserContext;
@@ -196,14 +226,14 @@ export interface ConsoleBrowser {
 }
 
 /**
- * Launches Chromium with a fresh context (`viewport`, by default a laptop's) and one watched
- * page; `clipboard` lets pages of `url` read and write the clipboard.
+ * A fresh context (`viewport`, by default a laptop's) on the worker's Chromium (sharedBrowser)
+ * and one watched page; `clipboard` lets pages of `url` read and write the clipboard.
  */
 export async function openConsole(
   url: string,
   opts: { clipboard?: boolean; viewport?: { width: number; height: number } } = {},
 ): Promise<ConsoleBrowser> {
-  const browser = await launchBrowser();
+  const browser = await sharedBrowser();
   const ctx = await newContext(browser, opts.viewport);
   if (opts.clipboard) await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: url });
   const page = await ctx.newPage();

@@ -1,6 +1,6 @@
 // The frame every console suite shares: skipped (with a warning) where there is no Chromium;
-// before its tests the console is built, a gateway started and a watched browser opened on
-// it; afterwards both are closed.
+// before its tests the console is built, a gateway started and a watched page opened on it in
+// the worker's Chromium; afterwards the gateway and the suite's browser contexts are closed.
 import fs from 'node:fs';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
@@ -56,7 +56,9 @@ export function describeConsole(
       Object.assign(t, await openConsole(t.s.url, { clipboard: opts.clipboard, viewport: opts.viewport }));
     }, SETUP_TIMEOUT);
     afterAll(async () => {
-      await t.browser?.close();
+      // The worker's browser stays for its next suite; every context this suite opened (its
+      // own, and any a test opened on t.browser) is closed. Suites in a worker run in turn.
+      await Promise.all(t.browser?.contexts().map((c) => c.close()) ?? []);
       await t.s?.close();
     });
     body(t);

@@ -9,10 +9,10 @@
  *
  * Reports wall time and this process's CPU per request, and Redis commands per request.
  */
-import { Redis } from 'ioredis';
 import pino from 'pino';
 import type { Admission } from '../src/admission/admission.js';
 import { redisParts } from '../src/admission/redis-parts.spec.js';
+import { testRedis, watchRedisCommands } from '../src/shared/redis.spec.js';
 import { createBudgets } from '../src/budgets/service.js';
 import type { VerifiedKey } from '../src/keys/verify.js';
 import { NO_LIMITS } from '../src/limits/policy.js';
@@ -25,14 +25,13 @@ if (!url) throw new Error('BENCH_REDIS_URL is required');
 const silent = pino({ level: 'silent' });
 
 let commands = 0;
-const send = Redis.prototype.sendCommand;
-Redis.prototype.sendCommand = function (this: Redis, ...a: Parameters<typeof send>) {
-  commands++;
-  return send.apply(this, a);
-} as typeof send;
+watchRedisCommands(
+  () => true,
+  () => commands++,
+);
 
 async function build(kind: 'sequential' | 'script') {
-  const redis = new Redis(url!);
+  const redis = testRedis(url!);
   const now = Date.now;
   const parts = redisParts({
     redis,
@@ -57,7 +56,7 @@ async function build(kind: 'sequential' | 'script') {
       await parts.limiter.close();
       await parts.ledger.close();
       await parts.budgets.close();
-      redis.disconnect();
+      redis.destroy();
     },
   };
 }

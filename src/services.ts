@@ -2,7 +2,6 @@
 // billing / channels / usage → db; nothing here holds logic of its own.
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { Redis } from 'ioredis';
 import type { Config } from './config.js';
 import type { Storage } from './db/index.js';
 import { openStorage } from './db/open.js';
@@ -47,6 +46,7 @@ import { createLocalLimitStore } from './limits/store-local.js';
 import { createRedisLimitStore } from './limits/store-redis.js';
 import { createMetrics } from './ops/metrics.js';
 import { createReadiness, databaseCheck, redisCheck } from './ops/health.js';
+import { createRedis, type RedisClient } from './shared/redis.js';
 
 /** How long a readiness check may take before it counts as failed. */
 const READY_TIMEOUT_MS = 2000;
@@ -81,17 +81,12 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const { db } = storage;
   const bus = new InvalidationBus();
 
-  let redis: Redis | null = null;
-  let redisSub: Redis | null = null;
+  let redis: RedisClient | null = null;
+  let redisSub: RedisClient | null = null;
   if (config.redisUrl) {
-    // Auto-pipelining: the commands of all requests issued in one event-loop turn go out in one
-    // write (order kept), instead of a write (and a syscall) per command.
-    redis = new Redis(config.redisUrl, {
-      lazyConnect: true,
-      maxRetriesPerRequest: 2,
-      enableAutoPipelining: true,
-    });
-    redisSub = new Redis(config.redisUrl, { lazyConnect: true });
+    // node-redis writes the commands issued in one event-loop turn in one write (order kept).
+    redis = createRedis(config.redisUrl, logger);
+    redisSub = createRedis(config.redisUrl, logger);
     await redis.connect();
     await redisSub.connect();
     await bus.connectRedis(redis, redisSub);
@@ -358,7 +353,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     flush: () => usageWriter.flush(),
     async close() {
       // Stop hearing announcements first: a reload must not start on a closing database.
-      redisSub?.disconnect();
+      redisSub?.destroy();
       await expiryScanner.stop();
       await logUpkeep.stop();
       await webhook?.stop();
@@ -367,7 +362,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
       await ledger.close();
       await budgets.close();
       await storage.close();
-      redis?.disconnect();
+      redis?.destroy();
     },
   };
 }

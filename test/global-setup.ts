@@ -3,7 +3,7 @@
 // Likewise Redis (TEST_REDIS_URL) and MariaDB / MySQL for the importer's MySQL sources
 // (TEST_MYSQL_URL, default mysql://root@127.0.0.1:3306/mysql).
 import pg from 'pg';
-import { Redis } from 'ioredis';
+import { createClient } from '@redis/client';
 import mysql from 'mysql2/promise';
 
 export default async function setup() {
@@ -22,12 +22,8 @@ export default async function setup() {
     await c.end().catch(() => {});
   }
   const redisCandidate = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
-  const r = new Redis(redisCandidate, {
-    lazyConnect: true,
-    connectTimeout: 1500,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-  });
+  const r = createClient({ url: redisCandidate, socket: { connectTimeout: 1500, reconnectStrategy: false } });
+  r.on('error', () => {});
   try {
     await r.connect();
     await r.ping();
@@ -38,7 +34,7 @@ export default async function setup() {
       `[moleapi tests] SKIPPING Redis suites: no server at ${redisCandidate} (${(err as Error).message})`,
     );
   } finally {
-    r.disconnect();
+    r.destroy();
   }
   const mysqlCandidate = process.env.TEST_MYSQL_URL || 'mysql://root@127.0.0.1:3306/mysql';
   const shown = mysqlCandidate.replace(/:[^:@/]*@/, ':***@');

@@ -1,6 +1,6 @@
 // The admission spec (admission.spec.ts) on Redis (MOLE_TEST_REDIS_URL): one script to admit,
 // one to settle; skipped, visibly, without a Redis server.
-import { Redis } from 'ioredis';
+import { testRedis } from '../shared/redis.spec.js';
 import { onRedis } from '../shared/redis.spec.js';
 import { admissionSpec, silent } from './admission.spec.js';
 import { redisParts } from './redis-parts.spec.js';
@@ -8,9 +8,9 @@ import { redisParts } from './redis-parts.spec.js';
 onRedis('admission-redis.test', 'admission', (url) =>
   admissionSpec('Redis', {
     async make(deps) {
-      const redis = new Redis(url, { maxRetriesPerRequest: 0 });
+      const redis = testRedis(url);
       const p = redisParts({ ...deps, redis, logger: silent, renewEveryMs: null });
-      return { ...p, admission: p.script(), disconnect: () => redis.disconnect() };
+      return { ...p, admission: p.script(), disconnect: () => redis.destroy() };
     },
   }),
 );

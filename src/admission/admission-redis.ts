@@ -11,7 +11,7 @@
 //
 // Composed scripts get each step's KEYS and ARGV as a segment, packed (shared/lua.ts packCalls):
 // KEYS stay declared, the arguments travel as one JSON string.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Logger } from 'pino';
 import { LEDGER_LUA, RESERVE_RESULT, type RedisLedger } from '../billing/ledger-redis.js';
 import { CAPS_LUA, type SpendCaps } from '../billing/spend-caps.js';
@@ -120,7 +120,7 @@ return 0`;
 const NONE: LuaCall = { keys: [], args: [] };
 
 export interface RedisAdmissionDeps {
-  redis: Redis;
+  redis: RedisClient;
   logger: Logger;
   limiter: Limiter;
   limitStore: RedisLimitStore;

@@ -1,7 +1,7 @@
 // The parts an admission runs on with Redis (limits, spend caps, budgets, ledger), wired as
 // services.ts wires them: for the admission spec on Redis (admission-redis.test.ts) and the
 // admission benchmark (bench/admission.ts), which puts both admissions over the same parts.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Logger } from 'pino';
 import type { LedgerStore } from '../billing/ledger.js';
 import { createRedisLedger } from '../billing/ledger-redis.js';
@@ -15,7 +15,7 @@ import { createLocalAdmission } from './admission-local.js';
 import { createRedisAdmission } from './admission-redis.js';
 
 export function redisParts(d: {
-  redis: Redis;
+  redis: RedisClient;
   /** The prefix of every Redis key. */
   space: string;
   now: () => number;

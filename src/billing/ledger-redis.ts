@@ -7,7 +7,7 @@
 // and they count only while the instance's liveness key (refreshed every lease/3, expiring
 // after MOLE_HOLD_LEASE_MS, 30 s by default) exists. A crashed instance's holds stop counting
 // when its lease runs out, and the next script to look at the counter deletes them.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Logger } from 'pino';
 import type { InvalidationBus } from '../shared/bus.js';
 import type { Clock } from '../shared/clock.js';
@@ -20,7 +20,7 @@ export interface RedisLedgerDeps {
   store: LedgerStore;
   bus: InvalidationBus;
   logger: Logger;
-  redis: Redis;
+  redis: RedisClient;
   /** Namespace of the shared counters (one per database). */
   redisPrefix: string;
   /** How long this instance's holds outlive its last heartbeat (default 30 s). */
@@ -243,7 +243,7 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
     },
     ...countedMembers(counters, settle, deps.logger),
     async credit(userId, amountNano) {
-      await redis.eval(CREDIT_LUA, 1, ru(userId), int(amountNano));
+      await redis.eval(CREDIT_LUA, { keys: [ru(userId)], arguments: [int(amountNano)] });
     },
     async close() {
       await lease.close();

@@ -2,7 +2,8 @@
 // settling charges the cost (never past the cap when a call overruns its hold), refunds and
 // releases give room back, the flush writes spend from the log rows and moves it to the base.
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { testRedis } from '../shared/redis.spec.js';
+import type { RedisClient } from '../shared/redis.js';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Db } from '../db/index.js';
@@ -11,9 +12,9 @@ import { createSpendCaps, type SpendCapStore } from './spend-caps.js';
 
 const REDIS_URL = process.env.MOLE_TEST_REDIS_URL;
 const silent = pino({ level: 'silent' });
-const clients: Redis[] = [];
+const clients: RedisClient[] = [];
 afterAll(() => {
-  for (const c of clients) c.disconnect();
+  for (const c of clients) c.destroy();
 });
 
 function store(stored: Map<number, number>): SpendCapStore {
@@ -31,7 +32,7 @@ describe.each(kinds)('spend caps [%s]', (kind) => {
   const make = (stored: Map<number, number>, prefix = `caps-test:${randomBytes(6).toString('hex')}`) => {
     let redis = null;
     if (kind === 'redis') {
-      const client = new Redis(REDIS_URL!, { maxRetriesPerRequest: 1 });
+      const client = testRedis(REDIS_URL!);
       clients.push(client);
       redis = { client, prefix };
     }

@@ -12,7 +12,7 @@
 // What was spent reaches the database with the log rows that explain it (each row carries its
 // ephemeral_id and settled cost), through `flushInto` in the usage writer's transaction, so a
 // restarted instance (or a new Redis counter) starts from the stored spend.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
@@ -125,7 +125,7 @@ export function createSpendCaps(deps: {
   store: SpendCapStore;
   logger: Logger;
   /** Shared counters (REDIS_URL); absent = in process. */
-  redis?: { client: Redis; prefix: string } | null;
+  redis?: { client: RedisClient; prefix: string } | null;
   now?: () => number;
 }): SpendCaps {
   const now = deps.now ?? Date.now;

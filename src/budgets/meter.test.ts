@@ -2,7 +2,7 @@
 // holds over several budgets, exact admission under concurrency, settlement in the period of
 // its time, the overrun cap, and the usage writer's flush (written spend is never counted twice).
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { testRedis } from '../shared/redis.spec.js';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Db } from '../db/index.js';
@@ -52,7 +52,7 @@ const impls: [string, Make | null][] = [
     'Redis',
     REDIS_URL
       ? (store, space) => {
-          const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 0 });
+          const redis = testRedis(REDIS_URL);
           const m = createRedisMeter({
             store,
             logger: silent,
@@ -64,7 +64,7 @@ const impls: [string, Make | null][] = [
             ...m,
             close: async () => {
               await m.close();
-              redis.disconnect();
+              redis.destroy();
             },
           };
         }
@@ -170,9 +170,9 @@ for (const [name, make] of impls) {
         const m = meter(storeOn([{ subject: 'k', id: 7, day: '2031-03-10', cost: 10 }]), space);
         const r = await m.reserve([keyLine(7, 100)], 50, T);
         if (!r.ok) throw new Error('refused');
-        const redis = new Redis(REDIS_URL!, { maxRetriesPerRequest: 0 });
+        const redis = testRedis(REDIS_URL!);
         await redis.del(`${space}:budget:${counterId('k', 7, 'daily', Date.parse('2031-03-10T00:00:00Z'))}`);
-        redis.disconnect();
+        redis.destroy();
         const s = await m.settle(r.hold, 30, T);
         expect(s.map((x) => [x.before, x.after])).toEqual([[10, 40]]);
         expect(await m.spent(keyLine(7, 100), T)).toBe(40);

@@ -11,7 +11,7 @@
 // began, read once per counter through `BudgetStore`. Spend settled here and not yet written
 // is `pending`; the usage writer's flush moves it into `base` when its batch commits, so a
 // counter never counts a row twice (the same scheme as billing/ledger-counters.ts).
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
@@ -386,7 +386,7 @@ export interface RedisMeter extends BudgetMeter {
 export function createRedisMeter(deps: {
   store: BudgetStore;
   logger: Logger;
-  redis: Redis;
+  redis: RedisClient;
   redisPrefix: string;
   holdLeaseMs?: number;
   now?: Clock;
@@ -501,7 +501,7 @@ export function createRedisMeter(deps: {
       if (answer === NEEDS_SEED) answer = await run(await steps.seeds(refs));
       if (answer > 0) {
         const ref = refs[answer - 1]!;
-        const spent = Number(await redis.hget(rk(ref.cid), 'spent'));
+        const spent = Number(await redis.hGet(rk(ref.cid), 'spent'));
         return { ok: false, line: ref.line, spentNano: spent, resetsAt: ref.end };
       }
       return { ok: true, hold: { counters: refs, amount, done: false } };
@@ -519,7 +519,7 @@ export function createRedisMeter(deps: {
       ),
     async spent(line, at) {
       const [ref] = countersFor([line], at);
-      const v = await redis.hget(rk(ref!.cid), 'spent');
+      const v = await redis.hGet(rk(ref!.cid), 'spent');
       if (v !== null) return Number(v);
       const [k] = await c.load([ref!]);
       return k!.base + k!.pending;

@@ -4,13 +4,13 @@
 // its database directly, through the domains' import functions (src/import/new-api.ts). With
 // REDIS_URL, running gateways hear of the change and reload; without it, restart them.
 import type { Command } from 'commander';
-import { Redis } from 'ioredis';
 import { ConfigError, loadConfig } from '../config.js';
 import { resolveSecret, SecretBox } from '../channels/secretbox.js';
 import { openStorage } from '../db/open.js';
 import { importNewApi, type ImportReport } from '../import/new-api.js';
 import { openSource, redactUrl } from '../import/source.js';
 import { InvalidationBus, type Invalidation } from '../shared/bus.js';
+import { createRedis, type RedisClient } from '../shared/redis.js';
 import { CliError, usageError } from './client.js';
 import type { CliContext } from './context.js';
 import { table } from './output.js';
@@ -57,7 +57,7 @@ export function registerImport(program: Command, ctx: CliContext): void {
         throw new CliError(`cannot open ${redactUrl(opts.from)}: ${(err as Error).message}`);
       });
       let storage: Awaited<ReturnType<typeof openStorage>> | null = null;
-      let redis: Redis | null = null;
+      let redis: RedisClient | null = null;
       try {
         storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
         const bus = new InvalidationBus();
@@ -71,14 +71,14 @@ export function registerImport(program: Command, ctx: CliContext): void {
           progress: (line) => ctx.info(line),
         });
         if (config.redisUrl && announced.length > 0) {
-          redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
+          redis = createRedis(config.redisUrl);
           await redis.connect();
           bus.publishTo(redis);
           for (const msg of announced) await bus.publishAndWait(msg);
         }
         out.result(report, () => render(report, Boolean(config.redisUrl)));
       } finally {
-        redis?.disconnect();
+        redis?.destroy();
         await source.close().catch(() => {});
         await storage?.close();
       }

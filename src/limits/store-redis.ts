@@ -4,7 +4,7 @@
 //
 // Per scope: `<prefix>:lim:<scope>:r` and `:t` are hashes of second → requests / tokens,
 // `:c` a sorted set of lease id → expiry (ms). Times come from the caller's clock.
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import { LUA_INT, type LuaCall, luaFunction, luaRunner } from '../shared/lua.js';
 import type { AdmitOutcome, LimitKind, LimitStore, ScopeLimits, ScopeView, WindowView } from './store.js';
 import { secondOf, WINDOW_SECONDS } from './store.js';
@@ -104,7 +104,7 @@ export interface RedisLimitStore extends LimitStore {
 }
 
 export function createRedisLimitStore(deps: {
-  redis: Redis;
+  redis: RedisClient;
   redisPrefix: string;
   leaseTtlMs: number;
 }): RedisLimitStore {
@@ -175,7 +175,7 @@ export function createRedisLimitStore(deps: {
     async release(ids, leaseId) {
       if (ids.length === 0) return;
       const m = redis.multi();
-      for (const id of ids) m.zrem(k(id, 'c'), leaseId);
+      for (const id of ids) m.zRem(k(id, 'c'), leaseId);
       await m.exec();
     },
     async renew(leases, expiresAt) {
@@ -183,8 +183,8 @@ export function createRedisLimitStore(deps: {
       const m = redis.multi();
       for (const l of leases)
         for (const id of l.scopeIds) {
-          m.zadd(k(id, 'c'), 'XX', int(expiresAt), l.leaseId);
-          m.pexpire(k(id, 'c'), deps.leaseTtlMs * 2);
+          m.zAdd(k(id, 'c'), { score: expiresAt, value: l.leaseId }, { condition: 'XX' });
+          m.pExpire(k(id, 'c'), deps.leaseTtlMs * 2);
         }
       await m.exec();
     },

@@ -30,13 +30,13 @@ export function databaseCheck(probe: () => Promise<void>): Check {
   return { name: 'database', run: probe };
 }
 
-/** The ioredis clients the gateway uses (commands and pub/sub): all must be connected. */
-export function redisCheck(clients: Array<{ status: string; ping(): Promise<unknown> } | null>): Check {
+/** The Redis clients the gateway uses (commands and pub/sub): all must be connected. */
+export function redisCheck(clients: Array<{ isReady: boolean; ping(): Promise<unknown> } | null>): Check {
   return {
     name: 'redis',
     run: async () => {
       const live = clients.filter((c) => c !== null);
-      for (const c of live) if (c.status !== 'ready') throw new NotConnected(`redis status ${c.status}`);
+      for (const c of live) if (!c.isReady) throw new NotConnected('redis not connected');
       // The commands connection must answer; the pub/sub one must at least be connected.
       await live[0]?.ping();
     },

@@ -4,7 +4,8 @@
 // key's and the group's guard both applying.
 import { compileOrigins } from '../keys/origins.js';
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { testRedis } from '../shared/redis.spec.js';
+import type { RedisClient } from '../shared/redis.js';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Guard } from '../billing/guard.js';
@@ -15,18 +16,18 @@ import { createAnomalyGuard } from './guard.js';
 const HOUR = 3_600_000;
 const redisUrl = process.env.MOLE_TEST_REDIS_URL;
 const stores = redisUrl ? (['memory', 'redis'] as const) : (['memory'] as const);
-const clients: Redis[] = [];
+const clients: RedisClient[] = [];
 
 afterAll(() => {
-  for (const c of clients) c.disconnect();
+  for (const c of clients) c.destroy();
 });
 
 function setup(store: 'memory' | 'redis', groupGuard: Guard | null = null) {
   let now = Date.UTC(2026, 11, 5, 6, 0, 0);
   const calls: { kind: 'disable' | 'alert'; keyId: number; trip: GuardTrip }[] = [];
-  let redis: Redis | null = null;
+  let redis: RedisClient | null = null;
   if (store === 'redis') {
-    redis = new Redis(redisUrl!);
+    redis = testRedis(redisUrl!);
     clients.push(redis);
   }
   const guard = createAnomalyGuard({

@@ -5,7 +5,7 @@
 // database on the hot path: only crossing a threshold writes (the lock, the audit row).
 // A failure to count (Redis away) lets the request through: the guard watches, it does not
 // admit (limits and quotas do that).
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../shared/redis.js';
 import type { Logger } from 'pino';
 import type { Guard } from '../billing/guard.js';
 import { nanoToUsd } from '../billing/money.js';
@@ -62,21 +62,17 @@ function memoryCounters(): GuardCounters {
   };
 }
 
-function redisCounters(redis: Redis, prefix: string): GuardCounters {
+function redisCounters(redis: RedisClient, prefix: string): GuardCounters {
   // IPs this instance already saw counted in Redis this hour: a repeat needs no round trip.
   const seen = new Map<number, { hour: number; ips: Set<string> }>();
   return {
     async noteIp(keyId, hour, ip, limit) {
       let s = seen.get(keyId);
       if (s && s.hour === hour && s.ips.has(ip)) return { count: s.ips.size, isNew: false };
-      const [count, isNew] = (await redis.eval(
-        NOTE_IP,
-        1,
-        `${prefix}:guard:ip:${keyId}:${hour}`,
-        ip,
-        String(limit),
-        String(TTL_MS),
-      )) as [number, number];
+      const [count, isNew] = (await redis.eval(NOTE_IP, {
+        keys: [`${prefix}:guard:ip:${keyId}:${hour}`],
+        arguments: [ip, String(limit), String(TTL_MS)],
+      })) as [number, number];
       if (count <= limit) {
         if (!s || s.hour !== hour) {
           s = { hour, ips: new Set() };
@@ -89,17 +85,14 @@ function redisCounters(redis: Redis, prefix: string): GuardCounters {
     },
     async addSpend(keyId, hour, nano) {
       const k = `${prefix}:guard:spend:${keyId}:${hour}`;
-      const [[, total]] = (await redis.multi().incrby(k, nano).pexpire(k, TTL_MS).exec()) as [
-        [null, number],
-        [null, number],
-      ];
+      const [total] = await redis.multi().incrBy(k, nano).pExpire(k, TTL_MS).exec();
       return Number(total);
     },
   };
 }
 
 export function createAnomalyGuard(deps: {
-  redis: Redis | null;
+  redis: RedisClient | null;
   redisPrefix: string;
   /** The group's guard (billing's catalog, in memory). */
   groupGuard: (group: string) => Guard | null;

@@ -2,7 +2,7 @@
 // announced here; caches subscribe. In-process by default; with REDIS_URL the same messages
 // travel over Redis pub/sub so every instance drops the same entries.
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 export type Invalidation =
   | { kind: 'key'; keyId: number; hashes: string[] }
@@ -19,7 +19,7 @@ const CHANNEL = 'mole:invalidate';
 export class InvalidationBus {
   private readonly handlers: Handler[] = [];
   private readonly origin = randomUUID();
-  private pub: Redis | null = null;
+  private pub: RedisClient | null = null;
 
   on(handler: Handler): void {
     this.handlers.push(handler);
@@ -37,7 +37,7 @@ export class InvalidationBus {
   }
 
   /** Publishes to the shared channel without listening (a process that holds no caches). */
-  publishTo(pub: Redis): void {
+  publishTo(pub: RedisClient): void {
     this.pub = pub;
   }
 
@@ -46,9 +46,9 @@ export class InvalidationBus {
   }
 
   /** Joins the shared channel: `pub` publishes, `sub` (a dedicated connection) listens. */
-  async connectRedis(pub: Redis, sub: Redis): Promise<void> {
+  async connectRedis(pub: RedisClient, sub: RedisClient): Promise<void> {
     this.pub = pub;
-    sub.on('message', (_channel: string, raw: string) => {
+    await sub.subscribe(CHANNEL, (raw: string) => {
       try {
         const { origin, msg } = JSON.parse(raw) as { origin: string; msg: Invalidation };
         if (origin !== this.origin) this.deliver(msg);
@@ -56,7 +56,6 @@ export class InvalidationBus {
         /* ignore foreign messages */
       }
     });
-    await sub.subscribe(CHANNEL);
   }
 }
 

@@ -2,7 +2,7 @@
 // its own counter field ("h:<id>"), and they count only while its liveness key exists; a
 // heartbeat refreshes the key every lease/3, so a crashed instance's holds lapse with it.
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 import type { Logger } from 'pino';
 
 /**
@@ -45,7 +45,7 @@ export interface HoldLease {
  * given); `what` names it in logs.
  */
 export function startHoldLease(
-  redis: Redis,
+  redis: RedisClient,
   livePrefix: string,
   what: string,
   deps: { logger: Logger; holdLeaseMs?: number },
@@ -56,7 +56,7 @@ export function startHoldLease(
   const heartbeat = setInterval(
     () =>
       void redis
-        .set(liveKey, '1', 'PX', leaseMs)
+        .set(liveKey, '1', { PX: leaseMs })
         .catch((err) => deps.logger.warn({ err: String(err) }, `${what}: hold lease renewal failed`)),
     Math.max(250, Math.floor(leaseMs / 3)),
   );

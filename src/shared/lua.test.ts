@@ -1,9 +1,9 @@
 // packCalls and UNPACK (lua.ts): a composed script's steps read exactly the keys and arguments
 // they were given, whatever characters those hold; on the Redis server of MOLE_TEST_REDIS_URL.
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { LUA_UNPACK, type LuaCall, luaRunner, packCalls } from './lua.js';
-import { onRedis } from './redis.spec.js';
+import type { RedisClient } from './redis.js';
+import { onRedis, testRedis } from './redis.spec.js';
 
 describe('packCalls', () => {
   it("declares every step's keys in order and packs the head, key counts and arguments as JSON", () => {
@@ -27,17 +27,14 @@ describe('luaRunner', () => {
   function standIn(evalshaError: Error | null) {
     const sent: string[] = [];
     const redis = {
-      eval: async (_script: string, ...a: unknown[]) => {
-        sent.push(`eval ${a.join(' ')}`);
-        return 'by text';
-      },
-      evalsha: async (_sha: string, ...a: unknown[]) => {
-        sent.push(`evalsha ${a.join(' ')}`);
+      sendCommand: async ([name, _scriptOrSha, ...a]: string[]) => {
+        sent.push(`${name!.toLowerCase()} ${a.join(' ')}`);
+        if (name === 'EVAL') return 'by text';
         if (evalshaError) throw evalshaError;
         return 'by sha';
       },
     };
-    return { redis: redis as unknown as Redis, sent };
+    return { redis: redis as unknown as RedisClient, sent };
   }
 
   it('sends the text first, then the SHA', async () => {
@@ -63,8 +60,8 @@ describe('luaRunner', () => {
 
 onRedis('lua.test', 'packed arguments', (url) => {
   describe('UNPACK on Redis', () => {
-    const redis = new Redis(url, { maxRetriesPerRequest: 0 });
-    afterAll(() => redis.disconnect());
+    const redis = testRedis(url);
+    afterAll(() => redis.destroy());
     // Answers what UNPACK handed over: the head, then each step's keys and arguments.
     const echo = luaRunner(
       redis,

@@ -3,7 +3,7 @@
 // one atomic script (admission/admission-redis.ts composes a relay request's steps this way).
 // Scripts go by SHA (EVALSHA) once Redis knows them: the text is sent only after a NOSCRIPT.
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './redis.js';
 
 /**
  * Exact integers: Redis's Lua holds numbers as doubles and formats them with %.17g ("-0",
@@ -24,7 +24,7 @@ export interface LuaCall {
 /**
  * A composed script's KEYS and ARGV: KEYS holds every step's keys in order (declared, as Redis
  * asks); ARGV is one JSON array, `[head, [each step's key count], step 1's arguments, …]`, that
- * Redis's cjson decodes in C. One argument for ioredis to encode and Redis to parse instead of
+ * Redis's cjson decodes in C. One argument for the client to encode and Redis to parse instead of
  * dozens, and no Lua loop to cut them apart. Arguments travel as JSON strings, so a step reads
  * the very strings it would read from ARGV.
  */
@@ -60,19 +60,24 @@ end
  * again after a NOSCRIPT (a restarted or flushed Redis). The first call goes as text so that
  * calls made one after another reach Redis in that order (a fallback would come after them).
  */
-export function luaRunner(redis: Redis, script: string) {
+export function luaRunner(redis: Pick<RedisClient, 'sendCommand'>, script: string) {
   const sha = createHash('sha1').update(script).digest('hex');
   let sent = false;
+  const byText = (n: string, keys: string[], args: string[]) =>
+    redis.sendCommand(['EVAL', script, n, ...keys, ...args]) as Promise<unknown>;
   // A plain function and a catch rather than an async one: two relay requests' worth of calls
   // run through here each, and every async frame is garbage to collect.
-  return (keys: string[], args: (string | number)[]): Promise<unknown> => {
+  return (keys: string[], args: string[]): Promise<unknown> => {
+    const n = String(keys.length);
     if (!sent) {
       sent = true;
-      return redis.eval(script, keys.length, ...keys, ...args);
+      return byText(n, keys, args);
     }
-    return redis.evalsha(sha, keys.length, ...keys, ...args).catch((err: unknown) => {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return redis.eval(script, keys.length, ...keys, ...args);
-    });
+    return (redis.sendCommand(['EVALSHA', sha, n, ...keys, ...args]) as Promise<unknown>).catch(
+      (err: unknown) => {
+        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+        return byText(n, keys, args);
+      },
+    );
   };
 }

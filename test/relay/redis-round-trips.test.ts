@@ -3,10 +3,10 @@
 // and settle ONE script; after the answer, the concurrency slot is given back (one MULTI,
 // not awaited). A client IP new to the key this hour costs one more call, when an IP guard
 // watches the key (security/guard.ts); the same IP again costs none.
-// Counted by wrapping ioredis's sendCommand in this process; the hold leases are long, so no
+// Counted on node-redis's tracing channels in this process; the hold leases are long, so no
 // heartbeat lands while a request is counted.
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { watchRedisCommands } from '../../src/shared/redis.spec.js';
 import { redisUrl, userWithKey, type TestServer } from '../helpers/server.js';
 import { offlineSuite } from '../helpers/relay-suite.js';
 import { rawRelay, uniq } from './relay-helpers.js';
@@ -17,7 +17,7 @@ describe.skipIf(!redisUrl())('Redis round trips of one relay request', () => {
   /** Commands sent while `counting`, by name (and the script's SHA for EVALSHA). */
   let sent: string[] = [];
   let counting = false;
-  const original = Redis.prototype.sendCommand;
+  let watch: { off(): void } | null = null;
 
   offlineSuite(
     { redis: true, env: { MOLE_HOLD_LEASE_MS: '600000', MOLE_TRUSTED_PROXIES: '127.0.0.1' } },
@@ -27,17 +27,12 @@ describe.skipIf(!redisUrl())('Redis round trips of one relay request', () => {
     },
   );
   beforeAll(() => {
-    Redis.prototype.sendCommand = function (this: Redis, command, stream) {
-      if (counting) {
-        const c = command as unknown as { name: string; args: unknown[] };
-        sent.push(c.name === 'evalsha' ? `evalsha:${String(c.args[0]).slice(0, 8)}` : c.name);
-      }
-      return original.call(this, command, stream);
-    } as typeof original;
+    watch = watchRedisCommands(
+      () => counting,
+      (name) => sent.push(name),
+    );
   });
-  afterAll(() => {
-    Redis.prototype.sendCommand = original;
-  });
+  afterAll(() => watch?.off());
 
   /** The commands of one request, split at the moments it is admitted and settled. */
   async function countOne(secret: string, ip: string) {
@@ -104,23 +99,19 @@ describe.skipIf(!redisUrl())('Redis round trips of one relay request', () => {
     // admission), and its counters are new to Redis: the script answers NEEDS_SEED, the
     // stored values are read, and it runs again.
     const first = await countOne(secret, '203.0.113.7');
-    expect(first.before).toEqual(['eval']);
+    expect(first.before).toEqual(['EVAL']);
     expect(first.admit, 'the script, then again with the stored values').toHaveLength(2);
 
     // Every request after it.
     const next = await countOne(secret, '203.0.113.7');
     expect(next.before, 'the IP is counted already this hour').toEqual([]);
     expect(next.admit, 'admission: one script').toHaveLength(1);
-    expect(next.admit[0]).toMatch(/^evalsha:/);
+    expect(next.admit[0]).toMatch(/^EVALSHA:/);
     expect(next.between, 'nothing while forwarding').toEqual([]);
     expect(next.settle, 'settle: one script').toHaveLength(1);
-    expect(next.settle[0]).toMatch(/^evalsha:/);
+    expect(next.settle[0]).toMatch(/^EVALSHA:/);
     expect(next.settle[0]).not.toBe(next.admit[0]);
-    expect(next.after, 'the concurrency slot, given back after the answer').toEqual([
-      'multi',
-      'zrem',
-      'exec',
-    ]);
+    expect(next.after, 'the concurrency slot, given back after the answer').toEqual(['MULTI ×1']);
     console.log(
       `[redis round trips] first request: ${first.before.length} before admission, ${first.admit.length} admitting, ${first.settle.length} settling; then ${next.admit.length} + ${next.settle.length} (+ ${next.after.join(' ')} after the answer)`,
     );

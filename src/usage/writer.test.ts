@@ -234,7 +234,8 @@ describe('usage writer', () => {
     expect(insertSizes('sqlite', 0)).toEqual([]);
     expect(insertSizes('sqlite', 1)).toEqual([1]);
     expect(insertSizes('sqlite', 301)).toEqual([128, 128, 32, 8, 4, 1]);
-    expect(insertSizes('postgres', 1201)).toEqual([500, 500, 201]);
+    expect(insertSizes('postgres', 1201)).toEqual([1201]);
+    expect(insertSizes('postgres', 12_001)).toEqual([5000, 5000, 2001]);
   });
 
   it('stores a clean row as it is and cleans each kind of unstorable text, in the journal too', async () => {

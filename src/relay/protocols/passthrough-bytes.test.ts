@@ -92,3 +92,25 @@ describe('pass-through answers (OpenAI): the usage read alone', () => {
       expect(usageOf(text), text).toBeNull();
   });
 });
+
+describe('pass-through stream check (OpenAI): the text a local count reads', () => {
+  it('is every content delta in order, however long the stream (kept frames are decoded as they pile up)', () => {
+    const r = ingress(`{"model":"m",${MSG},"max_tokens":4096,"stream":true}`);
+    const check = openaiCodec.passThroughCheck!(r);
+    let want = '';
+    // ~300 KB of frames: past the kept-frames bound several times over, whatever it is.
+    for (let i = 0; i < 2_000; i++) {
+      const content = `tok${i} «é» \\ "q" `;
+      want += content;
+      const data = JSON.stringify({
+        id: 'c1',
+        object: 'chat.completion.chunk',
+        choices: [{ index: 0, delta: { content }, finish_reason: null }],
+      });
+      const frame = Buffer.from(`data: ${data}\n\n`);
+      expect(check.checkBytes(frame, 6, 6 + Buffer.byteLength(data))).toBe(false);
+    }
+    expect(check.done).toBe(false);
+    expect(check.produced).toBe(want);
+  });
+});

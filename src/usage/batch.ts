@@ -101,22 +101,16 @@ export function insertSizes(dialect: Dialect, rows: number): number[] {
 const statementText = new Map<string, string>();
 
 /**
- * `head` values <rows tuples of `width` placeholders> `tail`: the texts of the fixed SQLite
- * sizes are built once (PostgreSQL's rollup upserts come in any size and are built each time).
+ * `head` values <rows tuples of `width` placeholders> `tail`: SQLite's multi-row statements
+ * (PostgreSQL's go by unnest), each text built once for its few fixed sizes.
  */
-function valuesSql(dialect: Dialect, head: string, width: number, rows: number, tail: string): string {
-  const id = `${head}|${dialect}|${rows}`;
+function valuesSql(head: string, width: number, rows: number, tail: string): string {
+  const id = `${head}|${rows}`;
   const known = statementText.get(id);
   if (known) return known;
-  const tuples: string[] = [];
-  for (let i = 0; i < rows; i++)
-    tuples.push(
-      dialect === 'postgres'
-        ? `(${Array.from({ length: width }, (_, j) => `$${i * width + j + 1}`).join(', ')})`
-        : `(${'?, '.repeat(width - 1)}?)`,
-    );
-  const text = `${head} values ${tuples.join(', ')} ${tail}`;
-  if (dialect === 'sqlite') statementText.set(id, text);
+  const tuple = `(${'?, '.repeat(width - 1)}?)`;
+  const text = `${head} values ${Array.from({ length: rows }, () => tuple).join(', ')} ${tail}`;
+  statementText.set(id, text);
   return text;
 }
 
@@ -165,7 +159,7 @@ export function logInserts(dialect: Dialect, rows: readonly NewLog[]): Statement
       for (const c of LOG_COLUMNS) parameters[k++] = r[c] ?? null;
     }
     from += count;
-    const sql = valuesSql(dialect, INSERT_LOGS_HEAD, LOG_COLUMNS.length, count, SKIP_STORED);
+    const sql = valuesSql(INSERT_LOGS_HEAD, LOG_COLUMNS.length, count, SKIP_STORED);
     out.push({ sql, parameters });
   }
   return out;
@@ -255,6 +249,31 @@ export function rollupUpserts(dialect: Dialect, written: readonly NewLog[]): Sta
     const width = keyColumns.length + SUM_COLUMNS.length;
     let from = 0;
     for (const count of insertSizes(dialect, aggs.length)) {
+      if (dialect === 'postgres') {
+        // One array a column, unnested, as the log insert (a batch over many keys and models
+        // has as many rollup rows; VALUES would be parsed parameter by parameter).
+        const part = aggs.slice(from, from + count);
+        from += count;
+        const columns: unknown[][] = [part.map((a) => ('day' in a ? a.day : a.hour))];
+        columns.push(
+          part.map((a) => a.user_id),
+          part.map((a) => a.key_id),
+          part.map((a) => a.model),
+        );
+        for (const c of SUM_COLUMNS) columns.push(part.map((a) => a[c]));
+        const types = [
+          period === 'day' ? 'text' : 'int8',
+          'int8',
+          'int8',
+          'text',
+          ...SUM_COLUMNS.map(() => 'int8'),
+        ];
+        out.push({
+          sql: `${head} select * from unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')}) ${tail}`,
+          parameters: columns,
+        });
+        continue;
+      }
       const parameters: unknown[] = [];
       for (let i = from; i < from + count; i++) {
         const a = aggs[i]!;
@@ -262,7 +281,7 @@ export function rollupUpserts(dialect: Dialect, written: readonly NewLog[]): Sta
         for (const c of SUM_COLUMNS) parameters.push(a[c]);
       }
       from += count;
-      out.push({ sql: valuesSql(dialect, head, width, count, tail), parameters });
+      out.push({ sql: valuesSql(head, width, count, tail), parameters });
     }
   }
   return out;

@@ -96,12 +96,17 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   // Shared Redis counters are namespaced by database, so gateways on different databases
   // (ids restart at 1 in each) never share a key's or user's counters.
   const redisPrefix = `mole:${await databaseId(db)}`;
-  const accounts = createAccountsService(db, bus, config, {
-    onUserDeleted: async (trx, userId, now) => {
-      await keys.deleteAllFor(trx, userId, now);
-      await tokens.revokeAllFor(trx, userId, now);
+  const accounts = createAccountsService(
+    db,
+    bus,
+    { ...config, dialect: storage.dialect },
+    {
+      onUserDeleted: async (trx, userId, now) => {
+        await keys.deleteAllFor(trx, userId, now);
+        await tokens.revokeAllFor(trx, userId, now);
+      },
     },
-  });
+  );
   const tokens = createTokensService(db, {
     getUser: (id) => accounts.getUser(id),
     ...(opts.now ? { now: opts.now } : {}),
@@ -120,11 +125,16 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const keys = createKeysService(
     db,
     bus,
-    { maxKeysPerUser: config.maxKeysPerUser, ...(opts.now ? { now: opts.now } : {}) },
+    {
+      maxKeysPerUser: config.maxKeysPerUser,
+      dialect: storage.dialect,
+      ...(opts.now ? { now: opts.now } : {}),
+    },
     accounts,
   );
   const ephemeralKeys = createEphemeralKeys(db, bus, {
     maxLivePerKey: config.maxEphemeralKeysPerKey,
+    dialect: storage.dialect,
     ...(opts.now ? { now: opts.now } : {}),
   });
   const verifier0 = createKeyVerifier(keys, bus, { cacheSize: config.keyCacheSize });

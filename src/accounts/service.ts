@@ -1,7 +1,7 @@
 // Users, passwords, console sessions and balances. Owns the users and sessions tables.
 import { createHash, randomBytes } from 'node:crypto';
 import { sql, type SqlBool } from 'kysely';
-import type { Db, OnChange } from '../db/index.js';
+import type { Db, Dialect, OnChange } from '../db/index.js';
 import { containsPattern } from '../shared/like.js';
 import type { UserRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
@@ -72,7 +72,13 @@ export interface AccountHooks {
 export function createAccountsService(
   db: Db,
   bus: InvalidationBus,
-  opts: { sessionTtlSeconds: number; loginMaxFailures: number; loginTableSize?: number },
+  opts: {
+    sessionTtlSeconds: number;
+    loginMaxFailures: number;
+    loginTableSize?: number;
+    /** The batch's balance moves take one statement for all accounts on PostgreSQL. */
+    dialect?: Dialect;
+  },
   hooks: AccountHooks,
 ) {
   /** username|ip → failure timestamps in the last window. */
@@ -314,7 +320,7 @@ export function createAccountsService(
 
     /** Batched by the ledger: spend per user as relative updates, inside its transaction. */
     subtractSpend: (trx: Db, spend: Map<number, number>) =>
-      moveCounters(trx, 'users', 'balance_nano', '-', spend),
+      moveCounters(trx, 'users', 'balance_nano', '-', spend, opts.dialect),
 
     /** Checks a password with throttling per username+IP. Returns the user or throws. */
     async login(

@@ -6,7 +6,7 @@
 // deletion revoke its children in the same transaction (`revokeChildren`), and the verifier
 // also refuses a child whose parent no longer holds the secret it was minted under. Expired
 // rows are purged a while after they expire. Owns the ephemeral_keys table.
-import type { Db, OnChange } from '../db/index.js';
+import type { Db, Dialect, OnChange } from '../db/index.js';
 import type { EphemeralKeyRow } from '../db/schema.js';
 import { AppError, notFound } from '../http/errors.js';
 import { nanoToUsd } from '../billing/money.js';
@@ -76,7 +76,7 @@ export interface MintFields {
 export function createEphemeralKeys(
   db: Db,
   bus: InvalidationBus,
-  opts: { now?: Clock; maxLivePerKey?: number } = {},
+  opts: { now?: Clock; maxLivePerKey?: number; dialect?: Dialect } = {},
 ) {
   const clock = opts.now ?? systemClock;
   const maxLive = opts.maxLivePerKey ?? DEFAULT_MAX_LIVE_PER_KEY;
@@ -178,7 +178,7 @@ export function createEphemeralKeys(
 
     /** Batched by the usage writer: spend per ephemeral key as relative updates. */
     addUsed: (trx: Db, deltas: Map<number, number>) =>
-      moveCounters(trx, 'ephemeral_keys', 'used_nano', '+', deltas),
+      moveCounters(trx, 'ephemeral_keys', 'used_nano', '+', deltas, opts.dialect),
   };
 }
 

@@ -3,7 +3,7 @@
 // table and column; it reads the value as stored, and the ledger's flush moves it by relative
 // updates inside its transaction, so that concurrent writers add up instead of overwriting.
 import { type Kysely, type Selectable, sql } from 'kysely';
-import type { Db } from '../db/index.js';
+import type { Db, Dialect } from '../db/index.js';
 import type { Database } from '../db/schema.js';
 
 /** The columns of `T` that hold a number. */
@@ -31,21 +31,34 @@ export async function storedCounter<T extends keyof Database & string>(
   return r ? Number(r[c]) : 0;
 }
 
-/** Moves each row's counter by its delta (`op` adds or subtracts it), one UPDATE per non-zero delta. */
+/**
+ * Moves each row's counter by its delta (`op` adds or subtracts it). PostgreSQL: one UPDATE
+ * for them all (the ids and deltas as two arrays), since a statement per row is a round trip
+ * per key or account in the batch (1,000 keys made a usage batch take ~0.5 s). SQLite: one
+ * UPDATE per non-zero delta (prepared once, no round trip). Rows are taken in id order, so
+ * two instances' batches lock shared rows in the same order.
+ */
 export async function moveCounters<T extends keyof Database & string>(
   trx: Db,
   table: T,
   column: NumberColumn<T>,
   op: '+' | '-',
   deltas: Map<number, number>,
+  dialect: Dialect = 'sqlite',
 ): Promise<void> {
-  // Raw SQL, not the query builder: the usage writer's batch runs one per key (and account)
-  // in the batch, and the builder's compile cost several times the update itself.
+  const moves = [...deltas].filter(([, delta]) => delta !== 0).sort((a, b) => a[0] - b[0]);
+  if (moves.length === 0) return;
+  // Raw SQL, not the query builder: its compile cost several times the update itself.
   const c = sql.ref(column);
-  for (const [id, delta] of deltas) {
-    if (delta !== 0)
-      await sql`update ${sql.table(table)} set ${c} = ${c} ${sql.raw(op)} ${delta} where "id" = ${id}`.execute(
-        trx,
-      );
+  if (dialect === 'postgres') {
+    const ids = moves.map(([id]) => id);
+    const by = moves.map(([, delta]) => delta);
+    await sql`update ${sql.table(table)} as t set ${c} = t.${c} ${sql.raw(op)} d.delta
+      from unnest(${ids}::int8[], ${by}::int8[]) as d(id, delta) where t."id" = d.id`.execute(trx);
+    return;
   }
+  for (const [id, delta] of moves)
+    await sql`update ${sql.table(table)} set ${c} = ${c} ${sql.raw(op)} ${delta} where "id" = ${id}`.execute(
+      trx,
+    );
 }

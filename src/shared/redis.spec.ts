@@ -39,26 +39,21 @@ export function testRedis(url: string): RedisClient {
  */
 export function watchRedisCommands(on: () => boolean, seen: (name: string) => void): { off(): void } {
   const ignore = () => {};
+  const naming = <C extends object>(name: (c: C) => string) => ({
+    start: (c: C) => {
+      if (on()) seen(name(c));
+    },
+    end: ignore,
+    asyncStart: ignore,
+    asyncEnd: ignore,
+    error: ignore,
+  });
   const commands = tracingChannel<CommandContext>('node-redis:command');
   const batches = tracingChannel<BatchContext>('node-redis:batch');
-  const command = {
-    start: (c: CommandContext) => {
-      if (on()) seen(c.command === 'EVALSHA' ? `EVALSHA:${c.args[1]?.slice(0, 8)}` : c.command);
-    },
-    end: ignore,
-    asyncStart: ignore,
-    asyncEnd: ignore,
-    error: ignore,
-  };
-  const batch = {
-    start: (c: BatchContext) => {
-      if (on()) seen(`${c.batchMode} ×${c.batchSize}`);
-    },
-    end: ignore,
-    asyncStart: ignore,
-    asyncEnd: ignore,
-    error: ignore,
-  };
+  const command = naming<CommandContext>((c) =>
+    c.command === 'EVALSHA' ? `EVALSHA:${c.args[1]?.slice(0, 8)}` : c.command,
+  );
+  const batch = naming<BatchContext>((c) => `${c.batchMode} ×${c.batchSize}`);
   commands.subscribe(command);
   batches.subscribe(batch);
   return {

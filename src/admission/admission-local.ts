@@ -75,6 +75,8 @@ export function createLocalAdmission(deps: AdmissionDeps): Admission {
     // balance), and the budgets count exactly what the ledger charged.
     async settle(h, ticket, tokens, cost, at) {
       ticket.settleTokens(tokens);
+      // In process the slot is free once this returns (no I/O), like the correction.
+      void ticket.done();
       let charge: number;
       try {
         const budgetCapped = await budgets.capFor(h.budget, cost).catch(() => cost);
@@ -97,7 +99,7 @@ export function createLocalAdmission(deps: AdmissionDeps): Admission {
       return charge;
     },
 
-    release(h) {
+    async release(h) {
       ledger.release(h.ledger);
       budgets.release(h.budget);
       if (h.cap) spendCaps.release(h.cap);

@@ -89,12 +89,14 @@ end
 return {code, detail, limits}`;
 
 // Head: the cost, the hold. Segments: budget room (only when the cost passes the hold), cap
-// settle, cap refund, ledger settle, budget settle, tpm correction. Each charge is the one
-// before it capped: budgets' room → cap → quota and balance; the budgets count what the ledger
-// charged. Answers {charge, budget counters' spend after it}.
+// settle, cap refund, ledger settle, budget settle, tpm correction, concurrency slot release.
+// Each charge is the one before it capped: budgets' room → cap → quota and balance; the
+// budgets count what the ledger charged. The slot is given back here, before the answer is
+// written, so a next request sent on receiving it finds the slot free on every instance.
+// Answers {charge, budget counters' spend after it}.
 const SETTLE_LUA = `${LUA_STEPS}
 local head, S = UNPACK(); local cost = tonumber(head[1]); local hold = tonumber(head[2])
-local room, cap, refund, led, bud, adjust = S[1], S[2], S[3], S[4], S[5], S[6]
+local room, cap, refund, led, bud, adjust, slot = S[1], S[2], S[3], S[4], S[5], S[6], S[7]
 local capped = cost
 if #room[1] > 0 then
   local least = BUDGET_ROOM(room[1], room[2])
@@ -107,6 +109,7 @@ if #cap[1] > 0 and charge < capped then refund[2][1] = INT(charge - capped); CAP
 local after = {}
 if #bud[1] > 0 then bud[2][2] = INT(charge); after = BUDGET_SETTLE(bud[1], bud[2]) end
 if #adjust[1] > 0 then LIMITS_ADJUST(adjust[1], adjust[2]) end
+if #slot[1] > 0 then LIMITS_RELEASE(slot[1], slot[2]) end
 return {INT(charge), after}`;
 
 // Segments: cap release, budget release, ledger release.
@@ -315,12 +318,13 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
         return 0;
       }
       const correction = ticket.takeCorrection(tokens);
+      const slot = ticket.takeRelease();
       const { key, budget, cap } = h;
       const holdAmount = h.ledger.amount;
       const b = budget.counters.length && !budget.done ? await meter.settleCall(budget, at) : null;
       budget.done = true;
       // Only the ledger to settle: its own script (see admitOnLedger).
-      if (!b && !cap && !correction) return deps.ledger.settle(h.ledger, cost);
+      if (!b && !cap && !correction && !slot) return deps.ledger.settle(h.ledger, cost);
       const c = packCalls(
         [String(cost), String(holdAmount)],
         [
@@ -333,9 +337,23 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
             ? (limitStore.adjustCall(correction.scopeIds, correction.second, correction.delta, deps.now()) ??
               NONE)
             : NONE,
+          slot ? limitStore.releaseCall(slot.scopeIds, slot.leaseId) : NONE,
         ],
       );
-      const [charged, after] = (await settleScript(c.keys, c.args)) as [string, string[]];
+      let answer: [string, string[]];
+      try {
+        answer = (await settleScript(c.keys, c.args)) as [string, string[]];
+      } catch (err) {
+        // The slot is still given back (on its own); the charge's failure is the caller's.
+        if (slot)
+          void limitStore
+            .release(slot.scopeIds, slot.leaseId)
+            .catch((e: unknown) =>
+              deps.logger.error({ err: String(e) }, 'admission: releasing a concurrency slot failed'),
+            );
+        throw err;
+      }
+      const [charged, after] = answer;
       const charge = Number(charged);
       ledger.settled(h.ledger, charge);
       if (cap) caps.settled(cap, charge);
@@ -343,7 +361,7 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
       return charge;
     },
 
-    release(h) {
+    async release(h) {
       const { cap, budget } = h;
       if (h.ledger.done) return;
       const c = packCalls(
@@ -355,8 +373,9 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
         ],
       );
       budget.done = true;
-      releaseScript(c.keys, c.args).catch((err: unknown) =>
-        deps.logger.error({ err: String(err) }, 'admission: release failed'),
+      return releaseScript(c.keys, c.args).then(
+        () => {},
+        (err: unknown) => deps.logger.error({ err: String(err) }, 'admission: release failed'),
       );
     },
   };

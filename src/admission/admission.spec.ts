@@ -265,6 +265,29 @@ export function admissionSpec(name: string, impl: AdmissionImpl): void {
       expect((await p.limiter.peek(subjectOf(k))).tpm).toMatchObject({ remaining: 850 });
     });
 
+    it('settle gives the concurrency slot back before it answers', async () => {
+      const { p, k, admit } = await keyWith({ limits: { maxConcurrency: 1 } }, 100_000);
+      const a = admitted(await admit(100));
+      expect((await admit(100)).ok).toBe(false);
+      await p.admission.settle(a.hold, a.ticket, 10, 50, Date.now());
+      // Free for the next request with no done() called: settle gave it back.
+      const b = admitted(await admit(100));
+      // The first request's end leaves the slot the second now holds alone.
+      await a.ticket.done();
+      expect((await p.limiter.peek(subjectOf(k))).concurrency).toMatchObject({ remaining: 0 });
+      await b.ticket.done();
+      await b.ticket.done(); // twice is once
+      expect((await p.limiter.peek(subjectOf(k))).concurrency).toMatchObject({ remaining: 1 });
+    });
+
+    it('release and done resolve once the hold and the slot are free', async () => {
+      const { p, k, admit } = await keyWith({ quotaNano: 1_000, limits: { maxConcurrency: 1 } }, 1_000);
+      const a = admitted(await admit(1_000));
+      await Promise.all([p.admission.release(a.hold), a.ticket.done()]);
+      expect((await p.limiter.peek(subjectOf(k))).concurrency).toMatchObject({ remaining: 1 });
+      expect((await p.ledger.reserve(k.id, k.userId, k.quotaNano, 1_000)).ok).toBe(true);
+    });
+
     // On Redis a key with only the ledger in force takes the ledger's own scripts, not the composed ones.
     it('a key with no limits, cap or budget: exact under concurrency, judged on the exact amount, settled', async () => {
       const { st, p, k, admit, settle } = await keyWith({ quotaNano: 10_000 }, 100_000);

@@ -63,12 +63,12 @@ export interface Admission {
   admit(req: AdmitRequest): Promise<AdmitResult>;
   /**
    * Charges `cost` (the tpm estimate corrected to `tokens` first) dated `at`, releasing the rest
-   * of the hold; answers what was charged. Throws when the charge could not be recorded (the
-   * answer goes unbilled).
+   * of the hold and giving the concurrency slot back; answers what was charged. Throws when the
+   * charge could not be recorded (the answer goes unbilled; the slot is given back still).
    */
   settle(h: Hold, ticket: Ticket, tokens: number, cost: number, at: number): Promise<number>;
-  /** Gives the whole hold back, in the background (errors are logged). */
-  release(h: Hold): void;
+  /** Gives the whole hold back; resolves once it is given back (errors are logged, never thrown). */
+  release(h: Hold): Promise<void>;
 }
 
 const NO_RETRY = { 'x-should-retry': 'false' };

@@ -75,8 +75,23 @@ export interface Ticket {
    * own, admission/admission-redis.ts) instead of applying it; null when nothing is to correct.
    */
   takeCorrection(actual: number): TokenCorrection | null;
-  /** Ends the request: tokens not settled are refunded, the concurrency slot given back. Idempotent. */
-  done(): void;
+  /**
+   * Hands the concurrency slot over for the caller to give back (in a script of its own, as
+   * takeCorrection); null when there is none or it was given back already. Once taken, done()
+   * leaves the slot alone.
+   */
+  takeRelease(): SlotRelease | null;
+  /**
+   * Ends the request: tokens not settled are refunded, the concurrency slot given back.
+   * Idempotent; resolves once the slot is free (errors are logged, never thrown).
+   */
+  done(): Promise<void>;
+}
+
+/** A concurrency lease to give back: its id in each scope that counts it. */
+export interface SlotRelease {
+  scopeIds: string[];
+  leaseId: string;
 }
 
 /** One check as prepare() builds it for the store. */
@@ -100,7 +115,12 @@ const UNITS: Record<LimitKind, string> = {
 };
 
 /** The ticket of a request no limit applies to: nothing to correct or give back. */
-export const NOOP_TICKET: Ticket = { settleTokens() {}, takeCorrection: () => null, done() {} };
+export const NOOP_TICKET: Ticket = {
+  settleTokens() {},
+  takeCorrection: () => null,
+  takeRelease: () => null,
+  done: () => Promise.resolve(),
+};
 
 function scopesOf(s: LimitSubject): Scope[] {
   const out: Scope[] = [];
@@ -252,7 +272,8 @@ export function createLimiter(deps: {
     const leaseScopes = limits.filter((l) => l.concurrency !== null).map((l) => l.id);
     if (leaseScopes.length) held.set(leaseId, leaseScopes);
     let settled = tokenScopes.length === 0 || estimate === 0;
-    let ended = false;
+    let released = leaseScopes.length === 0;
+    let ended: Promise<void> | null = null;
     const ticket: Ticket = {
       takeCorrection(actual) {
         if (settled) return null;
@@ -267,14 +288,21 @@ export function createLimiter(deps: {
             .adjustTokens(c.scopeIds, c.second, c.delta, deps.now())
             .catch(report('correcting tokens per minute'));
       },
+      takeRelease() {
+        if (released) return null;
+        released = true;
+        // No longer renewed: should the caller fail to give it back, it expires with its lease.
+        held.delete(leaseId);
+        return { scopeIds: leaseScopes, leaseId };
+      },
       done() {
-        if (ended) return;
-        ended = true;
+        if (ended) return ended;
         ticket.settleTokens(0);
-        if (leaseScopes.length) {
-          held.delete(leaseId);
-          store.release(leaseScopes, leaseId).catch(report('releasing a concurrency slot'));
-        }
+        const slot = ticket.takeRelease();
+        ended = slot
+          ? store.release(slot.scopeIds, slot.leaseId).catch(report('releasing a concurrency slot'))
+          : Promise.resolve();
+        return ended;
       },
     };
     return { ok: true, ticket, snapshot: snapshotOf(scopes, after, now) };

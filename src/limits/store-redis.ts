@@ -67,8 +67,15 @@ for i = 1, #KEYS do
 end
 return 0`;
 
-/** LIMITS_ADMIT and LIMITS_ADJUST, for scripts that run them among other steps (after LUA_INT). */
-export const LIMITS_LUA = luaFunction('LIMITS_ADMIT', ADMIT_BODY) + luaFunction('LIMITS_ADJUST', ADJUST_BODY);
+// KEYS: the scopes' concurrency sets. ARGV: the lease id.
+const RELEASE_BODY = `for i = 1, #KEYS do redis.call('ZREM', KEYS[i], ARGV[1]) end
+return 0`;
+
+/** LIMITS_ADMIT, LIMITS_ADJUST and LIMITS_RELEASE, for scripts that run them among other steps (after LUA_INT). */
+export const LIMITS_LUA =
+  luaFunction('LIMITS_ADMIT', ADMIT_BODY) +
+  luaFunction('LIMITS_ADJUST', ADJUST_BODY) +
+  luaFunction('LIMITS_RELEASE', RELEASE_BODY);
 const ADMIT_LUA = `${LUA_INT}${LIMITS_LUA}return LIMITS_ADMIT(KEYS, ARGV)`;
 const ADJUST_LUA = `${LUA_INT}${LIMITS_LUA}return LIMITS_ADJUST(KEYS, ARGV)`;
 
@@ -101,6 +108,8 @@ export interface RedisLimitStore extends LimitStore {
   readAdmit(scopes: ScopeLimits[], answer: unknown): AdmitOutcome;
   /** LIMITS_ADJUST's keys and arguments (null: nothing to correct). */
   adjustCall(scopeIds: string[], second: number, delta: number, now: number): LuaCall | null;
+  /** LIMITS_RELEASE's keys and arguments: gives a concurrency lease back in every scope. */
+  releaseCall(scopeIds: string[], leaseId: string): LuaCall;
 }
 
 export function createRedisLimitStore(deps: {
@@ -165,6 +174,7 @@ export function createRedisLimitStore(deps: {
       call(scopes, tokens, leaseId, leaseExpiresAt, now, true),
     readAdmit: read,
     adjustCall,
+    releaseCall: (ids, leaseId) => ({ keys: ids.map((id) => k(id, 'c')), args: [leaseId] }),
     admit: (scopes, tokens, leaseId, leaseExpiresAt, now) =>
       run(scopes, call(scopes, tokens, leaseId, leaseExpiresAt, now, true)),
     peek: async (scopes, now) => (await run(scopes, call(scopes, 0, '-', 0, now, false))).views,

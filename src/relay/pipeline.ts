@@ -87,6 +87,8 @@ export interface RelayCall {
   r: IngressRequest;
   ingress: ProtocolCodec;
   hold: Hold;
+  /** The request's limits: its concurrency slot is given back before its last bytes go out. */
+  ticket: Ticket;
   attempts: AttemptRecord[];
   /** The client left: stop trying, log 499. */
   clientGone: boolean;
@@ -318,12 +320,18 @@ export function createRelay(s: Services) {
     });
     reportLimits(req, reply, a.snapshot);
     if (a.ok) return a;
-    a.ticket?.done();
+    await a.ticket?.done();
     throw a.error;
   }
 
-  /** Gives the whole hold back (nothing was billed). */
-  const release = (h: Hold): void => s.admission.release(h);
+  /**
+   * Gives the whole hold and the concurrency slot back (nothing was billed). A refusal or
+   * failure is answered only once both are free, so the client's next request, sent on
+   * receiving it, is judged without them on whichever instance takes it.
+   */
+  const giveBack = async (call: { hold: Hold; ticket: Ticket }): Promise<void> => {
+    await Promise.all([s.admission.release(call.hold), call.ticket.done()]);
+  };
 
   // ── 7. count usage: the upstream's report, else a local count; never past the admitted cap
   // A cut stream (`partial`) keeps the input its usage reported so far and counts its output here.
@@ -490,7 +498,7 @@ export function createRelay(s: Services) {
       await admitted(req, reply, key, r, ingress, bill, ticket, hold);
     } finally {
       // Every path ends here: success, refusal, upstream failure or timeout, client gone, stream cut.
-      ticket.done();
+      void ticket.done();
     }
   }
 
@@ -511,6 +519,7 @@ export function createRelay(s: Services) {
       r,
       ingress,
       hold: held,
+      ticket,
       attempts: [],
       clientGone: false,
       async finish(o) {
@@ -589,14 +598,14 @@ export function createRelay(s: Services) {
       }
     } catch (err) {
       // A client mistake found late (e.g. a part that cannot be translated): refuse, refund.
-      release(held);
+      await giveBack(call);
       if (err instanceof AppError && !reply.raw.headersSent)
         return refuse(req, reply, err, undefined, call.attempts);
       throw err;
     }
 
     // ── every eligible upstream failed (or the client left first): refund in full ──────
-    release(held);
+    await giveBack(call);
     if (call.clientGone) {
       await log(req, free(499, 'client_closed'), call.attempts);
       return;
@@ -662,7 +671,7 @@ export function createRelay(s: Services) {
           };
         // The upstream judged the request itself bad (400, 404, 422…): pass its answer on, as
         // sent when the protocols match (clients such as Claude Code read its wording).
-        release(call.hold);
+        await giveBack(call);
         record(res.status);
         await log(
           req,
@@ -690,7 +699,7 @@ export function createRelay(s: Services) {
           { err: err instanceof Error ? err.message : String(err) },
           'relay: failed after the answer began',
         );
-        release(call.hold);
+        void giveBack(call);
         reply.raw.destroy();
         return { answered: true };
       }
@@ -716,7 +725,7 @@ export function createRelay(s: Services) {
      * 429 like a relay request when a limit refuses it.
      */
     async countRequest(req: FastifyRequest, reply: FastifyReply, key: VerifiedKey): Promise<void> {
-      (await applyLimits(req, reply, key, 0)).done();
+      await (await applyLimits(req, reply, key, 0)).done();
     },
     /** The limits in force for a key and what is left of each (GET /v1/key). */
     limitsOf: (key: VerifiedKey) => s.limiter.peek(subjectOf(key)),

@@ -1,8 +1,10 @@
 // A TCP relay in front of the test Redis server that can be switched off (every connection
 // cut, new ones refused) and on again: Redis going away and coming back, as a client sees it.
+// With `delayMs`, each command reaches Redis that much later (in order): a slow link to Redis
+// for one instance while another reaches it directly.
 import net from 'node:net';
 
-export async function redisProxy(target: URL) {
+export async function redisProxy(target: URL, opts: { delayMs?: number } = {}) {
   const sockets = new Set<net.Socket>();
   let server: net.Server | null = null;
   let port = 0;
@@ -14,7 +16,13 @@ export async function redisProxy(target: URL) {
         sock.on('close', () => sockets.delete(sock));
         sock.on('error', () => {});
       }
-      client.pipe(up).pipe(client);
+      const delayMs = opts.delayMs ?? 0;
+      if (delayMs > 0) {
+        // Equal delays fire in the order they were set: the byte stream stays in order.
+        client.on('data', (chunk) => setTimeout(() => up.write(chunk), delayMs));
+        client.on('end', () => setTimeout(() => up.end(), delayMs));
+      } else client.pipe(up);
+      up.pipe(client);
     });
     await new Promise<void>((r) => server!.listen(port, '127.0.0.1', () => r()));
     port = (server!.address() as net.AddressInfo).port;

@@ -30,7 +30,7 @@ export function createLocalAdmission(deps: AdmissionDeps): Admission {
     const capNano = key.ephemeral?.maxCostNano ?? null;
     const cap = capNano === null ? null : await spendCaps.hold(key.ephemeral!.id, capNano, amount);
     if (capNano !== null && !cap) return { ok: false, error: moneyError.cap(amount) };
-    const dropCap = () => cap && spendCaps.release(cap);
+    const dropCap = () => cap && void spendCaps.release(cap);
     const b = await budgets.reserve(key, amount);
     if (!b.ok) {
       dropCap();
@@ -102,7 +102,7 @@ export function createLocalAdmission(deps: AdmissionDeps): Admission {
     async release(h) {
       ledger.release(h.ledger);
       budgets.release(h.budget);
-      if (h.cap) spendCaps.release(h.cap);
+      if (h.cap) await spendCaps.release(h.cap);
     },
   };
 }

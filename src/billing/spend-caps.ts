@@ -42,8 +42,8 @@ export interface SpendCaps {
   settle(h: CapHold, cost: number): Promise<number>;
   /** Gives back `amount` of a settled charge (its parent was charged less). */
   refund(h: CapHold, amount: number): Promise<void>;
-  /** Gives back the whole hold, in the background. */
-  release(h: CapHold): void;
+  /** Gives back the whole hold; resolves once it is given back (errors are logged, never thrown). */
+  release(h: CapHold): Promise<void>;
   /** Spend as the API shows it (stored plus not yet written), when this instance knows it. */
   usedNano(id: number, dbValue: number): number;
   /** Contributor to the usage writer's transaction (usage/writer.ts). */
@@ -231,8 +231,9 @@ export function createSpendCaps(deps: {
       }
     },
     release: (h) =>
-      void settle(h, 0).catch((err: unknown) =>
-        deps.logger.error({ err: String(err) }, 'spend caps: release failed'),
+      settle(h, 0).then(
+        () => {},
+        (err: unknown) => deps.logger.error({ err: String(err) }, 'spend caps: release failed'),
       ),
     usedNano(id, dbValue) {
       const c = counters.get(id);

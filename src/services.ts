@@ -273,7 +273,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     logger,
   });
   bus.on((m) => {
-    if (m.kind === 'key') expiryScanner.soon();
+    if (m.kind === 'key' || m.kind === 'all') expiryScanner.soon();
   });
   // rpm / tpm / max_concurrency: shared by every instance with Redis, else in memory. A
   // concurrency slot is a lease of MOLE_HOLD_LEASE_MS, renewed while its request runs.

@@ -154,7 +154,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
   await reload();
   const reloaded = reloadOnAnnouncement(
     bus,
-    (msg) => msg.kind === 'prices' || msg.kind === 'group',
+    (msg) => msg.kind === 'prices' || msg.kind === 'group' || msg.kind === 'all',
     reload,
     (err) => logger.error({ err: String(err) }, 'prices: reload failed; the previous prices stay'),
   );

@@ -116,13 +116,16 @@ export function createCounters(deps: CountersDeps) {
   }
 
   // A top-up or admin change to a balance: re-read the base (pending spend is not in the DB yet).
+  // Changes that may have been missed (`all`): every balance held here.
   deps.bus.on((msg) => {
-    if (msg.kind !== 'user') return;
-    const c = users.get(msg.userId);
-    if (!c) return;
-    void withLock(async () => {
-      c.base = await deps.store.balanceNano(msg.userId);
-    }).catch((err) => deps.logger.error({ err: String(err) }, 'ledger: balance reload failed'));
+    const ids = msg.kind === 'user' ? [msg.userId] : msg.kind === 'all' ? [...users.keys()] : [];
+    for (const userId of ids) {
+      const c = users.get(userId);
+      if (!c) continue;
+      void withLock(async () => {
+        c.base = await deps.store.balanceNano(userId);
+      }).catch((err) => deps.logger.error({ err: String(err) }, 'ledger: balance reload failed'));
+    }
   });
 
   return {

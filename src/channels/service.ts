@@ -138,7 +138,7 @@ export async function createChannelsService(
   await reload();
   const reloaded = reloadOnAnnouncement(
     bus,
-    (m) => m.kind === 'channels',
+    (m) => m.kind === 'channels' || m.kind === 'all',
     reload,
     (err) => logger.error({ err: String(err) }, 'channels: reload failed; the previous list stays'),
   );

@@ -173,4 +173,23 @@ describe('key verifier reads in flight', () => {
     expect(after.ok).toBe(false);
     expect(!after.ok && after.code).toBe('invalid_api_key');
   });
+
+  it('`all` (announcements may have been missed) drops every entry and the index with them', async () => {
+    const { secrets, byHash, bus, verifier } = setup(30);
+    for (const s of secrets) expect((await verifier.verify(s, '127.0.0.1')).ok).toBe(true);
+    expect(verifier.cacheSize()).toBe(30);
+    // Disabled in the store while the announcement went astray: the cache still says yes.
+    byHash.get(hashKey(secrets[3]!))!.status = 'disabled';
+    expect((await verifier.verify(secrets[3]!, '127.0.0.1')).ok).toBe(true);
+    bus.publish({ kind: 'all' });
+    expect(verifier.cacheSize()).toBe(0);
+    expect(verifier.indexSizes()).toEqual({ keys: 0, users: 0 });
+    const lookups = verifier.stats.dbLookups;
+    expect(await verifier.verify(secrets[3]!, '127.0.0.1')).toMatchObject({
+      ok: false,
+      code: 'key_disabled',
+    });
+    expect((await verifier.verify(secrets[4]!, '127.0.0.1')).ok).toBe(true);
+    expect(verifier.stats.dbLookups - lookups).toBe(2);
+  });
 });

@@ -188,6 +188,15 @@ export function createKeyVerifier(keys: KeysService, bus: InvalidationBus, opts:
   let generation = 0;
 
   bus.on((msg) => {
+    if (msg.kind === 'all') {
+      // Changes may have been missed: nothing cached is trusted any more.
+      generation++;
+      stats.invalidationTouched += cache.size;
+      cache.clear();
+      unknown.clear();
+      reloadImported();
+      return;
+    }
     if (msg.kind === 'imported-keys') reloadImported();
     if (msg.kind === 'key' && msg.hashes.some((h) => imported.has(h))) reloadImported();
     if (msg.kind === 'key') {

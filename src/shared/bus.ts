@@ -1,7 +1,14 @@
 // Cache invalidation messages. Every change to a key, user, group, channel or price is
 // announced here; caches subscribe. In-process by default; with REDIS_URL the same messages
 // travel over Redis pub/sub so every instance drops the same entries.
+//
+// Pub/sub keeps nothing: a subscriber that is away misses what is published meanwhile, and a
+// publish made while the link is down fails. Neither may leave a cache stale for good (a key
+// switched off during a Redis blip would keep working elsewhere), so a subscriber that
+// reconnects drops everything itself, and a publisher whose announcement failed announces
+// `all` once it reaches Redis again.
 import { randomUUID } from 'node:crypto';
+import { ClientClosedError } from '@redis/client';
 import type { RedisClient } from './redis.js';
 
 export type Invalidation =
@@ -11,15 +18,21 @@ export type Invalidation =
   | { kind: 'channels' }
   | { kind: 'prices' }
   /** Keys were imported (`mole import new-api`): reload the set of imported key hashes. */
-  | { kind: 'imported-keys' };
+  | { kind: 'imported-keys' }
+  /** Announcements may have been missed: every cache drops (or reloads) everything. */
+  | { kind: 'all' };
 
 type Handler = (msg: Invalidation) => void;
 const CHANNEL = 'mole:invalidate';
+/** How often a failed announcement is retried (as `all`) until Redis takes it. */
+const RETRY_MS = 500;
 
 export class InvalidationBus {
   private readonly handlers: Handler[] = [];
   private readonly origin = randomUUID();
   private pub: RedisClient | null = null;
+  /** The retry of a failed announcement, while one is pending. */
+  private retry: NodeJS.Timeout | null = null;
 
   on(handler: Handler): void {
     this.handlers.push(handler);
@@ -27,7 +40,7 @@ export class InvalidationBus {
 
   publish(msg: Invalidation): void {
     this.deliver(msg);
-    this.pub?.publish(CHANNEL, JSON.stringify({ origin: this.origin, msg })).catch(() => {});
+    this.pub?.publish(CHANNEL, this.encode(msg)).catch((err: unknown) => this.missed(err));
   }
 
   /** Publishes and waits until Redis has taken the message (a short-lived process, e.g. `mole import`). */
@@ -45,9 +58,30 @@ export class InvalidationBus {
     for (const h of this.handlers) h(msg);
   }
 
+  private encode(msg: Invalidation): string {
+    return JSON.stringify({ origin: this.origin, msg });
+  }
+
+  /**
+   * An announcement did not reach Redis: the other instances are told to drop everything once
+   * it does (one `all` stands for every announcement lost meanwhile). A closed client (this
+   * process is stopping) has no one left to tell.
+   */
+  private missed(err: unknown): void {
+    if (err instanceof ClientClosedError || this.retry !== null) return;
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      this.pub?.publish(CHANNEL, this.encode({ kind: 'all' })).catch((e: unknown) => this.missed(e));
+    }, RETRY_MS);
+    this.retry.unref();
+  }
+
   /** Joins the shared channel: `pub` publishes, `sub` (a dedicated connection) listens. */
   async connectRedis(pub: RedisClient, sub: RedisClient): Promise<void> {
     this.pub = pub;
+    // Every 'ready' after the first is a reconnection, its subscription restored: whatever was
+    // published while it was away is lost, so everything goes.
+    sub.on('ready', () => this.deliver({ kind: 'all' }));
     await sub.subscribe(CHANNEL, (raw: string) => {
       try {
         const { origin, msg } = JSON.parse(raw) as { origin: string; msg: Invalidation };

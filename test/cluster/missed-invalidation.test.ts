@@ -53,12 +53,15 @@ async function scenario(proxied: 'changer' | 'cacher') {
     'the key cached on b',
   );
   return {
-    a,
     b,
-    proxy,
     model,
-    keyId: key.id as number,
     secret,
+    /** Cuts the proxied instance off from Redis, disables the key on `a`, and reconnects. */
+    async disableDuringOutage() {
+      await proxy.stop();
+      expect((await a.api('PATCH', `/api/keys/${key.id}`, { status: 'disabled' })).status).toBe(200);
+      await proxy.start();
+    },
     async close() {
       await b.close();
       await a.close();
@@ -71,10 +74,7 @@ describe.skipIf(!enabled)('invalidations missed while Redis was out of reach', (
   it('the cacher was away when the key was disabled: once back, it refuses the key', async () => {
     const t = await scenario('cacher');
     try {
-      await t.proxy.stop();
-      const disabled = await t.a.api('PATCH', `/api/keys/${t.keyId}`, { status: 'disabled' });
-      expect(disabled.status).toBe(200);
-      await t.proxy.start();
+      await t.disableDuringOutage();
       // While b has no Redis it answers 503; the first answer after that must be the refusal.
       let last = { status: 503, code: 'service_unavailable' as string | null };
       await waitFor(
@@ -94,10 +94,7 @@ describe.skipIf(!enabled)('invalidations missed while Redis was out of reach', (
   it('the changer could not announce the change: once it reaches Redis again, the other refuses the key', async () => {
     const t = await scenario('changer');
     try {
-      await t.proxy.stop();
-      const disabled = await t.a.api('PATCH', `/api/keys/${t.keyId}`, { status: 'disabled' });
-      expect(disabled.status).toBe(200);
-      await t.proxy.start();
+      await t.disableDuringOutage();
       await waitFor(
         async () => (await chat(t.b, t.secret, t.model)).code === 'key_disabled',
         15_000,

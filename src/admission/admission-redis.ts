@@ -28,7 +28,7 @@ import type { VerifiedKey } from '../keys/verify.js';
 import { type LimitCheck, type Limiter, NOOP_TICKET } from '../limits/limiter.js';
 import { LIMITS_LUA, type RedisLimitStore } from '../limits/store-redis.js';
 import type { AdmitOutcome } from '../limits/store.js';
-import { LUA_COUNTER } from '../shared/hold-lease.js';
+import { type HoldGeneration, LUA_COUNTER, lostAnswerRetires } from '../shared/hold-lease.js';
 import { LUA_INT, LUA_UNPACK, type LuaCall, luaRunner, packCalls } from '../shared/lua.js';
 import {
   type Admission,
@@ -177,53 +177,124 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
 
   type Answer = [code: number, detail: number | [number, string], limits: unknown];
 
+  /** The generations an ADMIT run holds in: kept by the hold it makes, else closed. */
+  interface Gens {
+    ledger: HoldGeneration;
+    budget: HoldGeneration | undefined;
+  }
+  const closeGens = (g: Gens): void => {
+    ledger.lease.release(g.ledger);
+    if (g.budget) meter.lease.release(g.budget);
+  };
+
   /** One ADMIT run: the money of `m`, and the limits of `check` when given. */
-  async function run(m: Money, check: LimitCheck | null): Promise<Answer> {
+  async function run(m: Money, check: LimitCheck | null): Promise<{ answer: Answer; gens: Gens }> {
     const { key, amount, cap, refs } = m;
+    const gens: Gens = {
+      ledger: ledger.lease.acquire(),
+      budget: refs.length ? meter.lease.acquire() : undefined,
+    };
+    // The script's own undo of a later refusal: built as done, they close nothing here.
     const capHold = cap && { id: cap.id, capNano: cap.capNano, amount, done: false };
-    const budgetHold = { counters: refs, amount, done: false };
-    const reservation = { keyId: key.id, userId: key.userId, quotaNano: key.quotaNano, amount, done: false };
-    const c = packCalls(
-      [],
-      [
-        capHold ? caps.holdCall(cap.id, cap.capNano, amount, m.seeds.cap) : NONE,
-        capHold ? caps.settleCall(capHold, 0) : NONE,
-        refs.length ? meter.reserveCall(refs, amount, m.seeds.budgets) : NONE,
-        refs.length ? meter.releaseCall(budgetHold) : NONE,
-        ledger.reserveCall(key.id, key.userId, key.quotaNano, amount, m.seeds.ledger),
-        ledger.settleCall(reservation, 0),
-        check
-          ? limitStore.admitCall(check.limits, check.estimate, check.leaseId, check.leaseExpiresAt, check.now)
-          : NONE,
-      ],
-    );
-    return (await admitScript(c.keys, c.args)) as Answer;
+    const budgetUndo = { counters: refs, amount, done: true, gen: gens.budget };
+    const ledgerUndo = {
+      keyId: key.id,
+      userId: key.userId,
+      quotaNano: key.quotaNano,
+      amount,
+      done: true,
+      gen: gens.ledger,
+    };
+    try {
+      const c = packCalls(
+        [],
+        [
+          capHold ? caps.holdCall(cap.id, cap.capNano, amount, m.seeds.cap) : NONE,
+          capHold ? caps.settleCall(capHold, 0) : NONE,
+          gens.budget ? meter.reserveCall(refs, amount, m.seeds.budgets, gens.budget) : NONE,
+          gens.budget ? meter.releaseCall(budgetUndo) : NONE,
+          ledger.reserveCall(key.id, key.userId, key.quotaNano, amount, m.seeds.ledger, gens.ledger),
+          ledger.settleCall(ledgerUndo, 0),
+          check
+            ? limitStore.admitCall(
+                check.limits,
+                check.estimate,
+                check.leaseId,
+                check.leaseExpiresAt,
+                check.now,
+              )
+            : NONE,
+        ],
+      );
+      const answer = (await lostAnswerRetires(
+        [gens.ledger, gens.budget],
+        admitScript(c.keys, c.args),
+      )) as Answer;
+      return { answer, gens };
+    } catch (err) {
+      closeGens(gens);
+      throw err;
+    }
   }
 
   /** Runs ADMIT, seeding what Redis lacks (once: a seeded step never asks again). */
-  async function runSeeded(m: Money, check: LimitCheck | null): Promise<Answer> {
+  async function runSeeded(m: Money, check: LimitCheck | null): Promise<{ answer: Answer; gens: Gens }> {
     const a = await run(m, check);
-    if (a[0] !== MONEY.NEEDS_SEED) return a;
+    if (a.answer[0] !== MONEY.NEEDS_SEED) return a;
+    closeGens(a.gens);
     await seed(m);
     const again = await run(m, check);
-    if (again[0] === MONEY.NEEDS_SEED) throw new Error('admission: the counters could not be seeded');
+    if (again.answer[0] === MONEY.NEEDS_SEED) {
+      closeGens(again.gens);
+      throw new Error('admission: the counters could not be seeded');
+    }
     return again;
   }
 
-  /** The hold of an admitted `m`, or the refusal of its money step. */
-  function moneyOutcome(m: Money, a: Answer): { ok: true; hold: Hold } | { ok: false; error: AppError } {
+  /**
+   * The hold of an admitted `m` (keeping `gens`), or the refusal of its money step (`gens`
+   * closed: nothing is held).
+   */
+  function moneyOutcome(
+    m: Money,
+    a: Answer,
+    gens: Gens,
+  ): { ok: true; hold: Hold } | { ok: false; error: AppError } {
+    let out: ReturnType<typeof moneyOutcomeOf>;
+    try {
+      out = moneyOutcomeOf(m, a, gens);
+    } catch (err) {
+      closeGens(gens);
+      throw err;
+    }
+    if (!out.ok) closeGens(gens);
+    return out;
+  }
+
+  function moneyOutcomeOf(
+    m: Money,
+    a: Answer,
+    gens: Gens,
+  ): { ok: true; hold: Hold } | { ok: false; error: AppError } {
     const { key, amount, cap, refs } = m;
     const at = deps.now();
     switch (a[0]) {
       case MONEY.OK: {
-        const r = ledger.readReserve(key.id, key.userId, key.quotaNano, amount, RESERVE_RESULT.OK);
+        const r = ledger.readReserve(
+          key.id,
+          key.userId,
+          key.quotaNano,
+          amount,
+          RESERVE_RESULT.OK,
+          gens.ledger,
+        );
         if (!r.ok) throw new Error('admission: unreachable');
         return {
           ok: true,
           hold: {
             key,
             ledger: r.reservation,
-            budget: { counters: refs, amount, done: false },
+            budget: { counters: refs, amount, done: false, gen: gens.budget },
             cap: cap && caps.readHold(cap.id, cap.capNano, amount, 0),
           },
         };
@@ -283,10 +354,12 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
       const check = limiter.prepare(req.subject, req.tokens);
       const m = await money(req.key, req.amount());
       if (!check && !m.cap && m.refs.length === 0) return admitOnLedger(m, req);
-      const a = await runSeeded(m, check);
+      const { answer: a, gens } = await runSeeded(m, check);
       let admission: ReturnType<Limiter['conclude']> = { ok: true, ticket: NOOP_TICKET, snapshot: {} };
       if (check)
         admission = limiter.conclude(check, limitStore.readAdmit(check.limits, a[2]) as AdmitOutcome);
+      // A limits refusal: the script gave the money back, nothing is held.
+      if (!admission.ok) closeGens(gens);
       if (!admission.ok)
         return {
           ok: false,
@@ -296,13 +369,14 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
         };
       const { ticket, snapshot } = admission;
       try {
-        let res = moneyOutcome(m, a);
+        let res = moneyOutcome(m, a, gens);
         // A long prompt is admitted on a cheap upper bound; only when that would be refused is
         // it tokenized, and the request judged (its money only: the limits counted it) again.
         const exact = res.ok ? null : (req.exact?.() ?? null);
         if (exact !== null) {
           const mx = { ...m, amount: exact };
-          res = moneyOutcome(mx, await runSeeded(mx, null));
+          const again = await runSeeded(mx, null);
+          res = moneyOutcome(mx, again.answer, again.gens);
         }
         if (!res.ok) return { ok: false, error: res.error, snapshot, ticket };
         return { ok: true, ticket, snapshot, hold: res.hold };
@@ -342,7 +416,10 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
       );
       let answer: [string, string[]];
       try {
-        answer = (await settleScript(c.keys, c.args)) as [string, string[]];
+        answer = (await lostAnswerRetires([h.ledger.gen, budget.gen], settleScript(c.keys, c.args))) as [
+          string,
+          string[],
+        ];
       } catch (err) {
         // The slot is still given back (on its own); the charge's failure is the caller's.
         if (slot)
@@ -373,7 +450,7 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
         ],
       );
       budget.done = true;
-      return releaseScript(c.keys, c.args).then(
+      return lostAnswerRetires([h.ledger.gen, budget.gen], releaseScript(c.keys, c.args)).then(
         () => {},
         (err: unknown) => deps.logger.error({ err: String(err) }, 'admission: release failed'),
       );

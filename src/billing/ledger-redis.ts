@@ -11,7 +11,13 @@ import type { RedisClient } from '../shared/redis.js';
 import type { Logger } from 'pino';
 import type { InvalidationBus } from '../shared/bus.js';
 import type { Clock } from '../shared/clock.js';
-import { LUA_COUNTER, startHoldLease } from '../shared/hold-lease.js';
+import {
+  type HoldGeneration,
+  type HoldLease,
+  LUA_COUNTER,
+  lostAnswerRetires,
+  startHoldLease,
+} from '../shared/hold-lease.js';
 import { LUA_INT, type LuaCall, luaFunction, luaRunner } from '../shared/lua.js';
 import type { Ledger, LedgerStore, Reservation, ReserveResult } from './ledger.js';
 import { countedMembers, createCounters } from './ledger-counters.js';
@@ -129,25 +135,35 @@ export const int = (n: number): string => {
 export interface LedgerSteps {
   /** Loads this instance's counters of the key and the account (a database read on first use). */
   load(keyId: number, userId: number): Promise<void>;
-  /** LEDGER_RESERVE's call; `stored`: the values to seed a missing counter with (else NEEDS_SEED). */
+  /** This instance's hold generations: a reserve acquires one, its reservation keeps it. */
+  lease: HoldLease;
+  /**
+   * LEDGER_RESERVE's call, holding in `gen`; `stored`: the values to seed a missing counter
+   * with (else NEEDS_SEED).
+   */
   reserveCall(
     keyId: number,
     userId: number,
     quotaNano: number | null,
     amount: number,
-    stored?: { used: number; balance: number },
+    stored: { used: number; balance: number } | undefined,
+    gen: HoldGeneration,
   ): LuaCall;
   /** What to seed the counters with: the stored values and this instance's unwritten spend. */
   seeds(keyId: number, userId: number): Promise<{ used: number; balance: number }>;
-  /** Reads LEDGER_RESERVE's answer (other than NEEDS_SEED). */
+  /** Reads LEDGER_RESERVE's answer (other than NEEDS_SEED); a reservation keeps `gen`. */
   readReserve(
     keyId: number,
     userId: number,
     quotaNano: number | null,
     amount: number,
     code: ReserveCode,
+    gen?: HoldGeneration,
   ): ReserveResult;
-  /** LEDGER_SETTLE's call for `r` (its ARGV[2] is the cost; '0' releases); marks `r` done. */
+  /**
+   * LEDGER_SETTLE's call for `r` (its ARGV[2] is the cost; '0' releases); marks `r` done and
+   * closes its hold in its generation.
+   */
   settleCall(r: Reservation, cost: number): LuaCall;
   /** Notes a settled charge as this instance's unwritten spend. */
   settled(r: Reservation, charge: number): void;
@@ -164,24 +180,25 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
   const ru = (userId: number) => `${deps.redisPrefix}:ledger:u:${userId}`;
   // Keeps this instance's holds alive while it runs (a long stream outlives many leases).
   const lease = startHoldLease(redis, `${deps.redisPrefix}:ledger:live:`, 'ledger', deps);
-  const { livePrefix, liveKey, holdField } = lease;
+  const { livePrefix } = lease;
   const leaseMs = String(lease.leaseMs);
   const reserveScript = luaRunner(redis, RESERVE_LUA);
   const settleScript = luaRunner(redis, SETTLE_LUA);
 
   const steps: LedgerSteps = {
+    lease,
     async load(keyId, userId) {
       await counters.load(keyId, userId);
     },
-    reserveCall: (keyId, userId, quotaNano, amount, stored) => ({
-      keys: [rk(keyId), ru(userId), liveKey],
+    reserveCall: (keyId, userId, quotaNano, amount, stored, gen) => ({
+      keys: [rk(keyId), ru(userId), gen.liveKey],
       args: [
         int(quotaNano ?? NO_QUOTA),
         int(amount),
         COUNTER_TTL_S,
         int(stored?.used ?? NOT_READ),
         int(stored?.balance ?? NOT_READ),
-        holdField,
+        gen.holdField,
         livePrefix,
         leaseMs,
       ],
@@ -196,20 +213,22 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
         balance: balance! - (counters.users.get(userId)?.pending ?? 0),
       };
     },
-    readReserve(keyId, userId, quotaNano, amount, code) {
+    readReserve(keyId, userId, quotaNano, amount, code, gen) {
       if (code === RESERVE_RESULT.KEY_QUOTA) return { ok: false, reason: 'key_quota' };
       if (code === RESERVE_RESULT.BALANCE) return { ok: false, reason: 'balance' };
       if (code !== RESERVE_RESULT.OK) throw new Error(`ledger: unexpected reserve answer ${code}`);
       const k = counters.keys.get(keyId);
       const u = counters.users.get(userId);
       if (k && u) k.lastUsed = u.lastUsed = counters.now();
-      return { ok: true, reservation: { keyId, userId, quotaNano, amount, done: false } };
+      return { ok: true, reservation: { keyId, userId, quotaNano, amount, done: false, gen } };
     },
     settleCall(r, cost) {
+      const gen = r.gen!;
+      if (!r.done) lease.release(gen);
       r.done = true;
       return {
         keys: [rk(r.keyId), ru(r.userId)],
-        args: [int(r.amount), int(cost), int(r.quotaNano ?? NO_QUOTA), holdField, livePrefix],
+        args: [int(r.amount), int(cost), int(r.quotaNano ?? NO_QUOTA), gen.holdField, livePrefix],
       };
     },
     settled(r, charge) {
@@ -223,7 +242,7 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
   async function settle(r: Reservation, cost: number): Promise<number> {
     if (r.done) return 0;
     const c = steps.settleCall(r, cost);
-    const charge = Number(await settleScript(c.keys, c.args));
+    const charge = Number(await lostAnswerRetires([r.gen!], settleScript(c.keys, c.args)));
     steps.settled(r, charge);
     return charge;
   }
@@ -232,14 +251,23 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
     steps,
     async reserve(keyId, userId, quotaNano, amount): Promise<ReserveResult> {
       await steps.load(keyId, userId);
-      const run = async (stored?: { used: number; balance: number }) => {
-        const c = steps.reserveCall(keyId, userId, quotaNano, amount, stored);
-        return (await reserveScript(c.keys, c.args)) as ReserveCode;
-      };
-      let answer = await run();
-      // First use anywhere (or after idling out): seed from the database plus our unwritten spend.
-      if (answer === RESERVE_RESULT.NEEDS_SEED) answer = await run(await steps.seeds(keyId, userId));
-      return steps.readReserve(keyId, userId, quotaNano, amount, answer);
+      const gen = lease.acquire();
+      let r: ReserveResult;
+      try {
+        const run = async (stored?: { used: number; balance: number }) => {
+          const c = steps.reserveCall(keyId, userId, quotaNano, amount, stored, gen);
+          return (await lostAnswerRetires([gen], reserveScript(c.keys, c.args))) as ReserveCode;
+        };
+        let answer = await run();
+        // First use anywhere (or after idling out): seed from the database plus our unwritten spend.
+        if (answer === RESERVE_RESULT.NEEDS_SEED) answer = await run(await steps.seeds(keyId, userId));
+        r = steps.readReserve(keyId, userId, quotaNano, amount, answer, gen);
+      } catch (err) {
+        lease.release(gen);
+        throw err;
+      }
+      if (!r.ok) lease.release(gen);
+      return r;
     },
     ...countedMembers(counters, settle, deps.logger),
     async credit(userId, amountNano) {

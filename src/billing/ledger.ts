@@ -17,6 +17,7 @@
 // one in Lua, with the same rules): what a hold may take, and what a settlement charges.
 import type { Db } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
+import type { HoldGeneration } from '../shared/hold-lease.js';
 
 export interface Reservation {
   keyId: number;
@@ -25,6 +26,8 @@ export interface Reservation {
   quotaNano: number | null;
   amount: number;
   done: boolean;
+  /** With Redis: the generation of this instance's holds the amount is held in. */
+  gen?: HoldGeneration;
 }
 
 export type Refusal = 'key_quota' | 'balance';

@@ -16,7 +16,13 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/index.js';
 import type { NewLog } from '../db/schema.js';
 import type { Clock } from '../shared/clock.js';
-import { LUA_COUNTER, startHoldLease } from '../shared/hold-lease.js';
+import {
+  type HoldGeneration,
+  type HoldLease,
+  LUA_COUNTER,
+  lostAnswerRetires,
+  startHoldLease,
+} from '../shared/hold-lease.js';
 import { LUA_INT, type LuaCall, luaFunction, luaRunner } from '../shared/lua.js';
 import { type BudgetPeriod, dayOf, PERIODS, periodEnd, periodStart } from './period.js';
 
@@ -51,6 +57,8 @@ export interface BudgetHold {
   counters: CounterRef[];
   amount: number;
   done: boolean;
+  /** With Redis: the generation of this instance's holds the amount is held in. */
+  gen?: HoldGeneration;
 }
 
 export type BudgetReserve =
@@ -361,19 +369,30 @@ const int = (n: number): string => {
 export interface BudgetSteps {
   /** Loads this instance's counters (a database read on first use). */
   load(refs: readonly CounterRef[]): Promise<void>;
-  /** BUDGET_RESERVE's call; `seeds`: the spend to seed missing counters with (else NEEDS_SEED). */
-  reserveCall(refs: readonly CounterRef[], amount: number, seeds?: string[]): LuaCall;
+  /** This instance's hold generations: a reserve acquires one, its hold keeps it. */
+  lease: HoldLease;
+  /**
+   * BUDGET_RESERVE's call, holding in `gen`; `seeds`: the spend to seed missing counters with
+   * (else NEEDS_SEED).
+   */
+  reserveCall(
+    refs: readonly CounterRef[],
+    amount: number,
+    seeds: string[] | undefined,
+    gen: HoldGeneration,
+  ): LuaCall;
   /** What to seed the counters with: the stored spend and this instance's unwritten spend. */
   seeds(refs: readonly CounterRef[]): Promise<string[]>;
   /**
    * BUDGET_SETTLE's call for `hold`, charging the period holding `at` (its ARGV[2] is the
-   * charge; '0' releases), and how to read its answer; marks `hold` done. Loads the charged counters.
+   * charge; '0' releases), and how to read its answer; marks `hold` done (its hold closed in its
+   * generation). Loads the charged counters.
    */
   settleCall(
     hold: BudgetHold,
     at: number,
   ): Promise<{ call: LuaCall; read(after: string[], charge: number): Settled[] }>;
-  /** BUDGET_SETTLE's call releasing `hold` (no charge); marks it done. */
+  /** BUDGET_SETTLE's call releasing `hold` (no charge); marks it done (closed in its generation). */
   releaseCall(hold: BudgetHold): LuaCall;
   /** BUDGET_ROOM's call: the least room over the hold's counters, its own hold counted as taken. */
   roomCall(hold: BudgetHold): LuaCall;
@@ -395,12 +414,17 @@ export function createRedisMeter(deps: {
   const c = createCounters(deps.store, deps.now ?? Date.now);
   const rk = (cid: string) => `${deps.redisPrefix}:budget:${cid}`;
   const lease = startHoldLease(redis, `${deps.redisPrefix}:budget:live:`, 'budgets', deps);
-  const { livePrefix, liveKey, holdField } = lease;
+  const { livePrefix } = lease;
   const leaseMs = String(lease.leaseMs);
   const reserveScript = luaRunner(redis, script('BUDGET_RESERVE'));
   const settleScript = luaRunner(redis, script('BUDGET_SETTLE'));
   const roomScript = luaRunner(redis, script('BUDGET_ROOM'));
 
+  /** Marks `hold` done, its hold closed in its generation. */
+  const close = (hold: BudgetHold): void => {
+    if (!hold.done && hold.gen) lease.release(hold.gen);
+    hold.done = true;
+  };
   const settleArgs = (
     hold: BudgetHold,
     refs: readonly CounterRef[],
@@ -408,19 +432,20 @@ export function createRedisMeter(deps: {
     seeds: string[],
   ): LuaCall => ({
     keys: [...hold.counters.map((r) => rk(r.cid)), ...refs.map((r) => rk(r.cid))],
-    args: [int(hold.amount), charge, holdField, COUNTER_TTL_S, ...seeds],
+    args: [int(hold.amount), charge, hold.gen!.holdField, COUNTER_TTL_S, ...seeds],
   });
 
   const steps: BudgetSteps = {
+    lease,
     async load(refs) {
       await c.load(refs);
     },
-    reserveCall: (refs, amount, seeds) => ({
-      keys: [...refs.map((r) => rk(r.cid)), liveKey],
+    reserveCall: (refs, amount, seeds, gen) => ({
+      keys: [...refs.map((r) => rk(r.cid)), gen.liveKey],
       args: [
         int(amount),
         COUNTER_TTL_S,
-        holdField,
+        gen.holdField,
         livePrefix,
         leaseMs,
         ...refs.flatMap((r, i) => [int(r.limitNano), seeds ? seeds[i]! : NOT_READ]),
@@ -432,7 +457,7 @@ export function createRedisMeter(deps: {
       return refs.map((r, i) => int(stored[i]! + (c.counters.get(r.cid)?.pending ?? 0)));
     },
     async settleCall(hold, at) {
-      hold.done = true;
+      close(hold);
       const refs = chargeRefs(hold, at);
       // This instance's unwritten spend is counted per counter (it seeds Redis when needed).
       const loaded = await c.load(refs);
@@ -457,7 +482,7 @@ export function createRedisMeter(deps: {
       };
     },
     releaseCall(hold) {
-      hold.done = true;
+      close(hold);
       return settleArgs(
         hold,
         hold.counters,
@@ -477,14 +502,15 @@ export function createRedisMeter(deps: {
       hold.done = true;
       return [];
     }
+    const gen = hold.gen;
     if (charge === 0) {
       const call = steps.releaseCall(hold);
-      await settleScript(call.keys, call.args);
+      await lostAnswerRetires([gen], settleScript(call.keys, call.args));
       return [];
     }
     const { call, read } = await steps.settleCall(hold, at);
     call.args[1] = int(charge);
-    return read((await settleScript(call.keys, call.args)) as string[], charge);
+    return read((await lostAnswerRetires([gen], settleScript(call.keys, call.args))) as string[], charge);
   }
 
   return {
@@ -493,18 +519,26 @@ export function createRedisMeter(deps: {
       const refs = countersFor(lines, at);
       if (refs.length === 0) return { ok: true, hold: { counters: refs, amount, done: false } };
       await c.load(refs);
-      const run = async (seeds?: string[]) => {
-        const call = steps.reserveCall(refs, amount, seeds);
-        return (await reserveScript(call.keys, call.args)) as number;
-      };
-      let answer = await run();
-      if (answer === NEEDS_SEED) answer = await run(await steps.seeds(refs));
+      const gen = lease.acquire();
+      let answer: number;
+      try {
+        const run = async (seeds?: string[]) => {
+          const call = steps.reserveCall(refs, amount, seeds, gen);
+          return (await lostAnswerRetires([gen], reserveScript(call.keys, call.args))) as number;
+        };
+        answer = await run();
+        if (answer === NEEDS_SEED) answer = await run(await steps.seeds(refs));
+      } catch (err) {
+        lease.release(gen);
+        throw err;
+      }
       if (answer > 0) {
+        lease.release(gen);
         const ref = refs[answer - 1]!;
         const spent = Number(await redis.hGet(rk(ref.cid), 'spent'));
         return { ok: false, line: ref.line, spentNano: spent, resetsAt: ref.end };
       }
-      return { ok: true, hold: { counters: refs, amount, done: false } };
+      return { ok: true, hold: { counters: refs, amount, done: false, gen } };
     },
     async capFor(hold, cost) {
       if (cost <= hold.amount || hold.counters.length === 0) return cost;

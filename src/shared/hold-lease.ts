@@ -2,7 +2,7 @@
 // its own counter field ("h:<id>"), and they count only while its liveness key exists; a
 // heartbeat refreshes the key every lease/3, so a crashed instance's holds lapse with it.
 import { randomBytes } from 'node:crypto';
-import type { RedisClient } from './redis.js';
+import { isRedisUnreachable, type RedisClient } from './redis.js';
 import type { Logger } from 'pino';
 
 /**
@@ -27,22 +27,58 @@ export const LUA_COUNTER = `local function COUNTER(k, field, livep, own)
 end
 `;
 
+/**
+ * One generation of this instance's holds: its liveness key and its hold field. New holds go to
+ * the current generation; a retired one takes none and lives only while holds made in it are
+ * open. `open` counts them, from before their script is sent until they are settled or released.
+ */
+export interface HoldGeneration {
+  readonly liveKey: string;
+  readonly holdField: string;
+  open: number;
+  retired: boolean;
+  /** HoldLease.retire of this generation. */
+  retire(): void;
+}
+
+/**
+ * Awaits `answer`; when Redis could not be reached, the command may have run with its answer
+ * lost, so `gens` (the generations it held in) are retired before the error goes on.
+ */
+export async function lostAnswerRetires<T>(
+  gens: readonly (HoldGeneration | undefined)[],
+  answer: Promise<T>,
+): Promise<T> {
+  try {
+    return await answer;
+  } catch (err) {
+    if (isRedisUnreachable(err)) for (const gen of gens) gen?.retire();
+    throw err;
+  }
+}
+
 export interface HoldLease {
   /** Prefix of every instance's liveness key (the scripts test `livePrefix + id`). */
   livePrefix: string;
-  /** This instance's liveness key. */
-  liveKey: string;
-  /** This instance's hold field in a counter. */
-  holdField: string;
-  /** How long the liveness key lives without a heartbeat. */
+  /** How long a liveness key lives without a heartbeat. */
   leaseMs: number;
-  /** Stops the heartbeat and drops the liveness key (this instance's holds stop counting). */
+  /** The generation a new hold goes to, counted open until `release`d. */
+  acquire(): HoldGeneration;
+  /** A hold of `gen` ended: settled, released, refused, or never made. */
+  release(gen: HoldGeneration): void;
+  /**
+   * Redis may have run a command of `gen` whose answer was lost (the connection was cut): what
+   * it held is unknown. `gen` takes no new holds, and once its open holds are all closed its
+   * liveness key goes, and with it any hold this instance lost track of.
+   */
+  retire(gen: HoldGeneration): void;
+  /** Stops the heartbeat and drops the liveness keys (this instance's holds stop counting). */
   close(): Promise<void>;
 }
 
 /**
  * Starts this instance's lease under `${livePrefix}<random id>`, of `holdLeaseMs` (30 s unless
- * given); `what` names it in logs.
+ * given); `what` names it in logs. A retired generation gets a new random id.
  */
 export function startHoldLease(
   redis: RedisClient,
@@ -51,24 +87,78 @@ export function startHoldLease(
   deps: { logger: Logger; holdLeaseMs?: number },
 ): HoldLease {
   const leaseMs = deps.holdLeaseMs ?? 30_000;
-  const instance = randomBytes(8).toString('hex');
-  const liveKey = livePrefix + instance;
+  const generation = (): HoldGeneration => {
+    const id = randomBytes(8).toString('hex');
+    const gen: HoldGeneration = {
+      liveKey: livePrefix + id,
+      holdField: `h:${id}`,
+      open: 0,
+      retired: false,
+      retire: () => retire(gen),
+    };
+    return gen;
+  };
+  let current = generation();
+  /** Every generation whose key is kept alive: the current one and retired ones still open. */
+  const live = new Set<HoldGeneration>([current]);
+  /**
+   * Stops renewing `gen` and deletes its liveness key: its holds stop counting. Redis is often
+   * out of reach just then (the lost answer's outage): the delete is sent again when the
+   * connection is back, until it goes through or the unrenewed key has lapsed on its own.
+   */
+  const dropping = new Map<HoldGeneration, number>();
+  const sendDrop = (gen: HoldGeneration) =>
+    redis.del(gen.liveKey).then(
+      () => dropping.delete(gen),
+      () => {
+        // Unrenewed, it lapses on its own a lease after the drop.
+        if (Date.now() > dropping.get(gen)!) dropping.delete(gen);
+      },
+    );
+  const drop = (gen: HoldGeneration) => {
+    live.delete(gen);
+    dropping.set(gen, Date.now() + leaseMs);
+    void sendDrop(gen);
+  };
+  // Back from an outage: the deletes go out before any script this instance sends next.
+  redis.on('ready', () => {
+    for (const gen of dropping.keys()) void sendDrop(gen);
+  });
   const heartbeat = setInterval(
-    () =>
-      void redis
-        .set(liveKey, '1', { PX: leaseMs })
-        .catch((err) => deps.logger.warn({ err: String(err) }, `${what}: hold lease renewal failed`)),
+    () => {
+      for (const gen of live)
+        void redis
+          .set(gen.liveKey, '1', { PX: leaseMs })
+          .catch((err) => deps.logger.warn({ err: String(err) }, `${what}: hold lease renewal failed`));
+    },
     Math.max(250, Math.floor(leaseMs / 3)),
   );
   heartbeat.unref();
+  function retire(gen: HoldGeneration): void {
+    if (gen.retired) return;
+    gen.retired = true;
+    if (gen === current) {
+      current = generation();
+      live.add(current);
+    }
+    deps.logger.warn(`${what}: a Redis answer may be lost; new holds go to a new generation`);
+    if (gen.open === 0) drop(gen);
+  }
   return {
     livePrefix,
-    liveKey,
-    holdField: `h:${instance}`,
     leaseMs,
+    acquire() {
+      current.open++;
+      return current;
+    },
+    release(gen) {
+      gen.open--;
+      if (gen.retired && gen.open === 0) drop(gen);
+    },
+    retire,
     async close() {
       clearInterval(heartbeat);
-      await redis.del(liveKey).catch(() => {});
+      await Promise.all([...live].map((gen) => redis.del(gen.liveKey).catch(() => {})));
     },
   };
 }

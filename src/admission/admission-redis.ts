@@ -251,16 +251,14 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
     return again;
   }
 
+  type MoneyOutcome = { ok: true; hold: Hold } | { ok: false; error: AppError };
+
   /**
    * The hold of an admitted `m` (keeping `gens`), or the refusal of its money step (`gens`
    * closed: nothing is held).
    */
-  function moneyOutcome(
-    m: Money,
-    a: Answer,
-    gens: Gens,
-  ): { ok: true; hold: Hold } | { ok: false; error: AppError } {
-    let out: ReturnType<typeof moneyOutcomeOf>;
+  function moneyOutcome(m: Money, a: Answer, gens: Gens): MoneyOutcome {
+    let out: MoneyOutcome;
     try {
       out = moneyOutcomeOf(m, a, gens);
     } catch (err) {
@@ -271,11 +269,7 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
     return out;
   }
 
-  function moneyOutcomeOf(
-    m: Money,
-    a: Answer,
-    gens: Gens,
-  ): { ok: true; hold: Hold } | { ok: false; error: AppError } {
+  function moneyOutcomeOf(m: Money, a: Answer, gens: Gens): MoneyOutcome {
     const { key, amount, cap, refs } = m;
     const at = deps.now();
     switch (a[0]) {

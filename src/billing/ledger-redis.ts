@@ -251,23 +251,19 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
     steps,
     async reserve(keyId, userId, quotaNano, amount): Promise<ReserveResult> {
       await steps.load(keyId, userId);
-      const gen = lease.acquire();
-      let r: ReserveResult;
-      try {
-        const run = async (stored?: { used: number; balance: number }) => {
-          const c = steps.reserveCall(keyId, userId, quotaNano, amount, stored, gen);
-          return (await lostAnswerRetires([gen], reserveScript(c.keys, c.args))) as ReserveCode;
-        };
-        let answer = await run();
-        // First use anywhere (or after idling out): seed from the database plus our unwritten spend.
-        if (answer === RESERVE_RESULT.NEEDS_SEED) answer = await run(await steps.seeds(keyId, userId));
-        r = steps.readReserve(keyId, userId, quotaNano, amount, answer, gen);
-      } catch (err) {
-        lease.release(gen);
-        throw err;
-      }
-      if (!r.ok) lease.release(gen);
-      return r;
+      return lease.holding(
+        async (gen) => {
+          const run = async (stored?: { used: number; balance: number }) => {
+            const c = steps.reserveCall(keyId, userId, quotaNano, amount, stored, gen);
+            return (await lostAnswerRetires([gen], reserveScript(c.keys, c.args))) as ReserveCode;
+          };
+          let answer = await run();
+          // First use anywhere (or after idling out): seed from the database plus our unwritten spend.
+          if (answer === RESERVE_RESULT.NEEDS_SEED) answer = await run(await steps.seeds(keyId, userId));
+          return steps.readReserve(keyId, userId, quotaNano, amount, answer, gen);
+        },
+        (r) => r.ok,
+      );
     },
     ...countedMembers(counters, settle, deps.logger),
     async credit(userId, amountNano) {

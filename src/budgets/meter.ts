@@ -519,21 +519,19 @@ export function createRedisMeter(deps: {
       const refs = countersFor(lines, at);
       if (refs.length === 0) return { ok: true, hold: { counters: refs, amount, done: false } };
       await c.load(refs);
-      const gen = lease.acquire();
-      let answer: number;
-      try {
-        const run = async (seeds?: string[]) => {
-          const call = steps.reserveCall(refs, amount, seeds, gen);
-          return (await lostAnswerRetires([gen], reserveScript(call.keys, call.args))) as number;
-        };
-        answer = await run();
-        if (answer === NEEDS_SEED) answer = await run(await steps.seeds(refs));
-      } catch (err) {
-        lease.release(gen);
-        throw err;
-      }
+      const { answer, gen } = await lease.holding(
+        async (gen) => {
+          const run = async (seeds?: string[]) => {
+            const call = steps.reserveCall(refs, amount, seeds, gen);
+            return (await lostAnswerRetires([gen], reserveScript(call.keys, call.args))) as number;
+          };
+          let answer = await run();
+          if (answer === NEEDS_SEED) answer = await run(await steps.seeds(refs));
+          return { answer, gen };
+        },
+        (r) => !(r.answer > 0),
+      );
       if (answer > 0) {
-        lease.release(gen);
         const ref = refs[answer - 1]!;
         const spent = Number(await redis.hGet(rk(ref.cid), 'spent'));
         return { ok: false, line: ref.line, spentNano: spent, resetsAt: ref.end };

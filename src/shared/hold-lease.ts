@@ -67,6 +67,11 @@ export interface HoldLease {
   /** A hold of `gen` ended: settled, released, refused, or never made. */
   release(gen: HoldGeneration): void;
   /**
+   * Runs `reserve` in a generation acquired for it, which stays open only when `held` says the
+   * result holds something (it is then released with that hold); a failure releases it.
+   */
+  holding<T>(reserve: (gen: HoldGeneration) => Promise<T>, held: (result: T) => boolean): Promise<T>;
+  /**
    * Redis may have run a command of `gen` whose answer was lost (the connection was cut): what
    * it held is unknown. `gen` takes no new holds, and once its open holds are all closed its
    * liveness key goes, and with it any hold this instance lost track of.
@@ -134,6 +139,14 @@ export function startHoldLease(
     Math.max(250, Math.floor(leaseMs / 3)),
   );
   heartbeat.unref();
+  function acquire(): HoldGeneration {
+    current.open++;
+    return current;
+  }
+  function release(gen: HoldGeneration): void {
+    gen.open--;
+    if (gen.retired && gen.open === 0) drop(gen);
+  }
   function retire(gen: HoldGeneration): void {
     if (gen.retired) return;
     gen.retired = true;
@@ -147,13 +160,19 @@ export function startHoldLease(
   return {
     livePrefix,
     leaseMs,
-    acquire() {
-      current.open++;
-      return current;
-    },
-    release(gen) {
-      gen.open--;
-      if (gen.retired && gen.open === 0) drop(gen);
+    acquire,
+    release,
+    async holding(reserve, held) {
+      const gen = acquire();
+      let result: Awaited<ReturnType<typeof reserve>>;
+      try {
+        result = await reserve(gen);
+      } catch (err) {
+        release(gen);
+        throw err;
+      }
+      if (!held(result)) release(gen);
+      return result;
     },
     retire,
     async close() {

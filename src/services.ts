@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Storage } from './db/index.js';
 import { openStorage } from './db/open.js';
+import { nowAndThen } from './shared/now-and-then.js';
 import { InvalidationBus } from './shared/bus.js';
 import { createAccountActions } from './accounts/actions.js';
 import { createAccountsService } from './accounts/service.js';
@@ -77,6 +78,10 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     dataDir: config.dataDir,
     ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}),
     ...(opts.migrateUpTo ? { migrateUpTo: opts.migrateUpTo } : {}),
+    // A restart of PostgreSQL fails every idle connection at once: one line now and then.
+    onIdleError: nowAndThen(10_000, (err: Error) =>
+      logger.warn({ err: err.message }, 'database: an idle connection failed; the pool reconnects'),
+    ),
   });
   const { db } = storage;
   const bus = new InvalidationBus();

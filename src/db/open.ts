@@ -59,6 +59,11 @@ export interface OpenOptions {
   pgSchema?: string;
   /** Stop migrating after this migration (tests of a later one's upgrade path). */
   migrateUpTo?: string;
+  /**
+   * An idle pooled PostgreSQL connection failed (the server restarted, or the network cut it):
+   * the pool drops it and connects anew when asked. Unheard, the error would end the process.
+   */
+  onIdleError?: (err: Error) => void;
 }
 
 /**
@@ -112,6 +117,7 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
       max: 10,
       ...(schema ? { options: `-c search_path=${schema}` } : {}),
     });
+    pool.on('error', (err) => opts.onIdleError?.(err));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
     storage = { db, dialect: 'postgres', close: () => db.destroy() };

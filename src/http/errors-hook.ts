@@ -3,12 +3,11 @@
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { isRedisUnreachable } from '../shared/redis.js';
-import { AppError, ERROR_CATALOGUE, errorBody, type ErrorCode, sharedStateUnavailable } from './errors.js';
+import { AppError, ERROR_CATALOGUE, errorBody, type ErrorCode, unreachableStoreError } from './errors.js';
 
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
-    if (isRedisUnreachable(err)) err = sharedStateUnavailable();
+    err = unreachableStoreError(err) ?? err;
     if (err instanceof AppError) {
       reply.headers(err.headers);
       return reply.code(err.status).send(errorBody(err.code, err.message, err.param));

@@ -1,6 +1,8 @@
 // The one error catalogue: every internal error code → HTTP status + OpenAI-style `type`.
 // Both APIs answer {"error":{"message","type","param","code"}}; the management API's
 // documented shape {"error":{"code","message"}} is a subset of it.
+import { isDatabaseUnreachable } from '../db/unreachable.js';
+import { isRedisUnreachable } from '../shared/redis.js';
 export const ERROR_CATALOGUE = {
   // relay — authentication and policy (contract §4, in check order)
   missing_api_key: { status: 401, type: 'authentication_error' },
@@ -86,3 +88,20 @@ export const sharedStateUnavailable = () =>
       headers: { 'retry-after': '1' },
     },
   );
+
+/** The database could not be reached (PostgreSQL restarting, failing over, cut off): retry shortly. */
+export const databaseUnavailable = () =>
+  new AppError('service_unavailable', 'the gateway cannot reach its database right now; retry shortly', {
+    headers: { 'retry-after': '1' },
+  });
+
+/**
+ * What a request that met `err` is answered when a store it needs is out of reach (Redis or
+ * the database), else null.
+ */
+export const unreachableStoreError = (err: unknown): AppError | null =>
+  isRedisUnreachable(err)
+    ? sharedStateUnavailable()
+    : isDatabaseUnreachable(err)
+      ? databaseUnavailable()
+      : null;

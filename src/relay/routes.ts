@@ -5,8 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Services } from '../services.js';
-import { AppError, sharedStateUnavailable } from '../http/errors.js';
-import { isRedisUnreachable } from '../shared/redis.js';
+import { AppError, unreachableStoreError } from '../http/errors.js';
 import type { VerifiedKey } from '../keys/verify.js';
 import { usdToNano } from '../billing/money.js';
 import { zModelPattern, zUsd } from '../http/validate.js';
@@ -156,12 +155,14 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     let e: AppError;
+    const unreachable = unreachableStoreError(err);
     if (err instanceof AppError) e = err;
     else if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
       e = new AppError('request_too_large', `request body is larger than ${s.config.maxBodyBytes} bytes`);
     else if (err.statusCode && err.statusCode < 500) e = new AppError('invalid_request', 'invalid request');
-    // The client logs each connection error (redis.ts); one line per refused request would flood.
-    else if (isRedisUnreachable(err)) e = sharedStateUnavailable();
+    // The client logs each connection error (redis.ts, the pool's); one line per refused
+    // request would flood.
+    else if (unreachable) e = unreachable;
     else {
       req.log.error({ err: { message: err.message, stack: err.stack } }, 'relay error');
       e = new AppError('internal_error', 'internal error');

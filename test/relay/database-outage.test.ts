@@ -1,0 +1,58 @@
+// PostgreSQL going away under a running gateway (a restart, a failover, a network cut), as a
+// TCP proxy in front of it shows: the process must not die of its idle connections' errors;
+// a request that needs the database answers 503 service_unavailable with retry-after (not a
+// 500); a cached key keeps being served, and every answer given meanwhile is logged and
+// charged once the database is back.
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/process.js';
+import { redisProxy } from '../helpers/redis-proxy.js';
+import { pgUrl, startTestServer, userWithKey } from '../helpers/server.js';
+import { addPricedChannel, rawRelay, uniq } from './relay-helpers.js';
+
+describe.skipIf(!pgUrl())('relay while PostgreSQL is away', () => {
+  it('answers 503 where the database is needed, serves cached keys, and loses no row', async () => {
+    // A plain TCP relay: the proxy does not care which protocol it carries.
+    const target = new URL(pgUrl()!);
+    const proxy = await redisProxy(new URL(`redis://${target.hostname}:${target.port || 5432}`));
+    const proxied = new URL(pgUrl()!);
+    proxied.port = new URL(proxy.url()).port;
+    const s = await startTestServer({ backend: 'postgres', env: { DATABASE_URL: proxied.toString() } });
+    try {
+      const model = uniq('pg-outage');
+      await addPricedChannel(s, { type: 'mock' }, { [model]: { input: 1, output: 2 } });
+      const cached = await userWithKey(s, { balance: 10 });
+      const uncached = await userWithKey(s, { balance: 10 });
+      const ask = (secret: string) =>
+        rawRelay(s, '/chat/completions', {
+          key: secret,
+          body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }),
+        });
+      expect((await ask(cached.secret)).status).toBe(200);
+
+      await proxy.stop();
+      for (let i = 0; i < 3; i++) expect((await ask(cached.secret)).status).toBe(200);
+      const refused = await ask(uncached.secret);
+      expect(refused.status, refused.text).toBe(503);
+      expect(refused.json.error.code).toBe('service_unavailable');
+      expect(refused.headers.get('retry-after')).toMatch(/^\d+$/);
+      expect(JSON.stringify(refused.json)).not.toContain('127.0.0.1');
+      const logs = await s.api('GET', '/api/logs?limit=5');
+      expect(logs.status).toBe(503);
+      expect((logs.body as { error: { code: string } }).error.code).toBe('service_unavailable');
+      // Idle pooled connections saw the cut too; the process is still here to say so.
+      expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+
+      await proxy.start();
+      await waitFor(async () => (await ask(uncached.secret)).status === 200, 15_000, 'served again');
+      await s.services.flush();
+      const rows = (await s.api('GET', `/api/logs?key_id=${cached.key.id}&limit=50`)).body as {
+        data: { status: number; cost: number }[];
+      };
+      expect(rows.data.filter((r) => r.status === 200)).toHaveLength(4);
+      expect(rows.data.every((r) => r.cost > 0)).toBe(true);
+    } finally {
+      await s.close();
+      await proxy.stop();
+    }
+  });
+});

@@ -5,7 +5,7 @@
 // switched off during a Redis blip would keep working there for good.
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/process.js';
-import { redisProxy } from '../helpers/redis-proxy.js';
+import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { redisUrl, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
 import { addPricedChannel, uniq } from '../relay/relay-helpers.js';
 import { clusterReady } from './helpers.js';
@@ -24,7 +24,7 @@ const chat = async (s: TestServer, secret: string, model: string) => {
 
 /** `a` changes the key; `b` has it cached. One of them reaches Redis through `proxy`. */
 async function scenario(proxied: 'changer' | 'cacher') {
-  const proxy = await redisProxy(new URL(redisUrl()!));
+  const proxy = await tcpProxy(new URL(redisUrl()!));
   const a = await startTestServer({
     backend: 'postgres',
     ...(proxied === 'changer' ? { env: { REDIS_URL: proxy.url() } } : { redis: true }),

@@ -5,7 +5,7 @@
 // 40 ms late), which would let the other instance see the slot still taken if `a` gave it
 // back after answering.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { redisProxy } from '../helpers/redis-proxy.js';
+import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { redisUrl, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
 import { addPricedChannel } from '../relay/relay-helpers.js';
@@ -17,13 +17,13 @@ const MODELS = ['ro-ok', 'ro-refused', 'ro-down'];
 
 describe.skipIf(!enabled)('a concurrency slot is free before the answer arrives (two instances)', () => {
   let mock: MockProvider;
-  let proxy: Awaited<ReturnType<typeof redisProxy>>;
+  let proxy: Awaited<ReturnType<typeof tcpProxy>>;
   let a: TestServer;
   let b: TestServer;
 
   beforeAll(async () => {
     mock = await startMockProvider({ apiKey: 'order-cred' });
-    proxy = await redisProxy(new URL(redisUrl()!), { delayMs: 40 });
+    proxy = await tcpProxy(new URL(redisUrl()!), { delayMs: 40 });
     a = await startTestServer({ backend: 'postgres', env: { REDIS_URL: proxy.url() } });
     b = await startTestServer({ shareWith: a, redis: true });
     await addPricedChannel(

@@ -8,7 +8,7 @@ import { backends, pgUrl, redisUrl, startTestServer, type TestServer } from '../
 import { pgOnce } from '../helpers/pg-once.js';
 import type { CheckResult } from '../../src/ops/health.js';
 import { waitFor } from '../helpers/process.js';
-import { redisProxy } from '../helpers/redis-proxy.js';
+import { tcpProxy } from '../helpers/tcp-proxy.js';
 
 /** /readyz's answer (src/ops/routes.ts); /healthz answers `{ status: 'ok' }`. */
 interface ReadyBody {
@@ -97,7 +97,7 @@ describe.each(backends())('health and readiness (%s)', (backend) => {
 
 describe.skipIf(!redisUrl())('readiness with Redis', () => {
   it('checks Redis: 200 while it answers, 503 naming redis when it goes away, 200 once back', async () => {
-    const proxy = await redisProxy(new URL(redisUrl()!));
+    const proxy = await tcpProxy(new URL(redisUrl()!));
     const s = await startTestServer({ env: { REDIS_URL: proxy.url() } });
     try {
       const ok = await get(s, '/readyz');

@@ -5,18 +5,14 @@
 // charged once the database is back.
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/process.js';
-import { redisProxy } from '../helpers/redis-proxy.js';
+import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { pgUrl, startTestServer, userWithKey } from '../helpers/server.js';
 import { addPricedChannel, rawRelay, uniq } from './relay-helpers.js';
 
 describe.skipIf(!pgUrl())('relay while PostgreSQL is away', () => {
   it('answers 503 where the database is needed, serves cached keys, and loses no row', async () => {
-    // A plain TCP relay: the proxy does not care which protocol it carries.
-    const target = new URL(pgUrl()!);
-    const proxy = await redisProxy(new URL(`redis://${target.hostname}:${target.port || 5432}`));
-    const proxied = new URL(pgUrl()!);
-    proxied.port = new URL(proxy.url()).port;
-    const s = await startTestServer({ backend: 'postgres', env: { DATABASE_URL: proxied.toString() } });
+    const proxy = await tcpProxy(new URL(pgUrl()!));
+    const s = await startTestServer({ backend: 'postgres', env: { DATABASE_URL: proxy.url() } });
     try {
       const model = uniq('pg-outage');
       await addPricedChannel(s, { type: 'mock' }, { [model]: { input: 1, output: 2 } });

@@ -5,7 +5,7 @@
 // for money it still has until the gateway restarts.
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/process.js';
-import { redisProxy } from '../helpers/redis-proxy.js';
+import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { redisUrl, startTestServer, userWithKey } from '../helpers/server.js';
 import { countChatPrompt } from '../../src/relay/tokens.js';
 import { addPricedChannel, rawRelay, uniq } from './relay-helpers.js';
@@ -24,7 +24,7 @@ describe.skipIf(!redisUrl())('a Redis reply lost after admission ran', () => {
       { rpm: 1000, budget: { amount: 1, period: 'daily' } },
     ],
   ])('with %s: the lost hold stops counting once Redis is back', async (_, extra) => {
-    const proxy = await redisProxy(new URL(redisUrl()!));
+    const proxy = await tcpProxy(new URL(redisUrl()!));
     const s = await startTestServer({ env: { REDIS_URL: proxy.url() } });
     try {
       const model = uniq('lost-reply');

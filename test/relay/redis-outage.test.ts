@@ -4,13 +4,13 @@
 // again once Redis is back, without a restart.
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/process.js';
-import { redisProxy } from '../helpers/redis-proxy.js';
+import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { redisUrl, startTestServer, userWithKey } from '../helpers/server.js';
 import { addPricedChannel, rawRelay, uniq } from './relay-helpers.js';
 
 describe.skipIf(!redisUrl())('relay while Redis is away', () => {
   it('answers 503 service_unavailable, charges nothing, logs it, and serves again once Redis is back', async () => {
-    const proxy = await redisProxy(new URL(redisUrl()!));
+    const proxy = await tcpProxy(new URL(redisUrl()!));
     const s = await startTestServer({ env: { REDIS_URL: proxy.url() } });
     try {
       const model = uniq('outage-model');

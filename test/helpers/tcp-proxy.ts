@@ -1,12 +1,15 @@
-// A TCP relay in front of the test Redis server that can be switched off (every connection
-// cut, new ones refused) and on again: Redis going away and coming back, as a client sees it.
-// With `delayMs`, each command reaches Redis that much later (in order): a slow link to Redis
-// for one instance while another reaches it directly. `dropReplies()` lets commands through
-// but loses Redis's answers until the next stop: a connection cut after Redis ran a command
-// and before its reply arrived.
+// A TCP relay in front of a test server (Redis, PostgreSQL) that can be switched off (every
+// connection cut, new ones refused) and on again: the server going away and coming back, as a
+// client sees it. With `delayMs`, each command reaches the server that much later (in order):
+// a slow link for one instance while another connects directly. `dropReplies()` lets commands
+// through but loses the server's answers until the next stop: a connection cut after the
+// server ran a command and before its reply arrived.
 import net from 'node:net';
 
-export async function redisProxy(target: URL, opts: { delayMs?: number } = {}) {
+const DEFAULT_PORTS: Record<string, number> = { 'redis:': 6379, 'postgres:': 5432, 'postgresql:': 5432 };
+
+/** A relay to `target`'s host and port; `url()` is `target` with the relay's port. */
+export async function tcpProxy(target: URL, opts: { delayMs?: number } = {}) {
   const sockets = new Set<net.Socket>();
   let server: net.Server | null = null;
   let port = 0;
@@ -14,7 +17,7 @@ export async function redisProxy(target: URL, opts: { delayMs?: number } = {}) {
   const start = async () => {
     dropping = false;
     server = net.createServer((client) => {
-      const up = net.connect(Number(target.port || 6379), target.hostname);
+      const up = net.connect(Number(target.port || DEFAULT_PORTS[target.protocol]), target.hostname);
       for (const sock of [client, up]) {
         sockets.add(sock);
         sock.on('close', () => sockets.delete(sock));
@@ -42,7 +45,12 @@ export async function redisProxy(target: URL, opts: { delayMs?: number } = {}) {
   };
   await start();
   return {
-    url: () => `redis://127.0.0.1:${port}`,
+    url: () => {
+      const u = new URL(target);
+      u.hostname = '127.0.0.1';
+      u.port = String(port);
+      return u.toString();
+    },
     start,
     stop,
     dropReplies: () => {

@@ -2,6 +2,7 @@
 // its own counter field ("h:<id>"), and they count only while its liveness key exists; a
 // heartbeat refreshes the key every lease/3, so a crashed instance's holds lapse with it.
 import { randomBytes } from 'node:crypto';
+import { ClientOfflineError } from '@redis/client';
 import { isRedisUnreachable, type RedisClient } from './redis.js';
 import type { Logger } from 'pino';
 
@@ -42,8 +43,10 @@ export interface HoldGeneration {
 }
 
 /**
- * Awaits `answer`; when Redis could not be reached, the command may have run with its answer
- * lost, so `gens` (the generations it held in) are retired before the error goes on.
+ * Awaits `answer`; when the connection failed with the command sent, it may have run with its
+ * answer lost, so `gens` (the generations it held in) are retired before the error goes on. A
+ * command refused while the client was offline was never sent: nothing to retire (an outage
+ * would otherwise retire a generation per request).
  */
 export async function lostAnswerRetires<T>(
   gens: readonly (HoldGeneration | undefined)[],
@@ -52,7 +55,8 @@ export async function lostAnswerRetires<T>(
   try {
     return await answer;
   } catch (err) {
-    if (isRedisUnreachable(err)) for (const gen of gens) gen?.retire();
+    if (isRedisUnreachable(err) && !(err instanceof ClientOfflineError))
+      for (const gen of gens) gen?.retire();
     throw err;
   }
 }

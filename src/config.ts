@@ -105,6 +105,8 @@ const EnvSchema = z.object({
   MOLE_LOG_RETENTION_DAYS: intFromEnv(0, 0, 100_000),
   /** With REDIS_URL: how long a silent instance's admission holds stay counted, ms. */
   MOLE_HOLD_LEASE_MS: intFromEnv(30_000, 1_000, 600_000),
+  /** With REDIS_URL: how long a command may wait for Redis's answer before the request gets 503, ms. */
+  MOLE_REDIS_TIMEOUT_MS: intFromEnv(2_000, 50, 60_000),
   /** Upstream timeouts, ms. */
   MOLE_UPSTREAM_CONNECT_TIMEOUT_MS: intFromEnv(10_000, 1, 600_000),
   MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: intFromEnv(60_000, 1, 3_600_000),
@@ -169,6 +171,7 @@ export type Config = {
   /** Days of call logs kept before today; 0 = forever. */
   logRetentionDays: number;
   holdLeaseMs: number;
+  redisTimeoutMs: number;
   upstreamConnectTimeoutMs: number;
   upstreamFirstByteTimeoutMs: number;
   upstreamIdleTimeoutMs: number;
@@ -215,6 +218,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     journalSyncIntervalMs: e.MOLE_JOURNAL_FSYNC_MS,
     logRetentionDays: e.MOLE_LOG_RETENTION_DAYS,
     holdLeaseMs: e.MOLE_HOLD_LEASE_MS,
+    redisTimeoutMs: e.MOLE_REDIS_TIMEOUT_MS,
     upstreamConnectTimeoutMs: e.MOLE_UPSTREAM_CONNECT_TIMEOUT_MS,
     upstreamFirstByteTimeoutMs: e.MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
     upstreamIdleTimeoutMs: e.MOLE_UPSTREAM_IDLE_TIMEOUT_MS,

@@ -90,8 +90,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   let redisSub: RedisClient | null = null;
   if (config.redisUrl) {
     // node-redis writes the commands issued in one event-loop turn in one write (order kept).
-    redis = createRedis(config.redisUrl, logger);
-    redisSub = createRedis(config.redisUrl, logger);
+    redis = createRedis(config.redisUrl, logger, { timeoutMs: config.redisTimeoutMs });
+    redisSub = createRedis(config.redisUrl, logger, { timeoutMs: config.redisTimeoutMs });
     await redis.connect();
     await redisSub.connect();
     await bus.connectRedis(redis, redisSub);

@@ -2,8 +2,7 @@
 // its own counter field ("h:<id>"), and they count only while its liveness key exists; a
 // heartbeat refreshes the key every lease/3, so a crashed instance's holds lapse with it.
 import { randomBytes } from 'node:crypto';
-import { ClientOfflineError } from '@redis/client';
-import { isRedisUnreachable, type RedisClient } from './redis.js';
+import { isRedisUnreachable, neverSent, type RedisClient } from './redis.js';
 import type { Logger } from 'pino';
 
 /**
@@ -55,8 +54,7 @@ export async function lostAnswerRetires<T>(
   try {
     return await answer;
   } catch (err) {
-    if (isRedisUnreachable(err) && !(err instanceof ClientOfflineError))
-      for (const gen of gens) gen?.retire();
+    if (isRedisUnreachable(err) && !neverSent(err)) for (const gen of gens) gen?.retire();
     throw err;
   }
 }

@@ -9,6 +9,8 @@ import {
   createClient,
   SocketClosedUnexpectedlyError,
   SocketTimeoutError,
+  TimeoutError,
+  TimeoutReadError,
 } from '@redis/client';
 import type { Logger } from 'pino';
 import { nowAndThen } from './now-and-then.js';
@@ -20,13 +22,17 @@ import { nowAndThen } from './now-and-then.js';
  * While the connection is down a command fails at once (the relay answers 503) rather than
  * waiting in a queue for Redis to come back; the client reconnects on its own. A first
  * connection that fails makes `connect()` fail (a gateway does not start without its Redis).
+ * With `timeoutMs`, a command whose answer has not come after that long fails too (Redis
+ * stalled, or a link that drops packets without closing): sent, it fails as a lost answer
+ * would (the script may have run), and its late answer is discarded.
  */
-export function createRedis(url: string, logger?: Logger) {
+export function createRedis(url: string, logger?: Logger, opts: { timeoutMs?: number } = {}) {
   let connected = false;
   const client = createClient({
     url,
     RESP: 2,
     disableOfflineQueue: true,
+    ...(opts.timeoutMs ? { commandOptions: { timeout: opts.timeoutMs, rejectInFlight: true } } : {}),
     socket: {
       reconnectStrategy: (retries, cause) => (connected ? Math.min(50 * (retries + 1), 1_000) : cause),
     },
@@ -54,4 +60,10 @@ export const isRedisUnreachable = (err: unknown): boolean =>
   err instanceof SocketClosedUnexpectedlyError ||
   err instanceof ClientClosedError ||
   err instanceof ConnectionTimeoutError ||
-  err instanceof SocketTimeoutError;
+  err instanceof SocketTimeoutError ||
+  err instanceof TimeoutError ||
+  err instanceof TimeoutReadError;
+
+/** Whether `err` (one isRedisUnreachable knows) failed a command that was never sent. */
+export const neverSent = (err: unknown): boolean =>
+  err instanceof ClientOfflineError || err instanceof TimeoutError;

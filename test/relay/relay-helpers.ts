@@ -246,10 +246,17 @@ export async function sdkError(p: Promise<unknown>): Promise<InstanceType<typeof
 export async function rawRelay(
   s: TestServer,
   path: string,
-  opts: { key?: string; body?: string | Buffer; method?: string; headers?: Record<string, string> } = {},
+  opts: {
+    key?: string;
+    body?: string | Buffer;
+    method?: string;
+    headers?: Record<string, string>;
+    signal?: AbortSignal;
+  } = {},
 ) {
   const res = await fetch(s.url + '/v1' + path, {
     method: opts.method ?? 'POST',
+    ...(opts.signal ? { signal: opts.signal } : {}),
     headers: {
       'content-type': 'application/json',
       ...(opts.key ? { authorization: `Bearer ${opts.key}` } : {}),

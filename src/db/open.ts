@@ -60,10 +60,11 @@ export interface OpenOptions {
   /** Stop migrating after this migration (tests of a later one's upgrade path). */
   migrateUpTo?: string;
   /**
-   * An idle pooled PostgreSQL connection failed (the server restarted, or the network cut it):
-   * the pool drops it and connects anew when asked. Unheard, the error would end the process.
+   * A pooled PostgreSQL connection failed (the server restarted, or the network cut it): the
+   * pool drops it and connects anew when asked; a query running on it fails with the error.
+   * Unheard, the error would end the process.
    */
-  onIdleError?: (err: Error) => void;
+  onConnectionError?: (err: Error) => void;
 }
 
 /**
@@ -117,7 +118,12 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
       max: 10,
       ...(schema ? { options: `-c search_path=${schema}` } : {}),
     });
-    pool.on('error', (err) => opts.onIdleError?.(err));
+    const heard = (err: Error) => opts.onConnectionError?.(err);
+    // An idle connection's failure is the pool's 'error'; one checked out (a query or a
+    // transaction running on it) emits 'error' on the client itself, which the pool does not
+    // listen to while it is out.
+    pool.on('error', heard);
+    pool.on('connect', (client) => client.on('error', heard));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
     storage = { db, dialect: 'postgres', close: () => db.destroy() };

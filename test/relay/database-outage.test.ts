@@ -25,7 +25,13 @@ describe.skipIf(!pgUrl())('relay while PostgreSQL is away', () => {
         });
       expect((await ask(cached.secret)).status).toBe(200);
 
+      // The database stops answering while a lookup is on its way (a connection checked out
+      // of the pool, its query sent), then the link is cut under it.
+      proxy.dropReplies();
+      const cutMidQuery = ask(uncached.secret);
+      await new Promise((r) => setTimeout(r, 100));
       await proxy.stop();
+      expect((await cutMidQuery).status).toBe(503);
       for (let i = 0; i < 3; i++) expect((await ask(cached.secret)).status).toBe(200);
       const refused = await ask(uncached.secret);
       expect(refused.status, refused.text).toBe(503);
@@ -35,7 +41,7 @@ describe.skipIf(!pgUrl())('relay while PostgreSQL is away', () => {
       const logs = await s.api('GET', '/api/logs?limit=5');
       expect(logs.status).toBe(503);
       expect((logs.body as { error: { code: string } }).error.code).toBe('service_unavailable');
-      // Idle pooled connections saw the cut too; the process is still here to say so.
+      // Idle and busy pooled connections saw the cut; the process is still here to say so.
       expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
 
       await proxy.start();

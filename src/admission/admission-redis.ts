@@ -353,14 +353,15 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
       if (check)
         admission = limiter.conclude(check, limitStore.readAdmit(check.limits, a[2]) as AdmitOutcome);
       // A limits refusal: the script gave the money back, nothing is held.
-      if (!admission.ok) closeGens(gens);
-      if (!admission.ok)
+      if (!admission.ok) {
+        closeGens(gens);
         return {
           ok: false,
           error: limitsError(admission.refusal),
           snapshot: admission.snapshot,
           ticket: null,
         };
+      }
       const { ticket, snapshot } = admission;
       try {
         let res = moneyOutcome(m, a, gens);

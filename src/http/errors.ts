@@ -80,18 +80,13 @@ export const notFound = (what: string) => new AppError('not_found', `${what} not
  * The shared counters (Redis, with REDIS_URL) could not be reached: retry shortly. Nothing the
  * request would have cost was charged or held.
  */
-export const sharedStateUnavailable = () =>
-  new AppError(
-    'service_unavailable',
-    'the gateway cannot reach its shared counters right now; retry shortly',
-    {
-      headers: { 'retry-after': '1' },
-    },
-  );
+export const sharedStateUnavailable = () => storeUnavailable('its shared counters');
 
 /** The database could not be reached (PostgreSQL restarting, failing over, cut off): retry shortly. */
-export const databaseUnavailable = () =>
-  new AppError('service_unavailable', 'the gateway cannot reach its database right now; retry shortly', {
+export const databaseUnavailable = () => storeUnavailable('its database');
+
+const storeUnavailable = (what: string) =>
+  new AppError('service_unavailable', `the gateway cannot reach ${what} right now; retry shortly`, {
     headers: { 'retry-after': '1' },
   });
 

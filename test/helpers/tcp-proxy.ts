@@ -3,7 +3,8 @@
 // client sees it. With `delayMs`, each command reaches the server that much later (in order):
 // a slow link for one instance while another connects directly. `dropReplies()` lets commands
 // through but loses the server's answers until the next stop: a connection cut after the
-// server ran a command and before its reply arrived.
+// server ran a command and before its reply arrived. `dropRequests()` loses what the client
+// sends instead (until the next stop): commands sent that the server never gets.
 import net from 'node:net';
 
 const DEFAULT_PORTS: Record<string, number> = { 'redis:': 6379, 'postgres:': 5432, 'postgresql:': 5432 };
@@ -14,8 +15,10 @@ export async function tcpProxy(target: URL, opts: { delayMs?: number } = {}) {
   let server: net.Server | null = null;
   let port = 0;
   let dropping = false;
+  let swallowing = false;
   const start = async () => {
     dropping = false;
+    swallowing = false;
     server = net.createServer((client) => {
       const up = net.connect(Number(target.port || DEFAULT_PORTS[target.protocol]), target.hostname);
       for (const sock of [client, up]) {
@@ -24,11 +27,12 @@ export async function tcpProxy(target: URL, opts: { delayMs?: number } = {}) {
         sock.on('error', () => {});
       }
       const delayMs = opts.delayMs ?? 0;
-      if (delayMs > 0) {
-        // Equal delays fire in the order they were set: the byte stream stays in order.
-        client.on('data', (chunk) => setTimeout(() => up.write(chunk), delayMs));
-        client.on('end', () => setTimeout(() => up.end(), delayMs));
-      } else client.pipe(up);
+      // Equal delays fire in the order they were set: the byte stream stays in order.
+      const send = (chunk: Buffer) => {
+        if (!swallowing) up.write(chunk);
+      };
+      client.on('data', (chunk) => (delayMs > 0 ? setTimeout(() => send(chunk), delayMs) : send(chunk)));
+      client.on('end', () => (delayMs > 0 ? setTimeout(() => up.end(), delayMs) : up.end()));
       up.on('data', (chunk) => {
         if (!dropping) client.write(chunk);
       });
@@ -55,6 +59,9 @@ export async function tcpProxy(target: URL, opts: { delayMs?: number } = {}) {
     stop,
     dropReplies: () => {
       dropping = true;
+    },
+    dropRequests: () => {
+      swallowing = true;
     },
   };
 }

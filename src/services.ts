@@ -312,6 +312,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     keyCacheSize: () => verifier.cacheSize(),
     logQueueDepth: () => usageWriter.pending(),
     logWriteFailures: () => usageWriter.stats().failures,
+    ...(redisLedger ? { redisPendingWrites: () => redisLedger.steps.once.pending() } : {}),
     knownModel: (m) => catalog.price(m) !== null,
   });
   const readiness = createReadiness(

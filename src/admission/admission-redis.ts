@@ -13,7 +13,12 @@
 // KEYS stay declared, the arguments travel as one JSON string.
 import type { RedisClient } from '../shared/redis.js';
 import type { Logger } from 'pino';
-import { LEDGER_LUA, RESERVE_RESULT, type RedisLedger } from '../billing/ledger-redis.js';
+import {
+  chargeWithoutAnswer,
+  LEDGER_LUA,
+  RESERVE_RESULT,
+  type RedisLedger,
+} from '../billing/ledger-redis.js';
 import { CAPS_LUA, type SpendCaps } from '../billing/spend-caps.js';
 import {
   BUDGET_NEEDS_SEED,
@@ -29,7 +34,9 @@ import { type LimitCheck, type Limiter, NOOP_TICKET } from '../limits/limiter.js
 import { LIMITS_LUA, type RedisLimitStore } from '../limits/store-redis.js';
 import type { AdmitOutcome } from '../limits/store.js';
 import { type HoldGeneration, LUA_COUNTER, lostAnswerRetires } from '../shared/hold-lease.js';
+import { LUA_MARK } from '../shared/exactly-once.js';
 import { LUA_INT, LUA_UNPACK, type LuaCall, luaRunner, packCalls } from '../shared/lua.js';
+import { isRedisUnreachable } from '../shared/redis.js';
 import {
   type Admission,
   type AdmitRequest,
@@ -43,6 +50,8 @@ import {
 const MONEY = { OK: 0, CAP: 1, BUDGET: 2, LEDGER: 3, NEEDS_SEED: 9 } as const;
 
 const LUA_STEPS = `${LUA_INT}${LUA_COUNTER}${LIMITS_LUA}${CAPS_LUA}${BUDGETS_LUA}${LEDGER_LUA}${LUA_UNPACK}`;
+/** The steps of a settlement or release, written exactly once (shared/exactly-once.ts). */
+const LUA_ONCE_STEPS = `${LUA_STEPS}${LUA_MARK}`;
 
 // Segments: cap hold, cap release, budget reserve, budget release, ledger reserve, ledger
 // release, limits check (an empty segment: the step does not apply). Answers {money code,
@@ -89,14 +98,16 @@ end
 return {code, detail, limits}`;
 
 // Head: the cost, the hold. Segments: budget room (only when the cost passes the hold), cap
-// settle, cap refund, ledger settle, budget settle, tpm correction, concurrency slot release.
+// settle, cap refund, ledger settle, budget settle, tpm correction, concurrency slot release,
+// the exactly-once mark (set first).
 // Each charge is the one before it capped: budgets' room → cap → quota and balance; the
 // budgets count what the ledger charged. The slot is given back here, before the answer is
 // written, so a next request sent on receiving it finds the slot free on every instance.
 // Answers {charge, budget counters' spend after it}.
-const SETTLE_LUA = `${LUA_STEPS}
+const SETTLE_LUA = `${LUA_ONCE_STEPS}
 local head, S = UNPACK(); local cost = tonumber(head[1]); local hold = tonumber(head[2])
 local room, cap, refund, led, bud, adjust, slot = S[1], S[2], S[3], S[4], S[5], S[6], S[7]
+MARK(S[8][1], S[8][2])
 local capped = cost
 if #room[1] > 0 then
   local least = BUDGET_ROOM(room[1], room[2])
@@ -112,9 +123,10 @@ if #adjust[1] > 0 then LIMITS_ADJUST(adjust[1], adjust[2]) end
 if #slot[1] > 0 then LIMITS_RELEASE(slot[1], slot[2]) end
 return {INT(charge), after}`;
 
-// Segments: cap release, budget release, ledger release.
-const RELEASE_LUA = `${LUA_STEPS}
+// Segments: cap release, budget release, ledger release, the exactly-once mark (set first).
+const RELEASE_LUA = `${LUA_ONCE_STEPS}
 local _, S = UNPACK()
+MARK(S[4][1], S[4][2])
 if #S[1][1] > 0 then CAP_SETTLE(S[1][1], S[1][2]) end
 if #S[2][1] > 0 then BUDGET_SETTLE(S[2][1], S[2][2]) end
 LEDGER_SETTLE(S[3][1], S[3][2])
@@ -394,60 +406,68 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
       budget.done = true;
       // Only the ledger to settle: its own script (see admitOnLedger).
       if (!b && !cap && !correction && !slot) return deps.ledger.settle(h.ledger, cost);
-      const c = packCalls(
-        [String(cost), String(holdAmount)],
-        [
-          b && cost > holdAmount ? meter.roomCall(budget) : NONE,
-          cap && !cap.done ? caps.settleCall(cap, cost) : NONE,
-          cap ? caps.refundCall(cap, 0) : NONE,
-          ledger.settleCall(h.ledger, cost),
-          b ? b.call : NONE,
-          correction
-            ? (limitStore.adjustCall(correction.scopeIds, correction.second, correction.delta, deps.now()) ??
-              NONE)
-            : NONE,
-          slot ? limitStore.releaseCall(slot.scopeIds, slot.leaseId) : NONE,
-        ],
-      );
-      let answer: [string, string[]];
+      const steps = [
+        NONE,
+        cap && !cap.done ? caps.settleCall(cap, cost) : NONE,
+        cap ? caps.refundCall(cap, 0) : NONE,
+        ledger.settleCall(h.ledger, cost),
+        b ? b.call : NONE,
+        correction
+          ? (limitStore.adjustCall(correction.scopeIds, correction.second, correction.delta, deps.now()) ??
+            NONE)
+          : NONE,
+        slot ? limitStore.releaseCall(slot.scopeIds, slot.leaseId) : NONE,
+      ];
+      const script = (c: number, room: LuaCall) => (mark: LuaCall) => {
+        const p = packCalls([String(c), String(holdAmount)], [room, ...steps.slice(1), mark]);
+        return lostAnswerRetires([h.ledger.gen, budget.gen], settleScript(p.keys, p.args)) as Promise<
+          [string, string[]]
+        >;
+      };
+      // Without an answer: the cost within the hold, charged to the database now and to Redis
+      // when the script runs again (within the hold, it needs no budget room).
+      const fallback = chargeWithoutAnswer(cost, holdAmount);
+      let charge: number;
       try {
-        answer = (await lostAnswerRetires([h.ledger.gen, budget.gen], settleScript(c.keys, c.args))) as [
-          string,
-          string[],
-        ];
+        const room = b && cost > holdAmount ? meter.roomCall(budget) : NONE;
+        const [charged, after] = await ledger.once.run(script(cost, room), script(fallback, NONE));
+        charge = Number(charged);
+        if (b) budgets.announce(key, b.read(after, charge));
       } catch (err) {
-        // The slot is still given back (on its own); the charge's failure is the caller's.
+        // The slot is still given back (on its own); any other failure is the caller's.
         if (slot)
           void limitStore
             .release(slot.scopeIds, slot.leaseId)
             .catch((e: unknown) =>
               deps.logger.error({ err: String(e) }, 'admission: releasing a concurrency slot failed'),
             );
-        throw err;
+        if (!isRedisUnreachable(err)) throw err;
+        charge = fallback;
       }
-      const [charged, after] = answer;
-      const charge = Number(charged);
       ledger.settled(h.ledger, charge);
       if (cap) caps.settled(cap, charge);
-      if (b) budgets.announce(key, b.read(after, charge));
       return charge;
     },
 
     async release(h) {
       const { cap, budget } = h;
       if (h.ledger.done) return;
-      const c = packCalls(
-        [],
-        [
-          cap && !cap.done ? caps.settleCall(cap, 0) : NONE,
-          budget.counters.length && !budget.done ? meter.releaseCall(budget) : NONE,
-          ledger.settleCall(h.ledger, 0),
-        ],
-      );
+      const steps = [
+        cap && !cap.done ? caps.settleCall(cap, 0) : NONE,
+        budget.counters.length && !budget.done ? meter.releaseCall(budget) : NONE,
+        ledger.settleCall(h.ledger, 0),
+      ];
       budget.done = true;
-      return lostAnswerRetires([h.ledger.gen, budget.gen], releaseScript(c.keys, c.args)).then(
+      const script = (mark: LuaCall) => {
+        const p = packCalls([], [...steps, mark]);
+        return lostAnswerRetires([h.ledger.gen, budget.gen], releaseScript(p.keys, p.args));
+      };
+      return ledger.once.run(script, script).then(
         () => {},
-        (err: unknown) => deps.logger.error({ err: String(err) }, 'admission: release failed'),
+        (err: unknown) => {
+          // Unreachable: kept, and given back once Redis answers.
+          if (!isRedisUnreachable(err)) deps.logger.error({ err: String(err) }, 'admission: release failed');
+        },
       );
     },
   };

@@ -18,7 +18,9 @@ import {
   lostAnswerRetires,
   startHoldLease,
 } from '../shared/hold-lease.js';
+import { createExactlyOnce, type ExactlyOnce, LUA_MARK } from '../shared/exactly-once.js';
 import { LUA_INT, type LuaCall, luaFunction, luaRunner } from '../shared/lua.js';
+import { isRedisUnreachable } from '../shared/redis.js';
 import type { Ledger, LedgerStore, Reservation, ReserveResult } from './ledger.js';
 import { countedMembers, createCounters } from './ledger-counters.js';
 
@@ -116,7 +118,9 @@ return INT(charge)`;
 export const LEDGER_LUA =
   luaFunction('LEDGER_RESERVE', RESERVE_BODY) + luaFunction('LEDGER_SETTLE', SETTLE_BODY);
 const RESERVE_LUA = `${LUA_INT}${LUA_COUNTER}${LEDGER_LUA}return LEDGER_RESERVE(KEYS, ARGV)`;
-const SETTLE_LUA = `${LUA_INT}${LUA_COUNTER}${LEDGER_LUA}return LEDGER_SETTLE(KEYS, ARGV)`;
+// KEYS[3], ARGV[6]: the exactly-once mark and sequence number (shared/exactly-once.ts).
+const SETTLE_LUA = `${LUA_INT}${LUA_COUNTER}${LUA_MARK}${LEDGER_LUA}MARK({KEYS[3]}, {ARGV[6]})
+return LEDGER_SETTLE(KEYS, ARGV)`;
 
 // KEYS: user counter. ARGV: amount (negative = a debit). Only a counter that exists moves; a
 // missing one is seeded from the database on its next use.
@@ -167,7 +171,16 @@ export interface LedgerSteps {
   settleCall(r: Reservation, cost: number): LuaCall;
   /** Notes a settled charge as this instance's unwritten spend. */
   settled(r: Reservation, charge: number): void;
+  /** Settlements and releases that Redis must see exactly once, lost answers or not. */
+  once: ExactlyOnce;
 }
+
+/**
+ * What a settlement whose script could not reach Redis charges: the cost within the hold, which
+ * the quota and balance (and any cap and budget) were holding for it. The database is charged
+ * with the log row; Redis, when its script runs again (`ExactlyOnce`), with the same amount.
+ */
+export const chargeWithoutAnswer = (cost: number, hold: number): number => Math.min(cost, hold);
 
 export interface RedisLedger extends Ledger {
   steps: LedgerSteps;
@@ -184,9 +197,11 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
   const leaseMs = String(lease.leaseMs);
   const reserveScript = luaRunner(redis, RESERVE_LUA);
   const settleScript = luaRunner(redis, SETTLE_LUA);
+  const once = createExactlyOnce(redis, `${deps.redisPrefix}:ledger:`, deps);
 
   const steps: LedgerSteps = {
     lease,
+    once,
     async load(keyId, userId) {
       await counters.load(keyId, userId);
     },
@@ -241,8 +256,19 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
 
   async function settle(r: Reservation, cost: number): Promise<number> {
     if (r.done) return 0;
-    const c = steps.settleCall(r, cost);
-    const charge = Number(await lostAnswerRetires([r.gen!], settleScript(c.keys, c.args)));
+    const gen = r.gen!;
+    const script = (c: LuaCall) => (mark: LuaCall) =>
+      lostAnswerRetires([gen], settleScript([...c.keys, ...mark.keys], [...c.args, ...mark.args]));
+    const fallback = chargeWithoutAnswer(cost, r.amount);
+    let charge: number;
+    try {
+      charge = Number(
+        await once.run(script(steps.settleCall(r, cost)), script(steps.settleCall(r, fallback))),
+      );
+    } catch (err) {
+      if (!isRedisUnreachable(err)) throw err;
+      charge = fallback;
+    }
     steps.settled(r, charge);
     return charge;
   }
@@ -270,6 +296,7 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
       await redis.eval(CREDIT_LUA, { keys: [ru(userId)], arguments: [int(amountNano)] });
     },
     async close() {
+      await once.close();
       await lease.close();
     },
   };

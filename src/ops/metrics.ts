@@ -16,6 +16,8 @@ export interface MetricsSources {
   logQueueDepth?: () => number;
   /** Failed log-writer batches so far (they are retried). */
   logWriteFailures?: () => number;
+  /** Settlements and releases kept for Redis while it was out of reach (REDIS_URL only). */
+  redisPendingWrites?: () => number;
   /** Whether a model name may be a label value (a priced model); others count as "other". */
   knownModel?: (model: string) => boolean;
   /** Node.js process metrics (CPU, memory, event loop, GC). Default true. */
@@ -208,6 +210,12 @@ export function createMetrics(src: MetricsSources = {}) {
     'Call-log batches that failed to write (they are kept and retried)',
     () => src.logWriteFailures?.(),
   );
+  if (src.redisPendingWrites)
+    scrapedGauge(
+      'mole_redis_pending_writes',
+      'Settlements and releases kept while Redis was out of reach, not yet written there',
+      src.redisPendingWrites,
+    );
 
   /** Bounded label values: past MAX_VALUES distinct ones, the rest share "other". */
   const seen = new Map<string, Set<string>>();

@@ -365,8 +365,9 @@ export function createRelay(s: Services) {
 
   // ── 8. settle: charge the real cost, release the rest of the hold, and note the spend
   //    against the key's hourly guard (not awaited: it never delays the answer) ──────────
-  // The upstream has answered by now: a ledger failure (the shared Redis ledger unreachable)
-  // must not be mistaken for a channel failure, which would retry the request on another
+  // The upstream has answered by now. The shared Redis ledger out of reach costs nothing: the
+  // admission charges the cost within the hold and writes it to Redis later (exactly-once.ts).
+  // Any other ledger failure must not be mistaken for a channel failure, which would retry the request on another
   // channel (a second upstream call) or write a second answer on a stream already sent.
   // The charge stops at what the budgets still cover (as the ledger's stops at the quota and
   // balance), and the budgets count exactly what the ledger charged, dated like the log row.

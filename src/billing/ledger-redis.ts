@@ -262,9 +262,9 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
     const fallback = chargeWithoutAnswer(cost, r.amount);
     let charge: number;
     try {
-      charge = Number(
-        await once.run(script(steps.settleCall(r, cost)), script(steps.settleCall(r, fallback))),
-      );
+      // The write again, built only when needed.
+      const redo = (mark: LuaCall) => script(steps.settleCall(r, fallback))(mark);
+      charge = Number(await once.run(script(steps.settleCall(r, cost)), redo));
     } catch (err) {
       if (!isRedisUnreachable(err)) throw err;
       charge = fallback;

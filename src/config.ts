@@ -107,6 +107,8 @@ const EnvSchema = z.object({
   MOLE_HOLD_LEASE_MS: intFromEnv(30_000, 1_000, 600_000),
   /** With REDIS_URL: how long a command may wait for Redis's answer before the request gets 503, ms. */
   MOLE_REDIS_TIMEOUT_MS: intFromEnv(2_000, 50, 60_000),
+  /** With DATABASE_URL: how long a query may wait for PostgreSQL's answer (0 = no limit), ms. */
+  MOLE_DB_TIMEOUT_MS: intFromEnv(30_000, 0, 3_600_000),
   /** Upstream timeouts, ms. */
   MOLE_UPSTREAM_CONNECT_TIMEOUT_MS: intFromEnv(10_000, 1, 600_000),
   MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS: intFromEnv(60_000, 1, 3_600_000),
@@ -172,6 +174,7 @@ export type Config = {
   logRetentionDays: number;
   holdLeaseMs: number;
   redisTimeoutMs: number;
+  dbTimeoutMs: number;
   upstreamConnectTimeoutMs: number;
   upstreamFirstByteTimeoutMs: number;
   upstreamIdleTimeoutMs: number;
@@ -219,6 +222,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logRetentionDays: e.MOLE_LOG_RETENTION_DAYS,
     holdLeaseMs: e.MOLE_HOLD_LEASE_MS,
     redisTimeoutMs: e.MOLE_REDIS_TIMEOUT_MS,
+    dbTimeoutMs: e.MOLE_DB_TIMEOUT_MS,
     upstreamConnectTimeoutMs: e.MOLE_UPSTREAM_CONNECT_TIMEOUT_MS,
     upstreamFirstByteTimeoutMs: e.MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
     upstreamIdleTimeoutMs: e.MOLE_UPSTREAM_IDLE_TIMEOUT_MS,

@@ -60,6 +60,12 @@ export interface OpenOptions {
   /** Stop migrating after this migration (tests of a later one's upgrade path). */
   migrateUpTo?: string;
   /**
+   * PostgreSQL: how long a query may wait for its answer, and a request for a pooled
+   * connection, before it fails (a stalled server or a link that drops packets); unset or 0 =
+   * no limit. Migrations run without it: a large table's may rightly take longer.
+   */
+  queryTimeoutMs?: number;
+  /**
    * A pooled PostgreSQL connection failed (the server restarted, or the network cut it): the
    * pool drops it and connects anew when asked; a query running on it fails with the error.
    * Unheard, the error would end the process.
@@ -108,40 +114,61 @@ export async function migrateRetrying(
 }
 
 export async function openStorage(opts: OpenOptions): Promise<Storage> {
-  let storage: Storage;
   if (opts.databaseUrl) {
     const schema = opts.pgSchema;
     if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('invalid schema name');
-    // The schema is part of every connection's startup options, so no query can run before it applies.
-    const pool = new pg.Pool({
-      connectionString: opts.databaseUrl,
-      max: 10,
-      ...(schema ? { options: `-c search_path=${schema}` } : {}),
-    });
+    const databaseUrl = opts.databaseUrl;
     const heard = (err: Error) => opts.onConnectionError?.(err);
-    // An idle connection's failure is the pool's 'error'; one checked out (a query or a
-    // transaction running on it) emits 'error' on the client itself, which the pool does not
-    // listen to while it is out.
-    pool.on('error', heard);
-    pool.on('connect', (client) => client.on('error', heard));
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(db);
-    storage = { db, dialect: 'postgres', close: () => db.destroy() };
-  } else {
-    fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
-    const file = path.join(opts.dataDir, 'mole.sqlite');
-    const db = new Kysely<Database>({
-      dialect: new ImmediateSqliteDialect({ database: cachingStatements(openSqliteFile(file)) }),
-    });
-    storage = { db, dialect: 'sqlite', sqliteFile: file, close: () => db.destroy() };
+    const open = (max: number, timeoutMs?: number) => {
+      // The schema is part of every connection's startup options, so no query can run before it applies.
+      const pool = new pg.Pool({
+        connectionString: databaseUrl,
+        max,
+        ...(schema ? { options: `-c search_path=${schema}` } : {}),
+        ...(timeoutMs
+          ? { query_timeout: timeoutMs, connectionTimeoutMillis: timeoutMs, keepAlive: true }
+          : {}),
+      });
+      // An idle connection's failure is the pool's 'error'; one checked out (a query or a
+      // transaction running on it) emits 'error' on the client itself, which the pool does not
+      // listen to while it is out.
+      pool.on('error', heard);
+      pool.on('connect', (client) => client.on('error', heard));
+      return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    };
+    // Migrations on a connection of their own, without the query timeout.
+    const migrator = open(3);
+    try {
+      if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(migrator);
+      await migrateRetrying(
+        migrator,
+        'postgres',
+        await migrationSchemaOf(migrator, schema),
+        opts.migrateUpTo,
+      );
+    } finally {
+      await migrator.destroy();
+    }
+    const db = open(10, opts.queryTimeoutMs);
+    return { db, dialect: 'postgres', close: () => db.destroy() };
   }
-  // On PostgreSQL the migrator is always told its schema: left to itself it takes a
-  // kysely_migration table in ANY schema of the database (another app's, a leftover) for its
-  // own, then fails to find it on the search path.
-  const migrationSchema = opts.databaseUrl
-    ? (opts.pgSchema ??
-      (await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(storage.db)).rows[0]!.schema)
-    : undefined;
-  await migrateRetrying(storage.db, storage.dialect, migrationSchema, opts.migrateUpTo);
+  fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  const file = path.join(opts.dataDir, 'mole.sqlite');
+  const db = new Kysely<Database>({
+    dialect: new ImmediateSqliteDialect({ database: cachingStatements(openSqliteFile(file)) }),
+  });
+  const storage: Storage = { db, dialect: 'sqlite', sqliteFile: file, close: () => db.destroy() };
+  await migrateRetrying(db, 'sqlite', undefined, opts.migrateUpTo);
   return storage;
+}
+
+/**
+ * The schema PostgreSQL migrations are told: always given, as left to itself the migrator
+ * takes a kysely_migration table in ANY schema of the database (another app's, a leftover) for
+ * its own, then fails to find it on the search path.
+ */
+async function migrationSchemaOf(db: Kysely<Database>, schema: string | undefined): Promise<string> {
+  return (
+    schema ?? (await sql<{ schema: string }>`SELECT current_schema() AS schema`.execute(db)).rows[0]!.schema
+  );
 }

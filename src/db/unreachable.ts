@@ -21,9 +21,12 @@ const SOCKET_CODES = new Set([
  */
 const UNAVAILABLE_STATE = /^(08|57P0[123]$|53300$)/;
 
-/** node-postgres's own words for a connection lost or never made in time. */
+/**
+ * node-postgres's own words for a connection lost or never made in time, or a query unanswered
+ * within MOLE_DB_TIMEOUT_MS (a stalled server).
+ */
 const PG_MESSAGES =
-  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/;
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Query read timeout)/;
 
 export function isDatabaseUnreachable(err: unknown): boolean {
   if (!(err instanceof Error)) return false;

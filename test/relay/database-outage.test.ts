@@ -2,7 +2,8 @@
 // TCP proxy in front of it shows: the process must not die of its idle connections' errors;
 // a request that needs the database answers 503 service_unavailable with retry-after (not a
 // 500); a cached key keeps being served, and every answer given meanwhile is logged and
-// charged once the database is back.
+// charged once the database is back. A server that stops answering without closing the
+// connection (stalled, or a link that drops packets) costs at most MOLE_DB_TIMEOUT_MS.
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/process.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';
@@ -52,6 +53,49 @@ describe.skipIf(!pgUrl())('relay while PostgreSQL is away', () => {
       };
       expect(rows.data.filter((r) => r.status === 200)).toHaveLength(4);
       expect(rows.data.every((r) => r.cost > 0)).toBe(true);
+    } finally {
+      await s.close();
+      await proxy.stop();
+    }
+  });
+  it('a stalled server: 503 after MOLE_DB_TIMEOUT_MS where the database is needed, then served again', async () => {
+    const proxy = await tcpProxy(new URL(pgUrl()!));
+    const s = await startTestServer({
+      backend: 'postgres',
+      env: { DATABASE_URL: proxy.url(), MOLE_DB_TIMEOUT_MS: '500' },
+    });
+    try {
+      const model = uniq('pg-stall');
+      await addPricedChannel(s, { type: 'mock' }, { [model]: { input: 1, output: 2 } });
+      const cached = await userWithKey(s, { balance: 10 });
+      const uncached = await userWithKey(s, { balance: 10 });
+      const ask = (secret: string) =>
+        rawRelay(s, '/chat/completions', {
+          key: secret,
+          body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }),
+          // A hang fails here, through the abort, rather than through the test's own timeout.
+          signal: AbortSignal.timeout(10_000),
+        });
+      expect((await ask(cached.secret)).status).toBe(200);
+
+      proxy.dropReplies();
+      const stalled = await ask(uncached.secret);
+      expect(stalled.status, stalled.text).toBe(503);
+      expect(stalled.json.error.code).toBe('service_unavailable');
+      expect(stalled.headers.get('retry-after')).toMatch(/^\d+$/);
+      const logs = await s.api('GET', '/api/logs?limit=5');
+      expect(logs.status).toBe(503);
+      expect((await ask(cached.secret)).status).toBe(200);
+
+      // The stalled connections are cut; the pool connects anew.
+      await proxy.stop();
+      await proxy.start();
+      await waitFor(async () => (await ask(uncached.secret)).status === 200, 15_000, 'served again');
+      await s.services.flush();
+      const rows = (await s.api('GET', `/api/logs?key_id=${cached.key.id}&limit=50`)).body as {
+        data: { status: number; cost: number }[];
+      };
+      expect(rows.data.filter((r) => r.status === 200)).toHaveLength(2);
     } finally {
       await s.close();
       await proxy.stop();

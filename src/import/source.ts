@@ -76,12 +76,16 @@ async function connect(kind: SourceDb['kind'], from: string): Promise<Connection
       supportBigNumbers: true,
       bigNumberStrings: false,
     });
+    conn.on('error', () => {}); // as for PostgreSQL below
     return {
       rows: async (sql, params = []) => (await conn.query(sql, params))[0] as Row[],
       close: () => conn.end(),
     };
   }
   const client = new pg.Client({ connectionString: from });
+  // A connection lost between queries is an 'error' event, which unheard would end the import
+  // with a stack trace; the next query then fails, and the import reports it.
+  client.on('error', () => {});
   await client.connect();
   return {
     rows: async (sql, params = []) => (await client.query(sql, params)).rows as Row[],

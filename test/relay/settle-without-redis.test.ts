@@ -76,8 +76,14 @@ describe.skipIf(!redisUrl())('settling while Redis is out of reach', () => {
       const calls = t.upstreamCalls();
       const pending = t.ask();
       await waitFor(async () => t.upstreamCalls() > calls, 10_000, 'the request upstream');
-      if (loss === 'offline') await t.proxy.stop();
-      else if (loss === 'answer lost') t.proxy.dropReplies();
+      if (loss === 'offline') {
+        await t.proxy.stop();
+        await waitFor(
+          async () => (await fetch(`${t.s.url}/readyz`)).status === 503,
+          10_000,
+          'Redis seen gone',
+        );
+      } else if (loss === 'answer lost') t.proxy.dropReplies();
       else t.proxy.dropRequests();
       mock.setScenario(t.model, { completionTokens: 2 });
       open();
@@ -102,6 +108,47 @@ describe.skipIf(!redisUrl())('settling while Redis is out of reach', () => {
       expect(fourth.status, fourth.text).toBe(429);
       expect(fourth.json.error.code).toBe('insufficient_quota');
       expect(nanoOf((await keyJson(t.s, t.keyId)).used)).toBe(3n * cost);
+    } finally {
+      mock.clearScenarios();
+      await t.s.close();
+      await t.proxy.stop();
+    }
+  });
+  it.each<[string, Record<string, unknown>]>([
+    ['the ledger script', {}],
+    ['the composed script', { rpm: 1000, budget: { amount: 1, period: 'daily' } }],
+  ])('a hold given back while Redis is away (%s) is given back there once it answers', async (_, key) => {
+    const t = await scenario({ quota: 1, ...key });
+    try {
+      // The first use seeds the counters. Then room for one hold and a half: while one is held,
+      // another cannot be.
+      const seeded = await t.ask();
+      expect(seeded.status, seeded.text).toBe(200);
+      await t.s.services.flush();
+      const quota = nanoOf((await keyJson(t.s, t.keyId)).used) + BigInt(WORST + WORST / 2);
+      expect((await t.s.api('PATCH', `/api/keys/${t.keyId}`, { quota: Number(quota) / 1e9 })).status).toBe(
+        200,
+      );
+
+      // The upstream fails once Redis is gone: the request holds nothing any more, and its hold
+      // must go from Redis too.
+      let open = () => {};
+      const gate = new Promise<void>((r) => (open = r));
+      mock.setScenario(t.model, { status: 500, holdUntil: gate });
+      const calls = t.upstreamCalls();
+      const pending = t.ask();
+      await waitFor(async () => t.upstreamCalls() > calls, 10_000, 'the request upstream');
+      await t.proxy.stop();
+      // Once the gateway knows Redis is gone, the release is refused unsent: the hold stays in
+      // Redis, in the instance's current generation, which is not retired.
+      await waitFor(async () => (await fetch(`${t.s.url}/readyz`)).status === 503, 10_000, 'Redis seen gone');
+      open();
+      expect((await pending).status).toBe(502);
+      mock.setScenario(t.model, { completionTokens: 2 });
+      await t.proxy.start();
+      await waitFor(async () => (await pendingWrites(t.s)) === 0, 15_000, 'the kept release written');
+      const after = await t.ask();
+      expect(after.status, after.text).toBe(200);
     } finally {
       mock.clearScenarios();
       await t.s.close();

@@ -428,11 +428,12 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
       // when the script runs again (within the hold, it needs no budget room).
       const fallback = chargeWithoutAnswer(cost, holdAmount);
       let charge: number;
+      let after: string[] | null = null;
       try {
         const room = b && cost > holdAmount ? meter.roomCall(budget) : NONE;
-        const [charged, after] = await ledger.once.run(script(cost, room), script(fallback, NONE));
-        charge = Number(charged);
-        if (b) budgets.announce(key, b.read(after, charge));
+        const answer = await ledger.once.run(script(cost, room), script(fallback, NONE));
+        charge = Number(answer[0]);
+        after = answer[1];
       } catch (err) {
         // The slot is still given back (on its own); any other failure is the caller's.
         if (slot)
@@ -446,6 +447,7 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
       }
       ledger.settled(h.ledger, charge);
       if (cap) caps.settled(cap, charge);
+      if (b && after) budgets.announce(key, b.read(after, charge));
       return charge;
     },
 

@@ -107,7 +107,7 @@ return {code, detail, limits}`;
 const SETTLE_LUA = `${LUA_ONCE_STEPS}
 local head, S = UNPACK(); local cost = tonumber(head[1]); local hold = tonumber(head[2])
 local room, cap, refund, led, bud, adjust, slot = S[1], S[2], S[3], S[4], S[5], S[6], S[7]
-MARK(S[8][1], S[8][2])
+MARK(S[8][1][1], S[8][2][1], S[8][2][2])
 local capped = cost
 if #room[1] > 0 then
   local least = BUDGET_ROOM(room[1], room[2])
@@ -126,7 +126,7 @@ return {INT(charge), after}`;
 // Segments: cap release, budget release, ledger release, the exactly-once mark (set first).
 const RELEASE_LUA = `${LUA_ONCE_STEPS}
 local _, S = UNPACK()
-MARK(S[4][1], S[4][2])
+MARK(S[4][1][1], S[4][2][1], S[4][2][2])
 if #S[1][1] > 0 then CAP_SETTLE(S[1][1], S[1][2]) end
 if #S[2][1] > 0 then BUDGET_SETTLE(S[2][1], S[2][2]) end
 LEDGER_SETTLE(S[3][1], S[3][2])

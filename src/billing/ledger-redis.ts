@@ -118,8 +118,8 @@ return INT(charge)`;
 export const LEDGER_LUA =
   luaFunction('LEDGER_RESERVE', RESERVE_BODY) + luaFunction('LEDGER_SETTLE', SETTLE_BODY);
 const RESERVE_LUA = `${LUA_INT}${LUA_COUNTER}${LEDGER_LUA}return LEDGER_RESERVE(KEYS, ARGV)`;
-// KEYS[3], ARGV[6]: the exactly-once mark and sequence number (shared/exactly-once.ts).
-const SETTLE_LUA = `${LUA_INT}${LUA_COUNTER}${LUA_MARK}${LEDGER_LUA}MARK({KEYS[3]}, {ARGV[6]})
+// KEYS[3], ARGV[6..7]: the exactly-once mark, its sequence number and ttl (shared/exactly-once.ts).
+const SETTLE_LUA = `${LUA_INT}${LUA_COUNTER}${LUA_MARK}${LEDGER_LUA}MARK(KEYS[3], ARGV[6], ARGV[7])
 return LEDGER_SETTLE(KEYS, ARGV)`;
 
 // KEYS: user counter. ARGV: amount (negative = a debit). Only a counter that exists moves; a

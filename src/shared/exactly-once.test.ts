@@ -10,8 +10,8 @@ import { luaRunner } from './lua.js';
 import { createRedis, isRedisUnreachable } from './redis.js';
 import { onRedis, testRedis } from './redis.spec.js';
 
-// KEYS: the mark, a counter. ARGV: the sequence number. Counts the writes that ran.
-const COUNT_LUA = `${LUA_MARK}MARK({KEYS[1]}, {ARGV[1]}) return redis.call('INCR', KEYS[2])`;
+// KEYS: the mark, a counter. ARGV: the mark's arguments. Counts the writes that ran.
+const COUNT_LUA = `${LUA_MARK}MARK(KEYS[1], ARGV[1], ARGV[2]) return redis.call('INCR', KEYS[2])`;
 
 onRedis('exactly-once.test.ts', 'exactly-once writes', (url) => {
   describe('exactly-once writes', () => {
@@ -27,6 +27,11 @@ onRedis('exactly-once.test.ts', 'exactly-once writes', (url) => {
       const counter = `${prefix}count`;
       const script = luaRunner(redis, COUNT_LUA);
       const write = (mark: LuaCall) => script([...mark.keys, counter], mark.args);
+      /** Every mark this instance left expires. */
+      const marksExpire = async () => {
+        const marks = await direct.keys(`${prefix}once:*`);
+        for (const m of marks) expect(await direct.ttl(m), m).toBeGreaterThan(0);
+      };
       const count = async () => Number((await direct.get(counter)) ?? 0);
       /** Runs a write that must fail as unreachable. */
       const lose = async () => {
@@ -45,6 +50,7 @@ onRedis('exactly-once.test.ts', 'exactly-once writes', (url) => {
         once,
         write,
         count,
+        marksExpire,
         lose,
         cut,
         async close() {
@@ -66,6 +72,7 @@ onRedis('exactly-once.test.ts', 'exactly-once writes', (url) => {
         await t.proxy.start();
         await expect.poll(() => t.once.pending(), { timeout: 10_000 }).toBe(0);
         expect(await t.count()).toBe(2);
+        await t.marksExpire();
       } finally {
         await t.close();
       }
@@ -108,6 +115,7 @@ onRedis('exactly-once.test.ts', 'exactly-once writes', (url) => {
         expect(t.once.pending()).toBe(1);
         await expect.poll(() => t.once.pending(), { timeout: 10_000 }).toBe(0);
         expect(await t.count()).toBe(2);
+        await t.marksExpire();
       } finally {
         await t.close();
       }

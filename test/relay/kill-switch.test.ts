@@ -5,14 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { backends } from '../helpers/server.js';
 import type { AuditPage } from '../../web/src/api-types.js';
 import { suiteServer } from '../helpers/suite.js';
-import {
-  createKey,
-  createUser,
-  expectApiError,
-  expectRelayError,
-  relay,
-  session,
-} from '../foundation/util.js';
+import { expectOwnerCannotEnable } from '../helpers/locked-key.js';
+import { createKey, createUser, expectRelayError, relay } from '../foundation/util.js';
 
 describe.each(backends())('kill switch [%s]', (backend) => {
   const s = suiteServer({ backend });
@@ -28,9 +22,7 @@ describe.each(backends())('kill switch [%s]', (backend) => {
     expectRelayError(await relay(s, secret), 401, 'key_disabled');
     expectRelayError(await relay(s, secret, { method: 'POST', path: '/v1/key/revoke' }), 401, 'key_disabled');
 
-    const me = await session(s, owner.username, owner.password);
-    const again = await me.call('PATCH', `/api/keys/${id}`, { status: 'active' });
-    expectApiError(again, 403, 'forbidden');
+    const me = await expectOwnerCannotEnable(s, owner, id);
     expect((await me.call('GET', `/api/keys/${id}`)).body).toMatchObject({
       status: 'disabled',
       locked: true,

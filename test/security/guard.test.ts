@@ -7,14 +7,8 @@ import { describe, expect, it, vi } from 'vitest';
 import { pricedServerForSuite } from '../helpers/priced-model.js';
 import { backends, type TestServer } from '../helpers/server.js';
 import { suiteServer } from '../helpers/suite.js';
-import {
-  createKey,
-  createUser,
-  expectApiError,
-  expectRelayError,
-  relay,
-  session,
-} from '../foundation/util.js';
+import { expectOwnerCannotEnable } from '../helpers/locked-key.js';
+import { createKey, createUser, expectApiError, expectRelayError, relay } from '../foundation/util.js';
 
 const from = (ip: string) => ({ headers: { 'x-forwarded-for': ip } });
 
@@ -88,8 +82,7 @@ describe.each(backends())('anomaly guard behind a trusted proxy [%s]', (backend)
       data: { action: 'disable', disabled: true, metric: 'ips' },
     });
     // Its owner cannot switch it back on.
-    const owner = await session(s, username, password);
-    expectApiError(await owner.call('PATCH', `/api/keys/${k.id}`, { status: 'active' }), 403, 'forbidden');
+    await expectOwnerCannotEnable(s, { username, password }, k.id);
   });
 
   it('alert: the key keeps working; one event per key, hour and threshold', async () => {

@@ -7,14 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { generateKey } from '../../src/keys/format.js';
 import { backends } from '../helpers/server.js';
 import { suiteServer } from '../helpers/suite.js';
-import {
-  createKey,
-  createUser,
-  expectApiError,
-  expectRelayError,
-  relay,
-  session,
-} from '../foundation/util.js';
+import { expectOwnerCannotEnable } from '../helpers/locked-key.js';
+import { createKey, createUser, expectRelayError, relay } from '../foundation/util.js';
 import { fakeGithub, githubForSuite, match, tokenHash } from './helpers.js';
 
 describe.each(backends())('GitHub secret-scanning reports [%s]', (backend) => {
@@ -52,8 +46,7 @@ describe.each(backends())('GitHub secret-scanning reports [%s]', (backend) => {
     expect((await relay(s, bystander.secret)).status).toBe(200);
 
     // The owner cannot switch it back on; an admin can.
-    const owner = await session(s, username, password);
-    expectApiError(await owner.call('PATCH', `/api/keys/${live.id}`, { status: 'active' }), 403, 'forbidden');
+    const owner = await expectOwnerCannotEnable(s, { username, password }, live.id);
     expectRelayError(await relay(s, live.secret), 401, 'key_disabled');
 
     // Audited with the report's url and source, never the token.

@@ -5,6 +5,9 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Bindings, ChildLoggerOptions, LevelWithSilentOrString, LogFn } from 'pino';
 
+/** The log methods: each makes the real child if need be and logs the line through it. */
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
 class LazyChildLogger {
   #child: FastifyBaseLogger | null = null;
   readonly #parent: FastifyBaseLogger;
@@ -30,32 +33,19 @@ class LazyChildLogger {
     this.real.level = level;
   }
 
-  fatal(...args: Parameters<LogFn>): void {
-    this.real.fatal(...args);
-  }
-  error(...args: Parameters<LogFn>): void {
-    this.real.error(...args);
-  }
-  warn(...args: Parameters<LogFn>): void {
-    this.real.warn(...args);
-  }
-  info(...args: Parameters<LogFn>): void {
-    this.real.info(...args);
-  }
-  debug(...args: Parameters<LogFn>): void {
-    this.real.debug(...args);
-  }
-  trace(...args: Parameters<LogFn>): void {
-    this.real.trace(...args);
-  }
-  silent(...args: Parameters<LogFn>): void {
-    this.real.silent(...args);
-  }
-
   child(bindings: Bindings, opts?: ChildLoggerOptions): FastifyBaseLogger {
     return this.real.child(bindings, opts);
   }
 }
+
+for (const level of LOG_LEVELS)
+  Object.defineProperty(LazyChildLogger.prototype, level, {
+    value(this: LazyChildLogger, ...args: Parameters<LogFn>): void {
+      this.real[level](...args);
+    },
+    writable: true,
+    configurable: true,
+  });
 
 /** Fastify's `childLoggerFactory`: req.log as a stand-in that makes its pino child when first used. */
 export function lazyChildLogger(

@@ -62,6 +62,12 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
 
   const lastUpstream = (path: string) => [...mock.requests].reverse().find((r) => r.path === path)!;
 
+  /** A user with $10 and a key: the key, and an OpenAI SDK client on it. */
+  async function fundedClient() {
+    const { key, secret } = await userWithKey(s, { balance: 10 });
+    return { key, c: client(s, secret) };
+  }
+
   it('chat, plain: answer, usage and exact billing; request id matches the log; client credentials never reach the upstream', async () => {
     const { key, secret } = await userWithKey(s, { balance: 10 });
     const messages = [
@@ -103,10 +109,10 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
   });
 
   it('chat, stream without include_usage: no usage reaches the client, yet billing is exact from the injected usage chunk', async () => {
-    const { key, secret } = await userWithKey(s, { balance: 10 });
+    const { key, c } = await fundedClient();
     const messages = [{ role: 'user' as const, content: 'stream me a short line' }];
-    const { data: stream, response } = await client(s, secret)
-      .chat.completions.create({ model: 'chat-a', messages, stream: true, max_tokens: 7 })
+    const { data: stream, response } = await c.chat.completions
+      .create({ model: 'chat-a', messages, stream: true, max_tokens: 7 })
       .withResponse();
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
     let text = '';
@@ -135,10 +141,10 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
   });
 
   it('chat, stream with include_usage: the usage chunk reaches the client and matches the bill', async () => {
-    const { key, secret } = await userWithKey(s, { balance: 10 });
+    const { key, c } = await fundedClient();
     const messages = [{ role: 'user' as const, content: 'stream with usage please' }];
-    const { data: stream, response } = await client(s, secret)
-      .chat.completions.create({
+    const { data: stream, response } = await c.chat.completions
+      .create({
         model: 'chat-b',
         messages,
         stream: true,
@@ -171,8 +177,7 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
   });
 
   it('completions, plain and stream: exact text and billing', async () => {
-    const { key, secret } = await userWithKey(s, { balance: 10 });
-    const c = client(s, secret);
+    const { key, c } = await fundedClient();
     const prompt = 'Once upon a time a mole';
     const { data, response } = await c.completions
       .create({ model: 'cmp-a', prompt, max_tokens: 5 })
@@ -205,8 +210,7 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
   });
 
   it('embeddings: float, SDK default (base64 on the wire, floats to the caller) and explicit base64 agree; billed on input tokens', async () => {
-    const { key, secret } = await userWithKey(s, { balance: 10 });
-    const c = client(s, secret);
+    const { key, c } = await fundedClient();
     const input = ['the mole digs', 'a tunnel under the garden'];
 
     const { data: asFloat, response: r1 } = await c.embeddings
@@ -242,9 +246,9 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
   });
 
   it('model_map: the upstream receives the mapped name; the log keeps both', async () => {
-    const { key, secret } = await userWithKey(s, { balance: 10 });
-    const { response } = await client(s, secret)
-      .chat.completions.create({ model: 'mapped-a', messages: [{ role: 'user', content: 'map me' }] })
+    const { key, c } = await fundedClient();
+    const { response } = await c.chat.completions
+      .create({ model: 'mapped-a', messages: [{ role: 'user', content: 'map me' }] })
       .withResponse();
     expect((lastUpstream('/v1/chat/completions').body as Sent).model).toBe('gpt-4o-upstream-name');
     const log = await logByRequestId(s, key.id, response.headers.get('x-request-id')!);

@@ -5,13 +5,7 @@ import { z } from 'zod';
 import { pageOf, removeRoute, route, zTime } from '../http/route.js';
 import { usdNano } from '../billing/money.js';
 import { IdParams, zCursor, zGroupName, zLimit, zUsd } from '../http/validate.js';
-import {
-  BudgetSchema,
-  BudgetUsageSchema,
-  budgetFromInput,
-  zAlertThresholds,
-  zBudget,
-} from '../budgets/input.js';
+import { BudgetSchema, BudgetUsageSchema, budgetFieldsOf, zBudgetFields } from '../budgets/input.js';
 import { limitFieldsOf, zLimitFields } from '../limits/validate.js';
 import type { AccountActions } from './actions.js';
 import { SESSION_COOKIE } from './auth-hook.js';
@@ -122,8 +116,7 @@ export function registerAccountRoutes(
         role: z.enum(['user', 'admin']).default('user'),
         group: zGroupName.default(DEFAULT_GROUP),
         balance: zUsd.default(0),
-        budget: zBudget.nullable().optional(),
-        alert_thresholds: zAlertThresholds.nullable().optional(),
+        ...zBudgetFields,
         ...zLimitFields,
       })
       .strict(),
@@ -138,8 +131,7 @@ export function registerAccountRoutes(
           group: body.group,
           balanceNano: usdNano(body.balance, 'balance'),
           balanceUsd: body.balance,
-          ...(body.budget !== undefined ? { budget: budgetFromInput(body.budget) } : {}),
-          ...(body.alert_thresholds !== undefined ? { alertThresholds: body.alert_thresholds } : {}),
+          ...budgetFieldsOf(body),
           ...limitFieldsOf(body),
         },
       ),
@@ -183,8 +175,7 @@ export function registerAccountRoutes(
         group: zGroupName.optional(),
         status: z.enum(['active', 'disabled']).optional(),
         password: zPassword.optional(),
-        budget: zBudget.nullable().optional(),
-        alert_thresholds: zAlertThresholds.nullable().optional(),
+        ...zBudgetFields,
         ...zLimitFields,
         /** Required to change one's own password (signed in): a borrowed session cannot. */
         current_password: z.string().max(1024).optional(),
@@ -196,8 +187,7 @@ export function registerAccountRoutes(
       return actions.update({ principal, ip }, params.id, {
         ...patch,
         ...limitFieldsOf({ rpm, tpm, max_concurrency }),
-        ...(budget !== undefined ? { budget: budgetFromInput(budget) } : {}),
-        ...(alert_thresholds !== undefined ? { alertThresholds: alert_thresholds } : {}),
+        ...budgetFieldsOf({ budget, alert_thresholds }),
         ...(current_password !== undefined ? { currentPassword: current_password } : {}),
       });
     },

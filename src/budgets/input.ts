@@ -35,6 +35,23 @@ export function budgetFromInput(b: z.infer<typeof zBudget> | null, param = 'budg
   return { amountNano: usdNano(b.amount, `${param}.amount`), period: b.period };
 }
 
+/** The budget fields a key or a user takes: spread into its body's schema. */
+export const zBudgetFields = {
+  budget: zBudget.nullable().optional(),
+  alert_thresholds: zAlertThresholds.nullable().optional(),
+};
+
+/** The budget fields of a body, in domain terms (only those sent). */
+export function budgetFieldsOf(b: {
+  budget?: z.infer<typeof zBudget> | null;
+  alert_thresholds?: number[] | null;
+}): { budget?: Budget | null; alertThresholds?: number[] | null } {
+  return {
+    ...(b.budget !== undefined ? { budget: budgetFromInput(b.budget) } : {}),
+    ...(b.alert_thresholds !== undefined ? { alertThresholds: b.alert_thresholds } : {}),
+  };
+}
+
 /** Thresholds as stored: sorted, without repeats. */
 export const thresholdsText = (t: number[] | null) =>
   t === null ? null : JSON.stringify([...new Set(t)].sort((a, b) => a - b));

@@ -18,13 +18,7 @@ import {
 import { usdNano } from '../billing/money.js';
 import { GuardSchema, guardFromJson, zGuard } from '../billing/guard.js';
 import { parseRule } from '../shared/cidr.js';
-import {
-  BudgetSchema,
-  BudgetUsageSchema,
-  budgetFromInput,
-  zAlertThresholds,
-  zBudget,
-} from '../budgets/input.js';
+import { BudgetSchema, BudgetUsageSchema, budgetFieldsOf, zBudgetFields } from '../budgets/input.js';
 import { limitFieldsOf, zLimitFields } from '../limits/validate.js';
 import type { KeyActions } from './actions.js';
 import { MAX_ORIGINS, normaliseOrigins } from './origins.js';
@@ -48,8 +42,7 @@ const writable = {
   group: zGroupName.nullable().optional(),
   guard: zGuard.nullable().optional(),
   ...zLimitFields,
-  budget: zBudget.nullable().optional(),
-  alert_thresholds: zAlertThresholds.nullable().optional(),
+  ...zBudgetFields,
 };
 
 const CreateBody = z.object({ name: zName, user_id: zId.optional(), ...writable }).strict();
@@ -134,9 +127,7 @@ function toFields(b: z.infer<typeof PatchBody>): KeyFields {
   if (b.expires_at !== undefined) f.expiresAt = b.expires_at === null ? null : Date.parse(b.expires_at);
   if (b.group !== undefined) f.group = b.group;
   if (b.guard !== undefined) f.guard = b.guard === null ? null : guardFromJson(b.guard);
-  Object.assign(f, limitFieldsOf(b));
-  if (b.budget !== undefined) f.budget = budgetFromInput(b.budget);
-  if (b.alert_thresholds !== undefined) f.alertThresholds = b.alert_thresholds;
+  Object.assign(f, limitFieldsOf(b), budgetFieldsOf(b));
   return f;
 }
 

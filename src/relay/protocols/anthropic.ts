@@ -22,6 +22,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
+import { DecodeState, decoder } from './common.js';
 import { exactCount, type PromptCount, promptCount } from '../tokens.js';
 import { exactPromptTokens, type IngressRequest, type ProtocolCodec, type RouteInfo } from './types.js';
 import { argsObject, bad, isObject, type Json, parseObject } from './json.js';
@@ -724,94 +725,79 @@ function decodeAnswer(json: unknown): CanonicalAnswer {
 }
 
 function streamDecoder(_r: IngressRequest): StreamDecoder {
-  let done = false;
-  let usage: CanonicalUsage | null = null;
+  const state = new DecodeState();
   let tools = 0;
   const toolOfBlock = new Map<number, number>();
-  return {
-    get done() {
-      return done;
-    },
-    get usage() {
-      return usage;
-    },
-    feed(frame) {
-      if (frame.event === 'ping') return { events: [] };
-      const data = parseObject(frame.data);
-      if (data === undefined)
-        throw new StreamBroken(`unreadable ${frame.event ?? 'event'} in the upstream stream`);
-      const type = frame.event ?? (typeof data.type === 'string' ? data.type : '');
-      if (type === 'error' || data.type === 'error') {
-        const e = data.error;
-        const msg = isObject(e) && typeof e.message === 'string' ? e.message : 'upstream stream error';
-        throw new StreamBroken(msg);
+  return decoder(state, (frame) => {
+    if (frame.event === 'ping') return { events: [] };
+    const data = parseObject(frame.data);
+    if (data === undefined)
+      throw new StreamBroken(`unreadable ${frame.event ?? 'event'} in the upstream stream`);
+    const type = frame.event ?? (typeof data.type === 'string' ? data.type : '');
+    if (type === 'error' || data.type === 'error') {
+      const e = data.error;
+      const msg = isObject(e) && typeof e.message === 'string' ? e.message : 'upstream stream error';
+      throw new StreamBroken(msg);
+    }
+    const events: StreamEvent[] = [];
+    switch (type) {
+      case 'message_start': {
+        const m = isObject(data.message) ? data.message : {};
+        events.push({
+          type: 'start',
+          id: typeof m.id === 'string' ? m.id : '',
+          model: typeof m.model === 'string' ? m.model : '',
+        });
+        if (isObject(m.usage)) state.report(events, readUsage(m.usage, null));
+        break;
       }
-      const events: StreamEvent[] = [];
-      switch (type) {
-        case 'message_start': {
-          const m = isObject(data.message) ? data.message : {};
+      case 'content_block_start': {
+        const b = isObject(data.content_block) ? data.content_block : {};
+        const index = int(data.index);
+        if (b.type === 'text' && typeof b.text === 'string' && b.text)
+          events.push({ type: 'text', text: b.text });
+        else if (b.type === 'thinking' && typeof b.thinking === 'string' && b.thinking)
+          events.push({ type: 'reasoning', text: b.thinking });
+        else if (b.type === 'tool_use') {
+          const t = tools++;
+          toolOfBlock.set(index, t);
+          events.push({ type: 'tool_call', index: t, id: String(b.id ?? ''), name: String(b.name ?? '') });
+          if (isObject(b.input) && Object.keys(b.input).length > 0)
+            events.push({ type: 'tool_args', index: t, delta: JSON.stringify(b.input) });
+        }
+        break;
+      }
+      case 'content_block_delta': {
+        const d = isObject(data.delta) ? data.delta : {};
+        if (d.type === 'text_delta' && typeof d.text === 'string' && d.text)
+          events.push({ type: 'text', text: d.text });
+        else if (d.type === 'thinking_delta' && typeof d.thinking === 'string' && d.thinking)
+          events.push({ type: 'reasoning', text: d.thinking });
+        else if (d.type === 'input_json_delta' && typeof d.partial_json === 'string' && d.partial_json) {
+          const t = toolOfBlock.get(int(data.index));
+          if (t !== undefined) events.push({ type: 'tool_args', index: t, delta: d.partial_json });
+        }
+        break;
+      }
+      case 'message_delta': {
+        const d = isObject(data.delta) ? data.delta : {};
+        if (d.stop_reason !== undefined && d.stop_reason !== null)
           events.push({
-            type: 'start',
-            id: typeof m.id === 'string' ? m.id : '',
-            model: typeof m.model === 'string' ? m.model : '',
+            type: 'stop',
+            reason: canonicalStop(d.stop_reason),
+            stopSequence: typeof d.stop_sequence === 'string' ? d.stop_sequence : null,
           });
-          if (isObject(m.usage)) {
-            usage = readUsage(m.usage, null);
-            events.push({ type: 'usage', usage });
-          }
-          break;
-        }
-        case 'content_block_start': {
-          const b = isObject(data.content_block) ? data.content_block : {};
-          const index = int(data.index);
-          if (b.type === 'text' && typeof b.text === 'string' && b.text)
-            events.push({ type: 'text', text: b.text });
-          else if (b.type === 'thinking' && typeof b.thinking === 'string' && b.thinking)
-            events.push({ type: 'reasoning', text: b.thinking });
-          else if (b.type === 'tool_use') {
-            const t = tools++;
-            toolOfBlock.set(index, t);
-            events.push({ type: 'tool_call', index: t, id: String(b.id ?? ''), name: String(b.name ?? '') });
-            if (isObject(b.input) && Object.keys(b.input).length > 0)
-              events.push({ type: 'tool_args', index: t, delta: JSON.stringify(b.input) });
-          }
-          break;
-        }
-        case 'content_block_delta': {
-          const d = isObject(data.delta) ? data.delta : {};
-          if (d.type === 'text_delta' && typeof d.text === 'string' && d.text)
-            events.push({ type: 'text', text: d.text });
-          else if (d.type === 'thinking_delta' && typeof d.thinking === 'string' && d.thinking)
-            events.push({ type: 'reasoning', text: d.thinking });
-          else if (d.type === 'input_json_delta' && typeof d.partial_json === 'string' && d.partial_json) {
-            const t = toolOfBlock.get(int(data.index));
-            if (t !== undefined) events.push({ type: 'tool_args', index: t, delta: d.partial_json });
-          }
-          break;
-        }
-        case 'message_delta': {
-          const d = isObject(data.delta) ? data.delta : {};
-          if (d.stop_reason !== undefined && d.stop_reason !== null)
-            events.push({
-              type: 'stop',
-              reason: canonicalStop(d.stop_reason),
-              stopSequence: typeof d.stop_sequence === 'string' ? d.stop_sequence : null,
-            });
-          if (isObject(data.usage)) {
-            usage = readUsage(data.usage, usage);
-            events.push({ type: 'usage', usage });
-          }
-          break;
-        }
-        case 'message_stop':
-          done = true;
-          break;
-        default:
-          break; // content_block_stop and event types added later
+        if (isObject(data.usage)) state.report(events, readUsage(data.usage, state.usage));
+        break;
       }
-      return { events };
-    },
-  };
+      case 'message_stop':
+        state.done = true;
+        break;
+      default:
+        break; // content_block_stop and event types added later
+    }
+    return { events };
+  });
 }
 
 export const anthropicCodec: ProtocolCodec & { countTokens(body: Record<string, unknown>): unknown } = {

@@ -20,7 +20,6 @@ import {
   type CanonicalUsage,
   type Message,
   type Part,
-  type SseFrame,
   type StopReason,
   type StreamDecoder,
   type StreamEncoder,
@@ -31,6 +30,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
+import { DecodeState, decoder } from './common.js';
 import { exactCount, type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import { argsObject, bad, isObject as isObj, type Json, parseObject } from './json.js';
@@ -825,55 +825,42 @@ function decodeAnswer(json: unknown): CanonicalAnswer {
 }
 
 function streamDecoder(_r: IngressRequest): StreamDecoder {
-  let done = false;
-  let usage: CanonicalUsage | null = null;
+  const state = new DecodeState();
   let started = false;
   let calls = 0;
-  return {
-    get done() {
-      return done;
-    },
-    get usage() {
-      return usage;
-    },
-    feed(frame: SseFrame) {
-      const data = frame.data.trim();
-      if (data === '' || data === '[DONE]') return { events: [] };
-      const json = parseObject(data);
-      if (json === undefined) throw new StreamBroken('upstream sent an unreadable stream frame');
-      const err = answerError(json);
-      if (err !== null) throw new StreamBroken(`upstream stream failed: ${err}`);
-      const events: StreamEvent[] = [];
-      if (!started) {
-        started = true;
-        events.push({
-          type: 'start',
-          id: typeof json.responseId === 'string' ? json.responseId : `gemini-${Date.now().toString(36)}`,
-          model: typeof json.modelVersion === 'string' ? json.modelVersion : '',
-        });
+  return decoder(state, (frame) => {
+    const data = frame.data.trim();
+    if (data === '' || data === '[DONE]') return { events: [] };
+    const json = parseObject(data);
+    if (json === undefined) throw new StreamBroken('upstream sent an unreadable stream frame');
+    const err = answerError(json);
+    if (err !== null) throw new StreamBroken(`upstream stream failed: ${err}`);
+    const events: StreamEvent[] = [];
+    if (!started) {
+      started = true;
+      events.push({
+        type: 'start',
+        id: typeof json.responseId === 'string' ? json.responseId : `gemini-${Date.now().toString(36)}`,
+        model: typeof json.modelVersion === 'string' ? json.modelVersion : '',
+      });
+    }
+    const c = readCandidate(json);
+    if (!state.done) {
+      if (c.reasoning) events.push({ type: 'reasoning', text: c.reasoning });
+      if (c.text) events.push({ type: 'text', text: c.text });
+      for (const t of c.calls) {
+        const index = calls++;
+        events.push({ type: 'tool_call', index, id: t.id ?? `call_${index}`, name: t.name });
+        events.push({ type: 'tool_args', index, delta: t.args });
       }
-      const c = readCandidate(json);
-      if (!done) {
-        if (c.reasoning) events.push({ type: 'reasoning', text: c.reasoning });
-        if (c.text) events.push({ type: 'text', text: c.text });
-        for (const t of c.calls) {
-          const index = calls++;
-          events.push({ type: 'tool_call', index, id: t.id ?? `call_${index}`, name: t.name });
-          events.push({ type: 'tool_args', index, delta: t.args });
-        }
-        if (c.blocked || (c.finish !== undefined && c.finish !== null)) {
-          done = true;
-          events.push({ type: 'stop', reason: c.blocked ? 'content_filter' : stopOf(c.finish, calls > 0) });
-        }
+      if (c.blocked || (c.finish !== undefined && c.finish !== null)) {
+        state.done = true;
+        events.push({ type: 'stop', reason: c.blocked ? 'content_filter' : stopOf(c.finish, calls > 0) });
       }
-      const u = geminiUsage(json);
-      if (u) {
-        usage = u;
-        events.push({ type: 'usage', usage: u });
-      }
-      return { events };
-    },
-  };
+    }
+    state.report(events, geminiUsage(json));
+    return { events };
+  });
 }
 
 export const geminiCodec: ProtocolCodec = {

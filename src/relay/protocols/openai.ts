@@ -23,6 +23,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
+import { DecodeState, decoder } from './common.js';
 import { countInputs, type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import {
@@ -531,71 +532,59 @@ const hidden = (r: IngressRequest, usage: CanonicalUsage | null, choices: unknow
   usage !== null && choices.length === 0 && !r.clientWantsUsage;
 
 function streamDecoder(r: IngressRequest): StreamDecoder {
-  let done = false;
-  let usage: CanonicalUsage | null = null;
+  const state = new DecodeState();
   let started = false;
   const seenTools = new Set<number>();
-  return {
-    get done() {
-      return done;
-    },
-    get usage() {
-      return usage;
-    },
-    feed(frame) {
-      const obj = chunkOf(frame.data);
-      if (obj === null) {
-        done = true;
-        return { events: [] };
-      }
-      const events: StreamEvent[] = [];
-      if (!started) {
-        started = true;
-        events.push({
-          type: 'start',
-          id: typeof obj.id === 'string' ? obj.id : '',
-          model: typeof obj.model === 'string' ? obj.model : '',
-        });
-      }
-      const u = readUsage(obj);
-      if (u) {
-        usage = u;
-        events.push({ type: 'usage', usage: u });
-      }
-      const choices = Array.isArray(obj.choices) ? obj.choices : [];
-      for (const c of choices) {
-        if (!isObject(c)) continue;
-        if (typeof c.text === 'string' && c.text) events.push({ type: 'text', text: c.text });
-        const d = isObject(c.delta) ? c.delta : null;
-        if (d) {
-          const reasoning = d.reasoning_content ?? d.reasoning;
-          if (typeof reasoning === 'string' && reasoning) events.push({ type: 'reasoning', text: reasoning });
-          if (typeof d.content === 'string' && d.content) events.push({ type: 'text', text: d.content });
-          if (Array.isArray(d.tool_calls) && (c.index ?? 0) === 0) {
-            for (const tc of d.tool_calls) {
-              if (!isObject(tc)) continue;
-              const index = typeof tc.index === 'number' ? tc.index : 0;
-              const fn = isObject(tc.function) ? tc.function : {};
-              if (!seenTools.has(index)) {
-                seenTools.add(index);
-                events.push({
-                  type: 'tool_call',
-                  index,
-                  id: typeof tc.id === 'string' ? tc.id : `call_${index}`,
-                  name: typeof fn.name === 'string' ? fn.name : '',
-                });
-              }
-              if (typeof fn.arguments === 'string' && fn.arguments)
-                events.push({ type: 'tool_args', index, delta: fn.arguments });
+  return decoder(state, (frame) => {
+    const obj = chunkOf(frame.data);
+    if (obj === null) {
+      state.done = true;
+      return { events: [] };
+    }
+    const events: StreamEvent[] = [];
+    if (!started) {
+      started = true;
+      events.push({
+        type: 'start',
+        id: typeof obj.id === 'string' ? obj.id : '',
+        model: typeof obj.model === 'string' ? obj.model : '',
+      });
+    }
+    const u = readUsage(obj);
+    state.report(events, u);
+    const choices = Array.isArray(obj.choices) ? obj.choices : [];
+    for (const c of choices) {
+      if (!isObject(c)) continue;
+      if (typeof c.text === 'string' && c.text) events.push({ type: 'text', text: c.text });
+      const d = isObject(c.delta) ? c.delta : null;
+      if (d) {
+        const reasoning = d.reasoning_content ?? d.reasoning;
+        if (typeof reasoning === 'string' && reasoning) events.push({ type: 'reasoning', text: reasoning });
+        if (typeof d.content === 'string' && d.content) events.push({ type: 'text', text: d.content });
+        if (Array.isArray(d.tool_calls) && (c.index ?? 0) === 0) {
+          for (const tc of d.tool_calls) {
+            if (!isObject(tc)) continue;
+            const index = typeof tc.index === 'number' ? tc.index : 0;
+            const fn = isObject(tc.function) ? tc.function : {};
+            if (!seenTools.has(index)) {
+              seenTools.add(index);
+              events.push({
+                type: 'tool_call',
+                index,
+                id: typeof tc.id === 'string' ? tc.id : `call_${index}`,
+                name: typeof fn.name === 'string' ? fn.name : '',
+              });
             }
+            if (typeof fn.arguments === 'string' && fn.arguments)
+              events.push({ type: 'tool_args', index, delta: fn.arguments });
           }
         }
-        if (typeof c.finish_reason === 'string' && (c.index ?? 0) === 0)
-          events.push({ type: 'stop', reason: stopOf(c.finish_reason) });
       }
-      return { events, hide: hidden(r, u, choices) };
-    },
-  };
+      if (typeof c.finish_reason === 'string' && (c.index ?? 0) === 0)
+        events.push({ type: 'stop', reason: stopOf(c.finish_reason) });
+    }
+    return { events, hide: hidden(r, u, choices) };
+  });
 }
 
 /**

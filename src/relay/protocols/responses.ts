@@ -40,6 +40,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
+import { DecodeState, decoder } from './common.js';
 import { type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import { bad, checkModelName, isObject as isObj, type Json, parseObject } from './json.js';
@@ -653,8 +654,7 @@ function decodeAnswer(json: unknown): CanonicalAnswer {
 // ── stream decoder (egress) ─────────────────────────────────────────────────────────────────
 
 function streamDecoder(_r: IngressRequest): StreamDecoder {
-  let done = false;
-  let usage: CanonicalUsage | null = null;
+  const state = new DecodeState();
   let started = false;
   /** output_index → tool call index, and how much of its arguments came as deltas. */
   const calls = new Map<number, { index: number; args: number }>();
@@ -677,127 +677,115 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
 
   const finish = (events: StreamEvent[], response: unknown) => {
     const resp = isObj(response) ? response : {};
-    const u = readUsage(resp.usage);
-    if (u) {
-      usage = u;
-      events.push({ type: 'usage', usage: u });
-    }
+    state.report(events, readUsage(resp.usage));
     let reason = stopOf(resp.status, resp.incomplete_details, calls.size);
     if (refused && reason === 'stop') reason = 'content_filter';
     events.push({ type: 'stop', reason });
-    done = true;
+    state.done = true;
   };
 
-  return {
-    get done() {
-      return done;
-    },
-    get usage() {
-      return usage;
-    },
-    feed(frame) {
-      const j = parseObject(frame.data);
-      if (j === undefined)
-        throw new StreamBroken(`upstream sent an unreadable Responses event: ${frame.data.slice(0, 200)}`);
-      const type = str(j.type) ?? frame.event ?? '';
-      const events: StreamEvent[] = [];
-      const out = typeof j.output_index === 'number' ? j.output_index : -1;
-      if (!started && type !== 'error') {
-        const resp = isObj(j.response) ? j.response : {};
-        events.push({ type: 'start', id: str(resp.id) ?? '', model: str(resp.model) ?? '' });
-        started = true;
-      }
-      switch (type) {
-        case 'response.output_text.delta':
-        case 'response.refusal.delta':
-          if (typeof j.delta === 'string' && j.delta) {
-            textSeen.add(out);
-            if (type === 'response.refusal.delta') refused = true;
-            events.push({ type: 'text', text: j.delta });
-          }
-          break;
-        case 'response.reasoning_text.delta':
-        case 'response.reasoning_summary_text.delta':
-          if (typeof j.delta === 'string' && j.delta) {
-            reasoningSeen.add(out);
-            events.push({ type: 'reasoning', text: j.delta });
-          }
-          break;
-        case 'response.output_item.added':
-          if (isObj(j.item) && j.item.type === 'function_call' && !calls.has(out)) {
-            const c = startCall(events, out, j.item);
-            const args = str(j.item.arguments);
-            if (args) {
-              c.args += args.length;
-              events.push({ type: 'tool_args', index: c.index, delta: args });
-            }
-          }
-          break;
-        case 'response.function_call_arguments.delta': {
-          const c = calls.get(out);
-          if (c && typeof j.delta === 'string' && j.delta) {
-            c.args += j.delta.length;
-            events.push({ type: 'tool_args', index: c.index, delta: j.delta });
-          }
-          break;
+  return decoder(state, (frame) => {
+    const j = parseObject(frame.data);
+    if (j === undefined)
+      throw new StreamBroken(`upstream sent an unreadable Responses event: ${frame.data.slice(0, 200)}`);
+    const type = str(j.type) ?? frame.event ?? '';
+    const events: StreamEvent[] = [];
+    const out = typeof j.output_index === 'number' ? j.output_index : -1;
+    if (!started && type !== 'error') {
+      const resp = isObj(j.response) ? j.response : {};
+      events.push({ type: 'start', id: str(resp.id) ?? '', model: str(resp.model) ?? '' });
+      started = true;
+    }
+    switch (type) {
+      case 'response.output_text.delta':
+      case 'response.refusal.delta':
+        if (typeof j.delta === 'string' && j.delta) {
+          textSeen.add(out);
+          if (type === 'response.refusal.delta') refused = true;
+          events.push({ type: 'text', text: j.delta });
         }
-        case 'response.function_call_arguments.done': {
-          const c = calls.get(out);
-          const args = str(j.arguments);
-          if (c && args && c.args === 0) {
+        break;
+      case 'response.reasoning_text.delta':
+      case 'response.reasoning_summary_text.delta':
+        if (typeof j.delta === 'string' && j.delta) {
+          reasoningSeen.add(out);
+          events.push({ type: 'reasoning', text: j.delta });
+        }
+        break;
+      case 'response.output_item.added':
+        if (isObj(j.item) && j.item.type === 'function_call' && !calls.has(out)) {
+          const c = startCall(events, out, j.item);
+          const args = str(j.item.arguments);
+          if (args) {
+            c.args += args.length;
+            events.push({ type: 'tool_args', index: c.index, delta: args });
+          }
+        }
+        break;
+      case 'response.function_call_arguments.delta': {
+        const c = calls.get(out);
+        if (c && typeof j.delta === 'string' && j.delta) {
+          c.args += j.delta.length;
+          events.push({ type: 'tool_args', index: c.index, delta: j.delta });
+        }
+        break;
+      }
+      case 'response.function_call_arguments.done': {
+        const c = calls.get(out);
+        const args = str(j.arguments);
+        if (c && args && c.args === 0) {
+          c.args = args.length;
+          events.push({ type: 'tool_args', index: c.index, delta: args });
+        }
+        break;
+      }
+      case 'response.output_item.done': {
+        // The authoritative item: whatever did not come as deltas comes from here.
+        const item = isObj(j.item) ? j.item : {};
+        if (item.type === 'function_call') {
+          const c = calls.get(out) ?? startCall(events, out, item);
+          const args = str(item.arguments);
+          if (args && c.args === 0) {
             c.args = args.length;
             events.push({ type: 'tool_args', index: c.index, delta: args });
           }
-          break;
-        }
-        case 'response.output_item.done': {
-          // The authoritative item: whatever did not come as deltas comes from here.
-          const item = isObj(j.item) ? j.item : {};
-          if (item.type === 'function_call') {
-            const c = calls.get(out) ?? startCall(events, out, item);
-            const args = str(item.arguments);
-            if (args && c.args === 0) {
-              c.args = args.length;
-              events.push({ type: 'tool_args', index: c.index, delta: args });
+        } else if (item.type === 'message' && !textSeen.has(out) && Array.isArray(item.content)) {
+          textSeen.add(out);
+          for (const p of item.content) {
+            if (!isObj(p)) continue;
+            if (p.type === 'output_text' && typeof p.text === 'string' && p.text)
+              events.push({ type: 'text', text: p.text });
+            else if (p.type === 'refusal' && typeof p.refusal === 'string' && p.refusal) {
+              refused = true;
+              events.push({ type: 'text', text: p.refusal });
             }
-          } else if (item.type === 'message' && !textSeen.has(out) && Array.isArray(item.content)) {
-            textSeen.add(out);
-            for (const p of item.content) {
-              if (!isObj(p)) continue;
-              if (p.type === 'output_text' && typeof p.text === 'string' && p.text)
-                events.push({ type: 'text', text: p.text });
-              else if (p.type === 'refusal' && typeof p.refusal === 'string' && p.refusal) {
-                refused = true;
-                events.push({ type: 'text', text: p.refusal });
-              }
-            }
-          } else if (item.type === 'reasoning' && !reasoningSeen.has(out)) {
-            reasoningSeen.add(out);
-            const text = reasoningText(item);
-            if (text) events.push({ type: 'reasoning', text });
           }
-          break;
+        } else if (item.type === 'reasoning' && !reasoningSeen.has(out)) {
+          reasoningSeen.add(out);
+          const text = reasoningText(item);
+          if (text) events.push({ type: 'reasoning', text });
         }
-        case 'response.completed':
-        case 'response.incomplete':
-          finish(events, j.response);
-          break;
-        case 'response.failed': {
-          const resp = isObj(j.response) ? j.response : {};
-          const err = isObj(resp.error) ? resp.error : {};
-          throw new StreamBroken(`upstream response failed: ${str(err.message) ?? 'no reason given'}`);
-        }
-        case 'error':
-          throw new StreamBroken(
-            `upstream stream error: ${str(j.message) ?? (isObj(j.error) ? str(j.error.message) : undefined) ?? frame.data.slice(0, 200)}`,
-          );
-        default:
-          // created, in_progress, content_part.*, *.done echoes, hosted tool progress: nothing new.
-          break;
+        break;
       }
-      return { events };
-    },
-  };
+      case 'response.completed':
+      case 'response.incomplete':
+        finish(events, j.response);
+        break;
+      case 'response.failed': {
+        const resp = isObj(j.response) ? j.response : {};
+        const err = isObj(resp.error) ? resp.error : {};
+        throw new StreamBroken(`upstream response failed: ${str(err.message) ?? 'no reason given'}`);
+      }
+      case 'error':
+        throw new StreamBroken(
+          `upstream stream error: ${str(j.message) ?? (isObj(j.error) ? str(j.error.message) : undefined) ?? frame.data.slice(0, 200)}`,
+        );
+      default:
+        // created, in_progress, content_part.*, *.done echoes, hosted tool progress: nothing new.
+        break;
+    }
+    return { events };
+  });
 }
 
 // ── stream encoder (ingress) ────────────────────────────────────────────────────────────────

@@ -1,0 +1,31 @@
+// What several protocol codecs share beyond JSON (json.ts): the state a stream decoder keeps,
+// and the client headers a pass-through forwards.
+import type { CanonicalUsage, StreamDecoder, StreamEvent } from '../canonical.js';
+
+/** The state of one stream decoder: what its `done` and `usage` answer (see `decoder`). */
+export class DecodeState {
+  /** The protocol's last frame came. */
+  done = false;
+  /** The usage reported so far (null: none yet). */
+  usage: CanonicalUsage | null = null;
+
+  /** A usage the upstream reported: kept, and passed on as an event (none: nothing to do). */
+  report(events: StreamEvent[], usage: CanonicalUsage | null): void {
+    if (!usage) return;
+    this.usage = usage;
+    events.push({ type: 'usage', usage });
+  }
+}
+
+/** A stream decoder whose `done` and `usage` are the state's, which `feed` updates. */
+export function decoder(state: DecodeState, feed: StreamDecoder['feed']): StreamDecoder {
+  return {
+    get done() {
+      return state.done;
+    },
+    get usage() {
+      return state.usage;
+    },
+    feed,
+  };
+}

@@ -25,6 +25,7 @@ import {
   DEFAULT_COMPLETION_TOKENS,
   generatePieces,
   hashText,
+  piecesFor,
   type Scenario,
 } from './server.js';
 
@@ -133,7 +134,7 @@ export function expectedAnthropicText(
   messages: readonly unknown[],
   tokens = DEFAULT_COMPLETION_TOKENS,
 ): string {
-  return generatePieces(hashText(anthropicSeedText(messages)), tokens).join('');
+  return piecesFor(anthropicSeedText(messages), tokens).join('');
 }
 
 // ── validation (the parts that matter to a gateway) ────────────────────────────────────────

@@ -18,13 +18,7 @@ import {
   playScenario,
   type ProtocolRoutes,
 } from './kit.js';
-import {
-  DEFAULT_COMPLETION_TOKENS,
-  countTextTokens,
-  generatePieces,
-  hashText,
-  type Scenario,
-} from './server.js';
+import { DEFAULT_COMPLETION_TOKENS, countTextTokens, piecesFor, type Scenario } from './server.js';
 
 export const GEMINI_MODELS: readonly string[] = [
   'gemini-2.5-flash',
@@ -249,7 +243,7 @@ export function geminiSeedText(body: Json): string {
 
 /** The exact text the mock answers to this request body (`tokens` tokens). */
 export function expectedGeminiText(body: Json, tokens = DEFAULT_COMPLETION_TOKENS): string {
-  return generatePieces(hashText(geminiSeedText(body)), tokens).join('');
+  return piecesFor(geminiSeedText(body), tokens).join('');
 }
 
 interface ToolPick {
@@ -396,7 +390,7 @@ function generate(kit: MockKit, r: MockRequest, model: string, stream: boolean):
     const want = s.completionTokens ?? DEFAULT_COMPLETION_TOKENS;
     const count = Math.max(0, Math.min(want, cap));
     const finishReason = tool ? 'STOP' : want > cap ? 'MAX_TOKENS' : 'STOP';
-    const pieces = tool ? [] : generatePieces(hashText(geminiSeedText(body)), count);
+    const pieces = tool ? [] : piecesFor(geminiSeedText(body), count);
     const candidates = tool ? countTextTokens(tool.name) + countTextTokens(JSON.stringify(tool.args)) : count;
     const usage = s.omitUsage ? undefined : usageMetadata(prompt, candidates, s);
     const toolParts = tool ? [{ functionCall: { name: tool.name, args: tool.args } }] : [];

@@ -31,8 +31,7 @@ import {
   countChatPromptTokens,
   countTextTokens,
   DEFAULT_COMPLETION_TOKENS,
-  generatePieces,
-  hashText,
+  piecesFor,
   type Scenario,
 } from './server.js';
 
@@ -91,7 +90,7 @@ export function countResponsesPromptTokens(body: Json): number {
 
 /** The exact text the mock answers to this request (`tokens` tokens). */
 export function expectedResponsesText(body: Json, tokens = DEFAULT_COMPLETION_TOKENS): string {
-  return generatePieces(hashText(chatSeedText(responsesChatMessages(body))), tokens).join('');
+  return piecesFor(chatSeedText(responsesChatMessages(body)), tokens).join('');
 }
 
 // ── validation (OpenAI's wording) ──────────────────────────────────────────────────────────
@@ -246,8 +245,9 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
   const reasoning = Math.min(s.reasoningTokens ?? 0, cap);
   const want = s.completionTokens ?? DEFAULT_COMPLETION_TOKENS;
   const room = cap - reasoning;
-  const seed = hashText(chatSeedText(responsesChatMessages(body)));
-  const pieces = tool ? [] : generatePieces(seed, Math.max(0, Math.min(want, room)));
+  const pieces = tool
+    ? []
+    : piecesFor(chatSeedText(responsesChatMessages(body)), Math.max(0, Math.min(want, room)));
   const incomplete = !tool && want > room;
   const args = tool ? JSON.stringify(argsFromSchema(tool.parameters)) : '';
   const toolTokens = tool ? countTextTokens(String(tool.name)) + countTextTokens(args) : 0;

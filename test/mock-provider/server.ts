@@ -199,6 +199,10 @@ export function generatePieces(seed: number, count: number): string[] {
   return out;
 }
 
+/** What a mock model writes for a request: `count` pieces, seeded by the request's seed text. */
+export const piecesFor = (seedText: string, count: number): string[] =>
+  generatePieces(hashText(seedText), count);
+
 // ---------------------------------------------------------------------------
 // Token counting (cached: benchmarks repeat the same prompts)
 // ---------------------------------------------------------------------------

@@ -4,7 +4,6 @@
 // `content_block_*`, `message_delta`, `message_stop`); as egress it builds Anthropic bodies
 // from canonical requests and reads Anthropic answers and streams (usage: `input_tokens`
 // excludes cache reads and writes, which come beside it).
-import type { IncomingHttpHeaders } from 'node:http';
 import { ERROR_CATALOGUE, type ErrorCode } from '../../http/errors.js';
 import {
   type CanonicalAnswer,
@@ -22,7 +21,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder } from './common.js';
+import { DecodeState, decoder, headersNamed } from './common.js';
 import { exactCount, type PromptCount, promptCount } from '../tokens.js';
 import { exactPromptTokens, type IngressRequest, type ProtocolCodec, type RouteInfo } from './types.js';
 import { argsObject, bad, isObject, type Json, parseObject } from './json.js';
@@ -547,15 +546,6 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
   };
 }
 
-function forwardedHeaders(headers: IncomingHttpHeaders): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [name, v] of Object.entries(headers)) {
-    if (!name.startsWith('anthropic-') || v === undefined) continue;
-    out[name] = Array.isArray(v) ? v.join(', ') : v;
-  }
-  return out;
-}
-
 // ── egress ─────────────────────────────────────────────────────────────────────────────────
 
 function passThroughBody(r: IngressRequest, upstreamModel: string): unknown {
@@ -808,7 +798,7 @@ export const anthropicCodec: ProtocolCodec & { countTokens(body: Record<string, 
   encodeAnswer,
   streamEncoder,
   errorBody,
-  forwardedHeaders,
+  forwardedHeaders: (headers) => headersNamed(headers, (name) => name.startsWith('anthropic-')),
   passThroughBody,
   fromCanonical,
   answerError,

@@ -1,6 +1,20 @@
 // What several protocol codecs share beyond JSON (json.ts): the state a stream decoder keeps,
 // and the client headers a pass-through forwards.
+import type { IncomingHttpHeaders } from 'node:http';
 import type { CanonicalUsage, StreamDecoder, StreamEvent } from '../canonical.js';
+
+/** The client's headers that `forward` names, as they go upstream (a repeated one joined by ", "). */
+export function headersNamed(
+  headers: IncomingHttpHeaders,
+  forward: (name: string) => boolean,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, v] of Object.entries(headers)) {
+    if (v === undefined || !forward(name)) continue;
+    out[name] = Array.isArray(v) ? v.join(', ') : v;
+  }
+  return out;
+}
 
 /** The state of one stream decoder: what its `done` and `usage` answer (see `decoder`). */
 export class DecodeState {

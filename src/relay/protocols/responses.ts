@@ -22,7 +22,6 @@
 //   translating. A `text.format` of `json_schema` / `json_object` becomes a system instruction
 //   (the schema in words), so structured output still works on models without that switch.
 //   Pass-through sends everything verbatim.
-import type { IncomingHttpHeaders } from 'node:http';
 import { ERROR_CATALOGUE, type ErrorCode } from '../../http/errors.js';
 import {
   type CanonicalAnswer,
@@ -40,7 +39,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder } from './common.js';
+import { DecodeState, decoder, headersNamed } from './common.js';
 import { type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import { bad, checkModelName, isObject as isObj, type Json, parseObject } from './json.js';
@@ -1060,17 +1059,14 @@ function errorBody(status: number, code: string, message: string, _requestId: st
  * Codex sends (OpenAI routes prompt caching by them). Credentials and organisation headers
  * belong to the client's own account, never to the channel's: not forwarded.
  */
-const FORWARDED = ['openai-beta', 'originator', 'session_id', 'session-id', 'conversation_id', 'thread-id'];
-
-function forwardedHeaders(headers: IncomingHttpHeaders): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of FORWARDED) {
-    const v = headers[name];
-    if (typeof v === 'string') out[name] = v;
-    else if (Array.isArray(v)) out[name] = v.join(', ');
-  }
-  return out;
-}
+const FORWARDED = new Set([
+  'openai-beta',
+  'originator',
+  'session_id',
+  'session-id',
+  'conversation_id',
+  'thread-id',
+]);
 
 // ── the codec ───────────────────────────────────────────────────────────────────────────────
 
@@ -1140,7 +1136,7 @@ export const responsesCodec: ProtocolCodec = {
   encodeAnswer,
   streamEncoder,
   errorBody,
-  forwardedHeaders,
+  forwardedHeaders: (headers) => headersNamed(headers, (name) => FORWARDED.has(name)),
   passThroughBody,
   fromCanonical,
   answerError,

@@ -21,12 +21,12 @@ import {
 } from '../mock-provider/server.js';
 import {
   addChannel,
+  addPricedChannel,
   allLogs,
   client,
   type LogRow,
   nanoOf,
   rawRelay,
-  setPrice,
 } from '../relay/relay-helpers.js';
 
 const UP_KEY = 'sk-ant-upstream-secret-0001';
@@ -768,8 +768,9 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
 
   describe('Anthropic in → Gemini channel', () => {
     it('plain, stream and a tool call reach the SDK from a Gemini channel', async () => {
-      await addChannel(s, channelTo(mock, UP_KEY, { type: 'gemini', models: ['claude-on-gemini'] }));
-      await setPrice(s, 'claude-on-gemini', { input: 1, output: 2 });
+      await addPricedChannel(s, channelTo(mock, UP_KEY, { type: 'gemini', models: ['claude-on-gemini'] }), {
+        'claude-on-gemini': { input: 1, output: 2 },
+      });
       const { secret } = await userWithKey(s);
       const c = sdk(secret);
       const m = await c.messages.create({
@@ -800,8 +801,9 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         model_map: { 'claude-fb': 'claude-fb-up' },
         priority: 10,
       });
-      await addChannel(s, channelTo(mock, UP_KEY, { type: 'openai', models: ['claude-fb'] }));
-      await setPrice(s, 'claude-fb', { input: 1, output: 2 });
+      await addPricedChannel(s, channelTo(mock, UP_KEY, { type: 'openai', models: ['claude-fb'] }), {
+        'claude-fb': { input: 1, output: 2 },
+      });
       const { secret, key } = await userWithKey(s);
       mock.setScenario('claude-fb-up', { status: 529, times: 1 });
       const m = await sdk(secret).messages.create({
@@ -821,11 +823,11 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     });
 
     it("a channel's bad key is never the client's answer: 502 in Anthropic shape, the upstream body not leaked", async () => {
-      await addChannel(
+      await addPricedChannel(
         s,
         channelTo(mock, 'sk-ant-wrong-key-xyz', { type: 'anthropic', models: ['claude-badkey'] }),
+        { 'claude-badkey': { input: 1, output: 2 } },
       );
-      await setPrice(s, 'claude-badkey', { input: 1, output: 2 });
       const { secret } = await userWithKey(s);
       const r = await raw(
         '/messages',
@@ -858,8 +860,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
 
   describe('the offline mock channel', () => {
     it('answers the Anthropic SDK: plain, stream helper, tool call', async () => {
-      await addChannel(s, { type: 'mock', models: ['claude-offline'] });
-      await setPrice(s, 'claude-offline', { input: 1, output: 2 });
+      await addPricedChannel(s, { type: 'mock' }, { 'claude-offline': { input: 1, output: 2 } });
       const { secret, key } = await userWithKey(s);
       const c = sdk(secret);
       const before = mock.requests.length;

@@ -19,13 +19,13 @@ import {
 } from '../mock-provider/server.js';
 import {
   addChannel,
+  addPricedChannel,
   allLogs,
   client,
   expectedCostNano,
   type LogRow,
   nanoOf,
   type PriceUsd,
-  setPrice,
 } from '../relay/relay-helpers.js';
 
 const UPSTREAM_KEY = 'AIzaUpstreamChannelKey';
@@ -321,8 +321,9 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
         s,
         channelTo(mock, 'AIzaWrongChannelKey', { type: 'gemini', models: ['gm-fo'], priority: 10 }),
       );
-      await addChannel(s, channelTo(mock, UPSTREAM_KEY, { type: 'gemini', models: ['gm-fo'] }));
-      await setPrice(s, 'gm-fo', { input: 1, output: 1 });
+      await addPricedChannel(s, channelTo(mock, UPSTREAM_KEY, { type: 'gemini', models: ['gm-fo'] }), {
+        'gm-fo': { input: 1, output: 1 },
+      });
       const { ai, key } = await fresh();
       const r = await ai.models.generateContent({ model: 'gm-fo', contents: 'hi' });
       expect(r.text).toBe(expectedGeminiText(upstream().body as Json));
@@ -568,8 +569,7 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
 
   describe('offline mock channel', () => {
     it('answers @google/genai in Gemini: plain, stream, a function call', async () => {
-      await addChannel(s, { type: 'mock', models: ['gm-offline'] });
-      await setPrice(s, 'gm-offline', { input: 1, output: 2 });
+      await addPricedChannel(s, { type: 'mock' }, { 'gm-offline': { input: 1, output: 2 } });
       const { ai, key } = await fresh();
       const r = await ai.models.generateContent({ model: 'gm-offline', contents: 'hi' });
       expect(r.text).toMatch(/^ mole tunnel/);

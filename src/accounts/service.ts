@@ -147,14 +147,12 @@ export function createAccountsService(
     if (ts && ts.length === 0) ipFailures.delete(ip);
   }
 
-  /** A live (not deleted) user; inside a transaction, read through its `trx` (SQLite's single connection needs it). */
+  /** Live (not deleted) users; inside a transaction, read through its `trx` (SQLite's single connection needs it). */
+  const liveUsers = (exec: Db = db) => exec.selectFrom('users').selectAll().where('deleted_at', 'is', null);
+
+  /** A live user (see liveUsers). */
   async function getUser(id: number, exec: Db = db): Promise<UserRow | undefined> {
-    return exec
-      .selectFrom('users')
-      .selectAll()
-      .where('id', '=', id)
-      .where('deleted_at', 'is', null)
-      .executeTakeFirst();
+    return liveUsers(exec).where('id', '=', id).executeTakeFirst();
   }
 
   async function requireUser(id: number, exec: Db = db): Promise<UserRow> {
@@ -216,7 +214,7 @@ export function createAccountsService(
     },
 
     async listUsers(q: { limit: number; cursor?: number; q?: string; onlyId?: number }) {
-      let query = db.selectFrom('users').selectAll().where('deleted_at', 'is', null);
+      let query = liveUsers();
       if (q.onlyId !== undefined) query = query.where('id', '=', q.onlyId);
       if (q.q) query = query.where(sql<SqlBool>`lower(username) like ${containsPattern(q.q)} escape '\\'`);
       return readIdPage(query, q, toUserJson);
@@ -334,12 +332,7 @@ export function createAccountsService(
       // Count the attempt as a failure before checking it, so concurrent guesses (each awaiting
       // the password hash) all see each other and cannot slip past the limit together.
       noteFailure(throttleKey, ip, now);
-      const user = await db
-        .selectFrom('users')
-        .selectAll()
-        .where('username', '=', username)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst();
+      const user = await liveUsers().where('username', '=', username).executeTakeFirst();
       const ok = await verifyPassword(password, user?.password_hash ?? DUMMY_HASH);
       if (!user || !ok || user.status !== 'active') {
         throw new AppError('login_failed', 'wrong username or password, or the account is disabled');

@@ -131,8 +131,11 @@ export async function createChannelsService(
     }
   }
 
+  /** Channels not deleted. */
+  const liveChannels = () => db.selectFrom('channels').selectAll().where('deleted_at', 'is', null);
+
   async function reload() {
-    const rows = await db.selectFrom('channels').selectAll().where('deleted_at', 'is', null).execute();
+    const rows = await liveChannels().execute();
     live = rows.map(fromRow).filter((c): c is Channel => c !== null);
   }
   await reload();
@@ -150,12 +153,7 @@ export async function createChannelsService(
   const inGroup = (c: Channel, group: string) => c.groups === null || c.groups.has(group);
 
   async function requireRow(id: number): Promise<ChannelRow> {
-    const r = await db
-      .selectFrom('channels')
-      .selectAll()
-      .where('id', '=', id)
-      .where('deleted_at', 'is', null)
-      .executeTakeFirst();
+    const r = await liveChannels().where('id', '=', id).executeTakeFirst();
     if (!r) throw notFound('channel');
     return r;
   }
@@ -263,13 +261,7 @@ export async function createChannelsService(
 
     get: (id: number) => live.find((c) => c.id === id),
     async list() {
-      const rows = await db
-        .selectFrom('channels')
-        .selectAll()
-        .where('deleted_at', 'is', null)
-        .orderBy('priority', 'desc')
-        .orderBy('id')
-        .execute();
+      const rows = await liveChannels().orderBy('priority', 'desc').orderBy('id').execute();
       return rows.map((r) => toChannelJson(r, health.get(Number(r.id))));
     },
     async getJson(id: number) {

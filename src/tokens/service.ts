@@ -47,6 +47,8 @@ export function createTokensService(
 ) {
   const now = deps.now ?? systemClock;
   const refused = (why: string) => new AppError('unauthorized', why);
+  /** Tokens not revoked. */
+  const liveTokens = () => db.selectFrom('management_tokens').selectAll().where('revoked_at', 'is', null);
 
   return {
     now,
@@ -91,12 +93,7 @@ export function createTokensService(
 
     /** Not revoked, newest first; `owner` undefined = everyone's, null = the master key's. */
     async list(owner: number | null | undefined): Promise<ManagementTokenRow[]> {
-      let q = db
-        .selectFrom('management_tokens')
-        .selectAll()
-        .where('revoked_at', 'is', null)
-        .orderBy('id', 'desc')
-        .limit(1000);
+      let q = liveTokens().orderBy('id', 'desc').limit(1000);
       if (owner === null) q = q.where('user_id', 'is', null);
       else if (owner !== undefined) q = q.where('user_id', '=', owner);
       return q.execute();
@@ -104,12 +101,7 @@ export function createTokensService(
 
     /** A live (not revoked) token by id, or 404. */
     async requireLive(id: number): Promise<ManagementTokenRow> {
-      const row = await db
-        .selectFrom('management_tokens')
-        .selectAll()
-        .where('id', '=', id)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
+      const row = await liveTokens().where('id', '=', id).executeTakeFirst();
       if (!row) throw notFound('token');
       return row;
     },

@@ -78,23 +78,13 @@ onRedis('exactly-once.test.ts', 'exactly-once writes', (url) => {
       }
     });
 
-    it('a write that ran and lost its answer is not written again', async () => {
+    it.each([
+      ['that ran and lost its answer is not written again', 'dropReplies'],
+      ['lost before Redis read it is written once', 'dropRequests'],
+    ] as const)('a write %s', async (_, loss) => {
       const t = await setup();
       try {
-        t.proxy.dropReplies();
-        await t.lose();
-        await t.cut();
-        await expect.poll(() => t.once.pending(), { timeout: 10_000 }).toBe(0);
-        expect(await t.count()).toBe(1);
-      } finally {
-        await t.close();
-      }
-    });
-
-    it('a write lost before Redis read it is written once', async () => {
-      const t = await setup();
-      try {
-        t.proxy.dropRequests();
+        t.proxy[loss]();
         await t.lose();
         await t.cut();
         await expect.poll(() => t.once.pending(), { timeout: 10_000 }).toBe(0);

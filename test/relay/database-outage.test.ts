@@ -10,22 +10,49 @@ import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { pgUrl, startTestServer, userWithKey } from '../helpers/server.js';
 import { addPricedChannel, rawRelay, uniq } from './relay-helpers.js';
 
+/**
+ * A gateway on PostgreSQL through a proxy (`env` added), a priced model, and two funded keys:
+ * `cached` already used once (its key in the verifier's cache), `uncached` never.
+ */
+async function scenario(env: Record<string, string> = {}) {
+  const proxy = await tcpProxy(new URL(pgUrl()!));
+  const s = await startTestServer({ backend: 'postgres', env: { DATABASE_URL: proxy.url(), ...env } });
+  const model = uniq('pg-outage');
+  await addPricedChannel(s, { type: 'mock' }, { [model]: { input: 1, output: 2 } });
+  const cached = await userWithKey(s, { balance: 10 });
+  const uncached = await userWithKey(s, { balance: 10 });
+  const ask = (secret: string) =>
+    rawRelay(s, '/chat/completions', {
+      key: secret,
+      body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }),
+      // A hang fails here, through the abort, rather than through the test's own timeout.
+      signal: AbortSignal.timeout(10_000),
+    });
+  expect((await ask(cached.secret)).status).toBe(200);
+  return {
+    proxy,
+    s,
+    cached,
+    uncached,
+    ask,
+    /** Once the uncached key is served again: the cached key's log rows. */
+    async servedAgain() {
+      await waitFor(async () => (await ask(uncached.secret)).status === 200, 15_000, 'served again');
+      await s.services.flush();
+      const rows = await s.api('GET', `/api/logs?key_id=${cached.key.id}&limit=50`);
+      return (rows.body as { data: { status: number; cost: number }[] }).data;
+    },
+    async close() {
+      await s.close();
+      await proxy.stop();
+    },
+  };
+}
+
 describe.skipIf(!pgUrl())('relay while PostgreSQL is away', () => {
   it('answers 503 where the database is needed, serves cached keys, and loses no row', async () => {
-    const proxy = await tcpProxy(new URL(pgUrl()!));
-    const s = await startTestServer({ backend: 'postgres', env: { DATABASE_URL: proxy.url() } });
+    const { proxy, s, cached, uncached, ask, servedAgain, close } = await scenario();
     try {
-      const model = uniq('pg-outage');
-      await addPricedChannel(s, { type: 'mock' }, { [model]: { input: 1, output: 2 } });
-      const cached = await userWithKey(s, { balance: 10 });
-      const uncached = await userWithKey(s, { balance: 10 });
-      const ask = (secret: string) =>
-        rawRelay(s, '/chat/completions', {
-          key: secret,
-          body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }),
-        });
-      expect((await ask(cached.secret)).status).toBe(200);
-
       // The database stops answering while a lookup is on its way (a connection checked out
       // of the pool, its query sent), then the link is cut under it.
       proxy.dropReplies();
@@ -46,38 +73,18 @@ describe.skipIf(!pgUrl())('relay while PostgreSQL is away', () => {
       expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
 
       await proxy.start();
-      await waitFor(async () => (await ask(uncached.secret)).status === 200, 15_000, 'served again');
-      await s.services.flush();
-      const rows = (await s.api('GET', `/api/logs?key_id=${cached.key.id}&limit=50`)).body as {
-        data: { status: number; cost: number }[];
-      };
-      expect(rows.data.filter((r) => r.status === 200)).toHaveLength(4);
-      expect(rows.data.every((r) => r.cost > 0)).toBe(true);
+      const rows = await servedAgain();
+      expect(rows.filter((r) => r.status === 200)).toHaveLength(4);
+      expect(rows.every((r) => r.cost > 0)).toBe(true);
     } finally {
-      await s.close();
-      await proxy.stop();
+      await close();
     }
   });
   it('a stalled server: 503 after MOLE_DB_TIMEOUT_MS where the database is needed, then served again', async () => {
-    const proxy = await tcpProxy(new URL(pgUrl()!));
-    const s = await startTestServer({
-      backend: 'postgres',
-      env: { DATABASE_URL: proxy.url(), MOLE_DB_TIMEOUT_MS: '500' },
+    const { proxy, s, cached, uncached, ask, servedAgain, close } = await scenario({
+      MOLE_DB_TIMEOUT_MS: '500',
     });
     try {
-      const model = uniq('pg-stall');
-      await addPricedChannel(s, { type: 'mock' }, { [model]: { input: 1, output: 2 } });
-      const cached = await userWithKey(s, { balance: 10 });
-      const uncached = await userWithKey(s, { balance: 10 });
-      const ask = (secret: string) =>
-        rawRelay(s, '/chat/completions', {
-          key: secret,
-          body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 8 }),
-          // A hang fails here, through the abort, rather than through the test's own timeout.
-          signal: AbortSignal.timeout(10_000),
-        });
-      expect((await ask(cached.secret)).status).toBe(200);
-
       proxy.dropReplies();
       const stalled = await ask(uncached.secret);
       expect(stalled.status, stalled.text).toBe(503);
@@ -90,15 +97,9 @@ describe.skipIf(!pgUrl())('relay while PostgreSQL is away', () => {
       // The stalled connections are cut; the pool connects anew.
       await proxy.stop();
       await proxy.start();
-      await waitFor(async () => (await ask(uncached.secret)).status === 200, 15_000, 'served again');
-      await s.services.flush();
-      const rows = (await s.api('GET', `/api/logs?key_id=${cached.key.id}&limit=50`)).body as {
-        data: { status: number; cost: number }[];
-      };
-      expect(rows.data.filter((r) => r.status === 200)).toHaveLength(2);
+      expect((await servedAgain()).filter((r) => r.status === 200)).toHaveLength(2);
     } finally {
-      await s.close();
-      await proxy.stop();
+      await close();
     }
   });
 });

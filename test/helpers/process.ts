@@ -1,6 +1,6 @@
 // For suites that run the real gateway process.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import net from 'node:net';
@@ -12,7 +12,7 @@ export const REPO_ROOT = path.resolve(import.meta.dirname, '..', '..');
 
 /** Where the spawned processes' JavaScript goes: see builtEntry. */
 const BUILD_DIR = path.join(REPO_ROOT, '.tmp', 'proc');
-let builtFrom = -1;
+let builtFrom = '';
 
 /**
  * The JavaScript for `src/<entry>.ts` (say 'main.ts'), for a test to run as its own process
@@ -20,25 +20,42 @@ let builtFrom = -1;
  * .tmp/proc/src, beside a link .tmp/proc/dist → dist, so paths the code finds from its own
  * place (../dist/web) resolve as they do from src/; packages resolve from the repository's
  * node_modules. Running through tsx instead cost each spawned process about a second of CPU for
- * its loader (and the usage writer's worker bundle). Built again whenever a src/ file is newer
- * than this worker's last build; outputs are written whole (rename) and only when changed, so
- * workers building at once and processes already running read complete files.
+ * its loader (and the usage writer's worker bundle). Built again whenever src/ differs from
+ * what the last build (of any worker or run: .tmp/proc/built-from) saw, by any file's or
+ * folder's path, size or mtime, or this build's code; outputs are written whole (rename) and only
+ * when changed, so workers building at once and processes already running read complete files.
  */
 export function builtEntry(entry: string): string {
-  const newest = newestSource();
-  if (newest !== builtFrom) {
-    buildSources();
-    builtFrom = newest;
+  const out = path.join(BUILD_DIR, 'src', entry.replace(/\.ts$/, '.js'));
+  const sources = sourcesFingerprint();
+  if (sources !== builtFrom) {
+    if (readStamp() !== sources || !fs.existsSync(out)) {
+      buildSources();
+      fs.writeFileSync(STAMP, sources);
+    }
+    builtFrom = sources;
   }
-  return path.join(BUILD_DIR, 'src', entry.replace(/\.ts$/, '.js'));
+  return out;
 }
 
-function newestSource(): number {
+const STAMP = path.join(BUILD_DIR, 'built-from');
+
+function readStamp(): string | null {
+  try {
+    return fs.readFileSync(STAMP, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+function sourcesFingerprint(): string {
   const srcDir = path.join(REPO_ROOT, 'src');
-  let newest = 0;
-  for (const f of fs.readdirSync(srcDir, { recursive: true, encoding: 'utf8' }))
-    newest = Math.max(newest, fs.statSync(path.join(srcDir, f)).mtimeMs);
-  return newest;
+  const hash = createHash('sha256').update(buildSources.toString());
+  for (const f of fs.readdirSync(srcDir, { recursive: true, encoding: 'utf8' }).sort()) {
+    const st = fs.statSync(path.join(srcDir, f));
+    hash.update(`${f}\0${st.size}\0${st.mtimeMs}\n`);
+  }
+  return hash.digest('hex');
 }
 
 function buildSources(): void {

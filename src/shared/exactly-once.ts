@@ -21,7 +21,7 @@ import { isRedisUnreachable, neverSent, type RedisClient } from './redis.js';
 /**
  * Lua: MARK(key, seq, ttl) sets the mark `key` to the sequence number `seq`, and its expiry to
  * `ttl` seconds when given (else it keeps the one it has: measured on Redis 7, a SET with EX
- * added 1.3–2.9 µs to a settlement script, one with KEEPTTL 0.2–0.6 µs). Scripts pass the
+ * added 1.3–3.6 µs to a settlement-shaped script, one with KEEPTTL 0–0.7 µs). Scripts pass the
  * mark call's key and its arguments (`mark.keys[0]`, `...mark.args`).
  */
 export const LUA_MARK = `local function MARK(key, seq, ttl)

@@ -101,6 +101,8 @@ async function allLogs(
 }
 
 const nano = (usd: number) => Math.round(usd * 1e9);
+/** The killed gateways' flush interval: longer than the answers they give after a flush. */
+const FLUSH_MS = { MOLE_FLUSH_INTERVAL_MS: '10000' };
 
 async function setup(g: Gateway, mock: MockProvider, balance: number) {
   await g.api('POST', '/api/channels', {
@@ -128,9 +130,15 @@ async function killUnderLoad(
   balance: number,
 ) {
   const l = load(g, ids.secret, 12);
-  // Let answers pile up inside one batch window, then kill mid-stream.
-  while (l.completed.length < 60) await new Promise((r) => setTimeout(r, 20));
-  await new Promise((r) => setTimeout(r, 300));
+  const answered = async (n: number) => {
+    while (l.completed.length < n) await new Promise((r) => setTimeout(r, 20));
+  };
+  await answered(60);
+  // Every row so far written now (a read of the logs flushes first); the next answers wait in
+  // the journal alone (the killed gateway flushes every FLUSH_MS), and streams are mid-answer
+  // when it dies. Waiting on a timer instead left a loaded machine nothing to replay at times.
+  await g.api('GET', '/api/logs?limit=1');
+  await answered(l.completed.length + 10);
   await kill9(g);
   await l.stop();
   const g2 = await restart();
@@ -178,7 +186,7 @@ describe('kill -9 under load', () => {
   it('SQLite: every answer received in full is logged and charged once after a restart', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-kill9-'));
     dirs.push(dataDir);
-    const g = await startGateway({ MOLE_DATA_DIR: dataDir });
+    const g = await startGateway({ MOLE_DATA_DIR: dataDir, ...FLUSH_MS });
     const ids = await setup(g, mock, 1000);
     const { g2 } = await killUnderLoad(g, () => startGateway({ MOLE_DATA_DIR: dataDir }), ids, 1000);
     expect(g2.output()).toMatch(/replayed rows a previous process left/);
@@ -200,7 +208,7 @@ describe('kill -9 under load', () => {
       const dirA = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-kill9-a-'));
       const dirB = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-kill9-b-'));
       dirs.push(dirA, dirB);
-      const a = await startGateway(shared(dirA));
+      const a = await startGateway(shared(dirA, FLUSH_MS));
       const ids = await setup(a, mock, 1000);
       const { g2: a2 } = await killUnderLoad(a, () => startGateway(shared(dirA)), ids, 1000);
       expect(a2.output()).toMatch(/replayed rows a previous process left/);

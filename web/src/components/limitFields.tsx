@@ -1,6 +1,7 @@
 // The limit and budget fields that the key, user and group forms share: requests and
 // tokens per minute, requests at once, and a budget with its period.
 import type { ReactNode } from 'react';
+import type { BudgetValues } from '../budget';
 import { SelectField, type Option } from './controls';
 import { NumberField } from './forms';
 
@@ -69,18 +70,14 @@ export function BudgetFields({
   label = 'Budget (USD)',
   hint,
   error,
-  amount,
-  period,
-  onAmount,
-  onPeriod,
+  values,
+  onChange,
 }: {
   label?: string;
   hint?: ReactNode;
   error?: string | null;
-  amount: string;
-  period: string;
-  onAmount: (value: string) => void;
-  onPeriod: (value: string) => void;
+  values: BudgetValues;
+  onChange: (field: keyof BudgetValues, value: string) => void;
 }) {
   return (
     <>
@@ -89,11 +86,16 @@ export function BudgetFields({
         label={label}
         hint={hint}
         error={error}
-        value={amount}
-        onChange={onAmount}
+        value={values.amount}
+        onChange={(v) => onChange('amount', v)}
         placeholder="No budget"
       />
-      <SelectField label="Budget period" value={period} options={BUDGET_PERIODS} onChange={onPeriod} />
+      <SelectField
+        label="Budget period"
+        value={values.period}
+        options={BUDGET_PERIODS}
+        onChange={(v) => onChange('period', v)}
+      />
     </>
   );
 }

@@ -5,6 +5,7 @@ import { AsyncView, useAsync } from '../components/async';
 import { PrimaryButton, TextInput } from '../components/controls';
 import { FormDialog } from '../components/dialogs';
 import { BudgetFields, LimitFields, limitValuesOf } from '../components/limitFields';
+import { budgetValuesOf, parseBudget } from '../budget';
 import { notify } from '../components/notices';
 import { ActionsCell, DeleteButton, DeleteDialog } from '../components/records';
 import { ACTIONS, type Column, DataTable, PageHead, Section } from '../components/layout';
@@ -288,8 +289,7 @@ function GroupForm({
   const { rpm, tpm, concurrency } = limits;
   const [models, setModels] = useState((existing?.models ?? []).join(', '));
   const [lifetime, setLifetime] = useState(text(existing?.max_key_lifetime_days));
-  const [budget, setBudget] = useState(existing?.budget ? String(existing.budget.amount) : '');
-  const [budgetPeriod, setBudgetPeriod] = useState<string>(existing?.budget?.period ?? 'monthly');
+  const [budget, setBudget] = useState(() => budgetValuesOf(existing));
   const submit = () => {
     const m = Number(multiplier);
     if (!name.trim()) return 'Enter a group name.';
@@ -305,7 +305,7 @@ function GroupForm({
     const list = parseList(models);
     const badModel = list.find((p) => !/^[^\s*]+\*?$/.test(p) && p !== '*');
     if (badModel) return `“${badModel}”: a model is a name, optionally ending in *.`;
-    const b = parseUsd(budget);
+    const b = parseBudget(budget);
     if (b.error) return `Key budget: ${b.error}`;
     return api
       .put(`/api/groups/${encodeURIComponent(name.trim())}`, {
@@ -315,7 +315,7 @@ function GroupForm({
         max_concurrency: limits[2]!.value,
         models: list.length ? list : null,
         max_key_lifetime_days: limits[3]!.value,
-        budget: b.value === null ? null : { amount: b.value, period: budgetPeriod },
+        budget: b.value,
       })
       .then(onSaved);
   };
@@ -368,10 +368,8 @@ function GroupForm({
       <BudgetFields
         label="Key budget (USD)"
         hint="The default spend ceiling for each key of the group; a key’s own budget may not be above it."
-        amount={budget}
-        period={budgetPeriod}
-        onAmount={setBudget}
-        onPeriod={setBudgetPeriod}
+        values={budget}
+        onChange={(field, value) => setBudget((b) => ({ ...b, [field]: value }))}
       />
     </FormDialog>
   );

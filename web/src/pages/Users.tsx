@@ -7,6 +7,7 @@ import { StatusBadge } from '../components/badges';
 import { FormDialog } from '../components/dialogs';
 import { InputField } from '../components/forms';
 import { BudgetFields, LimitFields, limitValuesOf } from '../components/limitFields';
+import { budgetChanged, budgetValuesOf, parseBudget } from '../budget';
 import { notify } from '../components/notices';
 import { Pager, useCursorPager } from '../components/pager';
 import { FilterForm, PrimaryButton, SelectField, TextInput, type Option } from '../components/controls';
@@ -168,8 +169,7 @@ function UserForm({
   const [balance, setBalance] = useState('');
   const [limits, setLimits] = useState(() => limitValuesOf(existing));
   const { rpm, tpm, concurrency } = limits;
-  const [budget, setBudget] = useState(existing?.budget ? String(existing.budget.amount) : '');
-  const [budgetPeriod, setBudgetPeriod] = useState<string>(existing?.budget?.period ?? 'monthly');
+  const [budget, setBudget] = useState(() => budgetValuesOf(existing));
 
   const submit = () => {
     if (!existing && password.length < 8) return 'Passwords need at least 8 characters.';
@@ -186,11 +186,9 @@ function UserForm({
     const bad = limits.find((l) => l.error);
     if (bad?.error) return bad.error;
     const limitBody = { rpm: limits[0]!.value, tpm: limits[1]!.value, max_concurrency: limits[2]!.value };
-    const bu = parseUsd(budget);
+    const bu = parseBudget(budget);
     if (bu.error) return `Budget: ${bu.error}`;
-    const nextBudget = bu.value === null ? null : { amount: bu.value, period: budgetPeriod };
-    const budgetChange =
-      JSON.stringify(nextBudget) !== JSON.stringify(existing?.budget ?? null) ? { budget: nextBudget } : {};
+    const budgetChange = budgetChanged(bu.value, existing) ? { budget: bu.value } : {};
     return (
       existing
         ? api.patch<User>(`/api/users/${encodeURIComponent(existing.id)}`, {
@@ -280,10 +278,8 @@ function UserForm({
       />
       <BudgetFields
         hint="Spend allowed per period for all the account's keys. Empty: none."
-        amount={budget}
-        period={budgetPeriod}
-        onAmount={setBudget}
-        onPeriod={setBudgetPeriod}
+        values={budget}
+        onChange={(field, value) => setBudget((b) => ({ ...b, [field]: value }))}
       />
       {existing ? (
         <SelectField

@@ -80,7 +80,6 @@ export function KeyFormDialog({
     expires,
     rpm,
     budget,
-    budgetPeriod,
     errors,
     tpm,
     concurrency,
@@ -258,10 +257,8 @@ export function KeyFormDialog({
       <BudgetFields
         hint="Spend allowed per period (UTC; weeks from Monday, months from the 1st). Empty: none of its own."
         error={errors.budget}
-        amount={budget}
-        period={budgetPeriod}
-        onAmount={set('budget')}
-        onPeriod={set('budgetPeriod')}
+        values={budget}
+        onChange={(field, value) => dispatch({ type: 'budget', field, value })}
       />
 
       <LimitFields

@@ -44,6 +44,11 @@ const set = (field: Extract<KeyFormAction, { type: 'set' }>['field'], value: str
   field,
   value,
 });
+const setBudget = (field: 'amount' | 'period', value: string): KeyFormAction => ({
+  type: 'budget',
+  field,
+  value,
+});
 
 describe('initialKeyForm', () => {
   it('starts empty, owned by the signed-in user', () => {
@@ -63,8 +68,7 @@ describe('initialKeyForm', () => {
       guardIps: '',
       guardSpend: '',
       guardAction: 'alert',
-      budget: '',
-      budgetPeriod: 'monthly',
+      budget: { amount: '', period: 'monthly' },
       errors: {},
     });
   });
@@ -117,7 +121,6 @@ describe('validateKeyForm', () => {
     ['rpm', '1.5', /whole number/],
     ['patterns', 'gpt 4o*', /a pattern is a model name/],
     ['patterns', 'gpt*4o', /a pattern is a model name/],
-    ['budget', 'ten', /US dollars/],
   ] as const)('%s “%s” is refused', (field, value, message) => {
     const r = validateKeyForm(form(set('name', 'k'), set(field, value)), create);
     expect(r.body).toBeNull();
@@ -270,13 +273,19 @@ describe('allowed origins', () => {
 });
 
 describe('budget', () => {
+  it('“ten” is refused', () => {
+    const r = validateKeyForm(form(set('name', 'k'), setBudget('amount', 'ten')), create);
+    expect(r.body).toBeNull();
+    expect(r.errors).toEqual({ budget: expect.stringMatching(/US dollars/) });
+  });
+
   it('is sent as {amount, period} on create, and on edit only when it changes', () => {
-    const s = form(set('name', 'k'), set('budget', '5'), set('budgetPeriod', 'daily'));
+    const s = form(set('name', 'k'), setBudget('amount', '5'), setBudget('period', 'daily'));
     expect(validateKeyForm(s, create).body).toEqual({ name: 'k', budget: { amount: 5, period: 'daily' } });
     const existing = existingKey({ budget: { amount: 5, period: 'daily' } });
     const same = validateKeyForm(initialKeyForm(existing, SELF), { ...create, existing }).body!;
     expect('budget' in same).toBe(false);
-    const cleared = keyFormReducer(initialKeyForm(existing, SELF), set('budget', ''));
+    const cleared = keyFormReducer(initialKeyForm(existing, SELF), setBudget('amount', ''));
     expect(validateKeyForm(cleared, { ...create, existing }).body!.budget).toBeNull();
   });
 });

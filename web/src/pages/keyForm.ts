@@ -2,6 +2,7 @@
 // validation that turns the fields into the API body (or field errors). KeyFormDialog
 // renders it; the rules are unit-tested on their own (keyForm.test.ts).
 import type { ApiKey } from '../api';
+import { budgetChanged, type BudgetValues, budgetValuesOf, parseBudget } from '../budget';
 import { toDateInput } from '../format';
 import { parseIpRules, parseLimit, parseList, parseUsd } from '../validate';
 
@@ -48,15 +49,12 @@ export interface KeyFormState {
   guardSpend: string;
   /** What the guard does past a threshold. */
   guardAction: 'alert' | 'disable';
-  /** Budget per period, USD as typed; '' = none of its own. */
-  budget: string;
-  budgetPeriod: BudgetPeriod;
+  /** Budget per period, as typed; an empty amount = none of its own. */
+  budget: BudgetValues;
   errors: FieldErrors;
 }
 
-export type BudgetPeriod = 'daily' | 'weekly' | 'monthly';
-
-/** The fields edited as text (every one but the models list and the errors). */
+/** The fields edited as text (every one but the models list, the budget and the errors). */
 export type TextField = {
   [K in keyof KeyFormState]: KeyFormState[K] extends string ? K : never;
 }[keyof KeyFormState];
@@ -64,6 +62,7 @@ export type TextField = {
 export type KeyFormAction =
   | { type: 'set'; field: TextField; value: string }
   | { type: 'models'; models: string[] }
+  | { type: 'budget'; field: keyof BudgetValues; value: string }
   /** The result of a validation: replaces every field error. */
   | { type: 'errors'; errors: FieldErrors }
   /** The server refused one field: its message shows there, the others stay. */
@@ -87,8 +86,7 @@ export function initialKeyForm(existing: ApiKey | undefined, selfId: number): Ke
     guardIps: existing?.guard?.max_ips_per_hour != null ? String(existing.guard.max_ips_per_hour) : '',
     guardSpend: existing?.guard?.max_spend_per_hour != null ? String(existing.guard.max_spend_per_hour) : '',
     guardAction: existing?.guard?.action ?? 'alert',
-    budget: existing?.budget ? String(existing.budget.amount) : '',
-    budgetPeriod: existing?.budget?.period ?? 'monthly',
+    budget: budgetValuesOf(existing),
     errors: {},
   };
 }
@@ -99,6 +97,8 @@ export function keyFormReducer(state: KeyFormState, action: KeyFormAction): KeyF
       return { ...state, [action.field]: action.value };
     case 'models':
       return { ...state, models: action.models };
+    case 'budget':
+      return { ...state, budget: { ...state.budget, [action.field]: action.value } };
     case 'errors':
       return { ...state, errors: action.errors };
     case 'fieldError':
@@ -177,7 +177,7 @@ export function validateKeyForm(
       else guard.max_spend_per_hour = spend.value;
     }
   }
-  const budget = parseUsd(state.budget);
+  const budget = parseBudget(state.budget);
   if (budget.error) errors.budget = budget.error;
   const patterns = parseList(state.patterns);
   const badPattern = patterns.find((p) => !/^[^\s*]+\*?$/.test(p) && p !== '*');
@@ -201,9 +201,7 @@ export function validateKeyForm(
     max_concurrency: concurrency.value,
     guard,
   };
-  // The budget is sent only when it changes (an unchanged one is not checked against its group again).
-  const nextBudget = budget.value === null ? null : { amount: budget.value, period: state.budgetPeriod };
-  if (JSON.stringify(nextBudget) !== JSON.stringify(existing?.budget ?? null)) body.budget = nextBudget;
+  if (budgetChanged(budget.value, existing)) body.budget = budget.value;
   if (!existing) {
     for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
     if (origins.length === 0) delete body.allowed_origins;

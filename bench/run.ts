@@ -30,6 +30,7 @@ import {
   BENCH_DIR,
   PORTKEY_ENTRY,
   SHARED_FLOOR,
+  START_NODE_FLAGS,
   REPO,
   buildMole,
   directTarget,
@@ -210,7 +211,13 @@ async function main() {
   servers.push(mock);
   // The mock alone first: its rate and CPU per request show it is not what limits the others.
   const targets: Target[] = [directTarget(mock)];
-  const bare = await startBare(mock.url);
+  // Ours runs with the gateway's node flags (npm start's), the workplace's byte for byte with
+  // none: each ratio is taken against the faster of the two.
+  const bare = await startBare(mock.url, undefined, 'bare', START_NODE_FLAGS);
+  if (START_NODE_FLAGS.length)
+    result.notes.push(
+      `MoleAPI and our floor (bench/bare-proxy.mjs) ran with npm start's node flags: \`${START_NODE_FLAGS.join(' ')}\`; the workplace's floor with none.`,
+    );
   servers.push(bare.server);
   targets.push(bare);
   // The floor is a copy of the workplace's: measured beside it in the same rounds, so a report

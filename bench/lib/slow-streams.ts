@@ -2,7 +2,16 @@
 // every chunkDelayMs), a fresh server under test, and N streaming clients in a third process.
 // The server's RSS and open descriptors are sampled while the streams are open.
 import path from 'node:path';
-import { BENCH_DIR, REPO, startBare, startMock, startMole, startPortkey, type Target } from './targets.js';
+import {
+  BENCH_DIR,
+  REPO,
+  START_NODE_FLAGS,
+  startBare,
+  startMock,
+  startMole,
+  startPortkey,
+  type Target,
+} from './targets.js';
 import { fdCount, memory, runToEnd } from './proc.js';
 
 export interface SlowStreamResult {
@@ -49,7 +58,7 @@ export async function slowStreams(
   try {
     t =
       kind === 'bare'
-        ? await startBare(mock.url)
+        ? await startBare(mock.url, undefined, 'bare', START_NODE_FLAGS)
         : kind === 'mole'
           ? await startMole({ main: o.moleMain, mockUrl: mock.url, name: 'mole-slow' })
           : await startPortkey(mock.url);

@@ -4,7 +4,7 @@
 //   direct         → the mock itself (what the upstream alone serves; not a proxy)
 //   MoleAPI        → the compiled gateway (node <build>/main.js), provisioned over its API
 //   Portkey        → bench/node_modules/@portkey-ai/gateway/build/start-server.js
-import { mkdtempSync, existsSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,19 @@ import { freePort, runToEnd, startServer, type Server } from './proc.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BENCH_DIR = path.join(REPO, 'bench');
+
+/**
+ * The node flags `npm start` gives the gateway (package.json's start script, the one place they
+ * are set): the benchmark measures the gateway as it is deployed, and runs its own floor with
+ * them too, so a runtime setting is never counted as the gateway's own speed.
+ */
+export const START_NODE_FLAGS: string[] = (() => {
+  const pkg = JSON.parse(readFileSync(path.join(REPO, 'package.json'), 'utf8')) as {
+    scripts: { start: string };
+  };
+  const words = pkg.scripts.start.split(/\s+/);
+  return words.slice(words.indexOf('node') + 1).filter((w) => w.startsWith('--'));
+})();
 const TSX = ['--import', 'tsx'];
 
 export const MODEL = 'gpt-4o-mini';
@@ -55,13 +68,14 @@ export async function startBare(
   mockUrl: string,
   file = path.join(BENCH_DIR, 'bare-proxy.mjs'),
   name = 'bare',
+  nodeArgs: string[] = [],
 ): Promise<Target> {
   const origin = new URL(mockUrl).origin;
   const port = await freePort();
   const server = await startServer({
     name,
     cmd: process.execPath,
-    args: [file, String(port), origin],
+    args: [...nodeArgs, file, String(port), origin],
     cwd: REPO,
     readyRegex: /^(ready)$/m,
   });
@@ -136,7 +150,7 @@ export async function startMole(
   const server = await startServer({
     name: o.name ?? 'mole',
     cmd: process.execPath,
-    args: [...(o.nodeArgs ?? []), o.main],
+    args: [...START_NODE_FLAGS, ...(o.nodeArgs ?? []), o.main],
     cwd: REPO,
     env: {
       PORT: String(port),

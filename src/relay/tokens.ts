@@ -1,6 +1,20 @@
 // Local token counting (gpt-tokenizer, o200k_base): an upper bound for admission, and the
 // estimate when an upstream reports no usage or a stream is cut.
-import { countTokens } from 'gpt-tokenizer';
+import { createRequire } from 'node:module';
+
+type Tokenizer = typeof import('gpt-tokenizer');
+let tokenizer: Tokenizer | null = null;
+
+/**
+ * gpt-tokenizer, loaded by the first count rather than at start: reading and building its
+ * o200k table costs ~0.3 s of CPU (a fifth of a gateway's start), which a process that never
+ * counts need not pay. Counting is synchronous, so this is its CommonJS build, required; the
+ * first counted request waits for it, once.
+ */
+function loadTokenizer(): Tokenizer {
+  tokenizer = createRequire(import.meta.url)('gpt-tokenizer') as Tokenizer;
+  return tokenizer;
+}
 
 /** Per-message and reply-priming overhead, as OpenAI's chat format adds. */
 const PER_MESSAGE = 4;
@@ -48,7 +62,7 @@ function imageTokens(content: unknown): number {
  */
 const AS_TEXT = { disallowedSpecial: new Set<string>() };
 
-export const countText = (s: string) => (s ? countTokens(s, AS_TEXT) : 0);
+export const countText = (s: string) => (s ? (tokenizer ?? loadTokenizer()).countTokens(s, AS_TEXT) : 0);
 
 /** A chat prompt's size with `size` as the measure of each text (chat overheads added). */
 function chatPromptSize(messages: unknown[], extra: unknown, size: (s: string) => number): number {

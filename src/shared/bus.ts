@@ -8,8 +8,7 @@
 // reconnects drops everything itself, and a publisher whose announcement failed announces
 // `all` once it reaches Redis again.
 import { randomUUID } from 'node:crypto';
-import { ClientClosedError } from '@redis/client';
-import type { RedisClient } from './redis.js';
+import { isClientClosed, type RedisClient } from './redis.js';
 
 export type Invalidation =
   | { kind: 'key'; keyId: number; hashes: string[] }
@@ -68,7 +67,7 @@ export class InvalidationBus {
    * process is stopping) has no one left to tell.
    */
   private missed(err: unknown): void {
-    if (err instanceof ClientClosedError || this.retry !== null) return;
+    if (isClientClosed(err) || this.retry !== null) return;
     this.retry = setTimeout(() => {
       this.retry = null;
       this.pub?.publish(CHANNEL, this.encode({ kind: 'all' })).catch((e: unknown) => this.missed(e));

@@ -2,18 +2,22 @@
 // than ioredis: a relay request runs two scripts, and node-redis issues a command for about a
 // third of ioredis's CPU (2.6 against 8.7 µs an EVALSHA; a plain relay request on PostgreSQL +
 // Redis went from 159 to 134 µs of gateway CPU in `npm run bench`, 5 rounds A/B).
-import {
-  ClientClosedError,
-  ClientOfflineError,
-  ConnectionTimeoutError,
-  createClient,
-  SocketClosedUnexpectedlyError,
-  SocketTimeoutError,
-  TimeoutError,
-  TimeoutReadError,
-} from '@redis/client';
+import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import { nowAndThen } from './now-and-then.js';
+
+type NodeRedis = typeof import('@redis/client');
+let nodeRedis: NodeRedis | null = null;
+
+/**
+ * node-redis, loaded by the first client rather than at start: its ~500 files cost a gateway
+ * ~0.15 s of CPU to load, and one without REDIS_URL never uses them. Every client in the
+ * gateway is made by createRedis, so an error of node-redis's classes exists only once this ran.
+ */
+function loadNodeRedis(): NodeRedis {
+  nodeRedis ??= createRequire(import.meta.url)('@redis/client') as NodeRedis;
+  return nodeRedis;
+}
 
 /**
  * A client for `url`, not yet connected (`connect()` it). RESP2, as the scripts expect: a
@@ -28,7 +32,7 @@ import { nowAndThen } from './now-and-then.js';
  */
 export function createRedis(url: string, logger?: Logger, opts: { timeoutMs?: number } = {}) {
   let connected = false;
-  const client = createClient({
+  const client = loadNodeRedis().createClient({
     url,
     RESP: 2,
     disableOfflineQueue: true,
@@ -55,15 +59,25 @@ export type RedisClient = ReturnType<typeof createRedis>;
  * command waited, or timed out), as opposed to an answer from Redis. The request that met it
  * is answered 503 service_unavailable: a client may retry it, and it was not charged.
  */
-export const isRedisUnreachable = (err: unknown): boolean =>
-  err instanceof ClientOfflineError ||
-  err instanceof SocketClosedUnexpectedlyError ||
-  err instanceof ClientClosedError ||
-  err instanceof ConnectionTimeoutError ||
-  err instanceof SocketTimeoutError ||
-  err instanceof TimeoutError ||
-  err instanceof TimeoutReadError;
+export function isRedisUnreachable(err: unknown): boolean {
+  const m = nodeRedis;
+  return (
+    m !== null &&
+    (err instanceof m.ClientOfflineError ||
+      err instanceof m.SocketClosedUnexpectedlyError ||
+      err instanceof m.ClientClosedError ||
+      err instanceof m.ConnectionTimeoutError ||
+      err instanceof m.SocketTimeoutError ||
+      err instanceof m.TimeoutError ||
+      err instanceof m.TimeoutReadError)
+  );
+}
 
 /** Whether `err` (one isRedisUnreachable knows) failed a command that was never sent. */
 export const neverSent = (err: unknown): boolean =>
-  err instanceof ClientOfflineError || err instanceof TimeoutError;
+  nodeRedis !== null &&
+  (err instanceof nodeRedis.ClientOfflineError || err instanceof nodeRedis.TimeoutError);
+
+/** Whether `err` says the client was closed (this process is stopping). */
+export const isClientClosed = (err: unknown): boolean =>
+  nodeRedis !== null && err instanceof nodeRedis.ClientClosedError;

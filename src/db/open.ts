@@ -2,7 +2,6 @@
 // DATABASE_URL is set. Both speak the one schema in schema.ts and run the same migrations.
 import fs from 'node:fs';
 import path from 'node:path';
-import pg from 'pg';
 import {
   CompiledQuery,
   type DatabaseConnection,
@@ -18,16 +17,6 @@ import type { Database } from './schema.js';
 import type { Storage } from './index.js';
 import { migrateToLatest } from './migrations.js';
 import { cachingStatements, openSqliteFile } from './sqlite.js';
-
-// int8 and numeric arrive from pg as strings; the schema keeps every such value within
-// Number.MAX_SAFE_INTEGER (money is bounded in billing/money.ts), so numbers are exact.
-function toSafeNumber(v: string): number {
-  const n = Number(v);
-  if (Number.isInteger(n) && !Number.isSafeInteger(n)) throw new Error('integer out of safe range');
-  return n;
-}
-pg.types.setTypeParser(20, toSafeNumber);
-pg.types.setTypeParser(1700, toSafeNumber);
 
 /**
  * Kysely's SQLite driver, with transactions that take the write lock at BEGIN. The usage
@@ -118,6 +107,8 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
     const schema = opts.pgSchema;
     if (schema && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error('invalid schema name');
     const databaseUrl = opts.databaseUrl;
+    // Loaded here, not at start: a gateway on SQLite never needs it (~0.1 s of CPU to load).
+    const { default: pg } = await import('./pg.js');
     const heard = (err: Error) => opts.onConnectionError?.(err);
     const open = (max: number, timeoutMs?: number) => {
       // The schema is part of every connection's startup options, so no query can run before it applies.

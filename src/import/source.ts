@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import SQLite from 'better-sqlite3';
 import mysql from 'mysql2/promise';
-import pg from 'pg';
+// With the gateway's number parsing, as the importer has always read PostgreSQL sources.
+import pg from '../db/pg.js';
 
 export type Row = Record<string, unknown>;
 

@@ -2,10 +2,10 @@
 // declare it), each change with its audit row in the same transaction, the credential never
 // in the trail nor in an answer; anyone signed in lists the models their group is offered.
 // The routes only validate input and call these.
-import { request } from 'undici';
 import type { AuditService } from '../audit/service.js';
 import type { PriceCatalog } from '../billing/catalog.js';
 import { actorOf, type Principal, userOf } from '../http/principal.js';
+import { loadUndici } from '../shared/undici.js';
 import type { ChannelInput, ChannelsService } from './service.js';
 
 export interface Caller {
@@ -109,7 +109,7 @@ export function createChannelActions(deps: {
       if (ch.type === 'mock') return { ok: true, latency_ms: 0 };
       const started = Date.now();
       try {
-        const res = await request(`${ch.baseUrl}/models`, {
+        const res = await loadUndici().request(`${ch.baseUrl}/models`, {
           method: 'GET',
           headers: { authorization: `Bearer ${ch.apiKey}` },
           headersTimeout: 10_000,

@@ -8,9 +8,9 @@
 // drop repeats. The secret is never logged, stored or put in an error.
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { request } from 'undici';
 import type { Db } from '../db/index.js';
 import type { Clock } from '../shared/clock.js';
+import { loadUndici } from '../shared/undici.js';
 import { toEventJson } from './service.js';
 
 /** First retry after about this long; each further failure doubles it. */
@@ -87,7 +87,7 @@ export function createWebhookOutbox(deps: {
   async function post(body: string, uid: string, type: string): Promise<string | null> {
     const t = Math.floor(Date.now() / 1000);
     try {
-      const res = await request(options.url, {
+      const res = await loadUndici().request(options.url, {
         method: 'POST',
         headers: {
           'content-type': 'application/json',

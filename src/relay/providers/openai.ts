@@ -1,7 +1,8 @@
 // Any OpenAI-compatible upstream, over undici with keep-alive pools. It speaks chat
 // completions, legacy completions and embeddings, and — unless the channel says
 // `responses: false` — the Responses API too.
-import { Agent, type Dispatcher, errors } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
+import { loadedUndici, loadUndici } from '../../shared/undici.js';
 import type { Operation, Protocol } from '../canonical.js';
 import { UpstreamBody } from '../upstream-body.js';
 import {
@@ -22,7 +23,7 @@ export interface UpstreamTimeouts {
 
 /** One keep-alive pool for a transport, with the relay's timeouts. */
 export function upstreamAgent(t: UpstreamTimeouts): Agent {
-  return new Agent({
+  return new (loadUndici().Agent)({
     connect: { timeout: t.connectMs },
     headersTimeout: t.firstByteMs,
     bodyTimeout: t.idleMs,
@@ -143,6 +144,20 @@ export function postJson(
 const NONE: readonly Protocol[] = [];
 
 /**
+ * A transport's pool, made at its first request (so undici loads then, not at start); close()
+ * closes it if it was made.
+ */
+function lazyAgent(t: UpstreamTimeouts): { agent(): Agent; close(): Promise<void> } {
+  let agent: Agent | null = null;
+  return {
+    agent: () => (agent ??= upstreamAgent(t)),
+    close: async () => {
+      await agent?.close();
+    },
+  };
+}
+
+/**
  * A transport for an upstream that serves generation only, in its one protocol: each call is a
  * POST to `url(call)` with the credential `headers(call)`.
  */
@@ -152,12 +167,12 @@ export function generateOnlyTransport(
   url: (call: UpstreamCall) => string,
   headers: (call: UpstreamCall) => Record<string, string>,
 ): ChannelTransport & { close(): Promise<void> } {
-  const agent = upstreamAgent(t);
+  const pool = lazyAgent(t);
   const generate: readonly Protocol[] = [protocol];
   return {
     protocols: (_channel, operation) => (operation === 'generate' ? generate : NONE),
-    send: (call) => postJson(agent, url(call), call, headers(call)),
-    close: () => agent.close(),
+    send: (call) => postJson(pool.agent(), url(call), call, headers(call)),
+    close: pool.close,
   };
 }
 
@@ -169,7 +184,7 @@ const PATHS: Record<string, string> = {
 };
 
 export function createOpenAITransport(t: UpstreamTimeouts): ChannelTransport & { close(): Promise<void> } {
-  const agent = upstreamAgent(t);
+  const pool = lazyAgent(t);
   return {
     protocols(channel, operation: Operation): readonly Protocol[] {
       if (operation !== 'generate') return ['openai'];
@@ -179,20 +194,22 @@ export function createOpenAITransport(t: UpstreamTimeouts): ChannelTransport & {
       const path = PATHS[`${call.protocol}:${call.operation}`];
       if (!path)
         throw new UpstreamFailure(`an OpenAI channel cannot serve ${call.protocol} ${call.operation}`, false);
-      return postJson(agent, call.channel.baseUrl + path, call, {
+      return postJson(pool.agent(), call.channel.baseUrl + path, call, {
         authorization: `Bearer ${call.channel.apiKey}`,
       });
     },
-    close: () => agent.close(),
+    close: pool.close,
   };
 }
 
 export function asFailure(err: unknown): UpstreamFailure {
   if (err instanceof UpstreamFailure) return err;
+  const errors = loadedUndici()?.errors;
   const timeout =
-    err instanceof errors.HeadersTimeoutError ||
-    err instanceof errors.BodyTimeoutError ||
-    err instanceof errors.ConnectTimeoutError;
+    errors !== undefined &&
+    (err instanceof errors.HeadersTimeoutError ||
+      err instanceof errors.BodyTimeoutError ||
+      err instanceof errors.ConnectTimeoutError);
   const code = (err as { code?: string }).code;
   return new UpstreamFailure(
     timeout ? 'upstream timed out' : `upstream connection failed${code ? ` (${code})` : ''}`,

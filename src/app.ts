@@ -1,10 +1,17 @@
 // Builds the Fastify app: shared HTTP behaviour (request ids, errors, client IP, cookies,
 // OpenAPI) and each domain's routes. No domain logic lives here.
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifySchemaCompiler,
+  type FastifyServerOptions,
+} from 'fastify';
 import cookie from '@fastify/cookie';
 import swagger, { type SwaggerOptions } from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
@@ -36,6 +43,40 @@ declare module 'fastify' {
 const REQUEST_ID_PREFIX = 'req_' + randomBytes(6).toString('hex');
 let requestCounter = 0;
 const newRequestId = () => REQUEST_ID_PREFIX + (++requestCounter).toString(36).padStart(6, '0');
+
+/** zod validates inside each route (http/route.ts); the JSON schemas are for the docs only. */
+const noValidation: FastifySchemaCompiler<unknown> = () => (data) => ({ value: data });
+
+type SchemaController = NonNullable<FastifyServerOptions['schemaController']>;
+type CompilersFactory = NonNullable<SchemaController['compilersFactory']>;
+type ValidatorBuilder = NonNullable<CompilersFactory['buildValidator']>;
+type SerializerBuilder = NonNullable<CompilersFactory['buildSerializer']>;
+
+/** Fastify's own default serializer builder (fast-json-stringify), as Fastify resolves it. */
+function defaultSerializerBuilder(): SerializerBuilder {
+  const fastifyRequire = createRequire(createRequire(import.meta.url).resolve('fastify'));
+  return (fastifyRequire('@fastify/fast-json-stringify-compiler') as () => SerializerBuilder)();
+}
+
+/**
+ * Fastify's compiler builders for one app. Left unset, Fastify loads Ajv and fast-json-stringify
+ * (~0.15-0.25 s of CPU at start) to build defaults: the validator is the no-op anyway (its type
+ * is Ajv's; Fastify takes any schema compiler from it, as from setValidatorCompiler), and the
+ * default serializer is loaded only when a route first needs it. None does today: each
+ * response schema comes with its own serializerCompiler (http/route.ts).
+ */
+function schemaController(): SchemaController {
+  let serializers: SerializerBuilder | null = null;
+  return {
+    compilersFactory: {
+      buildValidator: (() => noValidation) as unknown as ValidatorBuilder,
+      buildSerializer: (schemas, options) => {
+        serializers ??= defaultSerializerBuilder();
+        return serializers(schemas, options);
+      },
+    },
+  };
+}
 
 /** The OpenAPI document's settings (shared by the app and `openApiDocument`). */
 const swaggerOptions: SwaggerOptions = {
@@ -120,8 +161,8 @@ function registerManagementRoutes(api: FastifyInstance, services: ManagementDeps
  * scripts/gen-api-types.ts to generate the console's API types.
  */
 export async function openApiDocument(): Promise<Record<string, unknown>> {
-  const app = Fastify({ logger: false });
-  app.setValidatorCompiler(() => (data) => ({ value: data }));
+  const app = Fastify({ logger: false, schemaController: schemaController() });
+  app.setValidatorCompiler(noValidation);
   await app.register(swagger, swaggerOptions);
   const unused = new Proxy({} as ManagementDeps, {
     get: (_t, name) => (name === 'config' ? { sessionTtlSeconds: 0 } : undefined),
@@ -149,6 +190,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
     frameworkErrors,
     clientErrorHandler: clientErrorHandler(newRequestId),
+    schemaController: schemaController(),
   });
   // 'idle' closes the sockets that are idle when closing begins. One busy then (a stream) goes
   // idle when its answer ends, and server.close() would wait on it until the client let it go
@@ -160,8 +202,7 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     app.server.once('close', () => clearInterval(sweep));
     done();
   });
-  // zod validates inside each route (http/route.ts); the JSON schemas are for the docs only.
-  app.setValidatorCompiler(() => (data) => ({ value: data }));
+  app.setValidatorCompiler(noValidation);
 
   const clientIp = makeClientIpResolver(config.trustedProxies);
   app.decorateRequest('clientIp', '');

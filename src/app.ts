@@ -82,7 +82,9 @@ function schemaController(): SchemaController {
 const swaggerOptions: SwaggerOptions = {
   // Model names may contain "/", so the price routes take the rest of the path ("*"):
   // document that as the {model} parameter it is.
-  transform: ({ schema, url }) => {
+  transform: ({ schema: declared, url, route }) => {
+    // A route() route's JSON schemas are made here, when the document is first built.
+    const schema = route.config?.openApiSchema?.() ?? declared;
     // The console's static files are not part of the API.
     if (!url.startsWith('/api/') && !url.startsWith('/v1/'))
       return { schema: { ...schema, hide: true }, url };

@@ -8,11 +8,11 @@ let tokenizer: Tokenizer | null = null;
 /**
  * gpt-tokenizer, loaded by the first count rather than at start: reading and building its
  * o200k table costs ~0.3 s of CPU (a fifth of a gateway's start), which a process that never
- * counts need not pay. Counting is synchronous, so this is its CommonJS build, required; the
- * first counted request waits for it, once.
+ * counts need not pay. Counting is synchronous, so this is its CommonJS build, required. The
+ * gateway (main.ts) calls this once it listens, so its first counted request does not wait.
  */
-function loadTokenizer(): Tokenizer {
-  tokenizer = createRequire(import.meta.url)('gpt-tokenizer') as Tokenizer;
+export function loadTokenizer(): Tokenizer {
+  tokenizer ??= createRequire(import.meta.url)('gpt-tokenizer') as Tokenizer;
   return tokenizer;
 }
 

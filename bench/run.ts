@@ -244,7 +244,8 @@ async function main() {
     );
     const base = await startMole({
       env,
-      // BENCH_MOLE_BASE_NODE_ARGS: node flags for it (V8's heap flags are refused in NODE_OPTIONS).
+      // BENCH_MOLE_BASE_NODE_ARGS: node flags for it, after npm start's (NODE_OPTIONS would reach
+      // every process the run starts).
       nodeArgs: (process.env.BENCH_MOLE_BASE_NODE_ARGS ?? '').split(/\s+/).filter(Boolean),
       main: path.resolve(process.env.BENCH_MOLE_BASE),
       mockUrl: mock.url,

@@ -26,6 +26,7 @@ export const START_NODE_FLAGS: string[] = (() => {
   const words = pkg.scripts.start.split(/\s+/);
   return words.slice(words.indexOf('node') + 1).filter((w) => w.startsWith('--'));
 })();
+
 const TSX = ['--import', 'tsx'];
 
 export const MODEL = 'gpt-4o-mini';

@@ -22,7 +22,17 @@ interface Running {
 
 const children: ChildProcess[] = [];
 
-/** Starts src/main.ts (builtEntry) on `dataDir` with no storage, key or proxy settings but `extra`'s. */
+/** The node flags of package.json's start script: this suite runs the gateway as `npm start` does. */
+const START_FLAGS = (
+  JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
+).scripts.start
+  .split(/\s+/)
+  .filter((w) => w.startsWith('--'));
+
+/**
+ * Starts src/main.ts (builtEntry) with npm start's node flags on `dataDir`, with no storage,
+ * key or proxy settings but `extra`'s.
+ */
 async function start(dataDir: string, extra: NodeJS.ProcessEnv = {}): Promise<Running> {
   const port = await freePort();
   const env = gatewayEnv(port, {
@@ -31,7 +41,7 @@ async function start(dataDir: string, extra: NodeJS.ProcessEnv = {}): Promise<Ru
     MOLE_MASTER_KEY: undefined,
     ...extra,
   });
-  const child = spawn(process.execPath, [builtEntry('main.ts')], {
+  const child = spawn(process.execPath, [...START_FLAGS, builtEntry('main.ts')], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -62,8 +62,8 @@ function defaultSerializerBuilder(): SerializerBuilder {
  * Fastify's compiler builders for one app. Left unset, Fastify loads Ajv and fast-json-stringify
  * (~0.15-0.25 s of CPU at start) to build defaults: the validator is the no-op anyway (its type
  * is Ajv's; Fastify takes any schema compiler from it, as from setValidatorCompiler), and the
- * default serializer is loaded only when a route first needs it. None does today: each
- * response schema comes with its own serializerCompiler (http/route.ts).
+ * default serializer is loaded only when a route first needs it. None does today: route()
+ * hands Fastify no response schema (http/route.ts), so answers go out through JSON.stringify.
  */
 function schemaController(): SchemaController {
   let serializers: SerializerBuilder | null = null;

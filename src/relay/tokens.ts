@@ -1,9 +1,6 @@
 // Local token counting (gpt-tokenizer, o200k_base): an upper bound for admission, and the
 // estimate when an upstream reports no usage or a stream is cut.
-import { createRequire } from 'node:module';
-
-type Tokenizer = typeof import('gpt-tokenizer');
-let tokenizer: Tokenizer | null = null;
+import { lazyModule } from '../shared/lazy-module.js';
 
 /**
  * gpt-tokenizer, loaded by the first count rather than at start: reading and building its
@@ -11,10 +8,7 @@ let tokenizer: Tokenizer | null = null;
  * counts need not pay. Counting is synchronous, so this is its CommonJS build, required. The
  * gateway (main.ts) calls this once it listens, so its first counted request does not wait.
  */
-export function loadTokenizer(): Tokenizer {
-  tokenizer ??= createRequire(import.meta.url)('gpt-tokenizer') as Tokenizer;
-  return tokenizer;
-}
+export const loadTokenizer = lazyModule<typeof import('gpt-tokenizer')>('gpt-tokenizer').load;
 
 /** Per-message and reply-priming overhead, as OpenAI's chat format adds. */
 const PER_MESSAGE = 4;
@@ -62,7 +56,7 @@ function imageTokens(content: unknown): number {
  */
 const AS_TEXT = { disallowedSpecial: new Set<string>() };
 
-export const countText = (s: string) => (s ? (tokenizer ?? loadTokenizer()).countTokens(s, AS_TEXT) : 0);
+export const countText = (s: string) => (s ? loadTokenizer().countTokens(s, AS_TEXT) : 0);
 
 /** A chat prompt's size with `size` as the measure of each text (chat overheads added). */
 function chatPromptSize(messages: unknown[], extra: unknown, size: (s: string) => number): number {

@@ -2,22 +2,16 @@
 // than ioredis: a relay request runs two scripts, and node-redis issues a command for about a
 // third of ioredis's CPU (2.6 against 8.7 µs an EVALSHA; a plain relay request on PostgreSQL +
 // Redis went from 159 to 134 µs of gateway CPU in `npm run bench`, 5 rounds A/B).
-import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
+import { lazyModule } from './lazy-module.js';
 import { nowAndThen } from './now-and-then.js';
-
-type NodeRedis = typeof import('@redis/client');
-let nodeRedis: NodeRedis | null = null;
 
 /**
  * node-redis, loaded by the first client rather than at start: its ~500 files cost a gateway
  * ~0.15 s of CPU to load, and one without REDIS_URL never uses them. Every client in the
  * gateway is made by createRedis, so an error of node-redis's classes exists only once this ran.
  */
-function loadNodeRedis(): NodeRedis {
-  nodeRedis ??= createRequire(import.meta.url)('@redis/client') as NodeRedis;
-  return nodeRedis;
-}
+const nodeRedis = lazyModule<typeof import('@redis/client')>('@redis/client');
 
 /**
  * A client for `url`, not yet connected (`connect()` it). RESP2, as the scripts expect: a
@@ -32,7 +26,7 @@ function loadNodeRedis(): NodeRedis {
  */
 export function createRedis(url: string, logger?: Logger, opts: { timeoutMs?: number } = {}) {
   let connected = false;
-  const client = loadNodeRedis().createClient({
+  const client = nodeRedis.load().createClient({
     url,
     RESP: 2,
     disableOfflineQueue: true,
@@ -60,7 +54,7 @@ export type RedisClient = ReturnType<typeof createRedis>;
  * is answered 503 service_unavailable: a client may retry it, and it was not charged.
  */
 export function isRedisUnreachable(err: unknown): boolean {
-  const m = nodeRedis;
+  const m = nodeRedis.loaded();
   return (
     m !== null &&
     (err instanceof m.ClientOfflineError ||
@@ -74,10 +68,13 @@ export function isRedisUnreachable(err: unknown): boolean {
 }
 
 /** Whether `err` (one isRedisUnreachable knows) failed a command that was never sent. */
-export const neverSent = (err: unknown): boolean =>
-  nodeRedis !== null &&
-  (err instanceof nodeRedis.ClientOfflineError || err instanceof nodeRedis.TimeoutError);
+export const neverSent = (err: unknown): boolean => {
+  const m = nodeRedis.loaded();
+  return m !== null && (err instanceof m.ClientOfflineError || err instanceof m.TimeoutError);
+};
 
 /** Whether `err` says the client was closed (this process is stopping). */
-export const isClientClosed = (err: unknown): boolean =>
-  nodeRedis !== null && err instanceof nodeRedis.ClientClosedError;
+export const isClientClosed = (err: unknown): boolean => {
+  const m = nodeRedis.loaded();
+  return m !== null && err instanceof m.ClientClosedError;
+};

@@ -104,14 +104,29 @@ export interface TestClock {
   now(): number;
   /** Moves the clock forward by `ms`. */
   advance(ms: number): void;
+  /**
+   * Stops the clock until the returned function is called (then it runs on from where it
+   * stood): for a test that asserts what a time reads, which a slow machine must not change.
+   */
+  freeze(): () => void;
 }
 
 function testClock(): TestClock {
   let offset = 0;
+  let frozenAt: number | null = null;
   return {
-    now: () => Date.now() + offset,
+    now: () => (frozenAt ?? Date.now()) + offset,
     advance(ms) {
       offset += ms;
+    },
+    freeze() {
+      const at = Date.now();
+      frozenAt ??= at;
+      return () => {
+        if (frozenAt === null) return;
+        offset += frozenAt - Date.now();
+        frozenAt = null;
+      };
     },
   };
 }

@@ -18,11 +18,18 @@ import type { Attempt, AttemptResult } from './pipeline.js';
 import { type UpstreamResponse, UpstreamFailure } from './providers/transport.js';
 import { SseByteFrames, SseFrameParser } from './sse.js';
 
+/** How many pieces of generated text a stream keeps before it joins them into one string. */
+const PIECES_JOINED = 256;
+
 /** Checks an upstream stream frame by frame and prepares what the client should see. */
 export class StreamCheck {
   private ready = '';
   private tail = '';
-  private generated = '';
+  /**
+   * Generated text so far, in pieces joined into one every PIECES_JOINED: `+=` per event made a
+   * rope of a node per token (~35 bytes each) that a long stream held to its end.
+   */
+  private generated: string[] = [];
   /**
    * Pass-through, when the codec offers a check that needs no events: the frames are then
    * split as bytes (`frames`) and only decoded to go out.
@@ -59,7 +66,7 @@ export class StreamCheck {
 
   /** Generated text so far, for a local count should the upstream's usage never come. */
   get produced(): string {
-    return this.passThrough ? this.passThrough.produced : this.generated;
+    return this.passThrough ? this.passThrough.produced : this.generated.join('');
   }
 
   /** Checks the frames completed by one chunk; throws StreamBroken on a bad or error frame. */
@@ -138,7 +145,8 @@ export class StreamCheck {
     } else {
       const { events, hide } = this.decoder!.feed(frame);
       for (const e of events) {
-        this.generated += generatedText(e);
+        const piece = generatedText(e);
+        if (piece && this.generated.push(piece) >= PIECES_JOINED) this.generated = [this.generated.join('')];
         // Translated answers name the model the client asked for (upstream names stay internal).
         if (this.encoder)
           text += this.encoder.event(e.type === 'start' ? { ...e, model: this.clientModel } : e);

@@ -659,6 +659,8 @@ class PassThroughStream implements PassThroughCheck {
 
   private decodeKept(): void {
     this.textDecoder ??= streamDecoder(this.r);
+    // One flat string per decode: `text +=` a piece per frame left a rope of a node per frame.
+    const pieces: string[] = [];
     for (let k = 0; k < this.kept.length; k++) {
       const d = this.kept[k]!;
       const data = typeof d === 'string' ? d : d.toString('utf8', this.keptAt[2 * k], this.keptAt[2 * k + 1]);
@@ -668,8 +670,9 @@ class PassThroughStream implements PassThroughCheck {
       } catch {
         // Not reached (every kept frame passed the check); a count must never fail a settlement.
       }
-      for (const e of events) this.text += generatedText(e);
+      for (const e of events) pieces.push(generatedText(e));
     }
+    this.text += pieces.join('');
     this.kept = [];
     this.keptAt = [];
     this.keptBytes = 0;

@@ -6,7 +6,10 @@
  * long-stream table shows) grows with allocation churn too and hid a 256 KiB-a-stream buffer
  * that this measure showed (see the kept-frames bound in relay/protocols/openai.ts).
  *
- *   node --expose-gc --import tsx bench/stream-heap.ts [--streams 100] [--tokens 1000]
+ *   node --expose-gc --import tsx bench/stream-heap.ts [--streams 100] [--tokens 1000] [--messages]
+ *
+ * `--messages`: the clients speak Anthropic Messages to the OpenAI channel (the translation
+ * path, whose stream is decoded and re-encoded event by event).
  *
  * The figure includes this process's own clients (fetch readers): an upper bound on the
  * gateway's part.
@@ -17,6 +20,7 @@ import { startTestServer, userWithKey } from '../test/helpers/server.js';
 
 const STREAMS = numArg('--streams', 100);
 const TOKENS = numArg('--tokens', 1000);
+const MESSAGES = process.argv.includes('--messages');
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc --import tsx bench/stream-heap.ts');
 
@@ -38,9 +42,13 @@ try {
     return process.memoryUsage().heapUsed;
   };
   const stream = async () => {
-    const res = await fetch(`${s.url}/v1/chat/completions`, {
+    const res = await fetch(`${s.url}/v1/${MESSAGES ? 'messages' : 'chat/completions'}`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      headers: {
+        authorization: `Bearer ${secret}`,
+        'content-type': 'application/json',
+        ...(MESSAGES ? { 'anthropic-version': '2023-06-01' } : {}),
+      },
       body: JSON.stringify({
         model: 'gpt-4o-mini',
         messages: [{ role: 'user', content: 'a long answer' }],

@@ -6,8 +6,9 @@ import type { IngressRequest } from '../../src/relay/protocols/types.js';
 interface Check {
   feed(chunk: Buffer): void;
   end(): void;
-  takeReady(): string;
-  takeTail(): string;
+  // Text, or bytes since the checks pass frames on undecoded: only the length is counted.
+  takeReady(): { length: number };
+  takeTail(): { length: number };
   readonly done: boolean;
   readonly produced: string;
   readonly usage: { output: number } | null;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { openaiCodec } from './protocols/openai.js';
 import type { IngressRequest } from './protocols/types.js';
-import { StreamCheck } from './stream.js';
+import { joinBytes, StreamCheck } from './stream.js';
 
 // OpenAI pass-through checks frames as bytes (PassThroughCheck) instead of decoding each into
 // events. These tests hold it to the full decoder on the same streams: the same frames go out,
@@ -38,7 +38,7 @@ function trace(check: StreamCheck, chunks: Buffer[], readProduced: (k: number) =
     } catch (err) {
       error = `${(err as Error).constructor.name}: ${(err as Error).message}`;
     }
-    const s: Step = { out: check.takeReady(), done: check.done, usage: check.usage };
+    const s: Step = { out: String(check.takeReady()), done: check.done, usage: check.usage };
     if (error) s.error = error;
     if (error || readProduced(k)) s.produced = check.produced;
     steps.push(s);
@@ -46,7 +46,12 @@ function trace(check: StreamCheck, chunks: Buffer[], readProduced: (k: number) =
   };
   for (let k = 0; k < chunks.length; k++) if (!step(k, () => check.feed(chunks[k]!))) return steps;
   step(chunks.length, () => check.end());
-  steps.push({ out: check.takeTail(), done: check.done, usage: check.usage, produced: check.produced });
+  steps.push({
+    out: String(check.takeTail()),
+    done: check.done,
+    usage: check.usage,
+    produced: check.produced,
+  });
   return steps;
 }
 
@@ -83,8 +88,8 @@ describe('StreamCheck on OpenAI pass-through', () => {
       const check = new StreamCheck(openaiCodec.passThroughCheck!(r), null, r.model);
       check.feed(Buffer.from(text));
       const frames = text.split(/(?<=\n\n)/);
-      expect(check.takeReady()).toBe(frames[1]! + (wants ? frames[2] : ''));
-      expect(check.takeTail()).toBe(frames[3]);
+      expect(String(check.takeReady())).toBe(frames[1]! + (wants ? frames[2] : ''));
+      expect(String(check.takeTail())).toBe(frames[3]);
       expect(check.done).toBe(true);
       expect(check.usage).toMatchObject({ input: 3, output: 2 });
       expect(check.produced).toBe('Hi é🐾');
@@ -103,7 +108,7 @@ describe('StreamCheck on OpenAI pass-through', () => {
       const r = ingress(false);
       const check = new StreamCheck(openaiCodec.passThroughCheck!(r), null, r.model);
       expect(() => check.feed(Buffer.from(good + bad + good)), bad).toThrow(message);
-      expect(check.takeReady()).toBe(good);
+      expect(String(check.takeReady())).toBe(good);
       expect(check.produced).toBe('a');
     }
   });
@@ -235,5 +240,17 @@ describe('StreamCheck on OpenAI pass-through', () => {
     const steps = compare(chunks, false, () => false, 'long stream');
     expect(steps.at(-1)!.produced!.length).toBeGreaterThan(500_000);
     compare(chunks, false, (k) => k % 40 === 0, 'long stream, text read along the way');
+  });
+});
+
+describe('joinBytes', () => {
+  it('writes a lone piece as it is, text as text, and bytes with text as their bytes', () => {
+    const b = Buffer.from('data: é\n\n');
+    expect(joinBytes([])).toBe('');
+    expect(joinBytes([b])).toBe(b);
+    expect(joinBytes(['a', 'é'])).toBe('aé');
+    const mixed = joinBytes([b, 'data: 🐾\n\n', b.subarray(0, 4)]);
+    expect(Buffer.isBuffer(mixed)).toBe(true);
+    expect(mixed.toString()).toBe('data: é\n\ndata: 🐾\n\ndata');
   });
 });

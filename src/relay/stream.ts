@@ -1,8 +1,8 @@
 // Step 7/8 for a stream: frames are checked one by one (StreamCheck: decode, count, and
 // either keep the raw frame or re-encode it in the client's protocol; a pass-through whose
 // codec offers a PassThroughCheck checks the bytes and decodes text only when it is counted)
-// and written one upstream chunk at a time (ClientStream: headers on first write,
-// backpressure). The protocol's last frames are held until the answer is settled and logged,
+// and written one upstream chunk at a time, a pass-through's frames as the upstream's bytes
+// (ClientStream: headers on first write, backpressure). The protocol's last frames are held until the answer is settled and logged,
 // so an answer the client received in full is always on the books.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -21,10 +21,24 @@ import { SseByteFrames, SseFrameParser } from './sse.js';
 /** How many pieces of generated text a stream keeps before it joins them into one string. */
 const PIECES_JOINED = 256;
 
+/**
+ * What goes to the client: text, or a run of upstream bytes passed on as they came (decoding
+ * them to text only for the socket to encode them back cost ~2 µs a 4 KiB answer).
+ */
+export type ClientBytes = string | Buffer;
+
+/** Pieces as one write: none is '', a lone piece goes as it is, text stays text. */
+export function joinBytes(pieces: readonly ClientBytes[]): ClientBytes {
+  if (pieces.length <= 1) return pieces[0] ?? '';
+  if (pieces.every((p) => typeof p === 'string')) return pieces.join('');
+  return Buffer.concat(pieces.map((p) => (typeof p === 'string' ? Buffer.from(p) : p)));
+}
+
 /** Checks an upstream stream frame by frame and prepares what the client should see. */
 export class StreamCheck {
-  private ready = '';
-  private tail = '';
+  /** Checked, to go out now; and the protocol's last frames, held until the answer is settled. */
+  private ready: ClientBytes[] = [];
+  private tail: ClientBytes[] = [];
   /**
    * Generated text so far, in pieces joined into one every PIECES_JOINED: `+=` per event made a
    * rope of a node per token (~35 bytes each) that a long stream held to its end.
@@ -89,17 +103,17 @@ export class StreamCheck {
     } else for (const frame of this.sse!.end()) this.take(frame);
   }
 
-  /** Client text checked so far that may go out now. */
-  takeReady(): string {
-    const t = this.ready;
-    this.ready = '';
+  /** What was checked so far and may go out now ('' or empty: nothing). */
+  takeReady(): ClientBytes {
+    const t = joinBytes(this.ready);
+    this.ready.length = 0;
     return t;
   }
 
   /** The protocol's last frames (from the one that ended the answer on): held until settled. */
-  takeTail(): string {
-    const t = this.tail;
-    this.tail = '';
+  takeTail(): ClientBytes {
+    const t = joinBytes(this.tail);
+    this.tail.length = 0;
     return t;
   }
 
@@ -131,9 +145,7 @@ export class StreamCheck {
 
   private flushRun(): void {
     if (this.runEnd === this.runStart) return;
-    const text = this.frames!.bytes.toString('utf8', this.runStart, this.runEnd);
-    if (this.runToTail) this.tail += text;
-    else this.ready += text;
+    (this.runToTail ? this.tail : this.ready).push(this.frames!.bytes.subarray(this.runStart, this.runEnd));
     this.runStart = this.runEnd = 0;
   }
 
@@ -153,8 +165,7 @@ export class StreamCheck {
       }
       if (!this.encoder && !hide) text = frame.raw;
     }
-    if (afterDone || this.done) this.tail += text;
-    else this.ready += text;
+    if (text) (afterDone || this.done ? this.tail : this.ready).push(text);
   }
 }
 
@@ -190,15 +201,16 @@ export class ClientStream {
     });
   }
 
-  /** Writes `text`; a promise only when the client's socket is full (settles on drain or close). */
-  write(text: string): Promise<void> | undefined {
+  /** Writes `bytes`; a promise only when the client's socket is full (settles on drain or close). */
+  write(bytes: ClientBytes): Promise<void> | undefined {
     this.begin();
-    return this.out.write(text) ? undefined : drainedOrClosed(this.out);
+    return this.out.write(bytes) ? undefined : drainedOrClosed(this.out);
   }
 
-  end(text: string): void {
+  /** Ends the answer with `pieces`, in one write. */
+  end(...pieces: ClientBytes[]): void {
     this.begin();
-    if (!this.out.destroyed) this.out.end(text);
+    if (!this.out.destroyed) this.out.end(joinBytes(pieces.filter((p) => p.length > 0)));
   }
 }
 
@@ -212,7 +224,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
   let finished = false;
 
   // The answer is complete: settle and log it, then send its last frames.
-  const complete = async (text: string) => {
+  const complete = async (ready: ClientBytes, tail: ClientBytes) => {
     finished = true;
     a.record(res.status);
     const usage = await call.finish({
@@ -222,7 +234,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
       produced: () => check.produced,
       ttftMs: out.ttftMs ?? Math.round(performance.now() - req.relay!.startedAt),
     });
-    out.end(text + (encoder ? encoder.finish(usage) : ''));
+    out.end(ready, tail, encoder ? encoder.finish(usage) : '');
   };
 
   const clientStays = () => {
@@ -239,8 +251,8 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
         if (finished) return; // nothing follows the last frame; drain so the connection is reused
         check.feed(chunk);
         const ready = check.takeReady();
-        if (check.done) return complete(ready + check.takeTail());
-        if (!ready) return;
+        if (check.done) return complete(ready, check.takeTail());
+        if (ready.length === 0) return;
         const full = out.write(ready);
         if (full) return full.then(clientStays);
         clientStays();
@@ -248,12 +260,12 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
       if (!finished) {
         check.end();
         if (!check.done) throw new StreamBroken('upstream stream ended early');
-        await complete(check.takeReady() + check.takeTail());
+        await complete(check.takeReady(), check.takeTail());
       }
     } finally {
       // What was checked before a failure still reaches a client that is already reading.
       const rest = check.takeReady();
-      if (!finished && rest && out.started && !out.gone) await out.write(rest);
+      if (!finished && rest.length > 0 && out.started && !out.gone) await out.write(rest);
     }
   } catch (err) {
     res.body.destroy();

@@ -2,8 +2,9 @@
 // either keep the raw frame or re-encode it in the client's protocol; a pass-through whose
 // codec offers a PassThroughCheck checks the bytes and decodes text only when it is counted)
 // and written one upstream chunk at a time, a pass-through's frames as the upstream's bytes
-// (ClientStream: headers on first write, backpressure). The protocol's last frames are held until the answer is settled and logged,
-// so an answer the client received in full is always on the books.
+// (ClientStream: headers on first write, backpressure). The protocol's last frames are held
+// until the answer is settled and logged, so an answer the client received in full is always
+// on the books.
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {

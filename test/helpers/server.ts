@@ -120,8 +120,9 @@ function testClock(): TestClock {
       offset += ms;
     },
     freeze() {
-      const at = Date.now();
-      frozenAt ??= at;
+      // Already stopped: the first freeze's thaw starts it again, not this one's.
+      if (frozenAt !== null) return () => {};
+      frozenAt = Date.now();
       return () => {
         if (frozenAt === null) return;
         offset += frozenAt - Date.now();

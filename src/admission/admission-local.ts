@@ -8,7 +8,7 @@ import type { Budgets } from '../budgets/service.js';
 import type { AppError } from '../http/errors.js';
 import type { VerifiedKey } from '../keys/verify.js';
 import type { Limiter } from '../limits/limiter.js';
-import { type Admission, type Hold, limitsError, moneyError } from './admission.js';
+import { type Admission, type Hold, limitsError, moneyError, roomNeeded } from './admission.js';
 
 export interface AdmissionDeps {
   logger: Logger;
@@ -21,24 +21,28 @@ export interface AdmissionDeps {
 export function createLocalAdmission(deps: AdmissionDeps): Admission {
   const { limiter, spendCaps, budgets, ledger } = deps;
 
-  /** Holds `amount` against the cap, every budget in force, then the key quota and the balance: all or none. */
+  /**
+   * Holds `amount` against the cap, every budget in force, then the key quota and the balance,
+   * if each has `need` left: all or none.
+   */
   async function hold(
     key: VerifiedKey,
     amount: number,
+    need: number,
   ): Promise<{ ok: true; hold: Hold } | { ok: false; error: AppError }> {
     // An ephemeral key's max_cost first (it bills to its parent: the rest is the parent's).
     const capNano = key.ephemeral?.maxCostNano ?? null;
-    const cap = capNano === null ? null : await spendCaps.hold(key.ephemeral!.id, capNano, amount);
+    const cap = capNano === null ? null : await spendCaps.hold(key.ephemeral!.id, capNano, amount, need);
     if (capNano !== null && !cap) return { ok: false, error: moneyError.cap(amount) };
     const dropCap = () => cap && void spendCaps.release(cap);
-    const b = await budgets.reserve(key, amount);
+    const b = await budgets.reserve(key, amount, need);
     if (!b.ok) {
       dropCap();
       return { ok: false, error: moneyError.budget(b.message) };
     }
     let l: Awaited<ReturnType<Ledger['reserve']>>;
     try {
-      l = await ledger.reserve(key.id, key.userId, key.quotaNano, amount);
+      l = await ledger.reserve(key.id, key.userId, key.quotaNano, amount, need);
     } catch (err) {
       budgets.release(b.hold);
       dropCap();
@@ -58,11 +62,12 @@ export function createLocalAdmission(deps: AdmissionDeps): Admission {
       if (!a.ok) return { ok: false, error: limitsError(a.refusal), snapshot: a.snapshot, ticket: null };
       let res: Awaited<ReturnType<typeof hold>>;
       try {
-        res = await hold(req.key, req.amount());
-        // A long prompt is admitted on a cheap upper bound; only when that would be refused is
-        // it tokenized, and the request judged on its exact count.
+        const amount = req.amount();
+        res = await hold(req.key, amount, roomNeeded(amount, req.bounded?.() ?? false));
+        // A prompt is held on a cheap upper bound while every limit has room to spare; near a
+        // limit, or refused, it is tokenized and the request judged on its exact count.
         const exact = res.ok ? null : (req.exact?.() ?? null);
-        if (exact !== null) res = await hold(req.key, exact);
+        if (exact !== null) res = await hold(req.key, exact, exact);
       } catch (err) {
         a.ticket.done();
         throw err;

@@ -44,6 +44,7 @@ import {
   type Hold,
   limitsError,
   moneyError,
+  roomNeeded,
 } from './admission.js';
 
 /** What ADMIT answers first. */
@@ -159,12 +160,14 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
   interface Money {
     key: VerifiedKey;
     amount: number;
+    /** The room the hold needs in each limit (admission.ts `roomNeeded`). */
+    need: number;
     cap: { id: number; capNano: number } | null;
     refs: CounterRef[];
     seeds: { cap?: number; budgets?: string[]; ledger?: { used: number; balance: number } };
   }
 
-  async function money(key: VerifiedKey, amount: number): Promise<Money> {
+  async function money(key: VerifiedKey, amount: number, need: number): Promise<Money> {
     const cap =
       key.ephemeral?.maxCostNano != null
         ? { id: key.ephemeral.id, capNano: key.ephemeral.maxCostNano }
@@ -174,7 +177,7 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
     await ledger.load(key.id, key.userId);
     if (cap) await caps.load(cap.id);
     if (refs.length) await meter.load(refs);
-    return { key, amount, cap, refs, seeds: {} };
+    return { key, amount, need, cap, refs, seeds: {} };
   }
 
   /** Reads what every money step would seed Redis with (first use: one more run, not three). */
@@ -201,7 +204,7 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
 
   /** One ADMIT run: the money of `m`, and the limits of `check` when given. */
   async function run(m: Money, check: LimitCheck | null): Promise<{ answer: Answer; gens: Gens }> {
-    const { key, amount, cap, refs } = m;
+    const { key, amount, need, cap, refs } = m;
     const gens: Gens = {
       ledger: ledger.lease.acquire(),
       budget: refs.length ? meter.lease.acquire() : undefined,
@@ -221,11 +224,11 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
       const c = packCalls(
         [],
         [
-          capHold ? caps.holdCall(cap.id, cap.capNano, amount, m.seeds.cap) : NONE,
+          capHold ? caps.holdCall(cap.id, cap.capNano, amount, m.seeds.cap, need) : NONE,
           capHold ? caps.settleCall(capHold, 0) : NONE,
-          gens.budget ? meter.reserveCall(refs, amount, m.seeds.budgets, gens.budget) : NONE,
+          gens.budget ? meter.reserveCall(refs, amount, m.seeds.budgets, gens.budget, need) : NONE,
           gens.budget ? meter.releaseCall(budgetUndo) : NONE,
-          ledger.reserveCall(key.id, key.userId, key.quotaNano, amount, m.seeds.ledger, gens.ledger),
+          ledger.reserveCall(key.id, key.userId, key.quotaNano, amount, m.seeds.ledger, gens.ledger, need),
           ledger.settleCall(ledgerUndo, 0),
           check
             ? limitStore.admitCall(
@@ -315,6 +318,7 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
           { line: ref.line, spentNano: Number(spent), resetsAt: ref.end },
           amount,
           at,
+          m.need === amount,
         );
         return { ok: false, error: moneyError.budget(r.message) };
       }
@@ -333,12 +337,13 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
    */
   async function admitOnLedger(m: Money, req: AdmitRequest): Promise<AdmitResult> {
     const { key } = m;
-    const reserve = (amount: number) => deps.ledger.reserve(key.id, key.userId, key.quotaNano, amount);
-    let r = await reserve(m.amount);
-    // A long prompt is admitted on a cheap upper bound; only when that would be refused is it
-    // tokenized, and judged on its exact count.
+    const reserve = (amount: number, need: number) =>
+      deps.ledger.reserve(key.id, key.userId, key.quotaNano, amount, need);
+    let r = await reserve(m.amount, m.need);
+    // A prompt is held on a cheap upper bound while the quota and balance have room to spare;
+    // near them, or refused, it is tokenized and judged on its exact count.
     const exact = r.ok ? null : (req.exact?.() ?? null);
-    if (exact !== null) r = await reserve(exact);
+    if (exact !== null) r = await reserve(exact, exact);
     if (!r.ok)
       return {
         ok: false,
@@ -358,7 +363,8 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
   return {
     async admit(req): Promise<AdmitResult> {
       const check = limiter.prepare(req.subject, req.tokens);
-      const m = await money(req.key, req.amount());
+      const amount = req.amount();
+      const m = await money(req.key, amount, roomNeeded(amount, req.bounded?.() ?? false));
       if (!check && !m.cap && m.refs.length === 0) return admitOnLedger(m, req);
       const { answer: a, gens } = await runSeeded(m, check);
       let admission: ReturnType<Limiter['conclude']> = { ok: true, ticket: NOOP_TICKET, snapshot: {} };
@@ -377,11 +383,12 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
       const { ticket, snapshot } = admission;
       try {
         let res = moneyOutcome(m, a, gens);
-        // A long prompt is admitted on a cheap upper bound; only when that would be refused is
-        // it tokenized, and the request judged (its money only: the limits counted it) again.
+        // A prompt is held on a cheap upper bound while every limit has room to spare; near a
+        // limit, or refused, it is tokenized and the request judged (its money only: the
+        // limits counted it) again on its exact count.
         const exact = res.ok ? null : (req.exact?.() ?? null);
         if (exact !== null) {
-          const mx = { ...m, amount: exact };
+          const mx = { ...m, amount: exact, need: exact };
           const again = await runSeeded(mx, null);
           res = moneyOutcome(mx, again.answer, again.gens);
         }

@@ -11,7 +11,7 @@ import { type Budgets, createBudgets } from '../budgets/service.js';
 import type { VerifiedKey } from '../keys/verify.js';
 import type { Limiter, LimitSubject } from '../limits/limiter.js';
 import { NO_LIMITS, type LimitValues } from '../limits/policy.js';
-import type { Admission, AdmitRequest, AdmitResult } from './admission.js';
+import { type Admission, type AdmitRequest, type AdmitResult, BOUND_HEADROOM } from './admission.js';
 
 export const silent = pino({ level: 'silent' });
 
@@ -216,6 +216,67 @@ export function admissionSpec(name: string, impl: AdmissionImpl): void {
       expect(a.hold.ledger.amount).toBe(900);
       expect((await p.limiter.peek(subjectOf(k))).rpm).toMatchObject({ remaining: 9 });
       a.ticket.done();
+    });
+
+    /** A request whose amount is a bound (the prompt not tokenized); `exact` counts how often it is asked. */
+    const bounded = (exactAmount: number, asked = { n: 0 }): Partial<AdmitRequest> => ({
+      bounded: () => true,
+      exact: () => {
+        asked.n++;
+        return exactAmount;
+      },
+    });
+    // The money steps in force: the ledger alone (its own scripts on Redis), or every one of them.
+    const ledgerOnly = { quotaNano: 1_000_000 };
+    const everyStep = { quotaNano: 1_000_000, cap: 1_000_000, daily: 1_000_000, limits: { rpm: 100 } };
+
+    it('a bound is held as it is where every limit has BOUND_HEADROOM times its room: never counted exactly', async () => {
+      for (const v of [ledgerOnly, everyStep]) {
+        const { admit } = await keyWith(v, 1_000_000);
+        const asked = { n: 0 };
+        const bound = 1_000_000 / BOUND_HEADROOM;
+        const a = admitted(await admit(bound, bounded(400, asked)));
+        expect(a.hold.ledger.amount, JSON.stringify(v)).toBe(bound);
+        expect(asked.n).toBe(0);
+        a.ticket.done();
+      }
+    });
+
+    it('nearer a limit than BOUND_HEADROOM bounds, the request is held on its exact amount', async () => {
+      // Each limit in turn leaves less room than 32 × the 1 000 bound, and more than the exact 400.
+      const near = [
+        { v: { quotaNano: 31_999 }, balance: 1_000_000 },
+        { v: {}, balance: 31_999 },
+        { v: { cap: 31_999 }, balance: 1_000_000 },
+        { v: { daily: 31_999 }, balance: 1_000_000 },
+        { v: { ...everyStep, daily: 31_999 }, balance: 1_000_000 },
+      ];
+      for (const { v, balance } of near) {
+        const { admit } = await keyWith(v, balance);
+        const asked = { n: 0 };
+        const a = admitted(await admit(1_000, bounded(400, asked)));
+        expect(a.hold.ledger.amount, JSON.stringify(v)).toBe(400);
+        expect(asked.n).toBe(1);
+        a.ticket.done();
+      }
+      // With the room for exactly 32 bounds, the bound is held.
+      const { admit } = await keyWith({ quotaNano: 32_000, cap: 32_000, daily: 32_000 }, 32_000);
+      expect(admitted(await admit(1_000, bounded(400))).hold.ledger.amount).toBe(1_000);
+    });
+
+    it('bounds held in flight never refuse what exact holds admit: a quota of exactly 3 exact worst cases admits 3', async () => {
+      for (const v of [{ quotaNano: 3_000 }, { ...everyStep, quotaNano: 3_000 }]) {
+        const { admit } = await keyWith(v, 1_000_000);
+        const out = await Promise.all(Array.from({ length: 30 }, () => admit(2_500, bounded(1_000))));
+        const ok = out.filter((a): a is Admitted => a.ok);
+        expect(
+          ok.map((a) => a.hold.ledger.amount),
+          JSON.stringify(v),
+        ).toEqual([1_000, 1_000, 1_000]);
+        for (const a of out)
+          if (a.ok) a.ticket.done();
+          else a.ticket?.done();
+      }
     });
 
     it('settles the cost, releases the rest, and counts what the ledger charged in the budget', async () => {

@@ -43,11 +43,31 @@ export interface AdmitRequest {
   /** The worst-case cost to hold, nano-USD (called after `tokens`). */
   amount(): number;
   /**
-   * When `amount` was a cheap upper bound: the exact worst case, judged only when the bound is
-   * refused for money (null: the bound was exact already).
+   * Whether `amount` (as last returned) is a cheap upper bound, the prompt not tokenized: it is
+   * then held only where every limit has room for BOUND_HEADROOM of it (`roomNeeded`).
+   */
+  bounded?(): boolean;
+  /**
+   * When `amount` was a cheap upper bound: the exact worst case, judged when the bound is refused
+   * for money, or is too near a limit to be held (null: the bound was exact already).
    */
   exact?(): number | null;
 }
+
+/**
+ * How many times a worst case held on a prompt's upper bound each limit must still have room
+ * for. The bound saves tokenizing the prompt on every request (~2–20 µs for a short one, ms for
+ * a long one), but holds more than the exact count; near a limit, bounds held by requests in
+ * flight could refuse a request that exact holds admit. So there the request is tokenized and
+ * judged on its exact count, as it is when the bound is refused: a limit refuses a request on
+ * its bound only when fewer than this many such holds would fit, and then tries the exact one.
+ * Only more requests than this in flight on one limit as it runs out can still feel the bounds.
+ */
+export const BOUND_HEADROOM = 32;
+
+/** The room a hold of `amount` must find in each limit: itself, or BOUND_HEADROOM × a bound. */
+export const roomNeeded = (amount: number, bounded: boolean): number =>
+  bounded ? Math.min(Number.MAX_SAFE_INTEGER, amount * BOUND_HEADROOM) : amount;
 
 export type AdmitResult =
   | { ok: true; ticket: Ticket; snapshot: LimitSnapshot; hold: Hold }

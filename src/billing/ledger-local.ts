@@ -43,10 +43,10 @@ export function createLocalLedger(deps: LocalLedgerDeps): Ledger {
   }
 
   return {
-    async reserve(keyId, userId, quotaNano, amount): Promise<ReserveResult> {
+    async reserve(keyId, userId, quotaNano, amount, need = amount): Promise<ReserveResult> {
       const { k, u } = await counters.load(keyId, userId);
       // From here to the increments there is no await: the check and the hold are atomic.
-      const refused = refusal(amount, {
+      const refused = refusal(need, {
         key: keyRoom(quotaNano, k.base + k.pending, k.reserved),
         user: userRoom(u.base - u.pending, u.reserved),
       });

@@ -64,7 +64,8 @@ local NO_QUOTA, NOT_READ = ${NO_QUOTA}, ${NOT_READ}
 // KEYS: key counter, user counter, this instance's liveness key. ARGV: quota (NO_QUOTA = none),
 // amount, ttl, key used in DB, user balance in DB (these two only when the caller has read
 // them, else NOT_READ; NEEDS_SEED asks for them), this instance's hold field, liveness key
-// prefix, lease ms. Same rule as ledger.ts `refusal`: the key quota first, then the balance.
+// prefix, lease ms, the room the hold needs (≥ amount). Same rule as ledger.ts `refusal`: the
+// key quota first, then the balance.
 // Each counter is read once (COUNTER: its value, its live holds; nil = missing); the lease is
 // renewed before anything is decided, so this instance's own holds count without a lookup.
 const RESERVE_BODY = `${CODES}local used, kheld = COUNTER(KEYS[1], 'used', ARGV[7], ARGV[6])
@@ -75,9 +76,9 @@ if not used or not bal then
   if not bal then bal = ARGV[5]; redis.call('HSET', KEYS[2], 'bal', bal) end
 end
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[8])
-local quota = tonumber(ARGV[1]); local amount = tonumber(ARGV[2])
-if quota ~= NO_QUOTA and quota - tonumber(used) - kheld < amount then return KEY_QUOTA end
-if tonumber(bal) - uheld < amount then return BALANCE end
+local quota = tonumber(ARGV[1]); local need = tonumber(ARGV[9])
+if quota ~= NO_QUOTA and quota - tonumber(used) - kheld < need then return KEY_QUOTA end
+if tonumber(bal) - uheld < need then return BALANCE end
 redis.call('HINCRBY', KEYS[1], ARGV[6], ARGV[2]); redis.call('HINCRBY', KEYS[2], ARGV[6], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3]); redis.call('EXPIRE', KEYS[2], ARGV[3])
 return OK`;
@@ -143,7 +144,7 @@ export interface LedgerSteps {
   lease: HoldLease;
   /**
    * LEDGER_RESERVE's call, holding in `gen`; `stored`: the values to seed a missing counter
-   * with (else NEEDS_SEED).
+   * with (else NEEDS_SEED); `need`: the room the hold needs (Ledger `reserve`).
    */
   reserveCall(
     keyId: number,
@@ -152,6 +153,7 @@ export interface LedgerSteps {
     amount: number,
     stored: { used: number; balance: number } | undefined,
     gen: HoldGeneration,
+    need?: number,
   ): LuaCall;
   /** What to seed the counters with: the stored values and this instance's unwritten spend. */
   seeds(keyId: number, userId: number): Promise<{ used: number; balance: number }>;
@@ -205,7 +207,7 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
     async load(keyId, userId) {
       await counters.load(keyId, userId);
     },
-    reserveCall: (keyId, userId, quotaNano, amount, stored, gen) => ({
+    reserveCall: (keyId, userId, quotaNano, amount, stored, gen, need = amount) => ({
       keys: [rk(keyId), ru(userId), gen.liveKey],
       args: [
         int(quotaNano ?? NO_QUOTA),
@@ -216,6 +218,7 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
         gen.holdField,
         livePrefix,
         leaseMs,
+        int(need),
       ],
     }),
     async seeds(keyId, userId) {
@@ -275,12 +278,12 @@ export function createRedisLedger(deps: RedisLedgerDeps): RedisLedger {
 
   return {
     steps,
-    async reserve(keyId, userId, quotaNano, amount): Promise<ReserveResult> {
+    async reserve(keyId, userId, quotaNano, amount, need = amount): Promise<ReserveResult> {
       await steps.load(keyId, userId);
       return lease.holding(
         async (gen) => {
           const run = async (stored?: { used: number; balance: number }) => {
-            const c = steps.reserveCall(keyId, userId, quotaNano, amount, stored, gen);
+            const c = steps.reserveCall(keyId, userId, quotaNano, amount, stored, gen, need);
             return (await lostAnswerRetires([gen], reserveScript(c.keys, c.args))) as ReserveCode;
           };
           let answer = await run();

@@ -57,8 +57,17 @@ export interface FlushHandle {
 }
 
 export interface Ledger {
-  /** Holds `amount` nano-USD against the key quota (null = unlimited) and the account balance. */
-  reserve(keyId: number, userId: number, quotaNano: number | null, amount: number): Promise<ReserveResult>;
+  /**
+   * Holds `amount` nano-USD against the key quota (null = unlimited) and the account balance,
+   * if each has `need` (≥ amount; default: amount) left: admission/admission.ts `roomNeeded`.
+   */
+  reserve(
+    keyId: number,
+    userId: number,
+    quotaNano: number | null,
+    amount: number,
+    need?: number,
+  ): Promise<ReserveResult>;
   /**
    * Releases the hold and charges the real cost; answers what was charged (0 when the
    * reservation was settled already). See `chargeFor` for a cost above the hold.
@@ -93,10 +102,10 @@ export const keyRoom = (quotaNano: number | null, used: number, held: number): n
 /** What an account may still take: balance (after spend, written or not) minus holds. */
 export const userRoom = (balance: number, held: number): number => balance - held;
 
-/** Why a hold of `amount` is refused, the key quota checked first; null = admitted. */
-export function refusal(amount: number, room: { key: number; user: number }): Refusal | null {
-  if (room.key < amount) return 'key_quota';
-  if (room.user < amount) return 'balance';
+/** Why a hold that needs `need` of room is refused, the key quota checked first; null = admitted. */
+export function refusal(need: number, room: { key: number; user: number }): Refusal | null {
+  if (room.key < need) return 'key_quota';
+  if (room.user < need) return 'balance';
   return null;
 }
 

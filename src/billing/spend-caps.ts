@@ -36,8 +36,11 @@ export interface SpendCapStore {
 }
 
 export interface SpendCaps {
-  /** Holds `amount` against the cap of ephemeral key `id`; null = the cap cannot cover it. */
-  hold(id: number, capNano: number, amount: number): Promise<CapHold | null>;
+  /**
+   * Holds `amount` against the cap of ephemeral key `id` if it has `need` (≥ amount; default:
+   * amount) left; null = the cap cannot cover it.
+   */
+  hold(id: number, capNano: number, amount: number, need?: number): Promise<CapHold | null>;
   /** Releases the hold and charges `cost`, never past the cap; answers the charge. */
   settle(h: CapHold, cost: number): Promise<number>;
   /** Gives back `amount` of a settled charge (its parent was charged less). */
@@ -56,8 +59,11 @@ export interface SpendCaps {
 export interface CapSteps {
   /** Loads this instance's counter (a database read on first use). */
   load(id: number): Promise<void>;
-  /** CAP_HOLD's call; `stored`: the spend to seed a missing counter with (else NEEDS_SEED). */
-  holdCall(id: number, capNano: number, amount: number, stored?: number): LuaCall;
+  /**
+   * CAP_HOLD's call; `stored`: the spend to seed a missing counter with (else NEEDS_SEED);
+   * `need`: the room the hold needs (SpendCaps `hold`).
+   */
+  holdCall(id: number, capNano: number, amount: number, stored?: number, need?: number): LuaCall;
   /** What to seed the counter with: the stored spend and this instance's unwritten spend. */
   seed(id: number): Promise<number>;
   /** Reads CAP_HOLD's answer (other than NEEDS_SEED): the hold, or null (the cap refused). */
@@ -76,7 +82,8 @@ const CAP = 1;
 const NEEDS_SEED = 2;
 const NOT_READ = -1;
 
-// KEYS: counter. ARGV: cap, amount, stored spend (NOT_READ = not read: answer NEEDS_SEED), ttl.
+// KEYS: counter. ARGV: cap, amount, stored spend (NOT_READ = not read: answer NEEDS_SEED), ttl,
+// the room the hold needs (≥ amount).
 // A counter is created with both fields, so one HMGET tells whether it exists and reads it.
 const HOLD_BODY = `local c = redis.call('HMGET', KEYS[1], 'used', 'held'); local used, held = c[1], c[2]
 if not used then
@@ -84,7 +91,7 @@ if not used then
   used = ARGV[3]; held = '0'
   redis.call('HSET', KEYS[1], 'used', used, 'held', held)
 end
-if tonumber(ARGV[1]) - tonumber(used) - tonumber(held) < tonumber(ARGV[2]) then return ${CAP} end
+if tonumber(ARGV[1]) - tonumber(used) - tonumber(held) < tonumber(ARGV[5]) then return ${CAP} end
 redis.call('HINCRBY', KEYS[1], 'held', ARGV[2]); redis.call('EXPIRE', KEYS[1], ARGV[4])
 return ${OK}`;
 // KEYS: counter. ARGV: hold, cost, cap. Same rule as ledger.ts `chargeFor`; answers the charge.
@@ -163,9 +170,9 @@ export function createSpendCaps(deps: {
     async load(id) {
       (await load(id)).lastUsed = now();
     },
-    holdCall: (id, capNano, amount, stored) => ({
+    holdCall: (id, capNano, amount, stored, need = amount) => ({
       keys: [rk(id)],
-      args: [int(capNano), int(amount), int(stored ?? NOT_READ), COUNTER_TTL_S],
+      args: [int(capNano), int(amount), int(stored ?? NOT_READ), COUNTER_TTL_S, int(need)],
     }),
     seed: async (id) => (await readStored(id)) + (counters.get(id)?.pending ?? 0),
     readHold(id, capNano, amount, code) {
@@ -183,17 +190,17 @@ export function createSpendCaps(deps: {
     },
   };
 
-  async function hold(id: number, capNano: number, amount: number): Promise<CapHold | null> {
+  async function hold(id: number, capNano: number, amount: number, need = amount): Promise<CapHold | null> {
     const c = await load(id);
     c.lastUsed = now();
     if (!holdScript) {
       // No await from the check to the increment: atomic in this process.
-      if (capNano - (c.base + c.pending) - c.reserved < amount) return null;
+      if (capNano - (c.base + c.pending) - c.reserved < need) return null;
       c.reserved += amount;
       return { id, capNano, amount, done: false };
     }
     const run = async (stored?: number) => {
-      const call = steps.holdCall(id, capNano, amount, stored);
+      const call = steps.holdCall(id, capNano, amount, stored, need);
       return (await holdScript(call.keys, call.args)) as number;
     };
     let answer = await run();

@@ -78,7 +78,11 @@ export interface BudgetStore {
 }
 
 export interface BudgetMeter {
-  reserve(lines: readonly BudgetLine[], amount: number, at: number): Promise<BudgetReserve>;
+  /**
+   * Holds `amount` on every line's counter if each has `need` (≥ amount; default: amount) left
+   * (admission/admission.ts `roomNeeded`), or says which one refused.
+   */
+  reserve(lines: readonly BudgetLine[], amount: number, at: number, need?: number): Promise<BudgetReserve>;
   /** What a settlement of `cost` may charge: all of it within the hold, else no more than the budgets' room. */
   capFor(hold: BudgetHold, cost: number): Promise<number>;
   /**
@@ -243,13 +247,13 @@ export function createLocalMeter(deps: { store: BudgetStore; logger: Logger; now
   }
 
   return {
-    async reserve(lines, amount, at) {
+    async reserve(lines, amount, at, need = amount) {
       const refs = countersFor(lines, at);
       const loaded = await c.load(refs);
       // No await from here to the increments: the check and the holds are atomic.
       for (let i = 0; i < refs.length; i++) {
         const k = loaded[i]!;
-        if (amount > 0 && room(refs[i]!.limitNano, k.base + k.pending, k.reserved) < amount)
+        if (amount > 0 && room(refs[i]!.limitNano, k.base + k.pending, k.reserved) < need)
           return { ok: false, line: refs[i]!.line, spentNano: k.base + k.pending, resetsAt: refs[i]!.end };
       }
       for (const k of loaded) k.reserved += amount;
@@ -287,7 +291,8 @@ const NOT_READ = '-1';
 const COUNTER_TTL_S = '3600';
 
 // KEYS: the counters, then this instance's liveness key. ARGV: amount, ttl, hold field,
-// liveness prefix, lease ms, then per counter: limit, stored spend (NOT_READ = not read).
+// liveness prefix, lease ms, then per counter: limit, stored spend (NOT_READ = not read); last,
+// the room the hold needs on each (≥ amount).
 // Answers 0 (held on all), -1 (a counter needs seeding) or i (counter i refused; 1-based).
 // Each counter is read once (COUNTER); the lease is renewed before anything is decided.
 const RESERVE_BODY = `local n = #KEYS - 1; local spent, held = {}, {}
@@ -301,10 +306,10 @@ for i = 1, n do
   spent[i] = s; held[i] = h
 end
 redis.call('SET', KEYS[n + 1], '1', 'PX', ARGV[5])
-local amount = tonumber(ARGV[1])
+local amount, need = tonumber(ARGV[1]), tonumber(ARGV[6 + 2 * n])
 if amount > 0 then
   for i = 1, n do
-    if tonumber(ARGV[4 + 2 * i]) - tonumber(spent[i]) - held[i] < amount then return i end
+    if tonumber(ARGV[4 + 2 * i]) - tonumber(spent[i]) - held[i] < need then return i end
   end
 end
 for i = 1, n do
@@ -373,13 +378,14 @@ export interface BudgetSteps {
   lease: HoldLease;
   /**
    * BUDGET_RESERVE's call, holding in `gen`; `seeds`: the spend to seed missing counters with
-   * (else NEEDS_SEED).
+   * (else NEEDS_SEED); `need`: the room the hold needs (BudgetMeter `reserve`).
    */
   reserveCall(
     refs: readonly CounterRef[],
     amount: number,
     seeds: string[] | undefined,
     gen: HoldGeneration,
+    need?: number,
   ): LuaCall;
   /** What to seed the counters with: the stored spend and this instance's unwritten spend. */
   seeds(refs: readonly CounterRef[]): Promise<string[]>;
@@ -440,7 +446,7 @@ export function createRedisMeter(deps: {
     async load(refs) {
       await c.load(refs);
     },
-    reserveCall: (refs, amount, seeds, gen) => ({
+    reserveCall: (refs, amount, seeds, gen, need = amount) => ({
       keys: [...refs.map((r) => rk(r.cid)), gen.liveKey],
       args: [
         int(amount),
@@ -449,6 +455,7 @@ export function createRedisMeter(deps: {
         livePrefix,
         leaseMs,
         ...refs.flatMap((r, i) => [int(r.limitNano), seeds ? seeds[i]! : NOT_READ]),
+        int(need),
       ],
     }),
     async seeds(refs) {
@@ -515,14 +522,14 @@ export function createRedisMeter(deps: {
 
   return {
     steps,
-    async reserve(lines, amount, at) {
+    async reserve(lines, amount, at, need = amount) {
       const refs = countersFor(lines, at);
       if (refs.length === 0) return { ok: true, hold: { counters: refs, amount, done: false } };
       await c.load(refs);
       const { answer, gen } = await lease.holding(
         async (gen) => {
           const run = async (seeds?: string[]) => {
-            const call = steps.reserveCall(refs, amount, seeds, gen);
+            const call = steps.reserveCall(refs, amount, seeds, gen, need);
             return (await lostAnswerRetires([gen], reserveScript(call.keys, call.args))) as number;
           };
           let answer = await run();

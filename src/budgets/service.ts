@@ -143,18 +143,22 @@ export function createBudgets(deps: BudgetsDeps) {
       }
   }
 
-  /** A hold of `amount` the meter refused at `at`, as the relay answers it. */
+  /**
+   * A hold of `amount` the meter refused at `at`, as the relay answers it. `final`: the request is
+   * refused (not a hold that needed more room than `amount`, tried again on the exact count).
+   */
   function refused(
     k: BudgetedKey,
     r: { line: BudgetLine; spentNano: number; resetsAt: number },
     amount: number,
     at: number,
+    final = true,
   ): BudgetAdmission & { ok: false } {
     const left = Math.max(0, r.line.limitNano - r.spentNano);
     // Spend rarely lands on the budget exactly (requests hold their worst case): a refusal
     // means it is used up, so the 100% threshold is announced now if it was not yet.
     const counter = countersFor([r.line], at)[0]!;
-    if (sharesOf(k, counter).includes(1) && r.spentNano < r.line.limitNano)
+    if (final && sharesOf(k, counter).includes(1) && r.spentNano < r.line.limitNano)
       emit(k, counter, 1, r.spentNano, true);
     return {
       ok: false,
@@ -170,14 +174,17 @@ export function createBudgets(deps: BudgetsDeps) {
   return {
     linesFor,
 
-    /** Holds `amount` against every budget in force, or says which one cannot cover it. */
-    async reserve(k: BudgetedKey, amount: number): Promise<BudgetAdmission> {
+    /**
+     * Holds `amount` against every budget in force if each has `need` (≥ amount; default:
+     * amount) left, or says which one cannot cover it.
+     */
+    async reserve(k: BudgetedKey, amount: number, need = amount): Promise<BudgetAdmission> {
       const lines = linesFor(k);
       // No budget in force (the usual case): a hold on no counter, which the meter needs never see.
       if (lines.length === 0) return { ok: true, hold: { counters: [], amount, done: false } };
       const at = deps.now();
-      const r = await meter.reserve(lines, amount, at);
-      return r.ok ? r : refused(k, r, amount, at);
+      const r = await meter.reserve(lines, amount, at, need);
+      return r.ok ? r : refused(k, r, amount, at, need === amount);
     },
 
     refused,

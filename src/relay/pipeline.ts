@@ -315,7 +315,8 @@ export function createRelay(s: Services) {
       subject: subjectOf(key),
       tokens: () => exactPromptTokens(r) + r.maxOutputTokens,
       amount: () => worstFor(r.promptTokens),
-      // A long prompt is held on a cheap upper bound; tokenized only when that is refused.
+      // A prompt is held on a cheap upper bound; tokenized only near a limit or when refused.
+      bounded: () => r.exactPromptTokens !== undefined,
       exact: () => (r.exactPromptTokens ? worstFor(exactPromptTokens(r)) : null),
     });
     reportLimits(req, reply, a.snapshot);

@@ -103,27 +103,23 @@ const bytes = (s: string) => (s ? Buffer.byteLength(s, 'utf8') : 0);
 export const chatPromptBound = (messages: unknown[], extra?: unknown): number =>
   chatPromptSize(messages, extra, bytes);
 
-/**
- * Prompts whose bound is below this are counted exactly at once (a few µs); longer ones are
- * admitted on the bound and counted only if the bound would be refused or an estimate needs it.
- */
-export const EXACT_COUNT_BELOW = 512;
-
-/** What a codec puts in IngressRequest for a chat-shaped prompt (see EXACT_COUNT_BELOW). */
+/** What a codec puts in IngressRequest for a chat-shaped prompt. */
 export interface PromptCount {
   promptTokens: number;
   exactPromptTokens?: () => number;
 }
 
 /**
- * A chat prompt's count for admission: exact when its bound is small, else the bound with the
- * exact count on demand. A long prompt tokenized on every request held the event loop for
- * milliseconds (~1.5 µs a token: 28 ms for a 100 KB agent context).
+ * A chat prompt's count for admission: the bound, with the exact count on demand. Admission
+ * holds the bound where every limit has room to spare (admission/admission.ts `roomNeeded`), so
+ * most requests are never tokenized: ~2–20 µs for a short prompt, and a long one held the event
+ * loop for milliseconds (~1.5 µs a token: 28 ms for a 100 KB agent context).
  */
 export function promptCount(messages: unknown[], extra?: unknown): PromptCount {
-  const bound = chatPromptBound(messages, extra);
-  if (bound < EXACT_COUNT_BELOW) return { promptTokens: countChatPrompt(messages, extra) };
-  return { promptTokens: bound, exactPromptTokens: () => countChatPrompt(messages, extra) };
+  return {
+    promptTokens: chatPromptBound(messages, extra),
+    exactPromptTokens: () => countChatPrompt(messages, extra),
+  };
 }
 
 /** A PromptCount's exact count (tokenizing when it holds the bound). */

@@ -9,10 +9,15 @@ import type { StreamEvent } from '../canonical.js';
 import { StreamBroken } from '../canonical.js';
 import { countText } from '../tokens.js';
 import { anthropicCodec as codec, countMessagesTokens } from './anthropic.js';
-import type { IngressRequest, RouteInfo } from './types.js';
+import { exactPromptTokens, type IngressRequest, type RouteInfo } from './types.js';
 
 const route: RouteInfo = { protocol: 'anthropic', operation: 'generate' };
 const parse = (body: Record<string, unknown>) => codec.parseRequest(body, route, 4096);
+/** A parsed request with its exact prompt count (admission holds a bound until it needs this). */
+const counted = (body: Record<string, unknown>) => {
+  const r = parse(body);
+  return { ...r, promptTokens: exactPromptTokens(r) };
+};
 
 const weather = {
   name: 'get_weather',
@@ -117,8 +122,8 @@ describe('anthropic codec: parse and validate', () => {
   });
 
   it('counts system, messages, images, tool uses and results, and tool definitions (upper bound)', () => {
-    const plain = parse({ model: 'c', max_tokens: 5, messages: [{ role: 'user', content: 'Tell me' }] });
-    const withSystem = parse({
+    const plain = counted({ model: 'c', max_tokens: 5, messages: [{ role: 'user', content: 'Tell me' }] });
+    const withSystem = counted({
       model: 'c',
       max_tokens: 5,
       system: [{ type: 'text', text: 'You are a very helpful mole who digs.' }],
@@ -127,14 +132,14 @@ describe('anthropic codec: parse and validate', () => {
     expect(withSystem.promptTokens - plain.promptTokens).toBeGreaterThanOrEqual(
       countText('You are a very helpful mole who digs.'),
     );
-    const withTools = parse({
+    const withTools = counted({
       model: 'c',
       max_tokens: 5,
       tools: [weather],
       messages: [{ role: 'user', content: 'Tell me' }],
     });
     expect(withTools.promptTokens - plain.promptTokens).toBe(countText(JSON.stringify([weather])));
-    const withImage = parse({
+    const withImage = counted({
       model: 'c',
       max_tokens: 5,
       messages: [
@@ -165,7 +170,7 @@ describe('anthropic codec: parse and validate', () => {
         },
       ],
     };
-    const t = parse(toolTurn).promptTokens;
+    const t = counted(toolTurn).promptTokens;
     expect(t - plain.promptTokens).toBeGreaterThanOrEqual(
       countText('sunny and warm in Paris today') + countText(JSON.stringify({ city: 'Paris' })),
     );
@@ -700,7 +705,7 @@ describe('anthropic codec: count_tokens', () => {
       tools: [weather],
       messages: [{ role: 'user', content: 'Hello' }],
     };
-    expect(codec.countTokens?.(body)).toEqual({ input_tokens: parse(body).promptTokens });
+    expect(codec.countTokens?.(body)).toEqual({ input_tokens: counted(body).promptTokens });
   });
 });
 

@@ -9,7 +9,7 @@ import type { CanonicalAnswer, CanonicalRequest, StreamEvent } from '../canonica
 import { StreamBroken } from '../canonical.js';
 import { countChatPrompt } from '../tokens.js';
 import { countGeminiTokens, geminiCodec, geminiModelList, geminiUsage } from './gemini.js';
-import type { IngressRequest, RouteInfo } from './types.js';
+import { exactPromptTokens, type IngressRequest, type RouteInfo } from './types.js';
 
 const route = (pathModel: string, pathStream = false): RouteInfo => ({
   protocol: 'gemini',
@@ -19,6 +19,11 @@ const route = (pathModel: string, pathStream = false): RouteInfo => ({
 });
 const parse = (body: Record<string, unknown>, r = route('gemini-2.5-flash')) =>
   geminiCodec.parseRequest(body, r, 4096);
+/** A parsed request with its exact prompt count (admission holds a bound until it needs this). */
+const counted = (body: Record<string, unknown>) => {
+  const r = parse(body);
+  return { ...r, promptTokens: exactPromptTokens(r) };
+};
 
 // What @google/genai 2.x sends for generateContent with a system instruction, a tool and config.
 const SDK_BODY = {
@@ -176,23 +181,23 @@ describe('gemini codec: parseRequest', () => {
   });
 
   it('counts system, text, media, function calls and responses, and tool declarations', () => {
-    const base = parse({ contents: [{ role: 'user', parts: [{ text: 'Hello there' }] }] }).promptTokens;
+    const base = counted({ contents: [{ role: 'user', parts: [{ text: 'Hello there' }] }] }).promptTokens;
     expect(base).toBe(countChatPrompt([{ role: 'user', content: 'Hello there' }]));
-    const withSystem = parse({
+    const withSystem = counted({
       contents: [{ role: 'user', parts: [{ text: 'Hello there' }] }],
       systemInstruction: { parts: [{ text: 'You are a helpful mole.' }] },
     }).promptTokens;
     expect(withSystem).toBeGreaterThan(base + 5);
-    const withImage = parse({
+    const withImage = counted({
       contents: [
         { role: 'user', parts: [{ text: 'Hello there' }, { fileData: { fileUri: 'https://x/y.png' } }] },
       ],
     }).promptTokens;
     expect(withImage).toBeGreaterThanOrEqual(base + 85);
-    const full = parse(SDK_BODY).promptTokens;
-    const noTools = parse({ ...SDK_BODY, tools: undefined }).promptTokens;
+    const full = counted(SDK_BODY).promptTokens;
+    const noTools = counted({ ...SDK_BODY, tools: undefined }).promptTokens;
     expect(full - noTools).toBeGreaterThan(20);
-    const turn = parse({
+    const turn = counted({
       contents: [
         { role: 'user', parts: [{ text: 'Hello there' }] },
         { role: 'model', parts: [{ functionCall: { name: 'get_weather', args: { city: 'Paris' } } }] },
@@ -207,9 +212,9 @@ describe('gemini codec: parseRequest', () => {
 
   it('countGeminiTokens counts a countTokens body, plain or wrapped', () => {
     const body = { contents: [{ role: 'user', parts: [{ text: 'Hello there' }] }] };
-    expect(countGeminiTokens(body)).toBe(parse(body).promptTokens);
+    expect(countGeminiTokens(body)).toBe(counted(body).promptTokens);
     expect(countGeminiTokens({ generateContentRequest: { model: 'models/x', ...SDK_BODY } })).toBe(
-      parse(SDK_BODY).promptTokens,
+      counted(SDK_BODY).promptTokens,
     );
     expect(() => countGeminiTokens({ contents: 'x' })).toThrow(AppError);
   });

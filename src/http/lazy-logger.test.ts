@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, { type FastifyBaseLogger, LogController } from 'fastify';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { lazyChildLogger } from './lazy-logger.js';
@@ -39,7 +39,7 @@ describe('lazy request logger', () => {
     const c = capture();
     const app = Fastify({
       loggerInstance: c.logger as FastifyBaseLogger,
-      disableRequestLogging: true,
+      logController: new LogController({ disableRequestLogging: true }),
       childLoggerFactory: lazyChildLogger,
       genReqId: () => 'req_42',
     });

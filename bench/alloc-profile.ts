@@ -3,7 +3,7 @@
  * compiled gateway's main thread under load, counting objects GC has collected too (a request's
  * garbage is what the GC pays for: ~11% of a plain request's main-thread CPU on SQLite).
  *
- *   npx tsx bench/alloc-profile.ts [--seconds 8] [--connections 50] [--modes plain,stream,msgs-plain,msgs-stream]
+ *   npx tsx bench/alloc-profile.ts [--seconds 8] [--connections 50] [--modes plain,stream,msgs-plain,msgs-stream] [--survivors]
  *   BENCH_DATABASE_URL=postgres://… BENCH_REDIS_URL=redis://… npx tsx bench/alloc-profile.ts
  *
  * For each mode: a fresh MoleAPI process with bench/lib/heap-sampler.mjs preloaded, warmed up
@@ -11,6 +11,8 @@
  * Writes bench/results/alloc-<timestamp>.md: bytes per request in all, by function (self), by
  * our own functions with what they call (inclusive), and by package. Sampling (one sample per
  * 4 KiB allocated on average) makes small figures approximate; the totals are steady.
+ * --survivors leaves out what young collections freed: what is left is what survived into the
+ * old generation (or is still alive at the end), the garbage that costs full collections.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -21,6 +23,8 @@ import { backendName, eachMode, MODE, modesOf, where, writeReport } from './lib/
 import { BENCH_DIR, buildMole } from './lib/targets.js';
 
 const SECONDS = numArg('--seconds', 8);
+const SURVIVORS = process.argv.includes('--survivors');
+const COUNTED = SURVIVORS ? 'what survived young collections' : 'collected objects included';
 const CONNECTIONS = numArg('--connections', 50);
 const MODES = modesOf(argOf('--modes'));
 const BACKEND = backendName();
@@ -45,6 +49,8 @@ function summarise(head: HeapNode, title: string, requests: number): string {
   let total = 0;
   // Depth first with the keys on the path (each counted once per path: recursion is not doubled).
   const walk = (n: HeapNode, path: string[]) => {
+    // The sampler's own garbage (it forces young collections before a --survivors profile ends).
+    if (n.callFrame.url.endsWith('heap-sampler.mjs')) return;
     const k = key(n);
     const onPath = path.includes(k) ? path : [...path, k];
     total += n.selfSize;
@@ -63,7 +69,7 @@ function summarise(head: HeapNode, title: string, requests: number): string {
       .slice(0, n)
       .map(([k, b]) => `| ${perReq(b)} | ${((b / total) * 100).toFixed(1)}% | \`${k}\` |\n`)
       .join('');
-  let md = `## ${title}\n\n${requests.toLocaleString('en-US')} requests sampled; **${perReq(total)} bytes allocated per request** on the main thread (collected objects included).\n\n`;
+  let md = `## ${title}\n\n${requests.toLocaleString('en-US')} requests sampled; **${perReq(total)} bytes allocated per request** on the main thread (${COUNTED}).\n\n`;
   md += `### Top 30 functions by bytes allocated (self)\n\n| bytes/req | share | function (file:line) |\n| ---: | ---: | --- |\n${rows(self, 30)}`;
   md += `\n### Our code (src/) with what it calls\n\n| bytes/req | share | function (file:line) |\n| ---: | ---: | --- |\n${rows(incl, 30)}`;
   md += `\n### By package / file (self)\n\n| bytes/req | share | where |\n| ---: | ---: | --- |\n${rows(pkg, 20)}\n`;
@@ -74,7 +80,7 @@ const tmp = path.join(BENCH_DIR, '.tmp', `alloc-${stamp}`);
 mkdirSync(tmp, { recursive: true });
 const main = await buildMole((s) => process.stderr.write(s + '\n'));
 let report = `# MoleAPI allocation profile — ${new Date().toISOString().slice(0, 19).replace('T', ' ')} UTC\n\n`;
-report += `\`npx tsx bench/alloc-profile.ts --seconds ${SECONDS} --connections ${CONNECTIONS} --modes ${MODES.join(',')}\` on ${BACKEND}: compiled gateway with V8's sampling heap profiler (collected objects counted), autocannon ${CONNECTIONS} connections for ${SECONDS} s after a 3 s warm-up, upstream = test/mock-provider.\n\n`;
+report += `\`npx tsx bench/alloc-profile.ts --seconds ${SECONDS} --connections ${CONNECTIONS} --modes ${MODES.join(',')}${SURVIVORS ? ' --survivors' : ''}\` on ${BACKEND}: compiled gateway with V8's sampling heap profiler (${COUNTED}), autocannon ${CONNECTIONS} connections for ${SECONDS} s after a 3 s warm-up, upstream = test/mock-provider.\n\n`;
 
 await eachMode(
   MODES,
@@ -83,7 +89,10 @@ await eachMode(
     connections: CONNECTIONS,
     gateway: (mode) => ({
       nodeArgs: ['--import', SAMPLER],
-      env: { HEAP_PROFILE_OUT: path.join(tmp, `${mode}.heapprofile`) },
+      env: {
+        HEAP_PROFILE_OUT: path.join(tmp, `${mode}.heapprofile`),
+        HEAP_PROFILE_SURVIVORS: SURVIVORS ? '1' : '0',
+      },
     }),
   },
   async ({ mode, title, mole, load }) => {

@@ -374,6 +374,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
       await expiryScanner.stop();
       await logUpkeep.stop();
       await webhook?.stop();
+      // A channel's disable or cool-down row written in the background must not meet a closed database.
+      await channels.settled();
       await usageWriter.close();
       await limiter.close();
       await ledger.close();

@@ -177,6 +177,13 @@ export async function createChannelsService(
     return set;
   }
 
+  /** Health's writes under way (a disable, an audited cool-down): `settled()` awaits them. */
+  const background = new Set<Promise<void>>();
+  const inBackground = (write: Promise<void>): void => {
+    background.add(write);
+    void write.finally(() => background.delete(write));
+  };
+
   return {
     /** Is the model served to this group by any enabled channel? */
     serves(group: string, model: string): boolean {
@@ -221,27 +228,29 @@ export async function createChannelsService(
         if (c.status === 'disabled') return;
         c.status = 'disabled';
         // Only the instance whose update switched it off records and reports it.
-        void db
-          .updateTable('channels')
-          .set({ status: 'disabled', disabled_reason: reason, updated_at: Date.now() })
-          .where('id', '=', c.id)
-          .where('status', '=', 'active')
-          .executeTakeFirst()
-          .then(async (res) => {
-            if (Number(res.numUpdatedRows) === 0) return;
-            await audit.record({
-              actor: 'system',
-              action: 'channel.disable',
-              changes: { channel_id: c.id, name: c.name, reason },
-            });
-            await events.emit({
-              type: 'channel.disabled',
-              userId: null,
-              data: { channel_id: c.id, channel_name: c.name, reason, by: 'health' },
-            });
-          })
-          .then(changed)
-          .catch((err) => logger.error({ err: String(err) }, 'could not disable channel'));
+        inBackground(
+          db
+            .updateTable('channels')
+            .set({ status: 'disabled', disabled_reason: reason, updated_at: Date.now() })
+            .where('id', '=', c.id)
+            .where('status', '=', 'active')
+            .executeTakeFirst()
+            .then(async (res) => {
+              if (Number(res.numUpdatedRows) === 0) return;
+              await audit.record({
+                actor: 'system',
+                action: 'channel.disable',
+                changes: { channel_id: c.id, name: c.name, reason },
+              });
+              await events.emit({
+                type: 'channel.disabled',
+                userId: null,
+                data: { channel_id: c.id, channel_name: c.name, reason, by: 'health' },
+              });
+            })
+            .then(changed)
+            .catch((err) => logger.error({ err: String(err) }, 'could not disable channel')),
+        );
         return;
       }
       const h = seen;
@@ -249,14 +258,24 @@ export async function createChannelsService(
       if (h.failures >= FAILURES_BEFORE_COOLDOWN && h.cooldownUntil <= Date.now()) {
         h.cooldownUntil = Date.now() + COOLDOWN_MS;
         h.failures = 0;
-        void audit
-          .record({
-            actor: 'system',
-            action: 'channel.cooldown',
-            changes: { channel_id: c.id, name: c.name, reason, seconds: COOLDOWN_MS / 1000 },
-          })
-          .catch((err) => logger.error({ err: String(err) }, 'audit failed'));
+        inBackground(
+          audit
+            .record({
+              actor: 'system',
+              action: 'channel.cooldown',
+              changes: { channel_id: c.id, name: c.name, reason, seconds: COOLDOWN_MS / 1000 },
+            })
+            .catch((err) => logger.error({ err: String(err) }, 'audit failed')),
+        );
       }
+    },
+
+    /**
+     * Resolves once the health writes started so far (and any they started) are done: before the
+     * database closes, and for a reader that must see them.
+     */
+    async settled(): Promise<void> {
+      while (background.size > 0) await Promise.all(background);
     },
 
     get: (id: number) => live.find((c) => c.id === id),

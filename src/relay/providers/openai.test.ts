@@ -133,8 +133,9 @@ describe('postJson', () => {
 
   it('fails a call aborted before its headers, or before it started, as an UpstreamFailure', async () => {
     const signal = new AttemptSignal();
+    const arrived = local.arrivals(1);
     const pending = rejection(postJson(agent, `${local.url}/slow`, call({ signal }), {}));
-    await new Promise((r) => setTimeout(r, 20));
+    await arrived;
     signal.abort();
     expect(await pending).toBeInstanceOf(UpstreamFailure);
     expect(signal.listenerCount('abort')).toBe(0);

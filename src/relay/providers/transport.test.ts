@@ -29,9 +29,10 @@ describe('AttemptSignal', () => {
   it('aborts a request waiting for headers like an AbortController', async () => {
     const ac = new AbortController();
     const mine = new AttemptSignal();
+    const arrived = local.arrivals(2);
     const a = failure(request(`${local.url}/slow`, { dispatcher: agent, signal: ac.signal }));
     const b = failure(request(`${local.url}/slow`, { dispatcher: agent, signal: mine }));
-    await new Promise((r) => setTimeout(r, 50));
+    await arrived;
     ac.abort();
     mine.abort();
     expect(await b).toEqual(await a);

@@ -11,6 +11,7 @@ import { type InvalidationBus, reloadOnAnnouncement } from '../shared/bus.js';
 import { notFound } from '../http/errors.js';
 import { compileModelList, type ModelMatcher } from '../shared/models.js';
 import type { SecretBox } from './secretbox.js';
+import { backgroundWork } from '../shared/background.js';
 
 export const CHANNEL_TYPES = ['openai', 'anthropic', 'gemini', 'mock'] as const;
 export type ChannelType = (typeof CHANNEL_TYPES)[number];
@@ -178,11 +179,7 @@ export async function createChannelsService(
   }
 
   /** Health's writes under way (a disable, an audited cool-down): `settled()` awaits them. */
-  const background = new Set<Promise<void>>();
-  const inBackground = (write: Promise<void>): void => {
-    background.add(write);
-    void write.finally(() => background.delete(write));
-  };
+  const healthWrites = backgroundWork();
 
   return {
     /** Is the model served to this group by any enabled channel? */
@@ -228,7 +225,7 @@ export async function createChannelsService(
         if (c.status === 'disabled') return;
         c.status = 'disabled';
         // Only the instance whose update switched it off records and reports it.
-        inBackground(
+        void healthWrites.track(
           db
             .updateTable('channels')
             .set({ status: 'disabled', disabled_reason: reason, updated_at: Date.now() })
@@ -258,7 +255,7 @@ export async function createChannelsService(
       if (h.failures >= FAILURES_BEFORE_COOLDOWN && h.cooldownUntil <= Date.now()) {
         h.cooldownUntil = Date.now() + COOLDOWN_MS;
         h.failures = 0;
-        inBackground(
+        void healthWrites.track(
           audit
             .record({
               actor: 'system',
@@ -274,9 +271,7 @@ export async function createChannelsService(
      * Resolves once the health writes started so far (and any they started) are done: before the
      * database closes, and for a reader that must see them.
      */
-    async settled(): Promise<void> {
-      while (background.size > 0) await Promise.all(background);
-    },
+    settled: (): Promise<void> => healthWrites.settled(),
 
     get: (id: number) => live.find((c) => c.id === id),
     async list() {

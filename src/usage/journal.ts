@@ -23,6 +23,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { promisify } from 'node:util';
 import type { Logger } from 'pino';
+import { backgroundWork } from '../shared/background.js';
 import { nowAndThen } from '../shared/now-and-then.js';
 
 /** One group commit's outcome, shared by every row in the group. */
@@ -314,7 +315,7 @@ export function openJournal(opts: JournalOptions) {
   let current: Segment | null = null;
   let sealed: Segment[] = [];
   /** Deletions under way (close waits for them). */
-  const removing = new Set<Promise<void>>();
+  const removing = backgroundWork();
 
   // Whose segments are orphans: decided before our own owner file exists.
   const orphanOwners = new Set<string>();
@@ -373,15 +374,11 @@ export function openJournal(opts: JournalOptions) {
     async discard(segs: Segment[]): Promise<void> {
       const gone = new Set(segs);
       sealed = sealed.filter((s) => !gone.has(s));
-      const p = (async () => {
-        for (const s of segs) await s.remove();
-      })();
-      removing.add(p);
-      try {
-        await p;
-      } finally {
-        removing.delete(p);
-      }
+      await removing.track(
+        (async () => {
+          for (const s of segs) await s.remove();
+        })(),
+      );
     },
 
     /** Records left by processes that are gone, oldest first, and a function deleting them. */
@@ -417,7 +414,7 @@ export function openJournal(opts: JournalOptions) {
 
     /** After a clean shutdown with nothing left to write: no files remain. */
     async close(clean: boolean): Promise<void> {
-      await Promise.allSettled([...removing]);
+      await removing.settled();
       const all = [...sealed, ...(current ? [current] : [])];
       if (!clean) {
         // Rows are left for the next start to replay: finish what is being written and sync it.

@@ -35,4 +35,68 @@ describe('reloadOnAnnouncement', () => {
     await expect(reloaded()).resolves.toBeUndefined();
     expect(errors).toHaveLength(1);
   });
+
+  it('an older reload finishing late never replaces a newer one', async () => {
+    const bus = new InvalidationBus();
+    // The table as the database holds it; each read is held until the test lets it finish,
+    // and the test always lets the newest read finish first.
+    let table = ['a'];
+    let cached: string[] = [];
+    const reads: { release: () => void; released: boolean; done: Promise<void> }[] = [];
+    const reloaded = reloadOnAnnouncement(
+      bus,
+      () => true,
+      () => {
+        const read = [...table];
+        let open = () => {};
+        const gate = new Promise<void>((resolve) => {
+          open = resolve;
+        });
+        const entry = {
+          released: false,
+          release() {
+            entry.released = true;
+            open();
+          },
+          done: gate.then(() => {
+            cached = read;
+          }),
+        };
+        reads.push(entry);
+        return entry.done;
+      },
+      () => {},
+    );
+    bus.publish({ kind: 'prices' });
+    table = ['a', 'b'];
+    bus.publish({ kind: 'prices' });
+    table = ['a', 'b', 'c'];
+    bus.publish({ kind: 'prices' });
+    for (;;) {
+      await new Promise((r) => setImmediate(r));
+      const open = reads.filter((r) => !r.released);
+      if (open.length === 0) break;
+      open[open.length - 1]!.release();
+    }
+    await reloaded();
+    await Promise.all(reads.map((r) => r.done));
+    expect(cached).toEqual(['a', 'b', 'c']);
+  });
+
+  it('announcements during a reload are folded into one more reload', async () => {
+    const bus = new InvalidationBus();
+    let loads = 0;
+    const reloaded = reloadOnAnnouncement(
+      bus,
+      () => true,
+      async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        loads++;
+      },
+      () => {},
+    );
+    for (let i = 0; i < 5; i++) bus.publish({ kind: 'prices' });
+    await reloaded();
+    expect(loads).toBe(2);
+  });
 });

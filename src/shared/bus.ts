@@ -93,9 +93,13 @@ export class InvalidationBus {
 }
 
 /**
- * Reloads a whole-table cache on each announcement `wanted` accepts. A failed reload keeps
- * the previous data and is reported (a message can arrive while the database is closing);
- * the next announcement retries. The returned function waits for the reload in flight, so
+ * Reloads a whole-table cache on each announcement `wanted` accepts. Reloads run one at a
+ * time: two overlapping reads can finish out of order, and the older one would then replace
+ * the newer table for good (two prices set back to back left the first alone in another
+ * instance's cache). Announcements that arrive during a reload are folded into one more
+ * reload after it, which starts after all of them. A failed reload keeps the previous data
+ * and is reported (a message can arrive while the database is closing); the next
+ * announcement retries. The returned function waits until no reload is running or owed, so
  * whoever made a change reads it back.
  */
 export function reloadOnAnnouncement(
@@ -104,17 +108,21 @@ export function reloadOnAnnouncement(
   reload: () => Promise<void>,
   onError: (err: unknown) => void,
 ): () => Promise<void> {
-  let inFlight: Promise<void> | null = null;
+  let running: Promise<void> | null = null;
+  let owed = false;
+  const reloadUntilCurrent = async () => {
+    do {
+      owed = false;
+      await reload().catch(onError);
+    } while (owed);
+    running = null;
+  };
   bus.on((msg) => {
     if (!wanted(msg)) return;
-    const run: Promise<void> = reload()
-      .catch(onError)
-      .finally(() => {
-        if (inFlight === run) inFlight = null;
-      });
-    inFlight = run;
+    if (running) owed = true;
+    else running = reloadUntilCurrent();
   });
   return async () => {
-    await inFlight;
+    await running;
   };
 }

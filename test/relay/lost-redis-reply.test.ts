@@ -2,10 +2,11 @@
 // admission script (its worst case held against the key's quota) and before the answer
 // arrived, or Redis stops answering without closing it (stalled, or a link that drops
 // packets). The request is answered 503 and charged nothing, without waiting longer than
-// MOLE_REDIS_TIMEOUT_MS; the hold it may have left in Redis must not keep counting once Redis
-// answers again, or the key would be refused for money it still has until a restart.
+// MOLE_REDIS_TIMEOUT_MS; the hold it left in Redis must not keep counting once Redis answers
+// again, or the key would be refused for money it still has until a restart.
+import { createClient } from '@redis/client';
 import { describe, expect, it } from 'vitest';
-import { countChatPrompt } from '../../src/relay/tokens.js';
+import { databaseId } from '../../src/accounts/master-key.js';
 import { waitFor } from '../helpers/process.js';
 import { redisUrl, startTestServer, userWithKey } from '../helpers/server.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';
@@ -14,20 +15,22 @@ import { addPricedChannel, rawRelay, uniq } from './relay-helpers.js';
 const PRICE = { input: 1, output: 2 }; // USD per 1M tokens
 const MESSAGES = [{ role: 'user', content: 'hi' }];
 const MAX_TOKENS = 8;
-/** One request's worst case, USD: its prompt and all its output at the price. */
-const WORST = (countChatPrompt(MESSAGES) * PRICE.input + MAX_TOKENS * PRICE.output) / 1e6;
 
 /**
- * A gateway reaching Redis through a proxy, and a key whose quota has room for two worst
- * cases and a half, already used once (so its counters are in Redis: a first use only seeds
- * them). After that answer a held worst case leaves no room for another.
+ * A gateway reaching Redis through a proxy, and a key with a quota, already used once (so its
+ * counters are in Redis: a first use only seeds them). The quota has room for a request's hold
+ * on its first try (an upper bound of its worst case, BOUND_HEADROOM times over), so the
+ * request that loses its answer does hold something. Whether that hold still counts is read in
+ * Redis itself, past the proxy, the way the scripts count it: a hold field counts while its
+ * instance's liveness key exists.
  */
 async function scenario(key: Record<string, unknown>) {
   const proxy = await tcpProxy(new URL(redisUrl()!));
   const s = await startTestServer({ env: { REDIS_URL: proxy.url(), MOLE_REDIS_TIMEOUT_MS: '300' } });
   const model = uniq('lost-reply');
   await addPricedChannel(s, { type: 'mock' }, { [model]: PRICE });
-  const { secret } = await userWithKey(s, { balance: 10, key: { quota: WORST * 2.5, ...key } });
+  const { secret, key: made } = await userWithKey(s, { balance: 10, key: { quota: 1, ...key } });
+  const prefix = `mole:${await databaseId(s.services.storage.db)}:ledger`;
   // A hang fails the test here, through the abort, rather than through its own timeout.
   const ask = () =>
     rawRelay(s, '/chat/completions', {
@@ -39,6 +42,20 @@ async function scenario(key: Record<string, unknown>) {
   return {
     proxy,
     ask,
+    /** The key's holds that count in Redis (nano-USD). */
+    async liveHolds(): Promise<number> {
+      const direct = createClient({ url: redisUrl()! });
+      await direct.connect();
+      try {
+        let sum = 0;
+        for (const [field, value] of Object.entries(await direct.hGetAll(`${prefix}:k:${made.id}`)))
+          if (field.startsWith('h:') && (await direct.exists(`${prefix}:live:${field.slice(2)}`)))
+            sum += Number(value);
+        return sum;
+      } finally {
+        direct.destroy();
+      }
+    },
     /** The first answer once Redis answers again: 200 when the lost hold no longer counts. */
     async servedAgain(): Promise<number> {
       let status = 0;
@@ -71,11 +88,14 @@ describe.skipIf(!redisUrl())('a Redis answer that never comes', () => {
     try {
       t.proxy.dropReplies();
       const lost = t.ask();
-      await new Promise((r) => setTimeout(r, 100));
+      // Redis ran the script: its hold is there, its answer lost.
+      await waitFor(async () => (await t.liveHolds()) > 0, 5_000, 'the hold in Redis');
       await t.proxy.stop();
       expect((await lost).status).toBe(503);
       await t.proxy.start();
       expect(await t.servedAgain()).toBe(200);
+      // The lost hold's liveness key went before any script once Redis was back.
+      expect(await t.liveHolds()).toBe(0);
     } finally {
       await t.close();
     }
@@ -85,7 +105,9 @@ describe.skipIf(!redisUrl())('a Redis answer that never comes', () => {
     const t = await scenario({});
     try {
       t.proxy.dropReplies();
-      const stalled = await t.ask();
+      const stalling = t.ask();
+      await waitFor(async () => (await t.liveHolds()) > 0, 5_000, 'the hold in Redis');
+      const stalled = await stalling;
       expect(stalled.status, stalled.text).toBe(503);
       expect(stalled.json.error.code).toBe('service_unavailable');
       expect(stalled.headers.get('retry-after')).toMatch(/^\d+$/);
@@ -93,6 +115,7 @@ describe.skipIf(!redisUrl())('a Redis answer that never comes', () => {
       await t.proxy.stop();
       await t.proxy.start();
       expect(await t.servedAgain()).toBe(200);
+      expect(await t.liveHolds()).toBe(0);
     } finally {
       await t.close();
     }

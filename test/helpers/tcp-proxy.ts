@@ -12,6 +12,8 @@ const DEFAULT_PORTS: Record<string, number> = { 'redis:': 6379, 'postgres:': 543
 /** A relay to `target`'s host and port; `url()` is `target` with the relay's port. */
 export async function tcpProxy(target: URL, opts: { delayMs?: number } = {}) {
   const sockets = new Set<net.Socket>();
+  /** The relay's own connections to the server (whose ports the server sees as its clients'). */
+  const upstream = new Set<net.Socket>();
   let server: net.Server | null = null;
   let port = 0;
   let dropping = false;
@@ -21,6 +23,8 @@ export async function tcpProxy(target: URL, opts: { delayMs?: number } = {}) {
     swallowing = false;
     server = net.createServer((client) => {
       const up = net.connect(Number(target.port || DEFAULT_PORTS[target.protocol]), target.hostname);
+      upstream.add(up);
+      up.on('close', () => upstream.delete(up));
       for (const sock of [client, up]) {
         sockets.add(sock);
         sock.on('close', () => sockets.delete(sock));
@@ -63,5 +67,7 @@ export async function tcpProxy(target: URL, opts: { delayMs?: number } = {}) {
     dropRequests: () => {
       swallowing = true;
     },
+    /** The local ports of the relay's open connections to the server (PostgreSQL's `client_port`). */
+    upstreamPorts: (): number[] => [...upstream].flatMap((u) => (u.localPort ? [u.localPort] : [])),
   };
 }

@@ -4,8 +4,8 @@
 // 500); a cached key keeps being served, and every answer given meanwhile is logged and
 // charged once the database is back. A server that stops answering without closing the
 // connection (stalled, or a link that drops packets) costs at most MOLE_DB_TIMEOUT_MS.
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { pgRows } from '../helpers/pg-once.js';
 import { waitFor } from '../helpers/process.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { pgUrl, startTestServer, userWithKey } from '../helpers/server.js';
@@ -51,34 +51,22 @@ async function scenario(env: Record<string, string> = {}) {
 }
 
 /** PostgreSQL's clock, to tell the queries that come after this instant. */
-async function pgNow(): Promise<string> {
-  const c = new pg.Client({ connectionString: pgUrl() });
-  await c.connect();
-  try {
-    return (await c.query<{ now: string }>('select now()::text as now')).rows[0]!.now;
-  } finally {
-    await c.end();
-  }
-}
+const pgNow = async (): Promise<string> =>
+  (await pgRows<{ now: string }>(pgUrl()!, 'select now()::text as now'))[0]!.now;
 
 /**
  * Whether PostgreSQL has received a key lookup since `since` from one of `ports` (the proxy's
  * connections): its text stays in pg_stat_activity after it ran, answer dropped or not.
  */
-async function keyLookupSent(ports: number[], since: string): Promise<boolean> {
-  const c = new pg.Client({ connectionString: pgUrl() });
-  await c.connect();
-  try {
-    const r = await c.query(
+const keyLookupSent = async (ports: number[], since: string): Promise<boolean> =>
+  (
+    await pgRows(
+      pgUrl()!,
       `select 1 from pg_stat_activity where client_port = any($1::int[]) and query_start > $2::timestamptz
          and query like '%"api_keys"%' and query like '%"key_hash"%'`,
       [ports, since],
-    );
-    return (r.rowCount ?? 0) > 0;
-  } finally {
-    await c.end();
-  }
-}
+    )
+  ).length > 0;
 
 describe.skipIf(!pgUrl())('relay while PostgreSQL is away', () => {
   it('answers 503 where the database is needed, serves cached keys, and loses no row', async () => {

@@ -14,7 +14,10 @@ import {
   killGatewayProcesses,
   scratchDatabase,
   startGatewayProcess,
+  waitFor,
 } from '../helpers/process.js';
+import { pgRows } from '../helpers/pg-once.js';
+import { liveHolds, redisPrefixOf } from '../helpers/redis-holds.js';
 import { pgUrl, redisUrl } from '../helpers/server.js';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
 
@@ -222,7 +225,17 @@ describe('kill -9 under load', () => {
       // Worst case of one call: local prompt count + 16 output tokens; top up exactly a bit more.
       await a2.api('POST', `/api/users/${tight.userId}/topup`, { amount: 0.0005 });
       const slow = call(a2, tight.secret, true, 40);
-      await new Promise((r) => setTimeout(r, 500));
+      // A's hold is in Redis before B is asked.
+      const prefix = redisPrefixOf(
+        (
+          await pgRows<{ value: string }>(databaseUrl, "select value from meta where name = 'database_id'")
+        )[0]!.value,
+      );
+      await waitFor(
+        async () => (await liveHolds(redisUrl()!, prefix, 'u', tight.userId)) > 0,
+        10_000,
+        "A's hold in Redis",
+      );
       const refusedWhileHeld = await call(b, tight.secret, false, 40);
       expect(refusedWhileHeld.status).toBe(429);
       await kill9(a2);

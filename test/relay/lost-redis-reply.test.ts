@@ -4,10 +4,10 @@
 // packets). The request is answered 503 and charged nothing, without waiting longer than
 // MOLE_REDIS_TIMEOUT_MS; the hold it left in Redis must not keep counting once Redis answers
 // again, or the key would be refused for money it still has until a restart.
-import { createClient } from '@redis/client';
 import { describe, expect, it } from 'vitest';
 import { databaseId } from '../../src/accounts/master-key.js';
 import { waitFor } from '../helpers/process.js';
+import { liveHolds, redisPrefixOf } from '../helpers/redis-holds.js';
 import { redisUrl, startTestServer, userWithKey } from '../helpers/server.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';
 import { addPricedChannel, rawRelay, uniq } from './relay-helpers.js';
@@ -30,7 +30,7 @@ async function scenario(key: Record<string, unknown>) {
   const model = uniq('lost-reply');
   await addPricedChannel(s, { type: 'mock' }, { [model]: PRICE });
   const { secret, key: made } = await userWithKey(s, { balance: 10, key: { quota: 1, ...key } });
-  const prefix = `mole:${await databaseId(s.services.storage.db)}:ledger`;
+  const prefix = redisPrefixOf(await databaseId(s.services.storage.db));
   // A hang fails the test here, through the abort, rather than through its own timeout.
   const ask = () =>
     rawRelay(s, '/chat/completions', {
@@ -43,20 +43,8 @@ async function scenario(key: Record<string, unknown>) {
     proxy,
     ask,
     /** The key's holds that count in Redis (nano-USD). */
-    async liveHolds(): Promise<number> {
-      const direct = createClient({ url: redisUrl()! });
-      await direct.connect();
-      try {
-        let sum = 0;
-        for (const [field, value] of Object.entries(await direct.hGetAll(`${prefix}:k:${made.id}`)))
-          if (field.startsWith('h:') && (await direct.exists(`${prefix}:live:${field.slice(2)}`)))
-            sum += Number(value);
-        return sum;
-      } finally {
-        direct.destroy();
-      }
-    },
-    /** The first answer once Redis answers again: 200 when the lost hold no longer counts. */
+    liveHolds: () => liveHolds(redisUrl()!, prefix, 'k', made.id),
+    /** The first answer once Redis answers again (not 503). */
     async servedAgain(): Promise<number> {
       let status = 0;
       await waitFor(

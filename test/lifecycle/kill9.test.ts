@@ -7,14 +7,13 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   type GatewayProcess as Gateway,
   kill9,
   killGatewayProcesses,
   scratchDatabase,
   startGatewayProcess,
-  waitFor,
 } from '../helpers/process.js';
 import { pgRows } from '../helpers/pg-once.js';
 import { liveHolds, redisPrefixOf } from '../helpers/redis-holds.js';
@@ -231,10 +230,9 @@ describe('kill -9 under load', () => {
           await pgRows<{ value: string }>(databaseUrl, "select value from meta where name = 'database_id'")
         )[0]!.value,
       );
-      await waitFor(
-        async () => (await liveHolds(redisUrl()!, prefix, 'u', tight.userId)) > 0,
-        10_000,
-        "A's hold in Redis",
+      await vi.waitFor(
+        async () => expect(await liveHolds(redisUrl()!, prefix, 'u', tight.userId)).toBeGreaterThan(0),
+        { timeout: 10_000, interval: 50 },
       );
       const refusedWhileHeld = await call(b, tight.secret, false, 40);
       expect(refusedWhileHeld.status).toBe(429);

@@ -16,7 +16,7 @@ import {
   startGatewayProcess,
 } from '../helpers/process.js';
 import { pgRows } from '../helpers/pg-once.js';
-import { liveHolds, redisPrefixOf } from '../helpers/redis-holds.js';
+import { holdsOn, redisPrefixOf } from '../helpers/redis-holds.js';
 import { pgUrl, redisUrl } from '../helpers/server.js';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
 
@@ -231,7 +231,7 @@ describe('kill -9 under load', () => {
         )[0]!.value,
       );
       await vi.waitFor(
-        async () => expect(await liveHolds(redisUrl()!, prefix, 'u', tight.userId)).toBeGreaterThan(0),
+        async () => expect((await holdsOn(redisUrl()!, prefix, 'u', tight.userId)).live).toBeGreaterThan(0),
         { timeout: 10_000, interval: 50 },
       );
       const refusedWhileHeld = await call(b, tight.secret, false, 40);

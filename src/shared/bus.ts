@@ -111,11 +111,15 @@ export function reloadOnAnnouncement(
   let running: Promise<void> | null = null;
   let owed = false;
   const reloadUntilCurrent = async () => {
-    do {
-      owed = false;
-      await reload().catch(onError);
-    } while (owed);
-    running = null;
+    try {
+      do {
+        owed = false;
+        await reload().catch(onError);
+      } while (owed);
+    } finally {
+      // Even if onError threw: a loop left marked running would take no announcement again.
+      running = null;
+    }
   };
   bus.on((msg) => {
     if (!wanted(msg)) return;

@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { deferred } from '../../test/helpers/deferred.js';
 import { backgroundWork } from './background.js';
-
-/** A promise and the functions that settle it. */
-function deferred() {
-  let resolve!: () => void;
-  let reject!: (err: Error) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
 
 describe('backgroundWork', () => {
   it('settled() waits for tracked work, and for work that work started meanwhile', async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { type Deferred, deferred } from '../../test/helpers/deferred.js';
 import { InvalidationBus, reloadOnAnnouncement } from './bus.js';
 
 describe('reloadOnAnnouncement', () => {
@@ -42,28 +43,18 @@ describe('reloadOnAnnouncement', () => {
     // and the test always lets the newest read finish first.
     let table = ['a'];
     let cached: string[] = [];
-    const reads: { release: () => void; released: boolean; done: Promise<void> }[] = [];
+    const reads: { gate: Deferred; released: boolean; done: Promise<void> }[] = [];
     const reloaded = reloadOnAnnouncement(
       bus,
       () => true,
       () => {
         const read = [...table];
-        let open = () => {};
-        const gate = new Promise<void>((resolve) => {
-          open = resolve;
+        const gate = deferred();
+        const done = gate.promise.then(() => {
+          cached = read;
         });
-        const entry = {
-          released: false,
-          release() {
-            entry.released = true;
-            open();
-          },
-          done: gate.then(() => {
-            cached = read;
-          }),
-        };
-        reads.push(entry);
-        return entry.done;
+        reads.push({ gate, released: false, done });
+        return done;
       },
       () => {},
     );
@@ -74,9 +65,10 @@ describe('reloadOnAnnouncement', () => {
     bus.publish({ kind: 'prices' });
     for (;;) {
       await new Promise((r) => setImmediate(r));
-      const open = reads.filter((r) => !r.released);
-      if (open.length === 0) break;
-      open[open.length - 1]!.release();
+      const newest = reads.filter((r) => !r.released).at(-1);
+      if (!newest) break;
+      newest.released = true;
+      newest.gate.resolve();
     }
     await reloaded();
     await Promise.all(reads.map((r) => r.done));

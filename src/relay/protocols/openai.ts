@@ -8,7 +8,6 @@ import {
   type CanonicalAnswer,
   type CanonicalRequest,
   type CanonicalUsage,
-  generatedText,
   type Message,
   type PassThroughCheck,
   type SseFrame,
@@ -23,7 +22,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder } from './common.js';
+import { DecodeState, decoder, KeptText } from './common.js';
 import { countInputs, type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import {
@@ -588,40 +587,26 @@ function streamDecoder(r: IngressRequest): StreamDecoder {
 }
 
 /**
- * Pass-through frames kept for a lazy `produced` are decoded once their data passes this size:
- * a short answer (~120 tokens) is never decoded, and a long one holds at most this much of
- * frames beside its text (~200 bytes a token against ~4). At 256 KiB, 100 concurrent
- * 1,000-token streams held ~220 KiB each after a full GC, 8 s in; at 32 KiB ~100 (client and
- * sockets included). The price: a stream past the bound decodes its frames (~0.8 µs each,
- * against a ~13 µs write(2) for each frame that arrives alone).
- */
-const KEPT_BYTES = 32 * 1024;
-
-/**
  * The pass-through check. A one-line frame's bytes are only scanned (scanJson) and where they
  * are is kept: a JSON object without an error or a usage needs nothing more. Any other frame
  * ([DONE], a usage, an error, garbage, odd whitespace, several lines) is decoded and read by
- * chunkOf, as `feed` reads it. The kept frames' text is decoded, by a decoder of its own, when
- * `produced` is read (a local count, rarely needed) or once they pass KEPT_BYTES.
+ * chunkOf, as `feed` reads it. The kept frames' text is read when `produced` is (KeptText).
  * A class, not closures: frames kept in a closure's context were seen to survive young
  * collections long after their stream ended.
  */
 class PassThroughStream implements PassThroughCheck {
   done = false;
   usage: CanonicalUsage | null = null;
-  /** Frames whose text is still to be read: their data as text, or bytes[keptAt[2k], keptAt[2k + 1]). */
-  private kept: (Buffer | string)[] = [];
-  private keptAt: number[] = [];
-  private keptBytes = 0;
-  private text = '';
-  private textDecoder: StreamDecoder | null = null;
+  private readonly kept: KeptText;
 
-  constructor(private readonly r: IngressRequest) {}
+  constructor(private readonly r: IngressRequest) {
+    this.kept = new KeptText(() => streamDecoder(r));
+  }
 
   checkBytes(bytes: Buffer, start: number, end: number): boolean {
     if ((scanJson(bytes, start, end) & (JSON_OBJECT | JSON_ERROR | JSON_USAGE)) !== JSON_OBJECT)
       return this.checkData(bytes.toString('utf8', start, end));
-    this.keep(bytes, start, end);
+    this.kept.keep(null, bytes, start, end);
     return false;
   }
 
@@ -630,8 +615,7 @@ class PassThroughStream implements PassThroughCheck {
   }
 
   get produced(): string {
-    if (this.kept.length > 0) this.decodeKept();
-    return this.text;
+    return this.kept.text;
   }
 
   private checkData(data: string): boolean {
@@ -640,7 +624,7 @@ class PassThroughStream implements PassThroughCheck {
       this.done = true;
       return false;
     }
-    this.keep(data, 0, data.length);
+    this.kept.keep(null, data, 0, data.length);
     return this.usageOf(obj);
   }
 
@@ -648,34 +632,6 @@ class PassThroughStream implements PassThroughCheck {
     const u = readUsage(obj);
     if (u) this.usage = u;
     return hidden(this.r, u, Array.isArray(obj.choices) ? obj.choices : []);
-  }
-
-  private keep(data: Buffer | string, start: number, end: number): void {
-    this.kept.push(data);
-    this.keptAt.push(start, end);
-    this.keptBytes += end - start;
-    if (this.keptBytes > KEPT_BYTES) this.decodeKept();
-  }
-
-  private decodeKept(): void {
-    this.textDecoder ??= streamDecoder(this.r);
-    // One flat string per decode: `text +=` a piece per frame left a rope of a node per frame.
-    const pieces: string[] = [];
-    for (let k = 0; k < this.kept.length; k++) {
-      const d = this.kept[k]!;
-      const data = typeof d === 'string' ? d : d.toString('utf8', this.keptAt[2 * k], this.keptAt[2 * k + 1]);
-      let events: StreamEvent[] = [];
-      try {
-        events = this.textDecoder.feed({ event: null, data, raw: '' }).events;
-      } catch {
-        // Not reached (every kept frame passed the check); a count must never fail a settlement.
-      }
-      for (const e of events) pieces.push(generatedText(e));
-    }
-    this.text += pieces.join('');
-    this.kept = [];
-    this.keptAt = [];
-    this.keptBytes = 0;
   }
 }
 

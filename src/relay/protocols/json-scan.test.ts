@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { JSON_ERROR, JSON_OBJECT, JSON_USAGE, JSON_VALID, scanJson } from './json-scan.js';
+import { JSON_ERROR, JSON_OBJECT, JSON_TYPE_ERROR, JSON_USAGE, JSON_VALID, scanJson } from './json-scan.js';
 
 const scan = (text: string | Buffer) => {
   const b = Buffer.isBuffer(text) ? text : Buffer.from(text);
@@ -34,7 +34,8 @@ const expected = (text: string) => {
     JSON_VALID |
     JSON_OBJECT |
     (o.error !== undefined && o.error !== null ? JSON_ERROR : 0) |
-    (o.usage !== undefined && o.usage !== null ? JSON_USAGE : 0)
+    (o.usage !== undefined && o.usage !== null ? JSON_USAGE : 0) |
+    (o.type === 'error' ? JSON_TYPE_ERROR : 0)
   );
 };
 
@@ -152,6 +153,17 @@ describe('scanJson', () => {
       ['{"usage":{},"usage":null}', 0],
       ['{"usage":null,"usage":{}}', JSON_USAGE],
       ['{"x":{"usage":{}},"usage":null}', 0],
+      // Anthropic's error event: a top-level type that reads "error", however spelled.
+      ['{"type":"error","error":{"type":"overloaded_error"}}', JSON_TYPE_ERROR | JSON_ERROR],
+      ['{"type":"error"}', JSON_TYPE_ERROR],
+      ['{"t\\u0079pe":"\\u0065rror"}', JSON_TYPE_ERROR],
+      ['{"type":"content_block_delta","type":"error"}', JSON_TYPE_ERROR],
+      ['{"type":"error","type":"ping"}', 0],
+      ['{"type":"errors"}', 0],
+      ['{"type":"erro"}', 0],
+      ['{"type":["error"]}', 0],
+      ['{"x":{"type":"error"}}', 0],
+      ['{"typ":"error","types":"error"}', 0],
     ];
     for (const [text, bits] of cases) {
       expect(scan(text), text).toBe(JSON_VALID | JSON_OBJECT | bits);
@@ -217,8 +229,20 @@ describe('scanJson', () => {
       return seed / 0x80000000;
     };
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
-    const STRINGS = ['', 'a', 'error', 'usage', 'é🐾', '\\n', '\\u00e9', '\\"', 'x y', '\\uD83D\\uDC3E'];
-    const KEYS = ['error', 'usage', 'id', 'choices', '\\u0065rror', 'usag\\u0065', 'e'];
+    const STRINGS = [
+      '',
+      'a',
+      'error',
+      'usage',
+      'é🐾',
+      '\\n',
+      '\\u00e9',
+      '\\"',
+      'x y',
+      '\\uD83D\\uDC3E',
+      'err\\u006fr',
+    ];
+    const KEYS = ['error', 'usage', 'id', 'choices', '\\u0065rror', 'usag\\u0065', 'e', 'type', 'typ\\u0065'];
     const SPACE = ['', '', '', ' ', '\n', '\t', '\r\n '];
     const value = (depth: number): string => {
       const k = Math.floor(r() * (depth > 4 ? 5 : 7));

@@ -12,11 +12,14 @@ export const JSON_OBJECT = 2;
 export const JSON_ERROR = 4;
 /** Its top-level `usage` member is there and not null (the last one). */
 export const JSON_USAGE = 8;
+/** Its top-level `type` member is the string "error" (the last one): an Anthropic error event. */
+export const JSON_TYPE_ERROR = 16;
 
 const IN_OBJECT = 1;
 const IN_ARRAY = 2;
 const MEMBER_ERROR = 1;
 const MEMBER_USAGE = 2;
+const MEMBER_TYPE = 3;
 
 /** The open containers' kinds, by depth: grown (rarely) and reused, so a scan allocates nothing. */
 let open = new Uint8Array(64);
@@ -55,7 +58,10 @@ export function scanJson(b: Uint8Array, start: number, end: number, usageAt?: In
     // A value starts at i.
     if (i >= end) return 0;
     const c = b[i]!;
-    if (member !== 0) {
+    if (member === MEMBER_TYPE) {
+      flags = c === 0x22 && stringIs(b, i, end, ERROR) ? flags | JSON_TYPE_ERROR : flags & ~JSON_TYPE_ERROR;
+      member = 0;
+    } else if (member !== 0) {
       // `null` is the only value that starts with `n` (checked as a literal below).
       const bit = member === MEMBER_ERROR ? JSON_ERROR : JSON_USAGE;
       flags = c === 0x6e ? flags & ~bit : flags | bit;
@@ -192,6 +198,7 @@ const FALSE = ascii('false');
 const NULL = ascii('null');
 const ERROR = ascii('error');
 const USAGE = ascii('usage');
+const TYPE = ascii('type');
 
 /** The index after `word` when b holds it at i; -1 otherwise. */
 function literal(b: Uint8Array, i: number, end: number, word: Uint8Array): number {
@@ -209,16 +216,30 @@ function memberOf(b: Uint8Array, start: number, end: number): number {
       : literal(b, start, end, USAGE) >= 0
         ? MEMBER_USAGE
         : 0;
-  // Spelled with escapes (`\u0065rror`): each of the 5 letters takes at most 6 bytes.
-  if (length < 5 || length > 30) return 0;
-  let slash = start;
-  while (slash < end && b[slash] !== 0x5c) slash++;
-  if (slash === end) return 0;
+  if (length === 4) return literal(b, start, end, TYPE) >= 0 ? MEMBER_TYPE : 0;
+  // Spelled with escapes (`\u0065rror`): each of the at most 5 letters takes at most 6 bytes.
+  if (length < 4 || length > 30 || !hasBackslash(b, start, end)) return 0;
   return escapedKeyIs(b, start, end, ERROR)
     ? MEMBER_ERROR
     : escapedKeyIs(b, start, end, USAGE)
       ? MEMBER_USAGE
-      : 0;
+      : escapedKeyIs(b, start, end, TYPE)
+        ? MEMBER_TYPE
+        : 0;
+}
+
+function hasBackslash(b: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (b[i] === 0x5c) return true;
+  return false;
+}
+
+/** Whether the string value that starts (with its quote) at i reads `word` (escapes read). */
+function stringIs(b: Uint8Array, i: number, end: number, word: Uint8Array): boolean {
+  const after = skipString(b, i, end);
+  if (after < 0) return false;
+  const length = after - 1 - (i + 1);
+  if (length === word.length) return literal(b, i + 1, after - 1, word) >= 0;
+  return length > word.length && length <= 6 * word.length && escapedKeyIs(b, i + 1, after - 1, word);
 }
 
 /** Whether the key b[start, end), escapes read, spells `word` (ASCII). */

@@ -143,6 +143,11 @@ export interface StreamDecoder {
 export interface PassThroughCheck {
   /** Checks a frame that is one `data:` line, its data being bytes[start, end). Returns `hide`. */
   checkBytes(bytes: Buffer, start: number, end: number): boolean;
+  /**
+   * Checks a frame that is an `event:` line, its name bytes[eventStart, eventEnd), then a
+   * `data:` line, bytes[start, end). Returns `hide`. Without it such frames are read as text.
+   */
+  checkEventBytes?(bytes: Buffer, eventStart: number, eventEnd: number, start: number, end: number): boolean;
   /** Checks any other frame. Returns `hide`. */
   check(frame: SseFrame): boolean;
   readonly done: boolean;

@@ -127,16 +127,17 @@ describe('SseFrameParser against random streams', () => {
 });
 
 describe('SseByteFrames', () => {
-  /** The frames SseByteFrames finds in `chunks`, as SseFrames (one-line frames decoded here). */
+  /** The frames SseByteFrames finds in `chunks`, as SseFrames (frames it points into decoded here). */
   const byteFrames = (chunks: Buffer[]) => {
     const f = new SseByteFrames();
-    const out: (SseFrame & { oneLine?: true })[] = [];
+    const out: (SseFrame & { pointed?: true })[] = [];
     for (const chunk of chunks) {
       f.push(chunk);
       while (f.next()) {
         if (f.dataStart >= 0) {
           const data = f.bytes.toString('utf8', f.dataStart, f.dataEnd);
-          out.push({ event: null, data, raw: f.bytes.toString('utf8', f.start, f.end), oneLine: true });
+          const event = f.eventStart >= 0 ? f.bytes.toString('utf8', f.eventStart, f.eventEnd) : null;
+          out.push({ event, data, raw: f.bytes.toString('utf8', f.start, f.end), pointed: true });
         } else {
           const frame = f.text();
           if (frame) out.push(frame);
@@ -156,14 +157,21 @@ describe('SseByteFrames', () => {
     return seed / 0x80000000;
   };
 
-  it('points at the data of a one-line frame, without decoding it', () => {
+  it('points at the data (and event name) of a one-line or event-and-data frame, without decoding it', () => {
     const frames = byteFrames([
-      Buffer.from('data: {"a":1}\n\ndata:[DONE]\r\n\r\nevent: x\ndata: y\n\n: ping\n\n'),
+      Buffer.from(
+        'data: {"a":1}\n\ndata:[DONE]\r\n\r\nevent: x\ndata: y\n\nevent:\r\ndata:z\r\n\r\n' +
+          ': ping\n\ndata: y\nevent: x\n\nevent: x\nid: 1\ndata: y\n\n',
+      ),
     ]);
     expect(frames).toEqual([
-      { event: null, data: '{"a":1}', raw: 'data: {"a":1}\n\n', oneLine: true },
-      { event: null, data: '[DONE]', raw: 'data:[DONE]\r\n\r\n', oneLine: true },
-      { event: 'x', data: 'y', raw: 'event: x\ndata: y\n\n' },
+      { event: null, data: '{"a":1}', raw: 'data: {"a":1}\n\n', pointed: true },
+      { event: null, data: '[DONE]', raw: 'data:[DONE]\r\n\r\n', pointed: true },
+      { event: 'x', data: 'y', raw: 'event: x\ndata: y\n\n', pointed: true },
+      { event: '', data: 'z', raw: 'event:\r\ndata:z\r\n\r\n', pointed: true },
+      // Other shapes are read as text.
+      { event: 'x', data: 'y', raw: 'data: y\nevent: x\n\n' },
+      { event: 'x', data: 'y', raw: 'event: x\nid: 1\ndata: y\n\n' },
     ]);
   });
 
@@ -177,6 +185,9 @@ describe('SseByteFrames', () => {
       'data: [DONE]',
       'data: a\rb',
       'event: delta',
+      'event:',
+      'event: ',
+      'event:content_block_delta',
       ': comment',
       'id: 7',
       'data',
@@ -209,7 +220,7 @@ describe('SseByteFrames', () => {
         chunks.push(bytes.subarray(at, at + size));
         at += size;
       }
-      const got = byteFrames(chunks).map(({ oneLine: _, ...frame }) => frame);
+      const got = byteFrames(chunks).map(({ pointed: _, ...frame }) => frame);
       expect(got, `seed ${seed}`).toEqual(textFrames(chunks));
     }
   });

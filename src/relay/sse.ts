@@ -48,16 +48,23 @@ const NO_BYTES = Buffer.alloc(0);
 /**
  * The frames of an SSE byte stream as SseFrameParser finds them, without decoding the bytes
  * (pass-through): a cursor (`next`) over them, no object per frame. A frame that is one
- * `data:` line, the usual kind, tells where its data is; any other is read as text (`text`).
+ * `data:` line (OpenAI's kind), or an `event:` line and a `data:` line (Anthropic's), tells
+ * where its data and event name are; any other is read as text (`text`).
  */
 export class SseByteFrames {
   /** The current frame, once `next` found one: bytes[start, end), its blank line included. */
   bytes: Buffer = NO_BYTES;
   start = 0;
   end = 0;
-  /** The current frame's data, when the frame is one `data:` line: bytes[dataStart, dataEnd); else -1. */
+  /**
+   * The current frame's data, when the frame is one `data:` line, or one `event:` line then one
+   * `data:` line: bytes[dataStart, dataEnd); else -1.
+   */
   dataStart = -1;
   dataEnd = -1;
+  /** The event name, when the frame is an `event:` line then a `data:` line: bytes[eventStart, eventEnd); else -1. */
+  eventStart = -1;
+  eventEnd = -1;
 
   push(chunk: Buffer): void {
     // The bytes after the last frame found are an unfinished frame: it continues in `chunk`.
@@ -70,25 +77,39 @@ export class SseByteFrames {
   next(): boolean {
     const b = this.bytes;
     const start = this.end;
-    let oneLine = true;
+    /** The line ends before the frame's last one: none (-1), one (its index), or more (-2). */
+    let firstNl = -1;
     for (let nl = b.indexOf(0x0a, start); nl >= 0; nl = b.indexOf(0x0a, nl + 1)) {
       // A frame ends at a blank line: the line after this line end is empty (LF or CRLF).
       const c = b[nl + 1];
       const end = c === 0x0a ? nl + 2 : c === 0x0d && b[nl + 2] === 0x0a ? nl + 3 : -1;
       if (end < 0) {
-        oneLine = false;
+        firstNl = firstNl === -1 ? nl : -2;
         continue;
       }
       this.start = start;
       this.end = end;
-      if (oneLine && nl - start >= 5 && startsData(b, start)) {
-        this.dataStart = b[start + 5] === 0x20 ? start + 6 : start + 5;
-        // A CR ending the line is not data (dataEnd stays >= dataStart: the CR is at dataStart or after).
-        this.dataEnd = b[nl - 1] === 0x0d ? nl - 1 : nl;
-      } else this.dataStart = this.dataEnd = -1;
+      this.eventStart = this.eventEnd = this.dataStart = this.dataEnd = -1;
+      if (firstNl === -1) this.dataAt(start, nl);
+      else if (firstNl >= 0 && startsEvent(b, start)) {
+        this.dataAt(firstNl + 1, nl);
+        if (this.dataStart >= 0) {
+          this.eventStart = b[start + 6] === 0x20 ? start + 7 : start + 6;
+          this.eventEnd = Math.max(this.eventStart, b[firstNl - 1] === 0x0d ? firstNl - 1 : firstNl);
+        }
+      }
       return true;
     }
     return false;
+  }
+
+  /** The data of the line b[at, nl), when it is a `data:` line. */
+  private dataAt(at: number, nl: number): void {
+    const b = this.bytes;
+    if (nl - at < 5 || !startsData(b, at)) return;
+    this.dataStart = b[at + 5] === 0x20 ? at + 6 : at + 5;
+    // A CR ending the line is not data (dataEnd stays >= dataStart: the CR is at dataStart or after).
+    this.dataEnd = b[nl - 1] === 0x0d ? nl - 1 : nl;
   }
 
   /** The current frame as text, as SseFrameParser reads it (null: it has no data, so it is dropped). */
@@ -109,6 +130,15 @@ export class SseByteFrames {
 /** Whether b holds `data:` at `at`. */
 const startsData = (b: Buffer, at: number) =>
   b[at] === 0x64 && b[at + 1] === 0x61 && b[at + 2] === 0x74 && b[at + 3] === 0x61 && b[at + 4] === 0x3a;
+
+/** Whether b holds `event:` at `at`. */
+const startsEvent = (b: Buffer, at: number) =>
+  b[at] === 0x65 &&
+  b[at + 1] === 0x76 &&
+  b[at + 2] === 0x65 &&
+  b[at + 3] === 0x6e &&
+  b[at + 4] === 0x74 &&
+  b[at + 5] === 0x3a;
 
 /** The text left when a stream ends, as a last frame given its missing blank line (null: none). */
 function lastFrame(rest: string): SseFrame | null {

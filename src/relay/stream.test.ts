@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { anthropicCodec } from './protocols/anthropic.js';
 import { openaiCodec } from './protocols/openai.js';
-import type { IngressRequest } from './protocols/types.js';
+import type { IngressRequest, ProtocolCodec } from './protocols/types.js';
 import { joinBytes, StreamCheck } from './stream.js';
 
-// OpenAI pass-through checks frames as bytes (PassThroughCheck) instead of decoding each into
-// events. These tests hold it to the full decoder on the same streams: the same frames go out,
-// the same errors end the stream, the same usage, and the same generated text.
+// OpenAI and Anthropic pass-throughs check frames as bytes (PassThroughCheck) instead of
+// decoding each into events. These tests hold them to the full decoder on the same streams: the
+// same frames go out, the same errors end the stream, the same usage, and the same generated text.
 
 const ingress = (clientWantsUsage: boolean) =>
   ({
@@ -60,11 +61,12 @@ function compare(
   clientWantsUsage: boolean,
   readProduced: (k: number) => boolean,
   what: string,
+  codec: ProtocolCodec = openaiCodec,
 ) {
   const r = ingress(clientWantsUsage);
   // The pass-through check against feeding the decoder, which reads every frame's events.
-  const fast = new StreamCheck(openaiCodec.passThroughCheck!(r), null, r.model);
-  const full = new StreamCheck(openaiCodec.streamDecoder(r), null, r.model);
+  const fast = new StreamCheck(codec.passThroughCheck!(r), null, r.model);
+  const full = new StreamCheck(codec.streamDecoder(r), null, r.model);
   const got = trace(fast, chunks, readProduced);
   expect(got, what).toEqual(trace(full, chunks, readProduced));
   return got;
@@ -240,6 +242,232 @@ describe('StreamCheck on OpenAI pass-through', () => {
     const steps = compare(chunks, false, () => false, 'long stream');
     expect(steps.at(-1)!.produced!.length).toBeGreaterThan(500_000);
     compare(chunks, false, (k) => k % 40 === 0, 'long stream, text read along the way');
+  });
+});
+
+/** An Anthropic Messages stream's wire text, from the frames' event names and data. */
+const anthropicWire = (frames: [string | null, string][], eol = '\n') =>
+  frames
+    .map(([event, data]) => `${event === null ? '' : `event: ${event}${eol}`}data: ${data}${eol}${eol}`)
+    .join('');
+
+describe('StreamCheck on Anthropic pass-through', () => {
+  const start = (usage: object) =>
+    JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'claude-x', usage } });
+  const delta = (d: object, index = 0) => JSON.stringify({ type: 'content_block_delta', index, delta: d });
+
+  it('sends the frames on as received, with the usage of message_start and message_delta', () => {
+    const wire = anthropicWire([
+      ['message_start', start({ input_tokens: 12, output_tokens: 1 })],
+      [
+        'content_block_start',
+        '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}',
+      ],
+      ['ping', '{"type": "ping"}'],
+      ['content_block_delta', delta({ type: 'text_delta', text: 'Hi é🐾' })],
+      ['content_block_delta', delta({ type: 'text_delta', text: ' there' })],
+      ['content_block_stop', '{"type":"content_block_stop","index":0}'],
+      [
+        'message_delta',
+        '{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":4}}',
+      ],
+      ['message_stop', '{"type":"message_stop"}'],
+    ]);
+    const r = ingress(false);
+    const check = new StreamCheck(anthropicCodec.passThroughCheck!(r), null, r.model);
+    check.feed(Buffer.from(wire));
+    const frames = wire.split(/(?<=\n\n)/);
+    expect(String(check.takeReady())).toBe(frames.slice(0, 7).join(''));
+    expect(String(check.takeTail())).toBe(frames[7]);
+    expect(check.done).toBe(true);
+    expect(check.usage).toMatchObject({ input: 12, output: 4 });
+    expect(check.produced).toBe('Hi é🐾 there');
+  });
+
+  it('ends on a bad or error frame with the same message, after sending what came before it', () => {
+    const good = anthropicWire([['content_block_delta', delta({ type: 'text_delta', text: 'a' })]]);
+    const cases: [string, string][] = [
+      [
+        anthropicWire([['content_block_delta', '{"type":"content_block_delta",']]),
+        'unreadable content_block_delta',
+      ],
+      [anthropicWire([['content_block_delta', '[1]']]), 'unreadable content_block_delta'],
+      [
+        anthropicWire([['content_block_stop', '{"type":"content_block_stop","type":"error"}']]),
+        'upstream stream error',
+      ],
+      [
+        anthropicWire([['content_block_delta', '{"t\\u0079pe":"\\u0065rror","error":{"message":"boom"}}']]),
+        'boom',
+      ],
+      [
+        anthropicWire([
+          ['error', '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'],
+        ]),
+        'Overloaded',
+      ],
+    ];
+    for (const [bad, message] of cases) {
+      for (const codec of [anthropicCodec]) {
+        const r = ingress(false);
+        const check = new StreamCheck(codec.passThroughCheck!(r), null, r.model);
+        expect(() => check.feed(Buffer.from(good + bad + good)), bad).toThrow(message);
+        expect(String(check.takeReady())).toBe(good);
+        expect(check.produced).toBe('a');
+      }
+      compare([Buffer.from(good + bad + good)], false, () => true, bad, anthropicCodec);
+    }
+  });
+
+  it('agrees with the full decoder on random streams in random chunkings', () => {
+    for (let seed = 1; seed <= 1500; seed++) {
+      const r = rng(seed);
+      const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
+      const maybe = <T>(p: number, v: () => T) => (r() < p ? v() : undefined);
+      const TEXTS = ['', 'Hello', ' mole', 'é🐾', '中文', 'a\nb', 'quote " and \\ slash', '\u2028'];
+      const text = () => pick(TEXTS);
+      const usage = () =>
+        r() < 0.1
+          ? pick([5, 'x', [], null])
+          : {
+              input_tokens: maybe(0.8, () => pick([3, 10, -1])),
+              output_tokens: maybe(0.9, () => pick([1, 7])),
+              cache_read_input_tokens: maybe(0.3, () => pick([0, 50])),
+              cache_creation_input_tokens: maybe(0.2, () => pick([0, 20])),
+            };
+      const block = () =>
+        pick([
+          { type: 'text', text: text() },
+          { type: 'thinking', thinking: text() },
+          {
+            type: 'tool_use',
+            id: pick(['toolu_1', 7]),
+            name: pick(['lookup', '', 3]),
+            input: pick([{}, { q: 1 }, 'x']),
+          },
+          'x',
+        ]);
+      const deltaBody = () =>
+        pick([
+          { type: 'text_delta', text: text() },
+          { type: 'thinking_delta', thinking: text() },
+          { type: 'input_json_delta', partial_json: pick(['{"q":', '1}', '']) },
+          { type: 'signature_delta', signature: 'sig' },
+          'd',
+        ]);
+      const frame = (): [string | null, string] => {
+        const k = r();
+        const index = pick([0, 1, 2, '1', -1]);
+        if (k < 0.45)
+          return [
+            'content_block_delta',
+            JSON.stringify({ type: 'content_block_delta', index, delta: deltaBody() }),
+          ];
+        if (k < 0.52)
+          return [
+            'content_block_start',
+            JSON.stringify({ type: 'content_block_start', index, content_block: block() }),
+          ];
+        if (k < 0.57) return ['content_block_stop', JSON.stringify({ type: 'content_block_stop', index })];
+        if (k < 0.6) return ['ping', pick(['{"type": "ping"}', 'not json'])];
+        if (k < 0.63)
+          return [
+            'message_start',
+            JSON.stringify({ type: 'message_start', message: { id: 'm', model: 'c', usage: usage() } }),
+          ];
+        if (k < 0.67)
+          return [
+            'message_delta',
+            JSON.stringify({
+              type: 'message_delta',
+              delta: { stop_reason: pick(['end_turn', 'max_tokens', null]) },
+              usage: usage(),
+            }),
+          ];
+        if (k < 0.69) return ['message_stop', '{"type":"message_stop"}'];
+        if (k < 0.7) return ['error', JSON.stringify({ type: 'error', error: { message: 'boom' } })];
+        if (k < 0.72)
+          return [
+            pick(['content_block_delta', 'content_block_stop']),
+            `{"type":"x","type":"error","error":{"message":"dup"}}`,
+          ];
+        if (k < 0.74)
+          return [
+            pick([null, 'content_block_delta']),
+            `{"t\\u0079pe":"${pick(['error', '\\u0065rror', 'ok'])}"}`,
+          ];
+        if (k < 0.77)
+          return [null, JSON.stringify({ type: 'content_block_delta', index: 0, delta: deltaBody() })];
+        if (k < 0.79)
+          return [
+            pick(['content_block_delta', 'content_block_stop', 'message_delta']),
+            pick(['', 'garbage', '[1,2]', '"s"', 'null', '{"a":01}']),
+          ];
+        if (k < 0.8)
+          return [
+            pick(['future_event', 'content_block_deltas', 'Content_block_delta']),
+            '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"n"}}',
+          ];
+        // a valid delta with one byte changed, dropped or added
+        const t = JSON.stringify({ type: 'content_block_delta', index, delta: deltaBody() });
+        const at = Math.floor(r() * t.length);
+        const ch = pick(['"', '\\', ',', '}', ']', '0', 'x', ' ']);
+        const how = r();
+        const damaged =
+          how < 0.33
+            ? t.slice(0, at) + t.slice(at + 1)
+            : t.slice(0, at) + ch + t.slice(at + (how < 0.66 ? 0 : 1));
+        return ['content_block_delta', damaged];
+      };
+      let wire = '';
+      for (let f = 0, n = 1 + Math.floor(r() * 25); f < n; f++) {
+        const eol = r() < 0.85 ? '\n' : '\r\n';
+        if (r() < 0.05) wire += `: keep-alive${eol}${eol}`;
+        const [event, data] = frame();
+        if (event !== null) wire += `event:${r() < 0.9 ? ' ' : ''}${event}${eol}`;
+        if (r() < 0.03) wire += `id: ${f}${eol}`;
+        wire += `data:${r() < 0.9 ? ' ' : ''}${data}${eol}${eol}`;
+      }
+      if (r() < 0.1) wire = wire.replace(/\r?\n$/, ''); // the last blank line missing
+      const bytes = Buffer.from(wire);
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < bytes.length; ) {
+        const size = r() < 0.3 ? bytes.length : Math.floor(r() * 80);
+        chunks.push(bytes.subarray(at, at + size));
+        at += size;
+      }
+      const readAt = Math.floor(r() * (chunks.length + 2));
+      compare(chunks, false, (k) => k === readAt, `seed ${seed}: ${wire}`, anthropicCodec);
+    }
+  });
+
+  it('gives the same text for a long stream whose kept frames are decoded along the way', () => {
+    const frames: [string, string][] = [['message_start', start({ input_tokens: 5 })]];
+    for (let i = 0; i < 3000; i++) {
+      if (i % 100 === 0)
+        frames.push([
+          'content_block_start',
+          JSON.stringify({
+            type: 'content_block_start',
+            index: i,
+            content_block: { type: 'tool_use', id: `t${i}`, name: `f${i}`, input: {} },
+          }),
+        ]);
+      frames.push([
+        'content_block_delta',
+        i % 100 < 3
+          ? delta({ type: 'input_json_delta', partial_json: `{"i":${i}` }, i - (i % 100))
+          : delta({ type: 'text_delta', text: `${'word '.repeat(40)}${i} 🐾` }, i),
+      ]);
+    }
+    frames.push(['message_stop', '{"type":"message_stop"}']);
+    const bytes = Buffer.from(anthropicWire(frames));
+    expect(bytes.length).toBeGreaterThan(4 * 32 * 1024);
+    const chunks: Buffer[] = [];
+    for (let at = 0; at < bytes.length; at += 4096) chunks.push(bytes.subarray(at, at + 4096));
+    const steps = compare(chunks, false, () => false, 'long stream', anthropicCodec);
+    expect(steps.at(-1)!.produced!.length).toBeGreaterThan(500_000);
+    compare(chunks, false, (k) => k % 40 === 0, 'long stream, text read along the way', anthropicCodec);
   });
 });
 

@@ -119,18 +119,23 @@ export class StreamCheck {
   }
 
   /**
-   * A pass-through frame as bytes: the usual one-line frame is checked undecoded, and joins the
-   * run of frames that go out together (decoded once, when the run ends).
+   * A pass-through frame as bytes: the usual one- or two-line frame is checked undecoded, and
+   * joins the run of frames that go out together (decoded once, when the run ends).
    */
   private takeBytes(f: SseByteFrames): void {
-    if (f.dataStart < 0) {
+    const check = this.passThrough!;
+    if (f.dataStart < 0 || (f.eventStart >= 0 && !check.checkEventBytes)) {
       this.flushRun();
       const frame = f.text();
       if (frame) this.take(frame);
       return;
     }
     const afterDone = this.done;
-    if (this.passThrough!.checkBytes(f.bytes, f.dataStart, f.dataEnd)) {
+    const hide =
+      f.eventStart < 0
+        ? check.checkBytes(f.bytes, f.dataStart, f.dataEnd)
+        : check.checkEventBytes!(f.bytes, f.eventStart, f.eventEnd, f.dataStart, f.dataEnd);
+    if (hide) {
       this.flushRun();
       return;
     }

@@ -1,12 +1,14 @@
 /**
  * Micro benchmark: the per-frame stream check (SSE parse + decode + StreamCheck) on the
- * OpenAI pass-through path, without sockets or the rest of the relay.
+ * OpenAI or Anthropic pass-through path, without sockets or the rest of the relay.
  *
- *   npx tsx bench/stream-check.ts [--streams 10000] [--rounds 7] [--against <checkout>]
+ *   npx tsx bench/stream-check.ts [--protocol openai|anthropic] [--streams 10000] [--rounds 7] [--against <checkout>]
  *
- * The stream is recorded once from test/mock-provider (POST /v1/chat/completions, stream, 16
- * tokens, include_usage as the gateway asks upstream): role chunk, 16 token chunks, finish,
- * usage, [DONE]. It is then fed through a fresh StreamCheck --streams times per round, in
+ * The stream is recorded once from test/mock-provider, 16 tokens: for OpenAI (POST
+ * /v1/chat/completions, include_usage as the gateway asks upstream) role chunk, 16 token
+ * chunks, finish, usage, [DONE]; for Anthropic (POST /v1/messages) message_start,
+ * content_block_start, ping, 16 content_block_deltas, content_block_stop, message_delta,
+ * message_stop. It is then fed through a fresh StreamCheck --streams times per round, in
  * two chunkings: the whole stream as one chunk (what a loopback upstream delivers) and one
  * chunk per frame (a slow upstream); then whole again with the generated text read, as for a
  * stream cut short or an upstream that reports no usage (the relay reads it only then). Prints
@@ -21,6 +23,8 @@ import type { IngressRequest } from '../src/relay/protocols/types.js';
 import { startMockProvider } from '../test/mock-provider/server.js';
 import { argOf, numArg } from './lib/args.js';
 
+const PROTOCOL = argOf('--protocol') ?? 'openai';
+if (PROTOCOL !== 'openai' && PROTOCOL !== 'anthropic') throw new Error('--protocol is openai or anthropic');
 const STREAMS = numArg('--streams', 10000);
 const ROUNDS = numArg('--rounds', 7);
 const AGAINST = argOf('--against');
@@ -31,34 +35,42 @@ type Runner = (chunks: Buffer[], readProduced?: boolean) => number;
 async function load(root: string, copy: string): Promise<Runner> {
   const url = (p: string) => pathToFileURL(path.resolve(root, p)).href;
   const stream = await import(url('src/relay/stream.ts'));
-  const openai = await import(url('src/relay/protocols/openai.ts'));
+  const codec = await import(url(`src/relay/protocols/${PROTOCOL}.ts`));
   const run = await import(`./lib/stream-check-run.ts?${copy}`);
-  return run.streamRunner(stream.StreamCheck, openai.openaiCodec, r);
+  return run.streamRunner(stream.StreamCheck, codec[`${PROTOCOL}Codec`], r);
 }
 
 const mock = await startMockProvider({ recordRequests: false });
-const res = await fetch(`${mock.url}/chat/completions`, {
-  method: 'POST',
-  headers: { 'content-type': 'application/json' },
-  body: JSON.stringify({
-    model: 'gpt-4o-mini',
-    messages: [{ role: 'user', content: 'Hello, mole! Say something short.' }],
-    max_tokens: 16,
-    stream: true,
-    stream_options: { include_usage: true },
-  }),
-});
+const messages = [{ role: 'user', content: 'Hello, mole! Say something short.' }];
+const res =
+  PROTOCOL === 'openai'
+    ? await fetch(`${mock.url}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          model: 'gpt-4o-mini',
+          messages,
+          max_tokens: 16,
+          stream: true,
+          stream_options: { include_usage: true },
+        }),
+      })
+    : await fetch(`${mock.url}/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+        body: JSON.stringify({ model: 'claude-sonnet-4-5', messages, max_tokens: 16, stream: true }),
+      });
 const wire = Buffer.from(await res.arrayBuffer());
 await mock.close();
 
 const frames = wire.toString('utf8').split(/(?<=\n\n)/);
 const whole = [wire];
 const perFrame = frames.map((f) => Buffer.from(f));
-const frameData = frames.map((f) => f.slice(6, -2));
+const frameData = frames.map((f) => f.slice(f.indexOf('data: ') + 6, -2));
 
 // The client did not ask for usage (the bench's own request): the usage chunk is hidden.
 const r = {
-  protocol: 'openai',
+  protocol: PROTOCOL,
   operation: 'generate',
   model: 'gpt-4o-mini',
   stream: true,

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { JSON_ERROR, JSON_OBJECT, JSON_TYPE_ERROR, JSON_USAGE, JSON_VALID, scanJson } from './json-scan.js';
+import {
+  JSON_ERROR,
+  JSON_OBJECT,
+  JSON_TYPE_ERROR,
+  JSON_TYPE_TWICE,
+  JSON_USAGE,
+  JSON_VALID,
+  scanJson,
+} from './json-scan.js';
 
 const scan = (text: string | Buffer) => {
   const b = Buffer.isBuffer(text) ? text : Buffer.from(text);
@@ -20,6 +28,24 @@ const parses = (text: string) => {
     return false;
   }
 };
+/** How many top-level `type` members the valid JSON object `text` has (JSON.parse keeps the last). */
+const topLevelTypes = (text: string) => {
+  let n = 0;
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+    else if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      const after = text.slice(j + 1).trimStart();
+      if (depth === 1 && after.startsWith(':') && JSON.parse(text.slice(i, j + 1)) === 'type') n++;
+      i = j;
+    }
+  }
+  return n;
+};
 /** What scanJson should answer for `text`, from JSON.parse. */
 const expected = (text: string) => {
   let v: unknown;
@@ -35,7 +61,8 @@ const expected = (text: string) => {
     JSON_OBJECT |
     (o.error !== undefined && o.error !== null ? JSON_ERROR : 0) |
     (o.usage !== undefined && o.usage !== null ? JSON_USAGE : 0) |
-    (o.type === 'error' ? JSON_TYPE_ERROR : 0)
+    (o.type === 'error' ? JSON_TYPE_ERROR : 0) |
+    (topLevelTypes(text) > 1 ? JSON_TYPE_TWICE : 0)
   );
 };
 
@@ -157,8 +184,10 @@ describe('scanJson', () => {
       ['{"type":"error","error":{"type":"overloaded_error"}}', JSON_TYPE_ERROR | JSON_ERROR],
       ['{"type":"error"}', JSON_TYPE_ERROR],
       ['{"t\\u0079pe":"\\u0065rror"}', JSON_TYPE_ERROR],
-      ['{"type":"content_block_delta","type":"error"}', JSON_TYPE_ERROR],
-      ['{"type":"error","type":"ping"}', 0],
+      ['{"type":"content_block_delta","type":"error"}', JSON_TYPE_ERROR | JSON_TYPE_TWICE],
+      ['{"type":"error","type":"ping"}', JSON_TYPE_TWICE],
+      ['{"type":"a","x":{"type":"b"},"typ\\u0065":1}', JSON_TYPE_TWICE],
+      ['{"type":"a","x":{"type":"b"}}', 0],
       ['{"type":"errors"}', 0],
       ['{"type":"erro"}', 0],
       ['{"type":["error"]}', 0],

@@ -14,12 +14,16 @@ export const JSON_ERROR = 4;
 export const JSON_USAGE = 8;
 /** Its top-level `type` member is the string "error" (the last one): an Anthropic error event. */
 export const JSON_TYPE_ERROR = 16;
+/** It has more than one top-level `type` member (JSON.parse keeps the last). */
+export const JSON_TYPE_TWICE = 32;
 
 const IN_OBJECT = 1;
 const IN_ARRAY = 2;
 const MEMBER_ERROR = 1;
 const MEMBER_USAGE = 2;
 const MEMBER_TYPE = 3;
+/** A top-level `type` member was seen (a flag of the scan's own, not answered). */
+const SEEN_TYPE = 64;
 
 /** The open containers' kinds, by depth: grown (rarely) and reused, so a scan allocates nothing. */
 let open = new Uint8Array(64);
@@ -60,6 +64,8 @@ export function scanJson(b: Uint8Array, start: number, end: number, usageAt?: In
     const c = b[i]!;
     if (member === MEMBER_TYPE) {
       flags = c === 0x22 && stringIs(b, i, end, ERROR) ? flags | JSON_TYPE_ERROR : flags & ~JSON_TYPE_ERROR;
+      if (flags & SEEN_TYPE) flags |= JSON_TYPE_TWICE;
+      flags |= SEEN_TYPE;
       member = 0;
     } else if (member !== 0) {
       // `null` is the only value that starts with `n` (checked as a literal below).
@@ -102,7 +108,7 @@ export function scanJson(b: Uint8Array, start: number, end: number, usageAt?: In
         inUsage = false;
       }
       if (i < end && b[i]! <= 0x20) i = skipSpace(b, i, end);
-      if (depth === 0) return i === end ? flags | JSON_VALID | (object ? JSON_OBJECT : 0) : 0;
+      if (depth === 0) return i === end ? (flags & ~SEEN_TYPE) | JSON_VALID | (object ? JSON_OBJECT : 0) : 0;
       if (i >= end) return 0;
       const next = b[i];
       const kind = kinds[depth - 1];

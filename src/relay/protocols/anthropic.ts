@@ -11,8 +11,6 @@ import {
   type CanonicalUsage,
   type Message,
   type Part,
-  type PassThroughCheck,
-  type SseFrame,
   type StopReason,
   type StreamDecoder,
   type StreamEncoder,
@@ -23,7 +21,15 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder, headersNamed, KeptText } from './common.js';
+import {
+  ascii,
+  bytesAre,
+  DecodeState,
+  decoder,
+  FrameVerdict,
+  headersNamed,
+  ScannedPassThrough,
+} from './common.js';
 import { JSON_OBJECT, JSON_TYPE_ERROR, scanJson } from './json-scan.js';
 import { exactCount, type PromptCount, promptCount } from '../tokens.js';
 import { exactPromptTokens, type IngressRequest, type ProtocolCodec, type RouteInfo } from './types.js';
@@ -793,71 +799,30 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
   });
 }
 
-/** Whether b[start, end) spells `name` (ASCII). */
-function named(b: Buffer, start: number, end: number, name: Uint8Array): boolean {
-  if (end - start !== name.length) return false;
-  for (let k = 0; k < name.length; k++) if (b[start + k] !== name[k]) return false;
-  return true;
-}
-
-const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const PING = ascii('ping');
 const BLOCK_DELTA = ascii('content_block_delta');
 const BLOCK_STOP = ascii('content_block_stop');
 
 /**
- * The pass-through check (Anthropic Messages to an Anthropic channel: Claude Code's path). Most
- * of a stream's frames are `content_block_delta`s, and they, `content_block_stop` and `ping`
- * change nothing a check answers: `feed` only throws on them when their data is not a JSON
- * object or its `type` reads "error". Named so on their `event:` line, they are only scanned
- * (scanJson), and a delta is kept undecoded for its text (KeptText). Every other frame is fed
- * to the stream decoder whole, as `feed` reads it, and kept too, so the text is read from the
- * same frames in the same order.
+ * The pass-through check's judge (Anthropic Messages to an Anthropic channel: Claude Code's
+ * path). Most of a stream's frames are `content_block_delta`s, and they, `content_block_stop`
+ * and `ping` change nothing a check answers: `feed` only throws on them when their data is not
+ * a JSON object or its `type` reads "error". Named so on their `event:` line, they are only
+ * scanned (scanJson), and a delta is kept for its text; every other frame is decoded.
  */
-class AnthropicPassThrough implements PassThroughCheck {
-  private readonly full: StreamDecoder;
-  private readonly kept: KeptText;
-
-  constructor(r: IngressRequest) {
-    this.full = streamDecoder(r);
-    this.kept = new KeptText(() => streamDecoder(r));
-  }
-
-  get done(): boolean {
-    return this.full.done;
-  }
-
-  get usage(): CanonicalUsage | null {
-    return this.full.usage;
-  }
-
-  get produced(): string {
-    return this.kept.text;
-  }
-
-  checkBytes(bytes: Buffer, start: number, end: number): boolean {
-    return this.check({ event: null, data: bytes.toString('utf8', start, end), raw: '' });
-  }
-
-  checkEventBytes(bytes: Buffer, eventStart: number, eventEnd: number, start: number, end: number): boolean {
-    if (named(bytes, eventStart, eventEnd, PING)) return false; // `feed` does not read its data
-    const delta = named(bytes, eventStart, eventEnd, BLOCK_DELTA);
-    if (
-      (delta || named(bytes, eventStart, eventEnd, BLOCK_STOP)) &&
-      (scanJson(bytes, start, end) & (JSON_OBJECT | JSON_TYPE_ERROR)) === JSON_OBJECT
-    ) {
-      if (delta) this.kept.keep('content_block_delta', bytes, start, end);
-      return false;
-    }
-    const event = bytes.toString('utf8', eventStart, eventEnd);
-    return this.check({ event, data: bytes.toString('utf8', start, end), raw: '' });
-  }
-
-  check(frame: SseFrame): boolean {
-    this.full.feed(frame); // throws as a decoder's `feed` does; Anthropic hides no frame
-    this.kept.keep(frame.event, frame.data, 0, frame.data.length);
-    return false;
-  }
+function judgeFrame(
+  b: Buffer,
+  eventStart: number,
+  eventEnd: number,
+  start: number,
+  end: number,
+): FrameVerdict {
+  if (eventStart < 0) return FrameVerdict.Decode;
+  if (bytesAre(b, eventStart, eventEnd, PING)) return FrameVerdict.Skip; // `feed` does not read its data
+  const delta = bytesAre(b, eventStart, eventEnd, BLOCK_DELTA);
+  if (!delta && !bytesAre(b, eventStart, eventEnd, BLOCK_STOP)) return FrameVerdict.Decode;
+  if ((scanJson(b, start, end) & (JSON_OBJECT | JSON_TYPE_ERROR)) !== JSON_OBJECT) return FrameVerdict.Decode;
+  return delta ? FrameVerdict.Keep : FrameVerdict.Skip;
 }
 
 export const anthropicCodec: ProtocolCodec & { countTokens(body: Record<string, unknown>): unknown } = {
@@ -874,6 +839,7 @@ export const anthropicCodec: ProtocolCodec & { countTokens(body: Record<string, 
   answerError,
   channelFault,
   decodeAnswer,
-  passThroughCheck: (r: IngressRequest) => new AnthropicPassThrough(r),
+  passThroughCheck: (r: IngressRequest) =>
+    new ScannedPassThrough(() => streamDecoder(r), judgeFrame, 'content_block_delta'),
   streamDecoder,
 };

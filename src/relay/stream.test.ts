@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { anthropicCodec } from './protocols/anthropic.js';
 import { openaiCodec } from './protocols/openai.js';
+import { responsesCodec } from './protocols/responses.js';
 import type { IngressRequest, ProtocolCodec } from './protocols/types.js';
 import { joinBytes, StreamCheck } from './stream.js';
 
-// OpenAI and Anthropic pass-throughs check frames as bytes (PassThroughCheck) instead of
+// OpenAI, Anthropic and Responses pass-throughs check frames as bytes (PassThroughCheck) instead of
 // decoding each into events. These tests hold them to the full decoder on the same streams: the
 // same frames go out, the same errors end the stream, the same usage, and the same generated text.
 
@@ -468,6 +469,112 @@ describe('StreamCheck on Anthropic pass-through', () => {
     const steps = compare(chunks, false, () => false, 'long stream', anthropicCodec);
     expect(steps.at(-1)!.produced!.length).toBeGreaterThan(500_000);
     compare(chunks, false, (k) => k % 40 === 0, 'long stream, text read along the way', anthropicCodec);
+  });
+});
+
+describe('StreamCheck on Responses pass-through', () => {
+  it('agrees with the full decoder on random streams in random chunkings', () => {
+    let kept = 0;
+    for (let seed = 1; seed <= 1500; seed++) {
+      const r = rng(seed);
+      const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
+      const TEXTS = ['', 'Hello', ' mole', 'é🐾', '中文', 'a\nb', 'quote " and \\ slash'];
+      const out = () => pick([0, 1, 2, '1']);
+      const response = (status: string) => ({
+        id: 'resp_1',
+        model: 'gpt-5',
+        status,
+        usage: pick([
+          { input_tokens: 9, output_tokens: 4, input_tokens_details: { cached_tokens: 2 } },
+          { input_tokens: 3 },
+          null,
+          'x',
+        ]),
+      });
+      const item = () =>
+        pick([
+          { type: 'message', content: [{ type: 'output_text', text: pick(TEXTS) }] },
+          { type: 'message', content: [{ type: 'refusal', refusal: 'no' }] },
+          {
+            type: 'function_call',
+            call_id: 'call_1',
+            name: pick(['lookup', '']),
+            arguments: pick(['', '{"q":1}']),
+          },
+          { type: 'reasoning', summary: [{ type: 'summary_text', text: 'hmm' }] },
+          'x',
+        ]);
+      const DELTA_TYPES = [
+        'response.output_text.delta',
+        'response.function_call_arguments.delta',
+        'response.reasoning_text.delta',
+        'response.reasoning_summary_text.delta',
+        'response.refusal.delta',
+      ];
+      const event = (): Record<string, unknown> => {
+        const k = r();
+        if (k < 0.5)
+          return {
+            type: pick(DELTA_TYPES),
+            output_index: out(),
+            delta: pick([...TEXTS, 5, null]),
+            obfuscation: 'ab',
+          };
+        if (k < 0.58) return { type: 'response.output_item.added', output_index: out(), item: item() };
+        if (k < 0.66) return { type: 'response.output_item.done', output_index: out(), item: item() };
+        if (k < 0.7)
+          return { type: 'response.function_call_arguments.done', output_index: out(), arguments: '{"q":2}' };
+        if (k < 0.74)
+          return {
+            type: pick(['response.created', 'response.in_progress']),
+            response: response('in_progress'),
+          };
+        if (k < 0.78)
+          return {
+            type: pick(['response.completed', 'response.incomplete']),
+            response: response('completed'),
+          };
+        if (k < 0.79) return { type: 'response.failed', response: { error: { message: 'boom' } } };
+        if (k < 0.8) return { type: 'error', message: 'bad' };
+        return { type: pick(['response.content_part.added', 'response.output_text.done', 'future.event']) };
+      };
+      const data = (e: Record<string, unknown>): string => {
+        const k = r();
+        const json = JSON.stringify(e);
+        if (k < 0.8) return json;
+        if (k < 0.83)
+          return `${json.slice(0, -1)},"type":"${pick(['response.completed', 'error', 'response.output_text.delta'])}"}`;
+        if (k < 0.85) return `{"typ\\u0065":"response.failed",${json.slice(1)}`;
+        if (k < 0.87) return ` ${json}`;
+        if (k < 0.89) return pick(['', 'garbage', '[1,2]', '"s"', '{"type":"response.output_text.delta",}']);
+        // a valid event with one byte changed, dropped or added
+        const at = Math.floor(r() * json.length);
+        const ch = pick(['"', '\\', ',', '}', ']', '0', 'x', ' ']);
+        const how = r();
+        return how < 0.33
+          ? json.slice(0, at) + json.slice(at + 1)
+          : json.slice(0, at) + ch + json.slice(at + (how < 0.66 ? 0 : 1));
+      };
+      let wire = '';
+      for (let f = 0, n = 1 + Math.floor(r() * 25); f < n; f++) {
+        const eol = r() < 0.85 ? '\n' : '\r\n';
+        const e = event();
+        if (e.type === 'response.output_text.delta') kept++;
+        if (r() < 0.9) wire += `event: ${r() < 0.9 ? e.type : pick(['error', 'x'])}${eol}`;
+        wire += `data:${r() < 0.9 ? ' ' : ''}${data(e)}${eol}${eol}`;
+      }
+      if (r() < 0.1) wire = wire.replace(/\r?\n$/, ''); // the last blank line missing
+      const bytes = Buffer.from(wire);
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < bytes.length; ) {
+        const size = r() < 0.3 ? bytes.length : Math.floor(r() * 80);
+        chunks.push(bytes.subarray(at, at + size));
+        at += size;
+      }
+      const readAt = Math.floor(r() * (chunks.length + 2));
+      compare(chunks, false, (k) => k === readAt, `seed ${seed}: ${wire}`, responsesCodec);
+    }
+    expect(kept).toBeGreaterThan(1000);
   });
 });
 

@@ -39,7 +39,16 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder, headersNamed } from './common.js';
+import {
+  ascii,
+  bytesStartWith,
+  DecodeState,
+  decoder,
+  FrameVerdict,
+  headersNamed,
+  ScannedPassThrough,
+} from './common.js';
+import { JSON_OBJECT, JSON_TYPE_TWICE, scanJson } from './json-scan.js';
 import { type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import { bad, checkModelName, isObject as isObj, type Json, parseObject } from './json.js';
@@ -787,6 +796,33 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
   });
 }
 
+/** The delta events that carry a stream's text, as their data begins (`type` written first). */
+const DELTAS = [
+  'response.output_text.delta',
+  'response.function_call_arguments.delta',
+  'response.reasoning_text.delta',
+  'response.reasoning_summary_text.delta',
+].map((type) => ascii(`{"type":"${type}",`));
+
+/**
+ * The pass-through check's judge (Responses to a Responses channel: Codex's path). Most of a
+ * stream's events are deltas of text or tool arguments, and `feed` neither throws on them nor
+ * changes `done` or `usage` when their data is a JSON object whose only top-level `type` names
+ * one: those are only scanned (scanJson) and kept for their text; every other frame is decoded.
+ */
+function judgeFrame(
+  b: Buffer,
+  _eventStart: number,
+  _eventEnd: number,
+  start: number,
+  end: number,
+): FrameVerdict {
+  if (!DELTAS.some((prefix) => bytesStartWith(b, start, end, prefix))) return FrameVerdict.Decode;
+  return (scanJson(b, start, end) & (JSON_OBJECT | JSON_TYPE_TWICE)) === JSON_OBJECT
+    ? FrameVerdict.Keep
+    : FrameVerdict.Decode;
+}
+
 // ── stream encoder (ingress) ────────────────────────────────────────────────────────────────
 
 interface OpenItem {
@@ -1141,5 +1177,6 @@ export const responsesCodec: ProtocolCodec = {
   fromCanonical,
   answerError,
   decodeAnswer,
+  passThroughCheck: (r: IngressRequest) => new ScannedPassThrough(() => streamDecoder(r), judgeFrame, null),
   streamDecoder,
 };

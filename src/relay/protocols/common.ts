@@ -83,7 +83,10 @@ export class KeptText {
    */
   private decoded: string[] = [];
   private decoder: StreamDecoder | null = null;
-  /** The frames once passed KEPT_BYTES: from then on they are decoded as they come (`decodeNow`). */
+  /**
+   * The frames once passed KEPT_BYTES: decoded from then on anyway, so a check decodes them as
+   * they come (`decodeNow`) rather than scan them first.
+   */
   long = false;
 
   constructor(private readonly newDecoder: () => StreamDecoder) {}
@@ -105,13 +108,19 @@ export class KeptText {
   }
 
   /**
-   * Decodes `frame` now, after every frame kept: throws as the decoder's `feed` does. Answers
-   * the decoder, which has then read every frame in order (its `done` and `usage` hold).
+   * Decodes `frame` now, after every frame kept: throws as the decoder's `feed` does, answers
+   * its `hide`. The decoder (`reader`) has then read every frame kept or decoded, in order.
    */
-  decodeNow(frame: SseFrame): StreamDecoder {
+  decodeNow(frame: SseFrame): boolean {
+    const { events, hide } = this.reader.feed(frame);
+    for (const e of events) this.add(generatedText(e));
+    return hide === true;
+  }
+
+  /** The decoder of the kept frames, once it has read them all. */
+  get reader(): StreamDecoder {
     if (this.data.length > 0) this.decode();
     this.decoder ??= this.newDecoder();
-    for (const e of this.decoder.feed(frame).events) this.add(generatedText(e));
     return this.decoder;
   }
 
@@ -210,8 +219,10 @@ export class ScannedPassThrough implements PassThroughCheck {
 
   check(frame: SseFrame): boolean {
     // Either throws as `feed` does; these protocols hide no frame.
-    if (this.kept.long) this.checked = this.kept.decodeNow(frame);
-    else {
+    if (this.kept.long) {
+      this.kept.decodeNow(frame);
+      this.checked = this.kept.reader;
+    } else {
       this.checked.feed(frame);
       this.kept.keep(frame.event, frame.data, 0, frame.data.length);
     }

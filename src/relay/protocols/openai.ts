@@ -604,7 +604,10 @@ class PassThroughStream implements PassThroughCheck {
   }
 
   checkBytes(bytes: Buffer, start: number, end: number): boolean {
-    if ((scanJson(bytes, start, end) & (JSON_OBJECT | JSON_ERROR | JSON_USAGE)) !== JSON_OBJECT)
+    if (
+      this.kept.long ||
+      (scanJson(bytes, start, end) & (JSON_OBJECT | JSON_ERROR | JSON_USAGE)) !== JSON_OBJECT
+    )
       return this.checkData(bytes.toString('utf8', start, end));
     this.kept.keep(null, bytes, start, end);
     return false;
@@ -614,11 +617,25 @@ class PassThroughStream implements PassThroughCheck {
     return this.checkData(frame.data);
   }
 
+  /**
+   * Past KEPT_BYTES the kept frames are decoded anyway: scanning them first only added to it
+   * (2,000 tokens: 5.9 against 4.9 ms of a decoder alone), so they are decoded as they come.
+   */
+  private decodeNow(data: string): boolean {
+    const hide = this.kept.decodeNow({ event: null, data, raw: '' });
+    const d = this.kept.reader;
+    // [DONE] is not kept: a done stream stays done.
+    this.done ||= d.done;
+    this.usage = d.usage ?? this.usage;
+    return hide;
+  }
+
   get produced(): string {
     return this.kept.text;
   }
 
   private checkData(data: string): boolean {
+    if (this.kept.long) return this.decodeNow(data);
     const obj = chunkOf(data);
     if (obj === null) {
       this.done = true;

@@ -2,13 +2,14 @@
  * Micro benchmark: the per-frame stream check (SSE parse + decode + StreamCheck) on the
  * OpenAI or Anthropic pass-through path, without sockets or the rest of the relay.
  *
- *   npx tsx bench/stream-check.ts [--protocol openai|anthropic] [--streams 10000] [--rounds 7] [--against <checkout>]
+ *   npx tsx bench/stream-check.ts [--protocol openai|anthropic|responses] [--streams 10000] [--rounds 7] [--against <checkout>]
  *
  * The stream is recorded once from test/mock-provider, 16 tokens: for OpenAI (POST
  * /v1/chat/completions, include_usage as the gateway asks upstream) role chunk, 16 token
  * chunks, finish, usage, [DONE]; for Anthropic (POST /v1/messages) message_start,
  * content_block_start, ping, 16 content_block_deltas, content_block_stop, message_delta,
- * message_stop. It is then fed through a fresh StreamCheck --streams times per round, in
+ * message_stop (`--deltas N`: the text deltas repeated to N, a longer answer); for Responses (POST /v1/responses) created, in_progress, the message item and
+ * its part opened, 16 output_text deltas, the text, part and item done, completed. It is then fed through a fresh StreamCheck --streams times per round, in
  * two chunkings: the whole stream as one chunk (what a loopback upstream delivers) and one
  * chunk per frame (a slow upstream); then whole again with the generated text read, as for a
  * stream cut short or an upstream that reports no usage (the relay reads it only then). Prints
@@ -24,7 +25,8 @@ import { startMockProvider } from '../test/mock-provider/server.js';
 import { argOf, numArg } from './lib/args.js';
 
 const PROTOCOL = argOf('--protocol') ?? 'openai';
-if (PROTOCOL !== 'openai' && PROTOCOL !== 'anthropic') throw new Error('--protocol is openai or anthropic');
+if (!['openai', 'anthropic', 'responses'].includes(PROTOCOL))
+  throw new Error('--protocol is openai, anthropic or responses');
 const STREAMS = numArg('--streams', 10000);
 const ROUNDS = numArg('--rounds', 7);
 const AGAINST = argOf('--against');
@@ -55,15 +57,38 @@ const res =
           stream_options: { include_usage: true },
         }),
       })
-    : await fetch(`${mock.url}/messages`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
-        body: JSON.stringify({ model: 'claude-sonnet-4-5', messages, max_tokens: 16, stream: true }),
-      });
-const wire = Buffer.from(await res.arrayBuffer());
+    : PROTOCOL === 'anthropic'
+      ? await fetch(`${mock.url}/messages`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
+          body: JSON.stringify({ model: 'claude-sonnet-4-5', messages, max_tokens: 16, stream: true }),
+        })
+      : await fetch(`${mock.url}/responses`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            model: 'gpt-4o-mini',
+            input: messages[0]!.content,
+            max_output_tokens: 16,
+            stream: true,
+          }),
+        });
+const recorded = Buffer.from(await res.arrayBuffer());
 await mock.close();
 
-const frames = wire.toString('utf8').split(/(?<=\n\n)/);
+// --deltas N: a longer answer, the recorded text deltas repeated until there are N of them.
+const DELTAS = numArg('--deltas', 0);
+const isDelta = (f: string) => /output_text\.delta|content_block_delta|"content":"[^"]/.test(f);
+const frames = (() => {
+  const all = recorded.toString('utf8').split(/(?<=\n\n)/);
+  const first = all.findIndex(isDelta);
+  const last = all.findLastIndex(isDelta);
+  if (DELTAS === 0 || first < 0) return all;
+  const deltas = all.slice(first, last + 1);
+  const many = Array.from({ length: DELTAS }, (_, i) => deltas[i % deltas.length]!);
+  return [...all.slice(0, first), ...many, ...all.slice(last + 1)];
+})();
+const wire = Buffer.from(frames.join(''));
 const whole = [wire];
 const perFrame = frames.map((f) => Buffer.from(f));
 const frameData = frames.map((f) => f.slice(f.indexOf('data: ') + 6, -2));

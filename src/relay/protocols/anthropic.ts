@@ -21,15 +21,8 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import {
-  ascii,
-  bytesAre,
-  DecodeState,
-  decoder,
-  FrameVerdict,
-  headersNamed,
-  ScannedPassThrough,
-} from './common.js';
+import { DecodeState, decoder, headersNamed } from './common.js';
+import { ascii, bytesAre, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { JSON_OBJECT, JSON_TYPE_ERROR, scanJson } from './json-scan.js';
 import { exactCount, type PromptCount, promptCount } from '../tokens.js';
 import { exactPromptTokens, type IngressRequest, type ProtocolCodec, type RouteInfo } from './types.js';

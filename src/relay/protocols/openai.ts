@@ -22,7 +22,8 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder, KeptText } from './common.js';
+import { DecodeState, decoder } from './common.js';
+import { KeptText } from './pass-through.js';
 import { countInputs, type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import {

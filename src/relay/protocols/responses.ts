@@ -39,15 +39,8 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import {
-  ascii,
-  bytesStartWith,
-  DecodeState,
-  decoder,
-  FrameVerdict,
-  headersNamed,
-  ScannedPassThrough,
-} from './common.js';
+import { DecodeState, decoder, headersNamed } from './common.js';
+import { ascii, bytesStartWith, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { JSON_OBJECT, JSON_TYPE_TWICE, scanJson } from './json-scan.js';
 import { type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';

@@ -73,11 +73,55 @@ function compare(
   return got;
 }
 
+/**
+ * `compare` on `wire` in random chunks (whole, or 0–79 bytes), its last blank line dropped one
+ * time in ten, the text read after one step picked at random.
+ */
+function compareChunked(
+  wire: string,
+  r: () => number,
+  what: string,
+  codec: ProtocolCodec,
+  clientWantsUsage = () => false,
+) {
+  if (r() < 0.1) wire = wire.replace(/\r?\n$/, '');
+  const bytes = Buffer.from(wire);
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < bytes.length; ) {
+    const size = r() < 0.3 ? bytes.length : Math.floor(r() * 80);
+    chunks.push(bytes.subarray(at, at + size));
+    at += size;
+  }
+  const readAt = Math.floor(r() * (chunks.length + 2));
+  compare(chunks, clientWantsUsage(), (k) => k === readAt, `${what}: ${wire}`, codec);
+}
+
+/** Valid JSON `text` with one byte changed, dropped or added, at random. */
+function damaged(text: string, r: () => number): string {
+  const at = Math.floor(r() * text.length);
+  const ch = ['"', '\\', ',', '}', ']', '0', 'x', ' '][Math.floor(r() * 8)]!;
+  const how = r();
+  return how < 0.33
+    ? text.slice(0, at) + text.slice(at + 1)
+    : text.slice(0, at) + ch + text.slice(at + (how < 0.66 ? 0 : 1));
+}
+
 // A small seeded generator, so a failure can be replayed.
 const rng = (seed: number) => () => {
   seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
   return seed / 0x80000000;
 };
+
+/** Texts a model might stream: empty, accented, astral, CJK, escapes, a line separator. */
+const TEXTS = ['', 'Hello', ' mole', 'é🐾', '中文', 'a\nb', 'quote " and \\ slash', '\u2028'];
+
+/** Seeded random choices for one generated stream. */
+function chooser(seed: number) {
+  const r = rng(seed);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
+  const maybe = <T>(p: number, v: () => T) => (r() < p ? v() : undefined);
+  return { r, pick, maybe, text: () => pick(TEXTS) };
+}
 
 describe('StreamCheck on OpenAI pass-through', () => {
   it('sends the frames on as received, and hides the usage-only chunk from a client that did not ask', () => {
@@ -118,11 +162,7 @@ describe('StreamCheck on OpenAI pass-through', () => {
 
   it('agrees with the full decoder on random streams in random chunkings', () => {
     for (let seed = 1; seed <= 1500; seed++) {
-      const r = rng(seed);
-      const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
-      const maybe = <T>(p: number, v: () => T) => (r() < p ? v() : undefined);
-      const TEXTS = ['', 'Hello', ' mole', 'é🐾', '中文', 'a\nb', 'quote " and \\ slash', '\u2028'];
-      const text = () => pick(TEXTS);
+      const { r, pick, maybe, text } = chooser(seed);
       const toolCall = () =>
         r() < 0.1
           ? pick([null, 'x', 3])
@@ -186,14 +226,7 @@ describe('StreamCheck on OpenAI pass-through', () => {
         if (k < 0.89) return JSON.stringify({ error: pick([{ message: 'boom' }, 'x', false, 0]) });
         if (k < 0.9) return `{"\\u0065rror":${pick(['null', '1'])},${json().slice(1)}`;
         if (k < 0.92) return pick(['', 'garbage', '[1,2]', '"s"', '42', 'null', '{"a":01}', '{"a":"\t"}']);
-        // a valid chunk with one byte changed, dropped or added
-        const t = json();
-        const at = Math.floor(r() * t.length);
-        const ch = pick(['"', '\\', ',', '}', ']', '0', 'x', ' ']);
-        const how = r();
-        return how < 0.33
-          ? t.slice(0, at) + t.slice(at + 1)
-          : t.slice(0, at) + ch + t.slice(at + (how < 0.66 ? 0 : 1));
+        return damaged(json(), r);
       };
       let wire = '';
       for (let f = 0, n = 1 + Math.floor(r() * 25); f < n; f++) {
@@ -205,16 +238,7 @@ describe('StreamCheck on OpenAI pass-through', () => {
           .map((line) => `data:${r() < 0.9 ? ' ' : ''}${line}${eol}`)
           .join('')}${eol}`;
       }
-      if (r() < 0.1) wire = wire.replace(/\r?\n$/, ''); // the last blank line missing
-      const bytes = Buffer.from(wire);
-      const chunks: Buffer[] = [];
-      for (let at = 0; at < bytes.length; ) {
-        const size = r() < 0.3 ? bytes.length : Math.floor(r() * 80);
-        chunks.push(bytes.subarray(at, at + size));
-        at += size;
-      }
-      const readAt = Math.floor(r() * (chunks.length + 2));
-      compare(chunks, r() < 0.5, (k) => k === readAt, `seed ${seed}: ${wire}`);
+      compareChunked(wire, r, `seed ${seed}`, openaiCodec, () => r() < 0.5);
     }
   });
 
@@ -322,11 +346,7 @@ describe('StreamCheck on Anthropic pass-through', () => {
 
   it('agrees with the full decoder on random streams in random chunkings', () => {
     for (let seed = 1; seed <= 1500; seed++) {
-      const r = rng(seed);
-      const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
-      const maybe = <T>(p: number, v: () => T) => (r() < p ? v() : undefined);
-      const TEXTS = ['', 'Hello', ' mole', 'é🐾', '中文', 'a\nb', 'quote " and \\ slash', '\u2028'];
-      const text = () => pick(TEXTS);
+      const { r, pick, maybe, text } = chooser(seed);
       const usage = () =>
         r() < 0.1
           ? pick([5, 'x', [], null])
@@ -409,16 +429,10 @@ describe('StreamCheck on Anthropic pass-through', () => {
             pick(['future_event', 'content_block_deltas', 'Content_block_delta']),
             '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"n"}}',
           ];
-        // a valid delta with one byte changed, dropped or added
-        const t = JSON.stringify({ type: 'content_block_delta', index, delta: deltaBody() });
-        const at = Math.floor(r() * t.length);
-        const ch = pick(['"', '\\', ',', '}', ']', '0', 'x', ' ']);
-        const how = r();
-        const damaged =
-          how < 0.33
-            ? t.slice(0, at) + t.slice(at + 1)
-            : t.slice(0, at) + ch + t.slice(at + (how < 0.66 ? 0 : 1));
-        return ['content_block_delta', damaged];
+        return [
+          'content_block_delta',
+          damaged(JSON.stringify({ type: 'content_block_delta', index, delta: deltaBody() }), r),
+        ];
       };
       let wire = '';
       for (let f = 0, n = 1 + Math.floor(r() * 25); f < n; f++) {
@@ -429,16 +443,7 @@ describe('StreamCheck on Anthropic pass-through', () => {
         if (r() < 0.03) wire += `id: ${f}${eol}`;
         wire += `data:${r() < 0.9 ? ' ' : ''}${data}${eol}${eol}`;
       }
-      if (r() < 0.1) wire = wire.replace(/\r?\n$/, ''); // the last blank line missing
-      const bytes = Buffer.from(wire);
-      const chunks: Buffer[] = [];
-      for (let at = 0; at < bytes.length; ) {
-        const size = r() < 0.3 ? bytes.length : Math.floor(r() * 80);
-        chunks.push(bytes.subarray(at, at + size));
-        at += size;
-      }
-      const readAt = Math.floor(r() * (chunks.length + 2));
-      compare(chunks, false, (k) => k === readAt, `seed ${seed}: ${wire}`, anthropicCodec);
+      compareChunked(wire, r, `seed ${seed}`, anthropicCodec);
     }
   });
 
@@ -476,9 +481,7 @@ describe('StreamCheck on Responses pass-through', () => {
   it('agrees with the full decoder on random streams in random chunkings', () => {
     let kept = 0;
     for (let seed = 1; seed <= 1500; seed++) {
-      const r = rng(seed);
-      const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
-      const TEXTS = ['', 'Hello', ' mole', 'é🐾', '中文', 'a\nb', 'quote " and \\ slash'];
+      const { r, pick } = chooser(seed);
       const out = () => pick([0, 1, 2, '1']);
       const response = (status: string) => ({
         id: 'resp_1',
@@ -547,13 +550,7 @@ describe('StreamCheck on Responses pass-through', () => {
         if (k < 0.85) return `{"typ\\u0065":"response.failed",${json.slice(1)}`;
         if (k < 0.87) return ` ${json}`;
         if (k < 0.89) return pick(['', 'garbage', '[1,2]', '"s"', '{"type":"response.output_text.delta",}']);
-        // a valid event with one byte changed, dropped or added
-        const at = Math.floor(r() * json.length);
-        const ch = pick(['"', '\\', ',', '}', ']', '0', 'x', ' ']);
-        const how = r();
-        return how < 0.33
-          ? json.slice(0, at) + json.slice(at + 1)
-          : json.slice(0, at) + ch + json.slice(at + (how < 0.66 ? 0 : 1));
+        return damaged(json, r);
       };
       let wire = '';
       for (let f = 0, n = 1 + Math.floor(r() * 25); f < n; f++) {
@@ -563,16 +560,7 @@ describe('StreamCheck on Responses pass-through', () => {
         if (r() < 0.9) wire += `event: ${r() < 0.9 ? e.type : pick(['error', 'x'])}${eol}`;
         wire += `data:${r() < 0.9 ? ' ' : ''}${data(e)}${eol}${eol}`;
       }
-      if (r() < 0.1) wire = wire.replace(/\r?\n$/, ''); // the last blank line missing
-      const bytes = Buffer.from(wire);
-      const chunks: Buffer[] = [];
-      for (let at = 0; at < bytes.length; ) {
-        const size = r() < 0.3 ? bytes.length : Math.floor(r() * 80);
-        chunks.push(bytes.subarray(at, at + size));
-        at += size;
-      }
-      const readAt = Math.floor(r() * (chunks.length + 2));
-      compare(chunks, false, (k) => k === readAt, `seed ${seed}: ${wire}`, responsesCodec);
+      compareChunked(wire, r, `seed ${seed}`, responsesCodec);
     }
     expect(kept).toBeGreaterThan(1000);
   });

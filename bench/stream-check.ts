@@ -1,22 +1,25 @@
 /**
- * Micro benchmark: the per-frame stream check (SSE parse + decode + StreamCheck) on the
- * OpenAI or Anthropic pass-through path, without sockets or the rest of the relay.
+ * Micro benchmark: the per-frame stream check (SSE parse + decode + StreamCheck) on a
+ * pass-through path (OpenAI, Anthropic or Responses), without sockets or the rest of the relay.
  *
- *   npx tsx bench/stream-check.ts [--protocol openai|anthropic|responses] [--streams 10000] [--rounds 7] [--against <checkout>]
+ *   npx tsx bench/stream-check.ts [--protocol openai|anthropic|responses] [--deltas N]
+ *                                 [--streams 10000] [--rounds 7] [--against <checkout>]
  *
  * The stream is recorded once from test/mock-provider, 16 tokens: for OpenAI (POST
  * /v1/chat/completions, include_usage as the gateway asks upstream) role chunk, 16 token
  * chunks, finish, usage, [DONE]; for Anthropic (POST /v1/messages) message_start,
  * content_block_start, ping, 16 content_block_deltas, content_block_stop, message_delta,
- * message_stop (`--deltas N`: the text deltas repeated to N, a longer answer); for Responses (POST /v1/responses) created, in_progress, the message item and
- * its part opened, 16 output_text deltas, the text, part and item done, completed. It is then fed through a fresh StreamCheck --streams times per round, in
- * two chunkings: the whole stream as one chunk (what a loopback upstream delivers) and one
- * chunk per frame (a slow upstream); then whole again with the generated text read, as for a
- * stream cut short or an upstream that reports no usage (the relay reads it only then). Prints
- * CPU µs per stream (best and median round; CPU time, not wall time, as the machine is shared). `--against` names another checkout (e.g.
- * an export of the previous commit, with node_modules linked) whose StreamCheck runs in
- * alternate rounds in this same process, for a before/after under the same noise. The
- * "JSON.parse only" line is the floor: parsing each frame's data, nothing else.
+ * message_stop; for Responses (POST /v1/responses) created, in_progress, the message item and
+ * its part opened, 16 output_text deltas, the text, part and item done, completed. `--deltas N`
+ * repeats the text deltas to N, a longer answer. It is then fed through a fresh StreamCheck
+ * --streams times per round, in two chunkings: the whole stream as one chunk (what a loopback
+ * upstream delivers) and one chunk per frame (a slow upstream); then whole again with the
+ * generated text read, as for a stream cut short or an upstream that reports no usage (the
+ * relay reads it only then). Prints CPU µs per stream (best and median round; CPU time, not
+ * wall time, as the machine is shared). `--against` names another checkout (e.g. an export of
+ * the previous commit, with node_modules linked) whose StreamCheck runs in alternate rounds in
+ * this same process, for a before/after under the same noise. The "JSON.parse only" line is
+ * the floor: parsing each frame's data, nothing else.
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -43,36 +46,28 @@ async function load(root: string, copy: string): Promise<Runner> {
 }
 
 const mock = await startMockProvider({ recordRequests: false });
-const messages = [{ role: 'user', content: 'Hello, mole! Say something short.' }];
-const res =
-  PROTOCOL === 'openai'
-    ? await fetch(`${mock.url}/chat/completions`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          model: 'gpt-4o-mini',
-          messages,
-          max_tokens: 16,
-          stream: true,
-          stream_options: { include_usage: true },
-        }),
-      })
-    : PROTOCOL === 'anthropic'
-      ? await fetch(`${mock.url}/messages`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01' },
-          body: JSON.stringify({ model: 'claude-sonnet-4-5', messages, max_tokens: 16, stream: true }),
-        })
-      : await fetch(`${mock.url}/responses`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({
-            model: 'gpt-4o-mini',
-            input: messages[0]!.content,
-            max_output_tokens: 16,
-            stream: true,
-          }),
-        });
+const prompt = 'Hello, mole! Say something short.';
+const messages = [{ role: 'user', content: prompt }];
+/** Each protocol's streamed request to the mock: its path, extra headers and body. */
+const REQUESTS: Record<string, [string, Record<string, string>, object]> = {
+  openai: [
+    'chat/completions',
+    {},
+    { model: 'gpt-4o-mini', messages, max_tokens: 16, stream: true, stream_options: { include_usage: true } },
+  ],
+  anthropic: [
+    'messages',
+    { 'anthropic-version': '2023-06-01' },
+    { model: 'claude-sonnet-4-5', messages, max_tokens: 16, stream: true },
+  ],
+  responses: ['responses', {}, { model: 'gpt-4o-mini', input: prompt, max_output_tokens: 16, stream: true }],
+};
+const [route, headers, body] = REQUESTS[PROTOCOL]!;
+const res = await fetch(`${mock.url}/${route}`, {
+  method: 'POST',
+  headers: { 'content-type': 'application/json', ...headers },
+  body: JSON.stringify(body),
+});
 const recorded = Buffer.from(await res.arrayBuffer());
 await mock.close();
 

@@ -401,6 +401,8 @@ export function createRelay(s: Services) {
     o: Outcome,
     attempts: AttemptRecord[] = [],
     at: number = s.now(),
+    /** No other admitted request is under way: its journal write need not wait for company. */
+    alone = false,
   ): Promise<void> {
     const st = req.relay;
     if (!st?.key) return Promise.resolve();
@@ -433,7 +435,7 @@ export function createRelay(s: Services) {
       attempts: attempts.length ? JSON.stringify(attempts) : null,
     };
     s.metrics.observe(row, st.key.group, attempts);
-    return s.usageWriter.enqueue(row);
+    return s.usageWriter.enqueue(row, alone);
   }
 
   /** An answer that cost nothing: a refusal, the models list, a token count. */
@@ -475,6 +477,9 @@ export function createRelay(s: Services) {
   };
 
   // ── the whole journey ─────────────────────────────────────────────────────────────────
+  /** Admitted requests under way: an answer's row with no other has none to share its journal write. */
+  let underWay = 0;
+
   async function handle(req: FastifyRequest, reply: FastifyReply, route: RouteInfo): Promise<void> {
     const key = req.relay!.key!;
     const ingress = codec(route.protocol);
@@ -496,10 +501,12 @@ export function createRelay(s: Services) {
         multiplierPpm,
       );
     const { ticket, hold } = await admit(req, reply, key, r, bill);
+    underWay++;
     try {
       await admitted(req, reply, key, r, ingress, bill, ticket, hold);
     } finally {
       // Every path ends here: success, refusal, upstream failure or timeout, client gone, stream cut.
+      underWay--;
       void ticket.done();
     }
   }
@@ -544,6 +551,8 @@ export function createRelay(s: Services) {
           },
           call.attempts,
           at,
+          // Refusals are never `alone`: a flood of them shares writes, however few are admitted.
+          underWay === 1,
         );
         return usage;
       },

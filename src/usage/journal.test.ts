@@ -117,6 +117,28 @@ describe('usage journal', () => {
     }
   });
 
+  it('interval, never: a row alone is written in its own tick; rows of that tick join it', async () => {
+    for (const sync of ['interval', 'never'] as const) {
+      const dir = journalDir();
+      const j = openJournal({ dir, sync });
+      // Immediates run in order: one queued before the append tells whether the row waited for the check phase.
+      let checkPhase = false;
+      setImmediate(() => (checkPhase = true));
+      const rows = [j.appendJson('{"n":1}', true), j.appendJson('{"n":2}')];
+      await Promise.all(rows);
+      expect(checkPhase).toBe(false);
+      expect(segmentText(dir)).toBe('{"n":1}\n{"n":2}\n');
+      expect(j.stats()).toMatchObject({ rows: 2, writes: 1 });
+      // Not alone: the row waits for the turn's end, as before.
+      checkPhase = false;
+      setImmediate(() => (checkPhase = true));
+      await j.appendJson('{"n":3}');
+      expect(checkPhase).toBe(true);
+      expect(j.stats()).toMatchObject({ rows: 3, writes: 2 });
+      await j.close(true);
+    }
+  });
+
   it('interval: a row still waiting for its write when its segment is sealed is written there', async () => {
     const dir = journalDir();
     const j = openJournal({ dir, sync: 'interval' });

@@ -313,16 +313,16 @@ export function createUsageWriter(deps: {
     /**
      * Queues one row; resolves once the journal holds it (group commit: one write, and in
      * `always` mode one fdatasync, for every row that arrived meanwhile), or later when the
-     * queue is full.
+     * queue is full. `alone`: no other request is under way to share the journal's write.
      */
-    async enqueue(row: NewLog): Promise<void> {
+    async enqueue(row: NewLog, alone = false): Promise<void> {
       const r = storable(row);
       queue.push(r);
       const json = journal || worker ? JSON.stringify(r) : '';
       if (worker) queueJson.push(json);
       if (journal) {
         try {
-          await journal.appendJson(json);
+          await journal.appendJson(json, alone);
         } catch (err) {
           // The row is still queued: it reaches the database unless the process dies first.
           reportAppendFailure(err);

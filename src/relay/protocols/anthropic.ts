@@ -22,8 +22,8 @@ import {
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
 import { DecodeState, decoder, headersNamed } from './common.js';
-import { ascii, bytesAre, FrameVerdict, ScannedPassThrough } from './pass-through.js';
-import { JSON_OBJECT, JSON_TYPE_ERROR, scanJson } from './json-scan.js';
+import { bytesAre, FrameVerdict, ScannedPassThrough } from './pass-through.js';
+import { ascii, JSON_OBJECT, JSON_TYPE_ERROR, scanJson } from './json-scan.js';
 import { exactCount, type PromptCount, promptCount } from '../tokens.js';
 import { exactPromptTokens, type IngressRequest, type ProtocolCodec, type RouteInfo } from './types.js';
 import { argsObject, bad, isObject, type Json, parseObject } from './json.js';

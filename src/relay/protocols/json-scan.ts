@@ -198,7 +198,8 @@ function skipNumber(b: Uint8Array, i: number, end: number): number {
   return i;
 }
 
-const ascii = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+/** A word's ASCII bytes, to compare against with `literal`. */
+export const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const TRUE = ascii('true');
 const FALSE = ascii('false');
 const NULL = ascii('null');
@@ -207,7 +208,7 @@ const USAGE = ascii('usage');
 const TYPE = ascii('type');
 
 /** The index after `word` when b holds it at i; -1 otherwise. */
-function literal(b: Uint8Array, i: number, end: number, word: Uint8Array): number {
+export function literal(b: Uint8Array, i: number, end: number, word: Uint8Array): number {
   if (i + word.length > end) return -1;
   for (let k = 0; k < word.length; k++) if (b[i + k] !== word[k]) return -1;
   return i + word.length;

@@ -9,6 +9,7 @@ import {
   type StreamDecoder,
   type StreamEvent,
 } from '../canonical.js';
+import { literal } from './json-scan.js';
 
 /**
  * Pass-through frames kept for a lazy `produced` are decoded once their data passes this size:
@@ -189,17 +190,9 @@ export class ScannedPassThrough implements PassThroughCheck {
 }
 
 /** Whether b[start, end) is `name` (ASCII bytes). */
-export function bytesAre(b: Buffer, start: number, end: number, name: Uint8Array): boolean {
-  if (end - start !== name.length) return false;
-  for (let k = 0; k < name.length; k++) if (b[start + k] !== name[k]) return false;
-  return true;
-}
+export const bytesAre = (b: Buffer, start: number, end: number, name: Uint8Array): boolean =>
+  end - start === name.length && literal(b, start, end, name) >= 0;
 
 /** Whether b[start, end) starts with `prefix` (ASCII bytes). */
-export function bytesStartWith(b: Buffer, start: number, end: number, prefix: Uint8Array): boolean {
-  if (end - start < prefix.length) return false;
-  for (let k = 0; k < prefix.length; k++) if (b[start + k] !== prefix[k]) return false;
-  return true;
-}
-
-export const ascii = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
+export const bytesStartWith = (b: Buffer, start: number, end: number, prefix: Uint8Array): boolean =>
+  literal(b, start, end, prefix) >= 0;

@@ -40,8 +40,8 @@ import {
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
 import { DecodeState, decoder, headersNamed } from './common.js';
-import { ascii, bytesStartWith, FrameVerdict, ScannedPassThrough } from './pass-through.js';
-import { JSON_OBJECT, JSON_TYPE_TWICE, scanJson } from './json-scan.js';
+import { bytesStartWith, FrameVerdict, ScannedPassThrough } from './pass-through.js';
+import { ascii, JSON_OBJECT, JSON_TYPE_TWICE, scanJson } from './json-scan.js';
 import { type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import { bad, checkModelName, isObject as isObj, type Json, parseObject } from './json.js';

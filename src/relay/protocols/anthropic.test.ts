@@ -650,6 +650,24 @@ describe('anthropic codec: encoders, read by @anthropic-ai/sdk', () => {
     expect(m.usage).toMatchObject(SDK_USAGE);
   });
 
+  it('a text delta is the frame of its event object, whatever the text holds', () => {
+    const enc = codec.streamEncoder(req, 'req_42');
+    enc.event({ type: 'start', id: 'x', model: 'm' });
+    enc.event({ type: 'text', text: 'opens block 0' });
+    for (const text of [
+      'plain',
+      'quote " and \\ slash',
+      'line\nbreak\ttab\u0000nul',
+      '\u2028\u2029 é 漢 😀',
+      '\ud800 lone',
+    ]) {
+      const data = { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } };
+      expect(enc.event({ type: 'text', text })).toBe(
+        `event: content_block_delta\ndata: ${JSON.stringify(data)}\n\n`,
+      );
+    }
+  });
+
   it('a stream with no events still has a complete sequence; a stop sequence is reported', async () => {
     reply = {
       status: 200,

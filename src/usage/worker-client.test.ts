@@ -48,7 +48,36 @@ async function world() {
   return { client, row, logged, balance, spend };
 }
 
+/** This process's threads (Linux tasks) by their nice value. */
+function niceOfThreads(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      // nice is the 19th field; the command (field 2) may hold spaces, so count from its ')'.
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      out.set(tid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]));
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out;
+}
+
 describe('usage writer worker thread', () => {
+  it.runIf(process.platform === 'linux')(
+    "runs 10 steps of CPU priority (nice) below the process's event loop",
+    async () => {
+      const before = niceOfThreads();
+      const w = await world();
+      await w.client.write({ rows: [json(w.row())], written: null, statements: [] });
+      const after = niceOfThreads();
+      const main = after.get(String(process.pid))!;
+      const started = [...after].filter(([tid]) => !before.has(tid)).map(([, nice]) => nice);
+      expect(started).toContain(Math.min(19, main + 10));
+      expect(main).toBe(before.get(String(process.pid)));
+    },
+  );
+
   it("writes a batch with the contributors' statements in one transaction", async () => {
     const w = await world();
     const rows = [w.row(), w.row()];

@@ -23,6 +23,7 @@ import {
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
 import { DecodeState, decoder } from './common.js';
+import { DeltaShape } from './delta-shape.js';
 import { KeptText } from './pass-through.js';
 import { countInputs, type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
@@ -531,11 +532,41 @@ function chunkOf(data: string): Json | null {
 const hidden = (r: IngressRequest, usage: CanonicalUsage | null, choices: unknown[]) =>
   usage !== null && choices.length === 0 && !r.clientWantsUsage;
 
-function streamDecoder(r: IngressRequest): StreamDecoder {
+/** Where a chunk's only text is: the delta's content of its one choice. */
+const deltaContent = (obj: unknown): unknown =>
+  isObject(obj) && Array.isArray(obj.choices) && isObject(obj.choices[0]) && isObject(obj.choices[0].delta)
+    ? obj.choices[0].delta.content
+    : undefined;
+
+/**
+ * Whether a chunk decoded whole gave nothing but its delta's content: no usage, one choice,
+ * no other text, reasoning, tool call or finish. Another chunk of its shape (DeltaShape) then
+ * gives just its own content.
+ */
+function onlyContent(u: CanonicalUsage | null, choices: unknown[]): boolean {
+  if (u !== null || choices.length !== 1) return false;
+  const c = choices[0];
+  if (!isObject(c) || (typeof c.text === 'string' && c.text) || typeof c.finish_reason === 'string')
+    return false;
+  const d = c.delta;
+  if (!isObject(d) || typeof d.content !== 'string') return false;
+  const reasoning = d.reasoning_content ?? d.reasoning;
+  return (
+    !(typeof reasoning === 'string' && reasoning) && !(Array.isArray(d.tool_calls) && d.tool_calls.length)
+  );
+}
+
+/** `shapes`: read a chunk shaped like the last text-only one from its text alone (DeltaShape). */
+export function streamDecoder(r: IngressRequest, shapes = true): StreamDecoder {
   const state = new DecodeState();
   let started = false;
   const seenTools = new Set<number>();
+  const shape = shapes ? new DeltaShape() : null;
   return decoder(state, (frame) => {
+    if (started && shape) {
+      const text = shape.textOf(frame.data);
+      if (text !== undefined) return { events: text ? [{ type: 'text', text }] : [], hide: false };
+    }
     const obj = chunkOf(frame.data);
     if (obj === null) {
       state.done = true;
@@ -583,6 +614,7 @@ function streamDecoder(r: IngressRequest): StreamDecoder {
       if (typeof c.finish_reason === 'string' && (c.index ?? 0) === 0)
         events.push({ type: 'stop', reason: stopOf(c.finish_reason) });
     }
+    if (shape && onlyContent(u, choices)) shape.learn(frame.data, 'content', deltaContent);
     return { events, hide: hidden(r, u, choices) };
   });
 }

@@ -1,0 +1,212 @@
+import { describe, expect, it } from 'vitest';
+import type { StreamDecoder } from '../canonical.js';
+import { DeltaShape } from './delta-shape.js';
+import { streamDecoder } from './openai.js';
+import type { IngressRequest } from './types.js';
+
+// DeltaShape reads a text-only chunk from its text literal alone. The OpenAI stream decoder
+// with shapes must give, frame by frame, what it gives parsing every chunk whole: the same
+// events, hides, throws, `done` and `usage`.
+
+const content = (obj: unknown): unknown =>
+  (obj as { choices?: Array<{ delta?: { content?: unknown } }> }).choices?.[0]?.delta?.content;
+
+const chunk = (text: string, extra = '') =>
+  `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m"${extra},"choices":[{"index":0,"delta":{"content":${JSON.stringify(text)}},"logprobs":null,"finish_reason":null}],"usage":null}`;
+
+describe('DeltaShape', () => {
+  it('reads a chunk of the learnt shape from its literal, escapes and all', () => {
+    const s = new DeltaShape();
+    expect(s.textOf(chunk('a'))).toBeUndefined(); // nothing learnt yet
+    s.learn(chunk('first'), 'content', content);
+    for (const text of ['', 'x', 'quote " \\ slash', 'line\nbreak', '\u2028 é 漢 😀', '"content":"'])
+      expect(s.textOf(chunk(text))).toBe(text);
+  });
+
+  it('refuses bytes that differ around the literal, or a literal that is no JSON string', () => {
+    const s = new DeltaShape();
+    s.learn(chunk('first'), 'content', content);
+    const c = chunk('x');
+    for (const other of [
+      chunk('x', ',"created":2'), // another field changed
+      c.replace('"x"', 'null'),
+      c.replace('"x"', '"a","b"'), // two strings where one was
+      c.replace('"x"', '"a\\"'), // an escaped quote does not close it
+      c.replace('"x"', '"a\u0001"'), // a raw control character
+      c.replace('"x"', '"\\q"'), // an unknown escape
+      c.replace('"x"', ' "x"'),
+      `${c} `,
+      '[DONE]',
+    ])
+      expect(s.textOf(other)).toBeUndefined();
+  });
+
+  it('learns nothing where a probe in place of the literal is not read as the text', () => {
+    // A key that ends in `"content`, and the real content's key written with an escape.
+    const tricky = (text: string) =>
+      `{"x\\"content":${JSON.stringify(text)},"choices":[{"delta":{"\\u0063ontent":"real"}}]}`;
+    const s = new DeltaShape();
+    s.learn(tricky('real'), 'content', content);
+    expect(s.textOf(tricky('other'))).toBeUndefined();
+    // A duplicate key: the last one is the value.
+    const dup = (text: string) => `{"choices":[{"delta":{"content":"a","content":${JSON.stringify(text)}}}]}`;
+    s.learn(dup('b'), 'content', content);
+    expect(s.textOf(dup('c'))).toBe('c');
+  });
+
+  it('stops learning after three shapes (a field that changes in every chunk)', () => {
+    const s = new DeltaShape();
+    for (let i = 1; i <= 3; i++) s.learn(chunk('t', `,"obfuscation":"${i}"`), 'content', content);
+    expect(s.textOf(chunk('u', ',"obfuscation":"3"'))).toBe('u');
+    s.learn(chunk('t', ',"obfuscation":"4"'), 'content', content);
+    expect(s.textOf(chunk('u', ',"obfuscation":"4"'))).toBeUndefined();
+    expect(s.textOf(chunk('u', ',"obfuscation":"3"'))).toBe('u');
+  });
+});
+
+const ingress = (clientWantsUsage: boolean) =>
+  ({
+    protocol: 'openai',
+    operation: 'generate',
+    model: 'm',
+    stream: true,
+    promptTokens: 10,
+    maxOutputTokens: 100,
+    impliedOutputCap: null,
+    clientWantsUsage,
+    body: {},
+  }) as IngressRequest;
+
+// A small seeded generator, so a failure can be replayed.
+const rng = (seed: number) => () => {
+  seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
+  return seed / 0x80000000;
+};
+
+const TEXTS = [
+  '',
+  'Hello',
+  ' mole',
+  'é🐾',
+  '中文',
+  'a\nb',
+  'quote " and \\ slash',
+  '\u2028',
+  '"content":"x"',
+];
+
+/** One random OpenAI stream: mostly text deltas, with every other kind of chunk mixed in. */
+function randomStream(seed: number): string[] {
+  const r = rng(seed);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
+  const frames: string[] = [];
+  let created = 1;
+  const head = () => `"id":"c${seed}","object":"chat.completion.chunk","created":${created},"model":"m"`;
+  const choice = (delta: string, finish = 'null') =>
+    `{"index":0,"delta":{${delta}},"logprobs":null,"finish_reason":${finish}}`;
+  frames.push(`{${head()},"choices":[${choice('"role":"assistant","content":""')}]}`);
+  const n = 5 + Math.floor(r() * 40);
+  for (let i = 0; i < n; i++) {
+    const k = r();
+    const text = JSON.stringify(pick(TEXTS));
+    if (k < 0.6) frames.push(`{${head()},"choices":[${choice(`"content":${text}`)}],"usage":null}`);
+    else if (k < 0.65) created++;
+    else if (k < 0.7) frames.push(`{${head()},"choices":[${choice(`"reasoning_content":${text}`)}]}`);
+    else if (k < 0.73)
+      frames.push(`{${head()},"choices":[${choice(`"content":${text},"reasoning_content":"think"`)}]}`);
+    else if (k < 0.76)
+      frames.push(
+        `{${head()},"choices":[${choice(`"tool_calls":[{"index":${Math.floor(r() * 2)},"id":"t","function":{"name":"f","arguments":${text}}}]`)}]}`,
+      );
+    else if (k < 0.775)
+      frames.push(
+        `{${head()},"choices":[${choice(`"content":${text},"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]`)}]}`,
+      );
+    else if (k < 0.79)
+      frames.push(`{${head()},"choices":[${choice(`"content":${text}`)}],"obfuscation":"${i}"}`);
+    else if (k < 0.81) frames.push(`{${head()},"choices":[${choice(`"content":null`)}]}`);
+    else if (k < 0.83) frames.push(`{${head()},"choices":[${choice(`"content":${text}`)},${choice('')}]}`);
+    else if (k < 0.85) frames.push(`{${head()},"choices":[{"index":0,"text":${text}}]}`);
+    else if (k < 0.87) frames.push(`  {${head()},"choices":[${choice(`"content":${text}`)}]} `);
+    else if (k < 0.89) frames.push(`{${head()},"choices":[${choice(`"content":${text}`, '"stop"')}]}`);
+    else if (k < 0.91)
+      frames.push(`{${head()},"choices":[],"usage":{"prompt_tokens":${i},"completion_tokens":${n}}}`);
+    else if (k < 0.92)
+      frames.push(`{${head()},"choices":[${choice(`"content":${text}`)}],"usage":{"prompt_tokens":1}}`);
+    else if (k < 0.93)
+      frames.push(`{"error":{"message":"boom"},${head()},"choices":[${choice(`"content":${text}`)}]}`);
+    else if (k < 0.94) {
+      // The last text chunk with one character changed: broken JSON, or other JSON.
+      const last = frames.at(-1)!;
+      const at = Math.floor(r() * last.length);
+      frames.push(last.slice(0, at) + pick(['"', '\\', ',', '}', ']', '0', 'x', ' ']) + last.slice(at + 1));
+    } else frames.push(`{${head()},"choices":[${choice(`"content":${text}`)}],"usage":null}`);
+  }
+  frames.push('[DONE]');
+  return frames;
+}
+
+/** Runs `body`, counting the frames DeltaShape read from their literal. */
+function countingShapeHits(body: () => void): number {
+  const proto = DeltaShape.prototype;
+  const original = proto.textOf;
+  let hits = 0;
+  proto.textOf = function (this: DeltaShape, data: string) {
+    const t = original.call(this, data);
+    if (t !== undefined) hits++;
+    return t;
+  };
+  try {
+    body();
+  } finally {
+    proto.textOf = original;
+  }
+  return hits;
+}
+
+/** Each frame's outcome: its events and hide, or the error it threw; then done and usage. */
+function run(decoder: StreamDecoder, frames: string[]) {
+  return frames.map((data) => {
+    let out: unknown;
+    try {
+      out = decoder.feed({ event: null, data, raw: '' });
+    } catch (err) {
+      out = { threw: String(err) };
+    }
+    return { out, done: decoder.done, usage: decoder.usage };
+  });
+}
+
+describe('OpenAI stream decoder with delta shapes', () => {
+  it('gives frame by frame what parsing every chunk whole gives (2,000 random streams)', () => {
+    let read = 0;
+    const hits = countingShapeHits(() => {
+      for (let seed = 1; seed <= 2000; seed++) {
+        const frames = randomStream(seed);
+        for (const wants of [false, true]) {
+          const r = ingress(wants);
+          const whole = run(streamDecoder(r, false), frames);
+          expect(run(streamDecoder(r, true), frames), `seed ${seed}`).toEqual(whole);
+          read += frames.length;
+        }
+      }
+    });
+    // Most frames are text deltas of the same shape: most are read from their literal.
+    expect(read).toBeGreaterThan(80_000);
+    expect(hits / read).toBeGreaterThan(0.3);
+  });
+
+  it('reads the text deltas of a plain stream from their literals', () => {
+    const d = streamDecoder(ingress(false));
+    const frames = [chunk(''), ...['a', 'b', 'c', 'd'].map((t) => chunk(t)), '[DONE]'];
+    let events: unknown[] = [];
+    const hits = countingShapeHits(() => {
+      events = frames.flatMap((data) => d.feed({ event: null, data, raw: '' }).events);
+    });
+    expect(events).toEqual([
+      { type: 'start', id: 'c1', model: 'm' },
+      ...['a', 'b', 'c', 'd'].map((text) => ({ type: 'text', text })),
+    ]);
+    expect(hits).toBe(4);
+  });
+});

@@ -1,0 +1,69 @@
+// The shape of a stream's text deltas. Nearly every chunk of an answer is the one before it
+// with other text: the same bytes before the text's string literal and after it. A chunk
+// that has exactly those bytes around a string literal is that chunk with this text, so its
+// text is read by parsing the literal alone, not the whole chunk (a translated 16-token
+// stream spent ~30 µs in JSON.parse of its chunks).
+//
+// A shape is learnt from a chunk that was parsed whole and held nothing but its text, and is
+// proven before use: the chunk's bytes with a probe in place of the literal must parse to the
+// probe at the text's place. Bytes that match the shape then parse like the probe's up to that
+// literal, which is a JSON string, and like them after it.
+
+/** What a probe literal holds: no text an upstream sends. */
+const PROBE = '\u0001delta-shape-probe\u0002';
+
+/** Learnt shapes a stream may try before it gives up (a field that changes in every chunk). */
+const MAX_LEARNT = 3;
+
+export class DeltaShape {
+  private prefix = '';
+  private suffix = '';
+  private learnt = 0;
+
+  /** The text of `data` when it has the shape (and its literal is a JSON string), else undefined. */
+  textOf(data: string): string | undefined {
+    const p = this.prefix.length;
+    const s = this.suffix.length;
+    if (p === 0 || data.length < p + s + 2 || !data.startsWith(this.prefix) || !data.endsWith(this.suffix))
+      return undefined;
+    const literal = data.slice(p, data.length - s);
+    if (literal.charCodeAt(0) !== 0x22) return undefined;
+    try {
+      const text: unknown = JSON.parse(literal);
+      return typeof text === 'string' ? text : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Learns the shape of `data`, a chunk just parsed whole whose only content is its text: the
+   * string value after its last `"key":`, when `read` finds a probe put there where it finds
+   * the text. Once MAX_LEARNT shapes were learnt, none is (the chunks keep changing elsewhere).
+   */
+  learn(data: string, key: string, read: (parsed: unknown) => unknown): void {
+    if (this.learnt >= MAX_LEARNT) return;
+    this.learnt++;
+    this.prefix = '';
+    const name = `"${key}":`;
+    const at = data.lastIndexOf(name);
+    const start = at + name.length;
+    if (at < 0 || data.charCodeAt(start) !== 0x22) return;
+    let end = start + 1;
+    while (end < data.length) {
+      const c = data.charCodeAt(end);
+      if (c === 0x22) break;
+      end += c === 0x5c ? 2 : 1;
+    }
+    if (end >= data.length) return;
+    const prefix = data.slice(0, start);
+    const suffix = data.slice(end + 1);
+    try {
+      if (read(JSON.parse(prefix + JSON.stringify(PROBE) + suffix)) !== PROBE) return;
+    } catch {
+      return;
+    }
+    this.prefix = prefix;
+    this.suffix = suffix;
+  }
+}

@@ -787,6 +787,34 @@ const TOOL_EVENTS: StreamEvent[] = [
 ];
 const SDK_USAGE = wireUsage({ input: 105, cached: 70, cacheWrite: 5, output: 40, reasoning: 12 });
 
+describe('streamEncoder: a text delta', () => {
+  it('is the frame of its event object, in sequence, whatever the text holds', () => {
+    const texts = ['plain', 'quote " and \\ slash', 'line\nbreak\u0000nul', '\u2028 é 漢 😀', '\ud800 lone'];
+    const body = encodeStream(ingress(), [
+      { type: 'start', id: 'msg_"odd"', model: 'm' },
+      ...texts.map((text): StreamEvent => ({ type: 'text', text })),
+    ]);
+    const frames = body.split('\n\n').filter(Boolean);
+    const data = frames.map((f) => JSON.parse(f.slice(f.indexOf('\ndata: ') + 7)) as Record<string, unknown>);
+    expect(data.map((d) => d.sequence_number)).toEqual(data.map((_, i) => i));
+    const deltas = frames.filter((f) => f.startsWith('event: response.output_text.delta\n'));
+    expect(deltas).toHaveLength(texts.length);
+    deltas.forEach((f, i) => {
+      const d = JSON.parse(f.slice(f.indexOf('\ndata: ') + 7)) as Record<string, unknown>;
+      const event = {
+        type: 'response.output_text.delta',
+        sequence_number: d.sequence_number,
+        item_id: d.item_id,
+        output_index: 0,
+        content_index: 0,
+        delta: texts[i],
+        logprobs: [],
+      };
+      expect(f).toBe(`event: response.output_text.delta\ndata: ${JSON.stringify(event)}`);
+    });
+  });
+});
+
 describe('encodeAnswer, read by the openai SDK', () => {
   it('text answer: output_text, status, usage in Responses terms (input includes cached)', async () => {
     const a = canon.answer({

@@ -970,13 +970,12 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
     const s = open(kind);
     const it = current!;
     it.text += text;
+    if (kind === 'message')
+      // The frame nearly every event of an answer becomes, as `emit` writes it: without the
+      // spreads, a sixth of the cost.
+      return `${s}event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":${seq++},"item_id":${JSON.stringify(it.id)},"output_index":${it.outputIndex},"content_index":0,"delta":${JSON.stringify(text)},"logprobs":[]}\n\n`;
     const delta = { item_id: it.id, output_index: it.outputIndex, content_index: 0, delta: text };
-    return (
-      s +
-      (kind === 'message'
-        ? emit('response.output_text.delta', { ...delta, logprobs: [] })
-        : emit('response.reasoning_text.delta', delta))
-    );
+    return s + emit('response.reasoning_text.delta', delta);
   };
 
   return {

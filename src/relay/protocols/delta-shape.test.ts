@@ -196,7 +196,7 @@ describe('OpenAI stream decoder with delta shapes', () => {
     expect(hits / read).toBeGreaterThan(0.3);
   });
 
-  it('reads the text deltas of a plain stream from their literals', () => {
+  it('reads the text deltas of a plain stream from their literals, from the third chunk on', () => {
     const d = streamDecoder(ingress(false));
     const frames = [chunk(''), ...['a', 'b', 'c', 'd'].map((t) => chunk(t)), '[DONE]'];
     let events: unknown[] = [];
@@ -207,6 +207,7 @@ describe('OpenAI stream decoder with delta shapes', () => {
       { type: 'start', id: 'c1', model: 'm' },
       ...['a', 'b', 'c', 'd'].map((text) => ({ type: 'text', text })),
     ]);
-    expect(hits).toBe(4);
+    // The first chunk is decoded whole and not learnt from; the second is learnt from.
+    expect(hits).toBe(3);
   });
 });

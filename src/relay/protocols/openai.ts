@@ -563,7 +563,9 @@ export function streamDecoder(r: IngressRequest, shapes = true): StreamDecoder {
   const seenTools = new Set<number>();
   const shape = shapes ? new DeltaShape() : null;
   return decoder(state, (frame) => {
-    if (started && shape) {
+    // The first chunk (a role, mostly) is not learnt from: its shape seldom comes again.
+    const learning = shape !== null && started;
+    if (learning) {
       const text = shape.textOf(frame.data);
       if (text !== undefined) return { events: text ? [{ type: 'text', text }] : [], hide: false };
     }
@@ -614,7 +616,7 @@ export function streamDecoder(r: IngressRequest, shapes = true): StreamDecoder {
       if (typeof c.finish_reason === 'string' && (c.index ?? 0) === 0)
         events.push({ type: 'stop', reason: stopOf(c.finish_reason) });
     }
-    if (shape && onlyContent(u, choices)) shape.learn(frame.data, 'content', deltaContent);
+    if (learning && onlyContent(u, choices)) shape.learn(frame.data, 'content', deltaContent);
     return { events, hide: hidden(r, u, choices) };
   });
 }

@@ -22,6 +22,7 @@ import {
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
 import { DecodeState, decoder, headersNamed } from './common.js';
+import { DeltaShape } from './delta-shape.js';
 import { bytesAre, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { ascii, JSON_OBJECT, JSON_TYPE_ERROR, scanJson } from './json-scan.js';
 import { exactCount, type PromptCount, promptCount } from '../tokens.js';
@@ -719,12 +720,24 @@ function decodeAnswer(json: unknown): CanonicalAnswer {
   };
 }
 
-function streamDecoder(_r: IngressRequest): StreamDecoder {
+/** Where a text delta's text is. */
+const deltaText = (obj: unknown): unknown =>
+  isObject(obj) && isObject(obj.delta) ? obj.delta.text : undefined;
+
+/** `shapes`: read a text delta shaped like the last one from its text alone (DeltaShape). */
+export function streamDecoder(_r: IngressRequest, shapes = true): StreamDecoder {
   const state = new DecodeState();
   let tools = 0;
   const toolOfBlock = new Map<number, number>();
+  const shape = shapes ? new DeltaShape() : null;
+  /** The `event:` name of the frame the shape was learnt from. */
+  let shapeEvent: string | null = null;
   return decoder(state, (frame) => {
     if (frame.event === 'ping') return { events: [] };
+    if (shape && frame.event === shapeEvent) {
+      const text = shape.textOf(frame.data);
+      if (text !== undefined) return { events: text ? [{ type: 'text', text }] : [] };
+    }
     const data = parseObject(frame.data);
     if (data === undefined)
       throw new StreamBroken(`unreadable ${frame.event ?? 'event'} in the upstream stream`);
@@ -764,9 +777,13 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
       }
       case 'content_block_delta': {
         const d = isObject(data.delta) ? data.delta : {};
-        if (d.type === 'text_delta' && typeof d.text === 'string' && d.text)
-          events.push({ type: 'text', text: d.text });
-        else if (d.type === 'thinking_delta' && typeof d.thinking === 'string' && d.thinking)
+        if (d.type === 'text_delta' && typeof d.text === 'string') {
+          if (d.text) events.push({ type: 'text', text: d.text });
+          if (shape) {
+            shape.learn(frame.data, 'text', deltaText);
+            shapeEvent = frame.event;
+          }
+        } else if (d.type === 'thinking_delta' && typeof d.thinking === 'string' && d.thinking)
           events.push({ type: 'reasoning', text: d.thinking });
         else if (d.type === 'input_json_delta' && typeof d.partial_json === 'string' && d.partial_json) {
           const t = toolOfBlock.get(int(data.index));

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { StreamDecoder } from '../canonical.js';
 import { DeltaShape } from './delta-shape.js';
+import { streamDecoder as anthropicDecoder } from './anthropic.js';
 import { streamDecoder } from './openai.js';
 import type { IngressRequest } from './types.js';
 
@@ -165,11 +166,12 @@ function countingShapeHits(body: () => void): number {
 }
 
 /** Each frame's outcome: its events and hide, or the error it threw; then done and usage. */
-function run(decoder: StreamDecoder, frames: string[]) {
-  return frames.map((data) => {
+function run(decoder: StreamDecoder, frames: Array<string | [string | null, string]>) {
+  return frames.map((f) => {
+    const [event, data] = typeof f === 'string' ? [null, f] : f;
     let out: unknown;
     try {
-      out = decoder.feed({ event: null, data, raw: '' });
+      out = decoder.feed({ event, data, raw: '' });
     } catch (err) {
       out = { threw: String(err) };
     }
@@ -209,5 +211,83 @@ describe('OpenAI stream decoder with delta shapes', () => {
     ]);
     // The first chunk is decoded whole and not learnt from; the second is learnt from.
     expect(hits).toBe(3);
+  });
+});
+
+/** One random Anthropic Messages stream: text deltas mostly, every other frame mixed in. */
+function randomMessagesStream(seed: number): Array<[string | null, string]> {
+  const r = rng(seed);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
+  const frames: Array<[string | null, string]> = [];
+  // An event line, mostly the data's own type; sometimes none, or another.
+  const framed = (type: string, data: string) => {
+    const k = r();
+    frames.push([k < 0.85 ? type : k < 0.95 ? null : pick(['content_block_delta', 'ping', 'error']), data]);
+  };
+  framed(
+    'message_start',
+    '{"type":"message_start","message":{"id":"msg_1","model":"claude","usage":{"input_tokens":9,"output_tokens":1}}}',
+  );
+  let index = 0;
+  const n = 5 + Math.floor(r() * 40);
+  for (let i = 0; i < n; i++) {
+    const k = r();
+    const text = JSON.stringify(pick(TEXTS));
+    const delta = (d: string) => `{"type":"content_block_delta","index":${index},"delta":${d}}`;
+    if (k < 0.6) framed('content_block_delta', delta(`{"type":"text_delta","text":${text}}`));
+    else if (k < 0.64) {
+      framed('content_block_stop', `{"type":"content_block_stop","index":${index}}`);
+      index++;
+      const block = pick([
+        `{"type":"text","text":${text}}`,
+        '{"type":"thinking","thinking":"hm"}',
+        `{"type":"tool_use","id":"t${i}","name":"f","input":{}}`,
+      ]);
+      framed(
+        'content_block_start',
+        `{"type":"content_block_start","index":${index},"content_block":${block}}`,
+      );
+    } else if (k < 0.68) framed('content_block_delta', delta(`{"type":"thinking_delta","thinking":${text}}`));
+    else if (k < 0.72)
+      framed('content_block_delta', delta(`{"type":"input_json_delta","partial_json":${text}}`));
+    else if (k < 0.75) framed('content_block_delta', delta(`{"type":"text_delta","text":${text},"extra":1}`));
+    else if (k < 0.77) framed('content_block_delta', delta(`{"type":"text_delta","text":null}`));
+    else if (k < 0.79) framed('ping', '{"type":"ping"}');
+    else if (k < 0.81)
+      framed('content_block_delta', `{"type":"error","error":{"message":"boom"},"delta":{"text":${text}}}`);
+    else if (k < 0.83) framed('content_block_delta', ` ${delta(`{"type":"text_delta","text":${text}}`)}`);
+    else if (k < 0.85)
+      framed(
+        'message_delta',
+        `{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":${i}}}`,
+      );
+    else if (k < 0.86) {
+      const last = frames.at(-1)![1];
+      const at = Math.floor(r() * last.length);
+      framed(
+        'content_block_delta',
+        last.slice(0, at) + pick(['"', '\\', ',', '}', ']', '0', 'x', ' ']) + last.slice(at + 1),
+      );
+    } else framed('content_block_delta', delta(`{"type":"text_delta","text":${text}}`));
+  }
+  framed('message_stop', '{"type":"message_stop"}');
+  return frames;
+}
+
+describe('Anthropic stream decoder with delta shapes', () => {
+  it('gives frame by frame what parsing every frame whole gives (2,000 random streams)', () => {
+    let read = 0;
+    const hits = countingShapeHits(() => {
+      for (let seed = 1; seed <= 2000; seed++) {
+        const frames = randomMessagesStream(seed);
+        const r = ingress(false);
+        expect(run(anthropicDecoder(r, true), frames), `seed ${seed}`).toEqual(
+          run(anthropicDecoder(r, false), frames),
+        );
+        read += frames.length;
+      }
+    });
+    expect(read).toBeGreaterThan(40_000);
+    expect(hits / read).toBeGreaterThan(0.3);
   });
 });

@@ -2,25 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { anthropicCodec } from './protocols/anthropic.js';
 import { openaiCodec } from './protocols/openai.js';
 import { responsesCodec } from './protocols/responses.js';
-import type { IngressRequest, ProtocolCodec } from './protocols/types.js';
+import type { ProtocolCodec } from './protocols/types.js';
 import { joinBytes, StreamCheck } from './stream.js';
+import { seededRandom, streamIngress } from '../../test/helpers/codec.js';
 
 // OpenAI, Anthropic and Responses pass-throughs check frames as bytes (PassThroughCheck) instead of
 // decoding each into events. These tests hold them to the full decoder on the same streams: the
 // same frames go out, the same errors end the stream, the same usage, and the same generated text.
 
-const ingress = (clientWantsUsage: boolean) =>
-  ({
-    protocol: 'openai',
-    operation: 'generate',
-    model: 'gpt-4o-mini',
-    stream: true,
-    promptTokens: 10,
-    maxOutputTokens: 100,
-    impliedOutputCap: null,
-    clientWantsUsage,
-    body: {},
-  }) as IngressRequest;
+const ingress = streamIngress;
 
 interface Step {
   out: string;
@@ -106,11 +96,7 @@ function damaged(text: string, r: () => number): string {
     : text.slice(0, at) + ch + text.slice(at + (how < 0.66 ? 0 : 1));
 }
 
-// A small seeded generator, so a failure can be replayed.
-const rng = (seed: number) => () => {
-  seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
-  return seed / 0x80000000;
-};
+const rng = seededRandom;
 
 /** Texts a model might stream: empty, accented, astral, CJK, escapes, a line separator. */
 const TEXTS = ['', 'Hello', ' mole', 'é🐾', '中文', 'a\nb', 'quote " and \\ slash', '\u2028'];

@@ -4,6 +4,7 @@
 import { expect } from 'vitest';
 import { AppError } from '../../src/http/errors.js';
 import type { StreamDecoder, StreamEvent } from '../../src/relay/canonical.js';
+import type { IngressRequest } from '../../src/relay/protocols/types.js';
 import { SseFrameParser } from '../../src/relay/sse.js';
 
 /** The invalid_request AppError `fn` throws; fails the test when it throws none, or another. */
@@ -53,3 +54,23 @@ export function mergeDeltas(events: StreamEvent[]): StreamEvent[] {
   }
   return out;
 }
+
+/** A streamed OpenAI chat request as a stream's check or decoder sees it (model gpt-4o-mini). */
+export const streamIngress = (clientWantsUsage: boolean): IngressRequest =>
+  ({
+    protocol: 'openai',
+    operation: 'generate',
+    model: 'gpt-4o-mini',
+    stream: true,
+    promptTokens: 10,
+    maxOutputTokens: 100,
+    impliedOutputCap: null,
+    clientWantsUsage,
+    body: {},
+  }) as IngressRequest;
+
+/** A small seeded generator of numbers in [0, 1), so a failing random case can be replayed. */
+export const seededRandom = (seed: number) => () => {
+  seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
+  return seed / 0x80000000;
+};

@@ -3,7 +3,7 @@ import type { StreamDecoder } from '../canonical.js';
 import { DeltaShape } from './delta-shape.js';
 import { streamDecoder as anthropicDecoder } from './anthropic.js';
 import { streamDecoder } from './openai.js';
-import type { IngressRequest } from './types.js';
+import { seededRandom, streamIngress } from '../../../test/helpers/codec.js';
 
 // DeltaShape reads a text-only chunk from its text literal alone. The OpenAI stream decoder
 // with shapes must give, frame by frame, what it gives parsing every chunk whole: the same
@@ -65,24 +65,9 @@ describe('DeltaShape', () => {
   });
 });
 
-const ingress = (clientWantsUsage: boolean) =>
-  ({
-    protocol: 'openai',
-    operation: 'generate',
-    model: 'm',
-    stream: true,
-    promptTokens: 10,
-    maxOutputTokens: 100,
-    impliedOutputCap: null,
-    clientWantsUsage,
-    body: {},
-  }) as IngressRequest;
+const ingress = streamIngress;
 
-// A small seeded generator, so a failure can be replayed.
-const rng = (seed: number) => () => {
-  seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
-  return seed / 0x80000000;
-};
+const rng = seededRandom;
 
 const TEXTS = [
   '',
@@ -179,23 +164,34 @@ function run(decoder: StreamDecoder, frames: Array<string | [string | null, stri
   });
 }
 
+/**
+ * Decodes 2,000 random streams frame by frame with shapes and without (for a client that did
+ * not and one that did ask for usage) and holds the two to the same outcomes; checks that most
+ * frames were read from their literal.
+ */
+function holdsToWholeDecoder(
+  streams: (seed: number) => Array<string | [string | null, string]>,
+  newDecoder: (r: ReturnType<typeof ingress>, shapes: boolean) => StreamDecoder,
+): void {
+  let read = 0;
+  const hits = countingShapeHits(() => {
+    for (let seed = 1; seed <= 2000; seed++) {
+      const frames = streams(seed);
+      for (const wants of [false, true]) {
+        const r = ingress(wants);
+        expect(run(newDecoder(r, true), frames), `seed ${seed}`).toEqual(run(newDecoder(r, false), frames));
+        read += frames.length;
+      }
+    }
+  });
+  // Most frames are text deltas of the same shape: most are read from their literal.
+  expect(read).toBeGreaterThan(80_000);
+  expect(hits / read).toBeGreaterThan(0.3);
+}
+
 describe('OpenAI stream decoder with delta shapes', () => {
   it('gives frame by frame what parsing every chunk whole gives (2,000 random streams)', () => {
-    let read = 0;
-    const hits = countingShapeHits(() => {
-      for (let seed = 1; seed <= 2000; seed++) {
-        const frames = randomStream(seed);
-        for (const wants of [false, true]) {
-          const r = ingress(wants);
-          const whole = run(streamDecoder(r, false), frames);
-          expect(run(streamDecoder(r, true), frames), `seed ${seed}`).toEqual(whole);
-          read += frames.length;
-        }
-      }
-    });
-    // Most frames are text deltas of the same shape: most are read from their literal.
-    expect(read).toBeGreaterThan(80_000);
-    expect(hits / read).toBeGreaterThan(0.3);
+    holdsToWholeDecoder(randomStream, streamDecoder);
   });
 
   it('reads the text deltas of a plain stream from their literals, from the third chunk on', () => {
@@ -276,18 +272,6 @@ function randomMessagesStream(seed: number): Array<[string | null, string]> {
 
 describe('Anthropic stream decoder with delta shapes', () => {
   it('gives frame by frame what parsing every frame whole gives (2,000 random streams)', () => {
-    let read = 0;
-    const hits = countingShapeHits(() => {
-      for (let seed = 1; seed <= 2000; seed++) {
-        const frames = randomMessagesStream(seed);
-        const r = ingress(false);
-        expect(run(anthropicDecoder(r, true), frames), `seed ${seed}`).toEqual(
-          run(anthropicDecoder(r, false), frames),
-        );
-        read += frames.length;
-      }
-    });
-    expect(read).toBeGreaterThan(40_000);
-    expect(hits / read).toBeGreaterThan(0.3);
+    holdsToWholeDecoder(randomMessagesStream, anthropicDecoder);
   });
 });

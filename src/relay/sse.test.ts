@@ -2,6 +2,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { describe, expect, it } from 'vitest';
 import type { SseFrame } from './canonical.js';
 import { SseByteFrames, SseFrameParser, SseParser } from './sse.js';
+import { seededRandom } from '../../test/helpers/codec.js';
 
 const feedAll = (parts: (string | Buffer)[]) => {
   const p = new SseParser();
@@ -48,11 +49,7 @@ describe('SseParser', () => {
 });
 
 describe('SseFrameParser against random streams', () => {
-  // A small seeded generator, so a failure can be replayed.
-  const rng = (seed: number) => () => {
-    seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
-    return seed / 0x80000000;
-  };
+  const rng = seededRandom;
 
   it('finds the same frames (event, data, raw) in any chunking and with LF or CRLF line ends', () => {
     for (let seed = 1; seed <= 200; seed++) {
@@ -152,10 +149,7 @@ describe('SseByteFrames', () => {
     const p = new SseFrameParser();
     return [...chunks.flatMap((c) => p.feed(c)), ...p.end()];
   };
-  const rng = (seed: number) => () => {
-    seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
-    return seed / 0x80000000;
-  };
+  const rng = seededRandom;
 
   it('points at the data (and event name) of a one-line or event-and-data frame, without decoding it', () => {
     const frames = byteFrames([

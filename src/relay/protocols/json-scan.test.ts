@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../../test/helpers/codec.js';
 import {
   JSON_ERROR,
   JSON_OBJECT,
@@ -251,12 +252,7 @@ describe('scanJson', () => {
   });
 
   it('agrees with JSON.parse on random JSON and on random damage to it', () => {
-    // A small seeded generator, so a failure can be replayed.
-    let seed = 7;
-    const r = () => {
-      seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
-      return seed / 0x80000000;
-    };
+    const r = seededRandom(7);
     const pick = <T>(xs: readonly T[]) => xs[Math.floor(r() * xs.length)]!;
     const STRINGS = [
       '',

@@ -174,6 +174,29 @@ describe('chat completions', () => {
     expect(contentChunks(chunks)).toHaveLength(6);
   });
 
+  it('obfuscation pads every chunk with a last random member, unless include_obfuscation is false', async () => {
+    mock.setScenario('*', { obfuscation: true });
+    const datas = async (streamOptions: object) => {
+      const res = await fetch(`${mock.url}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'm', messages, stream: true, stream_options: streamOptions }),
+      });
+      const frames = (await res.text()).split('\n\n').filter((e) => e && e !== 'data: [DONE]');
+      return frames.map((e) => e.slice('data: '.length));
+    };
+    const padded = await datas({ include_usage: true });
+    // role, 16 tokens, finish, usage
+    expect(padded).toHaveLength(DEFAULT_COMPLETION_TOKENS + 3);
+    for (const data of padded) expect(data).toMatch(/,"obfuscation":"[A-Za-z0-9]{1,16}"\}$/);
+    expect(new Set(padded.map((d) => JSON.parse(d).obfuscation)).size).toBeGreaterThan(1);
+    const text = (ds: string[]) => ds.map((d) => JSON.parse(d).choices[0]?.delta.content ?? '').join('');
+    expect(text(padded)).toBe(expectedChatCompletion(messages));
+    const unpadded = await datas({ include_usage: true, include_obfuscation: false });
+    expect(unpadded.some((d) => d.includes('obfuscation'))).toBe(false);
+    expect(text(unpadded)).toBe(text(padded));
+  });
+
   it('writes the exact SSE framing and ends with [DONE]', async () => {
     const res = await fetch(`${mock.url}/chat/completions`, {
       method: 'POST',

@@ -23,6 +23,7 @@ import {
   type ContentCount,
   countContent,
   invalidRequest,
+  isJsonObject,
   type MockKit,
   OpenAiRequestError,
   openAiAuthError,
@@ -94,6 +95,12 @@ export interface Scenario {
   midStreamError?: number;
   /** Anthropic: write JSON with a space after ':' and ',' (like Python's json.dumps). */
   spacedJson?: boolean;
+  /**
+   * Chat streams: pad every chunk as api.openai.com does unless the request's
+   * `stream_options.include_obfuscation` is false: a last member `"obfuscation"` holding 1–16
+   * random letters and digits.
+   */
+  obfuscation?: boolean;
 }
 
 export interface RecordedRequest {
@@ -443,6 +450,20 @@ function streamFlags(body: Json): { stream: boolean; includeUsage: boolean } {
   return { stream, includeUsage };
 }
 
+/** Whether a chat stream is padded: the scenario says so and the request did not turn it off. */
+function obfuscated(s: Scenario, body: Json): boolean {
+  const so = body.stream_options;
+  return s.obfuscation === true && !(isJsonObject(so) && so.include_obfuscation === false);
+}
+
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+/** 1–16 random letters and digits: an `obfuscation` value. */
+function obfuscationValue(): string {
+  let v = '';
+  for (let n = 1 + Math.floor(Math.random() * 16); n > 0; n--) v += ALNUM[Math.floor(Math.random() * 62)];
+  return v;
+}
+
 function maxTokensCap(body: Json): number {
   const a = optPositiveInt(body, 'max_tokens', 1);
   const b = optPositiveInt(body, 'max_completion_tokens', 1);
@@ -659,26 +680,28 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
    * Streamed chunks: each is `head` (the chunk's shared fields up to `"choices":`), its choices,
    * and with include_usage `"usage":null`; a final usage chunk has `choices: []`.
    */
-  function chunkFrames(head: string, includeUsage: boolean) {
-    const tail = includeUsage ? ',"usage":null}' : '}';
+  function chunkFrames(head: string, includeUsage: boolean, padded = false) {
+    const tail = includeUsage ? ',"usage":null' : '';
+    const end = () => (padded ? `,"obfuscation":"${obfuscationValue()}"}` : '}');
     return {
       frame: (choices: string, kind: Frame['kind']): Frame => ({
-        data: `data: ${head}${choices}${tail}\n\n`,
+        data: `data: ${head}${choices}${tail}${end()}\n\n`,
         kind,
       }),
       usage: (usage: Json | undefined): Frame[] =>
         includeUsage && usage
-          ? [{ data: `data: ${head}[],"usage":${JSON.stringify(usage)}}\n\n`, kind: 'tail' }]
+          ? [{ data: `data: ${head}[],"usage":${JSON.stringify(usage)}${end()}\n\n`, kind: 'tail' }]
           : [],
     };
   }
 
   /** chat.completion.chunk frames; every chunk shares id/created/model. */
-  function chatChunks(reqId: string, model: string, includeUsage: boolean) {
+  function chatChunks(reqId: string, model: string, includeUsage: boolean, padded: boolean) {
     const created = Math.floor(Date.now() / 1000);
     const chunks = chunkFrames(
       `{"id":"chatcmpl-${reqId}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"fp_mole","choices":`,
       includeUsage,
+      padded,
     );
     return {
       frame: chunks.frame,
@@ -789,7 +812,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         return;
       }
 
-      const chunks = chatChunks(reqId, model, includeUsage);
+      const chunks = chatChunks(reqId, model, includeUsage, obfuscated(s, body));
       const frames: Frame[] = [];
       const pieces: string[][] = [];
       for (let c = 0; c < n; c++) {
@@ -851,7 +874,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       sendChatCompletion(res, s, reqId, model, choices, usage);
       return;
     }
-    const chunks = chatChunks(reqId, model, includeUsage);
+    const chunks = chatChunks(reqId, model, includeUsage, obfuscated(s, body));
     const frames: Frame[] = [];
     const half = Math.ceil(tool.arguments.length / 2);
     for (let c = 0; c < n; c++) {

@@ -3,7 +3,8 @@
  * pass-through path (OpenAI, Anthropic or Responses), without sockets or the rest of the relay.
  *
  *   npx tsx bench/stream-check.ts [--protocol openai|anthropic|responses] [--deltas N]
- *                                 [--streams 10000] [--rounds 7] [--against <checkout>]
+ *                                 [--obfuscation] [--streams 10000] [--rounds 7]
+ *                                 [--against <checkout>]
  *
  * The stream is recorded once from test/mock-provider, 16 tokens: for OpenAI (POST
  * /v1/chat/completions, include_usage as the gateway asks upstream) role chunk, 16 token
@@ -11,7 +12,8 @@
  * content_block_start, ping, 16 content_block_deltas, content_block_stop, message_delta,
  * message_stop; for Responses (POST /v1/responses) created, in_progress, the message item and
  * its part opened, 16 output_text deltas, the text, part and item done, completed. `--deltas N`
- * repeats the text deltas to N, a longer answer. It is then fed through a fresh StreamCheck
+ * repeats the text deltas to N, a longer answer. `--obfuscation` (OpenAI) pads every chunk with
+ * a random `obfuscation` member, as api.openai.com does by default. It is then fed through a fresh StreamCheck
  * --streams times per round, in two chunkings: the whole stream as one chunk (what a loopback
  * upstream delivers) and one chunk per frame (a slow upstream); then whole again with the
  * generated text read, as for a stream cut short or an upstream that reports no usage (the
@@ -46,6 +48,7 @@ async function load(root: string, copy: string): Promise<Runner> {
 }
 
 const mock = await startMockProvider({ recordRequests: false });
+if (process.argv.includes('--obfuscation')) mock.setScenario('*', { obfuscation: true });
 const prompt = 'Hello, mole! Say something short.';
 const messages = [{ role: 'user', content: prompt }];
 /** Each protocol's streamed request to the mock: its path, extra headers and body. */

@@ -471,38 +471,46 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect(m.usage.output_tokens).toBe(5);
     });
 
-    it("stream: Anthropic's complete event sequence from an OpenAI stream, read by the SDK", async () => {
-      const { secret, key } = await userWithKey(s);
-      const stream = sdk(secret).messages.stream({
-        model: 'gpt-trans',
-        max_tokens: 100,
-        messages: [user('Stream it.')],
-      });
-      const texts: string[] = [];
-      const events: string[] = [];
-      stream.on('text', (t) => texts.push(t));
-      stream.on('streamEvent', (e) => events.push(e.type));
-      const m = await stream.finalMessage();
-      const sent = lastUpstream().body as { messages: unknown[]; stream?: boolean };
-      expect(sent.stream).toBe(true);
-      expect(texts.join('')).toBe(expectedChatCompletion(sent.messages));
-      expect(events[0]).toBe('message_start');
-      expect(events.at(-1)).toBe('message_stop');
-      expect(events).toContain('content_block_start');
-      expect(events).toContain('content_block_stop');
-      expect(events).toContain('message_delta');
-      expect(m.stop_reason).toBe('end_turn');
-      expect(m.usage).toMatchObject({
-        input_tokens: countChatPromptTokens(sent.messages),
-        output_tokens: DEFAULT_COMPLETION_TOKENS,
-      });
-      const row = await newestLog(s, key.id);
-      expect(row).toMatchObject({
-        stream: true,
-        completion_tokens: DEFAULT_COMPLETION_TOKENS,
-        estimated: false,
-      });
-    });
+    it.each([
+      ['', {}],
+      // Each chunk padded with a random last member (shape-read deltas must still be exact).
+      [', padded as api.openai.com pads it', { obfuscation: true }],
+    ])(
+      "stream: Anthropic's complete event sequence from an OpenAI stream%s, read by the SDK",
+      async (_, scenario) => {
+        mock.setScenario('gpt-trans', { ...scenario, times: 1 });
+        const { secret, key } = await userWithKey(s);
+        const stream = sdk(secret).messages.stream({
+          model: 'gpt-trans',
+          max_tokens: 100,
+          messages: [user('Stream it.')],
+        });
+        const texts: string[] = [];
+        const events: string[] = [];
+        stream.on('text', (t) => texts.push(t));
+        stream.on('streamEvent', (e) => events.push(e.type));
+        const m = await stream.finalMessage();
+        const sent = lastUpstream().body as { messages: unknown[]; stream?: boolean };
+        expect(sent.stream).toBe(true);
+        expect(texts.join('')).toBe(expectedChatCompletion(sent.messages));
+        expect(events[0]).toBe('message_start');
+        expect(events.at(-1)).toBe('message_stop');
+        expect(events).toContain('content_block_start');
+        expect(events).toContain('content_block_stop');
+        expect(events).toContain('message_delta');
+        expect(m.stop_reason).toBe('end_turn');
+        expect(m.usage).toMatchObject({
+          input_tokens: countChatPromptTokens(sent.messages),
+          output_tokens: DEFAULT_COMPLETION_TOKENS,
+        });
+        const row = await newestLog(s, key.id);
+        expect(row).toMatchObject({
+          stream: true,
+          completion_tokens: DEFAULT_COMPLETION_TOKENS,
+          estimated: false,
+        });
+      },
+    );
 
     it('a Claude Code-shaped request (cache_control, thinking, beta fields, ?beta=true) streams from an OpenAI model', async () => {
       const { secret } = await userWithKey(s);

@@ -65,6 +65,56 @@ describe('DeltaShape', () => {
   });
 });
 
+/** `chunk(text)` padded as api.openai.com pads it: a random `obfuscation` member, last. */
+const padded = (text: string, value: string) => `${chunk(text).slice(0, -1)},"obfuscation":"${value}"}`;
+
+describe('DeltaShape with a volatile last field', () => {
+  it('reads chunks that differ only in its plain value from their literal', () => {
+    const s = new DeltaShape('obfuscation');
+    s.learn(padded('first', 'tgSHj0'), 'content', content);
+    for (const [text, value] of [
+      ['a', ''],
+      ['quote " \\ slash', 'x'],
+      ['"obfuscation":"', 'AbC123'],
+      ['😀', " {}[],:~!@#$%^&*()_+-=`|<>?/'"],
+      ['long', 'z'.repeat(500)],
+    ] as const) {
+      const data = padded(text, value);
+      expect(JSON.parse(data).choices[0].delta.content).toBe(text);
+      expect(s.textOf(data), value).toBe(text);
+    }
+  });
+
+  it('refuses a value that is not plain, a missing or other last field, other bytes before it', () => {
+    const s = new DeltaShape('obfuscation');
+    s.learn(padded('first', 'v'), 'content', content);
+    for (const other of [
+      padded('x', 'a\\"b'), // an escaped quote
+      padded('x', '\\u0041'), // an escape
+      padded('x', 'é'), // not ASCII
+      padded('x', 'a\u0001'), // a raw control character
+      chunk('x'), // no volatile field
+      `${chunk('x').slice(0, -1)},"obfuscatior":"v"}`,
+      `${chunk('x').slice(0, -1)},"obfuscation":"v","more":1}`,
+      `${chunk('x').slice(0, -1)},"obfuscation":1}`,
+      padded('x', 'v').replace('"created":1', '"created":2'),
+      `${padded('x', 'v')} `,
+    ])
+      expect(s.textOf(other), other).toBeUndefined();
+  });
+
+  it('is no part of the shape when the chunk does not end in it', () => {
+    const s = new DeltaShape('obfuscation');
+    s.learn(chunk('first'), 'content', content);
+    expect(s.textOf(chunk('x'))).toBe('x');
+    expect(s.textOf(padded('x', 'v'))).toBeUndefined();
+    // Nor when its value is not plain: the whole chunk is then the shape, as without a key.
+    s.learn(padded('first', 'é'), 'content', content);
+    expect(s.textOf(padded('x', 'é'))).toBe('x');
+    expect(s.textOf(padded('x', 'e'))).toBeUndefined();
+  });
+});
+
 const ingress = streamIngress;
 
 const rng = seededRandom;
@@ -90,12 +140,22 @@ function randomStream(seed: number): string[] {
   const head = () => `"id":"c${seed}","object":"chat.completion.chunk","created":${created},"model":"m"`;
   const choice = (delta: string, finish = 'null') =>
     `{"index":0,"delta":{${delta}},"logprobs":null,"finish_reason":${finish}}`;
+  // Half the streams are padded as api.openai.com pads them: a random `obfuscation` member
+  // last in each text chunk, now and then with a value that is not plain ASCII.
+  const padded = seed % 2 === 0;
+  const pad = () => {
+    if (!padded) return '';
+    let v = '';
+    for (let n = Math.floor(r() * 12); n > 0; n--)
+      v += r() < 0.97 ? String.fromCharCode(0x20 + Math.floor(r() * 95)) : pick(['é', '\u0001', '\\']);
+    return `,"obfuscation":${JSON.stringify(v)}`;
+  };
   frames.push(`{${head()},"choices":[${choice('"role":"assistant","content":""')}]}`);
   const n = 5 + Math.floor(r() * 40);
   for (let i = 0; i < n; i++) {
     const k = r();
     const text = JSON.stringify(pick(TEXTS));
-    if (k < 0.6) frames.push(`{${head()},"choices":[${choice(`"content":${text}`)}],"usage":null}`);
+    if (k < 0.6) frames.push(`{${head()},"choices":[${choice(`"content":${text}`)}],"usage":null${pad()}}`);
     else if (k < 0.65) created++;
     else if (k < 0.7) frames.push(`{${head()},"choices":[${choice(`"reasoning_content":${text}`)}]}`);
     else if (k < 0.73)
@@ -110,6 +170,7 @@ function randomStream(seed: number): string[] {
       );
     else if (k < 0.79)
       frames.push(`{${head()},"choices":[${choice(`"content":${text}`)}],"obfuscation":"${i}"}`);
+    else if (k < 0.8) frames.push(`{${head()},"choices":[${choice(`"content":${text}`)}],"obfuscation":1}`);
     else if (k < 0.81) frames.push(`{${head()},"choices":[${choice(`"content":null`)}]}`);
     else if (k < 0.83) frames.push(`{${head()},"choices":[${choice(`"content":${text}`)},${choice('')}]}`);
     else if (k < 0.85) frames.push(`{${head()},"choices":[{"index":0,"text":${text}}]}`);
@@ -126,7 +187,7 @@ function randomStream(seed: number): string[] {
       const last = frames.at(-1)!;
       const at = Math.floor(r() * last.length);
       frames.push(last.slice(0, at) + pick(['"', '\\', ',', '}', ']', '0', 'x', ' ']) + last.slice(at + 1));
-    } else frames.push(`{${head()},"choices":[${choice(`"content":${text}`)}],"usage":null}`);
+    } else frames.push(`{${head()},"choices":[${choice(`"content":${text}`)}],"usage":null${pad()}}`);
   }
   frames.push('[DONE]');
   return frames;
@@ -194,9 +255,13 @@ describe('OpenAI stream decoder with delta shapes', () => {
     holdsToWholeDecoder(randomStream, streamDecoder);
   });
 
-  it('reads the text deltas of a plain stream from their literals, from the third chunk on', () => {
+  it.each([
+    ['a plain stream', (text: string) => chunk(text)],
+    // Another random pad on every chunk.
+    ['a padded stream', (text: string, i: number) => padded(text, `p${'Q'.repeat(i)}=`)],
+  ])('reads the text deltas of %s from their literals, from the third chunk on', (_, make) => {
     const d = streamDecoder(ingress(false));
-    const frames = [chunk(''), ...['a', 'b', 'c', 'd'].map((t) => chunk(t)), '[DONE]'];
+    const frames = [make('', 0), ...['a', 'b', 'c', 'd'].map((t, i) => make(t, i + 1)), '[DONE]'];
     let events: unknown[] = [];
     const hits = countingShapeHits(() => {
       events = frames.flatMap((data) => d.feed({ event: null, data, raw: '' }).events);

@@ -561,7 +561,8 @@ export function streamDecoder(r: IngressRequest, shapes = true): StreamDecoder {
   const state = new DecodeState();
   let started = false;
   const seenTools = new Set<number>();
-  const shape = shapes ? new DeltaShape() : null;
+  // api.openai.com pads each delta chunk with a random `obfuscation` member, last.
+  const shape = shapes ? new DeltaShape('obfuscation') : null;
   return decoder(state, (frame) => {
     // The first chunk (a role, mostly) is not learnt from: its shape seldom comes again.
     const learning = shape !== null && started;

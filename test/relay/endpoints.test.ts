@@ -108,37 +108,47 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     expect(log.ip).toBe('127.0.0.1');
   });
 
-  it('chat, stream without include_usage: no usage reaches the client, yet billing is exact from the injected usage chunk', async () => {
-    const { key, c } = await fundedClient();
-    const messages = [{ role: 'user' as const, content: 'stream me a short line' }];
-    const { data: stream, response } = await c.chat.completions
-      .create({ model: 'chat-a', messages, stream: true, max_tokens: 7 })
-      .withResponse();
-    expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    let text = '';
-    let chunks = 0;
-    for await (const c of stream) {
-      chunks++;
-      text += c.choices[0]?.delta?.content ?? '';
-      expect(c.usage ?? null, 'no usage chunk unless asked').toBeNull();
-      expect(c.choices.length, 'no usage-only (choices: []) chunk unless asked').toBeGreaterThan(0);
-    }
-    expect(chunks).toBeGreaterThan(7);
-    expect(text).toBe(expectedChatCompletion(messages, 7));
+  it.each([
+    ['', {}],
+    // A random last member in every chunk, the usage chunk's too.
+    [', chunks padded as api.openai.com pads them', { obfuscation: true }],
+  ])(
+    'chat, stream without include_usage%s: no usage reaches the client, yet billing is exact from the injected usage chunk',
+    async (_, scenario) => {
+      mock.setScenario('chat-a', { ...scenario, times: 1 });
+      const { key, c } = await fundedClient();
+      const messages = [{ role: 'user' as const, content: 'stream me a short line' }];
+      const { data: stream, response } = await c.chat.completions
+        .create({ model: 'chat-a', messages, stream: true, max_tokens: 7 })
+        .withResponse();
+      expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      let text = '';
+      let chunks = 0;
+      for await (const c of stream) {
+        chunks++;
+        text += c.choices[0]?.delta?.content ?? '';
+        expect(c.usage ?? null, 'no usage chunk unless asked').toBeNull();
+        expect(c.choices.length, 'no usage-only (choices: []) chunk unless asked').toBeGreaterThan(0);
+        // Pass-through: the upstream's bytes, padding and all.
+        expect('obfuscation' in c).toBe('obfuscation' in scenario);
+      }
+      expect(chunks).toBeGreaterThan(7);
+      expect(text).toBe(expectedChatCompletion(messages, 7));
 
-    const up = lastUpstream('/v1/chat/completions');
-    expect((up.body as Sent).stream).toBe(true);
-    expect((up.body as Sent).stream_options).toEqual({ include_usage: true });
+      const up = lastUpstream('/v1/chat/completions');
+      expect((up.body as Sent).stream).toBe(true);
+      expect((up.body as Sent).stream_options).toEqual({ include_usage: true });
 
-    const log = await expectExactBill(s, key.id, response, CHAT_PRICE, {
-      stream: true,
-      status: 200,
-      error_code: null,
-      prompt_tokens: countChatPromptTokens(messages),
-      completion_tokens: 7,
-    });
-    expect(log.ttft_ms).not.toBeNull();
-  });
+      const log = await expectExactBill(s, key.id, response, CHAT_PRICE, {
+        stream: true,
+        status: 200,
+        error_code: null,
+        prompt_tokens: countChatPromptTokens(messages),
+        completion_tokens: 7,
+      });
+      expect(log.ttft_ms).not.toBeNull();
+    },
+  );
 
   it('chat, stream with include_usage: the usage chunk reaches the client and matches the bill', async () => {
     const { key, c } = await fundedClient();

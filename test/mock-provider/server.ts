@@ -103,6 +103,12 @@ export interface Scenario {
   obfuscation?: boolean;
 }
 
+/** A chat stream as the mock sends it, and padded as api.openai.com pads it: `it.each` rows. */
+export const CHAT_STREAM_PADDINGS: ReadonlyArray<readonly [string, Scenario]> = [
+  ['', {}],
+  [', padded as api.openai.com pads it', { obfuscation: true }],
+];
+
 export interface RecordedRequest {
   method: string;
   /** Path including query string, e.g. `/v1/chat/completions`. */
@@ -678,7 +684,8 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
 
   /**
    * Streamed chunks: each is `head` (the chunk's shared fields up to `"choices":`), its choices,
-   * and with include_usage `"usage":null`; a final usage chunk has `choices: []`.
+   * and with include_usage `"usage":null`; a final usage chunk has `choices: []`. `padded`: each
+   * ends in a random `obfuscation` member.
    */
   function chunkFrames(head: string, includeUsage: boolean, padded = false) {
     const tail = includeUsage ? ',"usage":null' : '';

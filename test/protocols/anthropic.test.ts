@@ -14,6 +14,7 @@ import { WEATHER_TOOL } from '../helpers/weather-tool.js';
 import { countAnthropicPromptTokens, expectedAnthropicText } from '../mock-provider/anthropic.js';
 import { expectedGeminiText } from '../mock-provider/gemini.js';
 import {
+  CHAT_STREAM_PADDINGS,
   countChatPromptTokens,
   DEFAULT_COMPLETION_TOKENS,
   expectedChatCompletion,
@@ -471,11 +472,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect(m.usage.output_tokens).toBe(5);
     });
 
-    it.each([
-      ['', {}],
-      // Each chunk padded with a random last member (shape-read deltas must still be exact).
-      [', padded as api.openai.com pads it', { obfuscation: true }],
-    ])(
+    it.each(CHAT_STREAM_PADDINGS)(
       "stream: Anthropic's complete event sequence from an OpenAI stream%s, read by the SDK",
       async (_, scenario) => {
         mock.setScenario('gpt-trans', { ...scenario, times: 1 });

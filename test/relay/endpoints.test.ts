@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { backends, userWithKey, type TestServer } from '../helpers/server.js';
 import { relaySuite } from '../helpers/relay-suite.js';
 import {
+  CHAT_STREAM_PADDINGS,
   countChatPromptTokens,
   countTextTokens,
   expectedChatCompletion,
@@ -108,11 +109,7 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     expect(log.ip).toBe('127.0.0.1');
   });
 
-  it.each([
-    ['', {}],
-    // A random last member in every chunk, the usage chunk's too.
-    [', chunks padded as api.openai.com pads them', { obfuscation: true }],
-  ])(
+  it.each(CHAT_STREAM_PADDINGS)(
     'chat, stream without include_usage%s: no usage reaches the client, yet billing is exact from the injected usage chunk',
     async (_, scenario) => {
       mock.setScenario('chat-a', { ...scenario, times: 1 });

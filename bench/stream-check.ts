@@ -13,15 +13,15 @@
  * message_stop; for Responses (POST /v1/responses) created, in_progress, the message item and
  * its part opened, 16 output_text deltas, the text, part and item done, completed. `--deltas N`
  * repeats the text deltas to N, a longer answer. `--obfuscation` (OpenAI) pads every chunk with
- * a random `obfuscation` member, as api.openai.com does by default. It is then fed through a fresh StreamCheck
- * --streams times per round, in two chunkings: the whole stream as one chunk (what a loopback
- * upstream delivers) and one chunk per frame (a slow upstream); then whole again with the
- * generated text read, as for a stream cut short or an upstream that reports no usage (the
- * relay reads it only then). Prints CPU µs per stream (best and median round; CPU time, not
- * wall time, as the machine is shared). `--against` names another checkout (e.g. an export of
- * the previous commit, with node_modules linked) whose StreamCheck runs in alternate rounds in
- * this same process, for a before/after under the same noise. The "JSON.parse only" line is
- * the floor: parsing each frame's data, nothing else.
+ * a random `obfuscation` member, as api.openai.com does by default. It is then fed through a
+ * fresh StreamCheck --streams times per round, in two chunkings: the whole stream as one chunk
+ * (what a loopback upstream delivers) and one chunk per frame (a slow upstream); then whole
+ * again with the generated text read, as for a stream cut short or an upstream that reports no
+ * usage (the relay reads it only then). Prints CPU µs per stream (best and median round; CPU
+ * time, not wall time, as the machine is shared). `--against` names another checkout (e.g. an
+ * export of the previous commit, with node_modules linked) whose StreamCheck runs in alternate
+ * rounds in this same process, for a before/after under the same noise. The "JSON.parse only"
+ * line is the floor: parsing each frame's data, nothing else.
  */
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';

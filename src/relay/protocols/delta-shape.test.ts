@@ -142,9 +142,9 @@ function randomStream(seed: number): string[] {
     `{"index":0,"delta":{${delta}},"logprobs":null,"finish_reason":${finish}}`;
   // Half the streams are padded as api.openai.com pads them: a random `obfuscation` member
   // last in each text chunk, now and then with a value that is not plain ASCII.
-  const padded = seed % 2 === 0;
+  const padding = seed % 2 === 0;
   const pad = () => {
-    if (!padded) return '';
+    if (!padding) return '';
     let v = '';
     for (let n = Math.floor(r() * 12); n > 0; n--)
       v += r() < 0.97 ? String.fromCharCode(0x20 + Math.floor(r() * 95)) : pick(['é', '\u0001', '\\']);

@@ -254,6 +254,41 @@ describe('StreamCheck on OpenAI pass-through', () => {
     expect(steps.at(-1)!.produced!.length).toBeGreaterThan(500_000);
     compare(chunks, false, (k) => k % 40 === 0, 'long stream, text read along the way');
   });
+
+  it('agrees with the full decoder on random streams of chunks alike but for their text', () => {
+    // What FrameShape spares the scan: runs of one chunk shape, now and then padded as
+    // api.openai.com does, among damaged, error, usage and other chunks.
+    for (let seed = 1; seed <= 1000; seed++) {
+      const { r, pick, text } = chooser(seed);
+      const created = pick([1, 2]);
+      const pad = () => (r() < 0.9 ? pick(['', 'a', 'Zq9Tk2', '%^&*']) : pick(['é', 'a\\"b', '\t']));
+      const padded = r() < 0.5;
+      const chunk = (t: unknown) => {
+        const json = `{"id":"c1","object":"chat.completion.chunk","created":${created},"model":"m","choices":[{"index":0,"delta":{"content":${JSON.stringify(t)}},"logprobs":null,"finish_reason":null}],"usage":null`;
+        return `${json}${padded ? `,"obfuscation":"${pad()}"` : ''}}`;
+      };
+      const data = (): string => {
+        const k = r();
+        if (k < 0.75) return chunk(text());
+        if (k < 0.85) return damaged(chunk(text()), r);
+        if (k < 0.87) return chunk(pick([null, 7, ['x']]));
+        if (k < 0.9) return chunk(text()).replace('"usage":null', '"usage":{"prompt_tokens":3}');
+        if (k < 0.92) return chunk(text()).replace('"usage":null', '"error":{"message":"x"}');
+        if (k < 0.94) return chunk(text()).replace('"finish_reason":null', '"finish_reason":"stop"');
+        if (k < 0.96) return chunk(text()).replace('"created":', '"created": ');
+        if (k < 0.98)
+          // a literal that is no JSON string: a bad escape or a raw control character
+          return chunk(text()).replace(
+            '"content":"',
+            pick(['"content":"\\q', '"content":"\\u12', '"content":"\u0001']),
+          );
+        return pick(['[DONE]', '{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}']);
+      };
+      let wire = '';
+      for (let f = 0, n = 2 + Math.floor(r() * 30); f < n; f++) wire += `data: ${data()}\n\n`;
+      compareChunked(wire, r, `seed ${seed}`, openaiCodec, () => r() < 0.5);
+    }
+  });
 });
 
 /** An Anthropic Messages stream's wire text, from the frames' event names and data. */

@@ -143,7 +143,7 @@ for (const pair of ['""', '\\\\', '//', 'b\b', 'f\f', 'n\n', 'r\r', 't\t'])
 const PLAIN = Uint8Array.from({ length: 256 }, (_, c) => (c >= 0x20 && c !== 0x22 && c !== 0x5c ? 1 : 0));
 
 /** The index after the string that starts (with its quote) at i; -1 when it is not a JSON string. */
-function skipString(b: Uint8Array, i: number, end: number): number {
+export function skipString(b: Uint8Array, i: number, end: number): number {
   for (i++; i < end; ) {
     const c = b[i]!;
     if (PLAIN[c] === 1) {

@@ -24,6 +24,7 @@ import {
 import { sseFrame } from '../sse.js';
 import { DecodeState, decoder } from './common.js';
 import { DeltaShape } from './delta-shape.js';
+import { FrameShape } from './frame-shape.js';
 import { KeptText } from './pass-through.js';
 import { countInputs, type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
@@ -623,10 +624,11 @@ export function streamDecoder(r: IngressRequest, shapes = true): StreamDecoder {
 }
 
 /**
- * The pass-through check. A one-line frame's bytes are only scanned (scanJson) and where they
- * are is kept: a JSON object without an error or a usage needs nothing more. Any other frame
- * ([DONE], a usage, an error, garbage, odd whitespace, several lines) is decoded and read by
- * chunkOf, as `feed` reads it. The kept frames' text is read when `produced` is (KeptText).
+ * The pass-through check. A one-line frame's bytes are only scanned (scanJson, or its answer
+ * for a frame of the last text chunk's shape: FrameShape) and where they are is kept: a JSON
+ * object without an error or a usage needs nothing more. Any other frame ([DONE], a usage, an
+ * error, garbage, odd whitespace, several lines) is decoded and read by chunkOf, as `feed`
+ * reads it. The kept frames' text is read when `produced` is (KeptText).
  * A class, not closures: frames kept in a closure's context were seen to survive young
  * collections long after their stream ended.
  */
@@ -634,16 +636,19 @@ class PassThroughStream implements PassThroughCheck {
   done = false;
   usage: CanonicalUsage | null = null;
   private readonly kept: KeptText;
+  /** The scan, spared for a chunk shaped like the last text chunk scanned. */
+  private readonly shape = new FrameShape('content', 'obfuscation');
+  /** Chunks scanned: the first (a role, mostly) is not learnt from, its shape seldom comes again. */
+  private scanned = 0;
 
   constructor(private readonly r: IngressRequest) {
     this.kept = new KeptText(() => streamDecoder(r));
   }
 
   checkBytes(bytes: Buffer, start: number, end: number): boolean {
-    if (
-      this.kept.long ||
-      (scanJson(bytes, start, end) & (JSON_OBJECT | JSON_ERROR | JSON_USAGE)) !== JSON_OBJECT
-    )
+    if (this.kept.long) return this.checkData(bytes.toString('utf8', start, end));
+    const flags = this.shape.scan(bytes, start, end, this.scanned++ > 0);
+    if ((flags & (JSON_OBJECT | JSON_ERROR | JSON_USAGE)) !== JSON_OBJECT)
       return this.checkData(bytes.toString('utf8', start, end));
     this.kept.keep(null, bytes, start, end);
     return false;

@@ -23,6 +23,7 @@ import {
 import { sseFrame } from '../sse.js';
 import { DecodeState, decoder, headersNamed } from './common.js';
 import { DeltaShape } from './delta-shape.js';
+import { FrameShape } from './frame-shape.js';
 import { bytesAre, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { ascii, JSON_OBJECT, JSON_TYPE_ERROR, scanJson } from './json-scan.js';
 import { exactCount, type PromptCount, promptCount } from '../tokens.js';
@@ -829,12 +830,15 @@ function judgeFrame(
   eventEnd: number,
   start: number,
   end: number,
+  shape: FrameShape | null,
 ): FrameVerdict {
   if (eventStart < 0) return FrameVerdict.Decode;
   if (bytesAre(b, eventStart, eventEnd, PING)) return FrameVerdict.Skip; // `feed` does not read its data
   const delta = bytesAre(b, eventStart, eventEnd, BLOCK_DELTA);
   if (!delta && !bytesAre(b, eventStart, eventEnd, BLOCK_STOP)) return FrameVerdict.Decode;
-  if ((scanJson(b, start, end) & (JSON_OBJECT | JSON_TYPE_ERROR)) !== JSON_OBJECT) return FrameVerdict.Decode;
+  // A text delta shaped like the last one scanned is spared the scan.
+  const flags = delta && shape ? shape.scan(b, start, end) : scanJson(b, start, end);
+  if ((flags & (JSON_OBJECT | JSON_TYPE_ERROR)) !== JSON_OBJECT) return FrameVerdict.Decode;
   return delta ? FrameVerdict.Keep : FrameVerdict.Skip;
 }
 
@@ -853,6 +857,6 @@ export const anthropicCodec: ProtocolCodec & { countTokens(body: Record<string, 
   channelFault,
   decodeAnswer,
   passThroughCheck: (r: IngressRequest) =>
-    new ScannedPassThrough(() => streamDecoder(r), judgeFrame, 'content_block_delta'),
+    new ScannedPassThrough(() => streamDecoder(r), judgeFrame, 'content_block_delta', new FrameShape('text')),
   streamDecoder,
 };

@@ -9,6 +9,7 @@ import {
   type StreamDecoder,
   type StreamEvent,
 } from '../canonical.js';
+import type { FrameShape } from './frame-shape.js';
 import { literal } from './json-scan.js';
 
 /**
@@ -135,16 +136,21 @@ export class ScannedPassThrough implements PassThroughCheck {
 
   constructor(
     newDecoder: () => StreamDecoder,
-    /** The frame's data is bytes[start, end); its event name bytes[eventStart, eventEnd) (-1: none). */
+    /**
+     * The frame's data is bytes[start, end); its event name bytes[eventStart, eventEnd) (-1:
+     * none). `shape`: this stream's, for the judge to scan its text frames with.
+     */
     private readonly judge: (
       bytes: Buffer,
       eventStart: number,
       eventEnd: number,
       start: number,
       end: number,
+      shape: FrameShape | null,
     ) => FrameVerdict,
     /** The event name a kept frame is read with: the one `judge` keeps frames of (null: none needed). */
     private readonly keptEvent: string | null,
+    private readonly shape: FrameShape | null = null,
   ) {
     this.checked = newDecoder();
     this.kept = new KeptText(newDecoder);
@@ -169,7 +175,7 @@ export class ScannedPassThrough implements PassThroughCheck {
   checkEventBytes(bytes: Buffer, eventStart: number, eventEnd: number, start: number, end: number): boolean {
     const verdict = this.kept.long
       ? FrameVerdict.Decode
-      : this.judge(bytes, eventStart, eventEnd, start, end);
+      : this.judge(bytes, eventStart, eventEnd, start, end, this.shape);
     if (verdict === FrameVerdict.Keep) this.kept.keep(this.keptEvent, bytes, start, end);
     if (verdict !== FrameVerdict.Decode) return false;
     const event = eventStart < 0 ? null : bytes.toString('utf8', eventStart, eventEnd);

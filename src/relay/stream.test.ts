@@ -622,6 +622,51 @@ describe('StreamCheck on Responses pass-through', () => {
     }
     expect(kept).toBeGreaterThan(1000);
   });
+
+  it('agrees with the full decoder on random streams of deltas alike but for text and number', () => {
+    // What FrameShape spares the scan: runs of one delta shape whose sequence_number counts up.
+    for (let seed = 1; seed <= 1000; seed++) {
+      const { r, pick, text } = chooser(seed);
+      let seq = Math.floor(r() * 3) * 1000;
+      const type = pick(['response.output_text.delta', 'response.function_call_arguments.delta']);
+      const delta = (t: unknown, n: unknown = seq++) =>
+        `{"type":"${type}","sequence_number":${n},"item_id":"msg_1","output_index":0,"content_index":0,"delta":${JSON.stringify(t)},"logprobs":[],"obfuscation":"${pick(['mole', 'x', ''])}"}`;
+      const data = (): string => {
+        const k = r();
+        if (k < 0.7) return delta(text());
+        if (k < 0.8) return damaged(delta(text()), r);
+        // Numbers that are not one JSON integer token, or not a number at all.
+        if (k < 0.86)
+          return delta(text(), pick(['05', '-1', '1.5', '1e3', '1234567890123456', '"7"', 'null', '']));
+        if (k < 0.88) return delta(pick([null, 5]));
+        if (k < 0.9) return `${delta(text()).slice(0, -1)},"type":"error"}`;
+        if (k < 0.92) return delta(text()).replace('"delta":"', pick(['"delta":"\\q', '"delta":"\u0001']));
+        if (k < 0.96)
+          return JSON.stringify({
+            type: 'response.completed',
+            sequence_number: seq++,
+            response: {
+              id: 'r',
+              model: 'm',
+              status: 'completed',
+              usage: { input_tokens: 3, output_tokens: 2 },
+            },
+          });
+        return JSON.stringify({
+          type: 'response.output_item.added',
+          sequence_number: seq++,
+          output_index: 0,
+        });
+      };
+      let wire = '';
+      for (let f = 0, n = 2 + Math.floor(r() * 30); f < n; f++) {
+        const d = data();
+        const name = /"type":"([^"]*)"/.exec(d)?.[1] ?? 'x';
+        wire += `event: ${name}\ndata: ${d}\n\n`;
+      }
+      compareChunked(wire, r, `seed ${seed}`, responsesCodec);
+    }
+  });
 });
 
 describe('joinBytes', () => {

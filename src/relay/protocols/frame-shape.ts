@@ -14,10 +14,19 @@
 // A shape may end in a volatile member, as DeltaShape's may (OpenAI's `obfuscation`, last in
 // every chunk with a random value): its value is left out of the shape when it is plain
 // printable ASCII (no quote, backslash or control character: any such value is one string).
+// It may also hold a counter before the text, a member whose value is a non-negative integer
+// that changes in every frame (Responses' `sequence_number`): any such integer is one number
+// token in the same value's place.
 import { JSON_OBJECT, scanJson, skipString } from './json-scan.js';
 
-/** Learnt shapes a stream may try before it gives up (the frames keep changing elsewhere). */
-const MAX_LEARNT = 3;
+/**
+ * Shapes in a row learnt and replaced without matching one frame, before a stream stops
+ * learning (its frames keep changing somewhere the shape cannot leave out).
+ */
+const MAX_USELESS = 3;
+
+/** The most digits a counter's value may have in a shape: a frame with a longer one is scanned. */
+const MAX_COUNTER_DIGITS = 15;
 
 const QUOTE = 0x22;
 const CLOSE_BRACE = 0x7d;
@@ -36,22 +45,45 @@ function sameBytes(bytes: Buffer, b: Buffer, at: number): boolean {
 /** Whether byte `c` may stand in a volatile member's value as it is: printable ASCII, no `"` or `\`. */
 const plainValueByte = (c: number) => c >= 0x20 && c <= 0x7e && c !== QUOTE && c !== 0x5c;
 
+const isDigit = (c: number | undefined) => c !== undefined && c >= 0x30 && c <= 0x39;
+
+/** The index after the non-negative JSON integer at b[i] (no leading zero); -1 when none is there. */
+function skipCounter(b: Buffer, i: number, end: number): number {
+  if (i >= end || !isDigit(b[i])) return -1;
+  if (b[i] === 0x30) return i + 1;
+  const limit = Math.min(end, i + MAX_COUNTER_DIGITS);
+  let k = i + 1;
+  while (k < limit && isDigit(b[k])) k++;
+  return k < end && isDigit(b[k]) ? -1 : k;
+}
+
 export class FrameShape {
+  /** The bytes up to the counter's value, with a counter in the shape; else null. */
+  private head: Buffer | null = null;
+  /** The bytes before the literal (after the counter's value, with one). */
   private prefix: Buffer | null = null;
   private suffix: Buffer = Buffer.alloc(0);
   /** `,"<volatile key>":"` when the learnt shape ends in that member, else null. */
   private tail: Buffer | null = null;
   /** What the scan answered for the learnt frame. */
   private flags = 0;
-  private learnt = 0;
+  /** Frames the learnt shape matched. */
+  private hits = 0;
+  /** Shapes in a row replaced without a match. */
+  private useless = 0;
   /** `"<key>":`, the member whose string value is the frame's text. */
   private readonly key: Buffer;
   private readonly volatileOpening: Buffer | null;
+  private readonly counterKey: Buffer | null;
 
-  /** `key`: the member holding the text; `volatileKey`: a string member, last, that changes in every frame. */
-  constructor(key: string, volatileKey?: string) {
+  /**
+   * `key`: the member holding the text; `volatileKey`: a string member, last, that changes in
+   * every frame; `counterKey`: an integer member before the text that changes in every frame.
+   */
+  constructor(key: string, volatileKey?: string, counterKey?: string) {
     this.key = Buffer.from(`"${key}":`);
     this.volatileOpening = volatileKey ? Buffer.from(`,"${volatileKey}":"`) : null;
+    this.counterKey = counterKey ? Buffer.from(`"${counterKey}":`) : null;
   }
 
   /**
@@ -73,7 +105,10 @@ export class FrameShape {
    * a scan's, and then, when `learn` and the frame is an object, its shape is learnt.
    */
   scan(b: Buffer, start: number, end: number, learn = true): number {
-    if (this.matches(b, start, end)) return this.flags;
+    if (this.matches(b, start, end)) {
+      this.hits++;
+      return this.flags;
+    }
     const flags = scanJson(b, start, end);
     if (learn && (flags & JSON_OBJECT) !== 0) this.learn(b, start, end, flags);
     return flags;
@@ -83,21 +118,30 @@ export class FrameShape {
   matches(b: Buffer, start: number, end: number): boolean {
     const prefix = this.prefix;
     if (prefix === null) return false;
-    const p = prefix.length;
     const fixed = this.fixedEnd(b, start, end, this.tail);
-    if (fixed - start < p + 2 + this.suffix.length) return false;
-    if (b[start + p] !== QUOTE || !sameBytes(prefix, b, start)) return false;
-    const after = skipString(b, start + p, fixed);
+    if (fixed < 0) return false;
+    let at = start;
+    const head = this.head;
+    if (head !== null) {
+      if (fixed - at < head.length || !sameBytes(head, b, at)) return false;
+      at = skipCounter(b, at + head.length, fixed);
+      if (at < 0) return false;
+    }
+    const p = prefix.length;
+    if (fixed - at < p + 2 + this.suffix.length) return false;
+    if (b[at + p] !== QUOTE || !sameBytes(prefix, b, at)) return false;
+    const after = skipString(b, at + p, fixed);
     return after >= 0 && fixed - after === this.suffix.length && sameBytes(this.suffix, b, after);
   }
 
   /**
    * Learns the shape of b[start, end), a frame that a scan answered `flags` for, a JSON
-   * object: the string value after its last `"<key>":`, when there is one. Once MAX_LEARNT
-   * shapes were learnt, none is. The bytes are copied: the frame's chunk is not held.
+   * object: the string value after its last `"<key>":`, when there is one. Once MAX_USELESS
+   * shapes in a row were replaced without a match, none is. The bytes are copied: the frame's
+   * chunk is not held.
    */
   private learn(b: Buffer, start: number, end: number, flags: number): void {
-    if (this.learnt >= MAX_LEARNT) return;
+    if (this.prefix !== null && this.useless + (this.hits > 0 ? 0 : 1) >= MAX_USELESS) return;
     // (A negative offset would search from the buffer's end.)
     if (end - start < this.key.length + 2) return;
     const at = b.lastIndexOf(this.key, end - this.key.length - 1);
@@ -105,7 +149,19 @@ export class FrameShape {
     if (at < start || literal >= end || b[literal] !== QUOTE) return;
     const after = skipString(b, literal, end);
     if (after < 0) return;
-    this.learnt++;
+    if (this.prefix !== null) this.useless = this.hits > 0 ? 0 : this.useless + 1;
+    // The counter, when its value is an integer right after its key, before the literal.
+    let head: Buffer | null = null;
+    let prefixStart = start;
+    if (this.counterKey !== null) {
+      const k = b.indexOf(this.counterKey, start);
+      const value = k + this.counterKey.length;
+      const valueEnd = k < 0 ? -1 : skipCounter(b, value, literal);
+      if (k >= start && valueEnd >= 0) {
+        head = Buffer.from(b.subarray(start, value));
+        prefixStart = valueEnd;
+      }
+    }
     // The volatile member, when the frame ends in it with a plain value, is left out.
     let tail = this.volatileOpening;
     let fixed = this.fixedEnd(b, start, end, tail);
@@ -113,9 +169,11 @@ export class FrameShape {
       tail = null;
       fixed = end;
     }
-    this.prefix = Buffer.from(b.subarray(start, literal));
+    this.head = head;
+    this.prefix = Buffer.from(b.subarray(prefixStart, literal));
     this.suffix = Buffer.from(b.subarray(after, fixed));
     this.tail = tail;
     this.flags = flags;
+    this.hits = 0;
   }
 }

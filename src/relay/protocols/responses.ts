@@ -40,6 +40,7 @@ import {
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
 import { DecodeState, decoder, headersNamed } from './common.js';
+import { FrameShape } from './frame-shape.js';
 import { bytesStartWith, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { ascii, JSON_OBJECT, JSON_TYPE_TWICE, scanJson } from './json-scan.js';
 import { type PromptCount, promptCount } from '../tokens.js';
@@ -801,7 +802,8 @@ const DELTAS = [
  * The pass-through check's judge (Responses to a Responses channel: Codex's path). Most of a
  * stream's events are deltas of text or tool arguments, and `feed` neither throws on them nor
  * changes `done` or `usage` when their data is a JSON object whose only top-level `type` names
- * one: those are only scanned (scanJson) and kept for their text; every other frame is decoded.
+ * one: those are only scanned (scanJson, or its answer for a delta of the last one's shape:
+ * FrameShape) and kept for their text; every other frame is decoded.
  */
 function judgeFrame(
   b: Buffer,
@@ -809,11 +811,12 @@ function judgeFrame(
   _eventEnd: number,
   start: number,
   end: number,
+  shape: FrameShape | null,
 ): FrameVerdict {
   if (!DELTAS.some((prefix) => bytesStartWith(b, start, end, prefix))) return FrameVerdict.Decode;
-  return (scanJson(b, start, end) & (JSON_OBJECT | JSON_TYPE_TWICE)) === JSON_OBJECT
-    ? FrameVerdict.Keep
-    : FrameVerdict.Decode;
+  // A delta shaped like the last one scanned (but for its sequence number) is spared the scan.
+  const flags = shape ? shape.scan(b, start, end) : scanJson(b, start, end);
+  return (flags & (JSON_OBJECT | JSON_TYPE_TWICE)) === JSON_OBJECT ? FrameVerdict.Keep : FrameVerdict.Decode;
 }
 
 // ── stream encoder (ingress) ────────────────────────────────────────────────────────────────
@@ -1169,6 +1172,12 @@ export const responsesCodec: ProtocolCodec = {
   fromCanonical,
   answerError,
   decodeAnswer,
-  passThroughCheck: (r: IngressRequest) => new ScannedPassThrough(() => streamDecoder(r), judgeFrame, null),
+  passThroughCheck: (r: IngressRequest) =>
+    new ScannedPassThrough(
+      () => streamDecoder(r),
+      judgeFrame,
+      null,
+      new FrameShape('delta', 'obfuscation', 'sequence_number'),
+    ),
   streamDecoder,
 };

@@ -45,6 +45,24 @@ function sameBytes(bytes: Buffer, b: Buffer, at: number): boolean {
 /** Whether byte `c` may stand in a volatile member's value as it is: printable ASCII, no `"` or `\`. */
 const plainValueByte = (c: number) => c >= 0x20 && c <= 0x7e && c !== QUOTE && c !== 0x5c;
 
+/**
+ * Copies of b's ranges [r0, r1), [r2, r3), … in one piece of memory of their own: a Buffer.from
+ * copy of a few bytes comes from the shared 8 KiB pool, and a stream holding it for its life
+ * would hold that whole slab; one allocation for them all costs less than one each.
+ */
+function ownCopies(b: Buffer, ...ranges: number[]): Buffer[] {
+  let size = 0;
+  for (let k = 0; k < ranges.length; k += 2) size += ranges[k + 1]! - ranges[k]!;
+  const own = Buffer.allocUnsafeSlow(size);
+  const copies: Buffer[] = [];
+  for (let k = 0, at = 0; k < ranges.length; k += 2) {
+    const n = b.copy(own, at, ranges[k]!, ranges[k + 1]!);
+    copies.push(own.subarray(at, at + n));
+    at += n;
+  }
+  return copies;
+}
+
 const isDigit = (c: number | undefined) => c !== undefined && c >= 0x30 && c <= 0x39;
 
 /** The index after the non-negative JSON integer at b[i] (no leading zero); -1 when none is there. */
@@ -137,8 +155,8 @@ export class FrameShape {
   /**
    * Learns the shape of b[start, end), a frame that a scan answered `flags` for, a JSON
    * object: the string value after its last `"<key>":`, when there is one. Once MAX_USELESS
-   * shapes in a row were replaced without a match, none is. The bytes are copied: the frame's
-   * chunk is not held.
+   * shapes in a row were replaced without a match, none is. The bytes are copied (ownCopies):
+   * the frame's chunk is not held.
    */
   private learn(b: Buffer, start: number, end: number, flags: number): void {
     if (this.prefix !== null && this.useless + (this.hits > 0 ? 0 : 1) >= MAX_USELESS) return;
@@ -151,14 +169,14 @@ export class FrameShape {
     if (after < 0) return;
     if (this.prefix !== null) this.useless = this.hits > 0 ? 0 : this.useless + 1;
     // The counter, when its value is an integer right after its key, before the literal.
-    let head: Buffer | null = null;
+    let headEnd = start;
     let prefixStart = start;
     if (this.counterKey !== null) {
       const k = b.indexOf(this.counterKey, start);
       const value = k + this.counterKey.length;
       const valueEnd = k < 0 ? -1 : skipCounter(b, value, literal);
       if (k >= start && valueEnd >= 0) {
-        head = Buffer.from(b.subarray(start, value));
+        headEnd = value;
         prefixStart = valueEnd;
       }
     }
@@ -169,9 +187,10 @@ export class FrameShape {
       tail = null;
       fixed = end;
     }
-    this.head = head;
-    this.prefix = Buffer.from(b.subarray(prefixStart, literal));
-    this.suffix = Buffer.from(b.subarray(after, fixed));
+    const [head, prefix, suffix] = ownCopies(b, start, headEnd, prefixStart, literal, after, fixed);
+    this.head = headEnd > start ? head! : null;
+    this.prefix = prefix!;
+    this.suffix = suffix!;
     this.tail = tail;
     this.flags = flags;
     this.hits = 0;

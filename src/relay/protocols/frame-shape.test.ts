@@ -71,7 +71,7 @@ describe('FrameShape', () => {
     }
   });
 
-  it('replaces only a value: a key that ends in the key’s name is not its place', () => {
+  it('takes the literal after a key that only ends in the key’s name: still a value', () => {
     // `"x\"content":` ends in `"content":` too; the value after it is still a value.
     const tricky = (text: string) =>
       `{"x\\"content":${JSON.stringify(text)},"choices":[{"delta":{"\\u0063ontent":"real"}}]}`;
@@ -114,7 +114,7 @@ describe('FrameShape', () => {
     expect(whole(delta('5', 'b'))).toBe(false);
   });
 
-  it('stops learning after three shapes (a field that changes in every chunk)', () => {
+  it('stops learning after three shapes in a row that matched nothing (a field that changes)', () => {
     const s = new FrameShape('content');
     // Frames without the key are not counted.
     for (let i = 1; i <= 5; i++) s.scan(...inChunk(`{"choices":[],"n":${i}}`));

@@ -21,8 +21,8 @@ const PROBE = '\u0001delta-shape-probe\u0002';
 /** Learnt shapes a stream may try before it gives up (a field that changes in every chunk). */
 const MAX_LEARNT = 3;
 
-/** Whether `c` may stand in a volatile field's value as it is: printable ASCII, no `"` or `\`. */
-const plainValueChar = (c: number) => c >= 0x20 && c <= 0x7e && c !== 0x22 && c !== 0x5c;
+/** Whether char or byte `c` may stand in a volatile field's value as it is: printable ASCII, no `"` or `\`. */
+export const plainValueChar = (c: number) => c >= 0x20 && c <= 0x7e && c !== 0x22 && c !== 0x5c;
 
 export class DeltaShape {
   private prefix = '';

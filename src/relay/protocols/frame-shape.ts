@@ -17,6 +17,7 @@
 // It may also hold a counter before the text, a member whose value is a non-negative integer
 // that changes in every frame (Responses' `sequence_number`): any such integer is one number
 // token in the same value's place.
+import { plainValueChar } from './delta-shape.js';
 import { JSON_OBJECT, scanJson, skipString } from './json-scan.js';
 
 /**
@@ -41,9 +42,6 @@ function sameBytes(bytes: Buffer, b: Buffer, at: number): boolean {
   for (let k = 0; k < n; k++) if (b[at + k] !== bytes[k]) return false;
   return true;
 }
-
-/** Whether byte `c` may stand in a volatile member's value as it is: printable ASCII, no `"` or `\`. */
-const plainValueByte = (c: number) => c >= 0x20 && c <= 0x7e && c !== QUOTE && c !== 0x5c;
 
 /**
  * Copies of b's ranges [r0, r1), [r2, r3), … in one piece of memory of their own: a Buffer.from
@@ -112,7 +110,7 @@ export class FrameShape {
     if (tail === null) return end;
     let i = end - 1;
     if (i - 1 < start || b[i] !== CLOSE_BRACE || b[--i] !== QUOTE) return -1;
-    while (--i >= start && plainValueByte(b[i]!));
+    while (--i >= start && plainValueChar(b[i]!));
     // b[i] is the value's opening quote, the last byte of the member's opening.
     const at = i + 1 - tail.length;
     return at >= start && sameBytes(tail, b, at) ? at : -1;

@@ -5,7 +5,7 @@
 // watches the key (security/guard.ts); the same IP again costs none.
 // Counted on node-redis's tracing channels in this process; the hold leases are long, so no
 // heartbeat lands while a request is counted.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { watchRedisCommands } from '../../src/shared/redis.spec.js';
 import { redisUrl, userWithKey, type TestServer } from '../helpers/server.js';
 import { offlineSuite } from '../helpers/relay-suite.js';
@@ -94,6 +94,11 @@ describe.skipIf(!redisUrl())('Redis round trips of one relay request', () => {
     });
     expect(minted.status, JSON.stringify(minted.json)).toBe(201);
     const secret = minted.json.key as string;
+
+    // Both requests in one clock hour (and day): a new hour between them would count the IP
+    // anew, a new day seed the budget's counter again.
+    const thaw = s.clock.freeze();
+    onTestFinished(thaw);
 
     // The first request: this client IP is new to the key this hour (one guard call before
     // admission), and its counters are new to Redis: the script answers NEEDS_SEED, the

@@ -4,7 +4,7 @@
 // survives a restart, GET /v1/key `limits.budget`, and 422 limit_above_group.
 import http from 'node:http';
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { backends, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
 import { offerMockModel } from '../helpers/priced-model.js';
 import { uniq } from '../relay/relay-helpers.js';
@@ -50,6 +50,9 @@ describe.each(backends())('periodic budgets (%s)', (backend) => {
   afterAll(async () => {
     await s?.close();
   });
+  // A test's requests and the reads after them must share one budget period: a UTC day, week or
+  // month starting between them (or just after a moveTo) would start its spend afresh.
+  beforeEach(() => s.clock.freeze());
 
   it('admits exactly what a key budget covers under a burst of parallel requests, none over', async () => {
     const { key, secret } = await userWithKey(s, {

@@ -5,7 +5,7 @@
 // milliseconds instead of a node start-up each; one test runs the real process to prove
 // that exit codes and output reach the shell.
 import { Readable } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { run } from '../../src/cli/program.js';
 import { type CliResult as Result, moleProcess } from '../helpers/process.js';
 import { pricedServerForSuite } from '../helpers/priced-model.js';
@@ -223,6 +223,9 @@ describe('mole CLI', { timeout: 180_000 }, () => {
   it('usage by day, key and model, with --from/--to', async () => {
     const user = await okJson(['users', 'create', 'dave', '--balance', '5', '--password', 'dave-password-1']);
     const key = await okJson(['keys', 'create', 'usage-key', '--user', String(user.id)]);
+    // Both requests and `today` on one UTC day of the server's clock: a day starting between them
+    // would split the day's row (or name the next day).
+    onTestFinished(s.clock.freeze());
     for (let i = 0; i < 2; i++) {
       const r = await fetch(s.url + '/v1/chat/completions', {
         method: 'POST',
@@ -240,7 +243,7 @@ describe('mole CLI', { timeout: 180_000 }, () => {
     const byKey = await okJson(['usage', '--by', 'key', '--key', String(key.id)]);
     expect(byKey.data[0]).toMatchObject({ key_id: key.id, requests: 2 });
 
-    const today = new Date().toISOString().slice(0, 10);
+    const today = new Date(s.clock.now()).toISOString().slice(0, 10);
     const byDay = (await ok(['usage', '--user', String(user.id), '--from', '1d', '--to', '2099-01-01']))
       .stdout;
     const lines = byDay.trimEnd().split('\n');

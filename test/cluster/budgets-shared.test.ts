@@ -1,8 +1,8 @@
 // Two gateways on one PostgreSQL database and one Redis: a periodic budget is one shared
 // counter, so a burst spread over both instances never spends past it, and each instance
 // sees the other's spend.
-import { describe, expect, it } from 'vitest';
-import { clusterReady, pairForSuite } from './helpers.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { clusterReady, freezePair, pairForSuite } from './helpers.js';
 import { type TestServer, userWithKey } from '../helpers/server.js';
 
 const enabled = clusterReady('shared budgets suite');
@@ -23,6 +23,9 @@ const chat = async (s: TestServer, secret: string) => {
 
 describe.skipIf(!enabled)('budgets on two instances sharing PostgreSQL + Redis', () => {
   const { a, b } = pairForSuite({ prices: { 'mole-mini': { input: 0, output: 1 } } });
+  // A burst must fall in one budget period: a UTC day or month starting during it would start
+  // the spend afresh (and admit past the budget).
+  beforeEach(() => freezePair(a, b));
 
   it('a key budget covering 6 requests admits exactly 6 of 40 spread over both instances', async () => {
     const { key, secret } = await userWithKey(a, {

@@ -76,3 +76,17 @@ export function pairForSuite(opts: PairOptions | (() => PairOptions)): { a: Test
   );
   return { a: a.ref, b: b.ref };
 }
+
+/**
+ * Stops both instances' clocks at one time, for a test whose steps on either must share one
+ * clock hour or budget period (each instance has a clock of its own): answers the thaw.
+ */
+export function freezePair(a: TestServer, b: TestServer): () => void {
+  const thaws = [a.clock.freeze(), b.clock.freeze()];
+  // They stopped a moment apart: the one behind catches up, so both read the same time.
+  const gap = b.clock.now() - a.clock.now();
+  (gap > 0 ? a : b).clock.advance(Math.abs(gap));
+  return () => {
+    for (const thaw of thaws) thaw();
+  };
+}

@@ -1,8 +1,8 @@
 // A leak report reaching one gateway switches the key off on every gateway sharing its
 // PostgreSQL and Redis within a second (contract §8), although both held the key in their
 // caches; and the anomaly guard counts client IPs across both.
-import { afterAll, describe, expect, it, vi } from 'vitest';
-import { clusterReady, pairForSuite } from './helpers.js';
+import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { clusterReady, freezePair, pairForSuite } from './helpers.js';
 import { type TestServer, userWithKey } from '../helpers/server.js';
 import { expectRelayError, relay } from '../foundation/util.js';
 import { type FakeGithub, fakeGithub, match } from '../security/helpers.js';
@@ -19,6 +19,9 @@ describe.skipIf(!enabled)('leak response on two instances sharing PostgreSQL + R
       prices: { 'mole-mini': { input: 1000, output: 1000 } },
     };
   });
+  // The guard counts IPs and spend per clock hour: an hour starting between two calls of a test
+  // would count afresh.
+  beforeEach(() => freezePair(a, b));
 
   it('a signed report to one instance revokes the key on both in under 1 s', async () => {
     const { key, secret } = await userWithKey(a);

@@ -3,7 +3,7 @@
 // the limit is refused as key_disabled), audited `key.auto_disabled` with the reason;
 // `alert` only raises the event, once per key, hour and threshold. Client IPs are the ones
 // the trusted-proxy setting believes: a forged X-Forwarded-For counts for nothing.
-import { describe, expect, it, vi } from 'vitest';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { pricedServerForSuite } from '../helpers/priced-model.js';
 import { backends, type TestServer } from '../helpers/server.js';
 import { suiteServer } from '../helpers/suite.js';
@@ -23,6 +23,9 @@ describe.each(backends())('anomaly guard behind a trusted proxy [%s]', (backend)
   pricedServerForSuite({ backend, env: { MOLE_TRUSTED_PROXIES: '127.0.0.1/32,::1' } }, price, (started) => {
     s = started;
   });
+  // The guard counts IPs and spend per clock hour: an hour starting between two requests of a
+  // test would count afresh. Each test runs on a stopped clock (the returned thaw runs after it).
+  beforeEach(() => s.clock.freeze());
 
   it('validates the guard and shows it on the key', async () => {
     const { user } = await createUser(s);

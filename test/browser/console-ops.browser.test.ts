@@ -22,6 +22,8 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
   let broke: Account;
   let penny: Account;
   const twins: string[] = [];
+  /** When the calls below were made, on the server's clock (stopped while they ran). */
+  let callsAt = 0;
 
   beforeAll(async () => {
     admin = await createUser(t.s, { username: 'ada', role: 'admin', balance: 100 });
@@ -45,6 +47,10 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
     });
     expect(k.status).toBe(201);
     secret = k.body.key;
+    // The home page's "today" is the browser's day (Europe/Berlin): the calls land at one moment,
+    // which that test gives the browser, so no midnight falls between them and the page.
+    const thaw = t.s.clock.freeze();
+    callsAt = t.s.clock.now();
     const chat = (key: string, model: string) =>
       relay(t.s.url, key, '/chat/completions', { model, messages: [{ role: 'user', content: 'hello' }] });
     expect((await chat(secret, 'gpt-4o-mini')).status).toBe(200); // dead upstream first, then the mock
@@ -61,6 +67,7 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
       twins.push(twin.body.display);
       expect((await chat(twin.body.key, 'gpt-4o')).status).toBe(200);
     }
+    thaw();
     await signIn(t.page, t.s.url, admin.username, admin.password);
   });
 
@@ -97,6 +104,7 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
   });
 
   it('the home page shows today at a glance: spend, requests, errors, top keys and models', async () => {
+    await t.page.clock.setFixedTime(callsAt);
     await t.page.getByRole('link', { name: 'Home', exact: true }).click();
     await t.page.getByRole('heading', { name: 'Today', level: 1 }).waitFor();
     const glance = t.page.getByLabel('Today at a glance');

@@ -37,8 +37,8 @@ export const CHROMIUM_DISABLED_FEATURES = [
   'msForceBrowserSignIn',
   'msEdgeUpdateLaunchServicesPreferredVersion',
   // Each window (each test's context) preloaded its address bar's suggestion popup, a WebUI
-  // page in a renderer of its own: ~1.4 s of CPU a context, most of what the browser suites
-  // cost Chromium. No test opens the address bar.
+  // page in a renderer of its own: ~1.4 s of CPU a context, about a quarter of what the
+  // browser suites cost Chromium. No test opens the address bar.
   'WebUIOmniboxPopup',
   'WebUIOmniboxAimPopup',
 ];

@@ -232,6 +232,57 @@ export function createUsageQueries(
     ...SUM_COLUMNS.map((c) => sql<number>`sum(${sql.ref(c)})`.as(c)),
   ] as const;
 
+  /**
+   * Sums per day, key or model, ordered (days ascending; keys and models by cost, then
+   * requests, descending, then key id or model name): `page.offset` groups skipped, at most
+   * `page.limit` returned. As the database answers them: no key names, nano-USD.
+   */
+  async function groups(
+    groupBy: UsageGroup,
+    f: Omit<LogFilter, 'status'>,
+    page?: { limit: number; offset: number },
+  ): Promise<UsageSums[]> {
+    let q = db
+      .selectFrom(unionOf(f, groupBy).as('u'))
+      .select([sql.ref('grp').as('grp'), ...SUMS])
+      .groupBy(sql.ref('grp'));
+    q =
+      groupBy === 'day'
+        ? q.orderBy(sql`grp asc`)
+        : q.orderBy(sql`sum(cost_nano) desc`).orderBy(sql`sum(requests) desc`).orderBy(sql`grp asc`);
+    if (page) q = q.limit(page.limit).offset(page.offset);
+    return (await q.execute()) as UsageSums[];
+  }
+
+  /**
+   * Groups as the API shows them. Key names are fetched for these groups' keys only, in
+   * chunks, so no statement ever carries more ids than the database takes.
+   */
+  async function present(groupBy: UsageGroup, rows: readonly UsageSums[]) {
+    const names = new Map<number, { name: string; display: string }>();
+    if (groupBy === 'key') {
+      const ids = rows.map((r) => Number(r.grp));
+      for (let i = 0; i < ids.length; i += NAME_CHUNK)
+        for (const [id, named] of await keys.namesOf(ids.slice(i, i + NAME_CHUNK))) names.set(id, named);
+    }
+    return rows.map((r) => ({
+      ...(groupBy === 'day'
+        ? { day: String(r.grp) }
+        : groupBy === 'key'
+          ? {
+              key_id: Number(r.grp),
+              key_name: names.get(Number(r.grp))?.name ?? null,
+              key_display: names.get(Number(r.grp))?.display ?? null,
+            }
+          : { model: r.grp === '' ? null : String(r.grp) }),
+      requests: Number(r.requests),
+      prompt_tokens: Number(r.prompt_tokens),
+      cached_tokens: Number(r.cached_tokens),
+      completion_tokens: Number(r.completion_tokens),
+      cost: nanoToUsd(Number(r.cost_nano)),
+    }));
+  }
+
   return {
     async listLogs(f: LogFilter, page: { limit: number; cursor?: number }) {
       return readIdPage(applyFilter(db.selectFrom('logs').selectAll(), f), page, toLogJson);
@@ -274,59 +325,33 @@ export function createUsageQueries(
       }
     },
 
+    groups,
+    present,
+
     /**
-     * Sums per day, key or model, ordered (days ascending; keys and models by cost, then
-     * requests, descending, then key id or model name), one page at a time: `page.offset`
-     * rows skipped, at most `page.limit` returned, and `next_cursor` (the next offset) while
-     * more remain. Key names are fetched for the page's keys only, in chunks, so no statement
-     * ever carries more ids than the database takes.
+     * One page of `groups` as the API shows them: `next_cursor` (the next offset) while more
+     * remain. Each page groups everything again (api/usage pages through usage/pages.ts).
      */
     async usage(groupBy: UsageGroup, f: Omit<LogFilter, 'status'>, page?: { limit: number; offset: number }) {
-      type Agg = {
-        grp: string | number | null;
-        requests: number;
-        prompt_tokens: number;
-        cached_tokens: number;
-        completion_tokens: number;
-        cost_nano: number;
-      };
-      let q = db
-        .selectFrom(unionOf(f, groupBy).as('u'))
-        .select([sql.ref('grp').as('grp'), ...SUMS])
-        .groupBy(sql.ref('grp'));
-      q =
-        groupBy === 'day'
-          ? q.orderBy(sql`grp asc`)
-          : q.orderBy(sql`sum(cost_nano) desc`).orderBy(sql`sum(requests) desc`).orderBy(sql`grp asc`);
-      if (page) q = q.limit(page.limit + 1).offset(page.offset);
-      let rows = (await q.execute()) as Agg[];
+      let rows = await groups(groupBy, f, page && { limit: page.limit + 1, offset: page.offset });
       const more = page !== undefined && rows.length > page.limit;
       if (more) rows = rows.slice(0, page.limit);
-      const names = new Map<number, { name: string; display: string }>();
-      if (groupBy === 'key') {
-        const ids = rows.map((r) => Number(r.grp));
-        for (let i = 0; i < ids.length; i += NAME_CHUNK)
-          for (const [id, named] of await keys.namesOf(ids.slice(i, i + NAME_CHUNK))) names.set(id, named);
-      }
-      const data = rows.map((r) => ({
-        ...(groupBy === 'day'
-          ? { day: String(r.grp) }
-          : groupBy === 'key'
-            ? {
-                key_id: Number(r.grp),
-                key_name: names.get(Number(r.grp))?.name ?? null,
-                key_display: names.get(Number(r.grp))?.display ?? null,
-              }
-            : { model: r.grp === '' ? null : String(r.grp) }),
-        requests: Number(r.requests),
-        prompt_tokens: Number(r.prompt_tokens),
-        cached_tokens: Number(r.cached_tokens),
-        completion_tokens: Number(r.completion_tokens),
-        cost: nanoToUsd(Number(r.cost_nano)),
-      }));
-      return { data, next_cursor: more ? String(page.offset + page.limit) : null };
+      return {
+        data: await present(groupBy, rows),
+        next_cursor: more ? String(page.offset + page.limit) : null,
+      };
     },
   };
+}
+
+/** One group's sums, as the database answers them. */
+export interface UsageSums {
+  grp: string | number | null;
+  requests: number;
+  prompt_tokens: number;
+  cached_tokens: number;
+  completion_tokens: number;
+  cost_nano: number;
 }
 
 type UnionRow = {

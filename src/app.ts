@@ -138,6 +138,7 @@ type ManagementDeps = Pick<
   | 'billingActions'
   | 'channelActions'
   | 'usage'
+  | 'usagePages'
   | 'flush'
   | 'securityActions'
   | 'scanningKeys'

@@ -39,6 +39,7 @@ import { createBudgets } from './budgets/service.js';
 import { type BudgetMeter, createLocalMeter, createRedisMeter } from './budgets/meter.js';
 import { openJournal } from './usage/journal.js';
 import { createUsageQueries } from './usage/queries.js';
+import { createUsagePages } from './usage/pages.js';
 import { createLogUpkeep } from './usage/retention.js';
 import { createLimiter } from './limits/limiter.js';
 import { createLocalAdmission } from './admission/admission-local.js';
@@ -238,6 +239,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   // What a crashed process billed but had not written yet, before serving anything.
   await usageWriter.recover();
   const usage = createUsageQueries(db, storage.dialect, keys);
+  const usagePages = createUsagePages(usage, { now: clock });
   // Call-log partitions ahead (PostgreSQL) and MOLE_LOG_RETENTION_DAYS. Today's partition is
   // made before serving; should that wait too long, rows go to the DEFAULT partition meanwhile.
   const logUpkeep = createLogUpkeep({
@@ -360,6 +362,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     now: clock,
     usageWriter,
     usage,
+    usagePages,
     logUpkeep,
     limiter,
     admission,

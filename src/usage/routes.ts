@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { type Principal, scopedUserId } from '../http/principal.js';
 import { route, zTime } from '../http/route.js';
 import { zCursor, zId, zIsoTime, zLimit } from '../http/validate.js';
+import { type UsagePages, USAGE_CURSOR, parseUsageCursor } from './pages.js';
 import { toCsv, type LogFilter, type UsageQueries } from './queries.js';
 
 const filterFields = {
@@ -121,7 +122,7 @@ function toFilter(
 
 export function registerUsageRoutes(
   app: FastifyInstance,
-  deps: { usage: UsageQueries; flush: () => Promise<void> },
+  deps: { usage: UsageQueries; usagePages: UsagePages; flush: () => Promise<void> },
 ) {
   route(app, {
     method: 'GET',
@@ -177,7 +178,8 @@ export function registerUsageRoutes(
         // JSON pages hold at most `limit` groups (default 1000); `next_cursor` asks for the next.
         // A CSV export holds every group (up to 200,000) unless `limit` is given.
         limit: z.coerce.number().int().min(1).max(USAGE_MAX_LIMIT).optional(),
-        cursor: zCursor,
+        // `next_cursor` as given: `<offset>.<snapshot>` (pages of one walk), or an offset.
+        cursor: z.string().regex(USAGE_CURSOR, 'must be a next_cursor of this list').optional(),
       })
       .strict(),
     response: z
@@ -186,10 +188,13 @@ export function registerUsageRoutes(
     handler: async ({ query, principal, reply }) => {
       await deps.flush();
       const limit = query.limit ?? (query.format === 'csv' ? CSV_MAX_ROWS : USAGE_DEFAULT_LIMIT);
-      const result = await deps.usage.usage(query.group_by, toFilter(query, principal), {
-        limit,
-        offset: query.cursor ?? 0,
-      });
+      const filter = toFilter(query, principal);
+      const cursor = query.cursor === undefined ? undefined : parseUsageCursor(query.cursor)!;
+      // A CSV export is one answer: it needs no snapshot for pages to come.
+      const result =
+        query.format === 'csv'
+          ? await deps.usage.usage(query.group_by, filter, { limit, offset: cursor?.offset ?? 0 })
+          : await deps.usagePages.page(query.group_by, filter, limit, cursor);
       if (query.format === 'csv') {
         const first = query.group_by === 'key' ? ['key_id', 'key_name'] : [query.group_by];
         const cols = [...first, 'requests', 'prompt_tokens', 'cached_tokens', 'completion_tokens', 'cost'];

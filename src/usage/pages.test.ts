@@ -100,7 +100,7 @@ describe('usage pages', () => {
     expect(calls).toHaveLength(4);
   });
 
-  it('expires: an old cursor pages by grouping again, from its offset', async () => {
+  it('expires: an old cursor pages by offset, grouping again', async () => {
     let t = 0;
     const { q, calls } = queries(4);
     const pages = createUsagePages(q, { now: () => t, ttlMs: 1000 });
@@ -108,7 +108,7 @@ describe('usage pages', () => {
     t = 1000;
     const next = await pages.page('key', {}, 2, parseUsageCursor(first.next_cursor!)!);
     expect(next.data.map((r) => ('key_id' in r ? r.key_id : -1))).toEqual([3, 4]);
-    expect(calls).toHaveLength(2);
+    expect(calls[1]).toEqual({ limit: 3, offset: 2 });
     expect(pages.stats().snapshots).toBe(0);
   });
 
@@ -129,18 +129,30 @@ describe('usage pages', () => {
     expect(calls).toHaveLength(4);
   });
 
-  it('past maxGroups: no snapshot; pages within them come from one grouping, later ones by offset', async () => {
+  it('past maxGroups: no snapshot; the first page from one capped grouping, the rest by offset', async () => {
     const { q, calls } = queries(10);
     const pages = createUsagePages(q, { now: () => 0, maxGroups: 6 });
     expect(await walk(pages, 4)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
     expect(pages.stats().snapshots).toBe(0);
-    // Page 1 from the capped grouping; page 2 (4–8) reaches past it; page 3 starts past it.
     expect(calls).toEqual([
-      { limit: 7, offset: 0 },
       { limit: 7, offset: 0 },
       { limit: 5, offset: 4 },
       { limit: 5, offset: 8 },
     ]);
+  });
+
+  it('a cursor whose snapshot is not here pages the rest of its walk by offset', async () => {
+    const { q, calls } = queries(7);
+    const pages = createUsagePages(q, { now: () => 0 });
+    const p = await pages.page('key', {}, 3, parseUsageCursor('3.AAAAAAAAAAAAAAAA')!);
+    expect(p.next_cursor).toBe('6');
+    const last = await pages.page('key', {}, 3, parseUsageCursor(p.next_cursor!)!);
+    expect(last.next_cursor).toBeNull();
+    expect(calls).toEqual([
+      { limit: 4, offset: 3 },
+      { limit: 4, offset: 6 },
+    ]);
+    expect(pages.stats().snapshots).toBe(0);
   });
 
   it('reads cursors as next_cursor spells them', () => {

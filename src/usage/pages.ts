@@ -4,9 +4,10 @@
 // first page of a walk groups everything once and keeps the ordered sums in memory (a
 // snapshot); `next_cursor` names it (`<offset>.<snapshot>`), and the later pages are slices of
 // it: every group once, with the sums as of the first page. A snapshot answers only the query
-// that made it (grouping and filter, the caller's scope included); one that has expired or
-// was made by another instance is simply not found, and the page is grouped at its offset as
-// before. A bare offset (`<offset>`) is read that way too.
+// that made it (grouping and filter, the caller's scope included). One that has expired or was
+// made by another instance is not found: that page, and the rest of its walk, is grouped at
+// its offset as before (bare `<offset>` cursors), so a walk that hops between instances costs
+// no more than it did.
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../shared/clock.js';
 import type { LogFilter, UsageGroup, UsageQueries, UsageSums } from './queries.js';
@@ -93,24 +94,23 @@ export function createUsagePages(
     ) {
       const query = JSON.stringify([groupBy, f.userId, f.keyId, f.model, f.from, f.to]);
       const { offset } = cursor;
-      const found = find(cursor.snapshot, query);
-      let name = found ? cursor.snapshot : undefined;
-      let groups = found?.groups;
+      let name = cursor.snapshot;
+      let groups = find(name, query)?.groups;
       if (!groups) {
-        // Past what a snapshot may hold: this page alone, grouped at its offset.
-        if (offset >= maxGroups) return q.usage(groupBy, f, { limit, offset });
+        // A later page whose snapshot is not here (expired, or made by another instance behind
+        // the same load balancer), or a bare offset: grouped at its offset, as before snapshots.
+        if (offset > 0 || limit >= maxGroups) return q.usage(groupBy, f, { limit, offset });
         const all = await q.groups(groupBy, f, { limit: maxGroups + 1, offset: 0 });
         if (all.length > maxGroups) {
-          // Too many to keep: pages within the first maxGroups come from them, the rest by offset.
-          if (offset + limit >= all.length) return q.usage(groupBy, f, { limit, offset });
+          // Too many to keep: this first page from them, the later ones by offset.
           return {
-            data: await q.present(groupBy, all.slice(offset, offset + limit)),
-            next_cursor: String(offset + limit),
+            data: await q.present(groupBy, all.slice(0, limit)),
+            next_cursor: String(limit),
           };
         }
         groups = all;
         // Only a walk with pages to come needs the snapshot.
-        if (offset + limit < all.length) name = keep(query, all);
+        if (limit < all.length) name = keep(query, all);
       }
       const more = offset + limit < groups.length;
       return {

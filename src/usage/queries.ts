@@ -137,9 +137,6 @@ export function splitRange(from: number | undefined, to: number | undefined): Ra
 
 export type UsageGroup = 'day' | 'key' | 'model';
 
-/** Ids per key-name lookup: far below SQLite's (32,766) and PostgreSQL's (65,535) parameter limits. */
-const NAME_CHUNK = 1000;
-
 export function createUsageQueries(
   db: Db,
   dialect: Dialect,
@@ -254,17 +251,12 @@ export function createUsageQueries(
     return (await q.execute()) as UsageSums[];
   }
 
-  /**
-   * Groups as the API shows them. Key names are fetched for these groups' keys only, in
-   * chunks, so no statement ever carries more ids than the database takes.
-   */
+  /** Groups as the API shows them: key names are fetched for these groups' keys only. */
   async function present(groupBy: UsageGroup, rows: readonly UsageSums[]) {
-    const names = new Map<number, { name: string; display: string }>();
-    if (groupBy === 'key') {
-      const ids = rows.map((r) => Number(r.grp));
-      for (let i = 0; i < ids.length; i += NAME_CHUNK)
-        for (const [id, named] of await keys.namesOf(ids.slice(i, i + NAME_CHUNK))) names.set(id, named);
-    }
+    const names =
+      groupBy === 'key'
+        ? await keys.namesOf(rows.map((r) => Number(r.grp)))
+        : new Map<number, { name: string; display: string }>();
     return rows.map((r) => ({
       ...(groupBy === 'day'
         ? { day: String(r.grp) }

@@ -1,8 +1,8 @@
 // The admission bound is never below the exact o200k count: a text's UTF-8 byte length is at
 // least its token count (every token stands for one byte or more), whatever the script.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { openaiCodec } from './protocols/openai.js';
-import { chatPromptBound, countChatPrompt, countText, promptCount } from './tokens.js';
+import { chatPromptBound, countChatPrompt, countText, loadTokenizer, promptCount } from './tokens.js';
 
 /** Deterministic pseudo-random code points from every plane we care about. */
 function randomText(seed: number, len: number): string {
@@ -111,6 +111,62 @@ describe('admission bound', () => {
       const c = promptCount(messages, tools);
       expect(c.promptTokens).toBe(chatPromptBound(messages, tools));
       expect(c.exactPromptTokens!()).toBe(countChatPrompt(messages, tools));
+    }
+  });
+});
+
+describe('countText', () => {
+  const tokenizer = loadTokenizer();
+  const direct = (t: string) => tokenizer.countTokens(t, { disallowedSpecial: new Set<string>() });
+
+  it('counts exactly, on a first count and on a repeat (ASCII, code, CJK, emoji, random)', () => {
+    const long = SAMPLES.filter((t) => t.length >= 256);
+    expect(long.length).toBeGreaterThan(10);
+    for (const t of SAMPLES) {
+      const first = countText(t);
+      expect(first, JSON.stringify(t.slice(0, 40))).toBe(direct(t));
+      expect(countText(t)).toBe(first);
+      // The same text built anew (another string object, the same characters) hits as well.
+      expect(countText(t.split('').join(''))).toBe(first);
+    }
+  });
+
+  it('tokenizes a long text once: an agent resends its context with every turn', () => {
+    const spy = vi.spyOn(tokenizer, 'countTokens');
+    try {
+      const context = randomText(901, 3000);
+      const turn = randomText(902, 3000);
+      const n = countText(context);
+      expect(spy).toHaveBeenCalledTimes(1);
+      for (let i = 0; i < 5; i++) expect(countText(`${context}`)).toBe(n);
+      expect(spy).toHaveBeenCalledTimes(1);
+      // Another text of the same length is its own entry.
+      expect(countText(turn)).toBe(direct(turn));
+      expect(spy).toHaveBeenCalledTimes(3); // countText's, then direct's
+      // Short texts are tokenized every time (hashing them would cost more than it saves).
+      countText('short text');
+      countText('short text');
+      expect(spy).toHaveBeenCalledTimes(5);
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('tokenizes ill-formed texts every time: UTF-8 would make two of them one digest', () => {
+    const a = `${'x'.repeat(300)}\ud800 lone`;
+    const b = `${'x'.repeat(300)}\ufffd lone`; // what a's lone surrogate encodes to
+    expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true);
+    const [na, nb] = [direct(a), direct(b)];
+    const spy = vi.spyOn(tokenizer, 'countTokens');
+    try {
+      expect(countText(a)).toBe(na);
+      expect(countText(a)).toBe(na);
+      expect(spy).toHaveBeenCalledTimes(2);
+      expect(countText(b)).toBe(nb);
+      expect(countText(b)).toBe(nb);
+      expect(spy).toHaveBeenCalledTimes(3); // b, well-formed, is cached
+    } finally {
+      spy.mockRestore();
     }
   });
 });

@@ -6,6 +6,7 @@
 // Anthropic's error shape and the contract's check order.
 import Anthropic from '@anthropic-ai/sdk';
 import type OpenAI from 'openai';
+import { countTokens } from 'gpt-tokenizer';
 import { describe, expect, it } from 'vitest';
 import { countMessagesTokens } from '../../src/relay/protocols/anthropic.js';
 import { backends, type TestJsonObject, type TestServer, userWithKey } from '../helpers/server.js';
@@ -558,6 +559,38 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect(body.messages.slice(0, -1).every((m) => m.role === 'system' || m.role === 'developer')).toBe(
         true,
       );
+    });
+
+    it("an agent's growing conversation: message_start counts every turn's whole prompt exactly", async () => {
+      // A coding agent resends its system prompt, tools and history every turn; the gateway
+      // counts repeated long texts from a cache. Each turn's count must still be exact: the
+      // chat overheads (3 + 4 a message) and each text as gpt-tokenizer counts it.
+      const { secret } = await userWithKey(s);
+      const words = (seed: number, n: number) =>
+        Array.from({ length: n }, (_, i) => `w${(seed * 7919 + i * 104729) % 9973} 語${i % 10}`).join(' ');
+      const system = words(1, 400);
+      const tools: Anthropic.Tool[] = [{ ...weather, description: words(2, 200) }];
+      const count = (t: string) => countTokens(t, { disallowedSpecial: new Set() });
+      const history: Anthropic.MessageParam[] = [];
+      for (let turn = 0; turn < 4; turn++) {
+        if (turn > 0) history.push({ role: 'assistant', content: words(100 + turn, 150) });
+        history.push(user(words(200 + turn, 300)));
+        const body = { model: 'gpt-trans', max_tokens: 16, system, tools, messages: history };
+        const expected =
+          3 +
+          4 +
+          count(system) +
+          history.reduce((n, m) => n + 4 + count(m.content as string), 0) +
+          count(JSON.stringify(tools));
+        let started: number | undefined;
+        const stream = sdk(secret).messages.stream(body);
+        stream.on('streamEvent', (e) => {
+          if (e.type === 'message_start') started = e.message.usage.input_tokens;
+        });
+        await stream.finalMessage();
+        expect(started, `turn ${turn}`).toBe(expected);
+        expect((await sdk(secret).messages.countTokens(body)).input_tokens).toBe(expected);
+      }
     });
 
     it("the SDK's beta client (Claude Code's path) reads the translated stream, tool call included", async () => {

@@ -39,6 +39,8 @@ declare module 'autocannon' {
     method?: string;
     headers?: Record<string, string>;
     body?: string;
+    /** Requests in turn; `setupRequest` makes each one (autocannon's dynamic requests). */
+    requests?: unknown[];
     verifyBody?: (body: string) => boolean;
     expectBody?: string;
     title?: string;

@@ -217,6 +217,24 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect(JSON.stringify(up.headers)).not.toContain(secret);
     });
 
+    it('a body whose model goes unchanged reaches the channel byte for byte; a repeated key never does', async () => {
+      const { secret } = await userWithKey(s);
+      // Spacing, key order and escapes JSON.stringify would not keep.
+      const sent =
+        '{ "max_tokens" : 8,\n "messages": [{"role":"user","content":"raw \\"bytes\\" \\u00e9"}], "model":"claude-trans" }';
+      const a = await raw('/messages', sent, { 'x-api-key': secret });
+      expect(a.status, a.text).toBe(200);
+      expect(lastUpstream().rawBody).toBe(sent);
+      // Mapped, the body is rebuilt with the upstream's name.
+      const mapped = sent.replace('claude-trans', 'claude-pass');
+      expect((await raw('/messages', mapped, { 'x-api-key': secret })).status).toBe(200);
+      expect(lastUpstream().body).toEqual({ ...JSON.parse(mapped), model: 'claude-upstream-1' });
+      // JSON.parse keeps the last "model"; an upstream keeping the first must not see another.
+      const twice = `{"model":"claude-pricey",${sent.slice(1)}`;
+      expect((await raw('/messages', twice, { 'x-api-key': secret })).status).toBe(200);
+      expect(lastUpstream().rawBody).toBe(JSON.stringify(JSON.parse(twice)));
+    });
+
     it('?beta=true (the SDK beta client, as Claude Code posts) and x-api-key credentials work', async () => {
       const { secret } = await userWithKey(s);
       const m = await sdk(secret).beta.messages.create({

@@ -163,6 +163,24 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       expectBilled(row, counts);
     });
 
+    it('a body with its own cap and its model unchanged goes byte for byte; otherwise it is rebuilt', async () => {
+      // Spacing and key order JSON.stringify would not keep.
+      const sent = '{ "input" : "raw \\"bytes\\"",\n "max_output_tokens": 16, "model":"gpt-pass" }';
+      expect((await rawRelay(s, '/responses', { key: secret, body: sent })).status).toBe(200);
+      expect(lastUpstream().rawBody).toBe(sent);
+      // No cap of its own: the one admission assumed is added. A mapped model: the upstream's name.
+      const capless = '{ "input": "hi", "model": "gpt-pass" }';
+      expect((await rawRelay(s, '/responses', { key: secret, body: capless })).status).toBe(200);
+      expect(lastUpstream().body).toEqual({ input: 'hi', model: 'gpt-pass', max_output_tokens: DEFAULT_CAP });
+      const alias = sent.replace('gpt-pass', 'gpt-alias');
+      expect((await rawRelay(s, '/responses', { key: secret, body: alias })).status).toBe(200);
+      expect(lastUpstream().body).toEqual({ ...JSON.parse(alias), model: 'gpt-pass-upstream' });
+      // A repeated key is never forwarded as sent.
+      const twice = `{"max_output_tokens":100000,${sent.slice(1)}`;
+      expect((await rawRelay(s, '/responses', { key: secret, body: twice })).status).toBe(200);
+      expect(lastUpstream().rawBody).toBe(JSON.stringify(JSON.parse(twice)));
+    });
+
     it('tool use round trip: a function_call, then text after the function_call_output', async () => {
       const first = await client.responses.create({
         model: 'gpt-pass',

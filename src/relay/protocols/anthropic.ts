@@ -28,7 +28,7 @@ import { bytesAre, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { ascii, JSON_OBJECT, JSON_TYPE_ERROR, scanJson } from './json-scan.js';
 import { exactCount, type PromptCount, promptCount } from '../tokens.js';
 import { exactPromptTokens, type IngressRequest, type ProtocolCodec, type RouteInfo } from './types.js';
-import { argsObject, bad, isObject, type Json, parseObject } from './json.js';
+import { argsObject, asSent, bad, isObject, type Json, parseObject } from './json.js';
 
 // ── validation ─────────────────────────────────────────────────────────────────────────────
 
@@ -559,6 +559,10 @@ function passThroughBody(r: IngressRequest, upstreamModel: string): unknown {
   return { ...r.body, model: upstreamModel };
 }
 
+/** The client's bytes when its model name goes unchanged (a coding agent's context is large). */
+const passThroughBytes = (r: IngressRequest, upstreamModel: string): Buffer | null =>
+  upstreamModel === r.model ? asSent(r.raw, r.body) : null;
+
 /** Anthropic accepts tool ids matching ^[a-zA-Z0-9_-]+$ only. */
 const toolId = (id: string) => id.replace(/[^A-Za-z0-9_-]/g, '_') || 'toolu_0';
 
@@ -852,6 +856,7 @@ export const anthropicCodec: ProtocolCodec & { countTokens(body: Record<string, 
   errorBody,
   forwardedHeaders: (headers) => headersNamed(headers, (name) => name.startsWith('anthropic-')),
   passThroughBody,
+  passThroughBytes,
   fromCanonical,
   answerError,
   channelFault,

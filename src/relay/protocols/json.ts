@@ -81,6 +81,14 @@ export function topLevelKeyCount(raw: Buffer): number {
   return keys;
 }
 
+/**
+ * `raw` when it may go upstream as sent in place of `body`, its parse: when it spells each of
+ * `body`'s top-level keys once (see `topLevelKeyCount`). Null otherwise, or without `raw`.
+ */
+export function asSent(raw: Buffer | undefined, body: object): Buffer | null {
+  return raw && topLevelKeyCount(raw) === Object.keys(body).length ? raw : null;
+}
+
 /** `raw` (a JSON object's bytes) with `member` (`"name":value`) added as its last member. */
 export function appendMember(raw: Buffer, member: string): Buffer | null {
   let end = raw.length - 1;

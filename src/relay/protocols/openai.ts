@@ -28,15 +28,7 @@ import { FrameShape } from './frame-shape.js';
 import { KeptText } from './pass-through.js';
 import { countInputs, type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import {
-  appendMember,
-  bad,
-  checkModelName,
-  isObject,
-  type Json,
-  parseObject,
-  topLevelKeyCount,
-} from './json.js';
+import { appendMember, asSent, bad, checkModelName, isObject, type Json, parseObject } from './json.js';
 import { JSON_ERROR, JSON_OBJECT, JSON_USAGE, scanJson } from './json-scan.js';
 
 /** Parses a relay request body: a JSON object, or a clear 400. */
@@ -315,13 +307,12 @@ function passThroughBody(r: IngressRequest, upstreamModel: string): Json {
  * repeated top-level key: an upstream might read another of its values than the one checked).
  */
 function passThroughBytes(r: IngressRequest, upstreamModel: string): Buffer | null {
-  const raw = r.raw;
-  if (!raw || upstreamModel !== r.model || r.impliedOutputCap !== null) return null;
+  if (upstreamModel !== r.model || r.impliedOutputCap !== null) return null;
   const so = r.body.stream_options;
   const addUsage = r.stream && so === undefined;
   if (r.stream && !addUsage && !(isObject(so) && so.include_usage === true)) return null;
-  if (topLevelKeyCount(raw) !== Object.keys(r.body).length) return null;
-  return addUsage ? appendMember(raw, '"stream_options":{"include_usage":true}') : raw;
+  const raw = asSent(r.raw, r.body);
+  return raw && addUsage ? appendMember(raw, '"stream_options":{"include_usage":true}') : raw;
 }
 
 // ── answers ⇄ canonical ────────────────────────────────────────────────────────────────────

@@ -1,7 +1,10 @@
 // The client's bytes go upstream as sent only when they say exactly what the rebuilt body would.
 import { describe, expect, it } from 'vitest';
-import { appendMember, topLevelKeyCount } from './json.js';
+import { anthropicCodec } from './anthropic.js';
+import { appendMember, asSent, topLevelKeyCount } from './json.js';
 import { openaiCodec, parseRelayBody } from './openai.js';
+import { responsesCodec } from './responses.js';
+import type { ProtocolCodec } from './types.js';
 
 const route = { protocol: 'openai', operation: 'generate' } as const;
 const ingress = (text: string) => {
@@ -57,6 +60,49 @@ describe('pass-through bytes (OpenAI)', () => {
   it('appendMember adds a last member, with or without others before it', () => {
     expect(JSON.parse(appendMember(Buffer.from('{"a":1} \n'), '"b":2')!.toString())).toEqual({ a: 1, b: 2 });
     expect(JSON.parse(appendMember(Buffer.from('{ }'), '"b":2')!.toString())).toEqual({ b: 2 });
+  });
+});
+
+describe('pass-through bytes (Anthropic Messages, Responses)', () => {
+  const parsed = (codec: ProtocolCodec, text: string) => {
+    const raw = Buffer.from(text);
+    const r = codec.parseRequest(
+      parseRelayBody(raw),
+      { protocol: codec.protocol, operation: 'generate' },
+      4096,
+    );
+    r.raw = raw;
+    return r;
+  };
+  const MESSAGES = '"messages":[{"role":"user","content":"say \\"hi\\""}]';
+
+  it('are the client’s own when the rebuilt body would say the same', () => {
+    for (const [codec, text] of [
+      [anthropicCodec, `{ "model":"m", ${MESSAGES}, "max_tokens":16, "stream":true }`],
+      [responsesCodec, '{"model":"m","input":"hi","max_output_tokens":16}'],
+    ] as const) {
+      const r = parsed(codec, text);
+      const out = codec.passThroughBytes!(r, 'm');
+      expect(out, text).toBe(r.raw);
+      expect(JSON.parse(out!.toString())).toEqual(codec.passThroughBody(r, 'm'));
+    }
+  });
+
+  it('are null when the model is mapped, a cap is implied or a top-level key repeats', () => {
+    const none = (codec: ProtocolCodec, text: string, upstream = 'm') =>
+      expect(codec.passThroughBytes!(parsed(codec, text), upstream), text).toBeNull();
+    none(anthropicCodec, `{"model":"m",${MESSAGES},"max_tokens":16}`, 'upstream-m');
+    none(anthropicCodec, `{"model":"x",${MESSAGES},"max_tokens":16,"model":"m"}`);
+    none(responsesCodec, '{"model":"m","input":"hi","max_output_tokens":16}', 'upstream-m');
+    none(responsesCodec, '{"model":"m","input":"hi"}');
+    none(responsesCodec, '{"model":"m","input":"hi","max_output_tokens":9999,"max_output_tokens":16}');
+  });
+
+  it('asSent: the bytes only when every top-level key is spelled once', () => {
+    const raw = Buffer.from('{"a":1,"b":{"a":2,"a":3}}');
+    expect(asSent(raw, JSON.parse(raw.toString()))).toBe(raw);
+    expect(asSent(Buffer.from('{"a":1,"a":2}'), { a: 2 })).toBeNull();
+    expect(asSent(undefined, {})).toBeNull();
   });
 });
 

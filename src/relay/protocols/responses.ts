@@ -45,7 +45,7 @@ import { bytesStartWith, FrameVerdict, ScannedPassThrough } from './pass-through
 import { ascii, JSON_OBJECT, JSON_TYPE_TWICE, scanJson } from './json-scan.js';
 import { type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import { bad, checkModelName, isObject as isObj, type Json, parseObject } from './json.js';
+import { asSent, bad, checkModelName, isObject as isObj, type Json, parseObject } from './json.js';
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const int = (v: unknown): number =>
@@ -1160,6 +1160,10 @@ function passThroughBody(r: IngressRequest, upstreamModel: string): unknown {
   return body;
 }
 
+/** The client's bytes when its model name and output cap go unchanged. */
+const passThroughBytes = (r: IngressRequest, upstreamModel: string): Buffer | null =>
+  upstreamModel === r.model && r.impliedOutputCap === null ? asSent(r.raw, r.body) : null;
+
 export const responsesCodec: ProtocolCodec = {
   protocol: 'responses',
   parseRequest,
@@ -1169,6 +1173,7 @@ export const responsesCodec: ProtocolCodec = {
   errorBody,
   forwardedHeaders: (headers) => headersNamed(headers, (name) => FORWARDED.has(name)),
   passThroughBody,
+  passThroughBytes,
   fromCanonical,
   answerError,
   decodeAnswer,

@@ -18,7 +18,8 @@
 import autocannon from 'autocannon';
 import { argOf, flag } from './lib/args.js';
 import { cpuMicros, mainThreadCpuMicros } from './lib/proc.js';
-import { buildMole, startMock, startMole } from './lib/targets.js';
+import { clientFromEnv } from '../src/cli/client.js';
+import { buildMole, MASTER_KEY, startMock, startMole, UPSTREAM_KEY } from './lib/targets.js';
 
 const WORDS =
   'the gateway forwards request upstream model records usage per key function return const let value async await import export class interface type string number object array map set promise error result config server client stream token billing ledger admission limit budget channel'.split(
@@ -40,6 +41,9 @@ function text(bytes: number, seedOf = 7): string {
 
 const STREAM = flag('--stream');
 const AGENT = flag('--agent');
+/** An Anthropic channel (pass-through) instead of the OpenAI one (translation). */
+const ANTHROPIC = flag('--anthropic');
+const MODEL = ANTHROPIC ? 'claude-bench' : 'gpt-4o-mini';
 const CONNECTIONS = 4;
 const headers = (h: Record<string, string>) => ({
   ...h,
@@ -99,7 +103,7 @@ function agentRequests(): unknown[] {
         return {
           ...req,
           body: JSON.stringify({
-            model: 'gpt-4o-mini',
+            model: MODEL,
             max_tokens: 16,
             stream: STREAM,
             system: SYSTEM,
@@ -123,11 +127,18 @@ const mole = await startMole({
 const pid = mole.server.pid!;
 const url = `${mole.url}/v1/messages`;
 try {
-  console.log(STREAM ? 'streaming (stream: true)' : 'plain');
+  if (ANTHROPIC) {
+    const admin = clientFromEnv({ MOLE_URL: mole.url, MOLE_TOKEN: MASTER_KEY });
+    await admin.request('POST', '/api/channels', {
+      body: { name: 'bench-anthropic', type: 'anthropic', base_url: mock.url, api_key: UPSTREAM_KEY, models: [MODEL] },
+    });
+    await admin.request('PUT', `/api/prices/${MODEL}`, { body: { input: 3, output: 15 } });
+  }
+  console.log(`${STREAM ? 'streaming (stream: true)' : 'plain'}, ${ANTHROPIC ? 'Anthropic channel' : 'OpenAI channel'}`);
   for (const kb of (argOf('--sizes') ?? '0,30,100').split(',').map(Number)) {
     const content = kb ? text(kb * 1024) : 'Hello, mole! Say something short.';
     const body = JSON.stringify({
-      model: 'gpt-4o-mini',
+      model: MODEL,
       max_tokens: 16,
       stream: STREAM,
       messages: [{ role: 'user', content }],

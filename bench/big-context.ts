@@ -1,6 +1,7 @@
 /**
  * What a long prompt costs the gateway: Anthropic Messages (`POST /v1/messages`, the coding
- * agents' protocol) translated to the mock's OpenAI channel, 4 connections for 5 s each after
+ * agents' protocol) translated to the mock's OpenAI channel (with `--anthropic`, passed through
+ * to an Anthropic channel of the mock), 4 connections for 5 s each after
  * 3 s of warm-up. Prints req/s and the gateway's CPU per request (whole process and main
  * thread). The text is pseudo-random words, so the tokenizer's own cache helps less than with
  * one repeated sentence.
@@ -12,8 +13,9 @@
  * (~125 KB), 4 conversations side by side. Nothing in an agent's request is new but its
  * last turn.
  *
- *   npx tsx bench/big-context.ts [--stream] [--agent] [--sizes 0,30,100]   # this checkout, built
+ *   npx tsx bench/big-context.ts [--stream] [--agent] [--anthropic] [--sizes 0,30,100]
  *   MOLE_MAIN=/path/to/other/build/main.js npx tsx bench/big-context.ts   # another build (A/B)
+ *   BIG_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npx tsx bench/big-context.ts   # profile it
  */
 import autocannon from 'autocannon';
 import { argOf, flag } from './lib/args.js';
@@ -130,11 +132,19 @@ try {
   if (ANTHROPIC) {
     const admin = clientFromEnv({ MOLE_URL: mole.url, MOLE_TOKEN: MASTER_KEY });
     await admin.request('POST', '/api/channels', {
-      body: { name: 'bench-anthropic', type: 'anthropic', base_url: mock.url, api_key: UPSTREAM_KEY, models: [MODEL] },
+      body: {
+        name: 'bench-anthropic',
+        type: 'anthropic',
+        base_url: mock.url,
+        api_key: UPSTREAM_KEY,
+        models: [MODEL],
+      },
     });
     await admin.request('PUT', `/api/prices/${MODEL}`, { body: { input: 3, output: 15 } });
   }
-  console.log(`${STREAM ? 'streaming (stream: true)' : 'plain'}, ${ANTHROPIC ? 'Anthropic channel' : 'OpenAI channel'}`);
+  console.log(
+    `${STREAM ? 'streaming (stream: true)' : 'plain'}, ${ANTHROPIC ? 'Anthropic channel' : 'OpenAI channel'}`,
+  );
   for (const kb of (argOf('--sizes') ?? '0,30,100').split(',').map(Number)) {
     const content = kb ? text(kb * 1024) : 'Hello, mole! Say something short.';
     const body = JSON.stringify({

@@ -291,7 +291,8 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
     await expect
       .poll(() => p.getByLabel('Today at a glance').textContent())
       .toMatch(/Requests today\s*0(?!\d)/);
-    expect(await p.getByText('No calls yet today.').count()).toBe(2);
+    // The two sections that say so load their data apart: wait for both.
+    await expect.poll(() => p.getByText('No calls yet today.').count()).toBe(2);
     expect(await p.getByText('twin').count()).toBe(0);
     expect(await sidewaysOverflow(p)).toBeLessThanOrEqual(0);
     expect(seen.pageErrors).toEqual([]);

@@ -83,8 +83,11 @@ export function countText(s: string): number {
   return n;
 }
 
-/** A chat prompt's size with `size` as the measure of each text (chat overheads added). */
-function chatPromptSize(messages: unknown[], extra: unknown, size: (s: string) => number): number {
+/**
+ * A chat prompt's size with `size` as the measure of each text (chat overheads added); `extra`
+ * is the tool and function definitions as JSON, made once by the caller.
+ */
+function chatPromptSize(messages: unknown[], extra: string | undefined, size: (s: string) => number): number {
   let n = REPLY_PRIMING;
   for (const m of messages) {
     n += PER_MESSAGE;
@@ -96,12 +99,16 @@ function chatPromptSize(messages: unknown[], extra: unknown, size: (s: string) =
     }
   }
   // Tool and function definitions are billed as prompt tokens too.
-  if (extra !== undefined) n += size(JSON.stringify(extra) ?? '');
+  if (extra !== undefined) n += size(extra);
   return n;
 }
 
+/** Definitions as the counts measure them (JSON; none when absent). */
+const jsonOf = (extra: unknown): string | undefined =>
+  extra === undefined ? undefined : (JSON.stringify(extra) ?? '');
+
 export const countChatPrompt = (messages: unknown[], extra?: unknown): number =>
-  chatPromptSize(messages, extra, countText);
+  chatPromptSize(messages, jsonOf(extra), countText);
 
 export function countInputs(input: unknown): number {
   if (typeof input === 'string') return countText(input);
@@ -126,7 +133,7 @@ const bytes = (s: string) => (s ? Buffer.byteLength(s, 'utf8') : 0);
 
 /** ≥ countChatPrompt(messages, extra), always; in time linear in the text with no tokenizing. */
 export const chatPromptBound = (messages: unknown[], extra?: unknown): number =>
-  chatPromptSize(messages, extra, bytes);
+  chatPromptSize(messages, jsonOf(extra), bytes);
 
 /** What a codec puts in IngressRequest for a chat-shaped prompt. */
 export interface PromptCount {
@@ -141,9 +148,10 @@ export interface PromptCount {
  * loop for milliseconds (~1.5 µs a token: 28 ms for a 100 KB agent context).
  */
 export function promptCount(messages: unknown[], extra?: unknown): PromptCount {
+  const json = jsonOf(extra); // a coding agent's tools are tens of KB: serialised once
   return {
-    promptTokens: chatPromptBound(messages, extra),
-    exactPromptTokens: () => countChatPrompt(messages, extra),
+    promptTokens: chatPromptSize(messages, json, bytes),
+    exactPromptTokens: () => chatPromptSize(messages, json, countText),
   };
 }
 

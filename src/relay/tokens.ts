@@ -62,11 +62,11 @@ const AS_TEXT = { disallowedSpecial: new Set<string>() };
  * Exact counts of texts of `CACHED_FROM` characters or more, by their SHA-256. A coding agent
  * resends its system prompt, tool definitions and whole history with every turn, and a
  * translated Anthropic stream needs the exact count for `message_start`: tokenized anew, a
- * 100 KB context held the event loop ~28 ms per request (~1.5 µs a token), where hashing it
- * takes ~0.2 ms. Keys are digests, not the texts, so the cache holds ~150 bytes an entry
- * whatever the text's size; a count is a pure function of its text, so a hit is exact. Only
- * well-formed texts are cached: hashing encodes to UTF-8, which turns a lone surrogate into
- * U+FFFD, so two different ill-formed texts could share a digest.
+ * 100 KB prompt cost ~3 ms of the event loop per request (bench/big-context.ts --stream), where
+ * hashing it takes ~0.2 ms. Keys are digests, not the texts, so the cache holds ~150 bytes an
+ * entry (~7 MB full) whatever the text's size; a count is a pure function of its text, so a hit
+ * is exact. Only well-formed texts are cached: hashing encodes to UTF-8, which turns a lone
+ * surrogate into U+FFFD, so two different ill-formed texts could share a digest.
  */
 const CACHED_FROM = 256;
 const counted = new LRUCache<string, number>({ max: 50_000 });

@@ -271,6 +271,31 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       expect(upstream().rawBody).toBe(bad);
     });
 
+    it('the client’s bytes reach the channel: as sent with a cap of its own, the implied cap spliced in', async () => {
+      const { secret } = await fresh();
+      const send = (body: string) =>
+        fetch(`${s.url}/v1beta/models/gm-pass:generateContent`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-goog-api-key': secret },
+          body,
+        });
+      // Spacing and key order JSON.stringify would not keep.
+      const contents = '"contents" : [ {"role":"user","parts":[{"text":"say \\"hi\\""}]} ]';
+      const own = `{ ${contents},\n "generationConfig": { "maxOutputTokens": 5 } }`;
+      expect((await send(own)).status).toBe(200);
+      expect(upstream().rawBody).toBe(own);
+      // No cap of its own: the one admission held goes into its config, the rest as sent.
+      const capless = `{ ${contents},\n "generationConfig": { "temperature": 0 } }`;
+      expect((await send(capless)).status).toBe(200);
+      expect(upstream().rawBody).toBe(
+        `{ ${contents},\n "generationConfig": { "temperature": 0 ,"maxOutputTokens":4096} }`,
+      );
+      // A repeated key never goes as sent: the upstream reads the values checked here.
+      const twice = `{ ${contents}, "generationConfig": { "candidateCount": 4, "candidateCount": 1, "maxOutputTokens": 5 } }`;
+      expect((await send(twice)).status).toBe(200);
+      expect(upstream().rawBody).toBe(JSON.stringify(JSON.parse(twice)));
+    });
+
     it('a mid-stream upstream error ends the stream with an error frame the SDK throws', async () => {
       const { ai, key } = await fresh();
       mock.setScenario('gemini-2.5-flash', { midStreamError: 3, chunkDelayMs: 20, times: 1 });

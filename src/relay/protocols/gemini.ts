@@ -33,7 +33,17 @@ import { sseFrame } from '../sse.js';
 import { DecodeState, decoder } from './common.js';
 import { exactCount, type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import { argsObject, bad, isObject as isObj, type Json, parseObject } from './json.js';
+import {
+  appendMember,
+  argsObject,
+  asSent,
+  bad,
+  isObject as isObj,
+  type Json,
+  memberObject,
+  parseObject,
+  topLevelKeyCount,
+} from './json.js';
 
 /** A field by its lowerCamelCase name, or its proto snake_case name (Google accepts both). */
 function field(o: Json, camel: string): unknown {
@@ -691,15 +701,43 @@ function fromCanonical(c: CanonicalRequest, _upstreamModel: string, outputCap: n
   return out;
 }
 
+/** The member the generation config is read from (`field`): camelCase, else snake_case. */
+const configKey = (body: Json) =>
+  body.generationConfig === undefined && body.generation_config !== undefined
+    ? 'generation_config'
+    : 'generationConfig';
+
 function passThroughBody(r: IngressRequest, _upstreamModel: string): unknown {
   // The model is in the URL; the body goes as the client wrote it.
   if (r.impliedOutputCap === null) return r.body;
-  const key =
-    r.body.generationConfig === undefined && r.body.generation_config !== undefined
-      ? 'generation_config'
-      : 'generationConfig';
+  const key = configKey(r.body);
   const gc = isObj(r.body[key]) ? (r.body[key] as Json) : {};
   return { ...r.body, [key]: { ...gc, maxOutputTokens: r.impliedOutputCap } };
+}
+
+/**
+ * `passThroughBody` as bytes (Gemini CLI's context is large): the client's own when it set its
+ * own cap, else with the implied cap added to its generation config, or with a config holding
+ * only that cap. Null when the body or its config spells a key twice (the cap and
+ * `candidateCount` must be read upstream as they were here), or the config is not found as
+ * plain bytes.
+ */
+function passThroughBytes(r: IngressRequest, _upstreamModel: string): Buffer | null {
+  const raw = asSent(r.raw, r.body);
+  if (!raw) return null;
+  const key = configKey(r.body);
+  const gc = r.body[key];
+  const cap = `"maxOutputTokens":${r.impliedOutputCap}`;
+  if (gc === undefined) return r.impliedOutputCap === null ? raw : appendMember(raw, `"${key}":{${cap}}`);
+  if (!isObj(gc)) return null;
+  const at = memberObject(raw, key);
+  if (!at) return null;
+  const config = raw.subarray(at[0], at[1]);
+  if (topLevelKeyCount(config) !== Object.keys(gc).length) return null;
+  if (r.impliedOutputCap === null) return raw;
+  if ('maxOutputTokens' in gc) return null; // its value is replaced: a second key would not be
+  const capped = appendMember(config, cap);
+  return capped && Buffer.concat([raw.subarray(0, at[0]), capped, raw.subarray(at[1])]);
 }
 
 // ── Gemini answers → canonical ──────────────────────────────────────────────────────────────
@@ -874,6 +912,7 @@ export const geminiCodec: ProtocolCodec = {
   countTokens: (body) => ({ totalTokens: countGeminiTokens(body) }),
   modelList: geminiModelList,
   passThroughBody,
+  passThroughBytes,
   fromCanonical,
   answerError,
   channelFault: geminiChannelFault,

@@ -44,33 +44,41 @@ export function argsObject(args: string): Json {
   }
 }
 
+/** The index of the quote that closes the JSON string whose opening quote is at raw[i]; -1: none. */
+function stringEnd(raw: Buffer, i: number): number {
+  for (;;) {
+    const q = raw.indexOf(0x22, i + 1);
+    if (q < 0) return -1;
+    let slashes = 0;
+    while (raw[q - 1 - slashes] === 0x5c) slashes++;
+    if (slashes % 2 === 0) return q;
+    i = q;
+  }
+}
+
 /**
- * How many keys the top-level object of `raw` (valid JSON, already parsed) spells out, duplicates
- * included. Equal to `Object.keys(parsed).length` only when no key repeats: a body with a
- * repeated key must not go upstream as sent, since a parser that keeps the first of them would
- * read another model or cap than the one checked and held here (JSON.parse keeps the last).
+ * Walks the top-level object of `raw` (valid JSON, already parsed), calling `onKey` with each
+ * of its keys' byte range (inside the quotes) and the index after the key's closing quote;
+ * `onKey` may answer an index to go on from (past the member's value), or undefined.
  */
-export function topLevelKeyCount(raw: Buffer): number {
+function eachTopLevelKey(raw: Buffer, onKey: (start: number, end: number) => number | undefined): boolean {
   let depth = 0;
-  let keys = 0;
   let expectKey = false;
   let i = 0;
   while (i < raw.length) {
     const c = raw[i]!;
     if (c === 0x22) {
+      const end = stringEnd(raw, i);
+      if (end < 0) return false;
       if (depth === 1 && expectKey) {
-        keys++;
         expectKey = false;
+        const next = onKey(i + 1, end);
+        if (next !== undefined) {
+          i = next;
+          continue;
+        }
       }
-      // Skip the string: to the next quote not escaped by an odd run of backslashes.
-      for (;;) {
-        const q = raw.indexOf(0x22, i + 1);
-        if (q < 0) return -1;
-        let slashes = 0;
-        while (raw[q - 1 - slashes] === 0x5c) slashes++;
-        i = q;
-        if (slashes % 2 === 0) break;
-      }
+      i = end;
     } else if (c === 0x7b || c === 0x5b) {
       depth++;
       if (depth === 1) expectKey = true;
@@ -78,7 +86,62 @@ export function topLevelKeyCount(raw: Buffer): number {
     else if (c === 0x2c && depth === 1) expectKey = true;
     i++;
   }
-  return keys;
+  return true;
+}
+
+/**
+ * How many keys the top-level object of `raw` (valid JSON, already parsed) spells out, duplicates
+ * included. Equal to `Object.keys(parsed).length` only when no key repeats: a body with a
+ * repeated key must not go upstream as sent, since a parser that keeps the first of them would
+ * read another model or cap than the one checked and held here (JSON.parse keeps the last).
+ */
+export function topLevelKeyCount(raw: Buffer): number {
+  let keys = 0;
+  return eachTopLevelKey(raw, () => {
+    keys++;
+    return undefined;
+  })
+    ? keys
+    : -1;
+}
+
+const isSpace = (c: number | undefined) => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+
+/**
+ * Where the value of the top-level member `name` of `raw` (valid JSON, already parsed) is an
+ * object: [start, end), from its `{` to just past its `}`. Null when no key is spelled `name`
+ * byte for byte (an escaped spelling is not found) or its value is not an object.
+ */
+export function memberObject(raw: Buffer, name: string): [number, number] | null {
+  const want = Buffer.from(name);
+  let found: [number, number] | null = null;
+  eachTopLevelKey(raw, (start, end) => {
+    if (found || end - start !== want.length || raw.compare(want, 0, want.length, start, end) !== 0)
+      return undefined;
+    let i = end + 1;
+    while (isSpace(raw[i])) i++;
+    i++; // the colon
+    while (isSpace(raw[i])) i++;
+    if (raw[i] !== 0x7b) return undefined;
+    const open = i;
+    let depth = 0;
+    for (; i < raw.length; i++) {
+      const c = raw[i]!;
+      if (c === 0x22) {
+        i = stringEnd(raw, i);
+        if (i < 0) return raw.length;
+      } else if (c === 0x7b || c === 0x5b) depth++;
+      else if (c === 0x7d || c === 0x5d) {
+        depth--;
+        if (depth === 0) {
+          found = [open, i + 1];
+          return i + 1;
+        }
+      }
+    }
+    return raw.length;
+  });
+  return found;
 }
 
 /**

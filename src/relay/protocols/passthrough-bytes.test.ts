@@ -1,7 +1,8 @@
 // The client's bytes go upstream as sent only when they say exactly what the rebuilt body would.
 import { describe, expect, it } from 'vitest';
 import { anthropicCodec } from './anthropic.js';
-import { appendMember, asSent, topLevelKeyCount } from './json.js';
+import { geminiCodec } from './gemini.js';
+import { appendMember, asSent, memberObject, topLevelKeyCount } from './json.js';
 import { openaiCodec, parseRelayBody } from './openai.js';
 import { responsesCodec } from './responses.js';
 import type { ProtocolCodec } from './types.js';
@@ -103,6 +104,78 @@ describe('pass-through bytes (Anthropic Messages, Responses)', () => {
     expect(asSent(raw, JSON.parse(raw.toString()))).toBe(raw);
     expect(asSent(Buffer.from('{"a":1,"a":2}'), { a: 2 })).toBeNull();
     expect(asSent(undefined, {})).toBeNull();
+  });
+});
+
+describe('pass-through bytes (Gemini: the model in the path, the cap in generationConfig)', () => {
+  const route = {
+    protocol: 'gemini',
+    operation: 'generate',
+    pathModel: 'gemini-x',
+    pathStream: true,
+  } as const;
+  const parsed = (text: string) => {
+    const raw = Buffer.from(text);
+    const r = geminiCodec.parseRequest(parseRelayBody(raw), route as never, 4096);
+    r.raw = raw;
+    return r;
+  };
+  const CONTENTS = '"contents":[{"role":"user","parts":[{"text":"a \\"generationConfig\\": {}"}]}]';
+  /** The bytes, which must say what the rebuilt body says. */
+  const bytes = (text: string) => {
+    const r = parsed(text);
+    const out = geminiCodec.passThroughBytes!(r, 'gemini-x');
+    if (out) expect(JSON.parse(out.toString()), text).toEqual(geminiCodec.passThroughBody(r, 'gemini-x'));
+    return { r, out };
+  };
+
+  it('a body with its own cap goes as sent', () => {
+    for (const text of [
+      `{${CONTENTS},"generationConfig":{"maxOutputTokens":64,"temperature":0}}`,
+      `{ ${CONTENTS} , "generation_config" : { "max_output_tokens" : 64 } }`,
+    ]) {
+      const { r, out } = bytes(text);
+      expect(out, text).toBe(r.raw);
+    }
+  });
+
+  it('the implied cap is added to the config as written, or as a config of its own', () => {
+    const cases: Array<[string, string]> = [
+      [
+        `{${CONTENTS},"generationConfig":{"temperature":0,"thinkingConfig":{"thinkingBudget":8}} }`,
+        `{${CONTENTS},"generationConfig":{"temperature":0,"thinkingConfig":{"thinkingBudget":8},"maxOutputTokens":4104} }`,
+      ],
+      [
+        `{${CONTENTS},"generation_config":{ }}`,
+        `{${CONTENTS},"generation_config":{ "maxOutputTokens":4096}}`,
+      ],
+      [`{${CONTENTS}}`, `{${CONTENTS},"generationConfig":{"maxOutputTokens":4096}}`],
+      [
+        `{"generationConfig":{"candidateCount":1},${CONTENTS}}`,
+        `{"generationConfig":{"candidateCount":1,"maxOutputTokens":4096},${CONTENTS}}`,
+      ],
+    ];
+    for (const [text, want] of cases) expect(bytes(text).out?.toString(), text).toBe(want);
+  });
+
+  it('is rebuilt when a key repeats, a config is not plain bytes or its cap key is there already', () => {
+    for (const text of [
+      `{${CONTENTS},"generationConfig":{"candidateCount":8,"candidateCount":1,"maxOutputTokens":9}}`,
+      `{${CONTENTS},"generationConfig":{"maxOutputTokens":99999,"maxOutputTokens":9}}`,
+      `{${CONTENTS},"generationConfig":{},"generationConfig":{"maxOutputTokens":9}}`,
+      `{${CONTENTS},"generation\\u0043onfig":{"temperature":0}}`,
+      `{${CONTENTS},"generationConfig":null}`,
+      `{${CONTENTS},"generationConfig":{"maxOutputTokens":null}}`,
+    ])
+      expect(bytes(text).out, text).toBeNull();
+  });
+
+  it('memberObject finds a top-level member’s object, never a nested or quoted one', () => {
+    const raw = Buffer.from('{"a":{"g":{"x":1}},"s":"\\"g\\":{}","g" : { "y" : [ "}" , { } ] } ,"z":1}');
+    const at = memberObject(raw, 'g')!;
+    expect(JSON.parse(raw.subarray(at[0], at[1]).toString())).toEqual({ y: ['}', {}] });
+    expect(memberObject(raw, 'z')).toBeNull(); // not an object
+    expect(memberObject(raw, 'x')).toBeNull(); // not top-level
   });
 });
 

@@ -179,6 +179,127 @@ describe('pass-through bytes (Gemini: the model in the path, the cap in generati
   });
 });
 
+describe('pass-through bytes, fuzzed: what goes as bytes is what would have been rebuilt', () => {
+  /** Deterministic pseudo-random numbers (a fixed seed: the same bodies every run). */
+  function rng(seed: number) {
+    let x = seed;
+    return (n: number) => {
+      x = (x * 1103515245 + 12345) & 0x7fffffff;
+      return (x >>> 16) % n; // the high bits: an LCG's low bits repeat with a short period
+    };
+  }
+  const SPACES = ['', ' ', '\n  ', '\t', ' \r\n'];
+  const TEXTS = ['hi', 'say "hi"', 'a \\ b', '{"model":"x"}', '}],{', 'é 語 😀', '"generationConfig":{}'];
+
+  /** A JSON object's text with random spacing and member order; `dup` repeats a member's key. */
+  function objectText(next: (n: number) => number, members: Array<[string, string]>, dup = -1): string {
+    const order = [...members];
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = next(i + 1);
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    const ws = () => SPACES[next(SPACES.length)]!;
+    const parts = order.map(([k, v]) => `${ws()}${JSON.stringify(k)}${ws()}:${ws()}${v}${ws()}`);
+    // A repeated key, before the one that counts (JSON.parse keeps the last).
+    if (dup >= 0 && order.length > 0) parts.unshift(`${JSON.stringify(order[dup % order.length]![0])}:0`);
+    return `{${parts.join(',')}}`;
+  }
+
+  const text = (next: (n: number) => number) => JSON.stringify(TEXTS[next(TEXTS.length)]);
+
+  it('Gemini: 400 bodies, with and without a cap, config spelled either way, keys repeated in some', () => {
+    const next = rng(7);
+    const route = { protocol: 'gemini', operation: 'generate', pathModel: 'g', pathStream: true } as const;
+    let asBytes = 0;
+    let repeated = 0;
+    for (let n = 0; n < 400; n++) {
+      const config: Array<[string, string]> = [];
+      if (next(2)) config.push(['temperature', String(next(2))]);
+      if (next(2)) config.push(['candidateCount', String(1 + next(3))]);
+      if (next(2)) config.push(['maxOutputTokens', String(1 + next(100))]);
+      if (next(2)) config.push(['thinkingConfig', `{"thinkingBudget":${next(50)}}`]);
+      const withConfig = next(3) > 0;
+      const dupConfig = withConfig && config.length > 0 && next(6) === 0;
+      const members: Array<[string, string]> = [
+        ['contents', `[{"role":"user","parts":[{"text":${text(next)}}]}]`],
+      ];
+      if (withConfig)
+        members.push([
+          next(2) ? 'generationConfig' : 'generation_config',
+          objectText(next, config, dupConfig ? next(9) : -1),
+        ]);
+      if (next(2)) members.push(['systemInstruction', `{"parts":[{"text":${text(next)}}]}`]);
+      const dupTop = next(6) === 0;
+      const body = objectText(next, members, dupTop ? next(9) : -1);
+      const raw = Buffer.from(body);
+      let r: ReturnType<typeof geminiCodec.parseRequest>;
+      try {
+        r = geminiCodec.parseRequest(parseRelayBody(raw), route as never, 4096);
+      } catch {
+        continue; // a repeated key of another type: refused, as a client mistake
+      }
+      r.raw = raw;
+      const out = geminiCodec.passThroughBytes!(r, 'g');
+      if (dupTop || dupConfig) {
+        expect(out, body).toBeNull();
+        repeated++;
+      } else {
+        expect(out, body).not.toBeNull();
+        asBytes++;
+      }
+      if (out) expect(JSON.parse(out.toString()), body).toEqual(geminiCodec.passThroughBody(r, 'g'));
+    }
+    expect(asBytes).toBeGreaterThan(150);
+    expect(repeated).toBeGreaterThan(40);
+  });
+
+  it('Anthropic Messages and Responses: 400 bodies each, keys repeated in some', () => {
+    const next = rng(11);
+    for (const codec of [anthropicCodec, responsesCodec]) {
+      let asBytes = 0;
+      for (let n = 0; n < 400; n++) {
+        const members: Array<[string, string]> =
+          codec === anthropicCodec
+            ? [
+                ['model', '"m"'],
+                ['max_tokens', String(1 + next(100))],
+                ['messages', `[{"role":"user","content":${text(next)}}]`],
+              ]
+            : [
+                ['model', '"m"'],
+                ['input', text(next)],
+              ];
+        if (next(2)) members.push(['metadata', `{"user_id":${text(next)}}`]);
+        if (codec === responsesCodec && next(3) > 0)
+          members.push(['max_output_tokens', String(1 + next(100))]);
+        if (codec === anthropicCodec && next(2)) members.push(['system', text(next)]);
+        const dup = next(6) === 0;
+        const body = objectText(next, members, dup ? next(9) : -1);
+        const raw = Buffer.from(body);
+        let r: ReturnType<ProtocolCodec['parseRequest']>;
+        try {
+          r = codec.parseRequest(
+            parseRelayBody(raw),
+            { protocol: codec.protocol, operation: 'generate' },
+            4096,
+          );
+        } catch {
+          continue;
+        }
+        r.raw = raw;
+        const out = codec.passThroughBytes!(r, 'm');
+        if (dup) expect(out, body).toBeNull();
+        else if (r.impliedOutputCap === null) {
+          expect(out, body).toBe(raw);
+          asBytes++;
+        } else expect(out, body).toBeNull();
+        if (out) expect(JSON.parse(out.toString()), body).toEqual(codec.passThroughBody(r, 'm'));
+      }
+      expect(asBytes, codec.protocol).toBeGreaterThan(150);
+    }
+  });
+});
+
 describe('pass-through answers (OpenAI): the usage read alone', () => {
   const answer = (extra: string) =>
     `{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"usage: {\\"x\\":1}"},"finish_reason":"stop"}]${extra}}`;

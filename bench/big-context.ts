@@ -1,7 +1,8 @@
 /**
  * What a long prompt costs the gateway: Anthropic Messages (`POST /v1/messages`, the coding
  * agents' protocol) translated to the mock's OpenAI channel (with `--anthropic`, passed through
- * to an Anthropic channel of the mock), 4 connections for 5 s each after
+ * to an Anthropic channel of the mock; with `--gemini`, Gemini's generateContent in Gemini CLI's
+ * shape, with no output cap of its own, to a Gemini channel), 4 connections for 5 s each after
  * 3 s of warm-up. Prints req/s and the gateway's CPU per request (whole process and main
  * thread). The text is pseudo-random words, so the tokenizer's own cache helps less than with
  * one repeated sentence.
@@ -13,7 +14,7 @@
  * (~125 KB), 4 conversations side by side. Nothing in an agent's request is new but its
  * last turn.
  *
- *   npx tsx bench/big-context.ts [--stream] [--agent] [--anthropic] [--sizes 0,30,100]
+ *   npx tsx bench/big-context.ts [--stream] [--agent] [--anthropic | --gemini] [--sizes 0,30,100]
  *   MOLE_MAIN=/path/to/other/build/main.js npx tsx bench/big-context.ts   # another build (A/B)
  *   BIG_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" npx tsx bench/big-context.ts   # profile it
  */
@@ -45,13 +46,42 @@ const STREAM = flag('--stream');
 const AGENT = flag('--agent');
 /** An Anthropic channel (pass-through) instead of the OpenAI one (translation). */
 const ANTHROPIC = flag('--anthropic');
-const MODEL = ANTHROPIC ? 'claude-bench' : 'gpt-4o-mini';
+/** Gemini in (Gemini CLI's shape: no output cap of its own) to a Gemini channel (pass-through). */
+const GEMINI = flag('--gemini');
+const MODEL = ANTHROPIC ? 'claude-bench' : GEMINI ? 'gemini-bench' : 'gpt-4o-mini';
 const CONNECTIONS = 4;
-const headers = (h: Record<string, string>) => ({
-  ...h,
-  'content-type': 'application/json',
-  'anthropic-version': '2023-06-01',
-});
+const headers = (h: Record<string, string>): Record<string, string> =>
+  GEMINI
+    ? { 'content-type': 'application/json', 'x-goog-api-key': h.authorization!.replace(/^Bearer /, '') }
+    : { ...h, 'content-type': 'application/json', 'anthropic-version': '2023-06-01' };
+
+type Turn = { role: string; content: string };
+/** A request's body in the protocol sent: Anthropic Messages, or Gemini's generateContent. */
+function bodyOf(messages: Turn[], system?: string, tools?: ReturnType<typeof tool>[]): string {
+  if (!GEMINI)
+    return JSON.stringify({ model: MODEL, max_tokens: 16, stream: STREAM, system, tools, messages });
+  return JSON.stringify({
+    ...(system ? { systemInstruction: { parts: [{ text: system }] } } : {}),
+    contents: messages.map((m) => ({
+      role: m.role === 'assistant' ? 'model' : 'user',
+      parts: [{ text: m.content }],
+    })),
+    ...(tools
+      ? {
+          tools: [
+            {
+              functionDeclarations: tools.map((t) => ({
+                name: t.name,
+                description: t.description,
+                parameters: t.input_schema,
+              })),
+            },
+          ],
+        }
+      : {}),
+    generationConfig: { temperature: 0 },
+  });
+}
 
 /** One row: `requests` for 3 s of warm-up, then 5 s measured; prints rate and CPU. */
 async function row(
@@ -102,17 +132,7 @@ function agentRequests(): unknown[] {
         if (history.length >= 2 * TURNS) history.length = 0;
         else if (history.length > 0) history.push({ role: 'assistant', content: text(1024, seed++) });
         history.push({ role: 'user', content: text(2048, seed++) });
-        return {
-          ...req,
-          body: JSON.stringify({
-            model: MODEL,
-            max_tokens: 16,
-            stream: STREAM,
-            system: SYSTEM,
-            tools: TOOLS,
-            messages: history,
-          }),
-        };
+        return { ...req, body: bodyOf(history, SYSTEM, TOOLS) };
       },
     },
   ];
@@ -127,14 +147,16 @@ const mole = await startMole({
   nodeArgs: process.env.BIG_NODE_ARGS?.split(' ') ?? [],
 });
 const pid = mole.server.pid!;
-const url = `${mole.url}/v1/messages`;
+const url = GEMINI
+  ? `${mole.url}/v1beta/models/${MODEL}:${STREAM ? 'streamGenerateContent?alt=sse' : 'generateContent'}`
+  : `${mole.url}/v1/messages`;
 try {
-  if (ANTHROPIC) {
+  if (ANTHROPIC || GEMINI) {
     const admin = clientFromEnv({ MOLE_URL: mole.url, MOLE_TOKEN: MASTER_KEY });
     await admin.request('POST', '/api/channels', {
       body: {
-        name: 'bench-anthropic',
-        type: 'anthropic',
+        name: 'bench-pass-through',
+        type: ANTHROPIC ? 'anthropic' : 'gemini',
         base_url: mock.url,
         api_key: UPSTREAM_KEY,
         models: [MODEL],
@@ -143,16 +165,11 @@ try {
     await admin.request('PUT', `/api/prices/${MODEL}`, { body: { input: 3, output: 15 } });
   }
   console.log(
-    `${STREAM ? 'streaming (stream: true)' : 'plain'}, ${ANTHROPIC ? 'Anthropic channel' : 'OpenAI channel'}`,
+    `${STREAM ? 'streaming' : 'plain'}, ${ANTHROPIC ? 'Anthropic channel' : GEMINI ? 'Gemini in, Gemini channel' : 'OpenAI channel'}`,
   );
   for (const kb of (argOf('--sizes') ?? '0,30,100').split(',').map(Number)) {
     const content = kb ? text(kb * 1024) : 'Hello, mole! Say something short.';
-    const body = JSON.stringify({
-      model: MODEL,
-      max_tokens: 16,
-      stream: STREAM,
-      messages: [{ role: 'user', content }],
-    });
+    const body = bodyOf([{ role: 'user', content }]);
     await row(`${String(kb).padStart(3)} KB`, url, headers(mole.headers), pid, { body });
   }
   if (AGENT) await row('agent', url, headers(mole.headers), pid, { requests: agentRequests() });

@@ -318,7 +318,7 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     });
   });
 
-  it('a pass-through that changes nothing sends the client’s bytes; a stream only gains stream_options', async () => {
+  it('a pass-through sends the client’s bytes; a stream gains stream_options, a capless body its cap', async () => {
     const { secret } = await userWithKey(s, { balance: 10 });
     // Spacing and key order JSON.stringify would not keep: the upstream sees them as sent.
     const plain =
@@ -332,6 +332,13 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     expect(b.status, b.text).toBe(200);
     expect(lastUpstream('/v1/chat/completions').rawBody).toBe(
       `${stream.slice(0, -1)},"stream_options":{"include_usage":true}}`,
+    );
+    // No cap of its own: the one admission held is appended, after a stream's usage switch.
+    const capless = '{ "model": "chat-a", "stream": true, "messages": [{"role":"user","content":"hi"}] }';
+    const d = await rawRelay(s, '/chat/completions', { key: secret, body: capless });
+    expect(d.status, d.text).toBe(200);
+    expect(lastUpstream('/v1/chat/completions').rawBody).toMatch(
+      /^\{ "model": "chat-a", "stream": true, "messages": \[\{"role":"user","content":"hi"\}\] ,"stream_options":\{"include_usage":true\},"max_completion_tokens":\d+\}$/,
     );
     // A repeated key is never forwarded as sent: the upstream gets the one model checked here.
     const twice =

@@ -303,16 +303,24 @@ function passThroughBody(r: IngressRequest, upstreamModel: string): Json {
 /**
  * `passThroughBody` as bytes without serialising again: the client's own when nothing changes
  * (same model name, its own output cap, no stream or one that already asks for usage), or with
- * `stream_options` appended when a stream has none. Null otherwise (and for a body with a
- * repeated top-level key: an upstream might read another of its values than the one checked).
+ * what changes appended as members: `stream_options` when a stream has none, and the implied
+ * `max_completion_tokens`. Null otherwise: a mapped model, a member that would be replaced in
+ * place (`stream_options` without usage, `max_completion_tokens: null`), or a repeated top-level
+ * key (an upstream might read another of its values than the one checked).
  */
 function passThroughBytes(r: IngressRequest, upstreamModel: string): Buffer | null {
-  if (upstreamModel !== r.model || r.impliedOutputCap !== null) return null;
+  if (upstreamModel !== r.model) return null;
   const so = r.body.stream_options;
   const addUsage = r.stream && so === undefined;
   if (r.stream && !addUsage && !(isObject(so) && so.include_usage === true)) return null;
+  const cap = r.impliedOutputCap;
+  if (cap !== null && 'max_completion_tokens' in r.body) return null;
   const raw = asSent(r.raw, r.body);
-  return raw && addUsage ? appendMember(raw, '"stream_options":{"include_usage":true}') : raw;
+  const added = [
+    ...(addUsage ? ['"stream_options":{"include_usage":true}'] : []),
+    ...(cap !== null ? [`"max_completion_tokens":${cap}`] : []),
+  ];
+  return raw && added.length > 0 ? appendMember(raw, added.join(',')) : raw;
 }
 
 // ── answers ⇄ canonical ────────────────────────────────────────────────────────────────────

@@ -37,10 +37,21 @@ describe('pass-through bytes (OpenAI)', () => {
     expect(b.out).toBe(b.r.raw);
   });
 
+  it('an implied output cap is appended, after stream_options when a stream gets both', () => {
+    const a = bytes(`{"model":"m",${MSG}}`);
+    expect(a.out?.toString()).toBe(`{"model":"m",${MSG},"max_completion_tokens":4096}`);
+    expect(JSON.parse(a.out!.toString())).toEqual(openaiCodec.passThroughBody(a.r, 'm'));
+    const b = bytes(`{ "model":"m", ${MSG}, "stream":true }`);
+    expect(b.out?.toString()).toBe(
+      `{ "model":"m", ${MSG}, "stream":true ,"stream_options":{"include_usage":true},"max_completion_tokens":4096}`,
+    );
+    expect(JSON.parse(b.out!.toString())).toEqual(openaiCodec.passThroughBody(b.r, 'm'));
+  });
+
   it('is built instead when anything changes or a top-level key repeats', () => {
-    // Another upstream model name, an implied output cap, a stream whose options need changing.
+    // Another upstream model name, a member to replace in place, a stream whose options need changing.
     expect(bytes(`{"model":"m",${MSG},"max_tokens":16}`, 'upstream-m').out).toBeNull();
-    expect(bytes(`{"model":"m",${MSG}}`).out).toBeNull();
+    expect(bytes(`{"model":"m",${MSG},"max_completion_tokens":null}`).out).toBeNull();
     expect(bytes(`{"model":"m",${MSG},"max_tokens":16,"stream":true,"stream_options":{}}`).out).toBeNull();
     expect(bytes(`{"model":"m",${MSG},"max_tokens":16,"stream":true,"stream_options":null}`).out).toBeNull();
     // JSON.parse keeps the last "model"; an upstream keeping the first would serve "expensive".
@@ -89,13 +100,20 @@ describe('pass-through bytes (Anthropic Messages, Responses)', () => {
     }
   });
 
-  it('are null when the model is mapped, a cap is implied or a top-level key repeats', () => {
+  it('Responses: an implied cap is appended', () => {
+    const r = parsed(responsesCodec, '{"model":"m","input":"hi"}');
+    const out = responsesCodec.passThroughBytes!(r, 'm');
+    expect(out?.toString()).toBe('{"model":"m","input":"hi","max_output_tokens":4096}');
+    expect(JSON.parse(out!.toString())).toEqual(responsesCodec.passThroughBody(r, 'm'));
+  });
+
+  it('are null when the model is mapped, a cap member is replaced in place or a top-level key repeats', () => {
     const none = (codec: ProtocolCodec, text: string, upstream = 'm') =>
       expect(codec.passThroughBytes!(parsed(codec, text), upstream), text).toBeNull();
     none(anthropicCodec, `{"model":"m",${MESSAGES},"max_tokens":16}`, 'upstream-m');
     none(anthropicCodec, `{"model":"x",${MESSAGES},"max_tokens":16,"model":"m"}`);
     none(responsesCodec, '{"model":"m","input":"hi","max_output_tokens":16}', 'upstream-m');
-    none(responsesCodec, '{"model":"m","input":"hi"}');
+    none(responsesCodec, '{"model":"m","input":"hi","max_output_tokens":null}');
     none(responsesCodec, '{"model":"m","input":"hi","max_output_tokens":9999,"max_output_tokens":16}');
   });
 
@@ -253,9 +271,9 @@ describe('pass-through bytes, fuzzed: what goes as bytes is what would have been
     expect(repeated).toBeGreaterThan(40);
   });
 
-  it('Anthropic Messages and Responses: 400 bodies each, keys repeated in some', () => {
+  it('Anthropic Messages, Responses and OpenAI chat: 400 bodies each, keys repeated in some', () => {
     const next = rng(11);
-    for (const codec of [anthropicCodec, responsesCodec]) {
+    for (const codec of [anthropicCodec, responsesCodec, openaiCodec]) {
       let asBytes = 0;
       for (let n = 0; n < 400; n++) {
         const members: Array<[string, string]> =
@@ -265,10 +283,21 @@ describe('pass-through bytes, fuzzed: what goes as bytes is what would have been
                 ['max_tokens', String(1 + next(100))],
                 ['messages', `[{"role":"user","content":${text(next)}}]`],
               ]
-            : [
-                ['model', '"m"'],
-                ['input', text(next)],
-              ];
+            : codec === responsesCodec
+              ? [
+                  ['model', '"m"'],
+                  ['input', text(next)],
+                ]
+              : [
+                  ['model', '"m"'],
+                  ['messages', `[{"role":"user","content":${text(next)}}]`],
+                ];
+        if (codec === openaiCodec) {
+          if (next(2)) members.push(['stream', 'true']);
+          if (next(3) === 0) members.push(['stream_options', '{"include_usage":true}']);
+          if (next(3) === 0)
+            members.push([next(2) ? 'max_tokens' : 'max_completion_tokens', String(1 + next(100))]);
+        }
         if (next(2)) members.push(['metadata', `{"user_id":${text(next)}}`]);
         if (codec === responsesCodec && next(3) > 0)
           members.push(['max_output_tokens', String(1 + next(100))]);
@@ -289,10 +318,14 @@ describe('pass-through bytes, fuzzed: what goes as bytes is what would have been
         r.raw = raw;
         const out = codec.passThroughBytes!(r, 'm');
         if (dup) expect(out, body).toBeNull();
-        else if (r.impliedOutputCap === null) {
-          expect(out, body).toBe(raw);
+        else {
+          expect(out, body).not.toBeNull();
+          // The client's bytes, or they with members added before the closing brace.
+          const end = raw.lastIndexOf(0x7d);
+          expect(out!.subarray(0, end).equals(raw.subarray(0, end)), body).toBe(true);
+          if (codec === anthropicCodec) expect(out).toBe(raw);
           asBytes++;
-        } else expect(out, body).toBeNull();
+        }
         if (out) expect(JSON.parse(out.toString()), body).toEqual(codec.passThroughBody(r, 'm'));
       }
       expect(asBytes, codec.protocol).toBeGreaterThan(150);

@@ -45,7 +45,15 @@ import { bytesStartWith, FrameVerdict, ScannedPassThrough } from './pass-through
 import { ascii, JSON_OBJECT, JSON_TYPE_TWICE, scanJson } from './json-scan.js';
 import { type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import { asSent, bad, checkModelName, isObject as isObj, type Json, parseObject } from './json.js';
+import {
+  appendMember,
+  asSent,
+  bad,
+  checkModelName,
+  isObject as isObj,
+  type Json,
+  parseObject,
+} from './json.js';
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const int = (v: unknown): number =>
@@ -1160,9 +1168,16 @@ function passThroughBody(r: IngressRequest, upstreamModel: string): unknown {
   return body;
 }
 
-/** The client's bytes when its model name and output cap go unchanged. */
-const passThroughBytes = (r: IngressRequest, upstreamModel: string): Buffer | null =>
-  upstreamModel === r.model && r.impliedOutputCap === null ? asSent(r.raw, r.body) : null;
+/**
+ * The client's bytes when its model name goes unchanged (Codex's context is large), with the
+ * implied `max_output_tokens` appended; rebuilt when that key is there already (null: replaced).
+ */
+function passThroughBytes(r: IngressRequest, upstreamModel: string): Buffer | null {
+  const cap = r.impliedOutputCap;
+  if (upstreamModel !== r.model || (cap !== null && 'max_output_tokens' in r.body)) return null;
+  const raw = asSent(r.raw, r.body);
+  return raw && cap !== null ? appendMember(raw, `"max_output_tokens":${cap}`) : raw;
+}
 
 export const responsesCodec: ProtocolCodec = {
   protocol: 'responses',

@@ -316,11 +316,9 @@ function passThroughBytes(r: IngressRequest, upstreamModel: string): Buffer | nu
   const cap = r.impliedOutputCap;
   if (cap !== null && 'max_completion_tokens' in r.body) return null;
   const raw = asSent(r.raw, r.body);
-  const added = [
-    ...(addUsage ? ['"stream_options":{"include_usage":true}'] : []),
-    ...(cap !== null ? [`"max_completion_tokens":${cap}`] : []),
-  ];
-  return raw && added.length > 0 ? appendMember(raw, added.join(',')) : raw;
+  let added = addUsage ? '"stream_options":{"include_usage":true}' : '';
+  if (cap !== null) added += `${added && ','}"max_completion_tokens":${cap}`;
+  return raw && added ? appendMember(raw, added) : raw;
 }
 
 // ── answers ⇄ canonical ────────────────────────────────────────────────────────────────────

@@ -4,6 +4,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, ERROR_CATALOGUE, errorBody, type ErrorCode, unreachableStoreError } from './errors.js';
+import { drainRefusedBody } from './refused-body.js';
 
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
@@ -18,6 +19,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     if (status === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       code = 'request_too_large';
       message = 'request body is too large';
+      drainRefusedBody(req, reply);
     } else if (status === 415 || err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
       code = 'unsupported_media_type';
       message = 'send the body as application/json';

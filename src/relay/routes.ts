@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { Services } from '../services.js';
 import { AppError, unreachableStoreError } from '../http/errors.js';
+import { drainRefusedBody } from '../http/refused-body.js';
 import type { VerifiedKey } from '../keys/verify.js';
 import { usdToNano } from '../billing/money.js';
 import { zModelPattern, zUsd } from '../http/validate.js';
@@ -157,9 +158,10 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     let e: AppError;
     const unreachable = unreachableStoreError(err);
     if (err instanceof AppError) e = err;
-    else if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE')
+    else if (err.statusCode === 413 || err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       e = new AppError('request_too_large', `request body is larger than ${s.config.maxBodyBytes} bytes`);
-    else if (err.statusCode && err.statusCode < 500) e = new AppError('invalid_request', 'invalid request');
+      drainRefusedBody(req, reply);
+    } else if (err.statusCode && err.statusCode < 500) e = new AppError('invalid_request', 'invalid request');
     // The client logs each connection error (redis.ts, the pool's); one line per refused
     // request would flood.
     else if (unreachable) e = unreachable;

@@ -923,6 +923,11 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     const capRaw = maxTokensCap(body);
     const cap = body.max_tokens === undefined || body.max_tokens === null ? Math.min(capRaw, 16) : capRaw;
     const n = optPositiveInt(body, 'n', 1, 128) ?? 1;
+    // best_of candidates are generated (and counted in usage); the best n come back.
+    const bestOf = optPositiveInt(body, 'best_of', 1, 20) ?? n;
+    if (bestOf < n) throw invalidRequest('best_of must be greater than or equal to n.', 'best_of');
+    if (stream && bestOf > 1)
+      throw invalidRequest('Cannot stream results with best_of greater than 1.', 'best_of');
 
     const s = pickScenario(model);
     run(res, s, model, stream, () => {
@@ -938,7 +943,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       const nChoices = prompts.length * n;
       const usage = s.omitUsage
         ? undefined
-        : makeUsage(promptTokens, count * nChoices, s.cachedTokens, false);
+        : makeUsage(promptTokens, count * prompts.length * Math.max(n, bestOf), s.cachedTokens, false);
       const reqId = nextId();
       const id = 'cmpl-' + reqId;
       const created = Math.floor(Date.now() / 1000);

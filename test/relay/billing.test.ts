@@ -418,3 +418,66 @@ describe.each(backends())('admission without max_tokens (%s)', (backend) => {
     expect(nanoOf((await keyJson(s, key.id)).used)).toBeLessThanOrEqual(worst);
   });
 });
+
+// ── legacy completions: each prompt of a list is answered n times, best_of candidates billed ─
+describe.each(backends())('legacy completions with several prompts, n and best_of (%s)', (backend) => {
+  let s: TestServer;
+  let mock: MockProvider;
+  // Output only: a worst case is its output tokens × 10 USD per 1M.
+  const PRICE = { input: 0, output: 10 };
+  const outputUsd = (tokens: number) => (tokens * PRICE.output) / 1e6;
+
+  relaySuite({ backend }, { prices: { multi: PRICE } }, (started) => {
+    ({ s, mock } = started);
+  });
+  beforeAll(() => mock.setScenario('multi', { completionTokens: 16 }));
+
+  it('admission holds every prompt × n × best_of worst case; billing counts every token produced', async () => {
+    // The quota covers 100 output tokens.
+    const { key, secret } = await userWithKey(s, { key: { quota: outputUsd(100) } });
+    const c = client(s, secret);
+    const prompts = (k: number) => Array.from({ length: k }, (_, i) => `prompt ${i}`);
+
+    // 10 prompts × 16 tokens: 160 is past the quota, though one prompt's 16 is not.
+    const refused = await sdkError(
+      c.completions.create({ model: 'multi', prompt: prompts(10), max_tokens: 16 }),
+    );
+    expect(refused.code).toBe('insufficient_quota');
+    // 2 prompts × best_of 4 × 16 = 128: the candidates count, though one answer per prompt comes back.
+    const bestOf = await sdkError(
+      c.completions.create({ model: 'multi', prompt: prompts(2), max_tokens: 16, best_of: 4 }),
+    );
+    expect(bestOf.code).toBe('insufficient_quota');
+    expect((await keyJson(s, key.id)).used).toBe(0);
+
+    // 3 prompts × n 2 × 16 = 96 fits, and all 96 produced tokens are billed.
+    const r = await c.completions.create({ model: 'multi', prompt: prompts(3), max_tokens: 16, n: 2 });
+    expect(r.choices).toHaveLength(6);
+    expect(r.usage!.completion_tokens).toBe(96);
+    // One prompt as token ids is one prompt: 16 tokens fit in the 4 left.
+    const ids = await sdkError(c.completions.create({ model: 'multi', prompt: [1, 2, 3], max_tokens: 16 }));
+    expect(ids.code).toBe('insufficient_quota');
+    const ok = await c.completions.create({ model: 'multi', prompt: [1, 2, 3], max_tokens: 4 });
+    expect(ok.usage!.completion_tokens).toBe(4);
+
+    const rows = (await allLogs(s, { key_id: key.id })).filter((x) => x.status === 200);
+    expect(rows.map((x) => x.completion_tokens).sort((a, b) => a - b)).toEqual([4, 96]);
+    expect(nanoOf((await keyJson(s, key.id)).used)).toBe(nanoOf(outputUsd(100)));
+  });
+
+  it('best_of candidates are billed: the log holds the usage the upstream reported', async () => {
+    const { key, secret } = await userWithKey(s);
+    const r = await client(s, secret).completions.create({
+      model: 'multi',
+      prompt: ['one', 'two'],
+      max_tokens: 16,
+      n: 2,
+      best_of: 3,
+    });
+    expect(r.choices).toHaveLength(4);
+    expect(r.usage!.completion_tokens).toBe(2 * 3 * 16);
+    const [row] = await allLogs(s, { key_id: key.id });
+    expect(row).toMatchObject({ status: 200, completion_tokens: 96, estimated: false });
+    expect(nanoOf(row!.cost)).toBe(nanoOf(outputUsd(96)));
+  });
+});

@@ -61,6 +61,15 @@ export function optionalNumber(body: Json, name: string): number | null {
   return v;
 }
 
+/**
+ * How many prompts a legacy completions `prompt` holds: a string or one array of token ids is
+ * one; an array of strings or of token arrays is one per element.
+ */
+function promptsIn(prompt: string | unknown[]): number {
+  if (typeof prompt === 'string' || prompt.every((x) => typeof x === 'number')) return 1;
+  return prompt.length;
+}
+
 function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): IngressRequest {
   const operation = route.operation;
   const model = checkModelName(body.model);
@@ -86,8 +95,10 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
     if (typeof p !== 'string' && !Array.isArray(p))
       throw bad('"prompt" must be a string or an array', 'prompt');
     prompt = { promptTokens: countInputs(p) };
-    // OpenAI's documented default for completions is 16.
-    maxOutputTokens = (positiveInt(body, 'max_tokens') ?? 16) * (positiveInt(body, 'n') ?? 1);
+    // OpenAI's documented default for completions is 16. Each prompt is answered n times, and
+    // best_of candidates are generated (and billed) though only n come back.
+    const perPrompt = Math.max(positiveInt(body, 'n') ?? 1, positiveInt(body, 'best_of') ?? 1);
+    maxOutputTokens = (positiveInt(body, 'max_tokens') ?? 16) * perPrompt * promptsIn(p);
   } else {
     const input = body.input;
     if (typeof input !== 'string' && !Array.isArray(input))

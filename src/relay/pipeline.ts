@@ -336,6 +336,9 @@ export function createRelay(s: Services) {
 
   // ── 7. count usage: the upstream's report, else a local count; never past the admitted cap
   // A cut stream (`partial`) keeps the input its usage reported so far and counts its output here.
+  // A side the upstream reported as zero tokens, though there was a prompt or text came back, is
+  // counted here too: some compatible servers send zeros rather than leave usage out, and the
+  // answer would otherwise be served free.
   function countUsage(
     r: IngressRequest,
     reported: CanonicalUsage | null,
@@ -344,21 +347,28 @@ export function createRelay(s: Services) {
   ) {
     // Completion tokens are billed at most at the output cap that was admitted and sent upstream.
     const cap = (output: number) => Math.min(output, r.maxOutputTokens);
-    if (reported && !partial) {
+    const inputReported = reported !== null && reported.input + reported.cacheRead + reported.cacheWrite > 0;
+    const input = inputReported ? reported : { input: exactPromptTokens(r), cacheRead: 0, cacheWrite: 0 };
+    // Embeddings produce no text: their answers are not read for it.
+    const outputReported =
+      reported !== null &&
+      !partial &&
+      (reported.output > 0 || r.operation === 'embeddings' || countText(produced()) === 0);
+    if (reported && outputReported && (inputReported || input.input === 0)) {
       const output = cap(reported.output);
       return {
         usage: { ...reported, output, reasoning: Math.min(reported.reasoning, output) },
         estimated: false,
       };
     }
-    const input = reported ?? { input: exactPromptTokens(r), cacheRead: 0, cacheWrite: 0 };
+    const output = outputReported ? cap(reported!.output) : cap(countText(produced()));
     return {
       usage: {
         input: input.input,
         cacheRead: input.cacheRead,
         cacheWrite: input.cacheWrite,
-        output: cap(countText(produced())),
-        reasoning: 0,
+        output,
+        reasoning: outputReported ? Math.min(reported!.reasoning, output) : 0,
       },
       estimated: true,
     };

@@ -910,6 +910,37 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect(row.completion_tokens).toBeGreaterThanOrEqual(4);
       expect(row.cost).toBeGreaterThan(0);
     });
+
+    // Anthropic always sends a usage object; a compatible upstream that fills it with zeros has
+    // not counted, and the answer must not go free.
+    it('an upstream reporting zero tokens is counted locally: plain, stream and translated', async () => {
+      const { secret, key } = await userWithKey(s);
+      mock.setScenario('claude-trans', { omitUsage: true, times: 3 });
+      const messages = [user('Count me, please.')];
+      await sdk(secret).messages.create({ model: 'claude-trans', max_tokens: 50, messages });
+      await sdk(secret).messages.stream({ model: 'claude-trans', max_tokens: 50, messages }).finalMessage();
+      await openai(secret).chat.completions.create({
+        model: 'claude-trans',
+        max_tokens: 50,
+        messages: [{ role: 'user', content: 'Count me, please.' }],
+      });
+      await newestLog(s, key.id, 3);
+      const rows = await allLogs(s, { key_id: key.id });
+      expect(rows.map((r) => [r.protocol, r.stream])).toEqual([
+        ['openai', false],
+        ['anthropic', true],
+        ['anthropic', false],
+      ]);
+      for (const r of rows) {
+        expect(r).toMatchObject({
+          status: 200,
+          estimated: true,
+          completion_tokens: DEFAULT_COMPLETION_TOKENS,
+        });
+        expect(r.prompt_tokens).toBeGreaterThan(0);
+        expect(r.cost).toBeGreaterThan(0);
+      }
+    });
   });
 
   // ── the offline mock channel ─────────────────────────────────────────────────────────────

@@ -81,6 +81,7 @@ const key: VerifiedKey = {
   alertThresholds: null,
   accountBudget: null,
   accountAlertThresholds: null,
+  graceUntil: null,
 };
 const subject = { keyId: 1, userId: 2, key: limits, account: NO_LIMITS, keyGroup: null, accountGroup: null };
 

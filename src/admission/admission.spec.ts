@@ -78,6 +78,7 @@ function key(v: {
     alertThresholds: null,
     accountBudget: null,
     accountAlertThresholds: null,
+    graceUntil: null,
   };
 }
 

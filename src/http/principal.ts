@@ -30,8 +30,11 @@ export type Principal =
   | { kind: 'master'; token?: TokenGrant }
   | { kind: 'session'; user: UserRow; csrfToken: string; tokenHash: string }
   | { kind: 'token'; user: UserRow; token: TokenGrant }
-  /** A relay key presenting itself; `ephemeralId` when it is an ephemeral key (`keyId` is its parent). */
-  | { kind: 'key'; keyId: number; userId: number; ephemeralId: number | null };
+  /**
+   * A relay key presenting itself; `ephemeralId` when it is an ephemeral key (`keyId` is its
+   * parent); `graceUntil` when the secret presented was rotated out and works until then.
+   */
+  | { kind: 'key'; keyId: number; userId: number; ephemeralId: number | null; graceUntil: number | null };
 
 export const isAdmin = (p: Principal) =>
   p.kind === 'master' || ((p.kind === 'session' || p.kind === 'token') && p.user.role === 'admin');

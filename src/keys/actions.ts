@@ -280,12 +280,20 @@ export function createKeyActions(deps: {
       const parent = await keys.requireKey(p.keyId);
       const now = keys.now();
       const expiresAt = now + input.ttlSeconds * 1000;
-      if (parent.expires_at !== null && expiresAt > Number(parent.expires_at))
-        throw new AppError(
-          'invalid_request',
-          `ttl_seconds: this key expires at ${new Date(Number(parent.expires_at)).toISOString()}; an ephemeral key cannot outlive it (at most ${Math.max(0, Math.floor((Number(parent.expires_at) - now) / 1000))} seconds)`,
-          { param: 'ttl_seconds' },
-        );
+      // Nor may it outlive the secret that minted it: one rotated out works only until its grace ends.
+      const ends = [
+        ...(parent.expires_at !== null ? [{ at: Number(parent.expires_at), what: 'this key expires' }] : []),
+        ...(p.graceUntil !== null
+          ? [{ at: p.graceUntil, what: 'this rotated-out secret stops working' }]
+          : []),
+      ];
+      for (const end of ends)
+        if (expiresAt > end.at)
+          throw new AppError(
+            'invalid_request',
+            `ttl_seconds: ${end.what} at ${new Date(end.at).toISOString()}; an ephemeral key cannot outlive it (at most ${Math.max(0, Math.floor((end.at - now) / 1000))} seconds)`,
+            { param: 'ttl_seconds' },
+          );
       const parentModels = parent.models === null ? null : (JSON.parse(parent.models) as string[]);
       let models: string[] | null = null;
       if (input.models !== undefined) {

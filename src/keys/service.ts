@@ -370,9 +370,12 @@ export function createKeysService(
           return set;
         },
         async (trx, change) => {
-          // A disabled key's ephemeral keys die with it (enabling it again does not revive them).
-          if (change.after.status === 'disabled' && change.before.status !== 'disabled')
-            await revokeChildren(trx, [id], clock());
+          // A disabled key's ephemeral keys die with it (enabling it again does not revive them);
+          // so do an expired key's, which a later expiry must not bring back.
+          const now = clock();
+          const expired = change.before.expires_at !== null && Number(change.before.expires_at) <= now;
+          if ((change.after.status === 'disabled' && change.before.status !== 'disabled') || expired)
+            await revokeChildren(trx, [id], now);
           await within?.(trx, change);
         },
       );

@@ -52,14 +52,14 @@ export interface VerifiedKey {
   /** The owner account's periodic budget. */
   accountBudget: Budget | null;
   accountAlertThresholds: number[] | null;
+  /** Set when the secret presented is the previous one of a rotated key: valid until then. */
+  graceUntil: number | null;
 }
 
 interface CachedKey extends VerifiedKey {
   status: 'active' | 'disabled' | 'deleted';
   ownerActive: boolean;
   allowedIps: CidrSet | null;
-  /** Set when this hash is the previous secret of a rotated key: valid until then. */
-  graceUntil: number | null;
 }
 
 export type KeyDenialCode =

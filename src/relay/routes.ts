@@ -75,7 +75,13 @@ function ephemeralRequest(raw: Buffer | undefined): EphemeralRequest {
 
 /** The presenting key, as the actor of its own acts (minting, the kill switch). */
 function keyPrincipal(key: VerifiedKey): Principal {
-  return { kind: 'key', keyId: key.id, userId: key.userId, ephemeralId: key.ephemeral?.id ?? null };
+  return {
+    kind: 'key',
+    keyId: key.id,
+    userId: key.userId,
+    ephemeralId: key.ephemeral?.id ?? null,
+    graceUntil: key.graceUntil,
+  };
 }
 
 /** Gemini's `{model}:{method}` path segment. */

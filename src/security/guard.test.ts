@@ -73,6 +73,7 @@ const key = (id: number, guard: Guard | null): VerifiedKey => ({
   alertThresholds: null,
   accountBudget: null,
   accountAlertThresholds: null,
+  graceUntil: null,
 });
 
 describe.each(stores)('anomaly guard [%s]', (store) => {

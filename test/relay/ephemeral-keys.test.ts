@@ -228,6 +228,40 @@ describe.each(backends())('ephemeral keys [%s]', (backend) => {
     expectRelayError(await relay(s, c), 401, 'invalid_api_key');
   });
 
+  it("minted with a rotated-out secret, it cannot outlive that secret's grace", async () => {
+    const parent = await userWithKey(s);
+    await s.api('POST', `/api/keys/${parent.key.id}/rotate`, { grace_seconds: 300 });
+    const over = await mint(s, parent.secret, { ttl_seconds: 600 });
+    expectRelayError(over, 400, 'invalid_request');
+    expect(over.body.error.param).toBe('ttl_seconds');
+    expect(over.body.error.message).toContain('rotated-out secret');
+    const ok = await mint(s, parent.secret, { ttl_seconds: 290 });
+    expect(ok.status).toBe(201);
+    expect((await relay(s, ok.body.key)).status).toBe(200);
+    s.clock.advance(301_000);
+    expectRelayError(await relay(s, parent.secret), 401, 'invalid_api_key');
+    expectRelayError(await relay(s, ok.body.key), 401, 'key_expired');
+  });
+
+  it('dies when its parent expires: a later expiry of the parent does not bring it back', async () => {
+    const parent = await userWithKey(s);
+    const child = (await mint(s, parent.secret, { ttl_seconds: 600 })).body.key as string;
+    const soon = new Date(s.clock.now() + 60_000).toISOString();
+    await s.api('PATCH', `/api/keys/${parent.key.id}`, { expires_at: soon });
+    expect((await relay(s, child)).status).toBe(200);
+    s.clock.advance(61_000);
+    expectRelayError(await relay(s, child), 401, 'key_expired');
+    await s.api('PATCH', `/api/keys/${parent.key.id}`, { expires_at: null });
+    expect((await relay(s, parent.secret)).status).toBe(200);
+    expectRelayError(await relay(s, child), 401, 'key_disabled');
+    // Moved before it passed, an expiry leaves the children alive.
+    const next = (await mint(s, parent.secret, { ttl_seconds: 600 })).body.key as string;
+    await s.api('PATCH', `/api/keys/${parent.key.id}`, {
+      expires_at: soon.replace(/^\d{4}/, (y) => String(Number(y) + 1)),
+    });
+    expect((await relay(s, next)).status).toBe(200);
+  });
+
   it('a lock-down of its parent (leak report, anomaly guard, kill switch) kills it for good', async () => {
     const parent = await userWithKey(s);
     const child = (await mint(s, parent.secret)).body.key as string;

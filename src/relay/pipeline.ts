@@ -481,8 +481,9 @@ export function createRelay(s: Services) {
   }
 
   /** A relay answer that costs nothing (models list, key info, token counts): logged like any other. */
-  const logFree = async (req: FastifyRequest, reply: FastifyReply) => {
-    await log(req, free(200, null));
+  /** Logs a key's act that costs nothing (`status`: what the client gets). */
+  const logFree = async (req: FastifyRequest, reply: FastifyReply, status = 200) => {
+    await log(req, free(status, null));
     await reportLimitsOnce(req, reply);
   };
 

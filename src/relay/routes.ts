@@ -279,7 +279,7 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
         { principal: keyPrincipal(req.relay!.key!), ip: req.clientIp },
         input,
       );
-      await relay.logFree(req, reply);
+      await relay.logFree(req, reply, 201);
       return reply.code(201).send(minted);
     });
 

@@ -52,6 +52,12 @@ describe.each(backends())('ephemeral keys [%s]', (backend) => {
       display: `${e.key.slice(0, 7)}…${e.key.slice(-4)}`,
     });
     expect(typeof e.id).toBe('number');
+    // The mint's log row is the parent's, with the status the client got.
+    await s.services.flush();
+    const mintRow = (await allLogs(s, { key_id: parent.key.id })).find(
+      (l) => l.request_id === r.headers.get('x-request-id'),
+    );
+    expect(mintRow).toMatchObject({ status: 201, cost: 0, error_code: null });
     const exp = Date.parse(e.expires_at);
     expect(exp).toBeGreaterThanOrEqual(before + 120_000);
     expect(exp).toBeLessThanOrEqual(s.clock.now() + 120_000);

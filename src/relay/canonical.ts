@@ -154,6 +154,11 @@ export interface PassThroughCheck {
   readonly usage: CanonicalUsage | null;
   /** The generated text of the frames checked so far, as `generatedText` of `feed`'s events. */
   readonly produced: string;
+  /**
+   * A failure after the stream began, as the next frame of the upstream's own stream (its
+   * response id, its event numbering); without it the ingress's encoder writes one.
+   */
+  error?(code: string, message: string): string;
 }
 
 /** Writes canonical events as one protocol's stream (translation only). */

@@ -316,13 +316,13 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
     errorCode: clientLeft ? 'client_closed' : 'upstream_error',
     ttftMs: out.ttftMs,
   });
-  if (!out.gone)
-    out.end(
-      (encoder ?? ingress.streamEncoder(r, req.id)).error(
-        'upstream_error',
-        `The upstream stream failed: ${failure}.`,
-      ),
-    );
+  if (!out.gone) {
+    const message = `The upstream stream failed: ${failure}.`;
+    const passed = encoder
+      ? undefined
+      : (reader as Partial<PassThroughCheck>).error?.('upstream_error', message);
+    out.end(passed ?? (encoder ?? ingress.streamEncoder(r, req.id)).error('upstream_error', message));
+  }
   return { answered: true };
 }
 

@@ -57,14 +57,23 @@ function expectBilled(row: { cost: number }, u: Counts): void {
 
 type Extra = Scenario & { cacheWriteTokens?: number; reasoningTokens?: number; midStreamError?: number };
 
-/** Reads a Responses stream to its end: every event's type, and the response.failed answer if one came. */
+/**
+ * Reads a Responses stream to its end: every event's type, and the response.failed answer if
+ * one came; and checks that the stream is one response, its events numbered 0, 1, 2, ….
+ */
 async function drain(stream: AsyncIterable<OpenAI.Responses.ResponseStreamEvent>) {
   const types: string[] = [];
+  const numbers: number[] = [];
+  const ids = new Set<string>();
   let failed: OpenAI.Responses.Response | undefined;
   for await (const e of stream) {
     types.push(e.type);
+    numbers.push(e.sequence_number);
+    if ('response' in e) ids.add(e.response.id);
     if (e.type === 'response.failed') failed = e.response;
   }
+  expect(numbers).toEqual(numbers.map((_, i) => i));
+  expect(ids.size).toBe(1);
   return { types, failed };
 }
 

@@ -29,6 +29,7 @@ import {
   type CanonicalUsage,
   type Message,
   type Part,
+  type SseFrame,
   type StopReason,
   StreamBroken,
   type StreamDecoder,
@@ -827,6 +828,79 @@ function judgeFrame(
   return (flags & (JSON_OBJECT | JSON_TYPE_TWICE)) === JSON_OBJECT ? FrameVerdict.Keep : FrameVerdict.Decode;
 }
 
+/**
+ * The pass-through check of a Responses stream, which also remembers what a failure frame
+ * must continue: the response the upstream announced (response.created, decoded, is the
+ * first frame) and how many frames went out, since OpenAI numbers them from 0 one by one.
+ */
+class ResponsesPassThrough extends ScannedPassThrough {
+  private frames = 0;
+  private announced: { id: string; model: string; createdAt: number } | null = null;
+  /** Inside checkEventBytes, whose decoded frames come through check as well. */
+  private viaBytes = false;
+
+  constructor(private readonly r: IngressRequest) {
+    super(
+      () => streamDecoder(r),
+      judgeFrame,
+      null,
+      new FrameShape('delta', 'obfuscation', 'sequence_number'),
+    );
+  }
+
+  // A frame counts once checked: one the check refuses (an error event) never reaches the client.
+  override checkEventBytes(
+    b: Buffer,
+    eventStart: number,
+    eventEnd: number,
+    start: number,
+    end: number,
+  ): boolean {
+    this.viaBytes = true;
+    let hide: boolean;
+    try {
+      hide = super.checkEventBytes(b, eventStart, eventEnd, start, end);
+    } finally {
+      this.viaBytes = false;
+    }
+    if (this.frames++ === 0) this.announce(b.toString('utf8', start, end));
+    return hide;
+  }
+
+  override check(frame: SseFrame): boolean {
+    const hide = super.check(frame);
+    if (!this.viaBytes && this.frames++ === 0) this.announce(frame.data);
+    return hide;
+  }
+
+  private announce(data: string): void {
+    try {
+      const first = JSON.parse(data) as Json;
+      const resp = isObj(first.response) ? first.response : null;
+      if (resp && typeof resp.id === 'string')
+        this.announced = {
+          id: resp.id,
+          model: typeof resp.model === 'string' ? resp.model : this.r.model,
+          createdAt: typeof resp.created_at === 'number' ? resp.created_at : Math.floor(Date.now() / 1000),
+        };
+    } catch {
+      // Not JSON: the decoder refuses the stream; no failure frame follows an unread one.
+    }
+  }
+
+  error(code: string, message: string): string {
+    const a = this.announced;
+    if (a === null) return streamEncoder(this.r, '').error(code, message);
+    const resp = responseObject(this.r, a.id, a.model, a.createdAt, 'failed', [], {
+      error: { code: failedCode(code), message },
+    });
+    return sseFrame(
+      JSON.stringify({ type: 'response.failed', sequence_number: this.frames, response: resp }),
+      'response.failed',
+    );
+  }
+}
+
 // ── stream encoder (ingress) ────────────────────────────────────────────────────────────────
 
 interface OpenItem {
@@ -1192,12 +1266,6 @@ export const responsesCodec: ProtocolCodec = {
   fromCanonical,
   answerError,
   decodeAnswer,
-  passThroughCheck: (r: IngressRequest) =>
-    new ScannedPassThrough(
-      () => streamDecoder(r),
-      judgeFrame,
-      null,
-      new FrameShape('delta', 'obfuscation', 'sequence_number'),
-    ),
+  passThroughCheck: (r: IngressRequest) => new ResponsesPassThrough(r),
   streamDecoder,
 };

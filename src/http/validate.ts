@@ -48,10 +48,18 @@ export const IdParams = z.object({ id: zId }).strict();
 export const zLimit = z.coerce.number().int().min(1).max(500).default(50);
 export const zCursor = z.coerce.number().int().positive().optional();
 export const zUsd = z.number().finite().min(0).max(9_000_000);
+/** Whether a date's day exists in its month: Date.parse rolls 2027-02-30 over to March 2. */
+function dayExists(s: string): boolean {
+  const m = /^\s*(\d{4})-(\d{2})-(\d{2})/.exec(s);
+  if (!m) return true;
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const d = new Date(Date.UTC(year, month - 1, day));
+  return d.getUTCMonth() === month - 1 && d.getUTCDate() === day;
+}
 export const zIsoTime = z
   .string()
   .max(64)
-  .refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO 8601 time');
+  .refine((s) => !Number.isNaN(Date.parse(s)) && dayExists(s), 'must be an ISO 8601 time');
 export const zName = z.string().trim().min(1).max(128);
 export const zGroupName = z
   .string()

@@ -116,6 +116,9 @@ describe.each(backends())('keys [%s]', (backend) => {
       { name: 'x', user_id: owner.id, quota: -1 },
       { name: 'x', user_id: owner.id, quota: '1' },
       { name: 'x', user_id: owner.id, expires_at: 'tomorrow-ish' },
+      // Days a month lacks: not rolled over into the next month.
+      { name: 'x', user_id: owner.id, expires_at: '2099-02-30T00:00:00Z' },
+      { name: 'x', user_id: owner.id, expires_at: '2099-04-31' },
       { name: 'x', user_id: owner.id, group: 'no spaces allowed' },
       { name: 'x', user_id: owner.id, status: 'active' },
       { name: 'x', user_id: owner.id, key: 'sk-chosen-by-me' },

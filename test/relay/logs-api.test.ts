@@ -157,6 +157,8 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
     expect(await allLogs(s, { from: new Date(Date.now() + 3_600_000).toISOString() })).toHaveLength(0);
     const bad = await s.api('GET', '/api/logs?from=yesterday-ish');
     expect(bad.status).toBe(422);
+    expect((await s.api('GET', '/api/logs?to=2026-11-31T00:00:00Z')).status).toBe(422);
+    expect((await s.api('GET', '/api/logs?to=2028-02-29T00:00:00Z')).status).toBe(200);
   });
 
   it('cursor pagination walks every row once, newest first', async () => {

@@ -167,8 +167,11 @@ export interface StreamEncoder {
   event(e: StreamEvent): string;
   /** The closing frames, carrying the final usage (e.g. `message_delta` + `message_stop`, `[DONE]`). */
   finish(usage: CanonicalUsage): string;
-  /** A failure after the stream began, in the protocol's own shape (then the stream closes). */
-  error(code: string, message: string): string;
+  /**
+   * A failure after the stream began, in the protocol's own shape (then the stream closes);
+   * `status`: the HTTP status it would have had before the stream began (504 for a timeout).
+   */
+  error(code: string, message: string, status?: number): string;
 }
 
 /** A stream that cannot be relayed further: unreadable, cut, or an error event. */

@@ -321,7 +321,8 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
     const passed = encoder
       ? undefined
       : (reader as Partial<PassThroughCheck>).error?.('upstream_error', message);
-    out.end(passed ?? (encoder ?? ingress.streamEncoder(r, req.id)).error('upstream_error', message));
+    const status = timeout ? 504 : 502;
+    out.end(passed ?? (encoder ?? ingress.streamEncoder(r, req.id)).error('upstream_error', message, status));
   }
   return { answered: true };
 }

@@ -545,10 +545,10 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
       });
       return out + frame('message_stop', {});
     },
-    error(code: string, message: string): string {
+    error(code: string, message: string, status?: number): string {
       if (ended) return '';
       ended = true;
-      return sseFrame(JSON.stringify(errorBody(statusOf(code), code, message, requestId)), 'error');
+      return sseFrame(JSON.stringify(errorBody(status ?? statusOf(code), code, message, requestId)), 'error');
     },
   };
 }

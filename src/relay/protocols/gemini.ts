@@ -604,9 +604,9 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
       if (parts.length === 0) parts.push({ text: '' });
       return frame(parts, { finishReason: FINISH[reason], usageMetadata: usageMetadata(usage) });
     },
-    error(code: string, message: string): string {
-      const status = (ERROR_CATALOGUE as Record<string, { status: number }>)[code]?.status ?? 500;
-      return sseFrame(JSON.stringify(geminiErrorBody(status, code, message, id)));
+    error(code: string, message: string, status?: number): string {
+      const at = status ?? (ERROR_CATALOGUE as Record<string, { status: number }>)[code]?.status ?? 500;
+      return sseFrame(JSON.stringify(geminiErrorBody(at, code, message, id)));
     },
   };
 }

@@ -520,8 +520,8 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
         start() + (r.clientWantsUsage ? chunk([], { usage: usageJson(usage) }) : '') + 'data: [DONE]\n\n'
       );
     },
-    error(code: string, message: string): string {
-      return sseFrame(JSON.stringify(errorJson(502, code, message)));
+    error(code: string, message: string, status = 502): string {
+      return sseFrame(JSON.stringify(errorJson(status, code, message)));
     },
   };
 }

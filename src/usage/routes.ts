@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { type Principal, scopedUserId } from '../http/principal.js';
+import { DAY_MS } from '../db/partitions.js';
 import { route, zTime } from '../http/route.js';
 import { zCursor, zId, zIsoTime, zLimit } from '../http/validate.js';
 import { type UsagePages, USAGE_CURSOR, parseUsageCursor } from './pages.js';
@@ -116,8 +117,17 @@ function toFilter(
   if (userId !== undefined) f.userId = userId;
   if (q.model !== undefined) f.model = q.model;
   if (q.from !== undefined) f.from = Date.parse(q.from);
-  if (q.to !== undefined) f.to = Date.parse(q.to);
+  if (q.to !== undefined) f.to = endOf(q.to);
   return f;
+}
+
+/**
+ * Where a range ends (exclusive): at a time, that time; at a date alone (`2026-12-07`), after
+ * that day (UTC), so `from=2026-12-07&to=2026-12-07` is the whole day, as a reader means it.
+ */
+function endOf(to: string): number {
+  const at = Date.parse(to);
+  return /^\d{4}-\d{2}-\d{2}$/.test(to.trim()) ? at + DAY_MS : at;
 }
 
 export function registerUsageRoutes(

@@ -159,6 +159,13 @@ describe.each(backends())('logs and usage API (%s)', (backend) => {
     expect(bad.status).toBe(422);
     expect((await s.api('GET', '/api/logs?to=2026-11-31T00:00:00Z')).status).toBe(422);
     expect((await s.api('GET', '/api/logs?to=2028-02-29T00:00:00Z')).status).toBe(200);
+    // A date alone as `to` means through that day (UTC); a time, up to that time.
+    const day = all[0]!.created_at.slice(0, 10);
+    const sameDay = all.filter((r) => r.created_at.startsWith(day));
+    expect(await allLogs(s, { from: day, to: day })).toHaveLength(sameDay.length);
+    expect(await allLogs(s, { from: day, to: `${day}T00:00:00Z` })).toHaveLength(0);
+    const usage = await s.api('GET', `/api/usage?group_by=day&from=${day}&to=${day}`);
+    expect(usage.body.data).toEqual([expect.objectContaining({ day, requests: sameDay.length })]);
   });
 
   it('cursor pagination walks every row once, newest first', async () => {

@@ -8,6 +8,9 @@ import { redactingSerializers } from './http/redact.js';
 import { loadTokenizer } from './relay/tokens.js';
 import { loadUndici } from './shared/undici.js';
 
+/** What Fastify's own "listening" log lines start with (see the logger's hook): never logged. */
+const FASTIFY_LISTENING = 'fastify listening at ';
+
 async function main() {
   let config: Config;
   try {
@@ -23,6 +26,14 @@ async function main() {
     level: config.logLevel,
     serializers: redactingSerializers,
     base: { service: 'moleapi' },
+    hooks: {
+      // Fastify logs a line of its own for every address it binds; the startup line below is
+      // the one that says where it serves (contract §1).
+      logMethod(args, method) {
+        if (typeof args[0] === 'string' && args[0].startsWith(FASTIFY_LISTENING)) return;
+        method.apply(this, args);
+      },
+    },
   });
   const services = await createServices(config, logger, {
     // The one time a generated master key is shown: straight to the terminal, never to the log.
@@ -32,7 +43,11 @@ async function main() {
       ),
   });
   const app = await buildApp(services, logger);
-  await app.listen({ port: config.port, host: config.host });
+  await app.listen({
+    port: config.port,
+    host: config.host,
+    listenTextResolver: (address) => `${FASTIFY_LISTENING}${address}`,
+  });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const shownHost = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;

@@ -1,6 +1,7 @@
 // The real process (contract §1): on an empty data dir with no MOLE_MASTER_KEY it prints the
-// startup line and a generated master key once, keeps only its hash, and the key keeps working
-// after a restart (which does not print it again). SIGTERM exits 0 promptly.
+// startup line (the one line naming the URL it serves) and a generated master key once, keeps
+// only its hash, and the key keeps working after a restart (which does not print it again).
+// SIGTERM exits 0 promptly.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -91,6 +92,13 @@ describe('the real process', () => {
     const out1 = first.stdout();
     const startup = out1.split('\n').filter((l) => l.startsWith('MoleAPI listening on '));
     expect(startup).toEqual([`MoleAPI listening on http://127.0.0.1:${first.port} (storage: sqlite)`]);
+    // That is the one line naming where it serves (contract §1): not Fastify's own "Server
+    // listening at …" log lines besides (the log level here is info).
+    expect(
+      out1.split('\n').filter((l) => l.includes(`:${first.port}`)),
+      out1,
+    ).toEqual(startup);
+    expect(first.stderr()).not.toContain(`:${first.port}`);
     const m = /Generated master key[^\n]*\n\s*(mk-[0-9A-Za-z]{48})\s*\n/.exec(out1);
     expect(m, out1).not.toBeNull();
     const masterKey = m![1]!;
@@ -157,13 +165,13 @@ describe('the real process', () => {
       db.close();
     }
 
-    // ── second start on the same dir ──
-    const second = await start(dataDir);
+    // ── second start on the same dir, on every address (Fastify binds, and would log, each) ──
+    const second = await start(dataDir, { HOST: '0.0.0.0' });
     const out2 = second.stdout();
     expect(out2).not.toMatch(/Generated master key/);
     expect(out2).not.toMatch(/mk-[0-9A-Za-z]{48}/);
-    expect(out2.split('\n').filter((l) => l.startsWith('MoleAPI listening on '))).toEqual([
-      `MoleAPI listening on http://127.0.0.1:${second.port} (storage: sqlite)`,
+    expect(out2.split('\n').filter((l) => l.includes(`:${second.port}`))).toEqual([
+      `MoleAPI listening on http://localhost:${second.port} (storage: sqlite)`,
     ]);
     expect((await api(second.base, masterKey)).status).toBe(200);
     expect(

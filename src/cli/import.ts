@@ -3,6 +3,11 @@
 // server's own environment (MOLE_DATA_DIR / DATABASE_URL, MOLE_SECRET, REDIS_URL) and writes
 // its database directly, through the domains' import functions (src/import/new-api.ts). With
 // REDIS_URL, running gateways hear of the change and reload; without it, restart them.
+// `--dry-run` writes nothing (contract §10): it neither creates nor migrates the database, nor
+// generates a secret into the data dir (src/import/dry-run-target.ts says what it reads).
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config.js';
 import { resolveSecret, SecretBox } from '../channels/secretbox.js';
@@ -46,33 +51,50 @@ export function registerImport(program: Command, ctx: CliContext): void {
         if (err instanceof ConfigError) throw usageError(err.message.replace(/\s+/g, ' '));
         throw err;
       }
+      const dryRun = Boolean(opts.dryRun);
       let box: SecretBox;
       try {
-        box = new SecretBox(resolveSecret(config));
+        // A dry run seals nothing, so it needs no secret of its own: one is not generated into
+        // the data dir for it (MOLE_SECRET is still required with DATABASE_URL, as for real).
+        box = new SecretBox(
+          dryRun && !config.secret && !config.databaseUrl && !hasSecretFile(config.dataDir)
+            ? randomBytes(32).toString('base64')
+            : resolveSecret(config),
+        );
       } catch (err) {
         throw usageError((err as Error).message);
       }
       // The importer's code (Kysely, better-sqlite3, mysql2, pg) loads only when it runs: every
       // other `mole` command paid ~0.2 s of CPU to load it at start.
-      const [{ openStorage }, { importNewApi }, { openSource, redactUrl }] = await Promise.all([
-        import('../db/open.js'),
-        import('../import/new-api.js'),
-        import('../import/source.js'),
-      ]);
+      const [{ openStorage }, { openDryRunTarget }, { importNewApi }, { openSource, redactUrl }] =
+        await Promise.all([
+          import('../db/open.js'),
+          import('../import/dry-run-target.js'),
+          import('../import/new-api.js'),
+          import('../import/source.js'),
+        ]);
       const source = await openSource(opts.from).catch((err: unknown) => {
         throw new CliError(`cannot open ${redactUrl(opts.from)}: ${(err as Error).message}`);
       });
-      let storage: Storage | null = null;
+      let storage: Pick<Storage, 'db' | 'close'> | null = null;
       let redis: RedisClient | null = null;
       try {
-        storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+        const where = { databaseUrl: config.databaseUrl, dataDir: config.dataDir };
+        // A dry run writes nothing (contract §10): not even the database file or its
+        // migrations. It reads the database as it is, or an empty / migrated stand-in
+        // (src/import/dry-run-target.ts).
+        storage = dryRun
+          ? await openDryRunTarget(where).catch((err: unknown) => {
+              throw new CliError(`cannot read the target database: ${(err as Error).message}`);
+            })
+          : await openStorage(where);
         const bus = new InvalidationBus();
         const announced: Invalidation[] = [];
         const report = await importNewApi({
           source,
           db: storage.db,
           box,
-          dryRun: Boolean(opts.dryRun),
+          dryRun,
           publish: (msg) => announced.push(msg),
           progress: (line) => ctx.info(line),
         });
@@ -90,6 +112,9 @@ export function registerImport(program: Command, ctx: CliContext): void {
       }
     });
 }
+
+/** The secret resolveSecret() keeps in the data dir (SQLite mode), when one was made before. */
+const hasSecretFile = (dataDir: string) => fs.existsSync(path.join(dataDir, 'secret'));
 
 function render(r: ImportReport, shared: boolean): string {
   const rows = r.tables.map((t) => ({

@@ -6,15 +6,18 @@
 // on its own once done, its storage and Redis closed. The other calls run the CLI's own
 // `run()` in this process, as test/cli/cli.test.ts does, which saves a node start-up
 // (seconds of CPU) each.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import SQLite from 'better-sqlite3';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/cli/program.js';
-import { type CliResult, moleProcess, waitFor } from '../helpers/process.js';
-import { redisUrl, startTestServer } from '../helpers/server.js';
+import { openStorage } from '../../src/db/open.js';
+import { type CliResult, moleProcess, scratchDatabase, waitFor } from '../helpers/process.js';
+import { pgUrl, redisUrl, startTestServer } from '../helpers/server.js';
 import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
 import { buildSqlite, NEW_API_SQLITE, newApiData, newApiKey } from './fixtures.js';
 
@@ -102,9 +105,14 @@ describe('mole import new-api (CLI process)', { timeout: 180_000 }, () => {
     expect(help.stdout).toMatch(/--dry-run/);
   });
 
-  it('--dry-run prints the count table and writes nothing', async () => {
-    const r = await mole(['import', 'new-api', '--from', file, '--dry-run'], { MOLE_DATA_DIR: dataDir });
+  it('--dry-run prints the count table and writes nothing: no data dir, database or secret', async () => {
+    // Its own data dir, not made yet (the calls above may have generated dataDir's secret).
+    const fresh = path.join(dir, 'dry-run-data');
+    const r = await moleProcess(['import', 'new-api', '--from', file, '--dry-run'], {
+      env: { MOLE_DATA_DIR: fresh },
+    });
     expect(r.code, r.stderr).toBe(0);
+    expect(fs.existsSync(fresh), 'the dry run made the data dir').toBe(false);
     expect(r.stdout).toMatch(/Dry run: nothing was written/);
     expect(r.stdout).toMatch(/^users\s+3\s+2\s+1 deleted; 1 username not allowed/m);
     expect(r.stdout).toMatch(
@@ -115,8 +123,33 @@ describe('mole import new-api (CLI process)', { timeout: 180_000 }, () => {
     expect(r.stdout).toMatch(/^groups\s+2\s+0/m);
     // A progress line for the large table.
     expect(r.stderr).toMatch(new RegExp(`tokens: 500/${EXTRA_TOKENS + 9}`));
-    for (const t of ['users', 'api_keys', 'channels', 'prices', 'groups'])
-      expect(rows(`SELECT COUNT(*) AS n FROM ${t}`)[0]!.n, t).toBe(0);
+  });
+
+  it('--dry-run on a database at an older schema version reports against it, unchanged', async () => {
+    const older = path.join(dir, 'older-data');
+    const s = await openStorage({ dataDir: older, migrateUpTo: '0001_initial' });
+    await s.close();
+    const before = snapshot(older);
+    const r = await mole(['import', 'new-api', '--from', file, '--dry-run', '--json'], {
+      MOLE_DATA_DIR: older,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.dryRun).toBe(true);
+    expect(report.tables.map((t: { imported: number }) => t.imported)).toEqual([
+      3,
+      7 + EXTRA_TOKENS,
+      6,
+      2,
+      2,
+    ]);
+    expect(snapshot(older)).toEqual(before);
+    const db = new SQLite(path.join(older, 'mole.sqlite'), { readonly: true });
+    try {
+      expect(db.prepare('SELECT name FROM kysely_migration').all()).toEqual([{ name: '0001_initial' }]);
+    } finally {
+      db.close();
+    }
   });
 
   it('imports, and a gateway on the same data dir serves the imported keys and channels', async () => {
@@ -168,5 +201,123 @@ describe('mole import new-api (CLI process)', { timeout: 180_000 }, () => {
     expect(report.tables[1].reasons['already imported']).toBe(7 + EXTRA_TOKENS);
     expect(rows('SELECT COUNT(*) AS n FROM api_keys')[0]!.n).toBe(7 + EXTRA_TOKENS);
     expect(rows('SELECT COUNT(*) AS n FROM users')[0]!.n).toBe(3);
+  });
+
+  it('--dry-run on the imported database reads it as it is and leaves every file as it was', async () => {
+    // As a stopped gateway leaves it: rows()' read-only connections leave the -wal and -shm
+    // files behind, which the last read-write connection to close removes.
+    const settle = new SQLite(path.join(dataDir, 'mole.sqlite'));
+    settle.prepare('SELECT COUNT(*) FROM sqlite_master').get();
+    settle.close();
+    const before = snapshot(dataDir);
+    expect(Object.keys(before).sort()).toEqual(['mole.sqlite', 'secret']);
+    const r = await mole(['import', 'new-api', '--from', file, '--dry-run'], { MOLE_DATA_DIR: dataDir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Dry run: nothing was written/);
+    expect(r.stdout).toMatch(/^users\s+0\s+5\s+3 already imported/m);
+    expect(r.stdout).toMatch(
+      new RegExp(`^tokens\\s+0\\s+${9 + EXTRA_TOKENS}\\s.*${7 + EXTRA_TOKENS} already imported`, 'm'),
+    );
+    expect(snapshot(dataDir)).toEqual(before);
+  });
+});
+
+/** Every file in `dir` with its size, modification time and content hash. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort()) {
+    const st = fs.statSync(path.join(dir, f));
+    if (!st.isFile()) continue;
+    const hash = createHash('sha256')
+      .update(fs.readFileSync(path.join(dir, f)))
+      .digest('hex');
+    out[f] = `${st.size} ${st.mtimeMs} ${hash}`;
+  }
+  return out;
+}
+
+const pgDescribe = pgUrl() ? describe : describe.skip;
+
+pgDescribe('mole import new-api --dry-run on PostgreSQL (CLI process)', { timeout: 180_000 }, () => {
+  let dir: string;
+  let file: string;
+  let target: { url: string; drop: () => Promise<void> };
+  const SECRET = 'dry-run-test-secret-0123456789';
+  /** The target's tables and the migrations it recorded. */
+  const state = async () => {
+    const c = new pg.Client({ connectionString: target.url });
+    await c.connect();
+    try {
+      const tables = (
+        await c.query(
+          "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+        )
+      ).rows.map((r) => r.table_name as string);
+      const migrated = tables.includes('kysely_migration')
+        ? (await c.query('SELECT name FROM kysely_migration ORDER BY name')).rows.map((r) => r.name as string)
+        : [];
+      const users = tables.includes('users')
+        ? Number((await c.query('SELECT COUNT(*) AS n FROM users')).rows[0].n)
+        : 0;
+      return { tables, migrated, users };
+    } finally {
+      await c.end();
+    }
+  };
+
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-import-pg-dry-'));
+    file = path.join(dir, 'new-api.db');
+    buildSqlite(file, NEW_API_SQLITE, newApiData({ mockOrigin: 'http://127.0.0.1:9' }).rows);
+    target = await scratchDatabase(pgUrl()!, 'mole_dry_run');
+  });
+  afterAll(async () => {
+    await target?.drop();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a database not migrated yet: reports what would be imported, creates no table', async () => {
+    const env = { DATABASE_URL: target.url, MOLE_SECRET: SECRET };
+    // MOLE_SECRET is still required with DATABASE_URL, as for the import itself.
+    const noSecret = await moleProcess(['import', 'new-api', '--from', file, '--dry-run'], {
+      env: { DATABASE_URL: target.url },
+    });
+    expect(noSecret.code).toBe(2);
+    expect(noSecret.stderr).toMatch(/MOLE_SECRET is required/);
+
+    const r = await moleProcess(['import', 'new-api', '--from', file, '--dry-run'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Dry run: nothing was written/);
+    expect(r.stdout).toMatch(/^users\s+3\s+2\s/m);
+    expect(r.stdout).toMatch(/^tokens\s+7\s+2\s/m);
+    expect(r.stdout).toMatch(/^channels\s+6\s+1\s/m);
+    expect(await state()).toEqual({ tables: [], migrated: [], users: 0 });
+  });
+
+  it('an older schema version: reports against it, migrates nothing', async () => {
+    const s = await openStorage({ databaseUrl: target.url, dataDir: dir, migrateUpTo: '0001_initial' });
+    await s.close();
+    const before = await state();
+    expect(before.migrated).toEqual(['0001_initial']);
+    const r = await moleProcess(['import', 'new-api', '--from', file, '--dry-run', '--json'], {
+      env: { DATABASE_URL: target.url, MOLE_SECRET: SECRET },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).tables.map((t: { imported: number }) => t.imported)).toEqual([3, 7, 6, 2, 2]);
+    expect(await state()).toEqual(before);
+  });
+
+  it('a migrated database with the import done: read as it is', async () => {
+    const env = { DATABASE_URL: target.url, MOLE_SECRET: SECRET };
+    const done = await mole(['import', 'new-api', '--from', file], env);
+    expect(done.code, done.stderr).toBe(0);
+    const before = await state();
+    expect(before.users).toBe(3);
+    const r = await moleProcess(['import', 'new-api', '--from', file, '--dry-run', '--json'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.tables.map((t: { imported: number }) => t.imported)).toEqual([0, 0, 0, 0, 0]);
+    expect(report.tables[1].reasons['already imported']).toBe(7);
+    expect(await state()).toEqual(before);
   });
 });

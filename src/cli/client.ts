@@ -2,7 +2,10 @@
 // MOLE_TOKEN (a management token or the master key) as a Bearer token. Going through the API,
 // never the database, keeps every instance's caches right (contract §10).
 
-/** A failure the user should read: one line on stderr, exit code 1 (or 2 for bad usage). */
+/**
+ * A failure the user should read: one line on stderr, exit code 1 (or 2 for bad usage,
+ * including an argument the gateway refused with 400 or 422: see exitCodeOf).
+ */
 export class CliError extends Error {
   constructor(
     message: string,
@@ -24,6 +27,15 @@ export interface ApiClient {
 export type Query = Record<string, string | number | boolean | undefined>;
 
 const TIMEOUT_MS = 30_000;
+
+/**
+ * The exit code for an API error: 400 and 422 refuse what the user gave (a value out of range,
+ * a field missing), which is bad usage (2); anything else — a wrong token (401/403), an id that
+ * is not there (404), a conflict (409), a server error (5xx) — is a failure (1).
+ */
+export function exitCodeOf(status: number): 1 | 2 {
+  return status === 400 || status === 422 ? 2 : 1;
+}
 
 /** MOLE_URL and MOLE_TOKEN from the environment; nothing is read until a command needs it. */
 export function clientFromEnv(env: NodeJS.ProcessEnv = process.env): ApiClient {
@@ -82,7 +94,7 @@ export function clientFromEnv(env: NodeJS.ProcessEnv = process.env): ApiClient {
         const message = (e?.message ?? `HTTP ${res.status}`).replace(/\s+/g, ' ');
         throw new CliError(
           `${message} (HTTP ${res.status}${e?.code ? ` ${e.code}` : ''})`,
-          1,
+          exitCodeOf(res.status),
           e?.param ?? null,
         );
       }

@@ -220,7 +220,8 @@ async function withOptionHint<T>(p: Promise<T>): Promise<T> {
   } catch (err) {
     const field = err instanceof CliError ? err.param?.split('.')[0] : undefined;
     const option = field ? OPTION_OF[field] : undefined;
-    if (err instanceof CliError && option) throw new CliError(`${err.message}; see ${option}`, 1, err.param);
+    if (err instanceof CliError && option)
+      throw new CliError(`${err.message}; see ${option}`, err.exitCode, err.param);
     throw err;
   }
 }

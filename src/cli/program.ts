@@ -1,7 +1,8 @@
 // The `mole` command line (contract §10). Everyday commands talk to a running gateway's
 // management API (MOLE_URL, default http://localhost:3000; MOLE_TOKEN or --token = a
-// management token (mg-…) or the master key). Exit codes: 0 success, 2 bad usage, 1 failure — with a one-line reason on
-// stderr. `--json` prints machine-readable results.
+// management token (mg-…) or the master key). Exit codes: 0 success, 2 bad usage (commander
+// refused the arguments, or the gateway refused a value with 400/422: client.ts exitCodeOf),
+// 1 failure — with a one-line reason on stderr. `--json` prints machine-readable results.
 //
 // Adding a command group: write src/cli/<group>.ts exporting a RegisterCommands function and
 // list it in COMMAND_GROUPS below. `mole import new-api` (contract §10, src/cli/import.ts) is
@@ -9,7 +10,7 @@
 // DATABASE_URL, MOLE_SECRET) and writes the database directly, so it takes the config, not
 // ctx.api().
 import readline from 'node:readline/promises';
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, type HelpContext } from 'commander';
 import { CliError, clientFromEnv, usageError, type ApiClient } from './client.js';
 import type { CliContext, RegisterCommands } from './context.js';
 import { registerImport } from './import.js';
@@ -41,7 +42,8 @@ export function buildProgram(ctx: CliContext, io: Required<Pick<RunIO, 'stdout' 
         'Talks to the management API at MOLE_URL (default http://localhost:3000) with\n' +
         'MOLE_TOKEN or --token (a management token mg-… with the scopes the command\n' +
         'needs, or the master key) as the Bearer token.\n' +
-        'Exit codes: 0 success, 1 failure, 2 bad usage.',
+        'Exit codes: 0 success, 1 failure, 2 bad usage (including a value the gateway\n' +
+        'refuses with HTTP 400 or 422).',
     )
     .option('--json', 'print results as JSON')
     .option('--token <token>', 'management token (mg-…) or master key; overrides MOLE_TOKEN')
@@ -67,15 +69,24 @@ export function buildProgram(ctx: CliContext, io: Required<Pick<RunIO, 'stdout' 
     if (c.commands.length) {
       const names = c.commands.map((sub) => sub.name()).filter((n) => n !== 'help');
       // One line on stderr, not the whole help, for a missing or unknown subcommand.
+      const refuse = (given: string | undefined) =>
+        usageError(
+          `${given ? `unknown command '${given}'` : 'missing command'} for '${path}' ` +
+            `(one of: ${names.join(', ')}); see '${path} --help'`,
+        );
       c.helpCommand(true)
         .usage('[options] <command>')
         .argument('[command]')
         .action((given: string | undefined) => {
-          throw usageError(
-            `${given ? `unknown command '${given}'` : 'missing command'} for '${path}' ` +
-              `(one of: ${names.join(', ')}); see '${path} --help'`,
-          );
+          throw refuse(given);
         });
+      // `help <command>` of a command that is not there: commander would print the whole help
+      // on stderr (its only use of help({ error: true }) here, as every group has an action).
+      const help = c.help.bind(c);
+      c.help = ((context?: HelpContext) => {
+        if (context?.error) throw refuse(c.args[0] === 'help' ? c.args[1] : undefined);
+        return help(context);
+      }) as Command['help'];
     }
     for (const sub of c.commands) walk(sub, `${path} ${sub.name()}`);
   };
@@ -122,9 +133,10 @@ export async function run(argv: string[], io: RunIO = {}): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      // --help and --version answer 0; everything else commander refuses is bad usage (it has
-      // already printed the reason).
+      // --help, `help [command]` (commander.help, exit code 0) and --version answer 0;
+      // everything else commander refuses is bad usage (it has already printed the reason).
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      if (err.code === 'commander.help' && err.exitCode === 0) return 0;
       return 2;
     }
     if (err instanceof CliError) {

@@ -95,6 +95,32 @@ describe('mole CLI', { timeout: 180_000 }, () => {
     expect((await mole(['help', 'keys'], { env })).stdout).toContain('rotate');
   });
 
+  it('`help` and `help <command>` print the help and exit 0', async () => {
+    const commands = [
+      ['help'],
+      ['help', 'keys'],
+      ['help', 'import'],
+      ['keys', 'help'],
+      ['keys', 'help', 'list'],
+    ];
+    const results = await inBatches(commands, (c) => mole(c, { env }));
+    for (const [i, c] of commands.entries()) {
+      const r = results[i]!;
+      expect(r.code, `mole ${c.join(' ')}\n${r.stderr}`).toBe(0);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toMatch(/^Usage: mole /);
+    }
+    expect(results[1]!.stdout).toContain('rotate');
+    expect(results[4]!.stdout).toContain('Usage: mole keys list ');
+    // A command that is not there is bad usage, with one line (not the whole help) on stderr.
+    expectFailure(await mole(['help', 'frob'], { env }), 2, /^mole: unknown command 'frob' for 'mole' /m);
+    expectFailure(
+      await mole(['keys', 'help', 'frob'], { env }),
+      2,
+      /^mole: unknown command 'frob' for 'mole keys' /m,
+    );
+  });
+
   it('users create | list | topup, in tables and in JSON', async () => {
     const made = await okJson(['users', 'create', 'alice', '--balance', '10']);
     expect(made).toMatchObject({ username: 'alice', role: 'user', group: 'default', balance: 10 });
@@ -269,20 +295,36 @@ describe('mole CLI', { timeout: 180_000 }, () => {
       1,
       new RegExp(`^mole: cannot reach http://127\\.0\\.0\\.1:${port}: ECONNREFUSED$`, 'm'),
     );
+    // the management API never echoes a secret in an error, nor does the CLI
+    const wrong = await mole(['keys', 'list'], { env: { ...env, MOLE_TOKEN: 'mk-wrong-secret-value' } });
+    expect(wrong.stderr + wrong.stdout).not.toContain('mk-wrong-secret-value');
+  });
+
+  it('a value the gateway refuses (HTTP 400/422) is bad usage: exit 2, one line', async () => {
+    const user = await okJson(['users', 'create', 'erin', '--password', 'erin-password-1']);
+    expectFailure(
+      await mole(['keys', 'create', 'x', '--user', String(user.id), '--quota', '-1'], { env }),
+      2,
+      /\(HTTP 422 validation_error\); see --quota$/m,
+    );
     expectFailure(
       await mole(['users', 'create', 'x', '--password', 'short'], { env }),
-      1,
+      2,
       /invalid body: password/,
     );
     // a refused field points at the option that sets it
     expectFailure(
       await mole(['keys', 'create', 'ownerless'], { env }),
-      1,
+      2,
       /^mole: user_id: required with the master key \(HTTP 422 validation_error\); see --user$/m,
     );
-    // the management API never echoes a secret in an error, nor does the CLI
-    const wrong = await mole(['keys', 'list'], { env: { ...env, MOLE_TOKEN: 'mk-wrong-secret-value' } });
-    expect(wrong.stderr + wrong.stdout).not.toContain('mk-wrong-secret-value');
+    // Not the arguments' fault: an id that is not there, a name already taken, stay failures.
+    expectFailure(await mole(['keys', 'enable', '999999'], { env }), 1, /HTTP 404/);
+    expectFailure(
+      await mole(['users', 'create', 'erin', '--password', 'erin-password-2'], { env }),
+      1,
+      /HTTP 409/,
+    );
   });
 
   it('bad usage: exit 2, one line', async () => {
@@ -307,17 +349,23 @@ describe('mole CLI', { timeout: 180_000 }, () => {
   });
 
   it('as its own process: exit codes 0, 1 and 2 and the output reach the shell', async () => {
-    const [listed, refused, bad] = await inBatches(
+    const [listed, refused, bad, help, invalid] = await inBatches(
       [
         { args: ['users', 'list', '--json'], env },
         { args: ['keys', 'list'], env: { ...env, MOLE_TOKEN: 'mk-wrong' } },
         { args: ['keys', 'frob'], env },
+        { args: ['help', 'keys'], env },
+        { args: ['keys', 'create', 'ownerless'], env },
       ],
       (c) => moleProcess(c.args, { env: c.env }),
+      5,
     );
     expect(listed!.code, listed!.stderr).toBe(0);
     expect(Array.isArray(JSON.parse(listed!.stdout))).toBe(true);
     expectFailure(refused!, 1, /^mole: invalid credentials \(HTTP 401 unauthorized\)$/m);
     expectFailure(bad!, 2, /unknown command 'frob' for 'mole keys'/);
+    expect(help!.code, help!.stderr).toBe(0);
+    expect(help!.stdout).toContain('Usage: mole keys ');
+    expectFailure(invalid!, 2, /\(HTTP 422 validation_error\); see --user$/m);
   });
 });

@@ -29,13 +29,20 @@ export async function findUserForImport(
 }
 
 /** Every user imported earlier, by source marker (deleted ones too: they are not imported again). */
-export async function importedUsers(db: Db): Promise<Map<string, { id: number; deleted: boolean }>> {
+export async function importedUsers(
+  db: Db,
+): Promise<Map<string, { id: number; username: string; deleted: boolean }>> {
   const rows = await db
     .selectFrom('users')
-    .select(['id', 'import_source', 'deleted_at'])
+    .select(['id', 'username', 'import_source', 'deleted_at'])
     .where('import_source', 'is not', null)
     .execute();
-  return new Map(rows.map((r) => [r.import_source!, { id: Number(r.id), deleted: r.deleted_at !== null }]));
+  return new Map(
+    rows.map((r) => [
+      r.import_source!,
+      { id: Number(r.id), username: r.username, deleted: r.deleted_at !== null },
+    ]),
+  );
 }
 
 export async function importUser(trx: Db, u: ImportedUser, now = Date.now()): Promise<number> {

@@ -209,6 +209,12 @@ export async function importNewApi(o: ImportOptions): Promise<ImportReport> {
           users.skip('imported before, since deleted here');
           continue;
         }
+        // Source ids are per database: the same id under another name is another person (a
+        // second new-api database, say), whose keys must not land in this account.
+        if (prior !== undefined && prior.username.toLowerCase() !== str(r.username).trim().toLowerCase()) {
+          users.skip('its id was imported before for another username');
+          continue;
+        }
         if (prior !== undefined) {
           owners.set(sourceId, { id: prior.id, group });
           users.skip('already imported');

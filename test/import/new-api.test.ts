@@ -468,6 +468,28 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
     expect((await relay(s, `sk-${data.keys.unlimited}`, '/v1/key')).status).toBe(401);
     expect((await relay(s, `sk-${data.keys.granted}`, '/v1/key')).status).toBe(401);
   });
+
+  it("a second database's user with a known id but another name is not taken for the first one", async () => {
+    // Another new-api instance: its user 2 is carol, not alice, and has a key of her own.
+    const other = path.join(dir, 'other-new-api.db');
+    const carolKey = newApiKey();
+    const alice = data.rows.users!.find((u) => u.id === 2)!;
+    const aliceToken = data.rows.tokens!.find((t) => t.user_id === 2)!;
+    buildSqlite(other, NEW_API_SQLITE, {
+      users: [{ ...alice, username: 'carol', aff_code: 'c1' }],
+      tokens: [{ ...aliceToken, id: 901, key: carolKey, name: 'carol-main' }],
+    });
+    const aliceKeys = (await keysOf((await userByName('alice')).id)).length;
+    const r = await runImport(s, other);
+    const [users, tokens] = r.tables;
+    expect(users).toMatchObject({
+      imported: 0,
+      reasons: { 'its id was imported before for another username': 1 },
+    });
+    expect(tokens).toMatchObject({ imported: 0, reasons: { 'owner not imported': 1 } });
+    expect((await keysOf((await userByName('alice')).id)).length).toBe(aliceKeys);
+    expect((await relay(s, `sk-${carolKey}`, '/v1/key')).status).toBe(401);
+  });
 });
 
 describe.each(backends())('dry run into an empty %s gateway', { timeout: 60_000 }, (backend) => {

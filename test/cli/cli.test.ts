@@ -69,49 +69,42 @@ describe('mole CLI', { timeout: 180_000 }, () => {
     env = { MOLE_URL: s.url, MOLE_TOKEN: s.masterKey };
   });
 
-  it('--help works on every command and exits 0', async () => {
-    const commands = [
-      [],
-      ['keys'],
-      ['keys', 'list'],
-      ['keys', 'create'],
-      ['keys', 'disable'],
-      ['keys', 'enable'],
-      ['keys', 'rotate'],
-      ['keys', 'delete'],
-      ['users'],
-      ['users', 'list'],
-      ['users', 'create'],
-      ['users', 'topup'],
-      ['usage'],
+  it('--help on every command, and `help [command]`, print the help and exit 0', async () => {
+    // [argv, the command whose help it prints]
+    const commands: [string[], string[]][] = [
+      ...[
+        [],
+        ['keys'],
+        ['keys', 'list'],
+        ['keys', 'create'],
+        ['keys', 'disable'],
+        ['keys', 'enable'],
+        ['keys', 'rotate'],
+        ['keys', 'delete'],
+        ['users'],
+        ['users', 'list'],
+        ['users', 'create'],
+        ['users', 'topup'],
+        ['usage'],
+      ].map((c): [string[], string[]] => [[...c, '--help'], c]),
+      [['help'], []],
+      [['help', 'keys'], ['keys']],
+      [['help', 'import'], ['import']],
+      [['keys', 'help'], ['keys']],
+      [
+        ['keys', 'help', 'list'],
+        ['keys', 'list'],
+      ],
     ];
-    const results = await inBatches(commands, (c) => mole([...c, '--help'], { env }));
-    for (const [i, c] of commands.entries()) {
+    const results = await inBatches(commands, ([argv]) => mole(argv, { env }));
+    for (const [i, [argv, c]] of commands.entries()) {
       const r = results[i]!;
-      expect(r.code, c.join(' ')).toBe(0);
+      expect(r.code, `mole ${argv.join(' ')}\n${r.stderr}`).toBe(0);
+      expect(r.stderr).toBe('');
       expect(r.stdout).toContain(`Usage: mole${c.length ? ' ' + c.join(' ') : ''} `);
       expect(r.stdout).toContain('--json');
     }
     expect((await mole(['help', 'keys'], { env })).stdout).toContain('rotate');
-  });
-
-  it('`help` and `help <command>` print the help and exit 0', async () => {
-    const commands = [
-      ['help'],
-      ['help', 'keys'],
-      ['help', 'import'],
-      ['keys', 'help'],
-      ['keys', 'help', 'list'],
-    ];
-    const results = await inBatches(commands, (c) => mole(c, { env }));
-    for (const [i, c] of commands.entries()) {
-      const r = results[i]!;
-      expect(r.code, `mole ${c.join(' ')}\n${r.stderr}`).toBe(0);
-      expect(r.stderr).toBe('');
-      expect(r.stdout).toMatch(/^Usage: mole /);
-    }
-    expect(results[1]!.stdout).toContain('rotate');
-    expect(results[4]!.stdout).toContain('Usage: mole keys list ');
     // A command that is not there is bad usage, with one line (not the whole help) on stderr.
     expectFailure(await mole(['help', 'frob'], { env }), 2, /^mole: unknown command 'frob' for 'mole' /m);
     expectFailure(

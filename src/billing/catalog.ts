@@ -185,6 +185,8 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     guard(group: string): Guard | null {
       return groups.get(group)?.guard ?? null;
     },
+    /** The names of the priced models. */
+    pricedModels: (): string[] => [...prices.keys()],
     listPrices: () =>
       [...prices.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([m, p]) => priceJson(m, p)),
     /** A group's limits, models and key lifetime; null = a group without a row (no policy). */

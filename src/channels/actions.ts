@@ -33,7 +33,7 @@ function redact(text: string, credential: string): string {
 export function createChannelActions(deps: {
   channels: ChannelsService;
   audit: Pick<AuditService, 'record'>;
-  catalog: Pick<PriceCatalog, 'price' | 'group'>;
+  catalog: Pick<PriceCatalog, 'price' | 'group' | 'pricedModels'>;
 }) {
   const { channels, audit } = deps;
   return {
@@ -95,7 +95,7 @@ export function createChannelActions(deps: {
         group,
         // Only what the group's policy lets it use at all (billing/catalog.ts `group`).
         data: channels
-          .modelsFor(group)
+          .modelsFor(group, deps.catalog.pricedModels())
           .filter((id) => deps.catalog.group(group)?.models?.allows(id) ?? true)
           .map((id) => ({ id, priced: deps.catalog.price(id) !== null })),
       };

@@ -187,12 +187,16 @@ export async function createChannelsService(
       return live.some((c) => c.status === 'active' && inGroup(c, group) && c.serves.allows(model));
     },
 
-    /** Exact model names offered to a group (wildcard entries cannot be listed). */
-    modelsFor(group: string): string[] {
+    /**
+     * Model names offered to a group: its channels' exact names, and those of `known` (the
+     * priced models, say) that a wildcard entry ("gpt-4o*") serves; a wildcard lists nothing
+     * of itself.
+     */
+    modelsFor(group: string, known: Iterable<string> = []): string[] {
+      const open = live.filter((c) => c.status === 'active' && inGroup(c, group));
       const out = new Set<string>();
-      for (const c of live)
-        if (c.status === 'active' && inGroup(c, group))
-          for (const m of c.models) if (!m.endsWith('*')) out.add(m);
+      for (const c of open) for (const m of c.models) if (!m.endsWith('*')) out.add(m);
+      for (const m of known) if (!out.has(m) && open.some((c) => c.serves.allows(m))) out.add(m);
       return [...out].sort();
     },
 
@@ -207,7 +211,8 @@ export async function createChannelsService(
     },
 
     upstreamModel(c: Channel, model: string): string {
-      return c.modelMap[model] ?? model;
+      // An own entry only: a model named "constructor" must not find Object's.
+      return Object.hasOwn(c.modelMap, model) ? c.modelMap[model]! : model;
     },
 
     reportSuccess(c: Channel): void {

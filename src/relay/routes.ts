@@ -193,7 +193,7 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
   // unpriced model is refused, so it is not offered).
   const usableModels = (key: VerifiedKey) =>
     s.channels
-      .modelsFor(key.group)
+      .modelsFor(key.group, s.catalog.pricedModels())
       .filter(
         (m) =>
           (!key.models || key.models.allows(m)) &&

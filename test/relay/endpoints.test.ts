@@ -318,6 +318,34 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     });
   });
 
+  it('a channel serving a wildcard lists the priced models it matches: /v1/models, retrieve, Gemini, /api/models', async () => {
+    const prefix = uniq('wild');
+    const [priced, unpriced] = [`${prefix}-x`, `${prefix}-y`];
+    await addChannel(s, { type: 'mock', models: [`${prefix}-*`] });
+    await setPrice(s, priced, { input: 1, output: 1 });
+    const { secret } = await userWithKey(s);
+    const c = client(s, secret);
+    const ids = (await c.models.list()).data.map((m) => m.id);
+    expect(ids).toContain(priced);
+    expect(ids).not.toContain(unpriced);
+    expect(await c.models.retrieve(priced)).toMatchObject({ id: priced });
+    const gemini = await fetch(`${s.url}/v1beta/models`, { headers: { 'x-goog-api-key': secret } });
+    expect(await gemini.text()).toContain(`models/${priced}`);
+    const listed = await s.api('GET', '/api/models?group=default');
+    expect(listed.body.data).toContainEqual({ id: priced, priced: true });
+  });
+
+  it('a model named like an Object property ("constructor") is served as itself', async () => {
+    await addChannel(s, { type: 'mock', models: ['constructor'] });
+    await setPrice(s, 'constructor', { input: 1, output: 1 });
+    const { c } = await fundedClient();
+    const r = await c.chat.completions.create({
+      model: 'constructor',
+      messages: [{ role: 'user', content: 'hi' }],
+    });
+    expect(r.choices[0]!.message.content).toBeTruthy();
+  });
+
   it('a pass-through sends the client’s bytes; a stream gains stream_options, a capless body its cap', async () => {
     const { secret } = await userWithKey(s, { balance: 10 });
     // Spacing and key order JSON.stringify would not keep: the upstream sees them as sent.

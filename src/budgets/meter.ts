@@ -53,10 +53,18 @@ export interface CounterRef {
   line: BudgetLine;
 }
 
+/** Whose request a hold is for: its key and the key's account. */
+export interface Payer {
+  keyId: number;
+  userId: number;
+}
+
 export interface BudgetHold {
   counters: CounterRef[];
   amount: number;
   done: boolean;
+  /** Set by the budgets service: a settled charge counts on the payer's loaded counters. */
+  payer?: Payer;
   /** With Redis: the generation of this instance's holds the amount is held in. */
   gen?: HoldGeneration;
 }
@@ -91,6 +99,11 @@ export interface BudgetMeter {
    * new period, as its row does.
    */
   settle(hold: BudgetHold, charge: number, at: number): Promise<Settled[]>;
+  /**
+   * A charge settled on a hold with no budget in force: counted all the same by any counter of
+   * its payer this instance holds (a budget set again later in the period counts it).
+   */
+  charged(hold: BudgetHold, charge: number, at: number): void;
   release(hold: BudgetHold): void;
   /** Spend in the period holding `at` (settled, written or not; holds excluded). */
   spent(line: BudgetLine, at: number): Promise<number>;
@@ -128,6 +141,12 @@ export function countersFor(lines: readonly BudgetLine[], at: number): CounterRe
   return [...out.values()];
 }
 
+/** The payer the lines name (the budgets service sets the request's own on its holds). */
+const payerOf = (lines: readonly BudgetLine[]): Payer => ({
+  keyId: lines.find((l) => l.subject === 'k')?.id ?? -1,
+  userId: lines.find((l) => l.subject === 'u')?.id ?? -1,
+});
+
 /** The counters a settlement at `at` charges: the hold's own, or the next period's where one began since. */
 function chargeRefs(hold: BudgetHold, at: number): CounterRef[] {
   return hold.counters.map((ref) =>
@@ -146,24 +165,88 @@ interface Counter {
 
 /** Forgotten this long after their period ended, once nothing is pending or held. */
 const AFTER_END_MS = 60_000;
+/** A base read waits for a usage batch under way at most this long a try, */
+const BATCH_WAIT_MS = 50;
+/** and is taken as it is after this many tries (batches back to back for a while). */
+const BASE_READ_TRIES = 20;
+const NO_COUNTERS = { committed() {}, aborted() {} };
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/**
+ * A charge settled and not yet written: the counters that count it as pending. Its log row
+ * carries the same key, user, time and cost.
+ */
+interface Unwritten {
+  charge: number;
+  cids: string[];
+}
+
+/** Unwritten charges are matched to their log rows by what both carry. */
+const rowKey = (keyId: number, at: number, charge: number) => `${keyId}:${at}:${charge}`;
 
 function createCounters(store: BudgetStore, now: Clock) {
   const counters = new Map<string, Counter>();
   const loading = new Map<string, Promise<void>>();
+  /**
+   * Charges settled and not yet written, while any counter is loaded: each loaded counter of the
+   * charge's key or account and period counts it as pending, whether or not a budget was in
+   * force for that request (a budget switched off and on again within a period must still count
+   * what was spent meanwhile), and a counter loaded later takes in those of its period. A batch
+   * moves exactly these charges from pending into base.
+   */
+  const unwritten = new Map<string, Unwritten[]>();
+  /**
+   * Bumped when a usage batch begins and when it ends: a base read while one was under way
+   * may or may not hold its rows, so it is read again once none is.
+   */
+  let epoch = 0;
+  let batchesOpen = 0;
+  let batchesDone: (() => void) | null = null;
+  let allDone: Promise<void> = Promise.resolve();
+  const batchBegins = () => {
+    epoch++;
+    if (batchesOpen++ === 0) allDone = new Promise((r) => (batchesDone = r));
+  };
+  const batchEnds = () => {
+    epoch++;
+    if (--batchesOpen === 0) batchesDone?.();
+  };
   /** The stored spend of a counter's period (rows of this period written so far). */
   const readBase = (c: CounterRef) => store.spentSince(c.subject, c.id, dayOf(c.start));
+  /** A counter's base, read while no batch was under way (or, after many tries, as it is). */
+  async function settledBase(c: CounterRef): Promise<number> {
+    for (let tries = 1; ; tries++) {
+      if (batchesOpen > 0) await Promise.race([allDone, sleep(BATCH_WAIT_MS)]);
+      const seen = epoch;
+      const base = await readBase(c);
+      if (seen === epoch || tries >= BASE_READ_TRIES) return base;
+    }
+  }
+  /** The counter ids a charge of this key and account at `at` would count on. */
+  const cidsAt = (keyId: number, userId: number, at: number) => {
+    const out: string[] = [];
+    for (const period of PERIODS) {
+      const start = periodStart(period, at);
+      out.push(counterId('k', keyId, period, start), counterId('u', userId, period, start));
+    }
+    return out;
+  };
 
   function ensure(c: CounterRef): Promise<void> | null {
     if (counters.has(c.cid)) return null;
     let p = loading.get(c.cid);
     if (!p) {
       // No lock against the usage writer (on SQLite its open transaction holds the one
-      // connection, and it would wait for this lock): a counter's base is read once, before any
-      // spend is pending on it, and a batch moves spend into the base only for counters that
-      // existed when it began, so nothing is counted twice.
-      p = readBase(c)
+      // connection, and it would wait for this lock): the base is read while no batch is under
+      // way, and the counter then takes in the charges still unwritten, so each charge is
+      // counted once, in the base or as pending.
+      p = settledBase(c)
         .then((base) => {
-          if (!counters.has(c.cid)) counters.set(c.cid, { base, pending: 0, reserved: 0, end: c.end });
+          if (counters.has(c.cid)) return;
+          const k: Counter = { base, pending: 0, reserved: 0, end: c.end };
+          for (const list of unwritten.values())
+            for (const u of list) if (u.cids.includes(c.cid)) k.pending += u.charge;
+          counters.set(c.cid, k);
         })
         .finally(() => loading.delete(c.cid));
       loading.set(c.cid, p);
@@ -178,35 +261,54 @@ function createCounters(store: BudgetStore, now: Clock) {
       for (const p of refs.map(ensure)) if (p) await p;
       return refs.map((r) => counters.get(r.cid)!);
     },
+    /**
+     * A settled charge of the payer's key and account, dated `at`: pending on every loaded
+     * counter of theirs for that time, until its row is written. Nothing to do while no
+     * counter is loaded (no budget in force anywhere, the usual case).
+     */
+    charge(payer: Payer | undefined, amount: number, at: number): void {
+      if (!payer || amount === 0 || (counters.size === 0 && loading.size === 0)) return;
+      const { keyId, userId } = payer;
+      const u: Unwritten = { charge: amount, cids: cidsAt(keyId, userId, at) };
+      for (const cid of u.cids) {
+        const k = counters.get(cid);
+        if (k) k.pending += amount;
+      }
+      const key = rowKey(keyId, at, amount);
+      const list = unwritten.get(key);
+      if (list) list.push(u);
+      else unwritten.set(key, [u]);
+    },
     async flushInto(_trx: Db, rows: readonly NewLog[], written: readonly NewLog[] = rows) {
-      const deltas = (list: readonly NewLog[]) => {
-        const m = new Map<string, number>();
-        // No budget in force anywhere (the usual case): no counter to find for any row.
-        if (counters.size === 0) return m;
-        for (const r of list) {
-          const cost = Number(r.cost_nano);
-          if (!cost) continue;
-          const at = Number(r.created_at);
-          for (const period of PERIODS) {
-            const start = periodStart(period, at);
-            for (const [subject, id] of [
-              ['k', r.key_id],
-              ['u', r.user_id],
-            ] as const) {
-              const cid = counterId(subject, Number(id), period, start);
-              if (counters.has(cid)) m.set(cid, (m.get(cid) ?? 0) + cost);
-            }
-          }
-        }
-        return m;
-      };
-      const gained = deltas(written);
-      const taken = written === rows ? gained : deltas(rows);
+      const gained = new Map<string, number>();
+      const taken = new Map<string, number>();
+      // No budget in force anywhere (the usual case): no counter to find for any row.
+      if (counters.size === 0 && unwritten.size === 0 && loading.size === 0) return NO_COUNTERS;
+      batchBegins();
+      for (const r of written) {
+        const cost = Number(r.cost_nano);
+        if (!cost) continue;
+        for (const cid of cidsAt(Number(r.key_id), Number(r.user_id), Number(r.created_at)))
+          if (counters.has(cid)) gained.set(cid, (gained.get(cid) ?? 0) + cost);
+      }
+      for (const r of rows) {
+        const cost = Number(r.cost_nano);
+        if (!cost) continue;
+        const key = rowKey(Number(r.key_id), Number(r.created_at), cost);
+        taken.set(key, (taken.get(key) ?? 0) + 1);
+      }
       return {
         committed() {
-          for (const [cid, d] of taken) {
-            const c = counters.get(cid);
-            if (c) c.pending -= d;
+          batchEnds();
+          for (const [key, n] of taken) {
+            const list = unwritten.get(key);
+            if (!list) continue;
+            for (const u of list.splice(0, n))
+              for (const cid of u.cids) {
+                const k = counters.get(cid);
+                if (k) k.pending -= u.charge;
+              }
+            if (list.length === 0) unwritten.delete(key);
           }
           for (const [cid, d] of gained) {
             const c = counters.get(cid);
@@ -216,7 +318,7 @@ function createCounters(store: BudgetStore, now: Clock) {
           for (const [cid, c] of counters)
             if (!c.pending && !c.reserved && c.end + AFTER_END_MS < t) counters.delete(cid);
         },
-        aborted: () => {},
+        aborted: batchEnds,
       };
     },
   };
@@ -238,12 +340,9 @@ export function createLocalMeter(deps: { store: BudgetStore; logger: Logger; now
     if (charge === 0) return [];
     const refs = chargeRefs(hold, at);
     const loaded = await c.load(refs);
-    return refs.map((counter, i) => {
-      const k = loaded[i]!;
-      const before = k.base + k.pending;
-      k.pending += charge;
-      return { counter, before, after: before + charge };
-    });
+    const before = loaded.map((k) => k.base + k.pending);
+    c.charge(hold.payer, charge, at);
+    return refs.map((counter, i) => ({ counter, before: before[i]!, after: before[i]! + charge }));
   }
 
   return {
@@ -257,7 +356,7 @@ export function createLocalMeter(deps: { store: BudgetStore; logger: Logger; now
           return { ok: false, line: refs[i]!.line, spentNano: k.base + k.pending, resetsAt: refs[i]!.end };
       }
       for (const k of loaded) k.reserved += amount;
-      return { ok: true, hold: { counters: refs, amount, done: false } };
+      return { ok: true, hold: { counters: refs, amount, done: false, payer: payerOf(lines) } };
     },
     async capFor(hold, cost) {
       if (cost <= hold.amount) return cost;
@@ -270,6 +369,7 @@ export function createLocalMeter(deps: { store: BudgetStore; logger: Logger; now
       return cap;
     },
     settle,
+    charged: (hold, charge, at) => c.charge(hold.payer, charge, at),
     release: (hold) =>
       void settle(hold, 0, 0).catch((err: unknown) =>
         deps.logger.error({ err: String(err) }, 'budgets: release failed'),
@@ -478,7 +578,7 @@ export function createRedisMeter(deps: {
         call,
         read(after, charge) {
           if (charge === 0) return [];
-          for (const k of loaded) k.pending += charge;
+          c.charge(hold.payer, charge, at);
           const out: Settled[] = [];
           refs.forEach((counter, i) => {
             const a = Number(after[i]);
@@ -524,7 +624,8 @@ export function createRedisMeter(deps: {
     steps,
     async reserve(lines, amount, at, need = amount) {
       const refs = countersFor(lines, at);
-      if (refs.length === 0) return { ok: true, hold: { counters: refs, amount, done: false } };
+      if (refs.length === 0)
+        return { ok: true, hold: { counters: refs, amount, done: false, payer: payerOf(lines) } };
       await c.load(refs);
       const { answer, gen } = await lease.holding(
         async (gen) => {
@@ -543,7 +644,7 @@ export function createRedisMeter(deps: {
         const spent = Number(await redis.hGet(rk(ref.cid), 'spent'));
         return { ok: false, line: ref.line, spentNano: spent, resetsAt: ref.end };
       }
-      return { ok: true, hold: { counters: refs, amount, done: false, gen } };
+      return { ok: true, hold: { counters: refs, amount, done: false, gen, payer: payerOf(lines) } };
     },
     async capFor(hold, cost) {
       if (cost <= hold.amount || hold.counters.length === 0) return cost;
@@ -552,6 +653,7 @@ export function createRedisMeter(deps: {
       return roomCap(least, hold, cost);
     },
     settle,
+    charged: (hold, charge, at) => c.charge(hold.payer, charge, at),
     release: (hold) =>
       void settle(hold, 0, 0).catch((err: unknown) =>
         deps.logger.error({ err: String(err) }, 'budgets: release failed'),

@@ -180,10 +180,12 @@ export function createBudgets(deps: BudgetsDeps) {
      */
     async reserve(k: BudgetedKey, amount: number, need = amount): Promise<BudgetAdmission> {
       const lines = linesFor(k);
-      // No budget in force (the usual case): a hold on no counter, which the meter needs never see.
-      if (lines.length === 0) return { ok: true, hold: { counters: [], amount, done: false } };
+      const payer = { keyId: k.id, userId: k.userId };
+      // No budget in force (the usual case): a hold on no counter.
+      if (lines.length === 0) return { ok: true, hold: { counters: [], amount, done: false, payer } };
       const at = deps.now();
       const r = await meter.reserve(lines, amount, at, need);
+      if (r.ok) r.hold.payer = payer;
       return r.ok ? r : refused(k, r, amount, at, need === amount);
     },
 
@@ -195,8 +197,10 @@ export function createBudgets(deps: BudgetsDeps) {
 
     /** Charges what the ledger charged, at `at` (the log row's time), and announces crossings. */
     async settle(k: BudgetedKey, hold: BudgetHold, charge: number, at: number): Promise<void> {
-      if (hold.counters.length === 0) hold.done = true;
-      else announce(k, await meter.settle(hold, charge, at));
+      if (hold.counters.length === 0) {
+        hold.done = true;
+        meter.charged(hold, charge, at);
+      } else announce(k, await meter.settle(hold, charge, at));
     },
 
     release(hold: BudgetHold): void {

@@ -178,6 +178,43 @@ describe.each(backends())('periodic budgets (%s)', (backend) => {
     expect(resets).toBeGreaterThan(s.clock.now());
   });
 
+  it('spend while a budget was off still counts when it is set again in the period', async () => {
+    const budget = { amount: usd(10 * COST), period: 'daily' as const };
+    const { key, secret } = await userWithKey(s, { key: { budget } });
+    const remaining = async () => {
+      const r = await fetch(`${s.url}/v1/key`, { headers: { authorization: `Bearer ${secret}` } });
+      return ((await r.json()) as { limits: { budget: { remaining: number } } }).limits.budget.remaining;
+    };
+    for (let i = 0; i < 2; i++) expect((await chat(s, secret)).status).toBe(200);
+    await s.api('PATCH', `/api/keys/${key.id}`, { budget: null });
+    for (let i = 0; i < 3; i++) expect((await chat(s, secret)).status).toBe(200);
+    // Some written before the budget comes back, some after.
+    await s.services.flush();
+    expect((await chat(s, secret)).status).toBe(200);
+    await s.api('PATCH', `/api/keys/${key.id}`, { budget });
+    expect(await remaining()).toBe(usd(4 * COST));
+    await s.services.flush();
+    expect(await remaining()).toBe(usd(4 * COST));
+    const results = [];
+    for (let i = 0; i < 6; i++) results.push((await chat(s, secret)).status);
+    expect(results).toEqual([200, 200, 200, 200, 429, 429]);
+    await s.services.flush();
+    expect(await remaining()).toBe(0);
+  });
+
+  it('a budget period changed and changed back keeps counting the spend in between', async () => {
+    const daily = { amount: usd(10 * COST), period: 'daily' as const };
+    const { key, secret } = await userWithKey(s, { key: { budget: daily } });
+    expect((await chat(s, secret)).status).toBe(200);
+    await s.api('PATCH', `/api/keys/${key.id}`, { budget: { ...daily, period: 'monthly' } });
+    for (let i = 0; i < 4; i++) expect((await chat(s, secret)).status).toBe(200);
+    await s.api('PATCH', `/api/keys/${key.id}`, { budget: daily });
+    await s.services.flush();
+    const results = [];
+    for (let i = 0; i < 6; i++) results.push((await chat(s, secret)).status);
+    expect(results).toEqual([200, 200, 200, 200, 200, 429]);
+  });
+
   it('resets at each period boundary: a day, a week on Monday, a month on the 1st', async () => {
     const daily = await userWithKey(s, { key: { budget: { amount: usd(COST), period: 'daily' } } });
     const weekly = await userWithKey(s, { key: { budget: { amount: usd(COST), period: 'weekly' } } });

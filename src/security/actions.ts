@@ -112,12 +112,11 @@ export function createSecurityActions(deps: {
     ip: string | undefined,
     about: (after: ApiKeyRow) => {
       changes: Record<string, unknown>;
-      dedupeKey: string;
       data: Record<string, unknown>;
     },
   ) {
     return keys.lockDown(keyId, async (trx, { before, after }) => {
-      const { changes, dedupeKey, data } = about(after);
+      const { changes, data } = about(after);
       await audit.record(
         {
           actor,
@@ -129,7 +128,9 @@ export function createSecurityActions(deps: {
         },
         trx,
       );
-      await events.emit({ type: action, userId, keyId, dedupeKey, data }, trx);
+      // No dedupe key: this runs only when the key changed, once a lock (lockDown), and a key
+      // enabled again and locked anew is a new occurrence (an alert of the same hour too).
+      await events.emit({ type: action, userId, keyId, data }, trx);
     });
   }
 
@@ -197,7 +198,6 @@ export function createSecurityActions(deps: {
         const where = { url: r.url, source: r.source, type: r.type };
         const { changed } = await lockKey(keyId, userId, GITHUB_ACTOR, 'key.leaked', ip, (after) => ({
           changes: { ...where, name: after.name, display: after.display },
-          dedupeKey: `key.leaked:key:${keyId}:${after.display}`,
           data: { key_id: keyId, key_name: after.name, display: after.display, ...where, disabled: true },
         }));
         deps.logger.warn(
@@ -219,7 +219,6 @@ export function createSecurityActions(deps: {
         undefined,
         (after) => ({
           changes: { name: after.name, display: after.display, reason, metric, limit, value, hour },
-          dedupeKey: `key.auto_disabled:key:${keyId}:${hour}:${metric}`,
           data: { key_id: keyId, key_name: after.name, action: 'disable', disabled: true, ...trip },
         }),
       );

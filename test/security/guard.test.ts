@@ -88,6 +88,29 @@ describe.each(backends())('anomaly guard behind a trusted proxy [%s]', (backend)
     await expectOwnerCannotEnable(s, { username, password }, k.id);
   });
 
+  it('each lock raises its event: after an alert of the same hour, and again after an enable', async () => {
+    const { user } = await createUser(s);
+    const group = `g${Date.now().toString(36)}`;
+    await s.api('PUT', `/api/groups/${group}`, {
+      multiplier: 1,
+      guard: { max_ips_per_hour: 2, action: 'disable' },
+    });
+    // The key alerts past one IP; its group disables past two.
+    const k = await createKey(s, user.id, { group, guard: { max_ips_per_hour: 1, action: 'alert' } });
+    expect((await relay(s, k.secret, from('203.0.113.21'))).status).toBe(200);
+    expect((await relay(s, k.secret, from('203.0.113.22'))).status).toBe(200);
+    expectRelayError(await relay(s, k.secret, from('203.0.113.23')), 401, 'key_disabled');
+    const actions = async () => (await autoDisabledEvents(s, k.id)).map((e) => e.data.action).sort();
+    expect(await actions()).toEqual(['alert', 'disable']);
+    // Enabled by an admin, then off again within the hour: a second disable, a second event.
+    await s.api('PATCH', `/api/keys/${k.id}`, { status: 'active' });
+    expectRelayError(await relay(s, k.secret, from('203.0.113.24')), 401, 'key_disabled');
+    expect(await actions()).toEqual(['alert', 'disable', 'disable']);
+    expect((await s.api('GET', `/api/audit?key_id=${k.id}&action=key.auto_disabled`)).body.data).toHaveLength(
+      2,
+    );
+  });
+
   it('alert: the key keeps working; one event per key, hour and threshold', async () => {
     const { user } = await createUser(s);
     const k = await createKey(s, user.id, { guard: { max_ips_per_hour: 1, action: 'alert' } });

@@ -94,6 +94,13 @@ describe.each(backends())('GitHub secret-scanning reports [%s]', (backend) => {
     // An admin may enable it again (after rotating it, say).
     expect((await s.api('PATCH', `/api/keys/${live.id}`, { status: 'active' })).status).toBe(200);
     expect((await relay(s, live.secret)).status).toBe(200);
+    // Reported once more while on: locked again, with an audit row and an event of its own.
+    await gh.report(s, [match(live.secret, url)]);
+    expectRelayError(await relay(s, live.secret), 401, 'key_disabled');
+    expect((await s.api('GET', `/api/audit?key_id=${live.id}&action=key.leaked`)).body.data).toHaveLength(2);
+    expect(
+      (await s.services.events.list({ limit: 10, keyId: live.id, type: 'key.leaked' })).data,
+    ).toHaveLength(2);
   });
 
   it('a key disabled by its owner is locked by a report; a grace-period secret counts too', async () => {

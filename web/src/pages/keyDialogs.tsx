@@ -143,13 +143,7 @@ export function KeyFormDialog({
       className="form-dialog"
     >
       <Field label="Name" error={errors.name} className="span2">
-        <input
-          value={name}
-          onChange={(e) => set('name')(e.target.value)}
-          maxLength={128}
-          required
-          data-autofocus
-        />
+        <input value={name} onChange={(e) => set('name')(e.target.value)} required data-autofocus />
       </Field>
 
       {isAdmin && !existing ? (

@@ -110,6 +110,9 @@ describe('validateKeyForm', () => {
     expect(validateKeyForm(form(set('name', '   ')), create).errors.name).toMatch(/Give the key a name/);
     expect(validateKeyForm(form(set('name', 'x'.repeat(129))), create).errors.name).toMatch(/at most 128/);
     expect(validateKeyForm(form(set('name', 'x'.repeat(128))), create).errors).toEqual({});
+    // Characters, as the server counts them: 128 emoji are 256 UTF-16 units.
+    expect(validateKeyForm(form(set('name', '🔑'.repeat(128))), create).errors).toEqual({});
+    expect(validateKeyForm(form(set('name', '🔑'.repeat(129))), create).errors.name).toMatch(/at most 128/);
   });
 
   it.each([
@@ -174,6 +177,22 @@ describe('validateKeyForm', () => {
     expect(validateKeyForm(form(set('name', 'k')), admin).body).toEqual({ name: 'k' });
     // a non-admin cannot pick an owner, whatever the state says
     expect(validateKeyForm(form(set('name', 'k'), set('owner', '12')), create).body).toEqual({ name: 'k' });
+  });
+
+  it('on edit, an expiry left as it was is not sent (it stays to the second), even one that passed', () => {
+    for (const expires_at of ['2030-07-01T00:00:00.000Z', '2030-06-01T00:00:00.000Z']) {
+      const existing = existingKey({ expires_at });
+      const s = keyFormReducer(initialKeyForm(existing, SELF), set('quota', '4'));
+      const r = validateKeyForm(s, { ...create, existing });
+      expect(r.errors).toEqual({});
+      expect(r.body).toMatchObject({ quota: 4 });
+      expect(r.body).not.toHaveProperty('expires_at');
+    }
+    // A day picked anew is sent, as the end of that local day.
+    const existing = existingKey();
+    const later = toDateInput(new Date(NOW + 30 * DAY));
+    const s = keyFormReducer(initialKeyForm(existing, SELF), set('expires', later));
+    expect(validateKeyForm(s, { ...create, existing }).body?.expires_at).toBe(dateToIso(later));
   });
 
   it('on edit, sends every field, emptied ones as null (which clears them)', () => {

@@ -137,7 +137,8 @@ export function validateKeyForm(
   const errors: FieldErrors = {};
   const name = state.name.trim();
   if (!name) errors.name = 'Give the key a name, e.g. “web-prod” or “dev-local”.';
-  else if (name.length > 128) errors.name = 'Names are at most 128 characters.';
+  // Characters, as the server counts them (an emoji is one, though two UTF-16 units).
+  else if ([...name].length > 128) errors.name = 'Names are at most 128 characters.';
   const ip = parseIpRules(state.ips);
   if (ip.error) errors.ips = ip.error;
   const origins = parseList(state.origins);
@@ -147,7 +148,12 @@ export function validateKeyForm(
   const quota = parseUsd(state.quota);
   if (quota.error) errors.quota = quota.error;
   let expiresAt: string | null = null;
-  if (state.expires) {
+  // The day shown for an existing expiry, left as it was: the expiry is not sent, so it stays to
+  // the second (the end of that day would add hours, past a group's lifetime cap perhaps).
+  const keepsExpiry =
+    ctx.existing !== undefined &&
+    state.expires === (ctx.existing.expires_at ? toDateInput(new Date(ctx.existing.expires_at)) : '');
+  if (state.expires && !keepsExpiry) {
     expiresAt = dateToIso(state.expires);
     if (new Date(expiresAt).getTime() <= ctx.now) errors.expires = 'Pick a date in the future.';
   }
@@ -202,6 +208,7 @@ export function validateKeyForm(
     guard,
   };
   if (budgetChanged(budget.value, existing)) body.budget = budget.value;
+  if (keepsExpiry) delete body.expires_at;
   if (!existing) {
     for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
     if (origins.length === 0) delete body.allowed_origins;

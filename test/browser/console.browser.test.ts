@@ -155,6 +155,9 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
       expect(await table.getByRole('columnheader', { name: h, exact: true }).count(), h).toBe(1);
     }
 
+    // The filters are named by their labels alone (not their options' text too).
+    for (const name of ['Key', 'Model', 'Status', 'Time range'])
+      expect(await t.page.getByLabel(name, { exact: true }).count(), name).toBe(1);
     // filter by model: only gpt-4o rows remain
     await t.page.getByLabel('Model').selectOption('gpt-4o');
     await expect

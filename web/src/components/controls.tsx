@@ -1,6 +1,6 @@
 // Controls shared by the pages: the filter form, labelled selects, rows per page and CSV
 // export. Filters that live in the URL are set with `setQuery`.
-import { type InputHTMLAttributes, useState, type ReactNode } from 'react';
+import { type InputHTMLAttributes, type ReactNode, useId, useState } from 'react';
 import { downloadCsv, errorMessage, type Query } from '../api';
 import { setQuery, useLocation } from '../router';
 import { notify } from './notices';
@@ -53,7 +53,10 @@ export function TextInput({
   );
 }
 
-/** A select inside its label, so the label text is the select's accessible name. */
+/**
+ * A select inside its label, named by the label's text alone (aria-labelledby): as a label's
+ * content, its options' text would join the name ("Key Any key alice-main …").
+ */
 export function SelectField({
   label,
   value,
@@ -67,10 +70,11 @@ export function SelectField({
   onChange: (value: string) => void;
   className?: string;
 }) {
+  const id = useId();
   return (
     <label className={className}>
-      {label}
-      <select value={value} onChange={(e) => onChange(e.target.value)}>
+      <span id={id}>{label}</span>
+      <select value={value} onChange={(e) => onChange(e.target.value)} aria-labelledby={id}>
         {options.map((o) => (
           <option key={o.value} value={o.value}>
             {o.label}

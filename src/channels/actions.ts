@@ -109,9 +109,10 @@ export function createChannelActions(deps: {
       if (ch.type === 'mock') return { ok: true, latency_ms: 0 };
       const started = Date.now();
       try {
-        const res = await loadUndici().request(`${ch.baseUrl}/models`, {
+        const { url, headers } = modelsRequest(ch);
+        const res = await loadUndici().request(url, {
           method: 'GET',
-          headers: { authorization: `Bearer ${ch.apiKey}` },
+          headers,
           headersTimeout: 10_000,
           bodyTimeout: 10_000,
         });
@@ -134,3 +135,29 @@ export function createChannelActions(deps: {
 }
 
 export type ChannelActions = ReturnType<typeof createChannelActions>;
+
+/**
+ * The request that lists a channel's models, as its type's API takes it: OpenAI's under its
+ * base URL with a Bearer token; Anthropic's and Gemini's under the origin (base URL suffixes
+ * tolerated as relay/providers does) with their own credential headers.
+ */
+function modelsRequest(ch: { type: string; baseUrl: string; apiKey: string }): {
+  url: string;
+  headers: Record<string, string>;
+} {
+  const base = ch.baseUrl.replace(/\/+$/, '');
+  switch (ch.type) {
+    case 'anthropic':
+      return {
+        url: `${base.replace(/\/v1$/, '')}/v1/models`,
+        headers: { 'x-api-key': ch.apiKey, 'anthropic-version': '2023-06-01' },
+      };
+    case 'gemini':
+      return {
+        url: `${base.replace(/\/(v1beta|v1)$/, '')}/v1beta/models`,
+        headers: { 'x-goog-api-key': ch.apiKey },
+      };
+    default:
+      return { url: `${base}/models`, headers: { authorization: `Bearer ${ch.apiKey}` } };
+  }
+}

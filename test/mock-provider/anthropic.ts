@@ -205,7 +205,31 @@ function toolToCall(body: Json): Json | null {
 
 // ── handlers ───────────────────────────────────────────────────────────────────────────────
 
+/** GET /v1/models: `{data: [{type: "model", id, display_name, created_at}], has_more, first_id, last_id}`. */
+function listModels(kit: MockKit, given: string, res: ServerResponse): void {
+  if (kit.apiKey !== undefined && given !== kit.apiKey) {
+    sendError(kit, res, 401, 'authentication_error', 'invalid x-api-key', {});
+    return;
+  }
+  const data = kit.models.map((id) => ({
+    type: 'model',
+    id,
+    display_name: id,
+    created_at: '2025-01-01T00:00:00Z',
+  }));
+  const body = { data, has_more: false, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null };
+  kit.sendJson(res, 200, JSON.stringify(body), {
+    'content-type': JSON_CT,
+    'request-id': `req_${kit.nextId()}`,
+  });
+}
+
 export const anthropicRoutes: ProtocolRoutes = (kit, r) => {
+  // GET /v1/models with x-api-key is Anthropic's model list (with a Bearer token, OpenAI's).
+  if (r.route === '/v1/models' && r.method === 'GET' && typeof r.req.headers['x-api-key'] === 'string') {
+    listModels(kit, r.req.headers['x-api-key'], r.res);
+    return true;
+  }
   if (r.route !== '/v1/messages' && r.route !== '/v1/messages/count_tokens') return false;
   const { req, res } = r;
   try {

@@ -8,6 +8,8 @@ import type { Scenario } from './server.js';
 export interface MockKit {
   /** The API key the provider requires, if any (each protocol checks its own header). */
   apiKey: string | undefined;
+  /** The model ids the provider lists. */
+  models: readonly string[];
   nextId(): string;
   /** The scenario for this model (consumes one of its `times`). */
   pickScenario(model: string): Scenario;

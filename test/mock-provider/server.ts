@@ -1027,7 +1027,16 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     });
   }
 
-  const kit: MockKit = { apiKey, nextId, pickScenario, later, destroySocket, sendJson, writeFrames };
+  const kit: MockKit = {
+    apiKey,
+    models: modelIds,
+    nextId,
+    pickScenario,
+    later,
+    destroySocket,
+    sendJson,
+    writeFrames,
+  };
   const protocolRoutes = [anthropicRoutes, responsesRoutes, geminiRoutes];
 
   function handleRequest(req: IncomingMessage, res: ServerResponse, path: string, raw: string): void {

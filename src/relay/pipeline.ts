@@ -112,7 +112,8 @@ export interface RelayCall {
 
 /** The result of one attempt: the client was answered, or the next channel may try. */
 export type AttemptResult =
-  | { answered: true }
+  /** `broken`: the upstream cut the answer after it began (the client got an error frame). */
+  | { answered: true; broken?: string }
   | { answered: false; status: number; timeout: boolean; message: string };
 
 const ZERO: CanonicalUsage = { input: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 };
@@ -595,7 +596,9 @@ export function createRelay(s: Services) {
         const startedAt = performance.now();
         const result = await tryChannel(call, channel, attempt);
         if (result.answered) {
-          s.channels.reportSuccess(channel);
+          // A stream the upstream cut mid-way was answered, but counts against the channel.
+          if (result.broken) s.channels.reportFailure(channel, result.broken, false);
+          else s.channels.reportSuccess(channel);
           return;
         }
         if (call.clientGone) break;
@@ -658,12 +661,12 @@ export function createRelay(s: Services) {
       ? ingress.passThroughBytes?.(r, upstreamModel) || ingress.passThroughBody(r, upstreamModel)
       : egress.fromCanonical(ingress.toCanonical(r), upstreamModel, r.maxOutputTokens);
     const startedAt = performance.now();
-    const record = (status: number) =>
+    const record = (status: number, error: string | null = null) =>
       call.attempts.push({
         channel_id: channel.id,
         channel_name: channel.name,
         status,
-        error: null,
+        error,
         latency_ms: Math.round(performance.now() - startedAt),
       });
     try {
@@ -768,8 +771,8 @@ export interface Attempt {
   egress: ProtocolCodec;
   /** Client and upstream speak the same protocol: bytes go through as sent. */
   pass: boolean;
-  /** Notes this attempt's HTTP status on the log row. */
-  record(status: number): void;
+  /** Notes this attempt's HTTP status (and what broke it, if it broke) on the log row. */
+  record(status: number, error?: string | null): void;
 }
 
 /** An upstream error body as JSON, or undefined when it is not JSON. */

@@ -305,7 +305,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
 
   // Cut after the answer began: bill what was generated, estimated, and close with an error.
   const clientLeft = out.gone;
-  a.record(res.status);
+  a.record(res.status, clientLeft ? null : failure);
   await call.finish({
     channel: a.channel,
     upstreamModel: a.upstreamModel,
@@ -324,7 +324,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
     const status = timeout ? 504 : 502;
     out.end(passed ?? (encoder ?? ingress.streamEncoder(r, req.id)).error('upstream_error', message, status));
   }
-  return { answered: true };
+  return clientLeft || failure === null ? { answered: true } : { answered: true, broken: failure };
 }
 
 /**

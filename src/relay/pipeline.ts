@@ -116,6 +116,13 @@ export type AttemptResult =
   | { answered: true; broken?: string }
   | { answered: false; status: number; timeout: boolean; message: string };
 
+/** What an operation is called in a refusal. */
+const OPERATION_NAMES: Record<IngressRequest['operation'], string> = {
+  generate: 'generation',
+  completions: 'legacy completions',
+  embeddings: 'embeddings',
+};
+
 const ZERO: CanonicalUsage = { input: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 };
 const RETRYABLE = (status: number) =>
   status === 401 || status === 403 || status === 408 || status === 409 || status === 429 || status >= 500;
@@ -587,9 +594,16 @@ export function createRelay(s: Services) {
     };
     try {
       // ── 5. choose channel (in order, bounded attempts) ────────────────────────────────
-      const candidates = s.channels
-        .candidates(key.group, r.model)
-        .filter((c) => protocolsOf(c, r).length > 0);
+      const eligible = s.channels.candidates(key.group, r.model);
+      const candidates = eligible.filter((c) => protocolsOf(c, r).length > 0);
+      // Served, but by no channel that does this (embeddings from an Anthropic channel, say):
+      // the request can never succeed, so it is the client's to change, not a 502 to retry.
+      if (candidates.length === 0 && eligible.length > 0)
+        throw new AppError(
+          'invalid_request',
+          `The model "${r.model.slice(0, 256)}" is not served for ${OPERATION_NAMES[r.operation]}.`,
+          { param: 'model' },
+        );
       for (const channel of candidates.slice(0, s.config.maxUpstreamAttempts)) {
         if (call.clientGone) break;
         attempt = new AttemptSignal();

@@ -335,6 +335,29 @@ describe.each(backends())('relay endpoints (%s)', (backend) => {
     expect(listed.body.data).toContainEqual({ id: priced, priced: true });
   });
 
+  it('a model served only by channels that cannot do the operation: 400, tried nowhere, not retried', async () => {
+    const m = uniq('msg-only');
+    const origin = mock.url.replace(/\/v1$/, '');
+    await addChannel(s, { type: 'anthropic', base_url: origin, api_key: UPSTREAM_KEY, models: [m] });
+    await setPrice(s, m, { input: 1, output: 1 });
+    const { key, c } = await fundedClient();
+    mock.reset();
+    const emb = await sdkError(c.embeddings.create({ model: m, input: 'hi' }));
+    expect([emb.status, emb.code, emb.param]).toEqual([400, 'invalid_request', 'model']);
+    expect(emb.message).toContain('not served for embeddings');
+    const cmp = await sdkError(c.completions.create({ model: m, prompt: 'hi' }));
+    expect([cmp.status, cmp.code]).toEqual([400, 'invalid_request']);
+    expect(mock.requests).toHaveLength(0);
+    const rows = await allLogs(s, { key_id: key.id });
+    expect(rows.map((r) => [r.status, r.error_code, r.cost])).toEqual([
+      [400, 'invalid_request', 0],
+      [400, 'invalid_request', 0],
+    ]);
+    // Generation through the same channel works.
+    const ok = await c.chat.completions.create({ model: m, messages: [{ role: 'user', content: 'hi' }] });
+    expect(ok.choices[0]!.message.content).toBeTruthy();
+  });
+
   it('a model named like an Object property ("constructor") is served as itself', async () => {
     await addChannel(s, { type: 'mock', models: ['constructor'] });
     await setPrice(s, 'constructor', { input: 1, output: 1 });

@@ -358,7 +358,7 @@ export function createKeysService(
             if (fields.status === 'active' && Number(before.admin_locked) === 1 && !byAdmin) {
               throw new AppError(
                 'forbidden',
-                'an admin disabled this key; only an admin can enable it again',
+                'this key is locked (an admin, a leak report or the anomaly guard switched it off); only an admin can enable it again',
                 {
                   param: 'status',
                 },

@@ -1,5 +1,6 @@
 // A key that an admin, the kill switch, the anomaly guard or a leak report switched off is
 // locked: its owner cannot switch it back on (only an admin can).
+import { expect } from 'vitest';
 import { expectApiError, session } from '../foundation/util.js';
 import type { TestServer } from './server.js';
 
@@ -13,6 +14,9 @@ export async function expectOwnerCannotEnable(
   keyId: number,
 ) {
   const me = await session(s, owner.username, owner.password);
-  expectApiError(await me.call('PATCH', `/api/keys/${keyId}`, { status: 'active' }), 403, 'forbidden');
+  const r = await me.call('PATCH', `/api/keys/${keyId}`, { status: 'active' });
+  expectApiError(r, 403, 'forbidden');
+  // Whoever switched it off, the answer says it is locked (not that an admin did it).
+  expect(r.body.error.message).toMatch(/^this key is locked/);
   return me;
 }

@@ -13,7 +13,10 @@ export const REFUSED_BODY_DRAIN_BYTES = 64 * 1024 * 1024;
 /** How long the rest of a refused body may take to arrive. */
 export const REFUSED_BODY_DRAIN_MS = 30_000;
 
-/** Call before sending the 413: the answer goes out at once, the body's rest is drained. */
+/**
+ * Call before sending a refusal of a request whose body is not (all) read, a 413 or a key
+ * refused before its body: the answer goes out at once, the body's rest is drained.
+ */
 export function drainRefusedBody(req: FastifyRequest, reply: FastifyReply): void {
   const raw = req.raw;
   if (raw.complete || raw.destroyed) return;

@@ -151,8 +151,11 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     try {
       await relay.authenticate(req, reply, route, { anyPlace: req.routeOptions.config.killSwitch === true });
     } catch (err) {
-      // `return reply`: the answer is sent, the route must not run.
+      // `return reply`: the answer is sent, the route must not run. Its body was never read:
+      // what comes of it is drained within bounds, as after a 413 (an unknown key must not hold
+      // a connection with an endless upload).
       if (err instanceof AppError) {
+        drainRefusedBody(req, reply);
         await relay.refuse(req, reply, err);
         return reply;
       }

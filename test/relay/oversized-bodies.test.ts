@@ -28,6 +28,40 @@ const MAX_BODY = 100_000;
 const BIG = 12 * 1024 * 1024;
 const MASTER = 'mk-oversized-0123456789abcdef';
 
+/**
+ * As an adversary would: a raw socket that posts a chunked body for ever (up to twice the drain
+ * bound) and reads nothing. Resolves once the server closed it: what was sent, and its answer.
+ */
+function endlessUpload(base: string, authorization: string): Promise<{ sent: number; answer: string }> {
+  const url = new URL(base);
+  return new Promise((resolve) => {
+    const sock = net.connect(Number(url.port), url.hostname);
+    let sent = 0;
+    let answer = '';
+    sock.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    sock.on('error', () => {});
+    sock.on('close', () => resolve({ sent, answer }));
+    sock.write(
+      'POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n' +
+        `authorization: ${authorization}\r\ntransfer-encoding: chunked\r\n\r\n`,
+    );
+    const size = 1024 * 1024;
+    const chunk = Buffer.concat([
+      Buffer.from(`${size.toString(16)}\r\n`),
+      Buffer.alloc(size, 'z'),
+      Buffer.from('\r\n'),
+    ]);
+    const pump = () => {
+      while (!sock.destroyed && sent < REFUSED_BODY_DRAIN_BYTES * 2) {
+        sent += size;
+        if (!sock.write(chunk)) return void sock.once('drain', pump);
+      }
+      sock.destroy();
+    };
+    pump();
+  });
+}
+
 describe('bodies over the limit', () => {
   const model = 'big-model';
   let g: GatewayProcess;
@@ -147,34 +181,7 @@ describe('bodies over the limit', () => {
   });
 
   it('a refused upload that goes on past the bound is cut off, after its 413; the gateway goes on serving', async () => {
-    // As an adversary would: a raw socket that sends a chunked body for ever and reads nothing.
-    const url = new URL(g.base);
-    const outcome = await new Promise<{ sent: number; answer: string }>((resolve) => {
-      const sock = net.connect(Number(url.port), url.hostname);
-      let sent = 0;
-      let answer = '';
-      sock.on('data', (d: Buffer) => (answer += d.toString('latin1')));
-      sock.on('error', () => {});
-      sock.on('close', () => resolve({ sent, answer }));
-      sock.write(
-        'POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n' +
-          `authorization: Bearer ${secret}\r\ntransfer-encoding: chunked\r\n\r\n`,
-      );
-      const size = 1024 * 1024;
-      const chunk = Buffer.concat([
-        Buffer.from(`${size.toString(16)}\r\n`),
-        Buffer.alloc(size, 'z'),
-        Buffer.from('\r\n'),
-      ]);
-      const pump = () => {
-        while (!sock.destroyed && sent < REFUSED_BODY_DRAIN_BYTES * 2) {
-          sent += size;
-          if (!sock.write(chunk)) return void sock.once('drain', pump);
-        }
-        sock.destroy();
-      };
-      pump();
-    });
+    const outcome = await endlessUpload(g.base, `Bearer ${secret}`);
     expect(outcome.answer).toMatch(/^HTTP\/1\.1 413 /);
     expect(outcome.sent).toBeGreaterThanOrEqual(REFUSED_BODY_DRAIN_BYTES);
     expect(outcome.sent).toBeLessThan(REFUSED_BODY_DRAIN_BYTES * 2);
@@ -183,6 +190,12 @@ describe('bodies over the limit', () => {
       messages: [{ role: 'user', content: 'still there?' }],
     });
     expect(after.choices[0]!.message.content).toBeTruthy();
+  });
+
+  it('an unknown key with an endless upload gets its 401 and is cut off past the bound', async () => {
+    const outcome = await endlessUpload(g.base, 'Bearer sk-not-a-key');
+    expect(outcome.answer).toMatch(/^HTTP\/1\.1 401 /);
+    expect(outcome.sent).toBeLessThan(REFUSED_BODY_DRAIN_BYTES * 2);
   });
 
   it('the management API reads its 413 too', async () => {

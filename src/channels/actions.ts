@@ -149,7 +149,7 @@ function modelsRequest(ch: { type: string; baseUrl: string; apiKey: string }): {
   switch (ch.type) {
     case 'anthropic':
       return {
-        url: `${base.replace(/\/v1$/, '')}/v1/models`,
+        url: `${base.replace(/\/v1(\/messages)?$/, '')}/v1/models`,
         headers: { 'x-api-key': ch.apiKey, 'anthropic-version': '2023-06-01' },
       };
     case 'gemini':

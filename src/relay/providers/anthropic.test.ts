@@ -44,8 +44,8 @@ describe('anthropic transport', () => {
     expect(transport.protocols(ch, 'completions')).toEqual([]);
   });
 
-  it('tolerates a trailing slash or /v1 on base_url', () => {
-    for (const suffix of ['', '/', '/v1', '/v1/'])
+  it('tolerates a trailing slash, /v1 or the whole /v1/messages on base_url', () => {
+    for (const suffix of ['', '/', '/v1', '/v1/', '/v1/messages', '/v1/messages/'])
       expect(messagesUrl(`https://api.anthropic.com${suffix}`)).toBe('https://api.anthropic.com/v1/messages');
   });
 

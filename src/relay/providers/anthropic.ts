@@ -1,6 +1,6 @@
 // Anthropic upstreams (api.anthropic.com or anything speaking its Messages API): POST
 // `${base_url}/v1/messages` with `x-api-key`, over undici with keep-alive pools. `base_url`
-// is the bare origin (a trailing `/` or `/v1` is tolerated). They serve generation only, in
+// is the bare origin (a trailing `/`, `/v1` or the whole `/v1/messages` is tolerated). They serve generation only, in
 // the Anthropic protocol.
 import { generateOnlyTransport, type UpstreamTimeouts } from './openai.js';
 
@@ -9,7 +9,7 @@ export const ANTHROPIC_VERSION = '2023-06-01';
 
 /** The Messages URL for a channel's base_url. */
 export function messagesUrl(baseUrl: string): string {
-  return `${baseUrl.replace(/\/+$/, '').replace(/\/v1$/, '')}/v1/messages`;
+  return `${baseUrl.replace(/\/+$/, '').replace(/\/v1(\/messages)?$/, '')}/v1/messages`;
 }
 
 export const createAnthropicTransport = (t: UpstreamTimeouts) =>

@@ -61,9 +61,15 @@ export const actorOf = (p: Principal) => {
 /** The user id a principal acts as, or null for the master key. */
 export const selfId = (p: Principal) =>
   p.kind === 'master' ? null : p.kind === 'key' ? p.userId : p.user.id;
+/** An account id no account has (ids start at 1): a filter that matches nothing. */
+export const NO_ACCOUNT = 0;
 /**
  * The account a read is scoped to: for an admin, the one asked for (undefined = every account);
- * for anyone else, their own, whatever they asked for.
+ * for anyone else, their own, and a filter on another account narrows that to nothing (as a
+ * filter on another's key does), never to someone else's rows.
  */
-export const scopedUserId = (p: Principal, asked: number | undefined): number | undefined =>
-  isAdmin(p) ? asked : selfId(p)!;
+export const scopedUserId = (p: Principal, asked: number | undefined): number | undefined => {
+  if (isAdmin(p)) return asked;
+  const self = selfId(p)!;
+  return asked === undefined || asked === self ? self : NO_ACCOUNT;
+};

@@ -5,7 +5,7 @@
 import type { AccountsService } from '../accounts/service.js';
 import type { AuditService } from '../audit/service.js';
 import { AppError } from '../http/errors.js';
-import { actorOf, isAdmin, type Principal, selfId, userOf } from '../http/principal.js';
+import { actorOf, isAdmin, type Principal, scopedUserId, selfId, userOf } from '../http/principal.js';
 import { type Budget, budgetOf } from '../budgets/service.js';
 import { checkWithinGroup as checkBudgetWithinGroup } from '../budgets/input.js';
 import type { ApiKeyRow } from '../db/schema.js';
@@ -189,9 +189,8 @@ export function createKeyActions(deps: {
 
     async list(principal: Principal, query: Omit<KeyListQuery, 'userId'> & { userId?: number | undefined }) {
       await deps.flush();
-      const scope = ownerScope(principal);
       const { userId, ...rest } = query;
-      const owner = scope ?? userId;
+      const owner = scopedUserId(principal, userId);
       return keys.list({ ...rest, ...(owner !== undefined ? { userId: owner } : {}) });
     },
 

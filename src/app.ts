@@ -239,6 +239,12 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   await app.register(async (api) => {
     // Sessions live on the management API only: the relay's answers skip the cookie hooks.
     await api.register(cookie);
+    // A DELETE with no body from a client that sends content-type: application/json on every
+    // request has no body, rather than an invalid one (a write with no body stays refused).
+    const json = api.getDefaultJsonParser('error', 'error');
+    api.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) =>
+      body === '' && req.method === 'DELETE' ? done(null, undefined) : json(req, body as string, done),
+    );
     installManagementAuth(api, services);
     api.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
     registerManagementRoutes(api, services);

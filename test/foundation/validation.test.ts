@@ -169,6 +169,15 @@ describe.each(backends())('input validation [%s]', (backend) => {
     }
   });
 
+  it('a DELETE with content-type: application/json and no body is a DELETE (a PATCH is refused)', async () => {
+    const headers = { authorization: `Bearer ${s.masterKey}`, 'content-type': 'application/json' };
+    const doomed = await createKey(s, userId);
+    const del = await raw(s, 'DELETE', `/api/keys/${doomed.id}`, { headers });
+    expect(del.status, JSON.stringify(del.body)).toBe(200);
+    expect((await raw(s, 'GET', `/api/keys/${doomed.id}`, { headers })).status).toBe(404);
+    expect((await raw(s, 'PATCH', `/api/keys/${keyId}`, { headers, body: '' })).status).toBe(400);
+  });
+
   it('malformed and mistyped bodies: 400/413/415/422, never 5xx', async () => {
     const shapes: Array<[string | undefined, string, number[]]> = [
       ['{not json', 'application/json', [400]],

@@ -147,6 +147,9 @@ export interface RedisAdmissionDeps {
   now: () => number;
 }
 
+/** Whose spend a budget hold is (its settled charge counts on their loaded counters). */
+const payerOf = (key: { id: number; userId: number }) => ({ keyId: key.id, userId: key.userId });
+
 export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
   const { limiter, limitStore, budgets } = deps;
   const caps = deps.spendCaps.steps!;
@@ -303,7 +306,7 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
           hold: {
             key,
             ledger: r.reservation,
-            budget: { counters: refs, amount, done: false, gen: gens.budget },
+            budget: { counters: refs, amount, done: false, gen: gens.budget, payer: payerOf(key) },
             cap: cap && caps.readHold(cap.id, cap.capNano, amount, 0),
           },
         };
@@ -354,7 +357,7 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
     const hold: Hold = {
       key,
       ledger: r.reservation,
-      budget: { counters: m.refs, amount: r.reservation.amount, done: false },
+      budget: { counters: m.refs, amount: r.reservation.amount, done: false, payer: payerOf(key) },
       cap: null,
     };
     return { ok: true, ticket: NOOP_TICKET, snapshot: {}, hold };

@@ -6,6 +6,7 @@ import type { AuditService } from '../audit/service.js';
 import type { PriceCatalog } from '../billing/catalog.js';
 import { actorOf, type Principal, userOf } from '../http/principal.js';
 import { loadUndici } from '../shared/undici.js';
+import { anthropicOrigin, geminiOrigin } from './base-url.js';
 import type { ChannelInput, ChannelsService } from './service.js';
 
 export interface Caller {
@@ -138,8 +139,8 @@ export type ChannelActions = ReturnType<typeof createChannelActions>;
 
 /**
  * The request that lists a channel's models, as its type's API takes it: OpenAI's under its
- * base URL with a Bearer token; Anthropic's and Gemini's under the origin (base URL suffixes
- * tolerated as relay/providers does) with their own credential headers.
+ * base URL with a Bearer token; Anthropic's and Gemini's under the origin (base-url.ts) with
+ * their own credential headers.
  */
 function modelsRequest(ch: { type: string; baseUrl: string; apiKey: string }): {
   url: string;
@@ -149,12 +150,12 @@ function modelsRequest(ch: { type: string; baseUrl: string; apiKey: string }): {
   switch (ch.type) {
     case 'anthropic':
       return {
-        url: `${base.replace(/\/v1(\/messages)?$/, '')}/v1/models`,
+        url: `${anthropicOrigin(base)}/v1/models`,
         headers: { 'x-api-key': ch.apiKey, 'anthropic-version': '2023-06-01' },
       };
     case 'gemini':
       return {
-        url: `${base.replace(/\/(v1beta|v1)$/, '')}/v1beta/models`,
+        url: `${geminiOrigin(base)}/v1beta/models`,
         headers: { 'x-goog-api-key': ch.apiKey },
       };
     default:

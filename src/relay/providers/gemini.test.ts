@@ -3,7 +3,8 @@ import { mockUpstreamFor, testTimeouts } from '../../../test/helpers/mock-upstre
 import { testChannel } from '../../../test/helpers/channel.js';
 import { SseFrameParser } from '../sse.js';
 import { readAll } from '../upstream-body.js';
-import { createGeminiTransport, geminiOrigin, geminiUrl } from './gemini.js';
+import { geminiOrigin } from '../../channels/base-url.js';
+import { createGeminiTransport, geminiUrl } from './gemini.js';
 import { UpstreamFailure } from './transport.js';
 
 const KEY = 'AIzaTransportKey';

@@ -2,12 +2,8 @@
 // keep-alive pools. `base_url` is the bare origin (e.g. https://generativelanguage.googleapis.com);
 // a trailing `/`, `/v1beta` or `/v1` is tolerated. The model goes in the path, the key in
 // `x-goog-api-key`.
+import { geminiOrigin } from '../../channels/base-url.js';
 import { generateOnlyTransport, type UpstreamTimeouts } from './openai.js';
-
-/** The origin to put `/v1beta/models/…` after. */
-export function geminiOrigin(baseUrl: string): string {
-  return baseUrl.replace(/\/+$/, '').replace(/\/(v1beta|v1)$/, '');
-}
 
 /** The upstream URL of a generate call for `model` (a `models/` prefix is tolerated). */
 export function geminiUrl(baseUrl: string, model: string, stream: boolean): string {

@@ -25,6 +25,7 @@ import {
   BUDGETS_LUA,
   countersFor,
   type CounterRef,
+  payerOf,
   type RedisMeter,
 } from '../budgets/meter.js';
 import type { Budgets } from '../budgets/service.js';
@@ -146,9 +147,6 @@ export interface RedisAdmissionDeps {
   ledger: RedisLedger;
   now: () => number;
 }
-
-/** Whose spend a budget hold is (its settled charge counts on their loaded counters). */
-const payerOf = (key: { id: number; userId: number }) => ({ keyId: key.id, userId: key.userId });
 
 export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
   const { limiter, limitStore, budgets } = deps;

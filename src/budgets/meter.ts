@@ -59,6 +59,12 @@ export interface Payer {
   userId: number;
 }
 
+/** The payer of a request by `key` (an ephemeral key's `id` is its parent's). */
+export const payerOf = (key: { id: number; userId: number }): Payer => ({
+  keyId: key.id,
+  userId: key.userId,
+});
+
 export interface BudgetHold {
   counters: CounterRef[];
   amount: number;
@@ -142,7 +148,7 @@ export function countersFor(lines: readonly BudgetLine[], at: number): CounterRe
 }
 
 /** The payer the lines name (the budgets service sets the request's own on its holds). */
-const payerOf = (lines: readonly BudgetLine[]): Payer => ({
+const payerOfLines = (lines: readonly BudgetLine[]): Payer => ({
   keyId: lines.find((l) => l.subject === 'k')?.id ?? -1,
   userId: lines.find((l) => l.subject === 'u')?.id ?? -1,
 });
@@ -356,7 +362,7 @@ export function createLocalMeter(deps: { store: BudgetStore; logger: Logger; now
           return { ok: false, line: refs[i]!.line, spentNano: k.base + k.pending, resetsAt: refs[i]!.end };
       }
       for (const k of loaded) k.reserved += amount;
-      return { ok: true, hold: { counters: refs, amount, done: false, payer: payerOf(lines) } };
+      return { ok: true, hold: { counters: refs, amount, done: false, payer: payerOfLines(lines) } };
     },
     async capFor(hold, cost) {
       if (cost <= hold.amount) return cost;
@@ -625,7 +631,7 @@ export function createRedisMeter(deps: {
     async reserve(lines, amount, at, need = amount) {
       const refs = countersFor(lines, at);
       if (refs.length === 0)
-        return { ok: true, hold: { counters: refs, amount, done: false, payer: payerOf(lines) } };
+        return { ok: true, hold: { counters: refs, amount, done: false, payer: payerOfLines(lines) } };
       await c.load(refs);
       const { answer, gen } = await lease.holding(
         async (gen) => {
@@ -644,7 +650,7 @@ export function createRedisMeter(deps: {
         const spent = Number(await redis.hGet(rk(ref.cid), 'spent'));
         return { ok: false, line: ref.line, spentNano: spent, resetsAt: ref.end };
       }
-      return { ok: true, hold: { counters: refs, amount, done: false, gen, payer: payerOf(lines) } };
+      return { ok: true, hold: { counters: refs, amount, done: false, gen, payer: payerOfLines(lines) } };
     },
     async capFor(hold, cost) {
       if (cost <= hold.amount || hold.counters.length === 0) return cost;

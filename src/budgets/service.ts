@@ -10,6 +10,7 @@ import {
   type BudgetMeter,
   type CounterRef,
   countersFor,
+  payerOf,
   type Settled,
 } from './meter.js';
 import { type BudgetPeriod, dayOf, periodEnd } from './period.js';
@@ -180,7 +181,7 @@ export function createBudgets(deps: BudgetsDeps) {
      */
     async reserve(k: BudgetedKey, amount: number, need = amount): Promise<BudgetAdmission> {
       const lines = linesFor(k);
-      const payer = { keyId: k.id, userId: k.userId };
+      const payer = payerOf(k);
       // No budget in force (the usual case): a hold on no counter.
       if (lines.length === 0) return { ok: true, hold: { counters: [], amount, done: false, payer } };
       const at = deps.now();

@@ -330,6 +330,22 @@ function createCounters(store: BudgetStore, now: Clock) {
   };
 }
 
+/** How a hold ends, alike on both stores: settled, charged as its row is written, or released. */
+function holdEnds(
+  c: Pick<ReturnType<typeof createCounters>, 'charge'>,
+  settle: BudgetMeter['settle'],
+  logger: Logger,
+): Pick<BudgetMeter, 'settle' | 'charged' | 'release'> {
+  return {
+    settle,
+    charged: (hold, charge, at) => c.charge(hold.payer, charge, at),
+    release: (hold) =>
+      void settle(hold, 0, 0).catch((err: unknown) =>
+        logger.error({ err: String(err) }, 'budgets: release failed'),
+      ),
+  };
+}
+
 /** Room left on a counter for a new hold. */
 const room = (limit: number, spent: number, held: number) => limit - spent - held;
 
@@ -374,12 +390,7 @@ export function createLocalMeter(deps: { store: BudgetStore; logger: Logger; now
       }
       return cap;
     },
-    settle,
-    charged: (hold, charge, at) => c.charge(hold.payer, charge, at),
-    release: (hold) =>
-      void settle(hold, 0, 0).catch((err: unknown) =>
-        deps.logger.error({ err: String(err) }, 'budgets: release failed'),
-      ),
+    ...holdEnds(c, settle, deps.logger),
     async spent(line, at) {
       const [k] = await c.load(countersFor([line], at));
       return k!.base + k!.pending;
@@ -658,12 +669,7 @@ export function createRedisMeter(deps: {
       const least = (await roomScript(call.keys, call.args)) as string;
       return roomCap(least, hold, cost);
     },
-    settle,
-    charged: (hold, charge, at) => c.charge(hold.payer, charge, at),
-    release: (hold) =>
-      void settle(hold, 0, 0).catch((err: unknown) =>
-        deps.logger.error({ err: String(err) }, 'budgets: release failed'),
-      ),
+    ...holdEnds(c, settle, deps.logger),
     async spent(line, at) {
       const [ref] = countersFor([line], at);
       const v = await redis.hGet(rk(ref!.cid), 'spent');

@@ -408,25 +408,30 @@ const NOT_READ = '-1';
 const COUNTER_TTL_S = '3600';
 
 // KEYS: the counters, then this instance's liveness key. ARGV: amount, ttl, hold field,
-// liveness prefix, lease ms, then per counter: limit, stored spend (NOT_READ = not read); last,
-// the room the hold needs on each (≥ amount).
+// liveness prefix, lease ms, then per counter: limit, stored spend (NOT_READ = not read), and
+// this instance's own count of the period's spend; last, the room the hold needs on each
+// (≥ amount). A counter below this instance's count is raised to it: a shared counter counts
+// only while its budget is in force, and an instance's own counter counts all the time (a
+// budget switched off and on again, or its period changed and back, within a period).
 // Answers 0 (held on all), -1 (a counter needs seeding) or i (counter i refused; 1-based).
 // Each counter is read once (COUNTER); the lease is renewed before anything is decided.
 const RESERVE_BODY = `local n = #KEYS - 1; local spent, held = {}, {}
 for i = 1, n do
   local s, h = COUNTER(KEYS[i], 'spent', ARGV[4], ARGV[3])
   if not s then
-    s = ARGV[5 + 2 * i]
+    s = ARGV[4 + 3 * i]
     if s == '${NOT_READ}' then return ${NEEDS_SEED} end
     redis.call('HSET', KEYS[i], 'spent', s)
   end
+  local own = ARGV[5 + 3 * i]
+  if tonumber(s) < tonumber(own) then s = own; redis.call('HSET', KEYS[i], 'spent', own) end
   spent[i] = s; held[i] = h
 end
 redis.call('SET', KEYS[n + 1], '1', 'PX', ARGV[5])
-local amount, need = tonumber(ARGV[1]), tonumber(ARGV[6 + 2 * n])
+local amount, need = tonumber(ARGV[1]), tonumber(ARGV[6 + 3 * n])
 if amount > 0 then
   for i = 1, n do
-    if tonumber(ARGV[4 + 2 * i]) - tonumber(spent[i]) - held[i] < need then return i end
+    if tonumber(ARGV[3 + 3 * i]) - tonumber(spent[i]) - held[i] < need then return i end
   end
 end
 for i = 1, n do
@@ -558,6 +563,12 @@ export function createRedisMeter(deps: {
     args: [int(hold.amount), charge, hold.gen!.holdField, COUNTER_TTL_S, ...seeds],
   });
 
+  /** This instance's count of a counter's spend (loaded before any call that holds on it). */
+  const ownCount = (r: CounterRef): string => {
+    const k = c.counters.get(r.cid);
+    return k ? int(k.base + k.pending) : '0';
+  };
+
   const steps: BudgetSteps = {
     lease,
     async load(refs) {
@@ -571,7 +582,7 @@ export function createRedisMeter(deps: {
         gen.holdField,
         livePrefix,
         leaseMs,
-        ...refs.flatMap((r, i) => [int(r.limitNano), seeds ? seeds[i]! : NOT_READ]),
+        ...refs.flatMap((r, i) => [int(r.limitNano), seeds ? seeds[i]! : NOT_READ, ownCount(r)]),
         int(need),
       ],
     }),
@@ -672,10 +683,9 @@ export function createRedisMeter(deps: {
     ...holdEnds(c, settle, deps.logger),
     async spent(line, at) {
       const [ref] = countersFor([line], at);
-      const v = await redis.hGet(rk(ref!.cid), 'spent');
-      if (v !== null) return Number(v);
-      const [k] = await c.load([ref!]);
-      return k!.base + k!.pending;
+      const [v, [k]] = await Promise.all([redis.hGet(rk(ref!.cid), 'spent'), c.load([ref!])]);
+      // The shared count, or this instance's where it is higher (as BUDGET_RESERVE takes it).
+      return Math.max(v === null ? 0 : Number(v), k!.base + k!.pending);
     },
     flushInto: c.flushInto,
     async close() {

@@ -5,7 +5,14 @@
 import http from 'node:http';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { backends, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import {
+  backends,
+  pgUrl,
+  redisUrl,
+  startTestServer,
+  type TestServer,
+  userWithKey,
+} from '../helpers/server.js';
 import { offerMockModel } from '../helpers/priced-model.js';
 import { uniq } from '../relay/relay-helpers.js';
 
@@ -39,6 +46,45 @@ function moveTo(s: TestServer, iso: string) {
 async function budgetEvents(s: TestServer, userId: number) {
   const page = await s.services.events.list({ limit: 100, userId, type: 'budget.threshold' });
   return page.data;
+}
+
+/** Spend while a key's budget was off counts once it is set again in the same period. */
+async function spendWhileOffCounts(s: TestServer) {
+  const budget = { amount: usd(10 * COST), period: 'daily' as const };
+  const { key, secret } = await userWithKey(s, { key: { budget } });
+  const remaining = async () => {
+    const r = await fetch(`${s.url}/v1/key`, { headers: { authorization: `Bearer ${secret}` } });
+    return ((await r.json()) as { limits: { budget: { remaining: number } } }).limits.budget.remaining;
+  };
+  for (let i = 0; i < 2; i++) expect((await chat(s, secret)).status).toBe(200);
+  await s.api('PATCH', `/api/keys/${key.id}`, { budget: null });
+  for (let i = 0; i < 3; i++) expect((await chat(s, secret)).status).toBe(200);
+  // Some written before the budget comes back, some after.
+  await s.services.flush();
+  expect((await chat(s, secret)).status).toBe(200);
+  await s.api('PATCH', `/api/keys/${key.id}`, { budget });
+  expect(await remaining()).toBe(usd(4 * COST));
+  await s.services.flush();
+  expect(await remaining()).toBe(usd(4 * COST));
+  const results = [];
+  for (let i = 0; i < 6; i++) results.push((await chat(s, secret)).status);
+  expect(results).toEqual([200, 200, 200, 200, 429, 429]);
+  await s.services.flush();
+  expect(await remaining()).toBe(0);
+}
+
+/** A budget's period changed and changed back keeps counting the spend in between. */
+async function periodChangedAndBack(s: TestServer) {
+  const daily = { amount: usd(10 * COST), period: 'daily' as const };
+  const { key, secret } = await userWithKey(s, { key: { budget: daily } });
+  expect((await chat(s, secret)).status).toBe(200);
+  await s.api('PATCH', `/api/keys/${key.id}`, { budget: { ...daily, period: 'monthly' } });
+  for (let i = 0; i < 4; i++) expect((await chat(s, secret)).status).toBe(200);
+  await s.api('PATCH', `/api/keys/${key.id}`, { budget: daily });
+  await s.services.flush();
+  const results = [];
+  for (let i = 0; i < 6; i++) results.push((await chat(s, secret)).status);
+  expect(results).toEqual([200, 200, 200, 200, 200, 429]);
 }
 
 describe.each(backends())('periodic budgets (%s)', (backend) => {
@@ -178,42 +224,11 @@ describe.each(backends())('periodic budgets (%s)', (backend) => {
     expect(resets).toBeGreaterThan(s.clock.now());
   });
 
-  it('spend while a budget was off still counts when it is set again in the period', async () => {
-    const budget = { amount: usd(10 * COST), period: 'daily' as const };
-    const { key, secret } = await userWithKey(s, { key: { budget } });
-    const remaining = async () => {
-      const r = await fetch(`${s.url}/v1/key`, { headers: { authorization: `Bearer ${secret}` } });
-      return ((await r.json()) as { limits: { budget: { remaining: number } } }).limits.budget.remaining;
-    };
-    for (let i = 0; i < 2; i++) expect((await chat(s, secret)).status).toBe(200);
-    await s.api('PATCH', `/api/keys/${key.id}`, { budget: null });
-    for (let i = 0; i < 3; i++) expect((await chat(s, secret)).status).toBe(200);
-    // Some written before the budget comes back, some after.
-    await s.services.flush();
-    expect((await chat(s, secret)).status).toBe(200);
-    await s.api('PATCH', `/api/keys/${key.id}`, { budget });
-    expect(await remaining()).toBe(usd(4 * COST));
-    await s.services.flush();
-    expect(await remaining()).toBe(usd(4 * COST));
-    const results = [];
-    for (let i = 0; i < 6; i++) results.push((await chat(s, secret)).status);
-    expect(results).toEqual([200, 200, 200, 200, 429, 429]);
-    await s.services.flush();
-    expect(await remaining()).toBe(0);
-  });
+  it('spend while a budget was off still counts when it is set again in the period', () =>
+    spendWhileOffCounts(s));
 
-  it('a budget period changed and changed back keeps counting the spend in between', async () => {
-    const daily = { amount: usd(10 * COST), period: 'daily' as const };
-    const { key, secret } = await userWithKey(s, { key: { budget: daily } });
-    expect((await chat(s, secret)).status).toBe(200);
-    await s.api('PATCH', `/api/keys/${key.id}`, { budget: { ...daily, period: 'monthly' } });
-    for (let i = 0; i < 4; i++) expect((await chat(s, secret)).status).toBe(200);
-    await s.api('PATCH', `/api/keys/${key.id}`, { budget: daily });
-    await s.services.flush();
-    const results = [];
-    for (let i = 0; i < 6; i++) results.push((await chat(s, secret)).status);
-    expect(results).toEqual([200, 200, 200, 200, 200, 429]);
-  });
+  it('a budget period changed and changed back keeps counting the spend in between', () =>
+    periodChangedAndBack(s));
 
   it('resets at each period boundary: a day, a week on Monday, a month on the 1st', async () => {
     const daily = await userWithKey(s, { key: { budget: { amount: usd(COST), period: 'daily' } } });
@@ -306,4 +321,24 @@ describe.each(backends())('periodic budgets (%s)', (backend) => {
     const got = await s.api('GET', `/api/keys/${key.id}`);
     expect(got.body.budget_usage).toMatchObject({ spent: usd(3 * COST), remaining: 0 });
   });
+});
+
+// With Redis the shared counter counts only while a budget is in force; each instance's own
+// count (which counts all the time) raises it when the budget is back.
+describe.skipIf(!pgUrl() || !redisUrl())('periodic budgets switched off and on (postgres + redis)', () => {
+  let s: TestServer;
+  beforeAll(async () => {
+    s = await startTestServer({ backend: 'postgres', redis: true, keep: true });
+    await offerMockModel(s, { input: 0, output: 1 });
+  });
+  afterAll(async () => {
+    await s?.close();
+  });
+  beforeEach(() => s.clock.freeze());
+
+  it('spend while a budget was off still counts when it is set again in the period', () =>
+    spendWhileOffCounts(s));
+
+  it('a budget period changed and changed back keeps counting the spend in between', () =>
+    periodChangedAndBack(s));
 });

@@ -155,6 +155,16 @@ function notAnApiKey(presented: string | undefined, master: Services['masterKey'
   return null;
 }
 
+/**
+ * A request in another protocol's body. Its output cap is one answer's (the request's own, else
+ * the implied one): admission held it times the answers asked for (`n`, `candidateCount`),
+ * which a translated request does not ask the upstream for.
+ */
+function translated(r: IngressRequest, ingress: ProtocolCodec, egress: ProtocolCodec, upstreamModel: string) {
+  const c = ingress.toCanonical(r);
+  return egress.fromCanonical(c, upstreamModel, c.maxOutputTokens ?? r.impliedOutputCap ?? r.maxOutputTokens);
+}
+
 export function createRelay(s: Services) {
   const timeouts = {
     connectMs: s.config.upstreamConnectTimeoutMs,
@@ -673,7 +683,7 @@ export function createRelay(s: Services) {
     // The client's bytes when they need no change (no second JSON.stringify of the body).
     const body = pass
       ? ingress.passThroughBytes?.(r, upstreamModel) || ingress.passThroughBody(r, upstreamModel)
-      : egress.fromCanonical(ingress.toCanonical(r), upstreamModel, r.maxOutputTokens);
+      : translated(r, ingress, egress, upstreamModel);
     const startedAt = performance.now();
     const record = (status: number, error: string | null = null) =>
       call.attempts.push({

@@ -437,6 +437,23 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       expectCost(row, 'gm-oai', { prompt, cached: 4, completion: DEFAULT_COMPLETION_TOKENS });
     });
 
+    it('the upstream gets one answer’s cap: candidateCount is not asked of it', async () => {
+      const { ai } = await fresh();
+      // Admission holds 2 × 3 tokens; the one answer the channel gives may have 3.
+      await ai.models.generateContent({
+        model: 'gm-oai',
+        contents: 'Tell me about tunnels.',
+        config: { maxOutputTokens: 3, candidateCount: 2 },
+      });
+      expect((upstream().body as Json).max_completion_tokens).toBe(3);
+      await ai.models.generateContent({
+        model: 'gm-oai',
+        contents: 'Tell me about tunnels.',
+        config: { candidateCount: 2 },
+      });
+      expect((upstream().body as Json).max_completion_tokens).toBe(4096);
+    });
+
     it('stream: the SDK stream yields the text, the last chunk the reason and usage', async () => {
       const { ai, key } = await fresh();
       const chunks = await collect(

@@ -156,9 +156,10 @@ export interface PassThroughCheck {
   readonly produced: string;
   /**
    * A failure after the stream began, as the next frame of the upstream's own stream (its
-   * response id, its event numbering); without it the ingress's encoder writes one.
+   * response id, its event numbering); without it the ingress's encoder writes one. `code` is
+   * the upstream's own when `upstream` (it goes as it came), else one of ours.
    */
-  error?(code: string, message: string): string;
+  error?(code: string, message: string, upstream?: boolean): string;
 }
 
 /** Writes canonical events as one protocol's stream (translation only). */
@@ -175,4 +176,12 @@ export interface StreamEncoder {
 }
 
 /** A stream that cannot be relayed further: unreadable, cut, or an error event. */
-export class StreamBroken extends Error {}
+export class StreamBroken extends Error {
+  constructor(
+    message: string,
+    /** The upstream's own error, when it sent one (an error event): its code and message. */
+    readonly upstream?: { code: string | null; message: string },
+  ) {
+    super(message);
+  }
+}

@@ -263,6 +263,8 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
 
   let failure: string | null = null;
   let timeout = false;
+  /** The upstream's own error event, when one ended the stream. */
+  let upstreamError: StreamBroken['upstream'];
   try {
     try {
       // Chunk by chunk, without a promise per chunk: only a full client socket or the settling
@@ -298,6 +300,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
           ? 'upstream timed out'
           : 'upstream stream failed';
     timeout = failure === 'upstream timed out' || (err instanceof UpstreamFailure && err.timeout);
+    if (err instanceof StreamBroken) upstreamError = err.upstream;
     // Nothing reached the client yet: the caller may try the next channel.
     if (!out.started && !out.gone) return { answered: false, status: res.status, timeout, message: failure };
   }
@@ -310,17 +313,25 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
     channel: a.channel,
     upstreamModel: a.upstreamModel,
     usage: check.usage,
-    partial: true,
+    // An upstream error event with usage is its final count; else what came is counted here.
+    partial: !(upstreamError && check.usage),
     produced: () => check.produced,
     status: clientLeft ? 499 : 200,
     errorCode: clientLeft ? 'client_closed' : 'upstream_error',
     ttftMs: out.ttftMs,
   });
   if (!out.gone) {
-    const message = `The upstream stream failed: ${failure}.`;
+    const message = `The upstream stream failed: ${failure}${failure?.endsWith('.') ? '' : '.'}`;
+    // On pass-through the upstream's own code and message go on as they came (Codex acts on
+    // context_length_exceeded, and reads a rate limit's wait from the message).
+    const own = upstreamError?.code ? upstreamError : undefined;
     const passed = encoder
       ? undefined
-      : (reader as Partial<PassThroughCheck>).error?.('upstream_error', message);
+      : (reader as Partial<PassThroughCheck>).error?.(
+          own ? own.code! : 'upstream_error',
+          own ? own.message : message,
+          own !== undefined,
+        );
     const status = timeout ? 504 : 502;
     out.end(passed ?? (encoder ?? ingress.streamEncoder(r, req.id)).error('upstream_error', message, status));
   }

@@ -45,6 +45,8 @@ type RScenario = Scenario & {
   errorInBody?: boolean;
   /** Streams: an `error` event after N content chunks, then the stream ends. */
   midStreamError?: number;
+  /** With midStreamError: a `response.failed` event (with the usage so far) instead of `error`. */
+  failedEvent?: boolean;
   /** JSON with a space after ':' and ',' (like Python's json.dumps). */
   spacedJson?: boolean;
 };
@@ -394,12 +396,24 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
     kind: 'tail',
     text: ev(incomplete ? 'response.incomplete' : 'response.completed', { response: finished() }),
   });
+  const error = {
+    code: s.errorCode ?? 'server_error',
+    message: s.errorMessage ?? 'The server had an error while processing your request. Sorry about that!',
+  };
   sendStream(kit, res, s, frames, () =>
-    ev('error', {
-      code: 'server_error',
-      message: s.errorMessage ?? 'The server had an error while processing your request. Sorry about that!',
-      param: null,
-    }),
+    s.failedEvent
+      ? ev('response.failed', {
+          response: responseJson('failed', [], {
+            error,
+            usage: usage && {
+              ...usage,
+              output_tokens: s.midStreamError,
+              output_tokens_details: { reasoning_tokens: 0 },
+              total_tokens: usage.input_tokens + (s.midStreamError ?? 0),
+            },
+          }),
+        })
+      : ev('error', { ...error, param: null }),
   );
 }
 

@@ -55,7 +55,12 @@ function expectBilled(row: { cost: number }, u: Counts): void {
   expect(nanoOf(row.cost)).toBe(costNano(u));
 }
 
-type Extra = Scenario & { cacheWriteTokens?: number; reasoningTokens?: number; midStreamError?: number };
+type Extra = Scenario & {
+  cacheWriteTokens?: number;
+  reasoningTokens?: number;
+  midStreamError?: number;
+  failedEvent?: boolean;
+};
 
 /**
  * Reads a Responses stream to its end: every event's type, and the response.failed answer if
@@ -302,6 +307,30 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
     });
     const row = await latestLog();
     expect(row).toMatchObject({ error_code: 'upstream_error', estimated: true, completion_tokens: 2 });
+  });
+
+  it('pass-through: the upstream’s own error code and message reach the client; its usage is billed', async () => {
+    const message =
+      'Your input exceeds the context window of this model. Please adjust your input and try again.';
+    for (const failedEvent of [false, true]) {
+      mock.setScenario('gpt-pass', {
+        midStreamError: 2,
+        chunkDelayMs: 5,
+        errorCode: 'context_length_exceeded',
+        errorMessage: message,
+        failedEvent,
+        times: 1,
+      } as Extra);
+      const stream = await client.responses.create({ model: 'gpt-pass', input: 'err', stream: true });
+      const { types, failed } = await drain(stream);
+      expect(types.at(-1)).toBe('response.failed');
+      expect(failed?.error).toEqual({ code: 'context_length_exceeded', message });
+      const row = await latestLog();
+      expect(row.error_code).toBe('upstream_error');
+      // A response.failed carries the upstream's count; an error event none (counted here).
+      expect(row.estimated).toBe(!failedEvent);
+      expect(row.completion_tokens).toBe(2);
+    }
   });
 
   describe('translation to an OpenAI-chat channel (responses: false)', () => {

@@ -785,12 +785,19 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
       case 'response.failed': {
         const resp = isObj(j.response) ? j.response : {};
         const err = isObj(resp.error) ? resp.error : {};
-        throw new StreamBroken(`upstream response failed: ${str(err.message) ?? 'no reason given'}`);
+        // What the failed response used is billed as the upstream counted it.
+        state.report([], readUsage(resp.usage));
+        const message = str(err.message) ?? 'no reason given';
+        throw new StreamBroken(`upstream response failed: ${message}`, {
+          code: str(err.code) ?? null,
+          message,
+        });
       }
-      case 'error':
-        throw new StreamBroken(
-          `upstream stream error: ${str(j.message) ?? (isObj(j.error) ? str(j.error.message) : undefined) ?? frame.data.slice(0, 200)}`,
-        );
+      case 'error': {
+        const err = isObj(j.error) ? j.error : j;
+        const message = str(err.message) ?? frame.data.slice(0, 200);
+        throw new StreamBroken(`upstream stream error: ${message}`, { code: str(err.code) ?? null, message });
+      }
       default:
         // created, in_progress, content_part.*, *.done echoes, hosted tool progress: nothing new.
         break;
@@ -888,11 +895,11 @@ class ResponsesPassThrough extends ScannedPassThrough {
     }
   }
 
-  error(code: string, message: string): string {
+  error(code: string, message: string, upstream = false): string {
     const a = this.announced;
     if (a === null) return streamEncoder(this.r, '').error(code, message);
     const resp = responseObject(this.r, a.id, a.model, a.createdAt, 'failed', [], {
-      error: { code: failedCode(code), message },
+      error: { code: upstream ? code : failedCode(code), message },
     });
     return sseFrame(
       JSON.stringify({ type: 'response.failed', sequence_number: this.frames, response: resp }),

@@ -114,7 +114,9 @@ export interface RelayCall {
 export type AttemptResult =
   /** `broken`: the upstream cut the answer after it began (the client got an error frame). */
   | { answered: true; broken?: string }
-  | { answered: false; status: number; timeout: boolean; message: string };
+  | { answered: false; status: number; timeout: boolean; message: string }
+  /** The request cannot be put in this channel's protocol (a client mistake on this channel). */
+  | { answered: false; untranslatable: AppError };
 
 /** What an operation is called in a refusal. */
 const OPERATION_NAMES: Record<IngressRequest['operation'], string> = {
@@ -614,8 +616,12 @@ export function createRelay(s: Services) {
           `The model "${r.model.slice(0, 256)}" is not served for ${OPERATION_NAMES[r.operation]}.`,
           { param: 'model' },
         );
-      for (const channel of candidates.slice(0, s.config.maxUpstreamAttempts)) {
-        if (call.clientGone) break;
+      // A channel the request cannot be translated for (a field only its own protocol has, such
+      // as previous_response_id) is passed over, uncounted: one that takes it as sent may follow.
+      let untranslatable: AppError | null = null;
+      let tries = 0;
+      for (const channel of candidates) {
+        if (call.clientGone || tries === s.config.maxUpstreamAttempts) break;
         attempt = new AttemptSignal();
         const startedAt = performance.now();
         const result = await tryChannel(call, channel, attempt);
@@ -625,6 +631,11 @@ export function createRelay(s: Services) {
           else s.channels.reportSuccess(channel);
           return;
         }
+        if ('untranslatable' in result) {
+          untranslatable ??= result.untranslatable;
+          continue;
+        }
+        tries++;
         if (call.clientGone) break;
         call.attempts.push({
           channel_id: channel.id,
@@ -645,6 +656,8 @@ export function createRelay(s: Services) {
         s.channels.reportFailure(channel, result.message, result.status === 401 || result.status === 403);
         last = result;
       }
+      // No channel could take it as it is: the client's to change.
+      if (untranslatable && tries === 0 && !call.clientGone) throw untranslatable;
     } catch (err) {
       // A client mistake found late (e.g. a part that cannot be translated): refuse, refund.
       await giveBack(call);
@@ -681,9 +694,15 @@ export function createRelay(s: Services) {
     const egress = pass ? ingress : codec(protocols[0]!);
     const upstreamModel = s.channels.upstreamModel(channel, r.model);
     // The client's bytes when they need no change (no second JSON.stringify of the body).
-    const body = pass
-      ? ingress.passThroughBytes?.(r, upstreamModel) || ingress.passThroughBody(r, upstreamModel)
-      : translated(r, ingress, egress, upstreamModel);
+    let body: unknown;
+    try {
+      body = pass
+        ? ingress.passThroughBytes?.(r, upstreamModel) || ingress.passThroughBody(r, upstreamModel)
+        : translated(r, ingress, egress, upstreamModel);
+    } catch (err) {
+      if (err instanceof AppError && !pass) return { answered: false, untranslatable: err };
+      throw err;
+    }
     const startedAt = performance.now();
     const record = (status: number, error: string | null = null) =>
       call.attempts.push({

@@ -117,11 +117,14 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
         // One model on two channels: Responses first (priority), a chat-only one behind it.
         { type: 'openai', models: ['gpt-mix'], model_map: { 'gpt-mix': 'gpt-mix-a' }, priority: 10 },
         { type: 'openai', models: ['gpt-mix'], model_map: { 'gpt-mix': 'gpt-mix-b' }, responses: false },
+        // One model on two channels: chat-only first (priority), a Responses one behind it.
+        { type: 'openai', models: ['gpt-prev'], responses: false, priority: 10 },
+        { type: 'openai', models: ['gpt-prev'] },
         // The built-in offline channel answers Responses too (the README walk-through).
         { type: 'mock', models: ['mock-mole'] },
       ],
       prices: priceEach(
-        ['gpt-pass', 'gpt-alias', 'gpt-chat', 'claude-mole', 'gpt-other', 'mock-mole', 'gpt-mix'],
+        ['gpt-pass', 'gpt-alias', 'gpt-chat', 'claude-mole', 'gpt-other', 'mock-mole', 'gpt-mix', 'gpt-prev'],
         PRICE,
       ),
     },
@@ -550,6 +553,20 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
       const chat = lastUpstream().body as { messages: { role: string }[] };
       expect(chat.messages.map((m) => m.role)).toEqual(['user', 'assistant', 'tool']);
       expect(r.text).toBe(expectedChatCompletion(chat.messages));
+    });
+
+    it('what only OpenAI can honour goes to a channel that takes it as sent, past one that cannot', async () => {
+      const r = await rawRelay(s, '/responses', {
+        key: secret,
+        body: JSON.stringify({ model: 'gpt-prev', input: 'again', previous_response_id: 'resp_gone' }),
+      });
+      // The chat channel (tried first) is passed over; the Responses one answers as OpenAI would.
+      expect(mock.requests.map((q) => q.path)).toEqual(['/v1/responses']);
+      expect(lastUpstream().body).toMatchObject({ previous_response_id: 'resp_gone' });
+      expect(r.status).toBe(400);
+      expect(r.json.error.code).toBe('previous_response_not_found');
+      const row = await logOf(r.headers.get('x-request-id'));
+      expect(row.attempts.map((a) => a.status)).toEqual([400]);
     });
 
     it('what only OpenAI can honour is refused in OpenAI shape, nothing forwarded, nothing billed', async () => {

@@ -88,6 +88,9 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   const { db } = storage;
   const bus = new InvalidationBus();
 
+  // Shared Redis counters and announcements are namespaced by database, so gateways on
+  // different databases (ids restart at 1 in each) never share a key's or user's counters.
+  const redisPrefix = `mole:${await databaseId(db)}`;
   let redis: RedisClient | null = null;
   let redisSub: RedisClient | null = null;
   if (config.redisUrl) {
@@ -96,13 +99,10 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     redisSub = createRedis(config.redisUrl, logger, { timeoutMs: config.redisTimeoutMs });
     await redis.connect();
     await redisSub.connect();
-    await bus.connectRedis(redis, redisSub);
+    await bus.connectRedis(redis, redisSub, redisPrefix);
   }
 
   const masterKey: MasterKey = await loadMasterKey(db, config.masterKey, opts.announceMasterKey);
-  // Shared Redis counters are namespaced by database, so gateways on different databases
-  // (ids restart at 1 in each) never share a key's or user's counters.
-  const redisPrefix = `mole:${await databaseId(db)}`;
   const accounts = createAccountsService(
     db,
     bus,

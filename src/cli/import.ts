@@ -13,6 +13,7 @@ import { ConfigError, loadConfig } from '../config.js';
 import { resolveSecret, SecretBox } from '../channels/secretbox.js';
 import type { Storage } from '../db/index.js';
 import type { ImportReport } from '../import/new-api.js';
+import { databaseId } from '../accounts/master-key.js';
 import { InvalidationBus, type Invalidation } from '../shared/bus.js';
 import { createRedis, type RedisClient } from '../shared/redis.js';
 import { CliError, usageError } from './client.js';
@@ -101,7 +102,7 @@ export function registerImport(program: Command, ctx: CliContext): void {
         if (config.redisUrl && announced.length > 0) {
           redis = createRedis(config.redisUrl);
           await redis.connect();
-          bus.publishTo(redis);
+          bus.publishTo(redis, `mole:${await databaseId(storage.db)}`);
           for (const msg of announced) await bus.publishAndWait(msg);
         }
         out.result(report, () => render(report, Boolean(config.redisUrl)));

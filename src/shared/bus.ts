@@ -22,16 +22,25 @@ export type Invalidation =
   | { kind: 'all' };
 
 type Handler = (msg: Invalidation) => void;
-const CHANNEL = 'mole:invalidate';
 /** How often a failed announcement is retried (as `all`) until Redis takes it. */
 const RETRY_MS = 500;
+
+/** The channel of the gateways that share the Redis prefix `prefix` (one database's). */
+const channelOf = (prefix: string) => `${prefix}:invalidate`;
 
 export class InvalidationBus {
   private readonly handlers: Handler[] = [];
   private readonly origin = randomUUID();
   private pub: RedisClient | null = null;
+  /**
+   * The shared channel: one per database (pub/sub ignores Redis database numbers), so gateways
+   * of other databases on the same Redis neither hear these announcements nor drop caches for them.
+   */
+  channel = '';
   /** The retry of a failed announcement, while one is pending. */
   private retry: NodeJS.Timeout | null = null;
+  /** Announcements Redis has not taken yet. */
+  private readonly unsent = new Set<Promise<unknown>>();
 
   on(handler: Handler): void {
     this.handlers.push(handler);
@@ -39,18 +48,30 @@ export class InvalidationBus {
 
   publish(msg: Invalidation): void {
     this.deliver(msg);
-    this.pub?.publish(CHANNEL, this.encode(msg)).catch((err: unknown) => this.missed(err));
+    if (!this.pub) return;
+    const sent = this.pub.publish(this.channel, this.encode(msg)).catch((err: unknown) => this.missed(err));
+    this.unsent.add(sent);
+    void sent.finally(() => this.unsent.delete(sent));
+  }
+
+  /**
+   * Resolves once Redis has taken (or failed to take) every announcement made so far: a change
+   * answered after it is on its way to every instance, not still in this one's hands.
+   */
+  async sent(): Promise<void> {
+    if (this.unsent.size > 0) await Promise.all(this.unsent);
   }
 
   /** Publishes and waits until Redis has taken the message (a short-lived process, e.g. `mole import`). */
   async publishAndWait(msg: Invalidation): Promise<void> {
     this.deliver(msg);
-    await this.pub?.publish(CHANNEL, JSON.stringify({ origin: this.origin, msg }));
+    await this.pub?.publish(this.channel, JSON.stringify({ origin: this.origin, msg }));
   }
 
-  /** Publishes to the shared channel without listening (a process that holds no caches). */
-  publishTo(pub: RedisClient): void {
+  /** Publishes to the shared channel of `prefix` without listening (a process that holds no caches). */
+  publishTo(pub: RedisClient, prefix: string): void {
     this.pub = pub;
+    this.channel = channelOf(prefix);
   }
 
   private deliver(msg: Invalidation): void {
@@ -70,18 +91,19 @@ export class InvalidationBus {
     if (isClientClosed(err) || this.retry !== null) return;
     this.retry = setTimeout(() => {
       this.retry = null;
-      this.pub?.publish(CHANNEL, this.encode({ kind: 'all' })).catch((e: unknown) => this.missed(e));
+      this.pub?.publish(this.channel, this.encode({ kind: 'all' })).catch((e: unknown) => this.missed(e));
     }, RETRY_MS);
     this.retry.unref();
   }
 
-  /** Joins the shared channel: `pub` publishes, `sub` (a dedicated connection) listens. */
-  async connectRedis(pub: RedisClient, sub: RedisClient): Promise<void> {
+  /** Joins the shared channel of `prefix`: `pub` publishes, `sub` (a dedicated connection) listens. */
+  async connectRedis(pub: RedisClient, sub: RedisClient, prefix: string): Promise<void> {
     this.pub = pub;
+    this.channel = channelOf(prefix);
     // Every 'ready' after the first is a reconnection, its subscription restored: whatever was
     // published while it was away is lost, so everything goes.
     sub.on('ready', () => this.deliver({ kind: 'all' }));
-    await sub.subscribe(CHANNEL, (raw: string) => {
+    await sub.subscribe(this.channel, (raw: string) => {
       try {
         const { origin, msg } = JSON.parse(raw) as { origin: string; msg: Invalidation };
         if (origin !== this.origin) this.deliver(msg);

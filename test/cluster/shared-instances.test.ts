@@ -1,6 +1,7 @@
 // Two gateways on one PostgreSQL database and one Redis: caches, rate limits and quota
 // counters are shared, so limits hold across instances.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { createRedis } from '../../src/shared/redis.js';
 import { countChatPrompt } from '../../src/relay/tokens.js';
 import { costNano } from '../../src/billing/money.js';
 import { clusterReady, pairForSuite } from './helpers.js';
@@ -101,6 +102,31 @@ describe.skipIf(!clusterReady('shared-instance suite'))('two instances sharing P
 });
 
 describe.skipIf(!redisUrl())('separate databases sharing one Redis', () => {
+  it('hear only their own database’s announcements', async () => {
+    const one = await startTestServer({ backend: 'sqlite', redis: true });
+    const two = await startTestServer({ backend: 'sqlite', redis: true });
+    const heard: string[] = [];
+    two.services.bus.on((m) => heard.push(m.kind === 'group' ? m.name : m.kind));
+    try {
+      expect(one.services.bus.channel).not.toBe(two.services.bus.channel);
+      // Redis passes on what it is given in order: `two` hears one's change before the marker
+      // published after it, if it hears it at all.
+      expect((await one.api('PUT', '/api/groups/one-only', { multiplier: 2 })).status).toBe(200);
+      const marker = createRedis(redisUrl()!);
+      await marker.connect();
+      await marker.publish(
+        two.services.bus.channel,
+        JSON.stringify({ origin: 'test', msg: { kind: 'group', name: 'marker' } }),
+      );
+      marker.destroy();
+      await vi.waitFor(() => expect(heard).toContain('marker'), { timeout: 3000, interval: 10 });
+      expect(heard).toEqual(['marker']);
+    } finally {
+      await one.close();
+      await two.close();
+    }
+  });
+
   it('keep separate counters, though their key and user ids coincide', async () => {
     const one = await startTestServer({ backend: 'sqlite', redis: true });
     const two = await startTestServer({ backend: 'sqlite', redis: true });

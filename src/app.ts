@@ -246,6 +246,11 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       body === '' && req.method === 'DELETE' ? done(null, undefined) : json(req, body as string, done),
     );
     installManagementAuth(api, services);
+    // A change is answered once Redis has taken its announcements: a client that hears "done"
+    // and calls another instance finds it there (a key deleted here is refused there).
+    api.addHook('onSend', async (req) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') await services.bus.sent();
+    });
     api.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
     registerManagementRoutes(api, services);
   });

@@ -92,3 +92,39 @@ describe('reloadOnAnnouncement', () => {
     expect(loads).toBe(2);
   });
 });
+
+describe('InvalidationBus over Redis', () => {
+  /** A publishing connection whose answers the test gives. */
+  function fakePub() {
+    const calls: { channel: string; message: string; answer: Deferred }[] = [];
+    const pub = {
+      publish(channel: string, message: string) {
+        const answer = deferred();
+        calls.push({ channel, message, answer });
+        return answer.promise;
+      },
+    };
+    return { pub: pub as unknown as Parameters<InvalidationBus['publishTo']>[0], calls };
+  }
+
+  it('announces on its database’s own channel, and sent() waits until Redis has taken it', async () => {
+    const bus = new InvalidationBus();
+    const { pub, calls } = fakePub();
+    bus.publishTo(pub, 'mole:db1');
+    bus.publish({ kind: 'prices' });
+    bus.publish({ kind: 'channels' });
+    expect(calls.map((c) => c.channel)).toEqual(['mole:db1:invalidate', 'mole:db1:invalidate']);
+    let sent = false;
+    const waiting = bus.sent().then(() => {
+      sent = true;
+    });
+    calls[0]!.answer.resolve();
+    await new Promise((r) => setImmediate(r));
+    expect(sent).toBe(false);
+    // A publish that failed is taken as sent too (a later `all` covers it).
+    calls[1]!.answer.reject(new Error('socket closed unexpectedly'));
+    await waiting;
+    expect(sent).toBe(true);
+    await bus.sent(); // nothing left: at once
+  });
+});

@@ -48,7 +48,7 @@ import { createLocalLimitStore } from './limits/store-local.js';
 import { createRedisLimitStore } from './limits/store-redis.js';
 import { createMetrics } from './ops/metrics.js';
 import { createReadiness, databaseCheck, redisCheck } from './ops/health.js';
-import { createRedis, type RedisClient } from './shared/redis.js';
+import { connectWithin, createRedis, type RedisClient } from './shared/redis.js';
 
 /** How long a readiness check may take before it counts as failed. */
 const READY_TIMEOUT_MS = 2000;
@@ -97,8 +97,8 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     // node-redis writes the commands issued in one event-loop turn in one write (order kept).
     redis = createRedis(config.redisUrl, logger, { timeoutMs: config.redisTimeoutMs });
     redisSub = createRedis(config.redisUrl, logger, { timeoutMs: config.redisTimeoutMs });
-    await redis.connect();
-    await redisSub.connect();
+    await connectWithin(redis, config.redisTimeoutMs);
+    await connectWithin(redisSub, config.redisTimeoutMs);
     await bus.connectRedis(redis, redisSub, redisPrefix);
   }
 

@@ -49,6 +49,26 @@ export function createRedis(url: string, logger?: Logger, opts: { timeoutMs?: nu
 export type RedisClient = ReturnType<typeof createRedis>;
 
 /**
+ * Connects `client`, or fails after `ms`: a server that takes the connection and never
+ * answers (a firewall, a proxy whose Redis is gone, another service on the port) would
+ * otherwise hold the gateway's start silently for good.
+ */
+export async function connectWithin(client: RedisClient, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms of connecting`)), ms);
+  });
+  try {
+    await Promise.race([client.connect(), late]);
+  } catch (err) {
+    client.destroy();
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
  * Whether `err` says Redis could not be reached (the connection is down, was cut while the
  * command waited, or timed out), as opposed to an answer from Redis. The request that met it
  * is answered 503 service_unavailable: a client may retry it, and it was not charged.

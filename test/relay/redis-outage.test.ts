@@ -2,6 +2,7 @@
 // that needs Redis to be admitted gets the documented 503 at once (not a 500, not a wait for
 // Redis to return), nothing is charged or held, the refusal is logged, and requests are served
 // again once Redis is back, without a restart.
+import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { waitFor } from '../helpers/process.js';
 import { tcpProxy } from '../helpers/tcp-proxy.js';
@@ -60,6 +61,27 @@ describe.skipIf(!redisUrl())('relay while Redis is away', () => {
     } finally {
       await s.close();
       await proxy.stop();
+    }
+  });
+});
+
+describe('a gateway whose Redis takes the connection and never answers', () => {
+  it('does not start: a clear error within MOLE_REDIS_TIMEOUT_MS, not a silent hang', async () => {
+    // A port that accepts connections and says nothing (a firewall, a proxy whose Redis is gone).
+    const held = new Set<net.Socket>();
+    const silent = net.createServer((sock) => {
+      held.add(sock);
+      sock.on('error', () => {});
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      await expect(
+        startTestServer({ env: { REDIS_URL: `redis://127.0.0.1:${port}`, MOLE_REDIS_TIMEOUT_MS: '300' } }),
+      ).rejects.toThrow(/Redis did not answer within 300 ms/);
+    } finally {
+      for (const sock of held) sock.destroy();
+      await new Promise((r) => silent.close(r));
     }
   });
 });

@@ -18,6 +18,7 @@ import {
 import type { Attempt, AttemptResult } from './pipeline.js';
 import { type UpstreamResponse, UpstreamFailure } from './providers/transport.js';
 import { SseByteFrames, SseFrameParser } from './sse.js';
+import { scrubText } from './upstream-body.js';
 
 /** How many pieces of generated text a stream keeps before it joins them into one string. */
 const PIECES_JOINED = 256;
@@ -300,7 +301,10 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
           ? 'upstream timed out'
           : 'upstream stream failed';
     timeout = failure === 'upstream timed out' || (err instanceof UpstreamFailure && err.timeout);
-    if (err instanceof StreamBroken) upstreamError = err.upstream;
+    // An upstream's error may quote the credential we sent it: never to the client or the log.
+    failure = scrubText(failure, a.channel.apiKey);
+    if (err instanceof StreamBroken && err.upstream)
+      upstreamError = { code: err.upstream.code, message: scrubText(err.upstream.message, a.channel.apiKey) };
     // Nothing reached the client yet: the caller may try the next channel.
     if (!out.started && !out.gone) return { answered: false, status: res.status, timeout, message: failure };
   }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { UpstreamFailure } from './providers/transport.js';
-import { type BodySource, UpstreamBody, readAll } from './upstream-body.js';
+import { type BodySource, UpstreamBody, readAll, scrubCredential, scrubText } from './upstream-body.js';
 
 /** A source that records what the body asked of it. */
 function fakeSource() {
@@ -146,5 +146,26 @@ describe('UpstreamBody.consume', () => {
     const body = UpstreamBody.of(b('x'));
     expect((await readAll(body, 10)).toString()).toBe('x');
     await expect(readAll(body, 10)).rejects.toThrow('read once');
+  });
+});
+
+describe('scrubText / scrubCredential', () => {
+  it('redact a credential as sent, escaped inside JSON, and percent-encoded', () => {
+    const cred = 'EVIL"ESC\\KEY<>&-12345678';
+    const body = JSON.stringify({
+      error: { message: `key ${cred} rejected`, url: `?key=${encodeURIComponent(cred)}` },
+    });
+    const scrubbed = scrubCredential(Buffer.from(body), cred).toString();
+    expect(scrubbed).not.toContain(JSON.stringify(cred).slice(1, -1));
+    expect(scrubbed).not.toContain(encodeURIComponent(cred));
+    expect(JSON.parse(scrubbed)).toEqual({
+      error: { message: 'key [redacted] rejected', url: '?key=[redacted]' },
+    });
+    expect(scrubText(`plain ${cred}`, cred)).toBe('plain [redacted]');
+  });
+
+  it('leave a body that quotes no credential as it is (the same buffer)', () => {
+    const body = Buffer.from('{"error":{"message":"bad request"}}');
+    expect(scrubCredential(body, 'sk-upstream-0123456789')).toBe(body);
   });
 });

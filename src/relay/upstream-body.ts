@@ -169,15 +169,31 @@ export function readAll(body: UpstreamBody, max: number): Promise<Buffer> {
     .then(() => (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
 }
 
+/**
+ * The forms a credential may be quoted in: as sent, inside a JSON string (escaped), and in a
+ * URL (percent-encoded). A credential shorter than 8 characters is not looked for: it would
+ * match ordinary words.
+ */
+function quotedForms(credential: string): string[] {
+  if (credential.length < 8) return [];
+  const forms = new Set([
+    credential,
+    JSON.stringify(credential).slice(1, -1),
+    encodeURIComponent(credential),
+  ]);
+  return [...forms];
+}
+
 /** An upstream error we pass on may quote the credential we sent it; never let that through. */
 export function scrubCredential(body: Buffer, credential: string): Buffer {
-  if (credential.length < 8 || body.indexOf(credential) < 0) return body;
+  if (!quotedForms(credential).some((f) => body.indexOf(f) >= 0)) return body;
   return Buffer.from(scrubText(body.toString('utf8'), credential));
 }
 
 /** The same for text we keep (an attempt's error on the log row, a warn line). */
 export function scrubText(text: string, credential: string): string {
-  return credential.length < 8 ? text : text.split(credential).join('[redacted]');
+  for (const form of quotedForms(credential)) text = text.split(form).join('[redacted]');
+  return text;
 }
 
 /** The error code an upstream's error body names (any protocol's shape), for the log row. */

@@ -355,7 +355,9 @@ function sendFrames(kit: MockKit, res: ServerResponse, s: Scenario, frames: Fram
   }
   const errored = errorAt !== undefined && seen === errorAt;
   if (errored)
-    out.push(`data: ${errorJson(new GoogleError(500, defaultMessage(500, ''), 'INTERNAL'), false)}${CRLF2}`);
+    out.push(
+      `data: ${errorJson(new GoogleError(500, s.errorMessage ?? defaultMessage(500, ''), 'INTERNAL'), false)}${CRLF2}`,
+    );
   const cut = !errored && cutAt !== undefined;
 
   res.writeHead(200, headersFor(s, SSE_CT));

@@ -30,6 +30,46 @@ describe.each(backends())('secrets stay secret (%s)', (backend) => {
 
   const { s, mock } = suiteGateway({ backend }, { apiKey: upstreamCred });
 
+  it('an upstream that quotes its credential in a mid-stream error: not in any stream or log row', async () => {
+    const quoted = `stream failed for key ${upstreamCred}`;
+    const types = { 'q-oai': 'openai', 'q-anth': 'anthropic', 'q-gem': 'gemini' } as const;
+    for (const [model, type] of Object.entries(types)) {
+      await addChannel(s, {
+        type,
+        base_url: type === 'openai' ? mock.url : mock.url.replace(/\/v1$/, ''),
+        api_key: upstreamCred,
+        models: [model],
+      });
+      await setPrice(s, model, { input: 1, output: 1 });
+    }
+    const u = await userWithKey(s, { balance: 5 });
+    const streams: string[] = [];
+    const post = async (path: string, body: unknown) => {
+      const r = await fetch(s.url + path, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${u.secret}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      streams.push(await r.text());
+    };
+    for (const model of Object.keys(types)) {
+      mock.setScenario(model, { midStreamError: 2, chunkDelayMs: 5, errorMessage: quoted });
+      const messages = [{ role: 'user', content: 'hi' }];
+      await post('/v1/chat/completions', { model, messages, stream: true });
+      await post('/v1/messages', { model, messages, max_tokens: 20, stream: true });
+      await post('/v1/responses', { model, input: 'hi', stream: true });
+      await post(`/v1beta/models/${model}:streamGenerateContent?alt=sse`, {
+        contents: [{ role: 'user', parts: [{ text: 'hi' }] }],
+      });
+    }
+    await s.services.flush();
+    const rows = await allLogs(s, { key_id: u.key.id });
+    expect(rows).toHaveLength(12);
+    // The chat mock has no mid-stream error to quote with: the other 9 streams ended in one.
+    expect(streams.filter((t) => t.includes('[redacted]'))).toHaveLength(9);
+    for (const text of [...streams, JSON.stringify(rows)]) expect(text).not.toContain(upstreamCred);
+  });
+
   it('a run through success, failure and refusal paths leaves no secret in the database, logs, errors or API answers', async () => {
     /** An openai channel at the mock (unless `fields` says otherwise) with credential `apiKey`. */
     const channel = (apiKey: string, models: string[], fields: Record<string, unknown>) =>

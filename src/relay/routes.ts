@@ -86,7 +86,8 @@ function keyPrincipal(key: VerifiedKey): Principal {
 
 /** Gemini's `{model}:{method}` path segment. */
 function geminiTarget(req: FastifyRequest): { model: string; method: string } {
-  const target = decodeURIComponent((req.params as { '*'?: string })['*'] ?? '');
+  // Fastify has decoded it already (a second decode would fail on a literal '%').
+  const target = (req.params as { '*'?: string })['*'] ?? '';
   const at = target.lastIndexOf(':');
   const model = (at < 0 ? target : target.slice(0, at)).replace(/^models\//, '');
   return { model, method: at < 0 ? '' : target.slice(at + 1) };
@@ -248,7 +249,7 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     // GET /v1/models/{model} (the SDK's models.retrieve); model names may contain "/".
     app.get('/models/*', async (req, reply) => {
       const key = req.relay!.key!;
-      const id = decodeURIComponent((req.params as { '*': string })['*']);
+      const id = (req.params as { '*': string })['*'];
       req.relay!.model = id.slice(0, 256);
       if (!usableModels(key).includes(id)) {
         return relay.refuse(req, reply, modelNotFound(id, 'model'));

@@ -900,6 +900,21 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       const m = await post('/v1beta/models/gm-pass:embedEverything', { 'x-goog-api-key': secret });
       expect(m.status).toBe(404);
       expect(m.body.error.status).toBe('NOT_FOUND');
+      // A literal '%' in the model (sent as %25) is a name like any other: not found, not a 500.
+      for (const [headers, status, name] of [
+        [{ 'x-goog-api-key': secret }, 404, 'NOT_FOUND'],
+        [{}, 401, 'UNAUTHENTICATED'],
+      ] as const) {
+        const pct = await post('/v1beta/models/x%25E0:generateContent', headers, {
+          contents: [{ role: 'user', parts: [{ text: 'hi' }] }],
+        });
+        expect(pct.status).toBe(status);
+        expect(pct.body.error.status).toBe(name);
+      }
+      const got = await fetch(`${s.url}/v1/models/abc%25E0`, {
+        headers: { authorization: `Bearer ${secret}` },
+      });
+      expect(got.status).toBe(404);
       expect(mock.requests).toHaveLength(0);
     });
   });

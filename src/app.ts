@@ -190,6 +190,14 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     trustProxy: false,
     // Let in-flight streams finish on close; idle keep-alive sockets are closed.
     forceCloseConnections: 'idle',
+    // A request (not its answer) must arrive whole within this, its headers too; Node checks
+    // every interval (and counts only a headers timeout no longer than the request's).
+    requestTimeout: config.requestTimeoutMs,
+    http: {
+      requestTimeout: config.requestTimeoutMs,
+      headersTimeout: Math.min(60_000, config.requestTimeoutMs),
+      connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.requestTimeoutMs / 4)),
+    },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 256 },
     frameworkErrors,
     clientErrorHandler: clientErrorHandler(newRequestId),

@@ -105,6 +105,11 @@ const EnvSchema = z.object({
   MOLE_LOG_RETENTION_DAYS: intFromEnv(0, 0, 100_000),
   /** With REDIS_URL: how long a silent instance's admission holds stay counted, ms. */
   MOLE_HOLD_LEASE_MS: intFromEnv(30_000, 1_000, 600_000),
+  /**
+   * How long a whole request (headers and body) may take to arrive, ms: past it, 408. A body
+   * that stops coming would otherwise hold its connection for good (with or without a key).
+   */
+  MOLE_REQUEST_TIMEOUT_MS: intFromEnv(120_000, 100, 3_600_000),
   /** With REDIS_URL: how long a command may wait for Redis's answer before the request gets 503, ms. */
   MOLE_REDIS_TIMEOUT_MS: intFromEnv(2_000, 50, 60_000),
   /** With DATABASE_URL: how long a query may wait for PostgreSQL's answer (0 = no limit), ms. */
@@ -167,6 +172,7 @@ export type Config = {
   maxEphemeralKeysPerKey: number;
   defaultMaxOutputTokens: number;
   maxBodyBytes: number;
+  requestTimeoutMs: number;
   flushIntervalMs: number;
   journalSync: JournalSync;
   journalSyncIntervalMs: number;
@@ -216,6 +222,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxEphemeralKeysPerKey: e.MOLE_MAX_EPHEMERAL_KEYS_PER_KEY,
     defaultMaxOutputTokens: e.MOLE_DEFAULT_MAX_OUTPUT_TOKENS,
     maxBodyBytes: e.MOLE_MAX_BODY_BYTES,
+    requestTimeoutMs: e.MOLE_REQUEST_TIMEOUT_MS,
     flushIntervalMs: e.MOLE_FLUSH_INTERVAL_MS,
     journalSync: e.MOLE_JOURNAL_FSYNC,
     journalSyncIntervalMs: e.MOLE_JOURNAL_FSYNC_MS,

@@ -152,6 +152,36 @@ describe('countText', () => {
     }
   });
 
+  it('counts a very long word in pieces: never one BPE over it, the count a little over', () => {
+    // Letters only (one word to the pre-split), pseudo-random so BPE finds few merges.
+    const letters = Array.from({ length: 40_000 }, (_, i) =>
+      String.fromCharCode(97 + (((i * 7919) % 9973) % 26)),
+    ).join('');
+    const cjk = Array.from({ length: 3_000 }, (_, i) =>
+      String.fromCharCode(0x4e00 + ((i * 7919) % 9973)),
+    ).join('');
+    for (const text of [
+      letters,
+      `intro text ${letters} and after`,
+      `${letters}\ud800`,
+      'x'.repeat(30_000),
+      cjk,
+    ]) {
+      const spy = vi.spyOn(tokenizer, 'countTokens');
+      let n: number;
+      try {
+        n = countText(text);
+        const longest = Math.max(...spy.mock.calls.map(([t]) => (t as string).length));
+        expect(longest).toBeLessThanOrEqual(1024);
+      } finally {
+        spy.mockRestore();
+      }
+      const exact = direct(text);
+      expect(n).toBeGreaterThanOrEqual(exact);
+      expect(n).toBeLessThanOrEqual(Math.ceil(exact * 1.01));
+    }
+  });
+
   it('tokenizes ill-formed texts every time: UTF-8 would make two of them one digest', () => {
     const a = `${'x'.repeat(300)}\ud800 lone`;
     const b = `${'x'.repeat(300)}\ufffd lone`; // what a's lone surrogate encodes to

@@ -481,6 +481,33 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       });
     });
 
+    it('stream frames: a cut ends with an error naming the gateway’s request id; usage beside the candidate', async () => {
+      const { secret } = await fresh();
+      mock.setScenario('gpt-4o', { cutAfterChunks: 2, chunkDelayMs: 5, times: 1 });
+      const r = await fetch(`${s.url}/v1beta/models/gm-oai:streamGenerateContent?alt=sse`, {
+        method: 'POST',
+        headers: { 'x-goog-api-key': secret, 'content-type': 'application/json' },
+        body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }),
+      });
+      const frames = (await r.text()).split(/\r?\n\r?\n/).filter((f) => f.startsWith('data: '));
+      const last = JSON.parse(frames.at(-1)!.slice(6)) as { error: { details: { metadata: Json }[] } };
+      expect(last.error.details[0]!.metadata.request_id).toBe(r.headers.get('x-request-id'));
+      // Uncut, the last frame has the reason in its candidate and usageMetadata beside it
+      // (Google's Candidate has no usageMetadata).
+      const whole = await fetch(r.url, {
+        method: 'POST',
+        headers: { 'x-goog-api-key': secret, 'content-type': 'application/json' },
+        body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }),
+      });
+      const end = (await whole.text())
+        .split(/\r?\n\r?\n/)
+        .filter((f) => f.startsWith('data: '))
+        .at(-1)!;
+      const json = JSON.parse(end.slice(6)) as { candidates: Json[]; usageMetadata: Json };
+      expect(Object.keys(json.candidates[0]!).sort()).toEqual(['content', 'finishReason', 'index']);
+      expect(json.usageMetadata).toMatchObject({ promptTokenCount: expect.any(Number) });
+    });
+
     it('tools, tool choice, function calls and responses become OpenAI tools and tool messages', async () => {
       const { ai } = await fresh();
       const r = await ai.models.generateContent({

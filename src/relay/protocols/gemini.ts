@@ -557,15 +557,22 @@ function encodeAnswer(a: CanonicalAnswer, r: IngressRequest): unknown {
 }
 
 function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
+  /** The answer's id (the upstream's, once it says); errors carry the gateway's request id. */
   let id = requestId;
   const thoughts = wantsThoughts(r);
   const calls: { name: string; args: string }[] = [];
   let reason: StopReason = 'stop';
-  const frame = (parts: Json[], extra?: Json) =>
+  const frame = (parts: Json[], last?: { finishReason: string; usageMetadata: Json }) =>
     sseFrame(
       JSON.stringify({
-        candidates: [{ content: { parts, role: 'model' }, ...(extra?.finishReason ? extra : {}), index: 0 }],
-        ...(extra?.usageMetadata ? { usageMetadata: extra.usageMetadata } : {}),
+        candidates: [
+          {
+            content: { parts, role: 'model' },
+            ...(last ? { finishReason: last.finishReason } : {}),
+            index: 0,
+          },
+        ],
+        ...(last ? { usageMetadata: last.usageMetadata } : {}),
         modelVersion: r.model,
         responseId: id,
       }),
@@ -606,7 +613,7 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
     },
     error(code: string, message: string, status?: number): string {
       const at = status ?? (ERROR_CATALOGUE as Record<string, { status: number }>)[code]?.status ?? 500;
-      return sseFrame(JSON.stringify(geminiErrorBody(at, code, message, id)));
+      return sseFrame(JSON.stringify(geminiErrorBody(at, code, message, requestId)));
     },
   };
 }

@@ -541,12 +541,15 @@ describe('gemini codec: decodeAnswer and answerError', () => {
     );
   });
 
-  it('reads function calls with invented ids and the tool_calls reason', () => {
+  it('reads function calls with invented ids (unique across answers) and the tool_calls reason', () => {
     const a = geminiCodec.decodeAnswer(TOOL_ANSWER);
     expect(a.toolCalls).toEqual([
-      canon.call('call_0', 'get_weather', '{"city":"Paris"}'),
-      canon.call('call_1', 'get_time', '{}'),
+      canon.call(expect.stringMatching(/^call_[0-9a-f]{24}$/), 'get_weather', '{"city":"Paris"}'),
+      canon.call(expect.stringMatching(/^call_[0-9a-f]{24}$/), 'get_time', '{}'),
     ]);
+    const again = geminiCodec.decodeAnswer(TOOL_ANSWER);
+    const ids = [...a.toolCalls, ...again.toolCalls].map((c) => c.id);
+    expect(new Set(ids).size).toBe(4);
     expect(a.stopReason).toBe('tool_calls');
     expect(a.usage).toEqual({ input: 60, cacheRead: 0, cacheWrite: 0, output: 20, reasoning: 0 });
   });
@@ -669,9 +672,9 @@ describe('gemini codec: streamDecoder', () => {
     expect(events.filter((e) => e.type !== 'usage')).toEqual([
       { type: 'start', id: 'r-2', model: '' },
       { type: 'text', text: 'Checking.' },
-      { type: 'tool_call', index: 0, id: 'call_0', name: 'get_weather' },
+      { type: 'tool_call', index: 0, id: expect.stringMatching(/^call_[0-9a-f]{24}$/), name: 'get_weather' },
       { type: 'tool_args', index: 0, delta: '{"city":"Paris"}' },
-      { type: 'tool_call', index: 1, id: 'call_1', name: 'get_time' },
+      { type: 'tool_call', index: 1, id: expect.stringMatching(/^call_[0-9a-f]{24}$/), name: 'get_time' },
       { type: 'tool_args', index: 1, delta: '{}' },
       { type: 'stop', reason: 'tool_calls' },
     ]);

@@ -13,6 +13,7 @@
 // - a function call ends with finishReason STOP (there is no tool-use reason);
 // - the stream is `data: <GenerateContentResponse>` frames with no event names and no
 //   terminator; the frame with a finishReason is the last content frame.
+import { randomBytes } from 'node:crypto';
 import { ERROR_CATALOGUE } from '../../http/errors.js';
 import {
   type CanonicalAnswer,
@@ -855,6 +856,13 @@ export function geminiChannelFault(status: number, json: unknown): boolean {
 
 let answerSeq = 0;
 
+/**
+ * An id for a function call Gemini sent without one: unique across answers, since a client
+ * keeps them in its history (`call_0` in every answer would make one conversation's calls
+ * share ids, which an Anthropic upstream refuses once the history goes there).
+ */
+const newCallId = () => `call_${randomBytes(12).toString('hex')}`;
+
 function decodeAnswer(json: unknown): CanonicalAnswer {
   const j = isObj(json) ? json : {};
   const c = readCandidate(j);
@@ -863,7 +871,7 @@ function decodeAnswer(json: unknown): CanonicalAnswer {
     model: typeof j.modelVersion === 'string' ? j.modelVersion : '',
     text: c.text,
     reasoning: c.reasoning,
-    toolCalls: c.calls.map((t, i) => ({ id: t.id ?? `call_${i}`, name: t.name, arguments: t.args })),
+    toolCalls: c.calls.map((t) => ({ id: t.id ?? newCallId(), name: t.name, arguments: t.args })),
     stopReason: c.blocked ? 'content_filter' : stopOf(c.finish, c.calls.length > 0),
     usage: geminiUsage(j),
   };
@@ -895,7 +903,7 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
       if (c.text) events.push({ type: 'text', text: c.text });
       for (const t of c.calls) {
         const index = calls++;
-        events.push({ type: 'tool_call', index, id: t.id ?? `call_${index}`, name: t.name });
+        events.push({ type: 'tool_call', index, id: t.id ?? newCallId(), name: t.name });
         events.push({ type: 'tool_args', index, delta: t.args });
       }
       if (c.blocked || (c.finish !== undefined && c.finish !== null)) {

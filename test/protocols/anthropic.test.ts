@@ -217,6 +217,27 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect(JSON.stringify(up.headers)).not.toContain(secret);
     });
 
+    it('server and beta tools are the upstream’s to check (an mcp_toolset has no name); a custom tool needs one', async () => {
+      const { secret } = await userWithKey(s);
+      const tools = [{ type: 'mcp_toolset', mcp_server_name: 'ex' }];
+      const body = { model: 'claude-pass', max_tokens: 16, messages: [user('Hi')], tools };
+      const before = mock.requests.length;
+      await raw('/messages', body, { 'x-api-key': secret, 'anthropic-beta': 'mcp-client-2025-11-20' });
+      expect(mock.requests.length).toBe(before + 1);
+      expect((lastUpstream().body as { tools: unknown }).tools).toEqual(tools);
+      const unnamed = await raw(
+        '/messages',
+        { ...body, tools: [{ input_schema: { type: 'object' } }] },
+        {
+          'x-api-key': secret,
+        },
+      );
+      expect(unnamed.status).toBe(400);
+      expect(unnamed.json).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
+      expect((unnamed.json as { error: { message: string } }).error.message).toContain('tools.0.name');
+      expect(mock.requests.length).toBe(before + 1);
+    });
+
     it('a body whose model goes unchanged reaches the channel byte for byte; a repeated key never does', async () => {
       const { secret } = await userWithKey(s);
       // Spacing, key order and escapes JSON.stringify would not keep.

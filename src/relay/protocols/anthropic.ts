@@ -91,7 +91,13 @@ function checkTools(tools: unknown): void {
   if (tools === undefined || tools === null) return;
   if (!Array.isArray(tools)) throw bad('tools: Input should be a valid list', 'tools');
   tools.forEach((t, i) => {
-    if (!isObject(t) || typeof t.name !== 'string' || t.name.length === 0)
+    if (!isObject(t)) throw bad(`tools.${i}: Input should be an object`, `tools.${i}`);
+    if (t.type !== undefined && typeof t.type !== 'string')
+      throw bad(`tools.${i}.type: Input should be a valid string`, `tools.${i}.type`);
+    // A custom tool is named; a server or beta tool is known by its type (an mcp_toolset names
+    // its MCP server instead) and is Anthropic's to check.
+    const custom = t.type === undefined || t.type === 'custom';
+    if (custom && (typeof t.name !== 'string' || t.name.length === 0))
       throw bad(`tools.${i}.name: Field required`, `tools.${i}.name`);
     // Custom tools carry input_schema; server tools (web_search, bash, …) carry a versioned type.
     if (t.input_schema !== undefined && !isObject(t.input_schema))

@@ -143,14 +143,14 @@ export function createCounters(deps: CountersDeps) {
       return { k: keys.get(keyId)!, u: users.get(userId)! };
     },
 
+    // The database's value (every instance's written spend) and this instance's unwritten
+    // spend: a base read once at load would miss what other instances wrote since.
     usedNano(keyId: number, dbValue: number): number {
-      const k = keys.get(keyId);
-      return k ? k.base + k.pending : dbValue;
+      return dbValue + (keys.get(keyId)?.pending ?? 0);
     },
 
     balanceNano(userId: number, dbValue: number): number {
-      const u = users.get(userId);
-      return u ? u.base - u.pending : dbValue;
+      return dbValue - (users.get(userId)?.pending ?? 0);
     },
 
     /**

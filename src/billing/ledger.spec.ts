@@ -107,7 +107,7 @@ export function ledgerSpec(name: string, impl: LedgerImpl): void {
       const r = admitted(await l.reserve(1, 1, 300, 300));
       expect(await l.settle(r, 120)).toBe(120);
       expect(l.usedNano(1, 0)).toBe(120);
-      expect(l.balanceNano(1, 0)).toBe(880);
+      expect(l.balanceNano(1, 1_000)).toBe(880);
       const again = admitted(await l.reserve(1, 1, 300, 180));
       expect(await l.reserve(1, 1, 300, 1)).toEqual({ ok: false, reason: 'key_quota' });
       l.release(again);
@@ -123,7 +123,7 @@ export function ledgerSpec(name: string, impl: LedgerImpl): void {
       expect(l.usedNano(1, 0)).toBe(250);
       const s = admitted(await l.reserve(2, 1, null, 700));
       expect(await l.settle(s, 5_000)).toBe(750);
-      expect(l.balanceNano(1, 0)).toBe(0);
+      expect(l.balanceNano(1, 1_000)).toBe(0);
       expect(await l.reserve(3, 1, null, 1)).toEqual({ ok: false, reason: 'balance' });
     });
 
@@ -133,7 +133,7 @@ export function ledgerSpec(name: string, impl: LedgerImpl): void {
       const r = admitted(await l.reserve(1, 1, null, 100));
       expect(await l.settle(r, 900)).toBe(400);
       expect(await l.settle(other, 600)).toBe(600);
-      expect(l.balanceNano(1, 0)).toBe(0);
+      expect(l.balanceNano(1, 1_000)).toBe(0);
     });
 
     it('settles a reservation once', async () => {
@@ -142,7 +142,7 @@ export function ledgerSpec(name: string, impl: LedgerImpl): void {
       expect(await l.settle(r, 50)).toBe(50);
       expect(await l.settle(r, 50)).toBe(0);
       l.release(r);
-      expect(l.balanceNano(1, 0)).toBe(950);
+      expect(l.balanceNano(1, 1_000)).toBe(950);
     });
 
     it('concurrent reservations never spend past a quota or a balance together', async () => {
@@ -158,7 +158,7 @@ export function ledgerSpec(name: string, impl: LedgerImpl): void {
       const held = [...quota, ...balance].flatMap((r) => (r.ok ? [r.reservation] : []));
       const charged = await Promise.all(held.map((r) => l.settle(r, 100)));
       expect(charged.reduce((a, b) => a + b, 0)).toBe(1_000);
-      expect(l.balanceNano(1, 0)).toBe(0);
+      expect(l.balanceNano(1, 1_000)).toBe(0);
     });
 
     it('bills an answer whose hold was 0, and settles a free request to 0', async () => {
@@ -168,7 +168,7 @@ export function ledgerSpec(name: string, impl: LedgerImpl): void {
       expect(l.usedNano(1, 0)).toBe(2_000);
       const z = admitted(await l.reserve(1, 1, null, 0));
       expect(await l.settle(z, 0)).toBe(0);
-      expect(l.balanceNano(1, 0)).toBe(1_000_000 - 2_000);
+      expect(l.balanceNano(1, 1_000_000)).toBe(1_000_000 - 2_000);
       // A zero hold is admitted even on an empty balance or an exhausted quota.
       const { ledger: empty } = await ledgerOn({ used: 5, balance: 0 });
       expect((await empty.reserve(1, 1, 5, 0)).ok).toBe(true);
@@ -185,7 +185,7 @@ export function ledgerSpec(name: string, impl: LedgerImpl): void {
       expect(l.usedNano(1, 0)).toBe(big - 1 + huge + 3);
       // No hold is left behind: a zero hold settles to zero and the sums stay exact.
       expect(await l.settle(admitted(await l.reserve(1, 1, null, 0)), 0)).toBe(0);
-      expect(l.balanceNano(1, 0)).toBe(4_000_000_000_000_001 - (big - 1 + huge + 3));
+      expect(l.balanceNano(1, 4_000_000_000_000_001)).toBe(4_000_000_000_000_001 - (big - 1 + huge + 3));
     });
 
     it("a flush writes the batch's spend, and the shown values do not move", async () => {

@@ -75,9 +75,9 @@ export interface Ledger {
   settle(r: Reservation, cost: number): Promise<number>;
   /** Refunds the whole hold, in the background (errors are logged). */
   release(r: Reservation): void;
-  /** Spend as the API shows it: database value plus what is not written yet. */
+  /** Spend as the API shows it: `dbValue` (read just now) plus what this instance has not written yet. */
   usedNano(keyId: number, dbValue: number): number;
-  /** Balance as the API shows it: database value minus what is not written yet. */
+  /** Balance as the API shows it: `dbValue` (read just now) minus what this instance has not written yet. */
   balanceNano(userId: number, dbValue: number): number;
   /**
    * Contributor to the usage writer's transaction: writes the spend of the log rows in the

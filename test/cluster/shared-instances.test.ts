@@ -80,6 +80,21 @@ describe.skipIf(!clusterReady('shared-instance suite'))('two instances sharing P
     expect(code).toBe('key_disabled');
   });
 
+  it('GET /v1/key on either instance shows the spend made on both', async () => {
+    const { secret } = await userWithKey(a, { balance: 1 });
+    expect((await chat(b, secret)).status).toBe(200); // b holds the key's counters from here
+    for (let i = 0; i < 3; i++) expect((await chat(a, secret)).status).toBe(200);
+    await a.services.flush();
+    await b.services.flush();
+    for (const s of [a, b]) {
+      const self = (await (
+        await fetch(`${s.url}/v1/key`, { headers: { authorization: `Bearer ${secret}` } })
+      ).json()) as { used: number; account_balance: number };
+      expect(Math.round(self.used * 1e9)).toBe(4 * worst);
+      expect(Math.round(self.account_balance * 1e9)).toBe(1e9 - 4 * worst);
+    }
+  });
+
   it('a requests-per-minute limit is counted across instances', async () => {
     const { secret } = await userWithKey(a, { key: { rpm: 4 } });
     const statuses: number[] = [];

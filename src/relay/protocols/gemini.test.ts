@@ -390,7 +390,7 @@ describe('gemini codec: toCanonical', () => {
 });
 
 describe('gemini codec: fromCanonical and passThroughBody', () => {
-  it('builds a Gemini body: system, media, tools, tool choice, calls and grouped responses', () => {
+  it('builds a Gemini body: system, media, tools, tool choice, calls and grouped responses with their images', () => {
     const c = canon.request({
       system: ['Be brief.', 'Use tools.'],
       messages: [
@@ -404,7 +404,7 @@ describe('gemini codec: fromCanonical and passThroughBody', () => {
           canon.call('toolu_1', 'get_weather', '{"city":"Paris"}'),
           canon.call('toolu_2', 'get_time', ''),
         ),
-        canon.tool('toolu_1', 'sunny'),
+        canon.tool('toolu_1', ['sunny', canon.image('data:image/png;base64,BBBB')]),
         canon.tool('toolu_2', '{"time":"12:00"}'),
         canon.tool('toolu_3', 'boom', { name: 'x', isError: true }),
         canon.user('And?'),
@@ -440,6 +440,8 @@ describe('gemini codec: fromCanonical and passThroughBody', () => {
             { functionResponse: { name: 'get_weather', response: { output: 'sunny' } } },
             { functionResponse: { name: 'get_time', response: { time: '12:00' } } },
             { functionResponse: { name: 'x', response: { error: 'boom' } } },
+            // A result's image, after the turn's responses.
+            { inlineData: { mimeType: 'image/png', data: 'BBBB' } },
           ],
         },
         { role: 'user', parts: [{ text: 'And?' }] },

@@ -669,12 +669,16 @@ function fromCanonical(c: CanonicalRequest, _upstreamModel: string, outputCap: n
           response: responseObject(text, m.isError),
         },
       };
+      // A result's images go in the same user content, after the turn's function responses.
+      const media = partsOf(m.content.filter((p) => p.type !== 'text'));
       // All of a turn's function responses go in one user content, right after the calls.
       const last = contents[contents.length - 1];
       const lastParts = last?.parts as Json[] | undefined;
-      if (last && last.role === 'user' && lastParts?.every((p) => p.functionResponse !== undefined))
-        lastParts.push(part);
-      else contents.push({ role: 'user', parts: [part] });
+      if (last && last.role === 'user' && lastParts?.[0]?.functionResponse !== undefined) {
+        const firstMedia = lastParts.findIndex((p) => p.functionResponse === undefined);
+        lastParts.splice(firstMedia < 0 ? lastParts.length : firstMedia, 0, part);
+        lastParts.push(...media);
+      } else contents.push({ role: 'user', parts: [part, ...media] });
     }
   }
   const out: Json = { contents };

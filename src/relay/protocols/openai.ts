@@ -146,6 +146,9 @@ function partsOf(content: unknown, param: string): Part[] {
   return parts;
 }
 
+/** What introduces the images of tool results, sent after them as a user message. */
+const TOOL_IMAGES = 'The images the tool results above returned:';
+
 const textOnly = (parts: Part[]) =>
   parts.map((p) => (p.type === 'text' ? p.text : '')).join(parts.length > 1 ? '\n' : '');
 
@@ -254,7 +257,16 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
             ? { type: 'text', text: p.text }
             : { type: 'image_url', image_url: { url: p.url, ...(p.detail ? { detail: p.detail } : {}) } },
         );
+  // A tool message takes text only: the images of a run of tool results follow it as a user
+  // message (all of a turn's tool messages must come first, right after the calls).
+  let toolImages: Part[] = [];
+  const flushToolImages = () => {
+    if (toolImages.length === 0) return;
+    messages.push({ role: 'user', content: content([{ type: 'text', text: TOOL_IMAGES }, ...toolImages]) });
+    toolImages = [];
+  };
   for (const m of c.messages) {
+    if (m.role !== 'tool') flushToolImages();
     if (m.role === 'user') messages.push({ role: 'user', content: content(m.content) });
     else if (m.role === 'assistant') {
       const text = textOnly(m.content);
@@ -271,8 +283,13 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
             }
           : {}),
       });
-    } else messages.push({ role: 'tool', tool_call_id: m.toolCallId, content: textOnly(m.content) });
+    } else {
+      const text = m.content.filter((p) => p.type === 'text');
+      toolImages.push(...m.content.filter((p) => p.type !== 'text'));
+      messages.push({ role: 'tool', tool_call_id: m.toolCallId, content: textOnly(text) });
+    }
   }
+  flushToolImages();
   const body: Json = { model: upstreamModel, messages, max_completion_tokens: outputCap };
   if (c.tools.length)
     body.tools = c.tools.map((t) => ({

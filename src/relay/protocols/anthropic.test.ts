@@ -650,6 +650,46 @@ describe('anthropic codec: encoders, read by @anthropic-ai/sdk', () => {
     expect(m.usage).toMatchObject(SDK_USAGE);
   });
 
+  it('interleaved tool arguments: one block open at a time, no delta after its stop', async () => {
+    const body = encodeStream([
+      { type: 'start', id: 'chatcmpl-p', model: 'gpt-4o' },
+      { type: 'tool_call', index: 0, id: 'call_A', name: 'read' },
+      { type: 'tool_call', index: 1, id: 'call_B', name: 'grep' },
+      { type: 'tool_args', index: 0, delta: '{"path":' },
+      { type: 'tool_args', index: 1, delta: '{"q":' },
+      { type: 'tool_args', index: 0, delta: '"a.ts"}' },
+      { type: 'tool_args', index: 1, delta: '"x"}' },
+      { type: 'stop', reason: 'tool_calls' },
+    ]);
+    const events = body
+      .split('\n\n')
+      .filter((f) => f.startsWith('event: content_block'))
+      .map((f) => JSON.parse(f.slice(f.indexOf('data: ') + 6)) as { type: string; index: number });
+    const closed = new Set<number>();
+    let open: number | null = null;
+    for (const e of events) {
+      if (e.type === 'content_block_start') {
+        expect(open).toBeNull();
+        open = e.index;
+      } else {
+        expect(closed.has(e.index)).toBe(false);
+        expect(e.index).toBe(open);
+        if (e.type === 'content_block_stop') {
+          closed.add(e.index);
+          open = null;
+        }
+      }
+    }
+    reply = { status: 200, type: 'text/event-stream', body };
+    const m = await client.messages
+      .stream({ model: 'claude-alias', max_tokens: 200, messages: [] })
+      .finalMessage();
+    expect(m.content).toEqual([
+      { type: 'tool_use', id: 'call_A', name: 'read', input: { path: 'a.ts' } },
+      { type: 'tool_use', id: 'call_B', name: 'grep', input: { q: 'x' } },
+    ]);
+  });
+
   it('a text delta is the frame of its event object, whatever the text holds', () => {
     const enc = codec.streamEncoder(req, 'req_42');
     enc.event({ type: 'start', id: 'x', model: 'm' });

@@ -489,6 +489,28 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
     open = { kind, index: next++ };
     return out + frame('content_block_start', { index: open.index, content_block: contentBlock });
   };
+  /**
+   * Tool calls begun while a tool block is open, held whole until it may close: an upstream may
+   * interleave its calls' arguments (a piece of the first after the second began), and an
+   * Anthropic stream has one block open at a time, none getting deltas after its stop.
+   */
+  const held = new Map<number, { id: string; name: string; args: string }>();
+  const toolUse = (id: string, name: string) => ({ type: 'tool_use', id, name, input: {} });
+  const argsDelta = (index: number, partial: string) =>
+    frame('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: partial } });
+  /** Closes the open block and writes the held calls, each whole. */
+  const releaseHeld = (): string => {
+    if (held.size === 0) return '';
+    let out = close();
+    for (const [toolIndex, h] of held) {
+      out += openBlock('tool', toolUse(h.id, h.name));
+      toolBlocks.set(toolIndex, open!.index);
+      if (h.args) out += argsDelta(open!.index, h.args);
+      out += close();
+    }
+    held.clear();
+    return out;
+  };
 
   return {
     event(e: StreamEvent): string {
@@ -499,13 +521,13 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
           return start();
         case 'text': {
           if (!e.text) return '';
-          let out = start();
+          let out = start() + releaseHeld();
           if (open?.kind !== 'text') out += openBlock('text', { type: 'text', text: '' });
           return out + textDelta(open!.index, e.text);
         }
         case 'reasoning': {
           if (!e.text) return '';
-          let out = start();
+          let out = start() + releaseHeld();
           if (open?.kind !== 'thinking')
             out += openBlock('thinking', { type: 'thinking', thinking: '', signature: '' });
           return (
@@ -517,18 +539,24 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
           );
         }
         case 'tool_call': {
-          let out = start();
-          out += openBlock('tool', { type: 'tool_use', id: e.id, name: e.name, input: {} });
+          const out = start();
+          if (open?.kind === 'tool') {
+            held.set(e.index, { id: e.id, name: e.name, args: '' });
+            return out;
+          }
+          const begun = out + openBlock('tool', toolUse(e.id, e.name));
           toolBlocks.set(e.index, open!.index);
-          return out;
+          return begun;
         }
         case 'tool_args': {
+          if (!e.delta) return '';
+          const h = held.get(e.index);
+          if (h) {
+            h.args += e.delta;
+            return '';
+          }
           const index = toolBlocks.get(e.index);
-          if (index === undefined || !e.delta) return '';
-          return frame('content_block_delta', {
-            index,
-            delta: { type: 'input_json_delta', partial_json: e.delta },
-          });
+          return index === undefined ? '' : argsDelta(index, e.delta);
         }
         case 'stop':
           stop = e.reason;
@@ -541,7 +569,7 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
     finish(usage: CanonicalUsage): string {
       if (ended) return '';
       ended = true;
-      let out = start() + close();
+      let out = start() + releaseHeld() + close();
       out += frame('message_delta', {
         delta: {
           stop_reason: anthropicStop(stop, stopSequence),

@@ -112,6 +112,8 @@ const EnvSchema = z.object({
   MOLE_REQUEST_TIMEOUT_MS: intFromEnv(120_000, 100, 3_600_000),
   /** With REDIS_URL: how long a command may wait for Redis's answer before the request gets 503, ms. */
   MOLE_REDIS_TIMEOUT_MS: intFromEnv(2_000, 50, 60_000),
+  /** With DATABASE_URL: connections each instance keeps to PostgreSQL at most. */
+  MOLE_DB_POOL_SIZE: intFromEnv(10, 1, 1_000),
   /** With DATABASE_URL: how long a query may wait for PostgreSQL's answer (0 = no limit), ms. */
   MOLE_DB_TIMEOUT_MS: intFromEnv(30_000, 0, 3_600_000),
   /** Upstream timeouts, ms. */
@@ -181,6 +183,7 @@ export type Config = {
   holdLeaseMs: number;
   redisTimeoutMs: number;
   dbTimeoutMs: number;
+  dbPoolSize: number;
   upstreamConnectTimeoutMs: number;
   upstreamFirstByteTimeoutMs: number;
   upstreamIdleTimeoutMs: number;
@@ -230,6 +233,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     holdLeaseMs: e.MOLE_HOLD_LEASE_MS,
     redisTimeoutMs: e.MOLE_REDIS_TIMEOUT_MS,
     dbTimeoutMs: e.MOLE_DB_TIMEOUT_MS,
+    dbPoolSize: e.MOLE_DB_POOL_SIZE,
     upstreamConnectTimeoutMs: e.MOLE_UPSTREAM_CONNECT_TIMEOUT_MS,
     upstreamFirstByteTimeoutMs: e.MOLE_UPSTREAM_FIRST_BYTE_TIMEOUT_MS,
     upstreamIdleTimeoutMs: e.MOLE_UPSTREAM_IDLE_TIMEOUT_MS,

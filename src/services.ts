@@ -80,6 +80,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     ...(opts.pgSchema ? { pgSchema: opts.pgSchema } : {}),
     ...(opts.migrateUpTo ? { migrateUpTo: opts.migrateUpTo } : {}),
     queryTimeoutMs: config.dbTimeoutMs,
+    poolSize: config.dbPoolSize,
     // A restart of PostgreSQL fails every connection at once: one line now and then.
     onConnectionError: nowAndThen(10_000, (err: Error) =>
       logger.warn({ err: err.message }, 'database: a connection failed; the pool reconnects'),

@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
+import { sql } from 'kysely';
 import { describe, expect, it, vi } from 'vitest';
+import type { Storage } from './index.js';
 import { isTransientMigrationFailure, openStorage } from './open.js';
 import { cachingStatements, openSqliteFile } from './sqlite.js';
 
@@ -106,6 +108,54 @@ describe('SQLite transactions', () => {
       other.close();
       await storage.close();
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe.skipIf(!process.env.MOLE_TEST_PG_URL)('PostgreSQL pool', () => {
+  it('holds MOLE_DB_POOL_SIZE connections at most, and reports a connection the server refuses', async () => {
+    const admin = new URL(process.env.MOLE_TEST_PG_URL!);
+    const role = `mole_limit_${process.pid}_${Date.now() % 100_000}`;
+    const { default: pg } = await import('./pg.js');
+    const su = new pg.Client({ connectionString: admin.toString() });
+    await su.connect();
+    // A role the server lets open two connections at once (as a managed plan or a busy server would).
+    await su.query(`CREATE ROLE ${role} LOGIN CONNECTION LIMIT 2`);
+    await su.query(`GRANT CREATE ON DATABASE "${admin.pathname.slice(1)}" TO ${role}`);
+    const url = new URL(admin);
+    url.username = role;
+    const opened: Awaited<ReturnType<typeof openStorage>>[] = [];
+    try {
+      const heard: string[] = [];
+      const open = async (poolSize: number) => {
+        const s = await openStorage({
+          databaseUrl: url.toString(),
+          dataDir: '',
+          pgSchema: role,
+          poolSize,
+          onConnectionError: (err) => heard.push(err.message),
+        });
+        opened.push(s);
+        return s;
+      };
+      const sleeps = (s: Storage) =>
+        Promise.allSettled(Array.from({ length: 4 }, () => sql`SELECT pg_sleep(0.2)`.execute(s.db)));
+      // Within the limit: the fourth query waits for a pooled connection.
+      const within = await open(2);
+      expect((await sleeps(within)).every((r) => r.status === 'fulfilled')).toBe(true);
+      await within.close();
+      opened.pop();
+      // Past it: the queries that asked for a third connection fail, and the refusal is heard.
+      const past = await open(4);
+      const results = await sleeps(past);
+      expect(results.some((r) => r.status === 'rejected')).toBe(true);
+      expect(heard.some((m) => /too many connections/.test(m))).toBe(true);
+    } finally {
+      for (const s of opened) await s.close();
+      await su.query(`DROP SCHEMA IF EXISTS ${role} CASCADE`);
+      await su.query(`REVOKE CREATE ON DATABASE "${admin.pathname.slice(1)}" FROM ${role}`);
+      await su.query(`DROP ROLE ${role}`);
+      await su.end();
     }
   });
 });

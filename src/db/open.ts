@@ -60,6 +60,8 @@ export interface OpenOptions {
    * Unheard, the error would end the process.
    */
   onConnectionError?: (err: Error) => void;
+  /** PostgreSQL: connections in the pool (default 10); each instance holds up to this many. */
+  poolSize?: number;
 }
 
 /**
@@ -125,6 +127,16 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
       // listen to while it is out.
       pool.on('error', heard);
       pool.on('connect', (client) => client.on('error', heard));
+      // A new connection the server refuses (too many clients, a role's connection limit, a
+      // wrong password) fails the query that asked for it, and the pool emits nothing: heard here.
+      const connect = pool.connect.bind(pool) as (cb?: unknown) => Promise<unknown> | undefined;
+      pool.connect = ((cb?: unknown) =>
+        cb !== undefined
+          ? connect(cb)
+          : connect()!.catch((err: Error) => {
+              heard(err);
+              throw err;
+            })) as typeof pool.connect;
       return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     };
     // Migrations on a connection of their own, without the query timeout.
@@ -140,7 +152,7 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
     } finally {
       await migrator.destroy();
     }
-    const db = open(10, opts.queryTimeoutMs);
+    const db = open(opts.poolSize ?? 10, opts.queryTimeoutMs);
     return { db, dialect: 'postgres', close: () => db.destroy() };
   }
   fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });

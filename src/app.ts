@@ -29,7 +29,7 @@ import { registerChannelRoutes } from './channels/routes.js';
 import { registerUsageRoutes } from './usage/routes.js';
 import { registerSecurityRoutes } from './security/routes.js';
 import { registerTokenRoutes } from './tokens/routes.js';
-import { registerRelay } from './relay/routes.js';
+import { registerRelay, relayNotFound } from './relay/routes.js';
 import { registerConsole } from './console/index.js';
 import { registerOps } from './ops/routes.js';
 
@@ -274,6 +274,6 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   });
 
   const here = path.dirname(fileURLToPath(import.meta.url));
-  await registerConsole(app, { webDir: path.resolve(here, '..', 'dist', 'web') });
+  await registerConsole(app, { webDir: path.resolve(here, '..', 'dist', 'web'), relayNotFound });
   return app;
 }

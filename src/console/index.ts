@@ -80,7 +80,14 @@ function acceptsHtml(req: FastifyRequest): boolean {
   return /text\/html|application\/xhtml\+xml|\*\/\*/i.test(accept);
 }
 
-export async function registerConsole(app: FastifyInstance, opts: { webDir?: string } = {}): Promise<void> {
+export async function registerConsole(
+  app: FastifyInstance,
+  opts: {
+    webDir?: string;
+    /** Answers a GET for an unknown relay path (/v1…), in its protocol's error shape. */
+    relayNotFound?: (req: FastifyRequest, reply: FastifyReply) => void;
+  } = {},
+): Promise<void> {
   const webDir = path.resolve(opts.webDir ?? defaultWebDir());
   const indexPath = path.join(webDir, 'index.html');
 
@@ -168,7 +175,11 @@ export async function registerConsole(app: FastifyInstance, opts: { webDir?: str
     } catch {
       return reply.callNotFound();
     }
-    if (RESERVED.test(urlPath)) return reply.callNotFound();
+    if (RESERVED.test(urlPath)) {
+      if (opts.relayNotFound && /^\/v\d+[a-z0-9]*(\/|$)/i.test(urlPath))
+        return opts.relayNotFound(req, reply);
+      return reply.callNotFound();
+    }
 
     const file = await publicFile(urlPath);
     if (file) {

@@ -337,17 +337,20 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     },
   );
 
-  app.setNotFoundHandler((req, reply) => {
-    const route = routeOf(req);
-    void reply
-      .code(404)
-      .send(
-        codec(route.protocol).errorBody(
-          404,
-          'not_found',
-          `no route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`,
-          req.id,
-        ),
-      );
-  });
+  app.setNotFoundHandler(relayNotFound);
+}
+
+/** 404 for a path under the relay's prefixes, in the error shape of the protocol it names. */
+export function relayNotFound(req: FastifyRequest, reply: FastifyReply): void {
+  const route = routeOf(req);
+  void reply
+    .code(404)
+    .send(
+      codec(route.protocol).errorBody(
+        404,
+        'not_found',
+        `no route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`,
+        req.id,
+      ),
+    );
 }

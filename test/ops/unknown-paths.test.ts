@@ -40,6 +40,17 @@ describe('unknown paths on the real server', () => {
     }
   });
 
+  it('a GET for an unknown relay path answers in its protocol’s error shape', async () => {
+    for (const p of ['/v1/messages', '/v1/messages/count_tokens', '/v1/messages/nope']) {
+      const res = await fetch(s.url + p);
+      expect(res.status, p).toBe(404);
+      expect(await res.json()).toMatchObject({ type: 'error', error: { type: 'not_found_error' } });
+    }
+    const gemini = await fetch(`${s.url}/v1beta/files`);
+    expect(gemini.status).toBe(404);
+    expect(await gemini.json()).toMatchObject({ error: { code: 404, status: 'NOT_FOUND' } });
+  });
+
   it('never answer 200 to a browser either', async () => {
     for (const p of UNKNOWN) {
       const res = await fetch(s.url + p, { headers: { accept: HTML } });

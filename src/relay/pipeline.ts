@@ -118,6 +118,12 @@ export type AttemptResult =
   /** The request cannot be put in this channel's protocol (a client mistake on this channel). */
   | { answered: false; untranslatable: AppError };
 
+/** Where each protocol's clients put the key, for the answer to a request without one. */
+const MISSING_KEY: Partial<Record<Protocol, string>> = {
+  anthropic: 'No API key provided. Send it as "x-api-key: sk-..." (or "Authorization: Bearer sk-...").',
+  gemini: 'No API key provided. Send it as "x-goog-api-key: sk-..." (or "?key=sk-..." in the URL).',
+};
+
 /** What an operation is called in a refusal. */
 const OPERATION_NAMES: Record<IngressRequest['operation'], string> = {
   generate: 'generation',
@@ -213,7 +219,9 @@ export function createRelay(s: Services) {
     else
       throw new AppError(
         v.code as ErrorCode,
-        (v.code === 'invalid_api_key' && notAnApiKey(presented, s.masterKey)) || v.message,
+        (v.code === 'invalid_api_key' && notAnApiKey(presented, s.masterKey)) ||
+          (v.code === 'missing_api_key' && MISSING_KEY[route.protocol]) ||
+          v.message,
       );
     if (!opts.anyPlace) {
       checkOrigin(key, origin);

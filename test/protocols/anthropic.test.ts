@@ -1003,7 +1003,9 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
     }
 
     it('missing and invalid keys → 401 authentication_error', async () => {
-      expectAnthropicError(await raw('/messages', body, {}), 401, 'authentication_error', 'missing_api_key');
+      const missing = await raw('/messages', body, {});
+      expectAnthropicError(missing, 401, 'authentication_error', 'missing_api_key');
+      expect((missing.json as { error: { message: string } }).error.message).toContain('x-api-key');
       expectAnthropicError(
         await raw('/messages', body, { 'x-api-key': 'sk-not-a-real-key' }),
         401,

@@ -848,7 +848,9 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
 
     it('missing and invalid keys (x-goog-api-key and ?key=) → 401 UNAUTHENTICATED', async () => {
       const path = '/v1beta/models/gm-pass:generateContent';
-      expectGoogle(await post(path), 401, 'UNAUTHENTICATED', 'missing_api_key');
+      const missing = await post(path);
+      expectGoogle(missing, 401, 'UNAUTHENTICATED', 'missing_api_key');
+      expect(missing.body.error.message).toContain('x-goog-api-key');
       expectGoogle(
         await post(path, { 'x-goog-api-key': 'sk-not-a-real-key' }),
         401,

@@ -749,11 +749,9 @@ export function createRelay(s: Services) {
         // sent when the protocols match (clients such as Claude Code read its wording).
         await giveBack(call);
         record(res.status);
-        await log(
-          req,
-          { ...free(res.status, upstreamErrorCode(text)), channel, upstreamModel },
-          call.attempts,
-        );
+        // The row names the code the client got: the upstream's own when its body went as sent.
+        const code = pass ? upstreamErrorCode(text) : REFUSAL_CODE(res.status);
+        await log(req, { ...free(res.status, code), channel, upstreamModel }, call.attempts);
         if (pass) void reply.code(res.status).header('content-type', 'application/json').send(text);
         else {
           const message =

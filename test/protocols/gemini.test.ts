@@ -574,8 +574,8 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       ]);
     });
 
-    it('an upstream refusal comes back in Google shape', async () => {
-      const { ai } = await fresh();
+    it('an upstream refusal comes back in Google shape; the log row names the code the client got', async () => {
+      const { ai, key } = await fresh();
       mock.setScenario('gpt-4o', { status: 400, errorMessage: 'bad things in the burrow', times: 1 });
       const e = await apiError(ai.models.generateContent({ model: 'gm-oai', contents: 'hi' }));
       expect(e.status).toBe(400);
@@ -583,7 +583,9 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
         code: 400,
         status: 'INVALID_ARGUMENT',
         message: 'bad things in the burrow',
+        details: [{ reason: 'invalid_request' }],
       });
+      expect((await onlyLog(key.id)).error_code).toBe('invalid_request');
     });
   });
 

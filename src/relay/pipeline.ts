@@ -523,7 +523,11 @@ export function createRelay(s: Services) {
     const key = req.relay!.key!;
     const ingress = codec(route.protocol);
     const raw = req.body as Buffer | undefined;
-    const r = ingress.parseRequest(parseRelayBody(raw), route, s.config.defaultMaxOutputTokens);
+    const body = parseRelayBody(raw);
+    // A request refused as invalid is still logged under the model it named.
+    if (req.relay!.model === null && typeof body.model === 'string')
+      req.relay!.model = body.model.slice(0, 256);
+    const r = ingress.parseRequest(body, route, s.config.defaultMaxOutputTokens);
     r.raw = raw;
     req.relay!.model = r.model;
     req.relay!.stream = r.stream;

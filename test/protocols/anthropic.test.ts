@@ -1063,8 +1063,8 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       );
     });
 
-    it('a client mistake → 400 invalid_request_error naming the field', async () => {
-      const { secret } = await userWithKey(s);
+    it('a client mistake → 400 invalid_request_error naming the field, logged under its model', async () => {
+      const { key, secret } = await userWithKey(s);
       const r = await raw(
         '/messages',
         { model: 'claude-pass', messages: [user('Hi')] },
@@ -1072,6 +1072,9 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       );
       expectAnthropicError(r, 400, 'invalid_request_error', 'invalid_request');
       expect(r.json.error.message).toContain('max_tokens');
+      await s.services.flush();
+      const rows = await allLogs(s, { key_id: key.id });
+      expect(rows.map((row) => [row.status, row.model])).toEqual([[400, 'claude-pass']]);
       const bad = await raw('/messages', '{not json', { 'x-api-key': secret });
       expectAnthropicError(bad, 400, 'invalid_request_error', 'invalid_request');
     });

@@ -42,6 +42,11 @@ export interface Tool {
 
 export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
 
+/** JSON the client asked the answer to be: any object, or a value valid against a JSON Schema. */
+export type ResponseFormat =
+  | { type: 'json_object' }
+  | { type: 'json_schema'; name: string; schema: Record<string, unknown>; strict: boolean };
+
 export interface CanonicalRequest {
   /** System prompt / instructions, in order (text only). */
   system: string[];
@@ -54,6 +59,17 @@ export interface CanonicalRequest {
   topP: number | null;
   stop: string[];
   stream: boolean;
+  /** Structured output (OpenAI's response_format, Responses' text.format, Gemini's responseSchema). */
+  responseFormat: ResponseFormat | null;
+}
+
+/**
+ * `f` as an instruction, for an upstream with no structured output of its own (Anthropic's
+ * Messages): the model is asked, not made, to answer so.
+ */
+export function formatInstruction(f: ResponseFormat): string {
+  if (f.type === 'json_object') return 'Answer with one JSON object and nothing else.';
+  return `Answer with one JSON value named "${f.name}" and nothing else (no prose, no code fences), valid against this JSON Schema: ${JSON.stringify(f.schema)}`;
 }
 
 // ── answer ─────────────────────────────────────────────────────────────────────────────────

@@ -46,6 +46,7 @@ export const request = (fields: Partial<CanonicalRequest>): CanonicalRequest => 
   topP: null,
   stop: [],
   stream: false,
+  responseFormat: null,
   ...fields,
 });
 

@@ -709,6 +709,26 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
   // ── translation: OpenAI chat in → Anthropic channel ───────────────────────────────────────
 
   describe('OpenAI chat in → Anthropic channel', () => {
+    it('response_format reaches Claude as an instruction after the system prompt', async () => {
+      const { secret } = await userWithKey(s);
+      const schema = { type: 'object', properties: { depth: { type: 'number' } }, required: ['depth'] };
+      await openai(secret).chat.completions.create({
+        model: 'claude-trans',
+        max_tokens: 20,
+        messages: [
+          { role: 'system', content: 'You are a mole.' },
+          { role: 'user', content: 'How deep?' },
+        ],
+        response_format: { type: 'json_schema', json_schema: { name: 'burrow', schema, strict: true } },
+      });
+      const sent = lastUpstream().body as TestJsonObject;
+      expect(sent.system).toEqual([
+        { type: 'text', text: 'You are a mole.' },
+        { type: 'text', text: expect.stringContaining(`named "burrow"`) },
+      ]);
+      expect(sent.system[1].text).toContain(JSON.stringify(schema));
+    });
+
     it('plain: an Anthropic body upstream; text, finish reason and usage in OpenAI terms', async () => {
       const { secret, key } = await userWithKey(s);
       mock.setScenario('claude-trans', { cachedTokens: 5, cacheWriteTokens: 3, times: 1 });

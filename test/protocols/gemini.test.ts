@@ -3,7 +3,7 @@
 // pass-through (Gemini in → Gemini channel), translation both ways (Gemini in → OpenAI
 // channel, OpenAI chat in → Gemini channel), token counting, model lists, exact cost per log
 // row, and the key rules answered in Google's error shape.
-import { ApiError, type Content, type GenerateContentResponse, GoogleGenAI } from '@google/genai';
+import { ApiError, type Content, type GenerateContentResponse, GoogleGenAI, Type } from '@google/genai';
 import type OpenAI from 'openai';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { countGeminiTokens } from '../../src/relay/protocols/gemini.js';
@@ -435,6 +435,42 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       const row = await onlyLog(key.id);
       expect(row.protocol).toBe('gemini');
       expectCost(row, 'gm-oai', { prompt, cached: 4, completion: DEFAULT_COMPLETION_TOKENS });
+    });
+
+    it('JSON output: responseMimeType with a schema (JSON Schema or Google’s) becomes response_format', async () => {
+      const { ai } = await fresh();
+      const schema = { type: 'object', properties: { depth: { type: 'number' } }, required: ['depth'] };
+      await ai.models.generateContent({
+        model: 'gm-oai',
+        contents: 'How deep?',
+        config: { responseMimeType: 'application/json', responseJsonSchema: schema },
+      });
+      expect((upstream().body as Json).response_format).toEqual({
+        type: 'json_schema',
+        json_schema: { name: 'response', schema, strict: false },
+      });
+      await ai.models.generateContent({
+        model: 'gm-oai',
+        contents: 'How deep?',
+        config: {
+          responseMimeType: 'application/json',
+          responseSchema: { type: Type.OBJECT, properties: { depth: { type: Type.NUMBER, nullable: true } } },
+        },
+      });
+      expect((upstream().body as Json).response_format).toEqual({
+        type: 'json_schema',
+        json_schema: {
+          name: 'response',
+          schema: { type: 'object', properties: { depth: { type: ['number', 'null'] } } },
+          strict: false,
+        },
+      });
+      await ai.models.generateContent({
+        model: 'gm-oai',
+        contents: 'How deep?',
+        config: { responseMimeType: 'application/json' },
+      });
+      expect((upstream().body as Json).response_format).toEqual({ type: 'json_object' });
     });
 
     it('the upstream gets one answer’s cap: candidateCount is not asked of it', async () => {

@@ -19,6 +19,7 @@ import {
   type Tool,
   type ToolCall,
   type ToolChoice,
+  formatInstruction,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
 import { DecodeState, decoder, headersNamed } from './common.js';
@@ -344,6 +345,13 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
     topP: num(body.top_p),
     stop: Array.isArray(body.stop_sequences) ? (body.stop_sequences as string[]) : [],
     stream: r.stream,
+    // Structured outputs (beta): `output_format: {type: "json_schema", schema}`.
+    responseFormat:
+      isObject(body.output_format) &&
+      body.output_format.type === 'json_schema' &&
+      isObject(body.output_format.schema)
+        ? { type: 'json_schema', name: 'response', schema: body.output_format.schema, strict: true }
+        : null,
   };
 }
 
@@ -652,7 +660,10 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
       m.content = [...results, ...m.content.filter((b) => b.type !== 'tool_result')];
   }
   const body: Json = { model: upstreamModel, max_tokens: outputCap, messages };
-  const system = c.system.filter((s) => s.length > 0);
+  // Structured output as an instruction: not every Claude model takes output_format.
+  const system = [...c.system, ...(c.responseFormat ? [formatInstruction(c.responseFormat)] : [])].filter(
+    (s) => s.length > 0,
+  );
   if (system.length === 1) body.system = system[0];
   else if (system.length > 1) body.system = system.map((text) => ({ type: 'text', text }));
   if (c.tools.length > 0) {

@@ -248,6 +248,7 @@ describe('gemini codec: toCanonical', () => {
       topP: 0.9,
       stop: ['END'],
       stream: false,
+      responseFormat: null,
     } satisfies CanonicalRequest);
   });
 

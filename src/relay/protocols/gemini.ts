@@ -29,6 +29,7 @@ import {
   type Tool,
   type ToolCall,
   type ToolChoice,
+  type ResponseFormat,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
 import { DecodeState, decoder } from './common.js';
@@ -250,7 +251,21 @@ function functionCallingConfig(body: Json): Json | null {
   return fc;
 }
 
+/** JSON output as asked by a generation config (a JSON Schema, or Google's OpenAPI-style one). */
+function responseFormatOf(gc: Json): ResponseFormat | null {
+  if (field(gc, 'responseMimeType') !== 'application/json') return null;
+  const json = field(gc, 'responseJsonSchema');
+  const openApi = field(gc, 'responseSchema');
+  const schema = isObj(json) ? json : isObj(openApi) ? toJsonSchema(openApi) : null;
+  // Google enforces the schema it is given; OpenAI's strict mode needs more of one than Google's do.
+  return isObj(schema)
+    ? { type: 'json_schema', name: 'response', schema, strict: false }
+    : { type: 'json_object' };
+}
+
 interface GenConfig {
+  /** `responseMimeType: application/json`, with `responseJsonSchema` or `responseSchema` if given. */
+  responseFormat: ResponseFormat | null;
   maxOutputTokens?: number;
   /** `thinkingConfig.thinkingBudget` when positive (-1 = dynamic, 0 = off). */
   thinkingBudget: number;
@@ -262,7 +277,8 @@ interface GenConfig {
 
 function generationConfig(body: Json): GenConfig {
   const gc = field(body, 'generationConfig');
-  if (gc === undefined || gc === null) return { stop: [], candidateCount: 1, thinkingBudget: 0 };
+  if (gc === undefined || gc === null)
+    return { stop: [], candidateCount: 1, thinkingBudget: 0, responseFormat: null };
   if (!isObj(gc)) throw bad('"generationConfig" must be an object', 'generationConfig');
   const stop = field(gc, 'stopSequences');
   if (
@@ -281,6 +297,7 @@ function generationConfig(body: Json): GenConfig {
     ? optInt(tc, 'thinkingBudget', 'generationConfig.thinkingConfig.thinkingBudget', -1)
     : 0;
   return {
+    responseFormat: responseFormatOf(gc),
     thinkingBudget: budget !== undefined && budget > 0 ? budget : 0,
     maxOutputTokens: optInt(gc, 'maxOutputTokens', 'generationConfig.maxOutputTokens', 1),
     temperature: optNumber(gc, 'temperature', 'generationConfig.temperature'),
@@ -511,6 +528,7 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
     topP: gen.topP ?? null,
     stop: gen.stop,
     stream: r.stream,
+    responseFormat: gen.responseFormat,
   };
 }
 
@@ -709,6 +727,10 @@ function fromCanonical(c: CanonicalRequest, _upstreamModel: string, outputCap: n
   if (c.temperature !== null) gen.temperature = c.temperature;
   if (c.topP !== null) gen.topP = c.topP;
   if (c.stop.length > 0) gen.stopSequences = c.stop;
+  if (c.responseFormat) {
+    gen.responseMimeType = 'application/json';
+    if (c.responseFormat.type === 'json_schema') gen.responseJsonSchema = c.responseFormat.schema;
+  }
   out.generationConfig = gen;
   return out;
 }

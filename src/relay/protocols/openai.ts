@@ -10,6 +10,7 @@ import {
   type CanonicalUsage,
   type Message,
   type PassThroughCheck,
+  type ResponseFormat,
   type SseFrame,
   type Part,
   type StopReason,
@@ -243,6 +244,22 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
     topP: optionalNumber(b, 'top_p'),
     stop,
     stream: r.stream,
+    responseFormat: responseFormatOf(b.response_format),
+  };
+}
+
+/** `response_format` as the canonical response format (`text` or anything else: none). */
+function responseFormatOf(v: unknown): ResponseFormat | null {
+  if (!isObject(v)) return null;
+  if (v.type === 'json_object') return { type: 'json_object' };
+  if (v.type !== 'json_schema' || !isObject(v.json_schema)) return null;
+  const js = v.json_schema;
+  if (!isObject(js.schema)) return { type: 'json_object' };
+  return {
+    type: 'json_schema',
+    name: typeof js.name === 'string' ? js.name : 'response',
+    schema: js.schema,
+    strict: js.strict === true,
   };
 }
 
@@ -308,6 +325,12 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
   if (c.temperature !== null) body.temperature = c.temperature;
   if (c.topP !== null) body.top_p = c.topP;
   if (c.stop.length) body.stop = c.stop;
+  const rf = c.responseFormat;
+  if (rf)
+    body.response_format =
+      rf.type === 'json_object'
+        ? { type: 'json_object' }
+        : { type: 'json_schema', json_schema: { name: rf.name, schema: rf.schema, strict: rf.strict } };
   if (c.stream) {
     body.stream = true;
     body.stream_options = { include_usage: true };

@@ -12,8 +12,13 @@ import type { CanonicalRequest, CanonicalUsage, StreamEvent } from '../canonical
 import { StreamBroken } from '../canonical.js';
 import { SseFrameParser } from '../sse.js';
 import { countText } from '../tokens.js';
+import { anthropicCodec } from './anthropic.js';
+import { geminiCodec } from './gemini.js';
+import { openaiCodec } from './openai.js';
 import { responsesCodec as codec } from './responses.js';
 import type { IngressRequest } from './types.js';
+
+type Json = Record<string, unknown>;
 
 const ROUTE = { protocol: 'responses', operation: 'generate' } as const;
 const parse = (body: Record<string, unknown>, def = 4096) => codec.parseRequest(body, ROUTE, def);
@@ -207,6 +212,7 @@ describe('toCanonical', () => {
       topP: 0.9,
       stop: [],
       stream: true,
+      responseFormat: null,
     });
   });
 
@@ -261,7 +267,7 @@ describe('toCanonical', () => {
     ]);
   });
 
-  it('text.format json_schema / json_object becomes a system instruction', () => {
+  it('text.format json_schema / json_object is the canonical response format; each upstream gets its own', () => {
     const schema = { type: 'object', properties: { a: { type: 'string' } }, required: ['a'] };
     const c = codec.toCanonical(
       parse({
@@ -271,18 +277,40 @@ describe('toCanonical', () => {
         text: { format: { type: 'json_schema', name: 'thing', schema, strict: true } },
       }),
     );
-    expect(c.system).toEqual([
-      'Hi.',
-      `Answer with one JSON value named "thing" and nothing else (no prose, no code fences), valid against this JSON Schema: ${JSON.stringify(schema)}`,
-    ]);
-    expect(
-      codec.toCanonical(parse({ model: 'm', input: 'x', text: { format: { type: 'json_object' } } })).system,
-    ).toEqual(['Answer with one JSON object and nothing else.']);
+    expect(c.system).toEqual(['Hi.']);
+    expect(c.responseFormat).toEqual({ type: 'json_schema', name: 'thing', schema, strict: true });
+    const object = codec.toCanonical(
+      parse({ model: 'm', input: 'x', text: { format: { type: 'json_object' } } }),
+    );
+    expect(object.responseFormat).toEqual({ type: 'json_object' });
     expect(
       codec.toCanonical(
         parse({ model: 'm', input: 'x', text: { format: { type: 'text' }, verbosity: 'low' } }),
-      ).system,
-    ).toEqual([]);
+      ).responseFormat,
+    ).toBeNull();
+    // OpenAI chat and Gemini enforce it; Anthropic's Messages are told it.
+    expect((openaiCodec.fromCanonical(c, 'gpt', 10) as Json).response_format).toEqual({
+      type: 'json_schema',
+      json_schema: { name: 'thing', schema, strict: true },
+    });
+    expect((openaiCodec.fromCanonical(object, 'gpt', 10) as Json).response_format).toEqual({
+      type: 'json_object',
+    });
+    expect((geminiCodec.fromCanonical(c, 'g', 10) as Json).generationConfig).toEqual({
+      maxOutputTokens: 10,
+      responseMimeType: 'application/json',
+      responseJsonSchema: schema,
+    });
+    expect((codec.fromCanonical(c, 'gpt', 10) as Json).text).toEqual({
+      format: { type: 'json_schema', name: 'thing', schema, strict: true },
+    });
+    expect((anthropicCodec.fromCanonical(c, 'claude', 10) as Json).system).toEqual([
+      { type: 'text', text: 'Hi.' },
+      {
+        type: 'text',
+        text: `Answer with one JSON value named "thing" and nothing else (no prose, no code fences), valid against this JSON Schema: ${JSON.stringify(schema)}`,
+      },
+    ]);
   });
 
   it('refuses what only OpenAI can honour, with the param', () => {

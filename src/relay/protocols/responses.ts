@@ -38,6 +38,7 @@ import {
   type Tool,
   type ToolCall,
   type ToolChoice,
+  type ResponseFormat,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
 import { DecodeState, decoder, headersNamed } from './common.js';
@@ -214,13 +215,17 @@ function toolChoiceOf(tc: unknown, hasTools: boolean, declaredHosted: boolean): 
   throw bad('"tool_choice" must be "auto", "none", "required" or an object', 'tool_choice');
 }
 
-/** `text.format` asking for JSON, as an instruction a model without structured output follows. */
-function formatInstruction(text: unknown): string | null {
+/** `text.format` asking for JSON, as the canonical response format. */
+function responseFormatOf(text: unknown): ResponseFormat | null {
   const f = isObj(text) && isObj(text.format) ? text.format : null;
-  if (f?.type === 'json_object') return 'Answer with one JSON object and nothing else.';
+  if (f?.type === 'json_object') return { type: 'json_object' };
   if (f?.type !== 'json_schema' || !isObj(f.schema)) return null;
-  const name = typeof f.name === 'string' ? ` named "${f.name}"` : '';
-  return `Answer with one JSON value${name} and nothing else (no prose, no code fences), valid against this JSON Schema: ${JSON.stringify(f.schema)}`;
+  return {
+    type: 'json_schema',
+    name: typeof f.name === 'string' ? f.name : 'response',
+    schema: f.schema,
+    strict: f.strict === true,
+  };
 }
 
 /** A tool the client runs: a function or a freeform `custom` tool, maybe inside a namespace. */
@@ -368,8 +373,6 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
       // reasoning, hosted tool calls and unknown item types: no canonical form, left out.
     });
   }
-  const format = formatInstruction(b.text);
-  if (format) system.push(format);
   const tools: Tool[] = [];
   let declaredHosted = false;
   if (Array.isArray(b.tools))
@@ -399,6 +402,7 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
     topP: typeof b.top_p === 'number' ? b.top_p : null,
     stop: [],
     stream: r.stream,
+    responseFormat: responseFormatOf(b.text),
   };
 }
 
@@ -452,6 +456,14 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
     body.tool_choice =
       typeof c.toolChoice === 'string' ? c.toolChoice : { type: 'function', name: c.toolChoice.name };
   body.max_output_tokens = outputCap;
+  const rf = c.responseFormat;
+  if (rf)
+    body.text = {
+      format:
+        rf.type === 'json_object'
+          ? { type: 'json_object' }
+          : { type: 'json_schema', name: rf.name, schema: rf.schema, strict: rf.strict },
+    };
   if (c.temperature !== null) body.temperature = c.temperature;
   if (c.topP !== null) body.top_p = c.topP;
   // Responses has no stop sequences: c.stop cannot be sent.

@@ -53,6 +53,8 @@ export interface CanonicalRequest {
   messages: Message[];
   tools: Tool[];
   toolChoice: ToolChoice | null;
+  /** false: at most one tool call an answer (OpenAI's parallel_tool_calls); null: not said. */
+  parallelToolCalls: boolean | null;
   /** Output cap the client asked for (null = none given; the relay may still impose one). */
   maxOutputTokens: number | null;
   temperature: number | null;

@@ -41,6 +41,7 @@ export const request = (fields: Partial<CanonicalRequest>): CanonicalRequest => 
   messages: [],
   tools: [],
   toolChoice: null,
+  parallelToolCalls: null,
   maxOutputTokens: null,
   temperature: null,
   topP: null,

@@ -672,6 +672,12 @@ describe.each(backends())('OpenAI Responses through the gateway (%s)', (backend)
         model: 'claude-mole',
         input: 'Weather?',
         tools: [weather],
+        // Codex's setting: one call an answer, which Claude is told on its tool choice.
+        parallel_tool_calls: false,
+      });
+      expect((lastUpstream().body as { tool_choice: unknown }).tool_choice).toEqual({
+        type: 'auto',
+        disable_parallel_tool_use: true,
       });
       const call = first.output.find(
         (o) => o.type === 'function_call',

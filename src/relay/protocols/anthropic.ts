@@ -352,6 +352,7 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
       isObject(body.output_format.schema)
         ? { type: 'json_schema', name: 'response', schema: body.output_format.schema, strict: true }
         : null,
+    parallelToolCalls: isObject(tc) && tc.disable_parallel_tool_use === true ? false : null,
   };
 }
 
@@ -678,6 +679,12 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
     // "none" still declares the tools (earlier tool turns refer to them) but forbids calls.
     else if (tc === 'none') body.tool_choice = { type: 'none' };
     else if (tc && typeof tc === 'object') body.tool_choice = { type: 'tool', name: tc.name };
+    // At most one call an answer: said on the tool choice (none forbids calls anyway).
+    if (c.parallelToolCalls === false && tc !== 'none')
+      body.tool_choice = {
+        ...((body.tool_choice as Json | undefined) ?? { type: 'auto' }),
+        disable_parallel_tool_use: true,
+      };
   }
   // Anthropic's temperature range is 0–1 (OpenAI's 0–2), and newer Claude models refuse
   // temperature and top_p together: temperature wins.

@@ -249,6 +249,7 @@ describe('gemini codec: toCanonical', () => {
       stop: ['END'],
       stream: false,
       responseFormat: null,
+      parallelToolCalls: null,
     } satisfies CanonicalRequest);
   });
 

@@ -529,6 +529,7 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
     stop: gen.stop,
     stream: r.stream,
     responseFormat: gen.responseFormat,
+    parallelToolCalls: null,
   };
 }
 

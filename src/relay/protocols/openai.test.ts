@@ -38,3 +38,15 @@ describe('openai codec: fromCanonical', () => {
     ]);
   });
 });
+
+describe('openai codec: one tool call an answer', () => {
+  it('parallel_tool_calls: false goes with tools only (OpenAI refuses it without)', () => {
+    const tool = { name: 'read', parameters: { type: 'object', properties: {} } };
+    const one = canon.request({ messages: [canon.user('hi')], tools: [tool], parallelToolCalls: false });
+    expect((openaiCodec.fromCanonical(one, 'gpt', 10) as Record<string, unknown>).parallel_tool_calls).toBe(
+      false,
+    );
+    const toolless = canon.request({ messages: [canon.user('hi')], parallelToolCalls: false });
+    expect(openaiCodec.fromCanonical(toolless, 'gpt', 10)).not.toHaveProperty('parallel_tool_calls');
+  });
+});

@@ -245,6 +245,7 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
     stop,
     stream: r.stream,
     responseFormat: responseFormatOf(b.response_format),
+    parallelToolCalls: typeof b.parallel_tool_calls === 'boolean' ? b.parallel_tool_calls : null,
   };
 }
 
@@ -317,6 +318,8 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
         parameters: t.parameters,
       },
     }));
+  // Allowed only beside tools.
+  if (c.tools.length && c.parallelToolCalls === false) body.parallel_tool_calls = false;
   if (c.toolChoice)
     body.tool_choice =
       typeof c.toolChoice === 'string'

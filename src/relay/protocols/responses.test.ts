@@ -213,6 +213,7 @@ describe('toCanonical', () => {
       stop: [],
       stream: true,
       responseFormat: null,
+      parallelToolCalls: false,
     });
   });
 

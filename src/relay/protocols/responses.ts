@@ -403,6 +403,7 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
     stop: [],
     stream: r.stream,
     responseFormat: responseFormatOf(b.text),
+    parallelToolCalls: typeof b.parallel_tool_calls === 'boolean' ? b.parallel_tool_calls : null,
   };
 }
 
@@ -452,6 +453,7 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
       parameters: t.parameters,
       strict: false,
     }));
+  if (c.tools.length > 0 && c.parallelToolCalls === false) body.parallel_tool_calls = false;
   if (c.toolChoice !== null)
     body.tool_choice =
       typeof c.toolChoice === 'string' ? c.toolChoice : { type: 'function', name: c.toolChoice.name };

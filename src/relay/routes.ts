@@ -238,23 +238,59 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
       created,
       owned_by: 'moleapi',
     });
+    /** Anthropic's model object (its SDK's `models.list()` / `models.retrieve()`). */
+    const anthropicModelJson = (id: string, createdAt: string) => ({
+      type: 'model',
+      id,
+      display_name: id,
+      created_at: createdAt,
+    });
+    /**
+     * Whose SDK asks for `/v1/models`: each answers in its own shape (the Anthropic SDK always
+     * sends anthropic-version; @google/genai told apiVersion v1 sends x-goog-api-key).
+     */
+    const modelsClient = (req: FastifyRequest): Protocol => {
+      const protocol: Protocol =
+        req.headers['x-goog-api-key'] !== undefined
+          ? 'gemini'
+          : req.headers['anthropic-version'] !== undefined
+            ? 'anthropic'
+            : 'openai';
+      req.relay!.protocol = protocol;
+      return protocol;
+    };
     app.get('/models', async (req, reply) => {
       const key = req.relay!.key!;
-      const created = Math.floor(Date.now() / 1000);
-      const data = usableModels(key).map((id) => modelJson(id, created));
+      const client = modelsClient(req);
+      const ids = usableModels(key);
       await relay.logFree(req, reply);
-      return { object: 'list', data };
+      if (client === 'gemini') return codec('gemini').modelList?.(ids) ?? { models: [] };
+      if (client === 'anthropic') {
+        const createdAt = new Date().toISOString();
+        return {
+          data: ids.map((id) => anthropicModelJson(id, createdAt)),
+          has_more: false,
+          first_id: ids[0] ?? null,
+          last_id: ids.at(-1) ?? null,
+        };
+      }
+      const created = Math.floor(Date.now() / 1000);
+      return { object: 'list', data: ids.map((id) => modelJson(id, created)) };
     });
 
     // GET /v1/models/{model} (the SDK's models.retrieve); model names may contain "/".
     app.get('/models/*', async (req, reply) => {
       const key = req.relay!.key!;
-      const id = (req.params as { '*': string })['*'];
+      const client = modelsClient(req);
+      const id = (req.params as { '*': string })['*'].replace(client === 'gemini' ? /^models\// : /^$/, '');
       req.relay!.model = id.slice(0, 256);
       if (!usableModels(key).includes(id)) {
-        return relay.refuse(req, reply, modelNotFound(id, 'model'));
+        return relay.refuse(req, reply, modelNotFound(id, client === 'gemini' ? undefined : 'model'));
       }
       await relay.logFree(req, reply);
+      if (client === 'gemini')
+        return (codec('gemini').modelList?.([id]) as { models?: unknown[] } | undefined)?.models?.[0] ?? {};
+      if (client === 'anthropic') return anthropicModelJson(id, new Date().toISOString());
       return modelJson(id, Math.floor(Date.now() / 1000));
     });
 

@@ -217,6 +217,25 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect(JSON.stringify(up.headers)).not.toContain(secret);
     });
 
+    it('the SDK’s models.list and models.retrieve get Anthropic’s shape', async () => {
+      const { secret } = await userWithKey(s);
+      const ids: string[] = [];
+      for await (const m of sdk(secret).models.list()) {
+        expect(m).toMatchObject({ type: 'model', display_name: m.id, created_at: expect.any(String) });
+        ids.push(m.id);
+      }
+      expect(ids).toContain('claude-pass');
+      expect(await sdk(secret).models.retrieve('claude-pass')).toMatchObject({
+        type: 'model',
+        id: 'claude-pass',
+      });
+      const missing = await sdk(secret)
+        .models.retrieve('claude-nowhere')
+        .catch((e) => e);
+      expect(missing).toBeInstanceOf(Anthropic.NotFoundError);
+      expect(missing.error).toMatchObject({ type: 'error', error: { type: 'not_found_error' } });
+    });
+
     it('server and beta tools are the upstream’s to check (an mcp_toolset has no name); a custom tool needs one', async () => {
       const { secret } = await userWithKey(s);
       const tools = [{ type: 'mcp_toolset', mcp_server_name: 'ex' }];

@@ -391,6 +391,15 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       expect(r.text).toBe(expectedGeminiText(upstream().body as Json));
       const c = await ai.models.countTokens({ model: 'gm-pass', contents: 'hello' });
       expect(c.totalTokens).toBeGreaterThan(0);
+      // The model list and lookup answer Google's shape to a Google client (the OpenAI SDK's
+      // GET /v1/models keeps OpenAI's).
+      const names: string[] = [];
+      for await (const m of await ai.models.list()) names.push(m.name!);
+      expect(names).toEqual(expect.arrayContaining(['models/gm-oai', 'models/gm-pass']));
+      expect((await ai.models.get({ model: 'gm-oai' })).name).toBe('models/gm-oai');
+      const missing = await apiError(ai.models.get({ model: 'nope' }));
+      expect(missing.status).toBe(404);
+      expect(missing.body.error.status).toBe('NOT_FOUND');
     });
   });
 

@@ -6,8 +6,9 @@
 // - the model and streaming come from the path, not the body;
 // - Google's JSON parser accepts each field in lowerCamelCase and in the proto's snake_case
 //   (`system_instruction`, `inline_data`, `mime_type` in Google's own curl examples);
-// - function calls carry no ids: we number them `call_<n>` when decoding and match a
-//   `functionResponse` to its call by id when the client echoed one, else by name;
+// - function calls may carry no ids: a client's history gets `call_<n>` (within the request),
+//   an upstream's answer ids unique across answers; a `functionResponse` is matched to its call
+//   by id when the client echoed one, else by name;
 // - `promptTokenCount` includes `cachedContentTokenCount`; `thoughtsTokenCount` is output
 //   that `candidatesTokenCount` leaves out; `toolUsePromptTokenCount` is input on top;
 // - a function call ends with finishReason STOP (there is no tool-use reason);

@@ -282,7 +282,8 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     app.get('/models/*', async (req, reply) => {
       const key = req.relay!.key!;
       const client = modelsClient(req);
-      const id = (req.params as { '*': string })['*'].replace(client === 'gemini' ? /^models\// : /^$/, '');
+      const path = (req.params as { '*': string })['*'];
+      const id = client === 'gemini' ? path.replace(/^models\//, '') : path;
       req.relay!.model = id.slice(0, 256);
       if (!usableModels(key).includes(id)) {
         return relay.refuse(req, reply, modelNotFound(id, client === 'gemini' ? undefined : 'model'));

@@ -89,8 +89,9 @@ export function countText(s: string): number {
  * random letters, a long unpunctuated stretch of CJK) is counted in pieces of RUN_PIECE: BPE's
  * cost grows with the square of a word's length (120 KB of random letters held the event loop
  * ~5 s, 40 KB 0.6 s; in 512-letter pieces 40 KB takes ~50 ms), and the sum of the pieces'
- * counts is within ~0.1 % of the whole's (a merge across a cut is lost: a little more, never
- * less). Text with shorter words is counted whole, exactly.
+ * counts is within ~0.1 % of the whole's (a merge across a cut is lost, so it comes out a
+ * little more; tokens.test.ts checks it is not less). Text with shorter words is counted
+ * whole, exactly.
  */
 const LONG_RUN = /[\p{L}\p{M}]{1025,}/gu;
 const RUN_PIECE = 512;

@@ -32,7 +32,7 @@ import { createGeminiTransport } from './providers/gemini.js';
 import { createOpenAITransport } from './providers/openai.js';
 import { mockTransport } from './providers/mock.js';
 import { AttemptSignal, type ChannelTransport, UpstreamFailure } from './providers/transport.js';
-import { readAll, scrubCredential, upstreamErrorCode } from './upstream-body.js';
+import { readAll, scrubCredential, sentence, upstreamErrorCode } from './upstream-body.js';
 import { relayPlain } from './answer.js';
 import { relayStream } from './stream.js';
 import { countText } from './tokens.js';
@@ -687,7 +687,7 @@ export function createRelay(s: Services) {
     await refuse(
       req,
       reply,
-      new AppError('upstream_error', `Every upstream for "${r.model}" failed: ${last.message}.`),
+      new AppError('upstream_error', sentence(`Every upstream for "${r.model}" failed: ${last.message}`)),
       last.timeout ? 504 : 502,
       call.attempts,
     );

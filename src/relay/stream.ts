@@ -18,7 +18,7 @@ import {
 import type { Attempt, AttemptResult } from './pipeline.js';
 import { type UpstreamResponse, UpstreamFailure } from './providers/transport.js';
 import { SseByteFrames, SseFrameParser } from './sse.js';
-import { scrubText } from './upstream-body.js';
+import { scrubText, sentence } from './upstream-body.js';
 
 /** How many pieces of generated text a stream keeps before it joins them into one string. */
 const PIECES_JOINED = 256;
@@ -325,7 +325,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
     ttftMs: out.ttftMs,
   });
   if (!out.gone) {
-    const message = `The upstream stream failed: ${failure}${failure?.endsWith('.') ? '' : '.'}`;
+    const message = sentence(`The upstream stream failed: ${failure}`);
     // On pass-through the upstream's own code and message go on as they came (Codex acts on
     // context_length_exceeded, and reads a rate limit's wait from the message).
     const own = upstreamError?.code ? upstreamError : undefined;

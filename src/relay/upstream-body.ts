@@ -196,6 +196,9 @@ export function scrubText(text: string, credential: string): string {
   return text;
 }
 
+/** `text` ending in one full stop: an upstream's own message often has one already. */
+export const sentence = (text: string): string => (/[.!?]$/.test(text) ? text : `${text}.`);
+
 /** The error code an upstream's error body names (any protocol's shape), for the log row. */
 export function upstreamErrorCode(body: Buffer): string {
   try {

@@ -65,15 +65,6 @@ export interface CanonicalRequest {
   responseFormat: ResponseFormat | null;
 }
 
-/**
- * `f` as an instruction, for an upstream with no structured output of its own (Anthropic's
- * Messages): the model is asked, not made, to answer so.
- */
-export function formatInstruction(f: ResponseFormat): string {
-  if (f.type === 'json_object') return 'Answer with one JSON object and nothing else.';
-  return `Answer with one JSON value named "${f.name}" and nothing else (no prose, no code fences), valid against this JSON Schema: ${JSON.stringify(f.schema)}`;
-}
-
 // ── answer ─────────────────────────────────────────────────────────────────────────────────
 
 /** Why generation stopped, in OpenAI's terms (each codec maps its own names). */

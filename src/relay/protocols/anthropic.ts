@@ -19,7 +19,7 @@ import {
   type Tool,
   type ToolCall,
   type ToolChoice,
-  formatInstruction,
+  type ResponseFormat,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
 import { DecodeState, decoder, headersNamed } from './common.js';
@@ -605,6 +605,15 @@ function passThroughBody(r: IngressRequest, upstreamModel: string): unknown {
 /** The client's bytes when its model name goes unchanged (a coding agent's context is large). */
 const passThroughBytes = (r: IngressRequest, upstreamModel: string): Buffer | null =>
   upstreamModel === r.model ? asSent(r.raw, r.body) : null;
+
+/**
+ * `f` as an instruction, for an upstream with no structured output of its own (Anthropic's
+ * Messages): the model is asked, not made, to answer so.
+ */
+function formatInstruction(f: ResponseFormat): string {
+  if (f.type === 'json_object') return 'Answer with one JSON object and nothing else.';
+  return `Answer with one JSON value named "${f.name}" and nothing else (no prose, no code fences), valid against this JSON Schema: ${JSON.stringify(f.schema)}`;
+}
 
 /** Anthropic accepts tool ids matching ^[a-zA-Z0-9_-]+$ only. */
 const toolId = (id: string) => id.replace(/[^A-Za-z0-9_-]/g, '_') || 'toolu_0';

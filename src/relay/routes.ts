@@ -246,8 +246,9 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
       created_at: createdAt,
     });
     /**
-     * Whose SDK asks for `/v1/models`: each answers in its own shape (the Anthropic SDK always
-     * sends anthropic-version; @google/genai told apiVersion v1 sends x-goog-api-key).
+     * Whose SDK asks for `/v1/models`, recorded as the request's protocol so that its answer,
+     * refusal and log row are in that SDK's terms (the Anthropic SDK always sends
+     * anthropic-version; @google/genai told apiVersion v1 sends x-goog-api-key).
      */
     const modelsClient = (req: FastifyRequest): Protocol => {
       const protocol: Protocol =

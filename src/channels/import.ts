@@ -1,6 +1,7 @@
 // Channels carried over by `mole import new-api` (src/import/). The credential is sealed
 // with MOLE_SECRET here, like every channel's; the plaintext is never stored.
 import type { Db } from '../db/index.js';
+import { withoutUserinfo } from './base-url.js';
 import type { SecretBox } from './secretbox.js';
 import type { ChannelInput } from './service.js';
 
@@ -34,7 +35,7 @@ export async function importChannel(
     .values({
       name: c.name,
       type: c.type,
-      base_url: c.baseUrl,
+      base_url: withoutUserinfo(c.baseUrl),
       api_key_enc: box.seal(c.apiKey),
       models: JSON.stringify(c.models),
       model_map: c.modelMap === null ? null : JSON.stringify(c.modelMap),

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { listOf, removeRoute, route, zTime } from '../http/route.js';
 import { IdParams, zGroupName, zModelName, zName } from '../http/validate.js';
 import type { ChannelActions } from './actions.js';
+import { withoutUserinfo } from './base-url.js';
 import { CHANNEL_TYPES, type ChannelInput } from './service.js';
 
 const zBaseUrl = z
@@ -18,7 +19,11 @@ const zBaseUrl = z
     } catch {
       return false;
     }
-  }, 'must be an http(s) URL');
+  }, 'must be an http(s) URL')
+  .refine(
+    (s) => withoutUserinfo(s) === s,
+    'must not hold a user name or password: the credential goes in api_key',
+  );
 
 const fields = {
   name: zName,

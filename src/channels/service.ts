@@ -11,6 +11,7 @@ import { type InvalidationBus, reloadOnAnnouncement } from '../shared/bus.js';
 import { notFound } from '../http/errors.js';
 import { compileModelList, type ModelMatcher } from '../shared/models.js';
 import type { SecretBox } from './secretbox.js';
+import { withoutUserinfo } from './base-url.js';
 import { backgroundWork } from '../shared/background.js';
 
 export const CHANNEL_TYPES = ['openai', 'anthropic', 'gemini', 'mock'] as const;
@@ -66,7 +67,7 @@ export function toChannelJson(r: ChannelRow, health?: Health) {
     id: Number(r.id),
     name: r.name,
     type: r.type,
-    base_url: r.base_url,
+    base_url: withoutUserinfo(r.base_url),
     models: JSON.parse(r.models) as string[],
     model_map: r.model_map === null ? null : (JSON.parse(r.model_map) as Record<string, string>),
     priority: Number(r.priority),

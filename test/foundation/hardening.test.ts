@@ -126,4 +126,38 @@ describe('hardening', () => {
     expect(r.body.error).toContain('[redacted]');
     expect(JSON.stringify(r.body)).not.toContain(secret);
   });
+
+  it('a base_url with a user name or password in it is refused; one stored earlier is shown without them', async () => {
+    const secret = 'urlpass5519q';
+    const body = { name: 'userinfo', type: 'openai', api_key: 'k', models: ['userinfo-model'] };
+    for (const base_url of [
+      `https://bob:${secret}@api.example.com/v1`,
+      `https://${secret}@api.example.com/v1`,
+    ]) {
+      const r = await s.api('POST', '/api/channels', { ...body, base_url });
+      expectApiError(r, 422, 'validation_error');
+      expect(r.body.error.param).toBe('base_url');
+      expect(JSON.stringify(r.body)).not.toContain(secret);
+    }
+    const ch = await s.api('POST', '/api/channels', { ...body, base_url: 'https://api.example.com/v1' });
+    expect(ch.status, JSON.stringify(ch.body)).toBe(201);
+    const patched = await s.api('PATCH', `/api/channels/${ch.body.id}`, {
+      base_url: `https://bob:${secret}@api.example.com/v1`,
+    });
+    expectApiError(patched, 422, 'validation_error');
+    // A row written before the API refused them (or by an older import).
+    await s.services.storage.db
+      .updateTable('channels')
+      .set({ base_url: `https://bob:${secret}@api.example.com/v1` })
+      .where('id', '=', ch.body.id)
+      .execute();
+    for (const r of [
+      await s.api('GET', `/api/channels/${ch.body.id}`),
+      await s.api('GET', '/api/channels'),
+    ]) {
+      expect(r.status).toBe(200);
+      expect(JSON.stringify(r.body)).not.toContain(secret);
+      expect(JSON.stringify(r.body)).toContain('"base_url":"https://api.example.com/v1"');
+    }
+  });
 });

@@ -227,7 +227,7 @@ export function newApiData(opts: { mockOrigin: string; now?: number }) {
         status: 3,
         name: 'claude',
         weight: 0,
-        base_url: 'https://proxy.example.com/',
+        base_url: 'https://proxy-user:proxy-pass@proxy.example.com/',
         models: 'claude-sonnet-4-5',
         group: 'default',
         model_mapping: '',

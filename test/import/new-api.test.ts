@@ -369,6 +369,10 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
     expect(byName['mock-upstream']).toMatchObject({ base_url: `${mock.url}`, priority: 10, model_map: null });
     expect(byName['multi #2']).toMatchObject({ base_url: 'https://api.example.com/v1', weight: 11 });
     for (const c of data2) expect(c).not.toHaveProperty('api_key');
+    // The source's URL held a user name and password: not kept (requests never sent them).
+    const stored = await s.services.storage.db.selectFrom('channels').select('base_url').execute();
+    expect(stored.map((c) => c.base_url)).toContain('https://proxy.example.com');
+    expect(JSON.stringify(stored)).not.toContain('proxy-pass');
   });
 
   it('prices from ModelRatio × CompletionRatio, groups from GroupRatio', async () => {

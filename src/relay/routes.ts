@@ -3,6 +3,7 @@
 // The key is verified in onRequest, before the body is read, so the contract's check order
 // holds even for oversized or malformed bodies; every refusal speaks the route's protocol.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { decodeBody } from './body-encoding.js';
 import { z } from 'zod';
 import type { Services } from '../services.js';
 import { AppError, unreachableStoreError } from '../http/errors.js';
@@ -135,11 +136,18 @@ export async function registerRelay(app: FastifyInstance, s: Services): Promise<
 }
 
 function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: 'v1' | 'v1beta'): void {
-  // Bodies arrive as raw bytes; the pipeline parses them after the key checks.
+  // Bodies arrive as raw bytes (decoded when sent compressed); the pipeline parses them after
+  // the key checks.
+  const limit = s.config.maxBodyBytes;
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: s.config.maxBodyBytes }, (_req, body, done) =>
-    done(null, body),
-  );
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limit }, (req, body, done) => {
+    const coding = req.headers['content-encoding'];
+    if (coding === undefined) return done(null, body);
+    decodeBody(body as Buffer, coding, limit).then(
+      (decoded) => done(null, decoded),
+      (err: Error) => done(err),
+    );
+  });
 
   // CORS preflights carry no key: answered alike for every origin (relay/cors.ts).
   app.options('/*', { schema: { hide: true } }, async (req, reply) => preflight(req, reply));

@@ -1,5 +1,6 @@
 // Gemini (generativelanguage API): POST /v1beta/models/{model}:generateContent,
-// :streamGenerateContent (?alt=sse), :countTokens; GET /v1beta/models[/{model}]; the same
+// :streamGenerateContent (?alt=sse), :countTokens, :embedContent, :batchEmbedContents;
+// GET /v1beta/models[/{model}]; the same
 // under /v1. An independent implementation of Google's wire format (nothing from src/relay):
 // - credential `x-goog-api-key` header or `?key=`; missing → 403 PERMISSION_DENIED, wrong →
 //   400 INVALID_ARGUMENT `API key not valid` (ErrorInfo API_KEY_INVALID), as Google answers;
@@ -18,7 +19,13 @@ import {
   playScenario,
   type ProtocolRoutes,
 } from './kit.js';
-import { DEFAULT_COMPLETION_TOKENS, countTextTokens, piecesFor, type Scenario } from './server.js';
+import {
+  DEFAULT_COMPLETION_TOKENS,
+  countTextTokens,
+  makeEmbedding,
+  piecesFor,
+  type Scenario,
+} from './server.js';
 
 export const GEMINI_MODELS: readonly string[] = [
   'gemini-2.5-flash',
@@ -454,6 +461,50 @@ function countTokens(kit: MockKit, r: MockRequest): void {
   kit.sendJson(r.res, 200, JSON.stringify(out, null, 2), { 'content-type': JSON_CT });
 }
 
+/** Google's default vector size by model family (`outputDimensionality` picks another). */
+const embeddingSize = (model: string) => (model.startsWith('gemini-embedding') ? 3072 : 768);
+
+/**
+ * embedContent / batchEmbedContents: one vector a content, made from its text as the OpenAI
+ * embeddings route makes it, so a test can compare a vector across protocols. A batch's
+ * requests each name the model of the URL. No usage: Google's answer has none.
+ */
+function embed(kit: MockKit, r: MockRequest, model: string, batch: boolean): void {
+  if (r.parseFailed) throw invalidArgument('Invalid JSON payload received. Unexpected token.');
+  if (!isJsonObject(r.body))
+    throw invalidArgument('Invalid JSON payload received. Unknown name "": Root element must be a message.');
+  const body = r.body;
+  const requests = batch ? get(body, 'requests') : [body];
+  if (!Array.isArray(requests) || requests.length === 0)
+    throw invalidArgument('* BatchEmbedContentsRequest.requests: contents is not specified');
+  if (requests.length > 100)
+    throw invalidArgument('* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch');
+  const vectors = requests.map((q, i) => {
+    const where = batch ? `BatchEmbedContentsRequest.requests[${i}]` : 'EmbedContentRequest';
+    if (!isJsonObject(q)) throw invalidArgument(`* ${where}: must be a message`);
+    if (batch && get(q, 'model') !== `models/${model}`)
+      throw invalidArgument(`* BatchEmbedContentsRequest.requests[${i}].model: unexpected model name format`);
+    const content = get(q, 'content');
+    const parts = isJsonObject(content) ? get(content, 'parts') : undefined;
+    if (!Array.isArray(parts) || parts.length === 0)
+      throw invalidArgument(`* ${where}.content: contents is not specified`);
+    const text = parts.map((p) => (isJsonObject(p) && typeof p.text === 'string' ? p.text : '')).join('');
+    if (text === '') throw invalidArgument(`* ${where}.content: text is not specified`);
+    const dims = get(q, 'outputDimensionality');
+    const size = typeof dims === 'number' && Number.isInteger(dims) && dims > 0 ? dims : embeddingSize(model);
+    return makeEmbedding(text, size).floats;
+  });
+  const s = kit.pickScenario(model);
+  const { res } = r;
+  const respond = () => {
+    const out = batch
+      ? { embeddings: vectors.map((values) => ({ values })) }
+      : { embedding: { values: vectors[0] } };
+    kit.sendJson(res, 200, JSON.stringify(out), headersFor(s, JSON_CT));
+  };
+  playScenario(kit, res, s, false, () => sendError(kit, res, scenarioError(s, model), s), respond);
+}
+
 function modelInfo(id: string): Json {
   return {
     name: `models/${id}`,
@@ -538,6 +589,8 @@ export const geminiRoutes: ProtocolRoutes = (kit, r) => {
         );
       generate(kit, r, model, true);
     } else if (action === 'countTokens') countTokens(kit, r);
+    else if (action === 'embedContent') embed(kit, r, model, false);
+    else if (action === 'batchEmbedContents') embed(kit, r, model, true);
     else throw new GoogleError(404, `Method not found.`, 'NOT_FOUND');
   } catch (e) {
     if (!(e instanceof GoogleError)) throw e;

@@ -328,7 +328,7 @@ interface EmbeddingEntry {
 const EMBED_CACHE_MAX = 2_000;
 const embedCache = new Map<string, EmbeddingEntry>();
 
-function makeEmbedding(key: string, dims: number): EmbeddingEntry {
+export function makeEmbedding(key: string, dims: number): EmbeddingEntry {
   const cacheKey = dims + ':' + key;
   const hit = embedCache.get(cacheKey);
   if (hit) return hit;

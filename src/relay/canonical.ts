@@ -8,8 +8,8 @@
 export type Protocol = 'openai' | 'responses' | 'anthropic' | 'gemini';
 
 /**
- * What a request asks for. Only `chat`-like generation translates between protocols;
- * `completions` and `embeddings` exist only in OpenAI's protocol.
+ * What a request asks for. Generation and embeddings translate between protocols (OpenAI's and
+ * Gemini's embeddings); `completions` exist only in OpenAI's protocol.
  */
 export type Operation = 'generate' | 'completions' | 'embeddings';
 
@@ -63,6 +63,14 @@ export interface CanonicalRequest {
   stream: boolean;
   /** Structured output (OpenAI's response_format, Responses' text.format, Gemini's responseSchema). */
   responseFormat: ResponseFormat | null;
+  /** Embeddings only (protocols/embeddings.ts): what to embed; the generation fields are empty. */
+  embed?: CanonicalEmbed;
+}
+
+/** An embeddings request: a vector for each text, of `dimensions` numbers (null: the model's). */
+export interface CanonicalEmbed {
+  inputs: string[];
+  dimensions: number | null;
 }
 
 // ── answer ─────────────────────────────────────────────────────────────────────────────────
@@ -96,6 +104,8 @@ export interface CanonicalAnswer {
   /** `stop` because a stop sequence matched: which one (Anthropic reports it). */
   stopSequence?: string | null;
   usage: CanonicalUsage | null;
+  /** Embeddings: a vector for each input, in order. */
+  vectors?: number[][];
 }
 
 // ── stream ─────────────────────────────────────────────────────────────────────────────────

@@ -94,10 +94,12 @@ function geminiTarget(req: FastifyRequest): { model: string; method: string } {
   return { model, method: at < 0 ? '' : target.slice(at + 1) };
 }
 
-const GEMINI_METHODS: Record<string, { stream: boolean; count?: boolean }> = {
+const GEMINI_METHODS: Record<string, { stream: boolean; count?: boolean; operation?: 'embeddings' }> = {
   generateContent: { stream: false },
   streamGenerateContent: { stream: true },
   countTokens: { stream: false, count: true },
+  embedContent: { stream: false, operation: 'embeddings' },
+  batchEmbedContents: { stream: false, operation: 'embeddings' },
 };
 
 /** What a request's route says about it: protocol, operation, and Gemini's path model. */
@@ -117,7 +119,7 @@ function routeOf(req: FastifyRequest): RouteInfo & { count?: boolean } {
     const m = GEMINI_METHODS[method];
     return {
       protocol: 'gemini',
-      operation: 'generate',
+      operation: m?.operation ?? 'generate',
       pathModel: model,
       pathStream: m?.stream ?? false,
       count: m?.count,

@@ -34,6 +34,14 @@ import {
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
 import { DecodeState, decoder } from './common.js';
+import {
+  decodeGeminiEmbed,
+  encodeGeminiEmbed,
+  geminiEmbedFromCanonical,
+  geminiEmbedPassThroughBody,
+  geminiEmbedToCanonical,
+  parseGeminiEmbed,
+} from './embeddings.js';
 import { exactCount, type PromptCount, promptCount } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import {
@@ -45,16 +53,9 @@ import {
   type Json,
   memberObject,
   parseObject,
+  protoField as field,
   topLevelKeyCount,
 } from './json.js';
-
-/** A field by its lowerCamelCase name, or its proto snake_case name (Google accepts both). */
-function field(o: Json, camel: string): unknown {
-  const v = o[camel];
-  if (v !== undefined) return v;
-  const snake = camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-  return snake === camel ? undefined : o[snake];
-}
 
 /** The model named in a Gemini path, without the `models/` prefix clients may add. */
 export function geminiModelName(pathModel: string): string {
@@ -365,6 +366,7 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
     throw bad('the model is missing from the path (/v1beta/models/{model}:generateContent)', 'model');
   if (model.length > 256 || /[\u0000-\u001f\u007f]/.test(model))
     throw bad('the model name is invalid', 'model');
+  if (route.operation === 'embeddings') return parseGeminiEmbed(body, model);
   const contents = checkContents(body);
   const system = systemParts(body);
   const decls = functionDeclarations(body);
@@ -461,6 +463,7 @@ function responseText(resp: Json): { text: string; isError: boolean } {
 }
 
 function toCanonical(r: IngressRequest): CanonicalRequest {
+  if (r.operation === 'embeddings') return geminiEmbedToCanonical(r);
   const body = r.body;
   const gen = generationConfig(body);
   const system = systemParts(body)
@@ -563,6 +566,7 @@ function wantsThoughts(r: IngressRequest): boolean {
 }
 
 function encodeAnswer(a: CanonicalAnswer, r: IngressRequest): unknown {
+  if (r.operation === 'embeddings') return encodeGeminiEmbed(a, r);
   const parts: Json[] = [];
   if (a.reasoning && wantsThoughts(r)) parts.push({ text: a.reasoning, thought: true });
   if (a.text) parts.push({ text: a.text });
@@ -669,7 +673,8 @@ function responseObject(text: string, isError: boolean | undefined): Json {
   return parseObject(text) ?? { output: text }; // plain text
 }
 
-function fromCanonical(c: CanonicalRequest, _upstreamModel: string, outputCap: number): unknown {
+function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: number): unknown {
+  if (c.embed) return geminiEmbedFromCanonical(c.embed, upstreamModel);
   const contents: Json[] = [];
   const names = new Map<string, string>();
   for (const m of c.messages) {
@@ -743,7 +748,8 @@ const configKey = (body: Json) =>
     ? 'generation_config'
     : 'generationConfig';
 
-function passThroughBody(r: IngressRequest, _upstreamModel: string): unknown {
+function passThroughBody(r: IngressRequest, upstreamModel: string): unknown {
+  if (r.operation === 'embeddings') return geminiEmbedPassThroughBody(r, upstreamModel);
   // The model is in the URL; the body goes as the client wrote it.
   if (r.impliedOutputCap === null) return r.body;
   const key = configKey(r.body);
@@ -759,6 +765,7 @@ function passThroughBody(r: IngressRequest, _upstreamModel: string): unknown {
  * plain bytes.
  */
 function passThroughBytes(r: IngressRequest, _upstreamModel: string): Buffer | null {
+  if (r.operation === 'embeddings') return null;
   const raw = asSent(r.raw, r.body);
   if (!raw) return null;
   const key = configKey(r.body);
@@ -893,6 +900,8 @@ const newCallId = () => `call_${randomBytes(12).toString('hex')}`;
 
 function decodeAnswer(json: unknown): CanonicalAnswer {
   const j = isObj(json) ? json : {};
+  const embedded = decodeGeminiEmbed(j);
+  if (embedded) return embedded;
   const c = readCandidate(j);
   return {
     id: typeof j.responseId === 'string' ? j.responseId : `gemini-${Date.now().toString(36)}-${++answerSeq}`,

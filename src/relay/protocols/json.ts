@@ -10,6 +10,14 @@ export const isObject = (v: unknown): v is Json => !!v && typeof v === 'object' 
 export const bad = (message: string, param: string | null = null) =>
   new AppError('invalid_request', message, { param });
 
+/** A field by its lowerCamelCase name, or its proto snake_case name (Google accepts both). */
+export function protoField(o: Json, camel: string): unknown {
+  const v = o[camel];
+  if (v !== undefined) return v;
+  const snake = camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+  return snake === camel ? undefined : o[snake];
+}
+
 /** A model name as clients send it: a non-empty string without control characters. */
 export function checkModelName(m: unknown, param = 'model'): string {
   if (typeof m !== 'string' || m.length === 0 || m.length > 256)

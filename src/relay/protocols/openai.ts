@@ -25,6 +25,12 @@ import {
 import { sseFrame } from '../sse.js';
 import { DecodeState, decoder } from './common.js';
 import { DeltaShape } from './delta-shape.js';
+import {
+  decodeOpenAIEmbed,
+  encodeOpenAIEmbed,
+  openaiEmbedFromCanonical,
+  openaiEmbedToCanonical,
+} from './embeddings.js';
 import { FrameShape } from './frame-shape.js';
 import { KeptText } from './pass-through.js';
 import { countInputs, type PromptCount, promptCount } from '../tokens.js';
@@ -179,6 +185,7 @@ function toolCallsOf(m: Json, param: string): ToolCall[] {
 
 function toCanonical(r: IngressRequest): CanonicalRequest {
   const b = r.body;
+  if (r.operation === 'embeddings') return openaiEmbedToCanonical(r);
   if (r.operation !== 'generate')
     throw bad(`${r.operation} requests can only be served by an OpenAI-compatible channel`);
   const system: string[] = [];
@@ -265,6 +272,7 @@ function responseFormatOf(v: unknown): ResponseFormat | null {
 }
 
 function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: number): Json {
+  if (c.embed) return openaiEmbedFromCanonical(c.embed, upstreamModel);
   const messages: Json[] = [];
   if (c.system.length) messages.push({ role: 'system', content: c.system.join('\n\n') });
   const content = (parts: Part[]) =>
@@ -446,6 +454,8 @@ function passThroughUsage(body: Buffer): CanonicalUsage | null {
 
 function decodeAnswer(json: unknown): CanonicalAnswer {
   if (!isObject(json)) throw new StreamBroken('upstream answer is not a JSON object');
+  const embedded = decodeOpenAIEmbed(json, readUsage(json));
+  if (embedded) return embedded;
   const choices = Array.isArray(json.choices) ? json.choices.filter(isObject) : [];
   let text = '';
   let reasoning = '';
@@ -493,6 +503,7 @@ const chatId = (id: string) =>
   id.startsWith('chatcmpl-') ? id : `chatcmpl-${id || Date.now().toString(36)}`;
 
 function encodeAnswer(a: CanonicalAnswer, r: IngressRequest): Json {
+  if (r.operation === 'embeddings') return encodeOpenAIEmbed(a, r);
   const message: Json = {
     role: 'assistant',
     content: a.text || (a.toolCalls.length ? null : ''),

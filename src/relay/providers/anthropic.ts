@@ -3,7 +3,7 @@
 // is the bare origin (channels/base-url.ts: a trailing `/`, `/v1` or `/v1/messages` is
 // tolerated). They serve generation only, in the Anthropic protocol.
 import { anthropicOrigin } from '../../channels/base-url.js';
-import { generateOnlyTransport, type UpstreamTimeouts } from './openai.js';
+import { singleProtocolTransport, type UpstreamTimeouts } from './openai.js';
 
 /** Sent when the client did not name one (translated requests; clients that omit it). */
 export const ANTHROPIC_VERSION = '2023-06-01';
@@ -14,9 +14,10 @@ export function messagesUrl(baseUrl: string): string {
 }
 
 export const createAnthropicTransport = (t: UpstreamTimeouts) =>
-  generateOnlyTransport(
+  singleProtocolTransport(
     t,
     'anthropic',
+    ['generate'],
     (call) => messagesUrl(call.channel.baseUrl),
     (call) => ({
       // The client's own anthropic-version wins (pass-through forwards it verbatim).

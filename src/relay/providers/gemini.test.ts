@@ -27,19 +27,19 @@ const call = (baseUrl: string, stream: boolean, model = 'gemini-2.5-flash', apiK
   });
 
 describe('gemini transport', () => {
-  it('speaks gemini for generate only', () => {
+  it('speaks gemini for generate and embeddings', () => {
     expect(transport.protocols(channel(upstream.origin), 'generate')).toEqual(['gemini']);
-    expect(transport.protocols(channel(upstream.origin), 'embeddings')).toEqual([]);
+    expect(transport.protocols(channel(upstream.origin), 'embeddings')).toEqual(['gemini']);
     expect(transport.protocols(channel(upstream.origin), 'completions')).toEqual([]);
   });
 
   it('builds the URL from a bare origin, tolerating a trailing / or /v1beta and a models/ prefix', () => {
     for (const suffix of ['', '/', '/v1beta', '/v1beta/'])
       expect(geminiOrigin(`https://g.example${suffix}`)).toBe('https://g.example');
-    expect(geminiUrl('https://g.example', 'models/gemini-2.5-flash', false)).toBe(
+    expect(geminiUrl('https://g.example', 'models/gemini-2.5-flash', 'generateContent')).toBe(
       'https://g.example/v1beta/models/gemini-2.5-flash:generateContent',
     );
-    expect(geminiUrl('https://g.example/v1beta', 'tuned/x y', true)).toBe(
+    expect(geminiUrl('https://g.example/v1beta', 'tuned/x y', 'streamGenerateContent?alt=sse')).toBe(
       'https://g.example/v1beta/models/tuned%2Fx%20y:streamGenerateContent?alt=sse',
     );
   });

@@ -158,19 +158,20 @@ function lazyAgent(t: UpstreamTimeouts): { agent(): Agent; close(): Promise<void
 }
 
 /**
- * A transport for an upstream that serves generation only, in its one protocol: each call is a
+ * A transport for an upstream that speaks one protocol, for `operations` only: each call is a
  * POST to `url(call)` with the credential `headers(call)`.
  */
-export function generateOnlyTransport(
+export function singleProtocolTransport(
   t: UpstreamTimeouts,
   protocol: Protocol,
+  operations: readonly Operation[],
   url: (call: UpstreamCall) => string,
   headers: (call: UpstreamCall) => Record<string, string>,
 ): ChannelTransport & { close(): Promise<void> } {
   const pool = lazyAgent(t);
-  const generate: readonly Protocol[] = [protocol];
+  const served: readonly Protocol[] = [protocol];
   return {
-    protocols: (_channel, operation) => (operation === 'generate' ? generate : NONE),
+    protocols: (_channel, operation) => (operations.includes(operation) ? served : NONE),
     send: (call) => postJson(pool.agent(), url(call), call, headers(call)),
     close: pool.close,
   };

@@ -42,11 +42,21 @@ export function parseInput<T extends z.ZodType>(
 }
 
 // Reusable field shapes.
-export const zId = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+/**
+ * A row id in a path or query string: its decimal digits only. Coercion took `0x1`, `1e0`, `+1`
+ * and `1.0` for row 1.
+ */
+export const zId = z
+  .string()
+  .regex(/^[1-9][0-9]{0,15}$/, 'must be a positive integer')
+  .transform(Number)
+  .pipe(z.number().max(Number.MAX_SAFE_INTEGER));
+/** A row id in a JSON body: a number (coercion made `true` and `[3]` ids, of users 1 and 3). */
+export const zIdField = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 /** The params of a route on one row: `…/:id`. */
 export const IdParams = z.object({ id: zId }).strict();
 export const zLimit = z.coerce.number().int().min(1).max(500).default(50);
-export const zCursor = z.coerce.number().int().positive().optional();
+export const zCursor = zId.optional();
 export const zUsd = z.number().finite().min(0).max(9_000_000);
 /** Whether a date's day exists in its month: Date.parse rolls 2027-02-30 over to March 2. */
 function dayExists(s: string): boolean {

@@ -9,6 +9,7 @@ import {
   zCursor,
   zGroupName,
   zId,
+  zIdField,
   zIsoTime,
   zLimit,
   zModelPattern,
@@ -45,7 +46,7 @@ const writable = {
   ...zBudgetFields,
 };
 
-const CreateBody = z.object({ name: zName, user_id: zId.optional(), ...writable }).strict();
+const CreateBody = z.object({ name: zName, user_id: zIdField.optional(), ...writable }).strict();
 const PatchBody = z
   .object({ name: zName.optional(), status: z.enum(['active', 'disabled']).optional(), ...writable })
   .strict();

@@ -275,6 +275,27 @@ describe.each(backends())('input validation [%s]', (backend) => {
     expect((await s.api('GET', `/api/users/${userId}`)).status).toBe(200);
   });
 
+  it('an id is its decimal digits or a JSON number: nothing else names a row', async () => {
+    const hex = `0x${keyId.toString(16)}`;
+    for (const id of [hex, `${keyId}e0`, `+${keyId}`, `${keyId}.0`, `0${keyId}`, ` ${keyId}`]) {
+      const r = await s.api('GET', `/api/keys/${encodeURIComponent(id)}`);
+      expect(r.status, id).toBe(422);
+      expect(r.body.error.code).toBe('validation_error');
+      const q = await s.api(
+        'GET',
+        `/api/keys?user_id=${encodeURIComponent(id.replace(String(keyId), String(userId)))}`,
+      );
+      expect(q.status, `user_id=${id}`).toBe(422);
+    }
+    // In a body, only a number: coercion made `true` user 1 (an admin) and `[3]` user 3.
+    for (const user_id of [true, [userId], String(userId), `0x${userId.toString(16)}`]) {
+      const r = await s.api('POST', '/api/keys', { name: 'coerced', user_id });
+      expect(r.status, JSON.stringify(user_id)).toBe(422);
+      expect(r.body.error.param).toBe('user_id');
+    }
+    expect((await s.api('POST', '/api/keys', { name: 'numbered', user_id: userId })).status).toBe(201);
+  });
+
   it('bad query strings: 4xx with a code, never 5xx', async () => {
     const routes: Record<string, string[]> = {
       '/api/users': ['limit', 'cursor', 'q'],

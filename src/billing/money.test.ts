@@ -1,7 +1,7 @@
 // Cost arithmetic: integer nano-USD in BigInt, rounded up once; cache reads and writes are
 // parts of the prompt, each at its own price (the input price when unset).
 import { describe, expect, it } from 'vitest';
-import { costNano, MAX_NANO, type Price } from './money.js';
+import { costNano, MAX_NANO, type Price, scaleDecimal } from './money.js';
 
 const price = (p: Partial<Price> = {}): Price => ({
   inputNanoPerM: 3_000_000_000, // 3 USD / 1M
@@ -59,5 +59,19 @@ describe('costNano', () => {
 
   it('caps at the largest amount the ledger holds', () => {
     expect(costNano(usage(1e9, 0, 1e9, 1e9), price({ outputNanoPerM: MAX_NANO }), 1_000_000)).toBe(MAX_NANO);
+  });
+});
+
+describe('scaleDecimal', () => {
+  it('scales exactly what a JSON number carries exactly, and refuses the rest', () => {
+    expect(scaleDecimal(0.1, 9)).toBe(100_000_000);
+    expect(scaleDecimal(1e-9, 9)).toBe(1);
+    expect(scaleDecimal(8_999_999.99999999, 9)).toBe(8_999_999_999_999_990);
+    expect(scaleDecimal(9_000_000, 9)).toBe(9_000_000_000_000_000);
+    // Too many places, or 16 significant digits: "8999999.999999999" parses as …998.
+    expect(scaleDecimal(1.0000000001, 9)).toBeNull();
+    expect(scaleDecimal(JSON.parse('8999999.999999999'), 9)).toBeNull();
+    expect(scaleDecimal(1_234_567.123456789, 9)).toBeNull();
+    expect(scaleDecimal(-1, 9)).toBeNull();
   });
 });

@@ -8,15 +8,20 @@ export const NANO_PER_USD = 1_000_000_000;
 export const MAX_NANO = Number.MAX_SAFE_INTEGER;
 export const MAX_USD = Math.floor(MAX_NANO / NANO_PER_USD);
 
+/** Significant digits a decimal keeps through a JSON number (a double's DBL_DIG). */
+const EXACT_DIGITS = 15;
+
 /**
  * Exact decimal → integer scaling: uses the number's shortest round-trip decimal form, so
  * 0.1 USD is exactly 100_000_000 nano-USD. Returns null when the value has more decimal
- * places than the scale can hold or does not fit.
+ * places than the scale can hold or does not fit, or more significant digits than a JSON
+ * number carries exactly: 8999999.999999999 arrives as 8999999.999999998, a different amount.
  */
 export function scaleDecimal(value: number, decimals: number): number | null {
   if (!Number.isFinite(value) || value < 0) return null;
   let s = String(value);
   if (/e/i.test(s)) s = value.toFixed(20).replace(/0+$/, '');
+  if (s.replace('.', '').replace(/^0+/, '').replace(/0+$/, '').length > EXACT_DIGITS) return null;
   const [intPart, fracPart = ''] = s.split('.');
   const frac = fracPart.replace(/0+$/, '');
   if (frac.length > decimals) return null;
@@ -30,7 +35,10 @@ export const usdToNano = (usd: number) => scaleDecimal(usd, 9);
 /** A USD amount its schema has bounded, as nano-USD: a 422 naming `param` past 9 decimal places. */
 export function usdNano(usd: number, param: string): number {
   const nano = usdToNano(usd);
-  if (nano === null) throw new AppError('validation_error', `${param}: at most 9 decimal places`, { param });
+  if (nano === null)
+    throw new AppError('validation_error', `${param}: at most 9 decimal places and 15 significant digits`, {
+      param,
+    });
   return nano;
 }
 

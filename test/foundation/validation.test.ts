@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, startTestServer, type TestServer } from '../helpers/server.js';
 import { suiteServer } from '../helpers/suite.js';
 import { createKey, createUser, raw, relay, type Res } from './util.js';
+import { nanoOf } from '../relay/relay-helpers.js';
 
 const HUGE = 'x'.repeat(100_000);
 /** Every limit a key takes, set to a valid value (the key routes' bodies start from it). */
@@ -273,6 +274,19 @@ describe.each(backends())('input validation [%s]', (backend) => {
     // Our fixtures survived.
     expect((await s.api('GET', `/api/keys/${keyId}`)).status).toBe(200);
     expect((await s.api('GET', `/api/users/${userId}`)).status).toBe(200);
+  });
+
+  it('an amount a JSON number cannot carry exactly is refused, not rounded', async () => {
+    const before = (await s.api('GET', `/api/users/${userId}`)).body.balance;
+    for (const amount of ['8999999.999999999', '1234567.123456789', '0.0000000001']) {
+      const r = await send('POST', `/api/users/${userId}/topup`, `{"amount":${amount}}`);
+      expect(r.status, amount).toBe(422);
+      expect(r.body.error.param).toBe('amount');
+    }
+    expect((await s.api('GET', `/api/users/${userId}`)).body.balance).toBe(before);
+    const exact = await send('POST', `/api/users/${userId}/topup`, '{"amount":1234567.12345678}');
+    expect(exact.status).toBe(200);
+    expect(nanoOf(exact.body.balance) - nanoOf(before)).toBe(1_234_567_123_456_780n);
   });
 
   it('an id is its decimal digits or a JSON number: nothing else names a row', async () => {

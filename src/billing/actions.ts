@@ -1,9 +1,9 @@
 // What a caller of the management API may do with prices and group multipliers: read them
-// (anyone signed in), change them (admins; the routes declare it), each change with its audit
+// (anyone signed in; a user sees only their own group), change them (admins; the routes declare it), each change with its audit
 // row in the same transaction. The routes only validate input and call these.
 import type { AuditService } from '../audit/service.js';
 import { notFound } from '../http/errors.js';
-import { actorOf, type Principal } from '../http/principal.js';
+import { actorOf, isAdmin, type Principal, userOf } from '../http/principal.js';
 import type { GroupPatch, PriceCatalog } from './catalog.js';
 import type { Price } from './money.js';
 
@@ -24,7 +24,12 @@ export function createBillingActions(deps: { catalog: PriceCatalog; audit: Pick<
   const { catalog, audit } = deps;
   return {
     listPrices: async () => ({ data: catalog.listPrices() }),
-    listGroups: async () => ({ data: catalog.listGroups() }),
+    /** An admin sees every group; a user only their own (its limits and models bind their keys). */
+    listGroups: async (principal: Principal) => {
+      const groups = catalog.listGroups();
+      const user = isAdmin(principal) ? null : userOf(principal);
+      return { data: user ? groups.filter((g) => g.name === user.group_name) : groups };
+    },
 
     setPrice: ({ principal, ip }: Caller, model: string, price: Price, asWritten: PriceInUsd) =>
       catalog.setPrice(model, price, (trx) =>

@@ -102,12 +102,12 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
   route(app, {
     method: 'GET',
     url: '/api/groups',
-    summary: 'Groups and their price multipliers',
+    summary: 'Groups and their price multipliers (a user sees only their own)',
     tags: ['pricing'],
     auth: 'any',
     scope: 'channels:read',
     response: listOf(GroupSchema, 'GroupList'),
-    handler: () => actions.listGroups(),
+    handler: ({ principal }) => actions.listGroups(principal),
   });
 
   route(app, {

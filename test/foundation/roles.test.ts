@@ -175,6 +175,20 @@ describe('management routes by caller', () => {
     );
   });
 
+  it("GET /api/groups: a user sees only their own group's policy, an admin every group", async () => {
+    const { s } = fixture;
+    for (const name of ['policy-a', 'policy-b'])
+      expect((await s.api('PUT', `/api/groups/${name}`, { multiplier: 2, rpm: 7 })).status).toBe(200);
+    const member = await createUser(s, { group: 'policy-a' });
+    const mine = await (await session(s, member.username, member.password)).call('GET', '/api/groups');
+    expect(mine.status).toBe(200);
+    expect(mine.body.data.map((g: { name: string }) => g.name)).toEqual(['policy-a']);
+    // A user in a group without a row of its own sees none.
+    expect((await callers.owner('GET', '/api/groups')).body.data).toEqual([]);
+    const all = (await callers.admin('GET', '/api/groups')).body.data.map((g: { name: string }) => g.name);
+    expect(all).toEqual(expect.arrayContaining(['policy-a', 'policy-b']));
+  });
+
   it('has a row for every management route but the session ones (sessions.test.ts)', async () => {
     const doc = (await fixture.s.api('GET', '/api/openapi.json')).body as {
       paths: Record<string, Record<string, { security?: unknown }>>;

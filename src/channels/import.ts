@@ -54,3 +54,25 @@ export async function importChannel(
     .executeTakeFirstOrThrow();
   return Number(row.id);
 }
+
+/**
+ * Whether `box` opens what this database's channels were sealed with. A channel sealed under
+ * another MOLE_SECRET would be imported as active, and the gateway would skip it at load
+ * ("channel unreadable") while its models answered model_not_found. True with no channel yet.
+ */
+export async function opensSealedChannels(db: Db, box: SecretBox): Promise<boolean> {
+  const row = await db
+    .selectFrom('channels')
+    .select('api_key_enc')
+    .where('deleted_at', 'is', null)
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  if (!row) return true;
+  try {
+    box.open(row.api_key_enc);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -9,7 +9,12 @@
 import { importUser, importedUsers, findUserForImport } from '../accounts/import.js';
 import { importGroup, importPrice, knownGroups, pricedModels } from '../billing/import.js';
 import { MAX_NANO, multiplierToPpm, NANO_PER_USD } from '../billing/money.js';
-import { importChannel, importedChannelSources, type ImportedChannel } from '../channels/import.js';
+import {
+  importChannel,
+  importedChannelSources,
+  type ImportedChannel,
+  opensSealedChannels,
+} from '../channels/import.js';
 import type { SecretBox } from '../channels/secretbox.js';
 import type { ChannelType } from '../channels/service.js';
 import type { Db } from '../db/index.js';
@@ -157,6 +162,18 @@ export async function importNewApi(o: ImportOptions): Promise<ImportReport> {
   const write = async (fn: (trx: Db) => Promise<void>) => {
     if (!o.dryRun) await o.db.transaction().execute(fn);
   };
+
+  // Refused before anything is written: a source that is not new-api's or one-api's, and a
+  // secret that would seal channels the gateway cannot open.
+  const present = await Promise.all(
+    ['users', 'tokens', 'channels'].map(async (t) => (await o.source.columns(t)).size > 0),
+  );
+  if (!present.some(Boolean))
+    throw new Error('the source holds no new-api or one-api tables (users, tokens, channels)');
+  if (present[2] && !(await opensSealedChannels(o.db, o.box)))
+    throw new Error(
+      "MOLE_SECRET is not the secret this database's channels are sealed with: imported channels could not be read by the gateway. Run the import with the gateway's MOLE_SECRET.",
+    );
 
   // -- options: QuotaPerUnit and the ratio settings (a saved row replaces new-api's default)
   const options = new Map<string, string>();

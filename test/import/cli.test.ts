@@ -203,6 +203,30 @@ describe('mole import new-api (CLI process)', { timeout: 180_000 }, () => {
     expect(rows('SELECT COUNT(*) AS n FROM users')[0]!.n).toBe(3);
   });
 
+  it('refuses, writing nothing, a source without new-api tables and a secret its channels do not open', async () => {
+    const counts = () =>
+      rows('SELECT (SELECT COUNT(*) FROM users) AS u, (SELECT COUNT(*) FROM channels) AS c')[0];
+    const before = counts();
+    const foreign = path.join(dir, 'foreign.db');
+    const db = new SQLite(foreign);
+    db.exec('CREATE TABLE x (a)');
+    db.close();
+    const notNewApi = await mole(['import', 'new-api', '--from', foreign], { MOLE_DATA_DIR: dataDir });
+    expect(notNewApi.code).toBe(1);
+    expect(notNewApi.stderr).toMatch(/no new-api or one-api tables/);
+    // The data dir's channels were sealed with its generated secret, not this one.
+    for (const dry of [[], ['--dry-run']]) {
+      const r = await mole(['import', 'new-api', '--from', file, ...dry], {
+        MOLE_DATA_DIR: dataDir,
+        MOLE_SECRET: 'not-the-secret-of-this-data-dir',
+      });
+      expect(r.code, r.stdout).toBe(1);
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(/MOLE_SECRET is not the secret this database's channels are sealed with/);
+    }
+    expect(counts()).toEqual(before);
+  });
+
   it('--dry-run on the imported database reads it as it is and leaves every file as it was', async () => {
     // As a stopped gateway leaves it: rows()' read-only connections leave the -wal and -shm
     // files behind, which the last read-write connection to close removes.

@@ -177,6 +177,13 @@ export async function openApiDocument(): Promise<Record<string, unknown>> {
   return doc;
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Ends the relay's answers still under way, when a drain's grace period ran out (main.ts). */
+    cutAnswers(waitMs: number): Promise<void>;
+  }
+}
+
 export async function buildApp(services: Services, logger: Logger): Promise<FastifyInstance> {
   const { config } = services;
   const app: FastifyInstance = Fastify({
@@ -263,7 +270,11 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     registerManagementRoutes(api, services);
   });
 
-  await app.register(async (relay) => registerRelay(relay, services));
+  let cutAnswers: ((waitMs: number) => Promise<void>) | null = null;
+  app.decorate('cutAnswers', (waitMs: number) => cutAnswers?.(waitMs) ?? Promise.resolve());
+  await app.register(async (relay) => {
+    cutAnswers = await registerRelay(relay, services);
+  });
 
   // Probes and metrics: before the console, so these paths never reach it.
   registerOps(app, {

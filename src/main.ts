@@ -8,6 +8,9 @@ import { redactingSerializers } from './http/redact.js';
 import { loadTokenizer } from './relay/tokens.js';
 import { loadUndici } from './shared/undici.js';
 
+/** How long the answers cut at the end of a grace period get to write their last event. */
+const CUT_WAIT_MS = 2_000;
+
 /** What Fastify's own "listening" log lines start with (see the logger's hook): never logged. */
 const FASTIFY_LISTENING = 'fastify listening at ';
 
@@ -69,9 +72,12 @@ async function main() {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'draining');
+    // Past the grace period the answers still under way end as an upstream failure would end
+    // them (a stream's last event says so; what it produced is billed and logged), then every
+    // connection closes.
     const timer = setTimeout(() => {
-      logger.warn('grace period over; closing remaining connections');
-      app.server.closeAllConnections?.();
+      logger.warn('grace period over; ending the answers still under way, closing connections');
+      void app.cutAnswers(CUT_WAIT_MS).finally(() => app.server.closeAllConnections?.());
     }, config.shutdownGraceSeconds * 1000);
     timer.unref();
     try {

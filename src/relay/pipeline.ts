@@ -31,6 +31,7 @@ import { createAnthropicTransport } from './providers/anthropic.js';
 import { createGeminiTransport } from './providers/gemini.js';
 import { createOpenAITransport } from './providers/openai.js';
 import { mockTransport } from './providers/mock.js';
+import { SHUTTING_DOWN } from './providers/failure.js';
 import { AttemptSignal, type ChannelTransport, UpstreamFailure } from './providers/transport.js';
 import { readAll, scrubCredential, sentence, upstreamErrorCode } from './upstream-body.js';
 import { relayPlain } from './answer.js';
@@ -518,6 +519,9 @@ export function createRelay(s: Services) {
   // ── the whole journey ─────────────────────────────────────────────────────────────────
   /** Admitted requests under way: an answer's row with no other has none to share its journal write. */
   let underWay = 0;
+  /** The upstream attempts under way; `cutting` once a drain's grace period ran out. */
+  const attempts = new Set<AttemptSignal>();
+  let cutting = false;
 
   async function handle(req: FastifyRequest, reply: FastifyReply, route: RouteInfo): Promise<void> {
     const key = req.relay!.key!;
@@ -633,10 +637,16 @@ export function createRelay(s: Services) {
       let untranslatable: AppError | null = null;
       let tries = 0;
       for (const channel of candidates) {
-        if (call.clientGone || tries === s.config.maxUpstreamAttempts) break;
+        if (call.clientGone || cutting || tries === s.config.maxUpstreamAttempts) break;
         attempt = new AttemptSignal();
         const startedAt = performance.now();
-        const result = await tryChannel(call, channel, attempt);
+        attempts.add(attempt);
+        let result: AttemptResult;
+        try {
+          result = await tryChannel(call, channel, attempt);
+        } finally {
+          attempts.delete(attempt);
+        }
         if (result.answered) {
           // A stream the upstream cut mid-way was answered, but counts against the channel.
           if (result.broken) s.channels.reportFailure(channel, result.broken, false);
@@ -804,6 +814,18 @@ export function createRelay(s: Services) {
      */
     async countRequest(req: FastifyRequest, reply: FastifyReply, key: VerifiedKey): Promise<void> {
       await (await applyLimits(req, reply, key, 0)).done();
+    },
+    /**
+     * A drain's grace period ran out: every upstream attempt still under way is cut, so that
+     * each answer ends as an upstream failure would end it (a stream with its protocol's error
+     * event, billed for what it produced and logged) before the connections close. Resolves once
+     * they have, or after `waitMs`.
+     */
+    async cutAnswers(waitMs: number): Promise<void> {
+      cutting = true;
+      for (const a of attempts) a.abort(new UpstreamFailure(SHUTTING_DOWN, false));
+      const until = Date.now() + waitMs;
+      while (underWay > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
     },
     /** The limits in force for a key and what is left of each (GET /v1/key). */
     limitsOf: (key: VerifiedKey) => s.limiter.peek(subjectOf(key)),

@@ -129,12 +129,14 @@ function routeOf(req: FastifyRequest): RouteInfo & { count?: boolean } {
   return { protocol: cfg.protocol, operation: cfg.operation };
 }
 
-export async function registerRelay(app: FastifyInstance, s: Services): Promise<void> {
+/** Registers the relay's routes; answers its `cutAnswers` (pipeline.ts) for the drain. */
+export async function registerRelay(app: FastifyInstance, s: Services): Promise<Relay['cutAnswers']> {
   const relay = createRelay(s);
   app.addHook('onClose', async () => relay.close());
   app.decorateRequest('relay', null);
   await app.register(async (v1) => relayRoutes(v1, s, relay, 'v1'), { prefix: '/v1' });
   await app.register(async (v1beta) => relayRoutes(v1beta, s, relay, 'v1beta'), { prefix: '/v1beta' });
+  return relay.cutAnswers;
 }
 
 function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: 'v1' | 'v1beta'): void {

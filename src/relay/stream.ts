@@ -16,6 +16,7 @@ import {
   type SseFrame,
 } from './canonical.js';
 import type { Attempt, AttemptResult } from './pipeline.js';
+import { SHUTTING_DOWN } from './providers/failure.js';
 import { type UpstreamResponse, UpstreamFailure } from './providers/transport.js';
 import { SseByteFrames, SseFrameParser } from './sse.js';
 import { scrubText, sentence } from './upstream-body.js';
@@ -325,7 +326,9 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
     ttftMs: out.ttftMs,
   });
   if (!out.gone) {
-    const message = sentence(`The upstream stream failed: ${failure}`);
+    const message = sentence(
+      failure === SHUTTING_DOWN ? `The answer was cut: ${failure}` : `The upstream stream failed: ${failure}`,
+    );
     // On pass-through the upstream's own code and message go on as they came (Codex acts on
     // context_length_exceeded, and reads a rate limit's wait from the message).
     const own = upstreamError?.code ? upstreamError : undefined;
@@ -336,7 +339,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
           own ? own.message : message,
           own !== undefined,
         );
-    const status = timeout ? 504 : 502;
+    const status = timeout ? 504 : failure === SHUTTING_DOWN ? 503 : 502;
     out.end(passed ?? (encoder ?? ingress.streamEncoder(r, req.id)).error('upstream_error', message, status));
   }
   return clientLeft || failure === null ? { answered: true } : { answered: true, broken: failure };

@@ -1,11 +1,12 @@
-// SIGTERM on the real process: in-flight streams finish, pending logs and spend are flushed.
+// SIGTERM on the real process: in-flight streams finish, pending logs and spend are flushed;
+// past the grace period a stream still under way ends with its protocol's error event.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
-import { startMockProvider, type MockProvider } from '../mock-provider/server.js';
+import { type MockProvider, type Scenario, startMockProvider } from '../mock-provider/server.js';
 import type { NewApiKey, User } from '../../web/src/api-types.js';
 import { builtEntry, freePort, REPO_ROOT as ROOT, waitFor } from '../helpers/process.js';
 
@@ -19,11 +20,14 @@ describe('graceful shutdown', () => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('lets an in-flight stream finish and flushes its log row and spend before exiting', {
-    timeout: 180_000,
-  }, async () => {
+  /**
+   * The built gateway as its own process (MOLE_DATA_DIR in a temp dir, `env` added), with a
+   * channel to the mock for `slow-model` (answering as `scenario` says), a user with 5 USD and a key, and a stream begun:
+   * its reader holds the first chunk.
+   */
+  async function streamUnderWay(scenario: Scenario, env: Record<string, string> = {}) {
     mock = await startMockProvider({ apiKey: 'up-secret' });
-    mock.setScenario('slow-model', { chunkDelayMs: 150, completionTokens: 10 });
+    mock.setScenario('slow-model', scenario);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-shutdown-'));
     const port = await freePort();
     const master = 'mk-shutdown-test-master-key-0123456789';
@@ -37,6 +41,7 @@ describe('graceful shutdown', () => {
         MOLE_MASTER_KEY: master,
         MOLE_LOG_LEVEL: 'warn',
         MOLE_FLUSH_INTERVAL_MS: '60000',
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -81,33 +86,89 @@ describe('graceful shutdown', () => {
     const reader = res.body!.getReader();
     const first = await reader.read(); // the stream has begun
     expect(first.done).toBe(false);
-
+    /** The rest of the stream, after the first chunk, as text. */
+    const rest = async () => {
+      let body = new TextDecoder().decode(first.value);
+      for (;;) {
+        const { done, value } = await reader.read().catch(() => ({ done: true, value: undefined }));
+        if (done) return body;
+        body += new TextDecoder().decode(value);
+      }
+    };
     const exited = new Promise<number | null>((r) => child!.on('exit', (code) => r(code)));
-    child.kill('SIGTERM');
+    /** The stream's log row, the key's spend and the user's balance (after the process ended). */
+    const stored = () => {
+      const db = new Database(path.join(dir, 'mole.sqlite'), { readonly: true });
+      try {
+        return {
+          log: db
+            .prepare(
+              'select status, error_code, completion_tokens, cost_nano, estimated from logs where key_id = ?',
+            )
+            .get(key.id) as {
+            status: number;
+            error_code: string | null;
+            completion_tokens: number;
+            cost_nano: number;
+            estimated: number;
+          },
+          used: (
+            db.prepare('select used_nano from api_keys where id = ?').get(key.id) as { used_nano: number }
+          ).used_nano,
+          balance: (
+            db.prepare('select balance_nano from users where id = ?').get(user.id) as { balance_nano: number }
+          ).balance_nano,
+        };
+      } finally {
+        db.close();
+      }
+    };
+    return { rest, exited, stored };
+  }
+
+  it('lets an in-flight stream finish and flushes its log row and spend before exiting', {
+    timeout: 180_000,
+  }, async () => {
+    const t = await streamUnderWay({ chunkDelayMs: 150, completionTokens: 10 });
+    child!.kill('SIGTERM');
     // New connections are refused while draining, but the stream in flight runs to [DONE].
-    let body = new TextDecoder().decode(first.value);
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      body += new TextDecoder().decode(value);
-    }
+    const body = await t.rest();
     expect(body).toContain('data: [DONE]');
     expect(body).not.toContain('"error"');
-    expect(await exited).toBe(0);
+    expect(await t.exited).toBe(0);
 
     // The flush interval was a minute: only the shutdown flush can have written these.
-    const db = new Database(path.join(dir, 'mole.sqlite'), { readonly: true });
-    const log = db
-      .prepare('select status, completion_tokens, cost_nano, estimated from logs where key_id = ?')
-      .get(key.id) as { status: number; completion_tokens: number; cost_nano: number; estimated: number };
-    const k = db.prepare('select used_nano from api_keys where id = ?').get(key.id) as { used_nano: number };
-    const u = db.prepare('select balance_nano from users where id = ?').get(user.id) as {
-      balance_nano: number;
-    };
-    db.close();
+    const { log, used, balance } = t.stored();
     expect(log).toMatchObject({ status: 200, completion_tokens: 10, estimated: 0 });
     expect(log.cost_nano).toBeGreaterThan(0);
-    expect(k.used_nano).toBe(log.cost_nano);
-    expect(u.balance_nano).toBe(5_000_000_000 - log.cost_nano);
+    expect(used).toBe(log.cost_nano);
+    expect(balance).toBe(5_000_000_000 - log.cost_nano);
+  });
+
+  it('past the grace period a stream still under way ends with its error event, billed and logged', {
+    timeout: 180_000,
+  }, async () => {
+    // 40 chunks 200 ms apart: 8 s, far past a 1 s grace period.
+    const t = await streamUnderWay(
+      { chunkDelayMs: 200, completionTokens: 40 },
+      { MOLE_SHUTDOWN_GRACE_SECONDS: '1' },
+    );
+    child!.kill('SIGTERM');
+    const body = await t.rest();
+    expect(body).not.toContain('data: [DONE]');
+    const last = body.trimEnd().split('\n\n').at(-1)!;
+    expect(last).toMatch(/^data: \{"error":/);
+    expect(JSON.parse(last.slice('data: '.length)).error).toMatchObject({
+      code: 'upstream_error',
+      message: 'The answer was cut: the gateway is shutting down.',
+    });
+    expect(await t.exited).toBe(0);
+    const { log, used, balance } = t.stored();
+    // What it produced before the cut, counted here.
+    expect(log).toMatchObject({ status: 200, error_code: 'upstream_error', estimated: 1 });
+    expect(log.completion_tokens).toBeGreaterThan(0);
+    expect(log.completion_tokens).toBeLessThan(40);
+    expect(used).toBe(log.cost_nano);
+    expect(balance).toBe(5_000_000_000 - log.cost_nano);
   });
 });

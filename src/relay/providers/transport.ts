@@ -42,10 +42,11 @@ export class AttemptSignal extends EventEmitter {
   aborted = false;
   reason: unknown = undefined;
 
-  abort(): void {
+  /** `reason` is what reading the answer then fails with (an AbortError when none is given). */
+  abort(reason?: Error): void {
     if (this.aborted) return;
     this.aborted = true;
-    this.reason = new DOMException('This operation was aborted', 'AbortError');
+    this.reason = reason ?? new DOMException('This operation was aborted', 'AbortError');
     this.emit('abort');
   }
 }

@@ -238,7 +238,8 @@ export function createKeyActions(deps: {
           const action = after.status === 'active' ? 'key.enable' : 'key.disable';
           await audit.record({ ...entry, action, changes: { status } }, trx);
         }
-        if (Object.keys(fieldChanges).length > 0 || !status)
+        // A patch that changed nothing (a second disable) leaves no row saying nothing.
+        if (Object.keys(fieldChanges).length > 0)
           await audit.record({ ...entry, action: 'key.update', changes: fieldChanges }, trx);
       });
       await deps.flush();

@@ -423,6 +423,9 @@ describe.each(backends())('keys [%s]', (backend) => {
       const secrets = [c.body.key as string];
       await s.api('PATCH', `/api/keys/${id}`, { name: 'audited-2', quota: 2 });
       await s.api('PATCH', `/api/keys/${id}`, { status: 'disabled' });
+      // Changing nothing is recorded as nothing: a second disable, a name it already has.
+      expect((await s.api('PATCH', `/api/keys/${id}`, { status: 'disabled' })).status).toBe(200);
+      expect((await s.api('PATCH', `/api/keys/${id}`, { name: 'audited-2' })).status).toBe(200);
       await s.api('PATCH', `/api/keys/${id}`, { status: 'active', allowed_ips: ['10.0.0.0/8'] });
       secrets.push((await s.api('POST', `/api/keys/${id}/rotate`, { grace_seconds: 5 })).body.key);
       await s.api('DELETE', `/api/keys/${id}`);

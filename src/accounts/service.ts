@@ -296,6 +296,13 @@ export function createAccountsService(
     async topup(id: number, amountNano: number, onToppedUp?: OnChange<UserRow>): Promise<UserRow> {
       const user = await requireUser(id);
       const next = Number(user.balance_nano) + amountNano;
+      // A mistyped debit (-100000 for -100) must not leave a debt: refused, not clamped.
+      if (amountNano < 0 && next < 0)
+        throw new AppError(
+          'validation_error',
+          `a debit may not take the balance below zero: it is ${nanoToUsd(Number(user.balance_nano))} USD`,
+          { param: 'amount' },
+        );
       if (next > MAX_NANO)
         throw new AppError('validation_error', 'balance would exceed the largest amount the ledger holds', {
           param: 'amount',

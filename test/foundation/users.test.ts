@@ -175,8 +175,18 @@ describe.each(backends())('users [%s]', (backend) => {
       'validation_error',
     );
     expectApiError(await s.api('POST', '/api/users/999999999/topup', { amount: 1 }), 404, 'not_found');
+    // A debit takes the balance to zero at most: past it, refused and nothing taken.
+    const over = await s.api('POST', `/api/users/${user.id}/topup`, { amount: -3.300000001 });
+    expectApiError(over, 422, 'validation_error');
+    expect(over.body.error.message).toContain('3.3 USD');
+    expect((await s.api('POST', `/api/users/${user.id}/topup`, { amount: -3.3 })).body.balance).toBe(0);
+    expectApiError(
+      await s.api('POST', `/api/users/${user.id}/topup`, { amount: -0.01 }),
+      422,
+      'validation_error',
+    );
     const audit = await s.api('GET', `/api/audit?user_id=${user.id}`);
-    expect(audit.body.data.filter((a: { action: string }) => a.action === 'user.topup').length).toBe(4);
+    expect(audit.body.data.filter((a: { action: string }) => a.action === 'user.topup').length).toBe(5);
   });
 
   it('DELETE /api/users/:id removes the user, revokes their keys and frees the name', async () => {

@@ -1,6 +1,7 @@
 // The webhook outbox: every stored event with `next_attempt_at` set is due for delivery to
-// MOLE_WEBHOOK_URL. A background loop (and a nudge after each new event) claims due rows one
-// at a time with a lease (a conditional UPDATE only one instance can win, so gateways sharing
+// MOLE_WEBHOOK_URL. A background loop (and a nudge after each new event) claims due rows, up to
+// DELIVERIES_AT_ONCE posting side by side: a receiver that hangs holds one try for its timeout,
+// not the events behind it, and a new event goes out while older tries wait. Each takes a lease (a conditional UPDATE only one instance can win, so gateways sharing
 // PostgreSQL never deliver the same event at the same time), POSTs the event signed with
 // MOLE_WEBHOOK_SECRET, and marks it delivered on a 2xx or reschedules it with capped,
 // jittered exponential backoff. The state is all in the row, so a restart picks up where the
@@ -19,6 +20,8 @@ export const BACKOFF_BASE_MS = 2_000;
 export const BACKOFF_CAP_MS = 60 * 60_000;
 /** Due rows taken per pass of the loop. */
 const BATCH = 25;
+/** POSTs in flight at once: a hanging receiver delays each try by the timeout, not every event. */
+const DELIVERIES_AT_ONCE = 8;
 
 /**
  * Wait before the try after `attempts` failed ones: base·2^(attempts-1), capped, of which a
@@ -104,7 +107,11 @@ export function createWebhookOutbox(deps: {
       await res.body.dump().catch(() => {});
       return res.statusCode >= 200 && res.statusCode < 300 ? null : `HTTP ${res.statusCode}`;
     } catch (err) {
-      const name = err instanceof Error ? (err as { code?: string }).code || err.name : 'Error';
+      // AbortSignal.timeout's DOMException has a numeric `code` (23): its name says what it was.
+      const code = (err as { code?: unknown } | null)?.code;
+      const name = typeof code === 'string' ? code : err instanceof Error ? err.name : 'Error';
+      if (name === 'TimeoutError' || name === 'UND_ERR_HEADERS_TIMEOUT' || name === 'UND_ERR_BODY_TIMEOUT')
+        return `timed out after ${options.timeoutMs} ms`;
       return `request failed: ${name}`.slice(0, 200);
     }
   }
@@ -168,28 +175,51 @@ export function createWebhookOutbox(deps: {
     return true;
   }
 
-  /** Delivers what is due now; resolves when the pass is over. Returns how many tries it made. */
+  /** Deliveries under way (their rows are in `posting`): the loop never waits on them. */
+  const underWay = new Set<Promise<boolean>>();
+
+  /**
+   * Starts delivering what is due now, as far as free slots go; each delivery that ends looks
+   * again. Answers the deliveries it started.
+   */
+  async function startDue(): Promise<Promise<boolean>[]> {
+    const now = deps.now();
+    const due = await db
+      .selectFrom('events')
+      .select('id')
+      .where('next_attempt_at', 'is not', null)
+      .where('next_attempt_at', '<=', now)
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .orderBy('next_attempt_at')
+      .orderBy('id')
+      .limit(BATCH)
+      .execute();
+    const started: Promise<boolean>[] = [];
+    for (const r of due) {
+      if (stopped || posting.size >= DELIVERIES_AT_ONCE) break;
+      if (posting.has(Number(r.id))) continue;
+      const d = deliver(Number(r.id)).catch((err) => {
+        logger.error({ err: String(err) }, 'webhook delivery failed to run');
+        return false;
+      });
+      underWay.add(d);
+      void d.finally(() => {
+        underWay.delete(d);
+        schedule(0);
+      });
+      started.push(d);
+    }
+    return started;
+  }
+
+  /** Delivers what is due now and waits for it (tests; the loop does not wait). Returns how many tries it made. */
   async function drainOnce(): Promise<number> {
     let tries = 0;
     for (;;) {
-      const now = deps.now();
-      const due = await db
-        .selectFrom('events')
-        .select('id')
-        .where('next_attempt_at', 'is not', null)
-        .where('next_attempt_at', '<=', now)
-        .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-        .orderBy('next_attempt_at')
-        .orderBy('id')
-        .limit(BATCH)
-        .execute();
-      let tried = 0;
-      for (const r of due) {
-        if (stopped) return tries;
-        if (await deliver(Number(r.id))) tried++;
-      }
+      if (stopped) return tries;
+      const tried = (await Promise.all(await startDue())).filter(Boolean).length;
       tries += tried;
-      if (due.length < BATCH || tried === 0) return tries;
+      if (tried === 0) return tries;
     }
   }
 
@@ -207,7 +237,7 @@ export function createWebhookOutbox(deps: {
       again = true;
       return;
     }
-    running = drainOnce()
+    running = startDue()
       .then(() => {})
       .catch((err) => logger.error({ err: String(err) }, 'webhook outbox pass failed'))
       .finally(() => {
@@ -238,6 +268,7 @@ export function createWebhookOutbox(deps: {
       timer = null;
       inFlight.abort();
       await running;
+      await Promise.allSettled([...underWay]);
     },
   };
 }

@@ -122,6 +122,33 @@ describe.each(backends())('webhook delivery (%s)', (backend) => {
       expect(verify(SECRET, String(d.headers['x-mole-signature']), d.body)).toBe(true);
   });
 
+  it('a receiver that hangs holds one try, not the events behind it; a timeout says so', async () => {
+    const r = await receiver();
+    let release = () => {};
+    const held = new Promise<number>((resolve) => (release = () => resolve(200)));
+    r.respond = () => held;
+    // The timeout is far off: only deliveries side by side can all arrive while the first hangs.
+    const s = await server({ env: { ...webhookEnv(r.url), MOLE_WEBHOOK_TIMEOUT_MS: '60000' } });
+    for (let n = 0; n < 5; n++)
+      await s.services.events.emit({ type: 'key.auto_disabled', userId: 9, keyId: n, data: { n } });
+    await expect.poll(() => r.received.length, until).toBe(5);
+    release();
+    const rows = () => s.services.storage.db.selectFrom('events').selectAll().execute();
+    await expect
+      .poll(async () => (await rows()).filter((e) => e.delivered_at !== null).length, until)
+      .toBe(5);
+    expect((await rows()).map((e) => Number(e.attempts))).toEqual([1, 1, 1, 1, 1]);
+    await s.stop();
+
+    // A receiver that never answers: the row names the timeout, not a DOMException's code.
+    r.respond = () => new Promise<number>(() => {});
+    const t = await server({ env: { ...webhookEnv(r.url), MOLE_WEBHOOK_TIMEOUT_MS: '300' } });
+    await t.services.events.emit({ type: 'channel.disabled', userId: null, data: { channel_id: 2 } });
+    const row = async () => t.services.storage.db.selectFrom('events').selectAll().executeTakeFirstOrThrow();
+    await expect.poll(async () => Number((await row()).attempts), until).toBe(1);
+    expect((await row()).last_error).toBe('timed out after 300 ms');
+  });
+
   it('delivers events stored before a restart once the receiver is back, once each', async () => {
     const r = await receiver();
     r.down = true;

@@ -7,6 +7,7 @@
 // (`import_source`), keys are also known by their hash, prices and groups by name (existing ones
 // are never overwritten). `dryRun` reads and decides everything and writes nothing.
 import { importUser, importedUsers, findUserForImport } from '../accounts/import.js';
+import { createAuditService } from '../audit/service.js';
 import { importGroup, importPrice, knownGroups, pricedModels } from '../billing/import.js';
 import { MAX_NANO, multiplierToPpm, NANO_PER_USD } from '../billing/money.js';
 import {
@@ -26,6 +27,8 @@ import type { Row, SourceDb } from './source.js';
 
 /** new-api's default: 500 × 1000 quota units per USD ("$0.002 / 1K tokens"; common/constants.go). */
 export const DEFAULT_QUOTA_PER_UNIT = 500_000;
+/** The audit trail's actor for what an import created. */
+export const IMPORT_ACTOR = 'import';
 
 /** new-api `constant/channel.go` types this gateway speaks, and names of some it does not. */
 const CHANNEL_TYPES: Record<number, ChannelType> = { 1: 'openai', 14: 'anthropic', 24: 'gemini' };
@@ -162,6 +165,15 @@ export async function importNewApi(o: ImportOptions): Promise<ImportReport> {
   const write = async (fn: (trx: Db) => Promise<void>) => {
     if (!o.dryRun) await o.db.transaction().execute(fn);
   };
+  // Each row the import creates is audited as the API's creation would be, by actor `import`,
+  // in the transaction that writes it: who made a key shows in its trail.
+  const audit = createAuditService(o.db);
+  const audited = (
+    trx: Db,
+    action: string,
+    changes: Record<string, unknown>,
+    ids: { keyId?: number; userId?: number } = {},
+  ) => audit.record({ actor: IMPORT_ACTOR, action, ...ids, changes }, trx);
 
   // Refused before anything is written: a source that is not new-api's or one-api's, and a
   // secret that would seal channels the gateway cannot open.
@@ -270,8 +282,12 @@ export async function importNewApi(o: ImportOptions): Promise<ImportReport> {
       }
       for (const i of inserts) owners.set(i.sourceId, { id: -i.sourceId, group: i.group });
       await write(async (trx) => {
-        for (const i of inserts)
-          owners.set(i.sourceId, { id: await importUser(trx, i.user, now), group: i.group });
+        for (const i of inserts) {
+          const id = await importUser(trx, i.user, now);
+          owners.set(i.sourceId, { id, group: i.group });
+          const { username, role, group, status, source } = i.user;
+          await audited(trx, 'user.create', { username, role, group, status, source }, { userId: id });
+        }
       });
       for (let n = 0; n < inserts.length; n++) users.ok();
     }
@@ -328,7 +344,12 @@ export async function importNewApi(o: ImportOptions): Promise<ImportReport> {
         return true;
       });
       await write(async (trx) => {
-        for (const c of fresh) await importKey(trx, { ...c.key, userId: owners.get(c.owner)!.id }, now);
+        for (const c of fresh) {
+          const userId = owners.get(c.owner)!.id;
+          const keyId = await importKey(trx, { ...c.key, userId }, now);
+          const { name, status, source } = c.key;
+          await audited(trx, 'key.create', { name, status, source }, { keyId, userId });
+        }
       });
       for (let n = 0; n < fresh.length; n++) tokens.ok();
       keysImported += fresh.length;
@@ -361,7 +382,15 @@ export async function importNewApi(o: ImportOptions): Promise<ImportReport> {
         }
       }
       await write(async (trx) => {
-        for (const c of fresh) await importChannel(trx, o.box, c, now);
+        for (const c of fresh) {
+          const id = await importChannel(trx, o.box, c, now);
+          await audited(trx, 'channel.create', {
+            channel_id: id,
+            name: c.name,
+            type: c.type,
+            source: c.source,
+          });
+        }
       });
       for (let n = 0; n < fresh.length; n++) channels.ok();
       channelsImported += fresh.length;
@@ -395,7 +424,14 @@ export async function importNewApi(o: ImportOptions): Promise<ImportReport> {
   for (const model of Object.keys(jsonObject(options.get('ModelPrice')) ?? {}))
     if (!modelRatio || !(model in modelRatio)) prices.skip('per-request price (ModelPrice) not supported');
   await write(async (trx) => {
-    for (const p of newPrices) await importPrice(trx, p.model, p, now);
+    for (const p of newPrices) {
+      await importPrice(trx, p.model, p, now);
+      await audited(trx, 'price.set', {
+        model: p.model,
+        input: p.inputNanoPerM / NANO_PER_USD,
+        output: p.outputNanoPerM / NANO_PER_USD,
+      });
+    }
   });
   for (let n = 0; n < newPrices.length; n++) prices.ok();
   tables.push(prices.counts);
@@ -413,7 +449,10 @@ export async function importNewApi(o: ImportOptions): Promise<ImportReport> {
     else newGroups.push({ name, ppm });
   }
   await write(async (trx) => {
-    for (const g of newGroups) await importGroup(trx, g.name, g.ppm, now);
+    for (const g of newGroups) {
+      await importGroup(trx, g.name, g.ppm, now);
+      await audited(trx, 'group.set', { group: g.name, multiplier: g.ppm / 1e6 });
+    }
   });
   for (let n = 0; n < newGroups.length; n++) groups.ok();
   tables.push(groups.counts);

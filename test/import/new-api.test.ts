@@ -416,6 +416,34 @@ describe.each(backends())('mole import new-api into %s', { timeout: 60_000 }, (b
       for (const cred of String(c.key).split('\n')) expect(text.includes(cred), cred).toBe(false);
   });
 
+  it('audits every row it created, by actor import, with no secret', async () => {
+    const rows = (await s.api('GET', '/api/audit?limit=500')).body.data as {
+      actor: string;
+      action: string;
+      key_id: number | null;
+      user_id: number | null;
+      changes: Record<string, unknown>;
+    }[];
+    const imported = rows.filter((r) => r.actor === 'import');
+    const made = Object.fromEntries(first.tables.map((t) => [t.table, t.imported]));
+    const count = (action: string) => imported.filter((r) => r.action === action).length;
+    expect([count('user.create'), count('key.create'), count('channel.create')]).toEqual([
+      made.users,
+      made.tokens,
+      made.channels,
+    ]);
+    expect([count('price.set'), count('group.set')]).toEqual([made.prices, made.groups]);
+    const alice = await userByName('alice');
+    const aliceKeys = await keysOf(alice.id);
+    const keyRows = imported.filter((r) => r.action === 'key.create' && r.user_id === alice.id);
+    expect(keyRows.map((r) => r.key_id).sort()).toEqual(aliceKeys.map((k) => k.id).sort());
+    expect(keyRows[0]!.changes.source).toMatch(/^new-api:tokens:\d+$/);
+    const text = JSON.stringify(imported);
+    for (const k of Object.values(data.keys)) expect(text.includes(k)).toBe(false);
+    for (const c of data.rows.channels!)
+      for (const cred of String(c.key).split('\n')) expect(text.includes(cred), cred).toBe(false);
+  });
+
   it('imported keys rotate (old secret through its grace period) and delete like any key', async () => {
     const alice = await userByName('alice');
     const root = await userByName('root');

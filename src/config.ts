@@ -1,6 +1,7 @@
 // Environment → one typed, validated configuration object. Nothing else reads process.env.
 import { z } from 'zod';
 import path from 'node:path';
+import { CidrSet } from './shared/cidr.js';
 import type { JournalSync } from './usage/journal.js';
 
 const intFromEnv = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
@@ -210,6 +211,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (e.MOLE_WEBHOOK_URL && !e.MOLE_WEBHOOK_SECRET) {
     throw new ConfigError('invalid configuration:\n  MOLE_WEBHOOK_SECRET: required with MOLE_WEBHOOK_URL');
   }
+  // Checked here with the rest, before anything starts (it was found only when the app was built).
+  const proxies = CidrSet.parse(e.MOLE_TRUSTED_PROXIES);
+  if (!proxies.ok) throw new ConfigError(`invalid configuration:\n  MOLE_TRUSTED_PROXIES: ${proxies.error}`);
   return {
     port: e.PORT,
     host: e.HOST,

@@ -55,6 +55,11 @@ const READY_TIMEOUT_MS = 2000;
 
 export interface ServiceOptions {
   announceMasterKey: (key: string) => void;
+  /**
+   * A generated master key is stored and announced only when `keepMasterKey()` is called (the
+   * gateway does once it listens); otherwise at once.
+   */
+  deferMasterKey?: boolean;
   /** PostgreSQL schema to isolate in (tests). */
   pgSchema?: string;
   /** Stop migrating after this migration (benchmarks of an older schema). */
@@ -104,6 +109,7 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
   }
 
   const masterKey: MasterKey = await loadMasterKey(db, config.masterKey, opts.announceMasterKey);
+  if (!opts.deferMasterKey) await masterKey.keep();
   const accounts = createAccountsService(
     db,
     bus,

@@ -1,6 +1,7 @@
 // The admin credential for the management API. From MOLE_MASTER_KEY when set; otherwise
-// generated on first start, printed once, and only its hash kept in the meta table. The
-// meta table also holds the database's id.
+// generated on first start, printed once, and only its hash kept in the meta table (once the
+// start has succeeded: a start that fails later must not print a key the next one forgets).
+// The meta table also holds the database's id.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Db } from '../db/index.js';
 import { randomBase62 } from '../shared/base62.js';
@@ -9,6 +10,8 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
 export interface MasterKey {
   matches(candidate: string): boolean;
+  /** Stores and prints a key this start generated (nothing otherwise); see createServices. */
+  keep(): Promise<void>;
 }
 
 export async function loadMasterKey(
@@ -17,6 +20,7 @@ export async function loadMasterKey(
   announce: (key: string) => void,
 ): Promise<MasterKey> {
   let hash: Buffer;
+  let keep = async () => {};
   if (fromEnv) {
     hash = sha256(fromEnv);
   } else {
@@ -29,18 +33,23 @@ export async function loadMasterKey(
       hash = Buffer.from(row.value, 'hex');
     } else {
       const key = `mk-${randomBase62(48)}`;
-      hash = sha256(key);
-      await db
-        .insertInto('meta')
-        .values({ name: 'master_key_sha256', value: hash.toString('hex') })
-        .execute();
-      announce(key);
+      const generated = sha256(key);
+      hash = generated;
+      keep = async () => {
+        keep = async () => {};
+        await db
+          .insertInto('meta')
+          .values({ name: 'master_key_sha256', value: generated.toString('hex') })
+          .execute();
+        announce(key);
+      };
     }
   }
   return {
     matches(candidate: string) {
       return timingSafeEqual(sha256(candidate), hash);
     },
+    keep: () => keep(),
   };
 }
 

@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -179,6 +180,50 @@ describe('the real process', () => {
     ).toBe(200);
     const stopped2 = await stop(second);
     expect(stopped2.code).toBe(0);
+  }, 120_000);
+
+  it('a start that fails prints and keeps no master key: the next start generates one', async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-process-'));
+    /** Runs the gateway to its exit (it must fail): its exit code and output. */
+    const failing = async (env: NodeJS.ProcessEnv) => {
+      const child = spawn(process.execPath, [builtEntry('main.ts')], {
+        cwd: ROOT,
+        env: { ...gatewayEnv(await freePort(), { MOLE_DATA_DIR: dir, MOLE_MASTER_KEY: undefined }), ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      children.push(child);
+      let out = '';
+      child.stdout!.on('data', (d) => (out += d));
+      child.stderr!.on('data', (d) => (out += d));
+      const code = await new Promise<number | null>((r) => child.once('exit', r));
+      return { code, out };
+    };
+    // A bad setting is a configuration error, found before anything starts.
+    const proxies = await failing({ MOLE_TRUSTED_PROXIES: '300.1.1.1/99' });
+    expect(proxies.code).toBe(2);
+    expect(proxies.out).toMatch(/MOLE_TRUSTED_PROXIES/);
+    // A port in use is found only when listening, after the services started.
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    try {
+      const busy = await failing({ PORT: String((taken.address() as net.AddressInfo).port) });
+      expect(busy.code).toBe(1);
+      for (const run of [proxies, busy])
+        expect(run.out).not.toMatch(/Generated master key|mk-[0-9A-Za-z]{48}/);
+    } finally {
+      taken.close();
+    }
+    const db = new Database(path.join(dir, 'mole.sqlite'), { readonly: true });
+    try {
+      expect(db.prepare("select count(*) as n from meta where name = 'master_key_sha256'").get()).toEqual({
+        n: 0,
+      });
+    } finally {
+      db.close();
+    }
+    const p = await start(dir);
+    expect(p.stdout()).toMatch(/Generated master key[^\n]*\n\s*mk-[0-9A-Za-z]{48}\s*\n/);
+    expect((await stop(p)).code).toBe(0);
   }, 120_000);
 
   it('with MOLE_MASTER_KEY set nothing is generated, printed or stored', async () => {

@@ -67,6 +67,22 @@ export interface CanonicalRequest {
   embed?: CanonicalEmbed;
 }
 
+/** A canonical request holding only `fields`: no system prompt, messages, tools or settings. */
+export const canonicalRequest = (fields: Partial<CanonicalRequest>): CanonicalRequest => ({
+  system: [],
+  messages: [],
+  tools: [],
+  toolChoice: null,
+  parallelToolCalls: null,
+  maxOutputTokens: null,
+  temperature: null,
+  topP: null,
+  stop: [],
+  stream: false,
+  responseFormat: null,
+  ...fields,
+});
+
 /** An embeddings request: a vector for each text, of `dimensions` numbers (null: the model's). */
 export interface CanonicalEmbed {
   inputs: string[];

@@ -2,12 +2,12 @@
 // tests, imported as a namespace (`canon.user('Hi')`): one call a message, named after its role,
 // so a test shows its conversation rather than its punctuation. Content is a string or a list
 // of parts, a string being a text part.
-import type {
-  CanonicalAnswer,
-  CanonicalRequest,
-  Message,
-  Part,
-  ToolCall,
+import {
+  type CanonicalAnswer,
+  canonicalRequest,
+  type Message,
+  type Part,
+  type ToolCall,
 } from '../../src/relay/canonical.js';
 
 type Content = string | (string | Part)[];
@@ -36,20 +36,7 @@ export const tool = (
 ): Message => ({ role: 'tool', toolCallId, ...more, content: parts(content) });
 
 /** A canonical request: no system prompt, tools or sampling settings unless given. */
-export const request = (fields: Partial<CanonicalRequest>): CanonicalRequest => ({
-  system: [],
-  messages: [],
-  tools: [],
-  toolChoice: null,
-  parallelToolCalls: null,
-  maxOutputTokens: null,
-  temperature: null,
-  topP: null,
-  stop: [],
-  stream: false,
-  responseFormat: null,
-  ...fields,
-});
+export const request = canonicalRequest;
 
 /** A canonical answer: no text, reasoning or tool calls, a plain stop and no usage unless given. */
 export const answer = (fields: Partial<CanonicalAnswer>): CanonicalAnswer => ({

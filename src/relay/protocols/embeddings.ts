@@ -4,7 +4,13 @@
 // `embed`), an answer a vector for each text (the canonical answer's `vectors`). Gemini answers
 // carry no token counts: the relay bills the texts it counted locally, as for any answer
 // without usage. Token-id inputs (OpenAI) and media parts (Gemini) go only as sent.
-import type { CanonicalAnswer, CanonicalEmbed, CanonicalRequest, CanonicalUsage } from '../canonical.js';
+import {
+  type CanonicalAnswer,
+  type CanonicalEmbed,
+  type CanonicalRequest,
+  type CanonicalUsage,
+  canonicalRequest,
+} from '../canonical.js';
 import { countText } from '../tokens.js';
 import { bad, isObject, type Json, protoField } from './json.js';
 import type { IngressRequest } from './types.js';
@@ -20,20 +26,7 @@ const answerOf = (vectors: number[][], usage: CanonicalUsage | null, model = '')
   vectors,
 });
 
-const requestOf = (embed: CanonicalEmbed): CanonicalRequest => ({
-  system: [],
-  messages: [],
-  tools: [],
-  toolChoice: null,
-  parallelToolCalls: null,
-  maxOutputTokens: null,
-  temperature: null,
-  topP: null,
-  stop: [],
-  stream: false,
-  responseFormat: null,
-  embed,
-});
+const requestOf = (embed: CanonicalEmbed): CanonicalRequest => canonicalRequest({ embed });
 
 /** An optional vector size: a positive integer. */
 function dimensionsOf(v: unknown, param: string): number | null {

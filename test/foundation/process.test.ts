@@ -77,6 +77,18 @@ async function stop(p: Running): Promise<{ code: number | null; ms: number }> {
 
 const sha256hex = (s: string) => createHash('sha256').update(s).digest('hex');
 
+/** How many master key hashes the data dir's database holds. */
+function storedMasterKeys(dataDir: string): number {
+  const db = new Database(path.join(dataDir, 'mole.sqlite'), { readonly: true });
+  try {
+    return (
+      db.prepare("select count(*) as n from meta where name = 'master_key_sha256'").get() as { n: number }
+    ).n;
+  } finally {
+    db.close();
+  }
+}
+
 describe('the real process', () => {
   let dir = '';
   afterEach(() => {
@@ -213,14 +225,7 @@ describe('the real process', () => {
     } finally {
       taken.close();
     }
-    const db = new Database(path.join(dir, 'mole.sqlite'), { readonly: true });
-    try {
-      expect(db.prepare("select count(*) as n from meta where name = 'master_key_sha256'").get()).toEqual({
-        n: 0,
-      });
-    } finally {
-      db.close();
-    }
+    expect(storedMasterKeys(dir)).toBe(0);
     const p = await start(dir);
     expect(p.stdout()).toMatch(/Generated master key[^\n]*\n\s*mk-[0-9A-Za-z]{48}\s*\n/);
     expect((await stop(p)).code).toBe(0);
@@ -238,13 +243,6 @@ describe('the real process', () => {
       (await fetch(`${p.base}/api/users`, { headers: { authorization: `Bearer ${master}` } })).status,
     ).toBe(200);
     expect((await stop(p)).code).toBe(0);
-    const db = new Database(path.join(dir, 'mole.sqlite'), { readonly: true });
-    try {
-      expect(db.prepare("select count(*) as n from meta where name = 'master_key_sha256'").get()).toEqual({
-        n: 0,
-      });
-    } finally {
-      db.close();
-    }
+    expect(storedMasterKeys(dir)).toBe(0);
   }, 60_000);
 });

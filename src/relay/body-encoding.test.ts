@@ -43,8 +43,16 @@ describe('zstd frame headers', () => {
       code: 'request_too_large',
     });
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(100_000_000);
-    await expect(decodeBody(PIPED, 'zstd', 1_000_000)).rejects.toMatchObject({ code: 'request_too_large' });
-    expect((await decodeBody(PIPED, 'zstd', 3_000_000)).toString()).toBe('hello');
+    // A window is a buffer, not what the body decodes to: a piped frame's 2 MiB is decoded
+    // under any limit, one past 8 MiB (and past the limit) is not.
+    expect((await decodeBody(PIPED, 'zstd', 1_000)).toString()).toBe('hello');
+    const bigWindow = Buffer.from(PIPED);
+    bigWindow[5] = (24 - 10) << 3; // window descriptor: 2^24 bytes
+    expect(zstdFrames(bigWindow)).toEqual({ window: 16 * 1024 * 1024, declared: 0 });
+    await expect(decodeBody(bigWindow, 'zstd', 1_000_000)).rejects.toMatchObject({
+      code: 'request_too_large',
+      message: expect.stringContaining('16777216-byte window'),
+    });
     expect((await decodeBody(HELLO, ' zstd ', 5)).toString()).toBe('hello');
   });
 });

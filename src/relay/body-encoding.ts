@@ -2,8 +2,8 @@
 // their growing Responses bodies as zstd, some clients gzip. A body is decoded before anything
 // reads it, within the same byte limit as a plain one (MOLE_MAX_BODY_BYTES), so a small
 // compressed body cannot become a large one: zlib stops at the limit, and a zstd frame is
-// refused from its header alone when it asks for more (the decoder would allocate its whole
-// window up front, up to 2 GiB).
+// refused from its header alone when it declares more, or asks for a window (a buffer the
+// decoder allocates up front, up to 2 GiB) past ZSTD_MAX_WINDOW and the limit.
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { Decompress } from 'fzstd';
@@ -13,6 +13,13 @@ const gunzip = promisify(zlib.gunzip);
 const inflate = promisify(zlib.inflate);
 const inflateRaw = promisify(zlib.inflateRaw);
 const brotli = promisify(zlib.brotliDecompress);
+
+/**
+ * The largest zstd window decoded, whatever the body limit: 8 MiB, what zstd's levels 1–19 use
+ * at most (a streaming encoder, as Codex's, declares no size and asks for 2 MiB at level 3).
+ * `--long` and `--ultra` frames ask for up to 2 GiB.
+ */
+const ZSTD_MAX_WINDOW = 8 * 1024 * 1024;
 
 /** Codings undone, outermost last in the header (RFC 9110 §8.4): at most this many. */
 const MAX_LAYERS = 3;
@@ -73,7 +80,13 @@ const tooLarge = (limit: number) =>
 function unzstd(body: Buffer, limit: number): Buffer {
   const frames = zstdFrames(body);
   if (frames === 'corrupt') throw new Error('not zstd');
-  if (frames.window > limit || frames.declared > limit) throw tooLarge(limit);
+  if (frames.declared > limit) throw tooLarge(limit);
+  const window = Math.max(limit, ZSTD_MAX_WINDOW);
+  if (frames.window > window)
+    throw new AppError(
+      'request_too_large',
+      `a zstd frame of this body asks for a ${frames.window}-byte window; at most ${window} bytes are decoded here (compress without --long or --ultra)`,
+    );
   const chunks: Uint8Array[] = [];
   let size = 0;
   const d = new Decompress((chunk) => {

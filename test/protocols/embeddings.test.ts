@@ -162,6 +162,19 @@ describe('embeddings across protocols', () => {
     ]);
   });
 
+  it('more inputs than one Gemini call takes go in pieces of 100, answered as one', async () => {
+    const { openai, key } = await fresh();
+    const texts = Array.from({ length: 250 }, (_, i) => `mole fact ${i}`);
+    const want = await direct(texts, 4);
+    const r = await openai.embeddings.create({ model: 'g-embed', input: texts, dimensions: 4 });
+    expect(r.data.map((d) => d.index)).toEqual(texts.map((_, i) => i));
+    expect(r.data.map((d) => d.embedding)).toEqual(want);
+    const pieces = mock.requests.filter((q) => q.path.endsWith(':batchEmbedContents'));
+    expect(pieces.map((q) => (q.body as { requests: unknown[] }).requests.length)).toEqual([100, 100, 50]);
+    const row = await onlyLog(key.id as number);
+    expect(row).toMatchObject({ status: 200, prompt_tokens: localCount(texts) });
+  });
+
   it('what cannot be translated, or is malformed, is refused in the client’s shape', async () => {
     const { openai, secret } = await fresh();
     // Token ids mean nothing to a Gemini model.

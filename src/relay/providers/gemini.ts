@@ -5,7 +5,9 @@
 import { geminiOrigin } from '../../channels/base-url.js';
 import type { Operation } from '../canonical.js';
 import { geminiEmbedMethod } from '../protocols/embeddings.js';
+import { readAll, UpstreamBody } from '../upstream-body.js';
 import { singleProtocolTransport, type UpstreamTimeouts } from './openai.js';
+import type { ChannelTransport, UpstreamCall, UpstreamResponse } from './transport.js';
 
 /** The upstream URL of a `method` call for `model` (a `models/` prefix is tolerated). */
 export function geminiUrl(baseUrl: string, model: string, method: string): string {
@@ -15,8 +17,15 @@ export function geminiUrl(baseUrl: string, model: string, method: string): strin
 
 const OPERATIONS: readonly Operation[] = ['generate', 'embeddings'];
 
-export const createGeminiTransport = (t: UpstreamTimeouts) =>
-  singleProtocolTransport(
+/**
+ * Google takes at most this many requests a batchEmbedContents call; OpenAI 2,048 inputs a
+ * call, and its SDKs send up to that. A longer batch goes in pieces, one after another,
+ * answered as one.
+ */
+export const EMBED_BATCH = 100;
+
+export function createGeminiTransport(t: UpstreamTimeouts): ChannelTransport & { close(): Promise<void> } {
+  const inner = singleProtocolTransport(
     t,
     'gemini',
     OPERATIONS,
@@ -32,3 +41,42 @@ export const createGeminiTransport = (t: UpstreamTimeouts) =>
       ),
     (call) => ({ 'x-goog-api-key': call.channel.apiKey }),
   );
+  const requestsOf = (call: UpstreamCall): unknown[] | null => {
+    const requests = (call.body as { requests?: unknown } | null)?.requests;
+    return call.operation === 'embeddings' && Array.isArray(requests) ? requests : null;
+  };
+  return {
+    ...inner,
+    send(call) {
+      const requests = requestsOf(call);
+      return requests && requests.length > EMBED_BATCH ? inBatches(inner, call, requests) : inner.send(call);
+    },
+  };
+}
+
+/** The batch's pieces in order; the first answer that is not their vectors answers for all. */
+async function inBatches(
+  inner: ChannelTransport,
+  call: UpstreamCall,
+  requests: unknown[],
+): Promise<UpstreamResponse> {
+  const embeddings: unknown[] = [];
+  for (let i = 0; i < requests.length; i += EMBED_BATCH) {
+    const piece = { ...(call.body as object), requests: requests.slice(i, i + EMBED_BATCH) };
+    const res = await inner.send({ ...call, body: piece });
+    if (res.status >= 300) return res;
+    const bytes = await readAll(res.body, MAX_ANSWER_BYTES);
+    let json: { embeddings?: unknown } | null = null;
+    try {
+      json = JSON.parse(bytes.toString('utf8')) as { embeddings?: unknown };
+    } catch {
+      /* not JSON: answered as it came */
+    }
+    if (!Array.isArray(json?.embeddings)) return { status: res.status, body: UpstreamBody.of(bytes) };
+    embeddings.push(...json.embeddings);
+  }
+  return { status: 200, body: UpstreamBody.of(Buffer.from(JSON.stringify({ embeddings }))) };
+}
+
+/** The most of one piece's answer read (as a plain answer's bound, relay/answer.ts). */
+const MAX_ANSWER_BYTES = 64 * 1024 * 1024;

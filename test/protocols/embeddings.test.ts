@@ -181,6 +181,19 @@ describe('embeddings across protocols', () => {
     const tokens = await openai.embeddings.create({ model: 'g-embed', input: [[1, 2, 3]] }).catch((e) => e);
     expect(tokens).toBeInstanceOf(OpenAI.APIError);
     expect([tokens.status, tokens.code]).toEqual([400, 'invalid_request']);
+    for (const [body, says] of [
+      [{ input: 'x', encoding_format: 'int8' }, 'encoding_format'],
+      [{ input: [] }, 'must not be empty'],
+    ] as const) {
+      const e = await openai.embeddings
+        .create({ model: 'g-embed', ...(body as unknown as { input: string }) })
+        .catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(OpenAI.APIError);
+      expect([(e as InstanceType<typeof OpenAI.APIError>).status, (e as Error).message]).toEqual([
+        400,
+        expect.stringContaining(says),
+      ]);
+    }
     const post = (model: string, method: string, body: unknown) =>
       fetch(`${s.url}/v1beta/models/${model}:${method}`, {
         method: 'POST',
@@ -197,6 +210,14 @@ describe('embeddings across protocols', () => {
       expect(r.status, JSON.stringify(r.json)).toBe(400);
       expect(r.json.error).toMatchObject({ code: 400, status: 'INVALID_ARGUMENT' });
     }
+    // A batch request names the path's model, or none.
+    const other = await post('o-embed', 'batchEmbedContents', {
+      requests: [{ model: 'models/g-embed', content: { parts: [{ text: 'a' }] } }],
+    });
+    expect([other.status, other.json.error.details?.[0]?.metadata?.param]).toEqual([
+      400,
+      'requests[0].model',
+    ]);
     // One OpenAI call takes one vector size.
     const mixed = await post('o-embed', 'batchEmbedContents', {
       requests: [

@@ -48,7 +48,7 @@ interface GeminiEmbedRequest {
   dimensions: number | null;
 }
 
-function geminiEmbedRequests(body: Json): GeminiEmbedRequest[] {
+function geminiEmbedRequests(body: Json, model?: string): GeminiEmbedRequest[] {
   const batch = isBatch(body);
   const list = batch ? body.requests : [body];
   if (!Array.isArray(list) || list.length === 0)
@@ -57,6 +57,10 @@ function geminiEmbedRequests(body: Json): GeminiEmbedRequest[] {
     const at = batch ? `requests[${i}]` : '';
     const path = (name: string) => (at ? `${at}.${name}` : name);
     if (!isObject(q)) throw bad(`"${at}" must be an object`, at);
+    // Google refuses a batch request naming another model than the path's.
+    const named = q.model;
+    if (batch && model !== undefined && named !== undefined && named !== `models/${model}` && named !== model)
+      throw bad(`"${path('model')}" must be the model of the path, models/${model}`, path('model'));
     const content = protoField(q, 'content');
     const parts = isObject(content) ? content.parts : undefined;
     if (!Array.isArray(parts) || parts.length === 0)
@@ -82,7 +86,7 @@ function geminiEmbedRequests(body: Json): GeminiEmbedRequest[] {
 /** A Gemini embed request, validated and counted (its texts are its prompt; nothing is generated). */
 export function parseGeminiEmbed(body: Json, model: string): IngressRequest {
   let promptTokens = 0;
-  for (const q of geminiEmbedRequests(body)) promptTokens += countText(q.text);
+  for (const q of geminiEmbedRequests(body, model)) promptTokens += countText(q.text);
   return {
     protocol: 'gemini',
     operation: 'embeddings',

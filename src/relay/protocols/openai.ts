@@ -110,6 +110,10 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
     const input = body.input;
     if (typeof input !== 'string' && !Array.isArray(input))
       throw bad('"input" must be a string or an array', 'input');
+    if (Array.isArray(input) && input.length === 0) throw bad('"input" must not be empty', 'input');
+    const format = body.encoding_format;
+    if (format !== undefined && format !== null && format !== 'float' && format !== 'base64')
+      throw bad('"encoding_format" must be "float" or "base64"', 'encoding_format');
     prompt = { promptTokens: countInputs(input) };
   }
   return {

@@ -236,6 +236,22 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
     expect(await t.page.getByRole('row', { name: /broke/ }).textContent()).toContain('$0.00');
   });
 
+  it('a form submitted three times in one task is sent once: a top-up adds its amount once', async () => {
+    const row = t.page.getByRole('row', { name: /penny/ });
+    await row.getByRole('button', { name: 'Top up' }).click();
+    const dialog = t.page.getByRole('dialog', { name: /Top up/ });
+    await dialog.getByLabel('Amount (USD)').fill('1');
+    // Before React renders the button disabled: three submits.
+    await dialog.getByRole('button', { name: 'Top up' }).evaluate((b: { click(): void }) => {
+      b.click();
+      b.click();
+      b.click();
+    });
+    await expect.poll(() => row.textContent()).toContain('$1.123456789');
+    const topups = await t.s.api('GET', `/api/audit?user_id=${penny.id}&action=user.topup`);
+    expect(topups.body.data).toHaveLength(1);
+  });
+
   it('an admin changing their own password is asked for the current one, then signs in again', async () => {
     const row = t.page.getByRole('row', { name: /ada/ });
     await row.getByRole('button', { name: 'Edit' }).click();

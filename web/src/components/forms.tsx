@@ -7,6 +7,7 @@ import {
   type ReactElement,
   type ReactNode,
   useId,
+  useRef,
   useState,
 } from 'react';
 import { errorMessage } from '../api';
@@ -41,8 +42,12 @@ export type SubmitAction = () => Promise<unknown> | string | null;
 export function useFormSubmit(action: SubmitAction, describe: (err: unknown) => string = errorMessage) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
+  // `busy` disables the button only once React renders again: submits that arrive before
+  // (clicks dispatched in one task) would each send the form, a top-up three times.
+  const sending = useRef(false);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
+    if (sending.current) return;
     setError(null);
     const result = action();
     if (result === null) return;
@@ -50,12 +55,14 @@ export function useFormSubmit(action: SubmitAction, describe: (err: unknown) => 
       setError(result);
       return;
     }
+    sending.current = true;
     setBusy(true);
     try {
       await result;
     } catch (err) {
       setError(describe(err));
       setBusy(false);
+      sending.current = false;
     }
   };
   return { busy, error, submit };

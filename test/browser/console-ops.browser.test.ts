@@ -252,6 +252,30 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
     expect(topups.body.data).toHaveLength(1);
   });
 
+  it('an amount the API stored with 9 decimals can be saved again, and is told apart when too fine', async () => {
+    const k = await t.s.api('POST', '/api/keys', {
+      name: 'fine-quota',
+      user_id: admin.id,
+      quota: 1.23456789,
+    });
+    expect(k.status).toBe(201);
+    await t.page.goto(`${t.s.url}/keys/${k.body.id}`);
+    await t.page.getByRole('button', { name: 'Edit' }).click();
+    const dialog = t.page.getByRole('dialog');
+    await dialog.getByLabel('Name').fill('fine-quota-renamed');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await expect
+      .poll(async () => (await t.s.api('GET', `/api/keys/${k.body.id}`)).body.name)
+      .toBe('fine-quota-renamed');
+    expect((await t.s.api('GET', `/api/keys/${k.body.id}`)).body.quota).toBe(1.23456789);
+    await t.page.getByRole('button', { name: 'Edit' }).click();
+    await dialog.getByLabel('Quota (USD)').fill('1.2345678901');
+    await dialog.getByRole('button', { name: 'Save' }).click();
+    await dialog.getByText('Use at most 9 decimal places').waitFor();
+    await t.page.keyboard.press('Escape');
+    await t.page.getByRole('link', { name: 'Users', exact: true }).click();
+  });
+
   it('an admin changing their own password is asked for the current one, then signs in again', async () => {
     const row = t.page.getByRole('row', { name: /ada/ });
     await row.getByRole('button', { name: 'Edit' }).click();

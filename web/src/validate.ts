@@ -60,13 +60,27 @@ export function parseIpRules(text: string): { rules: string[]; error: string | n
   return { rules, error: null };
 }
 
-/** Parses a USD amount typed by a person; null for empty. */
+/** The largest amount the ledger holds, USD (the server's MAX_USD). */
+export const MAX_USD = 9_000_000;
+
+/**
+ * Parses a USD amount typed by a person; null for empty. The server's rules: at most 9
+ * decimals (nano-USD) and 15 significant digits (what a JSON number carries exactly), at most
+ * MAX_USD. An amount the API stored can be saved again unchanged.
+ */
 export function parseUsd(text: string): { value: number | null; error: string | null } {
   const t = text.trim().replace(/^\$/, '');
   if (!t) return { value: null, error: null };
-  if (!/^\d+(\.\d{1,6})?$/.test(t))
+  if (!/^\d+(\.\d+)?$/.test(t))
     return { value: null, error: 'Enter an amount in US dollars, e.g. 25 or 12.50.' };
-  return { value: Number(t), error: null };
+  if ((t.split('.')[1] ?? '').replace(/0+$/, '').length > 9)
+    return { value: null, error: 'Use at most 9 decimal places (a billionth of a dollar).' };
+  if (t.replace('.', '').replace(/^0+/, '').replace(/0+$/, '').length > 15)
+    return { value: null, error: 'Use at most 15 significant digits.' };
+  const value = Number(t);
+  if (value > MAX_USD)
+    return { value: null, error: `At most ${MAX_USD.toLocaleString('en-US')} US dollars.` };
+  return { value, error: null };
 }
 
 export function parseList(text: string): string[] {

@@ -118,7 +118,7 @@ describe('validateKeyForm', () => {
   it.each([
     ['ips', '10.0.0.0/33', /prefix length/],
     ['ips', 'not-an-ip', /not an IP address/],
-    ['quota', '12.3456789', /US dollars/],
+    ['quota', '12.34567890123', /9 decimal places/],
     ['quota', '-1', /US dollars/],
     ['rpm', '0', /whole number/],
     ['rpm', '1.5', /whole number/],

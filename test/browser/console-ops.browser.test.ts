@@ -322,6 +322,25 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
     expect(login.status).toBe(200);
   });
 
+  it('the “7 days” preset makes a key in a group whose keys live 7 days', async () => {
+    expect(
+      (await t.s.api('PUT', '/api/groups/week', { multiplier: 1, max_key_lifetime_days: 7 })).status,
+    ).toBe(200);
+    const weekly = await createUser(t.s, { username: 'weekly', group: 'week', balance: 1 });
+    const other = await newContext(t.browser, { width: 390, height: 844 });
+    const p = await other.newPage();
+    await signIn(p, t.s.url, weekly.username, weekly.password);
+    await p.getByRole('link', { name: 'Keys', exact: true }).click();
+    await p.getByRole('button', { name: 'Create key' }).click();
+    await p.getByLabel('Name').fill('this-week');
+    await p.getByRole('button', { name: '7 days' }).click();
+    await p.getByRole('button', { name: 'Create', exact: true }).click();
+    await p.getByRole('dialog', { name: /created/ }).waitFor();
+    const made = (await t.s.api('GET', `/api/keys?user_id=${weekly.id}`)).body.data[0];
+    expect(Date.parse(made.expires_at) - Date.now()).toBeLessThanOrEqual(7 * 86_400_000);
+    await other.close();
+  });
+
   it('a user’s home page shows only their own day', async () => {
     const other = await newContext(t.browser, { width: 390, height: 844 });
     const p = await other.newPage();

@@ -108,7 +108,8 @@ export function KeyFormDialog({
   }, [available.data, models]);
 
   const submit = () => {
-    const v = validateKeyForm(form, { existing, isAdmin, selfId: user.id, now: Date.now() });
+    const maxLifetimeDays = groups.data?.find((g) => g.name === modelGroup)?.max_key_lifetime_days;
+    const v = validateKeyForm(form, { existing, isAdmin, selfId: user.id, now: Date.now(), maxLifetimeDays });
     dispatch({ type: 'errors', errors: v.errors });
     if (!v.body) return null;
     const save = existing

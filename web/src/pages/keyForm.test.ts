@@ -141,6 +141,26 @@ describe('validateKeyForm', () => {
     expect(ok.body?.expires_at).toBe(dateToIso(today));
   });
 
+  it("in a group whose keys live N days, the Nth day's preset expires at the cap, a later day is refused", () => {
+    const ctx = { ...create, maxLifetimeDays: 30 };
+    const cap = NOW + 30 * DAY - 60_000;
+    const lastDay = toDateInput(new Date(NOW + 30 * DAY));
+    const atCap = validateKeyForm(form(set('name', 'k'), set('expires', lastDay)), ctx);
+    expect(atCap.errors).toEqual({});
+    expect(atCap.body?.expires_at).toBe(new Date(cap).toISOString());
+    const earlier = toDateInput(new Date(NOW + 10 * DAY));
+    expect(validateKeyForm(form(set('name', 'k'), set('expires', earlier)), ctx).body?.expires_at).toBe(
+      dateToIso(earlier),
+    );
+    const later = validateKeyForm(
+      form(set('name', 'k'), set('expires', toDateInput(new Date(NOW + 31 * DAY)))),
+      ctx,
+    );
+    expect(later.errors.expires).toBe(
+      `Keys of this group expire within 30 days: pick ${lastDay} or earlier.`,
+    );
+  });
+
   it('on create, leaves unset fields out and trims the name', () => {
     expect(validateKeyForm(form(set('name', '  web-prod ')), create)).toEqual({
       errors: {},

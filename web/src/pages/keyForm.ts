@@ -123,7 +123,12 @@ export interface ValidationContext {
   selfId: number;
   /** Epoch milliseconds. */
   now: number;
+  /** The key's group's max_key_lifetime_days, when it has one. */
+  maxLifetimeDays?: number | null | undefined;
 }
+
+/** Kept from a group's lifetime cap: the server checks it a moment later, on its own clock. */
+const LIFETIME_MARGIN_MS = 60_000;
 
 /**
  * Checks the fields. With errors: `{ errors, body: null }`. Without: the body for
@@ -155,7 +160,18 @@ export function validateKeyForm(
     state.expires === (ctx.existing.expires_at ? toDateInput(new Date(ctx.existing.expires_at)) : '');
   if (state.expires && !keepsExpiry) {
     expiresAt = dateToIso(state.expires);
+    const days = ctx.maxLifetimeDays;
     if (new Date(expiresAt).getTime() <= ctx.now) errors.expires = 'Pick a date in the future.';
+    else if (days != null) {
+      // A day is taken to its end, which on the cap's own day is past the cap: the key then
+      // expires at the cap (the "N days" preset of a group whose keys live N days).
+      const cap = ctx.now + days * 86_400_000 - LIFETIME_MARGIN_MS;
+      if (new Date(expiresAt).getTime() > cap) {
+        if (state.expires === toDateInput(new Date(cap))) expiresAt = new Date(cap).toISOString();
+        else
+          errors.expires = `Keys of this group expire within ${days} days: pick ${toDateInput(new Date(cap))} or earlier.`;
+      }
+    }
   }
   let rpm: number | null = null;
   if (state.rpm.trim()) {

@@ -322,6 +322,18 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
     expect(login.status).toBe(200);
   });
 
+  it('the key filter lists every key, the old ones with traffic among them', async () => {
+    // The oldest key (made in beforeAll) has the calls; 120 newer ones push it past one page.
+    for (let i = 0; i < 120; i++)
+      expect((await t.s.api('POST', '/api/keys', { name: `bulk-${i}`, user_id: admin.id })).status).toBe(201);
+    await t.page.getByRole('link', { name: 'Logs', exact: true }).click();
+    const filter = t.page.getByLabel('Key', { exact: true });
+    await expect.poll(() => filter.locator('option').count()).toBeGreaterThan(120);
+    expect(
+      await filter.locator('option', { hasText: 'a-rather-long-key-name-for-a-narrow-phone' }).count(),
+    ).toBe(1);
+  });
+
   it('the “7 days” preset makes a key in a group whose keys live 7 days', async () => {
     expect(
       (await t.s.api('PUT', '/api/groups/week', { multiplier: 1, max_key_lifetime_days: 7 })).status,

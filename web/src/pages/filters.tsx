@@ -57,6 +57,9 @@ function useFilterValues(defaultRange: string): FilterValues {
   };
 }
 
+/** The most keys the key filter lists (a key beyond them is reached by its page's link). */
+const KEY_FILTER_MAX = 5_000;
+
 /**
  * API query for the filters. `now` is passed in so presets are computed once per load
  * (and a "Refresh" recomputes them).
@@ -104,11 +107,22 @@ export function FilterBar({
   const isAdmin = user.role === 'admin';
   const users = useUsers(isAdmin);
 
+  // Every key of the account (the ones with traffic are not the newest ones), up to a bound.
   const keys = useAsync(
-    (signal) =>
-      api
-        .get<Page<ApiKey>>('/api/keys', { limit: 100, user_id: values.user_id || undefined }, signal)
-        .then((r) => r.data),
+    async (signal) => {
+      const all: ApiKey[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await api.get<Page<ApiKey>>(
+          '/api/keys',
+          { limit: 500, cursor, user_id: values.user_id || undefined },
+          signal,
+        );
+        all.push(...page.data);
+        cursor = page.next_cursor ?? undefined;
+      } while (cursor && all.length < KEY_FILTER_MAX);
+      return all;
+    },
     [values.user_id],
   );
   // the selected key may be beyond the first page of the list (deep link from a key page)

@@ -273,6 +273,14 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
     await dialog.getByRole('button', { name: 'Save' }).click();
     await dialog.getByText('Use at most 9 decimal places').waitFor();
     await t.page.keyboard.press('Escape');
+    // Amounts set are shown as set, not rounded: a quota, a price.
+    await t.page.getByRole('link', { name: 'Keys', exact: true }).click();
+    expect(await rowText(t.page, /fine-quota-renamed/)).toContain('/ $1.23456789');
+    expect(
+      (await t.s.api('PUT', '/api/prices/precise-model', { input: 0.123456789, output: 1 })).status,
+    ).toBe(200);
+    await t.page.getByRole('link', { name: 'Pricing', exact: true }).click();
+    expect(await rowText(t.page, /precise-model/)).toContain('$0.123456789');
     await t.page.getByRole('link', { name: 'Users', exact: true }).click();
   });
 

@@ -1,6 +1,6 @@
 // Small read-only pieces of a record: the quota meter, status and HTTP status badges.
 import type { BudgetUsage } from '../api';
-import { dateTime, usd } from '../format';
+import { dateTime, usd, usdExact } from '../format';
 
 /** How much of `limit` is used, as a meter coloured by how close it is to full. */
 function UsedMeter({
@@ -40,7 +40,7 @@ export function QuotaMeter({ used, quota }: { used: number; quota: number | null
   return (
     <span className="quota">
       <span>
-        {usd(used)} <span className="muted">/ {usd(quota)}</span>
+        {usd(used)} <span className="muted">/ {usdExact(quota)}</span>
       </span>
       <UsedMeter used={used} limit={quota} label="Quota used" valueText={(p) => `${p}% of quota used`} />
     </span>
@@ -57,7 +57,7 @@ export function BudgetMeter({ usage }: { usage: BudgetUsage | null | undefined }
       <span>
         {usd(usage.spent)}{' '}
         <span className="muted">
-          / {usd(usage.amount)} per {PER[usage.period]}
+          / {usdExact(usage.amount)} per {PER[usage.period]}
         </span>
       </span>
       <UsedMeter

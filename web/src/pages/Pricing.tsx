@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { api, type Group, type Price } from '../api';
-import { usd } from '../format';
+import { usdExact } from '../format';
 import { AsyncView, useAsync } from '../components/async';
 import { PrimaryButton, TextInput } from '../components/controls';
 import { FormDialog } from '../components/dialogs';
@@ -90,22 +90,22 @@ export default function PricingPage() {
                 .map((p) => (
                   <tr key={p.model}>
                     <th scope="row">{p.model}</th>
-                    <td className="num">{usd(p.input)}</td>
+                    <td className="num">{usdExact(p.input)}</td>
                     <td className="num">
                       {p.cached_input == null ? (
                         <span className="muted">same as input</span>
                       ) : (
-                        usd(p.cached_input)
+                        usdExact(p.cached_input)
                       )}
                     </td>
                     <td className="num">
                       {p.cache_write == null ? (
                         <span className="muted">same as input</span>
                       ) : (
-                        usd(p.cache_write)
+                        usdExact(p.cache_write)
                       )}
                     </td>
-                    <td className="num">{usd(p.output)}</td>
+                    <td className="num">{usdExact(p.output)}</td>
                     <ActionsCell>
                       <button type="button" onClick={() => setEditing(p)}>
                         Edit
@@ -135,7 +135,9 @@ export default function PricingPage() {
                   <th scope="row">{g.name}</th>
                   <td className="num">×{g.multiplier}</td>
                   <td>{groupPolicy(g)}</td>
-                  <td>{g.budget ? `${usd(g.budget.amount)} per ${PER[g.budget.period]} per key` : '—'}</td>
+                  <td>
+                    {g.budget ? `${usdExact(g.budget.amount)} per ${PER[g.budget.period]} per key` : '—'}
+                  </td>
                   <td>
                     <button type="button" onClick={() => setEditingGroup(g)}>
                       Edit

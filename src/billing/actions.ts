@@ -1,6 +1,7 @@
 // What a caller of the management API may do with prices and group multipliers: read them
-// (anyone signed in; a user sees only their own group), change them (admins; the routes declare it), each change with its audit
-// row in the same transaction. The routes only validate input and call these.
+// (anyone signed in; a user sees only their own group), change them (admins; the routes
+// declare it), each change with its audit row in the same transaction. The routes only
+// validate input and call these.
 import type { AuditService } from '../audit/service.js';
 import { notFound } from '../http/errors.js';
 import { actorOf, isAdmin, type Principal, userOf } from '../http/principal.js';

@@ -1,7 +1,8 @@
 // The webhook outbox: every stored event with `next_attempt_at` set is due for delivery to
 // MOLE_WEBHOOK_URL. A background loop (and a nudge after each new event) claims due rows, up to
 // DELIVERIES_AT_ONCE posting side by side: a receiver that hangs holds one try for its timeout,
-// not the events behind it, and a new event goes out while older tries wait. Each takes a lease (a conditional UPDATE only one instance can win, so gateways sharing
+// not the events behind it, and a new event goes out while older tries wait. Each takes a
+// lease (a conditional UPDATE only one instance can win, so gateways sharing
 // PostgreSQL never deliver the same event at the same time), POSTs the event signed with
 // MOLE_WEBHOOK_SECRET, and marks it delivered on a 2xx or reschedules it with capped,
 // jittered exponential backoff. The state is all in the row, so a restart picks up where the

@@ -3,9 +3,7 @@
 import type { CanonicalAnswer } from './canonical.js';
 import type { Attempt, AttemptResult } from './pipeline.js';
 import type { UpstreamResponse } from './providers/transport.js';
-import { readAll, scrubText } from './upstream-body.js';
-
-const MAX_UPSTREAM_BODY = 64 * 1024 * 1024;
+import { MAX_UPSTREAM_BODY, readAll, scrubText } from './upstream-body.js';
 
 /** What an answer generated, for a local count when the upstream reported no usage. */
 const produced = (a: CanonicalAnswer): string =>

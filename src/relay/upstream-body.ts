@@ -18,6 +18,9 @@ interface BodyReader {
 /** Bytes a body holds for a reader that is not taking them (yet) before it pauses its source. */
 const HIGH_WATER = 64 * 1024;
 
+/** The most of an upstream answer read whole: a plain answer (answer.ts), a piece of a split batch. */
+export const MAX_UPSTREAM_BODY = 64 * 1024 * 1024;
+
 /**
  * An upstream answer's body, fed by the transport (`push`, `end`, `fail`) and read once, by
  * `readAll` or `consume`. It replaces undici's BodyReadable on the relay's path: a Readable

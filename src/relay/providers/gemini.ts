@@ -5,7 +5,7 @@
 import { geminiOrigin } from '../../channels/base-url.js';
 import type { Operation } from '../canonical.js';
 import { geminiEmbedMethod } from '../protocols/embeddings.js';
-import { readAll, UpstreamBody } from '../upstream-body.js';
+import { MAX_UPSTREAM_BODY, readAll, UpstreamBody } from '../upstream-body.js';
 import { singleProtocolTransport, type UpstreamTimeouts } from './openai.js';
 import type { ChannelTransport, UpstreamCall, UpstreamResponse } from './transport.js';
 
@@ -65,7 +65,7 @@ async function inBatches(
     const piece = { ...(call.body as object), requests: requests.slice(i, i + EMBED_BATCH) };
     const res = await inner.send({ ...call, body: piece });
     if (res.status >= 300) return res;
-    const bytes = await readAll(res.body, MAX_ANSWER_BYTES);
+    const bytes = await readAll(res.body, MAX_UPSTREAM_BODY);
     let json: { embeddings?: unknown } | null = null;
     try {
       json = JSON.parse(bytes.toString('utf8')) as { embeddings?: unknown };
@@ -77,6 +77,3 @@ async function inBatches(
   }
   return { status: 200, body: UpstreamBody.of(Buffer.from(JSON.stringify({ embeddings }))) };
 }
-
-/** The most of one piece's answer read (as a plain answer's bound, relay/answer.ts). */
-const MAX_ANSWER_BYTES = 64 * 1024 * 1024;

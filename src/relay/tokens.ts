@@ -186,5 +186,21 @@ export function promptCount(messages: unknown[], extra?: unknown): PromptCount {
   };
 }
 
+/**
+ * What a request defines beside its messages and is billed as prompt tokens: tool
+ * declarations and a structured output's schema (the real APIs count both). The tools alone
+ * when there is no schema, so the counts of requests without one stay as they were.
+ */
+export function definitionsOf(tools: unknown, schema: unknown): unknown {
+  if (schema === undefined || schema === null) return tools;
+  return tools === undefined ? [schema] : [tools, schema];
+}
+
+/** A response format's schema when it has one (`{type: "json_schema", …}`, as OpenAI and Anthropic send it). */
+export const schemaOf = (format: unknown): unknown =>
+  format !== null && typeof format === 'object' && (format as { type?: unknown }).type === 'json_schema'
+    ? format
+    : undefined;
+
 /** A PromptCount's exact count (tokenizing when it holds the bound). */
 export const exactCount = (c: PromptCount): number => c.exactPromptTokens?.() ?? c.promptTokens;

@@ -261,6 +261,17 @@ describe('anthropic codec: to and from canonical', () => {
       expect(codec.toCanonical(parse({ ...body, tool_choice: choice })).toolChoice).toEqual(want);
   });
 
+  it('reads a structured output schema from output_config.format, or the beta output_format', () => {
+    const schema = { type: 'object', properties: { a: { type: 'string' } } };
+    const format = { type: 'json_schema', schema };
+    const want = { type: 'json_schema', name: 'response', schema, strict: true };
+    expect(
+      codec.toCanonical(parse({ ...body, output_config: { effort: 'low', format } })).responseFormat,
+    ).toEqual(want);
+    expect(codec.toCanonical(parse({ ...body, output_format: format })).responseFormat).toEqual(want);
+    expect(codec.toCanonical(parse({ ...body, output_config: { effort: 'low' } })).responseFormat).toBeNull();
+  });
+
   it('builds an Anthropic body from canonical form (OpenAI-style turns merged, ids made safe)', () => {
     const c = canon.request({
       system: ['Be brief.', 'Use tools.'],

@@ -27,7 +27,7 @@ import { DeltaShape } from './delta-shape.js';
 import { FrameShape } from './frame-shape.js';
 import { bytesAre, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { ascii, JSON_OBJECT, JSON_TYPE_ERROR, scanJson } from './json-scan.js';
-import { exactCount, type PromptCount, promptCount } from '../tokens.js';
+import { definitionsOf, exactCount, type PromptCount, promptCount } from '../tokens.js';
 import { exactPromptTokens, type IngressRequest, type ProtocolCodec, type RouteInfo } from './types.js';
 import { argsObject, asSent, bad, isObject, type Json, parseObject } from './json.js';
 
@@ -164,6 +164,18 @@ function countableParts(content: unknown): Json[] {
   return out;
 }
 
+/**
+ * Structured output's format, `{type: "json_schema", schema}`: in `output_config.format` (as the
+ * API takes it now) or `output_format` (its beta).
+ */
+function outputSchemaOf(body: Json): { type: 'json_schema'; schema: Json } | undefined {
+  const oc = body.output_config;
+  const f = isObject(oc) && oc.format !== undefined ? oc.format : body.output_format;
+  return isObject(f) && f.type === 'json_schema' && isObject(f.schema)
+    ? (f as { type: 'json_schema'; schema: Json })
+    : undefined;
+}
+
 /** The local prompt count: system, messages, tool uses and results, tool definitions. */
 function promptOf(body: Json): PromptCount {
   const msgs: Json[] = [];
@@ -171,7 +183,7 @@ function promptOf(body: Json): PromptCount {
     msgs.push({ role: 'system', content: countableParts(body.system) });
   for (const m of body.messages as Json[]) msgs.push({ role: m.role, content: countableParts(m.content) });
   const tools = Array.isArray(body.tools) && body.tools.length > 0 ? body.tools : undefined;
-  return promptCount(msgs, tools);
+  return promptCount(msgs, definitionsOf(tools, outputSchemaOf(body)));
 }
 
 /**
@@ -314,6 +326,7 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
       if (content.length > 0) messages.push({ role: 'user', content });
     }
   }
+  const format = outputSchemaOf(body);
   const tools: Tool[] = [];
   if (Array.isArray(body.tools)) {
     for (const t of body.tools as Json[]) {
@@ -345,13 +358,9 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
     topP: num(body.top_p),
     stop: Array.isArray(body.stop_sequences) ? (body.stop_sequences as string[]) : [],
     stream: r.stream,
-    // Structured outputs (beta): `output_format: {type: "json_schema", schema}`.
-    responseFormat:
-      isObject(body.output_format) &&
-      body.output_format.type === 'json_schema' &&
-      isObject(body.output_format.schema)
-        ? { type: 'json_schema', name: 'response', schema: body.output_format.schema, strict: true }
-        : null,
+    responseFormat: format
+      ? { type: 'json_schema', name: 'response', schema: format.schema, strict: true }
+      : null,
     parallelToolCalls: isObject(tc) && tc.disable_parallel_tool_use === true ? false : null,
   };
 }

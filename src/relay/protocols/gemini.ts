@@ -42,7 +42,7 @@ import {
   geminiEmbedToCanonical,
   parseGeminiEmbed,
 } from './embeddings.js';
-import { exactCount, type PromptCount, promptCount } from '../tokens.js';
+import { definitionsOf, exactCount, type PromptCount, promptCount, schemaOf } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import {
   appendMember,
@@ -314,7 +314,7 @@ function generationConfig(body: Json): GenConfig {
  * instruction, every content's text, media parts as images, function calls and responses as
  * their JSON, and the tool declarations.
  */
-function promptOf(contents: Json[], system: Json[], decls: Json[]): PromptCount {
+function promptOf(contents: Json[], system: Json[], decls: Json[], schema?: unknown): PromptCount {
   const asMessage = (role: string, parts: Json[]) => {
     const content: Json[] = [];
     const calls: unknown[] = [];
@@ -333,7 +333,7 @@ function promptOf(contents: Json[], system: Json[], decls: Json[]): PromptCount 
     asMessage(c.role === 'model' ? 'assistant' : 'user', (c.parts ?? []) as Json[]),
   );
   if (system.length > 0) messages.unshift(asMessage('system', system));
-  return promptCount(messages, decls.length > 0 ? decls : undefined);
+  return promptCount(messages, definitionsOf(decls.length > 0 ? decls : undefined, schema));
 }
 
 /** Token count for `:countTokens` (a plain request, or one wrapped in `generateContentRequest`). */
@@ -382,7 +382,7 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
     operation: 'generate',
     model,
     stream: route.pathStream === true,
-    ...promptOf(contents, system, decls),
+    ...promptOf(contents, system, decls, schemaOf(gen.responseFormat)),
     maxOutputTokens: (own ?? implied) * gen.candidateCount,
     impliedOutputCap: own === undefined ? implied : null,
     clientWantsUsage: true,

@@ -33,7 +33,7 @@ import {
 } from './embeddings.js';
 import { FrameShape } from './frame-shape.js';
 import { KeptText } from './pass-through.js';
-import { countInputs, type PromptCount, promptCount } from '../tokens.js';
+import { countInputs, definitionsOf, type PromptCount, promptCount, schemaOf } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import { appendMember, asSent, bad, checkModelName, isObject, type Json, parseObject } from './json.js';
 import { JSON_ERROR, JSON_OBJECT, JSON_USAGE, scanJson } from './json-scan.js';
@@ -93,7 +93,10 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
   if (operation === 'generate') {
     if (!Array.isArray(body.messages) || body.messages.length === 0)
       throw bad('"messages" must be a non-empty array', 'messages');
-    prompt = promptCount(body.messages, body.tools ?? body.functions);
+    prompt = promptCount(
+      body.messages,
+      definitionsOf(body.tools ?? body.functions, schemaOf(body.response_format)),
+    );
     const own = positiveInt(body, 'max_completion_tokens') ?? positiveInt(body, 'max_tokens');
     if (own === undefined) impliedOutputCap = defaultMaxOutput;
     maxOutputTokens = (own ?? defaultMaxOutput) * (positiveInt(body, 'n') ?? 1);

@@ -45,7 +45,7 @@ import { DecodeState, decoder, headersNamed } from './common.js';
 import { FrameShape } from './frame-shape.js';
 import { bytesStartWith, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { ascii, JSON_OBJECT, JSON_TYPE_TWICE, scanJson } from './json-scan.js';
-import { type PromptCount, promptCount } from '../tokens.js';
+import { definitionsOf, type PromptCount, promptCount, schemaOf } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import {
   appendMember,
@@ -143,7 +143,8 @@ function promptOf(body: Json): PromptCount {
       else msgs.push({ content: JSON.stringify(item) });
     }
   const tools = Array.isArray(body.tools) && body.tools.length > 0 ? body.tools : undefined;
-  return promptCount(msgs, tools);
+  const text = body.text;
+  return promptCount(msgs, definitionsOf(tools, schemaOf(isObj(text) ? text.format : undefined)));
 }
 
 // ── request → canonical ─────────────────────────────────────────────────────────────────────

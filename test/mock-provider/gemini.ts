@@ -372,6 +372,30 @@ function sendFrames(kit: MockKit, res: ServerResponse, s: Scenario, frames: Fram
   kit.writeFrames(res, s, out, cut);
 }
 
+/**
+ * The signature this mock gives a call of `name` (standard base64 with '+', '/' and padding, as
+ * Google's are), so that a gateway has to carry it back exactly.
+ */
+export const thoughtSignatureFor = (name: string): string =>
+  Buffer.concat([Buffer.from([0xfb, 0xef, 0xff]), Buffer.from(`mole-thought:${name}`)]).toString('base64');
+
+/** Gemini 3's rule: every model turn's first function call comes back with its signature. */
+function checkThoughtSignatures(contents: Json[]): void {
+  contents.forEach((c, i) => {
+    if (c.role !== 'model' || !Array.isArray(c.parts)) return;
+    const j = c.parts.findIndex((p) => isJsonObject(p) && get(p, 'functionCall') !== undefined);
+    if (j < 0) return;
+    const part = c.parts[j] as Json;
+    const call = get(part, 'functionCall') as Json;
+    const sig = get(part, 'thoughtSignature');
+    if (sig === undefined)
+      throw invalidArgument(
+        `Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call \`default_api:${String(call.name)}\` , position ${i + 1}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.`,
+      );
+    if (sig !== thoughtSignatureFor(String(call.name))) throw invalidArgument('Corrupted thought signature.');
+  });
+}
+
 function generate(kit: MockKit, r: MockRequest, model: string, stream: boolean): void {
   if (r.parseFailed) throw invalidArgument('Invalid JSON payload received. Unexpected token.');
   if (!isJsonObject(r.body))
@@ -382,6 +406,7 @@ function generate(kit: MockKit, r: MockRequest, model: string, stream: boolean):
   const cap = maxOutputTokens(body);
 
   const s = kit.pickScenario(model);
+  if (s.thoughtSignatures) checkThoughtSignatures(contents);
   const { res } = r;
   const respond = () => {
     const responseId = kit.nextId();
@@ -402,7 +427,14 @@ function generate(kit: MockKit, r: MockRequest, model: string, stream: boolean):
     const pieces = tool ? [] : piecesFor(geminiSeedText(body), count);
     const candidates = tool ? countTextTokens(tool.name) + countTextTokens(JSON.stringify(tool.args)) : count;
     const usage = s.omitUsage ? undefined : usageMetadata(prompt, candidates, s);
-    const toolParts = tool ? [{ functionCall: { name: tool.name, args: tool.args } }] : [];
+    const toolParts = tool
+      ? [
+          {
+            functionCall: { name: tool.name, args: tool.args },
+            ...(s.thoughtSignatures ? { thoughtSignature: thoughtSignatureFor(tool.name) } : {}),
+          },
+        ]
+      : [];
 
     if (!stream) {
       const parts = tool ? toolParts : [{ text: pieces.join('') }];

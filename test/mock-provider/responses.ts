@@ -159,7 +159,15 @@ function validate(body: unknown): Json {
               'missing_required_parameter',
             );
         calls.add(item.call_id as string);
-      } else if (type === 'function_call_output') {
+      }
+      // OpenAI holds a call_id to 64 characters.
+      if ((type === 'function_call' || type === 'function_call_output') && String(item.call_id).length > 64)
+        throw invalidRequest(
+          `Invalid 'input[${i}].call_id': string too long. Expected a string with maximum length 64, but got a string with length ${String(item.call_id).length} instead.`,
+          `input[${i}].call_id`,
+          'string_above_max_length',
+        );
+      if (type === 'function_call_output') {
         if (!calls.has(String(item.call_id)))
           throw invalidRequest(
             `No tool call found for function call output with call_id ${String(item.call_id)}.`,

@@ -87,6 +87,13 @@ export interface Scenario {
    */
   reasoningTokens?: number;
   /**
+   * Gemini: act as Gemini 3 does with thought signatures: each answer's function call part
+   * carries a `thoughtSignature`, and a history whose model turn sends a function call back
+   * without its signature (or with one this mock did not give) is refused with 400
+   * INVALID_ARGUMENT.
+   */
+  thoughtSignatures?: boolean;
+  /**
    * Answer HTTP 200 whose body is the protocol's error (Gemini: or whose only stream frame
    * is; Anthropic: plain requests).
    */
@@ -251,6 +258,7 @@ interface ChatMessageLike {
   content?: unknown;
   name?: unknown;
   tool_calls?: unknown;
+  tool_call_id?: unknown;
 }
 
 /**
@@ -780,6 +788,20 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
           'invalid_type',
         );
       }
+      // OpenAI holds a history's tool call ids to 40 characters.
+      const ids = [
+        ...(Array.isArray(m.tool_calls)
+          ? m.tool_calls.map((t, j) => [`tool_calls[${j}].id`, t?.id] as const)
+          : []),
+        ['tool_call_id', m.tool_call_id] as const,
+      ];
+      for (const [at, id] of ids)
+        if (typeof id === 'string' && id.length > 40)
+          throw invalidRequest(
+            `Invalid 'messages[${i}].${at}': string too long. Expected a string with maximum length 40, but got a string with length ${id.length} instead.`,
+            `messages[${i}].${at}`,
+            'string_above_max_length',
+          );
     }
     const { stream, includeUsage } = streamFlags(body);
     const cap = maxTokensCap(body);

@@ -1,5 +1,6 @@
 // What several protocol codecs share beyond JSON (json.ts): the state a stream decoder keeps,
-// and the client headers a pass-through forwards.
+// the client headers a pass-through forwards, and tool call ids fitted to an upstream's limit.
+import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { CanonicalUsage, StreamDecoder, StreamEvent } from '../canonical.js';
 
@@ -14,6 +15,19 @@ export function headersNamed(
     out[name] = Array.isArray(v) ? v.join(', ') : v;
   }
   return out;
+}
+
+/**
+ * A tool call id as an upstream with a length limit takes it (OpenAI: 40 characters in chat,
+ * 64 in Responses). Ids from elsewhere can be longer (a Gemini call's id carries its thought
+ * signature): such an id is replaced by a digest of it, the same for the call and its result.
+ */
+export function fittedCallId(id: string, max: number): string {
+  if (id.length <= max) return id;
+  return `call_${createHash('sha256')
+    .update(id)
+    .digest('base64url')
+    .slice(0, max - 5)}`;
 }
 
 /** The state of one stream decoder: what its `done` and `usage` answer (see `decoder`). */

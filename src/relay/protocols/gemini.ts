@@ -683,7 +683,11 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
       const parts = partsOf(m.content).filter((p) => p.text !== '');
       for (const tc of m.toolCalls) {
         names.set(tc.id, tc.name);
-        parts.push({ functionCall: { name: tc.name, args: argsObject(tc.arguments) } });
+        const signature = signatureOf(tc.id);
+        parts.push({
+          functionCall: { name: tc.name, args: argsObject(tc.arguments) },
+          ...(signature ? { thoughtSignature: signature } : {}),
+        });
       }
       if (parts.length > 0) contents.push({ role: 'model', parts });
     } else {
@@ -831,7 +835,7 @@ function stopOf(finish: unknown, hasCalls: boolean): StopReason {
 interface CandidateRead {
   text: string;
   reasoning: string;
-  calls: { name: string; args: string; id?: string }[];
+  calls: { name: string; args: string; id?: string; signature?: string }[];
   finish: unknown;
   blocked: boolean;
 }
@@ -855,11 +859,13 @@ function readCandidate(json: Json): CandidateRead {
       else out.text += p.text;
     }
     const call = field(p, 'functionCall');
+    const signature = field(p, 'thoughtSignature');
     if (isObj(call) && typeof call.name === 'string')
       out.calls.push({
         name: call.name,
         args: JSON.stringify(call.args ?? {}),
         ...(typeof call.id === 'string' && call.id ? { id: call.id } : {}),
+        ...(typeof signature === 'string' && signature ? { signature } : {}),
       });
   }
   return out;
@@ -898,6 +904,32 @@ let answerSeq = 0;
  */
 const newCallId = () => `call_${randomBytes(12).toString('hex')}`;
 
+// Thought signatures. Gemini 3 signs each step's first function call (`thoughtSignature` on its
+// part) and refuses a history that sends the call back without it: "Function call is missing a
+// thought_signature" (ai.google.dev/gemini-api/docs/thought-signatures). A translated client
+// keeps only the call's id, so the signature travels inside it, base64url after a marker, and
+// is put back on the call's part when the history returns. No state is kept: any instance, and
+// any later turn, can read it.
+const SIGNED = '__thought__';
+const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
+
+/** The call id a client is given: the call's own, with its signature (if any) inside. */
+function signedCallId(id: string, signature: string | undefined): string {
+  if (!signature || !BASE64.test(signature)) return id;
+  return id + SIGNED + signature.replace(/=+$/, '').replaceAll('+', '-').replaceAll('/', '_');
+}
+
+/** The signature a call id carries (standard base64, as Google sends it), if any. */
+function signatureOf(id: string): string | undefined {
+  const at = id.indexOf(SIGNED);
+  if (at < 0) return undefined;
+  const b64 = id
+    .slice(at + SIGNED.length)
+    .replaceAll('-', '+')
+    .replaceAll('_', '/');
+  return b64 && BASE64.test(b64) ? b64 + '='.repeat((4 - (b64.length % 4)) % 4) : undefined;
+}
+
 function decodeAnswer(json: unknown): CanonicalAnswer {
   const j = isObj(json) ? json : {};
   const embedded = decodeGeminiEmbed(j);
@@ -908,7 +940,11 @@ function decodeAnswer(json: unknown): CanonicalAnswer {
     model: typeof j.modelVersion === 'string' ? j.modelVersion : '',
     text: c.text,
     reasoning: c.reasoning,
-    toolCalls: c.calls.map((t) => ({ id: t.id ?? newCallId(), name: t.name, arguments: t.args })),
+    toolCalls: c.calls.map((t) => ({
+      id: signedCallId(t.id ?? newCallId(), t.signature),
+      name: t.name,
+      arguments: t.args,
+    })),
     stopReason: c.blocked ? 'content_filter' : stopOf(c.finish, c.calls.length > 0),
     usage: geminiUsage(j),
   };
@@ -940,7 +976,12 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
       if (c.text) events.push({ type: 'text', text: c.text });
       for (const t of c.calls) {
         const index = calls++;
-        events.push({ type: 'tool_call', index, id: t.id ?? newCallId(), name: t.name });
+        events.push({
+          type: 'tool_call',
+          index,
+          id: signedCallId(t.id ?? newCallId(), t.signature),
+          name: t.name,
+        });
         events.push({ type: 'tool_args', index, delta: t.args });
       }
       if (c.blocked || (c.finish !== undefined && c.finish !== null)) {

@@ -23,7 +23,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder } from './common.js';
+import { DecodeState, decoder, fittedCallId } from './common.js';
 import { DeltaShape } from './delta-shape.js';
 import {
   decodeOpenAIEmbed,
@@ -37,6 +37,9 @@ import { countInputs, definitionsOf, type PromptCount, promptCount, schemaOf } f
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import { appendMember, asSent, bad, checkModelName, isObject, type Json, parseObject } from './json.js';
 import { JSON_ERROR, JSON_OBJECT, JSON_USAGE, scanJson } from './json-scan.js';
+
+/** OpenAI's longest tool call id in a chat history (longer: 400 "string too long"). */
+const CHAT_CALL_ID_MAX = 40;
 
 /** Parses a relay request body: a JSON object, or a clear 400. */
 export function parseRelayBody(raw: Buffer | undefined): Json {
@@ -309,7 +312,7 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
         ...(m.toolCalls.length
           ? {
               tool_calls: m.toolCalls.map((t) => ({
-                id: t.id,
+                id: fittedCallId(t.id, CHAT_CALL_ID_MAX),
                 type: 'function',
                 function: { name: t.name, arguments: t.arguments },
               })),
@@ -319,7 +322,11 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
     } else {
       const text = m.content.filter((p) => p.type === 'text');
       toolImages.push(...m.content.filter((p) => p.type !== 'text'));
-      messages.push({ role: 'tool', tool_call_id: m.toolCallId, content: textOnly(text) });
+      messages.push({
+        role: 'tool',
+        tool_call_id: fittedCallId(m.toolCallId, CHAT_CALL_ID_MAX),
+        content: textOnly(text),
+      });
     }
   }
   flushToolImages();
@@ -356,9 +363,40 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
   return body;
 }
 
-/** The body sent upstream: the provider's model name, and usage always requested on streams. */
+/** Whether a chat history holds a tool call id longer than OpenAI takes (a Gemini channel's, signed). */
+function longCallIds(messages: unknown): boolean {
+  if (!Array.isArray(messages)) return false;
+  for (const m of messages) {
+    if (!isObject(m)) continue;
+    if (typeof m.tool_call_id === 'string' && m.tool_call_id.length > CHAT_CALL_ID_MAX) return true;
+    if (Array.isArray(m.tool_calls))
+      for (const t of m.tool_calls)
+        if (isObject(t) && typeof t.id === 'string' && t.id.length > CHAT_CALL_ID_MAX) return true;
+  }
+  return false;
+}
+
+/** A chat history with its tool call ids fitted to OpenAI's limit (each call and its result alike). */
+function withFittedCallIds(messages: unknown[]): unknown[] {
+  return messages.map((m) => {
+    if (!isObject(m)) return m;
+    const out: Json = { ...m };
+    if (typeof m.tool_call_id === 'string') out.tool_call_id = fittedCallId(m.tool_call_id, CHAT_CALL_ID_MAX);
+    if (Array.isArray(m.tool_calls))
+      out.tool_calls = m.tool_calls.map((t) =>
+        isObject(t) && typeof t.id === 'string' ? { ...t, id: fittedCallId(t.id, CHAT_CALL_ID_MAX) } : t,
+      );
+    return out;
+  });
+}
+
+/**
+ * The body sent upstream: the provider's model name, usage always requested on streams, and
+ * tool call ids within OpenAI's limit (a conversation that began on a Gemini channel).
+ */
 function passThroughBody(r: IngressRequest, upstreamModel: string): Json {
   const body: Json = { ...r.body, model: upstreamModel };
+  if (longCallIds(r.body.messages)) body.messages = withFittedCallIds(r.body.messages as unknown[]);
   if (r.stream)
     body.stream_options = {
       ...(isObject(r.body.stream_options) ? r.body.stream_options : {}),
@@ -374,11 +412,11 @@ function passThroughBody(r: IngressRequest, upstreamModel: string): Json {
  * (same model name, its own output cap, no stream or one that already asks for usage), or with
  * what changes appended as members: `stream_options` when a stream has none, and the implied
  * `max_completion_tokens`. Null otherwise: a mapped model, a member that would be replaced in
- * place (`stream_options` without usage, `max_completion_tokens: null`), or a repeated top-level
+ * place (`stream_options` without usage, `max_completion_tokens: null`), call ids to fit, or a repeated top-level
  * key (an upstream might read another of its values than the one checked).
  */
 function passThroughBytes(r: IngressRequest, upstreamModel: string): Buffer | null {
-  if (upstreamModel !== r.model) return null;
+  if (upstreamModel !== r.model || longCallIds(r.body.messages)) return null;
   const so = r.body.stream_options;
   const addUsage = r.stream && so === undefined;
   if (r.stream && !addUsage && !(isObject(so) && so.include_usage === true)) return null;

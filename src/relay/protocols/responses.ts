@@ -41,7 +41,7 @@ import {
   type ResponseFormat,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder, headersNamed } from './common.js';
+import { DecodeState, decoder, fittedCallId, headersNamed } from './common.js';
 import { FrameShape } from './frame-shape.js';
 import { bytesStartWith, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { ascii, JSON_OBJECT, JSON_TYPE_TWICE, scanJson } from './json-scan.js';
@@ -56,6 +56,9 @@ import {
   type Json,
   parseObject,
 } from './json.js';
+
+/** OpenAI's longest `call_id` in a Responses input (longer: 400 "string too long"). */
+const CALL_ID_MAX = 64;
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const int = (v: unknown): number =>
@@ -434,12 +437,17 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
           ),
         });
       for (const t of m.toolCalls)
-        input.push({ type: 'function_call', call_id: t.id, name: t.name, arguments: t.arguments });
+        input.push({
+          type: 'function_call',
+          call_id: fittedCallId(t.id, CALL_ID_MAX),
+          name: t.name,
+          arguments: t.arguments,
+        });
     } else {
       const only = m.content.length === 1 && m.content[0]?.type === 'text' ? m.content[0].text : null;
       input.push({
         type: 'function_call_output',
-        call_id: m.toolCallId,
+        call_id: fittedCallId(m.toolCallId, CALL_ID_MAX),
         output: only ?? (m.content.length === 0 ? '' : inputParts(m.content, 'user')),
       });
     }
@@ -1257,8 +1265,18 @@ function parseRequest(body: Json, _route: RouteInfo, defaultMaxOutput: number): 
   };
 }
 
+/** Whether an input holds a `call_id` longer than OpenAI takes (a Gemini channel's, signed). */
+const longCallIds = (input: unknown): boolean =>
+  Array.isArray(input) &&
+  input.some((i) => isObj(i) && typeof i.call_id === 'string' && i.call_id.length > CALL_ID_MAX);
+
 function passThroughBody(r: IngressRequest, upstreamModel: string): unknown {
   const body: Json = { ...r.body, model: upstreamModel };
+  // A conversation that began on a Gemini channel: its call ids fitted, each call and its output alike.
+  if (longCallIds(r.body.input))
+    body.input = (r.body.input as unknown[]).map((i) =>
+      isObj(i) && typeof i.call_id === 'string' ? { ...i, call_id: fittedCallId(i.call_id, CALL_ID_MAX) } : i,
+    );
   // Admission assumed this cap; the upstream must keep to it.
   if (r.impliedOutputCap !== null) body.max_output_tokens = r.impliedOutputCap;
   return body;
@@ -1270,7 +1288,12 @@ function passThroughBody(r: IngressRequest, upstreamModel: string): unknown {
  */
 function passThroughBytes(r: IngressRequest, upstreamModel: string): Buffer | null {
   const cap = r.impliedOutputCap;
-  if (upstreamModel !== r.model || (cap !== null && 'max_output_tokens' in r.body)) return null;
+  if (
+    upstreamModel !== r.model ||
+    (cap !== null && 'max_output_tokens' in r.body) ||
+    longCallIds(r.body.input)
+  )
+    return null;
   const raw = asSent(r.raw, r.body);
   return raw && cap !== null ? appendMember(raw, `"max_output_tokens":${cap}`) : raw;
 }

@@ -634,6 +634,22 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
     });
   });
 
+  describe('what only Google can honour', () => {
+    it('cachedContent is refused off a Gemini channel (nothing forwarded, nothing billed), and kept on one', async () => {
+      const { ai, key } = await fresh();
+      const config = { cachedContent: 'cachedContents/abc123' };
+      const e = await apiError(ai.models.generateContent({ model: 'gm-oai', contents: 'hi', config }));
+      expect(e.status).toBe(400);
+      expect(e.body.error).toMatchObject({ code: 400, status: 'INVALID_ARGUMENT' });
+      expect(e.body.error.message).toContain('cachedContent');
+      expect(mock.requests).toHaveLength(0);
+      expect(await onlyLog(key.id)).toMatchObject({ status: 400, cost: 0 });
+
+      await ai.models.generateContent({ model: 'gm-pass', contents: 'hi', config }).catch(() => null);
+      expect(upstream().body).toMatchObject({ cachedContent: 'cachedContents/abc123' });
+    });
+  });
+
   describe('client setup (README)', () => {
     it('@google/genai / Gemini CLI from the environment: GEMINI_API_KEY + GOOGLE_GEMINI_BASE_URL', async () => {
       const { secret } = await fresh();

@@ -465,6 +465,13 @@ function responseText(resp: Json): { text: string; isError: boolean } {
 function toCanonical(r: IngressRequest): CanonicalRequest {
   if (r.operation === 'embeddings') return geminiEmbedToCanonical(r);
   const body = r.body;
+  // A cache lives at Google: another channel would answer without the context it holds.
+  const cached = field(body, 'cachedContent');
+  if (cached !== undefined && cached !== null)
+    throw bad(
+      '"cachedContent" names a cache kept by Google and cannot be honoured on this model\'s channel; send its contents in the request instead',
+      'cachedContent',
+    );
   const gen = generationConfig(body);
   const system = systemParts(body)
     .map((p) => (typeof p.text === 'string' ? p.text : ''))

@@ -18,7 +18,12 @@ export type Operation = 'generate' | 'completions' | 'embeddings';
 export type Part =
   | { type: 'text'; text: string }
   /** `url` is an http(s) URL or a `data:<media type>;base64,<data>` URL. */
-  | { type: 'image'; url: string; detail?: 'low' | 'high' | 'auto' };
+  | { type: 'image'; url: string; detail?: 'low' | 'high' | 'auto' }
+  /**
+   * A document (a PDF, a plain text file) by a `data:<media type>;base64,` URL or an http(s)
+   * URL; `name` is its file name when the client gave one.
+   */
+  | { type: 'file'; mediaType: string; url: string; name?: string };
 
 export interface ToolCall {
   id: string;

@@ -22,7 +22,7 @@ import {
   type ResponseFormat,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder, headersNamed } from './common.js';
+import { DecodeState, decoder, headersNamed, parseDataUrl } from './common.js';
 import { DeltaShape } from './delta-shape.js';
 import { FrameShape } from './frame-shape.js';
 import { bytesAre, FrameVerdict, ScannedPassThrough } from './pass-through.js';
@@ -254,11 +254,27 @@ function toParts(content: unknown): Part[] {
       const p = imagePart(b);
       if (p) out.push(p);
     } else if (b.type === 'document') {
-      const text = blockText(b);
-      if (text) out.push({ type: 'text', text });
+      const file = documentPart(b);
+      if (file) out.push(file);
+      else {
+        const text = blockText(b);
+        if (text) out.push({ type: 'text', text });
+      }
     }
   }
   return out;
+}
+
+/** A PDF document block (base64 or by URL) as a file part; text documents are read as text. */
+function documentPart(b: Json): Part | null {
+  const s = b.source;
+  if (!isObject(s)) return null;
+  const name = typeof b.title === 'string' && b.title ? { name: b.title } : {};
+  if (s.type === 'base64' && typeof s.data === 'string' && typeof s.media_type === 'string')
+    return { type: 'file', mediaType: s.media_type, url: `data:${s.media_type};base64,${s.data}`, ...name };
+  if (s.type === 'url' && typeof s.url === 'string')
+    return { type: 'file', mediaType: 'application/pdf', url: s.url, ...name };
+  return null;
 }
 
 function systemTexts(system: unknown): string[] {
@@ -628,9 +644,37 @@ function formatInstruction(f: ResponseFormat): string {
 const toolId = (id: string) => id.replace(/[^A-Za-z0-9_-]/g, '_') || 'toolu_0';
 
 function imageBlock(p: Extract<Part, { type: 'image' }>): Json {
-  const m = /^data:([^;,]+);base64,(.*)$/s.exec(p.url);
-  if (m) return { type: 'image', source: { type: 'base64', media_type: m[1], data: m[2] } };
+  const d = parseDataUrl(p.url);
+  if (d) return { type: 'image', source: { type: 'base64', media_type: d.mediaType, data: d.data } };
   return { type: 'image', source: { type: 'url', url: p.url } };
+}
+
+/** A file as Anthropic's document block: a PDF (as data or by URL), or plain text. */
+function documentBlock(p: Extract<Part, { type: 'file' }>): Json {
+  const d = parseDataUrl(p.url);
+  const title = p.name ? { title: p.name } : {};
+  if (p.mediaType === 'application/pdf')
+    return {
+      type: 'document',
+      source: d
+        ? { type: 'base64', media_type: 'application/pdf', data: d.data }
+        : { type: 'url', url: p.url },
+      ...title,
+    };
+  if (p.mediaType === 'text/plain' && d)
+    return {
+      type: 'document',
+      source: {
+        type: 'text',
+        media_type: 'text/plain',
+        data: Buffer.from(d.data, 'base64').toString('utf8'),
+      },
+      ...title,
+    };
+  throw bad(
+    `a document of type ${p.mediaType.slice(0, 100)} cannot be sent to this model's channel (Anthropic takes PDFs and plain text)`,
+    'messages',
+  );
 }
 
 function blocks(parts: Part[]): Json[] {
@@ -638,7 +682,7 @@ function blocks(parts: Part[]): Json[] {
   for (const p of parts) {
     if (p.type === 'text') {
       if (p.text) out.push({ type: 'text', text: p.text }); // Anthropic refuses empty text blocks
-    } else out.push(imageBlock(p));
+    } else out.push(p.type === 'image' ? imageBlock(p) : documentBlock(p));
   }
   return out;
 }

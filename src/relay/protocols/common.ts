@@ -17,6 +17,12 @@ export function headersNamed(
   return out;
 }
 
+/** A `data:<media type>;base64,<data>` URL's parts (null for any other URL). */
+export function parseDataUrl(url: string): { mediaType: string; data: string } | null {
+  const m = /^data:([^;,]+);base64,(.*)$/s.exec(url);
+  return m ? { mediaType: m[1]!, data: m[2]! } : null;
+}
+
 /**
  * A tool call id as an upstream with a length limit takes it (OpenAI: 40 characters in chat,
  * 64 in Responses). Ids from elsewhere can be longer (a Gemini call's id carries its thought

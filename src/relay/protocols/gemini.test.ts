@@ -384,10 +384,34 @@ describe('gemini codec: toCanonical', () => {
       { type: 'image', url: 'data:image/jpeg;base64,/9j/4AAQ' },
       { type: 'image', url: 'https://example.com/a.png' },
     ]);
+    // Documents other protocols take: PDFs and plain text, inline or by URL.
     const pdf = parse({
-      contents: [{ parts: [{ inlineData: { mimeType: 'application/pdf', data: 'JVBER' } }] }],
+      contents: [
+        {
+          parts: [
+            { inlineData: { mimeType: 'application/pdf', data: 'JVBER' } },
+            { fileData: { mimeType: 'text/plain', fileUri: 'https://example.com/a.txt' } },
+          ],
+        },
+      ],
     });
-    expect(refusal(() => geminiCodec.toCanonical(pdf)).code).toBe('invalid_request');
+    expect(geminiCodec.toCanonical(pdf).messages[0]!.content).toEqual([
+      { type: 'file', mediaType: 'application/pdf', url: 'data:application/pdf;base64,JVBER' },
+      { type: 'file', mediaType: 'text/plain', url: 'https://example.com/a.txt' },
+    ]);
+    for (const part of [
+      { inlineData: { mimeType: 'audio/wav', data: 'UklGRg==' } },
+      { fileData: { mimeType: 'image/png', fileUri: 'gs://bucket/a.png' } },
+      {
+        fileData: {
+          mimeType: 'application/pdf',
+          fileUri: 'https://generativelanguage.googleapis.com/v1beta/files/x',
+        },
+      },
+    ])
+      expect(refusal(() => geminiCodec.toCanonical(parse({ contents: [{ parts: [part] }] }))).code).toBe(
+        'invalid_request',
+      );
   });
 });
 

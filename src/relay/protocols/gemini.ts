@@ -33,7 +33,7 @@ import {
   type ResponseFormat,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder } from './common.js';
+import { DecodeState, decoder, parseDataUrl } from './common.js';
 import {
   decodeGeminiEmbed,
   encodeGeminiEmbed,
@@ -437,17 +437,34 @@ function toolChoiceOf(fc: Json | null): ToolChoice | null {
   }
 }
 
+/** Documents the other protocols take (beside images): PDFs, plain text. */
+const DOCUMENT_TYPES = new Set(['application/pdf', 'text/plain']);
+
+/** An image or a document (inline, or by a URI another upstream can fetch); anything else is refused. */
 function mediaPart(p: Json): Part | null {
   const inline = field(p, 'inlineData');
-  if (isObj(inline)) {
-    const mime = String(field(inline, 'mimeType'));
-    if (!mime.startsWith('image/'))
-      throw bad(`inline data of type ${mime} cannot be translated for this model's channel`, 'contents');
-    return { type: 'image', url: `data:${mime};base64,${String(field(inline, 'data'))}` };
-  }
   const file = field(p, 'fileData');
-  if (isObj(file)) return { type: 'image', url: String(field(file, 'fileUri')) };
-  return null;
+  if (!isObj(inline) && !isObj(file)) return null;
+  const media = (isObj(inline) ? inline : file) as Json;
+  const mime = String(field(media, 'mimeType') ?? '');
+  const url = isObj(inline)
+    ? `data:${mime};base64,${String(field(inline, 'data'))}`
+    : String(field(media, 'fileUri') ?? '');
+  if (!isObj(inline) && !/^https?:\/\//.test(url))
+    throw bad(
+      `a file at ${url.slice(0, 100)} cannot be fetched by this model's channel; send it inline`,
+      'contents',
+    );
+  // Google's own file store answers only to a Google key.
+  if (!isObj(inline) && url.startsWith('https://generativelanguage.googleapis.com/'))
+    throw bad(
+      "a file in Google's file store cannot reach this model's channel; send it inline or by a public https URL",
+      'contents',
+    );
+  const type = mime || (isObj(inline) ? '' : mimeOfUrl(url));
+  if (type.startsWith('image/') || (!type && !isObj(inline))) return { type: 'image', url };
+  if (DOCUMENT_TYPES.has(type)) return { type: 'file', mediaType: type, url };
+  throw bad(`a part of type ${type.slice(0, 100)} cannot be translated for this model's channel`, 'contents');
 }
 
 /** A function's response object as the text of a tool result (`output`/`error` unwrapped). */
@@ -669,9 +686,9 @@ function mimeOfUrl(url: string): string {
 function partsOf(content: Part[]): Json[] {
   return content.map((p) => {
     if (p.type === 'text') return { text: p.text };
-    const m = /^data:([^;,]+);base64,(.*)$/s.exec(p.url);
-    if (m) return { inlineData: { mimeType: m[1], data: m[2] } };
-    return { fileData: { mimeType: mimeOfUrl(p.url), fileUri: p.url } };
+    const d = parseDataUrl(p.url);
+    if (d) return { inlineData: { mimeType: d.mediaType, data: d.data } };
+    return { fileData: { mimeType: p.type === 'file' ? p.mediaType : mimeOfUrl(p.url), fileUri: p.url } };
   });
 }
 

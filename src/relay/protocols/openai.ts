@@ -23,7 +23,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder, fittedCallId } from './common.js';
+import { DecodeState, decoder, fittedCallId, parseDataUrl } from './common.js';
 import { DeltaShape } from './delta-shape.js';
 import {
   decodeOpenAIEmbed,
@@ -158,9 +158,29 @@ function partsOf(content: unknown, param: string): Part[] {
         url,
         ...(detail === 'low' || detail === 'high' || detail === 'auto' ? { detail } : {}),
       });
-    } else throw bad(`"${param}" has a part of type "${String(p.type)}" that cannot be translated`, param);
+    } else if (p.type === 'file' && isObject(p.file) && typeof p.file.file_data === 'string') {
+      const d = parseDataUrl(p.file.file_data);
+      if (!d) throw bad(`"${param}" file parts need file_data as a data: URL`, param);
+      const name = typeof p.file.filename === 'string' ? { name: p.file.filename } : {};
+      parts.push({ type: 'file', mediaType: d.mediaType, url: p.file.file_data, ...name });
+    } else if (p.type === 'file')
+      throw bad(
+        `"${param}": a file by file_id lives in OpenAI's file store and cannot reach this model's channel; send file_data`,
+        param,
+      );
+    else throw bad(`"${param}" has a part of type "${String(p.type)}" that cannot be translated`, param);
   }
   return parts;
+}
+
+/** A document as a chat `file` part: OpenAI takes PDFs, as data. */
+function chatFile(p: Extract<Part, { type: 'file' }>): Json {
+  if (p.mediaType !== 'application/pdf' || !parseDataUrl(p.url))
+    throw bad(
+      `a document of type ${p.mediaType.slice(0, 100)}${parseDataUrl(p.url) ? '' : ' by URL'} cannot be sent to this model's channel (OpenAI's chat takes PDFs as data)`,
+      'messages',
+    );
+  return { type: 'file', file: { filename: p.name ?? 'document.pdf', file_data: p.url } };
 }
 
 /** What introduces the images of tool results, sent after them as a user message. */
@@ -291,7 +311,9 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
       : parts.map((p) =>
           p.type === 'text'
             ? { type: 'text', text: p.text }
-            : { type: 'image_url', image_url: { url: p.url, ...(p.detail ? { detail: p.detail } : {}) } },
+            : p.type === 'image'
+              ? { type: 'image_url', image_url: { url: p.url, ...(p.detail ? { detail: p.detail } : {}) } }
+              : chatFile(p),
         );
   // A tool message takes text only: the images of a run of tool results follow it as a user
   // message (all of a turn's tool messages must come first, right after the calls).

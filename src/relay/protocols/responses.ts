@@ -41,7 +41,7 @@ import {
   type ResponseFormat,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder, fittedCallId, headersNamed } from './common.js';
+import { DecodeState, decoder, fittedCallId, headersNamed, parseDataUrl } from './common.js';
 import { FrameShape } from './frame-shape.js';
 import { bytesStartWith, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { ascii, JSON_OBJECT, JSON_TYPE_TWICE, scanJson } from './json-scan.js';
@@ -181,9 +181,23 @@ function partsOf(content: unknown, param: string): Part[] {
         out.push(detail ? { type: 'image', url, detail } : { type: 'image', url });
         return;
       }
+      case 'input_file': {
+        const data = str(p.file_data);
+        const d = data ? parseDataUrl(data) : null;
+        const url = str(p.file_url);
+        const name = str(p.filename) ? { name: str(p.filename)! } : {};
+        if (d) out.push({ type: 'file', mediaType: d.mediaType, url: data!, ...name });
+        else if (url) out.push({ type: 'file', mediaType: 'application/pdf', url, ...name });
+        else
+          throw bad(
+            `"${at}": a file by file_id lives in OpenAI's file store and cannot reach this model's channel; send file_data (a data: URL) or file_url`,
+            at,
+          );
+        return;
+      }
       default:
         throw bad(
-          `"${at}": content parts of type "${String(p.type)}" cannot be translated for this model's channel (only text and images can)`,
+          `"${at}": content parts of type "${String(p.type)}" cannot be translated for this model's channel (only text, images and files can)`,
           at,
         );
     }
@@ -417,7 +431,11 @@ function inputParts(parts: Part[], role: 'user' | 'assistant'): Json[] {
   return parts.map((p) =>
     p.type === 'text'
       ? { type: role === 'assistant' ? 'output_text' : 'input_text', text: p.text }
-      : { type: 'input_image', image_url: p.url, detail: p.detail ?? 'auto' },
+      : p.type === 'image'
+        ? { type: 'input_image', image_url: p.url, detail: p.detail ?? 'auto' }
+        : parseDataUrl(p.url)
+          ? { type: 'input_file', filename: p.name ?? 'document.pdf', file_data: p.url }
+          : { type: 'input_file', file_url: p.url },
   );
 }
 

@@ -803,6 +803,19 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
             'string_above_max_length',
           );
     }
+    // OpenAI's rule for a function's name.
+    if (Array.isArray(body.tools))
+      body.tools.forEach((t, i) => {
+        const name = isJsonObject(t) && isJsonObject(t.function) ? t.function.name : undefined;
+        if (typeof name === 'string' && !/^[a-zA-Z0-9_-]{1,64}$/.test(name))
+          throw invalidRequest(
+            name.length > 64
+              ? `Invalid 'tools[${i}].function.name': string too long. Expected a string with maximum length 64, but got a string with length ${name.length} instead.`
+              : `Invalid 'tools[${i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.`,
+            `tools[${i}].function.name`,
+            name.length > 64 ? 'string_above_max_length' : 'invalid_value',
+          );
+      });
     const { stream, includeUsage } = streamFlags(body);
     const cap = maxTokensCap(body);
     const n = optPositiveInt(body, 'n', 1, 128) ?? 1;

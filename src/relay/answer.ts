@@ -3,6 +3,7 @@
 import type { CanonicalAnswer } from './canonical.js';
 import type { Attempt, AttemptResult } from './pipeline.js';
 import type { UpstreamResponse } from './providers/transport.js';
+import { namedBack } from './tool-names.js';
 import { MAX_UPSTREAM_BODY, readAll, scrubText } from './upstream-body.js';
 
 /** What an answer generated, for a local count when the upstream reported no usage. */
@@ -36,6 +37,7 @@ export async function relayPlain(a: Attempt, res: UpstreamResponse): Promise<Att
       );
     try {
       answer = egress.decodeAnswer(json);
+      if (a.toolNames) answer = namedBack(answer, a.toolNames);
     } catch {
       return failed('upstream sent an answer that could not be read');
     }

@@ -36,6 +36,7 @@ import { AttemptSignal, type ChannelTransport, UpstreamFailure } from './provide
 import { readAll, scrubCredential, sentence, upstreamErrorCode } from './upstream-body.js';
 import { relayPlain } from './answer.js';
 import { relayStream } from './stream.js';
+import { fitToolNames } from './tool-names.js';
 import { countText } from './tokens.js';
 import { allowOrigin, originOf } from './cors.js';
 
@@ -171,7 +172,13 @@ function notAnApiKey(presented: string | undefined, master: Services['masterKey'
  */
 function translated(r: IngressRequest, ingress: ProtocolCodec, egress: ProtocolCodec, upstreamModel: string) {
   const c = ingress.toCanonical(r);
-  return egress.fromCanonical(c, upstreamModel, c.maxOutputTokens ?? r.impliedOutputCap ?? r.maxOutputTokens);
+  // Tool names no upstream takes (too long, odd characters) go renamed, and come back named as sent.
+  const fitted = fitToolNames(c);
+  const cap = c.maxOutputTokens ?? r.impliedOutputCap ?? r.maxOutputTokens;
+  return {
+    body: egress.fromCanonical(fitted?.request ?? c, upstreamModel, cap),
+    toolNames: fitted?.names ?? null,
+  };
 }
 
 export function createRelay(s: Services) {
@@ -717,10 +724,11 @@ export function createRelay(s: Services) {
     const upstreamModel = s.channels.upstreamModel(channel, r.model);
     // The client's bytes when they need no change (no second JSON.stringify of the body).
     let body: unknown;
+    let toolNames: ReadonlyMap<string, string> | null = null;
     try {
-      body = pass
-        ? ingress.passThroughBytes?.(r, upstreamModel) || ingress.passThroughBody(r, upstreamModel)
-        : translated(r, ingress, egress, upstreamModel);
+      if (pass)
+        body = ingress.passThroughBytes?.(r, upstreamModel) || ingress.passThroughBody(r, upstreamModel);
+      else ({ body, toolNames } = translated(r, ingress, egress, upstreamModel));
     } catch (err) {
       if (err instanceof AppError && !pass) return { answered: false, untranslatable: err };
       throw err;
@@ -777,7 +785,7 @@ export function createRelay(s: Services) {
         }
         return { answered: true };
       }
-      const attempt = { call, channel, upstreamModel, egress, pass, record };
+      const attempt = { call, channel, upstreamModel, egress, pass, toolNames, record };
       return r.stream ? await relayStream(attempt, res) : await relayPlain(attempt, res);
     } catch (err) {
       if (err instanceof AppError) throw err;
@@ -846,6 +854,8 @@ export interface Attempt {
   egress: ProtocolCodec;
   /** Client and upstream speak the same protocol: bytes go through as sent. */
   pass: boolean;
+  /** Translated with tool names renamed to fit the upstream: each new name, and the client's. */
+  toolNames: ReadonlyMap<string, string> | null;
   /** Notes this attempt's HTTP status (and what broke it, if it broke) on the log row. */
   record(status: number, error?: string | null): void;
 }

@@ -19,6 +19,7 @@ import type { Attempt, AttemptResult } from './pipeline.js';
 import { SHUTTING_DOWN } from './providers/failure.js';
 import { type UpstreamResponse, UpstreamFailure } from './providers/transport.js';
 import { SseByteFrames, SseFrameParser } from './sse.js';
+import { eventNamedBack } from './tool-names.js';
 import { scrubText, sentence } from './upstream-body.js';
 
 /** How many pieces of generated text a stream keeps before it joins them into one string. */
@@ -66,6 +67,8 @@ export class StreamCheck {
     /** Null on pass-through: frames go out as received. */
     private readonly encoder: StreamEncoder | null,
     private readonly clientModel: string,
+    /** Tool names renamed to fit the upstream (tool-names.ts): its calls are named back. */
+    private readonly toolNames: ReadonlyMap<string, string> | null = null,
   ) {
     this.passThrough = 'checkBytes' in reader ? reader : null;
     this.decoder = 'checkBytes' in reader ? null : reader;
@@ -169,7 +172,13 @@ export class StreamCheck {
         if (piece && this.generated.push(piece) >= PIECES_JOINED) this.generated = [this.generated.join('')];
         // Translated answers name the model the client asked for (upstream names stay internal).
         if (this.encoder)
-          text += this.encoder.event(e.type === 'start' ? { ...e, model: this.clientModel } : e);
+          text += this.encoder.event(
+            e.type === 'start'
+              ? { ...e, model: this.clientModel }
+              : this.toolNames
+                ? eventNamedBack(e, this.toolNames)
+                : e,
+          );
       }
       if (!this.encoder && !hide) text = frame.raw;
     }
@@ -241,7 +250,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
   const { req, reply, r, ingress } = call;
   const encoder = pass ? null : ingress.streamEncoder(r, req.id);
   const reader = (pass && egress.passThroughCheck?.(r)) || egress.streamDecoder(r);
-  const check = new StreamCheck(reader, encoder, r.model);
+  const check = new StreamCheck(reader, encoder, r.model, a.toolNames);
   const out = new ClientStream(req, reply);
   let finished = false;
 

@@ -197,17 +197,55 @@ const STREAM_HEADERS = [
 ];
 const STREAM_HEADER_NAMES = new Set(['content-type', 'cache-control', 'connection', 'x-request-id']);
 
+/**
+ * Gemini's `:streamGenerateContent` asked without `?alt=sse` answers one JSON array that grows
+ * element by element (`[{…}` then `,\r\n{…}` … `]`), as Google's REST API does; the frames the
+ * relay writes as SSE (`data: {…}`) are rewritten so. Only curl and plain REST clients ask so:
+ * the SDKs and Gemini CLI send alt=sse.
+ */
+class JsonArrayFrames {
+  private opened = false;
+
+  /** The elements in `bytes` (whole SSE frames), each after its separator. */
+  elements(bytes: ClientBytes): string {
+    let out = '';
+    for (const frame of String(bytes).split(/\r?\n\r?\n/)) {
+      const data = frame
+        .split(/\r?\n/)
+        .filter((l) => l.startsWith('data:'))
+        .map((l) => l.slice(l[5] === ' ' ? 6 : 5))
+        .join('\n');
+      if (data === '' || data === '[DONE]') continue;
+      out += (this.opened ? ',\r\n' : '[') + data;
+      this.opened = true;
+    }
+    return out;
+  }
+
+  /** The array's close (an empty one when nothing came). */
+  close(): string {
+    return this.opened ? ']' : '[]';
+  }
+}
+
 /** The client's side of a stream: SSE headers on the first write, writes with backpressure. */
 export class ClientStream {
   started = false;
   ttftMs: number | null = null;
   private readonly out: ServerResponse;
 
+  /** Gemini's stream as a JSON array (no `alt=sse`): see JsonArrayFrames. */
+  private readonly array: JsonArrayFrames | null;
+
   constructor(
     private readonly req: FastifyRequest,
     private readonly reply: FastifyReply,
   ) {
     this.out = reply.raw;
+    this.array =
+      req.relay?.protocol === 'gemini' && (req.query as { alt?: unknown } | undefined)?.alt !== 'sse'
+        ? new JsonArrayFrames()
+        : null;
   }
 
   get gone(): boolean {
@@ -228,20 +266,26 @@ export class ClientStream {
       const value = own[name];
       if (value !== undefined && !STREAM_HEADER_NAMES.has(name)) head.push(name, value);
     }
-    head.push(...STREAM_HEADERS, 'x-request-id', this.req.id);
+    if (this.array) head.push('content-type', 'application/json; charset=UTF-8');
+    else head.push(...STREAM_HEADERS);
+    head.push('x-request-id', this.req.id);
     this.out.writeHead(200, head);
   }
 
   /** Writes `bytes`; a promise only when the client's socket is full (settles on drain or close). */
   write(bytes: ClientBytes): Promise<void> | undefined {
     this.begin();
-    return this.out.write(bytes) ? undefined : drainedOrClosed(this.out);
+    const out = this.array ? this.array.elements(bytes) : bytes;
+    if (out.length === 0) return undefined;
+    return this.out.write(out) ? undefined : drainedOrClosed(this.out);
   }
 
   /** Ends the answer with `pieces`, in one write. */
   end(...pieces: ClientBytes[]): void {
     this.begin();
-    if (!this.out.destroyed) this.out.end(joinBytes(pieces.filter((p) => p.length > 0)));
+    if (this.out.destroyed) return;
+    const all = joinBytes(pieces.filter((p) => p.length > 0));
+    this.out.end(this.array ? this.array.elements(all) + this.array.close() : all);
   }
 }
 

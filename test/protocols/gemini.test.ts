@@ -634,6 +634,48 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
     });
   });
 
+  describe('streamGenerateContent without alt=sse', () => {
+    const streamed = async (model: string, secret: string, alt: string) => {
+      const r = await fetch(`${s.url}/v1beta/models/${model}:streamGenerateContent${alt}`, {
+        method: 'POST',
+        headers: { 'x-goog-api-key': secret, 'content-type': 'application/json' },
+        body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }),
+      });
+      return { type: r.headers.get('content-type'), text: await r.text() };
+    };
+    const dataOf = (sse: string) =>
+      sse
+        .split(/\r?\n\r?\n/)
+        .filter((f) => f.startsWith('data: '))
+        .map((f) => JSON.parse(f.slice(6)) as Json);
+
+    it.each(['gm-pass', 'gm-oai'])(
+      '%s: one JSON array of the same chunks, as Google answers',
+      async (model) => {
+        const { secret } = await fresh();
+        const array = await streamed(model, secret, '');
+        expect(array.type).toMatch(/^application\/json/);
+        expect(array.text.startsWith('[{')).toBe(true);
+        const chunks = JSON.parse(array.text) as Json[];
+        const sse = await streamed(model, secret, '?alt=sse');
+        expect(sse.type).toMatch(/^text\/event-stream/);
+        const frames = dataOf(sse.text);
+        expect(chunks).toHaveLength(frames.length);
+        const text = (cs: Json[]) =>
+          cs.map((c) => (c.candidates as Json[] | undefined)?.[0]?.content?.parts?.[0]?.text ?? '').join('');
+        expect(text(chunks)).toBe(text(frames));
+      },
+    );
+
+    it('a cut ends the array with an error element', async () => {
+      const { secret } = await fresh();
+      mock.setScenario('gpt-4o', { cutAfterChunks: 2, chunkDelayMs: 5, times: 1 });
+      const chunks = JSON.parse((await streamed('gm-oai', secret, '')).text) as Json[];
+      expect(chunks.at(-1)!.error).toMatchObject({ status: expect.any(String) });
+      expect(chunks.length).toBeGreaterThan(1);
+    });
+  });
+
   describe('what only Google can honour', () => {
     it('cachedContent is refused off a Gemini channel (nothing forwarded, nothing billed), and kept on one', async () => {
       const { ai, key } = await fresh();

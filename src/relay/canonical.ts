@@ -43,6 +43,23 @@ export interface Tool {
   description?: string;
   /** JSON Schema of the arguments (an object schema). */
   parameters: Record<string, unknown>;
+  /** The client asked the arguments to follow the schema exactly (OpenAI's `strict: true`). */
+  strict?: boolean;
+}
+
+/**
+ * Settings some protocols share beyond the common ones, carried when the client set them and
+ * the upstream's protocol has them (each left out otherwise).
+ */
+export interface Settings {
+  topK?: number;
+  seed?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Who the end user is, for the provider's abuse checks (OpenAI's `user`, Anthropic's `metadata.user_id`). */
+  user?: string;
+  /** OpenAI's `prompt_cache_key`: requests that share it share a prompt cache. */
+  promptCacheKey?: string;
 }
 
 export type ToolChoice = 'auto' | 'none' | 'required' | { name: string };
@@ -70,6 +87,7 @@ export interface CanonicalRequest {
   responseFormat: ResponseFormat | null;
   /** Embeddings only (protocols/embeddings.ts): what to embed; the generation fields are empty. */
   embed?: CanonicalEmbed;
+  settings?: Settings;
 }
 
 /** A canonical request holding only `fields`: no system prompt, messages, tools or settings. */

@@ -29,7 +29,7 @@ import { bytesAre, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { ascii, JSON_OBJECT, JSON_TYPE_ERROR, scanJson } from './json-scan.js';
 import { definitionsOf, exactCount, type PromptCount, promptCount } from '../tokens.js';
 import { exactPromptTokens, type IngressRequest, type ProtocolCodec, type RouteInfo } from './types.js';
-import { argsObject, asSent, bad, isObject, type Json, parseObject } from './json.js';
+import { argsObject, asSent, bad, isObject, type Json, parseObject, settingsOf } from './json.js';
 
 // ── validation ─────────────────────────────────────────────────────────────────────────────
 
@@ -378,6 +378,10 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
       ? { type: 'json_schema', name: 'response', schema: format.schema, strict: true }
       : null,
     parallelToolCalls: isObject(tc) && tc.disable_parallel_tool_use === true ? false : null,
+    settings: settingsOf({
+      topK: body.top_k,
+      user: isObject(body.metadata) ? body.metadata.user_id : undefined,
+    }),
   };
 }
 
@@ -752,6 +756,8 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
   // temperature and top_p together: temperature wins.
   if (c.temperature !== null) body.temperature = Math.min(1, Math.max(0, c.temperature));
   else if (c.topP !== null) body.top_p = c.topP;
+  if (c.settings?.topK !== undefined) body.top_k = c.settings.topK;
+  if (c.settings?.user !== undefined) body.metadata = { user_id: c.settings.user };
   const stop = c.stop.filter((s) => s.trim().length > 0);
   if (stop.length > 0) body.stop_sequences = stop;
   if (c.stream) body.stream = true;

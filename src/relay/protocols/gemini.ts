@@ -31,6 +31,7 @@ import {
   type ToolCall,
   type ToolChoice,
   type ResponseFormat,
+  type Settings,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
 import { DecodeState, decoder, parseDataUrl } from './common.js';
@@ -55,6 +56,7 @@ import {
   parseObject,
   protoField as field,
   topLevelKeyCount,
+  settingsOf,
 } from './json.js';
 
 /** The model named in a Gemini path, without the `models/` prefix clients may add. */
@@ -273,6 +275,8 @@ interface GenConfig {
   thinkingBudget: number;
   temperature?: number;
   topP?: number;
+  /** topK, seed, presencePenalty, frequencyPenalty, as the client set them. */
+  sampling: Settings | undefined;
   stop: string[];
   candidateCount: number;
 }
@@ -280,7 +284,7 @@ interface GenConfig {
 function generationConfig(body: Json): GenConfig {
   const gc = field(body, 'generationConfig');
   if (gc === undefined || gc === null)
-    return { stop: [], candidateCount: 1, thinkingBudget: 0, responseFormat: null };
+    return { stop: [], candidateCount: 1, thinkingBudget: 0, responseFormat: null, sampling: undefined };
   if (!isObj(gc)) throw bad('"generationConfig" must be an object', 'generationConfig');
   const stop = field(gc, 'stopSequences');
   if (
@@ -306,6 +310,12 @@ function generationConfig(body: Json): GenConfig {
     topP: optNumber(gc, 'topP', 'generationConfig.topP'),
     stop: (stop as string[] | undefined | null) ?? [],
     candidateCount: optInt(gc, 'candidateCount', 'generationConfig.candidateCount', 1) ?? 1,
+    sampling: settingsOf({
+      topK: field(gc, 'topK'),
+      seed: field(gc, 'seed'),
+      presencePenalty: field(gc, 'presencePenalty'),
+      frequencyPenalty: field(gc, 'frequencyPenalty'),
+    }),
   };
 }
 
@@ -558,6 +568,7 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
     stream: r.stream,
     responseFormat: gen.responseFormat,
     parallelToolCalls: null,
+    settings: gen.sampling,
   };
 }
 
@@ -761,6 +772,11 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
   const gen: Json = { maxOutputTokens: outputCap };
   if (c.temperature !== null) gen.temperature = c.temperature;
   if (c.topP !== null) gen.topP = c.topP;
+  const st = c.settings ?? {};
+  if (st.topK !== undefined) gen.topK = st.topK;
+  if (st.seed !== undefined) gen.seed = st.seed;
+  if (st.presencePenalty !== undefined) gen.presencePenalty = st.presencePenalty;
+  if (st.frequencyPenalty !== undefined) gen.frequencyPenalty = st.frequencyPenalty;
   if (c.stop.length > 0) gen.stopSequences = c.stop;
   if (c.responseFormat) {
     gen.responseMimeType = 'application/json';

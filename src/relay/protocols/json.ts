@@ -1,5 +1,6 @@
 // Small helpers every codec uses to read untrusted JSON bodies.
 import { AppError } from '../../http/errors.js';
+import type { Settings } from '../canonical.js';
 
 export type Json = Record<string, unknown>;
 
@@ -9,6 +10,25 @@ export const isObject = (v: unknown): v is Json => !!v && typeof v === 'object' 
 /** A client mistake in the request body: 400 invalid_request naming the field. */
 export const bad = (message: string, param: string | null = null) =>
   new AppError('invalid_request', message, { param });
+
+const TEXT_SETTINGS = new Set<keyof Settings>(['user', 'promptCacheKey']);
+
+/**
+ * The settings in `pick` that hold a value of their kind (a finite number; for `user` and
+ * `promptCacheKey` a string); undefined when none does.
+ */
+export function settingsOf(pick: { [K in keyof Settings]?: unknown }): Settings | undefined {
+  let out: Record<string, number | string> | undefined;
+  for (const [k, v] of Object.entries(pick) as Array<[keyof Settings, unknown]>) {
+    const fits = TEXT_SETTINGS.has(k)
+      ? typeof v === 'string' && v !== ''
+      : typeof v === 'number' && Number.isFinite(v);
+    if (!fits) continue;
+    out ??= {};
+    out[k] = v as number | string;
+  }
+  return out as Settings | undefined;
+}
 
 /** A field by its lowerCamelCase name, or its proto snake_case name (Google accepts both). */
 export function protoField(o: Json, camel: string): unknown {

@@ -35,7 +35,16 @@ import { FrameShape } from './frame-shape.js';
 import { KeptText } from './pass-through.js';
 import { countInputs, definitionsOf, type PromptCount, promptCount, schemaOf } from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
-import { appendMember, asSent, bad, checkModelName, isObject, type Json, parseObject } from './json.js';
+import {
+  appendMember,
+  asSent,
+  bad,
+  checkModelName,
+  isObject,
+  type Json,
+  parseObject,
+  settingsOf,
+} from './json.js';
 import { JSON_ERROR, JSON_OBJECT, JSON_USAGE, scanJson } from './json-scan.js';
 
 /** OpenAI's longest tool call id in a chat history (longer: 400 "string too long"). */
@@ -259,6 +268,7 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
       throw bad(`"tools[${i}]" needs a function name`, 'tools');
     tools.push({
       name: fn.name,
+      ...(fn.strict === true ? { strict: true } : {}),
       ...(typeof fn.description === 'string' ? { description: fn.description } : {}),
       parameters: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} },
     });
@@ -283,6 +293,13 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
     stream: r.stream,
     responseFormat: responseFormatOf(b.response_format),
     parallelToolCalls: typeof b.parallel_tool_calls === 'boolean' ? b.parallel_tool_calls : null,
+    settings: settingsOf({
+      seed: b.seed,
+      presencePenalty: b.presence_penalty,
+      frequencyPenalty: b.frequency_penalty,
+      user: b.safety_identifier ?? b.user,
+      promptCacheKey: b.prompt_cache_key,
+    }),
   };
 }
 
@@ -360,6 +377,7 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
         name: t.name,
         ...(t.description !== undefined ? { description: t.description } : {}),
         parameters: t.parameters,
+        ...(t.strict ? { strict: true } : {}),
       },
     }));
   // Allowed only beside tools.
@@ -372,6 +390,12 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
   if (c.temperature !== null) body.temperature = c.temperature;
   if (c.topP !== null) body.top_p = c.topP;
   if (c.stop.length) body.stop = c.stop;
+  const st = c.settings ?? {};
+  if (st.seed !== undefined) body.seed = st.seed;
+  if (st.presencePenalty !== undefined) body.presence_penalty = st.presencePenalty;
+  if (st.frequencyPenalty !== undefined) body.frequency_penalty = st.frequencyPenalty;
+  if (st.user !== undefined) body.user = st.user;
+  if (st.promptCacheKey !== undefined) body.prompt_cache_key = st.promptCacheKey;
   const rf = c.responseFormat;
   if (rf)
     body.response_format =

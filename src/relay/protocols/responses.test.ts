@@ -214,6 +214,8 @@ describe('toCanonical', () => {
       stream: true,
       responseFormat: null,
       parallelToolCalls: false,
+      // Codex's prompt_cache_key goes on to an OpenAI chat upstream (settings.test.ts).
+      settings: { promptCacheKey: 'thread-1' },
     });
   });
 

@@ -55,6 +55,7 @@ import {
   isObject as isObj,
   type Json,
   parseObject,
+  settingsOf,
 } from './json.js';
 
 /** OpenAI's longest `call_id` in a Responses input (longer: 400 "string too long"). */
@@ -406,6 +407,8 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
     const tool: Tool = {
       name,
       parameters: isObj(t.parameters) ? t.parameters : { type: 'object', properties: {} },
+      // Only when asked outright: Responses' default (strict) would refuse many clients' schemas elsewhere.
+      ...(t.strict === true ? { strict: true } : {}),
     };
     if (typeof t.description === 'string') tool.description = t.description;
     tools.push(tool);
@@ -422,6 +425,7 @@ function toCanonical(r: IngressRequest): CanonicalRequest {
     stream: r.stream,
     responseFormat: responseFormatOf(b.text),
     parallelToolCalls: typeof b.parallel_tool_calls === 'boolean' ? b.parallel_tool_calls : null,
+    settings: settingsOf({ user: b.safety_identifier ?? b.user, promptCacheKey: b.prompt_cache_key }),
   };
 }
 
@@ -478,7 +482,7 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
       name: t.name,
       ...(t.description !== undefined ? { description: t.description } : {}),
       parameters: t.parameters,
-      strict: false,
+      strict: t.strict === true,
     }));
   if (c.tools.length > 0 && c.parallelToolCalls === false) body.parallel_tool_calls = false;
   if (c.toolChoice !== null)
@@ -495,6 +499,8 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
     };
   if (c.temperature !== null) body.temperature = c.temperature;
   if (c.topP !== null) body.top_p = c.topP;
+  if (c.settings?.user !== undefined) body.user = c.settings.user;
+  if (c.settings?.promptCacheKey !== undefined) body.prompt_cache_key = c.settings.promptCacheKey;
   // Responses has no stop sequences: c.stop cannot be sent.
   body.store = false;
   if (c.stream) body.stream = true;

@@ -29,7 +29,18 @@ import { bytesAre, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { ascii, JSON_OBJECT, JSON_TYPE_ERROR, scanJson } from './json-scan.js';
 import { definitionsOf, exactCount, type PromptCount, promptCount } from '../tokens.js';
 import { exactPromptTokens, type IngressRequest, type ProtocolCodec, type RouteInfo } from './types.js';
-import { argsObject, asSent, bad, isObject, type Json, parseObject, settingsOf } from './json.js';
+import {
+  argsObject,
+  asSent,
+  bad,
+  boundedInt,
+  type IntProblem,
+  isObject,
+  type Json,
+  MAX_COUNT,
+  parseObject,
+  settingsOf,
+} from './json.js';
 
 // ── validation ─────────────────────────────────────────────────────────────────────────────
 
@@ -114,12 +125,17 @@ function optNumber(body: Json, name: string): number | null {
   return v;
 }
 
+/** An IntProblem as Anthropic's validator words it. */
+const ANTHROPIC_INT_PROBLEMS: Record<IntProblem, string> = {
+  integer: 'Input should be a valid integer',
+  min: 'Input should be greater than or equal to 1',
+  max: `Input should be less than or equal to ${MAX_COUNT}`,
+};
+
 function maxTokens(body: Json): number {
   const v = body.max_tokens;
   if (v === undefined || v === null) throw bad('max_tokens: Field required', 'max_tokens');
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 10_000_000)
-    throw bad('max_tokens: Input should be a positive integer', 'max_tokens');
-  return v;
+  return boundedInt(v, 1, (p) => bad(`max_tokens: ${ANTHROPIC_INT_PROBLEMS[p]}`, 'max_tokens'))!;
 }
 
 // ── prompt counting ────────────────────────────────────────────────────────────────────────

@@ -57,6 +57,8 @@ import {
   protoField as field,
   topLevelKeyCount,
   settingsOf,
+  boundedInt,
+  intProblem,
 } from './json.js';
 
 /** The model named in a Gemini path, without the `models/` prefix clients may add. */
@@ -133,11 +135,7 @@ const ROLES = new Set(['user', 'model', 'function']);
 const MODES = new Set(['AUTO', 'ANY', 'NONE', 'VALIDATED', 'MODE_UNSPECIFIED']);
 
 function optInt(o: Json, name: string, path: string, min: number): number | undefined {
-  const v = field(o, name);
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 10_000_000)
-    throw bad(`"${path}" must be an integer of at least ${min}`, path);
-  return v;
+  return boundedInt(field(o, name), min, (p) => bad(`"${path}" ${intProblem(p, min)}`, path));
 }
 
 function optNumber(o: Json, name: string, path: string): number | undefined {

@@ -11,6 +11,36 @@ export const isObject = (v: unknown): v is Json => !!v && typeof v === 'object' 
 export const bad = (message: string, param: string | null = null) =>
   new AppError('invalid_request', message, { param });
 
+/** The largest count a request may name (output caps, `n`): far above any model's limit. */
+export const MAX_COUNT = 10_000_000;
+
+/** What is wrong with an integer field: not an integer, below its least, above MAX_COUNT. */
+export type IntProblem = 'integer' | 'min' | 'max';
+
+/** The plain wording of an IntProblem (OpenAI's and Gemini's codecs use it). */
+export const intProblem = (p: IntProblem, min: number): string =>
+  p === 'integer'
+    ? 'must be an integer'
+    : p === 'min'
+      ? `must be at least ${min}`
+      : `must be at most ${MAX_COUNT}`;
+
+/**
+ * An optional integer field from `min` to MAX_COUNT, or the 400 `refuse` makes for what is
+ * wrong with it (each protocol words it its own way).
+ */
+export function boundedInt(
+  v: unknown,
+  min: number,
+  refuse: (problem: IntProblem) => AppError,
+): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw refuse('integer');
+  if (v < min) throw refuse('min');
+  if (v > MAX_COUNT) throw refuse('max');
+  return v;
+}
+
 const TEXT_SETTINGS = new Set<keyof Settings>(['user', 'promptCacheKey']);
 
 /**

@@ -44,6 +44,8 @@ import {
   type Json,
   parseObject,
   settingsOf,
+  boundedInt,
+  intProblem,
 } from './json.js';
 import { JSON_ERROR, JSON_OBJECT, JSON_USAGE, scanJson } from './json-scan.js';
 
@@ -64,13 +66,8 @@ export function parseRelayBody(raw: Buffer | undefined): Json {
 }
 
 /** An optional positive integer field (output caps, `n`). */
-export function positiveInt(body: Json, name: string): number | undefined {
-  const v = body[name];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 10_000_000)
-    throw bad(`"${name}" must be a positive integer`, name);
-  return v;
-}
+export const positiveInt = (body: Json, name: string): number | undefined =>
+  boundedInt(body[name], 1, (p) => bad(`"${name}" ${intProblem(p, 1)}`, name));
 
 /** An optional finite number field (temperature, top_p). */
 export function optionalNumber(body: Json, name: string): number | null {

@@ -56,6 +56,8 @@ import {
   type Json,
   parseObject,
   settingsOf,
+  boundedInt,
+  intProblem,
 } from './json.js';
 
 /** OpenAI's longest `call_id` in a Responses input (longer: 400 "string too long"). */
@@ -103,13 +105,8 @@ function checkItem(item: unknown, i: number): void {
   // Other item types (reasoning, web_search_call, item_reference, …) pass through untouched.
 }
 
-function positiveInt(body: Json, name: string): number | undefined {
-  const v = body[name];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 10_000_000)
-    throw bad(`"${name}" must be a positive integer`, name);
-  return v;
-}
+const positiveInt = (body: Json, name: string): number | undefined =>
+  boundedInt(body[name], 1, (p) => bad(`"${name}" ${intProblem(p, 1)}`, name));
 
 function optNumber(body: Json, name: string): number | null {
   const v = body[name];

@@ -470,7 +470,7 @@ function mediaPart(p: Json): Part | null {
       'contents',
     );
   const type = mime || (isObj(inline) ? '' : mimeOfUrl(url));
-  if (type.startsWith('image/') || (!type && !isObj(inline))) return { type: 'image', url };
+  if (type.startsWith('image/')) return { type: 'image', url };
   if (DOCUMENT_TYPES.has(type)) return { type: 'file', mediaType: type, url };
   throw bad(`a part of type ${type.slice(0, 100)} cannot be translated for this model's channel`, 'contents');
 }

@@ -113,13 +113,6 @@ function validate(body: unknown): Json {
       'model',
       'invalid_type',
     );
-  // Nothing is stored here, so no previous response can be found.
-  if (body.previous_response_id !== undefined && body.previous_response_id !== null)
-    throw invalidRequest(
-      `Previous response with id '${String(body.previous_response_id)}' not found.`,
-      'previous_response_id',
-      'previous_response_not_found',
-    );
   const input = requiredParam(body, 'input');
   if (typeof input !== 'string' && !Array.isArray(input))
     throw invalidRequest(
@@ -240,6 +233,32 @@ function toolToCall(body: Json): Json | null {
 const headersFor = (kit: MockKit, s: Scenario, contentType: string): OutgoingHttpHeaders =>
   openAiHeaders(`req_${kit.nextId()}`, s, contentType);
 
+/**
+ * The ids of the responses each mock stored (`store` not false), as OpenAI keeps them for the
+ * account that made them: a follow-up naming another is refused, as OpenAI refuses it.
+ */
+const storedResponses = new WeakMap<MockKit, Set<string>>();
+const STORED_MAX = 10_000;
+
+function storedOf(kit: MockKit): Set<string> {
+  let ids = storedResponses.get(kit);
+  if (!ids) {
+    ids = new Set();
+    storedResponses.set(kit, ids);
+  }
+  return ids;
+}
+
+function checkPrevious(kit: MockKit, body: Json): void {
+  const prev = body.previous_response_id;
+  if (prev !== undefined && prev !== null && !storedOf(kit).has(String(prev)))
+    throw invalidRequest(
+      `Previous response with id '${String(prev)}' not found.`,
+      'previous_response_id',
+      'previous_response_not_found',
+    );
+}
+
 function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): void {
   const model = body.model as string;
   const cap = typeof body.max_output_tokens === 'number' ? body.max_output_tokens : Infinity;
@@ -247,6 +266,11 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
   const { cacheRead, cacheWrite } = cacheSplit(s, prompt);
   const base = kit.nextId();
   const id = `resp_${base}`;
+  if (body.store !== false) {
+    const ids = storedOf(kit);
+    ids.add(id);
+    if (ids.size > STORED_MAX) ids.delete(ids.values().next().value!);
+  }
   const j = jsonWriter(s);
   const createdAt = Math.floor(Date.now() / 1000);
 
@@ -310,7 +334,7 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
     model,
     output: out,
     parallel_tool_calls: body.parallel_tool_calls ?? true,
-    previous_response_id: null,
+    previous_response_id: body.previous_response_id ?? null,
     prompt_cache_key: body.prompt_cache_key ?? null,
     reasoning: {
       effort: isJsonObject(body.reasoning) ? (body.reasoning.effort ?? null) : null,
@@ -465,6 +489,7 @@ export const responsesRoutes: ProtocolRoutes = (kit, r) => {
         "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. If you have trouble figuring out how to fix this, please contact us through our help center at help.openai.com.)",
       );
     const body = validate(r.body);
+    checkPrevious(kit, body);
     const s = kit.pickScenario(body.model as string) as RScenario;
     playScenario(
       kit,

@@ -118,7 +118,9 @@ export type AttemptResult =
   | { answered: true; broken?: string }
   | { answered: false; status: number; timeout: boolean; message: string }
   /** The request cannot be put in this channel's protocol (a client mistake on this channel). */
-  | { answered: false; untranslatable: AppError };
+  | { answered: false; untranslatable: AppError }
+  /** The stored response it continues is not at this channel's upstream: another may hold it. */
+  | { answered: false; elsewhere: true };
 
 /** Where each protocol's clients put the key, for the answer to a request without one. */
 const MISSING_KEY: Partial<Record<Protocol, string>> = {
@@ -643,14 +645,16 @@ export function createRelay(s: Services) {
       // as previous_response_id) is passed over, uncounted: one that takes it as sent may follow.
       let untranslatable: AppError | null = null;
       let tries = 0;
-      for (const channel of candidates) {
+      for (const [i, channel] of candidates.entries()) {
         if (call.clientGone || cutting || tries === s.config.maxUpstreamAttempts) break;
         attempt = new AttemptSignal();
         const startedAt = performance.now();
         attempts.add(attempt);
         let result: AttemptResult;
         try {
-          result = await tryChannel(call, channel, attempt);
+          // Whether a later channel could hold a stored response this one has not.
+          const storedElsewhere = candidates.slice(i + 1).some((c) => protocolsOf(c, r).includes(r.protocol));
+          result = await tryChannel(call, channel, attempt, storedElsewhere);
         } finally {
           attempts.delete(attempt);
         }
@@ -664,6 +668,7 @@ export function createRelay(s: Services) {
           untranslatable ??= result.untranslatable;
           continue;
         }
+        if ('elsewhere' in result) continue;
         tries++;
         if (call.clientGone) break;
         call.attempts.push({
@@ -715,6 +720,8 @@ export function createRelay(s: Services) {
     call: RelayCall,
     channel: Channel,
     signal: AttemptSignal,
+    /** A later channel speaks this protocol too (it may hold a stored response this one lacks). */
+    storedElsewhere = false,
   ): Promise<AttemptResult> {
     const { req, reply, r, ingress } = call;
     const protocols = protocolsOf(channel, r);
@@ -767,6 +774,18 @@ export function createRelay(s: Services) {
             timeout: false,
             message: `upstream answered HTTP ${res.status}`,
           };
+        // A stored response lives at the upstream account that made it: a follow-up naming one
+        // made through another channel is tried there next (no fault of this channel's).
+        if (
+          storedElsewhere &&
+          pass &&
+          res.status === 400 &&
+          r.protocol === 'responses' &&
+          upstreamErrorCode(text) === 'previous_response_not_found'
+        ) {
+          record(res.status);
+          return { answered: false, elsewhere: true };
+        }
         // The upstream judged the request itself bad (400, 404, 422…): pass its answer on, as
         // sent when the protocols match (clients such as Claude Code read its wording).
         await giveBack(call);

@@ -144,13 +144,14 @@ export function createCounters(deps: CountersDeps) {
     },
 
     // The database's value (every instance's written spend) and this instance's unwritten
-    // spend: a base read once at load would miss what other instances wrote since.
-    usedNano(keyId: number, dbValue: number): number {
-      return dbValue + (keys.get(keyId)?.pending ?? 0);
+    // spend: a base read once at load would miss what other instances wrote since. Read under
+    // the flush lock: a flush holds it from its write until its spend has left `pending`.
+    usedNano(keyId: number, read: () => Promise<number>): Promise<number> {
+      return withLock(async () => (await read()) + (keys.get(keyId)?.pending ?? 0));
     },
 
-    balanceNano(userId: number, dbValue: number): number {
-      return dbValue - (users.get(userId)?.pending ?? 0);
+    balanceNano(userId: number, read: () => Promise<number>): Promise<number> {
+      return withLock(async () => (await read()) - (users.get(userId)?.pending ?? 0));
     },
 
     /**

@@ -106,13 +106,13 @@ export function ledgerSpec(name: string, impl: LedgerImpl): void {
       const { ledger: l } = await ledgerOn({ used: 0, balance: 1_000 });
       const r = admitted(await l.reserve(1, 1, 300, 300));
       expect(await l.settle(r, 120)).toBe(120);
-      expect(l.usedNano(1, 0)).toBe(120);
-      expect(l.balanceNano(1, 1_000)).toBe(880);
+      expect(await l.usedNano(1, async () => 0)).toBe(120);
+      expect(await l.balanceNano(1, async () => 1_000)).toBe(880);
       const again = admitted(await l.reserve(1, 1, 300, 180));
       expect(await l.reserve(1, 1, 300, 1)).toEqual({ ok: false, reason: 'key_quota' });
       l.release(again);
       await expect.poll(async () => (await l.reserve(1, 1, 300, 180)).ok).toBe(true);
-      expect(l.usedNano(1, 0)).toBe(120);
+      expect(await l.usedNano(1, async () => 0)).toBe(120);
     });
 
     it('never charges past the quota or balance when an answer costs more than its hold', async () => {
@@ -120,10 +120,10 @@ export function ledgerSpec(name: string, impl: LedgerImpl): void {
       const r = admitted(await l.reserve(1, 1, 250, 200));
       // The upstream ignored the output cap: the answer would cost 400, the quota has 250.
       expect(await l.settle(r, 400)).toBe(250);
-      expect(l.usedNano(1, 0)).toBe(250);
+      expect(await l.usedNano(1, async () => 0)).toBe(250);
       const s = admitted(await l.reserve(2, 1, null, 700));
       expect(await l.settle(s, 5_000)).toBe(750);
-      expect(l.balanceNano(1, 1_000)).toBe(0);
+      expect(await l.balanceNano(1, async () => 1_000)).toBe(0);
       expect(await l.reserve(3, 1, null, 1)).toEqual({ ok: false, reason: 'balance' });
     });
 
@@ -133,7 +133,7 @@ export function ledgerSpec(name: string, impl: LedgerImpl): void {
       const r = admitted(await l.reserve(1, 1, null, 100));
       expect(await l.settle(r, 900)).toBe(400);
       expect(await l.settle(other, 600)).toBe(600);
-      expect(l.balanceNano(1, 1_000)).toBe(0);
+      expect(await l.balanceNano(1, async () => 1_000)).toBe(0);
     });
 
     it('settles a reservation once', async () => {
@@ -142,7 +142,7 @@ export function ledgerSpec(name: string, impl: LedgerImpl): void {
       expect(await l.settle(r, 50)).toBe(50);
       expect(await l.settle(r, 50)).toBe(0);
       l.release(r);
-      expect(l.balanceNano(1, 1_000)).toBe(950);
+      expect(await l.balanceNano(1, async () => 1_000)).toBe(950);
     });
 
     it('concurrent reservations never spend past a quota or a balance together', async () => {
@@ -158,17 +158,17 @@ export function ledgerSpec(name: string, impl: LedgerImpl): void {
       const held = [...quota, ...balance].flatMap((r) => (r.ok ? [r.reservation] : []));
       const charged = await Promise.all(held.map((r) => l.settle(r, 100)));
       expect(charged.reduce((a, b) => a + b, 0)).toBe(1_000);
-      expect(l.balanceNano(1, 1_000)).toBe(0);
+      expect(await l.balanceNano(1, async () => 1_000)).toBe(0);
     });
 
     it('bills an answer whose hold was 0, and settles a free request to 0', async () => {
       const { ledger: l } = await ledgerOn({ used: 0, balance: 1_000_000 });
       const r = admitted(await l.reserve(1, 1, null, 0));
       expect(await l.settle(r, 2_000)).toBe(2_000);
-      expect(l.usedNano(1, 0)).toBe(2_000);
+      expect(await l.usedNano(1, async () => 0)).toBe(2_000);
       const z = admitted(await l.reserve(1, 1, null, 0));
       expect(await l.settle(z, 0)).toBe(0);
-      expect(l.balanceNano(1, 1_000_000)).toBe(1_000_000 - 2_000);
+      expect(await l.balanceNano(1, async () => 1_000_000)).toBe(1_000_000 - 2_000);
       // A zero hold is admitted even on an empty balance or an exhausted quota.
       const { ledger: empty } = await ledgerOn({ used: 5, balance: 0 });
       expect((await empty.reserve(1, 1, 5, 0)).ok).toBe(true);
@@ -182,10 +182,25 @@ export function ledgerSpec(name: string, impl: LedgerImpl): void {
       expect(await l.settle(admitted(await l.reserve(1, 1, null, big)), big - 1)).toBe(big - 1);
       const b = admitted(await l.reserve(1, 1, 3_000_000_000_000_000, huge));
       expect(await l.settle(b, huge + 3)).toBe(huge + 3);
-      expect(l.usedNano(1, 0)).toBe(big - 1 + huge + 3);
+      expect(await l.usedNano(1, async () => 0)).toBe(big - 1 + huge + 3);
       // No hold is left behind: a zero hold settles to zero and the sums stay exact.
       expect(await l.settle(admitted(await l.reserve(1, 1, null, 0)), 0)).toBe(0);
-      expect(l.balanceNano(1, 4_000_000_000_000_001)).toBe(4_000_000_000_000_001 - (big - 1 + huge + 3));
+      expect(await l.balanceNano(1, async () => 4_000_000_000_000_001)).toBe(
+        4_000_000_000_000_001 - (big - 1 + huge + 3),
+      );
+    });
+
+    it('a read while a batch commits counts its spend once (GET /v1/key)', async () => {
+      const stored = { used: 100, balance: 1_000 };
+      const { ledger: l } = await ledgerOn(stored);
+      expect(await l.settle(admitted(await l.reserve(1, 1, null, 300)), 200)).toBe(200);
+      const tx = await l.flushInto(null as unknown as Db, [row(1, 1, 200, 1)]);
+      // Written (the store holds the batch's spend) but not committed: the reads wait for it.
+      const used = l.usedNano(1, async () => stored.used);
+      const balance = l.balanceNano(1, async () => stored.balance);
+      await new Promise((r) => setImmediate(r));
+      tx.committed();
+      expect([await used, await balance]).toEqual([300, 800]);
     });
 
     it("a flush writes the batch's spend, and the shown values do not move", async () => {
@@ -195,18 +210,27 @@ export function ledgerSpec(name: string, impl: LedgerImpl): void {
       expect(await l.settle(a, 200)).toBe(200);
       const b = admitted(await l.reserve(1, 1, null, 300));
       expect(await l.settle(b, 50)).toBe(50);
-      expect([l.usedNano(1, stored.used), l.balanceNano(1, stored.balance)]).toEqual([350, 750]);
+      expect([
+        await l.usedNano(1, async () => stored.used),
+        await l.balanceNano(1, async () => stored.balance),
+      ]).toEqual([350, 750]);
       // A batch holding the first row only: the second one's spend stays pending.
       const tx = await l.flushInto(null as unknown as Db, [row(1, 1, 200, 1)]);
       tx.committed();
       expect(stored).toEqual({ used: 300, balance: 800 });
-      expect([l.usedNano(1, stored.used), l.balanceNano(1, stored.balance)]).toEqual([350, 750]);
+      expect([
+        await l.usedNano(1, async () => stored.used),
+        await l.balanceNano(1, async () => stored.balance),
+      ]).toEqual([350, 750]);
       // An aborted batch changes nothing here (the database rolled it back).
       const undone = await l.flushInto(null as unknown as Db, [row(1, 1, 50, 2)]);
       stored.used -= 50;
       stored.balance += 50;
       undone.aborted();
-      expect([l.usedNano(1, stored.used), l.balanceNano(1, stored.balance)]).toEqual([350, 750]);
+      expect([
+        await l.usedNano(1, async () => stored.used),
+        await l.balanceNano(1, async () => stored.balance),
+      ]).toEqual([350, 750]);
       // Admission still counts everything: 1000 - 250 left 750.
       expect(await l.reserve(1, 1, null, 751)).toEqual({ ok: false, reason: 'balance' });
     });

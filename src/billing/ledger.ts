@@ -75,10 +75,14 @@ export interface Ledger {
   settle(r: Reservation, cost: number): Promise<number>;
   /** Refunds the whole hold, in the background (errors are logged). */
   release(r: Reservation): void;
-  /** Spend as the API shows it: `dbValue` (read just now) plus what this instance has not written yet. */
-  usedNano(keyId: number, dbValue: number): number;
-  /** Balance as the API shows it: `dbValue` (read just now) minus what this instance has not written yet. */
-  balanceNano(userId: number, dbValue: number): number;
+  /**
+   * Spend as the API shows it: the stored value (`read`) plus what this instance has not
+   * written yet, taken together between flushes (a batch committed between the two would count
+   * twice, or not at all).
+   */
+  usedNano(keyId: number, read: () => Promise<number>): Promise<number>;
+  /** Balance as the API shows it: the stored value (`read`) minus this instance's unwritten spend, likewise. */
+  balanceNano(userId: number, read: () => Promise<number>): Promise<number>;
   /**
    * Contributor to the usage writer's transaction: writes the spend of the log rows in the
    * batch, and once the transaction commits moves it from pending into the base values.

@@ -45,7 +45,15 @@ describe.each(kinds)('spend caps [%s]', (kind) => {
     expect(holds.filter(Boolean)).toHaveLength(9); // 10 already spent
     for (const h of holds) if (h) expect(await caps.settle(h, 10)).toBe(10);
     expect(await caps.hold(1, 100, 1)).toBeNull();
-    expect(caps.usedNano(1, 0)).toBe(100);
+    expect(await caps.usedNano(1)).toBe(100);
+  });
+
+  it("shows the stored spend as it is now (another instance's written) plus this one's unwritten", async () => {
+    const stored = new Map([[3, 10]]);
+    const caps = make(stored);
+    expect(await caps.settle((await caps.hold(3, 100, 20))!, 20)).toBe(20);
+    stored.set(3, 40); // another instance wrote 30
+    expect(await caps.usedNano(3)).toBe(60);
   });
 
   it('an overrun charges only what the cap still covers; refunds and releases give room back', async () => {
@@ -58,7 +66,7 @@ describe.each(kinds)('spend caps [%s]', (kind) => {
     const c = (await caps.hold(2, 100, 40))!;
     expect(await caps.settle(c, 30)).toBe(30);
     await caps.refund(c, 10);
-    expect(caps.usedNano(2, 0)).toBe(80);
+    expect(await caps.usedNano(2)).toBe(80);
     expect(await caps.hold(2, 100, 20)).not.toBeNull();
   });
 
@@ -74,7 +82,7 @@ describe.each(kinds)('spend caps [%s]', (kind) => {
     const handle = await caps.flushInto({} as Db, rows, rows);
     handle.committed();
     expect(stored.get(3)).toBe(20);
-    expect(caps.usedNano(3, 0)).toBe(20);
+    expect(await caps.usedNano(3)).toBe(20);
     // A fresh instance (a restart) starts from what was stored.
     const again = make(stored);
     expect(await again.hold(3, 50, 31)).toBeNull();

@@ -47,8 +47,11 @@ export interface SpendCaps {
   refund(h: CapHold, amount: number): Promise<void>;
   /** Gives back the whole hold; resolves once it is given back (errors are logged, never thrown). */
   release(h: CapHold): Promise<void>;
-  /** Spend as the API shows it (stored plus not yet written), when this instance knows it. */
-  usedNano(id: number, dbValue: number): number;
+  /**
+   * Spend as the API shows it: the stored spend (every instance's written) plus this
+   * instance's unwritten, read between flushes.
+   */
+  usedNano(id: number): Promise<number>;
   /** Contributor to the usage writer's transaction (usage/writer.ts). */
   flushInto(trx: Db, rows: readonly NewLog[], written: readonly NewLog[]): Promise<FlushHandle>;
   /** With Redis: the steps for a script that runs them among others (admission); else null. */
@@ -242,9 +245,13 @@ export function createSpendCaps(deps: {
         () => {},
         (err: unknown) => deps.logger.error({ err: String(err) }, 'spend caps: release failed'),
       ),
-    usedNano(id, dbValue) {
-      const c = counters.get(id);
-      return c ? c.base + c.pending : dbValue;
+    async usedNano(id) {
+      const release = await acquire();
+      try {
+        return (await deps.store.usedNano(id)) + (counters.get(id)?.pending ?? 0);
+      } finally {
+        release();
+      }
     },
     async flushInto(trx, rows, written) {
       const deltas = spendOf(written);

@@ -21,7 +21,7 @@ type KeySelfDeps = Pick<
 export async function keySelf(s: KeySelfDeps, key: VerifiedKey): Promise<Record<string, unknown>> {
   if (key.ephemeral) {
     const e = await s.ephemeralKeys.get(key.ephemeral.id);
-    const used = s.spendCaps.usedNano(key.ephemeral.id, Number(e.used_nano));
+    const used = await s.spendCaps.usedNano(key.ephemeral.id);
     const cap = key.ephemeral.maxCostNano;
     return {
       ...toEphemeralJson(e, s.ephemeralKeys.now()),
@@ -35,8 +35,11 @@ export async function keySelf(s: KeySelfDeps, key: VerifiedKey): Promise<Record<
       throw new AppError('invalid_api_key', 'Invalid API key: this key was deleted.');
     throw err;
   });
-  const json = toKeyJson({ ...row, used_nano: s.ledger.usedNano(key.id, Number(row.used_nano)) });
-  const balance = s.ledger.balanceNano(key.userId, await s.accounts.balanceNano(key.userId));
+  const used = await s.ledger.usedNano(key.id, async () =>
+    Number((await s.keys.requireKey(key.id)).used_nano),
+  );
+  const json = toKeyJson({ ...row, used_nano: used });
+  const balance = await s.ledger.balanceNano(key.userId, () => s.accounts.balanceNano(key.userId));
   const limits: Record<string, unknown> = limitsJson(await s.limitsOf(key), s.limiter.now());
   // Each limit in force; of the budgets (the key's, its group's default, the account's), the
   // one with the least left.

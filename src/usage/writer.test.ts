@@ -139,7 +139,7 @@ describe('usage writer', () => {
     await writer.enqueue(w.row(50));
     await writer.flush();
     expect(await w.totals()).toEqual({ used: 150, spent: 150, logged: 150, rows: 2 });
-    expect(w.ledger.usedNano(w.ids.keyId, (await w.totals()).used)).toBe(150);
+    expect(await w.ledger.usedNano(w.ids.keyId, async () => (await w.totals()).used)).toBe(150);
   });
 
   it.each(['always', 'interval', 'never'] as const)(
@@ -351,7 +351,7 @@ describe('usage writer on SQLite: batches in a worker thread', () => {
     expect(await w.totals()).toEqual({ used: 150, spent: 150, logged: 150, rows: 2 });
     expect(await w.rolledUp('usage_daily')).toEqual({ requests: 2, cost: 150 });
     expect(await w.rolledUp('usage_hourly')).toEqual({ requests: 2, cost: 150 });
-    expect(ledger.usedNano(w.ids.keyId, -1)).toBe(-1);
+    expect(await ledger.usedNano(w.ids.keyId, async () => -1)).toBe(-1);
   });
 
   it('rolls the whole batch back when a contributor statement fails, and keeps its rows queued', async () => {
@@ -370,13 +370,13 @@ describe('usage writer on SQLite: batches in a worker thread', () => {
     expect(writer.stats()).toMatchObject({ failures: 1, queued: 1 });
     expect(w.journalFiles()).toHaveLength(1);
     // The ledger's part was aborted: the spend is still pending here, not lost or moved.
-    expect(w.ledger.usedNano(w.ids.keyId, (await w.totals()).used)).toBe(100);
+    expect(await w.ledger.usedNano(w.ids.keyId, async () => (await w.totals()).used)).toBe(100);
 
     broken = false;
     await writer.flush();
     expect(await w.totals()).toEqual({ used: 100, spent: 100, logged: 100, rows: 1 });
     expect(await w.rolledUp('usage_daily')).toEqual({ requests: 1, cost: 100 });
-    expect(w.ledger.usedNano(w.ids.keyId, (await w.totals()).used)).toBe(100);
+    expect(await w.ledger.usedNano(w.ids.keyId, async () => (await w.totals()).used)).toBe(100);
   });
 
   it('refuses a contributor that reads, loudly, and keeps the rows', async () => {
@@ -428,12 +428,12 @@ describe('usage writer on SQLite: batches in a worker thread', () => {
     await expect(flushing).rejects.toThrow(/worker exited/);
     expect(writer.stats()).toMatchObject({ queued: 1, failures: 1, workerThread: false });
     expect(await w.totals()).toEqual({ used: 10, spent: 10, logged: 10, rows: 1 });
-    expect(w.ledger.usedNano(w.ids.keyId, (await w.totals()).used)).toBe(30);
+    expect(await w.ledger.usedNano(w.ids.keyId, async () => (await w.totals()).used)).toBe(30);
 
     slow = false;
     await writer.flush();
     expect(writer.stats().workerThread).toBe(true);
     expect(await w.totals()).toEqual({ used: 30, spent: 30, logged: 30, rows: 2 });
-    expect(w.ledger.usedNano(w.ids.keyId, (await w.totals()).used)).toBe(30);
+    expect(await w.ledger.usedNano(w.ids.keyId, async () => (await w.totals()).used)).toBe(30);
   });
 });

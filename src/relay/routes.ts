@@ -107,11 +107,13 @@ function routeOf(req: FastifyRequest): RouteInfo & { count?: boolean } {
   const cfg = req.routeOptions.config.relay;
   if (!cfg) {
     const path = req.url.split('?')[0]!;
-    const protocol: Protocol = path.startsWith('/v1beta/')
-      ? 'gemini'
-      : path.startsWith('/v1/messages')
-        ? 'anthropic'
-        : 'openai';
+    // Under /v1 a Google credential says whose client it is (@google/genai with apiVersion v1).
+    const protocol: Protocol =
+      path.startsWith('/v1beta/') || req.headers['x-goog-api-key'] !== undefined
+        ? 'gemini'
+        : path.startsWith('/v1/messages')
+          ? 'anthropic'
+          : 'openai';
     return { protocol, operation: 'generate' };
   }
   if (cfg.protocol === 'gemini') {

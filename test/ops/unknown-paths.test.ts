@@ -8,6 +8,7 @@ import Fastify from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_SECTIONS, registerConsole } from '../../src/console/index.js';
 import { REPO_ROOT } from '../helpers/process.js';
+import { userWithKey } from '../helpers/server.js';
 import { suiteServer } from '../helpers/suite.js';
 
 const UNKNOWN = [
@@ -49,6 +50,20 @@ describe('unknown paths on the real server', () => {
     const gemini = await fetch(`${s.url}/v1beta/files`);
     expect(gemini.status).toBe(404);
     expect(await gemini.json()).toMatchObject({ error: { code: 404, status: 'NOT_FOUND' } });
+    // Under /v1, a Google credential says the client is Google's (@google/genai, apiVersion v1).
+    const { secret } = await userWithKey(s);
+    for (const [key, status, name] of [
+      [secret, 404, 'NOT_FOUND'],
+      ['sk-not-a-key', 401, 'UNAUTHENTICATED'],
+    ] as const) {
+      const v1 = await fetch(`${s.url}/v1/tunedModels/t:generateContent`, {
+        method: 'POST',
+        headers: { 'x-goog-api-key': key, 'content-type': 'application/json' },
+        body: '{}',
+      });
+      expect(v1.status).toBe(status);
+      expect(await v1.json()).toMatchObject({ error: { code: status, status: name } });
+    }
   });
 
   it('never answer 200 to a browser either', async () => {

@@ -39,13 +39,53 @@ function textOf(content: unknown): string {
   return '';
 }
 
+/**
+ * A document's share of a prompt (a PDF's text and page images): a token for every 4 bytes of
+ * the file, at least an image's and at most DOCUMENT_MAX (past every provider's page limit:
+ * 100 pages of ~4.6k tokens at Anthropic, 1,000 of 258 at Google); a document by URL (its size
+ * unknown here) counts DOCUMENT_MAX. Its bytes are never tokenized: base64 text costs the
+ * tokenizer seconds a megabyte, and is not what the provider bills.
+ */
+const DOCUMENT_MAX = 500_000;
+export const documentTokens = (bytes: number | null): number =>
+  bytes === null ? DOCUMENT_MAX : Math.min(DOCUMENT_MAX, Math.max(IMAGE_MAX, Math.ceil(bytes / 4)));
+
+/** The file size a base64 text stands for (its padding aside). */
+export const base64Bytes = (b64: string): number => Math.floor((b64.length * 3) / 4);
+
+/** A data: URL's file size, or null for any other URL. */
+function dataUrlBytes(url: unknown): number | null {
+  if (typeof url !== 'string' || !url.startsWith('data:')) return null;
+  const comma = url.indexOf(',');
+  return comma < 0 ? null : base64Bytes(url.slice(comma + 1));
+}
+
+/**
+ * A part's tokens beside its text: images (OpenAI's chat and Responses parts) and documents
+ * (a chat `file`, a Responses `input_file`, and the `document` parts other codecs count with).
+ */
+function mediaTokens(part: {
+  type?: unknown;
+  file?: { file_data?: unknown };
+  file_data?: unknown;
+  bytes?: number | null;
+}): number {
+  if (part.type === 'file') return documentTokens(dataUrlBytes(part.file?.file_data));
+  if (part.type === 'input_file') return documentTokens(dataUrlBytes(part.file_data));
+  if (part.type === 'document') return documentTokens(part.bytes ?? null);
+  return 0;
+}
+
 function imageTokens(content: unknown): number {
   if (!Array.isArray(content)) return 0;
   let n = 0;
   for (const p of content) {
     if (!p || typeof p !== 'object') continue;
     const part = p as { type?: unknown; image_url?: { detail?: unknown } | string; detail?: unknown };
-    if (part.type !== 'image_url' && part.type !== 'input_image') continue;
+    if (part.type !== 'image_url' && part.type !== 'input_image') {
+      n += mediaTokens(part);
+      continue;
+    }
     const detail = typeof part.image_url === 'object' && part.image_url ? part.image_url.detail : part.detail;
     n += detail === 'low' ? IMAGE_LOW_DETAIL : IMAGE_MAX;
   }

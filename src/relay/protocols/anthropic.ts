@@ -27,7 +27,7 @@ import { DeltaShape } from './delta-shape.js';
 import { FrameShape } from './frame-shape.js';
 import { bytesAre, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { ascii, JSON_OBJECT, JSON_TYPE_ERROR, scanJson } from './json-scan.js';
-import { definitionsOf, exactCount, type PromptCount, promptCount } from '../tokens.js';
+import { base64Bytes, definitionsOf, exactCount, type PromptCount, promptCount } from '../tokens.js';
 import { exactPromptTokens, type IngressRequest, type ProtocolCodec, type RouteInfo } from './types.js';
 import {
   argsObject,
@@ -151,7 +151,20 @@ function blockText(b: Json): string {
       return `${String(b.name ?? '')} ${JSON.stringify(b.input ?? {})}`;
     case 'document': {
       const s = b.source as Json | undefined;
-      return isObject(s) && s.type === 'text' && typeof s.data === 'string' ? s.data : '';
+      if (!isObject(s)) return '';
+      if (s.type === 'text' && typeof s.data === 'string') return s.data;
+      // A `content` source: text blocks (and images, which no text stands for).
+      if (s.type === 'content')
+        return typeof s.content === 'string'
+          ? s.content
+          : Array.isArray(s.content)
+            ? s.content
+                .filter(isObject)
+                .map(blockText)
+                .filter((t) => t !== '')
+                .join('\n')
+            : '';
+      return '';
     }
     default:
       return '';
@@ -168,8 +181,11 @@ function countableParts(content: unknown): Json[] {
     if (b.type === 'image') out.push({ type: 'image_url' });
     else if (b.type === 'document') {
       const text = blockText(b);
-      // A PDF's pages are billed like images; an upper bound per document keeps admission honest.
-      out.push(text ? { type: 'text', text } : { type: 'image_url' });
+      const s = b.source;
+      // A PDF by its size (tokens.ts documentTokens); by URL or file id, the size is unknown.
+      const bytes =
+        isObject(s) && s.type === 'base64' && typeof s.data === 'string' ? base64Bytes(s.data) : null;
+      out.push(text ? { type: 'text', text } : { type: 'document', bytes });
     } else if (b.type === 'tool_result') {
       if (b.content !== undefined && b.content !== null) out.push(...countableParts(b.content));
     } else {
@@ -290,6 +306,11 @@ function documentPart(b: Json): Part | null {
     return { type: 'file', mediaType: s.media_type, url: `data:${s.media_type};base64,${s.data}`, ...name };
   if (s.type === 'url' && typeof s.url === 'string')
     return { type: 'file', mediaType: 'application/pdf', url: s.url, ...name };
+  if (s.type === 'file')
+    throw bad(
+      "a document by file_id lives in Anthropic's file store and cannot reach this model's channel; send it as base64 or by URL",
+      'messages',
+    );
   return null;
 }
 

@@ -43,7 +43,14 @@ import {
   geminiEmbedToCanonical,
   parseGeminiEmbed,
 } from './embeddings.js';
-import { definitionsOf, exactCount, type PromptCount, promptCount, schemaOf } from '../tokens.js';
+import {
+  base64Bytes,
+  definitionsOf,
+  exactCount,
+  type PromptCount,
+  promptCount,
+  schemaOf,
+} from '../tokens.js';
 import type { IngressRequest, ProtocolCodec, RouteInfo } from './types.js';
 import {
   appendMember,
@@ -328,8 +335,14 @@ function promptOf(contents: Json[], system: Json[], decls: Json[], schema?: unkn
     const calls: unknown[] = [];
     for (const p of parts) {
       if (typeof p.text === 'string') content.push({ type: 'text', text: p.text });
-      if (field(p, 'inlineData') !== undefined || field(p, 'fileData') !== undefined)
-        content.push({ type: 'image_url' });
+      const media = field(p, 'inlineData') ?? field(p, 'fileData');
+      if (isObj(media)) {
+        const mime = field(media, 'mimeType');
+        const data = field(media, 'data');
+        if (typeof mime === 'string' && !mime.startsWith('image/'))
+          content.push({ type: 'document', bytes: typeof data === 'string' ? base64Bytes(data) : null });
+        else content.push({ type: 'image_url' });
+      }
       const call = field(p, 'functionCall');
       if (call !== undefined) calls.push(call);
       const resp = field(p, 'functionResponse');
@@ -687,6 +700,10 @@ function mimeOfUrl(url: string): string {
       return 'image/webp';
     case 'heic':
       return 'image/heic';
+    case 'pdf':
+      return 'application/pdf';
+    case 'txt':
+      return 'text/plain';
     default:
       return 'image/jpeg';
   }

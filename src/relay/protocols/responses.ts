@@ -119,7 +119,7 @@ function optNumber(body: Json, name: string): number | null {
 function countable(content: unknown): unknown {
   if (!Array.isArray(content)) return content;
   return content.map((p) =>
-    isObj(p) && typeof p.text !== 'string' && p.type !== 'input_image'
+    isObj(p) && typeof p.text !== 'string' && p.type !== 'input_image' && p.type !== 'input_file'
       ? { type: 'input_text', text: JSON.stringify(p) }
       : p,
   );

@@ -794,7 +794,9 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
   if (c.temperature !== null) body.temperature = Math.min(1, Math.max(0, c.temperature));
   else if (c.topP !== null) body.top_p = c.topP;
   if (c.settings?.topK !== undefined) body.top_k = c.settings.topK;
-  if (c.settings?.user !== undefined) body.metadata = { user_id: c.settings.user };
+  // Anthropic takes a user id of up to 256 characters (an opaque id or hash): a longer one goes unsent.
+  if (c.settings?.user !== undefined && c.settings.user.length <= 256)
+    body.metadata = { user_id: c.settings.user };
   const stop = c.stop.filter((s) => s.trim().length > 0);
   if (stop.length > 0) body.stop_sequences = stop;
   if (c.stream) body.stream = true;

@@ -154,3 +154,50 @@ describe('Gemini fileData without a mimeType', () => {
     });
   });
 });
+
+describe('documents and text in tool results, off their protocol', () => {
+  const toolTurn = (result: unknown[]) =>
+    parse('anthropic', {
+      model: 'm',
+      max_tokens: 16,
+      tools: [{ name: 'read', input_schema: { type: 'object', properties: {} } }],
+      messages: [
+        { role: 'user', content: 'Read it.' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'read', input: {} }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_1', content: result }] },
+      ],
+    });
+
+  it('Gemini gets a result’s texts apart; OpenAI’s chat is told documents follow, not only images', () => {
+    const texts = toolTurn([
+      { type: 'text', text: 'here' },
+      { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'TR-TEXT-DOC' } },
+    ]);
+    const g = codec('gemini').fromCanonical(codec('anthropic').toCanonical(texts), 'up', 16) as {
+      contents: Array<{ parts: Array<{ functionResponse?: { response: unknown } }> }>;
+    };
+    expect(g.contents[2]!.parts[0]!.functionResponse!.response).toEqual({ output: 'here\nTR-TEXT-DOC' });
+
+    const pdf = toolTurn([
+      { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: 'JVBERi0=' } },
+    ]);
+    const o = codec('openai').fromCanonical(codec('anthropic').toCanonical(pdf), 'up', 16) as {
+      messages: Array<{ role: string; content: unknown }>;
+    };
+    expect(o.messages.at(-1)).toMatchObject({
+      role: 'user',
+      content: [
+        { type: 'text', text: 'The images and documents the tool results above returned:' },
+        { type: 'file' },
+      ],
+    });
+  });
+
+  it('a chat file part with neither file_data nor file_id says what it lacks', () => {
+    const r = parse('openai', {
+      model: 'm',
+      messages: [{ role: 'user', content: [{ type: 'file', file: {} }] }],
+    });
+    expect(refusal(() => codec('openai').toCanonical(r)).message).toContain('need file_data');
+  });
+});

@@ -741,7 +741,10 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
       }
       if (parts.length > 0) contents.push({ role: 'model', parts });
     } else {
-      const text = m.content.map((p) => (p.type === 'text' ? p.text : '')).join('');
+      const text = m.content
+        .filter((p) => p.type === 'text')
+        .map((p) => p.text)
+        .join('\n');
       const part = {
         functionResponse: {
           name: m.name ?? names.get(m.toolCallId) ?? 'function',

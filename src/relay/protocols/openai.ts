@@ -169,11 +169,12 @@ function partsOf(content: unknown, param: string): Part[] {
       if (!d) throw bad(`"${param}" file parts need file_data as a data: URL`, param);
       const name = typeof p.file.filename === 'string' ? { name: p.file.filename } : {};
       parts.push({ type: 'file', mediaType: d.mediaType, url: p.file.file_data, ...name });
-    } else if (p.type === 'file')
+    } else if (p.type === 'file' && isObject(p.file) && p.file.file_id !== undefined)
       throw bad(
         `"${param}": a file by file_id lives in OpenAI's file store and cannot reach this model's channel; send file_data`,
         param,
       );
+    else if (p.type === 'file') throw bad(`"${param}" file parts need file_data (a data: URL)`, param);
     else throw bad(`"${param}" has a part of type "${String(p.type)}" that cannot be translated`, param);
   }
   return parts;
@@ -191,6 +192,8 @@ function chatFile(p: Extract<Part, { type: 'file' }>): Json {
 
 /** What introduces the images of tool results, sent after them as a user message. */
 const TOOL_IMAGES = 'The images the tool results above returned:';
+/** …and when documents are among them. */
+const TOOL_FILES = 'The images and documents the tool results above returned:';
 
 const textOnly = (parts: Part[]) =>
   parts.map((p) => (p.type === 'text' ? p.text : '')).join(parts.length > 1 ? '\n' : '');
@@ -334,7 +337,8 @@ function fromCanonical(c: CanonicalRequest, upstreamModel: string, outputCap: nu
   let toolImages: Part[] = [];
   const flushToolImages = () => {
     if (toolImages.length === 0) return;
-    messages.push({ role: 'user', content: content([{ type: 'text', text: TOOL_IMAGES }, ...toolImages]) });
+    const intro = toolImages.some((p) => p.type === 'file') ? TOOL_FILES : TOOL_IMAGES;
+    messages.push({ role: 'user', content: content([{ type: 'text', text: intro }, ...toolImages]) });
     toolImages = [];
   };
   for (const m of c.messages) {

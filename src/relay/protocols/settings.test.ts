@@ -85,6 +85,12 @@ describe('settings across protocols', () => {
     ).not.toHaveProperty('top_k');
   });
 
+  it('a user id past the 256 characters Anthropic takes goes unsent there', () => {
+    const long = { ...chat, user: 'u'.repeat(257) };
+    expect(translate('openai', long, 'anthropic')).not.toHaveProperty('metadata');
+    expect(translate('openai', { ...chat, user: 'u'.repeat(256) }, 'anthropic')).toHaveProperty('metadata');
+  });
+
   it('values of the wrong kind are left out', () => {
     const odd = { ...chat, seed: 'seven', user: 42, prompt_cache_key: '' };
     const g = translate('openai', odd, 'openai');

@@ -37,7 +37,7 @@ import { readAll, scrubCredential, sentence, upstreamErrorCode } from './upstrea
 import { relayPlain } from './answer.js';
 import { relayStream } from './stream.js';
 import { fitToolNames } from './tool-names.js';
-import { countText } from './tokens.js';
+import { countText, WARM_FROM } from './tokens.js';
 import { allowOrigin, originOf } from './cors.js';
 
 /** What the relay knows about a request once its key is verified (for the log row). */
@@ -545,6 +545,9 @@ export function createRelay(s: Services) {
     req.relay!.model = r.model;
     req.relay!.stream = r.stream;
     const { price, multiplierPpm } = checkPolicy(key, r.model);
+    // A long prompt is counted ahead in slices, so that an exact count admission or an estimate
+    // may need never holds every other request while it is tokenized.
+    if (r.warm && r.promptTokens >= WARM_FROM) await r.warm();
     const bill = (u: CanonicalUsage) =>
       costNano(
         {

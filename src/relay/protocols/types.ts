@@ -38,6 +38,8 @@ export interface IngressRequest {
    * a request or an estimate needs the real number (read it through `exactPromptTokens(r)`).
    */
   exactPromptTokens?: () => number;
+  /** Counts a long prompt's texts ahead, between event-loop turns (tokens.ts `warm`). */
+  warm?: () => Promise<void>;
   /** Output cap for admission: the request's own, else the configured default. */
   maxOutputTokens: number;
   /** Set when the client gave no output cap: the default we admitted with, sent upstream too. */

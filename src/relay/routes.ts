@@ -107,9 +107,11 @@ function routeOf(req: FastifyRequest): RouteInfo & { count?: boolean } {
   const cfg = req.routeOptions.config.relay;
   if (!cfg) {
     const path = req.url.split('?')[0]!;
-    // Under /v1 a Google credential says whose client it is (@google/genai with apiVersion v1).
+    // Under /v1 a Google method path (`…/{name}:{method}`) with a Google credential is
+    // @google/genai's (apiVersion v1); MoleAPI's own routes there keep OpenAI's shape.
+    const googleV1 = req.headers['x-goog-api-key'] !== undefined && /\/[^/]*:[A-Za-z]+$/.test(path);
     const protocol: Protocol =
-      path.startsWith('/v1beta/') || req.headers['x-goog-api-key'] !== undefined
+      path.startsWith('/v1beta/') || googleV1
         ? 'gemini'
         : path.startsWith('/v1/messages')
           ? 'anthropic'

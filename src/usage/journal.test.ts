@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { openJournal } from './journal.js';
+import { type JournalTimers, openJournal } from './journal.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -69,33 +69,28 @@ let journalTimers = () => 0;
 
 /**
  * Fake timeouts and Date only: promises, setImmediate and the file system stay real. The
- * journal's own timeouts are counted apart (`journalTimers`): other code in this worker (files
- * share one with `isolate: false`) may set one of its own meanwhile, which a count of every
- * fake timer would take for the journal's.
+ * journal under test gets its own timer functions (`timers`), counted apart (`journalTimers`):
+ * other code in this worker (files share one with `isolate: false`), another journal among it,
+ * may set timeouts of its own meanwhile.
  */
-function fakeTimers(): void {
+function fakeTimers(): JournalTimers {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
-  const set = globalThis.setTimeout;
-  const clear = globalThis.clearTimeout;
-  const live = new Set<unknown>();
-  vi.spyOn(globalThis, 'setTimeout').mockImplementation(((
-    fn: (...a: unknown[]) => void,
-    ms?: number,
-    ...args: unknown[]
-  ) => {
-    const mine = /[\\/]journal\.ts:/.test(new Error().stack ?? '');
-    const t = set(() => {
-      live.delete(t);
-      fn(...args);
-    }, ms);
-    if (mine) live.add(t);
-    return t;
-  }) as unknown as typeof setTimeout);
-  vi.spyOn(globalThis, 'clearTimeout').mockImplementation((t) => {
-    live.delete(t);
-    clear(t);
-  });
+  const live = new Set<NodeJS.Timeout>();
   journalTimers = () => live.size;
+  return {
+    set(fn, ms) {
+      const t = setTimeout(() => {
+        live.delete(t);
+        fn();
+      }, ms);
+      live.add(t);
+      return t;
+    },
+    clear(t) {
+      live.delete(t);
+      clearTimeout(t);
+    },
+  };
 }
 
 describe('usage journal', () => {
@@ -208,10 +203,10 @@ describe('usage journal', () => {
   });
 
   it('interval: rows are written at once; one background sync at most every interval', async () => {
-    fakeTimers();
+    const timers = fakeTimers();
     const dir = journalDir();
     const sync = heldSync();
-    const j = openJournal({ dir, sync: 'interval', syncIntervalMs: 50, datasync: sync.datasync });
+    const j = openJournal({ dir, sync: 'interval', syncIntervalMs: 50, datasync: sync.datasync, timers });
     await Promise.all([j.append({ n: 1 }), j.append({ n: 2 })]);
     expect(segmentText(dir)).toBe('{"n":1}\n{"n":2}\n');
     expect(sync.datasync).not.toHaveBeenCalled();
@@ -244,9 +239,9 @@ describe('usage journal', () => {
   });
 
   it('interval: close stops the background sync; an unclean close syncs what is left first', async () => {
-    fakeTimers();
+    const timers = fakeTimers();
     const sync = heldSync();
-    const clean = openJournal({ dir: journalDir(), sync: 'interval', datasync: sync.datasync });
+    const clean = openJournal({ dir: journalDir(), sync: 'interval', datasync: sync.datasync, timers });
     await clean.append({ n: 1 });
     expect(journalTimers()).toBe(1);
     await clean.close(true);
@@ -254,7 +249,7 @@ describe('usage journal', () => {
     expect(sync.datasync).not.toHaveBeenCalled();
 
     const dir = journalDir();
-    const unclean = openJournal({ dir, sync: 'interval', datasync: sync.datasync });
+    const unclean = openJournal({ dir, sync: 'interval', datasync: sync.datasync, timers });
     await unclean.append({ n: 2 });
     const closing = unclean.close(false);
     await sync.called();
@@ -267,10 +262,10 @@ describe('usage journal', () => {
   });
 
   it('interval: a segment deleted while its sync is pending or under way', async () => {
-    fakeTimers();
+    const timers = fakeTimers();
     const dir = journalDir();
     const sync = heldSync();
-    const j = openJournal({ dir, sync: 'interval', datasync: sync.datasync });
+    const j = openJournal({ dir, sync: 'interval', datasync: sync.datasync, timers });
     // Pending: the sync is dropped (its rows are in the database).
     await j.append({ n: 1 });
     await j.discard(j.seal());
@@ -296,11 +291,11 @@ describe('usage journal', () => {
   });
 
   it('interval: a failed background sync is retried at the next interval and reported now and then', async () => {
-    fakeTimers();
+    const timers = fakeTimers();
     const sync = heldSync();
     const logged: unknown[] = [];
     const logger = { error: (obj: unknown) => void logged.push(obj) };
-    const j = openJournal({ dir: journalDir(), sync: 'interval', datasync: sync.datasync, logger });
+    const j = openJournal({ dir: journalDir(), sync: 'interval', datasync: sync.datasync, logger, timers });
     await j.append({ n: 1 });
     for (let i = 0; i < 3; i++) {
       vi.advanceTimersByTime(50);
@@ -320,10 +315,10 @@ describe('usage journal', () => {
   });
 
   it('never: rows are written and released without any sync or timer', async () => {
-    fakeTimers();
+    const timers = fakeTimers();
     const dir = journalDir();
     const sync = heldSync();
-    const j = openJournal({ dir, sync: 'never', datasync: sync.datasync });
+    const j = openJournal({ dir, sync: 'never', datasync: sync.datasync, timers });
     await Promise.all([1, 2, 3].map((n) => j.append({ n })));
     await j.append({ n: 4 });
     expect(segmentText(dir)).toBe('{"n":1}\n{"n":2}\n{"n":3}\n{"n":4}\n');

@@ -67,6 +67,7 @@ export type JournalSync = 'always' | 'interval' | 'never';
 interface SyncPolicy {
   mode: JournalSync;
   intervalMs: number;
+  timers: JournalTimers;
   datasync(fd: number): Promise<void>;
   syncDir(dir: string): Promise<void>;
   /** A group written (group commits). */
@@ -198,7 +199,7 @@ class Segment {
   private scheduleSync(): void {
     if (this.syncTimer !== null || this.syncing !== null || this.closing) return;
     const wait = Math.max(0, this.lastSyncAt + this.policy.intervalMs - Date.now());
-    this.syncTimer = setTimeout(() => {
+    this.syncTimer = this.policy.timers.set(() => {
       this.syncTimer = null;
       this.syncing = this.syncNow().finally(() => {
         this.syncing = null;
@@ -232,7 +233,7 @@ class Segment {
    */
   private async stopSyncing(syncRest: boolean): Promise<void> {
     this.closing = true;
-    if (this.syncTimer !== null) clearTimeout(this.syncTimer);
+    if (this.syncTimer !== null) this.policy.timers.clear(this.syncTimer);
     this.syncTimer = null;
     await this.syncing;
     if (syncRest && this.policy.mode === 'interval' && this.writes > this.syncedWrites) await this.syncNow();
@@ -274,7 +275,20 @@ export interface JournalOptions {
   logger?: Pick<Logger, 'error'>;
   /** Tests: stands in for fdatasync(2). */
   datasync?: (fd: number) => Promise<void>;
+  /** Tests: the background sync's timer (each journal its own, so a test counts only its journal's). */
+  timers?: JournalTimers;
 }
+
+/** Sets and clears the interval mode's background sync timer. */
+export interface JournalTimers {
+  set(fn: () => void, ms: number): NodeJS.Timeout;
+  clear(t: NodeJS.Timeout): void;
+}
+
+const systemTimers: JournalTimers = {
+  set: (fn, ms) => setTimeout(fn, ms),
+  clear: (t) => clearTimeout(t),
+};
 
 function pidAlive(pid: number): boolean {
   try {
@@ -300,6 +314,7 @@ export function openJournal(opts: JournalOptions) {
   const policy: SyncPolicy = {
     mode: opts.sync,
     intervalMs: opts.syncIntervalMs ?? 50,
+    timers: opts.timers ?? systemTimers,
     async datasync(fd) {
       await datasync(fd);
       stats.syncs++;

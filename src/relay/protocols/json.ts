@@ -41,6 +41,10 @@ export function boundedInt(
   return v;
 }
 
+/** An optional positive integer field (output caps, `n`), refused in OpenAI's wording. */
+export const positiveInt = (body: Json, name: string): number | undefined =>
+  boundedInt(body[name], 1, (p) => bad(`"${name}" ${intProblem(p, 1)}`, name));
+
 const TEXT_SETTINGS = new Set<keyof Settings>(['user', 'promptCacheKey']);
 
 /**

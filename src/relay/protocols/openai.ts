@@ -44,8 +44,7 @@ import {
   type Json,
   parseObject,
   settingsOf,
-  boundedInt,
-  intProblem,
+  positiveInt,
 } from './json.js';
 import { JSON_ERROR, JSON_OBJECT, JSON_USAGE, scanJson } from './json-scan.js';
 
@@ -64,10 +63,6 @@ export function parseRelayBody(raw: Buffer | undefined): Json {
   if (!isObject(parsed)) throw bad('request body must be a JSON object');
   return parsed;
 }
-
-/** An optional positive integer field (output caps, `n`). */
-export const positiveInt = (body: Json, name: string): number | undefined =>
-  boundedInt(body[name], 1, (p) => bad(`"${name}" ${intProblem(p, 1)}`, name));
 
 /** An optional finite number field (temperature, top_p). */
 export function optionalNumber(body: Json, name: string): number | null {

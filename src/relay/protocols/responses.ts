@@ -56,8 +56,7 @@ import {
   type Json,
   parseObject,
   settingsOf,
-  boundedInt,
-  intProblem,
+  positiveInt,
 } from './json.js';
 
 /** OpenAI's longest `call_id` in a Responses input (longer: 400 "string too long"). */
@@ -104,9 +103,6 @@ function checkItem(item: unknown, i: number): void {
   }
   // Other item types (reasoning, web_search_call, item_reference, …) pass through untouched.
 }
-
-const positiveInt = (body: Json, name: string): number | undefined =>
-  boundedInt(body[name], 1, (p) => bad(`"${name}" ${intProblem(p, 1)}`, name));
 
 function optNumber(body: Json, name: string): number | null {
   const v = body[name];

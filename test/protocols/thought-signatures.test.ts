@@ -68,6 +68,36 @@ describe('thought signatures through a Gemini channel', () => {
     return { call, second };
   }
 
+  const responsesTools = [
+    {
+      type: 'function' as const,
+      name: WEATHER_TOOL.name,
+      parameters: WEATHER_TOOL.parameters,
+      strict: false,
+    },
+  ];
+
+  /** A Responses function call from g3, and its output sent back on `next`. */
+  async function responsesTurns(c: OpenAI, stream: boolean, next: string) {
+    const tools = responsesTools;
+    const first = stream
+      ? await c.responses.stream({ model: 'g3', input: ask, tools }).finalResponse()
+      : await c.responses.create({ model: 'g3', input: ask, tools });
+    const call = first.output.find(
+      (o) => o.type === 'function_call',
+    ) as OpenAI.Responses.ResponseFunctionToolCall;
+    const second = await c.responses.create({
+      model: next,
+      tools,
+      input: [
+        { role: 'user', content: ask },
+        { type: 'function_call', call_id: call.call_id, name: call.name, arguments: call.arguments },
+        { type: 'function_call_output', call_id: call.call_id, output: '21 C' },
+      ],
+    });
+    return { call, second };
+  }
+
   it.each([false, true])(
     'chat completions (stream %s): the second turn carries the signature back',
     async (stream) => {
@@ -88,30 +118,7 @@ describe('thought signatures through a Gemini channel', () => {
 
   it.each([false, true])('Responses (stream %s): function_call, then its output', async (stream) => {
     const { secret } = await userWithKey(s);
-    const c = client(s, secret);
-    const tools = [
-      {
-        type: 'function' as const,
-        name: WEATHER_TOOL.name,
-        parameters: WEATHER_TOOL.parameters,
-        strict: false,
-      },
-    ];
-    const first = stream
-      ? await c.responses.stream({ model: 'g3', input: ask, tools }).finalResponse()
-      : await c.responses.create({ model: 'g3', input: ask, tools });
-    const call = first.output.find(
-      (o) => o.type === 'function_call',
-    ) as OpenAI.Responses.ResponseFunctionToolCall;
-    const second = await c.responses.create({
-      model: 'g3',
-      tools,
-      input: [
-        { role: 'user', content: ask },
-        { type: 'function_call', call_id: call.call_id, name: call.name, arguments: call.arguments },
-        { type: 'function_call_output', call_id: call.call_id, output: '21 C' },
-      ],
-    });
+    const { second } = await responsesTurns(client(s, secret), stream, 'g3');
     expect(second.output_text).toBeTruthy();
   });
 
@@ -162,28 +169,8 @@ describe('thought signatures through a Gemini channel', () => {
     expect(sent.messages[2]!.tool_call_id).toBe(id);
 
     // Responses, passed through to the OpenAI channel: call_id within its 64 characters.
-    const tools = [
-      {
-        type: 'function' as const,
-        name: WEATHER_TOOL.name,
-        parameters: WEATHER_TOOL.parameters,
-        strict: false,
-      },
-    ];
-    const first = await c.responses.create({ model: 'g3', input: ask, tools });
-    const fc = first.output.find(
-      (o) => o.type === 'function_call',
-    ) as OpenAI.Responses.ResponseFunctionToolCall;
+    const { call: fc, second: after } = await responsesTurns(c, false, 'g3-or-gpt');
     expect(fc.call_id.length).toBeGreaterThan(64);
-    const after = await c.responses.create({
-      model: 'g3-or-gpt',
-      tools,
-      input: [
-        { role: 'user', content: ask },
-        { type: 'function_call', call_id: fc.call_id, name: fc.name, arguments: fc.arguments },
-        { type: 'function_call_output', call_id: fc.call_id, output: '21 C' },
-      ],
-    });
     expect(after.output_text).toBeTruthy();
     const input = (mock.requests.at(-1)!.body as { input: Array<{ call_id?: string }> }).input;
     expect(input[1]!.call_id!.length).toBeLessThanOrEqual(64);

@@ -227,7 +227,7 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     const model = checkModelName(route.pathModel ?? body.model);
     req.relay!.model = model;
     relay.checkPolicy(req.relay!.key!, model);
-    const answer = codec(route.protocol).countTokens?.(body);
+    const answer = await codec(route.protocol).countTokens?.(body);
     if (!answer) throw new AppError('not_found', 'token counting is not offered for this protocol');
     await relay.logFree(req, reply);
     return reply.send(answer);

@@ -284,5 +284,14 @@ export const schemaOf = (format: unknown): unknown =>
     ? format
     : undefined;
 
+/**
+ * A PromptCount's exact count, a long prompt counted ahead in slices first (`warm`): for the
+ * free counting endpoints, where nothing else would spare the event loop.
+ */
+export async function exactCountAhead(c: PromptCount): Promise<number> {
+  if (c.warm && c.promptTokens >= WARM_FROM) await c.warm();
+  return exactCount(c);
+}
+
 /** A PromptCount's exact count (tokenizing when it holds the bound). */
 export const exactCount = (c: PromptCount): number => c.exactPromptTokens?.() ?? c.promptTokens;

@@ -767,14 +767,31 @@ describe('anthropic codec: encoders, read by @anthropic-ai/sdk', () => {
 });
 
 describe('anthropic codec: count_tokens', () => {
-  it('answers {"input_tokens": N} with the same count as admission', () => {
+  it('counts a long prompt in slices, an event-loop turn apart (the endpoint is free: no stall)', async () => {
+    const word = (i: number) => ['burrow', 'tunnel', 'mole'][i % 3]!;
+    const long = Array.from({ length: 30_000 }, (_, i) => `${word(i)}${i % 89}`).join(' ');
+    const body = { model: 'claude-x', messages: [{ role: 'user', content: long }] };
+    let turns = 0;
+    let counting = true;
+    const tick = () => {
+      turns++;
+      if (counting) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const answer = await codec.countTokens(body);
+    counting = false;
+    expect(turns).toBeGreaterThan(long.length / (16 * 1024) - 2);
+    expect(answer).toEqual({ input_tokens: countMessagesTokens(body) });
+  });
+
+  it('answers {"input_tokens": N} with the same count as admission', async () => {
     const body = {
       model: 'claude-x',
       max_tokens: 10,
       tools: [weather],
       messages: [{ role: 'user', content: 'Hello' }],
     };
-    expect(codec.countTokens?.(body)).toEqual({ input_tokens: counted(body).promptTokens });
+    expect(await codec.countTokens?.(body)).toEqual({ input_tokens: counted(body).promptTokens });
   });
 });
 

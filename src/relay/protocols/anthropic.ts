@@ -27,7 +27,14 @@ import { DeltaShape } from './delta-shape.js';
 import { FrameShape } from './frame-shape.js';
 import { bytesAre, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { ascii, JSON_OBJECT, JSON_TYPE_ERROR, scanJson } from './json-scan.js';
-import { base64Bytes, definitionsOf, exactCount, type PromptCount, promptCount } from '../tokens.js';
+import {
+  base64Bytes,
+  definitionsOf,
+  exactCount,
+  exactCountAhead,
+  type PromptCount,
+  promptCount,
+} from '../tokens.js';
 import { exactPromptTokens, type IngressRequest, type ProtocolCodec, type RouteInfo } from './types.js';
 import {
   argsObject,
@@ -222,12 +229,15 @@ function promptOf(body: Json): PromptCount {
  * `POST /v1/messages/count_tokens`: the body's prompt tokens as the relay counts them
  * (answered as `{"input_tokens": N}`). Validates like `/v1/messages` minus `max_tokens`.
  */
-export function countMessagesTokens(body: Record<string, unknown>): number {
+export const countMessagesTokens = (body: Record<string, unknown>): number => exactCount(checkedPrompt(body));
+
+/** A count_tokens body's prompt, validated like `/v1/messages` minus `max_tokens`. */
+function checkedPrompt(body: Record<string, unknown>): PromptCount {
   model(body);
   checkMessages(body);
   checkSystem(body.system);
   checkTools(body.tools);
-  return exactCount(promptOf(body));
+  return promptOf(body);
 }
 
 // ── ingress: request ───────────────────────────────────────────────────────────────────────
@@ -1005,9 +1015,11 @@ function judgeFrame(
   return delta ? FrameVerdict.Keep : FrameVerdict.Skip;
 }
 
-export const anthropicCodec: ProtocolCodec & { countTokens(body: Record<string, unknown>): unknown } = {
+export const anthropicCodec: ProtocolCodec & {
+  countTokens(body: Record<string, unknown>): Promise<unknown>;
+} = {
   protocol: 'anthropic',
-  countTokens: (body) => ({ input_tokens: countMessagesTokens(body) }),
+  countTokens: async (body) => ({ input_tokens: await exactCountAhead(checkedPrompt(body)) }),
   parseRequest,
   toCanonical,
   encodeAnswer,

@@ -47,6 +47,7 @@ import {
   base64Bytes,
   definitionsOf,
   exactCount,
+  exactCountAhead,
   type PromptCount,
   promptCount,
   schemaOf,
@@ -358,11 +359,13 @@ function promptOf(contents: Json[], system: Json[], decls: Json[], schema?: unkn
 }
 
 /** Token count for `:countTokens` (a plain request, or one wrapped in `generateContentRequest`). */
-export function countGeminiTokens(body: Record<string, unknown>): number {
+export const countGeminiTokens = (body: Record<string, unknown>): number => exactCount(countedPrompt(body));
+
+function countedPrompt(body: Record<string, unknown>): PromptCount {
   const wrapped = field(body, 'generateContentRequest');
   const req = isObj(wrapped) ? wrapped : body;
   const contents = req.contents === undefined ? [] : checkContents(req);
-  return exactCount(promptOf(contents, systemParts(req), functionDeclarations(req)));
+  return promptOf(contents, systemParts(req), functionDeclarations(req));
 }
 
 /** The `GET /v1beta/models` body for these model ids. */
@@ -1060,7 +1063,7 @@ export const geminiCodec: ProtocolCodec = {
   streamEncoder,
   errorBody: geminiErrorBody,
   forwardedHeaders: () => ({}),
-  countTokens: (body) => ({ totalTokens: countGeminiTokens(body) }),
+  countTokens: async (body) => ({ totalTokens: await exactCountAhead(countedPrompt(body)) }),
   modelList: geminiModelList,
   passThroughBody,
   passThroughBytes,

@@ -72,7 +72,7 @@ export interface ProtocolCodec {
   /** Client headers that go upstream verbatim on pass-through (e.g. `anthropic-*`). */
   forwardedHeaders(headers: IncomingHttpHeaders): Record<string, string>;
   /** Token counting answered locally (Anthropic's count_tokens, Gemini's countTokens): the answer body. */
-  countTokens?(body: Record<string, unknown>): unknown;
+  countTokens?(body: Record<string, unknown>): Promise<unknown>;
   /** The protocol's own model-list body for these model ids (Gemini's GET /v1beta/models). */
   modelList?(ids: string[]): unknown;
 

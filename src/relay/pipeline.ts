@@ -656,7 +656,9 @@ export function createRelay(s: Services) {
         let result: AttemptResult;
         try {
           // Whether a later channel could hold a stored response this one has not.
-          const storedElsewhere = candidates.slice(i + 1).some((c) => protocolsOf(c, r).includes(r.protocol));
+          const storedElsewhere =
+            r.protocol === 'responses' &&
+            candidates.slice(i + 1).some((c) => protocolsOf(c, r).includes(r.protocol));
           result = await tryChannel(call, channel, attempt, storedElsewhere);
         } finally {
           attempts.delete(attempt);

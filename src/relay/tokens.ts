@@ -43,7 +43,7 @@ function textOf(content: unknown): string {
  * A document's share of a prompt (a PDF's text and page images): a token for every 4 bytes of
  * the file, at least an image's and at most DOCUMENT_MAX (past every provider's page limit:
  * 100 pages of ~4.6k tokens at Anthropic, 1,000 of 258 at Google); a document by URL (its size
- * unknown here) counts DOCUMENT_MAX. Its bytes are never tokenized: base64 text costs the
+ * unknown here, as one by file id) counts DOCUMENT_MAX. Its bytes are never tokenized: base64 text costs the
  * tokenizer seconds a megabyte, and is not what the provider bills.
  */
 const DOCUMENT_MAX = 500_000;
@@ -57,7 +57,7 @@ export const base64Bytes = (b64: string): number => Math.floor((b64.length * 3) 
 function dataUrlBytes(url: unknown): number | null {
   if (typeof url !== 'string' || !url.startsWith('data:')) return null;
   const comma = url.indexOf(',');
-  return comma < 0 ? null : base64Bytes(url.slice(comma + 1));
+  return comma < 0 ? null : Math.floor(((url.length - comma - 1) * 3) / 4);
 }
 
 /**

@@ -66,6 +66,7 @@ export function createLocalAdmission(deps: AdmissionDeps): Admission {
         res = await hold(req.key, amount, roomNeeded(amount, req.bounded?.() ?? false));
         // A prompt is held on a cheap upper bound while every limit has room to spare; near a
         // limit, or refused, it is tokenized and the request judged on its exact count.
+        if (!res.ok) await req.countAhead?.();
         const exact = res.ok ? null : (req.exact?.() ?? null);
         if (exact !== null) res = await hold(req.key, exact, exact);
       } catch (err) {

@@ -343,6 +343,7 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
     let r = await reserve(m.amount, m.need);
     // A prompt is held on a cheap upper bound while the quota and balance have room to spare;
     // near them, or refused, it is tokenized and judged on its exact count.
+    if (!r.ok) await req.countAhead?.();
     const exact = r.ok ? null : (req.exact?.() ?? null);
     if (exact !== null) r = await reserve(exact, exact);
     if (!r.ok)
@@ -387,6 +388,7 @@ export function createRedisAdmission(deps: RedisAdmissionDeps): Admission {
         // A prompt is held on a cheap upper bound while every limit has room to spare; near a
         // limit, or refused, it is tokenized and the request judged (its money only: the
         // limits counted it) again on its exact count.
+        if (!res.ok) await req.countAhead?.();
         const exact = res.ok ? null : (req.exact?.() ?? null);
         if (exact !== null) {
           const mx = { ...m, amount: exact, need: exact };

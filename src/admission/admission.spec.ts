@@ -219,6 +219,28 @@ export function admissionSpec(name: string, impl: AdmissionImpl): void {
       a.ticket.done();
     });
 
+    it('a long prompt is counted ahead (countAhead) before its exact amount is asked, and only then', async () => {
+      for (const v of [
+        { quotaNano: 2_000 },
+        { quotaNano: 2_000, cap: 1_000_000, daily: 1_000_000, limits: { rpm: 10 } },
+      ]) {
+        const { admit } = await keyWith(v, 100_000);
+        const order: string[] = [];
+        const track = {
+          countAhead: async () => void order.push('ahead'),
+          exact: () => {
+            order.push('exact');
+            return 900;
+          },
+        };
+        admitted(await admit(5_000, track)).ticket.done();
+        expect(order, JSON.stringify(v)).toEqual(['ahead', 'exact']);
+        order.length = 0;
+        admitted(await admit(500, track)).ticket.done();
+        expect(order, JSON.stringify(v)).toEqual([]);
+      }
+    });
+
     /** A request whose amount is a bound (the prompt not tokenized); `exact` counts how often it is asked. */
     const bounded = (exactAmount: number, asked = { n: 0 }): Partial<AdmitRequest> => ({
       bounded: () => true,

@@ -52,6 +52,8 @@ export interface AdmitRequest {
    * for money, or is too near a limit to be held (null: the bound was exact already).
    */
   exact?(): number | null;
+  /** Counts a long prompt ahead, between event-loop turns, before `exact` is asked for it. */
+  countAhead?(): Promise<void>;
 }
 
 /**

@@ -348,9 +348,15 @@ export function createRelay(s: Services) {
   ): Promise<{ ticket: Ticket; hold: Hold }> {
     const worstFor = (input: number) =>
       bill({ input, cacheRead: 0, cacheWrite: 0, output: r.maxOutputTokens, reasoning: 0 });
+    const subject = subjectOf(key);
+    // A long prompt's exact count is taken in slices, an event-loop turn apart, wherever one is
+    // needed (a tpm limit counts every request; money near a limit; an estimate), so tokenizing
+    // it never holds every other request. Most long prompts are never tokenized at all.
+    if (s.limiter.limited(subject)) await countAhead(r);
     const a = await s.admission.admit({
       key,
-      subject: subjectOf(key),
+      subject,
+      countAhead: () => countAhead(r),
       tokens: () => exactPromptTokens(r) + r.maxOutputTokens,
       amount: () => worstFor(r.promptTokens),
       // A prompt is held on a cheap upper bound; tokenized only near a limit or when refused.
@@ -377,6 +383,11 @@ export function createRelay(s: Services) {
   // A side the upstream reported as zero tokens, though there was a prompt or text came back, is
   // counted here too: some compatible servers send zeros rather than leave usage out, and the
   // answer would otherwise be served free.
+  /** Counts a long prompt's texts ahead into the cache its exact count reads (tokens.ts `warm`). */
+  async function countAhead(r: IngressRequest): Promise<void> {
+    if (r.exactPromptTokens && r.warm && r.promptTokens >= WARM_FROM) await r.warm();
+  }
+
   function countUsage(
     r: IngressRequest,
     reported: CanonicalUsage | null,
@@ -545,9 +556,6 @@ export function createRelay(s: Services) {
     req.relay!.model = r.model;
     req.relay!.stream = r.stream;
     const { price, multiplierPpm } = checkPolicy(key, r.model);
-    // A long prompt is counted ahead in slices, so that an exact count admission or an estimate
-    // may need never holds every other request while it is tokenized.
-    if (r.warm && r.promptTokens >= WARM_FROM) await r.warm();
     const bill = (u: CanonicalUsage) =>
       costNano(
         {
@@ -591,6 +599,8 @@ export function createRelay(s: Services) {
       attempts: [],
       clientGone: false,
       async finish(o) {
+        // No usage reported, or a cut stream's: the prompt may be counted here.
+        if (o.usage === null || o.partial) await countAhead(r);
         const { usage, estimated } = countUsage(r, o.usage, o.produced, o.partial);
         const at = s.now();
         // The tokens-per-minute window keeps the real usage, not the admission estimate.
@@ -737,6 +747,9 @@ export function createRelay(s: Services) {
     // The client's bytes when they need no change (no second JSON.stringify of the body).
     let body: unknown;
     let toolNames: ReadonlyMap<string, string> | null = null;
+    // A translated Anthropic stream opens with the prompt's exact count (message_start), and
+    // the built-in mock channel answers with it.
+    if ((!pass && r.stream && r.protocol === 'anthropic') || channel.type === 'mock') await countAhead(r);
     try {
       if (pass)
         body = ingress.passThroughBytes?.(r, upstreamModel) || ingress.passThroughBody(r, upstreamModel);

@@ -1,6 +1,7 @@
 // The admission bound is never below the exact o200k count: a text's UTF-8 byte length is at
 // least its token count (every token stands for one byte or more), whatever the script.
 import { describe, expect, it, vi } from 'vitest';
+import { turnsDuring } from '../../test/helpers/event-loop.js';
 import { openaiCodec } from './protocols/openai.js';
 import { chatPromptBound, countChatPrompt, countText, loadTokenizer, promptCount } from './tokens.js';
 
@@ -202,17 +203,9 @@ describe('countText', () => {
     const word = (i: number) => ['burrow', 'tunnel', 'mole', 'earth', 'dig'][i % 5]!;
     const long = Array.from({ length: 40_000 }, (_, i) => `${word(i)}${i % 97}`).join(' ');
     const p = promptCount([{ role: 'user', content: long }]);
-    let turns = 0;
-    let warming = true;
-    const tick = () => {
-      turns++;
-      if (warming) setImmediate(tick);
-    };
-    setImmediate(tick);
     const spy = vi.spyOn(tokenizer, 'countTokens');
     try {
-      await p.warm!();
-      warming = false;
+      const { turns } = await turnsDuring(() => p.warm!());
       // Many slices, each its own turn: other requests ran between them.
       expect(turns).toBeGreaterThan(long.length / (16 * 1024) - 2);
       const sliced = spy.mock.calls.length;

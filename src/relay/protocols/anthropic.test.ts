@@ -4,6 +4,7 @@ import Anthropic from '@anthropic-ai/sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as canon from '../../../test/helpers/canonical.js';
 import { decodeStream, mergeDeltas, refusal } from '../../../test/helpers/codec.js';
+import { turnsDuring } from '../../../test/helpers/event-loop.js';
 import { AppError } from '../../http/errors.js';
 import type { StreamEvent } from '../canonical.js';
 import { StreamBroken } from '../canonical.js';
@@ -771,15 +772,7 @@ describe('anthropic codec: count_tokens', () => {
     const word = (i: number) => ['burrow', 'tunnel', 'mole'][i % 3]!;
     const long = Array.from({ length: 30_000 }, (_, i) => `${word(i)}${i % 89}`).join(' ');
     const body = { model: 'claude-x', messages: [{ role: 'user', content: long }] };
-    let turns = 0;
-    let counting = true;
-    const tick = () => {
-      turns++;
-      if (counting) setImmediate(tick);
-    };
-    setImmediate(tick);
-    const answer = await codec.countTokens(body);
-    counting = false;
+    const { value: answer, turns } = await turnsDuring(() => codec.countTokens(body));
     expect(turns).toBeGreaterThan(long.length / (16 * 1024) - 2);
     expect(answer).toEqual({ input_tokens: countMessagesTokens(body) });
   });

@@ -8,6 +8,9 @@ import { redactingSerializers } from './http/redact.js';
 import { loadTokenizer } from './relay/tokens.js';
 import { loadUndici } from './shared/undici.js';
 
+/** The shortest master key started without a warning (a generated one has 51 characters). */
+const MIN_MASTER_KEY_LENGTH = 32;
+
 /** How long the answers cut at the end of a grace period get to write their last event. */
 const CUT_WAIT_MS = 2_000;
 
@@ -38,6 +41,12 @@ async function main() {
       },
     },
   });
+  // A short master key can be guessed (it opens the whole management API): said, not refused,
+  // so a deployment that set one keeps starting.
+  if (config.masterKey !== undefined && config.masterKey.length < MIN_MASTER_KEY_LENGTH)
+    logger.warn(
+      `MOLE_MASTER_KEY is ${config.masterKey.length} characters long; use ${MIN_MASTER_KEY_LENGTH} or more random ones (unset it to have one generated)`,
+    );
   const services = await createServices(config, logger, {
     // The one time a generated master key is shown: straight to the terminal, never to the log.
     deferMasterKey: true,

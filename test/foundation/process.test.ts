@@ -239,10 +239,22 @@ describe('the real process', () => {
     expect(out).toMatch(/MoleAPI listening on /);
     expect(out).not.toMatch(/Generated master key/);
     expect(out).not.toContain(master);
+    expect(out).not.toMatch(/MOLE_MASTER_KEY is \d+ characters long/);
     expect(
       (await fetch(`${p.base}/api/users`, { headers: { authorization: `Bearer ${master}` } })).status,
     ).toBe(200);
     expect((await stop(p)).code).toBe(0);
     expect(storedMasterKeys(dir)).toBe(0);
+  }, 60_000);
+
+  it('a short MOLE_MASTER_KEY starts, with a warning that does not show it', async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-process-'));
+    const master = 'admin-secret-12';
+    const p = await start(dir, { MOLE_MASTER_KEY: master });
+    const out = p.stdout() + p.stderr();
+    expect(out).toMatch(/MoleAPI listening on /);
+    expect(out).toMatch(/MOLE_MASTER_KEY is 15 characters long; use 32 or more/);
+    expect(out).not.toContain(master);
+    expect((await stop(p)).code).toBe(0);
   }, 60_000);
 });

@@ -352,7 +352,7 @@ export function createRelay(s: Services) {
     // A long prompt's exact count is taken in slices, an event-loop turn apart, wherever one is
     // needed (a tpm limit counts every request; money near a limit; an estimate), so tokenizing
     // it never holds every other request. Most long prompts are never tokenized at all.
-    if (s.limiter.limited(subject)) await countAhead(r);
+    if (r.promptTokens >= WARM_FROM && s.limiter.limited(subject)) await countAhead(r);
     const a = await s.admission.admit({
       key,
       subject,
@@ -747,9 +747,8 @@ export function createRelay(s: Services) {
     // The client's bytes when they need no change (no second JSON.stringify of the body).
     let body: unknown;
     let toolNames: ReadonlyMap<string, string> | null = null;
-    // A translated Anthropic stream opens with the prompt's exact count (message_start), and
-    // the built-in mock channel answers with it.
-    if ((!pass && r.stream && r.protocol === 'anthropic') || channel.type === 'mock') await countAhead(r);
+    // A translated Anthropic stream opens with the prompt's exact count (message_start).
+    if (!pass && r.stream && r.protocol === 'anthropic') await countAhead(r);
     try {
       if (pass)
         body = ingress.passThroughBytes?.(r, upstreamModel) || ingress.passThroughBody(r, upstreamModel);

@@ -4,8 +4,7 @@
 // request declares tools and the last turn is the user's, it calls the first tool once.
 import type { CanonicalAnswer, CanonicalUsage, Protocol, StreamEvent } from '../canonical.js';
 import { codec as codecOf } from '../protocols/index.js';
-import { exactPromptTokens } from '../protocols/types.js';
-import { countInputs } from '../tokens.js';
+import { countInputs, exactCountAhead } from '../tokens.js';
 import { UpstreamBody } from '../upstream-body.js';
 import type { ChannelTransport, UpstreamCall, UpstreamResponse } from './transport.js';
 
@@ -76,7 +75,8 @@ export const mockTransport: ChannelTransport = {
       { protocol: call.protocol, operation: call.operation, pathModel: call.model, pathStream: call.stream },
       DEFAULT_TOKENS,
     );
-    const promptTokens = exactPromptTokens(r);
+    // Counted in slices when long, as the relay counts its own (tokens.ts `warm`).
+    const promptTokens = await exactCountAhead(r);
     const words = Array.from(
       { length: Math.min(DEFAULT_TOKENS, r.maxOutputTokens || DEFAULT_TOKENS) },
       (_, i) => WORDS[i % WORDS.length]!,

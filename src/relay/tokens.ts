@@ -50,14 +50,14 @@ const DOCUMENT_MAX = 500_000;
 export const documentTokens = (bytes: number | null): number =>
   bytes === null ? DOCUMENT_MAX : Math.min(DOCUMENT_MAX, Math.max(IMAGE_MAX, Math.ceil(bytes / 4)));
 
-/** The file size a base64 text stands for (its padding aside). */
-export const base64Bytes = (b64: string): number => Math.floor((b64.length * 3) / 4);
+/** The file size a base64 text of `chars` characters stands for (its padding aside). */
+export const base64Bytes = (chars: number): number => Math.floor((chars * 3) / 4);
 
 /** A data: URL's file size, or null for any other URL. */
 function dataUrlBytes(url: unknown): number | null {
   if (typeof url !== 'string' || !url.startsWith('data:')) return null;
   const comma = url.indexOf(',');
-  return comma < 0 ? null : Math.floor(((url.length - comma - 1) * 3) / 4);
+  return comma < 0 ? null : base64Bytes(url.length - comma - 1);
 }
 
 /**

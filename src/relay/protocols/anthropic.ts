@@ -191,7 +191,7 @@ function countableParts(content: unknown): Json[] {
       const s = b.source;
       // A PDF by its size (tokens.ts documentTokens); by URL or file id, the size is unknown.
       const bytes =
-        isObject(s) && s.type === 'base64' && typeof s.data === 'string' ? base64Bytes(s.data) : null;
+        isObject(s) && s.type === 'base64' && typeof s.data === 'string' ? base64Bytes(s.data.length) : null;
       out.push(text ? { type: 'text', text } : { type: 'document', bytes });
     } else if (b.type === 'tool_result') {
       if (b.content !== undefined && b.content !== null) out.push(...countableParts(b.content));

@@ -85,12 +85,12 @@ const route = (protocol: Protocol) => ({ protocol, operation: 'generate', pathMo
 const parse = (protocol: Protocol, body: Body) => codec(protocol).parseRequest(body, route(protocol), 64);
 
 describe('a document at admission', () => {
-  const share = documentTokens(base64Bytes(PDF));
+  const share = documentTokens(base64Bytes(PDF.length));
 
   it.each(CASES)(
     '$protocol: its size, neither its base64 tokenized nor nothing',
     ({ protocol, withDoc, without }) => {
-      expect(share).toBe(Math.ceil(base64Bytes(PDF) / 4));
+      expect(share).toBe(Math.ceil(base64Bytes(PDF.length) / 4));
       const exact =
         parse(protocol, withDoc).exactPromptTokens!() - parse(protocol, without).exactPromptTokens!();
       // (+ a separator where the document stood among the message's parts)

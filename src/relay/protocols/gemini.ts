@@ -341,7 +341,10 @@ function promptOf(contents: Json[], system: Json[], decls: Json[], schema?: unkn
         const mime = field(media, 'mimeType');
         const data = field(media, 'data');
         if (typeof mime === 'string' && !mime.startsWith('image/'))
-          content.push({ type: 'document', bytes: typeof data === 'string' ? base64Bytes(data) : null });
+          content.push({
+            type: 'document',
+            bytes: typeof data === 'string' ? base64Bytes(data.length) : null,
+          });
         else content.push({ type: 'image_url' });
       }
       const call = field(p, 'functionCall');

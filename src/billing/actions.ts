@@ -19,6 +19,7 @@ export interface PriceInUsd {
   output: number;
   cached_input?: number | null | undefined;
   cache_write?: number | null | undefined;
+  cache_write_1h?: number | null | undefined;
 }
 
 export function createBillingActions(deps: { catalog: PriceCatalog; audit: Pick<AuditService, 'record'> }) {
@@ -45,6 +46,7 @@ export function createBillingActions(deps: { catalog: PriceCatalog; audit: Pick<
               output: asWritten.output,
               cached_input: asWritten.cached_input ?? null,
               cache_write: asWritten.cache_write ?? null,
+              cache_write_1h: asWritten.cache_write_1h ?? null,
             },
           },
           trx,

@@ -20,6 +20,10 @@ export const PriceSchema = z
     output: z.number(),
     cached_input: z.number().nullable().describe('cache reads; null = the input price'),
     cache_write: z.number().nullable().describe('prompt-cache writes; null = the input price'),
+    cache_write_1h: z
+      .number()
+      .nullable()
+      .describe('prompt-cache writes kept for an hour (Anthropic `ttl: "1h"`); null = twice the input price'),
     updated_at: zTime,
   })
   .meta({ title: 'Price' });
@@ -135,6 +139,8 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
           outputNanoPerM: Number(r.output_nano_per_m),
           cachedInputNanoPerM: r.cached_input_nano_per_m === null ? null : Number(r.cached_input_nano_per_m),
           cacheWriteNanoPerM: r.cache_write_nano_per_m === null ? null : Number(r.cache_write_nano_per_m),
+          cacheWrite1hNanoPerM:
+            r.cache_write_1h_nano_per_m === null ? null : Number(r.cache_write_1h_nano_per_m),
           updatedAt: Number(r.updated_at),
         },
       ]),
@@ -165,6 +171,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     output: perM(p.outputNanoPerM),
     cached_input: p.cachedInputNanoPerM === null ? null : perM(p.cachedInputNanoPerM),
     cache_write: p.cacheWriteNanoPerM === null ? null : perM(p.cacheWriteNanoPerM),
+    cache_write_1h: p.cacheWrite1hNanoPerM === null ? null : perM(p.cacheWrite1hNanoPerM),
     updated_at: new Date(p.updatedAt).toISOString(),
   });
 
@@ -205,6 +212,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
         output_nano_per_m: p.outputNanoPerM,
         cached_input_nano_per_m: p.cachedInputNanoPerM,
         cache_write_nano_per_m: p.cacheWriteNanoPerM,
+        cache_write_1h_nano_per_m: p.cacheWrite1hNanoPerM,
         updated_at: now,
       };
       const json = priceJson(model, { ...p, updatedAt: now });
@@ -218,6 +226,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
               output_nano_per_m: row.output_nano_per_m,
               cached_input_nano_per_m: row.cached_input_nano_per_m,
               cache_write_nano_per_m: row.cache_write_nano_per_m,
+              cache_write_1h_nano_per_m: row.cache_write_1h_nano_per_m,
               updated_at: now,
             }),
           )

@@ -26,6 +26,7 @@ export async function importPrice(
       output_nano_per_m: p.outputNanoPerM,
       cached_input_nano_per_m: null,
       cache_write_nano_per_m: null,
+      cache_write_1h_nano_per_m: null,
       updated_at: now,
     })
     .execute();

@@ -1,13 +1,14 @@
 // Cost arithmetic: integer nano-USD in BigInt, rounded up once; cache reads and writes are
 // parts of the prompt, each at its own price (the input price when unset).
 import { describe, expect, it } from 'vitest';
-import { costNano, MAX_NANO, type Price, scaleDecimal } from './money.js';
+import { costNano, MAX_NANO, type Price, scaleDecimal, worstCostNano } from './money.js';
 
 const price = (p: Partial<Price> = {}): Price => ({
   inputNanoPerM: 3_000_000_000, // 3 USD / 1M
   outputNanoPerM: 15_000_000_000,
   cachedInputNanoPerM: 300_000_000,
   cacheWriteNanoPerM: 3_750_000_000,
+  cacheWrite1hNanoPerM: 6_000_000_000,
   ...p,
 });
 const usage = (
@@ -36,6 +37,22 @@ describe('costNano', () => {
     expect(costNano(usage(1000, 0, 400, 0), price(), 1_000_000)).toBe(600 * 3_000 + 400 * 3_750);
   });
 
+  it('bills cache writes kept for an hour at their own price, twice the input when unset', () => {
+    // 1000 prompt = 100 uncached + 300 read + 600 written, 400 of them for an hour.
+    const hour = { ...usage(1000, 300, 600, 0), cacheWrite1hTokens: 400 };
+    expect(costNano(hour, price(), 1_000_000)).toBe(100 * 3_000 + 300 * 300 + 200 * 3_750 + 400 * 6_000);
+    expect(costNano(hour, price({ cacheWrite1hNanoPerM: null }), 1_000_000)).toBe(
+      100 * 3_000 + 300 * 300 + 200 * 3_750 + 400 * 6_000,
+    );
+    expect(costNano(hour, price({ cacheWrite1hNanoPerM: 5_000_000_000 }), 1_000_000)).toBe(
+      100 * 3_000 + 300 * 300 + 200 * 3_750 + 400 * 5_000,
+    );
+    // Never more hour-long writes than writes.
+    expect(costNano({ ...usage(1000, 0, 100, 0), cacheWrite1hTokens: 900 }, price(), 1_000_000)).toBe(
+      900 * 3_000 + 100 * 6_000,
+    );
+  });
+
   it('never counts more cached tokens than were sent (reads first, then writes)', () => {
     // Reads 800 + writes 800 of a 1000-token prompt: 800 read, 200 written, 0 uncached.
     expect(costNano(usage(1000, 800, 800, 0), price(), 1_000_000)).toBe(800 * 300 + 200 * 3_750);
@@ -55,6 +72,25 @@ describe('costNano', () => {
     expect(costNano(usage(0, 0, 0, 0), p, 1_000_000)).toBe(0);
     // Exact to the nano for large integers: 10M written tokens at 3.75 USD/1M × 2.5.
     expect(costNano(usage(10_000_000, 0, 10_000_000, 0), price(), 2_500_000)).toBe(93_750_000_000);
+  });
+
+  it('holds the worst case: every input token at its dearest price', () => {
+    const out = 100 * 15_000;
+    // Cache writes (3.75) cost more than input (3): held at the write price.
+    expect(worstCostNano(1000, 100, price(), 1_000_000, false)).toBe(1000 * 3_750 + out);
+    // An hour-long write (6) only when the request asked for one.
+    expect(worstCostNano(1000, 100, price(), 1_000_000, true)).toBe(1000 * 6_000 + out);
+    expect(worstCostNano(1000, 100, price({ cacheWrite1hNanoPerM: null }), 1_000_000, true)).toBe(
+      1000 * 6_000 + out,
+    );
+    // Unset write prices are the input price: the plain worst case.
+    const plain = price({ cacheWriteNanoPerM: null, cachedInputNanoPerM: null });
+    expect(worstCostNano(1000, 100, plain, 1_000_000, false)).toBe(1000 * 3_000 + out);
+    // Never below what the dearest actual usage costs.
+    for (const u of [usage(1000, 0, 1000, 100), { ...usage(1000, 0, 1000, 100), cacheWrite1hTokens: 1000 }])
+      expect(worstCostNano(1000, 100, price(), 1_500_000, true)).toBeGreaterThanOrEqual(
+        costNano(u, price(), 1_500_000),
+      );
   });
 
   it('caps at the largest amount the ledger holds', () => {

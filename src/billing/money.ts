@@ -55,6 +55,11 @@ export interface Price {
   cachedInputNanoPerM: number | null;
   /** null = prompt-cache writes billed at the input price. */
   cacheWriteNanoPerM: number | null;
+  /**
+   * Prompt-cache writes kept for an hour (Anthropic's `ttl: "1h"`); null = twice the input
+   * price, Anthropic's published rate for them.
+   */
+  cacheWrite1hNanoPerM: number | null;
 }
 
 export interface TokenUsage {
@@ -64,14 +69,17 @@ export interface TokenUsage {
   cachedTokens: number;
   /** Part of promptTokens written to the provider's cache. */
   cacheWriteTokens: number;
+  /** Part of cacheWriteTokens written for an hour rather than minutes. */
+  cacheWrite1hTokens?: number;
   completionTokens: number;
 }
 
 /**
- * cost = ceil((uncached·in + cacheRead·cachedIn + cacheWrite·cacheWriteIn + completion·out)
- *        · multiplier / 1e6 / 1e6), nano-USD, in BigInt. Cache reads and writes are counted
- * within promptTokens (reads first), so together they never bill more input than was sent.
- * A usage without `cacheWriteTokens` counts none.
+ * cost = ceil((uncached·in + cacheRead·cachedIn + cacheWrite·cacheWriteIn
+ *        + cacheWrite1h·cacheWrite1hIn + completion·out) · multiplier / 1e6 / 1e6), nano-USD,
+ * in BigInt. Cache reads and writes are counted within promptTokens (reads first, hour-long
+ * writes within writes), so together they never bill more input than was sent. A usage
+ * without `cacheWriteTokens` counts none.
  */
 export function costNano(
   usage: Omit<TokenUsage, 'cacheWriteTokens'> & { cacheWriteTokens?: number },
@@ -81,16 +89,46 @@ export function costNano(
   const prompt = Math.max(0, usage.promptTokens);
   const read = Math.max(0, Math.min(usage.cachedTokens, prompt));
   const written = Math.max(0, Math.min(usage.cacheWriteTokens ?? 0, prompt - read));
+  const writtenForHour = Math.max(0, Math.min(usage.cacheWrite1hTokens ?? 0, written));
   const uncached = BigInt(prompt - read - written);
-  const readPrice = BigInt(price.cachedInputNanoPerM ?? price.inputNanoPerM);
-  const writePrice = BigInt(price.cacheWriteNanoPerM ?? price.inputNanoPerM);
   const numerator =
     (uncached * BigInt(price.inputNanoPerM) +
-      BigInt(read) * readPrice +
-      BigInt(written) * writePrice +
+      BigInt(read) * BigInt(cacheReadPrice(price)) +
+      BigInt(written - writtenForHour) * BigInt(cacheWritePrice(price)) +
+      BigInt(writtenForHour) * BigInt(cacheWrite1hPrice(price)) +
       BigInt(usage.completionTokens) * BigInt(price.outputNanoPerM)) *
     BigInt(multiplierPpm);
   const denominator = 1_000_000n * BigInt(PPM);
   const result = (numerator + denominator - 1n) / denominator;
   return result > BigInt(MAX_NANO) ? MAX_NANO : Number(result);
+}
+
+const cacheReadPrice = (p: Price) => p.cachedInputNanoPerM ?? p.inputNanoPerM;
+const cacheWritePrice = (p: Price) => p.cacheWriteNanoPerM ?? p.inputNanoPerM;
+const cacheWrite1hPrice = (p: Price) => p.cacheWrite1hNanoPerM ?? 2 * p.inputNanoPerM;
+
+/**
+ * The most a request can cost with `promptTokens` of input and `completionTokens` of output:
+ * every input token at the dearest way the provider may bill it (a cache write may cost more
+ * than plain input; one kept for an hour only when the request asked for that), so what is
+ * held for a request is never less than what it is charged.
+ */
+export function worstCostNano(
+  promptTokens: number,
+  completionTokens: number,
+  price: Price,
+  multiplierPpm: number,
+  cachesForHour: boolean,
+): number {
+  const dearest = Math.max(
+    price.inputNanoPerM,
+    cacheReadPrice(price),
+    cacheWritePrice(price),
+    cachesForHour ? cacheWrite1hPrice(price) : 0,
+  );
+  return costNano(
+    { promptTokens, cachedTokens: 0, completionTokens },
+    { ...price, inputNanoPerM: dearest },
+    multiplierPpm,
+  );
 }

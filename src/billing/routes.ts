@@ -70,6 +70,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
         output: zPerM,
         cached_input: zPerM.nullable().optional(),
         cache_write: zPerM.nullable().optional(),
+        cache_write_1h: zPerM.nullable().optional(),
       })
       .strict(),
     response: PriceSchema,
@@ -82,6 +83,8 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
           outputNanoPerM: usdNano(body.output, 'output'),
           cachedInputNanoPerM: body.cached_input == null ? null : usdNano(body.cached_input, 'cached_input'),
           cacheWriteNanoPerM: body.cache_write == null ? null : usdNano(body.cache_write, 'cache_write'),
+          cacheWrite1hNanoPerM:
+            body.cache_write_1h == null ? null : usdNano(body.cache_write_1h, 'cache_write_1h'),
         },
         body,
       ),

@@ -490,6 +490,12 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
           GROUP BY created_at - created_at % 3600000, user_id, key_id, coalesce(model, '')`.execute(db);
       },
     },
+    '0017_price_cache_write_1h': {
+      // Anthropic bills a prompt-cache write kept for an hour at its own price (2× input).
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('prices').addColumn('cache_write_1h_nano_per_m', big).execute();
+      },
+    },
   };
 }
 

@@ -160,6 +160,8 @@ export interface PricesTable {
   cached_input_nano_per_m: number | null;
   /** Prompt-cache writes; null = billed at the input price. */
   cache_write_nano_per_m: number | null;
+  /** Prompt-cache writes kept for an hour; null = billed at twice the input price. */
+  cache_write_1h_nano_per_m: number | null;
   updated_at: number;
 }
 

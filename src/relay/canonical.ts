@@ -125,6 +125,8 @@ export interface CanonicalUsage {
   input: number;
   cacheRead: number;
   cacheWrite: number;
+  /** Part of `cacheWrite` kept for an hour (Anthropic `ttl: "1h"`), billed at its own price. */
+  cacheWrite1h?: number;
   output: number;
   /** Part of `output` spent on reasoning / thinking. */
   reasoning: number;

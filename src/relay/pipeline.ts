@@ -14,7 +14,7 @@ import type { VerifiedKey } from '../keys/verify.js';
 import { presentedKey } from '../keys/credentials.js';
 import { TOKEN_PREFIX } from '../tokens/format.js';
 import { AppError, type ErrorCode } from '../http/errors.js';
-import { costNano, type Price } from '../billing/money.js';
+import { costNano, type Price, worstCostNano } from '../billing/money.js';
 import { type Hold, limitsError } from '../admission/admission.js';
 import type { LimitSnapshot, LimitSubject, Ticket } from '../limits/limiter.js';
 import { rateLimitHeaders } from '../limits/headers.js';
@@ -344,10 +344,8 @@ export function createRelay(s: Services) {
     reply: FastifyReply,
     key: VerifiedKey,
     r: IngressRequest,
-    bill: (u: CanonicalUsage) => number,
+    worstFor: (promptTokens: number) => number,
   ): Promise<{ ticket: Ticket; hold: Hold }> {
-    const worstFor = (input: number) =>
-      bill({ input, cacheRead: 0, cacheWrite: 0, output: r.maxOutputTokens, reasoning: 0 });
     const subject = subjectOf(key);
     // A long prompt's exact count is taken in slices, an event-loop turn apart, wherever one is
     // needed (a tpm limit counts every request; money near a limit; an estimate), so tokenizing
@@ -562,12 +560,15 @@ export function createRelay(s: Services) {
           promptTokens: u.input + u.cacheRead + u.cacheWrite,
           cachedTokens: u.cacheRead,
           cacheWriteTokens: u.cacheWrite,
+          cacheWrite1hTokens: u.cacheWrite1h ?? 0,
           completionTokens: u.output,
         },
         price,
         multiplierPpm,
       );
-    const { ticket, hold } = await admit(req, reply, key, r, bill);
+    const worst = (input: number) =>
+      worstCostNano(input, r.maxOutputTokens, price, multiplierPpm, r.cachesForHour === true);
+    const { ticket, hold } = await admit(req, reply, key, r, worst);
     underWay++;
     try {
       await admitted(req, reply, key, r, ingress, bill, ticket, hold);

@@ -325,6 +325,8 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
       .waitFor();
     await priceField('Cache write').fill('');
     await priceField('Cached input').fill('0.25');
+    expect(await priceField('Cache write, 1 hour').getAttribute('placeholder')).toBe('2× input');
+    await priceField('Cache write, 1 hour').fill('1');
     await priceForm.getByRole('button', { name: 'Save price' }).click();
     await priceForm.waitFor({ state: 'detached' });
     const prices = await t.s.api('GET', '/api/prices');
@@ -335,6 +337,7 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
         output: 1.5,
         cached_input: 0.25,
         cache_write: null,
+        cache_write_1h: 1,
       }),
     );
     await t.page
@@ -342,10 +345,10 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
       .getByRole('button', { name: 'Edit' })
       .click();
     const editPrice = t.page.getByRole('dialog', { name: 'Price of priced-by-form' });
-    const edited = ['Input', 'Output', 'Cached input', 'Cache write'].map((label) =>
+    const edited = ['Input', 'Output', 'Cached input', 'Cache write', 'Cache write, 1 hour'].map((label) =>
       editPrice.getByLabel(`${label} (USD per 1M tokens)`, { exact: true }).inputValue(),
     );
-    await expect(Promise.all(edited)).resolves.toEqual(['0.5', '1.5', '0.25', '']);
+    await expect(Promise.all(edited)).resolves.toEqual(['0.5', '1.5', '0.25', '', '1']);
     await editPrice.getByRole('button', { name: 'Cancel' }).click();
 
     await t.page.getByRole('button', { name: 'Add group' }).click();

@@ -15,6 +15,7 @@ const PRICE = {
   outputNanoPerM: 600_000_000,
   cachedInputNanoPerM: null,
   cacheWriteNanoPerM: null,
+  cacheWrite1hNanoPerM: null,
 };
 const worst = costNano(
   { promptTokens: countChatPrompt(messages), cachedTokens: 0, completionTokens: MAX_TOKENS },

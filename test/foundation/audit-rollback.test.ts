@@ -109,6 +109,7 @@ describe.each(backends())('changes whose audit row fails are rolled back [%s]', 
       outputNanoPerM: 2,
       cachedInputNanoPerM: null,
       cacheWriteNanoPerM: null,
+      cacheWrite1hNanoPerM: null,
     };
 
     it('a price or group change, or a price removal, changes nothing', async () => {

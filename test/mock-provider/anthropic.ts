@@ -323,6 +323,31 @@ function sendScenarioError(kit: MockKit, res: ServerResponse, s: Scenario, model
   );
 }
 
+/**
+ * How many of the cache writes are kept for an hour: all when every breakpoint says
+ * `ttl: "1h"`, half when some do (hour-long breakpoints come first in a prompt, so they
+ * cover its front), none otherwise.
+ */
+function hourWrites(body: Json, cacheWrite: number): number {
+  const ttls: unknown[] = [];
+  const visit = (b: unknown): void => {
+    if (Array.isArray(b)) for (const x of b) visit(x);
+    else if (b && typeof b === 'object') {
+      const o = b as Json;
+      if (o.cache_control && typeof o.cache_control === 'object')
+        ttls.push((o.cache_control as Json).ttl ?? '5m');
+      if (o.content !== undefined) visit(o.content);
+    }
+  };
+  visit(body);
+  visit(body.system);
+  visit(body.tools);
+  visit(body.messages);
+  const hours = ttls.filter((t) => t === '1h').length;
+  if (hours === 0) return 0;
+  return hours === ttls.length ? cacheWrite : Math.floor(cacheWrite / 2);
+}
+
 function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): void {
   const model = body.model as string;
   const msgs = body.messages as Json[];
@@ -330,6 +355,11 @@ function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): voi
   const prompt = countAnthropicPromptTokens(body);
   const { cacheRead, cacheWrite } = cacheSplit(s, prompt);
   const input = prompt - cacheRead - cacheWrite;
+  const forHour = hourWrites(body, cacheWrite);
+  const cacheCreation = {
+    ephemeral_5m_input_tokens: cacheWrite - forHour,
+    ephemeral_1h_input_tokens: forHour,
+  };
   const id = `msg_${kit.nextId()}`;
   const j = jsonWriter(s);
 
@@ -373,7 +403,7 @@ function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): voi
           input_tokens: input,
           cache_creation_input_tokens: cacheWrite,
           cache_read_input_tokens: cacheRead,
-          cache_creation: { ephemeral_5m_input_tokens: cacheWrite, ephemeral_1h_input_tokens: 0 },
+          cache_creation: cacheCreation,
           output_tokens: output,
           ...(thinking.length > 0 ? { output_tokens_details: { thinking_tokens: thinking.length } } : {}),
           service_tier: 'standard',
@@ -416,7 +446,7 @@ function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): voi
         input_tokens: input,
         cache_creation_input_tokens: cacheWrite,
         cache_read_input_tokens: cacheRead,
-        cache_creation: { ephemeral_5m_input_tokens: cacheWrite, ephemeral_1h_input_tokens: 0 },
+        cache_creation: cacheCreation,
         output_tokens: 1,
         service_tier: 'standard',
       };

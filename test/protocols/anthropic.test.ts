@@ -38,6 +38,7 @@ interface Price {
   output: number;
   cached_input?: number;
   cache_write?: number;
+  cache_write_1h?: number;
 }
 const PRICES: Record<string, Price> = {
   'claude-pass': { input: 3, output: 15, cached_input: 0.3, cache_write: 3.75 },
@@ -52,12 +53,20 @@ function perM(usd: number): bigint {
   return BigInt(i!) * 1_000_000_000n + BigInt((f || '0').padEnd(9, '0').slice(0, 9));
 }
 
-/** ceil((uncached·in + cacheRead·cachedIn + cacheWrite·writeIn + output·out) / 1e6), nano-USD. */
-function expectedCost(u: { input: number; cacheRead: number; cacheWrite: number; output: number }, p: Price) {
+/**
+ * ceil((uncached·in + cacheRead·cachedIn + cacheWrite·writeIn + cacheWrite1h·write1hIn
+ * + output·out) / 1e6), nano-USD; `cacheWrite` excludes the hour-long writes here.
+ */
+function expectedCost(
+  u: { input: number; cacheRead: number; cacheWrite: number; cacheWrite1h?: number; output: number },
+  p: Price,
+) {
   const num =
     BigInt(u.input) * perM(p.input) +
     BigInt(u.cacheRead) * perM(p.cached_input ?? p.input) +
     BigInt(u.cacheWrite) * perM(p.cache_write ?? p.input) +
+    BigInt(u.cacheWrite1h ?? 0) *
+      (p.cache_write_1h === undefined ? 2n * perM(p.input) : perM(p.cache_write_1h)) +
     BigInt(u.output) * perM(p.output);
   return (num + 999_999n) / 1_000_000n;
 }
@@ -411,6 +420,73 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       } finally {
         mock.clearScenarios();
       }
+    });
+
+    it('cache writes kept for an hour: reported as such and billed at their own price', async () => {
+      const { secret, key } = await userWithKey(s);
+      mock.setScenario('claude-upstream-1', { cachedTokens: 7, cacheWriteTokens: 5 });
+      const hour = { type: 'ephemeral', ttl: '1h' } as const;
+      const body = {
+        model: 'claude-pass',
+        max_tokens: 30,
+        system: [
+          { type: 'text' as const, text: 'You are a mole who remembers for an hour.', cache_control: hour },
+        ],
+        messages: [user('Cache this long prompt about moles and their tunnels.')],
+      };
+      const prompt = countAnthropicPromptTokens(body);
+      const cost = (p: Price) =>
+        expectedCost(
+          {
+            input: prompt - 12,
+            cacheRead: 7,
+            cacheWrite: 0,
+            cacheWrite1h: 5,
+            output: DEFAULT_COMPLETION_TOKENS,
+          },
+          p,
+        );
+      try {
+        const m = await sdk(secret).messages.create(body);
+        expect(m.usage).toMatchObject({
+          cache_creation_input_tokens: 5,
+          cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 5 },
+        });
+        // No hour price set: twice the input price, as Anthropic bills them.
+        const row = await newestLog(s, key.id);
+        expect(row).toMatchObject({ prompt_tokens: prompt, cached_tokens: 7, cache_write_tokens: 5 });
+        expect(nanoOf(row.cost)).toBe(cost(PRICES['claude-pass']!));
+
+        const priced = { ...PRICES['claude-pass']!, cache_write_1h: 5.5 };
+        const put = await s.api('PUT', '/api/prices/claude-pass', priced);
+        expect(put.body).toMatchObject({ cache_write: 3.75, cache_write_1h: 5.5 });
+        const st = await sdk(secret).messages.stream(body).finalMessage();
+        expect(st.usage.cache_creation).toMatchObject({ ephemeral_1h_input_tokens: 5 });
+        const srow = await newestLog(s, key.id, 2);
+        expect(srow).toMatchObject({ stream: true, cache_write_tokens: 5 });
+        expect(nanoOf(srow.cost)).toBe(cost(priced));
+        expect(cost(priced)).not.toBe(cost(PRICES['claude-pass']!));
+      } finally {
+        mock.clearScenarios();
+        await s.api('PUT', '/api/prices/claude-pass', PRICES['claude-pass']);
+      }
+    });
+
+    it('admission holds an hour-long cache write at its price: a quota it would pass is refused', async () => {
+      const hour = { type: 'ephemeral', ttl: '1h' } as const;
+      const system = [{ type: 'text' as const, text: 'A system prompt worth caching.', cache_control: hour }];
+      const body = { model: 'claude-pass', max_tokens: 30, system, messages: [user('Dig.')] };
+      const { secret: counter } = await userWithKey(s);
+      // The gateway's own count, as admission takes it.
+      const prompt = (await sdk(counter).messages.countTokens(body)).input_tokens;
+      // Room for every input token at the (5-minute) cache-write price, 3.75 USD/1M, not at 6.
+      const quotaNano = prompt * 3_750 + 30 * 15_000;
+      const { secret } = await userWithKey(s, { key: { quota: quotaNano / 1e9 } });
+      const r = await raw('/messages', body, { 'x-api-key': secret });
+      expect([r.status, r.json.error.type]).toEqual([429, 'rate_limit_error']);
+      const fiveMinutes = { ...body, system: [{ ...system[0]!, cache_control: { type: 'ephemeral' } }] };
+      const ok = await raw('/messages', fiveMinutes, { 'x-api-key': secret });
+      expect(ok.status, JSON.stringify(ok.json)).toBe(200);
     });
 
     it('count_tokens answers the local count and bills nothing', async () => {

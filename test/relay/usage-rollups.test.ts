@@ -179,11 +179,13 @@ describe.each(backends())('usage from rollups equals usage from the logs [%s]', 
         );
     const written = await snapshot();
     expect(written.length).toBeGreaterThan(100);
-    // As an older version left it: logs and daily rollups, no hourly table, 0016 not applied.
+    // As an older version left it: logs and daily rollups, no hourly table, neither 0016 nor
+    // any later migration applied (each later one undone here).
     await sql`DROP TABLE usage_hourly`.execute(db);
+    await db.schema.alterTable('prices').dropColumn('cache_write_1h_nano_per_m').execute();
     await db
       .deleteFrom('kysely_migration' as never)
-      .where('name' as never, '=', '0016_usage_hourly' as never)
+      .where('name' as never, '>=', '0016_usage_hourly' as never)
       .execute();
     await migrateRetrying(db, dialect, s.pgSchema ?? undefined);
     expect(await snapshot()).toEqual(written);

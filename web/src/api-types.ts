@@ -293,6 +293,8 @@ export interface Price {
   cached_input: number | null;
   /** prompt-cache writes; null = the input price */
   cache_write: number | null;
+  /** prompt-cache writes kept for an hour (Anthropic `ttl: "1h"`); null = twice the input price */
+  cache_write_1h: number | null;
   updated_at: string;
 }
 

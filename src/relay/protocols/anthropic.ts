@@ -270,10 +270,24 @@ function parseRequest(body: Json, _route: RouteInfo, _defaultMaxOutput: number):
     stream: body.stream === true,
     ...promptOf(body),
     maxOutputTokens: cap,
+    cachesForHour: cachesForHour(body),
     impliedOutputCap: null,
     clientWantsUsage: false,
     body,
   };
+}
+
+/** Whether any breakpoint (top level, system, tools, message blocks, tool results) says `ttl: "1h"`. */
+function cachesForHour(body: Json): boolean {
+  const hour = (b: unknown) => isObject(b) && isObject(b.cache_control) && b.cache_control.ttl === '1h';
+  const anyBlock = (blocks: unknown): boolean =>
+    Array.isArray(blocks) && blocks.some((b) => hour(b) || (isObject(b) && anyBlock(b.content)));
+  return (
+    hour(body) ||
+    anyBlock(body.system) ||
+    anyBlock(body.tools) ||
+    (body.messages as Json[]).some((m) => anyBlock(m.content))
+  );
 }
 
 function imagePart(b: Json): Part | null {
@@ -454,10 +468,12 @@ function messageId(id: string): string {
 
 function usageBody(u: CanonicalUsage | null) {
   const x = u ?? { input: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 };
+  const forHour = Math.min(x.cacheWrite1h ?? 0, x.cacheWrite);
   return {
     input_tokens: x.input,
     cache_creation_input_tokens: x.cacheWrite,
     cache_read_input_tokens: x.cacheRead,
+    cache_creation: { ephemeral_5m_input_tokens: x.cacheWrite - forHour, ephemeral_1h_input_tokens: forHour },
     output_tokens: x.output,
     // Thinking is inside output_tokens; the SDK's Usage shows the share as thinking_tokens.
     ...(x.reasoning > 0 ? { output_tokens_details: { thinking_tokens: x.reasoning } } : {}),
@@ -849,6 +865,14 @@ const canonicalStop = (s: unknown): StopReason => (typeof s === 'string' && STOP
 
 const int = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : 0);
 
+/** Cache writes kept for an hour (`cache_creation.ephemeral_1h_input_tokens`), part of the writes. */
+function hourWrites(u: Json, prev: CanonicalUsage | null): number {
+  const c = u.cache_creation;
+  if (!isObject(c) || c.ephemeral_1h_input_tokens === undefined || c.ephemeral_1h_input_tokens === null)
+    return prev?.cacheWrite1h ?? 0;
+  return int(c.ephemeral_1h_input_tokens);
+}
+
 function readUsage(u: Json, prev: CanonicalUsage | null): CanonicalUsage {
   // Later usage (message_delta) replaces fields it carries; absent or null fields keep their value.
   const pick = (name: string, old: number) =>
@@ -858,6 +882,7 @@ function readUsage(u: Json, prev: CanonicalUsage | null): CanonicalUsage {
     input: pick('input_tokens', prev?.input ?? 0),
     cacheRead: pick('cache_read_input_tokens', prev?.cacheRead ?? 0),
     cacheWrite: pick('cache_creation_input_tokens', prev?.cacheWrite ?? 0),
+    cacheWrite1h: hourWrites(u, prev),
     output: pick('output_tokens', prev?.output ?? 0),
     reasoning:
       details && typeof details.thinking_tokens === 'number'

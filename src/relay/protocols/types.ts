@@ -42,6 +42,11 @@ export interface IngressRequest {
   warm?: () => Promise<void>;
   /** Output cap for admission: the request's own, else the configured default. */
   maxOutputTokens: number;
+  /**
+   * Anthropic: a `cache_control` asks for an hour (`ttl: "1h"`). Such cache writes cost more
+   * than plain input, and admission holds for them.
+   */
+  cachesForHour?: boolean;
   /** Set when the client gave no output cap: the default we admitted with, sent upstream too. */
   impliedOutputCap: number | null;
   /** OpenAI streams: the client asked for the usage chunk (`stream_options.include_usage`). */

@@ -19,6 +19,7 @@ const PRICE_COLUMNS: Column[] = [
   { label: 'Input / 1M', num: true },
   { label: 'Cached input / 1M', num: true },
   { label: 'Cache write / 1M', num: true },
+  { label: 'Cache write 1h / 1M', num: true },
   { label: 'Output / 1M', num: true },
   ACTIONS,
 ];
@@ -105,6 +106,13 @@ export default function PricingPage() {
                         usdExact(p.cache_write)
                       )}
                     </td>
+                    <td className="num">
+                      {p.cache_write_1h == null ? (
+                        <span className="muted">2× input</span>
+                      ) : (
+                        usdExact(p.cache_write_1h)
+                      )}
+                    </td>
                     <td className="num">{usdExact(p.output)}</td>
                     <ActionsCell>
                       <button type="button" onClick={() => setEditing(p)}>
@@ -189,14 +197,18 @@ export default function PricingPage() {
   );
 }
 
-type PriceKey = 'input' | 'output' | 'cached_input' | 'cache_write';
+type PriceKey = 'input' | 'output' | 'cached_input' | 'cache_write' | 'cache_write_1h';
 
-/** The price fields in the form's order; a required one has an example amount for its error. */
-const PRICE_FIELDS: { key: PriceKey; label: string; example?: string }[] = [
+/**
+ * The price fields in the form's order; a required one has an example amount for its error,
+ * an optional one says what an empty field bills at.
+ */
+const PRICE_FIELDS: { key: PriceKey; label: string; example?: string; unset?: string }[] = [
   { key: 'input', label: 'Input', example: '0.15' },
   { key: 'output', label: 'Output', example: '0.60' },
-  { key: 'cached_input', label: 'Cached input' },
-  { key: 'cache_write', label: 'Cache write' },
+  { key: 'cached_input', label: 'Cached input', unset: 'same as input' },
+  { key: 'cache_write', label: 'Cache write', unset: 'same as input' },
+  { key: 'cache_write_1h', label: 'Cache write, 1 hour', unset: '2× input' },
 ];
 
 /** A number as a field's text; none is the empty field. */
@@ -209,6 +221,7 @@ function priceTexts(p?: Price): Record<PriceKey, string> {
     output: text(p?.output),
     cached_input: text(p?.cached_input),
     cache_write: text(p?.cache_write),
+    cache_write_1h: text(p?.cache_write_1h),
   };
 }
 
@@ -268,7 +281,7 @@ function PriceForm({
           value={prices[f.key]}
           onChange={(v) => setPrices((cur) => ({ ...cur, [f.key]: v }))}
           required={Boolean(f.example)}
-          placeholder={f.example ? undefined : 'same as input'}
+          placeholder={f.unset}
           autoFocus={i === 0 && Boolean(existing)}
         />
       ))}

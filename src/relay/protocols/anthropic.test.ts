@@ -575,6 +575,7 @@ describe('anthropic codec: encoders, read by @anthropic-ai/sdk', () => {
     input_tokens: 80,
     cache_read_input_tokens: 20,
     cache_creation_input_tokens: 0,
+    cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 },
     output_tokens: 30,
   };
 

@@ -574,6 +574,7 @@ function streamEncoder(r: IngressRequest, requestId: string): StreamEncoder {
           input_tokens: exactPromptTokens(r),
           cache_creation_input_tokens: 0,
           cache_read_input_tokens: 0,
+          cache_creation: { ephemeral_5m_input_tokens: 0, ephemeral_1h_input_tokens: 0 },
           output_tokens: 0,
         },
       },
@@ -878,11 +879,13 @@ function readUsage(u: Json, prev: CanonicalUsage | null): CanonicalUsage {
   const pick = (name: string, old: number) =>
     u[name] === undefined || u[name] === null ? old : int(u[name]);
   const details = isObject(u.output_tokens_details) ? u.output_tokens_details : null;
+  const forHour = hourWrites(u, prev);
   return {
+    // Absent when none (most answers), as usage from other protocols has it.
+    ...(forHour > 0 ? { cacheWrite1h: forHour } : {}),
     input: pick('input_tokens', prev?.input ?? 0),
     cacheRead: pick('cache_read_input_tokens', prev?.cacheRead ?? 0),
     cacheWrite: pick('cache_creation_input_tokens', prev?.cacheWrite ?? 0),
-    cacheWrite1h: hourWrites(u, prev),
     output: pick('output_tokens', prev?.output ?? 0),
     reasoning:
       details && typeof details.thinking_tokens === 'number'

@@ -204,6 +204,50 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
     expect(await mock.locator('time').last().getAttribute('datetime')).toMatch(/^\d{4}-\d\d-\d\dT/);
   });
 
+  it('channels of every protocol are added from the console, Responses switched off for one', async () => {
+    await t.page.getByRole('link', { name: 'Channels', exact: true }).click();
+    const add = async (name: string, type: string, baseUrl: string, responses?: boolean) => {
+      await t.page.getByRole('button', { name: 'Add channel' }).click();
+      const form = t.page.getByRole('dialog', { name: 'Add channel' });
+      await form.getByLabel('Name').fill(name);
+      await form.getByLabel('Type').selectOption({ label: type });
+      expect(await form.getByLabel('Base URL').getAttribute('placeholder')).toMatch(/^https:\/\//);
+      await form.getByLabel('Base URL').fill(baseUrl);
+      await form.getByLabel('Upstream API key').fill('sk-upstream-console-0001');
+      await form.getByLabel('Models').fill(`${name}-model`);
+      const serves = form.getByLabel(/Serves the Responses API/);
+      expect(await serves.count()).toBe(responses === undefined ? 0 : 1);
+      if (responses === false) await serves.uncheck();
+      await form.getByRole('button', { name: 'Add channel' }).click();
+      await form.waitFor({ state: 'detached' });
+    };
+    await add('claude-upstream', 'Anthropic', 'https://api.anthropic.com');
+    await add('gemini-upstream', 'Google Gemini', 'https://generativelanguage.googleapis.com');
+    await add('chat-only', 'OpenAI-compatible', 'https://llm.example.com/v1', false);
+    const list = await t.s.api('GET', '/api/channels');
+    const byName = (n: string) => list.body.data.find((c: { name: string }) => c.name === n);
+    expect(byName('claude-upstream')).toMatchObject({
+      type: 'anthropic',
+      base_url: 'https://api.anthropic.com',
+    });
+    expect(byName('gemini-upstream')).toMatchObject({ type: 'gemini' });
+    expect(byName('chat-only')).toMatchObject({ type: 'openai', responses: false });
+    // Edited, the form shows the switch as stored and keeps it.
+    await t.page
+      .getByRole('row', { name: /chat-only/ })
+      .getByRole('button', { name: 'Edit' })
+      .click();
+    const edit = t.page.getByRole('dialog', { name: /Edit channel chat-only/ });
+    expect(await edit.getByLabel(/Serves the Responses API/).isChecked()).toBe(false);
+    await edit.getByRole('button', { name: 'Save' }).click();
+    await edit.waitFor({ state: 'detached' });
+    const after = await t.s.api('GET', '/api/channels');
+    expect(after.body.data.find((c: { name: string }) => c.name === 'chat-only').responses).toBe(false);
+    for (const c of after.body.data)
+      if (['claude-upstream', 'gemini-upstream', 'chat-only'].includes(c.name))
+        expect((await t.s.api('DELETE', `/api/channels/${c.id}`)).status).toBe(200);
+  });
+
   it('same-named keys are told apart on the usage page; the CSV has no exponents', async () => {
     await t.page.getByRole('link', { name: 'Usage', exact: true }).click();
     const table = t.page.getByRole('table');

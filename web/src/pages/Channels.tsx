@@ -11,9 +11,12 @@ import { PrimaryButton, SelectField, TextInput } from '../components/controls';
 import { ACTIONS, DataTable, PageHead, type Column } from '../components/layout';
 import { parseList } from '../validate';
 
-const TYPES: { value: string; label: string; needsUrl: boolean }[] = [
-  { value: 'openai', label: 'OpenAI-compatible', needsUrl: true },
-  { value: 'mock', label: 'Mock (built-in offline provider)', needsUrl: false },
+/** The channel types, each with the base URL it takes (an example, shown as the placeholder). */
+const TYPES: { value: string; label: string; url?: string }[] = [
+  { value: 'openai', label: 'OpenAI-compatible', url: 'https://api.openai.com/v1' },
+  { value: 'anthropic', label: 'Anthropic', url: 'https://api.anthropic.com' },
+  { value: 'gemini', label: 'Google Gemini', url: 'https://generativelanguage.googleapis.com' },
+  { value: 'mock', label: 'Mock (built-in offline provider)' },
 ];
 
 const COLUMNS: Column[] = [
@@ -237,7 +240,9 @@ function ChannelForm({
   const [priority, setPriority] = useState(String(existing?.priority ?? 0));
   const [weight, setWeight] = useState(String(existing?.weight ?? 1));
   const [groups, setGroups] = useState((existing?.groups ?? []).join(', '));
+  const [responses, setResponses] = useState(existing?.responses ?? true);
   const typeInfo = TYPES.find((t) => t.value === type);
+  const needsUrl = Boolean(typeInfo?.url);
 
   const submit = () => {
     const map: Record<string, string> = {};
@@ -255,7 +260,7 @@ function ChannelForm({
     const w = Number(weight);
     if (!Number.isInteger(p)) return 'Priority must be a whole number.';
     if (!Number.isInteger(w) || w < 0) return 'Weight must be a whole number, 0 or more.';
-    if (typeInfo?.needsUrl && !/^https?:\/\//.test(baseUrl.trim()))
+    if (needsUrl && !/^https?:\/\//.test(baseUrl.trim()))
       return 'Base URL must start with http:// or https://.';
     const body: Record<string, unknown> = {
       name: name.trim(),
@@ -266,9 +271,10 @@ function ChannelForm({
       weight: w,
       groups: parseList(groups).length ? parseList(groups) : null,
     };
+    if (type === 'openai') body.responses = responses;
     if (baseUrl.trim()) body.base_url = baseUrl.trim();
     if (apiKey) body.api_key = apiKey;
-    else if (!existing && typeInfo?.needsUrl) body.api_key = ''; // some local servers need none
+    else if (!existing && needsUrl) body.api_key = ''; // some local servers need none
     if (!existing) for (const k of Object.keys(body)) if (body[k] === null) delete body[k];
     return (
       existing
@@ -299,9 +305,15 @@ function ChannelForm({
         type="url"
         value={baseUrl}
         onChange={setBaseUrl}
-        placeholder={typeInfo?.needsUrl ? 'https://api.openai.com/v1' : 'not needed for this type'}
-        required={typeInfo?.needsUrl}
+        placeholder={typeInfo?.url ?? 'not needed for this type'}
+        required={needsUrl}
       />
+      {type === 'openai' ? (
+        <label className="radio span2">
+          <input type="checkbox" checked={responses} onChange={(e) => setResponses(e.target.checked)} />
+          Serves the Responses API (/v1/responses); when off, Responses requests are translated to chat
+        </label>
+      ) : null}
       <InputField
         label="Upstream API key"
         hint={

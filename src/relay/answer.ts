@@ -47,6 +47,7 @@ export async function relayPlain(a: Attempt, res: UpstreamResponse): Promise<Att
     channel: a.channel,
     upstreamModel: a.upstreamModel,
     usage: passedUsage ?? answer!.usage,
+    responseId: a.pass ? answer?.id : null,
     produced: () => produced(answer ?? egress.decodeAnswer(JSON.parse(buf.toString('utf8')))),
   });
   const reply = call.reply.code(200).header('content-type', 'application/json');

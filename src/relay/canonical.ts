@@ -214,6 +214,8 @@ export interface PassThroughCheck {
   readonly usage: CanonicalUsage | null;
   /** The generated text of the frames checked so far, as `generatedText` of `feed`'s events. */
   readonly produced: string;
+  /** The answer's id as the upstream announced it, where the check reads one. */
+  readonly answerId?: string | null;
   /**
    * A failure after the stream began, as the next frame of the upstream's own stream (its
    * response id, its event numbering); without it the ingress's encoder writes one. `code` is

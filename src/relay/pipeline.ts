@@ -36,6 +36,7 @@ import { AttemptSignal, type ChannelTransport, UpstreamFailure } from './provide
 import { readAll, scrubCredential, sentence, upstreamErrorCode } from './upstream-body.js';
 import { relayPlain } from './answer.js';
 import { relayStream } from './stream.js';
+import { createStoredContexts } from './stored-context.js';
 import { fitToolNames } from './tool-names.js';
 import { countText, WARM_FROM } from './tokens.js';
 import { allowOrigin, originOf } from './cors.js';
@@ -109,6 +110,8 @@ export interface RelayCall {
     status?: number;
     errorCode?: string | null;
     ttftMs?: number | null;
+    /** A Responses answer passed through: its id, for a follow-up that continues it. */
+    responseId?: string | null;
   }): Promise<CanonicalUsage>;
 }
 
@@ -537,6 +540,8 @@ export function createRelay(s: Services) {
   // ── the whole journey ─────────────────────────────────────────────────────────────────
   /** Admitted requests under way: an answer's row with no other has none to share its journal write. */
   let underWay = 0;
+  /** Context that requests bring by reference (stored responses and the like), held for at admission. */
+  const storedContexts = createStoredContexts();
   /** The upstream attempts under way; `cutting` once a drain's grace period ran out. */
   const attempts = new Set<AttemptSignal>();
   let cutting = false;
@@ -566,8 +571,9 @@ export function createRelay(s: Services) {
         price,
         multiplierPpm,
       );
+    const byReference = storedContexts.heldFor(r);
     const worst = (input: number) =>
-      worstCostNano(input, r.maxOutputTokens, price, multiplierPpm, r.cachesForHour === true);
+      worstCostNano(input + byReference, r.maxOutputTokens, price, multiplierPpm, r.cachesForHour === true);
     const { ticket, hold } = await admit(req, reply, key, r, worst);
     underWay++;
     try {
@@ -606,6 +612,7 @@ export function createRelay(s: Services) {
         const at = s.now();
         // The tokens-per-minute window keeps the real usage, not the admission estimate.
         const tokens = usage.input + usage.cacheRead + usage.cacheWrite + usage.output;
+        storedContexts.remember(r, o.responseId, tokens);
         const cost = await settle(req, held, ticket, tokens, bill(usage), at);
         await log(
           req,

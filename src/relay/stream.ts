@@ -84,6 +84,11 @@ export class StreamCheck {
     return (this.passThrough ?? this.decoder)!.usage;
   }
 
+  /** A pass-through answer's id, where its check reads one (a Responses stream's). */
+  get answerId(): string | null {
+    return this.passThrough?.answerId ?? null;
+  }
+
   /** Generated text so far, for a local count should the upstream's usage never come. */
   get produced(): string {
     return this.passThrough ? this.passThrough.produced : this.generated.join('');
@@ -306,6 +311,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
       channel: a.channel,
       upstreamModel: a.upstreamModel,
       usage: check.usage,
+      responseId: check.answerId,
       produced: () => check.produced,
       ttftMs: out.ttftMs ?? Math.round(performance.now() - req.relay!.startedAt),
     });

@@ -49,6 +49,8 @@ function textOf(content: unknown): string {
 const DOCUMENT_MAX = 500_000;
 export const documentTokens = (bytes: number | null): number =>
   bytes === null ? DOCUMENT_MAX : Math.min(DOCUMENT_MAX, Math.max(IMAGE_MAX, Math.ceil(bytes / 4)));
+/** What content of unknown size (a document by URL, context by reference) is held as. */
+export const UNKNOWN_CONTENT_TOKENS = DOCUMENT_MAX;
 
 /** The file size a base64 text of `chars` characters stands for (its padding aside). */
 export const base64Bytes = (chars: number): number => Math.floor((chars * 3) / 4);

@@ -234,16 +234,17 @@ const headersFor = (kit: MockKit, s: Scenario, contentType: string): OutgoingHtt
   openAiHeaders(`req_${kit.nextId()}`, s, contentType);
 
 /**
- * The ids of the responses each mock stored (`store` not false), as OpenAI keeps them for the
- * account that made them: a follow-up naming another is refused, as OpenAI refuses it.
+ * The responses each mock stored (`store` not false), as OpenAI keeps them for the account
+ * that made them, each with its context (what it took in plus what it wrote): a follow-up
+ * naming one is billed that context as input, as OpenAI bills it; one naming another is refused.
  */
-const storedResponses = new WeakMap<MockKit, Set<string>>();
+const storedResponses = new WeakMap<MockKit, Map<string, number>>();
 const STORED_MAX = 10_000;
 
-function storedOf(kit: MockKit): Set<string> {
+function storedOf(kit: MockKit): Map<string, number> {
   let ids = storedResponses.get(kit);
   if (!ids) {
-    ids = new Set();
+    ids = new Map();
     storedResponses.set(kit, ids);
   }
   return ids;
@@ -262,15 +263,12 @@ function checkPrevious(kit: MockKit, body: Json): void {
 function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): void {
   const model = body.model as string;
   const cap = typeof body.max_output_tokens === 'number' ? body.max_output_tokens : Infinity;
-  const prompt = countResponsesPromptTokens(body);
+  const previous = body.previous_response_id;
+  const context = previous == null ? 0 : (storedOf(kit).get(String(previous)) ?? 0);
+  const prompt = countResponsesPromptTokens(body) + context;
   const { cacheRead, cacheWrite } = cacheSplit(s, prompt);
   const base = kit.nextId();
   const id = `resp_${base}`;
-  if (body.store !== false) {
-    const ids = storedOf(kit);
-    ids.add(id);
-    if (ids.size > STORED_MAX) ids.delete(ids.values().next().value!);
-  }
   const j = jsonWriter(s);
   const createdAt = Math.floor(Date.now() / 1000);
 
@@ -286,6 +284,11 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
   const args = tool ? JSON.stringify(argsFromSchema(tool.parameters)) : '';
   const toolTokens = tool ? countTextTokens(String(tool.name)) + countTextTokens(args) : 0;
   const output = reasoning + pieces.length + toolTokens;
+  if (body.store !== false) {
+    const ids = storedOf(kit);
+    ids.set(id, prompt + output);
+    if (ids.size > STORED_MAX) ids.delete(ids.keys().next().value!);
+  }
   const usage = s.omitUsage
     ? null
     : {

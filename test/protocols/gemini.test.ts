@@ -690,6 +690,22 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
       await ai.models.generateContent({ model: 'gm-pass', contents: 'hi', config }).catch(() => null);
       expect(upstream().body).toMatchObject({ cachedContent: 'cachedContents/abc123' });
     });
+
+    it('cachedContent is held for as a context of unknown size (500,000 tokens)', async () => {
+      // 500,000 tokens at gm-pass's dearest input price (0.5 USD per 1M) is 0.25 USD.
+      const { ai } = await fresh({ quota: 0.1 });
+      const sent = mock.requests.length;
+      const config = { cachedContent: 'cachedContents/abc123', maxOutputTokens: 16 };
+      const e = await apiError(ai.models.generateContent({ model: 'gm-pass', contents: 'hi', config }));
+      expect(e.status).toBe(429);
+      expect(mock.requests).toHaveLength(sent);
+      const ok = await ai.models.generateContent({
+        model: 'gm-pass',
+        contents: 'hi',
+        config: { maxOutputTokens: 16 },
+      });
+      expect(ok.text).toBeTruthy();
+    });
   });
 
   describe('client setup (README)', () => {

@@ -86,4 +86,50 @@ describe('stored responses across channels of one model', () => {
     expect((row.attempts as Array<{ status: number }>).map((a) => a.status)).toEqual([400, 400]);
     expect(row.cost).toBe(0);
   });
+
+  it('a follow-up is held for the context it continues, not only for its own body', async () => {
+    const { secret, user, key } = await userWithKey(s);
+    const c = client(s, secret);
+    const long = `Remember these words: ${'mole tunnel earth '.repeat(600)}`;
+    const made = await create(c, { model: 'gpt-stored', input: long, max_output_tokens: 16 });
+    const context = made.usage!.input_tokens + made.usage!.output_tokens;
+    expect(context).toBeGreaterThan(1800);
+    // A key with room for the follow-up's body and output (~42,000 nano at 1 and 2 USD per 1M
+    // tokens) but not for the ~1.8M nano of context the upstream bills with it: refused, not
+    // served and charged only what the quota had left.
+    const tight = await s.api('POST', '/api/keys', { name: 'tight', user_id: user.id, quota: 0.0001 });
+    const followUp = {
+      model: 'gpt-stored',
+      input: 'Which word?',
+      max_output_tokens: 16,
+      previous_response_id: made.id,
+    };
+    const refused = (await client(s, tight.body.key)
+      .responses.create(followUp)
+      .catch((e: unknown) => e)) as { status: number; code: string };
+    expect(refused).toMatchObject({ status: 429, code: 'insufficient_quota' });
+    // With room, it is served and charged in full: the context as input.
+    const next = await c.responses.create(followUp);
+    expect(next.usage!.input_tokens).toBeGreaterThan(context);
+    const row = (await allLogs(s, { key_id: key.id }))[0]!;
+    expect(row.prompt_tokens).toBe(next.usage!.input_tokens);
+    // A response this gateway never relayed: its context is unknown, held as 500,000 tokens
+    // (0.5 USD here), so a key with 0.1 USD left is refused before any upstream is asked.
+    const small = await s.api('POST', '/api/keys', { name: 'small', user_id: user.id, quota: 0.1 });
+    const before = first.requests.length + second.requests.length;
+    const unknown = (await client(s, small.body.key)
+      .responses.create({ ...followUp, previous_response_id: 'resp_made_elsewhere' })
+      .catch((e: unknown) => e)) as { status: number; code: string };
+    expect(unknown).toMatchObject({ status: 429, code: 'insufficient_quota' });
+    expect(first.requests.length + second.requests.length).toBe(before);
+    // A streamed response is remembered as well: that key may continue one (its context known).
+    const streamed = await c.responses
+      .stream({ model: 'gpt-stored', input: long, max_output_tokens: 16 })
+      .finalResponse();
+    const continued = await client(s, small.body.key).responses.create({
+      ...followUp,
+      previous_response_id: streamed.id,
+    });
+    expect(continued.usage!.input_tokens).toBeGreaterThan(context);
+  });
 });

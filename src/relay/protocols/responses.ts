@@ -935,6 +935,10 @@ class ResponsesPassThrough extends ScannedPassThrough {
     }
   }
 
+  get answerId(): string | null {
+    return this.announced?.id ?? null;
+  }
+
   error(code: string, message: string, upstream = false): string {
     const a = this.announced;
     if (a === null) return streamEncoder(this.r, '').error(code, message);

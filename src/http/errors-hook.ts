@@ -5,6 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, ERROR_CATALOGUE, errorBody, type ErrorCode, unreachableStoreError } from './errors.js';
 import { drainRefusedBody } from './refused-body.js';
+import { baseUrlHint } from '../shared/base-url-hint.js';
 
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
@@ -44,9 +45,10 @@ export function installErrorHandling(app: FastifyInstance): void {
   });
 
   app.setNotFoundHandler((req, reply) => {
+    const path = req.url.split('?')[0]!;
     reply
       .code(404)
-      .send(errorBody('not_found', `no route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`));
+      .send(errorBody('not_found', `no route for ${req.method} ${path.slice(0, 200)}${baseUrlHint(path)}`));
   });
 }
 

@@ -22,6 +22,7 @@ import { codec } from './protocols/index.js';
 import { checkModelName } from './protocols/json.js';
 import { parseRelayBody } from './protocols/openai.js';
 import type { RouteInfo } from './protocols/types.js';
+import { baseUrlHint, withoutDoubledVersion } from '../shared/base-url-hint.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -106,7 +107,8 @@ const GEMINI_METHODS: Record<string, { stream: boolean; count?: boolean; operati
 function routeOf(req: FastifyRequest): RouteInfo & { count?: boolean } {
   const cfg = req.routeOptions.config.relay;
   if (!cfg) {
-    const path = req.url.split('?')[0]!;
+    // A doubled `/v1/v1/…` (a base URL that kept its /v1) answers in the shape of the path meant.
+    const path = withoutDoubledVersion(req.url.split('?')[0]!);
     // Under /v1 a Google method path (`…/{name}:{method}`) with a Google credential is
     // @google/genai's (apiVersion v1); MoleAPI's own routes there keep OpenAI's shape.
     const googleV1 = req.headers['x-goog-api-key'] !== undefined && /\/[^/]*:[A-Za-z]+$/.test(path);
@@ -397,13 +399,14 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
 /** 404 for a path under the relay's prefixes, in the error shape of the protocol it names. */
 export function relayNotFound(req: FastifyRequest, reply: FastifyReply): void {
   const route = routeOf(req);
+  const path = req.url.split('?')[0]!;
   void reply
     .code(404)
     .send(
       codec(route.protocol).errorBody(
         404,
         'not_found',
-        `no route for ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`,
+        `no route for ${req.method} ${path.slice(0, 200)}${baseUrlHint(path)}`,
         req.id,
       ),
     );

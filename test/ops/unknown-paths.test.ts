@@ -4,7 +4,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Anthropic from '@anthropic-ai/sdk';
+import { GoogleGenAI } from '@google/genai';
 import Fastify from 'fastify';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONSOLE_SECTIONS, registerConsole } from '../../src/console/index.js';
 import { REPO_ROOT } from '../helpers/process.js';
@@ -64,6 +67,26 @@ describe('unknown paths on the real server', () => {
       expect(v1.status).toBe(status);
       expect(await v1.json()).toMatchObject({ error: { code: status, status: name } });
     }
+  });
+
+  it('a base URL one segment off gets a 404 that says how to fix it, in the SDK’s own shape', async () => {
+    const { secret } = await userWithKey(s);
+    const claude = new Anthropic({ baseURL: `${s.url}/v1`, apiKey: secret, maxRetries: 0 });
+    const e1 = await claude.messages
+      .create({ model: 'm', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e: unknown) => e);
+    expect(e1).toBeInstanceOf(Anthropic.NotFoundError);
+    expect((e1 as Error).message).toContain("the base URL should be the gateway's origin, without /v1");
+    const openai = new OpenAI({ baseURL: s.url, apiKey: secret, maxRetries: 0 });
+    const e2 = await openai.chat.completions
+      .create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e: unknown) => e);
+    expect(e2).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((e2 as Error).message).toContain('the base URL of an OpenAI client should end in /v1');
+    const google = new GoogleGenAI({ apiKey: secret, httpOptions: { baseUrl: `${s.url}/v1beta` } });
+    const e3 = await google.models.generateContent({ model: 'm', contents: 'hi' }).catch((e: unknown) => e);
+    expect((e3 as Error).message).toContain('without /v1beta');
+    expect((e3 as Error).message).toContain('NOT_FOUND');
   });
 
   it('never answer 200 to a browser either', async () => {

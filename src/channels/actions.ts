@@ -122,7 +122,7 @@ export function createChannelActions(deps: {
         return {
           ok,
           latency_ms: Date.now() - started,
-          ...(ok ? {} : { error: `upstream answered HTTP ${res.statusCode}` }),
+          ...(ok ? {} : { error: `upstream answered HTTP ${res.statusCode}${testHint(ch, res.statusCode)}` }),
         };
       } catch (err) {
         return {
@@ -161,4 +161,10 @@ function modelsRequest(ch: { type: string; baseUrl: string; apiKey: string }): {
     default:
       return { url: `${base}/models`, headers: { authorization: `Bearer ${ch.apiKey}` } };
   }
+}
+
+/** An OpenAI-compatible base URL names the API's version (…/v1): without it, paths 404. */
+function testHint(ch: { type: string; baseUrl: string }, status: number): string {
+  if (status !== 404 || ch.type !== 'openai' || /\/v\d[\w.-]*\/?$/.test(ch.baseUrl)) return '';
+  return ': an OpenAI-compatible base URL usually ends in /v1 (e.g. https://api.openai.com/v1)';
 }

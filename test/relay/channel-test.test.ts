@@ -61,4 +61,23 @@ describe('the channel test', () => {
       expect(r.body, type).toMatchObject({ ok: false, error: expect.stringMatching(/HTTP 4\d\d/) });
     }
   });
+
+  it('an OpenAI-compatible base URL without its /v1: the failed test says so', async () => {
+    const ch = await addChannel(s, { type: 'openai', base_url: origin, api_key: UP_KEY, models: ['no-v1'] });
+    const r = await s.api('POST', `/api/channels/${ch.id}/test`);
+    expect(r.body).toMatchObject({
+      ok: false,
+      error:
+        'upstream answered HTTP 404: an OpenAI-compatible base URL usually ends in /v1 (e.g. https://api.openai.com/v1)',
+    });
+    const right = await addChannel(s, {
+      type: 'openai',
+      base_url: `${origin}/v1`,
+      api_key: 'wrong-key',
+      models: ['v1'],
+    });
+    expect((await s.api('POST', `/api/channels/${right.id}/test`)).body.error).toBe(
+      'upstream answered HTTP 401',
+    );
+  });
 });

@@ -40,6 +40,9 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
       priority: 10,
     });
     expect(dead.status).toBe(201);
+    // Odd prices, so a call's cost has more decimals than a rounded display keeps.
+    const priced = await t.s.api('PUT', '/api/prices/gpt-4o-mini', { input: 3.33, output: 13.37 });
+    expect(priced.status).toBe(200);
     // a key with a long name and a few calls, so every page has rows to lay out
     const k = await t.s.api('POST', '/api/keys', {
       name: 'a-rather-long-key-name-for-a-narrow-phone',
@@ -167,11 +170,18 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
     await t.page.getByLabel('Model').selectOption('gpt-4o-mini');
     const table = t.page.getByRole('table');
     await expect.poll(() => table.locator('tbody tr').count()).toBe(1);
+    const listedRow = (await table.locator('tbody tr').textContent()) ?? '';
     await table.getByRole('button', { name: 'Details' }).click();
     const drawer = t.page.getByRole('dialog', { name: 'Call details' });
     await drawer.waitFor();
     const text = (await drawer.textContent()) ?? '';
     expect(text).toMatch(/Channeloffline mock \(#\d+\)/);
+    // The cost to the nano-dollar, as the API and the CSV give it, in the table and the drawer.
+    const logged = await t.s.api('GET', '/api/logs?model=gpt-4o-mini');
+    const cost: number = logged.body.data[0].cost;
+    expect(String(cost)).toMatch(/^0\.000\d{5,6}$/); // past the 6 decimals a rounded display keeps
+    expect(text).toContain(`Cost$${cost}`);
+    expect(listedRow).toContain(`$${cost}`);
     expect(text).toContain('Upstream attempts (1 failed)');
     const attempts = drawer.locator('ol.attempts li');
     expect(await attempts.count()).toBe(2);

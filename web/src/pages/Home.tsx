@@ -3,7 +3,7 @@
 // own (the API scopes GET /api/usage and GET /api/logs to the caller).
 import { type ReactNode, useState } from 'react';
 import { api, type LogEntry, type LogTotals, type Page, type UsageRow, type User } from '../api';
-import { dateTime, int, timeOnly, toLocalInput, usd, usdExact } from '../format';
+import { dateTime, int, timeOnly, toLocalInput, usdExact } from '../format';
 import { Link } from '../router';
 import { type AsyncState, AsyncView, useAsync } from '../components/async';
 import { BudgetMeter, HttpStatus } from '../components/badges';
@@ -48,7 +48,7 @@ function TopToday<R extends UsageRow>(props: {
               <tr key={props.rowKey(r)}>
                 <th scope="row">{props.head(r)}</th>
                 <td className="num">{int(r.requests)}</td>
-                <td className="num">{usd(r.cost)}</td>
+                <td className="num">{usdExact(r.cost)}</td>
               </tr>
             ))}
           </DataTable>
@@ -125,7 +125,7 @@ export default function HomePage() {
         className="totals today"
         label="Today at a glance"
         items={[
-          ['Spend today', spend === undefined ? '…' : usd(spend)],
+          ['Spend today', spend === undefined ? '…' : usdExact(spend)],
           ['Requests today', requests === undefined ? '…' : int(requests)],
           [
             'Errors today',

@@ -1,6 +1,6 @@
 import { useState, type ReactNode } from 'react';
 import { api, type Channel, type LogAttempt, type LogEntry, type LogTotals, type Page } from '../api';
-import { dateTime, int, ms, usd } from '../format';
+import { dateTime, int, ms, usdExact } from '../format';
 import { Link } from '../router';
 import { AsyncView, useAsync } from '../components/async';
 import { HttpStatus } from '../components/badges';
@@ -78,7 +78,7 @@ function TotalsBar({ totals }: { totals: LogTotals }) {
         ['Prompt tokens', int(totals.prompt_tokens)],
         ['Cached tokens', int(totals.cached_tokens)],
         ['Completion tokens', int(totals.completion_tokens)],
-        ['Cost', usd(totals.cost)],
+        ['Cost', usdExact(totals.cost)],
       ]}
     />
   );
@@ -162,7 +162,7 @@ export function LogsTable({ rows, compact }: { rows: LogEntry[]; compact?: boole
                     </abbr>
                   ) : null}
                 </td>
-                <td className="num">{usd(l.cost)}</td>
+                <td className="num">{usdExact(l.cost)}</td>
                 <td className="num">{ms(l.latency_ms)}</td>
                 <td className="num">{l.stream || l.ttft_ms != null ? ms(l.ttft_ms) : '—'}</td>
                 <td>
@@ -240,7 +240,7 @@ function LogDrawer({ log, onClose }: { log: LogEntry; onClose: () => void }) {
     ['Completion tokens', int(log.completion_tokens)],
     ['Reasoning tokens', int(log.reasoning_tokens ?? 0)],
     ['Usage source', log.estimated ? 'estimated locally' : 'reported by the upstream'],
-    ['Cost', usd(log.cost)],
+    ['Cost', usdExact(log.cost)],
     ['Latency', ms(log.latency_ms)],
     ['Time to first token', ms(log.ttft_ms)],
     ['Client IP', log.ip ?? '—'],

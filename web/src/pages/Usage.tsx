@@ -1,5 +1,5 @@
 import { api, type UsageRow } from '../api';
-import { dateOnly, int, usd } from '../format';
+import { dateOnly, int, usdExact } from '../format';
 import { Link, setQuery, useLocation } from '../router';
 import { AsyncView, useAsync } from '../components/async';
 import { ExportCsvButton } from '../components/controls';
@@ -72,7 +72,7 @@ export default function UsagePage() {
         {daily.data ? (
           <FilterTotals
             items={[
-              ['Spend', usd(totals.cost)],
+              ['Spend', usdExact(totals.cost)],
               ['Requests', int(totals.requests)],
               ['Prompt tokens', int(totals.prompt)],
               ['Completion tokens', int(totals.completion)],
@@ -150,7 +150,7 @@ export default function UsagePage() {
                   <td className="num">{int(r.requests)}</td>
                   <td className="num">{int(r.prompt_tokens)}</td>
                   <td className="num">{int(r.completion_tokens)}</td>
-                  <td className="num">{usd(r.cost)}</td>
+                  <td className="num">{usdExact(r.cost)}</td>
                   <td className="share-cell">
                     <span className="share" aria-hidden="true">
                       <span style={{ width: `${maxCost > 0 ? (r.cost / maxCost) * 100 : 0}%` }} />

@@ -253,6 +253,19 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
     await t.s.api('DELETE', `/api/keys/${created.body.id}`);
   });
 
+  it('a key an admin switched off reads as locked, which its owner cannot undo', async () => {
+    const carol = await createUser(t.s, { username: 'carol-locked' });
+    const created = await t.s.api('POST', '/api/keys', { name: 'carol-key', user_id: carol.id });
+    const off = await t.s.api('PATCH', `/api/keys/${created.body.id}`, { status: 'disabled' });
+    expect(off.body).toMatchObject({ status: 'disabled', locked: true });
+    await t.page.goto(`${t.s.url}/keys`);
+    const row = t.page.getByRole('row').filter({ hasText: 'carol-key' });
+    const badge = row.getByText('disabled · locked');
+    await badge.waitFor();
+    expect(await badge.getAttribute('title')).toBe('Disabled by an admin: only an admin can enable it');
+    await t.s.api('DELETE', `/api/keys/${created.body.id}`);
+  });
+
   it('deletes a key after confirmation; the relay then refuses it', async () => {
     await t.page.getByRole('link', { name: 'Keys', exact: true }).click();
     const row = t.page.getByRole('row', { name: /web-prod/ });

@@ -71,7 +71,14 @@ export function BudgetMeter({ usage }: { usage: BudgetUsage | null | undefined }
   );
 }
 
-export function StatusBadge({ status }: { status: string }) {
+/** A record's status; a key an admin switched off says so, since only an admin can switch it on. */
+export function StatusBadge({ status, locked }: { status: string; locked?: boolean | undefined }) {
+  if (locked && status === 'disabled')
+    return (
+      <span className={`badge status-${status}`} title="Disabled by an admin: only an admin can enable it">
+        {status} · locked
+      </span>
+    );
   return <span className={`badge status-${status}`}>{status}</span>;
 }
 

@@ -54,7 +54,8 @@ export function KeyDetailPage({ id }: { id: string }) {
               <div>
                 <h1 className="key-title">{k.name}</h1>
                 <p className="muted">
-                  <code className="masked">{k.display}</code> <StatusBadge status={k.status} />
+                  <code className="masked">{k.display}</code>{' '}
+                  <StatusBadge status={k.status} locked={k.locked} />
                 </p>
               </div>
               <KeyActions

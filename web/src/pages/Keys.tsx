@@ -201,7 +201,7 @@ export function KeysPage() {
                     </TableCell>
                   ) : null}
                   <TableCell label="Status">
-                    <StatusBadge status={k.status} />
+                    <StatusBadge status={k.status} locked={k.locked} />
                   </TableCell>
                   <TableCell label="Group">
                     {k.group ?? (

@@ -417,6 +417,7 @@ export function createRelay(s: Services) {
         input: input.input,
         cacheRead: input.cacheRead,
         cacheWrite: input.cacheWrite,
+        ...(inputReported && reported.cacheWrite1h ? { cacheWrite1h: reported.cacheWrite1h } : {}),
         output,
         reasoning: outputReported ? Math.min(reported!.reasoning, output) : 0,
       },

@@ -466,6 +466,22 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         expect(srow).toMatchObject({ stream: true, cache_write_tokens: 5 });
         expect(nanoOf(srow.cost)).toBe(cost(priced));
         expect(cost(priced)).not.toBe(cost(PRICES['claude-pass']!));
+
+        // Cut mid-way: the output is estimated, the input as message_start reported it.
+        mock.setScenario('claude-upstream-1', { cachedTokens: 7, cacheWriteTokens: 5, cutAfterChunks: 2 });
+        await sdk(secret)
+          .messages.stream(body)
+          .finalMessage()
+          .catch(() => null);
+        const cut = await newestLog(s, key.id, 3);
+        expect(cut).toMatchObject({ estimated: true, cached_tokens: 7, cache_write_tokens: 5 });
+        const cutOutput = cut.completion_tokens;
+        expect(nanoOf(cut.cost)).toBe(
+          expectedCost(
+            { input: prompt - 12, cacheRead: 7, cacheWrite: 0, cacheWrite1h: 5, output: cutOutput },
+            priced,
+          ),
+        );
       } finally {
         mock.clearScenarios();
         await s.api('PUT', '/api/prices/claude-pass', PRICES['claude-pass']);

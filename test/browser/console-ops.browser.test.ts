@@ -407,6 +407,15 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
     await p.getByRole('link', { name: 'Keys', exact: true }).click();
     await p.getByRole('button', { name: 'Create key' }).click();
     await p.getByLabel('Name').fill('this-week');
+    // Only the presets within the group's 7 days are offered; no expiry at all is refused here.
+    const presets = p.getByRole('group', { name: 'Expiry presets' }).getByRole('button');
+    await expect.poll(() => presets.allTextContents()).toEqual(['7 days']);
+    await p.getByRole('button', { name: 'Create', exact: true }).click();
+    const lifetime = p.getByText(
+      /^Keys of this group expire within 7 days: pick \d{4}-\d\d-\d\d or earlier\.$/,
+    );
+    await lifetime.waitFor();
+    expect(await lifetime.count()).toBe(1);
     await p.getByRole('button', { name: '7 days' }).click();
     await p.getByRole('button', { name: 'Create', exact: true }).click();
     await p.getByRole('dialog', { name: /created/ }).waitFor();

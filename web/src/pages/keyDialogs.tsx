@@ -107,8 +107,13 @@ export function KeyFormDialog({
     return list;
   }, [available.data, models]);
 
+  /** The group's cap on a key's lifetime: presets past it are not offered. */
+  const maxLifetimeDays = groups.data?.find((g) => g.name === modelGroup)?.max_key_lifetime_days;
+  const presets = EXPIRY_PRESETS.filter(
+    (p) => maxLifetimeDays == null || (p.days !== null && p.days <= maxLifetimeDays),
+  );
+
   const submit = () => {
-    const maxLifetimeDays = groups.data?.find((g) => g.name === modelGroup)?.max_key_lifetime_days;
     const v = validateKeyForm(form, { existing, isAdmin, selfId: user.id, now: Date.now(), maxLifetimeDays });
     dispatch({ type: 'errors', errors: v.errors });
     if (!v.body) return null;
@@ -309,7 +314,7 @@ export function KeyFormDialog({
           onChange={set('expires')}
         />
         <fieldset className="presets" aria-label="Expiry presets">
-          {EXPIRY_PRESETS.map((p) => (
+          {presets.map((p) => (
             <button
               key={p.label}
               type="button"

@@ -159,6 +159,10 @@ describe('validateKeyForm', () => {
     expect(later.errors.expires).toBe(
       `Keys of this group expire within 30 days: pick ${lastDay} or earlier.`,
     );
+    // No expiry at all is past the cap too: said here, not by the server's refusal.
+    expect(validateKeyForm(form(set('name', 'k')), ctx).errors.expires).toBe(
+      `Keys of this group expire within 30 days: pick ${lastDay} or earlier.`,
+    );
   });
 
   it('on create, leaves unset fields out and trims the name', () => {

@@ -172,6 +172,9 @@ export function validateKeyForm(
           errors.expires = `Keys of this group expire within ${days} days: pick ${toDateInput(new Date(cap))} or earlier.`;
       }
     }
+  } else if (!state.expires && !keepsExpiry && ctx.maxLifetimeDays != null) {
+    const cap = ctx.now + ctx.maxLifetimeDays * 86_400_000 - LIFETIME_MARGIN_MS;
+    errors.expires = `Keys of this group expire within ${ctx.maxLifetimeDays} days: pick ${toDateInput(new Date(cap))} or earlier.`;
   }
   let rpm: number | null = null;
   if (state.rpm.trim()) {

@@ -23,6 +23,8 @@ export const ERROR_CATALOGUE = {
   upstream_timeout: { status: 504, type: 'upstream_error' },
   // input
   invalid_request: { status: 400, type: 'invalid_request_error' },
+  /** A Responses follow-up naming a response this account did not make (OpenAI's own code). */
+  previous_response_not_found: { status: 400, type: 'invalid_request_error' },
   request_too_large: { status: 413, type: 'invalid_request_error' },
   headers_too_large: { status: 431, type: 'invalid_request_error' },
   request_timeout: { status: 408, type: 'invalid_request_error' },

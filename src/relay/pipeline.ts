@@ -572,7 +572,7 @@ export function createRelay(s: Services) {
         price,
         multiplierPpm,
       );
-    const byReference = storedContexts.heldFor(r);
+    const byReference = storedContexts.heldFor(r, key.userId);
     const worst = (input: number) =>
       worstCostNano(input + byReference, r.maxOutputTokens, price, multiplierPpm, r.cachesForHour === true);
     const { ticket, hold } = await admit(req, reply, key, r, worst);
@@ -613,7 +613,7 @@ export function createRelay(s: Services) {
         const at = s.now();
         // The tokens-per-minute window keeps the real usage, not the admission estimate.
         const tokens = usage.input + usage.cacheRead + usage.cacheWrite + usage.output;
-        storedContexts.remember(r, o.responseId, tokens);
+        storedContexts.remember(r, key.userId, o.responseId, tokens);
         const cost = await settle(req, held, ticket, tokens, bill(usage), at);
         await log(
           req,

@@ -4,7 +4,12 @@
 // admission must hold for it, or a key near its limit could run up upstream costs far past what
 // it is charged (the charge stops at the limit). A response this instance relayed is known
 // exactly: what it took in plus what it wrote. Anything else counts UNKNOWN_CONTEXT_TOKENS.
+//
+// Every account's responses are stored at the same upstream account (the channel's), so an id
+// alone would let one tenant continue another's conversation: a response this instance relayed
+// is continued only by the account that made it.
 import { LRUCache } from 'lru-cache';
+import { AppError } from '../http/errors.js';
 import type { IngressRequest } from './protocols/types.js';
 import { UNKNOWN_CONTENT_TOKENS } from './tokens.js';
 
@@ -15,33 +20,50 @@ export const UNKNOWN_CONTEXT_TOKENS = UNKNOWN_CONTENT_TOKENS;
 const REMEMBERED = 50_000;
 
 export interface StoredContexts {
-  /** Tokens the request brings by reference, beyond its body (0 for most requests). */
-  heldFor(r: IngressRequest): number;
+  /**
+   * Tokens the request brings by reference, beyond its body (0 for most requests). Throws
+   * `previous_response_not_found` for a response another account made.
+   */
+  heldFor(r: IngressRequest, userId: number): number;
   /** A Responses answer the upstream stores: its context for a follow-up that names it. */
-  remember(r: IngressRequest, responseId: string | null | undefined, tokens: number): void;
+  remember(r: IngressRequest, userId: number, responseId: string | null | undefined, tokens: number): void;
 }
 
 const given = (v: unknown) => v !== undefined && v !== null;
 
 export function createStoredContexts(max = REMEMBERED): StoredContexts {
-  const known = new LRUCache<string, number>({ max });
+  const known = new LRUCache<string, { userId: number; tokens: number }>({ max });
+  const contextOf = (id: string, userId: number): number => {
+    const stored = known.get(id);
+    if (stored === undefined) return UNKNOWN_CONTEXT_TOKENS;
+    // As OpenAI answers an id of another organisation's: nothing tells it exists.
+    if (stored.userId !== userId)
+      throw new AppError(
+        'previous_response_not_found',
+        `Previous response with id '${id.slice(0, 256)}' not found.`,
+        {
+          param: 'previous_response_id',
+        },
+      );
+    return stored.tokens;
+  };
   return {
-    heldFor(r) {
+    heldFor(r, userId) {
       const b = r.body;
       if (r.protocol === 'gemini') return given(b.cachedContent) ? UNKNOWN_CONTEXT_TOKENS : 0;
       if (r.protocol !== 'responses') return 0;
       let held = 0;
       const previous = b.previous_response_id;
-      if (typeof previous === 'string') held += known.get(previous) ?? UNKNOWN_CONTEXT_TOKENS;
+      if (typeof previous === 'string') held += contextOf(previous, userId);
       else if (given(previous)) held += UNKNOWN_CONTEXT_TOKENS;
       if (given(b.conversation)) held += UNKNOWN_CONTEXT_TOKENS;
       if (given(b.prompt)) held += UNKNOWN_CONTEXT_TOKENS;
       return held;
     },
-    remember(r, responseId, tokens) {
+    remember(r, userId, responseId, tokens) {
       // OpenAI stores a response unless told `store: false`; only a stored one can be continued.
       if (r.protocol !== 'responses' || r.body.store === false || !responseId) return;
-      known.set(responseId, tokens);
+      known.set(responseId, { userId, tokens });
     },
   };
 }

@@ -132,4 +132,33 @@ describe('stored responses across channels of one model', () => {
     });
     expect(continued.usage!.input_tokens).toBeGreaterThan(context);
   });
+
+  it('another account cannot continue a response it did not make: 400, nothing sent upstream', async () => {
+    const alice = await userWithKey(s);
+    const made = await create(client(s, alice.secret), {
+      model: 'gpt-stored',
+      input: 'My secret plan is X.',
+    });
+    const bob = await userWithKey(s);
+    const sent = first.requests.length + second.requests.length;
+    const err = (await client(s, bob.secret)
+      .responses.create({ model: 'gpt-stored', input: 'What did I say?', previous_response_id: made.id })
+      .catch((e: unknown) => e)) as { status: number; code: string; param: string; message: string };
+    expect(err).toMatchObject({
+      status: 400,
+      code: 'previous_response_not_found',
+      param: 'previous_response_id',
+    });
+    expect(err.message).toContain(`Previous response with id '${made.id}' not found.`);
+    expect(first.requests.length + second.requests.length).toBe(sent);
+    expect((await allLogs(s, { key_id: bob.key.id }))[0]).toMatchObject({ status: 400, cost: 0 });
+    // Another key of the same account may: the response is the account's.
+    const other = await s.api('POST', '/api/keys', { name: 'second', user_id: alice.user.id });
+    const next = await client(s, other.body.key).responses.create({
+      model: 'gpt-stored',
+      input: 'What did I say?',
+      previous_response_id: made.id,
+    });
+    expect(next.previous_response_id).toBe(made.id);
+  });
 });

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { scopedUserId } from '../http/principal.js';
+import { isAdmin, scopedUserId, userOf } from '../http/principal.js';
 import { pageOf, route, zTime } from '../http/route.js';
 import { zCursor, zId, zLimit } from '../http/validate.js';
 import type { AuditService } from './service.js';
@@ -45,7 +45,9 @@ export function registerAuditRoutes(app: FastifyInstance, deps: { audit: AuditSe
     response: pageOf(AuditEntrySchema, 'AuditPage'),
     handler: async ({ query, principal }) => {
       const userId = scopedUserId(principal, query.user_id);
+      const user = isAdmin(principal) ? null : userOf(principal);
       return deps.audit.list({
+        ...(user ? { ipsOf: `${user.role}:${user.id}` } : {}),
         limit: query.limit,
         ...(query.key_id !== undefined ? { keyId: query.key_id } : {}),
         ...(userId !== undefined ? { userId } : {}),

@@ -39,13 +39,31 @@ export function createAuditService(db: Db) {
         .execute();
     },
 
-    /** Newest first; `userId` scopes to one owner (users only see their own trail). */
-    async list(q: { keyId?: number; userId?: number; actions?: string[]; limit: number; cursor?: number }) {
+    /**
+     * Newest first; `userId` scopes to one owner (users only see their own trail). With
+     * `ipsOf` (a user's actor name), the IP shows only on rows that user or their keys did:
+     * a user learns no admin's address from what an admin did to their account.
+     */
+    async list(q: {
+      keyId?: number;
+      userId?: number;
+      actions?: string[];
+      limit: number;
+      cursor?: number;
+      ipsOf?: string;
+    }) {
       let query = db.selectFrom('audit_log').selectAll();
       if (q.keyId !== undefined) query = query.where('key_id', '=', q.keyId);
       if (q.userId !== undefined) query = query.where('user_id', '=', q.userId);
       if (q.actions?.length) query = query.where('action', 'in', q.actions);
-      return readIdPage(query, q, toAuditJson);
+      const viewer = q.ipsOf;
+      if (viewer === undefined) return readIdPage(query, q, toAuditJson);
+      const own = (actor: string) =>
+        actor === viewer ||
+        actor.startsWith(`${viewer}/`) ||
+        actor.startsWith('key:') ||
+        actor.startsWith('ephemeral:');
+      return readIdPage(query, q, (r) => ({ ...toAuditJson(r), ...(own(r.actor) ? {} : { ip: null }) }));
     },
   };
 }

@@ -2,7 +2,7 @@
 // enable/disable, rotate with grace, delete, per-user cap, audit trail.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { isWellFormedKey } from '../../src/keys/format.js';
-import { backends, walkPages } from '../helpers/server.js';
+import { backends, login, walkPages } from '../helpers/server.js';
 import { suiteServer } from '../helpers/suite.js';
 import type { ApiKeyPage, AuditPage } from '../../web/src/api-types.js';
 import {
@@ -479,6 +479,18 @@ describe.each(backends())('keys [%s]', (backend) => {
       expect(uc).toMatchObject({ actor: 'master', ip: '127.0.0.1', user_id: user.id, key_id: null });
       expect(uc.changes).toMatchObject({ username: user.username, role: 'user' });
       expect(JSON.stringify(uc)).not.toMatch(/password-/);
+
+      // The user reads their own trail without the address an admin (here: master) worked from.
+      const { cookie, csrf } = await login(s, user.username, `password-${user.username}`);
+      const mine = await s.api('POST', '/api/keys', { name: 'made-by-me' }, { cookie, 'x-csrf-token': csrf });
+      expect(mine.status).toBe(201);
+      const own = await s.api('GET', '/api/audit', undefined, { cookie });
+      expect(own.status).toBe(200);
+      const created = own.body.data.find((r: { action: string }) => r.action === 'user.create');
+      expect(created).toMatchObject({ actor: 'master', ip: null, user_id: user.id });
+      for (const r of own.body.data as { actor: string; ip: string | null }[])
+        expect(r.ip, r.actor).toBe(r.actor === `user:${user.id}` ? '127.0.0.1' : null);
+      expect(own.body.data.some((r: { actor: string }) => r.actor === `user:${user.id}`)).toBe(true);
     });
 
     it('pages with limit and cursor', async () => {

@@ -29,6 +29,8 @@ describe('allowed origins', () => {
       'https://ex ample.com',
       'https://*example.com',
       'https://a.*.example.com',
+      'https://*.com',
+      'http://*.internal',
       '*',
       'https://example.com:0',
       'https://example.com:70000',

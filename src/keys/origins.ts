@@ -1,5 +1,6 @@
 // Browser origins a key serves (contract §8): `scheme://host[:port]`, where the host may start
-// with `*.` (any subdomain, at any depth, never the bare domain). Entries are normalised when
+// with `*.` (any subdomain, at any depth, never the bare domain; not of a bare top-level
+// domain such as `*.com`). Entries are normalised when
 // stored (lower case, no trailing slash, no default port), and a browser's `Origin` header is
 // normalised the same way before it is matched, so `https://App.example.com:443` and
 // `https://app.example.com` are one origin.
@@ -29,6 +30,8 @@ function parse(input: string): Parsed | null {
   const [, scheme, star, host, port] = m;
   if (port !== undefined && (Number(port) < 1 || Number(port) > 65535)) return null;
   if (star && host!.startsWith('[')) return null;
+  // `*.com` would be every site of a top-level domain; `*.localhost` stays (local development).
+  if (star && !host!.includes('.') && host !== 'localhost') return null;
   const p = port === undefined || DEFAULT_PORT[scheme!] === String(Number(port)) ? '' : String(Number(port));
   return { scheme: scheme!, wildcard: !!star, host: host!, port: p };
 }

@@ -261,6 +261,12 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       body === '' && req.method === 'DELETE' ? done(null, undefined) : json(req, body as string, done),
     );
     installManagementAuth(api, services);
+    // Answers carry secrets shown once (new keys and tokens, the CSRF token) and account data:
+    // no browser or proxy cache may keep them, and none is read as anything but what it says.
+    api.addHook('onRequest', (_req, reply, done) => {
+      reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff');
+      done();
+    });
     // A change is answered once Redis has taken its announcements: a client that hears "done"
     // and calls another instance finds it there (a key deleted here is refused there).
     api.addHook('onSend', async (req) => {

@@ -340,7 +340,8 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
         input,
       );
       await relay.logFree(req, reply, 201);
-      return reply.code(201).send(minted);
+      // The secret is in this answer: no cache along the way may keep it.
+      return reply.code(201).header('cache-control', 'no-store').send(minted);
     });
 
     // The kill switch: the presenting key switches itself off and locks (an ephemeral key, just itself).

@@ -27,6 +27,30 @@ describe('hardening', () => {
   });
   afterAll(() => s?.close());
 
+  it('answers with secrets (new keys, tokens, the CSRF token, ephemeral keys) are never cached', async () => {
+    const { user, username, password } = await createUser(s);
+    const made = await s.api('POST', '/api/keys', { name: 'cached?', user_id: user.id });
+    const signedIn = await login(s, username, password);
+    const answers = [
+      made,
+      await s.api('POST', '/api/tokens', { name: 'ci', scopes: ['keys:read'] }),
+      await s.api('GET', '/api/auth/session', undefined, { cookie: signedIn.cookie }),
+      await s.api('GET', '/api/users'),
+    ];
+    for (const [i, r] of answers.entries()) {
+      expect(r.status, String(i)).toBeLessThan(300);
+      expect(r.headers.get('cache-control'), String(i)).toBe('no-store');
+      expect(r.headers.get('x-content-type-options'), String(i)).toBe('nosniff');
+    }
+    const minted = await fetch(`${s.url}/v1/keys/ephemeral`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${made.body.key}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(minted.status).toBe(201);
+    expect(minted.headers.get('cache-control')).toBe('no-store');
+  });
+
   it('headers over the size limit get 431 in the error shape, with an x-request-id', async () => {
     for (const p of ['/v1/chat/completions', '/api/users']) {
       const res = await rawHttp(

@@ -112,6 +112,29 @@ describe('SQLite transactions', () => {
   });
 });
 
+describe('SQLite files', () => {
+  it('a new database and its -wal and -shm are the owner’s alone; an existing file keeps its mode', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-open-'));
+    const old = process.umask(0o022);
+    try {
+      const storage = await openStorage({ dataDir: path.join(dir, 'data') });
+      try {
+        for (const f of ['mole.sqlite', 'mole.sqlite-wal', 'mole.sqlite-shm'])
+          expect(fs.statSync(path.join(dir, 'data', f)).mode & 0o777, f).toBe(0o600);
+      } finally {
+        await storage.close();
+      }
+      const chosen = path.join(dir, 'chosen.sqlite');
+      fs.writeFileSync(chosen, '', { mode: 0o640 });
+      openSqliteFile(chosen).close();
+      expect(fs.statSync(chosen).mode & 0o777).toBe(0o640);
+    } finally {
+      process.umask(old);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe.skipIf(!process.env.MOLE_TEST_PG_URL)('PostgreSQL pool', () => {
   it('holds MOLE_DB_POOL_SIZE connections at most, and reports a connection the server refuses', async () => {
     const admin = new URL(process.env.MOLE_TEST_PG_URL!);

@@ -1,6 +1,7 @@
 // One SQLite connection to the data dir's database file, as every connection to it is opened:
 // the main one (open.ts, Kysely) and the usage writer's worker thread (usage/writer-worker.ts).
 // Only better-sqlite3 is imported here, so a worker that needs just a connection starts light.
+import fs from 'node:fs';
 import SQLite from 'better-sqlite3';
 import type { SqliteDatabase } from 'kysely';
 
@@ -22,6 +23,9 @@ export interface CachingStatements extends SqliteDatabase {
 }
 
 export function openSqliteFile(file: string): SQLite.Database {
+  // A new database is the owner's alone (call logs, key hashes, sessions); SQLite gives its
+  // -wal and -shm files the same mode. An existing file keeps the mode its operator chose.
+  if (file !== ':memory:' && !fs.existsSync(file)) fs.closeSync(fs.openSync(file, 'a', 0o600));
   const sqlite = new SQLite(file);
   sqlite.pragma('journal_mode = WAL');
   // FULL: a commit is on disk before it returns. The usage writer deletes a batch's journal

@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { Services } from './services.js';
 import { clientErrorHandler, frameworkErrors, installErrorHandling } from './http/errors-hook.js';
+import { AppError } from './http/errors.js';
 import { installManagementAuth } from './accounts/auth-hook.js';
 import { makeClientIpResolver } from './http/client-ip.js';
 import { lazyChildLogger } from './http/lazy-logger.js';
@@ -258,7 +259,11 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     // request has no body, rather than an invalid one (a write with no body stays refused).
     const json = api.getDefaultJsonParser('error', 'error');
     api.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) =>
-      body === '' && req.method === 'DELETE' ? done(null, undefined) : json(req, body as string, done),
+      body === '' && req.method === 'DELETE'
+        ? done(null, undefined)
+        : json(req, body as string, (err, value) =>
+            done(err && prototypeKeys(body as string) ? prototypeKeysRefused() : err, value),
+          ),
     );
     installManagementAuth(api, services);
     // Answers carry secrets shown once (new keys and tokens, the CSRF token) and account data:
@@ -293,4 +298,19 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   const here = path.dirname(fileURLToPath(import.meta.url));
   await registerConsole(app, { webDir: path.resolve(here, '..', 'dist', 'web'), relayNotFound });
   return app;
+}
+
+/** Fastify's JSON parser refuses `__proto__` and `constructor.prototype` keys, which are valid JSON. */
+const prototypeKeysRefused = () =>
+  new AppError(
+    'invalid_request',
+    'request body has a forbidden key: __proto__, or constructor with a prototype',
+  );
+function prototypeKeys(body: string): boolean {
+  try {
+    JSON.parse(body);
+    return true; // valid JSON the parser still refused
+  } catch {
+    return false;
+  }
 }

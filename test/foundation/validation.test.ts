@@ -210,6 +210,15 @@ describe.each(backends())('input validation [%s]', (backend) => {
     }
     const bad = await send('POST', '/api/keys', '{not json');
     expect(bad.body.error.code).toBe('invalid_request');
+    expect(bad.body.error.message).toBe('request body is not valid JSON');
+    // Valid JSON refused for a prototype key is told so, not called invalid JSON.
+    for (const body of ['{"__proto__":{"role":"admin"}}', '{"constructor":{"prototype":{"role":"admin"}}}']) {
+      const proto = await send('POST', '/api/keys', body);
+      expect(proto.status).toBe(400);
+      expect(proto.body.error.message).toBe(
+        'request body has a forbidden key: __proto__, or constructor with a prototype',
+      );
+    }
     const big = await send('POST', '/api/keys', JSON.stringify({ name: 'y'.repeat(1_100_000) }));
     expect(big.body.error.code).toBe('request_too_large');
   });

@@ -94,9 +94,15 @@ export function registerAccountRoutes(
     tags: ['auth'],
     auth: 'any',
     response: Ok,
-    handler: async ({ principal, reply }) => {
+    handler: async ({ principal, reply, req }) => {
       const answer = await actions.logout(principal);
-      reply.clearCookie(SESSION_COOKIE, { path: '/' });
+      // Cleared with the attributes it was set with, as browsers match them.
+      reply.clearCookie(SESSION_COOKIE, {
+        httpOnly: true,
+        sameSite: 'strict',
+        path: '/',
+        secure: req.protocol === 'https',
+      });
       return answer;
     },
   });

@@ -67,6 +67,9 @@ describe.each(backends())('sessions [%s]', (backend) => {
     expect(out.headers.get('set-cookie') ?? '').toMatch(
       /mole_session=;.*(Max-Age=0|Expires=Thu, 01 Jan 1970)/i,
     );
+    // Cleared with the attributes it was set with.
+    expect(out.headers.get('set-cookie')).toMatch(/HttpOnly/i);
+    expect(out.headers.get('set-cookie')).toMatch(/SameSite=Strict/i);
     expectApiError(await u.call('GET', '/api/keys'), 401, 'unauthorized');
     expectApiError(await u.call('POST', '/api/keys', { name: 'after-logout' }), 401, 'unauthorized');
   });

@@ -52,6 +52,12 @@ describeConsole('web console: notifications', {}, (t) => {
     await table.getByText('Channel disabled').waitFor();
     expect(await table.getByRole('row').count()).toBe(4);
     expect(await table.textContent()).toContain('upstream answered 401');
+    // Each event's account by its user name; admin-only events say so.
+    const accountOf = async (type: string) =>
+      (await table.getByRole('row').filter({ hasText: type }).getByRole('cell').nth(2).textContent()) ?? '';
+    await expect.poll(() => accountOf('Budget threshold')).toBe('otto');
+    expect(await accountOf('Key expiring')).toBe('una');
+    expect(await accountOf('Channel disabled')).toBe('admins');
     await t.page.getByLabel('Type').selectOption('key.expiring');
     await expect.poll(() => table.getByRole('row').count()).toBe(2);
     expect(await table.textContent()).toContain('una-ci');

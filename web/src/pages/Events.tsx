@@ -1,7 +1,8 @@
 // Notifications: what the gateway raised about your account and keys (a budget threshold
 // crossed, a key about to expire or switched off, a leaked key); admins see every event,
 // channel ones too. The same events go to MOLE_WEBHOOK_URL when it is set.
-import { api, type EventType, type GatewayEvent, type Page } from '../api';
+import { useMemo } from 'react';
+import { api, type EventType, type GatewayEvent, type Page, type User } from '../api';
 import { dateTime } from '../format';
 import { Link, setQuery, useLocation } from '../router';
 import { AsyncView, useAsync } from '../components/async';
@@ -9,6 +10,7 @@ import { FilterForm, SelectField, usePageSize } from '../components/controls';
 import { DataTable, PageHead, TableCell, TableRow } from '../components/layout';
 import { TableFoot, useCursorPager } from '../components/pager';
 import { useIsAdmin } from '../session';
+import { useUsers } from './keyDialogs';
 
 const TYPES: { value: EventType; label: string }[] = [
   { value: 'budget.threshold', label: 'Budget threshold reached' },
@@ -21,6 +23,8 @@ const typeLabel = (t: string) => TYPES.find((x) => x.value === t)?.label ?? t;
 
 export function EventsPage() {
   const isAdmin = useIsAdmin();
+  const users = useUsers(isAdmin);
+  const accounts = useMemo(() => new Map((users.data ?? []).map((u) => [u.id, u])), [users.data]);
   const { query } = useLocation();
   const type = query.get('type') ?? '';
   const keyId = query.get('key_id') ?? '';
@@ -67,7 +71,7 @@ export function EventsPage() {
       <AsyncView state={events} what="notifications">
         {(page) => (
           <>
-            <EventsTable rows={page.data} showAccount={isAdmin} first={pager.page === 1} />
+            <EventsTable rows={page.data} accounts={isAdmin ? accounts : null} first={pager.page === 1} />
             <TableFoot label="Notifications" pager={pager} nextCursor={page.next_cursor} limit={limit} />
           </>
         )}
@@ -78,13 +82,15 @@ export function EventsPage() {
 
 function EventsTable({
   rows,
-  showAccount,
+  accounts,
   first,
 }: {
   rows: GatewayEvent[];
-  showAccount: boolean;
+  /** Admins: the account column, each account named by its user (by id until loaded). */
+  accounts: ReadonlyMap<number, User> | null;
   first: boolean;
 }) {
+  const showAccount = accounts !== null;
   return (
     <DataTable
       caption="Notifications, newest first"
@@ -112,7 +118,11 @@ function EventsTable({
           </TableCell>
           {showAccount ? (
             <TableCell label="Account">
-              {e.user_id === null ? <span className="muted">admins</span> : `#${e.user_id}`}
+              {e.user_id === null ? (
+                <span className="muted">admins</span>
+              ) : (
+                (accounts?.get(e.user_id)?.username ?? `#${e.user_id}`)
+              )}
             </TableCell>
           ) : null}
           <TableCell label="Key" className="nowrap">

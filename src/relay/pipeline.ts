@@ -398,7 +398,9 @@ export function createRelay(s: Services) {
     // Completion tokens are billed at most at the output cap that was admitted and sent upstream.
     const cap = (output: number) => Math.min(output, r.maxOutputTokens);
     const inputReported = reported !== null && reported.input + reported.cacheRead + reported.cacheWrite > 0;
-    const input = inputReported ? reported : { input: exactPromptTokens(r), cacheRead: 0, cacheWrite: 0 };
+    const input = inputReported
+      ? reported
+      : { input: exactPromptTokens(r) + (r.knownContextTokens ?? 0), cacheRead: 0, cacheWrite: 0 };
     // Embeddings produce no text: their answers are not read for it.
     const outputReported =
       reported !== null &&
@@ -572,9 +574,16 @@ export function createRelay(s: Services) {
         price,
         multiplierPpm,
       );
-    const byReference = storedContexts.heldFor(r, key.userId);
+    const byReference = storedContexts.byReference(r, key.userId);
+    r.knownContextTokens = byReference.known;
     const worst = (input: number) =>
-      worstCostNano(input + byReference, r.maxOutputTokens, price, multiplierPpm, r.cachesForHour === true);
+      worstCostNano(
+        input + byReference.held,
+        r.maxOutputTokens,
+        price,
+        multiplierPpm,
+        r.cachesForHour === true,
+      );
     const { ticket, hold } = await admit(req, reply, key, r, worst);
     underWay++;
     try {

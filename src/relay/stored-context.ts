@@ -19,23 +19,29 @@ export const UNKNOWN_CONTEXT_TOKENS = UNKNOWN_CONTENT_TOKENS;
 /** Responses remembered (id → context tokens): ~100 bytes each. */
 const REMEMBERED = 50_000;
 
+/** Context a request brings by reference, in tokens (both 0 for most requests). */
+export interface ByReference {
+  /** What admission holds for: known sizes, and UNKNOWN_CONTEXT_TOKENS for each unknown one. */
+  held: number;
+  /** The part of it known exactly: counted into the prompt when usage must be estimated. */
+  known: number;
+}
+
 export interface StoredContexts {
-  /**
-   * Tokens the request brings by reference, beyond its body (0 for most requests). Throws
-   * `previous_response_not_found` for a response another account made.
-   */
-  heldFor(r: IngressRequest, userId: number): number;
+  /** Throws `previous_response_not_found` for a response another account made. */
+  byReference(r: IngressRequest, userId: number): ByReference;
   /** A Responses answer the upstream stores: its context for a follow-up that names it. */
   remember(r: IngressRequest, userId: number, responseId: string | null | undefined, tokens: number): void;
 }
 
 const given = (v: unknown) => v !== undefined && v !== null;
+const NONE: ByReference = { held: 0, known: 0 };
 
 export function createStoredContexts(max = REMEMBERED): StoredContexts {
   const known = new LRUCache<string, { userId: number; tokens: number }>({ max });
-  const contextOf = (id: string, userId: number): number => {
+  const contextOf = (id: string, userId: number): number | null => {
     const stored = known.get(id);
-    if (stored === undefined) return UNKNOWN_CONTEXT_TOKENS;
+    if (stored === undefined) return null;
     // As OpenAI answers an id of another organisation's: nothing tells it exists.
     if (stored.userId !== userId)
       throw new AppError(
@@ -48,17 +54,20 @@ export function createStoredContexts(max = REMEMBERED): StoredContexts {
     return stored.tokens;
   };
   return {
-    heldFor(r, userId) {
+    byReference(r, userId) {
       const b = r.body;
-      if (r.protocol === 'gemini') return given(b.cachedContent) ? UNKNOWN_CONTEXT_TOKENS : 0;
-      if (r.protocol !== 'responses') return 0;
-      let held = 0;
+      if (r.protocol === 'gemini')
+        return {
+          held: given(b.cachedContent) ? UNKNOWN_CONTEXT_TOKENS : 0,
+          known: 0,
+        };
+      if (r.protocol !== 'responses') return NONE;
       const previous = b.previous_response_id;
-      if (typeof previous === 'string') held += contextOf(previous, userId);
-      else if (given(previous)) held += UNKNOWN_CONTEXT_TOKENS;
+      const known = typeof previous === 'string' ? contextOf(previous, userId) : null;
+      let held = known ?? (given(previous) ? UNKNOWN_CONTEXT_TOKENS : 0);
       if (given(b.conversation)) held += UNKNOWN_CONTEXT_TOKENS;
       if (given(b.prompt)) held += UNKNOWN_CONTEXT_TOKENS;
-      return held;
+      return { held, known: known ?? 0 };
     },
     remember(r, userId, responseId, tokens) {
       // OpenAI stores a response unless told `store: false`; only a stored one can be continued.

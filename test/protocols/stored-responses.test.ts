@@ -131,6 +131,17 @@ describe('stored responses across channels of one model', () => {
       previous_response_id: streamed.id,
     });
     expect(continued.usage!.input_tokens).toBeGreaterThan(context);
+    // A follow-up whose stream is cut (no usage comes) is estimated with the context it named.
+    for (const m of [first, second]) m.setScenario('gpt-stored', { cutAfterChunks: 2 });
+    try {
+      const cut = c.responses.stream({ ...followUp, previous_response_id: streamed.id });
+      await cut.finalResponse().catch(() => null);
+    } finally {
+      for (const m of [first, second]) m.clearScenarios();
+    }
+    const estimated = (await allLogs(s, { key_id: key.id }))[0]!;
+    expect(estimated).toMatchObject({ estimated: true });
+    expect(estimated.prompt_tokens).toBeGreaterThan(context);
   });
 
   it('another account cannot continue a response it did not make: 400, nothing sent upstream', async () => {

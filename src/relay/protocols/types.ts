@@ -47,6 +47,12 @@ export interface IngressRequest {
    * than plain input, and admission holds for them.
    */
   cachesForHour?: boolean;
+  /**
+   * Context the request brings by reference whose size is known (a stored response this
+   * instance relayed, stored-context.ts): the upstream bills it as input, so an estimated
+   * prompt counts it too.
+   */
+  knownContextTokens?: number;
   /** Set when the client gave no output cap: the default we admitted with, sent upstream too. */
   impliedOutputCap: number | null;
   /** OpenAI streams: the client asked for the usage chunk (`stream_options.include_usage`). */

@@ -56,9 +56,10 @@ export function createStoredContexts(max = REMEMBERED): StoredContexts {
   return {
     byReference(r, userId) {
       const b = r.body;
+      // Google's JSON takes either spelling of a field, and the body goes upstream as sent.
       if (r.protocol === 'gemini')
         return {
-          held: given(b.cachedContent) ? UNKNOWN_CONTEXT_TOKENS : 0,
+          held: given(b.cachedContent) || given(b.cached_content) ? UNKNOWN_CONTEXT_TOKENS : 0,
           known: 0,
         };
       if (r.protocol !== 'responses') return NONE;

@@ -693,11 +693,23 @@ describe.each(backends())('Gemini protocol through the gateway (%s)', (backend) 
 
     it('cachedContent is held for as a context of unknown size (500,000 tokens)', async () => {
       // 500,000 tokens at gm-pass's dearest input price (0.5 USD per 1M) is 0.25 USD.
-      const { ai } = await fresh({ quota: 0.1 });
+      const { ai, secret } = await fresh({ quota: 0.1 });
       const sent = mock.requests.length;
       const config = { cachedContent: 'cachedContents/abc123', maxOutputTokens: 16 };
       const e = await apiError(ai.models.generateContent({ model: 'gm-pass', contents: 'hi', config }));
       expect(e.status).toBe(429);
+      expect(mock.requests).toHaveLength(sent);
+      // Google's JSON takes the snake_case spelling too (and it goes upstream as sent).
+      const snake = await fetch(`${s.url}/v1beta/models/gm-pass:generateContent`, {
+        method: 'POST',
+        headers: { 'x-goog-api-key': secret, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          contents: [{ parts: [{ text: 'hi' }] }],
+          cached_content: 'cachedContents/abc123',
+          generationConfig: { maxOutputTokens: 16 },
+        }),
+      });
+      expect(snake.status).toBe(429);
       expect(mock.requests).toHaveLength(sent);
       const ok = await ai.models.generateContent({
         model: 'gm-pass',

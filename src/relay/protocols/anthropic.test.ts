@@ -180,6 +180,31 @@ describe('anthropic codec: parse and validate', () => {
   });
 });
 
+describe('anthropic codec: hour-long cache breakpoints', () => {
+  const hour = { type: 'ephemeral', ttl: '1h' };
+  const text = (cache_control?: unknown) => ({
+    type: 'text',
+    text: 'x',
+    ...(cache_control ? { cache_control } : {}),
+  });
+  const ask = (extra: Record<string, unknown>, content: unknown[] = [text()]) =>
+    parse({ model: 'm', max_tokens: 10, messages: [{ role: 'user', content }], ...extra }).cachesForHour;
+
+  it('are found wherever a breakpoint may stand', () => {
+    expect(ask({})).toBe(false);
+    expect(ask({}, [text({ type: 'ephemeral' })])).toBe(false);
+    expect(ask({ cache_control: hour })).toBe(true);
+    expect(ask({ system: [text(hour)] })).toBe(true);
+    expect(ask({ tools: [{ name: 't', input_schema: { type: 'object' }, cache_control: hour }] })).toBe(true);
+    expect(ask({}, [text(hour)])).toBe(true);
+    const result = { type: 'tool_result', tool_use_id: 'toolu_1', content: [text(hour)] };
+    expect(ask({}, [result])).toBe(true);
+    const doc = { type: 'document', source: { type: 'content', content: [text(hour)] } };
+    expect(ask({}, [doc])).toBe(true);
+    expect(ask({}, [{ ...result, content: [doc] }])).toBe(true);
+  });
+});
+
 describe('anthropic codec: to and from canonical', () => {
   const body = {
     model: 'claude-x',

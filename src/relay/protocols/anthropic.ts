@@ -277,11 +277,17 @@ function parseRequest(body: Json, _route: RouteInfo, _defaultMaxOutput: number):
   };
 }
 
-/** Whether any breakpoint (top level, system, tools, message blocks, tool results) says `ttl: "1h"`. */
+/** Whether any breakpoint (top level, system, tools, message blocks, nested ones) says `ttl: "1h"`. */
 function cachesForHour(body: Json): boolean {
   const hour = (b: unknown) => isObject(b) && isObject(b.cache_control) && b.cache_control.ttl === '1h';
+  // Blocks nest: a tool result's content, a document's `source.content` (its text blocks).
   const anyBlock = (blocks: unknown): boolean =>
-    Array.isArray(blocks) && blocks.some((b) => hour(b) || (isObject(b) && anyBlock(b.content)));
+    Array.isArray(blocks) &&
+    blocks.some(
+      (b) =>
+        hour(b) ||
+        (isObject(b) && (anyBlock(b.content) || (isObject(b.source) && anyBlock(b.source.content)))),
+    );
   return (
     hour(body) ||
     anyBlock(body.system) ||

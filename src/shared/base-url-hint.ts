@@ -3,16 +3,17 @@
 // doubles it; the OpenAI SDK adds nothing, so one without `/v1` loses it. The 404 says which.
 
 const RELAY_PATHS = /^\/(?:chat\/completions|completions|embeddings|responses|models|messages)(?:[/?]|$)/;
+const REPEATED_VERSION = /^\/(v1beta|v1)\/(?:v1beta|v1)\//;
 
 /** The path a 404 was for, as the client's base URL would have to change; '' when none applies. */
 export function baseUrlHint(path: string): string {
-  const doubled = /^\/(v1beta|v1)\/(v1beta|v1)\//.exec(path);
-  if (doubled)
-    return `: the base URL should be the gateway's origin, without /${doubled[1]} (the client adds it)`;
-  if (RELAY_PATHS.test(path)) return ': the base URL of an OpenAI client should end in /v1';
+  const repeated = REPEATED_VERSION.exec(path);
+  if (repeated)
+    return `: the path repeats /${repeated[1]}. An Anthropic or Google client adds it itself (its base URL is the gateway's origin); an OpenAI client's base URL ends in /v1 once`;
+  if (RELAY_PATHS.test(path)) return ': the base URL should end in /v1 (e.g. http://localhost:3000/v1)';
   return '';
 }
 
-/** The path with one doubled version segment dropped (`/v1/v1/messages` → `/v1/messages`). */
+/** The path with repeated version segments dropped (`/v1/v1/messages` → `/v1/messages`). */
 export const withoutDoubledVersion = (path: string): string =>
-  path.replace(/^\/(?:v1beta|v1)(?=\/(?:v1beta|v1)\/)/, '');
+  path.replace(/^(?:\/(?:v1beta|v1))+(?=\/(?:v1beta|v1)\/)/, '');

@@ -76,16 +76,24 @@ describe('unknown paths on the real server', () => {
       .create({ model: 'm', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] })
       .catch((e: unknown) => e);
     expect(e1).toBeInstanceOf(Anthropic.NotFoundError);
-    expect((e1 as Error).message).toContain("the base URL should be the gateway's origin, without /v1");
+    expect((e1 as Error).message).toContain(
+      "the path repeats /v1. An Anthropic or Google client adds it itself (its base URL is the gateway's origin)",
+    );
     const openai = new OpenAI({ baseURL: s.url, apiKey: secret, maxRetries: 0 });
     const e2 = await openai.chat.completions
       .create({ model: 'm', messages: [{ role: 'user', content: 'hi' }] })
       .catch((e: unknown) => e);
     expect(e2).toBeInstanceOf(OpenAI.NotFoundError);
-    expect((e2 as Error).message).toContain('the base URL of an OpenAI client should end in /v1');
+    expect((e2 as Error).message).toContain('the base URL should end in /v1');
     const google = new GoogleGenAI({ apiKey: secret, httpOptions: { baseUrl: `${s.url}/v1beta` } });
     const e3 = await google.models.generateContent({ model: 'm', contents: 'hi' }).catch((e: unknown) => e);
-    expect((e3 as Error).message).toContain('without /v1beta');
+    expect((e3 as Error).message).toContain('the path repeats /v1beta');
+    // Thrice is one shape too: the protocol the path meant.
+    const thrice = await fetch(`${s.url}/v1/v1/v1/messages`, {
+      method: 'POST',
+      headers: { 'x-api-key': secret },
+    });
+    expect(await thrice.json()).toMatchObject({ type: 'error', error: { type: 'not_found_error' } });
     expect((e3 as Error).message).toContain('NOT_FOUND');
   });
 

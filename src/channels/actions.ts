@@ -165,6 +165,9 @@ function modelsRequest(ch: { type: string; baseUrl: string; apiKey: string }): {
 
 /** An OpenAI-compatible base URL names the API's version (…/v1): without it, paths 404. */
 function testHint(ch: { type: string; baseUrl: string }, status: number): string {
-  if (status !== 404 || ch.type !== 'openai' || /\/v\d[\w.-]*\/?$/.test(ch.baseUrl)) return '';
+  if (status !== 404 || ch.type !== 'openai') return '';
+  if (/\/v\d[\w.-]*\/v\d[\w.-]*\/?$/.test(ch.baseUrl))
+    return ': the base URL repeats its version (…/v1/v1): keep one';
+  if (/\/v\d[\w.-]*\/?$/.test(ch.baseUrl)) return '';
   return ': an OpenAI-compatible base URL usually ends in /v1 (e.g. https://api.openai.com/v1)';
 }

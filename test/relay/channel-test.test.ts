@@ -70,6 +70,15 @@ describe('the channel test', () => {
       error:
         'upstream answered HTTP 404: an OpenAI-compatible base URL usually ends in /v1 (e.g. https://api.openai.com/v1)',
     });
+    const twice = await addChannel(s, {
+      type: 'openai',
+      base_url: `${origin}/v1/v1`,
+      api_key: UP_KEY,
+      models: ['v1v1'],
+    });
+    expect((await s.api('POST', `/api/channels/${twice.id}/test`)).body.error).toBe(
+      'upstream answered HTTP 404: the base URL repeats its version (…/v1/v1): keep one',
+    );
     const right = await addChannel(s, {
       type: 'openai',
       base_url: `${origin}/v1`,

@@ -262,7 +262,16 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
     const row = t.page.getByRole('row').filter({ hasText: 'carol-key' });
     const badge = row.getByText('disabled · locked');
     await badge.waitFor();
-    expect(await badge.getAttribute('title')).toBe('Disabled by an admin: only an admin can enable it');
+    expect(await badge.getAttribute('title')).toMatch(/^Locked .*: only an admin can enable it$/);
+    // Its owner sees why, and no Enable button that would only fail.
+    const other = await newContext(t.browser);
+    const p = await other.newPage();
+    await signIn(p, t.s.url, carol.username, carol.password);
+    await p.goto(`${t.s.url}/keys`);
+    const own = p.getByRole('row').filter({ hasText: 'carol-key' });
+    await own.getByText('disabled · locked').waitFor();
+    expect(await own.getByRole('button', { name: 'Enable' }).isDisabled()).toBe(true);
+    await other.close();
     await t.s.api('DELETE', `/api/keys/${created.body.id}`);
   });
 

@@ -71,11 +71,15 @@ export function BudgetMeter({ usage }: { usage: BudgetUsage | null | undefined }
   );
 }
 
-/** A record's status; a key an admin switched off says so, since only an admin can switch it on. */
+/** Why a locked key stays off: an admin, a leak report, the anomaly guard or its own kill switch. */
+export const LOCKED =
+  'Locked (by an admin, a leak report, the anomaly guard or the kill switch): only an admin can enable it';
+
+/** A record's status; a locked key says so, since only an admin can switch it on. */
 export function StatusBadge({ status, locked }: { status: string; locked?: boolean | undefined }) {
   if (locked && status === 'disabled')
     return (
-      <span className={`badge status-${status}`} title="Disabled by an admin: only an admin can enable it">
+      <span className={`badge status-${status}`} title={LOCKED}>
         {status} · locked
       </span>
     );

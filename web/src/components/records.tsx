@@ -63,11 +63,14 @@ export function StatusToggle<T>({
   status,
   name,
   onChanged,
+  lockedReason,
 }: {
   path: string;
   status: string;
   name: string;
   onChanged: (updated: T) => void;
+  /** Set when the viewer may not switch it on (a key an admin or a lock switched off). */
+  lockedReason?: string | undefined;
 }) {
   const [busy, setBusy] = useState(false);
   const disabled = status === 'disabled';
@@ -81,7 +84,12 @@ export function StatusToggle<T>({
     setBusy(false);
   };
   return (
-    <button type="button" onClick={toggle} disabled={busy}>
+    <button
+      type="button"
+      onClick={toggle}
+      disabled={busy || (disabled && lockedReason !== undefined)}
+      title={disabled ? lockedReason : undefined}
+    >
       {disabled ? 'Enable' : 'Disable'}
     </button>
   );

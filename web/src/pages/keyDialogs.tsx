@@ -6,11 +6,12 @@ import { toDateInput, usdExact } from '../format';
 import { useAsync } from '../components/async';
 import { ConfirmDialog, FormDialog } from '../components/dialogs';
 import { Field, InputField, LinesField, NumberField } from '../components/forms';
+import { LOCKED } from '../components/badges';
 import { BudgetFields, LimitFields } from '../components/limitFields';
 import { notify } from '../components/notices';
 import { SecretDialogFrame } from '../components/secret';
 import { DeleteButton, DeleteDialog, StatusToggle } from '../components/records';
-import { useSession } from '../session';
+import { useIsAdmin, useSession } from '../session';
 import { fieldOfParam, initialKeyForm, keyFormReducer, type TextField, validateKeyForm } from './keyForm';
 
 interface ModelOption {
@@ -442,6 +443,7 @@ export function KeyActions({
   showEdit?: boolean;
 }) {
   const [dialog, setDialog] = useState<Dialog>(null);
+  const isAdmin = useIsAdmin();
 
   return (
     <div className="row-actions">
@@ -455,6 +457,7 @@ export function KeyActions({
         status={apiKey.status}
         name={`“${apiKey.name}”`}
         onChanged={onChanged}
+        lockedReason={apiKey.locked && !isAdmin ? LOCKED : undefined}
       />
       <button type="button" onClick={() => setDialog('rotate')}>
         Rotate

@@ -1,7 +1,7 @@
 // A budget as its form fields hold it, for the key, user and group forms alike: read from a
 // saved record, and turned back into the API's {amount, period} (or null for none).
 import type { Budget } from './api';
-import { parseUsd } from './validate';
+import { parseUsd, usdText } from './validate';
 
 /** USD as typed ('' = no budget of its own) and the period's value (daily, weekly, monthly). */
 export interface BudgetValues {
@@ -15,7 +15,7 @@ type BudgetBody = { amount: number; period: string };
 /** The budget fields' text for a saved user, group or key; a new one starts monthly. */
 export function budgetValuesOf(saved?: { budget?: Budget | null }): BudgetValues {
   return {
-    amount: saved?.budget ? String(saved.budget.amount) : '',
+    amount: saved?.budget ? usdText(saved.budget.amount) : '',
     period: saved?.budget?.period ?? 'monthly',
   };
 }

@@ -68,6 +68,13 @@ export const MAX_USD = 9_000_000;
  * decimals (nano-USD) and 15 significant digits (what a JSON number carries exactly), at most
  * MAX_USD. An amount the API stored can be saved again unchanged.
  */
+/**
+ * A USD amount as a form field's text, in plain decimals as parseUsd reads them: String(1e-9)
+ * is "1e-9", which could not be saved again unchanged.
+ */
+export const usdText = (v: number | null | undefined): string =>
+  v == null ? '' : v.toFixed(9).replace(/\.?0+$/, '');
+
 export function parseUsd(text: string): { value: number | null; error: string | null } {
   const t = text.trim().replace(/^\$/, '');
   if (!t) return { value: null, error: null };

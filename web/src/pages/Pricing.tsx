@@ -9,7 +9,7 @@ import { budgetValuesOf, parseBudget } from '../budget';
 import { notify } from '../components/notices';
 import { ActionsCell, DeleteButton, DeleteDialog } from '../components/records';
 import { ACTIONS, type Column, DataTable, PageHead, Section } from '../components/layout';
-import { parseLimit, parseList, parseUsd } from '../validate';
+import { parseLimit, parseList, parseUsd, usdText } from '../validate';
 
 /** Model names may hold "/" (org/model): the server takes the rest of the path as the name. */
 const modelPath = (m: string) => m.split('/').map(encodeURIComponent).join('/');
@@ -217,11 +217,11 @@ const text = (v: number | null | undefined) => (v == null ? '' : String(v));
 /** A price's fields as text ('' where it has none). */
 function priceTexts(p?: Price): Record<PriceKey, string> {
   return {
-    input: text(p?.input),
-    output: text(p?.output),
-    cached_input: text(p?.cached_input),
-    cache_write: text(p?.cache_write),
-    cache_write_1h: text(p?.cache_write_1h),
+    input: usdText(p?.input),
+    output: usdText(p?.output),
+    cached_input: usdText(p?.cached_input),
+    cache_write: usdText(p?.cache_write),
+    cache_write_1h: usdText(p?.cache_write_1h),
   };
 }
 

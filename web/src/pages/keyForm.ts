@@ -4,7 +4,7 @@
 import type { ApiKey } from '../api';
 import { budgetChanged, type BudgetValues, budgetValuesOf, parseBudget } from '../budget';
 import { toDateInput } from '../format';
-import { parseIpRules, parseLimit, parseList, parseUsd } from '../validate';
+import { parseIpRules, parseLimit, parseList, parseUsd, usdText } from '../validate';
 
 export type KeyFormField =
   | 'name'
@@ -78,7 +78,7 @@ export function initialKeyForm(existing: ApiKey | undefined, selfId: number): Ke
     patterns: models.filter((m) => m.endsWith('*')).join(', '),
     ips: (existing?.allowed_ips ?? []).join('\n'),
     origins: (existing?.allowed_origins ?? []).join('\n'),
-    quota: existing?.quota != null ? String(existing.quota) : '',
+    quota: usdText(existing?.quota),
     expires: existing?.expires_at ? toDateInput(new Date(existing.expires_at)) : '',
     rpm: existing?.rpm != null ? String(existing.rpm) : '',
     tpm: existing?.tpm != null ? String(existing.tpm) : '',

@@ -38,9 +38,9 @@ const given = (v: unknown) => v !== undefined && v !== null;
 const NONE: ByReference = { held: 0, known: 0 };
 
 export function createStoredContexts(max = REMEMBERED): StoredContexts {
-  const known = new LRUCache<string, { userId: number; tokens: number }>({ max });
+  const remembered = new LRUCache<string, { userId: number; tokens: number }>({ max });
   const contextOf = (id: string, userId: number): number | null => {
-    const stored = known.get(id);
+    const stored = remembered.get(id);
     if (stored === undefined) return null;
     // As OpenAI answers an id of another organisation's: nothing tells it exists.
     if (stored.userId !== userId)
@@ -73,7 +73,7 @@ export function createStoredContexts(max = REMEMBERED): StoredContexts {
     remember(r, userId, responseId, tokens) {
       // OpenAI stores a response unless told `store: false`; only a stored one can be continued.
       if (r.protocol !== 'responses' || r.body.store === false || !responseId) return;
-      known.set(responseId, { userId, tokens });
+      remembered.set(responseId, { userId, tokens });
     },
   };
 }

@@ -116,6 +116,9 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
     const row = t.page.getByRole('row', { name: /web-prod/ });
     await row.getByRole('button', { name: 'Rotate' }).click();
     const dialog = t.page.getByRole('dialog', { name: /Rotate key/ });
+    // A radio button is a box to tick beside its words, not a field as wide as the dialog.
+    const radio = await dialog.getByLabel('Stop it immediately').boundingBox();
+    expect(radio!.width).toBeLessThan(40);
     await dialog.getByLabel('Stop it immediately').check();
     await dialog.getByRole('button', { name: 'Rotate', exact: true }).click();
     const secretDialog = t.page.getByRole('dialog', { name: /New secret/ });

@@ -6,7 +6,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type JournalTimers, openJournal } from './journal.js';
+import { spawn } from 'node:child_process';
+import { type JournalTimers, openJournal, processMark } from './journal.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -327,4 +328,36 @@ describe('usage journal', () => {
     await j.close(false);
     expect(sync.datasync).not.toHaveBeenCalled();
   });
+
+  it.runIf(processMark(process.pid) !== null)(
+    'an owner whose pid a later process holds is gone: its rows are replayed; a live owner keeps its own',
+    async () => {
+      const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+      try {
+        const pid = other.pid!;
+        await expect.poll(() => processMark(pid)).not.toBeNull();
+        const dir = journalDir();
+        fs.mkdirSync(dir, { recursive: true });
+        const left = (owner: string, info: Record<string, unknown>, row: unknown) => {
+          fs.writeFileSync(
+            path.join(dir, `${owner}.owner`),
+            JSON.stringify({ host: os.hostname(), ...info }),
+          );
+          fs.writeFileSync(path.join(dir, `${owner}.1.jsonl`), `${JSON.stringify(row)}\n`);
+        };
+        // The pid is alive, but not as the process that wrote the file (another start time).
+        left('aaaaaa', { pid, mark: `${processMark(pid)!.split(':')[0]}:1` }, { n: 'reused' });
+        // The very process that wrote it still runs: its rows are its own.
+        left('bbbbbb', { pid, mark: processMark(pid) }, { n: 'live' });
+        // An owner file from before marks: a live pid is trusted as before.
+        left('cccccc', { pid }, { n: 'unmarked' });
+        const j = openJournal({ dir, sync: 'never' });
+        const orphans = await j.orphans();
+        expect(orphans.records).toEqual([{ n: 'reused' }]);
+        await j.close(true);
+      } finally {
+        other.kill('SIGKILL');
+      }
+    },
+  );
 });

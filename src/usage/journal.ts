@@ -10,11 +10,13 @@
 //             had not written back.
 //
 // Files live in <data dir>/journal. Each process owns the segments named after its random
-// instance id (`<id>.<seq>.jsonl`) and an owner file (`<id>.owner`: pid and host). The writer
+// instance id (`<id>.<seq>.jsonl`) and an owner file (`<id>.owner`: pid, host, and on Linux the
+// boot and the process's start time, which tell it apart from a later process given its pid). The writer
 // seals the current segment at the very instant it takes the queued rows for a batch, so a
 // sealed segment holds only rows of batches taken; once such a batch commits, its segments are
-// deleted. At start, segments left by a process that is gone (same host, pid not alive or our
-// own pid from a previous life, or no owner file) are read back for replay; replay is
+// deleted. At start, segments left by a process that is gone (same host, and its pid not alive,
+// a zombie, or another process's since; or our own pid from a previous life; or no owner file)
+// are read back for replay; replay is
 // idempotent by request_id, so a segment whose batch did commit is harmless.
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -299,6 +301,39 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** This boot of the machine (Linux), '' where unknown. */
+const bootId = (() => {
+  try {
+    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+})();
+
+/**
+ * What tells a running process apart from any later one given the same pid: the boot and its
+ * start time (Linux /proc). Null when it is not running (gone, or a zombie not yet reaped) or
+ * where /proc cannot tell.
+ */
+export function processMark(pid: number): string | null {
+  if (!bootId) return null;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): state is the 3rd, starttime the 22nd.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return null;
+    return `${bootId}:${fields[19]}`;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether the process that wrote an owner file still runs (not merely something with its pid). */
+function ownerAlive(info: { pid: number; mark?: string }): boolean {
+  if (info.mark && bootId) return processMark(info.pid) === info.mark;
+  return pidAlive(info.pid);
+}
+
 export function openJournal(opts: JournalOptions) {
   fs.mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
   const id = randomBytes(6).toString('hex');
@@ -337,7 +372,7 @@ export function openJournal(opts: JournalOptions) {
 
   // Whose segments are orphans: decided before our own owner file exists.
   const orphanOwners = new Set<string>();
-  const owners = new Map<string, { pid: number; host: string } | null>();
+  const owners = new Map<string, { pid: number; host: string; mark?: string } | null>();
   for (const f of fs.readdirSync(opts.dir)) {
     const m = /^([0-9a-f]+)\.(owner|\d+\.jsonl)$/.exec(f);
     if (!m) continue;
@@ -354,11 +389,14 @@ export function openJournal(opts: JournalOptions) {
   for (const [owner, info] of owners) {
     // No (readable) owner file: its process got no further than its segments, or was closing.
     if (!info) orphanOwners.add(owner);
-    else if (info.host === host && (info.pid === process.pid || !pidAlive(info.pid))) orphanOwners.add(owner);
+    else if (info.host === host && (info.pid === process.pid || !ownerAlive(info))) orphanOwners.add(owner);
   }
-  fs.writeFileSync(path.join(opts.dir, `${id}.owner`), JSON.stringify({ pid: process.pid, host }), {
-    mode: 0o600,
-  });
+  const mark = processMark(process.pid);
+  fs.writeFileSync(
+    path.join(opts.dir, `${id}.owner`),
+    JSON.stringify({ pid: process.pid, host, ...(mark ? { mark } : {}) }),
+    { mode: 0o600 },
+  );
 
   const newSegment = () => new Segment(path.join(opts.dir, `${id}.${++seq}.jsonl`), opts.dir, policy);
 

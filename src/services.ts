@@ -92,6 +92,11 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     ),
   });
   const { db } = storage;
+  if (storage.newerMigrations?.length)
+    logger.warn(
+      { migrations: storage.newerMigrations },
+      'database: a newer release has migrated it; this one runs on (its migrations only add), but upgrade it soon',
+    );
   const bus = new InvalidationBus();
 
   // Shared Redis counters and announcements are namespaced by database, so gateways on

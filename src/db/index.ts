@@ -17,5 +17,7 @@ export interface Storage {
   dialect: Dialect;
   /** SQLite: the database file (the usage writer opens its own connection to it). */
   sqliteFile?: string;
+  /** Migrations a newer release applied, unknown to this one (a rolling upgrade under way). */
+  newerMigrations?: string[];
   close(): Promise<void>;
 }

@@ -499,14 +499,37 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
   };
 }
 
-/** Applies every migration not applied yet; `upTo` stops after the one so named (tests of a migration). */
+/**
+ * Migrations a newer release applied to this database, which this one does not know: names
+ * after its own last. Every migration keeps the schema usable by the release before it (it
+ * adds; a column or table goes only in a later release than the one that stops using it), so
+ * during a rolling upgrade an instance of the previous release may still start here.
+ */
+async function newerThanOurs<DB>(db: Kysely<DB>, known: string[], pgSchema?: string): Promise<string[]> {
+  const last = [...known].sort().at(-1) ?? '';
+  const table = pgSchema ? sql`${sql.id(pgSchema)}.kysely_migration` : sql`kysely_migration`;
+  try {
+    const { rows } = await sql<{ name: string }>`SELECT name FROM ${table}`.execute(db);
+    return rows.map((r) => r.name).filter((n) => n > last && !known.includes(n));
+  } catch {
+    return []; // no migration has run yet
+  }
+}
+
+/**
+ * Applies every migration not applied yet; `upTo` stops after the one so named (tests of a
+ * migration). Answers the names of migrations a newer release already applied (see
+ * `newerThanOurs`): they count as done, and the caller says so.
+ */
 export async function migrateToLatest<DB>(
   db: Kysely<DB>,
   dialect: Dialect,
   pgSchema?: string,
   upTo?: string,
-): Promise<void> {
+): Promise<string[]> {
   const all = migrations(dialect);
+  const newer = await newerThanOurs(db, Object.keys(all), pgSchema);
+  for (const name of newer) all[name] = { up: async () => {} };
   const provider: MigrationProvider = { getMigrations: async () => all };
   const migrator = new Migrator({ db, provider, ...(pgSchema ? { migrationTableSchema: pgSchema } : {}) });
   const { error, results } = upTo ? await migrator.migrateTo(upTo) : await migrator.migrateToLatest();
@@ -516,4 +539,5 @@ export async function migrateToLatest<DB>(
       `database migration failed${failed ? ` at ${failed.migrationName}` : ''}: ${String((error as Error).message ?? error)}`,
     );
   }
+  return newer;
 }

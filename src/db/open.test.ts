@@ -135,6 +135,30 @@ describe('SQLite files', () => {
   });
 });
 
+describe('a database a newer release migrated', () => {
+  it('opens, its newer migrations counted as done and named; an unknown older one still fails', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mole-open-'));
+    try {
+      const first = await openStorage({ dataDir: dir });
+      expect(first.newerMigrations).toEqual([]);
+      await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('9999_from_a_newer_release', '2027-01-01T00:00:00.000Z')`.execute(
+        first.db,
+      );
+      await first.close();
+      const second = await openStorage({ dataDir: dir });
+      expect(second.newerMigrations).toEqual(['9999_from_a_newer_release']);
+      expect(await second.db.selectFrom('users').selectAll().execute()).toEqual([]);
+      await sql`INSERT INTO kysely_migration (name, timestamp) VALUES ('0000_unknown', '2027-01-01T00:00:00.000Z')`.execute(
+        second.db,
+      );
+      await second.close();
+      await expect(openStorage({ dataDir: dir })).rejects.toThrow(/0000_unknown/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe.skipIf(!process.env.MOLE_TEST_PG_URL)('PostgreSQL pool', () => {
   it('holds MOLE_DB_POOL_SIZE connections at most, and reports a connection the server refuses', async () => {
     const admin = new URL(process.env.MOLE_TEST_PG_URL!);

@@ -85,11 +85,10 @@ export async function migrateRetrying(
   dialect: Storage['dialect'],
   schema: string | undefined,
   upTo?: string,
-): Promise<void> {
+): Promise<string[]> {
   for (let attempt = 1; ; attempt++) {
     try {
-      await migrateToLatest(db, dialect, schema, upTo);
-      return;
+      return await migrateToLatest(db, dialect, schema, upTo);
     } catch (err) {
       // Seen only with many per-test schemas under heavy parallel load: the migrator's first
       // look missed a schema created a moment before, or its look at every schema's tables (and
@@ -141,9 +140,10 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
     };
     // Migrations on a connection of their own, without the query timeout.
     const migrator = open(3);
+    let newerMigrations: string[];
     try {
       if (schema) await sql`CREATE SCHEMA IF NOT EXISTS ${sql.id(schema)}`.execute(migrator);
-      await migrateRetrying(
+      newerMigrations = await migrateRetrying(
         migrator,
         'postgres',
         await migrationSchemaOf(migrator, schema),
@@ -153,16 +153,15 @@ export async function openStorage(opts: OpenOptions): Promise<Storage> {
       await migrator.destroy();
     }
     const db = open(opts.poolSize ?? 10, opts.queryTimeoutMs);
-    return { db, dialect: 'postgres', close: () => db.destroy() };
+    return { db, dialect: 'postgres', newerMigrations, close: () => db.destroy() };
   }
   fs.mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
   const file = path.join(opts.dataDir, 'mole.sqlite');
   const db = new Kysely<Database>({
     dialect: new ImmediateSqliteDialect({ database: cachingStatements(openSqliteFile(file)) }),
   });
-  const storage: Storage = { db, dialect: 'sqlite', sqliteFile: file, close: () => db.destroy() };
-  await migrateRetrying(db, 'sqlite', undefined, opts.migrateUpTo);
-  return storage;
+  const newerMigrations = await migrateRetrying(db, 'sqlite', undefined, opts.migrateUpTo);
+  return { db, dialect: 'sqlite', sqliteFile: file, newerMigrations, close: () => db.destroy() };
 }
 
 /**

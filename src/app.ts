@@ -198,6 +198,8 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     trustProxy: false,
     // Let in-flight streams finish on close; idle keep-alive sockets are closed.
     forceCloseConnections: 'idle',
+    // Requests arriving while draining are refused by our onRequest hook, in their protocol's shape.
+    return503OnClosing: false,
     // A request (not its answer) must arrive whole within this, its headers too; Node checks
     // every interval (and counts only a headers timeout no longer than the request's).
     requestTimeout: config.requestTimeoutMs,
@@ -211,11 +213,14 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
     clientErrorHandler: clientErrorHandler(newRequestId),
     schemaController: schemaController(),
   });
+  /** Draining: requests that still arrive are refused (Fastify's own 503 has no protocol shape). */
+  let closing = false;
   // 'idle' closes the sockets that are idle when closing begins. One busy then (a stream) goes
   // idle when its answer ends, and server.close() would wait on it until the client let it go
   // (a keep-alive client may hold it for minutes) or the grace period ran out: close such
   // sockets as they go idle, so a drain ends with its last answer.
   app.addHook('preClose', (done) => {
+    closing = true;
     const sweep = setInterval(() => app.server.closeIdleConnections(), 100);
     sweep.unref();
     app.server.once('close', () => clearInterval(sweep));
@@ -229,6 +234,9 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   app.addHook('onRequest', (req, reply, done) => {
     req.clientIp = clientIp(req.socket.remoteAddress, req.headers['x-forwarded-for']);
     reply.header('x-request-id', req.id);
+    // A request on a connection still open while draining (one pipelined behind an answer under
+    // way, say): refused in its protocol's error shape, so its client retries elsewhere.
+    if (closing) return done(shuttingDown());
     done();
   });
   installErrorHandling(app);
@@ -314,3 +322,8 @@ function prototypeKeys(body: string): boolean {
     return false;
   }
 }
+
+const shuttingDown = () =>
+  new AppError('service_unavailable', 'The gateway is shutting down: retry the request.', {
+    headers: { 'retry-after': '1' },
+  });

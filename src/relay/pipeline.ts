@@ -524,7 +524,8 @@ export function createRelay(s: Services) {
     const status = statusOverride ?? err.status;
     await log(req, free(status, err.code), attempts);
     await reportLimitsOnce(req, reply);
-    const protocol = req.relay?.protocol ?? 'openai';
+    // Refused before the relay's own hooks ran (the gateway draining): the route's protocol.
+    const protocol = req.relay?.protocol ?? req.routeOptions.config.relay?.protocol ?? 'openai';
     // Refusals that waiting will not cure tell SDKs not to retry (contract §7).
     if (NO_RETRY.has(err.code)) void reply.header('x-should-retry', 'false');
     void reply

@@ -9,7 +9,13 @@ import { nowAndThen } from './shared/now-and-then.js';
 import { InvalidationBus } from './shared/bus.js';
 import { createAccountActions } from './accounts/actions.js';
 import { createAccountsService } from './accounts/service.js';
-import { databaseId, loadMasterKey, type MasterKey, probeDatabase } from './accounts/master-key.js';
+import {
+  databaseId,
+  databaseIncarnation,
+  loadMasterKey,
+  type MasterKey,
+  probeDatabase,
+} from './accounts/master-key.js';
 import { createAuditService } from './audit/service.js';
 import { createEventsService } from './events/service.js';
 import { createWebhookOutbox } from './events/webhook.js';
@@ -48,7 +54,7 @@ import { createLocalLimitStore } from './limits/store-local.js';
 import { createRedisLimitStore } from './limits/store-redis.js';
 import { createMetrics } from './ops/metrics.js';
 import { createReadiness, databaseCheck, redisCheck } from './ops/health.js';
-import { connectWithin, createRedis, type RedisClient } from './shared/redis.js';
+import { connectWithin, createRedis, forgetAnotherIncarnation, type RedisClient } from './shared/redis.js';
 
 /** How long a readiness check may take before it counts as failed. */
 const READY_TIMEOUT_MS = 2000;
@@ -110,6 +116,16 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     redisSub = createRedis(config.redisUrl, logger, { timeoutMs: config.redisTimeoutMs });
     await connectWithin(redis, config.redisTimeoutMs);
     await connectWithin(redisSub, config.redisTimeoutMs);
+    // A database restored from a backup keeps its id, and so Redis's namespace: counters of
+    // spend and holds from after the backup would govern admission. Read anew instead.
+    if (storage.dialect === 'postgres') {
+      const cleared = await forgetAnotherIncarnation(redis, redisPrefix, await databaseIncarnation(db));
+      if (cleared !== null)
+        logger.warn(
+          { keys: cleared },
+          'redis: the database was restored or recreated since Redis last saw it; its counters (spend, holds, limits) were cleared and are read anew from the database',
+        );
+    }
     await bus.connectRedis(redis, redisSub, redisPrefix);
   }
 

@@ -3,6 +3,7 @@
 // start has succeeded: a start that fails later must not print a key the next one forgets).
 // The meta table also holds the database's id.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Db } from '../db/index.js';
 import { randomBase62 } from '../shared/base62.js';
 
@@ -63,6 +64,17 @@ export async function databaseId(db: Db): Promise<string> {
   return (
     await db.selectFrom('meta').select('value').where('name', '=', 'database_id').executeTakeFirstOrThrow()
   ).value;
+}
+
+/**
+ * What changes when a PostgreSQL database is restored or recreated from a dump, though its id
+ * (a row) comes back with it: the object id of its meta table, which a restore creates anew.
+ */
+export async function databaseIncarnation(db: Db): Promise<string> {
+  const { rows } = await sql<{
+    oid: string;
+  }>`SELECT CAST(CAST('meta' AS regclass) AS oid)::text AS oid`.execute(db);
+  return rows[0]!.oid;
 }
 
 /** Reads the accounts' own table: a readiness probe that fails when the schema is gone. */

@@ -98,3 +98,39 @@ export const isClientClosed = (err: unknown): boolean => {
   const m = nodeRedis.loaded();
   return m !== null && err instanceof m.ClientClosedError;
 };
+
+/**
+ * Deletes a namespace's keys (`prefix:*`) when the database they count for is not the one
+ * they were written for (restored from a backup, or recreated: `incarnation` differs from the
+ * one last recorded), so they are read anew from it; then records `incarnation`. Answers how
+ * many keys went, or null when they were the database's own (or there were none yet).
+ */
+export async function forgetAnotherIncarnation(
+  redis: RedisClient,
+  prefix: string,
+  incarnation: string,
+): Promise<number | null> {
+  const marker = `${prefix}:incarnation`;
+  const known = await redis.get(marker);
+  if (known === incarnation) return null;
+  let cleared: number | null = null;
+  if (known !== null) {
+    cleared = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = (await redis.sendCommand([
+        'SCAN',
+        cursor,
+        'MATCH',
+        `${prefix}:*`,
+        'COUNT',
+        '1000',
+      ])) as [string, string[]];
+      cursor = next;
+      const gone = keys.filter((k) => k !== marker);
+      if (gone.length > 0) cleared += Number(await redis.sendCommand(['UNLINK', ...gone]));
+    } while (cursor !== '0');
+  }
+  await redis.set(marker, incarnation);
+  return cleared;
+}

@@ -1,0 +1,60 @@
+// A PostgreSQL database restored from a backup keeps its id, and with it its Redis namespace:
+// the counters of spend and holds written since the backup would govern admission (a balance
+// restored lower than Redis's could be overspent). The first instance on the restored database
+// sees that it is not the one Redis last counted for, and clears the namespace.
+import { afterEach, describe, expect, it } from 'vitest';
+import { pgOnce } from '../helpers/pg-once.js';
+import { pgUrl, startTestServer, type TestServer, userWithKey } from '../helpers/server.js';
+import { addPricedChannel } from '../relay/relay-helpers.js';
+import { clusterReady } from './helpers.js';
+
+const chat = (s: TestServer, secret: string) =>
+  fetch(s.url + '/v1/chat/completions', {
+    method: 'POST',
+    headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'mole-mini',
+      messages: [{ role: 'user', content: 'dig' }],
+      max_tokens: 12,
+    }),
+  });
+
+describe.skipIf(!clusterReady('restored-database suite'))('a restored database under Redis', () => {
+  const servers: TestServer[] = [];
+  afterEach(async () => {
+    for (const s of servers.splice(0).reverse()) await s.close();
+  });
+
+  it('its first instance clears the counters Redis kept of a later state', async () => {
+    const first = await startTestServer({ backend: 'postgres', redis: true, keep: true });
+    await addPricedChannel(first, { type: 'mock' }, { 'mole-mini': { input: 0.15, output: 0.6 } });
+    const { user, secret } = await userWithKey(first, { balance: 1 });
+    expect((await chat(first, secret)).status).toBe(200);
+    await first.services.flush();
+    await first.close();
+    // "Restore" a backup taken when the account had nothing left: its tables come back anew.
+    const schema = `"${first.pgSchema}"`;
+    await pgOnce(
+      pgUrl()!,
+      `BEGIN;
+       CREATE TABLE ${schema}.meta_restored (LIKE ${schema}.meta INCLUDING ALL);
+       INSERT INTO ${schema}.meta_restored SELECT * FROM ${schema}.meta;
+       DROP TABLE ${schema}.meta;
+       ALTER TABLE ${schema}.meta_restored RENAME TO meta;
+       UPDATE ${schema}.users SET balance_nano = 0 WHERE id = ${user.id};
+       COMMIT;`,
+    );
+    const restored = await startTestServer({ restartOf: first, redis: true, keep: true });
+    expect(restored.logs()).toMatch(/the database was restored or recreated since Redis last saw it/);
+    // Admission goes by the restored balance, not by what Redis had counted since.
+    const refused = await chat(restored, secret);
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('insufficient_quota');
+
+    // The same database again: its counters are its own and stay.
+    await restored.close();
+    const again = await startTestServer({ restartOf: restored, redis: true });
+    servers.push(again);
+    expect(again.logs()).not.toMatch(/restored or recreated/);
+  });
+});

@@ -119,7 +119,17 @@ export async function createServices(config: Config, logger: Logger, opts: Servi
     // A database restored from a backup keeps its id, and so Redis's namespace: counters of
     // spend and holds from after the backup would govern admission. Read anew instead.
     if (storage.dialect === 'postgres') {
-      const cleared = await forgetAnotherIncarnation(redis, redisPrefix, await databaseIncarnation(db));
+      const [client, sub] = [redis, redisSub];
+      const cleared = await forgetAnotherIncarnation(
+        client,
+        redisPrefix,
+        await databaseIncarnation(db),
+        `${redisPrefix}:*:live:*`,
+      ).catch(async (err: unknown) => {
+        // Refused to start: what was opened is closed before the error is told.
+        await Promise.allSettled([client.quit(), sub.quit(), storage.close()]);
+        throw err;
+      });
       if (cleared !== null)
         logger.warn(
           { keys: cleared },

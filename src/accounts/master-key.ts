@@ -67,14 +67,17 @@ export async function databaseId(db: Db): Promise<string> {
 }
 
 /**
- * What changes when a PostgreSQL database is restored or recreated from a dump, though its id
- * (a row) comes back with it: the object id of its meta table, which a restore creates anew.
+ * What changes when a PostgreSQL database is restored or copied, though its id (a row) comes
+ * back with it: the object ids of the database (a new one for a copy made from it as a
+ * template, or one restored into a new database) and of its meta table (which a restore from a
+ * dump creates anew). A copy of the whole server's files (a snapshot, point-in-time recovery)
+ * keeps both.
  */
 export async function databaseIncarnation(db: Db): Promise<string> {
-  const { rows } = await sql<{
-    oid: string;
-  }>`SELECT CAST(CAST('meta' AS regclass) AS oid)::text AS oid`.execute(db);
-  return rows[0]!.oid;
+  const { rows } = await sql<{ mark: string }>`SELECT
+      (SELECT oid FROM pg_database WHERE datname = current_database())::text || ':' ||
+      CAST(CAST('meta' AS regclass) AS oid)::text AS mark`.execute(db);
+  return rows[0]!.mark;
 }
 
 /** Reads the accounts' own table: a readiness probe that fails when the schema is gone. */

@@ -101,36 +101,47 @@ export const isClientClosed = (err: unknown): boolean => {
 
 /**
  * Deletes a namespace's keys (`prefix:*`) when the database they count for is not the one
- * they were written for (restored from a backup, or recreated: `incarnation` differs from the
- * one last recorded), so they are read anew from it; then records `incarnation`. Answers how
- * many keys went, or null when they were the database's own (or there were none yet).
+ * they were written for (restored from a backup, or a copy: `incarnation` differs from the one
+ * last recorded), so they are read anew from it; then records `incarnation`. Answers how many
+ * keys went, or null when they were the database's own (or there were none yet). Refuses
+ * (throws) while an instance of the other incarnation still runs (`live`, a pattern of the
+ * instances' liveness keys): its counters are not this copy's to clear.
  */
 export async function forgetAnotherIncarnation(
   redis: RedisClient,
   prefix: string,
   incarnation: string,
+  live: string,
 ): Promise<number | null> {
   const marker = `${prefix}:incarnation`;
   const known = await redis.get(marker);
   if (known === incarnation) return null;
   let cleared: number | null = null;
   if (known !== null) {
+    for await (const keys of scanKeys(redis, live))
+      if (keys.length > 0)
+        throw new Error(
+          `Redis (namespace ${prefix}) counts for another copy of this database, and a gateway on that copy is running: give this one a Redis of its own (another REDIS_URL or database index), or stop the other first (one that stopped uncleanly counts as running for MOLE_HOLD_LEASE_MS)`,
+        );
     cleared = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = (await redis.sendCommand([
-        'SCAN',
-        cursor,
-        'MATCH',
-        `${prefix}:*`,
-        'COUNT',
-        '1000',
-      ])) as [string, string[]];
-      cursor = next;
+    for await (const keys of scanKeys(redis, `${prefix}:*`)) {
       const gone = keys.filter((k) => k !== marker);
       if (gone.length > 0) cleared += Number(await redis.sendCommand(['UNLINK', ...gone]));
-    } while (cursor !== '0');
+    }
   }
   await redis.set(marker, incarnation);
   return cleared;
+}
+
+/** The keys matching `pattern`, a batch at a time (SCAN). */
+async function* scanKeys(redis: RedisClient, pattern: string): AsyncGenerator<string[]> {
+  let cursor = '0';
+  do {
+    const [next, keys] = (await redis.sendCommand(['SCAN', cursor, 'MATCH', pattern, 'COUNT', '1000'])) as [
+      string,
+      string[],
+    ];
+    cursor = next;
+    yield keys;
+  } while (cursor !== '0');
 }

@@ -57,4 +57,28 @@ describe.skipIf(!clusterReady('restored-database suite'))('a restored database u
     servers.push(again);
     expect(again.logs()).not.toMatch(/restored or recreated/);
   });
+
+  it('a copy whose original still runs on the same Redis is refused, not let clear its counters', async () => {
+    const original = await startTestServer({ backend: 'postgres', redis: true });
+    servers.push(original);
+    await addPricedChannel(original, { type: 'mock' }, { 'mole-mini': { input: 0.15, output: 0.6 } });
+    const { secret } = await userWithKey(original, { balance: 1 });
+    expect((await chat(original, secret)).status).toBe(200);
+    // The same database id on another incarnation (as a restored copy has), while the original runs.
+    const schema = `"${original.pgSchema}"`;
+    await pgOnce(
+      pgUrl()!,
+      `BEGIN;
+       CREATE TABLE ${schema}.meta_copy (LIKE ${schema}.meta INCLUDING ALL);
+       INSERT INTO ${schema}.meta_copy SELECT * FROM ${schema}.meta;
+       DROP TABLE ${schema}.meta;
+       ALTER TABLE ${schema}.meta_copy RENAME TO meta;
+       COMMIT;`,
+    );
+    await expect(startTestServer({ shareWith: original, redis: true })).rejects.toThrow(
+      /counts for another copy of this database, and a gateway on that copy is running/,
+    );
+    // The original's counters are untouched: it goes on admitting by them.
+    expect((await chat(original, secret)).status).toBe(200);
+  });
 });

@@ -351,10 +351,26 @@ describe('usage journal', () => {
         left('bbbbbb', { pid, mark: processMark(pid) }, { n: 'live' });
         // An owner file from before marks: a live pid is trusted as before.
         left('cccccc', { pid }, { n: 'unmarked' });
-        const j = openJournal({ dir, sync: 'never' });
-        const orphans = await j.orphans();
-        expect(orphans.records).toEqual([{ n: 'reused' }]);
-        await j.close(true);
+        // ...but not a zombie's: a child its parent (sh, then sleep) never reaps.
+        const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], {
+          stdio: ['ignore', 'pipe', 'ignore'],
+        });
+        try {
+          const zombie = Number(
+            (await new Promise<Buffer>((r) => parent.stdout!.once('data', r))).toString(),
+          );
+          await expect
+            .poll(() => fs.readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1]![0])
+            .toBe('Z');
+          left('dddddd', { pid: zombie }, { n: 'zombie' });
+          const j = openJournal({ dir, sync: 'never' });
+          const orphans = await j.orphans();
+          expect(orphans.records).toEqual(expect.arrayContaining([{ n: 'reused' }, { n: 'zombie' }]));
+          expect(orphans.records).toHaveLength(2);
+          await j.close(true);
+        } finally {
+          parent.kill('SIGKILL');
+        }
       } finally {
         other.kill('SIGKILL');
       }

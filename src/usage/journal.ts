@@ -330,8 +330,10 @@ export function processMark(pid: number): string | null {
 
 /** Whether the process that wrote an owner file still runs (not merely something with its pid). */
 function ownerAlive(info: { pid: number; mark?: string }): boolean {
-  if (info.mark && bootId) return processMark(info.pid) === info.mark;
-  return pidAlive(info.pid);
+  if (!bootId) return pidAlive(info.pid);
+  // Gone or a zombie: dead. An owner file from before marks: a live pid is taken for it.
+  const now = processMark(info.pid);
+  return now !== null && (info.mark === undefined || now === info.mark);
 }
 
 export function openJournal(opts: JournalOptions) {

@@ -510,7 +510,10 @@ async function newerThanOurs<DB>(db: Kysely<DB>, known: string[], pgSchema?: str
   const table = pgSchema ? sql`${sql.id(pgSchema)}.kysely_migration` : sql`kysely_migration`;
   try {
     const { rows } = await sql<{ name: string }>`SELECT name FROM ${table}`.execute(db);
-    return rows.map((r) => r.name).filter((n) => n > last && !known.includes(n));
+    return rows
+      .map((r) => r.name)
+      .filter((n) => n > last && !known.includes(n))
+      .sort();
   } catch {
     return []; // no migration has run yet
   }

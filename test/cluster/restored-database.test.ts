@@ -19,6 +19,24 @@ const chat = (s: TestServer, secret: string) =>
     }),
   });
 
+/**
+ * Makes `s`'s database another incarnation of itself, as a restore from a dump does (its tables
+ * come back anew, the meta table's rows with them), then runs `alsoSql` in the same transaction.
+ */
+async function recreateMeta(s: TestServer, alsoSql = ''): Promise<void> {
+  const schema = `"${s.pgSchema}"`;
+  await pgOnce(
+    pgUrl()!,
+    `BEGIN;
+     CREATE TABLE ${schema}.meta_anew (LIKE ${schema}.meta INCLUDING ALL);
+     INSERT INTO ${schema}.meta_anew SELECT * FROM ${schema}.meta;
+     DROP TABLE ${schema}.meta;
+     ALTER TABLE ${schema}.meta_anew RENAME TO meta;
+     ${alsoSql}
+     COMMIT;`,
+  );
+}
+
 describe.skipIf(!clusterReady('restored-database suite'))('a restored database under Redis', () => {
   const servers: TestServer[] = [];
   afterEach(async () => {
@@ -32,18 +50,8 @@ describe.skipIf(!clusterReady('restored-database suite'))('a restored database u
     expect((await chat(first, secret)).status).toBe(200);
     await first.services.flush();
     await first.close();
-    // "Restore" a backup taken when the account had nothing left: its tables come back anew.
-    const schema = `"${first.pgSchema}"`;
-    await pgOnce(
-      pgUrl()!,
-      `BEGIN;
-       CREATE TABLE ${schema}.meta_restored (LIKE ${schema}.meta INCLUDING ALL);
-       INSERT INTO ${schema}.meta_restored SELECT * FROM ${schema}.meta;
-       DROP TABLE ${schema}.meta;
-       ALTER TABLE ${schema}.meta_restored RENAME TO meta;
-       UPDATE ${schema}.users SET balance_nano = 0 WHERE id = ${user.id};
-       COMMIT;`,
-    );
+    // "Restore" a backup taken when the account had nothing left.
+    await recreateMeta(first, `UPDATE "${first.pgSchema}".users SET balance_nano = 0 WHERE id = ${user.id};`);
     const restored = await startTestServer({ restartOf: first, redis: true, keep: true });
     expect(restored.logs()).toMatch(/the database was restored or recreated since Redis last saw it/);
     // Admission goes by the restored balance, not by what Redis had counted since.
@@ -65,16 +73,7 @@ describe.skipIf(!clusterReady('restored-database suite'))('a restored database u
     const { secret } = await userWithKey(original, { balance: 1 });
     expect((await chat(original, secret)).status).toBe(200);
     // The same database id on another incarnation (as a restored copy has), while the original runs.
-    const schema = `"${original.pgSchema}"`;
-    await pgOnce(
-      pgUrl()!,
-      `BEGIN;
-       CREATE TABLE ${schema}.meta_copy (LIKE ${schema}.meta INCLUDING ALL);
-       INSERT INTO ${schema}.meta_copy SELECT * FROM ${schema}.meta;
-       DROP TABLE ${schema}.meta;
-       ALTER TABLE ${schema}.meta_copy RENAME TO meta;
-       COMMIT;`,
-    );
+    await recreateMeta(original);
     await expect(startTestServer({ shareWith: original, redis: true })).rejects.toThrow(
       /counts for another copy of this database, and a gateway on that copy is running/,
     );

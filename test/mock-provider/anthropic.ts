@@ -190,7 +190,10 @@ function validate(body: unknown, headers: Record<string, unknown>, needMaxTokens
 
 /** The tool the mock calls, or null when it answers text. */
 function toolToCall(body: Json): Json | null {
-  const tools = Array.isArray(body.tools) ? (body.tools as Json[]).filter((t) => isJsonObject(t)) : [];
+  // Server tools (a versioned `type`: web search, …) run at the provider, never as a tool_use.
+  const tools = Array.isArray(body.tools)
+    ? (body.tools as Json[]).filter((t) => isJsonObject(t) && (t.type === undefined || t.type === 'custom'))
+    : [];
   if (tools.length === 0) return null;
   const tc = isJsonObject(body.tool_choice) ? body.tool_choice : null;
   if (tc?.type === 'none') return null;
@@ -395,6 +398,10 @@ function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): voi
   const toolTokens = tool ? countTextTokens(String(tool.name)) + countTextTokens(toolJson) : 0;
   const output = thinking.length + pieces.length + toolTokens;
   const signature = Buffer.from(`mole-${id}`).toString('base64');
+  // The web search tool's calls and results, run before the answer (server-side).
+  const searches = searchBlocks(kit, body, s);
+  const serverToolUse =
+    searches.length > 0 ? { server_tool_use: { web_search_requests: searches.length / 2 } } : {};
 
   const usage = (): Json =>
     s.omitUsage
@@ -406,6 +413,7 @@ function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): voi
           cache_creation: cacheCreation,
           output_tokens: output,
           ...(thinking.length > 0 ? { output_tokens_details: { thinking_tokens: thinking.length } } : {}),
+          ...serverToolUse,
           service_tier: 'standard',
         };
 
@@ -422,6 +430,7 @@ function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): voi
   if (body.stream !== true) {
     const content: Json[] = [];
     if (thinking.length > 0) content.push({ type: 'thinking', thinking: thinking.join(''), signature });
+    content.push(...searches);
     if (tool) content.push({ type: 'tool_use', id: toolId, name: tool.name, input: toolInput });
     else content.push({ type: 'text', text: pieces.join('') });
     const out = {
@@ -486,6 +495,22 @@ function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): voi
     frames.push({ kind: 'content', text: ev('content_block_stop', { index }) });
     index++;
   }
+  // As Anthropic streams them: a server_tool_use block whose input comes as one JSON delta,
+  // then its result block whole (before the content chunks a scenario counts).
+  for (const block of searches) {
+    const opening = block.type === 'server_tool_use' ? { ...block, input: {} } : block;
+    frames.push({ kind: 'head', text: ev('content_block_start', { index, content_block: opening }) });
+    if (block.type === 'server_tool_use')
+      frames.push({
+        kind: 'head',
+        text: ev('content_block_delta', {
+          index,
+          delta: { type: 'input_json_delta', partial_json: JSON.stringify(block.input) },
+        }),
+      });
+    frames.push({ kind: 'head', text: ev('content_block_stop', { index }) });
+    index++;
+  }
   if (tool) {
     frames.push({
       kind: 'head',
@@ -523,6 +548,7 @@ function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): voi
         cache_read_input_tokens: cacheRead,
         output_tokens: output,
         ...(thinking.length > 0 ? { output_tokens_details: { thinking_tokens: thinking.length } } : {}),
+        ...serverToolUse,
       };
   frames.push({
     kind: 'tail',
@@ -533,6 +559,43 @@ function answer(kit: MockKit, res: ServerResponse, s: Scenario, body: Json): voi
   });
   frames.push({ kind: 'tail', text: ev('message_stop', {}) });
   sendStream(kit, res, s, frames);
+}
+
+/**
+ * The content blocks of the searches the web search tool runs for `body`: a `server_tool_use`
+ * and its `web_search_tool_result` each, as many as the scenario says (1 by default) within
+ * the tool's `max_uses`. None when the request offers no such tool.
+ */
+function searchBlocks(kit: MockKit, body: Json, s: Scenario): Json[] {
+  const tool = Array.isArray(body.tools)
+    ? (body.tools as unknown[]).find(
+        (t): t is Json => isJsonObject(t) && typeof t.type === 'string' && t.type.startsWith('web_search_'),
+      )
+    : undefined;
+  if (!tool) return [];
+  const bound = typeof tool.max_uses === 'number' ? tool.max_uses : Number.POSITIVE_INFINITY;
+  const n = Math.min(s.webSearches ?? 1, bound);
+  const blocks: Json[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = `srvtoolu_${kit.nextId()}`;
+    blocks.push(
+      { type: 'server_tool_use', id, name: 'web_search', input: { query: `mock query ${i + 1}` } },
+      {
+        type: 'web_search_tool_result',
+        tool_use_id: id,
+        content: [
+          {
+            type: 'web_search_result',
+            title: `Result ${i + 1}`,
+            url: `https://example.com/${i + 1}`,
+            encrypted_content: Buffer.from(`mock result ${i + 1}`).toString('base64'),
+            page_age: null,
+          },
+        ],
+      },
+    );
+  }
+  return blocks;
 }
 
 /** Writes frames honouring chunkDelayMs, garbageAfterChunks, midStreamError, cutAfterChunks, hangMs. */

@@ -261,6 +261,26 @@ interface ToolPick {
 /** The arguments the mock writes: each required property set by its type (in any case). */
 export const geminiToolArgs = (schema: unknown): Json => argsFromSchema(schema, true);
 
+/**
+ * A candidate's `groundingMetadata` when the request offers Google Search (`googleSearch`):
+ * the queries it ran (as many as the scenario's webSearches, 1 by default), each billed.
+ */
+function groundingOf(body: Json, s: Scenario): Json {
+  const offered =
+    Array.isArray(body.tools) && body.tools.some((t) => isJsonObject(t) && get(t, 'googleSearch') != null);
+  if (!offered) return {};
+  const n = s.webSearches ?? 1;
+  return {
+    groundingMetadata: {
+      webSearchQueries: Array.from({ length: n }, (_, i) => `mock query ${i + 1}`),
+      searchEntryPoint: { renderedContent: '<div>mock search</div>' },
+      groundingChunks: Array.from({ length: n }, (_, i) => ({
+        web: { uri: `https://example.com/${i + 1}`, title: `example.com` },
+      })),
+    },
+  };
+}
+
 /** The deterministic tool-use rule (see README): one call of the first (allowed) function. */
 function pickTool(body: Json, contents: Json[]): ToolPick | null {
   const decls: Json[] = [];
@@ -436,10 +456,12 @@ function generate(kit: MockKit, r: MockRequest, model: string, stream: boolean):
         ]
       : [];
 
+    // Grounding with Google Search: the queries it ran ride on the last candidate.
+    const grounding = groundingOf(body, s);
     if (!stream) {
       const parts = tool ? toolParts : [{ text: pieces.join('') }];
       const out = {
-        candidates: [{ content: { parts, role: 'model' }, finishReason, index: 0 }],
+        candidates: [{ content: { parts, role: 'model' }, finishReason, ...grounding, index: 0 }],
         usageMetadata: usage,
         modelVersion: model,
         responseId,
@@ -466,7 +488,7 @@ function generate(kit: MockKit, r: MockRequest, model: string, stream: boolean):
       kind: 'content',
     }));
     frames.push({
-      data: frame(tool ? toolParts : [{ text: '' }], { finishReason }, usage),
+      data: frame(tool ? toolParts : [{ text: '' }], { finishReason, ...grounding }, usage),
       kind: tool ? 'content' : 'tail',
     });
     sendFrames(kit, res, s, frames);

@@ -318,8 +318,11 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
     call_id: `call_${base}`,
     name: tool?.name,
   });
+  // The hosted web search's calls, run before the answer: one `web_search_call` item each.
+  const searches = searchItems(body, s, base);
   const finalOutput: Json[] = [];
   if (reasoning > 0) finalOutput.push(rsItem);
+  finalOutput.push(...searches);
   finalOutput.push(tool ? fcItem('completed', args) : msgItem(incomplete ? 'incomplete' : 'completed', text));
 
   const responseJson = (status: string, out: Json[], extra: Json = {}): Json => ({
@@ -333,7 +336,7 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
     incomplete_details: null,
     instructions: body.instructions ?? null,
     max_output_tokens: body.max_output_tokens ?? null,
-    max_tool_calls: null,
+    max_tool_calls: body.max_tool_calls ?? null,
     model,
     output: out,
     parallel_tool_calls: body.parallel_tool_calls ?? true,
@@ -393,6 +396,15 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
     head('response.output_item.done', { output_index: index, item: rsItem });
     index++;
   }
+  for (const item of searches) {
+    const ref = { output_index: index, item_id: item.id };
+    head('response.output_item.added', { output_index: index, item: { ...item, status: 'in_progress' } });
+    head('response.web_search_call.in_progress', ref);
+    head('response.web_search_call.searching', ref);
+    head('response.web_search_call.completed', ref);
+    head('response.output_item.done', { output_index: index, item });
+    index++;
+  }
   if (tool) {
     const ref = { item_id: `fc_${base}`, output_index: index };
     head('response.output_item.added', { output_index: index, item: fcItem('in_progress', '') });
@@ -450,6 +462,24 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
         })
       : ev('error', { ...error, param: null }),
   );
+}
+
+/**
+ * The `web_search_call` items of the searches OpenAI's hosted web search runs for `body`: as
+ * many as the scenario says (1 by default) within `max_tool_calls`. None without the tool.
+ */
+function searchItems(body: Json, s: RScenario, base: string): Json[] {
+  const offered =
+    Array.isArray(body.tools) &&
+    body.tools.some((t) => isJsonObject(t) && typeof t.type === 'string' && t.type.startsWith('web_search'));
+  if (!offered) return [];
+  const bound = typeof body.max_tool_calls === 'number' ? body.max_tool_calls : Number.POSITIVE_INFINITY;
+  return Array.from({ length: Math.min(s.webSearches ?? 1, bound) }, (_, i) => ({
+    id: `ws_${base}_${i}`,
+    type: 'web_search_call',
+    status: 'completed',
+    action: { type: 'search', query: `mock query ${i + 1}` },
+  }));
 }
 
 /** Writes frames honouring chunkDelayMs, garbageAfterChunks, midStreamError, cutAfterChunks, hangMs. */

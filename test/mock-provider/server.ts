@@ -108,6 +108,13 @@ export interface Scenario {
    * random letters and digits.
    */
   obfuscation?: boolean;
+  /**
+   * When the request offers the provider's own search tool (Anthropic `web_search_<version>`,
+   * Responses `web_search*`, Gemini `googleSearch`): run this many searches before answering
+   * (default 1), within the request's bound (`max_uses`, `max_tool_calls`); each is reported
+   * as the provider reports a billed search.
+   */
+  webSearches?: number;
 }
 
 /** A chat stream as the mock sends it, and padded as api.openai.com pads it: `it.each` rows. */

@@ -191,6 +191,7 @@ async function variant(kind: 'partitioned' | 'plain') {
           protocol: 'openai',
           cache_write_tokens: 0,
           reasoning_tokens: 0,
+          web_searches: 0,
           attempts: null,
         };
         batch.push(services.usageWriter.enqueue(row));

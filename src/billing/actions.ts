@@ -20,6 +20,7 @@ export interface PriceInUsd {
   cached_input?: number | null | undefined;
   cache_write?: number | null | undefined;
   cache_write_1h?: number | null | undefined;
+  web_search_per_1k?: number | null | undefined;
 }
 
 export function createBillingActions(deps: { catalog: PriceCatalog; audit: Pick<AuditService, 'record'> }) {
@@ -47,6 +48,7 @@ export function createBillingActions(deps: { catalog: PriceCatalog; audit: Pick<
               cached_input: asWritten.cached_input ?? null,
               cache_write: asWritten.cache_write ?? null,
               cache_write_1h: asWritten.cache_write_1h ?? null,
+              web_search_per_1k: asWritten.web_search_per_1k ?? null,
             },
           },
           trx,

@@ -24,6 +24,12 @@ export const PriceSchema = z
       .number()
       .nullable()
       .describe('prompt-cache writes kept for an hour (Anthropic `ttl: "1h"`); null = twice the input price'),
+    web_search_per_1k: z
+      .number()
+      .nullable()
+      .describe(
+        "USD per 1,000 searches of a provider's search tool (Anthropic, OpenAI Responses, Gemini grounding); null = 10",
+      ),
     updated_at: zTime,
   })
   .meta({ title: 'Price' });
@@ -141,6 +147,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
           cacheWriteNanoPerM: r.cache_write_nano_per_m === null ? null : Number(r.cache_write_nano_per_m),
           cacheWrite1hNanoPerM:
             r.cache_write_1h_nano_per_m === null ? null : Number(r.cache_write_1h_nano_per_m),
+          webSearchNanoPerK: r.web_search_nano_per_k == null ? null : Number(r.web_search_nano_per_k),
           updatedAt: Number(r.updated_at),
         },
       ]),
@@ -172,6 +179,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     cached_input: p.cachedInputNanoPerM === null ? null : perM(p.cachedInputNanoPerM),
     cache_write: p.cacheWriteNanoPerM === null ? null : perM(p.cacheWriteNanoPerM),
     cache_write_1h: p.cacheWrite1hNanoPerM === null ? null : perM(p.cacheWrite1hNanoPerM),
+    web_search_per_1k: p.webSearchNanoPerK === null ? null : nanoToUsd(p.webSearchNanoPerK),
     updated_at: new Date(p.updatedAt).toISOString(),
   });
 
@@ -213,6 +221,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
         cached_input_nano_per_m: p.cachedInputNanoPerM,
         cache_write_nano_per_m: p.cacheWriteNanoPerM,
         cache_write_1h_nano_per_m: p.cacheWrite1hNanoPerM,
+        web_search_nano_per_k: p.webSearchNanoPerK,
         updated_at: now,
       };
       const json = priceJson(model, { ...p, updatedAt: now });
@@ -227,6 +236,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
               cached_input_nano_per_m: row.cached_input_nano_per_m,
               cache_write_nano_per_m: row.cache_write_nano_per_m,
               cache_write_1h_nano_per_m: row.cache_write_1h_nano_per_m,
+              web_search_nano_per_k: row.web_search_nano_per_k,
               updated_at: now,
             }),
           )

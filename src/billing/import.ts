@@ -27,6 +27,7 @@ export async function importPrice(
       cached_input_nano_per_m: null,
       cache_write_nano_per_m: null,
       cache_write_1h_nano_per_m: null,
+      web_search_nano_per_k: null,
       updated_at: now,
     })
     .execute();

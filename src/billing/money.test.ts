@@ -9,6 +9,7 @@ const price = (p: Partial<Price> = {}): Price => ({
   cachedInputNanoPerM: 300_000_000,
   cacheWriteNanoPerM: 3_750_000_000,
   cacheWrite1hNanoPerM: 6_000_000_000,
+  webSearchNanoPerK: null,
   ...p,
 });
 const usage = (
@@ -50,6 +51,23 @@ describe('costNano', () => {
     // Never more hour-long writes than writes.
     expect(costNano({ ...usage(1000, 0, 100, 0), cacheWrite1hTokens: 900 }, price(), 1_000_000)).toBe(
       900 * 3_000 + 100 * 6_000,
+    );
+  });
+
+  it('bills each web search at the price per 1,000, 10 USD when unset, times the multiplier', () => {
+    const searched = { ...usage(1000, 0, 0, 100), webSearches: 3 };
+    const tokens = 1000 * 3_000 + 100 * 15_000;
+    expect(costNano(searched, price(), 1_000_000)).toBe(tokens + 3 * 10_000_000);
+    expect(costNano(searched, price({ webSearchNanoPerK: 25_000_000_000 }), 1_000_000)).toBe(
+      tokens + 3 * 25_000_000,
+    );
+    // A price per 1,000 that is not a whole nano-USD per search rounds the total up once.
+    expect(
+      costNano({ ...usage(0, 0, 0, 0), webSearches: 3 }, price({ webSearchNanoPerK: 1 }), 1_000_000),
+    ).toBe(1);
+    expect(costNano(searched, price(), 1_500_000)).toBe(1.5 * (tokens + 3 * 10_000_000));
+    expect(worstCostNano(1000, 100, price(), 1_000_000, false, 2)).toBe(
+      worstCostNano(1000, 100, price(), 1_000_000, false) + 2 * 10_000_000,
     );
   });
 

@@ -60,6 +60,12 @@ export interface Price {
    * price, Anthropic's published rate for them.
    */
   cacheWrite1hNanoPerM: number | null;
+  /**
+   * Web searches a provider's server-side search tool ran (Anthropic `web_search`, OpenAI
+   * Responses `web_search`, Gemini Google Search grounding), nano-USD per 1,000; null = 10 USD
+   * per 1,000, Anthropic's and OpenAI's published rate.
+   */
+  webSearchNanoPerK: number | null;
 }
 
 export interface TokenUsage {
@@ -72,12 +78,14 @@ export interface TokenUsage {
   /** Part of cacheWriteTokens written for an hour rather than minutes. */
   cacheWrite1hTokens?: number;
   completionTokens: number;
+  /** Searches the provider's search tool ran for the request, billed per search. */
+  webSearches?: number;
 }
 
 /**
  * cost = ceil((uncached·in + cacheRead·cachedIn + cacheWrite·cacheWriteIn
- *        + cacheWrite1h·cacheWrite1hIn + completion·out) · multiplier / 1e6 / 1e6), nano-USD,
- * in BigInt. Cache reads and writes are counted within promptTokens (reads first, hour-long
+ *        + cacheWrite1h·cacheWrite1hIn + completion·out + searches·search·1e3) · multiplier
+ *        / 1e6 / 1e6), nano-USD, in BigInt (a search's price is per 1,000, the tokens' per 1M). Cache reads and writes are counted within promptTokens (reads first, hour-long
  * writes within writes), so together they never bill more input than was sent. A usage
  * without `cacheWriteTokens` counts none.
  */
@@ -96,7 +104,8 @@ export function costNano(
       BigInt(read) * BigInt(cacheReadPrice(price)) +
       BigInt(written - writtenForHour) * BigInt(cacheWritePrice(price)) +
       BigInt(writtenForHour) * BigInt(cacheWrite1hPrice(price)) +
-      BigInt(usage.completionTokens) * BigInt(price.outputNanoPerM)) *
+      BigInt(usage.completionTokens) * BigInt(price.outputNanoPerM) +
+      BigInt(Math.max(0, usage.webSearches ?? 0)) * BigInt(webSearchPrice(price)) * 1000n) *
     BigInt(multiplierPpm);
   const denominator = 1_000_000n * BigInt(PPM);
   const result = (numerator + denominator - 1n) / denominator;
@@ -106,12 +115,15 @@ export function costNano(
 const cacheReadPrice = (p: Price) => p.cachedInputNanoPerM ?? p.inputNanoPerM;
 const cacheWritePrice = (p: Price) => p.cacheWriteNanoPerM ?? p.inputNanoPerM;
 const cacheWrite1hPrice = (p: Price) => p.cacheWrite1hNanoPerM ?? 2 * p.inputNanoPerM;
+/** 10 USD per 1,000 searches when unset. */
+export const DEFAULT_WEB_SEARCH_NANO_PER_K = 10 * NANO_PER_USD;
+const webSearchPrice = (p: Price) => p.webSearchNanoPerK ?? DEFAULT_WEB_SEARCH_NANO_PER_K;
 
 /**
- * The most a request can cost with `promptTokens` of input and `completionTokens` of output:
- * every input token at the dearest way the provider may bill it (a cache write may cost more
- * than plain input; one kept for an hour only when the request asked for that), so what is
- * held for a request is never less than what it is charged.
+ * The most a request can cost with `promptTokens` of input, `completionTokens` of output and
+ * `webSearches` searches: every input token at the dearest way the provider may bill it (a
+ * cache write may cost more than plain input; one kept for an hour only when the request asked
+ * for that), so what is held for a request is never less than what it is charged.
  */
 export function worstCostNano(
   promptTokens: number,
@@ -119,6 +131,7 @@ export function worstCostNano(
   price: Price,
   multiplierPpm: number,
   cachesForHour: boolean,
+  webSearches = 0,
 ): number {
   const dearest = Math.max(
     price.inputNanoPerM,
@@ -127,7 +140,7 @@ export function worstCostNano(
     cachesForHour ? cacheWrite1hPrice(price) : 0,
   );
   return costNano(
-    { promptTokens, cachedTokens: 0, completionTokens },
+    { promptTokens, cachedTokens: 0, completionTokens, webSearches },
     { ...price, inputNanoPerM: dearest },
     multiplierPpm,
   );

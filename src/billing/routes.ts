@@ -59,7 +59,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
   route(app, {
     method: 'PUT',
     url: '/api/prices/*',
-    summary: 'Set a model price (USD per 1M input / output / cached-input tokens)',
+    summary: 'Set a model price (USD per 1M input / output / cached-input tokens; per 1,000 web searches)',
     tags: ['pricing'],
     auth: 'admin',
     scope: 'channels:write',
@@ -71,6 +71,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
         cached_input: zPerM.nullable().optional(),
         cache_write: zPerM.nullable().optional(),
         cache_write_1h: zPerM.nullable().optional(),
+        web_search_per_1k: zPerM.nullable().optional(),
       })
       .strict(),
     response: PriceSchema,
@@ -85,6 +86,8 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
           cacheWriteNanoPerM: body.cache_write == null ? null : usdNano(body.cache_write, 'cache_write'),
           cacheWrite1hNanoPerM:
             body.cache_write_1h == null ? null : usdNano(body.cache_write_1h, 'cache_write_1h'),
+          webSearchNanoPerK:
+            body.web_search_per_1k == null ? null : usdNano(body.web_search_per_1k, 'web_search_per_1k'),
         },
         body,
       ),

@@ -496,6 +496,14 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('prices').addColumn('cache_write_1h_nano_per_m', big).execute();
       },
     },
+    '0018_web_searches': {
+      // Providers bill each search their server-side search tool runs: a price per 1,000
+      // searches, and the count on the log row that explains its cost.
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('prices').addColumn('web_search_nano_per_k', big).execute();
+        await addWithDefault(db, 'logs', 'web_searches', 'integer', 0);
+      },
+    },
   };
 }
 

@@ -162,6 +162,8 @@ export interface PricesTable {
   cache_write_nano_per_m: number | null;
   /** Prompt-cache writes kept for an hour; null = billed at twice the input price. */
   cache_write_1h_nano_per_m: number | null;
+  /** nano-USD per 1,000 web searches; null = 10 USD per 1,000. */
+  web_search_nano_per_k: number | null;
   updated_at: number;
 }
 
@@ -222,6 +224,8 @@ export interface LogsTable {
   cache_write_tokens: number;
   /** Part of completion_tokens spent on reasoning, as the upstream reported it. */
   reasoning_tokens: number;
+  /** Searches the provider's search tool ran for the call, billed per search (in cost_nano). */
+  web_searches: number;
   /** The ephemeral key that made the call (key_id is its parent's), else null. */
   ephemeral_id: Generated<number | null>;
 }

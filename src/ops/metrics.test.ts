@@ -22,6 +22,7 @@ const row = (over: Partial<NewLog> = {}): NewLog => ({
   cache_write_tokens: 20,
   completion_tokens: 7,
   reasoning_tokens: 0,
+  web_searches: 0,
   cost_nano: 1500,
   latency_ms: 250,
   ttft_ms: 40,

@@ -130,6 +130,8 @@ export interface CanonicalUsage {
   output: number;
   /** Part of `output` spent on reasoning / thinking. */
   reasoning: number;
+  /** Searches the provider's own search tool ran (billed per search); absent when none. */
+  webSearches?: number;
 }
 
 export const ZERO_USAGE: CanonicalUsage = { input: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 };
@@ -194,6 +196,8 @@ export interface StreamDecoder {
   readonly done: boolean;
   /** Cumulative usage reported so far (null: none yet). */
   readonly usage: CanonicalUsage | null;
+  /** Searches the stream showed as run so far (where the protocol shows them before its usage). */
+  readonly webSearches?: number;
 }
 
 /**
@@ -212,6 +216,8 @@ export interface PassThroughCheck {
   check(frame: SseFrame): boolean;
   readonly done: boolean;
   readonly usage: CanonicalUsage | null;
+  /** As the stream decoder's. */
+  readonly webSearches?: number;
   /** The generated text of the frames checked so far, as `generatedText` of `feed`'s events. */
   readonly produced: string;
   /** The answer's id as the upstream announced it, where the check reads one. */

@@ -107,6 +107,8 @@ export interface RelayCall {
     produced: () => string;
     /** The stream was cut: `usage` (if any) is only what was reported before it. */
     partial?: boolean;
+    /** Searches the stream showed as run, for a cut stream whose usage never said. */
+    webSearches?: number;
     status?: number;
     errorCode?: string | null;
     ttftMs?: number | null;
@@ -394,7 +396,11 @@ export function createRelay(s: Services) {
     reported: CanonicalUsage | null,
     produced: () => string,
     partial = false,
+    searchesSeen = 0,
   ) {
+    // The searches run are billed whether or not the tokens had to be counted here.
+    const searches = Math.max(reported?.webSearches ?? 0, searchesSeen);
+    const searched = searches > 0 ? { webSearches: searches } : {};
     // Completion tokens are billed at most at the output cap that was admitted and sent upstream.
     const cap = (output: number) => Math.min(output, r.maxOutputTokens);
     const inputReported = reported !== null && reported.input + reported.cacheRead + reported.cacheWrite > 0;
@@ -409,7 +415,7 @@ export function createRelay(s: Services) {
     if (reported && outputReported && (inputReported || input.input === 0)) {
       const output = cap(reported.output);
       return {
-        usage: { ...reported, output, reasoning: Math.min(reported.reasoning, output) },
+        usage: { ...reported, output, reasoning: Math.min(reported.reasoning, output), ...searched },
         estimated: false,
       };
     }
@@ -422,6 +428,7 @@ export function createRelay(s: Services) {
         ...(inputReported && reported.cacheWrite1h ? { cacheWrite1h: reported.cacheWrite1h } : {}),
         output,
         reasoning: outputReported ? Math.min(reported!.reasoning, output) : 0,
+        ...searched,
       },
       estimated: true,
     };
@@ -490,6 +497,7 @@ export function createRelay(s: Services) {
       cache_write_tokens: u.cacheWrite,
       completion_tokens: u.output,
       reasoning_tokens: u.reasoning,
+      web_searches: u.webSearches ?? 0,
       cost_nano: o.cost,
       latency_ms: Math.round(performance.now() - st.startedAt),
       ttft_ms: o.ttftMs,
@@ -571,6 +579,7 @@ export function createRelay(s: Services) {
           cacheWriteTokens: u.cacheWrite,
           cacheWrite1hTokens: u.cacheWrite1h ?? 0,
           completionTokens: u.output,
+          webSearches: u.webSearches ?? 0,
         },
         price,
         multiplierPpm,
@@ -584,6 +593,7 @@ export function createRelay(s: Services) {
         price,
         multiplierPpm,
         r.cachesForHour === true,
+        r.maxWebSearches ?? 0,
       );
     const { ticket, hold } = await admit(req, reply, key, r, worst);
     underWay++;
@@ -619,7 +629,7 @@ export function createRelay(s: Services) {
       async finish(o) {
         // No usage reported, or a cut stream's: the prompt may be counted here.
         if (o.usage === null || o.partial) await countAhead(r);
-        const { usage, estimated } = countUsage(r, o.usage, o.produced, o.partial);
+        const { usage, estimated } = countUsage(r, o.usage, o.produced, o.partial, o.webSearches);
         const at = s.now();
         // The tokens-per-minute window keeps the real usage, not the admission estimate.
         const tokens = usage.input + usage.cacheRead + usage.cacheWrite + usage.output;

@@ -84,6 +84,10 @@ export class StreamCheck {
     return (this.passThrough ?? this.decoder)!.usage;
   }
 
+  get webSearches(): number {
+    return (this.passThrough ?? this.decoder)!.webSearches ?? 0;
+  }
+
   /** A pass-through answer's id, where its check reads one (a Responses stream's). */
   get answerId(): string | null {
     return this.passThrough?.answerId ?? null;
@@ -379,6 +383,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
     usage: check.usage,
     // An upstream error event with usage is its final count; else what came is counted here.
     partial: !(upstreamError && check.usage),
+    webSearches: check.webSearches,
     produced: () => check.produced,
     status: clientLeft ? 499 : 200,
     errorCode: clientLeft ? 'client_closed' : 'upstream_error',

@@ -60,6 +60,7 @@ export const LogEntrySchema = z
     protocol: z.string().describe('the ingress protocol the client spoke'),
     cache_write_tokens: z.number().int(),
     reasoning_tokens: z.number().int(),
+    web_searches: z.number().int().describe("searches the provider's search tool ran, billed in cost"),
     ephemeral_id: z
       .number()
       .int()

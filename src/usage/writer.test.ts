@@ -247,7 +247,13 @@ describe('usage writer', () => {
       { ...w.row(0), key_name: 'k'.repeat(300) },
       { ...w.row(0), attempts: 'a'.repeat(70_000) },
       { ...w.row(0), ip: '1\u0000.2' },
-      { ...w.row(0), protocol: undefined, cache_write_tokens: undefined, reasoning_tokens: undefined },
+      {
+        ...w.row(0),
+        protocol: undefined,
+        cache_write_tokens: undefined,
+        reasoning_tokens: undefined,
+        web_searches: undefined,
+      },
       { ...w.row(0), upstream_model: undefined },
     ] as NewLog[];
     for (const r of [clean, ...dirty]) await writer.enqueue(r);
@@ -264,7 +270,12 @@ describe('usage writer', () => {
       expect(got[2].key_name).toBe('k'.repeat(256));
       expect(got[3].attempts).toHaveLength(64 * 1024);
       expect(got[4]).toMatchObject({ ip: '1.2' });
-      expect(got[5]).toMatchObject({ protocol: 'openai', cache_write_tokens: 0, reasoning_tokens: 0 });
+      expect(got[5]).toMatchObject({
+        protocol: 'openai',
+        cache_write_tokens: 0,
+        reasoning_tokens: 0,
+        web_searches: 0,
+      });
       expect(got[6]).toMatchObject({ upstream_model: null });
     }
   });

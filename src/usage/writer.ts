@@ -63,7 +63,7 @@ function alreadyStorable(row: NewLog): boolean {
     if (v === null && column !== 'protocol') continue;
     if (typeof v !== 'string' || v.length > max || v.includes('\u0000')) return false;
   }
-  return row.cache_write_tokens != null && row.reasoning_tokens != null;
+  return row.cache_write_tokens != null && row.reasoning_tokens != null && row.web_searches != null;
 }
 
 /**
@@ -79,6 +79,7 @@ function storable(row: NewLog): NewLog {
     protocol: row.protocol ?? 'openai',
     cache_write_tokens: row.cache_write_tokens ?? 0,
     reasoning_tokens: row.reasoning_tokens ?? 0,
+    web_searches: row.web_searches ?? 0,
   };
   for (const [column, max] of TEXT_LIMITS) {
     const v = out[column] as string | null | undefined;

@@ -16,6 +16,7 @@ const PRICE = {
   cachedInputNanoPerM: null,
   cacheWriteNanoPerM: null,
   cacheWrite1hNanoPerM: null,
+  webSearchNanoPerK: null,
 };
 const worst = costNano(
   { promptTokens: countChatPrompt(messages), cachedTokens: 0, completionTokens: MAX_TOKENS },

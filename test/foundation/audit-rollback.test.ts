@@ -110,6 +110,7 @@ describe.each(backends())('changes whose audit row fails are rolled back [%s]', 
       cachedInputNanoPerM: null,
       cacheWriteNanoPerM: null,
       cacheWrite1hNanoPerM: null,
+      webSearchNanoPerK: null,
     };
 
     it('a price or group change, or a price removal, changes nothing', async () => {

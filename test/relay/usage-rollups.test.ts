@@ -183,6 +183,8 @@ describe.each(backends())('usage from rollups equals usage from the logs [%s]', 
     // any later migration applied (each later one undone here).
     await sql`DROP TABLE usage_hourly`.execute(db);
     await db.schema.alterTable('prices').dropColumn('cache_write_1h_nano_per_m').execute();
+    await db.schema.alterTable('prices').dropColumn('web_search_nano_per_k').execute();
+    await db.schema.alterTable('logs').dropColumn('web_searches').execute();
     await db
       .deleteFrom('kysely_migration' as never)
       .where('name' as never, '>=', '0016_usage_hourly' as never)

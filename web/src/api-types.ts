@@ -226,6 +226,8 @@ export interface LogEntry {
   protocol: string;
   cache_write_tokens: number;
   reasoning_tokens: number;
+  /** searches the provider's search tool ran, billed in cost */
+  web_searches: number;
   /** the ephemeral key that made the call (key_id is its parent); null = the key itself */
   ephemeral_id?: number | null;
   /** every upstream try, in order */
@@ -295,6 +297,8 @@ export interface Price {
   cache_write: number | null;
   /** prompt-cache writes kept for an hour (Anthropic `ttl: "1h"`); null = twice the input price */
   cache_write_1h: number | null;
+  /** USD per 1,000 searches of a provider's search tool (Anthropic, OpenAI Responses, Gemini grounding); null = 10 */
+  web_search_per_1k: number | null;
   updated_at: string;
 }
 

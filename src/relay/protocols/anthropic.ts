@@ -22,7 +22,7 @@ import {
   type ResponseFormat,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder, headersNamed, parseDataUrl } from './common.js';
+import { DecodeState, decoder, headersNamed, parseDataUrl, searchesHeld } from './common.js';
 import { DeltaShape } from './delta-shape.js';
 import { FrameShape } from './frame-shape.js';
 import { bytesAre, FrameVerdict, ScannedPassThrough } from './pass-through.js';
@@ -271,10 +271,21 @@ function parseRequest(body: Json, _route: RouteInfo, _defaultMaxOutput: number):
     ...promptOf(body),
     maxOutputTokens: cap,
     cachesForHour: cachesForHour(body),
+    maxWebSearches: webSearchesHeld(body.tools),
     impliedOutputCap: null,
     clientWantsUsage: false,
     body,
   };
+}
+
+/** What Anthropic's web search tool (`web_search_<version>`) may run: its `max_uses`, else the assumed bound. */
+function webSearchesHeld(tools: unknown): number {
+  const search = Array.isArray(tools)
+    ? (tools as unknown[]).find(
+        (t) => isObject(t) && typeof t.type === 'string' && t.type.startsWith('web_search_'),
+      )
+    : undefined;
+  return searchesHeld(search !== undefined, isObject(search) ? search.max_uses : undefined);
 }
 
 /** Whether any breakpoint (top level, system, tools, message blocks, nested ones) says `ttl: "1h"`. */
@@ -880,15 +891,25 @@ function hourWrites(u: Json, prev: CanonicalUsage | null): number {
   return int(c.ephemeral_1h_input_tokens);
 }
 
+/** Searches the web search tool ran (`server_tool_use.web_search_requests`), each billed. */
+function webSearches(u: Json, prev: CanonicalUsage | null): number {
+  const t = u.server_tool_use;
+  if (!isObject(t) || t.web_search_requests === undefined || t.web_search_requests === null)
+    return prev?.webSearches ?? 0;
+  return int(t.web_search_requests);
+}
+
 function readUsage(u: Json, prev: CanonicalUsage | null): CanonicalUsage {
   // Later usage (message_delta) replaces fields it carries; absent or null fields keep their value.
   const pick = (name: string, old: number) =>
     u[name] === undefined || u[name] === null ? old : int(u[name]);
   const details = isObject(u.output_tokens_details) ? u.output_tokens_details : null;
   const forHour = hourWrites(u, prev);
+  const searches = webSearches(u, prev);
   return {
     // Absent when none (most answers), as usage from other protocols has it.
     ...(forHour > 0 ? { cacheWrite1h: forHour } : {}),
+    ...(searches > 0 ? { webSearches: searches } : {}),
     input: pick('input_tokens', prev?.input ?? 0),
     cacheRead: pick('cache_read_input_tokens', prev?.cacheRead ?? 0),
     cacheWrite: pick('cache_creation_input_tokens', prev?.cacheWrite ?? 0),
@@ -974,6 +995,8 @@ export function streamDecoder(_r: IngressRequest, shapes = true): StreamDecoder 
           events.push({ type: 'text', text: b.text });
         else if (b.type === 'thinking' && typeof b.thinking === 'string' && b.thinking)
           events.push({ type: 'reasoning', text: b.thinking });
+        else if (b.type === 'server_tool_use' && b.name === 'web_search')
+          state.webSearches++; // billed; the usage that says so comes at the end
         else if (b.type === 'tool_use') {
           const t = tools++;
           toolOfBlock.set(index, t);

@@ -36,12 +36,28 @@ export function fittedCallId(id: string, max: number): string {
     .slice(0, max - 5)}`;
 }
 
-/** The state of one stream decoder: what its `done` and `usage` answer (see `decoder`). */
+/**
+ * Searches held for when a request offers a provider's search tool without bounding its use:
+ * past them an answer is still charged, as far as the key's quota and the account's balance go.
+ */
+export const SEARCHES_HELD_UNBOUNDED = 10;
+
+/** The searches a request's search tools may run: the bound it set (`max_uses`, …), else the assumed one. */
+export function searchesHeld(offered: boolean, bound: unknown): number {
+  if (!offered) return 0;
+  return typeof bound === 'number' && Number.isSafeInteger(bound) && bound > 0
+    ? Math.min(bound, 1000)
+    : SEARCHES_HELD_UNBOUNDED;
+}
+
+/** The state of one stream decoder: what its `done`, `usage` and `webSearches` answer (see `decoder`). */
 export class DecodeState {
   /** The protocol's last frame came. */
   done = false;
   /** The usage reported so far (null: none yet). */
   usage: CanonicalUsage | null = null;
+  /** Searches the stream showed as run so far, whether or not a usage said so yet. */
+  webSearches = 0;
 
   /** A usage the upstream reported: kept, and passed on as an event (none: nothing to do). */
   report(events: StreamEvent[], usage: CanonicalUsage | null): void {
@@ -59,6 +75,9 @@ export function decoder(state: DecodeState, feed: StreamDecoder['feed']): Stream
     },
     get usage() {
       return state.usage;
+    },
+    get webSearches() {
+      return state.webSearches;
     },
     feed,
   };

@@ -34,7 +34,7 @@ import {
   type Settings,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder, parseDataUrl } from './common.js';
+import { DecodeState, decoder, parseDataUrl, searchesHeld } from './common.js';
 import {
   decodeGeminiEmbed,
   encodeGeminiEmbed,
@@ -411,6 +411,14 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
     stream: route.pathStream === true,
     ...promptOf(contents, system, decls, schemaOf(gen.responseFormat)),
     maxOutputTokens: (own ?? implied) * gen.candidateCount,
+    // Grounding with Google Search has no bound a request can set.
+    maxWebSearches: searchesHeld(
+      Array.isArray(body.tools) &&
+        body.tools.some(
+          (t) => isObj(t) && (field(t, 'googleSearch') != null || field(t, 'googleSearchRetrieval') != null),
+        ),
+      undefined,
+    ),
     impliedOutputCap: own === undefined ? implied : null,
     clientWantsUsage: true,
     body,
@@ -862,8 +870,11 @@ function answerError(json: unknown): string | null {
 
 const int = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : 0);
 
-/** usageMetadata in canonical terms; null when absent. */
-export function geminiUsage(json: unknown): CanonicalUsage | null {
+/**
+ * usageMetadata in canonical terms; null when absent. `searches`: the Google Search queries
+ * grounding ran (billed per query), where the answer's grounding metadata says.
+ */
+export function geminiUsage(json: unknown, searches = searchQueries(json)): CanonicalUsage | null {
   const u = isObj(json) ? json.usageMetadata : undefined;
   if (!isObj(u)) return null;
   const prompt = int(u.promptTokenCount) + int(u.toolUsePromptTokenCount);
@@ -875,7 +886,17 @@ export function geminiUsage(json: unknown): CanonicalUsage | null {
     cacheWrite: 0,
     output: int(u.candidatesTokenCount) + thoughts,
     reasoning: thoughts,
+    ...(searches > 0 ? { webSearches: searches } : {}),
   };
+}
+
+/** The Google Search queries an answer's (or a stream chunk's) grounding ran: `webSearchQueries`. */
+function searchQueries(json: unknown): number {
+  const cands = isObj(json) ? json.candidates : undefined;
+  const cand = Array.isArray(cands) && isObj(cands[0]) ? cands[0] : null;
+  const meta = cand ? field(cand, 'groundingMetadata') : undefined;
+  const queries = isObj(meta) ? field(meta, 'webSearchQueries') : undefined;
+  return Array.isArray(queries) ? queries.length : 0;
 }
 
 function stopOf(finish: unknown, hasCalls: boolean): StopReason {
@@ -1053,7 +1074,9 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
         events.push({ type: 'stop', reason: c.blocked ? 'content_filter' : stopOf(c.finish, calls > 0) });
       }
     }
-    state.report(events, geminiUsage(json));
+    // Grounding metadata may come in a chunk of its own: the most queries any chunk named.
+    state.webSearches = Math.max(state.webSearches, searchQueries(json));
+    state.report(events, geminiUsage(json, state.webSearches));
     return { events };
   });
 }

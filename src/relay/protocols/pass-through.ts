@@ -164,6 +164,10 @@ export class ScannedPassThrough implements PassThroughCheck {
     return this.checked.usage;
   }
 
+  get webSearches(): number {
+    return this.checked.webSearches ?? 0;
+  }
+
   get produced(): string {
     return this.kept.text;
   }

@@ -41,7 +41,7 @@ import {
   type ResponseFormat,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder, fittedCallId, headersNamed, parseDataUrl } from './common.js';
+import { DecodeState, decoder, fittedCallId, headersNamed, parseDataUrl, searchesHeld } from './common.js';
 import { FrameShape } from './frame-shape.js';
 import { bytesStartWith, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { ascii, JSON_OBJECT, JSON_TYPE_TWICE, scanJson } from './json-scan.js';
@@ -698,7 +698,7 @@ function decodeAnswer(json: unknown): CanonicalAnswer {
     reasoning,
     toolCalls,
     stopReason: refused && stop === 'stop' ? 'content_filter' : stop,
-    usage: readUsage(j.usage),
+    usage: withSearches(readUsage(j.usage), searchCalls(j.output)),
   };
 }
 
@@ -728,7 +728,10 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
 
   const finish = (events: StreamEvent[], response: unknown) => {
     const resp = isObj(response) ? response : {};
-    state.report(events, readUsage(resp.usage));
+    state.report(
+      events,
+      withSearches(readUsage(resp.usage), Math.max(searchCalls(resp.output), state.webSearches)),
+    );
     let reason = stopOf(resp.status, resp.incomplete_details, calls.size);
     if (refused && reason === 'stop') reason = 'content_filter';
     events.push({ type: 'stop', reason });
@@ -811,7 +814,8 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
               events.push({ type: 'text', text: p.refusal });
             }
           }
-        } else if (item.type === 'reasoning' && !reasoningSeen.has(out)) {
+        } else if (item.type === 'web_search_call') state.webSearches++;
+        else if (item.type === 'reasoning' && !reasoningSeen.has(out)) {
           reasoningSeen.add(out);
           const text = reasoningText(item);
           if (text) events.push({ type: 'reasoning', text });
@@ -1280,10 +1284,27 @@ function parseRequest(body: Json, _route: RouteInfo, defaultMaxOutput: number): 
     stream: body.stream === true,
     ...promptOf(body),
     maxOutputTokens: own ?? defaultMaxOutput,
+    maxWebSearches: searchesHeld(
+      Array.isArray(body.tools) && body.tools.some(isWebSearchTool),
+      body.max_tool_calls,
+    ),
     impliedOutputCap: own === undefined ? defaultMaxOutput : null,
     clientWantsUsage: false,
     body,
   };
+}
+
+/** OpenAI's hosted web search (`web_search`, `web_search_preview`, dated versions): billed per call. */
+const isWebSearchTool = (t: unknown): boolean =>
+  isObj(t) && typeof t.type === 'string' && t.type.startsWith('web_search');
+
+/** The searches an answer's output shows: one `web_search_call` item each. */
+const searchCalls = (output: unknown): number =>
+  Array.isArray(output) ? output.filter((i) => isObj(i) && i.type === 'web_search_call').length : 0;
+
+/** A usage with the searches of the answer's output, where it ran any. */
+function withSearches(u: CanonicalUsage | null, searches: number): CanonicalUsage | null {
+  return u && searches > 0 ? { ...u, webSearches: searches } : u;
 }
 
 /** Whether an input holds a `call_id` longer than OpenAI takes (a Gemini channel's, signed). */

@@ -48,6 +48,11 @@ export interface IngressRequest {
    */
   cachesForHour?: boolean;
   /**
+   * The most searches the request lets a provider's own search tool run (a `max_uses` or
+   * `max_tool_calls`, else an assumed bound): each is billed, and admission holds for them.
+   */
+  maxWebSearches?: number;
+  /**
    * Context the request brings by reference whose size is known (a stored response this
    * instance relayed, stored-context.ts): the upstream bills it as input, so an estimated
    * prompt counts it too.

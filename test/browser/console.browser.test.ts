@@ -352,6 +352,9 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
     await priceField('Cached input').fill('0.25');
     expect(await priceField('Cache write, 1 hour').getAttribute('placeholder')).toBe('2× input');
     await priceField('Cache write, 1 hour').fill('1');
+    const searchField = priceForm.getByLabel('Web search (USD per 1,000 searches)', { exact: true });
+    expect(await searchField.getAttribute('placeholder')).toBe('10');
+    await searchField.fill('25');
     await priceForm.getByRole('button', { name: 'Save price' }).click();
     await priceForm.waitFor({ state: 'detached' });
     const prices = await t.s.api('GET', '/api/prices');
@@ -363,8 +366,10 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
         cached_input: 0.25,
         cache_write: null,
         cache_write_1h: 1,
+        web_search_per_1k: 25,
       }),
     );
+    expect(await rowText(t.page, /priced-by-form/)).toContain('$25');
     await t.page
       .getByRole('row', { name: /priced-by-form/ })
       .getByRole('button', { name: 'Edit' })

@@ -239,6 +239,7 @@ function LogDrawer({ log, onClose }: { log: LogEntry; onClose: () => void }) {
     ['Cache-write prompt tokens', int(log.cache_write_tokens ?? 0)],
     ['Completion tokens', int(log.completion_tokens)],
     ['Reasoning tokens', int(log.reasoning_tokens ?? 0)],
+    ["Web searches (the provider's search tool)", int(log.web_searches ?? 0)],
     ['Usage source', log.estimated ? 'estimated locally' : 'reported by the upstream'],
     ['Cost', usdExact(log.cost)],
     ['Latency', ms(log.latency_ms)],

@@ -21,6 +21,7 @@ const PRICE_COLUMNS: Column[] = [
   { label: 'Cache write / 1M', num: true },
   { label: 'Cache write 1h / 1M', num: true },
   { label: 'Output / 1M', num: true },
+  { label: 'Web search / 1k', num: true },
   ACTIONS,
 ];
 
@@ -85,7 +86,10 @@ export default function PricingPage() {
         ) : null}
         <AsyncView state={prices} what="prices" isEmpty={(d) => d.length === 0} empty={<p>No prices yet.</p>}>
           {(d) => (
-            <DataTable caption="Model prices, USD per 1M tokens" columns={PRICE_COLUMNS}>
+            <DataTable
+              caption="Model prices, USD per 1M tokens (web searches per 1,000)"
+              columns={PRICE_COLUMNS}
+            >
               {[...d]
                 .sort((a, b) => a.model.localeCompare(b.model))
                 .map((p) => (
@@ -114,6 +118,13 @@ export default function PricingPage() {
                       )}
                     </td>
                     <td className="num">{usdExact(p.output)}</td>
+                    <td className="num">
+                      {p.web_search_per_1k == null ? (
+                        <span className="muted">10</span>
+                      ) : (
+                        usdExact(p.web_search_per_1k)
+                      )}
+                    </td>
                     <ActionsCell>
                       <button type="button" onClick={() => setEditing(p)}>
                         Edit
@@ -197,18 +208,20 @@ export default function PricingPage() {
   );
 }
 
-type PriceKey = 'input' | 'output' | 'cached_input' | 'cache_write' | 'cache_write_1h';
+type PriceKey = 'input' | 'output' | 'cached_input' | 'cache_write' | 'cache_write_1h' | 'web_search_per_1k';
 
 /**
  * The price fields in the form's order; a required one has an example amount for its error,
  * an optional one says what an empty field bills at.
  */
-const PRICE_FIELDS: { key: PriceKey; label: string; example?: string; unset?: string }[] = [
+const PRICE_FIELDS: { key: PriceKey; label: string; example?: string; unset?: string; unit?: string }[] = [
   { key: 'input', label: 'Input', example: '0.15' },
   { key: 'output', label: 'Output', example: '0.60' },
   { key: 'cached_input', label: 'Cached input', unset: 'same as input' },
   { key: 'cache_write', label: 'Cache write', unset: 'same as input' },
   { key: 'cache_write_1h', label: 'Cache write, 1 hour', unset: '2× input' },
+  // Searches a provider's own search tool runs (Anthropic, OpenAI Responses, Gemini grounding).
+  { key: 'web_search_per_1k', label: 'Web search', unset: '10', unit: 'per 1,000 searches' },
 ];
 
 /** A number as a field's text; none is the empty field. */
@@ -222,6 +235,7 @@ function priceTexts(p?: Price): Record<PriceKey, string> {
     cached_input: usdText(p?.cached_input),
     cache_write: usdText(p?.cache_write),
     cache_write_1h: usdText(p?.cache_write_1h),
+    web_search_per_1k: usdText(p?.web_search_per_1k),
   };
 }
 
@@ -244,7 +258,7 @@ function PriceForm({
     for (const f of PRICE_FIELDS) {
       const p = parseUsd(prices[f.key]);
       if (f.example && (p.error || p.value === null))
-        return `${f.label} price: enter US dollars per 1M tokens, e.g. ${f.example}.`;
+        return `${f.label} price: enter US dollars ${f.unit ?? 'per 1M tokens'}, e.g. ${f.example}.`;
       if (p.error) return `${f.label} price: ${p.error}`;
       if (p.value !== null) body[f.key] = p.value;
     }
@@ -277,7 +291,7 @@ function PriceForm({
       {PRICE_FIELDS.map((f, i) => (
         <DecimalInput
           key={f.key}
-          label={`${f.label} (USD per 1M tokens)`}
+          label={`${f.label} (USD ${f.unit ?? 'per 1M tokens'})`}
           value={prices[f.key]}
           onChange={(v) => setPrices((cur) => ({ ...cur, [f.key]: v }))}
           required={Boolean(f.example)}

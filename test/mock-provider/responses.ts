@@ -33,6 +33,7 @@ import {
   DEFAULT_COMPLETION_TOKENS,
   piecesFor,
   type Scenario,
+  servedTier,
 } from './server.js';
 
 /** Scenario fields beyond the chat handlers' (optional everywhere; see README). */
@@ -347,7 +348,7 @@ function answer(kit: MockKit, res: ServerResponse, s: RScenario, body: Json): vo
       summary: null,
     },
     safety_identifier: null,
-    service_tier: 'default',
+    service_tier: servedTier(s, body),
     store: body.store ?? true,
     temperature: body.temperature ?? 1,
     text: body.text ?? { format: { type: 'text' }, verbosity: 'medium' },

@@ -115,6 +115,11 @@ export interface Scenario {
    * as the provider reports a billed search.
    */
   webSearches?: number;
+  /**
+   * OpenAI chat and Responses: the `service_tier` the answer says it was served at, whatever
+   * was asked (`default` for a priority request OpenAI downgraded).
+   */
+  serviceTier?: string;
 }
 
 /** A chat stream as the mock sends it, and padded as api.openai.com pads it: `it.each` rows. */
@@ -472,6 +477,15 @@ function streamFlags(body: Json): { stream: boolean; includeUsage: boolean } {
 }
 
 /** Whether a chat stream is padded: the scenario says so and the request did not turn it off. */
+/**
+ * The `service_tier` an OpenAI answer says it was served at: the scenario's, else the one
+ * asked for when it is `priority` or `flex` (OpenAI serves those), else `default`.
+ */
+export function servedTier(s: Scenario, body: Json): string {
+  if (s.serviceTier !== undefined) return s.serviceTier;
+  return body.service_tier === 'priority' || body.service_tier === 'flex' ? body.service_tier : 'default';
+}
+
 function obfuscated(s: Scenario, body: Json): boolean {
   const so = body.stream_options;
   return s.obfuscation === true && !(isJsonObject(so) && so.include_obfuscation === false);
@@ -688,11 +702,12 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     model: string,
     choices: unknown[],
     usage: Json | undefined,
+    tier: string,
   ): void {
     const created = Math.floor(Date.now() / 1000);
     const out: Json = { id: 'chatcmpl-' + reqId, object: 'chat.completion', created, model, choices };
     if (usage) out.usage = usage;
-    out.service_tier = 'default';
+    out.service_tier = tier;
     out.system_fingerprint = 'fp_mole';
     sendJson(res, 200, JSON.stringify(out), baseHeaders(reqId, s, JSON_CT));
   }
@@ -718,10 +733,10 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
   }
 
   /** chat.completion.chunk frames; every chunk shares id/created/model. */
-  function chatChunks(reqId: string, model: string, includeUsage: boolean, padded: boolean) {
+  function chatChunks(reqId: string, model: string, includeUsage: boolean, padded: boolean, tier: string) {
     const created = Math.floor(Date.now() / 1000);
     const chunks = chunkFrames(
-      `{"id":"chatcmpl-${reqId}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":"default","system_fingerprint":"fp_mole","choices":`,
+      `{"id":"chatcmpl-${reqId}","object":"chat.completion.chunk","created":${created},"model":${JSON.stringify(model)},"service_tier":${JSON.stringify(tier)},"system_fingerprint":"fp_mole","choices":`,
       includeUsage,
       padded,
     );
@@ -857,11 +872,11 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
             finish_reason: finishReason,
           };
         }
-        sendChatCompletion(res, s, reqId, model, choices, usage);
+        sendChatCompletion(res, s, reqId, model, choices, usage, servedTier(s, body));
         return;
       }
 
-      const chunks = chatChunks(reqId, model, includeUsage, obfuscated(s, body));
+      const chunks = chatChunks(reqId, model, includeUsage, obfuscated(s, body), servedTier(s, body));
       const frames: Frame[] = [];
       const pieces: string[][] = [];
       for (let c = 0; c < n; c++) {
@@ -920,10 +935,10 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
         logprobs: null,
         finish_reason: 'tool_calls',
       }));
-      sendChatCompletion(res, s, reqId, model, choices, usage);
+      sendChatCompletion(res, s, reqId, model, choices, usage, servedTier(s, body));
       return;
     }
-    const chunks = chatChunks(reqId, model, includeUsage, obfuscated(s, body));
+    const chunks = chatChunks(reqId, model, includeUsage, obfuscated(s, body), servedTier(s, body));
     const frames: Frame[] = [];
     const half = Math.ceil(tool.arguments.length / 2);
     for (let c = 0; c < n; c++) {

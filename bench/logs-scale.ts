@@ -192,6 +192,7 @@ async function variant(kind: 'partitioned' | 'plain') {
           cache_write_tokens: 0,
           reasoning_tokens: 0,
           web_searches: 0,
+          service_tier: null,
           attempts: null,
         };
         batch.push(services.usageWriter.enqueue(row));

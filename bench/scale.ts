@@ -367,6 +367,7 @@ try {
     cache_write_tokens: 0,
     reasoning_tokens: 0,
     web_searches: 0,
+    service_tier: null,
     attempts: null,
   });
   // Enqueue cost alone (what a request pays).

@@ -21,6 +21,7 @@ export interface PriceInUsd {
   cache_write?: number | null | undefined;
   cache_write_1h?: number | null | undefined;
   web_search_per_1k?: number | null | undefined;
+  priority_multiplier?: number | null | undefined;
 }
 
 export function createBillingActions(deps: { catalog: PriceCatalog; audit: Pick<AuditService, 'record'> }) {
@@ -49,6 +50,7 @@ export function createBillingActions(deps: { catalog: PriceCatalog; audit: Pick<
               cache_write: asWritten.cache_write ?? null,
               cache_write_1h: asWritten.cache_write_1h ?? null,
               web_search_per_1k: asWritten.web_search_per_1k ?? null,
+              priority_multiplier: asWritten.priority_multiplier ?? null,
             },
           },
           trx,

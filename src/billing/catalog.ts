@@ -30,6 +30,12 @@ export const PriceSchema = z
       .describe(
         "USD per 1,000 searches of a provider's search tool (Anthropic, OpenAI Responses, Gemini grounding); null = 10",
       ),
+    priority_multiplier: z
+      .number()
+      .nullable()
+      .describe(
+        'what an answer at OpenAI priority processing (`service_tier: "priority"`) costs against the standard one (2 = twice); null = priority is refused',
+      ),
     updated_at: zTime,
   })
   .meta({ title: 'Price' });
@@ -148,6 +154,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
           cacheWrite1hNanoPerM:
             r.cache_write_1h_nano_per_m === null ? null : Number(r.cache_write_1h_nano_per_m),
           webSearchNanoPerK: r.web_search_nano_per_k == null ? null : Number(r.web_search_nano_per_k),
+          priorityPpm: r.priority_ppm == null ? null : Number(r.priority_ppm),
           updatedAt: Number(r.updated_at),
         },
       ]),
@@ -180,6 +187,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
     cache_write: p.cacheWriteNanoPerM === null ? null : perM(p.cacheWriteNanoPerM),
     cache_write_1h: p.cacheWrite1hNanoPerM === null ? null : perM(p.cacheWrite1hNanoPerM),
     web_search_per_1k: p.webSearchNanoPerK === null ? null : nanoToUsd(p.webSearchNanoPerK),
+    priority_multiplier: p.priorityPpm === null ? null : p.priorityPpm / PPM,
     updated_at: new Date(p.updatedAt).toISOString(),
   });
 
@@ -222,6 +230,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
         cache_write_nano_per_m: p.cacheWriteNanoPerM,
         cache_write_1h_nano_per_m: p.cacheWrite1hNanoPerM,
         web_search_nano_per_k: p.webSearchNanoPerK,
+        priority_ppm: p.priorityPpm,
         updated_at: now,
       };
       const json = priceJson(model, { ...p, updatedAt: now });
@@ -237,6 +246,7 @@ export async function createPriceCatalog(db: Db, bus: InvalidationBus, logger: L
               cache_write_nano_per_m: row.cache_write_nano_per_m,
               cache_write_1h_nano_per_m: row.cache_write_1h_nano_per_m,
               web_search_nano_per_k: row.web_search_nano_per_k,
+              priority_ppm: row.priority_ppm,
               updated_at: now,
             }),
           )

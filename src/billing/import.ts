@@ -28,6 +28,7 @@ export async function importPrice(
       cache_write_nano_per_m: null,
       cache_write_1h_nano_per_m: null,
       web_search_nano_per_k: null,
+      priority_ppm: null,
       updated_at: now,
     })
     .execute();

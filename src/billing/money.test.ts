@@ -10,6 +10,7 @@ const price = (p: Partial<Price> = {}): Price => ({
   cacheWriteNanoPerM: 3_750_000_000,
   cacheWrite1hNanoPerM: 6_000_000_000,
   webSearchNanoPerK: null,
+  priorityPpm: null,
   ...p,
 });
 const usage = (
@@ -66,9 +67,24 @@ describe('costNano', () => {
       costNano({ ...usage(0, 0, 0, 0), webSearches: 3 }, price({ webSearchNanoPerK: 1 }), 1_000_000),
     ).toBe(1);
     expect(costNano(searched, price(), 1_500_000)).toBe(1.5 * (tokens + 3 * 10_000_000));
-    expect(worstCostNano(1000, 100, price(), 1_000_000, false, 2)).toBe(
-      worstCostNano(1000, 100, price(), 1_000_000, false) + 2 * 10_000_000,
+    expect(
+      worstCostNano({ promptTokens: 1000, completionTokens: 100, webSearches: 2 }, price(), 1_000_000),
+    ).toBe(worstCostNano({ promptTokens: 1000, completionTokens: 100 }, price(), 1_000_000) + 2 * 10_000_000);
+  });
+
+  it('bills an answer at priority at its multiplier of the token cost, searches aside', () => {
+    const u = { ...usage(1000, 300, 0, 100), webSearches: 1 };
+    const tokens = 700 * 3_000 + 300 * 300 + 100 * 15_000;
+    const priced = price({ priorityPpm: 1_750_000 });
+    expect(costNano(u, priced, 1_000_000)).toBe(tokens + 10_000_000);
+    expect(costNano({ ...u, priority: true }, priced, 1_000_000)).toBe(tokens * 1.75 + 10_000_000);
+    // With the group's multiplier on top, rounded up once.
+    expect(costNano({ ...usage(1, 0, 0, 0), priority: true }, priced, 1_000_001)).toBe(
+      Math.ceil((3_000 * 1.75 * 1_000_001) / 1_000_000),
     );
+    expect(
+      worstCostNano({ promptTokens: 1000, completionTokens: 100, priority: true }, priced, 1_000_000),
+    ).toBe((1000 * 3_750 + 100 * 15_000) * 1.75);
   });
 
   it('never counts more cached tokens than were sent (reads first, then writes)', () => {
@@ -95,20 +111,30 @@ describe('costNano', () => {
   it('holds the worst case: every input token at its dearest price', () => {
     const out = 100 * 15_000;
     // Cache writes (3.75) cost more than input (3): held at the write price.
-    expect(worstCostNano(1000, 100, price(), 1_000_000, false)).toBe(1000 * 3_750 + out);
-    // An hour-long write (6) only when the request asked for one.
-    expect(worstCostNano(1000, 100, price(), 1_000_000, true)).toBe(1000 * 6_000 + out);
-    expect(worstCostNano(1000, 100, price({ cacheWrite1hNanoPerM: null }), 1_000_000, true)).toBe(
-      1000 * 6_000 + out,
+    expect(worstCostNano({ promptTokens: 1000, completionTokens: 100 }, price(), 1_000_000)).toBe(
+      1000 * 3_750 + out,
     );
+    // An hour-long write (6) only when the request asked for one.
+    expect(
+      worstCostNano({ promptTokens: 1000, completionTokens: 100, cachesForHour: true }, price(), 1_000_000),
+    ).toBe(1000 * 6_000 + out);
+    expect(
+      worstCostNano(
+        { promptTokens: 1000, completionTokens: 100, cachesForHour: true },
+        price({ cacheWrite1hNanoPerM: null }),
+        1_000_000,
+      ),
+    ).toBe(1000 * 6_000 + out);
     // Unset write prices are the input price: the plain worst case.
     const plain = price({ cacheWriteNanoPerM: null, cachedInputNanoPerM: null });
-    expect(worstCostNano(1000, 100, plain, 1_000_000, false)).toBe(1000 * 3_000 + out);
+    expect(worstCostNano({ promptTokens: 1000, completionTokens: 100 }, plain, 1_000_000)).toBe(
+      1000 * 3_000 + out,
+    );
     // Never below what the dearest actual usage costs.
     for (const u of [usage(1000, 0, 1000, 100), { ...usage(1000, 0, 1000, 100), cacheWrite1hTokens: 1000 }])
-      expect(worstCostNano(1000, 100, price(), 1_500_000, true)).toBeGreaterThanOrEqual(
-        costNano(u, price(), 1_500_000),
-      );
+      expect(
+        worstCostNano({ promptTokens: 1000, completionTokens: 100, cachesForHour: true }, price(), 1_500_000),
+      ).toBeGreaterThanOrEqual(costNano(u, price(), 1_500_000));
   });
 
   it('caps at the largest amount the ledger holds', () => {

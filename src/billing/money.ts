@@ -48,6 +48,13 @@ export const nanoToUsd = (nano: number) => nano / NANO_PER_USD;
 export const PPM = 1_000_000;
 export const multiplierToPpm = (m: number) => scaleDecimal(m, 6);
 
+/** A multiplier its schema has bounded, as ppm: a 422 naming `param` past 6 decimal places. */
+export function multiplierPpm(m: number, param: string): number {
+  const ppm = multiplierToPpm(m);
+  if (ppm === null) throw new AppError('validation_error', `${param}: at most 6 decimal places`, { param });
+  return ppm;
+}
+
 export interface Price {
   inputNanoPerM: number;
   outputNanoPerM: number;
@@ -66,6 +73,12 @@ export interface Price {
    * per 1,000, Anthropic's and OpenAI's published rate.
    */
   webSearchNanoPerK: number | null;
+  /**
+   * What an answer at OpenAI's priority processing (`service_tier: "priority"`) costs against
+   * the standard one, parts per million (2× = 2,000,000) of its token cost; null = the model is
+   * not offered at priority (a request asking for it is refused).
+   */
+  priorityPpm: number | null;
 }
 
 export interface TokenUsage {
@@ -80,12 +93,15 @@ export interface TokenUsage {
   completionTokens: number;
   /** Searches the provider's search tool ran for the request, billed per search. */
   webSearches?: number;
+  /** The answer came at priority processing: its tokens cost `Price.priorityPpm` of the standard. */
+  priority?: boolean;
 }
 
 /**
- * cost = ceil((uncached·in + cacheRead·cachedIn + cacheWrite·cacheWriteIn
- *        + cacheWrite1h·cacheWrite1hIn + completion·out + searches·search·1e3) · multiplier
- *        / 1e6 / 1e6), nano-USD, in BigInt (a search's price is per 1,000, the tokens' per 1M). Cache reads and writes are counted within promptTokens (reads first, hour-long
+ * cost = ceil(((uncached·in + cacheRead·cachedIn + cacheWrite·cacheWriteIn
+ *        + cacheWrite1h·cacheWrite1hIn + completion·out) · tier + searches·search·1e3)
+ *        · multiplier / 1e6 / 1e6), nano-USD, in BigInt (a search's price is per 1,000, the
+ *        tokens' per 1M; `tier` is the priority multiplier of an answer at priority, else 1). Cache reads and writes are counted within promptTokens (reads first, hour-long
  * writes within writes), so together they never bill more input than was sent. A usage
  * without `cacheWriteTokens` counts none.
  */
@@ -99,15 +115,16 @@ export function costNano(
   const written = Math.max(0, Math.min(usage.cacheWriteTokens ?? 0, prompt - read));
   const writtenForHour = Math.max(0, Math.min(usage.cacheWrite1hTokens ?? 0, written));
   const uncached = BigInt(prompt - read - written);
-  const numerator =
-    (uncached * BigInt(price.inputNanoPerM) +
-      BigInt(read) * BigInt(cacheReadPrice(price)) +
-      BigInt(written - writtenForHour) * BigInt(cacheWritePrice(price)) +
-      BigInt(writtenForHour) * BigInt(cacheWrite1hPrice(price)) +
-      BigInt(usage.completionTokens) * BigInt(price.outputNanoPerM) +
-      BigInt(Math.max(0, usage.webSearches ?? 0)) * BigInt(webSearchPrice(price)) * 1000n) *
-    BigInt(multiplierPpm);
-  const denominator = 1_000_000n * BigInt(PPM);
+  const tokens =
+    uncached * BigInt(price.inputNanoPerM) +
+    BigInt(read) * BigInt(cacheReadPrice(price)) +
+    BigInt(written - writtenForHour) * BigInt(cacheWritePrice(price)) +
+    BigInt(writtenForHour) * BigInt(cacheWrite1hPrice(price)) +
+    BigInt(usage.completionTokens) * BigInt(price.outputNanoPerM);
+  const tier = BigInt(usage.priority ? (price.priorityPpm ?? PPM) : PPM);
+  const searches = BigInt(Math.max(0, usage.webSearches ?? 0)) * BigInt(webSearchPrice(price)) * 1000n;
+  const numerator = (tokens * tier + searches * BigInt(PPM)) * BigInt(multiplierPpm);
+  const denominator = 1_000_000n * BigInt(PPM) * BigInt(PPM);
   const result = (numerator + denominator - 1n) / denominator;
   return result > BigInt(MAX_NANO) ? MAX_NANO : Number(result);
 }
@@ -119,28 +136,39 @@ const cacheWrite1hPrice = (p: Price) => p.cacheWrite1hNanoPerM ?? 2 * p.inputNan
 export const DEFAULT_WEB_SEARCH_NANO_PER_K = 10 * NANO_PER_USD;
 const webSearchPrice = (p: Price) => p.webSearchNanoPerK ?? DEFAULT_WEB_SEARCH_NANO_PER_K;
 
+/** The most a request may use: its prompt and output cap, and what it asked for that costs more. */
+export interface WorstUsage {
+  promptTokens: number;
+  completionTokens: number;
+  /** An Anthropic cache breakpoint asks for an hour (`ttl: "1h"`). */
+  cachesForHour?: boolean;
+  /** The searches its search tools may run. */
+  webSearches?: number;
+  /** It asks for priority processing. */
+  priority?: boolean;
+}
+
 /**
- * The most a request can cost with `promptTokens` of input, `completionTokens` of output and
- * `webSearches` searches: every input token at the dearest way the provider may bill it (a
- * cache write may cost more than plain input; one kept for an hour only when the request asked
- * for that), so what is held for a request is never less than what it is charged.
+ * The most a request can cost: every input token at the dearest way the provider may bill it
+ * (a cache write may cost more than plain input; one kept for an hour only when the request
+ * asked for that), each search it allows, at priority when it asks for that, so what is held
+ * for a request is never less than what it is charged.
  */
-export function worstCostNano(
-  promptTokens: number,
-  completionTokens: number,
-  price: Price,
-  multiplierPpm: number,
-  cachesForHour: boolean,
-  webSearches = 0,
-): number {
+export function worstCostNano(w: WorstUsage, price: Price, multiplierPpm: number): number {
   const dearest = Math.max(
     price.inputNanoPerM,
     cacheReadPrice(price),
     cacheWritePrice(price),
-    cachesForHour ? cacheWrite1hPrice(price) : 0,
+    w.cachesForHour ? cacheWrite1hPrice(price) : 0,
   );
   return costNano(
-    { promptTokens, cachedTokens: 0, completionTokens, webSearches },
+    {
+      promptTokens: w.promptTokens,
+      cachedTokens: 0,
+      completionTokens: w.completionTokens,
+      webSearches: w.webSearches ?? 0,
+      priority: w.priority === true,
+    },
     { ...price, inputNanoPerM: dearest },
     multiplierPpm,
   );

@@ -2,13 +2,12 @@
 // audit trail with each change), answer.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { AppError } from '../http/errors.js';
 import { listOf, route, zTime } from '../http/route.js';
 import { zGroupName, zModelName, zModelPattern } from '../http/validate.js';
 import { zLimitFields, zLifetimeDays } from '../limits/validate.js';
 import type { BillingActions } from './actions.js';
 import { type GroupPatch, PriceSchema } from './catalog.js';
-import { multiplierToPpm, usdNano } from './money.js';
+import { multiplierPpm, usdNano } from './money.js';
 import { GuardSchema, guardFromJson, zGuard } from './guard.js';
 
 const zPerM = z.number().finite().min(0).max(1_000_000);
@@ -72,6 +71,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
         cache_write: zPerM.nullable().optional(),
         cache_write_1h: zPerM.nullable().optional(),
         web_search_per_1k: zPerM.nullable().optional(),
+        priority_multiplier: z.number().finite().min(1).max(100).nullable().optional(),
       })
       .strict(),
     response: PriceSchema,
@@ -88,6 +88,10 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
             body.cache_write_1h == null ? null : usdNano(body.cache_write_1h, 'cache_write_1h'),
           webSearchNanoPerK:
             body.web_search_per_1k == null ? null : usdNano(body.web_search_per_1k, 'web_search_per_1k'),
+          priorityPpm:
+            body.priority_multiplier == null
+              ? null
+              : multiplierPpm(body.priority_multiplier, 'priority_multiplier'),
         },
         body,
       ),
@@ -138,14 +142,7 @@ export function registerBillingRoutes(app: FastifyInstance, deps: { billingActio
     response: GroupSchema,
     handler: ({ params, body, principal, ip }) => {
       const patch: GroupPatch = {};
-      if (body.multiplier !== undefined) {
-        const ppm = multiplierToPpm(body.multiplier);
-        if (ppm === null)
-          throw new AppError('validation_error', 'multiplier: at most 6 decimal places', {
-            param: 'multiplier',
-          });
-        patch.multiplierPpm = ppm;
-      }
+      if (body.multiplier !== undefined) patch.multiplierPpm = multiplierPpm(body.multiplier, 'multiplier');
       if (body.rpm !== undefined) patch.rpm = body.rpm;
       if (body.tpm !== undefined) patch.tpm = body.tpm;
       if (body.max_concurrency !== undefined) patch.maxConcurrency = body.max_concurrency;

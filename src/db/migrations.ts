@@ -504,6 +504,14 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await addWithDefault(db, 'logs', 'web_searches', 'integer', 0);
       },
     },
+    '0019_priority_tier': {
+      // OpenAI bills priority processing above its standard price: a multiplier per model, and
+      // the tier the upstream served on the log row that explains its cost.
+      async up(db: Kysely<unknown>) {
+        await db.schema.alterTable('prices').addColumn('priority_ppm', big).execute();
+        await db.schema.alterTable('logs').addColumn('service_tier', 'text').execute();
+      },
+    },
   };
 }
 

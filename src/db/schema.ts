@@ -164,6 +164,8 @@ export interface PricesTable {
   cache_write_1h_nano_per_m: number | null;
   /** nano-USD per 1,000 web searches; null = 10 USD per 1,000. */
   web_search_nano_per_k: number | null;
+  /** Priority processing's cost against the standard one, ppm; null = not offered at priority. */
+  priority_ppm: number | null;
   updated_at: number;
 }
 
@@ -226,6 +228,8 @@ export interface LogsTable {
   reasoning_tokens: number;
   /** Searches the provider's search tool ran for the call, billed per search (in cost_nano). */
   web_searches: number;
+  /** The processing tier the upstream said it served (OpenAI `service_tier`); null = none said. */
+  service_tier: string | null;
   /** The ephemeral key that made the call (key_id is its parent's), else null. */
   ephemeral_id: Generated<number | null>;
 }

@@ -23,6 +23,7 @@ const row = (over: Partial<NewLog> = {}): NewLog => ({
   completion_tokens: 7,
   reasoning_tokens: 0,
   web_searches: 0,
+  service_tier: null,
   cost_nano: 1500,
   latency_ms: 250,
   ttft_ms: 40,

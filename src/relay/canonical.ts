@@ -132,6 +132,8 @@ export interface CanonicalUsage {
   reasoning: number;
   /** Searches the provider's own search tool ran (billed per search); absent when none. */
   webSearches?: number;
+  /** The processing tier the upstream says it served (OpenAI `service_tier`), where it says one. */
+  serviceTier?: string;
 }
 
 export const ZERO_USAGE: CanonicalUsage = { input: 0, cacheRead: 0, cacheWrite: 0, output: 0, reasoning: 0 };

@@ -395,12 +395,22 @@ export function createRelay(s: Services) {
     r: IngressRequest,
     reported: CanonicalUsage | null,
     produced: () => string,
-    partial = false,
-    searchesSeen = 0,
+    seen: {
+      partial?: boolean | undefined;
+      /** Searches the stream showed as run. */
+      webSearches?: number | undefined;
+      /** The tier to assume where the upstream said none (a stream cut before it did). */
+      serviceTier?: string | undefined;
+    } = {},
   ) {
-    // The searches run are billed whether or not the tokens had to be counted here.
-    const searches = Math.max(reported?.webSearches ?? 0, searchesSeen);
-    const searched = searches > 0 ? { webSearches: searches } : {};
+    const partial = seen.partial === true;
+    // The searches run, and the tier served, are billed whether or not the tokens are counted here.
+    const searches = Math.max(reported?.webSearches ?? 0, seen.webSearches ?? 0);
+    const tier = reported?.serviceTier ?? seen.serviceTier;
+    const searched = {
+      ...(searches > 0 ? { webSearches: searches } : {}),
+      ...(tier !== undefined ? { serviceTier: tier } : {}),
+    };
     // Completion tokens are billed at most at the output cap that was admitted and sent upstream.
     const cap = (output: number) => Math.min(output, r.maxOutputTokens);
     const inputReported = reported !== null && reported.input + reported.cacheRead + reported.cacheWrite > 0;
@@ -498,6 +508,7 @@ export function createRelay(s: Services) {
       completion_tokens: u.output,
       reasoning_tokens: u.reasoning,
       web_searches: u.webSearches ?? 0,
+      service_tier: u.serviceTier ?? null,
       cost_nano: o.cost,
       latency_ms: Math.round(performance.now() - st.startedAt),
       ttft_ms: o.ttftMs,
@@ -571,6 +582,13 @@ export function createRelay(s: Services) {
     req.relay!.model = r.model;
     req.relay!.stream = r.stream;
     const { price, multiplierPpm } = checkPolicy(key, r.model);
+    // Priority processing costs the upstream account more than the price says, unless priced.
+    if (r.serviceTier === 'priority' && price.priorityPpm === null)
+      throw new AppError(
+        'invalid_request',
+        `service_tier "priority" is not offered for the model "${r.model}" through this gateway (its price has no priority multiplier); send the request without it, or ask an admin to price priority.`,
+        { param: 'service_tier' },
+      );
     const bill = (u: CanonicalUsage) =>
       costNano(
         {
@@ -580,6 +598,7 @@ export function createRelay(s: Services) {
           cacheWrite1hTokens: u.cacheWrite1h ?? 0,
           completionTokens: u.output,
           webSearches: u.webSearches ?? 0,
+          priority: u.serviceTier === 'priority',
         },
         price,
         multiplierPpm,
@@ -588,12 +607,15 @@ export function createRelay(s: Services) {
     r.knownContextTokens = byReference.known;
     const worst = (input: number) =>
       worstCostNano(
-        input + byReference.held,
-        r.maxOutputTokens,
+        {
+          promptTokens: input + byReference.held,
+          completionTokens: r.maxOutputTokens,
+          cachesForHour: r.cachesForHour === true,
+          webSearches: r.maxWebSearches ?? 0,
+          priority: r.serviceTier === 'priority',
+        },
         price,
         multiplierPpm,
-        r.cachesForHour === true,
-        r.maxWebSearches ?? 0,
       );
     const { ticket, hold } = await admit(req, reply, key, r, worst);
     underWay++;
@@ -629,7 +651,12 @@ export function createRelay(s: Services) {
       async finish(o) {
         // No usage reported, or a cut stream's: the prompt may be counted here.
         if (o.usage === null || o.partial) await countAhead(r);
-        const { usage, estimated } = countUsage(r, o.usage, o.produced, o.partial, o.webSearches);
+        const { usage, estimated } = countUsage(r, o.usage, o.produced, {
+          partial: o.partial,
+          webSearches: o.webSearches,
+          // An OpenAI upstream asked for a tier serves it, unless it says otherwise.
+          serviceTier: o.channel.type === 'openai' ? r.serviceTier : undefined,
+        });
         const at = s.now();
         // The tokens-per-minute window keeps the real usage, not the admission estimate.
         const tokens = usage.input + usage.cacheRead + usage.cacheWrite + usage.output;

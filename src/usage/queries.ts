@@ -44,6 +44,7 @@ export function toLogJson(r: LogRow) {
     cache_write_tokens: Number(r.cache_write_tokens),
     reasoning_tokens: Number(r.reasoning_tokens),
     web_searches: Number(r.web_searches),
+    service_tier: r.service_tier,
     /** The ephemeral key that made the call (key_id is its parent), else null. */
     ephemeral_id: r.ephemeral_id == null ? null : Number(r.ephemeral_id),
     attempts: parseAttempts(r.attempts),

@@ -61,6 +61,10 @@ export const LogEntrySchema = z
     cache_write_tokens: z.number().int(),
     reasoning_tokens: z.number().int(),
     web_searches: z.number().int().describe("searches the provider's search tool ran, billed in cost"),
+    service_tier: z
+      .string()
+      .nullable()
+      .describe('the processing tier the upstream said it served (OpenAI `service_tier`); null = none said'),
     ephemeral_id: z
       .number()
       .int()

@@ -253,6 +253,7 @@ describe('usage writer', () => {
         cache_write_tokens: undefined,
         reasoning_tokens: undefined,
         web_searches: undefined,
+        service_tier: undefined,
       },
       { ...w.row(0), upstream_model: undefined },
     ] as NewLog[];
@@ -275,6 +276,7 @@ describe('usage writer', () => {
         cache_write_tokens: 0,
         reasoning_tokens: 0,
         web_searches: 0,
+        service_tier: null,
       });
       expect(got[6]).toMatchObject({ upstream_model: null });
     }

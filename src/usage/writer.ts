@@ -54,6 +54,7 @@ const TEXT_LIMITS = [
   ['ip', 64],
   ['attempts', 64 * 1024],
   ['protocol', 32],
+  ['service_tier', 32],
 ] as const satisfies ReadonlyArray<readonly [keyof NewLog, number]>;
 
 /** Whether `row` is storable as it is: the relay's rows nearly always are. */

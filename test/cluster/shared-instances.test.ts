@@ -17,6 +17,7 @@ const PRICE = {
   cacheWriteNanoPerM: null,
   cacheWrite1hNanoPerM: null,
   webSearchNanoPerK: null,
+  priorityPpm: null,
 };
 const worst = costNano(
   { promptTokens: countChatPrompt(messages), cachedTokens: 0, completionTokens: MAX_TOKENS },

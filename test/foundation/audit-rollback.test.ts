@@ -111,6 +111,7 @@ describe.each(backends())('changes whose audit row fails are rolled back [%s]', 
       cacheWriteNanoPerM: null,
       cacheWrite1hNanoPerM: null,
       webSearchNanoPerK: null,
+      priorityPpm: null,
     };
 
     it('a price or group change, or a price removal, changes nothing', async () => {

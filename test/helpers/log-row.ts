@@ -31,6 +31,7 @@ export function logRow(fields: Partial<NewLog> & Pick<NewLog, 'user_id' | 'key_i
     cache_write_tokens: 0,
     reasoning_tokens: 0,
     web_searches: 0,
+    service_tier: null,
     attempts: null,
     ...fields,
   };

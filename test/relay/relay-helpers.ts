@@ -31,6 +31,7 @@ export interface PriceUsd {
   input: number;
   output: number;
   cached_input?: number | null;
+  priority_multiplier?: number | null;
 }
 
 export interface UsageCount {

@@ -185,6 +185,8 @@ describe.each(backends())('usage from rollups equals usage from the logs [%s]', 
     await db.schema.alterTable('prices').dropColumn('cache_write_1h_nano_per_m').execute();
     await db.schema.alterTable('prices').dropColumn('web_search_nano_per_k').execute();
     await db.schema.alterTable('logs').dropColumn('web_searches').execute();
+    await db.schema.alterTable('prices').dropColumn('priority_ppm').execute();
+    await db.schema.alterTable('logs').dropColumn('service_tier').execute();
     await db
       .deleteFrom('kysely_migration' as never)
       .where('name' as never, '>=', '0016_usage_hourly' as never)

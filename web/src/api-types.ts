@@ -228,6 +228,8 @@ export interface LogEntry {
   reasoning_tokens: number;
   /** searches the provider's search tool ran, billed in cost */
   web_searches: number;
+  /** the processing tier the upstream said it served (OpenAI `service_tier`); null = none said */
+  service_tier: string | null;
   /** the ephemeral key that made the call (key_id is its parent); null = the key itself */
   ephemeral_id?: number | null;
   /** every upstream try, in order */
@@ -299,6 +301,8 @@ export interface Price {
   cache_write_1h: number | null;
   /** USD per 1,000 searches of a provider's search tool (Anthropic, OpenAI Responses, Gemini grounding); null = 10 */
   web_search_per_1k: number | null;
+  /** what an answer at OpenAI priority processing (`service_tier: "priority"`) costs against the standard one (2 = twice); null = priority is refused */
+  priority_multiplier: number | null;
   updated_at: string;
 }
 

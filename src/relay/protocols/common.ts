@@ -36,6 +36,14 @@ export function fittedCallId(id: string, max: number): string {
     .slice(0, max - 5)}`;
 }
 
+/** The processing tier an answer says it was served at (OpenAI `service_tier`), as usage carries it. */
+export const tierOf = (t: unknown): { serviceTier?: string } =>
+  typeof t === 'string' && t.length > 0 && t.length <= 32 ? { serviceTier: t } : {};
+
+/** The tier a request asks for (OpenAI `service_tier`), as IngressRequest carries it. */
+export const askedTier = (body: Record<string, unknown>): { serviceTier?: string } =>
+  typeof body.service_tier === 'string' ? { serviceTier: body.service_tier } : {};
+
 /**
  * Searches held for when a request offers a provider's search tool without bounding its use:
  * past them an answer is still charged, as far as the key's quota and the account's balance go.

@@ -23,7 +23,7 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder, fittedCallId, parseDataUrl } from './common.js';
+import { askedTier, DecodeState, decoder, fittedCallId, parseDataUrl, tierOf } from './common.js';
 import { DeltaShape } from './delta-shape.js';
 import {
   decodeOpenAIEmbed,
@@ -46,7 +46,7 @@ import {
   settingsOf,
   positiveInt,
 } from './json.js';
-import { JSON_ERROR, JSON_OBJECT, JSON_USAGE, scanJson } from './json-scan.js';
+import { ascii, JSON_ERROR, JSON_OBJECT, JSON_USAGE, scanJson } from './json-scan.js';
 
 /** OpenAI's longest tool call id in a chat history (longer: 400 "string too long"). */
 const CHAT_CALL_ID_MAX = 40;
@@ -132,6 +132,7 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
     maxOutputTokens,
     impliedOutputCap,
     ...prompt,
+    ...askedTier(body),
     body,
   };
 }
@@ -496,7 +497,29 @@ export function readUsage(json: unknown): CanonicalUsage | null {
     cacheWrite: 0,
     output: completion,
     reasoning: Math.min(count(outDetails.reasoning_tokens) ?? 0, completion),
+    ...tierOf(json.service_tier),
   };
+}
+
+const SERVICE_TIER = ascii('"service_tier"');
+
+/**
+ * The tier an answer's bytes say it was served at: the top-level `"service_tier"` member's
+ * string (a key inside a string value would have its quotes escaped). Read without parsing the
+ * answer, as its usage is.
+ */
+function statedTier(body: Buffer): { serviceTier?: string } {
+  let i = body.indexOf(SERVICE_TIER);
+  if (i < 0) return {};
+  i += SERVICE_TIER.length;
+  while (
+    i < body.length &&
+    (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09 || body[i] === 0x3a)
+  )
+    i++;
+  if (body[i] !== 0x22) return {};
+  const end = body.indexOf(0x22, i + 1);
+  return end < 0 ? {} : tierOf(body.toString('latin1', i + 1, end));
 }
 
 const STOP_REASONS: Record<string, StopReason> = {
@@ -536,7 +559,8 @@ const usageAt = new Int32Array(2);
 function passThroughUsage(body: Buffer): CanonicalUsage | null {
   const flags = scanJson(body, 0, body.length, usageAt);
   if ((flags & (JSON_OBJECT | JSON_ERROR | JSON_USAGE)) !== (JSON_OBJECT | JSON_USAGE)) return null;
-  return readUsage({ usage: JSON.parse(body.toString('utf8', usageAt[0], usageAt[1])) });
+  const usage = readUsage({ usage: JSON.parse(body.toString('utf8', usageAt[0], usageAt[1])) });
+  return usage && { ...usage, ...statedTier(body) };
 }
 
 function decodeAnswer(json: unknown): CanonicalAnswer {

@@ -343,12 +343,27 @@ describe('pass-through answers (OpenAI): the usage read alone', () => {
       '"usage":{"prompt_tokens":12,"completion_tokens":5,"total_tokens":17}',
       '"usage" : {"prompt_tokens":12,"completion_tokens":5,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}',
       '"usage":{"prompt_tokens":1},"usage":{"prompt_tokens":3,"completion_tokens":1}',
+      // The tier it was served at, written as OpenAI writes it (spaced, pretty-printed) or not.
+      '"usage":{"prompt_tokens":12,"completion_tokens":5},"service_tier":"priority"',
+      '"service_tier": "priority",\n  "usage": {"prompt_tokens": 12, "completion_tokens": 5}',
+      '"service_tier" :\n "default","usage":{"prompt_tokens":12,"completion_tokens":5}',
+      '"service_tier":null,"usage":{"prompt_tokens":12,"completion_tokens":5}',
     ]) {
       const text = answer(`,${usage}`);
       const got = usageOf(text);
       expect(got, text).not.toBeNull();
       expect(got).toEqual(openaiCodec.decodeAnswer(JSON.parse(text)).usage);
     }
+    expect(usageOf(answer(',"usage":{"prompt_tokens":1},"service_tier":"priority"'))).toMatchObject({
+      serviceTier: 'priority',
+    });
+    // A key inside a string value has its quotes escaped: it is not the answer's tier.
+    const quoted = answer(',"usage":{"prompt_tokens":1}').replace(
+      'usage: ',
+      '\\"service_tier\\":\\"priority\\" ',
+    );
+    expect(JSON.parse(quoted)).toBeTruthy();
+    expect(usageOf(quoted)).not.toHaveProperty('serviceTier');
   });
 
   it('leaves every other answer to be decoded whole', () => {

@@ -41,7 +41,16 @@ import {
   type ResponseFormat,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder, fittedCallId, headersNamed, parseDataUrl, searchesHeld } from './common.js';
+import {
+  askedTier,
+  DecodeState,
+  decoder,
+  fittedCallId,
+  headersNamed,
+  parseDataUrl,
+  searchesHeld,
+  tierOf,
+} from './common.js';
 import { FrameShape } from './frame-shape.js';
 import { bytesStartWith, FrameVerdict, ScannedPassThrough } from './pass-through.js';
 import { ascii, JSON_OBJECT, JSON_TYPE_TWICE, scanJson } from './json-scan.js';
@@ -698,7 +707,7 @@ function decodeAnswer(json: unknown): CanonicalAnswer {
     reasoning,
     toolCalls,
     stopReason: refused && stop === 'stop' ? 'content_filter' : stop,
-    usage: withSearches(readUsage(j.usage), searchCalls(j.output)),
+    usage: usageOf(j),
   };
 }
 
@@ -728,10 +737,7 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
 
   const finish = (events: StreamEvent[], response: unknown) => {
     const resp = isObj(response) ? response : {};
-    state.report(
-      events,
-      withSearches(readUsage(resp.usage), Math.max(searchCalls(resp.output), state.webSearches)),
-    );
+    state.report(events, usageOf(resp, Math.max(searchCalls(resp.output), state.webSearches)));
     let reason = stopOf(resp.status, resp.incomplete_details, calls.size);
     if (refused && reason === 'stop') reason = 'content_filter';
     events.push({ type: 'stop', reason });
@@ -830,7 +836,7 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
         const resp = isObj(j.response) ? j.response : {};
         const err = isObj(resp.error) ? resp.error : {};
         // What the failed response used is billed as the upstream counted it.
-        state.report([], readUsage(resp.usage));
+        state.report([], usageOf(resp));
         const message = str(err.message) ?? 'no reason given';
         throw new StreamBroken(`upstream response failed: ${message}`, {
           code: str(err.code) ?? null,
@@ -1290,6 +1296,7 @@ function parseRequest(body: Json, _route: RouteInfo, defaultMaxOutput: number): 
     ),
     impliedOutputCap: own === undefined ? defaultMaxOutput : null,
     clientWantsUsage: false,
+    ...askedTier(body),
     body,
   };
 }
@@ -1302,9 +1309,10 @@ const isWebSearchTool = (t: unknown): boolean =>
 const searchCalls = (output: unknown): number =>
   Array.isArray(output) ? output.filter((i) => isObj(i) && i.type === 'web_search_call').length : 0;
 
-/** A usage with the searches of the answer's output, where it ran any. */
-function withSearches(u: CanonicalUsage | null, searches: number): CanonicalUsage | null {
-  return u && searches > 0 ? { ...u, webSearches: searches } : u;
+/** A Response's usage, with the searches its output shows and the tier it says it was served at. */
+function usageOf(resp: Json, searches = searchCalls(resp.output)): CanonicalUsage | null {
+  const u = readUsage(resp.usage);
+  return u && { ...u, ...(searches > 0 ? { webSearches: searches } : {}), ...tierOf(resp.service_tier) };
 }
 
 /** Whether an input holds a `call_id` longer than OpenAI takes (a Gemini channel's, signed). */

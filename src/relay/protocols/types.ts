@@ -52,6 +52,8 @@ export interface IngressRequest {
    * `max_tool_calls`, else an assumed bound): each is billed, and admission holds for them.
    */
   maxWebSearches?: number;
+  /** The processing tier the request asks for (OpenAI `service_tier`: priority costs more). */
+  serviceTier?: string;
   /**
    * Context the request brings by reference whose size is known (a stored response this
    * instance relayed, stored-context.ts): the upstream bills it as input, so an estimated

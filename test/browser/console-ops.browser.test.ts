@@ -193,6 +193,7 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
     for (const term of ['Protocol', 'Cache-write prompt tokens', 'Reasoning tokens'])
       expect(text).toContain(term);
     expect(text).toContain("Web searches (the provider's search tool)0");
+    expect(text).toContain('Service tier');
     expect(text).toContain('Protocolopenai');
     await drawer.getByRole('button', { name: 'Close' }).click();
     await drawer.waitFor({ state: 'detached' });

@@ -355,6 +355,14 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
     const searchField = priceForm.getByLabel('Web search (USD per 1,000 searches)', { exact: true });
     expect(await searchField.getAttribute('placeholder')).toBe('10');
     await searchField.fill('25');
+    const priorityField = priceForm.getByLabel('Priority multiplier (service_tier priority)', {
+      exact: true,
+    });
+    expect(await priorityField.getAttribute('placeholder')).toBe('refused');
+    await priorityField.fill('0.5');
+    await priceForm.getByRole('button', { name: 'Save price' }).click();
+    await priceForm.getByText(/^Priority multiplier: a number from 1 to 100/).waitFor();
+    await priorityField.fill('1.75');
     await priceForm.getByRole('button', { name: 'Save price' }).click();
     await priceForm.waitFor({ state: 'detached' });
     const prices = await t.s.api('GET', '/api/prices');
@@ -367,9 +375,11 @@ describeConsole('web console in Chromium', { seed: true, clipboard: true }, (t) 
         cache_write: null,
         cache_write_1h: 1,
         web_search_per_1k: 25,
+        priority_multiplier: 1.75,
       }),
     );
     expect(await rowText(t.page, /priced-by-form/)).toContain('$25');
+    expect(await rowText(t.page, /priced-by-form/)).toContain('×1.75');
     await t.page
       .getByRole('row', { name: /priced-by-form/ })
       .getByRole('button', { name: 'Edit' })

@@ -240,6 +240,7 @@ function LogDrawer({ log, onClose }: { log: LogEntry; onClose: () => void }) {
     ['Completion tokens', int(log.completion_tokens)],
     ['Reasoning tokens', int(log.reasoning_tokens ?? 0)],
     ["Web searches (the provider's search tool)", int(log.web_searches ?? 0)],
+    ['Service tier', log.service_tier ?? '—'],
     ['Usage source', log.estimated ? 'estimated locally' : 'reported by the upstream'],
     ['Cost', usdExact(log.cost)],
     ['Latency', ms(log.latency_ms)],

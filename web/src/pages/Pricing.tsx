@@ -22,6 +22,7 @@ const PRICE_COLUMNS: Column[] = [
   { label: 'Cache write 1h / 1M', num: true },
   { label: 'Output / 1M', num: true },
   { label: 'Web search / 1k', num: true },
+  { label: 'Priority', num: true },
   ACTIONS,
 ];
 
@@ -123,6 +124,13 @@ export default function PricingPage() {
                         <span className="muted">10</span>
                       ) : (
                         usdExact(p.web_search_per_1k)
+                      )}
+                    </td>
+                    <td className="num">
+                      {p.priority_multiplier == null ? (
+                        <span className="muted">refused</span>
+                      ) : (
+                        `×${p.priority_multiplier}`
                       )}
                     </td>
                     <ActionsCell>
@@ -252,15 +260,22 @@ function PriceForm({
 }) {
   const [model, setModel] = useState(existing?.model ?? suggestions[0] ?? '');
   const [prices, setPrices] = useState(() => priceTexts(existing));
+  const [priority, setPriority] = useState(text(existing?.priority_multiplier));
   const submit = () => {
     if (!model.trim()) return 'Enter the model name.';
-    const body: Partial<Record<PriceKey, number>> = {};
+    const body: Partial<Record<PriceKey | 'priority_multiplier', number>> = {};
     for (const f of PRICE_FIELDS) {
       const p = parseUsd(prices[f.key]);
       if (f.example && (p.error || p.value === null))
         return `${f.label} price: enter US dollars ${f.unit ?? 'per 1M tokens'}, e.g. ${f.example}.`;
       if (p.error) return `${f.label} price: ${p.error}`;
       if (p.value !== null) body[f.key] = p.value;
+    }
+    if (priority.trim()) {
+      const m = Number(priority);
+      if (!(m >= 1 && m <= 100) || !/^\d+(\.\d{1,6})?$/.test(priority.trim()))
+        return 'Priority multiplier: a number from 1 to 100 with at most 6 decimals, e.g. 2, or empty to refuse priority.';
+      body.priority_multiplier = m;
     }
     return api.put<Price>(`/api/prices/${modelPath(model.trim())}`, body).then(onSaved);
   };
@@ -299,6 +314,13 @@ function PriceForm({
           autoFocus={i === 0 && Boolean(existing)}
         />
       ))}
+      {/* OpenAI bills priority processing (`service_tier: "priority"`) above its standard price. */}
+      <DecimalInput
+        label="Priority multiplier (service_tier priority)"
+        value={priority}
+        onChange={setPriority}
+        placeholder="refused"
+      />
     </FormDialog>
   );
 }

@@ -59,6 +59,18 @@ describe.each(backends())('web searches billed per search (%s)', (backend) => {
     return rows[0]!;
   }
 
+  /** The newest of the key's `count` rows matches `fields` and costs its tokens and searches. */
+  async function billedRow(
+    keyId: number,
+    count: number,
+    fields: Partial<LogRow>,
+    perSearch = DEFAULT_PER_SEARCH,
+  ) {
+    const row = await onlyRow(keyId, count);
+    expect(row).toMatchObject(fields);
+    expect(nanoOf(row.cost)).toBe(costOf(row, perSearch));
+  }
+
   it('Anthropic: the searches usage reports are on the log row and in its cost, plain and streamed', async () => {
     const { secret, key } = await userWithKey(s, { balance: 5 });
     mock.setScenario('claude-search', { webSearches: 2 });
@@ -85,34 +97,41 @@ describe.each(backends())('web searches billed per search (%s)', (backend) => {
       expect(put.body).toMatchObject({ web_search_per_1k: 25 });
       const st = await anthropic(secret).messages.stream(body).finalMessage();
       expect(st.usage.server_tool_use).toMatchObject({ web_search_requests: 2 });
-      const srow = await onlyRow(key.id, 2);
-      expect(srow).toMatchObject({ stream: true, web_searches: 2 });
-      expect(nanoOf(srow.cost)).toBe(costOf(srow, 25_000_000n));
+      await billedRow(key.id, 2, { stream: true, web_searches: 2 }, 25_000_000n);
     } finally {
       mock.clearScenarios();
       await s.api('PUT', '/api/prices/claude-search', PRICE);
     }
   });
 
-  it('Anthropic: a stream cut after its searches still bills them', async () => {
+  /** A stream of `model` cut after `searches` searches (`stream` reads it): estimated, the searches billed. */
+  async function expectCutBillsSearches(
+    model: string,
+    searches: number,
+    cutAfterChunks: number,
+    stream: (secret: string) => Promise<unknown>,
+  ) {
     const { secret, key } = await userWithKey(s, { balance: 5 });
-    mock.setScenario('claude-search', { webSearches: 3, cutAfterChunks: 8 });
+    mock.setScenario(model, { webSearches: searches, cutAfterChunks });
     try {
-      await anthropic(secret)
+      await stream(secret).catch(() => null);
+      await billedRow(key.id, 1, { estimated: true, web_searches: searches });
+    } finally {
+      mock.clearScenarios();
+    }
+  }
+
+  it('Anthropic: a stream cut after its searches still bills them', async () => {
+    await expectCutBillsSearches('claude-search', 3, 8, (secret) =>
+      anthropic(secret)
         .messages.stream({
           model: 'claude-search',
           max_tokens: 40,
           tools: [searchTool],
           messages: [{ role: 'user', content: 'Search, then be cut off.' }],
         })
-        .finalMessage()
-        .catch(() => null);
-      const row = await onlyRow(key.id);
-      expect(row).toMatchObject({ estimated: true, web_searches: 3 });
-      expect(nanoOf(row.cost)).toBe(costOf(row, DEFAULT_PER_SEARCH));
-    } finally {
-      mock.clearScenarios();
-    }
+        .finalMessage(),
+    );
   });
 
   it('admission holds for the searches a request allows: max_uses, else an assumed ten', async () => {
@@ -154,9 +173,7 @@ describe.each(backends())('web searches billed per search (%s)', (backend) => {
         tools: [{ type: 'web_search' }],
       });
       expect(r.output.filter((i) => i.type === 'web_search_call')).toHaveLength(3);
-      const row = await onlyRow(key.id);
-      expect(row).toMatchObject({ protocol: 'responses', web_searches: 3, estimated: false });
-      expect(nanoOf(row.cost)).toBe(costOf(row, DEFAULT_PER_SEARCH));
+      await billedRow(key.id, 1, { protocol: 'responses', web_searches: 3, estimated: false });
 
       const stream = openai.responses.stream({
         model: 'gpt-search',
@@ -166,28 +183,18 @@ describe.each(backends())('web searches billed per search (%s)', (backend) => {
       });
       const done = await stream.finalResponse();
       expect(done.output.filter((i) => i.type === 'web_search_call')).toHaveLength(2);
-      const srow = await onlyRow(key.id, 2);
-      expect(srow).toMatchObject({ stream: true, web_searches: 2 });
-      expect(nanoOf(srow.cost)).toBe(costOf(srow, DEFAULT_PER_SEARCH));
+      await billedRow(key.id, 2, { stream: true, web_searches: 2 });
     } finally {
       mock.clearScenarios();
     }
   });
 
   it('Responses: a stream cut after its searches, before the usage, still bills them', async () => {
-    const { secret, key } = await userWithKey(s, { balance: 5 });
-    mock.setScenario('gpt-search', { webSearches: 2, cutAfterChunks: 3 });
-    try {
-      await client(s, secret)
+    await expectCutBillsSearches('gpt-search', 2, 3, (secret) =>
+      client(s, secret)
         .responses.stream({ model: 'gpt-search', input: 'Cut me off.', tools: [{ type: 'web_search' }] })
-        .finalResponse()
-        .catch(() => null);
-      const row = await onlyRow(key.id);
-      expect(row).toMatchObject({ estimated: true, web_searches: 2 });
-      expect(nanoOf(row.cost)).toBe(costOf(row, DEFAULT_PER_SEARCH));
-    } finally {
-      mock.clearScenarios();
-    }
+        .finalResponse(),
+    );
   });
 
   it('Gemini: the queries grounding ran are billed, plain and streamed', async () => {
@@ -198,9 +205,7 @@ describe.each(backends())('web searches billed per search (%s)', (backend) => {
       const config = { tools: [{ googleSearch: {} }] };
       const r = await ai.models.generateContent({ model: 'gemini-search', contents: 'News?', config });
       expect(r.candidates?.[0]?.groundingMetadata?.webSearchQueries).toHaveLength(2);
-      const row = await onlyRow(key.id);
-      expect(row).toMatchObject({ protocol: 'gemini', web_searches: 2 });
-      expect(nanoOf(row.cost)).toBe(costOf(row, DEFAULT_PER_SEARCH));
+      await billedRow(key.id, 1, { protocol: 'gemini', web_searches: 2 });
 
       for await (const _ of await ai.models.generateContentStream({
         model: 'gemini-search',
@@ -209,9 +214,7 @@ describe.each(backends())('web searches billed per search (%s)', (backend) => {
       })) {
         /* read to the end */
       }
-      const srow = await onlyRow(key.id, 2);
-      expect(srow).toMatchObject({ stream: true, web_searches: 2 });
-      expect(nanoOf(srow.cost)).toBe(costOf(srow, DEFAULT_PER_SEARCH));
+      await billedRow(key.id, 2, { stream: true, web_searches: 2 });
     } finally {
       mock.clearScenarios();
     }

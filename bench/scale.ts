@@ -366,6 +366,7 @@ try {
     protocol: 'openai',
     cache_write_tokens: 0,
     reasoning_tokens: 0,
+    cache_write_1h_tokens: 0,
     web_searches: 0,
     service_tier: null,
     attempts: null,

@@ -512,6 +512,13 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.alterTable('logs').addColumn('service_tier', 'text').execute();
       },
     },
+    '0020_logs_cache_write_1h': {
+      // The hour-long share of a row's cache writes, billed at its own price (0017): the row
+      // explains its cost without it otherwise.
+      async up(db: Kysely<unknown>) {
+        await addWithDefault(db, 'logs', 'cache_write_1h_tokens', big, 0);
+      },
+    },
   };
 }
 

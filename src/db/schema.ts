@@ -226,6 +226,8 @@ export interface LogsTable {
   cache_write_tokens: number;
   /** Part of completion_tokens spent on reasoning, as the upstream reported it. */
   reasoning_tokens: number;
+  /** Part of cache_write_tokens kept for an hour (Anthropic `ttl: "1h"`), billed at its own price. */
+  cache_write_1h_tokens: number;
   /** Searches the provider's search tool ran for the call, billed per search (in cost_nano). */
   web_searches: number;
   /** The processing tier the upstream said it served (OpenAI `service_tier`); null = none said. */

@@ -22,6 +22,7 @@ const row = (over: Partial<NewLog> = {}): NewLog => ({
   cache_write_tokens: 20,
   completion_tokens: 7,
   reasoning_tokens: 0,
+  cache_write_1h_tokens: 0,
   web_searches: 0,
   service_tier: null,
   cost_nano: 1500,

@@ -507,6 +507,7 @@ export function createRelay(s: Services) {
       cache_write_tokens: u.cacheWrite,
       completion_tokens: u.output,
       reasoning_tokens: u.reasoning,
+      cache_write_1h_tokens: Math.min(u.cacheWrite1h ?? 0, u.cacheWrite),
       web_searches: u.webSearches ?? 0,
       service_tier: u.serviceTier ?? null,
       cost_nano: o.cost,

@@ -43,6 +43,7 @@ export function toLogJson(r: LogRow) {
     protocol: r.protocol,
     cache_write_tokens: Number(r.cache_write_tokens),
     reasoning_tokens: Number(r.reasoning_tokens),
+    cache_write_1h_tokens: Number(r.cache_write_1h_tokens),
     web_searches: Number(r.web_searches),
     service_tier: r.service_tier,
     /** The ephemeral key that made the call (key_id is its parent), else null. */

@@ -60,6 +60,10 @@ export const LogEntrySchema = z
     protocol: z.string().describe('the ingress protocol the client spoke'),
     cache_write_tokens: z.number().int(),
     reasoning_tokens: z.number().int(),
+    cache_write_1h_tokens: z
+      .number()
+      .int()
+      .describe('part of cache_write_tokens kept for an hour (Anthropic `ttl: "1h"`), at its own price'),
     web_searches: z.number().int().describe("searches the provider's search tool ran, billed in cost"),
     service_tier: z
       .string()

@@ -252,6 +252,7 @@ describe('usage writer', () => {
         protocol: undefined,
         cache_write_tokens: undefined,
         reasoning_tokens: undefined,
+        cache_write_1h_tokens: undefined,
         web_searches: undefined,
         service_tier: undefined,
       },
@@ -275,6 +276,7 @@ describe('usage writer', () => {
         protocol: 'openai',
         cache_write_tokens: 0,
         reasoning_tokens: 0,
+        cache_write_1h_tokens: 0,
         web_searches: 0,
         service_tier: null,
       });

@@ -64,7 +64,12 @@ function alreadyStorable(row: NewLog): boolean {
     if (v === null && column !== 'protocol') continue;
     if (typeof v !== 'string' || v.length > max || v.includes('\u0000')) return false;
   }
-  return row.cache_write_tokens != null && row.reasoning_tokens != null && row.web_searches != null;
+  return (
+    row.cache_write_tokens != null &&
+    row.reasoning_tokens != null &&
+    row.cache_write_1h_tokens != null &&
+    row.web_searches != null
+  );
 }
 
 /**
@@ -80,6 +85,7 @@ function storable(row: NewLog): NewLog {
     protocol: row.protocol ?? 'openai',
     cache_write_tokens: row.cache_write_tokens ?? 0,
     reasoning_tokens: row.reasoning_tokens ?? 0,
+    cache_write_1h_tokens: row.cache_write_1h_tokens ?? 0,
     web_searches: row.web_searches ?? 0,
   };
   for (const [column, max] of TEXT_LIMITS) {

@@ -194,6 +194,7 @@ describeConsole('web console: everyday use', { seed: true, viewport: { width: 39
       expect(text).toContain(term);
     expect(text).toContain("Web searches (the provider's search tool)0");
     expect(text).toContain('Service tier');
+    expect(text).toContain('Of them kept for an hour0');
     expect(text).toContain('Protocolopenai');
     await drawer.getByRole('button', { name: 'Close' }).click();
     await drawer.waitFor({ state: 'detached' });

@@ -30,6 +30,7 @@ export function logRow(fields: Partial<NewLog> & Pick<NewLog, 'user_id' | 'key_i
     protocol: 'openai',
     cache_write_tokens: 0,
     reasoning_tokens: 0,
+    cache_write_1h_tokens: 0,
     web_searches: 0,
     service_tier: null,
     attempts: null,

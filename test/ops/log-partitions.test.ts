@@ -217,7 +217,9 @@ describe.skipIf(!pgUrl())('migration 0015 of a populated PostgreSQL logs table',
       );
       const after = await s.db.selectFrom('logs').selectAll().orderBy('id', 'desc').execute();
       // Every row as it was, with the columns later migrations add at their defaults.
-      expect(after).toEqual(before.map((r) => ({ ...r, web_searches: 0, service_tier: null })));
+      expect(after).toEqual(
+        before.map((r) => ({ ...r, web_searches: 0, service_tier: null, cache_write_1h_tokens: 0 })),
+      );
 
       // New rows take ids after the old ones; a replayed old row is skipped.
       const fresh = logRow({ user_id: 1, key_id: 1, created_at: now });

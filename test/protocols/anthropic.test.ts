@@ -454,7 +454,12 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         });
         // No hour price set: twice the input price, as Anthropic bills them.
         const row = await newestLog(s, key.id);
-        expect(row).toMatchObject({ prompt_tokens: prompt, cached_tokens: 7, cache_write_tokens: 5 });
+        expect(row).toMatchObject({
+          prompt_tokens: prompt,
+          cached_tokens: 7,
+          cache_write_tokens: 5,
+          cache_write_1h_tokens: 5,
+        });
         expect(nanoOf(row.cost)).toBe(cost(PRICES['claude-pass']!));
 
         const priced = { ...PRICES['claude-pass']!, cache_write_1h: 5.5 };
@@ -463,7 +468,7 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
         const st = await sdk(secret).messages.stream(body).finalMessage();
         expect(st.usage.cache_creation).toMatchObject({ ephemeral_1h_input_tokens: 5 });
         const srow = await newestLog(s, key.id, 2);
-        expect(srow).toMatchObject({ stream: true, cache_write_tokens: 5 });
+        expect(srow).toMatchObject({ stream: true, cache_write_tokens: 5, cache_write_1h_tokens: 5 });
         expect(nanoOf(srow.cost)).toBe(cost(priced));
         expect(cost(priced)).not.toBe(cost(PRICES['claude-pass']!));
 
@@ -474,7 +479,12 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
           .finalMessage()
           .catch(() => null);
         const cut = await newestLog(s, key.id, 3);
-        expect(cut).toMatchObject({ estimated: true, cached_tokens: 7, cache_write_tokens: 5 });
+        expect(cut).toMatchObject({
+          estimated: true,
+          cached_tokens: 7,
+          cache_write_tokens: 5,
+          cache_write_1h_tokens: 5,
+        });
         const cutOutput = cut.completion_tokens;
         expect(nanoOf(cut.cost)).toBe(
           expectedCost(

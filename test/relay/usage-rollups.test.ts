@@ -187,6 +187,7 @@ describe.each(backends())('usage from rollups equals usage from the logs [%s]', 
     await db.schema.alterTable('logs').dropColumn('web_searches').execute();
     await db.schema.alterTable('prices').dropColumn('priority_ppm').execute();
     await db.schema.alterTable('logs').dropColumn('service_tier').execute();
+    await db.schema.alterTable('logs').dropColumn('cache_write_1h_tokens').execute();
     await db
       .deleteFrom('kysely_migration' as never)
       .where('name' as never, '>=', '0016_usage_hourly' as never)

@@ -226,6 +226,8 @@ export interface LogEntry {
   protocol: string;
   cache_write_tokens: number;
   reasoning_tokens: number;
+  /** part of cache_write_tokens kept for an hour (Anthropic `ttl: "1h"`), at its own price */
+  cache_write_1h_tokens: number;
   /** searches the provider's search tool ran, billed in cost */
   web_searches: number;
   /** the processing tier the upstream said it served (OpenAI `service_tier`); null = none said */

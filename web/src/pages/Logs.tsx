@@ -237,6 +237,7 @@ function LogDrawer({ log, onClose }: { log: LogEntry; onClose: () => void }) {
     ['Prompt tokens', int(log.prompt_tokens)],
     ['Cached prompt tokens', int(log.cached_tokens)],
     ['Cache-write prompt tokens', int(log.cache_write_tokens ?? 0)],
+    ['Of them kept for an hour', int(log.cache_write_1h_tokens ?? 0)],
     ['Completion tokens', int(log.completion_tokens)],
     ['Reasoning tokens', int(log.reasoning_tokens ?? 0)],
     ["Web searches (the provider's search tool)", int(log.web_searches ?? 0)],

@@ -257,6 +257,8 @@ describe('usage writer', () => {
         service_tier: undefined,
       },
       { ...w.row(0), upstream_model: undefined },
+      // A lone surrogate, and a pair the length limit cuts in half.
+      { ...w.row(0), model: 'gpt-\ud800zz', key_name: `${'k'.repeat(255)}😀x` },
     ] as NewLog[];
     for (const r of [clean, ...dirty]) await writer.enqueue(r);
     const journaled = fs
@@ -281,6 +283,7 @@ describe('usage writer', () => {
         service_tier: null,
       });
       expect(got[6]).toMatchObject({ upstream_model: null });
+      expect(got[7]).toMatchObject({ model: 'gpt-\ufffdzz', key_name: `${'k'.repeat(255)}\ufffd` });
     }
   });
 

@@ -62,7 +62,7 @@ function alreadyStorable(row: NewLog): boolean {
   for (const [column, max] of TEXT_LIMITS) {
     const v = row[column];
     if (v === null && column !== 'protocol') continue;
-    if (typeof v !== 'string' || v.length > max || v.includes('\u0000')) return false;
+    if (typeof v !== 'string' || v.length > max || v.includes('\u0000') || !v.isWellFormed()) return false;
   }
   return (
     row.cache_write_tokens != null &&
@@ -73,8 +73,10 @@ function alreadyStorable(row: NewLog): boolean {
 }
 
 /**
- * A row every database accepts: text without NUL (PostgreSQL refuses it) and within sane
- * lengths. One unstorable row would otherwise fail its whole batch on every retry. A row that
+ * A row every database accepts: text without NUL (PostgreSQL refuses it), well-formed (a lone
+ * UTF-16 surrogate, from a client's `\ud800` or a cut between a pair's halves, is replaced by
+ * U+FFFD: PostgreSQL reads the batch as JSON, which refuses it) and within sane lengths. One
+ * unstorable row would otherwise fail its whole batch on every retry. A row that
  * is storable already is answered as it is, not copied: the writer owns a row once enqueued.
  */
 function storable(row: NewLog): NewLog {
@@ -90,7 +92,13 @@ function storable(row: NewLog): NewLog {
   };
   for (const [column, max] of TEXT_LIMITS) {
     const v = out[column] as string | null | undefined;
-    out[column] = v == null ? null : v.replace(/\u0000/g, '').slice(0, max);
+    out[column] =
+      v == null
+        ? null
+        : v
+            .replace(/\u0000/g, '')
+            .slice(0, max)
+            .toWellFormed();
   }
   return out as unknown as NewLog;
 }

@@ -63,6 +63,23 @@ describe.each(backends())('log attempts, protocol, cache writes; cache-write pri
     expect(String(csv.body).split('\n')[0]).toContain('protocol,cache_write_tokens,reasoning_tokens');
   });
 
+  it('a row with a lone surrogate, or a pair cut at a length limit, is stored and holds up no other', async () => {
+    const u = await userWithKey(s);
+    const odd = row(u, { model: 'gpt-\ud800zz', key_name: `${'k'.repeat(255)}😀x`, service_tier: '\udc00' });
+    const next = row(u, {});
+    await s.services.usageWriter.enqueue(odd);
+    await s.services.usageWriter.enqueue(next);
+    const r = await s.api('GET', `/api/logs?key_id=${u.key.id}`);
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const byId = (id: string) => r.body.data.find((l: { request_id: string }) => l.request_id === id);
+    expect(byId(odd.request_id)).toMatchObject({
+      model: 'gpt-\ufffdzz',
+      key_name: `${'k'.repeat(255)}\ufffd`,
+      service_tier: '\ufffd',
+    });
+    expect(byId(next.request_id)).toBeTruthy();
+  });
+
   it('PUT/GET /api/prices accept and return cache_write (null = the input price)', async () => {
     const set = await s.api('PUT', '/api/prices/cw-model', {
       input: 3,

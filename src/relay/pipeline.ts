@@ -917,6 +917,13 @@ export function createRelay(s: Services) {
       await (await applyLimits(req, reply, key, 0)).done();
     },
     /**
+     * A free act of a key that works for a while (a token count): one request against rpm (no
+     * tokens) and a concurrency slot held until the ticket is handed back; 429 like a relay
+     * request when a limit refuses it.
+     */
+    limitFree: (req: FastifyRequest, reply: FastifyReply, key: VerifiedKey): Promise<Ticket> =>
+      applyLimits(req, reply, key, 0),
+    /**
      * A drain's grace period ran out: every upstream attempt still under way is cut, so that
      * each answer ends as an upstream failure would end it (a stream with its protocol's error
      * event, billed for what it produced and logged) before the connections close. Resolves once

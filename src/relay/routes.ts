@@ -228,8 +228,16 @@ function relayRoutes(app: FastifyInstance, s: Services, relay: Relay, version: '
     const body = parseRelayBody(req.body as Buffer | undefined);
     const model = checkModelName(route.pathModel ?? body.model);
     req.relay!.model = model;
-    relay.checkPolicy(req.relay!.key!, model);
-    const answer = await codec(route.protocol).countTokens?.(body);
+    const key = req.relay!.key!;
+    relay.checkPolicy(key, model);
+    // A count is one of the key's requests: a long prompt takes seconds of CPU to tokenize.
+    const ticket = await relay.limitFree(req, reply, key);
+    let answer: unknown;
+    try {
+      answer = await codec(route.protocol).countTokens?.(body);
+    } finally {
+      await ticket.done();
+    }
     if (!answer) throw new AppError('not_found', 'token counting is not offered for this protocol');
     await relay.logFree(req, reply);
     return reply.send(answer);

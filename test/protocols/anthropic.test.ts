@@ -515,6 +515,22 @@ describe.each(backends())('Anthropic Messages through the gateway (%s)', (backen
       expect(ok.status, JSON.stringify(ok.json)).toBe(200);
     });
 
+    it("count_tokens is one of the key's requests: rpm refuses the one past it, in Anthropic's shape", async () => {
+      const { secret, key } = await userWithKey(s, { key: { rpm: 2 } });
+      const body = { model: 'claude-pass', messages: [user('Count me.')] };
+      for (let i = 0; i < 2; i++)
+        expect((await sdk(secret).messages.countTokens(body)).input_tokens).toBeGreaterThan(0);
+      const r = await raw('/messages/count_tokens', body, { 'x-api-key': secret });
+      expect([r.status, r.json.error.type]).toEqual([429, 'rate_limit_error']);
+      expect(r.headers.get('retry-after')).toBeTruthy();
+      // And the key's next message is refused too: the counts were its requests this minute.
+      const m = await raw('/messages', { ...body, max_tokens: 5 }, { 'x-api-key': secret });
+      expect(m.status).toBe(429);
+      const rows = await allLogs(s, { key_id: key.id });
+      expect(rows.map((x) => x.status).sort()).toEqual([200, 200, 429, 429]);
+      for (const row of rows) expect(row.cost).toBe(0);
+    });
+
     it('count_tokens answers the local count and bills nothing', async () => {
       const { secret, key } = await userWithKey(s);
       const body = { model: 'claude-pass', messages: [user('How many tokens?')], tools: [weather] };

@@ -47,6 +47,8 @@ export async function relayPlain(a: Attempt, res: UpstreamResponse): Promise<Att
     channel: a.channel,
     upstreamModel: a.upstreamModel,
     usage: passedUsage ?? answer!.usage,
+    webSearches: answer?.webSearches ?? 0,
+    serviceTier: answer?.serviceTier,
     responseId: a.pass ? answer?.id : null,
     produced: () => produced(answer ?? egress.decodeAnswer(JSON.parse(buf.toString('utf8')))),
   });

@@ -149,6 +149,10 @@ export interface CanonicalAnswer {
   /** `stop` because a stop sequence matched: which one (Anthropic reports it). */
   stopSequence?: string | null;
   usage: CanonicalUsage | null;
+  /** Searches the answer shows as run (its usage may leave them out, or be missing). */
+  webSearches?: number;
+  /** The processing tier the answer says it was served at (OpenAI), with or without usage. */
+  serviceTier?: string;
   /** Embeddings: a vector for each input, in order. */
   vectors?: number[][];
 }
@@ -200,6 +204,8 @@ export interface StreamDecoder {
   readonly usage: CanonicalUsage | null;
   /** Searches the stream showed as run so far (where the protocol shows them before its usage). */
   readonly webSearches?: number;
+  /** The processing tier the stream said it was served at so far (OpenAI). */
+  readonly serviceTier?: string | undefined;
 }
 
 /**
@@ -220,6 +226,7 @@ export interface PassThroughCheck {
   readonly usage: CanonicalUsage | null;
   /** As the stream decoder's. */
   readonly webSearches?: number;
+  readonly serviceTier?: string | undefined;
   /** The generated text of the frames checked so far, as `generatedText` of `feed`'s events. */
   readonly produced: string;
   /** The answer's id as the upstream announced it, where the check reads one. */

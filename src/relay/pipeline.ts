@@ -20,6 +20,7 @@ import type { LimitSnapshot, LimitSubject, Ticket } from '../limits/limiter.js';
 import { rateLimitHeaders } from '../limits/headers.js';
 import type { CanonicalUsage, Protocol } from './canonical.js';
 import { codec } from './protocols/index.js';
+import { shownSearches } from './protocols/common.js';
 import { parseRelayBody } from './protocols/openai.js';
 import {
   exactPromptTokens,
@@ -107,8 +108,10 @@ export interface RelayCall {
     produced: () => string;
     /** The stream was cut: `usage` (if any) is only what was reported before it. */
     partial?: boolean;
-    /** Searches the stream showed as run, for a cut stream whose usage never said. */
+    /** Searches the answer showed as run (its usage may leave them out, or never come). */
     webSearches?: number;
+    /** The processing tier the answer said it was served at, usage or not. */
+    serviceTier?: string | undefined;
     status?: number;
     errorCode?: string | null;
     ttftMs?: number | null;
@@ -397,18 +400,23 @@ export function createRelay(s: Services) {
     produced: () => string,
     seen: {
       partial?: boolean | undefined;
-      /** Searches the stream showed as run. */
+      /** Searches the answer showed as run. */
       webSearches?: number | undefined;
-      /** The tier to assume where the upstream said none (a stream cut before it did). */
+      /** Searches to assume for an answer cut before it named any. */
+      searchesIfCut?: number | undefined;
+      /** The tier the answer said it was served at, else the one to assume (asked for). */
       serviceTier?: string | undefined;
     } = {},
   ) {
     const partial = seen.partial === true;
-    // The searches run, and the tier served, are billed whether or not the tokens are counted here.
-    const searches = Math.max(reported?.webSearches ?? 0, seen.webSearches ?? 0);
+    // The searches run, and the tier served, are billed whether or not the tokens are counted
+    // here. A cut answer that named no search yet may have run some (Gemini names its queries
+    // only at the end): the request's guess for it.
+    let searches = Math.max(reported?.webSearches ?? 0, seen.webSearches ?? 0);
+    if (partial && searches === 0) searches = seen.searchesIfCut ?? 0;
     const tier = reported?.serviceTier ?? seen.serviceTier;
     const searched = {
-      ...(searches > 0 ? { webSearches: searches } : {}),
+      ...shownSearches(searches),
       ...(tier !== undefined ? { serviceTier: tier } : {}),
     };
     // Completion tokens are billed at most at the output cap that was admitted and sent upstream.
@@ -652,11 +660,15 @@ export function createRelay(s: Services) {
       async finish(o) {
         // No usage reported, or a cut stream's: the prompt may be counted here.
         if (o.usage === null || o.partial) await countAhead(r);
+        // Searches a chat search model or Gemini grounding runs unseen: only on a channel of the
+        // request's own protocol (another protocol's leaves their options out).
+        const own = o.channel.type === r.protocol;
         const { usage, estimated } = countUsage(r, o.usage, o.produced, {
           partial: o.partial,
-          webSearches: o.webSearches,
+          webSearches: Math.max(o.webSearches ?? 0, own ? (r.searchesPerAnswer ?? 0) : 0),
+          searchesIfCut: own ? r.searchesIfCut : 0,
           // An OpenAI upstream asked for a tier serves it, unless it says otherwise.
-          serviceTier: o.channel.type === 'openai' ? r.serviceTier : undefined,
+          serviceTier: o.serviceTier ?? (o.channel.type === 'openai' ? r.serviceTier : undefined),
         });
         const at = s.now();
         // The tokens-per-minute window keeps the real usage, not the admission estimate.

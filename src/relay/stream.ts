@@ -88,6 +88,10 @@ export class StreamCheck {
     return (this.passThrough ?? this.decoder)!.webSearches ?? 0;
   }
 
+  get serviceTier(): string | undefined {
+    return (this.passThrough ?? this.decoder)!.serviceTier;
+  }
+
   /** A pass-through answer's id, where its check reads one (a Responses stream's). */
   get answerId(): string | null {
     return this.passThrough?.answerId ?? null;
@@ -315,6 +319,8 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
       channel: a.channel,
       upstreamModel: a.upstreamModel,
       usage: check.usage,
+      webSearches: check.webSearches,
+      serviceTier: check.serviceTier,
       responseId: check.answerId,
       produced: () => check.produced,
       ttftMs: out.ttftMs ?? Math.round(performance.now() - req.relay!.startedAt),
@@ -384,6 +390,7 @@ export async function relayStream(a: Attempt, res: UpstreamResponse): Promise<At
     // An upstream error event with usage is its final count; else what came is counted here.
     partial: !(upstreamError && check.usage),
     webSearches: check.webSearches,
+    serviceTier: check.serviceTier,
     produced: () => check.produced,
     status: clientLeft ? 499 : 200,
     errorCode: clientLeft ? 'client_closed' : 'upstream_error',

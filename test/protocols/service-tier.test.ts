@@ -148,6 +148,52 @@ describe.each(backends())('priority processing (%s)', (backend) => {
     expect(nanoOf(cut!.cost)).toBe(costOf(cut!, 1_750_000n));
   });
 
+  it('a priority default the stream already said is billed so when the client leaves or usage never comes', async () => {
+    const { secret, key } = await userWithKey(s, { balance: 5 });
+    const openai = client(s, secret);
+    mock.setScenario('gpt-tier', { serviceTier: 'priority', chunkDelayMs: 20, completionTokens: 40 });
+    try {
+      // Chat and Responses, each read a few chunks in and then dropped.
+      const chat = await openai.chat.completions.create({
+        model: 'gpt-tier',
+        messages: [{ role: 'user', content: 'Long, then I leave.' }],
+        max_tokens: 60,
+        stream: true,
+      });
+      let n = 0;
+      for await (const _ of chat) if (++n === 5) break;
+      const resp = openai.responses.stream({
+        model: 'gpt-tier',
+        input: 'Long, then I leave.',
+        max_output_tokens: 60,
+      });
+      n = 0;
+      for await (const e of resp) if (e.type === 'response.output_text.delta' && ++n === 5) break;
+      // Usage never comes: plain and streamed.
+      mock.setScenario('gpt-tier', { serviceTier: 'priority', omitUsage: true });
+      await ask(openai, 'gpt-tier');
+      const st = await openai.chat.completions.create({
+        model: 'gpt-tier',
+        messages: [{ role: 'user', content: 'No usage, streamed.' }],
+        max_tokens: 12,
+        stream: true,
+      });
+      for await (const _ of st) {
+        /* read to the end */
+      }
+    } finally {
+      mock.clearScenarios();
+    }
+    await expect.poll(async () => (await allLogs(s, { key_id: key.id })).length).toBe(4);
+    for (const row of await rows(key.id, 4)) {
+      expect(row, `${row.protocol} ${row.status}`).toMatchObject({
+        estimated: true,
+        service_tier: 'priority',
+      });
+      expect(nanoOf(row.cost)).toBe(costOf(row, 1_750_000n));
+    }
+  });
+
   it('admission holds a priority request at the multiplier', async () => {
     const body = (tier?: string) =>
       JSON.stringify({

@@ -110,9 +110,10 @@ describe.each(backends())('web searches billed per search (%s)', (backend) => {
     searches: number,
     cutAfterChunks: number,
     stream: (secret: string) => Promise<unknown>,
+    run = searches,
   ) {
     const { secret, key } = await userWithKey(s, { balance: 5 });
-    mock.setScenario(model, { webSearches: searches, cutAfterChunks });
+    mock.setScenario(model, { webSearches: run, cutAfterChunks });
     try {
       await stream(secret).catch(() => null);
       await billedRow(key.id, 1, { estimated: true, web_searches: searches });
@@ -132,6 +133,90 @@ describe.each(backends())('web searches billed per search (%s)', (backend) => {
         })
         .finalMessage(),
     );
+  });
+
+  it('searches an answer shows are billed when its usage leaves them out or never comes', async () => {
+    const { secret, key } = await userWithKey(s, { balance: 5 });
+    const ai = new GoogleGenAI({ apiKey: secret, httpOptions: { baseUrl: s.url } });
+    const asks: (() => Promise<unknown>)[] = [
+      () =>
+        anthropic(secret).messages.create({
+          model: 'claude-search',
+          max_tokens: 40,
+          tools: [searchTool],
+          messages: [{ role: 'user', content: 'Search without usage.' }],
+        }),
+      () =>
+        anthropic(secret)
+          .messages.stream({
+            model: 'claude-search',
+            max_tokens: 40,
+            tools: [searchTool],
+            messages: [{ role: 'user', content: 'Search without usage, streamed.' }],
+          })
+          .finalMessage(),
+      () =>
+        client(s, secret).responses.create({
+          model: 'gpt-search',
+          input: 'x',
+          tools: [{ type: 'web_search' }],
+        }),
+      () =>
+        client(s, secret)
+          .responses.stream({ model: 'gpt-search', input: 'y', tools: [{ type: 'web_search' }] })
+          .finalResponse(),
+      () =>
+        ai.models.generateContent({
+          model: 'gemini-search',
+          contents: 'z',
+          config: { tools: [{ googleSearch: {} }] },
+        }),
+    ];
+    for (const model of Object.keys(PRICES)) mock.setScenario(model, { webSearches: 3, omitUsage: true });
+    try {
+      for (const ask of asks) await ask().catch(() => null);
+    } finally {
+      mock.clearScenarios();
+    }
+    const rows = await allLogs(s, { key_id: key.id });
+    expect(rows).toHaveLength(asks.length);
+    for (const row of rows) {
+      expect(row, row.protocol).toMatchObject({ status: 200, estimated: true, web_searches: 3 });
+      expect(nanoOf(row.cost)).toBe(costOf(row, DEFAULT_PER_SEARCH));
+    }
+  });
+
+  it('a grounded Gemini stream cut before it names its queries is billed one search', async () => {
+    await expectCutBillsSearches(
+      'gemini-search',
+      1,
+      2,
+      async (secret) => {
+        const ai = new GoogleGenAI({ apiKey: secret, httpOptions: { baseUrl: s.url } });
+        for await (const _ of await ai.models.generateContentStream({
+          model: 'gemini-search',
+          contents: 'Ground me, then be cut off.',
+          config: { tools: [{ googleSearch: {} }] },
+        })) {
+          /* read until the cut */
+        }
+      },
+      4,
+    );
+  });
+
+  it('a chat search model bills one search an answer; off its own protocol nothing runs', async () => {
+    const { secret, key } = await userWithKey(s, { balance: 5 });
+    const body = {
+      messages: [{ role: 'user' as const, content: 'Search the web, chat style.' }],
+      max_tokens: 16,
+      web_search_options: {},
+    };
+    await client(s, secret).chat.completions.create({ model: 'gpt-search', ...body });
+    await billedRow(key.id, 1, { web_searches: 1 });
+    // Translated to a Gemini channel: the option has no counterpart there, no search runs.
+    await client(s, secret).chat.completions.create({ model: 'gemini-search', ...body });
+    await billedRow(key.id, 2, { web_searches: 0 });
   });
 
   it('admission holds for the searches a request allows: max_uses, else an assumed ten', async () => {

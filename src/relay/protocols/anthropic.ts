@@ -22,7 +22,7 @@ import {
   type ResponseFormat,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder, headersNamed, parseDataUrl, searchesHeld } from './common.js';
+import { DecodeState, decoder, headersNamed, parseDataUrl, searchesHeld, shownSearches } from './common.js';
 import { DeltaShape } from './delta-shape.js';
 import { FrameShape } from './frame-shape.js';
 import { bytesAre, FrameVerdict, ScannedPassThrough } from './pass-through.js';
@@ -909,7 +909,7 @@ function readUsage(u: Json, prev: CanonicalUsage | null): CanonicalUsage {
   return {
     // Absent when none (most answers), as usage from other protocols has it.
     ...(forHour > 0 ? { cacheWrite1h: forHour } : {}),
-    ...(searches > 0 ? { webSearches: searches } : {}),
+    ...shownSearches(searches),
     input: pick('input_tokens', prev?.input ?? 0),
     cacheRead: pick('cache_read_input_tokens', prev?.cacheRead ?? 0),
     cacheWrite: pick('cache_creation_input_tokens', prev?.cacheWrite ?? 0),
@@ -921,13 +921,18 @@ function readUsage(u: Json, prev: CanonicalUsage | null): CanonicalUsage {
   };
 }
 
+/** A web search's result block (a search that ran and is billed; a failed one holds an error object). */
+const isSearchResult = (b: Json): boolean => b.type === 'web_search_tool_result' && Array.isArray(b.content);
+
 function decodeAnswer(json: unknown): CanonicalAnswer {
   const m = isObject(json) ? json : {};
   let text = '';
   let reasoning = '';
+  let searches = 0;
   const toolCalls: ToolCall[] = [];
   for (const b of Array.isArray(m.content) ? (m.content as unknown[]) : []) {
     if (!isObject(b)) continue;
+    if (isSearchResult(b)) searches++;
     if (b.type === 'text' && typeof b.text === 'string') text += b.text;
     else if (b.type === 'thinking' && typeof b.thinking === 'string') reasoning += b.thinking;
     else if (b.type === 'tool_use')
@@ -946,6 +951,7 @@ function decodeAnswer(json: unknown): CanonicalAnswer {
     stopReason: canonicalStop(m.stop_reason),
     stopSequence: typeof m.stop_sequence === 'string' ? m.stop_sequence : null,
     usage: isObject(m.usage) ? readUsage(m.usage, null) : null,
+    ...shownSearches(searches),
   };
 }
 
@@ -995,7 +1001,7 @@ export function streamDecoder(_r: IngressRequest, shapes = true): StreamDecoder 
           events.push({ type: 'text', text: b.text });
         else if (b.type === 'thinking' && typeof b.thinking === 'string' && b.thinking)
           events.push({ type: 'reasoning', text: b.thinking });
-        else if (b.type === 'server_tool_use' && b.name === 'web_search')
+        else if (isSearchResult(b))
           state.webSearches++; // billed; the usage that says so comes at the end
         else if (b.type === 'tool_use') {
           const t = tools++;

@@ -44,6 +44,9 @@ export const tierOf = (t: unknown): { serviceTier?: string } =>
 export const askedTier = (body: Record<string, unknown>): { serviceTier?: string } =>
   typeof body.service_tier === 'string' ? { serviceTier: body.service_tier } : {};
 
+/** An answer's searches as it carries them: absent when none (most answers). */
+export const shownSearches = (n: number): { webSearches?: number } => (n > 0 ? { webSearches: n } : {});
+
 /**
  * Searches held for when a request offers a provider's search tool without bounding its use:
  * past them an answer is still charged, as far as the key's quota and the account's balance go.
@@ -66,6 +69,8 @@ export class DecodeState {
   usage: CanonicalUsage | null = null;
   /** Searches the stream showed as run so far, whether or not a usage said so yet. */
   webSearches = 0;
+  /** The processing tier the stream said it was served at so far (OpenAI's `service_tier`). */
+  serviceTier: string | undefined = undefined;
 
   /** A usage the upstream reported: kept, and passed on as an event (none: nothing to do). */
   report(events: StreamEvent[], usage: CanonicalUsage | null): void {
@@ -86,6 +91,9 @@ export function decoder(state: DecodeState, feed: StreamDecoder['feed']): Stream
     },
     get webSearches() {
       return state.webSearches;
+    },
+    get serviceTier() {
+      return state.serviceTier;
     },
     feed,
   };

@@ -34,7 +34,7 @@ import {
   type Settings,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { DecodeState, decoder, parseDataUrl, searchesHeld } from './common.js';
+import { DecodeState, decoder, parseDataUrl, searchesHeld, shownSearches } from './common.js';
 import {
   decodeGeminiEmbed,
   encodeGeminiEmbed,
@@ -411,18 +411,23 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
     stream: route.pathStream === true,
     ...promptOf(contents, system, decls, schemaOf(gen.responseFormat)),
     maxOutputTokens: (own ?? implied) * gen.candidateCount,
-    // Grounding with Google Search has no bound a request can set.
-    maxWebSearches: searchesHeld(
-      Array.isArray(body.tools) &&
-        body.tools.some(
-          (t) => isObj(t) && (field(t, 'googleSearch') != null || field(t, 'googleSearchRetrieval') != null),
-        ),
-      undefined,
-    ),
+    // Grounding with Google Search has no bound a request can set, and names its queries only
+    // at the end: an answer cut before that is billed one search.
+    ...searchTerms(body),
     impliedOutputCap: own === undefined ? implied : null,
     clientWantsUsage: true,
     body,
   };
+}
+
+/** What a request offering Google Search (grounding) is held and billed for in searches. */
+function searchTerms(body: Json): { maxWebSearches: number; searchesIfCut: number } {
+  const offered =
+    Array.isArray(body.tools) &&
+    body.tools.some(
+      (t) => isObj(t) && (field(t, 'googleSearch') != null || field(t, 'googleSearchRetrieval') != null),
+    );
+  return { maxWebSearches: searchesHeld(offered, undefined), searchesIfCut: offered ? 1 : 0 };
 }
 
 // ── Gemini → canonical ──────────────────────────────────────────────────────────────────────
@@ -886,7 +891,7 @@ export function geminiUsage(json: unknown, searches = searchQueries(json)): Cano
     cacheWrite: 0,
     output: int(u.candidatesTokenCount) + thoughts,
     reasoning: thoughts,
-    ...(searches > 0 ? { webSearches: searches } : {}),
+    ...shownSearches(searches),
   };
 }
 
@@ -1032,6 +1037,7 @@ function decodeAnswer(json: unknown): CanonicalAnswer {
     })),
     stopReason: c.blocked ? 'content_filter' : stopOf(c.finish, c.calls.length > 0),
     usage: geminiUsage(j),
+    ...shownSearches(searchQueries(j)),
   };
 }
 

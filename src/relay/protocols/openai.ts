@@ -133,6 +133,10 @@ function parseRequest(body: Json, route: RouteInfo, defaultMaxOutput: number): I
     impliedOutputCap,
     ...prompt,
     ...askedTier(body),
+    // A search model's web search: one search call an answer, billed as one, and held for.
+    ...(operation === 'generate' && isObject(body.web_search_options)
+      ? { searchesPerAnswer: 1, maxWebSearches: 1 }
+      : {}),
     body,
   };
 }
@@ -588,6 +592,7 @@ function decodeAnswer(json: unknown): CanonicalAnswer {
     toolCalls,
     stopReason: stopOf(choices[0]?.finish_reason),
     usage: readUsage(json),
+    ...tierOf(json.service_tier),
   };
 }
 
@@ -760,6 +765,8 @@ export function streamDecoder(r: IngressRequest, shapes = true): StreamDecoder {
     }
     const u = readUsage(obj);
     state.report(events, u);
+    // Every chunk says the tier it is served at: what a stream cut before its usage bills at.
+    if (typeof obj.service_tier === 'string') state.serviceTier = tierOf(obj.service_tier).serviceTier;
     const choices = Array.isArray(obj.choices) ? obj.choices : [];
     for (const c of choices) {
       if (!isObject(c)) continue;
@@ -808,6 +815,8 @@ export function streamDecoder(r: IngressRequest, shapes = true): StreamDecoder {
 class PassThroughStream implements PassThroughCheck {
   done = false;
   usage: CanonicalUsage | null = null;
+  /** The tier the first chunk says the stream is served at (each chunk says it). */
+  serviceTier: string | undefined = undefined;
   private readonly kept: KeptText;
   /** The scan, spared for a chunk shaped like the last text chunk scanned. */
   private readonly shape = new FrameShape('content', 'obfuscation');
@@ -819,6 +828,7 @@ class PassThroughStream implements PassThroughCheck {
   }
 
   checkBytes(bytes: Buffer, start: number, end: number): boolean {
+    if (this.scanned === 0) this.serviceTier = statedTier(bytes.subarray(start, end)).serviceTier;
     if (this.kept.long) return this.checkData(bytes.toString('utf8', start, end));
     const flags = this.shape.scan(bytes, start, end, this.scanned++ > 0);
     if ((flags & (JSON_OBJECT | JSON_ERROR | JSON_USAGE)) !== JSON_OBJECT)
@@ -862,6 +872,7 @@ class PassThroughStream implements PassThroughCheck {
   private usageOf(obj: Json): boolean {
     const u = readUsage(obj);
     if (u) this.usage = u;
+    this.serviceTier ??= tierOf(obj.service_tier).serviceTier;
     return hidden(this.r, u, Array.isArray(obj.choices) ? obj.choices : []);
   }
 }

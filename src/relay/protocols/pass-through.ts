@@ -168,6 +168,10 @@ export class ScannedPassThrough implements PassThroughCheck {
     return this.checked.webSearches ?? 0;
   }
 
+  get serviceTier(): string | undefined {
+    return this.checked.serviceTier;
+  }
+
   get produced(): string {
     return this.kept.text;
   }

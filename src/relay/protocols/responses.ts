@@ -49,6 +49,7 @@ import {
   headersNamed,
   parseDataUrl,
   searchesHeld,
+  shownSearches,
   tierOf,
 } from './common.js';
 import { FrameShape } from './frame-shape.js';
@@ -708,6 +709,8 @@ function decodeAnswer(json: unknown): CanonicalAnswer {
     toolCalls,
     stopReason: refused && stop === 'stop' ? 'content_filter' : stop,
     usage: usageOf(j),
+    ...shownSearches(searchCalls(j.output)),
+    ...tierOf(j.service_tier),
   };
 }
 
@@ -756,6 +759,13 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
       events.push({ type: 'start', id: str(resp.id) ?? '', model: str(resp.model) ?? '' });
       started = true;
     }
+    // The response says its tier from the start ("auto" until it is known).
+    if (
+      isObj(j.response) &&
+      typeof j.response.service_tier === 'string' &&
+      j.response.service_tier !== 'auto'
+    )
+      state.serviceTier = tierOf(j.response.service_tier).serviceTier;
     switch (type) {
       case 'response.output_text.delta':
       case 'response.refusal.delta':
@@ -1312,7 +1322,7 @@ const searchCalls = (output: unknown): number =>
 /** A Response's usage, with the searches its output shows and the tier it says it was served at. */
 function usageOf(resp: Json, searches = searchCalls(resp.output)): CanonicalUsage | null {
   const u = readUsage(resp.usage);
-  return u && { ...u, ...(searches > 0 ? { webSearches: searches } : {}), ...tierOf(resp.service_tier) };
+  return u && { ...u, ...shownSearches(searches), ...tierOf(resp.service_tier) };
 }
 
 /** Whether an input holds a `call_id` longer than OpenAI takes (a Gemini channel's, signed). */

@@ -55,6 +55,16 @@ export interface IngressRequest {
   /** The processing tier the request asks for (OpenAI `service_tier`: priority costs more). */
   serviceTier?: string;
   /**
+   * Searches every answer runs, shown or not (an OpenAI chat search model's
+   * `web_search_options`: one search call each).
+   */
+  searchesPerAnswer?: number;
+  /**
+   * Searches to bill for an answer cut before it named any (Gemini names grounding's queries
+   * only in its last frame): 1 when the request offered Google Search.
+   */
+  searchesIfCut?: number;
+  /**
    * Context the request brings by reference whose size is known (a stored response this
    * instance relayed, stored-context.ts): the upstream bills it as input, so an estimated
    * prompt counts it too.

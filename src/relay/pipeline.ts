@@ -621,7 +621,8 @@ export function createRelay(s: Services) {
           completionTokens: r.maxOutputTokens,
           cachesForHour: r.cachesForHour === true,
           webSearches: r.maxWebSearches ?? 0,
-          priority: r.serviceTier === 'priority',
+          // An upstream project may serve priority unasked: a model priced for it is held so.
+          priority: price.priorityPpm !== null,
         },
         price,
         multiplierPpm,

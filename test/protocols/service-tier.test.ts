@@ -194,7 +194,7 @@ describe.each(backends())('priority processing (%s)', (backend) => {
     }
   });
 
-  it('admission holds a priority request at the multiplier', async () => {
+  it('admission holds a model priced for priority at the multiplier, asked or not', async () => {
     const body = (tier?: string) =>
       JSON.stringify({
         model: 'gpt-tier',
@@ -205,9 +205,15 @@ describe.each(backends())('priority processing (%s)', (backend) => {
     // Room for 100 output tokens at the standard price (and the prompt), not at 1.75×.
     const quota = (100 * 8_000 * 1.3) / 1e9;
     const { secret } = await userWithKey(s, { key: { quota } });
-    const priority = await rawRelay(s, '/chat/completions', { key: secret, body: body('priority') });
-    expect([priority.status, priority.json.error?.code]).toEqual([429, 'insufficient_quota']);
-    const standard = await rawRelay(s, '/chat/completions', { key: secret, body: body() });
+    for (const tier of ['priority', undefined]) {
+      const r = await rawRelay(s, '/chat/completions', { key: secret, body: body(tier) });
+      expect([r.status, r.json.error?.code]).toEqual([429, 'insufficient_quota']);
+    }
+    // The same room admits it on a model without a multiplier.
+    const standard = await rawRelay(s, '/chat/completions', {
+      key: secret,
+      body: body().replace('gpt-tier', 'gpt-unpriced-tier'),
+    });
     expect(standard.status, JSON.stringify(standard.json)).toBe(200);
   });
 

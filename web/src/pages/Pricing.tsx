@@ -121,7 +121,7 @@ export default function PricingPage() {
                     <td className="num">{usdExact(p.output)}</td>
                     <td className="num">
                       {p.web_search_per_1k == null ? (
-                        <span className="muted">10</span>
+                        <span className="muted">$10 (unset)</span>
                       ) : (
                         usdExact(p.web_search_per_1k)
                       )}

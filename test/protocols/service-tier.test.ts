@@ -70,9 +70,21 @@ describe.each(backends())('priority processing (%s)', (backend) => {
     expect(r.json.error).toMatchObject({ code: 'invalid_request', param: 'service_tier' });
     expect(r.json.error.message).toMatch(/priority/);
     expect(mock.requests.length).toBe(before);
+    for (const spelt of ['PRIORITY', ' Priority ']) {
+      const again = await rawRelay(s, '/chat/completions', {
+        key: secret,
+        body: JSON.stringify({
+          model: 'gpt-unpriced-tier',
+          messages: [{ role: 'user', content: 'hi' }],
+          service_tier: spelt,
+        }),
+      });
+      expect([again.status, again.json.error.param]).toEqual([400, 'service_tier']);
+    }
+    expect(mock.requests.length).toBe(before);
     // Any other tier goes as asked, billed at the price.
     await ask(client(s, secret), 'gpt-unpriced-tier', { service_tier: 'flex' });
-    const [row] = await rows(key.id, 2);
+    const [row] = await rows(key.id, 4);
     expect(row).toMatchObject({ status: 200, service_tier: 'flex' });
     expect(nanoOf(row!.cost)).toBe(costOf(row!));
   });

@@ -40,9 +40,12 @@ export function fittedCallId(id: string, max: number): string {
 export const tierOf = (t: unknown): { serviceTier?: string } =>
   typeof t === 'string' && t.length > 0 && t.length <= 32 ? { serviceTier: t } : {};
 
-/** The tier a request asks for (OpenAI `service_tier`), as IngressRequest carries it. */
+/**
+ * The tier a request asks for (OpenAI `service_tier`), as IngressRequest carries it: in lower
+ * case and trimmed, as an upstream that is lenient about it would read " Priority".
+ */
 export const askedTier = (body: Record<string, unknown>): { serviceTier?: string } =>
-  typeof body.service_tier === 'string' ? { serviceTier: body.service_tier } : {};
+  typeof body.service_tier === 'string' ? { serviceTier: body.service_tier.trim().toLowerCase() } : {};
 
 /** An answer's searches as it carries them: absent when none (most answers). */
 export const shownSearches = (n: number): { webSearches?: number } => (n > 0 ? { webSearches: n } : {});

@@ -100,10 +100,11 @@ export interface TokenUsage {
 /**
  * cost = ceil(((uncached·in + cacheRead·cachedIn + cacheWrite·cacheWriteIn
  *        + cacheWrite1h·cacheWrite1hIn + completion·out) · tier + searches·search·1e3)
- *        · multiplier / 1e6 / 1e6), nano-USD, in BigInt (a search's price is per 1,000, the
- *        tokens' per 1M; `tier` is the priority multiplier of an answer at priority, else 1). Cache reads and writes are counted within promptTokens (reads first, hour-long
- * writes within writes), so together they never bill more input than was sent. A usage
- * without `cacheWriteTokens` counts none.
+ *        · multiplier / 1e6 / 1e6), nano-USD, in BigInt. A search's price is per 1,000, the
+ * tokens' per 1M; `tier` is the priority multiplier for an answer at priority, else 1. Cache
+ * reads and writes are counted within promptTokens (reads first, hour-long writes within
+ * writes), so together they never bill more input than was sent. A usage without
+ * `cacheWriteTokens` counts none.
  */
 export function costNano(
   usage: Omit<TokenUsage, 'cacheWriteTokens'> & { cacheWriteTokens?: number },

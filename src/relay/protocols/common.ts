@@ -64,7 +64,7 @@ export function searchesHeld(offered: boolean, bound: unknown): number {
     : SEARCHES_HELD_UNBOUNDED;
 }
 
-/** The state of one stream decoder: what its `done`, `usage` and `webSearches` answer (see `decoder`). */
+/** The state of one stream decoder: what its `done`, `usage` and the rest answer (see `decoder`). */
 export class DecodeState {
   /** The protocol's last frame came. */
   done = false;

@@ -31,6 +31,7 @@ import type { Db } from '../src/db/index.js';
 import { tmpDir, MASTER_KEY } from './lib/targets.js';
 import { percentile } from './lib/stats.js';
 import { argOf, flag, numArg } from './lib/args.js';
+import { LATER_LOG_COLUMNS } from '../src/usage/writer.js';
 
 const ROWS = numArg('--rows', 10_000_000);
 const DAYS = numArg('--days', 10);
@@ -188,13 +189,7 @@ async function variant(kind: 'partitioned' | 'plain') {
           ttft_ms: null,
           ip: '10.0.0.1',
           estimated: 0,
-          protocol: 'openai',
-          cache_write_tokens: 0,
-          reasoning_tokens: 0,
-          cache_write_1h_tokens: 0,
-          web_searches: 0,
-          service_tier: null,
-          attempts: null,
+          ...LATER_LOG_COLUMNS,
         };
         batch.push(services.usageWriter.enqueue(row));
       }

@@ -23,6 +23,7 @@ import { buildApp } from '../src/app.js';
 import { BASE62 } from '../src/shared/base62.js';
 import { KEY_PREFIX, keyChecksum, hashKey, isWellFormedKey, displayKey } from '../src/keys/format.js';
 import type { NewLog } from '../src/db/schema.js';
+import { LATER_LOG_COLUMNS } from '../src/usage/writer.js';
 import { codec } from '../src/relay/protocols/index.js';
 import { openaiCodec, parseRelayBody } from '../src/relay/protocols/openai.js';
 import type { RouteInfo } from '../src/relay/protocols/types.js';
@@ -363,13 +364,7 @@ try {
     ttft_ms: i & 1 ? 2 : null,
     ip,
     estimated: 0,
-    protocol: 'openai',
-    cache_write_tokens: 0,
-    reasoning_tokens: 0,
-    cache_write_1h_tokens: 0,
-    web_searches: 0,
-    service_tier: null,
-    attempts: null,
+    ...LATER_LOG_COLUMNS,
   });
   // Enqueue cost alone (what a request pays).
   const probe = mkRow(0, Date.now());

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createUsageWriter, insertSizes, type Contributor } from './writer.js';
+import { createUsageWriter, insertSizes, type Contributor, LATER_LOG_COLUMNS } from './writer.js';
 import { type JournalSync, openJournal } from './journal.js';
 import { logRow } from '../../test/helpers/log-row.js';
 import { ledgerWorld, silentLogger } from '../../test/helpers/ledger-world.js';
@@ -247,15 +247,8 @@ describe('usage writer', () => {
       { ...w.row(0), key_name: 'k'.repeat(300) },
       { ...w.row(0), attempts: 'a'.repeat(70_000) },
       { ...w.row(0), ip: '1\u0000.2' },
-      {
-        ...w.row(0),
-        protocol: undefined,
-        cache_write_tokens: undefined,
-        reasoning_tokens: undefined,
-        cache_write_1h_tokens: undefined,
-        web_searches: undefined,
-        service_tier: undefined,
-      },
+      // As an older release journaled it: without the columns added since.
+      { ...w.row(0), ...Object.fromEntries(Object.keys(LATER_LOG_COLUMNS).map((c) => [c, undefined])) },
       { ...w.row(0), upstream_model: undefined },
       // A lone surrogate, and a pair the length limit cuts in half.
       { ...w.row(0), model: 'gpt-\ud800zz', key_name: `${'k'.repeat(255)}😀x` },
@@ -274,14 +267,7 @@ describe('usage writer', () => {
       expect(got[2].key_name).toBe('k'.repeat(256));
       expect(got[3].attempts).toHaveLength(64 * 1024);
       expect(got[4]).toMatchObject({ ip: '1.2' });
-      expect(got[5]).toMatchObject({
-        protocol: 'openai',
-        cache_write_tokens: 0,
-        reasoning_tokens: 0,
-        cache_write_1h_tokens: 0,
-        web_searches: 0,
-        service_tier: null,
-      });
+      expect(got[5]).toMatchObject(LATER_LOG_COLUMNS);
       expect(got[6]).toMatchObject({ upstream_model: null });
       expect(got[7]).toMatchObject({ model: 'gpt-\ufffdzz', key_name: `${'k'.repeat(255)}\ufffd` });
     }

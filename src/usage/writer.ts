@@ -57,6 +57,20 @@ const TEXT_LIMITS = [
   ['service_tier', 32],
 ] as const satisfies ReadonlyArray<readonly [keyof NewLog, number]>;
 
+/**
+ * The log columns later releases added, at the values a row without them stands for (one an
+ * older release journaled; the database's defaults).
+ */
+export const LATER_LOG_COLUMNS = {
+  protocol: 'openai',
+  attempts: null,
+  cache_write_tokens: 0,
+  reasoning_tokens: 0,
+  cache_write_1h_tokens: 0,
+  web_searches: 0,
+  service_tier: null,
+} as const satisfies Partial<NewLog>;
+
 /** Whether `row` is storable as it is: the relay's rows nearly always are. */
 function alreadyStorable(row: NewLog): boolean {
   for (const [column, max] of TEXT_LIMITS) {
@@ -72,6 +86,13 @@ function alreadyStorable(row: NewLog): boolean {
   );
 }
 
+/** `row` with the later columns it lacks at their defaults. */
+function withLaterColumns(row: NewLog): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...row };
+  for (const [column, value] of Object.entries(LATER_LOG_COLUMNS)) out[column] ??= value;
+  return out;
+}
+
 /**
  * A row every database accepts: text without NUL (PostgreSQL refuses it), well-formed (a lone
  * UTF-16 surrogate, from a client's `\ud800` or a cut between a pair's halves, is replaced by
@@ -82,14 +103,7 @@ function alreadyStorable(row: NewLog): boolean {
 function storable(row: NewLog): NewLog {
   if (alreadyStorable(row)) return row;
   // Rows journaled by an older version lack the newer columns: their defaults apply.
-  const out: Record<string, unknown> = {
-    ...row,
-    protocol: row.protocol ?? 'openai',
-    cache_write_tokens: row.cache_write_tokens ?? 0,
-    reasoning_tokens: row.reasoning_tokens ?? 0,
-    cache_write_1h_tokens: row.cache_write_1h_tokens ?? 0,
-    web_searches: row.web_searches ?? 0,
-  };
+  const out = withLaterColumns(row);
   for (const [column, max] of TEXT_LIMITS) {
     const v = out[column] as string | null | undefined;
     out[column] =

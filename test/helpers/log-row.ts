@@ -3,6 +3,7 @@
 // about; a column added to the table is added here once.
 import { randomBytes } from 'node:crypto';
 import type { NewLog } from '../../src/db/schema.js';
+import { LATER_LOG_COLUMNS } from '../../src/usage/writer.js';
 
 const RUN = randomBytes(4).toString('hex');
 let seq = 0;
@@ -27,13 +28,7 @@ export function logRow(fields: Partial<NewLog> & Pick<NewLog, 'user_id' | 'key_i
     ttft_ms: null,
     ip: '127.0.0.1',
     estimated: 0,
-    protocol: 'openai',
-    cache_write_tokens: 0,
-    reasoning_tokens: 0,
-    cache_write_1h_tokens: 0,
-    web_searches: 0,
-    service_tier: null,
-    attempts: null,
+    ...LATER_LOG_COLUMNS,
     ...fields,
   };
 }

@@ -60,6 +60,14 @@ export const LogEntrySchema = z
     protocol: z.string().describe('the ingress protocol the client spoke'),
     cache_write_tokens: z.number().int(),
     reasoning_tokens: z.number().int(),
+    ephemeral_id: z
+      .number()
+      .int()
+      .nullable()
+      .optional()
+      .describe('the ephemeral key that made the call (key_id is its parent); null = the key itself'),
+    attempts: z.array(LogAttemptSchema).describe('every upstream try, in order'),
+    // Fields added later go last: the CSV export's columns keep their places.
     cache_write_1h_tokens: z
       .number()
       .int()
@@ -69,13 +77,6 @@ export const LogEntrySchema = z
       .string()
       .nullable()
       .describe('the processing tier the upstream said it served (OpenAI `service_tier`); null = none said'),
-    ephemeral_id: z
-      .number()
-      .int()
-      .nullable()
-      .optional()
-      .describe('the ephemeral key that made the call (key_id is its parent); null = the key itself'),
-    attempts: z.array(LogAttemptSchema).describe('every upstream try, in order'),
   })
   .meta({ title: 'LogEntry' });
 /** The CSV export's columns: every field of a log entry but its nested attempts. */

@@ -60,7 +60,10 @@ describe.each(backends())('log attempts, protocol, cache writes; cache-write pri
     });
 
     const csv = await s.api('GET', `/api/logs?format=csv&key_id=${u.key.id}`);
-    expect(String(csv.body).split('\n')[0]).toContain('protocol,cache_write_tokens,reasoning_tokens');
+    const header = String(csv.body).split(/\r?\n/)[0];
+    expect(header).toContain('protocol,cache_write_tokens,reasoning_tokens,ephemeral_id');
+    // Columns added later come last, so the earlier ones keep their places.
+    expect(header).toMatch(/,ephemeral_id,cache_write_1h_tokens,web_searches,service_tier$/);
   });
 
   it('a row with a lone surrogate, or a pair cut at a length limit, is stored and holds up no other', async () => {

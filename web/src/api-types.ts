@@ -226,16 +226,16 @@ export interface LogEntry {
   protocol: string;
   cache_write_tokens: number;
   reasoning_tokens: number;
+  /** the ephemeral key that made the call (key_id is its parent); null = the key itself */
+  ephemeral_id?: number | null;
+  /** every upstream try, in order */
+  attempts: LogAttempt[];
   /** part of cache_write_tokens kept for an hour (Anthropic `ttl: "1h"`), at its own price */
   cache_write_1h_tokens: number;
   /** searches the provider's search tool ran, billed in cost */
   web_searches: number;
   /** the processing tier the upstream said it served (OpenAI `service_tier`); null = none said */
   service_tier: string | null;
-  /** the ephemeral key that made the call (key_id is its parent); null = the key itself */
-  ephemeral_id?: number | null;
-  /** every upstream try, in order */
-  attempts: LogAttempt[];
 }
 
 export interface LogPage {

@@ -36,16 +36,16 @@ export function fittedCallId(id: string, max: number): string {
     .slice(0, max - 5)}`;
 }
 
+/** A tier's name as billing compares it: trimmed, in lower case (a lenient upstream's " Priority"). */
+const tierName = (t: string) => t.trim().toLowerCase();
+
 /** The processing tier an answer says it was served at (OpenAI `service_tier`), as usage carries it. */
 export const tierOf = (t: unknown): { serviceTier?: string } =>
-  typeof t === 'string' && t.length > 0 && t.length <= 32 ? { serviceTier: t } : {};
+  typeof t === 'string' && t.length > 0 && t.length <= 32 ? { serviceTier: tierName(t) } : {};
 
-/**
- * The tier a request asks for (OpenAI `service_tier`), as IngressRequest carries it: in lower
- * case and trimmed, as an upstream that is lenient about it would read " Priority".
- */
+/** The tier a request asks for (OpenAI `service_tier`), as IngressRequest carries it. */
 export const askedTier = (body: Record<string, unknown>): { serviceTier?: string } =>
-  typeof body.service_tier === 'string' ? { serviceTier: body.service_tier.trim().toLowerCase() } : {};
+  typeof body.service_tier === 'string' ? { serviceTier: tierName(body.service_tier) } : {};
 
 /** An answer's searches as it carries them: absent when none (most answers). */
 export const shownSearches = (n: number): { webSearches?: number } => (n > 0 ? { webSearches: n } : {});

@@ -522,8 +522,22 @@ function statedTier(body: Buffer): { serviceTier?: string } {
   )
     i++;
   if (body[i] !== 0x22) return {};
-  const end = body.indexOf(0x22, i + 1);
-  return end < 0 ? {} : tierOf(body.toString('latin1', i + 1, end));
+  // The closing quote is the first one no backslash escapes.
+  let end = body.indexOf(0x22, i + 1);
+  for (; end >= 0; end = body.indexOf(0x22, end + 1)) {
+    let slashes = 0;
+    while (body[end - 1 - slashes] === 0x5c) slashes++;
+    if (slashes % 2 === 0) break;
+  }
+  if (end < 0) return {};
+  const raw = body.subarray(i + 1, end);
+  if (!raw.includes(0x5c)) return tierOf(raw.toString('utf8'));
+  // Escapes (`\u0070riority`) read as JSON reads them.
+  try {
+    return tierOf(JSON.parse(body.toString('utf8', i, end + 1)));
+  } catch {
+    return {};
+  }
 }
 
 const STOP_REASONS: Record<string, StopReason> = {

@@ -348,15 +348,20 @@ describe('pass-through answers (OpenAI): the usage read alone', () => {
       '"service_tier": "priority",\n  "usage": {"prompt_tokens": 12, "completion_tokens": 5}',
       '"service_tier" :\n "default","usage":{"prompt_tokens":12,"completion_tokens":5}',
       '"service_tier":null,"usage":{"prompt_tokens":12,"completion_tokens":5}',
+      '"service_tier":"\\u0070riority","usage":{"prompt_tokens":12,"completion_tokens":5}',
+      '"service_tier":"PRIORITY","usage":{"prompt_tokens":12,"completion_tokens":5}',
+      '"service_tier":"a\\"b","usage":{"prompt_tokens":12,"completion_tokens":5}',
+      '"service_tier":"p\\ud800","usage":{"prompt_tokens":12,"completion_tokens":5}',
     ]) {
       const text = answer(`,${usage}`);
       const got = usageOf(text);
       expect(got, text).not.toBeNull();
       expect(got).toEqual(openaiCodec.decodeAnswer(JSON.parse(text)).usage);
     }
-    expect(usageOf(answer(',"usage":{"prompt_tokens":1},"service_tier":"priority"'))).toMatchObject({
-      serviceTier: 'priority',
-    });
+    for (const tier of ['"priority"', '"\\u0070riority"', '" PRIORITY"'])
+      expect(usageOf(answer(`,"usage":{"prompt_tokens":1},"service_tier":${tier}`))).toMatchObject({
+        serviceTier: 'priority',
+      });
     // A key inside a string value has its quotes escaped: it is not the answer's tier.
     const quoted = answer(',"usage":{"prompt_tokens":1}').replace(
       'usage: ',

@@ -270,7 +270,10 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
       body === '' && req.method === 'DELETE'
         ? done(null, undefined)
         : json(req, body as string, (err, value) =>
-            done(err && prototypeKeys(body as string) ? prototypeKeysRefused() : err, value),
+            done(
+              err && prototypeKeys(body as string) ? prototypeKeysRefused() : err,
+              err ? value : wellFormed(value, body as string),
+            ),
           ),
     );
     installManagementAuth(api, services);
@@ -306,6 +309,23 @@ export async function buildApp(services: Services, logger: Logger): Promise<Fast
   const here = path.dirname(fileURLToPath(import.meta.url));
   await registerConsole(app, { webDir: path.resolve(here, '..', 'dist', 'web'), relayNotFound });
   return app;
+}
+
+/**
+ * A body's strings, well-formed: a lone UTF-16 surrogate (only a `\ud800`-style escape makes
+ * one) becomes U+FFFD, as PostgreSQL's text already stores it, where SQLite kept bytes no UTF-8
+ * reader can read. Bodies without such an escape (all but a few) are left as parsed.
+ */
+function wellFormed(value: unknown, body: string): unknown {
+  if (!/\\u[dD][89a-fA-F]/.test(body)) return value;
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return v.toWellFormed();
+    if (Array.isArray(v)) return v.map(walk);
+    if (v !== null && typeof v === 'object')
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k.toWellFormed(), walk(x)]));
+    return v;
+  };
+  return walk(value);
 }
 
 /** Fastify's JSON parser refuses `__proto__` and `constructor.prototype` keys, which are valid JSON. */

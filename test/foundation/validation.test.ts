@@ -369,6 +369,13 @@ describe.each(backends())('input validation [%s]', (backend) => {
     }
   });
 
+  it('a lone surrogate in a name is stored as U+FFFD on both backends', async () => {
+    const made = await send('POST', '/api/keys', `{"name":"s\\ud800\\u0001x","user_id":${userId}}`);
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    expect(made.body.name).toBe('s\ufffd\u0001x');
+    expect((await s.api('GET', `/api/keys/${made.body.id}`)).body.name).toBe('s\ufffd\u0001x');
+  });
+
   it('NUL characters anywhere in the input are refused with 422 on both backends', async () => {
     const cases: Array<[string, string, unknown]> = [
       ['POST', '/api/keys', { name: 'a\u0000b', user_id: userId }],

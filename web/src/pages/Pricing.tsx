@@ -72,7 +72,7 @@ export default function PricingPage() {
     <div className="page">
       <PageHead
         title="Pricing"
-        lead="Prices are US dollars per 1 million tokens. A call costs its tokens at these prices times the key’s group multiplier."
+        lead="Prices are US dollars per 1 million tokens, and per 1,000 for the searches a provider’s own search tool runs. A call costs its tokens and searches at these prices times the key’s group multiplier; an answer at OpenAI’s priority processing costs its tokens the priority multiplier more, and a model without one refuses priority."
       />
 
       <Section

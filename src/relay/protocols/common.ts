@@ -36,12 +36,21 @@ export function fittedCallId(id: string, max: number): string {
     .slice(0, max - 5)}`;
 }
 
-/** A tier's name as billing compares it: trimmed, in lower case (a lenient upstream's " Priority"). */
-const tierName = (t: string) => t.trim().toLowerCase();
+/** OpenAI's tier names, as billing compares them (every answer says one: no copy for these). */
+const TIERS = new Set(['default', 'priority', 'flex', 'auto', 'scale']);
 
-/** The processing tier an answer says it was served at (OpenAI `service_tier`), as usage carries it. */
-export const tierOf = (t: unknown): { serviceTier?: string } =>
-  typeof t === 'string' && t.length > 0 && t.length <= 32 ? { serviceTier: tierName(t) } : {};
+/** A tier's name as billing compares it: trimmed, in lower case (a lenient upstream's " Priority"). */
+const tierName = (t: string) => (TIERS.has(t) ? t : t.trim().toLowerCase());
+
+/** The processing tier an answer says it was served at (OpenAI `service_tier`); undefined: none. */
+export const statedTierName = (t: unknown): string | undefined =>
+  typeof t === 'string' && t.length > 0 && t.length <= 32 ? tierName(t) : undefined;
+
+/** The same, as an answer carries it. */
+export const tierOf = (t: unknown): { serviceTier?: string } => {
+  const name = statedTierName(t);
+  return name === undefined ? {} : { serviceTier: name };
+};
 
 /** The tier a request asks for (OpenAI `service_tier`), as IngressRequest carries it. */
 export const askedTier = (body: Record<string, unknown>): { serviceTier?: string } =>

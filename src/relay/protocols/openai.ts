@@ -23,7 +23,15 @@ import {
   type ToolChoice,
 } from '../canonical.js';
 import { sseFrame } from '../sse.js';
-import { askedTier, DecodeState, decoder, fittedCallId, parseDataUrl, tierOf } from './common.js';
+import {
+  askedTier,
+  DecodeState,
+  decoder,
+  fittedCallId,
+  parseDataUrl,
+  statedTierName,
+  tierOf,
+} from './common.js';
 import { DeltaShape } from './delta-shape.js';
 import {
   decodeOpenAIEmbed,
@@ -495,14 +503,17 @@ export function readUsage(json: unknown): CanonicalUsage | null {
   const details = isObject(u.prompt_tokens_details) ? u.prompt_tokens_details : {};
   const outDetails = isObject(u.completion_tokens_details) ? u.completion_tokens_details : {};
   const cached = Math.min(count(details.cached_tokens) ?? 0, prompt);
-  return {
+  const usage: CanonicalUsage = {
     input: prompt - cached,
     cacheRead: cached,
     cacheWrite: 0,
     output: completion,
     reasoning: Math.min(count(outDetails.reasoning_tokens) ?? 0, completion),
-    ...tierOf(json.service_tier),
   };
+  // Set, not spread: this runs for every answer, and an object spread costs a microsecond.
+  const tier = statedTierName(json.service_tier);
+  if (tier !== undefined) usage.serviceTier = tier;
+  return usage;
 }
 
 const SERVICE_TIER = ascii('"service_tier"');
@@ -512,16 +523,17 @@ const SERVICE_TIER = ascii('"service_tier"');
  * string (a key inside a string value would have its quotes escaped). Read without parsing the
  * answer, as its usage is.
  */
-function statedTier(body: Buffer): { serviceTier?: string } {
-  let i = body.indexOf(SERVICE_TIER);
-  if (i < 0) return {};
+function statedTier(body: Buffer): string | undefined {
+  // From the end: OpenAI writes the member after the choices (0.12 against 0.3 µs a search).
+  let i = body.lastIndexOf(SERVICE_TIER);
+  if (i < 0) return undefined;
   i += SERVICE_TIER.length;
   while (
     i < body.length &&
     (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09 || body[i] === 0x3a)
   )
     i++;
-  if (body[i] !== 0x22) return {};
+  if (body[i] !== 0x22) return undefined;
   // The closing quote is the first one no backslash escapes.
   let end = body.indexOf(0x22, i + 1);
   for (; end >= 0; end = body.indexOf(0x22, end + 1)) {
@@ -529,14 +541,14 @@ function statedTier(body: Buffer): { serviceTier?: string } {
     while (body[end - 1 - slashes] === 0x5c) slashes++;
     if (slashes % 2 === 0) break;
   }
-  if (end < 0) return {};
-  const raw = body.subarray(i + 1, end);
-  if (!raw.includes(0x5c)) return tierOf(raw.toString('utf8'));
+  if (end < 0) return undefined;
   // Escapes (`\u0070riority`) read as JSON reads them.
+  if (body.indexOf(0x5c, i + 1) < 0 || body.indexOf(0x5c, i + 1) > end)
+    return statedTierName(body.toString('utf8', i + 1, end));
   try {
-    return tierOf(JSON.parse(body.toString('utf8', i, end + 1)));
+    return statedTierName(JSON.parse(body.toString('utf8', i, end + 1)));
   } catch {
-    return {};
+    return undefined;
   }
 }
 
@@ -578,7 +590,11 @@ function passThroughUsage(body: Buffer): CanonicalUsage | null {
   const flags = scanJson(body, 0, body.length, usageAt);
   if ((flags & (JSON_OBJECT | JSON_ERROR | JSON_USAGE)) !== (JSON_OBJECT | JSON_USAGE)) return null;
   const usage = readUsage({ usage: JSON.parse(body.toString('utf8', usageAt[0], usageAt[1])) });
-  return usage && { ...usage, ...statedTier(body) };
+  if (usage) {
+    const tier = statedTier(body);
+    if (tier !== undefined) usage.serviceTier = tier;
+  }
+  return usage;
 }
 
 function decodeAnswer(json: unknown): CanonicalAnswer {
@@ -780,7 +796,7 @@ export function streamDecoder(r: IngressRequest, shapes = true): StreamDecoder {
     const u = readUsage(obj);
     state.report(events, u);
     // Every chunk says the tier it is served at: what a stream cut before its usage bills at.
-    if (typeof obj.service_tier === 'string') state.serviceTier = tierOf(obj.service_tier).serviceTier;
+    if (typeof obj.service_tier === 'string') state.serviceTier = statedTierName(obj.service_tier);
     const choices = Array.isArray(obj.choices) ? obj.choices : [];
     for (const c of choices) {
       if (!isObject(c)) continue;
@@ -842,7 +858,7 @@ class PassThroughStream implements PassThroughCheck {
   }
 
   checkBytes(bytes: Buffer, start: number, end: number): boolean {
-    if (this.scanned === 0) this.serviceTier = statedTier(bytes.subarray(start, end)).serviceTier;
+    if (this.scanned === 0) this.serviceTier = statedTier(bytes.subarray(start, end));
     if (this.kept.long) return this.checkData(bytes.toString('utf8', start, end));
     const flags = this.shape.scan(bytes, start, end, this.scanned++ > 0);
     if ((flags & (JSON_OBJECT | JSON_ERROR | JSON_USAGE)) !== JSON_OBJECT)
@@ -886,7 +902,7 @@ class PassThroughStream implements PassThroughCheck {
   private usageOf(obj: Json): boolean {
     const u = readUsage(obj);
     if (u) this.usage = u;
-    this.serviceTier ??= tierOf(obj.service_tier).serviceTier;
+    this.serviceTier ??= statedTierName(obj.service_tier);
     return hidden(this.r, u, Array.isArray(obj.choices) ? obj.choices : []);
   }
 }

@@ -50,6 +50,7 @@ import {
   parseDataUrl,
   searchesHeld,
   shownSearches,
+  statedTierName,
   tierOf,
 } from './common.js';
 import { FrameShape } from './frame-shape.js';
@@ -765,7 +766,7 @@ function streamDecoder(_r: IngressRequest): StreamDecoder {
       typeof j.response.service_tier === 'string' &&
       j.response.service_tier !== 'auto'
     )
-      state.serviceTier = tierOf(j.response.service_tier).serviceTier;
+      state.serviceTier = statedTierName(j.response.service_tier);
     switch (type) {
       case 'response.output_text.delta':
       case 'response.refusal.delta':

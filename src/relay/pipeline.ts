@@ -20,7 +20,6 @@ import type { LimitSnapshot, LimitSubject, Ticket } from '../limits/limiter.js';
 import { rateLimitHeaders } from '../limits/headers.js';
 import type { CanonicalUsage, Protocol } from './canonical.js';
 import { codec } from './protocols/index.js';
-import { shownSearches } from './protocols/common.js';
 import { parseRelayBody } from './protocols/openai.js';
 import {
   exactPromptTokens,
@@ -415,9 +414,11 @@ export function createRelay(s: Services) {
     let searches = Math.max(reported?.webSearches ?? 0, seen.webSearches ?? 0);
     if (partial && searches === 0) searches = seen.searchesIfCut ?? 0;
     const tier = reported?.serviceTier ?? seen.serviceTier;
-    const searched = {
-      ...shownSearches(searches),
-      ...(tier !== undefined ? { serviceTier: tier } : {}),
+    /** `u` with the searches and tier (set, not spread: this runs for every answer). */
+    const withSeen = (u: CanonicalUsage): CanonicalUsage => {
+      if (searches > 0) u.webSearches = searches;
+      if (tier !== undefined) u.serviceTier = tier;
+      return u;
     };
     // Completion tokens are billed at most at the output cap that was admitted and sent upstream.
     const cap = (output: number) => Math.min(output, r.maxOutputTokens);
@@ -433,21 +434,20 @@ export function createRelay(s: Services) {
     if (reported && outputReported && (inputReported || input.input === 0)) {
       const output = cap(reported.output);
       return {
-        usage: { ...reported, output, reasoning: Math.min(reported.reasoning, output), ...searched },
+        usage: withSeen({ ...reported, output, reasoning: Math.min(reported.reasoning, output) }),
         estimated: false,
       };
     }
     const output = outputReported ? cap(reported!.output) : cap(countText(produced()));
     return {
-      usage: {
+      usage: withSeen({
         input: input.input,
         cacheRead: input.cacheRead,
         cacheWrite: input.cacheWrite,
         ...(inputReported && reported.cacheWrite1h ? { cacheWrite1h: reported.cacheWrite1h } : {}),
         output,
         reasoning: outputReported ? Math.min(reported!.reasoning, output) : 0,
-        ...searched,
-      },
+      }),
       estimated: true,
     };
   }

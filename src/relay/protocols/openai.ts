@@ -543,8 +543,8 @@ function statedTier(body: Buffer): string | undefined {
   }
   if (end < 0) return undefined;
   // Escapes (`\u0070riority`) read as JSON reads them.
-  if (body.indexOf(0x5c, i + 1) < 0 || body.indexOf(0x5c, i + 1) > end)
-    return statedTierName(body.toString('utf8', i + 1, end));
+  const slash = body.indexOf(0x5c, i + 1);
+  if (slash < 0 || slash > end) return statedTierName(body.toString('utf8', i + 1, end));
   try {
     return statedTierName(JSON.parse(body.toString('utf8', i, end + 1)));
   } catch {

@@ -1323,7 +1323,12 @@ const searchCalls = (output: unknown): number =>
 /** A Response's usage, with the searches its output shows and the tier it says it was served at. */
 function usageOf(resp: Json, searches = searchCalls(resp.output)): CanonicalUsage | null {
   const u = readUsage(resp.usage);
-  return u && { ...u, ...shownSearches(searches), ...tierOf(resp.service_tier) };
+  if (!u) return null;
+  // Set, not spread, as the chat codec's readUsage does.
+  if (searches > 0) u.webSearches = searches;
+  const tier = statedTierName(resp.service_tier);
+  if (tier !== undefined) u.serviceTier = tier;
+  return u;
 }
 
 /** Whether an input holds a `call_id` longer than OpenAI takes (a Gemini channel's, signed). */

@@ -351,8 +351,9 @@ describe('usage journal', () => {
         left('bbbbbb', { pid, mark: processMark(pid) }, { n: 'live' });
         // An owner file from before marks: a live pid is trusted as before.
         left('cccccc', { pid }, { n: 'unmarked' });
-        // ...but not a zombie's: a child its parent (sh, then sleep) never reaps.
-        const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], {
+        // ...but not a zombie's: a child its parent (sh, then sleep) never reaps. The child
+        // outlives sh's exec (a loaded machine let sh reap a `sleep 0` before it), then exits.
+        const parent = spawn('sh', ['-c', 'sleep 0.5 & echo $!; exec sleep 30'], {
           stdio: ['ignore', 'pipe', 'ignore'],
         });
         try {
@@ -360,7 +361,9 @@ describe('usage journal', () => {
             (await new Promise<Buffer>((r) => parent.stdout!.once('data', r))).toString(),
           );
           await expect
-            .poll(() => fs.readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1]![0])
+            .poll(() => fs.readFileSync(`/proc/${zombie}/stat`, 'utf8').split(') ')[1]![0], {
+              timeout: 10_000,
+            })
             .toBe('Z');
           left('dddddd', { pid: zombie }, { n: 'zombie' });
           const j = openJournal({ dir, sync: 'never' });
